@@ -1,0 +1,274 @@
+//! Per-row attention metrics (SPEC §7): entropy, off-block mass ε, block masses, logit margin,
+//! pointer fidelity, the causal entropy ceiling and the KKT gap.
+//!
+//! Everything here works on one attention row at a time, as plain slices, so the same code
+//! serves the model's capture, the theory panel and the tests. Rows arrive as `f32` (that is
+//! what the model produces) but every sum is taken in `f64`: entropies of 512-key rows summed
+//! in `f32` drift by more than the tolerances the derived bounds are checked against.
+//!
+//! Masks are `&[bool]` indexed by key position. A mask shorter than the row reads as `false`
+//! beyond its end, so no function here can panic on mismatched lengths.
+
+/// Whether `mask` marks key `j`; positions past the end of the mask are unmarked.
+fn marked(mask: &[bool], j: usize) -> bool {
+    mask.get(j).copied().unwrap_or(false)
+}
+
+/// Contribution `−p·log₂ p` of one probability to an entropy, with `0·log 0 = 0`.
+fn entropy_term_bits(p: f64) -> f64 {
+    if p > 0.0 {
+        -p * p.log2()
+    } else {
+        0.0
+    }
+}
+
+/// Shannon entropy of an attention row, in bits.
+///
+/// Zero (and negative, i.e. invalid) weights contribute nothing (`0·log 0 = 0`). The row is
+/// not renormalised: a row that does not sum to one is a bug upstream and should show as one.
+pub fn entropy_bits(row: &[f32]) -> f64 {
+    row.iter().map(|&a| entropy_term_bits(f64::from(a))).sum()
+}
+
+/// Total weight the row puts on the keys marked in `mask`.
+pub fn mass_on(row: &[f32], mask: &[bool]) -> f64 {
+    row.iter()
+        .enumerate()
+        .filter(|&(j, _)| marked(mask, j))
+        .map(|(_, &a)| f64::from(a))
+        .sum()
+}
+
+/// Off-block mass ε = 1 − Σ_{j∈R(i)} a_ij (SPEC §1), `relevant` marking R(i).
+///
+/// Computed as the sum of the weights on the keys *outside* `relevant`, which equals
+/// 1 − mass_on(relevant) for a normalised row but has no cancellation error: ε of 1e-9 stays
+/// 1e-9 instead of drowning in the rounding of a sum close to one, and ε is exactly 0 when the
+/// off-block weights are exactly 0 (the hard mask at λ = 1).
+pub fn off_block_mass(row: &[f32], relevant: &[bool]) -> f64 {
+    row.iter()
+        .enumerate()
+        .filter(|&(j, _)| !marked(relevant, j))
+        .map(|(_, &a)| f64::from(a))
+        .sum()
+}
+
+/// Mass per block: entry `k` is Σ of `row[j]` over keys `j` with `key_blocks[j] == k`.
+///
+/// Keys without an entry in `key_blocks`, or with a block `>= num_blocks`, are not counted.
+pub fn block_masses(row: &[f32], key_blocks: &[usize], num_blocks: usize) -> Vec<f64> {
+    let mut masses = vec![0.0; num_blocks];
+    for (&a, &k) in row.iter().zip(key_blocks) {
+        if let Some(m) = masses.get_mut(k) {
+            *m += f64::from(a);
+        }
+    }
+    masses
+}
+
+/// Logit margin m(i) = min over visible relevant keys of z − max over visible off-block keys
+/// of z (SPEC §1), where `logits` are z = s + β before the temperature.
+///
+/// Returns `f64::INFINITY` when no visible key is off-block (nothing competes with the relevant
+/// block, so any margin is met), and `f64::NEG_INFINITY` when there are visible off-block keys
+/// but no visible relevant key (S(i) normally prevents that).
+pub fn logit_margin(logits: &[f32], relevant: &[bool], visible: &[bool]) -> f64 {
+    let mut min_in = f64::INFINITY;
+    let mut max_off = f64::NEG_INFINITY;
+    for (j, &z) in logits.iter().enumerate() {
+        if !marked(visible, j) {
+            continue;
+        }
+        let z = f64::from(z);
+        if marked(relevant, j) {
+            min_in = min_in.min(z);
+        } else {
+            max_off = max_off.max(z);
+        }
+    }
+    margin_from_extremes(min_in, max_off)
+}
+
+/// The margin given the smallest relevant and largest off-block logit (±∞ when empty).
+fn margin_from_extremes(min_in: f64, max_off: f64) -> f64 {
+    if max_off == f64::NEG_INFINITY {
+        f64::INFINITY
+    } else if min_in == f64::INFINITY {
+        f64::NEG_INFINITY
+    } else {
+        min_in - max_off
+    }
+}
+
+/// Pointer fidelity of one row against a target set T(i) (SPEC §6).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PointerFidelity {
+    /// PF_mass: total attention on the targets.
+    pub mass: f64,
+    /// PF_top1: whether the most attended key (first one on ties) is a target.
+    pub top1: bool,
+}
+
+/// Pointer fidelity of `row` against the keys marked in `targets`.
+///
+/// An empty row has mass 0 and `top1 == false`.
+pub fn pointer_fidelity(row: &[f32], targets: &[bool]) -> PointerFidelity {
+    let mut argmax: Option<(usize, f32)> = None;
+    for (j, &a) in row.iter().enumerate() {
+        if argmax.is_none_or(|(_, best)| a > best) {
+            argmax = Some((j, a));
+        }
+    }
+    PointerFidelity {
+        mass: mass_on(row, targets),
+        top1: argmax.is_some_and(|(j, _)| marked(targets, j)),
+    }
+}
+
+/// The largest possible mean entropy of causal rows over a sequence of length `t`, in bits:
+/// (1/t)·Σ_{i=1..t} log₂ i, reached when every query attends uniformly to its i visible keys.
+///
+/// A measured mean causal entropy above this is a metric bug (SPEC §7). `t = 0` gives 0.
+pub fn max_mean_causal_entropy_bits(t: usize) -> f64 {
+    if t == 0 {
+        return 0.0;
+    }
+    let total: f64 = (1..=t).map(|i| (i as f64).log2()).sum();
+    total / t as f64
+}
+
+/// Entropy of the row divided by its maximum log₂ N(i), N(i) = `n_visible`: 0 for a one-hot
+/// row, 1 for a uniform one. Rows with at most one visible key have no spread and give 0.
+pub fn normalised_entropy(row: &[f32], n_visible: usize) -> f64 {
+    if n_visible <= 1 {
+        return 0.0;
+    }
+    entropy_bits(row) / (n_visible as f64).log2()
+}
+
+/// KKT gap of a block-mass distribution: max_k p_k·(g_k − min_j g_j), with g = ∂F/∂p (SPEC §7).
+///
+/// At a stationary point of F on the simplex every block that holds mass has the smallest
+/// gradient, so the gap is 0; a large gap says the optimiser has not settled. Pairs beyond the
+/// shorter slice are ignored; empty input gives 0.
+pub fn kkt_gap(masses: &[f64], grad: &[f64]) -> f64 {
+    let n = masses.len().min(grad.len());
+    let g_min = grad.iter().take(n).copied().fold(f64::INFINITY, f64::min);
+    masses
+        .iter()
+        .zip(grad)
+        .map(|(&p, &g)| p * (g - g_min))
+        .fold(0.0, f64::max)
+}
+
+/// The metrics of one attention row, computed together by [`summarise_row`].
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RowStats {
+    /// Entropy of the row, bits.
+    pub entropy_bits: f64,
+    /// Entropy divided by log₂ of the number of visible keys (0 with one visible key).
+    pub normalised_entropy: f64,
+    /// Off-block mass ε: weight outside the relevant set.
+    pub off_block_mass: f64,
+    /// Logit margin, when logits were supplied (see [`logit_margin`] for the ±∞ cases).
+    pub margin: Option<f64>,
+    /// Pointer fidelity against the target set.
+    pub pointer_fidelity: PointerFidelity,
+    /// Number of visible keys N(i).
+    pub n_visible: usize,
+}
+
+/// Entropy, ε, margin and pointer fidelity of one row in a single pass over its keys.
+///
+/// `logits` (z = s + β) are optional because block-aggregated captures keep only weights.
+/// Without rules, pass `relevant` as `targets` (then PF_mass = 1 − ε, SPEC §6). Agrees with
+/// the separate functions of this module; it exists so capture does not walk each row five
+/// times.
+pub fn summarise_row(
+    row: &[f32],
+    logits: Option<&[f32]>,
+    visible: &[bool],
+    relevant: &[bool],
+    targets: &[bool],
+) -> RowStats {
+    let mut entropy = 0.0;
+    let mut eps = 0.0;
+    let mut pf_mass = 0.0;
+    let mut argmax: Option<(usize, f32)> = None;
+    let mut n_visible = 0usize;
+    let mut min_in = f64::INFINITY;
+    let mut max_off = f64::NEG_INFINITY;
+    for (j, &a) in row.iter().enumerate() {
+        let p = f64::from(a);
+        entropy += entropy_term_bits(p);
+        let is_relevant = marked(relevant, j);
+        if !is_relevant {
+            eps += p;
+        }
+        if marked(targets, j) {
+            pf_mass += p;
+        }
+        if argmax.is_none_or(|(_, best)| a > best) {
+            argmax = Some((j, a));
+        }
+        if marked(visible, j) {
+            n_visible += 1;
+            if let Some(&z) = logits.and_then(|l| l.get(j)) {
+                let z = f64::from(z);
+                if is_relevant {
+                    min_in = min_in.min(z);
+                } else {
+                    max_off = max_off.max(z);
+                }
+            }
+        }
+    }
+    let normalised = if n_visible <= 1 {
+        0.0
+    } else {
+        entropy / (n_visible as f64).log2()
+    };
+    RowStats {
+        entropy_bits: entropy,
+        normalised_entropy: normalised,
+        off_block_mass: eps,
+        margin: logits.map(|_| margin_from_extremes(min_in, max_off)),
+        pointer_fidelity: PointerFidelity {
+            mass: pf_mass,
+            top1: argmax.is_some_and(|(j, _)| marked(targets, j)),
+        },
+        n_visible,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_agrees_with_separate_functions() {
+        let row = [0.1f32, 0.4, 0.0, 0.3, 0.2];
+        let logits = [0.5f32, 2.0, -9.0, 1.5, 1.0];
+        let visible = [true, true, false, true, true];
+        let relevant = [false, true, false, true, false];
+        let targets = [false, false, false, true, false];
+        let s = summarise_row(&row, Some(&logits), &visible, &relevant, &targets);
+        assert!((s.entropy_bits - entropy_bits(&row)).abs() < 1e-12);
+        assert!((s.off_block_mass - off_block_mass(&row, &relevant)).abs() < 1e-12);
+        assert_eq!(s.margin, Some(logit_margin(&logits, &relevant, &visible)));
+        // Margin by hand: min(2.0, 1.5) − max(0.5, 1.0) = 0.5.
+        assert!((logit_margin(&logits, &relevant, &visible) - 0.5).abs() < 1e-12);
+        assert_eq!(s.pointer_fidelity, pointer_fidelity(&row, &targets));
+        assert!(!s.pointer_fidelity.top1);
+        assert_eq!(s.n_visible, 4);
+        assert!((s.normalised_entropy - normalised_entropy(&row, 4)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn kkt_gap_by_hand() {
+        // p = (0.5, 0.5, 0), g = (1, 3, 0): min g = 0, gaps 0.5·1 and 0.5·3 → 1.5.
+        assert!((kkt_gap(&[0.5, 0.5, 0.0], &[1.0, 3.0, 0.0]) - 1.5).abs() < 1e-12);
+        assert_eq!(kkt_gap(&[], &[]), 0.0);
+    }
+}

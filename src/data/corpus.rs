@@ -1,0 +1,173 @@
+//! Loading a training corpus and slicing it into batches the way the reference trainer does.
+//!
+//! A corpus is one UTF-8 text file. Users point the studio at arbitrary files, so loading checks
+//! the failure modes that otherwise surface much later as nonsense (an empty file, a binary file,
+//! a Latin-1 file) and says exactly where the problem is. The split and batch-offset helpers
+//! reproduce the reference PyTorch trainer's arithmetic exactly, so a run can be replayed there.
+
+use std::path::{Path, PathBuf};
+
+/// A file is treated as binary when more than this fraction of its bytes are control bytes
+/// other than `\n`, `\r`, `\t` and form feed.
+pub const MAX_CONTROL_FRACTION: f64 = 0.05;
+
+/// Why a corpus file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CorpusError {
+    /// The file could not be read at all.
+    #[error("cannot read corpus {}: {source}", path.display())]
+    Unreadable {
+        /// The corpus path.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The file has no non-whitespace content.
+    #[error("corpus {} is empty (or whitespace only)", path.display())]
+    Empty {
+        /// The corpus path.
+        path: PathBuf,
+    },
+    /// The file contains a NUL byte, so it is almost certainly not text.
+    #[error("corpus {} looks binary: NUL byte at byte offset {offset}", path.display())]
+    BinaryNul {
+        /// The corpus path.
+        path: PathBuf,
+        /// Byte offset of the first NUL.
+        offset: usize,
+    },
+    /// Too many control characters for a text file.
+    #[error(
+        "corpus {} looks binary: {:.1}% of bytes are control characters (first at byte offset {first_offset})",
+        path.display(), fraction * 100.0
+    )]
+    BinaryControl {
+        /// The corpus path.
+        path: PathBuf,
+        /// Fraction of bytes that are control characters.
+        fraction: f64,
+        /// Byte offset of the first control character.
+        first_offset: usize,
+    },
+    /// The file is not valid UTF-8.
+    #[error(
+        "corpus {} is not UTF-8: invalid byte at line {line}, column {column} (byte offset {offset})",
+        path.display()
+    )]
+    NotUtf8 {
+        /// The corpus path.
+        path: PathBuf,
+        /// 1-based line of the first invalid byte.
+        line: usize,
+        /// 1-based column of the first invalid byte, counted in bytes.
+        column: usize,
+        /// Byte offset of the first invalid byte.
+        offset: usize,
+    },
+}
+
+/// Read a corpus file as text, rejecting empty, binary and non-UTF-8 files, and normalising
+/// `"\r\n"` line endings to `"\n"`.
+pub fn load_corpus(path: &Path) -> Result<String, CorpusError> {
+    let bytes = std::fs::read(path).map_err(|source| CorpusError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let path_buf = || path.to_path_buf();
+    if let Some(offset) = bytes.iter().position(|&b| b == 0) {
+        return Err(CorpusError::BinaryNul {
+            path: path_buf(),
+            offset,
+        });
+    }
+    let is_control = |b: &u8| b.is_ascii_control() && !matches!(b, b'\n' | b'\r' | b'\t' | 0x0c);
+    let controls = bytes.iter().filter(|b| is_control(b)).count();
+    let fraction = controls as f64 / bytes.len().max(1) as f64;
+    if fraction > MAX_CONTROL_FRACTION {
+        let first_offset = bytes.iter().position(is_control).unwrap_or(0);
+        return Err(CorpusError::BinaryControl {
+            path: path_buf(),
+            fraction,
+            first_offset,
+        });
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(err) => {
+            let offset = err.utf8_error().valid_up_to();
+            let (line, column) = line_column(err.as_bytes(), offset);
+            return Err(CorpusError::NotUtf8 {
+                path: path_buf(),
+                line,
+                column,
+                offset,
+            });
+        }
+    };
+    if text.trim().is_empty() {
+        return Err(CorpusError::Empty { path: path_buf() });
+    }
+    Ok(text.replace("\r\n", "\n"))
+}
+
+/// 1-based (line, byte column) of byte `offset` in `bytes`.
+pub fn line_column(bytes: &[u8], offset: usize) -> (usize, usize) {
+    let before = bytes.get(..offset).unwrap_or(bytes);
+    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    (line, offset - line_start + 1)
+}
+
+/// Number of leading tokens used for training; the rest is validation. Matches the reference
+/// trainer's `int(0.9 * len(data))` exactly (same f64 rounding, truncation toward zero).
+pub fn train_val_split(n: usize) -> usize {
+    (0.9_f64 * n as f64) as usize
+}
+
+/// Start offsets of the `batch` rows of training step `step`, each row `seq` tokens long (plus
+/// one target token), over a training split of `n_train` tokens.
+///
+/// Row `b` of step `s` starts at `((s * batch + b) * seq) mod (n_train - seq - 1)`, exactly as
+/// the reference trainer computes it (with Python's unbounded integers; here the product is
+/// reduced modulo first, so it never overflows). Returns an empty vector when
+/// `n_train <= seq + 1`, because no window of `seq + 1` tokens then fits.
+pub fn sequential_offsets(step: usize, batch: usize, seq: usize, n_train: usize) -> Vec<usize> {
+    let Some(span) = n_train
+        .checked_sub(seq.saturating_add(1))
+        .filter(|&m| m > 0)
+    else {
+        return Vec::new();
+    };
+    let m = span as u128;
+    let (s, bt, t) = (step as u128 % m, batch as u128 % m, seq as u128 % m);
+    (0..batch)
+        .map(|b| {
+            let row = (s * bt + b as u128) % m;
+            // Both factors are < m <= usize::MAX, so the result fits back in usize.
+            ((row * t) % m) as usize
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_column_counts_from_one() {
+        // "ab\ncd": byte 4 is 'd', on line 2, column 2.
+        assert_eq!(line_column(b"ab\ncd", 4), (2, 2));
+        assert_eq!(line_column(b"ab\ncd", 0), (1, 1));
+        assert_eq!(line_column(b"ab\ncd", 3), (2, 1));
+    }
+
+    #[test]
+    fn offsets_match_python_for_huge_steps() {
+        // Python: [((10**15 * 4 + b) * 8) % (100 - 8 - 1) for b in range(4)] == [59, 67, 75, 83]
+        let step = 1_000_000_000_000_000usize;
+        assert_eq!(sequential_offsets(step, 4, 8, 100), vec![59, 67, 75, 83]);
+    }
+}

@@ -1,0 +1,310 @@
+//! Lexicon files: the preferred source of the block map (SPEC §3).
+//!
+//! A lexicon names, for each word, the semantic block its key belongs to. It is written by
+//! people (or by the synthetic generator) and reviewed by auditors, so the format is plain text
+//! and every error points at `path:line`.
+//!
+//! # Format
+//!
+//! UTF-8, one entry per line: `word<TAB>block name`. When the word has no spaces, a run of
+//! spaces may separate it from the block instead of a tab. The block name is the rest of the line
+//! (trimmed; it may contain spaces). Blank lines and lines whose first non-blank character is `#`
+//! are ignored. In the word column, `\n`, `\t`, `\r`, `\s`, `\\` and `\#` stand for newline, tab,
+//! carriage return, space, backslash and `#`, so every token (including the newline token) can be written. The
+//! same word may be listed twice only with the same block. Block names are numbered in order of
+//! first appearance.
+
+use std::path::{Path, PathBuf};
+
+use super::corpus::line_column;
+use super::tokenizer::{Tokenizer, UNK_TOKEN};
+
+/// Why a lexicon could not be loaded or applied.
+#[derive(Debug, thiserror::Error)]
+pub enum LexiconError {
+    /// The file could not be read.
+    #[error("cannot read lexicon {}: {source}", path.display())]
+    Io {
+        /// The lexicon path.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid UTF-8.
+    #[error("{}:{line}: lexicon is not UTF-8 (invalid byte at column {column})", path.display())]
+    NotUtf8 {
+        /// The lexicon path.
+        path: PathBuf,
+        /// 1-based line of the first invalid byte.
+        line: usize,
+        /// 1-based byte column of the first invalid byte.
+        column: usize,
+    },
+    /// A line has a word but no block name.
+    #[error("{}:{line}: missing block name (expected `word<TAB>block`), got {text:?}", path.display())]
+    MissingBlock {
+        /// The lexicon path.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The offending line.
+        text: String,
+    },
+    /// A backslash escape in the word column is not one of `\n \t \r \s \\ \#`.
+    #[error("{}:{line}: bad escape in word {word:?} (allowed: \\n \\t \\r \\s \\\\ \\#)", path.display())]
+    BadEscape {
+        /// The lexicon path.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The word column as written.
+        word: String,
+    },
+    /// The same word is assigned to two different blocks.
+    #[error(
+        "{}:{line}: word {word:?} assigned to block {block:?}, but line {first_line} assigned it to {first_block:?}",
+        path.display()
+    )]
+    ConflictingBlock {
+        /// The lexicon path.
+        path: PathBuf,
+        /// 1-based line of the second assignment.
+        line: usize,
+        /// The word.
+        word: String,
+        /// Its block on this line.
+        block: String,
+        /// Line of the first assignment.
+        first_line: usize,
+        /// Its block there.
+        first_block: String,
+    },
+    /// A lexicon word is not a token of the tokenizer (or is `<unk>`).
+    #[error("{}:{line}: word {word:?} is not in the tokenizer's vocabulary", path.display())]
+    UnknownToken {
+        /// The lexicon path.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The word.
+        word: String,
+    },
+}
+
+/// One `word → block` assignment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LexiconEntry {
+    /// The word, with escapes decoded.
+    pub word: String,
+    /// The block name.
+    pub block: String,
+    /// 1-based line it came from (for error messages).
+    pub line: usize,
+}
+
+/// A parsed lexicon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lexicon {
+    /// Where it came from; named in every error.
+    pub path: PathBuf,
+    /// Entries in file order, without repeated words.
+    pub entries: Vec<LexiconEntry>,
+    /// Block names in order of first appearance; entry blocks index into this.
+    pub block_names: Vec<String>,
+}
+
+impl Lexicon {
+    /// Read and parse a lexicon file.
+    pub fn load(path: &Path) -> Result<Self, LexiconError> {
+        let bytes = std::fs::read(path).map_err(|source| LexiconError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(err) => {
+                let (line, column) = line_column(err.as_bytes(), err.utf8_error().valid_up_to());
+                return Err(LexiconError::NotUtf8 {
+                    path: path.to_path_buf(),
+                    line,
+                    column,
+                });
+            }
+        };
+        Self::parse(&text, path)
+    }
+
+    /// Parse lexicon text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, LexiconError> {
+        let mut lexicon = Lexicon {
+            path: path.to_path_buf(),
+            entries: Vec::new(),
+            block_names: Vec::new(),
+        };
+        for (index, raw) in text.split('\n').enumerate() {
+            let line = index + 1;
+            let content = raw.strip_suffix('\r').unwrap_or(raw);
+            let trimmed = content.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let missing = || LexiconError::MissingBlock {
+                path: path.to_path_buf(),
+                line,
+                text: content.to_string(),
+            };
+            let (word_col, block) = match trimmed.split_once('\t') {
+                Some((w, b)) => (w.trim(), b.trim()),
+                None => trimmed
+                    .split_once(' ')
+                    .map(|(w, b)| (w, b.trim()))
+                    .ok_or_else(missing)?,
+            };
+            if block.is_empty() || word_col.is_empty() {
+                return Err(missing());
+            }
+            let word = unescape(word_col).ok_or_else(|| LexiconError::BadEscape {
+                path: path.to_path_buf(),
+                line,
+                word: word_col.to_string(),
+            })?;
+            lexicon.add(word, block, line)?;
+        }
+        Ok(lexicon)
+    }
+
+    fn add(&mut self, word: String, block: &str, line: usize) -> Result<(), LexiconError> {
+        if let Some(first) = self.entries.iter().find(|e| e.word == word) {
+            if first.block == block {
+                return Ok(());
+            }
+            return Err(LexiconError::ConflictingBlock {
+                path: self.path.clone(),
+                line,
+                word,
+                block: block.to_string(),
+                first_line: first.line,
+                first_block: first.block.clone(),
+            });
+        }
+        if !self.block_names.iter().any(|b| b == block) {
+            self.block_names.push(block.to_string());
+        }
+        self.entries.push(LexiconEntry {
+            word,
+            block: block.to_string(),
+            line,
+        });
+        Ok(())
+    }
+
+    /// Write the lexicon in its file format (one `word<TAB>block` line per entry, no header), so
+    /// `parse(to_tsv())` gives back the same entries and line numbers when these came from
+    /// [`Lexicon::from_pairs`].
+    pub fn to_tsv(&self) -> String {
+        let mut out = String::new();
+        for entry in &self.entries {
+            out.push_str(&escape(&entry.word));
+            out.push('\t');
+            out.push_str(&entry.block);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Build a lexicon from `(word, block)` pairs, numbering them as lines 1, 2, … of the
+    /// [`Lexicon::to_tsv`] output; `path` is used in error messages.
+    pub fn from_pairs<W: AsRef<str>, B: AsRef<str>>(
+        pairs: &[(W, B)],
+        path: &Path,
+    ) -> Result<Self, LexiconError> {
+        let mut lexicon = Lexicon {
+            path: path.to_path_buf(),
+            entries: Vec::new(),
+            block_names: Vec::new(),
+        };
+        for (index, (word, block)) in pairs.iter().enumerate() {
+            lexicon.add(word.as_ref().to_string(), block.as_ref(), index + 1)?;
+        }
+        Ok(lexicon)
+    }
+
+    /// Map every entry to `(token id, index into block_names)`, in entry order. A word that is
+    /// not exactly one vocabulary token (or is `<unk>`) is an error naming its line.
+    pub fn resolve(&self, tok: &dyn Tokenizer) -> Result<Vec<(u32, usize)>, LexiconError> {
+        self.entries
+            .iter()
+            .map(|entry| {
+                let unknown = || LexiconError::UnknownToken {
+                    path: self.path.clone(),
+                    line: entry.line,
+                    word: entry.word.clone(),
+                };
+                if entry.word == UNK_TOKEN {
+                    return Err(unknown());
+                }
+                let id = tok.token_id(&entry.word).ok_or_else(unknown)?;
+                let block = self
+                    .block_names
+                    .iter()
+                    .position(|b| *b == entry.block)
+                    .ok_or_else(unknown)?;
+                Ok((id, block))
+            })
+            .collect()
+    }
+}
+
+/// Decode the escapes of the word column; `None` on an unknown or dangling escape.
+fn unescape(word: &str) -> Option<String> {
+    let mut out = String::with_capacity(word.len());
+    let mut chars = word.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match chars.next()? {
+            'n' => '\n',
+            't' => '\t',
+            'r' => '\r',
+            's' => ' ',
+            '\\' => '\\',
+            '#' => '#',
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
+/// Encode a word for the word column: `unescape(escape(w)) == w` for every string, and the
+/// result survives the parser's trimming unless `w` starts or ends with exotic Unicode spaces.
+fn escape(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    for c in word.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            ' ' => out.push_str("\\s"),
+            '\\' => out.push_str("\\\\"),
+            '#' => out.push_str("\\#"),
+            '\r' => out.push_str("\\r"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_round_trip() {
+        for word in ["\n", " ", "#", "a\\b", "\t", "\r", "plain"] {
+            assert_eq!(unescape(&escape(word)).as_deref(), Some(word));
+        }
+        assert_eq!(unescape("bad\\q"), None);
+        assert_eq!(unescape("dangling\\"), None);
+    }
+}

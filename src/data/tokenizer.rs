@@ -1,0 +1,375 @@
+//! Tokenizers: the bridge between text and the vocabulary ids a model sees.
+//!
+//! Semantic blocks (SPEC §3) are defined over *vocabulary tokens*, so the tokenizer decides what a
+//! block can contain. Two are offered:
+//!
+//! - [`CharTokenizer`]: the fixed 96-id character vocabulary used by the reference PyTorch trainer
+//!   (id 0 = `'\n'`, id `i` = `chr(31 + i)` for printable ASCII). It must agree with that trainer
+//!   byte for byte so imported checkpoints and replayed batches line up.
+//! - [`WordTokenizer`]: a vocabulary fitted to a corpus, whose tokens keep numbers, dates and
+//!   account codes whole (`1,250.50`, `2024-03-05`, `ACC-4821`). Word-level tokens are what a
+//!   lexicon can name, which is what makes localist blocks readable.
+//!
+//! A checkpoint's `config.json` carries a [`TokenizerSpec`], from which the tokenizer is rebuilt.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+/// The token that unknown words map to; always id 0 of a [`WordTokenizer`].
+pub const UNK_TOKEN: &str = "<unk>";
+
+/// The newline token; always id 1 of a [`WordTokenizer`] and id 0 of the [`CharTokenizer`].
+pub const NEWLINE_TOKEN: &str = "\n";
+
+/// Characters that may join two alphanumeric runs inside one word token (`250.00`, `don't`).
+const JOINERS: [u8; 6] = [b'.', b',', b'-', b':', b'/', b'\''];
+
+/// Text ↔ vocabulary ids. Implementations are immutable and shareable across threads.
+pub trait Tokenizer: Send + Sync {
+    /// The ids of `text`; characters or words outside the vocabulary map to a fallback id.
+    fn encode(&self, text: &str) -> Vec<u32>;
+    /// The text of `ids`; ids outside the vocabulary decode to a visible placeholder.
+    fn decode(&self, ids: &[u32]) -> String;
+    /// Number of ids in the vocabulary.
+    fn vocab_size(&self) -> usize;
+    /// The surface string of one id (a placeholder when out of range).
+    fn token_str(&self, id: u32) -> String;
+    /// The id whose surface string is exactly `token`, if there is one.
+    fn token_id(&self, token: &str) -> Option<u32>;
+}
+
+/// Errors building a tokenizer from a stored [`TokenizerSpec`].
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TokenizerError {
+    /// A word vocabulary must start with `<unk>` at id 0.
+    #[error("word tokenizer vocabulary: id 0 must be \"<unk>\", found {found:?}")]
+    FirstNotUnk {
+        /// What id 0 actually was (`None` for an empty vocabulary).
+        found: Option<String>,
+    },
+    /// The same surface string appears at two ids, so `encode` would be ambiguous.
+    #[error(
+        "word tokenizer vocabulary: token {token:?} appears at id {first_id} and id {second_id}"
+    )]
+    DuplicateToken {
+        /// The repeated token.
+        token: String,
+        /// Its first id.
+        first_id: u32,
+        /// Its second id.
+        second_id: u32,
+    },
+    /// An empty string can never be produced by [`split_words`].
+    #[error("word tokenizer vocabulary: id {id} is the empty string")]
+    EmptyToken {
+        /// The offending id.
+        id: u32,
+    },
+    /// More tokens than fit in a `u32` id.
+    #[error("word tokenizer vocabulary: {len} tokens do not fit in u32 ids")]
+    TooLarge {
+        /// The vocabulary length.
+        len: usize,
+    },
+}
+
+/// A serialisable description of a tokenizer, stored in a checkpoint's `config.json`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(tag = "kind")]
+pub enum TokenizerSpec {
+    /// The fixed 96-id [`CharTokenizer`].
+    Char,
+    /// A [`WordTokenizer`] with this vocabulary, in id order.
+    Word {
+        /// Surface strings in id order; id 0 is `<unk>`.
+        vocab: Vec<String>,
+    },
+}
+
+impl TokenizerSpec {
+    /// Rebuild the tokenizer this spec describes; fails when a word vocabulary is malformed.
+    pub fn build(&self) -> Result<Box<dyn Tokenizer>, TokenizerError> {
+        match self {
+            TokenizerSpec::Char => Ok(Box::new(CharTokenizer)),
+            TokenizerSpec::Word { vocab } => {
+                Ok(Box::new(WordTokenizer::from_vocab(vocab.clone())?))
+            }
+        }
+    }
+}
+
+/// The reference 96-id character vocabulary: id 0 = `'\n'`, id `i` = `chr(31 + i)` for `i` in
+/// 1..=95 (printable ASCII 32..=126). Every other character encodes as `'?'` (id 32), exactly as
+/// the reference does after `text.encode('ascii', errors='replace')`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CharTokenizer;
+
+impl CharTokenizer {
+    /// Number of ids in the character vocabulary.
+    pub const VOCAB_SIZE: usize = 96;
+    /// The id of `'?'`, which every unrepresentable character becomes.
+    pub const REPLACEMENT_ID: u32 = 32;
+
+    /// The spec that rebuilds this tokenizer.
+    pub fn spec(&self) -> TokenizerSpec {
+        TokenizerSpec::Char
+    }
+
+    /// The id of one character.
+    pub fn char_id(c: char) -> u32 {
+        match c {
+            '\n' => 0,
+            ' '..='~' => c as u32 - 31,
+            _ => Self::REPLACEMENT_ID,
+        }
+    }
+
+    /// The character of one id, or `None` when the id is out of range.
+    pub fn id_char(id: u32) -> Option<char> {
+        match id {
+            0 => Some('\n'),
+            1..=95 => char::from_u32(id + 31),
+            _ => None,
+        }
+    }
+}
+
+impl Tokenizer for CharTokenizer {
+    fn encode(&self, text: &str) -> Vec<u32> {
+        text.chars().map(Self::char_id).collect()
+    }
+
+    /// Out-of-range ids decode to U+FFFD so they stay visible.
+    fn decode(&self, ids: &[u32]) -> String {
+        ids.iter()
+            .map(|&id| Self::id_char(id).unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect()
+    }
+
+    fn vocab_size(&self) -> usize {
+        Self::VOCAB_SIZE
+    }
+
+    fn token_str(&self, id: u32) -> String {
+        Self::id_char(id)
+            .unwrap_or(char::REPLACEMENT_CHARACTER)
+            .to_string()
+    }
+
+    fn token_id(&self, token: &str) -> Option<u32> {
+        let mut chars = token.chars();
+        let c = chars.next()?;
+        if chars.next().is_some() {
+            return None;
+        }
+        let id = Self::char_id(c);
+        // Only characters that are genuinely in the vocabulary have an id; 'é' does not.
+        (Self::id_char(id) == Some(c)).then_some(id)
+    }
+}
+
+/// Split `text` into word tokens (borrowed slices of `text`, in order).
+///
+/// The rule, shared by [`WordTokenizer`] and the synthetic corpus:
+/// - a token is a maximal run of ASCII alphanumerics that may contain single `.` `,` `-` `:`
+///   `/` `'` characters *between two alphanumerics* — so `250.00`, `1,250.50`, `2024-03-05`,
+///   `ACC-4821` and `don't` are one token each, while a sentence-final `.` is its own token;
+/// - `'\n'` is a token;
+/// - any other whitespace separates tokens and is dropped;
+/// - every other character (punctuation, non-ASCII letters) is a one-character token.
+///
+/// No token is ever empty.
+pub fn split_words(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((start, c)) = chars.next() {
+        if c.is_whitespace() && c != '\n' {
+            continue;
+        }
+        let end = if c.is_ascii_alphanumeric() {
+            word_end(text.as_bytes(), start)
+        } else {
+            start + c.len_utf8()
+        };
+        // Skip the characters a word run consumed (ASCII only, so byte positions are char ends).
+        while chars.peek().is_some_and(|&(i, _)| i < end) {
+            chars.next();
+        }
+        if let Some(token) = text.get(start..end) {
+            out.push(token);
+        }
+    }
+    out
+}
+
+/// End (exclusive byte offset) of the word run that starts with an ASCII alphanumeric at
+/// `start`. Alphanumerics and joiners are ASCII, so byte-wise scanning is exact even next to
+/// multi-byte characters (whose bytes are all >= 0x80).
+fn word_end(bytes: &[u8], start: usize) -> usize {
+    let mut end = start + 1;
+    loop {
+        let next = bytes.get(end).copied();
+        let after = bytes.get(end + 1).copied();
+        match (next, after) {
+            (Some(a), _) if a.is_ascii_alphanumeric() => end += 1,
+            (Some(j), Some(a)) if JOINERS.contains(&j) && a.is_ascii_alphanumeric() => end += 2,
+            _ => return end,
+        }
+    }
+}
+
+/// Join word tokens back into text: single spaces between tokens, none around `"\n"`.
+///
+/// `split_words(&join_words(ws)) == ws` whenever every `w` is itself a single token.
+pub fn join_words<S: AsRef<str>>(words: &[S]) -> String {
+    let mut text = String::new();
+    let mut after_newline = true;
+    for word in words {
+        let word = word.as_ref();
+        if word == NEWLINE_TOKEN {
+            after_newline = true;
+        } else {
+            if !after_newline {
+                text.push(' ');
+            }
+            after_newline = false;
+        }
+        text.push_str(word);
+    }
+    text
+}
+
+/// A word-level vocabulary fitted to a corpus: id 0 = `<unk>`, id 1 = `"\n"`, then tokens by
+/// descending frequency (ties in byte order, so fitting is deterministic).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WordTokenizer {
+    vocab: Vec<String>,
+    ids: HashMap<String, u32>,
+}
+
+impl WordTokenizer {
+    /// Fit a vocabulary to `text` (tokens from [`split_words`]). Tokens seen fewer than
+    /// `min_count` times are left out; `max_vocab` caps the total size *including* `<unk>` and
+    /// `"\n"` (it is raised to 2 if smaller).
+    pub fn fit(text: &str, min_count: usize, max_vocab: usize) -> Self {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for word in split_words(text) {
+            if word != NEWLINE_TOKEN && word != UNK_TOKEN {
+                *counts.entry(word).or_insert(0) += 1;
+            }
+        }
+        let mut ranked: Vec<(&str, usize)> = counts
+            .into_iter()
+            .filter(|&(_, n)| n >= min_count.max(1))
+            .collect();
+        // BTreeMap iteration is already alphabetical; a stable sort keeps that order for ties.
+        ranked.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
+        let room = max_vocab.max(2) - 2;
+        let mut vocab = vec![UNK_TOKEN.to_string(), NEWLINE_TOKEN.to_string()];
+        vocab.extend(ranked.into_iter().take(room).map(|(w, _)| w.to_string()));
+        let ids = index_vocab(&vocab);
+        Self { vocab, ids }
+    }
+
+    /// Rebuild from a stored vocabulary (id order), checking it is well formed.
+    pub fn from_vocab(vocab: Vec<String>) -> Result<Self, TokenizerError> {
+        if vocab.first().map(String::as_str) != Some(UNK_TOKEN) {
+            return Err(TokenizerError::FirstNotUnk {
+                found: vocab.first().cloned(),
+            });
+        }
+        if u32::try_from(vocab.len()).is_err() {
+            return Err(TokenizerError::TooLarge { len: vocab.len() });
+        }
+        let mut ids: HashMap<String, u32> = HashMap::with_capacity(vocab.len());
+        for (id, token) in (0u32..).zip(&vocab) {
+            if token.is_empty() {
+                return Err(TokenizerError::EmptyToken { id });
+            }
+            if let Some(&first_id) = ids.get(token) {
+                return Err(TokenizerError::DuplicateToken {
+                    token: token.clone(),
+                    first_id,
+                    second_id: id,
+                });
+            }
+            ids.insert(token.clone(), id);
+        }
+        Ok(Self { vocab, ids })
+    }
+
+    /// The vocabulary in id order.
+    pub fn vocab(&self) -> &[String] {
+        &self.vocab
+    }
+
+    /// The spec that rebuilds this tokenizer.
+    pub fn spec(&self) -> TokenizerSpec {
+        TokenizerSpec::Word {
+            vocab: self.vocab.clone(),
+        }
+    }
+}
+
+fn index_vocab(vocab: &[String]) -> HashMap<String, u32> {
+    (0u32..).zip(vocab).map(|(id, w)| (w.clone(), id)).collect()
+}
+
+impl Tokenizer for WordTokenizer {
+    /// Words outside the vocabulary become id 0 (`<unk>`).
+    fn encode(&self, text: &str) -> Vec<u32> {
+        split_words(text)
+            .into_iter()
+            .map(|w| self.ids.get(w).copied().unwrap_or(0))
+            .collect()
+    }
+
+    /// Tokens joined by [`join_words`]; out-of-range ids decode as `<unk>`.
+    fn decode(&self, ids: &[u32]) -> String {
+        let words: Vec<&str> = ids
+            .iter()
+            .map(|&id| {
+                self.vocab
+                    .get(id as usize)
+                    .map_or(UNK_TOKEN, String::as_str)
+            })
+            .collect();
+        join_words(&words)
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.vocab.len()
+    }
+
+    fn token_str(&self, id: u32) -> String {
+        self.vocab
+            .get(id as usize)
+            .map_or(UNK_TOKEN, String::as_str)
+            .to_string()
+    }
+
+    fn token_id(&self, token: &str) -> Option<u32> {
+        self.ids.get(token).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joiners_need_alphanumerics_on_both_sides() {
+        assert_eq!(split_words("a..b"), vec!["a", ".", ".", "b"]);
+        assert_eq!(split_words("-5 x-"), vec!["-", "5", "x", "-"]);
+        assert_eq!(split_words("é1\r\n"), vec!["é", "1", "\n"]);
+        assert_eq!(split_words("x.y.z."), vec!["x.y.z", "."]);
+    }
+
+    #[test]
+    fn join_then_split_is_identity_on_tokens() {
+        let words = ["\n", "a", "b", "\n", "\n", "c", "."];
+        assert_eq!(join_words(&words), "\na b\n\nc .");
+        assert_eq!(split_words(&join_words(&words)), words);
+    }
+}

@@ -1,0 +1,232 @@
+//! Corpora as the trainer sees them: text → tokenizer → token stream, plus the block map.
+//!
+//! A corpus is either a text file or the seeded synthetic regulated-domain generator. Both the
+//! command line and the studio go through [`prepare_corpus`] and [`build_blocks`], so a block
+//! map or tokenizer is made the same way wherever a model is trained.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::data::lexicon::Lexicon;
+use crate::data::synthetic::{SyntheticCorpus, SyntheticSpec};
+use crate::data::tokenizer::{CharTokenizer, Tokenizer, TokenizerSpec, WordTokenizer};
+use crate::data::corpus::load_corpus;
+use crate::model::blocks::BlockMap;
+use crate::train::dataset::TokenStream;
+
+/// Where training text comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum CorpusSource {
+    /// A UTF-8 text file.
+    File {
+        /// Its path.
+        path: PathBuf,
+    },
+    /// The synthetic clinical-and-payments generator.
+    Synthetic {
+        /// Generator seed.
+        seed: u64,
+        /// Number of records.
+        records: usize,
+    },
+}
+
+impl CorpusSource {
+    /// Parse `synthetic`, `synthetic:N` (records) or a file path.
+    pub fn parse(s: &str, seed: u64) -> Result<Self> {
+        if s == "synthetic" {
+            return Ok(Self::Synthetic {
+                seed,
+                records: 4000,
+            });
+        }
+        if let Some(n) = s.strip_prefix("synthetic:") {
+            let records = n
+                .parse()
+                .with_context(|| format!("'{s}': expected synthetic:RECORDS"))?;
+            return Ok(Self::Synthetic { seed, records });
+        }
+        Ok(Self::File { path: s.into() })
+    }
+
+    /// Short human label.
+    pub fn label(&self) -> String {
+        match self {
+            Self::File { path } => path.display().to_string(),
+            Self::Synthetic { seed, records } => format!("synthetic ({records} records, seed {seed})"),
+        }
+    }
+}
+
+/// Which tokenizer to fit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenizerKind {
+    /// The reference's 96-symbol character vocabulary.
+    Char,
+    /// Words, fitted on the corpus.
+    Word,
+}
+
+/// A corpus ready for training.
+pub struct PreparedCorpus {
+    /// Where it came from.
+    pub source: CorpusSource,
+    /// SHA-256 of the text (hex).
+    pub sha256: String,
+    /// The tokenizer.
+    pub tokenizer: Box<dyn Tokenizer>,
+    /// Its serialisable description.
+    pub tokenizer_spec: TokenizerSpec,
+    /// All tokens with ground-truth pointer targets when known.
+    pub stream: TokenStream,
+    /// The ground-truth lexicon (synthetic corpora).
+    pub lexicon: Option<Lexicon>,
+}
+
+/// Hex SHA-256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Load and tokenize a corpus. `tokenizer` may be given (a checkpoint's) to reuse its ids.
+pub fn prepare_corpus(
+    source: &CorpusSource,
+    kind: TokenizerKind,
+    tokenizer: Option<&TokenizerSpec>,
+) -> Result<PreparedCorpus> {
+    let (text, targets, lexicon) = match source {
+        CorpusSource::File { path } => (load_corpus(path)?, Vec::new(), None),
+        CorpusSource::Synthetic { seed, records } => {
+            if *records == 0 {
+                bail!("the synthetic corpus needs at least one record");
+            }
+            let corpus = SyntheticCorpus::generate(&SyntheticSpec {
+                seed: *seed,
+                num_records: *records,
+                ..SyntheticSpec::default()
+            });
+            let lex = corpus.to_lexicon().context("synthetic lexicon")?;
+            (corpus.text, corpus.pointer_targets, Some(lex))
+        }
+    };
+    let spec = match tokenizer {
+        Some(spec) => spec.clone(),
+        None => match (kind, source) {
+            (TokenizerKind::Char, CorpusSource::File { .. }) => CharTokenizer.spec(),
+            _ => WordTokenizer::fit(&text, 1, 8192).spec(),
+        },
+    };
+    let tok = spec.build().context("building the tokenizer")?;
+    let ids = tok.encode(&text);
+    if !targets.is_empty() && targets.len() != ids.len() {
+        bail!(
+            "synthetic corpus: {} pointer targets for {} tokens (tokenizer mismatch)",
+            targets.len(),
+            ids.len()
+        );
+    }
+    Ok(PreparedCorpus {
+        source: source.clone(),
+        sha256: sha256_hex(text.as_bytes()),
+        tokenizer: tok,
+        tokenizer_spec: spec,
+        stream: TokenStream { ids, targets },
+        lexicon,
+    })
+}
+
+/// How to build the block map.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum BlockSpec {
+    /// One block (distributed baseline).
+    Single,
+    /// Positional windows of this width (not semantic).
+    Windows(usize),
+    /// A lexicon file.
+    Lexicon(PathBuf),
+    /// The corpus's own ground-truth lexicon (synthetic), with dose→drug and amount→currency.
+    Corpus,
+}
+
+impl BlockSpec {
+    /// Parse `single`, `windows:W`, `lexicon:PATH` or `corpus`.
+    pub fn parse(s: &str) -> Result<Self> {
+        if s == "single" {
+            return Ok(Self::Single);
+        }
+        if s == "corpus" || s == "synthetic" {
+            return Ok(Self::Corpus);
+        }
+        if let Some(w) = s.strip_prefix("windows:") {
+            return Ok(Self::Windows(
+                w.parse().with_context(|| format!("'{s}': expected windows:WIDTH"))?,
+            ));
+        }
+        if let Some(p) = s.strip_prefix("lexicon:") {
+            return Ok(Self::Lexicon(p.into()));
+        }
+        bail!("unknown block source '{s}': use single, windows:W, lexicon:PATH or corpus")
+    }
+
+    /// The default for a corpus: its lexicon when it has one, else windows of 8.
+    pub fn default_for(corpus: &PreparedCorpus) -> Self {
+        if corpus.lexicon.is_some() {
+            Self::Corpus
+        } else {
+            Self::Windows(8)
+        }
+    }
+}
+
+fn map_from_lexicon(lex: &Lexicon, tok: &dyn Tokenizer, source: &str) -> Result<BlockMap> {
+    let resolved = lex.resolve(tok)?;
+    let pairs: Vec<(u32, String)> = resolved
+        .into_iter()
+        .map(|(id, b)| (id, lex.block_names.get(b).cloned().unwrap_or_default()))
+        .collect();
+    Ok(BlockMap::from_assignments(tok.vocab_size(), &pairs, source))
+}
+
+/// Build the block map for a corpus.
+pub fn build_blocks(spec: &BlockSpec, corpus: &PreparedCorpus, max_seq_len: usize) -> Result<BlockMap> {
+    let vocab = corpus.tokenizer.vocab_size();
+    Ok(match spec {
+        BlockSpec::Single => BlockMap::single(vocab),
+        BlockSpec::Windows(w) => BlockMap::windows(*w, max_seq_len)?,
+        BlockSpec::Lexicon(path) => {
+            let lex = Lexicon::load(path)?;
+            map_from_lexicon(&lex, corpus.tokenizer.as_ref(), &format!("lexicon {}", path.display()))?
+        }
+        BlockSpec::Corpus => {
+            let Some(lex) = &corpus.lexicon else {
+                bail!("corpus {} has no lexicon: choose --blocks windows:W or lexicon:PATH", corpus.source.label());
+            };
+            let mut map = map_from_lexicon(lex, corpus.tokenizer.as_ref(), "synthetic ground-truth lexicon")?;
+            for (from, to) in [("dose", "drug"), ("amount", "currency")] {
+                if map.index_of(from).is_some() && map.index_of(to).is_some() {
+                    map.set_relevance(from, to)?;
+                }
+            }
+            map
+        }
+    })
+}
+
+/// Resolve a path relative to the crate root when it does not exist as given (so bundled assets
+/// are found from any working directory of `cargo run`).
+pub fn asset_path(p: &Path) -> PathBuf {
+    if p.exists() || p.is_absolute() {
+        return p.to_path_buf();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(p);
+    if root.exists() {
+        root
+    } else {
+        p.to_path_buf()
+    }
+}

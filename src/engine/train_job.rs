@@ -1,0 +1,265 @@
+//! A whole training run, as the CLI and the studio start it: corpus, tokenizer, block map,
+//! model (fresh, from reference weights, or resumed), the step loop with a callback, periodic
+//! atomic checkpoints, and the final held-out evaluation.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::corpus::{build_blocks, prepare_corpus, BlockSpec, CorpusSource, PreparedCorpus, TokenizerKind};
+use crate::model::blocks::BlockMap;
+use crate::model::checkpoint::{load_checkpoint, read_tensors, save_checkpoint, CheckpointMeta, CHECKPOINT_VERSION};
+use crate::model::config::ModelConfig;
+use crate::model::dial::DialSetting;
+use crate::model::transformer::LocalistModel;
+use crate::train::dataset::{train_split, TokenStream};
+use crate::train::eval::{evaluate, EvalReport};
+use crate::train::trainer::{StepStats, TrainConfig, Trainer};
+
+/// The compute device: CUDA when built with `--features cuda` and a GPU is present, else CPU.
+pub fn default_device() -> Device {
+    #[cfg(feature = "cuda")]
+    {
+        if let Ok(d) = Device::new_cuda(0) {
+            return d;
+        }
+    }
+    Device::Cpu
+}
+
+/// Everything needed to start a run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainJob {
+    /// Training text.
+    pub corpus: CorpusSource,
+    /// Tokenizer to fit (ignored when resuming).
+    pub tokenizer: TokenizerKind,
+    /// Model preset name.
+    pub preset: String,
+    /// Block map source (default: the corpus's lexicon, else windows of 8).
+    pub blocks: Option<BlockSpec>,
+    /// Hyper-parameters.
+    pub train: TrainConfig,
+    /// Checkpoint directory to write (None: keep in memory).
+    pub out: Option<PathBuf>,
+    /// Save a checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: usize,
+    /// Initial weights in reference (PyTorch state-dict) names.
+    pub init_weights: Option<PathBuf>,
+    /// Resume from this checkpoint directory.
+    pub resume: Option<PathBuf>,
+    /// Held-out windows for the final evaluation.
+    pub eval_windows: usize,
+    /// Write optimizer moments into checkpoints (needed to resume exactly).
+    pub save_optimizer: bool,
+}
+
+impl Default for TrainJob {
+    fn default() -> Self {
+        Self {
+            corpus: CorpusSource::Synthetic {
+                seed: 0,
+                records: 4000,
+            },
+            tokenizer: TokenizerKind::Char,
+            preset: "tiny".into(),
+            blocks: None,
+            train: TrainConfig::default(),
+            out: None,
+            checkpoint_every: 0,
+            init_weights: None,
+            resume: None,
+            eval_windows: 64,
+            save_optimizer: true,
+        }
+    }
+}
+
+/// Training facts stored in a checkpoint's `config.json` under `training`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainingInfo {
+    /// λ_train the weights were trained under.
+    pub lambda_train: f64,
+    /// Steps completed.
+    pub steps_done: usize,
+    /// Corpus source.
+    pub corpus: CorpusSource,
+    /// SHA-256 of the corpus text.
+    pub corpus_sha256: String,
+    /// Hyper-parameters.
+    pub config: TrainConfig,
+    /// Loss of the last step, nats.
+    pub last_loss_nats: Option<f64>,
+    /// Held-out evaluation at the end (λ_inf = 0).
+    pub final_eval: Option<EvalReport>,
+}
+
+/// A run set up and ready to step.
+pub struct Session {
+    /// The prepared corpus.
+    pub corpus: PreparedCorpus,
+    /// The trainer (owns model and block map).
+    pub trainer: Trainer,
+    /// Held-out tokens.
+    pub val: TokenStream,
+    /// The job.
+    pub job: TrainJob,
+    /// Loss history.
+    pub history: Vec<StepStats>,
+}
+
+/// Outcome of [`run`].
+pub struct Outcome {
+    /// The session at its end.
+    pub session: Session,
+    /// Held-out evaluation at λ_inf = 0.
+    pub eval: EvalReport,
+    /// True when the callback stopped the run early.
+    pub stopped: bool,
+}
+
+/// Set up corpus, blocks, model and trainer for a job.
+pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
+    let resumed = match &job.resume {
+        Some(dir) => Some(load_checkpoint(dir, device)?),
+        None => None,
+    };
+    let tok_spec = match &resumed {
+        Some(ck) => Some(
+            serde_json::from_value(ck.meta.tokenizer.clone())
+                .with_context(|| format!("{}: tokenizer description", dir_label(&job.resume)))?,
+        ),
+        None => None,
+    };
+    let corpus = prepare_corpus(&job.corpus, job.tokenizer, tok_spec.as_ref())?;
+    let split = train_split(corpus.stream.len());
+    let (train, val) = corpus.stream.split_at(split);
+    let (model, blocks, step, opt_state) = match resumed {
+        Some(ck) => {
+            let info: Option<TrainingInfo> = serde_json::from_value(ck.meta.training.clone()).ok();
+            let step = info.map(|i| i.steps_done).unwrap_or(0);
+            (ck.model, ck.blocks, step, ck.optimizer)
+        }
+        None => {
+            let mut cfg = ModelConfig::preset(&job.preset, corpus.tokenizer.vocab_size())?;
+            cfg.max_seq_len = cfg.max_seq_len.max(job.train.seq_len);
+            let spec = job.blocks.clone().unwrap_or_else(|| BlockSpec::default_for(&corpus));
+            let blocks = build_blocks(&spec, &corpus, cfg.max_seq_len)?;
+            let model = match &job.init_weights {
+                Some(path) => {
+                    let tensors = read_tensors(path, device)?;
+                    LocalistModel::from_tensors(&cfg, &tensors, blocks.num_blocks(), device)
+                        .with_context(|| format!("{}: initial weights", path.display()))?
+                }
+                None => LocalistModel::new_random(&cfg, blocks.num_blocks(), job.train.seed, device)?,
+            };
+            (model, blocks, 0, None)
+        }
+    };
+    let mut trainer = Trainer::new(model, blocks, train, job.train.clone())?;
+    if let Some(state) = opt_state {
+        trainer.resume(&state, step)?;
+    } else if step > 0 {
+        trainer.resume(&Default::default(), step)?;
+    }
+    Ok(Session {
+        corpus,
+        trainer,
+        val,
+        job: job.clone(),
+        history: Vec::new(),
+    })
+}
+
+fn dir_label(p: &Option<PathBuf>) -> String {
+    p.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+}
+
+impl Session {
+    /// The checkpoint metadata for the current state.
+    pub fn meta(&self, final_eval: Option<EvalReport>) -> Result<CheckpointMeta> {
+        let info = TrainingInfo {
+            lambda_train: self.job.train.lambda_train,
+            steps_done: self.trainer.step,
+            corpus: self.corpus.source.clone(),
+            corpus_sha256: self.corpus.sha256.clone(),
+            config: self.job.train.clone(),
+            last_loss_nats: self.history.last().map(|s| s.loss_nats),
+            final_eval,
+        };
+        Ok(CheckpointMeta {
+            version: CHECKPOINT_VERSION,
+            model: self.trainer.model.config.clone(),
+            tokenizer: serde_json::to_value(&self.corpus.tokenizer_spec)?,
+            training: serde_json::to_value(info)?,
+            dial: DialSetting::default(),
+        })
+    }
+
+    /// Write a checkpoint of the current state to `dir` (atomically).
+    pub fn save(&self, dir: &Path, final_eval: Option<EvalReport>) -> Result<()> {
+        let opt = if self.job.save_optimizer {
+            Some(self.trainer.optimizer_state()?)
+        } else {
+            None
+        };
+        save_checkpoint(dir, &self.meta(final_eval)?, &self.trainer.blocks, &self.trainer.model, opt.as_ref())?;
+        Ok(())
+    }
+
+    /// Held-out evaluation under a dial.
+    pub fn evaluate(&self, dial: &DialSetting) -> Result<EvalReport> {
+        let t = self.job.train.seq_len;
+        Ok(evaluate(
+            &self.trainer.model,
+            &self.trainer.blocks,
+            &self.val,
+            dial,
+            t,
+            self.job.eval_windows,
+            16,
+        )?)
+    }
+
+    /// The block map in use.
+    pub fn blocks(&self) -> &BlockMap {
+        &self.trainer.blocks
+    }
+}
+
+/// Run a job to the end. `on_step` sees each step and returns `false` to stop early.
+/// On a non-finite loss the run stops with an error naming the step; checkpoints already
+/// written are left as they were.
+pub fn run(job: &TrainJob, device: &Device, mut on_step: impl FnMut(&StepStats) -> bool) -> Result<Outcome> {
+    let mut session = setup(job, device)?;
+    let mut stopped = false;
+    while session.trainer.step < job.train.steps {
+        let stats = session.trainer.train_step()?;
+        let keep_going = on_step(&stats);
+        session.history.push(stats);
+        if let Some(dir) = &job.out {
+            let s = session.trainer.step;
+            if job.checkpoint_every > 0 && s % job.checkpoint_every == 0 && s < job.train.steps {
+                session.save(dir, None)?;
+            }
+        }
+        if !keep_going {
+            stopped = true;
+            break;
+        }
+    }
+    if job.train.steps == 0 && session.trainer.step == 0 && job.resume.is_none() && job.init_weights.is_none() {
+        bail!("--steps 0: nothing to train");
+    }
+    let eval = session.evaluate(&DialSetting::default())?;
+    if let Some(dir) = &job.out {
+        session.save(dir, Some(eval.clone()))?;
+    }
+    Ok(Outcome {
+        session,
+        eval,
+        stopped,
+    })
+}

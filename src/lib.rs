@@ -1,0 +1,11 @@
+//! Localist Studio: a locality dial, semantic blocks, rules and derived bounds for transformer
+//! attention (see `README.md` and `SPEC.md`).
+//!
+//! Arrows point one way: `analysis` (pure math) ← `model` (candle) ← `data`, `train` ←
+//! `engine` (whole jobs the CLI and the studio start) ← `cli`.
+
+pub mod analysis;
+pub mod data;
+pub mod engine;
+pub mod model;
+pub mod train;

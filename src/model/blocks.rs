@@ -1,0 +1,258 @@
+//! Semantic blocks: the partition of attention keys by the class of the key token (SPEC §3).
+//!
+//! A [`BlockMap`] is a vocabulary-sized table token → block plus block names; block 0 is the
+//! catch-all "unassigned" block. It also carries the *relevance map* (query block → the block
+//! the query should attend to), which defaults to the identity and is how a block-level rule
+//! such as "a dose attends to its drug" sets r(i). Fixed positional windows are offered for
+//! comparison with fixed-window localisation; they are not semantic and say so in their name.
+//!
+//! From the map and a token sequence this file derives the masks every other part uses:
+//! visible keys (causal), R(i) (relevant keys: earlier keys in r(i), plus S(i) = self and the
+//! sequence start).
+
+use serde::{Deserialize, Serialize};
+
+/// How the key partition is defined.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum BlockKind {
+    /// Semantic: key j is in block `token_block[x_j]`.
+    Semantic,
+    /// Positional windows of `width` keys: key j in ⌊j/w⌋, r(i) = ⌊i/w⌋ (not semantic).
+    Windows {
+        /// Window width w.
+        width: usize,
+    },
+}
+
+/// Token → block table with names and a relevance map.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BlockMap {
+    /// How keys are assigned to blocks.
+    pub kind: BlockKind,
+    /// Block names; index 0 is "unassigned".
+    pub names: Vec<String>,
+    /// Block of each vocabulary id (semantic maps); empty for windows.
+    pub token_block: Vec<usize>,
+    /// Relevant block for a query of each block (identity by default).
+    pub relevance: Vec<usize>,
+    /// Where the map came from, shown in the UI ("lexicon assets/x.tsv", "k-means k=8", ...).
+    pub source: String,
+}
+
+/// Errors building a block map.
+#[derive(Debug, thiserror::Error)]
+pub enum BlockError {
+    /// A relevance entry names a block that does not exist.
+    #[error("relevance map names unknown block '{0}' (blocks: {1})")]
+    UnknownBlock(String, String),
+    /// A window width of zero.
+    #[error("window width must be at least 1")]
+    ZeroWidth,
+}
+
+impl BlockMap {
+    /// One block holding every token ("unassigned" only): the distributed baseline.
+    pub fn single(vocab_size: usize) -> Self {
+        Self {
+            kind: BlockKind::Semantic,
+            names: vec!["unassigned".into()],
+            token_block: vec![0; vocab_size],
+            relevance: vec![0],
+            source: "single block".into(),
+        }
+    }
+
+    /// Fixed positional windows of `width` keys over sequences of at most `max_seq_len`.
+    pub fn windows(width: usize, max_seq_len: usize) -> Result<Self, BlockError> {
+        if width == 0 {
+            return Err(BlockError::ZeroWidth);
+        }
+        let k = max_seq_len.div_ceil(width).max(1);
+        Ok(Self {
+            kind: BlockKind::Windows { width },
+            names: (0..k)
+                .map(|b| format!("window {}-{}", b * width, (b + 1) * width - 1))
+                .collect(),
+            token_block: Vec::new(),
+            relevance: (0..k).collect(),
+            source: format!("positional windows of {width} (not semantic)"),
+        })
+    }
+
+    /// A semantic map from `(token id, block name)` pairs; unlisted tokens are "unassigned".
+    pub fn from_assignments(vocab_size: usize, pairs: &[(u32, String)], source: &str) -> Self {
+        let mut names = vec!["unassigned".to_string()];
+        let mut token_block = vec![0; vocab_size];
+        for (id, name) in pairs {
+            let b = match names.iter().position(|n| n == name) {
+                Some(b) => b,
+                None => {
+                    names.push(name.clone());
+                    names.len() - 1
+                }
+            };
+            if let Some(slot) = token_block.get_mut(*id as usize) {
+                *slot = b;
+            }
+        }
+        let relevance = (0..names.len()).collect();
+        Self {
+            kind: BlockKind::Semantic,
+            names,
+            token_block,
+            relevance,
+            source: source.to_string(),
+        }
+    }
+
+    /// Make queries of block `from` attend to block `to` (by name).
+    pub fn set_relevance(&mut self, from: &str, to: &str) -> Result<(), BlockError> {
+        let find = |n: &str| {
+            self.index_of(n)
+                .ok_or_else(|| BlockError::UnknownBlock(n.to_string(), self.names.join(", ")))
+        };
+        let (f, t) = (find(from)?, find(to)?);
+        if let Some(slot) = self.relevance.get_mut(f) {
+            *slot = t;
+        }
+        Ok(())
+    }
+
+    /// Index of a block by name.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+
+    /// Number of blocks K.
+    pub fn num_blocks(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Name of block `b` ("?" if out of range).
+    pub fn name(&self, b: usize) -> &str {
+        self.names.get(b).map(String::as_str).unwrap_or("?")
+    }
+
+    /// Block of the key at position `pos` holding token `id`.
+    pub fn key_block(&self, id: u32, pos: usize) -> usize {
+        match self.kind {
+            BlockKind::Windows { width } => (pos / width.max(1)).min(self.names.len() - 1),
+            BlockKind::Semantic => self.token_block.get(id as usize).copied().unwrap_or(0),
+        }
+    }
+
+    /// Relevant block r(i) of the query at `pos` holding token `id`.
+    pub fn relevant_block(&self, id: u32, pos: usize) -> usize {
+        let own = self.key_block(id, pos);
+        self.relevance.get(own).copied().unwrap_or(own)
+    }
+
+    /// Per-sequence masks: key blocks, relevant blocks and R(i) (row-major T×T, causal).
+    pub fn masks(&self, ids: &[u32]) -> SequenceMasks {
+        let key_blocks: Vec<usize> = ids
+            .iter()
+            .enumerate()
+            .map(|(j, &id)| self.key_block(id, j))
+            .collect();
+        let relevant_blocks: Vec<usize> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| self.relevant_block(id, i))
+            .collect();
+        SequenceMasks::new(key_blocks, relevant_blocks, self.num_blocks())
+    }
+
+    /// Number of vocabulary tokens in each block (semantic maps).
+    pub fn block_sizes(&self) -> Vec<usize> {
+        let mut sizes = vec![0; self.num_blocks()];
+        for &b in &self.token_block {
+            if let Some(s) = sizes.get_mut(b) {
+                *s += 1;
+            }
+        }
+        sizes
+    }
+}
+
+/// Masks for one sequence of length T, derived from a block map.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SequenceMasks {
+    /// b(x_j) per key.
+    pub key_blocks: Vec<usize>,
+    /// r(i) per query.
+    pub relevant_blocks: Vec<usize>,
+    /// K at the time of masking.
+    pub num_blocks: usize,
+    /// R(i) as a row-major T×T boolean table (only j ≤ i can be true).
+    pub relevant: Vec<bool>,
+}
+
+impl SequenceMasks {
+    /// Build R(i) = {j ≤ i : b(x_j) = r(i)} ∪ S(i), S(i) = {i, 0}.
+    pub fn new(key_blocks: Vec<usize>, relevant_blocks: Vec<usize>, num_blocks: usize) -> Self {
+        let t = key_blocks.len();
+        let mut relevant = vec![false; t * t];
+        for (i, &r) in relevant_blocks.iter().enumerate() {
+            for (j, &kb) in key_blocks.iter().enumerate().take(i + 1) {
+                let in_s = j == i || j == 0;
+                if let Some(cell) = relevant.get_mut(i * t + j) {
+                    *cell = in_s || kb == r;
+                }
+            }
+        }
+        Self {
+            key_blocks,
+            relevant_blocks,
+            num_blocks,
+            relevant,
+        }
+    }
+
+    /// Sequence length T.
+    pub fn len(&self) -> usize {
+        self.key_blocks.len()
+    }
+
+    /// True for an empty sequence.
+    pub fn is_empty(&self) -> bool {
+        self.key_blocks.is_empty()
+    }
+
+    /// Row i of R(i) over keys 0..T.
+    pub fn relevant_row(&self, i: usize) -> &[bool] {
+        let t = self.len();
+        self.relevant.get(i * t..(i + 1) * t).unwrap_or(&[])
+    }
+
+    /// Causal visibility of row i over keys 0..T.
+    pub fn visible_row(&self, i: usize) -> Vec<bool> {
+        (0..self.len()).map(|j| j <= i).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relevant_set_includes_self_and_start() {
+        let map = BlockMap::from_assignments(4, &[(1, "a".into()), (2, "b".into())], "t");
+        let m = map.masks(&[2, 1, 2, 1, 3]);
+        // Query 3 (token 1, block a): relevant keys are BOS, key 1 (a) and self.
+        assert_eq!(m.relevant_row(3), &[true, true, false, true, false]);
+        // Query 4 (unassigned): BOS, self only (no earlier unassigned key).
+        assert_eq!(m.relevant_row(4), &[true, false, false, false, true]);
+    }
+
+    #[test]
+    fn windows_and_relevance_map() {
+        let w = BlockMap::windows(8, 64).unwrap_or_else(|_| BlockMap::single(1));
+        assert_eq!(w.num_blocks(), 8);
+        assert_eq!(w.key_block(5, 17), 2);
+        let mut map = BlockMap::from_assignments(4, &[(1, "drug".into()), (2, "dose".into())], "t");
+        assert!(map.set_relevance("dose", "drug").is_ok());
+        assert_eq!(map.relevant_block(2, 3), map.index_of("drug").unwrap_or(99));
+        assert!(map.set_relevance("dose", "nothing").is_err());
+    }
+}

@@ -1,0 +1,227 @@
+//! The capture: what one forward pass shows about attention (SPEC §2, §7).
+//!
+//! Per layer and head: the attention matrix, block masses p_k(i), off-block mass ε(i),
+//! entropy in bits and the logit margin m(i). A capture is a plain value computed from the
+//! forward's tensors once; the UI and the CLI only read it.
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::metrics::{block_masses, entropy_bits, logit_margin, off_block_mass};
+use crate::model::blocks::{BlockMap, SequenceMasks};
+use crate::model::dial::{layer_bias, DialSetting};
+use crate::model::transformer::{AttentionBias, ForwardOptions, LocalistModel, ModelError};
+
+/// One head of one layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeadCapture {
+    /// Layer index ℓ.
+    pub layer: usize,
+    /// Head index.
+    pub head: usize,
+    /// Attention weights a_ij, row-major T×T.
+    pub attention: Vec<f32>,
+    /// Block masses p_k(i), row-major T×K.
+    pub block_mass: Vec<f32>,
+    /// Off-block mass ε(i) per query.
+    pub off_block_mass: Vec<f32>,
+    /// Row entropy in bits per query.
+    pub entropy_bits: Vec<f32>,
+    /// Logit margin m(i) per query (+∞ when nothing is off-block).
+    pub margin: Vec<f32>,
+}
+
+/// Everything captured for one sequence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Capture {
+    /// Token ids.
+    pub ids: Vec<u32>,
+    /// b(x_j) per key.
+    pub key_blocks: Vec<usize>,
+    /// r(i) per query.
+    pub relevant_blocks: Vec<usize>,
+    /// Block names (index = block).
+    pub block_names: Vec<String>,
+    /// Layers L.
+    pub num_layers: usize,
+    /// Heads per layer H.
+    pub num_heads: usize,
+    /// Heads, layer-major (index ℓ·H + h).
+    pub heads: Vec<HeadCapture>,
+    /// Next-token logits at every position, row-major T×V.
+    pub logits: Vec<f32>,
+    /// The dial the capture was taken under.
+    pub dial: DialSetting,
+}
+
+impl Capture {
+    /// Sequence length T.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True for an empty capture.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Number of blocks K.
+    pub fn num_blocks(&self) -> usize {
+        self.block_names.len()
+    }
+
+    /// The head capture of layer `l`, head `h`.
+    pub fn head(&self, l: usize, h: usize) -> Option<&HeadCapture> {
+        self.heads.get(l * self.num_heads + h)
+    }
+
+    fn mean_over(&self, layer: Option<usize>, f: impl Fn(&HeadCapture) -> &[f32]) -> f64 {
+        let (mut sum, mut n) = (0.0f64, 0usize);
+        for hc in self
+            .heads
+            .iter()
+            .filter(|hc| layer.is_none_or(|l| l == hc.layer))
+        {
+            for &v in f(hc) {
+                sum += v as f64;
+                n += 1;
+            }
+        }
+        if n == 0 {
+            0.0
+        } else {
+            sum / n as f64
+        }
+    }
+
+    /// Mean attention entropy in bits over queries, heads and layers (or one layer).
+    pub fn mean_entropy_bits(&self, layer: Option<usize>) -> f64 {
+        self.mean_over(layer, |h| &h.entropy_bits)
+    }
+
+    /// Mean off-block mass ε (or one layer's).
+    pub fn mean_off_block_mass(&self, layer: Option<usize>) -> f64 {
+        self.mean_over(layer, |h| &h.off_block_mass)
+    }
+
+    /// Pointer fidelity against explicit targets: per query the earlier position it must point
+    /// to. Returns (mean PF_mass, mean PF_top1) over queries with a target, heads and layers,
+    /// or `None` when no query has a target.
+    pub fn pointer_fidelity(&self, targets: &[Option<usize>]) -> Option<(f64, f64)> {
+        let t = self.len();
+        let (mut mass, mut top1, mut n) = (0.0f64, 0.0f64, 0usize);
+        for hc in &self.heads {
+            for (i, target) in targets.iter().enumerate().take(t) {
+                let (Some(j), Some(row)) = (target, hc.attention.get(i * t..(i + 1) * t)) else {
+                    continue;
+                };
+                let Some(&aj) = row.get(*j) else { continue };
+                mass += aj as f64;
+                let best = row
+                    .iter()
+                    .take(i + 1)
+                    .enumerate()
+                    .fold((0usize, f32::MIN), |acc, (k, &v)| if v > acc.1 { (k, v) } else { acc });
+                top1 += f64::from(u8::from(best.0 == *j));
+                n += 1;
+            }
+        }
+        (n > 0).then(|| (mass / n as f64, top1 / n as f64))
+    }
+}
+
+/// Build the per-layer bias tensors of one sequence under a dial.
+pub fn sequence_biases(
+    model: &LocalistModel,
+    masks: &SequenceMasks,
+    dial: &DialSetting,
+    device: &Device,
+) -> candle_core::Result<Vec<AttentionBias>> {
+    let t = masks.len();
+    dial.per_layer(model.config.num_layers)
+        .iter()
+        .map(|p| {
+            let lb = layer_bias(masks, p);
+            AttentionBias::from_rows(&[&lb], t, device)
+        })
+        .collect()
+}
+
+/// Run the model on one sequence under a dial and capture attention and metrics.
+pub fn capture(
+    model: &LocalistModel,
+    blocks: &BlockMap,
+    ids: &[u32],
+    dial: &DialSetting,
+) -> Result<Capture, ModelError> {
+    let t = ids.len();
+    let masks = blocks.masks(ids);
+    let device = &model.device;
+    let biases = sequence_biases(model, &masks, dial, device)?;
+    let input = Tensor::from_vec(ids.to_vec(), (1, t), device)?;
+    let out = model.forward(
+        &input,
+        &biases,
+        ForwardOptions {
+            differentiable: false,
+            keep_scores: true,
+        },
+    )?;
+    let k = blocks.num_blocks();
+    let h = model.config.num_heads;
+    let mut heads = Vec::with_capacity(model.config.num_layers * h);
+    for (l, (att, sc)) in out.attention.iter().zip(&out.scores).enumerate() {
+        let att = att.squeeze(0)?.to_vec3::<f32>()?;
+        let sc = sc.squeeze(0)?.to_vec3::<f32>()?;
+        for (hi, (rows, zrows)) in att.into_iter().zip(sc).enumerate() {
+            heads.push(head_capture(l, hi, &rows, &zrows, &masks, k));
+        }
+    }
+    let logits = out.logits.squeeze(0)?.flatten_all()?.to_vec1::<f32>()?;
+    Ok(Capture {
+        ids: ids.to_vec(),
+        key_blocks: masks.key_blocks.clone(),
+        relevant_blocks: masks.relevant_blocks.clone(),
+        block_names: blocks.names.clone(),
+        num_layers: model.config.num_layers,
+        num_heads: h,
+        heads,
+        logits,
+        dial: dial.clone(),
+    })
+}
+
+fn head_capture(
+    layer: usize,
+    head: usize,
+    rows: &[Vec<f32>],
+    zrows: &[Vec<f32>],
+    masks: &SequenceMasks,
+    k: usize,
+) -> HeadCapture {
+    let t = rows.len();
+    let mut hc = HeadCapture {
+        layer,
+        head,
+        attention: Vec::with_capacity(t * t),
+        block_mass: Vec::with_capacity(t * k),
+        off_block_mass: Vec::with_capacity(t),
+        entropy_bits: Vec::with_capacity(t),
+        margin: Vec::with_capacity(t),
+    };
+    for (i, (row, z)) in rows.iter().zip(zrows).enumerate() {
+        let relevant = masks.relevant_row(i);
+        let visible = masks.visible_row(i);
+        hc.attention.extend_from_slice(row);
+        hc.block_mass.extend(
+            block_masses(row, &masks.key_blocks, k)
+                .into_iter()
+                .map(|m| m as f32),
+        );
+        hc.off_block_mass
+            .push(off_block_mass(row, relevant).max(0.0) as f32);
+        hc.entropy_bits.push(entropy_bits(row) as f32);
+        hc.margin.push(logit_margin(z, relevant, &visible) as f32);
+    }
+    hc
+}

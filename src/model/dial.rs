@@ -1,0 +1,163 @@
+//! The inference dial as attention biases (SPEC §4.2–4.3): no retraining.
+//!
+//! For each layer this turns the dial setting and one sequence's masks into what the attention
+//! kernel needs: an additive bias matrix (−∞ on invisible keys), a temperature, and for mode B
+//! the second, local-only bias with its mixing weight. Building this on the CPU in plain Rust
+//! keeps the dial exact and testable against `analysis::dial::apply_dial_row`; the tensors that
+//! carry it are built once per capture.
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::dial::{mode_a_bias, temperature, DialMode, DialParams, LayerSchedule};
+use crate::model::blocks::SequenceMasks;
+
+/// A full dial setting: mode and λ_max plus how λ is spread over layers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct DialSetting {
+    /// Mode, λ (the maximum over layers under a schedule), temperature, σ.
+    pub params: DialParams,
+    /// Uniform, power schedule, or per layer.
+    pub schedule: LayerSchedule,
+}
+
+impl DialSetting {
+    /// Mode A at λ (uniform over layers, τ = 1).
+    pub fn bias(lambda: f64) -> Self {
+        Self {
+            params: DialParams {
+                mode: DialMode::Bias,
+                lambda,
+                ..DialParams::default()
+            },
+            schedule: LayerSchedule::Uniform,
+        }
+    }
+
+    /// The effective parameters of every layer (λ_ℓ from the schedule).
+    pub fn per_layer(&self, num_layers: usize) -> Vec<DialParams> {
+        self.schedule
+            .layer_lambdas(self.params.lambda, num_layers)
+            .into_iter()
+            .map(|lambda| DialParams {
+                lambda,
+                ..self.params.clone()
+            })
+            .collect()
+    }
+
+    /// True when every layer's attention is the base attention (λ = 0, τ = 1 or mode without τ).
+    pub fn is_identity(&self, num_layers: usize) -> bool {
+        self.per_layer(num_layers)
+            .iter()
+            .all(|p| p.lambda == 0.0 && (effective_tau(p) - 1.0).abs() < f64::EPSILON)
+    }
+}
+
+/// Temperature the layer's softmax divides by.
+pub fn effective_tau(p: &DialParams) -> f64 {
+    match p.mode {
+        DialMode::Temperature => temperature(p),
+        _ => p.tau,
+    }
+}
+
+/// What one layer's attention kernel needs for one sequence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerBias {
+    /// Additive logit bias, row-major T×T; −∞ on invisible keys.
+    pub additive: Vec<f32>,
+    /// Softmax temperature.
+    pub tau: f32,
+    /// Mode B: the mixing weight λ and the local-only bias (−∞ outside R(i)).
+    pub mixture: Option<(f32, Vec<f32>)>,
+}
+
+/// The causal mask alone: 0 on visible keys, −∞ above the diagonal.
+pub fn causal_bias(t: usize) -> Vec<f32> {
+    let mut out = vec![0.0f32; t * t];
+    for (idx, v) in out.iter_mut().enumerate() {
+        if idx % t > idx / t {
+            *v = f32::NEG_INFINITY;
+        }
+    }
+    out
+}
+
+/// Build the bias of one layer for one sequence.
+pub fn layer_bias(masks: &SequenceMasks, p: &DialParams) -> LayerBias {
+    let t = masks.len();
+    let mut additive = causal_bias(t);
+    let lam = p.lambda;
+    let mut mixture = None;
+    match p.mode {
+        DialMode::Bias | DialMode::Temperature => {
+            let b = mode_a_bias(lam) as f32;
+            if b != 0.0 {
+                for (cell, &rel) in additive.iter_mut().zip(&masks.relevant) {
+                    if cell.is_finite() && !rel {
+                        *cell = b;
+                    }
+                }
+            }
+        }
+        DialMode::Positional => {
+            let sigma = if p.sigma > 0.0 { p.sigma } else { 4.0 };
+            for (idx, cell) in additive.iter_mut().enumerate() {
+                let (i, j) = (idx / t, idx % t);
+                if cell.is_finite() {
+                    *cell = (-lam * (i.abs_diff(j)) as f64 / sigma) as f32;
+                }
+            }
+        }
+        DialMode::Mixture => {
+            if lam > 0.0 {
+                let local = additive
+                    .iter()
+                    .zip(&masks.relevant)
+                    .map(|(&c, &rel)| if rel { c } else { f32::NEG_INFINITY })
+                    .collect();
+                mixture = Some((lam as f32, local));
+            }
+        }
+    }
+    LayerBias {
+        additive,
+        tau: effective_tau(p) as f32,
+        mixture,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_a_bias_only_off_block_and_causal() {
+        let masks = SequenceMasks::new(vec![0, 1, 2], vec![0, 1, 1], 3);
+        let lb = layer_bias(&masks, &DialSetting::bias(0.5).params);
+        let ln_half = 0.5f64.ln() as f32;
+        // Row 2 (relevant block 1): key 0 is BOS (relevant), key 1 is block 1, key 2 self.
+        assert_eq!(&lb.additive[6..9], &[0.0, 0.0, 0.0]);
+        // Row 1: key 0 BOS relevant, key 2 invisible.
+        assert_eq!(lb.additive[3], 0.0);
+        assert_eq!(lb.additive[5], f32::NEG_INFINITY);
+        let masks2 = SequenceMasks::new(vec![0, 2, 1], vec![0, 2, 1], 3);
+        let lb2 = layer_bias(&masks2, &DialSetting::bias(0.5).params);
+        assert_eq!(lb2.additive[7], ln_half);
+    }
+
+    #[test]
+    fn schedule_spreads_lambda() {
+        let s = DialSetting {
+            params: DialParams {
+                lambda: 1.0,
+                ..DialParams::default()
+            },
+            schedule: LayerSchedule::Power { gamma: 1.0 },
+        };
+        let l: Vec<f64> = s.per_layer(3).iter().map(|p| p.lambda).collect();
+        assert_eq!(l, vec![0.0, 0.5, 1.0]);
+        assert!(DialSetting::bias(0.0).is_identity(2));
+    }
+}

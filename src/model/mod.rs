@@ -1,0 +1,17 @@
+//! The model: configuration, blocks, the dial as biases, the candle transformer, capture and
+//! checkpoints.
+
+pub mod blocks;
+pub mod capture;
+pub mod checkpoint;
+pub mod config;
+pub mod dial;
+pub mod params;
+pub mod transformer;
+
+pub use blocks::{BlockMap, SequenceMasks};
+pub use capture::{capture, Capture, HeadCapture};
+pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, CheckpointMeta};
+pub use config::ModelConfig;
+pub use dial::DialSetting;
+pub use transformer::{AttentionBias, ForwardOptions, LocalistModel};

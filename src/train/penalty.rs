@@ -1,0 +1,101 @@
+//! The training-time locality terms on candle tensors: the off-block group lasso (SPEC §4.1)
+//! and the anchor loss (SPEC §5).
+//!
+//! Ω_i = Σ_{k≠r(i)} w_k·‖a_{i,B_k}‖₂ over keys outside S(i). It is computed for a whole batch
+//! with one matmul: squared attention (with S(i) and invisible keys zeroed) times the one-hot
+//! key-block matrix gives per-block sums of squares [B,H,T,K]; the square root, the weights and
+//! the mask k ≠ r(i) finish it. Gradients flow through the composed softmax into W_Q and W_K.
+
+use candle_core::{Device, Tensor, D};
+
+use crate::model::blocks::SequenceMasks;
+
+pub use crate::analysis::penalty::BlockWeighting as GroupWeights;
+
+/// Constant tensors describing a batch's blocks, built once per batch on the CPU.
+#[derive(Debug)]
+pub struct PenaltyTensors {
+    /// 1 for visible keys outside S(i) [B,1,T,T].
+    pub keep: Tensor,
+    /// One-hot key blocks [B,1,T,K].
+    pub onehot: Tensor,
+    /// Group weight where k ≠ r(i), else 0 [B,1,T,K].
+    pub off_weight: Tensor,
+    /// One-hot relevant block per query [B,1,T,K] (anchor-loss targets).
+    pub relevant_onehot: Tensor,
+}
+
+impl PenaltyTensors {
+    /// Build from the masks of each sequence of a batch (all of length T, same K).
+    pub fn new(
+        batch: &[SequenceMasks],
+        num_blocks: usize,
+        weights: GroupWeights,
+        device: &Device,
+    ) -> candle_core::Result<Self> {
+        let b = batch.len();
+        let t = batch.first().map(SequenceMasks::len).unwrap_or(0);
+        let k = num_blocks.max(1);
+        let mut keep = vec![0f32; b * t * t];
+        let mut onehot = vec![0f32; b * t * k];
+        let mut off = vec![0f32; b * t * k];
+        let mut rel = vec![0f32; b * t * k];
+        for (bi, m) in batch.iter().enumerate() {
+            for (j, &kb) in m.key_blocks.iter().enumerate() {
+                if let Some(c) = onehot.get_mut((bi * t + j) * k + kb.min(k - 1)) {
+                    *c = 1.0;
+                }
+            }
+            for i in 0..t {
+                let mut counts = vec![0usize; k];
+                for j in 1..i {
+                    if let Some(c) = keep.get_mut((bi * t + i) * t + j) {
+                        *c = 1.0;
+                    }
+                    if let Some(&kb) = m.key_blocks.get(j) {
+                        if let Some(n) = counts.get_mut(kb.min(k - 1)) {
+                            *n += 1;
+                        }
+                    }
+                }
+                let r = m.relevant_blocks.get(i).copied().unwrap_or(0).min(k - 1);
+                for (kk, &n) in counts.iter().enumerate() {
+                    let w = match weights {
+                        GroupWeights::Unit => 1.0,
+                        GroupWeights::SqrtSize => (n as f32).sqrt(),
+                    };
+                    if let Some(c) = off.get_mut((bi * t + i) * k + kk) {
+                        *c = if kk == r { 0.0 } else { w };
+                    }
+                }
+                if let Some(c) = rel.get_mut((bi * t + i) * k + r) {
+                    *c = 1.0;
+                }
+            }
+        }
+        Ok(Self {
+            keep: Tensor::from_vec(keep, (b, 1, t, t), device)?,
+            onehot: Tensor::from_vec(onehot, (b, 1, t, k), device)?,
+            off_weight: Tensor::from_vec(off, (b, 1, t, k), device)?,
+            relevant_onehot: Tensor::from_vec(rel, (b, 1, t, k), device)?,
+        })
+    }
+}
+
+/// Mean over batch, heads and queries of Ω_i for one layer's attention [B,H,T,T].
+pub fn group_lasso(attention: &Tensor, pt: &PenaltyTensors, eps: f64) -> candle_core::Result<Tensor> {
+    let sq = attention.sqr()?.broadcast_mul(&pt.keep)?;
+    let per_block = sq.broadcast_matmul(&pt.onehot)?; // [B,H,T,K]
+    let norms = (per_block + eps)?.sqrt()?;
+    norms.broadcast_mul(&pt.off_weight)?.sum(D::Minus1)?.mean_all()
+}
+
+/// Anchor loss of one layer: cross-entropy of classifying each query onto its relevant block's
+/// anchor key. `queries` [B,H,T,d_h], `anchors` [H,K,d_h].
+pub fn anchor_loss(queries: &Tensor, anchors: &Tensor, pt: &PenaltyTensors) -> candle_core::Result<Tensor> {
+    let dh = queries.dim(D::Minus1)? as f64;
+    let logits = (queries.broadcast_matmul(&anchors.t()?)? / dh.sqrt())?; // [B,H,T,K]
+    let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+    let picked = logp.broadcast_mul(&pt.relevant_onehot)?.sum(D::Minus1)?;
+    picked.mean_all()?.neg()
+}

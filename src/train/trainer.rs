@@ -1,0 +1,332 @@
+//! The trainer: one AdamW step at a time, with the locality penalty and anchor loss.
+//!
+//! It owns no thread and no I/O: the CLI and (later) the studio's worker drive it step by step,
+//! so stopping, pausing and checkpointing are decided outside. A non-finite loss is reported as
+//! an error naming the step *before* the optimizer touches the weights, so the last good state
+//! is never lost.
+
+use candle_core::{Tensor, D};
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::rng::SplitMix64;
+use crate::model::blocks::{BlockMap, SequenceMasks};
+use crate::model::transformer::{anchor_name, causal_tensor, AttentionBias, ForwardOptions, LocalistModel};
+use crate::train::dataset::{batch_offsets, Sampling, TokenStream, Window};
+use crate::train::optimizer::{AdamW, AdamWConfig};
+use crate::train::penalty::{anchor_loss, group_lasso, GroupWeights, PenaltyTensors};
+
+/// Training hyper-parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// Target training dial λ_train ∈ [0, 1].
+    pub lambda_train: f64,
+    /// Penalty scale η (loss = CE + η·λ·mean Ω + ...).
+    pub eta: f64,
+    /// Fraction of steps over which λ is annealed from 0 (0 disables annealing).
+    pub anneal_fraction: f64,
+    /// Anchor-loss weight μ_anc (0 disables the anchor loss).
+    pub mu_anchor: f64,
+    /// Off-block group weights.
+    pub weights: GroupWeights,
+    /// AdamW settings.
+    pub optimizer: AdamWConfig,
+    /// Rows per batch B.
+    pub batch_size: usize,
+    /// Tokens per row T.
+    pub seq_len: usize,
+    /// Total steps.
+    pub steps: usize,
+    /// Seed for sampling.
+    pub seed: u64,
+    /// Batch schedule.
+    pub sampling: Sampling,
+    /// ε inside the group-norm square root.
+    pub penalty_eps: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            lambda_train: 0.0,
+            eta: 1.0,
+            anneal_fraction: 0.1,
+            mu_anchor: 0.0,
+            weights: GroupWeights::Unit,
+            optimizer: AdamWConfig::default(),
+            batch_size: 16,
+            seq_len: 64,
+            steps: 1000,
+            seed: 0,
+            sampling: Sampling::Random,
+            penalty_eps: 1e-12,
+        }
+    }
+}
+
+/// Errors while training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The loss became NaN or infinite.
+    #[error("training step {step}: loss is {loss} (not finite); weights kept from step {last_good}")]
+    NonFinite {
+        /// Step at which it happened.
+        step: usize,
+        /// The value.
+        loss: f32,
+        /// Last step whose update was applied.
+        last_good: usize,
+    },
+    /// Bad settings or data.
+    #[error("{0}")]
+    Invalid(String),
+    /// Candle failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// The model failed.
+    #[error(transparent)]
+    Model(#[from] crate::model::transformer::ModelError),
+}
+
+/// What one step did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepStats {
+    /// Step index (0-based).
+    pub step: usize,
+    /// Total loss in nats.
+    pub loss_nats: f64,
+    /// Cross-entropy in nats.
+    pub ce_nats: f64,
+    /// Mean Ω (before the η·λ factor).
+    pub penalty: f64,
+    /// Anchor loss in nats.
+    pub anchor_nats: f64,
+    /// λ used at this step (after annealing).
+    pub lambda: f64,
+    /// Tokens processed.
+    pub tokens: usize,
+}
+
+/// Step-at-a-time trainer.
+pub struct Trainer {
+    /// The model being trained.
+    pub model: LocalistModel,
+    /// The block map the penalty uses.
+    pub blocks: BlockMap,
+    /// Settings.
+    pub config: TrainConfig,
+    /// Training tokens.
+    pub train: TokenStream,
+    /// Next step index.
+    pub step: usize,
+    optimizer: AdamW,
+    rng: SplitMix64,
+}
+
+impl Trainer {
+    /// Set up a trainer; the stream must hold more than T + 1 tokens.
+    pub fn new(
+        model: LocalistModel,
+        blocks: BlockMap,
+        train: TokenStream,
+        config: TrainConfig,
+    ) -> Result<Self, TrainError> {
+        if !(0.0..=1.0).contains(&config.lambda_train) {
+            return Err(TrainError::Invalid(format!(
+                "lambda_train must lie in [0, 1], got {}",
+                config.lambda_train
+            )));
+        }
+        if config.seq_len > model.config.max_seq_len || config.seq_len < 2 {
+            return Err(TrainError::Invalid(format!(
+                "sequence length {} must be between 2 and the model's {} positions",
+                config.seq_len, model.config.max_seq_len
+            )));
+        }
+        if train.len() <= config.seq_len + 1 {
+            return Err(TrainError::Invalid(format!(
+                "training text has {} tokens; need more than {}",
+                train.len(),
+                config.seq_len + 1
+            )));
+        }
+        if model.num_anchor_blocks() != blocks.num_blocks() {
+            return Err(TrainError::Invalid(format!(
+                "model has anchor keys for {} blocks but the block map has {}",
+                model.num_anchor_blocks(),
+                blocks.num_blocks()
+            )));
+        }
+        let optimizer = AdamW::new(&model.params, config.optimizer.clone())?;
+        let rng = SplitMix64::new(config.seed);
+        Ok(Self {
+            model,
+            blocks,
+            config,
+            train,
+            step: 0,
+            optimizer,
+            rng,
+        })
+    }
+
+    /// λ at `step` after annealing from 0 over the first `anneal_fraction` of the steps.
+    pub fn lambda_at(&self, step: usize) -> f64 {
+        let c = &self.config;
+        let ramp = (c.anneal_fraction * c.steps as f64).round();
+        if ramp <= 0.0 {
+            return c.lambda_train;
+        }
+        c.lambda_train * ((step as f64 + 1.0) / ramp).min(1.0)
+    }
+
+    /// The windows of the next batch (advances the sampler).
+    pub fn next_batch(&mut self) -> Vec<Window> {
+        let c = &self.config;
+        batch_offsets(
+            c.sampling,
+            self.step,
+            c.batch_size,
+            c.seq_len,
+            self.train.len(),
+            &mut self.rng,
+        )
+        .into_iter()
+        .filter_map(|o| self.train.window(o, c.seq_len))
+        .collect()
+    }
+
+    /// Loss terms of a batch as tensors: (total, ce, penalty, anchor).
+    pub fn batch_loss(
+        &self,
+        batch: &[Window],
+        lambda: f64,
+    ) -> Result<(Tensor, Tensor, Tensor, Tensor), TrainError> {
+        let dev = &self.model.device;
+        let (b, t) = (batch.len(), self.config.seq_len);
+        let x: Vec<u32> = batch.iter().flat_map(|w| w.x.iter().copied()).collect();
+        let y: Vec<u32> = batch.iter().flat_map(|w| w.y.iter().copied()).collect();
+        let x = Tensor::from_vec(x, (b, t), dev)?;
+        let y = Tensor::from_vec(y, b * t, dev)?;
+        let causal = causal_tensor(b, t, dev)?;
+        let biases: Vec<AttentionBias> = (0..self.model.config.num_layers)
+            .map(|_| AttentionBias {
+                additive: causal.clone(),
+                tau: 1.0,
+                mixture: None,
+                extra: None,
+            })
+            .collect();
+        let out = self.model.forward(
+            &x,
+            &biases,
+            ForwardOptions {
+                differentiable: true,
+                keep_scores: false,
+            },
+        )?;
+        let v = self.model.config.vocab_size;
+        let ce = candle_nn::loss::cross_entropy(&out.logits.reshape((b * t, v))?, &y)?;
+        let zero = Tensor::zeros((), candle_core::DType::F32, dev)?;
+        let use_penalty = lambda > 0.0 && self.config.eta > 0.0;
+        let use_anchor = self.config.mu_anchor > 0.0;
+        let mut total = ce.clone();
+        let (mut pen, mut anc) = (zero.clone(), zero);
+        if use_penalty || use_anchor {
+            let masks: Vec<SequenceMasks> = batch.iter().map(|w| self.blocks.masks(&w.x)).collect();
+            let pt = PenaltyTensors::new(&masks, self.blocks.num_blocks(), self.config.weights, dev)?;
+            let layers = out.attention.len().max(1) as f64;
+            if use_penalty {
+                let mut acc = Vec::with_capacity(out.attention.len());
+                for a in &out.attention {
+                    acc.push(group_lasso(a, &pt, self.config.penalty_eps)?);
+                }
+                pen = (Tensor::stack(&acc, 0)?.sum_all()? / layers)?;
+                total = (total + (&pen * (self.config.eta * lambda))?)?;
+            }
+            if use_anchor {
+                let mut acc = Vec::with_capacity(out.queries.len());
+                for (l, q) in out.queries.iter().enumerate() {
+                    let keys = self.model.params.get(&anchor_name(l))?;
+                    acc.push(anchor_loss(q, &keys, &pt)?);
+                }
+                anc = (Tensor::stack(&acc, 0)?.sum_all()? / layers)?;
+                total = (total + (&anc * self.config.mu_anchor)?)?;
+            }
+        }
+        Ok((total, ce, pen, anc))
+    }
+
+    /// One optimizer step. On a non-finite loss nothing is updated.
+    pub fn train_step(&mut self) -> Result<StepStats, TrainError> {
+        let batch = self.next_batch();
+        if batch.is_empty() {
+            return Err(TrainError::Invalid("no batch could be drawn".into()));
+        }
+        let lambda = self.lambda_at(self.step);
+        let (total, ce, pen, anc) = self.batch_loss(&batch, lambda)?;
+        let loss = total.to_scalar::<f32>()?;
+        if !loss.is_finite() {
+            return Err(TrainError::NonFinite {
+                step: self.step,
+                loss,
+                last_good: self.step.saturating_sub(1),
+            });
+        }
+        let grads = total.backward()?;
+        self.optimizer.step(&grads)?;
+        let stats = StepStats {
+            step: self.step,
+            loss_nats: loss as f64,
+            ce_nats: ce.to_scalar::<f32>()? as f64,
+            penalty: pen.to_scalar::<f32>()? as f64,
+            anchor_nats: anc.to_scalar::<f32>()? as f64,
+            lambda,
+            tokens: batch.len() * self.config.seq_len,
+        };
+        self.step += 1;
+        Ok(stats)
+    }
+
+    /// Optimizer state for checkpoints.
+    pub fn optimizer_state(&self) -> candle_core::Result<std::collections::HashMap<String, Tensor>> {
+        self.optimizer.state()
+    }
+
+    /// Restore optimizer state and the step counter (resume).
+    pub fn resume(
+        &mut self,
+        state: &std::collections::HashMap<String, Tensor>,
+        step: usize,
+    ) -> candle_core::Result<()> {
+        self.optimizer.load_state(state)?;
+        self.step = step;
+        // Re-derive the sampler so a resumed run draws the same batches as an unbroken one.
+        self.rng = SplitMix64::new(self.config.seed);
+        for s in 0..step {
+            let c = &self.config;
+            let _ = batch_offsets(c.sampling, s, c.batch_size, c.seq_len, self.train.len(), &mut self.rng);
+        }
+        Ok(())
+    }
+}
+
+/// Gradient norms per parameter for a loss (diagnostics and tests).
+pub fn grad_norms(model: &LocalistModel, loss: &Tensor) -> candle_core::Result<Vec<(String, f32)>> {
+    let grads = loss.backward()?;
+    let mut out = Vec::new();
+    for (name, var) in model.params.iter() {
+        let n = match grads.get(var.as_tensor()) {
+            Some(g) => g.sqr()?.sum_all()?.sqrt()?.to_scalar::<f32>()?,
+            None => 0.0,
+        };
+        out.push((name.clone(), n));
+    }
+    Ok(out)
+}
+
+/// Mean CE in nats of logits [N,V] against labels (helper for evaluation).
+pub fn mean_ce(logits: &Tensor, labels: &Tensor) -> candle_core::Result<f32> {
+    let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    candle_nn::loss::nll(&logp, labels)?.to_scalar::<f32>()
+}
