@@ -5,6 +5,7 @@
 //! `engine` (whole jobs the CLI and the studio start) ← `cli`.
 
 pub mod analysis;
+pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod model;

@@ -428,6 +428,30 @@ fn synthetic_pointers_are_earlier_and_of_the_right_category() {
 }
 
 #[test]
+fn synthetic_pointer_targets_predict_the_next_token() {
+    // A dose's drug fixes the unit written after it, and an amount's currency fixes the rail
+    // written after it: that is what makes the pointer worth following.
+    let c = corpus(5, 600);
+    let mut unit_of: HashMap<&str, &str> = HashMap::new();
+    let mut rail_of: HashMap<&str, &str> = HashMap::new();
+    for (i, target) in c.pointer_targets.iter().enumerate() {
+        let Some(j) = target else { continue };
+        let (src, next) = (c.tokens[*j].as_str(), c.tokens[i + 1].as_str());
+        let map = if c.categories[c.token_categories[i]] == "dose" {
+            &mut unit_of
+        } else {
+            &mut rail_of
+        };
+        assert_eq!(
+            *map.entry(src).or_insert(next),
+            next,
+            "{src} followed by two kinds"
+        );
+    }
+    assert!(unit_of.len() > 10 && rail_of.len() == 6);
+}
+
+#[test]
 fn synthetic_lexicon_covers_every_token_consistently() {
     let c = corpus(9, 800);
     let lex: HashMap<&str, &str> = c
@@ -456,7 +480,8 @@ fn synthetic_lexicon_covers_every_token_consistently() {
             "currency",
             "account",
             "date",
-            "function"
+            "function",
+            "rail"
         ]
     );
     // Amounts never look like doses.

@@ -17,7 +17,9 @@ use localist::train::dataset::{train_split, Sampling, TokenStream};
 use localist::train::trainer::{TrainConfig, Trainer};
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity_lam0").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/parity_lam0")
+        .join(name)
 }
 
 fn setup() -> (Trainer, serde_json::Value) {
@@ -65,11 +67,24 @@ fn batch0_matches_reference_batch_and_loss() {
     let ce = ce.to_scalar::<f32>().unwrap() as f64;
     let expected = metrics["batch0_ce"].as_f64().unwrap();
     assert!((expected - 4.611643).abs() < 1e-6);
-    assert!((ce - expected).abs() < 1e-4, "batch-0 loss {ce} vs reference {expected}");
+    assert!(
+        (ce - expected).abs() < 1e-4,
+        "batch-0 loss {ce} vs reference {expected}"
+    );
     // The logits themselves agree too.
-    let x = Tensor::from_vec(batch.iter().flat_map(|w| w.x.clone()).collect::<Vec<u32>>(), (32, 64), &Device::Cpu).unwrap();
+    let x = Tensor::from_vec(
+        batch.iter().flat_map(|w| w.x.clone()).collect::<Vec<u32>>(),
+        (32, 64),
+        &Device::Cpu,
+    )
+    .unwrap();
     let out = trainer.model.forward(&x, &[], Default::default()).unwrap();
-    let diff = (out.logits - b0["logits"].clone()).unwrap().abs().unwrap().max_all().unwrap();
+    let diff = (out.logits - b0["logits"].clone())
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap();
     assert!(diff.to_scalar::<f32>().unwrap() < 1e-4);
 }
 

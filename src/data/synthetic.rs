@@ -21,7 +21,7 @@ use crate::analysis::rng::SplitMix64;
 
 use super::synthetic_vocab::{
     cat, ACCOUNTS, AMOUNTS, CATEGORIES, CONDITIONS, CURRENCIES, CURRENCY_AMOUNT_GAPS, DATES, DOSES,
-    DRUGS, DRUG_DOSE_GAPS, FREQUENCIES, UNITS,
+    DRUGS, DRUG_DOSE_GAPS, FREQUENCIES, RAILS, UNITS,
 };
 
 /// Which kind of record a record is.
@@ -116,11 +116,19 @@ fn word_at(items: &[&'static str], i: usize) -> &'static str {
     items.get(i).copied().unwrap_or_default()
 }
 
+/// The canonical unit of a drug: each drug is always dosed in one unit, so predicting the
+/// unit after a dose needs the drug — the reason a dose should point at its drug.
+fn drug_unit(drug: &str) -> &'static str {
+    let i = DRUGS.iter().position(|d| *d == drug).unwrap_or(0);
+    word_at(&UNITS, i % UNITS.len())
+}
+
 /// `<gap> <dose> <unit>` after the drug at token `drug`; the dose points at it.
 fn dose_after(b: &mut Builder, rng: &mut SplitMix64, drug: usize) {
+    let unit = drug_unit(b.tokens.get(drug).copied().unwrap_or_default());
     b.words(pick(rng, &DRUG_DOSE_GAPS));
     b.push(pick(rng, &DOSES), cat::DOSE, Some(drug));
-    b.push(pick(rng, &UNITS), cat::UNIT, None);
+    b.push(unit, cat::UNIT, None);
 }
 
 /// `<currency> <gap> <amount>`; the amount points at the currency.
@@ -128,6 +136,8 @@ fn priced(b: &mut Builder, rng: &mut SplitMix64, currency: &'static str) {
     let cur = b.push(currency, cat::CURRENCY, None);
     b.words(pick(rng, &CURRENCY_AMOUNT_GAPS));
     b.push(pick(rng, &AMOUNTS), cat::AMOUNT, Some(cur));
+    let rail = CURRENCIES.iter().position(|c| *c == currency).unwrap_or(0);
+    b.push(word_at(&RAILS, rail), cat::RAIL, None);
 }
 
 fn clinical_record(b: &mut Builder, rng: &mut SplitMix64) {

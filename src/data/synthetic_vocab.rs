@@ -6,7 +6,7 @@
 //! About 240 words in all, small enough for a tiny model to learn in minutes.
 
 /// Category names, in block order. Token categories index into this list.
-pub const CATEGORIES: [&str; 9] = [
+pub const CATEGORIES: [&str; 10] = [
     "drug",
     "dose",
     "unit",
@@ -16,6 +16,7 @@ pub const CATEGORIES: [&str; 9] = [
     "account",
     "date",
     "function",
+    "rail",
 ];
 
 /// Index of each category in [`CATEGORIES`].
@@ -29,6 +30,7 @@ pub(crate) mod cat {
     pub const ACCOUNT: usize = 6;
     pub const DATE: usize = 7;
     pub const FUNCTION: usize = 8;
+    pub const RAIL: usize = 9;
 }
 
 /// Generic drug names.
@@ -143,6 +145,11 @@ pub const AMOUNTS: [&str; 40] = [
 
 /// ISO currency codes.
 pub const CURRENCIES: [&str; 6] = ["USD", "EUR", "GBP", "CHF", "JPY", "CAD"];
+
+/// The payment rail of each currency in [`CURRENCIES`] (same order): the token written right
+/// after an amount. It is what makes the currency worth pointing at: predicting the rail from
+/// the amount's position needs the currency.
+pub const RAILS: [&str; 6] = ["ACH", "SEPA", "BACS", "SIC", "Zengin", "ACSS"];
 
 /// Account codes.
 pub const ACCOUNTS: [&str; 30] = [

@@ -10,10 +10,10 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::data::corpus::load_corpus;
 use crate::data::lexicon::Lexicon;
 use crate::data::synthetic::{SyntheticCorpus, SyntheticSpec};
 use crate::data::tokenizer::{CharTokenizer, Tokenizer, TokenizerSpec, WordTokenizer};
-use crate::data::corpus::load_corpus;
 use crate::model::blocks::BlockMap;
 use crate::train::dataset::TokenStream;
 
@@ -57,7 +57,9 @@ impl CorpusSource {
     pub fn label(&self) -> String {
         match self {
             Self::File { path } => path.display().to_string(),
-            Self::Synthetic { seed, records } => format!("synthetic ({records} records, seed {seed})"),
+            Self::Synthetic { seed, records } => {
+                format!("synthetic ({records} records, seed {seed})")
+            }
         }
     }
 }
@@ -164,7 +166,8 @@ impl BlockSpec {
         }
         if let Some(w) = s.strip_prefix("windows:") {
             return Ok(Self::Windows(
-                w.parse().with_context(|| format!("'{s}': expected windows:WIDTH"))?,
+                w.parse()
+                    .with_context(|| format!("'{s}': expected windows:WIDTH"))?,
             ));
         }
         if let Some(p) = s.strip_prefix("lexicon:") {
@@ -193,20 +196,35 @@ fn map_from_lexicon(lex: &Lexicon, tok: &dyn Tokenizer, source: &str) -> Result<
 }
 
 /// Build the block map for a corpus.
-pub fn build_blocks(spec: &BlockSpec, corpus: &PreparedCorpus, max_seq_len: usize) -> Result<BlockMap> {
+pub fn build_blocks(
+    spec: &BlockSpec,
+    corpus: &PreparedCorpus,
+    max_seq_len: usize,
+) -> Result<BlockMap> {
     let vocab = corpus.tokenizer.vocab_size();
     Ok(match spec {
         BlockSpec::Single => BlockMap::single(vocab),
         BlockSpec::Windows(w) => BlockMap::windows(*w, max_seq_len)?,
         BlockSpec::Lexicon(path) => {
             let lex = Lexicon::load(path)?;
-            map_from_lexicon(&lex, corpus.tokenizer.as_ref(), &format!("lexicon {}", path.display()))?
+            map_from_lexicon(
+                &lex,
+                corpus.tokenizer.as_ref(),
+                &format!("lexicon {}", path.display()),
+            )?
         }
         BlockSpec::Corpus => {
             let Some(lex) = &corpus.lexicon else {
-                bail!("corpus {} has no lexicon: choose --blocks windows:W or lexicon:PATH", corpus.source.label());
+                bail!(
+                    "corpus {} has no lexicon: choose --blocks windows:W or lexicon:PATH",
+                    corpus.source.label()
+                );
             };
-            let mut map = map_from_lexicon(lex, corpus.tokenizer.as_ref(), "synthetic ground-truth lexicon")?;
+            let mut map = map_from_lexicon(
+                lex,
+                corpus.tokenizer.as_ref(),
+                "synthetic ground-truth lexicon",
+            )?;
             for (from, to) in [("dose", "drug"), ("amount", "currency")] {
                 if map.index_of(from).is_some() && map.index_of(to).is_some() {
                     map.set_relevance(from, to)?;

@@ -8,9 +8,13 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::corpus::{build_blocks, prepare_corpus, BlockSpec, CorpusSource, PreparedCorpus, TokenizerKind};
+use crate::engine::corpus::{
+    build_blocks, prepare_corpus, BlockSpec, CorpusSource, PreparedCorpus, TokenizerKind,
+};
 use crate::model::blocks::BlockMap;
-use crate::model::checkpoint::{load_checkpoint, read_tensors, save_checkpoint, CheckpointMeta, CHECKPOINT_VERSION};
+use crate::model::checkpoint::{
+    load_checkpoint, read_tensors, save_checkpoint, CheckpointMeta, CHECKPOINT_VERSION,
+};
 use crate::model::config::ModelConfig;
 use crate::model::dial::DialSetting;
 use crate::model::transformer::LocalistModel;
@@ -145,7 +149,10 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
         None => {
             let mut cfg = ModelConfig::preset(&job.preset, corpus.tokenizer.vocab_size())?;
             cfg.max_seq_len = cfg.max_seq_len.max(job.train.seq_len);
-            let spec = job.blocks.clone().unwrap_or_else(|| BlockSpec::default_for(&corpus));
+            let spec = job
+                .blocks
+                .clone()
+                .unwrap_or_else(|| BlockSpec::default_for(&corpus));
             let blocks = build_blocks(&spec, &corpus, cfg.max_seq_len)?;
             let model = match &job.init_weights {
                 Some(path) => {
@@ -153,7 +160,9 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
                     LocalistModel::from_tensors(&cfg, &tensors, blocks.num_blocks(), device)
                         .with_context(|| format!("{}: initial weights", path.display()))?
                 }
-                None => LocalistModel::new_random(&cfg, blocks.num_blocks(), job.train.seed, device)?,
+                None => {
+                    LocalistModel::new_random(&cfg, blocks.num_blocks(), job.train.seed, device)?
+                }
             };
             (model, blocks, 0, None)
         }
@@ -174,7 +183,9 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
 }
 
 fn dir_label(p: &Option<PathBuf>) -> String {
-    p.as_ref().map(|p| p.display().to_string()).unwrap_or_default()
+    p.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
 }
 
 impl Session {
@@ -205,7 +216,13 @@ impl Session {
         } else {
             None
         };
-        save_checkpoint(dir, &self.meta(final_eval)?, &self.trainer.blocks, &self.trainer.model, opt.as_ref())?;
+        save_checkpoint(
+            dir,
+            &self.meta(final_eval)?,
+            &self.trainer.blocks,
+            &self.trainer.model,
+            opt.as_ref(),
+        )?;
         Ok(())
     }
 
@@ -232,7 +249,11 @@ impl Session {
 /// Run a job to the end. `on_step` sees each step and returns `false` to stop early.
 /// On a non-finite loss the run stops with an error naming the step; checkpoints already
 /// written are left as they were.
-pub fn run(job: &TrainJob, device: &Device, mut on_step: impl FnMut(&StepStats) -> bool) -> Result<Outcome> {
+pub fn run(
+    job: &TrainJob,
+    device: &Device,
+    mut on_step: impl FnMut(&StepStats) -> bool,
+) -> Result<Outcome> {
     let mut session = setup(job, device)?;
     let mut stopped = false;
     while session.trainer.step < job.train.steps {
@@ -250,7 +271,11 @@ pub fn run(job: &TrainJob, device: &Device, mut on_step: impl FnMut(&StepStats) 
             break;
         }
     }
-    if job.train.steps == 0 && session.trainer.step == 0 && job.resume.is_none() && job.init_weights.is_none() {
+    if job.train.steps == 0
+        && session.trainer.step == 0
+        && job.resume.is_none()
+        && job.init_weights.is_none()
+    {
         bail!("--steps 0: nothing to train");
     }
     let eval = session.evaluate(&DialSetting::default())?;

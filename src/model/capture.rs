@@ -117,11 +117,14 @@ impl Capture {
                 };
                 let Some(&aj) = row.get(*j) else { continue };
                 mass += aj as f64;
-                let best = row
-                    .iter()
-                    .take(i + 1)
-                    .enumerate()
-                    .fold((0usize, f32::MIN), |acc, (k, &v)| if v > acc.1 { (k, v) } else { acc });
+                let best =
+                    row.iter()
+                        .take(i + 1)
+                        .enumerate()
+                        .fold(
+                            (0usize, f32::MIN),
+                            |acc, (k, &v)| if v > acc.1 { (k, v) } else { acc },
+                        );
                 top1 += f64::from(u8::from(best.0 == *j));
                 n += 1;
             }

@@ -128,7 +128,10 @@ fn write_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), C
 }
 
 /// Read a safetensors file onto `device`, naming the file in any error.
-pub fn read_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>, CheckpointError> {
+pub fn read_tensors(
+    path: &Path,
+    device: &Device,
+) -> Result<HashMap<String, Tensor>, CheckpointError> {
     let bytes = fs::read(path).map_err(io_err(path))?;
     candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| CheckpointError::Tensors {
         path: path.to_path_buf(),
@@ -148,7 +151,10 @@ pub fn save_checkpoint(
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_else(|| "checkpoint".into());
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(io_err(parent))?;
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     if tmp.exists() {
@@ -183,10 +189,12 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint, Checkp
             found: meta.version,
         });
     }
-    meta.model.validate().map_err(|e| CheckpointError::Tensors {
-        path: cfg_path.clone(),
-        message: e.to_string(),
-    })?;
+    meta.model
+        .validate()
+        .map_err(|e| CheckpointError::Tensors {
+            path: cfg_path.clone(),
+            message: e.to_string(),
+        })?;
     let blocks: BlockMap = read_json(&dir.join("blocks.json"))?;
     let w_path = dir.join("model.safetensors");
     let tensors = read_tensors(&w_path, device)?;
@@ -209,4 +217,3 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint, Checkp
         dir: dir.to_path_buf(),
     })
 }
-

@@ -61,7 +61,10 @@ impl AttentionBias {
     /// Stack per-sequence layer biases (same temperature and mode) into batch tensors.
     pub fn from_rows(rows: &[&LayerBias], t: usize, device: &Device) -> candle_core::Result<Self> {
         let b = rows.len();
-        let additive: Vec<f32> = rows.iter().flat_map(|r| r.additive.iter().copied()).collect();
+        let additive: Vec<f32> = rows
+            .iter()
+            .flat_map(|r| r.additive.iter().copied())
+            .collect();
         let additive = Tensor::from_vec(additive, (b, 1, t, t), device)?;
         let tau = rows.first().map(|r| r.tau as f64).unwrap_or(1.0);
         let mixture = match rows.first().and_then(|r| r.mixture.as_ref()) {

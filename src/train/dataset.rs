@@ -5,6 +5,7 @@
 //! starts at ((s·B + b)·T) mod (N − T − 1)), the random one draws offsets from the seed.
 
 use crate::analysis::rng::SplitMix64;
+use crate::data::corpus::sequential_offsets;
 
 /// A token stream with, per position, the earlier position it must point to (if any).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -96,7 +97,7 @@ pub enum Sampling {
     Random,
 }
 
-/// Offsets of a batch for `step`.
+/// Offsets of a batch for `step` (empty when the stream is too short for one window).
 pub fn batch_offsets(
     sampling: Sampling,
     step: usize,
@@ -105,16 +106,17 @@ pub fn batch_offsets(
     n: usize,
     rng: &mut SplitMix64,
 ) -> Vec<usize> {
-    let span = n.saturating_sub(t + 1).max(1);
-    (0..batch)
-        .map(|b| match sampling {
-            Sampling::Sequential => ((step * batch + b) * t) % span,
-            Sampling::Random => rng.below(span),
-        })
-        .collect()
+    match sampling {
+        Sampling::Sequential => sequential_offsets(step, batch, t, n),
+        Sampling::Random => {
+            let span = n.saturating_sub(t + 1);
+            if span == 0 {
+                return Vec::new();
+            }
+            (0..batch).map(|_| rng.below(span)).collect()
+        }
+    }
 }
 
 /// The reference's train/validation split point: Python's `int(0.9 * n)`.
-pub fn train_split(n: usize) -> usize {
-    (0.9_f64 * n as f64) as usize
-}
+pub use crate::data::corpus::train_val_split as train_split;

@@ -90,7 +90,10 @@ pub fn evaluate(
     let ce = acc.ce_sum / acc.tokens.max(1) as f64;
     let bits = ce / std::f64::consts::LN_2;
     let mean = |(s, n): (f64, usize)| if n == 0 { 0.0 } else { s / n as f64 };
-    let ent_total = acc.ent.iter().fold((0.0, 0), |a, &(s, n)| (a.0 + s, a.1 + n));
+    let ent_total = acc
+        .ent
+        .iter()
+        .fold((0.0, 0), |a, &(s, n)| (a.0 + s, a.1 + n));
     let eps = mean(acc.eps);
     Ok(EvalReport {
         lambda: dial.params.lambda,
@@ -146,7 +149,10 @@ fn eval_batch(
         // `a` is [B·H][T][T] after flattening the batch and head axes.
         let heads_per_seq = a.len() / b.max(1);
         for (idx, head) in a.iter().enumerate() {
-            let (Some(m), Some(w)) = (masks.get(idx / heads_per_seq.max(1)), chunk.get(idx / heads_per_seq.max(1))) else {
+            let (Some(m), Some(w)) = (
+                masks.get(idx / heads_per_seq.max(1)),
+                chunk.get(idx / heads_per_seq.max(1)),
+            ) else {
                 continue;
             };
             for (i, row) in head.iter().enumerate() {
@@ -180,6 +186,9 @@ fn flatten4(a: &Tensor) -> candle_core::Result<Vec<Vec<Vec<f32>>>> {
 fn argmax(row: &[f32]) -> usize {
     row.iter()
         .enumerate()
-        .fold((0usize, f32::MIN), |acc, (k, &v)| if v > acc.1 { (k, v) } else { acc })
+        .fold(
+            (0usize, f32::MIN),
+            |acc, (k, &v)| if v > acc.1 { (k, v) } else { acc },
+        )
         .0
 }

@@ -107,10 +107,7 @@ impl AdamW {
         }
         let dev = self.slots.first().map(|s| s.m.device().clone());
         if let Some(dev) = dev {
-            out.insert(
-                "step".into(),
-                Tensor::new(&[self.step_t as f32], &dev)?,
-            );
+            out.insert("step".into(), Tensor::new(&[self.step_t as f32], &dev)?);
         }
         Ok(out)
     }

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::rng::SplitMix64;
 use crate::model::blocks::{BlockMap, SequenceMasks};
-use crate::model::transformer::{anchor_name, causal_tensor, AttentionBias, ForwardOptions, LocalistModel};
+use crate::model::transformer::{
+    anchor_name, causal_tensor, AttentionBias, ForwardOptions, LocalistModel,
+};
 use crate::train::dataset::{batch_offsets, Sampling, TokenStream, Window};
 use crate::train::optimizer::{AdamW, AdamWConfig};
 use crate::train::penalty::{anchor_loss, group_lasso, GroupWeights, PenaltyTensors};
@@ -43,6 +45,8 @@ pub struct TrainConfig {
     pub sampling: Sampling,
     /// ε inside the group-norm square root.
     pub penalty_eps: f64,
+    /// Leave self and the first position out of the penalty's groups (see `PenaltyTensors`).
+    pub exempt_always_visible: bool,
 }
 
 impl Default for TrainConfig {
@@ -60,6 +64,7 @@ impl Default for TrainConfig {
             seed: 0,
             sampling: Sampling::Random,
             penalty_eps: 1e-12,
+            exempt_always_visible: false,
         }
     }
 }
@@ -68,7 +73,9 @@ impl Default for TrainConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     /// The loss became NaN or infinite.
-    #[error("training step {step}: loss is {loss} (not finite); weights kept from step {last_good}")]
+    #[error(
+        "training step {step}: loss is {loss} (not finite); weights kept from step {last_good}"
+    )]
     NonFinite {
         /// Step at which it happened.
         step: usize,
@@ -234,7 +241,13 @@ impl Trainer {
         let (mut pen, mut anc) = (zero.clone(), zero);
         if use_penalty || use_anchor {
             let masks: Vec<SequenceMasks> = batch.iter().map(|w| self.blocks.masks(&w.x)).collect();
-            let pt = PenaltyTensors::new(&masks, self.blocks.num_blocks(), self.config.weights, dev)?;
+            let pt = PenaltyTensors::new(
+                &masks,
+                self.blocks.num_blocks(),
+                self.config.weights,
+                self.config.exempt_always_visible,
+                dev,
+            )?;
             let layers = out.attention.len().max(1) as f64;
             if use_penalty {
                 let mut acc = Vec::with_capacity(out.attention.len());
@@ -289,7 +302,9 @@ impl Trainer {
     }
 
     /// Optimizer state for checkpoints.
-    pub fn optimizer_state(&self) -> candle_core::Result<std::collections::HashMap<String, Tensor>> {
+    pub fn optimizer_state(
+        &self,
+    ) -> candle_core::Result<std::collections::HashMap<String, Tensor>> {
         self.optimizer.state()
     }
 
@@ -305,7 +320,14 @@ impl Trainer {
         self.rng = SplitMix64::new(self.config.seed);
         for s in 0..step {
             let c = &self.config;
-            let _ = batch_offsets(c.sampling, s, c.batch_size, c.seq_len, self.train.len(), &mut self.rng);
+            let _ = batch_offsets(
+                c.sampling,
+                s,
+                c.batch_size,
+                c.seq_len,
+                self.train.len(),
+                &mut self.rng,
+            );
         }
         Ok(())
     }

@@ -1,0 +1,96 @@
+//! Engine benchmarks (criterion): a training step of the tiny preset, capture plus metrics for
+//! one 64-token sequence, and a dial re-evaluation. Speed is reported, never asserted; compare
+//! against PyTorch with `scripts/bench_vs_torch.sh`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use candle_core::Device;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use localist::analysis::dial::{DialMode, DialParams, LayerSchedule};
+use localist::data::tokenizer::{CharTokenizer, Tokenizer};
+use localist::model::blocks::BlockMap;
+use localist::model::capture::capture;
+use localist::model::config::ModelConfig;
+use localist::model::dial::DialSetting;
+use localist::model::transformer::LocalistModel;
+use localist::train::dataset::{Sampling, TokenStream};
+use localist::train::trainer::{TrainConfig, Trainer};
+
+fn corpus_ids() -> Vec<u32> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/corpora/shakespeare_1mb.txt");
+    let text = std::fs::read_to_string(path).unwrap();
+    CharTokenizer.encode(&text)
+}
+
+fn model(blocks: &BlockMap) -> LocalistModel {
+    let cfg = ModelConfig::preset("tiny", 96).unwrap();
+    LocalistModel::new_random(&cfg, blocks.num_blocks(), 0, &Device::Cpu).unwrap()
+}
+
+fn train_step(c: &mut Criterion) {
+    // The reference peer's configuration: batch 32 x 64, off-block penalty over windows of 8.
+    let blocks = BlockMap::windows(8, 64).unwrap();
+    let mut group = c.benchmark_group("train_step_tiny_32x64");
+    group.throughput(Throughput::Elements(32 * 64));
+    group.sample_size(20);
+    for (name, lambda) in [("lambda0", 0.0), ("lambda0.01_offblock", 0.01)] {
+        let tc = TrainConfig {
+            lambda_train: lambda,
+            anneal_fraction: 0.0,
+            mu_anchor: 0.0,
+            batch_size: 32,
+            seq_len: 64,
+            steps: usize::MAX,
+            sampling: Sampling::Sequential,
+            ..TrainConfig::default()
+        };
+        let stream = TokenStream {
+            ids: corpus_ids(),
+            targets: Vec::new(),
+        };
+        let mut trainer = Trainer::new(model(&blocks), blocks.clone(), stream, tc).unwrap();
+        group.bench_function(name, |b| b.iter(|| trainer.train_step().unwrap()));
+    }
+    group.finish();
+}
+
+fn capture_and_dial(c: &mut Criterion) {
+    let blocks = BlockMap::windows(8, 64).unwrap();
+    let m = model(&blocks);
+    let ids: Vec<u32> = corpus_ids().into_iter().skip(1000).take(64).collect();
+    let mut group = c.benchmark_group("capture_64");
+    group.bench_function("capture_plus_metrics", |b| {
+        b.iter(|| capture(&m, &blocks, &ids, &DialSetting::default()).unwrap())
+    });
+    let mut lambda = 0.3;
+    group.bench_function("dial_reevaluation_mode_a_schedule", |b| {
+        b.iter(|| {
+            lambda = if lambda > 0.5 { 0.3 } else { 0.7 };
+            let dial = DialSetting {
+                params: DialParams {
+                    mode: DialMode::Bias,
+                    lambda,
+                    ..DialParams::default()
+                },
+                schedule: LayerSchedule::Power { gamma: 3.0 },
+            };
+            capture(&m, &blocks, &ids, &dial).unwrap()
+        })
+    });
+    group.bench_function("dial_reevaluation_mode_b", |b| {
+        b.iter(|| {
+            let dial = DialSetting {
+                params: DialParams {
+                    mode: DialMode::Mixture,
+                    lambda: 0.5,
+                    ..DialParams::default()
+                },
+                schedule: LayerSchedule::Uniform,
+            };
+            capture(&m, &blocks, &ids, &dial).unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, train_step, capture_and_dial);
+criterion_main!(benches);

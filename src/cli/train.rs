@@ -1,0 +1,200 @@
+//! `localist train`: train a model and write a checkpoint, with a live progress bar.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::engine::corpus::{asset_path, BlockSpec, CorpusSource, TokenizerKind};
+use crate::engine::train_job::{default_device, run as run_job, TrainJob};
+use crate::train::dataset::Sampling;
+use crate::train::trainer::TrainConfig;
+
+/// Tokenizer choice on the command line.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TokenizerArg {
+    /// 96-symbol characters (the reference vocabulary).
+    Char,
+    /// Words fitted on the corpus.
+    Word,
+}
+
+/// Arguments of `localist train`.
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// Corpus: a UTF-8 text file, `synthetic` or `synthetic:RECORDS`.
+    #[arg(long, default_value = "assets/corpora/shakespeare_1mb.txt")]
+    pub corpus: String,
+    /// Tokenizer (the synthetic corpus always uses words).
+    #[arg(long, value_enum, default_value_t = TokenizerArg::Char)]
+    pub tokenizer: TokenizerArg,
+    /// Model preset: tiny or small.
+    #[arg(long, default_value = "tiny")]
+    pub preset: String,
+    /// Blocks: single, windows:W, lexicon:PATH or corpus (the synthetic lexicon).
+    #[arg(long)]
+    pub blocks: Option<String>,
+    /// Training dial λ_train in [0, 1] (weight of the off-block penalty).
+    #[arg(long, default_value = "0", value_parser = super::parse_lambda)]
+    pub lambda_train: f64,
+    /// Penalty scale η.
+    #[arg(long, default_value_t = 1.0)]
+    pub eta: f64,
+    /// Anchor-loss weight μ_anc.
+    #[arg(long, default_value_t = 0.05)]
+    pub mu_anchor: f64,
+    /// Optimizer steps.
+    #[arg(long, default_value_t = 500)]
+    pub steps: usize,
+    /// Rows per batch.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Tokens per row (at most the preset's positions).
+    #[arg(long, default_value_t = 64)]
+    pub seq: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Seed for initialisation, sampling and the synthetic corpus.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Use the reference's sequential batches instead of random ones.
+    #[arg(long)]
+    pub sequential: bool,
+    /// Output checkpoint directory.
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Write an intermediate checkpoint every N steps (0: only at the end).
+    #[arg(long, default_value_t = 0)]
+    pub checkpoint_every: usize,
+    /// Initial weights in the reference's PyTorch names (safetensors).
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// Resume from a checkpoint directory (continues to --steps in total).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Leave optimizer moments out of the checkpoint (smaller; cannot resume exactly).
+    #[arg(long)]
+    pub no_optimizer_state: bool,
+    /// No progress bar (for logs).
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl TrainArgs {
+    /// The engine job these arguments describe.
+    pub fn job(&self) -> Result<TrainJob> {
+        let corpus = match CorpusSource::parse(&self.corpus, self.seed)? {
+            CorpusSource::File { path } => CorpusSource::File {
+                path: asset_path(&path),
+            },
+            s => s,
+        };
+        let blocks = self.blocks.as_deref().map(BlockSpec::parse).transpose()?;
+        if self.steps == 0 {
+            bail!("--steps must be at least 1");
+        }
+        Ok(TrainJob {
+            corpus,
+            tokenizer: match self.tokenizer {
+                TokenizerArg::Char => TokenizerKind::Char,
+                TokenizerArg::Word => TokenizerKind::Word,
+            },
+            preset: self.preset.clone(),
+            blocks,
+            train: TrainConfig {
+                lambda_train: self.lambda_train,
+                eta: self.eta,
+                mu_anchor: self.mu_anchor,
+                batch_size: self.batch,
+                seq_len: self.seq,
+                steps: self.steps,
+                seed: self.seed,
+                sampling: if self.sequential {
+                    Sampling::Sequential
+                } else {
+                    Sampling::Random
+                },
+                optimizer: crate::train::optimizer::AdamWConfig {
+                    lr: self.lr,
+                    ..Default::default()
+                },
+                ..TrainConfig::default()
+            },
+            out: Some(self.out.clone()),
+            checkpoint_every: self.checkpoint_every,
+            init_weights: self.init.clone(),
+            resume: self.resume.clone(),
+            eval_windows: 64,
+            save_optimizer: !self.no_optimizer_state,
+        })
+    }
+}
+
+/// A progress bar showing step, ETA, tokens/s and loss.
+pub fn progress_bar(steps: usize, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(steps as u64);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps, ETA {eta}  {msg}",
+    ) {
+        pb.set_style(style);
+    }
+    pb
+}
+
+/// Run `localist train`.
+pub fn run(args: TrainArgs) -> Result<()> {
+    let job = args.job()?;
+    let device = default_device();
+    let pb = progress_bar(job.train.steps, args.quiet);
+    let started = Instant::now();
+    let mut tokens = 0usize;
+    // Steady-state speed: timed from the end of step 10 (warm-up) to the last step.
+    let mut timed: Option<(Instant, usize)> = None;
+    let mut steady_tps = None;
+    let outcome = run_job(&job, &device, |s| {
+        tokens += s.tokens;
+        match timed {
+            None if s.step + 1 >= 10 => timed = Some((Instant::now(), tokens)),
+            Some((t0, tok0)) => {
+                steady_tps = Some((tokens - tok0) as f64 / t0.elapsed().as_secs_f64().max(1e-9))
+            }
+            None => {}
+        }
+        let tps = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        pb.set_position(s.step as u64 + 1);
+        pb.set_message(format!(
+            "{tps:.0} tok/s  loss {:.4} nats  (ce {:.4}, Ω {:.4}, λ {:.2})",
+            s.loss_nats, s.ce_nats, s.penalty, s.lambda
+        ));
+        true
+    });
+    pb.finish_and_clear();
+    let outcome = outcome.with_context(|| format!("training for {}", args.out.display()))?;
+    let e = &outcome.eval;
+    let secs = started.elapsed().as_secs_f64();
+    if let Some(tps) = steady_tps {
+        println!("steady-state training speed: {tps:.0} tokens/s (after 10 warm-up steps)");
+    }
+    println!(
+        "trained {} steps in {secs:.1} s ({:.0} tokens/s overall); held-out: perplexity {:.3}, top-1 {:.1}%, \
+         entropy {:.3} bits, ε {:.4}, PF_mass {:.4}{}",
+        outcome.session.trainer.step,
+        tokens as f64 / secs.max(1e-9),
+        e.perplexity,
+        100.0 * e.top1_accuracy,
+        e.entropy_bits,
+        e.off_block_mass,
+        e.pf_mass,
+        e.pf_true_mass
+            .map(|p| format!(", PF vs true targets {p:.4}"))
+            .unwrap_or_default()
+    );
+    println!("checkpoint: {}", args.out.display());
+    Ok(())
+}
