@@ -4,6 +4,8 @@
 //! Arrows point one way: `analysis` (pure math) ← `model` (candle) ← `data`, `train` ←
 //! `engine` (whole jobs the CLI and the studio start) ← `cli`.
 
+#![warn(missing_docs)]
+
 pub mod analysis;
 pub mod cli;
 pub mod data;

@@ -114,16 +114,22 @@ pub struct PointerFidelity {
 ///
 /// An empty row has mass 0 and `top1 == false`.
 pub fn pointer_fidelity(row: &[f32], targets: &[bool]) -> PointerFidelity {
+    let top = argmax(row);
+    PointerFidelity {
+        mass: mass_on(row, targets),
+        top1: top.is_some_and(|j| marked(targets, j)),
+    }
+}
+
+/// Index of the largest weight (the first on ties), or `None` for an empty row.
+pub fn argmax(row: &[f32]) -> Option<usize> {
     let mut argmax: Option<(usize, f32)> = None;
     for (j, &a) in row.iter().enumerate() {
         if argmax.is_none_or(|(_, best)| a > best) {
             argmax = Some((j, a));
         }
     }
-    PointerFidelity {
-        mass: mass_on(row, targets),
-        top1: argmax.is_some_and(|(j, _)| marked(targets, j)),
-    }
+    argmax.map(|(j, _)| j)
 }
 
 /// The largest possible mean entropy of causal rows over a sequence of length `t`, in bits:

@@ -104,6 +104,9 @@ pub struct EvalArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Also list each block's anchor tokens (PMI, purity) and the coverage I(B;A).
+    #[arg(long)]
+    pub anchors: bool,
 }
 
 /// Evaluate a loaded checkpoint on its held-out text for each λ.
@@ -176,6 +179,37 @@ pub fn table(reports: &[EvalReport], mode: &str) -> String {
     s
 }
 
+/// Print the anchor tokens stored in a checkpoint's training facts.
+fn print_anchors(checkpoint: &std::path::Path) -> Result<()> {
+    let path = checkpoint.join("config.json");
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("{}: invalid JSON", path.display()))?;
+    let info: Option<TrainingInfo> = serde_json::from_value(meta["training"].clone()).ok();
+    let Some(rep) = info.and_then(|i| i.anchors) else {
+        println!("\nno anchor statistics in this checkpoint");
+        return Ok(());
+    };
+    println!(
+        "\nanchor tokens (purity ≤ 0.2 bits, ranked by PMI); coverage I(B;A) = {:.4} bits",
+        rep.coverage_bits
+    );
+    for (block, rows) in &rep.blocks {
+        let list: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{:?} ({:.2} bits, n={})", r.token, r.pmi_bits, r.count))
+            .collect();
+        let shown = if list.is_empty() {
+            "–".to_string()
+        } else {
+            list.join(", ")
+        };
+        println!("  {block}: {shown}");
+    }
+    Ok(())
+}
+
 /// Run `localist eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
     let reports = eval_reports(&args)?;
@@ -186,6 +220,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
             "{}",
             table(&reports, DialMode::from(args.dial.mode).label())
         );
+    }
+    if args.anchors {
+        print_anchors(&args.checkpoint)?;
     }
     Ok(())
 }

@@ -175,7 +175,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
         true
     });
     pb.finish_and_clear();
-    let outcome = outcome.with_context(|| format!("training for {}", args.out.display()))?;
+    let outcome = outcome.with_context(|| {
+        if args.out.join("config.json").exists() {
+            format!(
+                "training for {} (the last good checkpoint there is kept as it was)",
+                args.out.display()
+            )
+        } else {
+            format!(
+                "training for {} (no checkpoint written)",
+                args.out.display()
+            )
+        }
+    })?;
     let e = &outcome.eval;
     let secs = started.elapsed().as_secs_f64();
     if let Some(tps) = steady_tps {

@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::anchors::{anchor_report, AnchorReport};
 use crate::engine::corpus::{
     build_blocks, prepare_corpus, BlockSpec, CorpusSource, PreparedCorpus, TokenizerKind,
 };
@@ -98,6 +99,9 @@ pub struct TrainingInfo {
     pub last_loss_nats: Option<f64>,
     /// Held-out evaluation at the end (λ_inf = 0).
     pub final_eval: Option<EvalReport>,
+    /// Anchor tokens of each block on the training text (SPEC §5).
+    #[serde(default)]
+    pub anchors: Option<AnchorReport>,
 }
 
 /// A run set up and ready to step.
@@ -198,6 +202,16 @@ impl Session {
             corpus_sha256: self.corpus.sha256.clone(),
             config: self.job.train.clone(),
             last_loss_nats: self.history.last().map(|s| s.loss_nats),
+            anchors: final_eval.is_some().then(|| {
+                anchor_report(
+                    &self.trainer.train.ids,
+                    &self.trainer.blocks,
+                    self.corpus.tokenizer.as_ref(),
+                    self.job.train.seq_len,
+                    5,
+                    8,
+                )
+            }),
             final_eval,
         };
         Ok(CheckpointMeta {

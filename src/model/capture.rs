@@ -7,7 +7,7 @@
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::metrics::{block_masses, entropy_bits, logit_margin, off_block_mass};
+use crate::analysis::metrics::{argmax, block_masses, entropy_bits, logit_margin, off_block_mass};
 use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::model::dial::{layer_bias, DialSetting};
 use crate::model::transformer::{AttentionBias, ForwardOptions, LocalistModel, ModelError};
@@ -117,15 +117,8 @@ impl Capture {
                 };
                 let Some(&aj) = row.get(*j) else { continue };
                 mass += aj as f64;
-                let best =
-                    row.iter()
-                        .take(i + 1)
-                        .enumerate()
-                        .fold(
-                            (0usize, f32::MIN),
-                            |acc, (k, &v)| if v > acc.1 { (k, v) } else { acc },
-                        );
-                top1 += f64::from(u8::from(best.0 == *j));
+                let best = argmax(row.get(..=i).unwrap_or(row));
+                top1 += f64::from(u8::from(best == Some(*j)));
                 n += 1;
             }
         }

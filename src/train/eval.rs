@@ -5,7 +5,9 @@
 use candle_core::{Tensor, D};
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::metrics::{entropy_bits, max_mean_causal_entropy_bits, off_block_mass};
+use crate::analysis::metrics::{
+    argmax, entropy_bits, max_mean_causal_entropy_bits, off_block_mass,
+};
 use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::model::dial::{layer_bias, DialSetting, LayerBias};
 use crate::model::transformer::{AttentionBias, ForwardOptions, LocalistModel};
@@ -163,7 +165,7 @@ fn eval_batch(
                 }
                 acc.eps.0 += off_block_mass(row, rel).max(0.0);
                 acc.eps.1 += 1;
-                let top = argmax(row.get(..=i).unwrap_or(row));
+                let top = argmax(row.get(..=i).unwrap_or(row)).unwrap_or(0);
                 acc.pf_top1.0 += f64::from(u8::from(rel.get(top).copied().unwrap_or(false)));
                 acc.pf_top1.1 += 1;
                 if let Some(Some(j)) = w.targets.get(i) {
@@ -181,14 +183,4 @@ fn eval_batch(
 fn flatten4(a: &Tensor) -> candle_core::Result<Vec<Vec<Vec<f32>>>> {
     let (b, h, t, s) = a.dims4()?;
     a.reshape((b * h, t, s))?.to_vec3::<f32>()
-}
-
-fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .fold(
-            (0usize, f32::MIN),
-            |acc, (k, &v)| if v > acc.1 { (k, v) } else { acc },
-        )
-        .0
 }
