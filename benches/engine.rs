@@ -16,7 +16,10 @@ use localist::train::dataset::{Sampling, TokenStream};
 use localist::train::trainer::{TrainConfig, Trainer};
 
 fn corpus_ids() -> Vec<u32> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/corpora/shakespeare_1mb.txt");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/corpora/shakespeare_1mb.txt"
+    );
     let text = std::fs::read_to_string(path).unwrap();
     CharTokenizer.encode(&text)
 }

@@ -6,6 +6,8 @@ pub mod capture;
 pub mod checkpoint;
 pub mod config;
 pub mod dial;
+pub mod fused;
+pub mod gelu;
 pub mod params;
 pub mod transformer;
 

@@ -12,12 +12,14 @@
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 
 use crate::analysis::anchors::orthonormal_vectors;
 use crate::analysis::rng::SplitMix64;
 use crate::model::config::{Activation, ModelConfig};
 use crate::model::dial::LayerBias;
+use crate::model::fused::{add_bias, layer_norm, softmax_last};
+use crate::model::gelu::gelu_tanh;
 use crate::model::params::{const_tensor, normal_tensor, ParamStore};
 
 /// Errors loading or running a model.
@@ -277,17 +279,23 @@ impl LocalistModel {
     fn layer_norm(&self, x: &Tensor, prefix: &str) -> candle_core::Result<Tensor> {
         let w = self.p(&format!("{prefix}.weight"))?;
         let b = self.p(&format!("{prefix}.bias"))?;
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let xc = x.broadcast_sub(&mean)?;
-        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-        let xn = xc.broadcast_div(&(var + self.config.layer_norm_eps)?.sqrt()?)?;
-        xn.broadcast_mul(&w)?.broadcast_add(&b)
+        layer_norm(x, &w, &b, self.config.layer_norm_eps)
     }
 
+    /// x·Wᵀ + b over the last axis. The leading axes are flattened into one 2-D matmul: a
+    /// broadcast (batched) matmul would make the backward pass sum B weight-gradient copies,
+    /// which made training steps several times slower.
     fn linear(&self, x: &Tensor, prefix: &str) -> candle_core::Result<Tensor> {
         let w = self.p(&format!("{prefix}.weight"))?;
         let b = self.p(&format!("{prefix}.bias"))?;
-        x.broadcast_matmul(&w.t()?)?.broadcast_add(&b)
+        let dims = x.dims().to_vec();
+        let (lead, last) = dims.split_at(dims.len().saturating_sub(1));
+        let rows: usize = lead.iter().product();
+        let inner = last.first().copied().unwrap_or(0);
+        let out = add_bias(&x.reshape((rows, inner))?.matmul(&w.t()?)?, &b)?;
+        let mut shape = lead.to_vec();
+        shape.push(w.dim(0)?);
+        out.reshape(shape)
     }
 
     /// Forward pass over token ids [B,T] (u32) with one bias per layer.
@@ -318,7 +326,7 @@ impl LocalistModel {
         let scale = 1.0 / (dh as f64).sqrt();
         let softmax = |z: &Tensor| {
             if opts.differentiable {
-                candle_nn::ops::softmax(z, D::Minus1)
+                softmax_last(z)
             } else {
                 candle_nn::ops::softmax_last_dim(z)
             }
@@ -370,7 +378,7 @@ impl LocalistModel {
             let hx = self.layer_norm(&x, &format!("{pre}.ln2"))?;
             let f = self.linear(&hx, &format!("{pre}.fc1"))?;
             let f = match cfg.activation {
-                Activation::GeluTanh => f.gelu()?,
+                Activation::GeluTanh => gelu_tanh(&f)?,
                 Activation::Relu => f.relu()?,
             };
             x = (x + self.linear(&f, &format!("{pre}.fc2"))?)?;

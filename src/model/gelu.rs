@@ -1,0 +1,136 @@
+//! tanh-GELU as one fused CPU op with an analytic derivative.
+//!
+//! candle's own `gelu` differentiates through about a dozen tensor ops (two `powf`s and a
+//! `tanh` among them), which took about a fifth of a tiny-model training step. Here the forward
+//! is candle's formula exactly (so parity with PyTorch is untouched) and the backward is one
+//! elementwise pass: d/dx = ½(1 + t) + ½·x·(1 − t²)·c·(1 + 3a·x²), t = tanh(c(x + a·x³)).
+//! Other devices and dtypes fall back to candle's op.
+
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
+
+const SQRT_TWO_OVER_PI: f32 = 0.797_884_6;
+const COEF_A: f32 = 0.044_715;
+
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
+    let CpuStorage::F32(v) = storage else {
+        candle_core::bail!("gelu-tanh: expected f32 storage")
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        candle_core::bail!("gelu-tanh: expected a contiguous tensor")
+    };
+    v.get(start..end)
+        .ok_or_else(|| candle_core::Error::Msg("gelu-tanh: layout out of range".into()))
+}
+
+/// tanh through one `exp`: glibc's `tanhf` (via `expm1f`) cost a sixth of a training step.
+/// Absolute error stays below 1e-7, and the ends saturate exactly to ±1.
+#[inline]
+fn fast_tanh(u: f32) -> f32 {
+    1.0 - 2.0 / ((2.0 * u).exp() + 1.0)
+}
+
+struct GeluTanh;
+struct GeluTanhGrad;
+
+impl CustomOp1 for GeluTanh {
+    fn name(&self) -> &'static str {
+        "gelu-tanh"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(storage, layout)?;
+        let out = x
+            .iter()
+            .map(|&v| 0.5 * v * (1.0 + fast_tanh(SQRT_TWO_OVER_PI * v * (1.0 + COEF_A * v * v))))
+            .collect();
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let d = arg.contiguous()?.apply_op1_no_bwd(&GeluTanhGrad)?;
+        Ok(Some(grad_res.mul(&d)?))
+    }
+}
+
+impl CustomOp1 for GeluTanhGrad {
+    fn name(&self) -> &'static str {
+        "gelu-tanh-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(storage, layout)?;
+        let out = x
+            .iter()
+            .map(|&v| {
+                let v2 = v * v;
+                let t = fast_tanh(SQRT_TWO_OVER_PI * v * (1.0 + COEF_A * v2));
+                0.5 * (1.0 + t)
+                    + 0.5 * v * (1.0 - t * t) * SQRT_TWO_OVER_PI * (1.0 + 3.0 * COEF_A * v2)
+            })
+            .collect();
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+/// tanh-GELU: the fused op on CPU f32 tensors, candle's `gelu` elsewhere.
+pub fn gelu_tanh(x: &Tensor) -> candle_core::Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        x.contiguous()?.apply_op1(GeluTanh)
+    } else {
+        x.gelu()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn matches_candle_forward_and_finite_difference_gradient() {
+        let xs: Vec<f32> = (-40..=40).map(|i| i as f32 * 0.1).collect();
+        let n = xs.len();
+        let x = Var::from_vec(xs.clone(), n, &Device::Cpu).unwrap_or_else(|_| unreachable!());
+        let ours = gelu_tanh(x.as_tensor())
+            .and_then(|t| t.to_vec1::<f32>())
+            .unwrap_or_default();
+        let theirs = x
+            .as_tensor()
+            .gelu()
+            .and_then(|t| t.to_vec1::<f32>())
+            .unwrap_or_default();
+        assert_eq!(ours.len(), n);
+        for (a, b) in ours.iter().zip(&theirs) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+        let grads = gelu_tanh(x.as_tensor())
+            .and_then(|y| y.sum_all())
+            .and_then(|s| s.backward())
+            .unwrap_or_else(|_| unreachable!());
+        let g = grads
+            .get(x.as_tensor())
+            .and_then(|g| g.to_vec1::<f32>().ok())
+            .unwrap_or_default();
+        let f = |v: f64| {
+            0.5 * v * (1.0 + (0.797_884_560_802_865_4 * (v + 0.044715 * v * v * v)).tanh())
+        };
+        for (&xv, &gv) in xs.iter().zip(&g) {
+            let h = 1e-4;
+            let fd = (f(xv as f64 + h) - f(xv as f64 - h)) / (2.0 * h);
+            assert!((fd - gv as f64).abs() < 1e-4, "x={xv}: {gv} vs {fd}");
+        }
+    }
+}
