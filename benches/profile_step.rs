@@ -1,7 +1,7 @@
 //! Time the forward, backward and whole training step of the tiny preset on the reference
 //! configuration (batch 32 x 64, windows of 8). For profiling, e.g.
-//! `CANDLE_NUM_THREADS=1 perf record -g target/release/examples/profile_step`.
-//! Usage: `cargo run --release --example profile_step [LAMBDA]`.
+//! `CANDLE_NUM_THREADS=1 perf record -g` on the bench binary.
+//! Usage: `cargo bench --bench profile_step` (`LAMBDA=0` for no penalty).
 #![allow(clippy::unwrap_used)]
 use candle_core::Device;
 use localist::data::tokenizer::{CharTokenizer, Tokenizer};
@@ -12,7 +12,11 @@ use localist::train::dataset::{Sampling, TokenStream};
 use localist::train::trainer::{TrainConfig, Trainer};
 use std::time::Instant;
 fn main() {
-    let text = std::fs::read_to_string("assets/corpora/shakespeare_1mb.txt").unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/corpora/shakespeare_1mb.txt"
+    ))
+    .unwrap();
     let blocks = BlockMap::windows(8, 64).unwrap();
     let cfg = ModelConfig::preset("tiny", 96).unwrap();
     let lam: f64 = std::env::args()
