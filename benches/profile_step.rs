@@ -19,9 +19,9 @@ fn main() {
     .unwrap();
     let blocks = BlockMap::windows(8, 64).unwrap();
     let cfg = ModelConfig::preset("tiny", 96).unwrap();
-    let lam: f64 = std::env::args()
-        .nth(1)
-        .map(|s| s.parse().unwrap())
+    let lam: f64 = std::env::var("LAMBDA")
+        .ok()
+        .and_then(|s| s.parse().ok())
         .unwrap_or(0.01);
     let model = LocalistModel::new_random(&cfg, blocks.num_blocks(), 0, &Device::Cpu).unwrap();
     let tc = TrainConfig {
