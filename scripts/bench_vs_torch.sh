@@ -29,7 +29,7 @@ TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
 ours_tps() {
-  CANDLE_NUM_THREADS=1 "$OURS" train --corpus "$CORPUS" --blocks windows:8 --lambda-train 0.01 \
+  CANDLE_NUM_THREADS=1 RAYON_NUM_THREADS=1 "$OURS" train --corpus "$CORPUS" --blocks windows:8 --lambda-train 0.01 \
     --batch 32 --seq 64 --sequential --mu-anchor 0 --steps $((STEPS + 10)) --no-optimizer-state \
     --quiet --out "$TMP/ours" | sed -n 's/^steady-state training speed: \([0-9.]*\) tokens.*/\1/p'
 }

@@ -45,9 +45,13 @@ pub fn run(cli: Cli) -> Result<()> {
     if cli.threads == 0 {
         bail!("--threads must be at least 1");
     }
-    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        // Read once by candle before its first op; nothing has run yet.
-        std::env::set_var("CANDLE_NUM_THREADS", cli.threads.to_string());
+    // Read by candle before its first op; nothing has run yet. RAYON_NUM_THREADS sizes the
+    // matmul parallelism, and setting it also stops candle from re-reading /proc/cpuinfo on
+    // every matmul (a third of a 64-token capture's time).
+    for var in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {
+        if std::env::var_os(var).is_none() {
+            std::env::set_var(var, cli.threads.to_string());
+        }
     }
     match cli.command {
         Some(Command::Train(a)) => train::run(a),
