@@ -214,3 +214,60 @@ fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
     }
 }
+
+#[test]
+fn kmeans_blocks_and_synth_write_usable_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("ck");
+    let o = localist(&train_args(
+        "assets/corpora/shakespeare_1mb.txt",
+        ck.to_str().unwrap(),
+    ));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let km = dir.path().join("km");
+    let o = localist(&[
+        "blocks",
+        "-c",
+        ck.to_str().unwrap(),
+        "--kmeans",
+        "5",
+        "-o",
+        km.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let blocks: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(km.join("blocks.json")).unwrap()).unwrap();
+    // "unassigned" plus five clusters, every one of the 96 ids assigned to a cluster.
+    assert_eq!(blocks["names"].as_array().unwrap().len(), 6);
+    let assigned = blocks["token_block"].as_array().unwrap();
+    assert_eq!(assigned.len(), 96);
+    assert!(assigned.iter().all(|b| b.as_u64().unwrap() >= 1));
+    let o = localist(&[
+        "eval",
+        "-c",
+        km.to_str().unwrap(),
+        "--windows",
+        "2",
+        "--lambda",
+        "0,1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let syn = dir.path().join("syn");
+    let o = localist(&[
+        "synth",
+        "--records",
+        "50",
+        "--seed",
+        "3",
+        "-o",
+        syn.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in ["corpus.txt", "lexicon.tsv", "targets.json"] {
+        assert!(syn.join(f).exists(), "{f} missing");
+    }
+    assert_fails_with(
+        &localist(&["synth", "--records", "0", "-o", syn.to_str().unwrap()]),
+        &["records"],
+    );
+}
