@@ -70,8 +70,10 @@ pub fn evaluate(
     batch: usize,
 ) -> Result<EvalReport, TrainError> {
     let t = seq_len.min(model.config.max_seq_len);
+    // Windows are consecutive, so the first one that does not fit ends the list (and
+    // `max_windows` may be `usize::MAX` for "all of them").
     let windows: Vec<Window> = (0..max_windows)
-        .filter_map(|w| stream.window(w * t, t))
+        .map_while(|w| stream.window(w * t, t))
         .collect();
     if windows.is_empty() {
         return Err(TrainError::Invalid(format!(
