@@ -110,12 +110,7 @@ fn nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint() {
 #[test]
 fn truncated_and_mismatched_checkpoints_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = dir.path().join("ck");
-    let o = localist(&train_args(
-        "assets/corpora/shakespeare_1mb.txt",
-        ck.to_str().unwrap(),
-    ));
-    assert!(o.status.success(), "{}", stderr(&o));
+    let ck = trained_checkpoint(dir.path());
     // Shapes that do not match the config.
     let bad_cfg = dir.path().join("bad_cfg");
     copy_dir(&ck, &bad_cfg);
@@ -164,12 +159,7 @@ fn truncated_and_mismatched_checkpoints_are_named() {
 #[test]
 fn capture_writes_json_and_csv_for_a_trained_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = dir.path().join("ck");
-    let o = localist(&train_args(
-        "assets/corpora/shakespeare_1mb.txt",
-        ck.to_str().unwrap(),
-    ));
-    assert!(o.status.success(), "{}", stderr(&o));
+    let ck = trained_checkpoint(dir.path());
     let json = dir.path().join("cap.json");
     let o = localist(&[
         "capture",
@@ -207,6 +197,17 @@ fn capture_writes_json_and_csv_for_a_trained_checkpoint() {
     );
 }
 
+/// A two-step checkpoint on the bundled corpus, at `dir/ck`.
+fn trained_checkpoint(dir: &Path) -> std::path::PathBuf {
+    let ck = dir.join("ck");
+    let o = localist(&train_args(
+        "assets/corpora/shakespeare_1mb.txt",
+        ck.to_str().unwrap(),
+    ));
+    assert!(o.status.success(), "{}", stderr(&o));
+    ck
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -218,12 +219,7 @@ fn copy_dir(from: &Path, to: &Path) {
 #[test]
 fn kmeans_blocks_and_synth_write_usable_outputs() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = dir.path().join("ck");
-    let o = localist(&train_args(
-        "assets/corpora/shakespeare_1mb.txt",
-        ck.to_str().unwrap(),
-    ));
-    assert!(o.status.success(), "{}", stderr(&o));
+    let ck = trained_checkpoint(dir.path());
     let km = dir.path().join("km");
     let o = localist(&[
         "blocks",
