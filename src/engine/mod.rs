@@ -4,3 +4,4 @@
 pub mod anchors;
 pub mod corpus;
 pub mod train_job;
+pub mod worker;

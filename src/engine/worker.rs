@@ -1,0 +1,481 @@
+//! The worker: a named background thread that owns the model, the trainer and the data.
+//!
+//! A UI (the studio, or a test) sends [`Command`]s and drains [`Event`]s; it never touches
+//! candle and never blocks. Events travel on two channels: progress on a bounded one, where a
+//! message is dropped when the UI falls behind, and everything else (snapshots, results,
+//! errors) on an unbounded one, where nothing is ever dropped. After each send the worker calls
+//! the `repaint` callback the UI gave it (`egui::Context::request_repaint` in the studio).
+//!
+//! Training runs one optimizer step at a time and looks at the command queue between steps,
+//! so pause and stop take effect within one step. A panic inside the worker is caught and
+//! reported as [`Event::Failed`]; the handle then reports the worker dead, and a new one can
+//! be spawned without restarting the app.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use candle_core::Device;
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TryRecvError};
+
+use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
+use crate::engine::train_job::{setup, Session, TrainJob};
+use crate::model::blocks::BlockMap;
+use crate::model::capture::{capture, Capture};
+use crate::model::checkpoint::load_checkpoint;
+use crate::model::dial::DialSetting;
+use crate::model::transformer::LocalistModel;
+use crate::train::eval::EvalReport;
+use crate::train::trainer::StepStats;
+
+/// What the UI asks of the worker.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Load a checkpoint directory (the current model stays if it fails).
+    Load(PathBuf),
+    /// Set up a training run (fresh model, reference init or resume) without starting it.
+    NewRun(Box<TrainJob>),
+    /// Start or continue training the current run.
+    Train,
+    /// Pause after the current step.
+    Pause,
+    /// Continue a paused run.
+    Resume,
+    /// Take exactly one training step.
+    Step,
+    /// Stop training (the model stays loaded).
+    Stop,
+    /// Set the inference dial and re-capture the current text.
+    SetDial(DialSetting),
+    /// Capture a text under the current dial.
+    Capture(String),
+    /// Save the current model as a checkpoint directory.
+    Save(PathBuf),
+    /// End the worker thread.
+    Shutdown,
+    /// Panic on purpose (tests of the recovery path).
+    #[doc(hidden)]
+    DebugPanic,
+}
+
+/// A summary of the loaded model for display.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSummary {
+    /// Where it came from.
+    pub source: String,
+    /// Preset name.
+    pub preset: String,
+    /// Layers, heads, width, positions.
+    pub shape: (usize, usize, usize, usize),
+    /// Trainable scalars.
+    pub parameters: usize,
+    /// λ_train the weights were trained under, when known.
+    pub lambda_train: Option<f64>,
+    /// Block names.
+    pub blocks: Vec<String>,
+}
+
+/// Training progress (may be dropped when the UI falls behind).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// The step's statistics.
+    pub stats: StepStats,
+    /// Steps planned in total.
+    pub total_steps: usize,
+    /// Tokens per second since the run (re)started.
+    pub tokens_per_s: f64,
+    /// Estimated seconds to the end.
+    pub eta_s: f64,
+}
+
+/// What the worker reports.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A training step finished (lossy channel).
+    Progress(Progress),
+    /// A model is loaded or a run set up.
+    Loaded(ModelSummary),
+    /// A capture of the current text under the current dial.
+    Snapshot(Box<Capture>, Vec<String>),
+    /// Training reached its last step or was stopped; held-out metrics at λ_inf = 0.
+    Finished(Box<EvalReport>),
+    /// Training paused.
+    Paused,
+    /// A checkpoint was written.
+    Saved(PathBuf),
+    /// Something failed; the worker keeps its previous state.
+    Failed(String),
+}
+
+/// The model the worker holds when no run is set up.
+struct Loaded {
+    model: LocalistModel,
+    blocks: BlockMap,
+    tokenizer: Box<dyn Tokenizer>,
+}
+
+#[derive(PartialEq)]
+enum RunState {
+    Idle,
+    Running,
+    Paused,
+}
+
+struct Worker {
+    events: Sender<Event>,
+    progress: Sender<Event>,
+    repaint: Box<dyn Fn() + Send>,
+    device: Device,
+    loaded: Option<Loaded>,
+    session: Option<Session>,
+    state: RunState,
+    dial: DialSetting,
+    text: String,
+    run_started: Option<(Instant, usize)>,
+}
+
+/// The UI's handle on a worker thread.
+pub struct WorkerHandle {
+    commands: Sender<Command>,
+    events: Receiver<Event>,
+    progress: Receiver<Event>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    /// Spawn a worker thread named `localist-worker`. `repaint` is called after every event.
+    pub fn spawn(repaint: Box<dyn Fn() + Send>) -> std::io::Result<Self> {
+        let (cmd_tx, cmd_rx) = unbounded();
+        let (ev_tx, ev_rx) = unbounded();
+        let (pr_tx, pr_rx) = bounded(64);
+        let thread = std::thread::Builder::new()
+            .name("localist-worker".into())
+            .spawn(move || {
+                let mut worker = Worker {
+                    events: ev_tx.clone(),
+                    progress: pr_tx,
+                    repaint,
+                    device: crate::engine::train_job::default_device(),
+                    loaded: None,
+                    session: None,
+                    state: RunState::Idle,
+                    dial: DialSetting::default(),
+                    text: String::new(),
+                    run_started: None,
+                };
+                let outcome = catch_unwind(AssertUnwindSafe(|| worker.run(&cmd_rx)));
+                if let Err(panic) = outcome {
+                    let msg = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    let _ = ev_tx.send(Event::Failed(format!(
+                        "the worker crashed ({msg}); start a new one to continue"
+                    )));
+                    (worker.repaint)();
+                }
+            })?;
+        Ok(Self {
+            commands: cmd_tx,
+            events: ev_rx,
+            progress: pr_rx,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queue a command (returns false when the worker has ended).
+    pub fn send(&self, cmd: Command) -> bool {
+        self.commands.send(cmd).is_ok()
+    }
+
+    /// Every event waiting now, results first, then the latest progress messages; never blocks.
+    pub fn drain(&self) -> Vec<Event> {
+        let mut out: Vec<Event> = self.progress.try_iter().collect();
+        out.extend(self.events.try_iter());
+        out
+    }
+
+    /// Wait up to `timeout` for the next non-progress event (tests and headless use).
+    pub fn wait_event(&self, timeout: std::time::Duration) -> Option<Event> {
+        self.events.recv_timeout(timeout).ok()
+    }
+
+    /// Wait up to `timeout` for the next progress event.
+    pub fn wait_progress(&self, timeout: std::time::Duration) -> Option<Event> {
+        self.progress.recv_timeout(timeout).ok()
+    }
+
+    /// True while the thread runs.
+    pub fn is_alive(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Worker {
+    fn emit(&self, ev: Event) {
+        let _ = self.events.send(ev);
+        (self.repaint)();
+    }
+
+    fn emit_progress(&self, ev: Event) {
+        // Lossy by design: a full channel means the UI has not drawn the last 64 steps yet.
+        let _ = self.progress.try_send(ev);
+        (self.repaint)();
+    }
+
+    fn run(&mut self, rx: &Receiver<Command>) {
+        loop {
+            let cmd = if self.state == RunState::Running {
+                match rx.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(c) => Some(c),
+                    Err(_) => return,
+                }
+            };
+            match cmd {
+                Some(Command::Shutdown) => return,
+                Some(c) => self.handle(c),
+                None => self.step(),
+            }
+        }
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Load(path) => self.load(path),
+            Command::NewRun(job) => self.new_run(*job),
+            Command::Train | Command::Resume => {
+                if self.session.is_some() {
+                    self.state = RunState::Running;
+                    self.run_started = Some((Instant::now(), 0));
+                } else {
+                    self.emit(Event::Failed("no training run is set up".into()));
+                }
+            }
+            Command::Pause => {
+                if self.state == RunState::Running {
+                    self.state = RunState::Paused;
+                    self.emit(Event::Paused);
+                }
+            }
+            Command::Step => {
+                if self.session.is_some() {
+                    self.step();
+                }
+            }
+            Command::Stop => {
+                if self.state != RunState::Idle {
+                    self.state = RunState::Idle;
+                    self.finish();
+                }
+            }
+            Command::SetDial(d) => {
+                self.dial = d;
+                self.recapture();
+            }
+            Command::Capture(text) => {
+                self.text = text;
+                self.recapture();
+            }
+            Command::Save(path) => self.save(path),
+            Command::Shutdown => {}
+            Command::DebugPanic => panic!("debug panic requested"),
+        }
+    }
+
+    fn load(&mut self, path: PathBuf) {
+        let result = load_checkpoint(&path, &self.device)
+            .map_err(|e| e.to_string())
+            .and_then(|ck| {
+                let spec: TokenizerSpec = serde_json::from_value(ck.meta.tokenizer.clone())
+                    .map_err(|e| format!("{}: tokenizer in config.json: {e}", path.display()))?;
+                let tokenizer = spec
+                    .build()
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let lambda_train = ck
+                    .meta
+                    .training
+                    .get("lambda_train")
+                    .and_then(|v| v.as_f64());
+                Ok((ck, tokenizer, lambda_train))
+            });
+        match result {
+            Ok((ck, tokenizer, lambda_train)) => {
+                let summary = summary(
+                    &ck.model,
+                    &ck.blocks,
+                    &path.display().to_string(),
+                    lambda_train,
+                );
+                self.session = None;
+                self.state = RunState::Idle;
+                self.loaded = Some(Loaded {
+                    model: ck.model,
+                    blocks: ck.blocks,
+                    tokenizer,
+                });
+                self.emit(Event::Loaded(summary));
+                self.recapture();
+            }
+            Err(e) => self.emit(Event::Failed(format!(
+                "could not open {}: {e}; the current model is kept",
+                path.display()
+            ))),
+        }
+    }
+
+    fn new_run(&mut self, job: TrainJob) {
+        match setup(&job, &self.device) {
+            Ok(session) => {
+                let summary = summary(
+                    &session.trainer.model,
+                    &session.trainer.blocks,
+                    &session.corpus.source.label(),
+                    Some(job.train.lambda_train),
+                );
+                self.session = Some(session);
+                self.loaded = None;
+                self.state = RunState::Idle;
+                self.emit(Event::Loaded(summary));
+                self.recapture();
+            }
+            Err(e) => self.emit(Event::Failed(format!("{e:#}"))),
+        }
+    }
+
+    fn step(&mut self) {
+        let Some(session) = self.session.as_mut() else {
+            self.state = RunState::Idle;
+            return;
+        };
+        let total = session.job.train.steps;
+        if session.trainer.step >= total {
+            self.state = RunState::Idle;
+            self.finish();
+            return;
+        }
+        let result = session.trainer.train_step();
+        if let Ok(stats) = &result {
+            session.history.push(stats.clone());
+        }
+        let finished = session.trainer.step >= total;
+        match result {
+            Ok(stats) => {
+                let (t0, tok0) = self.run_started.unwrap_or((Instant::now(), 0));
+                let done_tokens = tok0 + stats.tokens;
+                self.run_started = Some((t0, done_tokens));
+                let tps = done_tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+                let remaining = total.saturating_sub(stats.step + 1) as f64;
+                let eta_s = remaining * stats.tokens as f64 / tps.max(1e-9);
+                self.emit_progress(Event::Progress(Progress {
+                    stats,
+                    total_steps: total,
+                    tokens_per_s: tps,
+                    eta_s,
+                }));
+                if finished {
+                    self.state = RunState::Idle;
+                    self.finish();
+                }
+            }
+            Err(e) => {
+                self.state = RunState::Idle;
+                self.emit(Event::Failed(format!("{e}")));
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        let report = self
+            .session
+            .as_ref()
+            .map(|s| s.evaluate(&DialSetting::default()));
+        match report {
+            Some(Ok(r)) => self.emit(Event::Finished(Box::new(r))),
+            Some(Err(e)) => self.emit(Event::Failed(format!("evaluation failed: {e:#}"))),
+            None => {}
+        }
+        self.recapture();
+    }
+
+    fn current(&self) -> Option<(&LocalistModel, &BlockMap, &dyn Tokenizer)> {
+        if let Some(s) = &self.session {
+            return Some((
+                &s.trainer.model,
+                &s.trainer.blocks,
+                s.corpus.tokenizer.as_ref(),
+            ));
+        }
+        self.loaded
+            .as_ref()
+            .map(|l| (&l.model, &l.blocks, l.tokenizer.as_ref()))
+    }
+
+    fn recapture(&mut self) {
+        if self.text.is_empty() {
+            return;
+        }
+        let Some((model, blocks, tok)) = self.current() else {
+            return;
+        };
+        let mut ids = tok.encode(&self.text);
+        ids.truncate(model.config.max_seq_len);
+        if ids.is_empty() {
+            self.emit(Event::Failed("the text is empty after tokenization".into()));
+            return;
+        }
+        let tokens: Vec<String> = ids.iter().map(|&i| tok.token_str(i)).collect();
+        match capture(model, blocks, &ids, &self.dial) {
+            Ok(cap) => self.emit(Event::Snapshot(Box::new(cap), tokens)),
+            Err(e) => self.emit(Event::Failed(format!("capture failed: {e}"))),
+        }
+    }
+
+    fn save(&mut self, path: PathBuf) {
+        let result = match (&self.session, &self.loaded) {
+            (Some(s), _) => s.save(&path, None).map_err(|e| format!("{e:#}")),
+            (None, Some(_)) => Err(
+                "only a training run can be saved for now; this model is already a checkpoint"
+                    .to_string(),
+            ),
+            (None, None) => Err("no model to save".to_string()),
+        };
+        match result {
+            Ok(()) => self.emit(Event::Saved(path)),
+            Err(e) => self.emit(Event::Failed(e)),
+        }
+    }
+}
+
+fn summary(
+    model: &LocalistModel,
+    blocks: &BlockMap,
+    source: &str,
+    lambda_train: Option<f64>,
+) -> ModelSummary {
+    let c = &model.config;
+    ModelSummary {
+        source: source.to_string(),
+        preset: c.preset.clone(),
+        shape: (c.num_layers, c.num_heads, c.d_model, c.max_seq_len),
+        parameters: model.params.num_scalars(),
+        lambda_train,
+        blocks: blocks.names.clone(),
+    }
+}

@@ -1,0 +1,167 @@
+//! The worker thread driven as the studio will drive it: commands in, events out, nothing
+//! blocking on the caller's side except these tests' bounded waits for an answer.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use candle_core::Device;
+use localist::data::tokenizer::TokenizerSpec;
+use localist::engine::corpus::{CorpusSource, TokenizerKind};
+use localist::engine::train_job::TrainJob;
+use localist::engine::worker::{Command, Event, WorkerHandle};
+use localist::model::capture::capture;
+use localist::model::checkpoint::load_checkpoint;
+use localist::model::dial::DialSetting;
+use localist::train::trainer::TrainConfig;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sample_models")
+        .join(name)
+}
+
+fn spawn() -> WorkerHandle {
+    WorkerHandle::spawn(Box::new(|| {})).unwrap()
+}
+
+/// The next result event, skipping nothing (progress travels on its own channel).
+fn next(w: &WorkerHandle) -> Event {
+    w.wait_event(WAIT).expect("the worker did not answer")
+}
+
+fn snapshot_entropy(ev: Event) -> f64 {
+    match ev {
+        Event::Snapshot(cap, _) => cap.mean_entropy_bits(None),
+        other => panic!("expected a snapshot, got {other:?}"),
+    }
+}
+
+#[test]
+fn dial_change_recaptures_with_the_engine_value() {
+    let w = spawn();
+    assert!(w.send(Command::Load(sample("tiny-shakespeare-l1"))));
+    assert!(matches!(next(&w), Event::Loaded(_)));
+    let text = "To be, or not to be, that is the question:";
+    w.send(Command::Capture(text.into()));
+    let e0 = snapshot_entropy(next(&w));
+    w.send(Command::SetDial(DialSetting::bias(0.9)));
+    let e1 = snapshot_entropy(next(&w));
+    // The same capture computed directly from the checkpoint.
+    let ck = load_checkpoint(&sample("tiny-shakespeare-l1"), &Device::Cpu).unwrap();
+    let tok = serde_json::from_value::<TokenizerSpec>(ck.meta.tokenizer.clone())
+        .unwrap()
+        .build()
+        .unwrap();
+    let ids = tok.encode(text);
+    let direct = capture(&ck.model, &ck.blocks, &ids, &DialSetting::bias(0.9)).unwrap();
+    assert_eq!(e1, direct.mean_entropy_bits(None));
+    assert_ne!(e0, e1);
+}
+
+#[test]
+fn training_advances_and_stop_lands_within_one_step() {
+    let w = spawn();
+    let job = TrainJob {
+        corpus: CorpusSource::Synthetic {
+            seed: 0,
+            records: 200,
+        },
+        tokenizer: TokenizerKind::Word,
+        train: TrainConfig {
+            steps: 100_000,
+            batch_size: 2,
+            seq_len: 32,
+            lambda_train: 1.0,
+            ..TrainConfig::default()
+        },
+        eval_windows: 4,
+        ..TrainJob::default()
+    };
+    w.send(Command::NewRun(Box::new(job)));
+    assert!(matches!(next(&w), Event::Loaded(_)));
+    w.send(Command::Train);
+    let mut last_step = 0;
+    for _ in 0..5 {
+        match w.wait_progress(WAIT).expect("no progress") {
+            Event::Progress(p) => {
+                assert!(p.stats.loss_nats.is_finite());
+                assert!(p.stats.step >= last_step);
+                last_step = p.stats.step;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(last_step >= 4, "the step counter did not advance");
+    // Forget the progress so far: at most the step in flight may follow the stop.
+    drop(w.drain());
+    w.send(Command::Stop);
+    assert!(matches!(next(&w), Event::Finished(_)));
+    // Commands are handled in order: once this capture answers, the worker is idle.
+    w.send(Command::Capture("note 2024-03-05 : patient".into()));
+    assert!(matches!(next(&w), Event::Snapshot(..)));
+    let after = w
+        .drain()
+        .iter()
+        .filter(|e| matches!(e, Event::Progress(_)))
+        .count();
+    assert!(after <= 2, "{after} steps ran after stop");
+    w.send(Command::Capture("note".into()));
+    assert!(matches!(next(&w), Event::Snapshot(..)));
+    assert_eq!(
+        w.drain()
+            .iter()
+            .filter(|e| matches!(e, Event::Progress(_)))
+            .count(),
+        0,
+        "training went on after stop"
+    );
+}
+
+#[test]
+fn a_truncated_checkpoint_fails_and_keeps_the_current_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let src = sample("tiny-shakespeare-l0");
+    for f in ["config.json", "blocks.json", "model.safetensors"] {
+        std::fs::copy(src.join(f), bad.join(f)).unwrap();
+    }
+    let weights = std::fs::read(bad.join("model.safetensors")).unwrap();
+    std::fs::write(bad.join("model.safetensors"), &weights[..weights.len() / 3]).unwrap();
+    let w = spawn();
+    w.send(Command::Load(src));
+    assert!(matches!(next(&w), Event::Loaded(_)));
+    w.send(Command::Capture("Good morrow".into()));
+    let before = snapshot_entropy(next(&w));
+    w.send(Command::Load(bad));
+    match next(&w) {
+        Event::Failed(msg) => {
+            assert!(msg.contains("model.safetensors"), "{msg}");
+            assert!(msg.contains("kept"), "{msg}");
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    w.send(Command::Capture("Good morrow".into()));
+    assert_eq!(snapshot_entropy(next(&w)), before);
+}
+
+#[test]
+fn a_panic_becomes_an_error_and_a_new_worker_can_start() {
+    let w = spawn();
+    w.send(Command::DebugPanic);
+    match next(&w) {
+        Event::Failed(msg) => assert!(msg.contains("crashed"), "{msg}"),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    let deadline = Instant::now() + WAIT;
+    while w.is_alive() && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    assert!(!w.is_alive());
+    let fresh = spawn();
+    fresh.send(Command::Load(sample("tiny-clinical")));
+    assert!(matches!(next(&fresh), Event::Loaded(_)));
+}
