@@ -11,4 +11,5 @@ pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod model;
+pub mod studio;
 pub mod train;

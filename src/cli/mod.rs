@@ -18,7 +18,7 @@ pub struct Cli {
     /// CPU threads for candle (1 is fastest on 2-core machines; sets CANDLE_NUM_THREADS).
     #[arg(long, global = true, default_value_t = 1)]
     pub threads: usize,
-    /// What to do (default: a short demonstration sweep on the bundled corpus).
+    /// What to do (default: open the studio on the bundled sample model).
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -38,6 +38,13 @@ pub enum Command {
     Synth(synth::SynthArgs),
     /// Rebuild a checkpoint's block map (k-means over embeddings, or a lexicon).
     Blocks(blocks::BlocksArgs),
+    /// Open the desktop studio (the default), optionally on a checkpoint.
+    Studio {
+        /// Checkpoint directory to open (default: the bundled λ_train = 1 Shakespeare sample).
+        checkpoint: Option<std::path::PathBuf>,
+    },
+    /// A short demonstration sweep on the bundled corpus (about 30 s), printed as a table.
+    Demo,
 }
 
 /// Run a parsed command line.
@@ -60,13 +67,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Capture(a)) => capture::run(a),
         Some(Command::Synth(a)) => synth::run(a),
         Some(Command::Blocks(a)) => blocks::run(a),
-        None => {
-            eprintln!(
-                "Localist Studio: no subcommand, so running a short demonstration sweep on the \
-                 bundled corpus (see `localist --help`)."
-            );
-            sweep::run(sweep::SweepArgs::demo())
-        }
+        Some(Command::Studio { checkpoint }) => crate::studio::run(checkpoint),
+        Some(Command::Demo) => sweep::run(sweep::SweepArgs::demo()),
+        None => crate::studio::run(None),
     }
 }
 

@@ -5,3 +5,9 @@ pub mod anchors;
 pub mod corpus;
 pub mod train_job;
 pub mod worker;
+
+// The studio depends on `engine` only: the value types it displays are re-exported here.
+pub use crate::analysis::dial::{DialMode, DialParams, LayerSchedule};
+pub use crate::model::capture::{Capture, HeadCapture};
+pub use crate::model::dial::DialSetting;
+pub use crate::train::eval::EvalReport;

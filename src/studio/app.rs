@@ -1,0 +1,252 @@
+//! The studio application: drains worker events, draws the panels, forwards their commands.
+//!
+//! The UI thread never touches candle and never waits on the worker: commands go out over a
+//! channel, events come back and are applied at the start of each frame.
+
+use std::path::PathBuf;
+
+use crossbeam_channel::{Receiver, TryRecvError};
+
+use crate::engine::corpus::asset_path;
+use crate::engine::worker::{Command, WorkerHandle};
+use crate::studio::panels::attention::HeatmapCache;
+use crate::studio::panels::training::RunSettings;
+use crate::studio::panels::{attention, dial, model, training};
+use crate::studio::state::{StudioState, WorkerState};
+
+/// The sample sentence captured at start-up.
+pub const SAMPLE_TEXT: &str = "To be, or not to be, that is the question:";
+
+/// The eframe application.
+pub struct StudioApp {
+    worker: Option<WorkerHandle>,
+    /// What the panels show (public for tests).
+    pub state: StudioState,
+    heatmaps: HeatmapCache,
+    settings: RunSettings,
+    samples: Vec<(String, PathBuf)>,
+    dialog: Option<Receiver<Option<PathBuf>>>,
+    ctx: egui::Context,
+    initial: Option<PathBuf>,
+}
+
+/// Bundled sample checkpoints.
+pub fn sample_models() -> Vec<(String, PathBuf)> {
+    [
+        "tiny-shakespeare-l1",
+        "tiny-shakespeare-l0",
+        "tiny-clinical",
+    ]
+    .iter()
+    .map(|n| {
+        (
+            n.to_string(),
+            asset_path(&PathBuf::from("sample_models").join(n)),
+        )
+    })
+    .collect()
+}
+
+impl StudioApp {
+    /// Start the worker and load `initial` (default: the λ_train = 1 Shakespeare sample).
+    pub fn new(ctx: &egui::Context, initial: Option<PathBuf>) -> Self {
+        let samples = sample_models();
+        let initial = initial.or_else(|| samples.first().map(|(_, p)| p.clone()));
+        let mut app = Self {
+            worker: None,
+            state: StudioState::default(),
+            heatmaps: HeatmapCache::default(),
+            settings: RunSettings::default(),
+            samples,
+            dialog: None,
+            ctx: ctx.clone(),
+            initial,
+        };
+        app.start_worker();
+        app
+    }
+
+    /// Restore persisted preferences.
+    pub fn with_storage(mut self, storage: Option<&dyn eframe::Storage>) -> Self {
+        if let Some(s) = storage {
+            if let Some(settings) = eframe::get_value(s, "run_settings") {
+                self.settings = settings;
+            }
+            if let Some(cm) = eframe::get_value(s, "colormap") {
+                self.state.colormap = cm;
+            }
+        }
+        self
+    }
+
+    fn start_worker(&mut self) {
+        let ctx = self.ctx.clone();
+        match WorkerHandle::spawn(Box::new(move || ctx.request_repaint())) {
+            Ok(w) => {
+                if let Some(p) = &self.initial {
+                    w.send(Command::Load(p.clone()));
+                }
+                w.send(Command::SetDial(self.state.dial.clone()));
+                w.send(Command::Capture(self.state.text.clone()));
+                self.worker = Some(w);
+                self.state.worker = WorkerState::Idle;
+            }
+            Err(e) => self.state.error = Some(format!("could not start the worker thread: {e}")),
+        }
+    }
+
+    fn open_dialog(&mut self) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let ctx = self.ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("open-dialog".into())
+            .spawn(move || {
+                let picked = rfd::FileDialog::new()
+                    .set_title("Open a Localist checkpoint folder")
+                    .pick_folder();
+                let _ = tx.send(picked);
+                ctx.request_repaint();
+            });
+        match spawned {
+            Ok(_) => self.dialog = Some(rx),
+            Err(e) => self.state.error = Some(format!("could not open a file dialog: {e}")),
+        }
+    }
+
+    /// Apply waiting worker events (called at the start of every frame; public for tests).
+    pub fn pump(&mut self) {
+        if let Some(w) = &self.worker {
+            for ev in w.drain() {
+                self.state.apply(ev);
+            }
+            if !w.is_alive() {
+                self.state.worker = WorkerState::Crashed;
+            }
+        }
+        if let Some(rx) = &self.dialog {
+            match rx.try_recv() {
+                Ok(Some(path)) => {
+                    self.state.send(Command::Load(path));
+                    self.dialog = None;
+                }
+                Ok(None) | Err(TryRecvError::Disconnected) => self.dialog = None,
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+    }
+
+    fn shortcuts(&mut self, ui: &egui::Ui) {
+        let (space, open) = ui.input(|i| {
+            (
+                i.key_pressed(egui::Key::Space) && !i.modifiers.any(),
+                i.modifiers.command && i.key_pressed(egui::Key::O),
+            )
+        });
+        if ui.ctx().egui_wants_keyboard_input() {
+            return;
+        }
+        if space {
+            match self.state.worker {
+                WorkerState::Training => self.state.send(Command::Pause),
+                WorkerState::Paused => self.state.send(Command::Resume),
+                _ => {}
+            }
+        }
+        if open {
+            self.open_dialog();
+        }
+    }
+
+    fn status_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let (label, colour) = match self.state.worker {
+                WorkerState::Idle => ("worker idle", ui.visuals().text_color()),
+                WorkerState::Training => ("training", egui::Color32::LIGHT_GREEN),
+                WorkerState::Paused => ("paused", egui::Color32::YELLOW),
+                WorkerState::Crashed => ("worker crashed", egui::Color32::LIGHT_RED),
+            };
+            ui.colored_label(colour, label);
+            if self.state.worker == WorkerState::Crashed && ui.button("Restart worker").clicked() {
+                self.start_worker();
+            }
+            if let Some(p) = &self.state.progress {
+                ui.separator();
+                ui.label(format!(
+                    "step {}  {:.0} tok/s",
+                    p.stats.step + 1,
+                    p.tokens_per_s
+                ));
+            }
+            ui.separator();
+            if let Some(err) = self.state.error.clone() {
+                ui.colored_label(egui::Color32::LIGHT_RED, err);
+                if ui.small_button("dismiss").clicked() {
+                    self.state.error = None;
+                }
+            } else if let Some(info) = &self.state.info {
+                ui.label(info);
+            }
+        });
+    }
+}
+
+impl eframe::App for StudioApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.pump();
+        self.shortcuts(ui);
+        egui::Panel::top("menu").show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.strong("Localist Studio");
+                ui.separator();
+                let dark = ui.visuals().dark_mode;
+                if ui
+                    .selectable_label(dark, "Dark")
+                    .on_hover_text("Dark theme")
+                    .clicked()
+                {
+                    ui.ctx().set_theme(egui::Theme::Dark);
+                }
+                if ui
+                    .selectable_label(!dark, "Light")
+                    .on_hover_text("Light theme")
+                    .clicked()
+                {
+                    ui.ctx().set_theme(egui::Theme::Light);
+                }
+            });
+        });
+        egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        let mut want_dialog = false;
+        egui::Panel::left("controls")
+            .resizable(true)
+            .default_size(340.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    let samples = self.samples.clone();
+                    model::show(ui, &mut self.state, &mut || want_dialog = true, &samples);
+                    ui.separator();
+                    dial::show(ui, &mut self.state);
+                    ui.separator();
+                    training::show(ui, &mut self.state, &mut self.settings);
+                });
+            });
+        egui::CentralPanel::default().show(ui, |ui| {
+            egui::ScrollArea::both().show(ui, |ui| {
+                attention::show(ui, &mut self.state, &mut self.heatmaps);
+            });
+        });
+        if want_dialog {
+            self.open_dialog();
+        }
+        if let Some(w) = &self.worker {
+            for cmd in self.state.outbox.drain(..) {
+                w.send(cmd);
+            }
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, "run_settings", &self.settings);
+        eframe::set_value(storage, "colormap", &self.state.colormap);
+    }
+}

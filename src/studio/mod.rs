@@ -1,0 +1,48 @@
+//! The desktop studio (eframe/egui): a worker thread runs the engine, the window shows the
+//! dial, heatmaps and training curves. See `app.rs` for the frame loop and `panels/` for the
+//! panels, one file each.
+
+pub mod app;
+pub mod colormap;
+pub mod panels;
+pub mod state;
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Result};
+
+/// Open the studio window, with `checkpoint` (or the bundled sample) loaded. Tries wgpu, then
+/// falls back to OpenGL when no wgpu adapter can be created.
+pub fn run(checkpoint: Option<PathBuf>) -> Result<()> {
+    let mut last_err = None;
+    for renderer in [eframe::Renderer::Wgpu, eframe::Renderer::Glow] {
+        let options = eframe::NativeOptions {
+            renderer,
+            viewport: egui::ViewportBuilder::default()
+                .with_title("Localist Studio")
+                .with_inner_size([1280.0, 820.0]),
+            ..Default::default()
+        };
+        let ck = checkpoint.clone();
+        let result = eframe::run_native(
+            "Localist Studio",
+            options,
+            Box::new(move |cc| {
+                Ok(Box::new(
+                    app::StudioApp::new(&cc.egui_ctx, ck).with_storage(cc.storage),
+                ))
+            }),
+        );
+        match result {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                eprintln!("renderer {renderer:?} failed: {e}");
+                last_err = Some(e);
+            }
+        }
+    }
+    Err(anyhow!(
+        "could not open the studio window: {}",
+        last_err.map(|e| e.to_string()).unwrap_or_default()
+    ))
+}

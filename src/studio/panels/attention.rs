@@ -1,0 +1,258 @@
+//! The Attention panel: the text box, a grid of heatmaps (layer × head) and an enlarged view
+//! with hover details. Heatmaps are CPU textures rebuilt only when a new capture arrives or the
+//! colormap changes.
+
+use std::collections::HashMap;
+
+use egui::{Color32, ColorImage, Sense, TextureHandle, TextureOptions, Vec2};
+
+use crate::engine::worker::Command;
+use crate::engine::{Capture, HeadCapture};
+use crate::studio::colormap::Colormap;
+use crate::studio::state::StudioState;
+
+/// Textures of the current capture, keyed by (layer, head).
+#[derive(Default)]
+pub struct HeatmapCache {
+    key: Option<(u64, Colormap, bool)>,
+    textures: HashMap<(usize, usize), TextureHandle>,
+}
+
+/// Masked (future) cells.
+const MASKED: [u8; 3] = [40, 40, 40];
+
+/// RGB pixels of one head: T × T attention, or T × K block masses when `aggregated`.
+pub fn head_pixels(
+    cap: &Capture,
+    hc: &HeadCapture,
+    cm: Colormap,
+    aggregated: bool,
+) -> (usize, usize, Vec<u8>) {
+    let t = cap.len();
+    let (w, values): (usize, &[f32]) = if aggregated {
+        (cap.num_blocks(), &hc.block_mass)
+    } else {
+        (t, &hc.attention)
+    };
+    let mut rgb = Vec::with_capacity(w * t * 3);
+    for i in 0..t {
+        for j in 0..w {
+            let px = if !aggregated && j > i {
+                MASKED
+            } else {
+                cm.rgb(values.get(i * w + j).copied().unwrap_or(0.0))
+            };
+            rgb.extend_from_slice(&px);
+        }
+    }
+    (w, t, rgb)
+}
+
+impl HeatmapCache {
+    fn refresh(&mut self, ctx: &egui::Context, state: &StudioState) {
+        let key = (state.capture_generation, state.colormap, state.aggregated);
+        if self.key == Some(key) {
+            return;
+        }
+        self.key = Some(key);
+        self.textures.clear();
+        let Some((cap, _)) = &state.capture else {
+            return;
+        };
+        for hc in &cap.heads {
+            let (w, h, rgb) = head_pixels(cap, hc, state.colormap, state.aggregated);
+            let img = ColorImage::from_rgb([w, h], &rgb);
+            let tex = ctx.load_texture(
+                format!("head-{}-{}", hc.layer, hc.head),
+                img,
+                TextureOptions::NEAREST,
+            );
+            self.textures.insert((hc.layer, hc.head), tex);
+        }
+    }
+}
+
+/// Draw the panel.
+pub fn show(ui: &mut egui::Ui, state: &mut StudioState, cache: &mut HeatmapCache) {
+    ui.horizontal(|ui| {
+        let l = ui.label("text");
+        let edit = ui
+            .add(
+                egui::TextEdit::singleline(&mut state.text)
+                    .desired_width(420.0)
+                    .hint_text("text to capture"),
+            )
+            .labelled_by(l.id);
+        let edit = edit.on_hover_text(
+            "The text whose attention is shown (truncated to the model's positions).",
+        );
+        if (edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)))
+            || ui.button("Capture").clicked()
+        {
+            let text = state.text.clone();
+            state.send(Command::Capture(text));
+        }
+        egui::ComboBox::from_label("colormap")
+            .selected_text(state.colormap.label())
+            .show_ui(ui, |ui| {
+                for cm in Colormap::ALL {
+                    ui.selectable_value(&mut state.colormap, cm, cm.label());
+                }
+            });
+        ui.checkbox(&mut state.aggregated, "blocks [T×K]")
+            .on_hover_text("Show block masses p_k(i) instead of the full attention matrix.");
+    });
+    cache.refresh(ui.ctx(), state);
+    let Some((cap, tokens)) = state.capture.clone() else {
+        ui.label("no capture yet");
+        return;
+    };
+    legend(ui, state.colormap);
+    let (layers, heads) = (cap.num_layers, cap.num_heads);
+    let avail = ui.available_width();
+    let thumb = ((avail - 40.0) / heads.max(1) as f32).clamp(60.0, 180.0);
+    let mut clicked = None;
+    egui::Grid::new("heatmap_grid")
+        .spacing([6.0, 6.0])
+        .show(ui, |ui| {
+            ui.label("");
+            for h in 0..heads {
+                ui.label(format!("head {h}"));
+            }
+            ui.end_row();
+            for l in 0..layers {
+                ui.label(format!("layer {l}"));
+                for h in 0..heads {
+                    if let (Some(tex), Some(hc)) = (cache.textures.get(&(l, h)), cap.head(l, h)) {
+                        let selected = state.focus == Some((l, h));
+                        let resp = heatmap(
+                            ui,
+                            tex,
+                            Vec2::splat(thumb),
+                            &cap,
+                            hc,
+                            &tokens,
+                            state.aggregated,
+                        );
+                        if selected {
+                            ui.painter().rect_stroke(
+                                resp.rect,
+                                0.0,
+                                (2.0, Color32::LIGHT_RED),
+                                egui::StrokeKind::Outside,
+                            );
+                        }
+                        if resp.clicked() {
+                            clicked = Some((l, h));
+                        }
+                    }
+                }
+                ui.end_row();
+            }
+        });
+    if let Some(c) = clicked {
+        state.focus = Some(c);
+    }
+    if let Some((l, h)) = state.focus {
+        if let (Some(tex), Some(hc)) = (cache.textures.get(&(l, h)), cap.head(l, h)) {
+            ui.separator();
+            ui.label(format!(
+                "layer {l}, head {h}: mean entropy {:.3} bits, mean ε {:.4}",
+                mean(&hc.entropy_bits),
+                mean(&hc.off_block_mass)
+            ));
+            let side = ui
+                .available_width()
+                .min(ui.available_height())
+                .clamp(200.0, 560.0);
+            heatmap(
+                ui,
+                tex,
+                Vec2::splat(side),
+                &cap,
+                hc,
+                &tokens,
+                state.aggregated,
+            );
+        }
+    }
+}
+
+fn mean(v: &[f32]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64
+    }
+}
+
+/// One heatmap image with a hover tooltip naming the cell.
+fn heatmap(
+    ui: &mut egui::Ui,
+    tex: &TextureHandle,
+    size: Vec2,
+    cap: &Capture,
+    hc: &HeadCapture,
+    tokens: &[String],
+    aggregated: bool,
+) -> egui::Response {
+    let resp = ui.add(
+        egui::Image::new(tex)
+            .fit_to_exact_size(size)
+            .sense(Sense::click()),
+    );
+    if let Some(pos) = resp.hover_pos() {
+        let t = cap.len();
+        let cols = if aggregated { cap.num_blocks() } else { t };
+        let rel = (pos - resp.rect.min) / resp.rect.size();
+        let i = ((rel.y * t as f32) as usize).min(t.saturating_sub(1));
+        let j = ((rel.x * cols as f32) as usize).min(cols.saturating_sub(1));
+        let block = |b: Option<&usize>| {
+            b.and_then(|&b| cap.block_names.get(b))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let tok = |k: usize| tokens.get(k).map(|s| format!("{s:?}")).unwrap_or_default();
+        let text = if aggregated {
+            format!(
+                "query {i} {} (relevant block: {})\nblock {}: mass {:.4}",
+                tok(i),
+                block(cap.relevant_blocks.get(i)),
+                block(Some(&j)),
+                hc.block_mass.get(i * cols + j).copied().unwrap_or(0.0)
+            )
+        } else if j > i {
+            format!("query {i} {} cannot see key {j} (causal mask)", tok(i))
+        } else {
+            format!(
+                "weight {:.4}\nquery {i} {} [{}]\nkey {j} {} [{}]",
+                hc.attention.get(i * t + j).copied().unwrap_or(0.0),
+                tok(i),
+                block(cap.relevant_blocks.get(i)),
+                tok(j),
+                block(cap.key_blocks.get(j)),
+            )
+        };
+        resp.clone().on_hover_text_at_pointer(text);
+    }
+    resp
+}
+
+fn legend(ui: &mut egui::Ui, cm: Colormap) {
+    ui.horizontal(|ui| {
+        ui.label("0");
+        let (rect, _) = ui.allocate_exact_size(Vec2::new(160.0, 12.0), Sense::hover());
+        let n = 32;
+        for k in 0..n {
+            let [r, g, b] = cm.rgb(k as f32 / (n - 1) as f32);
+            let x0 = rect.left() + rect.width() * k as f32 / n as f32;
+            let x1 = rect.left() + rect.width() * (k + 1) as f32 / n as f32;
+            ui.painter().rect_filled(
+                egui::Rect::from_min_max(egui::pos2(x0, rect.top()), egui::pos2(x1, rect.bottom())),
+                0.0,
+                Color32::from_rgb(r, g, b),
+            );
+        }
+        ui.label("1  attention weight (dark grey: masked)");
+    });
+}

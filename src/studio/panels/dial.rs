@@ -1,0 +1,69 @@
+//! The Dial panel: λ_inf, mode A–D, temperature and the per-layer schedule. Any change sends
+//! the new setting to the worker, which re-captures the current text at once.
+
+use crate::engine::worker::Command;
+use crate::engine::{DialMode, LayerSchedule};
+use crate::studio::state::StudioState;
+
+/// Draw the dial controls.
+pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
+    ui.heading("Dial");
+    let mut dial = state.dial.clone();
+    let mut changed = false;
+    changed |= ui
+        .add(egui::Slider::new(&mut dial.params.lambda, 0.0..=1.0).text("λ"))
+        .on_hover_text(
+            "Inference dial λ_inf: 0 is the model's own (distributed) attention, 1 confines each \
+             query to its relevant block. Moving it never retrains.",
+        )
+        .changed();
+    egui::ComboBox::from_label("mode")
+        .selected_text(dial.params.mode.label())
+        .show_ui(ui, |ui| {
+            for m in DialMode::ALL {
+                changed |= ui
+                    .selectable_value(&mut dial.params.mode, m, m.label())
+                    .changed();
+            }
+        });
+    changed |= ui
+        .add(egui::Slider::new(&mut dial.params.tau, 0.05..=4.0).text("τ"))
+        .on_hover_text("Softmax temperature τ₀ (mode D lowers it towards τ_min as λ rises).")
+        .changed();
+    let mut power = matches!(dial.schedule, LayerSchedule::Power { .. });
+    let mut gamma = match dial.schedule {
+        LayerSchedule::Power { gamma } => gamma,
+        _ => 3.0,
+    };
+    changed |= ui
+        .checkbox(&mut power, "per-layer schedule (power γ)")
+        .changed();
+    if power {
+        changed |= ui
+            .add(egui::Slider::new(&mut gamma, 1.0..=5.0).text("γ"))
+            .on_hover_text(
+                "λ of layer l is λ·(l/(L-1))^γ. Large γ: only the late layers are localist.",
+            )
+            .changed();
+    }
+    dial.schedule = if power {
+        LayerSchedule::Power { gamma }
+    } else {
+        LayerSchedule::Uniform
+    };
+    if let Some(e) = state.mean_entropy_bits() {
+        ui.label(format!("mean entropy {e:.3} bits")).on_hover_text(
+            "Mean attention entropy of the current text over queries, heads and layers, in bits.",
+        );
+    }
+    if let Some((cap, _)) = &state.capture {
+        ui.label(format!("mean ε {:.4}", cap.mean_off_block_mass(None)))
+            .on_hover_text(
+                "Mean off-block mass ε: attention outside each query's relevant keys R(i).",
+            );
+    }
+    if changed {
+        state.dial = dial.clone();
+        state.send(Command::SetDial(dial));
+    }
+}

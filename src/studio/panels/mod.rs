@@ -1,0 +1,6 @@
+//! One file per panel.
+
+pub mod attention;
+pub mod dial;
+pub mod model;
+pub mod training;

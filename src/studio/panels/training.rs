@@ -1,0 +1,192 @@
+//! The Training panel: run settings, start / pause / resume / step / stop, and live curves.
+
+use egui_plot::{Line, Plot, PlotPoints};
+
+use crate::engine::corpus::{CorpusSource, TokenizerKind};
+use crate::engine::train_job::TrainJob;
+use crate::engine::worker::Command;
+use crate::studio::state::{StudioState, WorkerState};
+use crate::train::trainer::TrainConfig;
+
+/// Settings of the next run (kept between frames).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct RunSettings {
+    /// Corpus path, or `synthetic[:N]`.
+    pub corpus: String,
+    /// Preset.
+    pub preset: String,
+    /// λ_train.
+    pub lambda_train: f64,
+    /// Learning rate.
+    pub lr: f64,
+    /// Steps.
+    pub steps: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        Self {
+            corpus: "assets/corpora/shakespeare_1mb.txt".into(),
+            preset: "tiny".into(),
+            lambda_train: 1.0,
+            lr: 1e-3,
+            steps: 1000,
+            seed: 0,
+        }
+    }
+}
+
+impl RunSettings {
+    /// The job these settings describe.
+    pub fn job(&self) -> anyhow::Result<TrainJob> {
+        let corpus = match CorpusSource::parse(&self.corpus, self.seed)? {
+            CorpusSource::File { path } => CorpusSource::File {
+                path: crate::engine::corpus::asset_path(&path),
+            },
+            s => s,
+        };
+        let tokenizer = match corpus {
+            CorpusSource::Synthetic { .. } => TokenizerKind::Word,
+            CorpusSource::File { .. } => TokenizerKind::Char,
+        };
+        let mut train = TrainConfig {
+            lambda_train: self.lambda_train,
+            steps: self.steps,
+            seed: self.seed,
+            mu_anchor: 0.05,
+            ..TrainConfig::default()
+        };
+        train.optimizer.lr = self.lr;
+        Ok(TrainJob {
+            corpus,
+            tokenizer,
+            preset: self.preset.clone(),
+            train,
+            save_optimizer: true,
+            ..TrainJob::default()
+        })
+    }
+}
+
+/// Draw the training controls and curves.
+pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettings) {
+    ui.heading("Training");
+    egui::Grid::new("run_settings")
+        .num_columns(2)
+        .show(ui, |ui| {
+            let l = ui.label("corpus");
+            ui.text_edit_singleline(&mut settings.corpus)
+                .labelled_by(l.id)
+                .on_hover_text(
+                    "A UTF-8 text file, or synthetic:RECORDS for the clinical/payments generator.",
+                );
+            ui.end_row();
+            ui.label("");
+            egui::ComboBox::from_label("preset")
+                .selected_text(settings.preset.clone())
+                .show_ui(ui, |ui| {
+                    for p in ["tiny", "small"] {
+                        ui.selectable_value(&mut settings.preset, p.to_string(), p);
+                    }
+                });
+            ui.end_row();
+            ui.label("");
+            ui.add(egui::Slider::new(&mut settings.lambda_train, 0.0..=1.0).text("λ_train"))
+                .on_hover_text("Weight of the off-block group penalty during training.");
+            ui.end_row();
+            let l = ui.label("learning rate");
+            ui.add(
+                egui::DragValue::new(&mut settings.lr)
+                    .speed(1e-4)
+                    .range(1e-6..=1e-1),
+            )
+            .labelled_by(l.id);
+            ui.end_row();
+            let l = ui.label("steps");
+            ui.add(egui::DragValue::new(&mut settings.steps).range(1..=1_000_000))
+                .labelled_by(l.id);
+            ui.end_row();
+            let l = ui.label("seed");
+            ui.add(egui::DragValue::new(&mut settings.seed))
+                .labelled_by(l.id);
+            ui.end_row();
+        });
+    ui.horizontal(|ui| {
+        if ui
+            .button("New run")
+            .on_hover_text("Set up a fresh model with these settings and train it")
+            .clicked()
+        {
+            match settings.job() {
+                Ok(job) => {
+                    state.send(Command::NewRun(Box::new(job)));
+                    state.send(Command::Train);
+                }
+                Err(e) => state.error = Some(format!("{e:#}")),
+            }
+        }
+        let pause = state.worker == WorkerState::Training
+            && ui.button("Pause").on_hover_text("Space").clicked();
+        let resume = state.worker == WorkerState::Paused
+            && ui.button("Resume").on_hover_text("Space").clicked();
+        if pause {
+            state.send(Command::Pause);
+        }
+        if resume {
+            state.send(Command::Resume);
+        }
+        if ui
+            .button("Step")
+            .on_hover_text("One optimizer step")
+            .clicked()
+        {
+            state.send(Command::Step);
+        }
+        if ui.button("Stop").clicked() {
+            state.send(Command::Stop);
+        }
+    });
+    if let Some(p) = &state.progress {
+        ui.label(format!(
+            "step {}/{}  loss {:.4} nats  {:.0} tok/s  ETA {:.0} s",
+            p.stats.step + 1,
+            p.total_steps,
+            p.stats.loss_nats,
+            p.tokens_per_s,
+            p.eta_s
+        ))
+        .on_hover_text("Loss is cross-entropy plus η·λ·Ω plus the anchor term, in nats per token.");
+        ui.add(egui::ProgressBar::new(
+            (p.stats.step + 1) as f32 / p.total_steps.max(1) as f32,
+        ));
+    }
+    let loss: PlotPoints = state
+        .curve
+        .iter()
+        .map(|c| [c.step as f64, c.loss_nats])
+        .collect();
+    let pen: PlotPoints = state
+        .curve
+        .iter()
+        .map(|c| [c.step as f64, c.penalty])
+        .collect();
+    Plot::new("loss_curve")
+        .height(160.0)
+        .legend(egui_plot::Legend::default())
+        .show(ui, |plot| {
+            plot.line(Line::new("loss (nats)", loss));
+            plot.line(Line::new("Ω (mean)", pen));
+        });
+    if let Some(r) = &state.last_eval {
+        ui.label(format!(
+            "held out: perplexity {:.3}, top-1 {:.1}%, entropy {:.3} bits, ε {:.4}",
+            r.perplexity,
+            100.0 * r.top1_accuracy,
+            r.entropy_bits,
+            r.off_block_mass
+        ));
+    }
+}

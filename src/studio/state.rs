@@ -1,0 +1,149 @@
+//! What the studio shows, kept apart from the worker handle: the latest capture, the model
+//! summary, the training curves and the status line. Events from the worker update it; panels
+//! only read it and queue commands.
+
+use std::collections::VecDeque;
+
+use crate::engine::worker::{Command, Event, ModelSummary, Progress};
+use crate::engine::{Capture, DialSetting, EvalReport};
+use crate::studio::colormap::Colormap;
+
+/// The worker's state as the status bar shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerState {
+    /// Waiting for commands.
+    Idle,
+    /// Training.
+    Training,
+    /// Training paused.
+    Paused,
+    /// The worker thread ended after a panic.
+    Crashed,
+}
+
+/// One point of the training curves.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CurvePoint {
+    /// Step.
+    pub step: usize,
+    /// Loss in nats.
+    pub loss_nats: f64,
+    /// Mean Ω.
+    pub penalty: f64,
+}
+
+/// Everything the panels read.
+pub struct StudioState {
+    /// Loaded model, when any.
+    pub summary: Option<ModelSummary>,
+    /// Latest capture and its token strings.
+    pub capture: Option<(Capture, Vec<String>)>,
+    /// Bumped on every new capture (textures are rebuilt when it changes).
+    pub capture_generation: u64,
+    /// The dial as the user set it.
+    pub dial: DialSetting,
+    /// The text being captured.
+    pub text: String,
+    /// Training curve (last 10,000 steps).
+    pub curve: VecDeque<CurvePoint>,
+    /// Latest progress.
+    pub progress: Option<Progress>,
+    /// Held-out metrics at the end of the last run.
+    pub last_eval: Option<EvalReport>,
+    /// Worker state.
+    pub worker: WorkerState,
+    /// The last error, shown once in the status bar until dismissed.
+    pub error: Option<String>,
+    /// A short info message (saved, loaded, ...).
+    pub info: Option<String>,
+    /// Heatmap colormap.
+    pub colormap: Colormap,
+    /// Heatmap selected for enlargement (layer, head).
+    pub focus: Option<(usize, usize)>,
+    /// Show block-aggregated [T × K] maps instead of [T × T].
+    pub aggregated: bool,
+    /// Commands the panels queued this frame.
+    pub outbox: Vec<Command>,
+}
+
+impl Default for StudioState {
+    fn default() -> Self {
+        Self {
+            summary: None,
+            capture: None,
+            capture_generation: 0,
+            dial: DialSetting::default(),
+            text: "To be, or not to be, that is the question:".into(),
+            curve: VecDeque::new(),
+            progress: None,
+            last_eval: None,
+            worker: WorkerState::Idle,
+            error: None,
+            info: None,
+            colormap: Colormap::Viridis,
+            focus: None,
+            aggregated: false,
+            outbox: Vec::new(),
+        }
+    }
+}
+
+impl StudioState {
+    /// Apply one worker event.
+    pub fn apply(&mut self, ev: Event) {
+        match ev {
+            Event::Progress(p) => {
+                self.curve.push_back(CurvePoint {
+                    step: p.stats.step,
+                    loss_nats: p.stats.loss_nats,
+                    penalty: p.stats.penalty,
+                });
+                while self.curve.len() > 10_000 {
+                    self.curve.pop_front();
+                }
+                if self.worker != WorkerState::Paused {
+                    self.worker = WorkerState::Training;
+                }
+                self.progress = Some(p);
+            }
+            Event::Loaded(s) => {
+                self.info = Some(format!("loaded {}", s.source));
+                self.summary = Some(s);
+                self.curve.clear();
+                self.progress = None;
+                self.worker = WorkerState::Idle;
+            }
+            Event::Snapshot(cap, tokens) => {
+                self.capture = Some((*cap, tokens));
+                self.capture_generation += 1;
+            }
+            Event::Finished(r) => {
+                self.last_eval = Some(*r);
+                self.worker = WorkerState::Idle;
+                self.info = Some("training finished".into());
+            }
+            Event::Paused => self.worker = WorkerState::Paused,
+            Event::Saved(p) => self.info = Some(format!("saved {}", p.display())),
+            Event::Failed(msg) => {
+                if msg.contains("crashed") {
+                    self.worker = WorkerState::Crashed;
+                } else if self.worker == WorkerState::Training {
+                    self.worker = WorkerState::Idle;
+                }
+                self.error = Some(msg);
+            }
+        }
+    }
+
+    /// Queue a command for the worker.
+    pub fn send(&mut self, cmd: Command) {
+        self.outbox.push(cmd);
+    }
+
+    /// Mean attention entropy of the current capture, in bits.
+    pub fn mean_entropy_bits(&self) -> Option<f64> {
+        self.capture
+            .as_ref()
+            .map(|(c, _)| c.mean_entropy_bits(None))
+    }
+}
