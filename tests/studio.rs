@@ -97,3 +97,31 @@ fn starting_training_advances_the_curve_and_stop_stops_it() {
     });
     assert!(h.state().state.curve.len() <= steps_at_stop + 1);
 }
+
+#[test]
+fn arrow_keys_move_between_layers_and_heads() {
+    let mut h = harness(sample("tiny-shakespeare-l1"));
+    step_until(&mut h, "the first capture", |app| {
+        app.state.capture.is_some()
+    });
+    assert_eq!(h.state().state.focus, None);
+    h.key_press(egui::Key::ArrowRight);
+    h.run_steps(2);
+    assert_eq!(h.state().state.focus, Some((0, 0)));
+    for key in [
+        egui::Key::ArrowRight,
+        egui::Key::ArrowRight,
+        egui::Key::ArrowDown,
+    ] {
+        h.key_press(key);
+        h.run_steps(2);
+    }
+    assert_eq!(h.state().state.focus, Some((1, 2)));
+    // Clamped at the grid's edge (2 layers).
+    h.key_press(egui::Key::ArrowDown);
+    h.run_steps(2);
+    assert_eq!(h.state().state.focus, Some((1, 2)));
+    assert!(h
+        .query_by_label_contains("layer 1, head 2: mean entropy")
+        .is_some());
+}
