@@ -165,3 +165,28 @@ fn a_panic_becomes_an_error_and_a_new_worker_can_start() {
     fresh.send(Command::Load(sample("tiny-clinical")));
     assert!(matches!(next(&fresh), Event::Loaded(_)));
 }
+
+#[test]
+fn a_loaded_checkpoint_saves_with_its_dial_and_reloads_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("saved");
+    let w = spawn();
+    w.send(Command::Load(sample("tiny-clinical")));
+    assert!(matches!(next(&w), Event::Loaded(_)));
+    w.send(Command::SetDial(DialSetting::bias(0.4)));
+    w.send(Command::Save(out.clone()));
+    match next(&w) {
+        Event::Saved(p) => assert_eq!(p, out),
+        other => panic!("expected Saved, got {other:?}"),
+    }
+    let a = load_checkpoint(&sample("tiny-clinical"), &Device::Cpu).unwrap();
+    let b = load_checkpoint(&out, &Device::Cpu).unwrap();
+    assert_eq!(b.meta.dial, DialSetting::bias(0.4));
+    assert_eq!(a.blocks, b.blocks);
+    let ids = [3u32, 7, 9, 2, 11];
+    let (ca, cb) = (
+        capture(&a.model, &a.blocks, &ids, &DialSetting::default()).unwrap(),
+        capture(&b.model, &b.blocks, &ids, &DialSetting::default()).unwrap(),
+    );
+    assert_eq!(ca.logits, cb.logits);
+}

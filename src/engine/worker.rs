@@ -23,7 +23,7 @@ use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
 use crate::engine::train_job::{setup, Session, TrainJob};
 use crate::model::blocks::BlockMap;
 use crate::model::capture::{capture, Capture};
-use crate::model::checkpoint::load_checkpoint;
+use crate::model::checkpoint::{load_checkpoint, save_checkpoint, CheckpointMeta};
 use crate::model::dial::DialSetting;
 use crate::model::transformer::LocalistModel;
 use crate::train::eval::EvalReport;
@@ -113,6 +113,7 @@ struct Loaded {
     model: LocalistModel,
     blocks: BlockMap,
     tokenizer: Box<dyn Tokenizer>,
+    meta: CheckpointMeta,
 }
 
 #[derive(PartialEq)]
@@ -329,6 +330,7 @@ impl Worker {
                     model: ck.model,
                     blocks: ck.blocks,
                     tokenizer,
+                    meta: ck.meta,
                 });
                 self.emit(Event::Loaded(summary));
                 self.recapture();
@@ -450,10 +452,13 @@ impl Worker {
     fn save(&mut self, path: PathBuf) {
         let result = match (&self.session, &self.loaded) {
             (Some(s), _) => s.save(&path, None).map_err(|e| format!("{e:#}")),
-            (None, Some(_)) => Err(
-                "only a training run can be saved for now; this model is already a checkpoint"
-                    .to_string(),
-            ),
+            (None, Some(l)) => {
+                let meta = CheckpointMeta {
+                    dial: self.dial.clone(),
+                    ..l.meta.clone()
+                };
+                save_checkpoint(&path, &meta, &l.blocks, &l.model, None).map_err(|e| e.to_string())
+            }
             (None, None) => Err("no model to save".to_string()),
         };
         match result {

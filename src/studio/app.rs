@@ -14,6 +14,13 @@ use crate::studio::panels::training::RunSettings;
 use crate::studio::panels::{attention, dial, model, training};
 use crate::studio::state::{StudioState, WorkerState};
 
+/// What a pending file dialog is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DialogKind {
+    Open,
+    Save,
+}
+
 /// The sample sentence captured at start-up.
 pub const SAMPLE_TEXT: &str = "To be, or not to be, that is the question:";
 
@@ -25,7 +32,7 @@ pub struct StudioApp {
     heatmaps: HeatmapCache,
     settings: RunSettings,
     samples: Vec<(String, PathBuf)>,
-    dialog: Option<Receiver<Option<PathBuf>>>,
+    dialog: Option<(DialogKind, Receiver<Option<PathBuf>>)>,
     ctx: egui::Context,
     initial: Option<PathBuf>,
 }
@@ -95,20 +102,27 @@ impl StudioApp {
         }
     }
 
-    fn open_dialog(&mut self) {
+    fn open_dialog(&mut self, kind: DialogKind) {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let ctx = self.ctx.clone();
         let spawned = std::thread::Builder::new()
-            .name("open-dialog".into())
+            .name("file-dialog".into())
             .spawn(move || {
-                let picked = rfd::FileDialog::new()
-                    .set_title("Open a Localist checkpoint folder")
-                    .pick_folder();
+                let dialog = rfd::FileDialog::new();
+                let picked = match kind {
+                    DialogKind::Open => dialog
+                        .set_title("Open a Localist checkpoint folder")
+                        .pick_folder(),
+                    DialogKind::Save => dialog
+                        .set_title("Save the model as a checkpoint folder")
+                        .set_file_name("checkpoint")
+                        .save_file(),
+                };
                 let _ = tx.send(picked);
                 ctx.request_repaint();
             });
         match spawned {
-            Ok(_) => self.dialog = Some(rx),
+            Ok(_) => self.dialog = Some((kind, rx)),
             Err(e) => self.state.error = Some(format!("could not open a file dialog: {e}")),
         }
     }
@@ -123,10 +137,13 @@ impl StudioApp {
                 self.state.worker = WorkerState::Crashed;
             }
         }
-        if let Some(rx) = &self.dialog {
+        if let Some((kind, rx)) = &self.dialog {
             match rx.try_recv() {
                 Ok(Some(path)) => {
-                    self.state.send(Command::Load(path));
+                    self.state.send(match kind {
+                        DialogKind::Open => Command::Load(path),
+                        DialogKind::Save => Command::Save(path),
+                    });
                     self.dialog = None;
                 }
                 Ok(None) | Err(TryRecvError::Disconnected) => self.dialog = None,
@@ -136,12 +153,16 @@ impl StudioApp {
     }
 
     fn shortcuts(&mut self, ui: &egui::Ui) {
-        let (space, open) = ui.input(|i| {
+        let (space, open, save) = ui.input(|i| {
             (
                 i.key_pressed(egui::Key::Space) && !i.modifiers.any(),
                 i.modifiers.command && i.key_pressed(egui::Key::O),
+                i.modifiers.command && i.key_pressed(egui::Key::S),
             )
         });
+        if save {
+            self.open_dialog(DialogKind::Save);
+        }
         if ui.ctx().egui_wants_keyboard_input() {
             return;
         }
@@ -165,7 +186,7 @@ impl StudioApp {
             }
         }
         if open {
-            self.open_dialog();
+            self.open_dialog(DialogKind::Open);
         }
     }
 
@@ -245,14 +266,16 @@ impl eframe::App for StudioApp {
             });
         });
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
-        let mut want_dialog = false;
+        let (mut want_open, mut want_save) = (false, false);
         egui::Panel::left("controls")
             .resizable(true)
             .default_size(340.0)
             .show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     let samples = self.samples.clone();
-                    model::show(ui, &mut self.state, &mut || want_dialog = true, &samples);
+                    let mut open = || want_open = true;
+                    let mut save = || want_save = true;
+                    model::show(ui, &mut self.state, &mut open, &mut save, &samples);
                     ui.separator();
                     dial::show(ui, &mut self.state);
                     ui.separator();
@@ -264,8 +287,10 @@ impl eframe::App for StudioApp {
                 attention::show(ui, &mut self.state, &mut self.heatmaps);
             });
         });
-        if want_dialog {
-            self.open_dialog();
+        if want_open {
+            self.open_dialog(DialogKind::Open);
+        } else if want_save {
+            self.open_dialog(DialogKind::Save);
         }
         if let Some(w) = &self.worker {
             for cmd in self.state.outbox.drain(..) {

@@ -1,15 +1,17 @@
-//! The Model panel: what is loaded, and opening another checkpoint.
+//! The Model panel: what is loaded, opening another checkpoint and saving the current one.
 
 use std::path::PathBuf;
 
 use crate::engine::worker::Command;
 use crate::studio::state::StudioState;
 
-/// Draw the model summary and the open buttons. `open_dialog` starts a folder picker.
+/// Draw the model summary and the open/save buttons; `open_dialog` and `save_dialog` start
+/// the file pickers.
 pub fn show(
     ui: &mut egui::Ui,
     state: &mut StudioState,
     open_dialog: &mut dyn FnMut(),
+    save_dialog: &mut dyn FnMut(),
     samples: &[(String, PathBuf)],
 ) {
     ui.heading("Model");
@@ -56,6 +58,13 @@ pub fn show(
             .clicked()
         {
             open_dialog();
+        }
+        if ui
+            .button("Save…")
+            .on_hover_text("Save the current model, with the dial, as a checkpoint folder (Ctrl+S)")
+            .clicked()
+        {
+            save_dialog();
         }
         for (name, path) in samples {
             if ui
