@@ -125,3 +125,19 @@ fn arrow_keys_move_between_layers_and_heads() {
         .query_by_label_contains("layer 1, head 2: mean entropy")
         .is_some());
 }
+
+#[test]
+fn a_synthetic_model_opens_on_one_of_its_own_sentences() {
+    let mut h = harness(sample("tiny-clinical"));
+    // Records of the synthetic corpus start with "note" (clinical) or "txn" (payments).
+    step_until(&mut h, "a capture of the model's own text", |app| {
+        app.state
+            .capture
+            .as_ref()
+            .is_some_and(|(_, tokens)| tokens.first().is_some_and(|t| t == "note" || t == "txn"))
+    });
+    assert_ne!(h.state().state.text, SAMPLE_TEXT);
+    let (_, tokens) = h.state().state.capture.clone().unwrap();
+    assert!(tokens.len() > 5);
+    assert!(!tokens.iter().any(|t| t == "<unk>"), "{tokens:?}");
+}

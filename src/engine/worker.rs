@@ -19,7 +19,9 @@ use std::time::Instant;
 use candle_core::Device;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TryRecvError};
 
+use crate::data::synthetic::{SyntheticCorpus, SyntheticSpec};
 use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
+use crate::engine::corpus::CorpusSource;
 use crate::engine::train_job::{setup, Session, TrainJob};
 use crate::model::blocks::BlockMap;
 use crate::model::capture::{capture, Capture};
@@ -74,6 +76,9 @@ pub struct ModelSummary {
     pub lambda_train: Option<f64>,
     /// Block names.
     pub blocks: Vec<String>,
+    /// A sentence from the model's own training corpus, when it can be regenerated (the
+    /// synthetic corpus), so a newcomer sees in-vocabulary text.
+    pub sample_text: Option<String>,
 }
 
 /// Training progress (may be dropped when the UI falls behind).
@@ -318,12 +323,13 @@ impl Worker {
             });
         match result {
             Ok((ck, tokenizer, lambda_train)) => {
-                let summary = summary(
+                let mut summary = summary(
                     &ck.model,
                     &ck.blocks,
                     &path.display().to_string(),
                     lambda_train,
                 );
+                summary.sample_text = sample_text(&ck.meta.training);
                 self.session = None;
                 self.state = RunState::Idle;
                 self.loaded = Some(Loaded {
@@ -482,5 +488,22 @@ fn summary(
         parameters: model.params.num_scalars(),
         lambda_train,
         blocks: blocks.names.clone(),
+        sample_text: None,
+    }
+}
+
+/// The first record of a synthetic training corpus, for display.
+fn sample_text(training: &serde_json::Value) -> Option<String> {
+    let corpus: CorpusSource = serde_json::from_value(training.get("corpus")?.clone()).ok()?;
+    match corpus {
+        CorpusSource::Synthetic { seed, .. } => {
+            let c = SyntheticCorpus::generate(&SyntheticSpec {
+                seed,
+                num_records: 1,
+                ..SyntheticSpec::default()
+            });
+            Some(c.text.trim_end().to_string())
+        }
+        CorpusSource::File { .. } => None,
     }
 }

@@ -108,6 +108,14 @@ impl StudioState {
             }
             Event::Loaded(s) => {
                 self.info = Some(format!("loaded {}", s.source));
+                // A model trained on the synthetic records cannot read Shakespeare: show one of
+                // its own sentences instead of the default one.
+                if let Some(t) = &s.sample_text {
+                    if self.text == crate::studio::app::SAMPLE_TEXT {
+                        self.text = t.clone();
+                        self.send(Command::Capture(t.clone()));
+                    }
+                }
                 self.summary = Some(s);
                 self.curve.clear();
                 self.progress = None;

@@ -165,15 +165,21 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, cache: &mut HeatmapCache
                 .available_width()
                 .min(ui.available_height())
                 .clamp(200.0, 560.0);
-            heatmap(
-                ui,
-                tex,
-                Vec2::splat(side),
-                &cap,
-                hc,
-                &tokens,
-                state.aggregated,
-            );
+            ui.horizontal(|ui| {
+                token_axis(ui, &tokens, side);
+                let resp = heatmap(
+                    ui,
+                    tex,
+                    Vec2::splat(side),
+                    &cap,
+                    hc,
+                    &tokens,
+                    state.aggregated,
+                );
+                key_axis(ui, &resp, &cap, &tokens, state.aggregated);
+            });
+            // Room for the vertical key labels painted under the map.
+            ui.add_space(64.0);
         }
     }
 }
@@ -236,6 +242,70 @@ fn heatmap(
         resp.clone().on_hover_text_at_pointer(text);
     }
     resp
+}
+
+/// Query tokens down the left of an enlarged heatmap (one per row, when they fit).
+fn token_axis(ui: &mut egui::Ui, tokens: &[String], side: f32) {
+    let (rect, _) = ui.allocate_exact_size(Vec2::new(44.0, side), Sense::hover());
+    let n = tokens.len().max(1);
+    let row_h = side / n as f32;
+    if row_h < 7.0 {
+        return;
+    }
+    let font = egui::FontId::monospace((row_h * 0.8).min(12.0));
+    for (i, t) in tokens.iter().enumerate() {
+        let y = rect.top() + (i as f32 + 0.5) * row_h;
+        ui.painter().text(
+            egui::pos2(rect.right() - 2.0, y),
+            egui::Align2::RIGHT_CENTER,
+            printable(t),
+            font.clone(),
+            ui.visuals().text_color(),
+        );
+    }
+}
+
+/// Key tokens (or block names) written vertically under an enlarged heatmap.
+fn key_axis(
+    ui: &mut egui::Ui,
+    resp: &egui::Response,
+    cap: &Capture,
+    tokens: &[String],
+    aggregated: bool,
+) {
+    let labels: Vec<String> = if aggregated {
+        cap.block_names.clone()
+    } else {
+        tokens.iter().map(|t| printable(t)).collect()
+    };
+    let n = labels.len().max(1);
+    let col_w = resp.rect.width() / n as f32;
+    if col_w < 7.0 {
+        return;
+    }
+    let font = egui::FontId::monospace((col_w * 0.8).min(12.0));
+    let colour = ui.visuals().text_color();
+    for (j, t) in labels.iter().enumerate() {
+        let x = resp.rect.left() + (j as f32 + 0.5) * col_w;
+        let galley = ui.painter().layout_no_wrap(t.clone(), font.clone(), colour);
+        let pos = egui::pos2(
+            x - galley.size().y / 2.0,
+            resp.rect.bottom() + 4.0 + galley.size().x,
+        );
+        ui.painter().add(
+            egui::epaint::TextShape::new(pos, galley, colour)
+                .with_angle(-std::f32::consts::FRAC_PI_2),
+        );
+    }
+}
+
+/// A token as it can be drawn: a newline as \n, a space as a middle dot, at most 8 chars.
+fn printable(t: &str) -> String {
+    match t {
+        "\n" => "\\n".into(),
+        " " => "·".into(),
+        _ => t.chars().take(8).collect(),
+    }
 }
 
 fn legend(ui: &mut egui::Ui, cm: Colormap) {
