@@ -3,6 +3,7 @@
 
 pub mod anchors;
 pub mod corpus;
+pub mod export;
 pub mod train_job;
 pub mod worker;
 

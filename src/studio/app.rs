@@ -35,6 +35,7 @@ pub struct StudioApp {
     dialog: Option<(DialogKind, Receiver<Option<PathBuf>>)>,
     ctx: egui::Context,
     initial: Option<PathBuf>,
+    export: Option<Receiver<Result<PathBuf, String>>>,
 }
 
 /// Bundled sample checkpoints.
@@ -68,6 +69,7 @@ impl StudioApp {
             dialog: None,
             ctx: ctx.clone(),
             initial,
+            export: None,
         };
         app.start_worker();
         app
@@ -127,6 +129,34 @@ impl StudioApp {
         }
     }
 
+    /// Ask where to write a pending export, on a thread, and write it there atomically.
+    fn start_export(&mut self) {
+        let Some((name, bytes)) = self.state.pending_export.take() else {
+            return;
+        };
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let ctx = self.ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("export-dialog".into())
+            .spawn(move || {
+                let picked = rfd::FileDialog::new()
+                    .set_title("Export")
+                    .set_file_name(&name)
+                    .save_file();
+                if let Some(path) = picked {
+                    let result = crate::engine::export::write_atomic(&path, &bytes)
+                        .map(|()| path)
+                        .map_err(|e| format!("{e:#}"));
+                    let _ = tx.send(result);
+                }
+                ctx.request_repaint();
+            });
+        match spawned {
+            Ok(_) => self.export = Some(rx),
+            Err(e) => self.state.error = Some(format!("could not open a file dialog: {e}")),
+        }
+    }
+
     /// Apply waiting worker events (called at the start of every frame; public for tests).
     pub fn pump(&mut self) {
         if let Some(w) = &self.worker {
@@ -135,6 +165,20 @@ impl StudioApp {
             }
             if !w.is_alive() {
                 self.state.worker = WorkerState::Crashed;
+            }
+        }
+        if let Some(rx) = &self.export {
+            match rx.try_recv() {
+                Ok(Ok(path)) => {
+                    self.state.info = Some(format!("exported {}", path.display()));
+                    self.export = None;
+                }
+                Ok(Err(e)) => {
+                    self.state.error = Some(format!("export failed: {e}"));
+                    self.export = None;
+                }
+                Err(TryRecvError::Disconnected) => self.export = None,
+                Err(TryRecvError::Empty) => {}
             }
         }
         if let Some((kind, rx)) = &self.dialog {
@@ -287,6 +331,9 @@ impl eframe::App for StudioApp {
                 attention::show(ui, &mut self.state, &mut self.heatmaps);
             });
         });
+        if self.state.pending_export.is_some() {
+            self.start_export();
+        }
         if want_open {
             self.open_dialog(DialogKind::Open);
         } else if want_save {

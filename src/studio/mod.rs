@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod colormap;
+pub mod export;
 pub mod panels;
 pub mod state;
 

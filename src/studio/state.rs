@@ -64,6 +64,8 @@ pub struct StudioState {
     pub aggregated: bool,
     /// Commands the panels queued this frame.
     pub outbox: Vec<Command>,
+    /// A file the user asked to export: suggested name and contents (the app asks where).
+    pub pending_export: Option<(String, Vec<u8>)>,
 }
 
 impl Default for StudioState {
@@ -84,6 +86,7 @@ impl Default for StudioState {
             focus: None,
             aggregated: false,
             outbox: Vec::new(),
+            pending_export: None,
         }
     }
 }

@@ -6,9 +6,11 @@ use std::collections::HashMap;
 
 use egui::{Color32, ColorImage, Sense, TextureHandle, TextureOptions, Vec2};
 
+use crate::engine::export::{capture_csv, capture_json};
 use crate::engine::worker::Command;
 use crate::engine::{Capture, HeadCapture};
 use crate::studio::colormap::Colormap;
+use crate::studio::export::head_png;
 use crate::studio::state::StudioState;
 
 /// Textures of the current capture, keyed by (layer, head).
@@ -101,6 +103,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, cache: &mut HeatmapCache
             });
         ui.checkbox(&mut state.aggregated, "blocks [T×K]")
             .on_hover_text("Show block masses p_k(i) instead of the full attention matrix.");
+        export_menu(ui, state);
     });
     cache.refresh(ui.ctx(), state);
     let Some((cap, tokens)) = state.capture.clone() else {
@@ -242,6 +245,39 @@ fn heatmap(
         resp.clone().on_hover_text_at_pointer(text);
     }
     resp
+}
+
+/// Export the numbers behind the heatmaps (CSV, JSON) or the selected heatmap (PNG).
+fn export_menu(ui: &mut egui::Ui, state: &mut StudioState) {
+    let Some((cap, tokens)) = &state.capture else {
+        return;
+    };
+    ui.menu_button("Export", |ui| {
+        if ui.button("numbers as CSV…").clicked() {
+            state.pending_export =
+                Some(("capture.csv".into(), capture_csv(cap, tokens).into_bytes()));
+            ui.close();
+        }
+        if ui.button("numbers as JSON…").clicked() {
+            match capture_json(cap, tokens) {
+                Ok(j) => state.pending_export = Some(("capture.json".into(), j.into_bytes())),
+                Err(e) => state.error = Some(format!("export failed: {e:#}")),
+            }
+            ui.close();
+        }
+        let (l, h) = state.focus.unwrap_or((0, 0));
+        if ui.button(format!("layer {l} head {h} as PNG…")).clicked() {
+            if let Some(hc) = cap.head(l, h) {
+                match head_png(cap, hc, state.colormap, state.aggregated, 8) {
+                    Ok(png) => {
+                        state.pending_export = Some((format!("attention-l{l}-h{h}.png"), png))
+                    }
+                    Err(e) => state.error = Some(format!("export failed: {e:#}")),
+                }
+            }
+            ui.close();
+        }
+    });
 }
 
 /// Query tokens down the left of an enlarged heatmap (one per row, when they fit).

@@ -1,0 +1,94 @@
+//! Exports a user can take away: a capture as CSV or JSON, and files written atomically
+//! (temp file + rename) so a failed export never leaves a partial file. Shared by the command
+//! line and the studio.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::model::capture::Capture;
+
+/// The JSON document: the capture plus readable tokens and summary numbers.
+#[derive(Serialize)]
+pub struct CaptureDoc<'a> {
+    /// Token strings.
+    pub tokens: Vec<String>,
+    /// Mean entropy in bits.
+    pub mean_entropy_bits: f64,
+    /// Mean off-block mass.
+    pub mean_off_block_mass: f64,
+    /// The capture.
+    pub capture: &'a Capture,
+}
+
+/// CSV rendering of a capture.
+pub fn capture_csv(cap: &Capture, tokens: &[String]) -> String {
+    let t = cap.len();
+    let mut s = String::from(
+        "layer,head,query,key,query_token,key_token,relevant_block,key_block,weight,row_entropy_bits,row_off_block_mass,row_margin\n",
+    );
+    let tok = |i: usize| tokens.get(i).map(|x| csv_escape(x)).unwrap_or_default();
+    for hc in &cap.heads {
+        for i in 0..t {
+            for j in 0..=i {
+                let w = hc.attention.get(i * t + j).copied().unwrap_or(0.0);
+                let _ = writeln!(
+                    s,
+                    "{},{},{i},{j},{},{},{},{},{w:.6},{:.5},{:.5},{:.4}",
+                    hc.layer,
+                    hc.head,
+                    tok(i),
+                    tok(j),
+                    cap.relevant_blocks
+                        .get(i)
+                        .map(|&b| cap.block_names.get(b).cloned().unwrap_or_default())
+                        .unwrap_or_default(),
+                    cap.key_blocks
+                        .get(j)
+                        .map(|&b| cap.block_names.get(b).cloned().unwrap_or_default())
+                        .unwrap_or_default(),
+                    hc.entropy_bits.get(i).copied().unwrap_or(0.0),
+                    hc.off_block_mass.get(i).copied().unwrap_or(0.0),
+                    hc.margin.get(i).copied().unwrap_or(0.0),
+                );
+            }
+        }
+    }
+    s
+}
+
+fn csv_escape(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\"").replace('\n', "\\n"))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The JSON document of a capture (tokens, summary numbers and every head's matrices).
+pub fn capture_json(cap: &Capture, tokens: &[String]) -> Result<String> {
+    Ok(serde_json::to_string_pretty(&CaptureDoc {
+        tokens: tokens.to_vec(),
+        mean_entropy_bits: cap.mean_entropy_bits(None),
+        mean_off_block_mass: cap.mean_off_block_mass(None),
+        capture: cap,
+    })?)
+}
+
+/// Write `contents` to `path` via a temporary sibling and a rename.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
