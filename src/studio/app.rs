@@ -327,7 +327,7 @@ impl eframe::App for StudioApp {
                 });
             });
         egui::CentralPanel::default().show(ui, |ui| {
-            egui::ScrollArea::both().show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| {
                 attention::show(ui, &mut self.state, &mut self.heatmaps);
             });
         });

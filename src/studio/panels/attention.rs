@@ -76,12 +76,14 @@ impl HeatmapCache {
 
 /// Draw the panel.
 pub fn show(ui: &mut egui::Ui, state: &mut StudioState, cache: &mut HeatmapCache) {
-    ui.horizontal(|ui| {
+    // Measured before the toolbar, which may wrap but must not widen the grid.
+    let avail = ui.available_width();
+    ui.horizontal_wrapped(|ui| {
         let l = ui.label("text");
         let edit = ui
             .add(
                 egui::TextEdit::singleline(&mut state.text)
-                    .desired_width(420.0)
+                    .desired_width(320.0)
                     .hint_text("text to capture"),
             )
             .labelled_by(l.id);
@@ -112,8 +114,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, cache: &mut HeatmapCache
     };
     legend(ui, state.colormap);
     let (layers, heads) = (cap.num_layers, cap.num_heads);
-    let avail = ui.available_width();
-    let thumb = ((avail - 40.0) / heads.max(1) as f32).clamp(60.0, 180.0);
+    let thumb = ((avail - 90.0) / heads.max(1) as f32).clamp(60.0, 180.0);
     let mut clicked = None;
     egui::Grid::new("heatmap_grid")
         .spacing([6.0, 6.0])
