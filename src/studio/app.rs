@@ -272,6 +272,15 @@ impl StudioApp {
                 ));
             }
             ui.separator();
+            ui.label(format!("UI {:.1} ms", self.state.frame_ms))
+                .on_hover_text(
+                    "Time our UI code takes per frame (smoothed), before the GPU draws it.",
+                );
+            if let Some(l) = self.state.dial_latency_ms {
+                ui.label(format!("dial to heatmaps {l:.1} ms"))
+                    .on_hover_text("From the last dial change to its new heatmaps on screen.");
+            }
+            ui.separator();
             if let Some(err) = self.state.error.clone() {
                 ui.colored_label(egui::Color32::LIGHT_RED, err);
                 if ui.small_button("dismiss").clicked() {
@@ -286,6 +295,7 @@ impl StudioApp {
 
 impl eframe::App for StudioApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let frame_start = std::time::Instant::now();
         self.pump();
         self.shortcuts(ui);
         egui::Panel::top("menu").show(ui, |ui| {
@@ -344,6 +354,12 @@ impl eframe::App for StudioApp {
                 w.send(cmd);
             }
         }
+        let ms = frame_start.elapsed().as_secs_f64() * 1e3;
+        self.state.frame_ms = if self.state.frame_ms == 0.0 {
+            ms
+        } else {
+            0.9 * self.state.frame_ms + 0.1 * ms
+        };
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

@@ -66,6 +66,12 @@ pub struct StudioState {
     pub outbox: Vec<Command>,
     /// A file the user asked to export: suggested name and contents (the app asks where).
     pub pending_export: Option<(String, Vec<u8>)>,
+    /// Smoothed time our UI code takes per frame, in milliseconds.
+    pub frame_ms: f64,
+    /// When the last dial change was sent (for the latency readout).
+    pub dial_sent: Option<std::time::Instant>,
+    /// Time from the last dial change to its new heatmaps, in milliseconds.
+    pub dial_latency_ms: Option<f64>,
 }
 
 impl Default for StudioState {
@@ -87,6 +93,9 @@ impl Default for StudioState {
             aggregated: false,
             outbox: Vec::new(),
             pending_export: None,
+            frame_ms: 0.0,
+            dial_sent: None,
+            dial_latency_ms: None,
         }
     }
 }
@@ -125,6 +134,9 @@ impl StudioState {
                 self.worker = WorkerState::Idle;
             }
             Event::Snapshot(cap, tokens) => {
+                if let Some(t0) = self.dial_sent.take() {
+                    self.dial_latency_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
+                }
                 self.capture = Some((*cap, tokens));
                 self.capture_generation += 1;
             }
@@ -148,6 +160,9 @@ impl StudioState {
 
     /// Queue a command for the worker.
     pub fn send(&mut self, cmd: Command) {
+        if matches!(cmd, Command::SetDial(_)) {
+            self.dial_sent = Some(std::time::Instant::now());
+        }
         self.outbox.push(cmd);
     }
 
