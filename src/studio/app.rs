@@ -21,6 +21,9 @@ enum DialogKind {
     Save,
 }
 
+/// Longest the UI waits for the capture of a dial change, so that it lands in the same frame.
+const DIAL_WAIT: std::time::Duration = std::time::Duration::from_millis(30);
+
 /// The sample sentence captured at start-up.
 pub const SAMPLE_TEXT: &str = "To be, or not to be, that is the question:";
 
@@ -126,6 +129,32 @@ impl StudioApp {
         match spawned {
             Ok(_) => self.dialog = Some((kind, rx)),
             Err(e) => self.state.error = Some(format!("could not open a file dialog: {e}")),
+        }
+    }
+
+    /// Send queued commands; true when a dial change was among them.
+    fn flush_commands(&mut self) -> bool {
+        let Some(w) = &self.worker else { return false };
+        let mut dial = false;
+        for cmd in self.state.outbox.drain(..) {
+            dial |= matches!(cmd, Command::SetDial(_));
+            w.send(cmd);
+        }
+        dial
+    }
+
+    /// Apply events until a new capture arrives or `DIAL_WAIT` has passed.
+    fn await_snapshot(&mut self) {
+        let Some(w) = &self.worker else { return };
+        let deadline = std::time::Instant::now() + DIAL_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let Some(ev) = w.wait_event(left) else { break };
+            let snapshot = matches!(ev, crate::engine::worker::Event::Snapshot(..));
+            self.state.apply(ev);
+            if snapshot {
+                break;
+            }
         }
     }
 
@@ -336,6 +365,13 @@ impl eframe::App for StudioApp {
                     training::show(ui, &mut self.state, &mut self.settings);
                 });
             });
+        // A dial change is captured and drawn in this same frame: send it now and wait, at most
+        // DIAL_WAIT, for the worker's new capture (about 1 ms for the tiny model) before the
+        // heatmaps below are drawn. If the worker is busy (training), the wait runs out and the
+        // heatmaps follow a frame later.
+        if self.flush_commands() {
+            self.await_snapshot();
+        }
         egui::CentralPanel::default().show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
                 attention::show(ui, &mut self.state, &mut self.heatmaps);
@@ -349,11 +385,7 @@ impl eframe::App for StudioApp {
         } else if want_save {
             self.open_dialog(DialogKind::Save);
         }
-        if let Some(w) = &self.worker {
-            for cmd in self.state.outbox.drain(..) {
-                w.send(cmd);
-            }
-        }
+        self.flush_commands();
         let ms = frame_start.elapsed().as_secs_f64() * 1e3;
         self.state.frame_ms = if self.state.frame_ms == 0.0 {
             ms
