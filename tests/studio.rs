@@ -141,3 +141,19 @@ fn a_synthetic_model_opens_on_one_of_its_own_sentences() {
     assert!(tokens.len() > 5);
     assert!(!tokens.iter().any(|t| t == "<unk>"), "{tokens:?}");
 }
+
+#[test]
+fn the_theory_tab_plots_measurements_against_the_bounds() {
+    let mut h = harness(sample("tiny-shakespeare-l1"));
+    step_until(&mut h, "the first capture", |app| {
+        app.state.capture.is_some()
+    });
+    h.get_by_label("Theory").click();
+    step_until(&mut h, "the theory curve", |app| app.state.theory.is_some());
+    let (_, curve) = h.state().state.theory.clone().unwrap();
+    assert_eq!(curve.len(), 21);
+    assert!(curve.iter().all(|p| p.violations == 0));
+    assert!(h
+        .query_by_label_contains("every row of every head respects bounds 8.1 and 8.2")
+        .is_some());
+}

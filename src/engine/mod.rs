@@ -4,6 +4,7 @@
 pub mod anchors;
 pub mod corpus;
 pub mod export;
+pub mod theory;
 pub mod train_job;
 pub mod worker;
 

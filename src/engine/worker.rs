@@ -22,6 +22,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TryRecvError};
 use crate::data::synthetic::{SyntheticCorpus, SyntheticSpec};
 use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
 use crate::engine::corpus::CorpusSource;
+use crate::engine::theory::{theory_curve, TheoryPoint};
 use crate::engine::train_job::{setup, Session, TrainJob};
 use crate::model::blocks::BlockMap;
 use crate::model::capture::{capture, Capture};
@@ -54,6 +55,8 @@ pub enum Command {
     Capture(String),
     /// Save the current model as a checkpoint directory.
     Save(PathBuf),
+    /// Measure the current text against the derived bounds at each λ (current mode/schedule).
+    TheoryCurve(Vec<f64>),
     /// End the worker thread.
     Shutdown,
     /// Panic on purpose (tests of the recovery path).
@@ -109,6 +112,8 @@ pub enum Event {
     Paused,
     /// A checkpoint was written.
     Saved(PathBuf),
+    /// The theory curve of the current text.
+    Theory(Vec<TheoryPoint>),
     /// Something failed; the worker keeps its previous state.
     Failed(String),
 }
@@ -300,6 +305,7 @@ impl Worker {
                 self.recapture();
             }
             Command::Save(path) => self.save(path),
+            Command::TheoryCurve(lambdas) => self.theory(&lambdas),
             Command::Shutdown => {}
             Command::DebugPanic => panic!("debug panic requested"),
         }
@@ -452,6 +458,23 @@ impl Worker {
         match capture(model, blocks, &ids, &self.dial) {
             Ok(cap) => self.emit(Event::Snapshot(Box::new(cap), tokens)),
             Err(e) => self.emit(Event::Failed(format!("capture failed: {e}"))),
+        }
+    }
+
+    fn theory(&mut self, lambdas: &[f64]) {
+        let Some((model, blocks, tok)) = self.current() else {
+            self.emit(Event::Failed("no model loaded".into()));
+            return;
+        };
+        let mut ids = tok.encode(&self.text);
+        ids.truncate(model.config.max_seq_len);
+        if ids.is_empty() {
+            self.emit(Event::Failed("the text is empty after tokenization".into()));
+            return;
+        }
+        match theory_curve(model, blocks, &ids, &self.dial, lambdas) {
+            Ok(curve) => self.emit(Event::Theory(curve)),
+            Err(e) => self.emit(Event::Failed(format!("theory curve failed: {e}"))),
         }
     }
 

@@ -11,8 +11,8 @@ use crate::engine::corpus::asset_path;
 use crate::engine::worker::{Command, WorkerHandle};
 use crate::studio::panels::attention::HeatmapCache;
 use crate::studio::panels::training::RunSettings;
-use crate::studio::panels::{attention, dial, model, training};
-use crate::studio::state::{StudioState, WorkerState};
+use crate::studio::panels::{attention, dial, model, theory, training};
+use crate::studio::state::{StudioState, Tab, WorkerState};
 
 /// What a pending file dialog is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -373,8 +373,14 @@ impl eframe::App for StudioApp {
             self.await_snapshot();
         }
         egui::CentralPanel::default().show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| {
-                attention::show(ui, &mut self.state, &mut self.heatmaps);
+            ui.horizontal(|ui| {
+                ui.selectable_value(&mut self.state.tab, Tab::Attention, "Attention");
+                ui.selectable_value(&mut self.state.tab, Tab::Theory, "Theory");
+            });
+            ui.separator();
+            egui::ScrollArea::vertical().show(ui, |ui| match self.state.tab {
+                Tab::Attention => attention::show(ui, &mut self.state, &mut self.heatmaps),
+                Tab::Theory => theory::show(ui, &mut self.state),
             });
         });
         if self.state.pending_export.is_some() {

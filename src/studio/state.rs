@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 
+use crate::engine::theory::TheoryPoint;
 use crate::engine::worker::{Command, Event, ModelSummary, Progress};
 use crate::engine::{Capture, DialSetting, EvalReport};
 use crate::studio::colormap::Colormap;
@@ -72,6 +73,22 @@ pub struct StudioState {
     pub dial_sent: Option<std::time::Instant>,
     /// Time from the last dial change to its new heatmaps, in milliseconds.
     pub dial_latency_ms: Option<f64>,
+    /// Which view the central area shows.
+    pub tab: Tab,
+    /// The theory curve and the capture generation it was computed for.
+    pub theory: Option<(u64, Vec<TheoryPoint>)>,
+    /// A theory curve was asked for and has not arrived.
+    pub theory_pending: bool,
+}
+
+/// The central area's views.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Tab {
+    /// Heatmaps.
+    #[default]
+    Attention,
+    /// Measurements against the derived bounds.
+    Theory,
 }
 
 impl Default for StudioState {
@@ -96,6 +113,9 @@ impl Default for StudioState {
             frame_ms: 0.0,
             dial_sent: None,
             dial_latency_ms: None,
+            tab: Tab::Attention,
+            theory: None,
+            theory_pending: false,
         }
     }
 }
@@ -146,6 +166,10 @@ impl StudioState {
                 self.info = Some("training finished".into());
             }
             Event::Paused => self.worker = WorkerState::Paused,
+            Event::Theory(curve) => {
+                self.theory = Some((self.capture_generation, curve));
+                self.theory_pending = false;
+            }
             Event::Saved(p) => self.info = Some(format!("saved {}", p.display())),
             Event::Failed(msg) => {
                 if msg.contains("crashed") {

@@ -3,4 +3,5 @@
 pub mod attention;
 pub mod dial;
 pub mod model;
+pub mod theory;
 pub mod training;

@@ -1,0 +1,94 @@
+//! The Theory panel: the current text's measured ε and entropy over λ_inf beside the derived
+//! bounds (SPEC §8, labelled "derived bounds"), the exact mode-A curve for layer 0, and a red
+//! flag with the row when a measurement breaks a bound.
+
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+
+use crate::engine::worker::Command;
+use crate::studio::state::StudioState;
+
+/// λ grid of the curve.
+pub fn grid() -> Vec<f64> {
+    (0..=20).map(|k| k as f64 / 20.0).collect()
+}
+
+/// Draw the panel; asks the worker for a new curve when the capture has changed.
+pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
+    let stale = state
+        .theory
+        .as_ref()
+        .is_none_or(|(gen, _)| *gen != state.capture_generation);
+    if stale && !state.theory_pending && state.capture.is_some() {
+        state.theory_pending = true;
+        state.send(Command::TheoryCurve(grid()));
+    }
+    ui.label(format!(
+        "Current text under mode {} (schedule as set), λ_inf from 0 to 1. Bounds are the derived \
+         bounds of SPEC §8 at each row's margin; mode B mixes two softmaxes, so they are not drawn for it.",
+        state.dial.params.mode.label()
+    ));
+    let Some((_, curve)) = &state.theory else {
+        ui.label("computing…");
+        return;
+    };
+    let pts = |f: &dyn Fn(&crate::engine::theory::TheoryPoint) -> Option<f64>| -> PlotPoints {
+        curve
+            .iter()
+            .filter_map(|p| f(p).map(|v| [p.lambda, v]))
+            .collect()
+    };
+    ui.label("off-block mass ε");
+    Plot::new("theory_eps")
+        .height(220.0)
+        .legend(Legend::default())
+        .include_y(0.0)
+        .show(ui, |plot| {
+            plot.line(Line::new("measured ε (all layers)", pts(&|p| Some(p.eps))));
+            plot.line(Line::new(
+                "measured ε, layer 0",
+                pts(&|p| Some(p.eps_layer0)),
+            ));
+            plot.line(Line::new(
+                "mode A closed form, layer 0 (exact)",
+                pts(&|p| p.eps_layer0_closed_form),
+            ));
+            plot.line(Line::new(
+                "derived bound 8.1 (mean over rows)",
+                pts(&|p| p.eps_bound),
+            ));
+        });
+    ui.label("attention entropy (bits)");
+    Plot::new("theory_entropy")
+        .height(220.0)
+        .legend(Legend::default())
+        .include_y(0.0)
+        .show(ui, |plot| {
+            plot.line(Line::new(
+                "measured entropy",
+                pts(&|p| Some(p.entropy_bits)),
+            ));
+            plot.line(Line::new(
+                "derived bound 8.2 (mean over rows)",
+                pts(&|p| p.entropy_bound_bits),
+            ));
+        });
+    let violations: usize = curve.iter().map(|p| p.violations).sum();
+    if violations == 0 {
+        ui.label(format!(
+            "every row of every head respects bounds 8.1 and 8.2 at all {} values of λ",
+            curve.len()
+        ));
+    } else {
+        for p in curve.iter().filter(|p| p.violations > 0) {
+            ui.colored_label(
+                egui::Color32::LIGHT_RED,
+                format!(
+                    "λ = {:.2}: {} rows break a bound (a bug); first: {}",
+                    p.lambda,
+                    p.violations,
+                    p.first_violation.clone().unwrap_or_default()
+                ),
+            );
+        }
+    }
+}
