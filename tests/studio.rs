@@ -157,3 +157,29 @@ fn the_theory_tab_plots_measurements_against_the_bounds() {
         .query_by_label_contains("every row of every head respects bounds 8.1 and 8.2")
         .is_some());
 }
+
+#[test]
+fn the_blocks_tab_lists_blocks_usage_anchors_and_coherence() {
+    let mut h = harness(sample("tiny-clinical"));
+    step_until(&mut h, "the clinical capture", |app| {
+        app.state
+            .capture
+            .as_ref()
+            .is_some_and(|(_, t)| t.first().is_some_and(|w| w == "note" || w == "txn"))
+    });
+    h.get_by_label("Blocks & anchors").click();
+    h.run_steps(2);
+    let usage = localist::studio::panels::blocks::block_usage(&h.state().state);
+    // Usage is a distribution over blocks: it sums to one.
+    assert!((usage.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{usage:?}");
+    let summary = h.state().state.summary.clone().unwrap();
+    assert!(summary.blocks.iter().any(|b| b == "drug"));
+    assert!(summary.anchors.is_some());
+    // 11 blocks ≤ d_h = 32: the anchor keys were initialised orthonormal.
+    assert_eq!(summary.anchor_coherence.len(), summary.blocks.len());
+    assert!(h.query_by_label_contains("coverage I(B;A)").is_some());
+    assert!(h
+        .query_by_label_contains("Welch bound for K = 11")
+        .is_some());
+    assert!(h.query_all_by_label("drug").count() >= 1);
+}

@@ -19,8 +19,10 @@ use std::time::Instant;
 use candle_core::Device;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TryRecvError};
 
+use crate::analysis::anchors::coherence_matrix;
 use crate::data::synthetic::{SyntheticCorpus, SyntheticSpec};
 use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
+use crate::engine::anchors::AnchorReport;
 use crate::engine::corpus::CorpusSource;
 use crate::engine::theory::{theory_curve, TheoryPoint};
 use crate::engine::train_job::{setup, Session, TrainJob};
@@ -82,6 +84,12 @@ pub struct ModelSummary {
     /// A sentence from the model's own training corpus, when it can be regenerated (the
     /// synthetic corpus), so a newcomer sees in-vocabulary text.
     pub sample_text: Option<String>,
+    /// Vocabulary tokens in each block (empty for positional windows).
+    pub block_sizes: Vec<usize>,
+    /// Anchor tokens measured on the training text, when the checkpoint has them.
+    pub anchors: Option<AnchorReport>,
+    /// |cos| between the anchor keys of layer 0, head 0 (K × K).
+    pub anchor_coherence: Vec<Vec<f64>>,
 }
 
 /// Training progress (may be dropped when the UI falls behind).
@@ -336,6 +344,18 @@ impl Worker {
                     lambda_train,
                 );
                 summary.sample_text = sample_text(&ck.meta.training);
+                summary.anchors = ck
+                    .meta
+                    .training
+                    .get("anchors")
+                    .and_then(|a| serde_json::from_value(a.clone()).ok())
+                    .or_else(|| {
+                        measure_anchors(
+                            &ck.meta.training,
+                            &spec_of(&ck.meta.tokenizer)?,
+                            &ck.blocks,
+                        )
+                    });
                 self.session = None;
                 self.state = RunState::Idle;
                 self.loaded = Some(Loaded {
@@ -512,7 +532,67 @@ fn summary(
         lambda_train,
         blocks: blocks.names.clone(),
         sample_text: None,
+        block_sizes: blocks.block_sizes(),
+        anchors: None,
+        anchor_coherence: anchor_coherence(model),
     }
+}
+
+/// Pairwise |cos| of layer 0, head 0's anchor keys (empty if unavailable).
+fn anchor_coherence(model: &LocalistModel) -> Vec<Vec<f64>> {
+    let keys = model
+        .params
+        .get(&crate::model::transformer::anchor_name(0))
+        .and_then(|t| t.get(0))
+        .and_then(|t| t.to_vec2::<f32>());
+    match keys {
+        Ok(rows) => coherence_matrix(&rows)
+            .into_iter()
+            .map(|r| r.into_iter().map(f64::abs).collect())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn spec_of(v: &serde_json::Value) -> Option<TokenizerSpec> {
+    serde_json::from_value(v.clone()).ok()
+}
+
+/// Anchor tokens measured on the checkpoint's training corpus, for checkpoints written before
+/// anchors were stored (only when that corpus can be read or regenerated).
+fn measure_anchors(
+    training: &serde_json::Value,
+    spec: &TokenizerSpec,
+    blocks: &BlockMap,
+) -> Option<AnchorReport> {
+    let source: CorpusSource = serde_json::from_value(training.get("corpus")?.clone()).ok()?;
+    let source = match source {
+        CorpusSource::File { path } => CorpusSource::File {
+            path: crate::engine::corpus::asset_path(&path),
+        },
+        s => s,
+    };
+    let seq = training
+        .get("config")
+        .and_then(|c| c.get("seq_len"))
+        .and_then(|v| v.as_u64())
+        .unwrap_or(64) as usize;
+    let corpus = crate::engine::corpus::prepare_corpus(
+        &source,
+        crate::engine::corpus::TokenizerKind::Char,
+        Some(spec),
+    )
+    .ok()?;
+    let split = crate::train::dataset::train_split(corpus.stream.len());
+    let ids = corpus.stream.ids.get(..split)?;
+    Some(crate::engine::anchors::anchor_report(
+        ids,
+        blocks,
+        corpus.tokenizer.as_ref(),
+        seq,
+        5,
+        8,
+    ))
 }
 
 /// The first record of a synthetic training corpus, for display.

@@ -11,7 +11,7 @@ use crate::engine::corpus::asset_path;
 use crate::engine::worker::{Command, WorkerHandle};
 use crate::studio::panels::attention::HeatmapCache;
 use crate::studio::panels::training::RunSettings;
-use crate::studio::panels::{attention, dial, model, theory, training};
+use crate::studio::panels::{attention, blocks, dial, model, theory, training};
 use crate::studio::state::{StudioState, Tab, WorkerState};
 
 /// What a pending file dialog is for.
@@ -376,11 +376,13 @@ impl eframe::App for StudioApp {
             ui.horizontal(|ui| {
                 ui.selectable_value(&mut self.state.tab, Tab::Attention, "Attention");
                 ui.selectable_value(&mut self.state.tab, Tab::Theory, "Theory");
+                ui.selectable_value(&mut self.state.tab, Tab::Blocks, "Blocks & anchors");
             });
             ui.separator();
             egui::ScrollArea::vertical().show(ui, |ui| match self.state.tab {
                 Tab::Attention => attention::show(ui, &mut self.state, &mut self.heatmaps),
                 Tab::Theory => theory::show(ui, &mut self.state),
+                Tab::Blocks => blocks::show(ui, &mut self.state),
             });
         });
         if self.state.pending_export.is_some() {

@@ -89,6 +89,8 @@ pub enum Tab {
     Attention,
     /// Measurements against the derived bounds.
     Theory,
+    /// Blocks, anchors and anchor-key coherence.
+    Blocks,
 }
 
 impl Default for StudioState {

@@ -1,6 +1,7 @@
 //! One file per panel.
 
 pub mod attention;
+pub mod blocks;
 pub mod dial;
 pub mod model;
 pub mod theory;

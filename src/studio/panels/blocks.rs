@@ -1,0 +1,136 @@
+//! The Blocks & anchors panel: each block's name, vocabulary size and usage in the current
+//! capture; the anchor tokens measured on the training text with PMI and purity, and the
+//! coverage I(B;A); and the coherence matrix of the anchor keys (layer 0, head 0).
+
+use egui::{Color32, Sense, Vec2};
+
+use crate::analysis::anchors::welch_bound;
+use crate::studio::state::StudioState;
+
+/// Mean block mass p_k over queries, heads and layers of the current capture.
+pub fn block_usage(state: &StudioState) -> Vec<f64> {
+    let Some((cap, _)) = &state.capture else {
+        return Vec::new();
+    };
+    let k = cap.num_blocks();
+    let mut sum = vec![0.0f64; k];
+    let mut rows = 0usize;
+    for hc in &cap.heads {
+        for row in hc.block_mass.chunks(k.max(1)) {
+            for (s, &v) in sum.iter_mut().zip(row) {
+                *s += v as f64;
+            }
+            rows += 1;
+        }
+    }
+    sum.iter().map(|s| s / rows.max(1) as f64).collect()
+}
+
+/// Draw the panel.
+pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
+    let Some(summary) = state.summary.clone() else {
+        ui.label("no model loaded");
+        return;
+    };
+    let usage = block_usage(state);
+    let keys_in_text: Vec<usize> = match &state.capture {
+        Some((cap, _)) => (0..cap.num_blocks())
+            .map(|b| cap.key_blocks.iter().filter(|&&k| k == b).count())
+            .collect(),
+        None => Vec::new(),
+    };
+    ui.heading("Blocks");
+    egui::Grid::new("blocks_table").striped(true).num_columns(4).show(ui, |ui| {
+        ui.strong("block");
+        ui.strong("vocabulary tokens").on_hover_text("Tokens the block map assigns to the block (0 for positional windows).");
+        ui.strong("keys in text").on_hover_text("Keys of the current text in this block.");
+        ui.strong("usage").on_hover_text("Mean attention mass p_k(i) on the block over queries, heads and layers of the current text.");
+        ui.end_row();
+        for (b, name) in summary.blocks.iter().enumerate() {
+            ui.label(name);
+            ui.label(summary.block_sizes.get(b).map(|n| n.to_string()).unwrap_or_default());
+            ui.label(keys_in_text.get(b).map(|n| n.to_string()).unwrap_or_default());
+            ui.label(usage.get(b).map(|u| format!("{:.1}%", 100.0 * u)).unwrap_or_default());
+            ui.end_row();
+        }
+    });
+    ui.separator();
+    ui.heading("Anchor tokens");
+    match &summary.anchors {
+        Some(rep) => {
+            ui.label(format!("coverage I(B;A) = {:.4} bits", rep.coverage_bits))
+                .on_hover_text("Mutual information between a position's block and the anchor token it holds (or none), in bits.");
+            egui::Grid::new("anchors_table")
+                .striped(true)
+                .num_columns(2)
+                .show(ui, |ui| {
+                    for (block, rows) in &rep.blocks {
+                        ui.label(block);
+                        let text: Vec<String> = rows
+                            .iter()
+                            .take(6)
+                            .map(|r| {
+                                format!(
+                                    "{:?} (PMI {:.2} bits, purity {:.2} bits, n={})",
+                                    r.token, r.pmi_bits, r.purity_bits, r.count
+                                )
+                            })
+                            .collect();
+                        ui.label(if text.is_empty() {
+                            "none".to_string()
+                        } else {
+                            text.join(", ")
+                        });
+                        ui.end_row();
+                    }
+                });
+        }
+        None => {
+            ui.label("this checkpoint carries no anchor statistics");
+        }
+    }
+    ui.separator();
+    ui.heading("Anchor-key coherence (layer 0, head 0)");
+    let m = &summary.anchor_coherence;
+    let k = m.len();
+    if k == 0 {
+        ui.label("no anchor keys");
+        return;
+    }
+    let d_h = summary.shape.2 / summary.shape.1.max(1);
+    let max_off = m
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            r.iter()
+                .enumerate()
+                .filter(move |(j, _)| *j != i)
+                .map(|(_, v)| *v)
+        })
+        .fold(0.0f64, f64::max);
+    ui.label(format!(
+        "largest |cos| between different anchors: {max_off:.3}; Welch bound for K = {k} in d_h = {d_h}: {:.3}",
+        welch_bound(k, d_h)
+    ))
+    .on_hover_text("Orthonormal anchors (K ≤ d_h) give 0. Above d_h dimensions no set of K unit vectors can beat the Welch bound.");
+    let cell = (240.0 / k as f32).clamp(6.0, 24.0);
+    let (rect, resp) = ui.allocate_exact_size(Vec2::splat(cell * k as f32), Sense::hover());
+    for (i, row) in m.iter().enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            let [r, g, b] = state.colormap.rgb(v as f32);
+            let min = rect.min + Vec2::new(j as f32 * cell, i as f32 * cell);
+            ui.painter().rect_filled(
+                egui::Rect::from_min_size(min, Vec2::splat(cell)),
+                0.0,
+                Color32::from_rgb(r, g, b),
+            );
+        }
+    }
+    if let Some(pos) = resp.hover_pos() {
+        let i = (((pos.y - rect.top()) / cell) as usize).min(k - 1);
+        let j = (((pos.x - rect.left()) / cell) as usize).min(k - 1);
+        let v = m.get(i).and_then(|r| r.get(j)).copied().unwrap_or(0.0);
+        let name = |b: usize| summary.blocks.get(b).cloned().unwrap_or_default();
+        resp.on_hover_text_at_pointer(format!("|cos({}, {})| = {v:.4}", name(i), name(j)));
+    }
+}
