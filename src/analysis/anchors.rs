@@ -50,7 +50,13 @@ fn count_entropy_bits(counts: &[u64]) -> f64 {
 /// Purity of one token: H(B | w) = −Σ_k p(k|w) log₂ p(k|w), from its count row. A token that
 /// was never observed has purity 0 (it is kept out of anchors by the count threshold).
 pub fn purity_bits(row: &[u64]) -> f64 {
-    count_entropy_bits(row)
+    // A pure token sums -1·log2(1) = -0.0; report it as 0 bits, not "-0.00".
+    let h = count_entropy_bits(row);
+    if h <= 0.0 {
+        0.0
+    } else {
+        h
+    }
 }
 
 /// Per-block totals over all tokens: the counts behind p(k).
