@@ -461,6 +461,17 @@ impl Worker {
             .map(|l| (&l.model, &l.blocks, l.tokenizer.as_ref()))
     }
 
+    /// The current text's ids, truncated to `max_len` positions; an empty result is reported.
+    fn text_ids(&self, tok: &dyn Tokenizer, max_len: usize) -> Option<Vec<u32>> {
+        let mut ids = tok.encode(&self.text);
+        ids.truncate(max_len);
+        if ids.is_empty() {
+            self.emit(Event::Failed("the text is empty after tokenization".into()));
+            return None;
+        }
+        Some(ids)
+    }
+
     fn recapture(&mut self) {
         if self.text.is_empty() {
             return;
@@ -468,12 +479,9 @@ impl Worker {
         let Some((model, blocks, tok)) = self.current() else {
             return;
         };
-        let mut ids = tok.encode(&self.text);
-        ids.truncate(model.config.max_seq_len);
-        if ids.is_empty() {
-            self.emit(Event::Failed("the text is empty after tokenization".into()));
+        let Some(ids) = self.text_ids(tok, model.config.max_seq_len) else {
             return;
-        }
+        };
         let tokens: Vec<String> = ids.iter().map(|&i| tok.token_str(i)).collect();
         match capture(model, blocks, &ids, &self.dial) {
             Ok(cap) => self.emit(Event::Snapshot(Box::new(cap), tokens)),
@@ -486,12 +494,9 @@ impl Worker {
             self.emit(Event::Failed("no model loaded".into()));
             return;
         };
-        let mut ids = tok.encode(&self.text);
-        ids.truncate(model.config.max_seq_len);
-        if ids.is_empty() {
-            self.emit(Event::Failed("the text is empty after tokenization".into()));
+        let Some(ids) = self.text_ids(tok, model.config.max_seq_len) else {
             return;
-        }
+        };
         match theory_curve(model, blocks, &ids, &self.dial, lambdas) {
             Ok(curve) => self.emit(Event::Theory(curve)),
             Err(e) => self.emit(Event::Failed(format!("theory curve failed: {e}"))),

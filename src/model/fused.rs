@@ -9,7 +9,12 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Shape, Tensor, D};
 
-fn slice<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> candle_core::Result<&'a [f32]> {
+/// The contiguous f32 data of a CPU tensor, or an error naming `op`.
+pub(crate) fn slice<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a [f32]> {
     let CpuStorage::F32(v) = storage else {
         candle_core::bail!("{op}: expected f32 storage")
     };

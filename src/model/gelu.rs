@@ -8,19 +8,10 @@
 
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
 
+use crate::model::fused::slice;
+
 const SQRT_TWO_OVER_PI: f32 = 0.797_884_6;
 const COEF_A: f32 = 0.044_715;
-
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout) -> candle_core::Result<&'a [f32]> {
-    let CpuStorage::F32(v) = storage else {
-        candle_core::bail!("gelu-tanh: expected f32 storage")
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("gelu-tanh: expected a contiguous tensor")
-    };
-    v.get(start..end)
-        .ok_or_else(|| candle_core::Error::Msg("gelu-tanh: layout out of range".into()))
-}
 
 /// tanh through one `exp`: glibc's `tanhf` (via `expm1f`) cost a sixth of a training step.
 /// Absolute error stays below 1e-7, and the ends saturate exactly to ±1.
@@ -42,7 +33,7 @@ impl CustomOp1 for GeluTanh {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(storage, layout)?;
+        let x = slice(storage, layout, self.name())?;
         let out = x
             .iter()
             .map(|&v| 0.5 * v * (1.0 + fast_tanh(SQRT_TWO_OVER_PI * v * (1.0 + COEF_A * v * v))))
@@ -71,7 +62,7 @@ impl CustomOp1 for GeluTanhGrad {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(storage, layout)?;
+        let x = slice(storage, layout, self.name())?;
         let out = x
             .iter()
             .map(|&v| {
