@@ -96,6 +96,12 @@ fn starting_training_advances_the_curve_and_stop_stops_it() {
         app.state.capture_generation > generation
     });
     assert!(h.state().state.curve.len() <= steps_at_stop + 1);
+    // The held-out curves got a point when the run ended.
+    let live = &h.state().state.live;
+    assert!(!live.is_empty());
+    let last = live.last().unwrap();
+    assert!(last.eval.perplexity.is_finite() && last.eval.perplexity > 1.0);
+    assert!(last.theory.as_ref().is_some_and(|t| t.violations == 0));
 }
 
 #[test]
@@ -182,4 +188,312 @@ fn the_blocks_tab_lists_blocks_usage_anchors_and_coherence() {
         .query_by_label_contains("Welch bound for K = 11")
         .is_some());
     assert!(h.query_all_by_label("drug").count() >= 1);
+}
+
+/// Copy a checkpoint directory (so a test can damage or change the copy).
+fn copy_checkpoint(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn opening_a_truncated_checkpoint_shows_an_error_and_keeps_the_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("truncated");
+    copy_checkpoint(&sample("tiny-shakespeare-l1"), &bad);
+    let weights = bad.join("model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
+
+    let good = sample("tiny-shakespeare-l0");
+    let mut h = harness(good.clone());
+    step_until(&mut h, "the first capture", |app| {
+        app.state.capture.is_some()
+    });
+    let before = h.state().state.summary.clone().unwrap();
+    let entropy = h.state().state.mean_entropy_bits();
+    h.state_mut()
+        .state
+        .send(localist::engine::worker::Command::Load(bad.clone()));
+    step_until(&mut h, "the error", |app| app.state.error.is_some());
+    let err = h.state().state.error.clone().unwrap();
+    assert!(err.contains("model.safetensors"), "{err}");
+    assert!(err.contains("the current model is kept"), "{err}");
+    // Shown in the status bar, and the model, its checkpoint and its heatmaps are unchanged.
+    assert!(h.query_by_label_contains("model.safetensors").is_some());
+    assert_eq!(h.state().state.summary.as_ref(), Some(&before));
+    assert_eq!(
+        h.state().state.checkpoint.as_ref().map(|(p, _)| p.clone()),
+        Some(good)
+    );
+    assert_eq!(h.state().state.mean_entropy_bits(), entropy);
+}
+
+#[test]
+fn the_session_round_trips() {
+    use localist::engine::LayerSchedule;
+    use localist::studio::session::load_session;
+    use localist::studio::state::Tab;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("s.localist-session.json");
+    let l1 = sample("tiny-shakespeare-l1");
+    let mut h = harness(l1.clone());
+    step_until(&mut h, "the first capture", |app| {
+        app.state.capture.is_some()
+    });
+    {
+        let app = h.state_mut();
+        app.state.text = "Now is the winter of our discontent".into();
+        app.state.tab = Tab::Compare;
+        app.state.focus = Some((1, 2));
+        app.state.aggregated = true;
+        app.state.compare.sides[1].dial.params.lambda = 0.7;
+        app.settings.steps = 123;
+        let mut dial = DialSetting::bias(0.6);
+        dial.schedule = LayerSchedule::Power { gamma: 2.0 };
+        app.state.dial = dial;
+    }
+    h.state_mut().save_session_to(&file);
+    let saved = load_session(&file).unwrap();
+    assert_eq!(saved.checkpoint.as_ref().unwrap().path, l1);
+    assert_eq!(
+        saved.checkpoint.as_ref().unwrap().sha256,
+        localist::model::checkpoint::checkpoint_sha256(&l1).unwrap()
+    );
+    drop(h);
+
+    // A studio on the other model opens the session: model, dial, text and layout come back.
+    let mut h = harness(sample("tiny-shakespeare-l0"));
+    step_until(&mut h, "the first capture", |app| {
+        app.state.capture.is_some()
+    });
+    h.state_mut().open_session_from(&file);
+    // The capture to arrive is the engine's for that model, text and dial.
+    let e = engine_entropy(&l1, &saved.text, &saved.dial);
+    step_until(&mut h, "the session's model, text and dial", |app| {
+        app.state.checkpoint.as_ref().is_some_and(|(p, _)| p == &l1)
+            && app.state.mean_entropy_bits() == Some(e)
+    });
+    let mut again = h.state().current_session();
+    again.saved_at_unix = saved.saved_at_unix;
+    assert_eq!(again, saved);
+    assert!(h
+        .state()
+        .state
+        .info
+        .as_deref()
+        .is_some_and(|i| i.contains("matches its hash")));
+    let (cap, tokens) = h.state().state.capture.clone().unwrap();
+    assert_eq!(cap.dial, saved.dial);
+    assert_eq!(tokens.concat(), saved.text);
+}
+
+#[test]
+fn a_session_whose_checkpoint_changed_warns_and_a_bad_session_file_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = tmp.path().join("ck");
+    copy_checkpoint(&sample("tiny-shakespeare-l1"), &ck);
+    let file = tmp.path().join("s.json");
+    let mut h = harness(ck.clone());
+    step_until(&mut h, "the first capture", |app| {
+        app.state.checkpoint.is_some() && app.state.capture.is_some()
+    });
+    h.state_mut().save_session_to(&file);
+    // The checkpoint is altered after the session was saved.
+    let cfg = ck.join("config.json");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text}\n")).unwrap();
+    h.state_mut().open_session_from(&file);
+    step_until(&mut h, "the warning", |app| app.state.error.is_some());
+    let err = h.state().state.error.clone().unwrap();
+    assert!(
+        err.contains("has changed since the session was saved"),
+        "{err}"
+    );
+
+    // A session from a newer studio is refused with a clear error; nothing changes.
+    h.state_mut().state.error = None;
+    let newer = tmp.path().join("newer.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    json["version"] = 99.into();
+    json["text"] = "something else".into();
+    std::fs::write(&newer, json.to_string()).unwrap();
+    let text_before = h.state().state.text.clone();
+    h.state_mut().open_session_from(&newer);
+    let err = h.state().state.error.clone().unwrap();
+    assert!(
+        err.contains("newer.json") && err.contains("version 99"),
+        "{err}"
+    );
+    assert_eq!(h.state().state.text, text_before);
+}
+
+#[test]
+fn after_a_crash_the_autosaved_session_is_offered_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("autosave");
+    let l1 = sample("tiny-shakespeare-l1");
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 820.0))
+        .build_eframe({
+            let dir = dir.clone();
+            let l1 = l1.clone();
+            move |cc| StudioApp::new(&cc.egui_ctx, Some(l1)).with_autosave(dir)
+        });
+    step_until(&mut h, "the first capture", |app| {
+        app.state.checkpoint.is_some() && app.state.capture.is_some()
+    });
+    assert!(h.state().state.restore_offer.is_none());
+    h.state_mut().state.dial = DialSetting::bias(0.35);
+    h.state_mut().state.text = "Friends, Romans, countrymen".into();
+    h.state_mut().autosave_tick(true);
+    assert!(dir.join("running.pid").exists());
+    // The process "dies": its marker stays behind with an id no process has.
+    drop(h);
+    std::fs::write(dir.join("running.pid"), "4294967295").unwrap();
+
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 820.0))
+        .build_eframe({
+            let dir = dir.clone();
+            move |cc| {
+                StudioApp::new(&cc.egui_ctx, Some(sample("tiny-shakespeare-l0"))).with_autosave(dir)
+            }
+        });
+    h.run_steps(2);
+    assert!(h.state().state.restore_offer.is_some());
+    assert!(h.query_by_label_contains("did not close cleanly").is_some());
+    h.get_by_label("Restore").click();
+    step_until(&mut h, "the restored session", |app| {
+        app.state.checkpoint.as_ref().is_some_and(|(p, _)| p == &l1)
+            && app
+                .state
+                .capture
+                .as_ref()
+                .is_some_and(|(c, _)| (c.dial.params.lambda - 0.35).abs() < 1e-12)
+    });
+    assert_eq!(h.state().state.text, "Friends, Romans, countrymen");
+    assert!(h.state().state.restore_offer.is_none());
+    // Our own marker now holds this process's id, so a restart now would offer nothing.
+    let pid = std::fs::read_to_string(dir.join("running.pid")).unwrap();
+    assert_eq!(pid.trim(), std::process::id().to_string());
+}
+
+#[test]
+fn compare_shows_two_configurations_with_hover_synced() {
+    let mut h = harness(sample("tiny-shakespeare-l1"));
+    step_until(&mut h, "the first capture", |app| {
+        app.state.capture.is_some()
+    });
+    h.get_by_label("Compare").click();
+    step_until(&mut h, "both sides", |app| {
+        app.state.compare.views.is_some() && app.state.compare.rects[1].is_some()
+    });
+    let (_, sides, views) = h.state().state.compare.views.clone().unwrap();
+    assert_eq!(sides[0].dial.params.lambda, 0.0);
+    assert_eq!(sides[1].dial.params.lambda, 1.0);
+    let a = views[0].as_ref().unwrap();
+    let b = views[1].as_ref().unwrap();
+    // Each side is the engine's capture under its dial.
+    let ck = sample("tiny-shakespeare-l1");
+    assert_eq!(
+        a.capture.mean_entropy_bits(None),
+        engine_entropy(&ck, SAMPLE_TEXT, &sides[0].dial)
+    );
+    assert_eq!(
+        b.capture.mean_entropy_bits(None),
+        engine_entropy(&ck, SAMPLE_TEXT, &sides[1].dial)
+    );
+    assert!(b.capture.mean_off_block_mass(None) < a.capture.mean_off_block_mass(None));
+
+    // Hover a cell of side A: the hovered cell is shared, and the tooltip gives both weights.
+    let rect = h.state().state.compare.rects[0].unwrap();
+    let t = a.capture.len() as f32;
+    let (i, j) = (10usize, 4usize);
+    let pos = rect.min
+        + egui::vec2(
+            (j as f32 + 0.5) * rect.width() / t,
+            (i as f32 + 0.5) * rect.height() / t,
+        );
+    h.hover_at(pos);
+    h.run_steps(3);
+    assert_eq!(h.state().state.compare.hover, Some((i, j)));
+    let tip = h
+        .query_by_label_contains("A (current model")
+        .expect("tooltip");
+    let text = format!("{tip:?}");
+    assert!(text.contains("B (current model"), "{text}");
+
+    // Moving side B's slider re-captures side B only.
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "λ B")
+        .set_value_accesskit(0.5);
+    step_until(&mut h, "the new side B", |app| {
+        app.state
+            .compare
+            .views
+            .as_ref()
+            .is_some_and(|(_, s, _)| (s[1].dial.params.lambda - 0.5).abs() < 1e-9)
+    });
+
+    // Two checkpoints: λ_train = 1 (current) against the λ_train = 0 sample, both at λ_inf = 0.
+    let l0 = sample("tiny-shakespeare-l0");
+    h.state_mut().state.compare.sides[1] = localist::engine::compare::CompareSide {
+        checkpoint: Some(l0.clone()),
+        dial: DialSetting::bias(0.0),
+    };
+    step_until(&mut h, "the other checkpoint", |app| {
+        app.state.compare.views.as_ref().is_some_and(|(_, s, v)| {
+            s[1].checkpoint.is_some() && v[1].as_ref().is_ok_and(|v| v.label.contains("l0"))
+        })
+    });
+    let (_, _, views) = h.state().state.compare.views.clone().unwrap();
+    assert_eq!(
+        views[1].as_ref().unwrap().capture.mean_entropy_bits(None),
+        engine_entropy(&l0, SAMPLE_TEXT, &DialSetting::bias(0.0))
+    );
+    // A checkpoint that cannot be read is an error on that side, not a crash.
+    h.state_mut().state.compare.sides[1].checkpoint = Some("/nonexistent/ck".into());
+    step_until(&mut h, "the error", |app| {
+        app.state
+            .compare
+            .views
+            .as_ref()
+            .is_some_and(|(_, _, v)| v[1].as_ref().is_err_and(|e| e.contains("/nonexistent/ck")))
+    });
+    assert!(h
+        .query_by_label_contains("could not open /nonexistent/ck")
+        .is_some());
+}
+
+#[test]
+fn per_layer_sliders_set_each_layers_dial() {
+    use localist::engine::LayerSchedule;
+    let mut h = harness(sample("tiny-shakespeare-l1"));
+    step_until(&mut h, "the first capture", |app| {
+        app.state.capture.is_some() && app.state.summary.is_some()
+    });
+    h.get_by_label("per layer").click();
+    h.run_steps(2);
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "λ layer 1")
+        .set_value_accesskit(0.7);
+    step_until(&mut h, "the per-layer capture", |app| {
+        app.state
+            .capture
+            .as_ref()
+            .is_some_and(|(c, _)| c.dial.schedule == LayerSchedule::PerLayer(vec![0.0, 0.7]))
+    });
+    let dial = h.state().state.capture.as_ref().unwrap().0.dial.clone();
+    assert_eq!(
+        h.state().state.mean_entropy_bits(),
+        Some(engine_entropy(
+            &sample("tiny-shakespeare-l1"),
+            SAMPLE_TEXT,
+            &dial
+        ))
+    );
 }

@@ -99,6 +99,11 @@ fn training_advances_and_stop_lands_within_one_step() {
     drop(w.drain());
     w.send(Command::Stop);
     assert!(matches!(next(&w), Event::Finished(_)));
+    // The run's last point of the live held-out curves.
+    match next(&w) {
+        Event::Live(p) => assert!(p.step > last_step && p.eval.perplexity.is_finite()),
+        other => panic!("expected the live point, got {other:?}"),
+    }
     // Commands are handled in order: once this capture answers, the worker is idle.
     w.send(Command::Capture("note 2024-03-05 : patient".into()));
     assert!(matches!(next(&w), Event::Snapshot(..)));
@@ -176,7 +181,13 @@ fn a_loaded_checkpoint_saves_with_its_dial_and_reloads_identically() {
     w.send(Command::SetDial(DialSetting::bias(0.4)));
     w.send(Command::Save(out.clone()));
     match next(&w) {
-        Event::Saved(p) => assert_eq!(p, out),
+        Event::Saved(p, hash) => {
+            assert_eq!(p, out);
+            assert_eq!(
+                hash,
+                localist::model::checkpoint::checkpoint_sha256(&out).unwrap()
+            );
+        }
         other => panic!("expected Saved, got {other:?}"),
     }
     let a = load_checkpoint(&sample("tiny-clinical"), &Device::Cpu).unwrap();

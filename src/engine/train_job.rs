@@ -254,6 +254,20 @@ impl Session {
         )?)
     }
 
+    /// Held-out evaluation on the first `windows` windows only (the live curves).
+    pub fn evaluate_windows(&self, dial: &DialSetting, windows: usize) -> Result<EvalReport> {
+        let t = self.job.train.seq_len;
+        Ok(evaluate(
+            &self.trainer.model,
+            &self.trainer.blocks,
+            &self.val,
+            dial,
+            t,
+            windows.min(self.job.eval_windows).max(1),
+            16,
+        )?)
+    }
+
     /// The block map in use.
     pub fn blocks(&self) -> &BlockMap {
         &self.trainer.blocks

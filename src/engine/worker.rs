@@ -12,7 +12,7 @@
 //! be spawned without restarting the app.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -23,12 +23,15 @@ use crate::analysis::anchors::coherence_matrix;
 use crate::data::synthetic::{SyntheticCorpus, SyntheticSpec};
 use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
 use crate::engine::anchors::AnchorReport;
+use crate::engine::compare::{capture_side, CompareSide, CompareView};
 use crate::engine::corpus::CorpusSource;
 use crate::engine::theory::{theory_curve, TheoryPoint};
 use crate::engine::train_job::{setup, Session, TrainJob};
 use crate::model::blocks::BlockMap;
 use crate::model::capture::{capture, Capture};
-use crate::model::checkpoint::{load_checkpoint, save_checkpoint, CheckpointMeta};
+use crate::model::checkpoint::{
+    checkpoint_sha256, load_checkpoint, save_checkpoint, CheckpointMeta,
+};
 use crate::model::dial::DialSetting;
 use crate::model::transformer::LocalistModel;
 use crate::train::eval::EvalReport;
@@ -59,6 +62,8 @@ pub enum Command {
     Save(PathBuf),
     /// Measure the current text against the derived bounds at each λ (current mode/schedule).
     TheoryCurve(Vec<f64>),
+    /// Capture the current text under two configurations, for the Compare panel.
+    Compare(Box<[CompareSide; 2]>),
     /// End the worker thread.
     Shutdown,
     /// Panic on purpose (tests of the recovery path).
@@ -90,6 +95,20 @@ pub struct ModelSummary {
     pub anchors: Option<AnchorReport>,
     /// |cos| between the anchor keys of layer 0, head 0 (K × K).
     pub anchor_coherence: Vec<Vec<f64>>,
+    /// The checkpoint directory and its SHA-256 ([`checkpoint_sha256`]), when the model was
+    /// loaded from one (a fresh training run has none until it is saved).
+    pub checkpoint: Option<(PathBuf, String)>,
+}
+
+/// Held-out metrics measured while training runs (about once a second), for the live curves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LivePoint {
+    /// Steps done.
+    pub step: usize,
+    /// Held-out metrics at λ_inf = 0 on a few windows.
+    pub eval: EvalReport,
+    /// The current text under the current dial against the derived bounds.
+    pub theory: Option<TheoryPoint>,
 }
 
 /// Training progress (may be dropped when the UI falls behind).
@@ -118,8 +137,12 @@ pub enum Event {
     Finished(Box<EvalReport>),
     /// Training paused.
     Paused,
-    /// A checkpoint was written.
-    Saved(PathBuf),
+    /// A checkpoint was written: its directory and SHA-256.
+    Saved(PathBuf, String),
+    /// Live held-out metrics during training.
+    Live(Box<LivePoint>),
+    /// The two sides of a comparison, each captured or failed.
+    Compare(Box<[Result<CompareView, String>; 2]>),
     /// The theory curve of the current text.
     Theory(Vec<TheoryPoint>),
     /// Something failed; the worker keeps its previous state.
@@ -152,6 +175,10 @@ struct Worker {
     dial: DialSetting,
     text: String,
     run_started: Option<(Instant, usize)>,
+    /// When live metrics were last measured.
+    last_live: Option<Instant>,
+    /// The checkpoints of a comparison, kept while they are compared.
+    compare_models: Vec<(PathBuf, Loaded)>,
 }
 
 /// The UI's handle on a worker thread.
@@ -182,6 +209,8 @@ impl WorkerHandle {
                     dial: DialSetting::default(),
                     text: String::new(),
                     run_started: None,
+                    last_live: None,
+                    compare_models: Vec::new(),
                 };
                 let outcome = catch_unwind(AssertUnwindSafe(|| worker.run(&cmd_rx)));
                 if let Err(panic) = outcome {
@@ -314,56 +343,33 @@ impl Worker {
             }
             Command::Save(path) => self.save(path),
             Command::TheoryCurve(lambdas) => self.theory(&lambdas),
+            Command::Compare(sides) => self.compare(&sides),
             Command::Shutdown => {}
             Command::DebugPanic => panic!("debug panic requested"),
         }
     }
 
     fn load(&mut self, path: PathBuf) {
-        let result = load_checkpoint(&path, &self.device)
-            .map_err(|e| e.to_string())
-            .and_then(|ck| {
-                let spec: TokenizerSpec = serde_json::from_value(ck.meta.tokenizer.clone())
-                    .map_err(|e| format!("{}: tokenizer in config.json: {e}", path.display()))?;
-                let tokenizer = spec
-                    .build()
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                let lambda_train = ck
-                    .meta
-                    .training
-                    .get("lambda_train")
-                    .and_then(|v| v.as_f64());
-                Ok((ck, tokenizer, lambda_train))
-            });
-        match result {
-            Ok((ck, tokenizer, lambda_train)) => {
+        match open_checkpoint(&path, &self.device) {
+            Ok((loaded, lambda_train)) => {
                 let mut summary = summary(
-                    &ck.model,
-                    &ck.blocks,
+                    &loaded.model,
+                    &loaded.blocks,
                     &path.display().to_string(),
                     lambda_train,
                 );
-                summary.sample_text = sample_text(&ck.meta.training);
-                summary.anchors = ck
-                    .meta
-                    .training
+                let training = &loaded.meta.training;
+                summary.sample_text = sample_text(training);
+                summary.anchors = training
                     .get("anchors")
                     .and_then(|a| serde_json::from_value(a.clone()).ok())
                     .or_else(|| {
-                        measure_anchors(
-                            &ck.meta.training,
-                            &spec_of(&ck.meta.tokenizer)?,
-                            &ck.blocks,
-                        )
+                        measure_anchors(training, &spec_of(&loaded.meta.tokenizer)?, &loaded.blocks)
                     });
+                summary.checkpoint = checkpoint_sha256(&path).ok().map(|h| (path.clone(), h));
                 self.session = None;
                 self.state = RunState::Idle;
-                self.loaded = Some(Loaded {
-                    model: ck.model,
-                    blocks: ck.blocks,
-                    tokenizer,
-                    meta: ck.meta,
-                });
+                self.loaded = Some(loaded);
                 self.emit(Event::Loaded(summary));
                 self.recapture();
             }
@@ -426,6 +432,8 @@ impl Worker {
                 if finished {
                     self.state = RunState::Idle;
                     self.finish();
+                } else {
+                    self.live(false);
                 }
             }
             Err(e) => {
@@ -445,7 +453,11 @@ impl Worker {
             Some(Err(e)) => self.emit(Event::Failed(format!("evaluation failed: {e:#}"))),
             None => {}
         }
-        self.recapture();
+        if self.session.is_some() {
+            self.live(true);
+        } else {
+            self.recapture();
+        }
     }
 
     fn current(&self) -> Option<(&LocalistModel, &BlockMap, &dyn Tokenizer)> {
@@ -503,6 +515,90 @@ impl Worker {
         }
     }
 
+    fn compare(&mut self, sides: &[CompareSide; 2]) {
+        // Keep the compared checkpoints loaded while they are compared; drop the others.
+        let wanted: Vec<PathBuf> = sides.iter().filter_map(|s| s.checkpoint.clone()).collect();
+        self.compare_models.retain(|(p, _)| wanted.contains(p));
+        let mut errors: Vec<(PathBuf, String)> = Vec::new();
+        for p in &wanted {
+            if self.compare_models.iter().any(|(q, _)| q == p) || errors.iter().any(|(q, _)| q == p)
+            {
+                continue;
+            }
+            match open_checkpoint(p, &self.device) {
+                Ok((l, _)) => self.compare_models.push((p.clone(), l)),
+                Err(e) => errors.push((p.clone(), format!("could not open {}: {e}", p.display()))),
+            }
+        }
+        let views = sides.clone().map(|side| {
+            let found = match &side.checkpoint {
+                None => self.current(),
+                Some(p) => self
+                    .compare_models
+                    .iter()
+                    .find(|(q, _)| q == p)
+                    .map(|(_, l)| (&l.model, &l.blocks, l.tokenizer.as_ref())),
+            };
+            let error = side
+                .checkpoint
+                .as_ref()
+                .and_then(|p| errors.iter().find(|(q, _)| q == p))
+                .map(|(_, e)| e.clone());
+            match (found, error) {
+                (Some((model, blocks, tok)), _) => {
+                    capture_side(model, blocks, tok, &self.text, &side)
+                }
+                (None, Some(e)) => Err(e),
+                (None, None) => Err("no model loaded".to_string()),
+            }
+        });
+        self.emit(Event::Compare(Box::new(views)));
+    }
+
+    /// Held-out metrics on a few windows, the current text against the bounds, and a new
+    /// capture, at most about once a second while training runs.
+    fn live(&mut self, force: bool) {
+        if !force
+            && self
+                .last_live
+                .is_some_and(|t| t.elapsed().as_secs_f64() < 1.0)
+        {
+            return;
+        }
+        self.last_live = Some(Instant::now());
+        let Some(session) = &self.session else { return };
+        let point = session
+            .evaluate_windows(&DialSetting::default(), 8)
+            .map(|eval| {
+                let model = &session.trainer.model;
+                let mut ids = session.corpus.tokenizer.encode(&self.text);
+                ids.truncate(model.config.max_seq_len);
+                let theory = (!ids.is_empty())
+                    .then(|| {
+                        theory_curve(
+                            model,
+                            &session.trainer.blocks,
+                            &ids,
+                            &self.dial,
+                            &[self.dial.params.lambda],
+                        )
+                        .ok()
+                        .and_then(|mut c| c.pop())
+                    })
+                    .flatten();
+                LivePoint {
+                    step: session.trainer.step,
+                    eval,
+                    theory,
+                }
+            });
+        match point {
+            Ok(p) => self.emit(Event::Live(Box::new(p))),
+            Err(e) => self.emit(Event::Failed(format!("live evaluation failed: {e:#}"))),
+        }
+        self.recapture();
+    }
+
     fn save(&mut self, path: PathBuf) {
         let result = match (&self.session, &self.loaded) {
             (Some(s), _) => s.save(&path, None).map_err(|e| format!("{e:#}")),
@@ -515,8 +611,8 @@ impl Worker {
             }
             (None, None) => Err("no model to save".to_string()),
         };
-        match result {
-            Ok(()) => self.emit(Event::Saved(path)),
+        match result.and_then(|()| checkpoint_sha256(&path).map_err(|e| e.to_string())) {
+            Ok(hash) => self.emit(Event::Saved(path, hash)),
             Err(e) => self.emit(Event::Failed(e)),
         }
     }
@@ -540,7 +636,32 @@ fn summary(
         block_sizes: blocks.block_sizes(),
         anchors: None,
         anchor_coherence: anchor_coherence(model),
+        checkpoint: None,
     }
+}
+
+/// Read a checkpoint directory with its tokenizer; also returns the λ_train it records.
+fn open_checkpoint(path: &Path, device: &Device) -> Result<(Loaded, Option<f64>), String> {
+    let ck = load_checkpoint(path, device).map_err(|e| e.to_string())?;
+    let spec: TokenizerSpec = serde_json::from_value(ck.meta.tokenizer.clone())
+        .map_err(|e| format!("{}: tokenizer in config.json: {e}", path.display()))?;
+    let tokenizer = spec
+        .build()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let lambda_train = ck
+        .meta
+        .training
+        .get("lambda_train")
+        .and_then(|v| v.as_f64());
+    Ok((
+        Loaded {
+            model: ck.model,
+            blocks: ck.blocks,
+            tokenizer,
+            meta: ck.meta,
+        },
+        lambda_train,
+    ))
 }
 
 /// Pairwise |cos| of layer 0, head 0's anchor keys (empty if unavailable).

@@ -217,3 +217,37 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint, Checkp
         dir: dir.to_path_buf(),
     })
 }
+
+/// SHA-256 (hex) of a checkpoint's contents: `config.json`, `blocks.json` and
+/// `model.safetensors`, each preceded by its name and length, so the hash changes when any of
+/// them does (the optimizer state is left out: it does not change what the model computes).
+/// Sessions and audit reports record it to detect a checkpoint altered after the fact.
+pub fn checkpoint_sha256(dir: &Path) -> Result<String, CheckpointError> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut hasher = Sha256::new();
+    for name in ["config.json", "blocks.json", "model.safetensors"] {
+        let path = dir.join(name);
+        let io = |source| CheckpointError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = fs::File::open(&path).map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        hasher.update(name.as_bytes());
+        hasher.update(len.to_le_bytes());
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = file.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(buf.get(..n).unwrap_or_default());
+        }
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}

@@ -10,8 +10,12 @@ use crossbeam_channel::{Receiver, TryRecvError};
 use crate::engine::corpus::asset_path;
 use crate::engine::worker::{Command, WorkerHandle};
 use crate::studio::panels::attention::HeatmapCache;
+use crate::studio::panels::compare::CompareCache;
 use crate::studio::panels::training::RunSettings;
-use crate::studio::panels::{attention, blocks, dial, model, theory, training};
+use crate::studio::panels::{attention, blocks, compare, dial, model, theory, training};
+use crate::studio::session::{
+    load_session, save_session, Autosave, CheckpointRef, Layout, SessionFile,
+};
 use crate::studio::state::{StudioState, Tab, WorkerState};
 
 /// What a pending file dialog is for.
@@ -19,7 +23,12 @@ use crate::studio::state::{StudioState, Tab, WorkerState};
 enum DialogKind {
     Open,
     Save,
+    OpenSession,
+    SaveSession,
 }
+
+/// A cropped screenshot: suggested file name and PNG bytes (or why it failed).
+type Shot = (String, Result<Vec<u8>, String>);
 
 /// Longest the UI waits for the capture of a dial change, so that it lands in the same frame.
 const DIAL_WAIT: std::time::Duration = std::time::Duration::from_millis(30);
@@ -33,12 +42,17 @@ pub struct StudioApp {
     /// What the panels show (public for tests).
     pub state: StudioState,
     heatmaps: HeatmapCache,
-    settings: RunSettings,
+    compare_cache: CompareCache,
+    /// Settings of the next training run (public for tests).
+    pub settings: RunSettings,
     samples: Vec<(String, PathBuf)>,
     dialog: Option<(DialogKind, Receiver<Option<PathBuf>>)>,
     ctx: egui::Context,
     initial: Option<PathBuf>,
     export: Option<Receiver<Result<PathBuf, String>>>,
+    autosave: Option<Autosave>,
+    /// Cropped screenshots (plots and heatmaps as drawn) on their way to an export.
+    shots: (crossbeam_channel::Sender<Shot>, Receiver<Shot>),
 }
 
 /// Bundled sample checkpoints.
@@ -67,15 +81,117 @@ impl StudioApp {
             worker: None,
             state: StudioState::default(),
             heatmaps: HeatmapCache::default(),
+            compare_cache: CompareCache::default(),
             settings: RunSettings::default(),
             samples,
             dialog: None,
             ctx: ctx.clone(),
             initial,
             export: None,
+            autosave: None,
+            shots: crossbeam_channel::unbounded(),
         };
         app.start_worker();
         app
+    }
+
+    /// Autosave the session into `dir` every few seconds, and offer the last autosave back
+    /// when the previous studio using `dir` did not close cleanly.
+    pub fn with_autosave(mut self, dir: PathBuf) -> Self {
+        let mut autosave = Autosave::new(dir);
+        match autosave.start() {
+            Ok(offer) => self.state.restore_offer = offer,
+            Err(e) => self.state.error = Some(format!("autosave is off: {e:#}")),
+        }
+        self.autosave = Some(autosave);
+        self
+    }
+
+    /// The session as it stands: checkpoint and hash, dial, text, layout, run settings.
+    pub fn current_session(&self) -> SessionFile {
+        let s = &self.state;
+        SessionFile::new(
+            s.checkpoint.as_ref().map(|(path, sha256)| CheckpointRef {
+                path: path.clone(),
+                sha256: sha256.clone(),
+            }),
+            s.dial.clone(),
+            s.text.clone(),
+            Layout {
+                tab: s.tab,
+                focus: s.focus,
+                aggregated: s.aggregated,
+                colormap: s.colormap,
+                compare: s.compare.sides.clone(),
+            },
+            self.settings.clone(),
+        )
+    }
+
+    /// Bring a session back: its settings and layout now, its checkpoint, dial and text
+    /// through the worker (the checkpoint's hash is checked when it arrives).
+    pub fn apply_session(&mut self, session: SessionFile) {
+        let s = &mut self.state;
+        s.dial = session.dial.clone();
+        s.text = session.text.clone();
+        s.tab = session.layout.tab;
+        s.focus = session.layout.focus;
+        s.aggregated = session.layout.aggregated;
+        s.colormap = session.layout.colormap;
+        s.compare.sides = session.layout.compare.clone();
+        s.compare.views = None;
+        s.theory = None;
+        self.settings = session.run_settings.clone();
+        s.send(Command::SetDial(session.dial));
+        s.send(Command::Capture(session.text));
+        match session.checkpoint {
+            Some(ck) => {
+                s.expected_checkpoint = Some((ck.path.clone(), ck.sha256));
+                s.send(Command::Load(ck.path));
+            }
+            None => {
+                s.info = Some(
+                    "session restored; it names no checkpoint (the model had not been saved)"
+                        .into(),
+                )
+            }
+        }
+    }
+
+    /// Write the current session to `path` (atomically).
+    pub fn save_session_to(&mut self, path: &std::path::Path) {
+        match save_session(path, &self.current_session()) {
+            Ok(()) => {
+                self.state.info = Some(match &self.state.checkpoint {
+                    Some(_) => format!("session saved to {}", path.display()),
+                    None => format!(
+                        "session saved to {}; the model is not saved, so the session names no \
+                         checkpoint (save the model first to include it)",
+                        path.display()
+                    ),
+                })
+            }
+            Err(e) => self.state.error = Some(format!("could not save the session: {e:#}")),
+        }
+    }
+
+    /// Read a session file and apply it; a bad file leaves everything as it was.
+    pub fn open_session_from(&mut self, path: &std::path::Path) {
+        match load_session(path) {
+            Ok(s) => self.apply_session(s),
+            Err(e) => self.state.error = Some(format!("could not open the session: {e:#}")),
+        }
+    }
+
+    /// Autosave now if something changed (public for tests; the frame loop calls it).
+    pub fn autosave_tick(&mut self, force: bool) {
+        let session = self.current_session();
+        if let Some(a) = &mut self.autosave {
+            if let Err(e) = a.tick(&session, force) {
+                self.state.error = Some(format!("autosave failed: {e:#}"));
+                self.autosave = None;
+            }
+        }
     }
 
     /// Restore persisted preferences.
@@ -114,6 +230,10 @@ impl StudioApp {
             .name("file-dialog".into())
             .spawn(move || {
                 let dialog = rfd::FileDialog::new();
+                let session = |d: rfd::FileDialog| {
+                    d.add_filter("Localist session", &["json"])
+                        .add_filter("all files", &["*"])
+                };
                 let picked = match kind {
                     DialogKind::Open => dialog
                         .set_title("Open a Localist checkpoint folder")
@@ -121,6 +241,15 @@ impl StudioApp {
                     DialogKind::Save => dialog
                         .set_title("Save the model as a checkpoint folder")
                         .set_file_name("checkpoint")
+                        .save_file(),
+                    DialogKind::OpenSession => {
+                        session(dialog.set_title("Open a session")).pick_file()
+                    }
+                    DialogKind::SaveSession => session(dialog.set_title("Save the session"))
+                        .set_file_name(format!(
+                            "session.{}",
+                            crate::studio::session::SESSION_EXTENSION
+                        ))
                         .save_file(),
                 };
                 let _ = tx.send(picked);
@@ -186,8 +315,37 @@ impl StudioApp {
         }
     }
 
+    /// Take a screenshot of the next frame and crop it to the requested region, as a PNG.
+    fn start_screenshot(&mut self) {
+        let Some((name, rect)) = self.state.screenshot_request.take() else {
+            return;
+        };
+        let ppp = self.ctx.pixels_per_point();
+        let tx = self.shots.0.clone();
+        let ctx = self.ctx.clone();
+        self.ctx.request_screenshot(move |img| {
+            let crop = img.region(&rect, Some(ppp));
+            let rgba: Vec<u8> = crop
+                .pixels
+                .iter()
+                .flat_map(|c| c.to_srgba_unmultiplied())
+                .collect();
+            let png = crate::studio::export::rgba_png(crop.width(), crop.height(), &rgba)
+                .map_err(|e| format!("{e:#}"));
+            let _ = tx.send((name, png));
+            ctx.request_repaint();
+        });
+        self.state.info = Some("taking a screenshot of the plot…".into());
+    }
+
     /// Apply waiting worker events (called at the start of every frame; public for tests).
     pub fn pump(&mut self) {
+        while let Ok((name, png)) = self.shots.1.try_recv() {
+            match png {
+                Ok(bytes) => self.state.pending_export = Some((name, bytes)),
+                Err(e) => self.state.error = Some(format!("export failed: {e}")),
+            }
+        }
         if let Some(w) = &self.worker {
             for ev in w.drain() {
                 self.state.apply(ev);
@@ -213,11 +371,14 @@ impl StudioApp {
         if let Some((kind, rx)) = &self.dialog {
             match rx.try_recv() {
                 Ok(Some(path)) => {
-                    self.state.send(match kind {
-                        DialogKind::Open => Command::Load(path),
-                        DialogKind::Save => Command::Save(path),
-                    });
+                    let kind = *kind;
                     self.dialog = None;
+                    match kind {
+                        DialogKind::Open => self.state.send(Command::Load(path)),
+                        DialogKind::Save => self.state.send(Command::Save(path)),
+                        DialogKind::OpenSession => self.open_session_from(&path),
+                        DialogKind::SaveSession => self.save_session_to(&path),
+                    }
                 }
                 Ok(None) | Err(TryRecvError::Disconnected) => self.dialog = None,
                 Err(TryRecvError::Empty) => {}
@@ -226,15 +387,20 @@ impl StudioApp {
     }
 
     fn shortcuts(&mut self, ui: &egui::Ui) {
-        let (space, open, save) = ui.input(|i| {
+        let (space, open, save, shift) = ui.input(|i| {
             (
                 i.key_pressed(egui::Key::Space) && !i.modifiers.any(),
                 i.modifiers.command && i.key_pressed(egui::Key::O),
                 i.modifiers.command && i.key_pressed(egui::Key::S),
+                i.modifiers.shift,
             )
         });
         if save {
-            self.open_dialog(DialogKind::Save);
+            self.open_dialog(if shift {
+                DialogKind::SaveSession
+            } else {
+                DialogKind::Save
+            });
         }
         if ui.ctx().egui_wants_keyboard_input() {
             return;
@@ -259,7 +425,11 @@ impl StudioApp {
             }
         }
         if open {
-            self.open_dialog(DialogKind::Open);
+            self.open_dialog(if shift {
+                DialogKind::OpenSession
+            } else {
+                DialogKind::Open
+            });
         }
     }
 
@@ -278,6 +448,45 @@ impl StudioApp {
             l.clamp(0, layers - 1) as usize,
             h.clamp(0, heads - 1) as usize,
         ));
+    }
+
+    /// After a crash: offer the autosaved session back.
+    fn restore_prompt(&mut self, ui: &mut egui::Ui) {
+        let Some(offer) = &self.state.restore_offer else {
+            return;
+        };
+        let what = match &offer.checkpoint {
+            Some(c) => c.path.display().to_string(),
+            None => "an unsaved model".into(),
+        };
+        let mut choice = None;
+        egui::Modal::new(egui::Id::unique("restore_offer")).show(ui.ctx(), |ui| {
+            ui.heading("Restore the last session?");
+            ui.label(format!(
+                "The studio did not close cleanly last time. The autosaved session has {what}, \
+                 the dial at λ = {:.2} (mode {}) and the text {:?}.",
+                offer.dial.params.lambda,
+                offer.dial.params.mode.label(),
+                offer.text.chars().take(60).collect::<String>()
+            ));
+            ui.horizontal(|ui| {
+                if ui.button("Restore").clicked() {
+                    choice = Some(true);
+                }
+                if ui.button("Discard").clicked() {
+                    choice = Some(false);
+                }
+            });
+        });
+        match choice {
+            Some(true) => {
+                if let Some(s) = self.state.restore_offer.take() {
+                    self.apply_session(s);
+                }
+            }
+            Some(false) => self.state.restore_offer = None,
+            None => {}
+        }
     }
 
     fn status_bar(&mut self, ui: &mut egui::Ui) {
@@ -327,9 +536,31 @@ impl eframe::App for StudioApp {
         let frame_start = std::time::Instant::now();
         self.pump();
         self.shortcuts(ui);
+        self.restore_prompt(ui);
+        let mut want_session = None;
         egui::Panel::top("menu").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.strong("Localist Studio");
+                ui.separator();
+                if ui
+                    .button("Open session…")
+                    .on_hover_text(
+                        "Open a session file: checkpoint, dial, text and layout (Ctrl+Shift+O)",
+                    )
+                    .clicked()
+                {
+                    want_session = Some(DialogKind::OpenSession);
+                }
+                if ui
+                    .button("Save session…")
+                    .on_hover_text(
+                        "Save the checkpoint path and hash, the dial, the text and the layout \
+                         (Ctrl+Shift+S)",
+                    )
+                    .clicked()
+                {
+                    want_session = Some(DialogKind::SaveSession);
+                }
                 ui.separator();
                 let dark = ui.visuals().dark_mode;
                 if ui
@@ -377,14 +608,22 @@ impl eframe::App for StudioApp {
                 ui.selectable_value(&mut self.state.tab, Tab::Attention, "Attention");
                 ui.selectable_value(&mut self.state.tab, Tab::Theory, "Theory");
                 ui.selectable_value(&mut self.state.tab, Tab::Blocks, "Blocks & anchors");
+                ui.selectable_value(&mut self.state.tab, Tab::Compare, "Compare")
+                    .on_hover_text("Two configurations side by side on the same text");
             });
             ui.separator();
             egui::ScrollArea::vertical().show(ui, |ui| match self.state.tab {
                 Tab::Attention => attention::show(ui, &mut self.state, &mut self.heatmaps),
                 Tab::Theory => theory::show(ui, &mut self.state),
                 Tab::Blocks => blocks::show(ui, &mut self.state),
+                Tab::Compare => {
+                    compare::show(ui, &mut self.state, &mut self.compare_cache, &self.samples)
+                }
             });
         });
+        if self.state.screenshot_request.is_some() {
+            self.start_screenshot();
+        }
         if self.state.pending_export.is_some() {
             self.start_export();
         }
@@ -392,8 +631,11 @@ impl eframe::App for StudioApp {
             self.open_dialog(DialogKind::Open);
         } else if want_save {
             self.open_dialog(DialogKind::Save);
+        } else if let Some(kind) = want_session {
+            self.open_dialog(kind);
         }
         self.flush_commands();
+        self.autosave_tick(false);
         let ms = frame_start.elapsed().as_secs_f64() * 1e3;
         self.state.frame_ms = if self.state.frame_ms == 0.0 {
             ms
@@ -405,5 +647,12 @@ impl eframe::App for StudioApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, "run_settings", &self.settings);
         eframe::set_value(storage, "colormap", &self.state.colormap);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.autosave_tick(true);
+        if let Some(a) = &self.autosave {
+            a.finish();
+        }
     }
 }

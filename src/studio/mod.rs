@@ -6,6 +6,7 @@ pub mod app;
 pub mod colormap;
 pub mod export;
 pub mod panels;
+pub mod session;
 pub mod state;
 
 use std::path::PathBuf;
@@ -29,9 +30,11 @@ pub fn run(checkpoint: Option<PathBuf>) -> Result<()> {
             "Localist Studio",
             options,
             Box::new(move |cc| {
-                Ok(Box::new(
-                    app::StudioApp::new(&cc.egui_ctx, ck).with_storage(cc.storage),
-                ))
+                let mut app = app::StudioApp::new(&cc.egui_ctx, ck).with_storage(cc.storage);
+                if let Some(dir) = eframe::storage_dir("Localist Studio") {
+                    app = app.with_autosave(dir.join("autosave"));
+                }
+                Ok(Box::new(app))
             }),
         );
         match result {

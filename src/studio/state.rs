@@ -3,9 +3,11 @@
 //! only read it and queue commands.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 
+use crate::engine::compare::{CompareSide, CompareView};
 use crate::engine::theory::TheoryPoint;
-use crate::engine::worker::{Command, Event, ModelSummary, Progress};
+use crate::engine::worker::{Command, Event, LivePoint, ModelSummary, Progress};
 use crate::engine::{Capture, DialSetting, EvalReport};
 use crate::studio::colormap::Colormap;
 
@@ -79,10 +81,62 @@ pub struct StudioState {
     pub theory: Option<(u64, Vec<TheoryPoint>)>,
     /// A theory curve was asked for and has not arrived.
     pub theory_pending: bool,
+    /// The checkpoint the current model was loaded from or last saved to, with its SHA-256.
+    pub checkpoint: Option<(PathBuf, String)>,
+    /// A checkpoint hash a restored session expects (checked when the model arrives).
+    pub expected_checkpoint: Option<(PathBuf, String)>,
+    /// Live held-out metrics of the current run (about one a second).
+    pub live: Vec<LivePoint>,
+    /// The Compare panel.
+    pub compare: CompareState,
+    /// A region of the window to export as PNG (suggested file name, rectangle in points):
+    /// the app takes a screenshot of the next frame and crops it.
+    pub screenshot_request: Option<(String, egui::Rect)>,
+    /// A session the last (crashed) studio left, offered back at start.
+    pub restore_offer: Option<crate::studio::session::SessionFile>,
+}
+
+/// A comparison as it arrived: the capture generation and the sides it was taken for, and
+/// each side's capture or error.
+pub type CompareViews = (u64, [CompareSide; 2], [Result<CompareView, String>; 2]);
+
+/// What the Compare panel shows.
+pub struct CompareState {
+    /// The two configurations.
+    pub sides: [CompareSide; 2],
+    /// Their captures (or errors), and the capture generation and sides they were taken for.
+    pub views: Option<CompareViews>,
+    /// A comparison was asked for and has not arrived.
+    pub pending: bool,
+    /// The layer and head shown, or `None` for the mean over heads of the layer.
+    pub layer: usize,
+    /// The head shown (`None`: mean over the layer's heads).
+    pub head: Option<usize>,
+    /// The cell under the pointer in either heatmap (query, key), drawn on both.
+    pub hover: Option<(usize, usize)>,
+    /// Bumped when new views arrive (textures are rebuilt when it changes).
+    pub generation: u64,
+    /// Where each side's heatmap was drawn last frame (hover tests, PNG export).
+    pub rects: [Option<egui::Rect>; 2],
+}
+
+impl Default for CompareState {
+    fn default() -> Self {
+        Self {
+            sides: crate::studio::session::default_compare(),
+            views: None,
+            pending: false,
+            layer: 0,
+            head: None,
+            hover: None,
+            generation: 0,
+            rects: [None, None],
+        }
+    }
 }
 
 /// The central area's views.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Tab {
     /// Heatmaps.
     #[default]
@@ -91,6 +145,8 @@ pub enum Tab {
     Theory,
     /// Blocks, anchors and anchor-key coherence.
     Blocks,
+    /// Two configurations side by side.
+    Compare,
 }
 
 impl Default for StudioState {
@@ -118,6 +174,12 @@ impl Default for StudioState {
             tab: Tab::Attention,
             theory: None,
             theory_pending: false,
+            checkpoint: None,
+            expected_checkpoint: None,
+            live: Vec::new(),
+            compare: CompareState::default(),
+            restore_offer: None,
+            screenshot_request: None,
         }
     }
 }
@@ -150,7 +212,11 @@ impl StudioState {
                         self.send(Command::Capture(t.clone()));
                     }
                 }
+                self.checkpoint = s.checkpoint.clone();
+                self.check_expected_checkpoint();
                 self.summary = Some(s);
+                self.live.clear();
+                self.compare.views = None;
                 self.curve.clear();
                 self.progress = None;
                 self.worker = WorkerState::Idle;
@@ -172,7 +238,30 @@ impl StudioState {
                 self.theory = Some((self.capture_generation, curve));
                 self.theory_pending = false;
             }
-            Event::Saved(p) => self.info = Some(format!("saved {}", p.display())),
+            Event::Saved(p, hash) => {
+                self.info = Some(format!("saved {}", p.display()));
+                self.checkpoint = Some((p, hash));
+            }
+            Event::Live(p) => {
+                if self.live.last().is_some_and(|l| l.step >= p.step) {
+                    self.live.retain(|l| l.step < p.step);
+                }
+                self.live.push(*p);
+                if self.live.len() > 5_000 {
+                    // Keep the curve's shape: drop every other point.
+                    let mut k = 0;
+                    self.live.retain(|_| {
+                        k += 1;
+                        k % 2 == 1
+                    });
+                }
+            }
+            Event::Compare(views) => {
+                self.compare.views =
+                    Some((self.capture_generation, self.compare.sides.clone(), *views));
+                self.compare.pending = false;
+                self.compare.generation += 1;
+            }
             Event::Failed(msg) => {
                 if msg.contains("crashed") {
                     self.worker = WorkerState::Crashed;
@@ -181,6 +270,32 @@ impl StudioState {
                 }
                 self.error = Some(msg);
             }
+        }
+    }
+
+    /// After a session restore: warn when the checkpoint that arrived is not the one the
+    /// session was saved with.
+    fn check_expected_checkpoint(&mut self) {
+        let Some((path, want)) = self.expected_checkpoint.take() else {
+            return;
+        };
+        match &self.checkpoint {
+            Some((p, got)) if p == &path && got != &want => {
+                self.error = Some(format!(
+                    "{} has changed since the session was saved (SHA-256 {} now, {} in the session); \
+                     the numbers may differ from the ones you saw",
+                    path.display(),
+                    short(got),
+                    short(&want)
+                ));
+            }
+            Some((p, _)) if p == &path => {
+                self.info = Some(format!(
+                    "session restored; {} matches its hash",
+                    path.display()
+                ));
+            }
+            _ => self.expected_checkpoint = Some((path, want)),
         }
     }
 
@@ -198,4 +313,9 @@ impl StudioState {
             .as_ref()
             .map(|(c, _)| c.mean_entropy_bits(None))
     }
+}
+
+/// The first 12 hex digits of a hash, for messages.
+pub fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
 }

@@ -30,27 +30,56 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
         .add(egui::Slider::new(&mut dial.params.tau, 0.05..=4.0).text("τ"))
         .on_hover_text("Softmax temperature τ₀ (mode D lowers it towards τ_min as λ rises).")
         .changed();
-    let mut power = matches!(dial.schedule, LayerSchedule::Power { .. });
-    let mut gamma = match dial.schedule {
-        LayerSchedule::Power { gamma } => gamma,
-        _ => 3.0,
+    let layers = state
+        .summary
+        .as_ref()
+        .map(|s| s.shape.0)
+        .unwrap_or(1)
+        .max(1);
+    let kind = |sch: &LayerSchedule| match sch {
+        LayerSchedule::Uniform => 0,
+        LayerSchedule::Power { .. } => 1,
+        LayerSchedule::PerLayer(_) => 2,
     };
-    changed |= ui
-        .checkbox(&mut power, "per-layer schedule (power γ)")
-        .changed();
-    if power {
-        changed |= ui
-            .add(egui::Slider::new(&mut gamma, 1.0..=5.0).text("γ"))
-            .on_hover_text(
-                "λ of layer l is λ·(l/(L-1))^γ. Large γ: only the late layers are localist.",
-            )
-            .changed();
+    let mut chosen = kind(&dial.schedule);
+    ui.horizontal(|ui| {
+        ui.label("layers")
+            .on_hover_text("How λ is spread over the layers.");
+        ui.selectable_value(&mut chosen, 0, "uniform")
+            .on_hover_text("Every layer gets λ.");
+        ui.selectable_value(&mut chosen, 1, "schedule γ")
+            .on_hover_text("λ of layer l is λ·(l/(L-1))^γ.");
+        ui.selectable_value(&mut chosen, 2, "per layer")
+            .on_hover_text("One slider per layer; the λ slider above is not applied.");
+    });
+    if chosen != kind(&dial.schedule) {
+        changed = true;
+        dial.schedule = match chosen {
+            1 => LayerSchedule::Power { gamma: 3.0 },
+            2 => LayerSchedule::PerLayer(vec![dial.params.lambda; layers]),
+            _ => LayerSchedule::Uniform,
+        };
     }
-    dial.schedule = if power {
-        LayerSchedule::Power { gamma }
-    } else {
-        LayerSchedule::Uniform
-    };
+    match &mut dial.schedule {
+        LayerSchedule::Power { gamma } => {
+            changed |= ui
+                .add(egui::Slider::new(gamma, 1.0..=5.0).text("γ"))
+                .on_hover_text(
+                    "λ of layer l is λ·(l/(L-1))^γ. Large γ: only the late layers are localist.",
+                )
+                .changed();
+        }
+        LayerSchedule::PerLayer(values) => {
+            values.resize(layers, dial.params.lambda);
+            for (l, v) in values.iter_mut().enumerate() {
+                changed |= ui
+                    .add(egui::Slider::new(v, 0.0..=1.0).text(format!("λ layer {l}")))
+                    .on_hover_text(format!("The dial of layer {l} alone."))
+                    .changed();
+            }
+        }
+        LayerSchedule::Uniform => {}
+    }
     if let Some(e) = state.mean_entropy_bits() {
         ui.label(format!("mean entropy {e:.3} bits")).on_hover_text(
             "Mean attention entropy of the current text over queries, heads and layers, in bits.",

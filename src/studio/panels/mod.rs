@@ -2,6 +2,7 @@
 
 pub mod attention;
 pub mod blocks;
+pub mod compare;
 pub mod dial;
 pub mod model;
 pub mod theory;

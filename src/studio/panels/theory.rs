@@ -72,6 +72,10 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
                 pts(&|p| p.entropy_bound_bits),
             ));
         });
+    over_training(ui, state);
+    let Some((_, curve)) = &state.theory else {
+        return;
+    };
     let violations: usize = curve.iter().map(|p| p.violations).sum();
     if violations == 0 {
         ui.label(format!(
@@ -90,5 +94,64 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
                 ),
             );
         }
+    }
+}
+
+/// The current text at the current dial, measured about once a second while training runs,
+/// against the same bounds: how concentration develops with training.
+fn over_training(ui: &mut egui::Ui, state: &StudioState) {
+    let points: Vec<(usize, &crate::engine::theory::TheoryPoint)> = state
+        .live
+        .iter()
+        .filter_map(|l| l.theory.as_ref().map(|t| (l.step, t)))
+        .collect();
+    ui.separator();
+    ui.strong("over training steps");
+    if points.is_empty() {
+        ui.label(
+            "Start a run in the Training panel: while it trains, the current text is measured \
+             against the bounds about once a second and plotted here.",
+        );
+        return;
+    }
+    let pts = |f: &dyn Fn(&crate::engine::theory::TheoryPoint) -> Option<f64>| -> PlotPoints {
+        points
+            .iter()
+            .filter_map(|(s, p)| f(p).map(|v| [*s as f64, v]))
+            .collect()
+    };
+    Plot::new("theory_steps")
+        .height(200.0)
+        .legend(Legend::default())
+        .include_y(0.0)
+        .x_axis_label("steps")
+        .show(ui, |plot| {
+            plot.line(Line::new("measured ε", pts(&|p| Some(p.eps))));
+            plot.line(Line::new("bound 8.1 on ε", pts(&|p| p.eps_bound)));
+            plot.line(Line::new(
+                "measured entropy (bits)",
+                pts(&|p| Some(p.entropy_bits)),
+            ));
+            plot.line(Line::new(
+                "bound 8.2 on entropy (bits)",
+                pts(&|p| p.entropy_bound_bits),
+            ));
+        });
+    let bad: Vec<_> = points.iter().filter(|(_, p)| p.violations > 0).collect();
+    if bad.is_empty() {
+        ui.label(format!(
+            "every row respects bounds 8.1 and 8.2 at all {} measured steps",
+            points.len()
+        ));
+    }
+    for (step, p) in bad {
+        ui.colored_label(
+            egui::Color32::LIGHT_RED,
+            format!(
+                "step {step}: {} rows break a bound (a bug); first: {}",
+                p.violations,
+                p.first_violation.clone().unwrap_or_default()
+            ),
+        );
     }
 }

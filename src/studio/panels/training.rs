@@ -4,12 +4,13 @@ use egui_plot::{Line, Plot, PlotPoints};
 
 use crate::engine::corpus::{CorpusSource, TokenizerKind};
 use crate::engine::train_job::TrainJob;
-use crate::engine::worker::Command;
+use crate::engine::worker::{Command, LivePoint};
+use crate::studio::export::training_csv;
 use crate::studio::state::{StudioState, WorkerState};
 use crate::train::trainer::TrainConfig;
 
 /// Settings of the next run (kept between frames).
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct RunSettings {
     /// Corpus path, or `synthetic[:N]`.
@@ -116,6 +117,19 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
         });
     ui.horizontal(|ui| {
         if ui
+            .button("New model")
+            .on_hover_text(
+                "Set up a fresh, untrained model from the preset and corpus above without \
+                 training it (its attention is the random initialisation's)",
+            )
+            .clicked()
+        {
+            match settings.job() {
+                Ok(job) => state.send(Command::NewRun(Box::new(job))),
+                Err(e) => state.error = Some(format!("{e:#}")),
+            }
+        }
+        if ui
             .button("New run")
             .on_hover_text("Set up a fresh model with these settings and train it")
             .clicked()
@@ -166,20 +180,82 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
     let loss: PlotPoints = state
         .curve
         .iter()
-        .map(|c| [c.step as f64, c.loss_nats])
+        .map(|c| [c.step as f64 + 1.0, c.loss_nats])
         .collect();
     let pen: PlotPoints = state
         .curve
         .iter()
-        .map(|c| [c.step as f64, c.penalty])
+        .map(|c| [c.step as f64 + 1.0, c.penalty])
         .collect();
-    Plot::new("loss_curve")
-        .height(160.0)
+    let loss_plot = Plot::new("loss_curve")
+        .height(140.0)
         .legend(egui_plot::Legend::default())
+        .x_axis_label("steps")
         .show(ui, |plot| {
             plot.line(Line::new("loss (nats)", loss));
             plot.line(Line::new("Ω (mean)", pen));
+        })
+        .response;
+    let live = |f: &dyn Fn(&LivePoint) -> Option<f64>| -> PlotPoints {
+        state
+            .live
+            .iter()
+            .filter_map(|p| f(p).map(|v| [p.step as f64, v]))
+            .collect()
+    };
+    let ppl = live(&|p| Some(p.eval.perplexity));
+    let ent = live(&|p| Some(p.eval.entropy_bits));
+    let pf = live(&|p| Some(p.eval.pf_mass));
+    let pf_true = live(&|p| p.eval.pf_true_mass);
+    let has_true = state.live.iter().any(|p| p.eval.pf_true_mass.is_some());
+    let live_plot = Plot::new("live_curve")
+        .height(140.0)
+        .legend(egui_plot::Legend::default())
+        .x_axis_label("steps")
+        .show(ui, |plot| {
+            plot.line(Line::new("perplexity", ppl));
+            plot.line(Line::new("entropy (bits)", ent));
+            plot.line(Line::new("PF_mass vs R(i)", pf));
+            if has_true {
+                plot.line(Line::new("PF_mass vs true targets", pf_true));
+            }
+        })
+        .response
+        .on_hover_text(
+            "Held out, at λ_inf = 0, on 8 windows, about once a second while training: \
+             perplexity, mean attention entropy in bits, and pointer fidelity PF_mass (attention \
+             mass on each query's relevant keys).",
+        );
+    if let Some(p) = state.live.last() {
+        ui.label(format!(
+            "held out at step {}: perplexity {:.3}, entropy {:.3} bits, PF_mass {:.3}",
+            p.step, p.eval.perplexity, p.eval.entropy_bits, p.eval.pf_mass
+        ))
+        .on_hover_text(
+            "Perplexity = 2^(bits per token); entropy in bits per attention row; PF_mass is the \
+             fraction of attention on each query's relevant keys R(i), so 1 − ε.",
+        );
+    }
+    ui.horizontal(|ui| {
+        ui.menu_button("Export curves", |ui| {
+            if ui.button("numbers as CSV…").clicked() {
+                let curve: Vec<_> = state.curve.iter().copied().collect();
+                state.pending_export = Some((
+                    "training.csv".into(),
+                    training_csv(&curve, &state.live).into_bytes(),
+                ));
+                ui.close();
+            }
+            if ui.button("loss plot as PNG…").clicked() {
+                state.screenshot_request = Some(("loss.png".into(), loss_plot.rect));
+                ui.close();
+            }
+            if ui.button("held-out plot as PNG…").clicked() {
+                state.screenshot_request = Some(("held-out.png".into(), live_plot.rect));
+                ui.close();
+            }
         });
+    });
     if let Some(r) = &state.last_eval {
         ui.label(format!(
             "held out: perplexity {:.3}, top-1 {:.1}%, entropy {:.3} bits, ε {:.4}",

@@ -1,0 +1,345 @@
+//! The Compare panel, for teaching: the same text under two configurations side by side —
+//! the current model at λ = 0 and λ = 1 by default, or two checkpoints (the bundled λ_train = 0
+//! and λ_train = 1 models show distributed against localist encodings). Hovering a cell on
+//! either side marks the same cell on the other and shows both weights.
+
+use std::path::PathBuf;
+
+use egui::{Color32, ColorImage, Sense, TextureHandle, TextureOptions, Vec2};
+
+use crate::engine::compare::{CompareSide, CompareView};
+use crate::engine::worker::Command;
+use crate::engine::{Capture, DialMode};
+use crate::studio::colormap::Colormap;
+use crate::studio::state::StudioState;
+
+/// Textures of the two sides, rebuilt when the views, the layer/head or the colormap change.
+#[derive(Default)]
+pub struct CompareCache {
+    key: Option<(u64, usize, Option<usize>, Colormap)>,
+    textures: [Option<TextureHandle>; 2],
+}
+
+/// The matrix shown for one side: one head's attention, or the mean over the layer's heads.
+pub fn side_matrix(cap: &Capture, layer: usize, head: Option<usize>) -> Vec<f32> {
+    let t = cap.len();
+    match head {
+        Some(h) => cap
+            .head(layer, h)
+            .map(|hc| hc.attention.clone())
+            .unwrap_or_default(),
+        None => {
+            let mut sum = vec![0.0f32; t * t];
+            let heads: Vec<_> = (0..cap.num_heads)
+                .filter_map(|h| cap.head(layer, h))
+                .collect();
+            for hc in &heads {
+                for (s, a) in sum.iter_mut().zip(&hc.attention) {
+                    *s += a;
+                }
+            }
+            let n = heads.len().max(1) as f32;
+            sum.iter_mut().for_each(|s| *s /= n);
+            sum
+        }
+    }
+}
+
+/// Mean entropy (bits) and ε of the selected layer and head(s) of one side.
+pub fn side_stats(cap: &Capture, layer: usize, head: Option<usize>) -> (f64, f64) {
+    let heads: Vec<_> = match head {
+        Some(h) => cap.head(layer, h).into_iter().collect(),
+        None => (0..cap.num_heads)
+            .filter_map(|h| cap.head(layer, h))
+            .collect(),
+    };
+    let mean = |f: &dyn Fn(&crate::engine::HeadCapture) -> &[f32]| {
+        let (s, n) = heads.iter().fold((0.0, 0usize), |(s, n), hc| {
+            let v = f(hc);
+            (s + v.iter().map(|&x| x as f64).sum::<f64>(), n + v.len())
+        });
+        if n == 0 {
+            0.0
+        } else {
+            s / n as f64
+        }
+    };
+    (mean(&|hc| &hc.entropy_bits), mean(&|hc| &hc.off_block_mass))
+}
+
+fn texture(
+    ctx: &egui::Context,
+    name: &str,
+    values: &[f32],
+    t: usize,
+    cm: Colormap,
+) -> TextureHandle {
+    let mut rgb = Vec::with_capacity(t * t * 3);
+    for i in 0..t {
+        for j in 0..t {
+            let px = if j > i {
+                [40, 40, 40]
+            } else {
+                cm.rgb(values.get(i * t + j).copied().unwrap_or(0.0))
+            };
+            rgb.extend_from_slice(&px);
+        }
+    }
+    ctx.load_texture(
+        name,
+        ColorImage::from_rgb([t, t], &rgb),
+        TextureOptions::NEAREST,
+    )
+}
+
+/// Draw the panel; `models` are the checkpoints offered besides the current model.
+pub fn show(
+    ui: &mut egui::Ui,
+    state: &mut StudioState,
+    cache: &mut CompareCache,
+    models: &[(String, PathBuf)],
+) {
+    ui.label(
+        "The same text under two configurations. Hover a cell on either side: the other side \
+         marks the same query and key, and the tooltip gives both weights.",
+    );
+    let mut sides = state.compare.sides.clone();
+    ui.columns(2, |cols| {
+        for (k, ui) in cols.iter_mut().enumerate() {
+            if let Some(side) = sides.get_mut(k) {
+                side_controls(ui, k, side, models);
+            }
+        }
+    });
+    if sides != state.compare.sides {
+        state.compare.sides = sides;
+    }
+    let stale =
+        state.compare.views.as_ref().is_none_or(|(gen, s, _)| {
+            *gen != state.capture_generation || s != &state.compare.sides
+        });
+    if stale && !state.compare.pending && state.capture.is_some() {
+        state.compare.pending = true;
+        state.send(Command::Compare(Box::new(state.compare.sides.clone())));
+    }
+    let Some((_, _, views)) = &state.compare.views else {
+        ui.label("capturing…");
+        return;
+    };
+    let views = views.clone();
+    let (layers, heads) = views
+        .iter()
+        .filter_map(|v| v.as_ref().ok())
+        .map(|v| (v.capture.num_layers, v.capture.num_heads))
+        .fold((usize::MAX, usize::MAX), |(l, h), (a, b)| {
+            (l.min(a), h.min(b))
+        });
+    if layers == usize::MAX {
+        for v in &views {
+            if let Err(e) = v {
+                ui.colored_label(Color32::LIGHT_RED, e);
+            }
+        }
+        return;
+    }
+    let cmp = &mut state.compare;
+    cmp.layer = cmp.layer.min(layers.saturating_sub(1));
+    cmp.head = cmp.head.filter(|&h| h < heads);
+    ui.separator();
+    ui.horizontal(|ui| {
+        ui.label("shown on both sides:");
+        egui::ComboBox::from_label("layer")
+            .selected_text(format!("layer {}", cmp.layer))
+            .show_ui(ui, |ui| {
+                for l in 0..layers {
+                    ui.selectable_value(&mut cmp.layer, l, format!("layer {l}"));
+                }
+            });
+        egui::ComboBox::from_label("head")
+            .selected_text(match cmp.head {
+                Some(h) => format!("head {h}"),
+                None => "mean of heads".into(),
+            })
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut cmp.head, None, "mean of heads");
+                for h in 0..heads {
+                    ui.selectable_value(&mut cmp.head, Some(h), format!("head {h}"));
+                }
+            });
+    });
+    let (layer, head) = (cmp.layer, cmp.head);
+    let key = (cmp.generation, layer, head, state.colormap);
+    if cache.key != Some(key) {
+        cache.key = Some(key);
+        for (k, v) in views.iter().enumerate() {
+            let tex = v.as_ref().ok().map(|v| {
+                texture(
+                    ui.ctx(),
+                    &format!("compare-{k}"),
+                    &side_matrix(&v.capture, layer, head),
+                    v.capture.len(),
+                    state.colormap,
+                )
+            });
+            if let Some(slot) = cache.textures.get_mut(k) {
+                *slot = tex;
+            }
+        }
+    }
+    let side = ((ui.available_width() - 40.0) / 2.0).clamp(160.0, 520.0);
+    let matrices: Vec<Option<(Vec<f32>, usize)>> = views
+        .iter()
+        .map(|v| {
+            v.as_ref()
+                .ok()
+                .map(|v| (side_matrix(&v.capture, layer, head), v.capture.len()))
+        })
+        .collect();
+    let mut hovered = None;
+    let mut rects = [None, None];
+    ui.columns(2, |cols| {
+        for (k, ui) in cols.iter_mut().enumerate() {
+            match (views.get(k), cache.textures.get(k).and_then(|t| t.as_ref())) {
+                (Some(Ok(view)), Some(tex)) => {
+                    let (ent, eps) = side_stats(&view.capture, layer, head);
+                    ui.strong(&view.label);
+                    ui.label(format!("mean entropy {ent:.3} bits   mean ε {eps:.4}"))
+                        .on_hover_text(
+                            "Over the shown layer and head(s): attention entropy in bits, and \
+                             the off-block mass ε (attention outside each query's relevant \
+                             keys R(i)).",
+                        );
+                    let (rect, cell) = side_heatmap(
+                        ui,
+                        tex,
+                        side,
+                        view,
+                        &matrices,
+                        state.compare.hover,
+                        &state.compare.sides,
+                    );
+                    if let Some(r) = rects.get_mut(k) {
+                        *r = Some(rect);
+                    }
+                    if cell.is_some() {
+                        hovered = cell;
+                    }
+                }
+                (Some(Err(e)), _) => {
+                    ui.colored_label(Color32::LIGHT_RED, e);
+                }
+                _ => {}
+            }
+        }
+    });
+    state.compare.hover = hovered;
+    state.compare.rects = rects;
+    if let [Some(a), Some(b)] = rects {
+        if ui
+            .button("Export both as PNG…")
+            .on_hover_text("The two heatmaps as drawn, side by side")
+            .clicked()
+        {
+            state.screenshot_request = Some(("compare.png".into(), a.union(b).expand(2.0)));
+        }
+    }
+}
+
+fn side_controls(
+    ui: &mut egui::Ui,
+    k: usize,
+    side: &mut CompareSide,
+    models: &[(String, PathBuf)],
+) {
+    let name = if k == 0 { "A" } else { "B" };
+    ui.strong(format!("side {name}"));
+    let current = match &side.checkpoint {
+        None => "current model".to_string(),
+        Some(p) => models
+            .iter()
+            .find(|(_, q)| q == p)
+            .map(|(n, _)| n.clone())
+            .unwrap_or_else(|| p.display().to_string()),
+    };
+    egui::ComboBox::from_label(format!("model {name}"))
+        .selected_text(current)
+        .show_ui(ui, |ui| {
+            ui.selectable_value(&mut side.checkpoint, None, "current model");
+            for (n, p) in models {
+                ui.selectable_value(&mut side.checkpoint, Some(p.clone()), n);
+            }
+        });
+    ui.add(egui::Slider::new(&mut side.dial.params.lambda, 0.0..=1.0).text(format!("λ {name}")))
+        .on_hover_text("The inference dial λ_inf of this side (all layers).");
+    egui::ComboBox::from_label(format!("mode {name}"))
+        .selected_text(side.dial.params.mode.label())
+        .show_ui(ui, |ui| {
+            for m in DialMode::ALL {
+                ui.selectable_value(&mut side.dial.params.mode, m, m.label());
+            }
+        });
+}
+
+/// One side's heatmap; marks `hover` (from either side) and returns where it was drawn and
+/// the cell under the pointer.
+fn side_heatmap(
+    ui: &mut egui::Ui,
+    tex: &TextureHandle,
+    side: f32,
+    view: &CompareView,
+    matrices: &[Option<(Vec<f32>, usize)>],
+    hover: Option<(usize, usize)>,
+    sides: &[CompareSide; 2],
+) -> (egui::Rect, Option<(usize, usize)>) {
+    let resp = ui.add(
+        egui::Image::new(tex)
+            .fit_to_exact_size(Vec2::splat(side))
+            .sense(Sense::hover()),
+    );
+    let t = view.capture.len().max(1);
+    let cell = side / t as f32;
+    let mut here = None;
+    if let Some(pos) = resp.hover_pos() {
+        let rel = (pos - resp.rect.min) / resp.rect.size();
+        let i = ((rel.y * t as f32) as usize).min(t - 1);
+        let j = ((rel.x * t as f32) as usize).min(t - 1);
+        here = Some((i, j));
+        let tok = |k: usize| {
+            view.tokens
+                .get(k)
+                .map(|s| format!("{s:?}"))
+                .unwrap_or_default()
+        };
+        let mut text = format!("query {i} {}  key {j} {}", tok(i), tok(j));
+        for (k, m) in matrices.iter().enumerate() {
+            let name = if k == 0 { "A" } else { "B" };
+            let label = sides.get(k).map(|s| s.label()).unwrap_or_default();
+            match m {
+                Some((v, n)) if i < *n && j < *n && j <= i => {
+                    let w = v.get(i * n + j).copied().unwrap_or(0.0);
+                    text.push_str(&format!("\n{name} ({label}): weight {w:.4}"));
+                }
+                Some(_) if j > i => {
+                    text.push_str(&format!("\n{name}: masked (key after query)"));
+                }
+                _ => text.push_str(&format!("\n{name}: no such cell")),
+            }
+        }
+        resp.clone().on_hover_text_at_pointer(text);
+    }
+    if let Some((i, j)) = here.or(hover) {
+        if i < t && j < t {
+            let r = egui::Rect::from_min_size(
+                resp.rect.min + Vec2::new(j as f32 * cell, i as f32 * cell),
+                Vec2::splat(cell.max(2.0)),
+            );
+            ui.painter()
+                .rect_stroke(r, 0.0, (2.0, Color32::LIGHT_RED), egui::StrokeKind::Outside);
+            // A faint crosshair: the query's row and the key's column.
+            let faint = egui::Stroke::new(1.0, Color32::from_white_alpha(90));
+            ui.painter().hline(resp.rect.x_range(), r.center().y, faint);
+            ui.painter().vline(r.center().x, resp.rect.y_range(), faint);
+        }
+    }
+    (resp.rect, here)
+}

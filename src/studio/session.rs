@@ -1,0 +1,250 @@
+//! Session files: what a user needs to come back to the same view — the checkpoint and its
+//! hash, the dial, the text, the layout, the training settings and (later) the rules — as a
+//! versioned JSON file written atomically. The same format backs the autosave, and a marker
+//! file tells the next start whether the studio closed cleanly, so it can offer to restore.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::compare::CompareSide;
+use crate::engine::export::write_atomic;
+use crate::engine::DialSetting;
+use crate::studio::colormap::Colormap;
+use crate::studio::panels::training::RunSettings;
+use crate::studio::state::Tab;
+
+/// The `format` field of every session file.
+pub const SESSION_FORMAT: &str = "localist-session";
+/// Version of the session layout this build writes (and the newest it reads).
+pub const SESSION_VERSION: u32 = 1;
+/// File extension offered by the dialogs.
+pub const SESSION_EXTENSION: &str = "localist-session.json";
+
+/// A checkpoint a session refers to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointRef {
+    /// Its directory.
+    pub path: PathBuf,
+    /// SHA-256 of its contents when the session was saved.
+    pub sha256: String,
+}
+
+/// How the window was arranged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Layout {
+    /// The central view.
+    pub tab: Tab,
+    /// The enlarged head (layer, head).
+    pub focus: Option<(usize, usize)>,
+    /// Block-aggregated heatmaps.
+    pub aggregated: bool,
+    /// Heatmap colormap.
+    pub colormap: Colormap,
+    /// The two sides of the Compare panel.
+    pub compare: [CompareSide; 2],
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Self {
+            tab: Tab::Attention,
+            focus: None,
+            aggregated: false,
+            colormap: Colormap::Viridis,
+            compare: default_compare(),
+        }
+    }
+}
+
+/// λ = 0 against λ = 1 on the current model.
+pub fn default_compare() -> [CompareSide; 2] {
+    [CompareSide::current_at(0.0), CompareSide::current_at(1.0)]
+}
+
+/// Everything a session file holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SessionFile {
+    /// Always [`SESSION_FORMAT`].
+    pub format: String,
+    /// Layout version.
+    pub version: u32,
+    /// Seconds since the Unix epoch when it was written.
+    #[serde(default)]
+    pub saved_at_unix: u64,
+    /// The model, when it was loaded from (or saved to) a checkpoint.
+    pub checkpoint: Option<CheckpointRef>,
+    /// The inference dial.
+    pub dial: DialSetting,
+    /// The captured text.
+    pub text: String,
+    /// The window's arrangement.
+    #[serde(default)]
+    pub layout: Layout,
+    /// Settings of the next training run.
+    #[serde(default)]
+    pub run_settings: RunSettings,
+    /// Rule sources, one string per rule file (empty until rules exist).
+    #[serde(default)]
+    pub rules: Vec<String>,
+}
+
+impl SessionFile {
+    /// A session of the given parts, stamped now.
+    pub fn new(
+        checkpoint: Option<CheckpointRef>,
+        dial: DialSetting,
+        text: String,
+        layout: Layout,
+        run_settings: RunSettings,
+    ) -> Self {
+        let saved_at_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Self {
+            format: SESSION_FORMAT.into(),
+            version: SESSION_VERSION,
+            saved_at_unix,
+            checkpoint,
+            dial,
+            text,
+            layout,
+            run_settings,
+            rules: Vec::new(),
+        }
+    }
+
+    /// The JSON text of the session.
+    pub fn to_json(&self) -> Result<String> {
+        Ok(serde_json::to_string_pretty(self)?)
+    }
+
+    /// Parse a session; `origin` names the file in errors.
+    pub fn from_json(text: &str, origin: &Path) -> Result<Self> {
+        // Read the header first, so a newer layout gets a version error rather than a
+        // confusing field error.
+        let header: serde_json::Value = serde_json::from_str(text)
+            .with_context(|| format!("{}: not a JSON file", origin.display()))?;
+        let format = header.get("format").and_then(|f| f.as_str());
+        if format != Some(SESSION_FORMAT) {
+            bail!(
+                "{}: not a Localist session (its \"format\" is {:?}, expected {SESSION_FORMAT:?})",
+                origin.display(),
+                format.unwrap_or("missing")
+            );
+        }
+        let version = header.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
+        if version == 0 || version > u64::from(SESSION_VERSION) {
+            bail!(
+                "{}: session version {version} is not supported (this studio reads 1 to \
+                 {SESSION_VERSION}); update the studio",
+                origin.display()
+            );
+        }
+        serde_json::from_value(header).with_context(|| format!("{}", origin.display()))
+    }
+}
+
+/// Write a session atomically (a crash mid-write leaves the previous file intact).
+pub fn save_session(path: &Path, session: &SessionFile) -> Result<()> {
+    write_atomic(path, session.to_json()?.as_bytes())
+}
+
+/// Read a session file.
+pub fn load_session(path: &Path) -> Result<SessionFile> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    SessionFile::from_json(&text, path)
+}
+
+/// The autosave: a session file written every few seconds when something changed, and a
+/// marker that exists while a studio runs. A marker left by a process that is gone means the
+/// studio did not close cleanly, and the next start offers the autosaved session back.
+#[derive(Clone, Debug)]
+pub struct Autosave {
+    dir: PathBuf,
+    last_written: Option<String>,
+    last_check: Option<std::time::Instant>,
+}
+
+/// How often the autosave looks for changes.
+pub const AUTOSAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Autosave {
+    /// Autosave into `dir` (created when needed).
+    pub fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            last_written: None,
+            last_check: None,
+        }
+    }
+
+    /// The autosaved session file.
+    pub fn session_path(&self) -> PathBuf {
+        self.dir.join("autosave.localist-session.json")
+    }
+
+    fn marker_path(&self) -> PathBuf {
+        self.dir.join("running.pid")
+    }
+
+    /// At start: the session to offer back when the last studio did not close cleanly (its
+    /// marker is there and its process is gone), then mark this one as running.
+    pub fn start(&mut self) -> Result<Option<SessionFile>> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("creating {}", self.dir.display()))?;
+        let marker = self.marker_path();
+        let crashed = match std::fs::read_to_string(&marker) {
+            Ok(pid) => !process_alive(pid.trim()),
+            Err(_) => false,
+        };
+        let offer = if crashed {
+            load_session(&self.session_path()).ok()
+        } else {
+            None
+        };
+        write_atomic(&marker, std::process::id().to_string().as_bytes())?;
+        Ok(offer)
+    }
+
+    /// Write `session` if it differs from the last write and [`AUTOSAVE_EVERY`] has passed
+    /// (`force` skips the wait). Returns true when it wrote.
+    pub fn tick(&mut self, session: &SessionFile, force: bool) -> Result<bool> {
+        if !force
+            && self
+                .last_check
+                .is_some_and(|t| t.elapsed() < AUTOSAVE_EVERY)
+        {
+            return Ok(false);
+        }
+        self.last_check = Some(std::time::Instant::now());
+        // Compare without the time stamp, which changes on every call.
+        let mut unstamped = session.clone();
+        unstamped.saved_at_unix = 0;
+        let key = unstamped.to_json()?;
+        if self.last_written.as_deref() == Some(key.as_str()) {
+            return Ok(false);
+        }
+        save_session(&self.session_path(), session)?;
+        self.last_written = Some(key);
+        Ok(true)
+    }
+
+    /// A clean exit: remove the marker so the next start offers nothing.
+    pub fn finish(&self) {
+        let _ = std::fs::remove_file(self.marker_path());
+    }
+}
+
+/// Whether the process with this id still runs (Linux: /proc; elsewhere assume not, so a
+/// stale marker offers a restore the user can decline).
+fn process_alive(pid: &str) -> bool {
+    match pid.parse::<u32>() {
+        Ok(p) if p == std::process::id() => true,
+        Ok(p) => Path::new("/proc").join(p.to_string()).exists(),
+        Err(_) => false,
+    }
+}
