@@ -73,3 +73,78 @@ fn measured_rows_respect_the_bounds_and_mode_a_follows_its_closed_form() {
         }
     }
 }
+
+/// The λ* estimate rests on ∂L/∂z read through a zero bias probe: check it against central
+/// finite differences of the summed loss when one block of one row gets a common logit shift
+/// (which scales that block's mass and keeps its shape), then check the estimate's arithmetic.
+#[test]
+fn the_threshold_estimate_rests_on_correct_score_gradients() {
+    use candle_core::Tensor;
+    use localist::analysis::penalty::BlockWeighting;
+    use localist::engine::threshold::{estimate_threshold, score_gradients, summed_loss};
+
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_models/tiny-shakespeare-l1");
+    let ck = load_checkpoint(&dir, &Device::Cpu).unwrap();
+    let tok = serde_json::from_value::<TokenizerSpec>(ck.meta.tokenizer.clone())
+        .unwrap()
+        .build()
+        .unwrap();
+    let ids = tok.encode("Now is the winter of our discontent");
+    let t = ids.len();
+    let (layers, heads) = (ck.model.config.num_layers, ck.model.config.num_heads);
+    let grads = score_gradients(&ck.model, &ids).unwrap();
+    let masks = ck.blocks.masks(&ids);
+    let loss_with = |l: usize, h: usize, i: usize, block: usize, delta: f32| -> f64 {
+        let extra: Vec<Tensor> = (0..layers)
+            .map(|ll| {
+                let mut v = vec![0f32; heads * t * t];
+                if ll == l {
+                    for j in 0..=i {
+                        if masks.key_blocks[j] == block {
+                            v[h * t * t + i * t + j] = delta;
+                        }
+                    }
+                }
+                Tensor::from_vec(v, (1, heads, t, t), &Device::Cpu).unwrap()
+            })
+            .collect();
+        let (loss, _) = summed_loss(&ck.model, &ids, &extra).unwrap();
+        loss.to_scalar::<f32>().unwrap() as f64
+    };
+    let mut checked = 0;
+    for (l, h, i) in [(0, 1, 20), (1, 2, 30), (1, 0, t - 1)] {
+        for block in 0..masks.num_blocks {
+            let members: Vec<usize> = (0..=i).filter(|&j| masks.key_blocks[j] == block).collect();
+            if members.is_empty() {
+                continue;
+            }
+            let analytic: f64 = members.iter().map(|&j| grads[l].0[h][i][j] as f64).sum();
+            let d = 1e-2f32;
+            let numeric =
+                (loss_with(l, h, i, block, d) - loss_with(l, h, i, block, -d)) / (2.0 * d as f64);
+            assert!(
+                (analytic - numeric).abs() < 2e-3 + 2e-2 * analytic.abs(),
+                "layer {l} head {h} row {i} block {block}: {analytic} vs {numeric}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4);
+    // The attention returned is a distribution per row.
+    let row: f32 = grads[0].1[0][10].iter().sum();
+    assert!((row - 1.0).abs() < 1e-5);
+
+    let est = estimate_threshold(&ck.model, &ck.blocks, &ids, 1.0, BlockWeighting::Unit).unwrap();
+    assert_eq!(est.rows, layers * heads * t);
+    assert!(est.grad_bound.is_finite() && est.grad_bound > 0.0);
+    assert!(est.lambda_star >= est.lambda_star_q95 && est.lambda_star_q95 >= 0.0);
+    // λ* ≥ G·√1 and ≤ G·√T (unit weights, n_k between 1 and T).
+    assert!(est.lambda_star <= est.grad_bound * (t as f64).sqrt() + 1e-9);
+    // η scales λ* inversely.
+    let half = estimate_threshold(&ck.model, &ck.blocks, &ids, 2.0, BlockWeighting::Unit).unwrap();
+    assert!((half.lambda_star * 2.0 - est.lambda_star).abs() < 1e-6 * est.lambda_star.max(1.0));
+    // With w_k = √n_k the size factor cancels: λ* = G.
+    let sq =
+        estimate_threshold(&ck.model, &ck.blocks, &ids, 1.0, BlockWeighting::SqrtSize).unwrap();
+    assert!((sq.lambda_star - sq.grad_bound).abs() < 1e-9 * sq.grad_bound.max(1.0));
+}

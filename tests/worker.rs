@@ -27,9 +27,15 @@ fn spawn() -> WorkerHandle {
     WorkerHandle::spawn(Box::new(|| {})).unwrap()
 }
 
-/// The next result event, skipping nothing (progress travels on its own channel).
+/// The next result event (progress travels on its own channel), skipping the λ* estimates
+/// that follow every new text.
 fn next(w: &WorkerHandle) -> Event {
-    w.wait_event(WAIT).expect("the worker did not answer")
+    loop {
+        match w.wait_event(WAIT).expect("the worker did not answer") {
+            Event::Threshold(_) => continue,
+            ev => return ev,
+        }
+    }
 }
 
 fn snapshot_entropy(ev: Event) -> f64 {
@@ -47,6 +53,11 @@ fn dial_change_recaptures_with_the_engine_value() {
     let text = "To be, or not to be, that is the question:";
     w.send(Command::Capture(text.into()));
     let e0 = snapshot_entropy(next(&w));
+    // A new text is followed by its λ* estimate (the dial does not change it).
+    match w.wait_event(WAIT).unwrap() {
+        Event::Threshold(t) => assert!(t.rows > 0 && t.lambda_star.is_finite()),
+        other => panic!("expected the λ* estimate, got {other:?}"),
+    }
     w.send(Command::SetDial(DialSetting::bias(0.9)));
     let e1 = snapshot_entropy(next(&w));
     // The same capture computed directly from the checkpoint.

@@ -6,6 +6,7 @@ pub mod compare;
 pub mod corpus;
 pub mod export;
 pub mod theory;
+pub mod threshold;
 pub mod train_job;
 pub mod worker;
 

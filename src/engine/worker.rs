@@ -26,6 +26,7 @@ use crate::engine::anchors::AnchorReport;
 use crate::engine::compare::{capture_side, CompareSide, CompareView};
 use crate::engine::corpus::CorpusSource;
 use crate::engine::theory::{theory_curve, TheoryPoint};
+use crate::engine::threshold::{estimate_threshold, ThresholdEstimate};
 use crate::engine::train_job::{setup, Session, TrainJob};
 use crate::model::blocks::BlockMap;
 use crate::model::capture::{capture, Capture};
@@ -35,7 +36,7 @@ use crate::model::checkpoint::{
 use crate::model::dial::DialSetting;
 use crate::model::transformer::LocalistModel;
 use crate::train::eval::EvalReport;
-use crate::train::trainer::StepStats;
+use crate::train::trainer::{StepStats, TrainConfig};
 
 /// What the UI asks of the worker.
 #[derive(Debug, Clone)]
@@ -141,6 +142,8 @@ pub enum Event {
     Saved(PathBuf, String),
     /// Live held-out metrics during training.
     Live(Box<LivePoint>),
+    /// The penalty threshold λ* estimated on the current text (SPEC §8.4).
+    Threshold(ThresholdEstimate),
     /// The two sides of a comparison, each captured or failed.
     Compare(Box<[Result<CompareView, String>; 2]>),
     /// The theory curve of the current text.
@@ -340,6 +343,7 @@ impl Worker {
             Command::Capture(text) => {
                 self.text = text;
                 self.recapture();
+                self.threshold();
             }
             Command::Save(path) => self.save(path),
             Command::TheoryCurve(lambdas) => self.theory(&lambdas),
@@ -372,6 +376,7 @@ impl Worker {
                 self.loaded = Some(loaded);
                 self.emit(Event::Loaded(summary));
                 self.recapture();
+                self.threshold();
             }
             Err(e) => self.emit(Event::Failed(format!(
                 "could not open {}: {e}; the current model is kept",
@@ -394,6 +399,7 @@ impl Worker {
                 self.state = RunState::Idle;
                 self.emit(Event::Loaded(summary));
                 self.recapture();
+                self.threshold();
             }
             Err(e) => self.emit(Event::Failed(format!("{e:#}"))),
         }
@@ -501,6 +507,33 @@ impl Worker {
         }
     }
 
+    /// Estimate λ* on the current text with the penalty settings the model is (or was)
+    /// trained under; a text too short to measure sends nothing.
+    fn threshold(&mut self) {
+        let config = match (&self.session, &self.loaded) {
+            (Some(s), _) => s.job.train.clone(),
+            (None, Some(l)) => l
+                .meta
+                .training
+                .get("config")
+                .and_then(|c| serde_json::from_value::<TrainConfig>(c.clone()).ok())
+                .unwrap_or_default(),
+            (None, None) => return,
+        };
+        let Some((model, blocks, tok)) = self.current() else {
+            return;
+        };
+        let mut ids = tok.encode(&self.text);
+        ids.truncate(model.config.max_seq_len);
+        if ids.len() < 2 {
+            return;
+        }
+        match estimate_threshold(model, blocks, &ids, config.eta, config.weights) {
+            Ok(est) => self.emit(Event::Threshold(est)),
+            Err(e) => self.emit(Event::Failed(format!("λ* estimate failed: {e}"))),
+        }
+    }
+
     fn theory(&mut self, lambdas: &[f64]) {
         let Some((model, blocks, tok)) = self.current() else {
             self.emit(Event::Failed("no model loaded".into()));
@@ -597,6 +630,7 @@ impl Worker {
             Err(e) => self.emit(Event::Failed(format!("live evaluation failed: {e:#}"))),
         }
         self.recapture();
+        self.threshold();
     }
 
     fn save(&mut self, path: PathBuf) {

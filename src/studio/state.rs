@@ -92,6 +92,8 @@ pub struct StudioState {
     /// A region of the window to export as PNG (suggested file name, rectangle in points):
     /// the app takes a screenshot of the next frame and crops it.
     pub screenshot_request: Option<(String, egui::Rect)>,
+    /// The penalty threshold λ* estimated on the current text.
+    pub threshold: Option<crate::engine::threshold::ThresholdEstimate>,
     /// A session the last (crashed) studio left, offered back at start.
     pub restore_offer: Option<crate::studio::session::SessionFile>,
 }
@@ -180,6 +182,7 @@ impl Default for StudioState {
             compare: CompareState::default(),
             restore_offer: None,
             screenshot_request: None,
+            threshold: None,
         }
     }
 }
@@ -256,6 +259,7 @@ impl StudioState {
                     });
                 }
             }
+            Event::Threshold(t) => self.threshold = Some(t),
             Event::Compare(views) => {
                 self.compare.views =
                     Some((self.capture_generation, self.compare.sides.clone(), *views));

@@ -95,8 +95,14 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
                 });
             ui.end_row();
             ui.label("");
-            ui.add(egui::Slider::new(&mut settings.lambda_train, 0.0..=1.0).text("λ_train"))
-                .on_hover_text("Weight of the off-block group penalty during training.");
+            ui.vertical(|ui| {
+                let slider = ui
+                    .add(egui::Slider::new(&mut settings.lambda_train, 0.0..=1.0).text("λ_train"))
+                    .on_hover_text("Weight of the off-block group penalty during training.");
+                if let Some(est) = &state.threshold {
+                    crate::studio::panels::dial::mark_lambda_star(ui, &slider, est);
+                }
+            });
             ui.end_row();
             let l = ui.label("learning rate");
             ui.add(
