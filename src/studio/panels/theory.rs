@@ -120,23 +120,34 @@ fn over_training(ui: &mut egui::Ui, state: &StudioState) {
             .filter_map(|(s, p)| f(p).map(|v| [*s as f64, v]))
             .collect()
     };
-    Plot::new("theory_steps")
-        .height(200.0)
-        .legend(Legend::default())
-        .include_y(0.0)
-        .x_axis_label("steps")
-        .show(ui, |plot| {
-            plot.line(Line::new("measured ε", pts(&|p| Some(p.eps))));
-            plot.line(Line::new("bound 8.1 on ε", pts(&|p| p.eps_bound)));
-            plot.line(Line::new(
-                "measured entropy (bits)",
-                pts(&|p| Some(p.entropy_bits)),
-            ));
-            plot.line(Line::new(
-                "bound 8.2 on entropy (bits)",
-                pts(&|p| p.entropy_bound_bits),
-            ));
-        });
+    ui.columns(2, |cols| {
+        if let [left, right] = cols {
+            Plot::new("theory_steps_eps")
+                .height(180.0)
+                .legend(Legend::default())
+                .include_y(0.0)
+                .x_axis_label("steps")
+                .show(left, |plot| {
+                    plot.line(Line::new("measured ε", pts(&|p| Some(p.eps))));
+                    plot.line(Line::new("bound 8.1 on ε", pts(&|p| p.eps_bound)));
+                });
+            Plot::new("theory_steps_entropy")
+                .height(180.0)
+                .legend(Legend::default())
+                .include_y(0.0)
+                .x_axis_label("steps")
+                .show(right, |plot| {
+                    plot.line(Line::new(
+                        "measured entropy (bits)",
+                        pts(&|p| Some(p.entropy_bits)),
+                    ));
+                    plot.line(Line::new(
+                        "bound 8.2 (bits)",
+                        pts(&|p| p.entropy_bound_bits),
+                    ));
+                });
+        }
+    });
     let bad: Vec<_> = points.iter().filter(|(_, p)| p.violations > 0).collect();
     if bad.is_empty() {
         ui.label(format!(

@@ -214,12 +214,19 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
     let pf = live(&|p| Some(p.eval.pf_mass));
     let pf_true = live(&|p| p.eval.pf_true_mass);
     let has_true = state.live.iter().any(|p| p.eval.pf_true_mass.is_some());
+    let ppl_plot = Plot::new("live_perplexity")
+        .height(110.0)
+        .legend(egui_plot::Legend::default())
+        .show(ui, |plot| {
+            plot.line(Line::new("held-out perplexity", ppl));
+        })
+        .response
+        .on_hover_text("Held-out perplexity at λ_inf = 0 on 8 windows, about once a second.");
     let live_plot = Plot::new("live_curve")
-        .height(140.0)
+        .height(120.0)
         .legend(egui_plot::Legend::default())
         .x_axis_label("steps")
         .show(ui, |plot| {
-            plot.line(Line::new("perplexity", ppl));
             plot.line(Line::new("entropy (bits)", ent));
             plot.line(Line::new("PF_mass vs R(i)", pf));
             if has_true {
@@ -228,9 +235,9 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
         })
         .response
         .on_hover_text(
-            "Held out, at λ_inf = 0, on 8 windows, about once a second while training: \
-             perplexity, mean attention entropy in bits, and pointer fidelity PF_mass (attention \
-             mass on each query's relevant keys).",
+            "Held out, at λ_inf = 0, on 8 windows, about once a second while training: mean \
+             attention entropy in bits, and pointer fidelity PF_mass (attention mass on each \
+             query's relevant keys).",
         );
     if let Some(p) = state.live.last() {
         ui.label(format!(
@@ -256,8 +263,9 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
                 state.screenshot_request = Some(("loss.png".into(), loss_plot.rect));
                 ui.close();
             }
-            if ui.button("held-out plot as PNG…").clicked() {
-                state.screenshot_request = Some(("held-out.png".into(), live_plot.rect));
+            if ui.button("held-out plots as PNG…").clicked() {
+                state.screenshot_request =
+                    Some(("held-out.png".into(), ppl_plot.rect.union(live_plot.rect)));
                 ui.close();
             }
         });
