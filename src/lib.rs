@@ -11,5 +11,6 @@ pub mod cli;
 pub mod data;
 pub mod engine;
 pub mod model;
+pub mod rules;
 pub mod studio;
 pub mod train;

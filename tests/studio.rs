@@ -497,3 +497,197 @@ fn per_layer_sliders_set_each_layers_dial() {
         ))
     );
 }
+
+/// A clinical note the sample model knows, with two doses.
+const NOTE: &str =
+    "note 2024-07-15 : stopped atenolol dose 250 mg ; started tramadol dose 1000 g for asthma .";
+
+#[test]
+fn a_rule_typed_in_the_editor_changes_the_heatmap_and_pf_and_switching_it_off_restores_them() {
+    let mut h = harness(sample("tiny-clinical"));
+    step_until(&mut h, "the clinical capture", |app| {
+        app.state
+            .capture
+            .as_ref()
+            .is_some_and(|(_, t)| t.first().is_some_and(|w| w == "note" || w == "txn"))
+    });
+    h.state_mut().state.text = NOTE.into();
+    h.get_by_label("Capture").click();
+    step_until(&mut h, "the note", |app| {
+        app.state
+            .capture
+            .as_ref()
+            .is_some_and(|(c, _)| c.len() == 17)
+    });
+    let plain = h.state().state.capture.clone().unwrap().0;
+    h.get_by_label("Rules").click();
+    h.run_steps(2);
+    // Typed into the editor, as a user would.
+    let rule = "rule dose_to_date \"A dose attends to the note's date\"\n  when query.block = dose\n  target previous block date\n  fidelity 0.9\nend\n";
+    h.get_by_label("rules").focus();
+    h.run_steps(1);
+    h.get_by_label("rules").type_text(rule);
+    h.run_steps(2);
+    assert_eq!(h.state().state.rules.editor, rule);
+    h.get_by_label("Apply").click();
+    // One frame later the rule is in force: new heatmaps and its PF numbers.
+    h.run_steps(2);
+    let st = &h.state().state;
+    assert_eq!(st.rules.resolved.len(), 1, "{:?}", st.error);
+    let report = st.rules.reports.first().expect("a report");
+    assert_eq!(report.fired.len(), 2);
+    assert_eq!(report.pass, Some(true));
+    let with = st.capture.clone().unwrap().0;
+    assert_ne!(with.heads, plain.heads);
+    assert!(h.query_by_label_contains("pass").is_some());
+    // The Audit tab maps it and the log has its entry.
+    h.get_by_label("Audit").click();
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("hash chain intact").is_some());
+    assert_eq!(h.state().state.rules.log.entries.len(), 1);
+    assert!(h.query_by_label_contains("previous date").is_some());
+
+    // Switched off: attention and logits are exactly those without it.
+    h.get_by_label("Rules").click();
+    h.run_steps(2);
+    h.get_by_label("dose_to_date").click();
+    h.run_steps(3);
+    let st = &h.state().state;
+    assert!(!st.rules.resolved[0].enabled);
+    let off = st.capture.clone().unwrap().0;
+    assert_eq!(off.heads, plain.heads);
+    assert_eq!(off.logits, plain.logits);
+    assert_eq!(st.rules.log.entries.len(), 2);
+    // Undo puts it back on; redo switches it off again.
+    h.get_by_label("Undo").click();
+    h.run_steps(3);
+    assert!(h.state().state.rules.resolved[0].enabled);
+    assert_eq!(h.state().state.capture.clone().unwrap().0.heads, with.heads);
+    h.get_by_label("Redo").click();
+    h.run_steps(3);
+    assert!(!h.state().state.rules.resolved[0].enabled);
+    assert!(h.state().state.rules.log.verify().is_empty());
+}
+
+#[test]
+fn a_malformed_rule_is_rejected_with_its_errors_and_the_previous_rules_stay() {
+    let mut h = harness(sample("tiny-clinical"));
+    step_until(&mut h, "the clinical capture", |app| {
+        app.state.capture.is_some()
+    });
+    h.get_by_label("Rules").click();
+    h.run_steps(2);
+    h.get_by_label("Load example").click();
+    h.run_steps(1);
+    h.get_by_label("Apply").click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.rules.resolved.len(), 6);
+    let before = h.state().state.capture.clone().unwrap().0;
+    // Two mistakes: an unknown block and a misspelt keyword.
+    h.state_mut().state.rules.editor =
+        "rule a\n when query.block = dosage\n target block drug\n bias 1\nend\nrule b\n when query.block = dose\n targt block drug\n bias 1\nend\n".into();
+    h.run_steps(1);
+    h.get_by_label("Apply").click();
+    h.run_steps(2);
+    let st = &h.state().state;
+    let errs = st.rules.errors.clone().expect("errors");
+    // The parser stops at the syntax error; the unknown block is found once it parses.
+    assert_eq!(errs.errors.len(), 1, "{errs}");
+    // Listed in the panel (and summarised in the status bar).
+    assert!(
+        h.query_all_by_label_contains("8:2: expected a clause")
+            .count()
+            >= 1
+    );
+    assert_eq!(st.rules.resolved.len(), 6);
+    assert_eq!(st.capture.clone().unwrap().0.heads, before.heads);
+    h.state_mut().state.rules.editor =
+        "rule a\n when query.block = dosage\n target block drug\n bias 1\nend\n".into();
+    h.get_by_label("Apply").click();
+    h.run_steps(2);
+    assert!(
+        h.query_all_by_label_contains("2:21: unknown block \"dosage\"")
+            .count()
+            >= 1
+    );
+    assert_eq!(h.state().state.rules.resolved.len(), 6);
+}
+
+#[test]
+fn the_audit_report_verifies_and_a_tampered_one_names_what_changed() {
+    use localist::engine::audit::{report_html, verify_report, AuditReport};
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = tmp.path().join("ck");
+    copy_checkpoint(&sample("tiny-clinical"), &ck);
+    let mut h = harness(ck.clone());
+    step_until(&mut h, "the clinical capture", |app| {
+        app.state.capture.is_some() && app.state.checkpoint.is_some()
+    });
+    h.state_mut().state.text = NOTE.into();
+    h.get_by_label("Capture").click();
+    step_until(&mut h, "the note", |app| {
+        app.state
+            .capture
+            .as_ref()
+            .is_some_and(|(c, _)| c.len() == 17)
+    });
+    h.get_by_label("Rules").click();
+    h.run_steps(2);
+    h.get_by_label("Load example").click();
+    h.get_by_label("Apply").click();
+    h.run_steps(3);
+    assert_eq!(h.state().state.rules.resolved.len(), 6);
+    let (report, figures) = localist::studio::panels::audit::build_report(&h.state().state);
+    assert!(!figures.is_empty());
+    assert_eq!(report.rules.len(), 6);
+    assert_eq!(report.log.entries.len(), 6);
+    let html_path = tmp.path().join("report.html");
+    let html = report_html(&report, &figures);
+    localist::studio::app::write_report(
+        &html_path,
+        html.as_bytes(),
+        serde_json::to_string_pretty(&report).unwrap().as_bytes(),
+    )
+    .unwrap();
+    assert!(html.contains("data:image/png;base64,") && html.contains("<svg"));
+    let json_path = tmp.path().join("report.json");
+    let back: AuditReport =
+        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    assert!(verify_report(&back, tmp.path()).is_empty());
+
+    // Edit a measured number: the report's own hash catches it.
+    let mut edited = back.clone();
+    edited.rules[0].report.pf_mass = Some(0.999);
+    let p = verify_report(&edited, tmp.path());
+    assert!(
+        p.iter()
+            .any(|m| m.contains("report's contents were altered")),
+        "{p:?}"
+    );
+    // Edit a log entry and re-seal the report: the chain names the entry.
+    let mut forged = back.clone();
+    forged.log.entries[2].rule_text =
+        "rule x\n when query.block = dose\n target block drug\n bias 0\nend\n".into();
+    let forged = forged.seal();
+    let p = verify_report(&forged, tmp.path());
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(
+        p[0].starts_with("log entry 2 (Added amount_to_currency)"),
+        "{p:?}"
+    );
+    // Remove an entry: the next one's link breaks.
+    let mut cut = back.clone();
+    cut.log.entries.remove(1);
+    let p = verify_report(&cut.seal(), tmp.path());
+    assert!(p.iter().any(|m| m.starts_with("log entry 1")), "{p:?}");
+    // Change the model after the fact: its hash no longer matches.
+    let cfg = ck.join("config.json");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text} ")).unwrap();
+    let p = verify_report(&back, tmp.path());
+    assert!(
+        p.iter()
+            .any(|m| m.contains("the model at") && m.contains("has changed")),
+        "{p:?}"
+    );
+}

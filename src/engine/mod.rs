@@ -2,6 +2,7 @@
 //! training runs with checkpoints, and the λ sweep.
 
 pub mod anchors;
+pub mod audit;
 pub mod compare;
 pub mod corpus;
 pub mod export;

@@ -35,6 +35,9 @@ use crate::model::checkpoint::{
 };
 use crate::model::dial::DialSetting;
 use crate::model::transformer::LocalistModel;
+use crate::rules::check::{resolve, Firing, ResolvedRule};
+use crate::rules::inject::{capture_with_rules, RuleReport};
+use crate::rules::parse::{parse_rules, RuleErrors};
 use crate::train::eval::EvalReport;
 use crate::train::trainer::{StepStats, TrainConfig};
 
@@ -63,6 +66,14 @@ pub enum Command {
     Save(PathBuf),
     /// Measure the current text against the derived bounds at each λ (current mode/schedule).
     TheoryCurve(Vec<f64>),
+    /// Replace the rules: the text of a rule file and the ids of the rules switched off. A
+    /// file with any error is rejected whole and the previous rules stay in force.
+    SetRules {
+        /// Rule file text (empty: no rules).
+        text: String,
+        /// Ids of rules switched off.
+        off: Vec<String>,
+    },
     /// Capture the current text under two configurations, for the Compare panel.
     Compare(Box<[CompareSide; 2]>),
     /// End the worker thread.
@@ -99,6 +110,8 @@ pub struct ModelSummary {
     /// The checkpoint directory and its SHA-256 ([`checkpoint_sha256`]), when the model was
     /// loaded from one (a fresh training run has none until it is saved).
     pub checkpoint: Option<(PathBuf, String)>,
+    /// The training corpus: its file (when it is one) and SHA-256, when recorded.
+    pub corpus: Option<(Option<PathBuf>, String)>,
 }
 
 /// Held-out metrics measured while training runs (about once a second), for the live curves.
@@ -131,7 +144,7 @@ pub enum Event {
     /// A training step finished (lossy channel).
     Progress(Progress),
     /// A model is loaded or a run set up.
-    Loaded(ModelSummary),
+    Loaded(Box<ModelSummary>),
     /// A capture of the current text under the current dial.
     Snapshot(Box<Capture>, Vec<String>),
     /// Training reached its last step or was stopped; held-out metrics at λ_inf = 0.
@@ -142,6 +155,12 @@ pub enum Event {
     Saved(PathBuf, String),
     /// Live held-out metrics during training.
     Live(Box<LivePoint>),
+    /// New rules are in force, resolved against the current model.
+    RulesApplied(Vec<ResolvedRule>),
+    /// A rule file was rejected (every error listed); the previous rules stay in force.
+    RulesRejected(RuleErrors),
+    /// What each rule did on the current text (sent just before its snapshot).
+    RuleReport(Box<(Vec<RuleReport>, Vec<Firing>)>),
     /// The penalty threshold λ* estimated on the current text (SPEC §8.4).
     Threshold(ThresholdEstimate),
     /// The two sides of a comparison, each captured or failed.
@@ -182,6 +201,11 @@ struct Worker {
     last_live: Option<Instant>,
     /// The checkpoints of a comparison, kept while they are compared.
     compare_models: Vec<(PathBuf, Loaded)>,
+    /// The rule file in force and the ids switched off.
+    rules_text: String,
+    rules_off: Vec<String>,
+    /// The rules resolved against the current model.
+    rules: Vec<ResolvedRule>,
 }
 
 /// The UI's handle on a worker thread.
@@ -214,6 +238,9 @@ impl WorkerHandle {
                     run_started: None,
                     last_live: None,
                     compare_models: Vec::new(),
+                    rules_text: String::new(),
+                    rules_off: Vec::new(),
+                    rules: Vec::new(),
                 };
                 let outcome = catch_unwind(AssertUnwindSafe(|| worker.run(&cmd_rx)));
                 if let Err(panic) = outcome {
@@ -348,6 +375,7 @@ impl Worker {
             Command::Save(path) => self.save(path),
             Command::TheoryCurve(lambdas) => self.theory(&lambdas),
             Command::Compare(sides) => self.compare(&sides),
+            Command::SetRules { text, off } => self.set_rules(text, off),
             Command::Shutdown => {}
             Command::DebugPanic => panic!("debug panic requested"),
         }
@@ -371,10 +399,12 @@ impl Worker {
                         measure_anchors(training, &spec_of(&loaded.meta.tokenizer)?, &loaded.blocks)
                     });
                 summary.checkpoint = checkpoint_sha256(&path).ok().map(|h| (path.clone(), h));
+                summary.corpus = corpus_of(training);
                 self.session = None;
                 self.state = RunState::Idle;
                 self.loaded = Some(loaded);
-                self.emit(Event::Loaded(summary));
+                self.emit(Event::Loaded(Box::new(summary)));
+                self.refit_rules();
                 self.recapture();
                 self.threshold();
             }
@@ -388,16 +418,24 @@ impl Worker {
     fn new_run(&mut self, job: TrainJob) {
         match setup(&job, &self.device) {
             Ok(session) => {
-                let summary = summary(
+                let mut summary = summary(
                     &session.trainer.model,
                     &session.trainer.blocks,
                     &session.corpus.source.label(),
                     Some(job.train.lambda_train),
                 );
+                summary.corpus = Some((
+                    match &session.corpus.source {
+                        CorpusSource::File { path } => Some(path.clone()),
+                        CorpusSource::Synthetic { .. } => None,
+                    },
+                    session.corpus.sha256.clone(),
+                ));
                 self.session = Some(session);
                 self.loaded = None;
                 self.state = RunState::Idle;
-                self.emit(Event::Loaded(summary));
+                self.emit(Event::Loaded(Box::new(summary)));
+                self.refit_rules();
                 self.recapture();
                 self.threshold();
             }
@@ -501,9 +539,88 @@ impl Worker {
             return;
         };
         let tokens: Vec<String> = ids.iter().map(|&i| tok.token_str(i)).collect();
-        match capture(model, blocks, &ids, &self.dial) {
-            Ok(cap) => self.emit(Event::Snapshot(Box::new(cap), tokens)),
-            Err(e) => self.emit(Event::Failed(format!("capture failed: {e}"))),
+        if self.rules.is_empty() {
+            match capture(model, blocks, &ids, &self.dial) {
+                Ok(cap) => self.emit(Event::Snapshot(Box::new(cap), tokens)),
+                Err(e) => self.emit(Event::Failed(format!("capture failed: {e}"))),
+            }
+            return;
+        }
+        match capture_with_rules(model, blocks, &ids, &self.dial, &self.rules) {
+            Ok(rc) => {
+                self.emit(Event::RuleReport(Box::new((rc.reports, rc.firings))));
+                self.emit(Event::Snapshot(Box::new(rc.capture), tokens));
+            }
+            Err(e) => self.emit(Event::Failed(format!("capture with rules failed: {e}"))),
+        }
+    }
+
+    /// Anchor tokens per block of the current model, when it has them.
+    fn anchors(&self) -> Vec<(String, Vec<String>)> {
+        let report = match (&self.session, &self.loaded) {
+            (None, Some(l)) => l
+                .meta
+                .training
+                .get("anchors")
+                .and_then(|a| serde_json::from_value::<AnchorReport>(a.clone()).ok()),
+            _ => None,
+        };
+        report
+            .map(|r| {
+                r.blocks
+                    .into_iter()
+                    .map(|(b, rows)| (b, rows.into_iter().map(|a| a.token).collect()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Parse and resolve a rule file against the current model.
+    fn resolve_rules(&self, text: &str, off: &[String]) -> Result<Vec<ResolvedRule>, RuleErrors> {
+        let set = parse_rules(text)?;
+        let anchors = self.anchors();
+        let Some((_, blocks, tok)) = self.current() else {
+            return Err(RuleErrors {
+                errors: vec![crate::rules::parse::RuleError {
+                    pos: Default::default(),
+                    message: "no model is loaded to check the rules against".into(),
+                }],
+            });
+        };
+        let mut rules = resolve(&set, blocks, tok, &anchors)?;
+        for r in &mut rules {
+            if off.contains(&r.id) {
+                r.enabled = false;
+            }
+        }
+        Ok(rules)
+    }
+
+    fn set_rules(&mut self, text: String, off: Vec<String>) {
+        match self.resolve_rules(&text, &off) {
+            Ok(rules) => {
+                self.rules = rules.clone();
+                self.rules_text = text;
+                self.rules_off = off;
+                self.emit(Event::RulesApplied(rules));
+                self.recapture();
+            }
+            Err(e) => self.emit(Event::RulesRejected(e)),
+        }
+    }
+
+    /// After the model changed: the rules in force, checked against the new model.
+    fn refit_rules(&mut self) {
+        if self.rules_text.trim().is_empty() {
+            self.rules.clear();
+            return;
+        }
+        match self.resolve_rules(&self.rules_text, &self.rules_off) {
+            Ok(rules) => self.rules = rules,
+            Err(e) => {
+                self.rules.clear();
+                self.emit(Event::RulesRejected(e));
+            }
         }
     }
 
@@ -671,6 +788,7 @@ fn summary(
         anchors: None,
         anchor_coherence: anchor_coherence(model),
         checkpoint: None,
+        corpus: None,
     }
 }
 
@@ -753,6 +871,19 @@ fn measure_anchors(
         5,
         8,
     ))
+}
+
+/// The training corpus file and hash a checkpoint records.
+fn corpus_of(training: &serde_json::Value) -> Option<(Option<PathBuf>, String)> {
+    let sha = training.get("corpus_sha256")?.as_str()?.to_string();
+    let path = training
+        .get("corpus")
+        .and_then(|c| serde_json::from_value::<CorpusSource>(c.clone()).ok())
+        .and_then(|c| match c {
+            CorpusSource::File { path } => Some(crate::engine::corpus::asset_path(&path)),
+            CorpusSource::Synthetic { .. } => None,
+        });
+    Some((path, sha))
 }
 
 /// The first record of a synthetic training corpus, for display.

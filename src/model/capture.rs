@@ -150,10 +150,31 @@ pub fn capture(
     ids: &[u32],
     dial: &DialSetting,
 ) -> Result<Capture, ModelError> {
-    let t = ids.len();
     let masks = blocks.masks(ids);
+    Ok(capture_masked(model, blocks, ids, &masks, dial, None)?.0)
+}
+
+/// Biased scores z = s + β (+ extra) of every layer, head and row: [L][H][T][T].
+pub type Scores = Vec<Vec<Vec<Vec<f32>>>>;
+
+/// [`capture`] with given masks (a rule may move R(i)) and an optional extra per-head bias
+/// per layer, [1,H,T,T] (rules); also returns the biased scores.
+pub fn capture_masked(
+    model: &LocalistModel,
+    blocks: &BlockMap,
+    ids: &[u32],
+    masks: &SequenceMasks,
+    dial: &DialSetting,
+    extra: Option<&[Tensor]>,
+) -> Result<(Capture, Scores), ModelError> {
+    let t = ids.len();
     let device = &model.device;
-    let biases = sequence_biases(model, &masks, dial, device)?;
+    let mut biases = sequence_biases(model, masks, dial, device)?;
+    if let Some(extra) = extra {
+        for (b, e) in biases.iter_mut().zip(extra) {
+            b.extra = Some(e.clone());
+        }
+    }
     let input = Tensor::from_vec(ids.to_vec(), (1, t), device)?;
     let out = model.forward(
         &input,
@@ -166,25 +187,30 @@ pub fn capture(
     let k = blocks.num_blocks();
     let h = model.config.num_heads;
     let mut heads = Vec::with_capacity(model.config.num_layers * h);
+    let mut scores = Vec::with_capacity(model.config.num_layers);
     for (l, (att, sc)) in out.attention.iter().zip(&out.scores).enumerate() {
         let att = att.squeeze(0)?.to_vec3::<f32>()?;
         let sc = sc.squeeze(0)?.to_vec3::<f32>()?;
-        for (hi, (rows, zrows)) in att.into_iter().zip(sc).enumerate() {
-            heads.push(head_capture(l, hi, &rows, &zrows, &masks, k));
+        for (hi, (rows, zrows)) in att.into_iter().zip(&sc).enumerate() {
+            heads.push(head_capture(l, hi, &rows, zrows, masks, k));
         }
+        scores.push(sc);
     }
     let logits = out.logits.squeeze(0)?.flatten_all()?.to_vec1::<f32>()?;
-    Ok(Capture {
-        ids: ids.to_vec(),
-        key_blocks: masks.key_blocks.clone(),
-        relevant_blocks: masks.relevant_blocks.clone(),
-        block_names: blocks.names.clone(),
-        num_layers: model.config.num_layers,
-        num_heads: h,
-        heads,
-        logits,
-        dial: dial.clone(),
-    })
+    Ok((
+        Capture {
+            ids: ids.to_vec(),
+            key_blocks: masks.key_blocks.clone(),
+            relevant_blocks: masks.relevant_blocks.clone(),
+            block_names: blocks.names.clone(),
+            num_layers: model.config.num_layers,
+            num_heads: h,
+            heads,
+            logits,
+            dial: dial.clone(),
+        },
+        scores,
+    ))
 }
 
 fn head_capture(

@@ -12,7 +12,9 @@ use crate::engine::worker::{Command, WorkerHandle};
 use crate::studio::panels::attention::HeatmapCache;
 use crate::studio::panels::compare::CompareCache;
 use crate::studio::panels::training::RunSettings;
-use crate::studio::panels::{attention, blocks, compare, dial, model, theory, training};
+use crate::studio::panels::{
+    attention, audit, blocks, compare, dial, model, rules, theory, training,
+};
 use crate::studio::session::{
     load_session, save_session, Autosave, CheckpointRef, Layout, SessionFile,
 };
@@ -51,6 +53,8 @@ pub struct StudioApp {
     initial: Option<PathBuf>,
     export: Option<Receiver<Result<PathBuf, String>>>,
     autosave: Option<Autosave>,
+    /// The bundled example rule file (for "Load example").
+    example_rules: String,
     /// Cropped screenshots (plots and heatmaps as drawn) on their way to an export.
     shots: (crossbeam_channel::Sender<Shot>, Receiver<Shot>),
 }
@@ -89,6 +93,10 @@ impl StudioApp {
             initial,
             export: None,
             autosave: None,
+            example_rules: std::fs::read_to_string(asset_path(&PathBuf::from(
+                "assets/rules/clinical_payments.rules",
+            )))
+            .unwrap_or_default(),
             shots: crossbeam_channel::unbounded(),
         };
         app.start_worker();
@@ -126,6 +134,11 @@ impl StudioApp {
             },
             self.settings.clone(),
         )
+        .with_rules(
+            self.state.rules.applied.clone(),
+            self.state.rules.off.clone(),
+            self.state.rules.log.clone(),
+        )
     }
 
     /// Bring a session back: its settings and layout now, its checkpoint, dial and text
@@ -142,8 +155,12 @@ impl StudioApp {
         s.compare.views = None;
         s.theory = None;
         self.settings = session.run_settings.clone();
+        s.rules.log = session.audit_log.clone();
+        let rules_text = session.rules.concat();
+        s.rules.editor = rules_text.clone();
         s.send(Command::SetDial(session.dial));
         s.send(Command::Capture(session.text));
+        let had_rules = !rules_text.trim().is_empty() || !s.rules.applied.is_empty();
         match session.checkpoint {
             Some(ck) => {
                 s.expected_checkpoint = Some((ck.path.clone(), ck.sha256));
@@ -155,6 +172,10 @@ impl StudioApp {
                         .into(),
                 )
             }
+        }
+        // The rules go in force after the model has loaded (commands run in order).
+        if had_rules {
+            s.apply_rules(rules_text, session.rules_off.clone());
         }
     }
 
@@ -261,12 +282,12 @@ impl StudioApp {
         }
     }
 
-    /// Send queued commands; true when a dial change was among them.
+    /// Send queued commands; true when a dial or rules change was among them.
     fn flush_commands(&mut self) -> bool {
         let Some(w) = &self.worker else { return false };
         let mut dial = false;
         for cmd in self.state.outbox.drain(..) {
-            dial |= matches!(cmd, Command::SetDial(_));
+            dial |= matches!(cmd, Command::SetDial(_) | Command::SetRules { .. });
             w.send(cmd);
         }
         dial
@@ -303,6 +324,31 @@ impl StudioApp {
                     .save_file();
                 if let Some(path) = picked {
                     let result = crate::engine::export::write_atomic(&path, &bytes)
+                        .map(|()| path)
+                        .map_err(|e| format!("{e:#}"));
+                    let _ = tx.send(result);
+                }
+                ctx.request_repaint();
+            });
+        match spawned {
+            Ok(_) => self.export = Some(rx),
+            Err(e) => self.state.error = Some(format!("could not open a file dialog: {e}")),
+        }
+    }
+
+    /// Ask where to write an audit report; write the HTML there and its JSON twin beside it.
+    fn start_report_export(&mut self, html: Vec<u8>, json: Vec<u8>) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let ctx = self.ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("report-dialog".into())
+            .spawn(move || {
+                let picked = rfd::FileDialog::new()
+                    .set_title("Export the audit report (HTML; a .json twin is written beside it)")
+                    .set_file_name("audit-report.html")
+                    .save_file();
+                if let Some(path) = picked {
+                    let result = write_report(&path, &html, &json)
                         .map(|()| path)
                         .map_err(|e| format!("{e:#}"));
                     let _ = tx.send(result);
@@ -610,6 +656,12 @@ impl eframe::App for StudioApp {
                 ui.selectable_value(&mut self.state.tab, Tab::Blocks, "Blocks & anchors");
                 ui.selectable_value(&mut self.state.tab, Tab::Compare, "Compare")
                     .on_hover_text("Two configurations side by side on the same text");
+                ui.selectable_value(&mut self.state.tab, Tab::Rules, "Rules")
+                    .on_hover_text("Write rules and put them in force in the running model");
+                ui.selectable_value(&mut self.state.tab, Tab::Audit, "Audit")
+                    .on_hover_text(
+                        "Which rule maps to which block, measured; the audit log; the report",
+                    );
             });
             ui.separator();
             egui::ScrollArea::vertical().show(ui, |ui| match self.state.tab {
@@ -619,10 +671,15 @@ impl eframe::App for StudioApp {
                 Tab::Compare => {
                     compare::show(ui, &mut self.state, &mut self.compare_cache, &self.samples)
                 }
+                Tab::Rules => rules::show(ui, &mut self.state, &self.example_rules),
+                Tab::Audit => audit::show(ui, &mut self.state),
             });
         });
         if self.state.screenshot_request.is_some() {
             self.start_screenshot();
+        }
+        if let Some((html, json)) = self.state.pending_report.take() {
+            self.start_report_export(html, json);
         }
         if self.state.pending_export.is_some() {
             self.start_export();
@@ -634,7 +691,12 @@ impl eframe::App for StudioApp {
         } else if let Some(kind) = want_session {
             self.open_dialog(kind);
         }
-        self.flush_commands();
+        // Rules applied from the central panel: wait for their capture now, so the next frame
+        // (requested at once) shows the new heatmaps and PF numbers.
+        if self.flush_commands() {
+            self.await_snapshot();
+            self.ctx.request_repaint();
+        }
         self.autosave_tick(false);
         let ms = frame_start.elapsed().as_secs_f64() * 1e3;
         self.state.frame_ms = if self.state.frame_ms == 0.0 {
@@ -655,4 +717,10 @@ impl eframe::App for StudioApp {
             a.finish();
         }
     }
+}
+
+/// Write an audit report's HTML at `path` and its JSON twin at `path` with `.json` (atomic).
+pub fn write_report(path: &std::path::Path, html: &[u8], json: &[u8]) -> anyhow::Result<()> {
+    crate::engine::export::write_atomic(path, html)?;
+    crate::engine::export::write_atomic(&path.with_extension("json"), json)
 }

@@ -86,9 +86,15 @@ pub struct SessionFile {
     /// Settings of the next training run.
     #[serde(default)]
     pub run_settings: RunSettings,
-    /// Rule sources, one string per rule file (empty until rules exist).
+    /// Rule sources, one string per rule file (empty when no rules are in force).
     #[serde(default)]
     pub rules: Vec<String>,
+    /// Ids of rules switched off.
+    #[serde(default)]
+    pub rules_off: Vec<String>,
+    /// The hash-chained log of rule changes.
+    #[serde(default)]
+    pub audit_log: crate::engine::audit::AuditLog,
 }
 
 impl SessionFile {
@@ -114,7 +120,26 @@ impl SessionFile {
             layout,
             run_settings,
             rules: Vec::new(),
+            rules_off: Vec::new(),
+            audit_log: Default::default(),
         }
+    }
+
+    /// The same session with the rules in force (text, switched-off ids) and the audit log.
+    pub fn with_rules(
+        mut self,
+        text: String,
+        off: Vec<String>,
+        log: crate::engine::audit::AuditLog,
+    ) -> Self {
+        self.rules = if text.trim().is_empty() {
+            Vec::new()
+        } else {
+            vec![text]
+        };
+        self.rules_off = off;
+        self.audit_log = log;
+        self
     }
 
     /// The JSON text of the session.

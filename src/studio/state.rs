@@ -92,10 +92,51 @@ pub struct StudioState {
     /// A region of the window to export as PNG (suggested file name, rectangle in points):
     /// the app takes a screenshot of the next frame and crops it.
     pub screenshot_request: Option<(String, egui::Rect)>,
+    /// The Rules panel and the audit log.
+    pub rules: RulesState,
+    /// An audit report to write (HTML, JSON twin); the app asks where.
+    pub pending_report: Option<(Vec<u8>, Vec<u8>)>,
     /// The penalty threshold λ* estimated on the current text.
     pub threshold: Option<crate::engine::threshold::ThresholdEstimate>,
     /// A session the last (crashed) studio left, offered back at start.
     pub restore_offer: Option<crate::studio::session::SessionFile>,
+}
+
+/// Rules as the studio holds them: the editor's text, what is in force, the answer to the
+/// last apply, what each rule did on the current text, the undo history and the audit log.
+#[derive(Default)]
+pub struct RulesState {
+    /// The editor's text.
+    pub editor: String,
+    /// The rule file in force.
+    pub applied: String,
+    /// Ids switched off in the list.
+    pub off: Vec<String>,
+    /// The rules in force, as the worker resolved them.
+    pub resolved: Vec<crate::rules::check::ResolvedRule>,
+    /// Sent to the worker and not answered yet.
+    pub pending: Option<(String, Vec<String>)>,
+    /// The last rejection: every error, with line:column.
+    pub errors: Option<crate::rules::parse::RuleErrors>,
+    /// What each rule did on the current text.
+    pub reports: Vec<crate::rules::inject::RuleReport>,
+    /// Where each rule fired on the current text.
+    pub firings: Vec<crate::rules::check::Firing>,
+    /// States in force, for undo and redo (text, switched-off ids).
+    pub history: Vec<(String, Vec<String>)>,
+    /// Position in `history` of the state in force.
+    pub cursor: usize,
+    /// The rule selected in the list.
+    pub selected: Option<String>,
+    /// Every rule change, hash-chained.
+    pub log: crate::engine::audit::AuditLog,
+}
+
+impl RulesState {
+    /// Whether the editor differs from the rules in force.
+    pub fn dirty(&self) -> bool {
+        self.editor != self.applied
+    }
 }
 
 /// A comparison as it arrived: the capture generation and the sides it was taken for, and
@@ -149,6 +190,10 @@ pub enum Tab {
     Blocks,
     /// Two configurations side by side.
     Compare,
+    /// The rule editor.
+    Rules,
+    /// The rule-to-block mapping and the audit log.
+    Audit,
 }
 
 impl Default for StudioState {
@@ -183,6 +228,8 @@ impl Default for StudioState {
             restore_offer: None,
             screenshot_request: None,
             threshold: None,
+            rules: RulesState::default(),
+            pending_report: None,
         }
     }
 }
@@ -206,6 +253,7 @@ impl StudioState {
                 self.progress = Some(p);
             }
             Event::Loaded(s) => {
+                let s = *s;
                 self.info = Some(format!("loaded {}", s.source));
                 // A model trained on the synthetic records cannot read Shakespeare: show one of
                 // its own sentences instead of the default one.
@@ -260,6 +308,45 @@ impl StudioState {
                 }
             }
             Event::Threshold(t) => self.threshold = Some(t),
+            Event::RulesApplied(resolved) => {
+                let (model, corpus) = self.hashes();
+                let before = std::mem::take(&mut self.rules.resolved);
+                self.rules
+                    .log
+                    .record_change(&before, &resolved, &model, &corpus);
+                let n = resolved.len();
+                let on = resolved.iter().filter(|r| r.enabled).count();
+                self.rules.resolved = resolved;
+                self.rules.errors = None;
+                if let Some((text, off)) = self.rules.pending.take() {
+                    self.rules.applied = text.clone();
+                    self.rules.off = off.clone();
+                    let state = (text, off);
+                    if self.rules.history.get(self.rules.cursor) != Some(&state) {
+                        self.rules.history.truncate(self.rules.cursor + 1);
+                        self.rules.history.push(state);
+                        self.rules.cursor = self.rules.history.len() - 1;
+                    }
+                }
+                if n == 0 {
+                    self.rules.reports.clear();
+                    self.rules.firings.clear();
+                }
+                self.info = Some(format!("{n} rules in force ({on} on)"));
+            }
+            Event::RulesRejected(e) => {
+                self.rules.pending = None;
+                self.error = Some(format!(
+                    "the rules were not applied ({}); the previous rules stay in force",
+                    e.errors.first().map(|x| x.to_string()).unwrap_or_default()
+                ));
+                self.rules.errors = Some(e);
+            }
+            Event::RuleReport(r) => {
+                let (reports, firings) = *r;
+                self.rules.reports = reports;
+                self.rules.firings = firings;
+            }
             Event::Compare(views) => {
                 self.compare.views =
                     Some((self.capture_generation, self.compare.sides.clone(), *views));
@@ -301,6 +388,28 @@ impl StudioState {
             }
             _ => self.expected_checkpoint = Some((path, want)),
         }
+    }
+
+    /// The model's and corpus's SHA-256 for the audit log ("unsaved" / "unknown" when absent).
+    pub fn hashes(&self) -> (String, String) {
+        let model = self
+            .checkpoint
+            .as_ref()
+            .map(|(_, h)| h.clone())
+            .unwrap_or_else(|| "unsaved".into());
+        let corpus = self
+            .summary
+            .as_ref()
+            .and_then(|s| s.corpus.as_ref())
+            .map(|(_, h)| h.clone())
+            .unwrap_or_else(|| "unknown".into());
+        (model, corpus)
+    }
+
+    /// Send a rule file and switched-off ids to the worker.
+    pub fn apply_rules(&mut self, text: String, off: Vec<String>) {
+        self.rules.pending = Some((text.clone(), off.clone()));
+        self.send(Command::SetRules { text, off });
     }
 
     /// Queue a command for the worker.

@@ -1,9 +1,11 @@
 //! One file per panel.
 
 pub mod attention;
+pub mod audit;
 pub mod blocks;
 pub mod compare;
 pub mod dial;
 pub mod model;
+pub mod rules;
 pub mod theory;
 pub mod training;

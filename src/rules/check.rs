@@ -1,0 +1,354 @@
+//! The symbolic checker: rules resolved against a model's blocks and vocabulary, then, per
+//! sequence, where each rule fires and which keys it targets. It runs outside the network.
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::tokenizer::Tokenizer;
+use crate::model::blocks::{BlockMap, SequenceMasks};
+use crate::rules::ast::{Condition, Name, Pos, RuleSet, Scope, Strength, Target};
+use crate::rules::parse::{RuleError, RuleErrors};
+use crate::rules::print::print_rule;
+
+/// A block a rule refers to: one of the model's, or one a rule declares by its tokens.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum BlockRef {
+    /// Index into the model's block map.
+    Map(usize),
+    /// A declared block: its name and token ids.
+    Declared(String, Vec<u32>),
+}
+
+impl BlockRef {
+    /// Whether the key at position `j` (token `id`) belongs to this block.
+    pub fn holds(&self, masks: &SequenceMasks, j: usize, id: u32) -> bool {
+        match self {
+            BlockRef::Map(b) => masks.key_blocks.get(j) == Some(b),
+            BlockRef::Declared(_, ids) => ids.contains(&id),
+        }
+    }
+}
+
+/// A resolved condition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Cond {
+    /// The query is this token.
+    QueryToken(u32),
+    /// The query's token is in this block.
+    QueryBlock(BlockRef),
+    /// This token occurs earlier.
+    EarlierToken(u32),
+    /// A token of this block occurs earlier.
+    EarlierBlock(BlockRef),
+    /// The query's position is in this inclusive range.
+    Position(usize, usize),
+}
+
+/// A resolved target.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Aim {
+    /// Every key of the block before the query.
+    Block(BlockRef),
+    /// The nearest key of the block before the query.
+    Previous(BlockRef),
+    /// Every earlier occurrence of these tokens (a token, or a block's anchors).
+    Tokens(Vec<u32>),
+    /// These positions (those at or before the query).
+    Positions(Vec<usize>),
+}
+
+/// A rule ready to fire.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedRule {
+    /// Its id.
+    pub id: String,
+    /// Its description.
+    pub description: String,
+    /// Whether it is switched on.
+    pub enabled: bool,
+    /// The rule's text (printed canonically), for the audit log and reports.
+    pub text: String,
+    /// Conditions (all must hold).
+    pub when: Vec<Cond>,
+    /// Target.
+    pub aim: Aim,
+    /// The model block the dial should follow where the rule fires (block targets).
+    pub target_block: Option<usize>,
+    /// Name of the targeted block or token, for display.
+    pub target_label: String,
+    /// Name of the trigger's block, for the audit table ("-" when the trigger names none).
+    pub trigger_label: String,
+    /// Layers.
+    pub layers: Scope,
+    /// Heads.
+    pub heads: Scope,
+    /// Strength.
+    pub strength: Strength,
+    /// Token ids forbidden at fired positions.
+    pub forbid: Vec<u32>,
+    /// Token ids boosted at fired positions, and by how much.
+    pub boost: Option<(Vec<u32>, f64)>,
+}
+
+/// Where one rule fired: the query and the keys it must point to (earlier keys; explicit
+/// positions may include the query itself). Empty when no target is visible yet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Firing {
+    /// Index of the rule in the resolved list.
+    pub rule: usize,
+    /// Query position.
+    pub query: usize,
+    /// Target keys (ascending, all ≤ query).
+    pub targets: Vec<usize>,
+}
+
+fn err(pos: Pos, message: String) -> RuleError {
+    RuleError { pos, message }
+}
+
+/// Resolve a rule set against a model's blocks and tokenizer. `anchors` gives the anchor
+/// tokens of each block (by block name), when known. Unknown blocks and tokens are errors,
+/// unless a rule of the set declares the block; every error is returned.
+pub fn resolve(
+    set: &RuleSet,
+    blocks: &BlockMap,
+    tokenizer: &dyn Tokenizer,
+    anchors: &[(String, Vec<String>)],
+) -> Result<Vec<ResolvedRule>, RuleErrors> {
+    let mut errors = Vec::new();
+    // Declared blocks first, so any rule may use them.
+    let mut declared: Vec<(String, Vec<u32>)> = Vec::new();
+    for r in &set.rules {
+        if let Some((name, toks)) = &r.new_block {
+            if blocks.names.iter().any(|n| n == &name.text) {
+                errors.push(err(
+                    name.pos,
+                    format!(
+                        "block {} already exists in this model; pick a new name",
+                        name.text
+                    ),
+                ));
+                continue;
+            }
+            if declared.iter().any(|(n, _)| n == &name.text) {
+                errors.push(err(
+                    name.pos,
+                    format!("block {} is declared by two rules", name.text),
+                ));
+                continue;
+            }
+            let ids: Vec<u32> = toks
+                .iter()
+                .filter_map(|t| token(tokenizer, t, &mut errors))
+                .collect();
+            declared.push((name.text.clone(), ids));
+        }
+    }
+    let block_ref = |n: &Name, errors: &mut Vec<RuleError>| -> Option<BlockRef> {
+        if let Some(b) = blocks.names.iter().position(|x| x == &n.text) {
+            return Some(BlockRef::Map(b));
+        }
+        if let Some((name, ids)) = declared.iter().find(|(x, _)| x == &n.text) {
+            return Some(BlockRef::Declared(name.clone(), ids.clone()));
+        }
+        errors.push(err(
+            n.pos,
+            format!(
+                "unknown block {:?}; this model's blocks are {}, or declare it with `new block`",
+                n.text,
+                blocks.names.join(", ")
+            ),
+        ));
+        None
+    };
+    let mut out = Vec::new();
+    for r in &set.rules {
+        let before = errors.len();
+        let mut when = Vec::new();
+        let mut trigger_label = "-".to_string();
+        for c in &r.when {
+            let resolved = match c {
+                Condition::QueryToken { token: t } => {
+                    token(tokenizer, t, &mut errors).map(Cond::QueryToken)
+                }
+                Condition::QueryBlock { block } => {
+                    trigger_label = block.text.clone();
+                    block_ref(block, &mut errors).map(Cond::QueryBlock)
+                }
+                Condition::EarlierToken { token: t } => {
+                    token(tokenizer, t, &mut errors).map(Cond::EarlierToken)
+                }
+                Condition::EarlierBlock { block } => {
+                    if trigger_label == "-" {
+                        trigger_label = format!("(earlier) {}", block.text);
+                    }
+                    block_ref(block, &mut errors).map(Cond::EarlierBlock)
+                }
+                Condition::Position { from, to } => Some(Cond::Position(*from, *to)),
+            };
+            when.extend(resolved);
+        }
+        let (aim, target_block, target_label) = match &r.target {
+            Target::Block { block } => {
+                let b = block_ref(block, &mut errors);
+                let tb = match b {
+                    Some(BlockRef::Map(k)) => Some(k),
+                    _ => None,
+                };
+                (b.map(Aim::Block), tb, block.text.clone())
+            }
+            Target::PreviousBlock { block } => {
+                let b = block_ref(block, &mut errors);
+                let tb = match b {
+                    Some(BlockRef::Map(k)) => Some(k),
+                    _ => None,
+                };
+                (b.map(Aim::Previous), tb, format!("previous {}", block.text))
+            }
+            Target::Token { token: t } => (
+                token(tokenizer, t, &mut errors).map(|id| Aim::Tokens(vec![id])),
+                None,
+                format!("token {:?}", t.text),
+            ),
+            Target::Anchor { block } => {
+                let b = block_ref(block, &mut errors);
+                let list = anchors.iter().find(|(n, _)| n == &block.text);
+                let aim = match (b, list) {
+                    (Some(_), Some((_, toks))) if !toks.is_empty() => Some(Aim::Tokens(
+                        toks.iter().filter_map(|t| tokenizer.token_id(t)).collect(),
+                    )),
+                    (Some(_), _) => {
+                        errors.push(err(
+                            block.pos,
+                            format!(
+                                "block {} has no anchor tokens in this model (anchors are \
+                                 measured when a model is trained; target the block instead)",
+                                block.text
+                            ),
+                        ));
+                        None
+                    }
+                    (None, _) => None,
+                };
+                let tb = match block_ref(block, &mut Vec::new()) {
+                    Some(BlockRef::Map(k)) => Some(k),
+                    _ => None,
+                };
+                (aim, tb, format!("anchors of {}", block.text))
+            }
+            Target::Positions { positions } => (
+                Some(Aim::Positions(positions.clone())),
+                None,
+                format!(
+                    "positions {}",
+                    positions
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+        };
+        let forbid: Vec<u32> = r
+            .forbid
+            .iter()
+            .filter_map(|t| token(tokenizer, t, &mut errors))
+            .collect();
+        let boost = r.boost.as_ref().map(|(toks, by)| {
+            (
+                toks.iter()
+                    .filter_map(|t| token(tokenizer, t, &mut errors))
+                    .collect::<Vec<u32>>(),
+                *by,
+            )
+        });
+        if errors.len() == before {
+            if let Some(aim) = aim {
+                out.push(ResolvedRule {
+                    id: r.id.text.clone(),
+                    description: r.description.clone(),
+                    enabled: r.enabled,
+                    text: print_rule(r),
+                    when,
+                    aim,
+                    target_block,
+                    target_label,
+                    trigger_label,
+                    layers: r.layers.clone(),
+                    heads: r.heads.clone(),
+                    strength: r.strength,
+                    forbid,
+                    boost,
+                });
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        errors.sort_by_key(|e| e.pos);
+        Err(RuleErrors { errors })
+    }
+}
+
+/// The id of a token named in a rule, or an error.
+fn token(tokenizer: &dyn Tokenizer, t: &Name, errors: &mut Vec<RuleError>) -> Option<u32> {
+    match tokenizer.token_id(&t.text) {
+        Some(id) => Some(id),
+        None => {
+            errors.push(err(
+                t.pos,
+                format!(
+                    "unknown token {:?}: it is not in this model's vocabulary",
+                    t.text
+                ),
+            ));
+            None
+        }
+    }
+}
+
+/// Where each enabled rule fires on `ids`, and its targets.
+pub fn fire(rules: &[ResolvedRule], ids: &[u32], masks: &SequenceMasks) -> Vec<Firing> {
+    let mut out = Vec::new();
+    for (k, r) in rules.iter().enumerate().filter(|(_, r)| r.enabled) {
+        for (i, &qid) in ids.iter().enumerate() {
+            let holds = r.when.iter().all(|c| match c {
+                Cond::QueryToken(t) => qid == *t,
+                Cond::QueryBlock(b) => b.holds(masks, i, qid),
+                Cond::EarlierToken(t) => ids.get(..i).is_some_and(|e| e.contains(t)),
+                Cond::EarlierBlock(b) => {
+                    (0..i).any(|j| ids.get(j).is_some_and(|&id| b.holds(masks, j, id)))
+                }
+                Cond::Position(a, z) => *a <= i && i <= *z,
+            });
+            if !holds {
+                continue;
+            }
+            let targets: Vec<usize> = match &r.aim {
+                Aim::Block(b) => (0..i)
+                    .filter(|&j| ids.get(j).is_some_and(|&id| b.holds(masks, j, id)))
+                    .collect(),
+                Aim::Previous(b) => (0..i)
+                    .rev()
+                    .find(|&j| ids.get(j).is_some_and(|&id| b.holds(masks, j, id)))
+                    .into_iter()
+                    .collect(),
+                Aim::Tokens(ts) => (0..i)
+                    .filter(|&j| ids.get(j).is_some_and(|id| ts.contains(id)))
+                    .collect(),
+                Aim::Positions(ps) => {
+                    let mut v: Vec<usize> = ps.iter().copied().filter(|&p| p <= i).collect();
+                    v.sort_unstable();
+                    v.dedup();
+                    v
+                }
+            };
+            out.push(Firing {
+                rule: k,
+                query: i,
+                targets,
+            });
+        }
+    }
+    out
+}
