@@ -5,6 +5,7 @@
 pub mod app;
 pub mod colormap;
 pub mod export;
+pub mod gpu_heatmap;
 pub mod panels;
 pub mod state;
 
@@ -29,6 +30,15 @@ pub fn run(checkpoint: Option<PathBuf>) -> Result<()> {
             "Localist Studio",
             options,
             Box::new(move |cc| {
+                let gpu = gpu_heatmap::register(&cc.egui_ctx, cc.wgpu_render_state.as_ref());
+                eprintln!(
+                    "heatmaps: {}",
+                    if gpu {
+                        "WGSL shader (wgpu paint callback)"
+                    } else {
+                        "CPU textures (no wgpu render state)"
+                    }
+                );
                 Ok(Box::new(
                     app::StudioApp::new(&cc.egui_ctx, ck).with_storage(cc.storage),
                 ))
