@@ -5,6 +5,7 @@
 pub mod app;
 pub mod colormap;
 pub mod export;
+pub mod gpu_heatmap;
 pub mod panels;
 pub mod session;
 pub mod state;
@@ -30,6 +31,15 @@ pub fn run(checkpoint: Option<PathBuf>) -> Result<()> {
             "Localist Studio",
             options,
             Box::new(move |cc| {
+                let gpu = gpu_heatmap::register(&cc.egui_ctx, cc.wgpu_render_state.as_ref());
+                eprintln!(
+                    "heatmaps: {}",
+                    if gpu {
+                        "WGSL shader (wgpu paint callback)"
+                    } else {
+                        "CPU textures (no wgpu render state)"
+                    }
+                );
                 let mut app = app::StudioApp::new(&cc.egui_ctx, ck).with_storage(cc.storage);
                 if let Some(dir) = eframe::storage_dir("Localist Studio") {
                     app = app.with_autosave(dir.join("autosave"));

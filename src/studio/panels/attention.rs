@@ -1,8 +1,10 @@
 //! The Attention panel: the text box, a grid of heatmaps (layer × head) and an enlarged view
-//! with hover details. Heatmaps are CPU textures rebuilt only when a new capture arrives or the
-//! colormap changes.
+//! with hover details. Heatmaps are drawn by the WGSL shader (`gpu_heatmap`) when wgpu is the
+//! renderer, and as CPU textures otherwise; either is rebuilt only when a new capture arrives,
+//! the colormap changes or the block view is toggled.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use egui::{Color32, ColorImage, Sense, TextureHandle, TextureOptions, Vec2};
 
@@ -11,13 +13,23 @@ use crate::engine::worker::Command;
 use crate::engine::{Capture, HeadCapture};
 use crate::studio::colormap::Colormap;
 use crate::studio::export::head_png;
+use crate::studio::gpu_heatmap::{self, HeatmapData};
 use crate::studio::state::StudioState;
 
-/// Textures of the current capture, keyed by (layer, head).
+/// Heatmaps of the current capture, keyed by (layer, head).
 #[derive(Default)]
 pub struct HeatmapCache {
     key: Option<(u64, Colormap, bool)>,
-    textures: HashMap<(usize, usize), TextureHandle>,
+    /// CPU textures, or the values the shader draws (see [`HeatmapCache::on_gpu`]).
+    textures: HashMap<(usize, usize), Heatmap>,
+}
+
+/// One heatmap ready to draw.
+enum Heatmap {
+    /// CPU path: an egui texture of [`head_pixels`].
+    Texture(TextureHandle),
+    /// wgpu path: the values, coloured by `shaders/heatmap.wgsl`.
+    Gpu(HeatmapData),
 }
 
 /// Masked (future) cells.
@@ -51,6 +63,12 @@ pub fn head_pixels(
 }
 
 impl HeatmapCache {
+    /// True when the current heatmaps are drawn by the WGSL shader, false for CPU textures (or
+    /// when there is no capture).
+    pub fn on_gpu(&self) -> bool {
+        self.textures.values().any(|h| matches!(h, Heatmap::Gpu(_)))
+    }
+
     fn refresh(&mut self, ctx: &egui::Context, state: &StudioState) {
         let key = (state.capture_generation, state.colormap, state.aggregated);
         if self.key == Some(key) {
@@ -61,6 +79,28 @@ impl HeatmapCache {
         let Some((cap, _)) = &state.capture else {
             return;
         };
+        if gpu_heatmap::is_active(ctx) {
+            let version = gpu_heatmap::next_version();
+            for hc in &cap.heads {
+                let (cols, values) = if state.aggregated {
+                    (cap.num_blocks(), &hc.block_mass)
+                } else {
+                    (cap.len(), &hc.attention)
+                };
+                let data = HeatmapData {
+                    key: (hc.layer, hc.head),
+                    version,
+                    values: Arc::from(values.as_slice()),
+                    rows: cap.len(),
+                    cols,
+                    colormap: state.colormap,
+                    masked: !state.aggregated,
+                };
+                self.textures
+                    .insert((hc.layer, hc.head), Heatmap::Gpu(data));
+            }
+            return;
+        }
         for hc in &cap.heads {
             let (w, h, rgb) = head_pixels(cap, hc, state.colormap, state.aggregated);
             let img = ColorImage::from_rgb([w, h], &rgb);
@@ -69,7 +109,8 @@ impl HeatmapCache {
                 img,
                 TextureOptions::NEAREST,
             );
-            self.textures.insert((hc.layer, hc.head), tex);
+            self.textures
+                .insert((hc.layer, hc.head), Heatmap::Texture(tex));
         }
     }
 }
@@ -196,21 +237,30 @@ fn mean(v: &[f32]) -> f64 {
     }
 }
 
-/// One heatmap image with a hover tooltip naming the cell.
+/// One heatmap (shader or texture) with a hover tooltip naming the cell.
 fn heatmap(
     ui: &mut egui::Ui,
-    tex: &TextureHandle,
+    tex: &Heatmap,
     size: Vec2,
     cap: &Capture,
     hc: &HeadCapture,
     tokens: &[String],
     aggregated: bool,
 ) -> egui::Response {
-    let resp = ui.add(
-        egui::Image::new(tex)
-            .fit_to_exact_size(size)
-            .sense(Sense::click()),
-    );
+    let resp = match tex {
+        Heatmap::Texture(tex) => ui.add(
+            egui::Image::new(tex)
+                .fit_to_exact_size(size)
+                .sense(Sense::click()),
+        ),
+        Heatmap::Gpu(data) => {
+            let (rect, resp) = ui.allocate_exact_size(size, Sense::click());
+            if ui.is_rect_visible(rect) {
+                gpu_heatmap::paint(ui.painter(), rect, data);
+            }
+            resp
+        }
+    };
     if let Some(pos) = resp.hover_pos() {
         let t = cap.len();
         let cols = if aggregated { cap.num_blocks() } else { t };
