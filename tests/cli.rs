@@ -267,3 +267,119 @@ fn kmeans_blocks_and_synth_write_usable_outputs() {
         &["records"],
     );
 }
+
+fn root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+#[test]
+fn rules_check_lists_errors_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = root().join("assets/rules/clinical_payments.rules");
+    let ck = root().join("sample_models/tiny-clinical");
+    let ok = localist(&[
+        "rules",
+        "check",
+        example.to_str().unwrap(),
+        "--checkpoint",
+        ck.to_str().unwrap(),
+    ]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("6 rules, 5 on, no errors"));
+    // Two broken rules: both are listed, each with its place.
+    let bad = dir.path().join("bad.rules");
+    std::fs::write(
+        &bad,
+        "rule a\n when query.token = mg\n target block drug\n bias 1\nend\n\
+         rule b\n when query.block = dose\n target block drug\n fidelity 2\nend\n",
+    )
+    .unwrap();
+    let o = localist(&["rules", "check", bad.to_str().unwrap()]);
+    let name = bad.display().to_string();
+    assert_fails_with(
+        &o,
+        &[
+            &format!("{name}:2:21: expected a quoted token, found `mg`"),
+            &format!("{name}:9:11: fidelity must lie strictly between 0 and 1"),
+            "rejected whole (2 error(s))",
+        ],
+    );
+    // Unknown names are found against a model.
+    let unknown = dir.path().join("unknown.rules");
+    std::fs::write(
+        &unknown,
+        "rule a\n when query.block = dosage\n target block drug\n bias 1\nend\n",
+    )
+    .unwrap();
+    let o = localist(&[
+        "rules",
+        "check",
+        unknown.to_str().unwrap(),
+        "-c",
+        ck.to_str().unwrap(),
+    ]);
+    assert_fails_with(&o, &[":2:21: unknown block \"dosage\"", "does not fit"]);
+}
+
+#[test]
+fn eval_reports_pf_per_rule_and_audit_reports_verify_or_name_the_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = root().join("assets/rules/clinical_payments.rules");
+    let ck = root().join("sample_models/tiny-clinical");
+    let o = localist(&[
+        "eval",
+        "-c",
+        ck.to_str().unwrap(),
+        "--windows",
+        "4",
+        "--rules",
+        example.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let rules = v["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 6);
+    let dose = rules.iter().find(|r| r["id"] == "dose_to_drug").unwrap();
+    assert!(dose["fired"].as_u64().unwrap() > 0);
+    assert!(dose["pf_mass"].as_f64().unwrap() >= 0.9);
+
+    let out = dir.path().join("report.html");
+    let o = localist(&[
+        "audit",
+        "report",
+        "-c",
+        ck.to_str().unwrap(),
+        "-r",
+        example.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let html = std::fs::read_to_string(&out).unwrap();
+    assert!(html.contains("Rule-to-block mapping") && html.contains("data:image/png;base64,"));
+    let json = out.with_extension("json");
+    let ok = localist(&["audit", "verify", json.to_str().unwrap()]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("intact"));
+    // Tamper with a log entry (and re-seal the report's own hash to hide it): the chain names
+    // the entry.
+    let mut report: localist::engine::audit::AuditReport =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    report.log.entries[1].rule_id = "something_else".into();
+    let report = report.seal();
+    let forged = dir.path().join("forged.json");
+    std::fs::write(&forged, serde_json::to_string(&report).unwrap()).unwrap();
+    let o = localist(&["audit", "verify", forged.to_str().unwrap()]);
+    assert_fails_with(
+        &o,
+        &[
+            "log entry 1",
+            "altered after it was written",
+            "1 problem(s)",
+        ],
+    );
+    // Not a report at all.
+    let o = localist(&["audit", "verify", example.to_str().unwrap()]);
+    assert_fails_with(&o, &["not an audit report"]);
+}

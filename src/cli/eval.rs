@@ -107,10 +107,38 @@ pub struct EvalArgs {
     /// Also list each block's anchor tokens (PMI, purity) and the coverage I(B;A).
     #[arg(long)]
     pub anchors: bool,
+    /// A rule file: also report, per λ, where each rule fired and its PF in scope.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
 }
 
-/// Evaluate a loaded checkpoint on its held-out text for each λ.
-pub fn eval_reports(args: &EvalArgs) -> Result<Vec<EvalReport>> {
+/// What each rule did over the held-out windows at one λ.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RuleEval {
+    /// λ_inf.
+    pub lambda: f64,
+    /// Rule id.
+    pub id: String,
+    /// Rows where it fired with a target.
+    pub fired: usize,
+    /// Mean PF_mass over those rows and the layers and heads in scope.
+    pub pf_mass: Option<f64>,
+    /// Mean PF_top1 likewise.
+    pub pf_top1: Option<f64>,
+    /// The rule's fidelity target, if any.
+    pub target: Option<f64>,
+    /// Fraction of windows where it fired in which it met its target.
+    pub pass_rate: Option<f64>,
+}
+
+/// The checkpoint, its held-out token stream and the window length of `eval`.
+fn held_out(
+    args: &EvalArgs,
+) -> Result<(
+    crate::model::checkpoint::Checkpoint,
+    crate::train::dataset::TokenStream,
+    usize,
+)> {
     let device = default_device();
     let ck = load_checkpoint(&args.checkpoint, &device)?;
     let info: Option<TrainingInfo> = serde_json::from_value(ck.meta.training.clone()).ok();
@@ -139,6 +167,12 @@ pub fn eval_reports(args: &EvalArgs) -> Result<Vec<EvalReport>> {
     let seq = info
         .map(|i| i.config.seq_len)
         .unwrap_or(ck.model.config.max_seq_len);
+    Ok((ck, stream, seq))
+}
+
+/// Evaluate a loaded checkpoint on its held-out text for each λ.
+pub fn eval_reports(args: &EvalArgs) -> Result<Vec<EvalReport>> {
+    let (ck, stream, seq) = held_out(args)?;
     args.lambda
         .iter()
         .map(|&lam| {
@@ -154,6 +188,89 @@ pub fn eval_reports(args: &EvalArgs) -> Result<Vec<EvalReport>> {
             )?)
         })
         .collect()
+}
+
+/// Each rule's firings and PF over the held-out windows, for each λ.
+pub fn rule_evals(args: &EvalArgs, file: &std::path::Path) -> Result<Vec<RuleEval>> {
+    use crate::rules::inject::capture_with_rules;
+    let (ck, stream, seq) = held_out(args)?;
+    let tok = super::rules::checkpoint_tokenizer(&ck, &args.checkpoint)?;
+    let rules = super::rules::load_rules(
+        file,
+        &ck.blocks,
+        tok.as_ref(),
+        &super::rules::checkpoint_anchors(&ck),
+    )?;
+    let t = seq.min(ck.model.config.max_seq_len);
+    let windows: Vec<Vec<u32>> = (0..args.windows)
+        .map_while(|w| stream.window(w * t, t).map(|win| win.x.to_vec()))
+        .collect();
+    let mut out = Vec::new();
+    for &lam in &args.lambda {
+        let dial = args.dial.setting(lam)?;
+        // Per rule: rows, Σ PF_mass·rows, Σ PF_top1·rows, windows fired, windows passed.
+        let mut acc = vec![(0usize, 0.0f64, 0.0f64, 0usize, 0usize); rules.len()];
+        for ids in &windows {
+            let rc = capture_with_rules(&ck.model, &ck.blocks, ids, &dial, &rules)?;
+            for (k, rep) in rc.reports.iter().enumerate() {
+                let rows = rep.fired.len() - rep.without_target.len();
+                let Some(a) = acc.get_mut(k) else { continue };
+                if rows == 0 {
+                    continue;
+                }
+                let scoped: Vec<_> = rep.heads.iter().filter(|h| h.in_scope).collect();
+                let n = scoped.len().max(1) as f64;
+                a.0 += rows;
+                a.1 += rows as f64 * scoped.iter().map(|h| h.pf_mass).sum::<f64>() / n;
+                a.2 += rows as f64 * scoped.iter().map(|h| h.pf_top1).sum::<f64>() / n;
+                a.3 += 1;
+                if rep.pass == Some(true) {
+                    a.4 += 1;
+                }
+            }
+        }
+        for (r, a) in rules.iter().zip(&acc) {
+            let target = match r.strength {
+                crate::rules::ast::Strength::Fidelity { target } => Some(target),
+                crate::rules::ast::Strength::Bias { .. } => None,
+            };
+            out.push(RuleEval {
+                lambda: lam,
+                id: r.id.clone(),
+                fired: a.0,
+                pf_mass: (a.0 > 0).then(|| a.1 / a.0 as f64),
+                pf_top1: (a.0 > 0).then(|| a.2 / a.0 as f64),
+                target,
+                pass_rate: (target.is_some() && a.3 > 0).then(|| a.4 as f64 / a.3 as f64),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A Markdown table of per-rule results.
+pub fn rule_table(rows: &[RuleEval]) -> String {
+    let mut s = String::from(
+        "| λ_inf | rule | rows fired | PF_mass | PF_top1 | target | windows passing |\n|---|---|---|---|---|---|---|\n",
+    );
+    let f = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "–".into());
+    for r in rows {
+        s.push_str(&format!(
+            "| {:.2} | {} | {} | {} | {} | {} | {} |\n",
+            r.lambda,
+            r.id,
+            r.fired,
+            f(r.pf_mass),
+            f(r.pf_top1),
+            r.target
+                .map(|t| t.to_string())
+                .unwrap_or_else(|| "–".into()),
+            r.pass_rate
+                .map(|p| format!("{:.0}%", 100.0 * p))
+                .unwrap_or_else(|| "–".into())
+        ));
+    }
+    s
 }
 
 /// A Markdown table of reports.
@@ -213,13 +330,27 @@ fn print_anchors(checkpoint: &std::path::Path) -> Result<()> {
 /// Run `localist eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
     let reports = eval_reports(&args)?;
+    let rules = match &args.rules {
+        Some(file) => Some(rule_evals(&args, file)?),
+        None => None,
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        match &rules {
+            Some(r) => println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "eval": reports, "rules": r }))?
+            ),
+            None => println!("{}", serde_json::to_string_pretty(&reports)?),
+        }
     } else {
         print!(
             "{}",
             table(&reports, DialMode::from(args.dial.mode).label())
         );
+        if let Some(r) = &rules {
+            println!();
+            print!("{}", rule_table(r));
+        }
     }
     if args.anchors {
         print_anchors(&args.checkpoint)?;

@@ -4,6 +4,7 @@ pub mod blocks;
 pub mod capture;
 pub mod eval;
 pub mod output;
+pub mod rules;
 pub mod sweep;
 pub mod synth;
 pub mod train;
@@ -45,6 +46,12 @@ pub enum Command {
     },
     /// A short demonstration sweep on the bundled corpus (about 30 s), printed as a table.
     Demo,
+    /// Rule files: check them.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
+    /// The audit report: write it headless, or verify one.
+    #[command(subcommand)]
+    Audit(rules::AuditCommand),
 }
 
 /// Run a parsed command line.
@@ -69,6 +76,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Blocks(a)) => blocks::run(a),
         Some(Command::Studio { checkpoint }) => crate::studio::run(checkpoint),
         Some(Command::Demo) => sweep::run(sweep::SweepArgs::demo()),
+        Some(Command::Rules(c)) => rules::run_rules(c),
+        Some(Command::Audit(c)) => rules::run_audit(c),
         None => crate::studio::run(None),
     }
 }

@@ -541,3 +541,59 @@ pub fn report_html(report: &AuditReport, figures: &[(String, Vec<u8>)]) -> Strin
     h.push_str("</table><p>Verify with <code>localist audit verify REPORT.json</code>: it recomputes the report's hash, the log's hash chain and the model's and corpus's hashes.</p></body></html>");
     h
 }
+
+/// Assemble and seal a report.
+#[allow(clippy::too_many_arguments)]
+pub fn make_report(
+    model: Option<(PathBuf, String)>,
+    corpus: Option<(Option<PathBuf>, String)>,
+    dial: &DialSetting,
+    text: &str,
+    rules: &[ResolvedRule],
+    reports: &[RuleReport],
+    log: &AuditLog,
+) -> AuditReport {
+    let (model_path, model_sha256) = match model {
+        Some((p, h)) => (Some(p), h),
+        None => (None, "unsaved".into()),
+    };
+    let (corpus_path, corpus_sha256) = match corpus {
+        Some((p, h)) => (p, h),
+        None => (None, "unknown".into()),
+    };
+    AuditReport {
+        format: "localist-audit-report".into(),
+        version: REPORT_VERSION,
+        generated_unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        model_path,
+        model_sha256,
+        corpus_path,
+        corpus_sha256,
+        dial: dial.clone(),
+        text: text.to_string(),
+        rules: rule_audits(rules, reports),
+        log: log.clone(),
+        report_sha256: String::new(),
+    }
+    .seal()
+}
+
+/// Read a report's JSON; errors name the file.
+pub fn read_report(path: &Path) -> anyhow::Result<AuditReport> {
+    use anyhow::Context;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let report: AuditReport = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not an audit report", path.display()))?;
+    if report.format != "localist-audit-report" {
+        anyhow::bail!(
+            "{}: not an audit report (format {:?})",
+            path.display(),
+            report.format
+        );
+    }
+    Ok(report)
+}

@@ -5,7 +5,7 @@
 
 use egui::Color32;
 
-use crate::engine::audit::{report_html, rule_audits, AuditReport, REPORT_VERSION};
+use crate::engine::audit::{make_report, report_html, rule_audits, AuditReport};
 use crate::studio::export::head_png;
 use crate::studio::state::{short, StudioState};
 
@@ -13,50 +13,46 @@ use crate::studio::state::{short, StudioState};
 /// measured fidelity, the log; and the figures for its HTML (the first in-scope head of each
 /// rule that fired, as a heatmap).
 pub fn build_report(state: &StudioState) -> (AuditReport, Vec<(String, Vec<u8>)>) {
-    let (model_sha256, corpus_sha256) = state.hashes();
-    let corpus_path = state
-        .summary
-        .as_ref()
-        .and_then(|s| s.corpus.as_ref())
-        .and_then(|(p, _)| p.clone());
-    let report = AuditReport {
-        format: "localist-audit-report".into(),
-        version: REPORT_VERSION,
-        generated_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-        model_path: state.checkpoint.as_ref().map(|(p, _)| p.clone()),
-        model_sha256,
-        corpus_path,
-        corpus_sha256,
-        dial: state.dial.clone(),
-        text: state.text.clone(),
-        rules: rule_audits(&state.rules.resolved, &state.rules.reports),
-        log: state.rules.log.clone(),
-        report_sha256: String::new(),
-    }
-    .seal();
+    let report = make_report(
+        state.checkpoint.clone(),
+        state.summary.as_ref().and_then(|s| s.corpus.clone()),
+        &state.dial,
+        &state.text,
+        &state.rules.resolved,
+        &state.rules.reports,
+        &state.rules.log,
+    );
+    let figures = match &state.capture {
+        Some((cap, _)) => report_figures(&report, cap, state.colormap),
+        None => Vec::new(),
+    };
+    (report, figures)
+}
+
+/// For each rule that fired, a heatmap of its first in-scope head on the report's text.
+pub fn report_figures(
+    report: &AuditReport,
+    cap: &crate::engine::Capture,
+    colormap: crate::studio::colormap::Colormap,
+) -> Vec<(String, Vec<u8>)> {
     let mut figures = Vec::new();
-    if let Some((cap, _)) = &state.capture {
-        for a in &report.rules {
-            let Some(hf) = a.report.heads.iter().find(|h| h.in_scope) else {
-                continue;
-            };
-            if let Some(hc) = cap.head(hf.layer, hf.head) {
-                if let Ok(png) = head_png(cap, hc, state.colormap, false, 6) {
-                    figures.push((
-                        format!(
-                            "Rule {}: attention of layer {} head {} on the report's text (rows are queries, columns keys), with the rule in force",
-                            a.id, hf.layer, hf.head
-                        ),
-                        png,
-                    ));
-                }
+    for a in &report.rules {
+        let Some(hf) = a.report.heads.iter().find(|h| h.in_scope) else {
+            continue;
+        };
+        if let Some(hc) = cap.head(hf.layer, hf.head) {
+            if let Ok(png) = head_png(cap, hc, colormap, false, 6) {
+                figures.push((
+                    format!(
+                        "Rule {}: attention of layer {} head {} on the report's text (rows are queries, columns keys), with the rules in force",
+                        a.id, hf.layer, hf.head
+                    ),
+                    png,
+                ));
             }
         }
     }
-    (report, figures)
+    figures
 }
 
 /// Draw the panel.
