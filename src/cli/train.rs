@@ -190,6 +190,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     })?;
     let e = &outcome.eval;
     let secs = started.elapsed().as_secs_f64();
+    println!("device: {:?}", device.location());
     if let Some(tps) = steady_tps {
         println!("steady-state training speed: {tps:.0} tokens/s (after 10 warm-up steps)");
     }
