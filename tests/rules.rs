@@ -530,3 +530,98 @@ fn a_truncated_rule_file_is_rejected_whole() {
     assert_eq!(errs.errors.len(), 1, "{errs}");
     assert!(errs.to_string().contains("expected a clause"), "{errs}");
 }
+
+#[test]
+fn training_towards_a_rule_raises_its_pointer_fidelity_without_injection() {
+    use localist::engine::corpus::{CorpusSource, TokenizerKind};
+    use localist::engine::train_job::{run, TrainJob};
+    use localist::train::trainer::TrainConfig;
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("date.rules");
+    std::fs::write(
+        &file,
+        "rule dose_to_date \"A dose attends to the note's date\"\n  when query.block = dose\n  \
+         target previous block date\n  fidelity 0.9\nend\n",
+    )
+    .unwrap();
+    let job = |rules: Option<PathBuf>| TrainJob {
+        corpus: CorpusSource::Synthetic {
+            seed: 3,
+            records: 300,
+        },
+        tokenizer: TokenizerKind::Word,
+        train: TrainConfig {
+            steps: 40,
+            batch_size: 8,
+            seq_len: 32,
+            seed: 1,
+            mu_rule: if rules.is_some() { 1.0 } else { 0.0 },
+            ..TrainConfig::default()
+        },
+        eval_windows: 4,
+        save_optimizer: false,
+        rules,
+        ..TrainJob::default()
+    };
+    let pf_on_rule_rows = |rules_file: Option<PathBuf>| -> (f64, f64) {
+        let out = run(&job(rules_file), &Device::Cpu, |_| true).unwrap();
+        let s = &out.session;
+        let last = s.history.last().unwrap().rule_nats;
+        let set = parse_rules(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let rules = resolve(&set, &s.trainer.blocks, s.corpus.tokenizer.as_ref(), &[]).unwrap();
+        let (mut sum, mut n) = (0.0, 0usize);
+        for w in 0..20 {
+            let Some(win) = s.val.window(w * 32, 32) else {
+                break;
+            };
+            let ids = win.x;
+            // Plain capture: no rule is injected; only what training taught shows.
+            let cap = capture(
+                &s.trainer.model,
+                &s.trainer.blocks,
+                &ids,
+                &DialSetting::default(),
+            )
+            .unwrap();
+            for f in fire(&rules, &ids, &s.trainer.blocks.masks(&ids)) {
+                if f.targets.is_empty() {
+                    continue;
+                }
+                for hc in &cap.heads {
+                    sum += f
+                        .targets
+                        .iter()
+                        .map(|&j| hc.attention[f.query * ids.len() + j] as f64)
+                        .sum::<f64>();
+                    n += 1;
+                }
+            }
+        }
+        assert!(n > 0, "the rule never fired on held-out text");
+        (sum / n as f64, last)
+    };
+    let (without, rule_nats_without) = pf_on_rule_rows(None);
+    let (with, rule_nats_with) = pf_on_rule_rows(Some(file.clone()));
+    assert_eq!(rule_nats_without, 0.0);
+    assert!(rule_nats_with > 0.0);
+    assert!(
+        with > without + 0.2,
+        "PF on the rule's rows: {without:.3} without the rule penalty, {with:.3} with it"
+    );
+    eprintln!("PF on the rule's rows: {without:.3} without, {with:.3} with μ_rule = 1");
+    // A rule file with an error stops training before it starts, naming the file and place.
+    std::fs::write(
+        &file,
+        "rule x\n when query.block = nope\n target block drug\n bias 1\nend\n",
+    )
+    .unwrap();
+    let err = match run(&job(Some(file.clone())), &Device::Cpu, |_| true) {
+        Ok(_) => panic!("a bad rule file must stop training"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("date.rules:2:21: unknown block \"nope\""),
+        "{err}"
+    );
+}

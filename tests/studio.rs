@@ -34,7 +34,8 @@ fn step_until(h: &mut Harness<'static, StudioApp>, what: &str, done: impl Fn(&St
     while !done(h.state()) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         h.step();
-        std::thread::yield_now();
+        // Leave the CPU to the worker threads (two cores run two tests at once).
+        std::thread::sleep(Duration::from_millis(2));
     }
     h.step();
 }
@@ -77,7 +78,10 @@ fn moving_the_dial_shows_the_engines_entropy_for_that_lambda() {
 #[test]
 fn starting_training_advances_the_curve_and_stop_stops_it() {
     let mut h = harness(sample("tiny-clinical"));
-    step_until(&mut h, "the model", |app| app.state.summary.is_some());
+    // λ* arrives after the model and adds a line above the buttons: wait for it before clicking.
+    step_until(&mut h, "the model and λ*", |app| {
+        app.state.summary.is_some() && app.state.threshold.is_some()
+    });
     h.get_by_label("New run").click();
     step_until(&mut h, "three training steps", |app| {
         app.state.curve.len() >= 3
@@ -474,8 +478,9 @@ fn compare_shows_two_configurations_with_hover_synced() {
 fn per_layer_sliders_set_each_layers_dial() {
     use localist::engine::LayerSchedule;
     let mut h = harness(sample("tiny-shakespeare-l1"));
-    step_until(&mut h, "the first capture", |app| {
-        app.state.capture.is_some() && app.state.summary.is_some()
+    // Wait for the λ* estimate too: its line below the slider moves the buttons under it.
+    step_until(&mut h, "the first capture and λ*", |app| {
+        app.state.capture.is_some() && app.state.summary.is_some() && app.state.threshold.is_some()
     });
     h.get_by_label("per layer").click();
     h.run_steps(2);

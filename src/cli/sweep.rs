@@ -85,6 +85,8 @@ impl SweepArgs {
             lambda_train: lambda,
             eta: 1.0,
             mu_anchor: 0.05,
+            rules: None,
+            mu_rule: 0.0,
             steps: t.steps,
             batch: t.batch,
             seq: 64,

@@ -45,6 +45,12 @@ pub struct TrainArgs {
     /// Anchor-loss weight μ_anc.
     #[arg(long, default_value_t = 0.05)]
     pub mu_anchor: f64,
+    /// A rule file to train towards (a penalty −log PF_mass where each rule fires).
+    #[arg(long)]
+    pub rules: Option<std::path::PathBuf>,
+    /// Weight μ_rule of the rule penalty (used with --rules).
+    #[arg(long, default_value_t = 1.0)]
+    pub mu_rule: f64,
     /// Optimizer steps.
     #[arg(long, default_value_t = 500)]
     pub steps: usize,
@@ -108,6 +114,11 @@ impl TrainArgs {
                 lambda_train: self.lambda_train,
                 eta: self.eta,
                 mu_anchor: self.mu_anchor,
+                mu_rule: if self.rules.is_some() {
+                    self.mu_rule
+                } else {
+                    0.0
+                },
                 batch_size: self.batch,
                 seq_len: self.seq,
                 steps: self.steps,
@@ -129,6 +140,7 @@ impl TrainArgs {
             resume: self.resume.clone(),
             eval_windows: 64,
             save_optimizer: !self.no_optimizer_state,
+            rules: self.rules.clone(),
         })
     }
 }

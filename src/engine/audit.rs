@@ -465,7 +465,11 @@ pub fn report_html(report: &AuditReport, figures: &[(String, Vec<u8>)]) -> Strin
          <tr><th>report SHA-256</th><td class=\"hash\">{}</td></tr></table>",
         esc(&report.model_path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "unsaved model".into())),
         esc(&report.model_sha256),
-        esc(&report.corpus_path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "not recorded".into())),
+        esc(&match (&report.corpus_path, report.corpus_sha256.as_str()) {
+            (Some(p), _) => p.display().to_string(),
+            (None, "unknown") => "not recorded".into(),
+            (None, _) => "generated (the synthetic corpus, regenerated from its seed)".into(),
+        }),
         esc(&report.corpus_sha256),
         report.dial.params.mode.label(),
         report.dial.params.lambda,
@@ -485,7 +489,7 @@ pub fn report_html(report: &AuditReport, figures: &[(String, Vec<u8>)]) -> Strin
             Some(true) => "<span class=\"pass\">pass</span>".to_string(),
             Some(false) => "<span class=\"fail\">fail</span>".to_string(),
             None if a.report.fired.is_empty() => "did not fire".to_string(),
-            None => "no target (bias rule)".to_string(),
+            None => "bias rule (no PF target)".to_string(),
         };
         h.push_str(&format!(
             "<tr><td><b>{}</b><br>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

@@ -59,6 +59,9 @@ pub struct TrainJob {
     pub eval_windows: usize,
     /// Write optimizer moments into checkpoints (needed to resume exactly).
     pub save_optimizer: bool,
+    /// A rule file trained towards with weight `train.mu_rule`.
+    #[serde(default)]
+    pub rules: Option<PathBuf>,
 }
 
 impl Default for TrainJob {
@@ -78,6 +81,7 @@ impl Default for TrainJob {
             resume: None,
             eval_windows: 64,
             save_optimizer: true,
+            rules: None,
         }
     }
 }
@@ -172,6 +176,16 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
         }
     };
     let mut trainer = Trainer::new(model, blocks, train, job.train.clone())?;
+    if let Some(path) = &job.rules {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let name = path.display().to_string();
+        let set = crate::rules::parse_rules(&text)
+            .map_err(|e| anyhow::anyhow!("{}", e.with_file(&name)))?;
+        trainer.rules =
+            crate::rules::resolve(&set, &trainer.blocks, corpus.tokenizer.as_ref(), &[])
+                .map_err(|e| anyhow::anyhow!("{}", e.with_file(&name)))?;
+    }
     if let Some(state) = opt_state {
         trainer.resume(&state, step)?;
     } else if step > 0 {

@@ -436,6 +436,11 @@ impl Worker {
                 self.state = RunState::Idle;
                 self.emit(Event::Loaded(Box::new(summary)));
                 self.refit_rules();
+                if let Some(s) = &mut self.session {
+                    if s.job.rules.is_none() {
+                        s.trainer.rules = self.rules.clone();
+                    }
+                }
                 self.recapture();
                 self.threshold();
             }
@@ -600,6 +605,10 @@ impl Worker {
         match self.resolve_rules(&text, &off) {
             Ok(rules) => {
                 self.rules = rules.clone();
+                // A run in progress trains towards the rules in force (weight μ_rule).
+                if let Some(s) = &mut self.session {
+                    s.trainer.rules = rules.clone();
+                }
                 self.rules_text = text;
                 self.rules_off = off;
                 self.emit(Event::RulesApplied(rules));

@@ -206,6 +206,11 @@ impl StudioApp {
 
     /// Autosave now if something changed (public for tests; the frame loop calls it).
     pub fn autosave_tick(&mut self, force: bool) {
+        // Never overwrite the autosave of a crashed studio while its restore is on offer, nor
+        // with the half-started state of the first frames (before a model has arrived).
+        if self.state.restore_offer.is_some() || self.state.summary.is_none() {
+            return;
+        }
         let session = self.current_session();
         if let Some(a) = &mut self.autosave {
             if let Err(e) = a.tick(&session, force) {

@@ -47,6 +47,9 @@ pub struct TrainConfig {
     pub penalty_eps: f64,
     /// Leave self and the first position out of the penalty's groups (see `PenaltyTensors`).
     pub exempt_always_visible: bool,
+    /// Weight μ_rule of the rule penalty: −log PF_mass on the rows where a rule fires, in its
+    /// layers and heads (0 disables it; see [`Trainer::rules`]).
+    pub mu_rule: f64,
 }
 
 impl Default for TrainConfig {
@@ -65,6 +68,7 @@ impl Default for TrainConfig {
             sampling: Sampling::Random,
             penalty_eps: 1e-12,
             exempt_always_visible: false,
+            mu_rule: 0.0,
         }
     }
 }
@@ -95,6 +99,20 @@ pub enum TrainError {
     Model(#[from] crate::model::transformer::ModelError),
 }
 
+/// The loss terms of one batch, as tensors (scalars).
+pub struct LossTerms {
+    /// What is minimised: ce + η·λ·Ω + μ_anc·anchor + μ_rule·rule.
+    pub total: Tensor,
+    /// Cross-entropy.
+    pub ce: Tensor,
+    /// Mean Ω.
+    pub penalty: Tensor,
+    /// Anchor loss.
+    pub anchor: Tensor,
+    /// Rule penalty.
+    pub rule: Tensor,
+}
+
 /// What one step did.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepStats {
@@ -108,6 +126,9 @@ pub struct StepStats {
     pub penalty: f64,
     /// Anchor loss in nats.
     pub anchor_nats: f64,
+    /// Rule penalty (mean −log PF_mass over fired rows in scope), nats; 0 without rules.
+    #[serde(default)]
+    pub rule_nats: f64,
     /// λ used at this step (after annealing).
     pub lambda: f64,
     /// Tokens processed.
@@ -126,6 +147,8 @@ pub struct Trainer {
     pub train: TokenStream,
     /// Next step index.
     pub step: usize,
+    /// Rules trained towards with weight `config.mu_rule` (resolved against `blocks`).
+    pub rules: Vec<crate::rules::check::ResolvedRule>,
     optimizer: AdamW,
     rng: SplitMix64,
 }
@@ -172,6 +195,7 @@ impl Trainer {
             config,
             train,
             step: 0,
+            rules: Vec::new(),
             optimizer,
             rng,
         })
@@ -203,12 +227,70 @@ impl Trainer {
         .collect()
     }
 
-    /// Loss terms of a batch as tensors: (total, ce, penalty, anchor).
+    /// Loss terms of a batch as tensors: (total, ce, penalty, anchor); the total includes the
+    /// rule penalty when rules are set.
     pub fn batch_loss(
         &self,
         batch: &[Window],
         lambda: f64,
     ) -> Result<(Tensor, Tensor, Tensor, Tensor), TrainError> {
+        let t = self.batch_terms(batch, lambda)?;
+        Ok((t.total, t.ce, t.penalty, t.anchor))
+    }
+
+    /// The rule penalty of one layer's attention [B,H,T,T]: mean −log PF_mass over the rows
+    /// where a rule fires, in that rule's heads (None when no rule fires in this layer).
+    fn rule_term(
+        &self,
+        layer: usize,
+        attention: &Tensor,
+        firings: &[Vec<crate::rules::check::Firing>],
+    ) -> Result<Option<Tensor>, TrainError> {
+        let (b, h, t) = (
+            firings.len(),
+            self.model.config.num_heads,
+            self.config.seq_len,
+        );
+        let mut target = vec![0f32; b * h * t * t];
+        let mut rows = vec![0f32; b * h * t];
+        let mut n = 0usize;
+        for (bi, fs) in firings.iter().enumerate() {
+            for f in fs.iter().filter(|f| !f.targets.is_empty()) {
+                let Some(rule) = self.rules.get(f.rule) else {
+                    continue;
+                };
+                if !rule.layers.contains(layer) {
+                    continue;
+                }
+                for hi in rule.heads.indices(h) {
+                    let row = (bi * h + hi) * t + f.query;
+                    if let Some(r) = rows.get_mut(row) {
+                        if *r == 0.0 {
+                            n += 1;
+                        }
+                        *r = 1.0;
+                    }
+                    for &j in &f.targets {
+                        if let Some(c) = target.get_mut(row * t + j) {
+                            *c = 1.0;
+                        }
+                    }
+                }
+            }
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        let dev = &self.model.device;
+        let target = Tensor::from_vec(target, (b, h, t, t), dev)?;
+        let rows = Tensor::from_vec(rows, (b, h, t), dev)?;
+        let pf = (attention * target)?.sum(candle_core::D::Minus1)?;
+        let nll = ((pf + 1e-9)?.log()? * rows)?.sum_all()?.neg()?;
+        Ok(Some((nll / n as f64)?))
+    }
+
+    /// Every loss term of a batch.
+    pub fn batch_terms(&self, batch: &[Window], lambda: f64) -> Result<LossTerms, TrainError> {
         let dev = &self.model.device;
         let (b, t) = (batch.len(), self.config.seq_len);
         let x: Vec<u32> = batch.iter().flat_map(|w| w.x.iter().copied()).collect();
@@ -267,7 +349,31 @@ impl Trainer {
                 total = (total + (&anc * self.config.mu_anchor)?)?;
             }
         }
-        Ok((total, ce, pen, anc))
+        let mut rule = Tensor::zeros((), candle_core::DType::F32, dev)?;
+        if self.config.mu_rule > 0.0 && !self.rules.is_empty() {
+            let firings: Vec<Vec<crate::rules::check::Firing>> = batch
+                .iter()
+                .map(|w| crate::rules::check::fire(&self.rules, &w.x, &self.blocks.masks(&w.x)))
+                .collect();
+            let mut acc = Vec::new();
+            for (l, a) in out.attention.iter().enumerate() {
+                if let Some(term) = self.rule_term(l, a, &firings)? {
+                    acc.push(term);
+                }
+            }
+            if !acc.is_empty() {
+                let k = acc.len() as f64;
+                rule = (Tensor::stack(&acc, 0)?.sum_all()? / k)?;
+                total = (total + (&rule * self.config.mu_rule)?)?;
+            }
+        }
+        Ok(LossTerms {
+            total,
+            ce,
+            penalty: pen,
+            anchor: anc,
+            rule,
+        })
     }
 
     /// One optimizer step. On a non-finite loss nothing is updated.
@@ -277,7 +383,13 @@ impl Trainer {
             return Err(TrainError::Invalid("no batch could be drawn".into()));
         }
         let lambda = self.lambda_at(self.step);
-        let (total, ce, pen, anc) = self.batch_loss(&batch, lambda)?;
+        let LossTerms {
+            total,
+            ce,
+            penalty: pen,
+            anchor: anc,
+            rule,
+        } = self.batch_terms(&batch, lambda)?;
         let loss = total.to_scalar::<f32>()?;
         if !loss.is_finite() {
             return Err(TrainError::NonFinite {
@@ -294,6 +406,7 @@ impl Trainer {
             ce_nats: ce.to_scalar::<f32>()? as f64,
             penalty: pen.to_scalar::<f32>()? as f64,
             anchor_nats: anc.to_scalar::<f32>()? as f64,
+            rule_nats: rule.to_scalar::<f32>()? as f64,
             lambda,
             tokens: batch.len() * self.config.seq_len,
         };

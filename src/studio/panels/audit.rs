@@ -136,7 +136,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
                             ui.label("did not fire");
                         }
                         None => {
-                            ui.label("bias rule: no target");
+                            ui.label("bias rule (no PF target)");
                         }
                     }
                     ui.end_row();

@@ -214,7 +214,6 @@ fn step_history(state: &mut StudioState, delta: i64) {
 }
 
 fn editor(ui: &mut egui::Ui, state: &mut StudioState) {
-    ui.label("rule file");
     let dark = ui.visuals().dark_mode;
     let errors = state.rules.errors.clone();
     let mut layouter = |ui: &egui::Ui, buf: &dyn egui::TextBuffer, wrap: f32| {

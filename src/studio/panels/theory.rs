@@ -37,8 +37,32 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
             .filter_map(|p| f(p).map(|v| [p.lambda, v]))
             .collect()
     };
-    ui.label("off-block mass ε");
-    Plot::new("theory_eps")
+    let curve_for_export = curve.clone();
+    let mut want_png = false;
+    ui.horizontal(|ui| {
+        ui.label("off-block mass ε");
+        ui.menu_button("Export", |ui| {
+            if ui.button("numbers as CSV…").clicked() {
+                state.pending_export = Some((
+                    "theory.csv".into(),
+                    theory_csv(&curve_for_export).into_bytes(),
+                ));
+                ui.close();
+            }
+            if ui.button("numbers as JSON…").clicked() {
+                match serde_json::to_string_pretty(&curve_for_export) {
+                    Ok(j) => state.pending_export = Some(("theory.json".into(), j.into_bytes())),
+                    Err(e) => state.error = Some(format!("export failed: {e}")),
+                }
+                ui.close();
+            }
+            if ui.button("plots as PNG…").clicked() {
+                want_png = true;
+                ui.close();
+            }
+        });
+    });
+    let eps_plot = Plot::new("theory_eps")
         .height(220.0)
         .legend(Legend::default())
         .include_y(0.0)
@@ -58,7 +82,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
             ));
         });
     ui.label("attention entropy (bits)");
-    Plot::new("theory_entropy")
+    let entropy_plot = Plot::new("theory_entropy")
         .height(220.0)
         .legend(Legend::default())
         .include_y(0.0)
@@ -72,6 +96,12 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
                 pts(&|p| p.entropy_bound_bits),
             ));
         });
+    if want_png {
+        state.screenshot_request = Some((
+            "theory.png".into(),
+            eps_plot.response.rect.union(entropy_plot.response.rect),
+        ));
+    }
     over_training(ui, state);
     let Some((_, curve)) = &state.theory else {
         return;
@@ -165,4 +195,26 @@ fn over_training(ui: &mut egui::Ui, state: &StudioState) {
             ),
         );
     }
+}
+
+/// The theory curve as CSV: one row per λ.
+pub fn theory_csv(curve: &[crate::engine::theory::TheoryPoint]) -> String {
+    let opt = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
+    let mut out = String::from(
+        "lambda,eps,eps_layer0,eps_layer0_closed_form,eps_bound_8_1,entropy_bits,entropy_bound_8_2_bits,violations\n",
+    );
+    for p in curve {
+        out.push_str(&format!(
+            "{},{},{},{},{},{},{},{}\n",
+            p.lambda,
+            p.eps,
+            p.eps_layer0,
+            opt(p.eps_layer0_closed_form),
+            opt(p.eps_bound),
+            p.entropy_bits,
+            opt(p.entropy_bound_bits),
+            p.violations
+        ));
+    }
+    out
 }

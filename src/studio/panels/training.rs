@@ -25,6 +25,8 @@ pub struct RunSettings {
     pub steps: usize,
     /// Seed.
     pub seed: u64,
+    /// Weight of the rule penalty: the rules in force are trained towards.
+    pub mu_rule: f64,
 }
 
 impl Default for RunSettings {
@@ -36,6 +38,7 @@ impl Default for RunSettings {
             lr: 1e-3,
             steps: 1000,
             seed: 0,
+            mu_rule: 0.0,
         }
     }
 }
@@ -58,6 +61,7 @@ impl RunSettings {
             steps: self.steps,
             seed: self.seed,
             mu_anchor: 0.05,
+            mu_rule: self.mu_rule,
             ..TrainConfig::default()
         };
         train.optimizer.lr = self.lr;
@@ -103,6 +107,18 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
                     crate::studio::panels::dial::mark_lambda_star(ui, &slider, est);
                 }
             });
+            ui.end_row();
+            let l = ui.label("μ_rule");
+            ui.add(
+                egui::DragValue::new(&mut settings.mu_rule)
+                    .speed(0.05)
+                    .range(0.0..=10.0),
+            )
+            .labelled_by(l.id)
+            .on_hover_text(
+                "Weight of the rule penalty in training: −log PF_mass on the rows where a rule \
+                     in force fires, in its layers and heads (0: rules act at inference only).",
+            );
             ui.end_row();
             let l = ui.label("learning rate");
             ui.add(
