@@ -7,7 +7,6 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use localist::data::tokenizer::{Tokenizer, TokenizerSpec};
-use localist::engine::anchors::AnchorReport;
 use localist::model::capture::capture;
 use localist::model::checkpoint::{load_checkpoint, Checkpoint};
 use localist::model::dial::DialSetting;
@@ -33,18 +32,7 @@ fn clinical() -> (Checkpoint, Box<dyn Tokenizer>, Anchors) {
         .unwrap()
         .build()
         .unwrap();
-    let anchors: Anchors = ck
-        .meta
-        .training
-        .get("anchors")
-        .and_then(|a| serde_json::from_value::<AnchorReport>(a.clone()).ok())
-        .map(|r| {
-            r.blocks
-                .into_iter()
-                .map(|(b, rows)| (b, rows.into_iter().map(|a| a.token).collect()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let anchors: Anchors = localist::engine::anchors::recorded_anchor_tokens(&ck.meta.training);
     (ck, tok, anchors)
 }
 

@@ -6,7 +6,6 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
-use crate::engine::anchors::AnchorReport;
 use crate::engine::audit::{make_report, read_report, report_html, verify_report, AuditLog};
 use crate::engine::corpus::CorpusSource;
 use crate::engine::train_job::default_device;
@@ -68,17 +67,7 @@ pub struct ReportArgs {
 
 /// Anchor tokens per block recorded in a checkpoint.
 pub fn checkpoint_anchors(ck: &Checkpoint) -> Vec<(String, Vec<String>)> {
-    ck.meta
-        .training
-        .get("anchors")
-        .and_then(|a| serde_json::from_value::<AnchorReport>(a.clone()).ok())
-        .map(|r| {
-            r.blocks
-                .into_iter()
-                .map(|(b, rows)| (b, rows.into_iter().map(|a| a.token).collect()))
-                .collect()
-        })
-        .unwrap_or_default()
+    crate::engine::anchors::recorded_anchor_tokens(&ck.meta.training)
 }
 
 /// A checkpoint's tokenizer.

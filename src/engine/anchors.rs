@@ -77,3 +77,18 @@ pub fn anchor_report(
         coverage_bits: coverage,
     }
 }
+
+/// The anchor tokens of each block recorded in a checkpoint's training facts (block name,
+/// tokens), for rules that target `anchor B`; empty when none were recorded.
+pub fn recorded_anchor_tokens(training: &serde_json::Value) -> Vec<(String, Vec<String>)> {
+    training
+        .get("anchors")
+        .and_then(|a| serde_json::from_value::<AnchorReport>(a.clone()).ok())
+        .map(|r| {
+            r.blocks
+                .into_iter()
+                .map(|(b, rows)| (b, rows.into_iter().map(|a| a.token).collect()))
+                .collect()
+        })
+        .unwrap_or_default()
+}

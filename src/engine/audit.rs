@@ -269,20 +269,7 @@ impl AuditReport {
 
 /// The mapping rows of a rule list with their reports.
 pub fn rule_audits(rules: &[ResolvedRule], reports: &[RuleReport]) -> Vec<RuleAudit> {
-    let scope = |s: &crate::rules::ast::Scope| match s {
-        crate::rules::ast::Scope::All => "all".to_string(),
-        crate::rules::ast::Scope::Ranges(r) => r
-            .iter()
-            .map(|&(a, b)| {
-                if a == b {
-                    format!("{a}")
-                } else {
-                    format!("{a}..{b}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", "),
-    };
+    let scope = crate::rules::print::print_scope;
     rules
         .iter()
         .zip(reports)

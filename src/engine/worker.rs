@@ -562,22 +562,10 @@ impl Worker {
 
     /// Anchor tokens per block of the current model, when it has them.
     fn anchors(&self) -> Vec<(String, Vec<String>)> {
-        let report = match (&self.session, &self.loaded) {
-            (None, Some(l)) => l
-                .meta
-                .training
-                .get("anchors")
-                .and_then(|a| serde_json::from_value::<AnchorReport>(a.clone()).ok()),
-            _ => None,
-        };
-        report
-            .map(|r| {
-                r.blocks
-                    .into_iter()
-                    .map(|(b, rows)| (b, rows.into_iter().map(|a| a.token).collect()))
-                    .collect()
-            })
-            .unwrap_or_default()
+        match (&self.session, &self.loaded) {
+            (None, Some(l)) => crate::engine::anchors::recorded_anchor_tokens(&l.meta.training),
+            _ => Vec::new(),
+        }
     }
 
     /// Parse and resolve a rule file against the current model.

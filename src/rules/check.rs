@@ -7,7 +7,7 @@ use crate::data::tokenizer::Tokenizer;
 use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::rules::ast::{Condition, Name, Pos, RuleSet, Scope, Strength, Target};
 use crate::rules::parse::{RuleError, RuleErrors};
-use crate::rules::print::print_rule;
+use crate::rules::print::{print_positions, print_rule};
 
 /// A block a rule refers to: one of the model's, or one a rule declares by its tokens.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -238,14 +238,7 @@ pub fn resolve(
             Target::Positions { positions } => (
                 Some(Aim::Positions(positions.clone())),
                 None,
-                format!(
-                    "positions {}",
-                    positions
-                        .iter()
-                        .map(|p| p.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                format!("positions {}", print_positions(positions)),
             ),
         };
         let forbid: Vec<u32> = r

@@ -3,8 +3,9 @@
 
 use crate::rules::ast::{Condition, Name, Rule, RuleSet, Scope, Strength, Target};
 
-/// Words the parser reads as keywords where a block name may stand; such names are quoted.
-const RESERVED: [&str; 20] = [
+/// The language's keywords: block names spelled like one are printed quoted, and the
+/// studio's editor colours them.
+pub const KEYWORDS: [&str; 21] = [
     "rule",
     "end",
     "when",
@@ -25,6 +26,7 @@ const RESERVED: [&str; 20] = [
     "anchor",
     "positions",
     "token",
+    "position",
 ];
 
 /// A string literal with escapes.
@@ -53,7 +55,7 @@ fn bare(s: &str) -> bool {
             .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.')
         && !s.contains("..")
         && !s.ends_with('.')
-        && !RESERVED.contains(&s)
+        && !KEYWORDS.contains(&s)
         && !s.starts_with("query.")
         && !s.starts_with("earlier.")
 }
@@ -79,7 +81,8 @@ fn number(x: f64) -> String {
     format!("{x}")
 }
 
-fn scope(s: &Scope) -> String {
+/// A scope as written: `all`, or `N` and `N..M` joined by commas.
+pub fn print_scope(s: &Scope) -> String {
     match s {
         Scope::All => "all".into(),
         Scope::Ranges(r) => r
@@ -113,14 +116,7 @@ fn target(t: &Target) -> String {
         Target::Token { token } => format!("token {}", quote(&token.text)),
         Target::PreviousBlock { block: b } => format!("previous block {}", block(b)),
         Target::Anchor { block: b } => format!("anchor {}", block(b)),
-        Target::Positions { positions } => format!(
-            "positions {}",
-            positions
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        Target::Positions { positions } => format!("positions {}", print_positions(positions)),
     }
 }
 
@@ -144,8 +140,8 @@ pub fn print_rule(r: &Rule) -> String {
             .join(" and ")
     ));
     out.push_str(&format!("  target {}\n", target(&r.target)));
-    out.push_str(&format!("  layers {}\n", scope(&r.layers)));
-    out.push_str(&format!("  heads {}\n", scope(&r.heads)));
+    out.push_str(&format!("  layers {}\n", print_scope(&r.layers)));
+    out.push_str(&format!("  heads {}\n", print_scope(&r.heads)));
     out.push_str(&match r.strength {
         Strength::Bias { rho } => format!("  bias {}\n", number(rho)),
         Strength::Fidelity { target } => format!("  fidelity {}\n", number(target)),
@@ -170,4 +166,13 @@ pub fn print_rules(set: &RuleSet) -> String {
         .map(print_rule)
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Positions joined by ", ".
+pub fn print_positions(positions: &[usize]) -> String {
+    positions
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

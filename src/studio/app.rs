@@ -318,44 +318,39 @@ impl StudioApp {
         let Some((name, bytes)) = self.state.pending_export.take() else {
             return;
         };
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let ctx = self.ctx.clone();
-        let spawned = std::thread::Builder::new()
-            .name("export-dialog".into())
-            .spawn(move || {
-                let picked = rfd::FileDialog::new()
-                    .set_title("Export")
-                    .set_file_name(&name)
-                    .save_file();
-                if let Some(path) = picked {
-                    let result = crate::engine::export::write_atomic(&path, &bytes)
-                        .map(|()| path)
-                        .map_err(|e| format!("{e:#}"));
-                    let _ = tx.send(result);
-                }
-                ctx.request_repaint();
-            });
-        match spawned {
-            Ok(_) => self.export = Some(rx),
-            Err(e) => self.state.error = Some(format!("could not open a file dialog: {e}")),
-        }
+        self.save_dialog("Export".into(), name, move |path| {
+            crate::engine::export::write_atomic(path, &bytes)
+        });
     }
 
     /// Ask where to write an audit report; write the HTML there and its JSON twin beside it.
     fn start_report_export(&mut self, html: Vec<u8>, json: Vec<u8>) {
+        self.save_dialog(
+            "Export the audit report (HTML; a .json twin is written beside it)".into(),
+            "audit-report.html".into(),
+            move |path| write_report(path, &html, &json),
+        );
+    }
+
+    /// A save dialog on its own thread; `write` runs there on the chosen path, and its outcome
+    /// comes back through `self.export` (shown in the status bar).
+    fn save_dialog(
+        &mut self,
+        title: String,
+        file_name: String,
+        write: impl FnOnce(&std::path::Path) -> anyhow::Result<()> + Send + 'static,
+    ) {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let ctx = self.ctx.clone();
         let spawned = std::thread::Builder::new()
-            .name("report-dialog".into())
+            .name("save-dialog".into())
             .spawn(move || {
                 let picked = rfd::FileDialog::new()
-                    .set_title("Export the audit report (HTML; a .json twin is written beside it)")
-                    .set_file_name("audit-report.html")
+                    .set_title(&title)
+                    .set_file_name(&file_name)
                     .save_file();
                 if let Some(path) = picked {
-                    let result = write_report(&path, &html, &json)
-                        .map(|()| path)
-                        .map_err(|e| format!("{e:#}"));
+                    let result = write(&path).map(|()| path).map_err(|e| format!("{e:#}"));
                     let _ = tx.send(result);
                 }
                 ctx.request_repaint();

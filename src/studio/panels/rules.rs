@@ -7,32 +7,8 @@ use egui::text::{LayoutJob, TextFormat};
 use egui::{Color32, FontId};
 
 use crate::rules::parse::RuleErrors;
+use crate::rules::print::KEYWORDS;
 use crate::studio::state::StudioState;
-
-/// Words coloured as keywords.
-const KEYWORDS: [&str; 21] = [
-    "rule",
-    "end",
-    "when",
-    "and",
-    "target",
-    "layers",
-    "heads",
-    "bias",
-    "fidelity",
-    "forbid",
-    "boost",
-    "by",
-    "new",
-    "block",
-    "disabled",
-    "all",
-    "previous",
-    "anchor",
-    "positions",
-    "token",
-    "position",
-];
 
 /// Colour the rule language: keywords, condition names, strings, numbers, comments; lines
 /// with an error get a red background.
