@@ -66,7 +66,12 @@ fn errors_give_line_and_column_and_what_was_expected_and_all_are_listed() {
                 rule c\n  target block drug\nend\n";
     let errs = parse_rules(text).unwrap_err();
     let msgs: Vec<String> = errs.errors.iter().map(|e| e.to_string()).collect();
-    assert_eq!(msgs.len(), 3, "{msgs:#?}");
+    assert_eq!(msgs.len(), 4, "{msgs:#?}");
+    assert!(
+        msgs[2].starts_with("9:12: fidelity must lie strictly between 0 and 1"),
+        "{}",
+        msgs[2]
+    );
     assert!(
         msgs[0].starts_with("3:19: expected `block`, found `blok`"),
         "{}",
@@ -78,9 +83,26 @@ fn errors_give_line_and_column_and_what_was_expected_and_all_are_listed() {
         msgs[1]
     );
     assert!(
-        msgs[2].starts_with("11:1: rule c is missing `when` and a strength"),
+        msgs[3].starts_with("11:1: rule c is missing `when` and a strength"),
         "{}",
-        msgs[2]
+        msgs[3]
+    );
+    // Two mistakes in one rule are both reported.
+    let errs = parse_rules(
+        "rule a\n  when query.token = mg\n  target previous blok drug\n  bias 2\nend\n",
+    )
+    .unwrap_err();
+    let msgs: Vec<String> = errs.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(msgs.len(), 2, "{msgs:#?}");
+    assert!(
+        msgs[0].starts_with("2:22: expected a quoted token"),
+        "{}",
+        msgs[0]
+    );
+    assert!(
+        msgs[1].starts_with("3:19: expected `block`, found `blok`"),
+        "{}",
+        msgs[1]
     );
     // More kinds of mistakes, each with its place.
     let cases = [

@@ -515,10 +515,12 @@ impl Parser {
         let mut new_block = None;
         let mut enabled = true;
         let mut seen_disabled = false;
-        loop {
-            let pos = self.pos();
-            let Tok::Ident(w) = self.peek().clone() else {
-                return self.expected(
+        // One clause per call; true once `end` is read. After an error the parser skips to the
+        // next clause and goes on, so every error of the rule is reported.
+        let mut clause = |p: &mut Parser| -> P<bool> {
+            let pos = p.pos();
+            let Tok::Ident(w) = p.peek().clone() else {
+                return p.expected(
                     "a clause (when, target, layers, heads, bias, fidelity, forbid, boost, new, \
                      disabled) or `end`",
                 );
@@ -532,11 +534,11 @@ impl Parser {
             };
             match w.as_str() {
                 "end" => {
-                    self.bump();
-                    break;
+                    p.bump();
+                    return Ok(true);
                 }
                 "rule" => {
-                    return self.fail(
+                    return p.fail(
                         pos,
                         format!(
                             "expected `end` to close rule {} before the next rule",
@@ -545,33 +547,33 @@ impl Parser {
                     )
                 }
                 "when" => {
-                    dup(when.is_some(), self)?;
-                    self.bump();
-                    let mut conds = vec![self.condition()?];
-                    while self.is_word("and") {
-                        self.bump();
-                        conds.push(self.condition()?);
+                    dup(when.is_some(), p)?;
+                    p.bump();
+                    let mut conds = vec![p.condition()?];
+                    while p.is_word("and") {
+                        p.bump();
+                        conds.push(p.condition()?);
                     }
                     when = Some(conds);
                 }
                 "target" => {
-                    dup(target.is_some(), self)?;
-                    self.bump();
-                    target = Some(self.target()?);
+                    dup(target.is_some(), p)?;
+                    p.bump();
+                    target = Some(p.target()?);
                 }
                 "layers" => {
-                    dup(layers.is_some(), self)?;
-                    self.bump();
-                    layers = Some(self.scope("a layer")?);
+                    dup(layers.is_some(), p)?;
+                    p.bump();
+                    layers = Some(p.scope("a layer")?);
                 }
                 "heads" => {
-                    dup(heads.is_some(), self)?;
-                    self.bump();
-                    heads = Some(self.scope("a head")?);
+                    dup(heads.is_some(), p)?;
+                    p.bump();
+                    heads = Some(p.scope("a head")?);
                 }
                 "bias" | "fidelity" => {
                     if strength.is_some() {
-                        return self.fail(
+                        return p.fail(
                             pos,
                             format!(
                                 "rule {} has two strengths; give either `bias` or `fidelity`",
@@ -579,17 +581,17 @@ impl Parser {
                             ),
                         );
                     }
-                    self.bump();
-                    let vpos = self.pos();
-                    let v = self.number("a number")?;
+                    p.bump();
+                    let vpos = p.pos();
+                    let v = p.number("a number")?;
                     strength = Some(if w == "bias" {
                         if v < 0.0 {
-                            return self.fail(vpos, format!("bias must be ≥ 0, found {v}"));
+                            return p.fail(vpos, format!("bias must be ≥ 0, found {v}"));
                         }
                         Strength::Bias { rho: v }
                     } else {
                         if !(v > 0.0 && v < 1.0) {
-                            return self.fail(
+                            return p.fail(
                                 vpos,
                                 format!("fidelity must lie strictly between 0 and 1, found {v}"),
                             );
@@ -598,34 +600,34 @@ impl Parser {
                     });
                 }
                 "forbid" => {
-                    dup(forbid.is_some(), self)?;
-                    self.bump();
-                    forbid = Some(self.tokens()?);
+                    dup(forbid.is_some(), p)?;
+                    p.bump();
+                    forbid = Some(p.tokens()?);
                 }
                 "boost" => {
-                    dup(boost.is_some(), self)?;
-                    self.bump();
-                    let toks = self.tokens()?;
-                    self.word("by")?;
-                    let by = self.number("the boost (a number)")?;
+                    dup(boost.is_some(), p)?;
+                    p.bump();
+                    let toks = p.tokens()?;
+                    p.word("by")?;
+                    let by = p.number("the boost (a number)")?;
                     boost = Some((toks, by));
                 }
                 "new" => {
-                    dup(new_block.is_some(), self)?;
-                    self.bump();
-                    self.word("block")?;
-                    let name = self.block_name()?;
-                    self.eq()?;
-                    new_block = Some((name, self.tokens()?));
+                    dup(new_block.is_some(), p)?;
+                    p.bump();
+                    p.word("block")?;
+                    let name = p.block_name()?;
+                    p.eq()?;
+                    new_block = Some((name, p.tokens()?));
                 }
                 "disabled" => {
-                    dup(seen_disabled, self)?;
-                    self.bump();
+                    dup(seen_disabled, p)?;
+                    p.bump();
                     seen_disabled = true;
                     enabled = false;
                 }
                 _ => {
-                    return self.fail(
+                    return p.fail(
                         pos,
                         format!(
                             "expected a clause (when, target, layers, heads, bias, fidelity, \
@@ -634,6 +636,23 @@ impl Parser {
                     )
                 }
             }
+            Ok(false)
+        };
+        let mut failed = false;
+        loop {
+            match clause(self) {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(Bail) => {
+                    failed = true;
+                    if !self.skip_to_clause() {
+                        return Err(Bail);
+                    }
+                }
+            }
+        }
+        if failed {
+            return Err(Bail);
         }
         let mut missing = Vec::new();
         if when.is_none() {
@@ -666,6 +685,27 @@ impl Parser {
                 new_block,
             }),
             _ => Err(Bail),
+        }
+    }
+
+    /// After an error inside a rule: skip to the next clause keyword or `end`; false when the
+    /// next `rule` or the end of the file comes first (the rule cannot be closed).
+    fn skip_to_clause(&mut self) -> bool {
+        const CLAUSES: [&str; 11] = [
+            "when", "target", "layers", "heads", "bias", "fidelity", "forbid", "boost", "new",
+            "disabled", "end",
+        ];
+        // The token that failed may itself be a clause word (a duplicate clause): step past it.
+        let first = self.at;
+        loop {
+            match self.peek() {
+                Tok::Eof => return false,
+                Tok::Ident(s) if s == "rule" => return false,
+                Tok::Ident(s) if CLAUSES.contains(&s.as_str()) && self.at > first => return true,
+                _ => {
+                    self.bump();
+                }
+            }
         }
     }
 
