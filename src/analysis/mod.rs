@@ -10,6 +10,7 @@ pub mod anchors;
 pub mod bounds;
 pub mod dial;
 pub mod kmeans;
+pub mod mdl;
 pub mod metrics;
 pub mod penalty;
 pub mod rng;

@@ -1,0 +1,228 @@
+//! Description length in bits (SPEC §9 and §10): the arithmetic behind recruiting a block or a
+//! specialist, the decision with its full breakdown, the termination bound, and routing
+//! documents to specialists by shortest code length.
+//!
+//! DL(M) = L(D | M) + Σ_k [(p_k/2)·log₂ n + c_blk] + L(b), with L(D | M) the data bits on a
+//! held-out buffer of n tokens, p_k the parameters block k owns, c_blk = log₂ K_max + 32 header
+//! bits per block and L(b) the bits of the changed block-map entries. A candidate is accepted
+//! iff the data bits it saves exceed the model bits it adds by more than δ.
+
+use serde::{Deserialize, Serialize};
+
+/// Bits to state `params` real parameters estimated from `n` tokens: (p/2)·log₂ n.
+pub fn parameter_bits(params: usize, n: usize) -> f64 {
+    if params == 0 || n <= 1 {
+        return 0.0;
+    }
+    params as f64 / 2.0 * (n as f64).log2()
+}
+
+/// Header bits of one block: log₂ K_max + 32.
+pub fn block_header_bits(k_max: usize) -> f64 {
+    (k_max.max(1) as f64).log2() + 32.0
+}
+
+/// Bits of `changed` block-map entries in a vocabulary of `vocab` ids with at most `k_max`
+/// blocks: each names its id (log₂ V) and its new block (log₂ K_max).
+pub fn map_bits(changed: usize, vocab: usize, k_max: usize) -> f64 {
+    changed as f64 * ((vocab.max(1) as f64).log2() + (k_max.max(1) as f64).log2())
+}
+
+/// The model bits of adding one block that owns `params` parameters and moves `changed`
+/// map entries.
+pub fn block_model_bits(
+    params: usize,
+    n: usize,
+    k_max: usize,
+    changed: usize,
+    vocab: usize,
+) -> ModelBits {
+    ModelBits {
+        parameter_bits: parameter_bits(params, n),
+        header_bits: block_header_bits(k_max),
+        map_bits: map_bits(changed, vocab, k_max),
+    }
+}
+
+/// The model side of a move, in bits.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelBits {
+    /// (p/2)·log₂ n.
+    pub parameter_bits: f64,
+    /// c_blk.
+    pub header_bits: f64,
+    /// L(b) of the changed entries.
+    pub map_bits: f64,
+}
+
+impl ModelBits {
+    /// Their sum.
+    pub fn total(&self) -> f64 {
+        self.parameter_bits + self.header_bits + self.map_bits
+    }
+}
+
+/// Accept, or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The move saves more than δ bits.
+    Accepted,
+    /// It does not; the previous state is restored.
+    Rejected,
+}
+
+/// One decision with its full breakdown, as logged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// What was tried ("recruit block B from tokens ...", "merge A into B", ...).
+    pub what: String,
+    /// L(D | M) before, bits.
+    pub data_bits_before: f64,
+    /// L(D | M') after, bits.
+    pub data_bits_after: f64,
+    /// Model bits the move adds (negative parts for merges and prunes are in `sign`).
+    pub model: ModelBits,
+    /// +1 for a move that adds a block (its model bits are paid), −1 for one that removes one
+    /// (its model bits are saved).
+    pub sign: f64,
+    /// ΔDL = DL(M') − DL(M), bits: negative is better.
+    pub delta_dl: f64,
+    /// The acceptance margin δ, bits.
+    pub delta_min: f64,
+    /// The verdict: accepted iff −ΔDL > δ.
+    pub verdict: Verdict,
+}
+
+/// Decide a move: `sign` = +1 adds a block (pays `model`), −1 removes one (saves it).
+pub fn decide(
+    what: impl Into<String>,
+    data_bits_before: f64,
+    data_bits_after: f64,
+    model: ModelBits,
+    sign: f64,
+    delta_min: f64,
+) -> Decision {
+    let delta_dl = (data_bits_after - data_bits_before) + sign * model.total();
+    let verdict = if -delta_dl > delta_min {
+        Verdict::Accepted
+    } else {
+        Verdict::Rejected
+    };
+    Decision {
+        what: what.into(),
+        data_bits_before,
+        data_bits_after,
+        model,
+        sign,
+        delta_dl,
+        delta_min,
+        verdict,
+    }
+}
+
+/// The most moves that can be accepted when each saves more than δ > 0 bits from DL₀:
+/// ⌊DL₀/δ⌋ (bound 8.6). DL never goes below 0, so the sum of savings is at most DL₀.
+pub fn max_accepted_moves(dl0: f64, delta: f64) -> usize {
+    if delta <= 0.0 || !dl0.is_finite() || dl0 <= 0.0 {
+        return 0;
+    }
+    (dl0 / delta).floor() as usize
+}
+
+/// Routing of documents to specialists by shortest code length, and DL_total (SPEC §10):
+/// DL_total = Σ_j [(P_j/2)·log₂ n_j + c_llm + Σ_{d→j} L(d | M_j)] + Σ_d log₂ J.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Routing {
+    /// The specialist each document goes to.
+    pub assignment: Vec<usize>,
+    /// DL_total of this routing, bits.
+    pub dl_total: f64,
+}
+
+/// A pool's cost side: per specialist, the parameters it adds over its parent and its header.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PoolCosts {
+    /// P_j: parameters specialist j adds over its parent.
+    pub added_params: Vec<usize>,
+    /// c_llm: bits to name a specialist's architecture and parent.
+    pub header_bits: f64,
+}
+
+/// DL_total of routing `assignment` given `bits[d][j]` = L(d | M_j) and each document's length
+/// in tokens (n_j is the number of tokens routed to j). A specialist with no document costs
+/// nothing (it would be pruned).
+pub fn dl_total(
+    bits: &[Vec<f64>],
+    tokens: &[usize],
+    assignment: &[usize],
+    costs: &PoolCosts,
+) -> f64 {
+    let j_count = costs.added_params.len().max(1);
+    let mut n_j = vec![0usize; j_count];
+    let mut data = 0.0;
+    for (d, &j) in assignment.iter().enumerate() {
+        if let Some(n) = n_j.get_mut(j) {
+            *n += tokens.get(d).copied().unwrap_or(0);
+        }
+        data += bits
+            .get(d)
+            .and_then(|row| row.get(j))
+            .copied()
+            .unwrap_or(f64::INFINITY);
+    }
+    let model: f64 = n_j
+        .iter()
+        .zip(&costs.added_params)
+        .filter(|(&n, _)| n > 0)
+        .map(|(&n, &p)| parameter_bits(p, n) + costs.header_bits)
+        .sum();
+    data + model + assignment.len() as f64 * (j_count as f64).log2()
+}
+
+/// Route every document to the specialist that codes it in the fewest bits (ties to the lower
+/// index), and price the result. This minimises the data bits; the parameter bits
+/// (P_j/2)·log₂ n_j also move with n_j, so [`reroute`] keeps a routing only when DL_total falls.
+pub fn route(bits: &[Vec<f64>], tokens: &[usize], costs: &PoolCosts) -> Routing {
+    let assignment: Vec<usize> = bits
+        .iter()
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold((0usize, f64::INFINITY), |best, (j, &b)| {
+                    if b < best.1 {
+                        (j, b)
+                    } else {
+                        best
+                    }
+                })
+                .0
+        })
+        .collect();
+    let dl = dl_total(bits, tokens, &assignment, costs);
+    Routing {
+        assignment,
+        dl_total: dl,
+    }
+}
+
+/// One re-routing move from `current`: the shortest-code routing if it lowers DL_total, else
+/// `current` unchanged. Alternating this with refits that are kept only when they lower
+/// DL_total can never increase DL_total (SPEC §11 item 13).
+pub fn reroute(
+    bits: &[Vec<f64>],
+    tokens: &[usize],
+    costs: &PoolCosts,
+    current: &[usize],
+) -> Routing {
+    let now = dl_total(bits, tokens, current, costs);
+    let greedy = route(bits, tokens, costs);
+    if greedy.dl_total < now {
+        greedy
+    } else {
+        Routing {
+            assignment: current.to_vec(),
+            dl_total: now,
+        }
+    }
+}
