@@ -95,5 +95,48 @@ fn capture_and_dial(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, train_step, capture_and_dial);
+/// Rules in force: the example file on the clinical sample (one note and one payment, 2 of its
+/// fidelity rules fire, so ρ is solved over L + 1 passes).
+fn capture_with_rules(c: &mut Criterion) {
+    use localist::data::tokenizer::TokenizerSpec;
+    use localist::model::checkpoint::load_checkpoint;
+    use localist::rules::inject::capture_with_rules;
+    let root = env!("CARGO_MANIFEST_DIR");
+    let ck = load_checkpoint(
+        &std::path::Path::new(root).join("sample_models/tiny-clinical"),
+        &Device::Cpu,
+    )
+    .unwrap();
+    let tok = serde_json::from_value::<TokenizerSpec>(ck.meta.tokenizer.clone())
+        .unwrap()
+        .build()
+        .unwrap();
+    let text =
+        std::fs::read_to_string(format!("{root}/assets/rules/clinical_payments.rules")).unwrap();
+    let set = localist::rules::parse_rules(&text).unwrap();
+    let rules = localist::rules::resolve(&set, &ck.blocks, tok.as_ref(), &[]).unwrap();
+    let ids = tok.encode(
+        "note 2024-07-15 : stopped atenolol dose 250 mg ; started tramadol dose 1000 g for asthma . \
+         txn 2024-08-26 : received CHF amount 20,000.00 SIC from ACC-9712 .",
+    );
+    let mut group = c.benchmark_group("rules");
+    group.bench_function("capture_plain_clinical", |b| {
+        b.iter(|| capture(&ck.model, &ck.blocks, &ids, &DialSetting::default()).unwrap())
+    });
+    group.bench_function("capture_with_example_rules", |b| {
+        b.iter(|| {
+            capture_with_rules(&ck.model, &ck.blocks, &ids, &DialSetting::default(), &rules)
+                .unwrap()
+        })
+    });
+    group.bench_function("parse_and_resolve_example", |b| {
+        b.iter(|| {
+            let set = localist::rules::parse_rules(&text).unwrap();
+            localist::rules::resolve(&set, &ck.blocks, tok.as_ref(), &[]).unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, train_step, capture_and_dial, capture_with_rules);
 criterion_main!(benches);
