@@ -11,13 +11,23 @@ use crate::engine::compare::{CompareSide, CompareView};
 use crate::engine::worker::Command;
 use crate::engine::{Capture, DialMode};
 use crate::studio::colormap::Colormap;
+use crate::studio::gpu_heatmap;
 use crate::studio::state::StudioState;
 
-/// Textures of the two sides, rebuilt when the views, the layer/head or the colormap change.
+/// One side's heatmap: the WGSL shader's values when wgpu renders, else a CPU texture.
+#[derive(Clone)]
+pub enum SideMap {
+    /// A CPU texture.
+    Texture(TextureHandle),
+    /// Values for the shader.
+    Gpu(gpu_heatmap::HeatmapData),
+}
+
+/// The two sides' heatmaps, rebuilt when the views, the layer/head or the colormap change.
 #[derive(Default)]
 pub struct CompareCache {
     key: Option<(u64, usize, Option<usize>, Colormap)>,
-    textures: [Option<TextureHandle>; 2],
+    textures: [Option<SideMap>; 2],
 }
 
 /// The matrix shown for one side: one head's attention, or the mean over the layer's heads.
@@ -171,15 +181,31 @@ pub fn show(
     let key = (cmp.generation, layer, head, state.colormap);
     if cache.key != Some(key) {
         cache.key = Some(key);
+        let gpu = gpu_heatmap::is_active(ui.ctx());
         for (k, v) in views.iter().enumerate() {
             let tex = v.as_ref().ok().map(|v| {
-                texture(
-                    ui.ctx(),
-                    &format!("compare-{k}"),
-                    &side_matrix(&v.capture, layer, head),
-                    v.capture.len(),
-                    state.colormap,
-                )
+                let values = side_matrix(&v.capture, layer, head);
+                let t = v.capture.len();
+                if gpu {
+                    SideMap::Gpu(gpu_heatmap::HeatmapData {
+                        // Keys apart from the Attention grid's (layer, head) keys.
+                        key: (usize::MAX - k, usize::MAX),
+                        version: gpu_heatmap::next_version(),
+                        values: std::sync::Arc::from(values.as_slice()),
+                        rows: t,
+                        cols: t,
+                        colormap: state.colormap,
+                        masked: true,
+                    })
+                } else {
+                    SideMap::Texture(texture(
+                        ui.ctx(),
+                        &format!("compare-{k}"),
+                        &values,
+                        t,
+                        state.colormap,
+                    ))
+                }
             });
             if let Some(slot) = cache.textures.get_mut(k) {
                 *slot = tex;
@@ -284,18 +310,27 @@ fn side_controls(
 /// the cell under the pointer.
 fn side_heatmap(
     ui: &mut egui::Ui,
-    tex: &TextureHandle,
+    tex: &SideMap,
     side: f32,
     view: &CompareView,
     matrices: &[Option<(Vec<f32>, usize)>],
     hover: Option<(usize, usize)>,
     sides: &[CompareSide; 2],
 ) -> (egui::Rect, Option<(usize, usize)>) {
-    let resp = ui.add(
-        egui::Image::new(tex)
-            .fit_to_exact_size(Vec2::splat(side))
-            .sense(Sense::hover()),
-    );
+    let resp = match tex {
+        SideMap::Texture(tex) => ui.add(
+            egui::Image::new(tex)
+                .fit_to_exact_size(Vec2::splat(side))
+                .sense(Sense::hover()),
+        ),
+        SideMap::Gpu(data) => {
+            let (rect, resp) = ui.allocate_exact_size(Vec2::splat(side), Sense::hover());
+            if ui.is_rect_visible(rect) {
+                gpu_heatmap::paint(ui.painter(), rect, data);
+            }
+            resp
+        }
+    };
     let t = view.capture.len().max(1);
     let cell = side / t as f32;
     let mut here = None;
