@@ -33,13 +33,60 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
         return;
     };
     let usage = block_usage(state);
+    // The visible part of this tab, for the PNG export.
+    let view_rect = ui.clip_rect();
     let keys_in_text: Vec<usize> = match &state.capture {
         Some((cap, _)) => (0..cap.num_blocks())
             .map(|b| cap.key_blocks.iter().filter(|&&k| k == b).count())
             .collect(),
         None => Vec::new(),
     };
-    ui.heading("Blocks");
+    ui.horizontal(|ui| {
+        ui.heading("Blocks");
+        ui.menu_button("Export", |ui| {
+            if ui
+                .button("blocks, anchors and coherence as JSON…")
+                .clicked()
+            {
+                let json = serde_json::json!({
+                    "blocks": summary.blocks.iter().enumerate().map(|(b, name)| serde_json::json!({
+                        "name": name,
+                        "vocabulary_tokens": summary.block_sizes.get(b),
+                        "keys_in_text": keys_in_text.get(b),
+                        "usage": usage.get(b),
+                    })).collect::<Vec<_>>(),
+                    "anchors": summary.anchors,
+                    "anchor_key_coherence_layer0_head0": summary.anchor_coherence,
+                });
+                match serde_json::to_string_pretty(&json) {
+                    Ok(j) => state.pending_export = Some(("blocks.json".into(), j.into_bytes())),
+                    Err(e) => state.error = Some(format!("export failed: {e}")),
+                }
+                ui.close();
+            }
+            if ui.button("coherence matrix as CSV…").clicked() {
+                let mut csv = String::from("block");
+                for n in &summary.blocks {
+                    csv.push(',');
+                    csv.push_str(n);
+                }
+                csv.push('\n');
+                for (n, row) in summary.blocks.iter().zip(&summary.anchor_coherence) {
+                    csv.push_str(n);
+                    for v in row {
+                        csv.push_str(&format!(",{v}"));
+                    }
+                    csv.push('\n');
+                }
+                state.pending_export = Some(("coherence.csv".into(), csv.into_bytes()));
+                ui.close();
+            }
+            if ui.button("this view as PNG…").clicked() {
+                state.screenshot_request = Some(("blocks.png".into(), view_rect));
+                ui.close();
+            }
+        });
+    });
     egui::Grid::new("blocks_table").striped(true).num_columns(4).show(ui, |ui| {
         ui.strong("block");
         ui.strong("vocabulary tokens").on_hover_text("Tokens the block map assigns to the block (0 for positional windows).");
