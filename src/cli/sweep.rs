@@ -87,6 +87,7 @@ impl SweepArgs {
             mu_anchor: 0.05,
             rules: None,
             mu_rule: 0.0,
+            trainable: Vec::new(),
             steps: t.steps,
             batch: t.batch,
             seq: 64,

@@ -51,6 +51,10 @@ pub struct TrainArgs {
     /// Weight μ_rule of the rule penalty (used with --rules).
     #[arg(long, default_value_t = 1.0)]
     pub mu_rule: f64,
+    /// Train only parameters whose names start with these (comma-separated, e.g.
+    /// `head.bias,ln_f` to fine-tune a specialist cheaply); default: all.
+    #[arg(long, value_delimiter = ',')]
+    pub trainable: Vec<String>,
     /// Optimizer steps.
     #[arg(long, default_value_t = 500)]
     pub steps: usize,
@@ -119,6 +123,7 @@ impl TrainArgs {
                 } else {
                     0.0
                 },
+                trainable: self.trainable.clone(),
                 batch_size: self.batch,
                 seq_len: self.seq,
                 steps: self.steps,

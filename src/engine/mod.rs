@@ -3,6 +3,7 @@
 
 pub mod anchors;
 pub mod audit;
+pub mod codelength;
 pub mod compare;
 pub mod corpus;
 pub mod export;

@@ -74,6 +74,20 @@ impl AdamW {
         })
     }
 
+    /// Train only the parameters whose names start with one of `prefixes` (the others stay
+    /// exactly as they are, weight decay included); an empty list keeps every parameter.
+    /// Returns how many scalars remain trainable.
+    pub fn restrict(&mut self, prefixes: &[String]) -> usize {
+        if !prefixes.is_empty() {
+            self.slots
+                .retain(|s| prefixes.iter().any(|p| s.name.starts_with(p.as_str())));
+        }
+        self.slots
+            .iter()
+            .map(|s| s.var.as_tensor().elem_count())
+            .sum()
+    }
+
     /// One update from gradients; parameters without a gradient are left untouched.
     pub fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
         self.step_t += 1;

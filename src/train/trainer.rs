@@ -50,6 +50,9 @@ pub struct TrainConfig {
     /// Weight μ_rule of the rule penalty: −log PF_mass on the rows where a rule fires, in its
     /// layers and heads (0 disables it; see [`Trainer::rules`]).
     pub mu_rule: f64,
+    /// Train only parameters whose names start with one of these (empty: all). A specialist
+    /// fine-tuned this way adds only these parameters over its parent (SPEC §10).
+    pub trainable: Vec<String>,
 }
 
 impl Default for TrainConfig {
@@ -69,6 +72,7 @@ impl Default for TrainConfig {
             penalty_eps: 1e-12,
             exempt_always_visible: false,
             mu_rule: 0.0,
+            trainable: Vec::new(),
         }
     }
 }
@@ -187,7 +191,13 @@ impl Trainer {
                 blocks.num_blocks()
             )));
         }
-        let optimizer = AdamW::new(&model.params, config.optimizer.clone())?;
+        let mut optimizer = AdamW::new(&model.params, config.optimizer.clone())?;
+        if optimizer.restrict(&config.trainable) == 0 {
+            return Err(TrainError::Invalid(format!(
+                "no parameter name starts with any of {:?}: nothing to train",
+                config.trainable
+            )));
+        }
         let rng = SplitMix64::new(config.seed);
         Ok(Self {
             model,
