@@ -383,3 +383,23 @@ fn eval_reports_pf_per_rule_and_audit_reports_verify_or_name_the_tampering() {
     let o = localist(&["audit", "verify", example.to_str().unwrap()]);
     assert_fails_with(&o, &["not an audit report"]);
 }
+
+#[test]
+fn specialists_reject_an_empty_document_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "\n\n\n").unwrap();
+    let base = root().join("sample_models/tiny-clinical");
+    let out = dir.path().join("pool");
+    let o = localist(&[
+        "specialists",
+        "--base",
+        base.to_str().unwrap(),
+        "--docs",
+        empty.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_fails_with(&o, &["empty.txt", "no documents found"]);
+    assert!(!out.exists());
+}

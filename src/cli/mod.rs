@@ -5,6 +5,7 @@ pub mod capture;
 pub mod eval;
 pub mod output;
 pub mod rules;
+pub mod specialists;
 pub mod sweep;
 pub mod synth;
 pub mod train;
@@ -46,6 +47,8 @@ pub enum Command {
     },
     /// A short demonstration sweep on the bundled corpus (about 30 s), printed as a table.
     Demo,
+    /// Grow a pool of specialists over documents by description length; print the routing.
+    Specialists(specialists::SpecialistsArgs),
     /// Rule files: check them.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
@@ -77,6 +80,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Studio { checkpoint }) => crate::studio::run(checkpoint),
         Some(Command::Demo) => sweep::run(sweep::SweepArgs::demo()),
         Some(Command::Rules(c)) => rules::run_rules(c),
+        Some(Command::Specialists(a)) => specialists::run(a),
         Some(Command::Audit(c)) => rules::run_audit(c),
         None => crate::studio::run(None),
     }

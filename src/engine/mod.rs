@@ -7,6 +7,7 @@ pub mod codelength;
 pub mod compare;
 pub mod corpus;
 pub mod export;
+pub mod specialists;
 pub mod theory;
 pub mod threshold;
 pub mod train_job;

@@ -1,0 +1,608 @@
+//! Model-level (hierarchical) recruitment, SPEC §10: a pool of specialists, each a localist
+//! model sharing the base's tokenizer and blocks; documents routed to the specialist that codes
+//! them in the fewest bits; and moves tried cheapest first, each kept only when it lowers
+//! DL_total by more than δ bits:
+//! 1. re-route documents ([`crate::analysis::mdl::reroute`]);
+//! 2. recruit a specialist: a copy of the specialist that codes a cluster of poorly coded
+//!    documents best, fine-tuned on that cluster with only a few parameters trainable
+//!    (`head.bias` and the final LayerNorm by default), so it adds only those over its parent;
+//! 3. prune a specialist that no document is routed to.
+//!
+//! The cluster is found by splitting each specialist's documents at the largest gap in their
+//! bits per token (a one-dimensional 2-means): documents coded much worse than their peers
+//! are what a new specialist could serve. Rejected clusters go on a tabu list.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::mdl::{dl_total, parameter_bits, reroute, PoolCosts};
+use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
+use crate::engine::codelength::code_length_bits;
+use crate::model::blocks::BlockMap;
+use crate::model::checkpoint::{load_checkpoint, save_checkpoint, CheckpointMeta};
+use crate::model::dial::DialSetting;
+use crate::model::transformer::LocalistModel;
+use crate::train::dataset::TokenStream;
+use crate::train::optimizer::AdamWConfig;
+use crate::train::trainer::{TrainConfig, Trainer};
+
+/// A document: a name and its token ids.
+#[derive(Clone, Debug)]
+pub struct Document {
+    /// File name, or `#k` for the k-th document of a separated file.
+    pub name: String,
+    /// Token ids.
+    pub ids: Vec<u32>,
+}
+
+/// One specialist.
+#[derive(Clone, Debug)]
+pub struct Specialist {
+    /// Its name.
+    pub name: String,
+    /// The specialist it was copied from.
+    pub parent: Option<usize>,
+    /// The model.
+    pub model: LocalistModel,
+    /// Parameters it adds over its parent (0 for the base).
+    pub added_params: usize,
+}
+
+/// Settings of the growth loop.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PoolConfig {
+    /// Acceptance margin δ, bits.
+    pub delta_bits: f64,
+    /// Header bits c_llm per specialist.
+    pub header_bits: f64,
+    /// Most specialists.
+    pub max_specialists: usize,
+    /// Fine-tuning steps of a candidate specialist.
+    pub probe_steps: usize,
+    /// Rows per fine-tuning batch.
+    pub batch_size: usize,
+    /// Tokens per row.
+    pub seq_len: usize,
+    /// Learning rate of the fine-tuning.
+    pub lr: f64,
+    /// Parameter-name prefixes a specialist trains (and pays for).
+    pub trainable: Vec<String>,
+    /// Stop after this many rounds without an accepted move.
+    pub patience: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            delta_bits: 64.0,
+            header_bits: 64.0,
+            max_specialists: 8,
+            probe_steps: 60,
+            batch_size: 8,
+            seq_len: 32,
+            lr: 0.05,
+            trainable: vec!["head.bias".into(), "ln_f".into()],
+            patience: 1,
+            seed: 0,
+        }
+    }
+}
+
+/// One move, with its bits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PoolMove {
+    /// Round.
+    pub round: usize,
+    /// What was tried.
+    pub what: String,
+    /// DL_total before, bits.
+    pub dl_before: f64,
+    /// DL_total after, bits.
+    pub dl_after: f64,
+    /// Accepted or not.
+    pub accepted: bool,
+}
+
+/// A pool of specialists over a document collection.
+pub struct Pool {
+    /// The specialists.
+    pub specialists: Vec<Specialist>,
+    /// Shared blocks.
+    pub blocks: BlockMap,
+    /// Shared tokenizer (as stored).
+    pub tokenizer: TokenizerSpec,
+    /// The base checkpoint's metadata (written with every specialist).
+    pub meta: CheckpointMeta,
+    /// Specialist of each document.
+    pub assignment: Vec<usize>,
+    /// bits[d][j] = L(d | M_j).
+    pub bits: Vec<Vec<f64>>,
+    /// The moves tried, in order.
+    pub log: Vec<PoolMove>,
+    /// Number of the next recruited specialist (names are never reused after a prune).
+    next_name: usize,
+}
+
+/// Split text into documents: one per `separator` line (when given), else one per blank-line
+/// separated paragraph; empty documents are dropped.
+pub fn split_documents(text: &str, separator: Option<&str>) -> Vec<String> {
+    let parts: Vec<String> = match separator {
+        Some(sep) => text
+            .split(&format!("\n{sep}\n"))
+            .map(str::to_string)
+            .collect(),
+        None => text.split("\n\n").map(str::to_string).collect(),
+    };
+    parts
+        .into_iter()
+        .map(|p| p.trim().to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// Read documents: every file of a directory (sorted by name), or the parts of one file.
+pub fn read_documents(path: &Path, separator: Option<&str>) -> Result<Vec<(String, String)>> {
+    if path.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(&f)
+                    .with_context(|| format!("{}: not UTF-8 text", f.display()))?;
+                Ok((
+                    f.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    text,
+                ))
+            })
+            .collect()
+    } else {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read as UTF-8 text", path.display()))?;
+        Ok(split_documents(&text, separator)
+            .into_iter()
+            .enumerate()
+            .map(|(k, d)| (format!("#{k}"), d))
+            .collect())
+    }
+}
+
+fn count_params(model: &LocalistModel, prefixes: &[String]) -> usize {
+    model
+        .params
+        .iter()
+        .filter(|(n, _)| prefixes.iter().any(|p| n.starts_with(p.as_str())))
+        .map(|(_, v)| v.as_tensor().elem_count())
+        .sum()
+}
+
+impl Pool {
+    /// A pool of one specialist, the base checkpoint, over `docs` (texts, tokenized here).
+    pub fn from_checkpoint(
+        base: &Path,
+        docs: &[(String, String)],
+    ) -> Result<(Self, Vec<Document>)> {
+        let ck = load_checkpoint(base, &Device::Cpu)?;
+        let spec: TokenizerSpec = serde_json::from_value(ck.meta.tokenizer.clone())
+            .with_context(|| format!("{}: tokenizer in config.json", base.display()))?;
+        let tok = spec.build()?;
+        let documents: Vec<Document> = docs
+            .iter()
+            .map(|(name, text)| Document {
+                name: name.clone(),
+                ids: tok.encode(text),
+            })
+            .filter(|d| d.ids.len() >= 2)
+            .collect();
+        if documents.is_empty() {
+            bail!("no document has two tokens or more: nothing to route");
+        }
+        let mut pool = Pool {
+            specialists: vec![Specialist {
+                name: "base".into(),
+                parent: None,
+                model: ck.model,
+                added_params: 0,
+            }],
+            blocks: ck.blocks,
+            tokenizer: spec,
+            meta: ck.meta,
+            assignment: vec![0; documents.len()],
+            bits: Vec::new(),
+            log: Vec::new(),
+            next_name: 1,
+        };
+        pool.bits = documents
+            .iter()
+            .map(|d| pool.doc_bits(0, d).map(|b| vec![b]))
+            .collect::<Result<_>>()?;
+        Ok((pool, documents))
+    }
+
+    fn doc_bits(&self, j: usize, d: &Document) -> Result<f64> {
+        let s = self
+            .specialists
+            .get(j)
+            .with_context(|| format!("no specialist {j}"))?;
+        Ok(code_length_bits(&s.model, &self.blocks, &d.ids, &DialSetting::default())?.0)
+    }
+
+    /// The cost side of DL_total.
+    pub fn costs(&self, cfg: &PoolConfig) -> PoolCosts {
+        PoolCosts {
+            added_params: self.specialists.iter().map(|s| s.added_params).collect(),
+            header_bits: cfg.header_bits,
+        }
+    }
+
+    /// DL_total of the current routing.
+    pub fn dl_total(&self, docs: &[Document], cfg: &PoolConfig) -> f64 {
+        let tokens: Vec<usize> = docs.iter().map(|d| d.ids.len()).collect();
+        dl_total(&self.bits, &tokens, &self.assignment, &self.costs(cfg))
+    }
+
+    /// Documents coded much worse than their specialist's others: per specialist, the upper
+    /// side of the largest gap in bits per token (needs two documents on each side).
+    fn candidate(&self, docs: &[Document], tabu: &[Vec<usize>]) -> Option<(usize, Vec<usize>)> {
+        let mut best: Option<(f64, usize, Vec<usize>)> = None;
+        for j in 0..self.specialists.len() {
+            let mut rate: Vec<(f64, usize)> = self
+                .assignment
+                .iter()
+                .enumerate()
+                .filter(|(_, &a)| a == j)
+                .filter_map(|(d, _)| {
+                    let n = docs.get(d)?.ids.len().saturating_sub(1).max(1) as f64;
+                    Some((self.bits.get(d)?.get(j)? / n, d))
+                })
+                .collect();
+            if rate.len() < 4 {
+                continue;
+            }
+            rate.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let (gap, at) = rate
+                .windows(2)
+                .enumerate()
+                .filter(|(k, _)| *k >= 1 && *k + 2 < rate.len())
+                .map(|(k, w)| (w[1].0 - w[0].0, k + 1))
+                .fold((0.0, 0), |b, x| if x.0 > b.0 { x } else { b });
+            if at == 0 {
+                continue;
+            }
+            let mut cluster: Vec<usize> = rate[at..].iter().map(|&(_, d)| d).collect();
+            cluster.sort_unstable();
+            if tabu.contains(&cluster) {
+                continue;
+            }
+            if best.as_ref().is_none_or(|b| gap > b.0) {
+                best = Some((gap, j, cluster));
+            }
+        }
+        best.map(|(_, j, c)| (j, c))
+    }
+
+    /// Fine-tune a copy of specialist `from` on `cluster`; the copy is not in the pool yet.
+    fn probe(
+        &mut self,
+        from: usize,
+        cluster: &[usize],
+        docs: &[Document],
+        cfg: &PoolConfig,
+    ) -> Result<Specialist> {
+        let parent = self.specialists.get(from).context("no such specialist")?;
+        let mut model = parent.model.clone();
+        model.params = model.params.deep_clone()?;
+        let ids: Vec<u32> = cluster
+            .iter()
+            .filter_map(|&d| docs.get(d))
+            .flat_map(|d| d.ids.iter().copied())
+            .collect();
+        let seq = cfg
+            .seq_len
+            .min(model.config.max_seq_len)
+            .min(ids.len().saturating_sub(2))
+            .max(1);
+        let mut tr = Trainer::new(
+            model,
+            self.blocks.clone(),
+            TokenStream {
+                ids,
+                targets: Vec::new(),
+            },
+            TrainConfig {
+                steps: cfg.probe_steps,
+                batch_size: cfg.batch_size,
+                seq_len: seq,
+                seed: cfg.seed,
+                trainable: cfg.trainable.clone(),
+                optimizer: AdamWConfig {
+                    lr: cfg.lr,
+                    ..Default::default()
+                },
+                ..TrainConfig::default()
+            },
+        )?;
+        for _ in 0..cfg.probe_steps {
+            tr.train_step()?;
+        }
+        let added = count_params(&tr.model, &cfg.trainable);
+        let name = format!("s{}", self.next_name);
+        self.next_name += 1;
+        Ok(Specialist {
+            name,
+            parent: Some(from),
+            model: tr.model,
+            added_params: added,
+        })
+    }
+
+    /// Grow the pool until `patience` rounds pass without an accepted move or the pool is full.
+    /// `on_move` sees every move as it is decided.
+    pub fn grow(
+        &mut self,
+        docs: &[Document],
+        cfg: &PoolConfig,
+        mut on_move: impl FnMut(&PoolMove),
+    ) -> Result<()> {
+        let tokens: Vec<usize> = docs.iter().map(|d| d.ids.len()).collect();
+        let mut tabu: Vec<Vec<usize>> = Vec::new();
+        let (mut round, mut idle) = (0usize, 0usize);
+        while idle < cfg.patience.max(1) {
+            round += 1;
+            let mut accepted_any = false;
+            // 1. Re-route.
+            let before = self.dl_total(docs, cfg);
+            let r = reroute(&self.bits, &tokens, &self.costs(cfg), &self.assignment);
+            let moved = r.assignment != self.assignment;
+            if moved {
+                self.assignment = r.assignment;
+                accepted_any = true;
+            }
+            self.push(
+                round,
+                "re-route documents to their shortest code".into(),
+                before,
+                r.dl_total,
+                moved,
+                &mut on_move,
+            );
+            // 2. Recruit a specialist for the worst-coded cluster.
+            if self.specialists.len() < cfg.max_specialists {
+                if let Some((from, cluster)) = self.candidate(docs, &tabu) {
+                    let before = self.dl_total(docs, cfg);
+                    let cand = self.probe(from, &cluster, docs, cfg)?;
+                    let j = self.specialists.len();
+                    let mut bits = self.bits.clone();
+                    for (d, row) in bits.iter_mut().enumerate() {
+                        let b = code_length_bits(
+                            &cand.model,
+                            &self.blocks,
+                            &docs[d].ids,
+                            &DialSetting::default(),
+                        )?
+                        .0;
+                        row.push(b);
+                    }
+                    let mut costs = self.costs(cfg);
+                    costs.added_params.push(cand.added_params);
+                    let mut assignment = self.assignment.clone();
+                    for &d in &cluster {
+                        if let Some(a) = assignment.get_mut(d) {
+                            *a = j;
+                        }
+                    }
+                    let routed = reroute(&bits, &tokens, &costs, &assignment);
+                    let after = routed.dl_total;
+                    let accept = before - after > cfg.delta_bits;
+                    let what =
+                        format!(
+                        "recruit {} from {} for {} documents ({} parameters, {:.0} parameter bits)",
+                        cand.name,
+                        self.specialists.get(from).map(|s| s.name.as_str()).unwrap_or("?"),
+                        cluster.len(),
+                        cand.added_params,
+                        parameter_bits(cand.added_params, cluster.iter().map(|&d| tokens[d]).sum())
+                    );
+                    self.push(round, what, before, after, accept, &mut on_move);
+                    if accept {
+                        self.specialists.push(cand);
+                        self.bits = bits;
+                        self.assignment = routed.assignment;
+                        accepted_any = true;
+                    } else {
+                        tabu.push(cluster);
+                    }
+                }
+            }
+            // 3. Prune specialists no document uses (never the base).
+            for j in (1..self.specialists.len()).rev() {
+                if !self.assignment.contains(&j) {
+                    let before = self.dl_total(docs, cfg);
+                    let name = self.specialists[j].name.clone();
+                    let removed = self.specialists.remove(j);
+                    // Children of the pruned specialist now descend from its parent (with the
+                    // same trainable set, they still add the same parameters over it).
+                    for sp in &mut self.specialists {
+                        sp.parent = match sp.parent {
+                            Some(p) if p == j => removed.parent,
+                            Some(p) if p > j => Some(p - 1),
+                            other => other,
+                        };
+                    }
+                    for row in &mut self.bits {
+                        row.remove(j);
+                    }
+                    for a in &mut self.assignment {
+                        if *a > j {
+                            *a -= 1;
+                        }
+                    }
+                    let after = self.dl_total(docs, cfg);
+                    self.push(
+                        round,
+                        format!("prune {name} (no document routed to it)"),
+                        before,
+                        after,
+                        true,
+                        &mut on_move,
+                    );
+                }
+            }
+            if accepted_any {
+                idle = 0;
+            } else {
+                idle += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn push(
+        &mut self,
+        round: usize,
+        what: String,
+        dl_before: f64,
+        dl_after: f64,
+        accepted: bool,
+        on_move: &mut impl FnMut(&PoolMove),
+    ) {
+        let m = PoolMove {
+            round,
+            what,
+            dl_before,
+            dl_after,
+            accepted,
+        };
+        on_move(&m);
+        self.log.push(m);
+    }
+
+    /// The routing table: for each document, bits under each specialist and where it goes.
+    pub fn routing_table(&self, docs: &[Document]) -> String {
+        let mut s = String::from("| document | tokens |");
+        for sp in &self.specialists {
+            s.push_str(&format!(" {} (bits) |", sp.name));
+        }
+        s.push_str(" routed to |\n|---|---|");
+        for _ in &self.specialists {
+            s.push_str("---|");
+        }
+        s.push_str("---|\n");
+        for (d, doc) in docs.iter().enumerate() {
+            s.push_str(&format!("| {} | {} |", doc.name, doc.ids.len()));
+            for b in self.bits.get(d).into_iter().flatten() {
+                s.push_str(&format!(" {b:.0} |"));
+            }
+            let to = self
+                .assignment
+                .get(d)
+                .and_then(|&j| self.specialists.get(j))
+                .map(|s| s.name.as_str())
+                .unwrap_or("?");
+            s.push_str(&format!(" {to} |\n"));
+        }
+        s
+    }
+
+    /// Save as a directory: one checkpoint per specialist and `manifest.json`.
+    pub fn save(&self, dir: &Path, docs: &[Document]) -> Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for s in &self.specialists {
+            save_checkpoint(&dir.join(&s.name), &self.meta, &self.blocks, &s.model, None)?;
+        }
+        let manifest = serde_json::json!({
+            "format": "localist-specialist-pool",
+            "version": 1,
+            "specialists": self.specialists.iter().map(|s| serde_json::json!({
+                "name": s.name,
+                "parent": s.parent.and_then(|p| self.specialists.get(p)).map(|p| p.name.clone()),
+                "added_params": s.added_params,
+            })).collect::<Vec<_>>(),
+            "routing": docs.iter().zip(&self.assignment).enumerate().map(|(k, (d, &j))| serde_json::json!({
+                "document": d.name,
+                "specialist": self.specialists.get(j).map(|s| s.name.clone()),
+                "bits": self.bits.get(k),
+            })).collect::<Vec<_>>(),
+            "log": self.log,
+        });
+        crate::engine::export::write_atomic(
+            &dir.join("manifest.json"),
+            serde_json::to_string_pretty(&manifest)?.as_bytes(),
+        )
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> Result<Box<dyn Tokenizer>> {
+        Ok(self.tokenizer.build()?)
+    }
+
+    /// Load a saved pool and route `docs` (texts) over it by shortest code length.
+    pub fn load(
+        dir: &Path,
+        docs: &[(String, String)],
+        cfg: &PoolConfig,
+    ) -> Result<(Self, Vec<Document>)> {
+        let path = dir.join("manifest.json");
+        let manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?,
+        )
+        .with_context(|| format!("{}: invalid JSON", path.display()))?;
+        if manifest.get("format").and_then(|f| f.as_str()) != Some("localist-specialist-pool") {
+            bail!("{}: not a specialist pool manifest", path.display());
+        }
+        let entries = manifest
+            .get("specialists")
+            .and_then(|s| s.as_array())
+            .with_context(|| format!("{}: no specialists listed", path.display()))?;
+        let names: Vec<String> = entries
+            .iter()
+            .filter_map(|e| e.get("name").and_then(|n| n.as_str()).map(str::to_string))
+            .collect();
+        let Some(first) = names.first() else {
+            bail!("{}: the pool is empty", path.display());
+        };
+        let (mut pool, documents) = Pool::from_checkpoint(&dir.join(first), docs)?;
+        pool.specialists[0].name = first.clone();
+        for (k, e) in entries.iter().enumerate().skip(1) {
+            let name = names.get(k).cloned().unwrap_or_default();
+            let ck = load_checkpoint(&dir.join(&name), &Device::Cpu)?;
+            let parent = e
+                .get("parent")
+                .and_then(|p| p.as_str())
+                .and_then(|p| names.iter().position(|n| n == p));
+            let added = e.get("added_params").and_then(|a| a.as_u64()).unwrap_or(0) as usize;
+            pool.specialists.push(Specialist {
+                name,
+                parent,
+                model: ck.model,
+                added_params: added,
+            });
+        }
+        pool.next_name = pool.specialists.len();
+        let mut bits = Vec::with_capacity(documents.len());
+        for d in &documents {
+            let mut row = Vec::with_capacity(pool.specialists.len());
+            for j in 0..pool.specialists.len() {
+                row.push(pool.doc_bits(j, d)?);
+            }
+            bits.push(row);
+        }
+        pool.bits = bits;
+        let tokens: Vec<usize> = documents.iter().map(|d| d.ids.len()).collect();
+        pool.assignment =
+            crate::analysis::mdl::route(&pool.bits, &tokens, &pool.costs(cfg)).assignment;
+        Ok((pool, documents))
+    }
+}
