@@ -720,3 +720,34 @@ fn the_audit_report_verifies_and_a_tampered_one_names_what_changed() {
         "{p:?}"
     );
 }
+
+#[test]
+fn the_specialists_tab_shows_the_sample_pool_its_moves_and_routing() {
+    let mut h = harness(sample("tiny-clinical"));
+    step_until(&mut h, "the model", |app| app.state.summary.is_some());
+    h.get_by_label("Specialists").click();
+    h.run_steps(2);
+    h.get_by_label("pool-clinical-payments").click();
+    h.run_steps(2);
+    let pool = h.state().pool.as_ref().expect("the pool");
+    assert_eq!(pool.manifest.specialists.len(), 2);
+    assert_eq!(pool.manifest.routing.len(), 80);
+    assert_eq!(pool.texts.len(), 80);
+    // Notes stay with the base, payments go to the recruited specialist.
+    for (k, r) in pool.manifest.routing.iter().enumerate() {
+        assert_eq!(
+            r.specialist,
+            if k % 2 == 1 { "s1" } else { "base" },
+            "{}",
+            pool.texts[k]
+        );
+    }
+    assert!(h
+        .query_by_label_contains("accepted round 1: recruit s1 from base for 40 documents")
+        .is_some());
+    // Hovering a document's row highlights it.
+    let rect = h.get_by_label("#3").rect();
+    h.hover_at(rect.center());
+    h.run_steps(3);
+    assert_eq!(h.state().pool.as_ref().unwrap().hovered, Some(3));
+}

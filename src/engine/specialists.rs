@@ -108,6 +108,66 @@ pub struct PoolMove {
     pub accepted: bool,
 }
 
+/// The `format` of a pool manifest.
+pub const MANIFEST_FORMAT: &str = "localist-specialist-pool";
+
+/// `manifest.json` of a saved pool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`MANIFEST_FORMAT`].
+    pub format: String,
+    /// Layout version.
+    pub version: u32,
+    /// The specialists, base first; each is a checkpoint directory of that name.
+    pub specialists: Vec<ManifestSpecialist>,
+    /// Each document's route and its bits under every specialist.
+    pub routing: Vec<ManifestRoute>,
+    /// Every move, in order.
+    pub log: Vec<PoolMove>,
+}
+
+/// One specialist in a manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManifestSpecialist {
+    /// Name (its checkpoint directory).
+    pub name: String,
+    /// Its parent's name.
+    pub parent: Option<String>,
+    /// Parameters it adds over its parent.
+    pub added_params: usize,
+}
+
+/// One document's routing in a manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManifestRoute {
+    /// Document name.
+    pub document: String,
+    /// Its tokens.
+    #[serde(default)]
+    pub tokens: usize,
+    /// The specialist it is routed to.
+    pub specialist: String,
+    /// Bits under each specialist, in manifest order.
+    pub bits: Vec<f64>,
+}
+
+/// Read a pool's manifest; errors name the file.
+pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join("manifest.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let m: Manifest = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a specialist pool manifest", path.display()))?;
+    if m.format != MANIFEST_FORMAT {
+        bail!(
+            "{}: not a specialist pool manifest (format {:?})",
+            path.display(),
+            m.format
+        );
+    }
+    Ok(m)
+}
+
 /// A pool of specialists over a document collection.
 pub struct Pool {
     /// The specialists.
@@ -521,21 +581,38 @@ impl Pool {
         for s in &self.specialists {
             save_checkpoint(&dir.join(&s.name), &self.meta, &self.blocks, &s.model, None)?;
         }
-        let manifest = serde_json::json!({
-            "format": "localist-specialist-pool",
-            "version": 1,
-            "specialists": self.specialists.iter().map(|s| serde_json::json!({
-                "name": s.name,
-                "parent": s.parent.and_then(|p| self.specialists.get(p)).map(|p| p.name.clone()),
-                "added_params": s.added_params,
-            })).collect::<Vec<_>>(),
-            "routing": docs.iter().zip(&self.assignment).enumerate().map(|(k, (d, &j))| serde_json::json!({
-                "document": d.name,
-                "specialist": self.specialists.get(j).map(|s| s.name.clone()),
-                "bits": self.bits.get(k),
-            })).collect::<Vec<_>>(),
-            "log": self.log,
-        });
+        let manifest = Manifest {
+            format: MANIFEST_FORMAT.into(),
+            version: 1,
+            specialists: self
+                .specialists
+                .iter()
+                .map(|s| ManifestSpecialist {
+                    name: s.name.clone(),
+                    parent: s
+                        .parent
+                        .and_then(|p| self.specialists.get(p))
+                        .map(|p| p.name.clone()),
+                    added_params: s.added_params,
+                })
+                .collect(),
+            routing: docs
+                .iter()
+                .zip(&self.assignment)
+                .enumerate()
+                .map(|(k, (d, &j))| ManifestRoute {
+                    document: d.name.clone(),
+                    tokens: d.ids.len(),
+                    specialist: self
+                        .specialists
+                        .get(j)
+                        .map(|s| s.name.clone())
+                        .unwrap_or_default(),
+                    bits: self.bits.get(k).cloned().unwrap_or_default(),
+                })
+                .collect(),
+            log: self.log.clone(),
+        };
         crate::engine::export::write_atomic(
             &dir.join("manifest.json"),
             serde_json::to_string_pretty(&manifest)?.as_bytes(),
@@ -553,36 +630,25 @@ impl Pool {
         docs: &[(String, String)],
         cfg: &PoolConfig,
     ) -> Result<(Self, Vec<Document>)> {
-        let path = dir.join("manifest.json");
-        let manifest: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(&path)
-                .with_context(|| format!("reading {}", path.display()))?,
-        )
-        .with_context(|| format!("{}: invalid JSON", path.display()))?;
-        if manifest.get("format").and_then(|f| f.as_str()) != Some("localist-specialist-pool") {
-            bail!("{}: not a specialist pool manifest", path.display());
-        }
-        let entries = manifest
-            .get("specialists")
-            .and_then(|s| s.as_array())
-            .with_context(|| format!("{}: no specialists listed", path.display()))?;
-        let names: Vec<String> = entries
+        let manifest = read_manifest(dir)?;
+        let names: Vec<String> = manifest
+            .specialists
             .iter()
-            .filter_map(|e| e.get("name").and_then(|n| n.as_str()).map(str::to_string))
+            .map(|s| s.name.clone())
             .collect();
         let Some(first) = names.first() else {
-            bail!("{}: the pool is empty", path.display());
+            bail!("{}: the pool is empty", dir.join("manifest.json").display());
         };
         let (mut pool, documents) = Pool::from_checkpoint(&dir.join(first), docs)?;
         pool.specialists[0].name = first.clone();
-        for (k, e) in entries.iter().enumerate().skip(1) {
-            let name = names.get(k).cloned().unwrap_or_default();
+        for e in manifest.specialists.iter().skip(1) {
+            let name = e.name.clone();
             let ck = load_checkpoint(&dir.join(&name), &Device::Cpu)?;
             let parent = e
-                .get("parent")
-                .and_then(|p| p.as_str())
+                .parent
+                .as_ref()
                 .and_then(|p| names.iter().position(|n| n == p));
-            let added = e.get("added_params").and_then(|a| a.as_u64()).unwrap_or(0) as usize;
+            let added = e.added_params;
             pool.specialists.push(Specialist {
                 name,
                 parent,

@@ -11,9 +11,10 @@ use crate::engine::corpus::asset_path;
 use crate::engine::worker::{Command, WorkerHandle};
 use crate::studio::panels::attention::HeatmapCache;
 use crate::studio::panels::compare::CompareCache;
+use crate::studio::panels::specialists::PoolView;
 use crate::studio::panels::training::RunSettings;
 use crate::studio::panels::{
-    attention, audit, blocks, compare, dial, model, rules, theory, training,
+    attention, audit, blocks, compare, dial, model, rules, specialists, theory, training,
 };
 use crate::studio::session::{
     load_session, save_session, Autosave, CheckpointRef, Layout, SessionFile,
@@ -27,6 +28,7 @@ enum DialogKind {
     Save,
     OpenSession,
     SaveSession,
+    OpenPool,
 }
 
 /// A cropped screenshot: suggested file name and PNG bytes (or why it failed).
@@ -55,6 +57,8 @@ pub struct StudioApp {
     autosave: Option<Autosave>,
     /// The bundled example rule file (for "Load example").
     example_rules: String,
+    /// The pool of specialists shown in the Specialists tab (public for tests).
+    pub pool: Option<PoolView>,
     /// Cropped screenshots (plots and heatmaps as drawn) on their way to an export.
     shots: (crossbeam_channel::Sender<Shot>, Receiver<Shot>),
 }
@@ -97,6 +101,7 @@ impl StudioApp {
                 "assets/rules/clinical_payments.rules",
             )))
             .unwrap_or_default(),
+            pool: None,
             shots: crossbeam_channel::unbounded(),
         };
         app.start_worker();
@@ -271,6 +276,9 @@ impl StudioApp {
                     DialogKind::OpenSession => {
                         session(dialog.set_title("Open a session")).pick_file()
                     }
+                    DialogKind::OpenPool => dialog
+                        .set_title("Open a pool of specialists (a folder with manifest.json)")
+                        .pick_folder(),
                     DialogKind::SaveSession => session(dialog.set_title("Save the session"))
                         .set_file_name(format!(
                             "session.{}",
@@ -424,6 +432,10 @@ impl StudioApp {
                         DialogKind::Save => self.state.send(Command::Save(path)),
                         DialogKind::OpenSession => self.open_session_from(&path),
                         DialogKind::SaveSession => self.save_session_to(&path),
+                        DialogKind::OpenPool => match PoolView::open(&path) {
+                            Ok(v) => self.pool = Some(v),
+                            Err(e) => self.state.error = Some(format!("{e:#}")),
+                        },
                     }
                 }
                 Ok(None) | Err(TryRecvError::Disconnected) => self.dialog = None,
@@ -584,6 +596,7 @@ impl eframe::App for StudioApp {
         self.shortcuts(ui);
         self.restore_prompt(ui);
         let mut want_session = None;
+        let mut want_pool = false;
         egui::Panel::top("menu").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.strong("Localist Studio");
@@ -658,6 +671,10 @@ impl eframe::App for StudioApp {
                     .on_hover_text("Two configurations side by side on the same text");
                 ui.selectable_value(&mut self.state.tab, Tab::Rules, "Rules")
                     .on_hover_text("Write rules and put them in force in the running model");
+                ui.selectable_value(&mut self.state.tab, Tab::Specialists, "Specialists")
+                    .on_hover_text(
+                        "A pool of specialists: documents routed by shortest code length",
+                    );
                 ui.selectable_value(&mut self.state.tab, Tab::Audit, "Audit")
                     .on_hover_text(
                         "Which rule maps to which block, measured; the audit log; the report",
@@ -673,6 +690,17 @@ impl eframe::App for StudioApp {
                 }
                 Tab::Rules => rules::show(ui, &mut self.state, &self.example_rules),
                 Tab::Audit => audit::show(ui, &mut self.state),
+                Tab::Specialists => {
+                    let sample = asset_path(&PathBuf::from("sample_models/pool-clinical-payments"));
+                    let mut open = || want_pool = true;
+                    specialists::show(
+                        ui,
+                        &mut self.pool,
+                        &mut self.state.error,
+                        &mut open,
+                        &sample,
+                    );
+                }
             });
         });
         if self.state.screenshot_request.is_some() {
@@ -690,6 +718,8 @@ impl eframe::App for StudioApp {
             self.open_dialog(DialogKind::Save);
         } else if let Some(kind) = want_session {
             self.open_dialog(kind);
+        } else if want_pool {
+            self.open_dialog(DialogKind::OpenPool);
         }
         // Rules applied from the central panel: wait for their capture now, so the next frame
         // (requested at once) shows the new heatmaps and PF numbers.

@@ -194,6 +194,8 @@ pub enum Tab {
     Rules,
     /// The rule-to-block mapping and the audit log.
     Audit,
+    /// A pool of specialists and its routing.
+    Specialists,
 }
 
 impl Default for StudioState {

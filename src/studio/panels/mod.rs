@@ -7,5 +7,6 @@ pub mod compare;
 pub mod dial;
 pub mod model;
 pub mod rules;
+pub mod specialists;
 pub mod theory;
 pub mod training;

@@ -1,0 +1,169 @@
+//! The Specialists panel: a saved pool of specialists (SPEC §10) — the specialists with their
+//! parents and the parameters each adds, the routing table (bits per document per specialist,
+//! the shortest in bold) with the document under the pointer highlighted and its text shown,
+//! and every move with its bits.
+
+use std::path::{Path, PathBuf};
+
+use egui::{Color32, RichText};
+
+use crate::engine::specialists::{read_manifest, split_documents, Manifest};
+
+/// A pool as the panel shows it.
+pub struct PoolView {
+    /// Its folder.
+    pub dir: PathBuf,
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The documents' texts, when `documents.txt` lies beside the manifest.
+    pub texts: Vec<String>,
+    /// The document row under the pointer.
+    pub hovered: Option<usize>,
+}
+
+impl PoolView {
+    /// Read a pool folder.
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        let manifest = read_manifest(dir)?;
+        let texts = std::fs::read_to_string(dir.join("documents.txt"))
+            .map(|t| split_documents(&t, None))
+            .unwrap_or_default();
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest,
+            texts,
+            hovered: None,
+        })
+    }
+}
+
+/// Draw the panel. `open` asks for a pool folder; `sample` is the bundled pool.
+pub fn show(
+    ui: &mut egui::Ui,
+    view: &mut Option<PoolView>,
+    error: &mut Option<String>,
+    open: &mut dyn FnMut(),
+    sample: &Path,
+) {
+    ui.horizontal(|ui| {
+        if ui
+            .button("Open pool…")
+            .on_hover_text(
+                "A folder written by `localist specialists` (checkpoints and manifest.json)",
+            )
+            .clicked()
+        {
+            open();
+        }
+        if ui
+            .button("pool-clinical-payments")
+            .on_hover_text(sample.display().to_string())
+            .clicked()
+        {
+            match PoolView::open(sample) {
+                Ok(v) => *view = Some(v),
+                Err(e) => *error = Some(format!("{e:#}")),
+            }
+        }
+        if let Some(v) = view.as_ref() {
+            ui.label(v.dir.display().to_string());
+        }
+    });
+    let Some(v) = view.as_mut() else {
+        ui.label(
+            "No pool open. `localist specialists` grows one over a set of documents; the bundled \
+             one serves clinical notes and payments.",
+        );
+        return;
+    };
+    let m = &v.manifest;
+    ui.separator();
+    ui.strong("specialists");
+    egui::Grid::new("pool_specialists").striped(true).num_columns(4).show(ui, |ui| {
+        for h in ["name", "parent", "parameters added", "documents routed"] {
+            ui.strong(h);
+        }
+        ui.end_row();
+        for s in &m.specialists {
+            ui.label(&s.name);
+            ui.label(s.parent.clone().unwrap_or_else(|| "-".into()));
+            ui.label(s.added_params.to_string())
+                .on_hover_text("Parameters this specialist adds over its parent: all it is charged for, (P/2)·log₂ n bits.");
+            ui.label(m.routing.iter().filter(|r| r.specialist == s.name).count().to_string());
+            ui.end_row();
+        }
+    });
+    ui.separator();
+    ui.strong("moves");
+    for mv in &m.log {
+        let text = format!(
+            "round {}: {}: DL_total {:.0} -> {:.0} bits ({:+.0})",
+            mv.round,
+            mv.what,
+            mv.dl_before,
+            mv.dl_after,
+            mv.dl_after - mv.dl_before
+        );
+        let colour = if mv.accepted {
+            Color32::LIGHT_GREEN
+        } else {
+            ui.visuals().weak_text_color()
+        };
+        ui.colored_label(
+            colour,
+            format!(
+                "{} {}",
+                if mv.accepted { "accepted" } else { "rejected" },
+                text
+            ),
+        );
+    }
+    ui.separator();
+    ui.strong("routing: bits per document per specialist (shortest in bold)");
+    let mut hovered = None;
+    let highlight = ui.visuals().selection.bg_fill;
+    egui::ScrollArea::vertical()
+        .id_salt("pool_routing")
+        .max_height(360.0)
+        .show(ui, |ui| {
+            egui::Grid::new("pool_routing_grid")
+                .num_columns(m.specialists.len() + 3)
+                .show(ui, |ui| {
+                    ui.strong("document");
+                    ui.strong("tokens");
+                    for s in &m.specialists {
+                        ui.strong(&s.name);
+                    }
+                    ui.strong("routed to");
+                    ui.end_row();
+                    for (d, r) in m.routing.iter().enumerate() {
+                        let lit = v.hovered == Some(d);
+                        let cell = |t: String, bold: bool| {
+                            let mut rt = RichText::new(t);
+                            if bold {
+                                rt = rt.strong();
+                            }
+                            if lit {
+                                rt = rt.background_color(highlight);
+                            }
+                            rt
+                        };
+                        let best = r.bits.iter().cloned().fold(f64::INFINITY, f64::min);
+                        let mut resp = ui.label(cell(r.document.clone(), false));
+                        resp = resp.union(ui.label(cell(r.tokens.to_string(), false)));
+                        for b in &r.bits {
+                            resp = resp.union(ui.label(cell(format!("{b:.0}"), *b == best)));
+                        }
+                        resp = resp.union(ui.label(cell(r.specialist.clone(), false)));
+                        ui.end_row();
+                        if ui.rect_contains_pointer(resp.rect) {
+                            hovered = Some(d);
+                            if let Some(text) = v.texts.get(d) {
+                                resp.on_hover_text(text.clone());
+                            }
+                        }
+                    }
+                });
+        });
+    v.hovered = hovered;
+}
