@@ -165,5 +165,9 @@ pub fn show(
                     }
                 });
         });
+    if v.hovered != hovered {
+        // The highlight is drawn from the hovered row: show it in the next frame at once.
+        ui.ctx().request_repaint();
+    }
     v.hovered = hovered;
 }
