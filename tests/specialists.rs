@@ -116,3 +116,44 @@ fn two_disjoint_domains_recruit_exactly_one_more_specialist() {
     assert_eq!(back.assignment, pool.assignment);
     assert_eq!(docs2.len(), documents.len());
 }
+
+#[test]
+fn a_redundant_specialist_is_merged_away() {
+    use localist::engine::specialists::Specialist;
+    let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_models/tiny-clinical");
+    let docs: Vec<(String, String)> = records(5, 20, 0.5)
+        .into_iter()
+        .enumerate()
+        .map(|(k, t)| (format!("d{k}"), t))
+        .collect();
+    let (mut pool, documents) = Pool::from_checkpoint(&base, &docs).unwrap();
+    // A copy of the base that codes its half of the documents one bit better each: not worth
+    // its parameters and header.
+    let copy = pool.specialists[0].model.clone();
+    pool.specialists.push(Specialist {
+        name: "copy".into(),
+        parent: Some(0),
+        model: copy,
+        added_params: 96,
+    });
+    for (d, row) in pool.bits.iter_mut().enumerate() {
+        let b = row[0];
+        row.push(if d % 2 == 1 { b - 1.0 } else { b + 1.0 });
+    }
+    for (d, a) in pool.assignment.iter_mut().enumerate() {
+        *a = d % 2;
+    }
+    let cfg = PoolConfig {
+        max_specialists: 2,
+        ..PoolConfig::default()
+    };
+    let before = pool.dl_total(&documents, &cfg);
+    pool.grow(&documents, &cfg, |_| {}).unwrap();
+    assert_eq!(pool.specialists.len(), 1, "{:#?}", pool.log);
+    assert!(pool
+        .log
+        .iter()
+        .any(|m| m.accepted && m.what.starts_with("merge copy")));
+    assert!(pool.dl_total(&documents, &cfg) < before);
+    assert!(pool.assignment.iter().all(|&a| a == 0));
+}

@@ -6,7 +6,8 @@
 //! 2. recruit a specialist: a copy of the specialist that codes a cluster of poorly coded
 //!    documents best, fine-tuned on that cluster with only a few parameters trainable
 //!    (`head.bias` and the final LayerNorm by default), so it adds only those over its parent;
-//! 3. prune a specialist that no document is routed to.
+//! 3. merge a specialist into the others (its documents go to their next best) when that
+//!    saves more than δ, and prune one that no document is routed to.
 //!
 //! The cluster is found by splitting each specialist's documents at the largest gap in their
 //! bits per token (a one-dimensional 2-means): documents coded much worse than their peers
@@ -485,38 +486,68 @@ impl Pool {
                     }
                 }
             }
-            // 3. Prune specialists no document uses (never the base).
+            // 3. Merge: hand a specialist's documents to the others (each to its best) and drop
+            //    it, when that saves more than δ; a specialist nobody uses is pruned outright.
             for j in (1..self.specialists.len()).rev() {
-                if !self.assignment.contains(&j) {
-                    let before = self.dl_total(docs, cfg);
-                    let name = self.specialists[j].name.clone();
-                    let removed = self.specialists.remove(j);
-                    // Children of the pruned specialist now descend from its parent (with the
-                    // same trainable set, they still add the same parameters over it).
-                    for sp in &mut self.specialists {
-                        sp.parent = match sp.parent {
-                            Some(p) if p == j => removed.parent,
-                            Some(p) if p > j => Some(p - 1),
-                            other => other,
-                        };
-                    }
-                    for row in &mut self.bits {
-                        row.remove(j);
-                    }
-                    for a in &mut self.assignment {
-                        if *a > j {
-                            *a -= 1;
+                let before = self.dl_total(docs, cfg);
+                let unused = !self.assignment.contains(&j);
+                let mut bits = self.bits.clone();
+                for row in &mut bits {
+                    row.remove(j);
+                }
+                let assignment: Vec<usize> = self
+                    .assignment
+                    .iter()
+                    .enumerate()
+                    .map(|(d, &a)| {
+                        if a == j {
+                            bits.get(d)
+                                .and_then(|row| {
+                                    row.iter()
+                                        .enumerate()
+                                        .min_by(|x, y| x.1.total_cmp(y.1))
+                                        .map(|(k, _)| k)
+                                })
+                                .unwrap_or(0)
+                        } else if a > j {
+                            a - 1
+                        } else {
+                            a
                         }
-                    }
-                    let after = self.dl_total(docs, cfg);
-                    self.push(
-                        round,
-                        format!("prune {name} (no document routed to it)"),
-                        before,
-                        after,
-                        true,
-                        &mut on_move,
-                    );
+                    })
+                    .collect();
+                let mut costs = self.costs(cfg);
+                costs.added_params.remove(j);
+                let after = dl_total(&bits, &tokens, &assignment, &costs);
+                let accept = unused || before - after > cfg.delta_bits;
+                let name = self
+                    .specialists
+                    .get(j)
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default();
+                let what = if unused {
+                    format!("prune {name} (no document routed to it)")
+                } else {
+                    format!("merge {name} into the others (its documents to their next best)")
+                };
+                self.push(round, what, before, after, accept, &mut on_move);
+                if !accept {
+                    continue;
+                }
+                let removed = self.specialists.remove(j);
+                // Children of the removed specialist now descend from its parent (with the
+                // same trainable set, they still add the same parameters over it).
+                for sp in &mut self.specialists {
+                    sp.parent = match sp.parent {
+                        Some(p) if p == j => removed.parent,
+                        Some(p) if p > j => Some(p - 1),
+                        other => other,
+                    };
+                }
+                self.bits = bits;
+                self.assignment = assignment;
+                if !unused {
+                    accepted_any = true;
                 }
             }
             if accepted_any {
