@@ -28,6 +28,15 @@ fn harness(ck: PathBuf) -> Harness<'static, StudioApp> {
         .build_eframe(move |cc| StudioApp::new(&cc.egui_ctx, Some(ck)))
 }
 
+/// The app on `ck`, stepped until its first capture has arrived.
+fn started(ck: PathBuf) -> Harness<'static, StudioApp> {
+    let mut h = harness(ck);
+    step_until(&mut h, "the first capture", |app| {
+        app.state.capture.is_some()
+    });
+    h
+}
+
 /// Step frames until `done` holds, for at most 60 s.
 fn step_until(h: &mut Harness<'static, StudioApp>, what: &str, done: impl Fn(&StudioApp) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -54,10 +63,7 @@ fn engine_entropy(ck: &Path, text: &str, dial: &DialSetting) -> f64 {
 #[test]
 fn moving_the_dial_shows_the_engines_entropy_for_that_lambda() {
     let ck = sample("tiny-shakespeare-l0");
-    let mut h = harness(ck.clone());
-    step_until(&mut h, "the first capture", |app| {
-        app.state.capture.is_some()
-    });
+    let mut h = started(ck.clone());
     let label = |e: f64| format!("mean entropy {e:.3} bits");
     let e0 = engine_entropy(&ck, SAMPLE_TEXT, &DialSetting::bias(0.0));
     h.get_by_label(&label(e0));
@@ -110,10 +116,7 @@ fn starting_training_advances_the_curve_and_stop_stops_it() {
 
 #[test]
 fn arrow_keys_move_between_layers_and_heads() {
-    let mut h = harness(sample("tiny-shakespeare-l1"));
-    step_until(&mut h, "the first capture", |app| {
-        app.state.capture.is_some()
-    });
+    let mut h = started(sample("tiny-shakespeare-l1"));
     assert_eq!(h.state().state.focus, None);
     h.key_press(egui::Key::ArrowRight);
     h.run_steps(2);
@@ -154,10 +157,7 @@ fn a_synthetic_model_opens_on_one_of_its_own_sentences() {
 
 #[test]
 fn the_theory_tab_plots_measurements_against_the_bounds() {
-    let mut h = harness(sample("tiny-shakespeare-l1"));
-    step_until(&mut h, "the first capture", |app| {
-        app.state.capture.is_some()
-    });
+    let mut h = started(sample("tiny-shakespeare-l1"));
     h.get_by_label("Theory").click();
     step_until(&mut h, "the theory curve", |app| app.state.theory.is_some());
     let (_, curve) = h.state().state.theory.clone().unwrap();
@@ -213,10 +213,7 @@ fn opening_a_truncated_checkpoint_shows_an_error_and_keeps_the_model() {
     std::fs::write(&weights, &bytes[..bytes.len() / 2]).unwrap();
 
     let good = sample("tiny-shakespeare-l0");
-    let mut h = harness(good.clone());
-    step_until(&mut h, "the first capture", |app| {
-        app.state.capture.is_some()
-    });
+    let mut h = started(good.clone());
     let before = h.state().state.summary.clone().unwrap();
     let entropy = h.state().state.mean_entropy_bits();
     h.state_mut()
@@ -245,10 +242,7 @@ fn the_session_round_trips() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("s.localist-session.json");
     let l1 = sample("tiny-shakespeare-l1");
-    let mut h = harness(l1.clone());
-    step_until(&mut h, "the first capture", |app| {
-        app.state.capture.is_some()
-    });
+    let mut h = started(l1.clone());
     {
         let app = h.state_mut();
         app.state.text = "Now is the winter of our discontent".into();
@@ -271,10 +265,7 @@ fn the_session_round_trips() {
     drop(h);
 
     // A studio on the other model opens the session: model, dial, text and layout come back.
-    let mut h = harness(sample("tiny-shakespeare-l0"));
-    step_until(&mut h, "the first capture", |app| {
-        app.state.capture.is_some()
-    });
+    let mut h = started(sample("tiny-shakespeare-l0"));
     h.state_mut().open_session_from(&file);
     // The capture to arrive is the engine's for that model, text and dial.
     let e = engine_entropy(&l1, &saved.text, &saved.dial);
@@ -390,10 +381,7 @@ fn after_a_crash_the_autosaved_session_is_offered_back() {
 
 #[test]
 fn compare_shows_two_configurations_with_hover_synced() {
-    let mut h = harness(sample("tiny-shakespeare-l1"));
-    step_until(&mut h, "the first capture", |app| {
-        app.state.capture.is_some()
-    });
+    let mut h = started(sample("tiny-shakespeare-l1"));
     h.get_by_label("Compare").click();
     step_until(&mut h, "both sides", |app| {
         app.state.compare.views.is_some() && app.state.compare.rects[1].is_some()
