@@ -37,6 +37,19 @@ fn started(ck: PathBuf) -> Harness<'static, StudioApp> {
     h
 }
 
+/// The clinical sample, stepped until it has captured one of its own records (records of the
+/// synthetic corpus start with "note" or "txn").
+fn started_clinical() -> Harness<'static, StudioApp> {
+    let mut h = harness(sample("tiny-clinical"));
+    step_until(&mut h, "a capture of the model's own text", |app| {
+        app.state
+            .capture
+            .as_ref()
+            .is_some_and(|(_, t)| t.first().is_some_and(|w| w == "note" || w == "txn"))
+    });
+    h
+}
+
 /// Step frames until `done` holds, for at most 60 s.
 fn step_until(h: &mut Harness<'static, StudioApp>, what: &str, done: impl Fn(&StudioApp) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -141,14 +154,7 @@ fn arrow_keys_move_between_layers_and_heads() {
 
 #[test]
 fn a_synthetic_model_opens_on_one_of_its_own_sentences() {
-    let mut h = harness(sample("tiny-clinical"));
-    // Records of the synthetic corpus start with "note" (clinical) or "txn" (payments).
-    step_until(&mut h, "a capture of the model's own text", |app| {
-        app.state
-            .capture
-            .as_ref()
-            .is_some_and(|(_, tokens)| tokens.first().is_some_and(|t| t == "note" || t == "txn"))
-    });
+    let h = started_clinical();
     assert_ne!(h.state().state.text, SAMPLE_TEXT);
     let (_, tokens) = h.state().state.capture.clone().unwrap();
     assert!(tokens.len() > 5);
@@ -170,13 +176,7 @@ fn the_theory_tab_plots_measurements_against_the_bounds() {
 
 #[test]
 fn the_blocks_tab_lists_blocks_usage_anchors_and_coherence() {
-    let mut h = harness(sample("tiny-clinical"));
-    step_until(&mut h, "the clinical capture", |app| {
-        app.state
-            .capture
-            .as_ref()
-            .is_some_and(|(_, t)| t.first().is_some_and(|w| w == "note" || w == "txn"))
-    });
+    let mut h = started_clinical();
     h.get_by_label("Blocks & anchors").click();
     h.run_steps(2);
     let usage = localist::studio::panels::blocks::block_usage(&h.state().state);
@@ -497,13 +497,7 @@ const NOTE: &str =
 
 #[test]
 fn a_rule_typed_in_the_editor_changes_the_heatmap_and_pf_and_switching_it_off_restores_them() {
-    let mut h = harness(sample("tiny-clinical"));
-    step_until(&mut h, "the clinical capture", |app| {
-        app.state
-            .capture
-            .as_ref()
-            .is_some_and(|(_, t)| t.first().is_some_and(|w| w == "note" || w == "txn"))
-    });
+    let mut h = started_clinical();
     h.state_mut().state.text = NOTE.into();
     h.get_by_label("Capture").click();
     step_until(&mut h, "the note", |app| {
