@@ -733,3 +733,58 @@ fn the_specialists_tab_shows_the_sample_pool_its_moves_and_routing() {
     h.run_steps(3);
     assert_eq!(h.state().pool.as_ref().unwrap().hovered, Some(3));
 }
+
+#[test]
+fn the_recruitment_tab_shows_the_recruited_samples_decisions() {
+    let mut h = harness(sample("tiny-topics-recruited"));
+    step_until(&mut h, "the model and its recruitment log", |app| {
+        app.state.summary.is_some() && app.state.recruitment.is_some()
+    });
+    h.get_by_label("Recruitment").click();
+    h.run_steps(2);
+    let rec = h.state().state.recruitment.clone().unwrap();
+    assert_eq!(rec.accepted, 3);
+    assert!(h
+        .query_by_label_contains("6 rounds, 3 accepted moves, 4 blocks")
+        .is_some());
+    // One table row per decision, newest first, with the block it concerns.
+    for name in ["tools·mallet", "weather·fog", "fruit·quince"] {
+        assert!(h.query_all_by_label(name).count() >= 1, "{name} missing");
+    }
+    assert!(h
+        .query_by_label_contains("stop: 3 rounds without")
+        .is_some());
+}
+
+#[test]
+fn recruitment_switches_on_and_off_while_training() {
+    let mut h = harness(sample("tiny-clinical"));
+    step_until(&mut h, "the model and λ*", |app| {
+        app.state.summary.is_some() && app.state.threshold.is_some()
+    });
+    h.get_by_label("New run").click();
+    step_until(&mut h, "two training steps", |app| {
+        app.state.curve.len() >= 2
+    });
+    h.get_by_label("Recruitment").click();
+    h.run_steps(2);
+    h.get_by_label("recruit blocks while training").click();
+    step_until(&mut h, "recruitment switched on and one round", |app| {
+        app.state
+            .recruitment
+            .as_ref()
+            .is_some_and(|r| r.config.enabled && !r.rounds.is_empty())
+    });
+    h.get_by_label("recruit blocks while training").click();
+    step_until(&mut h, "recruitment switched off", |app| {
+        app.state
+            .recruitment
+            .as_ref()
+            .is_some_and(|r| !r.config.enabled)
+    });
+    assert!(h.query_by_label_contains("switched off").is_some());
+    h.get_by_label("Stop").click();
+    step_until(&mut h, "the end of the run", |app| {
+        app.state.worker == WorkerState::Idle
+    });
+}

@@ -159,6 +159,11 @@ fn default_text(ck: &Checkpoint) -> Option<String> {
                 .collect();
             Some(picked.join("\n"))
         }
+        CorpusSource::Topics { seed, topics } => crate::engine::corpus::topic_corpus(seed, topics)
+            .text
+            .lines()
+            .next()
+            .map(str::to_string),
         CorpusSource::File { path } => {
             let text = std::fs::read_to_string(crate::engine::corpus::asset_path(&path)).ok()?;
             text.lines()
@@ -206,7 +211,7 @@ pub fn run_audit(cmd: AuditCommand) -> Result<()> {
                 .and_then(|c| serde_json::from_value::<CorpusSource>(c.clone()).ok())
                 .and_then(|c| match c {
                     CorpusSource::File { path } => Some(crate::engine::corpus::asset_path(&path)),
-                    CorpusSource::Synthetic { .. } => None,
+                    CorpusSource::Synthetic { .. } | CorpusSource::Topics { .. } => None,
                 });
             let mut log = AuditLog::default();
             log.record_change(

@@ -78,6 +78,7 @@ impl SweepArgs {
     fn train_args(&self, lambda: f64) -> TrainArgs {
         let t = &self.train;
         TrainArgs {
+            recruitment: Default::default(),
             corpus: t.corpus.clone(),
             tokenizer: t.tokenizer,
             preset: t.preset.clone(),

@@ -8,8 +8,9 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::engine::corpus::{asset_path, BlockSpec, CorpusSource, TokenizerKind};
-use crate::engine::train_job::{default_device, run as run_job, TrainJob};
+use crate::engine::train_job::{default_device, run_with_recruitment, TrainJob};
 use crate::train::dataset::Sampling;
+use crate::train::recruit::RecruitConfig;
 use crate::train::trainer::TrainConfig;
 
 /// Tokenizer choice on the command line.
@@ -91,6 +92,65 @@ pub struct TrainArgs {
     /// No progress bar (for logs).
     #[arg(long)]
     pub quiet: bool,
+    /// Block recruitment.
+    #[command(flatten)]
+    pub recruitment: RecruitArgs,
+}
+
+/// `localist train --recruit` and its settings.
+#[derive(Args, Debug, Clone)]
+pub struct RecruitArgs {
+    /// Grow blocks by recruitment (SPEC §9) from the starting map (default: one block), with
+    /// unassigned tokens isolated, training and measuring at the dial --recruit-lambda; the
+    /// decisions are printed and saved as recruitment.json in the checkpoint.
+    #[arg(long)]
+    pub recruit: bool,
+    /// λ_rec: the mode-A dial the recruitment's data bits are measured (and trained) at.
+    #[arg(long, default_value_t = 1.0, value_parser = super::parse_lambda)]
+    pub recruit_lambda: f64,
+    /// Steps before the first recruitment round.
+    #[arg(long, default_value_t = 100)]
+    pub recruit_warmup: usize,
+    /// E_rec: steps between rounds.
+    #[arg(long, default_value_t = 100)]
+    pub recruit_every: usize,
+    /// Probe steps per candidate (and for the control).
+    #[arg(long, default_value_t = 20)]
+    pub recruit_probe: usize,
+    /// δ_rec in bits: a move must save more than this.
+    #[arg(long, default_value_t = 64.0)]
+    pub recruit_delta: f64,
+    /// K_max: most blocks, block 0 included.
+    #[arg(long, default_value_t = 16)]
+    pub recruit_kmax: usize,
+    /// P: stop after this many rounds without an accepted move.
+    #[arg(long, default_value_t = 3)]
+    pub recruit_patience: usize,
+    /// Charge each block for its anchor keys (L·H·d_h parameters) although they do not enter
+    /// the likelihood (see README, Recruitment).
+    #[arg(long)]
+    pub recruit_charge_anchors: bool,
+    /// Held-out tokens in the recruitment buffer.
+    #[arg(long, default_value_t = 32768)]
+    pub recruit_buffer: usize,
+}
+
+impl Default for RecruitArgs {
+    fn default() -> Self {
+        let c = RecruitConfig::default();
+        Self {
+            recruit: false,
+            recruit_lambda: c.lambda,
+            recruit_warmup: 100,
+            recruit_every: 100,
+            recruit_probe: c.probe_steps,
+            recruit_delta: c.delta_bits,
+            recruit_kmax: c.k_max,
+            recruit_patience: c.patience,
+            recruit_buffer: c.buffer_tokens,
+            recruit_charge_anchors: false,
+        }
+    }
 }
 
 impl TrainArgs {
@@ -102,7 +162,10 @@ impl TrainArgs {
             },
             s => s,
         };
-        let blocks = self.blocks.as_deref().map(BlockSpec::parse).transpose()?;
+        let mut blocks = self.blocks.as_deref().map(BlockSpec::parse).transpose()?;
+        if self.recruitment.recruit && blocks.is_none() {
+            blocks = Some(BlockSpec::Single);
+        }
         if self.steps == 0 {
             bail!("--steps must be at least 1");
         }
@@ -146,6 +209,19 @@ impl TrainArgs {
             eval_windows: 64,
             save_optimizer: !self.no_optimizer_state,
             rules: self.rules.clone(),
+            recruit: self.recruitment.recruit.then(|| RecruitConfig {
+                enabled: true,
+                warmup: self.recruitment.recruit_warmup,
+                every: self.recruitment.recruit_every,
+                buffer_tokens: self.recruitment.recruit_buffer,
+                lambda: self.recruitment.recruit_lambda,
+                delta_bits: self.recruitment.recruit_delta,
+                k_max: self.recruitment.recruit_kmax,
+                patience: self.recruitment.recruit_patience,
+                probe_steps: self.recruitment.recruit_probe,
+                charge_anchor_keys: self.recruitment.recruit_charge_anchors,
+                ..RecruitConfig::default()
+            }),
         })
     }
 }
@@ -174,23 +250,39 @@ pub fn run(args: TrainArgs) -> Result<()> {
     // Steady-state speed: timed from the end of step 10 (warm-up) to the last step.
     let mut timed: Option<(Instant, usize)> = None;
     let mut steady_tps = None;
-    let outcome = run_job(&job, &device, |s| {
-        tokens += s.tokens;
-        match timed {
-            None if s.step + 1 >= 10 => timed = Some((Instant::now(), tokens)),
-            Some((t0, tok0)) => {
-                steady_tps = Some((tokens - tok0) as f64 / t0.elapsed().as_secs_f64().max(1e-9))
+    let recruiting = job.recruit.is_some();
+    if recruiting {
+        pb.println("recruitment: step  move     block                    data bits before → after, model bits, ΔDL, verdict");
+    }
+    let pb_events = pb.clone();
+    let outcome = run_with_recruitment(
+        &job,
+        &device,
+        |s| {
+            tokens += s.tokens;
+            match timed {
+                None if s.step + 1 >= 10 => timed = Some((Instant::now(), tokens)),
+                Some((t0, tok0)) => {
+                    steady_tps = Some((tokens - tok0) as f64 / t0.elapsed().as_secs_f64().max(1e-9))
+                }
+                None => {}
             }
-            None => {}
-        }
-        let tps = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        pb.set_position(s.step as u64 + 1);
-        pb.set_message(format!(
-            "{tps:.0} tok/s  loss {:.4} nats  (ce {:.4}, Ω {:.4}, λ {:.2})",
-            s.loss_nats, s.ce_nats, s.penalty, s.lambda
-        ));
-        true
-    });
+            let tps = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            pb.set_position(s.step as u64 + 1);
+            pb.set_message(format!(
+                "{tps:.0} tok/s  loss {:.4} nats  (ce {:.4}, Ω {:.4}, λ {:.2})",
+                s.loss_nats, s.ce_nats, s.penalty, s.lambda
+            ));
+            true
+        },
+        |e| {
+            if pb_events.is_hidden() {
+                println!("{}", e.line());
+            } else {
+                pb_events.println(e.line());
+            }
+        },
+    );
     pb.finish_and_clear();
     let outcome = outcome.with_context(|| {
         if args.out.join("config.json").exists() {
@@ -225,6 +317,34 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .map(|p| format!(", PF vs true targets {p:.4}"))
             .unwrap_or_default()
     );
+    if let Some(rec) = &outcome.session.recruiter {
+        let blocks = outcome.session.blocks();
+        println!(
+            "recruitment: {} rounds, {} accepted moves, {} blocks: {}{}",
+            rec.rounds.len(),
+            rec.accepted,
+            blocks.num_blocks(),
+            blocks.names.join(", "),
+            rec.stopped
+                .as_ref()
+                .map(|r| format!(" (stopped: {r})"))
+                .unwrap_or_default()
+        );
+        let round: f64 = rec.rounds.iter().map(|r| r.round_ms).sum();
+        let train: f64 = rec.rounds.iter().map(|r| r.train_ms).sum();
+        if train > 0.0 {
+            println!(
+                "recruitment cost: {:.0} ms in rounds against {:.0} ms of training between them ({:.0}%)",
+                round,
+                train,
+                100.0 * round / train
+            );
+        }
+        println!(
+            "recruitment log: {}",
+            args.out.join("recruitment.json").display()
+        );
+    }
     println!("checkpoint: {}", args.out.display());
     Ok(())
 }

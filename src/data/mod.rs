@@ -9,6 +9,7 @@ pub mod lexicon;
 pub mod synthetic;
 pub mod synthetic_vocab;
 pub mod tokenizer;
+pub mod topics;
 
 pub use corpus::{load_corpus, sequential_offsets, train_val_split, CorpusError};
 pub use lexicon::{Lexicon, LexiconEntry, LexiconError};

@@ -14,6 +14,7 @@ use crate::data::corpus::load_corpus;
 use crate::data::lexicon::Lexicon;
 use crate::data::synthetic::{SyntheticCorpus, SyntheticSpec};
 use crate::data::tokenizer::{CharTokenizer, Tokenizer, TokenizerSpec, WordTokenizer};
+use crate::data::topics::{TopicCorpus, TopicSpec};
 use crate::model::blocks::BlockMap;
 use crate::train::dataset::TokenStream;
 
@@ -33,6 +34,13 @@ pub enum CorpusSource {
         /// Number of records.
         records: usize,
     },
+    /// K* topics with disjoint vocabularies (the recruitment corpus, [`TopicSpec`]).
+    Topics {
+        /// Generator seed.
+        seed: u64,
+        /// Number of topics K*.
+        topics: usize,
+    },
 }
 
 impl CorpusSource {
@@ -43,6 +51,15 @@ impl CorpusSource {
                 seed,
                 records: 4000,
             });
+        }
+        if let Some(k) = s.strip_prefix("topics:") {
+            let topics: usize = k
+                .parse()
+                .with_context(|| format!("'{s}': expected topics:K with K from 2 to 6"))?;
+            if !(2..=6).contains(&topics) {
+                bail!("'{s}': the topic corpus has 2 to 6 topics");
+            }
+            return Ok(Self::Topics { seed, topics });
         }
         if let Some(n) = s.strip_prefix("synthetic:") {
             let records = n
@@ -60,6 +77,7 @@ impl CorpusSource {
             Self::Synthetic { seed, records } => {
                 format!("synthetic ({records} records, seed {seed})")
             }
+            Self::Topics { seed, topics } => format!("{topics} topics (seed {seed})"),
         }
     }
 }
@@ -89,6 +107,17 @@ pub struct PreparedCorpus {
     pub lexicon: Option<Lexicon>,
 }
 
+/// The topic corpus of `CorpusSource::Topics` (3,500 documents of 96 words, themes of 3: the
+/// 10% held out is a recruitment buffer of about 34,000 tokens).
+pub fn topic_corpus(seed: u64, topics: usize) -> TopicCorpus {
+    TopicCorpus::generate(&TopicSpec {
+        seed,
+        topics,
+        documents: 3500,
+        ..TopicSpec::default()
+    })
+}
+
 /// Hex SHA-256 of bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
@@ -114,6 +143,19 @@ pub fn prepare_corpus(
             });
             let lex = corpus.to_lexicon().context("synthetic lexicon")?;
             (corpus.text, corpus.pointer_targets, Some(lex))
+        }
+        CorpusSource::Topics { seed, topics } => {
+            let corpus = topic_corpus(*seed, *topics);
+            let lex = Lexicon::from_pairs(
+                &corpus
+                    .truth
+                    .iter()
+                    .map(|(w, t)| (w.clone(), corpus.topic_names[*t].clone()))
+                    .collect::<Vec<_>>(),
+                std::path::Path::new("topic generator truth"),
+            )
+            .context("topic lexicon")?;
+            (corpus.text, Vec::new(), Some(lex))
         }
     };
     let spec = match tokenizer {

@@ -21,6 +21,7 @@ use crate::model::dial::DialSetting;
 use crate::model::transformer::LocalistModel;
 use crate::train::dataset::{train_split, TokenStream};
 use crate::train::eval::{evaluate, EvalReport};
+use crate::train::recruit::{RecruitConfig, RecruitEvent, Recruiter};
 use crate::train::trainer::{StepStats, TrainConfig, Trainer};
 
 /// The compute device: CUDA when built with `--features cuda` and a GPU is present, else CPU.
@@ -62,6 +63,9 @@ pub struct TrainJob {
     /// A rule file trained towards with weight `train.mu_rule`.
     #[serde(default)]
     pub rules: Option<PathBuf>,
+    /// Block-level recruitment (SPEC §9); the block map starts with unassigned tokens isolated.
+    #[serde(default)]
+    pub recruit: Option<RecruitConfig>,
 }
 
 impl Default for TrainJob {
@@ -82,6 +86,7 @@ impl Default for TrainJob {
             eval_windows: 64,
             save_optimizer: true,
             rules: None,
+            recruit: None,
         }
     }
 }
@@ -120,6 +125,8 @@ pub struct Session {
     pub job: TrainJob,
     /// Loss history.
     pub history: Vec<StepStats>,
+    /// Block recruitment, when the job asks for it.
+    pub recruiter: Option<Recruiter>,
 }
 
 /// Outcome of [`run`].
@@ -175,7 +182,20 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
             (model, blocks, 0, None)
         }
     };
-    let mut trainer = Trainer::new(model, blocks, train, job.train.clone())?;
+    let mut train_cfg = job.train.clone();
+    let mut blocks = blocks;
+    if let Some(rc) = &job.recruit {
+        if blocks.kind != crate::model::blocks::BlockKind::Semantic {
+            bail!(
+                "recruitment needs semantic blocks (single or a lexicon), not positional windows"
+            );
+        }
+        blocks.isolate_unassigned = true;
+        if train_cfg.forward_lambda.is_none() {
+            train_cfg.forward_lambda = Some(rc.lambda);
+        }
+    }
+    let mut trainer = Trainer::new(model, blocks, train, train_cfg)?;
     if let Some(path) = &job.rules {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -197,6 +217,7 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
         val,
         job: job.clone(),
         history: Vec::new(),
+        recruiter: job.recruit.clone().map(Recruiter::new),
     })
 }
 
@@ -237,8 +258,21 @@ impl Session {
         })
     }
 
-    /// Write a checkpoint of the current state to `dir` (atomically).
+    /// Write a checkpoint of the current state to `dir` (atomically), with the recruitment log
+    /// as `recruitment.json` when recruitment ran.
     pub fn save(&self, dir: &Path, final_eval: Option<EvalReport>) -> Result<()> {
+        self.save_checkpoint_only(dir, final_eval)?;
+        if let Some(rec) = &self.recruiter {
+            let path = dir.join("recruitment.json");
+            let tmp = dir.join("recruitment.json.tmp");
+            std::fs::write(&tmp, serde_json::to_vec_pretty(rec)?)
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    fn save_checkpoint_only(&self, dir: &Path, final_eval: Option<EvalReport>) -> Result<()> {
         let opt = if self.job.save_optimizer {
             Some(self.trainer.optimizer_state()?)
         } else {
@@ -282,6 +316,24 @@ impl Session {
         )?)
     }
 
+    /// Run a recruitment round if one is due (and recruitment is on); returns its events.
+    pub fn maybe_recruit(&mut self) -> Result<Vec<RecruitEvent>> {
+        let Some(rec) = &mut self.recruiter else {
+            return Ok(Vec::new());
+        };
+        if !rec.due(self.trainer.step) {
+            return Ok(Vec::new());
+        }
+        let events = rec
+            .round(
+                &mut self.trainer,
+                &self.val.ids,
+                self.corpus.tokenizer.as_ref(),
+            )
+            .with_context(|| format!("recruitment round at step {}", self.trainer.step))?;
+        Ok(events)
+    }
+
     /// The block map in use.
     pub fn blocks(&self) -> &BlockMap {
         &self.trainer.blocks
@@ -294,7 +346,17 @@ impl Session {
 pub fn run(
     job: &TrainJob,
     device: &Device,
+    on_step: impl FnMut(&StepStats) -> bool,
+) -> Result<Outcome> {
+    run_with_recruitment(job, device, on_step, |_| {})
+}
+
+/// [`run`], also reporting each recruitment event as it is decided.
+pub fn run_with_recruitment(
+    job: &TrainJob,
+    device: &Device,
     mut on_step: impl FnMut(&StepStats) -> bool,
+    mut on_event: impl FnMut(&RecruitEvent),
 ) -> Result<Outcome> {
     let mut session = setup(job, device)?;
     let mut stopped = false;
@@ -302,6 +364,9 @@ pub fn run(
         let stats = session.trainer.train_step()?;
         let keep_going = on_step(&stats);
         session.history.push(stats);
+        for e in session.maybe_recruit()? {
+            on_event(&e);
+        }
         if let Some(dir) = &job.out {
             let s = session.trainer.step;
             if job.checkpoint_every > 0 && s % job.checkpoint_every == 0 && s < job.train.steps {

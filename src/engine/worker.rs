@@ -39,6 +39,7 @@ use crate::rules::check::{resolve, Firing, ResolvedRule};
 use crate::rules::inject::{capture_with_rules, RuleReport};
 use crate::rules::parse::{parse_rules, RuleErrors};
 use crate::train::eval::EvalReport;
+use crate::train::recruit::{RecruitConfig, Recruiter};
 use crate::train::trainer::{StepStats, TrainConfig};
 
 /// What the UI asks of the worker.
@@ -76,6 +77,9 @@ pub enum Command {
     },
     /// Capture the current text under two configurations, for the Compare panel.
     Compare(Box<[CompareSide; 2]>),
+    /// Switch block recruitment on or off in the current run (switching it on in a run set up
+    /// without it starts a recruiter with default settings; unassigned tokens become isolated).
+    SetRecruitment(bool),
     /// End the worker thread.
     Shutdown,
     /// Panic on purpose (tests of the recovery path).
@@ -167,6 +171,11 @@ pub enum Event {
     Compare(Box<[Result<CompareView, String>; 2]>),
     /// The theory curve of the current text.
     Theory(Vec<TheoryPoint>),
+    /// The recruitment log and state (after every round, on a switch, and when a checkpoint
+    /// with a `recruitment.json` is opened).
+    Recruitment(Box<Recruiter>),
+    /// Recruitment changed the block map: block names and vocabulary tokens per block.
+    BlocksChanged(Vec<String>, Vec<usize>),
     /// Something failed; the worker keeps its previous state.
     Failed(String),
 }
@@ -376,6 +385,7 @@ impl Worker {
             Command::TheoryCurve(lambdas) => self.theory(&lambdas),
             Command::Compare(sides) => self.compare(&sides),
             Command::SetRules { text, off } => self.set_rules(text, off),
+            Command::SetRecruitment(on) => self.set_recruitment(on),
             Command::Shutdown => {}
             Command::DebugPanic => panic!("debug panic requested"),
         }
@@ -404,6 +414,12 @@ impl Worker {
                 self.state = RunState::Idle;
                 self.loaded = Some(loaded);
                 self.emit(Event::Loaded(Box::new(summary)));
+                if let Some(rec) = std::fs::read(path.join("recruitment.json"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Recruiter>(&b).ok())
+                {
+                    self.emit(Event::Recruitment(Box::new(rec)));
+                }
                 self.refit_rules();
                 self.recapture();
                 self.threshold();
@@ -427,14 +443,18 @@ impl Worker {
                 summary.corpus = Some((
                     match &session.corpus.source {
                         CorpusSource::File { path } => Some(path.clone()),
-                        CorpusSource::Synthetic { .. } => None,
+                        CorpusSource::Synthetic { .. } | CorpusSource::Topics { .. } => None,
                     },
                     session.corpus.sha256.clone(),
                 ));
+                let recruiter = session.recruiter.clone();
                 self.session = Some(session);
                 self.loaded = None;
                 self.state = RunState::Idle;
                 self.emit(Event::Loaded(Box::new(summary)));
+                if let Some(r) = recruiter {
+                    self.emit(Event::Recruitment(Box::new(r)));
+                }
                 self.refit_rules();
                 if let Some(s) = &mut self.session {
                     if s.job.rules.is_none() {
@@ -463,7 +483,36 @@ impl Worker {
         if let Ok(stats) = &result {
             session.history.push(stats.clone());
         }
+        let blocks_before = session.trainer.blocks.num_blocks();
+        let names_before = session.trainer.blocks.names.clone();
+        let recruited = match &result {
+            Ok(_) => session.maybe_recruit().map_err(|e| format!("{e:#}")),
+            Err(_) => Ok(Vec::new()),
+        };
         let finished = session.trainer.step >= total;
+        let blocks_changed = session.trainer.blocks.num_blocks() != blocks_before
+            || session.trainer.blocks.names != names_before;
+        let recruiter = session
+            .recruiter
+            .clone()
+            .filter(|_| matches!(&recruited, Ok(e) if !e.is_empty()));
+        let block_update = blocks_changed.then(|| {
+            (
+                session.trainer.blocks.names.clone(),
+                session.trainer.blocks.block_sizes(),
+            )
+        });
+        if let Err(e) = recruited {
+            self.emit(Event::Failed(e));
+        }
+        if let Some(r) = recruiter {
+            self.emit(Event::Recruitment(Box::new(r)));
+        }
+        if let Some((names, sizes)) = block_update {
+            self.emit(Event::BlocksChanged(names, sizes));
+            self.refit_rules();
+            self.recapture();
+        }
         match result {
             Ok(stats) => {
                 let (t0, tok0) = self.run_started.unwrap_or((Instant::now(), 0));
@@ -489,6 +538,43 @@ impl Worker {
                 self.state = RunState::Idle;
                 self.emit(Event::Failed(format!("{e}")));
             }
+        }
+    }
+
+    fn set_recruitment(&mut self, on: bool) {
+        let Some(session) = self.session.as_mut() else {
+            self.emit(Event::Failed(
+                "recruitment runs while training: set up a run first".into(),
+            ));
+            return;
+        };
+        if on && session.recruiter.is_none() {
+            if session.trainer.blocks.kind != crate::model::blocks::BlockKind::Semantic {
+                self.emit(Event::Failed(
+                    "recruitment needs semantic blocks, not positional windows".into(),
+                ));
+                return;
+            }
+            let mut rec = Recruiter::new(RecruitConfig {
+                warmup: session.trainer.step,
+                ..RecruitConfig::default()
+            });
+            rec.next_due = Some(session.trainer.step);
+            session.trainer.blocks.isolate_unassigned = true;
+            if session.trainer.config.forward_lambda.is_none() {
+                session.trainer.config.forward_lambda = Some(rec.config.lambda);
+            }
+            session.recruiter = Some(rec);
+        }
+        if let Some(rec) = session.recruiter.as_mut() {
+            rec.config.enabled = on;
+            if on && rec.stopped.is_some() {
+                // Switching it back on after it stopped starts a fresh patience count.
+                rec.stopped = None;
+                rec.next_due = Some(session.trainer.step);
+            }
+            let r = rec.clone();
+            self.emit(Event::Recruitment(Box::new(r)));
         }
     }
 
@@ -878,7 +964,7 @@ fn corpus_of(training: &serde_json::Value) -> Option<(Option<PathBuf>, String)> 
         .and_then(|c| serde_json::from_value::<CorpusSource>(c.clone()).ok())
         .and_then(|c| match c {
             CorpusSource::File { path } => Some(crate::engine::corpus::asset_path(&path)),
-            CorpusSource::Synthetic { .. } => None,
+            CorpusSource::Synthetic { .. } | CorpusSource::Topics { .. } => None,
         });
     Some((path, sha))
 }
@@ -895,6 +981,11 @@ fn sample_text(training: &serde_json::Value) -> Option<String> {
             });
             Some(c.text.trim_end().to_string())
         }
+        CorpusSource::Topics { seed, topics } => crate::engine::corpus::topic_corpus(seed, topics)
+            .text
+            .lines()
+            .next()
+            .map(|l| l.split(' ').take(48).collect::<Vec<_>>().join(" ")),
         CorpusSource::File { .. } => None,
     }
 }

@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 /// How the key partition is defined.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind")]
 pub enum BlockKind {
     /// Semantic: key j is in block `token_block[x_j]`.
@@ -38,6 +38,13 @@ pub struct BlockMap {
     pub relevance: Vec<usize>,
     /// Where the map came from, shown in the UI ("lexicon assets/x.tsv", "k-means k=8", ...).
     pub source: String,
+    /// Unassigned tokens belong to no semantic block: a query whose relevant block is 0 has
+    /// R(i) = S(i) only, and the penalty counts every group of its row as off-block. This is how
+    /// recruitment starts (SPEC §9): before any block is recruited, the localist model sees only
+    /// itself and the sequence start, and a recruited block is what lets its tokens attend to
+    /// each other. Off (the default) keeps block 0 an ordinary catch-all block.
+    #[serde(default)]
+    pub isolate_unassigned: bool,
 }
 
 /// Errors building a block map.
@@ -60,6 +67,7 @@ impl BlockMap {
             token_block: vec![0; vocab_size],
             relevance: vec![0],
             source: "single block".into(),
+            isolate_unassigned: false,
         }
     }
 
@@ -77,6 +85,7 @@ impl BlockMap {
             token_block: Vec::new(),
             relevance: (0..k).collect(),
             source: format!("positional windows of {width} (not semantic)"),
+            isolate_unassigned: false,
         })
     }
 
@@ -103,6 +112,7 @@ impl BlockMap {
             token_block,
             relevance,
             source: source.to_string(),
+            isolate_unassigned: false,
         }
     }
 
@@ -160,7 +170,12 @@ impl BlockMap {
             .enumerate()
             .map(|(i, &id)| self.relevant_block(id, i))
             .collect();
-        SequenceMasks::new(key_blocks, relevant_blocks, self.num_blocks())
+        let masks = SequenceMasks::new(key_blocks, relevant_blocks, self.num_blocks());
+        if self.isolate_unassigned && self.kind == BlockKind::Semantic {
+            masks.isolate(0)
+        } else {
+            masks
+        }
     }
 
     /// Number of vocabulary tokens in each block (semantic maps).
@@ -186,6 +201,9 @@ pub struct SequenceMasks {
     pub num_blocks: usize,
     /// R(i) as a row-major T×T boolean table (only j ≤ i can be true).
     pub relevant: Vec<bool>,
+    /// A block whose queries have no relevant keys besides S(i) (see
+    /// [`BlockMap::isolate_unassigned`]); its rows count every group as off-block.
+    pub isolated: Option<usize>,
 }
 
 impl SequenceMasks {
@@ -206,7 +224,30 @@ impl SequenceMasks {
             relevant_blocks,
             num_blocks,
             relevant,
+            isolated: None,
         }
+    }
+
+    /// Queries whose relevant block is `block` keep only S(i) = {i, 0} in R(i).
+    pub fn isolate(mut self, block: usize) -> Self {
+        let t = self.len();
+        for (i, &r) in self.relevant_blocks.iter().enumerate() {
+            if r != block {
+                continue;
+            }
+            for j in 0..t {
+                if let Some(cell) = self.relevant.get_mut(i * t + j) {
+                    *cell = j <= i && (j == i || j == 0);
+                }
+            }
+        }
+        self.isolated = Some(block);
+        self
+    }
+
+    /// True when row i's query has no relevant block (its block is isolated).
+    pub fn row_isolated(&self, i: usize) -> bool {
+        self.isolated.is_some() && self.relevant_blocks.get(i).copied() == self.isolated
     }
 
     /// Sequence length T.

@@ -14,7 +14,8 @@ use crate::studio::panels::compare::CompareCache;
 use crate::studio::panels::specialists::PoolView;
 use crate::studio::panels::training::RunSettings;
 use crate::studio::panels::{
-    attention, audit, blocks, compare, dial, model, rules, specialists, theory, training,
+    attention, audit, blocks, compare, dial, model, recruitment, rules, specialists, theory,
+    training,
 };
 use crate::studio::session::{
     load_session, save_session, Autosave, CheckpointRef, Layout, SessionFile,
@@ -69,6 +70,7 @@ pub fn sample_models() -> Vec<(String, PathBuf)> {
         "tiny-shakespeare-l1",
         "tiny-shakespeare-l0",
         "tiny-clinical",
+        "tiny-topics-recruited",
     ]
     .iter()
     .map(|n| {
@@ -671,6 +673,10 @@ impl eframe::App for StudioApp {
                     .on_hover_text("Two configurations side by side on the same text");
                 ui.selectable_value(&mut self.state.tab, Tab::Rules, "Rules")
                     .on_hover_text("Write rules and put them in force in the running model");
+                ui.selectable_value(&mut self.state.tab, Tab::Recruitment, "Recruitment")
+                    .on_hover_text(
+                        "Blocks recruited, merged and pruned while training, each decision in bits",
+                    );
                 ui.selectable_value(&mut self.state.tab, Tab::Specialists, "Specialists")
                     .on_hover_text(
                         "A pool of specialists: documents routed by shortest code length",
@@ -690,6 +696,7 @@ impl eframe::App for StudioApp {
                 }
                 Tab::Rules => rules::show(ui, &mut self.state, &self.example_rules),
                 Tab::Audit => audit::show(ui, &mut self.state),
+                Tab::Recruitment => recruitment::show(ui, &mut self.state),
                 Tab::Specialists => {
                     let sample = asset_path(&PathBuf::from("sample_models/pool-clinical-payments"));
                     let mut open = || want_pool = true;

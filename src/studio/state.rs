@@ -100,6 +100,8 @@ pub struct StudioState {
     pub threshold: Option<crate::engine::threshold::ThresholdEstimate>,
     /// A session the last (crashed) studio left, offered back at start.
     pub restore_offer: Option<crate::studio::session::SessionFile>,
+    /// Block recruitment: the log, rounds and state of the run or the opened checkpoint.
+    pub recruitment: Option<crate::train::recruit::Recruiter>,
 }
 
 /// Rules as the studio holds them: the editor's text, what is in force, the answer to the
@@ -196,6 +198,8 @@ pub enum Tab {
     Audit,
     /// A pool of specialists and its routing.
     Specialists,
+    /// Block recruitment: the decisions in bits and DL over training.
+    Recruitment,
 }
 
 impl Default for StudioState {
@@ -232,6 +236,7 @@ impl Default for StudioState {
             threshold: None,
             rules: RulesState::default(),
             pending_report: None,
+            recruitment: None,
         }
     }
 }
@@ -268,11 +273,21 @@ impl StudioState {
                 self.checkpoint = s.checkpoint.clone();
                 self.check_expected_checkpoint();
                 self.summary = Some(s);
+                self.recruitment = None;
                 self.live.clear();
                 self.compare.views = None;
                 self.curve.clear();
                 self.progress = None;
                 self.worker = WorkerState::Idle;
+            }
+            Event::Recruitment(r) => self.recruitment = Some(*r),
+            Event::BlocksChanged(names, sizes) => {
+                if let Some(s) = &mut self.summary {
+                    s.blocks = names;
+                    s.block_sizes = sizes;
+                    s.anchors = None;
+                    s.anchor_coherence.clear();
+                }
             }
             Event::Snapshot(cap, tokens) => {
                 if let Some(t0) = self.dial_sent.take() {

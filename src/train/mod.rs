@@ -4,6 +4,7 @@ pub mod dataset;
 pub mod eval;
 pub mod optimizer;
 pub mod penalty;
+pub mod recruit;
 pub mod trainer;
 
 pub use dataset::{Sampling, TokenStream};

@@ -88,6 +88,17 @@ impl AdamW {
             .sum()
     }
 
+    /// Point the slot of parameter `name` at a new variable (e.g. anchor keys that gained or
+    /// lost a block) with zero moments. A parameter outside the trainable set stays untracked.
+    pub fn replace_param(&mut self, name: &str, var: &Var) -> candle_core::Result<()> {
+        if let Some(slot) = self.slots.iter_mut().find(|s| s.name == name) {
+            slot.var = var.clone();
+            slot.m = var.as_tensor().zeros_like()?;
+            slot.v = var.as_tensor().zeros_like()?;
+        }
+        Ok(())
+    }
+
     /// One update from gradients; parameters without a gradient are left untouched.
     pub fn step(&mut self, grads: &GradStore) -> candle_core::Result<()> {
         self.step_t += 1;

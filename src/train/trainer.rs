@@ -53,6 +53,11 @@ pub struct TrainConfig {
     /// Train only parameters whose names start with one of these (empty: all). A specialist
     /// fine-tuned this way adds only these parameters over its parent (SPEC §10).
     pub trainable: Vec<String>,
+    /// Train under the mode-A dial at this λ in the forward pass as well (None: only the
+    /// penalty). Recruitment measures its data bits at a dial, so a model grown by recruitment
+    /// trains at that dial too, and a recruited block's keys become visible to its queries in
+    /// training exactly as in the measurement.
+    pub forward_lambda: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -73,6 +78,7 @@ impl Default for TrainConfig {
             exempt_always_visible: false,
             mu_rule: 0.0,
             trainable: Vec::new(),
+            forward_lambda: None,
         }
     }
 }
@@ -137,6 +143,20 @@ pub struct StepStats {
     pub lambda: f64,
     /// Tokens processed.
     pub tokens: usize,
+}
+
+/// Everything [`Trainer::restore`] needs to undo steps and block changes.
+#[derive(Clone, Debug)]
+pub struct TrainerSnapshot {
+    /// Weights by name.
+    pub params: std::collections::BTreeMap<String, Tensor>,
+    /// The block map.
+    pub blocks: BlockMap,
+    /// Optimizer moments.
+    pub optimizer: std::collections::HashMap<String, Tensor>,
+    step_t: usize,
+    step: usize,
+    rng: SplitMix64,
 }
 
 /// Step-at-a-time trainer.
@@ -307,15 +327,31 @@ impl Trainer {
         let y: Vec<u32> = batch.iter().flat_map(|w| w.y.iter().copied()).collect();
         let x = Tensor::from_vec(x, (b, t), dev)?;
         let y = Tensor::from_vec(y, b * t, dev)?;
-        let causal = causal_tensor(b, t, dev)?;
-        let biases: Vec<AttentionBias> = (0..self.model.config.num_layers)
-            .map(|_| AttentionBias {
-                additive: causal.clone(),
-                tau: 1.0,
-                mixture: None,
-                extra: None,
-            })
-            .collect();
+        let biases: Vec<AttentionBias> = match self.config.forward_lambda {
+            Some(lam) if lam > 0.0 => {
+                let masks: Vec<SequenceMasks> =
+                    batch.iter().map(|w| self.blocks.masks(&w.x)).collect();
+                let p = crate::model::dial::DialSetting::bias(lam).params;
+                let rows: Vec<crate::model::dial::LayerBias> = masks
+                    .iter()
+                    .map(|m| crate::model::dial::layer_bias(m, &p))
+                    .collect();
+                let refs: Vec<&crate::model::dial::LayerBias> = rows.iter().collect();
+                let one = AttentionBias::from_rows(&refs, t, dev)?;
+                vec![one; self.model.config.num_layers]
+            }
+            _ => {
+                let causal = causal_tensor(b, t, dev)?;
+                (0..self.model.config.num_layers)
+                    .map(|_| AttentionBias {
+                        additive: causal.clone(),
+                        tau: 1.0,
+                        mixture: None,
+                        extra: None,
+                    })
+                    .collect()
+            }
+        };
         let out = self.model.forward(
             &x,
             &biases,
@@ -422,6 +458,91 @@ impl Trainer {
         };
         self.step += 1;
         Ok(stats)
+    }
+
+    /// Swap in a new block map with matching anchor keys (one [H,K,d_h] tensor per layer), as
+    /// recruitment does; the anchors' optimizer moments restart from zero.
+    pub fn replace_blocks(
+        &mut self,
+        blocks: BlockMap,
+        anchors: Vec<Tensor>,
+    ) -> Result<(), TrainError> {
+        let layers = self.model.config.num_layers;
+        if anchors.len() != layers {
+            return Err(TrainError::Invalid(format!(
+                "{} anchor tensors for {layers} layers",
+                anchors.len()
+            )));
+        }
+        for (l, a) in anchors.iter().enumerate() {
+            if a.dim(1)? != blocks.num_blocks() {
+                return Err(TrainError::Invalid(format!(
+                    "layer {l}: anchor keys for {} blocks, the map has {}",
+                    a.dim(1)?,
+                    blocks.num_blocks()
+                )));
+            }
+        }
+        for (l, a) in anchors.iter().enumerate() {
+            let name = anchor_name(l);
+            self.model.params.insert(&name, a)?;
+            if let Some(var) = self.model.params.var(&name) {
+                self.optimizer.replace_param(&name, var)?;
+            }
+        }
+        self.blocks = blocks;
+        Ok(())
+    }
+
+    /// A deep copy of everything a step changes: weights, block map, optimizer moments, step
+    /// and sampler. [`Trainer::restore`] puts it back exactly (recruitment's rollback).
+    pub fn snapshot(&self) -> Result<TrainerSnapshot, TrainError> {
+        Ok(TrainerSnapshot {
+            params: self
+                .model
+                .params
+                .tensors()
+                .into_iter()
+                .map(|(k, t)| Ok((k, t.copy()?)))
+                .collect::<candle_core::Result<_>>()?,
+            blocks: self.blocks.clone(),
+            optimizer: self
+                .optimizer
+                .state()?
+                .into_iter()
+                .map(|(k, t)| Ok((k, t.copy()?)))
+                .collect::<candle_core::Result<_>>()?,
+            step_t: self.optimizer.step_t,
+            step: self.step,
+            rng: self.rng.clone(),
+        })
+    }
+
+    /// Restore a [`Trainer::snapshot`] bit for bit.
+    pub fn restore(&mut self, snap: &TrainerSnapshot) -> Result<(), TrainError> {
+        for (name, t) in &snap.params {
+            let same = self
+                .model
+                .params
+                .var(name)
+                .is_some_and(|v| v.as_tensor().dims() == t.dims());
+            if same {
+                if let Some(v) = self.model.params.var(name) {
+                    v.set(&t.copy()?)?;
+                }
+            } else {
+                self.model.params.insert(name, &t.copy()?)?;
+                if let Some(var) = self.model.params.var(name) {
+                    self.optimizer.replace_param(name, var)?;
+                }
+            }
+        }
+        self.optimizer.load_state(&snap.optimizer)?;
+        self.optimizer.step_t = snap.step_t;
+        self.blocks = snap.blocks.clone();
+        self.step = snap.step;
+        self.rng = snap.rng.clone();
+        Ok(())
     }
 
     /// Optimizer state for checkpoints.

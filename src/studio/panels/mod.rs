@@ -6,6 +6,7 @@ pub mod blocks;
 pub mod compare;
 pub mod dial;
 pub mod model;
+pub mod recruitment;
 pub mod rules;
 pub mod specialists;
 pub mod theory;

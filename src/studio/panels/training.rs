@@ -27,6 +27,8 @@ pub struct RunSettings {
     pub seed: u64,
     /// Weight of the rule penalty: the rules in force are trained towards.
     pub mu_rule: f64,
+    /// Grow blocks by recruitment from one block (SPEC §9).
+    pub recruit: bool,
 }
 
 impl Default for RunSettings {
@@ -39,6 +41,7 @@ impl Default for RunSettings {
             steps: 1000,
             seed: 0,
             mu_rule: 0.0,
+            recruit: false,
         }
     }
 }
@@ -53,7 +56,7 @@ impl RunSettings {
             s => s,
         };
         let tokenizer = match corpus {
-            CorpusSource::Synthetic { .. } => TokenizerKind::Word,
+            CorpusSource::Synthetic { .. } | CorpusSource::Topics { .. } => TokenizerKind::Word,
             CorpusSource::File { .. } => TokenizerKind::Char,
         };
         let mut train = TrainConfig {
@@ -69,8 +72,16 @@ impl RunSettings {
             corpus,
             tokenizer,
             preset: self.preset.clone(),
+            blocks: self
+                .recruit
+                .then_some(crate::engine::corpus::BlockSpec::Single),
             train,
             save_optimizer: true,
+            recruit: self.recruit.then(|| crate::train::recruit::RecruitConfig {
+                warmup: 50,
+                every: 50,
+                ..Default::default()
+            }),
             ..TrainJob::default()
         })
     }
@@ -86,7 +97,8 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
             ui.text_edit_singleline(&mut settings.corpus)
                 .labelled_by(l.id)
                 .on_hover_text(
-                    "A UTF-8 text file, or synthetic:RECORDS for the clinical/payments generator.",
+                    "A UTF-8 text file, synthetic:RECORDS for the clinical/payments generator, or topics:K \
+                     for text from K topics with disjoint vocabularies (for recruitment).",
                 );
             ui.end_row();
             ui.label("");
@@ -135,6 +147,12 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
             let l = ui.label("seed");
             ui.add(egui::DragValue::new(&mut settings.seed))
                 .labelled_by(l.id);
+            ui.end_row();
+            ui.label("");
+            ui.checkbox(&mut settings.recruit, "recruit blocks")
+                .on_hover_text(
+                    "Start from one block and grow blocks by description length while training                      (see the Recruitment tab). Made for the corpus topics:3 (or topics:5).",
+                );
             ui.end_row();
         });
     ui.horizontal(|ui| {

@@ -1,0 +1,331 @@
+//! The Recruitment panel: blocks recruited, merged and pruned as training runs (SPEC §9), each
+//! decision with its breakdown in bits, and the description length over training steps.
+
+use egui::{Color32, RichText};
+use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoint, PlotPoints, Points};
+
+use crate::analysis::mdl::Verdict;
+use crate::engine::worker::Command;
+use crate::studio::state::{StudioState, WorkerState};
+use crate::train::recruit::{MoveKind, RecruitEvent, Recruiter};
+
+const GREEN: Color32 = Color32::from_rgb(60, 170, 90);
+const GREY: Color32 = Color32::from_rgb(150, 150, 150);
+const BLUE: Color32 = Color32::from_rgb(70, 130, 220);
+const ORANGE: Color32 = Color32::from_rgb(230, 140, 40);
+const RED: Color32 = Color32::from_rgb(210, 60, 60);
+const TEAL: Color32 = Color32::from_rgb(40, 170, 170);
+
+/// The marker colour of an event: accepted recruit green, extension teal, merge blue, prune orange, rejected
+/// grey, stop red.
+pub fn event_color(e: &RecruitEvent) -> Color32 {
+    let accepted = e
+        .decision
+        .as_ref()
+        .is_some_and(|d| d.verdict == Verdict::Accepted);
+    match (e.kind, accepted) {
+        (MoveKind::Stop, _) => RED,
+        (_, false) => GREY,
+        (MoveKind::Recruit, true) => GREEN,
+        (MoveKind::Extend, true) => TEAL,
+        (MoveKind::Merge, true) => BLUE,
+        (MoveKind::Prune, true) => ORANGE,
+    }
+}
+
+/// The breakdown of one decision, as the hover shows it.
+pub fn breakdown(ui: &mut egui::Ui, e: &RecruitEvent) {
+    let kind = format!("{:?}", e.kind).to_lowercase();
+    ui.label(RichText::new(format!("step {} · {kind} · {}", e.step, e.block)).strong());
+    match &e.decision {
+        Some(d) => {
+            egui::Grid::new(("breakdown", e.step, e.round, kind.as_str()))
+                .num_columns(2)
+                .show(ui, |ui| {
+                    let row = |ui: &mut egui::Ui, k: &str, v: String| {
+                        ui.label(k);
+                        ui.monospace(v);
+                        ui.end_row();
+                    };
+                    row(ui, "data bits before", format!("{:.1}", d.data_bits_before));
+                    row(ui, "data bits after", format!("{:.1}", d.data_bits_after));
+                    row(
+                        ui,
+                        "Δ data bits",
+                        format!("{:+.1}", d.data_bits_after - d.data_bits_before),
+                    );
+                    row(
+                        ui,
+                        "parameter bits",
+                        format!("{:+.1}", d.sign * d.model.parameter_bits),
+                    );
+                    row(
+                        ui,
+                        "header bits",
+                        format!("{:+.1}", d.sign * d.model.header_bits),
+                    );
+                    row(ui, "map bits", format!("{:+.1}", d.sign * d.model.map_bits));
+                    row(ui, "ΔDL", format!("{:+.1}", d.delta_dl));
+                    row(ui, "δ (margin)", format!("{:.1}", d.delta_min));
+                    row(
+                        ui,
+                        "verdict",
+                        match d.verdict {
+                            Verdict::Accepted => "accepted (saves more than δ)".into(),
+                            Verdict::Rejected => "rejected (weights and map restored)".into(),
+                        },
+                    );
+                });
+        }
+        None => {
+            ui.label(format!("stopped: {}", e.note));
+        }
+    }
+    if !e.tokens.is_empty() {
+        ui.label(format!("tokens: {}", e.tokens.join(" ")));
+    }
+    if !e.note.is_empty() && e.decision.is_some() {
+        ui.weak(&e.note);
+    }
+}
+
+/// Share of time spent in rounds against the training between them.
+pub fn cost_fraction(rec: &Recruiter) -> Option<f64> {
+    let round: f64 = rec.rounds.iter().map(|r| r.round_ms).sum();
+    let train: f64 = rec.rounds.iter().map(|r| r.train_ms).sum();
+    (train > 0.0).then(|| round / train)
+}
+
+/// Draw the panel.
+pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
+    ui.heading("Recruitment");
+    ui.label(
+        "Blocks grow during training when the description length says they pay: a block is \
+         kept when the data bits it saves on held-out text exceed the bits of its anchor keys, \
+         header and map entries by more than δ. Merges and prunes use the same test.",
+    );
+    let running = matches!(state.worker, WorkerState::Training | WorkerState::Paused)
+        || state.progress.is_some();
+    let mut on = state.recruitment.as_ref().is_some_and(|r| r.config.enabled);
+    let toggle = ui
+        .add_enabled(
+            running,
+            egui::Checkbox::new(&mut on, "recruit blocks while training"),
+        )
+        .on_hover_text(
+            "Switch recruitment on or off in the current run; it takes effect at the next step. \
+             Unassigned tokens are then isolated (they attend only to themselves and the start).",
+        )
+        .on_disabled_hover_text("Set up a training run first (Training, on the left).");
+    if toggle.changed() {
+        state.send(Command::SetRecruitment(on));
+    }
+    let Some(rec) = state.recruitment.clone() else {
+        ui.label(
+            "No recruitment here yet. Tick \"recruit blocks\" in Training and start a run \
+             (corpus topics:3 is made for it), switch it on above during a run, or open \
+             sample_models/tiny-topics-recruited.",
+        );
+        return;
+    };
+    status(ui, &rec);
+    timeline(ui, &rec);
+    dl_plot(ui, &rec);
+    ui.horizontal(|ui| {
+        if ui
+            .button("Export log as JSON…")
+            .on_hover_text("Every decision with its breakdown, the rounds and the settings")
+            .clicked()
+        {
+            match serde_json::to_vec_pretty(&rec) {
+                Ok(bytes) => state.pending_export = Some(("recruitment.json".into(), bytes)),
+                Err(e) => state.error = Some(format!("could not write the log: {e}")),
+            }
+        }
+    });
+    ui.separator();
+    table(ui, &rec);
+}
+
+fn status(ui: &mut egui::Ui, rec: &Recruiter) {
+    let blocks = rec.rounds.last().map(|r| r.blocks).unwrap_or(0);
+    let mut line = format!(
+        "{} rounds, {} accepted moves, {} blocks (block 0 included)",
+        rec.rounds.len(),
+        rec.accepted,
+        blocks
+    );
+    match (&rec.stopped, rec.config.enabled) {
+        (Some(why), _) => line.push_str(&format!(" · stopped: {why}")),
+        (None, false) => line.push_str(" · switched off"),
+        (None, true) => {
+            if let Some(next) = rec.next_due {
+                line.push_str(&format!(" · next round at step {next}"));
+            }
+        }
+    }
+    ui.label(line);
+    let c = &rec.config;
+    let mut detail = format!(
+        "λ_rec {:.2}, δ {:.0} bits, K_max {}, every {} steps after {}, probe {} steps, buffer {} tokens",
+        c.lambda, c.delta_bits, c.k_max, c.every, c.warmup, c.probe_steps, c.buffer_tokens
+    );
+    if let Some(f) = cost_fraction(rec) {
+        detail.push_str(&format!(
+            " · rounds cost {:.0}% of the training time between them",
+            100.0 * f
+        ));
+    }
+    ui.weak(detail).on_hover_text(
+        "A round probes each candidate by training the same number of steps under the candidate \
+         map and under the current one (the control), so its cost is about 2 × probe steps plus \
+         three passes over the buffer.",
+    );
+}
+
+fn timeline(ui: &mut egui::Ui, rec: &Recruiter) {
+    let line: PlotPoints = rec
+        .rounds
+        .iter()
+        .map(|r| [r.step as f64, r.blocks as f64])
+        .collect();
+    let mut hovered: Option<usize> = None;
+    let resp = Plot::new("recruit_timeline")
+        .height(170.0)
+        .legend(Legend::default())
+        .x_axis_label("training step")
+        .y_axis_label("blocks")
+        .show(ui, |plot| {
+            plot.line(Line::new("blocks", line).color(Color32::from_gray(120)));
+            let series = [
+                ("recruited", MarkerShape::Up, GREEN),
+                ("extended", MarkerShape::Circle, TEAL),
+                ("merged", MarkerShape::Diamond, BLUE),
+                ("pruned", MarkerShape::Down, ORANGE),
+                ("rejected", MarkerShape::Cross, GREY),
+                ("stopped", MarkerShape::Square, RED),
+            ];
+            for (name, shape, color) in series {
+                let pts: PlotPoints = rec
+                    .log
+                    .iter()
+                    .filter(|e| event_color(e) == color)
+                    .map(|e| [e.step as f64, e.blocks_after as f64])
+                    .collect();
+                plot.points(
+                    Points::new(name, pts)
+                        .shape(shape)
+                        .color(color)
+                        .radius(6.0)
+                        .filled(true),
+                );
+            }
+            if let Some(p) = plot.pointer_coordinate() {
+                let at = plot.screen_from_plot(p);
+                hovered = rec
+                    .log
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| {
+                        let s = plot
+                            .screen_from_plot(PlotPoint::new(e.step as f64, e.blocks_after as f64));
+                        (i, s.distance(at))
+                    })
+                    .filter(|&(_, d)| d < 14.0)
+                    .min_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|(i, _)| i);
+            }
+        })
+        .response;
+    if let Some(e) = hovered.and_then(|i| rec.log.get(i)) {
+        resp.on_hover_ui(|ui| breakdown(ui, e));
+    } else {
+        resp.on_hover_text("Each marker is one decision; hover it for its bits.");
+    }
+}
+
+fn dl_plot(ui: &mut egui::Ui, rec: &Recruiter) {
+    let dl: PlotPoints = rec
+        .rounds
+        .iter()
+        .map(|r| [r.step as f64, r.dl_bits])
+        .collect();
+    let data: PlotPoints = rec
+        .rounds
+        .iter()
+        .map(|r| [r.step as f64, r.data_bits])
+        .collect();
+    Plot::new("recruit_dl")
+        .height(150.0)
+        .legend(Legend::default())
+        .x_axis_label("training step")
+        .y_axis_label("bits")
+        .show(ui, |plot| {
+            plot.line(Line::new("DL(M)", dl));
+            plot.line(Line::new("L(D | M)", data));
+        })
+        .response
+        .on_hover_text(
+            "After each round, on the held-out buffer at λ_rec: DL(M) = L(D | M) + Σ_k \
+             [(p_k/2)·log₂ n + c_blk] + L(b). Both fall as training proceeds, and every \
+             accepted move lowers DL by more than δ against its control.",
+        );
+}
+
+fn table(ui: &mut egui::Ui, rec: &Recruiter) {
+    ui.label(RichText::new("Decisions").strong());
+    egui::Grid::new("recruit_table")
+        .striped(true)
+        .num_columns(7)
+        .show(ui, |ui| {
+            for h in [
+                "step",
+                "move",
+                "block",
+                "data bits before → after",
+                "model bits",
+                "ΔDL",
+                "verdict",
+            ] {
+                ui.label(RichText::new(h).strong());
+            }
+            ui.end_row();
+            for e in rec.log.iter().rev() {
+                let color = event_color(e);
+                ui.label(e.step.to_string());
+                ui.label(RichText::new(format!("{:?}", e.kind).to_lowercase()).color(color));
+                let block = ui.label(&e.block);
+                block.on_hover_ui(|ui| breakdown(ui, e));
+                match &e.decision {
+                    Some(d) => {
+                        ui.monospace(format!(
+                            "{:.0} → {:.0}",
+                            d.data_bits_before, d.data_bits_after
+                        ));
+                        ui.monospace(format!("{:+.0}", d.sign * d.model.total()))
+                            .on_hover_text(format!(
+                                "parameters {:+.1}, header {:+.1}, map {:+.1}",
+                                d.sign * d.model.parameter_bits,
+                                d.sign * d.model.header_bits,
+                                d.sign * d.model.map_bits
+                            ));
+                        ui.monospace(format!("{:+.0}", d.delta_dl));
+                        ui.label(
+                            RichText::new(match d.verdict {
+                                Verdict::Accepted => "accepted",
+                                Verdict::Rejected => "rejected",
+                            })
+                            .color(color),
+                        );
+                    }
+                    None => {
+                        ui.label("");
+                        ui.label("");
+                        ui.label("");
+                        ui.label(RichText::new(format!("stop: {}", e.note)).color(color));
+                    }
+                }
+                ui.end_row();
+            }
+        });
+}

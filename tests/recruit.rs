@@ -1,0 +1,369 @@
+//! Block-level recruitment (SPEC §9, §11 items 11–12): from one block on text from K* topics
+//! with disjoint vocabularies, recruitment ends with K* blocks whose anchors come from one topic
+//! each; a rejected move restores the exact weights and map; the accepted moves respect the
+//! ⌊DL₀/δ⌋ bound; merges and extensions act by the same test.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use candle_core::Device;
+use localist::analysis::mdl::{max_accepted_moves, Verdict};
+use localist::engine::anchors::anchor_report;
+use localist::engine::corpus::{topic_corpus, BlockSpec, CorpusSource, TokenizerKind};
+use localist::engine::train_job::{setup, Session, TrainJob};
+use localist::model::blocks::BlockMap;
+use localist::train::optimizer::AdamWConfig;
+use localist::train::recruit::{
+    adjusted_rand_index, otsu_cut, with_new_block, without_block, MoveKind, RecruitConfig,
+    Recruiter,
+};
+use localist::train::trainer::TrainConfig;
+
+fn job(topics: usize, recruit: RecruitConfig) -> TrainJob {
+    TrainJob {
+        corpus: CorpusSource::Topics { seed: 0, topics },
+        tokenizer: TokenizerKind::Word,
+        blocks: Some(BlockSpec::Single),
+        train: TrainConfig {
+            steps: 2000,
+            lambda_train: 1.0,
+            anneal_fraction: 0.0,
+            mu_anchor: 0.05,
+            batch_size: 16,
+            seq_len: 64,
+            optimizer: AdamWConfig {
+                lr: 3e-3,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        recruit: Some(recruit),
+        ..Default::default()
+    }
+}
+
+fn fast_config() -> RecruitConfig {
+    RecruitConfig {
+        warmup: 50,
+        every: 25,
+        ..RecruitConfig::default()
+    }
+}
+
+/// The generator's topic of every vocabulary id (None for "\n" and "<unk>").
+fn truth_of(session: &Session, topics: usize) -> Vec<Option<usize>> {
+    let corpus = topic_corpus(0, topics);
+    let tok = session.corpus.tokenizer.as_ref();
+    let mut truth = vec![None; tok.vocab_size()];
+    for (word, t) in &corpus.truth {
+        if let Some(&id) = tok.encode(word).first() {
+            if let Some(slot) = truth.get_mut(id as usize) {
+                *slot = Some(*t);
+            }
+        }
+    }
+    truth
+}
+
+/// Train with recruitment until it stops (or 1,500 steps); returns the session.
+fn grow(topics: usize) -> Session {
+    let mut s = match setup(&job(topics, fast_config()), &Device::Cpu) {
+        Ok(s) => s,
+        Err(e) => panic!("setup: {e:#}"),
+    };
+    let started = Instant::now();
+    while s.trainer.step < 1500 {
+        if let Err(e) = s.trainer.train_step() {
+            panic!("step {}: {e}", s.trainer.step);
+        }
+        if let Err(e) = s.maybe_recruit() {
+            panic!("{e:#}");
+        }
+        if s.recruiter.as_ref().is_some_and(|r| r.stopped.is_some()) {
+            break;
+        }
+    }
+    eprintln!(
+        "K* = {topics}: {} steps, {:.1} s",
+        s.trainer.step,
+        started.elapsed().as_secs_f64()
+    );
+    s
+}
+
+fn check_topics(topics: usize) {
+    let s = grow(topics);
+    let Some(rec) = s.recruiter.as_ref() else {
+        panic!("no recruiter")
+    };
+    for e in &rec.log {
+        eprintln!("{}", e.line());
+    }
+    assert!(rec.stopped.is_some(), "recruitment did not stop");
+    let blocks = &s.trainer.blocks;
+    let truth = truth_of(&s, topics);
+    // K* recruited blocks besides the catch-all block 0 (which keeps "\n" and "<unk>").
+    assert_eq!(
+        blocks.num_blocks() - 1,
+        topics,
+        "blocks: {:?}",
+        blocks.names
+    );
+    // ARI of the recruited partition against the generator over the topic words.
+    let (mut found, mut want) = (Vec::new(), Vec::new());
+    for (id, t) in truth.iter().enumerate() {
+        if let Some(t) = t {
+            found.push(blocks.token_block.get(id).copied().unwrap_or(0));
+            want.push(*t);
+        }
+    }
+    let ari = adjusted_rand_index(&found, &want);
+    // Anchors of each recruited block on the training text, and their topic purity in bits.
+    let report = anchor_report(
+        &s.trainer.train.ids,
+        blocks,
+        s.corpus.tokenizer.as_ref(),
+        64,
+        5,
+        8,
+    );
+    let tok = s.corpus.tokenizer.as_ref();
+    let mut worst = 0.0f64;
+    for (name, anchors) in report.blocks.iter().skip(1) {
+        assert!(!anchors.is_empty(), "block {name} has no anchors");
+        let mut by: BTreeMap<usize, f64> = BTreeMap::new();
+        for a in anchors {
+            let id = tok.encode(&a.token).first().copied().unwrap_or(0) as usize;
+            let Some(Some(t)) = truth.get(id) else {
+                panic!("anchor {} of {name} has no topic", a.token)
+            };
+            *by.entry(*t).or_insert(0.0) += a.count as f64;
+        }
+        let total: f64 = by.values().sum();
+        let h: f64 = by
+            .values()
+            .map(|&c| {
+                let p = c / total;
+                -p * p.log2()
+            })
+            .sum();
+        eprintln!(
+            "block {name}: anchors {:?}, topic purity {h:.3} bits",
+            anchors.iter().map(|a| a.token.as_str()).collect::<Vec<_>>()
+        );
+        worst = worst.max(h);
+    }
+    eprintln!("K* = {topics}: ARI {ari:.4}, worst anchor purity {worst:.3} bits");
+    assert!(worst <= 0.2, "anchor purity {worst} bits > 0.2");
+    assert!(ari >= 0.9, "ARI {ari}");
+    // Every accepted move saved more than δ, and their number respects ⌊DL₀/δ⌋.
+    for e in &rec.log {
+        if let Some(d) = &e.decision {
+            if d.verdict == Verdict::Accepted {
+                assert!(-d.delta_dl > d.delta_min, "{}", e.line());
+            }
+        }
+    }
+    let bound = max_accepted_moves(rec.dl0.unwrap_or(0.0), rec.config.delta_bits);
+    assert!(rec.accepted <= bound, "{} accepted > {bound}", rec.accepted);
+}
+
+#[test]
+fn three_topics_grow_three_blocks() {
+    check_topics(3);
+}
+
+#[test]
+fn five_topics_grow_five_blocks() {
+    check_topics(5);
+}
+
+#[test]
+fn a_rejected_move_restores_the_exact_state() {
+    // δ so large that every move is rejected: the round must leave weights, optimizer state,
+    // map and step exactly as they were.
+    let cfg = RecruitConfig {
+        warmup: 5,
+        every: 5,
+        probe_steps: 3,
+        buffer_tokens: 2048,
+        delta_bits: 1e12,
+        ..RecruitConfig::default()
+    };
+    let mut s = match setup(&job(3, cfg), &Device::Cpu) {
+        Ok(s) => s,
+        Err(e) => panic!("{e:#}"),
+    };
+    for _ in 0..5 {
+        if let Err(e) = s.trainer.train_step() {
+            panic!("{e}");
+        }
+    }
+    let before = s.trainer.model.params.tensors();
+    let blocks_before = s.trainer.blocks.clone();
+    let step_before = s.trainer.step;
+    let events = match s.maybe_recruit() {
+        Ok(e) => e,
+        Err(e) => panic!("{e:#}"),
+    };
+    assert!(
+        events.iter().any(|e| e.kind == MoveKind::Recruit),
+        "no candidate was tried: {events:?}"
+    );
+    assert!(events
+        .iter()
+        .filter_map(|e| e.decision.as_ref())
+        .all(|d| d.verdict == Verdict::Rejected));
+    assert_eq!(s.trainer.blocks, blocks_before);
+    assert_eq!(s.trainer.step, step_before);
+    let after = s.trainer.model.params.tensors();
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    for (name, t) in &before {
+        let a = t.flatten_all().and_then(|t| t.to_vec1::<f32>());
+        let b = after[name].flatten_all().and_then(|t| t.to_vec1::<f32>());
+        match (a, b) {
+            (Ok(a), Ok(b)) => assert!(
+                a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{name} changed"
+            ),
+            _ => panic!("{name}: could not read"),
+        }
+    }
+    // The next ordinary step is the same as without the round (the sampler was restored).
+    let rec = s.recruiter.as_ref().map(|r| r.tabu.len()).unwrap_or(0);
+    assert!(rec >= 1, "the rejected cluster is on the tabu list");
+}
+
+#[test]
+fn block_edits_and_ari() {
+    let map = BlockMap::from_assignments(
+        6,
+        &[
+            (1, "a".into()),
+            (2, "a".into()),
+            (3, "b".into()),
+            (4, "c".into()),
+        ],
+        "t",
+    );
+    let grown = with_new_block(&map, &[5], "d");
+    assert_eq!(grown.num_blocks(), 5);
+    assert_eq!(grown.token_block[5], 4);
+    // Remove "b" (index 2) into "a": c shifts from 3 to 2, d from 4 to 3.
+    let (merged, target) = without_block(&grown, 2, 1);
+    assert_eq!(target, 1);
+    assert_eq!(merged.names, vec!["unassigned", "a", "c", "d"]);
+    assert_eq!(merged.token_block, vec![0, 1, 1, 1, 2, 3]);
+    assert_eq!(merged.relevance, vec![0, 1, 2, 3]);
+    // Prune "a" into unassigned.
+    let (pruned, _) = without_block(&merged, 1, 0);
+    assert_eq!(pruned.token_block, vec![0, 0, 0, 0, 1, 2]);
+    // ARI: identical partitions (up to labels) give 1, a split of one class less.
+    assert!((adjusted_rand_index(&[0, 0, 1, 1, 2, 2], &[5, 5, 3, 3, 4, 4]) - 1.0).abs() < 1e-12);
+    let split = adjusted_rand_index(&[0, 0, 1, 1, 2, 2], &[0, 1, 2, 2, 3, 3]);
+    assert!(split < 1.0 && split > 0.0, "{split}");
+    // Otsu splits two clear groups where they part.
+    assert_eq!(otsu_cut(&[0.9, 0.85, 0.8, 0.1, 0.05]), 3);
+}
+
+#[test]
+fn a_redundant_split_is_merged_back() {
+    // Start from the true topics with "fruit" cut into two blocks and train a little: merging
+    // the halves costs no data bits (each half's queries regain the other half's keys) and saves
+    // a header, so the merge test (same test, sign reversed) must accept it.
+    let mut s = match setup(
+        &job(
+            3,
+            RecruitConfig {
+                warmup: 0,
+                every: 1,
+                probe_steps: 10,
+                buffer_tokens: 16384,
+                ..RecruitConfig::default()
+            },
+        ),
+        &Device::Cpu,
+    ) {
+        Ok(s) => s,
+        Err(e) => panic!("{e:#}"),
+    };
+    let truth = truth_of(&s, 3);
+    let mut map = s.trainer.blocks.clone();
+    let mut fruit_half = Vec::new();
+    let names = ["fruit-a", "tools", "weather"];
+    let mut k = 0;
+    for (id, t) in truth.iter().enumerate() {
+        if let Some(t) = t {
+            if *t == 0 {
+                k += 1;
+                if k % 2 == 0 {
+                    fruit_half.push(id as u32);
+                    continue;
+                }
+            }
+            let name = names[*t];
+            let b = match map.index_of(name) {
+                Some(b) => b,
+                None => {
+                    map = with_new_block(&map, &[], name);
+                    map.num_blocks() - 1
+                }
+            };
+            map.token_block[id] = b;
+        }
+    }
+    let map = with_new_block(&map, &fruit_half, "fruit-b");
+    let anchors: Vec<candle_core::Tensor> = (0..s.trainer.model.config.num_layers)
+        .map(|l| {
+            let a = s
+                .trainer
+                .model
+                .params
+                .get(&format!("anchors.{l}.keys"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let row = a.narrow(1, 0, 1).unwrap_or_else(|e| panic!("{e}"));
+            let reps: Vec<&candle_core::Tensor> =
+                std::iter::repeat_n(&row, map.num_blocks()).collect();
+            candle_core::Tensor::cat(&reps, 1).unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    if let Err(e) = s.trainer.replace_blocks(map, anchors) {
+        panic!("{e}");
+    }
+    for _ in 0..150 {
+        if let Err(e) = s.trainer.train_step() {
+            panic!("{e}");
+        }
+    }
+    let Some(rec) = s.recruiter.as_mut() else {
+        panic!("no recruiter")
+    };
+    // Only the merge/prune part matters here: no unassigned topic word is left to recruit.
+    *rec = Recruiter::new(rec.config.clone());
+    let events = match s.maybe_recruit() {
+        Ok(e) => e,
+        Err(e) => panic!("{e:#}"),
+    };
+    for e in &events {
+        eprintln!("{}", e.line());
+    }
+    let merge = events
+        .iter()
+        .find(|e| e.kind == MoveKind::Merge)
+        .unwrap_or_else(|| panic!("no merge tried: {events:?}"));
+    assert!(
+        merge.block.starts_with("fruit") && merge.note.starts_with("fruit"),
+        "merged the wrong pair: {}",
+        merge.line()
+    );
+    assert_eq!(
+        merge.decision.as_ref().map(|d| d.verdict),
+        Some(Verdict::Accepted),
+        "{}",
+        merge.line()
+    );
+    assert_eq!(s.trainer.blocks.num_blocks(), 4);
+}
