@@ -762,6 +762,9 @@ fn recruitment_switches_on_and_off_while_training() {
     step_until(&mut h, "the model and λ*", |app| {
         app.state.summary.is_some() && app.state.threshold.is_some()
     });
+    // A run on the topic corpus with its true topics as blocks, set up without recruitment.
+    h.state_mut().settings.corpus = "topics:3".into();
+    h.state_mut().settings.steps = 5000;
     h.get_by_label("New run").click();
     step_until(&mut h, "two training steps", |app| {
         app.state.curve.len() >= 2
@@ -769,7 +772,25 @@ fn recruitment_switches_on_and_off_while_training() {
     h.get_by_label("Recruitment").click();
     h.run_steps(2);
     h.get_by_label("recruit blocks while training").click();
-    step_until(&mut h, "recruitment switched on and one round", |app| {
+    step_until(&mut h, "recruitment switched on", |app| {
+        app.state.error.is_some()
+            || app
+                .state
+                .recruitment
+                .as_ref()
+                .is_some_and(|r| r.config.enabled)
+    });
+    assert_eq!(
+        h.state().state.error,
+        None,
+        "{:?}",
+        h.state()
+            .state
+            .summary
+            .as_ref()
+            .map(|s| (&s.source, &s.blocks))
+    );
+    step_until(&mut h, "one round", |app| {
         app.state
             .recruitment
             .as_ref()

@@ -730,7 +730,9 @@ impl Recruiter {
         } else if trainer.blocks.num_blocks() >= cfg.k_max {
             Some(format!("K_max = {} blocks reached", cfg.k_max))
         } else if self.accepted >= bound {
-            Some(format!("⌊DL₀/δ⌋ = {bound} accepted moves reached"))
+            Some(format!(
+                "the bound floor(DL0/δ) = {bound} accepted moves reached"
+            ))
         } else {
             None
         };
@@ -1091,7 +1093,7 @@ fn init_anchors(
     Ok((
         out,
         format!(
-            "anchor key = query centroid; anchor loss {:.3} → {:.3} nats",
+            "anchor key = query centroid; anchor loss {:.3} then {:.3} nats",
             before_sum / c,
             after_sum / c
         ),

@@ -51,7 +51,7 @@ pub fn show(
             ui.label("no model loaded");
         }
     }
-    ui.horizontal(|ui| {
+    ui.horizontal_wrapped(|ui| {
         if ui
             .button("Open…")
             .on_hover_text("Open a checkpoint folder (Ctrl+O)")

@@ -101,8 +101,9 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
     ui.heading("Recruitment");
     ui.label(
         "Blocks grow during training when the description length says they pay: a block is \
-         kept when the data bits it saves on held-out text exceed the bits of its anchor keys, \
-         header and map entries by more than δ. Merges and prunes use the same test.",
+         kept when the data bits it saves on held-out text exceed the bits of its header and \
+         map entries (and of its anchor keys, when they are charged) by more than δ. Merges \
+         and prunes use the same test.",
     );
     let running = matches!(state.worker, WorkerState::Training | WorkerState::Paused)
         || state.progress.is_some();
@@ -149,11 +150,13 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
 
 fn status(ui: &mut egui::Ui, rec: &Recruiter) {
     let blocks = rec.rounds.last().map(|r| r.blocks).unwrap_or(0);
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut line = format!(
-        "{} rounds, {} accepted moves, {} blocks (block 0 included)",
-        rec.rounds.len(),
-        rec.accepted,
-        blocks
+        "{}, {}, {} (block 0 included)",
+        plural(rec.rounds.len(), "round", "rounds"),
+        plural(rec.accepted, "accepted move", "accepted moves"),
+        plural(blocks, "block", "blocks")
     );
     match (&rec.stopped, rec.config.enabled) {
         (Some(why), _) => line.push_str(&format!(" · stopped: {why}")),
@@ -190,8 +193,11 @@ fn timeline(ui: &mut egui::Ui, rec: &Recruiter) {
         .map(|r| [r.step as f64, r.blocks as f64])
         .collect();
     let mut hovered: Option<usize> = None;
+    let top = rec.log.iter().map(|e| e.blocks_after).max().unwrap_or(1);
     let resp = Plot::new("recruit_timeline")
         .height(170.0)
+        .include_y(0.0)
+        .include_y(top as f64 + 1.0)
         .legend(Legend::default())
         .x_axis_label("training step")
         .y_axis_label("blocks")
@@ -282,7 +288,7 @@ fn table(ui: &mut egui::Ui, rec: &Recruiter) {
                 "step",
                 "move",
                 "block",
-                "data bits before → after",
+                "data bits before, after",
                 "model bits",
                 "ΔDL",
                 "verdict",
@@ -299,7 +305,7 @@ fn table(ui: &mut egui::Ui, rec: &Recruiter) {
                 match &e.decision {
                     Some(d) => {
                         ui.monospace(format!(
-                            "{:.0} → {:.0}",
+                            "{:.0}, {:.0}",
                             d.data_bits_before, d.data_bits_after
                         ));
                         ui.monospace(format!("{:+.0}", d.sign * d.model.total()))
