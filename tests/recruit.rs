@@ -367,3 +367,49 @@ fn a_redundant_split_is_merged_back() {
     );
     assert_eq!(s.trainer.blocks.num_blocks(), 4);
 }
+
+#[test]
+fn a_block_declared_by_a_rule_is_tried_first() {
+    let mut s = match setup(&job(3, fast_config()), &Device::Cpu) {
+        Ok(s) => s,
+        Err(e) => panic!("{e:#}"),
+    };
+    let corpus = topic_corpus(0, 3);
+    let words: Vec<String> = corpus
+        .truth
+        .iter()
+        .filter(|(_, t)| *t == 0)
+        .map(|(w, _)| format!("{w:?}"))
+        .collect();
+    let text = format!(
+        "rule fruit_block \"Fruit words form a block\"\n  new block fruit = {}\n  \
+         when query.block = fruit\n  target block fruit\n  layers all\n  heads all\n  bias 0\nend\n",
+        words.join(" ")
+    );
+    let set = localist::rules::parse_rules(&text).unwrap_or_else(|e| panic!("{e}"));
+    s.trainer.rules =
+        localist::rules::resolve(&set, &s.trainer.blocks, s.corpus.tokenizer.as_ref(), &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+    while s.trainer.step < 50 {
+        if let Err(e) = s.trainer.train_step() {
+            panic!("{e}");
+        }
+    }
+    let events = s.maybe_recruit().unwrap_or_else(|e| panic!("{e:#}"));
+    let first = events
+        .iter()
+        .find(|e| e.kind == MoveKind::Recruit)
+        .unwrap_or_else(|| panic!("no recruit tried: {events:?}"));
+    eprintln!("{}", first.line());
+    assert_eq!(first.block, "fruit");
+    assert_eq!(first.tokens.len(), 17);
+    assert!(first.note.starts_with("declared by a rule"));
+    assert_eq!(
+        first.decision.as_ref().map(|d| d.verdict),
+        Some(Verdict::Accepted)
+    );
+    // Re-resolving the same rules against the grown map refers to the recruited block.
+    assert!(
+        localist::rules::resolve(&set, &s.trainer.blocks, s.corpus.tokenizer.as_ref(), &[]).is_ok()
+    );
+}

@@ -87,6 +87,9 @@ pub struct ResolvedRule {
     pub forbid: Vec<u32>,
     /// Token ids boosted at fired positions, and by how much.
     pub boost: Option<(Vec<u32>, f64)>,
+    /// The block this rule declares (`new block B = ...`): its name and token ids. Block
+    /// recruitment tries it as a candidate before clustering (SPEC §9 step 2).
+    pub declares: Option<(String, Vec<u32>)>,
 }
 
 /// Where one rule fired: the query and the keys it must point to (earlier keys; explicit
@@ -119,7 +122,23 @@ pub fn resolve(
     let mut declared: Vec<(String, Vec<u32>)> = Vec::new();
     for r in &set.rules {
         if let Some((name, toks)) = &r.new_block {
-            if blocks.names.iter().any(|n| n == &name.text) {
+            if let Some(b) = blocks.names.iter().position(|n| n == &name.text) {
+                // Already in the map with exactly these tokens (recruitment took the
+                // declaration): the rules refer to the map's block.
+                let mut ids: Vec<u32> = toks
+                    .iter()
+                    .filter_map(|t| token(tokenizer, t, &mut Vec::new()))
+                    .collect();
+                ids.sort_unstable();
+                let mut have: Vec<u32> = (0u32..)
+                    .zip(&blocks.token_block)
+                    .filter(|&(_, &k)| k == b)
+                    .map(|(id, _)| id)
+                    .collect();
+                have.sort_unstable();
+                if ids == have && blocks.kind == crate::model::blocks::BlockKind::Semantic {
+                    continue;
+                }
                 errors.push(err(
                     name.pos,
                     format!(
@@ -271,6 +290,9 @@ pub fn resolve(
                     strength: r.strength,
                     forbid,
                     boost,
+                    declares: r.new_block.as_ref().and_then(|(name, _)| {
+                        declared.iter().find(|(n, _)| n == &name.text).cloned()
+                    }),
                 });
             }
         }

@@ -484,12 +484,38 @@ impl Recruiter {
         };
         let base_blocks = snap.blocks.clone();
         // The candidate and its anchor keys come from the state before any probe.
+        // A block declared by a rule in force (`new block B = ...`) comes first; then clusters.
+        let declared = trainer
+            .rules
+            .iter()
+            .filter(|r| r.enabled)
+            .filter_map(|r| r.declares.clone())
+            .find(|(name, ids)| {
+                let mut key = ids.clone();
+                key.sort_unstable();
+                base_blocks.index_of(name).is_none() && !ids.is_empty() && !self.tabu.contains(&key)
+            });
+        let declared_name = declared.as_ref().map(|(n, _)| n.clone());
         let candidate = if base_blocks.num_blocks() < cfg.k_max {
-            match self.candidate(&stats, &base_blocks, &counts) {
-                Some(cand) => {
-                    let name = Self::name_for(&cand, &counts, tok);
+            let found = match declared {
+                Some((name, mut ids)) => {
+                    ids.sort_unstable();
+                    Some((ids, Some(name)))
+                }
+                None => self
+                    .candidate(&stats, &base_blocks, &counts)
+                    .map(|c| (c, None)),
+            };
+            match found {
+                Some((cand, rule_name)) => {
+                    let name = rule_name.unwrap_or_else(|| Self::name_for(&cand, &counts, tok));
                     let map = with_new_block(&base_blocks, &cand, &name);
                     let (anchors, note) = init_anchors(&trainer.model, &stats, &map)?;
+                    let note = if declared_name.as_deref() == Some(name.as_str()) {
+                        format!("declared by a rule; {note}")
+                    } else {
+                        note
+                    };
                     Some((cand, name, map, anchors, note))
                 }
                 None => None,
@@ -614,11 +640,14 @@ impl Recruiter {
             }
         }
 
-        // 6: merge the two recruited blocks that co-occur most, then prune little-used blocks
-        // (tried only in a round that recruited nothing, each against the same control).
-        if accepted_now == 0 {
-            if let Some((keep, gone)) = self.merge_pair(&stats, &base_blocks) {
-                let (map, _) = without_block(&base_blocks, gone, keep);
+        // 6: merge the two blocks whose co-occurrence profiles are most alike, then prune a
+        // little-used block (tried only in a round that recruited nothing). Both remove a block
+        // `gone` (its tokens go to `into`, 0 for a prune) by the same test with the sign
+        // reversed: the block's header and parameters are saved, and for a prune its map
+        // entries too.
+        let removal =
+            |trainer: &mut Trainer, kind: MoveKind, gone: usize, into: usize, note: String| {
+                let (map, _) = without_block(&base_blocks, gone, into);
                 let anchors = drop_anchor(&snap, trainer.model.config.num_layers, gone)?;
                 let (before, after) = if cfg.merge_probe {
                     (control, probe(trainer, Some((map, anchors)))?)
@@ -626,42 +655,53 @@ impl Recruiter {
                     (stats.data_bits, at_once(trainer, (map, anchors))?)
                 };
                 let moved = token_ids_in(&base_blocks, gone);
-                let (gone_name, keep_name) = (
-                    base_blocks.name(gone).to_string(),
-                    base_blocks.name(keep).to_string(),
-                );
+                let gone_name = base_blocks.name(gone).to_string();
+                let (what, block, map_saved) = if kind == MoveKind::Merge {
+                    let keep = base_blocks.name(into).to_string();
+                    (format!("merge {gone_name} into {keep}"), keep, 0.0)
+                } else {
+                    let saved = map_bits(moved.len(), vocab, cfg.k_max);
+                    (format!("prune {gone_name}"), gone_name, saved)
+                };
                 let d = decide(
-                    format!("merge {gone_name} into {keep_name}"),
+                    what,
                     before,
                     after,
                     ModelBits {
                         parameter_bits: parameter_bits(p_blk, n),
                         header_bits: block_header_bits(cfg.k_max),
-                        map_bits: 0.0,
+                        map_bits: map_saved,
                     },
                     -1.0,
                     cfg.delta_bits,
                 );
-                if d.verdict == Verdict::Accepted {
+                let accepted = d.verdict == Verdict::Accepted;
+                let event = RecruitEvent {
+                    step,
+                    round,
+                    kind,
+                    block,
+                    tokens: moved.iter().map(|&id| tok.decode(&[id])).collect(),
+                    decision: Some(d),
+                    blocks_after: base_blocks.num_blocks() - usize::from(accepted),
+                    dl_after: 0.0,
+                    note,
+                };
+                Ok::<_, TrainError>((event, accepted.then_some(after)))
+            };
+        if accepted_now == 0 {
+            if let Some((keep, gone)) = self.merge_pair(&stats, &base_blocks) {
+                let note = format!("{} absorbed", base_blocks.name(gone));
+                let (event, kept) = removal(trainer, MoveKind::Merge, gone, keep, note)?;
+                events.push(event);
+                if let Some(after) = kept {
                     data_now = after;
                     accepted_now += 1;
                 }
-                events.push(RecruitEvent {
-                    step,
-                    round,
-                    kind: MoveKind::Merge,
-                    block: keep_name,
-                    tokens: moved.iter().map(|&id| tok.decode(&[id])).collect(),
-                    decision: Some(d),
-                    blocks_after: base_blocks.num_blocks() - usize::from(accepted_now > 0),
-                    dl_after: 0.0,
-                    note: format!("{gone_name} absorbed"),
-                });
             }
         }
         if accepted_now == 0 {
-            let n_blocks = base_blocks.num_blocks();
-            let least = (1..n_blocks)
+            let least = (1..base_blocks.num_blocks())
                 .map(|b| {
                     let used = stats
                         .query_ids
@@ -672,42 +712,13 @@ impl Recruiter {
                 })
                 .min_by(|a, b| a.1.total_cmp(&b.1));
             if let Some((b, usage)) = least.filter(|&(_, u)| u < cfg.prune_usage) {
-                let (map, _) = without_block(&base_blocks, b, 0);
-                let anchors = drop_anchor(&snap, trainer.model.config.num_layers, b)?;
-                let (before, after) = if cfg.merge_probe {
-                    (control, probe(trainer, Some((map, anchors)))?)
-                } else {
-                    (stats.data_bits, at_once(trainer, (map, anchors))?)
-                };
-                let moved = token_ids_in(&base_blocks, b);
-                let name = base_blocks.name(b).to_string();
-                let d = decide(
-                    format!("prune {name} (usage {usage:.1e})"),
-                    before,
-                    after,
-                    ModelBits {
-                        parameter_bits: parameter_bits(p_blk, n),
-                        header_bits: block_header_bits(cfg.k_max),
-                        map_bits: map_bits(moved.len(), vocab, cfg.k_max),
-                    },
-                    -1.0,
-                    cfg.delta_bits,
-                );
-                if d.verdict == Verdict::Accepted {
+                let note = format!("usage {usage:.1e}");
+                let (event, kept) = removal(trainer, MoveKind::Prune, b, 0, note)?;
+                events.push(event);
+                if let Some(after) = kept {
                     data_now = after;
                     accepted_now += 1;
                 }
-                events.push(RecruitEvent {
-                    step,
-                    round,
-                    kind: MoveKind::Prune,
-                    block: name,
-                    tokens: moved.iter().map(|&id| tok.decode(&[id])).collect(),
-                    decision: Some(d),
-                    blocks_after: n_blocks - usize::from(accepted_now > 0),
-                    dl_after: 0.0,
-                    note: format!("usage {usage:.1e}"),
-                });
             }
         }
         // Keep the accepted branch (the trainer is in it: it was probed last), else roll back
