@@ -510,7 +510,7 @@ impl Recruiter {
                 Some((cand, rule_name)) => {
                     let name = rule_name.unwrap_or_else(|| Self::name_for(&cand, &counts, tok));
                     let map = with_new_block(&base_blocks, &cand, &name);
-                    let (anchors, note) = init_anchors(&trainer.model, &stats, &map)?;
+                    let (anchors, note) = init_anchors(&trainer.model, &stats, &base_blocks, &map)?;
                     let note = if declared_name.as_deref() == Some(name.as_str()) {
                         format!("declared by a rule; {note}")
                     } else {
@@ -1009,12 +1009,13 @@ pub fn otsu_cut(sorted_desc: &[f64]) -> usize {
     best.1
 }
 
-/// The anchor keys of `map` (one more block than the model has): the existing rows, and for the
-/// new last block the normalised centroid of its queries (SPEC §9 step 3). Returns the per-layer
-/// tensors [H,K+1,d_h] and a note with the anchor loss before and after.
+/// The anchor keys of `map` (`old_map` plus one block): the existing rows, and for the new last
+/// block the normalised centroid of its queries (SPEC §9 step 3). Returns the per-layer tensors
+/// [H,K+1,d_h] and a note with the anchor loss under the old map and keys, then the new ones.
 fn init_anchors(
     model: &LocalistModel,
     stats: &BufferStats,
+    old_map: &BlockMap,
     map: &BlockMap,
 ) -> Result<(Vec<Tensor>, String), TrainError> {
     let (layers, heads, dh) = (
@@ -1024,14 +1025,17 @@ fn init_anchors(
     );
     let k_new = map.num_blocks();
     let new = k_new - 1;
-    let targets: Vec<usize> = stats
-        .query_ids
-        .iter()
-        .map(|&id| {
-            let b = map.token_block.get(id as usize).copied().unwrap_or(0);
-            map.relevance.get(b).copied().unwrap_or(b)
-        })
-        .collect();
+    let targets_of = |m: &BlockMap| -> Vec<usize> {
+        stats
+            .query_ids
+            .iter()
+            .map(|&id| {
+                let b = m.token_block.get(id as usize).copied().unwrap_or(0);
+                m.relevance.get(b).copied().unwrap_or(b)
+            })
+            .collect()
+    };
+    let (targets, old_targets) = (targets_of(map), targets_of(old_map));
     let n = targets.len();
     let mine: Vec<usize> = (0..n).filter(|&p| targets[p] == new).collect();
     let scale = 1.0 / (dh as f32).sqrt();
@@ -1069,30 +1073,9 @@ fn init_anchors(
             let norm = centroid.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
             centroid.iter_mut().for_each(|c| *c /= norm);
             rows.push(centroid);
-            // Anchor loss over all positions (cross-entropy onto the relevant block's key).
-            let ce = |rows: &[Vec<f32>]| -> f64 {
-                let mut loss = 0.0f64;
-                let mut logits = vec![0f32; rows.len()];
-                for (p, &tgt) in targets.iter().enumerate() {
-                    let Some(qp) = q.get(p * dh..(p + 1) * dh) else {
-                        continue;
-                    };
-                    for (lg, r) in logits.iter_mut().zip(rows) {
-                        *lg = r.iter().zip(qp).map(|(a, b)| a * b).sum::<f32>() * scale;
-                    }
-                    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let z: f32 = logits.iter().map(|&x| (x - m).exp()).sum();
-                    loss += f64::from(m + z.ln() - logits.get(tgt).copied().unwrap_or(0.0));
-                }
-                loss / targets.len().max(1) as f64
-            };
-            let keep_new = rows.pop();
-            // Before: the new block's queries scored against the old keys (target 0 for them).
-            before_sum += ce_old(&rows, q, &targets, new, dh, scale);
-            if let Some(r) = keep_new {
-                rows.push(r);
-            }
-            after_sum += ce(&rows);
+            // The anchor loss of the old keys under the old map, then with the new key.
+            before_sum += anchor_ce(rows.get(..old_k).unwrap_or(&[]), q, &old_targets, dh, scale);
+            after_sum += anchor_ce(&rows, q, &targets, dh, scale);
             count += 1;
             for r in rows {
                 data.extend(r);
@@ -1111,15 +1094,9 @@ fn init_anchors(
     ))
 }
 
-/// Anchor loss with the candidate's queries still in block 0 (the keys before recruitment).
-fn ce_old(
-    rows: &[Vec<f32>],
-    q: &[f32],
-    targets: &[usize],
-    new: usize,
-    dh: usize,
-    scale: f32,
-) -> f64 {
+/// Mean anchor loss: cross-entropy of classifying each position's query (`q`, position-major
+/// rows of `dh`) onto its target block's key among `rows`.
+fn anchor_ce(rows: &[Vec<f32>], q: &[f32], targets: &[usize], dh: usize, scale: f32) -> f64 {
     let mut loss = 0.0f64;
     let mut logits = vec![0f32; rows.len()];
     for (p, &tgt) in targets.iter().enumerate() {
@@ -1131,8 +1108,7 @@ fn ce_old(
         }
         let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let z: f32 = logits.iter().map(|&x| (x - m).exp()).sum();
-        let t = if tgt == new { 0 } else { tgt };
-        loss += f64::from(m + z.ln() - logits.get(t).copied().unwrap_or(0.0));
+        loss += f64::from(m + z.ln() - logits.get(tgt).copied().unwrap_or(0.0));
     }
     loss / targets.len().max(1) as f64
 }
@@ -1191,42 +1167,4 @@ pub fn adjusted_rand_index(a: &[usize], b: &[usize]) -> f64 {
         return 1.0;
     }
     (index - expected) / (max - expected)
-}
-
-/// Purity in bits of each block's anchor tokens against a ground truth: for block k,
-/// H(truth | anchor ∈ k) weighted by the anchors' counts. `truth[id]` is None for tokens the
-/// truth does not label (they are left out).
-pub fn anchor_truth_purity(
-    anchors: &[Vec<u32>],
-    counts: &BTreeMap<u32, usize>,
-    truth: &[Option<usize>],
-) -> Vec<f64> {
-    anchors
-        .iter()
-        .map(|ids| {
-            let mut by: BTreeMap<usize, f64> = BTreeMap::new();
-            for id in ids {
-                if let Some(Some(t)) = truth.get(*id as usize) {
-                    *by.entry(*t).or_insert(0.0) += counts.get(id).copied().unwrap_or(1) as f64;
-                }
-            }
-            let total: f64 = by.values().sum();
-            if total <= 0.0 {
-                return 0.0;
-            }
-            by.values()
-                .map(|&c| {
-                    let p = c / total;
-                    -p * p.log2()
-                })
-                .sum()
-        })
-        .collect()
-}
-
-/// Distinct token sets of the recruited blocks (block ≥ 1), for reports.
-pub fn recruited_sets(blocks: &BlockMap) -> Vec<BTreeSet<u32>> {
-    (1..blocks.num_blocks())
-        .map(|b| token_ids_in(blocks, b).into_iter().collect())
-        .collect()
 }
