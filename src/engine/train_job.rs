@@ -235,7 +235,7 @@ impl Session {
             steps_done: self.trainer.step,
             corpus: self.corpus.source.clone(),
             corpus_sha256: self.corpus.sha256.clone(),
-            config: self.job.train.clone(),
+            config: self.trainer.config.clone(),
             last_loss_nats: self.history.last().map(|s| s.loss_nats),
             anchors: final_eval.is_some().then(|| {
                 anchor_report(
