@@ -1,0 +1,321 @@
+//! BERT-family encoders from a Hugging Face folder: `config.json`, `model.safetensors` (never a
+//! pickled `.bin`) and `tokenizer.json`. The forward pass is ours, in candle, and returns every
+//! layer's attention; an optional additive bias per layer ([B,1,T,T] or [B,H,T,T]) enters the
+//! scores before the softmax exactly as the dial and rule biases do in our own model.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor, D};
+use serde::Deserialize;
+
+/// The fields of a BERT `config.json` the forward pass needs.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct BertConfig {
+    /// Architectures named by the file (must include a BERT model).
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    /// `model_type` (must be "bert").
+    #[serde(default)]
+    pub model_type: String,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Width d.
+    pub hidden_size: usize,
+    /// Layers.
+    pub num_hidden_layers: usize,
+    /// Heads.
+    pub num_attention_heads: usize,
+    /// MLP width.
+    pub intermediate_size: usize,
+    /// Positions.
+    pub max_position_embeddings: usize,
+    /// Token-type vocabulary.
+    #[serde(default = "two")]
+    pub type_vocab_size: usize,
+    /// LayerNorm ε.
+    #[serde(default = "ln_eps")]
+    pub layer_norm_eps: f64,
+    /// Activation ("gelu": the exact erf form).
+    #[serde(default = "gelu")]
+    pub hidden_act: String,
+}
+
+fn two() -> usize {
+    2
+}
+fn ln_eps() -> f64 {
+    1e-12
+}
+fn gelu() -> String {
+    "gelu".into()
+}
+
+/// A BERT encoder with its tokenizer.
+pub struct Bert {
+    /// Its configuration.
+    pub config: BertConfig,
+    /// The folder it came from.
+    pub dir: PathBuf,
+    tensors: HashMap<String, Tensor>,
+    tokenizer: tokenizers::Tokenizer,
+    /// Where the tensors live.
+    pub device: Device,
+}
+
+/// What one forward pass returns.
+pub struct BertOutput {
+    /// Last hidden states [B,T,d].
+    pub hidden: Tensor,
+    /// Attention weights per layer [B,H,T,T].
+    pub attention: Vec<Tensor>,
+}
+
+impl Bert {
+    /// Open a Hugging Face folder. Missing files, a pickled checkpoint in place of safetensors, or
+    /// another architecture are errors that name the file and say what is supported.
+    pub fn open(dir: &Path, device: &Device) -> Result<Self> {
+        let cfg_path = dir.join("config.json");
+        let weights = dir.join("model.safetensors");
+        let tok_path = dir.join("tokenizer.json");
+        if !weights.exists() {
+            if dir.join("pytorch_model.bin").exists() {
+                bail!(
+                    "{}: only model.safetensors is supported; pytorch_model.bin is a pickle and is \
+                     never loaded (convert it to safetensors first)",
+                    dir.display()
+                );
+            }
+            bail!("{}: no model.safetensors", dir.display());
+        }
+        let text = std::fs::read_to_string(&cfg_path)
+            .with_context(|| format!("reading {}", cfg_path.display()))?;
+        let config: BertConfig = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a BERT config", cfg_path.display()))?;
+        let is_bert = config.model_type == "bert"
+            || config.architectures.iter().any(|a| a.starts_with("Bert"));
+        if !is_bert {
+            bail!(
+                "{}: model_type {:?} ({:?}) is not supported here: BERT-family encoders only",
+                cfg_path.display(),
+                config.model_type,
+                config.architectures
+            );
+        }
+        if config.hidden_act != "gelu" {
+            bail!(
+                "{}: hidden_act {:?} is not supported (only \"gelu\")",
+                cfg_path.display(),
+                config.hidden_act
+            );
+        }
+        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
+            bail!(
+                "{}: hidden_size {} is not a multiple of {} heads",
+                cfg_path.display(),
+                config.hidden_size,
+                config.num_attention_heads
+            );
+        }
+        let mut tensors = candle_core::safetensors::load(&weights, device)
+            .with_context(|| format!("reading {}", weights.display()))?;
+        // Some exports prefix every name with "bert.".
+        let prefixed: Vec<String> = tensors
+            .keys()
+            .filter(|k| k.starts_with("bert."))
+            .cloned()
+            .collect();
+        for k in prefixed {
+            if let Some(t) = tensors.remove(&k) {
+                tensors.insert(k.trim_start_matches("bert.").to_string(), t);
+            }
+        }
+        let mut tokenizer = tokenizers::Tokenizer::from_file(&tok_path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", tok_path.display()))?;
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", tok_path.display()))?;
+        let model = Self {
+            config,
+            dir: dir.to_path_buf(),
+            tensors,
+            tokenizer,
+            device: device.clone(),
+        };
+        model.check_shapes(&weights)?;
+        Ok(model)
+    }
+
+    fn check_shapes(&self, file: &Path) -> Result<()> {
+        let c = &self.config;
+        let (d, f) = (c.hidden_size, c.intermediate_size);
+        let mut want: Vec<(String, Vec<usize>)> = vec![
+            (
+                "embeddings.word_embeddings.weight".into(),
+                vec![c.vocab_size, d],
+            ),
+            (
+                "embeddings.position_embeddings.weight".into(),
+                vec![c.max_position_embeddings, d],
+            ),
+            (
+                "embeddings.token_type_embeddings.weight".into(),
+                vec![c.type_vocab_size, d],
+            ),
+        ];
+        for l in 0..c.num_hidden_layers {
+            let p = format!("encoder.layer.{l}");
+            for m in ["query", "key", "value"] {
+                want.push((format!("{p}.attention.self.{m}.weight"), vec![d, d]));
+            }
+            want.push((format!("{p}.attention.output.dense.weight"), vec![d, d]));
+            want.push((format!("{p}.intermediate.dense.weight"), vec![f, d]));
+            want.push((format!("{p}.output.dense.weight"), vec![d, f]));
+        }
+        for (name, shape) in want {
+            let t = self
+                .tensors
+                .get(&name)
+                .with_context(|| format!("{}: tensor {name} is missing", file.display()))?;
+            if t.dims() != shape.as_slice() {
+                bail!(
+                    "{}: tensor {name} has shape {:?}, the config needs {shape:?}",
+                    file.display(),
+                    t.dims()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn t(&self, name: &str) -> Result<&Tensor> {
+        self.tensors
+            .get(name)
+            .with_context(|| format!("{}: tensor {name} is missing", self.dir.display()))
+    }
+
+    /// Token ids of `text` with the tokenizer's special tokens ([CLS] … [SEP]).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// The token strings of `ids`.
+    pub fn tokens(&self, ids: &[u32]) -> Vec<String> {
+        ids.iter()
+            .map(|&i| {
+                self.tokenizer
+                    .id_to_token(i)
+                    .unwrap_or_else(|| format!("#{i}"))
+            })
+            .collect()
+    }
+
+    fn linear(&self, x: &Tensor, prefix: &str) -> Result<Tensor> {
+        let w = self.t(&format!("{prefix}.weight"))?;
+        let b = self.t(&format!("{prefix}.bias"))?;
+        let (bsz, t, din) = x.dims3()?;
+        let y = x
+            .reshape((bsz * t, din))?
+            .matmul(&w.t()?)?
+            .broadcast_add(b)?;
+        Ok(y.reshape((bsz, t, w.dim(0)?))?)
+    }
+
+    fn layer_norm(&self, x: &Tensor, prefix: &str) -> Result<Tensor> {
+        let w = self.t(&format!("{prefix}.weight"))?;
+        let b = self.t(&format!("{prefix}.bias"))?;
+        Ok(candle_nn::ops::layer_norm(
+            x,
+            w,
+            b,
+            self.config.layer_norm_eps as f32,
+        )?)
+    }
+
+    /// Encode one sequence of ids [T] (no padding): hidden states and attention. `biases`, when
+    /// given, holds one additive score bias per layer, broadcastable to [1,H,T,T].
+    pub fn forward(&self, ids: &[u32], biases: Option<&[Tensor]>) -> Result<BertOutput> {
+        let c = &self.config;
+        let t = ids.len();
+        if t == 0 {
+            bail!("empty input");
+        }
+        if t > c.max_position_embeddings {
+            bail!(
+                "{t} tokens is more than the model's {} positions",
+                c.max_position_embeddings
+            );
+        }
+        let (d, h) = (c.hidden_size, c.num_attention_heads);
+        let dh = d / h;
+        let input = Tensor::from_vec(ids.to_vec(), t, &self.device)?;
+        let word = self
+            .t("embeddings.word_embeddings.weight")?
+            .embedding(&input)?;
+        let pos = self
+            .t("embeddings.position_embeddings.weight")?
+            .narrow(0, 0, t)?;
+        let typ = self
+            .t("embeddings.token_type_embeddings.weight")?
+            .narrow(0, 0, 1)?;
+        let x = word
+            .broadcast_add(&pos)?
+            .broadcast_add(&typ)?
+            .unsqueeze(0)?;
+        let mut x = self.layer_norm(&x, "embeddings.LayerNorm")?;
+        let scale = 1.0 / (dh as f64).sqrt();
+        let mut attention = Vec::with_capacity(c.num_hidden_layers);
+        for l in 0..c.num_hidden_layers {
+            let p = format!("encoder.layer.{l}");
+            let heads = |m: &str| -> Result<Tensor> {
+                Ok(self
+                    .linear(&x, &format!("{p}.attention.self.{m}"))?
+                    .reshape((1, t, h, dh))?
+                    .transpose(1, 2)?
+                    .contiguous()?)
+            };
+            let (q, k, v) = (heads("query")?, heads("key")?, heads("value")?);
+            let mut s = (q.matmul(&k.t()?)? * scale)?;
+            if let Some(b) = biases.and_then(|b| b.get(l)) {
+                s = s.broadcast_add(b)?;
+            }
+            let a = candle_nn::ops::softmax_last_dim(&s)?;
+            let ctx = a
+                .matmul(&v)?
+                .transpose(1, 2)?
+                .contiguous()?
+                .reshape((1, t, d))?;
+            let attn_out = self.linear(&ctx, &format!("{p}.attention.output.dense"))?;
+            let y = self.layer_norm(
+                &(attn_out + &x)?,
+                &format!("{p}.attention.output.LayerNorm"),
+            )?;
+            let f = self
+                .linear(&y, &format!("{p}.intermediate.dense"))?
+                .gelu_erf()?;
+            let f = self.linear(&f, &format!("{p}.output.dense"))?;
+            x = self.layer_norm(&(f + &y)?, &format!("{p}.output.LayerNorm"))?;
+            attention.push(a);
+        }
+        Ok(BertOutput {
+            hidden: x,
+            attention,
+        })
+    }
+
+    /// The sentence embedding of sentence-transformers: the mean of the last hidden states over
+    /// the tokens. Returns (the mean vector, its L2 norm); divide by the norm for the normalised
+    /// embedding.
+    pub fn mean_pooled(&self, ids: &[u32], biases: Option<&[Tensor]>) -> Result<(Vec<f32>, f32)> {
+        let out = self.forward(ids, biases)?;
+        let mean = out.hidden.mean(1)?.squeeze(0)?.to_dtype(DType::F32)?;
+        let norm = mean.sqr()?.sum(D::Minus1)?.sqrt()?.to_scalar::<f32>()?;
+        Ok((mean.to_vec1::<f32>()?, norm))
+    }
+}

@@ -1,0 +1,5 @@
+//! Pretrained models from other ecosystems, run by our own candle forward passes so that their
+//! attention can be captured and dialled like ours (issue 6). So far: BERT-family encoders from
+//! a Hugging Face folder (`config.json` + `model.safetensors` + `tokenizer.json`).
+
+pub mod bert;
