@@ -174,6 +174,8 @@ pub enum Event {
     /// The recruitment log and state (after every round, on a switch, and when a checkpoint
     /// with a `recruitment.json` is opened).
     Recruitment(Box<Recruiter>),
+    /// A short status line for the UI (e.g. a recruitment round has started).
+    Status(String),
     /// Recruitment changed the block map: block names and vocabulary tokens per block.
     BlocksChanged(Vec<String>, Vec<usize>),
     /// Something failed; the worker keeps its previous state.
@@ -485,6 +487,19 @@ impl Worker {
         }
         let blocks_before = session.trainer.blocks.num_blocks();
         let names_before = session.trainer.blocks.names.clone();
+        if result.is_ok()
+            && session
+                .recruiter
+                .as_ref()
+                .is_some_and(|r| r.due(session.trainer.step))
+        {
+            // A round trains its probes for a few seconds: say so before the worker goes quiet.
+            let _ = self.events.send(Event::Status(format!(
+                "recruitment round at step {}: probing candidate blocks…",
+                session.trainer.step
+            )));
+            (self.repaint)();
+        }
         let recruited = match &result {
             Ok(_) => session.maybe_recruit().map_err(|e| format!("{e:#}")),
             Err(_) => Ok(Vec::new()),

@@ -280,7 +280,22 @@ impl StudioState {
                 self.progress = None;
                 self.worker = WorkerState::Idle;
             }
-            Event::Recruitment(r) => self.recruitment = Some(*r),
+            Event::Recruitment(r) => {
+                let last = r
+                    .rounds
+                    .last()
+                    .filter(|_| self.worker == WorkerState::Training);
+                if let Some(last) = last {
+                    self.info = Some(format!(
+                        "recruitment round at step {} done in {:.1} s: {} blocks",
+                        last.step,
+                        last.round_ms / 1e3,
+                        last.blocks
+                    ));
+                }
+                self.recruitment = Some(*r);
+            }
+            Event::Status(text) => self.info = Some(text),
             Event::BlocksChanged(names, sizes) => {
                 if let Some(s) = &mut self.summary {
                     s.blocks = names;
