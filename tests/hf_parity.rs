@@ -27,6 +27,26 @@ fn model_dir(name: &str) -> Option<PathBuf> {
     None
 }
 
+fn model_dir_file(dir: &str, file: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(dir)
+        .join(file);
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("LOCALIST_REQUIRE_MODELS").is_err(),
+        "{} is missing: run scripts/fetch_models.sh",
+        path.display()
+    );
+    eprintln!(
+        "skipped: {} is missing (run scripts/fetch_models.sh)",
+        path.display()
+    );
+    None
+}
+
 #[test]
 fn minilm_matches_the_reference_embedding() {
     let Some(dir) = model_dir("all-MiniLM-L6-v2") else {
@@ -62,4 +82,31 @@ fn an_unsupported_folder_gets_a_clear_error() {
     };
     assert!(err.contains("only model.safetensors is supported"), "{err}");
     assert!(err.contains("never loaded"), "{err}");
+}
+
+#[test]
+fn smollm2_predicts_paris() {
+    let Some(dir) = model_dir_file("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
+    let m = localist::hf::gguf_llama::GgufLlama::open(&dir, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let ids = m
+        .encode("The capital of France is")
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(ids, vec![504, 3575, 282, 4649, 314]);
+    let logits = m.next_logits(&ids).unwrap_or_else(|e| panic!("{e:#}"));
+    let top = localist::hf::gguf_llama::top_k(&logits, 5);
+    eprintln!(
+        "top-5 {:?} logits {:?}",
+        top,
+        top.iter().map(|&i| logits[i]).collect::<Vec<_>>()
+    );
+    assert_eq!(top[0], 7042, "top-1 is {:?}", m.decode(&[top[0] as u32]));
+    assert!((logits[7042] - 17.37).abs() < 0.5, "logit {}", logits[7042]);
+    let mut got: Vec<usize> = top.clone();
+    got.sort_unstable();
+    let mut want = vec![7042, 260, 4528, 2250, 1315];
+    want.sort_unstable();
+    assert_eq!(got, want);
 }

@@ -1,0 +1,56 @@
+//! Speed and memory of the SmolLM2 GGUF path on this machine (issue 6): open time, prefill of a
+//! 64-token prompt, one decode step (no KV cache yet: a full forward over T + 1 tokens) and
+//! peak resident memory. Run: `cargo run --release --example smollm_speed` after
+//! `scripts/fetch_models.sh`.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use candle_core::Device;
+use localist::hf::gguf_llama::GgufLlama;
+
+fn peak_rss_mib() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn main() -> Result<()> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let t0 = Instant::now();
+    let m = GgufLlama::open(&path, &Device::Cpu)?;
+    println!("open: {:.2} s", t0.elapsed().as_secs_f64());
+    let text = "The capital of France is Paris. It lies on the Seine, and its museums, \
+                cafes and bridges draw visitors from all over the world every single year, \
+                in every season of the year, whatever the weather may be.";
+    let mut ids = m.encode(text)?;
+    ids.truncate(64);
+    let n = ids.len();
+    let _ = m.forward(&ids, None)?; // warm-up
+    let reps = 5;
+    let t1 = Instant::now();
+    for _ in 0..reps {
+        let _ = m.forward(&ids, None)?;
+    }
+    let prefill = t1.elapsed().as_secs_f64() / reps as f64;
+    println!(
+        "prefill {n} tokens: {:.1} ms ({:.0} tokens/s)",
+        prefill * 1e3,
+        n as f64 / prefill
+    );
+    let mut longer = ids.clone();
+    longer.push(13);
+    let t2 = Instant::now();
+    let _ = m.next_logits(&longer)?;
+    println!(
+        "one decode step without a KV cache (forward over {} tokens): {:.1} ms",
+        longer.len(),
+        t2.elapsed().as_secs_f64() * 1e3
+    );
+    if let Some(p) = peak_rss_mib() {
+        println!("peak resident memory: {p:.0} MiB");
+    }
+    Ok(())
+}
