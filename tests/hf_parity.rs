@@ -110,3 +110,63 @@ fn smollm2_predicts_paris() {
     want.sort_unstable();
     assert_eq!(got, want);
 }
+
+#[test]
+fn the_dial_acts_on_smollm2_without_retraining() {
+    use localist::hf::eval::eval_decoder;
+    use localist::model::blocks::BlockMap;
+    use localist::model::dial::DialSetting;
+    let Some(path) = model_dir_file("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
+    let m = localist::hf::gguf_llama::GgufLlama::open(&path, &Device::Cpu)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    // Two blocks by token id parity: the plumbing, not the semantics, is under test here.
+    let pairs: Vec<(u32, String)> = (0..m.config.vocab as u32)
+        .map(|id| (id, if id % 2 == 0 { "even" } else { "odd" }.to_string()))
+        .collect();
+    let blocks = BlockMap::from_assignments(m.config.vocab, &pairs, "parity");
+    let ids = m
+        .encode("To be, or not to be, that is the question: whether 'tis nobler in the mind")
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let t = ids.len() - 1;
+    // λ = 0 reproduces the undialled logits.
+    let plain = m.forward(&ids, None).unwrap_or_else(|e| panic!("{e:#}"));
+    let masks = blocks.masks(&ids);
+    let zero: Vec<candle_core::Tensor> = DialSetting::bias(0.0)
+        .per_layer(m.config.layers)
+        .iter()
+        .map(|p| {
+            let b = localist::model::dial::layer_bias(&masks, p);
+            candle_core::Tensor::from_vec(b.additive, (1, 1, ids.len(), ids.len()), &Device::Cpu)
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    let dialled = m
+        .forward(&ids, Some(&zero))
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let diff = (plain.logits - dialled.logits)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.max_all())
+        .and_then(|d| d.to_scalar::<f32>())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(diff < 1e-5, "λ = 0 changed the logits by {diff}");
+    // λ = 1 leaves no attention off the relevant blocks and no NaN; λ = 0.5 lies between.
+    let rows = eval_decoder(
+        &m,
+        &blocks,
+        &ids,
+        &[
+            DialSetting::bias(0.0),
+            DialSetting::bias(0.5),
+            DialSetting::bias(1.0),
+        ],
+        t,
+        1,
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    eprintln!("{rows:?}");
+    assert!(rows.iter().all(|r| r.perplexity.is_finite()));
+    assert!(rows[2].epsilon < 1e-6, "ε at λ = 1: {}", rows[2].epsilon);
+    assert!(rows[0].epsilon > rows[1].epsilon && rows[1].epsilon > rows[2].epsilon);
+}

@@ -110,6 +110,9 @@ pub struct EvalArgs {
     /// A rule file: also report, per λ, where each rule fired and its PF in scope.
     #[arg(long)]
     pub rules: Option<PathBuf>,
+    /// Blocks of an imported model (a `.gguf` checkpoint): k-means clusters of its embedding rows.
+    #[arg(long, default_value_t = 16)]
+    pub clusters: usize,
 }
 
 /// What each rule did over the held-out windows at one λ.
@@ -329,6 +332,9 @@ fn print_anchors(checkpoint: &std::path::Path) -> Result<()> {
 
 /// Run `localist eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
+    if args.checkpoint.extension().is_some_and(|e| e == "gguf") {
+        return run_imported(&args);
+    }
     let reports = eval_reports(&args)?;
     let rules = match &args.rules {
         Some(file) => Some(rule_evals(&args, file)?),
@@ -354,6 +360,48 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     if args.anchors {
         print_anchors(&args.checkpoint)?;
+    }
+    Ok(())
+}
+
+/// `eval` on an imported LLaMA-family `.gguf` model: blocks by k-means over its embedding rows,
+/// then per λ the perplexity, entropy and ε on a public-domain text (default: the bundled
+/// Shakespeare), in windows of 64 tokens.
+fn run_imported(args: &EvalArgs) -> Result<()> {
+    use crate::hf::eval::{eval_decoder, kmeans_blocks, table};
+    use crate::hf::gguf_llama::GgufLlama;
+    let device = candle_core::Device::Cpu;
+    let m = GgufLlama::open(&args.checkpoint, &device)?;
+    let path = asset_path(&PathBuf::from(
+        args.corpus
+            .clone()
+            .unwrap_or_else(|| "assets/corpora/shakespeare_1mb.txt".into()),
+    ));
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    // Enough text for the windows asked for (about 4 characters per token).
+    let take: String = text.chars().take(args.windows.max(1) * 64 * 6).collect();
+    let ids = m.encode(&take)?;
+    eprintln!(
+        "{}: {} layers × {} heads; blocks: k-means k={} over the embedding rows; {} tokens of {}",
+        args.checkpoint.display(),
+        m.config.layers,
+        m.config.heads,
+        args.clusters,
+        ids.len(),
+        path.display()
+    );
+    let blocks = kmeans_blocks(&m, args.clusters, 0)?;
+    let dials: Vec<DialSetting> = args
+        .lambda
+        .iter()
+        .map(|&l| args.dial.setting(l))
+        .collect::<Result<_>>()?;
+    let rows = eval_decoder(&m, &blocks, &ids, &dials, 64, args.windows)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print!("{}", table(&rows, DialMode::from(args.dial.mode).label()));
     }
     Ok(())
 }

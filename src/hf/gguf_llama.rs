@@ -319,6 +319,11 @@ impl GgufLlama {
         Ok(LlamaOutput { logits, attention })
     }
 
+    /// The input-embedding rows (for blocks by k-means), one per vocabulary id.
+    pub fn embedding_rows(&self) -> Result<Vec<Vec<f32>>> {
+        Ok(self.embed.to_vec2::<f32>()?)
+    }
+
     /// The logits of the token after `ids` [V].
     pub fn next_logits(&self, ids: &[u32]) -> Result<Vec<f32>> {
         let out = self.forward(ids, None)?;

@@ -4,4 +4,5 @@
 //! LLaMA-family decoders from a `.gguf` file with the tokenizer in its metadata.
 
 pub mod bert;
+pub mod eval;
 pub mod gguf_llama;
