@@ -463,24 +463,34 @@ impl Recruiter {
         // trained the same number of steps from the same state on the same batches, so the
         // data bits compare maps, not amounts of training.
         let snap = trainer.snapshot()?;
+        // A trial: from the state before the round, optionally under another map, `steps`
+        // ordinary training steps, then the data bits on the buffer. The probe of a candidate
+        // and the control train `probe_steps`; merges and prunes are judged at once (0 steps).
+        let trial =
+            |trainer: &mut Trainer, change: Option<(BlockMap, Vec<Tensor>)>, steps: usize| {
+                trainer.restore(&snap)?;
+                if let Some((map, anchors)) = change {
+                    trainer.replace_blocks(map, anchors)?;
+                }
+                for _ in 0..steps {
+                    trainer.train_step()?;
+                }
+                let bits = buffer_stats(
+                    &trainer.model,
+                    &trainer.blocks,
+                    buffer,
+                    cfg.lambda,
+                    seq,
+                    false,
+                )?
+                .data_bits;
+                Ok::<f64, TrainError>(bits)
+            };
         let probe = |trainer: &mut Trainer, change: Option<(BlockMap, Vec<Tensor>)>| {
-            trainer.restore(&snap)?;
-            if let Some((map, anchors)) = change {
-                trainer.replace_blocks(map, anchors)?;
-            }
-            for _ in 0..cfg.probe_steps {
-                trainer.train_step()?;
-            }
-            let bits = buffer_stats(
-                &trainer.model,
-                &trainer.blocks,
-                buffer,
-                cfg.lambda,
-                seq,
-                false,
-            )?
-            .data_bits;
-            Ok::<f64, TrainError>(bits)
+            trial(trainer, change, cfg.probe_steps)
+        };
+        let at_once = |trainer: &mut Trainer, change: (BlockMap, Vec<Tensor>)| {
+            trial(trainer, Some(change), 0)
         };
         let base_blocks = snap.blocks.clone();
         // The candidate and its anchor keys come from the state before any probe.
@@ -495,7 +505,6 @@ impl Recruiter {
                 key.sort_unstable();
                 base_blocks.index_of(name).is_none() && !ids.is_empty() && !self.tabu.contains(&key)
             });
-        let declared_name = declared.as_ref().map(|(n, _)| n.clone());
         let candidate = if base_blocks.num_blocks() < cfg.k_max {
             let found = match declared {
                 Some((name, mut ids)) => {
@@ -508,10 +517,11 @@ impl Recruiter {
             };
             match found {
                 Some((cand, rule_name)) => {
+                    let from_rule = rule_name.is_some();
                     let name = rule_name.unwrap_or_else(|| Self::name_for(&cand, &counts, tok));
                     let map = with_new_block(&base_blocks, &cand, &name);
                     let (anchors, note) = init_anchors(&trainer.model, &stats, &base_blocks, &map)?;
-                    let note = if declared_name.as_deref() == Some(name.as_str()) {
+                    let note = if from_rule {
                         format!("declared by a rule; {note}")
                     } else {
                         note
@@ -522,21 +532,6 @@ impl Recruiter {
             }
         } else {
             None
-        };
-        // A move judged without a probe: the trained model under the new map, at once.
-        let at_once = |trainer: &mut Trainer, change: (BlockMap, Vec<Tensor>)| {
-            trainer.restore(&snap)?;
-            trainer.replace_blocks(change.0, change.1)?;
-            let bits = buffer_stats(
-                &trainer.model,
-                &trainer.blocks,
-                buffer,
-                cfg.lambda,
-                seq,
-                false,
-            )?
-            .data_bits;
-            Ok::<f64, TrainError>(bits)
         };
         let control = probe(trainer, None)?;
         let mut accepted_now = 0usize;
