@@ -330,8 +330,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 .map(|r| format!(" (stopped: {r})"))
                 .unwrap_or_default()
         );
-        let round: f64 = rec.rounds.iter().map(|r| r.round_ms).sum();
-        let train: f64 = rec.rounds.iter().map(|r| r.train_ms).sum();
+        let (round, train) = rec.cost_ms();
         if train > 0.0 {
             println!(
                 "recruitment cost: {:.0} ms in rounds against {:.0} ms of training between them ({:.0}%)",

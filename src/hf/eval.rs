@@ -3,14 +3,14 @@
 //! entropy and off-block mass ε on a held-out text.
 
 use anyhow::{bail, Result};
-use candle_core::Tensor;
+use candle_core::{Device, Tensor};
 use serde::Serialize;
 
 use crate::analysis::dial::DialMode;
 use crate::analysis::kmeans::kmeans;
 use crate::analysis::metrics::{entropy_bits, mass_on};
 use crate::hf::gguf_llama::GgufLlama;
-use crate::model::blocks::BlockMap;
+use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::model::dial::{layer_bias, DialSetting};
 
 /// One λ of the curve.
@@ -62,6 +62,21 @@ pub fn kmeans_blocks(m: &GgufLlama, k: usize, seed: u64) -> Result<BlockMap> {
     Ok(map)
 }
 
+/// The additive score bias [1,1,T,T] of every layer for one sequence's masks under `dial`
+/// (modes A and C; mode B's mixture and mode D's temperature are not carried).
+pub fn dial_biases(
+    masks: &SequenceMasks,
+    dial: &DialSetting,
+    layers: usize,
+    device: &Device,
+) -> candle_core::Result<Vec<Tensor>> {
+    let t = masks.len();
+    dial.per_layer(layers)
+        .iter()
+        .map(|p| Tensor::from_vec(layer_bias(masks, p).additive, (1, 1, t, t), device))
+        .collect()
+}
+
 /// Evaluate `ids` in consecutive windows of `window` tokens (at most `windows` of them) at each λ
 /// of `dials`. Modes A (bias) and C (positional) act through additive biases; the others are
 /// refused for now.
@@ -100,14 +115,7 @@ pub fn eval_decoder(
             let x = &ids[s..s + t];
             let y = &ids[s + 1..s + t + 1];
             let masks = blocks.masks(x);
-            let biases: Vec<Tensor> = dial
-                .per_layer(layers)
-                .iter()
-                .map(|p| {
-                    let b = layer_bias(&masks, p);
-                    Tensor::from_vec(b.additive, (1, 1, t, t), &m.device)
-                })
-                .collect::<candle_core::Result<_>>()?;
+            let biases = dial_biases(&masks, dial, layers, &m.device)?;
             let fwd = m.forward(x, Some(&biases))?;
             let logp = candle_nn::ops::log_softmax(&fwd.logits, 1)?;
             let yt = Tensor::from_vec(y.to_vec(), (t, 1), &m.device)?;

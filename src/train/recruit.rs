@@ -398,6 +398,14 @@ impl Recruiter {
         }
     }
 
+    /// Milliseconds spent in rounds and in training between them, summed over the rounds (the
+    /// cost of recruitment as a fraction of training is the first over the second).
+    pub fn cost_ms(&self) -> (f64, f64) {
+        self.rounds
+            .iter()
+            .fold((0.0, 0.0), |(r, t), x| (r + x.round_ms, t + x.train_ms))
+    }
+
     /// True when a round is due after `step` steps have been taken.
     pub fn due(&self, steps_done: usize) -> bool {
         let c = &self.config;

@@ -91,8 +91,7 @@ pub fn breakdown(ui: &mut egui::Ui, e: &RecruitEvent) {
 
 /// Share of time spent in rounds against the training between them.
 pub fn cost_fraction(rec: &Recruiter) -> Option<f64> {
-    let round: f64 = rec.rounds.iter().map(|r| r.round_ms).sum();
-    let train: f64 = rec.rounds.iter().map(|r| r.train_ms).sum();
+    let (round, train) = rec.cost_ms();
     (train > 0.0).then(|| round / train)
 }
 
