@@ -28,11 +28,11 @@ fn main() -> Result<()> {
     let mut ids = m.encode(text)?;
     ids.truncate(64);
     let n = ids.len();
-    let _ = m.forward(&ids, None)?; // warm-up
+    let _ = m.forward_with(&ids, &[], false)?; // warm-up
     let reps = 5;
     let t1 = Instant::now();
     for _ in 0..reps {
-        let _ = m.forward(&ids, None)?;
+        let _ = m.forward_with(&ids, &[], false)?;
     }
     let prefill = t1.elapsed().as_secs_f64() / reps as f64;
     println!(

@@ -7,6 +7,10 @@ use std::path::PathBuf;
 
 use candle_core::Device;
 use localist::hf::bert::Bert;
+use localist::hf::eval::eval_imported;
+use localist::model::blocks::BlockMap;
+use localist::model::capture::{capture, sequence_biases};
+use localist::model::dial::DialSetting;
 
 /// `models/DIR/FILE`, or None (said) when it is missing outside CI.
 fn model_file(dir: &str, file: &str) -> Option<PathBuf> {
@@ -42,7 +46,7 @@ fn minilm_matches_the_reference_embedding() {
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(ids, vec![101, 3086, 2003, 2035, 2017, 2342, 1012, 102]);
     let (mean, norm) = bert
-        .mean_pooled(&ids, None)
+        .mean_pooled(&ids, &[])
         .unwrap_or_else(|e| panic!("{e:#}"));
     eprintln!("norm {norm}, first {:?}", &mean[..6]);
     assert!((norm - 4.30452).abs() < 1e-4, "norm {norm}");
@@ -95,45 +99,56 @@ fn smollm2_predicts_paris() {
     assert_eq!(got, want);
 }
 
-#[test]
-fn the_dial_acts_on_smollm2_without_retraining() {
-    use localist::hf::eval::eval_decoder;
-    use localist::model::blocks::BlockMap;
-    use localist::model::dial::DialSetting;
-    let Some(path) = model_file("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf") else {
-        return;
-    };
-    let m = localist::hf::gguf_llama::GgufLlama::open(&path, &Device::Cpu)
-        .unwrap_or_else(|e| panic!("{e:#}"));
-    // Two blocks by token id parity: the plumbing, not the semantics, is under test here.
-    let pairs: Vec<(u32, String)> = (0..m.config.vocab as u32)
+fn smollm2() -> Option<localist::hf::gguf_llama::GgufLlama> {
+    let path = model_file("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")?;
+    Some(
+        localist::hf::gguf_llama::GgufLlama::open(&path, &Device::Cpu)
+            .unwrap_or_else(|e| panic!("{e:#}")),
+    )
+}
+
+/// Two blocks by token-id parity: the plumbing, not the semantics, is under test.
+fn parity_blocks(vocab: usize) -> BlockMap {
+    let pairs: Vec<(u32, String)> = (0..vocab as u32)
         .map(|id| (id, if id % 2 == 0 { "even" } else { "odd" }.to_string()))
         .collect();
-    let blocks = BlockMap::from_assignments(m.config.vocab, &pairs, "parity");
-    let ids = m
-        .encode("To be, or not to be, that is the question: whether 'tis nobler in the mind")
-        .unwrap_or_else(|e| panic!("{e:#}"));
+    BlockMap::from_assignments(vocab, &pairs, "parity")
+}
+
+fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f32 {
+    (a - b)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.max_all())
+        .and_then(|d| d.to_scalar::<f32>())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+const HAMLET: &str = "To be, or not to be, that is the question: whether 'tis nobler in the mind";
+
+#[test]
+fn the_dial_acts_on_smollm2_without_retraining() {
+    let Some(m) = smollm2() else { return };
+    let blocks = parity_blocks(m.config.vocab);
+    let ids = m.encode(HAMLET).unwrap_or_else(|e| panic!("{e:#}"));
     let t = ids.len() - 1;
     // λ = 0 reproduces the undialled logits.
-    let plain = m.forward(&ids, None).unwrap_or_else(|e| panic!("{e:#}"));
-    let zero = localist::hf::eval::dial_biases(
+    let plain = m
+        .forward_with(&ids, &[], false)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let zero = sequence_biases(
+        &m,
         &blocks.masks(&ids),
         &DialSetting::bias(0.0),
-        m.config.layers,
         &Device::Cpu,
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let dialled = m
-        .forward(&ids, Some(&zero))
+        .forward_with(&ids, &zero, false)
         .unwrap_or_else(|e| panic!("{e:#}"));
-    let diff = (plain.logits - dialled.logits)
-        .and_then(|d| d.abs())
-        .and_then(|d| d.max_all())
-        .and_then(|d| d.to_scalar::<f32>())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let diff = max_abs_diff(&plain.logits, &dialled.logits);
     assert!(diff < 1e-5, "λ = 0 changed the logits by {diff}");
     // λ = 1 leaves no attention off the relevant blocks and no NaN; λ = 0.5 lies between.
-    let rows = eval_decoder(
+    let rows = eval_imported(
         &m,
         &blocks,
         &ids,
@@ -147,7 +162,194 @@ fn the_dial_acts_on_smollm2_without_retraining() {
     )
     .unwrap_or_else(|e| panic!("{e:#}"));
     eprintln!("{rows:?}");
-    assert!(rows.iter().all(|r| r.perplexity.is_finite()));
+    assert!(rows
+        .iter()
+        .all(|r| r.perplexity.is_some_and(f64::is_finite)));
     assert!(rows[2].epsilon < 1e-6, "ε at λ = 1: {}", rows[2].epsilon);
     assert!(rows[0].epsilon > rows[1].epsilon && rows[1].epsilon > rows[2].epsilon);
+}
+
+/// Modes B (mixture), C (positional) and D (temperature) and a per-layer schedule act on the
+/// imported decoder through the same capture as on our model.
+#[test]
+fn every_dial_mode_and_schedule_acts_on_smollm2() {
+    use localist::analysis::dial::{DialMode, DialParams, LayerSchedule};
+    let Some(m) = smollm2() else { return };
+    let blocks = parity_blocks(m.config.vocab);
+    let ids = m.encode(HAMLET).unwrap_or_else(|e| panic!("{e:#}"));
+    let setting = |mode: DialMode, lambda: f64, schedule: LayerSchedule| DialSetting {
+        params: DialParams {
+            mode,
+            lambda,
+            ..DialParams::default()
+        },
+        schedule,
+    };
+    let cap = |d: &DialSetting| capture(&m, &blocks, &ids, d).unwrap_or_else(|e| panic!("{e}"));
+    let base = cap(&DialSetting::bias(0.0));
+    let (e0, h0) = (base.mean_off_block_mass(None), base.mean_entropy_bits(None));
+    // B at λ = 1 is the local-only softmax: ε = 0.
+    let b = cap(&setting(DialMode::Mixture, 1.0, LayerSchedule::Uniform));
+    assert!(
+        b.mean_off_block_mass(None) < 1e-6,
+        "mode B ε {}",
+        b.mean_off_block_mass(None)
+    );
+    // C pulls attention towards the diagonal: lower entropy.
+    let c = cap(&setting(DialMode::Positional, 1.0, LayerSchedule::Uniform));
+    assert!(
+        c.mean_entropy_bits(None) < h0,
+        "mode C entropy {} ≥ {h0}",
+        c.mean_entropy_bits(None)
+    );
+    // D sharpens (τ < 1) on top of the bias: lower ε and entropy than λ = 0.
+    let d = cap(&setting(DialMode::Temperature, 0.8, LayerSchedule::Uniform));
+    assert!(d.mean_off_block_mass(None) < e0 && d.mean_entropy_bits(None) < h0);
+    // A power schedule leaves layer 0 untouched (λ₀ = 0) and dials the last layer fully.
+    let p = cap(&setting(
+        DialMode::Bias,
+        1.0,
+        LayerSchedule::Power { gamma: 1.0 },
+    ));
+    let last = m.config.layers - 1;
+    assert!((p.mean_off_block_mass(Some(0)) - base.mean_off_block_mass(Some(0))).abs() < 1e-6);
+    assert!(p.mean_off_block_mass(Some(last)) < 1e-6);
+    for x in [&b, &c, &d, &p] {
+        assert!(x
+            .heads
+            .iter()
+            .all(|h| h.attention.iter().all(|a| a.is_finite())));
+    }
+}
+
+/// A rule written against the model's own vocabulary takes effect at run time: " is" attends
+/// to " France" with the mass its fidelity asks for.
+#[test]
+fn a_rule_points_smollm2_at_its_target() {
+    use localist::data::tokenizer::Tokenizer;
+    let Some(path) = model_file("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
+    let m =
+        localist::hf::ImportedModel::open(&path, &Device::Cpu).unwrap_or_else(|e| panic!("{e:#}"));
+    let tok = m.tokenizer();
+    assert_eq!(tok.token_str(7042), " Paris");
+    assert_eq!(tok.token_id(" Paris"), Some(7042));
+    let ids = tok.encode("The capital of France is");
+    let blocks = parity_blocks(tok.vocab_size());
+    let text = r#"rule is_to_france "the verb attends to the country"
+  when query.token = " is"
+  target token " France"
+  layers all
+  heads all
+  fidelity 0.9
+end
+"#;
+    let set = localist::rules::parse::parse_rules(text).unwrap_or_else(|e| panic!("{e:?}"));
+    let rules = localist::rules::check::resolve(&set, &blocks, &tok, &[])
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let rc = localist::rules::inject::capture_with_rules(
+        m.model(),
+        &blocks,
+        &ids,
+        &DialSetting::bias(0.0),
+        &rules,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let rep = &rc.reports[0];
+    eprintln!("fired {:?} PF_mass {:?}", rep.fired, rep.pf_mass);
+    assert_eq!(rep.fired, vec![4]);
+    assert!(
+        rep.pf_mass.is_some_and(|p| p >= 0.9 - 1e-3),
+        "{:?}",
+        rep.pf_mass
+    );
+    // Without the rule " France" gets far less from " is".
+    let plain = capture(m.model(), &blocks, &ids, &DialSetting::bias(0.0))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let before: f64 = plain
+        .heads
+        .iter()
+        .map(|h| f64::from(h.attention[4 * 5 + 3]))
+        .sum::<f64>()
+        / plain.heads.len() as f64;
+    assert!(before < 0.5, "already {before}");
+}
+
+/// The dial on the bidirectional encoder: λ = 0 gives the plain embedding, λ = 1 leaves no
+/// attention off the relevant blocks in either direction.
+#[test]
+fn the_dial_acts_on_minilm_in_both_directions() {
+    let Some(dir) = model_file("all-MiniLM-L6-v2", "model.safetensors")
+        .and_then(|f| f.parent().map(PathBuf::from))
+    else {
+        return;
+    };
+    let bert = Bert::open(&dir, &Device::Cpu).unwrap_or_else(|e| panic!("{e:#}"));
+    let ids = bert
+        .encode("Attention is all you need.")
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let blocks = parity_blocks(bert.config.vocab_size);
+    let masks = blocks.masks_with(&ids, false);
+    assert!(masks.visible(0, 7), "an encoder sees later keys");
+    let zero = sequence_biases(&bert, &masks, &DialSetting::bias(0.0), &Device::Cpu)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (plain, _) = bert
+        .mean_pooled(&ids, &[])
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let (dialled, _) = bert
+        .mean_pooled(&ids, &zero)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let diff = plain
+        .iter()
+        .zip(&dialled)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(diff < 1e-6, "λ = 0 moved the embedding by {diff}");
+    let cap =
+        capture(&bert, &blocks, &ids, &DialSetting::bias(1.0)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!cap.causal);
+    assert!(cap.mean_off_block_mass(None) < 1e-6);
+    // Row 0 ([CLS]) still attends to keys after it: the encoder is not made causal.
+    let later: f32 = cap.heads[0].attention[1..8].iter().sum();
+    assert!(later > 0.01, "row 0 lost its later keys: {later}");
+    let base =
+        capture(&bert, &blocks, &ids, &DialSetting::bias(0.0)).unwrap_or_else(|e| panic!("{e}"));
+    assert!(base.mean_off_block_mass(None) > 0.1);
+    let rows = localist::hf::eval::eval_imported(
+        &bert,
+        &blocks,
+        &ids,
+        &[DialSetting::bias(0.0), DialSetting::bias(1.0)],
+        4,
+        1,
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(rows.iter().all(|r| r.perplexity.is_none()));
+}
+
+#[test]
+fn imported_model_errors_name_the_file_and_what_is_supported() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let bin = dir.path().join("model.bin");
+    std::fs::write(&bin, b"not unpickled").unwrap_or_else(|e| panic!("{e}"));
+    let open = |p: &std::path::Path| match localist::hf::ImportedModel::open(p, &Device::Cpu) {
+        Ok(_) => panic!("opened {}", p.display()),
+        Err(e) => format!("{e:#}"),
+    };
+    let err = open(&bin);
+    assert!(
+        err.contains("model.bin") && err.contains("never loaded"),
+        "{err}"
+    );
+    let txt = dir.path().join("notes.txt");
+    std::fs::write(&txt, b"hello").unwrap_or_else(|e| panic!("{e}"));
+    let err = open(&txt);
+    assert!(err.contains("notes.txt") && err.contains(".gguf"), "{err}");
+    let err = open(dir.path());
+    assert!(err.contains("no config.json"), "{err}");
+    let bad = dir.path().join("broken.gguf");
+    std::fs::write(&bad, b"GGUF but truncated").unwrap_or_else(|e| panic!("{e}"));
+    let err = open(&bad);
+    assert!(err.contains("broken.gguf"), "{err}");
 }

@@ -110,9 +110,13 @@ pub struct EvalArgs {
     /// A rule file: also report, per λ, where each rule fired and its PF in scope.
     #[arg(long)]
     pub rules: Option<PathBuf>,
-    /// Blocks of an imported model (a `.gguf` checkpoint): k-means clusters of its embedding rows.
+    /// Blocks of an imported model (a `.gguf` file or a Hugging Face folder): k-means clusters
+    /// of its embedding rows.
     #[arg(long, default_value_t = 16)]
     pub clusters: usize,
+    /// Blocks of an imported model from a lexicon file (word<TAB>block) instead of k-means.
+    #[arg(long)]
+    pub lexicon: Option<PathBuf>,
 }
 
 /// What each rule did over the held-out windows at one λ.
@@ -195,7 +199,6 @@ pub fn eval_reports(args: &EvalArgs) -> Result<Vec<EvalReport>> {
 
 /// Each rule's firings and PF over the held-out windows, for each λ.
 pub fn rule_evals(args: &EvalArgs, file: &std::path::Path) -> Result<Vec<RuleEval>> {
-    use crate::rules::inject::capture_with_rules;
     let (ck, stream, seq) = held_out(args)?;
     let tok = super::rules::checkpoint_tokenizer(&ck, &args.checkpoint)?;
     let rules = super::rules::load_rules(
@@ -208,13 +211,30 @@ pub fn rule_evals(args: &EvalArgs, file: &std::path::Path) -> Result<Vec<RuleEva
     let windows: Vec<Vec<u32>> = (0..args.windows)
         .map_while(|w| stream.window(w * t, t).map(|win| win.x.to_vec()))
         .collect();
+    let dials: Vec<DialSetting> = args
+        .lambda
+        .iter()
+        .map(|&l| args.dial.setting(l))
+        .collect::<Result<_>>()?;
+    rule_evals_on(&ck.model, &ck.blocks, &rules, &windows, &dials)
+}
+
+/// Each rule's firings and PF over `windows`, for each dial setting, on any model.
+pub fn rule_evals_on(
+    model: &dyn crate::model::backend::AttentionModel,
+    blocks: &crate::model::blocks::BlockMap,
+    rules: &[crate::rules::check::ResolvedRule],
+    windows: &[Vec<u32>],
+    dials: &[DialSetting],
+) -> Result<Vec<RuleEval>> {
+    use crate::rules::inject::capture_with_rules;
     let mut out = Vec::new();
-    for &lam in &args.lambda {
-        let dial = args.dial.setting(lam)?;
+    for dial in dials {
+        let lam = dial.params.lambda;
         // Per rule: rows, Σ PF_mass·rows, Σ PF_top1·rows, windows fired, windows passed.
         let mut acc = vec![(0usize, 0.0f64, 0.0f64, 0usize, 0usize); rules.len()];
-        for ids in &windows {
-            let rc = capture_with_rules(&ck.model, &ck.blocks, ids, &dial, &rules)?;
+        for ids in windows {
+            let rc = capture_with_rules(model, blocks, ids, dial, rules)?;
             for (k, rep) in rc.reports.iter().enumerate() {
                 let rows = rep.fired.len() - rep.without_target.len();
                 let Some(a) = acc.get_mut(k) else { continue };
@@ -332,7 +352,7 @@ fn print_anchors(checkpoint: &std::path::Path) -> Result<()> {
 
 /// Run `localist eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
-    if args.checkpoint.extension().is_some_and(|e| e == "gguf") {
+    if crate::hf::ImportedModel::looks_imported(&args.checkpoint) {
         return run_imported(&args);
     }
     let reports = eval_reports(&args)?;
@@ -364,14 +384,17 @@ pub fn run(args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// `eval` on an imported LLaMA-family `.gguf` model: blocks by k-means over its embedding rows,
-/// then per λ the perplexity, entropy and ε on a public-domain text (default: the bundled
-/// Shakespeare), in windows of 64 tokens.
+/// `eval` on an imported model (a `.gguf` file or a Hugging Face folder): blocks by k-means
+/// over its embedding rows (or `--lexicon`), then per λ the entropy and ε (and for a decoder the
+/// perplexity) on a public-domain text (default: the bundled Shakespeare), in windows of 64
+/// tokens; with `--rules`, what each rule did.
 fn run_imported(args: &EvalArgs) -> Result<()> {
-    use crate::hf::eval::{eval_decoder, kmeans_blocks, table};
-    use crate::hf::gguf_llama::GgufLlama;
+    use crate::data::tokenizer::Tokenizer;
+    use crate::hf::eval::{eval_imported, table};
+    use crate::hf::ImportedModel;
     let device = candle_core::Device::Cpu;
-    let m = GgufLlama::open(&args.checkpoint, &device)?;
+    let m = ImportedModel::open(&args.checkpoint, &device)?;
+    let tok = m.tokenizer();
     let path = asset_path(&PathBuf::from(
         args.corpus
             .clone()
@@ -381,27 +404,53 @@ fn run_imported(args: &EvalArgs) -> Result<()> {
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     // Enough text for the windows asked for (about 4 characters per token).
     let take: String = text.chars().take(args.windows.max(1) * 64 * 6).collect();
-    let ids = m.encode(&take)?;
+    let ids = tok.encode(&take);
+    let dims = m.model().dims();
+    let blocks = match &args.lexicon {
+        Some(file) => crate::hf::lexicon_blocks(&crate::data::lexicon::Lexicon::load(file)?, &tok)?,
+        None => m.kmeans_blocks(args.clusters, 0)?,
+    };
     eprintln!(
-        "{}: {} layers × {} heads; blocks: k-means k={} over the embedding rows; {} tokens of {}",
+        "{}: {}, {} layers × {} heads; blocks: {} ({} blocks); {} tokens of {}",
         args.checkpoint.display(),
-        m.config.layers,
-        m.config.heads,
-        args.clusters,
+        m.kind_label(),
+        dims.layers,
+        dims.heads,
+        blocks.source,
+        blocks.num_blocks(),
         ids.len(),
         path.display()
     );
-    let blocks = kmeans_blocks(&m, args.clusters, 0)?;
     let dials: Vec<DialSetting> = args
         .lambda
         .iter()
         .map(|&l| args.dial.setting(l))
         .collect::<Result<_>>()?;
-    let rows = eval_decoder(&m, &blocks, &ids, &dials, 64, args.windows)?;
+    let rows = eval_imported(m.model(), &blocks, &ids, &dials, 64, args.windows)?;
+    let rules = match &args.rules {
+        Some(file) => {
+            let rules = super::rules::load_rules(file, &blocks, &tok, &[])?;
+            let windows: Vec<Vec<u32>> = ids
+                .chunks(64)
+                .filter(|w| w.len() == 64)
+                .take(args.windows)
+                .map(<[u32]>::to_vec)
+                .collect();
+            Some(rule_evals_on(m.model(), &blocks, &rules, &windows, &dials)?)
+        }
+        None => None,
+    };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "eval": rows, "rules": rules }))?
+        );
     } else {
         print!("{}", table(&rows, DialMode::from(args.dial.mode).label()));
+        if let Some(r) = &rules {
+            println!();
+            print!("{}", rule_table(r));
+        }
     }
     Ok(())
 }

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::data::tokenizer::Tokenizer;
+use crate::model::backend::AttentionModel;
 use crate::model::blocks::BlockMap;
 use crate::model::capture::{capture, Capture};
 use crate::model::dial::DialSetting;
-use crate::model::transformer::LocalistModel;
 
 /// One side of a comparison.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,14 +60,14 @@ pub struct CompareView {
 
 /// Capture `text` with one model under `dial` (truncated to the model's positions).
 pub fn capture_side(
-    model: &LocalistModel,
+    model: &dyn AttentionModel,
     blocks: &BlockMap,
     tokenizer: &dyn Tokenizer,
     text: &str,
     side: &CompareSide,
 ) -> Result<CompareView, String> {
     let mut ids = tokenizer.encode(text);
-    ids.truncate(model.config.max_seq_len);
+    ids.truncate(model.dims().max_len);
     if ids.is_empty() {
         return Err(format!(
             "{}: the text is empty after tokenization",

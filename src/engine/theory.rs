@@ -12,10 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::bounds::{concentration_eps_bound, entropy_bound_at_margin_bits};
 use crate::analysis::dial::{mode_a_off_block_mass, DialMode};
+use crate::model::backend::AttentionModel;
 use crate::model::blocks::BlockMap;
 use crate::model::capture::{capture, Capture};
 use crate::model::dial::{effective_tau, DialSetting};
-use crate::model::transformer::{LocalistModel, ModelError};
+use crate::model::transformer::ModelError;
 
 /// One λ of the curve.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,7 +55,7 @@ fn check_bounds(
     blocks: &BlockMap,
     dial: &DialSetting,
 ) -> (f64, f64, usize, Option<String>) {
-    let masks = blocks.masks(&cap.ids);
+    let masks = blocks.masks_with(&cap.ids, cap.causal);
     let taus: Vec<f64> = dial
         .per_layer(cap.num_layers)
         .iter()
@@ -68,8 +69,8 @@ fn check_bounds(
         for i in 0..t {
             let n_rel = masks.relevant_row(i).iter().filter(|&&r| r).count();
             let m = hc.margin.get(i).copied().unwrap_or(f32::INFINITY) as f64;
-            let e_bound = concentration_eps_bound(i + 1, n_rel, m, tau);
-            let h_bound = entropy_bound_at_margin_bits(i + 1, n_rel, m, tau);
+            let e_bound = concentration_eps_bound(masks.visible_count(i), n_rel, m, tau);
+            let h_bound = entropy_bound_at_margin_bits(masks.visible_count(i), n_rel, m, tau);
             let eps = hc.off_block_mass.get(i).copied().unwrap_or(0.0) as f64;
             let ent = hc.entropy_bits.get(i).copied().unwrap_or(0.0) as f64;
             eb += e_bound;
@@ -91,7 +92,7 @@ fn check_bounds(
 
 /// The curve over `lambdas` for one text under the mode and schedule of `dial`.
 pub fn theory_curve(
-    model: &LocalistModel,
+    model: &dyn AttentionModel,
     blocks: &BlockMap,
     ids: &[u32],
     dial: &DialSetting,

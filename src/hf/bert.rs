@@ -1,7 +1,8 @@
 //! BERT-family encoders from a Hugging Face folder: `config.json`, `model.safetensors` (never a
 //! pickled `.bin`) and `tokenizer.json`. The forward pass is ours, in candle, and returns every
 //! layer's attention; an optional additive bias per layer ([B,1,T,T] or [B,H,T,T]) enters the
-//! scores before the softmax exactly as the dial and rule biases do in our own model.
+//! scores before the softmax exactly as the dial and rule biases do in our own model
+//! ([`crate::model::backend::biased_attention`]); the dial sees it as bidirectional.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
 use serde::Deserialize;
+
+use crate::model::backend::{biased_attention, AttentionModel, ModelDims};
+use crate::model::transformer::{AttentionBias, ForwardOutput, ModelError};
 
 /// The fields of a BERT `config.json` the forward pass needs.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -62,14 +66,6 @@ pub struct Bert {
     tokenizer: tokenizers::Tokenizer,
     /// Where the tensors live.
     pub device: Device,
-}
-
-/// What one forward pass returns.
-pub struct BertOutput {
-    /// Last hidden states [B,T,d].
-    pub hidden: Tensor,
-    /// Attention weights per layer [B,H,T,T].
-    pub attention: Vec<Tensor>,
 }
 
 impl Bert {
@@ -190,10 +186,28 @@ impl Bert {
         Ok(())
     }
 
-    fn t(&self, name: &str) -> Result<&Tensor> {
+    fn t(&self, name: &str) -> Result<&Tensor, ModelError> {
         self.tensors
             .get(name)
-            .with_context(|| format!("{}: tensor {name} is missing", self.dir.display()))
+            .ok_or_else(|| ModelError::Missing(name.to_string()))
+    }
+
+    /// Its tokenizer.
+    pub fn hf_tokenizer(&self) -> &tokenizers::Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Number of weights.
+    pub fn parameters(&self) -> usize {
+        self.tensors.values().map(|t| t.elem_count()).sum()
+    }
+
+    /// The word-embedding rows, one per vocabulary id.
+    pub fn embedding_rows(&self) -> Result<Vec<Vec<f32>>> {
+        Ok(self
+            .t("embeddings.word_embeddings.weight")?
+            .to_dtype(DType::F32)?
+            .to_vec2::<f32>()?)
     }
 
     /// Token ids of `text` with the tokenizer's special tokens ([CLS] … [SEP]).
@@ -216,7 +230,7 @@ impl Bert {
             .collect()
     }
 
-    fn linear(&self, x: &Tensor, prefix: &str) -> Result<Tensor> {
+    fn linear(&self, x: &Tensor, prefix: &str) -> Result<Tensor, ModelError> {
         let w = self.t(&format!("{prefix}.weight"))?;
         let b = self.t(&format!("{prefix}.bias"))?;
         let (bsz, t, din) = x.dims3()?;
@@ -227,7 +241,7 @@ impl Bert {
         Ok(y.reshape((bsz, t, w.dim(0)?))?)
     }
 
-    fn layer_norm(&self, x: &Tensor, prefix: &str) -> Result<Tensor> {
+    fn layer_norm(&self, x: &Tensor, prefix: &str) -> Result<Tensor, ModelError> {
         let w = self.t(&format!("{prefix}.weight"))?;
         let b = self.t(&format!("{prefix}.bias"))?;
         Ok(candle_nn::ops::layer_norm(
@@ -238,19 +252,23 @@ impl Bert {
         )?)
     }
 
-    /// Encode one sequence of ids [T] (no padding): hidden states and attention. `biases`, when
-    /// given, holds one additive score bias per layer, broadcastable to [1,H,T,T].
-    pub fn forward(&self, ids: &[u32], biases: Option<&[Tensor]>) -> Result<BertOutput> {
+    /// Encode one sequence of ids [T] (no padding) with one [`AttentionBias`] per layer (an
+    /// empty slice: the plain model; the encoder has no mask). Returns the last hidden states
+    /// [1,T,d], and the attention (and, when `keep_scores`, biased scores) per layer [1,H,T,T]
+    /// in a [`ForwardOutput`] whose logits are empty [1,T,0]: there is no LM head.
+    pub fn forward_with(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+    ) -> Result<(Tensor, ForwardOutput), ModelError> {
         let c = &self.config;
         let t = ids.len();
         if t == 0 {
-            bail!("empty input");
+            return Err(ModelError::Input("empty input".into()));
         }
         if t > c.max_position_embeddings {
-            bail!(
-                "{t} tokens is more than the model's {} positions",
-                c.max_position_embeddings
-            );
+            return Err(ModelError::TooLong(t, c.max_position_embeddings));
         }
         let (d, h) = (c.hidden_size, c.num_attention_heads);
         let dh = d / h;
@@ -270,10 +288,15 @@ impl Bert {
             .unsqueeze(0)?;
         let mut x = self.layer_norm(&x, "embeddings.LayerNorm")?;
         let scale = 1.0 / (dh as f64).sqrt();
-        let mut attention = Vec::with_capacity(c.num_hidden_layers);
+        let mut out = ForwardOutput {
+            logits: Tensor::zeros((1, t, 0), DType::F32, &self.device)?,
+            attention: Vec::with_capacity(c.num_hidden_layers),
+            scores: Vec::new(),
+            queries: Vec::new(),
+        };
         for l in 0..c.num_hidden_layers {
             let p = format!("encoder.layer.{l}");
-            let heads = |m: &str| -> Result<Tensor> {
+            let heads = |m: &str| -> Result<Tensor, ModelError> {
                 Ok(self
                     .linear(&x, &format!("{p}.attention.self.{m}"))?
                     .reshape((1, t, h, dh))?
@@ -281,11 +304,10 @@ impl Bert {
                     .contiguous()?)
             };
             let (q, k, v) = (heads("query")?, heads("key")?, heads("value")?);
-            let mut s = (q.matmul(&k.t()?)? * scale)?;
-            if let Some(b) = biases.and_then(|b| b.get(l)) {
-                s = s.broadcast_add(b)?;
-            }
-            let a = candle_nn::ops::softmax_last_dim(&s)?;
+            let s = (q.matmul(&k.t()?)? * scale)?;
+            let (a, z) = biased_attention(&s, biases.get(l), None, |z| {
+                candle_nn::ops::softmax_last_dim(z)
+            })?;
             let ctx = a
                 .matmul(&v)?
                 .transpose(1, 2)?
@@ -301,21 +323,48 @@ impl Bert {
                 .gelu_erf()?;
             let f = self.linear(&f, &format!("{p}.output.dense"))?;
             x = self.layer_norm(&(f + &y)?, &format!("{p}.output.LayerNorm"))?;
-            attention.push(a);
+            out.attention.push(a);
+            if keep_scores {
+                out.scores.push(z);
+            }
         }
-        Ok(BertOutput {
-            hidden: x,
-            attention,
-        })
+        Ok((x, out))
     }
 
     /// The sentence embedding of sentence-transformers: the mean of the last hidden states over
     /// the tokens. Returns (the mean vector, its L2 norm); divide by the norm for the normalised
     /// embedding.
-    pub fn mean_pooled(&self, ids: &[u32], biases: Option<&[Tensor]>) -> Result<(Vec<f32>, f32)> {
-        let out = self.forward(ids, biases)?;
-        let mean = out.hidden.mean(1)?.squeeze(0)?.to_dtype(DType::F32)?;
+    pub fn mean_pooled(&self, ids: &[u32], biases: &[AttentionBias]) -> Result<(Vec<f32>, f32)> {
+        let (hidden, _) = self.forward_with(ids, biases, false)?;
+        let mean = hidden.mean(1)?.squeeze(0)?.to_dtype(DType::F32)?;
         let norm = mean.sqr()?.sum(D::Minus1)?.sqrt()?.to_scalar::<f32>()?;
         Ok((mean.to_vec1::<f32>()?, norm))
+    }
+}
+
+impl AttentionModel for Bert {
+    fn dims(&self) -> ModelDims {
+        let c = &self.config;
+        ModelDims {
+            layers: c.num_hidden_layers,
+            heads: c.num_attention_heads,
+            max_len: c.max_position_embeddings,
+            vocab: c.vocab_size,
+            causal: false,
+            has_logits: false,
+        }
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn forward_biased(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+    ) -> Result<ForwardOutput, ModelError> {
+        Ok(self.forward_with(ids, biases, keep_scores)?.1)
     }
 }

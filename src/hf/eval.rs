@@ -1,17 +1,16 @@
 //! The dial on an imported decoder, without retraining: blocks by k-means over its embedding
-//! rows, mode A or C biases from our own dial code, and per λ the perplexity, mean attention
-//! entropy and off-block mass ε on a held-out text.
+//! rows, the dial's biases (any mode and schedule) from our own dial code through the same
+//! capture as our model, and per λ the perplexity, mean attention entropy and off-block mass ε
+//! on a held-out text.
 
 use anyhow::{bail, Result};
-use candle_core::{Device, Tensor};
 use serde::Serialize;
 
-use crate::analysis::dial::DialMode;
 use crate::analysis::kmeans::kmeans;
-use crate::analysis::metrics::{entropy_bits, mass_on};
-use crate::hf::gguf_llama::GgufLlama;
-use crate::model::blocks::{BlockMap, SequenceMasks};
-use crate::model::dial::{layer_bias, DialSetting};
+use crate::model::backend::AttentionModel;
+use crate::model::blocks::BlockMap;
+use crate::model::capture::capture;
+use crate::model::dial::DialSetting;
 
 /// One λ of the curve.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -20,24 +19,28 @@ pub struct RealEvalRow {
     pub lambda: f64,
     /// Tokens scored.
     pub tokens: usize,
-    /// 2^(bits per token).
-    pub perplexity: f64,
+    /// 2^(bits per token) (a decoder; `None` for an encoder, which has no next-token head).
+    pub perplexity: Option<f64>,
     /// Mean attention entropy, bits, over rows, heads and layers.
     pub entropy_bits: f64,
     /// Mean attention mass outside R(i).
     pub epsilon: f64,
 }
 
-/// A block map of `k` clusters of the model's input-embedding rows (SPEC §3, source 2), named
-/// after the first few tokens of each cluster.
-pub fn kmeans_blocks(m: &GgufLlama, k: usize, seed: u64) -> Result<BlockMap> {
-    let rows = m.embedding_rows()?;
-    let labels = kmeans(&rows, k, 8, seed);
+/// A block map of `k` clusters of a model's input-embedding rows (SPEC §3, source 2), each
+/// named after the first few whole-word tokens of its cluster (`decode` gives a token's text).
+pub fn kmeans_blocks(
+    rows: &[Vec<f32>],
+    decode: impl Fn(u32) -> String,
+    k: usize,
+    seed: u64,
+) -> BlockMap {
+    let labels = kmeans(rows, k, 8, seed);
     let mut names = vec![String::new(); k];
     for (id, &c) in labels.iter().enumerate() {
         if let Some(n) = names.get_mut(c) {
             if n.chars().count() < 18 {
-                let t = m.decode(&[id as u32]).unwrap_or_default();
+                let t = decode(id as u32);
                 let t = t.trim();
                 if !t.is_empty() && t.chars().all(|ch| ch.is_alphanumeric()) {
                     if !n.is_empty() {
@@ -59,35 +62,22 @@ pub fn kmeans_blocks(m: &GgufLlama, k: usize, seed: u64) -> Result<BlockMap> {
     let mut map = BlockMap::from_assignments(rows.len(), &pairs, &format!("k-means k={k}"));
     // Every token is in a cluster: nothing is "unassigned".
     map.isolate_unassigned = false;
-    Ok(map)
+    map
 }
 
-/// The additive score bias [1,1,T,T] of every layer for one sequence's masks under `dial`
-/// (modes A and C; mode B's mixture and mode D's temperature are not carried).
-pub fn dial_biases(
-    masks: &SequenceMasks,
-    dial: &DialSetting,
-    layers: usize,
-    device: &Device,
-) -> candle_core::Result<Vec<Tensor>> {
-    let t = masks.len();
-    dial.per_layer(layers)
-        .iter()
-        .map(|p| Tensor::from_vec(layer_bias(masks, p).additive, (1, 1, t, t), device))
-        .collect()
-}
-
-/// Evaluate `ids` in consecutive windows of `window` tokens (at most `windows` of them) at each λ
-/// of `dials`. Modes A (bias) and C (positional) act through additive biases; the others are
-/// refused for now.
-pub fn eval_decoder(
-    m: &GgufLlama,
+/// Evaluate `ids` in consecutive windows of `window` tokens (at most `windows` of them) at each
+/// dial setting of `dials` (any mode and schedule): entropy and ε on any model, perplexity on a
+/// decoder with next-token logits.
+pub fn eval_imported(
+    m: &dyn AttentionModel,
     blocks: &BlockMap,
     ids: &[u32],
     dials: &[DialSetting],
     window: usize,
     windows: usize,
 ) -> Result<Vec<RealEvalRow>> {
+    let dims = m.dims();
+    let scored = dims.has_logits && dims.causal;
     let t = window.max(2);
     let starts: Vec<usize> = (0..windows)
         .map(|w| w * t)
@@ -100,49 +90,48 @@ pub fn eval_decoder(
             t
         );
     }
-    let layers = m.config.layers;
     let mut out = Vec::with_capacity(dials.len());
     for dial in dials {
-        if !matches!(dial.params.mode, DialMode::Bias | DialMode::Positional) {
-            bail!(
-                "dial mode {} is not supported on imported models yet (use A or C)",
-                dial.params.mode.label()
-            );
-        }
         let (mut bits, mut n) = (0.0f64, 0usize);
         let (mut ent, mut eps, mut rows) = (0.0f64, 0.0f64, 0usize);
         for &s in &starts {
             let x = &ids[s..s + t];
             let y = &ids[s + 1..s + t + 1];
-            let masks = blocks.masks(x);
-            let biases = dial_biases(&masks, dial, layers, &m.device)?;
-            let fwd = m.forward(x, Some(&biases))?;
-            let logp = candle_nn::ops::log_softmax(&fwd.logits, 1)?;
-            let yt = Tensor::from_vec(y.to_vec(), (t, 1), &m.device)?;
-            let picked = logp.gather(&yt, 1)?.flatten_all()?.to_vec1::<f32>()?;
-            bits -= picked.iter().map(|&v| f64::from(v)).sum::<f64>() / std::f64::consts::LN_2;
-            n += t;
-            for a in &fwd.attention {
-                let a = a.squeeze(0)?.to_vec3::<f32>()?;
-                for head in &a {
-                    for (i, row) in head.iter().enumerate() {
-                        let row = &row[..=i];
-                        ent += entropy_bits(row);
-                        eps += 1.0 - mass_on(row, masks.relevant_row(i));
-                        rows += 1;
-                    }
+            let cap = capture(m, blocks, x, dial)?;
+            let v = dims.vocab;
+            if scored {
+                for (i, &target) in y.iter().enumerate() {
+                    let row = cap.logits.get(i * v..(i + 1) * v).unwrap_or(&[]);
+                    bits -= log2_softmax_at(row, target as usize);
                 }
             }
+            n += t;
+            ent += cap.mean_entropy_bits(None) * (t * cap.heads.len()) as f64;
+            eps += cap.mean_off_block_mass(None) * (t * cap.heads.len()) as f64;
+            rows += t * cap.heads.len();
         }
         out.push(RealEvalRow {
             lambda: dial.params.lambda,
             tokens: n,
-            perplexity: 2f64.powf(bits / n.max(1) as f64),
+            perplexity: scored.then(|| 2f64.powf(bits / n.max(1) as f64)),
             entropy_bits: ent / rows.max(1) as f64,
             epsilon: (eps / rows.max(1) as f64).max(0.0),
         });
     }
     Ok(out)
+}
+
+/// log₂ softmax(row)[k].
+fn log2_softmax_at(row: &[f32], k: usize) -> f64 {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let lse = row
+        .iter()
+        .map(|&z| (z as f64 - max).exp())
+        .sum::<f64>()
+        .ln()
+        + max;
+    let z = row.get(k).copied().unwrap_or(f32::NEG_INFINITY) as f64;
+    (z - lse) / std::f64::consts::LN_2
 }
 
 /// The curve as a markdown table.
@@ -152,8 +141,14 @@ pub fn table(rows: &[RealEvalRow], mode: &str) -> String {
     );
     for r in rows {
         s.push_str(&format!(
-            "| {:.2} | {mode} | {} | {:.3} | {:.3} | {:.4} |\n",
-            r.lambda, r.tokens, r.perplexity, r.entropy_bits, r.epsilon
+            "| {:.2} | {mode} | {} | {} | {:.3} | {:.4} |\n",
+            r.lambda,
+            r.tokens,
+            r.perplexity
+                .map(|p| format!("{p:.3}"))
+                .unwrap_or_else(|| "– (encoder)".into()),
+            r.entropy_bits,
+            r.epsilon
         ));
     }
     s

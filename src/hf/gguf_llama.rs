@@ -2,13 +2,18 @@
 //! tokenizer rebuilt from the file's metadata. The forward pass is ours, in candle: quantized
 //! matrix products through `QMatMul`, grouped-query attention, RoPE in llama.cpp's layout (GGUF
 //! stores Q and K rows permuted for it), RMSNorm and a SiLU-gated MLP. Every layer's attention
-//! is returned, and an additive score bias per layer enters before the softmax, as in our model.
+//! is returned, and the dial's and rules' biases enter exactly as in our model
+//! ([`crate::model::backend::biased_attention`]).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::quantized::{gguf_file, QMatMul};
 use candle_core::{DType, Device, Module, Tensor};
+
+use crate::model::backend::{biased_attention, AttentionModel, ModelDims};
+use crate::model::dial::causal_bias;
+use crate::model::transformer::{AttentionBias, ForwardOutput, ModelError};
 
 /// Hyper-parameters read from the GGUF metadata.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,6 +56,8 @@ pub struct GgufLlama {
     pub config: LlamaConfig,
     /// The file it came from.
     pub path: PathBuf,
+    /// Number of weights in the file.
+    pub parameters: usize,
     embed: Tensor,
     head: QMatMul,
     out_norm: Tensor,
@@ -58,14 +65,6 @@ pub struct GgufLlama {
     tokenizer: tokenizers::Tokenizer,
     /// Where the tensors live.
     pub device: Device,
-}
-
-/// What one forward pass returns.
-pub struct LlamaOutput {
-    /// Next-token logits [T, V].
-    pub logits: Tensor,
-    /// Attention per layer [1,H,T,T].
-    pub attention: Vec<Tensor>,
 }
 
 fn meta<'a>(c: &'a gguf_file::Content, key: &str, file: &Path) -> Result<&'a gguf_file::Value> {
@@ -171,6 +170,7 @@ impl GgufLlama {
             rope_base: meta_f32(&c, "llama.rope.freq_base", path).unwrap_or(10_000.0) as f64,
             context: meta_usize(&c, "llama.context_length", path)?,
         };
+        let parameters: usize = c.tensor_infos.values().map(|t| t.shape.elem_count()).sum();
         let mut q = |name: &str| -> Result<candle_core::quantized::QTensor> {
             c.tensor(&mut file, name, device)
                 .with_context(|| format!("{}: tensor {name}", path.display()))
@@ -209,6 +209,7 @@ impl GgufLlama {
         Ok(Self {
             config: LlamaConfig { vocab, ..config },
             path: path.to_path_buf(),
+            parameters,
             embed,
             head,
             out_norm,
@@ -216,6 +217,11 @@ impl GgufLlama {
             tokenizer,
             device: device.clone(),
         })
+    }
+
+    /// The tokenizer rebuilt from the metadata.
+    pub fn hf_tokenizer(&self) -> &tokenizers::Tokenizer {
+        &self.tokenizer
     }
 
     /// Token ids of `text` (no BOS is added: the model's metadata says so).
@@ -234,74 +240,67 @@ impl GgufLlama {
             .map_err(|e| anyhow::anyhow!("decoding: {e}"))
     }
 
-    /// Forward over `ids` with optional per-layer additive score biases (broadcastable to
-    /// [1,H,T,T], −∞ allowed; the causal mask is always applied).
-    pub fn forward(&self, ids: &[u32], biases: Option<&[Tensor]>) -> Result<LlamaOutput> {
+    /// Forward over `ids` with one [`AttentionBias`] per layer (an empty slice: the plain model,
+    /// causal mask only): logits [1,T,V], attention per layer [1,H,T,T] and, when
+    /// `keep_scores`, the biased scores.
+    pub fn forward_with(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+    ) -> Result<ForwardOutput, ModelError> {
         let c = &self.config;
         let t = ids.len();
         if t == 0 {
-            bail!("empty input");
+            return Err(ModelError::Input("empty input".into()));
         }
         if t > c.context {
-            bail!(
-                "{t} tokens is more than the model's {} positions",
-                c.context
-            );
+            return Err(ModelError::TooLong(t, c.context));
         }
         let (h, kvh) = (c.heads, c.kv_heads);
         let dh = c.d_model / h;
         let dev = &self.device;
         let input = Tensor::from_vec(ids.to_vec(), t, dev)?;
         let mut x = self.embed.embedding(&input)?.unsqueeze(0)?; // [1,T,d]
-                                                                 // RoPE tables [T, dh/2].
-        let inv: Vec<f32> = (0..dh / 2)
-            .map(|i| 1.0 / c.rope_base.powf(2.0 * i as f64 / dh as f64) as f32)
-            .collect();
-        let inv = Tensor::from_vec(inv, (1, dh / 2), dev)?;
-        let pos = Tensor::arange(0u32, t as u32, dev)?
-            .to_dtype(DType::F32)?
-            .reshape((t, 1))?;
-        let freqs = pos.broadcast_mul(&inv)?;
-        let (cos, sin) = (freqs.cos()?, freqs.sin()?);
-        let mask: Vec<f32> = (0..t * t)
-            .map(|k| {
-                if k % t > k / t {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (1, 1, t, t), dev)?;
+        let (cos, sin) = self.rope_tables(t)?;
+        let causal = if biases.len() < c.layers {
+            Some(Tensor::from_vec(causal_bias(t), (1, 1, t, t), dev)?)
+        } else {
+            None
+        };
         let scale = 1.0 / (dh as f64).sqrt();
-        let mut attention = Vec::with_capacity(c.layers);
+        let mut out = ForwardOutput {
+            logits: x.clone(),
+            attention: Vec::with_capacity(c.layers),
+            scores: Vec::new(),
+            queries: Vec::new(),
+        };
         for (l, layer) in self.layers.iter().enumerate() {
             let hx = candle_nn::ops::rms_norm(&x, &layer.attn_norm, c.rms_eps as f32)?;
-            let split = |m: &QMatMul, n: usize| -> Result<Tensor> {
-                Ok(m.forward(&hx)?
+            let split = |m: &QMatMul, n: usize| -> candle_core::Result<Tensor> {
+                m.forward(&hx)?
                     .reshape((1, t, n, dh))?
                     .transpose(1, 2)?
-                    .contiguous()?)
+                    .contiguous()
             };
             let q = candle_nn::rotary_emb::rope_i(&split(&layer.q, h)?, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope_i(&split(&layer.k, kvh)?, &cos, &sin)?;
             let v = split(&layer.v, kvh)?;
             // Grouped-query attention: each key/value head serves h / kvh query heads.
             let rep = h / kvh.max(1);
-            let expand = |x: Tensor| -> Result<Tensor> {
+            let expand = |x: Tensor| -> candle_core::Result<Tensor> {
                 if rep == 1 {
                     return Ok(x);
                 }
-                Ok(x.unsqueeze(2)?
+                x.unsqueeze(2)?
                     .expand((1, kvh, rep, t, dh))?
-                    .reshape((1, h, t, dh))?)
+                    .reshape((1, h, t, dh))
             };
             let (k, v) = (expand(k)?, expand(v)?);
-            let mut s = (q.matmul(&k.t()?)? * scale)?.broadcast_add(&mask)?;
-            if let Some(b) = biases.and_then(|b| b.get(l)) {
-                s = s.broadcast_add(b)?;
-            }
-            let a = candle_nn::ops::softmax_last_dim(&s)?;
+            let s = (q.matmul(&k.t()?)? * scale)?;
+            let (a, z) = biased_attention(&s, biases.get(l), causal.as_ref(), |z| {
+                candle_nn::ops::softmax_last_dim(z)
+            })?;
             let y = a
                 .matmul(&v)?
                 .transpose(1, 2)?
@@ -312,11 +311,30 @@ impl GgufLlama {
             let g = candle_nn::ops::silu(&layer.gate.forward(&hx)?)?;
             let f = layer.down.forward(&(g * layer.up.forward(&hx)?)?)?;
             x = (x + f)?;
-            attention.push(a);
+            out.attention.push(a);
+            if keep_scores {
+                out.scores.push(z);
+            }
         }
         let x = candle_nn::ops::rms_norm(&x, &self.out_norm, c.rms_eps as f32)?;
-        let logits = self.head.forward(&x)?.squeeze(0)?;
-        Ok(LlamaOutput { logits, attention })
+        out.logits = self.head.forward(&x)?;
+        Ok(out)
+    }
+
+    /// RoPE tables (cos, sin) [T, d_h/2].
+    fn rope_tables(&self, t: usize) -> candle_core::Result<(Tensor, Tensor)> {
+        let c = &self.config;
+        let dh = c.d_model / c.heads;
+        let dev = &self.device;
+        let inv: Vec<f32> = (0..dh / 2)
+            .map(|i| 1.0 / c.rope_base.powf(2.0 * i as f64 / dh as f64) as f32)
+            .collect();
+        let inv = Tensor::from_vec(inv, (1, dh / 2), dev)?;
+        let pos = Tensor::arange(0u32, t as u32, dev)?
+            .to_dtype(DType::F32)?
+            .reshape((t, 1))?;
+        let freqs = pos.broadcast_mul(&inv)?;
+        Ok((freqs.cos()?, freqs.sin()?))
     }
 
     /// The input-embedding rows (for blocks by k-means), one per vocabulary id.
@@ -324,15 +342,43 @@ impl GgufLlama {
         Ok(self.embed.to_vec2::<f32>()?)
     }
 
-    /// The logits of the token after `ids` [V].
+    /// The logits of the token after `ids` [V] (the plain model).
     pub fn next_logits(&self, ids: &[u32]) -> Result<Vec<f32>> {
-        let out = self.forward(ids, None)?;
+        let out = self.forward_with(ids, &[], false)?;
         let t = ids.len();
         Ok(out
             .logits
+            .squeeze(0)?
             .narrow(0, t - 1, 1)?
             .squeeze(0)?
             .to_vec1::<f32>()?)
+    }
+}
+
+impl AttentionModel for GgufLlama {
+    fn dims(&self) -> ModelDims {
+        let c = &self.config;
+        ModelDims {
+            layers: c.layers,
+            heads: c.heads,
+            max_len: c.context,
+            vocab: c.vocab,
+            causal: true,
+            has_logits: true,
+        }
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn forward_biased(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+    ) -> Result<ForwardOutput, ModelError> {
+        self.forward_with(ids, biases, keep_scores)
     }
 }
 

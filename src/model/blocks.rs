@@ -160,6 +160,12 @@ impl BlockMap {
 
     /// Per-sequence masks: key blocks, relevant blocks and R(i) (row-major T×T, causal).
     pub fn masks(&self, ids: &[u32]) -> SequenceMasks {
+        self.masks_with(ids, true)
+    }
+
+    /// [`masks`](Self::masks) for a causal model, or for a bidirectional encoder (`causal`
+    /// false: every key is visible and R(i) spans the whole sequence).
+    pub fn masks_with(&self, ids: &[u32], causal: bool) -> SequenceMasks {
         let key_blocks: Vec<usize> = ids
             .iter()
             .enumerate()
@@ -170,7 +176,10 @@ impl BlockMap {
             .enumerate()
             .map(|(i, &id)| self.relevant_block(id, i))
             .collect();
-        let masks = SequenceMasks::new(key_blocks, relevant_blocks, self.num_blocks());
+        let mut masks = SequenceMasks::new(key_blocks, relevant_blocks, self.num_blocks());
+        if !causal {
+            masks = masks.bidirectional();
+        }
         if self.isolate_unassigned && self.kind == BlockKind::Semantic {
             masks.isolate(0)
         } else {
@@ -204,6 +213,9 @@ pub struct SequenceMasks {
     /// A block whose queries have no relevant keys besides S(i) (see
     /// [`BlockMap::isolate_unassigned`]); its rows count every group as off-block.
     pub isolated: Option<usize>,
+    /// Causal visibility (j ≤ i); false for a bidirectional encoder, where every key is
+    /// visible to every query.
+    pub causal: bool,
 }
 
 impl SequenceMasks {
@@ -225,6 +237,36 @@ impl SequenceMasks {
             num_blocks,
             relevant,
             isolated: None,
+            causal: true,
+        }
+    }
+
+    /// The same blocks for a bidirectional encoder: every key visible, R(i) = {j : b(x_j) =
+    /// r(i)} ∪ S(i) over the whole sequence.
+    pub fn bidirectional(mut self) -> Self {
+        let t = self.len();
+        for (i, &r) in self.relevant_blocks.iter().enumerate() {
+            for (j, &kb) in self.key_blocks.iter().enumerate() {
+                if let Some(cell) = self.relevant.get_mut(i * t + j) {
+                    *cell = j == i || j == 0 || kb == r;
+                }
+            }
+        }
+        self.causal = false;
+        self
+    }
+
+    /// Whether key j is visible to query i.
+    pub fn visible(&self, i: usize, j: usize) -> bool {
+        !self.causal || j <= i
+    }
+
+    /// How many keys query i sees (N in the bounds).
+    pub fn visible_count(&self, i: usize) -> usize {
+        if self.causal {
+            (i + 1).min(self.len())
+        } else {
+            self.len()
         }
     }
 
@@ -237,7 +279,7 @@ impl SequenceMasks {
             }
             for j in 0..t {
                 if let Some(cell) = self.relevant.get_mut(i * t + j) {
-                    *cell = j <= i && (j == i || j == 0);
+                    *cell = (j <= i || !self.causal) && (j == i || j == 0);
                 }
             }
         }
@@ -266,9 +308,9 @@ impl SequenceMasks {
         self.relevant.get(i * t..(i + 1) * t).unwrap_or(&[])
     }
 
-    /// Causal visibility of row i over keys 0..T.
+    /// Visibility of row i over keys 0..T (causal: j ≤ i).
     pub fn visible_row(&self, i: usize) -> Vec<bool> {
-        (0..self.len()).map(|j| j <= i).collect()
+        (0..self.len()).map(|j| self.visible(i, j)).collect()
     }
 }
 

@@ -8,9 +8,10 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::metrics::{argmax, block_masses, entropy_bits, logit_margin, off_block_mass};
+use crate::model::backend::AttentionModel;
 use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::model::dial::{layer_bias, DialSetting};
-use crate::model::transformer::{AttentionBias, ForwardOptions, LocalistModel, ModelError};
+use crate::model::transformer::{AttentionBias, ModelError};
 
 /// One head of one layer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,6 +53,13 @@ pub struct Capture {
     pub logits: Vec<f32>,
     /// The dial the capture was taken under.
     pub dial: DialSetting,
+    /// Causal attention (a decoder); false for a bidirectional encoder.
+    #[serde(default = "yes")]
+    pub causal: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Capture {
@@ -117,7 +125,8 @@ impl Capture {
                 };
                 let Some(&aj) = row.get(*j) else { continue };
                 mass += aj as f64;
-                let best = argmax(row.get(..=i).unwrap_or(row));
+                let seen = if self.causal { row.get(..=i) } else { None };
+                let best = argmax(seen.unwrap_or(row));
                 top1 += f64::from(u8::from(best == Some(*j)));
                 n += 1;
             }
@@ -126,15 +135,20 @@ impl Capture {
     }
 }
 
+/// The masks of one sequence for this model (bidirectional for an encoder).
+pub fn masks_for(model: &dyn AttentionModel, blocks: &BlockMap, ids: &[u32]) -> SequenceMasks {
+    blocks.masks_with(ids, model.dims().causal)
+}
+
 /// Build the per-layer bias tensors of one sequence under a dial.
 pub fn sequence_biases(
-    model: &LocalistModel,
+    model: &dyn AttentionModel,
     masks: &SequenceMasks,
     dial: &DialSetting,
     device: &Device,
 ) -> candle_core::Result<Vec<AttentionBias>> {
     let t = masks.len();
-    dial.per_layer(model.config.num_layers)
+    dial.per_layer(model.dims().layers)
         .iter()
         .map(|p| {
             let lb = layer_bias(masks, p);
@@ -145,12 +159,12 @@ pub fn sequence_biases(
 
 /// Run the model on one sequence under a dial and capture attention and metrics.
 pub fn capture(
-    model: &LocalistModel,
+    model: &dyn AttentionModel,
     blocks: &BlockMap,
     ids: &[u32],
     dial: &DialSetting,
 ) -> Result<Capture, ModelError> {
-    let masks = blocks.masks(ids);
+    let masks = masks_for(model, blocks, ids);
     Ok(capture_masked(model, blocks, ids, &masks, dial, None)?.0)
 }
 
@@ -160,34 +174,26 @@ pub type Scores = Vec<Vec<Vec<Vec<f32>>>>;
 /// [`capture`] with given masks (a rule may move R(i)) and an optional extra per-head bias
 /// per layer, [1,H,T,T] (rules); also returns the biased scores.
 pub fn capture_masked(
-    model: &LocalistModel,
+    model: &dyn AttentionModel,
     blocks: &BlockMap,
     ids: &[u32],
     masks: &SequenceMasks,
     dial: &DialSetting,
     extra: Option<&[Tensor]>,
 ) -> Result<(Capture, Scores), ModelError> {
-    let t = ids.len();
-    let device = &model.device;
+    let dims = model.dims();
+    let device = model.device();
     let mut biases = sequence_biases(model, masks, dial, device)?;
     if let Some(extra) = extra {
         for (b, e) in biases.iter_mut().zip(extra) {
             b.extra = Some(e.clone());
         }
     }
-    let input = Tensor::from_vec(ids.to_vec(), (1, t), device)?;
-    let out = model.forward(
-        &input,
-        &biases,
-        ForwardOptions {
-            differentiable: false,
-            keep_scores: true,
-        },
-    )?;
+    let out = model.forward_biased(ids, &biases, true)?;
     let k = blocks.num_blocks();
-    let h = model.config.num_heads;
-    let mut heads = Vec::with_capacity(model.config.num_layers * h);
-    let mut scores = Vec::with_capacity(model.config.num_layers);
+    let h = dims.heads;
+    let mut heads = Vec::with_capacity(dims.layers * h);
+    let mut scores = Vec::with_capacity(dims.layers);
     for (l, (att, sc)) in out.attention.iter().zip(&out.scores).enumerate() {
         let att = att.squeeze(0)?.to_vec3::<f32>()?;
         let sc = sc.squeeze(0)?.to_vec3::<f32>()?;
@@ -203,11 +209,12 @@ pub fn capture_masked(
             key_blocks: masks.key_blocks.clone(),
             relevant_blocks: masks.relevant_blocks.clone(),
             block_names: blocks.names.clone(),
-            num_layers: model.config.num_layers,
+            num_layers: dims.layers,
             num_heads: h,
             heads,
             logits,
             dial: dial.clone(),
+            causal: dims.causal,
         },
         scores,
     ))

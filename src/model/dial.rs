@@ -87,7 +87,11 @@ pub fn causal_bias(t: usize) -> Vec<f32> {
 /// Build the bias of one layer for one sequence.
 pub fn layer_bias(masks: &SequenceMasks, p: &DialParams) -> LayerBias {
     let t = masks.len();
-    let mut additive = causal_bias(t);
+    let mut additive = if masks.causal {
+        causal_bias(t)
+    } else {
+        vec![0.0; t * t]
+    };
     let lam = p.lambda;
     let mut mixture = None;
     match p.mode {

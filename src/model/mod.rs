@@ -1,6 +1,7 @@
 //! The model: configuration, blocks, the dial as biases, the candle transformer, capture and
 //! checkpoints.
 
+pub mod backend;
 pub mod blocks;
 pub mod capture;
 pub mod checkpoint;
@@ -11,6 +12,7 @@ pub mod gelu;
 pub mod params;
 pub mod transformer;
 
+pub use backend::{AttentionModel, ModelDims};
 pub use blocks::{BlockMap, SequenceMasks};
 pub use capture::{capture, Capture, HeadCapture};
 pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, CheckpointMeta};

@@ -16,6 +16,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::analysis::anchors::orthonormal_vectors;
 use crate::analysis::rng::SplitMix64;
+use crate::model::backend::biased_attention;
 use crate::model::config::{Activation, ModelConfig};
 use crate::model::dial::LayerBias;
 use crate::model::fused::{add_bias, layer_norm, softmax_last};
@@ -41,6 +42,9 @@ pub enum ModelError {
     /// Input longer than the model's positions.
     #[error("sequence of {0} tokens is longer than the model's {1} positions")]
     TooLong(usize, usize),
+    /// Input the model cannot take (e.g. an empty sequence).
+    #[error("{0}")]
+    Input(String),
     /// An error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
@@ -331,6 +335,12 @@ impl LocalistModel {
                 candle_nn::ops::softmax_last_dim(z)
             }
         };
+        // The plain causal mask, for layers given no bias.
+        let causal = if biases.len() < cfg.num_layers {
+            Some(causal_tensor(b, t, &self.device)?)
+        } else {
+            None
+        };
         for l in 0..cfg.num_layers {
             let pre = format!("blocks.{l}");
             let hx = self.layer_norm(&x, &format!("{pre}.ln1"))?;
@@ -343,32 +353,7 @@ impl LocalistModel {
             };
             let (q, k, v) = (split(0)?, split(1)?, split(2)?);
             let s = (q.matmul(&k.t()?)? * scale)?;
-            let bias = biases.get(l);
-            let z = match bias {
-                Some(bias) => {
-                    let mut z = s.broadcast_add(&bias.additive)?;
-                    if let Some(extra) = &bias.extra {
-                        z = (z + extra)?;
-                    }
-                    z
-                }
-                None => s.broadcast_add(&causal_tensor(b, t, &self.device)?)?,
-            };
-            let tau = bias.map(|b| b.tau).unwrap_or(1.0);
-            let zt = if (tau - 1.0).abs() > 0.0 {
-                (&z / tau)?
-            } else {
-                z.clone()
-            };
-            let mut a = softmax(&zt)?;
-            if let Some((lam, local)) = bias.and_then(|b| b.mixture.as_ref()) {
-                let mut zl = s.broadcast_add(local)?;
-                if let Some(extra) = bias.and_then(|b| b.extra.as_ref()) {
-                    zl = (zl + extra)?;
-                }
-                let al = softmax(&(zl / tau)?)?;
-                a = ((a * (1.0 - lam))? + (al * *lam)?)?;
-            }
+            let (a, z) = biased_attention(&s, biases.get(l), causal.as_ref(), &softmax)?;
             let y = a
                 .matmul(&v)?
                 .transpose(1, 2)?

@@ -17,10 +17,11 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::bounds::{pf_bound, rho_needed};
+use crate::model::backend::AttentionModel;
 use crate::model::blocks::BlockMap;
-use crate::model::capture::{capture, capture_masked, Capture, Scores};
+use crate::model::capture::{capture, capture_masked, masks_for, Capture, Scores};
 use crate::model::dial::{effective_tau, DialSetting};
-use crate::model::transformer::{LocalistModel, ModelError};
+use crate::model::transformer::ModelError;
 use crate::rules::ast::Strength;
 use crate::rules::check::{fire, Firing, ResolvedRule};
 
@@ -82,15 +83,16 @@ pub const NOMINAL_PF: f64 = 0.95;
 
 /// Capture `ids` under `dial` with `rules` in force.
 pub fn capture_with_rules(
-    model: &LocalistModel,
+    model: &dyn AttentionModel,
     blocks: &BlockMap,
     ids: &[u32],
     dial: &DialSetting,
     rules: &[ResolvedRule],
 ) -> Result<RuleCapture, ModelError> {
     let t = ids.len();
-    let (layers, heads) = (model.config.num_layers, model.config.num_heads);
-    let masks = blocks.masks(ids);
+    let dims = model.dims();
+    let (layers, heads) = (dims.layers, dims.heads);
+    let masks = masks_for(model, blocks, ids);
     let firings = fire(rules, ids, &masks);
     let active: Vec<&Firing> = firings.iter().filter(|f| !f.targets.is_empty()).collect();
     if active.is_empty() {
@@ -107,8 +109,9 @@ pub fn capture_with_rules(
     for f in &active {
         let i = f.query;
         if let Some(row) = masks.relevant.get_mut(i * t..(i + 1) * t) {
+            let causal = masks.causal;
             for (j, cell) in row.iter_mut().enumerate() {
-                *cell = j <= i && (j == i || j == 0 || f.targets.contains(&j));
+                *cell = (j <= i || !causal) && (j == i || j == 0 || f.targets.contains(&j));
             }
         }
         if let Some(b) = rules.get(f.rule).and_then(|r| r.target_block) {
@@ -185,7 +188,7 @@ pub fn capture_with_rules(
             break (cap, margins);
         }
     };
-    apply_output_constraints(&mut cap, rules, &active, model.config.vocab_size);
+    apply_output_constraints(&mut cap, rules, &active, dims.vocab);
     let reports = reports(
         rules,
         &firings,
@@ -202,12 +205,13 @@ pub fn capture_with_rules(
 
 /// Per layer, the summed rule biases [1,H,T,T].
 fn extra_tensors(
-    model: &LocalistModel,
+    model: &dyn AttentionModel,
     t: usize,
     active: &[&Firing],
     rho: &[Vec<Vec<f64>>],
 ) -> Result<Vec<Tensor>, ModelError> {
-    let (layers, heads) = (model.config.num_layers, model.config.num_heads);
+    let dims = model.dims();
+    let (layers, heads) = (dims.layers, dims.heads);
     let mut out = Vec::with_capacity(layers);
     for l in 0..layers {
         let mut v = vec![0f32; heads * t * t];
@@ -229,7 +233,7 @@ fn extra_tensors(
                 }
             }
         }
-        out.push(Tensor::from_vec(v, (1, heads, t, t), &model.device)?);
+        out.push(Tensor::from_vec(v, (1, heads, t, t), model.device())?);
     }
     Ok(out)
 }

@@ -116,6 +116,7 @@ mod tests {
             num_heads: 1,
             heads: vec![hc.clone()],
             logits: Vec::new(),
+            causal: true,
             dial: DialSetting::default(),
         };
         let bytes = head_png(&cap, &hc, Colormap::Viridis, false, 4).unwrap_or_default();

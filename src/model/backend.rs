@@ -1,0 +1,123 @@
+//! What capture, rules, the theory curve and the studio need from a model, so that our own
+//! localist transformer and imported pretrained models (`crate::hf`) are dialled by the same
+//! code: one forward pass over one sequence that takes an [`AttentionBias`] per layer (the dial's
+//! additive bias, temperature and mode-B mixture, and the rules' per-head bias) and returns every
+//! layer's attention and biased scores.
+//!
+//! The softmax with those biases is [`biased_attention`], shared by every implementation, so the
+//! dial means the same thing on every model.
+
+use candle_core::{Device, Tensor};
+
+use crate::model::transformer::{
+    AttentionBias, ForwardOptions, ForwardOutput, LocalistModel, ModelError,
+};
+
+/// The shape of a model as the dial sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelDims {
+    /// Layers L.
+    pub layers: usize,
+    /// Query heads per layer H.
+    pub heads: usize,
+    /// Longest sequence it accepts.
+    pub max_len: usize,
+    /// Vocabulary size V.
+    pub vocab: usize,
+    /// Causal (decoder) attention; false for a bidirectional encoder.
+    pub causal: bool,
+    /// Whether the forward returns next-token logits (an encoder without an LM head does not).
+    pub has_logits: bool,
+}
+
+/// A model whose attention can be captured and dialled.
+pub trait AttentionModel {
+    /// Its shape.
+    fn dims(&self) -> ModelDims;
+    /// Where its tensors live.
+    fn device(&self) -> &Device;
+    /// One sequence `ids` with one bias per layer (an empty slice: the plain model). Returns
+    /// logits [1,T,V] (an empty [1,T,0] tensor when `has_logits` is false), attention per layer
+    /// [1,H,T,T] and, when `keep_scores`, the biased scores z per layer [1,H,T,T].
+    fn forward_biased(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+    ) -> Result<ForwardOutput, ModelError>;
+}
+
+impl AttentionModel for LocalistModel {
+    fn dims(&self) -> ModelDims {
+        let c = &self.config;
+        ModelDims {
+            layers: c.num_layers,
+            heads: c.num_heads,
+            max_len: c.max_seq_len,
+            vocab: c.vocab_size,
+            causal: true,
+            has_logits: true,
+        }
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn forward_biased(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+    ) -> Result<ForwardOutput, ModelError> {
+        let input = Tensor::from_vec(ids.to_vec(), (1, ids.len()), &self.device)?;
+        self.forward(
+            &input,
+            biases,
+            ForwardOptions {
+                differentiable: false,
+                keep_scores,
+            },
+        )
+    }
+}
+
+/// Attention weights from raw scores `s` = q·kᵀ/√d_h [B,H,T,T] under one layer's bias: the
+/// additive bias (which carries the causal mask) and the rules' extra bias are added, the sum is
+/// divided by τ, and mode B mixes in the local-only softmax. Without a bias, `default_mask`
+/// (the causal mask of a decoder; `None` for an encoder) is added. `softmax` is the fused or
+/// the differentiable one. Returns (attention, biased scores z).
+pub fn biased_attention(
+    s: &Tensor,
+    bias: Option<&AttentionBias>,
+    default_mask: Option<&Tensor>,
+    softmax: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let z = match (bias, default_mask) {
+        (Some(bias), _) => {
+            let mut z = s.broadcast_add(&bias.additive)?;
+            if let Some(extra) = &bias.extra {
+                z = z.broadcast_add(extra)?;
+            }
+            z
+        }
+        (None, Some(mask)) => s.broadcast_add(mask)?,
+        (None, None) => s.clone(),
+    };
+    let tau = bias.map(|b| b.tau).unwrap_or(1.0);
+    let zt = if (tau - 1.0).abs() > 0.0 {
+        (&z / tau)?
+    } else {
+        z.clone()
+    };
+    let mut a = softmax(&zt)?;
+    if let Some((lam, local)) = bias.and_then(|b| b.mixture.as_ref()) {
+        let mut zl = s.broadcast_add(local)?;
+        if let Some(extra) = bias.and_then(|b| b.extra.as_ref()) {
+            zl = zl.broadcast_add(extra)?;
+        }
+        let al = softmax(&(zl / tau)?)?;
+        a = ((a * (1.0 - lam))? + (al * *lam)?)?;
+    }
+    Ok((a, z))
+}
