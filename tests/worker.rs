@@ -212,3 +212,110 @@ fn a_loaded_checkpoint_saves_with_its_dial_and_reloads_identically() {
     );
     assert_eq!(ca.logits, cb.logits);
 }
+
+/// Wait for the first event `pick` accepts, skipping status lines and λ* estimates.
+fn wait_for<T>(w: &WorkerHandle, what: &str, mut pick: impl FnMut(Event) -> Option<T>) -> T {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(240) {
+        match w.wait_event(WAIT) {
+            Some(Event::Failed(e)) => panic!("waiting for {what}: the worker failed: {e}"),
+            Some(ev) => {
+                if let Some(x) = pick(ev) {
+                    return x;
+                }
+            }
+            None => break,
+        }
+    }
+    panic!("the worker sent no {what}");
+}
+
+/// SmolLM2 opened from its `.gguf` as the studio opens it: k-means blocks, a capture of 30
+/// layers × 9 heads under the dial, a rename saved beside the model, and generation with the
+/// next-token distribution. Skipped (said) without the fetched model, except in CI.
+#[test]
+fn an_imported_gguf_model_is_dialled_renamed_and_generates() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !model.exists() {
+        assert!(
+            std::env::var("LOCALIST_REQUIRE_MODELS").is_err(),
+            "{} is missing: run scripts/fetch_models.sh",
+            model.display()
+        );
+        eprintln!("skipped: {} is missing", model.display());
+        return;
+    }
+    // A link in a scratch folder, so the saved block map does not land beside the real file.
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("smol.gguf");
+    std::os::unix::fs::symlink(&model, &link).unwrap();
+    let w = spawn();
+    w.send(Command::Capture("The capital of France is".into()));
+    w.send(Command::Load(link.clone()));
+    let summary = wait_for(&w, "summary", |ev| match ev {
+        Event::Loaded(s) => Some(s),
+        _ => None,
+    });
+    assert_eq!((summary.shape.0, summary.shape.1), (30, 9));
+    assert!(summary.imported.is_some() && summary.generates);
+    assert_eq!(summary.blocks.len(), 17, "16 clusters and 'unassigned'");
+    let cap = wait_for(&w, "snapshot", |ev| match ev {
+        Event::Snapshot(c, _) => Some(c),
+        _ => None,
+    });
+    assert_eq!(cap.heads.len(), 270);
+    w.send(Command::SetDial(DialSetting::bias(1.0)));
+    let t0 = Instant::now();
+    let dialled = wait_for(&w, "snapshot", |ev| match ev {
+        Event::Snapshot(c, _) => Some(c),
+        _ => None,
+    });
+    eprintln!(
+        "dial change to capture: {:.0} ms",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+    assert!(dialled.mean_off_block_mass(None) < 1e-6);
+    // Rename block 1; the map is saved beside the model and comes back on the next open.
+    w.send(Command::RenameBlock(1, "capitals".into()));
+    let names = wait_for(&w, "new block names", |ev| match ev {
+        Event::BlocksChanged(n, _) => Some(n),
+        _ => None,
+    });
+    assert_eq!(names[1], "capitals");
+    let saved = dir.path().join("smol.gguf.blocks.json");
+    wait_for(&w, "the saved note", |ev| match ev {
+        Event::Status(s) if s.contains("saved") => Some(()),
+        _ => None,
+    });
+    assert!(saved.exists());
+    w.send(Command::RenameBlock(2, "capitals".into()));
+    // (The first rename's capture may arrive first.)
+    let err = loop {
+        match w.wait_event(WAIT) {
+            Some(Event::Failed(e)) => break e,
+            Some(Event::Snapshot(..)) => continue,
+            other => panic!("a duplicate name was accepted: {other:?}"),
+        }
+    };
+    assert!(err.contains("already called"), "{err}");
+    // Generation at λ = 0: " Paris" first, with its distribution.
+    w.send(Command::SetDial(DialSetting::bias(0.0)));
+    w.send(Command::Generate(2));
+    let g = wait_for(&w, "generation", |ev| match ev {
+        Event::Generated(g) => Some(g),
+        _ => None,
+    });
+    assert_eq!(g.steps.len(), 2);
+    assert_eq!(g.steps[0].id, 7042, "first token {:?}", g.steps[0].text);
+    assert_eq!(g.steps[0].top.len(), 10);
+    let p: f32 = g.steps[0].top.iter().map(|c| c.prob).sum();
+    assert!(p > 0.0 && p <= 1.0 + 1e-4);
+    // Opened again: the renamed map is read back instead of a new k-means.
+    w.send(Command::Load(link));
+    let again = wait_for(&w, "summary", |ev| match ev {
+        Event::Loaded(s) => Some(s),
+        _ => None,
+    });
+    assert_eq!(again.blocks[1], "capitals");
+}

@@ -7,6 +7,7 @@ pub mod codelength;
 pub mod compare;
 pub mod corpus;
 pub mod export;
+pub mod generate;
 pub mod specialists;
 pub mod theory;
 pub mod threshold;

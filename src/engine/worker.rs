@@ -28,6 +28,8 @@ use crate::engine::corpus::CorpusSource;
 use crate::engine::theory::{theory_curve, TheoryPoint};
 use crate::engine::threshold::{estimate_threshold, ThresholdEstimate};
 use crate::engine::train_job::{setup, Session, TrainJob};
+use crate::hf::{HfTokenizer, ImportedModel};
+use crate::model::backend::AttentionModel;
 use crate::model::blocks::BlockMap;
 use crate::model::capture::{capture, Capture};
 use crate::model::checkpoint::{
@@ -80,12 +82,35 @@ pub enum Command {
     /// Switch block recruitment on or off in the current run (switching it on in a run set up
     /// without it starts a recruiter with default settings; unassigned tokens become isolated).
     SetRecruitment(bool),
+    /// Rename block `index` of the current model (an imported model's block map is saved beside
+    /// it, so the names come back next time).
+    RenameBlock(usize, String),
+    /// Rebuild an imported model's blocks: k-means with this many clusters, or a lexicon file.
+    SetImportedBlocks(ImportedBlocks),
+    /// Generate this many tokens after the current text under the current dial and rules.
+    Generate(usize),
     /// End the worker thread.
     Shutdown,
     /// Panic on purpose (tests of the recovery path).
     #[doc(hidden)]
     DebugPanic,
 }
+
+/// Where an imported model's blocks come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImportedBlocks {
+    /// k-means over the embedding rows with k clusters.
+    KMeans(usize),
+    /// A lexicon file (word<TAB>block).
+    Lexicon(PathBuf),
+}
+
+/// Tokens of the current text an imported model captures at most (its context is far longer
+/// than a heatmap can show).
+pub const IMPORTED_CAPTURE_LIMIT: usize = 256;
+
+/// Clusters of the k-means blocks an imported model gets when none were saved for it.
+pub const DEFAULT_CLUSTERS: usize = 16;
 
 /// A summary of the loaded model for display.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +141,11 @@ pub struct ModelSummary {
     pub checkpoint: Option<(PathBuf, String)>,
     /// The training corpus: its file (when it is one) and SHA-256, when recorded.
     pub corpus: Option<(Option<PathBuf>, String)>,
+    /// For a pretrained model opened from a `.gguf` file or a Hugging Face folder: what it is
+    /// (e.g. "LLaMA-family decoder") and where its blocks come from.
+    pub imported: Option<(String, String)>,
+    /// Whether it predicts next tokens (false for an encoder).
+    pub generates: bool,
 }
 
 /// Held-out metrics measured while training runs (about once a second), for the live curves.
@@ -178,6 +208,8 @@ pub enum Event {
     Status(String),
     /// Recruitment changed the block map: block names and vocabulary tokens per block.
     BlocksChanged(Vec<String>, Vec<usize>),
+    /// A few generated tokens with their next-token distributions.
+    Generated(Box<crate::engine::generate::Generation>),
     /// Something failed; the worker keeps its previous state.
     Failed(String),
 }
@@ -188,6 +220,13 @@ struct Loaded {
     blocks: BlockMap,
     tokenizer: Box<dyn Tokenizer>,
     meta: CheckpointMeta,
+}
+
+/// A pretrained model opened from a `.gguf` file or a Hugging Face folder.
+struct Imported {
+    model: ImportedModel,
+    blocks: BlockMap,
+    tokenizer: HfTokenizer,
 }
 
 #[derive(PartialEq)]
@@ -203,6 +242,7 @@ struct Worker {
     repaint: Box<dyn Fn() + Send>,
     device: Device,
     loaded: Option<Loaded>,
+    imported: Option<Imported>,
     session: Option<Session>,
     state: RunState,
     dial: DialSetting,
@@ -242,6 +282,7 @@ impl WorkerHandle {
                     repaint,
                     device: crate::engine::train_job::default_device(),
                     loaded: None,
+                    imported: None,
                     session: None,
                     state: RunState::Idle,
                     dial: DialSetting::default(),
@@ -388,12 +429,19 @@ impl Worker {
             Command::Compare(sides) => self.compare(&sides),
             Command::SetRules { text, off } => self.set_rules(text, off),
             Command::SetRecruitment(on) => self.set_recruitment(on),
+            Command::RenameBlock(b, name) => self.rename_block(b, name),
+            Command::SetImportedBlocks(src) => self.set_imported_blocks(&src),
+            Command::Generate(n) => self.generate(n),
             Command::Shutdown => {}
             Command::DebugPanic => panic!("debug panic requested"),
         }
     }
 
     fn load(&mut self, path: PathBuf) {
+        if ImportedModel::looks_imported(&path) {
+            self.load_imported(path);
+            return;
+        }
         match open_checkpoint(&path, &self.device) {
             Ok((loaded, lambda_train)) => {
                 let mut summary = summary(
@@ -415,6 +463,7 @@ impl Worker {
                 self.session = None;
                 self.state = RunState::Idle;
                 self.loaded = Some(loaded);
+                self.imported = None;
                 self.emit(Event::Loaded(Box::new(summary)));
                 if let Some(rec) = std::fs::read(path.join("recruitment.json"))
                     .ok()
@@ -452,6 +501,7 @@ impl Worker {
                 let recruiter = session.recruiter.clone();
                 self.session = Some(session);
                 self.loaded = None;
+                self.imported = None;
                 self.state = RunState::Idle;
                 self.emit(Event::Loaded(Box::new(summary)));
                 if let Some(r) = recruiter {
@@ -610,7 +660,19 @@ impl Worker {
         }
     }
 
-    fn current(&self) -> Option<(&LocalistModel, &BlockMap, &dyn Tokenizer)> {
+    /// The model the panels show: a training run's, an imported one, or a checkpoint's.
+    fn current(&self) -> Option<(&dyn AttentionModel, &BlockMap, &dyn Tokenizer)> {
+        if let Some(i) = &self.imported {
+            if self.session.is_none() {
+                return Some((i.model.model(), &i.blocks, &i.tokenizer));
+            }
+        }
+        self.current_own()
+            .map(|(m, b, t)| (m as &dyn AttentionModel, b, t))
+    }
+
+    /// The current model when it is one of ours (training, λ*, anchors and saving need it).
+    fn current_own(&self) -> Option<(&LocalistModel, &BlockMap, &dyn Tokenizer)> {
         if let Some(s) = &self.session {
             return Some((
                 &s.trainer.model,
@@ -621,6 +683,16 @@ impl Worker {
         self.loaded
             .as_ref()
             .map(|l| (&l.model, &l.blocks, l.tokenizer.as_ref()))
+    }
+
+    /// How many tokens of the text a capture takes on `model`.
+    fn capture_limit(&self, model: &dyn AttentionModel) -> usize {
+        let max = model.dims().max_len;
+        if self.imported.is_some() && self.session.is_none() {
+            max.min(IMPORTED_CAPTURE_LIMIT)
+        } else {
+            max
+        }
     }
 
     /// The current text's ids, truncated to `max_len` positions; an empty result is reported.
@@ -641,7 +713,7 @@ impl Worker {
         let Some((model, blocks, tok)) = self.current() else {
             return;
         };
-        let Some(ids) = self.text_ids(tok, model.config.max_seq_len) else {
+        let Some(ids) = self.text_ids(tok, self.capture_limit(model)) else {
             return;
         };
         let tokens: Vec<String> = ids.iter().map(|&i| tok.token_str(i)).collect();
@@ -735,7 +807,10 @@ impl Worker {
                 .unwrap_or_default(),
             (None, None) => return,
         };
-        let Some((model, blocks, tok)) = self.current() else {
+        if self.imported.is_some() && self.session.is_none() {
+            return;
+        }
+        let Some((model, blocks, tok)) = self.current_own() else {
             return;
         };
         let mut ids = tok.encode(&self.text);
@@ -754,7 +829,7 @@ impl Worker {
             self.emit(Event::Failed("no model loaded".into()));
             return;
         };
-        let Some(ids) = self.text_ids(tok, model.config.max_seq_len) else {
+        let Some(ids) = self.text_ids(tok, self.capture_limit(model)) else {
             return;
         };
         match theory_curve(model, blocks, &ids, &self.dial, lambdas) {
@@ -785,7 +860,13 @@ impl Worker {
                     .compare_models
                     .iter()
                     .find(|(q, _)| q == p)
-                    .map(|(_, l)| (&l.model, &l.blocks, l.tokenizer.as_ref())),
+                    .map(|(_, l)| {
+                        (
+                            &l.model as &dyn AttentionModel,
+                            &l.blocks,
+                            l.tokenizer.as_ref(),
+                        )
+                    }),
             };
             let error = side
                 .checkpoint
@@ -848,7 +929,235 @@ impl Worker {
         self.threshold();
     }
 
+    /// Open a `.gguf` file or a Hugging Face folder; its blocks are the ones saved beside it,
+    /// else k-means over its embedding rows.
+    fn load_imported(&mut self, path: PathBuf) {
+        let _ = self
+            .events
+            .send(Event::Status(format!("opening {}…", path.display())));
+        (self.repaint)();
+        let model = match ImportedModel::open(&path, &self.device) {
+            Ok(m) => m,
+            Err(e) => {
+                self.emit(Event::Failed(format!(
+                    "could not open {}: {e:#}; the current model is kept",
+                    path.display()
+                )));
+                return;
+            }
+        };
+        let tokenizer = model.tokenizer();
+        let saved = model.blocks_path();
+        let blocks = match std::fs::read(&saved) {
+            Ok(bytes) => match serde_json::from_slice::<BlockMap>(&bytes) {
+                Ok(b) if b.token_block.len() == tokenizer.vocab_size() => Ok(b),
+                Ok(_) => Err(format!(
+                    "{}: its block map is for another vocabulary; rebuilt by k-means",
+                    saved.display()
+                )),
+                Err(e) => Err(format!("{}: {e}; rebuilt by k-means", saved.display())),
+            },
+            Err(_) => Err(String::new()),
+        };
+        let blocks = match blocks {
+            Ok(b) => b,
+            Err(why) => {
+                if !why.is_empty() {
+                    self.emit(Event::Failed(why));
+                }
+                let _ = self.events.send(Event::Status(format!(
+                    "{}: blocks by k-means (k = {DEFAULT_CLUSTERS}) over the embedding rows…",
+                    path.display()
+                )));
+                (self.repaint)();
+                match model.kmeans_blocks(DEFAULT_CLUSTERS, 0) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.emit(Event::Failed(format!("k-means blocks failed: {e:#}")));
+                        return;
+                    }
+                }
+            }
+        };
+        self.session = None;
+        self.loaded = None;
+        self.state = RunState::Idle;
+        self.imported = Some(Imported {
+            model,
+            blocks,
+            tokenizer,
+        });
+        if let Some(s) = self.imported_summary() {
+            self.emit(Event::Loaded(Box::new(s)));
+        }
+        self.refit_rules();
+        self.recapture();
+    }
+
+    fn imported_summary(&self) -> Option<ModelSummary> {
+        let i = self.imported.as_ref()?;
+        let dims = i.model.model().dims();
+        Some(ModelSummary {
+            source: i.model.path().display().to_string(),
+            preset: i.model.kind_label().to_string(),
+            shape: (dims.layers, dims.heads, i.model.d_model(), dims.max_len),
+            parameters: i.model.parameters(),
+            lambda_train: None,
+            blocks: i.blocks.names.clone(),
+            sample_text: None,
+            block_sizes: i.blocks.block_sizes(),
+            anchors: None,
+            anchor_coherence: Vec::new(),
+            checkpoint: None,
+            corpus: None,
+            imported: Some((i.model.kind_label().to_string(), i.blocks.source.clone())),
+            generates: dims.has_logits && dims.causal,
+        })
+    }
+
+    /// The block map the panels show, to edit.
+    fn current_blocks_mut(&mut self) -> Option<&mut BlockMap> {
+        if let Some(s) = &mut self.session {
+            return Some(&mut s.trainer.blocks);
+        }
+        if let Some(i) = &mut self.imported {
+            return Some(&mut i.blocks);
+        }
+        self.loaded.as_mut().map(|l| &mut l.blocks)
+    }
+
+    /// After the block map changed: tell the UI, save an imported model's map beside it, check
+    /// the rules again and capture.
+    fn blocks_changed(&mut self) {
+        let Some(blocks) = self.current_blocks_mut().map(|b| b.clone()) else {
+            return;
+        };
+        self.emit(Event::BlocksChanged(
+            blocks.names.clone(),
+            blocks.block_sizes(),
+        ));
+        if let (Some(i), None) = (&self.imported, &self.session) {
+            let path = i.model.blocks_path();
+            let written = serde_json::to_vec(&blocks)
+                .map_err(|e| e.to_string())
+                .and_then(|j| {
+                    crate::engine::export::write_atomic(&path, &j).map_err(|e| e.to_string())
+                });
+            match written {
+                Ok(()) => self.emit(Event::Status(format!(
+                    "blocks saved to {}",
+                    path.display()
+                ))),
+                Err(e) => self.emit(Event::Failed(format!(
+                    "the blocks could not be saved to {}: {e} (they stay in force for this session)",
+                    path.display()
+                ))),
+            }
+        }
+        self.refit_rules();
+        self.recapture();
+    }
+
+    fn rename_block(&mut self, b: usize, name: String) {
+        let name = name.trim().to_string();
+        let Some(blocks) = self.current_blocks_mut() else {
+            self.emit(Event::Failed("no model is loaded".into()));
+            return;
+        };
+        let problem = if name.is_empty() {
+            Some("a block name cannot be empty".to_string())
+        } else if b == 0 {
+            Some(format!("block 0 ({}) keeps its name", blocks.names[0]))
+        } else if blocks
+            .names
+            .iter()
+            .enumerate()
+            .any(|(k, n)| k != b && *n == name)
+        {
+            Some(format!("another block is already called {name:?}"))
+        } else if b >= blocks.names.len() {
+            Some(format!("there is no block {b}"))
+        } else {
+            None
+        };
+        if let Some(p) = problem {
+            self.emit(Event::Failed(p));
+            return;
+        }
+        if let Some(slot) = blocks.names.get_mut(b) {
+            *slot = name;
+        }
+        self.blocks_changed();
+    }
+
+    fn set_imported_blocks(&mut self, src: &ImportedBlocks) {
+        let Some(i) = self.imported.as_mut().filter(|_| self.session.is_none()) else {
+            self.emit(Event::Failed(
+                "blocks by k-means or lexicon are for imported models; open one first".into(),
+            ));
+            return;
+        };
+        let result = match src {
+            ImportedBlocks::KMeans(k) => i
+                .model
+                .kmeans_blocks((*k).clamp(2, 256), 0)
+                .map_err(|e| format!("k-means blocks failed: {e:#}")),
+            ImportedBlocks::Lexicon(path) => crate::data::lexicon::Lexicon::load(path)
+                .map_err(|e| e.to_string())
+                .and_then(|lex| {
+                    crate::hf::lexicon_blocks(&lex, &i.tokenizer).map_err(|e| e.to_string())
+                }),
+        };
+        match result {
+            Ok(b) => {
+                i.blocks = b;
+                if let Some(mut s) = self.imported_summary() {
+                    s.sample_text = None;
+                    self.emit(Event::Status(format!(
+                        "{} blocks from {}",
+                        s.blocks.len(),
+                        s.imported.as_ref().map(|x| x.1.as_str()).unwrap_or("?")
+                    )));
+                }
+                self.blocks_changed();
+            }
+            Err(e) => self.emit(Event::Failed(format!("{e}; the blocks are unchanged"))),
+        }
+    }
+
+    fn generate(&mut self, n: usize) {
+        let Some((model, blocks, tok)) = self.current() else {
+            self.emit(Event::Failed("no model loaded".into()));
+            return;
+        };
+        let Some(ids) = self.text_ids(tok, self.capture_limit(model)) else {
+            return;
+        };
+        let out = crate::engine::generate::generate(
+            model,
+            blocks,
+            tok,
+            &ids,
+            &self.dial,
+            &self.rules,
+            n.clamp(1, 64),
+            10,
+        );
+        match out {
+            Ok(g) => self.emit(Event::Generated(Box::new(g))),
+            Err(e) => self.emit(Event::Failed(format!("generation failed: {e:#}"))),
+        }
+    }
+
     fn save(&mut self, path: PathBuf) {
+        if self.imported.is_some() && self.session.is_none() {
+            self.emit(Event::Failed(
+                "an imported model is not saved as a Localist checkpoint; its block names are \
+                 saved beside it whenever you rename or rebuild them"
+                    .into(),
+            ));
+            return;
+        }
         let result = match (&self.session, &self.loaded) {
             (Some(s), _) => s.save(&path, None).map_err(|e| format!("{e:#}")),
             (None, Some(l)) => {
@@ -887,6 +1196,8 @@ fn summary(
         anchor_coherence: anchor_coherence(model),
         checkpoint: None,
         corpus: None,
+        imported: None,
+        generates: true,
     }
 }
 

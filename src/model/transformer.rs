@@ -353,7 +353,7 @@ impl LocalistModel {
             };
             let (q, k, v) = (split(0)?, split(1)?, split(2)?);
             let s = (q.matmul(&k.t()?)? * scale)?;
-            let (a, z) = biased_attention(&s, biases.get(l), causal.as_ref(), &softmax)?;
+            let (a, z) = biased_attention(&s, biases.get(l), causal.as_ref(), softmax)?;
             let y = a
                 .matmul(&v)?
                 .transpose(1, 2)?

@@ -14,18 +14,21 @@ use crate::studio::panels::compare::CompareCache;
 use crate::studio::panels::specialists::PoolView;
 use crate::studio::panels::training::RunSettings;
 use crate::studio::panels::{
-    attention, audit, blocks, compare, dial, model, recruitment, rules, specialists, theory,
-    training,
+    attention, audit, blocks, compare, dial, generate, model, recruitment, rules, specialists,
+    theory, training,
 };
 use crate::studio::session::{
     load_session, save_session, Autosave, CheckpointRef, Layout, SessionFile,
 };
-use crate::studio::state::{StudioState, Tab, WorkerState};
+use crate::studio::state::{FileRequest, StudioState, Tab, WorkerState};
 
 /// What a pending file dialog is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DialogKind {
     Open,
+    OpenModelFile,
+    OpenModelFolder,
+    Lexicon,
     Save,
     OpenSession,
     SaveSession,
@@ -64,9 +67,10 @@ pub struct StudioApp {
     shots: (crossbeam_channel::Sender<Shot>, Receiver<Shot>),
 }
 
-/// Bundled sample checkpoints.
+/// Bundled sample checkpoints, then the pretrained models `scripts/fetch_models.sh` unpacked
+/// (when it has been run).
 pub fn sample_models() -> Vec<(String, PathBuf)> {
-    [
+    let mut out: Vec<(String, PathBuf)> = [
         "tiny-shakespeare-l1",
         "tiny-shakespeare-l0",
         "tiny-clinical",
@@ -79,8 +83,24 @@ pub fn sample_models() -> Vec<(String, PathBuf)> {
             asset_path(&PathBuf::from("sample_models").join(n)),
         )
     })
-    .collect()
+    .collect();
+    for (name, rel) in PRETRAINED {
+        let p = asset_path(&PathBuf::from(rel));
+        if p.exists() {
+            out.push((name.to_string(), p));
+        }
+    }
+    out
 }
+
+/// The pretrained models of `scripts/fetch_models.sh`: button label and path.
+pub const PRETRAINED: [(&str, &str); 2] = [
+    (
+        "SmolLM2-135M (GGUF)",
+        "models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    ),
+    ("all-MiniLM-L6-v2", "models/all-MiniLM-L6-v2"),
+];
 
 impl StudioApp {
     /// Start the worker and load `initial` (default: the λ_train = 1 Shakespeare sample).
@@ -271,6 +291,22 @@ impl StudioApp {
                     DialogKind::Open => dialog
                         .set_title("Open a Localist checkpoint folder")
                         .pick_folder(),
+                    DialogKind::OpenModelFile => dialog
+                        .set_title("Open a pretrained model: a .gguf file (LLaMA family)")
+                        .add_filter("GGUF model", &["gguf"])
+                        .add_filter("all files", &["*"])
+                        .pick_file(),
+                    DialogKind::OpenModelFolder => dialog
+                        .set_title(
+                            "Open a pretrained model: a Hugging Face folder (config.json, \
+                             model.safetensors, tokenizer.json)",
+                        )
+                        .pick_folder(),
+                    DialogKind::Lexicon => dialog
+                        .set_title("Blocks from a lexicon (word<TAB>block per line)")
+                        .add_filter("lexicon", &["tsv", "txt", "lexicon"])
+                        .add_filter("all files", &["*"])
+                        .pick_file(),
                     DialogKind::Save => dialog
                         .set_title("Save the model as a checkpoint folder")
                         .set_file_name("checkpoint")
@@ -430,7 +466,12 @@ impl StudioApp {
                     let kind = *kind;
                     self.dialog = None;
                     match kind {
-                        DialogKind::Open => self.state.send(Command::Load(path)),
+                        DialogKind::Open
+                        | DialogKind::OpenModelFile
+                        | DialogKind::OpenModelFolder => self.state.send(Command::Load(path)),
+                        DialogKind::Lexicon => self.state.send(Command::SetImportedBlocks(
+                            crate::engine::worker::ImportedBlocks::Lexicon(path),
+                        )),
                         DialogKind::Save => self.state.send(Command::Save(path)),
                         DialogKind::OpenSession => self.open_session_from(&path),
                         DialogKind::SaveSession => self.save_session_to(&path),
@@ -673,6 +714,10 @@ impl eframe::App for StudioApp {
                     .on_hover_text("Two configurations side by side on the same text");
                 ui.selectable_value(&mut self.state.tab, Tab::Rules, "Rules")
                     .on_hover_text("Write rules and put them in force in the running model");
+                ui.selectable_value(&mut self.state.tab, Tab::Generate, "Generate")
+                    .on_hover_text(
+                        "Generate a few tokens and see the next-token distribution under the dial",
+                    );
                 ui.selectable_value(&mut self.state.tab, Tab::Recruitment, "Recruitment")
                     .on_hover_text(
                         "Blocks recruited, merged and pruned while training, each decision in bits",
@@ -697,6 +742,7 @@ impl eframe::App for StudioApp {
                 Tab::Rules => rules::show(ui, &mut self.state, &self.example_rules),
                 Tab::Audit => audit::show(ui, &mut self.state),
                 Tab::Recruitment => recruitment::show(ui, &mut self.state),
+                Tab::Generate => generate::show(ui, &mut self.state),
                 Tab::Specialists => {
                     let sample = asset_path(&PathBuf::from("sample_models/pool-clinical-payments"));
                     let mut open = || want_pool = true;
@@ -712,6 +758,15 @@ impl eframe::App for StudioApp {
         });
         if self.state.screenshot_request.is_some() {
             self.start_screenshot();
+        }
+        if let Some(req) = self.state.file_request.take() {
+            if self.dialog.is_none() {
+                self.open_dialog(match req {
+                    FileRequest::ModelFile => DialogKind::OpenModelFile,
+                    FileRequest::ModelFolder => DialogKind::OpenModelFolder,
+                    FileRequest::Lexicon => DialogKind::Lexicon,
+                });
+            }
         }
         if let Some((html, json)) = self.state.pending_report.take() {
             self.start_report_export(html, json);

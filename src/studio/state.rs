@@ -102,6 +102,51 @@ pub struct StudioState {
     pub restore_offer: Option<crate::studio::session::SessionFile>,
     /// Block recruitment: the log, rounds and state of the run or the opened checkpoint.
     pub recruitment: Option<crate::train::recruit::Recruiter>,
+    /// The Generate panel.
+    pub generate: GenerateState,
+    /// A file dialog a panel asked for (the app opens it).
+    pub file_request: Option<FileRequest>,
+    /// The path typed in the Model panel's "open a path" field.
+    pub model_path: String,
+    /// The block being renamed in the Blocks panel, and the name typed so far.
+    pub block_rename: Option<(usize, String)>,
+    /// Clusters of the next k-means rebuild of an imported model's blocks.
+    pub kmeans_k: usize,
+}
+
+/// File dialogs the panels can ask the app for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileRequest {
+    /// A `.gguf` file of a LLaMA-family decoder.
+    ModelFile,
+    /// A Hugging Face folder (config.json + model.safetensors + tokenizer.json).
+    ModelFolder,
+    /// A lexicon for an imported model's blocks.
+    Lexicon,
+}
+
+/// The Generate panel: how many tokens, the last generation, and whether one is on its way.
+#[derive(Clone, Debug)]
+pub struct GenerateState {
+    /// Tokens to generate.
+    pub tokens: usize,
+    /// The last generation.
+    pub last: Option<crate::engine::generate::Generation>,
+    /// Asked for and not arrived.
+    pub pending: bool,
+    /// When it was asked for (for the progress text).
+    pub asked: Option<std::time::Instant>,
+}
+
+impl Default for GenerateState {
+    fn default() -> Self {
+        Self {
+            tokens: 8,
+            last: None,
+            pending: false,
+            asked: None,
+        }
+    }
 }
 
 /// Rules as the studio holds them: the editor's text, what is in force, the answer to the
@@ -200,6 +245,8 @@ pub enum Tab {
     Specialists,
     /// Block recruitment: the decisions in bits and DL over training.
     Recruitment,
+    /// A few generated tokens with their next-token distributions under the dial.
+    Generate,
 }
 
 impl Default for StudioState {
@@ -237,6 +284,11 @@ impl Default for StudioState {
             rules: RulesState::default(),
             pending_report: None,
             recruitment: None,
+            generate: GenerateState::default(),
+            file_request: None,
+            model_path: String::new(),
+            block_rename: None,
+            kmeans_k: crate::engine::worker::DEFAULT_CLUSTERS,
         }
     }
 }
@@ -274,6 +326,7 @@ impl StudioState {
                 self.check_expected_checkpoint();
                 self.summary = Some(s);
                 self.recruitment = None;
+                self.generate.last = None;
                 self.live.clear();
                 self.compare.views = None;
                 self.curve.clear();
@@ -296,6 +349,15 @@ impl StudioState {
                 self.recruitment = Some(*r);
             }
             Event::Status(text) => self.info = Some(text),
+            Event::Generated(g) => {
+                self.info = Some(format!(
+                    "generated {} tokens ({:.0} ms per token)",
+                    g.steps.len(),
+                    g.ms_per_token
+                ));
+                self.generate.last = Some(*g);
+                self.generate.pending = false;
+            }
             Event::BlocksChanged(names, sizes) => {
                 if let Some(s) = &mut self.summary {
                     s.blocks = names;
@@ -386,6 +448,7 @@ impl StudioState {
                 self.compare.generation += 1;
             }
             Event::Failed(msg) => {
+                self.generate.pending = false;
                 if msg.contains("crashed") {
                     self.worker = WorkerState::Crashed;
                 } else if self.worker == WorkerState::Training {

@@ -5,7 +5,8 @@
 use egui::{Color32, Sense, Vec2};
 
 use crate::analysis::anchors::welch_bound;
-use crate::studio::state::StudioState;
+use crate::engine::worker::{Command, ImportedBlocks};
+use crate::studio::state::{FileRequest, StudioState};
 
 /// Mean block mass p_k over queries, heads and layers of the current capture.
 pub fn block_usage(state: &StudioState) -> Vec<f64> {
@@ -87,6 +88,40 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
             }
         });
     });
+    if let Some((_, source)) = &summary.imported {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(format!("{} blocks from {source}.", summary.blocks.len()));
+            ui.add(
+                egui::DragValue::new(&mut state.kmeans_k)
+                    .range(2..=256)
+                    .prefix("k = "),
+            )
+            .on_hover_text("Clusters of the k-means over the model's embedding rows");
+            if ui
+                .button("Rebuild by k-means")
+                .on_hover_text("Cluster the input-embedding rows again with this k (a few seconds)")
+                .clicked()
+            {
+                let k = state.kmeans_k;
+                state.send(Command::SetImportedBlocks(ImportedBlocks::KMeans(k)));
+            }
+            if ui
+                .button("From a lexicon…")
+                .on_hover_text(
+                    "A file of word<TAB>block lines; each word also takes its form after a space",
+                )
+                .clicked()
+            {
+                state.file_request = Some(FileRequest::Lexicon);
+            }
+        });
+        ui.label(
+            egui::RichText::new(
+                "Block maps of imported models are saved beside the model whenever they change.",
+            )
+            .weak(),
+        );
+    }
     egui::Grid::new("blocks_table").striped(true).num_columns(4).show(ui, |ui| {
         ui.strong("block");
         ui.strong("vocabulary tokens").on_hover_text("Tokens the block map assigns to the block (0 for positional windows).");
@@ -94,7 +129,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
         ui.strong("usage").on_hover_text("Mean attention mass p_k(i) on the block over queries, heads and layers of the current text.");
         ui.end_row();
         for (b, name) in summary.blocks.iter().enumerate() {
-            ui.label(name);
+            name_cell(ui, state, b, name);
             ui.label(summary.block_sizes.get(b).map(|n| n.to_string()).unwrap_or_default());
             ui.label(keys_in_text.get(b).map(|n| n.to_string()).unwrap_or_default());
             ui.label(usage.get(b).map(|u| format!("{:.1}%", 100.0 * u)).unwrap_or_default());
@@ -180,4 +215,50 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
         let name = |b: usize| summary.blocks.get(b).cloned().unwrap_or_default();
         resp.on_hover_text_at_pointer(format!("|cos({}, {})| = {v:.4}", name(i), name(j)));
     }
+}
+
+/// A block's name, with a rename button (block 0, "unassigned", keeps its name); Enter applies,
+/// Escape cancels.
+fn name_cell(ui: &mut egui::Ui, state: &mut StudioState, b: usize, name: &str) {
+    let editing = state.block_rename.as_ref().is_some_and(|(k, _)| *k == b);
+    ui.horizontal(|ui| {
+        if editing {
+            let mut apply = false;
+            let mut cancel = false;
+            if let Some((_, text)) = state.block_rename.as_mut() {
+                let l = ui.label("new name");
+                let resp = ui
+                    .add(egui::TextEdit::singleline(text).desired_width(140.0))
+                    .labelled_by(l.id);
+                resp.request_focus();
+                apply = ui.input(|i| i.key_pressed(egui::Key::Enter));
+                cancel = ui.input(|i| i.key_pressed(egui::Key::Escape));
+            }
+            if ui.small_button("OK").clicked() {
+                apply = true;
+            }
+            if ui.small_button("Cancel").clicked() {
+                cancel = true;
+            }
+            if apply {
+                if let Some((k, text)) = state.block_rename.take() {
+                    if text.trim() != name {
+                        state.send(Command::RenameBlock(k, text));
+                    }
+                }
+            } else if cancel {
+                state.block_rename = None;
+            }
+        } else {
+            ui.label(name);
+            if b > 0
+                && ui
+                    .small_button("rename")
+                    .on_hover_text(format!("Rename block {b}"))
+                    .clicked()
+            {
+                state.block_rename = Some((b, name.to_string()));
+            }
+        }
+    });
 }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod blocks;
 pub mod compare;
 pub mod dial;
+pub mod generate;
 pub mod model;
 pub mod recruitment;
 pub mod rules;

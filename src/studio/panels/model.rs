@@ -1,9 +1,10 @@
-//! The Model panel: what is loaded, opening another checkpoint and saving the current one.
+//! The Model panel: what is loaded, opening another checkpoint or a pretrained model (a `.gguf`
+//! file or a Hugging Face folder) and saving the current one.
 
 use std::path::PathBuf;
 
 use crate::engine::worker::Command;
-use crate::studio::state::StudioState;
+use crate::studio::state::{FileRequest, StudioState};
 
 /// Draw the model summary and the open/save buttons; `open_dialog` and `save_dialog` start
 /// the file pickers.
@@ -23,6 +24,19 @@ pub fn show(
                     ui.label("source");
                     ui.label(&s.source);
                     ui.end_row();
+                    if let Some((kind, blocks)) = &s.imported {
+                        ui.label("kind");
+                        ui.label(kind).on_hover_text(
+                            "A pretrained model run by our own forward pass: the dial and the \
+                             rules act on it without retraining.",
+                        );
+                        ui.end_row();
+                        ui.label("blocks from");
+                        ui.label(blocks).on_hover_text(
+                            "Rebuild them (k-means or a lexicon) or rename them in the Blocks tab.",
+                        );
+                        ui.end_row();
+                    }
                     ui.label("preset");
                     ui.label(format!(
                         "{} (L={}, H={}, d={}, T={})",
@@ -33,14 +47,16 @@ pub fn show(
                     ui.label(format!("{}", s.parameters))
                         .on_hover_text("Trainable scalars, anchor keys included.");
                     ui.end_row();
-                    ui.label("λ_train");
-                    ui.label(
-                        s.lambda_train
-                            .map(|l| format!("{l:.2}"))
-                            .unwrap_or_else(|| "?".into()),
-                    )
-                    .on_hover_text("The penalty weight the weights were trained under.");
-                    ui.end_row();
+                    if s.imported.is_none() {
+                        ui.label("λ_train");
+                        ui.label(
+                            s.lambda_train
+                                .map(|l| format!("{l:.2}"))
+                                .unwrap_or_else(|| "?".into()),
+                        )
+                        .on_hover_text("The penalty weight the weights were trained under.");
+                        ui.end_row();
+                    }
                     ui.label("blocks");
                     ui.label(format!("{}", s.blocks.len()))
                         .on_hover_text(s.blocks.join(", "));
@@ -59,6 +75,26 @@ pub fn show(
         {
             open_dialog();
         }
+        ui.menu_button("Open model…", |ui| {
+            if ui
+                .button("a .gguf file (LLaMA family)…")
+                .on_hover_text("e.g. SmolLM2-135M-Instruct.Q4_1.gguf; its tokenizer is read from the file")
+                .clicked()
+            {
+                state.file_request = Some(FileRequest::ModelFile);
+                ui.close();
+            }
+            if ui
+                .button("a Hugging Face folder (BERT family)…")
+                .on_hover_text("config.json + model.safetensors + tokenizer.json; pickled .bin files are never loaded")
+                .clicked()
+            {
+                state.file_request = Some(FileRequest::ModelFolder);
+                ui.close();
+            }
+        })
+        .response
+        .on_hover_text("Open a pretrained model and dial it without retraining");
         if ui
             .button("Save…")
             .on_hover_text("Save the current model, with the dial, as a checkpoint folder (Ctrl+S)")
@@ -67,6 +103,11 @@ pub fn show(
             save_dialog();
         }
         for (name, path) in samples {
+            if path.starts_with(crate::engine::corpus::asset_path(&PathBuf::from("models")))
+                && !path.starts_with(crate::engine::corpus::asset_path(&PathBuf::from("sample_models")))
+            {
+                continue;
+            }
             if ui
                 .small_button(name)
                 .on_hover_text(path.display().to_string())
@@ -74,6 +115,47 @@ pub fn show(
             {
                 state.send(Command::Load(path.clone()));
             }
+        }
+    });
+    let pretrained: Vec<&(String, PathBuf)> = samples
+        .iter()
+        .filter(|(_, p)| {
+            crate::studio::app::PRETRAINED
+                .iter()
+                .any(|(_, rel)| p.ends_with(rel))
+        })
+        .collect();
+    if !pretrained.is_empty() {
+        ui.horizontal_wrapped(|ui| {
+            ui.label("pretrained:")
+                .on_hover_text("Fetched by scripts/fetch_models.sh into models/");
+            for (name, path) in pretrained {
+                if ui
+                    .small_button(name)
+                    .on_hover_text(path.display().to_string())
+                    .clicked()
+                {
+                    state.send(Command::Load(path.clone()));
+                }
+            }
+        });
+    }
+    ui.horizontal(|ui| {
+        let l = ui.label("path");
+        let edit = ui
+            .add(
+                egui::TextEdit::singleline(&mut state.model_path)
+                    .hint_text("checkpoint, .gguf or HF folder")
+                    .desired_width(190.0),
+            )
+            .labelled_by(l.id);
+        let go = ui
+            .add_enabled(!state.model_path.trim().is_empty(), egui::Button::new("Open"))
+            .on_hover_text("Open the path typed: a Localist checkpoint folder, a .gguf file or a Hugging Face folder");
+        let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        if (go.clicked() || enter) && !state.model_path.trim().is_empty() {
+            let p = PathBuf::from(state.model_path.trim());
+            state.send(Command::Load(p));
         }
     });
 }

@@ -1,0 +1,171 @@
+//! Generation under the dial: a few tokens, greedily, each with the next-token distribution it
+//! was chosen from, under the current dial and rules (output constraints included). The same
+//! code serves our models and imported decoders.
+
+use anyhow::{bail, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::data::tokenizer::Tokenizer;
+use crate::model::backend::AttentionModel;
+use crate::model::blocks::BlockMap;
+use crate::model::capture::{masks_for, sequence_biases};
+use crate::model::dial::DialSetting;
+use crate::rules::check::ResolvedRule;
+use crate::rules::inject::capture_with_rules;
+
+/// One candidate of a next-token distribution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// Token id.
+    pub id: u32,
+    /// Its text.
+    pub text: String,
+    /// Probability under the dial.
+    pub prob: f32,
+}
+
+/// One generated token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GenStep {
+    /// The chosen token (the most probable).
+    pub id: u32,
+    /// Its text.
+    pub text: String,
+    /// The most probable candidates, most probable first.
+    pub top: Vec<Candidate>,
+    /// Entropy of the whole distribution, bits.
+    pub entropy_bits: f64,
+}
+
+/// A short continuation of a prompt.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    /// The prompt's text (as the tokenizer gives it back).
+    pub prompt: String,
+    /// The dial it was generated under.
+    pub dial: DialSetting,
+    /// Rules in force (ids of those switched on).
+    pub rules: Vec<String>,
+    /// The tokens, in order.
+    pub steps: Vec<GenStep>,
+    /// Milliseconds per token (a full forward each: no KV cache).
+    pub ms_per_token: f64,
+}
+
+impl Generation {
+    /// The prompt followed by the generated text.
+    pub fn full_text(&self) -> String {
+        let mut s = self.prompt.clone();
+        for st in &self.steps {
+            s.push_str(&st.text);
+        }
+        s
+    }
+}
+
+/// The next-token distribution after `ids` under `dial` and `rules` (softmax of the last row's
+/// logits, after any `forbid`/`boost` of a rule that fired there).
+pub fn next_distribution(
+    model: &dyn AttentionModel,
+    blocks: &BlockMap,
+    ids: &[u32],
+    dial: &DialSetting,
+    rules: &[ResolvedRule],
+) -> Result<Vec<f32>> {
+    let dims = model.dims();
+    if !dims.has_logits || !dims.causal {
+        bail!("generation needs a decoder with a next-token head; this model is an encoder");
+    }
+    let t = ids.len();
+    if t == 0 {
+        bail!("the prompt is empty after tokenization");
+    }
+    let v = dims.vocab;
+    let logits: Vec<f32> = if rules.iter().any(|r| r.enabled) {
+        let rc = capture_with_rules(model, blocks, ids, dial, rules)?;
+        rc.capture
+            .logits
+            .get((t - 1) * v..t * v)
+            .map(<[f32]>::to_vec)
+            .unwrap_or_default()
+    } else {
+        let masks = masks_for(model, blocks, ids);
+        let biases = sequence_biases(model, &masks, dial, model.device())?;
+        let out = model.forward_biased(ids, &biases, false)?;
+        out.logits
+            .squeeze(0)?
+            .narrow(0, t - 1, 1)?
+            .flatten_all()?
+            .to_vec1::<f32>()?
+    };
+    if logits.len() != v {
+        bail!("the model returned {} logits, expected {v}", logits.len());
+    }
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        bail!("every next token is forbidden (or the logits are not finite)");
+    }
+    let exp: Vec<f64> = logits.iter().map(|&z| f64::from(z - max).exp()).collect();
+    let sum: f64 = exp.iter().sum();
+    Ok(exp.iter().map(|&e| (e / sum) as f32).collect())
+}
+
+/// Generate `n` tokens greedily after `prompt` (stopping early at the model's length), keeping
+/// the `top` most probable candidates of each step.
+#[allow(clippy::too_many_arguments)]
+pub fn generate(
+    model: &dyn AttentionModel,
+    blocks: &BlockMap,
+    tok: &dyn Tokenizer,
+    prompt: &[u32],
+    dial: &DialSetting,
+    rules: &[ResolvedRule],
+    n: usize,
+    top: usize,
+) -> Result<Generation> {
+    let started = std::time::Instant::now();
+    let max_len = model.dims().max_len;
+    let mut ids = prompt.to_vec();
+    let mut steps = Vec::with_capacity(n);
+    while steps.len() < n && ids.len() < max_len {
+        let p = next_distribution(model, blocks, &ids, dial, rules)?;
+        let mut order: Vec<usize> = (0..p.len()).collect();
+        order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+        let cands: Vec<Candidate> = order
+            .iter()
+            .take(top.max(1))
+            .map(|&i| Candidate {
+                id: i as u32,
+                text: tok.token_str(i as u32),
+                prob: p[i],
+            })
+            .collect();
+        let entropy_bits = p
+            .iter()
+            .filter(|&&q| q > 0.0)
+            .map(|&q| -f64::from(q) * f64::from(q).log2())
+            .sum();
+        let Some(best) = cands.first().cloned() else {
+            break;
+        };
+        ids.push(best.id);
+        steps.push(GenStep {
+            id: best.id,
+            text: best.text,
+            top: cands,
+            entropy_bits,
+        });
+    }
+    let ms_per_token = started.elapsed().as_secs_f64() * 1e3 / steps.len().max(1) as f64;
+    Ok(Generation {
+        prompt: tok.decode(prompt),
+        dial: dial.clone(),
+        rules: rules
+            .iter()
+            .filter(|r| r.enabled)
+            .map(|r| r.id.clone())
+            .collect(),
+        steps,
+        ms_per_token,
+    })
+}

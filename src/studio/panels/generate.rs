@@ -1,0 +1,158 @@
+//! The Generate panel: a few tokens after the current text, each with the next-token
+//! distribution it was chosen from under the current dial and rules, so a user sees what the
+//! dial does to what the model says, not only to where it looks.
+
+use egui::{Color32, Sense, Vec2};
+
+use crate::engine::worker::Command;
+use crate::studio::state::StudioState;
+
+/// Draw the panel.
+pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
+    ui.heading("Generate");
+    let Some(summary) = state.summary.clone() else {
+        ui.label("no model loaded");
+        return;
+    };
+    if !summary.generates {
+        ui.label(
+            "This model is an encoder: it has no next-token head, so it cannot generate. \
+             Its attention and the dial work in the other tabs.",
+        );
+        return;
+    }
+    let on = state.rules.resolved.iter().filter(|r| r.enabled).count();
+    ui.label(format!(
+        "Greedy continuation of the current text under the dial (mode {}, λ = {:.2}){}.",
+        state.dial.params.mode.label(),
+        state.dial.params.lambda,
+        if on > 0 {
+            format!(" with {on} rules in force")
+        } else {
+            String::new()
+        }
+    ));
+    ui.horizontal(|ui| {
+        ui.add(
+            egui::Slider::new(&mut state.generate.tokens, 1..=32)
+                .text("tokens")
+                .integer(),
+        )
+        .on_hover_text("How many tokens to generate, one full forward pass each.");
+        let busy = state.generate.pending;
+        if ui
+            .add_enabled(!busy, egui::Button::new("Generate"))
+            .on_hover_text("Generate after the current text under the current dial and rules")
+            .clicked()
+        {
+            state.generate.pending = true;
+            state.generate.asked = Some(std::time::Instant::now());
+            let n = state.generate.tokens;
+            state.send(Command::Generate(n));
+        }
+        if busy {
+            ui.spinner();
+            let secs = state
+                .generate
+                .asked
+                .map(|t| t.elapsed().as_secs_f64())
+                .unwrap_or(0.0);
+            ui.label(format!("generating… {secs:.1} s"));
+            ui.ctx()
+                .request_repaint_after(std::time::Duration::from_millis(200));
+        }
+    });
+    let Some(g) = state.generate.last.clone() else {
+        ui.label("Nothing generated yet.");
+        return;
+    };
+    ui.separator();
+    ui.horizontal(|ui| {
+        ui.label(format!(
+            "{} tokens at mode {}, λ = {:.2}, {:.0} ms per token",
+            g.steps.len(),
+            g.dial.params.mode.label(),
+            g.dial.params.lambda,
+            g.ms_per_token
+        ))
+        .on_hover_text("Each token takes a full forward pass over the text so far (no KV cache).");
+        if (g.dial.params.lambda - state.dial.params.lambda).abs() > 1e-9
+            || g.dial.params.mode != state.dial.params.mode
+        {
+            ui.colored_label(
+                Color32::from_rgb(230, 160, 60),
+                "the dial has moved since: generate again to compare",
+            );
+        }
+    });
+    ui.horizontal_wrapped(|ui| {
+        ui.spacing_mut().item_spacing.x = 0.0;
+        ui.label(egui::RichText::new(&g.prompt).weak());
+        for st in &g.steps {
+            ui.label(
+                egui::RichText::new(&st.text)
+                    .strong()
+                    .background_color(Color32::from_rgb(40, 70, 110)),
+            )
+            .on_hover_text(format!(
+                "p = {:.3}, entropy {:.2} bits",
+                st.top.first().map(|c| c.prob).unwrap_or(0.0),
+                st.entropy_bits
+            ));
+        }
+    });
+    ui.horizontal(|ui| {
+        if ui
+            .button("Use as text")
+            .on_hover_text("Make the prompt and its continuation the captured text")
+            .clicked()
+        {
+            let t = g.full_text();
+            state.text = t.clone();
+            state.send(Command::Capture(t));
+        }
+        if ui.button("Export JSON…").clicked() {
+            match serde_json::to_string_pretty(&g) {
+                Ok(j) => state.pending_export = Some(("generation.json".into(), j.into_bytes())),
+                Err(e) => state.error = Some(format!("export failed: {e}")),
+            }
+        }
+    });
+    ui.separator();
+    ui.label("Next-token distribution at each step (the ten most probable):");
+    egui::Grid::new("generation_steps")
+        .striped(true)
+        .num_columns(3)
+        .show(ui, |ui| {
+            ui.strong("step");
+            ui.strong("entropy")
+                .on_hover_text("Entropy of the whole next-token distribution, bits.");
+            ui.strong("candidates");
+            ui.end_row();
+            for (k, st) in g.steps.iter().enumerate() {
+                ui.label(format!("{}", k + 1));
+                ui.label(format!("{:.2} bits", st.entropy_bits));
+                ui.vertical(|ui| {
+                    for c in &st.top {
+                        ui.horizontal(|ui| {
+                            let w = 160.0;
+                            let (rect, _) =
+                                ui.allocate_exact_size(Vec2::new(w, 10.0), Sense::hover());
+                            ui.painter().rect_filled(rect, 0.0, Color32::from_gray(45));
+                            let mut bar = rect;
+                            bar.set_width(w * c.prob.clamp(0.0, 1.0));
+                            let color = if c.id == st.id {
+                                Color32::from_rgb(90, 160, 230)
+                            } else {
+                                Color32::from_rgb(120, 120, 140)
+                            };
+                            ui.painter().rect_filled(bar, 0.0, color);
+                            ui.label(format!("{:5.1}%  {:?}", 100.0 * c.prob, c.text))
+                                .on_hover_text(format!("token id {}", c.id));
+                        });
+                    }
+                });
+                ui.end_row();
+            }
+        });
+}
