@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::Result;
 use candle_core::Device;
-use localist::hf::gguf_llama::GgufLlama;
 
 fn peak_rss_mib() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -20,12 +19,16 @@ fn main() -> Result<()> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
     let t0 = Instant::now();
-    let m = GgufLlama::open(&path, &Device::Cpu)?;
+    let im = localist::hf::ImportedModel::open(&path, &Device::Cpu)?;
     println!("open: {:.2} s", t0.elapsed().as_secs_f64());
+    let localist::hf::ImportedModel::Llama(m) = &im else {
+        anyhow::bail!("not a LLaMA model");
+    };
     let text = "The capital of France is Paris. It lies on the Seine, and its museums, \
                 cafes and bridges draw visitors from all over the world every single year, \
                 in every season of the year, whatever the weather may be.";
-    let mut ids = m.encode(text)?;
+    // 64 tokens: the text, then the text again.
+    let mut ids = m.encode(&format!("{text} {text}"))?;
     ids.truncate(64);
     let n = ids.len();
     let _ = m.forward_with(&ids, &[], false)?; // warm-up
@@ -48,6 +51,31 @@ fn main() -> Result<()> {
         "one decode step without a KV cache (forward over {} tokens): {:.1} ms",
         longer.len(),
         t2.elapsed().as_secs_f64() * 1e3
+    );
+    // A dial change in the studio: blocks, the biases of every layer, the forward with scores,
+    // and the per-head metrics of the capture (what the worker does before the heatmaps).
+    let t3 = Instant::now();
+    let blocks = im.kmeans_blocks(16, 0)?;
+    println!(
+        "k-means blocks (k = 16): {:.2} s",
+        t3.elapsed().as_secs_f64()
+    );
+    let mut caps = Vec::new();
+    for lambda in [0.5, 0.6, 0.7, 0.8, 0.9] {
+        let t = Instant::now();
+        let cap = localist::model::capture::capture(
+            im.model(),
+            &blocks,
+            &ids,
+            &localist::model::dial::DialSetting::bias(lambda),
+        )?;
+        caps.push(t.elapsed().as_secs_f64());
+        assert_eq!(cap.heads.len(), 270);
+    }
+    caps.sort_by(f64::total_cmp);
+    println!(
+        "dial change to a new capture ({n} tokens, 30 layers × 9 heads): median {:.1} ms",
+        caps[caps.len() / 2] * 1e3
     );
     if let Some(p) = peak_rss_mib() {
         println!("peak resident memory: {p:.0} MiB");

@@ -25,7 +25,7 @@ pub enum Format {
 /// Arguments of `localist capture`.
 #[derive(Args, Debug, Clone)]
 pub struct CaptureArgs {
-    /// Checkpoint directory.
+    /// Checkpoint directory, or an imported model (a `.gguf` file or a Hugging Face folder).
     #[arg(long, short)]
     pub checkpoint: PathBuf,
     /// The text to capture (truncated to the model's positions).
@@ -45,18 +45,38 @@ pub struct CaptureArgs {
     pub out: Option<PathBuf>,
 }
 
-/// Run `localist capture`.
+/// Run `localist capture` (on a checkpoint, or on an imported model with the blocks saved
+/// beside it or k-means blocks).
 pub fn run(args: CaptureArgs) -> Result<()> {
     let device = default_device();
+    if crate::hf::ImportedModel::looks_imported(&args.checkpoint) {
+        let m = crate::hf::ImportedModel::open(&args.checkpoint, &candle_core::Device::Cpu)?;
+        let tok = m.tokenizer();
+        let blocks = match std::fs::read(m.blocks_path()) {
+            Ok(b) => serde_json::from_slice(&b)
+                .with_context(|| format!("{}", m.blocks_path().display()))?,
+            Err(_) => m.kmeans_blocks(crate::engine::worker::DEFAULT_CLUSTERS, 0)?,
+        };
+        return capture_and_write(&args, m.model(), &blocks, &tok);
+    }
     let ck = load_checkpoint(&args.checkpoint, &device)?;
     let spec: TokenizerSpec = serde_json::from_value(ck.meta.tokenizer.clone())
         .with_context(|| format!("{}: tokenizer in config.json", args.checkpoint.display()))?;
     let tok = spec.build()?;
+    capture_and_write(&args, &ck.model, &ck.blocks, tok.as_ref())
+}
+
+fn capture_and_write(
+    args: &CaptureArgs,
+    model: &dyn crate::model::backend::AttentionModel,
+    blocks: &crate::model::blocks::BlockMap,
+    tok: &dyn crate::data::tokenizer::Tokenizer,
+) -> Result<()> {
     let mut ids = tok.encode(&args.text);
     if ids.is_empty() {
         bail!("--text is empty after tokenization");
     }
-    let max = ck.model.config.max_seq_len;
+    let max = model.dims().max_len;
     if ids.len() > max {
         eprintln!(
             "note: text has {} tokens; capturing the first {max}",
@@ -65,7 +85,7 @@ pub fn run(args: CaptureArgs) -> Result<()> {
         ids.truncate(max);
     }
     let dial = args.dial.setting(args.lambda)?;
-    let cap = capture(&ck.model, &ck.blocks, &ids, &dial)?;
+    let cap = capture(model, blocks, &ids, &dial)?;
     let tokens: Vec<String> = ids.iter().map(|&i| tok.token_str(i)).collect();
     let text = match args.format {
         Format::Json => capture_json(&cap, &tokens)?,

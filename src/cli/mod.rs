@@ -42,7 +42,8 @@ pub enum Command {
     Blocks(blocks::BlocksArgs),
     /// Open the desktop studio (the default), optionally on a checkpoint.
     Studio {
-        /// Checkpoint directory to open (default: the bundled λ_train = 1 Shakespeare sample).
+        /// What to open: a checkpoint directory, a `.gguf` file or a Hugging Face folder (default:
+        /// the bundled λ_train = 1 Shakespeare sample).
         checkpoint: Option<std::path::PathBuf>,
     },
     /// A short demonstration sweep on the bundled corpus (about 30 s), printed as a table.

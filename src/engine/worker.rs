@@ -999,7 +999,7 @@ impl Worker {
         let dims = i.model.model().dims();
         Some(ModelSummary {
             source: i.model.path().display().to_string(),
-            preset: i.model.kind_label().to_string(),
+            preset: i.model.arch_label().to_string(),
             shape: (dims.layers, dims.heads, i.model.d_model(), dims.max_len),
             parameters: i.model.parameters(),
             lambda_train: None,

@@ -133,6 +133,14 @@ impl ImportedModel {
         }
     }
 
+    /// A short name of the architecture.
+    pub fn arch_label(&self) -> &'static str {
+        match self {
+            Self::Llama(_) => "llama",
+            Self::Bert(_) => "bert",
+        }
+    }
+
     /// Number of weights.
     pub fn parameters(&self) -> usize {
         match self {
@@ -169,7 +177,7 @@ impl ImportedModel {
     pub fn kmeans_blocks(&self, k: usize, seed: u64) -> Result<BlockMap> {
         let tok = self.tokenizer();
         let rows = self.embedding_rows()?;
-        Ok(eval::kmeans_blocks(&rows, |id| tok.token_str(id), k, seed))
+        Ok(eval::kmeans_blocks(rows, |id| tok.token_str(id), k, seed))
     }
 
     /// The default place of a block map saved for this model: `<file>.blocks.json` beside a

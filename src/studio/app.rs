@@ -706,7 +706,7 @@ impl eframe::App for StudioApp {
             self.await_snapshot();
         }
         egui::CentralPanel::default().show(ui, |ui| {
-            ui.horizontal(|ui| {
+            ui.horizontal_wrapped(|ui| {
                 ui.selectable_value(&mut self.state.tab, Tab::Attention, "Attention");
                 ui.selectable_value(&mut self.state.tab, Tab::Theory, "Theory");
                 ui.selectable_value(&mut self.state.tab, Tab::Blocks, "Blocks & anchors");

@@ -51,7 +51,7 @@ pub fn head_pixels(
     let mut rgb = Vec::with_capacity(w * t * 3);
     for i in 0..t {
         for j in 0..w {
-            let px = if !aggregated && j > i {
+            let px = if !aggregated && cap.causal && j > i {
                 MASKED
             } else {
                 cm.rgb(values.get(i * w + j).copied().unwrap_or(0.0))
@@ -94,7 +94,7 @@ impl HeatmapCache {
                     rows: cap.len(),
                     cols,
                     colormap: state.colormap,
-                    masked: !state.aggregated,
+                    masked: !state.aggregated && cap.causal,
                 };
                 self.textures
                     .insert((hc.layer, hc.head), Heatmap::Gpu(data));
@@ -281,7 +281,7 @@ fn heatmap(
                 block(Some(&j)),
                 hc.block_mass.get(i * cols + j).copied().unwrap_or(0.0)
             )
-        } else if j > i {
+        } else if cap.causal && j > i {
             format!("query {i} {} cannot see key {j} (causal mask)", tok(i))
         } else {
             format!(

@@ -82,12 +82,13 @@ fn texture(
     name: &str,
     values: &[f32],
     t: usize,
+    causal: bool,
     cm: Colormap,
 ) -> TextureHandle {
     let mut rgb = Vec::with_capacity(t * t * 3);
     for i in 0..t {
         for j in 0..t {
-            let px = if j > i {
+            let px = if causal && j > i {
                 [40, 40, 40]
             } else {
                 cm.rgb(values.get(i * t + j).copied().unwrap_or(0.0))
@@ -195,7 +196,7 @@ pub fn show(
                         rows: t,
                         cols: t,
                         colormap: state.colormap,
-                        masked: true,
+                        masked: v.capture.causal,
                     })
                 } else {
                     SideMap::Texture(texture(
@@ -203,6 +204,7 @@ pub fn show(
                         &format!("compare-{k}"),
                         &values,
                         t,
+                        v.capture.causal,
                         state.colormap,
                     ))
                 }
@@ -213,12 +215,16 @@ pub fn show(
         }
     }
     let side = ((ui.available_width() - 40.0) / 2.0).clamp(160.0, 520.0);
-    let matrices: Vec<Option<(Vec<f32>, usize)>> = views
+    let matrices: Vec<Option<(Vec<f32>, usize, bool)>> = views
         .iter()
         .map(|v| {
-            v.as_ref()
-                .ok()
-                .map(|v| (side_matrix(&v.capture, layer, head), v.capture.len()))
+            v.as_ref().ok().map(|v| {
+                (
+                    side_matrix(&v.capture, layer, head),
+                    v.capture.len(),
+                    v.capture.causal,
+                )
+            })
         })
         .collect();
     let mut hovered = None;
@@ -313,7 +319,7 @@ fn side_heatmap(
     tex: &SideMap,
     side: f32,
     view: &CompareView,
-    matrices: &[Option<(Vec<f32>, usize)>],
+    matrices: &[Option<(Vec<f32>, usize, bool)>],
     hover: Option<(usize, usize)>,
     sides: &[CompareSide; 2],
 ) -> (egui::Rect, Option<(usize, usize)>) {
@@ -350,11 +356,11 @@ fn side_heatmap(
             let name = if k == 0 { "A" } else { "B" };
             let label = sides.get(k).map(|s| s.label()).unwrap_or_default();
             match m {
-                Some((v, n)) if i < *n && j < *n && j <= i => {
+                Some((v, n, causal)) if i < *n && j < *n && (j <= i || !causal) => {
                     let w = v.get(i * n + j).copied().unwrap_or(0.0);
                     text.push_str(&format!("\n{name} ({label}): weight {w:.4}"));
                 }
-                Some(_) if j > i => {
+                Some((_, _, true)) if j > i => {
                     text.push_str(&format!("\n{name}: masked (key after query)"));
                 }
                 _ => text.push_str(&format!("\n{name}: no such cell")),
