@@ -7,6 +7,7 @@ pub mod codelength;
 pub mod compare;
 pub mod corpus;
 pub mod export;
+pub mod pool_blocks;
 pub mod specialists;
 pub mod theory;
 pub mod threshold;
