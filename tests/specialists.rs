@@ -370,10 +370,16 @@ fn a_rejected_block_move_leaves_the_pool_exactly_as_it_was() {
 #[test]
 fn each_specialists_blocks_save_and_load() {
     use localist::engine::specialists::{read_manifest, Specialist};
+    use localist::train::recruit::RecruitConfig;
     let base = topic_base();
     let docs = topic_documents(30);
+    // One block at most (K_max = 2) is all this test needs.
     let cfg = PoolConfig {
         max_specialists: 1,
+        blocks: RecruitConfig {
+            k_max: 2,
+            ..RecruitConfig::default()
+        },
         ..PoolConfig::default()
     };
     let (mut pool, documents) = Pool::from_checkpoint(base, &docs).unwrap();
@@ -437,4 +443,26 @@ fn each_specialists_blocks_save_and_load() {
         .block_bits(&PoolConfig::default())
         .iter()
         .all(|&b| b == 0.0));
+}
+
+#[test]
+fn blocks_are_charged_for_what_they_add_over_the_parent() {
+    use localist::engine::specialists::blocks_over_parent;
+    use localist::model::blocks::BlockMap;
+    use localist::train::recruit::with_new_block;
+    let parent = BlockMap::single(8);
+    let child = with_new_block(&parent, &[1, 2, 5], "b");
+    // By hand: one header, log2 16 + 32 = 36 bits; three entries, log2 8 + log2 16 = 7 bits each.
+    let bits = blocks_over_parent(&child, Some(&parent), 16);
+    assert_eq!(bits.parameter_bits, 0.0);
+    assert!((bits.header_bits - 36.0).abs() < 1e-12);
+    assert!((bits.map_bits - 21.0).abs() < 1e-12);
+    // Nothing over itself, nor for the root (no parent).
+    assert_eq!(blocks_over_parent(&child, Some(&child), 16).total(), 0.0);
+    assert_eq!(blocks_over_parent(&child, None, 16).total(), 0.0);
+    // One more token in the same block: one more entry, no new header.
+    let grandchild = with_new_block(&parent, &[1, 2, 5, 6], "b");
+    let more = blocks_over_parent(&grandchild, Some(&child), 16);
+    assert_eq!(more.header_bits, 0.0);
+    assert!((more.map_bits - 7.0).abs() < 1e-12);
 }

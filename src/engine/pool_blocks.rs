@@ -4,10 +4,11 @@
 //! **The proposal** comes from the block-level machinery of [`crate::train::recruit`], run on
 //! the specialist's routed documents: a [`Recruiter`] (one per specialist, so its tabu list
 //! outlives the rounds) takes its candidate cluster from the loss and attention entropy of those
-//! documents at the pool's dial (or a block a rule declares), builds the block with its anchor
-//! keys, probe-trains it against a control and keeps the better of "new block" and "add to the
-//! block it co-occurs with". The recruiter's own acceptance margin is set to −∞, so it always
-//! hands its best proposal over; the pool is the judge.
+//! documents at the pool's dial, builds the block with its anchor keys, probe-trains it
+//! against a control and keeps the better of "new block" and "add to the block it co-occurs
+//! with" (when no candidate is left, its merge or prune of two blocks). The recruiter's own
+//! acceptance margin is set to −∞, so it always hands its best proposal over; the pool is the
+//! judge.
 //!
 //! **What is trained.** Only the anchor keys, the parameters a block owns (SPEC §9 step 4):
 //! the specialist's other weights are untouched, so it adds nothing else over its parent, and
@@ -95,7 +96,7 @@ fn block_model_bits(
 }
 
 /// [`block_model_bits`] in bits, one total per specialist.
-pub fn block_bits_of(
+pub(crate) fn block_bits_of(
     maps: &[&BlockMap],
     parents: &[Option<usize>],
     root: &BlockMap,
