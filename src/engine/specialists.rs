@@ -229,7 +229,7 @@ pub struct Pool {
     /// The moves tried, in order.
     pub log: Vec<PoolMove>,
     /// Number of the next recruited specialist (names are never reused after a prune).
-    pub(crate) next_name: usize,
+    next_name: usize,
 }
 
 /// Split text into documents: one per `separator` line (when given), else one per blank-line
