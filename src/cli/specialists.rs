@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::engine::specialists::{read_documents, Pool, PoolConfig};
+use crate::engine::DialSetting;
 
 /// Arguments of `localist specialists`.
 #[derive(Args, Debug)]
@@ -36,6 +37,14 @@ pub struct SpecialistsArgs {
     /// Parameter-name prefixes a specialist trains and pays for (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "head.bias")]
     pub trainable: Vec<String>,
+    /// Measure code lengths at the mode-A dial λ (default: the dial saved with the base). Blocks
+    /// change the code only at λ > 0, so only then are blocks recruited inside a specialist.
+    #[arg(long)]
+    pub lambda: Option<f64>,
+    /// Do not try recruiting blocks inside a specialist (tried only when the base's saved dial
+    /// has λ > 0 and its blocks are semantic).
+    #[arg(long)]
+    pub no_block_moves: bool,
 }
 
 /// Run `localist specialists`.
@@ -49,9 +58,16 @@ pub fn run(a: SpecialistsArgs) -> Result<()> {
         max_specialists: a.max.max(1),
         probe_steps: a.probe_steps,
         trainable: a.trainable.clone(),
+        block_moves: !a.no_block_moves,
         ..PoolConfig::default()
     };
     let (mut pool, docs) = Pool::from_checkpoint(&a.base, &texts)?;
+    if let Some(lambda) = a.lambda {
+        if !(0.0..=1.0).contains(&lambda) {
+            anyhow::bail!("--lambda {lambda}: the dial lies in [0, 1]");
+        }
+        pool.set_dial(DialSetting::bias(lambda), &docs, &cfg)?;
+    }
     println!(
         "{} documents, {} tokens; DL_total with the base alone: {:.0} bits",
         docs.len(),
@@ -71,6 +87,20 @@ pub fn run(a: SpecialistsArgs) -> Result<()> {
     })?;
     println!();
     print!("{}", pool.routing_table(&docs));
+    println!();
+    let block_bits = pool.block_bits(&cfg);
+    for (s, bits) in pool.specialists.iter().zip(block_bits) {
+        let names: Vec<&str> = s.blocks.names.iter().skip(1).map(String::as_str).collect();
+        println!(
+            "{} blocks: {} ({bits:.0} bits of blocks over its parent)",
+            s.name,
+            if names.is_empty() {
+                "none besides unassigned".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
+    }
     pool.save(&a.out, &docs)?;
     println!(
         "\n{} specialists saved to {} (DL_total {:.0} bits)",

@@ -1,33 +1,46 @@
 //! Model-level (hierarchical) recruitment, SPEC §10: a pool of specialists, each a localist
-//! model sharing the base's tokenizer and blocks; documents routed to the specialist that codes
-//! them in the fewest bits; and moves tried cheapest first, each kept only when it lowers
-//! DL_total by more than δ bits:
+//! model with its own blocks, sharing the base's tokenizer and dial; documents routed to the
+//! specialist that codes them in the fewest bits; and moves tried cheapest first, each kept
+//! only when it lowers DL_total by more than δ bits:
 //! 1. re-route documents ([`crate::analysis::mdl::reroute`]);
-//! 2. recruit a specialist: a copy of the specialist that codes a cluster of poorly coded
-//!    documents best, fine-tuned on that cluster with only a few parameters trainable
-//!    (`head.bias` and the final LayerNorm by default), so it adds only those over its parent;
-//! 3. merge a specialist into the others (its documents go to their next best) when that
+//! 2. recruit a block inside the specialist that serves the most bits, by the block-level
+//!    machinery of [`crate::train::recruit`] run on its documents (`pool_blocks.rs`);
+//! 3. recruit a specialist: a copy of the specialist that codes a cluster of poorly coded
+//!    documents best (with its blocks), fine-tuned on that cluster with only a few parameters
+//!    trainable (`head.bias` and the final LayerNorm by default), so it adds only those over
+//!    its parent;
+//! 4. merge a specialist into the others (its documents go to their next best) when that
 //!    saves more than δ, and prune one that no document is routed to.
+//!
+//! DL_total is [`crate::analysis::mdl::dl_total`] plus, for every specialist with documents,
+//! the header and map bits of the blocks it adds over its parent ([`blocks_over_parent`]): a
+//! specialist is charged only for what it adds, its weights and its blocks alike. Code lengths
+//! are measured at the base checkpoint's saved dial; at λ = 0 blocks change nothing, and the
+//! block move is not tried.
 //!
 //! The cluster is found by splitting each specialist's documents at the largest gap in their
 //! bits per token (a one-dimensional 2-means): documents coded much worse than their peers
 //! are what a new specialist could serve. Rejected clusters go on a tabu list.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::mdl::{dl_total, parameter_bits, reroute, PoolCosts};
+use crate::analysis::mdl::{dl_total, parameter_bits, reroute, Decision, PoolCosts};
 use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
 use crate::engine::codelength::code_length_bits;
+use crate::engine::pool_blocks::block_bits_of;
+pub use crate::engine::pool_blocks::blocks_over_parent;
 use crate::model::blocks::BlockMap;
 use crate::model::checkpoint::{load_checkpoint, save_checkpoint, CheckpointMeta};
 use crate::model::dial::DialSetting;
 use crate::model::transformer::LocalistModel;
 use crate::train::dataset::TokenStream;
 use crate::train::optimizer::AdamWConfig;
+use crate::train::recruit::{RecruitConfig, Recruiter};
 use crate::train::trainer::{TrainConfig, Trainer};
 
 /// A document: a name and its token ids.
@@ -48,6 +61,8 @@ pub struct Specialist {
     pub parent: Option<usize>,
     /// The model.
     pub model: LocalistModel,
+    /// Its blocks (a recruited specialist starts from a copy of its parent's).
+    pub blocks: BlockMap,
     /// Parameters it adds over its parent (0 for the base).
     pub added_params: usize,
 }
@@ -75,6 +90,17 @@ pub struct PoolConfig {
     pub patience: usize,
     /// Seed.
     pub seed: u64,
+    /// Try recruiting blocks inside a specialist (move 2).
+    #[serde(default = "yes")]
+    pub block_moves: bool,
+    /// Settings of the block move: K_max and the header and map constants, the probe steps,
+    /// the buffer, `charge_anchor_keys` (its λ and δ are the pool's: see `pool_blocks.rs`).
+    #[serde(default)]
+    pub blocks: RecruitConfig,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for PoolConfig {
@@ -90,6 +116,8 @@ impl Default for PoolConfig {
             trainable: vec!["head.bias".into(), "ln_f".into()],
             patience: 1,
             seed: 0,
+            block_moves: true,
+            blocks: RecruitConfig::default(),
         }
     }
 }
@@ -107,6 +135,10 @@ pub struct PoolMove {
     pub dl_after: f64,
     /// Accepted or not.
     pub accepted: bool,
+    /// The bits of a block move: data bits of the specialist's documents before and after,
+    /// and the parameter, header and map bits it adds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
 }
 
 /// The `format` of a pool manifest.
@@ -125,6 +157,10 @@ pub struct Manifest {
     pub routing: Vec<ManifestRoute>,
     /// Every move, in order.
     pub log: Vec<PoolMove>,
+    /// The blocks the base checkpoint came with (what the base's own blocks are charged
+    /// against); absent in older pools, whose base blocks are then taken as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_blocks: Option<BlockMap>,
 }
 
 /// One specialist in a manifest.
@@ -136,6 +172,10 @@ pub struct ManifestSpecialist {
     pub parent: Option<String>,
     /// Parameters it adds over its parent.
     pub added_params: usize,
+    /// Names of its blocks, when it has its own (saved in its checkpoint directory); absent in
+    /// pools saved before specialists had their own blocks, which share the base's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<Vec<String>>,
 }
 
 /// One document's routing in a manifest.
@@ -173,11 +213,14 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
 pub struct Pool {
     /// The specialists.
     pub specialists: Vec<Specialist>,
-    /// Shared blocks.
-    pub blocks: BlockMap,
+    /// The blocks the base checkpoint came with: free, as its weights are; the base is charged
+    /// for the blocks it adds over these, every other specialist for those it adds over its
+    /// parent's.
+    pub root_blocks: BlockMap,
     /// Shared tokenizer (as stored).
     pub tokenizer: TokenizerSpec,
-    /// The base checkpoint's metadata (written with every specialist).
+    /// The base checkpoint's metadata (written with every specialist); its dial is the one
+    /// code lengths are measured at.
     pub meta: CheckpointMeta,
     /// Specialist of each document.
     pub assignment: Vec<usize>,
@@ -274,9 +317,10 @@ impl Pool {
                 name: "base".into(),
                 parent: None,
                 model: ck.model,
+                blocks: ck.blocks.clone(),
                 added_params: 0,
             }],
-            blocks: ck.blocks,
+            root_blocks: ck.blocks,
             tokenizer: spec,
             meta: ck.meta,
             assignment: vec![0; documents.len()],
@@ -291,12 +335,45 @@ impl Pool {
         Ok((pool, documents))
     }
 
+    /// Measure code lengths at `dial` instead of the base's saved one: every document is coded
+    /// again under every specialist and routed to its shortest code.
+    pub fn set_dial(
+        &mut self,
+        dial: DialSetting,
+        docs: &[Document],
+        cfg: &PoolConfig,
+    ) -> Result<()> {
+        self.meta.dial = dial;
+        let mut bits = Vec::with_capacity(docs.len());
+        for d in docs {
+            let row = (0..self.specialists.len())
+                .map(|j| self.doc_bits(j, d))
+                .collect::<Result<Vec<f64>>>()?;
+            bits.push(row);
+        }
+        self.bits = bits;
+        let tokens: Vec<usize> = docs.iter().map(|d| d.ids.len()).collect();
+        self.assignment =
+            crate::analysis::mdl::route(&self.bits, &tokens, &self.costs(cfg)).assignment;
+        Ok(())
+    }
+
     fn doc_bits(&self, j: usize, d: &Document) -> Result<f64> {
         let s = self
             .specialists
             .get(j)
             .with_context(|| format!("no specialist {j}"))?;
-        Ok(code_length_bits(&s.model, &self.blocks, &d.ids, &DialSetting::default())?.0)
+        self.code_bits(&s.model, &s.blocks, d)
+    }
+
+    /// L(d | M) of a document under a model and its blocks, at the pool's dial.
+    pub(crate) fn code_bits(
+        &self,
+        model: &LocalistModel,
+        blocks: &BlockMap,
+        d: &Document,
+    ) -> Result<f64> {
+        Ok(code_length_bits(model, blocks, &d.ids, &self.meta.dial)?.0)
     }
 
     /// The cost side of DL_total.
@@ -307,10 +384,75 @@ impl Pool {
         }
     }
 
-    /// DL_total of the current routing.
+    /// DL_total of the current routing, the blocks each specialist adds included.
     pub fn dl_total(&self, docs: &[Document], cfg: &PoolConfig) -> f64 {
         let tokens: Vec<usize> = docs.iter().map(|d| d.ids.len()).collect();
-        dl_total(&self.bits, &tokens, &self.assignment, &self.costs(cfg))
+        self.priced(
+            &self.bits,
+            &tokens,
+            &self.assignment,
+            &self.costs(cfg),
+            &self.block_bits(cfg),
+        )
+    }
+
+    /// DL_total of a routing: [`dl_total`] plus `block_bits[j]` for every specialist j that
+    /// has documents (one without documents costs nothing, as in [`dl_total`]).
+    pub(crate) fn priced(
+        &self,
+        bits: &[Vec<f64>],
+        tokens: &[usize],
+        assignment: &[usize],
+        costs: &PoolCosts,
+        block_bits: &[f64],
+    ) -> f64 {
+        let blocks: f64 = block_bits
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| assignment.contains(j))
+            .map(|(_, b)| b)
+            .sum();
+        dl_total(bits, tokens, assignment, costs) + blocks
+    }
+
+    /// Header and map bits of the blocks each specialist adds over its parent.
+    pub fn block_bits(&self, cfg: &PoolConfig) -> Vec<f64> {
+        let parents: Vec<Option<usize>> = self.specialists.iter().map(|s| s.parent).collect();
+        let maps: Vec<&BlockMap> = self.specialists.iter().map(|s| &s.blocks).collect();
+        block_bits_of(&maps, &parents, &self.root_blocks, cfg)
+    }
+
+    /// [`Pool::block_bits`] with specialist `j` removed: its children then descend from its
+    /// parent (as a merge leaves them).
+    fn block_bits_without(&self, j: usize, cfg: &PoolConfig) -> Vec<f64> {
+        let removed_parent = self.specialists.get(j).and_then(|s| s.parent);
+        let (maps, parents): (Vec<&BlockMap>, Vec<Option<usize>>) = self
+            .specialists
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| k != j)
+            .map(|(_, s)| {
+                let parent = match s.parent {
+                    Some(p) if p == j => removed_parent,
+                    Some(p) if p > j => Some(p - 1),
+                    other => other,
+                };
+                (&s.blocks, parent)
+            })
+            .unzip();
+        block_bits_of(&maps, &parents, &self.root_blocks, cfg)
+    }
+
+    /// λ of the pool's dial in mode A when it is not the identity (what a specialist or a
+    /// block is trained and probed at).
+    pub(crate) fn coding_lambda(&self) -> Option<f64> {
+        let layers = self
+            .specialists
+            .first()
+            .map(|s| s.model.config.num_layers)
+            .unwrap_or(1);
+        (!self.meta.dial.is_identity(layers) && self.meta.dial.params.lambda > 0.0)
+            .then_some(self.meta.dial.params.lambda)
     }
 
     /// Documents coded much worse than their specialist's others: per specialist, the upper
@@ -374,9 +516,10 @@ impl Pool {
             .min(model.config.max_seq_len)
             .min(ids.len().saturating_sub(2))
             .max(1);
+        let blocks = parent.blocks.clone();
         let mut tr = Trainer::new(
             model,
-            self.blocks.clone(),
+            blocks.clone(),
             TokenStream {
                 ids,
                 targets: Vec::new(),
@@ -391,6 +534,8 @@ impl Pool {
                     lr: cfg.lr,
                     ..Default::default()
                 },
+                // Trained at the dial it is measured at (no change at λ = 0).
+                forward_lambda: self.coding_lambda(),
                 ..TrainConfig::default()
             },
         )?;
@@ -404,6 +549,7 @@ impl Pool {
             name,
             parent: Some(from),
             model: tr.model,
+            blocks,
             added_params: added,
         })
     }
@@ -418,6 +564,8 @@ impl Pool {
     ) -> Result<()> {
         let tokens: Vec<usize> = docs.iter().map(|d| d.ids.len()).collect();
         let mut tabu: Vec<Vec<usize>> = Vec::new();
+        // One block recruiter per specialist (by name): its tabu list outlives the rounds.
+        let mut recruiters: BTreeMap<String, Recruiter> = BTreeMap::new();
         let (mut round, mut idle) = (0usize, 0usize);
         while idle < cfg.patience.max(1) {
             round += 1;
@@ -425,7 +573,16 @@ impl Pool {
             // 1. Re-route.
             let before = self.dl_total(docs, cfg);
             let r = reroute(&self.bits, &tokens, &self.costs(cfg), &self.assignment);
-            let moved = r.assignment != self.assignment;
+            // The blocks' bits count only for specialists with documents, so the routing is
+            // priced again with them.
+            let rerouted = self.priced(
+                &self.bits,
+                &tokens,
+                &r.assignment,
+                &self.costs(cfg),
+                &self.block_bits(cfg),
+            );
+            let moved = r.assignment != self.assignment && rerouted < before;
             if moved {
                 self.assignment = r.assignment;
                 accepted_any = true;
@@ -434,29 +591,32 @@ impl Pool {
                 round,
                 "re-route documents to their shortest code".into(),
                 before,
-                r.dl_total,
+                if moved { rerouted } else { before },
                 moved,
                 &mut on_move,
             );
-            // 2. Recruit a specialist for the worst-coded cluster.
+            // 2. Recruit a block inside the specialist that serves the most bits.
+            if cfg.block_moves {
+                if let Some((m, accepted)) = self.block_move(docs, cfg, &mut recruiters, round)? {
+                    accepted_any |= accepted;
+                    self.record(m, &mut on_move);
+                }
+            }
+            // 3. Recruit a specialist for the worst-coded cluster.
             if self.specialists.len() < cfg.max_specialists {
                 if let Some((from, cluster)) = self.candidate(docs, &tabu) {
                     let before = self.dl_total(docs, cfg);
                     let cand = self.probe(from, &cluster, docs, cfg)?;
                     let j = self.specialists.len();
                     let mut bits = self.bits.clone();
-                    for (d, row) in bits.iter_mut().enumerate() {
-                        let b = code_length_bits(
-                            &cand.model,
-                            &self.blocks,
-                            &docs[d].ids,
-                            &DialSetting::default(),
-                        )?
-                        .0;
-                        row.push(b);
+                    for (row, d) in bits.iter_mut().zip(docs) {
+                        row.push(self.code_bits(&cand.model, &cand.blocks, d)?);
                     }
                     let mut costs = self.costs(cfg);
                     costs.added_params.push(cand.added_params);
+                    // A copy adds no blocks over its parent.
+                    let mut block_bits = self.block_bits(cfg);
+                    block_bits.push(0.0);
                     let mut assignment = self.assignment.clone();
                     for &d in &cluster {
                         if let Some(a) = assignment.get_mut(d) {
@@ -464,7 +624,8 @@ impl Pool {
                         }
                     }
                     let routed = reroute(&bits, &tokens, &costs, &assignment);
-                    let after = routed.dl_total;
+                    let after =
+                        self.priced(&bits, &tokens, &routed.assignment, &costs, &block_bits);
                     let accept = before - after > cfg.delta_bits;
                     let what =
                         format!(
@@ -486,7 +647,7 @@ impl Pool {
                     }
                 }
             }
-            // 3. Merge: hand a specialist's documents to the others (each to its best) and drop
+            // 4. Merge: hand a specialist's documents to the others (each to its best) and drop
             //    it, when that saves more than δ; a specialist nobody uses is pruned outright.
             for j in (1..self.specialists.len()).rev() {
                 let before = self.dl_total(docs, cfg);
@@ -518,7 +679,13 @@ impl Pool {
                     .collect();
                 let mut costs = self.costs(cfg);
                 costs.added_params.remove(j);
-                let after = dl_total(&bits, &tokens, &assignment, &costs);
+                let after = self.priced(
+                    &bits,
+                    &tokens,
+                    &assignment,
+                    &costs,
+                    &self.block_bits_without(j, cfg),
+                );
                 let accept = unused || before - after > cfg.delta_bits;
                 let name = self
                     .specialists
@@ -574,7 +741,12 @@ impl Pool {
             dl_before,
             dl_after,
             accepted,
+            decision: None,
         };
+        self.record(m, on_move);
+    }
+
+    fn record(&mut self, m: PoolMove, on_move: &mut impl FnMut(&PoolMove)) {
         on_move(&m);
         self.log.push(m);
     }
@@ -610,11 +782,11 @@ impl Pool {
     pub fn save(&self, dir: &Path, docs: &[Document]) -> Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for s in &self.specialists {
-            save_checkpoint(&dir.join(&s.name), &self.meta, &self.blocks, &s.model, None)?;
+            save_checkpoint(&dir.join(&s.name), &self.meta, &s.blocks, &s.model, None)?;
         }
         let manifest = Manifest {
             format: MANIFEST_FORMAT.into(),
-            version: 1,
+            version: 2,
             specialists: self
                 .specialists
                 .iter()
@@ -625,6 +797,7 @@ impl Pool {
                         .and_then(|p| self.specialists.get(p))
                         .map(|p| p.name.clone()),
                     added_params: s.added_params,
+                    blocks: Some(s.blocks.names.clone()),
                 })
                 .collect(),
             routing: docs
@@ -643,6 +816,7 @@ impl Pool {
                 })
                 .collect(),
             log: self.log.clone(),
+            root_blocks: Some(self.root_blocks.clone()),
         };
         crate::engine::export::write_atomic(
             &dir.join("manifest.json"),
@@ -671,6 +845,10 @@ impl Pool {
             bail!("{}: the pool is empty", dir.join("manifest.json").display());
         };
         let (mut pool, documents) = Pool::from_checkpoint(&dir.join(first), docs)?;
+        let shared = pool.specialists[0].blocks.clone();
+        if let Some(root) = manifest.root_blocks.clone() {
+            pool.root_blocks = root;
+        }
         pool.specialists[0].name = first.clone();
         for e in manifest.specialists.iter().skip(1) {
             let name = e.name.clone();
@@ -679,13 +857,31 @@ impl Pool {
                 .parent
                 .as_ref()
                 .and_then(|p| names.iter().position(|n| n == p));
-            let added = e.added_params;
+            // A pool saved before specialists had their own blocks shares the base's.
+            let blocks = if e.blocks.is_some() {
+                ck.blocks
+            } else {
+                shared.clone()
+            };
             pool.specialists.push(Specialist {
                 name,
                 parent,
                 model: ck.model,
-                added_params: added,
+                blocks,
+                added_params: e.added_params,
             });
+        }
+        for (e, s) in manifest.specialists.iter().zip(&pool.specialists) {
+            if let Some(want) = &e.blocks {
+                if *want != s.blocks.names {
+                    bail!(
+                        "{}: blocks {:?} but the manifest says {:?}",
+                        dir.join(&s.name).join("blocks.json").display(),
+                        s.blocks.names,
+                        want
+                    );
+                }
+            }
         }
         pool.next_name = pool.specialists.len();
         let mut bits = Vec::with_capacity(documents.len());

@@ -1,5 +1,5 @@
 //! The Specialists panel: a saved pool of specialists (SPEC §10) — the specialists with their
-//! parents and the parameters each adds, the routing table (bits per document per specialist,
+//! parents, the parameters each adds and their blocks, the routing table (bits per document per specialist,
 //! the shortest in bold) with the document under the pointer highlighted and its text shown,
 //! and every move with its bits.
 
@@ -34,6 +34,16 @@ impl PoolView {
             texts,
             hovered: None,
         })
+    }
+}
+
+/// A specialist's blocks in one line: their names besides "unassigned", or that it shares the
+/// base's (a pool saved before specialists had their own).
+fn blocks_line(names: Option<&[String]>) -> String {
+    match names {
+        None => "the base's".into(),
+        Some(n) if n.len() <= 1 => "none".into(),
+        Some(n) => n.iter().skip(1).cloned().collect::<Vec<_>>().join(", "),
     }
 }
 
@@ -79,8 +89,8 @@ pub fn show(
     let m = &v.manifest;
     ui.separator();
     ui.strong("specialists");
-    egui::Grid::new("pool_specialists").striped(true).num_columns(4).show(ui, |ui| {
-        for h in ["name", "parent", "parameters added", "documents routed"] {
+    egui::Grid::new("pool_specialists").striped(true).num_columns(5).show(ui, |ui| {
+        for h in ["name", "parent", "parameters added", "documents routed", "blocks"] {
             ui.strong(h);
         }
         ui.end_row();
@@ -90,6 +100,8 @@ pub fn show(
             ui.label(s.added_params.to_string())
                 .on_hover_text("Parameters this specialist adds over its parent: all it is charged for, (P/2)·log₂ n bits.");
             ui.label(m.routing.iter().filter(|r| r.specialist == s.name).count().to_string());
+            ui.label(blocks_line(s.blocks.as_deref()))
+                .on_hover_text("Its own blocks (besides \"unassigned\"); a block it recruited is charged to it, header and map bits.");
             ui.end_row();
         }
     });
