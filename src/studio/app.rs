@@ -54,6 +54,8 @@ pub struct StudioApp {
     /// Settings of the next training run (public for tests).
     pub settings: RunSettings,
     samples: Vec<(String, PathBuf)>,
+    /// Fetched pretrained models (Model panel buttons).
+    pretrained: Vec<(String, PathBuf)>,
     dialog: Option<(DialogKind, Receiver<Option<PathBuf>>)>,
     ctx: egui::Context,
     initial: Option<PathBuf>,
@@ -67,10 +69,9 @@ pub struct StudioApp {
     shots: (crossbeam_channel::Sender<Shot>, Receiver<Shot>),
 }
 
-/// Bundled sample checkpoints, then the pretrained models `scripts/fetch_models.sh` unpacked
-/// (when it has been run).
+/// Bundled sample checkpoints.
 pub fn sample_models() -> Vec<(String, PathBuf)> {
-    let mut out: Vec<(String, PathBuf)> = [
+    [
         "tiny-shakespeare-l1",
         "tiny-shakespeare-l0",
         "tiny-clinical",
@@ -83,14 +84,16 @@ pub fn sample_models() -> Vec<(String, PathBuf)> {
             asset_path(&PathBuf::from("sample_models").join(n)),
         )
     })
-    .collect();
-    for (name, rel) in PRETRAINED {
-        let p = asset_path(&PathBuf::from(rel));
-        if p.exists() {
-            out.push((name.to_string(), p));
-        }
-    }
-    out
+    .collect()
+}
+
+/// The pretrained models `scripts/fetch_models.sh` unpacked (none before it has run).
+pub fn pretrained_models() -> Vec<(String, PathBuf)> {
+    PRETRAINED
+        .iter()
+        .map(|(name, rel)| (name.to_string(), asset_path(&PathBuf::from(rel))))
+        .filter(|(_, p)| p.exists())
+        .collect()
 }
 
 /// The pretrained models of `scripts/fetch_models.sh`: button label and path.
@@ -114,6 +117,7 @@ impl StudioApp {
             compare_cache: CompareCache::default(),
             settings: RunSettings::default(),
             samples,
+            pretrained: pretrained_models(),
             dialog: None,
             ctx: ctx.clone(),
             initial,
@@ -689,9 +693,17 @@ impl eframe::App for StudioApp {
             .show(ui, |ui| {
                 egui::ScrollArea::vertical().show(ui, |ui| {
                     let samples = self.samples.clone();
+                    let pretrained = self.pretrained.clone();
                     let mut open = || want_open = true;
                     let mut save = || want_save = true;
-                    model::show(ui, &mut self.state, &mut open, &mut save, &samples);
+                    model::show(
+                        ui,
+                        &mut self.state,
+                        &mut open,
+                        &mut save,
+                        &samples,
+                        &pretrained,
+                    );
                     ui.separator();
                     dial::show(ui, &mut self.state);
                     ui.separator();

@@ -14,6 +14,7 @@ pub fn show(
     open_dialog: &mut dyn FnMut(),
     save_dialog: &mut dyn FnMut(),
     samples: &[(String, PathBuf)],
+    pretrained: &[(String, PathBuf)],
 ) {
     ui.heading("Model");
     match &state.summary {
@@ -103,11 +104,6 @@ pub fn show(
             save_dialog();
         }
         for (name, path) in samples {
-            if path.starts_with(crate::engine::corpus::asset_path(&PathBuf::from("models")))
-                && !path.starts_with(crate::engine::corpus::asset_path(&PathBuf::from("sample_models")))
-            {
-                continue;
-            }
             if ui
                 .small_button(name)
                 .on_hover_text(path.display().to_string())
@@ -117,14 +113,6 @@ pub fn show(
             }
         }
     });
-    let pretrained: Vec<&(String, PathBuf)> = samples
-        .iter()
-        .filter(|(_, p)| {
-            crate::studio::app::PRETRAINED
-                .iter()
-                .any(|(_, rel)| p.ends_with(rel))
-        })
-        .collect();
     if !pretrained.is_empty() {
         ui.horizontal_wrapped(|ui| {
             ui.label("pretrained:")
