@@ -55,7 +55,7 @@ fn main() -> Result<()> {
     // A dial change in the studio: blocks, the biases of every layer, the forward with scores,
     // and the per-head metrics of the capture (what the worker does before the heatmaps).
     let t3 = Instant::now();
-    let blocks = im.kmeans_blocks(16, 0)?;
+    let blocks = im.kmeans_blocks(&im.tokenizer(), 16, 0)?;
     println!(
         "k-means blocks (k = 16): {:.2} s",
         t3.elapsed().as_secs_f64()

@@ -33,14 +33,17 @@ fn model_file(dir: &str, file: &str) -> Option<PathBuf> {
     None
 }
 
+/// MiniLM from its folder, or None (said) when it is missing outside CI.
+fn minilm() -> Option<Bert> {
+    let dir = model_file("all-MiniLM-L6-v2", "model.safetensors")?
+        .parent()
+        .map(PathBuf::from)?;
+    Some(Bert::open(&dir, &Device::Cpu).unwrap_or_else(|e| panic!("{e:#}")))
+}
+
 #[test]
 fn minilm_matches_the_reference_embedding() {
-    let Some(dir) = model_file("all-MiniLM-L6-v2", "model.safetensors")
-        .and_then(|f| f.parent().map(PathBuf::from))
-    else {
-        return;
-    };
-    let bert = Bert::open(&dir, &Device::Cpu).unwrap_or_else(|e| panic!("{e:#}"));
+    let Some(bert) = minilm() else { return };
     let ids = bert
         .encode("Attention is all you need.")
         .unwrap_or_else(|e| panic!("{e:#}"));
@@ -280,12 +283,7 @@ end
 /// attention off the relevant blocks in either direction.
 #[test]
 fn the_dial_acts_on_minilm_in_both_directions() {
-    let Some(dir) = model_file("all-MiniLM-L6-v2", "model.safetensors")
-        .and_then(|f| f.parent().map(PathBuf::from))
-    else {
-        return;
-    };
-    let bert = Bert::open(&dir, &Device::Cpu).unwrap_or_else(|e| panic!("{e:#}"));
+    let Some(bert) = minilm() else { return };
     let ids = bert
         .encode("Attention is all you need.")
         .unwrap_or_else(|e| panic!("{e:#}"));

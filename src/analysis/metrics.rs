@@ -121,6 +121,22 @@ pub fn pointer_fidelity(row: &[f32], targets: &[bool]) -> PointerFidelity {
     }
 }
 
+/// Natural-log softmax of a row of logits (−∞ logits give −∞; a row without a finite logit
+/// gives all −∞).
+pub fn log_softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    if !max.is_finite() {
+        return vec![f64::NEG_INFINITY; logits.len()];
+    }
+    let lse = logits
+        .iter()
+        .map(|&z| (f64::from(z) - max).exp())
+        .sum::<f64>()
+        .ln()
+        + max;
+    logits.iter().map(|&z| f64::from(z) - lse).collect()
+}
+
 /// Index of the largest weight (the first on ties), or `None` for an empty row.
 pub fn argmax(row: &[f32]) -> Option<usize> {
     let mut argmax: Option<(usize, f32)> = None;

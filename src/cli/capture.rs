@@ -55,7 +55,7 @@ pub fn run(args: CaptureArgs) -> Result<()> {
         let blocks = match std::fs::read(m.blocks_path()) {
             Ok(b) => serde_json::from_slice(&b)
                 .with_context(|| format!("{}", m.blocks_path().display()))?,
-            Err(_) => m.kmeans_blocks(crate::engine::worker::DEFAULT_CLUSTERS, 0)?,
+            Err(_) => m.kmeans_blocks(&tok, crate::engine::worker::DEFAULT_CLUSTERS, 0)?,
         };
         return capture_and_write(&args, m.model(), &blocks, &tok);
     }

@@ -408,7 +408,7 @@ fn run_imported(args: &EvalArgs) -> Result<()> {
     let dims = m.model().dims();
     let blocks = match &args.lexicon {
         Some(file) => crate::hf::lexicon_blocks(&crate::data::lexicon::Lexicon::load(file)?, &tok)?,
-        None => m.kmeans_blocks(args.clusters, 0)?,
+        None => m.kmeans_blocks(&tok, args.clusters, 0)?,
     };
     eprintln!(
         "{}: {}, {} layers × {} heads; blocks: {} ({} blocks); {} tokens of {}",

@@ -101,13 +101,11 @@ pub fn next_distribution(
     if logits.len() != v {
         bail!("the model returned {} logits, expected {v}", logits.len());
     }
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if !max.is_finite() {
+    let logp = crate::analysis::metrics::log_softmax(&logits);
+    if logp.iter().all(|l| !l.is_finite()) {
         bail!("every next token is forbidden (or the logits are not finite)");
     }
-    let exp: Vec<f64> = logits.iter().map(|&z| f64::from(z - max).exp()).collect();
-    let sum: f64 = exp.iter().sum();
-    Ok(exp.iter().map(|&e| (e / sum) as f32).collect())
+    Ok(logp.iter().map(|&l| l.exp() as f32).collect())
 }
 
 /// Generate `n` tokens greedily after `prompt` (stopping early at the model's length), keeping

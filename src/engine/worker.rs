@@ -242,6 +242,8 @@ struct Worker {
     repaint: Box<dyn Fn() + Send>,
     device: Device,
     loaded: Option<Loaded>,
+    /// A pretrained model; at most one of `loaded`, `imported` and `session` is set (opening
+    /// or setting up one clears the others).
     imported: Option<Imported>,
     session: Option<Session>,
     state: RunState,
@@ -663,9 +665,7 @@ impl Worker {
     /// The model the panels show: a training run's, an imported one, or a checkpoint's.
     fn current(&self) -> Option<(&dyn AttentionModel, &BlockMap, &dyn Tokenizer)> {
         if let Some(i) = &self.imported {
-            if self.session.is_none() {
-                return Some((i.model.model(), &i.blocks, &i.tokenizer));
-            }
+            return Some((i.model.model(), &i.blocks, &i.tokenizer));
         }
         self.current_own()
             .map(|(m, b, t)| (m as &dyn AttentionModel, b, t))
@@ -688,7 +688,7 @@ impl Worker {
     /// How many tokens of the text a capture takes on `model`.
     fn capture_limit(&self, model: &dyn AttentionModel) -> usize {
         let max = model.dims().max_len;
-        if self.imported.is_some() && self.session.is_none() {
+        if self.imported.is_some() {
             max.min(IMPORTED_CAPTURE_LIMIT)
         } else {
             max
@@ -807,7 +807,7 @@ impl Worker {
                 .unwrap_or_default(),
             (None, None) => return,
         };
-        if self.imported.is_some() && self.session.is_none() {
+        if self.imported.is_some() {
             return;
         }
         let Some((model, blocks, tok)) = self.current_own() else {
@@ -970,7 +970,7 @@ impl Worker {
                     path.display()
                 )));
                 (self.repaint)();
-                match model.kmeans_blocks(DEFAULT_CLUSTERS, 0) {
+                match model.kmeans_blocks(&tokenizer, DEFAULT_CLUSTERS, 0) {
                     Ok(b) => b,
                     Err(e) => {
                         self.emit(Event::Failed(format!("k-means blocks failed: {e:#}")));
@@ -1036,7 +1036,7 @@ impl Worker {
             blocks.names.clone(),
             blocks.block_sizes(),
         ));
-        if let (Some(i), None) = (&self.imported, &self.session) {
+        if let Some(i) = &self.imported {
             let path = i.model.blocks_path();
             let written = serde_json::to_vec(&blocks)
                 .map_err(|e| e.to_string())
@@ -1091,7 +1091,7 @@ impl Worker {
     }
 
     fn set_imported_blocks(&mut self, src: &ImportedBlocks) {
-        let Some(i) = self.imported.as_mut().filter(|_| self.session.is_none()) else {
+        let Some(i) = self.imported.as_mut() else {
             self.emit(Event::Failed(
                 "blocks by k-means or lexicon are for imported models; open one first".into(),
             ));
@@ -1100,7 +1100,7 @@ impl Worker {
         let result = match src {
             ImportedBlocks::KMeans(k) => i
                 .model
-                .kmeans_blocks((*k).clamp(2, 256), 0)
+                .kmeans_blocks(&i.tokenizer, (*k).clamp(2, 256), 0)
                 .map_err(|e| format!("k-means blocks failed: {e:#}")),
             ImportedBlocks::Lexicon(path) => crate::data::lexicon::Lexicon::load(path)
                 .map_err(|e| e.to_string())
@@ -1110,15 +1110,9 @@ impl Worker {
         };
         match result {
             Ok(b) => {
+                let note = format!("{} blocks from {}", b.num_blocks(), b.source);
                 i.blocks = b;
-                if let Some(mut s) = self.imported_summary() {
-                    s.sample_text = None;
-                    self.emit(Event::Status(format!(
-                        "{} blocks from {}",
-                        s.blocks.len(),
-                        s.imported.as_ref().map(|x| x.1.as_str()).unwrap_or("?")
-                    )));
-                }
+                self.emit(Event::Status(note));
                 self.blocks_changed();
             }
             Err(e) => self.emit(Event::Failed(format!("{e}; the blocks are unchanged"))),
@@ -1150,7 +1144,7 @@ impl Worker {
     }
 
     fn save(&mut self, path: PathBuf) {
-        if self.imported.is_some() && self.session.is_none() {
+        if self.imported.is_some() {
             self.emit(Event::Failed(
                 "an imported model is not saved as a Localist checkpoint; its block names are \
                  saved beside it whenever you rename or rebuild them"

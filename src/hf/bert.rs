@@ -212,11 +212,7 @@ impl Bert {
 
     /// Token ids of `text` with the tokenizer's special tokens ([CLS] … [SEP]).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .tokenizer
-            .encode(text, true)
-            .map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
-        Ok(enc.get_ids().to_vec())
+        crate::hf::encode_ids(&self.tokenizer, text, true)
     }
 
     /// The token strings of `ids`.

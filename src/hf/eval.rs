@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::analysis::kmeans::kmeans;
+use crate::analysis::metrics::log_softmax;
 use crate::model::backend::AttentionModel;
 use crate::model::blocks::BlockMap;
 use crate::model::capture::capture;
@@ -173,7 +174,11 @@ pub fn eval_imported(
             if scored {
                 for (i, &target) in y.iter().enumerate() {
                     let row = cap.logits.get(i * v..(i + 1) * v).unwrap_or(&[]);
-                    bits -= log2_softmax_at(row, target as usize);
+                    let lp = log_softmax(row)
+                        .get(target as usize)
+                        .copied()
+                        .unwrap_or(f64::NEG_INFINITY);
+                    bits -= lp / std::f64::consts::LN_2;
                 }
             }
             n += t;
@@ -190,19 +195,6 @@ pub fn eval_imported(
         });
     }
     Ok(out)
-}
-
-/// log₂ softmax(row)[k].
-fn log2_softmax_at(row: &[f32], k: usize) -> f64 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let lse = row
-        .iter()
-        .map(|&z| (z as f64 - max).exp())
-        .sum::<f64>()
-        .ln()
-        + max;
-    let z = row.get(k).copied().unwrap_or(f32::NEG_INFINITY) as f64;
-    (z - lse) / std::f64::consts::LN_2
 }
 
 /// The curve as a markdown table.

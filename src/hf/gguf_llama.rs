@@ -226,11 +226,7 @@ impl GgufLlama {
 
     /// Token ids of `text` (no BOS is added: the model's metadata says so).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .tokenizer
-            .encode(text, false)
-            .map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
-        Ok(enc.get_ids().to_vec())
+        crate::hf::encode_ids(&self.tokenizer, text, false)
     }
 
     /// Text of `ids`.

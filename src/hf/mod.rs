@@ -173,9 +173,9 @@ impl ImportedModel {
         }
     }
 
-    /// Blocks by k-means (k clusters) over the embedding rows.
-    pub fn kmeans_blocks(&self, k: usize, seed: u64) -> Result<BlockMap> {
-        let tok = self.tokenizer();
+    /// Blocks by k-means (k clusters) over the embedding rows, named with `tok` (this model's
+    /// [`tokenizer`](Self::tokenizer), built once by the caller: it decodes every id).
+    pub fn kmeans_blocks(&self, tok: &HfTokenizer, k: usize, seed: u64) -> Result<BlockMap> {
         let rows = self.embedding_rows()?;
         Ok(eval::kmeans_blocks(rows, |id| tok.token_str(id), k, seed))
     }
@@ -221,6 +221,15 @@ pub fn lexicon_blocks(lex: &Lexicon, tok: &HfTokenizer) -> Result<BlockMap, Lexi
     ))
 }
 
+/// Token ids of `text`, with the tokenizer's special tokens when `add_special` (BERT's [CLS] …
+/// [SEP]).
+pub fn encode_ids(tok: &tokenizers::Tokenizer, text: &str, add_special: bool) -> Result<Vec<u32>> {
+    let enc = tok
+        .encode(text, add_special)
+        .map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
+    Ok(enc.get_ids().to_vec())
+}
+
 /// A Hugging Face tokenizer as one of ours: `encode` adds the model's special tokens when it
 /// expects them (BERT's [CLS] … [SEP]); a token's surface string is its decoded text for
 /// byte-level BPE (" Paris", not "ĠParis") and its vocabulary entry otherwise ("##ing").
@@ -262,10 +271,7 @@ impl HfTokenizer {
 
 impl Tokenizer for HfTokenizer {
     fn encode(&self, text: &str) -> Vec<u32> {
-        self.inner
-            .encode(text, self.add_special)
-            .map(|e| e.get_ids().to_vec())
-            .unwrap_or_default()
+        encode_ids(&self.inner, text, self.add_special).unwrap_or_default()
     }
 
     fn decode(&self, ids: &[u32]) -> String {
