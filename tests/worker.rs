@@ -259,6 +259,14 @@ fn an_imported_gguf_model_is_dialled_renamed_and_generates() {
     });
     assert_eq!((summary.shape.0, summary.shape.1), (30, 9));
     assert!(summary.imported.is_some() && summary.generates);
+    // The audit trail records what it computes with: the file's hash, as `audit verify` redoes it.
+    let (path, hash) = summary
+        .checkpoint
+        .clone()
+        .expect("an imported model has a hash");
+    assert_eq!(path, link);
+    assert_eq!(hash.len(), 64);
+    assert_eq!(hash, localist::hf::model_sha256(&link).unwrap());
     assert_eq!(summary.blocks.len(), 17, "16 clusters and 'unassigned'");
     let cap = wait_for(&w, "snapshot", |ev| match ev {
         Event::Snapshot(c, _) => Some(c),

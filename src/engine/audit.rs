@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::corpus::sha256_hex;
-use crate::model::checkpoint::checkpoint_sha256;
 use crate::model::dial::DialSetting;
 use crate::rules::check::ResolvedRule;
 use crate::rules::inject::RuleReport;
@@ -231,7 +230,7 @@ pub struct AuditReport {
     pub generated_unix: u64,
     /// The checkpoint directory.
     pub model_path: Option<PathBuf>,
-    /// Its SHA-256 ([`checkpoint_sha256`]).
+    /// Its SHA-256 ([`crate::hf::model_sha256`]: a checkpoint's, or an imported model's files).
     pub model_sha256: String,
     /// The training corpus file, when the model records one.
     pub corpus_path: Option<PathBuf>,
@@ -308,14 +307,14 @@ pub fn verify_report(report: &AuditReport, base: &Path) -> Vec<String> {
     };
     if let Some(p) = &report.model_path {
         let p = resolve(p);
-        match checkpoint_sha256(&p) {
+        match crate::hf::model_sha256(&p) {
             Ok(h) if h == report.model_sha256 => {}
             Ok(h) => problems.push(format!(
                 "the model at {} has changed: SHA-256 {h}, the report says {}",
                 p.display(),
                 report.model_sha256
             )),
-            Err(e) => problems.push(format!("the model could not be re-hashed: {e}")),
+            Err(e) => problems.push(format!("the model could not be re-hashed: {e:#}")),
         }
     }
     if let Some(p) = &report.corpus_path {

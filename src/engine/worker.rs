@@ -982,12 +982,17 @@ impl Worker {
         self.session = None;
         self.loaded = None;
         self.state = RunState::Idle;
+        // The audit trail and sessions record what the model computes with.
+        let hash = crate::hf::model_sha256(model.path())
+            .ok()
+            .map(|h| (model.path().to_path_buf(), h));
         self.imported = Some(Imported {
             model,
             blocks,
             tokenizer,
         });
-        if let Some(s) = self.imported_summary() {
+        if let Some(mut s) = self.imported_summary() {
+            s.checkpoint = hash;
             self.emit(Event::Loaded(Box::new(s)));
         }
         self.refit_rules();

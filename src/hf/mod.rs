@@ -295,3 +295,22 @@ impl Tokenizer for HfTokenizer {
         self.ids.get(token).copied()
     }
 }
+
+/// SHA-256 of a model on disk, whatever its kind, without loading it: a Localist checkpoint's
+/// ([`crate::model::checkpoint::checkpoint_sha256`]), or what an imported model computes with
+/// in the same scheme: the `.gguf` file ([`ImportedModel::path`]), or a folder's config.json,
+/// model.safetensors and tokenizer.json.
+pub fn model_sha256(path: &Path) -> Result<String> {
+    if !ImportedModel::looks_imported(path) {
+        return Ok(crate::model::checkpoint::checkpoint_sha256(path)?);
+    }
+    let files: Vec<(&str, PathBuf)> = if path.is_file() {
+        vec![("model.gguf", path.to_path_buf())]
+    } else {
+        ["config.json", "model.safetensors", "tokenizer.json"]
+            .into_iter()
+            .map(|n| (n, path.join(n)))
+            .collect()
+    };
+    Ok(crate::model::checkpoint::files_sha256(&files)?)
+}

@@ -223,16 +223,26 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint, Checkp
 /// them does (the optimizer state is left out: it does not change what the model computes).
 /// Sessions and audit reports record it to detect a checkpoint altered after the fact.
 pub fn checkpoint_sha256(dir: &Path) -> Result<String, CheckpointError> {
+    let files: Vec<(&str, std::path::PathBuf)> =
+        ["config.json", "blocks.json", "model.safetensors"]
+            .into_iter()
+            .map(|name| (name, dir.join(name)))
+            .collect();
+    files_sha256(&files)
+}
+
+/// SHA-256 (hex) of files in order, each preceded by its name and length (the scheme of
+/// [`checkpoint_sha256`], shared with imported models).
+pub fn files_sha256(files: &[(&str, std::path::PathBuf)]) -> Result<String, CheckpointError> {
     use sha2::{Digest, Sha256};
     use std::io::Read;
     let mut hasher = Sha256::new();
-    for name in ["config.json", "blocks.json", "model.safetensors"] {
-        let path = dir.join(name);
+    for (name, path) in files {
         let io = |source| CheckpointError::Io {
             path: path.clone(),
             source,
         };
-        let mut file = fs::File::open(&path).map_err(io)?;
+        let mut file = fs::File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         hasher.update(name.as_bytes());
         hasher.update(len.to_le_bytes());
