@@ -1,5 +1,5 @@
 //! Speed and memory of the SmolLM2 GGUF path on this machine (issue 6): open time, prefill of a
-//! 64-token prompt, one decode step (no KV cache yet: a full forward over T + 1 tokens) and
+//! 64-token prompt, one decode step without and with the KV cache, a dial change's capture and
 //! peak resident memory. Run: `cargo run --release --example smollm_speed` after
 //! `scripts/fetch_models.sh`.
 
@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use candle_core::Device;
+use localist::engine::worker::{Command, Event};
 
 fn peak_rss_mib() -> Option<f64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -52,6 +53,18 @@ fn main() -> Result<()> {
         longer.len(),
         t2.elapsed().as_secs_f64() * 1e3
     );
+    // With the cache: the prompt once, then one position per token.
+    let mut cache = localist::model::backend::KvCache::default();
+    let _ = m.forward_cached(&ids, &[], false, &mut cache)?;
+    let steps = 16;
+    let t4 = Instant::now();
+    for k in 0..steps {
+        let _ = m.forward_cached(&[13 + k], &[], false, &mut cache)?;
+    }
+    println!(
+        "decode with the KV cache after {n} tokens: {:.1} ms per token ({steps} tokens)",
+        t4.elapsed().as_secs_f64() * 1e3 / steps as f64
+    );
     // A dial change in the studio: blocks, the biases of every layer, the forward with scores,
     // and the per-head metrics of the capture (what the worker does before the heatmaps).
     let t3 = Instant::now();
@@ -78,7 +91,38 @@ fn main() -> Result<()> {
         caps[caps.len() / 2] * 1e3
     );
     if let Some(p) = peak_rss_mib() {
-        println!("peak resident memory: {p:.0} MiB");
+        println!("peak resident memory with one model: {p:.0} MiB");
     }
+    // The same through the studio's worker thread: SetDial in, Snapshot out (the worker opens
+    // its own copy, so memory is not measured past this point).
+    let w = localist::engine::worker::WorkerHandle::spawn(Box::new(|| {}))?;
+    let text = m.decode(&ids)?;
+    w.send(Command::Capture(text));
+    w.send(Command::Load(path.clone()));
+    let wait_snapshot = |w: &localist::engine::worker::WorkerHandle| -> Result<usize> {
+        loop {
+            match w.wait_event(std::time::Duration::from_secs(120)) {
+                Some(Event::Snapshot(c, _)) => return Ok(c.len()),
+                Some(Event::Failed(e)) => anyhow::bail!(e),
+                Some(_) => continue,
+                None => anyhow::bail!("the worker sent no snapshot"),
+            }
+        }
+    };
+    let len = wait_snapshot(&w)?;
+    let mut lat = Vec::new();
+    for lambda in [0.5, 0.6, 0.7, 0.8, 0.9] {
+        let t = Instant::now();
+        w.send(Command::SetDial(localist::model::dial::DialSetting::bias(
+            lambda,
+        )));
+        wait_snapshot(&w)?;
+        lat.push(t.elapsed().as_secs_f64());
+    }
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "through the worker: SetDial to Snapshot ({len} tokens): median {:.1} ms",
+        lat[lat.len() / 2] * 1e3
+    );
     Ok(())
 }

@@ -351,3 +351,46 @@ fn imported_model_errors_name_the_file_and_what_is_supported() {
     let err = open(&bad);
     assert!(err.contains("broken.gguf"), "{err}");
 }
+
+/// Generation with the KV cache computes what a full forward computes, under the dial (modes A
+/// and B), one position per step.
+#[test]
+fn the_kv_cache_gives_the_full_forwards_distribution() {
+    use localist::analysis::dial::{DialMode, DialParams, LayerSchedule};
+    use localist::engine::generate::next_distribution;
+    use localist::model::backend::KvCache;
+    let Some(m) = smollm2() else { return };
+    let blocks = parity_blocks(m.config.vocab);
+    let mixture = DialSetting {
+        params: DialParams {
+            mode: DialMode::Mixture,
+            lambda: 0.5,
+            ..DialParams::default()
+        },
+        schedule: LayerSchedule::Power { gamma: 1.0 },
+    };
+    for dial in [DialSetting::bias(0.0), DialSetting::bias(0.7), mixture] {
+        let mut ids = m
+            .encode("The capital of France is")
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        let mut cache = KvCache::default();
+        for step in 0..3 {
+            let cached = next_distribution(&m, &blocks, &ids, &dial, &[], Some(&mut cache))
+                .unwrap_or_else(|e| panic!("{e:#}"));
+            assert_eq!(cache.len(), ids.len());
+            let full = next_distribution(&m, &blocks, &ids, &dial, &[], None)
+                .unwrap_or_else(|e| panic!("{e:#}"));
+            let diff = cached
+                .iter()
+                .zip(&full)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(
+                diff < 1e-5,
+                "step {step} at {dial:?}: probabilities differ by {diff}"
+            );
+            let best = localist::hf::gguf_llama::top_k(&full, 1)[0] as u32;
+            ids.push(best);
+        }
+    }
+}

@@ -6,7 +6,9 @@ use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::data::tokenizer::Tokenizer;
-use crate::model::backend::AttentionModel;
+use candle_core::Tensor;
+
+use crate::model::backend::{AttentionModel, KvCache};
 use crate::model::blocks::BlockMap;
 use crate::model::capture::{masks_for, sequence_biases};
 use crate::model::dial::DialSetting;
@@ -48,7 +50,8 @@ pub struct Generation {
     pub rules: Vec<String>,
     /// The tokens, in order.
     pub steps: Vec<GenStep>,
-    /// Milliseconds per token (a full forward each: no KV cache).
+    /// Milliseconds per token (the prompt's forward included; a decoder with a KV cache then
+    /// runs one position per token, unless rules are in force).
     pub ms_per_token: f64,
 }
 
@@ -64,13 +67,16 @@ impl Generation {
 }
 
 /// The next-token distribution after `ids` under `dial` and `rules` (softmax of the last row's
-/// logits, after any `forbid`/`boost` of a rule that fired there).
+/// logits, after any `forbid`/`boost` of a rule that fired there). With a `cache` and no rule
+/// switched on, a decoder that keeps one ([`AttentionModel::step_cached`]) runs only the
+/// positions the cache does not hold yet; the result is the same.
 pub fn next_distribution(
     model: &dyn AttentionModel,
     blocks: &BlockMap,
     ids: &[u32],
     dial: &DialSetting,
     rules: &[ResolvedRule],
+    cache: Option<&mut KvCache>,
 ) -> Result<Vec<f32>> {
     let dims = model.dims();
     if !dims.has_logits || !dims.causal {
@@ -81,6 +87,14 @@ pub fn next_distribution(
         bail!("the prompt is empty after tokenization");
     }
     let v = dims.vocab;
+    let last_row = |logits: Tensor| -> Result<Vec<f32>> {
+        let n = logits.dim(1)?;
+        Ok(logits
+            .squeeze(0)?
+            .narrow(0, n - 1, 1)?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
+    };
     let logits: Vec<f32> = if rules.iter().any(|r| r.enabled) {
         let rc = capture_with_rules(model, blocks, ids, dial, rules)?;
         rc.capture
@@ -91,12 +105,21 @@ pub fn next_distribution(
     } else {
         let masks = masks_for(model, blocks, ids);
         let biases = sequence_biases(model, &masks, dial, model.device())?;
-        let out = model.forward_biased(ids, &biases, false)?;
-        out.logits
-            .squeeze(0)?
-            .narrow(0, t - 1, 1)?
-            .flatten_all()?
-            .to_vec1::<f32>()?
+        let stepped = match cache {
+            Some(cache) if cache.len() < t => {
+                let p = cache.len();
+                let rows = biases
+                    .iter()
+                    .map(|b| b.rows(p, t - p))
+                    .collect::<candle_core::Result<Vec<_>>>()?;
+                model.step_cached(&ids[p..], &rows, cache)
+            }
+            _ => None,
+        };
+        match stepped {
+            Some(logits) => last_row(logits?)?,
+            None => last_row(model.forward_biased(ids, &biases, false)?.logits)?,
+        }
     };
     if logits.len() != v {
         bail!("the model returned {} logits, expected {v}", logits.len());
@@ -125,8 +148,9 @@ pub fn generate(
     let max_len = model.dims().max_len;
     let mut ids = prompt.to_vec();
     let mut steps = Vec::with_capacity(n);
+    let mut cache = KvCache::default();
     while steps.len() < n && ids.len() < max_len {
-        let p = next_distribution(model, blocks, &ids, dial, rules)?;
+        let p = next_distribution(model, blocks, &ids, dial, rules, Some(&mut cache))?;
         let mut order: Vec<usize> = (0..p.len()).collect();
         order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
         let cands: Vec<Candidate> = order

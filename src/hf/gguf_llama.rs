@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::quantized::{gguf_file, QMatMul};
 use candle_core::{DType, Device, Module, Tensor};
 
-use crate::model::backend::{biased_attention, AttentionModel, ModelDims};
+use crate::model::backend::{biased_attention, AttentionModel, KvCache, ModelDims};
 use crate::model::dial::causal_bias;
 use crate::model::transformer::{AttentionBias, ForwardOutput, ModelError};
 
@@ -245,9 +245,28 @@ impl GgufLlama {
         biases: &[AttentionBias],
         keep_scores: bool,
     ) -> Result<ForwardOutput, ModelError> {
+        let mut cache = KvCache::default();
+        self.forward_cached(ids, biases, keep_scores, &mut cache)
+    }
+
+    /// Forward over the new tokens `ids` at positions P..P+n, where P is what `cache` already
+    /// holds (0 for an empty cache), appending their keys and values to it. Each bias covers
+    /// rows P..P+n and keys 0..P+n ([`AttentionBias::rows`] cuts them from a whole sequence's).
+    /// Returns logits [1,n,V] and attention [1,H,n,P+n] per layer. Over one step at a time
+    /// this is the same computation as one forward over the whole sequence (rows are causal),
+    /// at a fraction of the cost.
+    pub fn forward_cached(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+        cache: &mut KvCache,
+    ) -> Result<ForwardOutput, ModelError> {
         let c = &self.config;
-        let t = ids.len();
-        if t == 0 {
+        let n = ids.len();
+        let p = cache.len();
+        let t = p + n;
+        if n == 0 {
             return Err(ModelError::Input("empty input".into()));
         }
         if t > c.context {
@@ -256,11 +275,13 @@ impl GgufLlama {
         let (h, kvh) = (c.heads, c.kv_heads);
         let dh = c.d_model / h;
         let dev = &self.device;
-        let input = Tensor::from_vec(ids.to_vec(), t, dev)?;
-        let mut x = self.embed.embedding(&input)?.unsqueeze(0)?; // [1,T,d]
-        let (cos, sin) = self.rope_tables(t)?;
+        let input = Tensor::from_vec(ids.to_vec(), n, dev)?;
+        let mut x = self.embed.embedding(&input)?.unsqueeze(0)?; // [1,n,d]
+        let (cos, sin) = self.rope_tables(p, n)?;
         let causal = if biases.len() < c.layers {
-            Some(Tensor::from_vec(causal_bias(t), (1, 1, t, t), dev)?)
+            let full = causal_bias(t);
+            let rows = full.get(p * t..).unwrap_or_default().to_vec();
+            Some(Tensor::from_vec(rows, (1, 1, n, t), dev)?)
         } else {
             None
         };
@@ -271,17 +292,26 @@ impl GgufLlama {
             scores: Vec::new(),
             queries: Vec::new(),
         };
-        for (l, layer) in self.layers.iter().enumerate() {
+        cache.layers.resize_with(c.layers, || None);
+        for ((l, layer), slot) in self.layers.iter().enumerate().zip(&mut cache.layers) {
             let hx = candle_nn::ops::rms_norm(&x, &layer.attn_norm, c.rms_eps as f32)?;
-            let split = |m: &QMatMul, n: usize| -> candle_core::Result<Tensor> {
+            let split = |m: &QMatMul, heads: usize| -> candle_core::Result<Tensor> {
                 m.forward(&hx)?
-                    .reshape((1, t, n, dh))?
+                    .reshape((1, n, heads, dh))?
                     .transpose(1, 2)?
                     .contiguous()
             };
             let q = candle_nn::rotary_emb::rope_i(&split(&layer.q, h)?, &cos, &sin)?;
-            let k = candle_nn::rotary_emb::rope_i(&split(&layer.k, kvh)?, &cos, &sin)?;
-            let v = split(&layer.v, kvh)?;
+            let k_new = candle_nn::rotary_emb::rope_i(&split(&layer.k, kvh)?, &cos, &sin)?;
+            let v_new = split(&layer.v, kvh)?;
+            let (k, v) = match slot.take() {
+                Some((k0, v0)) => (
+                    Tensor::cat(&[&k0, &k_new], 2)?,
+                    Tensor::cat(&[&v0, &v_new], 2)?,
+                ),
+                None => (k_new, v_new),
+            };
+            *slot = Some((k.clone(), v.clone()));
             // Grouped-query attention: each key/value head serves h / kvh query heads.
             let rep = h / kvh.max(1);
             let expand = |x: Tensor| -> candle_core::Result<Tensor> {
@@ -301,7 +331,7 @@ impl GgufLlama {
                 .matmul(&v)?
                 .transpose(1, 2)?
                 .contiguous()?
-                .reshape((1, t, c.d_model))?;
+                .reshape((1, n, c.d_model))?;
             x = (x + layer.o.forward(&y)?)?;
             let hx = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, c.rms_eps as f32)?;
             let g = candle_nn::ops::silu(&layer.gate.forward(&hx)?)?;
@@ -312,13 +342,14 @@ impl GgufLlama {
                 out.scores.push(z);
             }
         }
+        cache.len = t;
         let x = candle_nn::ops::rms_norm(&x, &self.out_norm, c.rms_eps as f32)?;
         out.logits = self.head.forward(&x)?;
         Ok(out)
     }
 
-    /// RoPE tables (cos, sin) [T, d_h/2].
-    fn rope_tables(&self, t: usize) -> candle_core::Result<(Tensor, Tensor)> {
+    /// RoPE tables (cos, sin) [n, d_h/2] of positions p..p+n.
+    fn rope_tables(&self, p: usize, n: usize) -> candle_core::Result<(Tensor, Tensor)> {
         let c = &self.config;
         let dh = c.d_model / c.heads;
         let dev = &self.device;
@@ -326,9 +357,9 @@ impl GgufLlama {
             .map(|i| 1.0 / c.rope_base.powf(2.0 * i as f64 / dh as f64) as f32)
             .collect();
         let inv = Tensor::from_vec(inv, (1, dh / 2), dev)?;
-        let pos = Tensor::arange(0u32, t as u32, dev)?
+        let pos = Tensor::arange(p as u32, (p + n) as u32, dev)?
             .to_dtype(DType::F32)?
-            .reshape((t, 1))?;
+            .reshape((n, 1))?;
         let freqs = pos.broadcast_mul(&inv)?;
         Ok((freqs.cos()?, freqs.sin()?))
     }
@@ -375,6 +406,18 @@ impl AttentionModel for GgufLlama {
         keep_scores: bool,
     ) -> Result<ForwardOutput, ModelError> {
         self.forward_with(ids, biases, keep_scores)
+    }
+
+    fn step_cached(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        cache: &mut KvCache,
+    ) -> Option<Result<Tensor, ModelError>> {
+        Some(
+            self.forward_cached(ids, biases, false, cache)
+                .map(|out| out.logits),
+        )
     }
 }
 

@@ -45,6 +45,41 @@ pub trait AttentionModel {
         biases: &[AttentionBias],
         keep_scores: bool,
     ) -> Result<ForwardOutput, ModelError>;
+
+    /// A decoder's incremental step: the new tokens `ids` after the positions `cache` holds,
+    /// with biases cut to their rows ([`AttentionBias::rows`]); returns their logits [1,n,V]
+    /// and extends the cache. `None` where the model keeps no cache (callers then run
+    /// [`forward_biased`](Self::forward_biased) over the whole sequence).
+    fn step_cached(
+        &self,
+        _ids: &[u32],
+        _biases: &[AttentionBias],
+        _cache: &mut KvCache,
+    ) -> Option<Result<Tensor, ModelError>> {
+        None
+    }
+}
+
+/// Keys and values of the positions a decoder has seen, per layer ([1,kv_heads,P,d_h] each),
+/// so that the next token costs one position's work.
+#[derive(Default)]
+pub struct KvCache {
+    /// Keys and values per layer (None until the layer has run).
+    pub layers: Vec<Option<(Tensor, Tensor)>>,
+    /// Positions held.
+    pub len: usize,
+}
+
+impl KvCache {
+    /// Positions held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 impl AttentionModel for LocalistModel {

@@ -64,6 +64,21 @@ pub struct AttentionBias {
 }
 
 impl AttentionBias {
+    /// Rows `start..start + n` of this bias (for a step over the last `n` positions of a
+    /// sequence whose earlier keys and values are cached).
+    pub fn rows(&self, start: usize, n: usize) -> candle_core::Result<Self> {
+        let cut = |t: &Tensor| t.narrow(2, start, n);
+        Ok(Self {
+            additive: cut(&self.additive)?,
+            tau: self.tau,
+            mixture: match &self.mixture {
+                Some((lam, local)) => Some((*lam, cut(local)?)),
+                None => None,
+            },
+            extra: self.extra.as_ref().map(cut).transpose()?,
+        })
+    }
+
     /// Stack per-sequence layer biases (same temperature and mode) into batch tensors.
     pub fn from_rows(rows: &[&LayerBias], t: usize, device: &Device) -> candle_core::Result<Self> {
         let b = rows.len();

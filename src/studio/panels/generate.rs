@@ -38,7 +38,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
                 .text("tokens")
                 .integer(),
         )
-        .on_hover_text("How many tokens to generate, one full forward pass each.");
+        .on_hover_text("How many tokens to generate.");
         let busy = state.generate.pending;
         if ui
             .add_enabled(!busy, egui::Button::new("Generate"))
@@ -75,7 +75,11 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
             g.dial.params.lambda,
             g.ms_per_token
         ))
-        .on_hover_text("Each token takes a full forward pass over the text so far (no KV cache).");
+        .on_hover_text(
+            "The prompt's forward pass included. A decoder keeps a KV cache, so each further \
+             token runs one position; with rules in force every token is a full pass (a rule \
+             can move the whole row).",
+        );
         if (g.dial.params.lambda - state.dial.params.lambda).abs() > 1e-9
             || g.dial.params.mode != state.dial.params.mode
         {
