@@ -2,7 +2,7 @@
 //! configuration (batch 32 x 64, windows of 8). For profiling, e.g.
 //! `CANDLE_NUM_THREADS=1 perf record -g` on the bench binary.
 //! Usage: `cargo bench --bench profile_step` (`LAMBDA=0` for no penalty).
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
 use candle_core::Device;
 use localist::data::tokenizer::{CharTokenizer, Tokenizer};
 use localist::model::blocks::BlockMap;

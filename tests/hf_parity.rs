@@ -2,6 +2,7 @@
 //! (transformers, f32), on the models `scripts/fetch_models.sh` unpacks into `models/`.
 //! `.ci/run` fetches them and sets LOCALIST_REQUIRE_MODELS=1, so in CI a missing model fails;
 //! elsewhere the tests say they were skipped.
+#![allow(clippy::too_many_lines)]
 
 use std::path::PathBuf;
 

@@ -2,6 +2,7 @@
 //! with disjoint vocabularies, recruitment ends with K* blocks whose anchors come from one topic
 //! each; a rejected move restores the exact weights and map; the accepted moves respect the
 //! ⌊DL₀/δ⌋ bound; merges and extensions act by the same test.
+#![allow(clippy::too_many_lines)]
 
 use std::collections::BTreeMap;
 use std::time::Instant;

@@ -5,7 +5,7 @@
 //!
 //! The tests skip, saying so, only when the machine has no wgpu adapter at all. Refresh the
 //! images with `UPDATE_SNAPSHOTS=1 cargo test --test snapshots`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
 use std::path::Path;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 //! `math` module, as noted next to each) or from a test-side computation that does not use the
 //! code under test (e.g. an independent softmax).
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
 use localist::analysis::anchors::{
     coherence_matrix, coverage_bits, max_abs_cosine, orthonormal_vectors, pmi_bits, purity_bits,

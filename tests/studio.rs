@@ -1,7 +1,7 @@
 //! The real studio app driven through egui_kittest (logic and accessibility tree; no GPU
 //! needed). The worker thread runs the engine as in the window, so each test waits, with a
 //! deadline, for the worker's answer by stepping frames.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

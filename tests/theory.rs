@@ -1,6 +1,6 @@
 //! The theory curve on a real sample model: no row breaks a derived bound, and the closed-form
 //! mode-A curve matches the measured layer-0 off-block mass at every λ.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
 use std::path::Path;
 

@@ -26,7 +26,7 @@
 //! setting (`.cargo/config.toml`); it is a single test so the two trainings never compete for
 //! the cores.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
 use std::time::Instant;
 

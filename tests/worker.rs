@@ -1,6 +1,6 @@
 //! The worker thread driven as the studio will drive it: commands in, events out, nothing
 //! blocking on the caller's side except these tests' bounded waits for an answer.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
