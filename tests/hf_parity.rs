@@ -383,7 +383,10 @@ fn a_checkpoint_without_blocks_json_is_named_as_such() {
     assert!(!ImportedModel::looks_imported(&ck));
     std::fs::remove_file(ck.join("blocks.json")).unwrap_or_else(|e| panic!("{e}"));
     let err = detect_err(&ck);
-    assert!(err.contains("blocks.json") && err.contains("checkpoint"), "{err}");
+    assert!(
+        err.contains("blocks.json") && err.contains("checkpoint"),
+        "{err}"
+    );
     let err = match ImportedModel::open(&ck, &Device::Cpu) {
         Ok(_) => panic!("opened a checkpoint without blocks.json"),
         Err(e) => format!("{e:#}"),
@@ -401,7 +404,10 @@ fn a_config_of_no_known_kind_is_refused_clearly() {
     std::fs::write(&cfg, r#"{"hidden_size": 8}"#).unwrap_or_else(|e| panic!("{e}"));
     let err = detect_err(dir.path());
     assert!(err.contains("config.json"), "{err}");
-    assert!(err.contains("model_type") && err.contains("architectures"), "{err}");
+    assert!(
+        err.contains("model_type") && err.contains("architectures"),
+        "{err}"
+    );
 }
 
 /// GGUF files are told by their magic bytes, not their names.
@@ -433,8 +439,11 @@ fn gguf_is_told_by_its_magic_not_its_name() {
 fn a_hugging_face_folder_is_told_by_its_config() {
     use localist::hf::{detect, ModelKind};
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.path().join("config.json"), r#"{"architectures": ["BertModel"]}"#)
-        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"architectures": ["BertModel"]}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(detect(dir.path()).ok(), Some(ModelKind::HuggingFace));
     assert!(localist::hf::ImportedModel::looks_imported(dir.path()));
     if let Some(w) = model_file("all-MiniLM-L6-v2", "model.safetensors") {

@@ -52,7 +52,7 @@ impl ImportedModel {
         }
     }
 
-    /// True unless `path` is one of our checkpoints ([`detect`]): imported models, and paths
+    /// True unless `path` is one of our checkpoints ([`detect()`]): imported models, and paths
     /// that are no model at all, go to [`ImportedModel::open`], whose error names what is
     /// missing (a checkpoint without `blocks.json`, say).
     pub fn looks_imported(path: &Path) -> bool {
