@@ -353,6 +353,106 @@ fn imported_model_errors_name_the_file_and_what_is_supported() {
     assert!(err.contains("broken.gguf"), "{err}");
 }
 
+/// A copy of a sample checkpoint in `dir`, named `name`.
+fn sample_copy(dir: &std::path::Path, name: &str) -> PathBuf {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sample_models/tiny-shakespeare-l0");
+    let dst = dir.join(name);
+    std::fs::create_dir_all(&dst).unwrap_or_else(|e| panic!("{e}"));
+    for f in ["config.json", "blocks.json", "model.safetensors"] {
+        std::fs::copy(src.join(f), dst.join(f)).unwrap_or_else(|e| panic!("{e}"));
+    }
+    dst
+}
+
+/// The error of detecting what `path` holds (it must fail).
+fn detect_err(path: &std::path::Path) -> String {
+    match localist::hf::detect(path) {
+        Ok(kind) => panic!("{} detected as {kind:?}", path.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// A checkpoint is told by its own files, and one without `blocks.json` is reported as such,
+/// never as "not a BERT config".
+#[test]
+fn a_checkpoint_without_blocks_json_is_named_as_such() {
+    use localist::hf::{detect, ImportedModel, ModelKind};
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let ck = sample_copy(dir.path(), "ck");
+    assert_eq!(detect(&ck).ok(), Some(ModelKind::Checkpoint));
+    assert!(!ImportedModel::looks_imported(&ck));
+    std::fs::remove_file(ck.join("blocks.json")).unwrap_or_else(|e| panic!("{e}"));
+    let err = detect_err(&ck);
+    assert!(
+        err.contains("blocks.json") && err.contains("checkpoint"),
+        "{err}"
+    );
+    let err = match ImportedModel::open(&ck, &Device::Cpu) {
+        Ok(_) => panic!("opened a checkpoint without blocks.json"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("blocks.json"), "{err}");
+    assert!(!err.contains("BERT"), "{err}");
+}
+
+/// A `config.json` with neither `model_type`/`architectures` nor a checkpoint's fields is
+/// refused with an error that names the file and what it lacks.
+#[test]
+fn a_config_of_no_known_kind_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let cfg = dir.path().join("config.json");
+    std::fs::write(&cfg, r#"{"hidden_size": 8}"#).unwrap_or_else(|e| panic!("{e}"));
+    let err = detect_err(dir.path());
+    assert!(err.contains("config.json"), "{err}");
+    assert!(
+        err.contains("model_type") && err.contains("architectures"),
+        "{err}"
+    );
+}
+
+/// GGUF files are told by their magic bytes, not their names.
+#[test]
+fn gguf_is_told_by_its_magic_not_its_name() {
+    use localist::hf::{detect, ModelKind};
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fake = dir.path().join("fake.gguf");
+    std::fs::write(&fake, b"PK\x03\x04 a zip, not gguf").unwrap_or_else(|e| panic!("{e}"));
+    let err = detect_err(&fake);
+    assert!(err.contains("fake.gguf") && err.contains("magic"), "{err}");
+    let short = dir.path().join("short.gguf");
+    std::fs::write(&short, b"GG").unwrap_or_else(|e| panic!("{e}"));
+    assert!(detect_err(&short).contains("magic"));
+    let renamed = dir.path().join("weights.model");
+    std::fs::write(&renamed, b"GGUF\x03\x00\x00\x00 rest").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(detect(&renamed).ok(), Some(ModelKind::Gguf));
+    // A folder holding one GGUF file is that file.
+    let one = dir.path().join("one");
+    std::fs::create_dir_all(&one).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(one.join("m.gguf"), b"GGUF....").unwrap_or_else(|e| panic!("{e}"));
+    let found = localist::hf::locate(&one).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(found.kind, ModelKind::Gguf);
+    assert_eq!(found.path, one.join("m.gguf"));
+}
+
+/// A Hugging Face folder is told by its config's `model_type` or `architectures`.
+#[test]
+fn a_hugging_face_folder_is_told_by_its_config() {
+    use localist::hf::{detect, ModelKind};
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"architectures": ["BertModel"]}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(detect(dir.path()).ok(), Some(ModelKind::HuggingFace));
+    assert!(localist::hf::ImportedModel::looks_imported(dir.path()));
+    if let Some(w) = model_file("all-MiniLM-L6-v2", "model.safetensors") {
+        let folder = w.parent().map(PathBuf::from).unwrap_or_default();
+        assert_eq!(detect(&folder).ok(), Some(ModelKind::HuggingFace));
+        assert_eq!(detect(&w).ok(), Some(ModelKind::HuggingFace));
+    }
+}
+
 /// Generation with the KV cache computes what a full forward computes, under the dial (modes A
 /// and B), one position per step.
 #[test]

@@ -2,7 +2,7 @@
 //! pickled `.bin`) and `tokenizer.json`. The forward pass is ours, in candle, and returns every
 //! layer's attention; an optional additive bias per layer ([B,1,T,T] or [B,H,T,T]) enters the
 //! scores before the softmax exactly as the dial and rule biases do in our own model
-//! ([`crate::model::backend::biased_attention`]); the dial sees it as bidirectional.
+//! ([`crate::model::attention::biased_attention`]); the dial sees it as bidirectional.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,8 +11,9 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
 use serde::Deserialize;
 
-use crate::model::backend::{biased_attention, AttentionModel, ModelDims};
-use crate::model::transformer::{AttentionBias, ForwardOutput, ModelError};
+use crate::model::attention::{biased_attention, AttentionBias};
+use crate::model::backend::{AttentionModel, ModelDims};
+use crate::model::transformer::{ForwardOutput, ModelError};
 
 /// The fields of a BERT `config.json` the forward pass needs.
 #[derive(Clone, Debug, PartialEq, Deserialize)]

@@ -8,13 +8,14 @@
 //! ([`HfTokenizer`]) and its blocks from k-means over the embedding rows or from a lexicon.
 
 pub mod bert;
+pub mod detect;
 pub mod eval;
 pub mod gguf_llama;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use candle_core::Device;
 
 use crate::data::lexicon::{Lexicon, LexiconError};
@@ -22,9 +23,7 @@ use crate::data::tokenizer::Tokenizer;
 use crate::model::backend::AttentionModel;
 use crate::model::blocks::BlockMap;
 
-/// What can be opened, for error messages.
-pub const SUPPORTED: &str = "a .gguf file of a LLaMA-family decoder, or a Hugging Face folder \
-     of a BERT-family encoder (config.json + model.safetensors + tokenizer.json)";
+pub use detect::{detect, locate, DetectError, Located, ModelKind, SUPPORTED};
 
 /// A pretrained model opened from a `.gguf` file or a Hugging Face folder.
 pub enum ImportedModel {
@@ -35,78 +34,29 @@ pub enum ImportedModel {
 }
 
 impl ImportedModel {
-    /// Open `path`: a `.gguf` file, or a folder (or a file inside it) with `config.json`,
-    /// `model.safetensors` and `tokenizer.json`. A pickled checkpoint is refused, never read.
+    /// Open `path`: a GGUF file (or a folder holding one), or a Hugging Face folder (or a file
+    /// inside it), recognised by their contents ([`detect::locate`]). A pickled checkpoint is
+    /// refused, never read; a Localist checkpoint is not an imported model.
     pub fn open(path: &Path, device: &Device) -> Result<Self> {
-        if !path.exists() {
-            bail!("{}: no such file or folder", path.display());
-        }
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if path.is_file() {
-            match ext.as_str() {
-                "gguf" => return Ok(Self::Llama(gguf_llama::GgufLlama::open(path, device)?)),
-                "bin" | "pt" | "pth" | "ckpt" | "pkl" => bail!(
-                    "{}: pickled PyTorch checkpoints are never loaded (unpickling runs code); \
-                     convert it to safetensors. Supported: {SUPPORTED}",
-                    path.display()
-                ),
-                "safetensors" | "json" => {
-                    if let Some(dir) = path.parent() {
-                        return Ok(Self::Bert(bert::Bert::open(dir, device)?));
-                    }
-                }
-                _ => {}
-            }
-            bail!(
-                "{}: not a model this studio opens. Supported: {SUPPORTED}",
+        let found = locate(path)?;
+        match found.kind {
+            ModelKind::Gguf => Ok(Self::Llama(gguf_llama::GgufLlama::open(
+                &found.path,
+                device,
+            )?)),
+            ModelKind::HuggingFace => Ok(Self::Bert(bert::Bert::open(&found.path, device)?)),
+            ModelKind::Checkpoint => bail!(
+                "{}: a Localist checkpoint, not an imported model. Supported: {SUPPORTED}",
                 path.display()
-            );
-        }
-        if path.join("config.json").exists()
-            || path.join("model.safetensors").exists()
-            || path.join("pytorch_model.bin").exists()
-        {
-            return Ok(Self::Bert(bert::Bert::open(path, device)?));
-        }
-        // A folder with exactly one .gguf file in it.
-        let ggufs: Vec<PathBuf> = std::fs::read_dir(path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
-            .collect();
-        match ggufs.as_slice() {
-            [one] => Ok(Self::Llama(gguf_llama::GgufLlama::open(one, device)?)),
-            [] => bail!(
-                "{}: no config.json, model.safetensors or .gguf file here. Supported: {SUPPORTED}",
-                path.display()
-            ),
-            _ => bail!(
-                "{}: {} .gguf files here; open one of them",
-                path.display(),
-                ggufs.len()
             ),
         }
     }
 
-    /// True when `path` looks like an imported model rather than one of our checkpoints (a
-    /// `.gguf` file, or a folder with `model.safetensors`/`config.json` but no `blocks.json`).
+    /// True unless `path` is one of our checkpoints ([`detect()`]): imported models, and paths
+    /// that are no model at all, go to [`ImportedModel::open`], whose error names what is
+    /// missing (a checkpoint without `blocks.json`, say).
     pub fn looks_imported(path: &Path) -> bool {
-        if path.is_file() {
-            return true;
-        }
-        !path.join("blocks.json").exists()
-            && (path.join("model.safetensors").exists()
-                || path.join("pytorch_model.bin").exists()
-                || std::fs::read_dir(path).is_ok_and(|mut d| {
-                    d.any(|e| {
-                        e.ok()
-                            .is_some_and(|e| e.path().extension().is_some_and(|x| x == "gguf"))
-                    })
-                }))
+        !matches!(detect(path), Ok(ModelKind::Checkpoint))
     }
 
     /// The forward pass the dial acts on.
@@ -301,16 +251,17 @@ impl Tokenizer for HfTokenizer {
 /// in the same scheme: the `.gguf` file ([`ImportedModel::path`]), or a folder's config.json,
 /// model.safetensors and tokenizer.json.
 pub fn model_sha256(path: &Path) -> Result<String> {
-    if !ImportedModel::looks_imported(path) {
-        return Ok(crate::model::checkpoint::checkpoint_sha256(path)?);
-    }
-    let files: Vec<(&str, PathBuf)> = if path.is_file() {
-        vec![("model.gguf", path.to_path_buf())]
-    } else {
-        ["config.json", "model.safetensors", "tokenizer.json"]
+    let found = locate(path)?;
+    let files: Vec<(&str, PathBuf)> = match found.kind {
+        ModelKind::Checkpoint => {
+            return Ok(crate::model::checkpoint::checkpoint_sha256(&found.path)?)
+        }
+        ModelKind::Gguf => vec![("model.gguf", found.path)],
+        ModelKind::HuggingFace if path.is_file() => vec![("model.gguf", path.to_path_buf())],
+        ModelKind::HuggingFace => ["config.json", "model.safetensors", "tokenizer.json"]
             .into_iter()
-            .map(|n| (n, path.join(n)))
-            .collect()
+            .map(|n| (n, found.path.join(n)))
+            .collect(),
     };
     Ok(crate::model::checkpoint::files_sha256(&files)?)
 }

@@ -4,14 +4,15 @@
 //! additive bias, temperature and mode-B mixture, and the rules' per-head bias) and returns every
 //! layer's attention and biased scores.
 //!
-//! The softmax with those biases is [`biased_attention`], shared by every implementation, so the
-//! dial means the same thing on every model.
+//! The softmax with those biases is [`crate::model::attention::biased_attention`], shared by
+//! every implementation, so the dial means the same thing on every model.
 
 use candle_core::{Device, Tensor};
 
-use crate::model::transformer::{
-    AttentionBias, ForwardOptions, ForwardOutput, LocalistModel, ModelError,
-};
+/// Re-exported from [`crate::model::attention`], where it lives, for callers of the old path.
+pub use crate::model::attention::biased_attention;
+use crate::model::attention::AttentionBias;
+use crate::model::transformer::{ForwardOptions, ForwardOutput, LocalistModel, ModelError};
 
 /// The shape of a model as the dial sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,44 +116,4 @@ impl AttentionModel for LocalistModel {
             },
         )
     }
-}
-
-/// Attention weights from raw scores `s` = q·kᵀ/√d_h [B,H,T,T] under one layer's bias: the
-/// additive bias (which carries the causal mask) and the rules' extra bias are added, the sum is
-/// divided by τ, and mode B mixes in the local-only softmax. Without a bias, `default_mask`
-/// (the causal mask of a decoder; `None` for an encoder) is added. `softmax` is the fused or
-/// the differentiable one. Returns (attention, biased scores z).
-pub fn biased_attention(
-    s: &Tensor,
-    bias: Option<&AttentionBias>,
-    default_mask: Option<&Tensor>,
-    softmax: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
-) -> candle_core::Result<(Tensor, Tensor)> {
-    let z = match (bias, default_mask) {
-        (Some(bias), _) => {
-            let mut z = s.broadcast_add(&bias.additive)?;
-            if let Some(extra) = &bias.extra {
-                z = z.broadcast_add(extra)?;
-            }
-            z
-        }
-        (None, Some(mask)) => s.broadcast_add(mask)?,
-        (None, None) => s.clone(),
-    };
-    let tau = bias.map(|b| b.tau).unwrap_or(1.0);
-    let zt = if (tau - 1.0).abs() > 0.0 {
-        (&z / tau)?
-    } else {
-        z.clone()
-    };
-    let mut a = softmax(&zt)?;
-    if let Some((lam, local)) = bias.and_then(|b| b.mixture.as_ref()) {
-        let mut zl = s.broadcast_add(local)?;
-        if let Some(extra) = bias.and_then(|b| b.extra.as_ref()) {
-            zl = zl.broadcast_add(extra)?;
-        }
-        let al = softmax(&(zl / tau)?)?;
-        a = ((a * (1.0 - lam))? + (al * *lam)?)?;
-    }
-    Ok((a, z))
 }

@@ -8,10 +8,11 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::metrics::{argmax, block_masses, entropy_bits, logit_margin, off_block_mass};
+use crate::model::attention::AttentionBias;
 use crate::model::backend::AttentionModel;
 use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::model::dial::{layer_bias, DialSetting};
-use crate::model::transformer::{AttentionBias, ModelError};
+use crate::model::transformer::ModelError;
 
 /// One head of one layer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -50,17 +50,13 @@ impl DialSetting {
     pub fn is_identity(&self, num_layers: usize) -> bool {
         self.per_layer(num_layers)
             .iter()
-            .all(|p| p.lambda == 0.0 && (effective_tau(p) - 1.0).abs() < f64::EPSILON)
+            .all(|p| p.lambda == 0.0 && (temperature(p) - 1.0).abs() < f64::EPSILON)
     }
 }
 
-/// Temperature the layer's softmax divides by.
-pub fn effective_tau(p: &DialParams) -> f64 {
-    match p.mode {
-        DialMode::Temperature => temperature(p),
-        _ => p.tau,
-    }
-}
+/// Temperature the layer's softmax divides by: [`crate::analysis::dial::temperature`], where it
+/// is defined once, under the name the engine's callers use.
+pub use crate::analysis::dial::temperature as effective_tau;
 
 /// What one layer's attention kernel needs for one sequence.
 #[derive(Clone, Debug, PartialEq)]
@@ -127,7 +123,7 @@ pub fn layer_bias(masks: &SequenceMasks, p: &DialParams) -> LayerBias {
     }
     LayerBias {
         additive,
-        tau: effective_tau(p) as f32,
+        tau: temperature(p) as f32,
         mixture,
     }
 }

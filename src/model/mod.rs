@@ -1,6 +1,7 @@
 //! The model: configuration, blocks, the dial as biases, the candle transformer, capture and
 //! checkpoints.
 
+pub mod attention;
 pub mod backend;
 pub mod blocks;
 pub mod capture;
@@ -12,10 +13,11 @@ pub mod gelu;
 pub mod params;
 pub mod transformer;
 
+pub use attention::AttentionBias;
 pub use backend::{AttentionModel, ModelDims};
 pub use blocks::{BlockMap, SequenceMasks};
 pub use capture::{capture, Capture, HeadCapture};
 pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint, CheckpointMeta};
 pub use config::ModelConfig;
 pub use dial::DialSetting;
-pub use transformer::{AttentionBias, ForwardOptions, LocalistModel};
+pub use transformer::{ForwardOptions, LocalistModel};

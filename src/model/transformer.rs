@@ -16,9 +16,10 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::analysis::anchors::orthonormal_vectors;
 use crate::analysis::rng::SplitMix64;
-use crate::model::backend::biased_attention;
+use crate::model::attention::biased_attention;
+/// Re-exported from [`crate::model::attention`], where they live, for callers of the old path.
+pub use crate::model::attention::{causal_tensor, AttentionBias};
 use crate::model::config::{Activation, ModelConfig};
-use crate::model::dial::LayerBias;
 use crate::model::fused::{add_bias, layer_norm, softmax_last};
 use crate::model::gelu::gelu_tanh;
 use crate::model::params::{const_tensor, normal_tensor, ParamStore};
@@ -48,66 +49,6 @@ pub enum ModelError {
     /// An error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
-}
-
-/// One layer's attention bias for a batch, as tensors.
-#[derive(Clone, Debug)]
-pub struct AttentionBias {
-    /// Additive bias [B,1,T,T] (−∞ invisible).
-    pub additive: Tensor,
-    /// Softmax temperature.
-    pub tau: f64,
-    /// Mode B mixture: λ and the local-only bias [B,1,T,T].
-    pub mixture: Option<(f64, Tensor)>,
-    /// Extra per-head bias [B,H,T,T] (rules), added before the temperature.
-    pub extra: Option<Tensor>,
-}
-
-impl AttentionBias {
-    /// Rows `start..start + n` of this bias (for a step over the last `n` positions of a
-    /// sequence whose earlier keys and values are cached).
-    pub fn rows(&self, start: usize, n: usize) -> candle_core::Result<Self> {
-        let cut = |t: &Tensor| t.narrow(2, start, n);
-        Ok(Self {
-            additive: cut(&self.additive)?,
-            tau: self.tau,
-            mixture: match &self.mixture {
-                Some((lam, local)) => Some((*lam, cut(local)?)),
-                None => None,
-            },
-            extra: self.extra.as_ref().map(cut).transpose()?,
-        })
-    }
-
-    /// Stack per-sequence layer biases (same temperature and mode) into batch tensors.
-    pub fn from_rows(rows: &[&LayerBias], t: usize, device: &Device) -> candle_core::Result<Self> {
-        let b = rows.len();
-        let additive: Vec<f32> = rows
-            .iter()
-            .flat_map(|r| r.additive.iter().copied())
-            .collect();
-        let additive = Tensor::from_vec(additive, (b, 1, t, t), device)?;
-        let tau = rows.first().map(|r| r.tau as f64).unwrap_or(1.0);
-        let mixture = match rows.first().and_then(|r| r.mixture.as_ref()) {
-            Some((lam, _)) => {
-                let local: Vec<f32> = rows
-                    .iter()
-                    .flat_map(|r| match &r.mixture {
-                        Some((_, l)) => l.clone(),
-                        None => vec![f32::NEG_INFINITY; t * t],
-                    })
-                    .collect();
-                Some((*lam as f64, Tensor::from_vec(local, (b, 1, t, t), device)?))
-            }
-            None => None,
-        };
-        Ok(Self {
-            additive,
-            tau,
-            mixture,
-            extra: None,
-        })
-    }
 }
 
 /// What a forward pass should keep besides the logits.
@@ -399,10 +340,4 @@ impl LocalistModel {
             .broadcast_add(&self.p("head.bias")?)?;
         Ok(out)
     }
-}
-
-/// The causal mask as a [B,1,T,T] tensor.
-pub fn causal_tensor(b: usize, t: usize, device: &Device) -> candle_core::Result<Tensor> {
-    let one = crate::model::dial::causal_bias(t);
-    Tensor::from_vec(one, (1, 1, t, t), device)?.repeat((b, 1, 1, 1))
 }

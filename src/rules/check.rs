@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::tokenizer::Tokenizer;
 use crate::model::blocks::{BlockMap, SequenceMasks};
-use crate::rules::ast::{Condition, Name, Pos, RuleSet, Scope, Strength, Target};
+use crate::rules::ast::{Condition, Name, Pos, Rule, RuleSet, Scope, Strength, Target};
 use crate::rules::parse::{RuleError, RuleErrors};
 use crate::rules::print::{print_positions, print_rule};
 
@@ -117,186 +117,21 @@ pub fn resolve(
     tokenizer: &dyn Tokenizer,
     anchors: &[(String, Vec<String>)],
 ) -> Result<Vec<ResolvedRule>, RuleErrors> {
-    let mut errors = Vec::new();
+    let mut res = Resolver {
+        blocks,
+        tokenizer,
+        anchors,
+        declared: Vec::new(),
+        errors: Vec::new(),
+    };
     // Declared blocks first, so any rule may use them.
-    let mut declared: Vec<(String, Vec<u32>)> = Vec::new();
     for r in &set.rules {
         if let Some((name, toks)) = &r.new_block {
-            if let Some(b) = blocks.names.iter().position(|n| n == &name.text) {
-                // Already in the map with exactly these tokens (recruitment took the
-                // declaration): the rules refer to the map's block.
-                let mut ids: Vec<u32> = toks
-                    .iter()
-                    .filter_map(|t| token(tokenizer, t, &mut Vec::new()))
-                    .collect();
-                ids.sort_unstable();
-                let mut have: Vec<u32> = (0u32..)
-                    .zip(&blocks.token_block)
-                    .filter(|&(_, &k)| k == b)
-                    .map(|(id, _)| id)
-                    .collect();
-                have.sort_unstable();
-                if ids == have && blocks.kind == crate::model::blocks::BlockKind::Semantic {
-                    continue;
-                }
-                errors.push(err(
-                    name.pos,
-                    format!(
-                        "block {} already exists in this model; pick a new name",
-                        name.text
-                    ),
-                ));
-                continue;
-            }
-            if declared.iter().any(|(n, _)| n == &name.text) {
-                errors.push(err(
-                    name.pos,
-                    format!("block {} is declared by two rules", name.text),
-                ));
-                continue;
-            }
-            let ids: Vec<u32> = toks
-                .iter()
-                .filter_map(|t| token(tokenizer, t, &mut errors))
-                .collect();
-            declared.push((name.text.clone(), ids));
+            res.declare(name, toks);
         }
     }
-    let block_ref = |n: &Name, errors: &mut Vec<RuleError>| -> Option<BlockRef> {
-        if let Some(b) = blocks.names.iter().position(|x| x == &n.text) {
-            return Some(BlockRef::Map(b));
-        }
-        if let Some((name, ids)) = declared.iter().find(|(x, _)| x == &n.text) {
-            return Some(BlockRef::Declared(name.clone(), ids.clone()));
-        }
-        errors.push(err(
-            n.pos,
-            format!(
-                "unknown block {:?}; this model's blocks are {}, or declare it with `new block`",
-                n.text,
-                blocks.names.join(", ")
-            ),
-        ));
-        None
-    };
-    let mut out = Vec::new();
-    for r in &set.rules {
-        let before = errors.len();
-        let mut when = Vec::new();
-        let mut trigger_label = "-".to_string();
-        for c in &r.when {
-            let resolved = match c {
-                Condition::QueryToken { token: t } => {
-                    token(tokenizer, t, &mut errors).map(Cond::QueryToken)
-                }
-                Condition::QueryBlock { block } => {
-                    trigger_label = block.text.clone();
-                    block_ref(block, &mut errors).map(Cond::QueryBlock)
-                }
-                Condition::EarlierToken { token: t } => {
-                    token(tokenizer, t, &mut errors).map(Cond::EarlierToken)
-                }
-                Condition::EarlierBlock { block } => {
-                    if trigger_label == "-" {
-                        trigger_label = format!("(earlier) {}", block.text);
-                    }
-                    block_ref(block, &mut errors).map(Cond::EarlierBlock)
-                }
-                Condition::Position { from, to } => Some(Cond::Position(*from, *to)),
-            };
-            when.extend(resolved);
-        }
-        let (aim, target_block, target_label) = match &r.target {
-            Target::Block { block } => {
-                let b = block_ref(block, &mut errors);
-                let tb = match b {
-                    Some(BlockRef::Map(k)) => Some(k),
-                    _ => None,
-                };
-                (b.map(Aim::Block), tb, block.text.clone())
-            }
-            Target::PreviousBlock { block } => {
-                let b = block_ref(block, &mut errors);
-                let tb = match b {
-                    Some(BlockRef::Map(k)) => Some(k),
-                    _ => None,
-                };
-                (b.map(Aim::Previous), tb, format!("previous {}", block.text))
-            }
-            Target::Token { token: t } => (
-                token(tokenizer, t, &mut errors).map(|id| Aim::Tokens(vec![id])),
-                None,
-                format!("token {:?}", t.text),
-            ),
-            Target::Anchor { block } => {
-                let b = block_ref(block, &mut errors);
-                let list = anchors.iter().find(|(n, _)| n == &block.text);
-                let aim = match (b, list) {
-                    (Some(_), Some((_, toks))) if !toks.is_empty() => Some(Aim::Tokens(
-                        toks.iter().filter_map(|t| tokenizer.token_id(t)).collect(),
-                    )),
-                    (Some(_), _) => {
-                        errors.push(err(
-                            block.pos,
-                            format!(
-                                "block {} has no anchor tokens in this model (anchors are \
-                                 measured when a model is trained; target the block instead)",
-                                block.text
-                            ),
-                        ));
-                        None
-                    }
-                    (None, _) => None,
-                };
-                let tb = match block_ref(block, &mut Vec::new()) {
-                    Some(BlockRef::Map(k)) => Some(k),
-                    _ => None,
-                };
-                (aim, tb, format!("anchors of {}", block.text))
-            }
-            Target::Positions { positions } => (
-                Some(Aim::Positions(positions.clone())),
-                None,
-                format!("positions {}", print_positions(positions)),
-            ),
-        };
-        let forbid: Vec<u32> = r
-            .forbid
-            .iter()
-            .filter_map(|t| token(tokenizer, t, &mut errors))
-            .collect();
-        let boost = r.boost.as_ref().map(|(toks, by)| {
-            (
-                toks.iter()
-                    .filter_map(|t| token(tokenizer, t, &mut errors))
-                    .collect::<Vec<u32>>(),
-                *by,
-            )
-        });
-        if errors.len() == before {
-            if let Some(aim) = aim {
-                out.push(ResolvedRule {
-                    id: r.id.text.clone(),
-                    description: r.description.clone(),
-                    enabled: r.enabled,
-                    text: print_rule(r),
-                    when,
-                    aim,
-                    target_block,
-                    target_label,
-                    trigger_label,
-                    layers: r.layers.clone(),
-                    heads: r.heads.clone(),
-                    strength: r.strength,
-                    forbid,
-                    boost,
-                    declares: r.new_block.as_ref().and_then(|(name, _)| {
-                        declared.iter().find(|(n, _)| n == &name.text).cloned()
-                    }),
-                });
-            }
-        }
-    }
+    let out: Vec<ResolvedRule> = set.rules.iter().filter_map(|r| res.rule(r)).collect();
+    let mut errors = res.errors;
     if errors.is_empty() {
         Ok(out)
     } else {
@@ -305,20 +140,209 @@ pub fn resolve(
     }
 }
 
-/// The id of a token named in a rule, or an error.
-fn token(tokenizer: &dyn Tokenizer, t: &Name, errors: &mut Vec<RuleError>) -> Option<u32> {
-    match tokenizer.token_id(&t.text) {
-        Some(id) => Some(id),
-        None => {
-            errors.push(err(
+/// What resolving reads, the blocks the rules declare, and the errors found so far.
+struct Resolver<'a> {
+    blocks: &'a BlockMap,
+    tokenizer: &'a dyn Tokenizer,
+    anchors: &'a [(String, Vec<String>)],
+    declared: Vec<(String, Vec<u32>)>,
+    errors: Vec<RuleError>,
+}
+
+impl Resolver<'_> {
+    /// The id of a token named in a rule, or an error.
+    fn token(&mut self, t: &Name) -> Option<u32> {
+        let id = self.tokenizer.token_id(&t.text);
+        if id.is_none() {
+            self.errors.push(err(
                 t.pos,
                 format!(
                     "unknown token {:?}: it is not in this model's vocabulary",
                     t.text
                 ),
             ));
-            None
         }
+        id
+    }
+
+    fn tokens(&mut self, ts: &[Name]) -> Vec<u32> {
+        ts.iter().filter_map(|t| self.token(t)).collect()
+    }
+
+    /// The index of a block of the model's map.
+    fn map_block(&self, n: &Name) -> Option<usize> {
+        self.blocks.names.iter().position(|x| x == &n.text)
+    }
+
+    /// Record block `name` = `toks` declared by a rule (`new block`).
+    fn declare(&mut self, name: &Name, toks: &[Name]) {
+        if let Some(b) = self.map_block(name) {
+            // Already in the map with exactly these tokens (recruitment took the
+            // declaration): the rules refer to the map's block.
+            let mut ids: Vec<u32> = toks
+                .iter()
+                .filter_map(|t| self.tokenizer.token_id(&t.text))
+                .collect();
+            ids.sort_unstable();
+            let mut have: Vec<u32> = (0u32..)
+                .zip(&self.blocks.token_block)
+                .filter(|&(_, &k)| k == b)
+                .map(|(id, _)| id)
+                .collect();
+            have.sort_unstable();
+            if ids == have && self.blocks.kind == crate::model::blocks::BlockKind::Semantic {
+                return;
+            }
+            let msg = format!(
+                "block {} already exists in this model; pick a new name",
+                name.text
+            );
+            self.errors.push(err(name.pos, msg));
+            return;
+        }
+        if self.declared.iter().any(|(n, _)| n == &name.text) {
+            let msg = format!("block {} is declared by two rules", name.text);
+            self.errors.push(err(name.pos, msg));
+            return;
+        }
+        let ids = self.tokens(toks);
+        self.declared.push((name.text.clone(), ids));
+    }
+
+    /// A block of the model's map or one a rule declares, or an error.
+    fn block_ref(&mut self, n: &Name) -> Option<BlockRef> {
+        if let Some(b) = self.map_block(n) {
+            return Some(BlockRef::Map(b));
+        }
+        if let Some((name, ids)) = self.declared.iter().find(|(x, _)| x == &n.text) {
+            return Some(BlockRef::Declared(name.clone(), ids.clone()));
+        }
+        self.errors.push(err(
+            n.pos,
+            format!(
+                "unknown block {:?}; this model's blocks are {}, or declare it with `new block`",
+                n.text,
+                self.blocks.names.join(", ")
+            ),
+        ));
+        None
+    }
+
+    /// The conditions resolved, and the trigger's label for the audit table.
+    fn conditions(&mut self, when: &[Condition]) -> (Vec<Cond>, String) {
+        let mut out = Vec::new();
+        let mut trigger_label = "-".to_string();
+        for c in when {
+            let resolved = match c {
+                Condition::QueryToken { token: t } => self.token(t).map(Cond::QueryToken),
+                Condition::QueryBlock { block } => {
+                    trigger_label = block.text.clone();
+                    self.block_ref(block).map(Cond::QueryBlock)
+                }
+                Condition::EarlierToken { token: t } => self.token(t).map(Cond::EarlierToken),
+                Condition::EarlierBlock { block } => {
+                    if trigger_label == "-" {
+                        trigger_label = format!("(earlier) {}", block.text);
+                    }
+                    self.block_ref(block).map(Cond::EarlierBlock)
+                }
+                Condition::Position { from, to } => Some(Cond::Position(*from, *to)),
+            };
+            out.extend(resolved);
+        }
+        (out, trigger_label)
+    }
+
+    /// The target resolved, the model block the dial should follow, and its label.
+    fn target(&mut self, target: &Target) -> (Option<Aim>, Option<usize>, String) {
+        let map_index = |b: &Option<BlockRef>| match b {
+            Some(BlockRef::Map(k)) => Some(*k),
+            _ => None,
+        };
+        match target {
+            Target::Block { block } => {
+                let b = self.block_ref(block);
+                let tb = map_index(&b);
+                (b.map(Aim::Block), tb, block.text.clone())
+            }
+            Target::PreviousBlock { block } => {
+                let b = self.block_ref(block);
+                let tb = map_index(&b);
+                (b.map(Aim::Previous), tb, format!("previous {}", block.text))
+            }
+            Target::Token { token: t } => (
+                self.token(t).map(|id| Aim::Tokens(vec![id])),
+                None,
+                format!("token {:?}", t.text),
+            ),
+            Target::Anchor { block } => (
+                self.anchor_aim(block),
+                self.map_block(block),
+                format!("anchors of {}", block.text),
+            ),
+            Target::Positions { positions } => (
+                Some(Aim::Positions(positions.clone())),
+                None,
+                format!("positions {}", print_positions(positions)),
+            ),
+        }
+    }
+
+    /// The anchor tokens of `block`, or an error when it has none (or is unknown).
+    fn anchor_aim(&mut self, block: &Name) -> Option<Aim> {
+        let b = self.block_ref(block);
+        let list = self.anchors.iter().find(|(n, _)| n == &block.text);
+        match (b, list) {
+            (Some(_), Some((_, toks))) if !toks.is_empty() => Some(Aim::Tokens(
+                toks.iter()
+                    .filter_map(|t| self.tokenizer.token_id(t))
+                    .collect(),
+            )),
+            (Some(_), _) => {
+                self.errors.push(err(
+                    block.pos,
+                    format!(
+                        "block {} has no anchor tokens in this model (anchors are measured when \
+                         a model is trained; target the block instead)",
+                        block.text
+                    ),
+                ));
+                None
+            }
+            (None, _) => None,
+        }
+    }
+
+    /// One rule resolved; None when it has an error (recorded).
+    fn rule(&mut self, r: &Rule) -> Option<ResolvedRule> {
+        let before = self.errors.len();
+        let (when, trigger_label) = self.conditions(&r.when);
+        let (aim, target_block, target_label) = self.target(&r.target);
+        let forbid = self.tokens(&r.forbid);
+        let boost = r.boost.as_ref().map(|(toks, by)| (self.tokens(toks), *by));
+        if self.errors.len() != before {
+            return None;
+        }
+        Some(ResolvedRule {
+            id: r.id.text.clone(),
+            description: r.description.clone(),
+            enabled: r.enabled,
+            text: print_rule(r),
+            when,
+            aim: aim?,
+            target_block,
+            target_label,
+            trigger_label,
+            layers: r.layers.clone(),
+            heads: r.heads.clone(),
+            strength: r.strength,
+            forbid,
+            boost,
+            declares: r
+                .new_block
+                .as_ref()
+                .and_then(|(name, _)| self.declared.iter().find(|(n, _)| n == &name.text).cloned()),
+        })
     }
 }
 

@@ -14,58 +14,22 @@
 //! −∞, `boost` adds its amount.
 
 use candle_core::Tensor;
-use serde::{Deserialize, Serialize};
 
-use crate::analysis::bounds::{pf_bound, rho_needed};
+use crate::analysis::bounds::rho_needed;
+use crate::analysis::dial::temperature;
 use crate::model::backend::AttentionModel;
-use crate::model::blocks::BlockMap;
+use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::model::capture::{capture, capture_masked, masks_for, Capture, Scores};
-use crate::model::dial::{effective_tau, DialSetting};
+use crate::model::dial::DialSetting;
 use crate::model::transformer::ModelError;
 use crate::rules::ast::Strength;
 use crate::rules::check::{fire, Firing, ResolvedRule};
+use crate::rules::fidelity::{margins_index, reports, rho_index};
+/// Re-exported from [`crate::rules::fidelity`], where the reports are computed.
+pub use crate::rules::fidelity::{HeadFidelity, RuleReport, NOMINAL_PF};
 
-/// Pointer fidelity of one rule in one layer and head, over the rows where it fired.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct HeadFidelity {
-    /// Layer.
-    pub layer: usize,
-    /// Head.
-    pub head: usize,
-    /// Whether the rule acts on this layer and head.
-    pub in_scope: bool,
-    /// Mean PF_mass: attention on the targets.
-    pub pf_mass: f64,
-    /// Fraction of rows whose largest weight is on a target.
-    pub pf_top1: f64,
-    /// Mean ρ added (0 out of scope).
-    pub rho: f64,
-    /// Mean lower bound 8.3 on PF_mass at the ρ used and the measured content margin.
-    pub pf_bound: f64,
-    /// Mean ρ* that 8.3 asks for the rule's target (`fidelity`), or for 0.95 (`bias` rules).
-    pub rho_star: f64,
-}
-
-/// What one rule did on the text.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RuleReport {
-    /// Rule id.
-    pub id: String,
-    /// Whether it was switched on.
-    pub enabled: bool,
-    /// Queries where it fired.
-    pub fired: Vec<usize>,
-    /// Queries where it fired but no target was visible.
-    pub without_target: Vec<usize>,
-    /// Per layer and head (empty when it fired nowhere with a target).
-    pub heads: Vec<HeadFidelity>,
-    /// The PF target: the rule's `fidelity`, or `None` for `bias` rules.
-    pub target_pf: Option<f64>,
-    /// Mean PF_mass over the heads in scope.
-    pub pf_mass: Option<f64>,
-    /// Pass (PF_mass ≥ target in scope) for `fidelity` rules that fired; `None` otherwise.
-    pub pass: Option<bool>,
-}
+/// A value per active firing, layer and head: [firing][layer][head].
+type PerFiring = Vec<Vec<Vec<f64>>>;
 
 /// A capture with rules, and what each rule did.
 #[derive(Clone, Debug)]
@@ -78,9 +42,6 @@ pub struct RuleCapture {
     pub reports: Vec<RuleReport>,
 }
 
-/// The PF target used for ρ* of `bias` rules in reports.
-pub const NOMINAL_PF: f64 = 0.95;
-
 /// Capture `ids` under `dial` with `rules` in force.
 pub fn capture_with_rules(
     model: &dyn AttentionModel,
@@ -91,8 +52,7 @@ pub fn capture_with_rules(
 ) -> Result<RuleCapture, ModelError> {
     let t = ids.len();
     let dims = model.dims();
-    let (layers, heads) = (dims.layers, dims.heads);
-    let masks = masks_for(model, blocks, ids);
+    let mut masks = masks_for(model, blocks, ids);
     let firings = fire(rules, ids, &masks);
     let active: Vec<&Firing> = firings.iter().filter(|f| !f.targets.is_empty()).collect();
     if active.is_empty() {
@@ -104,46 +64,13 @@ pub fn capture_with_rules(
             reports,
         });
     }
-    // The dial follows the rules: R(i) = targets ∪ S(i) where a rule fires.
-    let mut masks = masks;
-    for f in &active {
-        let i = f.query;
-        if let Some(row) = masks.relevant.get_mut(i * t..(i + 1) * t) {
-            let causal = masks.causal;
-            for (j, cell) in row.iter_mut().enumerate() {
-                *cell = (j <= i || !causal) && (j == i || j == 0 || f.targets.contains(&j));
-            }
-        }
-        if let Some(b) = rules.get(f.rule).and_then(|r| r.target_block) {
-            if let Some(rb) = masks.relevant_blocks.get_mut(i) {
-                *rb = b;
-            }
-        }
-    }
-    let taus: Vec<f64> = dial.per_layer(layers).iter().map(effective_tau).collect();
-    // ρ per firing, layer and head: [firing][layer][head].
-    let mut rho: Vec<Vec<Vec<f64>>> = active
+    follow_rules(&mut masks, rules, &active, t);
+    let taus: Vec<f64> = dial
+        .per_layer(dims.layers)
         .iter()
-        .map(|f| {
-            let r = rules.get(f.rule);
-            (0..layers)
-                .map(|l| {
-                    (0..heads)
-                        .map(|h| match r {
-                            Some(r) if r.layers.contains(l) && r.heads.contains(h) => {
-                                match r.strength {
-                                    Strength::Bias { rho } => rho,
-                                    // Solved below from the scores.
-                                    Strength::Fidelity { .. } => 0.0,
-                                }
-                            }
-                            _ => 0.0,
-                        })
-                        .collect()
-                })
-                .collect()
-        })
+        .map(temperature)
         .collect();
+    let mut rho = initial_rho(rules, &active, dims.layers, dims.heads);
     let solve = active.iter().any(|f| {
         rules
             .get(f.rule)
@@ -155,36 +82,17 @@ pub fn capture_with_rules(
         let (cap, scores) = capture_masked(model, blocks, ids, &masks, dial, Some(&extra))?;
         passes += 1;
         let margins = content_margins(&active, &rho, &scores);
-        if !solve || passes > layers {
+        if !solve || passes > dims.layers {
             break (cap, margins);
         }
-        let mut changed = false;
-        for (k, f) in active.iter().enumerate() {
-            let Some(r) = rules.get(f.rule) else { continue };
-            let Strength::Fidelity { target } = r.strength else {
-                continue;
-            };
-            for l in r.layers.indices(layers) {
-                for h in r.heads.indices(heads) {
-                    let m = margins[k][l][h];
-                    let n = f.query + 1;
-                    let tau = taus.get(l).copied().unwrap_or(1.0);
-                    let want = rho_needed(n, f.targets.len(), 1.0 - target, m, tau).max(0.0);
-                    let want = if want.is_finite() { want } else { 0.0 };
-                    if let Some(cell) = rho
-                        .get_mut(k)
-                        .and_then(|v| v.get_mut(l))
-                        .and_then(|v| v.get_mut(h))
-                    {
-                        if (*cell - want).abs() > 1e-9 {
-                            *cell = want;
-                            changed = true;
-                        }
-                    }
-                }
-            }
-        }
-        if !changed {
+        let solver = Solver {
+            rules,
+            active: &active,
+            taus: &taus,
+            layers: dims.layers,
+            heads: dims.heads,
+        };
+        if !solver.step(&margins, &mut rho) {
             break (cap, margins);
         }
     };
@@ -201,6 +109,101 @@ pub fn capture_with_rules(
         firings,
         reports,
     })
+}
+
+/// The dial follows the rules: R(i) = targets ∪ S(i) where a rule fires.
+fn follow_rules(masks: &mut SequenceMasks, rules: &[ResolvedRule], active: &[&Firing], t: usize) {
+    for f in active {
+        let i = f.query;
+        if let Some(row) = masks.relevant.get_mut(i * t..(i + 1) * t) {
+            let causal = masks.causal;
+            for (j, cell) in row.iter_mut().enumerate() {
+                *cell = (j <= i || !causal) && (j == i || j == 0 || f.targets.contains(&j));
+            }
+        }
+        if let Some(b) = rules.get(f.rule).and_then(|r| r.target_block) {
+            if let Some(rb) = masks.relevant_blocks.get_mut(i) {
+                *rb = b;
+            }
+        }
+    }
+}
+
+/// ρ per firing, layer and head before solving: a `bias` rule's ρ in its scope, 0 elsewhere
+/// and for `fidelity` rules (solved from the scores).
+fn initial_rho(
+    rules: &[ResolvedRule],
+    active: &[&Firing],
+    layers: usize,
+    heads: usize,
+) -> PerFiring {
+    active
+        .iter()
+        .map(|f| {
+            let r = rules.get(f.rule);
+            (0..layers)
+                .map(|l| {
+                    (0..heads)
+                        .map(|h| match r {
+                            Some(r) if r.layers.contains(l) && r.heads.contains(h) => {
+                                match r.strength {
+                                    Strength::Bias { rho } => rho,
+                                    // Solved later from the scores.
+                                    Strength::Fidelity { .. } => 0.0,
+                                }
+                            }
+                            _ => 0.0,
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// What one solving pass of `fidelity` rules reads.
+struct Solver<'a> {
+    rules: &'a [ResolvedRule],
+    active: &'a [&'a Firing],
+    taus: &'a [f64],
+    layers: usize,
+    heads: usize,
+}
+
+impl Solver<'_> {
+    /// Set each `fidelity` firing's ρ to what bound 8.3 asks for at the measured content
+    /// `margins`; true when any ρ changed (another pass is needed).
+    fn step(&self, margins: &PerFiring, rho: &mut PerFiring) -> bool {
+        let mut changed = false;
+        for (k, f) in self.active.iter().enumerate() {
+            let Some(r) = self.rules.get(f.rule) else {
+                continue;
+            };
+            let Strength::Fidelity { target } = r.strength else {
+                continue;
+            };
+            for l in r.layers.indices(self.layers) {
+                for h in r.heads.indices(self.heads) {
+                    let m = margins[k][l][h];
+                    let n = f.query + 1;
+                    let tau = self.taus.get(l).copied().unwrap_or(1.0);
+                    let want = rho_needed(n, f.targets.len(), 1.0 - target, m, tau).max(0.0);
+                    let want = if want.is_finite() { want } else { 0.0 };
+                    if let Some(cell) = rho
+                        .get_mut(k)
+                        .and_then(|v| v.get_mut(l))
+                        .and_then(|v| v.get_mut(h))
+                    {
+                        if (*cell - want).abs() > 1e-9 {
+                            *cell = want;
+                            changed = true;
+                        }
+                    }
+                }
+            }
+        }
+        changed
+    }
 }
 
 /// Per layer, the summed rule biases [1,H,T,T].
@@ -282,21 +285,6 @@ fn content_margins(
         .collect()
 }
 
-/// Rows of (rule, query) → ρ [layer][head], for the reports.
-type PerRow = Vec<((usize, usize), Vec<Vec<f64>>)>;
-
-fn rho_index(active: &[&Firing], rho: &[Vec<Vec<f64>>]) -> PerRow {
-    active
-        .iter()
-        .zip(rho)
-        .map(|(f, r)| ((f.rule, f.query), r.clone()))
-        .collect()
-}
-
-fn margins_index(active: &[&Firing], m: &[Vec<Vec<f64>>]) -> PerRow {
-    rho_index(active, m)
-}
-
 fn apply_output_constraints(
     cap: &mut Capture,
     rules: &[ResolvedRule],
@@ -319,110 +307,4 @@ fn apply_output_constraints(
             }
         }
     }
-}
-
-fn reports(
-    rules: &[ResolvedRule],
-    firings: &[Firing],
-    cap: &Capture,
-    rho: &PerRow,
-    margins: &PerRow,
-) -> Vec<RuleReport> {
-    let (layers, heads) = (cap.num_layers, cap.num_heads);
-    let t = cap.len();
-    let taus: Vec<f64> = cap
-        .dial
-        .per_layer(layers)
-        .iter()
-        .map(effective_tau)
-        .collect();
-    rules
-        .iter()
-        .enumerate()
-        .map(|(k, r)| {
-            let mine: Vec<&Firing> = firings.iter().filter(|f| f.rule == k).collect();
-            let with: Vec<&&Firing> = mine.iter().filter(|f| !f.targets.is_empty()).collect();
-            let target_pf = match r.strength {
-                Strength::Fidelity { target } => Some(target),
-                Strength::Bias { .. } => None,
-            };
-            let mut hf = Vec::new();
-            if !with.is_empty() {
-                for l in 0..layers {
-                    for h in 0..heads {
-                        let Some(hc) = cap.head(l, h) else { continue };
-                        let (mut mass, mut top, mut rsum, mut bsum, mut ssum) =
-                            (0.0, 0.0, 0.0, 0.0, 0.0);
-                        for f in &with {
-                            let row = hc
-                                .attention
-                                .get(f.query * t..(f.query + 1) * t)
-                                .unwrap_or(&[]);
-                            mass += f
-                                .targets
-                                .iter()
-                                .map(|&j| row.get(j).copied().unwrap_or(0.0) as f64)
-                                .sum::<f64>();
-                            let arg = row
-                                .iter()
-                                .take(f.query + 1)
-                                .enumerate()
-                                .max_by(|a, b| a.1.total_cmp(b.1))
-                                .map(|(j, _)| j);
-                            if arg.is_some_and(|j| f.targets.contains(&j)) {
-                                top += 1.0;
-                            }
-                            let lookup = |tab: &PerRow| {
-                                tab.iter()
-                                    .find(|(key, _)| *key == (k, f.query))
-                                    .and_then(|(_, v)| v.get(l).and_then(|x| x.get(h)))
-                                    .copied()
-                            };
-                            let rh = lookup(rho).unwrap_or(0.0);
-                            let m = lookup(margins).unwrap_or(f64::INFINITY);
-                            let tau = taus.get(l).copied().unwrap_or(1.0);
-                            let n = f.query + 1;
-                            rsum += rh;
-                            bsum += pf_bound(n, f.targets.len(), m, rh, tau);
-                            let goal = target_pf.unwrap_or(NOMINAL_PF);
-                            let star = rho_needed(n, f.targets.len(), 1.0 - goal, m, tau).max(0.0);
-                            ssum += if star.is_finite() { star } else { 0.0 };
-                        }
-                        let c = with.len() as f64;
-                        hf.push(HeadFidelity {
-                            layer: l,
-                            head: h,
-                            in_scope: r.layers.contains(l) && r.heads.contains(h),
-                            pf_mass: mass / c,
-                            pf_top1: top / c,
-                            rho: rsum / c,
-                            pf_bound: bsum / c,
-                            rho_star: ssum / c,
-                        });
-                    }
-                }
-            }
-            let scoped: Vec<&HeadFidelity> = hf.iter().filter(|x| x.in_scope).collect();
-            let pf_mass = (!scoped.is_empty())
-                .then(|| scoped.iter().map(|x| x.pf_mass).sum::<f64>() / scoped.len() as f64);
-            let pass = match (target_pf, pf_mass) {
-                (Some(goal), Some(pf)) => Some(pf + 1e-9 >= goal),
-                _ => None,
-            };
-            RuleReport {
-                id: r.id.clone(),
-                enabled: r.enabled,
-                fired: mine.iter().map(|f| f.query).collect(),
-                without_target: mine
-                    .iter()
-                    .filter(|f| f.targets.is_empty())
-                    .map(|f| f.query)
-                    .collect(),
-                heads: hf,
-                target_pf,
-                pf_mass,
-                pass,
-            }
-        })
-        .collect()
 }

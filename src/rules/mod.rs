@@ -4,7 +4,9 @@
 
 pub mod ast;
 pub mod check;
+pub mod fidelity;
 pub mod inject;
+pub mod keywords;
 pub mod parse;
 pub mod print;
 

@@ -3,31 +3,9 @@
 
 use crate::rules::ast::{Condition, Name, Rule, RuleSet, Scope, Strength, Target};
 
-/// The language's keywords: block names spelled like one are printed quoted, and the
-/// studio's editor colours them.
-pub const KEYWORDS: [&str; 21] = [
-    "rule",
-    "end",
-    "when",
-    "and",
-    "target",
-    "layers",
-    "heads",
-    "bias",
-    "fidelity",
-    "forbid",
-    "boost",
-    "by",
-    "new",
-    "block",
-    "disabled",
-    "all",
-    "previous",
-    "anchor",
-    "positions",
-    "token",
-    "position",
-];
+/// The language's keywords ([`crate::rules::keywords`]): block names spelled like one are
+/// printed quoted, and the studio's editor colours them.
+pub use crate::rules::keywords::KEYWORDS;
 
 /// A string literal with escapes.
 pub fn quote(s: &str) -> String {

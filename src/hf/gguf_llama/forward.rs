@@ -1,0 +1,198 @@
+//! The forward pass of a GGUF LLaMA: embeddings, then per layer RMSNorm, grouped-query
+//! attention with RoPE (llama.cpp's interleaved layout) under the dial's and rules' biases
+//! ([`biased_attention`]), and a SiLU-gated MLP; incremental over a [`KvCache`].
+
+use candle_core::quantized::QMatMul;
+use candle_core::{DType, Module, Tensor};
+
+use crate::hf::gguf_llama::{GgufLlama, Layer};
+use crate::model::attention::{biased_attention, AttentionBias};
+use crate::model::backend::KvCache;
+use crate::model::dial::causal_bias;
+use crate::model::transformer::{ForwardOutput, ModelError};
+
+/// What every layer of one step shares: positions, RoPE tables and the default mask.
+struct Step<'a> {
+    /// New positions.
+    n: usize,
+    /// Positions in all, cached ones included.
+    t: usize,
+    /// RoPE cos and sin of the new positions.
+    cos: Tensor,
+    sin: Tensor,
+    /// The causal rows of the new positions, for layers given no bias.
+    causal: Option<Tensor>,
+    biases: &'a [AttentionBias],
+}
+
+impl GgufLlama {
+    /// Forward over `ids` with one [`AttentionBias`] per layer (an empty slice: the plain model,
+    /// causal mask only): logits [1,T,V], attention per layer [1,H,T,T] and, when
+    /// `keep_scores`, the biased scores.
+    pub fn forward_with(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+    ) -> Result<ForwardOutput, ModelError> {
+        let mut cache = KvCache::default();
+        self.forward_cached(ids, biases, keep_scores, &mut cache)
+    }
+
+    /// Forward over the new tokens `ids` at positions P..P+n, where P is what `cache` already
+    /// holds (0 for an empty cache), appending their keys and values to it. Each bias covers
+    /// rows P..P+n and keys 0..P+n ([`AttentionBias::rows`] cuts them from a whole sequence's).
+    /// Returns logits [1,n,V] and attention [1,H,n,P+n] per layer. Over one step at a time
+    /// this is the same computation as one forward over the whole sequence (rows are causal),
+    /// at a fraction of the cost.
+    pub fn forward_cached(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+        cache: &mut KvCache,
+    ) -> Result<ForwardOutput, ModelError> {
+        let c = &self.config;
+        let step = self.step(ids.len(), cache.len(), biases)?;
+        let input = Tensor::from_vec(ids.to_vec(), step.n, &self.device)?;
+        let mut x = self.embed.embedding(&input)?.unsqueeze(0)?; // [1,n,d]
+        let mut out = ForwardOutput {
+            logits: x.clone(),
+            attention: Vec::with_capacity(c.layers),
+            scores: Vec::new(),
+            queries: Vec::new(),
+        };
+        cache.layers.resize_with(c.layers, || None);
+        for ((l, layer), slot) in self.layers.iter().enumerate().zip(&mut cache.layers) {
+            let hx = candle_nn::ops::rms_norm(&x, &layer.attn_norm, c.rms_eps as f32)?;
+            let (y, a, z) = self.attention(layer, &hx, slot, &step, l)?;
+            x = (x + layer.o.forward(&y)?)?;
+            let hx = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, c.rms_eps as f32)?;
+            let g = candle_nn::ops::silu(&layer.gate.forward(&hx)?)?;
+            let f = layer.down.forward(&(g * layer.up.forward(&hx)?)?)?;
+            x = (x + f)?;
+            out.attention.push(a);
+            if keep_scores {
+                out.scores.push(z);
+            }
+        }
+        cache.len = step.t;
+        let x = candle_nn::ops::rms_norm(&x, &self.out_norm, c.rms_eps as f32)?;
+        out.logits = self.head.forward(&x)?;
+        Ok(out)
+    }
+
+    /// The shared part of a step of `n` new positions after `p` cached ones.
+    fn step<'a>(
+        &self,
+        n: usize,
+        p: usize,
+        biases: &'a [AttentionBias],
+    ) -> Result<Step<'a>, ModelError> {
+        let t = p + n;
+        if n == 0 {
+            return Err(ModelError::Input("empty input".into()));
+        }
+        if t > self.config.context {
+            return Err(ModelError::TooLong(t, self.config.context));
+        }
+        let (cos, sin) = self.rope_tables(p, n)?;
+        let causal = if biases.len() < self.config.layers {
+            let full = causal_bias(t);
+            let rows = full.get(p * t..).unwrap_or_default().to_vec();
+            Some(Tensor::from_vec(rows, (1, 1, n, t), &self.device)?)
+        } else {
+            None
+        };
+        Ok(Step {
+            n,
+            t,
+            cos,
+            sin,
+            causal,
+            biases,
+        })
+    }
+
+    /// Layer `l`'s attention over the normed input `hx` [1,n,d], its keys and values appended
+    /// to `slot`: (output [1,n,d] before the projection, attention, biased scores).
+    fn attention(
+        &self,
+        layer: &Layer,
+        hx: &Tensor,
+        slot: &mut Option<(Tensor, Tensor)>,
+        step: &Step,
+        l: usize,
+    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+        let c = &self.config;
+        let (h, kvh, n, t) = (c.heads, c.kv_heads, step.n, step.t);
+        let dh = c.d_model / h;
+        let split = |m: &QMatMul, heads: usize| -> candle_core::Result<Tensor> {
+            m.forward(hx)?
+                .reshape((1, n, heads, dh))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let rope = |x: &Tensor| candle_nn::rotary_emb::rope_i(x, &step.cos, &step.sin);
+        let q = rope(&split(&layer.q, h)?)?;
+        let k_new = rope(&split(&layer.k, kvh)?)?;
+        let v_new = split(&layer.v, kvh)?;
+        let (k, v) = match slot.take() {
+            Some((k0, v0)) => (
+                Tensor::cat(&[&k0, &k_new], 2)?,
+                Tensor::cat(&[&v0, &v_new], 2)?,
+            ),
+            None => (k_new, v_new),
+        };
+        *slot = Some((k.clone(), v.clone()));
+        // Grouped-query attention: each key/value head serves h / kvh query heads.
+        let rep = h / kvh.max(1);
+        let expand = |x: Tensor| -> candle_core::Result<Tensor> {
+            if rep == 1 {
+                return Ok(x);
+            }
+            x.unsqueeze(2)?
+                .expand((1, kvh, rep, t, dh))?
+                .reshape((1, h, t, dh))
+        };
+        let (k, v) = (expand(k)?, expand(v)?);
+        let s = (q.matmul(&k.t()?)? * (1.0 / (dh as f64).sqrt()))?;
+        let (a, z) = biased_attention(&s, step.biases.get(l), step.causal.as_ref(), |z| {
+            candle_nn::ops::softmax_last_dim(z)
+        })?;
+        let y = a
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((1, n, c.d_model))?;
+        Ok((y, a, z))
+    }
+
+    /// RoPE tables (cos, sin) [n, d_h/2] of positions p..p+n.
+    fn rope_tables(&self, p: usize, n: usize) -> candle_core::Result<(Tensor, Tensor)> {
+        let c = &self.config;
+        let dh = c.d_model / c.heads;
+        let dev = &self.device;
+        let inv: Vec<f32> = (0..dh / 2)
+            .map(|i| 1.0 / c.rope_base.powf(2.0 * i as f64 / dh as f64) as f32)
+            .collect();
+        let inv = Tensor::from_vec(inv, (1, dh / 2), dev)?;
+        let pos = Tensor::arange(p as u32, (p + n) as u32, dev)?
+            .to_dtype(DType::F32)?
+            .reshape((n, 1))?;
+        let freqs = pos.broadcast_mul(&inv)?;
+        Ok((freqs.cos()?, freqs.sin()?))
+    }
+
+    /// The logits of the token after `ids` [V] (the plain model).
+    pub fn next_logits(&self, ids: &[u32]) -> anyhow::Result<Vec<f32>> {
+        let out = self.forward_with(ids, &[], false)?;
+        let t = ids.len();
+        Ok(out
+            .logits
+            .squeeze(0)?
+            .narrow(0, t - 1, 1)?
+            .squeeze(0)?
+            .to_vec1::<f32>()?)
+    }
+}
