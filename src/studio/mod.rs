@@ -1,6 +1,11 @@
 //! The desktop studio (eframe/egui): a worker thread runs the engine, the window shows the
 //! dial, heatmaps and training curves. See `app.rs` for the frame loop and `panels/` for the
 //! panels, one file each.
+//!
+//! Imports run one way, top to bottom: `app` (and its parts under `app/`) draws the panels;
+//! `panels` draw from the shared state and never import each other or the app; below them sit
+//! `state`, `session`, `settings`, `tab`, `text`, `widgets`, `export`, `colormap` and
+//! `gpu_heatmap`, which import neither the panels nor the app.
 
 pub mod app;
 pub mod colormap;
@@ -8,7 +13,11 @@ pub mod export;
 pub mod gpu_heatmap;
 pub mod panels;
 pub mod session;
+pub mod settings;
 pub mod state;
+pub mod tab;
+pub mod text;
+pub mod widgets;
 
 use std::path::PathBuf;
 

@@ -12,8 +12,8 @@ use crate::engine::compare::CompareSide;
 use crate::engine::export::write_atomic;
 use crate::engine::DialSetting;
 use crate::studio::colormap::Colormap;
-use crate::studio::panels::training::RunSettings;
-use crate::studio::state::Tab;
+use crate::studio::settings::RunSettings;
+use crate::studio::tab::Tab;
 
 /// The `format` field of every session file.
 pub const SESSION_FORMAT: &str = "localist-session";

@@ -225,29 +225,8 @@ impl Default for CompareState {
     }
 }
 
-/// The central area's views.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-pub enum Tab {
-    /// Heatmaps.
-    #[default]
-    Attention,
-    /// Measurements against the derived bounds.
-    Theory,
-    /// Blocks, anchors and anchor-key coherence.
-    Blocks,
-    /// Two configurations side by side.
-    Compare,
-    /// The rule editor.
-    Rules,
-    /// The rule-to-block mapping and the audit log.
-    Audit,
-    /// A pool of specialists and its routing.
-    Specialists,
-    /// Block recruitment: the decisions in bits and DL over training.
-    Recruitment,
-    /// A few generated tokens with their next-token distributions under the dial.
-    Generate,
-}
+/// The central area's views (defined in `studio::tab`, below the session files).
+pub use crate::studio::tab::Tab;
 
 impl Default for StudioState {
     fn default() -> Self {
@@ -317,7 +296,7 @@ impl StudioState {
                 // A model trained on the synthetic records cannot read Shakespeare: show one of
                 // its own sentences instead of the default one.
                 if let Some(t) = &s.sample_text {
-                    if self.text == crate::studio::app::SAMPLE_TEXT {
+                    if self.text == crate::studio::text::SAMPLE_TEXT {
                         self.text = t.clone();
                         self.send(Command::Capture(t.clone()));
                     }

@@ -3,6 +3,8 @@
 //! renderer, and as CPU textures otherwise; either is rebuilt only when a new capture arrives,
 //! the colormap changes or the block view is toggled.
 
+mod axes;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -15,6 +17,8 @@ use crate::studio::colormap::Colormap;
 use crate::studio::export::head_png;
 use crate::studio::gpu_heatmap::{self, HeatmapData};
 use crate::studio::state::StudioState;
+
+use axes::{key_axis, legend, token_axis};
 
 /// Heatmaps of the current capture, keyed by (layer, head).
 #[derive(Default)]
@@ -119,6 +123,24 @@ impl HeatmapCache {
 pub fn show(ui: &mut egui::Ui, state: &mut StudioState, cache: &mut HeatmapCache) {
     // Measured before the toolbar, which may wrap but must not widen the grid.
     let avail = ui.available_width();
+    toolbar(ui, state);
+    cache.refresh(ui.ctx(), state);
+    let Some((cap, tokens)) = state.capture.clone() else {
+        ui.label("no capture yet");
+        return;
+    };
+    legend(ui, state.colormap);
+    let thumb = ((avail - 90.0) / cap.num_heads.max(1) as f32).clamp(60.0, 180.0);
+    if let Some(c) = grid(ui, state, cache, &cap, &tokens, thumb) {
+        state.focus = Some(c);
+    }
+    if let Some((l, h)) = state.focus {
+        enlarged(ui, state, cache, &cap, &tokens, (l, h));
+    }
+}
+
+/// The text box, Capture, the colormap, the block view switch and the export menu.
+fn toolbar(ui: &mut egui::Ui, state: &mut StudioState) {
     ui.horizontal_wrapped(|ui| {
         let l = ui.label("text");
         let edit = ui
@@ -148,14 +170,18 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, cache: &mut HeatmapCache
             .on_hover_text("Show block masses p_k(i) instead of the full attention matrix.");
         export_menu(ui, state);
     });
-    cache.refresh(ui.ctx(), state);
-    let Some((cap, tokens)) = state.capture.clone() else {
-        ui.label("no capture yet");
-        return;
-    };
-    legend(ui, state.colormap);
+}
+
+/// The layer × head grid of thumbnails, `thumb` points wide; returns the one clicked.
+fn grid(
+    ui: &mut egui::Ui,
+    state: &StudioState,
+    cache: &HeatmapCache,
+    cap: &Capture,
+    tokens: &[String],
+    thumb: f32,
+) -> Option<(usize, usize)> {
     let (layers, heads) = (cap.num_layers, cap.num_heads);
-    let thumb = ((avail - 90.0) / heads.max(1) as f32).clamp(60.0, 180.0);
     let mut clicked = None;
     egui::Grid::new("heatmap_grid")
         .spacing([6.0, 6.0])
@@ -174,9 +200,9 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, cache: &mut HeatmapCache
                             ui,
                             tex,
                             Vec2::splat(thumb),
-                            &cap,
+                            cap,
                             hc,
-                            &tokens,
+                            tokens,
                             state.aggregated,
                         );
                         if selected {
@@ -195,38 +221,46 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, cache: &mut HeatmapCache
                 ui.end_row();
             }
         });
-    if let Some(c) = clicked {
-        state.focus = Some(c);
-    }
-    if let Some((l, h)) = state.focus {
-        if let (Some(tex), Some(hc)) = (cache.textures.get(&(l, h)), cap.head(l, h)) {
-            ui.separator();
-            ui.label(format!(
-                "layer {l}, head {h}: mean entropy {:.3} bits, mean ε {:.4}",
-                mean(&hc.entropy_bits),
-                mean(&hc.off_block_mass)
-            ));
-            let side = ui
-                .available_width()
-                .min(ui.available_height())
-                .clamp(200.0, 560.0);
-            ui.horizontal(|ui| {
-                token_axis(ui, &tokens, side);
-                let resp = heatmap(
-                    ui,
-                    tex,
-                    Vec2::splat(side),
-                    &cap,
-                    hc,
-                    &tokens,
-                    state.aggregated,
-                );
-                key_axis(ui, &resp, &cap, &tokens, state.aggregated);
-            });
-            // Room for the vertical key labels painted under the map.
-            ui.add_space(64.0);
-        }
-    }
+    clicked
+}
+
+/// The enlarged heatmap of head `(l, h)` with its statistics and token axes.
+fn enlarged(
+    ui: &mut egui::Ui,
+    state: &StudioState,
+    cache: &HeatmapCache,
+    cap: &Capture,
+    tokens: &[String],
+    (l, h): (usize, usize),
+) {
+    let (Some(tex), Some(hc)) = (cache.textures.get(&(l, h)), cap.head(l, h)) else {
+        return;
+    };
+    ui.separator();
+    ui.label(format!(
+        "layer {l}, head {h}: mean entropy {:.3} bits, mean ε {:.4}",
+        mean(&hc.entropy_bits),
+        mean(&hc.off_block_mass)
+    ));
+    let side = ui
+        .available_width()
+        .min(ui.available_height())
+        .clamp(200.0, 560.0);
+    ui.horizontal(|ui| {
+        token_axis(ui, tokens, side);
+        let resp = heatmap(
+            ui,
+            tex,
+            Vec2::splat(side),
+            cap,
+            hc,
+            tokens,
+            state.aggregated,
+        );
+        key_axis(ui, &resp, cap, tokens, state.aggregated);
+    });
+    // Room for the vertical key labels painted under the map.
+    ui.add_space(64.0);
 }
 
 fn mean(v: &[f32]) -> f64 {
@@ -328,88 +362,5 @@ fn export_menu(ui: &mut egui::Ui, state: &mut StudioState) {
             }
             ui.close();
         }
-    });
-}
-
-/// Query tokens down the left of an enlarged heatmap (one per row, when they fit).
-fn token_axis(ui: &mut egui::Ui, tokens: &[String], side: f32) {
-    let (rect, _) = ui.allocate_exact_size(Vec2::new(44.0, side), Sense::hover());
-    let n = tokens.len().max(1);
-    let row_h = side / n as f32;
-    if row_h < 7.0 {
-        return;
-    }
-    let font = egui::FontId::monospace((row_h * 0.8).min(12.0));
-    for (i, t) in tokens.iter().enumerate() {
-        let y = rect.top() + (i as f32 + 0.5) * row_h;
-        ui.painter().text(
-            egui::pos2(rect.right() - 2.0, y),
-            egui::Align2::RIGHT_CENTER,
-            printable(t),
-            font.clone(),
-            ui.visuals().text_color(),
-        );
-    }
-}
-
-/// Key tokens (or block names) written vertically under an enlarged heatmap.
-fn key_axis(
-    ui: &mut egui::Ui,
-    resp: &egui::Response,
-    cap: &Capture,
-    tokens: &[String],
-    aggregated: bool,
-) {
-    let labels: Vec<String> = if aggregated {
-        cap.block_names.clone()
-    } else {
-        tokens.iter().map(|t| printable(t)).collect()
-    };
-    let n = labels.len().max(1);
-    let col_w = resp.rect.width() / n as f32;
-    if col_w < 7.0 {
-        return;
-    }
-    let font = egui::FontId::monospace((col_w * 0.8).min(12.0));
-    let colour = ui.visuals().text_color();
-    for (j, t) in labels.iter().enumerate() {
-        let x = resp.rect.left() + (j as f32 + 0.5) * col_w;
-        let galley = ui.painter().layout_no_wrap(t.clone(), font.clone(), colour);
-        let pos = egui::pos2(
-            x - galley.size().y / 2.0,
-            resp.rect.bottom() + 4.0 + galley.size().x,
-        );
-        ui.painter().add(
-            egui::epaint::TextShape::new(pos, galley, colour)
-                .with_angle(-std::f32::consts::FRAC_PI_2),
-        );
-    }
-}
-
-/// A token as it can be drawn: a newline as \n, a space as a middle dot, at most 8 chars.
-fn printable(t: &str) -> String {
-    match t {
-        "\n" => "\\n".into(),
-        " " => "·".into(),
-        _ => t.chars().take(8).collect(),
-    }
-}
-
-fn legend(ui: &mut egui::Ui, cm: Colormap) {
-    ui.horizontal(|ui| {
-        ui.label("0");
-        let (rect, _) = ui.allocate_exact_size(Vec2::new(160.0, 12.0), Sense::hover());
-        let n = 32;
-        for k in 0..n {
-            let [r, g, b] = cm.rgb(k as f32 / (n - 1) as f32);
-            let x0 = rect.left() + rect.width() * k as f32 / n as f32;
-            let x1 = rect.left() + rect.width() * (k + 1) as f32 / n as f32;
-            ui.painter().rect_filled(
-                egui::Rect::from_min_max(egui::pos2(x0, rect.top()), egui::pos2(x1, rect.bottom())),
-                0.0,
-                Color32::from_rgb(r, g, b),
-            );
-        }
-        ui.label("1  attention weight (dark grey: masked)");
     });
 }

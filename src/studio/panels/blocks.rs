@@ -5,7 +5,7 @@
 use egui::{Color32, Sense, Vec2};
 
 use crate::analysis::anchors::welch_bound;
-use crate::engine::worker::{Command, ImportedBlocks};
+use crate::engine::worker::{Command, ImportedBlocks, ModelSummary};
 use crate::studio::state::{FileRequest, StudioState};
 
 /// Mean block mass p_k over queries, heads and layers of the current capture.
@@ -45,83 +45,118 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
     ui.horizontal(|ui| {
         ui.heading("Blocks");
         ui.menu_button("Export", |ui| {
-            if ui
-                .button("blocks, anchors and coherence as JSON…")
-                .clicked()
-            {
-                let json = serde_json::json!({
-                    "blocks": summary.blocks.iter().enumerate().map(|(b, name)| serde_json::json!({
-                        "name": name,
-                        "vocabulary_tokens": summary.block_sizes.get(b),
-                        "keys_in_text": keys_in_text.get(b),
-                        "usage": usage.get(b),
-                    })).collect::<Vec<_>>(),
-                    "anchors": summary.anchors,
-                    "anchor_key_coherence_layer0_head0": summary.anchor_coherence,
-                });
-                match serde_json::to_string_pretty(&json) {
-                    Ok(j) => state.pending_export = Some(("blocks.json".into(), j.into_bytes())),
-                    Err(e) => state.error = Some(format!("export failed: {e}")),
-                }
-                ui.close();
-            }
-            if ui.button("coherence matrix as CSV…").clicked() {
-                let mut csv = String::from("block");
-                for n in &summary.blocks {
-                    csv.push(',');
-                    csv.push_str(n);
-                }
-                csv.push('\n');
-                for (n, row) in summary.blocks.iter().zip(&summary.anchor_coherence) {
-                    csv.push_str(n);
-                    for v in row {
-                        csv.push_str(&format!(",{v}"));
-                    }
-                    csv.push('\n');
-                }
-                state.pending_export = Some(("coherence.csv".into(), csv.into_bytes()));
-                ui.close();
-            }
-            if ui.button("this view as PNG…").clicked() {
-                state.screenshot_request = Some(("blocks.png".into(), view_rect));
-                ui.close();
-            }
+            export_menu(ui, state, &summary, &keys_in_text, &usage, view_rect)
         });
     });
     if let Some((_, source)) = &summary.imported {
-        ui.horizontal_wrapped(|ui| {
-            ui.label(format!("{} blocks from {source}.", summary.blocks.len()));
-            ui.add(
-                egui::DragValue::new(&mut state.kmeans_k)
-                    .range(2..=256)
-                    .prefix("k = "),
-            )
-            .on_hover_text("Clusters of the k-means over the model's embedding rows");
-            if ui
-                .button("Rebuild by k-means")
-                .on_hover_text("Cluster the input-embedding rows again with this k (a few seconds)")
-                .clicked()
-            {
-                let k = state.kmeans_k;
-                state.send(Command::SetImportedBlocks(ImportedBlocks::KMeans(k)));
-            }
-            if ui
-                .button("From a lexicon…")
-                .on_hover_text(
-                    "A file of word<TAB>block lines; each word also takes its form after a space",
-                )
-                .clicked()
-            {
-                state.file_request = Some(FileRequest::Lexicon);
-            }
-        });
-        ui.label(
-            egui::RichText::new(
-                "Block maps of imported models are saved beside the model whenever they change.",
-            )
-            .weak(),
-        );
+        imported_controls(ui, state, summary.blocks.len(), source);
     }
+    blocks_table(ui, state, &summary, &keys_in_text, &usage);
+    ui.separator();
+    ui.heading("Anchor tokens");
+    anchors(ui, &summary);
+    ui.separator();
+    ui.heading("Anchor-key coherence (layer 0, head 0)");
+    coherence(ui, state, &summary);
+}
+
+/// The Export menu: blocks, anchors and coherence as JSON, the coherence matrix as CSV, or
+/// `view_rect` (the visible tab) as PNG.
+fn export_menu(
+    ui: &mut egui::Ui,
+    state: &mut StudioState,
+    summary: &ModelSummary,
+    keys_in_text: &[usize],
+    usage: &[f64],
+    view_rect: egui::Rect,
+) {
+    if ui
+        .button("blocks, anchors and coherence as JSON…")
+        .clicked()
+    {
+        let json = serde_json::json!({
+            "blocks": summary.blocks.iter().enumerate().map(|(b, name)| serde_json::json!({
+                "name": name,
+                "vocabulary_tokens": summary.block_sizes.get(b),
+                "keys_in_text": keys_in_text.get(b),
+                "usage": usage.get(b),
+            })).collect::<Vec<_>>(),
+            "anchors": summary.anchors,
+            "anchor_key_coherence_layer0_head0": summary.anchor_coherence,
+        });
+        match serde_json::to_string_pretty(&json) {
+            Ok(j) => state.pending_export = Some(("blocks.json".into(), j.into_bytes())),
+            Err(e) => state.error = Some(format!("export failed: {e}")),
+        }
+        ui.close();
+    }
+    if ui.button("coherence matrix as CSV…").clicked() {
+        let mut csv = String::from("block");
+        for n in &summary.blocks {
+            csv.push(',');
+            csv.push_str(n);
+        }
+        csv.push('\n');
+        for (n, row) in summary.blocks.iter().zip(&summary.anchor_coherence) {
+            csv.push_str(n);
+            for v in row {
+                csv.push_str(&format!(",{v}"));
+            }
+            csv.push('\n');
+        }
+        state.pending_export = Some(("coherence.csv".into(), csv.into_bytes()));
+        ui.close();
+    }
+    if ui.button("this view as PNG…").clicked() {
+        state.screenshot_request = Some(("blocks.png".into(), view_rect));
+        ui.close();
+    }
+}
+
+/// An imported model's block controls: k-means with its k, or a lexicon file.
+fn imported_controls(ui: &mut egui::Ui, state: &mut StudioState, blocks: usize, source: &str) {
+    ui.horizontal_wrapped(|ui| {
+        ui.label(format!("{blocks} blocks from {source}."));
+        ui.add(
+            egui::DragValue::new(&mut state.kmeans_k)
+                .range(2..=256)
+                .prefix("k = "),
+        )
+        .on_hover_text("Clusters of the k-means over the model's embedding rows");
+        if ui
+            .button("Rebuild by k-means")
+            .on_hover_text("Cluster the input-embedding rows again with this k (a few seconds)")
+            .clicked()
+        {
+            let k = state.kmeans_k;
+            state.send(Command::SetImportedBlocks(ImportedBlocks::KMeans(k)));
+        }
+        if ui
+            .button("From a lexicon…")
+            .on_hover_text(
+                "A file of word<TAB>block lines; each word also takes its form after a space",
+            )
+            .clicked()
+        {
+            state.file_request = Some(FileRequest::Lexicon);
+        }
+    });
+    ui.label(
+        egui::RichText::new(
+            "Block maps of imported models are saved beside the model whenever they change.",
+        )
+        .weak(),
+    );
+}
+
+/// One row per block: name (with rename), vocabulary size, keys in the text, usage.
+fn blocks_table(
+    ui: &mut egui::Ui,
+    state: &mut StudioState,
+    summary: &ModelSummary,
+    keys_in_text: &[usize],
+    usage: &[f64],
+) {
     egui::Grid::new("blocks_table").striped(true).num_columns(4).show(ui, |ui| {
         ui.strong("block");
         ui.strong("vocabulary tokens").on_hover_text("Tokens the block map assigns to the block (0 for positional windows).");
@@ -136,8 +171,10 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
             ui.end_row();
         }
     });
-    ui.separator();
-    ui.heading("Anchor tokens");
+}
+
+/// The anchor tokens of each block with PMI and purity, and the coverage I(B;A).
+fn anchors(ui: &mut egui::Ui, summary: &ModelSummary) {
     match &summary.anchors {
         Some(rep) => {
             ui.label(format!("coverage I(B;A) = {:.4} bits", rep.coverage_bits))
@@ -171,8 +208,10 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
             ui.label("this checkpoint carries no anchor statistics");
         }
     }
-    ui.separator();
-    ui.heading("Anchor-key coherence (layer 0, head 0)");
+}
+
+/// The anchor keys' |cos| matrix against the Welch bound, coloured, with a hover readout.
+fn coherence(ui: &mut egui::Ui, state: &StudioState, summary: &ModelSummary) {
     let m = &summary.anchor_coherence;
     let k = m.len();
     if k == 0 {

@@ -3,16 +3,22 @@
 //! and λ_train = 1 models show distributed against localist encodings). Hovering a cell on
 //! either side marks the same cell on the other and shows both weights.
 
+mod maps;
+
 use std::path::PathBuf;
 
-use egui::{Color32, ColorImage, Sense, TextureHandle, TextureOptions, Vec2};
+use egui::{Color32, Sense, TextureHandle, Vec2};
 
 use crate::engine::compare::{CompareSide, CompareView};
 use crate::engine::worker::Command;
-use crate::engine::{Capture, DialMode};
+use crate::engine::DialMode;
 use crate::studio::colormap::Colormap;
 use crate::studio::gpu_heatmap;
-use crate::studio::state::StudioState;
+use crate::studio::state::{CompareState, StudioState};
+
+use maps::texture;
+/// One side's matrix and statistics (defined in `compare/maps.rs`).
+pub use maps::{side_matrix, side_stats};
 
 /// One side's heatmap: the WGSL shader's values when wgpu renders, else a CPU texture.
 #[derive(Clone)]
@@ -23,84 +29,14 @@ pub enum SideMap {
     Gpu(gpu_heatmap::HeatmapData),
 }
 
+/// What the cached heatmaps were built for: views generation, layer, head, colormap.
+type CacheKey = (u64, usize, Option<usize>, Colormap);
+
 /// The two sides' heatmaps, rebuilt when the views, the layer/head or the colormap change.
 #[derive(Default)]
 pub struct CompareCache {
-    key: Option<(u64, usize, Option<usize>, Colormap)>,
+    key: Option<CacheKey>,
     textures: [Option<SideMap>; 2],
-}
-
-/// The matrix shown for one side: one head's attention, or the mean over the layer's heads.
-pub fn side_matrix(cap: &Capture, layer: usize, head: Option<usize>) -> Vec<f32> {
-    let t = cap.len();
-    match head {
-        Some(h) => cap
-            .head(layer, h)
-            .map(|hc| hc.attention.clone())
-            .unwrap_or_default(),
-        None => {
-            let mut sum = vec![0.0f32; t * t];
-            let heads: Vec<_> = (0..cap.num_heads)
-                .filter_map(|h| cap.head(layer, h))
-                .collect();
-            for hc in &heads {
-                for (s, a) in sum.iter_mut().zip(&hc.attention) {
-                    *s += a;
-                }
-            }
-            let n = heads.len().max(1) as f32;
-            sum.iter_mut().for_each(|s| *s /= n);
-            sum
-        }
-    }
-}
-
-/// Mean entropy (bits) and ε of the selected layer and head(s) of one side.
-pub fn side_stats(cap: &Capture, layer: usize, head: Option<usize>) -> (f64, f64) {
-    let heads: Vec<_> = match head {
-        Some(h) => cap.head(layer, h).into_iter().collect(),
-        None => (0..cap.num_heads)
-            .filter_map(|h| cap.head(layer, h))
-            .collect(),
-    };
-    let mean = |f: &dyn Fn(&crate::engine::HeadCapture) -> &[f32]| {
-        let (s, n) = heads.iter().fold((0.0, 0usize), |(s, n), hc| {
-            let v = f(hc);
-            (s + v.iter().map(|&x| x as f64).sum::<f64>(), n + v.len())
-        });
-        if n == 0 {
-            0.0
-        } else {
-            s / n as f64
-        }
-    };
-    (mean(&|hc| &hc.entropy_bits), mean(&|hc| &hc.off_block_mass))
-}
-
-fn texture(
-    ctx: &egui::Context,
-    name: &str,
-    values: &[f32],
-    t: usize,
-    causal: bool,
-    cm: Colormap,
-) -> TextureHandle {
-    let mut rgb = Vec::with_capacity(t * t * 3);
-    for i in 0..t {
-        for j in 0..t {
-            let px = if causal && j > i {
-                [40, 40, 40]
-            } else {
-                cm.rgb(values.get(i * t + j).copied().unwrap_or(0.0))
-            };
-            rgb.extend_from_slice(&px);
-        }
-    }
-    ctx.load_texture(
-        name,
-        ColorImage::from_rgb([t, t], &rgb),
-        TextureOptions::NEAREST,
-    )
 }
 
 /// Draw the panel; `models` are the checkpoints offered besides the current model.
@@ -114,25 +50,7 @@ pub fn show(
         "The same text under two configurations. Hover a cell on either side: the other side \
          marks the same query and key, and the tooltip gives both weights.",
     );
-    let mut sides = state.compare.sides.clone();
-    ui.columns(2, |cols| {
-        for (k, ui) in cols.iter_mut().enumerate() {
-            if let Some(side) = sides.get_mut(k) {
-                side_controls(ui, k, side, models);
-            }
-        }
-    });
-    if sides != state.compare.sides {
-        state.compare.sides = sides;
-    }
-    let stale =
-        state.compare.views.as_ref().is_none_or(|(gen, s, _)| {
-            *gen != state.capture_generation || s != &state.compare.sides
-        });
-    if stale && !state.compare.pending && state.capture.is_some() {
-        state.compare.pending = true;
-        state.send(Command::Compare(Box::new(state.compare.sides.clone())));
-    }
+    configure(ui, state, models);
     let Some((_, _, views)) = &state.compare.views else {
         ui.label("capturing…");
         return;
@@ -157,6 +75,48 @@ pub fn show(
     cmp.layer = cmp.layer.min(layers.saturating_sub(1));
     cmp.head = cmp.head.filter(|&h| h < heads);
     ui.separator();
+    layer_head_choice(ui, cmp, layers, heads);
+    let key = (cmp.generation, cmp.layer, cmp.head, state.colormap);
+    cache.refresh(ui.ctx(), key, &views);
+    let (rects, hovered) = both_sides(ui, state, cache, &views);
+    state.compare.hover = hovered;
+    state.compare.rects = rects;
+    if let [Some(a), Some(b)] = rects {
+        if ui
+            .button("Export both as PNG…")
+            .on_hover_text("The two heatmaps as drawn, side by side")
+            .clicked()
+        {
+            state.screenshot_request = Some(("compare.png".into(), a.union(b).expand(2.0)));
+        }
+    }
+}
+
+/// The two sides' controls; asks the worker for new views when they or the text changed.
+fn configure(ui: &mut egui::Ui, state: &mut StudioState, models: &[(String, PathBuf)]) {
+    let mut sides = state.compare.sides.clone();
+    ui.columns(2, |cols| {
+        for (k, ui) in cols.iter_mut().enumerate() {
+            if let Some(side) = sides.get_mut(k) {
+                side_controls(ui, k, side, models);
+            }
+        }
+    });
+    if sides != state.compare.sides {
+        state.compare.sides = sides;
+    }
+    let stale =
+        state.compare.views.as_ref().is_none_or(|(gen, s, _)| {
+            *gen != state.capture_generation || s != &state.compare.sides
+        });
+    if stale && !state.compare.pending && state.capture.is_some() {
+        state.compare.pending = true;
+        state.send(Command::Compare(Box::new(state.compare.sides.clone())));
+    }
+}
+
+/// The layer and head (or mean of heads) shown on both sides.
+fn layer_head_choice(ui: &mut egui::Ui, cmp: &mut CompareState, layers: usize, heads: usize) {
     ui.horizontal(|ui| {
         ui.label("shown on both sides:");
         egui::ComboBox::from_label("layer")
@@ -178,11 +138,22 @@ pub fn show(
                 }
             });
     });
-    let (layer, head) = (cmp.layer, cmp.head);
-    let key = (cmp.generation, layer, head, state.colormap);
-    if cache.key != Some(key) {
-        cache.key = Some(key);
-        let gpu = gpu_heatmap::is_active(ui.ctx());
+}
+
+impl CompareCache {
+    /// Rebuild both sides' heatmaps when `key` (views, layer, head, colormap) has changed.
+    fn refresh(
+        &mut self,
+        ctx: &egui::Context,
+        key: CacheKey,
+        views: &[Result<CompareView, String>],
+    ) {
+        if self.key == Some(key) {
+            return;
+        }
+        self.key = Some(key);
+        let (_, layer, head, colormap) = key;
+        let gpu = gpu_heatmap::is_active(ctx);
         for (k, v) in views.iter().enumerate() {
             let tex = v.as_ref().ok().map(|v| {
                 let values = side_matrix(&v.capture, layer, head);
@@ -195,25 +166,36 @@ pub fn show(
                         values: std::sync::Arc::from(values.as_slice()),
                         rows: t,
                         cols: t,
-                        colormap: state.colormap,
+                        colormap,
                         masked: v.capture.causal,
                     })
                 } else {
                     SideMap::Texture(texture(
-                        ui.ctx(),
+                        ctx,
                         &format!("compare-{k}"),
                         &values,
                         t,
                         v.capture.causal,
-                        state.colormap,
+                        colormap,
                     ))
                 }
             });
-            if let Some(slot) = cache.textures.get_mut(k) {
+            if let Some(slot) = self.textures.get_mut(k) {
                 *slot = tex;
             }
         }
     }
+}
+
+/// Both sides' heatmaps with their statistics; returns where each was drawn and the cell
+/// under the pointer.
+fn both_sides(
+    ui: &mut egui::Ui,
+    state: &StudioState,
+    cache: &CompareCache,
+    views: &[Result<CompareView, String>],
+) -> ([Option<egui::Rect>; 2], Option<(usize, usize)>) {
+    let (layer, head) = (state.compare.layer, state.compare.head);
     let side = ((ui.available_width() - 40.0) / 2.0).clamp(160.0, 520.0);
     let matrices: Vec<Option<(Vec<f32>, usize, bool)>> = views
         .iter()
@@ -264,17 +246,7 @@ pub fn show(
             }
         }
     });
-    state.compare.hover = hovered;
-    state.compare.rects = rects;
-    if let [Some(a), Some(b)] = rects {
-        if ui
-            .button("Export both as PNG…")
-            .on_hover_text("The two heatmaps as drawn, side by side")
-            .clicked()
-        {
-            state.screenshot_request = Some(("compare.png".into(), a.union(b).expand(2.0)));
-        }
-    }
+    (rects, hovered)
 }
 
 fn side_controls(

@@ -1,10 +1,11 @@
 //! The Dial panel: λ_inf, mode A–D, temperature and the per-layer schedule. Any change sends
 //! the new setting to the worker, which re-captures the current text at once.
 
-use crate::engine::threshold::ThresholdEstimate;
 use crate::engine::worker::Command;
-use crate::engine::{DialMode, LayerSchedule};
+use crate::engine::{DialMode, DialSetting, LayerSchedule};
 use crate::studio::state::StudioState;
+/// The λ* tick under a λ slider (defined in `studio::widgets`, shared with the Training panel).
+pub use crate::studio::widgets::mark_lambda_star;
 
 /// Draw the dial controls.
 pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
@@ -40,12 +41,38 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
         .map(|s| s.shape.0)
         .unwrap_or(1)
         .max(1);
-    let kind = |sch: &LayerSchedule| match sch {
+    changed |= schedule(ui, &mut dial, layers);
+    if let Some(e) = state.mean_entropy_bits() {
+        ui.label(format!("mean entropy {e:.3} bits")).on_hover_text(
+            "Mean attention entropy of the current text over queries, heads and layers, in bits.",
+        );
+    }
+    if let Some((cap, _)) = &state.capture {
+        ui.label(format!("mean ε {:.4}", cap.mean_off_block_mass(None)))
+            .on_hover_text(
+                "Mean off-block mass ε: attention outside each query's relevant keys R(i).",
+            );
+    }
+    if changed {
+        state.dial = dial.clone();
+        state.send(Command::SetDial(dial));
+    }
+}
+
+/// Which of the three schedule choices `sch` is.
+fn schedule_kind(sch: &LayerSchedule) -> usize {
+    match sch {
         LayerSchedule::Uniform => 0,
         LayerSchedule::Power { .. } => 1,
         LayerSchedule::PerLayer(_) => 2,
-    };
-    let mut chosen = kind(&dial.schedule);
+    }
+}
+
+/// How λ is spread over the model's `layers` layers: the choice and its sliders. Returns true
+/// when the user changed it.
+fn schedule(ui: &mut egui::Ui, dial: &mut DialSetting, layers: usize) -> bool {
+    let mut changed = false;
+    let mut chosen = schedule_kind(&dial.schedule);
     ui.horizontal(|ui| {
         ui.label("layers")
             .on_hover_text("How λ is spread over the layers.");
@@ -56,7 +83,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
         ui.selectable_value(&mut chosen, 2, "per layer")
             .on_hover_text("One slider per layer; the λ slider above is not applied.");
     });
-    if chosen != kind(&dial.schedule) {
+    if chosen != schedule_kind(&dial.schedule) {
         changed = true;
         dial.schedule = match chosen {
             1 => LayerSchedule::Power { gamma: 3.0 },
@@ -84,48 +111,5 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
         }
         LayerSchedule::Uniform => {}
     }
-    if let Some(e) = state.mean_entropy_bits() {
-        ui.label(format!("mean entropy {e:.3} bits")).on_hover_text(
-            "Mean attention entropy of the current text over queries, heads and layers, in bits.",
-        );
-    }
-    if let Some((cap, _)) = &state.capture {
-        ui.label(format!("mean ε {:.4}", cap.mean_off_block_mass(None)))
-            .on_hover_text(
-                "Mean off-block mass ε: attention outside each query's relevant keys R(i).",
-            );
-    }
-    if changed {
-        state.dial = dial.clone();
-        state.send(Command::SetDial(dial));
-    }
-}
-
-/// Draw λ* (SPEC §8.4, estimated on the current text) as a red tick under a [0, 1] λ slider,
-/// with its value; a tick at the right end with "λ* > 1" when it lies beyond the scale.
-pub fn mark_lambda_star(ui: &mut egui::Ui, slider: &egui::Response, est: &ThresholdEstimate) {
-    let height = slider.rect.height();
-    let width = ui.spacing().slider_width;
-    let handle = height / 2.5;
-    let left = slider.rect.left() + handle;
-    let span = (width - 2.0 * handle).max(1.0);
-    let x = left + span * est.lambda_star.clamp(0.0, 1.0) as f32;
-    let y = slider.rect.bottom();
-    let red = egui::Color32::from_rgb(230, 80, 80);
-    ui.painter()
-        .line_segment([egui::pos2(x, y - 6.0), egui::pos2(x, y + 2.0)], (2.0, red));
-    let text = if est.lambda_star > 1.0 {
-        format!("λ* = {:.2} (beyond the scale)", est.lambda_star)
-    } else {
-        format!("λ* = {:.2}", est.lambda_star)
-    };
-    ui.colored_label(red, text).on_hover_text(format!(
-        "Penalty threshold λ* of SPEC 8.4, estimated on the current text: with the training \
-         penalty weight λ above λ* = G·max √n_k/w_k, the only stationary point of the \
-         block-mass model puts all attention on the relevant block. G = {:.3} is the largest \
-         task-gradient advantage of another block over the relevant one, measured per unit of \
-         penalty weight over {} rows (layer, head, query); the 95th-percentile row gives \
-         λ* = {:.3}.",
-        est.grad_bound, est.rows, est.lambda_star_q95
-    ));
+    changed
 }

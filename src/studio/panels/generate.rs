@@ -4,6 +4,7 @@
 
 use egui::{Color32, Sense, Vec2};
 
+use crate::engine::generate::Generation;
 use crate::engine::worker::Command;
 use crate::studio::state::StudioState;
 
@@ -32,6 +33,22 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
             String::new()
         }
     ));
+    controls(ui, state);
+    let Some(g) = state.generate.last.clone() else {
+        ui.label("Nothing generated yet.");
+        return;
+    };
+    ui.separator();
+    summary_line(ui, state, &g);
+    continuation(ui, &g);
+    actions(ui, state, &g);
+    ui.separator();
+    ui.label("Next-token distribution at each step (the ten most probable):");
+    steps_table(ui, &g);
+}
+
+/// The number of tokens and the Generate button, with a spinner while one is on its way.
+fn controls(ui: &mut egui::Ui, state: &mut StudioState) {
     ui.horizontal(|ui| {
         ui.add(
             egui::Slider::new(&mut state.generate.tokens, 1..=32)
@@ -62,11 +79,10 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
                 .request_repaint_after(std::time::Duration::from_millis(200));
         }
     });
-    let Some(g) = state.generate.last.clone() else {
-        ui.label("Nothing generated yet.");
-        return;
-    };
-    ui.separator();
+}
+
+/// What the last generation was: its length, dial and speed, and whether the dial has moved.
+fn summary_line(ui: &mut egui::Ui, state: &StudioState, g: &Generation) {
     ui.horizontal(|ui| {
         ui.label(format!(
             "{} tokens at mode {}, λ = {:.2}, {:.0} ms per token",
@@ -89,6 +105,10 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
             );
         }
     });
+}
+
+/// The prompt followed by the generated tokens, each with its probability on hover.
+fn continuation(ui: &mut egui::Ui, g: &Generation) {
     ui.horizontal_wrapped(|ui| {
         ui.spacing_mut().item_spacing.x = 0.0;
         ui.label(egui::RichText::new(&g.prompt).weak());
@@ -105,6 +125,10 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
             ));
         }
     });
+}
+
+/// "Use as text" and "Export JSON…".
+fn actions(ui: &mut egui::Ui, state: &mut StudioState, g: &Generation) {
     ui.horizontal(|ui| {
         if ui
             .button("Use as text")
@@ -116,14 +140,16 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
             state.send(Command::Capture(t));
         }
         if ui.button("Export JSON…").clicked() {
-            match serde_json::to_string_pretty(&g) {
+            match serde_json::to_string_pretty(g) {
                 Ok(j) => state.pending_export = Some(("generation.json".into(), j.into_bytes())),
                 Err(e) => state.error = Some(format!("export failed: {e}")),
             }
         }
     });
-    ui.separator();
-    ui.label("Next-token distribution at each step (the ten most probable):");
+}
+
+/// One row per step: its entropy and the candidates as probability bars.
+fn steps_table(ui: &mut egui::Ui, g: &Generation) {
     egui::Grid::new("generation_steps")
         .striped(true)
         .num_columns(3)

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::engine::worker::Command;
+use crate::engine::worker::{Command, ModelSummary};
 use crate::studio::state::{FileRequest, StudioState};
 
 /// Draw the model summary and the open/save buttons; `open_dialog` and `save_dialog` start
@@ -18,56 +18,72 @@ pub fn show(
 ) {
     ui.heading("Model");
     match &state.summary {
-        Some(s) => {
-            egui::Grid::new("model_summary")
-                .num_columns(2)
-                .show(ui, |ui| {
-                    ui.label("source");
-                    ui.label(&s.source);
-                    ui.end_row();
-                    if let Some((kind, blocks)) = &s.imported {
-                        ui.label("kind");
-                        ui.label(kind).on_hover_text(
-                            "A pretrained model run by our own forward pass: the dial and the \
-                             rules act on it without retraining.",
-                        );
-                        ui.end_row();
-                        ui.label("blocks from");
-                        ui.label(blocks).on_hover_text(
-                            "Rebuild them (k-means or a lexicon) or rename them in the Blocks tab.",
-                        );
-                        ui.end_row();
-                    }
-                    ui.label("preset");
-                    ui.label(format!(
-                        "{} (L={}, H={}, d={}, T={})",
-                        s.preset, s.shape.0, s.shape.1, s.shape.2, s.shape.3
-                    ));
-                    ui.end_row();
-                    ui.label("parameters");
-                    ui.label(format!("{}", s.parameters))
-                        .on_hover_text("Trainable scalars, anchor keys included.");
-                    ui.end_row();
-                    if s.imported.is_none() {
-                        ui.label("λ_train");
-                        ui.label(
-                            s.lambda_train
-                                .map(|l| format!("{l:.2}"))
-                                .unwrap_or_else(|| "?".into()),
-                        )
-                        .on_hover_text("The penalty weight the weights were trained under.");
-                        ui.end_row();
-                    }
-                    ui.label("blocks");
-                    ui.label(format!("{}", s.blocks.len()))
-                        .on_hover_text(s.blocks.join(", "));
-                    ui.end_row();
-                });
-        }
+        Some(s) => summary_grid(ui, s),
         None => {
             ui.label("no model loaded");
         }
     }
+    open_buttons(ui, state, open_dialog, save_dialog, samples);
+    pretrained_buttons(ui, state, pretrained);
+    path_field(ui, state);
+}
+
+/// What is loaded: source, kind, preset and shape, parameters, λ_train, blocks.
+fn summary_grid(ui: &mut egui::Ui, s: &ModelSummary) {
+    egui::Grid::new("model_summary")
+        .num_columns(2)
+        .show(ui, |ui| {
+            ui.label("source");
+            ui.label(&s.source);
+            ui.end_row();
+            if let Some((kind, blocks)) = &s.imported {
+                ui.label("kind");
+                ui.label(kind).on_hover_text(
+                    "A pretrained model run by our own forward pass: the dial and the \
+                     rules act on it without retraining.",
+                );
+                ui.end_row();
+                ui.label("blocks from");
+                ui.label(blocks).on_hover_text(
+                    "Rebuild them (k-means or a lexicon) or rename them in the Blocks tab.",
+                );
+                ui.end_row();
+            }
+            ui.label("preset");
+            ui.label(format!(
+                "{} (L={}, H={}, d={}, T={})",
+                s.preset, s.shape.0, s.shape.1, s.shape.2, s.shape.3
+            ));
+            ui.end_row();
+            ui.label("parameters");
+            ui.label(format!("{}", s.parameters))
+                .on_hover_text("Trainable scalars, anchor keys included.");
+            ui.end_row();
+            if s.imported.is_none() {
+                ui.label("λ_train");
+                ui.label(
+                    s.lambda_train
+                        .map(|l| format!("{l:.2}"))
+                        .unwrap_or_else(|| "?".into()),
+                )
+                .on_hover_text("The penalty weight the weights were trained under.");
+                ui.end_row();
+            }
+            ui.label("blocks");
+            ui.label(format!("{}", s.blocks.len()))
+                .on_hover_text(s.blocks.join(", "));
+            ui.end_row();
+        });
+}
+
+/// Open…, Open model…, Save… and the bundled samples.
+fn open_buttons(
+    ui: &mut egui::Ui,
+    state: &mut StudioState,
+    open_dialog: &mut dyn FnMut(),
+    save_dialog: &mut dyn FnMut(),
+    samples: &[(String, PathBuf)],
+) {
     ui.horizontal_wrapped(|ui| {
         if ui
             .button("Open…")
@@ -113,6 +129,14 @@ pub fn show(
             }
         }
     });
+}
+
+/// The pretrained models fetched into models/, when any.
+fn pretrained_buttons(
+    ui: &mut egui::Ui,
+    state: &mut StudioState,
+    pretrained: &[(String, PathBuf)],
+) {
     if !pretrained.is_empty() {
         ui.horizontal_wrapped(|ui| {
             ui.label("pretrained:")
@@ -128,6 +152,10 @@ pub fn show(
             }
         });
     }
+}
+
+/// A path typed by hand: a checkpoint folder, a .gguf file or a Hugging Face folder.
+fn path_field(ui: &mut egui::Ui, state: &mut StudioState) {
     ui.horizontal(|ui| {
         let l = ui.label("path");
         let edit = ui

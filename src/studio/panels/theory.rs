@@ -4,6 +4,7 @@
 
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
+use crate::engine::theory::TheoryPoint;
 use crate::engine::worker::Command;
 use crate::studio::state::StudioState;
 
@@ -31,37 +32,52 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
         ui.label("computing…");
         return;
     };
-    let pts = |f: &dyn Fn(&crate::engine::theory::TheoryPoint) -> Option<f64>| -> PlotPoints {
+    let curve = curve.clone();
+    let mut want_png = false;
+    ui.horizontal(|ui| {
+        ui.label("off-block mass ε");
+        ui.menu_button("Export", |ui| want_png = export_menu(ui, state, &curve));
+    });
+    let plots = lambda_plots(ui, &curve);
+    if want_png {
+        state.screenshot_request = Some(("theory.png".into(), plots));
+    }
+    over_training(ui, state);
+    let Some((_, curve)) = &state.theory else {
+        return;
+    };
+    violations(ui, curve);
+}
+
+/// The Export menu: the curve as CSV or JSON; returns true when the plots are wanted as PNG.
+fn export_menu(ui: &mut egui::Ui, state: &mut StudioState, curve: &[TheoryPoint]) -> bool {
+    let mut want_png = false;
+    if ui.button("numbers as CSV…").clicked() {
+        state.pending_export = Some(("theory.csv".into(), theory_csv(curve).into_bytes()));
+        ui.close();
+    }
+    if ui.button("numbers as JSON…").clicked() {
+        match serde_json::to_string_pretty(curve) {
+            Ok(j) => state.pending_export = Some(("theory.json".into(), j.into_bytes())),
+            Err(e) => state.error = Some(format!("export failed: {e}")),
+        }
+        ui.close();
+    }
+    if ui.button("plots as PNG…").clicked() {
+        want_png = true;
+        ui.close();
+    }
+    want_png
+}
+
+/// ε and entropy over λ_inf against the derived bounds; returns where both plots were drawn.
+fn lambda_plots(ui: &mut egui::Ui, curve: &[TheoryPoint]) -> egui::Rect {
+    let pts = |f: &dyn Fn(&TheoryPoint) -> Option<f64>| -> PlotPoints {
         curve
             .iter()
             .filter_map(|p| f(p).map(|v| [p.lambda, v]))
             .collect()
     };
-    let curve_for_export = curve.clone();
-    let mut want_png = false;
-    ui.horizontal(|ui| {
-        ui.label("off-block mass ε");
-        ui.menu_button("Export", |ui| {
-            if ui.button("numbers as CSV…").clicked() {
-                state.pending_export = Some((
-                    "theory.csv".into(),
-                    theory_csv(&curve_for_export).into_bytes(),
-                ));
-                ui.close();
-            }
-            if ui.button("numbers as JSON…").clicked() {
-                match serde_json::to_string_pretty(&curve_for_export) {
-                    Ok(j) => state.pending_export = Some(("theory.json".into(), j.into_bytes())),
-                    Err(e) => state.error = Some(format!("export failed: {e}")),
-                }
-                ui.close();
-            }
-            if ui.button("plots as PNG…").clicked() {
-                want_png = true;
-                ui.close();
-            }
-        });
-    });
     let eps_plot = Plot::new("theory_eps")
         .height(220.0)
         .legend(Legend::default())
@@ -96,16 +112,11 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
                 pts(&|p| p.entropy_bound_bits),
             ));
         });
-    if want_png {
-        state.screenshot_request = Some((
-            "theory.png".into(),
-            eps_plot.response.rect.union(entropy_plot.response.rect),
-        ));
-    }
-    over_training(ui, state);
-    let Some((_, curve)) = &state.theory else {
-        return;
-    };
+    eps_plot.response.rect.union(entropy_plot.response.rect)
+}
+
+/// Whether every row respects the bounds over λ, or a red line per λ where some do not.
+fn violations(ui: &mut egui::Ui, curve: &[TheoryPoint]) {
     let violations: usize = curve.iter().map(|p| p.violations).sum();
     if violations == 0 {
         ui.label(format!(
@@ -130,7 +141,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
 /// The current text at the current dial, measured about once a second while training runs,
 /// against the same bounds: how concentration develops with training.
 fn over_training(ui: &mut egui::Ui, state: &StudioState) {
-    let points: Vec<(usize, &crate::engine::theory::TheoryPoint)> = state
+    let points: Vec<(usize, &TheoryPoint)> = state
         .live
         .iter()
         .filter_map(|l| l.theory.as_ref().map(|t| (l.step, t)))
@@ -144,7 +155,7 @@ fn over_training(ui: &mut egui::Ui, state: &StudioState) {
         );
         return;
     }
-    let pts = |f: &dyn Fn(&crate::engine::theory::TheoryPoint) -> Option<f64>| -> PlotPoints {
+    let pts = |f: &dyn Fn(&TheoryPoint) -> Option<f64>| -> PlotPoints {
         points
             .iter()
             .filter_map(|(s, p)| f(p).map(|v| [*s as f64, v]))
@@ -198,7 +209,7 @@ fn over_training(ui: &mut egui::Ui, state: &StudioState) {
 }
 
 /// The theory curve as CSV: one row per λ.
-pub fn theory_csv(curve: &[crate::engine::theory::TheoryPoint]) -> String {
+pub fn theory_csv(curve: &[TheoryPoint]) -> String {
     let opt = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
     let mut out = String::from(
         "lambda,eps,eps_layer0,eps_layer0_closed_form,eps_bound_8_1,entropy_bits,entropy_bound_8_2_bits,violations\n",

@@ -2,94 +2,36 @@
 
 use egui_plot::{Line, Plot, PlotPoints};
 
-use crate::engine::corpus::{CorpusSource, TokenizerKind};
-use crate::engine::train_job::TrainJob;
 use crate::engine::worker::{Command, LivePoint};
+use crate::model::config::PRESETS;
 use crate::studio::export::training_csv;
+/// Settings of the next run (defined in `studio::settings`, below the panels).
+pub use crate::studio::settings::RunSettings;
 use crate::studio::state::{StudioState, WorkerState};
-use crate::train::trainer::TrainConfig;
-
-/// Settings of the next run (kept between frames).
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct RunSettings {
-    /// Corpus path, or `synthetic[:N]`.
-    pub corpus: String,
-    /// Preset.
-    pub preset: String,
-    /// λ_train.
-    pub lambda_train: f64,
-    /// Learning rate.
-    pub lr: f64,
-    /// Steps.
-    pub steps: usize,
-    /// Seed.
-    pub seed: u64,
-    /// Weight of the rule penalty: the rules in force are trained towards.
-    pub mu_rule: f64,
-    /// Grow blocks by recruitment from one block (SPEC §9).
-    pub recruit: bool,
-}
-
-impl Default for RunSettings {
-    fn default() -> Self {
-        Self {
-            corpus: "assets/corpora/shakespeare_1mb.txt".into(),
-            preset: "tiny".into(),
-            lambda_train: 1.0,
-            lr: 1e-3,
-            steps: 1000,
-            seed: 0,
-            mu_rule: 0.0,
-            recruit: false,
-        }
-    }
-}
-
-impl RunSettings {
-    /// The job these settings describe.
-    pub fn job(&self) -> anyhow::Result<TrainJob> {
-        let corpus = match CorpusSource::parse(&self.corpus, self.seed)? {
-            CorpusSource::File { path } => CorpusSource::File {
-                path: crate::engine::corpus::asset_path(&path),
-            },
-            s => s,
-        };
-        let tokenizer = match corpus {
-            CorpusSource::Synthetic { .. } | CorpusSource::Topics { .. } => TokenizerKind::Word,
-            CorpusSource::File { .. } => TokenizerKind::Char,
-        };
-        let mut train = TrainConfig {
-            lambda_train: self.lambda_train,
-            steps: self.steps,
-            seed: self.seed,
-            mu_anchor: 0.05,
-            mu_rule: self.mu_rule,
-            ..TrainConfig::default()
-        };
-        train.optimizer.lr = self.lr;
-        Ok(TrainJob {
-            corpus,
-            tokenizer,
-            preset: self.preset.clone(),
-            blocks: self
-                .recruit
-                .then_some(crate::engine::corpus::BlockSpec::Single),
-            train,
-            save_optimizer: true,
-            recruit: self.recruit.then(|| crate::train::recruit::RecruitConfig {
-                warmup: 50,
-                every: 50,
-                ..Default::default()
-            }),
-            ..TrainJob::default()
-        })
-    }
-}
+use crate::studio::widgets::mark_lambda_star;
 
 /// Draw the training controls and curves.
 pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettings) {
     ui.heading("Training");
+    settings_grid(ui, state, settings);
+    run_buttons(ui, state, settings);
+    progress(ui, state);
+    let (loss_rect, held_out_rect) = curves(ui, state);
+    export_menu(ui, state, loss_rect, held_out_rect);
+    if let Some(r) = &state.last_eval {
+        ui.label(format!(
+            "held out: perplexity {:.3}, top-1 {:.1}%, entropy {:.3} bits, ε {:.4}",
+            r.perplexity,
+            100.0 * r.top1_accuracy,
+            r.entropy_bits,
+            r.off_block_mass
+        ));
+    }
+}
+
+/// The settings of the next run: corpus, preset, λ_train (with λ* when estimated), μ_rule,
+/// learning rate, steps, seed, recruitment.
+fn settings_grid(ui: &mut egui::Ui, state: &StudioState, settings: &mut RunSettings) {
     egui::Grid::new("run_settings")
         .num_columns(2)
         .show(ui, |ui| {
@@ -105,7 +47,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
             egui::ComboBox::from_label("preset")
                 .selected_text(settings.preset.clone())
                 .show_ui(ui, |ui| {
-                    for p in ["tiny", "small"] {
+                    for p in PRESETS {
                         ui.selectable_value(&mut settings.preset, p.to_string(), p);
                     }
                 });
@@ -116,7 +58,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
                     .add(egui::Slider::new(&mut settings.lambda_train, 0.0..=1.0).text("λ_train"))
                     .on_hover_text("Weight of the off-block group penalty during training.");
                 if let Some(est) = &state.threshold {
-                    crate::studio::panels::dial::mark_lambda_star(ui, &slider, est);
+                    mark_lambda_star(ui, &slider, est);
                 }
             });
             ui.end_row();
@@ -155,6 +97,10 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
                 );
             ui.end_row();
         });
+}
+
+/// New model, New run, Pause / Resume, Step, Stop.
+fn run_buttons(ui: &mut egui::Ui, state: &mut StudioState, settings: &RunSettings) {
     ui.horizontal(|ui| {
         if ui
             .button("New model")
@@ -203,6 +149,10 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
             state.send(Command::Stop);
         }
     });
+}
+
+/// The step, loss, speed and ETA of the run, with a progress bar.
+fn progress(ui: &mut egui::Ui, state: &StudioState) {
     if let Some(p) = &state.progress {
         ui.label(format!(
             "step {}/{}  loss {:.4} nats  {:.0} tok/s  ETA {:.0} s",
@@ -217,6 +167,11 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
             (p.stats.step + 1) as f32 / p.total_steps.max(1) as f32,
         ));
     }
+}
+
+/// The loss and Ω curve, and the live held-out curves; returns where the loss plot and the
+/// held-out plots were drawn (for the PNG export).
+fn curves(ui: &mut egui::Ui, state: &StudioState) -> (egui::Rect, egui::Rect) {
     let loss: PlotPoints = state
         .curve
         .iter()
@@ -283,6 +238,16 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
              fraction of attention on each query's relevant keys R(i), so 1 − ε.",
         );
     }
+    (loss_plot.rect, ppl_plot.rect.union(live_plot.rect))
+}
+
+/// Export the curves: the numbers as CSV, or the loss or held-out plots as PNG.
+fn export_menu(
+    ui: &mut egui::Ui,
+    state: &mut StudioState,
+    loss_rect: egui::Rect,
+    held_out_rect: egui::Rect,
+) {
     ui.horizontal(|ui| {
         ui.menu_button("Export curves", |ui| {
             if ui.button("numbers as CSV…").clicked() {
@@ -294,23 +259,13 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
                 ui.close();
             }
             if ui.button("loss plot as PNG…").clicked() {
-                state.screenshot_request = Some(("loss.png".into(), loss_plot.rect));
+                state.screenshot_request = Some(("loss.png".into(), loss_rect));
                 ui.close();
             }
             if ui.button("held-out plots as PNG…").clicked() {
-                state.screenshot_request =
-                    Some(("held-out.png".into(), ppl_plot.rect.union(live_plot.rect)));
+                state.screenshot_request = Some(("held-out.png".into(), held_out_rect));
                 ui.close();
             }
         });
     });
-    if let Some(r) = &state.last_eval {
-        ui.label(format!(
-            "held out: perplexity {:.3}, top-1 {:.1}%, entropy {:.3} bits, ε {:.4}",
-            r.perplexity,
-            100.0 * r.top1_accuracy,
-            r.entropy_bits,
-            r.off_block_mass
-        ));
-    }
 }

@@ -1,0 +1,103 @@
+//! The window's frame around the panels: the menu bar at the top and the status bar at the
+//! bottom (worker state, speed, the last error or message).
+
+use crate::studio::state::WorkerState;
+
+use super::dialogs::DialogKind;
+use super::StudioApp;
+
+/// The menu bar: sessions and the theme. Returns the session dialog asked for, if any.
+pub(super) fn menu_bar(ui: &mut egui::Ui) -> Option<DialogKind> {
+    let mut want_session = None;
+    egui::Panel::top("menu").show(ui, |ui| {
+        ui.horizontal(|ui| {
+            ui.strong("Localist Studio");
+            ui.separator();
+            if ui
+                .button("Open session…")
+                .on_hover_text(
+                    "Open a session file: checkpoint, dial, text and layout (Ctrl+Shift+O)",
+                )
+                .clicked()
+            {
+                want_session = Some(DialogKind::OpenSession);
+            }
+            if ui
+                .button("Save session…")
+                .on_hover_text(
+                    "Save the checkpoint path and hash, the dial, the text and the layout \
+                     (Ctrl+Shift+S)",
+                )
+                .clicked()
+            {
+                want_session = Some(DialogKind::SaveSession);
+            }
+            ui.separator();
+            theme_switch(ui);
+        });
+    });
+    want_session
+}
+
+/// The Dark / Light theme buttons.
+fn theme_switch(ui: &mut egui::Ui) {
+    let dark = ui.visuals().dark_mode;
+    if ui
+        .selectable_label(dark, "Dark")
+        .on_hover_text("Dark theme")
+        .clicked()
+    {
+        ui.ctx().set_theme(egui::Theme::Dark);
+    }
+    if ui
+        .selectable_label(!dark, "Light")
+        .on_hover_text("Light theme")
+        .clicked()
+    {
+        ui.ctx().set_theme(egui::Theme::Light);
+    }
+}
+
+impl StudioApp {
+    /// The status bar: worker state, training speed, UI timings, then the error or message.
+    pub(super) fn status_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            let (label, colour) = match self.state.worker {
+                WorkerState::Idle => ("worker idle", ui.visuals().text_color()),
+                WorkerState::Training => ("training", egui::Color32::LIGHT_GREEN),
+                WorkerState::Paused => ("paused", egui::Color32::YELLOW),
+                WorkerState::Crashed => ("worker crashed", egui::Color32::LIGHT_RED),
+            };
+            ui.colored_label(colour, label);
+            if self.state.worker == WorkerState::Crashed && ui.button("Restart worker").clicked() {
+                self.start_worker();
+            }
+            if let Some(p) = &self.state.progress {
+                ui.separator();
+                ui.label(format!(
+                    "step {}  {:.0} tok/s",
+                    p.stats.step + 1,
+                    p.tokens_per_s
+                ));
+            }
+            ui.separator();
+            ui.label(format!("UI {:.1} ms", self.state.frame_ms))
+                .on_hover_text(
+                    "Time our UI code takes per frame (smoothed), before the GPU draws it.",
+                );
+            if let Some(l) = self.state.dial_latency_ms {
+                ui.label(format!("dial to heatmaps {l:.1} ms"))
+                    .on_hover_text("From the last dial change to its new heatmaps on screen.");
+            }
+            ui.separator();
+            if let Some(err) = self.state.error.clone() {
+                ui.colored_label(egui::Color32::LIGHT_RED, err);
+                if ui.small_button("dismiss").clicked() {
+                    self.state.error = None;
+                }
+            } else if let Some(info) = &self.state.info {
+                ui.label(info);
+            }
+        });
+    }
+}

@@ -1,0 +1,117 @@
+//! Where the panels go: the left column (model, dial, training) and the central area with its
+//! tab bar, each tab drawn by its panel with what it needs passed in.
+
+use std::path::PathBuf;
+
+use crate::engine::corpus::asset_path;
+use crate::studio::panels::{
+    attention, audit, blocks, compare, dial, generate, model, recruitment, rules, specialists,
+    theory, training,
+};
+use crate::studio::state::Tab;
+
+use super::StudioApp;
+
+/// What the left column asked for this frame.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct ControlsWant {
+    /// The checkpoint "Open…" dialog.
+    pub open: bool,
+    /// The checkpoint "Save…" dialog.
+    pub save: bool,
+}
+
+/// The tab bar over the central area.
+fn tab_bar(ui: &mut egui::Ui, tab: &mut Tab) {
+    ui.horizontal_wrapped(|ui| {
+        ui.selectable_value(tab, Tab::Attention, "Attention");
+        ui.selectable_value(tab, Tab::Theory, "Theory");
+        ui.selectable_value(tab, Tab::Blocks, "Blocks & anchors");
+        ui.selectable_value(tab, Tab::Compare, "Compare")
+            .on_hover_text("Two configurations side by side on the same text");
+        ui.selectable_value(tab, Tab::Rules, "Rules")
+            .on_hover_text("Write rules and put them in force in the running model");
+        ui.selectable_value(tab, Tab::Generate, "Generate")
+            .on_hover_text(
+                "Generate a few tokens and see the next-token distribution under the dial",
+            );
+        ui.selectable_value(tab, Tab::Recruitment, "Recruitment")
+            .on_hover_text(
+                "Blocks recruited, merged and pruned while training, each decision in bits",
+            );
+        ui.selectable_value(tab, Tab::Specialists, "Specialists")
+            .on_hover_text("A pool of specialists: documents routed by shortest code length");
+        ui.selectable_value(tab, Tab::Audit, "Audit")
+            .on_hover_text("Which rule maps to which block, measured; the audit log; the report");
+    });
+}
+
+impl StudioApp {
+    /// The left column: the Model, Dial and Training panels.
+    pub(super) fn controls(&mut self, ui: &mut egui::Ui) -> ControlsWant {
+        let mut want = ControlsWant::default();
+        egui::Panel::left("controls")
+            .resizable(true)
+            .default_size(340.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    let samples = self.samples.clone();
+                    let pretrained = self.pretrained.clone();
+                    let mut open = || want.open = true;
+                    let mut save = || want.save = true;
+                    model::show(
+                        ui,
+                        &mut self.state,
+                        &mut open,
+                        &mut save,
+                        &samples,
+                        &pretrained,
+                    );
+                    ui.separator();
+                    dial::show(ui, &mut self.state);
+                    ui.separator();
+                    training::show(ui, &mut self.state, &mut self.settings);
+                });
+            });
+        want
+    }
+
+    /// The central area: the tab bar and the open tab. Returns true when the Specialists tab
+    /// asked for the pool dialog.
+    pub(super) fn central(&mut self, ui: &mut egui::Ui) -> bool {
+        let mut want_pool = false;
+        egui::CentralPanel::default().show(ui, |ui| {
+            tab_bar(ui, &mut self.state.tab);
+            ui.separator();
+            egui::ScrollArea::vertical().show(ui, |ui| self.tab_body(ui, &mut want_pool));
+        });
+        want_pool
+    }
+
+    /// The open tab's panel.
+    fn tab_body(&mut self, ui: &mut egui::Ui, want_pool: &mut bool) {
+        match self.state.tab {
+            Tab::Attention => attention::show(ui, &mut self.state, &mut self.heatmaps),
+            Tab::Theory => theory::show(ui, &mut self.state),
+            Tab::Blocks => blocks::show(ui, &mut self.state),
+            Tab::Compare => {
+                compare::show(ui, &mut self.state, &mut self.compare_cache, &self.samples)
+            }
+            Tab::Rules => rules::show(ui, &mut self.state, &self.example_rules),
+            Tab::Audit => audit::show(ui, &mut self.state),
+            Tab::Recruitment => recruitment::show(ui, &mut self.state),
+            Tab::Generate => generate::show(ui, &mut self.state),
+            Tab::Specialists => {
+                let sample = asset_path(&PathBuf::from("sample_models/pool-clinical-payments"));
+                let mut open = || *want_pool = true;
+                specialists::show(
+                    ui,
+                    &mut self.pool,
+                    &mut self.state.error,
+                    &mut open,
+                    &sample,
+                );
+            }
+        }
+    }
+}

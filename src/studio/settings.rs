@@ -1,0 +1,84 @@
+//! Settings of the next training run, as the Training panel edits them and session files
+//! and eframe storage keep them, and the training job they describe.
+
+use crate::engine::corpus::{CorpusSource, TokenizerKind};
+use crate::engine::train_job::TrainJob;
+use crate::train::trainer::TrainConfig;
+
+/// Settings of the next run (kept between frames).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct RunSettings {
+    /// Corpus path, or `synthetic[:N]`.
+    pub corpus: String,
+    /// Preset.
+    pub preset: String,
+    /// λ_train.
+    pub lambda_train: f64,
+    /// Learning rate.
+    pub lr: f64,
+    /// Steps.
+    pub steps: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Weight of the rule penalty: the rules in force are trained towards.
+    pub mu_rule: f64,
+    /// Grow blocks by recruitment from one block (SPEC §9).
+    pub recruit: bool,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        Self {
+            corpus: "assets/corpora/shakespeare_1mb.txt".into(),
+            preset: "tiny".into(),
+            lambda_train: 1.0,
+            lr: 1e-3,
+            steps: 1000,
+            seed: 0,
+            mu_rule: 0.0,
+            recruit: false,
+        }
+    }
+}
+
+impl RunSettings {
+    /// The job these settings describe.
+    pub fn job(&self) -> anyhow::Result<TrainJob> {
+        let corpus = match CorpusSource::parse(&self.corpus, self.seed)? {
+            CorpusSource::File { path } => CorpusSource::File {
+                path: crate::engine::corpus::asset_path(&path),
+            },
+            s => s,
+        };
+        let tokenizer = match corpus {
+            CorpusSource::Synthetic { .. } | CorpusSource::Topics { .. } => TokenizerKind::Word,
+            CorpusSource::File { .. } => TokenizerKind::Char,
+        };
+        let mut train = TrainConfig {
+            lambda_train: self.lambda_train,
+            steps: self.steps,
+            seed: self.seed,
+            mu_anchor: 0.05,
+            mu_rule: self.mu_rule,
+            ..TrainConfig::default()
+        };
+        train.optimizer.lr = self.lr;
+        Ok(TrainJob {
+            corpus,
+            tokenizer,
+            preset: self.preset.clone(),
+            blocks: self
+                .recruit
+                .then_some(crate::engine::corpus::BlockSpec::Single),
+            train,
+            save_optimizer: true,
+            recruit: self.recruit.then(|| crate::train::recruit::RecruitConfig {
+                warmup: 50,
+                every: 50,
+                ..Default::default()
+            }),
+            ..TrainJob::default()
+        })
+    }
+}
