@@ -1,12 +1,10 @@
 //! Exports from the studio: the numbers behind the training plots as CSV. Captures, heatmap
-//! PNGs and screenshot regions are written by the engine's figures module (re-exported here),
-//! the same code the command line uses.
+//! PNGs and screenshot regions are written by the engine (`engine::export`,
+//! `engine::figures`), the same code the command line uses.
 
 use crate::engine::figures::TableWriter;
 use crate::engine::worker::LivePoint;
 use crate::studio::state::CurvePoint;
-
-pub use crate::engine::figures::{head_png, rgba_png};
 
 /// The numbers behind the training plots as CSV: one row per step with the loss and Ω, and
 /// the live held-out metrics on the steps where they were measured (empty cells elsewhere).

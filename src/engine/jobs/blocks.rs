@@ -19,7 +19,7 @@ pub enum BlockSource {
         /// Number of clusters (at least 1).
         k: usize,
     },
-    /// A lexicon file (word<TAB>block).
+    /// A lexicon file (`word<TAB>block` lines).
     Lexicon(PathBuf),
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use egui::{Color32, ColorImage, Sense, TextureHandle, TextureOptions, Vec2};
 
 use crate::engine::export::{capture_csv, capture_json};
-use crate::engine::figures::head_png;
+use crate::engine::figures::{head_pixels, head_png};
 use crate::engine::worker::Command;
 use crate::engine::{Capture, HeadCapture};
 use crate::studio::colormap::Colormap;
@@ -31,8 +31,6 @@ enum Heatmap {
     /// wgpu path: the values, coloured by `shaders/heatmap.wgsl`.
     Gpu(HeatmapData),
 }
-
-pub use crate::engine::figures::head_pixels;
 
 impl HeatmapCache {
     /// True when the current heatmaps are drawn by the WGSL shader, false for CPU textures (or

@@ -27,8 +27,6 @@ pub fn build_report(state: &StudioState) -> (AuditReport, Vec<Figure>) {
     report_with_figures(inputs, capture, state.colormap)
 }
 
-pub use crate::engine::figures::report_figures;
-
 /// Draw the panel.
 pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
     ui.horizontal(|ui| {
