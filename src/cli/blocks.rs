@@ -3,15 +3,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 
-use crate::analysis::kmeans::kmeans;
-use crate::data::lexicon::Lexicon;
-use crate::data::tokenizer::TokenizerSpec;
-use crate::engine::train_job::default_device;
-use crate::model::blocks::BlockMap;
-use crate::model::checkpoint::{load_checkpoint, save_checkpoint};
+use crate::engine::jobs::blocks::{rebuild_blocks, BlockSource};
 
 /// Arguments of `localist blocks`.
 #[derive(Args, Debug, Clone)]
@@ -35,48 +30,14 @@ pub struct BlocksArgs {
 
 /// Run `localist blocks`.
 pub fn run(args: BlocksArgs) -> Result<()> {
-    let device = default_device();
-    let mut ck = load_checkpoint(&args.checkpoint, &device)?;
-    let spec: TokenizerSpec = serde_json::from_value(ck.meta.tokenizer.clone())
-        .with_context(|| format!("{}: tokenizer in config.json", args.checkpoint.display()))?;
-    let tok = spec.build()?;
-    let map = match (args.kmeans, &args.lexicon) {
-        (Some(k), None) => {
-            if k == 0 {
-                bail!("--kmeans needs at least 1 cluster");
-            }
-            let rows: Vec<Vec<f32>> = ck.model.params.get("tok.weight")?.to_vec2()?;
-            let assign = kmeans(&rows, k, 100, args.seed);
-            let pairs: Vec<(u32, String)> = assign
-                .iter()
-                .enumerate()
-                .map(|(id, c)| (id as u32, format!("cluster {}", c + 1)))
-                .collect();
-            BlockMap::from_assignments(
-                tok.vocab_size(),
-                &pairs,
-                &format!("k-means k={k} over input embeddings"),
-            )
-        }
-        (None, Some(path)) => {
-            let lex = Lexicon::load(path)?;
-            let pairs: Vec<(u32, String)> = lex
-                .resolve(tok.as_ref())?
-                .into_iter()
-                .map(|(id, b)| (id, lex.block_names.get(b).cloned().unwrap_or_default()))
-                .collect();
-            BlockMap::from_assignments(
-                tok.vocab_size(),
-                &pairs,
-                &format!("lexicon {}", path.display()),
-            )
-        }
+    let source = match (args.kmeans, &args.lexicon) {
+        (Some(0), None) => bail!("--kmeans needs at least 1 cluster"),
+        (Some(k), None) => BlockSource::KMeans { k },
+        (None, Some(path)) => BlockSource::Lexicon(path.clone()),
         _ => bail!("pass --kmeans K or --lexicon PATH"),
     };
-    ck.model.reset_anchors(map.num_blocks(), args.seed)?;
-    save_checkpoint(&args.out, &ck.meta, &map, &ck.model, None)?;
-    let sizes = map.block_sizes();
-    for (name, n) in map.names.iter().zip(sizes) {
+    let sizes = rebuild_blocks(&args.checkpoint, &source, args.seed, &args.out)?;
+    for (name, n) in sizes {
         println!("{name:>20}: {n} tokens");
     }
     println!("checkpoint with new blocks: {}", args.out.display());

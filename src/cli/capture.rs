@@ -2,16 +2,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 
-use crate::cli::eval::DialArgs;
+use crate::cli::dial::DialArgs;
 use crate::cli::output::write_atomic;
-use crate::data::tokenizer::TokenizerSpec;
 use crate::engine::export::{capture_csv, capture_json};
-use crate::engine::train_job::default_device;
-use crate::model::capture::capture;
-use crate::model::checkpoint::load_checkpoint;
+use crate::engine::jobs::capture::capture_text;
 
 /// Output format.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -48,48 +45,17 @@ pub struct CaptureArgs {
 /// Run `localist capture` (on a checkpoint, or on an imported model with the blocks saved
 /// beside it or k-means blocks).
 pub fn run(args: CaptureArgs) -> Result<()> {
-    let device = default_device();
-    if crate::hf::ImportedModel::looks_imported(&args.checkpoint) {
-        let m = crate::hf::ImportedModel::open(&args.checkpoint, &candle_core::Device::Cpu)?;
-        let tok = m.tokenizer();
-        let blocks = match std::fs::read(m.blocks_path()) {
-            Ok(b) => serde_json::from_slice(&b)
-                .with_context(|| format!("{}", m.blocks_path().display()))?,
-            Err(_) => m.kmeans_blocks(&tok, crate::engine::worker::DEFAULT_CLUSTERS, 0)?,
-        };
-        return capture_and_write(&args, m.model(), &blocks, &tok);
-    }
-    let ck = load_checkpoint(&args.checkpoint, &device)?;
-    let spec: TokenizerSpec = serde_json::from_value(ck.meta.tokenizer.clone())
-        .with_context(|| format!("{}: tokenizer in config.json", args.checkpoint.display()))?;
-    let tok = spec.build()?;
-    capture_and_write(&args, &ck.model, &ck.blocks, tok.as_ref())
-}
-
-fn capture_and_write(
-    args: &CaptureArgs,
-    model: &dyn crate::model::backend::AttentionModel,
-    blocks: &crate::model::blocks::BlockMap,
-    tok: &dyn crate::data::tokenizer::Tokenizer,
-) -> Result<()> {
-    let mut ids = tok.encode(&args.text);
-    if ids.is_empty() {
-        bail!("--text is empty after tokenization");
-    }
-    let max = model.dims().max_len;
-    if ids.len() > max {
-        eprintln!(
-            "note: text has {} tokens; capturing the first {max}",
-            ids.len()
-        );
-        ids.truncate(max);
-    }
     let dial = args.dial.setting(args.lambda)?;
-    let cap = capture(model, blocks, &ids, &dial)?;
-    let tokens: Vec<String> = ids.iter().map(|&i| tok.token_str(i)).collect();
+    let cap = capture_text(&args.checkpoint, &args.text, &dial)?;
+    if let Some(n) = cap.truncated_from {
+        eprintln!(
+            "note: text has {n} tokens; capturing the first {}",
+            cap.capture.len()
+        );
+    }
     let text = match args.format {
-        Format::Json => capture_json(&cap, &tokens)?,
-        Format::Csv => capture_csv(&cap, &tokens),
+        Format::Json => capture_json(&cap.capture, &cap.tokens)?,
+        Format::Csv => capture_csv(&cap.capture, &cap.tokens),
     };
     match &args.out {
         Some(path) => write_atomic(path, text.as_bytes())?,

@@ -2,8 +2,10 @@
 
 pub mod blocks;
 pub mod capture;
+pub mod dial;
 pub mod eval;
 pub mod output;
+pub mod recruit;
 pub mod rules;
 pub mod specialists;
 pub mod sweep;

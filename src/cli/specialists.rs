@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use crate::engine::specialists::{read_documents, Pool, PoolConfig};
-use crate::engine::DialSetting;
+use crate::engine::jobs::specialists::{PoolJob, PoolRun};
+use crate::engine::jobs::PoolConfig;
 
 /// Arguments of `localist specialists`.
 #[derive(Args, Debug)]
@@ -47,34 +47,36 @@ pub struct SpecialistsArgs {
     pub no_block_moves: bool,
 }
 
+impl SpecialistsArgs {
+    /// The engine job these arguments describe.
+    fn job(&self) -> PoolJob {
+        PoolJob {
+            base: self.base.clone(),
+            docs: self.docs.clone(),
+            separator: self.separator.clone(),
+            lambda: self.lambda,
+            config: PoolConfig {
+                delta_bits: self.delta,
+                max_specialists: self.max.max(1),
+                probe_steps: self.probe_steps,
+                trainable: self.trainable.clone(),
+                block_moves: !self.no_block_moves,
+                ..PoolConfig::default()
+            },
+        }
+    }
+}
+
 /// Run `localist specialists`.
 pub fn run(a: SpecialistsArgs) -> Result<()> {
-    let texts = read_documents(&a.docs, a.separator.as_deref())?;
-    if texts.is_empty() {
-        anyhow::bail!("{}: no documents found", a.docs.display());
-    }
-    let cfg = PoolConfig {
-        delta_bits: a.delta,
-        max_specialists: a.max.max(1),
-        probe_steps: a.probe_steps,
-        trainable: a.trainable.clone(),
-        block_moves: !a.no_block_moves,
-        ..PoolConfig::default()
-    };
-    let (mut pool, docs) = Pool::from_checkpoint(&a.base, &texts)?;
-    if let Some(lambda) = a.lambda {
-        if !(0.0..=1.0).contains(&lambda) {
-            anyhow::bail!("--lambda {lambda}: the dial lies in [0, 1]");
-        }
-        pool.set_dial(DialSetting::bias(lambda), &docs, &cfg)?;
-    }
+    let mut pool = PoolRun::open(a.job())?;
     println!(
         "{} documents, {} tokens; DL_total with the base alone: {:.0} bits",
-        docs.len(),
-        docs.iter().map(|d| d.ids.len()).sum::<usize>(),
-        pool.dl_total(&docs, &cfg)
+        pool.documents(),
+        pool.tokens(),
+        pool.dl_total_bits()
     );
-    pool.grow(&docs, &cfg, |m| {
+    pool.grow(|m| {
         println!(
             "round {}: {}: DL_total {:.0} -> {:.0} bits ({:+.0}), {}",
             m.round,
@@ -86,27 +88,26 @@ pub fn run(a: SpecialistsArgs) -> Result<()> {
         );
     })?;
     println!();
-    print!("{}", pool.routing_table(&docs));
+    print!("{}", pool.routing_table());
     println!();
-    let block_bits = pool.block_bits(&cfg);
-    for (s, bits) in pool.specialists.iter().zip(block_bits) {
-        let names: Vec<&str> = s.blocks.names.iter().skip(1).map(String::as_str).collect();
+    for s in pool.specialist_blocks() {
         println!(
-            "{} blocks: {} ({bits:.0} bits of blocks over its parent)",
+            "{} blocks: {} ({:.0} bits of blocks over its parent)",
             s.name,
-            if names.is_empty() {
+            if s.blocks.is_empty() {
                 "none besides unassigned".to_string()
             } else {
-                names.join(", ")
-            }
+                s.blocks.join(", ")
+            },
+            s.bits
         );
     }
-    pool.save(&a.out, &docs)?;
+    pool.save(&a.out)?;
     println!(
         "\n{} specialists saved to {} (DL_total {:.0} bits)",
-        pool.specialists.len(),
+        pool.specialists(),
         a.out.display(),
-        pool.dl_total(&docs, &cfg)
+        pool.dl_total_bits()
     );
     Ok(())
 }

@@ -4,18 +4,15 @@
 //! and evaluates it undialled; "dial-λ" trains one model at λ_train = 0 and turns the inference
 //! dial to λ. Both are evaluated on the same held-out text; results go to CSV and Markdown.
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 
 use crate::cli::output::write_atomic;
-use crate::cli::train::{progress_bar, TokenizerArg, TrainArgs};
-use crate::engine::train_job::{default_device, run as run_job, Session};
-use crate::model::dial::DialSetting;
-use crate::train::eval::EvalReport;
+use crate::cli::train::{progress_bar, TokenizerArg, TrainArgs, TrainBasics};
+use crate::engine::jobs::sweep::{sweep_csv, sweep_markdown, sweep_rows, SweepRow};
 
 /// Arguments of `localist sweep`.
 #[derive(Args, Debug, Clone)]
@@ -31,69 +28,51 @@ pub struct SweepArgs {
     pub train: SweepTrain,
 }
 
-/// The training options of a sweep (a subset of `train`'s).
+/// The training options of a sweep: `train`'s basics and the steps per model.
 #[derive(Args, Debug, Clone)]
 pub struct SweepTrain {
-    /// Corpus: a UTF-8 text file, `synthetic` or `synthetic:RECORDS`.
-    #[arg(long, default_value = "assets/corpora/shakespeare_1mb.txt")]
-    pub corpus: String,
-    /// Tokenizer.
-    #[arg(long, value_enum, default_value_t = TokenizerArg::Char)]
-    pub tokenizer: TokenizerArg,
-    /// Model preset.
-    #[arg(long, default_value = "tiny")]
-    pub preset: String,
-    /// Blocks: single, windows:W, lexicon:PATH or corpus.
-    #[arg(long)]
-    pub blocks: Option<String>,
+    /// Corpus, tokenizer, preset, blocks, batch and seed.
+    #[command(flatten)]
+    pub basics: TrainBasics,
     /// Steps per model.
     #[arg(long, default_value_t = 300)]
     pub steps: usize,
-    /// Rows per batch.
-    #[arg(long, default_value_t = 16)]
-    pub batch: usize,
-    /// Seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
 }
 
 impl SweepArgs {
-    /// The short demonstration run by `localist` with no subcommand.
+    /// The short demonstration run by `localist demo`.
     pub fn demo() -> Self {
         Self {
             lambdas: vec![0.0, 0.5, 1.0],
             out_dir: PathBuf::from("sweep-out"),
             train: SweepTrain {
-                corpus: "assets/corpora/shakespeare_1mb.txt".into(),
-                tokenizer: TokenizerArg::Char,
-                preset: "tiny".into(),
-                blocks: Some("windows:8".into()),
+                basics: TrainBasics {
+                    corpus: "assets/corpora/shakespeare_1mb.txt".into(),
+                    tokenizer: TokenizerArg::Char,
+                    preset: "tiny".into(),
+                    blocks: Some("windows:8".into()),
+                    batch: 16,
+                    seed: 0,
+                },
                 steps: 150,
-                batch: 16,
-                seed: 0,
             },
         }
     }
 
-    fn train_args(&self, lambda: f64) -> TrainArgs {
-        let t = &self.train;
+    /// The training arguments of every model (at λ_train = 0; the sweep sets each λ).
+    fn train_args(&self) -> TrainArgs {
         TrainArgs {
             recruitment: Default::default(),
-            corpus: t.corpus.clone(),
-            tokenizer: t.tokenizer,
-            preset: t.preset.clone(),
-            blocks: t.blocks.clone(),
-            lambda_train: lambda,
+            basics: self.train.basics.clone(),
+            lambda_train: 0.0,
             eta: 1.0,
             mu_anchor: 0.05,
             rules: None,
             mu_rule: 0.0,
             trainable: Vec::new(),
-            steps: t.steps,
-            batch: t.batch,
+            steps: self.train.steps,
             seq: 64,
             lr: 1e-3,
-            seed: t.seed,
             sequential: false,
             out: PathBuf::new(),
             checkpoint_every: 0,
@@ -105,22 +84,17 @@ impl SweepArgs {
     }
 }
 
-/// One row of the sweep.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct SweepRow {
-    /// "train-λ" or "dial-λ".
-    pub variant: &'static str,
-    /// The metrics.
-    pub report: EvalReport,
-}
-
-fn train_one(args: &SweepArgs, lambda: f64, pb: &indicatif::ProgressBar) -> Result<Session> {
-    let mut job = args.train_args(lambda).job()?;
-    job.out = None;
-    let device = default_device();
-    let started = Instant::now();
+/// Run every model of the sweep, with a progress bar, and return its rows.
+pub fn rows(args: &SweepArgs) -> Result<Vec<SweepRow>> {
+    let job = args.train_args().job()?;
+    let n_models = args.lambdas.iter().filter(|&&l| l > 0.0).count() + 1;
+    let pb = progress_bar(n_models * args.train.steps, false);
+    let mut started = Instant::now();
     let mut tokens = 0usize;
-    let outcome = run_job(&job, &device, |s| {
+    let rows = sweep_rows(&job, &args.lambdas, |lambda, s| {
+        if s.step == 0 {
+            (started, tokens) = (Instant::now(), 0);
+        }
         tokens += s.tokens;
         pb.inc(1);
         pb.set_message(format!(
@@ -128,111 +102,26 @@ fn train_one(args: &SweepArgs, lambda: f64, pb: &indicatif::ProgressBar) -> Resu
             s.loss_nats,
             tokens as f64 / started.elapsed().as_secs_f64().max(1e-9)
         ));
-        true
-    })
-    .with_context(|| format!("sweep: training at λ_train = {lambda}"))?;
-    Ok(outcome.session)
-}
-
-/// Run every model of the sweep and return its rows.
-pub fn sweep_rows(args: &SweepArgs) -> Result<Vec<SweepRow>> {
-    let n_models = args.lambdas.iter().filter(|&&l| l > 0.0).count() + 1;
-    let pb = progress_bar(n_models * args.train.steps, false);
-    let base = train_one(args, 0.0, &pb)?;
-    let mut rows = Vec::new();
-    for &lam in &args.lambdas {
-        let trained = if lam == 0.0 {
-            base.evaluate(&DialSetting::default())?
-        } else {
-            train_one(args, lam, &pb)?.evaluate(&DialSetting::default())?
-        };
-        rows.push(SweepRow {
-            variant: "train-λ",
-            report: EvalReport {
-                lambda: lam,
-                ..trained
-            },
-        });
-    }
-    for &lam in &args.lambdas {
-        rows.push(SweepRow {
-            variant: "dial-λ",
-            report: base.evaluate(&DialSetting::bias(lam))?,
-        });
-    }
+    })?;
     pb.finish_and_clear();
     Ok(rows)
-}
-
-/// CSV of the rows.
-pub fn to_csv(rows: &[SweepRow]) -> String {
-    let mut s = String::from(
-        "variant,lambda,entropy_bits,off_block_mass,pf_mass,pf_top1,pf_true_mass,perplexity,top1_accuracy\n",
-    );
-    for r in rows {
-        let e = &r.report;
-        let _ = writeln!(
-            s,
-            "{},{},{:.5},{:.5},{:.5},{:.5},{},{:.5},{:.5}",
-            r.variant,
-            e.lambda,
-            e.entropy_bits,
-            e.off_block_mass,
-            e.pf_mass,
-            e.pf_top1,
-            e.pf_true_mass
-                .map(|p| format!("{p:.5}"))
-                .unwrap_or_default(),
-            e.perplexity,
-            e.top1_accuracy
-        );
-    }
-    s
-}
-
-/// Markdown table of the rows.
-pub fn to_markdown(rows: &[SweepRow], header: &str) -> String {
-    let mut s = format!(
-        "{header}\n\n| variant | λ | entropy (bits) | ε | PF_mass | PF_top1 | PF true | perplexity | top-1 |\n|---|---|---|---|---|---|---|---|---|\n"
-    );
-    for r in rows {
-        let e = &r.report;
-        let _ = writeln!(
-            s,
-            "| {} | {:.2} | {:.3} | {:.4} | {:.4} | {:.4} | {} | {:.3} | {:.1}% |",
-            r.variant,
-            e.lambda,
-            e.entropy_bits,
-            e.off_block_mass,
-            e.pf_mass,
-            e.pf_top1,
-            e.pf_true_mass
-                .map(|p| format!("{p:.4}"))
-                .unwrap_or_else(|| "–".into()),
-            e.perplexity,
-            100.0 * e.top1_accuracy
-        );
-    }
-    s
 }
 
 /// Run `localist sweep`.
 pub fn run(args: SweepArgs) -> Result<()> {
     let started = Instant::now();
-    let rows = sweep_rows(&args)?;
+    let rows = rows(&args)?;
+    let t = &args.train;
     let header = format!(
         "Sweep on {} ({} tokenizer, preset {}, {} steps per model, blocks {}); held-out metrics at λ_inf = 0 for train-λ, mode A at λ_inf = λ for dial-λ.",
-        args.train.corpus,
-        match args.train.tokenizer {
-            TokenizerArg::Char => "char",
-            TokenizerArg::Word => "word",
-        },
-        args.train.preset,
-        args.train.steps,
-        args.train.blocks.as_deref().unwrap_or("default")
+        t.basics.corpus,
+        t.basics.tokenizer.label(),
+        t.basics.preset,
+        t.steps,
+        t.basics.blocks.as_deref().unwrap_or("default")
     );
-    let md = to_markdown(&rows, &header);
-    write_atomic(&args.out_dir.join("sweep.csv"), to_csv(&rows).as_bytes())?;
+    let md = sweep_markdown(&rows, &header);
+    write_atomic(&args.out_dir.join("sweep.csv"), sweep_csv(&rows).as_bytes())?;
     write_atomic(&args.out_dir.join("sweep.md"), md.as_bytes())?;
     println!("{md}");
     println!(

@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 
-use crate::data::synthetic::{SyntheticCorpus, SyntheticSpec};
+use crate::engine::jobs::synth::write_synthetic;
+use crate::engine::SyntheticSpec;
 
 /// Arguments of `localist synth`.
 #[derive(Args, Debug, Clone)]
@@ -32,25 +33,18 @@ pub fn run(args: SynthArgs) -> Result<()> {
     if !(0.0..=1.0).contains(&args.clinical_fraction) {
         bail!("--clinical-fraction must lie in [0, 1]");
     }
-    let corpus = SyntheticCorpus::generate(&SyntheticSpec {
+    let spec = SyntheticSpec {
         seed: args.seed,
         num_records: args.records,
         clinical_fraction: args.clinical_fraction,
-    });
-    corpus
-        .write_to_dir(&args.out)
-        .with_context(|| format!("writing {}", args.out.display()))?;
-    let pointers = corpus
-        .pointer_targets
-        .iter()
-        .filter(|t| t.is_some())
-        .count();
+    };
+    let s = write_synthetic(&spec, &args.out)?;
     println!(
         "wrote {} records, {} tokens, {} pointer targets, {} lexicon words to {}",
         args.records,
-        corpus.tokens.len(),
-        pointers,
-        corpus.lexicon.len(),
+        s.tokens,
+        s.pointer_targets,
+        s.lexicon_words,
         args.out.display()
     );
     Ok(())

@@ -7,11 +7,11 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::cli::recruit::RecruitArgs;
 use crate::engine::corpus::{asset_path, BlockSpec, CorpusSource, TokenizerKind};
-use crate::engine::train_job::{default_device, run_with_recruitment, TrainJob};
-use crate::train::dataset::Sampling;
-use crate::train::recruit::RecruitConfig;
-use crate::train::trainer::TrainConfig;
+use crate::engine::jobs::train::{train, TrainSummary};
+use crate::engine::train_job::TrainJob;
+use crate::engine::{AdamWConfig, Sampling, TrainConfig};
 
 /// Tokenizer choice on the command line.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -22,9 +22,9 @@ pub enum TokenizerArg {
     Word,
 }
 
-/// Arguments of `localist train`.
+/// The training flags `train` and `sweep` share: what to train on, which model, how.
 #[derive(Args, Debug, Clone)]
-pub struct TrainArgs {
+pub struct TrainBasics {
     /// Corpus: a UTF-8 text file, `synthetic` or `synthetic:RECORDS`.
     #[arg(long, default_value = "assets/corpora/shakespeare_1mb.txt")]
     pub corpus: String,
@@ -37,6 +37,38 @@ pub struct TrainArgs {
     /// Blocks: single, windows:W, lexicon:PATH or corpus (the synthetic lexicon).
     #[arg(long)]
     pub blocks: Option<String>,
+    /// Rows per batch.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Seed for initialisation, sampling and the synthetic corpus.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl TokenizerArg {
+    /// The engine's tokenizer kind.
+    pub fn kind(self) -> TokenizerKind {
+        match self {
+            TokenizerArg::Char => TokenizerKind::Char,
+            TokenizerArg::Word => TokenizerKind::Word,
+        }
+    }
+
+    /// Its name on the command line.
+    pub fn label(self) -> &'static str {
+        match self {
+            TokenizerArg::Char => "char",
+            TokenizerArg::Word => "word",
+        }
+    }
+}
+
+/// Arguments of `localist train`.
+#[derive(Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// Corpus, tokenizer, preset, blocks, batch and seed.
+    #[command(flatten)]
+    pub basics: TrainBasics,
     /// Training dial λ_train in [0, 1] (weight of the off-block penalty).
     #[arg(long, default_value = "0", value_parser = super::parse_lambda)]
     pub lambda_train: f64,
@@ -59,18 +91,12 @@ pub struct TrainArgs {
     /// Optimizer steps.
     #[arg(long, default_value_t = 500)]
     pub steps: usize,
-    /// Rows per batch.
-    #[arg(long, default_value_t = 16)]
-    pub batch: usize,
     /// Tokens per row (at most the preset's positions).
     #[arg(long, default_value_t = 64)]
     pub seq: usize,
     /// Learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub lr: f64,
-    /// Seed for initialisation, sampling and the synthetic corpus.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
     /// Use the reference's sequential batches instead of random ones.
     #[arg(long)]
     pub sequential: bool,
@@ -97,72 +123,24 @@ pub struct TrainArgs {
     pub recruitment: RecruitArgs,
 }
 
-/// `localist train --recruit` and its settings.
-#[derive(Args, Debug, Clone)]
-pub struct RecruitArgs {
-    /// Grow blocks by recruitment (SPEC §9) from the starting map (default: one block), with
-    /// unassigned tokens isolated, training and measuring at the dial --recruit-lambda; the
-    /// decisions are printed and saved as recruitment.json in the checkpoint.
-    #[arg(long)]
-    pub recruit: bool,
-    /// λ_rec: the mode-A dial the recruitment's data bits are measured (and trained) at.
-    #[arg(long, default_value_t = 1.0, value_parser = super::parse_lambda)]
-    pub recruit_lambda: f64,
-    /// Steps before the first recruitment round.
-    #[arg(long, default_value_t = 100)]
-    pub recruit_warmup: usize,
-    /// E_rec: steps between rounds.
-    #[arg(long, default_value_t = 100)]
-    pub recruit_every: usize,
-    /// Probe steps per candidate (and for the control).
-    #[arg(long, default_value_t = 20)]
-    pub recruit_probe: usize,
-    /// δ_rec in bits: a move must save more than this.
-    #[arg(long, default_value_t = 64.0)]
-    pub recruit_delta: f64,
-    /// K_max: most blocks, block 0 included.
-    #[arg(long, default_value_t = 16)]
-    pub recruit_kmax: usize,
-    /// P: stop after this many rounds without an accepted move.
-    #[arg(long, default_value_t = 3)]
-    pub recruit_patience: usize,
-    /// Charge each block for its anchor keys (L·H·d_h parameters) although they do not enter
-    /// the likelihood (see README, Recruitment).
-    #[arg(long)]
-    pub recruit_charge_anchors: bool,
-    /// Held-out tokens in the recruitment buffer.
-    #[arg(long, default_value_t = 32768)]
-    pub recruit_buffer: usize,
-}
-
-impl Default for RecruitArgs {
-    fn default() -> Self {
-        let c = RecruitConfig::default();
-        Self {
-            recruit: false,
-            recruit_lambda: c.lambda,
-            recruit_warmup: 100,
-            recruit_every: 100,
-            recruit_probe: c.probe_steps,
-            recruit_delta: c.delta_bits,
-            recruit_kmax: c.k_max,
-            recruit_patience: c.patience,
-            recruit_buffer: c.buffer_tokens,
-            recruit_charge_anchors: false,
-        }
+impl TrainBasics {
+    /// The corpus source (a file path resolved against the bundled assets).
+    fn corpus_source(&self) -> Result<CorpusSource> {
+        Ok(match CorpusSource::parse(&self.corpus, self.seed)? {
+            CorpusSource::File { path } => CorpusSource::File {
+                path: asset_path(&path),
+            },
+            s => s,
+        })
     }
 }
 
 impl TrainArgs {
     /// The engine job these arguments describe.
     pub fn job(&self) -> Result<TrainJob> {
-        let corpus = match CorpusSource::parse(&self.corpus, self.seed)? {
-            CorpusSource::File { path } => CorpusSource::File {
-                path: asset_path(&path),
-            },
-            s => s,
-        };
-        let mut blocks = self.blocks.as_deref().map(BlockSpec::parse).transpose()?;
+        let b = &self.basics;
+        let corpus = b.corpus_source()?;
+        let mut blocks = b.blocks.as_deref().map(BlockSpec::parse).transpose()?;
         if self.recruitment.recruit && blocks.is_none() {
             blocks = Some(BlockSpec::Single);
         }
@@ -171,37 +149,10 @@ impl TrainArgs {
         }
         Ok(TrainJob {
             corpus,
-            tokenizer: match self.tokenizer {
-                TokenizerArg::Char => TokenizerKind::Char,
-                TokenizerArg::Word => TokenizerKind::Word,
-            },
-            preset: self.preset.clone(),
+            tokenizer: b.tokenizer.kind(),
+            preset: b.preset.clone(),
             blocks,
-            train: TrainConfig {
-                lambda_train: self.lambda_train,
-                eta: self.eta,
-                mu_anchor: self.mu_anchor,
-                mu_rule: if self.rules.is_some() {
-                    self.mu_rule
-                } else {
-                    0.0
-                },
-                trainable: self.trainable.clone(),
-                batch_size: self.batch,
-                seq_len: self.seq,
-                steps: self.steps,
-                seed: self.seed,
-                sampling: if self.sequential {
-                    Sampling::Sequential
-                } else {
-                    Sampling::Random
-                },
-                optimizer: crate::train::optimizer::AdamWConfig {
-                    lr: self.lr,
-                    ..Default::default()
-                },
-                ..TrainConfig::default()
-            },
+            train: self.train_config(),
             out: Some(self.out.clone()),
             checkpoint_every: self.checkpoint_every,
             init_weights: self.init.clone(),
@@ -209,20 +160,36 @@ impl TrainArgs {
             eval_windows: 64,
             save_optimizer: !self.no_optimizer_state,
             rules: self.rules.clone(),
-            recruit: self.recruitment.recruit.then(|| RecruitConfig {
-                enabled: true,
-                warmup: self.recruitment.recruit_warmup,
-                every: self.recruitment.recruit_every,
-                buffer_tokens: self.recruitment.recruit_buffer,
-                lambda: self.recruitment.recruit_lambda,
-                delta_bits: self.recruitment.recruit_delta,
-                k_max: self.recruitment.recruit_kmax,
-                patience: self.recruitment.recruit_patience,
-                probe_steps: self.recruitment.recruit_probe,
-                charge_anchor_keys: self.recruitment.recruit_charge_anchors,
-                ..RecruitConfig::default()
-            }),
+            recruit: self.recruitment.config(),
         })
+    }
+
+    fn train_config(&self) -> TrainConfig {
+        TrainConfig {
+            lambda_train: self.lambda_train,
+            eta: self.eta,
+            mu_anchor: self.mu_anchor,
+            mu_rule: if self.rules.is_some() {
+                self.mu_rule
+            } else {
+                0.0
+            },
+            trainable: self.trainable.clone(),
+            batch_size: self.basics.batch,
+            seq_len: self.seq,
+            steps: self.steps,
+            seed: self.basics.seed,
+            sampling: if self.sequential {
+                Sampling::Sequential
+            } else {
+                Sampling::Random
+            },
+            optimizer: AdamWConfig {
+                lr: self.lr,
+                ..Default::default()
+            },
+            ..TrainConfig::default()
+        }
     }
 }
 
@@ -243,21 +210,18 @@ pub fn progress_bar(steps: usize, quiet: bool) -> ProgressBar {
 /// Run `localist train`.
 pub fn run(args: TrainArgs) -> Result<()> {
     let job = args.job()?;
-    let device = default_device();
     let pb = progress_bar(job.train.steps, args.quiet);
     let started = Instant::now();
     let mut tokens = 0usize;
     // Steady-state speed: timed from the end of step 10 (warm-up) to the last step.
     let mut timed: Option<(Instant, usize)> = None;
     let mut steady_tps = None;
-    let recruiting = job.recruit.is_some();
-    if recruiting {
+    if job.recruit.is_some() {
         pb.println("recruitment: step  move     block                    data bits before → after, model bits, ΔDL, verdict");
     }
     let pb_events = pb.clone();
-    let outcome = run_with_recruitment(
+    let outcome = train(
         &job,
-        &device,
         |s| {
             tokens += s.tokens;
             match timed {
@@ -284,30 +248,50 @@ pub fn run(args: TrainArgs) -> Result<()> {
         },
     );
     pb.finish_and_clear();
-    let outcome = outcome.with_context(|| {
-        if args.out.join("config.json").exists() {
-            format!(
-                "training for {} (the last good checkpoint there is kept as it was)",
-                args.out.display()
-            )
-        } else {
-            format!(
-                "training for {} (no checkpoint written)",
-                args.out.display()
-            )
-        }
-    })?;
-    let e = &outcome.eval;
+    let summary = outcome.with_context(|| failure_context(&args))?;
     let secs = started.elapsed().as_secs_f64();
-    println!("device: {:?}", device.location());
+    print_summary(
+        &args,
+        &summary,
+        steady_tps,
+        tokens as f64 / secs.max(1e-9),
+        secs,
+    );
+    Ok(())
+}
+
+/// What a failed run left behind.
+fn failure_context(args: &TrainArgs) -> String {
+    if args.out.join("config.json").exists() {
+        format!(
+            "training for {} (the last good checkpoint there is kept as it was)",
+            args.out.display()
+        )
+    } else {
+        format!(
+            "training for {} (no checkpoint written)",
+            args.out.display()
+        )
+    }
+}
+
+/// Print the end of a run: device, speed, held-out metrics, recruitment, checkpoint.
+fn print_summary(
+    args: &TrainArgs,
+    s: &TrainSummary,
+    steady_tps: Option<f64>,
+    overall_tps: f64,
+    secs: f64,
+) {
+    let e = &s.eval;
+    println!("device: {}", s.device);
     if let Some(tps) = steady_tps {
         println!("steady-state training speed: {tps:.0} tokens/s (after 10 warm-up steps)");
     }
     println!(
-        "trained {} steps in {secs:.1} s ({:.0} tokens/s overall); held-out: perplexity {:.3}, top-1 {:.1}%, \
+        "trained {} steps in {secs:.1} s ({overall_tps:.0} tokens/s overall); held-out: perplexity {:.3}, top-1 {:.1}%, \
          entropy {:.3} bits, ε {:.4}, PF_mass {:.4}{}",
-        outcome.session.trainer.step,
-        tokens as f64 / secs.max(1e-9),
+        s.steps,
         e.perplexity,
         100.0 * e.top1_accuracy,
         e.entropy_bits,
@@ -317,26 +301,24 @@ pub fn run(args: TrainArgs) -> Result<()> {
             .map(|p| format!(", PF vs true targets {p:.4}"))
             .unwrap_or_default()
     );
-    if let Some(rec) = &outcome.session.recruiter {
-        let blocks = outcome.session.blocks();
+    if let Some(rec) = &s.recruitment {
         println!(
             "recruitment: {} rounds, {} accepted moves, {} blocks: {}{}",
-            rec.rounds.len(),
+            rec.rounds,
             rec.accepted,
-            blocks.num_blocks(),
-            blocks.names.join(", "),
+            rec.blocks.len(),
+            rec.blocks.join(", "),
             rec.stopped
                 .as_ref()
                 .map(|r| format!(" (stopped: {r})"))
                 .unwrap_or_default()
         );
-        let (round, train) = rec.cost_ms();
-        if train > 0.0 {
+        if rec.train_ms > 0.0 {
             println!(
                 "recruitment cost: {:.0} ms in rounds against {:.0} ms of training between them ({:.0}%)",
-                round,
-                train,
-                100.0 * round / train
+                rec.round_ms,
+                rec.train_ms,
+                100.0 * rec.round_ms / rec.train_ms
             );
         }
         println!(
@@ -345,5 +327,4 @@ pub fn run(args: TrainArgs) -> Result<()> {
         );
     }
     println!("checkpoint: {}", args.out.display());
-    Ok(())
 }

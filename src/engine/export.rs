@@ -1,13 +1,13 @@
-//! Exports a user can take away: a capture as CSV or JSON, and files written atomically
-//! (temp file + rename) so a failed export never leaves a partial file. Shared by the command
-//! line and the studio.
+//! Exports a user can take away: a capture as CSV (through the one table writer) or JSON, and
+//! files written atomically (temp file + rename) so a failed export never leaves a partial
+//! file. Shared by the command line and the studio.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::engine::figures::TableWriter;
 use crate::model::capture::Capture;
 
 /// The JSON document: the capture plus readable tokens and summary numbers.
@@ -23,48 +23,50 @@ pub struct CaptureDoc<'a> {
     pub capture: &'a Capture,
 }
 
-/// CSV rendering of a capture.
+/// CSV rendering of a capture: one row per (layer, head, query, visible key).
 pub fn capture_csv(cap: &Capture, tokens: &[String]) -> String {
     let t = cap.len();
-    let mut s = String::from(
-        "layer,head,query,key,query_token,key_token,relevant_block,key_block,weight,row_entropy_bits,row_off_block_mass,row_margin\n",
-    );
-    let tok = |i: usize| tokens.get(i).map(|x| csv_escape(x)).unwrap_or_default();
+    let mut out = TableWriter::csv([
+        "layer",
+        "head",
+        "query",
+        "key",
+        "query_token",
+        "key_token",
+        "relevant_block",
+        "key_block",
+        "weight",
+        "row_entropy_bits",
+        "row_off_block_mass",
+        "row_margin",
+    ]);
+    let tok = |i: usize| tokens.get(i).cloned().unwrap_or_default();
+    let block = |b: Option<&usize>| {
+        b.map(|&b| cap.block_names.get(b).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    };
     for hc in &cap.heads {
         for i in 0..t {
             for j in 0..=i {
                 let w = hc.attention.get(i * t + j).copied().unwrap_or(0.0);
-                let _ = writeln!(
-                    s,
-                    "{},{},{i},{j},{},{},{},{},{w:.6},{:.5},{:.5},{:.4}",
-                    hc.layer,
-                    hc.head,
+                out.row([
+                    hc.layer.to_string(),
+                    hc.head.to_string(),
+                    i.to_string(),
+                    j.to_string(),
                     tok(i),
                     tok(j),
-                    cap.relevant_blocks
-                        .get(i)
-                        .map(|&b| cap.block_names.get(b).cloned().unwrap_or_default())
-                        .unwrap_or_default(),
-                    cap.key_blocks
-                        .get(j)
-                        .map(|&b| cap.block_names.get(b).cloned().unwrap_or_default())
-                        .unwrap_or_default(),
-                    hc.entropy_bits.get(i).copied().unwrap_or(0.0),
-                    hc.off_block_mass.get(i).copied().unwrap_or(0.0),
-                    hc.margin.get(i).copied().unwrap_or(0.0),
-                );
+                    block(cap.relevant_blocks.get(i)),
+                    block(cap.key_blocks.get(j)),
+                    format!("{w:.6}"),
+                    format!("{:.5}", hc.entropy_bits.get(i).copied().unwrap_or(0.0)),
+                    format!("{:.5}", hc.off_block_mass.get(i).copied().unwrap_or(0.0)),
+                    format!("{:.4}", hc.margin.get(i).copied().unwrap_or(0.0)),
+                ]);
             }
         }
     }
-    s
-}
-
-fn csv_escape(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\"").replace('\n', "\\n"))
-    } else {
-        s.to_string()
-    }
+    out.finish()
 }
 
 /// The JSON document of a capture (tokens, summary numbers and every head's matrices).

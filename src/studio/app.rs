@@ -220,8 +220,4 @@ impl eframe::App for StudioApp {
     }
 }
 
-/// Write an audit report's HTML at `path` and its JSON twin at `path` with `.json` (atomic).
-pub fn write_report(path: &std::path::Path, html: &[u8], json: &[u8]) -> anyhow::Result<()> {
-    crate::engine::export::write_atomic(path, html)?;
-    crate::engine::export::write_atomic(&path.with_extension("json"), json)
-}
+pub use crate::engine::jobs::audit::write_report;

@@ -66,7 +66,7 @@ impl StudioApp {
                 .iter()
                 .flat_map(|c| c.to_srgba_unmultiplied())
                 .collect();
-            let png = crate::studio::export::rgba_png(crop.width(), crop.height(), &rgba)
+            let png = crate::engine::figures::rgba_png(crop.width(), crop.height(), &rgba)
                 .map_err(|e| format!("{e:#}"));
             let _ = tx.send((name, png));
             ctx.request_repaint();

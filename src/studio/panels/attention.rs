@@ -11,10 +11,10 @@ use std::sync::Arc;
 use egui::{Color32, ColorImage, Sense, TextureHandle, TextureOptions, Vec2};
 
 use crate::engine::export::{capture_csv, capture_json};
+use crate::engine::figures::{head_pixels, head_png};
 use crate::engine::worker::Command;
 use crate::engine::{Capture, HeadCapture};
 use crate::studio::colormap::Colormap;
-use crate::studio::export::head_png;
 use crate::studio::gpu_heatmap::{self, HeatmapData};
 use crate::studio::state::StudioState;
 
@@ -34,36 +34,6 @@ enum Heatmap {
     Texture(TextureHandle),
     /// wgpu path: the values, coloured by `shaders/heatmap.wgsl`.
     Gpu(HeatmapData),
-}
-
-/// Masked (future) cells.
-const MASKED: [u8; 3] = [40, 40, 40];
-
-/// RGB pixels of one head: T × T attention, or T × K block masses when `aggregated`.
-pub fn head_pixels(
-    cap: &Capture,
-    hc: &HeadCapture,
-    cm: Colormap,
-    aggregated: bool,
-) -> (usize, usize, Vec<u8>) {
-    let t = cap.len();
-    let (w, values): (usize, &[f32]) = if aggregated {
-        (cap.num_blocks(), &hc.block_mass)
-    } else {
-        (t, &hc.attention)
-    };
-    let mut rgb = Vec::with_capacity(w * t * 3);
-    for i in 0..t {
-        for j in 0..w {
-            let px = if !aggregated && cap.causal && j > i {
-                MASKED
-            } else {
-                cm.rgb(values.get(i * w + j).copied().unwrap_or(0.0))
-            };
-            rgb.extend_from_slice(&px);
-        }
-    }
-    (w, t, rgb)
 }
 
 impl HeatmapCache {

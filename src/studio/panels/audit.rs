@@ -5,54 +5,26 @@
 
 use egui::Color32;
 
-use crate::engine::audit::{make_report, report_html, rule_audits, AuditReport};
-use crate::studio::export::head_png;
+use crate::engine::audit::{rule_audits, AuditReport};
+use crate::engine::figures::Figure;
+use crate::engine::jobs::audit::{report_files, report_with_figures, ReportInputs};
 use crate::studio::state::{short, StudioState};
 
 /// Build the report of the current state: model, corpus, dial, text, rules with their
 /// measured fidelity, the log; and the figures for its HTML (the first in-scope head of each
 /// rule that fired, as a heatmap).
-pub fn build_report(state: &StudioState) -> (AuditReport, Vec<(String, Vec<u8>)>) {
-    let report = make_report(
-        state.checkpoint.clone(),
-        state.summary.as_ref().and_then(|s| s.corpus.clone()),
-        &state.dial,
-        &state.text,
-        &state.rules.resolved,
-        &state.rules.reports,
-        &state.rules.log,
-    );
-    let figures = match &state.capture {
-        Some((cap, _)) => report_figures(&report, cap, state.colormap),
-        None => Vec::new(),
+pub fn build_report(state: &StudioState) -> (AuditReport, Vec<Figure>) {
+    let inputs = ReportInputs {
+        model: state.checkpoint.clone(),
+        corpus: state.summary.as_ref().and_then(|s| s.corpus.clone()),
+        dial: &state.dial,
+        text: &state.text,
+        rules: &state.rules.resolved,
+        reports: &state.rules.reports,
+        log: &state.rules.log,
     };
-    (report, figures)
-}
-
-/// For each rule that fired, a heatmap of its first in-scope head on the report's text.
-pub fn report_figures(
-    report: &AuditReport,
-    cap: &crate::engine::Capture,
-    colormap: crate::studio::colormap::Colormap,
-) -> Vec<(String, Vec<u8>)> {
-    let mut figures = Vec::new();
-    for a in &report.rules {
-        let Some(hf) = a.report.heads.iter().find(|h| h.in_scope) else {
-            continue;
-        };
-        if let Some(hc) = cap.head(hf.layer, hf.head) {
-            if let Ok(png) = head_png(cap, hc, colormap, false, 6) {
-                figures.push((
-                    format!(
-                        "Rule {}: attention of layer {} head {} on the report's text (rows are queries, columns keys), with the rules in force",
-                        a.id, hf.layer, hf.head
-                    ),
-                    png,
-                ));
-            }
-        }
-    }
-    figures
+    let capture = state.capture.as_ref().map(|(cap, _)| cap);
+    report_with_figures(inputs, capture, state.colormap)
 }
 
 /// Draw the panel.
@@ -74,11 +46,8 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
             .clicked()
         {
             let (report, figures) = build_report(state);
-            match serde_json::to_string_pretty(&report) {
-                Ok(json) => {
-                    state.pending_report =
-                        Some((report_html(&report, &figures).into_bytes(), json.into_bytes()))
-                }
+            match report_files(&report, &figures) {
+                Ok(files) => state.pending_report = Some(files),
                 Err(e) => state.error = Some(format!("report failed: {e}")),
             }
         }

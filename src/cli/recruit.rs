@@ -1,0 +1,81 @@
+//! `localist train --recruit`: the block-recruitment flags (SPEC §9) and the settings they
+//! make.
+
+use clap::Args;
+
+use crate::engine::RecruitConfig;
+
+/// `localist train --recruit` and its settings.
+#[derive(Args, Debug, Clone)]
+pub struct RecruitArgs {
+    /// Grow blocks by recruitment (SPEC §9) from the starting map (default: one block), with
+    /// unassigned tokens isolated, training and measuring at the dial --recruit-lambda; the
+    /// decisions are printed and saved as recruitment.json in the checkpoint.
+    #[arg(long)]
+    pub recruit: bool,
+    /// λ_rec: the mode-A dial the recruitment's data bits are measured (and trained) at.
+    #[arg(long, default_value_t = 1.0, value_parser = super::parse_lambda)]
+    pub recruit_lambda: f64,
+    /// Steps before the first recruitment round.
+    #[arg(long, default_value_t = 100)]
+    pub recruit_warmup: usize,
+    /// E_rec: steps between rounds.
+    #[arg(long, default_value_t = 100)]
+    pub recruit_every: usize,
+    /// Probe steps per candidate (and for the control).
+    #[arg(long, default_value_t = 20)]
+    pub recruit_probe: usize,
+    /// δ_rec in bits: a move must save more than this.
+    #[arg(long, default_value_t = 64.0)]
+    pub recruit_delta: f64,
+    /// K_max: most blocks, block 0 included.
+    #[arg(long, default_value_t = 16)]
+    pub recruit_kmax: usize,
+    /// P: stop after this many rounds without an accepted move.
+    #[arg(long, default_value_t = 3)]
+    pub recruit_patience: usize,
+    /// Charge each block for its anchor keys (L·H·d_h parameters) although they do not enter
+    /// the likelihood (see README, Recruitment).
+    #[arg(long)]
+    pub recruit_charge_anchors: bool,
+    /// Held-out tokens in the recruitment buffer.
+    #[arg(long, default_value_t = 32768)]
+    pub recruit_buffer: usize,
+}
+
+impl Default for RecruitArgs {
+    fn default() -> Self {
+        let c = RecruitConfig::default();
+        Self {
+            recruit: false,
+            recruit_lambda: c.lambda,
+            recruit_warmup: 100,
+            recruit_every: 100,
+            recruit_probe: c.probe_steps,
+            recruit_delta: c.delta_bits,
+            recruit_kmax: c.k_max,
+            recruit_patience: c.patience,
+            recruit_buffer: c.buffer_tokens,
+            recruit_charge_anchors: false,
+        }
+    }
+}
+
+impl RecruitArgs {
+    /// The recruitment settings, when `--recruit` is on.
+    pub fn config(&self) -> Option<RecruitConfig> {
+        self.recruit.then(|| RecruitConfig {
+            enabled: true,
+            warmup: self.recruit_warmup,
+            every: self.recruit_every,
+            buffer_tokens: self.recruit_buffer,
+            lambda: self.recruit_lambda,
+            delta_bits: self.recruit_delta,
+            k_max: self.recruit_kmax,
+            patience: self.recruit_patience,
+            probe_steps: self.recruit_probe,
+            charge_anchor_keys: self.recruit_charge_anchors,
+            ..RecruitConfig::default()
+        })
+    }
+}

@@ -1,0 +1,44 @@
+//! One text through a checkpoint or an imported model under a dial: the capture and the token
+//! strings, for `localist capture`.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+
+use crate::engine::jobs::model::OpenModel;
+use crate::engine::worker::DEFAULT_CLUSTERS;
+use crate::model::capture::{capture, Capture};
+use crate::model::dial::DialSetting;
+
+/// A capture with its tokens.
+#[derive(Clone, Debug)]
+pub struct TextCapture {
+    /// Attention and metrics of every head.
+    pub capture: Capture,
+    /// The token strings.
+    pub tokens: Vec<String>,
+    /// The text's length in tokens when it was cut to the model's positions.
+    pub truncated_from: Option<usize>,
+}
+
+/// Capture `text` (cut to the model's positions) on the model at `path`: a checkpoint with its
+/// blocks, or an imported model with the blocks saved beside it or k-means blocks.
+pub fn capture_text(path: &Path, text: &str, dial: &DialSetting) -> Result<TextCapture> {
+    let opened = OpenModel::open(path)?;
+    let blocks = opened.saved_or_kmeans_blocks(DEFAULT_CLUSTERS)?;
+    let (model, tok) = (opened.model(), opened.tokenizer());
+    let mut ids = tok.encode(text);
+    if ids.is_empty() {
+        bail!("--text is empty after tokenization");
+    }
+    let max = model.dims().max_len;
+    let truncated_from = (ids.len() > max).then_some(ids.len());
+    ids.truncate(max);
+    let cap = capture(model, &blocks, &ids, dial)?;
+    let tokens = ids.iter().map(|&i| tok.token_str(i)).collect();
+    Ok(TextCapture {
+        capture: cap,
+        tokens,
+        truncated_from,
+    })
+}

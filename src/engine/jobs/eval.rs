@@ -1,0 +1,215 @@
+//! Evaluation over a list of dial settings, for a checkpoint (held-out metrics on its training
+//! corpus, or on a given text) and for an imported model (entropy, ε and perplexity on a
+//! public-domain text, blocks by k-means or a lexicon), optionally with what each rule did.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
+use crate::engine::anchors::AnchorReport;
+use crate::engine::corpus::{asset_path, prepare_corpus, CorpusSource, TokenizerKind};
+use crate::engine::jobs::model::{checkpoint_anchors, OpenModel};
+use crate::engine::jobs::rules::{load_rules, rule_evals_on, RuleEval};
+use crate::engine::train_job::TrainingInfo;
+use crate::hf::eval::{eval_imported, RealEvalRow};
+use crate::hf::{HfTokenizer, ImportedModel};
+use crate::model::checkpoint::Checkpoint;
+use crate::model::dial::DialSetting;
+use crate::train::dataset::{train_split, TokenStream};
+use crate::train::eval::{evaluate, EvalReport};
+
+/// What to evaluate, and how.
+#[derive(Clone, Debug)]
+pub struct EvalJob {
+    /// A checkpoint directory, or an imported model (a `.gguf` file or a Hugging Face folder).
+    pub model: PathBuf,
+    /// The dial settings, one row of results each.
+    pub dials: Vec<DialSetting>,
+    /// Held-out text (default: the held-out 10% of a checkpoint's training corpus; for an
+    /// imported model the bundled Shakespeare).
+    pub corpus: Option<String>,
+    /// Number of windows to score.
+    pub windows: usize,
+    /// A rule file: also measure, per setting, where each rule fired and its PF in scope.
+    pub rules: Option<PathBuf>,
+    /// Blocks of an imported model: this many k-means clusters of its embedding rows.
+    pub clusters: usize,
+    /// Blocks of an imported model from a lexicon file instead of k-means.
+    pub lexicon: Option<PathBuf>,
+}
+
+/// The metrics per dial setting.
+#[derive(Clone, Debug)]
+pub enum EvalRows {
+    /// A checkpoint's held-out metrics.
+    Checkpoint(Vec<EvalReport>),
+    /// An imported model's curve.
+    Imported(Vec<RealEvalRow>),
+}
+
+/// The result of an [`EvalJob`].
+#[derive(Clone, Debug)]
+pub struct EvalOutcome {
+    /// The metrics.
+    pub rows: EvalRows,
+    /// What each rule did (with [`EvalJob::rules`]).
+    pub rules: Option<Vec<RuleEval>>,
+}
+
+/// Run an evaluation. For an imported model, `on_note` first hears a one-line summary of the
+/// model, its blocks and the text.
+pub fn evaluate_model(job: &EvalJob, on_note: impl FnOnce(&str)) -> Result<EvalOutcome> {
+    match OpenModel::open(&job.model)? {
+        OpenModel::Checkpoint {
+            checkpoint,
+            tokenizer,
+            ..
+        } => evaluate_checkpoint(job, &checkpoint, tokenizer.as_ref()),
+        OpenModel::Imported { model, tokenizer } => {
+            evaluate_imported(job, &model, &tokenizer, on_note)
+        }
+    }
+}
+
+fn evaluate_checkpoint(job: &EvalJob, ck: &Checkpoint, tok: &dyn Tokenizer) -> Result<EvalOutcome> {
+    let (stream, seq) = held_out(job, ck)?;
+    let reports = job
+        .dials
+        .iter()
+        .map(|dial| {
+            Ok(evaluate(
+                &ck.model,
+                &ck.blocks,
+                &stream,
+                dial,
+                seq,
+                job.windows,
+                16,
+            )?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let rules = match &job.rules {
+        Some(file) => {
+            let rules = load_rules(file, &ck.blocks, tok, &checkpoint_anchors(ck))?;
+            let t = seq.min(ck.model.config.max_seq_len);
+            let windows: Vec<Vec<u32>> = (0..job.windows)
+                .map_while(|w| stream.window(w * t, t).map(|win| win.x.to_vec()))
+                .collect();
+            Some(rule_evals_on(
+                &ck.model, &ck.blocks, &rules, &windows, &job.dials,
+            )?)
+        }
+        None => None,
+    };
+    Ok(EvalOutcome {
+        rows: EvalRows::Checkpoint(reports),
+        rules,
+    })
+}
+
+fn tokenizer_spec(ck: &Checkpoint, dir: &Path) -> Result<TokenizerSpec> {
+    serde_json::from_value(ck.meta.tokenizer.clone())
+        .with_context(|| format!("{}: tokenizer in config.json", dir.display()))
+}
+
+/// The checkpoint's held-out token stream and the window length of its evaluation.
+fn held_out(job: &EvalJob, ck: &Checkpoint) -> Result<(TokenStream, usize)> {
+    let info: Option<TrainingInfo> = serde_json::from_value(ck.meta.training.clone()).ok();
+    let tok = tokenizer_spec(ck, &job.model)?;
+    let (source, held_out_only) = match (&job.corpus, &info) {
+        (Some(c), _) => (CorpusSource::parse(c, 0)?, false),
+        (None, Some(i)) => (i.corpus.clone(), true),
+        (None, None) => anyhow::bail!(
+            "{}: no training corpus recorded; pass --corpus",
+            job.model.display()
+        ),
+    };
+    let source = match source {
+        CorpusSource::File { path } => CorpusSource::File {
+            path: asset_path(&path),
+        },
+        s => s,
+    };
+    let corpus = prepare_corpus(&source, TokenizerKind::Char, Some(&tok))?;
+    let stream = if held_out_only {
+        corpus.stream.split_at(train_split(corpus.stream.len())).1
+    } else {
+        corpus.stream.clone()
+    };
+    let seq = info
+        .map(|i| i.config.seq_len)
+        .unwrap_or(ck.model.config.max_seq_len);
+    Ok((stream, seq))
+}
+
+/// Blocks by k-means over the embedding rows (or a lexicon), then per setting the entropy and
+/// ε (and for a decoder the perplexity) in windows of 64 tokens.
+fn evaluate_imported(
+    job: &EvalJob,
+    m: &ImportedModel,
+    tok: &HfTokenizer,
+    on_note: impl FnOnce(&str),
+) -> Result<EvalOutcome> {
+    let path = asset_path(&PathBuf::from(
+        job.corpus
+            .clone()
+            .unwrap_or_else(|| "assets/corpora/shakespeare_1mb.txt".into()),
+    ));
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    // Enough text for the windows asked for (about 4 characters per token).
+    let take: String = text.chars().take(job.windows.max(1) * 64 * 6).collect();
+    let ids = tok.encode(&take);
+    let dims = m.model().dims();
+    let blocks = match &job.lexicon {
+        Some(file) => crate::hf::lexicon_blocks(&crate::data::lexicon::Lexicon::load(file)?, tok)?,
+        None => m.kmeans_blocks(tok, job.clusters, 0)?,
+    };
+    on_note(&format!(
+        "{}: {}, {} layers × {} heads; blocks: {} ({} blocks); {} tokens of {}",
+        job.model.display(),
+        m.kind_label(),
+        dims.layers,
+        dims.heads,
+        blocks.source,
+        blocks.num_blocks(),
+        ids.len(),
+        path.display()
+    ));
+    let rows = eval_imported(m.model(), &blocks, &ids, &job.dials, 64, job.windows)?;
+    let rules = match &job.rules {
+        Some(file) => {
+            let rules = load_rules(file, &blocks, tok, &[])?;
+            let windows: Vec<Vec<u32>> = ids
+                .chunks(64)
+                .filter(|w| w.len() == 64)
+                .take(job.windows)
+                .map(<[u32]>::to_vec)
+                .collect();
+            Some(rule_evals_on(
+                m.model(),
+                &blocks,
+                &rules,
+                &windows,
+                &job.dials,
+            )?)
+        }
+        None => None,
+    };
+    Ok(EvalOutcome {
+        rows: EvalRows::Imported(rows),
+        rules,
+    })
+}
+
+/// The anchor statistics recorded in a checkpoint's training facts (`None` when it has none).
+pub fn recorded_anchors(checkpoint: &Path) -> Result<Option<AnchorReport>> {
+    let path = checkpoint.join("config.json");
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("{}: invalid JSON", path.display()))?;
+    let info: Option<TrainingInfo> = serde_json::from_value(meta["training"].clone()).ok();
+    Ok(info.and_then(|i| i.anchors))
+}
