@@ -213,10 +213,11 @@ pub fn run_audit(cmd: AuditCommand) -> Result<()> {
                     CorpusSource::File { path } => Some(crate::engine::corpus::asset_path(&path)),
                     CorpusSource::Synthetic { .. } | CorpusSource::Topics { .. } => None,
                 });
+            let views = crate::engine::views::rule_views(&rules);
             let mut log = AuditLog::default();
             log.record_change(
                 &[],
-                &rules,
+                &views,
                 &model_sha,
                 corpus_sha.as_deref().unwrap_or("unknown"),
             );
@@ -225,7 +226,7 @@ pub fn run_audit(cmd: AuditCommand) -> Result<()> {
                 corpus_sha.map(|h| (corpus_path, h)),
                 &dial,
                 &text,
-                &rules,
+                &views,
                 &rc.reports,
                 &log,
             );

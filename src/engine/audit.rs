@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::corpus::sha256_hex;
+use crate::engine::protocol::RuleView;
 use crate::model::dial::DialSetting;
-use crate::rules::check::ResolvedRule;
 use crate::rules::inject::RuleReport;
 
 /// The hash a first entry points back to.
@@ -115,8 +115,8 @@ impl AuditLog {
     /// switches. Returns how many entries were added.
     pub fn record_change(
         &mut self,
-        before: &[ResolvedRule],
-        after: &[ResolvedRule],
+        before: &[RuleView],
+        after: &[RuleView],
         model_sha256: &str,
         corpus_sha256: &str,
     ) -> usize {
@@ -267,8 +267,7 @@ impl AuditReport {
 }
 
 /// The mapping rows of a rule list with their reports.
-pub fn rule_audits(rules: &[ResolvedRule], reports: &[RuleReport]) -> Vec<RuleAudit> {
-    let scope = crate::rules::print::print_scope;
+pub fn rule_audits(rules: &[RuleView], reports: &[RuleReport]) -> Vec<RuleAudit> {
     rules
         .iter()
         .zip(reports)
@@ -279,8 +278,8 @@ pub fn rule_audits(rules: &[ResolvedRule], reports: &[RuleReport]) -> Vec<RuleAu
             text: r.text.clone(),
             trigger: r.trigger_label.clone(),
             target: r.target_label.clone(),
-            layers: scope(&r.layers),
-            heads: scope(&r.heads),
+            layers: r.layers.clone(),
+            heads: r.heads.clone(),
             report: rep.clone(),
         })
         .collect()
@@ -539,7 +538,7 @@ pub fn make_report(
     corpus: Option<(Option<PathBuf>, String)>,
     dial: &DialSetting,
     text: &str,
-    rules: &[ResolvedRule],
+    rules: &[RuleView],
     reports: &[RuleReport],
     log: &AuditLog,
 ) -> AuditReport {

@@ -9,10 +9,12 @@ pub mod corpus;
 pub mod export;
 pub mod generate;
 pub mod pool_blocks;
+pub mod protocol;
 pub mod specialists;
 pub mod theory;
 pub mod threshold;
 pub mod train_job;
+pub mod views;
 pub mod worker;
 
 // The studio depends on `engine` only: the value types it displays are re-exported here.

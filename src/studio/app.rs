@@ -11,7 +11,7 @@ use crate::engine::corpus::asset_path;
 use crate::engine::worker::{Command, WorkerHandle};
 use crate::studio::panels::attention::HeatmapCache;
 use crate::studio::panels::compare::CompareCache;
-use crate::studio::panels::specialists::PoolView;
+use crate::studio::panels::specialists::{PoolRequest, PoolView};
 use crate::studio::panels::training::RunSettings;
 use crate::studio::panels::{
     attention, audit, blocks, compare, dial, generate, model, recruitment, rules, specialists,
@@ -41,8 +41,11 @@ type Shot = (String, Result<Vec<u8>, String>);
 /// Longest the UI waits for the capture of a dial change, so that it lands in the same frame.
 const DIAL_WAIT: std::time::Duration = std::time::Duration::from_millis(30);
 
-/// The sample sentence captured at start-up.
-pub const SAMPLE_TEXT: &str = "To be, or not to be, that is the question:";
+/// Longest the UI waits for a pool of specialists it asked for, so that it shows in the next
+/// frame (reading a manifest takes milliseconds; a busy worker answers later).
+const POOL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+pub use crate::studio::state::SAMPLE_TEXT;
 
 /// The eframe application.
 pub struct StudioApp {
@@ -348,6 +351,32 @@ impl StudioApp {
         dial
     }
 
+    /// Ask the worker to read a pool of specialists, and apply events until it has answered
+    /// or `POOL_WAIT` has passed (a later answer is taken in a later frame).
+    fn open_pool(&mut self, dir: PathBuf) {
+        self.state.send(Command::OpenPool(dir));
+        self.flush_commands();
+        let Some(w) = &self.worker else { return };
+        let deadline = std::time::Instant::now() + POOL_WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let Some(ev) = w.wait_event(left) else { break };
+            let answered = matches!(ev, crate::engine::worker::Event::Pool(_));
+            self.state.apply(ev);
+            if answered {
+                break;
+            }
+        }
+        self.take_pool();
+    }
+
+    /// Show a pool the worker has read.
+    fn take_pool(&mut self) {
+        if let Some(pool) = self.state.pool_opened.take() {
+            self.pool = Some(PoolView::from(pool));
+        }
+    }
+
     /// Apply events until a new capture arrives or `DIAL_WAIT` has passed.
     fn await_snapshot(&mut self) {
         let Some(w) = &self.worker else { return };
@@ -450,6 +479,7 @@ impl StudioApp {
                 self.state.worker = WorkerState::Crashed;
             }
         }
+        self.take_pool();
         if let Some(rx) = &self.export {
             match rx.try_recv() {
                 Ok(Ok(path)) => {
@@ -479,10 +509,7 @@ impl StudioApp {
                         DialogKind::Save => self.state.send(Command::Save(path)),
                         DialogKind::OpenSession => self.open_session_from(&path),
                         DialogKind::SaveSession => self.save_session_to(&path),
-                        DialogKind::OpenPool => match PoolView::open(&path) {
-                            Ok(v) => self.pool = Some(v),
-                            Err(e) => self.state.error = Some(format!("{e:#}")),
-                        },
+                        DialogKind::OpenPool => self.open_pool(path),
                     }
                 }
                 Ok(None) | Err(TryRecvError::Disconnected) => self.dialog = None,
@@ -643,7 +670,7 @@ impl eframe::App for StudioApp {
         self.shortcuts(ui);
         self.restore_prompt(ui);
         let mut want_session = None;
-        let mut want_pool = false;
+        let mut want_pool = None;
         egui::Panel::top("menu").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.strong("Localist Studio");
@@ -757,14 +784,7 @@ impl eframe::App for StudioApp {
                 Tab::Generate => generate::show(ui, &mut self.state),
                 Tab::Specialists => {
                     let sample = asset_path(&PathBuf::from("sample_models/pool-clinical-payments"));
-                    let mut open = || want_pool = true;
-                    specialists::show(
-                        ui,
-                        &mut self.pool,
-                        &mut self.state.error,
-                        &mut open,
-                        &sample,
-                    );
+                    want_pool = specialists::show(ui, &mut self.pool, &sample);
                 }
             });
         });
@@ -792,8 +812,11 @@ impl eframe::App for StudioApp {
             self.open_dialog(DialogKind::Save);
         } else if let Some(kind) = want_session {
             self.open_dialog(kind);
-        } else if want_pool {
+        } else if want_pool == Some(PoolRequest::Choose) {
             self.open_dialog(DialogKind::OpenPool);
+        }
+        if let Some(PoolRequest::Open(dir)) = want_pool {
+            self.open_pool(dir);
         }
         // Rules applied from the central panel: wait for their capture now, so the next frame
         // (requested at once) shows the new heatmaps and PF numbers.

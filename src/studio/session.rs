@@ -13,7 +13,7 @@ use crate::engine::export::write_atomic;
 use crate::engine::DialSetting;
 use crate::studio::colormap::Colormap;
 use crate::studio::panels::training::RunSettings;
-use crate::studio::state::Tab;
+use crate::studio::state::tab::Tab;
 
 /// The `format` field of every session file.
 pub const SESSION_FORMAT: &str = "localist-session";
