@@ -40,8 +40,8 @@ pub struct ThresholdEstimate {
     pub rows: usize,
 }
 
-/// Per layer: ∂L/∂z [H][T][T] (L the next-token loss summed over the text) and the attention
-/// a [H][T][T], from one differentiable forward pass at λ = 0 with a zero bias probe on z.
+/// Per layer: ∂L/∂z `[H][T][T]` (L the next-token loss summed over the text) and the attention
+/// a `[H][T][T]`, from one differentiable forward pass at λ = 0 with a zero bias probe on z.
 #[allow(clippy::type_complexity)]
 pub fn score_gradients(
     model: &LocalistModel,
@@ -67,7 +67,7 @@ pub fn score_gradients(
     Ok(out)
 }
 
-/// The next-token loss summed over `ids` (t ≥ 2) with `extra` [1,H,T,T] added to each layer's
+/// The next-token loss summed over `ids` (t ≥ 2) with `extra` `[1,H,T,T]` added to each layer's
 /// scores (one tensor per layer), and the attention per layer.
 pub fn summed_loss(
     model: &LocalistModel,

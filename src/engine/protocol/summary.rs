@@ -13,7 +13,7 @@ use crate::train::trainer::StepStats;
 pub enum ImportedBlocks {
     /// k-means over the embedding rows with k clusters.
     KMeans(usize),
-    /// A lexicon file (word<TAB>block).
+    /// A lexicon file (`word<TAB>block`).
     Lexicon(PathBuf),
 }
 

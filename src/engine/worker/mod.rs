@@ -11,9 +11,10 @@
 //! reported as [`Event::Failed`]; the handle then reports the worker dead, and a new one can
 //! be spawned without restarting the app.
 //!
-//! The files of this folder each hold one concern: the thread handle ([`handle`]), the event
-//! sink ([`sink`]), the model the worker holds ([`slot`]), the command loop ([`dispatch`]),
-//! and one file per group of jobs: models, training, inspection, rules and recruitment.
+//! The files of this folder each hold one concern: the thread handle (`handle.rs`), the event
+//! sink (`sink.rs`), the model the worker holds (`slot.rs`), the command loop (`dispatch.rs`),
+//! and one file per group of jobs: models, blocks, training, inspection, rules and
+//! recruitment.
 
 mod blocks;
 mod dispatch;

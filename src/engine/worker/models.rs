@@ -1,6 +1,6 @@
 //! Model jobs: open a checkpoint or an imported pretrained model, describe it for the panels,
 //! save it, and read a pool of specialists for display. Editing a model's blocks is in
-//! [`super::blocks`].
+//! `blocks.rs`.
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,6 @@
 //! What the studio shows, kept apart from the worker handle: the latest capture, the model
 //! summary, the training curves and the status line. Events from the worker update it
-//! ([`apply`]); panels only read it and queue commands. The panels' own state is in
+//! (`apply.rs`); panels only read it and queue commands. The panels' own state is in
 //! [`panels`], the tabs in [`tab`].
 
 mod apply;
