@@ -355,7 +355,9 @@ impl StudioApp {
     /// or `POOL_WAIT` has passed (a later answer is taken in a later frame).
     fn open_pool(&mut self, dir: PathBuf) {
         self.state.send(Command::OpenPool(dir));
-        self.flush_commands();
+        if self.flush_commands() {
+            self.await_snapshot();
+        }
         let Some(w) = &self.worker else { return };
         let deadline = std::time::Instant::now() + POOL_WAIT;
         loop {
