@@ -710,7 +710,8 @@ fn the_specialists_tab_shows_the_sample_pool_its_moves_and_routing() {
     h.get_by_label("Specialists").click();
     h.run_steps(2);
     h.get_by_label("pool-clinical-payments").click();
-    h.run_steps(2);
+    // The worker reads the pool; the UI waits for it at most a moment, then takes it later.
+    step_until(&mut h, "the pool", |app| app.pool.is_some());
     let pool = h.state().pool.as_ref().expect("the pool");
     assert_eq!(pool.manifest.specialists.len(), 2);
     assert_eq!(pool.manifest.routing.len(), 80);

@@ -9,9 +9,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::anchors::{coverage_bits, select_anchors};
-use crate::data::tokenizer::Tokenizer;
+use crate::analysis::anchors::{coherence_matrix, coverage_bits, select_anchors};
+use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
+use crate::engine::corpus::{asset_path, prepare_corpus, CorpusSource, TokenizerKind};
 use crate::model::blocks::BlockMap;
+use crate::model::transformer::{anchor_name, LocalistModel};
+use crate::train::dataset::train_split;
 
 /// Purity ceiling for anchors (bits), per SPEC §5.
 pub const MAX_PURITY_BITS: f64 = 0.2;
@@ -91,4 +94,69 @@ pub fn recorded_anchor_tokens(training: &serde_json::Value) -> Vec<(String, Vec<
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The anchors of a checkpoint: the ones its training facts record, else measured on its
+/// training corpus (checkpoints written before anchors were stored), when that corpus can be
+/// read or regenerated. `tokenizer` is the checkpoint's tokenizer description.
+pub fn checkpoint_anchors(
+    training: &serde_json::Value,
+    tokenizer: &serde_json::Value,
+    blocks: &BlockMap,
+) -> Option<AnchorReport> {
+    training
+        .get("anchors")
+        .and_then(|a| serde_json::from_value(a.clone()).ok())
+        .or_else(|| {
+            let spec: TokenizerSpec = serde_json::from_value(tokenizer.clone()).ok()?;
+            measure_anchors(training, &spec, blocks)
+        })
+}
+
+/// Anchor tokens measured on the checkpoint's training corpus (only when that corpus can be
+/// read or regenerated).
+fn measure_anchors(
+    training: &serde_json::Value,
+    spec: &TokenizerSpec,
+    blocks: &BlockMap,
+) -> Option<AnchorReport> {
+    let source: CorpusSource = serde_json::from_value(training.get("corpus")?.clone()).ok()?;
+    let source = match source {
+        CorpusSource::File { path } => CorpusSource::File {
+            path: asset_path(&path),
+        },
+        s => s,
+    };
+    let seq = training
+        .get("config")
+        .and_then(|c| c.get("seq_len"))
+        .and_then(|v| v.as_u64())
+        .unwrap_or(64) as usize;
+    let corpus = prepare_corpus(&source, TokenizerKind::Char, Some(spec)).ok()?;
+    let split = train_split(corpus.stream.len());
+    let ids = corpus.stream.ids.get(..split)?;
+    Some(anchor_report(
+        ids,
+        blocks,
+        corpus.tokenizer.as_ref(),
+        seq,
+        5,
+        8,
+    ))
+}
+
+/// Pairwise |cos| of layer 0, head 0's anchor keys (empty if unavailable).
+pub fn anchor_coherence(model: &LocalistModel) -> Vec<Vec<f64>> {
+    let keys = model
+        .params
+        .get(&anchor_name(0))
+        .and_then(|t| t.get(0))
+        .and_then(|t| t.to_vec2::<f32>());
+    match keys {
+        Ok(rows) => coherence_matrix(&rows)
+            .into_iter()
+            .map(|r| r.into_iter().map(f64::abs).collect())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }

@@ -290,3 +290,39 @@ pub fn asset_path(p: &Path) -> PathBuf {
         p.to_path_buf()
     }
 }
+
+/// The training corpus a checkpoint's training facts record: its file (when it is one) and
+/// its SHA-256.
+pub fn recorded_corpus(training: &serde_json::Value) -> Option<(Option<PathBuf>, String)> {
+    let sha = training.get("corpus_sha256")?.as_str()?.to_string();
+    let path = training
+        .get("corpus")
+        .and_then(|c| serde_json::from_value::<CorpusSource>(c.clone()).ok())
+        .and_then(|c| match c {
+            CorpusSource::File { path } => Some(asset_path(&path)),
+            CorpusSource::Synthetic { .. } | CorpusSource::Topics { .. } => None,
+        });
+    Some((path, sha))
+}
+
+/// The first record of a checkpoint's generated training corpus (synthetic or topics), for
+/// display; `None` for a corpus read from a file.
+pub fn sample_text(training: &serde_json::Value) -> Option<String> {
+    let corpus: CorpusSource = serde_json::from_value(training.get("corpus")?.clone()).ok()?;
+    match corpus {
+        CorpusSource::Synthetic { seed, .. } => {
+            let c = SyntheticCorpus::generate(&SyntheticSpec {
+                seed,
+                num_records: 1,
+                ..SyntheticSpec::default()
+            });
+            Some(c.text.trim_end().to_string())
+        }
+        CorpusSource::Topics { seed, topics } => topic_corpus(seed, topics)
+            .text
+            .lines()
+            .next()
+            .map(|l| l.split(' ').take(48).collect::<Vec<_>>().join(" ")),
+        CorpusSource::File { .. } => None,
+    }
+}

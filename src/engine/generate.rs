@@ -3,10 +3,10 @@
 //! code serves our models and imported decoders.
 
 use anyhow::{bail, Result};
-use serde::{Deserialize, Serialize};
+use candle_core::Tensor;
 
 use crate::data::tokenizer::Tokenizer;
-use candle_core::Tensor;
+pub use crate::engine::protocol::{Candidate, GenStep, Generation};
 
 use crate::model::backend::{AttentionModel, KvCache};
 use crate::model::blocks::BlockMap;
@@ -14,57 +14,6 @@ use crate::model::capture::{masks_for, sequence_biases};
 use crate::model::dial::DialSetting;
 use crate::rules::check::ResolvedRule;
 use crate::rules::inject::capture_with_rules;
-
-/// One candidate of a next-token distribution.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Candidate {
-    /// Token id.
-    pub id: u32,
-    /// Its text.
-    pub text: String,
-    /// Probability under the dial.
-    pub prob: f32,
-}
-
-/// One generated token.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct GenStep {
-    /// The chosen token (the most probable).
-    pub id: u32,
-    /// Its text.
-    pub text: String,
-    /// The most probable candidates, most probable first.
-    pub top: Vec<Candidate>,
-    /// Entropy of the whole distribution, bits.
-    pub entropy_bits: f64,
-}
-
-/// A short continuation of a prompt.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Generation {
-    /// The prompt's text (as the tokenizer gives it back).
-    pub prompt: String,
-    /// The dial it was generated under.
-    pub dial: DialSetting,
-    /// Rules in force (ids of those switched on).
-    pub rules: Vec<String>,
-    /// The tokens, in order.
-    pub steps: Vec<GenStep>,
-    /// Milliseconds per token (the prompt's forward included; a decoder with a KV cache then
-    /// runs one position per token, unless rules are in force).
-    pub ms_per_token: f64,
-}
-
-impl Generation {
-    /// The prompt followed by the generated text.
-    pub fn full_text(&self) -> String {
-        let mut s = self.prompt.clone();
-        for st in &self.steps {
-            s.push_str(&st.text);
-        }
-        s
-    }
-}
 
 /// The next-token distribution after `ids` under `dial` and `rules` (softmax of the last row's
 /// logits, after any `forbid`/`boost` of a rule that fired there). With a `cache` and no rule

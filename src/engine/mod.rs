@@ -1,5 +1,9 @@
 //! Whole jobs that the command line (and the studio) start: corpora with their block maps,
 //! training runs with checkpoints, and the λ sweep.
+//!
+//! The faces reach the model through one front door: [`protocol`] (the commands, the events
+//! and every plain type they carry), answered by the [`worker`] thread. [`views`] builds the
+//! protocol's plain views from the working types.
 
 pub mod anchors;
 pub mod audit;
@@ -11,17 +15,19 @@ pub mod figures;
 pub mod generate;
 pub mod jobs;
 pub mod pool_blocks;
+pub mod protocol;
 pub mod specialists;
 pub mod theory;
 pub mod threshold;
 pub mod train_job;
+pub mod views;
 pub mod worker;
 
-// The studio depends on `engine` only: the value types it displays are re-exported here.
-pub use crate::analysis::dial::{DialMode, DialParams, LayerSchedule};
-pub use crate::model::capture::{Capture, HeadCapture};
-pub use crate::model::dial::DialSetting;
-pub use crate::train::eval::EvalReport;
+// The studio depends on `engine` only: the value types it displays are re-exported here (they
+// are the protocol's; `engine::protocol` names every one).
+pub use self::protocol::{
+    Capture, DialMode, DialParams, DialSetting, EvalReport, HeadCapture, LayerSchedule,
+};
 // Plain configuration and report types the faces construct or print.
 pub use crate::data::synthetic::SyntheticSpec;
 pub use crate::train::dataset::Sampling;

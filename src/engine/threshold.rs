@@ -40,8 +40,8 @@ pub struct ThresholdEstimate {
     pub rows: usize,
 }
 
-/// Per layer: ∂L/∂z [H][T][T] (L the next-token loss summed over the text) and the attention
-/// a [H][T][T], from one differentiable forward pass at λ = 0 with a zero bias probe on z.
+/// Per layer: ∂L/∂z `[H][T][T]` (L the next-token loss summed over the text) and the attention
+/// a `[H][T][T]`, from one differentiable forward pass at λ = 0 with a zero bias probe on z.
 #[allow(clippy::type_complexity)]
 pub fn score_gradients(
     model: &LocalistModel,
@@ -67,7 +67,7 @@ pub fn score_gradients(
     Ok(out)
 }
 
-/// The next-token loss summed over `ids` (t ≥ 2) with `extra` [1,H,T,T] added to each layer's
+/// The next-token loss summed over `ids` (t ≥ 2) with `extra` `[1,H,T,T]` added to each layer's
 /// scores (one tensor per layer), and the attention per layer.
 pub fn summed_loss(
     model: &LocalistModel,
@@ -131,50 +131,11 @@ pub fn estimate_threshold(
         for (s_h, a_h) in s.iter().zip(a) {
             for i in 0..t {
                 let r = masks.relevant_blocks.get(i).copied().unwrap_or(0);
-                let (mut sum_s, mut sum_p, mut count) = (vec![0.0; k], vec![0.0; k], vec![0; k]);
-                for j in 0..=i {
-                    let b = masks.key_blocks.get(j).copied().unwrap_or(0).min(k - 1);
-                    let sij = s_h
-                        .get(i)
-                        .and_then(|row| row.get(j))
-                        .copied()
-                        .unwrap_or(0.0);
-                    let aij = a_h
-                        .get(i)
-                        .and_then(|row| row.get(j))
-                        .copied()
-                        .unwrap_or(0.0);
-                    if let (Some(ss), Some(pp), Some(cc)) =
-                        (sum_s.get_mut(b), sum_p.get_mut(b), count.get_mut(b))
-                    {
-                        *ss += sij as f64;
-                        *pp += aij as f64;
-                        *cc += 1;
-                    }
+                let sums = BlockSums::of_row(s_h, a_h, &masks.key_blocks, i, k);
+                if let Some((row_star, g_row)) = sums.row_star(r, scale, weights) {
+                    g_max = g_max.max(g_row);
+                    per_row.push(row_star);
                 }
-                let (Some(&p_r), Some(&s_r)) = (sum_p.get(r), sum_s.get(r)) else {
-                    continue;
-                };
-                if p_r <= 1e-12 {
-                    continue;
-                }
-                let d_r = s_r / p_r;
-                let n_sizes: Vec<usize> = count.clone();
-                let w = weights.weights(&n_sizes);
-                let mut row_star: f64 = 0.0;
-                for kk in (0..k).filter(|&kk| kk != r) {
-                    let (p_k, n_k) = (sum_p[kk], count[kk]);
-                    if n_k == 0 || p_k <= 1e-12 {
-                        continue;
-                    }
-                    let advantage = (d_r - sum_s[kk] / p_k).max(0.0) * scale;
-                    g_max = g_max.max(advantage);
-                    let wk = w.get(kk).copied().unwrap_or(1.0);
-                    if wk > 0.0 {
-                        row_star = row_star.max(advantage * (n_k as f64).sqrt() / wk);
-                    }
-                }
-                per_row.push(row_star);
             }
         }
     }
@@ -189,4 +150,83 @@ pub fn estimate_threshold(
         lambda_star_q95: q95,
         rows: per_row.len(),
     })
+}
+
+/// One row's scores, attention and key counts summed per key block.
+struct BlockSums {
+    score: Vec<f64>,
+    attention: Vec<f64>,
+    count: Vec<usize>,
+}
+
+impl BlockSums {
+    /// Sum row `i` of one head's scores `s_h` and attention `a_h` over its keys `0..=i`, by
+    /// the key's block (clamped to the `k` blocks).
+    fn of_row(
+        s_h: &[Vec<f32>],
+        a_h: &[Vec<f32>],
+        key_blocks: &[usize],
+        i: usize,
+        k: usize,
+    ) -> Self {
+        let (mut score, mut attention, mut count) = (vec![0.0; k], vec![0.0; k], vec![0; k]);
+        for j in 0..=i {
+            let b = key_blocks.get(j).copied().unwrap_or(0).min(k - 1);
+            let sij = s_h
+                .get(i)
+                .and_then(|row| row.get(j))
+                .copied()
+                .unwrap_or(0.0);
+            let aij = a_h
+                .get(i)
+                .and_then(|row| row.get(j))
+                .copied()
+                .unwrap_or(0.0);
+            if let (Some(ss), Some(pp), Some(cc)) =
+                (score.get_mut(b), attention.get_mut(b), count.get_mut(b))
+            {
+                *ss += sij as f64;
+                *pp += aij as f64;
+                *cc += 1;
+            }
+        }
+        Self {
+            score,
+            attention,
+            count,
+        }
+    }
+
+    /// The row's λ* and its largest task advantage (of an off-relevant block over the relevant
+    /// block `r`), or `None` when the relevant block gets no attention.
+    fn row_star(&self, r: usize, scale: f64, weights: BlockWeighting) -> Option<(f64, f64)> {
+        let (Some(&p_r), Some(&s_r)) = (self.attention.get(r), self.score.get(r)) else {
+            return None;
+        };
+        if p_r <= 1e-12 {
+            return None;
+        }
+        let d_r = s_r / p_r;
+        let w = weights.weights(&self.count);
+        let (mut row_star, mut g_row): (f64, f64) = (0.0, 0.0);
+        for kk in (0..self.count.len()).filter(|&kk| kk != r) {
+            let (Some(&p_k), Some(&n_k), Some(&s_k)) = (
+                self.attention.get(kk),
+                self.count.get(kk),
+                self.score.get(kk),
+            ) else {
+                continue;
+            };
+            if n_k == 0 || p_k <= 1e-12 {
+                continue;
+            }
+            let advantage = (d_r - s_k / p_k).max(0.0) * scale;
+            g_row = g_row.max(advantage);
+            let wk = w.get(kk).copied().unwrap_or(1.0);
+            if wk > 0.0 {
+                row_star = row_star.max(advantage * (n_k as f64).sqrt() / wk);
+            }
+        }
+        Some((row_star, g_row))
+    }
 }

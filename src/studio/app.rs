@@ -24,7 +24,7 @@ use crate::engine::corpus::asset_path;
 use crate::engine::worker::{Command, WorkerHandle};
 use crate::studio::panels::attention::HeatmapCache;
 use crate::studio::panels::compare::CompareCache;
-use crate::studio::panels::specialists::PoolView;
+use crate::studio::panels::specialists::{PoolRequest, PoolView};
 use crate::studio::session::Autosave;
 use crate::studio::settings::RunSettings;
 use crate::studio::state::{StudioState, WorkerState};
@@ -186,12 +186,15 @@ impl eframe::App for StudioApp {
             Some(DialogKind::Save)
         } else if want_session.is_some() {
             want_session
-        } else if want_pool {
+        } else if want_pool == Some(PoolRequest::Choose) {
             Some(DialogKind::OpenPool)
         } else {
             None
         };
         self.serve_requests(want);
+        if let Some(PoolRequest::Open(dir)) = want_pool {
+            self.open_pool(dir);
+        }
         // Rules applied from the central panel: wait for their capture now, so the next frame
         // (requested at once) shows the new heatmaps and PF numbers.
         if self.flush_commands() {

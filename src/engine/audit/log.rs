@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::corpus::sha256_hex;
-use crate::rules::check::ResolvedRule;
+use crate::engine::protocol::RuleView;
 
 /// The hash a first entry points back to.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -109,8 +109,8 @@ impl AuditLog {
     /// switches. Returns how many entries were added.
     pub fn record_change(
         &mut self,
-        before: &[ResolvedRule],
-        after: &[ResolvedRule],
+        before: &[RuleView],
+        after: &[RuleView],
         model_sha256: &str,
         corpus_sha256: &str,
     ) -> usize {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::audit::log::AuditLog;
 use crate::engine::corpus::sha256_hex;
 use crate::model::dial::DialSetting;
-use crate::rules::check::ResolvedRule;
+use crate::engine::protocol::RuleView;
 use crate::rules::inject::RuleReport;
 
 /// One rule as the report shows it: the rule-to-block mapping and its measured fidelity.
@@ -83,8 +83,7 @@ impl AuditReport {
 }
 
 /// The mapping rows of a rule list with their reports.
-pub fn rule_audits(rules: &[ResolvedRule], reports: &[RuleReport]) -> Vec<RuleAudit> {
-    let scope = crate::rules::print::print_scope;
+pub fn rule_audits(rules: &[RuleView], reports: &[RuleReport]) -> Vec<RuleAudit> {
     rules
         .iter()
         .zip(reports)
@@ -95,8 +94,8 @@ pub fn rule_audits(rules: &[ResolvedRule], reports: &[RuleReport]) -> Vec<RuleAu
             text: r.text.clone(),
             trigger: r.trigger_label.clone(),
             target: r.target_label.clone(),
-            layers: scope(&r.layers),
-            heads: scope(&r.heads),
+            layers: r.layers.clone(),
+            heads: r.heads.clone(),
             report: rep.clone(),
         })
         .collect()
@@ -159,7 +158,7 @@ pub fn make_report(
     corpus: Option<(Option<PathBuf>, String)>,
     dial: &DialSetting,
     text: &str,
-    rules: &[ResolvedRule],
+    rules: &[RuleView],
     reports: &[RuleReport],
     log: &AuditLog,
 ) -> AuditReport {

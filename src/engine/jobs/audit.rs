@@ -17,7 +17,7 @@ use crate::engine::jobs::rules::load_rules;
 use crate::engine::Capture;
 use crate::model::checkpoint::{checkpoint_sha256, Checkpoint};
 use crate::model::dial::DialSetting;
-use crate::rules::check::ResolvedRule;
+use crate::engine::protocol::RuleView;
 use crate::rules::inject::{capture_with_rules, RuleReport};
 
 /// What a report is about.
@@ -31,7 +31,7 @@ pub struct ReportInputs<'a> {
     /// The text the rules were measured on.
     pub text: &'a str,
     /// The rules in force.
-    pub rules: &'a [ResolvedRule],
+    pub rules: &'a [RuleView],
     /// What each did on the text.
     pub reports: &'a [RuleReport],
     /// The log of rule changes.
@@ -121,10 +121,11 @@ pub fn audit_report(job: &AuditJob) -> Result<AuditReport> {
         .get("corpus_sha256")
         .and_then(|v| v.as_str())
         .map(str::to_string);
+    let views = crate::engine::views::rule_views(&rules);
     let mut log = AuditLog::default();
     log.record_change(
         &[],
-        &rules,
+        &views,
         &model_sha,
         corpus_sha.as_deref().unwrap_or("unknown"),
     );
@@ -133,7 +134,7 @@ pub fn audit_report(job: &AuditJob) -> Result<AuditReport> {
         corpus: corpus_sha.map(|h| (corpus_file(&ck), h)),
         dial: &job.dial,
         text: &text,
-        rules: &rules,
+        rules: &views,
         reports: &rc.reports,
         log: &log,
     };

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use crossbeam_channel::TryRecvError;
 
 use crate::engine::worker::{Command, ImportedBlocks};
-use crate::studio::panels::specialists::PoolView;
 use crate::studio::session::SESSION_EXTENSION;
 use crate::studio::state::FileRequest;
 
@@ -122,10 +121,7 @@ impl StudioApp {
             DialogKind::Save => self.state.send(Command::Save(path)),
             DialogKind::OpenSession => self.open_session_from(&path),
             DialogKind::SaveSession => self.save_session_to(&path),
-            DialogKind::OpenPool => match PoolView::open(&path) {
-                Ok(v) => self.pool = Some(v),
-                Err(e) => self.state.error = Some(format!("{e:#}")),
-            },
+            DialogKind::OpenPool => self.open_pool(path),
         }
     }
 }

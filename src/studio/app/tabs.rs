@@ -8,6 +8,7 @@ use crate::studio::panels::{
     attention, audit, blocks, compare, dial, generate, model, recruitment, rules, specialists,
     theory, training,
 };
+use crate::studio::panels::specialists::PoolRequest;
 use crate::studio::state::Tab;
 
 use super::StudioApp;
@@ -76,10 +77,10 @@ impl StudioApp {
         want
     }
 
-    /// The central area: the tab bar and the open tab. Returns true when the Specialists tab
-    /// asked for the pool dialog.
-    pub(super) fn central(&mut self, ui: &mut egui::Ui) -> bool {
-        let mut want_pool = false;
+    /// The central area: the tab bar and the open tab. Returns what the Specialists tab asked
+    /// to open.
+    pub(super) fn central(&mut self, ui: &mut egui::Ui) -> Option<PoolRequest> {
+        let mut want_pool = None;
         egui::CentralPanel::default().show(ui, |ui| {
             tab_bar(ui, &mut self.state.tab);
             ui.separator();
@@ -89,7 +90,7 @@ impl StudioApp {
     }
 
     /// The open tab's panel.
-    fn tab_body(&mut self, ui: &mut egui::Ui, want_pool: &mut bool) {
+    fn tab_body(&mut self, ui: &mut egui::Ui, want_pool: &mut Option<PoolRequest>) {
         match self.state.tab {
             Tab::Attention => attention::show(ui, &mut self.state, &mut self.heatmaps),
             Tab::Theory => theory::show(ui, &mut self.state),
@@ -103,14 +104,7 @@ impl StudioApp {
             Tab::Generate => generate::show(ui, &mut self.state),
             Tab::Specialists => {
                 let sample = asset_path(&PathBuf::from("sample_models/pool-clinical-payments"));
-                let mut open = || *want_pool = true;
-                specialists::show(
-                    ui,
-                    &mut self.pool,
-                    &mut self.state.error,
-                    &mut open,
-                    &sample,
-                );
+                *want_pool = specialists::show(ui, &mut self.pool, &sample);
             }
         }
     }

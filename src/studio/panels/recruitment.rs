@@ -4,10 +4,8 @@
 use egui::{Color32, RichText};
 use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoint, PlotPoints, Points};
 
-use crate::analysis::mdl::Verdict;
-use crate::engine::worker::Command;
+use crate::engine::protocol::{Command, MoveKind, RecruitEvent, RecruitView, Verdict};
 use crate::studio::state::{StudioState, WorkerState};
-use crate::train::recruit::{MoveKind, RecruitEvent, Recruiter};
 
 const GREEN: Color32 = Color32::from_rgb(60, 170, 90);
 const GREY: Color32 = Color32::from_rgb(150, 150, 150);
@@ -89,12 +87,6 @@ pub fn breakdown(ui: &mut egui::Ui, e: &RecruitEvent) {
     }
 }
 
-/// Share of time spent in rounds against the training between them.
-pub fn cost_fraction(rec: &Recruiter) -> Option<f64> {
-    let (round, train) = rec.cost_ms();
-    (train > 0.0).then(|| round / train)
-}
-
 /// Draw the panel.
 pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
     ui.heading("Recruitment");
@@ -137,7 +129,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
             .on_hover_text("Every decision with its breakdown, the rounds and the settings")
             .clicked()
         {
-            match serde_json::to_vec_pretty(&rec) {
+            match rec.json.clone() {
                 Ok(bytes) => state.pending_export = Some(("recruitment.json".into(), bytes)),
                 Err(e) => state.error = Some(format!("could not write the log: {e}")),
             }
@@ -147,7 +139,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
     table(ui, &rec);
 }
 
-fn status(ui: &mut egui::Ui, rec: &Recruiter) {
+fn status(ui: &mut egui::Ui, rec: &RecruitView) {
     let blocks = rec.rounds.last().map(|r| r.blocks).unwrap_or(0);
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
@@ -172,7 +164,7 @@ fn status(ui: &mut egui::Ui, rec: &Recruiter) {
         "λ_rec {:.2}, δ {:.0} bits, K_max {}, every {} steps after {}, probe {} steps, buffer {} tokens",
         c.lambda, c.delta_bits, c.k_max, c.every, c.warmup, c.probe_steps, c.buffer_tokens
     );
-    if let Some(f) = cost_fraction(rec) {
+    if let Some(f) = rec.cost_fraction() {
         detail.push_str(&format!(
             " · rounds cost {:.0}% of the training time between them",
             100.0 * f
@@ -185,7 +177,7 @@ fn status(ui: &mut egui::Ui, rec: &Recruiter) {
     );
 }
 
-fn timeline(ui: &mut egui::Ui, rec: &Recruiter) {
+fn timeline(ui: &mut egui::Ui, rec: &RecruitView) {
     let line: PlotPoints = rec
         .rounds
         .iter()
@@ -249,7 +241,7 @@ fn timeline(ui: &mut egui::Ui, rec: &Recruiter) {
     }
 }
 
-fn dl_plot(ui: &mut egui::Ui, rec: &Recruiter) {
+fn dl_plot(ui: &mut egui::Ui, rec: &RecruitView) {
     let dl: PlotPoints = rec
         .rounds
         .iter()
@@ -277,7 +269,7 @@ fn dl_plot(ui: &mut egui::Ui, rec: &Recruiter) {
         );
 }
 
-fn table(ui: &mut egui::Ui, rec: &Recruiter) {
+fn table(ui: &mut egui::Ui, rec: &RecruitView) {
     ui.label(RichText::new("Decisions").strong());
     egui::Grid::new("recruit_table")
         .striped(true)

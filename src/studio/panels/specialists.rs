@@ -7,33 +7,28 @@ use std::path::{Path, PathBuf};
 
 use egui::{Color32, RichText};
 
-use crate::engine::specialists::{read_manifest, split_documents, Manifest};
+use crate::engine::protocol::{PoolManifest, PoolSummary};
 
 /// A pool as the panel shows it.
 pub struct PoolView {
     /// Its folder.
     pub dir: PathBuf,
-    /// The manifest.
-    pub manifest: Manifest,
+    /// What the panel shows of its manifest.
+    pub manifest: PoolManifest,
     /// The documents' texts, when `documents.txt` lies beside the manifest.
     pub texts: Vec<String>,
     /// The document row under the pointer.
     pub hovered: Option<usize>,
 }
 
-impl PoolView {
-    /// Read a pool folder.
-    pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        let manifest = read_manifest(dir)?;
-        let texts = std::fs::read_to_string(dir.join("documents.txt"))
-            .map(|t| split_documents(&t, None))
-            .unwrap_or_default();
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            manifest,
-            texts,
+impl From<PoolSummary> for PoolView {
+    fn from(p: PoolSummary) -> Self {
+        Self {
+            dir: p.dir,
+            manifest: p.manifest,
+            texts: p.texts,
             hovered: None,
-        })
+        }
     }
 }
 
@@ -47,14 +42,37 @@ fn blocks_line(names: Option<&[String]>) -> String {
     }
 }
 
-/// Draw the panel. `open` asks for a pool folder; `sample` is the bundled pool.
-pub fn show(
-    ui: &mut egui::Ui,
-    view: &mut Option<PoolView>,
-    error: &mut Option<String>,
-    open: &mut dyn FnMut(),
-    sample: &Path,
-) {
+/// What the user asked of the panel's buttons.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PoolRequest {
+    /// Ask for a pool folder (a file dialog).
+    Choose,
+    /// Open this pool folder (the bundled one).
+    Open(PathBuf),
+}
+
+/// Draw the panel; `sample` is the bundled pool. Returns what the user asked to open (the app
+/// asks the worker to read it).
+pub fn show(ui: &mut egui::Ui, view: &mut Option<PoolView>, sample: &Path) -> Option<PoolRequest> {
+    let request = buttons(ui, view.as_ref(), sample);
+    let Some(v) = view.as_mut() else {
+        ui.label(
+            "No pool open. `localist specialists` grows one over a set of documents; the bundled \
+             one serves clinical notes and payments.",
+        );
+        return request;
+    };
+    ui.separator();
+    specialists(ui, &v.manifest);
+    ui.separator();
+    moves(ui, &v.manifest);
+    ui.separator();
+    routing(ui, v);
+    request
+}
+
+fn buttons(ui: &mut egui::Ui, view: Option<&PoolView>, sample: &Path) -> Option<PoolRequest> {
+    let mut request = None;
     ui.horizontal(|ui| {
         if ui
             .button("Open pool…")
@@ -63,31 +81,23 @@ pub fn show(
             )
             .clicked()
         {
-            open();
+            request = Some(PoolRequest::Choose);
         }
         if ui
             .button("pool-clinical-payments")
             .on_hover_text(sample.display().to_string())
             .clicked()
         {
-            match PoolView::open(sample) {
-                Ok(v) => *view = Some(v),
-                Err(e) => *error = Some(format!("{e:#}")),
-            }
+            request = Some(PoolRequest::Open(sample.to_path_buf()));
         }
-        if let Some(v) = view.as_ref() {
+        if let Some(v) = view {
             ui.label(v.dir.display().to_string());
         }
     });
-    let Some(v) = view.as_mut() else {
-        ui.label(
-            "No pool open. `localist specialists` grows one over a set of documents; the bundled \
-             one serves clinical notes and payments.",
-        );
-        return;
-    };
-    let m = &v.manifest;
-    ui.separator();
+    request
+}
+
+fn specialists(ui: &mut egui::Ui, m: &PoolManifest) {
     ui.strong("specialists");
     egui::Grid::new("pool_specialists").striped(true).num_columns(5).show(ui, |ui| {
         for h in ["name", "parent", "parameters added", "documents routed", "blocks"] {
@@ -105,7 +115,9 @@ pub fn show(
             ui.end_row();
         }
     });
-    ui.separator();
+}
+
+fn moves(ui: &mut egui::Ui, m: &PoolManifest) {
     ui.strong("moves");
     for mv in &m.log {
         let text = format!(
@@ -130,10 +142,13 @@ pub fn show(
             ),
         );
     }
-    ui.separator();
+}
+
+fn routing(ui: &mut egui::Ui, v: &mut PoolView) {
     ui.strong("routing: bits per document per specialist (shortest in bold)");
     let mut hovered = None;
     let highlight = ui.visuals().selection.bg_fill;
+    let m = &v.manifest;
     egui::ScrollArea::vertical()
         .id_salt("pool_routing")
         .max_height(360.0)

@@ -3,102 +3,16 @@
 //! rule where it fired in the current text, its PF_mass and PF_top1 per layer and head, and
 //! the ρ it used against ρ* from bound 8.3.
 
-use egui::text::{LayoutJob, TextFormat};
-use egui::{Color32, FontId};
+mod details;
+mod highlight;
 
-use crate::rules::parse::RuleErrors;
-use crate::rules::print::KEYWORDS;
+use egui::Color32;
+
+use crate::engine::protocol::RulesInForce;
 use crate::studio::state::StudioState;
 
-/// Colour the rule language: keywords, condition names, strings, numbers, comments; lines
-/// with an error get a red background.
-pub fn highlight(text: &str, errors: Option<&RuleErrors>, dark: bool) -> LayoutJob {
-    let font = FontId::monospace(13.0);
-    let (plain, kw, cond, string, number, comment) = if dark {
-        (
-            Color32::from_gray(220),
-            Color32::from_rgb(110, 170, 255),
-            Color32::from_rgb(200, 150, 255),
-            Color32::from_rgb(240, 180, 100),
-            Color32::from_rgb(140, 220, 140),
-            Color32::from_gray(130),
-        )
-    } else {
-        (
-            Color32::from_gray(30),
-            Color32::from_rgb(20, 80, 200),
-            Color32::from_rgb(120, 40, 170),
-            Color32::from_rgb(170, 90, 0),
-            Color32::from_rgb(20, 120, 40),
-            Color32::from_gray(120),
-        )
-    };
-    let bad_lines: Vec<usize> = errors
-        .map(|e| e.errors.iter().map(|x| x.pos.line).collect())
-        .unwrap_or_default();
-    let bad_bg = if dark {
-        Color32::from_rgb(90, 30, 30)
-    } else {
-        Color32::from_rgb(255, 215, 215)
-    };
-    let mut job = LayoutJob::default();
-    for (n, line) in text.split_inclusive('\n').enumerate() {
-        let bg = if bad_lines.contains(&(n + 1)) {
-            bad_bg
-        } else {
-            Color32::TRANSPARENT
-        };
-        let fmt = |c: Color32| TextFormat {
-            font_id: font.clone(),
-            color: c,
-            background: bg,
-            ..Default::default()
-        };
-        let chars: Vec<char> = line.chars().collect();
-        let mut i = 0;
-        while i < chars.len() {
-            let c = chars[i];
-            let start = i;
-            let colour = if c == '#' {
-                i = chars.len();
-                comment
-            } else if c == '"' {
-                i += 1;
-                while i < chars.len() && chars[i] != '"' && chars[i] != '\n' {
-                    if chars[i] == '\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                i = (i + 1).min(chars.len());
-                string
-            } else if c.is_ascii_digit() {
-                while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
-                    i += 1;
-                }
-                number
-            } else if c.is_alphabetic() || c == '_' {
-                while i < chars.len() && (chars[i].is_alphanumeric() || "_-.".contains(chars[i])) {
-                    i += 1;
-                }
-                let w: String = chars[start..i].iter().collect();
-                if KEYWORDS.contains(&w.as_str()) {
-                    kw
-                } else if w.starts_with("query.") || w.starts_with("earlier.") {
-                    cond
-                } else {
-                    plain
-                }
-            } else {
-                i += 1;
-                plain
-            };
-            let piece: String = chars[start..i.min(chars.len())].iter().collect();
-            job.append(&piece, 0.0, fmt(colour));
-        }
-    }
-    job
-}
+use self::details::details;
+pub use self::highlight::highlight;
 
 /// Draw the panel. `example` is the bundled example rule file, for "Load example".
 pub fn show(ui: &mut egui::Ui, state: &mut StudioState, example: &str) {
@@ -156,11 +70,14 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, example: &str) {
             .on_hover_text("The rules in force in their JSON form")
             .clicked()
         {
-            match crate::rules::parse_rules(&state.rules.applied).map(|s| s.to_json()) {
-                Ok(Ok(json)) => {
-                    state.pending_export = Some(("rules.json".into(), json.into_bytes()))
-                }
-                Ok(Err(e)) => state.error = Some(format!("export failed: {e}")),
+            // The worker parsed the rules in force and sent their JSON form with them.
+            let json = state
+                .rules
+                .json
+                .clone()
+                .unwrap_or_else(|| RulesInForce::default().json);
+            match json {
+                Ok(json) => state.pending_export = Some(("rules.json".into(), json.into_bytes())),
                 Err(e) => state.error = Some(format!("export failed: {e}")),
             }
         }
@@ -294,111 +211,4 @@ fn rule_list(ui: &mut egui::Ui, state: &mut StudioState) {
         return;
     };
     details(ui, state, &id);
-}
-
-fn details(ui: &mut egui::Ui, state: &StudioState, id: &str) {
-    let Some(k) = state.rules.resolved.iter().position(|r| r.id == id) else {
-        return;
-    };
-    let Some(r) = state.rules.resolved.get(k) else {
-        return;
-    };
-    ui.strong(&r.id);
-    if !r.description.is_empty() {
-        ui.label(&r.description);
-    }
-    ui.label(format!(
-        "trigger {}  ->  target {}",
-        r.trigger_label, r.target_label
-    ));
-    let tokens = state
-        .capture
-        .as_ref()
-        .map(|(_, t)| t.clone())
-        .unwrap_or_default();
-    let tok = |i: usize| tokens.get(i).cloned().unwrap_or_default();
-    let fired: Vec<String> = state
-        .rules
-        .firings
-        .iter()
-        .filter(|f| f.rule == k)
-        .map(|f| {
-            let targets: Vec<String> = f
-                .targets
-                .iter()
-                .map(|&j| format!("{j} {:?}", tok(j)))
-                .collect();
-            format!(
-                "query {} {:?} -> {}",
-                f.query,
-                tok(f.query),
-                if targets.is_empty() {
-                    "no target visible".to_string()
-                } else {
-                    targets.join(", ")
-                }
-            )
-        })
-        .collect();
-    if fired.is_empty() {
-        ui.label("it does not fire on the current text");
-        return;
-    }
-    ui.label(format!("fired on the current text ({}):", fired.len()));
-    for f in &fired {
-        ui.monospace(f);
-    }
-    let Some(rep) = state.rules.reports.iter().find(|x| x.id == id) else {
-        return;
-    };
-    if rep.heads.is_empty() {
-        return;
-    }
-    egui::Grid::new("rule_fidelity")
-        .striped(true)
-        .num_columns(7)
-        .show(ui, |ui| {
-            for h in [
-                "layer",
-                "head",
-                "PF_mass",
-                "PF_top1",
-                "ρ used",
-                "ρ* (8.3)",
-                "bound 8.3",
-            ] {
-                ui.strong(h);
-            }
-            ui.end_row();
-            for hf in &rep.heads {
-                let dim = |ui: &mut egui::Ui, s: String| {
-                    if hf.in_scope {
-                        ui.label(s)
-                    } else {
-                        ui.weak(s)
-                    }
-                };
-                dim(ui, format!("{}", hf.layer));
-                dim(ui, format!("{}", hf.head));
-                let fail = hf.in_scope && rep.target_pf.is_some_and(|t| hf.pf_mass + 1e-9 < t);
-                if fail {
-                    ui.colored_label(Color32::LIGHT_RED, format!("{:.3}", hf.pf_mass));
-                } else {
-                    dim(ui, format!("{:.3}", hf.pf_mass));
-                }
-                dim(ui, format!("{:.2}", hf.pf_top1));
-                dim(ui, format!("{:.2}", hf.rho));
-                dim(ui, format!("{:.2}", hf.rho_star));
-                dim(ui, format!("{:.3}", hf.pf_bound));
-                ui.end_row();
-            }
-        })
-        .response
-        .on_hover_text(
-            "Per layer and head, over the rows where the rule fired: PF_mass, the attention mass \
-             on the targets; PF_top1, the fraction of rows whose largest weight is on a target; \
-             ρ used, the logit bias added (0 out of scope, greyed); ρ*, the bias bound 8.3 asks \
-             for the rule's fidelity target (0.95 for bias rules); bound 8.3, the guaranteed \
-             PF_mass at the ρ used.",
-        );
 }

@@ -1,0 +1,89 @@
+//! The command loop: wait for a command (or, while training runs, look for one between
+//! steps) and hand it to the job that answers it.
+
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, TryRecvError};
+
+use super::{RunState, Worker};
+use crate::engine::protocol::{Command, Event};
+
+impl Worker {
+    /// Serve commands until `Shutdown` or until the handle is gone.
+    pub(super) fn run(&mut self, rx: &Receiver<Command>) {
+        loop {
+            let cmd = if self.state == RunState::Running {
+                match rx.try_recv() {
+                    Ok(c) => Some(c),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => return,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(c) => Some(c),
+                    Err(_) => return,
+                }
+            };
+            match cmd {
+                Some(Command::Shutdown) => return,
+                Some(c) => self.handle(c),
+                None => self.step(),
+            }
+        }
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Load(path) => self.load(path),
+            Command::NewRun(job) => self.new_run(*job),
+            Command::Train | Command::Resume => self.start_training(),
+            Command::Pause => {
+                if self.state == RunState::Running {
+                    self.state = RunState::Paused;
+                    self.sink.emit(Event::Paused);
+                }
+            }
+            Command::Step => {
+                if self.slot.session().is_some() {
+                    self.step();
+                }
+            }
+            Command::Stop => {
+                if self.state != RunState::Idle {
+                    self.state = RunState::Idle;
+                    self.finish();
+                }
+            }
+            Command::SetDial(d) => {
+                self.dial = d;
+                self.recapture();
+            }
+            Command::Capture(text) => {
+                self.text = text;
+                self.recapture();
+                self.threshold();
+            }
+            Command::Save(path) => self.save(path),
+            Command::TheoryCurve(lambdas) => self.theory(&lambdas),
+            Command::Compare(sides) => self.compare(&sides),
+            Command::SetRules { text, off } => self.set_rules(text, off),
+            Command::SetRecruitment(on) => self.set_recruitment(on),
+            Command::RenameBlock(b, name) => self.rename_block(b, name),
+            Command::SetImportedBlocks(src) => self.set_imported_blocks(&src),
+            Command::Generate(n) => self.generate(n),
+            Command::OpenPool(dir) => self.open_pool(&dir),
+            Command::Shutdown => {}
+            Command::DebugPanic => panic!("debug panic requested"),
+        }
+    }
+
+    /// Start or continue the current run.
+    fn start_training(&mut self) {
+        if self.slot.session().is_some() {
+            self.state = RunState::Running;
+            self.run_started = Some((Instant::now(), 0));
+        } else {
+            self.sink.fail("no training run is set up");
+        }
+    }
+}

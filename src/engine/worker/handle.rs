@@ -1,0 +1,87 @@
+//! The UI's handle on a worker thread: spawn it, send commands, drain or wait for events, and
+//! end it when the handle is dropped.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+
+use super::sink::Sink;
+use super::Worker;
+use crate::engine::protocol::{Command, Event};
+
+/// The UI's handle on a worker thread.
+pub struct WorkerHandle {
+    commands: Sender<Command>,
+    events: Receiver<Event>,
+    progress: Receiver<Event>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WorkerHandle {
+    /// Spawn a worker thread named `localist-worker`. `repaint` is called after every event.
+    pub fn spawn(repaint: Box<dyn Fn() + Send>) -> std::io::Result<Self> {
+        let (cmd_tx, cmd_rx) = unbounded();
+        let (ev_tx, ev_rx) = unbounded();
+        let (pr_tx, pr_rx) = bounded(64);
+        let thread = std::thread::Builder::new()
+            .name("localist-worker".into())
+            .spawn(move || {
+                let mut worker = Worker::new(Sink::new(ev_tx, pr_tx, repaint));
+                let outcome = catch_unwind(AssertUnwindSafe(|| worker.run(&cmd_rx)));
+                if let Err(panic) = outcome {
+                    let msg = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    worker.sink.fail(format!(
+                        "the worker crashed ({msg}); start a new one to continue"
+                    ));
+                }
+            })?;
+        Ok(Self {
+            commands: cmd_tx,
+            events: ev_rx,
+            progress: pr_rx,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queue a command (returns false when the worker has ended).
+    pub fn send(&self, cmd: Command) -> bool {
+        self.commands.send(cmd).is_ok()
+    }
+
+    /// Every event waiting now, results first, then the latest progress messages; never blocks.
+    pub fn drain(&self) -> Vec<Event> {
+        let mut out: Vec<Event> = self.progress.try_iter().collect();
+        out.extend(self.events.try_iter());
+        out
+    }
+
+    /// Wait up to `timeout` for the next non-progress event (tests and headless use).
+    pub fn wait_event(&self, timeout: Duration) -> Option<Event> {
+        self.events.recv_timeout(timeout).ok()
+    }
+
+    /// Wait up to `timeout` for the next progress event.
+    pub fn wait_progress(&self, timeout: Duration) -> Option<Event> {
+        self.progress.recv_timeout(timeout).ok()
+    }
+
+    /// True while the thread runs.
+    pub fn is_alive(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Shutdown);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! Inspection jobs on the current text: the capture (with rules when any are in force), the
+//! penalty threshold λ*, the theory curve, a comparison of two configurations, and generation.
+
+use std::path::PathBuf;
+
+use super::slot::{open_checkpoint, ModelSlot};
+use super::Worker;
+use crate::data::tokenizer::Tokenizer;
+use crate::engine::compare::capture_side;
+use crate::engine::protocol::{CompareSide, CompareView, Event, IMPORTED_CAPTURE_LIMIT};
+use crate::engine::theory::theory_curve;
+use crate::engine::threshold::estimate_threshold;
+use crate::model::backend::AttentionModel;
+use crate::model::capture::capture;
+use crate::rules::inject::capture_with_rules;
+use crate::train::trainer::TrainConfig;
+
+impl Worker {
+    /// How many tokens of the text a capture takes on `model`.
+    fn capture_limit(&self, model: &dyn AttentionModel) -> usize {
+        let max = model.dims().max_len;
+        if matches!(self.slot, ModelSlot::Imported(_)) {
+            max.min(IMPORTED_CAPTURE_LIMIT)
+        } else {
+            max
+        }
+    }
+
+    /// The current text's ids, truncated to `max_len` positions; an empty result is reported.
+    fn text_ids(&self, tok: &dyn Tokenizer, max_len: usize) -> Option<Vec<u32>> {
+        let mut ids = tok.encode(&self.text);
+        ids.truncate(max_len);
+        if ids.is_empty() {
+            self.sink.fail("the text is empty after tokenization");
+            return None;
+        }
+        Some(ids)
+    }
+
+    /// Capture the current text under the current dial (and rules), when there is a text.
+    pub(super) fn recapture(&mut self) {
+        if self.text.is_empty() {
+            return;
+        }
+        let Some((model, blocks, tok)) = self.slot.current() else {
+            return;
+        };
+        let Some(ids) = self.text_ids(tok, self.capture_limit(model)) else {
+            return;
+        };
+        let tokens: Vec<String> = ids.iter().map(|&i| tok.token_str(i)).collect();
+        if self.rules.resolved.is_empty() {
+            match capture(model, blocks, &ids, &self.dial) {
+                Ok(cap) => self.sink.emit(Event::Snapshot(Box::new(cap), tokens)),
+                Err(e) => self.sink.fail(format!("capture failed: {e}")),
+            }
+            return;
+        }
+        match capture_with_rules(model, blocks, &ids, &self.dial, &self.rules.resolved) {
+            Ok(rc) => {
+                self.sink
+                    .emit(Event::RuleReport(Box::new((rc.reports, rc.firings))));
+                self.sink
+                    .emit(Event::Snapshot(Box::new(rc.capture), tokens));
+            }
+            Err(e) => self.sink.fail(format!("capture with rules failed: {e}")),
+        }
+    }
+
+    /// Estimate λ* on the current text with the penalty settings the model is (or was)
+    /// trained under; a text too short to measure, or a model not of ours, sends nothing.
+    pub(super) fn threshold(&mut self) {
+        let config = match &self.slot {
+            ModelSlot::Run(s) => s.job.train.clone(),
+            ModelSlot::Checkpoint(l) => l
+                .meta
+                .training
+                .get("config")
+                .and_then(|c| serde_json::from_value::<TrainConfig>(c.clone()).ok())
+                .unwrap_or_default(),
+            ModelSlot::Imported(_) | ModelSlot::Empty => return,
+        };
+        let Some((model, blocks, tok)) = self.slot.current_own() else {
+            return;
+        };
+        let mut ids = tok.encode(&self.text);
+        ids.truncate(model.config.max_seq_len);
+        if ids.len() < 2 {
+            return;
+        }
+        match estimate_threshold(model, blocks, &ids, config.eta, config.weights) {
+            Ok(est) => self.sink.emit(Event::Threshold(est)),
+            Err(e) => self.sink.fail(format!("λ* estimate failed: {e}")),
+        }
+    }
+
+    /// Measure the current text against the derived bounds at each λ.
+    pub(super) fn theory(&mut self, lambdas: &[f64]) {
+        let Some((model, blocks, tok)) = self.slot.current() else {
+            self.sink.fail("no model loaded");
+            return;
+        };
+        let Some(ids) = self.text_ids(tok, self.capture_limit(model)) else {
+            return;
+        };
+        match theory_curve(model, blocks, &ids, &self.dial, lambdas) {
+            Ok(curve) => self.sink.emit(Event::Theory(curve)),
+            Err(e) => self.sink.fail(format!("theory curve failed: {e}")),
+        }
+    }
+
+    /// Capture the current text under both sides of a comparison.
+    pub(super) fn compare(&mut self, sides: &[CompareSide; 2]) {
+        let errors = self.open_compared(sides);
+        let views = sides.clone().map(|side| self.compare_side(&side, &errors));
+        self.sink.emit(Event::Compare(Box::new(views)));
+    }
+
+    /// Keep the compared checkpoints loaded while they are compared, drop the others; returns
+    /// the ones that could not be opened, with why.
+    fn open_compared(&mut self, sides: &[CompareSide; 2]) -> Vec<(PathBuf, String)> {
+        let wanted: Vec<PathBuf> = sides.iter().filter_map(|s| s.checkpoint.clone()).collect();
+        self.compare_models.retain(|(p, _)| wanted.contains(p));
+        let mut errors: Vec<(PathBuf, String)> = Vec::new();
+        for p in &wanted {
+            if self.compare_models.iter().any(|(q, _)| q == p) || errors.iter().any(|(q, _)| q == p)
+            {
+                continue;
+            }
+            match open_checkpoint(p, &self.device) {
+                Ok((l, _)) => self.compare_models.push((p.clone(), l)),
+                Err(e) => errors.push((p.clone(), format!("could not open {}: {e}", p.display()))),
+            }
+        }
+        errors
+    }
+
+    /// One side's capture: the current model or a compared checkpoint.
+    fn compare_side(
+        &self,
+        side: &CompareSide,
+        errors: &[(PathBuf, String)],
+    ) -> Result<CompareView, String> {
+        let found = match &side.checkpoint {
+            None => self.slot.current(),
+            Some(p) => self
+                .compare_models
+                .iter()
+                .find(|(q, _)| q == p)
+                .map(|(_, l)| l.parts()),
+        };
+        let error = side
+            .checkpoint
+            .as_ref()
+            .and_then(|p| errors.iter().find(|(q, _)| q == p))
+            .map(|(_, e)| e.clone());
+        match (found, error) {
+            (Some((model, blocks, tok)), _) => capture_side(model, blocks, tok, &self.text, side),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err("no model loaded".to_string()),
+        }
+    }
+
+    /// Generate `n` tokens (1 to 64) after the current text under the current dial and rules.
+    pub(super) fn generate(&mut self, n: usize) {
+        let Some((model, blocks, tok)) = self.slot.current() else {
+            self.sink.fail("no model loaded");
+            return;
+        };
+        let Some(ids) = self.text_ids(tok, self.capture_limit(model)) else {
+            return;
+        };
+        let out = crate::engine::generate::generate(
+            model,
+            blocks,
+            tok,
+            &ids,
+            &self.dial,
+            &self.rules.resolved,
+            n.clamp(1, 64),
+            10,
+        );
+        match out {
+            Ok(g) => self.sink.emit(Event::Generated(Box::new(g))),
+            Err(e) => self.sink.fail(format!("generation failed: {e:#}")),
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! Where the worker's events go: the result channel (nothing dropped), the progress channel
+//! (lossy, bounded) and the UI's repaint callback, called after every send. Every event the
+//! worker sends goes through here.
+
+use crossbeam_channel::Sender;
+
+use crate::engine::protocol::Event;
+
+/// Both event channels and the repaint callback.
+pub(super) struct Sink {
+    events: Sender<Event>,
+    progress: Sender<Event>,
+    repaint: Box<dyn Fn() + Send>,
+}
+
+impl Sink {
+    /// A sink sending results to `events` and progress to `progress`.
+    pub(super) fn new(
+        events: Sender<Event>,
+        progress: Sender<Event>,
+        repaint: Box<dyn Fn() + Send>,
+    ) -> Self {
+        Self {
+            events,
+            progress,
+            repaint,
+        }
+    }
+
+    /// Send a result, a state change or an error (never dropped), then ask for a repaint.
+    pub(super) fn emit(&self, ev: Event) {
+        let _ = self.events.send(ev);
+        (self.repaint)();
+    }
+
+    /// Send a failure message.
+    pub(super) fn fail(&self, msg: impl Into<String>) {
+        self.emit(Event::Failed(msg.into()));
+    }
+
+    /// Send a progress message, then ask for a repaint.
+    pub(super) fn emit_progress(&self, ev: Event) {
+        // Lossy by design: a full channel means the UI has not drawn the last 64 steps yet.
+        let _ = self.progress.try_send(ev);
+        (self.repaint)();
+    }
+}

@@ -1,0 +1,142 @@
+//! The model the worker holds: nothing, a checkpoint, an imported pretrained model, or a
+//! training run, as one enum, so at most one of them is ever held.
+
+use std::path::Path;
+
+use candle_core::Device;
+
+use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
+use crate::engine::train_job::Session;
+use crate::hf::{HfTokenizer, ImportedModel};
+use crate::model::backend::AttentionModel;
+use crate::model::blocks::BlockMap;
+use crate::model::checkpoint::{load_checkpoint, CheckpointMeta};
+use crate::model::transformer::LocalistModel;
+
+/// A checkpoint of ours, opened for inspection.
+pub(super) struct Loaded {
+    pub(super) model: LocalistModel,
+    pub(super) blocks: BlockMap,
+    pub(super) tokenizer: Box<dyn Tokenizer>,
+    pub(super) meta: CheckpointMeta,
+}
+
+impl Loaded {
+    /// The model, its blocks and its tokenizer, as the inspection jobs take them.
+    pub(super) fn parts(&self) -> (&dyn AttentionModel, &BlockMap, &dyn Tokenizer) {
+        (&self.model, &self.blocks, self.tokenizer.as_ref())
+    }
+}
+
+/// A pretrained model opened from a `.gguf` file or a Hugging Face folder.
+pub(super) struct Imported {
+    pub(super) model: ImportedModel,
+    pub(super) blocks: BlockMap,
+    pub(super) tokenizer: HfTokenizer,
+}
+
+/// The model the panels show.
+pub(super) enum ModelSlot {
+    /// Nothing loaded yet.
+    Empty,
+    /// A checkpoint directory.
+    Checkpoint(Box<Loaded>),
+    /// A pretrained model.
+    Imported(Box<Imported>),
+    /// A training run (its trainer owns the model).
+    Run(Box<Session>),
+}
+
+impl ModelSlot {
+    /// The model the panels show, whatever its kind.
+    pub(super) fn current(&self) -> Option<(&dyn AttentionModel, &BlockMap, &dyn Tokenizer)> {
+        match self {
+            Self::Imported(i) => Some((i.model.model(), &i.blocks, &i.tokenizer)),
+            _ => self
+                .current_own()
+                .map(|(m, b, t)| (m as &dyn AttentionModel, b, t)),
+        }
+    }
+
+    /// The current model when it is one of ours (training, λ*, anchors and saving need it).
+    pub(super) fn current_own(&self) -> Option<(&LocalistModel, &BlockMap, &dyn Tokenizer)> {
+        match self {
+            Self::Run(s) => Some((
+                &s.trainer.model,
+                &s.trainer.blocks,
+                s.corpus.tokenizer.as_ref(),
+            )),
+            Self::Checkpoint(l) => Some((&l.model, &l.blocks, l.tokenizer.as_ref())),
+            Self::Imported(_) | Self::Empty => None,
+        }
+    }
+
+    /// The block map the panels show, to edit.
+    pub(super) fn blocks_mut(&mut self) -> Option<&mut BlockMap> {
+        match self {
+            Self::Run(s) => Some(&mut s.trainer.blocks),
+            Self::Imported(i) => Some(&mut i.blocks),
+            Self::Checkpoint(l) => Some(&mut l.blocks),
+            Self::Empty => None,
+        }
+    }
+
+    /// The training run, when one is set up.
+    pub(super) fn session(&self) -> Option<&Session> {
+        match self {
+            Self::Run(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The training run, to step.
+    pub(super) fn session_mut(&mut self) -> Option<&mut Session> {
+        match self {
+            Self::Run(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The checkpoint, when one is open.
+    pub(super) fn checkpoint(&self) -> Option<&Loaded> {
+        match self {
+            Self::Checkpoint(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The imported model, to rebuild its blocks.
+    pub(super) fn imported_mut(&mut self) -> Option<&mut Imported> {
+        match self {
+            Self::Imported(i) => Some(i),
+            _ => None,
+        }
+    }
+}
+
+/// Read a checkpoint directory with its tokenizer; also returns the λ_train it records.
+pub(super) fn open_checkpoint(
+    path: &Path,
+    device: &Device,
+) -> Result<(Loaded, Option<f64>), String> {
+    let ck = load_checkpoint(path, device).map_err(|e| e.to_string())?;
+    let spec: TokenizerSpec = serde_json::from_value(ck.meta.tokenizer.clone())
+        .map_err(|e| format!("{}: tokenizer in config.json: {e}", path.display()))?;
+    let tokenizer = spec
+        .build()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let lambda_train = ck
+        .meta
+        .training
+        .get("lambda_train")
+        .and_then(|v| v.as_f64());
+    Ok((
+        Loaded {
+            model: ck.model,
+            blocks: ck.blocks,
+            tokenizer,
+            meta: ck.meta,
+        },
+        lambda_train,
+    ))
+}

@@ -1,0 +1,182 @@
+//! Training jobs: set up a run, take one step (with a recruitment round when one is due),
+//! report progress, measure the live held-out metrics, and finish with an evaluation.
+
+use std::time::Instant;
+
+use super::models::own_summary;
+use super::recruitment::RoundOutcome;
+use super::slot::ModelSlot;
+use super::{RunState, Worker};
+use crate::engine::corpus::CorpusSource;
+use crate::engine::protocol::{Event, LivePoint, Progress, RecruitView};
+use crate::engine::theory::theory_curve;
+use crate::engine::train_job::{setup, Session, TrainJob};
+use crate::model::dial::DialSetting;
+use crate::train::trainer::StepStats;
+
+impl Worker {
+    /// Set up a run (without starting it) and make it the current model.
+    pub(super) fn new_run(&mut self, job: TrainJob) {
+        let session = match setup(&job, &self.device) {
+            Ok(s) => s,
+            Err(e) => {
+                self.sink.fail(format!("{e:#}"));
+                return;
+            }
+        };
+        let summary = run_summary(&session, job.train.lambda_train);
+        let recruiter = session.recruiter.as_ref().map(RecruitView::from);
+        self.slot = ModelSlot::Run(Box::new(session));
+        self.state = RunState::Idle;
+        self.sink.emit(Event::Loaded(Box::new(summary)));
+        if let Some(r) = recruiter {
+            self.sink.emit(Event::Recruitment(Box::new(r)));
+        }
+        self.refit_rules();
+        if let Some(s) = self.slot.session_mut() {
+            if s.job.rules.is_none() {
+                s.trainer.rules = self.rules.resolved.clone();
+            }
+        }
+        self.recapture();
+        self.threshold();
+    }
+
+    /// Take one training step, run a recruitment round when one is due, and report.
+    pub(super) fn step(&mut self) {
+        let Some(session) = self.slot.session_mut() else {
+            self.state = RunState::Idle;
+            return;
+        };
+        let total = session.job.train.steps;
+        if session.trainer.step >= total {
+            self.state = RunState::Idle;
+            self.finish();
+            return;
+        }
+        let result = session.trainer.train_step();
+        if let Ok(stats) = &result {
+            session.history.push(stats.clone());
+        }
+        let round = match &result {
+            Ok(_) => RoundOutcome::run(session, &self.sink),
+            Err(_) => RoundOutcome::default(),
+        };
+        let finished = session.trainer.step >= total;
+        self.publish_round(round);
+        match result {
+            Ok(stats) => self.stepped(stats, total, finished),
+            Err(e) => {
+                self.state = RunState::Idle;
+                self.sink.fail(format!("{e}"));
+            }
+        }
+    }
+
+    /// After a good step: progress, then the end of the run or the live metrics.
+    fn stepped(&mut self, stats: StepStats, total: usize, finished: bool) {
+        let (t0, tok0) = self.run_started.unwrap_or((Instant::now(), 0));
+        let done_tokens = tok0 + stats.tokens;
+        self.run_started = Some((t0, done_tokens));
+        let tps = done_tokens as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+        let remaining = total.saturating_sub(stats.step + 1) as f64;
+        let eta_s = remaining * stats.tokens as f64 / tps.max(1e-9);
+        self.sink.emit_progress(Event::Progress(Progress {
+            stats,
+            total_steps: total,
+            tokens_per_s: tps,
+            eta_s,
+        }));
+        if finished {
+            self.state = RunState::Idle;
+            self.finish();
+        } else {
+            self.live(false);
+        }
+    }
+
+    /// The end of a run: held-out metrics at λ_inf = 0, then the live metrics (or, with no
+    /// run, a new capture).
+    pub(super) fn finish(&mut self) {
+        let report = self
+            .slot
+            .session()
+            .map(|s| s.evaluate(&DialSetting::default()));
+        match report {
+            Some(Ok(r)) => self.sink.emit(Event::Finished(Box::new(r))),
+            Some(Err(e)) => self.sink.fail(format!("evaluation failed: {e:#}")),
+            None => {}
+        }
+        if self.slot.session().is_some() {
+            self.live(true);
+        } else {
+            self.recapture();
+        }
+    }
+
+    /// Held-out metrics on a few windows, the current text against the bounds, and a new
+    /// capture, at most about once a second while training runs.
+    fn live(&mut self, force: bool) {
+        if !force
+            && self
+                .last_live
+                .is_some_and(|t| t.elapsed().as_secs_f64() < 1.0)
+        {
+            return;
+        }
+        self.last_live = Some(Instant::now());
+        let Some(session) = self.slot.session() else {
+            return;
+        };
+        match live_point(session, &self.text, &self.dial) {
+            Ok(p) => self.sink.emit(Event::Live(Box::new(p))),
+            Err(e) => self.sink.fail(format!("live evaluation failed: {e:#}")),
+        }
+        self.recapture();
+        self.threshold();
+    }
+}
+
+/// The summary of a run just set up: its model, and its corpus's file and hash.
+fn run_summary(session: &Session, lambda_train: f64) -> crate::engine::protocol::ModelSummary {
+    let mut summary = own_summary(
+        &session.trainer.model,
+        &session.trainer.blocks,
+        &session.corpus.source.label(),
+        Some(lambda_train),
+    );
+    summary.corpus = Some((
+        match &session.corpus.source {
+            CorpusSource::File { path } => Some(path.clone()),
+            CorpusSource::Synthetic { .. } | CorpusSource::Topics { .. } => None,
+        },
+        session.corpus.sha256.clone(),
+    ));
+    summary
+}
+
+/// Held-out metrics at λ_inf = 0 on 8 windows, and `text` under `dial` against the bounds.
+fn live_point(session: &Session, text: &str, dial: &DialSetting) -> anyhow::Result<LivePoint> {
+    let eval = session.evaluate_windows(&DialSetting::default(), 8)?;
+    let model = &session.trainer.model;
+    let mut ids = session.corpus.tokenizer.encode(text);
+    ids.truncate(model.config.max_seq_len);
+    let theory = (!ids.is_empty())
+        .then(|| {
+            theory_curve(
+                model,
+                &session.trainer.blocks,
+                &ids,
+                dial,
+                &[dial.params.lambda],
+            )
+            .ok()
+            .and_then(|mut c| c.pop())
+        })
+        .flatten();
+    Ok(LivePoint {
+        step: session.trainer.step,
+        eval,
+        theory,
+    })
+}

@@ -1,0 +1,219 @@
+//! How each worker event changes what the studio shows.
+
+use super::{short, CurvePoint, StudioState, WorkerState, SAMPLE_TEXT};
+use crate::engine::protocol::{
+    Command, Event, Generation, LivePoint, ModelSummary, Progress, RecruitView, RuleErrors,
+    RulesInForce,
+};
+
+impl StudioState {
+    /// Apply one worker event.
+    pub fn apply(&mut self, ev: Event) {
+        match ev {
+            Event::Progress(p) => self.on_progress(p),
+            Event::Loaded(s) => self.on_loaded(*s),
+            Event::Recruitment(r) => self.on_recruitment(*r),
+            Event::Status(text) => self.info = Some(text),
+            Event::Generated(g) => self.on_generated(*g),
+            Event::BlocksChanged(names, sizes) => {
+                if let Some(s) = &mut self.summary {
+                    s.blocks = names;
+                    s.block_sizes = sizes;
+                    s.anchors = None;
+                    s.anchor_coherence.clear();
+                }
+            }
+            Event::Snapshot(cap, tokens) => {
+                if let Some(t0) = self.dial_sent.take() {
+                    self.dial_latency_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
+                }
+                self.capture = Some((*cap, tokens));
+                self.capture_generation += 1;
+            }
+            Event::Finished(r) => {
+                self.last_eval = Some(*r);
+                self.worker = WorkerState::Idle;
+                self.info = Some("training finished".into());
+            }
+            Event::Paused => self.worker = WorkerState::Paused,
+            Event::Theory(curve) => {
+                self.theory = Some((self.capture_generation, curve));
+                self.theory_pending = false;
+            }
+            Event::Saved(p, hash) => {
+                self.info = Some(format!("saved {}", p.display()));
+                self.checkpoint = Some((p, hash));
+            }
+            Event::Live(p) => self.on_live(*p),
+            Event::Threshold(t) => self.threshold = Some(t),
+            Event::RulesApplied(r) => self.on_rules_applied(*r),
+            Event::RulesRejected(e) => self.on_rules_rejected(e),
+            Event::RuleReport(r) => {
+                let (reports, firings) = *r;
+                self.rules.reports = reports;
+                self.rules.firings = firings;
+            }
+            Event::Compare(views) => {
+                self.compare.views =
+                    Some((self.capture_generation, self.compare.sides.clone(), *views));
+                self.compare.pending = false;
+                self.compare.generation += 1;
+            }
+            Event::Pool(Ok(pool)) => self.pool_opened = Some(*pool),
+            Event::Pool(Err(e)) => self.error = Some(e),
+            Event::Failed(msg) => self.on_failed(msg),
+        }
+    }
+
+    fn on_progress(&mut self, p: Progress) {
+        self.curve.push_back(CurvePoint {
+            step: p.stats.step,
+            loss_nats: p.stats.loss_nats,
+            penalty: p.stats.penalty,
+        });
+        while self.curve.len() > 10_000 {
+            self.curve.pop_front();
+        }
+        if self.worker != WorkerState::Paused {
+            self.worker = WorkerState::Training;
+        }
+        self.progress = Some(p);
+    }
+
+    fn on_loaded(&mut self, s: ModelSummary) {
+        self.info = Some(format!("loaded {}", s.source));
+        // A model trained on the synthetic records cannot read Shakespeare: show one of its own
+        // sentences instead of the default one.
+        if let Some(t) = &s.sample_text {
+            if self.text == SAMPLE_TEXT {
+                self.text = t.clone();
+                self.send(Command::Capture(t.clone()));
+            }
+        }
+        self.checkpoint = s.checkpoint.clone();
+        self.check_expected_checkpoint();
+        self.summary = Some(s);
+        self.recruitment = None;
+        self.generate.last = None;
+        self.live.clear();
+        self.compare.views = None;
+        self.curve.clear();
+        self.progress = None;
+        self.worker = WorkerState::Idle;
+    }
+
+    fn on_recruitment(&mut self, r: RecruitView) {
+        let last = r
+            .rounds
+            .last()
+            .filter(|_| self.worker == WorkerState::Training);
+        if let Some(last) = last {
+            self.info = Some(format!(
+                "recruitment round at step {} done in {:.1} s: {} blocks",
+                last.step,
+                last.round_ms / 1e3,
+                last.blocks
+            ));
+        }
+        self.recruitment = Some(r);
+    }
+
+    fn on_generated(&mut self, g: Generation) {
+        self.info = Some(format!(
+            "generated {} tokens ({:.0} ms per token)",
+            g.steps.len(),
+            g.ms_per_token
+        ));
+        self.generate.last = Some(g);
+        self.generate.pending = false;
+    }
+
+    fn on_live(&mut self, p: LivePoint) {
+        if self.live.last().is_some_and(|l| l.step >= p.step) {
+            self.live.retain(|l| l.step < p.step);
+        }
+        self.live.push(p);
+        if self.live.len() > 5_000 {
+            // Keep the curve's shape: drop every other point.
+            let mut k = 0;
+            self.live.retain(|_| {
+                k += 1;
+                k % 2 == 1
+            });
+        }
+    }
+
+    fn on_rules_applied(&mut self, in_force: RulesInForce) {
+        let resolved = in_force.rules;
+        let (model, corpus) = self.hashes();
+        let before = std::mem::take(&mut self.rules.resolved);
+        self.rules
+            .log
+            .record_change(&before, &resolved, &model, &corpus);
+        let n = resolved.len();
+        let on = resolved.iter().filter(|r| r.enabled).count();
+        self.rules.resolved = resolved;
+        self.rules.json = Some(in_force.json);
+        self.rules.errors = None;
+        if let Some((text, off)) = self.rules.pending.take() {
+            self.rules.applied = text.clone();
+            self.rules.off = off.clone();
+            let state = (text, off);
+            if self.rules.history.get(self.rules.cursor) != Some(&state) {
+                self.rules.history.truncate(self.rules.cursor + 1);
+                self.rules.history.push(state);
+                self.rules.cursor = self.rules.history.len() - 1;
+            }
+        }
+        if n == 0 {
+            self.rules.reports.clear();
+            self.rules.firings.clear();
+        }
+        self.info = Some(format!("{n} rules in force ({on} on)"));
+    }
+
+    fn on_rules_rejected(&mut self, e: RuleErrors) {
+        self.rules.pending = None;
+        self.error = Some(format!(
+            "the rules were not applied ({}); the previous rules stay in force",
+            e.errors.first().map(|x| x.to_string()).unwrap_or_default()
+        ));
+        self.rules.errors = Some(e);
+    }
+
+    fn on_failed(&mut self, msg: String) {
+        self.generate.pending = false;
+        if msg.contains("crashed") {
+            self.worker = WorkerState::Crashed;
+        } else if self.worker == WorkerState::Training {
+            self.worker = WorkerState::Idle;
+        }
+        self.error = Some(msg);
+    }
+
+    /// After a session restore: warn when the checkpoint that arrived is not the one the
+    /// session was saved with.
+    fn check_expected_checkpoint(&mut self) {
+        let Some((path, want)) = self.expected_checkpoint.take() else {
+            return;
+        };
+        match &self.checkpoint {
+            Some((p, got)) if p == &path && got != &want => {
+                self.error = Some(format!(
+                    "{} has changed since the session was saved (SHA-256 {} now, {} in the session); \
+                     the numbers may differ from the ones you saw",
+                    path.display(),
+                    short(got),
+                    short(&want)
+                ));
+            }
+            Some((p, _)) if p == &path => {
+                self.info = Some(format!(
+                    "session restored; {} matches its hash",
+                    path.display()
+                ));
+            }
+            _ => self.expected_checkpoint = Some((path, want)),
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! What single panels keep between frames: the Generate panel's request and answer, the Rules
+//! panel's editor, rules in force and history, and the Compare panel's sides and views.
+
+use crate::engine::audit::AuditLog;
+use crate::engine::protocol::{
+    CompareSide, CompareView, Firing, Generation, RuleErrors, RuleReport, RuleView,
+};
+
+/// The Generate panel: how many tokens, the last generation, and whether one is on its way.
+#[derive(Clone, Debug)]
+pub struct GenerateState {
+    /// Tokens to generate.
+    pub tokens: usize,
+    /// The last generation.
+    pub last: Option<Generation>,
+    /// Asked for and not arrived.
+    pub pending: bool,
+    /// When it was asked for (for the progress text).
+    pub asked: Option<std::time::Instant>,
+}
+
+impl Default for GenerateState {
+    fn default() -> Self {
+        Self {
+            tokens: 8,
+            last: None,
+            pending: false,
+            asked: None,
+        }
+    }
+}
+
+/// Rules as the studio holds them: the editor's text, what is in force, the answer to the
+/// last apply, what each rule did on the current text, the undo history and the audit log.
+#[derive(Default)]
+pub struct RulesState {
+    /// The editor's text.
+    pub editor: String,
+    /// The rule file in force.
+    pub applied: String,
+    /// The rule file in force in its JSON form, as the worker wrote it (`None` until rules
+    /// were first applied: no rules are in force then).
+    pub json: Option<Result<String, String>>,
+    /// Ids switched off in the list.
+    pub off: Vec<String>,
+    /// The rules in force, as the worker resolved them.
+    pub resolved: Vec<RuleView>,
+    /// Sent to the worker and not answered yet.
+    pub pending: Option<(String, Vec<String>)>,
+    /// The last rejection: every error, with line:column.
+    pub errors: Option<RuleErrors>,
+    /// What each rule did on the current text.
+    pub reports: Vec<RuleReport>,
+    /// Where each rule fired on the current text.
+    pub firings: Vec<Firing>,
+    /// States in force, for undo and redo (text, switched-off ids).
+    pub history: Vec<(String, Vec<String>)>,
+    /// Position in `history` of the state in force.
+    pub cursor: usize,
+    /// The rule selected in the list.
+    pub selected: Option<String>,
+    /// Every rule change, hash-chained.
+    pub log: AuditLog,
+}
+
+impl RulesState {
+    /// Whether the editor differs from the rules in force.
+    pub fn dirty(&self) -> bool {
+        self.editor != self.applied
+    }
+}
+
+/// A comparison as it arrived: the capture generation and the sides it was taken for, and
+/// each side's capture or error.
+pub type CompareViews = (u64, [CompareSide; 2], [Result<CompareView, String>; 2]);
+
+/// What the Compare panel shows.
+pub struct CompareState {
+    /// The two configurations.
+    pub sides: [CompareSide; 2],
+    /// Their captures (or errors), and the capture generation and sides they were taken for.
+    pub views: Option<CompareViews>,
+    /// A comparison was asked for and has not arrived.
+    pub pending: bool,
+    /// The layer and head shown, or `None` for the mean over heads of the layer.
+    pub layer: usize,
+    /// The head shown (`None`: mean over the layer's heads).
+    pub head: Option<usize>,
+    /// The cell under the pointer in either heatmap (query, key), drawn on both.
+    pub hover: Option<(usize, usize)>,
+    /// Bumped when new views arrive (textures are rebuilt when it changes).
+    pub generation: u64,
+    /// Where each side's heatmap was drawn last frame (hover tests, PNG export).
+    pub rects: [Option<egui::Rect>; 2],
+}
+
+impl Default for CompareState {
+    fn default() -> Self {
+        Self {
+            sides: crate::studio::session::default_compare(),
+            views: None,
+            pending: false,
+            layer: 0,
+            head: None,
+            hover: None,
+            generation: 0,
+            rects: [None, None],
+        }
+    }
+}
