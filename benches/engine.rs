@@ -1,7 +1,12 @@
 //! Engine benchmarks (criterion): a training step of the tiny preset, capture plus metrics for
 //! one 64-token sequence, and a dial re-evaluation. Speed is reported, never asserted; compare
 //! against PyTorch with `scripts/bench_vs_torch.sh`.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs, clippy::too_many_lines)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    clippy::too_many_lines
+)]
 
 use candle_core::Device;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

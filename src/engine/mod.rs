@@ -8,7 +8,6 @@ pub mod compare;
 pub mod corpus;
 pub mod export;
 pub mod generate;
-pub mod pool_blocks;
 pub mod specialists;
 pub mod theory;
 pub mod threshold;
