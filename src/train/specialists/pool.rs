@@ -46,7 +46,7 @@ pub struct Pool {
     pub meta: CheckpointMeta,
     /// Specialist of each document.
     pub assignment: Vec<usize>,
-    /// bits[d][j] = L(d | M_j).
+    /// `bits[d][j]` = L(d | M_j).
     pub bits: Vec<Vec<f64>>,
     /// The moves tried, in order.
     pub log: Vec<PoolMove>,

@@ -37,7 +37,8 @@ pub struct TrainConfig {
     /// Leave self and the first position out of the penalty's groups (see `PenaltyTensors`).
     pub exempt_always_visible: bool,
     /// Weight μ_rule of the rule penalty: −log PF_mass on the rows where a rule fires, in its
-    /// layers and heads (0 disables it; see [`Trainer::rules`]).
+    /// layers and heads (0 disables it; see
+    /// [`Trainer::rules`](crate::train::trainer::Trainer::rules)).
     pub mu_rule: f64,
     /// Train only parameters whose names start with one of these (empty: all). A specialist
     /// fine-tuned this way adds only these parameters over its parent (SPEC §10).

@@ -242,7 +242,7 @@ pub fn grad_norms(model: &LocalistModel, loss: &Tensor) -> candle_core::Result<V
     Ok(out)
 }
 
-/// Mean CE in nats of logits [N,V] against labels (helper for evaluation).
+/// Mean CE in nats of logits `[N,V]` against labels (helper for evaluation).
 pub fn mean_ce(logits: &Tensor, labels: &Tensor) -> candle_core::Result<f32> {
     let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
     candle_nn::loss::nll(&logp, labels)?.to_scalar::<f32>()

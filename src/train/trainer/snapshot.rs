@@ -26,7 +26,7 @@ pub struct TrainerSnapshot {
 }
 
 impl Trainer {
-    /// Swap in a new block map with matching anchor keys (one [H,K,d_h] tensor per layer), as
+    /// Swap in a new block map with matching anchor keys (one `[H,K,d_h]` tensor per layer), as
     /// recruitment does; the anchors' optimizer moments restart from zero.
     pub fn replace_blocks(
         &mut self,
