@@ -14,7 +14,6 @@ pub mod export;
 pub mod figures;
 pub mod generate;
 pub mod jobs;
-pub mod pool_blocks;
 pub mod protocol;
 pub mod specialists;
 pub mod theory;

@@ -19,93 +19,45 @@
 //! to it are coded again under the new model and blocks, and the move is kept iff DL_total of
 //! the whole pool falls by more than δ, where DL_total now carries the parameter bits the
 //! specialist adds and the header and map bits of the blocks every specialist adds over its
-//! parent ([`blocks_over_parent`], the constants of `recruit.rs`). A rejected proposal is
-//! dropped with its copy (the pool's weights, blocks, bits and routing are as they were) and
-//! its token set goes on the specialist's tabu list.
+//! parent ([`crate::train::specialists::blocks_over_parent`], the constants of `recruit/`). A
+//! rejected proposal is dropped with its copy (the pool's weights, blocks, bits and routing
+//! are as they were) and its token set goes on the specialist's tabu list.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
 
-use crate::analysis::mdl::{
-    block_header_bits, decide, map_bits, parameter_bits, Decision, ModelBits, Verdict,
-};
-use crate::engine::specialists::{Document, Pool, PoolConfig, PoolMove};
+use crate::analysis::mdl::{decide, parameter_bits, Decision, ModelBits, Verdict};
 use crate::model::blocks::{BlockKind, BlockMap};
 use crate::model::transformer::anchor_name;
 use crate::train::dataset::TokenStream;
 use crate::train::optimizer::AdamWConfig;
 use crate::train::recruit::{block_params, MoveKind, Recruiter};
+use crate::train::specialists::block_bits::block_model_bits;
+use crate::train::specialists::config::{PoolConfig, PoolMove};
+use crate::train::specialists::documents::Document;
+use crate::train::specialists::pool::Pool;
 use crate::train::trainer::{TrainConfig, Trainer};
 
 /// Weight of the anchor loss while a block's anchor keys are probe-trained (as in the
 /// recruitment tests): the only loss that reaches them.
 const ANCHOR_WEIGHT: f64 = 0.05;
 
-/// Header and map bits of the blocks `child` adds over `parent` (none without a parent): a
-/// header c_blk = log₂ K_max + 32 for every block name the parent lacks, and log₂ V + log₂ K_max
-/// for every token whose block (by name) differs from the parent's. Parameter bits are 0 here.
-pub fn blocks_over_parent(child: &BlockMap, parent: Option<&BlockMap>, k_max: usize) -> ModelBits {
-    let Some(parent) = parent else {
-        return ModelBits {
-            parameter_bits: 0.0,
-            header_bits: 0.0,
-            map_bits: 0.0,
-        };
-    };
-    let new_blocks = child
-        .names
-        .iter()
-        .skip(1)
-        .filter(|n| !parent.names.contains(n))
-        .count();
-    let changed = child
-        .token_block
-        .iter()
-        .enumerate()
-        .filter(|&(id, &b)| {
-            let theirs = parent.token_block.get(id).map(|&p| parent.name(p));
-            theirs != Some(child.name(b))
-        })
-        .count();
-    ModelBits {
-        parameter_bits: 0.0,
-        header_bits: new_blocks as f64 * block_header_bits(k_max),
-        map_bits: map_bits(changed, child.token_block.len(), k_max),
-    }
+/// A block move the recruiter proposes: the trainer holds the changed copy of the specialist.
+struct Proposal {
+    trainer: Trainer,
+    what: String,
+    moved: Vec<u32>,
 }
 
-/// The header and map bits of each specialist's blocks over its parent's (`root` for one
-/// without a parent).
-fn block_model_bits(
-    maps: &[&BlockMap],
-    parents: &[Option<usize>],
-    root: &BlockMap,
-    cfg: &PoolConfig,
-) -> Vec<ModelBits> {
-    maps.iter()
-        .zip(parents)
-        .map(|(m, p)| {
-            let parent = match p {
-                Some(p) => maps.get(*p).copied(),
-                None => Some(root),
-            };
-            blocks_over_parent(m, parent, cfg.blocks.k_max)
-        })
-        .collect()
-}
-
-/// [`block_model_bits`] in bits, one total per specialist.
-pub(crate) fn block_bits_of(
-    maps: &[&BlockMap],
-    parents: &[Option<usize>],
-    root: &BlockMap,
-    cfg: &PoolConfig,
-) -> Vec<f64> {
-    block_model_bits(maps, parents, root, cfg)
-        .iter()
-        .map(ModelBits::total)
-        .collect()
+/// A proposal priced: the bits table with the specialist's documents coded again, the
+/// parameters it would add, DL_total before and after, and the breakdown.
+struct Judged {
+    bits: Vec<Vec<f64>>,
+    added_params: usize,
+    dl_before: f64,
+    dl_after: f64,
+    decision: Decision,
 }
 
 impl Pool {
@@ -130,7 +82,7 @@ impl Pool {
     /// Move 2: propose a block inside the busiest specialist and judge it by DL_total. Returns
     /// the logged move and whether it was accepted; None when there is nothing to try (the dial
     /// is λ = 0, the blocks are positional, too few tokens, or no candidate is left).
-    pub(crate) fn block_move(
+    pub(super) fn block_move(
         &mut self,
         docs: &[Document],
         cfg: &PoolConfig,
@@ -154,34 +106,9 @@ impl Pool {
         };
         let judged = self.judge_block(j, &routed, &p, docs, cfg)?;
         let accepted = judged.decision.verdict == Verdict::Accepted;
-        let tok = self.tokenizer()?;
-        let words: Vec<String> = p
-            .moved
-            .iter()
-            .take(6)
-            .map(|&id| tok.decode(&[id]))
-            .collect();
-        let d = &judged.decision;
-        let what = format!(
-            "{} ({}{}): data {:.0} -> {:.0} bits on its {} documents, \
-             parameters {:+.0}, header {:+.1}, map {:+.1} bits",
-            d.what,
-            words.join(" "),
-            if p.moved.len() > words.len() {
-                " …"
-            } else {
-                ""
-            },
-            d.data_bits_before,
-            d.data_bits_after,
-            routed.len(),
-            d.model.parameter_bits,
-            d.model.header_bits,
-            d.model.map_bits,
-        );
         let m = PoolMove {
             round,
-            what,
+            what: self.describe(&p, &judged.decision, routed.len())?,
             dl_before: judged.dl_before,
             dl_after: judged.dl_after,
             accepted,
@@ -195,9 +122,49 @@ impl Pool {
             }
             return Ok(Some((m, false)));
         }
-        // Accepted: the copy becomes the specialist; the documents routed elsewhere are coded
-        // under it too, so the routing table stays exact.
-        let mut bits = judged.bits;
+        self.adopt(j, p, judged.bits, judged.added_params, docs)?;
+        Ok(Some((m, true)))
+    }
+
+    /// The log line of a block move: the decision, the first tokens it moved, and its bits on
+    /// the specialist's `routed` documents.
+    fn describe(&self, p: &Proposal, d: &Decision, routed: usize) -> Result<String> {
+        let tok = self.tokenizer()?;
+        let words: Vec<String> = p
+            .moved
+            .iter()
+            .take(6)
+            .map(|&id| tok.decode(&[id]))
+            .collect();
+        Ok(format!(
+            "{} ({}{}): data {:.0} -> {:.0} bits on its {} documents, \
+             parameters {:+.0}, header {:+.1}, map {:+.1} bits",
+            d.what,
+            words.join(" "),
+            if p.moved.len() > words.len() {
+                " …"
+            } else {
+                ""
+            },
+            d.data_bits_before,
+            d.data_bits_after,
+            routed,
+            d.model.parameter_bits,
+            d.model.header_bits,
+            d.model.map_bits,
+        ))
+    }
+
+    /// An accepted block move: the copy becomes specialist `j`; the documents routed elsewhere
+    /// are coded under it too, so the routing table stays exact.
+    fn adopt(
+        &mut self,
+        j: usize,
+        p: Proposal,
+        mut bits: Vec<Vec<f64>>,
+        added_params: usize,
+        docs: &[Document],
+    ) -> Result<()> {
         for (d, doc) in docs.iter().enumerate() {
             if self.assignment.get(d) == Some(&j) {
                 continue;
@@ -211,9 +178,9 @@ impl Pool {
         if let Some(s) = self.specialists.get_mut(j) {
             s.model = p.trainer.model;
             s.blocks = p.trainer.blocks;
-            s.added_params = judged.added_params;
+            s.added_params = added_params;
         }
-        Ok(Some((m, true)))
+        Ok(())
     }
 
     /// The recruiter's best block move for specialist `j`, run on a deep copy of it trained on
@@ -304,17 +271,7 @@ impl Pool {
         let s = self.specialists.get(j).context("no such specialist")?;
         let tokens: Vec<usize> = docs.iter().map(|d| d.ids.len()).collect();
         let n_j: usize = routed.iter().filter_map(|&d| tokens.get(d)).sum();
-        let mut bits = self.bits.clone();
-        let (mut data_before, mut data_after) = (0.0, 0.0);
-        for &d in routed {
-            let doc = docs.get(d).context("no such document")?;
-            let b = self.code_bits(&p.trainer.model, &p.trainer.blocks, doc)?;
-            if let Some(cell) = bits.get_mut(d).and_then(|row| row.get_mut(j)) {
-                data_before += *cell;
-                *cell = b;
-            }
-            data_after += b;
-        }
+        let (bits, data_before, data_after) = self.recode_routed(j, routed, p, docs)?;
         // Anchor keys, when charged, count as parameters the specialist adds.
         let p_blk = if cfg.blocks.charge_anchor_keys {
             block_params(&s.model) as i64
@@ -327,26 +284,9 @@ impl Pool {
         if let Some(c) = costs.added_params.get_mut(j) {
             *c = added_params;
         }
-        let parents: Vec<Option<usize>> = self.specialists.iter().map(|s| s.parent).collect();
-        let maps_before: Vec<&BlockMap> = self.specialists.iter().map(|s| &s.blocks).collect();
-        let mut maps_after = maps_before.clone();
-        if let Some(m) = maps_after.get_mut(j) {
-            *m = &p.trainer.blocks;
-        }
-        let before = block_model_bits(&maps_before, &parents, &self.root_blocks, cfg);
-        let after = block_model_bits(&maps_after, &parents, &self.root_blocks, cfg);
-        let after_totals: Vec<f64> = after.iter().map(ModelBits::total).collect();
+        let blocks = self.block_change(j, p, cfg);
         let dl_before = self.dl_total(docs, cfg);
-        let dl_after = self.priced(&bits, &tokens, &self.assignment, &costs, &after_totals);
-        // The breakdown: what the blocks add over every specialist with documents (the
-        // specialist's own, and its children's, which are priced against its blocks).
-        let (mut header, mut map) = (0.0, 0.0);
-        for (k, (a, b)) in after.iter().zip(&before).enumerate() {
-            if self.assignment.contains(&k) {
-                header += a.header_bits - b.header_bits;
-                map += a.map_bits - b.map_bits;
-            }
-        }
+        let dl_after = self.priced(&bits, &tokens, &self.assignment, &costs, &blocks.after);
         let mut decision = decide(
             format!("{} in specialist {}", p.what, s.name),
             data_before,
@@ -354,8 +294,8 @@ impl Pool {
             ModelBits {
                 parameter_bits: parameter_bits(added_params, n_j)
                     - parameter_bits(s.added_params, n_j),
-                header_bits: header,
-                map_bits: map,
+                header_bits: blocks.header_bits,
+                map_bits: blocks.map_bits,
             },
             1.0,
             cfg.delta_bits,
@@ -374,21 +314,61 @@ impl Pool {
             decision,
         })
     }
+
+    /// The bits table with specialist `j`'s documents `routed` coded again under the
+    /// proposal, and their data bits before and after.
+    fn recode_routed(
+        &self,
+        j: usize,
+        routed: &[usize],
+        p: &Proposal,
+        docs: &[Document],
+    ) -> Result<(Vec<Vec<f64>>, f64, f64)> {
+        let mut bits = self.bits.clone();
+        let (mut data_before, mut data_after) = (0.0, 0.0);
+        for &d in routed {
+            let doc = docs.get(d).context("no such document")?;
+            let b = self.code_bits(&p.trainer.model, &p.trainer.blocks, doc)?;
+            if let Some(cell) = bits.get_mut(d).and_then(|row| row.get_mut(j)) {
+                data_before += *cell;
+                *cell = b;
+            }
+            data_after += b;
+        }
+        Ok((bits, data_before, data_after))
+    }
+
+    /// Every specialist's block bits with the proposal in place of specialist `j`'s blocks,
+    /// and what the blocks add over every specialist with documents (the specialist's own,
+    /// and its children's, which are priced against its blocks).
+    fn block_change(&self, j: usize, p: &Proposal, cfg: &PoolConfig) -> BlockChange {
+        let parents: Vec<Option<usize>> = self.specialists.iter().map(|s| s.parent).collect();
+        let maps_before: Vec<&BlockMap> = self.specialists.iter().map(|s| &s.blocks).collect();
+        let mut maps_after = maps_before.clone();
+        if let Some(m) = maps_after.get_mut(j) {
+            *m = &p.trainer.blocks;
+        }
+        let before = block_model_bits(&maps_before, &parents, &self.root_blocks, cfg);
+        let after = block_model_bits(&maps_after, &parents, &self.root_blocks, cfg);
+        let (mut header_bits, mut map_bits) = (0.0, 0.0);
+        for (k, (a, b)) in after.iter().zip(&before).enumerate() {
+            if self.assignment.contains(&k) {
+                header_bits += a.header_bits - b.header_bits;
+                map_bits += a.map_bits - b.map_bits;
+            }
+        }
+        BlockChange {
+            after: after.iter().map(ModelBits::total).collect(),
+            header_bits,
+            map_bits,
+        }
+    }
 }
 
-/// A block move the recruiter proposes: the trainer holds the changed copy of the specialist.
-struct Proposal {
-    trainer: Trainer,
-    what: String,
-    moved: Vec<u32>,
-}
-
-/// A proposal priced: the bits table with the specialist's documents coded again, the
-/// parameters it would add, DL_total before and after, and the breakdown.
-struct Judged {
-    bits: Vec<Vec<f64>>,
-    added_params: usize,
-    dl_before: f64,
-    dl_after: f64,
-    decision: Decision,
+/// What a block proposal changes in the pool's block bits: every specialist's total after
+/// it, and the header and map bits it adds over the specialists with documents.
+struct BlockChange {
+    after: Vec<f64>,
+    header_bits: f64,
+    map_bits: f64,
 }

@@ -1,0 +1,149 @@
+//! The co-occurrence statistics recruitment clusters tokens by: positive-PMI rows and their
+//! cosine, Otsu's threshold on similarities, the lift of a candidate with a recruited block,
+//! and the adjusted Rand index that tests compare clusterings with.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::blocks::BlockMap;
+
+/// The recruited block (≥ 1) the candidate `tokens` look like a part of: the one whose tokens
+/// co-occur with them (±`window`) with the highest lift, provided that lift is at least half
+/// the candidate's lift with itself (a separate topic co-occurs far more with itself than with
+/// any other block). None when no block qualifies.
+pub(super) fn affinity_block(
+    ids: &[u32],
+    blocks: &BlockMap,
+    tokens: &[u32],
+    window: usize,
+) -> Option<usize> {
+    let k = blocks.num_blocks();
+    if k < 2 || ids.is_empty() {
+        return None;
+    }
+    let set: BTreeSet<u32> = tokens.iter().copied().collect();
+    // Group k + 1 is the candidate itself.
+    let group = |id: u32| {
+        if set.contains(&id) {
+            k
+        } else {
+            blocks.token_block.get(id as usize).copied().unwrap_or(0)
+        }
+    };
+    let mut co = vec![0f64; k + 1];
+    let mut freq = vec![0f64; k + 1];
+    for (i, &a) in ids.iter().enumerate() {
+        freq[group(a)] += 1.0;
+        if group(a) != k {
+            continue;
+        }
+        let lo = i.saturating_sub(window);
+        for (j, &b) in ids.iter().enumerate().take(i + window + 1).skip(lo) {
+            if j != i {
+                co[group(b)] += 1.0;
+            }
+        }
+    }
+    let n = ids.len() as f64;
+    let lift = |g: usize| co[g] / (freq[g] / n).max(1e-12);
+    let own = lift(k);
+    (1..k)
+        .filter(|&b| freq[b] > 0.0)
+        .max_by(|&a, &b| lift(a).total_cmp(&lift(b)))
+        .filter(|&b| lift(b) >= 0.5 * own)
+}
+
+/// Positive-PMI co-occurrence rows (±`window` positions) for the tokens in `index`.
+pub(super) fn ppmi_vectors(
+    ids: &[u32],
+    index: &BTreeMap<u32, usize>,
+    window: usize,
+) -> Vec<Vec<f64>> {
+    let m = index.len();
+    let mut co = vec![vec![0f64; m]; m];
+    for (i, a) in ids.iter().enumerate() {
+        let Some(&ia) = index.get(a) else { continue };
+        for b in ids.iter().skip(i + 1).take(window) {
+            if let Some(&ib) = index.get(b) {
+                co[ia][ib] += 1.0;
+                co[ib][ia] += 1.0;
+            }
+        }
+    }
+    let row: Vec<f64> = co.iter().map(|r| r.iter().sum()).collect();
+    let total: f64 = row.iter().sum::<f64>().max(1.0);
+    co.iter()
+        .enumerate()
+        .map(|(a, r)| {
+            r.iter()
+                .enumerate()
+                .map(|(b, &c)| {
+                    if c <= 0.0 {
+                        return 0.0;
+                    }
+                    let pmi = (c * total / (row[a] * row[b]).max(1e-12)).log2();
+                    pmi.max(0.0)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Cosine similarity of two vectors (0 when either is zero).
+pub(super) fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na * nb)
+    }
+}
+
+/// How many of the sorted (descending) values form the upper class of the split that maximises
+/// the between-class variance n₁·n₂·(m₁ − m₂)² (Otsu's threshold); all when < 2 values.
+pub fn otsu_cut(sorted_desc: &[f64]) -> usize {
+    let n = sorted_desc.len();
+    if n < 2 {
+        return n;
+    }
+    let total: f64 = sorted_desc.iter().sum();
+    let mut best = (f64::NEG_INFINITY, n);
+    let mut upper = 0.0;
+    for i in 1..n {
+        upper += sorted_desc[i - 1];
+        let (n1, n2) = (i as f64, (n - i) as f64);
+        let diff = upper / n1 - (total - upper) / n2;
+        let score = n1 * n2 * diff * diff;
+        if score > best.0 {
+            best = (score, i);
+        }
+    }
+    best.1
+}
+
+/// Adjusted Rand index between two labelings of the same items.
+pub fn adjusted_rand_index(a: &[usize], b: &[usize]) -> f64 {
+    let n = a.len().min(b.len());
+    if n < 2 {
+        return 1.0;
+    }
+    let mut table: BTreeMap<(usize, usize), f64> = BTreeMap::new();
+    let mut ra: BTreeMap<usize, f64> = BTreeMap::new();
+    let mut rb: BTreeMap<usize, f64> = BTreeMap::new();
+    for (&x, &y) in a.iter().zip(b).take(n) {
+        *table.entry((x, y)).or_insert(0.0) += 1.0;
+        *ra.entry(x).or_insert(0.0) += 1.0;
+        *rb.entry(y).or_insert(0.0) += 1.0;
+    }
+    let c2 = |x: f64| x * (x - 1.0) / 2.0;
+    let index: f64 = table.values().map(|&v| c2(v)).sum();
+    let sa: f64 = ra.values().map(|&v| c2(v)).sum();
+    let sb: f64 = rb.values().map(|&v| c2(v)).sum();
+    let expected = sa * sb / c2(n as f64);
+    let max = (sa + sb) / 2.0;
+    if (max - expected).abs() < 1e-12 {
+        return 1.0;
+    }
+    (index - expected) / (max - expected)
+}

@@ -1,0 +1,64 @@
+//! The settings of block-level recruitment (SPEC §9): when rounds run, the buffer and dial the
+//! data bits are measured at, the acceptance margin and the limits.
+
+use serde::{Deserialize, Serialize};
+
+/// Recruitment settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RecruitConfig {
+    /// Run rounds at all (the studio switches this while training).
+    pub enabled: bool,
+    /// Steps before the first round.
+    pub warmup: usize,
+    /// E_rec: steps between rounds.
+    pub every: usize,
+    /// n: held-out tokens in the buffer the data bits are measured on.
+    pub buffer_tokens: usize,
+    /// λ_rec: the mode-A dial the data bits are measured at.
+    pub lambda: f64,
+    /// δ_rec: a move must save more than this many bits.
+    pub delta_bits: f64,
+    /// K_max: most blocks, block 0 included.
+    pub k_max: usize,
+    /// P: stop after this many rounds without an accepted move.
+    pub patience: usize,
+    /// c_min: a token must occur this often in the buffer to join a candidate.
+    pub min_count: usize,
+    /// Probe: training steps run under the candidate map and, from the same state with the
+    /// same batches, under the current map (the control).
+    pub probe_steps: usize,
+    /// Prune a block used by fewer than this fraction of buffer positions.
+    pub prune_usage: f64,
+    /// Co-occurrence window (± positions) for clustering candidates.
+    pub window: usize,
+    /// Charge each block for its anchor keys (p_k = L·H·d_h). Off by default: in this model the
+    /// anchor keys do not enter the forward pass, so L(D | M) does not depend on them and a
+    /// two-part code that transmits the data need not transmit them (p_k = 0; the header and
+    /// map bits are still paid). See the module notes.
+    pub charge_anchor_keys: bool,
+    /// Probe-train merges and prunes too (default off: they are judged on what the current
+    /// model loses at once; see the module notes).
+    pub merge_probe: bool,
+}
+
+impl Default for RecruitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            warmup: 100,
+            every: 50,
+            buffer_tokens: 32768,
+            lambda: 1.0,
+            delta_bits: 64.0,
+            k_max: 16,
+            patience: 3,
+            min_count: 5,
+            probe_steps: 20,
+            prune_usage: 1e-3,
+            window: 8,
+            charge_anchor_keys: false,
+            merge_probe: false,
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! What recruitment records: one event per move tried (with its decision and bits) and one
+//! summary per round, for the log, the studio's curve and the checkpoints.
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::mdl::{Decision, Verdict};
+
+/// What a logged move was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MoveKind {
+    /// A new block from a candidate cluster.
+    Recruit,
+    /// A candidate cluster added to an existing block (map bits only).
+    Extend,
+    /// One block's tokens moved into another, the first block removed.
+    Merge,
+    /// A little-used block's tokens returned to "unassigned".
+    Prune,
+    /// Recruitment stopped.
+    Stop,
+}
+
+/// One logged recruitment event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecruitEvent {
+    /// Training step of the round.
+    pub step: usize,
+    /// Round number (0-based).
+    pub round: usize,
+    /// The move.
+    pub kind: MoveKind,
+    /// Name of the block concerned (for a merge: the block that absorbed the other).
+    pub block: String,
+    /// Its tokens (for a merge: the tokens moved).
+    pub tokens: Vec<String>,
+    /// The decision with its full breakdown (None for `Stop`).
+    pub decision: Option<Decision>,
+    /// Blocks after the move (block 0 included).
+    pub blocks_after: usize,
+    /// DL(M) after the move, bits.
+    pub dl_after: f64,
+    /// Extra facts: the probe's anchor loss, the stop reason.
+    pub note: String,
+}
+
+impl RecruitEvent {
+    /// One line for logs: what, verdict and the bits.
+    pub fn line(&self) -> String {
+        match &self.decision {
+            Some(d) => format!(
+                "step {:>5}  {:<8} {:<24} data {:>10.1} → {:>10.1} bits, params {:>7.1}, header {:>5.1}, \
+                 map {:>6.1}, ΔDL {:>+10.1}  {}{}",
+                self.step,
+                format!("{:?}", self.kind).to_lowercase(),
+                self.block,
+                d.data_bits_before,
+                d.data_bits_after,
+                d.sign * d.model.parameter_bits,
+                d.sign * d.model.header_bits,
+                d.sign * d.model.map_bits,
+                d.delta_dl,
+                match d.verdict {
+                    Verdict::Accepted => "ACCEPTED",
+                    Verdict::Rejected => "rejected",
+                },
+                if self.note.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({})", self.note)
+                }
+            ),
+            None => format!("step {:>5}  stop: {}", self.step, self.note),
+        }
+    }
+}
+
+/// DL after a round, for the curve over training steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RoundSummary {
+    /// Training step.
+    pub step: usize,
+    /// DL(M) in bits after the round.
+    pub dl_bits: f64,
+    /// L(D | M) after the round.
+    pub data_bits: f64,
+    /// Blocks after the round (block 0 included).
+    pub blocks: usize,
+    /// Wall time of the round, ms.
+    pub round_ms: f64,
+    /// Training time since the previous round, ms (for the cost fraction).
+    pub train_ms: f64,
+}

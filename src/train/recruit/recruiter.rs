@@ -1,0 +1,79 @@
+//! The recruitment loop's state across rounds: its settings, the log of every decision, the
+//! tabu list of rejected token sets, and what decides when it stops. One round is `round.rs`.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::mdl::max_accepted_moves;
+
+use crate::train::recruit::config::RecruitConfig;
+use crate::train::recruit::log::{RecruitEvent, RoundSummary};
+
+/// The recruitment loop's state: log, tabu list and stopping.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Recruiter {
+    /// Settings.
+    pub config: RecruitConfig,
+    /// Every decision so far.
+    pub log: Vec<RecruitEvent>,
+    /// DL after each round.
+    pub rounds: Vec<RoundSummary>,
+    /// Rejected token sets (sorted ids).
+    pub tabu: Vec<Vec<u32>>,
+    /// Why recruitment stopped, once it has.
+    pub stopped: Option<String>,
+    /// DL₀ of the first round (for the ⌊DL₀/δ⌋ bound).
+    pub dl0: Option<f64>,
+    /// Accepted moves so far.
+    pub accepted: usize,
+    /// Step at which the next round is due.
+    pub next_due: Option<usize>,
+    /// Rounds since the last accepted move.
+    pub(super) stale: usize,
+    /// When the last round ended (the training time between rounds is measured from it).
+    #[serde(skip)]
+    pub(super) last_round_end: Option<Instant>,
+}
+
+impl Recruiter {
+    /// A recruiter with these settings.
+    pub fn new(config: RecruitConfig) -> Self {
+        Self {
+            config,
+            ..Self::default()
+        }
+    }
+
+    /// Milliseconds spent in rounds and in training between them, summed over the rounds (the
+    /// cost of recruitment as a fraction of training is the first over the second).
+    pub fn cost_ms(&self) -> (f64, f64) {
+        self.rounds
+            .iter()
+            .fold((0.0, 0.0), |(r, t), x| (r + x.round_ms, t + x.train_ms))
+    }
+
+    /// True when a round is due after `step` steps have been taken.
+    pub fn due(&self, steps_done: usize) -> bool {
+        let c = &self.config;
+        c.enabled && self.stopped.is_none() && steps_done >= self.next_due.unwrap_or(c.warmup)
+    }
+
+    /// Why recruitment stops after a round that left `blocks` blocks, if it does: `patience`
+    /// rounds without an accepted move, K_max reached, or ⌊DL₀/δ⌋ accepted moves.
+    pub(super) fn stop_reason(&self, blocks: usize) -> Option<String> {
+        let cfg = &self.config;
+        let bound = max_accepted_moves(self.dl0.unwrap_or(0.0), cfg.delta_bits);
+        if self.stale >= cfg.patience.max(1) {
+            Some(format!("{} rounds without an accepted move", self.stale))
+        } else if blocks >= cfg.k_max {
+            Some(format!("K_max = {} blocks reached", cfg.k_max))
+        } else if self.accepted >= bound {
+            Some(format!(
+                "the bound floor(DL0/δ) = {bound} accepted moves reached"
+            ))
+        } else {
+            None
+        }
+    }
+}

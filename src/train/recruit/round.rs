@@ -1,0 +1,281 @@
+//! One round of block-level recruitment (SPEC §9), in named steps: measure the buffer and
+//! snapshot the trainer; prepare the candidate; train the control; try the recruit (or
+//! extend) move, then a merge, then a prune; keep the accepted branch or roll back; record the
+//! round and decide whether to stop. The moves themselves are `moves.rs`.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use candle_core::Tensor;
+
+use crate::data::tokenizer::Tokenizer;
+use crate::model::blocks::{BlockKind, BlockMap};
+use crate::train::recruit::buffer::{block_params, buffer_stats, description_length, BufferStats};
+use crate::train::recruit::config::RecruitConfig;
+use crate::train::recruit::log::{MoveKind, RecruitEvent, RoundSummary};
+use crate::train::recruit::recruiter::Recruiter;
+use crate::train::trainer::{TrainError, Trainer, TrainerSnapshot};
+
+/// What a round knows before it tries any move: where it is, the buffer and what was measured
+/// on it, and the trainer's state to try every move from.
+pub(super) struct RoundCtx<'a> {
+    /// Training step of the round.
+    pub step: usize,
+    /// Round number (0-based).
+    pub round: usize,
+    /// The recruiter's settings.
+    pub cfg: RecruitConfig,
+    /// Tokens per window (the trainer's sequence length).
+    pub seq: usize,
+    /// The held-out buffer, cut to `buffer_tokens`.
+    pub buffer: &'a [u32],
+    /// The buffer measured under the current map, with per-position facts.
+    pub stats: BufferStats,
+    /// Coded positions of the buffer.
+    pub n: usize,
+    /// Parameters charged per block (0 unless anchor keys are charged).
+    pub p_blk: usize,
+    /// Vocabulary size.
+    pub vocab: usize,
+    /// Occurrences of each token as a query in the buffer.
+    pub counts: BTreeMap<u32, usize>,
+    /// The trainer before the round.
+    pub snap: TrainerSnapshot,
+    /// The block map before the round.
+    pub base_blocks: BlockMap,
+    /// The tokenizer (for names and logged tokens).
+    pub tok: &'a dyn Tokenizer,
+}
+
+/// What the round has done so far: its events, its accepted moves and the data bits of the
+/// branch the trainer is in.
+pub(super) struct RoundOutcome {
+    /// The events, in order.
+    pub events: Vec<RecruitEvent>,
+    /// Moves accepted in this round.
+    pub accepted: usize,
+    /// L(D | M) of the state the round keeps.
+    pub data_bits: f64,
+}
+
+impl RoundOutcome {
+    /// Log a removal move; when it was kept (`kept` holds its data bits), the trainer is in
+    /// its branch.
+    pub fn record(&mut self, event: RecruitEvent, kept: Option<f64>) {
+        self.events.push(event);
+        if let Some(after) = kept {
+            self.data_bits = after;
+            self.accepted += 1;
+        }
+    }
+}
+
+impl RoundCtx<'_> {
+    /// DL(M) with these data bits and this map.
+    pub fn dl(&self, data_bits: f64, map: &BlockMap) -> f64 {
+        description_length(data_bits, map, self.p_blk, self.n, self.cfg.k_max)
+    }
+
+    /// A trial: from the state before the round, optionally under another map, `steps`
+    /// ordinary training steps, then the data bits on the buffer.
+    fn trial(
+        &self,
+        trainer: &mut Trainer,
+        change: Option<(BlockMap, Vec<Tensor>)>,
+        steps: usize,
+    ) -> Result<f64, TrainError> {
+        trainer.restore(&self.snap)?;
+        if let Some((map, anchors)) = change {
+            trainer.replace_blocks(map, anchors)?;
+        }
+        for _ in 0..steps {
+            trainer.train_step()?;
+        }
+        let bits = buffer_stats(
+            &trainer.model,
+            &trainer.blocks,
+            self.buffer,
+            self.cfg.lambda,
+            self.seq,
+            false,
+        )?
+        .data_bits;
+        Ok(bits)
+    }
+
+    /// The probe of a candidate, and the control (no change): `probe_steps` steps. Every
+    /// candidate is trained the same number of steps from the same state on the same batches
+    /// as the control, so the data bits compare maps, not amounts of training.
+    pub fn probe(
+        &self,
+        trainer: &mut Trainer,
+        change: Option<(BlockMap, Vec<Tensor>)>,
+    ) -> Result<f64, TrainError> {
+        self.trial(trainer, change, self.cfg.probe_steps)
+    }
+
+    /// A merge or prune judged at once (0 steps).
+    pub fn at_once(
+        &self,
+        trainer: &mut Trainer,
+        change: (BlockMap, Vec<Tensor>),
+    ) -> Result<f64, TrainError> {
+        self.trial(trainer, Some(change), 0)
+    }
+}
+
+impl Recruiter {
+    /// Run one round on `buffer` (held-out ids), changing `trainer`'s map and anchors only for
+    /// accepted moves. Returns the events of the round.
+    pub fn round(
+        &mut self,
+        trainer: &mut Trainer,
+        buffer: &[u32],
+        tok: &dyn Tokenizer,
+    ) -> Result<Vec<RecruitEvent>, TrainError> {
+        let started = Instant::now();
+        let train_ms = self
+            .last_round_end
+            .map(|t| t.elapsed().as_secs_f64() * 1e3)
+            .unwrap_or(0.0);
+        let ctx = self.begin_round(trainer, buffer, tok)?;
+        // The candidate and its anchor keys come from the state before any probe.
+        let candidate = self.prepare_candidate(&ctx, trainer)?;
+        let control = ctx.probe(trainer, None)?;
+        let mut out = RoundOutcome {
+            events: Vec::new(),
+            accepted: 0,
+            data_bits: control,
+        };
+        // 1–5: recruit a candidate, as a new block or into the block it co-occurs with.
+        if let Some(c) = candidate {
+            self.recruit_move(&ctx, trainer, c, control, &mut out)?;
+        }
+        // 6: merge, then prune (tried only in a round that has accepted nothing).
+        if out.accepted == 0 {
+            self.merge_move(&ctx, trainer, control, &mut out)?;
+        }
+        if out.accepted == 0 {
+            ctx.prune_move(trainer, control, &mut out)?;
+        }
+        // Keep the accepted branch (the trainer is in it: it was probed last), else roll back
+        // to exactly the state before the round.
+        if out.accepted == 0 {
+            trainer.restore(&ctx.snap)?;
+            out.data_bits = ctx.stats.data_bits;
+        }
+        Ok(self.finish_round(&ctx, trainer, out, started, train_ms))
+    }
+
+    /// Measure the buffer under the current map, set DL₀ on the first round, and snapshot the
+    /// trainer.
+    fn begin_round<'a>(
+        &mut self,
+        trainer: &Trainer,
+        buffer: &'a [u32],
+        tok: &'a dyn Tokenizer,
+    ) -> Result<RoundCtx<'a>, TrainError> {
+        let (round, step) = (self.rounds.len(), trainer.step);
+        let cfg = self.config.clone();
+        if trainer.blocks.kind != BlockKind::Semantic {
+            return Err(TrainError::Invalid(
+                "recruitment needs a semantic block map (not positional windows)".into(),
+            ));
+        }
+        let seq = trainer.config.seq_len;
+        let n_buf = buffer.len().min(cfg.buffer_tokens.max(seq + 1));
+        let buffer = buffer.get(..n_buf).unwrap_or(buffer);
+        let stats = buffer_stats(
+            &trainer.model,
+            &trainer.blocks,
+            buffer,
+            cfg.lambda,
+            seq,
+            true,
+        )?;
+        let p_blk = if cfg.charge_anchor_keys {
+            block_params(&trainer.model)
+        } else {
+            0
+        };
+        let n = stats.loss_bits.len();
+        if self.dl0.is_none() {
+            self.dl0 = Some(description_length(
+                stats.data_bits,
+                &trainer.blocks,
+                p_blk,
+                n,
+                cfg.k_max,
+            ));
+        }
+        let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
+        for &id in &stats.query_ids {
+            *counts.entry(id).or_insert(0) += 1;
+        }
+        let snap = trainer.snapshot()?;
+        Ok(RoundCtx {
+            step,
+            round,
+            seq,
+            buffer,
+            n,
+            p_blk,
+            vocab: trainer.blocks.token_block.len(),
+            counts,
+            base_blocks: snap.blocks.clone(),
+            snap,
+            stats,
+            cfg,
+            tok,
+        })
+    }
+
+    /// 7: set every event's DL to the round's, count the accepted moves, decide whether to
+    /// stop, and record the round.
+    fn finish_round(
+        &mut self,
+        ctx: &RoundCtx<'_>,
+        trainer: &Trainer,
+        out: RoundOutcome,
+        started: Instant,
+        train_ms: f64,
+    ) -> Vec<RecruitEvent> {
+        let RoundOutcome {
+            mut events,
+            accepted,
+            data_bits,
+        } = out;
+        let dl_after = ctx.dl(data_bits, &trainer.blocks);
+        for e in &mut events {
+            e.dl_after = dl_after;
+        }
+        self.accepted += accepted;
+        self.stale = if accepted > 0 { 0 } else { self.stale + 1 };
+        if let Some(reason) = self.stop_reason(trainer.blocks.num_blocks()) {
+            events.push(RecruitEvent {
+                step: ctx.step,
+                round: ctx.round,
+                kind: MoveKind::Stop,
+                block: String::new(),
+                tokens: Vec::new(),
+                decision: None,
+                blocks_after: trainer.blocks.num_blocks(),
+                dl_after,
+                note: reason.clone(),
+            });
+            self.stopped = Some(reason);
+        }
+        self.rounds.push(RoundSummary {
+            step: ctx.step,
+            dl_bits: dl_after,
+            data_bits,
+            blocks: trainer.blocks.num_blocks(),
+            round_ms: started.elapsed().as_secs_f64() * 1e3,
+            train_ms,
+        });
+        self.log.extend(events.iter().cloned());
+        self.next_due = Some(trainer.step + ctx.cfg.every.max(1));
+        self.last_round_end = Some(Instant::now());
+        events
+    }
+}

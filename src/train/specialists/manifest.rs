@@ -1,0 +1,200 @@
+//! `manifest.json` of a saved pool: its specialists (each a checkpoint directory of that
+//! name), every document's route with its bits, and the log of moves; reading it back, and
+//! loading a saved pool. Writing the pool to disk is the engine's job
+//! (`crate::engine::specialists`), which writes [`Pool::manifest`] atomically.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::model::blocks::BlockMap;
+use crate::model::checkpoint::load_checkpoint;
+use crate::train::specialists::config::{PoolConfig, PoolMove};
+use crate::train::specialists::documents::Document;
+use crate::train::specialists::pool::{Pool, Specialist};
+
+/// The `format` of a pool manifest.
+pub const MANIFEST_FORMAT: &str = "localist-specialist-pool";
+
+/// `manifest.json` of a saved pool.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always [`MANIFEST_FORMAT`].
+    pub format: String,
+    /// Layout version.
+    pub version: u32,
+    /// The specialists, base first; each is a checkpoint directory of that name.
+    pub specialists: Vec<ManifestSpecialist>,
+    /// Each document's route and its bits under every specialist.
+    pub routing: Vec<ManifestRoute>,
+    /// Every move, in order.
+    pub log: Vec<PoolMove>,
+    /// The blocks the base checkpoint came with (what the base's own blocks are charged
+    /// against); absent in older pools, whose base blocks are then taken as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_blocks: Option<BlockMap>,
+}
+
+/// One specialist in a manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManifestSpecialist {
+    /// Name (its checkpoint directory).
+    pub name: String,
+    /// Its parent's name.
+    pub parent: Option<String>,
+    /// Parameters it adds over its parent.
+    pub added_params: usize,
+    /// Names of its blocks, when it has its own (saved in its checkpoint directory); absent in
+    /// pools saved before specialists had their own blocks, which share the base's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<Vec<String>>,
+}
+
+/// One document's routing in a manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ManifestRoute {
+    /// Document name.
+    pub document: String,
+    /// Its tokens.
+    #[serde(default)]
+    pub tokens: usize,
+    /// The specialist it is routed to.
+    pub specialist: String,
+    /// Bits under each specialist, in manifest order.
+    pub bits: Vec<f64>,
+}
+
+/// Read a pool's manifest; errors name the file.
+pub fn read_manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join("manifest.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let m: Manifest = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a specialist pool manifest", path.display()))?;
+    if m.format != MANIFEST_FORMAT {
+        bail!(
+            "{}: not a specialist pool manifest (format {:?})",
+            path.display(),
+            m.format
+        );
+    }
+    Ok(m)
+}
+
+impl Pool {
+    /// The manifest of the pool as it stands, routing `docs`.
+    pub fn manifest(&self, docs: &[Document]) -> Manifest {
+        Manifest {
+            format: MANIFEST_FORMAT.into(),
+            version: 2,
+            specialists: self
+                .specialists
+                .iter()
+                .map(|s| ManifestSpecialist {
+                    name: s.name.clone(),
+                    parent: s
+                        .parent
+                        .and_then(|p| self.specialists.get(p))
+                        .map(|p| p.name.clone()),
+                    added_params: s.added_params,
+                    blocks: Some(s.blocks.names.clone()),
+                })
+                .collect(),
+            routing: docs
+                .iter()
+                .zip(&self.assignment)
+                .enumerate()
+                .map(|(k, (d, &j))| ManifestRoute {
+                    document: d.name.clone(),
+                    tokens: d.ids.len(),
+                    specialist: self
+                        .specialists
+                        .get(j)
+                        .map(|s| s.name.clone())
+                        .unwrap_or_default(),
+                    bits: self.bits.get(k).cloned().unwrap_or_default(),
+                })
+                .collect(),
+            log: self.log.clone(),
+            root_blocks: Some(self.root_blocks.clone()),
+        }
+    }
+
+    /// Load a saved pool and route `docs` (texts) over it by shortest code length.
+    pub fn load(
+        dir: &Path,
+        docs: &[(String, String)],
+        cfg: &PoolConfig,
+    ) -> Result<(Self, Vec<Document>)> {
+        let manifest = read_manifest(dir)?;
+        let names: Vec<String> = manifest
+            .specialists
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        let Some(first) = names.first() else {
+            bail!("{}: the pool is empty", dir.join("manifest.json").display());
+        };
+        let (mut pool, documents) = Pool::from_checkpoint(&dir.join(first), docs)?;
+        if let Some(root) = manifest.root_blocks.clone() {
+            pool.root_blocks = root;
+        }
+        pool.specialists[0].name = first.clone();
+        pool.load_specialists(dir, &manifest, &names)?;
+        pool.check_blocks(dir, &manifest)?;
+        pool.next_name = pool.specialists.len();
+        pool.recode(&documents, cfg)?;
+        Ok((pool, documents))
+    }
+
+    /// Load every specialist after the base from its checkpoint directory under `dir`.
+    fn load_specialists(
+        &mut self,
+        dir: &Path,
+        manifest: &Manifest,
+        names: &[String],
+    ) -> Result<()> {
+        let shared = self.specialists[0].blocks.clone();
+        for e in manifest.specialists.iter().skip(1) {
+            let name = e.name.clone();
+            let ck = load_checkpoint(&dir.join(&name), &Device::Cpu)?;
+            let parent = e
+                .parent
+                .as_ref()
+                .and_then(|p| names.iter().position(|n| n == p));
+            // A pool saved before specialists had their own blocks shares the base's.
+            let blocks = if e.blocks.is_some() {
+                ck.blocks
+            } else {
+                shared.clone()
+            };
+            self.specialists.push(Specialist {
+                name,
+                parent,
+                model: ck.model,
+                blocks,
+                added_params: e.added_params,
+            });
+        }
+        Ok(())
+    }
+
+    /// Every specialist's blocks are the ones its manifest entry names (when it names any).
+    fn check_blocks(&self, dir: &Path, manifest: &Manifest) -> Result<()> {
+        for (e, s) in manifest.specialists.iter().zip(&self.specialists) {
+            if let Some(want) = &e.blocks {
+                if *want != s.blocks.names {
+                    bail!(
+                        "{}: blocks {:?} but the manifest says {:?}",
+                        dir.join(&s.name).join("blocks.json").display(),
+                        s.blocks.names,
+                        want
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}

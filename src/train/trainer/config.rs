@@ -1,0 +1,122 @@
+//! The trainer's settings, what one step reports, and what can go wrong.
+
+use serde::{Deserialize, Serialize};
+
+use crate::train::dataset::Sampling;
+use crate::train::optimizer::AdamWConfig;
+use crate::train::penalty::GroupWeights;
+
+/// Training hyper-parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TrainConfig {
+    /// Target training dial λ_train ∈ [0, 1].
+    pub lambda_train: f64,
+    /// Penalty scale η (loss = CE + η·λ·mean Ω + ...).
+    pub eta: f64,
+    /// Fraction of steps over which λ is annealed from 0 (0 disables annealing).
+    pub anneal_fraction: f64,
+    /// Anchor-loss weight μ_anc (0 disables the anchor loss).
+    pub mu_anchor: f64,
+    /// Off-block group weights.
+    pub weights: GroupWeights,
+    /// AdamW settings.
+    pub optimizer: AdamWConfig,
+    /// Rows per batch B.
+    pub batch_size: usize,
+    /// Tokens per row T.
+    pub seq_len: usize,
+    /// Total steps.
+    pub steps: usize,
+    /// Seed for sampling.
+    pub seed: u64,
+    /// Batch schedule.
+    pub sampling: Sampling,
+    /// ε inside the group-norm square root.
+    pub penalty_eps: f64,
+    /// Leave self and the first position out of the penalty's groups (see `PenaltyTensors`).
+    pub exempt_always_visible: bool,
+    /// Weight μ_rule of the rule penalty: −log PF_mass on the rows where a rule fires, in its
+    /// layers and heads (0 disables it; see
+    /// [`Trainer::rules`](crate::train::trainer::Trainer::rules)).
+    pub mu_rule: f64,
+    /// Train only parameters whose names start with one of these (empty: all). A specialist
+    /// fine-tuned this way adds only these parameters over its parent (SPEC §10).
+    pub trainable: Vec<String>,
+    /// Train under the mode-A dial at this λ in the forward pass as well (None: only the
+    /// penalty). Recruitment measures its data bits at a dial, so a model grown by recruitment
+    /// trains at that dial too, and a recruited block's keys become visible to its queries in
+    /// training exactly as in the measurement.
+    pub forward_lambda: Option<f64>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            lambda_train: 0.0,
+            eta: 1.0,
+            anneal_fraction: 0.1,
+            mu_anchor: 0.0,
+            weights: GroupWeights::Unit,
+            optimizer: AdamWConfig::default(),
+            batch_size: 16,
+            seq_len: 64,
+            steps: 1000,
+            seed: 0,
+            sampling: Sampling::Random,
+            penalty_eps: 1e-12,
+            exempt_always_visible: false,
+            mu_rule: 0.0,
+            trainable: Vec::new(),
+            forward_lambda: None,
+        }
+    }
+}
+
+/// Errors while training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The loss became NaN or infinite.
+    #[error(
+        "training step {step}: loss is {loss} (not finite); weights kept from step {last_good}"
+    )]
+    NonFinite {
+        /// Step at which it happened.
+        step: usize,
+        /// The value.
+        loss: f32,
+        /// Last step whose update was applied.
+        last_good: usize,
+    },
+    /// Bad settings or data.
+    #[error("{0}")]
+    Invalid(String),
+    /// Candle failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// The model failed.
+    #[error(transparent)]
+    Model(#[from] crate::model::transformer::ModelError),
+}
+
+/// What one step did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepStats {
+    /// Step index (0-based).
+    pub step: usize,
+    /// Total loss in nats.
+    pub loss_nats: f64,
+    /// Cross-entropy in nats.
+    pub ce_nats: f64,
+    /// Mean Ω (before the η·λ factor).
+    pub penalty: f64,
+    /// Anchor loss in nats.
+    pub anchor_nats: f64,
+    /// Rule penalty (mean −log PF_mass over fired rows in scope), nats; 0 without rules.
+    #[serde(default)]
+    pub rule_nats: f64,
+    /// λ used at this step (after annealing).
+    pub lambda: f64,
+    /// Tokens processed.
+    pub tokens: usize,
+}

@@ -1,0 +1,194 @@
+//! The trainer: one AdamW step at a time, with the locality penalty and anchor loss.
+//!
+//! It owns no thread and no I/O: the CLI and (later) the studio's worker drive it step by step,
+//! so stopping, pausing and checkpointing are decided outside. A non-finite loss is reported as
+//! an error naming the step *before* the optimizer touches the weights, so the last good state
+//! is never lost.
+//!
+//! The files: `config.rs` (settings, step report, errors), `loss.rs` (the loss of a batch),
+//! `snapshot.rs` (undoing steps and swapping block maps); the trainer and its step are here.
+
+mod config;
+mod loss;
+mod snapshot;
+
+use std::collections::HashMap;
+
+use candle_core::Tensor;
+
+use crate::analysis::rng::SplitMix64;
+use crate::model::blocks::BlockMap;
+use crate::model::transformer::LocalistModel;
+use crate::rules::check::ResolvedRule;
+use crate::train::dataset::{batch_offsets, TokenStream, Window};
+use crate::train::optimizer::AdamW;
+
+pub use config::{StepStats, TrainConfig, TrainError};
+pub use loss::{grad_norms, mean_ce, LossTerms};
+pub use snapshot::TrainerSnapshot;
+
+/// Step-at-a-time trainer.
+pub struct Trainer {
+    /// The model being trained.
+    pub model: LocalistModel,
+    /// The block map the penalty uses.
+    pub blocks: BlockMap,
+    /// Settings.
+    pub config: TrainConfig,
+    /// Training tokens.
+    pub train: TokenStream,
+    /// Next step index.
+    pub step: usize,
+    /// Rules trained towards with weight `config.mu_rule` (resolved against `blocks`).
+    pub rules: Vec<ResolvedRule>,
+    optimizer: AdamW,
+    rng: SplitMix64,
+}
+
+impl Trainer {
+    /// Set up a trainer; the stream must hold more than T + 1 tokens.
+    pub fn new(
+        model: LocalistModel,
+        blocks: BlockMap,
+        train: TokenStream,
+        config: TrainConfig,
+    ) -> Result<Self, TrainError> {
+        if !(0.0..=1.0).contains(&config.lambda_train) {
+            return Err(TrainError::Invalid(format!(
+                "lambda_train must lie in [0, 1], got {}",
+                config.lambda_train
+            )));
+        }
+        if config.seq_len > model.config.max_seq_len || config.seq_len < 2 {
+            return Err(TrainError::Invalid(format!(
+                "sequence length {} must be between 2 and the model's {} positions",
+                config.seq_len, model.config.max_seq_len
+            )));
+        }
+        if train.len() <= config.seq_len + 1 {
+            return Err(TrainError::Invalid(format!(
+                "training text has {} tokens; need more than {}",
+                train.len(),
+                config.seq_len + 1
+            )));
+        }
+        if model.num_anchor_blocks() != blocks.num_blocks() {
+            return Err(TrainError::Invalid(format!(
+                "model has anchor keys for {} blocks but the block map has {}",
+                model.num_anchor_blocks(),
+                blocks.num_blocks()
+            )));
+        }
+        let mut optimizer = AdamW::new(&model.params, config.optimizer.clone())?;
+        if optimizer.restrict(&config.trainable) == 0 {
+            return Err(TrainError::Invalid(format!(
+                "no parameter name starts with any of {:?}: nothing to train",
+                config.trainable
+            )));
+        }
+        let rng = SplitMix64::new(config.seed);
+        Ok(Self {
+            model,
+            blocks,
+            config,
+            train,
+            step: 0,
+            rules: Vec::new(),
+            optimizer,
+            rng,
+        })
+    }
+
+    /// λ at `step` after annealing from 0 over the first `anneal_fraction` of the steps.
+    pub fn lambda_at(&self, step: usize) -> f64 {
+        let c = &self.config;
+        let ramp = (c.anneal_fraction * c.steps as f64).round();
+        if ramp <= 0.0 {
+            return c.lambda_train;
+        }
+        c.lambda_train * ((step as f64 + 1.0) / ramp).min(1.0)
+    }
+
+    /// The windows of the next batch (advances the sampler).
+    pub fn next_batch(&mut self) -> Vec<Window> {
+        let c = &self.config;
+        batch_offsets(
+            c.sampling,
+            self.step,
+            c.batch_size,
+            c.seq_len,
+            self.train.len(),
+            &mut self.rng,
+        )
+        .into_iter()
+        .filter_map(|o| self.train.window(o, c.seq_len))
+        .collect()
+    }
+
+    /// One optimizer step. On a non-finite loss nothing is updated.
+    pub fn train_step(&mut self) -> Result<StepStats, TrainError> {
+        let batch = self.next_batch();
+        if batch.is_empty() {
+            return Err(TrainError::Invalid("no batch could be drawn".into()));
+        }
+        let lambda = self.lambda_at(self.step);
+        let LossTerms {
+            total,
+            ce,
+            penalty: pen,
+            anchor: anc,
+            rule,
+        } = self.batch_terms(&batch, lambda)?;
+        let loss = total.to_scalar::<f32>()?;
+        if !loss.is_finite() {
+            return Err(TrainError::NonFinite {
+                step: self.step,
+                loss,
+                last_good: self.step.saturating_sub(1),
+            });
+        }
+        let grads = total.backward()?;
+        self.optimizer.step(&grads)?;
+        let stats = StepStats {
+            step: self.step,
+            loss_nats: loss as f64,
+            ce_nats: ce.to_scalar::<f32>()? as f64,
+            penalty: pen.to_scalar::<f32>()? as f64,
+            anchor_nats: anc.to_scalar::<f32>()? as f64,
+            rule_nats: rule.to_scalar::<f32>()? as f64,
+            lambda,
+            tokens: batch.len() * self.config.seq_len,
+        };
+        self.step += 1;
+        Ok(stats)
+    }
+
+    /// Optimizer state for checkpoints.
+    pub fn optimizer_state(&self) -> candle_core::Result<HashMap<String, Tensor>> {
+        self.optimizer.state()
+    }
+
+    /// Restore optimizer state and the step counter (resume).
+    pub fn resume(
+        &mut self,
+        state: &HashMap<String, Tensor>,
+        step: usize,
+    ) -> candle_core::Result<()> {
+        self.optimizer.load_state(state)?;
+        self.step = step;
+        // Re-derive the sampler so a resumed run draws the same batches as an unbroken one.
+        self.rng = SplitMix64::new(self.config.seed);
+        for s in 0..step {
+            let c = &self.config;
+            let _ = batch_offsets(
+                c.sampling,
+                s,
+                c.batch_size,
+                c.seq_len,
+                self.train.len(),
+                &mut self.rng,
+            );
+        }
+        Ok(())
+    }
+}
