@@ -2,8 +2,8 @@
 //! and eframe storage keep them, and the training job they describe.
 
 use crate::engine::corpus::{CorpusSource, TokenizerKind};
+use crate::engine::protocol::{RecruitConfig, TrainConfig};
 use crate::engine::train_job::TrainJob;
-use crate::train::trainer::TrainConfig;
 
 /// Settings of the next run (kept between frames).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -73,7 +73,7 @@ impl RunSettings {
                 .then_some(crate::engine::corpus::BlockSpec::Single),
             train,
             save_optimizer: true,
-            recruit: self.recruit.then(|| crate::train::recruit::RecruitConfig {
+            recruit: self.recruit.then(|| RecruitConfig {
                 warmup: 50,
                 every: 50,
                 ..Default::default()

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::audit::log::AuditLog;
 use crate::engine::corpus::sha256_hex;
-use crate::model::dial::DialSetting;
 use crate::engine::protocol::RuleView;
+use crate::model::dial::DialSetting;
 use crate::rules::inject::RuleReport;
 
 /// One rule as the report shows it: the rule-to-block mapping and its measured fidelity.

@@ -14,10 +14,10 @@ use crate::engine::export::write_atomic;
 use crate::engine::figures::{report_figures, Colormap, Figure};
 use crate::engine::jobs::model::{checkpoint_anchors, open_checkpoint};
 use crate::engine::jobs::rules::load_rules;
+use crate::engine::protocol::RuleView;
 use crate::engine::Capture;
 use crate::model::checkpoint::{checkpoint_sha256, Checkpoint};
 use crate::model::dial::DialSetting;
-use crate::engine::protocol::RuleView;
 use crate::rules::inject::{capture_with_rules, RuleReport};
 
 /// What a report is about.

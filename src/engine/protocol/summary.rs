@@ -48,6 +48,9 @@ pub struct ModelSummary {
     pub anchors: Option<AnchorReport>,
     /// |cos| between the anchor keys of layer 0, head 0 (K × K).
     pub anchor_coherence: Vec<Vec<f64>>,
+    /// The Welch bound on the largest |cos| between K unit vectors in d_h dimensions, for the
+    /// anchor keys above (0 when there are none).
+    pub anchor_welch_bound: f64,
     /// The checkpoint directory and its SHA-256
     /// ([`checkpoint_sha256`](crate::model::checkpoint::checkpoint_sha256)), when the model was
     /// loaded from one (a fresh training run has none until it is saved).

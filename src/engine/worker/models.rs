@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::slot::{open_checkpoint, Imported, Loaded, ModelSlot};
 use super::{RunState, Worker};
+use crate::analysis::anchors::welch_bound;
 use crate::data::tokenizer::Tokenizer;
 use crate::engine::anchors::{anchor_coherence, checkpoint_anchors};
 use crate::engine::corpus::{recorded_corpus, sample_text};
@@ -184,6 +185,11 @@ pub(super) fn own_summary(
     lambda_train: Option<f64>,
 ) -> ModelSummary {
     let c = &model.config;
+    let coherence = anchor_coherence(model);
+    let welch = match coherence.len() {
+        0 => 0.0,
+        k => welch_bound(k, c.d_model / c.num_heads.max(1)),
+    };
     ModelSummary {
         source: source.to_string(),
         preset: c.preset.clone(),
@@ -194,7 +200,8 @@ pub(super) fn own_summary(
         sample_text: None,
         block_sizes: blocks.block_sizes(),
         anchors: None,
-        anchor_coherence: anchor_coherence(model),
+        anchor_coherence: coherence,
+        anchor_welch_bound: welch,
         checkpoint: None,
         corpus: None,
         imported: None,
@@ -216,6 +223,7 @@ fn imported_summary(i: &Imported) -> ModelSummary {
         block_sizes: i.blocks.block_sizes(),
         anchors: None,
         anchor_coherence: Vec::new(),
+        anchor_welch_bound: 0.0,
         checkpoint: None,
         corpus: None,
         imported: Some((i.model.kind_label().to_string(), i.blocks.source.clone())),

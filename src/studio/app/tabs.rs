@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 
 use crate::engine::corpus::asset_path;
+use crate::studio::panels::specialists::PoolRequest;
 use crate::studio::panels::{
     attention, audit, blocks, compare, dial, generate, model, recruitment, rules, specialists,
     theory, training,
 };
-use crate::studio::panels::specialists::PoolRequest;
 use crate::studio::state::Tab;
 
 use super::StudioApp;

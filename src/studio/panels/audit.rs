@@ -5,7 +5,7 @@
 
 use egui::Color32;
 
-use crate::engine::audit::{rule_audits, AuditReport};
+use crate::engine::audit::{rule_audits, AuditReport, RuleAudit};
 use crate::engine::figures::Figure;
 use crate::engine::jobs::audit::{report_files, report_with_figures, ReportInputs};
 use crate::studio::state::{short, StudioState};
@@ -29,6 +29,15 @@ pub fn build_report(state: &StudioState) -> (AuditReport, Vec<Figure>) {
 
 /// Draw the panel.
 pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
+    header(ui, state);
+    ui.separator();
+    mapping(ui, state);
+    ui.separator();
+    log(ui, state);
+}
+
+/// The log's state, the export button and the hashes the report names.
+fn header(ui: &mut egui::Ui, state: &mut StudioState) {
     ui.horizontal(|ui| {
         let problems = state.rules.log.verify();
         if problems.is_empty() {
@@ -63,7 +72,10 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
         short(&model),
         short(&corpus)
     ));
-    ui.separator();
+}
+
+/// The rule-to-block mapping of the rules in force.
+fn mapping(ui: &mut egui::Ui, state: &StudioState) {
     ui.strong("rule-to-block mapping");
     if state.rules.resolved.is_empty() {
         ui.label("no rules in force (the Rules tab applies them)");
@@ -74,45 +86,72 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
             .num_columns(9)
             .show(ui, |ui| {
                 for h in [
-                    "rule", "on", "trigger block", "target", "layers", "heads", "PF_mass", "bound 8.3",
+                    "rule",
+                    "on",
+                    "trigger block",
+                    "target",
+                    "layers",
+                    "heads",
+                    "PF_mass",
+                    "bound 8.3",
                     "result",
                 ] {
                     ui.strong(h);
                 }
                 ui.end_row();
                 for a in &audits {
-                    ui.label(&a.id).on_hover_text(&a.text);
-                    ui.label(if a.enabled { "on" } else { "off" });
-                    ui.label(&a.trigger);
-                    ui.label(&a.target);
-                    ui.label(&a.layers);
-                    ui.label(&a.heads);
-                    let scoped: Vec<_> = a.report.heads.iter().filter(|x| x.in_scope).collect();
-                    ui.label(a.report.pf_mass.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into()))
-                        .on_hover_text("Mean attention mass on the targets where the rule fired, over its layers and heads (0 to 1).");
-                    let bound = (!scoped.is_empty())
-                        .then(|| scoped.iter().map(|x| x.pf_bound).sum::<f64>() / scoped.len() as f64);
-                    ui.label(bound.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into()))
-                        .on_hover_text("Mean PF_mass guaranteed by bound 8.3 at the ρ used and the measured content margin.");
-                    match a.report.pass {
-                        Some(true) => {
-                            ui.colored_label(Color32::LIGHT_GREEN, format!("pass (target {})", a.report.target_pf.unwrap_or(0.0)));
-                        }
-                        Some(false) => {
-                            ui.colored_label(Color32::LIGHT_RED, format!("FAIL (target {})", a.report.target_pf.unwrap_or(0.0)));
-                        }
-                        None if a.report.fired.is_empty() => {
-                            ui.label("did not fire");
-                        }
-                        None => {
-                            ui.label("bias rule (no PF target)");
-                        }
-                    }
+                    audit_row(ui, a);
                     ui.end_row();
                 }
             });
     }
-    ui.separator();
+}
+
+/// One row of the mapping: the rule, its scope, PF_mass against bound 8.3, and the verdict.
+fn audit_row(ui: &mut egui::Ui, a: &RuleAudit) {
+    ui.label(&a.id).on_hover_text(&a.text);
+    ui.label(if a.enabled { "on" } else { "off" });
+    ui.label(&a.trigger);
+    ui.label(&a.target);
+    ui.label(&a.layers);
+    ui.label(&a.heads);
+    let scoped: Vec<_> = a.report.heads.iter().filter(|x| x.in_scope).collect();
+    ui.label(a.report.pf_mass.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into()))
+        .on_hover_text("Mean attention mass on the targets where the rule fired, over its layers and heads (0 to 1).");
+    let bound = (!scoped.is_empty())
+        .then(|| scoped.iter().map(|x| x.pf_bound).sum::<f64>() / scoped.len() as f64);
+    ui.label(
+        bound
+            .map(|v| format!("{v:.3}"))
+            .unwrap_or_else(|| "-".into()),
+    )
+    .on_hover_text(
+        "Mean PF_mass guaranteed by bound 8.3 at the ρ used and the measured content margin.",
+    );
+    match a.report.pass {
+        Some(true) => {
+            ui.colored_label(
+                Color32::LIGHT_GREEN,
+                format!("pass (target {})", a.report.target_pf.unwrap_or(0.0)),
+            );
+        }
+        Some(false) => {
+            ui.colored_label(
+                Color32::LIGHT_RED,
+                format!("FAIL (target {})", a.report.target_pf.unwrap_or(0.0)),
+            );
+        }
+        None if a.report.fired.is_empty() => {
+            ui.label("did not fire");
+        }
+        None => {
+            ui.label("bias rule (no PF target)");
+        }
+    }
+}
+
+/// The audit log, newest first.
+fn log(ui: &mut egui::Ui, state: &StudioState) {
     ui.strong("audit log");
     egui::Grid::new("audit_log")
         .striped(true)

@@ -4,7 +4,6 @@
 
 use egui::{Color32, Sense, Vec2};
 
-use crate::analysis::anchors::welch_bound;
 use crate::engine::worker::{Command, ImportedBlocks, ModelSummary};
 use crate::studio::state::{FileRequest, StudioState};
 
@@ -231,7 +230,7 @@ fn coherence(ui: &mut egui::Ui, state: &StudioState, summary: &ModelSummary) {
         .fold(0.0f64, f64::max);
     ui.label(format!(
         "largest |cos| between different anchors: {max_off:.3}; Welch bound for K = {k} in d_h = {d_h}: {:.3}",
-        welch_bound(k, d_h)
+        summary.anchor_welch_bound
     ))
     .on_hover_text("Orthonormal anchors (K ≤ d_h) give 0. Above d_h dimensions no set of K unit vectors can beat the Welch bound.");
     let cell = (240.0 / k as f32).clamp(6.0, 24.0);
