@@ -2,6 +2,8 @@
 //! the termination bound, and re-routing that never increases DL_total.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
+mod common;
+
 use localist::analysis::mdl::{
     block_header_bits, decide, dl_total, map_bits, max_accepted_moves, parameter_bits, reroute,
     route, ModelBits, PoolCosts, Verdict,
@@ -140,22 +142,15 @@ proptest! {
 /// that domain in fewer bits, and is charged only for the bias (SPEC §10).
 #[test]
 fn code_lengths_and_a_bias_only_specialist() {
-    use candle_core::Device;
     use localist::data::synthetic::{SyntheticCorpus, SyntheticSpec};
-    use localist::data::tokenizer::TokenizerSpec;
     use localist::engine::codelength::code_length_bits;
     use localist::model::capture::capture;
-    use localist::model::checkpoint::load_checkpoint;
     use localist::model::dial::DialSetting;
     use localist::train::dataset::TokenStream;
     use localist::train::trainer::{TrainConfig, Trainer};
 
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_models/tiny-clinical");
-    let ck = load_checkpoint(&dir, &Device::Cpu).unwrap();
-    let tok = serde_json::from_value::<TokenizerSpec>(ck.meta.tokenizer.clone())
-        .unwrap()
-        .build()
-        .unwrap();
+    let dir = common::sample("tiny-clinical");
+    let (ck, tok) = common::load(&dir);
     let corpus = SyntheticCorpus::generate(&SyntheticSpec {
         seed: 11,
         num_records: 400,

@@ -3,21 +3,20 @@
 //! target; removing a rule restores bit-identical logits, SPEC §11 item 10).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
+mod common;
+use common::root;
+
 use std::path::PathBuf;
 
 use candle_core::Device;
-use localist::data::tokenizer::{Tokenizer, TokenizerSpec};
+use localist::data::tokenizer::Tokenizer;
 use localist::model::capture::capture;
-use localist::model::checkpoint::{load_checkpoint, Checkpoint};
+use localist::model::checkpoint::Checkpoint;
 use localist::model::dial::DialSetting;
 use localist::rules::ast::{Condition, Name, Rule, RuleSet, Scope, Strength, Target};
 use localist::rules::inject::capture_with_rules;
 use localist::rules::{fire, parse_rules, print_rules, resolve, ResolvedRule};
 use proptest::prelude::*;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn example() -> String {
     std::fs::read_to_string(root().join("assets/rules/clinical_payments.rules")).unwrap()
@@ -27,11 +26,7 @@ fn example() -> String {
 type Anchors = Vec<(String, Vec<String>)>;
 
 fn clinical() -> (Checkpoint, Box<dyn Tokenizer>, Anchors) {
-    let ck = load_checkpoint(&root().join("sample_models/tiny-clinical"), &Device::Cpu).unwrap();
-    let tok = serde_json::from_value::<TokenizerSpec>(ck.meta.tokenizer.clone())
-        .unwrap()
-        .build()
-        .unwrap();
+    let (ck, tok) = common::load(&root().join("sample_models/tiny-clinical"));
     let anchors: Anchors = localist::engine::anchors::recorded_anchor_tokens(&ck.meta.training);
     (ck, tok, anchors)
 }

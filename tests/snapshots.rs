@@ -7,18 +7,16 @@
 //! images with `UPDATE_SNAPSHOTS=1 cargo test --test snapshots`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
-use std::path::Path;
+mod common;
+
 use std::sync::Arc;
 
-use candle_core::Device;
 use eframe::egui_wgpu::wgpu;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::{Harness, SnapshotOptions};
-use localist::data::tokenizer::TokenizerSpec;
+use localist::engine::figures::Colormap;
 use localist::engine::{Capture, DialSetting};
 use localist::model::capture::capture;
-use localist::model::checkpoint::load_checkpoint;
-use localist::studio::colormap::Colormap;
 use localist::studio::gpu_heatmap::{self, HeatmapData};
 use localist::studio::panels::attention::{self, HeatmapCache};
 use localist::studio::state::StudioState;
@@ -44,12 +42,8 @@ fn have_adapter(test: &str) -> bool {
 
 /// The tiny λ_train = 1 Shakespeare model's capture of [`TEXT`] at λ = 0, and its tokens.
 fn sample_capture() -> (Capture, Vec<String>) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_models/tiny-shakespeare-l1");
-    let ck = load_checkpoint(&dir, &Device::Cpu).unwrap();
-    let tok = serde_json::from_value::<TokenizerSpec>(ck.meta.tokenizer.clone())
-        .unwrap()
-        .build()
-        .unwrap();
+    let dir = common::sample("tiny-shakespeare-l1");
+    let (ck, tok) = common::load(&dir);
     let ids = tok.encode(TEXT);
     let tokens = ids.iter().map(|&id| tok.token_str(id)).collect();
     let cap = capture(&ck.model, &ck.blocks, &ids, &DialSetting::bias(0.0)).unwrap();

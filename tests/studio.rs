@@ -3,24 +3,18 @@
 //! deadline, for the worker's answer by stepping frames.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
+mod common;
+use common::sample;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use candle_core::Device;
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
-use localist::data::tokenizer::TokenizerSpec;
 use localist::engine::DialSetting;
 use localist::model::capture::capture;
-use localist::model::checkpoint::load_checkpoint;
 use localist::studio::app::{StudioApp, SAMPLE_TEXT};
 use localist::studio::state::WorkerState;
-
-fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("sample_models")
-        .join(name)
-}
 
 fn harness(ck: PathBuf) -> Harness<'static, StudioApp> {
     Harness::builder()
@@ -63,11 +57,7 @@ fn step_until(h: &mut Harness<'static, StudioApp>, what: &str, done: impl Fn(&St
 }
 
 fn engine_entropy(ck: &Path, text: &str, dial: &DialSetting) -> f64 {
-    let ck = load_checkpoint(ck, &Device::Cpu).unwrap();
-    let tok = serde_json::from_value::<TokenizerSpec>(ck.meta.tokenizer.clone())
-        .unwrap()
-        .build()
-        .unwrap();
+    let (ck, tok) = common::load(ck);
     capture(&ck.model, &ck.blocks, &tok.encode(text), dial)
         .unwrap()
         .mean_entropy_bits(None)

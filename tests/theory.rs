@@ -2,23 +2,17 @@
 //! mode-A curve matches the measured layer-0 off-block mass at every λ.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
-use std::path::Path;
+mod common;
 
 use candle_core::Device;
 use localist::analysis::dial::{DialMode, DialParams, LayerSchedule};
-use localist::data::tokenizer::TokenizerSpec;
 use localist::engine::theory::theory_curve;
-use localist::model::checkpoint::load_checkpoint;
 use localist::model::dial::DialSetting;
 
 #[test]
 fn measured_rows_respect_the_bounds_and_mode_a_follows_its_closed_form() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_models/tiny-shakespeare-l0");
-    let ck = load_checkpoint(&dir, &Device::Cpu).unwrap();
-    let tok = serde_json::from_value::<TokenizerSpec>(ck.meta.tokenizer.clone())
-        .unwrap()
-        .build()
-        .unwrap();
+    let dir = common::sample("tiny-shakespeare-l0");
+    let (ck, tok) = common::load(&dir);
     let ids = tok.encode("Now is the winter of our discontent made glorious summer");
     let lambdas: Vec<f64> = (0..=10).map(|k| k as f64 / 10.0).collect();
     for mode in [
@@ -83,12 +77,8 @@ fn the_threshold_estimate_rests_on_correct_score_gradients() {
     use localist::analysis::penalty::BlockWeighting;
     use localist::engine::threshold::{estimate_threshold, score_gradients, summed_loss};
 
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_models/tiny-shakespeare-l1");
-    let ck = load_checkpoint(&dir, &Device::Cpu).unwrap();
-    let tok = serde_json::from_value::<TokenizerSpec>(ck.meta.tokenizer.clone())
-        .unwrap()
-        .build()
-        .unwrap();
+    let dir = common::sample("tiny-shakespeare-l1");
+    let (ck, tok) = common::load(&dir);
     let ids = tok.encode("Now is the winter of our discontent");
     let t = ids.len();
     let (layers, heads) = (ck.model.config.num_layers, ck.model.config.num_heads);

@@ -2,11 +2,13 @@
 //! blocking on the caller's side except these tests' bounded waits for an answer.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::sample;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
-use localist::data::tokenizer::TokenizerSpec;
 use localist::engine::corpus::{CorpusSource, TokenizerKind};
 use localist::engine::train_job::TrainJob;
 use localist::engine::worker::{Command, Event, WorkerHandle};
@@ -16,12 +18,6 @@ use localist::model::dial::DialSetting;
 use localist::train::trainer::TrainConfig;
 
 const WAIT: Duration = Duration::from_secs(60);
-
-fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("sample_models")
-        .join(name)
-}
 
 fn spawn() -> WorkerHandle {
     WorkerHandle::spawn(Box::new(|| {})).unwrap()
@@ -61,11 +57,7 @@ fn dial_change_recaptures_with_the_engine_value() {
     w.send(Command::SetDial(DialSetting::bias(0.9)));
     let e1 = snapshot_entropy(next(&w));
     // The same capture computed directly from the checkpoint.
-    let ck = load_checkpoint(&sample("tiny-shakespeare-l1"), &Device::Cpu).unwrap();
-    let tok = serde_json::from_value::<TokenizerSpec>(ck.meta.tokenizer.clone())
-        .unwrap()
-        .build()
-        .unwrap();
+    let (ck, tok) = common::load(&sample("tiny-shakespeare-l1"));
     let ids = tok.encode(text);
     let direct = capture(&ck.model, &ck.blocks, &ids, &DialSetting::bias(0.9)).unwrap();
     assert_eq!(e1, direct.mean_entropy_bits(None));

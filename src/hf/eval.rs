@@ -196,23 +196,3 @@ pub fn eval_imported(
     }
     Ok(out)
 }
-
-/// The curve as a markdown table.
-pub fn table(rows: &[RealEvalRow], mode: &str) -> String {
-    let mut s = String::from(
-        "| λ_inf | mode | tokens | perplexity | entropy (bits) | ε |\n|---|---|---|---|---|---|\n",
-    );
-    for r in rows {
-        s.push_str(&format!(
-            "| {:.2} | {mode} | {} | {} | {:.3} | {:.4} |\n",
-            r.lambda,
-            r.tokens,
-            r.perplexity
-                .map(|p| format!("{p:.3}"))
-                .unwrap_or_else(|| "– (encoder)".into()),
-            r.entropy_bits,
-            r.epsilon
-        ));
-    }
-    s
-}

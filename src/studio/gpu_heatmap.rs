@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use eframe::egui_wgpu;
 
-use crate::studio::colormap::Colormap;
+use crate::engine::figures::Colormap;
 
 use callback::HeatmapCallback;
 use resources::HeatmapResources;

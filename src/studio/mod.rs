@@ -4,11 +4,10 @@
 //!
 //! Imports run one way, top to bottom: `app` (and its parts under `app/`) draws the panels;
 //! `panels` draw from the shared state and never import each other or the app; below them sit
-//! `state`, `session`, `settings`, `tab`, `text`, `widgets`, `export`, `colormap` and
+//! `state`, `session`, `settings`, `tab`, `text`, `widgets`, `export` and
 //! `gpu_heatmap`, which import neither the panels nor the app.
 
 pub mod app;
-pub mod colormap;
 pub mod export;
 pub mod gpu_heatmap;
 pub mod panels;

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::compare::CompareSide;
 use crate::engine::export::write_atomic;
+use crate::engine::figures::Colormap;
 use crate::engine::DialSetting;
-use crate::studio::colormap::Colormap;
 use crate::studio::settings::RunSettings;
 use crate::studio::tab::Tab;
 

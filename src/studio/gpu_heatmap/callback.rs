@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use eframe::egui_wgpu::{self, wgpu};
 
-use crate::studio::colormap::Colormap;
+use crate::engine::figures::Colormap;
 
 use super::resources::HeatmapResources;
 use super::{to_u32, HeatmapData, DRAW_BYTES};

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use egui::{Color32, ColorImage, Sense, TextureHandle, TextureOptions, Vec2};
 
 use crate::engine::export::{capture_csv, capture_json};
+use crate::engine::figures::Colormap;
 use crate::engine::figures::{head_pixels, head_png};
 use crate::engine::worker::Command;
 use crate::engine::{Capture, HeadCapture};
-use crate::studio::colormap::Colormap;
 use crate::studio::gpu_heatmap::{self, HeatmapData};
 use crate::studio::state::StudioState;
 

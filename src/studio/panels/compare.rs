@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use egui::{Color32, Sense, TextureHandle, Vec2};
 
 use crate::engine::compare::{CompareSide, CompareView};
+use crate::engine::figures::Colormap;
 use crate::engine::worker::Command;
 use crate::engine::DialMode;
-use crate::studio::colormap::Colormap;
 use crate::studio::gpu_heatmap;
 use crate::studio::state::{CompareState, StudioState};
 

@@ -9,11 +9,11 @@ pub mod panels;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
+use crate::engine::figures::Colormap;
 use crate::engine::protocol::{
     Capture, Command, DialSetting, EvalReport, LivePoint, ModelSummary, PoolSummary, Progress,
     RecruitView, TheoryPoint, ThresholdEstimate, DEFAULT_CLUSTERS,
 };
-use crate::studio::colormap::Colormap;
 
 pub use self::panels::{CompareState, CompareViews, GenerateState, RulesState};
 /// The central area's views (defined in `studio::tab`, below the session files).

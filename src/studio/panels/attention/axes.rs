@@ -3,8 +3,8 @@
 
 use egui::{Color32, Sense, Vec2};
 
+use crate::engine::figures::Colormap;
 use crate::engine::Capture;
-use crate::studio::colormap::Colormap;
 
 /// Query tokens down the left of an enlarged heatmap (one per row, when they fit).
 pub(super) fn token_axis(ui: &mut egui::Ui, tokens: &[String], side: f32) {

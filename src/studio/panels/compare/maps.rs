@@ -3,8 +3,8 @@
 
 use egui::{ColorImage, TextureHandle, TextureOptions};
 
+use crate::engine::figures::Colormap;
 use crate::engine::Capture;
-use crate::studio::colormap::Colormap;
 
 /// The matrix shown for one side: one head's attention, or the mean over the layer's heads.
 pub fn side_matrix(cap: &Capture, layer: usize, head: Option<usize>) -> Vec<f32> {
@@ -66,7 +66,7 @@ pub(super) fn texture(
     for i in 0..t {
         for j in 0..t {
             let px = if causal && j > i {
-                [40, 40, 40]
+                crate::engine::figures::MASKED
             } else {
                 cm.rgb(values.get(i * t + j).copied().unwrap_or(0.0))
             };

@@ -1,0 +1,39 @@
+//! Loaders the integration tests share: the repository root, the bundled sample models, and a
+//! sample checkpoint with its tokenizer. Each test binary uses a part of it.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use localist::data::tokenizer::{Tokenizer, TokenizerSpec};
+use localist::model::checkpoint::{load_checkpoint, Checkpoint};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A bundled sample model's folder (`sample_models/NAME`).
+pub fn sample(name: &str) -> PathBuf {
+    root().join("sample_models").join(name)
+}
+
+/// The tokenizer a checkpoint records.
+pub fn tokenizer_of(ck: &Checkpoint) -> Box<dyn Tokenizer> {
+    serde_json::from_value::<TokenizerSpec>(ck.meta.tokenizer.clone())
+        .unwrap()
+        .build()
+        .unwrap()
+}
+
+/// A checkpoint folder loaded on the CPU, with its tokenizer.
+pub fn load(dir: &Path) -> (Checkpoint, Box<dyn Tokenizer>) {
+    let ck = load_checkpoint(dir, &Device::Cpu).unwrap();
+    let tok = tokenizer_of(&ck);
+    (ck, tok)
+}
+
+/// A bundled sample model loaded on the CPU, with its tokenizer.
+pub fn load_sample(name: &str) -> (Checkpoint, Box<dyn Tokenizer>) {
+    load(&sample(name))
+}
