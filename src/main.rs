@@ -1,4 +1,5 @@
-//! The `localist` command line. All work lives in the library; this only parses and dispatches.
+//! The `localist` command line. All work lives in the library; this only parses and dispatches:
+//! a subcommand runs through `cli`, and no subcommand (or `studio`) opens the window.
 
 use std::process::ExitCode;
 
@@ -6,7 +7,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = localist::cli::Cli::parse();
-    match localist::cli::run(cli) {
+    let outcome = localist::cli::run(cli).and_then(|o| match o {
+        localist::cli::Outcome::Done => Ok(()),
+        localist::cli::Outcome::Studio(checkpoint) => localist::studio::run(checkpoint),
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

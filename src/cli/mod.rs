@@ -60,8 +60,18 @@ pub enum Command {
     Audit(rules::AuditCommand),
 }
 
+/// What a command line asks for once its own work is done.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The subcommand ran to completion.
+    Done,
+    /// Open the desktop studio, optionally on this checkpoint (the binary does: the command
+    /// line reaches the model only through the engine and knows nothing of the window).
+    Studio(Option<std::path::PathBuf>),
+}
+
 /// Run a parsed command line.
-pub fn run(cli: Cli) -> Result<()> {
+pub fn run(cli: Cli) -> Result<Outcome> {
     if cli.threads == 0 {
         bail!("--threads must be at least 1");
     }
@@ -73,19 +83,20 @@ pub fn run(cli: Cli) -> Result<()> {
             std::env::set_var(var, cli.threads.to_string());
         }
     }
+    let done = |r: Result<()>| r.map(|()| Outcome::Done);
     match cli.command {
-        Some(Command::Train(a)) => train::run(a),
-        Some(Command::Eval(a)) => eval::run(a),
-        Some(Command::Sweep(a)) => sweep::run(a),
-        Some(Command::Capture(a)) => capture::run(a),
-        Some(Command::Synth(a)) => synth::run(a),
-        Some(Command::Blocks(a)) => blocks::run(a),
-        Some(Command::Studio { checkpoint }) => crate::studio::run(checkpoint),
-        Some(Command::Demo) => sweep::run(sweep::SweepArgs::demo()),
-        Some(Command::Rules(c)) => rules::run_rules(c),
-        Some(Command::Specialists(a)) => specialists::run(a),
-        Some(Command::Audit(c)) => rules::run_audit(c),
-        None => crate::studio::run(None),
+        Some(Command::Studio { checkpoint }) => Ok(Outcome::Studio(checkpoint)),
+        None => Ok(Outcome::Studio(None)),
+        Some(Command::Train(a)) => done(train::run(a)),
+        Some(Command::Eval(a)) => done(eval::run(a)),
+        Some(Command::Sweep(a)) => done(sweep::run(a)),
+        Some(Command::Capture(a)) => done(capture::run(a)),
+        Some(Command::Synth(a)) => done(synth::run(a)),
+        Some(Command::Blocks(a)) => done(blocks::run(a)),
+        Some(Command::Demo) => done(sweep::run(sweep::SweepArgs::demo())),
+        Some(Command::Rules(c)) => done(rules::run_rules(c)),
+        Some(Command::Specialists(a)) => done(specialists::run(a)),
+        Some(Command::Audit(c)) => done(rules::run_audit(c)),
     }
 }
 
