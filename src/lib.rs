@@ -10,6 +10,7 @@ pub mod analysis;
 pub mod cli;
 pub mod data;
 pub mod engine;
+pub mod files;
 pub mod hf;
 pub mod model;
 pub mod rules;

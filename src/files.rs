@@ -1,0 +1,203 @@
+//! Reading the files a user hands us, defensively: only regular files are read (never a device
+//! such as `/dev/zero`, a FIFO or a folder), never more than a stated limit, and every error
+//! names the file and the problem once.
+//!
+//! Every loader of user input (corpora, rules, lexicons, configs, tokenizers, reports,
+//! sessions, checkpoints' JSON) goes through here, so a hostile path can neither hang the tool
+//! nor take all the memory before a size check has run. The limits are generous for real use
+//! and small against the machine: a corpus of 256 MiB is a lot of text; a 10 GB "corpus" is a
+//! mistake or an attack.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Largest corpus (plain text) read into memory.
+pub const MAX_CORPUS_BYTES: u64 = 256 << 20;
+/// Largest rules file, lexicon, session or audit report.
+pub const MAX_DOCUMENT_BYTES: u64 = 16 << 20;
+/// Largest JSON metadata file (a checkpoint's or a Hugging Face model's `config.json`,
+/// `blocks.json`, `training.json`, ...).
+pub const MAX_CONFIG_BYTES: u64 = 4 << 20;
+/// Largest `tokenizer.json` (real ones are a few MB; 64 MiB leaves ample room).
+pub const MAX_TOKENIZER_BYTES: u64 = 64 << 20;
+
+/// Why a file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// Nothing at that path.
+    #[error("{}: no such file", .0.display())]
+    NotFound(PathBuf),
+    /// A folder, device, FIFO or socket where a file was expected.
+    #[error("{}: not a regular file ({kind}); give the path of a file", path.display())]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// Larger than the limit for this kind of file.
+    #[error(
+        "{}: {} is more than the {} allowed for {what}",
+        path.display(),
+        human_bytes(*size),
+        human_bytes(*limit)
+    )]
+    TooLarge {
+        /// The path.
+        path: PathBuf,
+        /// Its size in bytes (or at least this much, for a file that grew while read).
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+        /// What kind of file it was read as ("a corpus", "a rules file", ...).
+        what: &'static str,
+    },
+    /// Not valid UTF-8 where text was expected.
+    #[error("{}: not UTF-8 text (invalid byte at offset {offset}); save it as UTF-8", path.display())]
+    NotUtf8 {
+        /// The path.
+        path: PathBuf,
+        /// Byte offset of the first invalid sequence.
+        offset: usize,
+    },
+    /// Any other I/O failure (permissions, a read error).
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// `n` bytes for a reader: "512 B", "3.0 KiB", "4.0 GiB".
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    match unit {
+        0 => format!("{n} B"),
+        _ => format!("{v:.1} {}", UNITS.get(unit).copied().unwrap_or("B")),
+    }
+}
+
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_dir() {
+        return "a folder";
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    "not a file"
+}
+
+/// Check that `path` is a regular file (following symlinks) of at most `limit` bytes; returns
+/// its size. `what` names the kind of file in the error ("a corpus").
+pub fn check_regular(path: &Path, limit: u64, what: &'static str) -> Result<u64, FileError> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => FileError::NotFound(path.to_path_buf()),
+        _ => FileError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    })?;
+    if !meta.is_file() {
+        return Err(FileError::NotRegular {
+            path: path.to_path_buf(),
+            kind: kind_of(&meta),
+        });
+    }
+    if meta.len() > limit {
+        return Err(FileError::TooLarge {
+            path: path.to_path_buf(),
+            size: meta.len(),
+            limit,
+            what,
+        });
+    }
+    Ok(meta.len())
+}
+
+/// The bytes of a regular file of at most `limit` bytes. The read itself stops past the limit
+/// too, so a file that grows while it is read cannot take more memory than that.
+pub fn read_bytes(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>, FileError> {
+    let size = check_regular(path, limit, what)?;
+    let io = |source| FileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(limit.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(io)?;
+    if buf.len() as u64 > limit {
+        return Err(FileError::TooLarge {
+            path: path.to_path_buf(),
+            size: buf.len() as u64,
+            limit,
+            what,
+        });
+    }
+    Ok(buf)
+}
+
+/// The text of a regular UTF-8 file of at most `limit` bytes, without a leading byte-order
+/// mark (editors on Windows write one).
+pub fn read_text(path: &Path, limit: u64, what: &'static str) -> Result<String, FileError> {
+    let bytes = read_bytes(path, limit, what)?;
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    match std::str::from_utf8(body) {
+        Ok(s) => Ok(s.to_string()),
+        Err(e) => Err(FileError::NotUtf8 {
+            path: path.to_path_buf(),
+            offset: e.valid_up_to() + (bytes.len() - body.len()),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_folders_and_large_files_are_refused_and_a_bom_is_dropped() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let err = read_text(Path::new("/dev/zero"), 10, "a corpus").map(|_| ());
+        assert!(matches!(err, Err(FileError::NotRegular { kind: "a character device", .. })));
+        let err = read_text(dir.path(), 10, "a corpus").map(|_| ());
+        assert!(matches!(err, Err(FileError::NotRegular { kind: "a folder", .. })));
+        let big = dir.path().join("big.txt");
+        std::fs::write(&big, vec![b'a'; 2048]).unwrap_or_else(|e| panic!("{e}"));
+        let msg = read_text(&big, 1024, "a rules file").map(|_| ()).unwrap_err().to_string();
+        assert!(msg.contains("big.txt") && msg.contains("2.0 KiB") && msg.contains("1.0 KiB"));
+        assert!(msg.contains("a rules file"), "{msg}");
+        let bom = dir.path().join("bom.rules");
+        std::fs::write(&bom, b"\xEF\xBB\xBFrule x").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read_text(&bom, 100, "a rules file").ok().as_deref(), Some("rule x"));
+        let bad = dir.path().join("bad.txt");
+        std::fs::write(&bad, b"ok\xFFno").unwrap_or_else(|e| panic!("{e}"));
+        let err = read_text(&bad, 100, "a corpus").map(|_| ());
+        assert!(matches!(err, Err(FileError::NotUtf8 { offset: 2, .. })));
+        let missing = read_text(&dir.path().join("none"), 100, "a corpus").map(|_| ());
+        assert!(matches!(missing, Err(FileError::NotFound(_))));
+    }
+}
