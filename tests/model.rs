@@ -809,7 +809,7 @@ fn config_weight_shape_mismatch_names_the_tensor() {
     match &err {
         CheckpointError::Model {
             path,
-            source:
+            cause:
                 ModelError::Shape {
                     name,
                     found,
