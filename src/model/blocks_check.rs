@@ -92,7 +92,7 @@ impl BlockMap {
         let k = self.names.len();
         let max = match self.kind {
             BlockKind::Semantic => vocab_size.saturating_add(1).min(MAX_BLOCKS),
-            BlockKind::Windows { .. } => max_seq_len.max(1).min(MAX_BLOCKS),
+            BlockKind::Windows { .. } => max_seq_len.clamp(1, MAX_BLOCKS),
         };
         if k == 0 {
             return Err(InvalidBlocks::NoBlocks);
