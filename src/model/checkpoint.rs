@@ -13,17 +13,16 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::files::FileError;
 use crate::model::blocks::BlockMap;
+use crate::model::checkpoint_error::io_err;
 use crate::model::checkpoint_read::{check_meta, read_float_tensors, read_model_weights};
 pub use crate::model::checkpoint_read::{recorded_token_count, MAX_WEIGHTS_BYTES};
 use crate::model::config::ModelConfig;
 use crate::model::dial::DialSetting;
-use crate::model::transformer::{LocalistModel, ModelError};
+use crate::model::transformer::LocalistModel;
 use crate::model::weights_file::FLOAT_DTYPES;
 
-/// Version of the checkpoint layout written by this build.
-pub const CHECKPOINT_VERSION: u32 = 1;
+pub use crate::model::checkpoint_error::{CheckpointError, CHECKPOINT_VERSION};
 
 /// Contents of `config.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -55,78 +54,6 @@ pub struct Checkpoint {
     pub optimizer: Option<HashMap<String, Tensor>>,
     /// Directory it was loaded from.
     pub dir: PathBuf,
-}
-
-/// Errors reading or writing a checkpoint; each names the file and the problem once (the
-/// cause is part of the message, not a separate `source`, so a chain printer such as anyhow's
-/// `{:#}` does not repeat it).
-#[derive(Debug, thiserror::Error)]
-pub enum CheckpointError {
-    /// Filesystem error.
-    #[error("{path}: {cause}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        cause: std::io::Error,
-    },
-    /// A file missing, not a regular file, too large or not UTF-8 (the message names it).
-    #[error("{0}")]
-    File(FileError),
-    /// A JSON file does not parse.
-    #[error("{path}: invalid JSON: {cause}")]
-    Json {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        cause: serde_json::Error,
-    },
-    /// A safetensors file is truncated, corrupt or crafted (the message names the tensor).
-    #[error("{path}: {message}")]
-    Tensors {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        message: String,
-    },
-    /// The tensors do not fit the config.
-    #[error("{path}: {cause}")]
-    Model {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        cause: ModelError,
-    },
-    /// A file that parses but says something impossible (a config field out of range, a
-    /// block map that does not fit the vocabulary, a tokenizer larger than the model).
-    #[error("{path}: {message}")]
-    Invalid {
-        /// The file (or files, for a disagreement between two).
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
-    /// Written by a newer build.
-    #[error("{path}: checkpoint version {found} is newer than this build's {CHECKPOINT_VERSION}")]
-    Version {
-        /// The file.
-        path: PathBuf,
-        /// Version found.
-        found: u32,
-    },
-}
-
-impl From<FileError> for CheckpointError {
-    fn from(e: FileError) -> Self {
-        Self::File(e)
-    }
-}
-
-pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
-    move |cause| CheckpointError::Io {
-        path: path.to_path_buf(),
-        cause,
-    }
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CheckpointError> {
@@ -215,7 +142,13 @@ pub fn save_checkpoint(
 pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint, CheckpointError> {
     let cfg_path = dir.join("config.json");
     let meta: CheckpointMeta = read_json(&cfg_path, "a checkpoint's config")?;
-    check_meta(&meta, &cfg_path)?;
+    check_meta(
+        &meta.model,
+        &meta.dial,
+        &meta.tokenizer,
+        meta.version,
+        &cfg_path,
+    )?;
     let blocks_path = dir.join("blocks.json");
     let blocks: BlockMap = read_json(&blocks_path, "a checkpoint's block map")?;
     blocks

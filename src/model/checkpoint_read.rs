@@ -14,7 +14,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 
 use crate::analysis::dial::LayerSchedule;
-use crate::model::checkpoint::{io_err, CheckpointError, CheckpointMeta, CHECKPOINT_VERSION};
+use crate::model::checkpoint_error::{io_err, CheckpointError, CHECKPOINT_VERSION};
 use crate::model::config::ModelConfig;
 use crate::model::dial::DialSetting;
 use crate::model::transformer::{anchor_name, expected_shapes, ModelError};
@@ -37,26 +37,32 @@ pub fn recorded_token_count(tokenizer: &serde_json::Value) -> Option<usize> {
 }
 
 /// Check `config.json` as parsed: version, model shape, dial, tokenizer size.
-pub(crate) fn check_meta(meta: &CheckpointMeta, path: &Path) -> Result<(), CheckpointError> {
+pub(crate) fn check_meta(
+    model: &ModelConfig,
+    dial: &DialSetting,
+    tokenizer: &serde_json::Value,
+    version: u32,
+    path: &Path,
+) -> Result<(), CheckpointError> {
     let invalid = |message: String| CheckpointError::Invalid {
         path: path.to_path_buf(),
         message,
     };
-    if meta.version > CHECKPOINT_VERSION {
+    if version > CHECKPOINT_VERSION {
         return Err(CheckpointError::Version {
             path: path.to_path_buf(),
-            found: meta.version,
+            found: version,
         });
     }
-    meta.model.validate().map_err(|e| invalid(e.to_string()))?;
-    check_dial(&meta.dial).map_err(|m| invalid(format!("dial: {m}")))?;
-    if let Some(tokens) = recorded_token_count(&meta.tokenizer) {
-        if tokens > meta.model.vocab_size {
+    model.validate().map_err(|e| invalid(e.to_string()))?;
+    check_dial(dial).map_err(|m| invalid(format!("dial: {m}")))?;
+    if let Some(tokens) = recorded_token_count(tokenizer) {
+        if tokens > model.vocab_size {
             return Err(invalid(format!(
                 "the tokenizer it records has {tokens} tokens but model.vocab_size is {}: \
                  ids past {} have no embedding row",
-                meta.model.vocab_size,
-                meta.model.vocab_size.saturating_sub(1)
+                model.vocab_size,
+                model.vocab_size.saturating_sub(1)
             )));
         }
     }
