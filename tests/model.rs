@@ -809,7 +809,7 @@ fn config_weight_shape_mismatch_names_the_tensor() {
     match &err {
         CheckpointError::Model {
             path,
-            source:
+            cause:
                 ModelError::Shape {
                     name,
                     found,
@@ -1231,4 +1231,314 @@ fn captured_rows_respect_the_derived_bounds() {
     }
     // Not vacuous: some rows come close to bound 8.1.
     assert!(tight > 0);
+}
+
+// ---- issue 13: a checkpoint folder is checked before anything is allocated from it ----
+
+/// A saved random checkpoint (semantic blocks, char-sized vocabulary V) in a temp folder.
+fn saved_checkpoint(seed: u64) -> (tempfile::TempDir, std::path::PathBuf) {
+    let blocks = semantic_blocks();
+    let model = random_model(blocks.num_blocks(), seed);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ckpt");
+    save_checkpoint(&dir, &meta(&model), &blocks, &model, None).unwrap();
+    (tmp, dir)
+}
+
+/// Edit one JSON file of a checkpoint in place.
+fn edit_json(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(path, serde_json::to_string(&v).unwrap()).unwrap();
+}
+
+/// A hand-written safetensors file: (name, dtype, shape, bytes) in order.
+fn safetensors_bytes(entries: &[(&str, &str, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
+    let mut header = Vec::new();
+    let mut data = Vec::new();
+    for (name, dtype, shape, bytes) in entries {
+        header.push(format!(
+            "\"{name}\":{{\"dtype\":\"{dtype}\",\"shape\":{shape:?},\"data_offsets\":[{},{}]}}",
+            data.len(),
+            data.len() + bytes.len()
+        ));
+        data.extend_from_slice(bytes);
+    }
+    let text = format!("{{{}}}", header.join(","));
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend(text.as_bytes());
+    out.extend(data);
+    out
+}
+
+#[test]
+fn config_limits_name_the_field_before_any_allocation() {
+    use localist::model::config::LIMITS;
+    let ok = ModelConfig::preset("small", 50_000).unwrap();
+    assert!(ok.validate().is_ok());
+    let bad = |edit: &dyn Fn(&mut ModelConfig), field: &str| {
+        let mut c = ModelConfig::default();
+        edit(&mut c);
+        let msg = c.validate().unwrap_err().to_string();
+        assert!(msg.contains(field), "{field}: {msg}");
+    };
+    bad(&|c| c.num_layers = 1_000_000_000, "num_layers");
+    bad(&|c| c.num_layers = 0, "num_layers");
+    bad(&|c| c.num_heads = LIMITS.max_heads + 1, "num_heads");
+    bad(&|c| c.d_model = 130, "num_heads"); // 130 is not a multiple of 4
+    bad(&|c| c.d_model = 16_384 * 2, "d_model");
+    bad(&|c| c.vocab_size = 1_000_001, "vocab_size");
+    bad(&|c| c.max_seq_len = 65_537, "max_seq_len");
+    bad(&|c| c.mlp_ratio = 0, "mlp_ratio");
+    bad(&|c| c.layer_norm_eps = -1.0, "layer_norm_eps");
+    bad(&|c| c.layer_norm_eps = f64::NAN, "layer_norm_eps");
+    bad(&|c| c.layer_norm_eps = f64::INFINITY, "layer_norm_eps");
+    bad(&|c| c.layer_norm_eps = 0.0, "layer_norm_eps");
+}
+
+#[test]
+fn huge_num_layers_in_config_json_is_refused_naming_file_and_field() {
+    let (_tmp, dir) = saved_checkpoint(90);
+    edit_json(&dir.join("config.json"), |v| {
+        v["model"]["num_layers"] = 1_000_000_000u64.into();
+    });
+    let err = load_checkpoint(&dir, &Device::Cpu).unwrap_err();
+    assert!(matches!(err, CheckpointError::Invalid { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("config.json") && msg.contains("num_layers"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn saved_dial_must_be_finite_and_in_range() {
+    use localist::model::checkpoint_read::check_dial;
+    assert!(check_dial(&DialSetting::bias(0.4)).is_ok());
+    let mut d = DialSetting::bias(0.4);
+    d.params.lambda = f64::NAN;
+    assert!(check_dial(&d).unwrap_err().contains("lambda"));
+    let mut d = DialSetting::bias(0.4);
+    d.params.tau = 0.0;
+    assert!(check_dial(&d).unwrap_err().contains("tau"));
+    let mut d = DialSetting::bias(0.4);
+    d.schedule = LayerSchedule::PerLayer(vec![0.5, f64::INFINITY]);
+    assert!(check_dial(&d).unwrap_err().contains("layer 1"));
+    let (_tmp, dir) = saved_checkpoint(91);
+    edit_json(&dir.join("config.json"), |v| {
+        v["dial"]["params"]["sigma"] = (-3.0).into();
+    });
+    let msg = load_checkpoint(&dir, &Device::Cpu).unwrap_err().to_string();
+    assert!(
+        msg.contains("config.json") && msg.contains("sigma"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn tokenizer_larger_than_vocab_size_is_refused_with_both_numbers() {
+    use localist::data::tokenizer::TokenizerSpec;
+    use localist::model::checkpoint::recorded_token_count;
+    // The checkpoint's count and the tokenizer's own agree for both kinds.
+    let word = TokenizerSpec::Word {
+        vocab: ["<unk>", "\n", "a", "b"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
+    for spec in [TokenizerSpec::Char, word.clone()] {
+        let value = serde_json::to_value(&spec).unwrap();
+        assert_eq!(recorded_token_count(&value), Some(spec.num_tokens()));
+    }
+    assert!(word.check_fits(4).is_ok());
+    assert!(word.check_fits(3).is_err());
+    assert!(TokenizerSpec::Char.check_fits(95).is_err());
+    let (_tmp, dir) = saved_checkpoint(92);
+    let vocab: Vec<String> = std::iter::once("<unk>".to_string())
+        .chain((1..=V).map(|i| format!("w{i}")))
+        .collect();
+    edit_json(&dir.join("config.json"), |v| {
+        v["tokenizer"] = serde_json::json!({"kind": "Word", "vocab": vocab});
+    });
+    let msg = load_checkpoint(&dir, &Device::Cpu).unwrap_err().to_string();
+    let (tokens, vocab_size) = (format!("{}", V + 1), format!("{V}"));
+    assert!(
+        msg.contains("config.json") && msg.contains(&tokens) && msg.contains(&vocab_size),
+        "{msg}"
+    );
+}
+
+#[test]
+fn block_maps_are_checked_against_the_vocabulary_and_themselves() {
+    use localist::model::blocks_check::InvalidBlocks;
+    let good = semantic_blocks();
+    assert_eq!(good.validate(V, 64), Ok(()));
+    assert!(BlockMap::windows(8, 64).unwrap().validate(V, 64).is_ok());
+    let broken = |edit: &dyn Fn(&mut BlockMap)| {
+        let mut m = semantic_blocks();
+        edit(&mut m);
+        m.validate(V, 64).unwrap_err()
+    };
+    assert_eq!(
+        broken(&|m| m.token_block.truncate(5)),
+        InvalidBlocks::TokenCount {
+            found: 5,
+            vocab_size: V
+        }
+    );
+    assert_eq!(
+        broken(&|m| m.token_block[7] = 9),
+        InvalidBlocks::TokenBlock {
+            token: 7,
+            block: 9,
+            num_blocks: 5
+        }
+    );
+    assert_eq!(
+        broken(&|m| m.relevance[2] = 42),
+        InvalidBlocks::RelevanceTarget {
+            from: 2,
+            to: 42,
+            num_blocks: 5
+        }
+    );
+    assert_eq!(
+        broken(&|m| m.relevance.push(0)),
+        InvalidBlocks::RelevanceCount {
+            found: 6,
+            num_blocks: 5
+        }
+    );
+    assert_eq!(
+        broken(&|m| m.names[3] = " ".into()),
+        InvalidBlocks::EmptyName(3)
+    );
+    assert!(matches!(
+        broken(&|m| m.names[3] = "b1".into()),
+        InvalidBlocks::DuplicateName { .. }
+    ));
+    assert_eq!(
+        broken(&|m| {
+            m.names.clear();
+            m.relevance.clear();
+        }),
+        InvalidBlocks::NoBlocks
+    );
+    let mut w = BlockMap::windows(8, 64).unwrap();
+    w.names.clear();
+    assert_eq!(w.validate(V, 64), Err(InvalidBlocks::NoBlocks));
+    // A bad map in a checkpoint is refused at load, naming blocks.json.
+    let (_tmp, dir) = saved_checkpoint(93);
+    edit_json(&dir.join("blocks.json"), |v| v["relevance"][1] = 42.into());
+    let msg = load_checkpoint(&dir, &Device::Cpu).unwrap_err().to_string();
+    assert!(msg.contains("blocks.json") && msg.contains("42"), "{msg}");
+}
+
+#[test]
+fn safetensors_headers_are_checked_before_any_tensor_is_built() {
+    use candle_core::DType;
+    use localist::model::weights_file::{parse_header, WeightsError, FLOAT_DTYPES};
+    let f = |n: usize| vec![0u8; 4 * n];
+    let parse = |bytes: &[u8]| parse_header(bytes, bytes.len() as u64, &FLOAT_DTYPES);
+    let good = safetensors_bytes(&[("a", "F32", vec![2, 3], f(6)), ("b", "F32", vec![4], f(4))]);
+    let h = parse(&good).unwrap();
+    assert_eq!(h.entries.len(), 2);
+    let twice = safetensors_bytes(&[("a", "F32", vec![2], f(2)), ("a", "F32", vec![2], f(2))]);
+    assert_eq!(parse(&twice), Err(WeightsError::Duplicate("a".into())));
+    let int = safetensors_bytes(&[("a", "I32", vec![2], f(2))]);
+    assert!(matches!(parse(&int), Err(WeightsError::Dtype { .. })));
+    assert!(parse_header(&good, good.len() as u64, &[DType::F16]).is_err());
+    let short = safetensors_bytes(&[("a", "F32", vec![3], f(2))]);
+    assert!(matches!(parse(&short), Err(WeightsError::Layout { .. })));
+    let overflow = safetensors_bytes(&[("a", "F32", vec![1 << 40, 1 << 40], f(1))]);
+    assert!(matches!(parse(&overflow), Err(WeightsError::Layout { .. })));
+    let cut = &good[..good.len() - 4];
+    assert!(matches!(parse(cut), Err(WeightsError::Layout { .. })));
+    let mut huge = (1u64 << 60).to_le_bytes().to_vec();
+    huge.extend(b"{}");
+    assert!(matches!(parse(&huge), Err(WeightsError::Header(_))));
+    assert!(matches!(parse(&[1, 2, 3]), Err(WeightsError::Truncated(_))));
+}
+
+#[test]
+fn non_finite_and_non_float_weights_are_refused_naming_the_tensor() {
+    for (value, word) in [(f32::NAN, "NaN"), (f32::NEG_INFINITY, "-inf")] {
+        let (_tmp, dir) = saved_checkpoint(94);
+        let path = dir.join("model.safetensors");
+        let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+        let t = tensors["blocks.1.fc1.weight"].clone();
+        let mut v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        v[3] = value;
+        tensors.insert(
+            "blocks.1.fc1.weight".into(),
+            Tensor::from_vec(v, t.dims(), &Device::Cpu).unwrap(),
+        );
+        candle_core::safetensors::save(&tensors, &path).unwrap();
+        let msg = load_checkpoint(&dir, &Device::Cpu).unwrap_err().to_string();
+        assert!(
+            msg.contains("model.safetensors")
+                && msg.contains("blocks.1.fc1.weight")
+                && msg.contains(word),
+            "{msg}"
+        );
+    }
+    let (_tmp, dir) = saved_checkpoint(95);
+    let path = dir.join("model.safetensors");
+    let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+    tensors.insert(
+        "extra.weight".into(),
+        Tensor::zeros(2, candle_core::DType::F32, &Device::Cpu).unwrap(),
+    );
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    let msg = load_checkpoint(&dir, &Device::Cpu).unwrap_err().to_string();
+    assert!(
+        msg.contains("model.safetensors") && msg.contains("extra.weight"),
+        "{msg}"
+    );
+    tensors.remove("extra.weight");
+    let ln = tensors["ln_f.bias"]
+        .to_dtype(candle_core::DType::F64)
+        .unwrap();
+    tensors.insert("ln_f.bias".into(), ln);
+    candle_core::safetensors::save(&tensors, &path).unwrap();
+    let msg = load_checkpoint(&dir, &Device::Cpu).unwrap_err().to_string();
+    assert!(msg.contains("ln_f.bias") && msg.contains("F64"), "{msg}");
+}
+
+#[test]
+fn a_missing_file_is_named_once_not_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = anyhow::Error::from(
+        load_checkpoint(&tmp.path().join("nothing"), &Device::Cpu).unwrap_err(),
+    );
+    let msg = format!("{err:#}");
+    assert!(msg.contains("config.json"), "{msg}");
+    assert_eq!(msg.matches("no such file").count(), 1, "{msg}");
+    // A folder where blocks.json should be is "not a regular file", named once.
+    let (_tmp, dir) = saved_checkpoint(96);
+    std::fs::remove_file(dir.join("blocks.json")).unwrap();
+    std::fs::create_dir(dir.join("blocks.json")).unwrap();
+    let msg = format!(
+        "{:#}",
+        anyhow::Error::from(load_checkpoint(&dir, &Device::Cpu).unwrap_err())
+    );
+    assert_eq!(msg.matches("blocks.json").count(), 1, "{msg}");
+    assert!(msg.contains("not a regular file"), "{msg}");
+}
+
+#[test]
+fn every_sample_model_still_loads() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("sample_models");
+    for name in [
+        "tiny-clinical",
+        "tiny-shakespeare-l0",
+        "tiny-shakespeare-l1",
+        "tiny-topics-recruited",
+        "pool-clinical-payments/base",
+        "pool-clinical-payments/s1",
+    ] {
+        let ck = load_checkpoint(&root.join(name), &Device::Cpu);
+        assert!(ck.is_ok(), "{name}: {:?}", ck.err());
+    }
 }

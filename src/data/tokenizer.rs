@@ -72,6 +72,14 @@ pub enum TokenizerError {
         /// The vocabulary length.
         len: usize,
     },
+    /// The tokenizer yields ids the model has no embedding row for.
+    #[error("the tokenizer has {tokens} tokens but the model's vocab_size is {vocab_size}")]
+    LargerThanModel {
+        /// Tokens in the tokenizer.
+        tokens: usize,
+        /// Rows of the model's embedding.
+        vocab_size: usize,
+    },
 }
 
 /// A serialisable description of a tokenizer, stored in a checkpoint's `config.json`.
@@ -96,6 +104,25 @@ impl TokenizerSpec {
                 Ok(Box::new(WordTokenizer::from_vocab(vocab.clone())?))
             }
         }
+    }
+
+    /// Number of ids the tokenizer this spec describes can produce.
+    pub fn num_tokens(&self) -> usize {
+        match self {
+            TokenizerSpec::Char => CharTokenizer::VOCAB_SIZE,
+            TokenizerSpec::Word { vocab } => vocab.len(),
+        }
+    }
+
+    /// The vocabulary-size hook: a model with `vocab_size` embedding rows can take every id
+    /// this tokenizer produces (else an id past the table would fail deep inside a forward).
+    /// `model::checkpoint` runs the same check on `config.json` at load.
+    pub fn check_fits(&self, vocab_size: usize) -> Result<(), TokenizerError> {
+        let tokens = self.num_tokens();
+        if tokens > vocab_size {
+            return Err(TokenizerError::LargerThanModel { tokens, vocab_size });
+        }
+        Ok(())
     }
 }
 

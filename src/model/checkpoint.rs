@@ -3,7 +3,8 @@
 //!
 //! The directory is first written under a temporary sibling name and then renamed into place,
 //! so a crash mid-save never leaves a half-written checkpoint where a good one stood. Loading
-//! checks every file and every tensor shape and names the file in its error.
+//! checks every file before trusting it (see `checkpoint_read`) and names the file in its
+//! error.
 
 use std::collections::HashMap;
 use std::fs;
@@ -13,12 +14,15 @@ use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::model::blocks::BlockMap;
+use crate::model::checkpoint_error::io_err;
+use crate::model::checkpoint_read::{check_meta, read_float_tensors, read_model_weights};
+pub use crate::model::checkpoint_read::{recorded_token_count, MAX_WEIGHTS_BYTES};
 use crate::model::config::ModelConfig;
 use crate::model::dial::DialSetting;
-use crate::model::transformer::{LocalistModel, ModelError};
+use crate::model::transformer::LocalistModel;
+use crate::model::weights_file::FLOAT_DTYPES;
 
-/// Version of the checkpoint layout written by this build.
-pub const CHECKPOINT_VERSION: u32 = 1;
+pub use crate::model::checkpoint_error::{CheckpointError, CHECKPOINT_VERSION};
 
 /// Contents of `config.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,71 +56,24 @@ pub struct Checkpoint {
     pub dir: PathBuf,
 }
 
-/// Errors reading or writing a checkpoint; each names the file.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckpointError {
-    /// Filesystem error.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-    /// A JSON file does not parse.
-    #[error("{path}: invalid JSON: {source}")]
-    Json {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: serde_json::Error,
-    },
-    /// A safetensors file is truncated or corrupt.
-    #[error("{path}: cannot read tensors (truncated or corrupt file?): {message}")]
-    Tensors {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        message: String,
-    },
-    /// The tensors do not fit the config.
-    #[error("{path}: {source}")]
-    Model {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: ModelError,
-    },
-    /// Written by a newer build.
-    #[error("{path}: checkpoint version {found} is newer than this build's {CHECKPOINT_VERSION}")]
-    Version {
-        /// The file.
-        path: PathBuf,
-        /// Version found.
-        found: u32,
-    },
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
-    move |source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CheckpointError> {
-    let text = serde_json::to_string_pretty(value).map_err(|source| CheckpointError::Json {
+    let text = serde_json::to_string_pretty(value).map_err(|cause| CheckpointError::Json {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     fs::write(path, text).map_err(io_err(path))
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, CheckpointError> {
-    let text = fs::read_to_string(path).map_err(io_err(path))?;
-    serde_json::from_str(&text).map_err(|source| CheckpointError::Json {
+/// Read a JSON file of a checkpoint (regular files only, at most
+/// [`MAX_CONFIG_BYTES`](crate::files::MAX_CONFIG_BYTES)).
+fn read_json<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    what: &'static str,
+) -> Result<T, CheckpointError> {
+    let text = crate::files::read_text(path, crate::files::MAX_CONFIG_BYTES, what)?;
+    serde_json::from_str(&text).map_err(|cause| CheckpointError::Json {
         path: path.to_path_buf(),
-        source,
+        cause,
     })
 }
 
@@ -127,16 +84,14 @@ fn write_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), C
     })
 }
 
-/// Read a safetensors file onto `device`, naming the file in any error.
+/// Read a safetensors file of float tensors onto `device` (regular files only, at most
+/// [`MAX_WEIGHTS_BYTES`]), checking its header before building anything and refusing
+/// non-finite values; errors name the file and the tensor.
 pub fn read_tensors(
     path: &Path,
     device: &Device,
 ) -> Result<HashMap<String, Tensor>, CheckpointError> {
-    let bytes = fs::read(path).map_err(io_err(path))?;
-    candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| CheckpointError::Tensors {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
+    read_float_tensors(path, device, &FLOAT_DTYPES)
 }
 
 /// Write a checkpoint directory atomically (temp dir + rename).
@@ -179,29 +134,35 @@ pub fn save_checkpoint(
     Ok(())
 }
 
-/// Load and check a checkpoint directory.
+/// Load and check a checkpoint directory. Each file is checked before the next is read and
+/// before anything is allocated from it: `config.json` (sizes within
+/// [`LIMITS`](crate::model::config::LIMITS), finite dial, tokenizer no larger than the
+/// vocabulary), `blocks.json` (against the vocabulary and itself), then `model.safetensors`
+/// (header against the config and the file's size, F32 only, every value finite).
 pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint, CheckpointError> {
     let cfg_path = dir.join("config.json");
-    let meta: CheckpointMeta = read_json(&cfg_path)?;
-    if meta.version > CHECKPOINT_VERSION {
-        return Err(CheckpointError::Version {
-            path: cfg_path,
-            found: meta.version,
-        });
-    }
-    meta.model
-        .validate()
-        .map_err(|e| CheckpointError::Tensors {
-            path: cfg_path.clone(),
-            message: e.to_string(),
+    let meta: CheckpointMeta = read_json(&cfg_path, "a checkpoint's config")?;
+    check_meta(
+        &meta.model,
+        &meta.dial,
+        &meta.tokenizer,
+        meta.version,
+        &cfg_path,
+    )?;
+    let blocks_path = dir.join("blocks.json");
+    let blocks: BlockMap = read_json(&blocks_path, "a checkpoint's block map")?;
+    blocks
+        .validate(meta.model.vocab_size, meta.model.max_seq_len)
+        .map_err(|e| CheckpointError::Invalid {
+            path: blocks_path.clone(),
+            message: format!("{e} (config.json: vocab_size {})", meta.model.vocab_size),
         })?;
-    let blocks: BlockMap = read_json(&dir.join("blocks.json"))?;
     let w_path = dir.join("model.safetensors");
-    let tensors = read_tensors(&w_path, device)?;
+    let tensors = read_model_weights(&w_path, &meta.model, blocks.num_blocks(), device)?;
     let model = LocalistModel::from_tensors(&meta.model, &tensors, blocks.num_blocks(), device)
-        .map_err(|source| CheckpointError::Model {
+        .map_err(|cause| CheckpointError::Model {
             path: w_path.clone(),
-            source,
+            cause,
         })?;
     let opt_path = dir.join("optimizer.safetensors");
     let optimizer = if opt_path.exists() {
@@ -238,9 +199,10 @@ pub fn files_sha256(files: &[(&str, std::path::PathBuf)]) -> Result<String, Chec
     use std::io::Read;
     let mut hasher = Sha256::new();
     for (name, path) in files {
-        let io = |source| CheckpointError::Io {
+        crate::files::check_regular(path, u64::MAX, "a checkpoint file")?;
+        let io = |cause| CheckpointError::Io {
             path: path.clone(),
-            source,
+            cause,
         };
         let mut file = fs::File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();

@@ -71,6 +71,47 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// The largest shapes a model config may declare; anything past them is refused before a
+/// tensor is allocated. They are far above the presets and the imported models we run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ConfigLimits {
+    /// Most transformer layers.
+    pub max_layers: usize,
+    /// Most heads per layer.
+    pub max_heads: usize,
+    /// Widest model.
+    pub max_d_model: usize,
+    /// Largest vocabulary.
+    pub max_vocab: usize,
+    /// Most positions.
+    pub max_positions: usize,
+    /// Largest MLP ratio (d_ff = ratio · d).
+    pub max_mlp_ratio: usize,
+    /// Largest LayerNorm epsilon (it must also be positive).
+    pub max_layer_norm_eps: f64,
+}
+
+/// The limits [`ModelConfig::validate`] enforces.
+pub const LIMITS: ConfigLimits = ConfigLimits {
+    max_layers: 256,
+    max_heads: 256,
+    max_d_model: 16_384,
+    max_vocab: 1_000_000,
+    max_positions: 65_536,
+    max_mlp_ratio: 16,
+    max_layer_norm_eps: 1.0,
+};
+
+/// `field = value` must lie in `min..=max`.
+fn check_range(field: &str, value: usize, min: usize, max: usize) -> Result<(), ConfigError> {
+    if (min..=max).contains(&value) {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid(format!(
+        "{field} = {value} is outside the allowed {min}..={max}"
+    )))
+}
+
 /// Names of the built-in presets.
 pub const PRESETS: [&str; 2] = ["tiny", "small"];
 
@@ -102,17 +143,29 @@ impl ModelConfig {
         self.d_model / self.num_heads.max(1)
     }
 
-    /// Check that the shape is usable.
+    /// Check that the shape is usable and within [`LIMITS`], naming the first field that is
+    /// not. This runs before anything is allocated from the config, so a hostile `config.json`
+    /// (`num_layers: 1e9`) is an error rather than a billion-entry table.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |m: &str| Err(ConfigError::Invalid(m.to_string()));
-        if self.num_heads == 0 || self.d_model % self.num_heads != 0 {
-            return bad("d_model must be a positive multiple of num_heads");
+        let l = &LIMITS;
+        check_range("num_layers", self.num_layers, 1, l.max_layers)?;
+        check_range("num_heads", self.num_heads, 1, l.max_heads)?;
+        check_range("d_model", self.d_model, 1, l.max_d_model)?;
+        if self.d_model % self.num_heads != 0 {
+            return Err(ConfigError::Invalid(format!(
+                "d_model = {} is not a multiple of num_heads = {}",
+                self.d_model, self.num_heads
+            )));
         }
-        if self.num_layers == 0 || self.vocab_size == 0 || self.max_seq_len < 2 {
-            return bad("num_layers, vocab_size must be positive and max_seq_len at least 2");
-        }
-        if self.mlp_ratio == 0 {
-            return bad("mlp_ratio must be positive");
+        check_range("vocab_size", self.vocab_size, 1, l.max_vocab)?;
+        check_range("max_seq_len", self.max_seq_len, 2, l.max_positions)?;
+        check_range("mlp_ratio", self.mlp_ratio, 1, l.max_mlp_ratio)?;
+        let eps = self.layer_norm_eps;
+        if !eps.is_finite() || eps <= 0.0 || eps > l.max_layer_norm_eps {
+            return Err(ConfigError::Invalid(format!(
+                "layer_norm_eps = {eps} must be a finite number in (0, {}]",
+                l.max_layer_norm_eps
+            )));
         }
         Ok(())
     }

@@ -4,14 +4,18 @@
 pub mod attention;
 pub mod backend;
 pub mod blocks;
+pub mod blocks_check;
 pub mod capture;
 pub mod checkpoint;
+pub mod checkpoint_error;
+pub mod checkpoint_read;
 pub mod config;
 pub mod dial;
 pub mod fused;
 pub mod gelu;
 pub mod params;
 pub mod transformer;
+pub mod weights_file;
 
 pub use attention::AttentionBias;
 pub use backend::{AttentionModel, ModelDims};
