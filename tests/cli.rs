@@ -403,3 +403,133 @@ fn specialists_reject_an_empty_document_collection() {
     assert_fails_with(&o, &["empty.txt", "no documents found"]);
     assert!(!out.exists());
 }
+
+#[test]
+fn non_finite_and_absurd_float_flags_are_refused_with_the_flag_named() {
+    let ck = root().join("sample_models/tiny-clinical");
+    let ck = ck.to_str().unwrap();
+    for (flag, value, want) in [
+        ("--tau", "nan", "finite"),
+        ("--tau", "1e-300", "0.001"),
+        ("--tau", "-inf", "finite"),
+        ("--lambda", "0,NaN", "finite"),
+    ] {
+        let o = localist(&["eval", "-c", ck, flag, value]);
+        assert_fails_with(&o, &[flag, want]);
+    }
+    let o = localist(&["eval", "-c", ck, "--lambda", "0.5", "--schedule", "power:nan"]);
+    assert_fails_with(&o, &["--schedule power:nan", "γ must be a finite number"]);
+    let o = localist(&["capture", "-c", ck, "--text", "x", "--schedule", "power:-2"]);
+    assert_fails_with(&o, &["--schedule power:-2", "[0, 64]"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ck");
+    for (flag, value, want) in [
+        ("--eta", "nan", "finite"),
+        ("--lr", "inf", "finite"),
+        ("--lr", "0", "(0, 10]"),
+        ("--mu-anchor", "-1", "[0, 1000000]"),
+        ("--mu-rule", "NaN", "finite"),
+        ("--recruit-delta", "inf", "finite"),
+        ("--recruit-lambda", "nan", "finite"),
+    ] {
+        let mut a = train_args("synthetic:50", out.to_str().unwrap());
+        a.extend([flag, value]);
+        assert_fails_with(&localist(&a), &[flag, want]);
+    }
+    let o = localist(&["synth", "--out", out.to_str().unwrap(), "--clinical-fraction", "nan"]);
+    assert_fails_with(&o, &["--clinical-fraction", "finite"]);
+    assert!(!out.exists());
+}
+
+#[test]
+fn sizes_beyond_the_model_or_the_memory_limit_are_refused_with_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ck");
+    let o = out.to_str().unwrap();
+    let clinical = root().join("sample_models/tiny-clinical");
+    let clinical = clinical.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (vec!["--seq", "100000"], vec!["--seq", "100000", "4096"]),
+        (vec!["--seq", "1"], vec!["--seq", "between 2"]),
+        (vec!["--seq", "65", "--resume", clinical], vec!["--seq", "64 positions"]),
+        (vec!["--batch", "0"], vec!["--batch", "between 1 and 65536", "got 0"]),
+        (vec!["--batch", "1000000000"], vec!["--batch", "1000000000"]),
+        (
+            vec!["--batch", "4000", "--seq", "1024"],
+            vec!["--batch 4000 × --seq 1024", "per training step", "the limit is 4.0 GiB"],
+        ),
+    ];
+    for (extra, want) in cases {
+        let mut a = train_args("synthetic:50", o);
+        a.extend(extra.iter().copied());
+        assert_fails_with(&localist(&a), &want);
+        assert!(!out.exists(), "{extra:?} wrote a checkpoint");
+    }
+    let o = localist(&["eval", "-c", clinical, "--windows", "0"]);
+    assert_fails_with(&o, &["--windows must be at least 1"]);
+    let o = localist(&["eval", "-c", clinical, "--clusters", "1000000"]);
+    assert_fails_with(&o, &["--clusters 1000000", "limit of 256"]);
+    let ck_out = dir.path().join("blocks");
+    let b = ck_out.to_str().unwrap();
+    let o = localist(&["blocks", "-c", clinical, "--kmeans", "1000000", "--out", b]);
+    assert_fails_with(&o, &["--kmeans 1000000", "limit of 256"]);
+    let o = localist(&["blocks", "-c", clinical, "--kmeans", "0", "--out", b]);
+    assert_fails_with(&o, &["--kmeans must be at least 1"]);
+    let shakespeare = root().join("sample_models/tiny-shakespeare-l0");
+    let s = shakespeare.to_str().unwrap();
+    let o = localist(&["blocks", "-c", s, "--kmeans", "200", "--out", b]);
+    assert_fails_with(&o, &["--kmeans 200", "96 tokens"]);
+    assert!(!ck_out.exists());
+}
+
+#[test]
+fn devices_folders_and_missing_files_are_named_once_without_reading_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ck");
+    let o = out.to_str().unwrap();
+    let folder = dir.path().to_str().unwrap();
+    for (corpus, want) in [
+        ("/dev/zero", "character device"),
+        (folder, "a folder"),
+    ] {
+        let mut a = train_args(corpus, o);
+        assert_fails_with(&localist(&a), &[corpus, "not a regular file", want]);
+    }
+    let missing = dir.path().join("missing.txt");
+    let m = missing.to_str().unwrap();
+    let err = stderr(&localist(&train_args(m, o)));
+    assert!(err.contains("missing.txt: no such file"), "{err}");
+    assert_eq!(err.matches("no such file").count(), 1, "cause repeated: {err}");
+    assert_eq!(err.to_lowercase().matches("os error").count(), 0, "{err}");
+    for rules in ["/dev/zero", folder] {
+        let r = localist(&["rules", "check", rules]);
+        assert_fails_with(&r, &[rules, "not a regular file"]);
+        let mut a = train_args("synthetic:50", o);
+        a.extend(["--rules", rules]);
+        assert_fails_with(&localist(&a), &[rules, "not a regular file"]);
+    }
+    let r = localist(&["rules", "check", m]);
+    let err = stderr(&r);
+    assert_eq!(err.matches("no such file").count(), 1, "{err}");
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_rules_file_with_a_byte_order_mark_is_accepted_and_garbage_is_listed_briefly() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read(root().join("assets/rules/clinical_payments.rules")).unwrap();
+    let bom = dir.path().join("bom.rules");
+    std::fs::write(&bom, [b"\xEF\xBB\xBF".as_slice(), &example].concat()).unwrap();
+    let ck = root().join("sample_models/tiny-clinical");
+    let o = localist(&["rules", "check", bom.to_str().unwrap(), "-c", ck.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("6 rules, 5 on, no errors"));
+    let garbage = dir.path().join("garbage.rules");
+    std::fs::write(&garbage, "@".repeat(1 << 20)).unwrap();
+    let o = localist(&["rules", "check", garbage.to_str().unwrap()]);
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(err.len() < 16 << 10, "{} bytes of errors", err.len());
+    assert!(err.contains(&format!("… and {} more errors", (1 << 20) - 50)), "{err}");
+    assert!(err.contains(&format!("rejected whole ({} error(s))", 1 << 20)), "{err}");
+}

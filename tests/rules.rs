@@ -630,3 +630,67 @@ fn training_towards_a_rule_raises_its_pointer_fidelity_without_injection() {
         "{err}"
     );
 }
+
+#[test]
+fn a_byte_order_mark_is_skipped_and_columns_stay_where_the_eye_sees_them() {
+    let text = example();
+    let with_bom = format!("\u{feff}{text}");
+    let plain = parse_rules(&text).unwrap();
+    assert_eq!(parse_rules(&with_bom).unwrap(), plain);
+    // An error on the first line is at the same column with and without the mark.
+    let bad = "rule a\n when colour = x\n target block y\n bias 1\nend";
+    let e1 = parse_rules(bad).unwrap_err().to_string();
+    let e2 = parse_rules(&format!("\u{feff}{bad}"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e1, e2);
+    assert!(e2.contains("2:7: expected a condition"), "{e2}");
+    let first_line = parse_rules("\u{feff}@rule").unwrap_err().to_string();
+    assert!(first_line.contains("1:1: unexpected character '@'"), "{first_line}");
+}
+
+#[test]
+fn a_file_of_garbage_keeps_a_bounded_number_of_errors_and_lists_fifty() {
+    use localist::rules::parse::{MAX_KEPT_ERRORS, MAX_LISTED_ERRORS};
+    let garbage = "@".repeat(20_000);
+    let errs = parse_rules(&garbage).unwrap_err();
+    assert_eq!(errs.total(), 20_000);
+    assert!(errs.errors.len() <= MAX_KEPT_ERRORS, "{}", errs.errors.len());
+    let shown = errs.to_string();
+    assert!(shown.starts_with("20000 errors"), "{}", &shown[..40]);
+    assert_eq!(shown.lines().count(), 1 + MAX_LISTED_ERRORS + 1, "{shown}");
+    assert!(
+        shown.contains(&format!("… and {} more errors", 20_000 - MAX_LISTED_ERRORS)),
+        "{shown}"
+    );
+    let listed = errs.with_file("g.rules");
+    assert_eq!(listed.lines().count(), MAX_LISTED_ERRORS + 1);
+    assert!(listed.starts_with("g.rules:1:1: unexpected character"), "{listed}");
+    // A handful of errors is listed in full, with no summary line.
+    let few = parse_rules("@ @").unwrap_err();
+    assert_eq!(few.total(), 2);
+    assert!(!few.to_string().contains("more error"), "{few}");
+}
+
+#[test]
+fn numbers_single_precision_cannot_hold_are_refused_with_line_and_column() {
+    let rule = |strength: &str| {
+        format!("rule r\n  when query.block = dose\n  target previous block drug\n  {strength}\nend\n")
+    };
+    for (strength, want) in [
+        ("bias 1e40", "4:8: bias 1e40 is too large"),
+        ("bias 1001", "4:8: bias 1001 is too large"),
+        ("fidelity 0.99999999999", "4:12: fidelity 0.99999999999 is too close"),
+        ("fidelity 1e-9", "4:12: fidelity 1e-9 is too close"),
+    ] {
+        let e = parse_rules(&rule(strength)).unwrap_err().to_string();
+        assert!(e.contains(want), "{strength}: {e}");
+    }
+    let boost = "rule r\n  when query.block = dose\n  target previous block drug\n  bias 1\n  \
+                 boost \"mg\" by -1e39\nend\n";
+    let e = parse_rules(boost).unwrap_err().to_string();
+    assert!(e.contains("5:17: boost -1e39 is too large"), "{e}");
+    // Sane values still parse.
+    assert!(parse_rules(&rule("bias 1000")).is_ok());
+    assert!(parse_rules(&rule("fidelity 0.999")).is_ok());
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 
+use crate::cli::flags::{count_in, MAX_CLUSTERS};
 use crate::engine::jobs::blocks::{rebuild_blocks, BlockSource};
 
 /// Arguments of `localist blocks`.
@@ -14,7 +15,7 @@ pub struct BlocksArgs {
     /// Source checkpoint directory.
     #[arg(long, short)]
     pub checkpoint: PathBuf,
-    /// Cluster the token embeddings into K blocks.
+    /// Cluster the token embeddings into K blocks (1 to 256, and at most the vocabulary).
     #[arg(long, conflicts_with = "lexicon")]
     pub kmeans: Option<usize>,
     /// Or assign blocks from a lexicon file (word<TAB>block).
@@ -31,8 +32,9 @@ pub struct BlocksArgs {
 /// Run `localist blocks`.
 pub fn run(args: BlocksArgs) -> Result<()> {
     let source = match (args.kmeans, &args.lexicon) {
-        (Some(0), None) => bail!("--kmeans needs at least 1 cluster"),
-        (Some(k), None) => BlockSource::KMeans { k },
+        (Some(k), None) => BlockSource::KMeans {
+            k: count_in("--kmeans", k, MAX_CLUSTERS)?,
+        },
         (None, Some(path)) => BlockSource::Lexicon(path.clone()),
         _ => bail!("pass --kmeans K or --lexicon PATH"),
     };

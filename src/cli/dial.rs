@@ -1,9 +1,10 @@
 //! The dial on the command line: mode, per-layer schedule and temperature, shared by `eval`,
 //! `capture` and `audit report`.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 
+use crate::cli::flags::{MAX_TAU, MIN_TAU};
 use crate::engine::{DialMode, DialParams, DialSetting, LayerSchedule};
 
 /// Dial mode on the command line.
@@ -39,8 +40,8 @@ pub struct DialArgs {
     /// Per-layer schedule: `uniform` or `power:GAMMA` (λ_ℓ = λ(ℓ/(L−1))^γ).
     #[arg(long, default_value = "uniform")]
     pub schedule: String,
-    /// Base temperature τ₀.
-    #[arg(long, default_value_t = 1.0)]
+    /// Base temperature τ₀ (in [0.001, 1000]).
+    #[arg(long, default_value_t = 1.0, value_parser = super::flags::tau)]
     pub tau: f64,
 }
 
@@ -51,9 +52,8 @@ impl DialArgs {
             LayerSchedule::Uniform
         } else if let Some(g) = self.schedule.strip_prefix("power:") {
             LayerSchedule::Power {
-                gamma: g.parse().with_context(|| {
-                    format!("--schedule {}: expected power:GAMMA", self.schedule)
-                })?,
+                gamma: super::flags::gamma(g)
+                    .map_err(|e| anyhow::anyhow!("--schedule {}: {e}", self.schedule))?,
             }
         } else {
             anyhow::bail!(
@@ -61,8 +61,12 @@ impl DialArgs {
                 self.schedule
             );
         };
-        if self.tau <= 0.0 {
-            anyhow::bail!("--tau must be positive, got {}", self.tau);
+        // Also checked when parsed; a `DialArgs` built in code passes here too.
+        if !(MIN_TAU..=MAX_TAU).contains(&self.tau) {
+            anyhow::bail!(
+                "--tau must be a finite number in [{MIN_TAU}, {MAX_TAU}], got {}",
+                self.tau
+            );
         }
         Ok(DialSetting {
             params: DialParams {

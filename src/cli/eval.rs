@@ -7,6 +7,7 @@ use anyhow::Result;
 use clap::Args;
 
 use crate::cli::dial::DialArgs;
+use crate::cli::flags::{count_in, MAX_CLUSTERS, MAX_WINDOWS};
 use crate::engine::jobs::eval::{evaluate_model, recorded_anchors, EvalJob, EvalRows};
 use crate::engine::jobs::tables::{eval_table, imported_eval_table, rule_table};
 
@@ -25,7 +26,7 @@ pub struct EvalArgs {
     /// Held-out text (default: the held-out 10% of the checkpoint's training corpus).
     #[arg(long)]
     pub corpus: Option<String>,
-    /// Number of 1×T windows to score.
+    /// Number of 1×T windows to score (1 to 100000).
     #[arg(long, default_value_t = 64)]
     pub windows: usize,
     /// Print JSON instead of a table.
@@ -38,7 +39,7 @@ pub struct EvalArgs {
     #[arg(long)]
     pub rules: Option<PathBuf>,
     /// Blocks of an imported model (a `.gguf` file or a Hugging Face folder): k-means clusters
-    /// of its embedding rows.
+    /// of its embedding rows (1 to 256).
     #[arg(long, default_value_t = 16)]
     pub clusters: usize,
     /// Blocks of an imported model from a lexicon file (word<TAB>block) instead of k-means.
@@ -53,9 +54,9 @@ impl EvalArgs {
             model: self.checkpoint.clone(),
             dials: self.dial.settings(&self.lambda)?,
             corpus: self.corpus.clone(),
-            windows: self.windows,
+            windows: count_in("--windows", self.windows, MAX_WINDOWS)?,
             rules: self.rules.clone(),
-            clusters: self.clusters,
+            clusters: count_in("--clusters", self.clusters, MAX_CLUSTERS)?,
             lexicon: self.lexicon.clone(),
         })
     }

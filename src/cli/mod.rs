@@ -4,6 +4,7 @@ pub mod blocks;
 pub mod capture;
 pub mod dial;
 pub mod eval;
+pub mod flags;
 pub mod output;
 pub mod recruit;
 pub mod rules;
@@ -100,14 +101,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     }
 }
 
-/// Parse a λ value and check it lies in [0, 1].
+/// Parse a λ value and check it is finite and lies in [0, 1].
 pub fn parse_lambda(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number"))?;
-    if !(0.0..=1.0).contains(&v) {
-        return Err(format!("λ must lie in [0, 1], got {v}"));
-    }
-    Ok(v)
+    flags::unit(s)
 }

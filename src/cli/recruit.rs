@@ -26,7 +26,7 @@ pub struct RecruitArgs {
     #[arg(long, default_value_t = 20)]
     pub recruit_probe: usize,
     /// δ_rec in bits: a move must save more than this.
-    #[arg(long, default_value_t = 64.0)]
+    #[arg(long, default_value_t = 64.0, value_parser = super::flags::bits)]
     pub recruit_delta: f64,
     /// K_max: most blocks, block 0 included.
     #[arg(long, default_value_t = 16)]

@@ -26,7 +26,7 @@ pub struct SpecialistsArgs {
     #[arg(long, short)]
     pub out: PathBuf,
     /// Acceptance margin δ in bits.
-    #[arg(long, default_value_t = 64.0)]
+    #[arg(long, default_value_t = 64.0, value_parser = super::flags::bits)]
     pub delta: f64,
     /// Most specialists.
     #[arg(long, default_value_t = 8)]
@@ -39,7 +39,7 @@ pub struct SpecialistsArgs {
     pub trainable: Vec<String>,
     /// Measure code lengths at the mode-A dial λ (default: the dial saved with the base). Blocks
     /// change the code only at λ > 0, so only then are blocks recruited inside a specialist.
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_lambda)]
     pub lambda: Option<f64>,
     /// Do not try recruiting blocks inside a specialist (tried only when the base's saved dial
     /// has λ > 0 and its blocks are semantic).

@@ -20,8 +20,8 @@ pub struct SynthArgs {
     /// Generator seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Fraction of clinical records.
-    #[arg(long, default_value_t = 0.5)]
+    /// Fraction of clinical records (in [0, 1]).
+    #[arg(long, default_value_t = 0.5, value_parser = super::flags::fraction)]
     pub clinical_fraction: f64,
 }
 

@@ -9,9 +9,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::recruit::RecruitArgs;
 use crate::engine::corpus::{asset_path, BlockSpec, CorpusSource, TokenizerKind};
-use crate::engine::jobs::train::{train, TrainSummary};
+use crate::engine::jobs::train::{train, train_shape, TrainSummary};
 use crate::engine::train_job::TrainJob;
 use crate::engine::{AdamWConfig, Sampling, TrainConfig};
+use crate::files::{check_regular, human_bytes, MAX_DOCUMENT_BYTES};
 
 /// Tokenizer choice on the command line.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -72,17 +73,17 @@ pub struct TrainArgs {
     /// Training dial λ_train in [0, 1] (weight of the off-block penalty).
     #[arg(long, default_value = "0", value_parser = super::parse_lambda)]
     pub lambda_train: f64,
-    /// Penalty scale η.
-    #[arg(long, default_value_t = 1.0)]
+    /// Penalty scale η (in [0, 1e6]).
+    #[arg(long, default_value_t = 1.0, value_parser = super::flags::weight)]
     pub eta: f64,
-    /// Anchor-loss weight μ_anc.
-    #[arg(long, default_value_t = 0.05)]
+    /// Anchor-loss weight μ_anc (in [0, 1e6]).
+    #[arg(long, default_value_t = 0.05, value_parser = super::flags::weight)]
     pub mu_anchor: f64,
     /// A rule file to train towards (a penalty −log PF_mass where each rule fires).
     #[arg(long)]
     pub rules: Option<std::path::PathBuf>,
-    /// Weight μ_rule of the rule penalty (used with --rules).
-    #[arg(long, default_value_t = 1.0)]
+    /// Weight μ_rule of the rule penalty (used with --rules; in [0, 1e6]).
+    #[arg(long, default_value_t = 1.0, value_parser = super::flags::weight)]
     pub mu_rule: f64,
     /// Train only parameters whose names start with these (comma-separated, e.g.
     /// `head.bias,ln_f` to fine-tune a specialist cheaply); default: all.
@@ -94,8 +95,8 @@ pub struct TrainArgs {
     /// Tokens per row (at most the preset's positions).
     #[arg(long, default_value_t = 64)]
     pub seq: usize,
-    /// Learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    /// Learning rate (in (0, 10]).
+    #[arg(long, default_value_t = 1e-3, value_parser = super::flags::learning_rate)]
     pub lr: f64,
     /// Use the reference's sequential batches instead of random ones.
     #[arg(long)]
@@ -147,7 +148,7 @@ impl TrainArgs {
         if self.steps == 0 {
             bail!("--steps must be at least 1");
         }
-        Ok(TrainJob {
+        let job = TrainJob {
             corpus,
             tokenizer: b.tokenizer.kind(),
             preset: b.preset.clone(),
@@ -161,7 +162,9 @@ impl TrainArgs {
             save_optimizer: !self.no_optimizer_state,
             rules: self.rules.clone(),
             recruit: self.recruitment.config(),
-        })
+        };
+        check_sizes(&job)?;
+        Ok(job)
     }
 
     fn train_config(&self) -> TrainConfig {
@@ -191,6 +194,52 @@ impl TrainArgs {
             ..TrainConfig::default()
         }
     }
+}
+
+/// Refuse a `--batch` or `--seq` the model cannot take, or one whose step would need more
+/// memory than [`TrainConfig::MAX_STEP_BYTES`], saying the limit, before anything is allocated.
+pub fn check_sizes(job: &TrainJob) -> Result<()> {
+    let t = &job.train;
+    if t.batch_size == 0 || t.batch_size > TrainConfig::MAX_BATCH_SIZE {
+        bail!(
+            "--batch must lie between 1 and {} rows, got {}",
+            TrainConfig::MAX_BATCH_SIZE,
+            t.batch_size
+        );
+    }
+    if let Some(rules) = &job.rules {
+        // Read later by the trainer; refused here before a device or a 4 GB read.
+        check_regular(rules, MAX_DOCUMENT_BYTES, "a rules file")?;
+    }
+    let shape = train_shape(job)?;
+    let (limit, whose) = match (shape.positions, &job.resume) {
+        (Some(p), Some(dir)) => (p, format!("the {p} positions of {}", dir.display())),
+        _ => (
+            TrainConfig::MAX_FRESH_SEQ_LEN,
+            format!(
+                "the limit of {} tokens for a new model",
+                TrainConfig::MAX_FRESH_SEQ_LEN
+            ),
+        ),
+    };
+    if t.seq_len < 2 || t.seq_len > limit {
+        bail!("--seq must lie between 2 and {whose}, got {}", t.seq_len);
+    }
+    let need = t.step_bytes(shape.layers, shape.heads, shape.d_model);
+    if need > TrainConfig::MAX_STEP_BYTES {
+        bail!(
+            "--batch {} × --seq {} would need about {} per training step ({} layers × {} heads \
+             × {}² attention weights per row); the limit is {}: lower --batch or --seq",
+            t.batch_size,
+            t.seq_len,
+            human_bytes(need),
+            shape.layers,
+            shape.heads,
+            t.seq_len,
+            human_bytes(TrainConfig::MAX_STEP_BYTES)
+        );
+    }
+    Ok(())
 }
 
 /// A progress bar showing step, ETA, tokens/s and loss.

@@ -7,6 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::files::{read_bytes, FileError, MAX_CORPUS_BYTES};
+
 /// A file is treated as binary when more than this fraction of its bytes are control bytes
 /// other than `\n`, `\r`, `\t` and form feed.
 pub const MAX_CONTROL_FRACTION: f64 = 0.05;
@@ -14,13 +16,15 @@ pub const MAX_CONTROL_FRACTION: f64 = 0.05;
 /// Why a corpus file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CorpusError {
-    /// The file could not be read at all.
-    #[error("cannot read corpus {}: {source}", path.display())]
+    /// The file could not be read at all: missing, not a regular file (a folder, a device such
+    /// as `/dev/zero`), larger than [`MAX_CORPUS_BYTES`], or unreadable. The cause names the file
+    /// and is not repeated as an error source.
+    #[error("cannot read the corpus: {cause}")]
     Unreadable {
         /// The corpus path.
         path: PathBuf,
-        /// The underlying I/O error.
-        source: std::io::Error,
+        /// Why (it names the path).
+        cause: FileError,
     },
     /// The file has no non-whitespace content.
     #[error("corpus {} is empty (or whitespace only)", path.display())]
@@ -69,10 +73,17 @@ pub enum CorpusError {
 /// Read a corpus file as text, rejecting empty, binary and non-UTF-8 files, and normalising
 /// `"\r\n"` line endings to `"\n"`.
 pub fn load_corpus(path: &Path) -> Result<String, CorpusError> {
-    let bytes = std::fs::read(path).map_err(|source| CorpusError::Unreadable {
-        path: path.to_path_buf(),
-        source,
+    let bytes = read_bytes(path, MAX_CORPUS_BYTES, "a corpus").map_err(|cause| {
+        CorpusError::Unreadable {
+            path: path.to_path_buf(),
+            cause,
+        }
     })?;
+    // Editors on Windows save UTF-8 with a byte-order mark; it is not part of the text.
+    let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) => rest.to_vec(),
+        None => bytes,
+    };
     let path_buf = || path.to_path_buf();
     if let Some(offset) = bytes.iter().position(|&b| b == 0) {
         return Err(CorpusError::BinaryNul {

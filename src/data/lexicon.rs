@@ -18,17 +18,19 @@ use std::path::{Path, PathBuf};
 
 use super::corpus::line_column;
 use super::tokenizer::{Tokenizer, UNK_TOKEN};
+use crate::files::{read_bytes, FileError, MAX_DOCUMENT_BYTES};
 
 /// Why a lexicon could not be loaded or applied.
 #[derive(Debug, thiserror::Error)]
 pub enum LexiconError {
-    /// The file could not be read.
-    #[error("cannot read lexicon {}: {source}", path.display())]
+    /// The file could not be read: missing, not a regular file, too large or unreadable. The
+    /// cause names the file and is not repeated as an error source.
+    #[error("cannot read the lexicon: {cause}")]
     Io {
         /// The lexicon path.
         path: PathBuf,
-        /// The underlying I/O error.
-        source: std::io::Error,
+        /// Why (it names the path).
+        cause: FileError,
     },
     /// The file is not valid UTF-8.
     #[error("{}:{line}: lexicon is not UTF-8 (invalid byte at column {column})", path.display())]
@@ -116,10 +118,16 @@ pub struct Lexicon {
 impl Lexicon {
     /// Read and parse a lexicon file.
     pub fn load(path: &Path) -> Result<Self, LexiconError> {
-        let bytes = std::fs::read(path).map_err(|source| LexiconError::Io {
-            path: path.to_path_buf(),
-            source,
+        let bytes = read_bytes(path, MAX_DOCUMENT_BYTES, "a lexicon").map_err(|cause| {
+            LexiconError::Io {
+                path: path.to_path_buf(),
+                cause,
+            }
         })?;
+        let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+            Some(rest) => rest.to_vec(),
+            None => bytes,
+        };
         let text = match String::from_utf8(bytes) {
             Ok(text) => text,
             Err(err) => {

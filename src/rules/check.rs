@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::tokenizer::Tokenizer;
 use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::rules::ast::{Condition, Name, Pos, Rule, RuleSet, Scope, Strength, Target};
-use crate::rules::parse::{RuleError, RuleErrors};
+use crate::rules::parse::{ErrorSink, RuleError, RuleErrors};
 use crate::rules::print::{print_positions, print_rule};
 
 /// A block a rule refers to: one of the model's, or one a rule declares by its tokens.
@@ -122,7 +122,7 @@ pub fn resolve(
         tokenizer,
         anchors,
         declared: Vec::new(),
-        errors: Vec::new(),
+        errors: ErrorSink::default(),
     };
     // Declared blocks first, so any rule may use them.
     for r in &set.rules {
@@ -131,12 +131,9 @@ pub fn resolve(
         }
     }
     let out: Vec<ResolvedRule> = set.rules.iter().filter_map(|r| res.rule(r)).collect();
-    let mut errors = res.errors;
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        errors.sort_by_key(|e| e.pos);
-        Err(RuleErrors { errors })
+    match res.errors.finish() {
+        None => Ok(out),
+        Some(e) => Err(e),
     }
 }
 
@@ -146,7 +143,7 @@ struct Resolver<'a> {
     tokenizer: &'a dyn Tokenizer,
     anchors: &'a [(String, Vec<String>)],
     declared: Vec<(String, Vec<u32>)>,
-    errors: Vec<RuleError>,
+    errors: ErrorSink,
 }
 
 impl Resolver<'_> {
@@ -315,12 +312,12 @@ impl Resolver<'_> {
 
     /// One rule resolved; None when it has an error (recorded).
     fn rule(&mut self, r: &Rule) -> Option<ResolvedRule> {
-        let before = self.errors.len();
+        let before = self.errors.count();
         let (when, trigger_label) = self.conditions(&r.when);
         let (aim, target_block, target_label) = self.target(&r.target);
         let forbid = self.tokens(&r.forbid);
         let boost = r.boost.as_ref().map(|(toks, by)| (self.tokens(toks), *by));
-        if self.errors.len() != before {
+        if self.errors.count() != before {
             return None;
         }
         Some(ResolvedRule {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::analysis::kmeans::kmeans;
 use crate::data::lexicon::Lexicon;
@@ -34,6 +34,13 @@ pub fn rebuild_blocks(
     let (mut ck, tok) = open_checkpoint(from)?;
     let map = match source {
         BlockSource::KMeans { k } => {
+            if *k > tok.vocab_size() {
+                bail!(
+                    "--kmeans {k} is more than the {} tokens of {}'s vocabulary",
+                    tok.vocab_size(),
+                    from.display()
+                );
+            }
             let rows: Vec<Vec<f32>> = ck.model.params.get("tok.weight")?.to_vec2()?;
             let assign = kmeans(&rows, *k, 100, seed);
             let pairs: Vec<(u32, String)> = assign

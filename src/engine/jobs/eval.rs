@@ -60,6 +60,9 @@ pub struct EvalOutcome {
 /// Run an evaluation. For an imported model, `on_note` first hears a one-line summary of the
 /// model, its blocks and the text.
 pub fn evaluate_model(job: &EvalJob, on_note: impl FnOnce(&str)) -> Result<EvalOutcome> {
+    if job.windows == 0 {
+        anyhow::bail!("the number of windows to score (--windows) must be at least 1, got 0");
+    }
     match OpenModel::open(&job.model)? {
         OpenModel::Checkpoint {
             checkpoint,
@@ -156,10 +159,12 @@ fn evaluate_imported(
             .clone()
             .unwrap_or_else(|| "assets/corpora/shakespeare_1mb.txt".into()),
     ));
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text = crate::data::corpus::load_corpus(&path)?;
     // Enough text for the windows asked for (about 4 characters per token).
-    let take: String = text.chars().take(job.windows.max(1) * 64 * 6).collect();
+    let take: String = text
+        .chars()
+        .take(job.windows.max(1).saturating_mul(64 * 6))
+        .collect();
     let ids = tok.encode(&take);
     let dims = m.model().dims();
     let blocks = match &job.lexicon {
@@ -206,10 +211,9 @@ fn evaluate_imported(
 /// The anchor statistics recorded in a checkpoint's training facts (`None` when it has none).
 pub fn recorded_anchors(checkpoint: &Path) -> Result<Option<AnchorReport>> {
     let path = checkpoint.join("config.json");
-    let meta: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
-    )
-    .with_context(|| format!("{}: invalid JSON", path.display()))?;
+    let text = crate::files::read_text(&path, crate::files::MAX_CONFIG_BYTES, "a config.json")?;
+    let meta: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?;
     let info: Option<TrainingInfo> = serde_json::from_value(meta["training"].clone()).ok();
     Ok(info.and_then(|i| i.anchors))
 }

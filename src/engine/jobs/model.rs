@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
 use crate::engine::train_job::default_device;
+use crate::files::{read_bytes, MAX_CONFIG_BYTES};
 use crate::hf::{HfTokenizer, ImportedModel};
 use crate::model::backend::AttentionModel;
 use crate::model::blocks::BlockMap;
@@ -73,11 +74,15 @@ impl OpenModel {
     pub fn saved_or_kmeans_blocks(&self, clusters: usize) -> Result<BlockMap> {
         match self {
             Self::Checkpoint { checkpoint, .. } => Ok(checkpoint.blocks.clone()),
-            Self::Imported { model, tokenizer } => match std::fs::read(model.blocks_path()) {
-                Ok(b) => Ok(serde_json::from_slice(&b)
-                    .with_context(|| format!("{}", model.blocks_path().display()))?),
-                Err(_) => model.kmeans_blocks(tokenizer, clusters, 0),
-            },
+            Self::Imported { model, tokenizer } => {
+                let path = model.blocks_path();
+                if !path.exists() {
+                    return model.kmeans_blocks(tokenizer, clusters, 0);
+                }
+                let b = read_bytes(&path, MAX_CONFIG_BYTES, "a blocks.json")?;
+                Ok(serde_json::from_slice(&b)
+                    .with_context(|| format!("{}: not a block map", path.display()))?)
+            }
         }
     }
 }

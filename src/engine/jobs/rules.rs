@@ -3,11 +3,12 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::data::tokenizer::Tokenizer;
 use crate::engine::jobs::model::{checkpoint_anchors, open_checkpoint};
+use crate::files::{read_text, MAX_DOCUMENT_BYTES};
 use crate::model::backend::AttentionModel;
 use crate::model::blocks::BlockMap;
 use crate::model::dial::DialSetting;
@@ -16,6 +17,13 @@ use crate::rules::check::ResolvedRule;
 use crate::rules::inject::capture_with_rules;
 use crate::rules::{parse_rules, resolve};
 
+/// The text of a rule file: a regular UTF-8 file of at most
+/// [`MAX_DOCUMENT_BYTES`](crate::files::MAX_DOCUMENT_BYTES), without a byte-order mark; the
+/// error names the file and the problem once.
+pub fn read_rules_file(file: &Path) -> Result<String> {
+    Ok(read_text(file, MAX_DOCUMENT_BYTES, "a rules file")?)
+}
+
 /// Read, parse and resolve a rule file; every error is listed as FILE:LINE:COL: message.
 pub fn load_rules(
     file: &Path,
@@ -23,8 +31,7 @@ pub fn load_rules(
     tok: &dyn Tokenizer,
     anchors: &[(String, Vec<String>)],
 ) -> Result<Vec<ResolvedRule>> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text = read_rules_file(file)?;
     let name = file.display().to_string();
     let set = parse_rules(&text).map_err(|e| anyhow::anyhow!("{}", e.with_file(&name)))?;
     resolve(&set, blocks, tok, anchors).map_err(|e| anyhow::anyhow!("{}", e.with_file(&name)))
@@ -44,15 +51,14 @@ pub struct CheckedRule {
 /// Check a rule file: its syntax, and (with `checkpoint`) every block and token it names.
 /// The error lists each problem with its file, line and column.
 pub fn check_rules(file: &Path, checkpoint: Option<&Path>) -> Result<Vec<CheckedRule>> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text = read_rules_file(file)?;
     let name = file.display().to_string();
     let set = match parse_rules(&text) {
         Ok(s) => s,
         Err(e) => bail!(
             "{}\n{name} rejected whole ({} error(s))",
             e.with_file(&name),
-            e.errors.len()
+            e.total()
         ),
     };
     if let Some(dir) = checkpoint {
@@ -62,7 +68,7 @@ pub fn check_rules(file: &Path, checkpoint: Option<&Path>) -> Result<Vec<Checked
                 "{}\n{name} does not fit {} ({} error(s))",
                 e.with_file(&name),
                 dir.display(),
-                e.errors.len()
+                e.total()
             );
         }
     }

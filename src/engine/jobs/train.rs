@@ -1,9 +1,11 @@
 //! A training run for a face that prints: run the job on the default device and hand back a
 //! plain summary (steps, held-out metrics, what recruitment did) instead of the session.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::engine::train_job::{default_device, run_with_recruitment, TrainJob};
+use crate::files::{read_text, MAX_CONFIG_BYTES};
+use crate::model::config::ModelConfig;
 use crate::train::eval::EvalReport;
 use crate::train::recruit::RecruitEvent;
 use crate::train::StepStats;
@@ -64,5 +66,42 @@ pub fn train(
         steps: session.trainer.step,
         eval: outcome.eval.clone(),
         recruitment,
+    })
+}
+
+/// The shape of the model a job trains, for checking its flags before anything is allocated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrainShape {
+    /// Layers L.
+    pub layers: usize,
+    /// Heads H per layer.
+    pub heads: usize,
+    /// Width d_model.
+    pub d_model: usize,
+    /// Positions of a resumed model; `None` for a fresh one, whose positions follow `--seq`.
+    pub positions: Option<usize>,
+}
+
+/// The shape of the model `job` trains: the resumed checkpoint's (read from its `config.json`
+/// alone, no weights) or the preset's.
+pub fn train_shape(job: &TrainJob) -> Result<TrainShape> {
+    let (cfg, positions) = match &job.resume {
+        Some(dir) => {
+            let path = dir.join("config.json");
+            let text = read_text(&path, MAX_CONFIG_BYTES, "a checkpoint's config.json")?;
+            let meta: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{}: invalid JSON", path.display()))?;
+            let cfg: ModelConfig = serde_json::from_value(meta["model"].clone())
+                .with_context(|| format!("{}: the model's shape (\"model\")", path.display()))?;
+            let positions = cfg.max_seq_len;
+            (cfg, Some(positions))
+        }
+        None => (ModelConfig::preset(&job.preset, 1)?, None),
+    };
+    Ok(TrainShape {
+        layers: cfg.num_layers,
+        heads: cfg.num_heads,
+        d_model: cfg.d_model,
+        positions,
     })
 }

@@ -33,6 +33,7 @@ impl Worker {
                     pos: Default::default(),
                     message: "no model is loaded to check the rules against".into(),
                 }],
+                omitted: 0,
             });
         };
         let mut rules = resolve(&set, blocks, tok, &anchors)?;

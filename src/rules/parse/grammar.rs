@@ -7,6 +7,34 @@ use crate::rules::keywords::{expected_clause, expected_condition, expected_targe
 use crate::rules::parse::lex::Tok;
 use crate::rules::parse::parser::{Bail, Parser, P};
 
+/// Largest logit a rule may add (`bias`, `boost ... by`): e^1000 is already far beyond single
+/// precision, and a larger number (1e40 is finite in f64 but infinite in f32) turns the
+/// attention into NaN.
+pub const MAX_LOGIT: f64 = 1000.0;
+
+/// Closest a `fidelity` target may come to 0 or 1: nearer, it rounds to 0 or 1 in single
+/// precision and the bias solved for it is infinite.
+pub const MIN_FIDELITY: f64 = 1e-6;
+
+/// The message for a logit too large to compute with.
+fn too_large(what: &str, v: f64) -> String {
+    format!(
+        "{what} {} is too large: a logit of at most {MAX_LOGIT} in size (larger ones overflow \
+         single precision)",
+        show(v)
+    )
+}
+
+/// A number as a reader would write it: `1e40`, not forty digits.
+fn show(v: f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(1e-4..1e6).contains(&a) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 /// The clauses of one rule as they are read.
 #[derive(Default)]
 struct Draft {
@@ -128,12 +156,26 @@ impl Parser {
             if v < 0.0 {
                 return self.fail(vpos, format!("bias must be ≥ 0, found {v}"));
             }
+            if v > MAX_LOGIT {
+                return self.fail(vpos, too_large("bias", v));
+            }
             Ok(Strength::Bias { rho: v })
         } else {
             if !(v > 0.0 && v < 1.0) {
                 return self.fail(
                     vpos,
                     format!("fidelity must lie strictly between 0 and 1, found {v}"),
+                );
+            }
+            if !(MIN_FIDELITY..=1.0 - MIN_FIDELITY).contains(&v) {
+                return self.fail(
+                    vpos,
+                    format!(
+                        "fidelity {} is too close to 0 or 1 to compute with (single precision): \
+                         give a value in [{MIN_FIDELITY}, {}]",
+                        show(v),
+                        1.0 - MIN_FIDELITY
+                    ),
                 );
             }
             Ok(Strength::Fidelity { target: v })
@@ -144,7 +186,11 @@ impl Parser {
     fn boost(&mut self) -> P<(Vec<Name>, f64)> {
         let toks = self.tokens()?;
         self.word("by")?;
+        let vpos = self.pos();
         let by = self.number("the boost (a number)")?;
+        if by.abs() > MAX_LOGIT {
+            return self.fail(vpos, too_large("boost", by));
+        }
         Ok((toks, by))
     }
 

@@ -3,7 +3,7 @@
 //! Lexical errors are collected and the bad character skipped, so lexing never stops early.
 
 use crate::rules::ast::Pos;
-use crate::rules::parse::error::RuleError;
+use crate::rules::parse::error::{ErrorSink, RuleError};
 
 /// One token of a rule file.
 #[derive(Clone, Debug, PartialEq)]
@@ -102,7 +102,7 @@ impl Cursor {
     }
 
     /// A string from its opening quote; None when it is not closed on the same line.
-    fn string(&mut self, errors: &mut Vec<RuleError>) -> Option<String> {
+    fn string(&mut self, errors: &mut ErrorSink) -> Option<String> {
         self.bump();
         let mut s = String::new();
         while let Some(d) = self.peek() {
@@ -120,7 +120,7 @@ impl Cursor {
     }
 
     /// The character after a backslash.
-    fn escape(&mut self, s: &mut String, errors: &mut Vec<RuleError>) {
+    fn escape(&mut self, s: &mut String, errors: &mut ErrorSink) {
         let e = self.peek();
         match e {
             Some('"') => s.push('"'),
@@ -192,7 +192,7 @@ impl Cursor {
 }
 
 /// Split the text into tokens; lexical errors are collected and the bad character skipped.
-pub(super) fn lex(text: &str, errors: &mut Vec<RuleError>) -> Vec<(Tok, Pos)> {
+pub(super) fn lex(text: &str, errors: &mut ErrorSink) -> Vec<(Tok, Pos)> {
     let mut cur = Cursor::new(text);
     let mut out = Vec::new();
     while let Some(c) = cur.peek() {

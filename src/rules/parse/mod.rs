@@ -32,15 +32,22 @@ mod grammar;
 mod lex;
 mod parser;
 
-pub use error::{RuleError, RuleErrors};
+pub use error::{RuleError, RuleErrors, MAX_KEPT_ERRORS, MAX_LISTED_ERRORS};
+
+pub(crate) use error::ErrorSink;
+pub use grammar::{MAX_LOGIT, MIN_FIDELITY};
 
 use crate::rules::ast::{Rule, RuleSet};
 use lex::{lex, Tok};
 use parser::{Bail, Parser};
 
-/// Parse a rule file. Every error is returned, in file order; no rule is returned then.
+/// Parse a rule file. Every error is returned (up to [`MAX_KEPT_ERRORS`], the rest counted),
+/// in file order; no rule is returned then. A leading byte-order mark is skipped.
 pub fn parse_rules(text: &str) -> Result<RuleSet, RuleErrors> {
-    let mut errors = Vec::new();
+    // A file saved with a byte-order mark: the mark is no character of the rules, and columns
+    // are counted after it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut errors = ErrorSink::default();
     let toks = lex(text, &mut errors);
     let mut p = Parser {
         toks,
@@ -73,11 +80,8 @@ pub fn parse_rules(text: &str) -> Result<RuleSet, RuleErrors> {
             }
         }
     }
-    if p.errors.is_empty() {
-        Ok(RuleSet { rules })
-    } else {
-        p.errors.sort_by_key(|e| e.pos);
-        p.errors.dedup();
-        Err(RuleErrors { errors: p.errors })
+    match p.errors.finish() {
+        None => Ok(RuleSet { rules }),
+        Some(e) => Err(e),
     }
 }

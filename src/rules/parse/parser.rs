@@ -4,7 +4,7 @@
 
 use crate::rules::ast::{Name, Pos, Scope};
 use crate::rules::keywords::CLAUSES;
-use crate::rules::parse::error::RuleError;
+use crate::rules::parse::error::{ErrorSink, RuleError};
 use crate::rules::parse::lex::Tok;
 
 /// The tokens of a file, where the parser stands and the errors found so far.
@@ -14,7 +14,7 @@ pub(super) struct Parser {
     /// Index of the next token.
     pub(super) at: usize,
     /// Errors in the order found.
-    pub(super) errors: Vec<RuleError>,
+    pub(super) errors: ErrorSink,
 }
 
 /// A parse failure inside one rule (already recorded); the parser skips to its `end`.

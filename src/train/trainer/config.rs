@@ -73,6 +73,36 @@ impl Default for TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// Most tokens per row for a fresh model (whose positions are raised to the row length): a
+    /// longer row is a typo or an attack (`--seq 100000` would allocate tens of GB).
+    pub const MAX_FRESH_SEQ_LEN: usize = 4096;
+
+    /// Most rows per batch, whatever the memory estimate says.
+    pub const MAX_BATCH_SIZE: usize = 1 << 16;
+
+    /// Most memory one training step may need by [`TrainConfig::step_bytes`]'s estimate.
+    pub const MAX_STEP_BYTES: u64 = 4 << 30;
+
+    /// An estimate of the memory of one training step in bytes for a model of this shape:
+    /// per row and position, each layer keeps the attention scores and weights of every head
+    /// over the row (B·T·L·H·T values, four copies with their gradients) and about 16
+    /// activations of width d_model, all in f32. Saturates instead of overflowing, so an absurd
+    /// request gives `u64::MAX`.
+    pub fn step_bytes(&self, layers: usize, heads: usize, d_model: usize) -> u64 {
+        let n = |x: usize| x as u64;
+        let per_layer = n(heads)
+            .saturating_mul(n(self.seq_len))
+            .saturating_mul(4)
+            .saturating_add(n(d_model).saturating_mul(16));
+        n(self.batch_size)
+            .saturating_mul(n(self.seq_len))
+            .saturating_mul(n(layers))
+            .saturating_mul(per_layer)
+            .saturating_mul(4)
+    }
+}
+
 /// Errors while training.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {

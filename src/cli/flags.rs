@@ -1,0 +1,120 @@
+//! Numeric flags, checked where they are parsed: every float flag is finite (never NaN or ±∞)
+//! and inside a stated range, and every count that sizes an allocation has a stated limit, so
+//! a typo or a hostile value is refused with the flag named before any work starts.
+//!
+//! Clap names the flag in its error (`invalid value 'nan' for '--tau <TAU>': ...`), so the
+//! parsers here say only what is wrong with the value and what range is allowed.
+
+use std::ops::RangeInclusive;
+
+/// Smallest temperature τ: scores are divided by τ in f32, so a τ near 0 turns ordinary scores
+/// into infinities (and the softmax into NaN).
+pub const MIN_TAU: f64 = 1e-3;
+/// Largest temperature τ (beyond it every row is uniform anyway).
+pub const MAX_TAU: f64 = 1e3;
+/// Largest exponent γ of a `power:GAMMA` schedule.
+pub const MAX_GAMMA: f64 = 64.0;
+/// Largest loss weight (η, μ_anc, μ_rule): beyond it the loss overflows f32 in a few steps.
+pub const MAX_WEIGHT: f64 = 1e6;
+/// Largest learning rate.
+pub const MAX_LR: f64 = 10.0;
+/// Largest margin in bits (δ of recruitment and of specialists).
+pub const MAX_BITS: f64 = 1e15;
+/// Most k-means clusters (`eval --clusters`, `blocks --kmeans`): k-means costs grow with k, and
+/// 300 clusters of a real vocabulary already take 20 s.
+pub const MAX_CLUSTERS: usize = 256;
+/// Most evaluation windows (`eval --windows`).
+pub const MAX_WINDOWS: usize = 100_000;
+
+/// A finite float in `range`, with `lo_open` excluding the lower end; `what` names the quantity
+/// in the message ("τ").
+pub fn finite_in(
+    s: &str,
+    range: RangeInclusive<f64>,
+    lo_open: bool,
+    what: &str,
+) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{what}: '{s}' is not a number"))?;
+    if !v.is_finite() {
+        return Err(format!("{what} must be a finite number, got {v}"));
+    }
+    let (lo, hi) = (*range.start(), *range.end());
+    let below = if lo_open { v <= lo } else { v < lo };
+    if below || v > hi {
+        let open = if lo_open { "(" } else { "[" };
+        return Err(format!("{what} must lie in {open}{lo}, {hi}], got {v}"));
+    }
+    Ok(v)
+}
+
+/// λ in [0, 1].
+pub fn unit(s: &str) -> Result<f64, String> {
+    finite_in(s, 0.0..=1.0, false, "λ")
+}
+
+/// A fraction in [0, 1].
+pub fn fraction(s: &str) -> Result<f64, String> {
+    finite_in(s, 0.0..=1.0, false, "the fraction")
+}
+
+/// The temperature τ in [`MIN_TAU`], [`MAX_TAU`].
+pub fn tau(s: &str) -> Result<f64, String> {
+    finite_in(s, MIN_TAU..=MAX_TAU, false, "τ")
+}
+
+/// A loss weight (η, μ) in [0, [`MAX_WEIGHT`]].
+pub fn weight(s: &str) -> Result<f64, String> {
+    finite_in(s, 0.0..=MAX_WEIGHT, false, "the weight")
+}
+
+/// A learning rate in (0, [`MAX_LR`]].
+pub fn learning_rate(s: &str) -> Result<f64, String> {
+    finite_in(s, 0.0..=MAX_LR, true, "the learning rate")
+}
+
+/// A margin in bits in [0, [`MAX_BITS`]].
+pub fn bits(s: &str) -> Result<f64, String> {
+    finite_in(s, 0.0..=MAX_BITS, false, "the margin in bits")
+}
+
+/// The exponent γ of a `power:GAMMA` schedule, in [0, [`MAX_GAMMA`]].
+pub fn gamma(s: &str) -> Result<f64, String> {
+    finite_in(s, 0.0..=MAX_GAMMA, false, "γ")
+}
+
+/// A count of at least 1 and at most `max`; `flag` names it in the message.
+pub fn count_in(flag: &str, n: usize, max: usize) -> anyhow::Result<usize> {
+    if n == 0 {
+        anyhow::bail!("{flag} must be at least 1, got 0");
+    }
+    if n > max {
+        anyhow::bail!("{flag} {n} is more than the limit of {max}");
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_and_out_of_range_values_are_refused_with_the_range() {
+        for bad in ["nan", "NaN", "inf", "-inf", "1e400"] {
+            let e = tau(bad).unwrap_err();
+            assert!(e.contains("finite"), "{bad}: {e}");
+        }
+        let e = tau("1e-300").unwrap_err();
+        assert!(e.contains("0.001") && e.contains("1e-300"), "{e}");
+        assert!(tau("0").is_err() && tau("-1").is_err() && tau("abc").is_err());
+        assert_eq!(tau("0.5"), Ok(0.5));
+        assert!(learning_rate("0").unwrap_err().contains("(0, 10]"));
+        assert_eq!(weight("0"), Ok(0.0));
+        assert!(weight("nan").is_err() && gamma("-1").is_err() && unit("1.5").is_err());
+        assert!(count_in("--windows", 0, 10).is_err());
+        let e = count_in("--kmeans", 11, 10).unwrap_err().to_string();
+        assert!(e.contains("--kmeans 11") && e.contains("10"), "{e}");
+    }
+}
