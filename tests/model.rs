@@ -22,12 +22,13 @@ use localist::analysis::metrics::max_mean_causal_entropy_bits;
 use localist::analysis::penalty::{group_lasso as pure_group_lasso, group_sizes, BlockWeighting};
 use localist::analysis::rng::SplitMix64;
 use localist::model::blocks::BlockMap;
-use localist::model::capture::{capture, sequence_biases, Capture};
+use localist::model::capture::{capture, capture_masked, sequence_biases, Capture};
 use localist::model::checkpoint::{
     load_checkpoint, save_checkpoint, CheckpointError, CheckpointMeta, CHECKPOINT_VERSION,
 };
 use localist::model::config::ModelConfig;
 use localist::model::dial::{layer_bias, DialSetting};
+use localist::model::finite::NonFinite;
 use localist::model::transformer::{ForwardOptions, LocalistModel, ModelError};
 use localist::train::dataset::TokenStream;
 use localist::train::penalty::{group_lasso, PenaltyTensors};
@@ -1541,4 +1542,178 @@ fn every_sample_model_still_loads() {
         let ck = load_checkpoint(&root.join(name), &Device::Cpu);
         assert!(ck.is_ok(), "{name}: {:?}", ck.err());
     }
+
+// --- Issue 13: non-finite results and the capture memory limit ---------------------------------
+
+/// Multiply one parameter of `model` by `factor` in memory (every weight stays finite).
+fn scale_param(model: &LocalistModel, name: &str, factor: f64) {
+    let var = model.params.var(name).unwrap();
+    let scaled = (var.as_tensor() * factor).unwrap();
+    var.set(&scaled).unwrap();
+}
+
+/// A random model whose layer 1 Q/K/V weights are 1e22 times too large: scores ≈ 1e43
+/// overflow f32, so softmax gives NaN in layer 1 while layer 0 stays finite.
+fn overflowing_layer_1() -> LocalistModel {
+    let model = random_model(8, 13);
+    scale_param(&model, "blocks.1.qkv.weight", 1e22);
+    model
+}
+
+#[test]
+fn capture_refuses_nan_attention_and_names_the_layer() {
+    let model = overflowing_layer_1();
+    let ids = random_ids(5, T);
+    for d in [dial(DialMode::Bias, 0.0), dial(DialMode::Bias, 1.0)] {
+        match capture(&model, &window_blocks(), &ids, &d) {
+            Err(ModelError::NonFinite(NonFinite::Attention { layer, value, .. })) => {
+                assert_eq!(layer, 1, "layer 0 is finite; layer 1 overflows");
+                assert!(!value.is_finite());
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(c) => panic!(
+                "a NaN capture was accepted (mean entropy {})",
+                c.mean_entropy_bits(None)
+            ),
+        }
+    }
+    // The rules' entry point (masks moved, an extra bias) refuses it the same way.
+    let masks = window_blocks().masks(&ids);
+    let e = capture_masked(
+        &model,
+        &window_blocks(),
+        &ids,
+        &masks,
+        &dial(DialMode::Bias, 0.5),
+        None,
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(e.contains("attention of layer 1, head "), "{e}");
+    assert!(e.contains("not finite"), "{e}");
+}
+
+#[test]
+fn capture_refuses_infinite_logits_with_finite_attention() {
+    let model = random_model(8, 13);
+    // ln_f's bias 1 makes the normalised state sum to d = 128; a head of 1e37 then gives
+    // logits ≈ 1e39 > f32::MAX: finite weights, infinite logits, finite attention.
+    let ln_f_bias = model.params.var("ln_f.bias").unwrap();
+    ln_f_bias
+        .set(&Tensor::ones(128, candle_core::DType::F32, &Device::Cpu).unwrap())
+        .unwrap();
+    let head = model.params.var("head.weight").unwrap();
+    head.set(&Tensor::full(1e37f32, (V, 128), &Device::Cpu).unwrap())
+        .unwrap();
+    let ids = random_ids(6, T);
+    match capture(&model, &window_blocks(), &ids, &dial(DialMode::Bias, 0.0)) {
+        Err(ModelError::NonFinite(NonFinite::Logits {
+            position, value, ..
+        })) => {
+            assert_eq!(position, 0, "the first position already overflows");
+            assert!(!value.is_finite());
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("infinite logits were accepted"),
+    }
+    let stream = random_stream(7, 4 * T + 1);
+    let e = localist::train::eval::evaluate(
+        &model,
+        &window_blocks(),
+        &stream,
+        &dial(DialMode::Bias, 0.0),
+        T,
+        2,
+        2,
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(e.contains("the loss is not finite"), "{e}");
+}
+
+#[test]
+fn evaluate_refuses_nan_attention_instead_of_a_perfect_score() {
+    let model = overflowing_layer_1();
+    let stream = random_stream(8, 4 * T + 1);
+    let r = localist::train::eval::evaluate(
+        &model,
+        &window_blocks(),
+        &stream,
+        &dial(DialMode::Bias, 0.0),
+        T,
+        3,
+        2,
+    );
+    match r {
+        Err(TrainError::Model(ModelError::NonFinite(NonFinite::Attention { layer, .. }))) => {
+            assert_eq!(layer, 1);
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(rep) => panic!(
+            "NaN attention evaluated to perplexity {} and entropy {}",
+            rep.perplexity, rep.entropy_bits
+        ),
+    }
+    // The same model before the overflow evaluates normally (the check is not a blanket refusal).
+    let good = random_model(8, 13);
+    let rep = localist::train::eval::evaluate(
+        &good,
+        &window_blocks(),
+        &stream,
+        &dial(DialMode::Bias, 0.0),
+        T,
+        3,
+        2,
+    )
+    .unwrap();
+    assert!(rep.perplexity.is_finite() && rep.entropy_bits > 0.0);
+}
+
+/// A tiny model with 8,192 positions: 2 layers × 4 heads, 153 bytes per T² cell, so a full
+/// capture needs 8192² × 153 B ≈ 9.6 GiB, over the 4 GiB default limit.
+fn long_position_model() -> LocalistModel {
+    let mut cfg = ModelConfig::preset("tiny", V).unwrap();
+    cfg.max_seq_len = 8192;
+    LocalistModel::new_random(&cfg, 8, 3, &Device::Cpu).unwrap()
+}
+
+#[test]
+fn capture_over_the_memory_limit_is_refused_before_allocating() {
+    let model = long_position_model();
+    let ids = random_ids(9, 8192);
+    let blocks = BlockMap::windows(1024, 8192).unwrap();
+    match capture(&model, &blocks, &ids, &dial(DialMode::Bias, 0.0)) {
+        Err(ModelError::TooBig(e)) => {
+            // 8192² × (16·8 + 12·2 + 1) = 67,108,864 × 153 bytes.
+            assert_eq!(e.need_bytes, 10_267_656_192);
+            // ⌊√(4·2³⁰ / 153)⌋ = ⌊√28,071,681.7⌋ = 5298.
+            assert_eq!(e.max_tokens, 5298);
+            let msg = e.to_string();
+            assert!(
+                msg.contains("a capture of 8192 tokens needs about 9.6 GiB"),
+                "{msg}"
+            );
+            assert!(msg.contains("2 layers × 4 heads"), "{msg}");
+            assert!(msg.contains("at most 5298 tokens fit"), "{msg}");
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a 10 GB capture was attempted"),
+    }
+    // Evaluation windows of the full 8,192 positions are refused the same way.
+    let stream = random_stream(10, 8193);
+    let e = localist::train::eval::evaluate(
+        &model,
+        &blocks,
+        &stream,
+        &dial(DialMode::Bias, 0.0),
+        8192,
+        1,
+        16,
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(e.contains("at most 5298 tokens fit"), "{e}");
 }

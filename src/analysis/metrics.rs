@@ -8,18 +8,54 @@
 //!
 //! Masks are `&[bool]` indexed by key position. A mask shorter than the row reads as `false`
 //! beyond its end, so no function here can panic on mismatched lengths.
+//!
+//! NaN in, NaN out: a NaN weight or logit makes the entropy, ε, margin and KKT gap NaN, never
+//! 0 (`f64::max`, `min` and `p > 0.0` all drop NaN, and a NaN entropy read as 0 once showed a
+//! broken model as perfectly localist). Callers refuse NaN rows before they get here
+//! ([`crate::model::finite`] is the model's check); these functions only never hide one.
 
 /// Whether `mask` marks key `j`; positions past the end of the mask are unmarked.
 fn marked(mask: &[bool], j: usize) -> bool {
     mask.get(j).copied().unwrap_or(false)
 }
 
-/// Contribution `−p·log₂ p` of one probability to an entropy, with `0·log 0 = 0`.
+/// Contribution `−p·log₂ p` of one probability to an entropy, with `0·log 0 = 0` (and NaN for
+/// a NaN weight).
 fn entropy_term_bits(p: f64) -> f64 {
     if p > 0.0 {
         -p * p.log2()
+    } else if p.is_nan() {
+        f64::NAN
     } else {
         0.0
+    }
+}
+
+/// The larger of two values, NaN when either is NaN (`f64::max` drops a NaN).
+fn max_or_nan(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// The smaller of two values, NaN when either is NaN (`f64::min` drops a NaN).
+fn min_or_nan(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
+}
+
+/// `x` clamped at 0 from below (rounding can make ε = 1 − Σ slightly negative), keeping NaN
+/// as NaN where `x.max(0.0)` would turn it into 0.
+pub fn non_negative(x: f64) -> f64 {
+    if x < 0.0 {
+        0.0
+    } else {
+        x
     }
 }
 
@@ -82,17 +118,20 @@ pub fn logit_margin(logits: &[f32], relevant: &[bool], visible: &[bool]) -> f64 
         }
         let z = f64::from(z);
         if marked(relevant, j) {
-            min_in = min_in.min(z);
+            min_in = min_or_nan(min_in, z);
         } else {
-            max_off = max_off.max(z);
+            max_off = max_or_nan(max_off, z);
         }
     }
     margin_from_extremes(min_in, max_off)
 }
 
-/// The margin given the smallest relevant and largest off-block logit (±∞ when empty).
+/// The margin given the smallest relevant and largest off-block logit (±∞ when empty, NaN
+/// when either is NaN).
 fn margin_from_extremes(min_in: f64, max_off: f64) -> f64 {
-    if max_off == f64::NEG_INFINITY {
+    if min_in.is_nan() || max_off.is_nan() {
+        f64::NAN
+    } else if max_off == f64::NEG_INFINITY {
         f64::INFINITY
     } else if min_in == f64::INFINITY {
         f64::NEG_INFINITY
@@ -176,12 +215,12 @@ pub fn normalised_entropy(row: &[f32], n_visible: usize) -> f64 {
 /// shorter slice are ignored; empty input gives 0.
 pub fn kkt_gap(masses: &[f64], grad: &[f64]) -> f64 {
     let n = masses.len().min(grad.len());
-    let g_min = grad.iter().take(n).copied().fold(f64::INFINITY, f64::min);
+    let g_min = grad.iter().take(n).copied().fold(f64::INFINITY, min_or_nan);
     masses
         .iter()
         .zip(grad)
         .map(|(&p, &g)| p * (g - g_min))
-        .fold(0.0, f64::max)
+        .fold(0.0, max_or_nan)
 }
 
 /// The metrics of one attention row, computed together by [`summarise_row`].
@@ -239,9 +278,9 @@ pub fn summarise_row(
             if let Some(&z) = logits.and_then(|l| l.get(j)) {
                 let z = f64::from(z);
                 if is_relevant {
-                    min_in = min_in.min(z);
+                    min_in = min_or_nan(min_in, z);
                 } else {
-                    max_off = max_off.max(z);
+                    max_off = max_or_nan(max_off, z);
                 }
             }
         }
@@ -285,6 +324,27 @@ mod tests {
         assert!(!s.pointer_fidelity.top1);
         assert_eq!(s.n_visible, 4);
         assert!((s.normalised_entropy - normalised_entropy(&row, 4)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn nan_is_never_read_as_zero() {
+        let row = [0.5f32, f32::NAN, 0.5];
+        let logits = [1.0f32, f32::NAN, 0.0];
+        let all = [true, true, true];
+        let relevant = [true, false, false];
+        assert!(entropy_bits(&row).is_nan());
+        assert!(off_block_mass(&row, &relevant).is_nan());
+        assert!(logit_margin(&logits, &relevant, &all).is_nan());
+        let s = summarise_row(&row, Some(&logits), &all, &relevant, &relevant);
+        assert!(s.entropy_bits.is_nan());
+        assert!(s.off_block_mass.is_nan());
+        assert!(s.margin.is_some_and(f64::is_nan));
+        assert!(kkt_gap(&[0.5, 0.5], &[1.0, f64::NAN]).is_nan());
+        assert!(non_negative(f64::NAN).is_nan());
+        assert_eq!(non_negative(-1e-9), 0.0);
+        assert_eq!(non_negative(0.25), 0.25);
+        // Finite rows keep their values: entropy of (½, ½) is 1 bit.
+        assert!((entropy_bits(&[0.5, 0.5, 0.0]) - 1.0).abs() < 1e-12);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::analysis::kmeans::kmeans;
-use crate::analysis::metrics::log_softmax;
+use crate::analysis::metrics::{log_softmax, non_negative};
 use crate::model::backend::AttentionModel;
 use crate::model::blocks::BlockMap;
 use crate::model::capture::capture;
@@ -191,7 +191,7 @@ pub fn eval_imported(
             tokens: n,
             perplexity: scored.then(|| 2f64.powf(bits / n.max(1) as f64)),
             entropy_bits: ent / rows.max(1) as f64,
-            epsilon: (eps / rows.max(1) as f64).max(0.0),
+            epsilon: non_negative(eps / rows.max(1) as f64),
         });
     }
     Ok(out)

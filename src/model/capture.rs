@@ -3,15 +3,24 @@
 //! Per layer and head: the attention matrix, block masses p_k(i), off-block mass ε(i),
 //! entropy in bits and the logit margin m(i). A capture is a plain value computed from the
 //! forward's tensors once; the UI and the CLI only read it.
+//!
+//! Two refusals guard it: a sequence whose T×T tables would need more memory than the limit
+//! ([`crate::model::capture_memory`]) is refused before anything is allocated, and NaN or ±∞ in
+//! a layer's attention or in the logits ([`crate::model::finite`]) is an error naming the layer
+//! and head, never a capture whose metrics read as a perfect score.
 
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::metrics::{argmax, block_masses, entropy_bits, logit_margin, off_block_mass};
+use crate::analysis::metrics::{
+    argmax, block_masses, entropy_bits, logit_margin, non_negative, off_block_mass,
+};
 use crate::model::attention::AttentionBias;
 use crate::model::backend::AttentionModel;
 use crate::model::blocks::{BlockMap, SequenceMasks};
+use crate::model::capture_memory::check_capture_memory;
 use crate::model::dial::{layer_bias, DialSetting};
+use crate::model::finite::{check_attention, check_logits};
 use crate::model::transformer::ModelError;
 
 /// One head of one layer.
@@ -159,12 +168,17 @@ pub fn sequence_biases(
 }
 
 /// Run the model on one sequence under a dial and capture attention and metrics.
+///
+/// Refused, before anything is allocated, when the capture would need more memory than the
+/// limit; an error naming the layer and head when the attention (or the logits) hold NaN or ±∞.
 pub fn capture(
     model: &dyn AttentionModel,
     blocks: &BlockMap,
     ids: &[u32],
     dial: &DialSetting,
 ) -> Result<Capture, ModelError> {
+    let dims = model.dims();
+    check_capture_memory(dims.layers, dims.heads, ids.len())?;
     let masks = masks_for(model, blocks, ids);
     Ok(capture_masked(model, blocks, ids, &masks, dial, None)?.0)
 }
@@ -183,6 +197,7 @@ pub fn capture_masked(
     extra: Option<&[Tensor]>,
 ) -> Result<(Capture, Scores), ModelError> {
     let dims = model.dims();
+    check_capture_memory(dims.layers, dims.heads, ids.len())?;
     let device = model.device();
     let mut biases = sequence_biases(model, masks, dial, device)?;
     if let Some(extra) = extra {
@@ -197,6 +212,7 @@ pub fn capture_masked(
     let mut scores = Vec::with_capacity(dims.layers);
     for (l, (att, sc)) in out.attention.iter().zip(&out.scores).enumerate() {
         let att = att.squeeze(0)?.to_vec3::<f32>()?;
+        check_attention(l, &att)?;
         let sc = sc.squeeze(0)?.to_vec3::<f32>()?;
         for (hi, (rows, zrows)) in att.into_iter().zip(&sc).enumerate() {
             heads.push(head_capture(l, hi, &rows, zrows, masks, k));
@@ -204,6 +220,7 @@ pub fn capture_masked(
         scores.push(sc);
     }
     let logits = out.logits.squeeze(0)?.flatten_all()?.to_vec1::<f32>()?;
+    check_logits(&logits, out.logits.dims().last().copied().unwrap_or(0))?;
     Ok((
         Capture {
             ids: ids.to_vec(),
@@ -249,7 +266,7 @@ fn head_capture(
                 .map(|m| m as f32),
         );
         hc.off_block_mass
-            .push(off_block_mass(row, relevant).max(0.0) as f32);
+            .push(non_negative(off_block_mass(row, relevant)) as f32);
         hc.entropy_bits.push(entropy_bits(row) as f32);
         hc.margin.push(logit_margin(z, relevant, &visible) as f32);
     }

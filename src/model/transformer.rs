@@ -49,6 +49,12 @@ pub enum ModelError {
     /// An error from candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// A forward pass produced NaN or ±∞ (the layer and head, or the logits).
+    #[error(transparent)]
+    NonFinite(#[from] crate::model::finite::NonFinite),
+    /// A capture would need more memory than the limit.
+    #[error(transparent)]
+    TooBig(#[from] crate::model::capture_memory::CaptureTooBig),
 }
 
 /// What a forward pass should keep besides the logits.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::bounds::{pf_bound, rho_needed};
 use crate::analysis::dial::temperature;
+use crate::analysis::metrics::non_negative;
 use crate::model::capture::{Capture, HeadCapture};
 use crate::rules::ast::Strength;
 use crate::rules::check::{Firing, ResolvedRule};
@@ -204,8 +205,10 @@ impl Tables<'_> {
             rsum += rh;
             bsum += pf_bound(n, f.targets.len(), m, rh, tau);
             let goal = target_pf.unwrap_or(NOMINAL_PF);
-            let star = rho_needed(n, f.targets.len(), 1.0 - goal, m, tau).max(0.0);
-            ssum += if star.is_finite() { star } else { 0.0 };
+            // Clamped at 0 and ∞ (no ρ reaches the goal) read as 0, as before; a NaN stays NaN
+            // rather than reading as "no ρ needed".
+            let star = non_negative(rho_needed(n, f.targets.len(), 1.0 - goal, m, tau));
+            ssum += if star.is_infinite() { 0.0 } else { star };
         }
         let c = with.len() as f64;
         HeadFidelity {

@@ -6,11 +6,13 @@ use candle_core::{Tensor, D};
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::metrics::{
-    argmax, entropy_bits, max_mean_causal_entropy_bits, off_block_mass,
+    argmax, entropy_bits, max_mean_causal_entropy_bits, non_negative, off_block_mass,
 };
 use crate::model::blocks::{BlockMap, SequenceMasks};
+use crate::model::capture_memory::batch_that_fits;
 use crate::model::dial::{layer_bias, DialSetting, LayerBias};
-use crate::model::transformer::{AttentionBias, ForwardOptions, LocalistModel};
+use crate::model::finite::{check_attention, check_loss};
+use crate::model::transformer::{AttentionBias, ForwardOptions, LocalistModel, ModelError};
 use crate::train::dataset::{TokenStream, Window};
 use crate::train::trainer::{mean_ce, TrainError};
 
@@ -59,7 +61,10 @@ struct Acc {
     true_top1: (f64, usize),
 }
 
-/// Evaluate on up to `max_windows` non-overlapping windows of `stream`, in batches of `batch`.
+/// Evaluate on up to `max_windows` non-overlapping windows of `stream`, in batches of `batch`
+/// (fewer when a batch's T×T attention would need more memory than the capture limit; an
+/// error naming what is needed when not even one window fits). NaN or ±∞ attention or loss is
+/// an error naming the layer and head, never a metric.
 pub fn evaluate(
     model: &LocalistModel,
     blocks: &BlockMap,
@@ -83,6 +88,8 @@ pub fn evaluate(
         )));
     }
     let layers = model.config.num_layers;
+    let batch =
+        batch_that_fits(layers, model.config.num_heads, t, batch).map_err(ModelError::from)?;
     let per_layer = dial.per_layer(layers);
     let mut acc = Acc {
         ent: vec![(0.0, 0); layers],
@@ -117,6 +124,8 @@ pub fn evaluate(
     })
 }
 
+/// Score one batch of windows: an error naming the layer and head whose attention first holds
+/// NaN or ±∞, or a non-finite loss, instead of metrics read from them.
 fn eval_batch(
     model: &LocalistModel,
     blocks: &BlockMap,
@@ -144,38 +153,55 @@ fn eval_batch(
     let v = model.config.vocab_size;
     let logits = out.logits.reshape((b * t, v))?;
     let labels = Tensor::from_vec(y.clone(), b * t, dev)?;
-    acc.ce_sum += mean_ce(&logits, &labels)? as f64 * (b * t) as f64;
+    let ce = mean_ce(&logits, &labels)? as f64;
     let pred = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+    for (l, a) in out.attention.iter().enumerate() {
+        attention_metrics(l, &flatten4(a)?, &masks, chunk, acc)?;
+    }
+    // Every layer's attention is finite here, so a bad loss comes from the logits.
+    check_loss(ce).map_err(ModelError::from)?;
+    acc.ce_sum += ce * (b * t) as f64;
     acc.correct += pred.iter().zip(&y).filter(|(p, y)| p == y).count();
     acc.tokens += b * t;
-    for (l, a) in out.attention.iter().enumerate() {
-        let a = flatten4(a)?;
-        // `a` is [B·H][T][T] after flattening the batch and head axes.
-        let heads_per_seq = a.len() / b.max(1);
-        for (idx, head) in a.iter().enumerate() {
-            let (Some(m), Some(w)) = (
-                masks.get(idx / heads_per_seq.max(1)),
-                chunk.get(idx / heads_per_seq.max(1)),
-            ) else {
-                continue;
-            };
-            for (i, row) in head.iter().enumerate() {
-                let rel = m.relevant_row(i);
-                if let Some(e) = acc.ent.get_mut(l) {
-                    e.0 += entropy_bits(row);
-                    e.1 += 1;
-                }
-                acc.eps.0 += off_block_mass(row, rel).max(0.0);
-                acc.eps.1 += 1;
-                let top = argmax(row.get(..=i).unwrap_or(row)).unwrap_or(0);
-                acc.pf_top1.0 += f64::from(u8::from(rel.get(top).copied().unwrap_or(false)));
-                acc.pf_top1.1 += 1;
-                if let Some(Some(j)) = w.targets.get(i) {
-                    acc.true_mass.0 += row.get(*j).copied().unwrap_or(0.0) as f64;
-                    acc.true_mass.1 += 1;
-                    acc.true_top1.0 += f64::from(u8::from(top == *j));
-                    acc.true_top1.1 += 1;
-                }
+    Ok(())
+}
+
+/// Add layer `l`'s attention `a` ([B·H][T][T], the batch and head axes flattened) to the
+/// metrics, after checking that every weight is finite.
+fn attention_metrics(
+    l: usize,
+    a: &[Vec<Vec<f32>>],
+    masks: &[SequenceMasks],
+    chunk: &[Window],
+    acc: &mut Acc,
+) -> Result<(), TrainError> {
+    let heads_per_seq = (a.len() / chunk.len().max(1)).max(1);
+    for heads in a.chunks(heads_per_seq) {
+        check_attention(l, heads).map_err(ModelError::from)?;
+    }
+    for (idx, head) in a.iter().enumerate() {
+        let (Some(m), Some(w)) = (
+            masks.get(idx / heads_per_seq),
+            chunk.get(idx / heads_per_seq),
+        ) else {
+            continue;
+        };
+        for (i, row) in head.iter().enumerate() {
+            let rel = m.relevant_row(i);
+            if let Some(e) = acc.ent.get_mut(l) {
+                e.0 += entropy_bits(row);
+                e.1 += 1;
+            }
+            acc.eps.0 += non_negative(off_block_mass(row, rel));
+            acc.eps.1 += 1;
+            let top = argmax(row.get(..=i).unwrap_or(row)).unwrap_or(0);
+            acc.pf_top1.0 += f64::from(u8::from(rel.get(top).copied().unwrap_or(false)));
+            acc.pf_top1.1 += 1;
+            if let Some(Some(j)) = w.targets.get(i) {
+                acc.true_mass.0 += row.get(*j).copied().unwrap_or(0.0) as f64;
+                acc.true_mass.1 += 1;
+                acc.true_top1.0 += f64::from(u8::from(top == *j));
+                acc.true_top1.1 += 1;
             }
         }
     }

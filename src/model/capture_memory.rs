@@ -1,0 +1,160 @@
+//! How much memory a capture needs, checked before anything is allocated.
+//!
+//! A capture keeps every layer's and head's T×T attention and biased scores, twice (candle's
+//! tensors and the plain copy the metrics read), plus the dial's per-layer T×T biases and the
+//! T×T relevance mask: memory grows with T². 8,192 tokens on a 30-layer, 9-head model need
+//! about 300 GB, and such a capture used to die part-way when the allocator gave up. Here the
+//! need is estimated first and refused above a limit with what it needs and what fits.
+
+/// The limit when `LOCALIST_CAPTURE_LIMIT_GIB` is not set: 4 GiB.
+pub const DEFAULT_LIMIT_BYTES: u64 = 4 << 30;
+
+/// The environment variable that raises (or lowers) the limit, in GiB.
+pub const LIMIT_ENV: &str = "LOCALIST_CAPTURE_LIMIT_GIB";
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// A capture that would need more memory than the limit.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a capture of {tokens} tokens needs about {need_gib:.1} GiB of memory ({layers} layers × \
+     {heads} heads × {tokens}² attention weights and scores, plus the dial's masks); the limit \
+     is {limit_gib:.1} GiB: use a shorter text (at most {max_tokens} tokens fit), or raise the \
+     limit with {LIMIT_ENV}",
+    need_gib = *need_bytes as f64 / GIB,
+    limit_gib = *limit_bytes as f64 / GIB
+)]
+pub struct CaptureTooBig {
+    /// Sequence length T asked for.
+    pub tokens: usize,
+    /// Layers L.
+    pub layers: usize,
+    /// Heads per layer H.
+    pub heads: usize,
+    /// Estimated bytes.
+    pub need_bytes: u64,
+    /// The limit in bytes.
+    pub limit_bytes: u64,
+    /// The longest sequence that fits under the limit.
+    pub max_tokens: usize,
+}
+
+/// Bytes per T² cell of one sequence: attention and scores as tensors and as plain copies
+/// (4 × L·H floats), the dial's bias rows, bias tensor and mixture (3 × L floats), one mask byte.
+fn bytes_per_cell(layers: usize, heads: usize) -> u128 {
+    let (l, h) = (layers as u128, heads as u128);
+    16 * l * h + 12 * l + 1
+}
+
+/// Estimated bytes to capture `sequences` sequences of `tokens` tokens at once.
+pub fn capture_bytes(layers: usize, heads: usize, tokens: usize, sequences: usize) -> u64 {
+    let t = tokens as u128;
+    let need = t * t * sequences as u128 * bytes_per_cell(layers, heads);
+    u64::try_from(need).unwrap_or(u64::MAX)
+}
+
+/// The longest sequence whose capture fits in `limit_bytes`.
+pub fn max_tokens(layers: usize, heads: usize, limit_bytes: u64) -> usize {
+    let cells = u128::from(limit_bytes) / bytes_per_cell(layers, heads);
+    // Integer square root: the largest t with t² ≤ cells.
+    let mut t = (cells as f64).sqrt() as u128;
+    while t * t > cells {
+        t -= 1;
+    }
+    while (t + 1) * (t + 1) <= cells {
+        t += 1;
+    }
+    usize::try_from(t).unwrap_or(usize::MAX)
+}
+
+/// The limit in bytes: `LOCALIST_CAPTURE_LIMIT_GIB` when it is a positive finite number, else
+/// [`DEFAULT_LIMIT_BYTES`].
+pub fn limit_bytes() -> u64 {
+    std::env::var(LIMIT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|g| g.is_finite() && *g > 0.0)
+        .map_or(DEFAULT_LIMIT_BYTES, |g| {
+            (g * GIB).min(u64::MAX as f64) as u64
+        })
+}
+
+/// Refuse a capture of `tokens` tokens on a model of `layers` × `heads` above `limit`.
+pub fn check_with_limit(
+    layers: usize,
+    heads: usize,
+    tokens: usize,
+    limit: u64,
+) -> Result<(), CaptureTooBig> {
+    let need_bytes = capture_bytes(layers, heads, tokens, 1);
+    if need_bytes <= limit {
+        return Ok(());
+    }
+    Err(CaptureTooBig {
+        tokens,
+        layers,
+        heads,
+        need_bytes,
+        limit_bytes: limit,
+        max_tokens: max_tokens(layers, heads, limit),
+    })
+}
+
+/// [`check_with_limit`] under the limit of [`limit_bytes`].
+pub fn check_capture_memory(
+    layers: usize,
+    heads: usize,
+    tokens: usize,
+) -> Result<(), CaptureTooBig> {
+    check_with_limit(layers, heads, tokens, limit_bytes())
+}
+
+/// How many sequences of `tokens` tokens fit in one batch under the limit (at most `wanted`);
+/// an error when not even one does.
+pub fn batch_that_fits(
+    layers: usize,
+    heads: usize,
+    tokens: usize,
+    wanted: usize,
+) -> Result<usize, CaptureTooBig> {
+    let limit = limit_bytes();
+    check_with_limit(layers, heads, tokens, limit)?;
+    let one = capture_bytes(layers, heads, tokens, 1).max(1);
+    let fit = usize::try_from(limit / one).unwrap_or(usize::MAX);
+    Ok(wanted.max(1).min(fit.max(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smollm2_at_its_full_context_is_refused() {
+        // SmolLM2-135M: 30 layers × 9 heads; 8,192² cells × (16·270 + 12·30 + 1) bytes
+        // = 67,108,864 × 4,681 = 314,136,592,384 bytes ≈ 292.6 GiB.
+        let e = check_with_limit(30, 9, 8192, DEFAULT_LIMIT_BYTES).err();
+        let e = e.unwrap_or_else(|| panic!("8192 tokens must be refused"));
+        assert_eq!(e.need_bytes, 314_136_592_384);
+        // ⌊√(4·2³⁰ / 4681)⌋ = ⌊√917,525.4⌋ = 957.
+        assert_eq!(e.max_tokens, 957);
+        let msg = e.to_string();
+        assert!(msg.contains("8192 tokens needs about 292.6 GiB"), "{msg}");
+        assert!(msg.contains("30 layers × 9 heads"), "{msg}");
+        assert!(msg.contains("the limit is 4.0 GiB"), "{msg}");
+        assert!(msg.contains("at most 957 tokens fit"), "{msg}");
+        // What fits is accepted, one more token is not.
+        assert!(check_with_limit(30, 9, 957, DEFAULT_LIMIT_BYTES).is_ok());
+        assert!(check_with_limit(30, 9, 958, DEFAULT_LIMIT_BYTES).is_err());
+    }
+
+    #[test]
+    fn small_models_fit_and_sizes_do_not_overflow() {
+        // The sample models: 2 layers × 4 heads × 64 positions.
+        assert!(check_with_limit(2, 4, 64, DEFAULT_LIMIT_BYTES).is_ok());
+        assert_eq!(
+            capture_bytes(usize::MAX, usize::MAX, usize::MAX, 2),
+            u64::MAX
+        );
+        assert_eq!(max_tokens(1, 1, 0), 0);
+    }
+}
