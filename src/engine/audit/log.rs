@@ -253,3 +253,68 @@ impl AuditLog {
         problems
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(id: &str, text: &str, enabled: bool) -> RuleView {
+        RuleView {
+            id: id.into(),
+            description: String::new(),
+            enabled,
+            text: text.into(),
+            trigger_label: String::new(),
+            target_label: String::new(),
+            layers: String::new(),
+            heads: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_restored_log_is_not_re_logged_when_its_rules_are_applied_again() {
+        let (a, b) = (rule("a", "rule a", true), rule("b", "rule b", true));
+        let mut log = AuditLog::default();
+        assert_eq!(log.record_change(&[], &[a.clone(), b.clone()], "m", "c"), 2);
+        let b_off = rule("b", "rule b", false);
+        let before = [a.clone(), b.clone()];
+        assert_eq!(
+            log.record_change(&before, &[a.clone(), b_off.clone()], "m", "c"),
+            1
+        );
+        // A crash, then restore: the log comes back, nothing is in force yet, and the same
+        // rules are applied again: nothing to log.
+        let mut restored = log.clone();
+        let same = [a.clone(), b_off.clone()];
+        assert_eq!(restored.record_change(&[], &same, "m", "c"), 0);
+        assert_eq!(restored, log);
+        // What differs from the log's own record still is logged.
+        let a2 = rule("a", "rule a2", true);
+        assert_eq!(restored.record_change(&[], &[a2, b.clone()], "m", "c"), 2);
+        let actions: Vec<_> = restored.entries.iter().skip(3).map(|e| e.action).collect();
+        assert_eq!(actions, [AuditAction::Edited, AuditAction::Enabled]);
+        assert!(restored.verify().is_empty());
+        // A fresh log logs every rule as added.
+        assert_eq!(AuditLog::default().record_change(&[], &same, "m", "c"), 2);
+    }
+
+    #[test]
+    fn entries_carry_iso8601_times_and_old_unix_entries_still_verify() {
+        let mut log = AuditLog::default();
+        log.append(AuditAction::Added, "a", "rule a", "m", "c");
+        let e = &log.entries[0];
+        assert!(e.time_unix.is_none());
+        assert_eq!(e.time_utc.len(), "2026-11-30T11:20:05Z".len());
+        assert!(e.time_utc.ends_with('Z') && e.time_utc.contains('T'));
+        // An entry as version 1 wrote it (hash computed over `time_unix`).
+        let mut old = e.clone();
+        old.time_utc = String::new();
+        old.time_unix = Some(1_796_037_605);
+        old.hash = old.compute_hash();
+        let json = serde_json::to_string(&old).unwrap_or_default();
+        assert!(json.contains("\"time_unix\":1796037605") && !json.contains("time_utc"));
+        let back: AuditEntry = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.compute_hash(), back.hash);
+        assert_eq!(back.time_label(), "2026-11-30T11:20:05Z");
+    }
+}
