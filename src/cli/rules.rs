@@ -1,12 +1,13 @@
 //! `localist rules check` and `localist audit report|verify`: rules and their audit, headless.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 
 use crate::cli::dial::DialArgs;
-use crate::engine::audit::{read_report, verify_report};
+use crate::engine::audit::{read_report, user_public_key_hex, verify_report_with, TrustedKeys};
+use crate::engine::export::write_atomic;
 use crate::engine::jobs::audit::{audit_report, AuditJob};
 use crate::engine::jobs::rules::check_rules;
 use crate::engine::jobs::tables::audit_rule_table;
@@ -29,10 +30,24 @@ pub enum RulesCommand {
 pub enum AuditCommand {
     /// Write the audit report (HTML with its figures, and a JSON twin) without the studio.
     Report(ReportArgs),
-    /// Recompute a report's hashes and its log's hash chain; say what, if anything, changed.
+    /// Check a report: its hashes and its log's hash chain, its signature (and, with --key or
+    /// a `trusted_keys` file in the config folder, that the signer is expected), and that the
+    /// model and corpus still have the hashes it names; say which check failed.
     Verify {
         /// The report's JSON twin.
         report: PathBuf,
+        /// A public key file (hex, one key a line, as `localist audit key` prints): the report
+        /// must be signed by one of its keys. Without it, the config folder's `trusted_keys`
+        /// is used when there is one.
+        #[arg(long)]
+        key: Option<PathBuf>,
+    },
+    /// Print this user's public signing key (hex), creating the key on first use; give it to
+    /// whoever verifies your reports (`audit verify --key FILE`).
+    Key {
+        /// Also write it to this file.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -105,31 +120,57 @@ pub fn run_audit(cmd: AuditCommand) -> Result<()> {
             print!("{}", audit_rule_table(&report));
             Ok(())
         }
-        AuditCommand::Verify { report } => verify(&report),
+        AuditCommand::Verify { report, key } => verify(&report, key.as_deref()),
+        AuditCommand::Key { out } => print_key(out.as_deref()),
     }
 }
 
-/// `localist audit verify`: recompute a report's hashes and its log's chain.
-fn verify(report: &std::path::Path) -> Result<()> {
+/// `localist audit key`: print (and with `--out`, write) the public key.
+fn print_key(out: Option<&Path>) -> Result<()> {
+    let hex = user_public_key_hex()?;
+    if let Some(path) = out {
+        write_atomic(path, format!("{hex}\n").as_bytes())?;
+        eprintln!("wrote {}", path.display());
+    }
+    println!("{hex}");
+    Ok(())
+}
+
+/// `localist audit verify`: every check, each failure named.
+fn verify(report: &Path, key: Option<&Path>) -> Result<()> {
     let r = read_report(report)?;
+    let trusted = match key {
+        Some(k) => Some(TrustedKeys::read(k)?),
+        None => TrustedKeys::from_config()?,
+    };
     let base = std::env::current_dir().unwrap_or_default();
-    let problems = verify_report(&r, &base);
-    if problems.is_empty() {
-        println!(
-            "{}: intact (report hash, {} log entries chained, model{} hashes match)",
-            report.display(),
-            r.log.entries.len(),
-            if r.corpus_path.is_some() {
-                " and corpus"
-            } else {
-                ""
-            }
-        );
-        Ok(())
-    } else {
+    let problems = verify_report_with(&r, &base, trusted.as_ref());
+    if !problems.is_empty() {
         for p in &problems {
             eprintln!("{}: {p}", report.display());
         }
-        bail!("{}: {} problem(s) found", report.display(), problems.len())
+        bail!("{}: {} problem(s) found", report.display(), problems.len());
     }
+    let signer = match &trusted {
+        Some(t) => format!(
+            "signed by {}, a trusted key from {}",
+            r.public_key,
+            t.source.display()
+        ),
+        None => format!(
+            "signed by {} (not checked against a trusted key: pass --key FILE)",
+            r.public_key
+        ),
+    };
+    println!(
+        "{}: intact (report hash, {} log entries chained, {signer}, model{} hashes match)",
+        report.display(),
+        r.log.entries.len(),
+        if r.corpus_path.is_some() {
+            " and corpus"
+        } else {
+            ""
+        }
+    );
+    Ok(())
 }

@@ -144,8 +144,10 @@ fn summary_html(report: &AuditReport) -> String {
         "<table><tr><th>model</th><td>{}</td></tr><tr><th>model SHA-256</th><td class=\"hash\">{}</td></tr>\
          <tr><th>corpus</th><td>{}</td></tr><tr><th>corpus SHA-256</th><td class=\"hash\">{}</td></tr>\
          <tr><th>dial</th><td>mode {}, λ = {:.3}, τ = {:.2}, schedule {:?}</td></tr>\
-         <tr><th>text</th><td><code>{}</code></td></tr><tr><th>generated</th><td>{} (Unix time)</td></tr>\
-         <tr><th>report SHA-256</th><td class=\"hash\">{}</td></tr></table>",
+         <tr><th>text</th><td><code>{}</code></td></tr><tr><th>generated</th><td>{} (UTC)</td></tr>\
+         <tr><th>report SHA-256</th><td class=\"hash\">{}</td></tr>\
+         <tr><th>signed by (Ed25519 public key)</th><td class=\"hash\">{}</td></tr>\
+         <tr><th>signature</th><td class=\"hash\">{}</td></tr></table>",
         esc(&report.model_path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "unsaved model".into())),
         esc(&report.model_sha256),
         esc(&match (&report.corpus_path, report.corpus_sha256.as_str()) {
@@ -159,8 +161,10 @@ fn summary_html(report: &AuditReport) -> String {
         report.dial.params.tau,
         report.dial.schedule,
         esc(&report.text),
-        report.generated_unix,
+        esc(&report.generated_label()),
         esc(&report.report_sha256),
+        esc(if report.public_key.is_empty() { "not signed" } else { &report.public_key }),
+        esc(&report.signature),
     )
 }
 
@@ -200,12 +204,12 @@ fn mapping_html(report: &AuditReport) -> String {
 
 /// The log's heading and rows (the caller closes the table).
 fn log_html(report: &AuditReport) -> String {
-    let mut h = String::from("<h2>Audit log</h2><table><tr><th>#</th><th>time (Unix)</th><th>action</th><th>rule</th><th>model SHA-256</th><th>corpus SHA-256</th><th>entry hash</th></tr>");
+    let mut h = String::from("<h2>Audit log</h2><table><tr><th>#</th><th>time (UTC)</th><th>action</th><th>rule</th><th>model SHA-256</th><th>corpus SHA-256</th><th>entry hash</th></tr>");
     for e in &report.log.entries {
         h.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{:?}</td><td>{}</td><td class=\"hash\">{}</td><td class=\"hash\">{}</td><td class=\"hash\">{}</td></tr>",
             e.seq,
-            e.time_unix,
+            esc(&e.time_label()),
             e.action,
             esc(&e.rule_id),
             esc(&short16(&e.model_sha256)),

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::audit::time::{iso8601_utc, now_iso8601_utc};
 use crate::engine::corpus::sha256_hex;
 use crate::engine::protocol::RuleView;
 
@@ -30,8 +31,13 @@ pub enum AuditAction {
 pub struct AuditEntry {
     /// Position in the log, from 0.
     pub seq: u64,
-    /// Seconds since the Unix epoch.
-    pub time_unix: u64,
+    /// When, as ISO 8601 UTC (`2026-11-30T11:20:05Z`); empty in entries of old logs.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub time_utc: String,
+    /// Seconds since the Unix epoch: only in entries written before times were ISO 8601
+    /// (their hash covers this field, so it is kept as it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_unix: Option<u64>,
     /// What happened.
     pub action: AuditAction,
     /// The rule's id.
@@ -51,9 +57,23 @@ pub struct AuditEntry {
 impl AuditEntry {
     /// The hash this entry should carry.
     pub fn compute_hash(&self) -> String {
+        let Some(time_unix) = self.time_unix else {
+            let body = serde_json::json!({
+                "seq": self.seq,
+                "time_utc": self.time_utc,
+                "action": self.action,
+                "rule_id": self.rule_id,
+                "rule_text": self.rule_text,
+                "model_sha256": self.model_sha256,
+                "corpus_sha256": self.corpus_sha256,
+                "prev_hash": self.prev_hash,
+            });
+            return sha256_hex(body.to_string().as_bytes());
+        };
+        // An entry of an old log: the body it was hashed with.
         let body = serde_json::json!({
             "seq": self.seq,
-            "time_unix": self.time_unix,
+            "time_unix": time_unix,
             "action": self.action,
             "rule_id": self.rule_id,
             "rule_text": self.rule_text,
@@ -63,6 +83,22 @@ impl AuditEntry {
         });
         sha256_hex(body.to_string().as_bytes())
     }
+
+    /// When, as ISO 8601 UTC (old entries' Unix times converted).
+    pub fn time_label(&self) -> String {
+        match self.time_unix {
+            Some(t) if self.time_utc.is_empty() => iso8601_utc(t),
+            _ => self.time_utc.clone(),
+        }
+    }
+}
+
+/// A rule as the log last recorded it.
+struct KnownRule {
+    id: String,
+    text: String,
+    /// Switched on or off (`None`: the log never switched it).
+    enabled: Option<bool>,
 }
 
 /// The log.
@@ -82,13 +118,10 @@ impl AuditLog {
         model_sha256: &str,
         corpus_sha256: &str,
     ) {
-        let time_unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
         let mut e = AuditEntry {
             seq: self.entries.len() as u64,
-            time_unix,
+            time_utc: now_iso8601_utc(),
+            time_unix: None,
             action,
             rule_id: rule_id.into(),
             rule_text: rule_text.into(),
@@ -107,6 +140,10 @@ impl AuditLog {
 
     /// Log the difference between two rule lists (by id): additions, edits, removals and
     /// switches. Returns how many entries were added.
+    ///
+    /// When `before` is empty but the log already records rules (a session restored after a
+    /// crash, whose log came back with it), the rules the log shows in force stand in for
+    /// `before`: re-applying them logs nothing, only what really differs.
     pub fn record_change(
         &mut self,
         before: &[RuleView],
@@ -114,49 +151,76 @@ impl AuditLog {
         model_sha256: &str,
         corpus_sha256: &str,
     ) -> usize {
+        let before: Vec<KnownRule> = if before.is_empty() {
+            self.in_force()
+        } else {
+            before
+                .iter()
+                .map(|r| KnownRule {
+                    id: r.id.clone(),
+                    text: r.text.clone(),
+                    enabled: Some(r.enabled),
+                })
+                .collect()
+        };
         let n0 = self.entries.len();
+        let log = |s: &mut Self, action, id: &str, text: &str| {
+            s.append(action, id, text, model_sha256, corpus_sha256);
+        };
         for r in after {
-            match before.iter().find(|b| b.id == r.id) {
-                None => self.append(
-                    AuditAction::Added,
-                    &r.id,
-                    &r.text,
-                    model_sha256,
-                    corpus_sha256,
-                ),
-                Some(b) => {
-                    if b.text != r.text {
-                        self.append(
-                            AuditAction::Edited,
-                            &r.id,
-                            &r.text,
-                            model_sha256,
-                            corpus_sha256,
-                        );
-                    }
-                    if b.enabled != r.enabled {
-                        let action = if r.enabled {
-                            AuditAction::Enabled
-                        } else {
-                            AuditAction::Disabled
-                        };
-                        self.append(action, &r.id, &r.text, model_sha256, corpus_sha256);
+            let Some(b) = before.iter().find(|b| b.id == r.id) else {
+                log(self, AuditAction::Added, &r.id, &r.text);
+                continue;
+            };
+            if b.text != r.text {
+                log(self, AuditAction::Edited, &r.id, &r.text);
+            }
+            if b.enabled.is_some_and(|on| on != r.enabled) {
+                let action = if r.enabled {
+                    AuditAction::Enabled
+                } else {
+                    AuditAction::Disabled
+                };
+                log(self, action, &r.id, &r.text);
+            }
+        }
+        for b in &before {
+            if !after.iter().any(|r| r.id == b.id) {
+                log(self, AuditAction::Removed, &b.id, &b.text);
+            }
+        }
+        self.entries.len() - n0
+    }
+
+    /// The rules the log shows in force, replayed from its entries, in the order they were
+    /// added; whether each is switched on is known only once the log has switched it.
+    fn in_force(&self) -> Vec<KnownRule> {
+        let mut rules: Vec<KnownRule> = Vec::new();
+        for e in &self.entries {
+            let pos = rules.iter().position(|r| r.id == e.rule_id);
+            match (e.action, pos) {
+                (AuditAction::Removed, Some(k)) => {
+                    rules.remove(k);
+                }
+                (AuditAction::Removed, None) => {}
+                (_, None) => rules.push(KnownRule {
+                    id: e.rule_id.clone(),
+                    text: e.rule_text.clone(),
+                    enabled: None,
+                }),
+                (action, Some(k)) => {
+                    if let Some(r) = rules.get_mut(k) {
+                        r.text = e.rule_text.clone();
+                        match action {
+                            AuditAction::Enabled => r.enabled = Some(true),
+                            AuditAction::Disabled => r.enabled = Some(false),
+                            _ => {}
+                        }
                     }
                 }
             }
         }
-        for b in before {
-            if !after.iter().any(|r| r.id == b.id) {
-                self.append(
-                    AuditAction::Removed,
-                    &b.id,
-                    &b.text,
-                    model_sha256,
-                    corpus_sha256,
-                );
-            }
-        }
-        self.entries.len() - n0
+        rules
     }
 
     /// Check every hash and link; each problem names its entry.
@@ -187,5 +251,70 @@ impl AuditLog {
             prev = e.hash.clone();
         }
         problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(id: &str, text: &str, enabled: bool) -> RuleView {
+        RuleView {
+            id: id.into(),
+            description: String::new(),
+            enabled,
+            text: text.into(),
+            trigger_label: String::new(),
+            target_label: String::new(),
+            layers: String::new(),
+            heads: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_restored_log_is_not_re_logged_when_its_rules_are_applied_again() {
+        let (a, b) = (rule("a", "rule a", true), rule("b", "rule b", true));
+        let mut log = AuditLog::default();
+        assert_eq!(log.record_change(&[], &[a.clone(), b.clone()], "m", "c"), 2);
+        let b_off = rule("b", "rule b", false);
+        let before = [a.clone(), b.clone()];
+        assert_eq!(
+            log.record_change(&before, &[a.clone(), b_off.clone()], "m", "c"),
+            1
+        );
+        // A crash, then restore: the log comes back, nothing is in force yet, and the same
+        // rules are applied again: nothing to log.
+        let mut restored = log.clone();
+        let same = [a.clone(), b_off.clone()];
+        assert_eq!(restored.record_change(&[], &same, "m", "c"), 0);
+        assert_eq!(restored, log);
+        // What differs from the log's own record still is logged.
+        let a2 = rule("a", "rule a2", true);
+        assert_eq!(restored.record_change(&[], &[a2, b.clone()], "m", "c"), 2);
+        let actions: Vec<_> = restored.entries.iter().skip(3).map(|e| e.action).collect();
+        assert_eq!(actions, [AuditAction::Edited, AuditAction::Enabled]);
+        assert!(restored.verify().is_empty());
+        // A fresh log logs every rule as added.
+        assert_eq!(AuditLog::default().record_change(&[], &same, "m", "c"), 2);
+    }
+
+    #[test]
+    fn entries_carry_iso8601_times_and_old_unix_entries_still_verify() {
+        let mut log = AuditLog::default();
+        log.append(AuditAction::Added, "a", "rule a", "m", "c");
+        let e = &log.entries[0];
+        assert!(e.time_unix.is_none());
+        assert_eq!(e.time_utc.len(), "2026-11-30T11:20:05Z".len());
+        assert!(e.time_utc.ends_with('Z') && e.time_utc.contains('T'));
+        // An entry as version 1 wrote it (hash computed over `time_unix`).
+        let mut old = e.clone();
+        old.time_utc = String::new();
+        old.time_unix = Some(1_796_037_605);
+        old.hash = old.compute_hash();
+        let json = serde_json::to_string(&old).unwrap_or_default();
+        assert!(json.contains("\"time_unix\":1796037605") && !json.contains("time_utc"));
+        let back: AuditEntry = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.compute_hash(), back.hash);
+        assert_eq!(back.time_label(), "2026-11-30T11:20:05Z");
     }
 }

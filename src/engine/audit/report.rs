@@ -1,14 +1,16 @@
 //! The audit report: model and corpus hashes, the dial, every rule with its measured fidelity
-//! and the log, sealed with its own hash; [`verify_report`] recomputes every hash and names
-//! what was altered.
+//! and the log, sealed with its own hash and signed with the user's key (see
+//! [`crate::engine::audit::sign`]); [`crate::engine::audit::verify_report`] checks it.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::engine::audit::log::AuditLog;
+use crate::engine::audit::time::{iso8601_utc, now_iso8601_utc};
 use crate::engine::corpus::sha256_hex;
 use crate::engine::protocol::RuleView;
+use crate::files::{read_text, MAX_DOCUMENT_BYTES};
 use crate::model::dial::DialSetting;
 use crate::rules::inject::RuleReport;
 
@@ -42,8 +44,12 @@ pub struct AuditReport {
     pub format: String,
     /// Layout version.
     pub version: u32,
-    /// Seconds since the Unix epoch.
-    pub generated_unix: u64,
+    /// Seconds since the Unix epoch: only in reports of version 1 (before times were ISO 8601).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_unix: Option<u64>,
+    /// When it was written, ISO 8601 UTC (`2026-11-30T11:20:05Z`); empty in version 1.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub generated_utc: String,
     /// The checkpoint directory.
     pub model_path: Option<PathBuf>,
     /// Its SHA-256 ([`crate::hf::model_sha256`]: a checkpoint's, or an imported model's files).
@@ -60,19 +66,35 @@ pub struct AuditReport {
     pub rules: Vec<RuleAudit>,
     /// The log.
     pub log: AuditLog,
-    /// SHA-256 of this report with this field empty: an edit anywhere is detected.
+    /// SHA-256 of this report with this field and the signature empty: catches accidental
+    /// damage (anyone can re-compute it; the signature is what resists deliberate edits).
     pub report_sha256: String,
+    /// The signer's Ed25519 public key, hex (empty in an unsigned, version 1 report).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub public_key: String,
+    /// Ed25519 signature, hex, over everything else ([`crate::engine::audit::signed_bytes`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub signature: String,
 }
 
-/// Report layout version.
-pub const REPORT_VERSION: u32 = 1;
+/// Report layout version: 2 since reports are signed and their times are ISO 8601.
+pub const REPORT_VERSION: u32 = 2;
 
 impl AuditReport {
     /// The hash the report should carry.
     pub fn compute_hash(&self) -> String {
         let mut copy = self.clone();
         copy.report_sha256 = String::new();
+        copy.signature = String::new();
         sha256_hex(serde_json::to_string(&copy).unwrap_or_default().as_bytes())
+    }
+
+    /// When it was written, as ISO 8601 UTC (a version 1 report's Unix time converted).
+    pub fn generated_label(&self) -> String {
+        match self.generated_unix {
+            Some(t) if self.generated_utc.is_empty() => iso8601_utc(t),
+            _ => self.generated_utc.clone(),
+        }
     }
 
     /// Seal: set `report_sha256`.
@@ -101,57 +123,7 @@ pub fn rule_audits(rules: &[RuleView], reports: &[RuleReport]) -> Vec<RuleAudit>
         .collect()
 }
 
-/// Check a report: its own hash, the log's chain, and (when the files are reachable) the
-/// model's and the corpus's hashes. Returns the problems found, each naming what changed;
-/// empty means intact.
-pub fn verify_report(report: &AuditReport, base: &Path) -> Vec<String> {
-    let mut problems = Vec::new();
-    if report.compute_hash() != report.report_sha256 {
-        problems.push(
-            "the report's contents were altered after it was written (its SHA-256 does not match)"
-                .to_string(),
-        );
-    }
-    problems.extend(report.log.verify());
-    let resolve = |p: &Path| {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        }
-    };
-    if let Some(p) = &report.model_path {
-        let p = resolve(p);
-        match crate::hf::model_sha256(&p) {
-            Ok(h) if h == report.model_sha256 => {}
-            Ok(h) => problems.push(format!(
-                "the model at {} has changed: SHA-256 {h}, the report says {}",
-                p.display(),
-                report.model_sha256
-            )),
-            Err(e) => problems.push(format!("the model could not be re-hashed: {e:#}")),
-        }
-    }
-    if let Some(p) = &report.corpus_path {
-        let p = resolve(p);
-        match std::fs::read(&p) {
-            Ok(bytes) => {
-                let h = sha256_hex(&bytes);
-                if h != report.corpus_sha256 {
-                    problems.push(format!(
-                        "the corpus at {} has changed: SHA-256 {h}, the report says {}",
-                        p.display(),
-                        report.corpus_sha256
-                    ));
-                }
-            }
-            Err(e) => problems.push(format!("the corpus {} could not be read: {e}", p.display())),
-        }
-    }
-    problems
-}
-
-/// Assemble and seal a report.
+/// Assemble and seal a report (unsigned: [`crate::engine::audit::sign_report`] signs it).
 #[allow(clippy::too_many_arguments)]
 pub fn make_report(
     model: Option<(PathBuf, String)>,
@@ -173,10 +145,8 @@ pub fn make_report(
     AuditReport {
         format: "localist-audit-report".into(),
         version: REPORT_VERSION,
-        generated_unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        generated_unix: None,
+        generated_utc: now_iso8601_utc(),
         model_path,
         model_sha256,
         corpus_path,
@@ -186,23 +156,29 @@ pub fn make_report(
         rules: rule_audits(rules, reports),
         log: log.clone(),
         report_sha256: String::new(),
+        public_key: String::new(),
+        signature: String::new(),
     }
     .seal()
 }
 
-/// Read a report's JSON; errors name the file.
+/// Read a report's JSON (a regular file of at most [`MAX_DOCUMENT_BYTES`]); errors name the
+/// file and say whether it is not JSON at all (truncated?) or JSON of another shape.
 pub fn read_report(path: &Path) -> anyhow::Result<AuditReport> {
-    use anyhow::Context;
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let report: AuditReport = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not an audit report", path.display()))?;
-    if report.format != "localist-audit-report" {
+    let text = read_text(path, MAX_DOCUMENT_BYTES, "an audit report")?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not an audit report: not valid JSON ({e}); is the file cut short?",
+            path.display()
+        )
+    })?;
+    let format = value.get("format").and_then(|f| f.as_str()).unwrap_or("");
+    if format != "localist-audit-report" {
         anyhow::bail!(
-            "{}: not an audit report (format {:?})",
-            path.display(),
-            report.format
+            "{}: not an audit report (format {format:?}, expected \"localist-audit-report\")",
+            path.display()
         );
     }
-    Ok(report)
+    serde_json::from_value(value)
+        .map_err(|e| anyhow::anyhow!("{}: not an audit report: {e}", path.display()))
 }

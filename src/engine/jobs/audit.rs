@@ -5,10 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::data::synthetic::{SyntheticCorpus, SyntheticSpec};
-use crate::engine::audit::{make_report, report_html, AuditLog, AuditReport};
+use crate::engine::audit::{
+    make_report, report_html, sign_report, user_signing_key, AuditLog, AuditReport,
+};
 use crate::engine::corpus::{asset_path, topic_corpus, CorpusSource};
 use crate::engine::export::write_atomic;
 use crate::engine::figures::{report_figures, Colormap, Figure};
@@ -38,8 +40,10 @@ pub struct ReportInputs<'a> {
     pub log: &'a AuditLog,
 }
 
-/// Assemble and seal the report, and draw its figures from `capture` (the capture of the
-/// report's text with the rules in force; no figures without one).
+/// Assemble, seal and sign the report (with the user's key, created on first use), and draw
+/// its figures from `capture` (the capture of the report's text with the rules in force; no
+/// figures without one). When the key cannot be had, the report stays unsigned and
+/// [`report_files`] refuses to write it, saying why.
 pub fn report_with_figures(
     inputs: ReportInputs<'_>,
     capture: Option<&Capture>,
@@ -54,6 +58,10 @@ pub fn report_with_figures(
         inputs.reports,
         inputs.log,
     );
+    let report = match user_signing_key() {
+        Ok(key) => sign_report(report, &key),
+        Err(_) => report,
+    };
     let figures = capture
         .map(|cap| report_figures(&report, cap, colormap))
         .unwrap_or_default();
@@ -61,7 +69,12 @@ pub fn report_with_figures(
 }
 
 /// The report's two files: the HTML page (figures embedded) and the pretty-printed JSON twin.
+/// A report that is not signed is refused, with the reason the key could not be had.
 pub fn report_files(report: &AuditReport, figures: &[Figure]) -> Result<(Vec<u8>, Vec<u8>)> {
+    if report.signature.is_empty() {
+        user_signing_key().context("the report cannot be signed")?;
+        bail!("the report is not signed; export it again");
+    }
     let json = serde_json::to_string_pretty(report)?;
     Ok((report_html(report, figures).into_bytes(), json.into_bytes()))
 }

@@ -157,13 +157,13 @@ fn log(ui: &mut egui::Ui, state: &StudioState) {
         .striped(true)
         .num_columns(6)
         .show(ui, |ui| {
-            for h in ["#", "time (Unix)", "action", "rule", "model", "entry hash"] {
+            for h in ["#", "time (UTC)", "action", "rule", "model", "entry hash"] {
                 ui.strong(h);
             }
             ui.end_row();
             for e in state.rules.log.entries.iter().rev().take(200) {
                 ui.label(e.seq.to_string());
-                ui.label(e.time_unix.to_string());
+                ui.label(e.time_label());
                 ui.label(format!("{:?}", e.action));
                 ui.label(&e.rule_id).on_hover_text(&e.rule_text);
                 ui.label(short(&e.model_sha256));

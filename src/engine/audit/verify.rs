@@ -1,0 +1,169 @@
+//! Verifying a report, check by check: its own hash and the log's chain (accidental damage,
+//! and which entry was touched), the signature against the public key it carries (deliberate
+//! edits: the hashes can be re-computed by anyone, the signature only by the key's holder),
+//! optionally that the signer is a trusted key, and that the model and corpus on disk still
+//! have the hashes the report names. Each problem says which check failed.
+//!
+//! The report's paths are followed into regular files only, each under a size limit: a report
+//! whose model path leads to `/dev/zero`, a FIFO or a folder of devices fails at once, naming
+//! it, instead of hashing forever.
+
+use std::path::{Path, PathBuf};
+
+use crate::engine::audit::keys::{to_hex, TrustedKeys};
+use crate::engine::audit::report::AuditReport;
+use crate::engine::audit::sign::{check_signature, SignatureCheck};
+use crate::engine::corpus::sha256_hex;
+use crate::files::{check_regular, read_bytes, MAX_CONFIG_BYTES, MAX_CORPUS_BYTES};
+
+/// Largest model file hashed (a generous bound for a local model; a device is refused before).
+const MAX_MODEL_BYTES: u64 = 1 << 40;
+
+/// The files a model folder's hash may read ([`crate::hf::model_sha256`]).
+const MODEL_FILES: [&str; 4] = [
+    "config.json",
+    "blocks.json",
+    "model.safetensors",
+    "tokenizer.json",
+];
+
+/// Check a report (hashes, chain, signature, model and corpus); see [`verify_report_with`].
+/// Empty means intact.
+pub fn verify_report(report: &AuditReport, base: &Path) -> Vec<String> {
+    verify_report_with(report, base, None)
+}
+
+/// Check a report: its own hash and the log's chain; its signature against the public key it
+/// carries (and, with `trusted`, that this key is one of them); then (relative paths resolved
+/// against `base`) that the model and corpus files still have the hashes it names. Returns the
+/// problems, each naming the check that failed; empty means intact.
+///
+/// A signature that does not match is named only when the hashes are consistent: then the
+/// report was changed and its hashes re-computed by someone without the key. When a hash
+/// already fails, that problem says what changed, and the report fails either way.
+pub fn verify_report_with(
+    report: &AuditReport,
+    base: &Path,
+    trusted: Option<&TrustedKeys>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    if report.compute_hash() != report.report_sha256 {
+        problems.push(
+            "the report's contents were altered after it was written (its SHA-256 does not match)"
+                .to_string(),
+        );
+    }
+    problems.extend(report.log.verify());
+    if let Some(p) = signature_problem(report, trusted, problems.is_empty()) {
+        problems.push(p);
+    }
+    let resolve = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base.join(p)
+        }
+    };
+    if let Some(p) = &report.model_path {
+        problems.extend(model_problem(&resolve(p), &report.model_sha256));
+    }
+    if let Some(p) = &report.corpus_path {
+        problems.extend(corpus_problem(&resolve(p), &report.corpus_sha256));
+    }
+    problems
+}
+
+/// What is wrong with the signature, if anything (`hashes_ok`: the hashes passed).
+fn signature_problem(
+    report: &AuditReport,
+    trusted: Option<&TrustedKeys>,
+    hashes_ok: bool,
+) -> Option<String> {
+    match check_signature(report) {
+        SignatureCheck::Valid(key) => match trusted {
+            Some(t) if !t.contains(&key) => Some(format!(
+                "the signer is not a trusted key: the report was signed by {}, which is not among the {} key(s) in {}",
+                to_hex(key.as_bytes()),
+                t.keys.len(),
+                t.source.display()
+            )),
+            _ => None,
+        },
+        SignatureCheck::Unsigned if report.version < 2 => Some(format!(
+            "the report is not signed: an old-format report (version {}, written before reports were \
+             signed); anyone can re-compute its hashes, so nothing proves it unchanged; export it again to sign it",
+            report.version
+        )),
+        SignatureCheck::Unsigned => Some(
+            "the report is not signed: its public key and signature were removed".to_string(),
+        ),
+        SignatureCheck::Malformed(m) => Some(format!("the signature cannot be checked: {m}")),
+        SignatureCheck::Mismatch => hashes_ok.then(|| {
+            "signature does not match: the report was changed after it was signed \
+             (its hashes were re-computed to hide the change)"
+                .to_string()
+        }),
+    }
+}
+
+/// Refuse a model path that is not a regular file or a folder whose model files are regular.
+fn model_files_regular(path: &Path) -> Result<(), String> {
+    let named = |e: crate::files::FileError| format!("the model named by the report: {e}");
+    let meta = std::fs::metadata(path).ok();
+    if !meta.as_ref().is_some_and(|m| m.is_dir()) {
+        return check_regular(path, MAX_MODEL_BYTES, "a model")
+            .map(|_| ())
+            .map_err(named);
+    }
+    let mut files: Vec<PathBuf> = MODEL_FILES.iter().map(|n| path.join(n)).collect();
+    if let Ok(entries) = std::fs::read_dir(path) {
+        files.extend(entries.flatten().map(|e| e.path()).filter(|p| {
+            p.extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("gguf"))
+        }));
+    }
+    for f in files
+        .iter()
+        .filter(|f| std::fs::symlink_metadata(f).is_ok())
+    {
+        let limit = if f.extension().is_some_and(|x| x == "json") && !f.ends_with("tokenizer.json")
+        {
+            MAX_CONFIG_BYTES
+        } else {
+            MAX_MODEL_BYTES
+        };
+        check_regular(f, limit, "a model file").map_err(named)?;
+    }
+    Ok(())
+}
+
+/// The model's hash against the report's, or why it could not be checked.
+fn model_problem(path: &Path, expected: &str) -> Option<String> {
+    if let Err(e) = model_files_regular(path) {
+        return Some(e);
+    }
+    match crate::hf::model_sha256(path) {
+        Ok(h) if h == expected => None,
+        Ok(h) => Some(format!(
+            "the model at {} has changed: SHA-256 {h}, the report says {expected}",
+            path.display()
+        )),
+        Err(e) => Some(format!("the model could not be re-hashed: {e:#}")),
+    }
+}
+
+/// The corpus's hash against the report's, or why it could not be checked.
+fn corpus_problem(path: &Path, expected: &str) -> Option<String> {
+    match read_bytes(path, MAX_CORPUS_BYTES, "a corpus") {
+        Ok(bytes) => {
+            let h = sha256_hex(&bytes);
+            (h != expected).then(|| {
+                format!(
+                    "the corpus at {} has changed: SHA-256 {h}, the report says {expected}",
+                    path.display()
+                )
+            })
+        }
+        Err(e) => Some(format!("the corpus named by the report: {e}")),
+    }
+}
