@@ -28,7 +28,7 @@ fn spawn() -> WorkerHandle {
 fn next(w: &WorkerHandle) -> Event {
     loop {
         match w.wait_event(WAIT).expect("the worker did not answer") {
-            Event::Threshold(_) => continue,
+            Event::Threshold(..) => continue,
             ev => return ev,
         }
     }
@@ -51,7 +51,7 @@ fn dial_change_recaptures_with_the_engine_value() {
     let e0 = snapshot_entropy(next(&w));
     // A new text is followed by its λ* estimate (the dial does not change it).
     match w.wait_event(WAIT).unwrap() {
-        Event::Threshold(t) => assert!(t.rows > 0 && t.lambda_star.is_finite()),
+        Event::Threshold(t, _) => assert!(t.rows > 0 && t.lambda_star.is_finite()),
         other => panic!("expected the λ* estimate, got {other:?}"),
     }
     w.send(Command::SetDial(DialSetting::bias(0.9)));
