@@ -59,10 +59,21 @@ fn theme_switch(ui: &mut egui::Ui) {
 }
 
 impl StudioApp {
+    /// The long job the worker is doing now ("loading SmolLM2…"), if any (public for tests).
+    pub fn busy(&self) -> Option<String> {
+        self.worker.as_ref().and_then(|w| w.busy())
+    }
+
     /// The status bar: worker state, training speed, UI timings, then the error or message.
     pub(super) fn status_bar(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
+            let busy = self.busy();
             let (label, colour) = match self.state.worker {
+                WorkerState::Idle if busy.is_some() => {
+                    ui.add(egui::Spinner::new());
+                    let what = busy.as_deref().unwrap_or_default();
+                    (what, egui::Color32::from_rgb(230, 160, 60))
+                }
                 WorkerState::Idle => ("worker idle", ui.visuals().text_color()),
                 WorkerState::Training => ("training", egui::Color32::LIGHT_GREEN),
                 WorkerState::Paused => ("paused", egui::Color32::YELLOW),

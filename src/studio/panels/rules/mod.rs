@@ -144,10 +144,28 @@ fn editor(ui: &mut egui::Ui, state: &mut StudioState) {
 
 fn rule_list(ui: &mut egui::Ui, state: &mut StudioState) {
     ui.label("rules in force");
+    if let Some(e) = &state.rules.not_in_force {
+        not_in_force(ui, e);
+        return;
+    }
     if state.rules.resolved.is_empty() {
         ui.label("none: write rules on the left, or load the example, and Apply");
         return;
     }
+    let stale = state.stale_reports();
+    if let Some(why) = &stale {
+        ui.colored_label(
+            Color32::from_rgb(230, 160, 60),
+            format!("{why}: waiting for the rules to be measured again"),
+        );
+    }
+    // The reports only when measured on what is shown now (a field borrow, so the loop can
+    // still select a rule).
+    let reports = if stale.is_some() {
+        &[][..]
+    } else {
+        &state.rules.reports[..]
+    };
     let mut toggle = None;
     for r in &state.rules.resolved {
         ui.horizontal(|ui| {
@@ -159,7 +177,7 @@ fn rule_list(ui: &mut egui::Ui, state: &mut StudioState) {
             {
                 toggle = Some((r.id.clone(), on));
             }
-            let report = state.rules.reports.iter().find(|x| x.id == r.id);
+            let report = reports.iter().find(|x| x.id == r.id);
             let status = match report {
                 Some(rep) if !r.enabled => format!("off ({} firings ignored)", rep.fired.len()),
                 Some(rep) if rep.fired.is_empty() => "did not fire".to_string(),
@@ -211,4 +229,23 @@ fn rule_list(ui: &mut egui::Ui, state: &mut StudioState) {
         return;
     };
     details(ui, state, &id);
+}
+
+/// The rules of the file do not resolve on the current model: none of them is in force on
+/// it, and no result measured on an earlier model is shown.
+pub fn not_in_force(ui: &mut egui::Ui, e: &crate::engine::protocol::RuleErrors) {
+    ui.colored_label(
+        Color32::LIGHT_RED,
+        format!(
+            "not in force on this model: the rules do not resolve on its blocks ({} error(s)); \
+             they are checked again when another model is opened",
+            e.errors.len()
+        ),
+    );
+    for err in e.errors.iter().take(20) {
+        ui.colored_label(Color32::LIGHT_RED, err.to_string());
+    }
+    if e.errors.len() > 20 {
+        ui.label(format!("… and {} more", e.errors.len() - 20));
+    }
 }
