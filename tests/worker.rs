@@ -116,7 +116,7 @@ fn training_advances_and_stop_lands_within_one_step() {
         .filter(|e| matches!(e, Event::Progress(_)))
         .count();
     assert!(after <= 2, "{after} steps ran after stop");
-    w.send(Command::Capture("note".into()));
+    w.send(Command::Capture("note 2024-03-05 : patient".into()));
     assert!(matches!(next(&w), Event::Snapshot(..)));
     assert_eq!(
         w.drain()
@@ -402,7 +402,7 @@ fn the_worker_says_which_long_job_it_is_doing() {
         assert!(b.starts_with("loading tiny-clinical"), "{b}");
     }
     // Once every answer to a command is in, nothing is under way.
-    w.send(Command::Capture("note".into()));
+    w.send(Command::Capture("note 2024-03-05 : patient".into()));
     wait_for(&w, "answer 8", |e| {
         matches!(e, Event::Threshold(..)).then_some(())
     });
