@@ -178,23 +178,8 @@ fn rule_list(ui: &mut egui::Ui, state: &mut StudioState) {
                 toggle = Some((r.id.clone(), on));
             }
             let report = reports.iter().find(|x| x.id == r.id);
-            let status = match report {
-                Some(rep) if !r.enabled => format!("off ({} firings ignored)", rep.fired.len()),
-                Some(rep) if rep.fired.is_empty() => "did not fire".to_string(),
-                Some(rep) => match (rep.pass, rep.pf_mass) {
-                    (Some(true), Some(pf)) => format!("PF {pf:.3} pass"),
-                    (Some(false), Some(pf)) => format!("PF {pf:.3} FAIL"),
-                    (_, Some(pf)) => format!("PF {pf:.3}"),
-                    _ => format!("fired {}x, no target", rep.fired.len()),
-                },
-                None => String::new(),
-            };
+            let status = rule_status(r.enabled, report);
             let selected = state.rules.selected.as_deref() == Some(r.id.as_str());
-            let status = if status.is_empty() {
-                "details".to_string()
-            } else {
-                status
-            };
             let text = if status.contains("FAIL") {
                 egui::RichText::new(status).color(Color32::LIGHT_RED)
             } else {
@@ -247,5 +232,21 @@ pub fn not_in_force(ui: &mut egui::Ui, e: &crate::engine::protocol::RuleErrors) 
     }
     if e.errors.len() > 20 {
         ui.label(format!("… and {} more", e.errors.len() - 20));
+    }
+}
+
+/// What the list shows beside a rule: its measured PF and verdict, or why there is none
+/// ("details" when it has not been measured on what is shown now).
+fn rule_status(enabled: bool, report: Option<&crate::engine::protocol::RuleReport>) -> String {
+    match report {
+        Some(rep) if !enabled => format!("off ({} firings ignored)", rep.fired.len()),
+        Some(rep) if rep.fired.is_empty() => "did not fire".to_string(),
+        Some(rep) => match (rep.pass, rep.pf_mass) {
+            (Some(true), Some(pf)) => format!("PF {pf:.3} pass"),
+            (Some(false), Some(pf)) => format!("PF {pf:.3} FAIL"),
+            (_, Some(pf)) => format!("PF {pf:.3}"),
+            _ => format!("fired {}x, no target", rep.fired.len()),
+        },
+        None => "details".to_string(),
     }
 }
