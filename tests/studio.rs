@@ -881,19 +881,27 @@ fn rules_that_do_not_resolve_on_a_new_model_are_not_in_force_and_no_old_result_s
     assert!(h.state().state.current_threshold().is_some());
 
     open_path(&mut h, &smol);
-    // While it loads, the status bar says so (the load takes seconds).
-    step_until_for(&mut h, 180, "the load under way", |app| {
-        app.busy().is_some_and(|b| b.contains("SmolLM2"))
-            || app
-                .state
-                .summary
-                .as_ref()
-                .is_some_and(|s| s.source.contains("SmolLM2"))
-    });
-    if h.state().busy().is_some_and(|b| b.contains("SmolLM2")) {
-        assert!(h.query_by_label_contains("loading SmolLM2").is_some());
-        assert!(h.query_by_label("worker idle").is_none());
+    // While it loads (seconds: the file is hashed, parsed and its blocks found), the status
+    // bar says so with a spinner instead of "worker idle".
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut shown = false;
+    while !h
+        .state()
+        .state
+        .summary
+        .as_ref()
+        .is_some_and(|s| s.source.contains("SmolLM2"))
+    {
+        assert!(Instant::now() < deadline, "timed out waiting for SmolLM2");
+        h.step();
+        if h.query_by_label_contains("loading SmolLM2").is_some() {
+            shown = true;
+            assert!(h.query_by_label("worker idle").is_none());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
+    assert!(shown, "the status bar never said the model was loading");
     step_until_for(&mut h, 300, "SmolLM2 and the rules checked on it", |app| {
         app.state
             .summary

@@ -58,11 +58,17 @@ impl WorkerHandle {
     /// or `None` when it waits for commands or trains (training has its own progress). Read
     /// it every frame: it is the worker's present, not a queued event.
     pub fn busy(&self) -> Option<String> {
+        self.busy_for().map(|(what, _)| what)
+    }
+
+    /// The long job under way, as [`Self::busy`], and how long it has run so far (a UI may
+    /// wait a moment before showing it, so a quick capture does not flicker).
+    pub fn busy_for(&self) -> Option<(String, Duration)> {
         let jobs = self.busy.lock().ok()?;
         if !self.is_alive() {
             return None;
         }
-        jobs.last().cloned()
+        jobs.last().map(|(what, t0)| (what.clone(), t0.elapsed()))
     }
 
     /// Queue a command (returns false when the worker has ended).

@@ -3,6 +3,7 @@
 //! worker sends goes through here.
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
@@ -18,7 +19,7 @@ pub(super) struct Sink {
 }
 
 /// The long jobs under way, shared with the handle.
-pub(super) type Busy = Arc<Mutex<Vec<String>>>;
+pub(super) type Busy = Arc<Mutex<Vec<(String, Instant)>>>;
 
 /// Marks a long job as under way until it is dropped.
 pub(super) struct BusyGuard(Busy);
@@ -51,7 +52,7 @@ impl Sink {
     /// dropped, and ask for a repaint so the UI shows it at once.
     pub(super) fn busy(&self, what: String) -> BusyGuard {
         if let Ok(mut jobs) = self.busy.lock() {
-            jobs.push(what);
+            jobs.push((what, Instant::now()));
         }
         (self.repaint)();
         BusyGuard(Arc::clone(&self.busy))
