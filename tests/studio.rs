@@ -800,3 +800,247 @@ fn recruitment_switches_on_and_off_while_training() {
         app.state.worker == WorkerState::Idle
     });
 }
+
+/// SmolLM2 under ./models, or `None` (said) when it is missing outside CI.
+fn smollm2_path() -> Option<PathBuf> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join("smollm2")
+        .join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("LOCALIST_REQUIRE_MODELS").is_err(),
+        "{} is missing: run scripts/fetch_models.sh",
+        path.display()
+    );
+    eprintln!(
+        "skipped: {} is missing (run scripts/fetch_models.sh)",
+        path.display()
+    );
+    None
+}
+
+/// Step frames until `done` holds, for at most `secs` seconds (a pretrained model loads for
+/// several seconds).
+fn step_until_for(
+    h: &mut Harness<'static, StudioApp>,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&StudioApp) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done(h.state()) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        h.step();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    h.step();
+}
+
+/// Labels on screen that show a measured PF with a pass or a fail.
+fn pf_verdicts(h: &Harness<'static, StudioApp>) -> Vec<String> {
+    h.query_all_by_label_contains("PF ")
+        .filter_map(|n| {
+            use egui_kittest::kittest::NodeT;
+            n.accesskit_node().label()
+        })
+        .filter(|l| l.contains("pass") || l.contains("FAIL"))
+        .collect()
+}
+
+/// Type a path into the Model panel and open it.
+fn open_path(h: &mut Harness<'static, StudioApp>, path: &Path) {
+    h.state_mut().state.model_path = path.display().to_string();
+    h.run_steps(1);
+    h.get_by_label("Open").click();
+    h.run_steps(1);
+}
+
+#[test]
+fn rules_that_do_not_resolve_on_a_new_model_are_not_in_force_and_no_old_result_shows() {
+    let Some(smol) = smollm2_path() else { return };
+    let clinical = sample("tiny-clinical");
+    let mut h = harness(clinical.clone());
+    step_until(&mut h, "the clinical capture and λ*", |app| {
+        app.state.capture.is_some() && app.state.threshold.is_some()
+    });
+    h.get_by_label("Rules").click();
+    h.run_steps(2);
+    h.get_by_label("Load example").click();
+    h.run_steps(1);
+    h.get_by_label("Apply").click();
+    step_until(&mut h, "the example measured", |app| {
+        app.state.rules.resolved.len() == 6 && !app.state.current_reports().is_empty()
+    });
+    assert!(
+        !pf_verdicts(&h).is_empty(),
+        "the clinical rules show a PF verdict"
+    );
+    assert!(h.state().state.current_threshold().is_some());
+
+    open_path(&mut h, &smol);
+    // While it loads (seconds: the file is hashed, parsed and its blocks found), the status
+    // bar says so with a spinner instead of "worker idle".
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut shown = false;
+    while !h
+        .state()
+        .state
+        .summary
+        .as_ref()
+        .is_some_and(|s| s.source.contains("SmolLM2"))
+    {
+        assert!(Instant::now() < deadline, "timed out waiting for SmolLM2");
+        h.step();
+        if h.query_by_label_contains("loading SmolLM2").is_some() {
+            shown = true;
+            assert!(h.query_by_label("worker idle").is_none());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(shown, "the status bar never said the model was loading");
+    step_until_for(&mut h, 300, "SmolLM2 and the rules checked on it", |app| {
+        app.state
+            .summary
+            .as_ref()
+            .is_some_and(|s| s.source.contains("SmolLM2"))
+            && app.state.rules.not_in_force.is_some()
+    });
+    {
+        let st = &h.state().state;
+        assert!(
+            st.rules.resolved.is_empty(),
+            "no rule is in force on SmolLM2"
+        );
+        assert!(st.current_reports().is_empty());
+        // λ* of the clinical model is not shown for SmolLM2 (it is not estimated for it).
+        assert!(st.current_threshold().is_none());
+        assert!(st.threshold.is_none());
+        // No theory curve of the clinical model is current.
+        assert!(st.theory.is_none() || st.stale_theory().is_none());
+        assert!(st
+            .theory_on
+            .as_ref()
+            .is_none_or(|on| Some(&on.model) == st.summary.as_ref().map(|s| &s.model_id)));
+    }
+    assert!(pf_verdicts(&h).is_empty(), "{:?}", pf_verdicts(&h));
+    assert!(h
+        .query_by_label_contains("not in force on this model")
+        .is_some());
+    h.get_by_label("Audit").click();
+    h.run_steps(2);
+    assert!(pf_verdicts(&h).is_empty(), "{:?}", pf_verdicts(&h));
+    assert!(h
+        .query_by_label_contains("not in force on this model")
+        .is_some());
+    // The report refuses to certify rules for a model they were not measured on.
+    localist::studio::panels::audit::export_report(&mut h.state_mut().state);
+    assert!(h.state().state.pending_report.is_none());
+    let err = h.state().state.error.clone().unwrap_or_default();
+    assert!(err.contains("report not exported"), "{err}");
+    h.get_by_label("Generate").click();
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("rules in force)").is_none());
+    assert!(h.query_by_label_contains("with 5 rules in force").is_none());
+
+    // Back to the clinical model: the rules fit again, and no error of SmolLM2's is left.
+    open_path(&mut h, &clinical);
+    step_until_for(&mut h, 180, "the clinical rules measured again", |app| {
+        app.state
+            .summary
+            .as_ref()
+            .is_some_and(|s| s.source.contains("tiny-clinical"))
+            && app.state.rules.resolved.len() == 6
+            && !app.state.current_reports().is_empty()
+    });
+    let st = &h.state().state;
+    assert!(st.rules.not_in_force.is_none());
+    assert!(st.rules.errors.is_none());
+    h.get_by_label("Rules").click();
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("not in force").is_none());
+    assert!(h.query_by_label_contains("nothing was applied").is_none());
+    assert!(!pf_verdicts(&h).is_empty());
+}
+
+#[test]
+fn a_rule_report_of_an_earlier_text_is_not_shown_as_current() {
+    let mut h = harness(sample("tiny-clinical"));
+    step_until(&mut h, "the clinical capture", |app| {
+        app.state.capture.is_some()
+    });
+    h.get_by_label("Rules").click();
+    h.run_steps(2);
+    h.get_by_label("Load example").click();
+    h.run_steps(1);
+    h.get_by_label("Apply").click();
+    step_until(&mut h, "the example measured", |app| {
+        !app.state.current_reports().is_empty()
+    });
+    // The text changes in the studio and has not been captured yet: the reports measured on
+    // the previous text are no longer current.
+    h.state_mut().state.text = "txn 2024-03-05 : pay".into();
+    h.run_steps(1);
+    assert!(h.state().state.current_reports().is_empty());
+    assert_eq!(
+        h.state().state.stale_reports().as_deref(),
+        Some("not measured on this text")
+    );
+    assert!(pf_verdicts(&h).is_empty(), "{:?}", pf_verdicts(&h));
+    let text = h.state().state.text.clone();
+    h.state_mut()
+        .state
+        .send(localist::engine::worker::Command::Capture(text));
+    step_until(&mut h, "the reports of the new text", |app| {
+        !app.state.current_reports().is_empty()
+    });
+    assert!(h.state().state.stale_reports().is_none());
+}
+
+#[test]
+fn a_corrupt_autosave_is_kept_aside_and_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("autosave");
+    std::fs::create_dir_all(&dir).unwrap();
+    let autosave = dir.join("autosave.localist-session.json");
+    std::fs::write(&autosave, "{ \"format\": \"localist-session\", \"vers").unwrap();
+    // The last studio "crashed": its marker names no live process.
+    std::fs::write(dir.join("running.pid"), "4294967295").unwrap();
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 820.0))
+        .build_eframe({
+            let dir = dir.clone();
+            move |cc| {
+                StudioApp::new(&cc.egui_ctx, Some(sample("tiny-shakespeare-l0"))).with_autosave(dir)
+            }
+        });
+    h.run_steps(2);
+    let st = &h.state().state;
+    assert!(st.restore_offer.is_none());
+    let err = st.error.clone().unwrap_or_default();
+    assert!(
+        err.contains("could not be read") && err.contains("corrupt-"),
+        "{err}"
+    );
+    assert!(h.query_by_label_contains("kept as").is_some());
+    // Kept aside, byte for byte; nothing deleted.
+    assert!(!autosave.exists());
+    let aside: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("autosave.localist-session.json.corrupt-")
+        })
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read_to_string(&aside[0]).unwrap(),
+        "{ \"format\": \"localist-session\", \"vers"
+    );
+}

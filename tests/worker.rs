@@ -28,7 +28,7 @@ fn spawn() -> WorkerHandle {
 fn next(w: &WorkerHandle) -> Event {
     loop {
         match w.wait_event(WAIT).expect("the worker did not answer") {
-            Event::Threshold(_) => continue,
+            Event::Threshold(..) => continue,
             ev => return ev,
         }
     }
@@ -51,7 +51,7 @@ fn dial_change_recaptures_with_the_engine_value() {
     let e0 = snapshot_entropy(next(&w));
     // A new text is followed by its λ* estimate (the dial does not change it).
     match w.wait_event(WAIT).unwrap() {
-        Event::Threshold(t) => assert!(t.rows > 0 && t.lambda_star.is_finite()),
+        Event::Threshold(t, _) => assert!(t.rows > 0 && t.lambda_star.is_finite()),
         other => panic!("expected the λ* estimate, got {other:?}"),
     }
     w.send(Command::SetDial(DialSetting::bias(0.9)));
@@ -116,7 +116,7 @@ fn training_advances_and_stop_lands_within_one_step() {
         .filter(|e| matches!(e, Event::Progress(_)))
         .count();
     assert!(after <= 2, "{after} steps ran after stop");
-    w.send(Command::Capture("note".into()));
+    w.send(Command::Capture("note 2024-03-05 : patient".into()));
     assert!(matches!(next(&w), Event::Snapshot(..)));
     assert_eq!(
         w.drain()
@@ -318,4 +318,97 @@ fn an_imported_gguf_model_is_dialled_renamed_and_generates() {
         _ => None,
     });
     assert_eq!(again.blocks[1], "capitals");
+}
+
+#[test]
+fn rules_are_checked_again_on_a_new_model_and_results_say_what_they_were_measured_on() {
+    let rules = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/rules/clinical_payments.rules"),
+    )
+    .unwrap();
+    let w = spawn();
+    w.send(Command::Load(sample("tiny-clinical")));
+    let clinical = wait_for(&w, "answer 1", |e| match e {
+        Event::Loaded(s) => Some(s.model_id),
+        _ => None,
+    });
+    assert_eq!(clinical.len(), 64, "the checkpoint's SHA-256: {clinical}");
+    let text = "note 2024-03-05 : patient";
+    w.send(Command::Capture(text.into()));
+    w.send(Command::SetRules {
+        text: rules,
+        off: Vec::new(),
+    });
+    let on = wait_for(&w, "answer 2", |e| match e {
+        Event::RuleReport(r) => Some(r.2),
+        _ => None,
+    });
+    assert_eq!(on.model, clinical);
+    assert_eq!(on.text, text);
+    // A model whose blocks the rules do not name: they are not in force on it.
+    w.send(Command::Load(sample("tiny-shakespeare-l0")));
+    let shakespeare = wait_for(&w, "answer 3", |e| match e {
+        Event::Loaded(s) => Some(s.model_id),
+        _ => None,
+    });
+    assert_ne!(shakespeare, clinical);
+    let refit = wait_for(&w, "answer 4", |e| match e {
+        Event::RulesRefit(r) => Some(r),
+        _ => None,
+    });
+    assert!(!refit
+        .expect_err("the clinical rules on Shakespeare")
+        .errors
+        .is_empty());
+    // No rule report follows: the capture runs without rules, and its λ* is Shakespeare's.
+    let threshold_on = wait_for(&w, "answer 5", |e| match e {
+        Event::RuleReport(_) => panic!("a rule report on a model the rules do not fit"),
+        Event::Threshold(_, on) => Some(on),
+        _ => None,
+    });
+    assert_eq!(threshold_on.model, shakespeare);
+    // Back on the clinical model the same rules are in force again.
+    w.send(Command::Load(sample("tiny-clinical")));
+    let refit = wait_for(&w, "answer 6", |e| match e {
+        Event::RulesRefit(r) => Some(r),
+        _ => None,
+    });
+    assert_eq!(refit.expect("the clinical rules fit again").rules.len(), 6);
+    let on = wait_for(&w, "answer 7", |e| match e {
+        Event::RuleReport(r) => Some(r.2),
+        _ => None,
+    });
+    assert_eq!(on.model, clinical);
+}
+
+#[test]
+fn the_worker_says_which_long_job_it_is_doing() {
+    let w = spawn();
+    assert_eq!(w.busy(), None);
+    w.send(Command::Load(sample("tiny-clinical")));
+    // Seen from this thread the load may already be over; the answer then says it was idle.
+    let mut seen = None;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(b) = w.busy() {
+            seen = Some(b);
+        }
+        match w.wait_event(Duration::from_millis(1)) {
+            Some(Event::Loaded(_)) => break,
+            _ => assert!(Instant::now() < deadline, "no model"),
+        }
+    }
+    if let Some(b) = seen {
+        assert!(b.starts_with("loading tiny-clinical"), "{b}");
+    }
+    // Once every answer to a command is in, nothing is under way.
+    w.send(Command::Capture("note 2024-03-05 : patient".into()));
+    wait_for(&w, "answer 8", |e| {
+        matches!(e, Event::Threshold(..)).then_some(())
+    });
+    let deadline = Instant::now() + WAIT;
+    while w.busy().is_some() {
+        assert!(Instant::now() < deadline, "still busy: {:?}", w.busy());
+        std::thread::yield_now();
+    }
 }

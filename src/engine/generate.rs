@@ -138,5 +138,6 @@ pub fn generate(
             .collect(),
         steps,
         ms_per_token,
+        measured_on: Default::default(),
     })
 }

@@ -95,7 +95,12 @@ impl StudioApp {
     pub fn with_autosave(mut self, dir: PathBuf) -> Self {
         let mut autosave = Autosave::new(dir);
         match autosave.start() {
-            Ok(offer) => self.state.restore_offer = offer,
+            Ok(found) => {
+                self.state.restore_offer = found.offer;
+                if let Some(why) = found.kept_aside {
+                    self.state.error = Some(why);
+                }
+            }
             Err(e) => self.state.error = Some(format!("autosave is off: {e:#}")),
         }
         self.autosave = Some(autosave);

@@ -178,10 +178,44 @@ pub fn save_session(path: &Path, session: &SessionFile) -> Result<()> {
     write_atomic(path, session.to_json()?.as_bytes())
 }
 
-/// Read a session file.
+/// Largest session file read (the audit log grows with every rule change; real sessions are
+/// kilobytes).
+pub const MAX_SESSION_BYTES: u64 = 64 << 20;
+
+/// Read a session file (a regular file of at most [`MAX_SESSION_BYTES`]; errors name it).
 pub fn load_session(path: &Path) -> Result<SessionFile> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let text = crate::files::read_text(path, MAX_SESSION_BYTES, "a session file")?;
     SessionFile::from_json(&text, path)
+}
+
+/// What the autosave found at start.
+#[derive(Debug, Default)]
+pub struct AutosaveStart {
+    /// The session to offer back: the last studio did not close cleanly.
+    pub offer: Option<SessionFile>,
+    /// The autosave could not be read: why, and where it was kept aside (it is never deleted
+    /// and never silently overwritten).
+    pub kept_aside: Option<String>,
+}
+
+/// Move an unreadable file out of the way, to `NAME.corrupt-<unix time>` beside it; returns
+/// the new path.
+pub fn keep_aside(path: &Path) -> Result<PathBuf> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".corrupt-{now}"));
+    let aside = path.with_file_name(name);
+    std::fs::rename(path, &aside).with_context(|| {
+        format!(
+            "{} could not be read and could not be moved aside to {}",
+            path.display(),
+            aside.display()
+        )
+    })?;
+    Ok(aside)
 }
 
 /// The autosave: a session file written every few seconds when something changed, and a
@@ -217,8 +251,10 @@ impl Autosave {
     }
 
     /// At start: the session to offer back when the last studio did not close cleanly (its
-    /// marker is there and its process is gone), then mark this one as running.
-    pub fn start(&mut self) -> Result<Option<SessionFile>> {
+    /// marker is there and its process is gone), then mark this one as running. An autosave
+    /// that cannot be read is moved aside (`NAME.corrupt-<unix time>`) and reported; when it
+    /// cannot even be moved, this fails, so the autosave stays off and never overwrites it.
+    pub fn start(&mut self) -> Result<AutosaveStart> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
         let marker = self.marker_path();
@@ -226,13 +262,23 @@ impl Autosave {
             Ok(pid) => !process_alive(pid.trim()),
             Err(_) => false,
         };
-        let offer = if crashed {
-            load_session(&self.session_path()).ok()
-        } else {
-            None
-        };
+        let mut found = AutosaveStart::default();
+        let path = self.session_path();
+        if path.symlink_metadata().is_ok() {
+            match load_session(&path) {
+                Ok(session) if crashed => found.offer = Some(session),
+                Ok(_) => {}
+                Err(e) => {
+                    let aside = keep_aside(&path)?;
+                    found.kept_aside = Some(format!(
+                        "the autosaved session could not be read ({e:#}); it was kept as {}",
+                        aside.display()
+                    ));
+                }
+            }
+        }
         write_atomic(&marker, std::process::id().to_string().as_bytes())?;
-        Ok(offer)
+        Ok(found)
     }
 
     /// Write `session` if it differs from the last write and [`AUTOSAVE_EVERY`] has passed

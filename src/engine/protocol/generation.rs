@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::measured::MeasuredOn;
 use crate::model::dial::DialSetting;
 
 /// One candidate of a next-token distribution.
@@ -43,6 +44,9 @@ pub struct Generation {
     /// Milliseconds per token (the prompt's forward included; a decoder with a KV cache then
     /// runs one position per token, unless rules are in force).
     pub ms_per_token: f64,
+    /// The model, blocks, text and dial it was generated on.
+    #[serde(default)]
+    pub measured_on: MeasuredOn,
 }
 
 impl Generation {

@@ -9,6 +9,7 @@
 
 mod compare;
 mod generation;
+mod measured;
 mod summary;
 mod views;
 
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 
 pub use self::compare::{CompareSide, CompareView};
 pub use self::generation::{Candidate, GenStep, Generation};
+pub use self::measured::{blocks_key, Depends, MeasuredOn};
 pub use self::summary::{
     ImportedBlocks, LivePoint, ModelSummary, Progress, DEFAULT_CLUSTERS, IMPORTED_CAPTURE_LIMIT,
 };
@@ -116,14 +118,22 @@ pub enum Event {
     RulesApplied(Box<RulesInForce>),
     /// A rule file was rejected (every error listed); the previous rules stay in force.
     RulesRejected(RuleErrors),
-    /// What each rule did on the current text (sent just before its snapshot).
-    RuleReport(Box<(Vec<RuleReport>, Vec<Firing>)>),
-    /// The penalty threshold λ* estimated on the current text (SPEC §8.4).
-    Threshold(ThresholdEstimate),
-    /// The two sides of a comparison, each captured or failed.
-    Compare(Box<[Result<CompareView, String>; 2]>),
-    /// The theory curve of the current text.
-    Theory(Vec<TheoryPoint>),
+    /// What each rule did on the current text (sent just before its snapshot), and what it
+    /// was measured on.
+    RuleReport(Box<(Vec<RuleReport>, Vec<Firing>, MeasuredOn)>),
+    /// A new model (or block map) is in place and the rules in force were checked against it:
+    /// they resolve (their views on the new model), or they do not, and then no rule is in
+    /// force on this model (the errors say why; the rule text is kept and checked again on
+    /// the next model).
+    RulesRefit(Result<Box<RulesInForce>, RuleErrors>),
+    /// The penalty threshold λ* estimated on the current text (SPEC §8.4), and what it was
+    /// measured on.
+    Threshold(ThresholdEstimate, MeasuredOn),
+    /// The two sides of a comparison, each captured or failed, and the current model and text
+    /// they were taken on.
+    Compare(Box<[Result<CompareView, String>; 2]>, MeasuredOn),
+    /// The theory curve of the current text, and what it was measured on.
+    Theory(Vec<TheoryPoint>, MeasuredOn),
     /// The recruitment log and state (after every round, on a switch, and when a checkpoint
     /// with a `recruitment.json` is opened).
     Recruitment(Box<RecruitView>),

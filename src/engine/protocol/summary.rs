@@ -62,6 +62,9 @@ pub struct ModelSummary {
     pub imported: Option<(String, String)>,
     /// Whether it predicts next tokens (false for an encoder).
     pub generates: bool,
+    /// Its identity in [`crate::engine::protocol::MeasuredOn::model`]: its SHA-256, or the
+    /// name of an unsaved training run.
+    pub model_id: String,
 }
 
 /// Held-out metrics measured while training runs (about once a second), for the live curves.

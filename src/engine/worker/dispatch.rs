@@ -33,6 +33,7 @@ impl Worker {
     }
 
     fn handle(&mut self, cmd: Command) {
+        let _busy = busy_label(&cmd).map(|what| self.sink.busy(what));
         match cmd {
             Command::Load(path) => self.load(path),
             Command::NewRun(job) => self.new_run(*job),
@@ -86,4 +87,26 @@ impl Worker {
             self.sink.fail("no training run is set up");
         }
     }
+}
+
+/// What the status bar says while a long command runs; `None` for quick ones (and training,
+/// which reports its own progress).
+fn busy_label(cmd: &Command) -> Option<String> {
+    let what = match cmd {
+        Command::Load(path) => {
+            let name = path.file_name().unwrap_or(path.as_os_str());
+            format!("loading {}…", name.to_string_lossy())
+        }
+        Command::NewRun(_) => "setting up the run…".into(),
+        Command::SetDial(_) | Command::Capture(_) => "capturing…".into(),
+        Command::TheoryCurve(_) => "computing the theory curve…".into(),
+        Command::Compare(_) => "comparing…".into(),
+        Command::SetRules { .. } => "checking the rules…".into(),
+        Command::SetImportedBlocks(_) => "rebuilding the blocks…".into(),
+        Command::Generate(_) => "generating…".into(),
+        Command::Save(_) => "saving…".into(),
+        Command::OpenPool(_) => "reading the pool…".into(),
+        _ => return None,
+    };
+    Some(what)
 }

@@ -2,12 +2,13 @@
 //! end it when the handle is dropped.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
-use super::sink::Sink;
+use super::sink::{Busy, Sink};
 use super::Worker;
 use crate::engine::protocol::{Command, Event};
 
@@ -17,6 +18,7 @@ pub struct WorkerHandle {
     events: Receiver<Event>,
     progress: Receiver<Event>,
     thread: Option<JoinHandle<()>>,
+    busy: Busy,
 }
 
 impl WorkerHandle {
@@ -25,10 +27,12 @@ impl WorkerHandle {
         let (cmd_tx, cmd_rx) = unbounded();
         let (ev_tx, ev_rx) = unbounded();
         let (pr_tx, pr_rx) = bounded(64);
+        let busy: Busy = Arc::new(Mutex::new(Vec::new()));
+        let shared = Arc::clone(&busy);
         let thread = std::thread::Builder::new()
             .name("localist-worker".into())
             .spawn(move || {
-                let mut worker = Worker::new(Sink::new(ev_tx, pr_tx, repaint));
+                let mut worker = Worker::new(Sink::new(ev_tx, pr_tx, repaint, shared));
                 let outcome = catch_unwind(AssertUnwindSafe(|| worker.run(&cmd_rx)));
                 if let Err(panic) = outcome {
                     let msg = panic
@@ -46,7 +50,25 @@ impl WorkerHandle {
             events: ev_rx,
             progress: pr_rx,
             thread: Some(thread),
+            busy,
         })
+    }
+
+    /// The long job the worker is doing now (e.g. "loading SmolLM2-135M-Instruct.Q4_1.gguf…"),
+    /// or `None` when it waits for commands or trains (training has its own progress). Read
+    /// it every frame: it is the worker's present, not a queued event.
+    pub fn busy(&self) -> Option<String> {
+        self.busy_for().map(|(what, _)| what)
+    }
+
+    /// The long job under way, as [`Self::busy`], and how long it has run so far (a UI may
+    /// wait a moment before showing it, so a quick capture does not flicker).
+    pub fn busy_for(&self) -> Option<(String, Duration)> {
+        let jobs = self.busy.lock().ok()?;
+        if !self.is_alive() {
+            return None;
+        }
+        jobs.last().map(|(what, t0)| (what.clone(), t0.elapsed()))
     }
 
     /// Queue a command (returns false when the worker has ended).

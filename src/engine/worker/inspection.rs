@@ -58,8 +58,9 @@ impl Worker {
         }
         match capture_with_rules(model, blocks, &ids, &self.dial, &self.rules.resolved) {
             Ok(rc) => {
+                let on = self.measured_on();
                 self.sink
-                    .emit(Event::RuleReport(Box::new((rc.reports, rc.firings))));
+                    .emit(Event::RuleReport(Box::new((rc.reports, rc.firings, on))));
                 self.sink
                     .emit(Event::Snapshot(Box::new(rc.capture), tokens));
             }
@@ -89,7 +90,7 @@ impl Worker {
             return;
         }
         match estimate_threshold(model, blocks, &ids, config.eta, config.weights) {
-            Ok(est) => self.sink.emit(Event::Threshold(est)),
+            Ok(est) => self.sink.emit(Event::Threshold(est, self.measured_on())),
             Err(e) => self.sink.fail(format!("λ* estimate failed: {e}")),
         }
     }
@@ -104,7 +105,7 @@ impl Worker {
             return;
         };
         match theory_curve(model, blocks, &ids, &self.dial, lambdas) {
-            Ok(curve) => self.sink.emit(Event::Theory(curve)),
+            Ok(curve) => self.sink.emit(Event::Theory(curve, self.measured_on())),
             Err(e) => self.sink.fail(format!("theory curve failed: {e}")),
         }
     }
@@ -113,7 +114,8 @@ impl Worker {
     pub(super) fn compare(&mut self, sides: &[CompareSide; 2]) {
         let errors = self.open_compared(sides);
         let views = sides.clone().map(|side| self.compare_side(&side, &errors));
-        self.sink.emit(Event::Compare(Box::new(views)));
+        self.sink
+            .emit(Event::Compare(Box::new(views), self.measured_on()));
     }
 
     /// Keep the compared checkpoints loaded while they are compared, drop the others; returns
@@ -181,7 +183,10 @@ impl Worker {
             10,
         );
         match out {
-            Ok(g) => self.sink.emit(Event::Generated(Box::new(g))),
+            Ok(mut g) => {
+                g.measured_on = self.measured_on();
+                self.sink.emit(Event::Generated(Box::new(g)));
+            }
             Err(e) => self.sink.fail(format!("generation failed: {e:#}")),
         }
     }

@@ -12,7 +12,8 @@
 //! be spawned without restarting the app.
 //!
 //! The files of this folder each hold one concern: the thread handle (`handle.rs`), the event
-//! sink (`sink.rs`), the model the worker holds (`slot.rs`), the command loop (`dispatch.rs`),
+//! sink (`sink.rs`), the model the worker holds (`slot.rs`), what results are measured on
+//! (`measured.rs`), the command loop (`dispatch.rs`),
 //! and one file per group of jobs: models, blocks, training, inspection, rules and
 //! recruitment.
 
@@ -20,6 +21,7 @@ mod blocks;
 mod dispatch;
 mod handle;
 mod inspection;
+mod measured;
 mod models;
 mod recruitment;
 mod rules;
@@ -80,6 +82,10 @@ struct Worker {
     /// The checkpoints of a comparison, kept while they are compared.
     compare_models: Vec<(PathBuf, Loaded)>,
     rules: Rules,
+    /// The identity of the model held (see [`crate::engine::protocol::MeasuredOn::model`]).
+    model_id: String,
+    /// Training runs set up so far (an unsaved run is named by its number).
+    runs: usize,
 }
 
 impl Worker {
@@ -96,6 +102,8 @@ impl Worker {
             last_live: None,
             compare_models: Vec::new(),
             rules: Rules::default(),
+            model_id: String::new(),
+            runs: 0,
         }
     }
 }

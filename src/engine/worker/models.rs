@@ -50,6 +50,8 @@ impl Worker {
             .ok()
             .map(|h| (path.to_path_buf(), h));
         summary.corpus = recorded_corpus(training);
+        let sha = summary.checkpoint.as_ref().map(|(_, h)| h.as_str());
+        summary.model_id = self.new_model_id(sha, format!("checkpoint {}", path.display()));
         self.state = RunState::Idle;
         self.slot = ModelSlot::Checkpoint(Box::new(loaded));
         self.sink.emit(Event::Loaded(Box::new(summary)));
@@ -95,6 +97,8 @@ impl Worker {
             tokenizer,
         };
         let mut summary = imported_summary(&imported);
+        let sha = hash.as_ref().map(|(_, h)| h.clone());
+        summary.model_id = self.new_model_id(sha.as_deref(), format!("model {}", path.display()));
         summary.checkpoint = hash;
         self.slot = ModelSlot::Imported(Box::new(imported));
         self.sink.emit(Event::Loaded(Box::new(summary)));
@@ -206,6 +210,7 @@ pub(super) fn own_summary(
         corpus: None,
         imported: None,
         generates: true,
+        model_id: String::new(),
     }
 }
 
@@ -228,5 +233,6 @@ fn imported_summary(i: &Imported) -> ModelSummary {
         corpus: None,
         imported: Some((i.model.kind_label().to_string(), i.blocks.source.clone())),
         generates: dims.has_logits && dims.causal,
+        model_id: String::new(),
     }
 }

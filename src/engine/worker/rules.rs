@@ -64,18 +64,32 @@ impl Worker {
         }
     }
 
-    /// After the model changed: the rules in force, checked against the new model.
+    /// After the model or its blocks changed: the rules in force, checked against the new
+    /// model. When they resolve, the UI gets their views on it; when they do not, no rule is
+    /// in force on this model (a run in progress stops training towards them) and the UI gets
+    /// the errors. The rule text is kept, so a later model they fit puts them back in force.
     pub(super) fn refit_rules(&mut self) {
         if self.rules.text.trim().is_empty() {
             self.rules.resolved.clear();
             return;
         }
-        match self.resolve_rules(&self.rules.text, &self.rules.off) {
-            Ok((_, rules)) => self.rules.resolved = rules,
+        let refit = match self.resolve_rules(&self.rules.text, &self.rules.off) {
+            Ok((set, rules)) => {
+                let in_force = rules_in_force(&set, &rules);
+                self.rules.resolved = rules;
+                Ok(Box::new(in_force))
+            }
             Err(e) => {
                 self.rules.resolved.clear();
-                self.sink.emit(Event::RulesRejected(e));
+                Err(e)
+            }
+        };
+        let resolved = self.rules.resolved.clone();
+        if let Some(s) = self.slot.session_mut() {
+            if s.job.rules.is_none() {
+                s.trainer.rules = resolved;
             }
         }
+        self.sink.emit(Event::RulesRefit(refit));
     }
 }

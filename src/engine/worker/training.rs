@@ -24,7 +24,9 @@ impl Worker {
                 return;
             }
         };
-        let summary = run_summary(&session, job.train.lambda_train);
+        let mut summary = run_summary(&session, job.train.lambda_train);
+        self.runs += 1;
+        summary.model_id = self.new_model_id(None, format!("run {}", self.runs));
         let recruiter = session.recruiter.as_ref().map(RecruitView::from);
         self.slot = ModelSlot::Run(Box::new(session));
         self.state = RunState::Idle;
@@ -33,11 +35,6 @@ impl Worker {
             self.sink.emit(Event::Recruitment(Box::new(r)));
         }
         self.refit_rules();
-        if let Some(s) = self.slot.session_mut() {
-            if s.job.rules.is_none() {
-                s.trainer.rules = self.rules.resolved.clone();
-            }
-        }
         self.recapture();
         self.threshold();
     }

@@ -4,6 +4,9 @@
 use crate::studio::state::WorkerState;
 
 use super::dialogs::DialogKind;
+
+/// How long a job runs before the status bar shows it with a spinner.
+pub const BUSY_AFTER: std::time::Duration = std::time::Duration::from_millis(150);
 use super::StudioApp;
 
 /// The menu bar: sessions and the theme. Returns the session dialog asked for, if any.
@@ -59,10 +62,32 @@ fn theme_switch(ui: &mut egui::Ui) {
 }
 
 impl StudioApp {
+    /// The long job the worker is doing now ("loading SmolLM2…"), if any (public for tests).
+    pub fn busy(&self) -> Option<String> {
+        self.worker.as_ref().and_then(|w| w.busy())
+    }
+
+    /// The long job the status bar shows: one under way for [`BUSY_AFTER`] or more (a quick
+    /// capture does not make the bar flicker); asks for the frame that will show it.
+    fn shown_busy(&self, ctx: &egui::Context) -> Option<String> {
+        let (what, running) = self.worker.as_ref().and_then(|w| w.busy_for())?;
+        if running < BUSY_AFTER {
+            ctx.request_repaint_after(BUSY_AFTER.saturating_sub(running));
+            return None;
+        }
+        Some(what)
+    }
+
     /// The status bar: worker state, training speed, UI timings, then the error or message.
     pub(super) fn status_bar(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
+            let busy = self.shown_busy(ui.ctx());
             let (label, colour) = match self.state.worker {
+                WorkerState::Idle if busy.is_some() => {
+                    ui.add(egui::Spinner::new());
+                    let what = busy.as_deref().unwrap_or_default();
+                    (what, egui::Color32::from_rgb(230, 160, 60))
+                }
                 WorkerState::Idle => ("worker idle", ui.visuals().text_color()),
                 WorkerState::Training => ("training", egui::Color32::LIGHT_GREEN),
                 WorkerState::Paused => ("paused", egui::Color32::YELLOW),

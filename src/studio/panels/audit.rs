@@ -20,11 +20,46 @@ pub fn build_report(state: &StudioState) -> (AuditReport, Vec<Figure>) {
         dial: &state.dial,
         text: &state.text,
         rules: &state.rules.resolved,
-        reports: &state.rules.reports,
+        reports: state.current_reports(),
         log: &state.rules.log,
     };
     let capture = state.capture.as_ref().map(|(cap, _)| cap);
     report_with_figures(inputs, capture, state.colormap)
+}
+
+/// Why the report cannot be certified now, or `None` when every rule in it was measured on
+/// the model, blocks, text and dial it names.
+pub fn report_refusal(state: &StudioState) -> Option<String> {
+    if state.rules.not_in_force.is_some() {
+        return Some(
+            "the rules do not resolve on this model, so nothing about them can be certified for \
+             it; apply rules written for this model first"
+                .into(),
+        );
+    }
+    if state.rules.pending.is_some() {
+        return Some("a rule change is still being applied; export again in a moment".into());
+    }
+    state.stale_reports().map(|why| {
+        format!(
+            "the rule measurements are {why} (they were taken before the last change); wait for \
+             them to be measured again, then export"
+        )
+    })
+}
+
+/// Export the report, or refuse with the reason when it would certify something not measured
+/// on what it names.
+pub fn export_report(state: &mut StudioState) {
+    if let Some(why) = report_refusal(state) {
+        state.error = Some(format!("report not exported: {why}"));
+        return;
+    }
+    let (report, figures) = build_report(state);
+    match report_files(&report, &figures) {
+        Ok(files) => state.pending_report = Some(files),
+        Err(e) => state.error = Some(format!("report failed: {e}")),
+    }
 }
 
 /// Draw the panel.
@@ -54,11 +89,7 @@ fn header(ui: &mut egui::Ui, state: &mut StudioState) {
             .on_hover_text("One self-contained HTML file with its figures, and a JSON twin beside it (same name, .json) for `localist audit verify`")
             .clicked()
         {
-            let (report, figures) = build_report(state);
-            match report_files(&report, &figures) {
-                Ok(files) => state.pending_report = Some(files),
-                Err(e) => state.error = Some(format!("report failed: {e}")),
-            }
+            export_report(state);
         }
     });
     let (model, corpus) = state.hashes();
@@ -77,10 +108,18 @@ fn header(ui: &mut egui::Ui, state: &mut StudioState) {
 /// The rule-to-block mapping of the rules in force.
 fn mapping(ui: &mut egui::Ui, state: &StudioState) {
     ui.strong("rule-to-block mapping");
-    if state.rules.resolved.is_empty() {
+    if let Some(e) = &state.rules.not_in_force {
+        crate::studio::panels::rules::not_in_force(ui, e);
+    } else if state.rules.resolved.is_empty() {
         ui.label("no rules in force (the Rules tab applies them)");
     } else {
-        let audits = rule_audits(&state.rules.resolved, &state.rules.reports);
+        if let Some(why) = state.stale_reports() {
+            ui.colored_label(
+                Color32::from_rgb(230, 160, 60),
+                format!("{why}: the measurements are being taken again"),
+            );
+        }
+        let audits = rule_audits(&state.rules.resolved, state.current_reports());
         egui::Grid::new("audit_table")
             .striped(true)
             .num_columns(9)

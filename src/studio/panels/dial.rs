@@ -19,7 +19,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
              query to its relevant block. Moving it never retrains.",
         );
     changed |= slider.changed();
-    if let Some(est) = &state.threshold {
+    if let Some(est) = state.current_threshold() {
         mark_lambda_star(ui, &slider, est);
     }
     egui::ComboBox::from_label("mode")

@@ -5,6 +5,7 @@
 use egui::{Color32, Sense, Vec2};
 
 use crate::engine::generate::Generation;
+use crate::engine::protocol::Depends;
 use crate::engine::worker::Command;
 use crate::studio::state::StudioState;
 
@@ -33,6 +34,13 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
             String::new()
         }
     ));
+    if state.rules.not_in_force.is_some() {
+        ui.colored_label(
+            Color32::LIGHT_RED,
+            "the rules are not in force on this model (they do not resolve on its blocks): \
+             generation runs without them",
+        );
+    }
     controls(ui, state);
     let Some(g) = state.generate.last.clone() else {
         ui.label("Nothing generated yet.");
@@ -96,7 +104,9 @@ fn summary_line(ui: &mut egui::Ui, state: &StudioState, g: &Generation) {
              token runs one position; with rules in force every token is a full pass (a rule \
              can move the whole row).",
         );
-        if (g.dial.params.lambda - state.dial.params.lambda).abs() > 1e-9
+        if let Some(why) = state.stale(Some(&g.measured_on), Depends::Model) {
+            ui.colored_label(Color32::from_rgb(230, 160, 60), why);
+        } else if (g.dial.params.lambda - state.dial.params.lambda).abs() > 1e-9
             || g.dial.params.mode != state.dial.params.mode
         {
             ui.colored_label(

@@ -33,6 +33,12 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
         return;
     };
     let curve = curve.clone();
+    if let Some(why) = state.stale_theory() {
+        ui.colored_label(
+            egui::Color32::from_rgb(230, 160, 60),
+            format!("{why}: the curve below is from before the last change (recomputing…)"),
+        );
+    }
     let mut want_png = false;
     ui.horizontal(|ui| {
         ui.label("off-block mass ε");

@@ -57,7 +57,7 @@ fn settings_grid(ui: &mut egui::Ui, state: &StudioState, settings: &mut RunSetti
                 let slider = ui
                     .add(egui::Slider::new(&mut settings.lambda_train, 0.0..=1.0).text("λ_train"))
                     .on_hover_text("Weight of the off-block group penalty during training.");
-                if let Some(est) = &state.threshold {
+                if let Some(est) = state.current_threshold() {
                     mark_lambda_star(ui, &slider, est);
                 }
             });

@@ -2,8 +2,8 @@
 
 use super::{short, CurvePoint, StudioState, WorkerState, SAMPLE_TEXT};
 use crate::engine::protocol::{
-    Command, Event, Generation, LivePoint, ModelSummary, Progress, RecruitView, RuleErrors,
-    RulesInForce,
+    Command, Depends, Event, Generation, LivePoint, ModelSummary, Progress, RecruitView,
+    RuleErrors, RulesInForce,
 };
 
 impl StudioState {
@@ -36,8 +36,9 @@ impl StudioState {
                 self.info = Some("training finished".into());
             }
             Event::Paused => self.worker = WorkerState::Paused,
-            Event::Theory(curve) => {
+            Event::Theory(curve, on) => {
                 self.theory = Some((self.capture_generation, curve));
+                self.theory_on = Some(on);
                 self.theory_pending = false;
             }
             Event::Saved(p, hash) => {
@@ -45,15 +46,25 @@ impl StudioState {
                 self.checkpoint = Some((p, hash));
             }
             Event::Live(p) => self.on_live(*p),
-            Event::Threshold(t) => self.threshold = Some(t),
+            Event::Threshold(t, on) => {
+                self.threshold = Some(t);
+                self.threshold_on = Some(on);
+            }
             Event::RulesApplied(r) => self.on_rules_applied(*r),
             Event::RulesRejected(e) => self.on_rules_rejected(e),
             Event::RuleReport(r) => {
-                let (reports, firings) = *r;
+                let (reports, firings, on) = *r;
                 self.rules.reports = reports;
                 self.rules.firings = firings;
+                self.rules.reports_on = Some(on);
             }
-            Event::Compare(views) => {
+            Event::RulesRefit(refit) => self.on_rules_refit(refit),
+            Event::Compare(views, on) => {
+                let stale = self.stale(Some(&on), Depends::Model).is_some();
+                self.compare.pending = false;
+                if stale {
+                    return;
+                }
                 self.compare.views =
                     Some((self.capture_generation, self.compare.sides.clone(), *views));
                 self.compare.pending = false;
@@ -94,9 +105,7 @@ impl StudioState {
         self.check_expected_checkpoint();
         self.summary = Some(s);
         self.recruitment = None;
-        self.generate.last = None;
-        self.live.clear();
-        self.compare.views = None;
+        self.forget_model_results();
         self.curve.clear();
         self.progress = None;
         self.worker = WorkerState::Idle;
@@ -119,6 +128,11 @@ impl StudioState {
     }
 
     fn on_generated(&mut self, g: Generation) {
+        self.generate.pending = false;
+        if self.stale(Some(&g.measured_on), Depends::Model).is_some() {
+            // Generated on a model that is no longer loaded.
+            return;
+        }
         self.info = Some(format!(
             "generated {} tokens ({:.0} ms per token)",
             g.steps.len(),
@@ -155,6 +169,7 @@ impl StudioState {
         self.rules.resolved = resolved;
         self.rules.json = Some(in_force.json);
         self.rules.errors = None;
+        self.rules.not_in_force = None;
         if let Some((text, off)) = self.rules.pending.take() {
             self.rules.applied = text.clone();
             self.rules.off = off.clone();
@@ -170,6 +185,33 @@ impl StudioState {
             self.rules.firings.clear();
         }
         self.info = Some(format!("{n} rules in force ({on} on)"));
+    }
+
+    /// The rules in force were checked against a new model (or block map): their views on
+    /// it, or why they are not in force on it.
+    fn on_rules_refit(&mut self, refit: Result<Box<RulesInForce>, RuleErrors>) {
+        // Errors of an earlier apply or model are about something no longer shown.
+        self.rules.errors = None;
+        match refit {
+            Ok(in_force) => {
+                self.rules.resolved = in_force.rules;
+                self.rules.json = Some(in_force.json);
+                self.rules.not_in_force = None;
+            }
+            Err(e) => {
+                self.rules.resolved.clear();
+                self.rules.reports.clear();
+                self.rules.firings.clear();
+                self.rules.reports_on = None;
+                self.error = Some(format!(
+                    "the rules do not resolve on this model ({} error(s), first: {}); no rule \
+                     is in force on it",
+                    e.errors.len(),
+                    e.errors.first().map(|x| x.to_string()).unwrap_or_default()
+                ));
+                self.rules.not_in_force = Some(e);
+            }
+        }
     }
 
     fn on_rules_rejected(&mut self, e: RuleErrors) {

@@ -4,6 +4,7 @@
 //! [`panels`]; the tabs are [`Tab`].
 
 mod apply;
+mod measured;
 pub mod panels;
 
 use std::collections::VecDeque;
@@ -11,8 +12,8 @@ use std::path::PathBuf;
 
 use crate::engine::figures::Colormap;
 use crate::engine::protocol::{
-    Capture, Command, DialSetting, EvalReport, LivePoint, ModelSummary, PoolSummary, Progress,
-    RecruitView, TheoryPoint, ThresholdEstimate, DEFAULT_CLUSTERS,
+    Capture, Command, DialSetting, EvalReport, LivePoint, MeasuredOn, ModelSummary, PoolSummary,
+    Progress, RecruitView, TheoryPoint, ThresholdEstimate, DEFAULT_CLUSTERS,
 };
 
 pub use self::panels::{CompareState, CompareViews, GenerateState, RulesState};
@@ -22,7 +23,8 @@ pub use crate::studio::tab::Tab;
 /// The sample sentence captured at start-up.
 pub use crate::studio::text::SAMPLE_TEXT;
 
-/// The worker's state as the status bar shows it.
+/// The worker's state as the status bar shows it (a long job under way is read from the
+/// handle: `WorkerHandle::busy`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WorkerState {
     /// Waiting for commands.
@@ -90,6 +92,8 @@ pub struct StudioState {
     pub tab: Tab,
     /// The theory curve and the capture generation it was computed for.
     pub theory: Option<(u64, Vec<TheoryPoint>)>,
+    /// What the theory curve was measured on.
+    pub theory_on: Option<MeasuredOn>,
     /// A theory curve was asked for and has not arrived.
     pub theory_pending: bool,
     /// The checkpoint the current model was loaded from or last saved to, with its SHA-256.
@@ -109,6 +113,8 @@ pub struct StudioState {
     pub pending_report: Option<(Vec<u8>, Vec<u8>)>,
     /// The penalty threshold λ* estimated on the current text.
     pub threshold: Option<ThresholdEstimate>,
+    /// What λ* was estimated on.
+    pub threshold_on: Option<MeasuredOn>,
     /// A session the last (crashed) studio left, offered back at start.
     pub restore_offer: Option<crate::studio::session::SessionFile>,
     /// Block recruitment: the log, rounds and state of the run or the opened checkpoint.
@@ -162,6 +168,7 @@ impl Default for StudioState {
             dial_latency_ms: None,
             tab: Tab::Attention,
             theory: None,
+            theory_on: None,
             theory_pending: false,
             checkpoint: None,
             expected_checkpoint: None,
@@ -170,6 +177,7 @@ impl Default for StudioState {
             restore_offer: None,
             screenshot_request: None,
             threshold: None,
+            threshold_on: None,
             rules: RulesState::default(),
             pending_report: None,
             recruitment: None,

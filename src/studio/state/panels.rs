@@ -3,7 +3,7 @@
 
 use crate::engine::audit::AuditLog;
 use crate::engine::protocol::{
-    CompareSide, CompareView, Firing, Generation, RuleErrors, RuleReport, RuleView,
+    CompareSide, CompareView, Firing, Generation, MeasuredOn, RuleErrors, RuleReport, RuleView,
 };
 
 /// The Generate panel: how many tokens, the last generation, and whether one is on its way.
@@ -53,6 +53,11 @@ pub struct RulesState {
     pub reports: Vec<RuleReport>,
     /// Where each rule fired on the current text.
     pub firings: Vec<Firing>,
+    /// What the reports and firings were measured on.
+    pub reports_on: Option<MeasuredOn>,
+    /// The rules do not resolve on the current model: why (the rule file is kept and checked
+    /// again on the next model, but no rule is in force on this one).
+    pub not_in_force: Option<RuleErrors>,
     /// States in force, for undo and redo (text, switched-off ids).
     pub history: Vec<(String, Vec<String>)>,
     /// Position in `history` of the state in force.

@@ -31,7 +31,7 @@ pub(super) fn details(ui: &mut egui::Ui, state: &StudioState, id: &str) {
     for f in &fired {
         ui.monospace(f);
     }
-    let Some(rep) = state.rules.reports.iter().find(|x| x.id == id) else {
+    let Some(rep) = state.current_reports().iter().find(|x| x.id == id) else {
         return;
     };
     if rep.heads.is_empty() {

@@ -144,10 +144,28 @@ fn editor(ui: &mut egui::Ui, state: &mut StudioState) {
 
 fn rule_list(ui: &mut egui::Ui, state: &mut StudioState) {
     ui.label("rules in force");
+    if let Some(e) = &state.rules.not_in_force {
+        not_in_force(ui, e);
+        return;
+    }
     if state.rules.resolved.is_empty() {
         ui.label("none: write rules on the left, or load the example, and Apply");
         return;
     }
+    let stale = state.stale_reports();
+    if let Some(why) = &stale {
+        ui.colored_label(
+            Color32::from_rgb(230, 160, 60),
+            format!("{why}: waiting for the rules to be measured again"),
+        );
+    }
+    // The reports only when measured on what is shown now (a field borrow, so the loop can
+    // still select a rule).
+    let reports = if stale.is_some() {
+        &[][..]
+    } else {
+        &state.rules.reports[..]
+    };
     let mut toggle = None;
     for r in &state.rules.resolved {
         ui.horizontal(|ui| {
@@ -159,24 +177,9 @@ fn rule_list(ui: &mut egui::Ui, state: &mut StudioState) {
             {
                 toggle = Some((r.id.clone(), on));
             }
-            let report = state.rules.reports.iter().find(|x| x.id == r.id);
-            let status = match report {
-                Some(rep) if !r.enabled => format!("off ({} firings ignored)", rep.fired.len()),
-                Some(rep) if rep.fired.is_empty() => "did not fire".to_string(),
-                Some(rep) => match (rep.pass, rep.pf_mass) {
-                    (Some(true), Some(pf)) => format!("PF {pf:.3} pass"),
-                    (Some(false), Some(pf)) => format!("PF {pf:.3} FAIL"),
-                    (_, Some(pf)) => format!("PF {pf:.3}"),
-                    _ => format!("fired {}x, no target", rep.fired.len()),
-                },
-                None => String::new(),
-            };
+            let report = reports.iter().find(|x| x.id == r.id);
+            let status = rule_status(r.enabled, report);
             let selected = state.rules.selected.as_deref() == Some(r.id.as_str());
-            let status = if status.is_empty() {
-                "details".to_string()
-            } else {
-                status
-            };
             let text = if status.contains("FAIL") {
                 egui::RichText::new(status).color(Color32::LIGHT_RED)
             } else {
@@ -211,4 +214,39 @@ fn rule_list(ui: &mut egui::Ui, state: &mut StudioState) {
         return;
     };
     details(ui, state, &id);
+}
+
+/// The rules of the file do not resolve on the current model: none of them is in force on
+/// it, and no result measured on an earlier model is shown.
+pub fn not_in_force(ui: &mut egui::Ui, e: &crate::engine::protocol::RuleErrors) {
+    ui.colored_label(
+        Color32::LIGHT_RED,
+        format!(
+            "not in force on this model: the rules do not resolve on its blocks ({} error(s)); \
+             they are checked again when another model is opened",
+            e.errors.len()
+        ),
+    );
+    for err in e.errors.iter().take(20) {
+        ui.colored_label(Color32::LIGHT_RED, err.to_string());
+    }
+    if e.errors.len() > 20 {
+        ui.label(format!("… and {} more", e.errors.len() - 20));
+    }
+}
+
+/// What the list shows beside a rule: its measured PF and verdict, or why there is none
+/// ("details" when it has not been measured on what is shown now).
+fn rule_status(enabled: bool, report: Option<&crate::engine::protocol::RuleReport>) -> String {
+    match report {
+        Some(rep) if !enabled => format!("off ({} firings ignored)", rep.fired.len()),
+        Some(rep) if rep.fired.is_empty() => "did not fire".to_string(),
+        Some(rep) => match (rep.pass, rep.pf_mass) {
+            (Some(true), Some(pf)) => format!("PF {pf:.3} pass"),
+            (Some(false), Some(pf)) => format!("PF {pf:.3} FAIL"),
+            (_, Some(pf)) => format!("PF {pf:.3}"),
+            _ => format!("fired {}x, no target", rep.fired.len()),
+        },
+        None => "details".to_string(),
+    }
 }

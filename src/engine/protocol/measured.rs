@@ -1,0 +1,67 @@
+//! What a result was measured on: the model, its block map, the text and the dial. The worker
+//! attaches one to every derived result it sends (rule reports, λ*, theory curves, comparisons,
+//! generations); the studio compares it with what it shows now and never presents a result
+//! measured on something else as current.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::dial::DialSetting;
+
+/// The model, block map, text and dial a result was measured on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MeasuredOn {
+    /// The model's identity: its SHA-256 when it was opened from a file or folder, else a
+    /// name for the unsaved training run (`run 3`).
+    pub model: String,
+    /// [`blocks_key`] of the block map.
+    pub blocks: u64,
+    /// The text.
+    pub text: String,
+    /// The dial.
+    pub dial: DialSetting,
+}
+
+/// Which parts of [`MeasuredOn`] a view depends on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Depends {
+    /// The model only (held-out metrics).
+    Model,
+    /// The model, its blocks and the text (λ*, theory curves: they sweep the dial themselves).
+    Text,
+    /// Everything, the dial included (rule reports, generations).
+    Dial,
+}
+
+impl MeasuredOn {
+    /// What differs between this measurement and `now`, among the parts `depends` names:
+    /// "model", "block map", "text" or "dial"; `None` when the result is current.
+    pub fn differs(&self, now: &Self, depends: Depends) -> Option<&'static str> {
+        if self.model != now.model {
+            return Some("model");
+        }
+        if depends == Depends::Model {
+            return None;
+        }
+        if self.blocks != now.blocks {
+            return Some("block map");
+        }
+        if self.text != now.text {
+            return Some("text");
+        }
+        if depends == Depends::Dial && self.dial != now.dial {
+            return Some("dial");
+        }
+        None
+    }
+}
+
+/// A short key of a block map as both sides see it: its block names and the vocabulary tokens
+/// in each (what [`crate::engine::protocol::ModelSummary`] and `Event::BlocksChanged` carry).
+pub fn blocks_key(names: &[String], sizes: &[usize]) -> u64 {
+    let mut h = DefaultHasher::new();
+    names.hash(&mut h);
+    sizes.hash(&mut h);
+    h.finish()
+}

@@ -1,0 +1,79 @@
+//! Whether a result still describes what the studio shows: each derived result keeps the
+//! [`MeasuredOn`] the worker sent with it, and the panels ask here before presenting it as
+//! current. A result measured on another model, block map, text or dial is hidden or marked
+//! "not measured on this …", never shown as current.
+
+use super::StudioState;
+use crate::engine::protocol::{blocks_key, Depends, MeasuredOn, RuleReport, ThresholdEstimate};
+
+impl StudioState {
+    /// What a result computed now would be measured on (`None` before a model has arrived).
+    pub fn measured_now(&self) -> Option<MeasuredOn> {
+        let s = self.summary.as_ref()?;
+        Some(MeasuredOn {
+            model: s.model_id.clone(),
+            blocks: blocks_key(&s.blocks, &s.block_sizes),
+            text: self.text.clone(),
+            dial: self.dial.clone(),
+        })
+    }
+
+    /// Why a result measured on `on` is not current ("not measured on this model", …), or
+    /// `None` when it is. A result with no record, or no model now, is not current.
+    pub fn stale(&self, on: Option<&MeasuredOn>, depends: Depends) -> Option<String> {
+        let Some(now) = self.measured_now() else {
+            return Some("not measured on this model".into());
+        };
+        let Some(on) = on else {
+            return Some("not measured on this model".into());
+        };
+        on.differs(&now, depends)
+            .map(|what| format!("not measured on this {what}"))
+    }
+
+    /// Why the rule reports are not current, or `None` when they are (or there are none).
+    pub fn stale_reports(&self) -> Option<String> {
+        if self.rules.reports.is_empty() {
+            return None;
+        }
+        self.stale(self.rules.reports_on.as_ref(), Depends::Dial)
+    }
+
+    /// The rule reports when they were measured on what is shown now; empty otherwise.
+    pub fn current_reports(&self) -> &[RuleReport] {
+        if self.stale_reports().is_some() {
+            return &[];
+        }
+        &self.rules.reports
+    }
+
+    /// λ* when it was estimated on the current model, blocks and text.
+    pub fn current_threshold(&self) -> Option<&ThresholdEstimate> {
+        let (est, on) = self.threshold.as_ref().zip(self.threshold_on.as_ref())?;
+        self.stale(Some(on), Depends::Text).is_none().then_some(est)
+    }
+
+    /// Why the theory curve is not current, or `None` when it is (or there is none).
+    pub fn stale_theory(&self) -> Option<String> {
+        self.theory.as_ref()?;
+        self.stale(self.theory_on.as_ref(), Depends::Text)
+    }
+
+    /// A new model has arrived: forget every result measured on the previous one at once.
+    pub(super) fn forget_model_results(&mut self) {
+        self.threshold = None;
+        self.threshold_on = None;
+        self.theory = None;
+        self.theory_on = None;
+        self.theory_pending = false;
+        self.last_eval = None;
+        self.rules.reports.clear();
+        self.rules.firings.clear();
+        self.rules.reports_on = None;
+        self.compare.views = None;
+        self.compare.pending = false;
+        self.generate.last = None;
+        self.generate.pending = false;
+        self.live.clear();
+    }
+}
