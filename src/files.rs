@@ -175,6 +175,7 @@ pub fn read_text(path: &Path, limit: u64, what: &'static str) -> Result<String, 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

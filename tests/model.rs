@@ -1542,6 +1542,7 @@ fn every_sample_model_still_loads() {
         let ck = load_checkpoint(&root.join(name), &Device::Cpu);
         assert!(ck.is_ok(), "{name}: {:?}", ck.err());
     }
+}
 
 // --- Issue 13: non-finite results and the capture memory limit ---------------------------------
 
