@@ -61,12 +61,12 @@ pub enum FileError {
         offset: usize,
     },
     /// Any other I/O failure (permissions, a read error).
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         /// The path.
         path: PathBuf,
         /// The cause.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -116,7 +116,7 @@ pub fn check_regular(path: &Path, limit: u64, what: &'static str) -> Result<u64,
         std::io::ErrorKind::NotFound => FileError::NotFound(path.to_path_buf()),
         _ => FileError::Io {
             path: path.to_path_buf(),
-            source: e,
+            cause: e,
         },
     })?;
     if !meta.is_file() {
@@ -140,9 +140,9 @@ pub fn check_regular(path: &Path, limit: u64, what: &'static str) -> Result<u64,
 /// too, so a file that grows while it is read cannot take more memory than that.
 pub fn read_bytes(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>, FileError> {
     let size = check_regular(path, limit, what)?;
-    let io = |source| FileError::Io {
+    let io = |cause| FileError::Io {
         path: path.to_path_buf(),
-        source,
+        cause,
     };
     let file = std::fs::File::open(path).map_err(io)?;
     let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
