@@ -322,6 +322,8 @@ fn craft_hostile_audit_cases() {
 
     let mut old = base.clone();
     old.version = 1;
+    old.public_key.clear();
+    old.signature.clear();
     old.generated_utc.clear();
     old.generated_unix = Some(1_796_037_605);
     for e in &mut old.log.entries {
