@@ -45,7 +45,7 @@ pub fn finite_in(
     let below = if lo_open { v <= lo } else { v < lo };
     if below || v > hi {
         let open = if lo_open { "(" } else { "[" };
-        return Err(format!("{what} must lie in {open}{lo}, {hi}], got {v}"));
+        return Err(format!("{what} must lie in {open}{lo}, {hi}], got {s}"));
     }
     Ok(v)
 }

@@ -43,13 +43,19 @@ pub struct CaptureTooBig {
 /// (4 × L·H floats), the dial's bias rows, bias tensor and mixture (3 × L floats), one mask byte.
 fn bytes_per_cell(layers: usize, heads: usize) -> u128 {
     let (l, h) = (layers as u128, heads as u128);
-    16 * l * h + 12 * l + 1
+    l.saturating_mul(h)
+        .saturating_mul(16)
+        .saturating_add(l.saturating_mul(12))
+        .saturating_add(1)
 }
 
 /// Estimated bytes to capture `sequences` sequences of `tokens` tokens at once.
 pub fn capture_bytes(layers: usize, heads: usize, tokens: usize, sequences: usize) -> u64 {
     let t = tokens as u128;
-    let need = t * t * sequences as u128 * bytes_per_cell(layers, heads);
+    let need = t
+        .saturating_mul(t)
+        .saturating_mul(sequences as u128)
+        .saturating_mul(bytes_per_cell(layers, heads));
     u64::try_from(need).unwrap_or(u64::MAX)
 }
 
