@@ -41,7 +41,7 @@ def value(t, v):
 
 # A tiny LLaMA: 1 layer, width 32, 2 heads (1 key/value head), MLP 64, 8 words.
 D, FF, HEADS, KV, LAYERS = 32, 64, 2, 1, 1
-TOKENS = ["a", "b", "c", "d", "e", "\u0120a", "\u0120b", "<|end|>"]
+TOKENS = ["a", "b", "c", "d", "e", "\u0120", "\u0120a", "\u0120b", "<|end|>"]
 
 
 def llama_metadata(**over):
@@ -151,7 +151,7 @@ def make_gguf_cases():
               gguf(md, t, raw_dims={"output_norm.weight": [2, 2, 2, 2, 2]}))
     full = gguf(md, t)
     gguf_case("gguf-truncated", "a valid file cut in the middle of its metadata",
-              ["metadata", "truncated"], full[:300])
+              ["metadata key #11", "truncated"], full[:580])
     gguf_case("gguf-data-past-end", "a tensor whose data offset lies beyond the end of the file",
               ["tensor blk.0.ffn_up.weight", "runs past the end of the file"],
               gguf(md, t, offsets={"blk.0.ffn_up.weight": 1 << 40}))
@@ -252,7 +252,7 @@ def make_hf_cases():
             ["config.json", "num_hidden_layers = 1000000000", "1..=256"],
             cfg={"num_hidden_layers": 1000000000})
     hf_case("hf-layers-float", "num_hidden_layers written 1e9, a float",
-            ["config.json", "not a BERT config", "num_hidden_layers"], cfg={"num_hidden_layers": 1e9})
+            ["config.json", "not a BERT config", "floating point"], cfg={"num_hidden_layers": 1e9})
     hf_case("hf-heads-not-dividing", "3 heads do not divide hidden_size 8",
             ["config.json", "hidden_size 8 is not a multiple of 3 heads"],
             cfg={"num_attention_heads": 3})

@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::quantized::GgmlDType;
 
+use crate::hf::gguf_llama::cursor::Cursor;
+
 /// The alignment of the tensor data when `general.alignment` is absent.
 pub const DEFAULT_ALIGNMENT: u64 = 32;
 /// Most dims of a tensor (ggml's `GGML_MAX_DIMS`).
@@ -85,100 +87,6 @@ pub fn read_header(path: &Path) -> Result<GgufHeader, GgufError> {
         wide: true,
     };
     parse(&mut r).map_err(err)
-}
-
-/// A reader that knows where it is and how much of the file is left.
-struct Cursor<R> {
-    inner: R,
-    pos: u64,
-    size: u64,
-    /// Lengths and counts are u64 (v2, v3) rather than u32 (v1).
-    wide: bool,
-}
-
-impl<R: Read> Cursor<R> {
-    fn left(&self) -> u64 {
-        self.size.saturating_sub(self.pos)
-    }
-
-    fn need(&self, n: u64, what: &str) -> Result<(), String> {
-        if n > self.left() {
-            return Err(format!(
-                "{what} needs {n} bytes at offset {}, but the file ends {} bytes later \
-                 (truncated or damaged)",
-                self.pos,
-                self.left()
-            ));
-        }
-        Ok(())
-    }
-
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], String> {
-        self.need(N as u64, what)?;
-        let mut b = [0u8; N];
-        self.inner
-            .read_exact(&mut b)
-            .map_err(|e| format!("reading {what}: {e}"))?;
-        self.pos += N as u64;
-        Ok(b)
-    }
-
-    fn u32(&mut self, what: &str) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.array(what)?))
-    }
-
-    fn u64(&mut self, what: &str) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.array(what)?))
-    }
-
-    /// A length or count: u64, or u32 in v1.
-    fn len(&mut self, what: &str) -> Result<u64, String> {
-        if self.wide {
-            self.u64(what)
-        } else {
-            self.u32(what).map(u64::from)
-        }
-    }
-
-    fn len_size(&self) -> u64 {
-        if self.wide {
-            8
-        } else {
-            4
-        }
-    }
-
-    fn skip(&mut self, n: u64, what: &str) -> Result<(), String> {
-        self.need(n, what)?;
-        let copied = std::io::copy(&mut (&mut self.inner).take(n), &mut std::io::sink())
-            .map_err(|e| format!("reading {what}: {e}"))?;
-        if copied != n {
-            return Err(format!("{what}: the file ended early"));
-        }
-        self.pos += n;
-        Ok(())
-    }
-
-    fn string(&mut self, what: &str, max: u64) -> Result<String, String> {
-        let n = self.len(what)?;
-        if n > max {
-            return Err(format!(
-                "{what} is {n} bytes long, more than the {max} allowed"
-            ));
-        }
-        self.need(n, what)?;
-        let mut b = vec![0u8; usize::try_from(n).map_err(|e| e.to_string())?];
-        self.inner
-            .read_exact(&mut b)
-            .map_err(|e| format!("reading {what}: {e}"))?;
-        self.pos += n;
-        Ok(String::from_utf8_lossy(&b).into_owned())
-    }
-
-    fn skip_string(&mut self, what: &str) -> Result<(), String> {
-        let n = self.len(what)?;
-        self.skip(n, what)
-    }
 }
 
 /// Bytes of one value of a fixed-size metadata type, or None for strings and arrays.
@@ -360,7 +268,7 @@ fn shape_and_bytes(dims: &[u64], dtype: GgmlDType) -> Result<(Vec<usize>, u64), 
         .try_fold(1u64, |a, &d| a.checked_mul(d))
         .ok_or_else(|| format!("dims {dims:?}: the element count overflows"))?;
     let block = dtype.block_size() as u64;
-    if elems % block != 0 || dims.first().is_some_and(|d| d % block != 0) {
+    if !elems.is_multiple_of(block) || dims.first().is_some_and(|d| !d.is_multiple_of(block)) {
         return Err(format!(
             "dims {dims:?} do not split into blocks of {block} of {dtype:?}"
         ));

@@ -6,6 +6,7 @@
 //! ([`crate::model::attention::biased_attention`]).
 
 pub mod checks;
+mod cursor;
 mod forward;
 pub mod header;
 pub mod metadata;
