@@ -268,7 +268,7 @@ fn shape_and_bytes(dims: &[u64], dtype: GgmlDType) -> Result<(Vec<usize>, u64), 
         .try_fold(1u64, |a, &d| a.checked_mul(d))
         .ok_or_else(|| format!("dims {dims:?}: the element count overflows"))?;
     let block = dtype.block_size() as u64;
-    if !elems.is_multiple_of(block) || dims.first().is_some_and(|d| !d.is_multiple_of(block)) {
+    if elems % block != 0 || dims.first().is_some_and(|d| d % block != 0) {
         return Err(format!(
             "dims {dims:?} do not split into blocks of {block} of {dtype:?}"
         ));
