@@ -182,35 +182,17 @@ mod tests {
     fn devices_folders_and_large_files_are_refused_and_a_bom_is_dropped() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let err = read_text(Path::new("/dev/zero"), 10, "a corpus").map(|_| ());
-        assert!(matches!(
-            err,
-            Err(FileError::NotRegular {
-                kind: "a character device",
-                ..
-            })
-        ));
+        assert!(matches!(err, Err(FileError::NotRegular { kind: "a character device", .. })));
         let err = read_text(dir.path(), 10, "a corpus").map(|_| ());
-        assert!(matches!(
-            err,
-            Err(FileError::NotRegular {
-                kind: "a folder",
-                ..
-            })
-        ));
+        assert!(matches!(err, Err(FileError::NotRegular { kind: "a folder", .. })));
         let big = dir.path().join("big.txt");
         std::fs::write(&big, vec![b'a'; 2048]).unwrap_or_else(|e| panic!("{e}"));
-        let msg = read_text(&big, 1024, "a rules file")
-            .map(|_| ())
-            .unwrap_err()
-            .to_string();
+        let msg = read_text(&big, 1024, "a rules file").map(|_| ()).unwrap_err().to_string();
         assert!(msg.contains("big.txt") && msg.contains("2.0 KiB") && msg.contains("1.0 KiB"));
         assert!(msg.contains("a rules file"), "{msg}");
         let bom = dir.path().join("bom.rules");
         std::fs::write(&bom, b"\xEF\xBB\xBFrule x").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            read_text(&bom, 100, "a rules file").ok().as_deref(),
-            Some("rule x")
-        );
+        assert_eq!(read_text(&bom, 100, "a rules file").ok().as_deref(), Some("rule x"));
         let bad = dir.path().join("bad.txt");
         std::fs::write(&bad, b"ok\xFFno").unwrap_or_else(|e| panic!("{e}"));
         let err = read_text(&bad, 100, "a corpus").map(|_| ());

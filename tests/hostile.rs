@@ -91,20 +91,13 @@ fn run_case(dir: &Path) -> Result<(), String> {
     let tail: String = err.chars().take(600).collect();
     let code = status.code().unwrap_or(-1);
     if (case.exit == 0) != (code == 0) {
-        return Err(format!(
-            "exit {code}, expected {} ({}): {tail}",
-            case.exit, case.why
-        ));
+        return Err(format!("exit {code}, expected {} ({}): {tail}", case.exit, case.why));
     }
     if err.contains("panicked") {
         return Err(format!("panicked ({}): {tail}", case.why));
     }
     if err_bytes.len() >= 64 << 10 {
-        return Err(format!(
-            "{} bytes of stderr ({})",
-            err_bytes.len(),
-            case.why
-        ));
+        return Err(format!("{} bytes of stderr ({})", err_bytes.len(), case.why));
     }
     let lower = err.to_lowercase();
     for want in &case.expect {
