@@ -495,3 +495,209 @@ fn the_kv_cache_gives_the_full_forwards_distribution() {
         }
     }
 }
+
+// ---- Hostile GGUF files and Hugging Face folders (issue 13): the crafted cases under
+// tests/hostile/ (scripts/make_hostile_gguf.py) opened through the library, and good models
+// still opened.
+
+/// `tests/hostile/CASE/FILE`.
+fn hostile(case: &str, file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/hostile")
+        .join(case)
+        .join(file)
+}
+
+/// The error of opening `path` as an imported model (a panic if it opens).
+fn import_err(path: &std::path::Path) -> String {
+    match localist::hf::ImportedModel::open(path, &Device::Cpu) {
+        Ok(_) => panic!("{} opened", path.display()),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+/// `msg` names `file` exactly once and contains every fragment of `want`.
+fn names_once(msg: &str, file: &str, want: &[&str]) {
+    assert_eq!(msg.matches(file).count(), 1, "{file} not named once: {msg}");
+    for w in want {
+        assert!(msg.contains(w), "{w:?} missing from: {msg}");
+    }
+}
+
+#[test]
+fn hostile_gguf_headers_are_refused_before_candle_reads_them() {
+    use localist::hf::gguf_llama::header::read_header;
+    for (case, want) in [
+        (
+            "gguf-alignment-zero",
+            "general.alignment = 0 must be a power of two",
+        ),
+        (
+            "gguf-dims-overflow-square",
+            "[4294967296, 4294967296]: the element count overflows",
+        ),
+        (
+            "gguf-dims-overflow-long",
+            "[8, 2305843009213693965]: the element count overflows",
+        ),
+        ("gguf-five-dims", "tensor output_norm.weight has 5 dims"),
+        ("gguf-truncated", "(truncated or damaged)"),
+        (
+            "gguf-string-past-end",
+            "metadata general.architecture needs 1099511627776 bytes",
+        ),
+        ("gguf-count-past-end", "declares 1099511627776 tensors"),
+        ("gguf-data-past-end", "tensor blk.0.ffn_up.weight: its data"),
+    ] {
+        let path = hostile(case, "model.gguf");
+        let msg = match read_header(&path) {
+            Ok(_) => panic!("{case} passed the header check"),
+            Err(e) => e.to_string(),
+        };
+        names_once(&msg, "model.gguf", &[want]);
+        names_once(&import_err(&path), "model.gguf", &[want]);
+    }
+}
+
+#[test]
+fn hostile_gguf_metadata_and_weights_are_refused_with_the_key_or_tensor_named() {
+    for (case, want) in [
+        (
+            "gguf-head-count-zero",
+            "llama.attention.head_count = 0 is outside 1..=1024",
+        ),
+        (
+            "gguf-block-count-max",
+            "llama.block_count = 4294967295 is outside 1..=256",
+        ),
+        (
+            "gguf-heads-not-dividing",
+            "not an even multiple of llama.attention.head_count = 3",
+        ),
+        (
+            "gguf-shape-mismatch",
+            "tensor blk.0.attn_k.weight has shape [32, 32], the metadata needs [16, 32]",
+        ),
+        (
+            "gguf-nan-weight",
+            "tensor blk.0.attn_q.weight holds NaN or infinite weights",
+        ),
+        (
+            "gguf-inf-after-dequant",
+            "tensor blk.0.ffn_gate.weight holds NaN or infinite weights",
+        ),
+    ] {
+        let path = hostile(case, "model.gguf");
+        // The header itself is sound: the problem is found after it.
+        assert!(
+            localist::hf::gguf_llama::header::read_header(&path).is_ok(),
+            "{case}"
+        );
+        names_once(&import_err(&path), "model.gguf", &[want]);
+    }
+}
+
+#[test]
+fn hostile_hugging_face_folders_are_refused_with_the_file_named() {
+    for (case, file, want) in [
+        (
+            "hf-layers-1e9",
+            "config.json",
+            "num_hidden_layers = 1000000000 is outside 1..=256",
+        ),
+        (
+            "hf-vocab-huge",
+            "config.json",
+            "vocab_size = 1000000000000 is outside",
+        ),
+        (
+            "hf-heads-not-dividing",
+            "config.json",
+            "hidden_size 8 is not a multiple of 3 heads",
+        ),
+        ("hf-tokenizer-not-json", "tokenizer.json", "not a tokenizer"),
+        (
+            "hf-tokenizer-more-words",
+            "tokenizer.json",
+            "9 words but config.json's vocab_size is 8",
+        ),
+        (
+            "hf-config-directory",
+            "config.json",
+            "not a regular file (a folder)",
+        ),
+        (
+            "hf-nan-weight",
+            "model.safetensors",
+            "tensor encoder.layer.0.attention.self.query.weight holds NaN",
+        ),
+        (
+            "hf-weights-i32",
+            "model.safetensors",
+            "tensor encoder.layer.0.output.dense.weight has dtype I32",
+        ),
+        (
+            "hf-shape-mismatch",
+            "model.safetensors",
+            "has shape [4, 16], the config needs [8, 8]",
+        ),
+        (
+            "hf-safetensors-header-huge",
+            "model.safetensors",
+            "the header length 1152921504606846976",
+        ),
+        (
+            "hf-tensor-missing",
+            "model.safetensors",
+            "tensor encoder.layer.0.output.LayerNorm.bias is missing",
+        ),
+    ] {
+        let msg = import_err(&hostile(case, ""));
+        names_once(&msg, file, &[want]);
+    }
+}
+
+#[test]
+fn a_tiny_sound_bert_opens_and_refuses_absurd_cluster_counts() {
+    use localist::hf::ImportedModel;
+    let dir = hostile("hf-clusters-million", "");
+    let m = ImportedModel::open(&dir, &Device::Cpu).unwrap_or_else(|e| panic!("{e:#}"));
+    let tok = m.tokenizer();
+    let blocks = m
+        .kmeans_blocks(&tok, 2, 0)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(blocks.token_block.len(), 8);
+    for (k, want) in [
+        (1_000_000, "1000000 clusters are more than the 1024 allowed"),
+        (9, "9 clusters are more than the model's 8 words"),
+        (0, "at least 1"),
+    ] {
+        let msg = match m.kmeans_blocks(&tok, k, 0) {
+            Ok(_) => panic!("{k} clusters accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(msg.contains(want), "{msg}");
+    }
+}
+
+#[test]
+fn the_real_models_pass_the_new_checks() {
+    if let Some(path) = model_file("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf") {
+        let h =
+            localist::hf::gguf_llama::header::read_header(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((h.version, h.alignment), (3, 32));
+        assert_eq!(
+            h.tensors.len(),
+            2 + 9 * 30,
+            "token_embd, output_norm and 30 layers of 9"
+        );
+    }
+    if let Some(path) = model_file("all-MiniLM-L6-v2", "model.safetensors") {
+        let tensors =
+            localist::hf::safetensors_header::read_header(&path).unwrap_or_else(|e| panic!("{e}"));
+        let word = tensors
+            .get("embeddings.word_embeddings.weight")
+            .map(|t| t.shape.clone());
+        assert_eq!(word, Some(vec![30522, 384]));
+    }
+}

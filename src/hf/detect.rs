@@ -71,6 +71,9 @@ pub enum DetectError {
     /// A file of no kind we know.
     #[error("{0}: not a model this studio opens. Supported: {SUPPORTED}")]
     Unsupported(PathBuf),
+    /// A `config.json` that is not a regular file, too large, or not UTF-8.
+    #[error(transparent)]
+    File(#[from] crate::files::FileError),
     /// A `config.json` that is not JSON (or not an object).
     #[error("{path}: not a JSON object: {message}")]
     Json {
@@ -234,10 +237,7 @@ fn locate_folder(dir: &Path) -> Result<Located, DetectError> {
 
 /// A folder with a `config.json`: a Hugging Face config or a checkpoint's (with its files).
 fn folder_with_config(dir: &Path, cfg: &Path) -> Result<Located, DetectError> {
-    let text = std::fs::read_to_string(cfg).map_err(|source| DetectError::Io {
-        path: cfg.to_path_buf(),
-        source,
-    })?;
+    let text = crate::files::read_text(cfg, crate::files::MAX_CONFIG_BYTES, "a config.json")?;
     let json: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&text).map_err(|e| DetectError::Json {
             path: cfg.to_path_buf(),

@@ -11,6 +11,8 @@ pub mod bert;
 pub mod detect;
 pub mod eval;
 pub mod gguf_llama;
+pub mod limits;
+pub mod safetensors_header;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -124,8 +126,13 @@ impl ImportedModel {
     }
 
     /// Blocks by k-means (k clusters) over the embedding rows, named with `tok` (this model's
-    /// [`tokenizer`](Self::tokenizer), built once by the caller: it decodes every id).
+    /// [`tokenizer`](Self::tokenizer), built once by the caller: it decodes every id). A `k`
+    /// of 0, above [`limits::MAX_CLUSTERS`] or above the vocabulary is refused before any work
+    /// (k-means time grows with k).
     pub fn kmeans_blocks(&self, tok: &HfTokenizer, k: usize, seed: u64) -> Result<BlockMap> {
+        let vocab = self.model().dims().vocab;
+        limits::check_clusters(k, vocab)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", self.path().display()))?;
         let rows = self.embedding_rows()?;
         Ok(eval::kmeans_blocks(rows, |id| tok.token_str(id), k, seed))
     }

@@ -5,13 +5,16 @@
 //! is returned, and the dial's and rules' biases enter exactly as in our model
 //! ([`crate::model::attention::biased_attention`]).
 
+pub mod checks;
+mod cursor;
 mod forward;
+pub mod header;
 pub mod metadata;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use candle_core::quantized::{gguf_file, QMatMul, QTensor};
+use candle_core::quantized::{gguf_file, QMatMul};
 use candle_core::{Device, Tensor};
 
 use crate::model::attention::AttentionBias;
@@ -39,14 +42,8 @@ impl Layer {
     /// dequantized to f32 once: the products then match the reference (transformers on the
     /// dequantized weights), which quantized products with 8-bit activations do not quite
     /// (top-5 order moved).
-    fn read(
-        q: &mut impl FnMut(&str) -> Result<QTensor>,
-        l: usize,
-        device: &Device,
-    ) -> Result<Self> {
-        let mut f = |name: &str| -> Result<Tensor> {
-            Ok(q(&format!("blk.{l}.{name}.weight"))?.dequantize(device)?)
-        };
+    fn read(q: &mut impl FnMut(&str) -> Result<Tensor>, l: usize) -> Result<Self> {
+        let mut f = |name: &str| q(&format!("blk.{l}.{name}.weight"));
         Ok(Self {
             attn_norm: f("attn_norm")?,
             q: QMatMul::Tensor(f("attn_q")?),
@@ -79,31 +76,41 @@ pub struct GgufLlama {
 }
 
 impl GgufLlama {
-    /// Open a `.gguf` file of a LLaMA-family model.
+    /// Open a `.gguf` file of a LLaMA-family model. The header is checked first
+    /// ([`header::read_header`]), then the hyper-parameters against the limits and the tensors
+    /// ([`checks::check_model`]), before candle reads anything or a vector is sized by them;
+    /// every weight is checked finite after dequantization.
     pub fn open(path: &Path, device: &Device) -> Result<Self> {
-        let mut file =
-            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let header = header::read_header(path)?;
+        let mut file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
         let c = gguf_file::Content::read(&mut file)
             .with_context(|| format!("{}: not a readable GGUF file", path.display()))?;
         let config = LlamaConfig::from_gguf(&c, path)?;
-        let parameters: usize = c.tensor_infos.values().map(|t| t.shape.elem_count()).sum();
-        let mut q = |name: &str| -> Result<QTensor> {
-            c.tensor(&mut file, name, device)
-                .with_context(|| format!("{}: tensor {name}", path.display()))
-        };
-        let embed_q = q("token_embd.weight")?;
-        let embed = embed_q.dequantize(device)?;
-        let vocab = embed.dim(0)?;
-        drop(embed_q);
-        let head = match q("output.weight") {
-            Ok(t) => QMatMul::Tensor(t.dequantize(device)?),
-            Err(_) => QMatMul::Tensor(embed.clone()),
-        };
-        let out_norm = q("output_norm.weight")?.dequantize(device)?;
-        let layers = (0..config.layers)
-            .map(|l| Layer::read(&mut q, l, device))
-            .collect::<Result<Vec<_>>>()?;
+        let vocab = checks::check_model(&config, &header, path)?;
         let tokenizer = tokenizer_from_gguf(&c, path)?;
+        check_tokenizer(&tokenizer, vocab, path)?;
+        let parameters: usize = header
+            .tensors
+            .iter()
+            .map(|t| t.shape.iter().product::<usize>())
+            .sum();
+        let mut q = |name: &str| -> Result<Tensor> {
+            let t = c
+                .tensor(&mut file, name, device)
+                .and_then(|t| t.dequantize(device))
+                .with_context(|| format!("{}: tensor {name}", path.display()))?;
+            ensure_finite(&t, name, path)?;
+            Ok(t)
+        };
+        let embed = q("token_embd.weight")?;
+        let head = match header.tensor("output.weight") {
+            Some(_) => QMatMul::Tensor(q("output.weight")?),
+            None => QMatMul::Tensor(embed.clone()),
+        };
+        let out_norm = q("output_norm.weight")?;
+        let layers = (0..config.layers)
+            .map(|l| Layer::read(&mut q, l))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             config: LlamaConfig { vocab, ..config },
             path: path.to_path_buf(),
@@ -177,6 +184,33 @@ impl AttentionModel for GgufLlama {
                 .map(|out| out.logits),
         )
     }
+}
+
+/// An error naming `file` and `name` when `t` holds a NaN or an infinity.
+pub fn ensure_finite(t: &Tensor, name: &str, file: &Path) -> Result<()> {
+    if !crate::hf::limits::all_finite(t)
+        .with_context(|| format!("{}: tensor {name}", file.display()))?
+    {
+        anyhow::bail!(
+            "{}: tensor {name} holds NaN or infinite weights; the model is damaged",
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+/// An error when the tokenizer has more words than the embedding has rows (ids past the end
+/// would fail deep inside the forward pass, naming nothing).
+fn check_tokenizer(tok: &tokenizers::Tokenizer, vocab: usize, file: &Path) -> Result<()> {
+    let words = tok.get_vocab_size(true);
+    if words > vocab {
+        anyhow::bail!(
+            "{}: the tokenizer (tokenizer.ggml.tokens) has {words} words but token_embd.weight \
+             only {vocab} rows",
+            file.display()
+        );
+    }
+    Ok(())
 }
 
 /// Indices of the `k` largest values, largest first.

@@ -9,53 +9,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, D};
-use serde::Deserialize;
 
+mod config;
+
+pub use config::BertConfig;
+
+use crate::hf::safetensors_header;
 use crate::model::attention::{biased_attention, AttentionBias};
 use crate::model::backend::{AttentionModel, ModelDims};
 use crate::model::transformer::{ForwardOutput, ModelError};
-
-/// The fields of a BERT `config.json` the forward pass needs.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-pub struct BertConfig {
-    /// Architectures named by the file (must include a BERT model).
-    #[serde(default)]
-    pub architectures: Vec<String>,
-    /// `model_type` (must be "bert").
-    #[serde(default)]
-    pub model_type: String,
-    /// Vocabulary size.
-    pub vocab_size: usize,
-    /// Width d.
-    pub hidden_size: usize,
-    /// Layers.
-    pub num_hidden_layers: usize,
-    /// Heads.
-    pub num_attention_heads: usize,
-    /// MLP width.
-    pub intermediate_size: usize,
-    /// Positions.
-    pub max_position_embeddings: usize,
-    /// Token-type vocabulary.
-    #[serde(default = "two")]
-    pub type_vocab_size: usize,
-    /// LayerNorm ε.
-    #[serde(default = "ln_eps")]
-    pub layer_norm_eps: f64,
-    /// Activation ("gelu": the exact erf form).
-    #[serde(default = "gelu")]
-    pub hidden_act: String,
-}
-
-fn two() -> usize {
-    2
-}
-fn ln_eps() -> f64 {
-    1e-12
-}
-fn gelu() -> String {
-    "gelu".into()
-}
 
 /// A BERT encoder with its tokenizer.
 pub struct Bert {
@@ -71,11 +33,11 @@ pub struct Bert {
 
 impl Bert {
     /// Open a Hugging Face folder. Missing files, a pickled checkpoint in place of safetensors, or
-    /// another architecture are errors that name the file and say what is supported.
+    /// another architecture are errors that name the file and say what is supported. The config
+    /// is checked against the limits and the safetensors header before any weight is loaded;
+    /// every weight is checked finite.
     pub fn open(dir: &Path, device: &Device) -> Result<Self> {
-        let cfg_path = dir.join("config.json");
         let weights = dir.join("model.safetensors");
-        let tok_path = dir.join("tokenizer.json");
         if !weights.exists() {
             if dir.join("pytorch_model.bin").exists() {
                 bail!(
@@ -86,105 +48,21 @@ impl Bert {
             }
             bail!("{}: no model.safetensors", dir.display());
         }
-        let text = std::fs::read_to_string(&cfg_path)
-            .with_context(|| format!("reading {}", cfg_path.display()))?;
-        let config: BertConfig = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a BERT config", cfg_path.display()))?;
-        let is_bert = config.model_type == "bert"
-            || config.architectures.iter().any(|a| a.starts_with("Bert"));
-        if !is_bert {
-            bail!(
-                "{}: model_type {:?} ({:?}) is not supported here: BERT-family encoders only",
-                cfg_path.display(),
-                config.model_type,
-                config.architectures
-            );
-        }
-        if config.hidden_act != "gelu" {
-            bail!(
-                "{}: hidden_act {:?} is not supported (only \"gelu\")",
-                cfg_path.display(),
-                config.hidden_act
-            );
-        }
-        if config.num_attention_heads == 0 || config.hidden_size % config.num_attention_heads != 0 {
-            bail!(
-                "{}: hidden_size {} is not a multiple of {} heads",
-                cfg_path.display(),
-                config.hidden_size,
-                config.num_attention_heads
-            );
-        }
-        let mut tensors = candle_core::safetensors::load(&weights, device)
-            .with_context(|| format!("reading {}", weights.display()))?;
-        // Some exports prefix every name with "bert.".
-        let prefixed: Vec<String> = tensors
-            .keys()
-            .filter(|k| k.starts_with("bert."))
-            .cloned()
+        let config = BertConfig::read(&dir.join("config.json"))?;
+        let declared = safetensors_header::read_header(&weights)?
+            .into_iter()
+            .map(|(k, v)| (unprefixed(&k), v))
             .collect();
-        for k in prefixed {
-            if let Some(t) = tensors.remove(&k) {
-                tensors.insert(k.trim_start_matches("bert.").to_string(), t);
-            }
-        }
-        let mut tokenizer = tokenizers::Tokenizer::from_file(&tok_path)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", tok_path.display()))?;
-        tokenizer.with_padding(None);
-        tokenizer
-            .with_truncation(None)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", tok_path.display()))?;
-        let model = Self {
+        config.check_tensors(&declared, &weights)?;
+        let tensors = load_weights(&weights, device)?;
+        let tokenizer = read_tokenizer(&dir.join("tokenizer.json"), config.vocab_size)?;
+        Ok(Self {
             config,
             dir: dir.to_path_buf(),
             tensors,
             tokenizer,
             device: device.clone(),
-        };
-        model.check_shapes(&weights)?;
-        Ok(model)
-    }
-
-    fn check_shapes(&self, file: &Path) -> Result<()> {
-        let c = &self.config;
-        let (d, f) = (c.hidden_size, c.intermediate_size);
-        let mut want: Vec<(String, Vec<usize>)> = vec![
-            (
-                "embeddings.word_embeddings.weight".into(),
-                vec![c.vocab_size, d],
-            ),
-            (
-                "embeddings.position_embeddings.weight".into(),
-                vec![c.max_position_embeddings, d],
-            ),
-            (
-                "embeddings.token_type_embeddings.weight".into(),
-                vec![c.type_vocab_size, d],
-            ),
-        ];
-        for l in 0..c.num_hidden_layers {
-            let p = format!("encoder.layer.{l}");
-            for m in ["query", "key", "value"] {
-                want.push((format!("{p}.attention.self.{m}.weight"), vec![d, d]));
-            }
-            want.push((format!("{p}.attention.output.dense.weight"), vec![d, d]));
-            want.push((format!("{p}.intermediate.dense.weight"), vec![f, d]));
-            want.push((format!("{p}.output.dense.weight"), vec![d, f]));
-        }
-        for (name, shape) in want {
-            let t = self
-                .tensors
-                .get(&name)
-                .with_context(|| format!("{}: tensor {name} is missing", file.display()))?;
-            if t.dims() != shape.as_slice() {
-                bail!(
-                    "{}: tensor {name} has shape {:?}, the config needs {shape:?}",
-                    file.display(),
-                    t.dims()
-                );
-            }
-        }
-        Ok(())
+        })
     }
 
     fn t(&self, name: &str) -> Result<&Tensor, ModelError> {
@@ -337,6 +215,50 @@ impl Bert {
         let norm = mean.sqr()?.sum(D::Minus1)?.sqrt()?.to_scalar::<f32>()?;
         Ok((mean.to_vec1::<f32>()?, norm))
     }
+}
+
+/// A tensor name without the `bert.` prefix some exports put on every name.
+fn unprefixed(name: &str) -> String {
+    name.strip_prefix("bert.").unwrap_or(name).to_string()
+}
+
+/// The weights of `file` (its header already checked), by unprefixed name, each one finite.
+fn load_weights(file: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
+    let loaded = candle_core::safetensors::load(file, device)
+        .with_context(|| format!("{}: not a readable safetensors file", file.display()))?;
+    let mut tensors = HashMap::with_capacity(loaded.len());
+    let mut names: Vec<String> = loaded.keys().cloned().collect();
+    names.sort();
+    let mut loaded = loaded;
+    for name in names {
+        if let Some(t) = loaded.remove(&name) {
+            crate::hf::gguf_llama::ensure_finite(&t, &name, file)?;
+            tensors.insert(unprefixed(&name), t);
+        }
+    }
+    Ok(tensors)
+}
+
+/// The tokenizer at `path` (a regular file within [`crate::files::MAX_TOKENIZER_BYTES`]), with
+/// no padding or truncation, and no more words than the model's `vocab` rows.
+fn read_tokenizer(path: &Path, vocab: usize) -> Result<tokenizers::Tokenizer> {
+    let text =
+        crate::files::read_text(path, crate::files::MAX_TOKENIZER_BYTES, "a tokenizer.json")?;
+    let mut tokenizer: tokenizers::Tokenizer = text
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{}: not a tokenizer: {e}", path.display()))?;
+    tokenizer.with_padding(None);
+    tokenizer
+        .with_truncation(None)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let words = tokenizer.get_vocab_size(true);
+    if words > vocab {
+        bail!(
+            "{}: the tokenizer has {words} words but config.json's vocab_size is {vocab}",
+            path.display()
+        );
+    }
+    Ok(tokenizer)
 }
 
 impl AttentionModel for Bert {

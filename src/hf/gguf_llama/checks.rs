@@ -1,0 +1,121 @@
+//! The hyper-parameters of a GGUF LLaMA checked before anything is built from them: each
+//! within sane limits ([`crate::hf::limits`]), consistent with each other (heads divide the
+//! width, key/value heads divide the heads), and with the tensors the header lists (every
+//! layer's weights present with the shapes the metadata implies). `head_count = 0` (a division
+//! by zero) or `block_count = u32::MAX` (a vector of four billion layers) end here with the
+//! file and the key named.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::hf::gguf_llama::header::{GgufError, GgufHeader};
+use crate::hf::gguf_llama::LlamaConfig;
+use crate::hf::limits::{
+    in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
+};
+
+/// Check `config` against the limits and against `header`'s tensors; returns the vocabulary
+/// (the rows of `token_embd.weight`).
+pub fn check_model(
+    config: &LlamaConfig,
+    header: &GgufHeader,
+    file: &Path,
+) -> Result<usize, GgufError> {
+    let err = |problem: String| GgufError {
+        path: file.to_path_buf(),
+        problem,
+    };
+    check_sizes(config).map_err(|p| err(format!("metadata {p}")))?;
+    check_tensors(config, header).map_err(err)
+}
+
+/// Every size within its limit, and the sizes consistent.
+fn check_sizes(c: &LlamaConfig) -> Result<(), String> {
+    in_range("llama.block_count", c.layers, 1, MAX_LAYERS)?;
+    in_range("llama.embedding_length", c.d_model, 1, MAX_WIDTH)?;
+    in_range("llama.attention.head_count", c.heads, 1, MAX_HEADS)?;
+    in_range("llama.attention.head_count_kv", c.kv_heads, 1, c.heads)?;
+    in_range("llama.feed_forward_length", c.ff, 1, MAX_FF)?;
+    in_range("llama.context_length", c.context, 1, MAX_POSITIONS)?;
+    positive_eps("llama.attention.layer_norm_rms_epsilon", c.rms_eps)?;
+    if c.d_model % c.heads != 0 || (c.d_model / c.heads) % 2 != 0 {
+        return Err(format!(
+            "llama.embedding_length = {} is not an even multiple of llama.attention.head_count \
+             = {} (RoPE needs an even head width)",
+            c.d_model, c.heads
+        ));
+    }
+    if c.heads % c.kv_heads != 0 {
+        return Err(format!(
+            "llama.attention.head_count = {} is not a multiple of \
+             llama.attention.head_count_kv = {}",
+            c.heads, c.kv_heads
+        ));
+    }
+    if !(c.rope_base.is_finite() && c.rope_base > 1.0) {
+        return Err(format!(
+            "llama.rope.freq_base = {} must be finite and above 1",
+            c.rope_base
+        ));
+    }
+    Ok(())
+}
+
+/// Every tensor the forward pass reads, present with the shape the metadata implies.
+fn check_tensors(c: &LlamaConfig, header: &GgufHeader) -> Result<usize, String> {
+    let embed = header
+        .tensor("token_embd.weight")
+        .ok_or("tensor token_embd.weight is missing")?;
+    let vocab = match embed.shape.as_slice() {
+        [v, d] if *d == c.d_model => {
+            in_range("the vocabulary (token_embd.weight rows)", *v, 1, MAX_VOCAB)?
+        }
+        s => {
+            return Err(format!(
+                "tensor token_embd.weight has shape {s:?}; llama.embedding_length = {} needs \
+                 [vocabulary, {}]",
+                c.d_model, c.d_model
+            ))
+        }
+    };
+    let (d, ff) = (c.d_model, c.ff);
+    let kv = c.kv_heads * (d / c.heads);
+    let mut want: Vec<(String, Vec<usize>)> = vec![("output_norm.weight".into(), vec![d])];
+    if header.tensor("output.weight").is_some() {
+        want.push(("output.weight".into(), vec![vocab, d]));
+    }
+    for l in 0..c.layers {
+        for (name, shape) in [
+            ("attn_norm", vec![d]),
+            ("attn_q", vec![d, d]),
+            ("attn_k", vec![kv, d]),
+            ("attn_v", vec![kv, d]),
+            ("attn_output", vec![d, d]),
+            ("ffn_norm", vec![d]),
+            ("ffn_gate", vec![ff, d]),
+            ("ffn_up", vec![ff, d]),
+            ("ffn_down", vec![d, ff]),
+        ] {
+            want.push((format!("blk.{l}.{name}.weight"), shape));
+        }
+    }
+    let by_name: HashMap<&str, &Vec<usize>> = header
+        .tensors
+        .iter()
+        .map(|t| (t.name.as_str(), &t.shape))
+        .collect();
+    for (name, shape) in want {
+        let t = by_name.get(name.as_str()).ok_or_else(|| {
+            format!(
+                "tensor {name} is missing (the metadata says {} layers)",
+                c.layers
+            )
+        })?;
+        if **t != shape {
+            return Err(format!(
+                "tensor {name} has shape {t:?}, the metadata needs {shape:?}"
+            ));
+        }
+    }
+    Ok(vocab)
+}
