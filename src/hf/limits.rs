@@ -79,7 +79,7 @@ pub fn file_problem(e: &crate::files::FileError) -> String {
     match e {
         FileError::NotFound(_) => "no such file".into(),
         FileError::NotRegular { kind, .. } => format!("not a regular file ({kind})"),
-        FileError::Io { source, .. } => source.to_string(),
+        FileError::Io { cause, .. } => cause.to_string(),
         other => other.to_string(),
     }
 }
