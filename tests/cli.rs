@@ -417,7 +417,15 @@ fn non_finite_and_absurd_float_flags_are_refused_with_the_flag_named() {
         let o = localist(&["eval", "-c", ck, flag, value]);
         assert_fails_with(&o, &[flag, want]);
     }
-    let o = localist(&["eval", "-c", ck, "--lambda", "0.5", "--schedule", "power:nan"]);
+    let o = localist(&[
+        "eval",
+        "-c",
+        ck,
+        "--lambda",
+        "0.5",
+        "--schedule",
+        "power:nan",
+    ]);
     assert_fails_with(&o, &["--schedule power:nan", "γ must be a finite number"]);
     let o = localist(&["capture", "-c", ck, "--text", "x", "--schedule", "power:-2"]);
     assert_fails_with(&o, &["--schedule power:-2", "[0, 64]"]);
@@ -436,7 +444,13 @@ fn non_finite_and_absurd_float_flags_are_refused_with_the_flag_named() {
         a.extend([flag, value]);
         assert_fails_with(&localist(&a), &[flag, want]);
     }
-    let o = localist(&["synth", "--out", out.to_str().unwrap(), "--clinical-fraction", "nan"]);
+    let o = localist(&[
+        "synth",
+        "--out",
+        out.to_str().unwrap(),
+        "--clinical-fraction",
+        "nan",
+    ]);
     assert_fails_with(&o, &["--clinical-fraction", "finite"]);
     assert!(!out.exists());
 }
@@ -451,12 +465,22 @@ fn sizes_beyond_the_model_or_the_memory_limit_are_refused_with_the_limit() {
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
         (vec!["--seq", "100000"], vec!["--seq", "100000", "4096"]),
         (vec!["--seq", "1"], vec!["--seq", "between 2"]),
-        (vec!["--seq", "65", "--resume", clinical], vec!["--seq", "64 positions"]),
-        (vec!["--batch", "0"], vec!["--batch", "between 1 and 65536", "got 0"]),
+        (
+            vec!["--seq", "65", "--resume", clinical],
+            vec!["--seq", "64 positions"],
+        ),
+        (
+            vec!["--batch", "0"],
+            vec!["--batch", "between 1 and 65536", "got 0"],
+        ),
         (vec!["--batch", "1000000000"], vec!["--batch", "1000000000"]),
         (
             vec!["--batch", "4000", "--seq", "1024"],
-            vec!["--batch 4000 × --seq 1024", "per training step", "the limit is 4.0 GiB"],
+            vec![
+                "--batch 4000 × --seq 1024",
+                "per training step",
+                "the limit is 4.0 GiB",
+            ],
         ),
     ];
     for (extra, want) in cases {
@@ -488,10 +512,7 @@ fn devices_folders_and_missing_files_are_named_once_without_reading_them() {
     let out = dir.path().join("ck");
     let o = out.to_str().unwrap();
     let folder = dir.path().to_str().unwrap();
-    for (corpus, want) in [
-        ("/dev/zero", "character device"),
-        (folder, "a folder"),
-    ] {
+    for (corpus, want) in [("/dev/zero", "character device"), (folder, "a folder")] {
         let mut a = train_args(corpus, o);
         assert_fails_with(&localist(&a), &[corpus, "not a regular file", want]);
     }
@@ -499,7 +520,11 @@ fn devices_folders_and_missing_files_are_named_once_without_reading_them() {
     let m = missing.to_str().unwrap();
     let err = stderr(&localist(&train_args(m, o)));
     assert!(err.contains("missing.txt: no such file"), "{err}");
-    assert_eq!(err.matches("no such file").count(), 1, "cause repeated: {err}");
+    assert_eq!(
+        err.matches("no such file").count(),
+        1,
+        "cause repeated: {err}"
+    );
     assert_eq!(err.to_lowercase().matches("os error").count(), 0, "{err}");
     for rules in ["/dev/zero", folder] {
         let r = localist(&["rules", "check", rules]);
@@ -521,7 +546,13 @@ fn a_rules_file_with_a_byte_order_mark_is_accepted_and_garbage_is_listed_briefly
     let bom = dir.path().join("bom.rules");
     std::fs::write(&bom, [b"\xEF\xBB\xBF".as_slice(), &example].concat()).unwrap();
     let ck = root().join("sample_models/tiny-clinical");
-    let o = localist(&["rules", "check", bom.to_str().unwrap(), "-c", ck.to_str().unwrap()]);
+    let o = localist(&[
+        "rules",
+        "check",
+        bom.to_str().unwrap(),
+        "-c",
+        ck.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("6 rules, 5 on, no errors"));
     let garbage = dir.path().join("garbage.rules");
@@ -530,6 +561,12 @@ fn a_rules_file_with_a_byte_order_mark_is_accepted_and_garbage_is_listed_briefly
     let err = stderr(&o);
     assert!(!o.status.success());
     assert!(err.len() < 16 << 10, "{} bytes of errors", err.len());
-    assert!(err.contains(&format!("… and {} more errors", (1 << 20) - 50)), "{err}");
-    assert!(err.contains(&format!("rejected whole ({} error(s))", 1 << 20)), "{err}");
+    assert!(
+        err.contains(&format!("… and {} more errors", (1 << 20) - 50)),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("rejected whole ({} error(s))", 1 << 20)),
+        "{err}"
+    );
 }
