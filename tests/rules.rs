@@ -699,7 +699,7 @@ fn numbers_single_precision_cannot_hold_are_refused_with_line_and_column() {
             "fidelity 0.99999999999",
             "4:12: fidelity 0.99999999999 is too close",
         ),
-        ("fidelity 1e-9", "4:12: fidelity 1e-9 is too close"),
+        ("fidelity 0.000000001", "4:12: fidelity 1e-9 is too close"),
     ] {
         let e = parse_rules(&rule(strength)).unwrap_err().to_string();
         assert!(e.contains(want), "{strength}: {e}");
