@@ -526,7 +526,7 @@ fn devices_folders_and_missing_files_are_named_once_without_reading_them() {
     let o = out.to_str().unwrap();
     let folder = dir.path().to_str().unwrap();
     for (corpus, want) in [("/dev/zero", "character device"), (folder, "a folder")] {
-        let mut a = train_args(corpus, o);
+        let a = train_args(corpus, o);
         assert_fails_with(&localist(&a), &[corpus, "not a regular file", want]);
     }
     let missing = dir.path().join("missing.txt");
