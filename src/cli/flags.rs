@@ -110,6 +110,7 @@ pub fn count_in(flag: &str, n: usize, max: usize) -> anyhow::Result<usize> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
