@@ -45,9 +45,22 @@ pub fn finite_in(
     let below = if lo_open { v <= lo } else { v < lo };
     if below || v > hi {
         let open = if lo_open { "(" } else { "[" };
-        return Err(format!("{what} must lie in {open}{lo}, {hi}], got {s}"));
+        return Err(format!(
+            "{what} must lie in {open}{lo}, {hi}], got {}",
+            show(v)
+        ));
     }
     Ok(v)
+}
+
+/// A number as a reader would write it: `1e-300`, not three hundred digits.
+fn show(v: f64) -> String {
+    let a = v.abs();
+    if a != 0.0 && !(1e-4..1e6).contains(&a) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
 }
 
 /// λ in [0, 1].
@@ -97,7 +110,7 @@ pub fn count_in(flag: &str, n: usize, max: usize) -> anyhow::Result<usize> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
