@@ -603,3 +603,38 @@ proptest! {
         prop_assert!(ids.iter().all(|&id| id < 96));
     }
 }
+
+// Word splitting (moved from the unit tests of src/data/tokenizer.rs).
+
+#[test]
+fn joiners_need_alphanumerics_on_both_sides() {
+    assert_eq!(
+        localist::data::tokenizer::split_words("a..b"),
+        vec!["a", ".", ".", "b"]
+    );
+    assert_eq!(
+        localist::data::tokenizer::split_words("-5 x-"),
+        vec!["-", "5", "x", "-"]
+    );
+    assert_eq!(
+        localist::data::tokenizer::split_words("é1\r\n"),
+        vec!["é", "1", "\n"]
+    );
+    assert_eq!(
+        localist::data::tokenizer::split_words("x.y.z."),
+        vec!["x.y.z", "."]
+    );
+}
+
+#[test]
+fn join_then_split_is_identity_on_tokens() {
+    let words = ["\n", "a", "b", "\n", "\n", "c", "."];
+    assert_eq!(
+        localist::data::tokenizer::join_words(&words),
+        "\na b\n\nc ."
+    );
+    assert_eq!(
+        localist::data::tokenizer::split_words(&localist::data::tokenizer::join_words(&words)),
+        words
+    );
+}

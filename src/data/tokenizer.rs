@@ -380,23 +380,3 @@ impl Tokenizer for WordTokenizer {
         self.ids.get(token).copied()
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn joiners_need_alphanumerics_on_both_sides() {
-        assert_eq!(split_words("a..b"), vec!["a", ".", ".", "b"]);
-        assert_eq!(split_words("-5 x-"), vec!["-", "5", "x", "-"]);
-        assert_eq!(split_words("é1\r\n"), vec!["é", "1", "\n"]);
-        assert_eq!(split_words("x.y.z."), vec!["x.y.z", "."]);
-    }
-
-    #[test]
-    fn join_then_split_is_identity_on_tokens() {
-        let words = ["\n", "a", "b", "\n", "\n", "c", "."];
-        assert_eq!(join_words(&words), "\na b\n\nc .");
-        assert_eq!(split_words(&join_words(&words)), words);
-    }
-}
