@@ -434,7 +434,7 @@ fn non_finite_and_absurd_float_flags_are_refused_with_the_flag_named() {
     for (flag, value, want) in [
         ("--eta", "nan", "finite"),
         ("--lr", "inf", "finite"),
-        ("--lr", "0", "(0, 10]"),
+        ("--lr", "0", "(0, 1000000]"),
         ("--mu-anchor", "-1", "[0, 1000000]"),
         ("--mu-rule", "NaN", "finite"),
         ("--recruit-delta", "inf", "finite"),

@@ -17,7 +17,7 @@ pub const MAX_GAMMA: f64 = 64.0;
 /// Largest loss weight (η, μ_anc, μ_rule): beyond it the loss overflows f32 in a few steps.
 pub const MAX_WEIGHT: f64 = 1e6;
 /// Largest learning rate.
-pub const MAX_LR: f64 = 10.0;
+pub const MAX_LR: f64 = 1e6;
 /// Largest margin in bits (δ of recruitment and of specialists).
 pub const MAX_BITS: f64 = 1e15;
 /// Most k-means clusters (`eval --clusters`, `blocks --kmeans`): k-means costs grow with k, and
@@ -124,7 +124,7 @@ mod tests {
         assert!(e.contains("0.001") && e.contains("1e-300"), "{e}");
         assert!(tau("0").is_err() && tau("-1").is_err() && tau("abc").is_err());
         assert_eq!(tau("0.5"), Ok(0.5));
-        assert!(learning_rate("0").unwrap_err().contains("(0, 10]"));
+        assert!(learning_rate("0").unwrap_err().contains("(0, 1000000]"));
         assert_eq!(weight("0"), Ok(0.0));
         assert!(weight("nan").is_err() && gamma("-1").is_err() && unit("1.5").is_err());
         assert!(count_in("--windows", 0, 10).is_err());

@@ -95,7 +95,7 @@ pub struct TrainArgs {
     /// Tokens per row (at most the preset's positions).
     #[arg(long, default_value_t = 64)]
     pub seq: usize,
-    /// Learning rate (in (0, 10]).
+    /// Learning rate (in (0, 10⁶]; a huge one makes training diverge, which the trainer reports at the step).
     #[arg(long, default_value_t = 1e-3, value_parser = super::flags::learning_rate)]
     pub lr: f64,
     /// Use the reference's sequential batches instead of random ones.

@@ -20,7 +20,7 @@ pub use crate::model::checkpoint_read::{recorded_token_count, MAX_WEIGHTS_BYTES}
 use crate::model::config::ModelConfig;
 use crate::model::dial::DialSetting;
 use crate::model::transformer::LocalistModel;
-use crate::model::weights_file::FLOAT_DTYPES;
+use crate::model::weights_file::ANY_DTYPES;
 
 pub use crate::model::checkpoint_error::{CheckpointError, CHECKPOINT_VERSION};
 
@@ -84,14 +84,14 @@ fn write_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), C
     })
 }
 
-/// Read a safetensors file of float tensors onto `device` (regular files only, at most
+/// Read a safetensors file of tensors (floats, or integer batches and indices) onto `device` (regular files only, at most
 /// [`MAX_WEIGHTS_BYTES`]), checking its header before building anything and refusing
 /// non-finite values; errors name the file and the tensor.
 pub fn read_tensors(
     path: &Path,
     device: &Device,
 ) -> Result<HashMap<String, Tensor>, CheckpointError> {
-    read_float_tensors(path, device, &FLOAT_DTYPES)
+    read_float_tensors(path, device, &ANY_DTYPES)
 }
 
 /// Write a checkpoint directory atomically (temp dir + rename).

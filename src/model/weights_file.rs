@@ -258,6 +258,18 @@ fn allowed_words(allowed: &[DType]) -> String {
 /// The float dtypes a weights file may hold.
 pub const FLOAT_DTYPES: [DType; 4] = [DType::F32, DType::F16, DType::BF16, DType::F64];
 
+/// Every dtype a general tensor file may hold: the floats, and the integer types of token
+/// batches and indices (integers are always finite).
+pub const ANY_DTYPES: [DType; 7] = [
+    DType::F32,
+    DType::F16,
+    DType::BF16,
+    DType::F64,
+    DType::I64,
+    DType::U32,
+    DType::U8,
+];
+
 /// Build the tensors of a checked header from the file's bytes on `device`, refusing any
 /// non-finite weight.
 pub fn load_tensors(
@@ -280,7 +292,9 @@ pub fn load_tensors(
             .ok_or_else(|| layout("its bytes lie past the end of the file".into()))?;
         let t = Tensor::from_raw_buffer(raw, e.dtype, &e.shape, &Device::Cpu)
             .map_err(|err| layout(err.to_string()))?;
-        check_finite(&e.name, &t)?;
+        if FLOAT_DTYPES.contains(&e.dtype) {
+            check_finite(&e.name, &t)?;
+        }
         let t = t.to_device(device).map_err(|err| layout(err.to_string()))?;
         out.insert(e.name.clone(), t);
     }
