@@ -4,6 +4,9 @@
 //! elsewhere the tests say they were skipped.
 #![allow(clippy::too_many_lines)]
 
+mod common;
+use common::model_file;
+
 use std::path::PathBuf;
 
 use candle_core::Device;
@@ -12,27 +15,6 @@ use localist::hf::eval::eval_imported;
 use localist::model::blocks::BlockMap;
 use localist::model::capture::{capture, sequence_biases};
 use localist::model::dial::DialSetting;
-
-/// `models/DIR/FILE`, or None (said) when it is missing outside CI.
-fn model_file(dir: &str, file: &str) -> Option<PathBuf> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("models")
-        .join(dir)
-        .join(file);
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("LOCALIST_REQUIRE_MODELS").is_err(),
-        "{} is missing: run scripts/fetch_models.sh",
-        path.display()
-    );
-    eprintln!(
-        "skipped: {} is missing (run scripts/fetch_models.sh)",
-        path.display()
-    );
-    None
-}
 
 /// MiniLM from its folder, or None (said) when it is missing outside CI.
 fn minilm() -> Option<Bert> {

@@ -47,9 +47,24 @@ fn started_clinical() -> Harness<'static, StudioApp> {
 /// Step frames until `done` holds, for at most 180 s (a bound against hangs, generous on a
 /// 2-core machine running the SmolLM2 test beside this one).
 fn step_until(h: &mut Harness<'static, StudioApp>, what: &str, done: impl Fn(&StudioApp) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(180);
+    let secs = std::env::var("STEP_UNTIL_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(180);
+    let deadline = Instant::now() + Duration::from_secs(secs);
     while !done(h.state()) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            let st = &h.state().state;
+            panic!(
+                "timed out waiting for {what}: worker {:?}, error {:?}, info {:?}, curve {}, \
+                 summary {:?}",
+                st.worker,
+                st.error,
+                st.info,
+                st.curve.len(),
+                st.summary.as_ref().map(|s| &s.source)
+            );
+        }
         h.step();
         // Leave the CPU to the worker threads (two cores run two tests at once).
         std::thread::sleep(Duration::from_millis(2));
@@ -804,23 +819,7 @@ fn recruitment_switches_on_and_off_while_training() {
 
 /// SmolLM2 under ./models, or `None` (said) when it is missing outside CI.
 fn smollm2_path() -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models")
-        .join("smollm2")
-        .join("SmolLM2-135M-Instruct.Q4_1.gguf");
-    if path.exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var("LOCALIST_REQUIRE_MODELS").is_err(),
-        "{} is missing: run scripts/fetch_models.sh",
-        path.display()
-    );
-    eprintln!(
-        "skipped: {} is missing (run scripts/fetch_models.sh)",
-        path.display()
-    );
-    None
+    common::model_file("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
 /// Step frames until `done` holds, for at most `secs` seconds (a pretrained model loads for

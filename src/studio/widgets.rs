@@ -3,6 +3,26 @@
 
 use crate::engine::threshold::ThresholdEstimate;
 
+/// λ* under a slider: the current estimate with [`mark_lambda_star`], or, while an estimate
+/// of an earlier text waits for its replacement, a placeholder line of the same height, so the
+/// controls below never jump under the pointer.
+pub fn lambda_star_line(
+    ui: &mut egui::Ui,
+    slider: &egui::Response,
+    current: Option<&ThresholdEstimate>,
+    stale: bool,
+) {
+    match current {
+        Some(est) => mark_lambda_star(ui, slider, est),
+        None if stale => {
+            ui.weak("λ* = … (estimating on this text)").on_hover_text(
+                "The penalty threshold λ* is being estimated again for the current text.",
+            );
+        }
+        None => {}
+    }
+}
+
 /// Draw λ* (SPEC §8.4, estimated on the current text) as a red tick under a [0, 1] λ slider,
 /// with its value; a tick at the right end with "λ* > 1" when it lies beyond the scale.
 pub fn mark_lambda_star(ui: &mut egui::Ui, slider: &egui::Response, est: &ThresholdEstimate) {

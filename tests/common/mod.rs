@@ -37,3 +37,22 @@ pub fn load(dir: &Path) -> (Checkpoint, Box<dyn Tokenizer>) {
 pub fn load_sample(name: &str) -> (Checkpoint, Box<dyn Tokenizer>) {
     load(&sample(name))
 }
+
+/// `models/DIR/FILE` (a fetched pretrained model), or `None` (said) when it is missing outside
+/// CI; with `LOCALIST_REQUIRE_MODELS` set (CI), a missing model is a failure.
+pub fn model_file(dir: &str, file: &str) -> Option<PathBuf> {
+    let path = root().join("models").join(dir).join(file);
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("LOCALIST_REQUIRE_MODELS").is_err(),
+        "{} is missing: run scripts/fetch_models.sh",
+        path.display()
+    );
+    eprintln!(
+        "skipped: {} is missing (run scripts/fetch_models.sh)",
+        path.display()
+    );
+    None
+}

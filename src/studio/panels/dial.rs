@@ -19,9 +19,8 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
              query to its relevant block. Moving it never retrains.",
         );
     changed |= slider.changed();
-    if let Some(est) = state.current_threshold() {
-        mark_lambda_star(ui, &slider, est);
-    }
+    let stale = state.threshold.is_some();
+    crate::studio::widgets::lambda_star_line(ui, &slider, state.current_threshold(), stale);
     egui::ComboBox::from_label("mode")
         .selected_text(dial.params.mode.label())
         .show_ui(ui, |ui| {

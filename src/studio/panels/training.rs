@@ -8,7 +8,7 @@ use crate::studio::export::training_csv;
 /// Settings of the next run (defined in `studio::settings`, below the panels).
 pub use crate::studio::settings::RunSettings;
 use crate::studio::state::{StudioState, WorkerState};
-use crate::studio::widgets::mark_lambda_star;
+use crate::studio::widgets::lambda_star_line;
 
 /// Draw the training controls and curves.
 pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettings) {
@@ -57,9 +57,8 @@ fn settings_grid(ui: &mut egui::Ui, state: &StudioState, settings: &mut RunSetti
                 let slider = ui
                     .add(egui::Slider::new(&mut settings.lambda_train, 0.0..=1.0).text("λ_train"))
                     .on_hover_text("Weight of the off-block group penalty during training.");
-                if let Some(est) = state.current_threshold() {
-                    mark_lambda_star(ui, &slider, est);
-                }
+                let stale = state.threshold.is_some();
+                lambda_star_line(ui, &slider, state.current_threshold(), stale);
             });
             ui.end_row();
             let l = ui.label("μ_rule");
