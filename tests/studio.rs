@@ -72,6 +72,15 @@ fn step_until(h: &mut Harness<'static, StudioApp>, what: &str, done: impl Fn(&St
     h.step();
 }
 
+/// Open the Rules tab, load the example rules and apply them (the caller waits for the result).
+fn apply_example_rules(h: &mut Harness<'static, StudioApp>) {
+    h.get_by_label("Rules").click();
+    h.run_steps(2);
+    h.get_by_label("Load example").click();
+    h.run_steps(1);
+    h.get_by_label("Apply").click();
+}
+
 fn engine_entropy(ck: &Path, text: &str, dial: &DialSetting) -> f64 {
     let (ck, tok) = common::load(ck);
     capture(&ck.model, &ck.blocks, &tok.encode(text), dial)
@@ -585,11 +594,7 @@ fn a_malformed_rule_is_rejected_with_its_errors_and_the_previous_rules_stay() {
     step_until(&mut h, "the clinical capture", |app| {
         app.state.capture.is_some()
     });
-    h.get_by_label("Rules").click();
-    h.run_steps(2);
-    h.get_by_label("Load example").click();
-    h.run_steps(1);
-    h.get_by_label("Apply").click();
+    apply_example_rules(&mut h);
     step_until(&mut h, "the example in force", |app| {
         app.state.rules.resolved.len() == 6 && !app.state.rules.reports.is_empty()
     });
@@ -866,11 +871,7 @@ fn rules_that_do_not_resolve_on_a_new_model_are_not_in_force_and_no_old_result_s
     step_until(&mut h, "the clinical capture and λ*", |app| {
         app.state.capture.is_some() && app.state.threshold.is_some()
     });
-    h.get_by_label("Rules").click();
-    h.run_steps(2);
-    h.get_by_label("Load example").click();
-    h.run_steps(1);
-    h.get_by_label("Apply").click();
+    apply_example_rules(&mut h);
     step_until(&mut h, "the example measured", |app| {
         app.state.rules.resolved.len() == 6 && !app.state.current_reports().is_empty()
     });
@@ -972,11 +973,7 @@ fn a_rule_report_of_an_earlier_text_is_not_shown_as_current() {
     step_until(&mut h, "the clinical capture", |app| {
         app.state.capture.is_some()
     });
-    h.get_by_label("Rules").click();
-    h.run_steps(2);
-    h.get_by_label("Load example").click();
-    h.run_steps(1);
-    h.get_by_label("Apply").click();
+    apply_example_rules(&mut h);
     step_until(&mut h, "the example measured", |app| {
         !app.state.current_reports().is_empty()
     });
