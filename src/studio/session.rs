@@ -278,6 +278,9 @@ impl Autosave {
             }
         }
         write_atomic(&marker, std::process::id().to_string().as_bytes())?;
+        // The first write waits one period like every later one, so a studio that is closed
+        // or crashes right after start leaves the file it found (or kept aside) alone.
+        self.last_check = Some(std::time::Instant::now());
         Ok(found)
     }
 
