@@ -14,5 +14,6 @@ pub mod files;
 pub mod hf;
 pub mod model;
 pub mod rules;
+#[cfg(feature = "studio")]
 pub mod studio;
 pub mod train;

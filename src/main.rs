@@ -9,7 +9,13 @@ fn main() -> ExitCode {
     let cli = localist::cli::Cli::parse();
     let outcome = localist::cli::run(cli).and_then(|o| match o {
         localist::cli::Outcome::Done => Ok(()),
+        #[cfg(feature = "studio")]
         localist::cli::Outcome::Studio(checkpoint) => localist::studio::run(checkpoint),
+        #[cfg(not(feature = "studio"))]
+        localist::cli::Outcome::Studio(_) => Err(anyhow::anyhow!(
+            "this build has no window (built without the `studio` feature); \
+             use a subcommand, or rebuild with `cargo build --release`"
+        )),
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

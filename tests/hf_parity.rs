@@ -650,7 +650,7 @@ fn a_tiny_sound_bert_opens_and_refuses_absurd_cluster_counts() {
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(blocks.token_block.len(), 8);
     for (k, want) in [
-        (1_000_000, "1000000 clusters are more than the 1024 allowed"),
+        (1_000_000, "1000000 clusters are more than the 256 allowed"),
         (9, "9 clusters are more than the model's 8 words"),
         (0, "at least 1"),
     ] {

@@ -20,9 +20,8 @@ pub const MAX_WEIGHT: f64 = 1e6;
 pub const MAX_LR: f64 = 1e6;
 /// Largest margin in bits (δ of recruitment and of specialists).
 pub const MAX_BITS: f64 = 1e15;
-/// Most k-means clusters (`eval --clusters`, `blocks --kmeans`): k-means costs grow with k, and
-/// 300 clusters of a real vocabulary already take 20 s.
-pub const MAX_CLUSTERS: usize = 256;
+/// Most k-means clusters (`eval --clusters`, `blocks --kmeans`): the engine's one limit.
+pub use crate::engine::protocol::MAX_CLUSTERS;
 /// Most evaluation windows (`eval --windows`).
 pub const MAX_WINDOWS: usize = 100_000;
 

@@ -21,8 +21,9 @@ pub const MAX_VOCAB: usize = 1 << 20;
 pub const MAX_POSITIONS: usize = 1 << 20;
 /// Most k-means clusters of an imported model's embedding rows: the cost of k-means grows with
 /// k (300 clusters of MiniLM take about 19 s), and more blocks than this say nothing a reader
-/// could use.
-pub const MAX_CLUSTERS: usize = 1024;
+/// could use. The one limit of every face: `eval --clusters`, `blocks --kmeans` and the
+/// studio's k.
+pub const MAX_CLUSTERS: usize = 256;
 
 /// `value` of `key` if it lies in `min..=max`, else a sentence saying the allowed range.
 pub fn in_range(key: &str, value: usize, min: usize, max: usize) -> Result<usize, String> {

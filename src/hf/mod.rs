@@ -137,6 +137,23 @@ impl ImportedModel {
         Ok(eval::kmeans_blocks(rows, |id| tok.token_str(id), k, seed))
     }
 
+    /// The block map saved beside this model ([`blocks_path`](Self::blocks_path)): `Ok(None)`
+    /// when there is none; an error naming the file when it is not a regular file within the
+    /// size limit, not a block map, or does not fit this model's vocabulary and positions.
+    pub fn saved_blocks(&self, tok: &HfTokenizer) -> Result<Option<BlockMap>> {
+        let path = self.blocks_path();
+        if path.symlink_metadata().is_err() {
+            return Ok(None);
+        }
+        let bytes =
+            crate::files::read_bytes(&path, crate::files::MAX_CONFIG_BYTES, "a blocks.json")?;
+        let map: BlockMap = serde_json::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("{}: not a block map: {e}", path.display()))?;
+        map.validate(tok.vocab_size(), self.model().dims().max_len)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(Some(map))
+    }
+
     /// The default place of a block map saved for this model: `<file>.blocks.json` beside a
     /// `.gguf` file, `blocks.json` inside a folder.
     pub fn blocks_path(&self) -> PathBuf {

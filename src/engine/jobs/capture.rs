@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 
 use crate::engine::jobs::model::OpenModel;
-use crate::engine::worker::DEFAULT_CLUSTERS;
+use crate::engine::protocol::default_clusters;
 use crate::model::capture::{capture, Capture};
 use crate::model::dial::DialSetting;
 
@@ -25,7 +25,7 @@ pub struct TextCapture {
 /// blocks, or an imported model with the blocks saved beside it or k-means blocks.
 pub fn capture_text(path: &Path, text: &str, dial: &DialSetting) -> Result<TextCapture> {
     let opened = OpenModel::open(path)?;
-    let blocks = opened.saved_or_kmeans_blocks(DEFAULT_CLUSTERS)?;
+    let blocks = opened.saved_or_kmeans_blocks(default_clusters(opened.model().dims().vocab))?;
     let (model, tok) = (opened.model(), opened.tokenizer());
     let mut ids = tok.encode(text);
     if ids.is_empty() {

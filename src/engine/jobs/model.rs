@@ -8,7 +8,6 @@ use anyhow::{Context, Result};
 
 use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
 use crate::engine::train_job::default_device;
-use crate::files::{read_bytes, MAX_CONFIG_BYTES};
 use crate::hf::{HfTokenizer, ImportedModel};
 use crate::model::backend::AttentionModel;
 use crate::model::blocks::BlockMap;
@@ -74,15 +73,10 @@ impl OpenModel {
     pub fn saved_or_kmeans_blocks(&self, clusters: usize) -> Result<BlockMap> {
         match self {
             Self::Checkpoint { checkpoint, .. } => Ok(checkpoint.blocks.clone()),
-            Self::Imported { model, tokenizer } => {
-                let path = model.blocks_path();
-                if !path.exists() {
-                    return model.kmeans_blocks(tokenizer, clusters, 0);
-                }
-                let b = read_bytes(&path, MAX_CONFIG_BYTES, "a blocks.json")?;
-                Ok(serde_json::from_slice(&b)
-                    .with_context(|| format!("{}: not a block map", path.display()))?)
-            }
+            Self::Imported { model, tokenizer } => match model.saved_blocks(tokenizer)? {
+                Some(map) => Ok(map),
+                None => model.kmeans_blocks(tokenizer, clusters, 0),
+            },
         }
     }
 }

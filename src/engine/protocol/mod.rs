@@ -19,7 +19,8 @@ pub use self::compare::{CompareSide, CompareView};
 pub use self::generation::{Candidate, GenStep, Generation};
 pub use self::measured::{blocks_key, Depends, MeasuredOn};
 pub use self::summary::{
-    ImportedBlocks, LivePoint, ModelSummary, Progress, DEFAULT_CLUSTERS, IMPORTED_CAPTURE_LIMIT,
+    default_clusters, ImportedBlocks, LivePoint, ModelSummary, Progress, DEFAULT_CLUSTERS,
+    IMPORTED_CAPTURE_LIMIT, MAX_CLUSTERS,
 };
 pub use self::views::{PoolManifest, PoolSummary, RecruitView, RuleView, RulesInForce};
 

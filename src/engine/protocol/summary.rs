@@ -21,8 +21,17 @@ pub enum ImportedBlocks {
 /// than a heatmap can show).
 pub const IMPORTED_CAPTURE_LIMIT: usize = 256;
 
+/// Most k-means clusters, in the studio and on the command line.
+pub use crate::hf::limits::MAX_CLUSTERS;
+
 /// Clusters of the k-means blocks an imported model gets when none were saved for it.
 pub const DEFAULT_CLUSTERS: usize = 16;
+
+/// The k-means clusters a model of `vocab` words gets when the user chose none:
+/// [`DEFAULT_CLUSTERS`], or one per word when the vocabulary is smaller.
+pub fn default_clusters(vocab: usize) -> usize {
+    DEFAULT_CLUSTERS.min(vocab).max(1)
+}
 
 /// A summary of the loaded model for display.
 #[derive(Debug, Clone, PartialEq)]

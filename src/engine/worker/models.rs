@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 use super::slot::{open_checkpoint, Imported, Loaded, ModelSlot};
 use super::{RunState, Worker};
 use crate::analysis::anchors::welch_bound;
-use crate::data::tokenizer::Tokenizer;
 use crate::engine::anchors::{anchor_coherence, checkpoint_anchors};
 use crate::engine::corpus::{recorded_corpus, sample_text};
-use crate::engine::protocol::{Event, ModelSummary, RecruitView, DEFAULT_CLUSTERS};
+use crate::engine::protocol::{default_clusters, Event, ModelSummary, RecruitView};
 use crate::engine::views::read_pool;
 use crate::hf::{HfTokenizer, ImportedModel};
 use crate::model::blocks::BlockMap;
@@ -114,16 +113,17 @@ impl Worker {
         model: &ImportedModel,
         tokenizer: &HfTokenizer,
     ) -> Option<BlockMap> {
-        match saved_blocks(&model.blocks_path(), tokenizer) {
-            Ok(b) => return Some(b),
-            Err(why) if !why.is_empty() => self.sink.fail(why),
-            Err(_) => {}
+        match model.saved_blocks(tokenizer) {
+            Ok(Some(b)) => return Some(b),
+            Ok(None) => {}
+            Err(e) => self.sink.fail(format!("{e:#}; rebuilt by k-means")),
         }
+        let k = default_clusters(model.model().dims().vocab);
         self.sink.emit(Event::Status(format!(
-            "{}: blocks by k-means (k = {DEFAULT_CLUSTERS}) over the embedding rows…",
+            "{}: blocks by k-means (k = {k}) over the embedding rows…",
             path.display()
         )));
-        match model.kmeans_blocks(tokenizer, DEFAULT_CLUSTERS, 0) {
+        match model.kmeans_blocks(tokenizer, k, 0) {
             Ok(b) => Some(b),
             Err(e) => {
                 self.sink.fail(format!("k-means blocks failed: {e:#}"));
@@ -162,22 +162,6 @@ impl Worker {
     pub(super) fn open_pool(&mut self, dir: &Path) {
         let pool = read_pool(dir).map(Box::new).map_err(|e| format!("{e:#}"));
         self.sink.emit(Event::Pool(pool));
-    }
-}
-
-/// The block map saved at `saved` when it fits the tokenizer's vocabulary; the error says why
-/// not (empty when nothing was saved).
-fn saved_blocks(saved: &Path, tokenizer: &HfTokenizer) -> Result<BlockMap, String> {
-    let Ok(bytes) = std::fs::read(saved) else {
-        return Err(String::new());
-    };
-    match serde_json::from_slice::<BlockMap>(&bytes) {
-        Ok(b) if b.token_block.len() == tokenizer.vocab_size() => Ok(b),
-        Ok(_) => Err(format!(
-            "{}: its block map is for another vocabulary; rebuilt by k-means",
-            saved.display()
-        )),
-        Err(e) => Err(format!("{}: {e}; rebuilt by k-means", saved.display())),
     }
 }
 

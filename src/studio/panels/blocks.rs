@@ -4,6 +4,7 @@
 
 use egui::{Color32, Sense, Vec2};
 
+use crate::engine::protocol::MAX_CLUSTERS;
 use crate::engine::worker::{Command, ImportedBlocks, ModelSummary};
 use crate::studio::state::{FileRequest, StudioState};
 
@@ -118,7 +119,7 @@ fn imported_controls(ui: &mut egui::Ui, state: &mut StudioState, blocks: usize, 
         ui.label(format!("{blocks} blocks from {source}."));
         ui.add(
             egui::DragValue::new(&mut state.kmeans_k)
-                .range(2..=256)
+                .range(2..=MAX_CLUSTERS)
                 .prefix("k = "),
         )
         .on_hover_text("Clusters of the k-means over the model's embedding rows");
