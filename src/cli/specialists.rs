@@ -49,27 +49,31 @@ pub struct SpecialistsArgs {
 
 impl SpecialistsArgs {
     /// The engine job these arguments describe.
-    fn job(&self) -> PoolJob {
-        PoolJob {
+    fn job(&self) -> Result<PoolJob> {
+        Ok(PoolJob {
             base: self.base.clone(),
             docs: self.docs.clone(),
             separator: self.separator.clone(),
             lambda: self.lambda,
             config: PoolConfig {
                 delta_bits: self.delta,
-                max_specialists: self.max.max(1),
+                max_specialists: super::flags::count_in(
+                    "--max",
+                    self.max,
+                    super::flags::MAX_SPECIALISTS,
+                )?,
                 probe_steps: self.probe_steps,
                 trainable: self.trainable.clone(),
                 block_moves: !self.no_block_moves,
                 ..PoolConfig::default()
             },
-        }
+        })
     }
 }
 
 /// Run `localist specialists`.
 pub fn run(a: SpecialistsArgs) -> Result<()> {
-    let mut pool = PoolRun::open(a.job())?;
+    let mut pool = PoolRun::open(a.job()?)?;
     println!(
         "{} documents, {} tokens; DL_total with the base alone: {:.0} bits",
         pool.documents(),

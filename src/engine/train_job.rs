@@ -197,8 +197,7 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
     }
     let mut trainer = Trainer::new(model, blocks, train, train_cfg)?;
     if let Some(path) = &job.rules {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = crate::files::read_text(path, crate::files::MAX_DOCUMENT_BYTES, "a rules file")?;
         let name = path.display().to_string();
         let set = crate::rules::parse_rules(&text)
             .map_err(|e| anyhow::anyhow!("{}", e.with_file(&name)))?;

@@ -206,7 +206,7 @@ impl StudioState {
                 self.error = Some(format!(
                     "the rules do not resolve on this model ({} error(s), first: {}); no rule \
                      is in force on it",
-                    e.errors.len(),
+                    e.total(),
                     e.errors.first().map(|x| x.to_string()).unwrap_or_default()
                 ));
                 self.rules.not_in_force = Some(e);
@@ -217,7 +217,9 @@ impl StudioState {
     fn on_rules_rejected(&mut self, e: RuleErrors) {
         self.rules.pending = None;
         self.error = Some(format!(
-            "the rules were not applied ({}); the previous rules stay in force",
+            "the rules were not applied ({} error(s), first: {}); the previous rules stay in \
+             force",
+            e.total(),
             e.errors.first().map(|x| x.to_string()).unwrap_or_default()
         ));
         self.rules.errors = Some(e);

@@ -132,11 +132,9 @@ fn editor(ui: &mut egui::Ui, state: &mut StudioState) {
     if let Some(e) = &state.rules.errors {
         ui.colored_label(
             Color32::LIGHT_RED,
-            format!("{} error(s); nothing was applied:", e.errors.len()),
+            format!("{} error(s); nothing was applied:", e.total()),
         );
-        for err in &e.errors {
-            ui.colored_label(Color32::LIGHT_RED, err.to_string());
-        }
+        error_list(ui, e);
     } else if state.rules.dirty() {
         ui.label("edited: Apply puts these rules in force");
     }
@@ -224,14 +222,22 @@ pub fn not_in_force(ui: &mut egui::Ui, e: &crate::engine::protocol::RuleErrors) 
         format!(
             "not in force on this model: the rules do not resolve on its blocks ({} error(s)); \
              they are checked again when another model is opened",
-            e.errors.len()
+            e.total()
         ),
     );
-    for err in e.errors.iter().take(20) {
+    error_list(ui, e);
+}
+
+/// The first errors of a rule file, then how many more there are (all of them counted, those
+/// the parser kept and those it only counted).
+fn error_list(ui: &mut egui::Ui, e: &crate::engine::protocol::RuleErrors) {
+    const SHOWN: usize = 20;
+    for err in e.errors.iter().take(SHOWN) {
         ui.colored_label(Color32::LIGHT_RED, err.to_string());
     }
-    if e.errors.len() > 20 {
-        ui.label(format!("… and {} more", e.errors.len() - 20));
+    let shown = e.errors.len().min(SHOWN);
+    if e.total() > shown {
+        ui.label(format!("… and {} more", e.total() - shown));
     }
 }
 
