@@ -140,6 +140,9 @@ fn starting_training_advances_the_curve_and_stop_stops_it() {
     let last = live.last().unwrap();
     assert!(last.eval.perplexity.is_finite() && last.eval.perplexity > 1.0);
     assert!(last.theory.as_ref().is_some_and(|t| t.violations == 0));
+    // The held-out metrics of the run are of the run's model, and shown as such.
+    assert!(h.state().state.current_eval().is_some());
+    assert!(h.query_by_label_contains("held out: perplexity").is_some());
 }
 
 #[test]
@@ -1040,4 +1043,71 @@ fn a_corrupt_autosave_is_kept_aside_and_reported() {
         std::fs::read_to_string(&aside[0]).unwrap(),
         "{ \"format\": \"localist-session\", \"vers"
     );
+}
+
+#[test]
+fn heatmaps_and_compare_say_when_they_are_not_of_the_text_or_model_shown() {
+    let mut h = harness(sample("tiny-clinical"));
+    // The model opens on one of its own sentences: the first capture (of the default text)
+    // is marked until that sentence's capture arrives.
+    step_until(&mut h, "the clinical capture", |app| {
+        app.state.capture.is_some() && app.state.stale_capture().is_none()
+    });
+    h.get_by_label("Compare").click();
+    step_until(&mut h, "the comparison", |app| {
+        app.state.compare.views.is_some() && !app.state.compare.pending
+    });
+    assert!(h.state().state.stale_compare().is_none());
+
+    // A new text typed and not captured: both views are marked, the heatmaps stay.
+    h.state_mut().state.text = "patient paid 40 euros".into();
+    h.run_steps(2);
+    assert_eq!(
+        h.state().state.stale_compare().as_deref(),
+        Some("not measured on this text")
+    );
+    assert!(h
+        .query_by_label_contains("press Capture to measure this text")
+        .is_some());
+    h.get_by_label("Attention").click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state().state.stale_capture().as_deref(),
+        Some("not measured on this text")
+    );
+    assert!(h
+        .query_by_label_contains("the heatmaps below are from before the last change")
+        .is_some());
+    h.get_by_label("Capture").click();
+    step_until(&mut h, "the capture of the new text", |app| {
+        app.state.stale_capture().is_none()
+    });
+    h.run_steps(1);
+    assert!(h
+        .query_by_label_contains("from before the last change")
+        .is_none());
+
+    // Another model: in the frame it arrives, the clinical capture is either replaced or
+    // marked, never shown as the new model's.
+    let clinical_id = h.state().state.summary.as_ref().unwrap().model_id.clone();
+    open_path(&mut h, &sample("tiny-shakespeare-l0"));
+    step_until(&mut h, "the other model", |app| {
+        app.state
+            .summary
+            .as_ref()
+            .is_some_and(|s| s.model_id != clinical_id)
+    });
+    let st = &h.state().state;
+    let now = st.summary.as_ref().unwrap().model_id.clone();
+    match st.stale_capture() {
+        None => assert_eq!(st.capture_on.as_ref().unwrap().model, now),
+        Some(why) => {
+            assert_eq!(why, "not measured on this model");
+            assert_eq!(st.capture_on.as_ref().unwrap().model, clinical_id);
+        }
+    }
+    step_until(&mut h, "the new model's capture", |app| {
+        app.state.stale_capture().is_none()
+    });
+    assert_eq!(h.state().state.capture_on.as_ref().unwrap().model, now);
 }

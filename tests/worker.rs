@@ -36,7 +36,7 @@ fn next(w: &WorkerHandle) -> Event {
 
 fn snapshot_entropy(ev: Event) -> f64 {
     match ev {
-        Event::Snapshot(cap, _) => cap.mean_entropy_bits(None),
+        Event::Snapshot(cap, _, _) => cap.mean_entropy_bits(None),
         other => panic!("expected a snapshot, got {other:?}"),
     }
 }
@@ -101,7 +101,7 @@ fn training_advances_and_stop_lands_within_one_step() {
     // Forget the progress so far: at most the step in flight may follow the stop.
     drop(w.drain());
     w.send(Command::Stop);
-    assert!(matches!(next(&w), Event::Finished(_)));
+    assert!(matches!(next(&w), Event::Finished(..)));
     // The run's last point of the live held-out curves.
     match next(&w) {
         Event::Live(p) => assert!(p.step > last_step && p.eval.perplexity.is_finite()),
@@ -261,14 +261,14 @@ fn an_imported_gguf_model_is_dialled_renamed_and_generates() {
     assert_eq!(hash, localist::hf::model_sha256(&link).unwrap());
     assert_eq!(summary.blocks.len(), 17, "16 clusters and 'unassigned'");
     let cap = wait_for(&w, "snapshot", |ev| match ev {
-        Event::Snapshot(c, _) => Some(c),
+        Event::Snapshot(c, _, _) => Some(c),
         _ => None,
     });
     assert_eq!(cap.heads.len(), 270);
     w.send(Command::SetDial(DialSetting::bias(1.0)));
     let t0 = Instant::now();
     let dialled = wait_for(&w, "snapshot", |ev| match ev {
-        Event::Snapshot(c, _) => Some(c),
+        Event::Snapshot(c, _, _) => Some(c),
         _ => None,
     });
     eprintln!(

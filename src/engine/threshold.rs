@@ -121,6 +121,10 @@ pub fn estimate_threshold(
         });
     }
     let (layers, heads) = (model.config.num_layers, model.config.num_heads);
+    // The differentiable pass keeps about twice a capture's T×T tensors per head (the probe,
+    // its gradient and the graph's softmax besides the attention and the plain copies):
+    // refuse, saying how much it needs, before allocating.
+    crate::model::capture_memory::check_capture_memory(layers, heads.saturating_mul(2), t)?;
     let rows = score_gradients(model, ids)?;
     let masks = blocks.masks(ids);
     let k = masks.num_blocks.max(1);

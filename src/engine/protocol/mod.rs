@@ -105,10 +105,12 @@ pub enum Event {
     Progress(Progress),
     /// A model is loaded or a run set up.
     Loaded(Box<ModelSummary>),
-    /// A capture of the current text under the current dial.
-    Snapshot(Box<Capture>, Vec<String>),
-    /// Training reached its last step or was stopped; held-out metrics at λ_inf = 0.
-    Finished(Box<EvalReport>),
+    /// A capture of the current text under the current dial: the capture, its token strings,
+    /// and what it was measured on.
+    Snapshot(Box<Capture>, Vec<String>, MeasuredOn),
+    /// Training reached its last step or was stopped; held-out metrics at λ_inf = 0, and the
+    /// model they were measured on.
+    Finished(Box<EvalReport>, MeasuredOn),
     /// Training paused.
     Paused,
     /// A checkpoint was written: its directory and SHA-256.

@@ -51,7 +51,10 @@ impl Worker {
         let tokens: Vec<String> = ids.iter().map(|&i| tok.token_str(i)).collect();
         if self.rules.resolved.is_empty() {
             match capture(model, blocks, &ids, &self.dial) {
-                Ok(cap) => self.sink.emit(Event::Snapshot(Box::new(cap), tokens)),
+                Ok(cap) => {
+                    let on = self.measured_on();
+                    self.sink.emit(Event::Snapshot(Box::new(cap), tokens, on));
+                }
                 Err(e) => self.sink.fail(format!("capture failed: {e}")),
             }
             return;
@@ -59,10 +62,13 @@ impl Worker {
         match capture_with_rules(model, blocks, &ids, &self.dial, &self.rules.resolved) {
             Ok(rc) => {
                 let on = self.measured_on();
+                self.sink.emit(Event::RuleReport(Box::new((
+                    rc.reports,
+                    rc.firings,
+                    on.clone(),
+                ))));
                 self.sink
-                    .emit(Event::RuleReport(Box::new((rc.reports, rc.firings, on))));
-                self.sink
-                    .emit(Event::Snapshot(Box::new(rc.capture), tokens));
+                    .emit(Event::Snapshot(Box::new(rc.capture), tokens, on));
             }
             Err(e) => self.sink.fail(format!("capture with rules failed: {e}")),
         }

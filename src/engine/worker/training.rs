@@ -100,7 +100,10 @@ impl Worker {
             .session()
             .map(|s| s.evaluate(&DialSetting::default()));
         match report {
-            Some(Ok(r)) => self.sink.emit(Event::Finished(Box::new(r))),
+            Some(Ok(r)) => {
+                let on = self.measured_on();
+                self.sink.emit(Event::Finished(Box::new(r), on));
+            }
             Some(Err(e)) => self.sink.fail(format!("evaluation failed: {e:#}")),
             None => {}
         }

@@ -99,6 +99,9 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, cache: &mut HeatmapCache
         ui.label("no capture yet");
         return;
     };
+    if let Some(why) = state.stale_capture() {
+        stale_note(ui, &why, "the heatmaps below");
+    }
     legend(ui, state.colormap);
     let thumb = ((avail - 90.0) / cap.num_heads.max(1) as f32).clamp(60.0, 180.0);
     if let Some(c) = grid(ui, state, cache, &cap, &tokens, thumb) {
@@ -107,6 +110,20 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, cache: &mut HeatmapCache
     if let Some((l, h)) = state.focus {
         enlarged(ui, state, cache, &cap, &tokens, (l, h));
     }
+}
+
+/// The orange line over a view that is not of what the studio shows now: why, and what to do
+/// (a new text is measured with Capture; a new model's capture is on its way).
+pub fn stale_note(ui: &mut egui::Ui, why: &str, what: &str) {
+    let todo = if why.ends_with("text") {
+        "press Capture to measure this text"
+    } else {
+        "recomputing…"
+    };
+    ui.colored_label(
+        egui::Color32::from_rgb(230, 160, 60),
+        format!("{why}: {what} are from before the last change ({todo})"),
+    );
 }
 
 /// The text box, Capture, the colormap, the block view switch and the export menu.

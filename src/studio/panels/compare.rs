@@ -56,6 +56,9 @@ pub fn show(
         return;
     };
     let views = views.clone();
+    if let Some(why) = state.stale_compare() {
+        super::attention::stale_note(ui, &why, "both sides");
+    }
     let (layers, heads) = views
         .iter()
         .filter_map(|v| v.as_ref().ok())

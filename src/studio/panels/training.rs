@@ -18,7 +18,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
     progress(ui, state);
     let (loss_rect, held_out_rect) = curves(ui, state);
     export_menu(ui, state, loss_rect, held_out_rect);
-    if let Some(r) = &state.last_eval {
+    if let Some(r) = state.current_eval() {
         ui.label(format!(
             "held out: perplexity {:.3}, top-1 {:.1}%, entropy {:.3} bits, ε {:.4}",
             r.perplexity,

@@ -23,15 +23,16 @@ impl StudioState {
                     s.anchor_coherence.clear();
                 }
             }
-            Event::Snapshot(cap, tokens) => {
+            Event::Snapshot(cap, tokens, on) => {
                 if let Some(t0) = self.dial_sent.take() {
                     self.dial_latency_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
                 }
                 self.capture = Some((*cap, tokens));
+                self.capture_on = Some(on);
                 self.capture_generation += 1;
             }
-            Event::Finished(r) => {
-                self.last_eval = Some(*r);
+            Event::Finished(r, on) => {
+                self.last_eval = Some((*r, on));
                 self.worker = WorkerState::Idle;
                 self.info = Some("training finished".into());
             }
@@ -67,6 +68,7 @@ impl StudioState {
                 }
                 self.compare.views =
                     Some((self.capture_generation, self.compare.sides.clone(), *views));
+                self.compare.views_on = Some(on);
                 self.compare.pending = false;
                 self.compare.generation += 1;
             }

@@ -59,6 +59,27 @@ impl StudioState {
         self.stale(self.theory_on.as_ref(), Depends::Text)
     }
 
+    /// Why the heatmaps' capture is not of the current model, blocks and text (it stays on
+    /// screen, marked, until the new one arrives), or `None` when it is. The dial is left
+    /// out: a capture at the previous dial is replaced within a frame while the slider moves.
+    pub fn stale_capture(&self) -> Option<String> {
+        self.capture.as_ref()?;
+        self.stale(self.capture_on.as_ref(), Depends::Text)
+    }
+
+    /// Why the comparison is not of the current model, blocks and text, or `None` when it is
+    /// (or there is none).
+    pub fn stale_compare(&self) -> Option<String> {
+        self.compare.views.as_ref()?;
+        self.stale(self.compare.views_on.as_ref(), Depends::Text)
+    }
+
+    /// The held-out metrics of the last run when they were measured on the current model.
+    pub fn current_eval(&self) -> Option<&crate::engine::protocol::EvalReport> {
+        let (r, on) = self.last_eval.as_ref()?;
+        self.stale(Some(on), Depends::Model).is_none().then_some(r)
+    }
+
     /// A new model has arrived: forget every result measured on the previous one at once.
     pub(super) fn forget_model_results(&mut self) {
         self.threshold = None;
@@ -71,6 +92,7 @@ impl StudioState {
         self.rules.firings.clear();
         self.rules.reports_on = None;
         self.compare.views = None;
+        self.compare.views_on = None;
         self.compare.pending = false;
         self.generate.last = None;
         self.generate.pending = false;

@@ -54,6 +54,8 @@ pub struct StudioState {
     pub summary: Option<ModelSummary>,
     /// Latest capture and its token strings.
     pub capture: Option<(Capture, Vec<String>)>,
+    /// What the capture was measured on.
+    pub capture_on: Option<MeasuredOn>,
     /// Bumped on every new capture (textures are rebuilt when it changes).
     pub capture_generation: u64,
     /// The dial as the user set it.
@@ -65,7 +67,7 @@ pub struct StudioState {
     /// Latest progress.
     pub progress: Option<Progress>,
     /// Held-out metrics at the end of the last run.
-    pub last_eval: Option<EvalReport>,
+    pub last_eval: Option<(EvalReport, MeasuredOn)>,
     /// Worker state.
     pub worker: WorkerState,
     /// The last error, shown once in the status bar until dismissed.
@@ -149,6 +151,7 @@ impl Default for StudioState {
         Self {
             summary: None,
             capture: None,
+            capture_on: None,
             capture_generation: 0,
             dial: DialSetting::default(),
             text: SAMPLE_TEXT.into(),

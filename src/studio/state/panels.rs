@@ -85,6 +85,8 @@ pub struct CompareState {
     pub sides: [CompareSide; 2],
     /// Their captures (or errors), and the capture generation and sides they were taken for.
     pub views: Option<CompareViews>,
+    /// What the views were measured on (the model and text; each side sets its own dial).
+    pub views_on: Option<MeasuredOn>,
     /// A comparison was asked for and has not arrived.
     pub pending: bool,
     /// The layer and head shown, or `None` for the mean over heads of the layer.
@@ -104,6 +106,7 @@ impl Default for CompareState {
         Self {
             sides: crate::studio::session::default_compare(),
             views: None,
+            views_on: None,
             pending: false,
             layer: 0,
             head: None,
