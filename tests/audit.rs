@@ -108,8 +108,14 @@ fn a_signed_report_verifies_and_every_tampering_names_its_check() {
     let out = String::from_utf8_lossy(&ok.stdout).to_string();
     assert!(out.contains("intact") && out.contains("signed by"), "{out}");
     let report = read(&f.json);
-    assert_eq!(report.version, 2);
+    assert_eq!(report.version, 3);
     assert_eq!(report.signature.len(), 128);
+    // Every log entry is signed, by the same key as the report.
+    assert!(!report.log.entries.is_empty());
+    for e in &report.log.entries {
+        assert_eq!(e.signer, report.public_key);
+        assert_eq!(e.signature.len(), 128);
+    }
     // ISO 8601 UTC times in the report and its log.
     assert!(report.generated_utc.ends_with('Z') && report.generated_unix.is_none());
     assert!(report.log.entries.iter().all(|e| e.time_utc.len() == 20));
@@ -132,7 +138,9 @@ fn a_signed_report_verifies_and_every_tampering_names_its_check() {
         &o,
         &[
             "signature does not match: the report was changed after it was signed",
-            "1 problem(s)",
+            "log entry 1 (Added unit_to_dose): its signature does not match",
+            "(4 later entries fail too)",
+            "2 problem(s)",
         ],
     );
 
@@ -148,6 +156,32 @@ fn a_signed_report_verifies_and_every_tampering_names_its_check() {
     let o = localist(&f.config, &["audit", "verify", p.to_str().unwrap()]);
     assert_fails_with(&o, &["signature does not match", "1 problem(s)"]);
     std::fs::write(&cfg, text).unwrap();
+
+    // A logged rule text edited and re-hashed, and the whole report re-signed with another
+    // key: the report's signature holds, the entry's does not.
+    let other = SigningKey::from_bytes(&[9u8; 32]);
+    let mut relogged = report.clone();
+    relogged.log.entries[1].rule_text = "rule x\nend\n".into();
+    let p = write(&f, "relogged.json", &sign_report(rehash(relogged), &other));
+    let o = localist(&f.config, &["audit", "verify", p.to_str().unwrap()]);
+    assert_fails_with(
+        &o,
+        &[
+            "log entry 1",
+            "its signature does not match: it was changed and re-hashed after it was logged",
+        ],
+    );
+    // The same with the entry's signature removed instead: named as unsigned.
+    let mut stripped = report.clone();
+    stripped.log.entries[1].rule_text = "rule x\nend\n".into();
+    stripped.log.entries[1].signature.clear();
+    stripped.log.entries[1].signer.clear();
+    let p = write(&f, "stripped.json", &sign_report(rehash(stripped), &other));
+    let o = localist(&f.config, &["audit", "verify", p.to_str().unwrap()]);
+    assert_fails_with(
+        &o,
+        &["log entry 1", "is not signed: its signature was removed"],
+    );
 
     // The signature removed: said so.
     let mut bare = report.clone();
@@ -329,6 +363,8 @@ fn craft_hostile_audit_cases() {
     for e in &mut old.log.entries {
         e.time_utc.clear();
         e.time_unix = Some(1_796_037_605);
+        e.signer.clear();
+        e.signature.clear();
     }
     case(
         "audit-old-unsigned",
@@ -389,5 +425,27 @@ fn craft_hostile_audit_cases() {
                 ),
             ),
         ],
+    );
+
+    let mut relogged = base.clone();
+    relogged.log.entries[1].rule_text = "rule unit_to_dose \"anything\"\nend\n".into();
+    case(
+        "audit-log-entry-resigned",
+        "a logged rule text edited, every hash re-computed and the report re-signed with \
+         another key: only the entry's own signature can tell",
+        &verify,
+        &["report.json", "log entry 1", "its signature does not match"],
+        &[("report.json", pretty(&sign_report(rehash(relogged), &key)))],
+    );
+
+    let mut stripped = base.clone();
+    stripped.log.entries[1].signature.clear();
+    stripped.log.entries[1].signer.clear();
+    case(
+        "audit-log-entry-unsigned",
+        "a log entry's signature removed, the report re-signed",
+        &verify,
+        &["report.json", "log entry 1", "is not signed"],
+        &[("report.json", pretty(&sign_report(stripped.seal(), &key)))],
     );
 }

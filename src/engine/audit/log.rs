@@ -1,8 +1,10 @@
 //! The audit log: an append-only list of rule changes whose entries each carry the hash of
 //! the one before, so an edit, removal or insertion after the fact breaks the chain.
 
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::audit::keys::{from_hex, parse_public_key, to_hex};
 use crate::engine::audit::time::{iso8601_utc, now_iso8601_utc};
 use crate::engine::corpus::sha256_hex;
 use crate::engine::protocol::RuleView;
@@ -52,6 +54,13 @@ pub struct AuditEntry {
     pub prev_hash: String,
     /// SHA-256 of this entry's other fields and `prev_hash`.
     pub hash: String,
+    /// Hex Ed25519 public key of whoever logged the entry (empty when unsigned).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub signer: String,
+    /// Hex Ed25519 signature of [`hash`](Self::hash) by `signer`: an entry edited and
+    /// re-hashed by someone without the key no longer matches it (empty when unsigned).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub signature: String,
 }
 
 impl AuditEntry {
@@ -133,6 +142,8 @@ impl AuditLog {
                 .map(|e| e.hash.clone())
                 .unwrap_or_else(|| GENESIS.into()),
             hash: String::new(),
+            signer: String::new(),
+            signature: String::new(),
         };
         e.hash = e.compute_hash();
         self.entries.push(e);
@@ -223,6 +234,48 @@ impl AuditLog {
         rules
     }
 
+    /// Sign the entries from position `from` on (those just logged) with `key`. Earlier
+    /// entries are never signed after the fact: one whose signature was removed stays
+    /// unsigned, and a report names it. Returns how many were signed.
+    pub fn sign_from(&mut self, from: usize, key: &SigningKey) -> usize {
+        let mut n = 0;
+        let new = self.entries.get_mut(from..).unwrap_or_default();
+        for e in new.iter_mut().filter(|e| e.signature.is_empty()) {
+            let (signer, signature) = sign_entry(&e.hash, key);
+            e.signer = signer;
+            e.signature = signature;
+            n += 1;
+        }
+        n
+    }
+
+    /// The first entry whose signature does not match its hash (with how many later ones
+    /// fail too: re-hashing an entry changes the links, so the hashes, of all after it), or a
+    /// malformed signature; empty when every signed entry matches. Unsigned entries pass here
+    /// (logs of old sessions have them); a report says whether it allows them.
+    pub fn signature_problems(&self) -> Vec<String> {
+        let failing: Vec<(usize, &AuditEntry, String)> = self
+            .entries
+            .iter()
+            .enumerate()
+            .filter_map(|(k, e)| check_entry(e).err().map(|why| (k, e, why)))
+            .collect();
+        let Some((k, e, why)) = failing.first() else {
+            return Vec::new();
+        };
+        let later = match failing.len() - 1 {
+            0 => String::new(),
+            n => format!(
+                " ({n} later entr{} fail too)",
+                if n == 1 { "y" } else { "ies" }
+            ),
+        };
+        vec![format!(
+            "log entry {k} ({:?} {}): {why}{later}",
+            e.action, e.rule_id
+        )]
+    }
+
     /// Check every hash and link; each problem names its entry.
     pub fn verify(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -252,6 +305,43 @@ impl AuditLog {
         }
         problems
     }
+}
+
+/// Prefixed to a log entry's hash before signing it.
+const ENTRY_DOMAIN: &[u8] = b"localist-audit-log/entry/v1\n";
+
+/// The signer (hex public key) and signature (hex) of a log entry whose hash is `hash`.
+pub fn sign_entry(hash: &str, key: &SigningKey) -> (String, String) {
+    let mut bytes = ENTRY_DOMAIN.to_vec();
+    bytes.extend_from_slice(hash.as_bytes());
+    (
+        to_hex(key.verifying_key().as_bytes()),
+        to_hex(&key.sign(&bytes).to_bytes()),
+    )
+}
+
+/// Check a log entry's signature against its signer: `Ok` when it matches or the entry is
+/// unsigned, else why not.
+pub fn check_entry(e: &AuditEntry) -> Result<(), String> {
+    if e.signature.is_empty() && e.signer.is_empty() {
+        return Ok(());
+    }
+    let key = parse_public_key(&e.signer).map_err(|m| format!("its signer's key: {m}"))?;
+    let bytes = from_hex(e.signature.trim()).map_err(|m| format!("its signature: {m}"))?;
+    let arr = <[u8; 64]>::try_from(bytes.as_slice()).map_err(|_| {
+        format!(
+            "its signature is {} bytes long; an Ed25519 signature has 64",
+            bytes.len()
+        )
+    })?;
+    let mut signed = ENTRY_DOMAIN.to_vec();
+    signed.extend_from_slice(e.hash.as_bytes());
+    key.verify(&signed, &Signature::from_bytes(&arr))
+        .map_err(|_| {
+            "its signature does not match: it was changed and re-hashed after it was logged (or an \
+         entry before it was)"
+                .to_string()
+        })
 }
 
 #[cfg(test)]

@@ -77,8 +77,9 @@ pub struct AuditReport {
     pub signature: String,
 }
 
-/// Report layout version: 2 since reports are signed and their times are ISO 8601.
-pub const REPORT_VERSION: u32 = 2;
+/// Report layout version: 2 since reports are signed and their times are ISO 8601, 3 since
+/// every log entry is signed as it is logged.
+pub const REPORT_VERSION: u32 = 3;
 
 impl AuditReport {
     /// The hash the report should carry.

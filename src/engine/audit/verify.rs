@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::engine::audit::keys::{to_hex, TrustedKeys};
+use crate::engine::audit::keys::{parse_public_key, to_hex, TrustedKeys};
 use crate::engine::audit::report::AuditReport;
 use crate::engine::audit::sign::{check_signature, SignatureCheck};
 use crate::engine::corpus::sha256_hex;
@@ -54,9 +54,12 @@ pub fn verify_report_with(
         );
     }
     problems.extend(report.log.verify());
-    if let Some(p) = signature_problem(report, trusted, problems.is_empty()) {
+    let hashes_ok = problems.is_empty();
+    if let Some(p) = signature_problem(report, trusted, hashes_ok) {
         problems.push(p);
     }
+    problems.extend(report.log.signature_problems());
+    problems.extend(log_signer_problems(report, trusted));
     let resolve = |p: &Path| {
         if p.is_absolute() {
             p.to_path_buf()
@@ -69,6 +72,39 @@ pub fn verify_report_with(
     }
     if let Some(p) = &report.corpus_path {
         problems.extend(corpus_problem(&resolve(p), &report.corpus_sha256));
+    }
+    problems
+}
+
+/// Log entries without a signature (a version 3 report signs each as it is logged: a missing
+/// one was removed), and, with `trusted`, entries signed by a key not among them.
+fn log_signer_problems(report: &AuditReport, trusted: Option<&TrustedKeys>) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (k, e) in report.log.entries.iter().enumerate() {
+        if e.signature.is_empty() {
+            if report.version >= 3 {
+                problems.push(format!(
+                    "log entry {k} ({:?} {}) is not signed: its signature was removed, or it was \
+                     logged before entries were signed (every entry of a version {} report is \
+                     signed as it is logged)",
+                    e.action, e.rule_id, report.version
+                ));
+            }
+            continue;
+        }
+        let Some(t) = trusted else { continue };
+        if let Ok(key) = parse_public_key(&e.signer) {
+            if !t.contains(&key) {
+                problems.push(format!(
+                    "log entry {k} ({:?} {}) was signed by {}, which is not among the {} key(s) in {}",
+                    e.action,
+                    e.rule_id,
+                    e.signer,
+                    t.keys.len(),
+                    t.source.display()
+                ));
+            }
+        }
     }
     problems
 }

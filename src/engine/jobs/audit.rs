@@ -142,6 +142,11 @@ pub fn audit_report(job: &AuditJob) -> Result<AuditReport> {
         &model_sha,
         corpus_sha.as_deref().unwrap_or("unknown"),
     );
+    // Signed as the studio signs each entry it logs (without a key the report is refused
+    // when it is written, saying why).
+    if let Ok(key) = user_signing_key() {
+        log.sign_from(0, &key);
+    }
     let inputs = ReportInputs {
         model: Some((job.checkpoint.clone(), model_sha)),
         corpus: corpus_sha.map(|h| (corpus_file(&ck), h)),

@@ -74,13 +74,16 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
 /// The log's state, the export button and the hashes the report names.
 fn header(ui: &mut egui::Ui, state: &mut StudioState) {
     ui.horizontal(|ui| {
-        let problems = state.rules.log.verify();
+        let log = &state.rules.log;
+        let mut problems = log.verify();
+        problems.extend(log.signature_problems());
         if problems.is_empty() {
+            let signed = log.entries.iter().filter(|e| !e.signature.is_empty()).count();
             ui.label(format!(
-                "audit log: {} entries, hash chain intact",
-                state.rules.log.entries.len()
+                "audit log: {} entries, hash chain intact, {signed} signed",
+                log.entries.len()
             ))
-            .on_hover_text("Each entry carries the SHA-256 of the one before it; an edit after the fact breaks the chain.");
+            .on_hover_text("Each entry carries the SHA-256 of the one before it, so an edit after the fact breaks the chain, and is signed with your key as it is logged, so an entry edited and re-hashed no longer matches its signature. An unsigned entry (logged before entries were signed) makes a report of this log fail verification.");
         } else {
             ui.colored_label(Color32::LIGHT_RED, problems.join("; "));
         }

@@ -163,9 +163,11 @@ impl StudioState {
         let resolved = in_force.rules;
         let (model, corpus) = self.hashes();
         let before = std::mem::take(&mut self.rules.resolved);
+        let n0 = self.rules.log.entries.len();
         self.rules
             .log
             .record_change(&before, &resolved, &model, &corpus);
+        self.sign_log_from(n0);
         let n = resolved.len();
         let on = resolved.iter().filter(|r| r.enabled).count();
         self.rules.resolved = resolved;

@@ -211,6 +211,23 @@ impl StudioState {
         (model, corpus)
     }
 
+    /// Sign the audit log's entries from position `from` on (those just logged) with the
+    /// user's key (created on first use); when there is no key, say so: a report with
+    /// unsigned entries will not verify.
+    pub fn sign_log_from(&mut self, from: usize) {
+        match crate::engine::audit::user_signing_key() {
+            Ok(key) => {
+                self.rules.log.sign_from(from, &key);
+            }
+            Err(e) => {
+                self.error = Some(format!(
+                    "the audit log's new entries are not signed ({e}); a report of this log \
+                     will not verify"
+                ));
+            }
+        }
+    }
+
     /// Send a rule file and switched-off ids to the worker.
     pub fn apply_rules(&mut self, text: String, off: Vec<String>) {
         self.rules.pending = Some((text.clone(), off.clone()));
