@@ -32,6 +32,17 @@ pub enum CorpusError {
         /// The corpus path.
         path: PathBuf,
     },
+    /// The file is UTF-16 (it starts with a UTF-16 byte-order mark).
+    #[error(
+        "corpus {} is UTF-16 text (byte-order mark {bom}); save it as UTF-8",
+        path.display()
+    )]
+    Utf16 {
+        /// The corpus path.
+        path: PathBuf,
+        /// The mark, as hex bytes.
+        bom: &'static str,
+    },
     /// The file contains a NUL byte, so it is almost certainly not text.
     #[error("corpus {} looks binary: NUL byte at byte offset {offset}", path.display())]
     BinaryNul {
@@ -85,6 +96,14 @@ pub fn load_corpus(path: &Path) -> Result<String, CorpusError> {
         None => bytes,
     };
     let path_buf = || path.to_path_buf();
+    for (mark, bom) in [(&b"\xFF\xFE"[..], "FF FE"), (&b"\xFE\xFF"[..], "FE FF")] {
+        if bytes.starts_with(mark) {
+            return Err(CorpusError::Utf16 {
+                path: path_buf(),
+                bom,
+            });
+        }
+    }
     if let Some(offset) = bytes.iter().position(|&b| b == 0) {
         return Err(CorpusError::BinaryNul {
             path: path_buf(),

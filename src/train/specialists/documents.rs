@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::data::corpus::load_corpus;
+
 /// A document: a name and its token ids.
 #[derive(Clone, Debug)]
 pub struct Document {
@@ -31,20 +33,31 @@ pub fn split_documents(text: &str, separator: Option<&str>) -> Vec<String> {
         .collect()
 }
 
-/// Read documents: every file of a directory (sorted by name), or the parts of one file.
+/// Most documents a pool routes (each is scored by every specialist).
+pub const MAX_DOCUMENTS: usize = 4096;
+
+/// Read documents: every file of a directory (sorted by name; sub-folders are skipped), or
+/// the parts of one file. Each file is read as a corpus is (a regular UTF-8 text file under
+/// the corpus size limit, not empty, not binary); the error names the file.
 pub fn read_documents(path: &Path, separator: Option<&str>) -> Result<Vec<(String, String)>> {
-    if path.is_dir() {
+    let docs: Vec<(String, String)> = if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .with_context(|| format!("reading {}", path.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file())
+            .filter(|p| !p.is_dir())
             .collect();
         files.sort();
+        if files.len() > MAX_DOCUMENTS {
+            anyhow::bail!(
+                "{}: {} files, more than the {MAX_DOCUMENTS} documents a pool routes",
+                path.display(),
+                files.len()
+            );
+        }
         files
             .into_iter()
             .map(|f| {
-                let text = std::fs::read_to_string(&f)
-                    .with_context(|| format!("{}: not UTF-8 text", f.display()))?;
+                let text = load_corpus(&f)?;
                 Ok((
                     f.file_name()
                         .map(|n| n.to_string_lossy().into_owned())
@@ -52,14 +65,21 @@ pub fn read_documents(path: &Path, separator: Option<&str>) -> Result<Vec<(Strin
                     text,
                 ))
             })
-            .collect()
+            .collect::<Result<_>>()?
     } else {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("{}: cannot read as UTF-8 text", path.display()))?;
-        Ok(split_documents(&text, separator)
+        let text = load_corpus(path)?;
+        split_documents(&text, separator)
             .into_iter()
             .enumerate()
             .map(|(k, d)| (format!("#{k}"), d))
-            .collect())
+            .collect()
+    };
+    if docs.len() > MAX_DOCUMENTS {
+        anyhow::bail!(
+            "{}: {} documents, more than the {MAX_DOCUMENTS} a pool routes",
+            path.display(),
+            docs.len()
+        );
     }
+    Ok(docs)
 }
