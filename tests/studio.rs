@@ -963,6 +963,14 @@ fn rules_that_do_not_resolve_on_a_new_model_are_not_in_force_and_no_old_result_s
     let st = &h.state().state;
     assert!(st.rules.not_in_force.is_none());
     assert!(st.rules.errors.is_none());
+    // Nor does the status bar still say they do not resolve.
+    assert!(
+        st.error
+            .as_deref()
+            .is_none_or(|e| !e.contains("do not resolve")),
+        "{:?}",
+        st.error
+    );
     h.get_by_label("Rules").click();
     h.run_steps(2);
     assert!(h.query_by_label_contains("not in force").is_none());

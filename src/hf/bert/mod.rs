@@ -46,6 +46,13 @@ impl Bert {
                     dir.display()
                 );
             }
+            if dir.join("model.safetensors.index.json").exists() {
+                bail!(
+                    "{}: the weights are split into shards (model.safetensors.index.json); only \
+                     one model.safetensors is read (merge the shards into one file)",
+                    dir.display()
+                );
+            }
             bail!("{}: no model.safetensors", dir.display());
         }
         let config = BertConfig::read(&dir.join("config.json"))?;

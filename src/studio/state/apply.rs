@@ -6,6 +6,9 @@ use crate::engine::protocol::{
     RuleErrors, RulesInForce,
 };
 
+/// How the status bar's error about rules that do not fit the current model begins.
+const NOT_IN_FORCE: &str = "the rules do not resolve on this model";
+
 impl StudioState {
     /// Apply one worker event.
     pub fn apply(&mut self, ev: Event) {
@@ -201,6 +204,15 @@ impl StudioState {
                 self.rules.resolved = in_force.rules;
                 self.rules.json = Some(in_force.json);
                 self.rules.not_in_force = None;
+                // The status bar's word that they did not resolve on the previous model no
+                // longer holds.
+                if self
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.contains(NOT_IN_FORCE))
+                {
+                    self.error = None;
+                }
             }
             Err(e) => {
                 self.rules.resolved.clear();
@@ -208,8 +220,7 @@ impl StudioState {
                 self.rules.firings.clear();
                 self.rules.reports_on = None;
                 self.error = Some(format!(
-                    "the rules do not resolve on this model ({} error(s), first: {}); no rule \
-                     is in force on it",
+                    "{NOT_IN_FORCE} ({} error(s), first: {}); no rule is in force on it",
                     e.total(),
                     e.errors.first().map(|x| x.to_string()).unwrap_or_default()
                 ));
