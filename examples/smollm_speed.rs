@@ -103,7 +103,7 @@ fn main() -> Result<()> {
     let wait_snapshot = |w: &localist::engine::worker::WorkerHandle| -> Result<usize> {
         loop {
             match w.wait_event(std::time::Duration::from_secs(120)) {
-                Some(Event::Snapshot(c, _)) => return Ok(c.len()),
+                Some(Event::Snapshot(c, _, _)) => return Ok(c.len()),
                 Some(Event::Failed(e)) => anyhow::bail!(e),
                 Some(_) => continue,
                 None => anyhow::bail!("the worker sent no snapshot"),
