@@ -8,6 +8,7 @@
 
 pub mod analysis;
 pub mod cli;
+pub mod contained;
 pub mod data;
 pub mod engine;
 pub mod files;

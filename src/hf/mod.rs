@@ -198,8 +198,8 @@ pub fn lexicon_blocks(lex: &Lexicon, tok: &HfTokenizer) -> Result<BlockMap, Lexi
 /// Token ids of `text`, with the tokenizer's special tokens when `add_special` (BERT's [CLS] …
 /// [SEP]).
 pub fn encode_ids(tok: &tokenizers::Tokenizer, text: &str, add_special: bool) -> Result<Vec<u32>> {
-    let enc = tok
-        .encode(text, add_special)
+    let enc = crate::contained::contained(|| tok.encode(text, add_special))
+        .map_err(|p| anyhow::anyhow!("tokenizing: the tokenizer failed ({p})"))?
         .map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
     Ok(enc.get_ids().to_vec())
 }

@@ -251,9 +251,20 @@ fn load_weights(file: &Path, device: &Device) -> Result<HashMap<String, Tensor>>
 fn read_tokenizer(path: &Path, vocab: usize) -> Result<tokenizers::Tokenizer> {
     let text =
         crate::files::read_text(path, crate::files::MAX_TOKENIZER_BYTES, "a tokenizer.json")?;
-    let mut tokenizer: tokenizers::Tokenizer = text
-        .parse()
-        .map_err(|e| anyhow::anyhow!("{}: not a tokenizer: {e}", path.display()))?;
+    // JSON first (its errors say where), then the tokenizer, contained: the tokenizers
+    // crate panics on some malformed parts instead of returning an error.
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!("{}: not a tokenizer: not valid JSON ({e})", path.display())
+    })?;
+    let mut tokenizer: tokenizers::Tokenizer =
+        crate::contained::contained(|| serde_json::from_value(value))
+            .map_err(|p| {
+                anyhow::anyhow!(
+                    "{}: not a tokenizer the tokenizers crate accepts ({p})",
+                    path.display()
+                )
+            })?
+            .map_err(|e| anyhow::anyhow!("{}: not a tokenizer: {e}", path.display()))?;
     tokenizer.with_padding(None);
     tokenizer
         .with_truncation(None)

@@ -87,7 +87,14 @@ impl GgufLlama {
             .with_context(|| format!("{}: not a readable GGUF file", path.display()))?;
         let config = LlamaConfig::from_gguf(&c, path)?;
         let vocab = checks::check_model(&config, &header, path)?;
-        let tokenizer = tokenizer_from_gguf(&c, path)?;
+        // Contained: the tokenizers crate may panic on metadata it does not expect.
+        let tokenizer =
+            crate::contained::contained(|| tokenizer_from_gguf(&c, path)).map_err(|p| {
+                anyhow::anyhow!(
+                    "{}: the tokenizer in its metadata failed ({p})",
+                    path.display()
+                )
+            })??;
         check_tokenizer(&tokenizer, vocab, path)?;
         let parameters: usize = header
             .tensors
