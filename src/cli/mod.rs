@@ -20,9 +20,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "localist", version, about, long_about = None)]
 pub struct Cli {
-    /// CPU threads for candle (1 is fastest on 2-core machines; sets CANDLE_NUM_THREADS).
-    #[arg(long, global = true, default_value_t = 1)]
-    pub threads: usize,
+    /// CPU threads for candle's matrix products (default: the count measured fastest on this
+    /// machine, once, and remembered in the config folder's threads.json).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
     /// What to do (default: open the studio on the bundled sample model).
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -73,15 +74,25 @@ pub enum Outcome {
 
 /// Run a parsed command line.
 pub fn run(cli: Cli) -> Result<Outcome> {
-    if cli.threads == 0 {
+    if cli.threads == Some(0) {
         bail!("--threads must be at least 1");
     }
+    // A thread count in the environment is the user's choice, unless it is the one cargo's
+    // config gives every test (`.cargo/config.toml`, marked by LOCALIST_CARGO_THREADS).
+    let from_cargo = std::env::var_os("LOCALIST_CARGO_THREADS").is_some();
+    let from_env =
+        std::env::var("CANDLE_NUM_THREADS").is_ok_and(|n| n.parse::<usize>().is_ok_and(|n| n > 0));
+    let threads = if cli.threads.is_some() || from_cargo || !from_env {
+        Some(crate::engine::threads::choose(cli.threads))
+    } else {
+        None
+    };
     // Read by candle before its first op; nothing has run yet. RAYON_NUM_THREADS sizes the
     // matmul parallelism, and setting it also stops candle from re-reading /proc/cpuinfo on
     // every matmul (a third of a 64-token capture's time).
-    for var in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {
-        if std::env::var_os(var).is_none() {
-            std::env::set_var(var, cli.threads.to_string());
+    if let Some(n) = threads {
+        for var in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {
+            std::env::set_var(var, n.to_string());
         }
     }
     let done = |r: Result<()>| r.map(|()| Outcome::Done);

@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod protocol;
 pub mod specialists;
 pub mod theory;
+pub mod threads;
 pub mod threshold;
 pub mod train_job;
 pub mod views;
