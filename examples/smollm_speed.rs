@@ -56,11 +56,11 @@ fn main() -> Result<()> {
     );
     // With the cache: the prompt once, then one position per token.
     let mut cache = localist::model::backend::KvCache::default();
-    let _ = m.forward_cached(&ids, &[], false, &mut cache)?;
+    let _ = m.forward_cached(&ids, &[], false, &mut cache, true)?;
     let steps = 16;
     let t4 = Instant::now();
     for k in 0..steps {
-        let _ = m.forward_cached(&[13 + k], &[], false, &mut cache)?;
+        let _ = m.forward_cached(&[13 + k], &[], false, &mut cache, true)?;
     }
     println!(
         "decode with the KV cache after {n} tokens: {:.1} ms per token ({steps} tokens)",

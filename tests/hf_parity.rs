@@ -683,3 +683,29 @@ fn the_real_models_pass_the_new_checks() {
         assert_eq!(word, Some(vec![30522, 384]));
     }
 }
+
+#[test]
+fn an_attention_only_capture_has_the_same_attention_and_skips_the_head() {
+    use localist::model::capture::capture_attention;
+    let path = common::root().join("tests/fuzz/seeds/base/model.gguf");
+    let m =
+        localist::hf::ImportedModel::open(&path, &Device::Cpu).unwrap_or_else(|e| panic!("{e:#}"));
+    let tok = m.tokenizer();
+    let blocks = m
+        .kmeans_blocks(&tok, 3, 0)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let ids = [0u32, 6, 7, 1, 2, 6, 3];
+    for lambda in [0.0, 0.6] {
+        let dial = DialSetting::bias(lambda);
+        let full = capture(m.model(), &blocks, &ids, &dial).unwrap();
+        let views = capture_attention(m.model(), &blocks, &ids, &dial).unwrap();
+        assert_eq!(full.logits.len(), ids.len() * 9);
+        assert!(views.logits.is_empty());
+        assert_eq!(full.heads.len(), views.heads.len());
+        for (a, b) in full.heads.iter().zip(&views.heads) {
+            assert_eq!(a.attention, b.attention);
+            assert_eq!(a.entropy_bits, b.entropy_bits);
+            assert_eq!(a.margin, b.margin);
+        }
+    }
+}

@@ -47,6 +47,18 @@ pub trait AttentionModel {
         keep_scores: bool,
     ) -> Result<ForwardOutput, ModelError>;
 
+    /// [`forward_biased`](Self::forward_biased) for views that show attention only: the
+    /// logits may come back empty ([1,T,0]), so a model whose output head is large (SmolLM2's
+    /// is 576 × 49,152) skips it. The default computes them anyway.
+    fn forward_attention(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+    ) -> Result<ForwardOutput, ModelError> {
+        self.forward_biased(ids, biases, keep_scores)
+    }
+
     /// A decoder's incremental step: the new tokens `ids` after the positions `cache` holds,
     /// with biases cut to their rows ([`AttentionBias::rows`]); returns their logits [1,n,V]
     /// and extends the cache. `None` where the model keeps no cache (callers then run

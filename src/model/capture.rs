@@ -183,6 +183,21 @@ pub fn capture(
     Ok(capture_masked(model, blocks, ids, &masks, dial, None)?.0)
 }
 
+/// [`capture`] for views of attention only: the logits may be left out (an empty
+/// [`Capture::logits`]), which spares a pretrained model its output head. The studio's
+/// captures take this path; `localist capture` and evaluation keep the logits.
+pub fn capture_attention(
+    model: &dyn AttentionModel,
+    blocks: &BlockMap,
+    ids: &[u32],
+    dial: &DialSetting,
+) -> Result<Capture, ModelError> {
+    let dims = model.dims();
+    check_capture_memory(dims.layers, dims.heads, ids.len())?;
+    let masks = masks_for(model, blocks, ids);
+    Ok(capture_with(model, blocks, ids, &masks, dial, None, false)?.0)
+}
+
 /// Biased scores z = s + β (+ extra) of every layer, head and row: [L][H][T][T].
 pub type Scores = Vec<Vec<Vec<Vec<f32>>>>;
 
@@ -196,6 +211,19 @@ pub fn capture_masked(
     dial: &DialSetting,
     extra: Option<&[Tensor]>,
 ) -> Result<(Capture, Scores), ModelError> {
+    capture_with(model, blocks, ids, masks, dial, extra, true)
+}
+
+/// [`capture_masked`], with the logits only when `logits`.
+fn capture_with(
+    model: &dyn AttentionModel,
+    blocks: &BlockMap,
+    ids: &[u32],
+    masks: &SequenceMasks,
+    dial: &DialSetting,
+    extra: Option<&[Tensor]>,
+    logits: bool,
+) -> Result<(Capture, Scores), ModelError> {
     let dims = model.dims();
     check_capture_memory(dims.layers, dims.heads, ids.len())?;
     let device = model.device();
@@ -205,7 +233,11 @@ pub fn capture_masked(
             b.extra = Some(e.clone());
         }
     }
-    let out = model.forward_biased(ids, &biases, true)?;
+    let out = if logits {
+        model.forward_biased(ids, &biases, true)?
+    } else {
+        model.forward_attention(ids, &biases, true)?
+    };
     let k = blocks.num_blocks();
     let h = dims.heads;
     let mut heads = Vec::with_capacity(dims.layers * h);

@@ -11,7 +11,7 @@ use crate::engine::protocol::{CompareSide, CompareView, Event, IMPORTED_CAPTURE_
 use crate::engine::theory::theory_curve;
 use crate::engine::threshold::estimate_threshold;
 use crate::model::backend::AttentionModel;
-use crate::model::capture::capture;
+use crate::model::capture::capture_attention;
 use crate::rules::inject::capture_with_rules;
 use crate::train::trainer::TrainConfig;
 
@@ -50,7 +50,7 @@ impl Worker {
         };
         let tokens: Vec<String> = ids.iter().map(|&i| tok.token_str(i)).collect();
         if self.rules.resolved.is_empty() {
-            match capture(model, blocks, &ids, &self.dial) {
+            match capture_attention(model, blocks, &ids, &self.dial) {
                 Ok(cap) => {
                     let on = self.measured_on();
                     self.sink.emit(Event::Snapshot(Box::new(cap), tokens, on));

@@ -36,7 +36,20 @@ impl GgufLlama {
         keep_scores: bool,
     ) -> Result<ForwardOutput, ModelError> {
         let mut cache = KvCache::default();
-        self.forward_cached(ids, biases, keep_scores, &mut cache)
+        self.forward_cached(ids, biases, keep_scores, &mut cache, true)
+    }
+
+    /// [`forward_with`](Self::forward_with) without the output norm and head: the logits come
+    /// back empty [1,T,0] (views of attention need none, and the head is most of the work at
+    /// short texts).
+    pub fn forward_attention_only(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+    ) -> Result<ForwardOutput, ModelError> {
+        let mut cache = KvCache::default();
+        self.forward_cached(ids, biases, keep_scores, &mut cache, false)
     }
 
     /// Forward over the new tokens `ids` at positions P..P+n, where P is what `cache` already
@@ -51,6 +64,7 @@ impl GgufLlama {
         biases: &[AttentionBias],
         keep_scores: bool,
         cache: &mut KvCache,
+        logits: bool,
     ) -> Result<ForwardOutput, ModelError> {
         let c = &self.config;
         let step = self.step(ids.len(), cache.len(), biases)?;
@@ -77,8 +91,12 @@ impl GgufLlama {
             }
         }
         cache.len = step.t;
-        let x = candle_nn::ops::rms_norm(&x, &self.out_norm, c.rms_eps as f32)?;
-        out.logits = self.head.forward(&x)?;
+        out.logits = if logits {
+            let x = candle_nn::ops::rms_norm(&x, &self.out_norm, c.rms_eps as f32)?;
+            self.head.forward(&x)?
+        } else {
+            Tensor::zeros((1, step.n, 0), candle_core::DType::F32, &self.device)?
+        };
         Ok(out)
     }
 

@@ -180,6 +180,15 @@ impl AttentionModel for GgufLlama {
         self.forward_with(ids, biases, keep_scores)
     }
 
+    fn forward_attention(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+    ) -> Result<ForwardOutput, ModelError> {
+        self.forward_attention_only(ids, biases, keep_scores)
+    }
+
     fn step_cached(
         &self,
         ids: &[u32],
@@ -187,7 +196,7 @@ impl AttentionModel for GgufLlama {
         cache: &mut KvCache,
     ) -> Option<Result<Tensor, ModelError>> {
         Some(
-            self.forward_cached(ids, biases, false, cache)
+            self.forward_cached(ids, biases, false, cache, true)
                 .map(|out| out.logits),
         )
     }
