@@ -697,8 +697,9 @@ fn an_attention_only_capture_has_the_same_attention_and_skips_the_head() {
     let ids = [0u32, 6, 7, 1, 2, 6, 3];
     for lambda in [0.0, 0.6] {
         let dial = DialSetting::bias(lambda);
-        let full = capture(m.model(), &blocks, &ids, &dial).unwrap();
-        let views = capture_attention(m.model(), &blocks, &ids, &dial).unwrap();
+        let full = capture(m.model(), &blocks, &ids, &dial).unwrap_or_else(|e| panic!("{e}"));
+        let views =
+            capture_attention(m.model(), &blocks, &ids, &dial).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(full.logits.len(), ids.len() * 9);
         assert!(views.logits.is_empty());
         assert_eq!(full.heads.len(), views.heads.len());
