@@ -103,8 +103,15 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, cache: &mut HeatmapCache
         stale_note(ui, &why, "the heatmaps below");
     }
     legend(ui, state.colormap);
-    let thumb = ((avail - 90.0) / cap.num_heads.max(1) as f32).clamp(60.0, 180.0);
-    if let Some(c) = grid(ui, state, cache, &cap, &tokens, thumb) {
+    // The layer labels' column and the grid's spacing come off the width first, so the last
+    // head fits; with too many heads for 60-pixel thumbnails the grid scrolls sideways.
+    let heads = cap.num_heads.max(1) as f32;
+    let thumb = ((avail - 70.0 - 6.0 * heads) / heads).clamp(60.0, 180.0);
+    let clicked = egui::ScrollArea::horizontal()
+        .id_salt("heatmap_grid_scroll")
+        .show(ui, |ui| grid(ui, state, cache, &cap, &tokens, thumb))
+        .inner;
+    if let Some(c) = clicked {
         state.focus = Some(c);
     }
     if let Some((l, h)) = state.focus {
@@ -170,7 +177,10 @@ fn grid(
 ) -> Option<(usize, usize)> {
     let (layers, heads) = (cap.num_layers, cap.num_heads);
     let mut clicked = None;
-    egui::Grid::new("heatmap_grid")
+    // Keyed by the shape: a grid remembers its row and column sizes from the last frame, and a
+    // model of another shape would otherwise be drawn once with the old sizes (rows squeezed)
+    // and left so until the next repaint. A new id lays it out afresh.
+    egui::Grid::new(("heatmap_grid", layers, heads, thumb.round() as u32))
         .spacing([6.0, 6.0])
         .show(ui, |ui| {
             ui.label("");
