@@ -1,10 +1,10 @@
 //! The audit log: an append-only list of rule changes whose entries each carry the hash of
 //! the one before, so an edit, removal or insertion after the fact breaks the chain.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier};
+use ed25519_dalek::SigningKey;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::audit::keys::{from_hex, parse_public_key, to_hex};
+use crate::engine::audit::entry_sign::{check_entry, sign_entry};
 use crate::engine::audit::time::{iso8601_utc, now_iso8601_utc};
 use crate::engine::corpus::sha256_hex;
 use crate::engine::protocol::RuleView;
@@ -258,7 +258,11 @@ impl AuditLog {
             .entries
             .iter()
             .enumerate()
-            .filter_map(|(k, e)| check_entry(e).err().map(|why| (k, e, why)))
+            .filter_map(|(k, e)| {
+                check_entry(&e.hash, &e.signer, &e.signature)
+                    .err()
+                    .map(|why| (k, e, why))
+            })
             .collect();
         let Some((k, e, why)) = failing.first() else {
             return Vec::new();
@@ -305,43 +309,6 @@ impl AuditLog {
         }
         problems
     }
-}
-
-/// Prefixed to a log entry's hash before signing it.
-const ENTRY_DOMAIN: &[u8] = b"localist-audit-log/entry/v1\n";
-
-/// The signer (hex public key) and signature (hex) of a log entry whose hash is `hash`.
-pub fn sign_entry(hash: &str, key: &SigningKey) -> (String, String) {
-    let mut bytes = ENTRY_DOMAIN.to_vec();
-    bytes.extend_from_slice(hash.as_bytes());
-    (
-        to_hex(key.verifying_key().as_bytes()),
-        to_hex(&key.sign(&bytes).to_bytes()),
-    )
-}
-
-/// Check a log entry's signature against its signer: `Ok` when it matches or the entry is
-/// unsigned, else why not.
-pub fn check_entry(e: &AuditEntry) -> Result<(), String> {
-    if e.signature.is_empty() && e.signer.is_empty() {
-        return Ok(());
-    }
-    let key = parse_public_key(&e.signer).map_err(|m| format!("its signer's key: {m}"))?;
-    let bytes = from_hex(e.signature.trim()).map_err(|m| format!("its signature: {m}"))?;
-    let arr = <[u8; 64]>::try_from(bytes.as_slice()).map_err(|_| {
-        format!(
-            "its signature is {} bytes long; an Ed25519 signature has 64",
-            bytes.len()
-        )
-    })?;
-    let mut signed = ENTRY_DOMAIN.to_vec();
-    signed.extend_from_slice(e.hash.as_bytes());
-    key.verify(&signed, &Signature::from_bytes(&arr))
-        .map_err(|_| {
-            "its signature does not match: it was changed and re-hashed after it was logged (or an \
-         entry before it was)"
-                .to_string()
-        })
 }
 
 #[cfg(test)]

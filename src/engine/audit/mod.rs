@@ -4,6 +4,7 @@
 //! signed with the user's Ed25519 key ([`keys`], [`sign`]). [`verify_report_with`] checks the
 //! hashes, the chain, the signature (and the signer) and the files, and names what failed.
 
+mod entry_sign;
 mod html;
 pub mod keys;
 mod log;
