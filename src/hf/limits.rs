@@ -117,11 +117,11 @@ mod tests {
         assert!(check_clusters(1_000_000, 30_522)
             .err()
             .unwrap_or_default()
-            .contains("1024"));
-        assert!(check_clusters(300, 250)
+            .contains("256"));
+        assert!(check_clusters(200, 150)
             .err()
             .unwrap_or_default()
-            .contains("250 words"));
+            .contains("150 words"));
         assert_eq!(check_clusters(64, 30_522), Ok(64));
     }
 }
