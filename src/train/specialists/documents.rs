@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::data::corpus::load_corpus;
+use crate::data::corpus::{load_corpus, CorpusError};
 
 /// A document: a name and its token ids.
 #[derive(Clone, Debug)]
@@ -33,6 +33,17 @@ pub fn split_documents(text: &str, separator: Option<&str>) -> Vec<String> {
         .collect()
 }
 
+/// One file of documents, read as a corpus is; an empty one says that no documents were found.
+fn read_document_file(path: &Path) -> Result<String> {
+    match load_corpus(path) {
+        Err(CorpusError::Empty { .. }) => anyhow::bail!(
+            "{}: no documents found (the file is empty or whitespace only)",
+            path.display()
+        ),
+        other => Ok(other?),
+    }
+}
+
 /// Most documents a pool routes (each is scored by every specialist).
 pub const MAX_DOCUMENTS: usize = 4096;
 
@@ -57,7 +68,7 @@ pub fn read_documents(path: &Path, separator: Option<&str>) -> Result<Vec<(Strin
         files
             .into_iter()
             .map(|f| {
-                let text = load_corpus(&f)?;
+                let text = read_document_file(&f)?;
                 Ok((
                     f.file_name()
                         .map(|n| n.to_string_lossy().into_owned())
@@ -67,7 +78,7 @@ pub fn read_documents(path: &Path, separator: Option<&str>) -> Result<Vec<(Strin
             })
             .collect::<Result<_>>()?
     } else {
-        let text = load_corpus(path)?;
+        let text = read_document_file(path)?;
         split_documents(&text, separator)
             .into_iter()
             .enumerate()
