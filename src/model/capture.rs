@@ -177,10 +177,7 @@ pub fn capture(
     ids: &[u32],
     dial: &DialSetting,
 ) -> Result<Capture, ModelError> {
-    let dims = model.dims();
-    check_capture_memory(dims.layers, dims.heads, ids.len())?;
-    let masks = masks_for(model, blocks, ids);
-    Ok(capture_masked(model, blocks, ids, &masks, dial, None)?.0)
+    capture_of(model, blocks, ids, dial, true)
 }
 
 /// [`capture`] for views of attention only: the logits may be left out (an empty
@@ -192,10 +189,22 @@ pub fn capture_attention(
     ids: &[u32],
     dial: &DialSetting,
 ) -> Result<Capture, ModelError> {
+    capture_of(model, blocks, ids, dial, false)
+}
+
+/// [`capture`] (`logits`) or [`capture_attention`]: the memory check before anything is
+/// allocated, the sequence's masks, then the capture.
+fn capture_of(
+    model: &dyn AttentionModel,
+    blocks: &BlockMap,
+    ids: &[u32],
+    dial: &DialSetting,
+    logits: bool,
+) -> Result<Capture, ModelError> {
     let dims = model.dims();
     check_capture_memory(dims.layers, dims.heads, ids.len())?;
     let masks = masks_for(model, blocks, ids);
-    Ok(capture_with(model, blocks, ids, &masks, dial, None, false)?.0)
+    Ok(capture_with(model, blocks, ids, &masks, dial, None, logits)?.0)
 }
 
 /// Biased scores z = s + β (+ extra) of every layer, head and row: [L][H][T][T].

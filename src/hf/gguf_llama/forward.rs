@@ -35,8 +35,7 @@ impl GgufLlama {
         biases: &[AttentionBias],
         keep_scores: bool,
     ) -> Result<ForwardOutput, ModelError> {
-        let mut cache = KvCache::default();
-        self.forward_cached(ids, biases, keep_scores, &mut cache, true)
+        self.forward_cached(ids, biases, keep_scores, &mut KvCache::default(), true)
     }
 
     /// [`forward_with`](Self::forward_with) without the output norm and head: the logits come
@@ -48,8 +47,7 @@ impl GgufLlama {
         biases: &[AttentionBias],
         keep_scores: bool,
     ) -> Result<ForwardOutput, ModelError> {
-        let mut cache = KvCache::default();
-        self.forward_cached(ids, biases, keep_scores, &mut cache, false)
+        self.forward_cached(ids, biases, keep_scores, &mut KvCache::default(), false)
     }
 
     /// Forward over the new tokens `ids` at positions P..P+n, where P is what `cache` already
