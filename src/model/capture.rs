@@ -192,8 +192,8 @@ pub fn capture_attention(
     capture_of(model, blocks, ids, dial, false)
 }
 
-/// [`capture`] (`logits`) or [`capture_attention`]: the memory check before anything is
-/// allocated, the sequence's masks, then the capture.
+/// [`capture`] (`logits`) or [`capture_attention`]: the sequence's masks, then the capture
+/// (which checks the memory it needs before any T×T allocation).
 fn capture_of(
     model: &dyn AttentionModel,
     blocks: &BlockMap,
@@ -201,8 +201,6 @@ fn capture_of(
     dial: &DialSetting,
     logits: bool,
 ) -> Result<Capture, ModelError> {
-    let dims = model.dims();
-    check_capture_memory(dims.layers, dims.heads, ids.len())?;
     let masks = masks_for(model, blocks, ids);
     Ok(capture_with(model, blocks, ids, &masks, dial, None, logits)?.0)
 }
