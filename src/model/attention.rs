@@ -37,6 +37,30 @@ impl AttentionBias {
         })
     }
 
+    /// One sequence's bias rows `lb` (n×kt, from [`crate::model::dial::layer_bias_rows`]) as
+    /// [1,1,n,kt] tensors.
+    pub fn from_layer(
+        lb: &LayerBias,
+        n: usize,
+        kt: usize,
+        device: &Device,
+    ) -> candle_core::Result<Self> {
+        let additive = Tensor::from_slice(&lb.additive, (1, 1, n, kt), device)?;
+        let mixture = match &lb.mixture {
+            Some((lam, local)) => Some((
+                *lam as f64,
+                Tensor::from_slice(local, (1, 1, n, kt), device)?,
+            )),
+            None => None,
+        };
+        Ok(Self {
+            additive,
+            tau: lb.tau as f64,
+            mixture,
+            extra: None,
+        })
+    }
+
     /// Stack per-sequence layer biases (same temperature and mode) into batch tensors.
     pub fn from_rows(rows: &[&LayerBias], t: usize, device: &Device) -> candle_core::Result<Self> {
         let b = rows.len();

@@ -59,6 +59,32 @@ pub trait AttentionModel {
         self.forward_biased(ids, biases, keep_scores)
     }
 
+    /// The forward over `ids` for a capture that keeps only summaries: each layer's attention
+    /// goes to `stream` in chunks of at most `chunk_rows` query rows, and is dropped once the
+    /// stream has read it, so no layer's T×T table need exist at once. A decoder's rows
+    /// r0..r0+n come with keys 0..r0+n only (the rest are future); an encoder's with every key.
+    /// The default runs [`forward_attention`](Self::forward_attention) with every layer's
+    /// whole bias and hands each layer over in one chunk, which suits models whose positions
+    /// are few; a model that takes long texts overrides it.
+    fn forward_streamed(
+        &self,
+        ids: &[u32],
+        _chunk_rows: usize,
+        stream: &mut dyn RowStream,
+    ) -> Result<(), ModelError> {
+        let dims = self.dims();
+        let t = ids.len();
+        let biases = (0..dims.layers)
+            .map(|l| stream.bias(l, 0, t, t))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let out = self.forward_attention(ids, &biases, true)?;
+        for (l, (a, z)) in out.attention.iter().zip(&out.scores).enumerate() {
+            stream.rows(l, 0, a, z)?;
+            stream.layer_done(l)?;
+        }
+        Ok(())
+    }
+
     /// A decoder's incremental step: the new tokens `ids` after the positions `cache` holds,
     /// with biases cut to their rows ([`AttentionBias::rows`]); returns their logits [1,n,V]
     /// and extends the cache. `None` where the model keeps no cache (callers then run
@@ -71,6 +97,30 @@ pub trait AttentionModel {
     ) -> Option<Result<Tensor, ModelError>> {
         None
     }
+}
+
+/// Where a streamed forward ([`AttentionModel::forward_streamed`]) gets its biases and puts
+/// each chunk of attention rows.
+pub trait RowStream {
+    /// Layer `layer`'s bias for query rows `r0..r0 + n` over keys `0..kt`, as [1,1,n,kt] (and
+    /// [1,H,n,kt] for an extra per-head bias).
+    fn bias(
+        &mut self,
+        layer: usize,
+        r0: usize,
+        n: usize,
+        kt: usize,
+    ) -> candle_core::Result<AttentionBias>;
+    /// Rows `r0..r0 + n` of layer `layer`: attention and biased scores, both [1,H,n,kt].
+    fn rows(
+        &mut self,
+        layer: usize,
+        r0: usize,
+        attention: &Tensor,
+        scores: &Tensor,
+    ) -> Result<(), ModelError>;
+    /// Layer `layer` is done; an error (e.g. [`ModelError::Cancelled`]) stops the forward.
+    fn layer_done(&mut self, layer: usize) -> Result<(), ModelError>;
 }
 
 /// Keys and values of the positions a decoder has seen, per layer ([1,kv_heads,P,d_h] each),

@@ -12,13 +12,13 @@
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::metrics::{
-    argmax, block_masses, entropy_bits, logit_margin, non_negative, off_block_mass,
-};
+use crate::analysis::dial::DialMode;
+use crate::analysis::metrics::{argmax, capture_row};
 use crate::model::attention::AttentionBias;
 use crate::model::backend::AttentionModel;
 use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::model::capture_memory::check_capture_memory;
+use crate::model::capture_stream::AttentionLayout;
 use crate::model::dial::{layer_bias, DialSetting};
 use crate::model::finite::{check_attention, check_logits};
 use crate::model::transformer::ModelError;
@@ -66,10 +66,22 @@ pub struct Capture {
     /// Causal attention (a decoder); false for a bidirectional encoder.
     #[serde(default = "yes")]
     pub causal: bool,
+    /// Where each head's kept attention lies when it is not the whole T×T table at full
+    /// resolution (a streamed capture of a long text: [`crate::model::capture_stream`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<AttentionLayout>,
+    /// Queries per row of [`HeadCapture::block_mass`] (1: one row per query; more: the mean
+    /// over groups of this many queries, for long texts).
+    #[serde(default = "one")]
+    pub block_stride: usize,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Capture {
@@ -81,6 +93,30 @@ impl Capture {
     /// True for an empty capture.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+
+    /// Where each head's kept attention lies ([`AttentionLayout::full`] unless streamed).
+    pub fn attention_layout(&self) -> AttentionLayout {
+        self.layout.unwrap_or_else(|| AttentionLayout::full(self.len()))
+    }
+
+    /// Rows of each head's block masses.
+    pub fn block_rows(&self) -> usize {
+        self.len().div_ceil(self.block_stride.max(1))
+    }
+
+    /// Row `i` of head `hc`'s attention over keys 0..T, when the capture holds it at full
+    /// resolution (a dense capture, or a streamed one whose kept rows and keys include it).
+    pub fn dense_row<'a>(&self, hc: &'a HeadCapture, i: usize) -> Option<&'a [f32]> {
+        let t = self.len();
+        let lay = self.attention_layout();
+        if lay.stride != 1 || lay.keys.0 != 0 || i < lay.rows.0 || i >= lay.rows.1 {
+            return None;
+        }
+        let w = lay.keys.1;
+        let r = i - lay.rows.0;
+        let row = hc.attention.get(r * w..(r + 1) * w)?;
+        Some(if w == t { row } else { row.get(..w)? })
     }
 
     /// Number of blocks K.
@@ -130,7 +166,7 @@ impl Capture {
         let (mut mass, mut top1, mut n) = (0.0f64, 0.0f64, 0usize);
         for hc in &self.heads {
             for (i, target) in targets.iter().enumerate().take(t) {
-                let (Some(j), Some(row)) = (target, hc.attention.get(i * t..(i + 1) * t)) else {
+                let (Some(j), Some(row)) = (target, self.dense_row(hc, i)) else {
                     continue;
                 };
                 let Some(&aj) = row.get(*j) else { continue };
@@ -249,12 +285,18 @@ fn capture_with(
     let h = dims.heads;
     let mut heads = Vec::with_capacity(dims.layers * h);
     let mut scores = Vec::with_capacity(dims.layers);
+    let params = dial.per_layer(dims.layers);
     for (l, (att, sc)) in out.attention.iter().zip(&out.scores).enumerate() {
         let att = att.squeeze(0)?.to_vec3::<f32>()?;
         check_attention(l, &att)?;
         let sc = sc.squeeze(0)?.to_vec3::<f32>()?;
+        // Rules add a per-head bias before the temperature; the row is still softmax(z/τ).
+        let tau = params.get(l).and_then(|p| {
+            (p.mode != DialMode::Mixture || p.lambda <= 0.0)
+                .then(|| crate::analysis::dial::temperature(p))
+        });
         for (hi, (rows, zrows)) in att.into_iter().zip(&sc).enumerate() {
-            heads.push(head_capture(l, hi, &rows, zrows, masks, k));
+            heads.push(head_capture(l, hi, &rows, zrows, masks, k, tau));
         }
         scores.push(sc);
     }
@@ -272,6 +314,8 @@ fn capture_with(
             logits,
             dial: dial.clone(),
             causal: dims.causal,
+            layout: None,
+            block_stride: 1,
         },
         scores,
     ))
@@ -284,6 +328,7 @@ fn head_capture(
     zrows: &[Vec<f32>],
     masks: &SequenceMasks,
     k: usize,
+    tau: Option<f64>,
 ) -> HeadCapture {
     let t = rows.len();
     let mut hc = HeadCapture {
@@ -295,19 +340,24 @@ fn head_capture(
         entropy_bits: Vec::with_capacity(t),
         margin: Vec::with_capacity(t),
     };
+    let mut masses = vec![0.0f64; k];
     for (i, (row, z)) in rows.iter().zip(zrows).enumerate() {
+        let vis = if masks.causal { (i + 1).min(row.len()) } else { row.len() };
         let relevant = masks.relevant_row(i);
-        let visible = masks.visible_row(i);
-        hc.attention.extend_from_slice(row);
-        hc.block_mass.extend(
-            block_masses(row, &masks.key_blocks, k)
-                .into_iter()
-                .map(|m| m as f32),
+        masses.iter_mut().for_each(|m| *m = 0.0);
+        let s = capture_row(
+            &row[..vis],
+            z.get(..vis).unwrap_or(z),
+            relevant.get(..vis).unwrap_or(relevant),
+            masks.key_blocks.get(..vis).unwrap_or(&[]),
+            tau,
+            &mut masses,
         );
-        hc.off_block_mass
-            .push(non_negative(off_block_mass(row, relevant)) as f32);
-        hc.entropy_bits.push(entropy_bits(row) as f32);
-        hc.margin.push(logit_margin(z, relevant, &visible) as f32);
+        hc.attention.extend_from_slice(row);
+        hc.block_mass.extend(masses.iter().map(|&m| m as f32));
+        hc.off_block_mass.push(s.off_block as f32);
+        hc.entropy_bits.push(s.entropy_bits as f32);
+        hc.margin.push(s.margin as f32);
     }
     hc
 }

@@ -130,6 +130,93 @@ pub fn batch_that_fits(
     Ok(wanted.max(1).min(fit.max(1)))
 }
 
+/// The shape of a streamed capture ([`crate::model::capture_stream`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamShape {
+    /// Layers L.
+    pub layers: usize,
+    /// Heads per layer H.
+    pub heads: usize,
+    /// Sequence length T.
+    pub tokens: usize,
+    /// Heads whose attention grid is kept.
+    pub kept_heads: usize,
+    /// Each kept grid's rows and columns.
+    pub grid: (usize, usize),
+    /// Blocks K.
+    pub blocks: usize,
+    /// Rows of block masses kept per head.
+    pub block_rows: usize,
+}
+
+/// The working set of one chunk of query rows is held under this (256 MiB).
+const CHUNK_BUDGET: u128 = 256 << 20;
+
+/// Query rows per chunk of a streamed capture: one chunk's scores, bias, attention and their
+/// plain copies (about ten H×rows×T tables of f32) stay under 256 MiB.
+pub fn stream_chunk_rows(heads: usize, tokens: usize) -> usize {
+    let per_row = (heads.max(1) as u128) * (tokens.max(1) as u128) * 40;
+    usize::try_from(CHUNK_BUDGET / per_row)
+        .unwrap_or(usize::MAX)
+        .clamp(16, tokens.max(16))
+}
+
+/// Estimated bytes of a streamed capture: what it keeps (grids, block masses, three summaries
+/// per query per head), the masks (T² bytes), one chunk's working set and the forward's
+/// activations (64 KiB per token: SmolLM2's layer holds about 38 KiB per token at once).
+pub fn stream_bytes(s: &StreamShape) -> u64 {
+    let u = |x: usize| x as u128;
+    let heads = u(s.layers).saturating_mul(u(s.heads));
+    let kept = u(s.kept_heads)
+        .saturating_mul(u(s.grid.0))
+        .saturating_mul(u(s.grid.1));
+    let summaries = heads.saturating_mul(
+        u(s.tokens)
+            .saturating_mul(3)
+            .saturating_add(u(s.block_rows).saturating_mul(u(s.blocks))),
+    );
+    let chunk = u(stream_chunk_rows(s.heads, s.tokens))
+        .saturating_mul(u(s.heads))
+        .saturating_mul(u(s.tokens))
+        .saturating_mul(40);
+    let masks = u(s.tokens).saturating_mul(u(s.tokens));
+    let need = kept
+        .saturating_add(summaries)
+        .saturating_mul(4)
+        .saturating_add(chunk)
+        .saturating_add(masks)
+        .saturating_add(u(s.tokens).saturating_mul(65536));
+    u64::try_from(need).unwrap_or(u64::MAX)
+}
+
+/// Refuse a streamed capture above the limit of [`limit_bytes`]; otherwise the query rows per
+/// chunk ([`stream_chunk_rows`]).
+pub fn check_stream_memory(s: &StreamShape) -> Result<usize, CaptureTooBig> {
+    let limit = limit_bytes();
+    let need_bytes = stream_bytes(s);
+    if need_bytes > limit {
+        return Err(CaptureTooBig {
+            tokens: s.tokens,
+            layers: s.layers,
+            heads: s.heads,
+            need_bytes,
+            limit_bytes: limit,
+            max_tokens: (1..=s.tokens)
+                .rev()
+                .step_by(s.tokens.div_ceil(64).max(1))
+                .find(|&t| {
+                    stream_bytes(&StreamShape {
+                        tokens: t,
+                        block_rows: s.block_rows.min(t),
+                        ..*s
+                    }) <= limit
+                })
+                .unwrap_or(0),
+        });
+    }
+    Ok(stream_chunk_rows(s.heads, s.tokens))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +238,27 @@ mod tests {
         // What fits is accepted, one more token is not.
         assert!(check_with_limit(30, 9, 957, DEFAULT_LIMIT_BYTES).is_ok());
         assert!(check_with_limit(30, 9, 958, DEFAULT_LIMIT_BYTES).is_err());
+    }
+
+    #[test]
+    fn a_streamed_capture_of_smollm2_at_8192_tokens_fits() {
+        // Every head's summaries and a 256×256 grid per head, 16 blocks.
+        let s = StreamShape {
+            layers: 30,
+            heads: 9,
+            tokens: 8192,
+            kept_heads: 270,
+            grid: (256, 256),
+            blocks: 16,
+            block_rows: 8192,
+        };
+        let need = stream_bytes(&s);
+        assert!(need < 2 << 30, "{need}");
+        assert!(need > 67_108_864, "the masks alone are 64 MiB: {need}");
+        // A chunk stays under its budget and is at least 16 rows.
+        let rows = stream_chunk_rows(9, 8192);
+        assert!((16..=8192).contains(&rows) && rows * 9 * 8192 * 40 <= 256 << 20, "{rows}");
+        assert_eq!(stream_chunk_rows(4, 64), 64);
     }
 
     #[test]

@@ -83,18 +83,39 @@ pub fn causal_bias(t: usize) -> Vec<f32> {
 /// Build the bias of one layer for one sequence.
 pub fn layer_bias(masks: &SequenceMasks, p: &DialParams) -> LayerBias {
     let t = masks.len();
-    let mut additive = if masks.causal {
-        causal_bias(t)
-    } else {
-        vec![0.0; t * t]
-    };
+    layer_bias_rows(masks, p, 0, t, t)
+}
+
+/// Rows `r0..r0 + n` of [`layer_bias`] over keys `0..kt` (row-major n×kt), for a capture that
+/// streams the rows of a long text: the same cells, without the T×T table.
+pub fn layer_bias_rows(
+    masks: &SequenceMasks,
+    p: &DialParams,
+    r0: usize,
+    n: usize,
+    kt: usize,
+) -> LayerBias {
+    let t = masks.len();
+    let kt = kt.min(t);
+    let mut additive = vec![0.0f32; n * kt];
+    let mut relevant = Vec::with_capacity(n * kt);
+    for ii in 0..n {
+        let i = r0 + ii;
+        let row = masks.relevant_row(i);
+        for j in 0..kt {
+            if masks.causal && j > i {
+                additive[ii * kt + j] = f32::NEG_INFINITY;
+            }
+            relevant.push(row.get(j).copied().unwrap_or(false));
+        }
+    }
     let lam = p.lambda;
     let mut mixture = None;
     match p.mode {
         DialMode::Bias | DialMode::Temperature => {
             let b = mode_a_bias(lam) as f32;
             if b != 0.0 {
-                for (cell, &rel) in additive.iter_mut().zip(&masks.relevant) {
+                for (cell, &rel) in additive.iter_mut().zip(&relevant) {
                     if cell.is_finite() && !rel {
                         *cell = b;
                     }
@@ -104,7 +125,7 @@ pub fn layer_bias(masks: &SequenceMasks, p: &DialParams) -> LayerBias {
         DialMode::Positional => {
             let sigma = if p.sigma > 0.0 { p.sigma } else { 4.0 };
             for (idx, cell) in additive.iter_mut().enumerate() {
-                let (i, j) = (idx / t, idx % t);
+                let (i, j) = (r0 + idx / kt.max(1), idx % kt.max(1));
                 if cell.is_finite() {
                     *cell = (-lam * (i.abs_diff(j)) as f64 / sigma) as f32;
                 }
@@ -114,7 +135,7 @@ pub fn layer_bias(masks: &SequenceMasks, p: &DialParams) -> LayerBias {
             if lam > 0.0 {
                 let local = additive
                     .iter()
-                    .zip(&masks.relevant)
+                    .zip(&relevant)
                     .map(|(&c, &rel)| if rel { c } else { f32::NEG_INFINITY })
                     .collect();
                 mixture = Some((lam as f32, local));
@@ -145,6 +166,36 @@ mod tests {
         let masks2 = SequenceMasks::new(vec![0, 2, 1], vec![0, 2, 1], 3);
         let lb2 = layer_bias(&masks2, &DialSetting::bias(0.5).params);
         assert_eq!(lb2.additive[7], ln_half);
+    }
+
+    #[test]
+    fn rows_of_the_bias_are_the_rows_of_the_whole() {
+        let masks = SequenceMasks::new(vec![0, 1, 2, 1, 2, 1], vec![0, 1, 2, 1, 1, 2], 3);
+        for mode in [
+            DialMode::Bias,
+            DialMode::Temperature,
+            DialMode::Positional,
+            DialMode::Mixture,
+        ] {
+            let p = DialParams {
+                mode,
+                lambda: 0.7,
+                ..DialParams::default()
+            };
+            let whole = layer_bias(&masks, &p);
+            // Rows 2..5 over keys 0..5 (row 4 sees key 4; key 5 is future to all three).
+            let part = layer_bias_rows(&masks, &p, 2, 3, 5);
+            for ii in 0..3 {
+                for j in 0..5 {
+                    let (a, b) = (part.additive[ii * 5 + j], whole.additive[(2 + ii) * 6 + j]);
+                    assert!(a == b || (a.is_nan() && b.is_nan()), "{mode:?} ({ii},{j}): {a} {b}");
+                    if let (Some((_, pl)), Some((_, wl))) = (&part.mixture, &whole.mixture) {
+                        assert_eq!(pl[ii * 5 + j], wl[(2 + ii) * 6 + j]);
+                    }
+                }
+            }
+            assert_eq!(part.tau, whole.tau);
+        }
     }
 
     #[test]

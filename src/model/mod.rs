@@ -7,6 +7,7 @@ pub mod blocks;
 pub mod blocks_check;
 pub mod capture;
 pub mod capture_memory;
+pub mod capture_stream;
 pub mod checkpoint;
 pub mod checkpoint_error;
 pub mod checkpoint_read;

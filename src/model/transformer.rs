@@ -55,6 +55,9 @@ pub enum ModelError {
     /// A capture would need more memory than the limit.
     #[error(transparent)]
     TooBig(#[from] crate::model::capture_memory::CaptureTooBig),
+    /// The user cancelled a long capture.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// What a forward pass should keep besides the logits.

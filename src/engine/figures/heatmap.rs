@@ -11,24 +11,25 @@ use crate::engine::{Capture, HeadCapture};
 /// Colour of masked (future) cells.
 pub const MASKED: [u8; 3] = [40, 40, 40];
 
-/// RGB pixels of one head: T × T attention, or T × K block masses when `aggregated`.
-/// Returns (width, height, pixels).
+/// RGB pixels of one head: its attention grid (T × T, or the pooled grid of a long text's
+/// capture), or its block masses (rows × K) when `aggregated`. Returns (width, height, pixels).
 pub fn head_pixels(
     cap: &Capture,
     hc: &HeadCapture,
     cm: Colormap,
     aggregated: bool,
 ) -> (usize, usize, Vec<u8>) {
-    let t = cap.len();
-    let (w, values): (usize, &[f32]) = if aggregated {
-        (cap.num_blocks(), &hc.block_mass)
+    let lay = cap.attention_layout();
+    let (h, w, values): (usize, usize, &[f32]) = if aggregated {
+        (cap.block_rows(), cap.num_blocks(), &hc.block_mass)
     } else {
-        (t, &hc.attention)
+        let (gr, gc) = lay.grid();
+        (gr, gc, &hc.attention)
     };
-    let mut rgb = Vec::with_capacity(w * t * 3);
-    for i in 0..t {
+    let mut rgb = Vec::with_capacity(w * h * 3);
+    for i in 0..h {
         for j in 0..w {
-            let px = if !aggregated && cap.causal && j > i {
+            let px = if !aggregated && lay.masked(i, j, cap.causal) {
                 MASKED
             } else {
                 cm.rgb(values.get(i * w + j).copied().unwrap_or(0.0))
@@ -36,7 +37,7 @@ pub fn head_pixels(
             rgb.extend_from_slice(&px);
         }
     }
-    (w, t, rgb)
+    (w, h, rgb)
 }
 
 /// PNG bytes of one head's heatmap, each cell `scale` × `scale` pixels.
@@ -87,6 +88,8 @@ mod tests {
             logits: Vec::new(),
             causal: true,
             dial: DialSetting::default(),
+            layout: None,
+            block_stride: 1,
         };
         let bytes = head_png(&cap, &hc, Colormap::Viridis, false, 4).unwrap_or_default();
         let decoder = png::Decoder::new(std::io::Cursor::new(bytes));

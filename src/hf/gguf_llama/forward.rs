@@ -7,7 +7,7 @@ use candle_core::{DType, Module, Tensor};
 
 use crate::hf::gguf_llama::{GgufLlama, Layer};
 use crate::model::attention::{biased_attention, AttentionBias};
-use crate::model::backend::KvCache;
+use crate::model::backend::{KvCache, RowStream};
 use crate::model::dial::causal_bias;
 use crate::model::transformer::{ForwardOutput, ModelError};
 
@@ -96,6 +96,98 @@ impl GgufLlama {
             Tensor::zeros((1, step.n, 0), candle_core::DType::F32, &self.device)?
         };
         Ok(out)
+    }
+
+    /// The forward of a streamed capture ([`AttentionModel::forward_streamed`]): per layer,
+    /// the queries of `chunk_rows` positions at a time against the keys they can see (a chunk
+    /// of rows r0..r0+n sees keys 0..r0+n, so the causal half is never computed), each chunk's
+    /// attention handed to `stream` and dropped. No logits.
+    ///
+    /// [`AttentionModel::forward_streamed`]: crate::model::backend::AttentionModel::forward_streamed
+    pub fn forward_rows(
+        &self,
+        ids: &[u32],
+        chunk_rows: usize,
+        stream: &mut dyn RowStream,
+    ) -> Result<(), ModelError> {
+        let c = &self.config;
+        let n = ids.len();
+        if n == 0 {
+            return Err(ModelError::Input("empty input".into()));
+        }
+        if n > c.context {
+            return Err(ModelError::TooLong(n, c.context));
+        }
+        let (cos, sin) = self.rope_tables(0, n)?;
+        let input = Tensor::from_vec(ids.to_vec(), n, &self.device)?;
+        let mut x = self.embed.embedding(&input)?.unsqueeze(0)?;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let hx = candle_nn::ops::rms_norm(&x, &layer.attn_norm, c.rms_eps as f32)?;
+            let y = self.attention_rows(layer, &hx, (&cos, &sin), l, chunk_rows.max(1), stream)?;
+            x = (x + layer.o.forward(&y)?)?;
+            let hx = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, c.rms_eps as f32)?;
+            let g = candle_nn::ops::silu(&layer.gate.forward(&hx)?)?;
+            let f = layer.down.forward(&(g * layer.up.forward(&hx)?)?)?;
+            x = (x + f)?;
+            stream.layer_done(l)?;
+        }
+        Ok(())
+    }
+
+    /// Layer `l`'s attention over the normed input `hx` [1,T,d] in chunks of query rows, each
+    /// chunk's weights and scores handed to `stream`: the output [1,T,d] before projection.
+    fn attention_rows(
+        &self,
+        layer: &Layer,
+        hx: &Tensor,
+        (cos, sin): (&Tensor, &Tensor),
+        l: usize,
+        chunk: usize,
+        stream: &mut dyn RowStream,
+    ) -> Result<Tensor, ModelError> {
+        let c = &self.config;
+        let (h, kvh) = (c.heads, c.kv_heads);
+        let t = hx.dim(1)?;
+        let dh = c.d_model / h;
+        let split = |m: &QMatMul, heads: usize| -> candle_core::Result<Tensor> {
+            m.forward(hx)?
+                .reshape((1, t, heads, dh))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let rope = |x: &Tensor| candle_nn::rotary_emb::rope_i(x, cos, sin);
+        let q = rope(&split(&layer.q, h)?)?;
+        let rep = h / kvh.max(1);
+        let expand = |x: Tensor| -> candle_core::Result<Tensor> {
+            if rep == 1 {
+                return Ok(x);
+            }
+            x.unsqueeze(2)?
+                .expand((1, kvh, rep, t, dh))?
+                .reshape((1, h, t, dh))
+        };
+        let k = expand(rope(&split(&layer.k, kvh)?)?)?;
+        let v = expand(split(&layer.v, kvh)?)?;
+        let scale = 1.0 / (dh as f64).sqrt();
+        let mut ys = Vec::with_capacity(t.div_ceil(chunk));
+        for r0 in (0..t).step_by(chunk) {
+            let n = chunk.min(t - r0);
+            let kt = r0 + n;
+            let qc = q.narrow(2, r0, n)?;
+            let kc = k.narrow(2, 0, kt)?.contiguous()?;
+            let vc = v.narrow(2, 0, kt)?.contiguous()?;
+            let s = (qc.matmul(&kc.t()?)? * scale)?;
+            let bias = stream.bias(l, r0, n, kt)?;
+            let (a, z) = biased_attention(&s, Some(&bias), None, |z| {
+                candle_nn::ops::softmax_last_dim(z)
+            })?;
+            ys.push(a.matmul(&vc)?);
+            stream.rows(l, r0, &a, &z)?;
+        }
+        Ok(Tensor::cat(&ys, 2)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((1, t, c.d_model))?)
     }
 
     /// The shared part of a step of `n` new positions after `p` cached ones.

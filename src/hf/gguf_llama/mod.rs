@@ -18,7 +18,7 @@ use candle_core::quantized::{gguf_file, QMatMul};
 use candle_core::{Device, Tensor};
 
 use crate::model::attention::AttentionBias;
-use crate::model::backend::{AttentionModel, KvCache, ModelDims};
+use crate::model::backend::{AttentionModel, KvCache, ModelDims, RowStream};
 use crate::model::transformer::{ForwardOutput, ModelError};
 
 use metadata::tokenizer_from_gguf;
@@ -187,6 +187,15 @@ impl AttentionModel for GgufLlama {
         keep_scores: bool,
     ) -> Result<ForwardOutput, ModelError> {
         self.forward_attention_only(ids, biases, keep_scores)
+    }
+
+    fn forward_streamed(
+        &self,
+        ids: &[u32],
+        chunk_rows: usize,
+        stream: &mut dyn RowStream,
+    ) -> Result<(), ModelError> {
+        self.forward_rows(ids, chunk_rows, stream)
     }
 
     fn step_cached(
