@@ -70,7 +70,10 @@ fn a_streamed_capture_of_a_tiny_model_is_its_dense_capture() {
         let plan = CapturePlan::default();
         let streamed =
             capture_streamed(&ck.model, &ck.blocks, &ids, &dial, &plan, &mut |_| true).unwrap();
-        assert!(streamed.layout.is_none(), "full resolution is the dense layout");
+        assert!(
+            streamed.layout.is_none(),
+            "full resolution is the dense layout"
+        );
         assert_same_summaries(&dense, &streamed);
         for (d, s) in dense.heads.iter().zip(&streamed.heads) {
             for (a, b) in d.attention.iter().zip(&s.attention) {
@@ -116,7 +119,10 @@ fn a_pooled_grid_holds_the_mean_row_mass_of_its_cells() {
                     assert_eq!(got, 0.0, "a masked cell holds weight");
                 }
             }
-            assert!((row_sum - 1.0).abs() < 1e-4, "grid row {r} sums to {row_sum}");
+            assert!(
+                (row_sum - 1.0).abs() < 1e-4,
+                "grid row {r} sums to {row_sum}"
+            );
         }
     }
 }
@@ -138,7 +144,12 @@ fn a_zoomed_region_and_chosen_heads_are_the_dense_cells() {
     assert_same_summaries(&dense, &zoom);
     for hc in &zoom.heads {
         if (hc.layer, hc.head) != (1, 2) {
-            assert!(hc.attention.is_empty(), "head {}.{} kept", hc.layer, hc.head);
+            assert!(
+                hc.attention.is_empty(),
+                "head {}.{} kept",
+                hc.layer,
+                hc.head
+            );
             continue;
         }
         assert_eq!(hc.attention.len(), 12 * 9);
@@ -216,7 +227,12 @@ fn smollm2_streamed_in_chunks_of_rows_is_its_dense_capture() {
         for i in 0..t {
             for j in 0..=i {
                 let (a, b) = (d.attention[i * t + j], s.attention[i * t + j]);
-                assert!(close(a, b, 1e-4), "{}.{} ({i},{j}): {a} vs {b}", d.layer, d.head);
+                assert!(
+                    close(a, b, 1e-4),
+                    "{}.{} ({i},{j}): {a} vs {b}",
+                    d.layer,
+                    d.head
+                );
             }
         }
     }

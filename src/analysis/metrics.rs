@@ -386,7 +386,10 @@ mod tests {
         let tau = 0.7f64;
         let z: Vec<f32> = vec![1.5, -0.3, 2.2, 0.1, 7.0, -4.0, 0.0];
         let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let e: Vec<f64> = z.iter().map(|&v| ((f64::from(v - max)) / tau).exp()).collect();
+        let e: Vec<f64> = z
+            .iter()
+            .map(|&v| ((f64::from(v - max)) / tau).exp())
+            .collect();
         let sum: f64 = e.iter().sum();
         let row: Vec<f32> = e.iter().map(|v| (v / sum) as f32).collect();
         let relevant = [true, false, true, false, false, true, true];
@@ -401,9 +404,23 @@ mod tests {
         let exact = capture_row(&row, &z, &relevant, &blocks, None, &mut m2);
         assert_eq!(exact.entropy_bits, entropy_bits(&row));
         // A one-hot row has no entropy; NaN stays NaN.
-        let one = capture_row(&[1.0, 0.0], &[3.0, -50.0], &[true, true], &[0, 0], Some(1.0), &mut m2);
+        let one = capture_row(
+            &[1.0, 0.0],
+            &[3.0, -50.0],
+            &[true, true],
+            &[0, 0],
+            Some(1.0),
+            &mut m2,
+        );
         assert!(one.entropy_bits.abs() < 1e-12 && one.margin == f64::INFINITY);
-        let bad = capture_row(&[f32::NAN, 1.0], &[0.0, 0.0], &[true, false], &[0, 0], Some(1.0), &mut m2);
+        let bad = capture_row(
+            &[f32::NAN, 1.0],
+            &[0.0, 0.0],
+            &[true, false],
+            &[0, 0],
+            Some(1.0),
+            &mut m2,
+        );
         assert!(bad.entropy_bits.is_nan() && bad.off_block == 1.0);
     }
 

@@ -8,7 +8,8 @@ use clap::{Args, ValueEnum};
 use crate::cli::dial::DialArgs;
 use crate::cli::output::write_atomic;
 use crate::engine::export::{capture_csv, capture_json};
-use crate::engine::jobs::capture::capture_text;
+use crate::engine::jobs::capture::capture_text_with;
+use crate::model::capture_stream::{CapturePlan, STUDIO_GRID};
 
 /// Output format.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -40,13 +41,73 @@ pub struct CaptureArgs {
     /// Write to this file instead of standard output.
     #[arg(long, short)]
     pub out: Option<PathBuf>,
+    /// Keep the attention of these heads only, as LAYER.HEAD (e.g. `0.1,3.2`); the summaries
+    /// (entropy, ε, margin, block masses) of every head are always kept.
+    #[arg(long, value_delimiter = ',', value_parser = parse_head)]
+    pub heads: Vec<(usize, usize)>,
+    /// Keep the attention of query rows START..END only (e.g. `100..164`).
+    #[arg(long, value_parser = parse_range)]
+    pub rows: Option<(usize, usize)>,
+    /// Keep the attention to keys START..END only (default: every key the rows see).
+    #[arg(long, value_parser = parse_range)]
+    pub keys: Option<(usize, usize)>,
+    /// Pool each kept head's attention into at most N × N cells (0: full resolution). Texts
+    /// longer than 256 tokens are pooled to 256 unless this says otherwise.
+    #[arg(long)]
+    pub grid: Option<usize>,
+}
+
+/// `LAYER.HEAD` as a pair.
+fn parse_head(s: &str) -> Result<(usize, usize), String> {
+    let (l, h) = s
+        .trim()
+        .split_once('.')
+        .ok_or_else(|| format!("'{s}' is not LAYER.HEAD (e.g. 3.1)"))?;
+    let num = |x: &str| {
+        x.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("'{s}' is not LAYER.HEAD (e.g. 3.1)"))
+    };
+    Ok((num(l)?, num(h)?))
+}
+
+/// `START..END` (END exclusive, larger than START) as a pair.
+fn parse_range(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("'{s}' is not a range START..END (e.g. 100..164)");
+    let (a, b) = s.trim().split_once("..").ok_or_else(bad)?;
+    let a = a.trim().parse::<usize>().map_err(|_| bad())?;
+    let b = b.trim().parse::<usize>().map_err(|_| bad())?;
+    if b <= a {
+        return Err(format!(
+            "the range {a}..{b} is empty (END must be larger than START)"
+        ));
+    }
+    Ok((a, b))
+}
+
+impl CaptureArgs {
+    /// The streamed capture's plan when an option asks for one.
+    fn plan(&self) -> Option<CapturePlan> {
+        let asked = !self.heads.is_empty()
+            || self.rows.is_some()
+            || self.keys.is_some()
+            || self.grid.is_some();
+        asked.then(|| CapturePlan {
+            heads: (!self.heads.is_empty()).then(|| self.heads.clone()),
+            rows: self.rows,
+            keys: self.keys,
+            max_grid: self.grid.unwrap_or(STUDIO_GRID),
+            chunk_rows: None,
+        })
+    }
 }
 
 /// Run `localist capture` (on a checkpoint, or on an imported model with the blocks saved
 /// beside it or k-means blocks).
 pub fn run(args: CaptureArgs) -> Result<()> {
     let dial = args.dial.setting(args.lambda)?;
-    let cap = capture_text(&args.checkpoint, &args.text, &dial)?;
+    let plan = args.plan();
+    let cap = capture_text_with(&args.checkpoint, &args.text, &dial, plan.as_ref())?;
     if let Some(n) = cap.truncated_from {
         eprintln!(
             "note: text has {n} tokens; capturing the first {}",

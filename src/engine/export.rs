@@ -23,9 +23,10 @@ pub struct CaptureDoc<'a> {
     pub capture: &'a Capture,
 }
 
-/// CSV rendering of a capture: one row per (layer, head, query, visible key).
+/// CSV rendering of a capture: one row per (layer, head, query, visible key) of every head
+/// whose attention was kept (for a long text's pooled grid: one row per visible cell, named by
+/// its first query and key).
 pub fn capture_csv(cap: &Capture, tokens: &[String]) -> String {
-    let t = cap.len();
     let mut out = TableWriter::csv([
         "layer",
         "head",
@@ -45,10 +46,18 @@ pub fn capture_csv(cap: &Capture, tokens: &[String]) -> String {
         b.map(|&b| cap.block_names.get(b).cloned().unwrap_or_default())
             .unwrap_or_default()
     };
-    for hc in &cap.heads {
-        for i in 0..t {
-            for j in 0..=i {
-                let w = hc.attention.get(i * t + j).copied().unwrap_or(0.0);
+    let lay = cap.attention_layout();
+    let (gr, gc) = lay.grid();
+    for hc in cap.heads.iter().filter(|hc| !hc.attention.is_empty()) {
+        for r in 0..gr {
+            for c in 0..gc {
+                if lay.masked(r, c, cap.causal) {
+                    continue;
+                }
+                // At full resolution a cell is one weight; in a pooled grid it is named by
+                // its first query and key, and holds their cells' mean row mass.
+                let (i, j) = lay.origin(r, c);
+                let w = hc.attention.get(r * gc + c).copied().unwrap_or(0.0);
                 out.row([
                     hc.layer.to_string(),
                     hc.head.to_string(),

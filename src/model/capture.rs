@@ -12,15 +12,14 @@
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::dial::DialMode;
-use crate::analysis::metrics::{argmax, capture_row};
+use crate::analysis::metrics::argmax;
 use crate::model::attention::AttentionBias;
 use crate::model::backend::AttentionModel;
 use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::model::capture_memory::check_capture_memory;
-use crate::model::capture_stream::AttentionLayout;
+use crate::model::capture_stream::{empty_heads, softmax_tau, with_f32, AttentionLayout, Chunk};
 use crate::model::dial::{layer_bias, DialSetting};
-use crate::model::finite::{check_attention, check_logits};
+use crate::model::finite::check_logits;
 use crate::model::transformer::ModelError;
 
 /// One head of one layer.
@@ -97,7 +96,8 @@ impl Capture {
 
     /// Where each head's kept attention lies ([`AttentionLayout::full`] unless streamed).
     pub fn attention_layout(&self) -> AttentionLayout {
-        self.layout.unwrap_or_else(|| AttentionLayout::full(self.len()))
+        self.layout
+            .unwrap_or_else(|| AttentionLayout::full(self.len()))
     }
 
     /// Rows of each head's block masses.
@@ -257,7 +257,8 @@ pub fn capture_masked(
     capture_with(model, blocks, ids, masks, dial, extra, true)
 }
 
-/// [`capture_masked`], with the logits only when `logits`.
+/// [`capture_masked`], with the logits only when `logits` (and the scores as plain rows only
+/// when `extra` biases are given: the rules read them).
 fn capture_with(
     model: &dyn AttentionModel,
     blocks: &BlockMap,
@@ -271,6 +272,7 @@ fn capture_with(
     check_capture_memory(dims.layers, dims.heads, ids.len())?;
     let device = model.device();
     let mut biases = sequence_biases(model, masks, dial, device)?;
+    let want_scores = extra.is_some();
     if let Some(extra) = extra {
         for (b, e) in biases.iter_mut().zip(extra) {
             b.extra = Some(e.clone());
@@ -281,24 +283,31 @@ fn capture_with(
     } else {
         model.forward_attention(ids, &biases, true)?
     };
-    let k = blocks.num_blocks();
-    let h = dims.heads;
-    let mut heads = Vec::with_capacity(dims.layers * h);
-    let mut scores = Vec::with_capacity(dims.layers);
+    let (t, k, h) = (ids.len(), blocks.num_blocks(), dims.heads);
+    let layout = AttentionLayout::full(t);
+    let keep = vec![true; dims.layers * h];
+    let mut heads = empty_heads((dims.layers, h), t, k, &layout, &keep, 1);
+    let mut scores = Vec::with_capacity(if want_scores { dims.layers } else { 0 });
     let params = dial.per_layer(dims.layers);
     for (l, (att, sc)) in out.attention.iter().zip(&out.scores).enumerate() {
-        let att = att.squeeze(0)?.to_vec3::<f32>()?;
-        check_attention(l, &att)?;
-        let sc = sc.squeeze(0)?.to_vec3::<f32>()?;
         // Rules add a per-head bias before the temperature; the row is still softmax(z/τ).
-        let tau = params.get(l).and_then(|p| {
-            (p.mode != DialMode::Mixture || p.lambda <= 0.0)
-                .then(|| crate::analysis::dial::temperature(p))
-        });
-        for (hi, (rows, zrows)) in att.into_iter().zip(&sc).enumerate() {
-            heads.push(head_capture(l, hi, &rows, zrows, masks, k, tau));
+        let chunk = Chunk {
+            masks,
+            layout: &layout,
+            k,
+            block_stride: 1,
+            r0: 0,
+            n: t,
+            kt: t,
+            tau: softmax_tau(params.get(l)),
+        };
+        let layer_heads = heads.get_mut(l * h..(l + 1) * h).unwrap_or_default();
+        with_f32(att, |av| {
+            with_f32(sc, |zv| chunk.heads(layer_heads, &keep, av, zv, l))
+        })???;
+        if want_scores {
+            scores.push(sc.squeeze(0)?.to_vec3::<f32>()?);
         }
-        scores.push(sc);
     }
     let logits = out.logits.squeeze(0)?.flatten_all()?.to_vec1::<f32>()?;
     check_logits(&logits, out.logits.dims().last().copied().unwrap_or(0))?;
@@ -319,45 +328,4 @@ fn capture_with(
         },
         scores,
     ))
-}
-
-fn head_capture(
-    layer: usize,
-    head: usize,
-    rows: &[Vec<f32>],
-    zrows: &[Vec<f32>],
-    masks: &SequenceMasks,
-    k: usize,
-    tau: Option<f64>,
-) -> HeadCapture {
-    let t = rows.len();
-    let mut hc = HeadCapture {
-        layer,
-        head,
-        attention: Vec::with_capacity(t * t),
-        block_mass: Vec::with_capacity(t * k),
-        off_block_mass: Vec::with_capacity(t),
-        entropy_bits: Vec::with_capacity(t),
-        margin: Vec::with_capacity(t),
-    };
-    let mut masses = vec![0.0f64; k];
-    for (i, (row, z)) in rows.iter().zip(zrows).enumerate() {
-        let vis = if masks.causal { (i + 1).min(row.len()) } else { row.len() };
-        let relevant = masks.relevant_row(i);
-        masses.iter_mut().for_each(|m| *m = 0.0);
-        let s = capture_row(
-            &row[..vis],
-            z.get(..vis).unwrap_or(z),
-            relevant.get(..vis).unwrap_or(relevant),
-            masks.key_blocks.get(..vis).unwrap_or(&[]),
-            tau,
-            &mut masses,
-        );
-        hc.attention.extend_from_slice(row);
-        hc.block_mass.extend(masses.iter().map(|&m| m as f32));
-        hc.off_block_mass.push(s.off_block as f32);
-        hc.entropy_bits.push(s.entropy_bits as f32);
-        hc.margin.push(s.margin as f32);
-    }
-    hc
 }

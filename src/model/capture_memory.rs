@@ -257,7 +257,10 @@ mod tests {
         assert!(need > 67_108_864, "the masks alone are 64 MiB: {need}");
         // A chunk stays under its budget and is at least 16 rows.
         let rows = stream_chunk_rows(9, 8192);
-        assert!((16..=8192).contains(&rows) && rows * 9 * 8192 * 40 <= 256 << 20, "{rows}");
+        assert!(
+            (16..=8192).contains(&rows) && rows * 9 * 8192 * 40 <= 256 << 20,
+            "{rows}"
+        );
         assert_eq!(stream_chunk_rows(4, 64), 64);
     }
 

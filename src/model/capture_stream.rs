@@ -157,7 +157,6 @@ struct Collector<'a> {
     k: usize,
     layout: AttentionLayout,
     block_stride: usize,
-    masses: Vec<f64>,
     progress: &'a mut dyn FnMut(usize) -> bool,
 }
 
@@ -182,22 +181,24 @@ impl RowStream for Collector<'_> {
         scores: &Tensor,
     ) -> Result<(), ModelError> {
         let (_, h, n, kt) = attention.dims4()?;
-        let av = attention.flatten_all()?.to_vec1::<f32>()?;
-        let zv = scores.flatten_all()?.to_vec1::<f32>()?;
-        let tau = self.params.get(layer).and_then(|p| {
-            (p.mode != DialMode::Mixture || p.lambda <= 0.0)
-                .then(|| crate::analysis::dial::temperature(p))
-        });
-        for hh in 0..h.min(self.num_heads) {
-            for ii in 0..n {
-                let off = (hh * n + ii) * kt;
-                let (Some(row), Some(z)) = (av.get(off..off + kt), zv.get(off..off + kt)) else {
-                    continue;
-                };
-                self.row(layer, hh, r0 + ii, row, z, tau)?;
-            }
-        }
-        Ok(())
+        let tau = softmax_tau(self.params.get(layer));
+        let h = h.min(self.num_heads);
+        let first = layer * self.num_heads;
+        let chunk = Chunk {
+            masks: self.masks,
+            layout: &self.layout,
+            k: self.k,
+            block_stride: self.block_stride,
+            r0,
+            n,
+            kt,
+            tau,
+        };
+        let heads = self.heads.get_mut(first..first + h).unwrap_or_default();
+        let keep = self.keep.get(first..first + h).unwrap_or_default();
+        with_f32(attention, |av| {
+            with_f32(scores, |zv| chunk.heads(heads, keep, av, zv, layer))
+        })??
     }
 
     fn layer_done(&mut self, layer: usize) -> Result<(), ModelError> {
@@ -209,53 +210,153 @@ impl RowStream for Collector<'_> {
     }
 }
 
-impl Collector<'_> {
-    /// One query row of one head: its summaries, its block masses and, when kept, its weights.
-    fn row(
-        &mut self,
-        layer: usize,
-        head: usize,
-        i: usize,
-        row: &[f32],
-        z: &[f32],
-        tau: Option<f64>,
-    ) -> Result<(), ModelError> {
-        let vis = if self.masks.causal {
-            (i + 1).min(row.len())
-        } else {
-            row.len()
-        };
-        let (row, z) = (&row[..vis], &z[..vis]);
-        if let Some(j) = row.iter().position(|a| !a.is_finite()) {
-            return Err(NonFinite::Attention {
-                layer,
-                head,
-                query: i,
-                key: j,
-                value: row[j],
+/// `t`'s values as one f32 slice: borrowed from a contiguous CPU tensor, else copied.
+pub(crate) fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
+    {
+        let (storage, layout) = t.storage_and_layout();
+        if let (candle_core::Storage::Cpu(cpu), Some((a, b))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            if let Some(slice) = cpu.as_slice::<f32>()?.get(a..b) {
+                return Ok(f(slice));
             }
-            .into());
         }
-        let relevant = self.masks.relevant_row(i);
-        let relevant = relevant.get(..vis).unwrap_or(relevant);
-        let key_blocks = self.masks.key_blocks.get(..vis).unwrap_or(&[]);
-        self.masses.iter_mut().for_each(|m| *m = 0.0);
-        let s = capture_row(row, z, relevant, key_blocks, tau, &mut self.masses);
-        let idx = layer * self.num_heads + head;
-        let (k, bs, t) = (self.k, self.block_stride, self.masks.len());
-        let Some(hc) = self.heads.get_mut(idx) else {
-            return Ok(());
+    }
+    let v = t.flatten_all()?.to_vec1::<f32>()?;
+    Ok(f(&v))
+}
+
+/// One chunk of rows r0..r0+n of one layer, over keys 0..kt, as the heads read it (the dense
+/// capture hands over whole layers: r0 = 0, n = kt = T).
+pub(crate) struct Chunk<'a> {
+    pub(crate) masks: &'a SequenceMasks,
+    pub(crate) layout: &'a AttentionLayout,
+    pub(crate) k: usize,
+    pub(crate) block_stride: usize,
+    pub(crate) r0: usize,
+    pub(crate) n: usize,
+    pub(crate) kt: usize,
+    pub(crate) tau: Option<f64>,
+}
+
+/// Below this many weights in a chunk the heads are read on the calling thread (starting
+/// threads would cost more than they save).
+const THREADED_WEIGHTS: usize = 1 << 18;
+
+impl Chunk<'_> {
+    /// Every head of the chunk (`av`, `zv`: [H,n,kt]), the heads split over the threads candle
+    /// uses (the metrics would otherwise run on one core while the others wait).
+    pub(crate) fn heads(
+        &self,
+        heads: &mut [HeadCapture],
+        keep: &[bool],
+        av: &[f32],
+        zv: &[f32],
+        layer: usize,
+    ) -> Result<(), ModelError> {
+        let per_head = self.n * self.kt;
+        let threads = if per_head * heads.len() < THREADED_WEIGHTS {
+            1
+        } else {
+            candle_core::utils::get_num_threads().clamp(1, heads.len().max(1))
         };
-        hc.entropy_bits[i] = s.entropy_bits as f32;
-        hc.off_block_mass[i] = s.off_block as f32;
-        hc.margin[i] = s.margin as f32;
-        let br = i / bs;
-        let in_cell = bs.min(t - br * bs) as f64;
-        for (dst, &m) in hc.block_mass[br * k..(br + 1) * k].iter_mut().zip(&self.masses) {
-            *dst += if bs == 1 { m as f32 } else { (m / in_cell) as f32 };
+        if threads == 1 {
+            return self.heads_on(heads, keep, av, zv, layer, 0);
         }
-        if self.keep.get(idx).copied().unwrap_or(false) {
-            keep_row(&mut hc.attention, &self.layout, i, row);
+        let per_thread = heads.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let jobs: Vec<_> = heads
+                .chunks_mut(per_thread)
+                .enumerate()
+                .map(|(c, part)| {
+                    let first = c * per_thread;
+                    scope.spawn(move || self.heads_on(part, keep, av, zv, layer, first))
+                })
+                .collect();
+            jobs.into_iter().try_for_each(|j| {
+                j.join()
+                    .unwrap_or_else(|_| Err(ModelError::Input("a capture thread panicked".into())))
+            })
+        })
+    }
+
+    /// Heads `first..first + heads.len()` of the chunk, on this thread.
+    fn heads_on(
+        &self,
+        heads: &mut [HeadCapture],
+        keep: &[bool],
+        av: &[f32],
+        zv: &[f32],
+        layer: usize,
+        first: usize,
+    ) -> Result<(), ModelError> {
+        let per_head = self.n * self.kt;
+        let mut masses = vec![0.0f64; self.k];
+        for (o, hc) in heads.iter_mut().enumerate() {
+            let hh = first + o;
+            let span = hh * per_head..(hh + 1) * per_head;
+            let (Some(a), Some(z)) = (av.get(span.clone()), zv.get(span)) else {
+                continue;
+            };
+            let kept = keep.get(hh).copied().unwrap_or(false);
+            self.head(hc, kept, a, z, &mut masses)
+                .map_err(|(query, key, value)| NonFinite::Attention {
+                    layer,
+                    head: hh,
+                    query,
+                    key,
+                    value,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The chunk's rows of one head: summaries, block masses and, when `kept`, weights. An
+    /// error names the first non-finite weight (query, key, value).
+    fn head(
+        &self,
+        hc: &mut HeadCapture,
+        kept: bool,
+        a: &[f32],
+        z: &[f32],
+        masses: &mut [f64],
+    ) -> Result<(), (usize, usize, f32)> {
+        let (kt, k, bs, t) = (self.kt, self.k, self.block_stride, self.masks.len());
+        for ii in 0..self.n {
+            let i = self.r0 + ii;
+            let vis = if self.masks.causal {
+                (i + 1).min(kt)
+            } else {
+                kt
+            };
+            let (row, zr) = (&a[ii * kt..ii * kt + vis], &z[ii * kt..ii * kt + vis]);
+            let relevant = self.masks.relevant_row(i);
+            let relevant = relevant.get(..vis).unwrap_or(relevant);
+            let key_blocks = self.masks.key_blocks.get(..vis).unwrap_or(&[]);
+            masses.iter_mut().for_each(|m| *m = 0.0);
+            let s = capture_row(row, zr, relevant, key_blocks, self.tau, masses);
+            if !s.entropy_bits.is_finite() || !s.off_block.is_finite() {
+                if let Some(j) = row.iter().position(|v| !v.is_finite()) {
+                    return Err((i, j, row[j]));
+                }
+            }
+            hc.entropy_bits[i] = s.entropy_bits as f32;
+            hc.off_block_mass[i] = s.off_block as f32;
+            hc.margin[i] = s.margin as f32;
+            let br = i / bs;
+            let scale = if bs == 1 {
+                1.0
+            } else {
+                1.0 / bs.min(t - br * bs) as f64
+            };
+            if let Some(dst) = hc.block_mass.get_mut(br * k..(br + 1) * k) {
+                for (d, &m) in dst.iter_mut().zip(masses.iter()) {
+                    *d += (m * scale) as f32;
+                }
+            }
+            if kept {
+                keep_row(&mut hc.attention, self.layout, i, row);
+            }
         }
         Ok(())
     }
@@ -275,19 +376,56 @@ fn keep_row(grid: &mut [f32], layout: &AttentionLayout, i: usize, row: &[f32]) {
     if hi <= k0 {
         return;
     }
+    let Some(dst) = grid.get_mut(r * gc..(r + 1) * gc) else {
+        return;
+    };
     if s == 1 {
-        if let Some(dst) = grid.get_mut(r * gc..r * gc + (hi - k0)) {
-            dst.copy_from_slice(&row[k0..hi]);
+        if let Some(d) = dst.get_mut(..hi - k0) {
+            d.copy_from_slice(&row[k0..hi]);
         }
         return;
     }
     let w = 1.0 / layout.rows_in(r) as f32;
-    let base = r * gc;
-    for (j, &a) in row[k0..hi].iter().enumerate() {
-        if let Some(cell) = grid.get_mut(base + j / s) {
-            *cell += a * w;
-        }
+    for (cell, keys) in dst.iter_mut().zip(row[k0..hi].chunks(s)) {
+        *cell += keys.iter().sum::<f32>() * w;
     }
+}
+
+/// Empty head captures of a `layers` × `heads` model for `t` tokens and `k` blocks: summaries
+/// sized, block masses of ⌈t / block_stride⌉ rows, and a grid of `layout` for each kept head.
+pub(crate) fn empty_heads(
+    (layers, heads): (usize, usize),
+    t: usize,
+    k: usize,
+    layout: &AttentionLayout,
+    keep: &[bool],
+    block_stride: usize,
+) -> Vec<HeadCapture> {
+    let (gr, gc) = layout.grid();
+    (0..layers * heads)
+        .map(|idx| HeadCapture {
+            layer: idx / heads.max(1),
+            head: idx % heads.max(1),
+            attention: if keep.get(idx).copied().unwrap_or(false) {
+                vec![0.0; gr * gc]
+            } else {
+                Vec::new()
+            },
+            block_mass: vec![0.0; t.div_ceil(block_stride.max(1)) * k],
+            off_block_mass: vec![0.0; t],
+            entropy_bits: vec![0.0; t],
+            margin: vec![0.0; t],
+        })
+        .collect()
+}
+
+/// The temperature a layer's row is softmax(z/τ) under, or `None` for mode B's mixture (whose
+/// row is not one softmax, so its entropy is taken term by term).
+pub(crate) fn softmax_tau(p: Option<&DialParams>) -> Option<f64> {
+    p.and_then(|p| {
+        (p.mode != DialMode::Mixture || p.lambda <= 0.0)
+            .then(|| crate::analysis::dial::temperature(p))
+    })
 }
 
 /// Capture `ids` under `dial` keeping what `plan` asks for, the rows streaming by in chunks;
@@ -311,6 +449,18 @@ pub fn capture_streamed(
     }
     let layout = plan.layout(t, dims.causal)?;
     let (l, h, k) = (dims.layers, dims.heads, blocks.num_blocks().max(1));
+    if let Some(&(bl, bh)) = plan
+        .heads
+        .iter()
+        .flatten()
+        .find(|&&(a, b)| a >= l || b >= h)
+    {
+        return Err(ModelError::Input(format!(
+            "head {bl}.{bh} does not exist: the model has {l} layers (0..{}) of {h} heads (0..{})",
+            l - 1,
+            h.saturating_sub(1)
+        )));
+    }
     let keep: Vec<bool> = (0..l * h)
         .map(|idx| {
             plan.heads
@@ -330,22 +480,7 @@ pub fn capture_streamed(
         block_rows: t.div_ceil(block_stride),
     })?;
     let masks = masks_for(model, blocks, ids);
-    let (gr, gc) = layout.grid();
-    let heads = (0..l * h)
-        .map(|idx| HeadCapture {
-            layer: idx / h,
-            head: idx % h,
-            attention: if keep[idx] {
-                vec![0.0; gr * gc]
-            } else {
-                Vec::new()
-            },
-            block_mass: vec![0.0; t.div_ceil(block_stride) * k],
-            off_block_mass: vec![0.0; t],
-            entropy_bits: vec![0.0; t],
-            margin: vec![0.0; t],
-        })
-        .collect();
+    let heads = empty_heads((l, h), t, k, &layout, &keep, block_stride);
     let mut sink = Collector {
         masks: &masks,
         params: dial.per_layer(l),
@@ -356,7 +491,6 @@ pub fn capture_streamed(
         k,
         layout,
         block_stride,
-        masses: vec![0.0; k],
         progress,
     };
     let chunk = plan.chunk_rows.map_or(chunk, |c| c.clamp(1, chunk));

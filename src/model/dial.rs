@@ -188,7 +188,10 @@ mod tests {
             for ii in 0..3 {
                 for j in 0..5 {
                     let (a, b) = (part.additive[ii * 5 + j], whole.additive[(2 + ii) * 6 + j]);
-                    assert!(a == b || (a.is_nan() && b.is_nan()), "{mode:?} ({ii},{j}): {a} {b}");
+                    assert!(
+                        a == b || (a.is_nan() && b.is_nan()),
+                        "{mode:?} ({ii},{j}): {a} {b}"
+                    );
                     if let (Some((_, pl)), Some((_, wl))) = (&part.mixture, &whole.mixture) {
                         assert_eq!(pl[ii * 5 + j], wl[(2 + ii) * 6 + j]);
                     }

@@ -8,6 +8,7 @@ use anyhow::{bail, Result};
 use crate::engine::jobs::model::OpenModel;
 use crate::engine::protocol::default_clusters;
 use crate::model::capture::{capture, Capture};
+use crate::model::capture_stream::{capture_streamed, CapturePlan, STUDIO_GRID};
 use crate::model::dial::DialSetting;
 
 /// A capture with its tokens.
@@ -24,6 +25,20 @@ pub struct TextCapture {
 /// Capture `text` (cut to the model's positions) on the model at `path`: a checkpoint with its
 /// blocks, or an imported model with the blocks saved beside it or k-means blocks.
 pub fn capture_text(path: &Path, text: &str, dial: &DialSetting) -> Result<TextCapture> {
+    capture_text_with(path, text, dial, None)
+}
+
+/// [`capture_text`] keeping what `plan` asks for (streamed: summaries of every head, the
+/// attention of the chosen heads, rows and keys; no logits). Without a plan, a text of up to
+/// [`STUDIO_GRID`] tokens is captured densely with its logits, and a longer one streamed with
+/// [`CapturePlan::studio`] (every head pooled to a grid of at most that side), so the output
+/// stays bounded.
+pub fn capture_text_with(
+    path: &Path,
+    text: &str,
+    dial: &DialSetting,
+    plan: Option<&CapturePlan>,
+) -> Result<TextCapture> {
     let opened = OpenModel::open(path)?;
     let blocks = opened.saved_or_kmeans_blocks(default_clusters(opened.model().dims().vocab))?;
     let (model, tok) = (opened.model(), opened.tokenizer());
@@ -34,7 +49,25 @@ pub fn capture_text(path: &Path, text: &str, dial: &DialSetting) -> Result<TextC
     let max = model.dims().max_len;
     let truncated_from = (ids.len() > max).then_some(ids.len());
     ids.truncate(max);
-    let cap = capture(model, &blocks, &ids, dial)?;
+    let studio = CapturePlan::studio();
+    let plan = plan.or((ids.len() > STUDIO_GRID).then_some(&studio));
+    let cap = match plan {
+        Some(plan) => {
+            let layers = model.dims().layers;
+            let t = ids.len();
+            let mut progress = |done: usize| {
+                if t > STUDIO_GRID {
+                    eprint!("\rcapturing {t} tokens: layer {done} of {layers}");
+                    if done == layers {
+                        eprintln!();
+                    }
+                }
+                true
+            };
+            capture_streamed(model, &blocks, &ids, dial, plan, &mut progress)?
+        }
+        None => capture(model, &blocks, &ids, dial)?,
+    };
     let tokens = ids.iter().map(|&i| tok.token_str(i)).collect();
     Ok(TextCapture {
         capture: cap,

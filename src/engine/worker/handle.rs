@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
-use super::sink::{Busy, Sink};
+use super::sink::{Busy, CancelFlag, Sink};
 use super::Worker;
 use crate::engine::protocol::{Command, Event};
 
@@ -19,6 +19,20 @@ pub struct WorkerHandle {
     progress: Receiver<Event>,
     thread: Option<JoinHandle<()>>,
     busy: Busy,
+    cancel: CancelFlag,
+}
+
+/// The long job the worker is doing, as a UI shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobStatus {
+    /// What it is ("capturing 2,048 tokens: layer 12 of 30…").
+    pub what: String,
+    /// How long it has run.
+    pub running: Duration,
+    /// How far it is, 0..1, when it can tell.
+    pub fraction: Option<f32>,
+    /// Whether [`WorkerHandle::cancel`] stops it.
+    pub cancellable: bool,
 }
 
 impl WorkerHandle {
@@ -29,10 +43,13 @@ impl WorkerHandle {
         let (pr_tx, pr_rx) = bounded(64);
         let busy: Busy = Arc::new(Mutex::new(Vec::new()));
         let shared = Arc::clone(&busy);
+        let cancel: CancelFlag = Arc::default();
+        let cancel_shared = Arc::clone(&cancel);
         let thread = std::thread::Builder::new()
             .name("localist-worker".into())
             .spawn(move || {
-                let mut worker = Worker::new(Sink::new(ev_tx, pr_tx, repaint, shared));
+                let mut worker =
+                    Worker::new(Sink::new(ev_tx, pr_tx, repaint, shared, cancel_shared));
                 let outcome = catch_unwind(AssertUnwindSafe(|| worker.run(&cmd_rx)));
                 if let Err(panic) = outcome {
                     let msg = panic
@@ -51,6 +68,7 @@ impl WorkerHandle {
             progress: pr_rx,
             thread: Some(thread),
             busy,
+            cancel,
         })
     }
 
@@ -64,11 +82,35 @@ impl WorkerHandle {
     /// The long job under way, as [`Self::busy`], and how long it has run so far (a UI may
     /// wait a moment before showing it, so a quick capture does not flicker).
     pub fn busy_for(&self) -> Option<(String, Duration)> {
+        self.job().map(|j| (j.what, j.running))
+    }
+
+    /// The long job under way with how far it is and whether it can be cancelled.
+    pub fn job(&self) -> Option<JobStatus> {
         let jobs = self.busy.lock().ok()?;
         if !self.is_alive() {
             return None;
         }
-        jobs.last().map(|(what, t0)| (what.clone(), t0.elapsed()))
+        jobs.last().map(|j| JobStatus {
+            what: j.what.clone(),
+            running: j.since.elapsed(),
+            fraction: j.fraction,
+            cancellable: j.cancellable,
+        })
+    }
+
+    /// Ask the cancellable job under way (a long capture) to stop; it ends within one layer,
+    /// says so, and the worker keeps what it had. Does nothing to other jobs.
+    pub fn cancel(&self) {
+        let cancellable = self
+            .busy
+            .lock()
+            .ok()
+            .and_then(|jobs| jobs.last().map(|j| j.cancellable))
+            .unwrap_or(false);
+        if cancellable {
+            self.cancel.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
     }
 
     /// Queue a command (returns false when the worker has ended).

@@ -12,6 +12,8 @@ use crate::engine::theory::theory_curve;
 use crate::engine::threshold::estimate_threshold;
 use crate::model::backend::AttentionModel;
 use crate::model::capture::capture_attention;
+use crate::model::capture_stream::{capture_streamed, CapturePlan, STUDIO_GRID};
+use crate::model::transformer::ModelError;
 use crate::rules::inject::capture_with_rules;
 use crate::train::trainer::TrainConfig;
 
@@ -38,6 +40,11 @@ impl Worker {
     }
 
     /// Capture the current text under the current dial (and rules), when there is a text.
+    ///
+    /// A text of up to [`STUDIO_GRID`] tokens is captured densely. A longer one (a pretrained
+    /// model takes up to its context, SmolLM2's 8,192) is streamed: every head's summaries and
+    /// a pooled grid per head, with the progress in the status bar and a cancel button. Rules
+    /// are measured on the first [`IMPORTED_CAPTURE_LIMIT`] tokens of an imported model's text.
     pub(super) fn recapture(&mut self) {
         if self.text.is_empty() {
             return;
@@ -45,16 +52,43 @@ impl Worker {
         let Some((model, blocks, tok)) = self.slot.current() else {
             return;
         };
-        let Some(ids) = self.text_ids(tok, self.capture_limit(model)) else {
+        let Some(mut ids) = self.text_ids(tok, model.dims().max_len) else {
             return;
         };
+        if !self.rules.resolved.is_empty() {
+            let limit = self.capture_limit(model);
+            if ids.len() > limit {
+                self.sink.emit(Event::Status(format!(
+                    "rules are measured on the first {limit} of the text's {} tokens",
+                    ids.len()
+                )));
+                ids.truncate(limit);
+            }
+        }
         let tokens: Vec<String> = ids.iter().map(|&i| tok.token_str(i)).collect();
         if self.rules.resolved.is_empty() {
-            match capture_attention(model, blocks, &ids, &self.dial) {
+            let result = if ids.len() <= STUDIO_GRID {
+                capture_attention(model, blocks, &ids, &self.dial)
+            } else {
+                self.sink.cancellable();
+                let (t, layers, sink) = (ids.len(), model.dims().layers, &self.sink);
+                let mut progress = |done: usize| {
+                    sink.job_progress(
+                        format!("capturing {t} tokens: layer {done} of {layers}…"),
+                        done as f32 / layers.max(1) as f32,
+                    )
+                };
+                let plan = CapturePlan::studio();
+                capture_streamed(model, blocks, &ids, &self.dial, &plan, &mut progress)
+            };
+            match result {
                 Ok(cap) => {
                     let on = self.measured_on();
                     self.sink.emit(Event::Snapshot(Box::new(cap), tokens, on));
                 }
+                Err(ModelError::Cancelled) => self.sink.emit(Event::Status(
+                    "capture cancelled: the views show the previous capture".into(),
+                )),
                 Err(e) => self.sink.fail(format!("capture failed: {e}")),
             }
             return;

@@ -37,7 +37,7 @@ use candle_core::Device;
 use crate::model::dial::DialSetting;
 use crate::rules::check::ResolvedRule;
 
-pub use self::handle::WorkerHandle;
+pub use self::handle::{JobStatus, WorkerHandle};
 pub use crate::engine::protocol::{
     Command, Event, ImportedBlocks, LivePoint, ModelSummary, Progress, DEFAULT_CLUSTERS,
     IMPORTED_CAPTURE_LIMIT,

@@ -2,6 +2,7 @@
 //! (lossy, bounded) and the UI's repaint callback, called after every send. Every event the
 //! worker sends goes through here.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -16,10 +17,25 @@ pub(super) struct Sink {
     repaint: Box<dyn Fn() + Send>,
     /// The long jobs under way, outermost first (the handle reads the innermost).
     busy: Busy,
+    /// Set by the handle when the user cancels.
+    cancel: CancelFlag,
+}
+
+/// One long job under way: what it is, since when, how far it is (0..1, when it can tell) and
+/// whether the user may cancel it.
+#[derive(Clone, Debug)]
+pub(super) struct BusyJob {
+    pub(super) what: String,
+    pub(super) since: Instant,
+    pub(super) fraction: Option<f32>,
+    pub(super) cancellable: bool,
 }
 
 /// The long jobs under way, shared with the handle.
-pub(super) type Busy = Arc<Mutex<Vec<(String, Instant)>>>;
+pub(super) type Busy = Arc<Mutex<Vec<BusyJob>>>;
+
+/// The user's request to cancel the cancellable job under way, shared with the handle.
+pub(super) type CancelFlag = Arc<AtomicBool>;
 
 /// Marks a long job as under way until it is dropped.
 pub(super) struct BusyGuard(Busy);
@@ -39,12 +55,14 @@ impl Sink {
         progress: Sender<Event>,
         repaint: Box<dyn Fn() + Send>,
         busy: Busy,
+        cancel: CancelFlag,
     ) -> Self {
         Self {
             events,
             progress,
             repaint,
             busy,
+            cancel,
         }
     }
 
@@ -52,10 +70,39 @@ impl Sink {
     /// dropped, and ask for a repaint so the UI shows it at once.
     pub(super) fn busy(&self, what: String) -> BusyGuard {
         if let Ok(mut jobs) = self.busy.lock() {
-            jobs.push((what, Instant::now()));
+            jobs.push(BusyJob {
+                what,
+                since: Instant::now(),
+                fraction: None,
+                cancellable: false,
+            });
         }
         (self.repaint)();
         BusyGuard(Arc::clone(&self.busy))
+    }
+
+    /// The innermost job can be cancelled from now on (an earlier cancel is forgotten).
+    pub(super) fn cancellable(&self) {
+        self.cancel.store(false, Ordering::SeqCst);
+        if let Ok(mut jobs) = self.busy.lock() {
+            if let Some(job) = jobs.last_mut() {
+                job.cancellable = true;
+            }
+        }
+        (self.repaint)();
+    }
+
+    /// Say how far the innermost job is (`what` replaces its label); returns false when the
+    /// user has asked to cancel it.
+    pub(super) fn job_progress(&self, what: String, fraction: f32) -> bool {
+        if let Ok(mut jobs) = self.busy.lock() {
+            if let Some(job) = jobs.last_mut() {
+                job.what = what;
+                job.fraction = Some(fraction.clamp(0.0, 1.0));
+            }
+        }
+        (self.repaint)();
+        !self.cancel.load(Ordering::SeqCst)
     }
 
     /// Send a result, a state change or an error (never dropped), then ask for a repaint.

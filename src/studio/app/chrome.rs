@@ -1,6 +1,7 @@
 //! The window's frame around the panels: the menu bar at the top and the status bar at the
 //! bottom (worker state, speed, the last error or message).
 
+use crate::engine::worker::JobStatus;
 use crate::studio::state::WorkerState;
 
 use super::dialogs::DialogKind;
@@ -69,13 +70,13 @@ impl StudioApp {
 
     /// The long job the status bar shows: one under way for [`BUSY_AFTER`] or more (a quick
     /// capture does not make the bar flicker); asks for the frame that will show it.
-    fn shown_busy(&self, ctx: &egui::Context) -> Option<String> {
-        let (what, running) = self.worker.as_ref().and_then(|w| w.busy_for())?;
-        if running < BUSY_AFTER {
-            ctx.request_repaint_after(BUSY_AFTER.saturating_sub(running));
+    fn shown_busy(&self, ctx: &egui::Context) -> Option<JobStatus> {
+        let job = self.worker.as_ref().and_then(|w| w.job())?;
+        if job.running < BUSY_AFTER {
+            ctx.request_repaint_after(BUSY_AFTER.saturating_sub(job.running));
             return None;
         }
-        Some(what)
+        Some(job)
     }
 
     /// The status bar: worker state, training speed, UI timings, then the error or message.
@@ -85,7 +86,24 @@ impl StudioApp {
             let (label, colour) = match self.state.worker {
                 WorkerState::Idle if busy.is_some() => {
                     ui.add(egui::Spinner::new());
-                    let what = busy.as_deref().unwrap_or_default();
+                    if let Some(f) = busy.as_ref().and_then(|j| j.fraction) {
+                        ui.add(
+                            egui::ProgressBar::new(f)
+                                .desired_width(120.0)
+                                .show_percentage(),
+                        );
+                    }
+                    if busy.as_ref().is_some_and(|j| j.cancellable)
+                        && ui
+                            .button("Cancel")
+                            .on_hover_text("Stop this job; the views keep what they showed")
+                            .clicked()
+                    {
+                        if let Some(w) = &self.worker {
+                            w.cancel();
+                        }
+                    }
+                    let what = busy.as_ref().map(|j| j.what.as_str()).unwrap_or_default();
                     (what, egui::Color32::from_rgb(230, 160, 60))
                 }
                 WorkerState::Idle => ("worker idle", ui.visuals().text_color()),

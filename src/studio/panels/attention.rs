@@ -56,16 +56,17 @@ impl HeatmapCache {
         if gpu_heatmap::is_active(ctx) {
             let version = gpu_heatmap::next_version();
             for hc in &cap.heads {
-                let (cols, values) = if state.aggregated {
-                    (cap.num_blocks(), &hc.block_mass)
+                let (rows, cols) = grid_shape(cap, state.aggregated);
+                let values = if state.aggregated {
+                    &hc.block_mass
                 } else {
-                    (cap.len(), &hc.attention)
+                    &hc.attention
                 };
                 let data = HeatmapData {
                     key: (hc.layer, hc.head),
                     version,
                     values: Arc::from(values.as_slice()),
-                    rows: cap.len(),
+                    rows,
                     cols,
                     colormap: state.colormap,
                     masked: !state.aggregated && cap.causal,
@@ -243,8 +244,21 @@ fn enlarged(
         .available_width()
         .min(ui.available_height())
         .clamp(200.0, 560.0);
+    let lay = cap.attention_layout();
+    if lay.stride > 1 {
+        ui.label(format!(
+            "{} tokens shown as a {}×{} grid: each cell is the attention the queries of its row \
+             give the keys of its column ({} × {} tokens), averaged over those queries",
+            cap.len(),
+            lay.grid().0,
+            lay.grid().1,
+            lay.stride,
+            lay.stride
+        ));
+    }
+    let row_labels = axis_labels(cap, tokens, state.aggregated, true);
     ui.horizontal(|ui| {
-        token_axis(ui, tokens, side);
+        token_axis(ui, &row_labels, side);
         let resp = heatmap(
             ui,
             tex,
@@ -254,7 +268,8 @@ fn enlarged(
             tokens,
             state.aggregated,
         );
-        key_axis(ui, &resp, cap, tokens, state.aggregated);
+        let key_labels = axis_labels(cap, tokens, false, false);
+        key_axis(ui, &resp, cap, &key_labels, state.aggregated);
     });
     // Room for the vertical key labels painted under the map.
     ui.add_space(64.0);
@@ -293,40 +308,109 @@ fn heatmap(
         }
     };
     if let Some(pos) = resp.hover_pos() {
-        let t = cap.len();
-        let cols = if aggregated { cap.num_blocks() } else { t };
         let rel = (pos - resp.rect.min) / resp.rect.size();
-        let i = ((rel.y * t as f32) as usize).min(t.saturating_sub(1));
-        let j = ((rel.x * cols as f32) as usize).min(cols.saturating_sub(1));
-        let block = |b: Option<&usize>| {
-            b.and_then(|&b| cap.block_names.get(b))
-                .cloned()
-                .unwrap_or_default()
-        };
-        let tok = |k: usize| tokens.get(k).map(|s| format!("{s:?}")).unwrap_or_default();
-        let text = if aggregated {
-            format!(
-                "query {i} {} (relevant block: {})\nblock {}: mass {:.4}",
-                tok(i),
-                block(cap.relevant_blocks.get(i)),
-                block(Some(&j)),
-                hc.block_mass.get(i * cols + j).copied().unwrap_or(0.0)
-            )
-        } else if cap.causal && j > i {
-            format!("query {i} {} cannot see key {j} (causal mask)", tok(i))
-        } else {
-            format!(
-                "weight {:.4}\nquery {i} {} [{}]\nkey {j} {} [{}]",
-                hc.attention.get(i * t + j).copied().unwrap_or(0.0),
-                tok(i),
-                block(cap.relevant_blocks.get(i)),
-                tok(j),
-                block(cap.key_blocks.get(j)),
-            )
-        };
+        let text = hover_text(cap, hc, tokens, aggregated, (rel.x, rel.y));
         resp.clone().on_hover_text_at_pointer(text);
     }
     resp
+}
+
+/// Rows and columns of a heatmap: the attention grid (T × T, or a long text's pooled grid),
+/// or block masses (rows × K).
+fn grid_shape(cap: &Capture, aggregated: bool) -> (usize, usize) {
+    if aggregated {
+        (cap.block_rows(), cap.num_blocks())
+    } else {
+        cap.attention_layout().grid()
+    }
+}
+
+/// The labels of a heatmap's rows (`rows`) or key columns: one token per position, or for a
+/// pooled grid the first token of each cell with its position.
+fn axis_labels(cap: &Capture, tokens: &[String], aggregated: bool, rows: bool) -> Vec<String> {
+    let lay = cap.attention_layout();
+    let (stride, start, n) = match (aggregated, rows) {
+        (true, true) => (cap.block_stride.max(1), 0, cap.block_rows()),
+        (_, true) => (lay.stride, lay.rows.0, lay.grid().0),
+        (_, false) => (lay.stride, lay.keys.0, lay.grid().1),
+    };
+    if stride == 1 && start == 0 && n == tokens.len() {
+        return tokens.to_vec();
+    }
+    (0..n)
+        .map(|c| {
+            let p = start + c * stride;
+            let tok = tokens.get(p).map(String::as_str).unwrap_or_default();
+            if stride == 1 {
+                tok.to_string()
+            } else {
+                format!("{p}:{tok}")
+            }
+        })
+        .collect()
+}
+
+/// What the cell under the pointer (`rel`: 0..1 across and down) holds.
+fn hover_text(
+    cap: &Capture,
+    hc: &HeadCapture,
+    tokens: &[String],
+    aggregated: bool,
+    rel: (f32, f32),
+) -> String {
+    let (rows, cols) = grid_shape(cap, aggregated);
+    let r = ((rel.1 * rows as f32) as usize).min(rows.saturating_sub(1));
+    let c = ((rel.0 * cols as f32) as usize).min(cols.saturating_sub(1));
+    let block = |b: Option<&usize>| {
+        b.and_then(|&b| cap.block_names.get(b))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let tok = |k: usize| tokens.get(k).map(|s| format!("{s:?}")).unwrap_or_default();
+    let t = cap.len();
+    if aggregated {
+        let bs = cap.block_stride.max(1);
+        let (i0, i1) = (r * bs, ((r + 1) * bs).min(t));
+        let mass = hc.block_mass.get(r * cols + c).copied().unwrap_or(0.0);
+        return if bs == 1 {
+            format!(
+                "query {r} {} (relevant block: {})\nblock {}: mass {mass:.4}",
+                tok(r),
+                block(cap.relevant_blocks.get(r)),
+                block(Some(&c)),
+            )
+        } else {
+            format!(
+                "queries {i0}–{} (from {})\nblock {}: mean mass {mass:.4}",
+                i1 - 1,
+                tok(i0),
+                block(Some(&c))
+            )
+        };
+    }
+    let lay = cap.attention_layout();
+    let (i, j) = lay.origin(r, c);
+    let w = hc.attention.get(r * cols + c).copied().unwrap_or(0.0);
+    if lay.masked(r, c, cap.causal) {
+        format!("query {i} {} cannot see key {j} (causal mask)", tok(i))
+    } else if lay.stride > 1 {
+        let s = lay.stride;
+        format!(
+            "mean row mass {w:.4}\nqueries {i}–{} (from {})\nkeys {j}–{} (from {})",
+            (i + s).min(lay.rows.1) - 1,
+            tok(i),
+            (j + s).min(lay.keys.1) - 1,
+            tok(j)
+        )
+    } else {
+        format!(
+            "weight {w:.4}\nquery {i} {} [{}]\nkey {j} {} [{}]",
+            tok(i),
+            block(cap.relevant_blocks.get(i)),
+            tok(j),
+            block(cap.key_blocks.get(j)),
+        )
+    }
 }
 
 /// Export the numbers behind the heatmaps (CSV, JSON) or the selected heatmap (PNG).

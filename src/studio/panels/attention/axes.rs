@@ -6,7 +6,7 @@ use egui::{Color32, Sense, Vec2};
 use crate::engine::figures::Colormap;
 use crate::engine::Capture;
 
-/// Query tokens down the left of an enlarged heatmap (one per row, when they fit).
+/// Query labels down the left of an enlarged heatmap (one per row, when they fit).
 pub(super) fn token_axis(ui: &mut egui::Ui, tokens: &[String], side: f32) {
     let (rect, _) = ui.allocate_exact_size(Vec2::new(44.0, side), Sense::hover());
     let n = tokens.len().max(1);
@@ -27,18 +27,19 @@ pub(super) fn token_axis(ui: &mut egui::Ui, tokens: &[String], side: f32) {
     }
 }
 
-/// Key tokens (or block names) written vertically under an enlarged heatmap.
+/// Key labels (one per column: tokens, or a pooled grid's cells) or block names, written
+/// vertically under an enlarged heatmap.
 pub(super) fn key_axis(
     ui: &mut egui::Ui,
     resp: &egui::Response,
     cap: &Capture,
-    tokens: &[String],
+    keys: &[String],
     aggregated: bool,
 ) {
     let labels: Vec<String> = if aggregated {
         cap.block_names.clone()
     } else {
-        tokens.iter().map(|t| printable(t)).collect()
+        keys.iter().map(|t| printable(t)).collect()
     };
     let n = labels.len().max(1);
     let col_w = resp.rect.width() / n as f32;
