@@ -69,6 +69,13 @@ fn capture_and_dial(c: &mut Criterion) {
     group.bench_function("capture_plus_metrics", |b| {
         b.iter(|| capture(&m, &blocks, &ids, &DialSetting::default()).unwrap())
     });
+    // What the studio takes on a dial change: attention and metrics, no logits.
+    group.bench_function("capture_attention_plus_metrics", |b| {
+        b.iter(|| {
+            localist::model::capture::capture_attention(&m, &blocks, &ids, &DialSetting::bias(0.5))
+                .unwrap()
+        })
+    });
     let mut lambda = 0.3;
     group.bench_function("dial_reevaluation_mode_a_schedule", |b| {
         b.iter(|| {
@@ -143,5 +150,81 @@ fn capture_with_rules(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, train_step, capture_and_dial, capture_with_rules);
+/// SmolLM2-135M (after `scripts/fetch_models.sh`; skipped without it): a dial change at 64
+/// tokens through the worker as the studio sends it (SetDial in, Snapshot out), and the
+/// streamed capture of a 2,048-token text.
+fn smollm2(c: &mut Criterion) {
+    use localist::engine::worker::{Command, Event, WorkerHandle};
+    use std::time::{Duration, Instant};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = root.join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !path.exists() {
+        eprintln!("smollm2 benches skipped: run scripts/fetch_models.sh");
+        return;
+    }
+    let shakespeare =
+        std::fs::read_to_string(root.join("assets/corpora/shakespeare_1mb.txt")).unwrap();
+    let im = localist::hf::ImportedModel::open(&path, &Device::Cpu).unwrap();
+    let tok = im.tokenizer();
+    let text_of = |n: usize| {
+        let ids: Vec<u32> = tok
+            .encode(&shakespeare[..n * 6])
+            .into_iter()
+            .take(n)
+            .collect();
+        tok.decode(&ids)
+    };
+    let mut group = c.benchmark_group("smollm2");
+    group.sample_size(10);
+    let w = WorkerHandle::spawn(Box::new(|| {})).unwrap();
+    let snapshot = |w: &WorkerHandle| loop {
+        match w.wait_event(Duration::from_secs(600)) {
+            Some(Event::Snapshot(..)) => return,
+            Some(Event::Failed(e)) => panic!("{e}"),
+            Some(_) => continue,
+            None => panic!("no snapshot"),
+        }
+    };
+    w.send(Command::Capture(text_of(64)));
+    w.send(Command::Load(path.clone()));
+    snapshot(&w);
+    let mut lambda = 0.3;
+    group.bench_function("dial_change_64_tokens_through_the_worker", |b| {
+        b.iter_custom(|iters| {
+            let t0 = Instant::now();
+            for _ in 0..iters {
+                lambda = if lambda > 0.5 { 0.3 } else { 0.7 };
+                w.send(Command::SetDial(DialSetting::bias(lambda)));
+                snapshot(&w);
+            }
+            t0.elapsed()
+        })
+    });
+    drop(w);
+    let blocks = im.kmeans_blocks(&tok, 16, 0).unwrap();
+    let ids: Vec<u32> = tok.encode(&text_of(2048)).into_iter().take(2048).collect();
+    group.measurement_time(Duration::from_secs(60));
+    group.bench_function("streamed_capture_2048_tokens", |b| {
+        b.iter(|| {
+            localist::model::capture_stream::capture_streamed(
+                im.model(),
+                &blocks,
+                &ids,
+                &DialSetting::bias(0.5),
+                &localist::model::capture_stream::CapturePlan::studio(),
+                &mut |_| true,
+            )
+            .unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    train_step,
+    capture_and_dial,
+    capture_with_rules,
+    smollm2
+);
 criterion_main!(benches);

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Our trainer against the PyTorch peer (../shared/reference/torch_baseline.py) on the same
 # configuration and batches: tiny preset, batch 32 x 64, sequential batches, off-block group
-# penalty over windows of 8 at λ = 0.01, one thread each, alternating runs. Prints the ratio
-# of training tokens per second (ours / torch). Never part of the test suite.
+# penalty over windows of 8 at λ = 0.01, THREADS threads each (default 1), alternating runs.
+# Prints the ratio of training tokens per second (ours / torch). Never part of the test suite.
 #
-# Usage: scripts/bench_vs_torch.sh [ROUNDS=3] [STEPS=200]
+# Usage: [THREADS=1] scripts/bench_vs_torch.sh [ROUNDS=3] [STEPS=200]
 # Needs python3 with pip; creates a virtual environment with torch, numpy and safetensors
 # (about 2.8 GB) under ${LOCALIST_VENV:-$HOME/.cache/localist-torch-venv} on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${1:-3}"
 STEPS="${2:-200}"
+THREADS="${THREADS:-1}"
 REF="${LOCALIST_REFERENCE:-../shared/reference/torch_baseline.py}"
 CORPUS="assets/corpora/shakespeare_1mb.txt"
 VENV="${LOCALIST_VENV:-$HOME/.cache/localist-torch-venv}"
@@ -29,16 +30,17 @@ TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 
 ours_tps() {
-  CANDLE_NUM_THREADS=1 RAYON_NUM_THREADS=1 "$OURS" train --corpus "$CORPUS" --blocks windows:8 --lambda-train 0.01 \
+  CANDLE_NUM_THREADS=$THREADS RAYON_NUM_THREADS=$THREADS "$OURS" --threads "$THREADS" train --corpus "$CORPUS" --blocks windows:8 --lambda-train 0.01 \
     --batch 32 --seq 64 --sequential --mu-anchor 0 --steps $((STEPS + 10)) --no-optimizer-state \
     --quiet --out "$TMP/ours" | sed -n 's/^steady-state training speed: \([0-9.]*\) tokens.*/\1/p'
 }
 torch_tps() {
-  OMP_NUM_THREADS=1 "$VENV/bin/python" "$REF" --corpus "$CORPUS" --threads 1 --batch 32 --seq 64 \
+  OMP_NUM_THREADS=$THREADS "$VENV/bin/python" "$REF" --corpus "$CORPUS" --threads "$THREADS" --batch 32 --seq 64 \
     --lam 0.01 --group offblock --block 8 --steps "$STEPS" --warmup 10 --eval-batches 2 \
     --lat-iters 20 | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["train_tokens_per_s"])'
 }
 
+echo "threads $THREADS each"
 echo "round,ours_tokens_per_s,torch_tokens_per_s,ratio"
 sum_ratio=0
 for r in $(seq 1 "$ROUNDS"); do
