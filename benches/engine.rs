@@ -20,6 +20,16 @@ use localist::model::transformer::LocalistModel;
 use localist::train::dataset::{Sampling, TokenStream};
 use localist::train::trainer::{TrainConfig, Trainer};
 
+/// The thread count every benchmark runs at, as the app sets it before candle's first op:
+/// `LOCALIST_BENCH_THREADS` (default 1, the issue table's setting). Without RAYON_NUM_THREADS
+/// candle reads /proc/cpuinfo on every matrix product, which no run of the app does.
+fn set_threads() {
+    let n = std::env::var("LOCALIST_BENCH_THREADS").unwrap_or_else(|_| "1".into());
+    for var in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {
+        std::env::set_var(var, &n);
+    }
+}
+
 fn corpus_ids() -> Vec<u32> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -35,6 +45,7 @@ fn model(blocks: &BlockMap) -> LocalistModel {
 }
 
 fn train_step(c: &mut Criterion) {
+    set_threads();
     // The reference peer's configuration: batch 32 x 64, off-block penalty over windows of 8.
     let blocks = BlockMap::windows(8, 64).unwrap();
     let mut group = c.benchmark_group("train_step_tiny_32x64");
@@ -62,6 +73,7 @@ fn train_step(c: &mut Criterion) {
 }
 
 fn capture_and_dial(c: &mut Criterion) {
+    set_threads();
     let blocks = BlockMap::windows(8, 64).unwrap();
     let m = model(&blocks);
     let ids: Vec<u32> = corpus_ids().into_iter().skip(1000).take(64).collect();
@@ -110,6 +122,7 @@ fn capture_and_dial(c: &mut Criterion) {
 /// Rules in force: the example file on the clinical sample (one note and one payment, 2 of its
 /// fidelity rules fire, so ρ is solved over L + 1 passes).
 fn capture_with_rules(c: &mut Criterion) {
+    set_threads();
     use localist::data::tokenizer::TokenizerSpec;
     use localist::model::checkpoint::load_checkpoint;
     use localist::rules::inject::capture_with_rules;
@@ -152,8 +165,10 @@ fn capture_with_rules(c: &mut Criterion) {
 
 /// SmolLM2-135M (after `scripts/fetch_models.sh`; skipped without it): a dial change at 64
 /// tokens through the worker as the studio sends it (SetDial in, Snapshot out), and the
-/// streamed capture of a 2,048-token text.
+/// streamed capture of a 2,048-token text. The model is opened inside each benchmark, so a
+/// filter that leaves them out costs nothing.
 fn smollm2(c: &mut Criterion) {
+    set_threads();
     use localist::engine::worker::{Command, Event, WorkerHandle};
     use std::time::{Duration, Instant};
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -162,21 +177,19 @@ fn smollm2(c: &mut Criterion) {
         eprintln!("smollm2 benches skipped: run scripts/fetch_models.sh");
         return;
     }
-    let shakespeare =
-        std::fs::read_to_string(root.join("assets/corpora/shakespeare_1mb.txt")).unwrap();
-    let im = localist::hf::ImportedModel::open(&path, &Device::Cpu).unwrap();
-    let tok = im.tokenizer();
-    let text_of = |n: usize| {
-        let ids: Vec<u32> = tok
-            .encode(&shakespeare[..n * 6])
-            .into_iter()
-            .take(n)
-            .collect();
-        tok.decode(&ids)
+    let open = || {
+        let shakespeare =
+            std::fs::read_to_string(root.join("assets/corpora/shakespeare_1mb.txt")).unwrap();
+        let im = localist::hf::ImportedModel::open(&path, &Device::Cpu).unwrap();
+        (shakespeare, im)
+    };
+    let text_of = |im: &localist::hf::ImportedModel, text: &str, n: usize| {
+        let tok = im.tokenizer();
+        let ids: Vec<u32> = tok.encode(&text[..n * 6]).into_iter().take(n).collect();
+        (tok.decode(&ids), ids)
     };
     let mut group = c.benchmark_group("smollm2");
     group.sample_size(10);
-    let w = WorkerHandle::spawn(Box::new(|| {})).unwrap();
     let snapshot = |w: &WorkerHandle| loop {
         match w.wait_event(Duration::from_secs(600)) {
             Some(Event::Snapshot(..)) => return,
@@ -185,11 +198,13 @@ fn smollm2(c: &mut Criterion) {
             None => panic!("no snapshot"),
         }
     };
-    w.send(Command::Capture(text_of(64)));
-    w.send(Command::Load(path.clone()));
-    snapshot(&w);
-    let mut lambda = 0.3;
     group.bench_function("dial_change_64_tokens_through_the_worker", |b| {
+        let (text, im) = open();
+        let w = WorkerHandle::spawn(Box::new(|| {})).unwrap();
+        w.send(Command::Capture(text_of(&im, &text, 64).0));
+        w.send(Command::Load(path.clone()));
+        snapshot(&w);
+        let mut lambda = 0.3;
         b.iter_custom(|iters| {
             let t0 = Instant::now();
             for _ in 0..iters {
@@ -200,11 +215,11 @@ fn smollm2(c: &mut Criterion) {
             t0.elapsed()
         })
     });
-    drop(w);
-    let blocks = im.kmeans_blocks(&tok, 16, 0).unwrap();
-    let ids: Vec<u32> = tok.encode(&text_of(2048)).into_iter().take(2048).collect();
     group.measurement_time(Duration::from_secs(60));
     group.bench_function("streamed_capture_2048_tokens", |b| {
+        let (text, im) = open();
+        let blocks = im.kmeans_blocks(&im.tokenizer(), 16, 0).unwrap();
+        let ids = text_of(&im, &text, 2048).1;
         b.iter(|| {
             localist::model::capture_stream::capture_streamed(
                 im.model(),

@@ -7,7 +7,7 @@ use anyhow::Result;
 use candle_core::Tensor;
 use localist::data::tokenizer::Tokenizer;
 use localist::model::attention::AttentionBias;
-use localist::model::backend::{AttentionModel as _, RowStream};
+use localist::model::backend::RowStream;
 use localist::model::capture_stream::{capture_streamed, CapturePlan};
 use localist::model::dial::{layer_bias_rows, DialSetting};
 use localist::model::transformer::ModelError;

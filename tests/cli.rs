@@ -206,6 +206,69 @@ fn capture_writes_json_and_csv_for_a_trained_checkpoint() {
     );
 }
 
+#[test]
+fn capture_keeps_only_the_heads_rows_and_grid_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = trained_checkpoint(dir.path());
+    let ck = ck.to_str().unwrap();
+    let text = "To be, or not to be, that is the question";
+    let json = dir.path().join("zoom.json");
+    let o = localist(&[
+        "capture",
+        "-c",
+        ck,
+        "--text",
+        text,
+        "--heads",
+        "1.2,0.0",
+        "--rows",
+        "4..10",
+        "--keys",
+        "2..8",
+        "--grid",
+        "0",
+        "-o",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let cap = &doc["capture"];
+    let t = doc["tokens"].as_array().unwrap().len();
+    assert_eq!(cap["layout"]["rows"], serde_json::json!([4, 10]));
+    for hc in cap["heads"].as_array().unwrap() {
+        let kept = [(1, 2), (0, 0)]
+            .contains(&(hc["layer"].as_u64().unwrap(), hc["head"].as_u64().unwrap()));
+        // Rows 4..10 × keys 2..8 for the two heads asked for, nothing for the others; every
+        // head keeps its summaries for every token, and no logits are written.
+        assert_eq!(
+            hc["attention"].as_array().unwrap().len(),
+            if kept { 36 } else { 0 }
+        );
+        assert_eq!(hc["entropy_bits"].as_array().unwrap().len(), t);
+    }
+    assert_eq!(cap["logits"].as_array().unwrap().len(), 0);
+    // A pooled grid: at most 4 × 4 cells per head.
+    let o = localist(&[
+        "capture", "-c", ck, "--text", text, "--grid", "4", "--format", "csv",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let rows = out.lines().filter(|l| !l.is_empty()).count() - 1;
+    let g = t.div_ceil(t.div_ceil(4));
+    // One row per visible cell: the lower triangle with its diagonal, for each of 8 heads.
+    assert_eq!(rows, 8 * g * (g + 1) / 2, "{t} tokens, a {g} × {g} grid");
+    // Heads, rows and ranges that do not exist are named.
+    let o = localist(&["capture", "-c", ck, "--text", text, "--heads", "5.1"]);
+    assert_fails_with(&o, &["head 5.1 does not exist", "2 layers"]);
+    let o = localist(&["capture", "-c", ck, "--text", text, "--rows", "9..3"]);
+    assert_fails_with(&o, &["--rows", "9..3 is empty"]);
+    let o = localist(&["capture", "-c", ck, "--text", text, "--heads", "one"]);
+    assert_fails_with(&o, &["'one' is not LAYER.HEAD"]);
+    let o = localist(&["capture", "-c", ck, "--text", text, "--rows", "500..600"]);
+    assert_fails_with(&o, &["hold no attention"]);
+}
+
 /// A two-step checkpoint on the bundled corpus, at `dir/ck`.
 fn trained_checkpoint(dir: &Path) -> std::path::PathBuf {
     let ck = dir.join("ck");

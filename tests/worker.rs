@@ -412,3 +412,78 @@ fn the_worker_says_which_long_job_it_is_doing() {
         std::thread::yield_now();
     }
 }
+
+/// A text longer than 256 tokens on SmolLM2 is streamed: every head's summaries for every
+/// token and a pooled grid; the job reports its progress by layer and a cancel stops it, says
+/// so and leaves the worker serving. Skipped (said) without the fetched model, except in CI.
+#[test]
+fn a_long_text_is_streamed_with_progress_and_can_be_cancelled() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !model.exists() {
+        assert!(
+            std::env::var("LOCALIST_REQUIRE_MODELS").is_err(),
+            "{} is missing: run scripts/fetch_models.sh",
+            model.display()
+        );
+        eprintln!("skipped: {} is missing", model.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("smol.gguf");
+    std::os::unix::fs::symlink(&model, &link).unwrap();
+    let text: String = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/corpora/shakespeare_1mb.txt"),
+    )
+    .unwrap()
+    .chars()
+    .take(1500)
+    .collect();
+    let w = spawn();
+    w.send(Command::Capture(text));
+    w.send(Command::Load(link));
+    let (cap, tokens) = wait_for(&w, "snapshot", |ev| match ev {
+        Event::Snapshot(c, t, _) => Some((c, t)),
+        _ => None,
+    });
+    let t = cap.len();
+    assert!(t > 256 && tokens.len() == t, "{t} tokens");
+    let lay = cap.attention_layout();
+    assert_eq!(lay.stride, t.div_ceil(256));
+    let (gr, gc) = lay.grid();
+    for hc in &cap.heads {
+        assert_eq!(hc.entropy_bits.len(), t);
+        assert_eq!(hc.attention.len(), gr * gc);
+    }
+    // Grid rows still sum to one.
+    let row: f32 = cap.heads[100].attention[gc * (gr - 1)..].iter().sum();
+    assert!((row - 1.0).abs() < 1e-3, "{row}");
+    // A dial change: watch its progress, then cancel it.
+    w.send(Command::SetDial(DialSetting::bias(0.5)));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let job = loop {
+        if let Some(j) = w.job().filter(|j| j.cancellable && j.fraction.is_some()) {
+            break j;
+        }
+        assert!(Instant::now() < deadline, "no cancellable job with progress");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert!(job.what.contains(&format!("capturing {t} tokens: layer")), "{}", job.what);
+    w.cancel();
+    let said = wait_for(&w, "the cancel", |ev| match ev {
+        Event::Status(s) if s.contains("cancelled") => Some(s),
+        Event::Snapshot(c, _, _) => {
+            assert_ne!(c.dial, DialSetting::bias(0.5), "the cancelled capture was delivered");
+            None
+        }
+        _ => None,
+    });
+    assert!(said.contains("previous capture"), "{said}");
+    // The worker still serves: the next dial change is captured in full.
+    w.send(Command::SetDial(DialSetting::bias(0.25)));
+    let next = wait_for(&w, "snapshot", |ev| match ev {
+        Event::Snapshot(c, _, _) => Some(c),
+        _ => None,
+    });
+    assert_eq!(next.len(), t);
+}

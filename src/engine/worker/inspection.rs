@@ -70,7 +70,7 @@ impl Worker {
             let result = if ids.len() <= STUDIO_GRID {
                 capture_attention(model, blocks, &ids, &self.dial)
             } else {
-                self.sink.cancellable();
+                let _cancellable = self.sink.cancellable();
                 let (t, layers, sink) = (ids.len(), model.dims().layers, &self.sink);
                 let mut progress = |done: usize| {
                     sink.job_progress(

@@ -37,6 +37,30 @@ pub(super) type Busy = Arc<Mutex<Vec<BusyJob>>>;
 /// The user's request to cancel the cancellable job under way, shared with the handle.
 pub(super) type CancelFlag = Arc<AtomicBool>;
 
+/// Marks the innermost job as cancellable until it is dropped, then gives it back its label.
+pub(super) struct CancelGuard(Busy, Option<String>);
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        set_innermost(&self.0, false, self.1.take());
+    }
+}
+
+/// Mark the innermost job cancellable (or not, clearing its progress and setting its label
+/// back to `label`); returns its label.
+fn set_innermost(busy: &Busy, cancellable: bool, label: Option<String>) -> Option<String> {
+    let mut jobs = busy.lock().ok()?;
+    let job = jobs.last_mut()?;
+    job.cancellable = cancellable;
+    if !cancellable {
+        job.fraction = None;
+    }
+    if let Some(l) = label {
+        job.what = l;
+    }
+    Some(job.what.clone())
+}
+
 /// Marks a long job as under way until it is dropped.
 pub(super) struct BusyGuard(Busy);
 
@@ -81,15 +105,14 @@ impl Sink {
         BusyGuard(Arc::clone(&self.busy))
     }
 
-    /// The innermost job can be cancelled from now on (an earlier cancel is forgotten).
-    pub(super) fn cancellable(&self) {
+    /// The innermost job can be cancelled until the guard is dropped (an earlier cancel is
+    /// forgotten); then it is no longer cancellable and its progress is cleared, so a job that
+    /// goes on after the cancellable part is not offered for cancelling.
+    pub(super) fn cancellable(&self) -> CancelGuard {
         self.cancel.store(false, Ordering::SeqCst);
-        if let Ok(mut jobs) = self.busy.lock() {
-            if let Some(job) = jobs.last_mut() {
-                job.cancellable = true;
-            }
-        }
+        let what = set_innermost(&self.busy, true, None);
         (self.repaint)();
+        CancelGuard(Arc::clone(&self.busy), what)
     }
 
     /// Say how far the innermost job is (`what` replaces its label); returns false when the
