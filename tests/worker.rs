@@ -465,15 +465,26 @@ fn a_long_text_is_streamed_with_progress_and_can_be_cancelled() {
         if let Some(j) = w.job().filter(|j| j.cancellable && j.fraction.is_some()) {
             break j;
         }
-        assert!(Instant::now() < deadline, "no cancellable job with progress");
+        assert!(
+            Instant::now() < deadline,
+            "no cancellable job with progress"
+        );
         std::thread::sleep(Duration::from_millis(5));
     };
-    assert!(job.what.contains(&format!("capturing {t} tokens: layer")), "{}", job.what);
+    assert!(
+        job.what.contains(&format!("capturing {t} tokens: layer")),
+        "{}",
+        job.what
+    );
     w.cancel();
     let said = wait_for(&w, "the cancel", |ev| match ev {
         Event::Status(s) if s.contains("cancelled") => Some(s),
         Event::Snapshot(c, _, _) => {
-            assert_ne!(c.dial, DialSetting::bias(0.5), "the cancelled capture was delivered");
+            assert_ne!(
+                c.dial,
+                DialSetting::bias(0.5),
+                "the cancelled capture was delivered"
+            );
             None
         }
         _ => None,

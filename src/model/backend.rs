@@ -59,6 +59,12 @@ pub trait AttentionModel {
         self.forward_biased(ids, biases, keep_scores)
     }
 
+    /// Whether [`forward_streamed`](Self::forward_streamed) streams (false: the default, which
+    /// holds every layer's T×T tables at once, so its memory is a dense capture's).
+    fn streams(&self) -> bool {
+        false
+    }
+
     /// The forward over `ids` for a capture that keeps only summaries: each layer's attention
     /// goes to `stream` in chunks of at most `chunk_rows` query rows, and is dropped once the
     /// stream has read it, so no layer's T×T table need exist at once. A decoder's rows

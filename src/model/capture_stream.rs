@@ -469,6 +469,10 @@ pub fn capture_streamed(
         })
         .collect();
     let kept = keep.iter().filter(|&&k| k).count();
+    if !model.streams() {
+        // Its forward holds every layer's T×T tables at once: the dense capture's limit.
+        crate::model::capture_memory::check_capture_memory(l, h, t)?;
+    }
     let block_stride = (t * k * l * h).div_ceil(BLOCK_MASS_BUDGET).max(1);
     let chunk = check_stream_memory(&StreamShape {
         layers: l,

@@ -217,9 +217,9 @@ impl Resolver<'_> {
         self.errors.push(err(
             n.pos,
             format!(
-                "unknown block {:?}; this model's blocks are {}, or declare it with `new block`",
+                "unknown block {:?}; {}: see the Blocks tab), or declare it with `new block`",
                 n.text,
-                self.blocks.names.join(", ")
+                crate::rules::suggest::did_you_mean(&n.text, &self.blocks.names, "blocks")
             ),
         ));
         None

@@ -9,6 +9,7 @@ pub mod inject;
 pub mod keywords;
 pub mod parse;
 pub mod print;
+pub mod suggest;
 
 pub use ast::{Rule, RuleSet};
 pub use check::{fire, resolve, Firing, ResolvedRule};

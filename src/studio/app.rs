@@ -48,7 +48,14 @@ pub struct StudioApp {
     samples: Vec<(String, PathBuf)>,
     /// Fetched pretrained models (Model panel buttons).
     pretrained: Vec<(String, PathBuf)>,
-    dialog: Option<(DialogKind, Receiver<Option<PathBuf>>)>,
+    dialog: Option<(DialogKind, Receiver<dialogs::DialogAnswer>)>,
+    /// The built-in file browser, when no native dialog is available, and what it is for.
+    browser: Option<(
+        crate::studio::file_browser::FileBrowser,
+        dialogs::BrowserFor,
+    )>,
+    /// The folder of the last export written through the built-in browser.
+    last_export_dir: Option<PathBuf>,
     ctx: egui::Context,
     initial: Option<PathBuf>,
     export: Option<ExportOutcome>,
@@ -75,6 +82,8 @@ impl StudioApp {
             samples,
             pretrained: pretrained_models(),
             dialog: None,
+            browser: None,
+            last_export_dir: None,
             ctx: ctx.clone(),
             initial,
             export: None,
@@ -197,6 +206,7 @@ impl eframe::App for StudioApp {
             None
         };
         self.serve_requests(want);
+        self.show_browser();
         if let Some(PoolRequest::Open(dir)) = want_pool {
             self.open_pool(dir);
         }

@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod export;
+pub mod file_browser;
 pub mod gpu_heatmap;
 pub mod panels;
 pub mod session;

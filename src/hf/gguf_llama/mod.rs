@@ -189,6 +189,10 @@ impl AttentionModel for GgufLlama {
         self.forward_attention_only(ids, biases, keep_scores)
     }
 
+    fn streams(&self) -> bool {
+        true
+    }
+
     fn forward_streamed(
         &self,
         ids: &[u32],

@@ -2,8 +2,11 @@
 //! the path it returns.
 
 use std::path::PathBuf;
+use std::time::Instant;
 
 use crossbeam_channel::TryRecvError;
+
+use crate::studio::file_browser::{native_dialogs, FileBrowser, Outcome, Pick, NATIVE_MIN};
 
 use crate::engine::worker::{Command, ImportedBlocks};
 use crate::studio::session::SESSION_EXTENSION;
@@ -32,6 +35,27 @@ impl From<FileRequest> for DialogKind {
             FileRequest::Lexicon => Self::Lexicon,
         }
     }
+}
+
+/// A native dialog's answer.
+pub(super) enum DialogAnswer {
+    /// The user chose this path.
+    Picked(PathBuf),
+    /// The user cancelled.
+    Cancelled,
+    /// The dialog answered before anyone could have seen it: there is no native dialog.
+    NoDialog,
+}
+
+/// A function that writes an export to the path chosen.
+pub(super) type WriteFn = Box<dyn FnOnce(&std::path::Path) -> anyhow::Result<()> + Send>;
+
+/// What the built-in browser's choice is for.
+pub(super) enum BrowserFor {
+    /// The same as a native dialog of this kind.
+    Dialog(DialogKind),
+    /// Writing an export there.
+    Write(WriteFn),
 }
 
 /// Show the dialog for `kind` and wait for the user's choice (`None`: cancelled).
@@ -75,16 +99,79 @@ fn pick(kind: DialogKind) -> Option<PathBuf> {
     }
 }
 
+/// The built-in browser for `kind`, starting in the working folder.
+pub(super) fn browser_for(kind: DialogKind) -> FileBrowser {
+    let (title, pick, exts, name): (&str, Pick, &[&str], String) = match kind {
+        DialogKind::Open => (
+            "Open a Localist checkpoint folder",
+            Pick::Folder,
+            &[],
+            String::new(),
+        ),
+        DialogKind::OpenModelFile => (
+            "Open a pretrained model: a .gguf file (LLaMA family)",
+            Pick::File,
+            &["gguf"],
+            String::new(),
+        ),
+        DialogKind::OpenModelFolder => (
+            "Open a pretrained model: a Hugging Face folder (config.json, model.safetensors, \
+             tokenizer.json)",
+            Pick::Folder,
+            &[],
+            String::new(),
+        ),
+        DialogKind::Lexicon => (
+            "Blocks from a lexicon (word<TAB>block per line)",
+            Pick::File,
+            &["tsv", "txt", "lexicon"],
+            String::new(),
+        ),
+        DialogKind::Save => (
+            "Save the model as a checkpoint folder",
+            Pick::Save,
+            &[],
+            "checkpoint".into(),
+        ),
+        DialogKind::OpenSession => ("Open a session", Pick::File, &["json"], String::new()),
+        DialogKind::SaveSession => (
+            "Save the session",
+            Pick::Save,
+            &["json"],
+            format!("session.{SESSION_EXTENSION}"),
+        ),
+        DialogKind::OpenPool => (
+            "Open a pool of specialists (a folder with manifest.json)",
+            Pick::Folder,
+            &[],
+            String::new(),
+        ),
+    };
+    FileBrowser::new(title, pick, exts, None, &name)
+}
+
 impl StudioApp {
-    /// Open the dialog for `kind` on its own thread; its answer arrives through `self.dialog`.
+    /// Open the dialog for `kind`: the native one on its own thread (its answer arrives
+    /// through `self.dialog`), or the built-in browser when native dialogs are switched off.
     pub(super) fn open_dialog(&mut self, kind: DialogKind) {
+        if !native_dialogs() {
+            self.browser = Some((browser_for(kind), BrowserFor::Dialog(kind)));
+            return;
+        }
         let (tx, rx) = crossbeam_channel::bounded(1);
         let ctx = self.ctx.clone();
         let spawned = std::thread::Builder::new()
             .name("file-dialog".into())
             .spawn(move || {
+                let t0 = Instant::now();
                 let picked = pick(kind);
-                let _ = tx.send(picked);
+                // No answer sooner than a person could cancel: there was no dialog to see.
+                let answer = match picked {
+                    Some(p) => DialogAnswer::Picked(p),
+                    None if t0.elapsed() < NATIVE_MIN => DialogAnswer::NoDialog,
+                    None => DialogAnswer::Cancelled,
+                };
+                let _ = tx.send(answer);
                 ctx.request_repaint();
             });
         match spawned {
@@ -98,19 +185,43 @@ impl StudioApp {
         let Some((kind, rx)) = &self.dialog else {
             return;
         };
+        let kind = *kind;
         match rx.try_recv() {
-            Ok(Some(path)) => {
-                let kind = *kind;
+            Ok(DialogAnswer::Picked(path)) => {
                 self.dialog = None;
                 self.open_picked(kind, path);
             }
-            Ok(None) | Err(TryRecvError::Disconnected) => self.dialog = None,
+            Ok(DialogAnswer::NoDialog) => {
+                self.dialog = None;
+                self.browser = Some((browser_for(kind), BrowserFor::Dialog(kind)));
+            }
+            Ok(DialogAnswer::Cancelled) | Err(TryRecvError::Disconnected) => self.dialog = None,
             Err(TryRecvError::Empty) => {}
         }
     }
 
+    /// Draw the built-in browser, when one is open, and act on its choice.
+    pub(super) fn show_browser(&mut self) {
+        let Some((browser, _)) = &mut self.browser else {
+            return;
+        };
+        match browser.show(&self.ctx) {
+            Outcome::Open => {}
+            Outcome::Cancelled => self.browser = None,
+            Outcome::Chosen(path) => {
+                let Some((_, target)) = self.browser.take() else {
+                    return;
+                };
+                match target {
+                    BrowserFor::Dialog(kind) => self.open_picked(kind, path),
+                    BrowserFor::Write(write) => self.write_on_thread(path, write),
+                }
+            }
+        }
+    }
+
     /// Do what the dialog of `kind` was opened for, with the path the user chose.
-    fn open_picked(&mut self, kind: DialogKind, path: PathBuf) {
+    pub(super) fn open_picked(&mut self, kind: DialogKind, path: PathBuf) {
         match kind {
             DialogKind::Open | DialogKind::OpenModelFile | DialogKind::OpenModelFolder => {
                 self.state.send(Command::Load(path))

@@ -1,15 +1,29 @@
 //! Exports: asking where to write a file a panel prepared (on a thread, atomically), cropped
 //! screenshots of plots and heatmaps as drawn, and the outcome shown in the status bar.
 
+use std::path::PathBuf;
+use std::time::Instant;
+
 use crossbeam_channel::{Receiver, TryRecvError};
 
+use super::dialogs::{BrowserFor, WriteFn};
 use super::StudioApp;
+use crate::studio::file_browser::{native_dialogs, FileBrowser, Pick, NATIVE_MIN};
 
 /// A cropped screenshot: suggested file name and PNG bytes (or why it failed).
 pub(super) type Shot = (String, Result<Vec<u8>, String>);
 
-/// Where an export's outcome comes back: the path written, or why it failed.
-pub(super) type ExportOutcome = Receiver<Result<std::path::PathBuf, String>>;
+/// An export's outcome: the path written, why it failed, or (no native dialog answered) the
+/// write, to be given a path by the built-in browser.
+pub(super) enum ExportAnswer {
+    /// Written here, or why not.
+    Done(Result<PathBuf, String>),
+    /// No native dialog: choose with the built-in browser.
+    NoDialog(String, String, WriteFn),
+}
+
+/// Where an export's outcome comes back.
+pub(super) type ExportOutcome = Receiver<ExportAnswer>;
 
 impl StudioApp {
     /// Ask where to write a pending export, on a thread, and write it there atomically.
@@ -30,24 +44,62 @@ impl StudioApp {
         file_name: String,
         write: impl FnOnce(&std::path::Path) -> anyhow::Result<()> + Send + 'static,
     ) {
+        let write: WriteFn = Box::new(write);
+        if !native_dialogs() {
+            self.save_browser(&title, &file_name, write);
+            return;
+        }
         let (tx, rx) = crossbeam_channel::bounded(1);
         let ctx = self.ctx.clone();
         let spawned = std::thread::Builder::new()
             .name("save-dialog".into())
             .spawn(move || {
+                let t0 = Instant::now();
                 let picked = rfd::FileDialog::new()
                     .set_title(&title)
                     .set_file_name(&file_name)
                     .save_file();
-                if let Some(path) = picked {
-                    let result = write(&path).map(|()| path).map_err(|e| format!("{e:#}"));
-                    let _ = tx.send(result);
+                match picked {
+                    Some(path) => {
+                        let result = write(&path).map(|()| path).map_err(|e| format!("{e:#}"));
+                        let _ = tx.send(ExportAnswer::Done(result));
+                    }
+                    None if t0.elapsed() < NATIVE_MIN => {
+                        let _ = tx.send(ExportAnswer::NoDialog(title, file_name, write));
+                    }
+                    None => {}
                 }
                 ctx.request_repaint();
             });
         match spawned {
             Ok(_) => self.export = Some(rx),
             Err(e) => self.state.error = Some(format!("could not open a file dialog: {e}")),
+        }
+    }
+
+    /// The built-in browser for a save: `write` runs on the path chosen.
+    fn save_browser(&mut self, title: &str, file_name: &str, write: WriteFn) {
+        let start = self.last_export_dir.clone();
+        let b = FileBrowser::new(title, Pick::Save, &[], start.as_deref(), file_name);
+        self.browser = Some((b, BrowserFor::Write(write)));
+    }
+
+    /// Write an export chosen in the built-in browser, on a thread; the outcome comes back
+    /// through `self.export` as a native dialog's does.
+    pub(super) fn write_on_thread(&mut self, path: PathBuf, write: WriteFn) {
+        self.last_export_dir = path.parent().map(std::path::Path::to_path_buf);
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let ctx = self.ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("export-write".into())
+            .spawn(move || {
+                let result = write(&path).map(|()| path).map_err(|e| format!("{e:#}"));
+                let _ = tx.send(ExportAnswer::Done(result));
+                ctx.request_repaint();
+            });
+        match spawned {
+            Ok(_) => self.export = Some(rx),
+            Err(e) => self.state.error = Some(format!("could not write the export: {e}")),
         }
     }
 
@@ -90,13 +142,18 @@ impl StudioApp {
             return;
         };
         match rx.try_recv() {
-            Ok(Ok(path)) => {
+            Ok(ExportAnswer::Done(Ok(path))) => {
                 self.state.info = Some(format!("exported {}", path.display()));
+                self.state.error = None;
                 self.export = None;
             }
-            Ok(Err(e)) => {
+            Ok(ExportAnswer::Done(Err(e))) => {
                 self.state.error = Some(format!("export failed: {e}"));
                 self.export = None;
+            }
+            Ok(ExportAnswer::NoDialog(title, name, write)) => {
+                self.export = None;
+                self.save_browser(&title, &name, write);
             }
             Err(TryRecvError::Disconnected) => self.export = None,
             Err(TryRecvError::Empty) => {}
