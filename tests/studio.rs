@@ -1162,7 +1162,7 @@ fn files_open_and_save_through_the_built_in_browser() {
     h.run_steps(2);
     assert!(h.query_by_label_contains("press Save again").is_some());
     h.get_by_label("Save").click();
-    step_until(&mut h, "the replacing export", |app| {
+    step_until(&mut h, "the replacing export", |_app| {
         std::fs::read(dir.path().join("capture.csv")).is_ok_and(|b| b == b"new")
     });
     // Ctrl+O: a checkpoint folder, typed as a location and chosen.

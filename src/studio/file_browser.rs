@@ -193,7 +193,7 @@ impl FileBrowser {
     fn location_row(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
             if ui
-                .button("⬆ Up")
+                .button("Up")
                 .on_hover_text("The parent folder")
                 .clicked()
             {
@@ -237,10 +237,11 @@ impl FileBrowser {
                     ui.weak("(nothing to show here)");
                 }
                 for e in &self.entries {
+                    // Folders end in a slash (emoji icons are not in every font).
                     let label = if e.is_dir {
-                        format!("📁 {}", e.name)
+                        format!("{}/", e.name)
                     } else {
-                        format!("   {}", e.name)
+                        e.name.clone()
                     };
                     let selected = self.name == e.name;
                     let resp = ui.selectable_label(selected, label);
