@@ -1187,3 +1187,35 @@ fn files_open_and_save_through_the_built_in_browser() {
     h.run_steps(2);
     assert!(h.query_by_label("Choose folder").is_none());
 }
+
+/// A worker error sits above the status bar, wrapped, with Dismiss in reach; the next load that
+/// succeeds takes it away.
+#[test]
+fn errors_are_dismissible_and_cleared_by_the_next_success() {
+    let mut h = started_clinical();
+    let missing = std::env::temp_dir().join("no-such-checkpoint-anywhere-0123456789");
+    let fail = |h: &mut Harness<'static, StudioApp>| {
+        h.state_mut()
+            .state
+            .send(localist::engine::worker::Command::Load(missing.clone()));
+        step_until(h, "the failure", |app| app.state.error.is_some());
+    };
+    fail(&mut h);
+    let err = h.state().state.error.clone().unwrap();
+    assert!(err.contains("no-such-checkpoint"), "{err}");
+    h.get_by_label("Dismiss").click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.error, None);
+    fail(&mut h);
+    h.state_mut()
+        .state
+        .send(localist::engine::worker::Command::Load(sample("tiny-shakespeare-l0")));
+    step_until(&mut h, "the next load", |app| {
+        app.state
+            .summary
+            .as_ref()
+            .is_some_and(|s| s.source.contains("tiny-shakespeare-l0"))
+    });
+    assert_eq!(h.state().state.error, None, "a success leaves the old error up");
+    assert!(h.query_by_label("Dismiss").is_none());
+}

@@ -185,6 +185,7 @@ impl eframe::App for StudioApp {
         self.restore_prompt(ui);
         let want_session = chrome::menu_bar(ui);
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
+        self.error_bar(ui);
         let controls = self.controls(ui);
         // A dial change is captured and drawn in this same frame: send it now and wait, at most
         // DIAL_WAIT, for the worker's new capture (about 1 ms for the tiny model) before the

@@ -192,11 +192,7 @@ impl FileBrowser {
     /// Up, home and the typed location.
     fn location_row(&mut self, ui: &mut egui::Ui) {
         ui.horizontal(|ui| {
-            if ui
-                .button("Up")
-                .on_hover_text("The parent folder")
-                .clicked()
-            {
+            if ui.button("Up").on_hover_text("The parent folder").clicked() {
                 if let Some(p) = self.dir.parent() {
                     self.go(p.to_path_buf());
                 }

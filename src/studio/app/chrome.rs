@@ -133,14 +133,42 @@ impl StudioApp {
                     .on_hover_text("From the last dial change to its new heatmaps on screen.");
             }
             ui.separator();
-            if let Some(err) = self.state.error.clone() {
-                ui.colored_label(egui::Color32::LIGHT_RED, err);
-                if ui.small_button("dismiss").clicked() {
+            if self.state.error.is_some() {
+                ui.colored_label(ui.visuals().error_fg_color, "error (above)");
+            } else if let Some(info) = &self.state.info {
+                ui.add(egui::Label::new(info.as_str()).truncate());
+            }
+        });
+    }
+
+    /// The last error, above the status bar: wrapped to the window's width, with Dismiss
+    /// before the text so it stays in reach however long the message is, and Copy.
+    pub(super) fn error_bar(&mut self, ui: &mut egui::Ui) {
+        let Some(err) = self.state.error.clone() else {
+            return;
+        };
+        egui::Panel::bottom("error_bar").show(ui, |ui| {
+            ui.horizontal_top(|ui| {
+                if ui
+                    .button("Dismiss")
+                    .on_hover_text("Hide this error (Esc)")
+                    .clicked()
+                    || (self.browser.is_none() && ui.input(|i| i.key_pressed(egui::Key::Escape)))
+                {
                     self.state.error = None;
                 }
-            } else if let Some(info) = &self.state.info {
-                ui.label(info);
-            }
+                if ui
+                    .button("Copy")
+                    .on_hover_text("Copy the whole message")
+                    .clicked()
+                {
+                    ui.ctx().copy_text(err.clone());
+                }
+                ui.add(
+                    egui::Label::new(egui::RichText::new(&err).color(ui.visuals().error_fg_color))
+                        .wrap(),
+                );
+            });
         });
     }
 }

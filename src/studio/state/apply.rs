@@ -12,6 +12,7 @@ const NOT_IN_FORCE: &str = "the rules do not resolve on this model";
 impl StudioState {
     /// Apply one worker event.
     pub fn apply(&mut self, ev: Event) {
+        self.clear_failure_on_success(&ev);
         match ev {
             Event::Progress(p) => self.on_progress(p),
             Event::Loaded(s) => self.on_loaded(*s),
@@ -78,6 +79,27 @@ impl StudioState {
             Event::Pool(Ok(pool)) => self.pool_opened = Some(*pool),
             Event::Pool(Err(e)) => self.error = Some(e),
             Event::Failed(msg) => self.on_failed(msg),
+        }
+    }
+
+    /// A result that succeeded takes the worker's last failure off the status bar.
+    fn clear_failure_on_success(&mut self, ev: &Event) {
+        let succeeded = matches!(
+            ev,
+            Event::Loaded(_)
+                | Event::Snapshot(..)
+                | Event::RulesApplied(_)
+                | Event::Saved(..)
+                | Event::Generated(_)
+                | Event::Compare(..)
+                | Event::Theory(..)
+        );
+        if succeeded {
+            if let Some(f) = self.worker_failure.take() {
+                if self.error.as_ref() == Some(&f) {
+                    self.error = None;
+                }
+            }
         }
     }
 
@@ -247,6 +269,7 @@ impl StudioState {
         } else if self.worker == WorkerState::Training {
             self.worker = WorkerState::Idle;
         }
+        self.worker_failure = Some(msg.clone());
         self.error = Some(msg);
     }
 

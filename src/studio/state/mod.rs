@@ -72,6 +72,9 @@ pub struct StudioState {
     pub worker: WorkerState,
     /// The last error, shown once in the status bar until dismissed.
     pub error: Option<String>,
+    /// The last failure the worker reported: cleared from the status bar by the next result
+    /// that succeeds (a load, a capture, applied rules, a save, a generation, a comparison).
+    pub worker_failure: Option<String>,
     /// A short info message (saved, loaded, ...).
     pub info: Option<String>,
     /// Heatmap colormap.
@@ -160,6 +163,7 @@ impl Default for StudioState {
             last_eval: None,
             worker: WorkerState::Idle,
             error: None,
+            worker_failure: None,
             info: None,
             colormap: Colormap::Viridis,
             focus: None,
