@@ -14,6 +14,7 @@ mod events;
 mod exports;
 mod session_io;
 mod shortcuts;
+mod signals;
 mod tabs;
 
 use std::path::PathBuf;
@@ -56,6 +57,8 @@ pub struct StudioApp {
     )>,
     /// The folder of the last export written through the built-in browser.
     last_export_dir: Option<PathBuf>,
+    /// Set when a termination signal arrived ([`StudioApp::with_signals`]).
+    signals: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     ctx: egui::Context,
     initial: Option<PathBuf>,
     export: Option<ExportOutcome>,
@@ -84,6 +87,7 @@ impl StudioApp {
             dialog: None,
             browser: None,
             last_export_dir: None,
+            signals: None,
             ctx: ctx.clone(),
             initial,
             export: None,
@@ -106,6 +110,13 @@ impl StudioApp {
         match autosave.start() {
             Ok(found) => {
                 self.state.restore_offer = found.offer;
+                if let Some((copy, n)) = &found.kept_audit {
+                    self.state.info = Some(format!(
+                        "the last session's autosave holds {n} audit entries: a copy is kept as \
+                         {} (Open session… restores it)",
+                        copy.display()
+                    ));
+                }
                 if let Some(why) = found.kept_aside {
                     self.state.error = Some(why);
                 }
@@ -180,6 +191,7 @@ impl StudioApp {
 impl eframe::App for StudioApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let frame_start = std::time::Instant::now();
+        self.close_on_signal(ui.ctx());
         self.pump();
         self.shortcuts(ui);
         self.restore_prompt(ui);

@@ -49,7 +49,9 @@ pub fn run(checkpoint: Option<PathBuf>) -> Result<()> {
                         "CPU textures (no wgpu render state)"
                     }
                 );
-                let mut app = app::StudioApp::new(&cc.egui_ctx, ck).with_storage(cc.storage);
+                let mut app = app::StudioApp::new(&cc.egui_ctx, ck)
+                    .with_storage(cc.storage)
+                    .with_signals();
                 if let Some(dir) = eframe::storage_dir("Localist Studio") {
                     app = app.with_autosave(dir.join("autosave"));
                 }
