@@ -1229,3 +1229,45 @@ fn errors_are_dismissible_and_cleared_by_the_next_success() {
     );
     assert!(h.query_by_label("Dismiss").is_none());
 }
+
+/// Opening a model puts its own sample in the text box when the text there is the studio's
+/// (the last model's sample), never over a text the user typed; a text the model mostly does
+/// not know is said so.
+#[test]
+fn a_new_model_brings_its_own_sample_and_unknown_text_is_flagged() {
+    use localist::engine::worker::Command;
+    let mut h = started_clinical();
+    let clinical = h.state().state.text.clone();
+    assert_eq!(h.state().state.auto_text.as_deref(), Some(clinical.as_str()));
+    h.state_mut().state.send(Command::Load(sample("tiny-topics-recruited")));
+    step_until(&mut h, "the topics model", |app| {
+        app.state
+            .summary
+            .as_ref()
+            .is_some_and(|s| s.source.contains("tiny-topics-recruited"))
+    });
+    let sample_text = h.state().state.summary.as_ref().unwrap().sample_text.clone();
+    match sample_text {
+        Some(t) => assert_eq!(h.state().state.text, t),
+        None => {
+            step_until(&mut h, "a capture of the clinical text", |app| {
+                app.state.capture.as_ref().is_some_and(|(_, t)| {
+                    t.iter().filter(|w| w.as_str() == "<unk>").count() * 2 > t.len()
+                })
+            });
+            h.get_by_label("Attention").click();
+            h.run_steps(2);
+            assert!(h.query_by_label_contains("unknown to this model").is_some());
+        }
+    }
+    // A typed text stays when another model opens.
+    h.state_mut().state.text = "my own words about a patient".into();
+    h.state_mut().state.send(Command::Load(sample("tiny-clinical")));
+    step_until(&mut h, "the clinical model again", |app| {
+        app.state
+            .summary
+            .as_ref()
+            .is_some_and(|s| s.source.contains("tiny-clinical"))
+    });
+    assert_eq!(h.state().state.text, "my own words about a patient");
+}

@@ -498,3 +498,26 @@ fn a_long_text_is_streamed_with_progress_and_can_be_cancelled() {
     });
     assert_eq!(next.len(), t);
 }
+
+/// Generation on a word-level model gives its words back with their spaces: the prompt and the
+/// steps' texts together are the decoded ids (it once read "txn2024-12-30:payJPYfora").
+#[test]
+fn generated_words_keep_their_spaces() {
+    let (_, tok) = common::load_sample("tiny-clinical");
+    let w = spawn();
+    w.send(Command::Load(sample("tiny-clinical")));
+    w.send(Command::Capture("txn 2024-12-30 : paid".into()));
+    w.send(Command::Generate(6));
+    let g = wait_for(&w, "generation", |ev| match ev {
+        Event::Generated(g) => Some(g),
+        _ => None,
+    });
+    let mut ids = tok.encode("txn 2024-12-30 : paid");
+    ids.extend(g.steps.iter().map(|s| s.id));
+    assert_eq!(g.full_text(), tok.decode(&ids));
+    assert!(
+        g.steps.iter().filter(|s| s.text.starts_with(' ')).count() >= 3,
+        "{:?}",
+        g.full_text()
+    );
+}

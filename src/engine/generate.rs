@@ -98,6 +98,9 @@ pub fn generate(
     let mut ids = prompt.to_vec();
     let mut steps = Vec::with_capacity(n);
     let mut cache = KvCache::default();
+    // Each step's text is what it adds to the decoded sequence, so a word tokenizer's spaces
+    // (and a BPE's merged pieces) come back: "txn 2024-12-30 : pay", not "txn2024-12-30:pay".
+    let mut decoded = tok.decode(&ids);
     while steps.len() < n && ids.len() < max_len {
         let p = next_distribution(model, blocks, &ids, dial, rules, Some(&mut cache))?;
         let mut order: Vec<usize> = (0..p.len()).collect();
@@ -120,9 +123,15 @@ pub fn generate(
             break;
         };
         ids.push(best.id);
+        let now = tok.decode(&ids);
+        let text = match now.strip_prefix(decoded.as_str()) {
+            Some(added) => added.to_string(),
+            None => best.text,
+        };
+        decoded = now;
         steps.push(GenStep {
             id: best.id,
-            text: best.text,
+            text,
             top: cands,
             entropy_bits,
         });

@@ -419,8 +419,14 @@ mod tests {
         let pid = live.id();
         let start = start_ticks(pid).unwrap_or_else(|| panic!("no /proc/{pid}/stat"));
         assert!(process_alive(&format!("{pid} {start}")));
-        assert!(process_alive(&pid.to_string()), "an old marker without a start time");
-        assert!(!process_alive(&format!("{pid} {}", start + 1)), "the id was reused");
+        assert!(
+            process_alive(&pid.to_string()),
+            "an old marker without a start time"
+        );
+        assert!(
+            !process_alive(&format!("{pid} {}", start + 1)),
+            "the id was reused"
+        );
         // Killed and not yet reaped: a zombie, still in /proc.
         live.kill().unwrap_or_else(|e| panic!("{e}"));
         std::thread::sleep(std::time::Duration::from_millis(200));

@@ -3,17 +3,18 @@
 
 use crate::engine::threshold::ThresholdEstimate;
 
-/// λ* under a slider: the current estimate with [`mark_lambda_star`], or, while an estimate
-/// of an earlier text waits for its replacement, a placeholder line of the same height, so the
-/// controls below never jump under the pointer.
+/// λ* under the λ_train slider: the current estimate in words ([`mark_lambda_star`]), or,
+/// while an estimate of an earlier text waits for its replacement, a placeholder line of the
+/// same height, so the controls below never jump under the pointer.
 pub fn lambda_star_line(
     ui: &mut egui::Ui,
     slider: &egui::Response,
     current: Option<&ThresholdEstimate>,
     stale: bool,
+    lambda_train: f64,
 ) {
     match current {
-        Some(est) => mark_lambda_star(ui, slider, est),
+        Some(est) => mark_lambda_star(ui, slider, est, lambda_train),
         None if stale => {
             ui.weak("λ* = … (estimating on this text)").on_hover_text(
                 "The penalty threshold λ* is being estimated again for the current text.",
@@ -23,31 +24,81 @@ pub fn lambda_star_line(
     }
 }
 
-/// Draw λ* (SPEC §8.4, estimated on the current text) as a red tick under a [0, 1] λ slider,
-/// with its value; a tick at the right end with "λ* > 1" when it lies beyond the scale.
-pub fn mark_lambda_star(ui: &mut egui::Ui, slider: &egui::Response, est: &ThresholdEstimate) {
-    let height = slider.rect.height();
-    let width = ui.spacing().slider_width;
-    let handle = height / 2.5;
-    let left = slider.rect.left() + handle;
-    let span = (width - 2.0 * handle).max(1.0);
-    let x = left + span * est.lambda_star.clamp(0.0, 1.0) as f32;
-    let y = slider.rect.bottom();
-    let red = egui::Color32::from_rgb(230, 80, 80);
-    ui.painter()
-        .line_segment([egui::pos2(x, y - 6.0), egui::pos2(x, y + 2.0)], (2.0, red));
-    let text = if est.lambda_star > 1.0 {
-        format!("λ* = {:.2} (beyond the scale)", est.lambda_star)
+/// What λ* means for a penalty weight of `lambda_train`, in words, and whether that weight
+/// already reaches it.
+pub fn lambda_star_words(lambda_star: f64, lambda_train: f64) -> (String, bool) {
+    let reached = lambda_train > 0.0 && lambda_train >= lambda_star;
+    let text = if lambda_star <= 1e-9 {
+        "any penalty weight above 0 gives full locality on this text (λ* = 0)".to_string()
+    } else if reached {
+        format!(
+            "λ_train = {lambda_train:.2} reaches λ* = {lambda_star:.2}: full locality on this text"
+        )
+    } else if lambda_star > 1.0 {
+        format!(
+            "the penalty guarantees full locality above λ* = {lambda_star:.2}; the slider ends at 1"
+        )
     } else {
-        format!("λ* = {:.2}", est.lambda_star)
+        format!("the penalty guarantees full locality above λ* = {lambda_star:.2}")
     };
-    ui.colored_label(red, text).on_hover_text(format!(
-        "Penalty threshold λ* of SPEC 8.4, estimated on the current text: with the training \
-         penalty weight λ above λ* = G·max √n_k/w_k, the only stationary point of the \
-         block-mass model puts all attention on the relevant block. G = {:.3} is the largest \
-         task-gradient advantage of another block over the relevant one, measured per unit of \
-         penalty weight over {} rows (layer, head, query); the 95th-percentile row gives \
-         λ* = {:.3}.",
-        est.grad_bound, est.rows, est.lambda_star_q95
-    ));
+    (text, reached)
+}
+
+/// Draw λ* (SPEC §8.4, estimated on the current text) under the λ_train slider: a tick where it
+/// lies when it is on the scale, and a line saying what it means in plain words, in the normal
+/// text colour (green when λ_train reaches it), with a "why" on hover.
+pub fn mark_lambda_star(
+    ui: &mut egui::Ui,
+    slider: &egui::Response,
+    est: &ThresholdEstimate,
+    lambda_train: f64,
+) {
+    let (text, reached) = lambda_star_words(est.lambda_star, lambda_train);
+    let colour = if reached {
+        egui::Color32::from_rgb(90, 180, 90)
+    } else {
+        ui.visuals().weak_text_color()
+    };
+    if (0.0..=1.0).contains(&est.lambda_star) {
+        let height = slider.rect.height();
+        let width = ui.spacing().slider_width;
+        let handle = height / 2.5;
+        let left = slider.rect.left() + handle;
+        let span = (width - 2.0 * handle).max(1.0);
+        let x = left + span * est.lambda_star as f32;
+        let y = slider.rect.bottom();
+        ui.painter().line_segment(
+            [egui::pos2(x, y - 2.0), egui::pos2(x, y + 4.0)],
+            (2.0, colour),
+        );
+    }
+    ui.add(egui::Label::new(egui::RichText::new(text).color(colour)).wrap())
+        .on_hover_text(format!(
+            "Why: during training, the penalty pushes each query's attention back into its own \
+             block, while the task may pull it towards other blocks. λ* is the penalty weight \
+             above which the push always wins on this text, so trained attention ends up fully \
+             inside the blocks. Below λ* some queries may keep looking outside their block. \
+             It is estimated from how strongly the task pulls, measured on {} rows \
+             (layer, head, query) of the current text; it is a bound, so locality often comes \
+             sooner.\n\nTechnically (SPEC 8.4): λ* = G·max √n_k/w_k with G = {:.3}, the largest \
+             task-gradient advantage of another block; the 95th-percentile row gives {:.3}.",
+            est.rows, est.grad_bound, est.lambda_star_q95
+        ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lambda_star_words;
+
+    #[test]
+    fn lambda_star_is_said_in_words() {
+        assert!(lambda_star_words(53.2, 1.0)
+            .0
+            .contains("above λ* = 53.20; the slider ends at 1"));
+        assert!(lambda_star_words(0.4, 0.5).1);
+        assert!(lambda_star_words(0.4, 0.2).0.contains("above λ* = 0.40"));
+        assert!(lambda_star_words(0.0, 0.0)
+            .0
+            .starts_with("any penalty weight above 0"));
+    }
 }

@@ -103,6 +103,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, cache: &mut HeatmapCache
     if let Some(why) = state.stale_capture() {
         stale_note(ui, &why, "the heatmaps below");
     }
+    unknown_note(ui, state, &tokens);
     legend(ui, state.colormap);
     // The layer labels' column and the grid's spacing come off the width first, so the last
     // head fits; with too many heads for 60-pixel thumbnails the grid scrolls sideways.
@@ -132,6 +133,36 @@ pub fn stale_note(ui: &mut egui::Ui, why: &str, what: &str) {
         egui::Color32::from_rgb(230, 160, 60),
         format!("{why}: {what} are from before the last change ({todo})"),
     );
+}
+
+/// An orange line when most of the text is unknown to the model (`<unk>`), with a button that
+/// puts the model's own sample in its place.
+fn unknown_note(ui: &mut egui::Ui, state: &mut StudioState, tokens: &[String]) {
+    let unknown = tokens
+        .iter()
+        .filter(|t| t.as_str() == "<unk>" || t.as_str() == "\u{FFFD}")
+        .count();
+    if tokens.is_empty() || unknown * 2 <= tokens.len() {
+        return;
+    }
+    ui.horizontal_wrapped(|ui| {
+        ui.colored_label(
+            egui::Color32::from_rgb(230, 160, 60),
+            format!(
+                "{unknown} of {} tokens are unknown to this model (<unk>): its attention says \
+                 little about this text",
+                tokens.len()
+            ),
+        );
+        let sample = state.summary.as_ref().and_then(|s| s.sample_text.clone());
+        if let Some(t) = sample {
+            if ui.button("Use the model's own sample").clicked() {
+                state.text = t.clone();
+                state.auto_text = Some(t.clone());
+                state.send(Command::Capture(t));
+            }
+        }
+    });
 }
 
 /// The text box, Capture, the colormap, the block view switch and the export menu.

@@ -4,8 +4,6 @@
 use crate::engine::worker::Command;
 use crate::engine::{DialMode, DialSetting, LayerSchedule};
 use crate::studio::state::StudioState;
-/// The λ* tick under a λ slider (defined in `studio::widgets`, shared with the Training panel).
-pub use crate::studio::widgets::mark_lambda_star;
 
 /// Draw the dial controls.
 pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
@@ -19,8 +17,6 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
              query to its relevant block. Moving it never retrains.",
         );
     changed |= slider.changed();
-    let stale = state.threshold.is_some();
-    crate::studio::widgets::lambda_star_line(ui, &slider, state.current_threshold(), stale);
     egui::ComboBox::from_label("mode")
         .selected_text(dial.params.mode.label())
         .show_ui(ui, |ui| {

@@ -58,7 +58,13 @@ fn settings_grid(ui: &mut egui::Ui, state: &StudioState, settings: &mut RunSetti
                     .add(egui::Slider::new(&mut settings.lambda_train, 0.0..=1.0).text("λ_train"))
                     .on_hover_text("Weight of the off-block group penalty during training.");
                 let stale = state.threshold.is_some();
-                lambda_star_line(ui, &slider, state.current_threshold(), stale);
+                lambda_star_line(
+                    ui,
+                    &slider,
+                    state.current_threshold(),
+                    stale,
+                    settings.lambda_train,
+                );
             });
             ui.end_row();
             let l = ui.label("μ_rule");

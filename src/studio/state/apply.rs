@@ -122,9 +122,12 @@ impl StudioState {
         self.info = Some(format!("loaded {}", s.source));
         // A model trained on the synthetic records cannot read Shakespeare: show one of its own
         // sentences instead of the default one.
+        // So does a model opened after one whose sample the studio put there; a text the user
+        // typed stays.
         if let Some(t) = &s.sample_text {
-            if self.text == SAMPLE_TEXT {
+            if self.text == SAMPLE_TEXT || self.auto_text.as_deref() == Some(self.text.as_str()) {
                 self.text = t.clone();
+                self.auto_text = Some(t.clone());
                 self.send(Command::Capture(t.clone()));
             }
         }

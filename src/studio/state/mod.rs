@@ -72,6 +72,9 @@ pub struct StudioState {
     pub worker: WorkerState,
     /// The last error, shown once in the status bar until dismissed.
     pub error: Option<String>,
+    /// The text the studio last put in the text box by itself (a model's own sample), so the
+    /// next model's sample may replace it; a text the user typed is never replaced.
+    pub auto_text: Option<String>,
     /// The last failure the worker reported: cleared from the status bar by the next result
     /// that succeeds (a load, a capture, applied rules, a save, a generation, a comparison).
     pub worker_failure: Option<String>,
@@ -164,6 +167,7 @@ impl Default for StudioState {
             worker: WorkerState::Idle,
             error: None,
             worker_failure: None,
+            auto_text: None,
             info: None,
             colormap: Colormap::Viridis,
             focus: None,
