@@ -1238,15 +1238,27 @@ fn a_new_model_brings_its_own_sample_and_unknown_text_is_flagged() {
     use localist::engine::worker::Command;
     let mut h = started_clinical();
     let clinical = h.state().state.text.clone();
-    assert_eq!(h.state().state.auto_text.as_deref(), Some(clinical.as_str()));
-    h.state_mut().state.send(Command::Load(sample("tiny-topics-recruited")));
+    assert_eq!(
+        h.state().state.auto_text.as_deref(),
+        Some(clinical.as_str())
+    );
+    h.state_mut()
+        .state
+        .send(Command::Load(sample("tiny-topics-recruited")));
     step_until(&mut h, "the topics model", |app| {
         app.state
             .summary
             .as_ref()
             .is_some_and(|s| s.source.contains("tiny-topics-recruited"))
     });
-    let sample_text = h.state().state.summary.as_ref().unwrap().sample_text.clone();
+    let sample_text = h
+        .state()
+        .state
+        .summary
+        .as_ref()
+        .unwrap()
+        .sample_text
+        .clone();
     match sample_text {
         Some(t) => assert_eq!(h.state().state.text, t),
         None => {
@@ -1262,7 +1274,9 @@ fn a_new_model_brings_its_own_sample_and_unknown_text_is_flagged() {
     }
     // A typed text stays when another model opens.
     h.state_mut().state.text = "my own words about a patient".into();
-    h.state_mut().state.send(Command::Load(sample("tiny-clinical")));
+    h.state_mut()
+        .state
+        .send(Command::Load(sample("tiny-clinical")));
     step_until(&mut h, "the clinical model again", |app| {
         app.state
             .summary

@@ -195,7 +195,7 @@ impl eframe::App for StudioApp {
         self.pump();
         self.shortcuts(ui);
         self.restore_prompt(ui);
-        let want_session = chrome::menu_bar(ui);
+        let want_session = chrome::menu_bar(ui, &mut self.state);
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         self.error_bar(ui);
         let controls = self.controls(ui);

@@ -2,7 +2,7 @@
 //! bottom (worker state, speed, the last error or message).
 
 use crate::engine::worker::JobStatus;
-use crate::studio::state::WorkerState;
+use crate::studio::state::{StudioState, WorkerState};
 
 use super::dialogs::DialogKind;
 
@@ -11,11 +11,25 @@ pub const BUSY_AFTER: std::time::Duration = std::time::Duration::from_millis(150
 use super::StudioApp;
 
 /// The menu bar: sessions and the theme. Returns the session dialog asked for, if any.
-pub(super) fn menu_bar(ui: &mut egui::Ui) -> Option<DialogKind> {
+pub(super) fn menu_bar(ui: &mut egui::Ui, state: &mut StudioState) -> Option<DialogKind> {
     let mut want_session = None;
+    if ui.input(|i| i.key_pressed(egui::Key::F9)) {
+        state.side_panel = !state.side_panel;
+    }
+    if ui.input(|i| i.key_pressed(egui::Key::F11)) {
+        state.projector = !state.projector;
+    }
     egui::Panel::top("menu").show(ui, |ui| {
         ui.horizontal(|ui| {
             ui.strong("Localist Studio");
+            ui.separator();
+            ui.toggle_value(&mut state.side_panel, "Controls")
+                .on_hover_text("Show or hide the side panel: model, dial, training (F9)");
+            ui.toggle_value(&mut state.projector, "Projector")
+                .on_hover_text(
+                    "For teaching: hide the side panel and draw the heatmaps as large as the \
+                     window allows (F11)",
+                );
             ui.separator();
             if ui
                 .button("Open session…")

@@ -24,7 +24,14 @@ pub(super) struct ControlsWant {
 
 /// The tab bar over the central area.
 fn tab_bar(ui: &mut egui::Ui, tab: &mut Tab) {
-    ui.horizontal_wrapped(|ui| {
+    // One row that scrolls sideways in a narrow window instead of wrapping onto a second.
+    egui::ScrollArea::horizontal()
+        .id_salt("tab_bar")
+        .show(ui, |ui| tab_buttons(ui, tab));
+}
+
+fn tab_buttons(ui: &mut egui::Ui, tab: &mut Tab) {
+    ui.horizontal(|ui| {
         ui.selectable_value(tab, Tab::Attention, "Attention");
         ui.selectable_value(tab, Tab::Theory, "Theory");
         ui.selectable_value(tab, Tab::Blocks, "Blocks & anchors");
@@ -51,11 +58,17 @@ impl StudioApp {
     /// The left column: the Model, Dial and Training panels.
     pub(super) fn controls(&mut self, ui: &mut egui::Ui) -> ControlsWant {
         let mut want = ControlsWant::default();
+        if !self.state.side_panel || self.state.projector {
+            return want;
+        }
+        // Dragged between 220 and 560 points; content that does not fit scrolls rather than
+        // widening the panel (a long model description once pushed it to 425 for good).
         egui::Panel::left("controls")
             .resizable(true)
             .default_size(340.0)
+            .size_range(220.0..=560.0)
             .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| {
+                egui::ScrollArea::both().show(ui, |ui| {
                     let samples = self.samples.clone();
                     let pretrained = self.pretrained.clone();
                     let mut open = || want.open = true;

@@ -107,8 +107,10 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, cache: &mut HeatmapCache
     legend(ui, state.colormap);
     // The layer labels' column and the grid's spacing come off the width first, so the last
     // head fits; with too many heads for 60-pixel thumbnails the grid scrolls sideways.
+    // Thumbnails grow with the window (to 320 points, or 720 in projector mode).
     let heads = cap.num_heads.max(1) as f32;
-    let thumb = ((avail - 70.0 - 6.0 * heads) / heads).clamp(60.0, 180.0);
+    let largest = if state.projector { 720.0 } else { 320.0 };
+    let thumb = ((avail - 70.0 - 6.0 * heads) / heads).clamp(60.0, largest);
     let clicked = egui::ScrollArea::horizontal()
         .id_salt("heatmap_grid_scroll")
         .show(ui, |ui| grid(ui, state, cache, &cap, &tokens, thumb))

@@ -98,6 +98,11 @@ pub struct StudioState {
     pub dial_latency_ms: Option<f64>,
     /// Which view the central area shows.
     pub tab: Tab,
+    /// The side panel (model, dial, training) is shown (F9 toggles it).
+    pub side_panel: bool,
+    /// Projector mode for teaching: side panel hidden, heatmaps as large as the window allows
+    /// (F11 toggles it).
+    pub projector: bool,
     /// The theory curve and the capture generation it was computed for.
     pub theory: Option<(u64, Vec<TheoryPoint>)>,
     /// What the theory curve was measured on.
@@ -178,6 +183,8 @@ impl Default for StudioState {
             dial_sent: None,
             dial_latency_ms: None,
             tab: Tab::Attention,
+            side_panel: true,
+            projector: false,
             theory: None,
             theory_on: None,
             theory_pending: false,
