@@ -1285,3 +1285,33 @@ fn a_new_model_brings_its_own_sample_and_unknown_text_is_flagged() {
     });
     assert_eq!(h.state().state.text, "my own words about a patient");
 }
+
+/// The heads overview: every head as a row of summaries, sortable, and a click opens the head.
+#[test]
+fn the_heads_table_sorts_and_opens_a_head() {
+    let mut h = started_clinical();
+    h.get_by_label("Attention").click();
+    h.run_steps(2);
+    h.get_by_label("table").click();
+    h.run_steps(2);
+    // 2 layers × 4 heads, one row each.
+    for name in ["0.0", "0.3", "1.0", "1.3"] {
+        assert!(h.query_by_label(name).is_some(), "row {name}");
+    }
+    h.get_by_label_contains("entropy (bits)").click();
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("entropy (bits) v").is_some(), "sorted, largest first");
+    let cap = h.state().state.capture.clone().unwrap().0;
+    let rows = localist::studio::panels::attention::heads_table::sorted_rows(
+        &cap,
+        localist::studio::panels::attention::heads_table::Sort {
+            column: localist::studio::panels::attention::heads_table::Column::Entropy,
+            descending: true,
+        },
+    );
+    assert!(rows.windows(2).all(|w| w[0].entropy >= w[1].entropy));
+    h.get_by_label("1.2").click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.focus, Some((1, 2)));
+    assert!(h.query_by_label_contains("layer 1, head 2: mean entropy").is_some());
+}

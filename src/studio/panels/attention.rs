@@ -4,6 +4,7 @@
 //! the colormap changes or the block view is toggled.
 
 mod axes;
+pub mod heads_table;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +25,10 @@ use axes::{key_axis, legend, token_axis};
 #[derive(Default)]
 pub struct HeatmapCache {
     key: Option<(u64, Colormap, bool)>,
+    /// Heads shown as a sortable table of summaries instead of the grid of heatmaps.
+    pub table: bool,
+    /// The table's order.
+    pub sort: heads_table::Sort,
     /// CPU textures, or the values the shader draws (see [`HeatmapCache::on_gpu`]).
     textures: HashMap<(usize, usize), Heatmap>,
 }
@@ -105,6 +110,42 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, cache: &mut HeatmapCache
     }
     unknown_note(ui, state, &tokens);
     legend(ui, state.colormap);
+    ui.horizontal(|ui| {
+        ui.label("heads as");
+        ui.selectable_value(&mut cache.table, false, "grid")
+            .on_hover_text("A heatmap per layer and head");
+        ui.selectable_value(&mut cache.table, true, "table")
+            .on_hover_text(
+                "One row per head with its entropy, ε, queries in block and most attended \
+                 block, sortable; click a row to open the head large beside it",
+            );
+    });
+    if cache.table {
+        let clicked = ui
+            .horizontal_top(|ui| {
+                let clicked = ui
+                    .vertical(|ui| {
+                        // The whole width, or what the enlarged head beside it leaves.
+                        let width = if state.focus.is_some() {
+                            (avail - 440.0).max(360.0)
+                        } else {
+                            avail
+                        };
+                        ui.set_max_width(width);
+                        heads_table::show(ui, &cap, &mut cache.sort, state.colormap, state.focus)
+                    })
+                    .inner;
+                if let Some((l, h)) = state.focus {
+                    ui.vertical(|ui| enlarged(ui, state, cache, &cap, &tokens, (l, h)));
+                }
+                clicked
+            })
+            .inner;
+        if let Some(c) = clicked {
+            state.focus = Some(c);
+        }
+        return;
+    }
     // The layer labels' column and the grid's spacing come off the width first, so the last
     // head fits; with too many heads for 60-pixel thumbnails the grid scrolls sideways.
     // Thumbnails grow with the window (to 320 points, or 720 in projector mode).
@@ -273,8 +314,8 @@ fn enlarged(
         mean(&hc.entropy_bits),
         mean(&hc.off_block_mass)
     ));
-    let side = ui
-        .available_width()
+    // The query labels' column (44 points and spacing) comes off the width first.
+    let side = (ui.available_width() - 56.0)
         .min(ui.available_height())
         .clamp(200.0, 560.0);
     let lay = cap.attention_layout();
