@@ -1300,7 +1300,10 @@ fn the_heads_table_sorts_and_opens_a_head() {
     }
     h.get_by_label_contains("entropy (bits)").click();
     h.run_steps(2);
-    assert!(h.query_by_label_contains("entropy (bits) v").is_some(), "sorted, largest first");
+    assert!(
+        h.query_by_label_contains("entropy (bits) v").is_some(),
+        "sorted, largest first"
+    );
     let cap = h.state().state.capture.clone().unwrap().0;
     let rows = localist::studio::panels::attention::heads_table::sorted_rows(
         &cap,
@@ -1313,5 +1316,17 @@ fn the_heads_table_sorts_and_opens_a_head() {
     h.get_by_label("1.2").click();
     h.run_steps(2);
     assert_eq!(h.state().state.focus, Some((1, 2)));
-    assert!(h.query_by_label_contains("layer 1, head 2: mean entropy").is_some());
+    assert!(h
+        .query_by_label_contains("layer 1, head 2: mean entropy")
+        .is_some());
+}
+
+/// Before a run the training plots are a sentence, not empty axes.
+#[test]
+fn no_empty_plots_greet_a_newcomer() {
+    let mut h = started_clinical();
+    h.run_steps(2);
+    assert!(h
+        .query_by_label_contains("appear here once a run starts")
+        .is_some());
 }

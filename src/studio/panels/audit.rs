@@ -123,29 +123,45 @@ fn mapping(ui: &mut egui::Ui, state: &StudioState) {
             );
         }
         let audits = rule_audits(&state.rules.resolved, state.current_reports());
-        egui::Grid::new("audit_table")
-            .striped(true)
-            .num_columns(9)
+        // Columns never disappear in a narrow window: the table scrolls sideways.
+        egui::ScrollArea::horizontal()
+            .id_salt("audit_table_scroll")
             .show(ui, |ui| {
-                for h in [
-                    "rule",
-                    "on",
-                    "trigger block",
-                    "target",
-                    "layers",
-                    "heads",
-                    "PF_mass",
-                    "bound 8.3",
-                    "result",
-                ] {
-                    ui.strong(h);
-                }
-                ui.end_row();
-                for a in &audits {
-                    audit_row(ui, a);
-                    ui.end_row();
-                }
+                egui::Grid::new("audit_table")
+                    .striped(true)
+                    .num_columns(9)
+                    .show(ui, |ui| {
+                        for h in [
+                            "rule",
+                            "on",
+                            "trigger block",
+                            "target",
+                            "layers",
+                            "heads",
+                            "PF_mass",
+                            "bound 8.3",
+                            "result",
+                        ] {
+                            ui.strong(h);
+                        }
+                        ui.end_row();
+                        for a in &audits {
+                            audit_row(ui, a);
+                            ui.end_row();
+                        }
+                    });
             });
+    }
+}
+
+/// Green for a pass and red for a fail that read in both themes (egui's LIGHT_GREEN is pale on
+/// a white background).
+fn verdict_colour(ui: &egui::Ui, pass: bool) -> Color32 {
+    match (pass, ui.visuals().dark_mode) {
+        (true, true) => Color32::LIGHT_GREEN,
+        (true, false) => Color32::from_rgb(0, 110, 0),
+        (false, true) => Color32::LIGHT_RED,
+        (false, false) => Color32::from_rgb(180, 0, 0),
     }
 }
 
@@ -173,13 +189,13 @@ fn audit_row(ui: &mut egui::Ui, a: &RuleAudit) {
     match a.report.pass {
         Some(true) => {
             ui.colored_label(
-                Color32::LIGHT_GREEN,
+                verdict_colour(ui, true),
                 format!("pass (target {})", a.report.target_pf.unwrap_or(0.0)),
             );
         }
         Some(false) => {
             ui.colored_label(
-                Color32::LIGHT_RED,
+                verdict_colour(ui, false),
                 format!("FAIL (target {})", a.report.target_pf.unwrap_or(0.0)),
             );
         }
@@ -195,6 +211,12 @@ fn audit_row(ui: &mut egui::Ui, a: &RuleAudit) {
 /// The audit log, newest first.
 fn log(ui: &mut egui::Ui, state: &StudioState) {
     ui.strong("audit log");
+    egui::ScrollArea::horizontal()
+        .id_salt("audit_log_scroll")
+        .show(ui, |ui| log_grid(ui, state));
+}
+
+fn log_grid(ui: &mut egui::Ui, state: &StudioState) {
     egui::Grid::new("audit_log")
         .striped(true)
         .num_columns(6)

@@ -174,6 +174,19 @@ fn progress(ui: &mut egui::Ui, state: &StudioState) {
     }
 }
 
+/// A plot as a training dashboard wants it in a scrolling side panel: the mouse wheel scrolls
+/// the panel and zooms the plot only with Ctrl held (so the curves keep fitting their data
+/// until the user zooms on purpose; a double click fits them again), the y axis keeps room for
+/// its tick labels, and hovering reads out the nearest point.
+fn dashboard_plot(ui: &egui::Ui, id: &str) -> Plot<'static> {
+    let zoom = ui.input(|i| i.modifiers.command);
+    Plot::new(id.to_string())
+        .allow_zoom(zoom)
+        .allow_scroll(zoom)
+        .allow_double_click_reset(true)
+        .y_axis_min_width(40.0)
+}
+
 /// The loss and Ω curve, and the live held-out curves; returns where the loss plot and the
 /// held-out plots were drawn (for the PNG export).
 fn curves(ui: &mut egui::Ui, state: &StudioState) -> (egui::Rect, egui::Rect) {
@@ -187,7 +200,17 @@ fn curves(ui: &mut egui::Ui, state: &StudioState) -> (egui::Rect, egui::Rect) {
         .iter()
         .map(|c| [c.step as f64 + 1.0, c.penalty])
         .collect();
-    let loss_plot = Plot::new("loss_curve")
+    if state.curve.is_empty() && state.live.is_empty() {
+        // No axes without data: say what will be drawn here.
+        let r = ui
+            .weak(
+                "The loss and Ω per step, the held-out perplexity and the held-out entropy and \
+                 PF_mass appear here once a run starts (New run).",
+            )
+            .rect;
+        return (r, r);
+    }
+    let loss_plot = dashboard_plot(ui, "loss_curve")
         .height(140.0)
         .legend(egui_plot::Legend::default())
         .x_axis_label("steps")
@@ -208,7 +231,7 @@ fn curves(ui: &mut egui::Ui, state: &StudioState) -> (egui::Rect, egui::Rect) {
     let pf = live(&|p| Some(p.eval.pf_mass));
     let pf_true = live(&|p| p.eval.pf_true_mass);
     let has_true = state.live.iter().any(|p| p.eval.pf_true_mass.is_some());
-    let ppl_plot = Plot::new("live_perplexity")
+    let ppl_plot = dashboard_plot(ui, "live_perplexity")
         .height(110.0)
         .legend(egui_plot::Legend::default())
         .show(ui, |plot| {
@@ -216,7 +239,7 @@ fn curves(ui: &mut egui::Ui, state: &StudioState) -> (egui::Rect, egui::Rect) {
         })
         .response
         .on_hover_text("Held-out perplexity at λ_inf = 0 on 8 windows, about once a second.");
-    let live_plot = Plot::new("live_curve")
+    let live_plot = dashboard_plot(ui, "live_curve")
         .height(120.0)
         .legend(egui_plot::Legend::default())
         .x_axis_label("steps")
