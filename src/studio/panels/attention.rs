@@ -343,6 +343,9 @@ fn enlarged(
             state.aggregated,
         );
         let key_labels = axis_labels(cap, tokens, false, false);
+        if !state.aggregated {
+            block_strips(ui, resp.rect, cap);
+        }
         key_axis(ui, &resp, cap, &key_labels, state.aggregated);
     });
     // Room for the vertical key labels painted under the map.
@@ -383,10 +386,84 @@ fn heatmap(
     };
     if let Some(pos) = resp.hover_pos() {
         let rel = (pos - resp.rect.min) / resp.rect.size();
+        highlight(ui, resp.rect, grid_shape(cap, aggregated), (rel.x, rel.y));
         let text = hover_text(cap, hc, tokens, aggregated, (rel.x, rel.y));
         resp.clone().on_hover_text_at_pointer(text);
     }
     resp
+}
+
+/// Outline the hovered cell's row and column, so both tokens can be followed to the axes.
+fn highlight(ui: &egui::Ui, rect: egui::Rect, (rows, cols): (usize, usize), rel: (f32, f32)) {
+    let (rows, cols) = (rows.max(1) as f32, cols.max(1) as f32);
+    let r = (rel.1 * rows).floor().clamp(0.0, rows - 1.0);
+    let c = (rel.0 * cols).floor().clamp(0.0, cols - 1.0);
+    let (h, w) = (rect.height() / rows, rect.width() / cols);
+    let stroke = egui::Stroke::new(1.0, Color32::from_white_alpha(170));
+    let row = egui::Rect::from_min_size(
+        egui::pos2(rect.left(), rect.top() + r * h),
+        egui::vec2(rect.width(), h),
+    );
+    let col = egui::Rect::from_min_size(
+        egui::pos2(rect.left() + c * w, rect.top()),
+        egui::vec2(w, rect.height()),
+    );
+    let p = ui.painter();
+    p.rect_stroke(row, 0.0, stroke, egui::StrokeKind::Inside);
+    p.rect_stroke(col, 0.0, stroke, egui::StrokeKind::Inside);
+}
+
+/// A categorical colour per block (the same block, the same colour, in every view).
+fn block_colour(b: usize) -> Color32 {
+    const PALETTE: [(u8, u8, u8); 10] = [
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (127, 127, 127),
+        (188, 189, 34),
+        (23, 190, 207),
+    ];
+    let (r, g, b) = PALETTE[b % PALETTE.len()];
+    Color32::from_rgb(r, g, b)
+}
+
+/// The blocks along an enlarged heatmap: left of each row a bar in the colour of the query's
+/// relevant block r(i), above each column one in the colour of the key's block b(x_j) (a pooled
+/// cell takes its first token's), so where attention stays inside its block shows at a glance.
+fn block_strips(ui: &egui::Ui, rect: egui::Rect, cap: &Capture) {
+    let lay = cap.attention_layout();
+    let (rows, cols) = lay.grid();
+    let (h, w) = (
+        rect.height() / rows.max(1) as f32,
+        rect.width() / cols.max(1) as f32,
+    );
+    let p = ui.painter();
+    for r in 0..rows {
+        let (i, _) = lay.origin(r, 0);
+        if let Some(&b) = cap.relevant_blocks.get(i) {
+            let y = rect.top() + r as f32 * h;
+            p.rect_filled(
+                egui::Rect::from_min_size(egui::pos2(rect.left() - 5.0, y), egui::vec2(4.0, h)),
+                0.0,
+                block_colour(b),
+            );
+        }
+    }
+    for c in 0..cols {
+        let (_, j) = lay.origin(0, c);
+        if let Some(&b) = cap.key_blocks.get(j) {
+            let x = rect.left() + c as f32 * w;
+            p.rect_filled(
+                egui::Rect::from_min_size(egui::pos2(x, rect.top() - 5.0), egui::vec2(w, 4.0)),
+                0.0,
+                block_colour(b),
+            );
+        }
+    }
 }
 
 /// Rows and columns of a heatmap: the attention grid (T × T, or a long text's pooled grid),
