@@ -9,19 +9,21 @@
 //! Masks are `&[bool]` indexed by key position. A mask shorter than the row reads as `false`
 //! beyond its end, so no function here can panic on mismatched lengths.
 //!
+//! The one-pass row of a capture is in [`crate::analysis::capture_row`].
+//!
 //! NaN in, NaN out: a NaN weight or logit makes the entropy, ε, margin and KKT gap NaN, never
 //! 0 (`f64::max`, `min` and `p > 0.0` all drop NaN, and a NaN entropy read as 0 once showed a
 //! broken model as perfectly localist). Callers refuse NaN rows before they get here
 //! ([`crate::model::finite`] is the model's check); these functions only never hide one.
 
 /// Whether `mask` marks key `j`; positions past the end of the mask are unmarked.
-fn marked(mask: &[bool], j: usize) -> bool {
+pub(crate) fn marked(mask: &[bool], j: usize) -> bool {
     mask.get(j).copied().unwrap_or(false)
 }
 
 /// Contribution `−p·log₂ p` of one probability to an entropy, with `0·log 0 = 0` (and NaN for
 /// a NaN weight).
-fn entropy_term_bits(p: f64) -> f64 {
+pub(crate) fn entropy_term_bits(p: f64) -> f64 {
     if p > 0.0 {
         -p * p.log2()
     } else if p.is_nan() {
@@ -32,7 +34,7 @@ fn entropy_term_bits(p: f64) -> f64 {
 }
 
 /// The larger of two values, NaN when either is NaN (`f64::max` drops a NaN).
-fn max_or_nan(a: f64, b: f64) -> f64 {
+pub(crate) fn max_or_nan(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
         f64::NAN
     } else {
@@ -41,7 +43,7 @@ fn max_or_nan(a: f64, b: f64) -> f64 {
 }
 
 /// The smaller of two values, NaN when either is NaN (`f64::min` drops a NaN).
-fn min_or_nan(a: f64, b: f64) -> f64 {
+pub(crate) fn min_or_nan(a: f64, b: f64) -> f64 {
     if a.is_nan() || b.is_nan() {
         f64::NAN
     } else {
@@ -128,7 +130,7 @@ pub fn logit_margin(logits: &[f32], relevant: &[bool], visible: &[bool]) -> f64 
 
 /// The margin given the smallest relevant and largest off-block logit (±∞ when empty, NaN
 /// when either is NaN).
-fn margin_from_extremes(min_in: f64, max_off: f64) -> f64 {
+pub(crate) fn margin_from_extremes(min_in: f64, max_off: f64) -> f64 {
     if min_in.is_nan() || max_off.is_nan() {
         f64::NAN
     } else if max_off == f64::NEG_INFINITY {
@@ -140,79 +142,7 @@ fn margin_from_extremes(min_in: f64, max_off: f64) -> f64 {
     }
 }
 
-/// What a capture keeps of one attention row besides its weights ([`capture_row`]).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CaptureRow {
-    /// Entropy in bits.
-    pub entropy_bits: f64,
-    /// Off-block mass ε.
-    pub off_block: f64,
-    /// Logit margin m(i).
-    pub margin: f64,
-}
-
-/// Entropy, ε, block masses and margin of one row in one pass over its visible keys: `row`
-/// and `z` hold keys 0..n that the query sees (a decoder's row i: n = i + 1; the rest of a
-/// causal row is 0 and adds nothing), `relevant` marks R(i) and `key_blocks` gives b(x_j) over
-/// the same keys; the block masses are added into `masses` (length K). ε, the masses and the
-/// margin are the sums of [`off_block_mass`], [`block_masses`] and [`logit_margin`] in the
-/// same order, so they are the same numbers.
-///
-/// `tau`: when the row is softmax(z/τ) (every mode but B's mixture), the entropy is taken as
-/// H = ln Σ exp(z/τ) − Σ a·z/τ with ln Σ exp(z/τ) = z_m/τ − ln a_m at the row's largest weight
-/// m, which needs one logarithm per row instead of one per key (a capture of 2,048 tokens has
-/// half a billion weights); it agrees with [`entropy_bits`] to about 1e-6 bits. `None` (a
-/// mixture, whose row is not one softmax) takes the entropy term by term. NaN in, NaN out.
-pub fn capture_row(
-    row: &[f32],
-    z: &[f32],
-    relevant: &[bool],
-    key_blocks: &[usize],
-    tau: Option<f64>,
-    masses: &mut [f64],
-) -> CaptureRow {
-    let (mut az, mut eps, mut ent) = (0.0f64, 0.0f64, 0.0f64);
-    let (mut min_in, mut max_off) = (f64::INFINITY, f64::NEG_INFINITY);
-    let (mut best, mut best_j) = (f32::NEG_INFINITY, usize::MAX);
-    let mut nan = false;
-    for (j, (&a, &zj)) in row.iter().zip(z).enumerate() {
-        let (a64, z64) = (f64::from(a), f64::from(zj));
-        nan |= a.is_nan();
-        if a > best {
-            (best, best_j) = (a, j);
-        }
-        if a > 0.0 {
-            if tau.is_some() {
-                az += a64 * z64;
-            } else {
-                ent += entropy_term_bits(a64);
-            }
-        }
-        if let Some(m) = key_blocks.get(j).and_then(|&k| masses.get_mut(k)) {
-            *m += a64;
-        }
-        if marked(relevant, j) {
-            min_in = min_or_nan(min_in, z64);
-        } else {
-            eps += a64;
-            max_off = max_or_nan(max_off, z64);
-        }
-    }
-    let entropy_bits = match (tau, z.get(best_j)) {
-        _ if nan => f64::NAN,
-        (Some(tau), Some(&zm)) if best > 0.0 => {
-            let lse = f64::from(zm) / tau - f64::from(best).ln();
-            non_negative((lse - az / tau) / std::f64::consts::LN_2)
-        }
-        (Some(_), _) => 0.0,
-        (None, _) => ent,
-    };
-    CaptureRow {
-        entropy_bits,
-        off_block: non_negative(eps),
-        margin: margin_from_extremes(min_in, max_off),
-    }
-}
+pub use crate::analysis::capture_row::{capture_row, CaptureRow};
 
 /// Pointer fidelity of one row against a target set T(i) (SPEC §6).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -380,49 +310,6 @@ pub fn summarise_row(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn row_summary_is_the_sum_of_the_single_metrics() {
-        let tau = 0.7f64;
-        let z: Vec<f32> = vec![1.5, -0.3, 2.2, 0.1, 7.0, -4.0, 0.0];
-        let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let e: Vec<f64> = z
-            .iter()
-            .map(|&v| ((f64::from(v - max)) / tau).exp())
-            .collect();
-        let sum: f64 = e.iter().sum();
-        let row: Vec<f32> = e.iter().map(|v| (v / sum) as f32).collect();
-        let relevant = [true, false, true, false, false, true, true];
-        let blocks = [0usize, 1, 0, 2, 1, 0, 2];
-        let mut masses = vec![0.0; 3];
-        let s = capture_row(&row, &z, &relevant, &blocks, Some(tau), &mut masses);
-        assert!((s.entropy_bits - entropy_bits(&row)).abs() < 1e-6, "{s:?}");
-        assert_eq!(s.off_block, off_block_mass(&row, &relevant));
-        assert_eq!(masses, block_masses(&row, &blocks, 3));
-        assert_eq!(s.margin, logit_margin(&z, &relevant, &[true; 7]));
-        let mut m2 = vec![0.0; 3];
-        let exact = capture_row(&row, &z, &relevant, &blocks, None, &mut m2);
-        assert_eq!(exact.entropy_bits, entropy_bits(&row));
-        // A one-hot row has no entropy; NaN stays NaN.
-        let one = capture_row(
-            &[1.0, 0.0],
-            &[3.0, -50.0],
-            &[true, true],
-            &[0, 0],
-            Some(1.0),
-            &mut m2,
-        );
-        assert!(one.entropy_bits.abs() < 1e-12 && one.margin == f64::INFINITY);
-        let bad = capture_row(
-            &[f32::NAN, 1.0],
-            &[0.0, 0.0],
-            &[true, false],
-            &[0, 0],
-            Some(1.0),
-            &mut m2,
-        );
-        assert!(bad.entropy_bits.is_nan() && bad.off_block == 1.0);
-    }
 
     #[test]
     fn summary_agrees_with_separate_functions() {

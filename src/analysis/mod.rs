@@ -8,6 +8,7 @@
 
 pub mod anchors;
 pub mod bounds;
+pub mod capture_row;
 pub mod dial;
 pub mod kmeans;
 pub mod mdl;

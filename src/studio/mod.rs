@@ -13,6 +13,7 @@ pub mod file_browser;
 pub mod gpu_heatmap;
 pub mod panels;
 pub mod session;
+pub mod session_marker;
 pub mod settings;
 pub mod state;
 pub mod tab;

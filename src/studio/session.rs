@@ -12,6 +12,7 @@ use crate::engine::compare::CompareSide;
 use crate::engine::export::write_atomic;
 use crate::engine::figures::Colormap;
 use crate::engine::DialSetting;
+use crate::studio::session_marker::{keep_audit_copy, marker_text, process_alive};
 use crate::studio::settings::RunSettings;
 use crate::studio::tab::Tab;
 
@@ -319,122 +320,5 @@ impl Autosave {
     /// A clean exit: remove the marker so the next start offers nothing.
     pub fn finish(&self) {
         let _ = std::fs::remove_file(self.marker_path());
-    }
-}
-
-/// What the marker holds: this process's id and its start time (clock ticks after boot,
-/// `/proc/self/stat` field 22), so a later process that reuses the id is not taken for it.
-fn marker_text() -> String {
-    let pid = std::process::id();
-    match start_ticks(pid) {
-        Some(t) => format!("{pid} {t}"),
-        None => pid.to_string(),
-    }
-}
-
-/// State (field 3) and start time (field 22) of process `pid` from `/proc/PID/stat`.
-fn proc_stat(pid: u32) -> Option<(char, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) is in parentheses and may hold spaces: read after the last ')'.
-    let rest = stat.get(stat.rfind(')')? + 1..)?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let state = fields.first()?.chars().next()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some((state, start))
-}
-
-fn start_ticks(pid: u32) -> Option<u64> {
-    proc_stat(pid).map(|(_, t)| t)
-}
-
-/// Whether the studio that wrote `marker` still runs: its process exists, is not a zombie
-/// (a `kill -9`ed process stays in /proc until its parent reaps it) and started when the
-/// marker says. Off Linux, assume not, so a stale marker offers a restore the user can decline.
-fn process_alive(marker: &str) -> bool {
-    let mut parts = marker.split_whitespace();
-    let Some(Ok(pid)) = parts.next().map(str::parse::<u32>) else {
-        return false;
-    };
-    if pid == std::process::id() {
-        return true;
-    }
-    let Some((state, start)) = proc_stat(pid) else {
-        return false;
-    };
-    let same_start = parts
-        .next()
-        .and_then(|t| t.parse::<u64>().ok())
-        .is_none_or(|t| t == start);
-    !matches!(state, 'Z' | 'X' | 'x') && same_start
-}
-
-/// Keep a copy of an autosave that holds audit entries before a new studio writes over it:
-/// `NAME.<saved_at>.keep` beside it, the five newest kept. Returns the copy.
-fn keep_audit_copy(path: &Path, session: &SessionFile) -> Result<Option<PathBuf>> {
-    if session.audit_log.entries.is_empty() {
-        return Ok(None);
-    }
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.keep", session.saved_at_unix));
-    let copy = path.with_file_name(name);
-    std::fs::copy(path, &copy)
-        .with_context(|| format!("keeping a copy of {} as {}", path.display(), copy.display()))?;
-    let stem = path
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .to_string();
-    if let Some(dir) = path.parent() {
-        let mut kept: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| {
-                        p.file_name().is_some_and(|n| {
-                            let n = n.to_string_lossy();
-                            n.starts_with(&stem) && n.ends_with(".keep")
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        kept.sort();
-        let excess = kept.len().saturating_sub(5);
-        for old in kept.into_iter().take(excess) {
-            let _ = std::fs::remove_file(old);
-        }
-    }
-    Ok(Some(copy))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_zombie_or_a_reused_pid_is_not_the_studio_that_wrote_the_marker() {
-        let mut live = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let pid = live.id();
-        let start = start_ticks(pid).unwrap_or_else(|| panic!("no /proc/{pid}/stat"));
-        assert!(process_alive(&format!("{pid} {start}")));
-        assert!(
-            process_alive(&pid.to_string()),
-            "an old marker without a start time"
-        );
-        assert!(
-            !process_alive(&format!("{pid} {}", start + 1)),
-            "the id was reused"
-        );
-        // Killed and not yet reaped: a zombie, still in /proc.
-        live.kill().unwrap_or_else(|e| panic!("{e}"));
-        std::thread::sleep(std::time::Duration::from_millis(200));
-        assert_eq!(proc_stat(pid).map(|(s, _)| s), Some('Z'));
-        assert!(!process_alive(&format!("{pid} {start}")));
-        let _ = live.wait();
-        assert!(!process_alive(&format!("{pid} {start}")));
-        assert!(process_alive(&marker_text()));
-        assert!(!process_alive("not a pid"));
     }
 }

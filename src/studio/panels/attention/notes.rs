@@ -1,0 +1,49 @@
+//! The lines above the heatmaps that say what they are not: views of another text or model
+//! ([`stale_note`]) and texts the model mostly does not know.
+
+use crate::engine::worker::Command;
+use crate::studio::state::StudioState;
+
+/// The orange line over a view that is not of what the studio shows now: why, and what to do
+/// (a new text is measured with Capture; a new model's capture is on its way).
+pub fn stale_note(ui: &mut egui::Ui, why: &str, what: &str) {
+    let todo = if why.ends_with("text") {
+        "press Capture to measure this text"
+    } else {
+        "recomputing…"
+    };
+    ui.colored_label(
+        egui::Color32::from_rgb(230, 160, 60),
+        format!("{why}: {what} are from before the last change ({todo})"),
+    );
+}
+
+/// An orange line when most of the text is unknown to the model (`<unk>`), with a button that
+/// puts the model's own sample in its place.
+pub(super) fn unknown_note(ui: &mut egui::Ui, state: &mut StudioState, tokens: &[String]) {
+    let unknown = tokens
+        .iter()
+        .filter(|t| t.as_str() == "<unk>" || t.as_str() == "\u{FFFD}")
+        .count();
+    if tokens.is_empty() || unknown * 2 <= tokens.len() {
+        return;
+    }
+    ui.horizontal_wrapped(|ui| {
+        ui.colored_label(
+            egui::Color32::from_rgb(230, 160, 60),
+            format!(
+                "{unknown} of {} tokens are unknown to this model (<unk>): its attention says \
+                 little about this text",
+                tokens.len()
+            ),
+        );
+        let sample = state.summary.as_ref().and_then(|s| s.sample_text.clone());
+        if let Some(t) = sample {
+            if ui.button("Use the model's own sample").clicked() {
+                state.text = t.clone();
+                state.auto_text = Some(t.clone());
+                state.send(Command::Capture(t));
+            }
+        }
+    });
+}
