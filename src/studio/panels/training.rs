@@ -187,19 +187,41 @@ fn dashboard_plot(ui: &egui::Ui, id: &str) -> Plot<'static> {
         .y_axis_min_width(40.0)
 }
 
+/// One value per training step, as an exponential moving average when the plots are smoothed.
+fn step_series(
+    state: &StudioState,
+    f: &dyn Fn(&crate::studio::state::CurvePoint) -> f64,
+) -> PlotPoints<'static> {
+    let mut avg: Option<f64> = None;
+    state
+        .curve
+        .iter()
+        .map(|c| {
+            let v = f(c);
+            let shown = if state.smooth_curves {
+                let a = avg.map_or(v, |m| 0.95 * m + 0.05 * v);
+                avg = Some(a);
+                a
+            } else {
+                v
+            };
+            [c.step as f64 + 1.0, shown]
+        })
+        .collect()
+}
+
 /// The loss and Ω curve, and the live held-out curves; returns where the loss plot and the
 /// held-out plots were drawn (for the PNG export).
-fn curves(ui: &mut egui::Ui, state: &StudioState) -> (egui::Rect, egui::Rect) {
-    let loss: PlotPoints = state
-        .curve
-        .iter()
-        .map(|c| [c.step as f64 + 1.0, c.loss_nats])
-        .collect();
-    let pen: PlotPoints = state
-        .curve
-        .iter()
-        .map(|c| [c.step as f64 + 1.0, c.penalty])
-        .collect();
+fn curves(ui: &mut egui::Ui, state: &mut StudioState) -> (egui::Rect, egui::Rect) {
+    if !state.curve.is_empty() {
+        ui.checkbox(&mut state.smooth_curves, "smooth")
+            .on_hover_text(
+                "Draw the loss and Ω as exponential moving averages over about 20 steps (the raw \
+                 values stay in the CSV export)",
+            );
+    }
+    let loss = step_series(state, &|c| c.loss_nats);
+    let pen = step_series(state, &|c| c.penalty);
     if state.curve.is_empty() && state.live.is_empty() {
         // No axes without data: say what will be drawn here.
         let r = ui

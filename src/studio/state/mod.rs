@@ -98,6 +98,8 @@ pub struct StudioState {
     pub dial_latency_ms: Option<f64>,
     /// Which view the central area shows.
     pub tab: Tab,
+    /// The training plots show moving averages.
+    pub smooth_curves: bool,
     /// The side panel (model, dial, training) is shown (F9 toggles it).
     pub side_panel: bool,
     /// Projector mode for teaching: side panel hidden, heatmaps as large as the window allows
@@ -184,6 +186,7 @@ impl Default for StudioState {
             dial_latency_ms: None,
             tab: Tab::Attention,
             side_panel: true,
+            smooth_curves: false,
             projector: false,
             theory: None,
             theory_on: None,
