@@ -419,3 +419,29 @@ fn the_worker_loads_captures_and_generates_on_every_family() {
         }
     }
 }
+
+/// Weights stored as F16 or BF16 (as real releases are) are read and computed in f32: the
+/// logits stay within the rounding of the weights of transformers' f32 ones.
+#[test]
+fn half_precision_weights_open_and_stay_close() {
+    use candle_core::DType;
+    let r = reference("qwen2");
+    for (dtype, tol) in [(DType::F16, 0.05f32), (DType::BF16, 0.5)] {
+        let dir = copy_fixture("qwen2");
+        let file = dir.path().join("model.safetensors");
+        let half: std::collections::HashMap<String, Tensor> =
+            candle_core::safetensors::load(&file, &Device::Cpu)
+                .unwrap()
+                .into_iter()
+                .map(|(k, v)| (k, v.to_dtype(dtype).unwrap()))
+                .collect();
+        candle_core::safetensors::save(&half, &file).unwrap();
+        let m = open(dir.path());
+        let out = m.model().forward_biased(&r.ids, &[], false).unwrap();
+        assert_eq!(out.logits.dtype(), DType::F32);
+        let logits = out.logits.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+        let d = max_diff(logits.iter().flatten(), r.logits.iter().flatten());
+        eprintln!("qwen2 in {dtype:?}: logits max |Δ| {d:.3e}");
+        assert!(d > 0.0 && d < tol, "{dtype:?}: {d}");
+    }
+}

@@ -42,8 +42,9 @@ pub enum ImportedModel {
     Bert(bert::Bert),
     /// A GPT-2 decoder from a Hugging Face folder.
     Gpt2(gpt2::Gpt2),
-    /// A LLaMA-architecture or Qwen2 decoder from a Hugging Face folder.
-    HfLlama(hf_llama::HfLlama),
+    /// A LLaMA-architecture or Qwen2 decoder from a Hugging Face folder (boxed: its config
+    /// makes it the largest variant).
+    HfLlama(Box<hf_llama::HfLlama>),
 }
 
 impl ImportedModel {
@@ -61,7 +62,7 @@ impl ImportedModel {
                 Family::Bert => Self::Bert(bert::Bert::open(dir, device)?),
                 Family::Gpt2 => Self::Gpt2(gpt2::Gpt2::open(dir, device)?),
                 f @ (Family::Llama | Family::Qwen2) => {
-                    Self::HfLlama(hf_llama::HfLlama::open(dir, f, device)?)
+                    Self::HfLlama(Box::new(hf_llama::HfLlama::open(dir, f, device)?))
                 }
             }),
             ModelKind::Checkpoint => bail!(
@@ -84,7 +85,7 @@ impl ImportedModel {
             Self::Llama(m) => m,
             Self::Bert(m) => m,
             Self::Gpt2(m) => m,
-            Self::HfLlama(m) => m,
+            Self::HfLlama(m) => m.as_ref(),
         }
     }
 
