@@ -445,3 +445,92 @@ fn half_precision_weights_open_and_stay_close() {
         assert!(d > 0.0 && d < tol, "{dtype:?}: {d}");
     }
 }
+
+/// A rule written against a family's own vocabulary takes effect at run time: "?" attends to
+/// "ut" (of "But") with the mass its fidelity asks for, far more than without the rule.
+#[test]
+fn a_rule_points_every_family_at_its_target() {
+    let text = "ROMEO: But soft, what light through yonder window breaks?";
+    let rule = r#"rule question_to_but "the question mark attends to But"
+  when query.token = "?"
+  target token "ut"
+  layers all
+  heads all
+  fidelity 0.9
+end
+"#;
+    for name in FAMILIES {
+        let m = open(&fixture(name));
+        let tok = m.tokenizer();
+        let ids = tok.encode(text);
+        let (q, k) = (
+            ids.len() - 1,
+            ids.iter().position(|&i| tok.token_str(i) == "ut"),
+        );
+        let k = k.unwrap();
+        let blocks = parity_blocks(tok.vocab_size());
+        let set = localist::rules::parse::parse_rules(rule).unwrap();
+        let rules = localist::rules::check::resolve(&set, &blocks, &tok, &[]).unwrap();
+        let rc = localist::rules::inject::capture_with_rules(
+            m.model(),
+            &blocks,
+            &ids,
+            &DialSetting::bias(0.0),
+            &rules,
+        )
+        .unwrap();
+        let rep = &rc.reports[0];
+        eprintln!("{name}: fired {:?} PF_mass {:?}", rep.fired, rep.pf_mass);
+        assert_eq!(rep.fired, vec![q], "{name}");
+        assert!(rep.pf_mass.is_some_and(|p| p >= 0.9 - 1e-3), "{name}");
+        let plain = capture(m.model(), &blocks, &ids, &DialSetting::bias(0.0)).unwrap();
+        let t = ids.len();
+        let before = plain
+            .heads
+            .iter()
+            .map(|h| f64::from(h.attention[q * t + k]))
+            .sum::<f64>()
+            / plain.heads.len() as f64;
+        assert!(before < 0.5, "{name}: already {before}");
+    }
+}
+
+/// The CLI's errors for a family folder name the file once, and the CLI's eval reports a
+/// perplexity on one.
+#[test]
+fn the_cli_evaluates_a_family_folder_and_names_an_unsupported_one() {
+    let bin = env!("CARGO_BIN_EXE_localist");
+    let dir = copy_fixture("gpt2");
+    let o = std::process::Command::new(bin)
+        .args([
+            "eval",
+            "--json",
+            "--windows",
+            "2",
+            "--clusters",
+            "4",
+            "--lambda",
+            "0,1",
+        ])
+        .arg("--checkpoint")
+        .arg(dir.path())
+        .env("CANDLE_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("perplexity"), "{out}");
+    set_config(dir.path(), "model_type", "mistral".into());
+    let o = std::process::Command::new(bin)
+        .args(["capture", "--text", "hello", "--checkpoint"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("model_type \"mistral\" is not supported"),
+        "{err}"
+    );
+    assert_eq!(err.matches("config.json").count(), 1, "{err}");
+}
