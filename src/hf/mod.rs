@@ -143,7 +143,7 @@ impl ImportedModel {
     }
 
     /// The tokenizer, as one of ours. A folder's adds the special tokens its `tokenizer.json`
-    /// asks for, as `transformers` does (BERT's [CLS] … [SEP], TinyLlama's `<s>`); a GGUF
+    /// asks for, as `transformers` does (BERT's \[CLS\] … \[SEP\], TinyLlama's `<s>`); a GGUF
     /// decoder's adds none (its metadata says so).
     pub fn tokenizer(&self) -> HfTokenizer {
         match self {
@@ -234,8 +234,8 @@ pub fn lexicon_blocks(lex: &Lexicon, tok: &HfTokenizer) -> Result<BlockMap, Lexi
     ))
 }
 
-/// Token ids of `text`, with the tokenizer's special tokens when `add_special` (BERT's [CLS] …
-/// [SEP]).
+/// Token ids of `text`, with the tokenizer's special tokens when `add_special` (BERT's \[CLS\] …
+/// \[SEP\]).
 pub fn encode_ids(tok: &tokenizers::Tokenizer, text: &str, add_special: bool) -> Result<Vec<u32>> {
     let enc = crate::contained::contained(|| tok.encode(text, add_special))
         .map_err(|p| anyhow::anyhow!("tokenizing: the tokenizer failed ({p})"))?

@@ -7,7 +7,7 @@ use crate::data::tokenizer::Tokenizer;
 use crate::hf::encode_ids;
 
 /// A Hugging Face tokenizer as one of ours: `encode` adds the model's special tokens when it
-/// expects them (BERT's [CLS] … [SEP]); a token's surface string is its decoded text for
+/// expects them (BERT's \[CLS\] … \[SEP\]); a token's surface string is its decoded text for
 /// byte-level BPE (" Paris", not "ĠParis") and its vocabulary entry otherwise ("##ing").
 #[derive(Clone)]
 pub struct HfTokenizer {

@@ -81,7 +81,7 @@ impl Gpt2 {
 
     /// Forward over the new tokens `ids` at positions P..P+n, where P is what `cache` already
     /// holds, appending their keys and values to it. Each bias covers rows P..P+n and keys
-    /// 0..P+n. Returns logits [1,n,V] (empty [1,n,0] unless `logits`) and attention
+    /// 0..P+n. Returns logits \[1,n,V\] (empty \[1,n,0\] unless `logits`) and attention
     /// [1,H,n,P+n] per layer (and the biased scores when `keep_scores`).
     pub fn forward_cached(
         &self,

@@ -1,12 +1,11 @@
 //! GPT-2 decoders from a Hugging Face folder: `config.json` (model_type gpt2),
 //! `model.safetensors` (names with or without the `transformer.` prefix) and the tokenizer as
 //! `save_pretrained` writes a `GPT2TokenizerFast`: `tokenizer.json`, or `vocab.json` +
-//! `merges.txt` alone ([`tokenizer`]). The forward pass is ours, in candle
-//! ([`forward`](self::forward)): learned positions, pre-LayerNorm blocks, one fused q/k/v
-//! projection, the dial's and rules' biases through
-//! [`biased_attention`](crate::model::attention::biased_attention), a GELU MLP, the output
-//! head tied to the token embedding; with a KV cache and a streamed forward over chunks of
-//! query rows, like the LLaMA decoders.
+//! `merges.txt` alone ([`tokenizer`]). The forward pass is ours, in candle (`forward.rs`):
+//! learned positions, pre-LayerNorm blocks, one fused q/k/v projection, the dial's and rules'
+//! biases through [`biased_attention`](crate::model::attention::biased_attention), a GELU MLP,
+//! the output head tied to the token embedding (or not, as the config says); with a KV cache
+//! and a streamed forward over chunks of query rows, like the LLaMA decoders.
 
 mod config;
 mod forward;
