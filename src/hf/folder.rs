@@ -81,18 +81,21 @@ pub fn load_f32(
     rename: fn(&str) -> &str,
     wanted: &[(String, Vec<usize>)],
 ) -> Result<HashMap<String, Tensor>> {
-    let loaded = candle_core::safetensors::load(file, device)
+    let mut loaded = candle_core::safetensors::load(file, device)
         .with_context(|| format!("{}: not a readable safetensors file", file.display()))?;
     let mut tensors = HashMap::with_capacity(wanted.len());
-    let mut names: Vec<&String> = loaded.keys().collect();
+    let mut names: Vec<String> = loaded.keys().cloned().collect();
     names.sort();
     for name in names {
-        let short = rename(name);
+        let short = rename(&name);
+        // Each one leaves `loaded` as it is converted: a BF16 model is not held twice.
+        let Some(t) = loaded.remove(&name) else {
+            continue;
+        };
         if !wanted.iter().any(|(w, _)| w == short) {
             continue;
         }
-        let Some(t) = loaded.get(name) else { continue };
-        crate::hf::gguf_llama::ensure_finite(t, name, file)?;
+        crate::hf::gguf_llama::ensure_finite(&t, &name, file)?;
         let t = t
             .to_dtype(DType::F32)
             .with_context(|| format!("{}: tensor {name}", file.display()))?;
