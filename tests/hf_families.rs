@@ -534,3 +534,32 @@ fn the_cli_evaluates_a_family_folder_and_names_an_unsupported_one() {
     );
     assert_eq!(err.matches("config.json").count(), 1, "{err}");
 }
+
+/// The theory curve on every family: no row breaks a derived bound, and mode A's closed form
+/// matches the measured layer-0 off-block mass at every λ.
+#[test]
+fn the_theory_curve_holds_on_every_family() {
+    use localist::engine::theory::theory_curve;
+    let lambdas: Vec<f64> = (0..=5).map(|k| k as f64 / 5.0).collect();
+    for name in FAMILIES {
+        let m = open(&fixture(name));
+        let ids = reference(name).ids;
+        let blocks = parity_blocks(m.model().dims().vocab);
+        let curve =
+            theory_curve(m.model(), &blocks, &ids, &DialSetting::bias(0.0), &lambdas).unwrap();
+        for p in &curve {
+            assert_eq!(
+                p.violations, 0,
+                "{name} λ={}: {:?}",
+                p.lambda, p.first_violation
+            );
+            let cf = p.eps_layer0_closed_form.unwrap();
+            assert!(
+                (cf - p.eps_layer0).abs() < 1e-5,
+                "{name} λ={}: {cf} vs {}",
+                p.lambda,
+                p.eps_layer0
+            );
+        }
+    }
+}
