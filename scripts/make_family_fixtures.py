@@ -16,8 +16,9 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
 Made with torch 2.15.0, transformers 5.24.0, tokenizers 0.23.3 (the versions are also
-written into each reference.json). Rerunning gives other random weights: commit the result
-and the tests follow it.
+written into each reference.json). The weights are seeded: rerunning with these versions
+writes byte-identical files (checked); other versions may draw other weights, and the tests
+follow whatever is committed.
 """
 
 import json
