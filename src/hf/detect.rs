@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 /// What can be opened, for error messages.
 pub const SUPPORTED: &str = "a .gguf file of a LLaMA-family decoder, or a Hugging Face folder \
-     of a BERT-family encoder (config.json + model.safetensors + tokenizer.json)";
+     (config.json + model.safetensors + tokenizer.json) of a BERT-family encoder or a GPT-2, \
+     LLaMA-architecture or Qwen2 decoder";
 
 /// The first four bytes of every GGUF file.
 pub const GGUF_MAGIC: [u8; 4] = *b"GGUF";

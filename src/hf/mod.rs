@@ -1,20 +1,25 @@
 //! Pretrained models from other ecosystems, run by our own candle forward passes so that their
-//! attention can be captured and dialled like ours (issue 6): BERT-family encoders from a
-//! Hugging Face folder (`config.json` + `model.safetensors` + `tokenizer.json`), and
-//! LLaMA-family decoders from a `.gguf` file with the tokenizer in its metadata.
+//! attention can be captured and dialled like ours (issues 6 and 17): from a Hugging Face folder
+//! (`config.json` + `model.safetensors` + the tokenizer), BERT-family encoders, GPT-2, and
+//! LLaMA-architecture and Qwen2 decoders ([`family`] tells which from the config); from a
+//! `.gguf` file, LLaMA-family decoders with the tokenizer in its metadata.
 //!
-//! [`ImportedModel`] is what the CLI and the studio open: either kind, behind the same
+//! [`ImportedModel`] is what the CLI and the studio open: any of these, behind the same
 //! [`AttentionModel`] interface as our own model, with its tokenizer as one of ours
 //! ([`HfTokenizer`]) and its blocks from k-means over the embedding rows or from a lexicon.
 
 pub mod bert;
 pub mod detect;
 pub mod eval;
+pub mod family;
+pub mod folder;
 pub mod gguf_llama;
+pub mod gpt2;
+pub mod hf_llama;
 pub mod limits;
 pub mod safetensors_header;
+pub mod tokenizer;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
@@ -26,27 +31,40 @@ use crate::model::backend::AttentionModel;
 use crate::model::blocks::BlockMap;
 
 pub use detect::{detect, locate, DetectError, Located, ModelKind, SUPPORTED};
+pub use family::{Family, SUPPORTED_TYPES};
+pub use tokenizer::HfTokenizer;
 
 /// A pretrained model opened from a `.gguf` file or a Hugging Face folder.
 pub enum ImportedModel {
-    /// A LLaMA-family decoder.
+    /// A LLaMA-family decoder from a GGUF file.
     Llama(gguf_llama::GgufLlama),
     /// A BERT-family encoder.
     Bert(bert::Bert),
+    /// A GPT-2 decoder from a Hugging Face folder.
+    Gpt2(gpt2::Gpt2),
+    /// A LLaMA-architecture or Qwen2 decoder from a Hugging Face folder (boxed: its config
+    /// makes it the largest variant).
+    HfLlama(Box<hf_llama::HfLlama>),
 }
 
 impl ImportedModel {
     /// Open `path`: a GGUF file (or a folder holding one), or a Hugging Face folder (or a file
-    /// inside it), recognised by their contents ([`detect::locate`]). A pickled checkpoint is
-    /// refused, never read; a Localist checkpoint is not an imported model.
+    /// inside it), recognised by their contents ([`detect::locate`]); a folder's family is
+    /// its config's `model_type` ([`family::family_of`]), and one we do not run is an error
+    /// naming it and listing those we do. A pickled checkpoint is refused, never read; a
+    /// Localist checkpoint is not an imported model.
     pub fn open(path: &Path, device: &Device) -> Result<Self> {
         let found = locate(path)?;
+        let dir = &found.path;
         match found.kind {
-            ModelKind::Gguf => Ok(Self::Llama(gguf_llama::GgufLlama::open(
-                &found.path,
-                device,
-            )?)),
-            ModelKind::HuggingFace => Ok(Self::Bert(bert::Bert::open(&found.path, device)?)),
+            ModelKind::Gguf => Ok(Self::Llama(gguf_llama::GgufLlama::open(dir, device)?)),
+            ModelKind::HuggingFace => Ok(match family::family_of(dir)? {
+                Family::Bert => Self::Bert(bert::Bert::open(dir, device)?),
+                Family::Gpt2 => Self::Gpt2(gpt2::Gpt2::open(dir, device)?),
+                f @ (Family::Llama | Family::Qwen2) => {
+                    Self::HfLlama(Box::new(hf_llama::HfLlama::open(dir, f, device)?))
+                }
+            }),
             ModelKind::Checkpoint => bail!(
                 "{}: a Localist checkpoint, not an imported model. Supported: {SUPPORTED}",
                 path.display()
@@ -66,6 +84,8 @@ impl ImportedModel {
         match self {
             Self::Llama(m) => m,
             Self::Bert(m) => m,
+            Self::Gpt2(m) => m,
+            Self::HfLlama(m) => m.as_ref(),
         }
     }
 
@@ -74,14 +94,21 @@ impl ImportedModel {
         match self {
             Self::Llama(m) => &m.path,
             Self::Bert(m) => &m.dir,
+            Self::Gpt2(m) => &m.dir,
+            Self::HfLlama(m) => &m.dir,
         }
     }
 
-    /// "LLaMA decoder (GGUF)" or "BERT encoder".
+    /// What it is, in a phrase.
     pub fn kind_label(&self) -> &'static str {
         match self {
             Self::Llama(_) => "LLaMA-family decoder (GGUF, weights dequantized to f32)",
             Self::Bert(_) => "BERT-family encoder (bidirectional; no next-token head)",
+            Self::Gpt2(_) => "GPT-2 decoder (Hugging Face safetensors)",
+            Self::HfLlama(m) if m.family == Family::Qwen2 => {
+                "Qwen2 decoder (Hugging Face safetensors)"
+            }
+            Self::HfLlama(_) => "LLaMA-architecture decoder (Hugging Face safetensors)",
         }
     }
 
@@ -90,6 +117,8 @@ impl ImportedModel {
         match self {
             Self::Llama(_) => "llama",
             Self::Bert(_) => "bert",
+            Self::Gpt2(_) => "gpt2",
+            Self::HfLlama(m) => m.family.model_type(),
         }
     }
 
@@ -98,6 +127,8 @@ impl ImportedModel {
         match self {
             Self::Llama(m) => m.parameters,
             Self::Bert(m) => m.parameters(),
+            Self::Gpt2(m) => m.parameters,
+            Self::HfLlama(m) => m.decoder.parameters,
         }
     }
 
@@ -106,14 +137,20 @@ impl ImportedModel {
         match self {
             Self::Llama(m) => m.config.d_model,
             Self::Bert(m) => m.config.hidden_size,
+            Self::Gpt2(m) => m.config.n_embd,
+            Self::HfLlama(m) => m.config.hidden_size,
         }
     }
 
-    /// The tokenizer, as one of ours.
+    /// The tokenizer, as one of ours. A folder's adds the special tokens its `tokenizer.json`
+    /// asks for, as `transformers` does (BERT's \[CLS\] … \[SEP\], TinyLlama's `<s>`); a GGUF
+    /// decoder's adds none (its metadata says so).
     pub fn tokenizer(&self) -> HfTokenizer {
         match self {
             Self::Llama(m) => HfTokenizer::new(m.hf_tokenizer().clone(), false, true),
             Self::Bert(m) => HfTokenizer::new(m.hf_tokenizer().clone(), true, false),
+            Self::Gpt2(m) => HfTokenizer::new(m.hf_tokenizer().clone(), true, true),
+            Self::HfLlama(m) => HfTokenizer::new(m.decoder.hf_tokenizer().clone(), true, true),
         }
     }
 
@@ -122,6 +159,8 @@ impl ImportedModel {
         match self {
             Self::Llama(m) => m.embedding_rows(),
             Self::Bert(m) => m.embedding_rows(),
+            Self::Gpt2(m) => m.embedding_rows(),
+            Self::HfLlama(m) => m.decoder.embedding_rows(),
         }
     }
 
@@ -163,7 +202,7 @@ impl ImportedModel {
                 s.push(".blocks.json");
                 PathBuf::from(s)
             }
-            Self::Bert(m) => m.dir.join("localist-blocks.json"),
+            _ => self.path().join("localist-blocks.json"),
         }
     }
 }
@@ -195,8 +234,8 @@ pub fn lexicon_blocks(lex: &Lexicon, tok: &HfTokenizer) -> Result<BlockMap, Lexi
     ))
 }
 
-/// Token ids of `text`, with the tokenizer's special tokens when `add_special` (BERT's [CLS] …
-/// [SEP]).
+/// Token ids of `text`, with the tokenizer's special tokens when `add_special` (BERT's \[CLS\] …
+/// \[SEP\]).
 pub fn encode_ids(tok: &tokenizers::Tokenizer, text: &str, add_special: bool) -> Result<Vec<u32>> {
     let enc = crate::contained::contained(|| tok.encode(text, add_special))
         .map_err(|p| anyhow::anyhow!("tokenizing: the tokenizer failed ({p})"))?
@@ -204,76 +243,10 @@ pub fn encode_ids(tok: &tokenizers::Tokenizer, text: &str, add_special: bool) ->
     Ok(enc.get_ids().to_vec())
 }
 
-/// A Hugging Face tokenizer as one of ours: `encode` adds the model's special tokens when it
-/// expects them (BERT's [CLS] … [SEP]); a token's surface string is its decoded text for
-/// byte-level BPE (" Paris", not "ĠParis") and its vocabulary entry otherwise ("##ing").
-#[derive(Clone)]
-pub struct HfTokenizer {
-    inner: tokenizers::Tokenizer,
-    add_special: bool,
-    strs: Vec<String>,
-    ids: HashMap<String, u32>,
-}
-
-impl HfTokenizer {
-    /// Wrap `inner`; `byte_level` selects decoded surface strings.
-    pub fn new(inner: tokenizers::Tokenizer, add_special: bool, byte_level: bool) -> Self {
-        let n = inner.get_vocab_size(true);
-        let strs: Vec<String> = (0..n as u32)
-            .map(|i| {
-                if byte_level {
-                    inner
-                        .decode(&[i], false)
-                        .unwrap_or_else(|_| format!("#{i}"))
-                } else {
-                    inner.id_to_token(i).unwrap_or_else(|| format!("#{i}"))
-                }
-            })
-            .collect();
-        let mut ids = HashMap::with_capacity(n);
-        for (i, s) in strs.iter().enumerate() {
-            ids.entry(s.clone()).or_insert(i as u32);
-        }
-        Self {
-            inner,
-            add_special,
-            strs,
-            ids,
-        }
-    }
-}
-
-impl Tokenizer for HfTokenizer {
-    fn encode(&self, text: &str) -> Vec<u32> {
-        encode_ids(&self.inner, text, self.add_special).unwrap_or_default()
-    }
-
-    fn decode(&self, ids: &[u32]) -> String {
-        self.inner
-            .decode(ids, false)
-            .unwrap_or_else(|e| format!("<undecodable: {e}>"))
-    }
-
-    fn vocab_size(&self) -> usize {
-        self.strs.len()
-    }
-
-    fn token_str(&self, id: u32) -> String {
-        self.strs
-            .get(id as usize)
-            .cloned()
-            .unwrap_or_else(|| format!("#{id}"))
-    }
-
-    fn token_id(&self, token: &str) -> Option<u32> {
-        self.ids.get(token).copied()
-    }
-}
-
 /// SHA-256 of a model on disk, whatever its kind, without loading it: a Localist checkpoint's
 /// ([`crate::model::checkpoint::checkpoint_sha256`]), or what an imported model computes with
 /// in the same scheme: the `.gguf` file ([`ImportedModel::path`]), or a folder's config.json,
-/// model.safetensors and tokenizer.json.
+/// model.safetensors and tokenizer.json (or a GPT-2 folder's vocab.json and merges.txt).
 pub fn model_sha256(path: &Path) -> Result<String> {
     let found = locate(path)?;
     let files: Vec<(&str, PathBuf)> = match found.kind {
@@ -282,10 +255,21 @@ pub fn model_sha256(path: &Path) -> Result<String> {
         }
         ModelKind::Gguf => vec![("model.gguf", found.path)],
         ModelKind::HuggingFace if path.is_file() => vec![("model.gguf", path.to_path_buf())],
-        ModelKind::HuggingFace => ["config.json", "model.safetensors", "tokenizer.json"]
-            .into_iter()
-            .map(|n| (n, found.path.join(n)))
-            .collect(),
+        ModelKind::HuggingFace => {
+            // GPT-2 folders may hold vocab.json + merges.txt in place of tokenizer.json.
+            let tokenizer: &[&str] = if found.path.join("tokenizer.json").exists()
+                || !found.path.join("vocab.json").exists()
+            {
+                &["tokenizer.json"]
+            } else {
+                &["vocab.json", "merges.txt"]
+            };
+            ["config.json", "model.safetensors"]
+                .iter()
+                .chain(tokenizer)
+                .map(|&n| (n, found.path.join(n)))
+                .collect()
+        }
     };
     Ok(crate::model::checkpoint::files_sha256(&files)?)
 }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor, D};
 
 mod config;
@@ -37,24 +37,7 @@ impl Bert {
     /// is checked against the limits and the safetensors header before any weight is loaded;
     /// every weight is checked finite.
     pub fn open(dir: &Path, device: &Device) -> Result<Self> {
-        let weights = dir.join("model.safetensors");
-        if !weights.exists() {
-            if dir.join("pytorch_model.bin").exists() {
-                bail!(
-                    "{}: only model.safetensors is supported; pytorch_model.bin is a pickle and is \
-                     never loaded (convert it to safetensors first)",
-                    dir.display()
-                );
-            }
-            if dir.join("model.safetensors.index.json").exists() {
-                bail!(
-                    "{}: the weights are split into shards (model.safetensors.index.json); only \
-                     one model.safetensors is read (merge the shards into one file)",
-                    dir.display()
-                );
-            }
-            bail!("{}: no model.safetensors", dir.display());
-        }
+        let weights = crate::hf::folder::weights_file(dir)?;
         let config = BertConfig::read(&dir.join("config.json"))?;
         let declared = safetensors_header::read_header(&weights)?
             .into_iter()
@@ -62,7 +45,8 @@ impl Bert {
             .collect();
         config.check_tensors(&declared, &weights)?;
         let tensors = load_weights(&weights, device)?;
-        let tokenizer = read_tokenizer(&dir.join("tokenizer.json"), config.vocab_size)?;
+        let tokenizer =
+            crate::hf::folder::read_tokenizer(&dir.join("tokenizer.json"), config.vocab_size)?;
         Ok(Self {
             config,
             dir: dir.to_path_buf(),
@@ -244,39 +228,6 @@ fn load_weights(file: &Path, device: &Device) -> Result<HashMap<String, Tensor>>
         }
     }
     Ok(tensors)
-}
-
-/// The tokenizer at `path` (a regular file within [`crate::files::MAX_TOKENIZER_BYTES`]), with
-/// no padding or truncation, and no more words than the model's `vocab` rows.
-fn read_tokenizer(path: &Path, vocab: usize) -> Result<tokenizers::Tokenizer> {
-    let text =
-        crate::files::read_text(path, crate::files::MAX_TOKENIZER_BYTES, "a tokenizer.json")?;
-    // JSON first (its errors say where), then the tokenizer, contained: the tokenizers
-    // crate panics on some malformed parts instead of returning an error.
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        anyhow::anyhow!("{}: not a tokenizer: not valid JSON ({e})", path.display())
-    })?;
-    let mut tokenizer: tokenizers::Tokenizer =
-        crate::contained::contained(|| serde_json::from_value(value))
-            .map_err(|p| {
-                anyhow::anyhow!(
-                    "{}: not a tokenizer the tokenizers crate accepts ({p})",
-                    path.display()
-                )
-            })?
-            .map_err(|e| anyhow::anyhow!("{}: not a tokenizer: {e}", path.display()))?;
-    tokenizer.with_padding(None);
-    tokenizer
-        .with_truncation(None)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let words = tokenizer.get_vocab_size(true);
-    if words > vocab {
-        bail!(
-            "{}: the tokenizer has {words} words but config.json's vocab_size is {vocab}",
-            path.display()
-        );
-    }
-    Ok(tokenizer)
 }
 
 impl AttentionModel for Bert {

@@ -1,6 +1,8 @@
-//! The forward pass of a GGUF LLaMA: embeddings, then per layer RMSNorm, grouped-query
-//! attention with RoPE (llama.cpp's interleaved layout) under the dial's and rules' biases
-//! ([`biased_attention`]), and a SiLU-gated MLP; incremental over a [`KvCache`].
+//! The forward pass of a LLaMA-family decoder: embeddings, then per layer RMSNorm, grouped-query
+//! attention (with Qwen2's q/k/v biases when present) and RoPE (llama.cpp's interleaved layout
+//! for GGUF files, Hugging Face's half-rotation one for safetensors folders) under the dial's
+//! and rules' biases ([`biased_attention`]), and a SiLU-gated MLP; incremental over a
+//! [`KvCache`].
 
 use candle_core::quantized::QMatMul;
 use candle_core::{DType, Module, Tensor};
@@ -149,14 +151,14 @@ impl GgufLlama {
         let (h, kvh) = (c.heads, c.kv_heads);
         let t = hx.dim(1)?;
         let dh = c.d_model / h;
-        let split = |m: &QMatMul, heads: usize| -> candle_core::Result<Tensor> {
-            m.forward(hx)?
+        let split = |m: &QMatMul, b: usize, heads: usize| -> candle_core::Result<Tensor> {
+            project(layer, m, b, hx)?
                 .reshape((1, t, heads, dh))?
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let rope = |x: &Tensor| candle_nn::rotary_emb::rope_i(x, cos, sin);
-        let q = rope(&split(&layer.q, h)?)?;
+        let rot = |x: &Tensor| rope(x, cos, sin, c.rope_half);
+        let q = rot(&split(&layer.q, 0, h)?)?;
         let rep = h / kvh.max(1);
         let expand = |x: Tensor| -> candle_core::Result<Tensor> {
             if rep == 1 {
@@ -166,8 +168,8 @@ impl GgufLlama {
                 .expand((1, kvh, rep, t, dh))?
                 .reshape((1, h, t, dh))
         };
-        let k = expand(rope(&split(&layer.k, kvh)?)?)?;
-        let v = expand(split(&layer.v, kvh)?)?;
+        let k = expand(rot(&split(&layer.k, 1, kvh)?)?)?;
+        let v = expand(split(&layer.v, 2, kvh)?)?;
         let scale = 1.0 / (dh as f64).sqrt();
         let mut ys = Vec::with_capacity(t.div_ceil(chunk));
         for r0 in (0..t).step_by(chunk) {
@@ -235,16 +237,16 @@ impl GgufLlama {
         let c = &self.config;
         let (h, kvh, n, t) = (c.heads, c.kv_heads, step.n, step.t);
         let dh = c.d_model / h;
-        let split = |m: &QMatMul, heads: usize| -> candle_core::Result<Tensor> {
-            m.forward(hx)?
+        let split = |m: &QMatMul, b: usize, heads: usize| -> candle_core::Result<Tensor> {
+            project(layer, m, b, hx)?
                 .reshape((1, n, heads, dh))?
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let rope = |x: &Tensor| candle_nn::rotary_emb::rope_i(x, &step.cos, &step.sin);
-        let q = rope(&split(&layer.q, h)?)?;
-        let k_new = rope(&split(&layer.k, kvh)?)?;
-        let v_new = split(&layer.v, kvh)?;
+        let rot = |x: &Tensor| rope(x, &step.cos, &step.sin, c.rope_half);
+        let q = rot(&split(&layer.q, 0, h)?)?;
+        let k_new = rot(&split(&layer.k, 1, kvh)?)?;
+        let v_new = split(&layer.v, 2, kvh)?;
         let (k, v) = match slot.take() {
             Some((k0, v0)) => (
                 Tensor::cat(&[&k0, &k_new], 2)?,
@@ -302,5 +304,24 @@ impl GgufLlama {
             .narrow(0, t - 1, 1)?
             .squeeze(0)?
             .to_vec1::<f32>()?)
+    }
+}
+
+/// The projection `m` of `hx`, plus the layer's bias `b` (0, 1, 2: q, k, v) when it has them.
+fn project(layer: &Layer, m: &QMatMul, b: usize, hx: &Tensor) -> candle_core::Result<Tensor> {
+    let y = m.forward(hx)?;
+    match layer.qkv_bias.as_ref().and_then(|bs| bs.get(b)) {
+        Some(bias) => y.broadcast_add(bias),
+        None => Ok(y),
+    }
+}
+
+/// RoPE on `x` [1,H,T,d_h]: Hugging Face's half-rotation layout when `half`, else llama.cpp's
+/// interleaved one.
+fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, half: bool) -> candle_core::Result<Tensor> {
+    if half {
+        candle_nn::rotary_emb::rope(x, cos, sin)
+    } else {
+        candle_nn::rotary_emb::rope_i(x, cos, sin)
     }
 }

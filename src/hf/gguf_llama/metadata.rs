@@ -28,6 +28,9 @@ pub struct LlamaConfig {
     pub rope_base: f64,
     /// Context length.
     pub context: usize,
+    /// RoPE in Hugging Face's half-rotation layout (dimension i pairs with i + d_h/2), as in
+    /// safetensors folders; false for llama.cpp's interleaved one (2i with 2i+1), as in GGUF.
+    pub rope_half: bool,
 }
 
 impl LlamaConfig {
@@ -52,6 +55,7 @@ impl LlamaConfig {
             rms_eps: meta_f32(c, "llama.attention.layer_norm_rms_epsilon", file)? as f64,
             rope_base: meta_f32(c, "llama.rope.freq_base", file).unwrap_or(10_000.0) as f64,
             context: meta_usize(c, "llama.context_length", file)?,
+            rope_half: false,
         })
     }
 }

@@ -25,16 +25,18 @@ use metadata::tokenizer_from_gguf;
 pub use metadata::LlamaConfig;
 
 /// One decoder layer's weights, dequantized to f32.
-struct Layer {
-    attn_norm: Tensor,
-    q: QMatMul,
-    k: QMatMul,
-    v: QMatMul,
-    o: QMatMul,
-    ffn_norm: Tensor,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+pub(crate) struct Layer {
+    pub(crate) attn_norm: Tensor,
+    pub(crate) q: QMatMul,
+    pub(crate) k: QMatMul,
+    pub(crate) v: QMatMul,
+    /// Biases of the q, k and v projections (Qwen2 has them; LLaMA does not).
+    pub(crate) qkv_bias: Option<[Tensor; 3]>,
+    pub(crate) o: QMatMul,
+    pub(crate) ffn_norm: Tensor,
+    pub(crate) gate: QMatMul,
+    pub(crate) up: QMatMul,
+    pub(crate) down: QMatMul,
 }
 
 impl Layer {
@@ -49,6 +51,7 @@ impl Layer {
             q: QMatMul::Tensor(f("attn_q")?),
             k: QMatMul::Tensor(f("attn_k")?),
             v: QMatMul::Tensor(f("attn_v")?),
+            qkv_bias: None,
             o: QMatMul::Tensor(f("attn_output")?),
             ffn_norm: f("ffn_norm")?,
             gate: QMatMul::Tensor(f("ffn_gate")?),
@@ -58,7 +61,22 @@ impl Layer {
     }
 }
 
-/// A quantized LLaMA-family decoder with its tokenizer.
+/// What a LLaMA-family decoder is made of, however it was read (a GGUF file here, a Hugging
+/// Face folder in [`crate::hf::hf_llama`]).
+pub(crate) struct DecoderParts {
+    pub(crate) config: LlamaConfig,
+    pub(crate) path: PathBuf,
+    pub(crate) parameters: usize,
+    pub(crate) embed: Tensor,
+    pub(crate) head: Tensor,
+    pub(crate) out_norm: Tensor,
+    pub(crate) layers: Vec<Layer>,
+    pub(crate) tokenizer: tokenizers::Tokenizer,
+    pub(crate) device: Device,
+}
+
+/// A LLaMA-family decoder with its tokenizer: from a GGUF file ([`GgufLlama::open`]), or the
+/// forward of a Hugging Face LLaMA or Qwen2 folder ([`crate::hf::hf_llama::HfLlama`]).
 pub struct GgufLlama {
     /// Hyper-parameters.
     pub config: LlamaConfig,
@@ -129,6 +147,21 @@ impl GgufLlama {
             tokenizer,
             device: device.clone(),
         })
+    }
+
+    /// A decoder from its parts (read and checked by the caller).
+    pub(crate) fn from_parts(p: DecoderParts) -> Self {
+        Self {
+            config: p.config,
+            path: p.path,
+            parameters: p.parameters,
+            embed: p.embed,
+            head: QMatMul::Tensor(p.head),
+            out_norm: p.out_norm,
+            layers: p.layers,
+            tokenizer: p.tokenizer,
+            device: p.device,
+        }
     }
 
     /// The tokenizer rebuilt from the metadata.

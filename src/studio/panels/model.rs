@@ -102,7 +102,7 @@ fn open_buttons(
                 ui.close();
             }
             if ui
-                .button("a Hugging Face folder (BERT family)…")
+                .button("a Hugging Face folder (BERT, GPT-2, LLaMA, Qwen2)…")
                 .on_hover_text("config.json + model.safetensors + tokenizer.json; pickled .bin files are never loaded")
                 .clicked()
             {

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Make the tiny model fixtures of tests/hf_families.rs, once, with `transformers`.
+
+Real GPT-2, Llama and Qwen2 weights are not reachable from the build machines, so each family
+is tested on a small *randomly initialised* model of the same architecture, saved exactly as
+`save_pretrained` writes it (config.json, model.safetensors, tokenizer files), together with
+what `transformers` computes on a fixed text: the token ids, the logits and every layer's
+attention (reference.json). The Rust forward passes must reproduce them (logits to 1e-4,
+attention to 1e-5, max abs diff).
+
+The tokenizer is a small byte-level BPE trained with the `tokenizers` library on the first
+200 KB of the bundled Shakespeare corpus (assets/corpora), so the files stay small but real.
+
+    python3 -m venv /tmp/famvenv
+    /tmp/famvenv/bin/pip install torch transformers safetensors tokenizers
+    /tmp/famvenv/bin/python scripts/make_family_fixtures.py
+
+Made with torch 2.15.0, transformers 5.24.0, tokenizers 0.23.3 (the versions are also
+written into each reference.json). The weights are seeded: rerunning with these versions
+writes byte-identical files (checked); other versions may draw other weights, and the tests
+follow whatever is committed.
+"""
+
+import json
+import os
+import sys
+
+import torch
+import transformers
+import tokenizers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "tests", "fixtures", "families")
+CORPUS = os.path.join(ROOT, "assets", "corpora", "shakespeare_1mb.txt")
+TEXT = "ROMEO: But soft, what light through yonder window breaks? It is the east, and Juliet is the sun."
+VOCAB = 320
+
+
+def bpe_tokenizer(bos=None):
+    """A byte-level BPE of VOCAB words trained on the corpus; `bos` is prepended by the
+    post-processor when given (as Llama's tokenizers do)."""
+    with open(CORPUS, encoding="utf-8") as f:
+        text = f.read(200_000)
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    special = ["<|endoftext|>"] + ([bos] if bos else [])
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB,
+        special_tokens=special,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator([text], trainer)
+    if bos:
+        bos_id = tok.token_to_id(bos)
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, bos_id)]
+        )
+    else:
+        tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    return tok
+
+
+def reference(model, fast, name, extra):
+    """Run `model` on TEXT and write reference.json into the fixture folder."""
+    ids = fast(TEXT)["input_ids"]
+    with torch.no_grad():
+        out = model(torch.tensor([ids]), output_attentions=True)
+    logits = out.logits[0].tolist()
+    attention = [a[0].tolist() for a in out.attentions]
+    ref = {
+        "text": TEXT,
+        "ids": ids,
+        "logits": logits,
+        "attention": attention,
+        "made_with": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "tokenizers": tokenizers.__version__,
+        },
+        **extra,
+    }
+    with open(os.path.join(OUT, name, "reference.json"), "w") as f:
+        json.dump(ref, f, separators=(",", ":"))
+
+
+def save(model, fast, raw, name, extra=None):
+    d = os.path.join(OUT, name)
+    os.makedirs(d, exist_ok=True)
+    model.save_pretrained(d, safe_serialization=True)
+    fast.save_pretrained(d)
+    if not os.path.exists(os.path.join(d, "tokenizer.json")):
+        raw.save(os.path.join(d, "tokenizer.json"))
+    reference(model, fast, name, extra or {})
+    for f in sorted(os.listdir(d)):
+        print(f"{name}/{f}: {os.path.getsize(os.path.join(d, f))} bytes")
+
+
+def gpt2():
+    raw = bpe_tokenizer()
+    fast = transformers.GPT2TokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>",
+                                          bos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    cfg = transformers.GPT2Config(
+        vocab_size=VOCAB, initializer_range=0.25, n_positions=128, n_embd=32, n_layer=2, n_head=4,
+        bos_token_id=0, eos_token_id=0, attn_implementation="eager",
+    )
+    model = transformers.GPT2LMHeadModel(cfg).eval()
+    save(model, fast, raw, "gpt2")
+    # The slow-tokenizer files too, as GPT2TokenizerFast.save_pretrained writes them in the
+    # legacy format: the tests open the folder without tokenizer.json from these.
+    raw.model.save(os.path.join(OUT, "gpt2"))
+
+
+def llama():
+    raw = bpe_tokenizer(bos="<s>")
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>",
+                                                eos_token="<|endoftext|>")
+    cfg = transformers.LlamaConfig(
+        vocab_size=VOCAB, initializer_range=0.25, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+        rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False,
+        bos_token_id=raw.token_to_id("<s>"), eos_token_id=0, attn_implementation="eager",
+    )
+    model = transformers.LlamaForCausalLM(cfg).eval()
+    # Random norms (they are ones at init) so that a mistake in RMSNorm shows.
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+    save(model, fast, raw, "llama")
+
+
+def qwen2():
+    raw = bpe_tokenizer()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>")
+    cfg = transformers.Qwen2Config(
+        vocab_size=VOCAB, initializer_range=0.25, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=1, max_position_embeddings=128,
+        rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=True,
+        use_sliding_window=False, bos_token_id=0, eos_token_id=0, attn_implementation="eager",
+    )
+    model = transformers.Qwen2ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+            if n.endswith(".bias"):
+                p.copy_(0.5 * torch.randn_like(p))
+    save(model, fast, raw, "qwen2")
+
+
+def main():
+    torch.manual_seed(17)
+    os.makedirs(OUT, exist_ok=True)
+    torch.set_default_dtype(torch.float32)
+    for make in (gpt2, llama, qwen2):
+        make()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

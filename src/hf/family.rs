@@ -1,0 +1,100 @@
+//! Which architecture a Hugging Face folder holds, from its `config.json`: `model_type`, or
+//! else the first of `architectures`. Each supported family has its own loader; any other
+//! (`mistral`, `t5`, ...) is refused with an error that names it and lists what is supported,
+//! before anything else of the folder is read.
+
+use std::path::Path;
+
+/// The `model_type`s of Hugging Face folders this build opens, for error messages.
+pub const SUPPORTED_TYPES: &str = "bert (BERT-family encoders), gpt2, llama (LLaMA \
+     architecture: SmolLM2, TinyLlama, ...) and qwen2";
+
+/// A family of Hugging Face models with a loader of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// BERT-family encoders (`bert`).
+    Bert,
+    /// GPT-2 decoders (`gpt2`).
+    Gpt2,
+    /// LLaMA-architecture decoders (`llama`).
+    Llama,
+    /// Qwen2 decoders (`qwen2`): LLaMA plus biases on the q, k and v projections.
+    Qwen2,
+}
+
+impl Family {
+    /// Its `model_type`.
+    pub fn model_type(self) -> &'static str {
+        match self {
+            Self::Bert => "bert",
+            Self::Gpt2 => "gpt2",
+            Self::Llama => "llama",
+            Self::Qwen2 => "qwen2",
+        }
+    }
+}
+
+/// Why a folder's family is not one this build opens.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{}: model_type {model_type:?} is not supported; supported Hugging Face model types: \
+     {SUPPORTED_TYPES} (or a .gguf file of a LLaMA-family decoder)",
+    path.display()
+)]
+pub struct UnsupportedFamily {
+    /// The `config.json`.
+    pub path: std::path::PathBuf,
+    /// What it says the model is.
+    pub model_type: String,
+}
+
+/// The family of the folder `dir` from its `config.json`. A config that cannot be read or
+/// names no type at all is taken for BERT, whose loader reports what is wrong with it in the
+/// words it always has; a type of no supported family is an [`UnsupportedFamily`].
+pub fn family_of(dir: &Path) -> Result<Family, UnsupportedFamily> {
+    let path = dir.join("config.json");
+    let Ok(text) = crate::files::read_text(&path, crate::files::MAX_CONFIG_BYTES, "a config.json")
+    else {
+        return Ok(Family::Bert);
+    };
+    let Ok(json) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text) else {
+        return Ok(Family::Bert);
+    };
+    let model_type = json.get("model_type").and_then(|v| v.as_str());
+    let arch = json
+        .get("architectures")
+        .and_then(|v| v.as_array())
+        .and_then(|a| a.first())
+        .and_then(|v| v.as_str());
+    let family = match (model_type, arch) {
+        (Some(t), _) => by_type(t),
+        (None, Some(a)) => by_architecture(a),
+        (None, None) => Some(Family::Bert),
+    };
+    family.ok_or_else(|| UnsupportedFamily {
+        path,
+        model_type: model_type.or(arch).unwrap_or_default().to_string(),
+    })
+}
+
+fn by_type(t: &str) -> Option<Family> {
+    Some(match t {
+        "bert" => Family::Bert,
+        "gpt2" => Family::Gpt2,
+        "llama" => Family::Llama,
+        "qwen2" => Family::Qwen2,
+        _ => return None,
+    })
+}
+
+fn by_architecture(a: &str) -> Option<Family> {
+    [
+        ("Bert", Family::Bert),
+        ("GPT2", Family::Gpt2),
+        ("Llama", Family::Llama),
+        ("Qwen2", Family::Qwen2),
+    ]
+    .into_iter()
+    .find(|(prefix, _)| a.starts_with(prefix) && !a.starts_with("Qwen2Moe"))
+    .map(|(_, f)| f)
+}

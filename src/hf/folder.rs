@@ -1,0 +1,162 @@
+//! What every Hugging Face folder model shares, whatever its family: finding its one
+//! `model.safetensors` (never a pickle, never shards), checking the tensors its header declares
+//! against the shapes its config implies before any weight is read, loading the weights as
+//! finite f32 tensors, and reading its `tokenizer.json` within the size limit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+
+use crate::hf::safetensors_header::TensorDecl;
+
+/// The `model.safetensors` of `dir`, or an error saying what is there instead (a pickle, which
+/// is never loaded; shards, which are not merged here; nothing).
+pub fn weights_file(dir: &Path) -> Result<PathBuf> {
+    let weights = dir.join("model.safetensors");
+    if weights.exists() {
+        return Ok(weights);
+    }
+    if dir.join("pytorch_model.bin").exists() {
+        bail!(
+            "{}: only model.safetensors is supported; pytorch_model.bin is a pickle and is \
+             never loaded (convert it to safetensors first)",
+            dir.display()
+        );
+    }
+    if dir.join("model.safetensors.index.json").exists() {
+        bail!(
+            "{}: the weights are split into shards (model.safetensors.index.json); only \
+             one model.safetensors is read (merge the shards into one file)",
+            dir.display()
+        );
+    }
+    bail!("{}: no model.safetensors", dir.display())
+}
+
+/// Check the tensors declared in the safetensors header of `file` (by name as the model reads
+/// it) against `expected`: each one present, of a float dtype, with the expected shape.
+pub fn check_declared(
+    declared: &BTreeMap<String, TensorDecl>,
+    expected: &[(String, Vec<usize>)],
+    file: &Path,
+) -> Result<()> {
+    for (name, shape) in expected {
+        let t = declared
+            .get(name)
+            .with_context(|| format!("{}: tensor {name} is missing", file.display()))?;
+        if !matches!(t.dtype.as_str(), "F32" | "F16" | "BF16") {
+            bail!(
+                "{}: tensor {name} has dtype {}; weights must be F32, F16 or BF16",
+                file.display(),
+                t.dtype
+            );
+        }
+        if &t.shape != shape {
+            bail!(
+                "{}: tensor {name} has shape {:?}, the config needs {shape:?}",
+                file.display(),
+                t.shape
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The safetensors header of `file` with every name passed through `rename` (which strips a
+/// prefix some exports put on every name).
+pub fn declared(file: &Path, rename: fn(&str) -> &str) -> Result<BTreeMap<String, TensorDecl>> {
+    Ok(crate::hf::safetensors_header::read_header(file)?
+        .into_iter()
+        .map(|(k, v)| (rename(&k).to_string(), v))
+        .collect())
+}
+
+/// The weights of `file` (its header already checked) named by `rename`, as f32, each one
+/// finite; only the names in `wanted` are kept (buffers such as GPT-2's causal masks are not).
+pub fn load_f32(
+    file: &Path,
+    device: &Device,
+    rename: fn(&str) -> &str,
+    wanted: &[(String, Vec<usize>)],
+) -> Result<HashMap<String, Tensor>> {
+    let mut loaded = candle_core::safetensors::load(file, device)
+        .with_context(|| format!("{}: not a readable safetensors file", file.display()))?;
+    let mut tensors = HashMap::with_capacity(wanted.len());
+    let mut names: Vec<String> = loaded.keys().cloned().collect();
+    names.sort();
+    for name in names {
+        let short = rename(&name);
+        // Each one leaves `loaded` as it is converted: a BF16 model is not held twice.
+        let Some(t) = loaded.remove(&name) else {
+            continue;
+        };
+        if !wanted.iter().any(|(w, _)| w == short) {
+            continue;
+        }
+        crate::hf::gguf_llama::ensure_finite(&t, &name, file)?;
+        let t = t
+            .to_dtype(DType::F32)
+            .with_context(|| format!("{}: tensor {name}", file.display()))?;
+        tensors.insert(short.to_string(), t);
+    }
+    Ok(tensors)
+}
+
+/// The tensor `name` of `tensors` (checked present by [`check_declared`] before loading).
+pub fn take(tensors: &mut HashMap<String, Tensor>, name: &str, file: &Path) -> Result<Tensor> {
+    tensors
+        .remove(name)
+        .with_context(|| format!("{}: tensor {name} is missing", file.display()))
+}
+
+/// Read the `config.json` at `path` (a regular file within the size limit) as `T`; `what`
+/// names the family in the error ("not a GPT-2 config").
+pub fn read_config<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
+    let text = crate::files::read_text(path, crate::files::MAX_CONFIG_BYTES, "a config.json")?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a {what} config", path.display()))
+}
+
+/// The tokenizer at `path` (a regular file within [`crate::files::MAX_TOKENIZER_BYTES`]), with
+/// no padding or truncation, and no more words than the model's `vocab` rows.
+pub fn read_tokenizer(path: &Path, vocab: usize) -> Result<tokenizers::Tokenizer> {
+    let text =
+        crate::files::read_text(path, crate::files::MAX_TOKENIZER_BYTES, "a tokenizer.json")?;
+    // JSON first (its errors say where), then the tokenizer, contained: the tokenizers
+    // crate panics on some malformed parts instead of returning an error.
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        anyhow::anyhow!("{}: not a tokenizer: not valid JSON ({e})", path.display())
+    })?;
+    let tokenizer: tokenizers::Tokenizer =
+        crate::contained::contained(|| serde_json::from_value(value))
+            .map_err(|p| {
+                anyhow::anyhow!(
+                    "{}: not a tokenizer the tokenizers crate accepts ({p})",
+                    path.display()
+                )
+            })?
+            .map_err(|e| anyhow::anyhow!("{}: not a tokenizer: {e}", path.display()))?;
+    plain_tokenizer(tokenizer, vocab, path)
+}
+
+/// `tokenizer` without padding or truncation, refused (naming `path`) when it has more words
+/// than the model's `vocab` rows: ids past the end would fail deep inside the forward pass.
+pub fn plain_tokenizer(
+    mut tokenizer: tokenizers::Tokenizer,
+    vocab: usize,
+    path: &Path,
+) -> Result<tokenizers::Tokenizer> {
+    tokenizer.with_padding(None);
+    tokenizer
+        .with_truncation(None)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let words = tokenizer.get_vocab_size(true);
+    if words > vocab {
+        bail!(
+            "{}: the tokenizer has {words} words but config.json's vocab_size is {vocab}",
+            path.display()
+        );
+    }
+    Ok(tokenizer)
+}

@@ -1,0 +1,182 @@
+//! The forward pass of GPT-2: token plus learned position embeddings, then per block
+//! LayerNorm, causal attention from one fused q/k/v projection under the dial's and rules'
+//! biases ([`biased_attention`]), and a GELU MLP; a final LayerNorm and the head. Incremental
+//! over a [`KvCache`], and streamed over chunks of query rows for long captures, as the LLaMA
+//! decoders are.
+
+use candle_core::{Tensor, D};
+
+use crate::hf::gpt2::{Affine, Block, Gpt2};
+use crate::model::attention::{biased_attention, AttentionBias};
+use crate::model::backend::{KvCache, RowStream};
+use crate::model::dial::causal_bias;
+use crate::model::transformer::{ForwardOutput, ModelError};
+
+/// `x` [1,n,in] through a `Conv1D` (weight [in,out], bias [out]): [1,n,out].
+fn conv1d(x: &Tensor, (w, b): &Affine) -> candle_core::Result<Tensor> {
+    let (_, n, din) = x.dims3()?;
+    x.reshape((n, din))?
+        .matmul(w)?
+        .broadcast_add(b)?
+        .reshape((1, n, w.dim(1)?))
+}
+
+impl Gpt2 {
+    fn layer_norm(&self, x: &Tensor, (w, b): &Affine) -> candle_core::Result<Tensor> {
+        candle_nn::ops::layer_norm(x, w, b, self.config.layer_norm_epsilon as f32)
+    }
+
+    /// Embeddings of `ids` at positions p..p+n: [1,n,d].
+    fn embed(&self, ids: &[u32], p: usize) -> Result<Tensor, ModelError> {
+        let n = ids.len();
+        if n == 0 {
+            return Err(ModelError::Input("empty input".into()));
+        }
+        if p + n > self.config.n_positions {
+            return Err(ModelError::TooLong(p + n, self.config.n_positions));
+        }
+        let input = Tensor::from_vec(ids.to_vec(), n, &self.device)?;
+        let x = self
+            .wte
+            .embedding(&input)?
+            .broadcast_add(&self.wpe.narrow(0, p, n)?)?;
+        Ok(x.unsqueeze(0)?)
+    }
+
+    /// q, k and v of the normed input `hx` [1,n,d], each [1,H,n,d_h].
+    fn qkv(&self, block: &Block, hx: &Tensor) -> candle_core::Result<[Tensor; 3]> {
+        let (h, d) = (self.config.n_head, self.config.n_embd);
+        let n = hx.dim(1)?;
+        let fused = conv1d(hx, &block.c_attn)?;
+        let head = |i: usize| -> candle_core::Result<Tensor> {
+            fused
+                .narrow(D::Minus1, i * d, d)?
+                .reshape((1, n, h, d / h))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        Ok([head(0)?, head(1)?, head(2)?])
+    }
+
+    /// The rest of a block once attention's output `y` [1,n,d] (heads merged) is known.
+    fn finish_block(&self, block: &Block, x: Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
+        let x = (x + conv1d(y, &block.c_proj)?)?;
+        let hx = self.layer_norm(&x, &block.ln_2)?;
+        let f = conv1d(&hx, &block.c_fc)?;
+        let f = if self.config.exact_gelu() {
+            f.gelu_erf()?
+        } else {
+            f.gelu()?
+        };
+        x + conv1d(&f, &block.mlp_proj)?
+    }
+
+    fn scale(&self) -> f64 {
+        if self.config.scale_attn_weights {
+            1.0 / ((self.config.n_embd / self.config.n_head) as f64).sqrt()
+        } else {
+            1.0
+        }
+    }
+
+    /// Forward over the new tokens `ids` at positions P..P+n, where P is what `cache` already
+    /// holds, appending their keys and values to it. Each bias covers rows P..P+n and keys
+    /// 0..P+n. Returns logits \[1,n,V\] (empty \[1,n,0\] unless `logits`) and attention
+    /// [1,H,n,P+n] per layer (and the biased scores when `keep_scores`).
+    pub fn forward_cached(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+        cache: &mut KvCache,
+        logits: bool,
+    ) -> Result<ForwardOutput, ModelError> {
+        let (p, n) = (cache.len(), ids.len());
+        let mut x = self.embed(ids, p)?;
+        let t = p + n;
+        let causal = if biases.len() < self.config.n_layer {
+            let rows = causal_bias(t).get(p * t..).unwrap_or_default().to_vec();
+            Some(Tensor::from_vec(rows, (1, 1, n, t), &self.device)?)
+        } else {
+            None
+        };
+        let mut out = ForwardOutput {
+            logits: x.clone(),
+            attention: Vec::with_capacity(self.blocks.len()),
+            scores: Vec::new(),
+            queries: Vec::new(),
+        };
+        cache.layers.resize_with(self.blocks.len(), || None);
+        for ((l, block), slot) in self.blocks.iter().enumerate().zip(&mut cache.layers) {
+            let hx = self.layer_norm(&x, &block.ln_1)?;
+            let [q, k_new, v_new] = self.qkv(block, &hx)?;
+            let (k, v) = match slot.take() {
+                Some((k0, v0)) => (
+                    Tensor::cat(&[&k0, &k_new], 2)?,
+                    Tensor::cat(&[&v0, &v_new], 2)?,
+                ),
+                None => (k_new, v_new),
+            };
+            let s = (q.matmul(&k.t()?)? * self.scale())?;
+            let (a, z) = biased_attention(&s, biases.get(l), causal.as_ref(), |z| {
+                candle_nn::ops::softmax_last_dim(z)
+            })?;
+            let y = merge_heads(&a.matmul(&v)?)?;
+            *slot = Some((k, v));
+            x = self.finish_block(block, x, &y)?;
+            out.attention.push(a);
+            if keep_scores {
+                out.scores.push(z);
+            }
+        }
+        cache.len = t;
+        out.logits = if logits {
+            let x = self.layer_norm(&x, &self.ln_f)?;
+            x.squeeze(0)?.matmul(&self.head_t)?.unsqueeze(0)?
+        } else {
+            Tensor::zeros((1, n, 0), candle_core::DType::F32, &self.device)?
+        };
+        Ok(out)
+    }
+
+    /// The forward of a streamed capture: per block, the queries of `chunk_rows` positions at
+    /// a time against the keys they can see (rows r0..r0+n see keys 0..r0+n), each chunk's
+    /// attention handed to `stream` and dropped. No logits.
+    pub fn forward_rows(
+        &self,
+        ids: &[u32],
+        chunk_rows: usize,
+        stream: &mut dyn RowStream,
+    ) -> Result<(), ModelError> {
+        let mut x = self.embed(ids, 0)?;
+        let t = ids.len();
+        let chunk = chunk_rows.max(1);
+        for (l, block) in self.blocks.iter().enumerate() {
+            let hx = self.layer_norm(&x, &block.ln_1)?;
+            let [q, k, v] = self.qkv(block, &hx)?;
+            let mut ys = Vec::with_capacity(t.div_ceil(chunk));
+            for r0 in (0..t).step_by(chunk) {
+                let n = chunk.min(t - r0);
+                let kt = r0 + n;
+                let kc = k.narrow(2, 0, kt)?.contiguous()?;
+                let s = (q.narrow(2, r0, n)?.matmul(&kc.t()?)? * self.scale())?;
+                let bias = stream.bias(l, r0, n, kt)?;
+                let (a, z) = biased_attention(&s, Some(&bias), None, |z| {
+                    candle_nn::ops::softmax_last_dim(z)
+                })?;
+                ys.push(a.matmul(&v.narrow(2, 0, kt)?.contiguous()?)?);
+                stream.rows(l, r0, &a, &z)?;
+            }
+            let y = merge_heads(&Tensor::cat(&ys, 2)?)?;
+            x = self.finish_block(block, x, &y)?;
+            stream.layer_done(l)?;
+        }
+        Ok(())
+    }
+}
+
+/// Heads [1,H,n,d_h] back to [1,n,H·d_h].
+fn merge_heads(y: &Tensor) -> candle_core::Result<Tensor> {
+    let (_, h, n, dh) = y.dims4()?;
+    y.transpose(1, 2)?.contiguous()?.reshape((1, n, h * dh))
+}

@@ -1,0 +1,193 @@
+//! GPT-2 decoders from a Hugging Face folder: `config.json` (model_type gpt2),
+//! `model.safetensors` (names with or without the `transformer.` prefix) and the tokenizer as
+//! `save_pretrained` writes a `GPT2TokenizerFast`: `tokenizer.json`, or `vocab.json` +
+//! `merges.txt` alone ([`tokenizer`]). The forward pass is ours, in candle (`forward.rs`):
+//! learned positions, pre-LayerNorm blocks, one fused q/k/v projection, the dial's and rules'
+//! biases through [`biased_attention`](crate::model::attention::biased_attention), a GELU MLP,
+//! the output head tied to the token embedding (or not, as the config says); with a KV cache
+//! and a streamed forward over chunks of query rows, like the LLaMA decoders.
+
+mod config;
+mod forward;
+pub mod tokenizer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use candle_core::{Device, Tensor};
+
+pub use config::Gpt2Config;
+
+use crate::hf::folder;
+use crate::model::attention::AttentionBias;
+use crate::model::backend::{AttentionModel, KvCache, ModelDims, RowStream};
+use crate::model::transformer::{ForwardOutput, ModelError};
+
+/// A weight and a bias.
+type Affine = (Tensor, Tensor);
+
+/// One block's weights (projections as `Conv1D`, [in, out]).
+struct Block {
+    ln_1: Affine,
+    c_attn: Affine,
+    c_proj: Affine,
+    ln_2: Affine,
+    c_fc: Affine,
+    mlp_proj: Affine,
+}
+
+/// A GPT-2 decoder with its tokenizer.
+pub struct Gpt2 {
+    /// Its configuration.
+    pub config: Gpt2Config,
+    /// The folder it came from.
+    pub dir: PathBuf,
+    /// Number of weights.
+    pub parameters: usize,
+    wte: Tensor,
+    wpe: Tensor,
+    ln_f: Affine,
+    /// The output head as [d, V] (the transposed token embedding when tied).
+    head_t: Tensor,
+    blocks: Vec<Block>,
+    tokenizer: tokenizers::Tokenizer,
+    /// Where the tensors live.
+    pub device: Device,
+}
+
+/// A tensor name without the `transformer.` prefix of `GPT2LMHeadModel` exports.
+fn unprefixed(name: &str) -> &str {
+    name.strip_prefix("transformer.").unwrap_or(name)
+}
+
+impl Gpt2 {
+    /// Open the folder `dir` of a GPT-2 model. The config is checked against the limits and
+    /// the safetensors header before any weight is read; every weight is checked finite.
+    pub fn open(dir: &Path, device: &Device) -> Result<Self> {
+        let weights = folder::weights_file(dir)?;
+        let cfg_path = dir.join("config.json");
+        let config: Gpt2Config = folder::read_config(&cfg_path, "GPT-2")?;
+        config
+            .check()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?;
+        let want = config.expected_shapes();
+        folder::check_declared(&folder::declared(&weights, unprefixed)?, &want, &weights)?;
+        let mut t = folder::load_f32(&weights, device, unprefixed, &want)?;
+        let tokenizer = tokenizer::read(dir, config.vocab_size)?;
+        let parameters = t.values().map(Tensor::elem_count).sum();
+        let blocks = (0..config.n_layer)
+            .map(|l| read_block(&mut t, l, &weights))
+            .collect::<Result<Vec<_>>>()?;
+        let mut take = |name: &str| folder::take(&mut t, name, &weights);
+        let wte = take("wte.weight")?;
+        let wpe = take("wpe.weight")?;
+        let ln_f = (take("ln_f.weight")?, take("ln_f.bias")?);
+        let head = if config.tie_word_embeddings {
+            wte.clone()
+        } else {
+            take("lm_head.weight")?
+        };
+        Ok(Self {
+            config,
+            dir: dir.to_path_buf(),
+            parameters,
+            wte,
+            wpe,
+            ln_f,
+            head_t: head.t()?.contiguous()?,
+            blocks,
+            tokenizer,
+            device: device.clone(),
+        })
+    }
+
+    /// Its tokenizer.
+    pub fn hf_tokenizer(&self) -> &tokenizers::Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Token ids of `text`, as `transformers` gives them.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        crate::hf::encode_ids(&self.tokenizer, text, true)
+    }
+
+    /// The token-embedding rows, one per vocabulary id.
+    pub fn embedding_rows(&self) -> Result<Vec<Vec<f32>>> {
+        Ok(self.wte.to_vec2::<f32>()?)
+    }
+}
+
+/// Block `l`'s weights out of `t` (checked present and shaped by the header check).
+fn read_block(t: &mut HashMap<String, Tensor>, l: usize, file: &Path) -> Result<Block> {
+    let mut pair = |name: &str| -> Result<Affine> {
+        let w = folder::take(t, &format!("h.{l}.{name}.weight"), file);
+        let b = folder::take(t, &format!("h.{l}.{name}.bias"), file);
+        Ok((w?, b?))
+    };
+    Ok(Block {
+        ln_1: pair("ln_1")?,
+        c_attn: pair("attn.c_attn")?,
+        c_proj: pair("attn.c_proj")?,
+        ln_2: pair("ln_2")?,
+        c_fc: pair("mlp.c_fc")?,
+        mlp_proj: pair("mlp.c_proj")?,
+    })
+}
+
+impl AttentionModel for Gpt2 {
+    fn dims(&self) -> ModelDims {
+        let c = &self.config;
+        ModelDims {
+            layers: c.n_layer,
+            heads: c.n_head,
+            max_len: c.n_positions,
+            vocab: c.vocab_size,
+            causal: true,
+            has_logits: true,
+        }
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn forward_biased(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+    ) -> Result<ForwardOutput, ModelError> {
+        self.forward_cached(ids, biases, keep_scores, &mut KvCache::default(), true)
+    }
+
+    fn forward_attention(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+    ) -> Result<ForwardOutput, ModelError> {
+        self.forward_cached(ids, biases, keep_scores, &mut KvCache::default(), false)
+    }
+
+    fn forward_streamed(
+        &self,
+        ids: &[u32],
+        chunk_rows: usize,
+        stream: &mut dyn RowStream,
+    ) -> Result<(), ModelError> {
+        self.forward_rows(ids, chunk_rows, stream)
+    }
+
+    fn step_cached(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        cache: &mut KvCache,
+    ) -> Option<Result<Tensor, ModelError>> {
+        Some(
+            self.forward_cached(ids, biases, false, cache, true)
+                .map(|out| out.logits),
+        )
+    }
+}

@@ -1,0 +1,169 @@
+//! LLaMA-architecture and Qwen2 decoders from a Hugging Face folder (`config.json`,
+//! `model.safetensors`, `tokenizer.json`): SmolLM2's or TinyLlama's own release, Qwen2 and
+//! Qwen2.5. They run through the same forward as the GGUF decoder ([`GgufLlama`]: RMSNorm,
+//! grouped-query attention under the dial's biases, SiLU-gated MLP, KV cache, streamed rows),
+//! with RoPE in Hugging Face's half-rotation layout, Qwen2's q/k/v biases, and a tied or an
+//! untied output head. The config is checked against the limits and the safetensors header
+//! before any weight is read; every weight is checked finite.
+
+mod config;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use candle_core::quantized::QMatMul;
+use candle_core::{Device, Tensor};
+
+pub use config::HfLlamaConfig;
+
+use crate::hf::family::Family;
+use crate::hf::folder;
+use crate::hf::gguf_llama::{DecoderParts, GgufLlama, Layer};
+use crate::model::attention::AttentionBias;
+use crate::model::backend::{AttentionModel, KvCache, ModelDims, RowStream};
+use crate::model::transformer::{ForwardOutput, ModelError};
+
+/// A LLaMA or Qwen2 decoder opened from a Hugging Face folder.
+pub struct HfLlama {
+    /// The folder it came from.
+    pub dir: PathBuf,
+    /// LLaMA or Qwen2.
+    pub family: Family,
+    /// Its configuration as written.
+    pub config: HfLlamaConfig,
+    /// The forward pass.
+    pub decoder: GgufLlama,
+}
+
+impl HfLlama {
+    /// Open the folder `dir` of a `family` model (LLaMA or Qwen2).
+    pub fn open(dir: &Path, family: Family, device: &Device) -> Result<Self> {
+        let weights = folder::weights_file(dir)?;
+        let cfg_path = dir.join("config.json");
+        let config: HfLlamaConfig = folder::read_config(&cfg_path, family.model_type())?;
+        config
+            .check()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?;
+        let want = config.expected_shapes(family);
+        folder::check_declared(&folder::declared(&weights, same)?, &want, &weights)?;
+        let mut t = folder::load_f32(&weights, device, same, &want)?;
+        let tokenizer = folder::read_tokenizer(&dir.join("tokenizer.json"), config.vocab_size)?;
+        let parameters = t.values().map(Tensor::elem_count).sum();
+        let layers = (0..config.num_hidden_layers)
+            .map(|l| read_layer(&mut t, l, family, &weights))
+            .collect::<Result<Vec<_>>>()?;
+        let embed = folder::take(&mut t, "model.embed_tokens.weight", &weights)?;
+        let head = if config.tie_word_embeddings {
+            embed.clone()
+        } else {
+            folder::take(&mut t, "lm_head.weight", &weights)?
+        };
+        let decoder = GgufLlama::from_parts(DecoderParts {
+            config: config.decoder_config(),
+            path: dir.to_path_buf(),
+            parameters,
+            embed,
+            head,
+            out_norm: folder::take(&mut t, "model.norm.weight", &weights)?,
+            layers,
+            tokenizer,
+            device: device.clone(),
+        });
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            family,
+            config,
+            decoder,
+        })
+    }
+
+    /// Token ids of `text` as `transformers` gives them (with the special tokens its
+    /// tokenizer adds, e.g. TinyLlama's `<s>`).
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        crate::hf::encode_ids(self.decoder.hf_tokenizer(), text, true)
+    }
+}
+
+/// Names as written (LLaMA exports put no prefix on them).
+fn same(name: &str) -> &str {
+    name
+}
+
+/// Layer `l`'s weights out of `t` (checked present and shaped by the header check).
+fn read_layer(
+    t: &mut std::collections::HashMap<String, Tensor>,
+    l: usize,
+    family: Family,
+    file: &Path,
+) -> Result<Layer> {
+    let p = format!("model.layers.{l}");
+    let mut take = |name: &str| {
+        folder::take(t, &format!("{p}.{name}"), file).with_context(|| format!("layer {l}"))
+    };
+    let qkv_bias = match family {
+        Family::Qwen2 => Some([
+            take("self_attn.q_proj.bias")?,
+            take("self_attn.k_proj.bias")?,
+            take("self_attn.v_proj.bias")?,
+        ]),
+        _ => None,
+    };
+    Ok(Layer {
+        attn_norm: take("input_layernorm.weight")?,
+        q: QMatMul::Tensor(take("self_attn.q_proj.weight")?),
+        k: QMatMul::Tensor(take("self_attn.k_proj.weight")?),
+        v: QMatMul::Tensor(take("self_attn.v_proj.weight")?),
+        qkv_bias,
+        o: QMatMul::Tensor(take("self_attn.o_proj.weight")?),
+        ffn_norm: take("post_attention_layernorm.weight")?,
+        gate: QMatMul::Tensor(take("mlp.gate_proj.weight")?),
+        up: QMatMul::Tensor(take("mlp.up_proj.weight")?),
+        down: QMatMul::Tensor(take("mlp.down_proj.weight")?),
+    })
+}
+
+impl AttentionModel for HfLlama {
+    fn dims(&self) -> ModelDims {
+        self.decoder.dims()
+    }
+
+    fn device(&self) -> &Device {
+        self.decoder.device()
+    }
+
+    fn forward_biased(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+    ) -> Result<ForwardOutput, ModelError> {
+        self.decoder.forward_biased(ids, biases, keep_scores)
+    }
+
+    fn forward_attention(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+    ) -> Result<ForwardOutput, ModelError> {
+        self.decoder.forward_attention(ids, biases, keep_scores)
+    }
+
+    fn forward_streamed(
+        &self,
+        ids: &[u32],
+        chunk_rows: usize,
+        stream: &mut dyn RowStream,
+    ) -> Result<(), ModelError> {
+        self.decoder.forward_streamed(ids, chunk_rows, stream)
+    }
+
+    fn step_cached(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        cache: &mut KvCache,
+    ) -> Option<Result<Tensor, ModelError>> {
+        self.decoder.step_cached(ids, biases, cache)
+    }
+}

@@ -1,0 +1,565 @@
+//! The model families of issue 17 (GPT-2, LLaMA-architecture and Qwen2 Hugging Face folders)
+//! against `transformers`, on the tiny random models of `tests/fixtures/families/` made by
+//! `scripts/make_family_fixtures.py` (config, safetensors, tokenizer and reference.json: the
+//! ids of a fixed text, the logits and every layer's attention as transformers computes them):
+//! parity of ids, logits (1e-4) and attention (1e-5); the dial, generation with the KV cache
+//! and streamed captures on each; and the errors of an unsupported or damaged folder.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use localist::data::tokenizer::Tokenizer;
+use localist::hf::ImportedModel;
+use localist::model::blocks::BlockMap;
+use localist::model::capture::{capture, capture_attention, sequence_biases};
+use localist::model::capture_stream::{capture_streamed, CapturePlan};
+use localist::model::dial::DialSetting;
+
+const FAMILIES: [&str; 3] = ["gpt2", "llama", "qwen2"];
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/families")
+        .join(name)
+}
+
+/// What transformers computed (reference.json).
+struct Reference {
+    text: String,
+    ids: Vec<u32>,
+    /// [T][V]
+    logits: Vec<Vec<f32>>,
+    /// [L][H][T][T]
+    attention: Vec<Vec<Vec<Vec<f32>>>>,
+}
+
+fn reference(name: &str) -> Reference {
+    let bytes = std::fs::read(fixture(name).join("reference.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    Reference {
+        text: serde_json::from_value(v["text"].clone()).unwrap(),
+        ids: serde_json::from_value(v["ids"].clone()).unwrap(),
+        logits: serde_json::from_value(v["logits"].clone()).unwrap(),
+        attention: serde_json::from_value(v["attention"].clone()).unwrap(),
+    }
+}
+
+fn open(path: &Path) -> ImportedModel {
+    ImportedModel::open(path, &Device::Cpu).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+fn open_err(path: &Path) -> String {
+    match ImportedModel::open(path, &Device::Cpu) {
+        Ok(_) => panic!("{} opened", path.display()),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+/// Largest |a − b| over two equally shaped tables.
+fn max_diff<'a>(a: impl IntoIterator<Item = &'a f32>, b: impl IntoIterator<Item = &'a f32>) -> f32 {
+    a.into_iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .and_then(|d| d.abs())
+        .and_then(|d| d.max_all())
+        .and_then(|d| d.to_scalar::<f32>())
+        .unwrap()
+}
+
+/// Two blocks by token-id parity.
+fn parity_blocks(vocab: usize) -> BlockMap {
+    let pairs: Vec<(u32, String)> = (0..vocab as u32)
+        .map(|id| (id, if id % 2 == 0 { "even" } else { "odd" }.to_string()))
+        .collect();
+    BlockMap::from_assignments(vocab, &pairs, "parity")
+}
+
+/// Logits and attention of `name` against transformers: (max logit diff, max attention diff).
+fn parity(name: &str) -> (f32, f32) {
+    let m = open(&fixture(name));
+    let r = reference(name);
+    assert_eq!(m.arch_label(), name);
+    let ids = m.tokenizer().encode(&r.text);
+    assert_eq!(ids, r.ids, "{name}: token ids");
+    let out = m.model().forward_biased(&ids, &[], false).unwrap();
+    let logits = out.logits.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+    assert_eq!(logits.len(), r.logits.len());
+    let dl = max_diff(logits.iter().flatten(), r.logits.iter().flatten());
+    assert_eq!(out.attention.len(), r.attention.len(), "{name}: layers");
+    let mut da = 0f32;
+    for (a, want) in out.attention.iter().zip(&r.attention) {
+        let a = a.squeeze(0).unwrap().to_vec3::<f32>().unwrap();
+        assert_eq!(a.len(), want.len(), "{name}: heads");
+        da = da.max(max_diff(
+            a.iter().flatten().flatten(),
+            want.iter().flatten().flatten(),
+        ));
+    }
+    eprintln!("{name}: logits max |Δ| {dl:.2e}, attention max |Δ| {da:.2e}");
+    assert!(dl < 1e-4, "{name}: logits differ by {dl}");
+    assert!(da < 1e-5, "{name}: attention differs by {da}");
+    (dl, da)
+}
+
+#[test]
+fn gpt2_matches_transformers() {
+    parity("gpt2");
+}
+
+#[test]
+fn llama_matches_transformers() {
+    parity("llama");
+}
+
+#[test]
+fn qwen2_matches_transformers() {
+    parity("qwen2");
+}
+
+/// A GPT-2 folder with only the slow tokenizer's files (vocab.json + merges.txt) tokenizes as
+/// transformers does.
+#[test]
+fn gpt2_opens_from_vocab_and_merges_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "vocab.json",
+        "merges.txt",
+    ] {
+        std::fs::copy(fixture("gpt2").join(f), dir.path().join(f)).unwrap();
+    }
+    let m = open(dir.path());
+    let r = reference("gpt2");
+    assert_eq!(m.tokenizer().encode(&r.text), r.ids);
+    assert!(localist::hf::model_sha256(dir.path()).is_ok());
+}
+
+/// λ = 0 leaves the logits as they are; λ = 1 in mode A leaves no attention off the blocks
+/// and no NaN.
+#[test]
+fn the_dial_acts_on_every_family() {
+    for name in FAMILIES {
+        let m = open(&fixture(name));
+        let model = m.model();
+        let ids = reference(name).ids;
+        let blocks = parity_blocks(model.dims().vocab);
+        let plain = model.forward_biased(&ids, &[], false).unwrap();
+        let zero = sequence_biases(
+            model,
+            &blocks.masks(&ids),
+            &DialSetting::bias(0.0),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let dialled = model.forward_biased(&ids, &zero, false).unwrap();
+        let diff = max_abs_diff(&plain.logits, &dialled.logits);
+        assert!(diff < 1e-5, "{name}: λ = 0 changed the logits by {diff}");
+        let base = capture(model, &blocks, &ids, &DialSetting::bias(0.0)).unwrap();
+        let full = capture(model, &blocks, &ids, &DialSetting::bias(1.0)).unwrap();
+        let (e0, e1) = (
+            base.mean_off_block_mass(None),
+            full.mean_off_block_mass(None),
+        );
+        eprintln!("{name}: ε {e0:.4} at λ = 0, {e1:.2e} at λ = 1");
+        assert!(e0 > 0.1, "{name}: ε at λ = 0 is {e0}");
+        assert!(e1 < 1e-6, "{name}: ε at λ = 1 is {e1}");
+        assert!(full
+            .heads
+            .iter()
+            .all(|h| h.attention.iter().all(|a| a.is_finite())));
+    }
+}
+
+/// Generation with the KV cache computes what full forwards compute, under the dial (modes A
+/// and B), one position per step.
+#[test]
+fn kv_cache_generation_equals_full_forwards() {
+    use localist::analysis::dial::{DialMode, DialParams, LayerSchedule};
+    use localist::engine::generate::next_distribution;
+    use localist::model::backend::KvCache;
+    let mixture = DialSetting {
+        params: DialParams {
+            mode: DialMode::Mixture,
+            lambda: 0.5,
+            ..DialParams::default()
+        },
+        schedule: LayerSchedule::Power { gamma: 1.0 },
+    };
+    for name in FAMILIES {
+        let m = open(&fixture(name));
+        let model = m.model();
+        let blocks = parity_blocks(model.dims().vocab);
+        for dial in [
+            DialSetting::bias(0.0),
+            DialSetting::bias(0.7),
+            mixture.clone(),
+        ] {
+            let mut ids = reference(name).ids[..6].to_vec();
+            let mut cache = KvCache::default();
+            for step in 0..4 {
+                let cached =
+                    next_distribution(model, &blocks, &ids, &dial, &[], Some(&mut cache)).unwrap();
+                assert_eq!(cache.len(), ids.len());
+                let full = next_distribution(model, &blocks, &ids, &dial, &[], None).unwrap();
+                let diff = max_diff(&cached, &full);
+                assert!(diff < 1e-5, "{name} step {step} at {dial:?}: {diff}");
+                ids.push(localist::hf::gguf_llama::top_k(&full, 1)[0] as u32);
+            }
+        }
+        // The engine's generation runs on the cache too.
+        let tok = m.tokenizer();
+        let g = localist::engine::generate::generate(
+            model,
+            &blocks,
+            &tok,
+            &reference(name).ids[..4],
+            &DialSetting::bias(0.5),
+            &[],
+            5,
+            3,
+        )
+        .unwrap();
+        assert_eq!(g.steps.len(), 5, "{name}");
+    }
+}
+
+fn close(a: f32, b: f32, tol: f32) -> bool {
+    (a == b) || (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
+}
+
+/// A capture streamed in chunks of 7 query rows holds the dense capture's summaries and
+/// attention.
+#[test]
+fn streamed_captures_equal_dense_captures() {
+    for name in FAMILIES {
+        let m = open(&fixture(name));
+        let model = m.model();
+        let ids = reference(name).ids;
+        let t = ids.len();
+        let blocks = parity_blocks(model.dims().vocab);
+        let dial = DialSetting::bias(0.6);
+        let dense = capture_attention(model, &blocks, &ids, &dial).unwrap();
+        let plan = CapturePlan {
+            chunk_rows: Some(7),
+            ..CapturePlan::default()
+        };
+        let mut layers = Vec::new();
+        let streamed = capture_streamed(model, &blocks, &ids, &dial, &plan, &mut |l| {
+            layers.push(l);
+            true
+        })
+        .unwrap();
+        assert_eq!(layers, (1..=model.dims().layers).collect::<Vec<_>>());
+        assert_eq!(dense.heads.len(), streamed.heads.len());
+        for (d, s) in dense.heads.iter().zip(&streamed.heads) {
+            let at = format!("{name} {}.{}", d.layer, d.head);
+            for (a, b) in d.entropy_bits.iter().zip(&s.entropy_bits) {
+                assert!(close(*a, *b, 2e-4), "{at} entropy: {a} vs {b}");
+            }
+            for (a, b) in d.off_block_mass.iter().zip(&s.off_block_mass) {
+                assert!(close(*a, *b, 1e-4), "{at} ε: {a} vs {b}");
+            }
+            for i in 0..t {
+                for j in 0..=i {
+                    let (a, b) = (d.attention[i * t + j], s.attention[i * t + j]);
+                    assert!(close(a, b, 1e-4), "{at} ({i},{j}): {a} vs {b}");
+                }
+            }
+        }
+    }
+}
+
+/// A copy of fixture `name` in a new temporary folder.
+fn copy_fixture(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(fixture(name)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+/// Rewrite `key` of the folder's config.json.
+fn set_config(dir: &Path, key: &str, value: serde_json::Value) {
+    let path = dir.join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    cfg[key] = value;
+    std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+}
+
+#[test]
+fn an_unsupported_model_type_is_named_with_what_is_supported() {
+    for (model_type, arch) in [("mistral", "MistralForCausalLM"), ("t5", "T5Model")] {
+        let dir = copy_fixture("llama");
+        set_config(dir.path(), "model_type", model_type.into());
+        set_config(dir.path(), "architectures", serde_json::json!([arch]));
+        let err = open_err(dir.path());
+        assert!(
+            err.contains(&format!("model_type \"{model_type}\"")),
+            "{err}"
+        );
+        for supported in ["bert", "gpt2", "llama", "qwen2", ".gguf"] {
+            assert!(err.contains(supported), "{supported} missing: {err}");
+        }
+        assert_eq!(err.matches("config.json").count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn a_truncated_safetensors_file_is_named() {
+    for name in FAMILIES {
+        let dir = copy_fixture(name);
+        let file = dir.path().join("model.safetensors");
+        let bytes = std::fs::read(&file).unwrap();
+        std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+        let err = open_err(dir.path());
+        assert_eq!(err.matches("model.safetensors").count(), 1, "{err}");
+        assert!(err.contains("do not hold"), "{err}");
+    }
+}
+
+/// The first weight of `tensor` in the folder's model.safetensors set to NaN.
+fn poison(dir: &Path, tensor: &str) {
+    let file = dir.join("model.safetensors");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let begin = header[tensor]["data_offsets"][0].as_u64().unwrap() as usize + 8 + n;
+    bytes[begin..begin + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&file, bytes).unwrap();
+}
+
+#[test]
+fn damaged_folders_are_refused_naming_the_file_and_tensor() {
+    let dir = copy_fixture("gpt2");
+    poison(dir.path(), "transformer.h.1.attn.c_attn.weight");
+    let err = open_err(dir.path());
+    assert!(
+        err.contains("tensor transformer.h.1.attn.c_attn.weight holds NaN"),
+        "{err}"
+    );
+    let dir = copy_fixture("qwen2");
+    poison(dir.path(), "model.layers.0.self_attn.k_proj.bias");
+    assert!(open_err(dir.path()).contains("k_proj.bias holds NaN"));
+    // A config that does not fit the weights is caught before any weight is read.
+    let dir = copy_fixture("llama");
+    set_config(dir.path(), "num_key_value_heads", 4.into());
+    let err = open_err(dir.path());
+    assert!(
+        err.contains("tensor model.layers.0.self_attn.k_proj.weight has shape [16, 32], the config needs [32, 32]"),
+        "{err}"
+    );
+    let dir = copy_fixture("gpt2");
+    set_config(dir.path(), "n_layer", 1_000_000_000.into());
+    assert!(open_err(dir.path()).contains("n_layer = 1000000000 is outside 1..=256"));
+    let dir = copy_fixture("qwen2");
+    set_config(dir.path(), "use_sliding_window", true.into());
+    assert!(open_err(dir.path()).contains("sliding-window attention"));
+    let dir = copy_fixture("gpt2");
+    std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
+    std::fs::remove_file(dir.path().join("merges.txt")).unwrap();
+    assert!(open_err(dir.path()).contains("neither tokenizer.json nor vocab.json"));
+}
+
+/// The CLI opens a family folder where it takes a model path.
+#[test]
+fn the_cli_captures_a_family_folder() {
+    let dir = copy_fixture("qwen2");
+    let out = dir.path().join("cap.json");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_localist"))
+        .args(["capture", "--checkpoint"])
+        .arg(dir.path())
+        .args(["--text", "But soft, what light", "--lambda", "0.5", "--out"])
+        .arg(&out)
+        .env("CANDLE_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert!(json.is_object());
+}
+
+/// The worker opens a family folder as the studio's Open… does, captures a text and
+/// generates under the dial.
+#[test]
+fn the_worker_loads_captures_and_generates_on_every_family() {
+    use localist::engine::worker::{Command, Event, WorkerHandle};
+    let next = |w: &WorkerHandle| loop {
+        match w.wait_event(std::time::Duration::from_secs(60)) {
+            Some(Event::Threshold(..) | Event::Status(_)) => continue,
+            Some(ev) => return ev,
+            None => panic!("the worker did not answer"),
+        }
+    };
+    for name in FAMILIES {
+        let dir = copy_fixture(name);
+        let w = WorkerHandle::spawn(Box::new(|| {})).unwrap();
+        assert!(w.send(Command::Load(dir.path().to_path_buf())));
+        match next(&w) {
+            Event::Loaded(s) => assert!(s.generates, "{name}: {s:?}"),
+            other => panic!("{name}: expected Loaded, got {other:?}"),
+        }
+        w.send(Command::Capture("But soft, what light".into()));
+        match next(&w) {
+            Event::Snapshot(cap, _, _) => assert_eq!(cap.num_layers, 2, "{name}"),
+            other => panic!("{name}: expected a snapshot, got {other:?}"),
+        }
+        w.send(Command::Generate(3));
+        match next(&w) {
+            Event::Generated(g) => assert_eq!(g.steps.len(), 3, "{name}"),
+            other => panic!("{name}: expected a generation, got {other:?}"),
+        }
+    }
+}
+
+/// Weights stored as F16 or BF16 (as real releases are) are read and computed in f32: the
+/// logits stay within the rounding of the weights of transformers' f32 ones.
+#[test]
+fn half_precision_weights_open_and_stay_close() {
+    use candle_core::DType;
+    let r = reference("qwen2");
+    for (dtype, tol) in [(DType::F16, 0.05f32), (DType::BF16, 0.5)] {
+        let dir = copy_fixture("qwen2");
+        let file = dir.path().join("model.safetensors");
+        let half: std::collections::HashMap<String, Tensor> =
+            candle_core::safetensors::load(&file, &Device::Cpu)
+                .unwrap()
+                .into_iter()
+                .map(|(k, v)| (k, v.to_dtype(dtype).unwrap()))
+                .collect();
+        candle_core::safetensors::save(&half, &file).unwrap();
+        let m = open(dir.path());
+        let out = m.model().forward_biased(&r.ids, &[], false).unwrap();
+        assert_eq!(out.logits.dtype(), DType::F32);
+        let logits = out.logits.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+        let d = max_diff(logits.iter().flatten(), r.logits.iter().flatten());
+        eprintln!("qwen2 in {dtype:?}: logits max |Δ| {d:.3e}");
+        assert!(d > 0.0 && d < tol, "{dtype:?}: {d}");
+    }
+}
+
+/// A rule written against a family's own vocabulary takes effect at run time: "?" attends to
+/// "ut" (of "But") with the mass its fidelity asks for, far more than without the rule.
+#[test]
+fn a_rule_points_every_family_at_its_target() {
+    let text = "ROMEO: But soft, what light through yonder window breaks?";
+    let rule = r#"rule question_to_but "the question mark attends to But"
+  when query.token = "?"
+  target token "ut"
+  layers all
+  heads all
+  fidelity 0.9
+end
+"#;
+    for name in FAMILIES {
+        let m = open(&fixture(name));
+        let tok = m.tokenizer();
+        let ids = tok.encode(text);
+        let (q, k) = (
+            ids.len() - 1,
+            ids.iter().position(|&i| tok.token_str(i) == "ut"),
+        );
+        let k = k.unwrap();
+        let blocks = parity_blocks(tok.vocab_size());
+        let set = localist::rules::parse::parse_rules(rule).unwrap();
+        let rules = localist::rules::check::resolve(&set, &blocks, &tok, &[]).unwrap();
+        let rc = localist::rules::inject::capture_with_rules(
+            m.model(),
+            &blocks,
+            &ids,
+            &DialSetting::bias(0.0),
+            &rules,
+        )
+        .unwrap();
+        let rep = &rc.reports[0];
+        eprintln!("{name}: fired {:?} PF_mass {:?}", rep.fired, rep.pf_mass);
+        assert_eq!(rep.fired, vec![q], "{name}");
+        assert!(rep.pf_mass.is_some_and(|p| p >= 0.9 - 1e-3), "{name}");
+        let plain = capture(m.model(), &blocks, &ids, &DialSetting::bias(0.0)).unwrap();
+        let t = ids.len();
+        let before = plain
+            .heads
+            .iter()
+            .map(|h| f64::from(h.attention[q * t + k]))
+            .sum::<f64>()
+            / plain.heads.len() as f64;
+        assert!(before < 0.5, "{name}: already {before}");
+    }
+}
+
+/// The CLI's errors for a family folder name the file once, and the CLI's eval reports a
+/// perplexity on one.
+#[test]
+fn the_cli_evaluates_a_family_folder_and_names_an_unsupported_one() {
+    let bin = env!("CARGO_BIN_EXE_localist");
+    let dir = copy_fixture("gpt2");
+    let o = std::process::Command::new(bin)
+        .args([
+            "eval",
+            "--json",
+            "--windows",
+            "2",
+            "--clusters",
+            "4",
+            "--lambda",
+            "0,1",
+        ])
+        .arg("--checkpoint")
+        .arg(dir.path())
+        .env("CANDLE_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("perplexity"), "{out}");
+    set_config(dir.path(), "model_type", "mistral".into());
+    let o = std::process::Command::new(bin)
+        .args(["capture", "--text", "hello", "--checkpoint"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("model_type \"mistral\" is not supported"),
+        "{err}"
+    );
+    assert_eq!(err.matches("config.json").count(), 1, "{err}");
+}
+
+/// The theory curve on every family: no row breaks a derived bound, and mode A's closed form
+/// matches the measured layer-0 off-block mass at every λ.
+#[test]
+fn the_theory_curve_holds_on_every_family() {
+    use localist::engine::theory::theory_curve;
+    let lambdas: Vec<f64> = (0..=5).map(|k| k as f64 / 5.0).collect();
+    for name in FAMILIES {
+        let m = open(&fixture(name));
+        let ids = reference(name).ids;
+        let blocks = parity_blocks(m.model().dims().vocab);
+        let curve =
+            theory_curve(m.model(), &blocks, &ids, &DialSetting::bias(0.0), &lambdas).unwrap();
+        for p in &curve {
+            assert_eq!(
+                p.violations, 0,
+                "{name} λ={}: {:?}",
+                p.lambda, p.first_violation
+            );
+            let cf = p.eps_layer0_closed_form.unwrap();
+            assert!(
+                (cf - p.eps_layer0).abs() < 1e-5,
+                "{name} λ={}: {cf} vs {}",
+                p.lambda,
+                p.eps_layer0
+            );
+        }
+    }
+}
