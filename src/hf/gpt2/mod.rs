@@ -170,6 +170,10 @@ impl AttentionModel for Gpt2 {
         self.forward_cached(ids, biases, keep_scores, &mut KvCache::default(), false)
     }
 
+    fn streams(&self) -> bool {
+        true
+    }
+
     fn forward_streamed(
         &self,
         ids: &[u32],

@@ -149,6 +149,10 @@ impl AttentionModel for HfLlama {
         self.decoder.forward_attention(ids, biases, keep_scores)
     }
 
+    fn streams(&self) -> bool {
+        true
+    }
+
     fn forward_streamed(
         &self,
         ids: &[u32],
