@@ -22,8 +22,8 @@ pub struct RecruitArgs {
     /// E_rec: steps between rounds.
     #[arg(long, default_value_t = 100)]
     pub recruit_every: usize,
-    /// Probe steps per candidate (and for the control).
-    #[arg(long, default_value_t = 20)]
+    /// Probe steps per candidate (and for the control); 0 judges every move at once.
+    #[arg(long, default_value_t = 0)]
     pub recruit_probe: usize,
     /// δ_rec in bits: a move must save more than this.
     #[arg(long, default_value_t = 64.0, value_parser = super::flags::bits)]

@@ -37,6 +37,10 @@ pub struct RecruitConfig {
     /// two-part code that transmits the data need not transmit them (p_k = 0; the header and
     /// map bits are still paid). See the module notes.
     pub charge_anchor_keys: bool,
+    /// Scale the buffer's data bits to the whole corpus (training text plus buffer): L(D | M) =
+    /// n × bits per buffer token (SPEC §9), since model bits are paid once for all the data.
+    /// Off where the buffer is the text trained on (the specialists' block move).
+    pub scale_to_corpus: bool,
     /// Probe-train merges and prunes too (default off: they are judged on what the current
     /// model loses at once; see the module notes).
     pub merge_probe: bool,
@@ -54,11 +58,12 @@ impl Default for RecruitConfig {
             k_max: 16,
             patience: 3,
             min_count: 5,
-            probe_steps: 20,
+            probe_steps: 0,
             prune_usage: 1e-3,
-            window: 8,
+            window: 4,
             charge_anchor_keys: false,
             merge_probe: false,
+            scale_to_corpus: true,
         }
     }
 }

@@ -46,6 +46,7 @@ mod config;
 mod log;
 mod maps;
 mod moves;
+mod profile;
 mod recruiter;
 mod round;
 
@@ -54,4 +55,5 @@ pub use cluster::{adjusted_rand_index, otsu_cut};
 pub use config::RecruitConfig;
 pub use log::{MoveKind, RecruitEvent, RoundSummary};
 pub use maps::{with_new_block, without_block};
+pub use profile::{otsu_separability, Profile};
 pub use recruiter::Recruiter;

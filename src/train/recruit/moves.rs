@@ -54,7 +54,7 @@ impl Recruiter {
                 Some((ids, Some(name)))
             }
             None => self
-                .candidate(&ctx.stats, &ctx.base_blocks, &ctx.counts)
+                .candidate(&ctx.stats, &ctx.base_blocks)
                 .map(|c| (c, None)),
         };
         let Some((tokens, rule_name)) = found else {
