@@ -79,7 +79,10 @@ impl CorpusGenArgs {
     /// The generator's settings, refusing values outside the family.
     pub fn spec(&self) -> Result<TopicSpec> {
         if !(2..=MAX_TOPICS).contains(&self.topics) {
-            bail!("--topics must lie in 2..={MAX_TOPICS} (got {})", self.topics);
+            bail!(
+                "--topics must lie in 2..={MAX_TOPICS} (got {})",
+                self.topics
+            );
         }
         if self.documents == 0 || self.document_words == 0 {
             bail!("--documents and --document-words must be at least 1");
@@ -90,7 +93,11 @@ impl CorpusGenArgs {
         if !self.real_words && !(4..=64).contains(&self.words_per_topic) {
             bail!("--words-per-topic must lie in 4..=64");
         }
-        let per_topic = if self.real_words { 16 } else { self.words_per_topic };
+        let per_topic = if self.real_words {
+            16
+        } else {
+            self.words_per_topic
+        };
         if self.theme == 0 || self.theme > per_topic {
             bail!("--theme must lie in 1..={per_topic} (the words of a topic)");
         }
@@ -103,7 +110,10 @@ impl CorpusGenArgs {
             _ => (None, None),
         };
         let (Some(lo), Some(hi)) = (lo, hi.filter(|&h| lo.is_some_and(|l| h >= l))) else {
-            bail!("--segment must be MIN,MAX with 1 <= MIN <= MAX (got '{}')", self.segment);
+            bail!(
+                "--segment must be MIN,MAX with 1 <= MIN <= MAX (got '{}')",
+                self.segment
+            );
         };
         Ok(TopicSpec {
             seed: self.seed,

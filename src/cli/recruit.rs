@@ -9,11 +9,13 @@ use crate::engine::RecruitConfig;
 #[derive(Args, Debug, Clone)]
 pub struct RecruitArgs {
     /// Grow blocks by recruitment (SPEC §9) from the starting map (default: one block), with
-    /// unassigned tokens isolated, training and measuring at the dial --recruit-lambda; the
-    /// decisions are printed and saved as recruitment.json in the checkpoint.
+    /// unassigned tokens open (they keep all context), measuring the data bits in the localist
+    /// view at the dial --recruit-lambda; the decisions are printed and saved as
+    /// recruitment.json in the checkpoint.
     #[arg(long)]
     pub recruit: bool,
-    /// λ_rec: the mode-A dial the recruitment's data bits are measured (and trained) at.
+    /// λ_rec: the mode-A dial the recruitment's data bits are measured at (with unassigned
+    /// tokens isolated: the localist view).
     #[arg(long, default_value_t = 1.0, value_parser = super::parse_lambda)]
     pub recruit_lambda: f64,
     /// Steps before the first recruitment round.

@@ -79,8 +79,8 @@ pub const TOPICS: [(&str, [&str; 16]); 8] = [
 
 /// Shared function words, drawn uniformly between topic words at [`TopicSpec::function_rate`].
 pub const FUNCTION_WORDS: [&str; 16] = [
-    "the", "of", "and", "a", "to", "in", "is", "that", "for", "with", "as", "on", "by", "at",
-    "or", "it",
+    "the", "of", "and", "a", "to", "in", "is", "that", "for", "with", "as", "on", "by", "at", "or",
+    "it",
 ];
 
 /// Most topics K.

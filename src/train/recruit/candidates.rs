@@ -8,7 +8,7 @@ use crate::data::tokenizer::Tokenizer;
 use crate::model::blocks::BlockMap;
 use crate::train::recruit::buffer::BufferStats;
 use crate::train::recruit::cluster::{cosine, otsu_cut, ppmi_vectors};
-use crate::train::recruit::profile::Profile;
+use crate::train::recruit::profile::{otsu_separability, Profile, SEPARABILITY};
 use crate::train::recruit::recruiter::Recruiter;
 
 impl Recruiter {
@@ -31,22 +31,57 @@ impl Recruiter {
     pub(super) fn candidate(&self, stats: &BufferStats, blocks: &BlockMap) -> Option<Vec<u32>> {
         let profile = self.profile.as_ref()?;
         let unassigned = |id: u32| blocks.token_block.get(id as usize) == Some(&0);
-        let pool: Vec<u32> = profile
+        let (pool, boundary): (Vec<u32>, Vec<u32>) = profile
             .index
             .keys()
             .copied()
             .filter(|&id| unassigned(id) && profile.is_content(id))
-            .collect();
-        if pool.len() < 2 {
-            return None;
-        }
+            .partition(|&id| !profile.is_boundary(id));
         for seed in seeds(stats, &pool) {
             let cluster = grow_cluster(profile, &pool, seed);
-            if cluster.len() >= 2 && !self.tabu.contains(&cluster) {
+            if !self.tabu.contains(&cluster) {
                 return Some(cluster);
             }
         }
-        None
+        // Boundary tokens, each alone.
+        seeds(stats, &boundary)
+            .into_iter()
+            .map(|id| vec![id])
+            .find(|c| !self.tabu.contains(c))
+    }
+
+    /// Where a cluster came from, for the log: the co-occurrence profile and the function-like
+    /// tokens it kept out of every candidate.
+    pub(super) fn profile_note(&self, tok: &dyn Tokenizer) -> String {
+        let Some(p) = self.profile.as_ref() else {
+            return String::new();
+        };
+        match p.threshold_bits {
+            Some(t) => {
+                let words = p.function_tokens();
+                let shown: Vec<String> = words
+                    .iter()
+                    .take(8)
+                    .map(|&id| format!("{:?}", tok.decode(&[id])))
+                    .collect();
+                let more = if words.len() > shown.len() {
+                    " …"
+                } else {
+                    ""
+                };
+                format!(
+                    "co-occurrence cluster; {} function-like tokens kept out (neighbour \
+                     divergence < {t:.2} bits, separability {:.2}): {}{more}",
+                    words.len(),
+                    p.separability,
+                    shown.join(" ")
+                )
+            }
+            None => format!(
+                "co-occurrence cluster; no function-like tokens (separability {:.2})",
+                p.separability
+            ),
+        }
     }
 
     /// The pair of recruited blocks (keep, gone) whose co-occurrence profiles are most alike
@@ -141,38 +176,61 @@ fn seeds(stats: &BufferStats, pool: &[u32]) -> Vec<u32> {
     out
 }
 
+/// The mean of `ids`' PPMI rows (None when none is profiled).
+fn centroid(profile: &Profile, ids: &[u32]) -> Option<Vec<f64>> {
+    let rows: Vec<&[f64]> = ids.iter().filter_map(|&id| profile.row(id)).collect();
+    let first = rows.first()?;
+    let mut c = vec![0f64; first.len()];
+    for r in &rows {
+        for (x, v) in c.iter_mut().zip(r.iter()) {
+            *x += v / rows.len() as f64;
+        }
+    }
+    Some(c)
+}
+
 /// The cluster around `seed` (sorted ids): the pool's tokens whose PPMI row is close to the
 /// cluster's centroid, refined until it stops changing (at most 6 passes). Close means at
-/// least half the mean similarity of the upper class of Otsu's split: where the pool holds
-/// several topics this is Otsu's cut, and where it holds one (no real split) it keeps them all.
+/// least half the mean similarity of the upper class of Otsu's split (where the pool holds
+/// several topics this is Otsu's cut, and where it holds one it keeps them all), less a
+/// clearly separated lower class among those (a token that co-occurs with the group only in
+/// part, such as a marker between two topics), which is left to an extension move in bits.
 fn grow_cluster(profile: &Profile, pool: &[u32], seed: u32) -> Vec<u32> {
     let mut cluster = vec![seed];
     for _ in 0..6 {
-        let rows: Vec<&[f64]> = cluster.iter().filter_map(|&id| profile.row(id)).collect();
-        let Some(first) = rows.first() else {
+        let Some(centre) = centroid(profile, &cluster) else {
             return cluster;
         };
-        let mut centroid = vec![0f64; first.len()];
-        for r in &rows {
-            for (c, v) in centroid.iter_mut().zip(r.iter()) {
-                *c += v / rows.len() as f64;
-            }
-        }
+        // The seed alone is no evidence: its similarity with itself stays out of the split.
         let mut sims: Vec<(f64, u32)> = pool
             .iter()
-            .filter_map(|&id| profile.row(id).map(|r| (cosine(&centroid, r), id)))
+            .filter(|&&id| cluster.len() > 1 || id != seed)
+            .filter_map(|&id| profile.row(id).map(|r| (cosine(&centre, r), id)))
             .collect();
         sims.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         let values: Vec<f64> = sims.iter().map(|s| s.0).collect();
         let cut = otsu_cut(&values).max(1);
         let upper_mean = values.iter().take(cut).sum::<f64>() / cut as f64;
-        let mut next: Vec<u32> = sims
+        let close: Vec<f64> = values
             .iter()
-            .filter(|s| s.0 >= 0.5 * upper_mean && s.0 > 0.0)
-            .map(|s| s.1)
+            .copied()
+            .take_while(|&v| v >= 0.5 * upper_mean && v > 0.0)
             .collect();
+        // Within the close ones, a clearly lower class of a few (at most a quarter: tokens that
+        // co-occur with this group only in part, such as a marker between two topics) stays
+        // out.
+        let (inner, separability) = otsu_separability(&close);
+        let keep = if separability >= SEPARABILITY && 4 * (close.len() - inner) <= close.len() {
+            inner
+        } else {
+            close.len()
+        };
+        let mut next: Vec<u32> = sims.iter().take(keep.max(1)).map(|s| s.1).collect();
+        if !next.contains(&seed) {
+            next.push(seed);
+        }
         next.sort_unstable();
-        if next.is_empty() || next == cluster {
+        if next == cluster {
             break;
         }
         cluster = next;

@@ -46,6 +46,11 @@ pub struct Profile {
     pub separability: f64,
     /// Positive-PMI rows over the content tokens' columns (by row).
     pub ppmi: Vec<Vec<f64>>,
+    /// Boundary tokens (by row): content tokens whose left and right neighbours disagree (a
+    /// marker that opens its topic's segments follows another topic), the low class of the
+    /// left/right cosine when the split is clear. They join no cluster; each is offered alone,
+    /// for an extension move to place in bits.
+    pub boundary: Vec<bool>,
 }
 
 impl Profile {
@@ -91,6 +96,7 @@ impl Profile {
             .map(|&d| threshold_bits.is_some_and(|t| d < t))
             .collect();
         let ppmi = ppmi_rows(&co, &function_like);
+        let boundary = boundaries(&left, &right, &function_like);
         Self {
             index,
             divergence_bits,
@@ -98,7 +104,15 @@ impl Profile {
             threshold_bits,
             separability,
             ppmi,
+            boundary,
         }
+    }
+
+    /// True when `id` is a profiled boundary token.
+    pub fn is_boundary(&self, id: u32) -> bool {
+        self.index
+            .get(&id)
+            .is_some_and(|&i| self.boundary.get(i).copied().unwrap_or(false))
     }
 
     /// True when `id` is profiled and not function-like.
@@ -194,6 +208,33 @@ fn ppmi_rows(co: &[Vec<f64>], function_like: &[bool]) -> Vec<Vec<f64>> {
                 })
                 .collect()
         })
+        .collect()
+}
+
+/// The content tokens whose left and right PPMI rows disagree: the low class of their cosine,
+/// when Otsu's split of the content tokens' cosines is clear.
+fn boundaries(left: &[Vec<f64>], right: &[Vec<f64>], function_like: &[bool]) -> Vec<bool> {
+    let (l, r) = (
+        ppmi_rows(left, function_like),
+        ppmi_rows(right, function_like),
+    );
+    let agree: Vec<Option<f64>> = l
+        .iter()
+        .zip(&r)
+        .zip(function_like)
+        .map(|((a, b), &f)| (!f).then(|| crate::train::recruit::cluster::cosine(a, b)))
+        .collect();
+    let mut sorted: Vec<f64> = agree.iter().flatten().copied().collect();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let (cut, separability) = otsu_separability(&sorted);
+    let Some(&bar) = sorted.get(cut.saturating_sub(1)) else {
+        return vec![false; agree.len()];
+    };
+    // A few (at most a quarter of the content tokens) can be boundaries.
+    let clear = separability >= SEPARABILITY && 4 * (sorted.len() - cut) <= sorted.len();
+    agree
+        .iter()
+        .map(|a| clear && a.is_some_and(|v| v < bar))
         .collect()
 }
 

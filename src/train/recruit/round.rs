@@ -129,13 +129,35 @@ impl RoundCtx<'_> {
 
 impl Recruiter {
     /// Run one round on `buffer` (held-out ids), changing `trainer`'s map and anchors only for
-    /// accepted moves. Returns the events of the round.
+    /// accepted moves: after an accepted move the round goes on from the new map, up to
+    /// `moves_per_round` accepted moves. Returns the events of the round.
     pub fn round(
         &mut self,
         trainer: &mut Trainer,
         buffer: &[u32],
         tok: &dyn Tokenizer,
     ) -> Result<Vec<RecruitEvent>, TrainError> {
+        let mut events = Vec::new();
+        for i in 0..self.config.moves_per_round.max(1) {
+            let (more, accepted) = self.single_round(trainer, buffer, tok, i == 0)?;
+            events.extend(more);
+            if accepted == 0 || self.stopped.is_some() {
+                break;
+            }
+        }
+        Ok(events)
+    }
+
+    /// One try: measure, the candidate's moves, then (in a round's first try only, so a round
+    /// does not undo what it has just recruited) merge and prune; returns the events and the
+    /// number of accepted moves.
+    fn single_round(
+        &mut self,
+        trainer: &mut Trainer,
+        buffer: &[u32],
+        tok: &dyn Tokenizer,
+        first: bool,
+    ) -> Result<(Vec<RecruitEvent>, usize), TrainError> {
         let started = Instant::now();
         let train_ms = self
             .last_round_end
@@ -159,10 +181,10 @@ impl Recruiter {
             self.recruit_move(&ctx, trainer, c, control, &mut out)?;
         }
         // 6: merge, then prune (tried only in a round that has accepted nothing).
-        if out.accepted == 0 {
+        if out.accepted == 0 && first {
             self.merge_move(&ctx, trainer, control, &mut out)?;
         }
-        if out.accepted == 0 {
+        if out.accepted == 0 && first {
             ctx.prune_move(trainer, control, &mut out)?;
         }
         // Keep the accepted branch (the trainer is in it: it was probed last), else roll back
@@ -171,7 +193,11 @@ impl Recruiter {
             trainer.restore(&ctx.snap)?;
             out.data_bits = ctx.stats.data_bits;
         }
-        Ok(self.finish_round(&ctx, trainer, out, started, train_ms))
+        let accepted = out.accepted;
+        Ok((
+            self.finish_round(&ctx, trainer, out, started, train_ms),
+            accepted,
+        ))
     }
 
     /// Measure the buffer under the current map, set DL₀ on the first round, and snapshot the
