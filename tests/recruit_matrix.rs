@@ -260,3 +260,31 @@ fn the_profile_sets_function_words_apart() {
         }
     }
 }
+
+/// Recruitment's starting state lets context through (SPEC §9): with unassigned tokens open,
+/// an unassigned query's relevant keys are every visible key, a recruited block's query keeps
+/// its block and S(i) only; the localist view the data bits are read in isolates them instead.
+#[test]
+fn unassigned_tokens_are_open_and_the_localist_view_isolates_them() {
+    use localist::model::blocks::BlockMap;
+    use localist::train::recruit::localist_view;
+    // Tokens 1, 2 in block "a"; 3 unassigned.
+    let mut map = BlockMap::from_assignments(4, &[(1, "a".into()), (2, "a".into())], "t");
+    map.open_unassigned = true;
+    let ids = [1u32, 3, 2, 3, 1];
+    let m = map.masks(&ids);
+    // Query 3 (unassigned): every key up to itself.
+    assert_eq!(m.relevant_row(3), &[true, true, true, true, false]);
+    assert!(m.row_open(3) && !m.row_open(2));
+    // Query 4 (block a): BOS, key 2 (a) and itself; not the unassigned keys 1 and 3.
+    assert_eq!(m.relevant_row(4), &[true, false, true, false, true]);
+    let view = localist_view(&map);
+    assert!(view.isolate_unassigned && !view.open_unassigned);
+    let v = view.masks(&ids);
+    // Query 3 in the localist view: BOS and itself only.
+    assert_eq!(v.relevant_row(3), &[true, false, false, true, false]);
+    assert_eq!(v.relevant_row(4), &[true, false, true, false, true]);
+    // A map without the flag is read as it is.
+    let plain = BlockMap::from_assignments(4, &[(1, "a".into())], "t");
+    assert_eq!(localist_view(&plain), plain);
+}

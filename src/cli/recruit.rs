@@ -41,7 +41,7 @@ pub struct RecruitArgs {
     #[arg(long)]
     pub recruit_charge_anchors: bool,
     /// Held-out tokens in the recruitment buffer.
-    #[arg(long, default_value_t = 32768)]
+    #[arg(long, default_value_t = 8192)]
     pub recruit_buffer: usize,
 }
 

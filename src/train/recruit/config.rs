@@ -56,7 +56,7 @@ impl Default for RecruitConfig {
             enabled: true,
             warmup: 100,
             every: 100,
-            buffer_tokens: 32768,
+            buffer_tokens: 8192,
             lambda: 1.0,
             delta_bits: 64.0,
             k_max: 16,
