@@ -2,6 +2,7 @@
 
 pub mod blocks;
 pub mod capture;
+pub mod corpus_gen;
 pub mod dial;
 pub mod eval;
 pub mod flags;
@@ -42,6 +43,8 @@ pub enum Command {
     Capture(capture::CaptureArgs),
     /// Write the synthetic clinical/payments corpus with its lexicon and pointer targets.
     Synth(synth::SynthArgs),
+    /// Write a corpus of the topic family (K topics, function words, markers) as a text file.
+    CorpusGen(corpus_gen::CorpusGenArgs),
     /// Rebuild a checkpoint's block map (k-means over embeddings, or a lexicon).
     Blocks(blocks::BlocksArgs),
     /// Open the desktop studio (the default), optionally on a checkpoint.
@@ -105,6 +108,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Some(Command::Capture(a)) => done(capture::run(a)),
         Some(Command::Synth(a)) => done(synth::run(a)),
         Some(Command::Blocks(a)) => done(blocks::run(a)),
+        Some(Command::CorpusGen(a)) => done(corpus_gen::run(a)),
         Some(Command::Demo) => done(sweep::run(sweep::SweepArgs::demo())),
         Some(Command::Rules(c)) => done(rules::run_rules(c)),
         Some(Command::Specialists(a)) => done(specialists::run(a)),

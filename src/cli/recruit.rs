@@ -9,11 +9,13 @@ use crate::engine::RecruitConfig;
 #[derive(Args, Debug, Clone)]
 pub struct RecruitArgs {
     /// Grow blocks by recruitment (SPEC §9) from the starting map (default: one block), with
-    /// unassigned tokens isolated, training and measuring at the dial --recruit-lambda; the
-    /// decisions are printed and saved as recruitment.json in the checkpoint.
+    /// unassigned tokens open (they keep all context), measuring the data bits in the localist
+    /// view at the dial --recruit-lambda; the decisions are printed and saved as
+    /// recruitment.json in the checkpoint.
     #[arg(long)]
     pub recruit: bool,
-    /// λ_rec: the mode-A dial the recruitment's data bits are measured (and trained) at.
+    /// λ_rec: the mode-A dial the recruitment's data bits are measured at (with unassigned
+    /// tokens isolated: the localist view).
     #[arg(long, default_value_t = 1.0, value_parser = super::parse_lambda)]
     pub recruit_lambda: f64,
     /// Steps before the first recruitment round.
@@ -22,8 +24,8 @@ pub struct RecruitArgs {
     /// E_rec: steps between rounds.
     #[arg(long, default_value_t = 100)]
     pub recruit_every: usize,
-    /// Probe steps per candidate (and for the control).
-    #[arg(long, default_value_t = 20)]
+    /// Probe steps per candidate (and for the control); 0 judges every move at once.
+    #[arg(long, default_value_t = 0)]
     pub recruit_probe: usize,
     /// δ_rec in bits: a move must save more than this.
     #[arg(long, default_value_t = 64.0, value_parser = super::flags::bits)]
@@ -39,7 +41,7 @@ pub struct RecruitArgs {
     #[arg(long)]
     pub recruit_charge_anchors: bool,
     /// Held-out tokens in the recruitment buffer.
-    #[arg(long, default_value_t = 32768)]
+    #[arg(long, default_value_t = 8192)]
     pub recruit_buffer: usize,
 }
 

@@ -7,13 +7,18 @@
 //! must find the earlier words of its own topic in this document (which theme words are in use)
 //! and ignore the other topics' words, which is exactly what a semantic block does under the
 //! dial. Output is a pure function of [`TopicSpec`]: same seed, same text.
+//!
+//! The knobs make a *family* of such corpora (recruitment must find the blocks of one it was
+//! not built on): the topic count K (2 to 8), real or made-up words (and how many per topic),
+//! theme size, segment lengths, topic markers on or off, and a rate of shared function words
+//! ("the", "of", ...) between the topic words. `localist corpus-gen` writes one as a text file.
 
 use serde::{Deserialize, Serialize};
 
 use crate::analysis::rng::SplitMix64;
 
 /// Topic names and their words (16 each, disjoint, one `split_words` token each).
-pub const TOPICS: [(&str, [&str; 16]); 6] = [
+pub const TOPICS: [(&str, [&str; 16]); 8] = [
     (
         "fruit",
         [
@@ -56,7 +61,30 @@ pub const TOPICS: [(&str, [&str; 16]); 6] = [
             "platinum", "bronze", "brass", "steel", "chrome", "tungsten", "titanium",
         ],
     ),
+    (
+        "birds",
+        [
+            "robin", "wren", "finch", "thrush", "starling", "sparrow", "swallow", "swift",
+            "magpie", "jay", "rook", "crow", "owl", "kestrel", "falcon", "curlew",
+        ],
+    ),
+    (
+        "trees",
+        [
+            "oak", "ash", "elm", "beech", "birch", "alder", "hazel", "willow", "poplar", "larch",
+            "spruce", "cedar", "yew", "holly", "rowan", "maple",
+        ],
+    ),
 ];
+
+/// Shared function words, drawn uniformly between topic words at [`TopicSpec::function_rate`].
+pub const FUNCTION_WORDS: [&str; 16] = [
+    "the", "of", "and", "a", "to", "in", "is", "that", "for", "with", "as", "on", "by", "at", "or",
+    "it",
+];
+
+/// Most topics K.
+pub const MAX_TOPICS: usize = 8;
 
 /// What to generate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -64,7 +92,7 @@ pub const TOPICS: [(&str, [&str; 16]); 6] = [
 pub struct TopicSpec {
     /// Seed of the whole corpus.
     pub seed: u64,
-    /// Number of topics K* (2 to 6).
+    /// Number of topics K* (2 to 8).
     pub topics: usize,
     /// Number of documents.
     pub documents: usize,
@@ -77,6 +105,14 @@ pub struct TopicSpec {
     /// Start every segment with its topic's name (a word of that topic): the switch of topic is
     /// then announced inside the new topic, so a query never needs another topic's words.
     pub headers: bool,
+    /// Expected fraction of the words that are shared function words (0 to 0.5), each placed
+    /// before a topic word.
+    pub function_rate: f64,
+    /// Made-up topic words (`words_per_topic` per topic, from their own seeded stream) instead
+    /// of the real-word lists; a marker is then its topic's first word.
+    pub made_up: bool,
+    /// Words per topic when made up (4 to 64; the real lists have 16).
+    pub words_per_topic: usize,
 }
 
 impl Default for TopicSpec {
@@ -89,6 +125,9 @@ impl Default for TopicSpec {
             theme: 3,
             segment: (4, 12),
             headers: true,
+            function_rate: 0.0,
+            made_up: false,
+            words_per_topic: 16,
         }
     }
 }
@@ -102,25 +141,31 @@ pub struct TopicCorpus {
     pub topic_names: Vec<String>,
     /// `(word, topic index)` for every word of every topic used.
     pub truth: Vec<(String, usize)>,
+    /// The function words that can occur.
+    pub function_words: Vec<String>,
 }
 
 impl TopicCorpus {
-    /// Generate (the topic count is clamped to 2..=6, the theme to 1..=16).
+    /// Generate (the topic count is clamped to 2..=8, the theme to the topic's words, the
+    /// function rate to 0..=0.5).
     pub fn generate(spec: &TopicSpec) -> Self {
-        let k = spec.topics.clamp(2, TOPICS.len());
-        let theme = spec.theme.clamp(1, 16);
+        let k = spec.topics.clamp(2, MAX_TOPICS);
+        let vocab = topic_vocabulary(spec, k);
         let (lo, hi) = (
             spec.segment.0.max(1),
             spec.segment.1.max(spec.segment.0.max(1)),
         );
+        let rate = spec.function_rate.clamp(0.0, 0.5);
+        // A function word before a topic word with probability r/(1 − r): a fraction r of words.
+        let p_function = rate / (1.0 - rate);
         let mut rng = SplitMix64::new(spec.seed);
         let mut docs = Vec::with_capacity(spec.documents);
         for _ in 0..spec.documents {
-            let themes: Vec<Vec<&str>> = TOPICS
+            let themes: Vec<Vec<&str>> = vocab
                 .iter()
-                .take(k)
                 .map(|(_, words)| {
-                    let mut pool: Vec<&str> = words.to_vec();
+                    let mut pool: Vec<&str> = words.iter().map(String::as_str).collect();
+                    let theme = spec.theme.clamp(1, pool.len().max(1));
                     (0..theme)
                         .map(|_| pool.swap_remove(rng.below(pool.len())))
                         .collect()
@@ -132,9 +177,12 @@ impl TopicCorpus {
                 let len = lo + rng.below(hi - lo + 1);
                 let th = &themes[topic];
                 if spec.headers {
-                    words.push(TOPICS[topic].0);
+                    words.push(vocab[topic].0.as_str());
                 }
                 for _ in 0..len.min(spec.document_words - words.len()) {
+                    if rate > 0.0 && rng.next_f64() < p_function {
+                        words.push(FUNCTION_WORDS[rng.below(FUNCTION_WORDS.len())]);
+                    }
                     words.push(th[rng.below(th.len())]);
                 }
                 topic = (topic + 1 + rng.below(k - 1)) % k;
@@ -143,21 +191,82 @@ impl TopicCorpus {
         }
         let mut text = docs.join("\n");
         text.push('\n');
-        let truth = TOPICS
+        let truth = vocab
             .iter()
-            .take(k)
             .enumerate()
-            .flat_map(|(t, (name, words))| {
-                let header = spec.headers.then(|| (name.to_string(), t));
+            .flat_map(|(t, (marker, words))| {
+                let header = (spec.headers && !words.contains(marker)).then(|| (marker.clone(), t));
                 header
                     .into_iter()
-                    .chain(words.iter().map(move |w| (w.to_string(), t)))
+                    .chain(words.iter().map(move |w| (w.clone(), t)))
             })
             .collect();
         Self {
             text,
-            topic_names: TOPICS.iter().take(k).map(|(n, _)| n.to_string()).collect(),
+            topic_names: vocab.iter().map(|(n, _)| n.clone()).collect(),
             truth,
+            function_words: if rate > 0.0 {
+                FUNCTION_WORDS.iter().map(|w| w.to_string()).collect()
+            } else {
+                Vec::new()
+            },
         }
     }
+
+    /// The truth as a TSV text: `word<TAB>topic` per line (function words under `function`).
+    pub fn truth_tsv(&self) -> String {
+        let mut out = String::new();
+        for (w, t) in &self.truth {
+            let name = self.topic_names.get(*t).map(String::as_str).unwrap_or("?");
+            out.push_str(&format!("{w}\t{name}\n"));
+        }
+        for w in &self.function_words {
+            out.push_str(&format!("{w}\tfunction\n"));
+        }
+        out
+    }
+}
+
+/// Each topic's marker (its name, or for made-up words its first word) and words.
+fn topic_vocabulary(spec: &TopicSpec, k: usize) -> Vec<(String, Vec<String>)> {
+    if !spec.made_up {
+        return TOPICS
+            .iter()
+            .take(k)
+            .map(|(name, words)| {
+                let words = words.iter().map(|w| w.to_string()).collect();
+                (name.to_string(), words)
+            })
+            .collect();
+    }
+    // Their own stream, so the text's stream is the same for real and made-up words.
+    let mut rng = SplitMix64::new(spec.seed ^ 0x6d61_6465_5f75_70);
+    let per = spec.words_per_topic.clamp(4, 64);
+    let mut seen: std::collections::BTreeSet<String> =
+        FUNCTION_WORDS.iter().map(|w| w.to_string()).collect();
+    (0..k)
+        .map(|_| {
+            let mut words = Vec::with_capacity(per);
+            while words.len() < per {
+                let w = made_up_word(&mut rng);
+                if seen.insert(w.clone()) {
+                    words.push(w);
+                }
+            }
+            (words[0].clone(), words)
+        })
+        .collect()
+}
+
+/// A pronounceable made-up word of 2 or 3 consonant-vowel syllables.
+fn made_up_word(rng: &mut SplitMix64) -> String {
+    const CONSONANTS: &[u8] = b"bdfghklmnprstvz";
+    const VOWELS: &[u8] = b"aeiou";
+    let syllables = 2 + rng.below(2);
+    let mut w = String::with_capacity(2 * syllables);
+    for _ in 0..syllables {
+        w.push(char::from(CONSONANTS[rng.below(CONSONANTS.len())]));
+        w.push(char::from(VOWELS[rng.below(VOWELS.len())]));
+    }
+    w
 }

@@ -63,7 +63,8 @@ pub struct TrainJob {
     /// A rule file trained towards with weight `train.mu_rule`.
     #[serde(default)]
     pub rules: Option<PathBuf>,
-    /// Block-level recruitment (SPEC §9); the block map starts with unassigned tokens isolated.
+    /// Block-level recruitment (SPEC §9); the block map starts with unassigned tokens open
+    /// (they keep all context; recruited blocks narrow only their own queries).
     #[serde(default)]
     pub recruit: Option<RecruitConfig>,
 }
@@ -182,18 +183,15 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
             (model, blocks, 0, None)
         }
     };
-    let mut train_cfg = job.train.clone();
+    let train_cfg = job.train.clone();
     let mut blocks = blocks;
-    if let Some(rc) = &job.recruit {
+    if job.recruit.is_some() {
         if blocks.kind != crate::model::blocks::BlockKind::Semantic {
             bail!(
                 "recruitment needs semantic blocks (single or a lexicon), not positional windows"
             );
         }
-        blocks.isolate_unassigned = true;
-        if train_cfg.forward_lambda.is_none() {
-            train_cfg.forward_lambda = Some(rc.lambda);
-        }
+        blocks.open_unassigned = true;
     }
     let mut trainer = Trainer::new(model, blocks, train, train_cfg)?;
     if let Some(path) = &job.rules {

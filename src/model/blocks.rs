@@ -45,6 +45,13 @@ pub struct BlockMap {
     /// each other. Off (the default) keeps block 0 an ordinary catch-all block.
     #[serde(default)]
     pub isolate_unassigned: bool,
+    /// Unassigned tokens keep all context: a query whose relevant block is 0 has every visible
+    /// key in R(i) (the dial never narrows it), and the penalty leaves its row alone. This is
+    /// how recruitment starts (SPEC §9: the dial separates recruited blocks; it never isolates
+    /// the unassigned tokens from all context): before any block is recruited the model is the
+    /// distributed one, and a recruited block narrows only its own queries' view.
+    #[serde(default)]
+    pub open_unassigned: bool,
 }
 
 /// Errors building a block map.
@@ -68,6 +75,7 @@ impl BlockMap {
             relevance: vec![0],
             source: "single block".into(),
             isolate_unassigned: false,
+            open_unassigned: false,
         }
     }
 
@@ -86,6 +94,7 @@ impl BlockMap {
             relevance: (0..k).collect(),
             source: format!("positional windows of {width} (not semantic)"),
             isolate_unassigned: false,
+            open_unassigned: false,
         })
     }
 
@@ -113,6 +122,7 @@ impl BlockMap {
             relevance,
             source: source.to_string(),
             isolate_unassigned: false,
+            open_unassigned: false,
         }
     }
 
@@ -180,7 +190,11 @@ impl BlockMap {
         if !causal {
             masks = masks.bidirectional();
         }
-        if self.isolate_unassigned && self.kind == BlockKind::Semantic {
+        if self.kind != BlockKind::Semantic {
+            masks
+        } else if self.open_unassigned {
+            masks.open(0)
+        } else if self.isolate_unassigned {
             masks.isolate(0)
         } else {
             masks
@@ -213,6 +227,9 @@ pub struct SequenceMasks {
     /// A block whose queries have no relevant keys besides S(i) (see
     /// [`BlockMap::isolate_unassigned`]); its rows count every group as off-block.
     pub isolated: Option<usize>,
+    /// A block whose queries have every visible key in R(i) (see
+    /// [`BlockMap::open_unassigned`]); its rows have no off-block group.
+    pub open: Option<usize>,
     /// Causal visibility (j ≤ i); false for a bidirectional encoder, where every key is
     /// visible to every query.
     pub causal: bool,
@@ -237,6 +254,7 @@ impl SequenceMasks {
             num_blocks,
             relevant,
             isolated: None,
+            open: None,
             causal: true,
         }
     }
@@ -285,6 +303,28 @@ impl SequenceMasks {
         }
         self.isolated = Some(block);
         self
+    }
+
+    /// Queries whose relevant block is `block` have every visible key in R(i).
+    pub fn open(mut self, block: usize) -> Self {
+        let t = self.len();
+        for (i, &r) in self.relevant_blocks.iter().enumerate() {
+            if r != block {
+                continue;
+            }
+            for j in 0..t {
+                if let Some(cell) = self.relevant.get_mut(i * t + j) {
+                    *cell = j <= i || !self.causal;
+                }
+            }
+        }
+        self.open = Some(block);
+        self
+    }
+
+    /// True when row i's query sees every visible key as relevant (its block is open).
+    pub fn row_open(&self, i: usize) -> bool {
+        self.open.is_some() && self.relevant_blocks.get(i).copied() == self.open
     }
 
     /// True when row i's query has no relevant block (its block is isolated).

@@ -74,13 +74,18 @@ impl PenaltyTensors {
                 }
                 let r = m.relevant_blocks.get(i).copied().unwrap_or(0).min(k - 1);
                 let isolated = m.row_isolated(i);
+                let open = m.row_open(i);
                 for (kk, &n) in counts.iter().enumerate() {
                     let w = match weights {
                         GroupWeights::Unit => 1.0,
                         GroupWeights::SqrtSize => (n as f32).sqrt(),
                     };
                     if let Some(c) = off.get_mut((bi * t + i) * k + kk) {
-                        *c = if kk == r && !isolated { 0.0 } else { w };
+                        *c = if open || (kk == r && !isolated) {
+                            0.0
+                        } else {
+                            w
+                        };
                     }
                 }
                 if let Some(c) = rel.get_mut((bi * t + i) * k + r) {

@@ -79,7 +79,7 @@ pub enum Command {
     /// Capture the current text under two configurations, for the Compare panel.
     Compare(Box<[CompareSide; 2]>),
     /// Switch block recruitment on or off in the current run (switching it on in a run set up
-    /// without it starts a recruiter with default settings; unassigned tokens become isolated).
+    /// without it starts a recruiter with default settings; unassigned tokens stay open).
     SetRecruitment(bool),
     /// Rename block `index` of the current model (an imported model's block map is saved beside
     /// it, so the names come back next time).

@@ -97,16 +97,13 @@ impl Worker {
 }
 
 /// Start a recruiter with default settings in a run set up without one: its first round is
-/// due now, and unassigned tokens become isolated.
+/// due now, and unassigned tokens stay open (they keep all context).
 fn start_recruiter(session: &mut Session) {
     let mut rec = Recruiter::new(RecruitConfig {
         warmup: session.trainer.step,
         ..RecruitConfig::default()
     });
     rec.next_due = Some(session.trainer.step);
-    session.trainer.blocks.isolate_unassigned = true;
-    if session.trainer.config.forward_lambda.is_none() {
-        session.trainer.config.forward_lambda = Some(rec.config.lambda);
-    }
+    session.trainer.blocks.open_unassigned = true;
     session.recruiter = Some(rec);
 }

@@ -106,7 +106,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
         )
         .on_hover_text(
             "Switch recruitment on or off in the current run; it takes effect at the next step. \
-             Unassigned tokens are then isolated (they attend only to themselves and the start).",
+             Unassigned tokens keep all context; a recruited block narrows its own tokens' view.",
         )
         .on_disabled_hover_text("Set up a training run first (Training, on the left).");
     if toggle.changed() {

@@ -38,6 +38,8 @@ pub fn buffer_stats(
     seq_len: usize,
     details: bool,
 ) -> Result<BufferStats, TrainError> {
+    let view = localist_view(blocks);
+    let blocks = &view;
     let t = seq_len.min(model.config.max_seq_len).max(2);
     let stream = TokenStream {
         ids: ids.to_vec(),
@@ -65,6 +67,19 @@ pub fn buffer_stats(
         measure_chunk(model, blocks, chunk, &per_layer, t, details, &mut out)?;
     }
     Ok(out)
+}
+
+/// The map the data bits are read under: for a map that keeps unassigned tokens open (how
+/// recruitment trains, SPEC §9), the same map with unassigned tokens isolated, so that under
+/// the dial a query sees the keys of its recruited block and nothing else. A block then earns
+/// its bits by the context it gives its own tokens, read from the model as it was trained.
+pub fn localist_view(blocks: &BlockMap) -> BlockMap {
+    let mut view = blocks.clone();
+    if view.open_unassigned {
+        view.open_unassigned = false;
+        view.isolate_unassigned = true;
+    }
+    view
 }
 
 /// Add one chunk of windows to `out`: its data bits and, with `details`, its per-position

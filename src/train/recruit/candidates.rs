@@ -8,6 +8,7 @@ use crate::data::tokenizer::Tokenizer;
 use crate::model::blocks::BlockMap;
 use crate::train::recruit::buffer::BufferStats;
 use crate::train::recruit::cluster::{cosine, otsu_cut, ppmi_vectors};
+use crate::train::recruit::profile::{otsu_separability, Profile, SEPARABILITY};
 use crate::train::recruit::recruiter::Recruiter;
 
 impl Recruiter {
@@ -23,77 +24,64 @@ impl Recruiter {
         words.join("·")
     }
 
-    /// A candidate cluster: unassigned tokens whose mean loss + entropy is at least the median,
-    /// grouped by co-occurrence around the one that costs the most bits; None when every
-    /// cluster is on the tabu list.
-    pub(super) fn candidate(
-        &self,
-        stats: &BufferStats,
-        blocks: &BlockMap,
-        counts: &BTreeMap<u32, usize>,
-    ) -> Option<Vec<u32>> {
-        let cfg = &self.config;
-        let mut loss: BTreeMap<u32, (f64, f64)> = BTreeMap::new();
-        for ((&id, &l), &e) in stats
-            .query_ids
-            .iter()
-            .zip(&stats.loss_bits)
-            .zip(&stats.entropy_bits)
-        {
-            if blocks.token_block.get(id as usize) != Some(&0) {
-                continue;
-            }
-            let s = loss.entry(id).or_insert((0.0, 0.0));
-            s.0 += f64::from(l);
-            s.1 += f64::from(e);
-        }
-        let mut scored: Vec<(u32, f64, f64)> = loss
-            .iter()
-            .filter_map(|(&id, &(l, e))| {
-                let c = counts.get(&id).copied().unwrap_or(0);
-                (c >= cfg.min_count.max(1)).then(|| (id, (l + e) / c as f64, l))
-            })
-            .collect();
-        if scored.len() < 2 {
-            return None;
-        }
-        let mut by_score: Vec<f64> = scored.iter().map(|s| s.1).collect();
-        by_score.sort_by(f64::total_cmp);
-        let median = by_score[(by_score.len() - 1) / 2];
-        // Every eligible unassigned token can join a cluster; the hot ones (loss + entropy at
-        // least the median) seed it.
-        let pool: Vec<u32> = scored.iter().map(|s| s.0).collect();
-        let index: BTreeMap<u32, usize> = pool.iter().enumerate().map(|(i, &id)| (id, i)).collect();
-        let vectors = ppmi_vectors(&stats.query_ids, &index, cfg.window);
-        scored.retain(|s| s.1 >= median);
-        // Seeds by total bits, most expensive first.
-        scored.sort_by(|a, b| b.2.total_cmp(&a.2));
-        for &(seed, _, _) in &scored {
-            let Some(&si) = index.get(&seed) else {
-                continue;
-            };
-            let mut sims: Vec<(f64, u32)> = pool
-                .iter()
-                .enumerate()
-                .filter(|&(i, _)| i != si)
-                .map(|(i, &id)| (cosine(&vectors[si], &vectors[i]), id))
-                .collect();
-            sims.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let values: Vec<f64> = sims.iter().map(|s| s.0).collect();
-            let cut = otsu_cut(&values);
-            // Otsu always splits; when the lower class is still close to the upper one (the pool
-            // is one topic), keep every token within half the upper class's mean similarity.
-            let upper_mean = values.iter().take(cut).sum::<f64>() / cut.max(1) as f64;
-            let cut = cut.max(values.iter().filter(|&&v| v >= 0.5 * upper_mean).count());
-            let mut cluster: Vec<u32> = std::iter::once(seed)
-                .chain(sims.iter().take(cut).map(|s| s.1))
-                .collect();
-            cluster.sort_unstable();
+    /// A candidate cluster of unassigned content tokens (the co-occurrence profile's, function
+    /// words left out), grown around a seed: seeds are the content tokens whose mean loss +
+    /// entropy on the buffer is at least the median, the one that costs the most bits first.
+    /// None when every cluster is on the tabu list.
+    pub(super) fn candidate(&self, stats: &BufferStats, blocks: &BlockMap) -> Option<Vec<u32>> {
+        let profile = self.profile.as_ref()?;
+        let unassigned = |id: u32| blocks.token_block.get(id as usize) == Some(&0);
+        let (pool, boundary): (Vec<u32>, Vec<u32>) = profile
+            .index
+            .keys()
+            .copied()
+            .filter(|&id| unassigned(id) && profile.is_content(id))
+            .partition(|&id| !profile.is_boundary(id));
+        for seed in seeds(stats, &pool) {
+            let cluster = grow_cluster(profile, &pool, seed);
             if !self.tabu.contains(&cluster) {
                 return Some(cluster);
             }
         }
-        None
+        // Boundary tokens, each alone.
+        seeds(stats, &boundary)
+            .into_iter()
+            .map(|id| vec![id])
+            .find(|c| !self.tabu.contains(c))
+    }
+
+    /// Where a cluster came from, for the log: the co-occurrence profile and the function-like
+    /// tokens it kept out of every candidate.
+    pub(super) fn profile_note(&self, tok: &dyn Tokenizer) -> String {
+        let Some(p) = self.profile.as_ref() else {
+            return String::new();
+        };
+        match p.threshold_bits {
+            Some(t) => {
+                let words = p.function_tokens();
+                let shown: Vec<String> = words
+                    .iter()
+                    .take(8)
+                    .map(|&id| format!("{:?}", tok.decode(&[id])))
+                    .collect();
+                let more = if words.len() > shown.len() {
+                    " …"
+                } else {
+                    ""
+                };
+                format!(
+                    "co-occurrence cluster; {} function-like tokens kept out (neighbour \
+                     divergence < {t:.2} bits, separability {:.2}): {}{more}",
+                    words.len(),
+                    p.separability,
+                    shown.join(" ")
+                )
+            }
+            None => format!(
+                "co-occurrence cluster; no function-like tokens (separability {:.2})",
+                p.separability
+            ),
+        }
     }
 
     /// The pair of recruited blocks (keep, gone) whose co-occurrence profiles are most alike
@@ -143,4 +131,109 @@ impl Recruiter {
         }
         best.map(|(_, a, b)| (a, b))
     }
+}
+
+/// The pool's tokens in the order they seed clusters: those whose mean loss + entropy on the
+/// buffer is at least the median, by total loss bits (most first), then the rest of the pool.
+fn seeds(stats: &BufferStats, pool: &[u32]) -> Vec<u32> {
+    let in_pool: BTreeMap<u32, ()> = pool.iter().map(|&id| (id, ())).collect();
+    let mut sums: BTreeMap<u32, (f64, f64, usize)> = BTreeMap::new();
+    for ((&id, &l), &e) in stats
+        .query_ids
+        .iter()
+        .zip(&stats.loss_bits)
+        .zip(&stats.entropy_bits)
+    {
+        if in_pool.contains_key(&id) {
+            let s = sums.entry(id).or_insert((0.0, 0.0, 0));
+            s.0 += f64::from(l);
+            s.1 += f64::from(e);
+            s.2 += 1;
+        }
+    }
+    let mut scores: Vec<f64> = sums
+        .values()
+        .map(|&(l, e, c)| (l + e) / c.max(1) as f64)
+        .collect();
+    scores.sort_by(f64::total_cmp);
+    let median = scores
+        .get(scores.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0.0);
+    let mut hot: Vec<(f64, u32)> = sums
+        .iter()
+        .filter(|(_, &(l, e, c))| (l + e) / c.max(1) as f64 >= median)
+        .map(|(&id, &(l, _, _))| (l, id))
+        .collect();
+    hot.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut out: Vec<u32> = hot.into_iter().map(|(_, id)| id).collect();
+    let rest: Vec<u32> = pool
+        .iter()
+        .copied()
+        .filter(|id| !out.contains(id))
+        .collect();
+    out.extend(rest);
+    out
+}
+
+/// The mean of `ids`' PPMI rows (None when none is profiled).
+fn centroid(profile: &Profile, ids: &[u32]) -> Option<Vec<f64>> {
+    let rows: Vec<&[f64]> = ids.iter().filter_map(|&id| profile.row(id)).collect();
+    let first = rows.first()?;
+    let mut c = vec![0f64; first.len()];
+    for r in &rows {
+        for (x, v) in c.iter_mut().zip(r.iter()) {
+            *x += v / rows.len() as f64;
+        }
+    }
+    Some(c)
+}
+
+/// The cluster around `seed` (sorted ids): the pool's tokens whose PPMI row is close to the
+/// cluster's centroid, refined until it stops changing (at most 6 passes). Close means at
+/// least half the mean similarity of the upper class of Otsu's split (where the pool holds
+/// several topics this is Otsu's cut, and where it holds one it keeps them all), less a
+/// clearly separated lower class among those (a token that co-occurs with the group only in
+/// part, such as a marker between two topics), which is left to an extension move in bits.
+fn grow_cluster(profile: &Profile, pool: &[u32], seed: u32) -> Vec<u32> {
+    let mut cluster = vec![seed];
+    for _ in 0..6 {
+        let Some(centre) = centroid(profile, &cluster) else {
+            return cluster;
+        };
+        // The seed alone is no evidence: its similarity with itself stays out of the split.
+        let mut sims: Vec<(f64, u32)> = pool
+            .iter()
+            .filter(|&&id| cluster.len() > 1 || id != seed)
+            .filter_map(|&id| profile.row(id).map(|r| (cosine(&centre, r), id)))
+            .collect();
+        sims.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let values: Vec<f64> = sims.iter().map(|s| s.0).collect();
+        let cut = otsu_cut(&values).max(1);
+        let upper_mean = values.iter().take(cut).sum::<f64>() / cut as f64;
+        let close: Vec<f64> = values
+            .iter()
+            .copied()
+            .take_while(|&v| v >= 0.5 * upper_mean && v > 0.0)
+            .collect();
+        // Within the close ones, a clearly lower class of a few (at most a quarter: tokens that
+        // co-occur with this group only in part, such as a marker between two topics) stays
+        // out.
+        let (inner, separability) = otsu_separability(&close);
+        let keep = if separability >= SEPARABILITY && 4 * (close.len() - inner) <= close.len() {
+            inner
+        } else {
+            close.len()
+        };
+        let mut next: Vec<u32> = sims.iter().take(keep.max(1)).map(|s| s.1).collect();
+        if !next.contains(&seed) {
+            next.push(seed);
+        }
+        next.sort_unstable();
+        if next == cluster {
+            break;
+        }
+        cluster = next;
+    }
+    cluster
 }

@@ -6,19 +6,20 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::model::blocks::BlockMap;
 
-/// The recruited block (≥ 1) the candidate `tokens` look like a part of: the one whose tokens
-/// co-occur with them (±`window`) with the highest lift, provided that lift is at least half
-/// the candidate's lift with itself (a separate topic co-occurs far more with itself than with
-/// any other block). None when no block qualifies.
-pub(super) fn affinity_block(
+/// The recruited blocks (≥ 1) the candidate `tokens` may be a part of, best first (at most
+/// `most`): those whose tokens co-occur with them (±`window`), by lift, and for a group of
+/// tokens with a lift at least half the group's lift with itself (a separate topic co-occurs
+/// far more with itself than with any other block). Which one, if any, is decided in bits.
+pub(super) fn affinity_blocks(
     ids: &[u32],
     blocks: &BlockMap,
     tokens: &[u32],
     window: usize,
-) -> Option<usize> {
+    most: usize,
+) -> Vec<usize> {
     let k = blocks.num_blocks();
     if k < 2 || ids.is_empty() {
-        return None;
+        return Vec::new();
     }
     let set: BTreeSet<u32> = tokens.iter().copied().collect();
     // Group k + 1 is the candidate itself.
@@ -45,11 +46,15 @@ pub(super) fn affinity_block(
     }
     let n = ids.len() as f64;
     let lift = |g: usize| co[g] / (freq[g] / n).max(1e-12);
-    let own = lift(k);
-    (1..k)
-        .filter(|&b| freq[b] > 0.0)
-        .max_by(|&a, &b| lift(a).total_cmp(&lift(b)))
-        .filter(|&b| lift(b) >= 0.5 * own)
+    // A group's lift with itself says how much more it co-occurs with itself than with another
+    // block; a single token's lift with itself says only how bursty it is, so it sets no bar.
+    let bar = if tokens.len() > 1 { 0.5 * lift(k) } else { 0.0 };
+    let mut hosts: Vec<usize> = (1..k)
+        .filter(|&b| freq[b] > 0.0 && co[b] > 0.0 && lift(b) >= bar)
+        .collect();
+    hosts.sort_by(|&a, &b| lift(b).total_cmp(&lift(a)));
+    hosts.truncate(most);
+    hosts
 }
 
 /// Positive-PMI co-occurrence rows (±`window` positions) for the tokens in `index`.
@@ -89,7 +94,7 @@ pub(super) fn ppmi_vectors(
 }
 
 /// Cosine similarity of two vectors (0 when either is zero).
-pub(super) fn cosine(a: &[f64], b: &[f64]) -> f64 {
+pub(crate) fn cosine(a: &[f64], b: &[f64]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     let na: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
     let nb: f64 = b.iter().map(|x| x * x).sum::<f64>().sqrt();

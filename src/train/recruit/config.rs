@@ -15,7 +15,8 @@ pub struct RecruitConfig {
     pub every: usize,
     /// n: held-out tokens in the buffer the data bits are measured on.
     pub buffer_tokens: usize,
-    /// λ_rec: the mode-A dial the data bits are measured at.
+    /// λ_rec: the mode-A dial the data bits are measured at, in the localist view (unassigned
+    /// tokens isolated; see `buffer::localist_view`). Training sets no dial of its own.
     pub lambda: f64,
     /// δ_rec: a move must save more than this many bits.
     pub delta_bits: f64,
@@ -37,6 +38,13 @@ pub struct RecruitConfig {
     /// two-part code that transmits the data need not transmit them (p_k = 0; the header and
     /// map bits are still paid). See the module notes.
     pub charge_anchor_keys: bool,
+    /// Most accepted moves in one round: after an accepted move the round tries the next
+    /// candidate from the new map (a try judged at once costs one pass over the buffer).
+    pub moves_per_round: usize,
+    /// Scale the buffer's data bits to the whole corpus (training text plus buffer): L(D | M) =
+    /// n × bits per buffer token (SPEC §9), since model bits are paid once for all the data.
+    /// Off where the buffer is the text trained on (the specialists' block move).
+    pub scale_to_corpus: bool,
     /// Probe-train merges and prunes too (default off: they are judged on what the current
     /// model loses at once; see the module notes).
     pub merge_probe: bool,
@@ -47,18 +55,20 @@ impl Default for RecruitConfig {
         Self {
             enabled: true,
             warmup: 100,
-            every: 50,
-            buffer_tokens: 32768,
+            every: 100,
+            buffer_tokens: 8192,
             lambda: 1.0,
             delta_bits: 64.0,
             k_max: 16,
             patience: 3,
             min_count: 5,
-            probe_steps: 20,
+            probe_steps: 0,
             prune_usage: 1e-3,
-            window: 8,
+            window: 4,
             charge_anchor_keys: false,
             merge_probe: false,
+            scale_to_corpus: true,
+            moves_per_round: 4,
         }
     }
 }

@@ -1,13 +1,24 @@
 //! Block-level recruitment (SPEC §9): grow the block map during training when the description
 //! length in bits says a block pays for itself, and merge or prune blocks by the same test.
 //!
-//! **What a block buys here.** Recruitment starts from one block with
-//! [`BlockMap::isolate_unassigned`](crate::model::blocks::BlockMap::isolate_unassigned) set:
-//! an unassigned token belongs to no semantic block, so under the localist dial a query sees
-//! only S(i) = {i, 0}. The data bits L(D | M) are measured on a held-out buffer at the
-//! recruitment dial λ_rec (mode A, default 1: the fully localist model the framework is after). A recruited block lets its tokens attend to each other at λ_rec, so
-//! its data bits fall when those tokens carry context for one another; a block of unrelated
-//! tokens (or half a topic) does not pay for its model bits.
+//! **The starting state lets context through.** Recruitment starts from one block with
+//! [`BlockMap::open_unassigned`](crate::model::blocks::BlockMap::open_unassigned) set: an
+//! unassigned query keeps every visible key in R(i), so the dial never narrows it and the
+//! penalty leaves its row alone. Training sets no dial: before any block is recruited the model
+//! is the distributed one, and the penalty (λ_train) acts only on recruited blocks' queries.
+//! Measured on the topic family (issue 15): starting instead with unassigned tokens isolated and
+//! training at the dial (λ = 1) left every query without context, the model learned nothing
+//! (held-out perplexity 91–156 against 24 without recruitment) and no candidate could show its
+//! value. With unassigned tokens open but the data bits read in the same open view, a true
+//! topic block *cost* 50–550 bits after a 20-step probe: it only takes context away from its
+//! queries. So the two are split:
+//!
+//! **What a block buys: the localist view.** The data bits L(D | M) are read on a held-out
+//! buffer at the recruitment dial λ_rec (mode A, default 1) with unassigned tokens isolated
+//! ([`localist_view`]): a query sees the keys of its recruited block and S(i), nothing else.
+//! A block earns its bits by the context it gives its own tokens, as the model trained with
+//! full context uses it; a block of unrelated tokens (or of function words) gives little. The
+//! buffer's bits are scaled to the corpus (SPEC §9).
 //!
 //! **What a block costs.** Its header c_blk = log₂ K_max + 32 bits and its map entries L(b). A
 //! block also owns anchor keys, one per head per layer (initialised to the normalised centroid
@@ -17,26 +28,32 @@
 //! merging two topic blocks costs fewer data bits (260–1,070 measured on 34k tokens) than the
 //! 1,920 parameter bits it saves, and topics end up merged.
 //!
-//! **The probe.** A new block pays off only once the model has learned to use the keys it makes
-//! visible, so each candidate is trained `probe_steps` steps and compared with a control trained
-//! the same steps, from the same state, on the same batches, under the current map. Merges and
-//! prunes are judged at once on the current model (`merge_probe` probes them too).
+//! **Judged at once.** Because the model trains with full context, it already reads context
+//! the way a block would show it, so each move is judged at once on the current model
+//! (`probe_steps` = 0). A probe can still be asked for: the candidate is trained `probe_steps`
+//! steps and compared with a control trained the same steps, from the same state, on the same
+//! batches, under the current map.
 //!
 //! **One round** (every `every` steps after `warmup`): measure per-position loss and attention
-//! entropy on the buffer; take the unassigned tokens whose loss + entropy is at least the median;
-//! cluster them by co-occurrence (PPMI, cosine) around the token that costs the most bits; try the
-//! cluster as a new block; then try merging the two recruited blocks that co-occur most and
-//! pruning blocks used by fewer than `prune_usage` of the positions. Every try is a
-//! [`Decision`](crate::analysis::mdl::Decision) with its breakdown. A rejected move leaves
-//! weights and map exactly as they were (nothing is changed until a move is accepted); its
-//! token set goes on a tabu list. After `patience` rounds without an accepted move, at `k_max`
-//! blocks, or after ⌊DL₀/δ⌋ accepted moves, recruitment stops.
+//! entropy on the buffer; take a cluster of unassigned *content* tokens from the co-occurrence
+//! profile of the training text (`profile.rs`: function words, whose neighbours look like the
+//! whole corpus, are set apart and stay unassigned) grown around the content token that costs
+//! the most bits; try it as a new block and as an extension of the blocks it co-occurs with;
+//! keep the best if it saves more than δ and go on from the new map (up to `moves_per_round`
+//! accepted moves); in a round that recruited nothing, try merging the two recruited blocks
+//! that co-occur most and pruning blocks used by fewer than `prune_usage` of the positions.
+//! Every try is a [`Decision`](crate::analysis::mdl::Decision) with its breakdown. A rejected
+//! move leaves weights and map exactly as they were (nothing is changed until a move is
+//! accepted); its token set goes on a tabu list until the map changes. After `patience`
+//! rounds without an accepted move, at `k_max` blocks, or after ⌊DL₀/δ⌋ accepted moves,
+//! recruitment stops. Nothing tells it K.
 //!
 //! The files: `config.rs` (settings), `log.rs` (events and round summaries), `buffer.rs` (what
 //! is measured on the buffer, and DL(M)), `maps.rs` (block-map edits), `cluster.rs`
 //! (co-occurrence statistics), `candidates.rs` (where moves come from), `anchors.rs` (anchor
-//! keys of a changed map), `recruiter.rs` (the state across rounds), `round.rs` (one round, in
-//! steps) and `moves.rs` (the moves a round tries).
+//! keys of a changed map), `profile.rs` (the co-occurrence profile candidates come from),
+//! `recruiter.rs` (the state across rounds), `round.rs` (one round, in steps) and `moves.rs`
+//! (the moves a round tries).
 
 mod anchors;
 mod buffer;
@@ -46,12 +63,14 @@ mod config;
 mod log;
 mod maps;
 mod moves;
+mod profile;
 mod recruiter;
 mod round;
 
-pub use buffer::{block_params, buffer_stats, description_length, BufferStats};
+pub use buffer::{block_params, buffer_stats, description_length, localist_view, BufferStats};
 pub use cluster::{adjusted_rand_index, otsu_cut};
 pub use config::RecruitConfig;
 pub use log::{MoveKind, RecruitEvent, RoundSummary};
 pub use maps::{with_new_block, without_block};
+pub use profile::{otsu_separability, Profile};
 pub use recruiter::Recruiter;

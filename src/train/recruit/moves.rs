@@ -9,7 +9,7 @@ use crate::analysis::mdl::{block_header_bits, decide, map_bits, parameter_bits, 
 use crate::analysis::mdl::{ModelBits, Verdict};
 use crate::model::blocks::BlockMap;
 use crate::train::recruit::anchors::{drop_anchor, init_anchors};
-use crate::train::recruit::cluster::affinity_block;
+use crate::train::recruit::cluster::affinity_blocks;
 use crate::train::recruit::log::{MoveKind, RecruitEvent};
 use crate::train::recruit::maps::{token_ids_in, with_new_block, without_block};
 use crate::train::recruit::recruiter::Recruiter;
@@ -54,7 +54,7 @@ impl Recruiter {
                 Some((ids, Some(name)))
             }
             None => self
-                .candidate(&ctx.stats, &ctx.base_blocks, &ctx.counts)
+                .candidate(&ctx.stats, &ctx.base_blocks)
                 .map(|c| (c, None)),
         };
         let Some((tokens, rule_name)) = found else {
@@ -67,7 +67,7 @@ impl Recruiter {
         let note = if from_rule {
             format!("declared by a rule; {note}")
         } else {
-            note
+            format!("{}; {note}", self.profile_note(ctx.tok))
         };
         Ok(Some(Candidate {
             tokens,
@@ -106,9 +106,17 @@ impl Recruiter {
         let tokens: Vec<String> = c.tokens.iter().map(|&id| ctx.tok.decode(&[id])).collect();
         let cand = c.tokens.clone();
         let mut tries = vec![try_new_block(ctx, trainer, c, control)?];
-        let new_state = trainer.snapshot()?;
-        if let Some(t) = try_extension(ctx, trainer, &cand, control)? {
-            tries.push(t);
+        let mut states = vec![trainer.snapshot()?];
+        let hosts = affinity_blocks(
+            &ctx.stats.query_ids,
+            &ctx.base_blocks,
+            &cand,
+            ctx.cfg.window,
+            2,
+        );
+        for host in hosts {
+            tries.push(try_extension(ctx, trainer, &cand, host, control)?);
+            states.push(trainer.snapshot()?);
         }
         // The better of the two, if it is accepted; the trainer is left in its branch.
         let best = tries
@@ -119,8 +127,8 @@ impl Recruiter {
             .map(|(i, _)| i);
         match best.and_then(|i| tries.get(i).map(|t| (i, t.data_after))) {
             Some((i, data_after)) => {
-                if i == 0 {
-                    trainer.restore(&new_state)?;
+                if let Some(state) = states.get(i) {
+                    trainer.restore(state)?;
                 }
                 out.data_bits = data_after;
                 out.accepted += 1;
@@ -183,19 +191,16 @@ fn try_new_block(
     })
 }
 
-/// Probe the candidate's tokens added to the recruited block they co-occur with most (map
-/// bits only); None when no block qualifies.
+/// Probe the candidate's tokens added to the recruited block `host` (map bits only).
 fn try_extension(
     ctx: &RoundCtx<'_>,
     trainer: &mut Trainer,
     cand: &[u32],
+    host: usize,
     control: f64,
-) -> Result<Option<Try>, TrainError> {
+) -> Result<Try, TrainError> {
     let cfg = &ctx.cfg;
     let base = &ctx.base_blocks;
-    let Some(host) = affinity_block(&ctx.stats.query_ids, base, cand, cfg.window) else {
-        return Ok(None);
-    };
     let mut ext = base.clone();
     for &id in cand {
         if let Some(slot) = ext.token_block.get_mut(id as usize) {
@@ -217,13 +222,13 @@ fn try_extension(
         1.0,
         cfg.delta_bits,
     );
-    Ok(Some(Try {
+    Ok(Try {
         kind: MoveKind::Extend,
         block: host_name,
         decision,
         data_after: after_ext,
         note: String::new(),
-    }))
+    })
 }
 
 /// Log the tries for a candidate: the chosen one as decided, one accepted on its own but

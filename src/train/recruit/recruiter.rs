@@ -9,6 +9,7 @@ use crate::analysis::mdl::max_accepted_moves;
 
 use crate::train::recruit::config::RecruitConfig;
 use crate::train::recruit::log::{RecruitEvent, RoundSummary};
+use crate::train::recruit::profile::Profile;
 
 /// The recruitment loop's state: log, tabu list and stopping.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -34,6 +35,9 @@ pub struct Recruiter {
     /// When the last round ended (the training time between rounds is measured from it).
     #[serde(skip)]
     pub(super) last_round_end: Option<Instant>,
+    /// The co-occurrence profile of the training text (measured at the first round).
+    #[serde(skip)]
+    pub(super) profile: Option<Profile>,
 }
 
 impl Recruiter {

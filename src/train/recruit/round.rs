@@ -13,6 +13,7 @@ use crate::model::blocks::{BlockKind, BlockMap};
 use crate::train::recruit::buffer::{block_params, buffer_stats, description_length, BufferStats};
 use crate::train::recruit::config::RecruitConfig;
 use crate::train::recruit::log::{MoveKind, RecruitEvent, RoundSummary};
+use crate::train::recruit::profile::Profile;
 use crate::train::recruit::recruiter::Recruiter;
 use crate::train::trainer::{TrainError, Trainer, TrainerSnapshot};
 
@@ -31,8 +32,10 @@ pub(super) struct RoundCtx<'a> {
     pub buffer: &'a [u32],
     /// The buffer measured under the current map, with per-position facts.
     pub stats: BufferStats,
-    /// Coded positions of the buffer.
+    /// n: the positions the data bits stand for (the corpus when scaled, else the buffer).
     pub n: usize,
+    /// Data bits per buffer bit: corpus tokens over buffer positions (1 when not scaled).
+    pub scale: f64,
     /// Parameters charged per block (0 unless anchor keys are charged).
     pub p_blk: usize,
     /// Vocabulary size.
@@ -100,7 +103,7 @@ impl RoundCtx<'_> {
             false,
         )?
         .data_bits;
-        Ok(bits)
+        Ok(bits * self.scale)
     }
 
     /// The probe of a candidate, and the control (no change): `probe_steps` steps. Every
@@ -126,13 +129,35 @@ impl RoundCtx<'_> {
 
 impl Recruiter {
     /// Run one round on `buffer` (held-out ids), changing `trainer`'s map and anchors only for
-    /// accepted moves. Returns the events of the round.
+    /// accepted moves: after an accepted move the round goes on from the new map, up to
+    /// `moves_per_round` accepted moves. Returns the events of the round.
     pub fn round(
         &mut self,
         trainer: &mut Trainer,
         buffer: &[u32],
         tok: &dyn Tokenizer,
     ) -> Result<Vec<RecruitEvent>, TrainError> {
+        let mut events = Vec::new();
+        for i in 0..self.config.moves_per_round.max(1) {
+            let (more, accepted) = self.single_round(trainer, buffer, tok, i == 0)?;
+            events.extend(more);
+            if accepted == 0 || self.stopped.is_some() {
+                break;
+            }
+        }
+        Ok(events)
+    }
+
+    /// One try: measure, the candidate's moves, then (in a round's first try only, so a round
+    /// does not undo what it has just recruited) merge and prune; returns the events and the
+    /// number of accepted moves.
+    fn single_round(
+        &mut self,
+        trainer: &mut Trainer,
+        buffer: &[u32],
+        tok: &dyn Tokenizer,
+        first: bool,
+    ) -> Result<(Vec<RecruitEvent>, usize), TrainError> {
         let started = Instant::now();
         let train_ms = self
             .last_round_end
@@ -141,7 +166,11 @@ impl Recruiter {
         let ctx = self.begin_round(trainer, buffer, tok)?;
         // The candidate and its anchor keys come from the state before any probe.
         let candidate = self.prepare_candidate(&ctx, trainer)?;
-        let control = ctx.probe(trainer, None)?;
+        let control = if ctx.cfg.probe_steps == 0 {
+            ctx.stats.data_bits
+        } else {
+            ctx.probe(trainer, None)?
+        };
         let mut out = RoundOutcome {
             events: Vec::new(),
             accepted: 0,
@@ -152,10 +181,10 @@ impl Recruiter {
             self.recruit_move(&ctx, trainer, c, control, &mut out)?;
         }
         // 6: merge, then prune (tried only in a round that has accepted nothing).
-        if out.accepted == 0 {
+        if out.accepted == 0 && first {
             self.merge_move(&ctx, trainer, control, &mut out)?;
         }
-        if out.accepted == 0 {
+        if out.accepted == 0 && first {
             ctx.prune_move(trainer, control, &mut out)?;
         }
         // Keep the accepted branch (the trainer is in it: it was probed last), else roll back
@@ -164,7 +193,11 @@ impl Recruiter {
             trainer.restore(&ctx.snap)?;
             out.data_bits = ctx.stats.data_bits;
         }
-        Ok(self.finish_round(&ctx, trainer, out, started, train_ms))
+        let accepted = out.accepted;
+        Ok((
+            self.finish_round(&ctx, trainer, out, started, train_ms),
+            accepted,
+        ))
     }
 
     /// Measure the buffer under the current map, set DL₀ on the first round, and snapshot the
@@ -183,9 +216,10 @@ impl Recruiter {
             ));
         }
         let seq = trainer.config.seq_len;
-        let n_buf = buffer.len().min(cfg.buffer_tokens.max(seq + 1));
+        let full_len = buffer.len();
+        let n_buf = full_len.min(cfg.buffer_tokens.max(seq + 1));
         let buffer = buffer.get(..n_buf).unwrap_or(buffer);
-        let stats = buffer_stats(
+        let mut stats = buffer_stats(
             &trainer.model,
             &trainer.blocks,
             buffer,
@@ -193,12 +227,19 @@ impl Recruiter {
             seq,
             true,
         )?;
+        let coded = stats.loss_bits.len().max(1);
+        let (n, scale) = if cfg.scale_to_corpus {
+            let corpus = trainer.train.ids.len() + full_len;
+            (corpus.max(coded), corpus.max(coded) as f64 / coded as f64)
+        } else {
+            (coded, 1.0)
+        };
+        stats.data_bits *= scale;
         let p_blk = if cfg.charge_anchor_keys {
             block_params(&trainer.model)
         } else {
             0
         };
-        let n = stats.loss_bits.len();
         if self.dl0.is_none() {
             self.dl0 = Some(description_length(
                 stats.data_bits,
@@ -212,6 +253,13 @@ impl Recruiter {
         for &id in &stats.query_ids {
             *counts.entry(id).or_insert(0) += 1;
         }
+        if self.profile.is_none() {
+            self.profile = Some(Profile::measure(
+                &trainer.train.ids,
+                cfg.window,
+                cfg.min_count,
+            ));
+        }
         let snap = trainer.snapshot()?;
         Ok(RoundCtx {
             step,
@@ -219,6 +267,7 @@ impl Recruiter {
             seq,
             buffer,
             n,
+            scale,
             p_blk,
             vocab: trainer.blocks.token_block.len(),
             counts,
@@ -250,6 +299,10 @@ impl Recruiter {
             e.dl_after = dl_after;
         }
         self.accepted += accepted;
+        if accepted > 0 {
+            // The map changed: what was rejected under the old one is worth another try.
+            self.tabu.clear();
+        }
         self.stale = if accepted > 0 { 0 } else { self.stale + 1 };
         if let Some(reason) = self.stop_reason(trainer.blocks.num_blocks()) {
             events.push(RecruitEvent {

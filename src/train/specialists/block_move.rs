@@ -233,6 +233,7 @@ impl Pool {
         )?;
         recruiter.config.lambda = lambda;
         recruiter.config.delta_bits = f64::NEG_INFINITY;
+        recruiter.config.scale_to_corpus = false;
         let tok = self.tokenizer()?;
         let events = recruiter.round(&mut trainer, &ids, tok.as_ref())?;
         // The recruiter's chosen move (with its margin at −∞, the best one it tried).

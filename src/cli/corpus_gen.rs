@@ -1,0 +1,131 @@
+//! `localist corpus-gen`: write a corpus of the topic family (`data/topics.rs`) as a text file,
+//! one document per line, with its truth beside it: the corpus recruitment is tested on, for a
+//! user to try recruitment on text it was not built on.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::data::topics::{TopicCorpus, TopicSpec, MAX_TOPICS};
+
+/// Arguments of `localist corpus-gen`.
+#[derive(Args, Debug, Clone)]
+pub struct CorpusGenArgs {
+    /// Output text file (one document per line).
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// Also write the truth here: `word<TAB>topic` per line, function words as `function`.
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
+    /// Number of topics K (2 to 8).
+    #[arg(long, default_value_t = 4)]
+    pub topics: usize,
+    /// Number of documents.
+    #[arg(long, default_value_t = 500)]
+    pub documents: usize,
+    /// Words per document.
+    #[arg(long, default_value_t = 96)]
+    pub document_words: usize,
+    /// Theme words per topic per document.
+    #[arg(long, default_value_t = 4)]
+    pub theme: usize,
+    /// Shortest and longest segment in words, as MIN,MAX.
+    #[arg(long, default_value = "4,12")]
+    pub segment: String,
+    /// Start no segment with a marker word of its topic.
+    #[arg(long)]
+    pub no_markers: bool,
+    /// Fraction of the words that are shared function words (0 to 0.5).
+    #[arg(long, default_value_t = 0.2, value_parser = super::flags::fraction)]
+    pub function_rate: f64,
+    /// Use the built-in real words (16 per topic) instead of made-up ones.
+    #[arg(long)]
+    pub real_words: bool,
+    /// Made-up words per topic (4 to 64).
+    #[arg(long, default_value_t = 20)]
+    pub words_per_topic: usize,
+    /// Generator seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Run `localist corpus-gen`.
+pub fn run(args: CorpusGenArgs) -> Result<()> {
+    let spec = args.spec()?;
+    let corpus = TopicCorpus::generate(&spec);
+    crate::engine::export::write_atomic(&args.out, corpus.text.as_bytes())
+        .with_context(|| format!("writing the corpus to {}", args.out.display()))?;
+    if let Some(path) = &args.truth {
+        crate::engine::export::write_atomic(path, corpus.truth_tsv().as_bytes())
+            .with_context(|| format!("writing the truth to {}", path.display()))?;
+    }
+    println!(
+        "wrote {} documents, {} topics of {} words{} to {}",
+        spec.documents,
+        corpus.topic_names.len(),
+        corpus.truth.len() / corpus.topic_names.len().max(1),
+        if corpus.function_words.is_empty() {
+            String::new()
+        } else {
+            format!(", function words at {:.0}%", 100.0 * spec.function_rate)
+        },
+        args.out.display()
+    );
+    Ok(())
+}
+
+impl CorpusGenArgs {
+    /// The generator's settings, refusing values outside the family.
+    pub fn spec(&self) -> Result<TopicSpec> {
+        if !(2..=MAX_TOPICS).contains(&self.topics) {
+            bail!(
+                "--topics must lie in 2..={MAX_TOPICS} (got {})",
+                self.topics
+            );
+        }
+        if self.documents == 0 || self.document_words == 0 {
+            bail!("--documents and --document-words must be at least 1");
+        }
+        if !(0.0..=0.5).contains(&self.function_rate) {
+            bail!("--function-rate must lie in [0, 0.5]");
+        }
+        if !self.real_words && !(4..=64).contains(&self.words_per_topic) {
+            bail!("--words-per-topic must lie in 4..=64");
+        }
+        let per_topic = if self.real_words {
+            16
+        } else {
+            self.words_per_topic
+        };
+        if self.theme == 0 || self.theme > per_topic {
+            bail!("--theme must lie in 1..={per_topic} (the words of a topic)");
+        }
+        let parts: Vec<&str> = self.segment.split(',').map(str::trim).collect();
+        let (lo, hi) = match parts.as_slice() {
+            [a, b] => (
+                a.parse::<usize>().ok().filter(|&v| v >= 1),
+                b.parse::<usize>().ok(),
+            ),
+            _ => (None, None),
+        };
+        let (Some(lo), Some(hi)) = (lo, hi.filter(|&h| lo.is_some_and(|l| h >= l))) else {
+            bail!(
+                "--segment must be MIN,MAX with 1 <= MIN <= MAX (got '{}')",
+                self.segment
+            );
+        };
+        Ok(TopicSpec {
+            seed: self.seed,
+            topics: self.topics,
+            documents: self.documents,
+            document_words: self.document_words,
+            theme: self.theme,
+            segment: (lo, hi),
+            headers: !self.no_markers,
+            function_rate: self.function_rate,
+            made_up: !self.real_words,
+            words_per_topic: self.words_per_topic,
+        })
+    }
+}

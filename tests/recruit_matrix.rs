@@ -1,0 +1,290 @@
+//! Recruitment on corpora it was not built on (issue 15): a matrix of the topic family's knobs
+//! (K from 2 to 8, real or made-up words, function words 0–40%, markers on or off, theme size,
+//! segment lengths, 200 to 8,000 documents). Each corpus is written as a text file and trained
+//! by the `localist` binary as a user would, with and without `--recruit`; each must reach
+//! ARI ≥ 0.9 over the topic words (function words stay unassigned, where queries keep all
+//! context) and a held-out perplexity within 5% of the run without recruitment. The larger
+//! configurations take minutes and are `#[ignore]`d: run them with
+//! `cargo test --release --test recruit_matrix -- --include-ignored`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use localist::data::topics::{TopicCorpus, TopicSpec};
+use localist::train::recruit::{adjusted_rand_index, Profile};
+
+/// One configuration of the family.
+struct Config {
+    k: usize,
+    made_up: bool,
+    function_rate: f64,
+    markers: bool,
+    theme: usize,
+    segment: (usize, usize),
+    documents: usize,
+    seed: u64,
+}
+
+fn spec(c: &Config) -> TopicSpec {
+    TopicSpec {
+        seed: c.seed,
+        topics: c.k,
+        documents: c.documents,
+        document_words: 96,
+        theme: c.theme,
+        segment: c.segment,
+        headers: c.markers,
+        function_rate: c.function_rate,
+        made_up: c.made_up,
+        words_per_topic: 20,
+    }
+}
+
+/// Run the binary's `train` on `corpus`; returns its stdout.
+fn train(corpus: &Path, out: &Path, recruit: bool) -> String {
+    let mut args: Vec<String> = [
+        "--threads",
+        "1",
+        "train",
+        "--corpus",
+        "",
+        "--tokenizer",
+        "word",
+        "--lambda-train",
+        "1",
+        "--steps",
+        "600",
+        "--lr",
+        "3e-3",
+        "--quiet",
+        "--out",
+        "",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args[4] = corpus.display().to_string();
+    args[15] = out.display().to_string();
+    if recruit {
+        args.push("--recruit".to_string());
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_localist"))
+        .args(&args)
+        .output()
+        .unwrap_or_else(|e| panic!("running localist: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    assert!(
+        output.status.success(),
+        "localist {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The number after `key` in `text`.
+fn number_after(text: &str, key: &str) -> f64 {
+    let rest = text
+        .split(key)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no '{key}' in:\n{text}"));
+    let num: String = rest
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    num.parse()
+        .unwrap_or_else(|e| panic!("'{num}' after '{key}': {e}"))
+}
+
+/// ARI of the checkpoint's blocks against the generator over the topic words.
+fn ari_of(dir: &Path, corpus: &TopicCorpus) -> (f64, usize) {
+    let read = |name: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let config = read("config.json");
+    let blocks = read("blocks.json");
+    let vocab: BTreeMap<String, usize> = config["tokenizer"]["vocab"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no vocabulary"))
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| w.as_str().map(|w| (w.to_string(), i)))
+        .collect();
+    let token_block = blocks["token_block"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no token_block"));
+    let (mut found, mut want) = (Vec::new(), Vec::new());
+    for (w, t) in &corpus.truth {
+        let Some(&id) = vocab.get(w) else { continue };
+        let b = token_block.get(id).and_then(|b| b.as_u64()).unwrap_or(0);
+        found.push(b as usize);
+        want.push(*t);
+    }
+    let k = blocks["names"].as_array().map(Vec::len).unwrap_or(1) - 1;
+    (adjusted_rand_index(&found, &want), k)
+}
+
+fn check(c: &Config) {
+    let corpus = TopicCorpus::generate(&spec(c));
+    let dir = std::env::temp_dir().join(format!(
+        "localist-recruit-matrix-{}-{}-{}",
+        std::process::id(),
+        c.k,
+        c.seed
+    ));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.join("corpus.txt");
+    std::fs::write(&file, &corpus.text).unwrap_or_else(|e| panic!("{e}"));
+    let with = train(&file, &dir.join("recruit"), true);
+    let without = train(&file, &dir.join("plain"), false);
+    let (ari, k) = ari_of(&dir.join("recruit"), &corpus);
+    let ppl_with = number_after(&with, "held-out: perplexity");
+    let ppl_without = number_after(&without, "held-out: perplexity");
+    let cost = number_after(&with, "of training between them (");
+    for line in with.lines() {
+        eprintln!("  {}", line.chars().take(200).collect::<String>());
+    }
+    eprintln!(
+        "MATRIX K={} made_up={} function={:.0}% markers={} theme={} segment={:?} docs={} seed={}: \
+         blocks {k}, ARI {ari:.3}, perplexity {ppl_with:.3} vs {ppl_without:.3} (ratio {:.3}), \
+         round cost {cost}% of training",
+        c.k,
+        c.made_up,
+        100.0 * c.function_rate,
+        c.markers,
+        c.theme,
+        c.segment,
+        c.documents,
+        c.seed,
+        ppl_with / ppl_without
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(ari >= 0.9, "ARI {ari} < 0.9");
+    assert!(
+        ppl_with <= 1.05 * ppl_without,
+        "perplexity {ppl_with} under recruitment > 1.05 × {ppl_without}"
+    );
+}
+
+macro_rules! matrix {
+    ($($(#[$attr:meta])* $name:ident: $k:expr, $made:expr, $f:expr, $markers:expr, $theme:expr,
+       $seg:expr, $docs:expr, $seed:expr;)*) => {$(
+        #[test]
+        $(#[$attr])*
+        fn $name() {
+            check(&Config {
+                k: $k,
+                made_up: $made,
+                function_rate: $f,
+                markers: $markers,
+                theme: $theme,
+                segment: $seg,
+                documents: $docs,
+                seed: $seed,
+            });
+        }
+    )*};
+}
+
+matrix! {
+    k2_made_up_function20_markers_200docs: 2, true, 0.2, true, 4, (4, 12), 200, 11;
+    #[ignore = "minutes: run with --include-ignored"]
+    k2_real_no_function_markers: 2, false, 0.0, true, 4, (4, 12), 500, 12;
+    #[ignore = "minutes: run with --include-ignored"]
+    k3_made_up_function40_markers: 3, true, 0.4, true, 4, (4, 12), 500, 13;
+    #[ignore = "minutes: run with --include-ignored"]
+    k4_made_up_function20_markers: 4, true, 0.2, true, 4, (4, 12), 500, 14;
+    #[ignore = "minutes: run with --include-ignored"]
+    k4_made_up_function20_no_markers: 4, true, 0.2, false, 4, (4, 12), 500, 15;
+    #[ignore = "minutes: run with --include-ignored"]
+    k4_made_up_no_function_no_markers_theme3: 4, true, 0.0, false, 3, (4, 12), 500, 16;
+    #[ignore = "minutes: run with --include-ignored"]
+    k4_real_function20_short_segments: 4, false, 0.2, true, 4, (2, 6), 1000, 17;
+    #[ignore = "minutes: run with --include-ignored"]
+    k5_made_up_function30_theme6_long_segments: 5, true, 0.3, true, 6, (6, 16), 2000, 18;
+    #[ignore = "minutes: run with --include-ignored"]
+    k6_real_function10_no_markers: 6, false, 0.1, false, 4, (4, 12), 1000, 19;
+    #[ignore = "minutes: run with --include-ignored"]
+    k8_made_up_function20_markers: 8, true, 0.2, true, 4, (4, 12), 1000, 20;
+    #[ignore = "minutes: run with --include-ignored"]
+    k8_real_function40_no_markers: 8, false, 0.4, false, 4, (4, 12), 2000, 21;
+    #[ignore = "minutes: run with --include-ignored"]
+    k4_made_up_function20_markers_8000docs: 4, true, 0.2, true, 4, (4, 12), 8000, 22;
+}
+
+/// The profile sets the generator's function words apart from its topic words, from
+/// co-occurrence alone: every function word is function-like, and no topic word that is not
+/// a marker is (a marker stands between two topics, so its neighbours look like the corpus's).
+#[test]
+fn the_profile_sets_function_words_apart() {
+    for (k, rate, seed) in [(4usize, 0.2f64, 1u64), (8, 0.4, 2), (2, 0.1, 3)] {
+        let corpus = TopicCorpus::generate(&TopicSpec {
+            seed,
+            topics: k,
+            documents: 400,
+            function_rate: rate,
+            made_up: true,
+            words_per_topic: 20,
+            ..TopicSpec::default()
+        });
+        let mut ids: BTreeMap<&str, u32> = BTreeMap::new();
+        let stream: Vec<u32> = corpus
+            .text
+            .split_whitespace()
+            .map(|w| {
+                let n = ids.len() as u32;
+                *ids.entry(w).or_insert(n)
+            })
+            .collect();
+        let p = Profile::measure(&stream, 4, 5);
+        assert!(p.threshold_bits.is_some(), "K={k}: no clear split");
+        for w in &corpus.function_words {
+            let id = ids.get(w.as_str()).copied().unwrap_or(u32::MAX);
+            assert!(
+                !p.is_content(id),
+                "K={k}: function word {w} taken for content"
+            );
+        }
+        let markers: Vec<&str> = corpus.topic_names.iter().map(String::as_str).collect();
+        for (w, _) in &corpus.truth {
+            if markers.contains(&w.as_str()) {
+                continue;
+            }
+            let id = ids.get(w.as_str()).copied().unwrap_or(u32::MAX);
+            assert!(
+                p.is_content(id),
+                "K={k}: topic word {w} taken for a function word"
+            );
+        }
+    }
+}
+
+/// Recruitment's starting state lets context through (SPEC §9): with unassigned tokens open,
+/// an unassigned query's relevant keys are every visible key, a recruited block's query keeps
+/// its block and S(i) only; the localist view the data bits are read in isolates them instead.
+#[test]
+fn unassigned_tokens_are_open_and_the_localist_view_isolates_them() {
+    use localist::model::blocks::BlockMap;
+    use localist::train::recruit::localist_view;
+    // Tokens 1, 2 in block "a"; 3 unassigned.
+    let mut map = BlockMap::from_assignments(4, &[(1, "a".into()), (2, "a".into())], "t");
+    map.open_unassigned = true;
+    let ids = [1u32, 3, 2, 3, 1];
+    let m = map.masks(&ids);
+    // Query 3 (unassigned): every key up to itself.
+    assert_eq!(m.relevant_row(3), &[true, true, true, true, false]);
+    assert!(m.row_open(3) && !m.row_open(2));
+    // Query 4 (block a): BOS, key 2 (a) and itself; not the unassigned keys 1 and 3.
+    assert_eq!(m.relevant_row(4), &[true, false, true, false, true]);
+    let view = localist_view(&map);
+    assert!(view.isolate_unassigned && !view.open_unassigned);
+    let v = view.masks(&ids);
+    // Query 3 in the localist view: BOS and itself only.
+    assert_eq!(v.relevant_row(3), &[true, false, false, true, false]);
+    assert_eq!(v.relevant_row(4), &[true, false, true, false, true]);
+    // A map without the flag is read as it is.
+    let plain = BlockMap::from_assignments(4, &[(1, "a".into())], "t");
+    assert_eq!(localist_view(&plain), plain);
+}
