@@ -240,7 +240,7 @@ fn topic_vocabulary(spec: &TopicSpec, k: usize) -> Vec<(String, Vec<String>)> {
             .collect();
     }
     // Their own stream, so the text's stream is the same for real and made-up words.
-    let mut rng = SplitMix64::new(spec.seed ^ 0x6d61_6465_5f75_70);
+    let mut rng = SplitMix64::new(spec.seed ^ 0x006d_6164_655f_7570);
     let per = spec.words_per_topic.clamp(4, 64);
     let mut seen: std::collections::BTreeSet<String> =
         FUNCTION_WORDS.iter().map(|w| w.to_string()).collect();
