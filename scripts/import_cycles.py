@@ -67,3 +67,15 @@ for comp in out:
         for b in sorted(edges[a]):
             if b in comp: print("   ", a, "->", b)
 print(len(out), "circles")
+# The faces (studio/, cli/) reach the model only through the engine: the one exception is
+# model::config (presets shown for display). Edges from a face to any other layer are listed.
+faces = ("studio", "cli")
+allowed = ("engine", "studio", "cli", "model::config", "<lib>", "<main>")
+leaks = sorted(
+    (a, b) for a in edges for b in edges[a]
+    if a.split("::")[0] in faces and not any(b == x or b.startswith(x + "::") for x in allowed)
+)
+for a, b in leaks:
+    print("    face import around the engine:", a, "->", b)
+print(len(leaks), "face imports around the engine")
+sys.exit(1 if out or leaks else 0)

@@ -142,8 +142,6 @@ pub(crate) fn margin_from_extremes(min_in: f64, max_off: f64) -> f64 {
     }
 }
 
-pub use crate::analysis::capture_row::{capture_row, CaptureRow};
-
 /// Pointer fidelity of one row against a target set T(i) (SPEC §6).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PointerFidelity {

@@ -9,7 +9,7 @@ use crate::cli::dial::DialArgs;
 use crate::cli::output::write_atomic;
 use crate::engine::export::{capture_csv, capture_json};
 use crate::engine::jobs::capture::capture_text_with;
-use crate::model::capture_stream::{CapturePlan, STUDIO_GRID};
+use crate::engine::protocol::{CapturePlan, STUDIO_GRID};
 
 /// Output format.
 #[derive(Clone, Copy, Debug, ValueEnum)]

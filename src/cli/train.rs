@@ -9,10 +9,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::recruit::RecruitArgs;
 use crate::engine::corpus::{asset_path, BlockSpec, CorpusSource, TokenizerKind};
+use crate::engine::files::{check_regular, human_bytes, MAX_DOCUMENT_BYTES};
 use crate::engine::jobs::train::{train, train_shape, TrainSummary};
 use crate::engine::train_job::TrainJob;
 use crate::engine::{AdamWConfig, Sampling, TrainConfig};
-use crate::files::{check_regular, human_bytes, MAX_DOCUMENT_BYTES};
 
 /// Tokenizer choice on the command line.
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -10,181 +10,18 @@
 //! and head, never a capture whose metrics read as a perfect score.
 
 use candle_core::{Device, Tensor};
-use serde::{Deserialize, Serialize};
 
-use crate::analysis::metrics::argmax;
 use crate::model::attention::AttentionBias;
 use crate::model::backend::AttentionModel;
 use crate::model::blocks::{BlockMap, SequenceMasks};
+use crate::model::capture_data::{empty_heads, softmax_tau};
+pub use crate::model::capture_data::{masks_for, Capture, HeadCapture};
+use crate::model::capture_layout::AttentionLayout;
 use crate::model::capture_memory::check_capture_memory;
-use crate::model::capture_stream::{empty_heads, softmax_tau, with_f32, AttentionLayout, Chunk};
+use crate::model::capture_rows::{with_f32, Chunk};
 use crate::model::dial::{layer_bias, DialSetting};
 use crate::model::finite::check_logits;
 use crate::model::transformer::ModelError;
-
-/// One head of one layer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct HeadCapture {
-    /// Layer index ℓ.
-    pub layer: usize,
-    /// Head index.
-    pub head: usize,
-    /// Attention weights a_ij, row-major T×T.
-    pub attention: Vec<f32>,
-    /// Block masses p_k(i), row-major T×K.
-    pub block_mass: Vec<f32>,
-    /// Off-block mass ε(i) per query.
-    pub off_block_mass: Vec<f32>,
-    /// Row entropy in bits per query.
-    pub entropy_bits: Vec<f32>,
-    /// Logit margin m(i) per query (+∞ when nothing is off-block).
-    pub margin: Vec<f32>,
-}
-
-/// Everything captured for one sequence.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Capture {
-    /// Token ids.
-    pub ids: Vec<u32>,
-    /// b(x_j) per key.
-    pub key_blocks: Vec<usize>,
-    /// r(i) per query.
-    pub relevant_blocks: Vec<usize>,
-    /// Block names (index = block).
-    pub block_names: Vec<String>,
-    /// Layers L.
-    pub num_layers: usize,
-    /// Heads per layer H.
-    pub num_heads: usize,
-    /// Heads, layer-major (index ℓ·H + h).
-    pub heads: Vec<HeadCapture>,
-    /// Next-token logits at every position, row-major T×V.
-    pub logits: Vec<f32>,
-    /// The dial the capture was taken under.
-    pub dial: DialSetting,
-    /// Causal attention (a decoder); false for a bidirectional encoder.
-    #[serde(default = "yes")]
-    pub causal: bool,
-    /// Where each head's kept attention lies when it is not the whole T×T table at full
-    /// resolution (a streamed capture of a long text: [`crate::model::capture_stream`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub layout: Option<AttentionLayout>,
-    /// Queries per row of [`HeadCapture::block_mass`] (1: one row per query; more: the mean
-    /// over groups of this many queries, for long texts).
-    #[serde(default = "one")]
-    pub block_stride: usize,
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn one() -> usize {
-    1
-}
-
-impl Capture {
-    /// Sequence length T.
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    /// True for an empty capture.
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
-    /// Where each head's kept attention lies ([`AttentionLayout::full`] unless streamed).
-    pub fn attention_layout(&self) -> AttentionLayout {
-        self.layout
-            .unwrap_or_else(|| AttentionLayout::full(self.len()))
-    }
-
-    /// Rows of each head's block masses.
-    pub fn block_rows(&self) -> usize {
-        self.len().div_ceil(self.block_stride.max(1))
-    }
-
-    /// Row `i` of head `hc`'s attention over keys 0..T, when the capture holds it at full
-    /// resolution (a dense capture, or a streamed one whose kept rows and keys include it).
-    pub fn dense_row<'a>(&self, hc: &'a HeadCapture, i: usize) -> Option<&'a [f32]> {
-        let t = self.len();
-        let lay = self.attention_layout();
-        if lay.stride != 1 || lay.keys.0 != 0 || i < lay.rows.0 || i >= lay.rows.1 {
-            return None;
-        }
-        let w = lay.keys.1;
-        let r = i - lay.rows.0;
-        let row = hc.attention.get(r * w..(r + 1) * w)?;
-        Some(if w == t { row } else { row.get(..w)? })
-    }
-
-    /// Number of blocks K.
-    pub fn num_blocks(&self) -> usize {
-        self.block_names.len()
-    }
-
-    /// The head capture of layer `l`, head `h`.
-    pub fn head(&self, l: usize, h: usize) -> Option<&HeadCapture> {
-        self.heads.get(l * self.num_heads + h)
-    }
-
-    fn mean_over(&self, layer: Option<usize>, f: impl Fn(&HeadCapture) -> &[f32]) -> f64 {
-        let (mut sum, mut n) = (0.0f64, 0usize);
-        for hc in self
-            .heads
-            .iter()
-            .filter(|hc| layer.is_none_or(|l| l == hc.layer))
-        {
-            for &v in f(hc) {
-                sum += v as f64;
-                n += 1;
-            }
-        }
-        if n == 0 {
-            0.0
-        } else {
-            sum / n as f64
-        }
-    }
-
-    /// Mean attention entropy in bits over queries, heads and layers (or one layer).
-    pub fn mean_entropy_bits(&self, layer: Option<usize>) -> f64 {
-        self.mean_over(layer, |h| &h.entropy_bits)
-    }
-
-    /// Mean off-block mass ε (or one layer's).
-    pub fn mean_off_block_mass(&self, layer: Option<usize>) -> f64 {
-        self.mean_over(layer, |h| &h.off_block_mass)
-    }
-
-    /// Pointer fidelity against explicit targets: per query the earlier position it must point
-    /// to. Returns (mean PF_mass, mean PF_top1) over queries with a target, heads and layers,
-    /// or `None` when no query has a target.
-    pub fn pointer_fidelity(&self, targets: &[Option<usize>]) -> Option<(f64, f64)> {
-        let t = self.len();
-        let (mut mass, mut top1, mut n) = (0.0f64, 0.0f64, 0usize);
-        for hc in &self.heads {
-            for (i, target) in targets.iter().enumerate().take(t) {
-                let (Some(j), Some(row)) = (target, self.dense_row(hc, i)) else {
-                    continue;
-                };
-                let Some(&aj) = row.get(*j) else { continue };
-                mass += aj as f64;
-                let seen = if self.causal { row.get(..=i) } else { None };
-                let best = argmax(seen.unwrap_or(row));
-                top1 += f64::from(u8::from(best == Some(*j)));
-                n += 1;
-            }
-        }
-        (n > 0).then(|| (mass / n as f64, top1 / n as f64))
-    }
-}
-
-/// The masks of one sequence for this model (bidirectional for an encoder).
-pub fn masks_for(model: &dyn AttentionModel, blocks: &BlockMap, ids: &[u32]) -> SequenceMasks {
-    blocks.masks_with(ids, model.dims().causal)
-}
 
 /// Build the per-layer bias tensors of one sequence under a dial.
 pub fn sequence_biases(

@@ -4,9 +4,9 @@
 
 use candle_core::Tensor;
 
-use crate::analysis::metrics::capture_row;
+use crate::analysis::capture_row::capture_row;
 use crate::model::blocks::SequenceMasks;
-use crate::model::capture::HeadCapture;
+use crate::model::capture_data::HeadCapture;
 use crate::model::capture_layout::AttentionLayout;
 use crate::model::finite::NonFinite;
 use crate::model::transformer::ModelError;

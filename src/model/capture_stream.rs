@@ -18,11 +18,11 @@
 
 use candle_core::Tensor;
 
-use crate::analysis::dial::{DialMode, DialParams};
+use crate::analysis::dial::DialParams;
 use crate::model::attention::AttentionBias;
 use crate::model::backend::{AttentionModel, RowStream};
 use crate::model::blocks::{BlockMap, SequenceMasks};
-use crate::model::capture::{masks_for, Capture, HeadCapture};
+use crate::model::capture_data::{empty_heads, masks_for, softmax_tau, Capture, HeadCapture};
 use crate::model::capture_memory::{check_stream_memory, StreamShape};
 use crate::model::dial::{layer_bias_rows, DialSetting};
 use crate::model::transformer::ModelError;
@@ -96,43 +96,6 @@ impl RowStream for Collector<'_> {
             Err(ModelError::Cancelled)
         }
     }
-}
-
-/// Empty head captures of a `layers` × `heads` model for `t` tokens and `k` blocks: summaries
-/// sized, block masses of ⌈t / block_stride⌉ rows, and a grid of `layout` for each kept head.
-pub(crate) fn empty_heads(
-    (layers, heads): (usize, usize),
-    t: usize,
-    k: usize,
-    layout: &AttentionLayout,
-    keep: &[bool],
-    block_stride: usize,
-) -> Vec<HeadCapture> {
-    let (gr, gc) = layout.grid();
-    (0..layers * heads)
-        .map(|idx| HeadCapture {
-            layer: idx / heads.max(1),
-            head: idx % heads.max(1),
-            attention: if keep.get(idx).copied().unwrap_or(false) {
-                vec![0.0; gr * gc]
-            } else {
-                Vec::new()
-            },
-            block_mass: vec![0.0; t.div_ceil(block_stride.max(1)) * k],
-            off_block_mass: vec![0.0; t],
-            entropy_bits: vec![0.0; t],
-            margin: vec![0.0; t],
-        })
-        .collect()
-}
-
-/// The temperature a layer's row is softmax(z/τ) under, or `None` for mode B's mixture (whose
-/// row is not one softmax, so its entropy is taken term by term).
-pub(crate) fn softmax_tau(p: Option<&DialParams>) -> Option<f64> {
-    p.and_then(|p| {
-        (p.mode != DialMode::Mixture || p.lambda <= 0.0)
-            .then(|| crate::analysis::dial::temperature(p))
-    })
 }
 
 /// Capture `ids` under `dial` keeping what `plan` asks for, the rows streaming by in chunks;

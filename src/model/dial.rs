@@ -98,25 +98,27 @@ pub fn layer_bias_rows(
     let t = masks.len();
     let kt = kt.min(t);
     let mut additive = vec![0.0f32; n * kt];
-    let mut relevant = Vec::with_capacity(n * kt);
-    for ii in 0..n {
-        let i = r0 + ii;
-        let row = masks.relevant_row(i);
-        for j in 0..kt {
-            if masks.causal && j > i {
-                additive[ii * kt + j] = f32::NEG_INFINITY;
+    if masks.causal {
+        for (ii, row) in additive.chunks_mut(kt.max(1)).enumerate() {
+            for cell in row.iter_mut().skip(r0 + ii + 1) {
+                *cell = f32::NEG_INFINITY;
             }
-            relevant.push(row.get(j).copied().unwrap_or(false));
         }
     }
+    // R(i) of cell `idx` of these rows, read from the masks (no copy of the T×T table: the
+    // trainer builds every layer's bias on every step).
+    let relevant = |idx: usize| {
+        let (ii, j) = (idx / kt.max(1), idx % kt.max(1));
+        masks.relevant_row(r0 + ii).get(j).copied().unwrap_or(false)
+    };
     let lam = p.lambda;
     let mut mixture = None;
     match p.mode {
         DialMode::Bias | DialMode::Temperature => {
             let b = mode_a_bias(lam) as f32;
             if b != 0.0 {
-                for (cell, &rel) in additive.iter_mut().zip(&relevant) {
-                    if cell.is_finite() && !rel {
+                for (idx, cell) in additive.iter_mut().enumerate() {
+                    if cell.is_finite() && !relevant(idx) {
                         *cell = b;
                     }
                 }
@@ -135,8 +137,8 @@ pub fn layer_bias_rows(
             if lam > 0.0 {
                 let local = additive
                     .iter()
-                    .zip(&relevant)
-                    .map(|(&c, &rel)| if rel { c } else { f32::NEG_INFINITY })
+                    .enumerate()
+                    .map(|(idx, &c)| if relevant(idx) { c } else { f32::NEG_INFINITY })
                     .collect();
                 mixture = Some((lam as f32, local));
             }

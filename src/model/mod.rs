@@ -6,6 +6,7 @@ pub mod backend;
 pub mod blocks;
 pub mod blocks_check;
 pub mod capture;
+pub mod capture_data;
 pub mod capture_layout;
 pub mod capture_memory;
 pub(crate) mod capture_rows;

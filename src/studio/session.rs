@@ -185,7 +185,7 @@ pub const MAX_SESSION_BYTES: u64 = 64 << 20;
 
 /// Read a session file (a regular file of at most [`MAX_SESSION_BYTES`]; errors name it).
 pub fn load_session(path: &Path) -> Result<SessionFile> {
-    let text = crate::files::read_text(path, MAX_SESSION_BYTES, "a session file")?;
+    let text = crate::engine::files::read_text(path, MAX_SESSION_BYTES, "a session file")?;
     SessionFile::from_json(&text, path)
 }
 
@@ -272,8 +272,12 @@ impl Autosave {
             match load_session(&path) {
                 Ok(session) => {
                     // This studio will write over it: an audit log in it is kept first.
-                    found.kept_audit = keep_audit_copy(&path, &session)?
-                        .map(|copy| (copy, session.audit_log.entries.len()));
+                    found.kept_audit = keep_audit_copy(
+                        &path,
+                        session.audit_log.entries.len(),
+                        session.saved_at_unix,
+                    )?
+                    .map(|copy| (copy, session.audit_log.entries.len()));
                     if crashed {
                         found.offer = Some(session);
                     }

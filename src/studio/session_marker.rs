@@ -6,8 +6,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::studio::session::SessionFile;
-
 /// What the marker holds: this process's id and its start time (clock ticks after boot,
 /// `/proc/self/stat` field 22), so a later process that reuses the id is not taken for it.
 pub(crate) fn marker_text() -> String {
@@ -55,13 +53,18 @@ pub(crate) fn process_alive(marker: &str) -> bool {
 }
 
 /// Keep a copy of an autosave that holds audit entries before a new studio writes over it:
-/// `NAME.<saved_at>.keep` beside it, the five newest kept. Returns the copy.
-pub(crate) fn keep_audit_copy(path: &Path, session: &SessionFile) -> Result<Option<PathBuf>> {
-    if session.audit_log.entries.is_empty() {
+/// `NAME.<saved_at>.keep` beside it, the five newest kept. `audit_entries` is how many entries
+/// the autosave holds (no copy when none) and `saved_at_unix` when it was written. Returns the copy.
+pub(crate) fn keep_audit_copy(
+    path: &Path,
+    audit_entries: usize,
+    saved_at_unix: u64,
+) -> Result<Option<PathBuf>> {
+    if audit_entries == 0 {
         return Ok(None);
     }
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.keep", session.saved_at_unix));
+    name.push(format!(".{saved_at_unix}.keep"));
     let copy = path.with_file_name(name);
     std::fs::copy(path, &copy)
         .with_context(|| format!("keeping a copy of {} as {}", path.display(), copy.display()))?;

@@ -33,7 +33,8 @@ pub use crate::engine::specialists::{ManifestRoute, ManifestSpecialist, PoolMove
 pub use crate::engine::theory::TheoryPoint;
 pub use crate::engine::threshold::ThresholdEstimate;
 pub use crate::engine::train_job::TrainJob;
-pub use crate::model::capture::{Capture, HeadCapture};
+pub use crate::model::capture_data::{Capture, HeadCapture};
+pub use crate::model::capture_layout::{AttentionLayout, CapturePlan, STUDIO_GRID};
 pub use crate::model::dial::DialSetting;
 pub use crate::rules::check::Firing;
 pub use crate::rules::inject::{HeadFidelity, RuleReport};
