@@ -44,6 +44,31 @@ fn started_clinical() -> Harness<'static, StudioApp> {
     h
 }
 
+/// The clinical sample once every answer to its opening has arrived: the capture of its own
+/// record (it replaces the studio's text, a second capture) and λ* measured on that text. λ*
+/// adds a line above the run buttons; clicking while an answer is still due can land on a
+/// widget whose place (and id) changes in the next frame.
+fn settled_clinical() -> Harness<'static, StudioApp> {
+    let mut h = harness(sample("tiny-clinical"));
+    step_until(
+        &mut h,
+        "the model's own text captured and λ* on it",
+        |app| {
+            let st = &app.state;
+            let own = st
+                .capture
+                .as_ref()
+                .is_some_and(|(_, t)| t.first().is_some_and(|w| w == "note" || w == "txn"));
+            let on_text = |m: &Option<localist::engine::protocol::MeasuredOn>| {
+                m.as_ref().is_some_and(|m| m.text == st.text)
+            };
+            own && st.threshold.is_some() && on_text(&st.threshold_on) && on_text(&st.capture_on)
+        },
+    );
+    h.run_steps(2);
+    h
+}
+
 /// Step frames until `done` holds, for at most 180 s (a bound against hangs, generous on a
 /// 2-core machine running the SmolLM2 test beside this one).
 fn step_until(h: &mut Harness<'static, StudioApp>, what: &str, done: impl Fn(&StudioApp) -> bool) {
@@ -111,11 +136,8 @@ fn moving_the_dial_shows_the_engines_entropy_for_that_lambda() {
 
 #[test]
 fn starting_training_advances_the_curve_and_stop_stops_it() {
-    let mut h = harness(sample("tiny-clinical"));
     // λ* arrives after the model and adds a line above the buttons: wait for it before clicking.
-    step_until(&mut h, "the model and λ*", |app| {
-        app.state.summary.is_some() && app.state.threshold.is_some()
-    });
+    let mut h = settled_clinical();
     h.get_by_label("New run").click();
     step_until(&mut h, "three training steps", |app| {
         app.state.curve.len() >= 3
@@ -777,10 +799,7 @@ fn the_recruitment_tab_shows_the_recruited_samples_decisions() {
 
 #[test]
 fn recruitment_switches_on_and_off_while_training() {
-    let mut h = harness(sample("tiny-clinical"));
-    step_until(&mut h, "the model and λ*", |app| {
-        app.state.summary.is_some() && app.state.threshold.is_some()
-    });
+    let mut h = settled_clinical();
     // A run on the topic corpus with its true topics as blocks, set up without recruitment.
     h.state_mut().settings.corpus = "topics:3".into();
     h.state_mut().settings.steps = 5000;
