@@ -27,6 +27,10 @@ pub struct RecruitArgs {
     /// Probe steps per candidate (and for the control); 0 judges every move at once.
     #[arg(long, default_value_t = 0)]
     pub recruit_probe: usize,
+    /// Second look: steps trained under a cluster judged at once not to pay, and under the
+    /// current map as a control, before deciding again (0: never; only with --recruit-probe 0).
+    #[arg(long, default_value_t = RecruitConfig::default().second_look)]
+    pub recruit_second_look: usize,
     /// δ_rec in bits: a move must save more than this.
     #[arg(long, default_value_t = 64.0, value_parser = super::flags::bits)]
     pub recruit_delta: f64,
@@ -54,6 +58,7 @@ impl Default for RecruitArgs {
             recruit_warmup: 100,
             recruit_every: 100,
             recruit_probe: c.probe_steps,
+            recruit_second_look: c.second_look,
             recruit_delta: c.delta_bits,
             recruit_kmax: c.k_max,
             recruit_patience: c.patience,
@@ -76,6 +81,7 @@ impl RecruitArgs {
             k_max: self.recruit_kmax,
             patience: self.recruit_patience,
             probe_steps: self.recruit_probe,
+            second_look: self.recruit_second_look,
             charge_anchor_keys: self.recruit_charge_anchors,
             ..RecruitConfig::default()
         })

@@ -15,7 +15,7 @@ const RED: Color32 = Color32::from_rgb(210, 60, 60);
 const TEAL: Color32 = Color32::from_rgb(40, 170, 170);
 
 /// The marker colour of an event: accepted recruit green, extension teal, merge blue, prune orange, rejected
-/// grey, stop red.
+/// grey (as is a round not counted because the model was still learning), stop red.
 pub fn event_color(e: &RecruitEvent) -> Color32 {
     let accepted = e
         .decision
@@ -23,7 +23,7 @@ pub fn event_color(e: &RecruitEvent) -> Color32 {
         .is_some_and(|d| d.verdict == Verdict::Accepted);
     match (e.kind, accepted) {
         (MoveKind::Stop, _) => RED,
-        (_, false) => GREY,
+        (MoveKind::Wait, _) | (_, false) => GREY,
         (MoveKind::Recruit, true) => GREEN,
         (MoveKind::Extend, true) => TEAL,
         (MoveKind::Merge, true) => BLUE,

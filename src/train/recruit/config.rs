@@ -22,13 +22,26 @@ pub struct RecruitConfig {
     pub delta_bits: f64,
     /// K_max: most blocks, block 0 included.
     pub k_max: usize,
-    /// P: stop after this many rounds without an accepted move.
+    /// P: stop after this many rounds without an accepted move, counting only rounds at which
+    /// the model had settled (see `settle`).
     pub patience: usize,
+    /// A round without an accepted move counts towards `patience` only when the training
+    /// cross-entropy (its moving average) fell by less than this fraction since the previous
+    /// round; 0 (the default) counts every such round. While the model is still learning, a
+    /// candidate it cannot use yet may pay later (measured: a 5-topic corpus trained 1,500 steps
+    /// stopped at step 300 with 2 of 5 blocks), but the rounds that go on then also let merges of
+    /// two true topics through on a few bits of noise (topics:5 merged colours and tools at step
+    /// 250, ΔDL −117 bits), so it is off until merges are judged more carefully.
+    pub settle: f64,
     /// c_min: a token must occur this often in the buffer to join a candidate.
     pub min_count: usize,
     /// Probe: training steps run under the candidate map and, from the same state with the
     /// same batches, under the current map (the control).
     pub probe_steps: usize,
+    /// Second look: when `probe_steps` is 0 and a cluster of two or more tokens judged at once
+    /// does not pay, train this many steps under it and under the current map (the control)
+    /// and decide again (0: never). See `second_look.rs`.
+    pub second_look: usize,
     /// Prune a block used by fewer than this fraction of buffer positions.
     pub prune_usage: f64,
     /// Co-occurrence window (± positions) for clustering candidates.
@@ -61,8 +74,10 @@ impl Default for RecruitConfig {
             delta_bits: 64.0,
             k_max: 16,
             patience: 3,
+            settle: 0.0,
             min_count: 5,
             probe_steps: 0,
+            second_look: 10,
             prune_usage: 1e-3,
             window: 4,
             charge_anchor_keys: false,

@@ -19,6 +19,9 @@ pub enum MoveKind {
     Prune,
     /// Recruitment stopped.
     Stop,
+    /// A round that accepted nothing while the model was still learning: not counted towards
+    /// the patience (its note says why).
+    Wait,
 }
 
 /// One logged recruitment event.
@@ -70,7 +73,12 @@ impl RecruitEvent {
                     format!("  ({})", self.note)
                 }
             ),
-            None => format!("step {:>5}  stop: {}", self.step, self.note),
+            None => format!(
+                "step {:>5}  {}: {}",
+                self.step,
+                format!("{:?}", self.kind).to_lowercase(),
+                self.note
+            ),
         }
     }
 }
@@ -90,4 +98,14 @@ pub struct RoundSummary {
     pub round_ms: f64,
     /// Training time since the previous round, ms (for the cost fraction).
     pub train_ms: f64,
+}
+
+/// One move tried for a candidate, before it is logged: what, on which block, its decision,
+/// the data bits of its branch and a note.
+pub(super) struct Try {
+    pub kind: MoveKind,
+    pub block: String,
+    pub decision: crate::analysis::mdl::Decision,
+    pub data_after: f64,
+    pub note: String,
 }

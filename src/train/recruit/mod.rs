@@ -66,6 +66,7 @@ mod moves;
 mod profile;
 mod recruiter;
 mod round;
+mod second_look;
 
 pub use buffer::{block_params, buffer_stats, description_length, localist_view, BufferStats};
 pub use cluster::{adjusted_rand_index, otsu_cut};

@@ -5,15 +5,16 @@
 
 use candle_core::Tensor;
 
-use crate::analysis::mdl::{block_header_bits, decide, map_bits, parameter_bits, Decision};
+use crate::analysis::mdl::{block_header_bits, decide, map_bits, parameter_bits};
 use crate::analysis::mdl::{ModelBits, Verdict};
 use crate::model::blocks::BlockMap;
 use crate::train::recruit::anchors::{drop_anchor, init_anchors};
 use crate::train::recruit::cluster::affinity_blocks;
-use crate::train::recruit::log::{MoveKind, RecruitEvent};
+use crate::train::recruit::log::{MoveKind, RecruitEvent, Try};
 use crate::train::recruit::maps::{token_ids_in, with_new_block, without_block};
 use crate::train::recruit::recruiter::Recruiter;
 use crate::train::recruit::round::{RoundCtx, RoundOutcome};
+use crate::train::recruit::second_look::{try_second_look, Second};
 use crate::train::trainer::{TrainError, Trainer};
 
 /// A candidate block, ready to probe: its tokens (sorted), name, map and anchor keys, and a
@@ -23,16 +24,6 @@ pub(super) struct Candidate {
     name: String,
     map: BlockMap,
     anchors: Vec<Tensor>,
-    note: String,
-}
-
-/// One move tried for a candidate: what, on which block, its decision, the data bits of its
-/// branch and a note.
-struct Try {
-    kind: MoveKind,
-    block: String,
-    decision: Decision,
-    data_after: f64,
     note: String,
 }
 
@@ -105,6 +96,15 @@ impl Recruiter {
     ) -> Result<(), TrainError> {
         let tokens: Vec<String> = c.tokens.iter().map(|&id| ctx.tok.decode(&[id])).collect();
         let cand = c.tokens.clone();
+        let second =
+            (ctx.cfg.probe_steps == 0 && ctx.cfg.second_look > 0 && cand.len() >= 2).then(|| {
+                Second {
+                    map: c.map.clone(),
+                    anchors: c.anchors.clone(),
+                    name: c.name.clone(),
+                    tokens: cand.len(),
+                }
+            });
         let mut tries = vec![try_new_block(ctx, trainer, c, control)?];
         let mut states = vec![trainer.snapshot()?];
         let hosts = affinity_blocks(
@@ -118,7 +118,16 @@ impl Recruiter {
             tries.push(try_extension(ctx, trainer, &cand, host, control)?);
             states.push(trainer.snapshot()?);
         }
-        // The better of the two, if it is accepted; the trainer is left in its branch.
+        // Judged at once, nothing pays: a second look after probe training.
+        if let Some(s) = second.filter(|_| {
+            !tries
+                .iter()
+                .any(|t| t.decision.verdict == Verdict::Accepted)
+        }) {
+            tries.push(try_second_look(ctx, trainer, s)?);
+            states.push(trainer.snapshot()?);
+        }
+        // The best accepted try; the trainer is left in its branch.
         let best = tries
             .iter()
             .enumerate()

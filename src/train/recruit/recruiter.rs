@@ -30,9 +30,13 @@ pub struct Recruiter {
     pub accepted: usize,
     /// Step at which the next round is due.
     pub next_due: Option<usize>,
-    /// Rounds since the last accepted move.
+    /// Rounds since the last accepted move at which the model had settled.
     pub(super) stale: usize,
-    /// When the last round ended (the training time between rounds is measured from it).
+    /// The training cross-entropy (moving average, nats) at the last round.
+    #[serde(default)]
+    pub(super) ce_at_round: Option<f64>,
+    /// When the last round ended, or before the first round when the recruiter was made (the
+    /// training time between rounds is measured from it, the warm-up included).
     #[serde(skip)]
     pub(super) last_round_end: Option<Instant>,
     /// The co-occurrence profile of the training text (measured at the first round).
@@ -45,6 +49,7 @@ impl Recruiter {
     pub fn new(config: RecruitConfig) -> Self {
         Self {
             config,
+            last_round_end: Some(Instant::now()),
             ..Self::default()
         }
     }
@@ -61,6 +66,32 @@ impl Recruiter {
     pub fn due(&self, steps_done: usize) -> bool {
         let c = &self.config;
         c.enabled && self.stopped.is_none() && steps_done >= self.next_due.unwrap_or(c.warmup)
+    }
+
+    /// Count a round in which `accepted` moves were kept, with the training cross-entropy at
+    /// `ce` (moving average): an accepted move restarts the count; a round without one counts
+    /// only when the model has settled (its cross-entropy fell by less than `settle` since the
+    /// previous round); while it is still learning the tabu list is cleared. Returns whether
+    /// it counted.
+    pub(super) fn count_round(&mut self, accepted: usize, ce: Option<f64>) -> bool {
+        let learning = match (self.ce_at_round, ce) {
+            (Some(before), Some(now)) if self.config.settle > 0.0 => {
+                now < before * (1.0 - self.config.settle)
+            }
+            _ => false,
+        };
+        self.ce_at_round = ce;
+        if accepted > 0 {
+            self.stale = 0;
+            false
+        } else if learning {
+            // What was rejected under a model that has learned since is worth another try.
+            self.tabu.clear();
+            false
+        } else {
+            self.stale += 1;
+            true
+        }
     }
 
     /// Why recruitment stops after a round that left `blocks` blocks, if it does: `patience`

@@ -81,7 +81,7 @@ impl RoundCtx<'_> {
 
     /// A trial: from the state before the round, optionally under another map, `steps`
     /// ordinary training steps, then the data bits on the buffer.
-    fn trial(
+    pub fn trial(
         &self,
         trainer: &mut Trainer,
         change: Option<(BlockMap, Vec<Tensor>)>,
@@ -303,7 +303,26 @@ impl Recruiter {
             // The map changed: what was rejected under the old one is worth another try.
             self.tabu.clear();
         }
-        self.stale = if accepted > 0 { 0 } else { self.stale + 1 };
+        if !self.count_round(accepted, trainer.ce_ema) && accepted == 0 {
+            events.push(RecruitEvent {
+                step: ctx.step,
+                round: ctx.round,
+                kind: MoveKind::Wait,
+                block: String::new(),
+                tokens: Vec::new(),
+                decision: None,
+                blocks_after: trainer.blocks.num_blocks(),
+                dl_after,
+                note: format!(
+                    "nothing accepted, but the model is still learning (training cross-entropy \
+                     {:.3} nats, more than {:.0}% below the last round's): not counted towards \
+                     the {} rounds of patience",
+                    trainer.ce_ema.unwrap_or(f64::NAN),
+                    100.0 * ctx.cfg.settle,
+                    ctx.cfg.patience
+                ),
+            });
+        }
         if let Some(reason) = self.stop_reason(trainer.blocks.num_blocks()) {
             events.push(RecruitEvent {
                 step: ctx.step,
@@ -327,6 +346,8 @@ impl Recruiter {
             train_ms,
         });
         self.log.extend(events.iter().cloned());
+        // Rounds keep their spacing: doubling it after quiet rounds (tried) let patience span
+        // more training, and a merge of two true topics passed on noise (topics:5, step 250).
         self.next_due = Some(trainer.step + ctx.cfg.every.max(1));
         self.last_round_end = Some(Instant::now());
         events

@@ -41,6 +41,10 @@ pub struct Trainer {
     pub step: usize,
     /// Rules trained towards with weight `config.mu_rule` (resolved against `blocks`).
     pub rules: Vec<ResolvedRule>,
+    /// Exponential moving average of the training cross-entropy (nats; weight 1/20 per step),
+    /// `None` before the first step: whether the model is still learning (recruitment's
+    /// patience counts only rounds after it has settled).
+    pub ce_ema: Option<f64>,
     optimizer: AdamW,
     rng: SplitMix64,
 }
@@ -94,6 +98,7 @@ impl Trainer {
             train,
             step: 0,
             rules: Vec::new(),
+            ce_ema: None,
             optimizer,
             rng,
         })
@@ -159,6 +164,10 @@ impl Trainer {
             lambda,
             tokens: batch.len() * self.config.seq_len,
         };
+        self.ce_ema = Some(match self.ce_ema {
+            Some(e) => e + (stats.ce_nats - e) / 20.0,
+            None => stats.ce_nats,
+        });
         self.step += 1;
         Ok(stats)
     }
