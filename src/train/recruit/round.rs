@@ -284,7 +284,7 @@ impl Recruiter {
     fn finish_round(
         &mut self,
         ctx: &RoundCtx<'_>,
-        trainer: &Trainer,
+        trainer: &mut Trainer,
         out: RoundOutcome,
         started: Instant,
         train_ms: f64,
@@ -300,6 +300,8 @@ impl Recruiter {
         }
         self.accepted += accepted;
         if accepted > 0 {
+            // The new map's penalty is annealed in as the first map's was.
+            trainer.config.ramp_from = Some(trainer.step);
             // The map changed: what was rejected under the old one is worth another try.
             self.tabu.clear();
         }

@@ -48,6 +48,11 @@ pub struct TrainConfig {
     /// trains at that dial too, and a recruited block's keys become visible to its queries in
     /// training exactly as in the measurement.
     pub forward_lambda: Option<f64>,
+    /// Anneal λ again from this step, over the same `anneal_fraction` of the steps as at the
+    /// start: recruitment sets it when it accepts a move, so a block recruited mid-run gets the
+    /// penalty's ramp that a block given at the start gets (None: only the initial anneal).
+    #[serde(default)]
+    pub ramp_from: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -69,6 +74,7 @@ impl Default for TrainConfig {
             mu_rule: 0.0,
             trainable: Vec::new(),
             forward_lambda: None,
+            ramp_from: None,
         }
     }
 }

@@ -104,14 +104,16 @@ impl Trainer {
         })
     }
 
-    /// λ at `step` after annealing from 0 over the first `anneal_fraction` of the steps.
+    /// λ at `step` after annealing from 0 over `anneal_fraction` of the steps, counted from the
+    /// start or from `ramp_from` (the last accepted recruitment move).
     pub fn lambda_at(&self, step: usize) -> f64 {
         let c = &self.config;
         let ramp = (c.anneal_fraction * c.steps as f64).round();
         if ramp <= 0.0 {
             return c.lambda_train;
         }
-        c.lambda_train * ((step as f64 + 1.0) / ramp).min(1.0)
+        let since = step - c.ramp_from.filter(|&s| s <= step).unwrap_or(0);
+        c.lambda_train * ((since as f64 + 1.0) / ramp).min(1.0)
     }
 
     /// The windows of the next batch (advances the sampler).
