@@ -3,7 +3,7 @@
 //! renderer, and as CPU textures otherwise; either is rebuilt only when a new capture arrives,
 //! the colormap changes or the block view is toggled.
 
-mod axes;
+pub(crate) mod axes;
 mod cells;
 pub mod heads_table;
 mod notes;

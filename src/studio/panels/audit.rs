@@ -68,6 +68,8 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
     ui.separator();
     mapping(ui, state);
     ui.separator();
+    crate::studio::panels::audit_test_set::show(ui, state);
+    ui.separator();
     log(ui, state);
 }
 
@@ -156,7 +158,7 @@ fn mapping(ui: &mut egui::Ui, state: &StudioState) {
 
 /// Green for a pass and red for a fail that read in both themes (egui's LIGHT_GREEN is pale on
 /// a white background).
-fn verdict_colour(ui: &egui::Ui, pass: bool) -> Color32 {
+pub(crate) fn verdict_colour(ui: &egui::Ui, pass: bool) -> Color32 {
     match (pass, ui.visuals().dark_mode) {
         (true, true) => Color32::LIGHT_GREEN,
         (true, false) => Color32::from_rgb(0, 110, 0),

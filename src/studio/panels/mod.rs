@@ -2,6 +2,7 @@
 
 pub mod attention;
 pub mod audit;
+pub mod audit_test_set;
 pub mod blocks;
 pub mod compare;
 pub mod dial;
