@@ -1560,3 +1560,44 @@ fn the_tour_opens_on_first_start_walks_the_tabs_and_comes_back() {
     h.run_steps(2);
     assert_eq!(h.state().state.tour.step, None);
 }
+
+/// Any training plot opens large in a window of its own, with the same data and its zoom hint;
+/// another plot's button swaps it, and closing it leaves the side panel's plots as they were.
+#[test]
+fn a_training_plot_opens_large() {
+    use localist::studio::state::TrainingPlot;
+    let mut h = settled_clinical();
+    h.get_by_label("New run").click();
+    step_until(&mut h, "three training steps", |app| {
+        app.state.curve.len() >= 3
+    });
+    h.get_by_label("Stop").click();
+    step_until(&mut h, "the end of the run", |app| {
+        app.state.worker == WorkerState::Idle && !app.state.live.is_empty()
+    });
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("Ctrl + wheel zooms").is_none());
+    let captions = |h: &Harness<'static, StudioApp>, t: &str| h.query_all_by_label(t).count();
+    let (loss0, ppl0) = (
+        captions(&h, "loss and Ω"),
+        captions(&h, "held-out perplexity"),
+    );
+    h.get_by_label("enlarge loss and Ω").click_accesskit();
+    h.run_steps(3);
+    assert_eq!(h.state().state.enlarged_plot, Some(TrainingPlot::Loss));
+    assert!(h.query_by_label_contains("Ctrl + wheel zooms").is_some());
+    // The window's title beside the side panel's own caption.
+    assert!(captions(&h, "loss and Ω") > loss0);
+    h.get_by_label("enlarge held-out perplexity")
+        .click_accesskit();
+    h.run_steps(3);
+    assert_eq!(
+        h.state().state.enlarged_plot,
+        Some(TrainingPlot::Perplexity)
+    );
+    assert!(captions(&h, "held-out perplexity") > ppl0);
+    assert_eq!(captions(&h, "loss and Ω"), loss0);
+    h.state_mut().state.enlarged_plot = None;
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("Ctrl + wheel zooms").is_none());
+}

@@ -13,3 +13,4 @@ pub mod rules;
 pub mod specialists;
 pub mod theory;
 pub mod training;
+pub mod training_plots;

@@ -16,7 +16,9 @@ use crate::engine::protocol::{
     Progress, RecruitView, TheoryPoint, ThresholdEstimate, DEFAULT_CLUSTERS,
 };
 
-pub use self::panels::{CompareState, CompareViews, GenerateState, RulesState, TourState};
+pub use self::panels::{
+    CompareState, CompareViews, GenerateState, RulesState, TourState, TrainingPlot,
+};
 /// The central area's views (defined in `studio::tab`, below the session files).
 pub use crate::studio::tab::Tab;
 
@@ -148,6 +150,8 @@ pub struct StudioState {
     pub kmeans_k: usize,
     /// The first-start Tour.
     pub tour: TourState,
+    /// The training plot shown large in a window of its own.
+    pub enlarged_plot: Option<TrainingPlot>,
 }
 
 /// File dialogs the panels can ask the app for.
@@ -217,6 +221,7 @@ impl Default for StudioState {
             block_rename: None,
             kmeans_k: DEFAULT_CLUSTERS,
             tour: TourState::default(),
+            enlarged_plot: None,
         }
     }
 }

@@ -149,3 +149,34 @@ impl TourState {
         self.seen = true;
     }
 }
+
+/// The Training panel's plots (one can be enlarged into a window of its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrainingPlot {
+    /// Loss and Ω per step.
+    Loss,
+    /// Held-out perplexity.
+    Perplexity,
+    /// Held-out entropy and PF_mass.
+    HeldOut,
+}
+
+impl TrainingPlot {
+    /// Its title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Loss => "loss and Ω",
+            Self::Perplexity => "held-out perplexity",
+            Self::HeldOut => "held-out entropy and PF_mass",
+        }
+    }
+
+    /// The plot's id in the side panel.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Loss => "loss_curve",
+            Self::Perplexity => "live_perplexity",
+            Self::HeldOut => "live_curve",
+        }
+    }
+}
