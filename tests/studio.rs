@@ -1601,3 +1601,27 @@ fn a_training_plot_opens_large() {
     h.run_steps(2);
     assert!(h.query_by_label_contains("Ctrl + wheel zooms").is_none());
 }
+
+/// With rules in force the heads table gains a PF column: each head's mean PF_mass over the
+/// rules that act on it, the number the rule reports give; without rules there is none.
+#[test]
+fn the_heads_table_shows_pf_where_rules_are_in_force() {
+    use localist::studio::panels::attention::heads_table::head_pf;
+    let mut h = settled_clinical();
+    h.get_by_label("table").click();
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("PF (rules)").is_none());
+    apply_example_rules(&mut h);
+    step_until(&mut h, "the example in force", |app| {
+        app.state.rules.resolved.len() == 6
+            && app.state.stale_reports().is_none()
+            && !app.state.rules.reports.is_empty()
+    });
+    h.get_by_label("Attention").click();
+    h.run_steps(3);
+    assert!(h.query_by_label_contains("PF (rules)").is_some());
+    let reports = h.state().state.rules.reports.clone();
+    let pf = head_pf(&reports, 0, 0).expect("a rule acts on head 0.0");
+    assert!((0.0..=1.0).contains(&pf));
+    assert!(h.query_all_by_label(&format!("{pf:.3}")).next().is_some());
+}
