@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use egui::Color32;
 
 use crate::engine::protocol::{Command, RuleEval, TestSet, TestSetAudit};
-use crate::studio::panels::audit::verdict_colour;
 use crate::studio::state::{FileRequest, StudioState};
+use crate::studio::widgets::verdict_colour;
 
 impl StudioState {
     /// Ask the worker to measure the rules in force over the chosen test set.
