@@ -286,8 +286,8 @@ fn enlarged(
         mean(&hc.entropy_bits),
         mean(&hc.off_block_mass)
     ));
-    // The query labels' column (44 points and spacing) comes off the width first.
-    let side = (ui.available_width() - 56.0)
+    // The query labels' column (and spacing) comes off the width first.
+    let side = (ui.available_width() - axes::TOKEN_AXIS_WIDTH - 12.0)
         .min(ui.available_height())
         .clamp(200.0, 560.0);
     let lay = cap.attention_layout();

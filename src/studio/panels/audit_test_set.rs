@@ -40,7 +40,14 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
         });
     }
     if let Some(audit) = &state.rules.test_audit {
-        table(ui, audit);
+        let off: Vec<&str> = state
+            .rules
+            .resolved
+            .iter()
+            .filter(|r| !r.enabled)
+            .map(|r| r.id.as_str())
+            .collect();
+        table(ui, audit, &off);
     } else if !state.rules.test_pending {
         ui.label(
             "Not measured yet. The table above is one sentence (the text box); Measure runs every \
@@ -99,8 +106,9 @@ fn choice(ui: &mut egui::Ui, state: &mut StudioState) {
     });
 }
 
-/// The result: what it was measured over, then one row per rule.
-fn table(ui: &mut egui::Ui, audit: &TestSetAudit) {
+/// The result: what it was measured over, then one row per rule (`off`: the rules switched
+/// off).
+fn table(ui: &mut egui::Ui, audit: &TestSetAudit, off: &[&str]) {
     ui.label(format!(
         "{}, mode {}, λ = {:.2}",
         audit.described,
@@ -126,7 +134,8 @@ fn table(ui: &mut egui::Ui, audit: &TestSetAudit) {
                     }
                     ui.end_row();
                     for row in &audit.rows {
-                        test_row(ui, row, audit.sentences);
+                        let on = !off.contains(&row.id.as_str());
+                        test_row(ui, row, audit.sentences, on);
                         ui.end_row();
                     }
                 });
@@ -134,7 +143,7 @@ fn table(ui: &mut egui::Ui, audit: &TestSetAudit) {
 }
 
 /// One rule over the test set.
-fn test_row(ui: &mut egui::Ui, r: &RuleEval, sentences: usize) {
+fn test_row(ui: &mut egui::Ui, r: &RuleEval, sentences: usize, on: bool) {
     ui.label(&r.id);
     ui.label(format!("{} of {sentences}", r.windows_fired))
         .on_hover_text("Sentences (windows) in which the rule fired with its target in view");
@@ -158,6 +167,9 @@ fn test_row(ui: &mut egui::Ui, r: &RuleEval, sentences: usize) {
             .unwrap_or_else(|| "-".into()),
     );
     match (r.target, r.pass_rate) {
+        _ if !on => {
+            ui.label("off (switched off in Rules)");
+        }
         (None, _) => {
             ui.label("bias rule (no PF target)");
         }

@@ -16,7 +16,7 @@ use crate::engine::figures::Colormap;
 use crate::studio::gpu_heatmap;
 use crate::studio::state::{CompareState, StudioState};
 
-use super::attention::axes::{key_labels, printable, token_axis};
+use super::attention::axes::{key_labels, printable, token_axis, TOKEN_AXIS_WIDTH};
 /// B minus A and its colours (defined in `compare/difference.rs`).
 pub use difference::{difference_matrix, diverging, scale_of};
 use maps::texture;
@@ -136,7 +136,7 @@ fn show_difference(
     }
     difference::legend(ui, scale);
     ui.strong(format!("B − A: ({}) minus ({})", b.label, a.label));
-    let side = (ui.available_width() - 80.0).clamp(160.0, 640.0);
+    let side = (ui.available_width() - TOKEN_AXIS_WIDTH - 20.0).clamp(160.0, 640.0);
     if let Some((_, tex)) = &cache.diff {
         difference::show(ui, tex, &diff, [a, b], side);
     }
@@ -185,6 +185,9 @@ impl CompareCache {
         self.key = Some(key);
         let (_, layer, head, colormap) = key;
         let gpu = gpu_heatmap::is_active(ctx);
+        // One version for both sides: a newer version drops the GPU's older maps, so side B's
+        // upload would drop side A's in the same frame.
+        let version = gpu_heatmap::next_version();
         for (k, v) in views.iter().enumerate() {
             let tex = v.as_ref().ok().map(|v| {
                 let values = side_matrix(&v.capture, layer, head);
@@ -193,7 +196,7 @@ impl CompareCache {
                     SideMap::Gpu(gpu_heatmap::HeatmapData {
                         // Keys apart from the Attention grid's (layer, head) keys.
                         key: (usize::MAX - k, usize::MAX),
-                        version: gpu_heatmap::next_version(),
+                        version,
                         values: std::sync::Arc::from(values.as_slice()),
                         rows: t,
                         cols: t,
@@ -227,8 +230,8 @@ fn both_sides(
     views: &[Result<CompareView, String>],
 ) -> ([Option<egui::Rect>; 2], Option<(usize, usize)>) {
     let (layer, head) = (state.compare.layer, state.compare.head);
-    // Room for the query labels (44 points) left of each map.
-    let side = ((ui.available_width() - 130.0) / 2.0).clamp(140.0, 520.0);
+    // Room for the query labels left of each map.
+    let side = ((ui.available_width() - 2.0 * TOKEN_AXIS_WIDTH - 50.0) / 2.0).clamp(140.0, 520.0);
     let matrices: Vec<Option<(Vec<f32>, usize, bool)>> = views
         .iter()
         .map(|v| {

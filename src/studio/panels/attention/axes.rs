@@ -6,9 +6,12 @@ use egui::{Color32, Sense, Vec2};
 use crate::engine::figures::Colormap;
 use crate::engine::Capture;
 
+/// Width of the query labels' column: eight monospace characters at 12 points.
+pub(crate) const TOKEN_AXIS_WIDTH: f32 = 64.0;
+
 /// Query labels down the left of an enlarged heatmap (one per row, when they fit).
 pub(crate) fn token_axis(ui: &mut egui::Ui, tokens: &[String], side: f32) {
-    let (rect, _) = ui.allocate_exact_size(Vec2::new(44.0, side), Sense::hover());
+    let (rect, _) = ui.allocate_exact_size(Vec2::new(TOKEN_AXIS_WIDTH, side), Sense::hover());
     let n = tokens.len().max(1);
     let row_h = side / n as f32;
     if row_h < 7.0 {

@@ -77,7 +77,7 @@ fn side_controls(
         let l = ui.label(format!("path {name}"));
         let edit = egui::TextEdit::singleline(path)
             .hint_text("checkpoint folder, .gguf or HF folder")
-            .desired_width(200.0);
+            .desired_width(110.0);
         let resp = ui.add(edit).labelled_by(l.id);
         if resp.lost_focus() && !path.trim().is_empty() {
             side.checkpoint = Some(PathBuf::from(path.trim()));
