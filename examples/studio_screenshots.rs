@@ -111,26 +111,20 @@ fn prepare(h: &mut Harness<'static, StudioApp>, tab: Tab) {
         Tab::Theory => step_until(h, "the theory curve", |app| {
             app.state.theory.is_some() && !app.state.theory_pending
         }),
-        Tab::Generate => {
-            if h.state().state.generate.last.is_none() {
-                h.state_mut().state.generate.pending = true;
-                h.state_mut().state.send(Command::Generate(8));
-                step_until(h, "a generation", |app| app.state.generate.last.is_some());
-            }
+        Tab::Generate if h.state().state.generate.last.is_none() => {
+            h.state_mut().state.generate.pending = true;
+            h.state_mut().state.send(Command::Generate(8));
+            step_until(h, "a generation", |app| app.state.generate.last.is_some());
         }
-        Tab::Audit => {
-            if h.state().state.rules.test_audit.is_none() {
-                h.state_mut().state.audit_test_set();
-                step_until(h, "the audit over held-out windows", |app| {
-                    app.state.rules.test_audit.is_some()
-                });
-            }
+        Tab::Audit if h.state().state.rules.test_audit.is_none() => {
+            h.state_mut().state.audit_test_set();
+            step_until(h, "the audit over held-out windows", |app| {
+                app.state.rules.test_audit.is_some()
+            });
         }
-        Tab::Specialists => {
-            if h.state().pool.is_none() {
-                h.get_by_label("pool-clinical-payments").click_accesskit();
-                step_until(h, "the sample pool", |app| app.pool.is_some());
-            }
+        Tab::Specialists if h.state().pool.is_none() => {
+            h.get_by_label("pool-clinical-payments").click_accesskit();
+            step_until(h, "the sample pool", |app| app.pool.is_some());
         }
         _ => {}
     }
