@@ -1349,3 +1349,279 @@ fn no_empty_plots_greet_a_newcomer() {
         .query_by_label_contains("appear here once a run starts")
         .is_some());
 }
+
+/// The auditor's pass/fail over a test set: Measure has the worker run every rule over the
+/// model's held-out windows; the table gives each rule's sentences fired, pass rate and mean
+/// PF; a dial change marks it stale; a typed file of sentences is measured one line each.
+#[test]
+fn the_audit_measures_pass_fail_over_a_test_set_and_says_when_it_is_stale() {
+    let mut h = settled_clinical();
+    apply_example_rules(&mut h);
+    step_until(&mut h, "the example in force", |app| {
+        app.state.rules.resolved.len() == 6 && !app.state.rules.reports.is_empty()
+    });
+    h.get_by_label("Audit").click();
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("Not measured yet").is_some());
+    h.get_by_label("Measure").click();
+    step_until(&mut h, "the audit over held-out windows", |app| {
+        app.state.rules.test_audit.is_some()
+    });
+    h.run_steps(2);
+    let audit = h.state().state.rules.test_audit.clone().unwrap();
+    assert_eq!(audit.sentences, 32);
+    assert_eq!(audit.rows.len(), 6);
+    assert!(h.state().state.stale_test_audit().is_none());
+    assert!(h.query_by_label_contains("32 held-out windows").is_some());
+    let fired = audit.rows.iter().find(|r| r.windows_fired > 1).unwrap();
+    assert!(h
+        .query_all_by_label(&format!("{} of 32", fired.windows_fired))
+        .next()
+        .is_some());
+    // Another dial: the result says it was measured on another one.
+    h.get_by_role_and_label(egui::accesskit::Role::Slider, "λ")
+        .set_value_accesskit(0.5);
+    step_until(&mut h, "the dial at 0.5", |app| {
+        (app.state.dial.params.lambda - 0.5).abs() < 1e-9
+    });
+    h.run_steps(2);
+    assert_eq!(
+        h.state().state.stale_test_audit().as_deref(),
+        Some("not measured on this dial")
+    );
+    assert!(h
+        .query_by_label_contains("press Measure to measure again")
+        .is_some());
+    // A file of sentences, typed.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("notes.txt");
+    std::fs::write(
+        &file,
+        "note 2024-03-05 : patient given ibuprofen 400 mg\n\nnote 2024-03-06 : patient given tramadol 50 mg\n",
+    )
+    .unwrap();
+    retype(&mut h, "file path", file.to_str().unwrap());
+    assert_eq!(
+        h.state().state.stale_test_audit().as_deref(),
+        Some("not measured on this test set")
+    );
+    h.get_by_label("Measure").click();
+    step_until(&mut h, "the audit over the file", |app| {
+        app.state
+            .rules
+            .test_audit
+            .as_ref()
+            .is_some_and(|a| a.sentences == 2)
+    });
+    h.run_steps(2);
+    assert!(h.state().state.stale_test_audit().is_none());
+    assert!(h
+        .query_by_label_contains("2 sentences of notes.txt")
+        .is_some());
+}
+
+/// Compare offers every model the studio can open (the samples, the fetched pretrained models,
+/// a typed path), and shows side B minus side A with a legend that says what the colours
+/// mean; sides with different tokens say why they cannot be subtracted.
+#[test]
+fn compare_offers_every_model_and_shows_b_minus_a_with_a_legend() {
+    use localist::studio::panels::compare::{difference_matrix, scale_of, side_matrix};
+    let mut h = started(sample("tiny-shakespeare-l1"));
+    h.get_by_label("Compare").click();
+    step_until(&mut h, "both sides", |app| {
+        app.state.compare.views.is_some() && app.state.compare.rects[1].is_some()
+    });
+    // Each model is a button of the Model panel, and one more entry once the menu is open.
+    let smollm2 = common::model_file("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf");
+    let mut names = vec![
+        "tiny-shakespeare-l0",
+        "tiny-clinical",
+        "tiny-topics-recruited",
+    ];
+    if smollm2.is_some() {
+        names.push("SmolLM2-135M (GGUF)");
+    }
+    let before: Vec<usize> = names
+        .iter()
+        .map(|n| h.query_all_by_label(n).count())
+        .collect();
+    h.get_by_label("model B").click();
+    h.run_steps(2);
+    for (name, n) in names.iter().zip(before) {
+        assert_eq!(
+            h.query_all_by_label(name).count(),
+            n + 1,
+            "{name} is offered"
+        );
+    }
+    h.key_press(egui::Key::Escape);
+    h.run_steps(2);
+    // The difference: B − A, cell by cell, with its legend.
+    h.get_by_label("difference B − A").click();
+    h.run_steps(3);
+    let (_, _, views) = h.state().state.compare.views.clone().unwrap();
+    let (a, b) = (
+        &views[0].as_ref().unwrap().capture,
+        &views[1].as_ref().unwrap().capture,
+    );
+    let diff = difference_matrix(a, b, 0, None).unwrap();
+    let (ma, mb) = (side_matrix(a, 0, None), side_matrix(b, 0, None));
+    assert_eq!(
+        diff[5 * a.len() + 2],
+        mb[5 * a.len() + 2] - ma[5 * a.len() + 2]
+    );
+    assert!(h
+        .query_by_label_contains("red, B attends more; blue, A attends more")
+        .is_some());
+    assert!(h
+        .query_by_label(&format!("+{:.2}", scale_of(&diff)))
+        .is_some());
+    // A typed path: the λ_train = 0 sample on side B.
+    let l0 = sample("tiny-shakespeare-l0");
+    retype(&mut h, "path B", l0.to_str().unwrap());
+    step_until(&mut h, "the typed model on side B", |app| {
+        app.state.compare.views.as_ref().is_some_and(|(_, s, v)| {
+            s[1].checkpoint.as_deref() == Some(l0.as_path())
+                && v[1].as_ref().is_ok_and(|v| v.label.contains("l0"))
+        })
+    });
+    h.run_steps(2);
+    assert!(h
+        .query_by_label_contains("B − A: (tiny-shakespeare-l0")
+        .is_some());
+    // A pretrained model tokenizes the text otherwise: side by side only, and said so.
+    if let Some(gguf) = smollm2 {
+        h.state_mut().state.compare.sides[1].checkpoint = Some(gguf);
+        step_until(&mut h, "SmolLM2 on side B", |app| {
+            app.state.compare.views.as_ref().is_some_and(|(_, s, v)| {
+                s[1].checkpoint
+                    .as_ref()
+                    .is_some_and(|p| p.ends_with("SmolLM2-135M-Instruct.Q4_1.gguf"))
+                    && v[1].is_ok()
+            })
+        });
+        h.run_steps(2);
+        assert!(h
+            .query_by_label_contains("the difference needs the same tokens on both sides")
+            .is_some());
+    }
+}
+
+/// The Tour opens on the first start (nothing stored), opens the λ_train = 0 sample, switches
+/// to each step's tab, is dismissed for good, and comes back from the menu bar's Tour button.
+#[test]
+fn the_tour_opens_on_first_start_walks_the_tabs_and_comes_back() {
+    use localist::studio::state::Tab;
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 820.0))
+        .build_eframe(|cc| {
+            StudioApp::new(&cc.egui_ctx, Some(sample("tiny-shakespeare-l1"))).with_storage(None)
+        });
+    step_until(&mut h, "the first capture", |app| {
+        app.state.capture.is_some()
+    });
+    assert_eq!(h.state().state.tour.step, Some(0));
+    assert!(h.query_by_label("1. The dial").is_some());
+    h.get_by_label("Open tiny-shakespeare-l0").click_accesskit();
+    step_until(&mut h, "the λ_train = 0 sample", |app| {
+        app.state
+            .summary
+            .as_ref()
+            .is_some_and(|s| s.source.contains("tiny-shakespeare-l0"))
+            && app.state.capture.is_some()
+    });
+    for (title, tab) in [
+        ("2. Compare", Tab::Compare),
+        ("3. Theory", Tab::Theory),
+        ("4. Rules", Tab::Rules),
+        ("5. Audit", Tab::Audit),
+    ] {
+        h.get_by_label("Next").click_accesskit();
+        h.run_steps(2);
+        assert_eq!(h.state().state.tab, tab);
+        assert!(h.query_by_label(title).is_some(), "{title}");
+    }
+    h.get_by_label("Back").click_accesskit();
+    h.run_steps(2);
+    assert_eq!(h.state().state.tab, Tab::Rules);
+    h.get_by_label("Next").click_accesskit();
+    h.run_steps(2);
+    h.get_by_label("Done").click_accesskit();
+    h.run_steps(2);
+    assert_eq!(h.state().state.tour.step, None);
+    assert!(h.state().state.tour.seen);
+    assert!(h.query_by_label("Next").is_none());
+    // The menu bar's button opens it again, at the start.
+    h.get_by_label("Tour").click();
+    h.run_steps(2);
+    assert_eq!(h.state().state.tour.step, Some(0));
+    assert_eq!(h.state().state.tab, Tab::Attention);
+    h.get_by_label("Close tour").click_accesskit();
+    h.run_steps(2);
+    assert_eq!(h.state().state.tour.step, None);
+}
+
+/// Any training plot opens large in a window of its own, with the same data and its zoom hint;
+/// another plot's button swaps it, and closing it leaves the side panel's plots as they were.
+#[test]
+fn a_training_plot_opens_large() {
+    use localist::studio::state::TrainingPlot;
+    let mut h = settled_clinical();
+    h.get_by_label("New run").click();
+    step_until(&mut h, "three training steps", |app| {
+        app.state.curve.len() >= 3
+    });
+    h.get_by_label("Stop").click();
+    step_until(&mut h, "the end of the run", |app| {
+        app.state.worker == WorkerState::Idle && !app.state.live.is_empty()
+    });
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("Ctrl + wheel zooms").is_none());
+    let captions = |h: &Harness<'static, StudioApp>, t: &str| h.query_all_by_label(t).count();
+    let (loss0, ppl0) = (
+        captions(&h, "loss and Ω"),
+        captions(&h, "held-out perplexity"),
+    );
+    h.get_by_label("enlarge loss and Ω").click_accesskit();
+    h.run_steps(3);
+    assert_eq!(h.state().state.enlarged_plot, Some(TrainingPlot::Loss));
+    assert!(h.query_by_label_contains("Ctrl + wheel zooms").is_some());
+    // The window's title beside the side panel's own caption.
+    assert!(captions(&h, "loss and Ω") > loss0);
+    h.get_by_label("enlarge held-out perplexity")
+        .click_accesskit();
+    h.run_steps(3);
+    assert_eq!(
+        h.state().state.enlarged_plot,
+        Some(TrainingPlot::Perplexity)
+    );
+    assert!(captions(&h, "held-out perplexity") > ppl0);
+    assert_eq!(captions(&h, "loss and Ω"), loss0);
+    h.state_mut().state.enlarged_plot = None;
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("Ctrl + wheel zooms").is_none());
+}
+
+/// With rules in force the heads table gains a PF column: each head's mean PF_mass over the
+/// rules that act on it, the number the rule reports give; without rules there is none.
+#[test]
+fn the_heads_table_shows_pf_where_rules_are_in_force() {
+    use localist::studio::panels::attention::heads_table::head_pf;
+    let mut h = settled_clinical();
+    h.get_by_label("table").click();
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("PF (rules)").is_none());
+    apply_example_rules(&mut h);
+    step_until(&mut h, "the example in force", |app| {
+        app.state.rules.resolved.len() == 6
+            && app.state.stale_reports().is_none()
+            && !app.state.rules.reports.is_empty()
+    });
+    h.get_by_label("Attention").click();
+    h.run_steps(3);
+    assert!(h.query_by_label_contains("PF (rules)").is_some());
+    let reports = h.state().state.rules.reports.clone();
+    let pf = head_pf(&reports, 0, 0).expect("a rule acts on head 0.0");
+    assert!((0.0..=1.0).contains(&pf));
+    assert!(h.query_all_by_label(&format!("{pf:.3}")).next().is_some());
+}

@@ -521,3 +521,105 @@ fn generated_words_keep_their_spaces() {
         g.full_text()
     );
 }
+
+/// The auditor's pass/fail over a test set, measured in the worker: over the clinical model's
+/// held-out windows it is exactly what `localist eval --rules` measures on the same windows
+/// (an independent path through the engine's jobs), and over a file of sentences it counts
+/// one window per non-empty line; the result names the model, the rules and the dial.
+#[test]
+fn rules_are_audited_over_held_out_windows_and_a_sentences_file() {
+    use localist::engine::jobs::eval::{evaluate_model, EvalJob};
+    use localist::engine::protocol::{rules_key, TestSet};
+    let rules_file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/rules/clinical_payments.rules");
+    let rules = std::fs::read_to_string(&rules_file).unwrap();
+    let w = spawn();
+    w.send(Command::Load(sample("tiny-clinical")));
+    let clinical = wait_for(&w, "the model", |e| match e {
+        Event::Loaded(s) => Some(s.model_id),
+        _ => None,
+    });
+    w.send(Command::SetRules {
+        text: rules.clone(),
+        off: Vec::new(),
+    });
+    wait_for(&w, "the rules", |e| {
+        matches!(e, Event::RulesApplied(_)).then_some(())
+    });
+    w.send(Command::AuditTestSet(TestSet::HeldOut));
+    let audit = wait_for(&w, "the held-out audit", |e| match e {
+        Event::TestSetAudit(r) => Some(r.expect("the audit over held-out windows")),
+        _ => None,
+    });
+    assert_eq!(audit.set, TestSet::HeldOut);
+    assert_eq!(audit.sentences, 32, "{}", audit.described);
+    assert_eq!(audit.rows.len(), 6);
+    assert_eq!(audit.on.model, clinical);
+    assert_eq!(audit.on.dial, DialSetting::default());
+    assert_eq!(audit.rules, rules_key(&rules, &[]));
+    // Some rule fires on more than one window: a measurement over many sentences, not one.
+    assert!(
+        audit.rows.iter().any(|r| r.windows_fired > 1),
+        "{:?}",
+        audit.rows
+    );
+    for r in &audit.rows {
+        assert!(r.windows_fired <= audit.sentences);
+        if let Some(p) = r.pass_rate {
+            assert!((0.0..=1.0).contains(&p));
+        }
+    }
+    let direct = evaluate_model(
+        &EvalJob {
+            model: sample("tiny-clinical"),
+            dials: vec![DialSetting::default()],
+            corpus: None,
+            windows: 32,
+            rules: Some(rules_file),
+            clusters: 8,
+            lexicon: None,
+        },
+        |_| {},
+    )
+    .unwrap();
+    assert_eq!(Some(audit.rows.clone()), direct.rules);
+
+    // A file of sentences: one window per non-empty line.
+    let corpus = localist::data::synthetic::SyntheticCorpus::generate(
+        &localist::data::synthetic::SyntheticSpec {
+            seed: 7,
+            num_records: 12,
+            ..Default::default()
+        },
+    );
+    let lines: Vec<&str> = corpus
+        .text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sentences.txt");
+    std::fs::write(&file, format!("{}\n\n", lines.join("\n\n"))).unwrap();
+    w.send(Command::SetDial(DialSetting::bias(0.5)));
+    w.send(Command::AuditTestSet(TestSet::Sentences(file.clone())));
+    let audit = wait_for(&w, "the sentences audit", |e| match e {
+        Event::TestSetAudit(r) => Some(r.expect("the audit over a sentences file")),
+        _ => None,
+    });
+    assert_eq!(audit.sentences, lines.len());
+    assert!(
+        audit.described.contains("sentences.txt"),
+        "{}",
+        audit.described
+    );
+    assert_eq!(audit.on.dial, DialSetting::bias(0.5));
+    // A file with no sentence is refused, with the reason.
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "\n  \n").unwrap();
+    w.send(Command::AuditTestSet(TestSet::Sentences(empty)));
+    let err = wait_for(&w, "the refusal", |e| match e {
+        Event::TestSetAudit(r) => Some(r.expect_err("an empty sentences file")),
+        _ => None,
+    });
+    assert!(err.contains("no sentences"), "{err}");
+}

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use crate::engine::{TopicCorpus, TopicSpec, MAX_TOPICS};
+use crate::engine::corpus::{TopicCorpus, TopicSpec, MAX_TOPICS};
 
 /// Arguments of `localist corpus-gen`.
 #[derive(Args, Debug, Clone)]

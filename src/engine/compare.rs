@@ -8,16 +8,18 @@ use crate::model::backend::AttentionModel;
 use crate::model::blocks::BlockMap;
 use crate::model::capture::capture;
 
-/// Capture `text` with one model under `dial` (truncated to the model's positions).
+/// Capture `text` with one model under `dial` (truncated to `limit` tokens and the model's
+/// positions).
 pub fn capture_side(
     model: &dyn AttentionModel,
     blocks: &BlockMap,
     tokenizer: &dyn Tokenizer,
     text: &str,
     side: &CompareSide,
+    limit: usize,
 ) -> Result<CompareView, String> {
     let mut ids = tokenizer.encode(text);
-    ids.truncate(model.dims().max_len);
+    ids.truncate(model.dims().max_len.min(limit));
     if ids.is_empty() {
         return Err(format!(
             "{}: the text is empty after tokenization",

@@ -14,7 +14,8 @@ use crate::data::corpus::load_corpus;
 use crate::data::lexicon::Lexicon;
 use crate::data::synthetic::{SyntheticCorpus, SyntheticSpec};
 use crate::data::tokenizer::{CharTokenizer, Tokenizer, TokenizerSpec, WordTokenizer};
-use crate::data::topics::{TopicCorpus, TopicSpec};
+/// The topic corpus family, as the faces name it (`localist corpus-gen` writes one).
+pub use crate::data::topics::{TopicCorpus, TopicSpec, MAX_TOPICS};
 use crate::model::blocks::BlockMap;
 use crate::train::dataset::TokenStream;
 

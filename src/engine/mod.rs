@@ -30,7 +30,6 @@ pub use self::protocol::{
 };
 // Plain configuration and report types the faces construct or print.
 pub use crate::data::synthetic::SyntheticSpec;
-pub use crate::data::topics::{TopicCorpus, TopicSpec, MAX_TOPICS};
 pub use crate::files;
 pub use crate::train::dataset::Sampling;
 pub use crate::train::optimizer::AdamWConfig;

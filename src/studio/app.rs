@@ -136,6 +136,11 @@ impl StudioApp {
             if let Some(cm) = eframe::get_value(s, "colormap") {
                 self.state.colormap = cm;
             }
+            self.state.tour.seen = eframe::get_value(s, "tour_seen").unwrap_or(false);
+        }
+        // The first start (nothing stored yet) opens the Tour.
+        if !self.state.tour.seen {
+            crate::studio::tour::open(&mut self.state);
         }
         self
     }
@@ -218,6 +223,11 @@ impl eframe::App for StudioApp {
         } else {
             None
         };
+        if crate::studio::tour::show(ui.ctx(), &mut self.state).is_some() {
+            let l0 =
+                asset_path(&PathBuf::from("sample_models").join(crate::studio::tour::TOUR_SAMPLE));
+            self.state.send(Command::Load(l0));
+        }
         self.serve_requests(want);
         self.show_browser();
         if let Some(PoolRequest::Open(dir)) = want_pool {
@@ -241,6 +251,7 @@ impl eframe::App for StudioApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, "run_settings", &self.settings);
         eframe::set_value(storage, "colormap", &self.state.colormap);
+        eframe::set_value(storage, "tour_seen", &self.state.tour.seen);
     }
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {

@@ -18,6 +18,7 @@ pub mod settings;
 pub mod state;
 pub mod tab;
 pub mod text;
+pub mod tour;
 pub mod widgets;
 
 use std::path::PathBuf;

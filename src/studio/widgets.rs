@@ -86,6 +86,17 @@ pub fn mark_lambda_star(
         ));
 }
 
+/// Green for a pass and red for a fail that read in both themes (egui's LIGHT_GREEN is pale on
+/// a white background).
+pub fn verdict_colour(ui: &egui::Ui, pass: bool) -> egui::Color32 {
+    match (pass, ui.visuals().dark_mode) {
+        (true, true) => egui::Color32::LIGHT_GREEN,
+        (true, false) => egui::Color32::from_rgb(0, 110, 0),
+        (false, true) => egui::Color32::LIGHT_RED,
+        (false, false) => egui::Color32::from_rgb(180, 0, 0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::lambda_star_words;

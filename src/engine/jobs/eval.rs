@@ -14,7 +14,7 @@ use crate::engine::jobs::rules::{load_rules, rule_evals_on, RuleEval};
 use crate::engine::train_job::TrainingInfo;
 use crate::hf::eval::{eval_imported, RealEvalRow};
 use crate::hf::{HfTokenizer, ImportedModel};
-use crate::model::checkpoint::Checkpoint;
+use crate::model::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::model::dial::DialSetting;
 use crate::train::dataset::{train_split, TokenStream};
 use crate::train::eval::{evaluate, EvalReport};
@@ -111,21 +111,34 @@ fn evaluate_checkpoint(job: &EvalJob, ck: &Checkpoint, tok: &dyn Tokenizer) -> R
     })
 }
 
-fn tokenizer_spec(ck: &Checkpoint, dir: &Path) -> Result<TokenizerSpec> {
-    serde_json::from_value(ck.meta.tokenizer.clone())
-        .with_context(|| format!("{}: tokenizer in config.json", dir.display()))
-}
-
 /// The checkpoint's held-out token stream and the window length of its evaluation.
 fn held_out(job: &EvalJob, ck: &Checkpoint) -> Result<(TokenStream, usize)> {
-    let info: Option<TrainingInfo> = serde_json::from_value(ck.meta.training.clone()).ok();
-    let tok = tokenizer_spec(ck, &job.model)?;
-    let (source, held_out_only) = match (&job.corpus, &info) {
+    held_out_stream(
+        &ck.meta,
+        ck.model.config.max_seq_len,
+        job.corpus.as_deref(),
+        &job.model,
+    )
+}
+
+/// A checkpoint's held-out token stream and the window length of its evaluation, from its
+/// recorded facts: the held-out tenth of its training corpus, or all of `corpus` when given.
+/// `dir` names the checkpoint in errors.
+pub fn held_out_stream(
+    meta: &CheckpointMeta,
+    max_seq_len: usize,
+    corpus: Option<&str>,
+    dir: &Path,
+) -> Result<(TokenStream, usize)> {
+    let info: Option<TrainingInfo> = serde_json::from_value(meta.training.clone()).ok();
+    let tok: TokenizerSpec = serde_json::from_value(meta.tokenizer.clone())
+        .with_context(|| format!("{}: tokenizer in config.json", dir.display()))?;
+    let (source, held_out_only) = match (corpus, &info) {
         (Some(c), _) => (CorpusSource::parse(c, 0)?, false),
         (None, Some(i)) => (i.corpus.clone(), true),
         (None, None) => anyhow::bail!(
             "{}: no training corpus recorded; pass --corpus",
-            job.model.display()
+            dir.display()
         ),
     };
     let source = match source {
@@ -140,9 +153,7 @@ fn held_out(job: &EvalJob, ck: &Checkpoint) -> Result<(TokenStream, usize)> {
     } else {
         corpus.stream.clone()
     };
-    let seq = info
-        .map(|i| i.config.seq_len)
-        .unwrap_or(ck.model.config.max_seq_len);
+    let seq = info.map(|i| i.config.seq_len).unwrap_or(max_seq_len);
     Ok((stream, seq))
 }
 

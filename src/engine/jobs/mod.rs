@@ -14,6 +14,7 @@ pub mod specialists;
 pub mod sweep;
 pub mod synth;
 pub mod tables;
+pub mod test_set;
 pub mod train;
 
 pub use crate::engine::specialists::PoolConfig;

@@ -84,7 +84,7 @@ pub fn check_rules(file: &Path, checkpoint: Option<&Path>) -> Result<Vec<Checked
 }
 
 /// What each rule did over the held-out windows at one λ.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RuleEval {
     /// λ_inf.
     pub lambda: f64,
@@ -92,6 +92,8 @@ pub struct RuleEval {
     pub id: String,
     /// Rows where it fired with a target.
     pub fired: usize,
+    /// Windows (sentences) in which it fired with a target.
+    pub windows_fired: usize,
     /// Mean PF_mass over those rows and the layers and heads in scope.
     pub pf_mass: Option<f64>,
     /// Mean PF_top1 likewise.
@@ -125,10 +127,28 @@ pub fn rule_evals_on(
     windows: &[Vec<u32>],
     dials: &[DialSetting],
 ) -> Result<Vec<RuleEval>> {
+    rule_evals_watched(model, blocks, rules, windows, dials, &mut |_| true)
+}
+
+/// [`rule_evals_on`], telling `watch` how many windows are done before each one; it stops
+/// (with an error) when `watch` returns false.
+pub fn rule_evals_watched(
+    model: &dyn AttentionModel,
+    blocks: &BlockMap,
+    rules: &[ResolvedRule],
+    windows: &[Vec<u32>],
+    dials: &[DialSetting],
+    watch: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<RuleEval>> {
     let mut out = Vec::new();
+    let mut done = 0;
     for dial in dials {
         let mut acc = vec![Tally::default(); rules.len()];
         for ids in windows {
+            if !watch(done) {
+                bail!("cancelled");
+            }
+            done += 1;
             let rc = capture_with_rules(model, blocks, ids, dial, rules)?;
             for (k, rep) in rc.reports.iter().enumerate() {
                 let rows = rep.fired.len() - rep.without_target.len();
@@ -162,6 +182,7 @@ fn rule_eval(lambda: f64, r: &ResolvedRule, a: &Tally) -> RuleEval {
         lambda,
         id: r.id.clone(),
         fired: a.rows,
+        windows_fired: a.windows,
         pf_mass: (a.rows > 0).then(|| a.mass / a.rows as f64),
         pf_top1: (a.rows > 0).then(|| a.top1 / a.rows as f64),
         target,

@@ -32,6 +32,9 @@ pub enum Depends {
     Text,
     /// Everything, the dial included (rule reports, generations).
     Dial,
+    /// The model, its blocks and the dial, not the text (results over a test set of their
+    /// own: the auditor's pass/fail).
+    DialNotText,
 }
 
 impl MeasuredOn {
@@ -47,10 +50,10 @@ impl MeasuredOn {
         if self.blocks != now.blocks {
             return Some("block map");
         }
-        if self.text != now.text {
+        if depends != Depends::DialNotText && self.text != now.text {
             return Some("text");
         }
-        if depends == Depends::Dial && self.dial != now.dial {
+        if matches!(depends, Depends::Dial | Depends::DialNotText) && self.dial != now.dial {
             return Some("dial");
         }
         None
@@ -63,5 +66,14 @@ pub fn blocks_key(names: &[String], sizes: &[usize]) -> u64 {
     let mut h = DefaultHasher::new();
     names.hash(&mut h);
     sizes.hash(&mut h);
+    h.finish()
+}
+
+/// A short key of the rules in force: the rule file's text and the ids switched off (what the
+/// studio sent and the worker holds), so a result measured under other rules is known stale.
+pub fn rules_key(text: &str, off: &[String]) -> u64 {
+    let mut h = DefaultHasher::new();
+    text.hash(&mut h);
+    off.hash(&mut h);
     h.finish()
 }

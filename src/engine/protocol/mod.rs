@@ -11,17 +11,19 @@ mod compare;
 mod generation;
 mod measured;
 mod summary;
+mod test_set;
 mod views;
 
 use std::path::PathBuf;
 
 pub use self::compare::{CompareSide, CompareView};
 pub use self::generation::{Candidate, GenStep, Generation};
-pub use self::measured::{blocks_key, Depends, MeasuredOn};
+pub use self::measured::{blocks_key, rules_key, Depends, MeasuredOn};
 pub use self::summary::{
     default_clusters, ImportedBlocks, LivePoint, ModelSummary, Progress, DEFAULT_CLUSTERS,
     IMPORTED_CAPTURE_LIMIT, MAX_CLUSTERS,
 };
+pub use self::test_set::{TestSet, TestSetAudit};
 pub use self::views::{PoolManifest, PoolSummary, RecruitView, RuleView, RulesInForce};
 
 // Plain data defined in the layers below, as the faces read or build it.
@@ -29,6 +31,7 @@ pub use crate::analysis::dial::{DialMode, DialParams, LayerSchedule};
 pub use crate::analysis::mdl::{Decision, ModelBits, Verdict};
 pub use crate::engine::anchors::{AnchorReport, AnchorRow};
 pub use crate::engine::corpus::{BlockSpec, CorpusSource, TokenizerKind};
+pub use crate::engine::jobs::rules::RuleEval;
 pub use crate::engine::specialists::{ManifestRoute, ManifestSpecialist, PoolMove};
 pub use crate::engine::theory::TheoryPoint;
 pub use crate::engine::threshold::ThresholdEstimate;
@@ -92,6 +95,9 @@ pub enum Command {
     /// Read a saved pool of specialists (a folder with `manifest.json`) for display; the
     /// current model is kept.
     OpenPool(PathBuf),
+    /// Measure each rule in force over a test set under the current dial: the sentences it
+    /// fired on, its pass rate and its mean PF there.
+    AuditTestSet(TestSet),
     /// End the worker thread.
     Shutdown,
     /// Panic on purpose (tests of the recovery path).
@@ -149,6 +155,8 @@ pub enum Event {
     Generated(Box<Generation>),
     /// A pool of specialists read for display, or why it could not be read.
     Pool(Result<Box<PoolSummary>, String>),
+    /// The rules in force measured over a test set, or why they could not be.
+    TestSetAudit(Result<Box<TestSetAudit>, String>),
     /// Something failed; the worker keeps its previous state.
     Failed(String),
 }

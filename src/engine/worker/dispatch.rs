@@ -73,6 +73,7 @@ impl Worker {
             Command::SetImportedBlocks(src) => self.set_imported_blocks(&src),
             Command::Generate(n) => self.generate(n),
             Command::OpenPool(dir) => self.open_pool(&dir),
+            Command::AuditTestSet(set) => self.audit_test_set(set),
             Command::Shutdown => {}
             Command::DebugPanic => panic!("debug panic requested"),
         }
@@ -106,6 +107,7 @@ fn busy_label(cmd: &Command) -> Option<String> {
         Command::Generate(_) => "generating…".into(),
         Command::Save(_) => "saving…".into(),
         Command::OpenPool(_) => "reading the pool…".into(),
+        Command::AuditTestSet(_) => "auditing the rules over the test set…".into(),
         _ => return None,
     };
     Some(what)

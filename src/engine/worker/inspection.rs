@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use super::slot::{open_checkpoint, ModelSlot};
+use super::slot::{Compared, ModelSlot};
 use super::Worker;
 use crate::data::tokenizer::Tokenizer;
 use crate::engine::compare::capture_side;
@@ -19,7 +19,7 @@ use crate::train::trainer::TrainConfig;
 
 impl Worker {
     /// How many tokens of the text a capture takes on `model`.
-    fn capture_limit(&self, model: &dyn AttentionModel) -> usize {
+    pub(super) fn capture_limit(&self, model: &dyn AttentionModel) -> usize {
         let max = model.dims().max_len;
         if matches!(self.slot, ModelSlot::Imported(_)) {
             max.min(IMPORTED_CAPTURE_LIMIT)
@@ -158,38 +158,44 @@ impl Worker {
             .emit(Event::Compare(Box::new(views), self.measured_on()));
     }
 
-    /// Keep the compared checkpoints loaded while they are compared, drop the others; returns
+    /// Keep the compared models loaded while they are compared, drop the others; returns
     /// the ones that could not be opened, with why.
     fn open_compared(&mut self, sides: &[CompareSide; 2]) -> Vec<(PathBuf, String)> {
         let wanted: Vec<PathBuf> = sides.iter().filter_map(|s| s.checkpoint.clone()).collect();
-        self.compare_models.retain(|(p, _)| wanted.contains(p));
+        self.compare_models.retain(|c| wanted.contains(&c.path));
         let mut errors: Vec<(PathBuf, String)> = Vec::new();
         for p in &wanted {
-            if self.compare_models.iter().any(|(q, _)| q == p) || errors.iter().any(|(q, _)| q == p)
+            if self.compare_models.iter().any(|c| &c.path == p)
+                || errors.iter().any(|(q, _)| q == p)
             {
                 continue;
             }
-            match open_checkpoint(p, &self.device) {
-                Ok((l, _)) => self.compare_models.push((p.clone(), l)),
-                Err(e) => errors.push((p.clone(), format!("could not open {}: {e}", p.display()))),
+            match Compared::open(p) {
+                Ok(c) => self.compare_models.push(c),
+                Err(e) => {
+                    errors.push((p.clone(), format!("could not open {}: {e:#}", p.display())))
+                }
             }
         }
         errors
     }
 
-    /// One side's capture: the current model or a compared checkpoint.
+    /// One side's capture: the current model or a compared one.
     fn compare_side(
         &self,
         side: &CompareSide,
         errors: &[(PathBuf, String)],
     ) -> Result<CompareView, String> {
         let found = match &side.checkpoint {
-            None => self.slot.current(),
+            None => self
+                .slot
+                .current()
+                .map(|(m, b, t)| (m, b, t, self.capture_limit(m))),
             Some(p) => self
                 .compare_models
                 .iter()
-                .find(|(q, _)| q == p)
-                .map(|(_, l)| l.parts()),
+                .find(|c| &c.path == p)
+                .map(Compared::parts),
         };
         let error = side
             .checkpoint
@@ -197,7 +203,9 @@ impl Worker {
             .and_then(|p| errors.iter().find(|(q, _)| q == p))
             .map(|(_, e)| e.clone());
         match (found, error) {
-            (Some((model, blocks, tok)), _) => capture_side(model, blocks, tok, &self.text, side),
+            (Some((model, blocks, tok, limit)), _) => {
+                capture_side(model, blocks, tok, &self.text, side, limit)
+            }
             (None, Some(e)) => Err(e),
             (None, None) => Err("no model loaded".to_string()),
         }

@@ -27,9 +27,9 @@ mod recruitment;
 mod rules;
 mod sink;
 mod slot;
+mod test_set;
 mod training;
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::Device;
@@ -44,7 +44,7 @@ pub use crate::engine::protocol::{
 };
 
 use self::sink::Sink;
-use self::slot::{Loaded, ModelSlot};
+use self::slot::{Compared, ModelSlot};
 
 /// Whether the current run is stepping.
 #[derive(PartialEq)]
@@ -79,8 +79,8 @@ struct Worker {
     run_started: Option<(Instant, usize)>,
     /// When live metrics were last measured.
     last_live: Option<Instant>,
-    /// The checkpoints of a comparison, kept while they are compared.
-    compare_models: Vec<(PathBuf, Loaded)>,
+    /// The models of a comparison, kept while they are compared.
+    compare_models: Vec<Compared>,
     rules: Rules,
     /// The identity of the model held (see [`crate::engine::protocol::MeasuredOn::model`]).
     model_id: String,

@@ -1,11 +1,13 @@
 //! The model the worker holds: nothing, a checkpoint, an imported pretrained model, or a
 //! training run, as one enum, so at most one of them is ever held.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 
 use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
+use crate::engine::jobs::model::OpenModel;
+use crate::engine::protocol::{DEFAULT_CLUSTERS, IMPORTED_CAPTURE_LIMIT};
 use crate::engine::train_job::Session;
 use crate::hf::{HfTokenizer, ImportedModel};
 use crate::model::backend::AttentionModel;
@@ -19,13 +21,6 @@ pub(super) struct Loaded {
     pub(super) blocks: BlockMap,
     pub(super) tokenizer: Box<dyn Tokenizer>,
     pub(super) meta: CheckpointMeta,
-}
-
-impl Loaded {
-    /// The model, its blocks and its tokenizer, as the inspection jobs take them.
-    pub(super) fn parts(&self) -> (&dyn AttentionModel, &BlockMap, &dyn Tokenizer) {
-        (&self.model, &self.blocks, self.tokenizer.as_ref())
-    }
 }
 
 /// A pretrained model opened from a `.gguf` file or a Hugging Face folder.
@@ -111,6 +106,38 @@ impl ModelSlot {
             Self::Imported(i) => Some(i),
             _ => None,
         }
+    }
+}
+
+/// A model opened for the Compare panel beside the current one: a checkpoint or a pretrained
+/// model, with its blocks (a pretrained model's saved ones, else k-means).
+pub(super) struct Compared {
+    /// Where it was opened from.
+    pub(super) path: PathBuf,
+    model: OpenModel,
+    blocks: BlockMap,
+}
+
+impl Compared {
+    /// Open a checkpoint folder, a `.gguf` file or a Hugging Face folder.
+    pub(super) fn open(path: &Path) -> anyhow::Result<Self> {
+        let model = OpenModel::open(path)?;
+        let blocks = model.saved_or_kmeans_blocks(DEFAULT_CLUSTERS)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            model,
+            blocks,
+        })
+    }
+
+    /// The model, its blocks, its tokenizer and how many tokens of the text a capture takes.
+    pub(super) fn parts(&self) -> (&dyn AttentionModel, &BlockMap, &dyn Tokenizer, usize) {
+        let m = self.model.model();
+        let limit = match self.model {
+            OpenModel::Checkpoint { .. } => m.dims().max_len,
+            OpenModel::Imported { .. } => m.dims().max_len.min(IMPORTED_CAPTURE_LIMIT),
+        };
+        (m, &self.blocks, self.model.tokenizer(), limit)
     }
 }
 

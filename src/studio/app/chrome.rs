@@ -51,6 +51,14 @@ pub(super) fn menu_bar(ui: &mut egui::Ui, state: &mut StudioState) -> Option<Dia
                 want_session = Some(DialogKind::SaveSession);
             }
             ui.separator();
+            if ui
+                .button("Tour")
+                .on_hover_text("A short guided tour: the dial, Compare, Theory, Rules and Audit")
+                .clicked()
+            {
+                crate::studio::tour::open(state);
+            }
+            ui.separator();
             theme_switch(ui);
         });
     });

@@ -8,6 +8,7 @@ use crossbeam_channel::TryRecvError;
 
 use crate::studio::file_browser::{native_dialogs, FileBrowser, Outcome, Pick, NATIVE_MIN};
 
+use crate::engine::protocol::TestSet;
 use crate::engine::worker::{Command, ImportedBlocks};
 use crate::studio::session::SESSION_EXTENSION;
 use crate::studio::state::FileRequest;
@@ -21,6 +22,9 @@ pub(super) enum DialogKind {
     OpenModelFile,
     OpenModelFolder,
     Lexicon,
+    Sentences,
+    CompareFolder(usize),
+    CompareFile(usize),
     Save,
     OpenSession,
     SaveSession,
@@ -33,6 +37,9 @@ impl From<FileRequest> for DialogKind {
             FileRequest::ModelFile => Self::OpenModelFile,
             FileRequest::ModelFolder => Self::OpenModelFolder,
             FileRequest::Lexicon => Self::Lexicon,
+            FileRequest::Sentences => Self::Sentences,
+            FileRequest::CompareFolder(k) => Self::CompareFolder(k),
+            FileRequest::CompareFile(k) => Self::CompareFile(k),
         }
     }
 }
@@ -85,6 +92,19 @@ fn pick(kind: DialogKind) -> Option<PathBuf> {
             .add_filter("lexicon", &["tsv", "txt", "lexicon"])
             .add_filter("all files", &["*"])
             .pick_file(),
+        DialogKind::Sentences => dialog
+            .set_title("A test set for the audit: sentences, one per line")
+            .add_filter("text", &["txt"])
+            .add_filter("all files", &["*"])
+            .pick_file(),
+        DialogKind::CompareFolder(_) => dialog
+            .set_title("Compare: a checkpoint folder or a Hugging Face folder")
+            .pick_folder(),
+        DialogKind::CompareFile(_) => dialog
+            .set_title("Compare: a .gguf file (LLaMA family)")
+            .add_filter("GGUF model", &["gguf"])
+            .add_filter("all files", &["*"])
+            .pick_file(),
         DialogKind::Save => dialog
             .set_title("Save the model as a checkpoint folder")
             .set_file_name("checkpoint")
@@ -125,6 +145,24 @@ pub(super) fn browser_for(kind: DialogKind) -> FileBrowser {
             "Blocks from a lexicon (word<TAB>block per line)",
             Pick::File,
             &["tsv", "txt", "lexicon"],
+            String::new(),
+        ),
+        DialogKind::Sentences => (
+            "A test set for the audit: sentences, one per line",
+            Pick::File,
+            &["txt"],
+            String::new(),
+        ),
+        DialogKind::CompareFolder(_) => (
+            "Compare: a checkpoint folder or a Hugging Face folder",
+            Pick::Folder,
+            &[],
+            String::new(),
+        ),
+        DialogKind::CompareFile(_) => (
+            "Compare: a .gguf file (LLaMA family)",
+            Pick::File,
+            &["gguf"],
             String::new(),
         ),
         DialogKind::Save => (
@@ -229,6 +267,18 @@ impl StudioApp {
             DialogKind::Lexicon => self
                 .state
                 .send(Command::SetImportedBlocks(ImportedBlocks::Lexicon(path))),
+            DialogKind::Sentences => {
+                self.state.rules.sentences_path = path.display().to_string();
+                self.state.rules.test_set = TestSet::Sentences(path);
+                self.state.audit_test_set();
+            }
+            DialogKind::CompareFolder(k) | DialogKind::CompareFile(k) => {
+                let cmp = &mut self.state.compare;
+                if let (Some(side), Some(typed)) = (cmp.sides.get_mut(k), cmp.paths.get_mut(k)) {
+                    *typed = path.display().to_string();
+                    side.checkpoint = Some(path);
+                }
+            }
             DialogKind::Save => self.state.send(Command::Save(path)),
             DialogKind::OpenSession => self.open_session_from(&path),
             DialogKind::SaveSession => self.save_session_to(&path),

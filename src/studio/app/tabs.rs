@@ -109,7 +109,13 @@ impl StudioApp {
             Tab::Theory => theory::show(ui, &mut self.state),
             Tab::Blocks => blocks::show(ui, &mut self.state),
             Tab::Compare => {
-                compare::show(ui, &mut self.state, &mut self.compare_cache, &self.samples)
+                let models: Vec<_> = self
+                    .samples
+                    .iter()
+                    .chain(&self.pretrained)
+                    .cloned()
+                    .collect();
+                compare::show(ui, &mut self.state, &mut self.compare_cache, &models)
             }
             Tab::Rules => rules::show(ui, &mut self.state, &self.example_rules),
             Tab::Audit => audit::show(ui, &mut self.state),

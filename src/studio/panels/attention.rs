@@ -3,7 +3,7 @@
 //! renderer, and as CPU textures otherwise; either is rebuilt only when a new capture arrives,
 //! the colormap changes or the block view is toggled.
 
-mod axes;
+pub(crate) mod axes;
 mod cells;
 pub mod heads_table;
 mod notes;
@@ -22,7 +22,7 @@ use crate::studio::gpu_heatmap::{self, HeatmapData};
 use crate::studio::state::StudioState;
 
 use axes::{key_axis, legend, token_axis};
-use cells::{axis_labels, block_strips, grid_shape, highlight, hover_text};
+use cells::{axis_labels, block_strips, block_strips_sized, grid_shape, highlight, hover_text};
 pub use notes::stale_note;
 use notes::unknown_note;
 
@@ -137,7 +137,14 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, cache: &mut HeatmapCache
                             avail
                         };
                         ui.set_max_width(width);
-                        heads_table::show(ui, &cap, &mut cache.sort, state.colormap, state.focus)
+                        heads_table::show(
+                            ui,
+                            &cap,
+                            state.current_reports(),
+                            &mut cache.sort,
+                            state.colormap,
+                            state.focus,
+                        )
                     })
                     .inner;
                 if let Some((l, h)) = state.focus {
@@ -238,6 +245,10 @@ fn grid(
                             tokens,
                             state.aggregated,
                         );
+                        if !state.aggregated {
+                            // The blocks along the rows and columns, as on the enlarged head.
+                            block_strips_sized(ui, resp.rect, cap, 2.5);
+                        }
                         if selected {
                             ui.painter().rect_stroke(
                                 resp.rect,
@@ -275,8 +286,8 @@ fn enlarged(
         mean(&hc.entropy_bits),
         mean(&hc.off_block_mass)
     ));
-    // The query labels' column (44 points and spacing) comes off the width first.
-    let side = (ui.available_width() - 56.0)
+    // The query labels' column (and spacing) comes off the width first.
+    let side = (ui.available_width() - axes::TOKEN_AXIS_WIDTH - 12.0)
         .min(ui.available_height())
         .clamp(200.0, 560.0);
     let lay = cap.attention_layout();

@@ -9,6 +9,7 @@ use crate::engine::audit::{rule_audits, AuditReport, RuleAudit};
 use crate::engine::figures::Figure;
 use crate::engine::jobs::audit::{report_files, report_with_figures, ReportInputs};
 use crate::studio::state::{short, StudioState};
+use crate::studio::widgets::verdict_colour;
 
 /// Build the report of the current state: model, corpus, dial, text, rules with their
 /// measured fidelity, the log; and the figures for its HTML (the first in-scope head of each
@@ -67,6 +68,8 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
     header(ui, state);
     ui.separator();
     mapping(ui, state);
+    ui.separator();
+    super::audit_test_set::show(ui, state);
     ui.separator();
     log(ui, state);
 }
@@ -151,17 +154,6 @@ fn mapping(ui: &mut egui::Ui, state: &StudioState) {
                         }
                     });
             });
-    }
-}
-
-/// Green for a pass and red for a fail that read in both themes (egui's LIGHT_GREEN is pale on
-/// a white background).
-fn verdict_colour(ui: &egui::Ui, pass: bool) -> Color32 {
-    match (pass, ui.visuals().dark_mode) {
-        (true, true) => Color32::LIGHT_GREEN,
-        (true, false) => Color32::from_rgb(0, 110, 0),
-        (false, true) => Color32::LIGHT_RED,
-        (false, false) => Color32::from_rgb(180, 0, 0),
     }
 }
 

@@ -3,6 +3,8 @@
 //! and λ_train = 1 models show distributed against localist encodings). Hovering a cell on
 //! either side marks the same cell on the other and shows both weights.
 
+mod controls;
+mod difference;
 mod maps;
 
 use std::path::PathBuf;
@@ -11,11 +13,12 @@ use egui::{Color32, Sense, TextureHandle, Vec2};
 
 use crate::engine::compare::{CompareSide, CompareView};
 use crate::engine::figures::Colormap;
-use crate::engine::worker::Command;
-use crate::engine::DialMode;
 use crate::studio::gpu_heatmap;
 use crate::studio::state::{CompareState, StudioState};
 
+use super::attention::axes::{key_labels, printable, token_axis, TOKEN_AXIS_WIDTH};
+/// B minus A and its colours (defined in `compare/difference.rs`).
+pub use difference::{difference_matrix, diverging, scale_of};
 use maps::texture;
 /// One side's matrix and statistics (defined in `compare/maps.rs`).
 pub use maps::{side_matrix, side_stats};
@@ -37,6 +40,8 @@ type CacheKey = (u64, usize, Option<usize>, Colormap);
 pub struct CompareCache {
     key: Option<CacheKey>,
     textures: [Option<SideMap>; 2],
+    /// The difference view's texture and what it was built for.
+    diff: Option<(CacheKey, TextureHandle)>,
 }
 
 /// Draw the panel; `models` are the checkpoints offered besides the current model.
@@ -50,7 +55,7 @@ pub fn show(
         "The same text under two configurations. Hover a cell on either side: the other side \
          marks the same query and key, and the tooltip gives both weights.",
     );
-    configure(ui, state, models);
+    controls::configure(ui, state, models);
     let Some((_, _, views)) = &state.compare.views else {
         ui.label("capturing…");
         return;
@@ -80,6 +85,11 @@ pub fn show(
     ui.separator();
     layer_head_choice(ui, cmp, layers, heads);
     let key = (cmp.generation, cmp.layer, cmp.head, state.colormap);
+    if cmp.difference {
+        show_difference(ui, cache, key, &views);
+        return;
+    }
+    super::attention::axes::legend(ui, state.colormap);
     cache.refresh(ui.ctx(), key, &views);
     let (rects, hovered) = both_sides(ui, state, cache, &views);
     state.compare.hover = hovered;
@@ -95,33 +105,51 @@ pub fn show(
     }
 }
 
-/// The two sides' controls; asks the worker for new views when they or the text changed.
-fn configure(ui: &mut egui::Ui, state: &mut StudioState, models: &[(String, PathBuf)]) {
-    let mut sides = state.compare.sides.clone();
-    ui.columns(2, |cols| {
-        for (k, ui) in cols.iter_mut().enumerate() {
-            if let Some(side) = sides.get_mut(k) {
-                side_controls(ui, k, side, models);
-            }
-        }
-    });
-    if sides != state.compare.sides {
-        state.compare.sides = sides;
+/// B minus A, when both sides were captured on the same tokens; else why not.
+fn show_difference(
+    ui: &mut egui::Ui,
+    cache: &mut CompareCache,
+    key: CacheKey,
+    views: &[Result<CompareView, String>],
+) {
+    let (Some(Ok(a)), Some(Ok(b))) = (views.first(), views.get(1)) else {
+        ui.label("the difference needs both sides captured");
+        return;
+    };
+    if a.tokens != b.tokens {
+        ui.label(format!(
+            "the difference needs the same tokens on both sides: A has {} tokens, B has {} \
+             (models with different tokenizers can only be shown side by side)",
+            a.tokens.len(),
+            b.tokens.len()
+        ));
+        return;
     }
-    let stale =
-        state.compare.views.as_ref().is_none_or(|(gen, s, _)| {
-            *gen != state.capture_generation || s != &state.compare.sides
-        });
-    if stale && !state.compare.pending && state.capture.is_some() {
-        state.compare.pending = true;
-        state.send(Command::Compare(Box::new(state.compare.sides.clone())));
+    let (_, layer, head, _) = key;
+    let Some(diff) = difference_matrix(&a.capture, &b.capture, layer, head) else {
+        return;
+    };
+    let scale = scale_of(&diff);
+    if cache.diff.as_ref().is_none_or(|(k, _)| *k != key) {
+        let tex = difference::texture(ui.ctx(), &diff, a.capture.len(), a.capture.causal, scale);
+        cache.diff = Some((key, tex));
+    }
+    difference::legend(ui, scale);
+    ui.strong(format!("B − A: ({}) minus ({})", b.label, a.label));
+    let side = (ui.available_width() - TOKEN_AXIS_WIDTH - 20.0).clamp(160.0, 640.0);
+    if let Some((_, tex)) = &cache.diff {
+        difference::show(ui, tex, &diff, [a, b], side);
     }
 }
 
-/// The layer and head (or mean of heads) shown on both sides.
+/// The layer and head (or mean of heads) shown on both sides, and two sides or their
+/// difference.
 fn layer_head_choice(ui: &mut egui::Ui, cmp: &mut CompareState, layers: usize, heads: usize) {
-    ui.horizontal(|ui| {
-        ui.label("shown on both sides:");
+    ui.horizontal_wrapped(|ui| {
+        ui.selectable_value(&mut cmp.difference, false, "side by side");
+        ui.selectable_value(&mut cmp.difference, true, "difference B − A")
+            .on_hover_text("One map: side B's attention weight minus side A's, cell by cell");
+        ui.label("shown:");
         egui::ComboBox::from_label("layer")
             .selected_text(format!("layer {}", cmp.layer))
             .show_ui(ui, |ui| {
@@ -157,6 +185,9 @@ impl CompareCache {
         self.key = Some(key);
         let (_, layer, head, colormap) = key;
         let gpu = gpu_heatmap::is_active(ctx);
+        // One version for both sides: a newer version drops the GPU's older maps, so side B's
+        // upload would drop side A's in the same frame.
+        let version = gpu_heatmap::next_version();
         for (k, v) in views.iter().enumerate() {
             let tex = v.as_ref().ok().map(|v| {
                 let values = side_matrix(&v.capture, layer, head);
@@ -165,7 +196,7 @@ impl CompareCache {
                     SideMap::Gpu(gpu_heatmap::HeatmapData {
                         // Keys apart from the Attention grid's (layer, head) keys.
                         key: (usize::MAX - k, usize::MAX),
-                        version: gpu_heatmap::next_version(),
+                        version,
                         values: std::sync::Arc::from(values.as_slice()),
                         rows: t,
                         cols: t,
@@ -199,7 +230,8 @@ fn both_sides(
     views: &[Result<CompareView, String>],
 ) -> ([Option<egui::Rect>; 2], Option<(usize, usize)>) {
     let (layer, head) = (state.compare.layer, state.compare.head);
-    let side = ((ui.available_width() - 40.0) / 2.0).clamp(160.0, 520.0);
+    // Room for the query labels left of each map.
+    let side = ((ui.available_width() - 2.0 * TOKEN_AXIS_WIDTH - 50.0) / 2.0).clamp(140.0, 520.0);
     let matrices: Vec<Option<(Vec<f32>, usize, bool)>> = views
         .iter()
         .map(|v| {
@@ -252,41 +284,6 @@ fn both_sides(
     (rects, hovered)
 }
 
-fn side_controls(
-    ui: &mut egui::Ui,
-    k: usize,
-    side: &mut CompareSide,
-    models: &[(String, PathBuf)],
-) {
-    let name = if k == 0 { "A" } else { "B" };
-    ui.strong(format!("side {name}"));
-    let current = match &side.checkpoint {
-        None => "current model".to_string(),
-        Some(p) => models
-            .iter()
-            .find(|(_, q)| q == p)
-            .map(|(n, _)| n.clone())
-            .unwrap_or_else(|| p.display().to_string()),
-    };
-    egui::ComboBox::from_label(format!("model {name}"))
-        .selected_text(current)
-        .show_ui(ui, |ui| {
-            ui.selectable_value(&mut side.checkpoint, None, "current model");
-            for (n, p) in models {
-                ui.selectable_value(&mut side.checkpoint, Some(p.clone()), n);
-            }
-        });
-    ui.add(egui::Slider::new(&mut side.dial.params.lambda, 0.0..=1.0).text(format!("λ {name}")))
-        .on_hover_text("The inference dial λ_inf of this side (all layers).");
-    egui::ComboBox::from_label(format!("mode {name}"))
-        .selected_text(side.dial.params.mode.label())
-        .show_ui(ui, |ui| {
-            for m in DialMode::ALL {
-                ui.selectable_value(&mut side.dial.params.mode, m, m.label());
-            }
-        });
-}
-
 /// One side's heatmap; marks `hover` (from either side) and returns where it was drawn and
 /// the cell under the pointer.
 fn side_heatmap(
@@ -298,20 +295,29 @@ fn side_heatmap(
     hover: Option<(usize, usize)>,
     sides: &[CompareSide; 2],
 ) -> (egui::Rect, Option<(usize, usize)>) {
-    let resp = match tex {
-        SideMap::Texture(tex) => ui.add(
-            egui::Image::new(tex)
-                .fit_to_exact_size(Vec2::splat(side))
-                .sense(Sense::hover()),
-        ),
-        SideMap::Gpu(data) => {
-            let (rect, resp) = ui.allocate_exact_size(Vec2::splat(side), Sense::hover());
-            if ui.is_rect_visible(rect) {
-                gpu_heatmap::paint(ui.painter(), rect, data);
-            }
+    let labels: Vec<String> = view.tokens.iter().map(|s| printable(s)).collect();
+    let resp = ui
+        .horizontal(|ui| {
+            token_axis(ui, &labels, side);
+            let resp = match tex {
+                SideMap::Texture(tex) => ui.add(
+                    egui::Image::new(tex)
+                        .fit_to_exact_size(Vec2::splat(side))
+                        .sense(Sense::hover()),
+                ),
+                SideMap::Gpu(data) => {
+                    let (rect, resp) = ui.allocate_exact_size(Vec2::splat(side), Sense::hover());
+                    if ui.is_rect_visible(rect) {
+                        gpu_heatmap::paint(ui.painter(), rect, data);
+                    }
+                    resp
+                }
+            };
+            key_labels(ui, resp.rect, &labels);
             resp
-        }
-    };
+        })
+        .inner;
+    ui.add_space(64.0);
     let t = view.capture.len().max(1);
     let cell = side / t as f32;
     let mut here = None;

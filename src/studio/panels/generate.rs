@@ -128,6 +128,7 @@ fn continuation(ui: &mut egui::Ui, g: &Generation) {
             ui.label(
                 egui::RichText::new(&st.text)
                     .strong()
+                    .color(Color32::WHITE)
                     .background_color(Color32::from_rgb(40, 70, 110)),
             )
             .on_hover_text(format!(
@@ -190,6 +191,16 @@ fn steps_table(ui: &mut egui::Ui, g: &Generation) {
         });
 }
 
+/// Text that reads on the blue shade of opacity `alpha`: white on a strong shade or in the
+/// dark theme, the theme's dark text on a pale shade over a light background.
+fn text_on(ui: &egui::Ui, alpha: u8) -> Color32 {
+    if ui.visuals().dark_mode || alpha > 150 {
+        Color32::WHITE
+    } else {
+        ui.visuals().strong_text_color()
+    }
+}
+
 /// One candidate: its token on a blue shade as strong as its probability.
 fn candidate_cell(ui: &mut egui::Ui, c: &crate::engine::protocol::Candidate, chosen: bool) {
     let alpha = (40.0 + 215.0 * c.prob.clamp(0.0, 1.0)) as u8;
@@ -207,7 +218,7 @@ fn candidate_cell(ui: &mut egui::Ui, c: &crate::engine::protocol::Candidate, cho
             ui.add(egui::Label::new(
                 egui::RichText::new(format!("{:?} {:.0}%", c.text, 100.0 * c.prob))
                     .monospace()
-                    .color(Color32::WHITE),
+                    .color(text_on(ui, alpha)),
             ))
             .on_hover_text(format!(
                 "token id {}, probability {:.4}{}",

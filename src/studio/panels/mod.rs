@@ -2,6 +2,7 @@
 
 pub mod attention;
 pub mod audit;
+pub mod audit_test_set;
 pub mod blocks;
 pub mod compare;
 pub mod dial;
@@ -12,3 +13,4 @@ pub mod rules;
 pub mod specialists;
 pub mod theory;
 pub mod training;
+pub mod training_plots;

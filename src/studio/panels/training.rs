@@ -1,14 +1,14 @@
 //! The Training panel: run settings, start / pause / resume / step / stop, and live curves.
 
-use egui_plot::{Line, Plot, PlotPoints};
-
-use crate::engine::worker::{Command, LivePoint};
+use crate::engine::worker::Command;
 use crate::model::config::PRESETS;
 use crate::studio::export::training_csv;
 /// Settings of the next run (defined in `studio::settings`, below the panels).
 pub use crate::studio::settings::RunSettings;
 use crate::studio::state::{StudioState, WorkerState};
 use crate::studio::widgets::lambda_star_line;
+
+use super::training_plots::{curves, enlarged};
 
 /// Draw the training controls and curves.
 pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettings) {
@@ -18,6 +18,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
     progress(ui, state);
     let (loss_rect, held_out_rect) = curves(ui, state);
     export_menu(ui, state, loss_rect, held_out_rect);
+    enlarged(ui.ctx(), state);
     if let Some(r) = state.current_eval() {
         ui.label(format!(
             "held out: perplexity {:.3}, top-1 {:.1}%, entropy {:.3} bits, ε {:.4}",
@@ -172,123 +173,6 @@ fn progress(ui: &mut egui::Ui, state: &StudioState) {
             (p.stats.step + 1) as f32 / p.total_steps.max(1) as f32,
         ));
     }
-}
-
-/// A plot as a training dashboard wants it in a scrolling side panel: the mouse wheel scrolls
-/// the panel and zooms the plot only with Ctrl held (so the curves keep fitting their data
-/// until the user zooms on purpose; a double click fits them again), the y axis keeps room for
-/// its tick labels, and hovering reads out the nearest point.
-fn dashboard_plot(ui: &egui::Ui, id: &str) -> Plot<'static> {
-    let zoom = ui.input(|i| i.modifiers.command);
-    Plot::new(id.to_string())
-        .allow_zoom(zoom)
-        .allow_scroll(zoom)
-        .allow_double_click_reset(true)
-        .y_axis_min_width(40.0)
-}
-
-/// One value per training step, as an exponential moving average when the plots are smoothed.
-fn step_series(
-    state: &StudioState,
-    f: &dyn Fn(&crate::studio::state::CurvePoint) -> f64,
-) -> PlotPoints<'static> {
-    let mut avg: Option<f64> = None;
-    state
-        .curve
-        .iter()
-        .map(|c| {
-            let v = f(c);
-            let shown = if state.smooth_curves {
-                let a = avg.map_or(v, |m| 0.95 * m + 0.05 * v);
-                avg = Some(a);
-                a
-            } else {
-                v
-            };
-            [c.step as f64 + 1.0, shown]
-        })
-        .collect()
-}
-
-/// The loss and Ω curve, and the live held-out curves; returns where the loss plot and the
-/// held-out plots were drawn (for the PNG export).
-fn curves(ui: &mut egui::Ui, state: &mut StudioState) -> (egui::Rect, egui::Rect) {
-    if !state.curve.is_empty() {
-        ui.checkbox(&mut state.smooth_curves, "smooth")
-            .on_hover_text(
-                "Draw the loss and Ω as exponential moving averages over about 20 steps (the raw \
-                 values stay in the CSV export)",
-            );
-    }
-    let loss = step_series(state, &|c| c.loss_nats);
-    let pen = step_series(state, &|c| c.penalty);
-    if state.curve.is_empty() && state.live.is_empty() {
-        // No axes without data: say what will be drawn here.
-        let r = ui
-            .weak(
-                "The loss and Ω per step, the held-out perplexity and the held-out entropy and \
-                 PF_mass appear here once a run starts (New run).",
-            )
-            .rect;
-        return (r, r);
-    }
-    let loss_plot = dashboard_plot(ui, "loss_curve")
-        .height(140.0)
-        .legend(egui_plot::Legend::default())
-        .x_axis_label("steps")
-        .show(ui, |plot| {
-            plot.line(Line::new("loss (nats)", loss));
-            plot.line(Line::new("Ω (mean)", pen));
-        })
-        .response;
-    let live = |f: &dyn Fn(&LivePoint) -> Option<f64>| -> PlotPoints {
-        state
-            .live
-            .iter()
-            .filter_map(|p| f(p).map(|v| [p.step as f64, v]))
-            .collect()
-    };
-    let ppl = live(&|p| Some(p.eval.perplexity));
-    let ent = live(&|p| Some(p.eval.entropy_bits));
-    let pf = live(&|p| Some(p.eval.pf_mass));
-    let pf_true = live(&|p| p.eval.pf_true_mass);
-    let has_true = state.live.iter().any(|p| p.eval.pf_true_mass.is_some());
-    let ppl_plot = dashboard_plot(ui, "live_perplexity")
-        .height(110.0)
-        .legend(egui_plot::Legend::default())
-        .show(ui, |plot| {
-            plot.line(Line::new("held-out perplexity", ppl));
-        })
-        .response
-        .on_hover_text("Held-out perplexity at λ_inf = 0 on 8 windows, about once a second.");
-    let live_plot = dashboard_plot(ui, "live_curve")
-        .height(120.0)
-        .legend(egui_plot::Legend::default())
-        .x_axis_label("steps")
-        .show(ui, |plot| {
-            plot.line(Line::new("entropy (bits)", ent));
-            plot.line(Line::new("PF_mass vs R(i)", pf));
-            if has_true {
-                plot.line(Line::new("PF_mass vs true targets", pf_true));
-            }
-        })
-        .response
-        .on_hover_text(
-            "Held out, at λ_inf = 0, on 8 windows, about once a second while training: mean \
-             attention entropy in bits, and pointer fidelity PF_mass (attention mass on each \
-             query's relevant keys).",
-        );
-    if let Some(p) = state.live.last() {
-        ui.label(format!(
-            "held out at step {}: perplexity {:.3}, entropy {:.3} bits, PF_mass {:.3}",
-            p.step, p.eval.perplexity, p.eval.entropy_bits, p.eval.pf_mass
-        ))
-        .on_hover_text(
-            "Perplexity = 2^(bits per token); entropy in bits per attention row; PF_mass is the \
-             fraction of attention on each query's relevant keys R(i), so 1 − ε.",
-        );
-    }
-    (loss_plot.rect, ppl_plot.rect.union(live_plot.rect))
 }
 
 /// Export the curves: the numbers as CSV, or the loss or held-out plots as PNG.

@@ -78,6 +78,13 @@ impl StudioState {
             }
             Event::Pool(Ok(pool)) => self.pool_opened = Some(*pool),
             Event::Pool(Err(e)) => self.error = Some(e),
+            Event::TestSetAudit(result) => {
+                self.rules.test_pending = false;
+                match result {
+                    Ok(audit) => self.rules.test_audit = Some(*audit),
+                    Err(e) => self.error = Some(e),
+                }
+            }
             Event::Failed(msg) => self.on_failed(msg),
         }
     }
@@ -93,6 +100,7 @@ impl StudioState {
                 | Event::Generated(_)
                 | Event::Compare(..)
                 | Event::Theory(..)
+                | Event::TestSetAudit(Ok(_))
         );
         if succeeded {
             if let Some(f) = self.worker_failure.take() {

@@ -4,7 +4,9 @@
 //! "not measured on this …", never shown as current.
 
 use super::StudioState;
-use crate::engine::protocol::{blocks_key, Depends, MeasuredOn, RuleReport, ThresholdEstimate};
+use crate::engine::protocol::{
+    blocks_key, rules_key, Depends, MeasuredOn, RuleReport, ThresholdEstimate,
+};
 
 impl StudioState {
     /// What a result computed now would be measured on (`None` before a model has arrived).
@@ -37,6 +39,20 @@ impl StudioState {
             return None;
         }
         self.stale(self.rules.reports_on.as_ref(), Depends::Dial)
+    }
+
+    /// Why the pass/fail over a test set is not current, or `None` when it is (or there is
+    /// none): it depends on the model, its blocks, the dial, the rules in force and the test
+    /// set, not on the text box.
+    pub fn stale_test_audit(&self) -> Option<String> {
+        let audit = self.rules.test_audit.as_ref()?;
+        if audit.set != self.rules.test_set {
+            return Some("not measured on this test set".into());
+        }
+        if audit.rules != rules_key(&self.rules.applied, &self.rules.off) {
+            return Some("not measured under these rules".into());
+        }
+        self.stale(Some(&audit.on), Depends::DialNotText)
     }
 
     /// The rule reports when they were measured on what is shown now; empty otherwise.

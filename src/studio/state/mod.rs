@@ -16,7 +16,9 @@ use crate::engine::protocol::{
     Progress, RecruitView, TheoryPoint, ThresholdEstimate, DEFAULT_CLUSTERS,
 };
 
-pub use self::panels::{CompareState, CompareViews, GenerateState, RulesState};
+pub use self::panels::{
+    CompareState, CompareViews, GenerateState, RulesState, TourState, TrainingPlot,
+};
 /// The central area's views (defined in `studio::tab`, below the session files).
 pub use crate::studio::tab::Tab;
 
@@ -146,6 +148,10 @@ pub struct StudioState {
     pub block_rename: Option<(usize, String)>,
     /// Clusters of the next k-means rebuild of an imported model's blocks.
     pub kmeans_k: usize,
+    /// The first-start Tour.
+    pub tour: TourState,
+    /// The training plot shown large in a window of its own.
+    pub enlarged_plot: Option<TrainingPlot>,
 }
 
 /// File dialogs the panels can ask the app for.
@@ -157,6 +163,12 @@ pub enum FileRequest {
     ModelFolder,
     /// A lexicon for an imported model's blocks.
     Lexicon,
+    /// A file of sentences, one per line, for the auditor's test set.
+    Sentences,
+    /// A checkpoint or Hugging Face folder for side 0 (A) or 1 (B) of Compare.
+    CompareFolder(usize),
+    /// A `.gguf` file for side 0 (A) or 1 (B) of Compare.
+    CompareFile(usize),
 }
 
 impl Default for StudioState {
@@ -208,6 +220,8 @@ impl Default for StudioState {
             model_path: String::new(),
             block_rename: None,
             kmeans_k: DEFAULT_CLUSTERS,
+            tour: TourState::default(),
+            enlarged_plot: None,
         }
     }
 }

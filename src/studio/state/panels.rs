@@ -4,6 +4,7 @@
 use crate::engine::audit::AuditLog;
 use crate::engine::protocol::{
     CompareSide, CompareView, Firing, Generation, MeasuredOn, RuleErrors, RuleReport, RuleView,
+    TestSet, TestSetAudit,
 };
 
 /// The Generate panel: how many tokens, the last generation, and whether one is on its way.
@@ -66,6 +67,14 @@ pub struct RulesState {
     pub selected: Option<String>,
     /// Every rule change, hash-chained.
     pub log: AuditLog,
+    /// The test set the auditor's pass/fail is measured over.
+    pub test_set: TestSet,
+    /// The sentences file typed or picked for the test set.
+    pub sentences_path: String,
+    /// The last pass/fail over a test set.
+    pub test_audit: Option<TestSetAudit>,
+    /// A pass/fail over a test set was asked for and has not arrived.
+    pub test_pending: bool,
 }
 
 impl RulesState {
@@ -99,6 +108,10 @@ pub struct CompareState {
     pub generation: u64,
     /// Where each side's heatmap was drawn last frame (hover tests, PNG export).
     pub rects: [Option<egui::Rect>; 2],
+    /// The model path typed for each side.
+    pub paths: [String; 2],
+    /// Show side B minus side A instead of the two sides.
+    pub difference: bool,
 }
 
 impl Default for CompareState {
@@ -113,6 +126,57 @@ impl Default for CompareState {
             hover: None,
             generation: 0,
             rects: [None, None],
+            paths: [String::new(), String::new()],
+            difference: false,
+        }
+    }
+}
+
+/// The Tour (see `studio::tour`): whether it is open and at which step, and whether it has
+/// been seen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TourState {
+    /// The step shown (`None`: closed).
+    pub step: Option<usize>,
+    /// The Tour was closed or finished once (kept in eframe storage: not shown again at start).
+    pub seen: bool,
+}
+
+impl TourState {
+    /// Close it and remember it was seen.
+    pub fn close(&mut self) {
+        self.step = None;
+        self.seen = true;
+    }
+}
+
+/// The Training panel's plots (one can be enlarged into a window of its own).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrainingPlot {
+    /// Loss and Ω per step.
+    Loss,
+    /// Held-out perplexity.
+    Perplexity,
+    /// Held-out entropy and PF_mass.
+    HeldOut,
+}
+
+impl TrainingPlot {
+    /// Its title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Loss => "loss and Ω",
+            Self::Perplexity => "held-out perplexity",
+            Self::HeldOut => "held-out entropy and PF_mass",
+        }
+    }
+
+    /// The plot's id in the side panel.
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Loss => "loss_curve",
+            Self::Perplexity => "live_perplexity",
+            Self::HeldOut => "live_curve",
         }
     }
 }

@@ -6,9 +6,12 @@ use egui::{Color32, Sense, Vec2};
 use crate::engine::figures::Colormap;
 use crate::engine::Capture;
 
+/// Width of the query labels' column: eight monospace characters at 12 points.
+pub(crate) const TOKEN_AXIS_WIDTH: f32 = 64.0;
+
 /// Query labels down the left of an enlarged heatmap (one per row, when they fit).
-pub(super) fn token_axis(ui: &mut egui::Ui, tokens: &[String], side: f32) {
-    let (rect, _) = ui.allocate_exact_size(Vec2::new(44.0, side), Sense::hover());
+pub(crate) fn token_axis(ui: &mut egui::Ui, tokens: &[String], side: f32) {
+    let (rect, _) = ui.allocate_exact_size(Vec2::new(TOKEN_AXIS_WIDTH, side), Sense::hover());
     let n = tokens.len().max(1);
     let row_h = side / n as f32;
     if row_h < 7.0 {
@@ -41,19 +44,24 @@ pub(super) fn key_axis(
     } else {
         keys.iter().map(|t| printable(t)).collect()
     };
+    key_labels(ui, resp.rect, &labels);
+}
+
+/// `labels` written vertically under `rect`, one per column, when they fit.
+pub(crate) fn key_labels(ui: &mut egui::Ui, rect: egui::Rect, labels: &[String]) {
     let n = labels.len().max(1);
-    let col_w = resp.rect.width() / n as f32;
+    let col_w = rect.width() / n as f32;
     if col_w < 7.0 {
         return;
     }
     let font = egui::FontId::monospace((col_w * 0.8).min(12.0));
     let colour = ui.visuals().text_color();
     for (j, t) in labels.iter().enumerate() {
-        let x = resp.rect.left() + (j as f32 + 0.5) * col_w;
+        let x = rect.left() + (j as f32 + 0.5) * col_w;
         let galley = ui.painter().layout_no_wrap(t.clone(), font.clone(), colour);
         let pos = egui::pos2(
             x - galley.size().y / 2.0,
-            resp.rect.bottom() + 4.0 + galley.size().x,
+            rect.bottom() + 4.0 + galley.size().x,
         );
         ui.painter().add(
             egui::epaint::TextShape::new(pos, galley, colour)
@@ -63,7 +71,7 @@ pub(super) fn key_axis(
 }
 
 /// A token as it can be drawn: a newline as \n, a space as a middle dot, at most 8 chars.
-fn printable(t: &str) -> String {
+pub(crate) fn printable(t: &str) -> String {
     match t {
         "\n" => "\\n".into(),
         " " => "·".into(),
@@ -72,7 +80,7 @@ fn printable(t: &str) -> String {
 }
 
 /// The colormap from 0 to 1, with what it encodes.
-pub(super) fn legend(ui: &mut egui::Ui, cm: Colormap) {
+pub(crate) fn legend(ui: &mut egui::Ui, cm: Colormap) {
     ui.horizontal(|ui| {
         ui.label("0");
         let (rect, _) = ui.allocate_exact_size(Vec2::new(160.0, 12.0), Sense::hover());

@@ -53,6 +53,11 @@ pub(super) fn block_colour(b: usize) -> Color32 {
 /// relevant block r(i), above each column one in the colour of the key's block b(x_j) (a pooled
 /// cell takes its first token's), so where attention stays inside its block shows at a glance.
 pub(super) fn block_strips(ui: &egui::Ui, rect: egui::Rect, cap: &Capture) {
+    block_strips_sized(ui, rect, cap, 4.0);
+}
+
+/// [`block_strips`] `thick` points wide, 1 point off the map (a thumbnail's are thinner).
+pub(super) fn block_strips_sized(ui: &egui::Ui, rect: egui::Rect, cap: &Capture, thick: f32) {
     let lay = cap.attention_layout();
     let (rows, cols) = lay.grid();
     let (h, w) = (
@@ -65,7 +70,10 @@ pub(super) fn block_strips(ui: &egui::Ui, rect: egui::Rect, cap: &Capture) {
         if let Some(&b) = cap.relevant_blocks.get(i) {
             let y = rect.top() + r as f32 * h;
             p.rect_filled(
-                egui::Rect::from_min_size(egui::pos2(rect.left() - 5.0, y), egui::vec2(4.0, h)),
+                egui::Rect::from_min_size(
+                    egui::pos2(rect.left() - thick - 1.0, y),
+                    egui::vec2(thick, h),
+                ),
                 0.0,
                 block_colour(b),
             );
@@ -76,7 +84,10 @@ pub(super) fn block_strips(ui: &egui::Ui, rect: egui::Rect, cap: &Capture) {
         if let Some(&b) = cap.key_blocks.get(j) {
             let x = rect.left() + c as f32 * w;
             p.rect_filled(
-                egui::Rect::from_min_size(egui::pos2(x, rect.top() - 5.0), egui::vec2(w, 4.0)),
+                egui::Rect::from_min_size(
+                    egui::pos2(x, rect.top() - thick - 1.0),
+                    egui::vec2(w, thick),
+                ),
                 0.0,
                 block_colour(b),
             );

@@ -7,6 +7,7 @@
 use egui::{Color32, RichText};
 
 use crate::engine::figures::Colormap;
+use crate::engine::protocol::RuleReport;
 use crate::engine::{Capture, HeadCapture};
 
 /// A column of the table.
@@ -23,6 +24,8 @@ pub enum Column {
     InBlock,
     /// Mean mass of the block drawing most attention.
     TopBlock,
+    /// Mean PF_mass of the rules in force that act on the head.
+    Pf,
 }
 
 /// The table's sort order: a column and whether descending.
@@ -49,6 +52,22 @@ pub struct HeadRow {
     pub in_block: f64,
     /// The block with the largest mean mass, and that mass.
     pub top_block: (usize, f64),
+    /// Mean PF_mass over the rules in force that act on this head and fired on the text
+    /// (`None`: no rule acts on it).
+    pub pf: Option<f64>,
+}
+
+/// The mean PF_mass of head `(layer, head)` over the rules switched on that act on it and
+/// fired with a target on the text; `None` when none does.
+pub fn head_pf(reports: &[RuleReport], layer: usize, head: usize) -> Option<f64> {
+    let pfs: Vec<f64> = reports
+        .iter()
+        .filter(|r| r.enabled)
+        .flat_map(|r| &r.heads)
+        .filter(|h| h.in_scope && h.layer == layer && h.head == head)
+        .map(|h| h.pf_mass)
+        .collect();
+    (!pfs.is_empty()).then(|| pfs.iter().sum::<f64>() / pfs.len() as f64)
 }
 
 fn mean(v: &[f32]) -> f64 {
@@ -88,12 +107,25 @@ pub fn head_row(cap: &Capture, hc: &HeadCapture) -> HeadRow {
         epsilon: mean(&hc.off_block_mass),
         in_block: positive as f64 / hc.margin.len().max(1) as f64,
         top_block,
+        pf: None,
     }
 }
 
 /// Every head's row, in `sort` order.
 pub fn sorted_rows(cap: &Capture, sort: Sort) -> Vec<HeadRow> {
-    let mut rows: Vec<HeadRow> = cap.heads.iter().map(|hc| head_row(cap, hc)).collect();
+    sorted_rows_with_pf(cap, &[], sort)
+}
+
+/// Every head's row with its PF under the rules whose `reports` are given, in `sort` order.
+pub fn sorted_rows_with_pf(cap: &Capture, reports: &[RuleReport], sort: Sort) -> Vec<HeadRow> {
+    let mut rows: Vec<HeadRow> = cap
+        .heads
+        .iter()
+        .map(|hc| HeadRow {
+            pf: head_pf(reports, hc.layer, hc.head),
+            ..head_row(cap, hc)
+        })
+        .collect();
     let key = |r: &HeadRow| -> f64 {
         match sort.column {
             Column::Position => (r.layer * 10_000 + r.head) as f64,
@@ -101,6 +133,7 @@ pub fn sorted_rows(cap: &Capture, sort: Sort) -> Vec<HeadRow> {
             Column::Epsilon => r.epsilon,
             Column::InBlock => r.in_block,
             Column::TopBlock => r.top_block.1,
+            Column::Pf => r.pf.unwrap_or(-1.0),
         }
     };
     rows.sort_by(|a, b| key(a).total_cmp(&key(b)));
@@ -110,15 +143,18 @@ pub fn sorted_rows(cap: &Capture, sort: Sort) -> Vec<HeadRow> {
     rows
 }
 
-/// Draw the table; returns the head clicked.
+/// Draw the table (with a PF column when rules are in force: `reports` of the current text);
+/// returns the head clicked.
 pub fn show(
     ui: &mut egui::Ui,
     cap: &Capture,
+    reports: &[RuleReport],
     sort: &mut Sort,
     cm: Colormap,
     focus: Option<(usize, usize)>,
 ) -> Option<(usize, usize)> {
-    let rows = sorted_rows(cap, *sort);
+    let rows = sorted_rows_with_pf(cap, reports, *sort);
+    let with_pf = !reports.is_empty();
     let max_entropy = rows.iter().map(|r| r.entropy).fold(1e-9, f64::max);
     let mut clicked = None;
     let header = |ui: &mut egui::Ui, sort: &mut Sort, col: Column, label: &str, tip: &str| {
@@ -151,6 +187,9 @@ pub fn show(
                     header(ui, sort, Column::Epsilon, "ε", "Mean off-block mass: the share of attention outside each query's relevant block (0 is fully local).");
                     header(ui, sort, Column::InBlock, "queries in block", "Share of queries whose every relevant key scores above every other key (margin > 0).");
                     header(ui, sort, Column::TopBlock, "most attended block", "The block that draws the most attention on average, and its mean mass.");
+                    if with_pf {
+                        header(ui, sort, Column::Pf, "PF (rules)", "Mean PF_mass of the rules in force that act on this head and fired on the text: the attention mass on their targets (0 to 1).");
+                    }
                     ui.end_row();
                     for r in &rows {
                         let here = focus == Some((r.layer, r.head));
@@ -163,6 +202,14 @@ pub fn show(
                         cell(ui, cm, r.in_block, format!("{:.0}%", r.in_block * 100.0));
                         let block = cap.block_names.get(r.top_block.0).cloned().unwrap_or_default();
                         ui.label(format!("{block} ({:.2})", r.top_block.1));
+                        if with_pf {
+                            match r.pf {
+                                Some(pf) => cell(ui, cm, pf, format!("{pf:.3}")),
+                                None => {
+                                    ui.label("-").on_hover_text("No rule in force acts on this head (or none fired on the text)");
+                                }
+                            }
+                        }
                         ui.end_row();
                     }
                 });
