@@ -290,36 +290,33 @@ impl SequenceMasks {
 
     /// Queries whose relevant block is `block` keep only S(i) = {i, 0} in R(i).
     pub fn isolate(mut self, block: usize) -> Self {
-        let t = self.len();
-        for (i, &r) in self.relevant_blocks.iter().enumerate() {
-            if r != block {
-                continue;
-            }
-            for j in 0..t {
-                if let Some(cell) = self.relevant.get_mut(i * t + j) {
-                    *cell = (j <= i || !self.causal) && (j == i || j == 0);
-                }
-            }
-        }
+        self.set_rows_of(block, |i, j| j == i || j == 0);
         self.isolated = Some(block);
         self
     }
 
     /// Queries whose relevant block is `block` have every visible key in R(i).
     pub fn open(mut self, block: usize) -> Self {
+        self.set_rows_of(block, |_, _| true);
+        self.open = Some(block);
+        self
+    }
+
+    /// Set R(i) of every query whose relevant block is `block` to the visible keys j with
+    /// `keep(i, j)`.
+    fn set_rows_of(&mut self, block: usize, keep: impl Fn(usize, usize) -> bool) {
         let t = self.len();
+        let causal = self.causal;
         for (i, &r) in self.relevant_blocks.iter().enumerate() {
             if r != block {
                 continue;
             }
             for j in 0..t {
                 if let Some(cell) = self.relevant.get_mut(i * t + j) {
-                    *cell = j <= i || !self.causal;
+                    *cell = (j <= i || !causal) && keep(i, j);
                 }
             }
         }
-        self.open = Some(block);
-        self
     }
 
     /// True when row i's query sees every visible key as relevant (its block is open).

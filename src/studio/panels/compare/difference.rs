@@ -3,7 +3,7 @@
 //! blue: A attends more, white: the same), with token labels on both axes and a legend that
 //! says what the colours mean and the scale.
 
-use egui::{Color32, ColorImage, Sense, TextureHandle, TextureOptions, Vec2};
+use egui::{Color32, Sense, TextureHandle, Vec2};
 
 use super::side_matrix;
 use crate::engine::compare::CompareView;
@@ -61,22 +61,9 @@ pub(super) fn texture(
     causal: bool,
     scale: f32,
 ) -> TextureHandle {
-    let mut rgb = Vec::with_capacity(t * t * 3);
-    for i in 0..t {
-        for j in 0..t {
-            let px = if causal && j > i {
-                crate::engine::figures::MASKED
-            } else {
-                diverging(diff.get(i * t + j).copied().unwrap_or(0.0), scale)
-            };
-            rgb.extend_from_slice(&px);
-        }
-    }
-    ctx.load_texture(
-        "compare-difference",
-        ColorImage::from_rgb([t, t], &rgb),
-        TextureOptions::NEAREST,
-    )
+    super::maps::matrix_texture(ctx, "compare-difference", diff, t, causal, |d| {
+        diverging(d, scale)
+    })
 }
 
 /// What the colours mean: blue, white, red with the scale.

@@ -62,15 +62,28 @@ pub(super) fn texture(
     causal: bool,
     cm: Colormap,
 ) -> TextureHandle {
+    matrix_texture(ctx, name, values, t, causal, |v| cm.rgb(v))
+}
+
+/// A CPU texture of a `t` × `t` matrix, each value coloured by `px` (masked cells dark grey
+/// when `causal`).
+pub(super) fn matrix_texture(
+    ctx: &egui::Context,
+    name: &str,
+    values: &[f32],
+    t: usize,
+    causal: bool,
+    px: impl Fn(f32) -> [u8; 3],
+) -> TextureHandle {
     let mut rgb = Vec::with_capacity(t * t * 3);
     for i in 0..t {
         for j in 0..t {
-            let px = if causal && j > i {
+            let c = if causal && j > i {
                 crate::engine::figures::MASKED
             } else {
-                cm.rgb(values.get(i * t + j).copied().unwrap_or(0.0))
+                px(values.get(i * t + j).copied().unwrap_or(0.0))
             };
-            rgb.extend_from_slice(&px);
+            rgb.extend_from_slice(&c);
         }
     }
     ctx.load_texture(
