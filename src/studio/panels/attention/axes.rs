@@ -83,18 +83,23 @@ pub(crate) fn printable(t: &str) -> String {
 pub(crate) fn legend(ui: &mut egui::Ui, cm: Colormap) {
     ui.horizontal(|ui| {
         ui.label("0");
-        let (rect, _) = ui.allocate_exact_size(Vec2::new(160.0, 12.0), Sense::hover());
-        let n = 32;
-        for k in 0..n {
-            let [r, g, b] = cm.rgb(k as f32 / (n - 1) as f32);
-            let x0 = rect.left() + rect.width() * k as f32 / n as f32;
-            let x1 = rect.left() + rect.width() * (k + 1) as f32 / n as f32;
-            ui.painter().rect_filled(
-                egui::Rect::from_min_max(egui::pos2(x0, rect.top()), egui::pos2(x1, rect.bottom())),
-                0.0,
-                Color32::from_rgb(r, g, b),
-            );
-        }
+        colour_bar(ui, |x| cm.rgb(x));
         ui.label("1  attention weight (dark grey: masked)");
     });
+}
+
+/// A 160 × 12 pt bar of 32 steps coloured by `colour_at(x)` for x from 0 to 1.
+pub(crate) fn colour_bar(ui: &mut egui::Ui, colour_at: impl Fn(f32) -> [u8; 3]) {
+    let (rect, _) = ui.allocate_exact_size(Vec2::new(160.0, 12.0), Sense::hover());
+    let n = 32;
+    for k in 0..n {
+        let [r, g, b] = colour_at(k as f32 / (n - 1) as f32);
+        let x0 = rect.left() + rect.width() * k as f32 / n as f32;
+        let x1 = rect.left() + rect.width() * (k + 1) as f32 / n as f32;
+        ui.painter().rect_filled(
+            egui::Rect::from_min_max(egui::pos2(x0, rect.top()), egui::pos2(x1, rect.bottom())),
+            0.0,
+            Color32::from_rgb(r, g, b),
+        );
+    }
 }

@@ -3,12 +3,12 @@
 //! blue: A attends more, white: the same), with token labels on both axes and a legend that
 //! says what the colours mean and the scale.
 
-use egui::{Color32, Sense, TextureHandle, Vec2};
+use egui::{Sense, TextureHandle, Vec2};
 
 use super::side_matrix;
 use crate::engine::compare::CompareView;
 use crate::engine::Capture;
-use crate::studio::panels::attention::axes::{key_labels, printable, token_axis};
+use crate::studio::panels::attention::axes::{colour_bar, key_labels, printable, token_axis};
 
 /// The blue end of the diverging colormap (A attends more), ColorBrewer RdBu.
 const BLUE: [u8; 3] = [33, 102, 172];
@@ -70,19 +70,7 @@ pub(super) fn texture(
 pub(super) fn legend(ui: &mut egui::Ui, scale: f32) {
     ui.horizontal_wrapped(|ui| {
         ui.label(format!("−{scale:.2}"));
-        let (rect, _) = ui.allocate_exact_size(Vec2::new(160.0, 12.0), Sense::hover());
-        let n = 32;
-        for k in 0..n {
-            let d = (2.0 * k as f32 / (n - 1) as f32 - 1.0) * scale;
-            let [r, g, b] = diverging(d, scale);
-            let x0 = rect.left() + rect.width() * k as f32 / n as f32;
-            let x1 = rect.left() + rect.width() * (k + 1) as f32 / n as f32;
-            ui.painter().rect_filled(
-                egui::Rect::from_min_max(egui::pos2(x0, rect.top()), egui::pos2(x1, rect.bottom())),
-                0.0,
-                Color32::from_rgb(r, g, b),
-            );
-        }
+        colour_bar(ui, |x| diverging((2.0 * x - 1.0) * scale, scale));
         ui.label(format!("+{scale:.2}"));
         ui.label(
             "attention weight of B minus A: red, B attends more; blue, A attends more; white, \
