@@ -85,7 +85,7 @@ impl ImportedModel {
             Self::Llama(m) => m,
             Self::Bert(m) => m,
             Self::Gpt2(m) => m,
-            Self::HfLlama(m) => m.as_ref(),
+            Self::HfLlama(m) => &m.decoder,
         }
     }
 

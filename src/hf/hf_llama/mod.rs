@@ -19,9 +19,6 @@ pub use config::HfLlamaConfig;
 use crate::hf::family::Family;
 use crate::hf::folder;
 use crate::hf::gguf_llama::{DecoderParts, GgufLlama, Layer};
-use crate::model::attention::AttentionBias;
-use crate::model::backend::{AttentionModel, KvCache, ModelDims, RowStream};
-use crate::model::transformer::{ForwardOutput, ModelError};
 
 /// A LLaMA or Qwen2 decoder opened from a Hugging Face folder.
 pub struct HfLlama {
@@ -120,54 +117,4 @@ fn read_layer(
         up: QMatMul::Tensor(take("mlp.up_proj.weight")?),
         down: QMatMul::Tensor(take("mlp.down_proj.weight")?),
     })
-}
-
-impl AttentionModel for HfLlama {
-    fn dims(&self) -> ModelDims {
-        self.decoder.dims()
-    }
-
-    fn device(&self) -> &Device {
-        self.decoder.device()
-    }
-
-    fn forward_biased(
-        &self,
-        ids: &[u32],
-        biases: &[AttentionBias],
-        keep_scores: bool,
-    ) -> Result<ForwardOutput, ModelError> {
-        self.decoder.forward_biased(ids, biases, keep_scores)
-    }
-
-    fn forward_attention(
-        &self,
-        ids: &[u32],
-        biases: &[AttentionBias],
-        keep_scores: bool,
-    ) -> Result<ForwardOutput, ModelError> {
-        self.decoder.forward_attention(ids, biases, keep_scores)
-    }
-
-    fn streams(&self) -> bool {
-        true
-    }
-
-    fn forward_streamed(
-        &self,
-        ids: &[u32],
-        chunk_rows: usize,
-        stream: &mut dyn RowStream,
-    ) -> Result<(), ModelError> {
-        self.decoder.forward_streamed(ids, chunk_rows, stream)
-    }
-
-    fn step_cached(
-        &self,
-        ids: &[u32],
-        biases: &[AttentionBias],
-        cache: &mut KvCache,
-    ) -> Option<Result<Tensor, ModelError>> {
-        self.decoder.step_cached(ids, biases, cache)
-    }
 }
