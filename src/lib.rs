@@ -6,6 +6,11 @@
 
 #![warn(missing_docs)]
 
+/// The allocator of every binary that links the library (the app, tests and benches), so they
+/// measure what users run: freed tensors' pages are kept for the next step (see Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod analysis;
 pub mod cli;
 pub mod contained;

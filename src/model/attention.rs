@@ -132,6 +132,23 @@ pub fn biased_attention(
     Ok((a, z))
 }
 
+/// [`biased_attention`] as one fused op for training graphs on the CPU, from the unscaled
+/// scores `raw` = q·kᵀ and the score `scale`: Some(attention) when the bias is additive only
+/// (no rules' extra bias, no mode-B mixture), else None (compose the ops).
+pub fn fused_biased_attention(
+    raw: &Tensor,
+    bias: Option<&AttentionBias>,
+    default_mask: Option<&Tensor>,
+    scale: f64,
+) -> candle_core::Result<Option<Tensor>> {
+    let (additive, tau) = match (bias, default_mask) {
+        (Some(b), _) if b.extra.is_none() && b.mixture.is_none() => (&b.additive, b.tau),
+        (None, Some(mask)) => (mask, 1.0),
+        _ => return Ok(None),
+    };
+    crate::model::fused::biased_softmax(raw, additive, scale, tau)
+}
+
 /// The causal mask as a [B,1,T,T] tensor.
 pub fn causal_tensor(b: usize, t: usize, device: &Device) -> candle_core::Result<Tensor> {
     let one = crate::model::dial::causal_bias(t);

@@ -16,7 +16,7 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::analysis::anchors::orthonormal_vectors;
 use crate::analysis::rng::SplitMix64;
-use crate::model::attention::biased_attention;
+use crate::model::attention::{biased_attention, fused_biased_attention};
 /// Re-exported from [`crate::model::attention`], where they live, for callers of the old path.
 pub use crate::model::attention::{causal_tensor, AttentionBias};
 use crate::model::config::{Activation, ModelConfig};
@@ -317,8 +317,20 @@ impl LocalistModel {
                     .contiguous()
             };
             let (q, k, v) = (split(0)?, split(1)?, split(2)?);
-            let s = (q.matmul(&k.t()?)? * scale)?;
-            let (a, z) = biased_attention(&s, biases.get(l), causal.as_ref(), softmax)?;
+            let raw = q.matmul(&k.t()?)?;
+            let fused = if opts.differentiable && !opts.keep_scores {
+                fused_biased_attention(&raw, biases.get(l), causal.as_ref(), scale)?
+            } else {
+                None
+            };
+            let (a, z) = match fused {
+                Some(a) => (a, None),
+                None => {
+                    let s = (raw * scale)?;
+                    let (a, z) = biased_attention(&s, biases.get(l), causal.as_ref(), softmax)?;
+                    (a, Some(z))
+                }
+            };
             let y = a
                 .matmul(&v)?
                 .transpose(1, 2)?
@@ -334,7 +346,7 @@ impl LocalistModel {
             x = (x + self.linear(&f, &format!("{pre}.fc2"))?)?;
             out.attention.push(a);
             out.queries.push(q);
-            if opts.keep_scores {
+            if let (true, Some(z)) = (opts.keep_scores, z) {
                 out.scores.push(z);
             }
         }

@@ -7,9 +7,12 @@
 //! key-block matrix gives per-block sums of squares [B,H,T,K]; the square root, the weights and
 //! the mask k ≠ r(i) finish it. Gradients flow through the composed softmax into W_Q and W_K.
 
+use std::sync::Arc;
+
 use candle_core::{Device, Tensor, D};
 
 use crate::model::blocks::SequenceMasks;
+use crate::train::group_lasso::{fused_group_lasso, PenaltyHost};
 
 pub use crate::analysis::penalty::BlockWeighting as GroupWeights;
 
@@ -24,6 +27,8 @@ pub struct PenaltyTensors {
     pub off_weight: Tensor,
     /// One-hot relevant block per query [B,1,T,K] (anchor-loss targets).
     pub relevant_onehot: Tensor,
+    /// The same structure as plain data, for the fused CPU op.
+    pub host: Arc<PenaltyHost>,
 }
 
 impl PenaltyTensors {
@@ -49,10 +54,14 @@ impl PenaltyTensors {
         let mut onehot = vec![0f32; b * t * k];
         let mut off = vec![0f32; b * t * k];
         let mut rel = vec![0f32; b * t * k];
+        let mut key_block = vec![0u32; b * t];
         for (bi, m) in batch.iter().enumerate() {
             for (j, &kb) in m.key_blocks.iter().enumerate() {
                 if let Some(c) = onehot.get_mut((bi * t + j) * k + kb.min(k - 1)) {
                     *c = 1.0;
+                }
+                if let Some(c) = key_block.get_mut(bi * t + j) {
+                    *c = kb.min(k - 1) as u32;
                 }
             }
             for i in 0..t {
@@ -93,17 +102,39 @@ impl PenaltyTensors {
                 }
             }
         }
+        let host = Arc::new(PenaltyHost {
+            b,
+            t,
+            k,
+            key_block,
+            off: off.clone(),
+            exempt: exempt_always_visible,
+        });
         Ok(Self {
             keep: Tensor::from_vec(keep, (b, 1, t, t), device)?,
             onehot: Tensor::from_vec(onehot, (b, 1, t, k), device)?,
             off_weight: Tensor::from_vec(off, (b, 1, t, k), device)?,
             relevant_onehot: Tensor::from_vec(rel, (b, 1, t, k), device)?,
+            host,
         })
     }
 }
 
-/// Mean over batch, heads and queries of Ω_i for one layer's attention [B,H,T,T].
+/// Mean over batch, heads and queries of Ω_i for one layer's attention [B,H,T,T]: the fused
+/// op on the CPU ([`crate::train::group_lasso`]), else the composed ops.
 pub fn group_lasso(
+    attention: &Tensor,
+    pt: &PenaltyTensors,
+    eps: f64,
+) -> candle_core::Result<Tensor> {
+    match fused_group_lasso(attention, &pt.host, eps)? {
+        Some(omega) => Ok(omega),
+        None => group_lasso_composed(attention, pt, eps),
+    }
+}
+
+/// [`group_lasso`] in composed candle ops (every device; the fused op's reference).
+pub fn group_lasso_composed(
     attention: &Tensor,
     pt: &PenaltyTensors,
     eps: f64,

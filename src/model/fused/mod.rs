@@ -7,6 +7,7 @@
 //! arithmetic of the composed version (so the PyTorch parity test still holds). On other
 //! devices or dtypes the callers fall back to composed candle ops.
 
+mod attention;
 mod bias;
 mod layer_norm;
 mod softmax;
@@ -15,6 +16,7 @@ mod tests;
 
 use candle_core::{CpuStorage, DType, Layout, Tensor};
 
+pub use attention::biased_softmax;
 pub use bias::add_bias;
 pub use layer_norm::layer_norm;
 pub use softmax::softmax_last;

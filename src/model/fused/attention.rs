@@ -1,0 +1,135 @@
+//! The attention weights of a training step in one pass: a = softmax((c·s + β)/τ) over the
+//! last axis, from the raw scores s = q·kᵀ [B,H,T,T] and one additive bias β [B,1,T,T] shared
+//! by the heads (the dial's bias, which carries the causal mask). Its backward pass is one pass
+//! too: ds = (c/τ)·a ⊙ (g − Σ g⊙a). The composed version (scale, broadcast add, divide, softmax)
+//! made four [B,H,T,T] tensors forward and as many backward; the bias is a constant, so it gets
+//! no gradient.
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+
+use crate::model::fused::{fused_ok, last_dim, slice};
+
+/// Scale c and temperature τ of [`biased_softmax`].
+#[derive(Clone, Copy, Debug)]
+struct BiasedSoftmax {
+    scale: f32,
+    tau: f32,
+}
+
+/// The attention's gradient with respect to the raw scores.
+struct BiasedSoftmaxGrad {
+    factor: f32,
+}
+
+impl CustomOp2 for BiasedSoftmax {
+    fn name(&self) -> &'static str {
+        "fused-biased-softmax"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (s, bias) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
+        let dims = l1.dims();
+        let (b, h) = match dims {
+            [b, h, _, _] => (*b, *h),
+            _ => candle_core::bail!("{}: expected scores [B,H,T,T]", self.name()),
+        };
+        let n = last_dim(l1);
+        let per_head = s.len() / (b * h).max(1);
+        if bias.len() != b * per_head {
+            candle_core::bail!("{}: the bias must be [B,1,T,T]", self.name())
+        }
+        let mut out = vec![0f32; s.len()];
+        let mut z = vec![0f32; n];
+        let (c, tau) = (self.scale, self.tau);
+        for (m, (sm, om)) in s.chunks(per_head).zip(out.chunks_mut(per_head)).enumerate() {
+            let bm = &bias[(m / h) * per_head..(m / h + 1) * per_head];
+            for ((row, brow), o) in sm.chunks(n).zip(bm.chunks(n)).zip(om.chunks_mut(n)) {
+                let mut max = f32::NEG_INFINITY;
+                for ((zi, v), bv) in z.iter_mut().zip(row).zip(brow) {
+                    // The composed version's arithmetic, in its order: (c·s + β)/τ.
+                    *zi = (v * c + bv) / tau;
+                    max = max.max(*zi);
+                }
+                if max == f32::NEG_INFINITY {
+                    continue; // nothing visible: the row stays zero
+                }
+                let mut sum = 0f32;
+                for (y, zi) in o.iter_mut().zip(&z) {
+                    *y = (zi - max).exp();
+                    sum += *y;
+                }
+                for y in o.iter_mut() {
+                    *y /= sum;
+                }
+            }
+        }
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _s: &Tensor,
+        _bias: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let op = BiasedSoftmaxGrad {
+            factor: self.scale / self.tau,
+        };
+        let ds = res.apply_op2_no_bwd(&grad.contiguous()?, &op)?;
+        Ok((Some(ds), None))
+    }
+}
+
+impl CustomOp2 for BiasedSoftmaxGrad {
+    fn name(&self) -> &'static str {
+        "fused-biased-softmax-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (y, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
+        let n = last_dim(l1);
+        let mut out = vec![0f32; y.len()];
+        for ((yr, gr), o) in y.chunks(n).zip(g.chunks(n)).zip(out.chunks_mut(n)) {
+            let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
+            for ((d, a), b) in o.iter_mut().zip(yr).zip(gr) {
+                *d = self.factor * a * (b - dot);
+            }
+        }
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+/// softmax((scale·s + bias)/τ) over the last axis, differentiable in `s` [B,H,T,T]; `bias`
+/// [B,1,T,T] is a constant. None when the fused path does not apply (not an f32 CPU tensor, or
+/// other shapes): the caller composes the ops.
+pub fn biased_softmax(
+    s: &Tensor,
+    bias: &Tensor,
+    scale: f64,
+    tau: f64,
+) -> candle_core::Result<Option<Tensor>> {
+    let (Ok((b, _, t, t2)), Ok((bb, 1, bt, bt2))) = (s.dims4(), bias.dims4()) else {
+        return Ok(None);
+    };
+    if !fused_ok(s) || !fused_ok(bias) || (b, t, t2) != (bb, bt, bt2) {
+        return Ok(None);
+    }
+    let op = BiasedSoftmax {
+        scale: scale as f32,
+        tau: tau as f32,
+    };
+    Ok(Some(s.contiguous()?.apply_op2(&bias.contiguous()?, op)?))
+}
