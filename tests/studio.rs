@@ -1392,6 +1392,11 @@ fn the_audit_measures_pass_fail_over_a_test_set_and_says_when_it_is_stale() {
     assert!(h
         .query_by_label_contains("press Measure to measure again")
         .is_some());
+    // A stale result is not certified: the report leaves it out and says so.
+    let (report, _) = localist::studio::panels::audit::build_report(&h.state().state);
+    assert!(report.test_set.is_none());
+    assert!(localist::engine::audit::report_html(&report, &[])
+        .contains("Not measured under this model, dial"));
     // A file of sentences, typed.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("notes.txt");
@@ -1418,6 +1423,15 @@ fn the_audit_measures_pass_fail_over_a_test_set_and_says_when_it_is_stale() {
     assert!(h
         .query_by_label_contains("2 sentences of notes.txt")
         .is_some());
+    // The exported report carries the current result, signed with the rest.
+    let (report, _) = localist::studio::panels::audit::build_report(&h.state().state);
+    let section = report.test_set.clone().expect("the test set in the report");
+    assert_eq!(section.sentences, 2);
+    assert_eq!(section.rows.len(), 6);
+    assert_eq!(report.compute_hash(), report.report_sha256);
+    let html = localist::engine::audit::report_html(&report, &[]);
+    assert!(html.contains("Pass/fail over a test set"));
+    assert!(html.contains("2 sentences of notes.txt"));
 }
 
 /// Compare offers every model the studio can open (the samples, the fetched pretrained models,

@@ -21,8 +21,9 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "localist", version, about, long_about = None)]
 pub struct Cli {
-    /// CPU threads for candle's matrix products (default: the count measured fastest on this
-    /// machine, once, and remembered in the config folder's threads.json).
+    /// CPU threads. Commands that train cut each step's batch over them (default: every CPU);
+    /// the others give them to candle's matrix products (default: the count measured fastest
+    /// on this machine, once, and remembered in the config folder's threads.json).
     #[arg(long, global = true)]
     pub threads: Option<usize>,
     /// What to do (default: open the studio on the bundled sample model).
@@ -85,17 +86,36 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     let from_cargo = std::env::var_os("LOCALIST_CARGO_THREADS").is_some();
     let from_env =
         std::env::var("CANDLE_NUM_THREADS").is_ok_and(|n| n.parse::<usize>().is_ok_and(|n| n > 0));
+    let trains = matches!(
+        cli.command,
+        Some(Command::Train(_) | Command::Sweep(_) | Command::Demo | Command::Specialists(_))
+    );
     let threads = if cli.threads.is_some() || from_cargo || !from_env {
-        Some(crate::engine::threads::choose(cli.threads))
+        Some(match cli.threads {
+            // Training's shards scale with the CPUs (each a share of the batch); the measured
+            // choice is for products, which do not.
+            None if trains => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            requested => crate::engine::threads::choose(requested),
+        })
     } else {
         None
     };
     // Read by candle before its first op; nothing has run yet. RAYON_NUM_THREADS sizes the
     // matmul parallelism, and setting it also stops candle from re-reading /proc/cpuinfo on
     // every matmul (a third of a 64-token capture's time).
+    //
+    // A command that trains cuts each step's batch over the threads instead, its shards'
+    // products on one thread each (`train::trainer::shards`: 1.8 times one thread's speed on
+    // two, where threaded products made it slower).
     if let Some(n) = threads {
+        let products = if trains && n > 1 {
+            crate::engine::threads::set_training_threads(n);
+            1
+        } else {
+            n
+        };
         for var in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {
-            std::env::set_var(var, n.to_string());
+            std::env::set_var(var, products.to_string());
         }
     }
     let done = |r: Result<()>| r.map(|()| Outcome::Done);

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::audit::keys::config_dir;
 use crate::engine::export::write_atomic;
+pub use crate::train::trainer::{set_training_threads, training_threads};
 
 /// The remembered measurement.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

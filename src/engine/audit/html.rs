@@ -112,6 +112,7 @@ pub fn report_html(report: &AuditReport, figures: &[(String, Vec<u8>)]) -> Strin
     h.push_str("<h1>Localist audit report</h1>");
     h.push_str(&summary_html(report));
     h.push_str(&mapping_html(report));
+    h.push_str(&test_set_html(report));
     h.push_str("<h2>Rules</h2>");
     for a in &report.rules {
         h.push_str(&format!(
@@ -195,6 +196,54 @@ fn mapping_html(report: &AuditReport) -> String {
             a.report.pf_mass.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into()),
             bound.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into()),
             a.report.target_pf.map(|v| format!("{v}")).unwrap_or_else(|| "-".into()),
+            result
+        ));
+    }
+    h.push_str("</table>");
+    h
+}
+
+/// The rules' pass/fail over a test set, or a line saying none was measured.
+fn test_set_html(report: &AuditReport) -> String {
+    let Some(t) = &report.test_set else {
+        return "<h2>Pass/fail over a test set</h2><p>Not measured under this model, dial and \
+                rules: the table above is the one text only.</p>"
+            .into();
+    };
+    let mut h = format!(
+        "<h2>Pass/fail over a test set</h2><p>{} ({} in all), under the dial above.</p>\
+         <table><tr><th>rule</th><th>on</th><th>fired on</th><th>pass rate</th>\
+         <th>mean PF_mass</th><th>target</th><th>result</th></tr>",
+        esc(&t.described),
+        t.sentences
+    );
+    for r in &t.rows {
+        let result = match (r.enabled, r.target, r.pass_rate) {
+            (false, _, _) => "off".to_string(),
+            (_, None, _) => "bias rule (no PF target)".to_string(),
+            (_, Some(_), None) => "did not fire".to_string(),
+            (_, Some(_), Some(p)) => {
+                let passed = (p * r.fired_on as f64).round() as usize;
+                let class = if p >= 1.0 { "pass" } else { "fail" };
+                format!(
+                    "<span class=\"{class}\">passed on {passed} of {}</span>",
+                    r.fired_on
+                )
+            }
+        };
+        let opt = |v: Option<f64>, digits: usize| {
+            v.map(|v| format!("{v:.digits$}"))
+                .unwrap_or_else(|| "-".into())
+        };
+        h.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{} of {}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&r.id),
+            if r.enabled { "on" } else { "off" },
+            r.fired_on,
+            t.sentences,
+            r.pass_rate.map(|p| format!("{:.0}%", p * 100.0)).unwrap_or_else(|| "-".into()),
+            opt(r.pf_mass, 3),
+            r.target.map(|v| format!("{v}")).unwrap_or_else(|| "-".into()),
             result
         ));
     }

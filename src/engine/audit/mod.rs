@@ -16,7 +16,10 @@ mod verify;
 pub use html::{base64, report_html};
 pub use keys::{user_public_key_hex, user_signing_key, KeyError, TrustedKeys};
 pub use log::{AuditAction, AuditEntry, AuditLog, GENESIS};
-pub use report::{make_report, read_report, rule_audits, AuditReport, RuleAudit, REPORT_VERSION};
+pub use report::{
+    make_report, read_report, rule_audits, AuditReport, RuleAudit, TestSetRow, TestSetSection,
+    REPORT_VERSION,
+};
 pub use sign::{check_signature, sign_report, signed_bytes, SignatureCheck};
 pub use time::{iso8601_utc, now_iso8601_utc};
 pub use verify::{verify_report, verify_report_with};

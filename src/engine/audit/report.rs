@@ -66,6 +66,10 @@ pub struct AuditReport {
     pub rules: Vec<RuleAudit>,
     /// The log.
     pub log: AuditLog,
+    /// Each rule's pass/fail over a test set, when one was measured under exactly this
+    /// model, dial and rules (absent otherwise, and in reports before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_set: Option<TestSetSection>,
     /// SHA-256 of this report with this field and the signature empty: catches accidental
     /// damage (anyone can re-compute it; the signature is what resists deliberate edits).
     pub report_sha256: String,
@@ -75,6 +79,34 @@ pub struct AuditReport {
     /// Ed25519 signature, hex, over everything else ([`crate::engine::audit::signed_bytes`]).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub signature: String,
+}
+
+/// Pass/fail over a test set, as a report carries it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestSetSection {
+    /// What was measured, in words ("32 held-out windows of 64 tokens").
+    pub described: String,
+    /// Sentences (or windows) measured.
+    pub sentences: usize,
+    /// One row per rule, in file order.
+    pub rows: Vec<TestSetRow>,
+}
+
+/// One rule over a test set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestSetRow {
+    /// Rule id.
+    pub id: String,
+    /// Whether the rule was switched on.
+    pub enabled: bool,
+    /// Sentences it fired on with its target in view.
+    pub fired_on: usize,
+    /// Mean PF_mass over them (its layers and heads).
+    pub pf_mass: Option<f64>,
+    /// Its PF target (None: a bias rule).
+    pub target: Option<f64>,
+    /// Share of the sentences it fired on where it met its target.
+    pub pass_rate: Option<f64>,
 }
 
 /// Report layout version: 2 since reports are signed and their times are ISO 8601, 3 since
@@ -156,6 +188,7 @@ pub fn make_report(
         text: text.to_string(),
         rules: rule_audits(rules, reports),
         log: log.clone(),
+        test_set: None,
         report_sha256: String::new(),
         public_key: String::new(),
         signature: String::new(),

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::data::synthetic::{SyntheticCorpus, SyntheticSpec};
 use crate::engine::audit::{
-    make_report, report_html, sign_report, user_signing_key, AuditLog, AuditReport,
+    make_report, report_html, sign_report, user_signing_key, AuditLog, AuditReport, TestSetSection,
 };
 use crate::engine::corpus::{asset_path, topic_corpus, CorpusSource};
 use crate::engine::export::write_atomic;
@@ -38,6 +38,8 @@ pub struct ReportInputs<'a> {
     pub reports: &'a [RuleReport],
     /// The log of rule changes.
     pub log: &'a AuditLog,
+    /// The rules' pass/fail over a test set, measured under this model, dial and rules.
+    pub test_set: Option<TestSetSection>,
 }
 
 /// Assemble, seal and sign the report (with the user's key, created on first use), and draw
@@ -49,7 +51,7 @@ pub fn report_with_figures(
     capture: Option<&Capture>,
     colormap: Colormap,
 ) -> (AuditReport, Vec<Figure>) {
-    let report = make_report(
+    let mut report = make_report(
         inputs.model,
         inputs.corpus,
         inputs.dial,
@@ -58,6 +60,8 @@ pub fn report_with_figures(
         inputs.reports,
         inputs.log,
     );
+    report.test_set = inputs.test_set;
+    let report = report.seal();
     let report = match user_signing_key() {
         Ok(key) => sign_report(report, &key),
         Err(_) => report,
@@ -155,6 +159,7 @@ pub fn audit_report(job: &AuditJob) -> Result<AuditReport> {
         rules: &views,
         reports: &rc.reports,
         log: &log,
+        test_set: None,
     };
     let (report, figures) = report_with_figures(inputs, Some(&rc.capture), Colormap::Viridis);
     let (html, json) = report_files(&report, &figures)?;

@@ -5,7 +5,7 @@
 
 use egui::Color32;
 
-use crate::engine::audit::{rule_audits, AuditReport, RuleAudit};
+use crate::engine::audit::{rule_audits, AuditReport, RuleAudit, TestSetRow, TestSetSection};
 use crate::engine::figures::Figure;
 use crate::engine::jobs::audit::{report_files, report_with_figures, ReportInputs};
 use crate::studio::state::{short, StudioState};
@@ -23,9 +23,41 @@ pub fn build_report(state: &StudioState) -> (AuditReport, Vec<Figure>) {
         rules: &state.rules.resolved,
         reports: state.current_reports(),
         log: &state.rules.log,
+        test_set: test_set_section(state),
     };
     let capture = state.capture.as_ref().map(|(cap, _)| cap);
     report_with_figures(inputs, capture, state.colormap)
+}
+
+/// The test-set table for the report, when it was measured under the current model, blocks,
+/// dial and rules (a stale one is left out, not certified).
+fn test_set_section(state: &StudioState) -> Option<TestSetSection> {
+    if state.stale_test_audit().is_some() {
+        return None;
+    }
+    let audit = state.rules.test_audit.as_ref()?;
+    let rows = audit
+        .rows
+        .iter()
+        .map(|r| TestSetRow {
+            id: r.id.clone(),
+            enabled: state
+                .rules
+                .resolved
+                .iter()
+                .find(|v| v.id == r.id)
+                .is_none_or(|v| v.enabled),
+            fired_on: r.windows_fired,
+            pf_mass: r.pf_mass,
+            target: r.target,
+            pass_rate: r.pass_rate,
+        })
+        .collect();
+    Some(TestSetSection {
+        described: audit.described.clone(),
+        sentences: audit.sentences,
+        rows,
+    })
 }
 
 /// Why the report cannot be certified now, or `None` when every rule in it was measured on

@@ -173,40 +173,73 @@ fn blocks_table(
     });
 }
 
-/// The anchor tokens of each block with PMI and purity, and the coverage I(B;A).
+/// The anchor tokens of each block with PMI and purity, and the coverage I(B;A): one row per
+/// anchor (at most [`ANCHORS_SHOWN`] per block), in a table that scrolls sideways rather than
+/// running off the panel.
 fn anchors(ui: &mut egui::Ui, summary: &ModelSummary) {
-    match &summary.anchors {
-        Some(rep) => {
-            ui.label(format!("coverage I(B;A) = {:.4} bits", rep.coverage_bits))
-                .on_hover_text("Mutual information between a position's block and the anchor token it holds (or none), in bits.");
+    let Some(rep) = &summary.anchors else {
+        ui.label("this checkpoint carries no anchor statistics");
+        return;
+    };
+    ui.label(format!("coverage I(B;A) = {:.4} bits", rep.coverage_bits))
+        .on_hover_text("Mutual information between a position's block and the anchor token it holds (or none), in bits.");
+    egui::ScrollArea::horizontal()
+        .id_salt("anchors_scroll")
+        .show(ui, |ui| {
             egui::Grid::new("anchors_table")
                 .striped(true)
-                .num_columns(2)
+                .num_columns(5)
                 .show(ui, |ui| {
+                    ui.strong("block");
+                    ui.strong("anchor token");
+                    ui.strong("PMI").on_hover_text(ANCHOR_PMI_HELP);
+                    ui.strong("purity").on_hover_text(ANCHOR_PURITY_HELP);
+                    ui.strong("n")
+                        .on_hover_text("How often the token occurs in the training text.");
+                    ui.end_row();
                     for (block, rows) in &rep.blocks {
-                        ui.label(block);
-                        let text: Vec<String> = rows
-                            .iter()
-                            .take(6)
-                            .map(|r| {
-                                format!(
-                                    "{:?} (PMI {:.2} bits, purity {:.2} bits, n={})",
-                                    r.token, r.pmi_bits, r.purity_bits, r.count
-                                )
-                            })
-                            .collect();
-                        ui.label(if text.is_empty() {
-                            "none".to_string()
-                        } else {
-                            text.join(", ")
-                        });
-                        ui.end_row();
+                        anchor_rows(ui, block, rows);
                     }
                 });
+        });
+}
+
+/// Anchors listed per block in the Blocks tab; the rest are counted.
+const ANCHORS_SHOWN: usize = 6;
+
+const ANCHOR_PMI_HELP: &str = "Pointwise mutual information between the token and its block, \
+in bits: how much more often the token occurs in this block than overall. Higher is a \
+stronger anchor.";
+
+const ANCHOR_PURITY_HELP: &str = "Purity H(B | token), in bits: the entropy of the blocks the \
+token is seen in. 0 bits is the best value: the token is always in this one block. A token \
+counts as an anchor only at 0.2 bits or less (SPEC §5), so every value here is at most 0.2.";
+
+/// One block's anchor rows (or "none").
+fn anchor_rows(ui: &mut egui::Ui, block: &str, rows: &[crate::engine::anchors::AnchorRow]) {
+    if rows.is_empty() {
+        ui.label(block);
+        ui.weak("none");
+        ui.end_row();
+        return;
+    }
+    for (n, r) in rows.iter().take(ANCHORS_SHOWN).enumerate() {
+        ui.label(if n == 0 { block } else { "" });
+        ui.monospace(format!("{:?}", r.token));
+        ui.label(format!("{:.2} bits", r.pmi_bits));
+        let purity = ui.label(format!("{:.2} bits", r.purity_bits));
+        if r.purity_bits == 0.0 {
+            purity.on_hover_text(
+                "0 bits: the token was only ever seen in this block (the best value).",
+            );
         }
-        None => {
-            ui.label("this checkpoint carries no anchor statistics");
-        }
+        ui.label(r.count.to_string());
+        ui.end_row();
+    }
+    if rows.len() > ANCHORS_SHOWN {
+        ui.label("");
+        ui.weak(format!("… and {} more", rows.len() - ANCHORS_SHOWN));
+        ui.end_row();
     }
 }
 

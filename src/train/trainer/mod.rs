@@ -6,10 +6,12 @@
 //! is never lost.
 //!
 //! The files: `config.rs` (settings, step report, errors), `loss.rs` (the loss of a batch),
-//! `snapshot.rs` (undoing steps and swapping block maps); the trainer and its step are here.
+//! `shards.rs` (a step's batch cut over the CPU threads), `snapshot.rs` (undoing steps and
+//! swapping block maps); the trainer and its step are here.
 
 mod config;
 mod loss;
+mod shards;
 mod snapshot;
 
 use std::collections::HashMap;
@@ -25,6 +27,7 @@ use crate::train::optimizer::AdamW;
 
 pub use config::{StepStats, TrainConfig, TrainError};
 pub use loss::{grad_norms, mean_ce, LossTerms};
+pub use shards::{set_training_threads, training_threads};
 pub use snapshot::TrainerSnapshot;
 
 /// Step-at-a-time trainer.
@@ -45,6 +48,9 @@ pub struct Trainer {
     /// `None` before the first step: whether the model is still learning (recruitment's
     /// patience counts only rounds after it has settled).
     pub ce_ema: Option<f64>,
+    /// Shards a step's batch is cut into, one per thread ([`shards`]); 1 by default, or the
+    /// threads given to [`set_training_threads`].
+    pub shards: usize,
     optimizer: AdamW,
     rng: SplitMix64,
 }
@@ -99,6 +105,7 @@ impl Trainer {
             step: 0,
             rules: Vec::new(),
             ce_ema: None,
+            shards: training_threads(),
             optimizer,
             rng,
         })
@@ -139,14 +146,8 @@ impl Trainer {
             return Err(TrainError::Invalid("no batch could be drawn".into()));
         }
         let lambda = self.lambda_at(self.step);
-        let LossTerms {
-            total,
-            ce,
-            penalty: pen,
-            anchor: anc,
-            rule,
-        } = self.batch_terms(&batch, lambda)?;
-        let loss = total.to_scalar::<f32>()?;
+        let (values, grads) = self.loss_and_grads(&batch, lambda)?;
+        let loss = values.total as f32;
         if !loss.is_finite() {
             return Err(TrainError::NonFinite {
                 step: self.step,
@@ -154,15 +155,14 @@ impl Trainer {
                 last_good: self.step.saturating_sub(1),
             });
         }
-        let grads = total.backward()?;
         self.optimizer.step(&grads)?;
         let stats = StepStats {
             step: self.step,
-            loss_nats: loss as f64,
-            ce_nats: ce.to_scalar::<f32>()? as f64,
-            penalty: pen.to_scalar::<f32>()? as f64,
-            anchor_nats: anc.to_scalar::<f32>()? as f64,
-            rule_nats: rule.to_scalar::<f32>()? as f64,
+            loss_nats: values.total,
+            ce_nats: values.ce,
+            penalty: values.penalty,
+            anchor_nats: values.anchor,
+            rule_nats: values.rule,
             lambda,
             tokens: batch.len() * self.config.seq_len,
         };
