@@ -5,6 +5,7 @@
 
 pub(crate) mod axes;
 mod cells;
+
 pub mod heads_table;
 mod notes;
 
@@ -22,7 +23,8 @@ use crate::studio::gpu_heatmap::{self, HeatmapData};
 use crate::studio::state::StudioState;
 
 use axes::{key_axis, legend, token_axis};
-use cells::{axis_labels, block_strips, block_strips_sized, grid_shape, highlight, hover_text};
+pub(super) use cells::block_strips;
+use cells::{axis_labels, block_strips_sized, grid_shape, highlight, hover_text};
 pub use notes::stale_note;
 use notes::unknown_note;
 
@@ -303,6 +305,10 @@ fn enlarged(
         ));
     }
     let row_labels = axis_labels(cap, tokens, state.aggregated, true);
+    if !state.aggregated {
+        // Room for the key blocks' bar painted above the map, clear of the title.
+        ui.add_space(6.0);
+    }
     ui.horizontal(|ui| {
         token_axis(ui, &row_labels, side);
         let resp = heatmap(

@@ -17,6 +17,7 @@ use crate::studio::gpu_heatmap;
 use crate::studio::state::{CompareState, StudioState};
 
 use super::attention::axes::{key_labels, printable, token_axis, TOKEN_AXIS_WIDTH};
+use super::attention::block_strips;
 /// B minus A and its colours (defined in `compare/difference.rs`).
 pub use difference::{difference_matrix, diverging, scale_of};
 use maps::texture;
@@ -296,6 +297,8 @@ fn side_heatmap(
     sides: &[CompareSide; 2],
 ) -> (egui::Rect, Option<(usize, usize)>) {
     let labels: Vec<String> = view.tokens.iter().map(|s| printable(s)).collect();
+    // Room for the key blocks' bar above the map.
+    ui.add_space(6.0);
     let resp = ui
         .horizontal(|ui| {
             token_axis(ui, &labels, side);
@@ -314,6 +317,8 @@ fn side_heatmap(
                 }
             };
             key_labels(ui, resp.rect, &labels);
+            // The blocks along both axes, as on the enlarged head (r(i) left, b(x_j) above).
+            block_strips(ui, resp.rect, &view.capture);
             resp
         })
         .inner;

@@ -52,7 +52,7 @@ pub(super) fn block_colour(b: usize) -> Color32 {
 /// The blocks along an enlarged heatmap: left of each row a bar in the colour of the query's
 /// relevant block r(i), above each column one in the colour of the key's block b(x_j) (a pooled
 /// cell takes its first token's), so where attention stays inside its block shows at a glance.
-pub(super) fn block_strips(ui: &egui::Ui, rect: egui::Rect, cap: &Capture) {
+pub(in crate::studio::panels) fn block_strips(ui: &egui::Ui, rect: egui::Rect, cap: &Capture) {
     block_strips_sized(ui, rect, cap, 4.0);
 }
 
