@@ -267,6 +267,28 @@ impl LocalistModel {
         out.reshape(shape)
     }
 
+    /// One layer's attention weights from its queries and keys, and the biased scores z when
+    /// kept: the fused op for training graphs on the CPU, else the composed ops.
+    fn attention(
+        q: &Tensor,
+        k: &Tensor,
+        bias: Option<&AttentionBias>,
+        causal: Option<&Tensor>,
+        scale: f64,
+        opts: ForwardOptions,
+        softmax: impl Fn(&Tensor) -> candle_core::Result<Tensor>,
+    ) -> candle_core::Result<(Tensor, Option<Tensor>)> {
+        let raw = q.matmul(&k.t()?)?;
+        if opts.differentiable && !opts.keep_scores {
+            if let Some(a) = fused_biased_attention(&raw, bias, causal, scale)? {
+                return Ok((a, None));
+            }
+        }
+        let s = (raw * scale)?;
+        let (a, z) = biased_attention(&s, bias, causal, softmax)?;
+        Ok((a, Some(z)))
+    }
+
     /// Forward pass over token ids [B,T] (u32) with one bias per layer.
     pub fn forward(
         &self,
@@ -317,20 +339,8 @@ impl LocalistModel {
                     .contiguous()
             };
             let (q, k, v) = (split(0)?, split(1)?, split(2)?);
-            let raw = q.matmul(&k.t()?)?;
-            let fused = if opts.differentiable && !opts.keep_scores {
-                fused_biased_attention(&raw, biases.get(l), causal.as_ref(), scale)?
-            } else {
-                None
-            };
-            let (a, z) = match fused {
-                Some(a) => (a, None),
-                None => {
-                    let s = (raw * scale)?;
-                    let (a, z) = biased_attention(&s, biases.get(l), causal.as_ref(), softmax)?;
-                    (a, Some(z))
-                }
-            };
+            let (a, z) =
+                Self::attention(&q, &k, biases.get(l), causal.as_ref(), scale, opts, softmax)?;
             let y = a
                 .matmul(&v)?
                 .transpose(1, 2)?

@@ -31,28 +31,62 @@ fn tab_bar(ui: &mut egui::Ui, tab: &mut Tab) {
 }
 
 fn tab_buttons(ui: &mut egui::Ui, tab: &mut Tab) {
+    // The tab shown last frame: when it changed (a click, a shortcut, the Tour, a restored
+    // session), the bar scrolls the new one into view, so a narrow window never hides it.
+    let last_id = egui::Id::unique("tab_bar_last_shown");
+    let changed = ui.data(|d| d.get_temp::<Tab>(last_id)) != Some(*tab);
     ui.horizontal(|ui| {
-        ui.selectable_value(tab, Tab::Attention, "Attention");
-        ui.selectable_value(tab, Tab::Theory, "Theory");
-        ui.selectable_value(tab, Tab::Blocks, "Blocks & anchors");
-        ui.selectable_value(tab, Tab::Compare, "Compare")
-            .on_hover_text("Two configurations side by side on the same text");
-        ui.selectable_value(tab, Tab::Rules, "Rules")
-            .on_hover_text("Write rules and put them in force in the running model");
-        ui.selectable_value(tab, Tab::Generate, "Generate")
-            .on_hover_text(
-                "Generate a few tokens and see the next-token distribution under the dial",
-            );
-        ui.selectable_value(tab, Tab::Recruitment, "Recruitment")
-            .on_hover_text(
-                "Blocks recruited, merged and pruned while training, each decision in bits",
-            );
-        ui.selectable_value(tab, Tab::Specialists, "Specialists")
-            .on_hover_text("A pool of specialists: documents routed by shortest code length");
-        ui.selectable_value(tab, Tab::Audit, "Audit")
-            .on_hover_text("Which rule maps to which block, measured; the audit log; the report");
+        for (value, label, tip) in TABS {
+            let r = ui.selectable_value(tab, value, label);
+            let r = if tip.is_empty() {
+                r
+            } else {
+                r.on_hover_text(tip)
+            };
+            if changed && *tab == value {
+                r.scroll_to_me(None);
+            }
+        }
     });
+    ui.data_mut(|d| d.insert_temp(last_id, *tab));
 }
+
+/// The tabs in bar order: value, label, tooltip (empty: none).
+const TABS: [(Tab, &str, &str); 9] = [
+    (Tab::Attention, "Attention", ""),
+    (Tab::Theory, "Theory", ""),
+    (Tab::Blocks, "Blocks & anchors", ""),
+    (
+        Tab::Compare,
+        "Compare",
+        "Two configurations side by side on the same text",
+    ),
+    (
+        Tab::Rules,
+        "Rules",
+        "Write rules and put them in force in the running model",
+    ),
+    (
+        Tab::Generate,
+        "Generate",
+        "Generate a few tokens and see the next-token distribution under the dial",
+    ),
+    (
+        Tab::Recruitment,
+        "Recruitment",
+        "Blocks recruited, merged and pruned while training, each decision in bits",
+    ),
+    (
+        Tab::Specialists,
+        "Specialists",
+        "A pool of specialists: documents routed by shortest code length",
+    ),
+    (
+        Tab::Audit,
+        "Audit",
+        "Which rule maps to which block, measured; the audit log; the report",
+    ),
+];
 
 impl StudioApp {
     /// The left column: the Model, Dial and Training panels.
