@@ -24,7 +24,7 @@ use crate::studio::state::StudioState;
 
 use axes::{key_axis, legend, token_axis};
 pub(super) use cells::block_strips;
-use cells::{axis_labels, block_strips_sized, grid_shape, highlight, hover_text};
+use cells::{axis_labels, block_strips_sized, grid_shape, highlight, hover_text, mean};
 pub use notes::stale_note;
 use notes::unknown_note;
 
@@ -328,14 +328,6 @@ fn enlarged(
     });
     // Room for the vertical key labels painted under the map.
     ui.add_space(64.0);
-}
-
-fn mean(v: &[f32]) -> f64 {
-    if v.is_empty() {
-        0.0
-    } else {
-        v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64
-    }
 }
 
 /// One heatmap (shader or texture) with a hover tooltip naming the cell.

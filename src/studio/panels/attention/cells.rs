@@ -197,3 +197,12 @@ pub(super) fn hover_text(
         )
     }
 }
+
+/// The mean of a head's per-query values (0 for none).
+pub(super) fn mean(v: &[f32]) -> f64 {
+    if v.is_empty() {
+        0.0
+    } else {
+        v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64
+    }
+}
