@@ -107,11 +107,19 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     // A command that trains cuts each step's batch over the threads instead, its shards'
     // products on one thread each (`train::trainer::shards`: 1.8 times one thread's speed on
     // two, where threaded products made it slower).
+    //
+    // The studio trains too: where its products measured fastest on one thread (and the user
+    // did not ask for one), its training cuts the batch over every CPU the same way.
+    let studio = matches!(cli.command, None | Some(Command::Studio { .. }));
     if let Some(n) = threads {
         let products = if trains && n > 1 {
             crate::engine::threads::set_training_threads(n);
             1
         } else {
+            if studio && n == 1 && cli.threads.is_none() {
+                let cpus = std::thread::available_parallelism().map_or(1, |c| c.get());
+                crate::engine::threads::set_training_threads(cpus);
+            }
             n
         };
         for var in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {

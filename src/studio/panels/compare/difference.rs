@@ -9,6 +9,7 @@ use super::side_matrix;
 use crate::engine::compare::CompareView;
 use crate::engine::Capture;
 use crate::studio::panels::attention::axes::{colour_bar, key_labels, printable, token_axis};
+use crate::studio::panels::attention::block_strips;
 
 /// The blue end of the diverging colormap (A attends more), ColorBrewer RdBu.
 const BLUE: [u8; 3] = [33, 102, 172];
@@ -92,6 +93,7 @@ pub(super) fn show(
     let t = a.capture.len().max(1);
     let tokens: Vec<String> = a.tokens.iter().map(|s| printable(s)).collect();
     let mut rect = egui::Rect::NOTHING;
+    ui.add_space(6.0);
     ui.horizontal(|ui| {
         token_axis(ui, &tokens, side);
         let resp = ui.add(
@@ -101,6 +103,8 @@ pub(super) fn show(
         );
         rect = resp.rect;
         key_labels(ui, resp.rect, &tokens);
+        // Side A's blocks along both axes, as on every heatmap.
+        block_strips(ui, resp.rect, &a.capture);
         if let Some(pos) = resp.hover_pos() {
             let rel = (pos - resp.rect.min) / resp.rect.size();
             let i = ((rel.y * t as f32) as usize).min(t - 1);
