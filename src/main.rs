@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    localist::keep_freed_memory();
     let cli = localist::cli::Cli::parse();
     let outcome = localist::cli::run(cli).and_then(|o| match o {
         localist::cli::Outcome::Done => Ok(()),

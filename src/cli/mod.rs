@@ -5,6 +5,7 @@ pub mod capture;
 pub mod corpus_gen;
 pub mod dial;
 pub mod eval;
+pub mod finetune;
 pub mod flags;
 pub mod output;
 pub mod recruit;

@@ -80,6 +80,9 @@ impl SweepArgs {
             resume: None,
             no_optimizer_state: true,
             quiet: true,
+            from: None,
+            adapt: String::new(),
+            dial_curve: Vec::new(),
         }
     }
 }

@@ -122,6 +122,18 @@ pub struct TrainArgs {
     /// Block recruitment.
     #[command(flatten)]
     pub recruitment: RecruitArgs,
+    /// Fine-tune this pretrained decoder (a .gguf file, a LLaMA or Qwen2 folder, or an adapter
+    /// folder) instead of training one of ours; --out is then the adapter folder.
+    #[arg(long)]
+    pub from: Option<PathBuf>,
+    /// With --from, what trains: qk (full query/key changes), lora:R (rank-R adapters on
+    /// queries and keys), lora:R:NAMES or NAMES (e.g. attn_q,attn_v or blk.3.attn_k).
+    #[arg(long, default_value = "lora:8")]
+    pub adapt: String,
+    /// With --from, also measure the untuned model under the inference dial at these λ
+    /// (comma-separated) on the same held-out windows, for comparison.
+    #[arg(long, value_delimiter = ',')]
+    pub dial_curve: Vec<f64>,
 }
 
 impl TrainBasics {
@@ -258,6 +270,9 @@ pub fn progress_bar(steps: usize, quiet: bool) -> ProgressBar {
 
 /// Run `localist train`.
 pub fn run(args: TrainArgs) -> Result<()> {
+    if args.from.is_some() {
+        return super::finetune::run(&args);
+    }
     let job = args.job()?;
     let pb = progress_bar(job.train.steps, args.quiet);
     let started = Instant::now();

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 /// What can be opened, for error messages.
 pub const SUPPORTED: &str = "a .gguf file of a LLaMA-family decoder, or a Hugging Face folder \
      (config.json + model.safetensors + tokenizer.json) of a BERT-family encoder or a GPT-2, \
-     LLaMA-architecture or Qwen2 decoder";
+     LLaMA-architecture or Qwen2 decoder, or an adapter folder (adapter.json) fine-tuned from \
+     one";
 
 /// The first four bytes of every GGUF file.
 pub const GGUF_MAGIC: [u8; 4] = *b"GGUF";
@@ -31,6 +32,9 @@ pub enum ModelKind {
     Gguf,
     /// A Hugging Face folder (or a `.json`/`.safetensors` file inside one).
     HuggingFace,
+    /// A fine-tuning adapter folder (`adapter.json` + `adapter.safetensors`), applied to the
+    /// base it names.
+    Adapter,
 }
 
 /// A model found on disk: its kind and where it is (the `.gguf` file itself, or the folder of
@@ -194,6 +198,7 @@ fn locate_file(path: &Path) -> Result<Located, DetectError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             return match locate_folder(dir)?.kind {
                 ModelKind::HuggingFace => found(ModelKind::HuggingFace, dir),
+                ModelKind::Adapter => found(ModelKind::Adapter, dir),
                 ModelKind::Checkpoint => Err(DetectError::InsideCheckpoint {
                     path: path.to_path_buf(),
                     dir: dir.to_path_buf(),
@@ -206,6 +211,12 @@ fn locate_file(path: &Path) -> Result<Located, DetectError> {
 }
 
 fn locate_folder(dir: &Path) -> Result<Located, DetectError> {
+    if dir.join("adapter.json").exists() {
+        return Ok(Located {
+            kind: ModelKind::Adapter,
+            path: dir.to_path_buf(),
+        });
+    }
     let cfg = dir.join("config.json");
     if cfg.exists() {
         return folder_with_config(dir, &cfg);

@@ -8,6 +8,7 @@
 //! [`AttentionModel`] interface as our own model, with its tokenizer as one of ours
 //! ([`HfTokenizer`]) and its blocks from k-means over the embedding rows or from a lexicon.
 
+pub mod adapter;
 pub mod bert;
 pub mod detect;
 pub mod eval;
@@ -45,6 +46,8 @@ pub enum ImportedModel {
     /// A LLaMA-architecture or Qwen2 decoder from a Hugging Face folder (boxed: its config
     /// makes it the largest variant).
     HfLlama(Box<hf_llama::HfLlama>),
+    /// A decoder with a fine-tuning adapter merged into it ([`adapter`]).
+    Adapted(Box<adapter::Adapted>),
 }
 
 impl ImportedModel {
@@ -65,6 +68,7 @@ impl ImportedModel {
                     Self::HfLlama(Box::new(hf_llama::HfLlama::open(dir, f, device)?))
                 }
             }),
+            ModelKind::Adapter => Ok(Self::Adapted(Box::new(adapter::open_adapted(dir, device)?))),
             ModelKind::Checkpoint => bail!(
                 "{}: a Localist checkpoint, not an imported model. Supported: {SUPPORTED}",
                 path.display()
@@ -86,6 +90,7 @@ impl ImportedModel {
             Self::Bert(m) => m,
             Self::Gpt2(m) => m,
             Self::HfLlama(m) => &m.decoder,
+            Self::Adapted(a) => a.base.model(),
         }
     }
 
@@ -96,6 +101,7 @@ impl ImportedModel {
             Self::Bert(m) => &m.dir,
             Self::Gpt2(m) => &m.dir,
             Self::HfLlama(m) => &m.dir,
+            Self::Adapted(a) => &a.dir,
         }
     }
 
@@ -109,6 +115,7 @@ impl ImportedModel {
                 "Qwen2 decoder (Hugging Face safetensors)"
             }
             Self::HfLlama(_) => "LLaMA-architecture decoder (Hugging Face safetensors)",
+            Self::Adapted(_) => "decoder fine-tuned by an adapter (merged into its base)",
         }
     }
 
@@ -119,6 +126,7 @@ impl ImportedModel {
             Self::Bert(_) => "bert",
             Self::Gpt2(_) => "gpt2",
             Self::HfLlama(m) => m.family.model_type(),
+            Self::Adapted(a) => a.base.arch_label(),
         }
     }
 
@@ -129,6 +137,7 @@ impl ImportedModel {
             Self::Bert(m) => m.parameters(),
             Self::Gpt2(m) => m.parameters,
             Self::HfLlama(m) => m.decoder.parameters,
+            Self::Adapted(a) => a.base.parameters(),
         }
     }
 
@@ -139,6 +148,7 @@ impl ImportedModel {
             Self::Bert(m) => m.config.hidden_size,
             Self::Gpt2(m) => m.config.n_embd,
             Self::HfLlama(m) => m.config.hidden_size,
+            Self::Adapted(a) => a.base.d_model(),
         }
     }
 
@@ -151,6 +161,7 @@ impl ImportedModel {
             Self::Bert(m) => HfTokenizer::new(m.hf_tokenizer().clone(), true, false),
             Self::Gpt2(m) => HfTokenizer::new(m.hf_tokenizer().clone(), true, true),
             Self::HfLlama(m) => HfTokenizer::new(m.decoder.hf_tokenizer().clone(), true, true),
+            Self::Adapted(a) => a.base.tokenizer(),
         }
     }
 
@@ -161,6 +172,27 @@ impl ImportedModel {
             Self::Bert(m) => m.embedding_rows(),
             Self::Gpt2(m) => m.embedding_rows(),
             Self::HfLlama(m) => m.decoder.embedding_rows(),
+            Self::Adapted(a) => a.base.embedding_rows(),
+        }
+    }
+
+    /// The LLaMA-family decoder inside (GGUF, LLaMA or Qwen2 folder, adapted), to fine-tune.
+    pub fn decoder(&self) -> Option<&gguf_llama::GgufLlama> {
+        match self {
+            Self::Llama(m) => Some(m),
+            Self::HfLlama(m) => Some(&m.decoder),
+            Self::Adapted(a) => a.base.decoder(),
+            Self::Bert(_) | Self::Gpt2(_) => None,
+        }
+    }
+
+    /// [`decoder`](Self::decoder), to change.
+    pub fn decoder_mut(&mut self) -> Option<&mut gguf_llama::GgufLlama> {
+        match self {
+            Self::Llama(m) => Some(m),
+            Self::HfLlama(m) => Some(&mut m.decoder),
+            Self::Adapted(a) => a.base.decoder_mut(),
+            Self::Bert(_) | Self::Gpt2(_) => None,
         }
     }
 
@@ -202,6 +234,7 @@ impl ImportedModel {
                 s.push(".blocks.json");
                 PathBuf::from(s)
             }
+            Self::Adapted(a) => a.dir.join("blocks.json"),
             _ => self.path().join("localist-blocks.json"),
         }
     }
@@ -254,6 +287,10 @@ pub fn model_sha256(path: &Path) -> Result<String> {
             return Ok(crate::model::checkpoint::checkpoint_sha256(&found.path)?)
         }
         ModelKind::Gguf => vec![("model.gguf", found.path)],
+        ModelKind::Adapter => ["adapter.json", "adapter.safetensors", "blocks.json"]
+            .iter()
+            .map(|&n| (n, found.path.join(n)))
+            .collect(),
         ModelKind::HuggingFace if path.is_file() => vec![("model.gguf", path.to_path_buf())],
         ModelKind::HuggingFace => {
             // GPT-2 folders may hold vocab.json + merges.txt in place of tokenizer.json.

@@ -4,6 +4,7 @@
 pub mod codelength;
 pub mod dataset;
 pub mod eval;
+pub mod finetune;
 pub mod group_lasso;
 pub mod optimizer;
 pub mod penalty;

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod blocks;
 pub mod capture;
 pub mod eval;
+pub mod finetune;
 pub mod model;
 pub mod rules;
 pub mod specialists;

@@ -279,7 +279,7 @@ impl GgufLlama {
     }
 
     /// RoPE tables (cos, sin) [n, d_h/2] of positions p..p+n.
-    fn rope_tables(&self, p: usize, n: usize) -> candle_core::Result<(Tensor, Tensor)> {
+    pub(crate) fn rope_tables(&self, p: usize, n: usize) -> candle_core::Result<(Tensor, Tensor)> {
         let c = &self.config;
         let dh = c.d_model / c.heads;
         let dev = &self.device;

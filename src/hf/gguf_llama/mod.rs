@@ -10,6 +10,7 @@ mod cursor;
 mod forward;
 pub mod header;
 pub mod metadata;
+mod train_forward;
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,7 @@ use crate::model::transformer::{ForwardOutput, ModelError};
 
 use metadata::tokenizer_from_gguf;
 pub use metadata::LlamaConfig;
+pub use train_forward::{NoDelta, Projection, ProjectionDelta, TrainForward};
 
 /// One decoder layer's weights, dequantized to f32.
 pub(crate) struct Layer {

@@ -1,4 +1,5 @@
-//! Fused CPU ops with hand-written backward passes: row softmax, LayerNorm and bias addition.
+//! Fused CPU ops with hand-written backward passes: row softmax, LayerNorm, bias addition and
+//! products with a frozen weight.
 //!
 //! candle differentiates softmax and LayerNorm through chains of small tensor ops, and the
 //! gradient of a broadcast bias through a generic reduction that does a division per element;
@@ -9,6 +10,7 @@
 
 mod attention;
 mod bias;
+mod frozen;
 mod layer_norm;
 mod softmax;
 #[cfg(test)]
@@ -18,6 +20,7 @@ use candle_core::{CpuStorage, DType, Layout, Tensor};
 
 pub use attention::biased_softmax;
 pub use bias::add_bias;
+pub use frozen::frozen_linear;
 pub use layer_norm::layer_norm;
 pub use softmax::softmax_last;
 

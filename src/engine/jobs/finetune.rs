@@ -1,0 +1,169 @@
+//! Fine-tuning an imported decoder towards its blocks, for both faces: set up from plain
+//! inputs (the model's path, a corpus file, the blocks, what trains), step, evaluate and save
+//! the adapter ([`crate::train::finetune`]).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::data::lexicon::Lexicon;
+use crate::data::tokenizer::Tokenizer;
+use crate::engine::corpus::{asset_path, sha256_hex};
+use crate::files::{read_text, MAX_CORPUS_BYTES};
+use crate::hf::adapter::{save_adapter, AdapterSpec, BaseRef};
+use crate::hf::eval::RealEvalRow;
+use crate::hf::{lexicon_blocks, HfTokenizer, ImportedModel};
+use crate::model::blocks::BlockMap;
+use crate::train::finetune::{FineTuneConfig, FineTuner};
+use crate::train::StepStats;
+
+pub use crate::hf::adapter::MAX_RANK;
+
+/// What a fine-tune is asked to do.
+#[derive(Clone, Debug)]
+pub struct FinetuneJob {
+    /// The base: a `.gguf` file, a LLaMA/Qwen2 folder, or an adapter folder (tuned further).
+    pub from: PathBuf,
+    /// A UTF-8 text file.
+    pub corpus: PathBuf,
+    /// Blocks: `kmeans:K` (default 16), `lexicon:PATH`, or `saved` (the model's own).
+    pub blocks: String,
+    /// What trains (`qk`, `lora:R`, `lora:R:NAMES`, `NAMES`; see [`AdapterSpec::parse`]).
+    pub adapt: String,
+    /// λ_train, η, lr, steps, T, B, seed.
+    pub lambda_train: f64,
+    /// η.
+    pub eta: f64,
+    /// Learning rate.
+    pub lr: f64,
+    /// Steps.
+    pub steps: usize,
+    /// Window length.
+    pub seq_len: usize,
+    /// Windows per step.
+    pub batch_size: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// A set-up fine-tune with what its file records.
+pub struct FinetuneRun {
+    /// The run.
+    pub tuner: FineTuner,
+    /// The corpus file and its SHA-256.
+    pub corpus: (PathBuf, String),
+    /// The model's tokenizer.
+    pub tokenizer: HfTokenizer,
+}
+
+/// Open the base, tokenize the corpus, build the blocks and the adapter.
+pub fn setup(job: &FinetuneJob) -> Result<FinetuneRun> {
+    let base_path = job.from.clone();
+    let model = ImportedModel::open(&base_path, &candle_core::Device::Cpu)?;
+    let Some(decoder) = model.decoder() else {
+        bail!(
+            "{}: a {} model; fine-tuning supports LLaMA-family decoders (a .gguf file, or a \
+             LLaMA or Qwen2 folder)",
+            base_path.display(),
+            model.arch_label()
+        );
+    };
+    let spec = AdapterSpec::parse(&job.adapt, decoder.config.layers).map_err(anyhow::Error::msg)?;
+    let tokenizer = model.tokenizer();
+    let corpus_path = asset_path(&job.corpus);
+    let text = read_text(&corpus_path, MAX_CORPUS_BYTES, "a corpus")?;
+    if text.trim().is_empty() {
+        bail!("{}: the corpus is empty", corpus_path.display());
+    }
+    let ids = tokenizer.encode(&text);
+    let blocks = blocks_for(&model, &tokenizer, &job.blocks, job.seed)?;
+    let base_ref = BaseRef {
+        path: std::fs::canonicalize(&base_path).unwrap_or(base_path.clone()),
+        sha256: crate::hf::model_sha256(&base_path)?,
+        arch: model.arch_label().into(),
+    };
+    let config = FineTuneConfig {
+        lambda_train: job.lambda_train,
+        eta: job.eta,
+        lr: job.lr,
+        steps: job.steps,
+        seq_len: job.seq_len,
+        batch_size: job.batch_size,
+        seed: job.seed,
+        ..FineTuneConfig::new(spec)
+    };
+    let tuner = FineTuner::new(model, base_ref, blocks, ids, config).with_context(|| {
+        format!(
+            "fine-tuning {} on {}",
+            base_path.display(),
+            corpus_path.display()
+        )
+    })?;
+    Ok(FinetuneRun {
+        tuner,
+        corpus: (corpus_path, sha256_hex(text.as_bytes())),
+        tokenizer,
+    })
+}
+
+/// The blocks `spec` names for `model`.
+fn blocks_for(model: &ImportedModel, tok: &HfTokenizer, spec: &str, seed: u64) -> Result<BlockMap> {
+    if spec == "saved" {
+        return model.saved_blocks(tok)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "--blocks saved: no block map saved for this model ({})",
+                model.blocks_path().display()
+            )
+        });
+    }
+    if let Some(k) = spec.strip_prefix("kmeans:") {
+        let k: usize = k
+            .parse()
+            .with_context(|| format!("--blocks {spec}: '{k}' is not a whole number"))?;
+        return model.kmeans_blocks(tok, k, seed);
+    }
+    if let Some(path) = spec.strip_prefix("lexicon:") {
+        let lex = Lexicon::load(&asset_path(Path::new(path)))?;
+        return Ok(lexicon_blocks(&lex, tok)?);
+    }
+    bail!("--blocks {spec}: expected kmeans:K, lexicon:PATH or saved")
+}
+
+impl FinetuneRun {
+    /// One step.
+    pub fn step(&mut self) -> Result<StepStats> {
+        Ok(self.tuner.train_step()?)
+    }
+
+    /// Held-out metrics at λ_inf = 0 with the adapter applied.
+    pub fn evaluate(&self, windows: usize) -> Result<RealEvalRow> {
+        self.tuner.evaluate(windows)
+    }
+
+    /// The base under the inference dial (mode A) at each λ of `lambdas`, on the held-out
+    /// windows.
+    pub fn dial_curve(&mut self, lambdas: &[f64], windows: usize) -> Result<Vec<RealEvalRow>> {
+        let dials: Vec<_> = lambdas
+            .iter()
+            .map(|&l| crate::model::dial::DialSetting::bias(l))
+            .collect();
+        self.tuner.evaluate_base(&dials, windows)
+    }
+
+    /// Write the adapter folder `dir` (atomically), with `eval` when measured.
+    pub fn save(&self, dir: &Path, eval: Option<&RealEvalRow>) -> Result<()> {
+        let info = self
+            .tuner
+            .info(Some((&self.corpus.0, self.corpus.1.as_str())), eval);
+        save_adapter(dir, &info, &self.tuner.adapter, &self.tuner.blocks)
+    }
+
+    /// "LoRA rank 8 of attn_q, attn_k in 30 layers: 138,240 scalars".
+    pub fn describe(&self) -> String {
+        format!(
+            "{}: {} trainable scalars",
+            self.tuner.adapter.spec.describe(),
+            self.tuner.adapter.num_scalars()
+        )
+    }
+}

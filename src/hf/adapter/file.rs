@@ -1,0 +1,217 @@
+//! The adapter folder on disk: written atomically, read back with every name, shape and value
+//! checked, applied only to the base it was made for.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::{param_name, Adapter, AdapterSpec, ChangeKind};
+use crate::hf::ImportedModel;
+use crate::model::blocks::BlockMap;
+use crate::model::params::ParamStore;
+
+/// The `format` of every `adapter.json`.
+pub const ADAPTER_FORMAT: &str = "localist-adapter";
+
+/// The base model an adapter was made for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BaseRef {
+    /// Where it was (absolute when it was written).
+    pub path: PathBuf,
+    /// Its SHA-256 ([`crate::hf::model_sha256`]).
+    pub sha256: String,
+    /// Its architecture ("llama", "qwen2").
+    pub arch: String,
+}
+
+/// `adapter.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdapterInfo {
+    /// Always [`ADAPTER_FORMAT`].
+    pub format: String,
+    /// Format version (1).
+    pub version: u32,
+    /// The base.
+    pub base: BaseRef,
+    /// What changed.
+    pub spec: AdapterSpec,
+    /// How it was trained (λ_train, steps, corpus and its hash, held-out metrics).
+    #[serde(default)]
+    pub training: serde_json::Value,
+}
+
+/// A base model with an adapter merged into it.
+pub struct Adapted {
+    /// The base, its weights changed by the adapter.
+    pub base: ImportedModel,
+    /// The adapter's folder.
+    pub dir: PathBuf,
+    /// Its `adapter.json`.
+    pub info: AdapterInfo,
+}
+
+/// Write the adapter folder `dir` atomically (a temporary sibling renamed into place).
+pub fn save_adapter(
+    dir: &Path,
+    info: &AdapterInfo,
+    adapter: &Adapter,
+    blocks: &BlockMap,
+) -> Result<()> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "adapter".into());
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).with_context(|| format!("{}", parent.display()))?;
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).with_context(|| format!("{}", tmp.display()))?;
+    }
+    fs::create_dir_all(&tmp).with_context(|| format!("{}", tmp.display()))?;
+    let tensors: HashMap<String, Tensor> = adapter.params.tensors().into_iter().collect();
+    candle_core::safetensors::save(&tensors, tmp.join("adapter.safetensors"))
+        .with_context(|| format!("{}: writing adapter.safetensors", dir.display()))?;
+    let write = |file: &str, text: String| {
+        fs::write(tmp.join(file), text)
+            .with_context(|| format!("{}: writing {file}", dir.display()))
+    };
+    write("adapter.json", serde_json::to_string_pretty(info)?)?;
+    write("blocks.json", serde_json::to_string_pretty(blocks)?)?;
+    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+    if dir.exists() {
+        fs::rename(dir, &old).with_context(|| format!("{}", dir.display()))?;
+    }
+    fs::rename(&tmp, dir).with_context(|| format!("{}", dir.display()))?;
+    if old.exists() {
+        fs::remove_dir_all(&old).with_context(|| format!("{}", old.display()))?;
+    }
+    Ok(())
+}
+
+/// Read `dir`'s `adapter.json`.
+pub fn read_info(dir: &Path) -> Result<AdapterInfo> {
+    let path = dir.join("adapter.json");
+    let text = crate::files::read_text(&path, crate::files::MAX_CONFIG_BYTES, "an adapter.json")?;
+    let info: AdapterInfo = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not an adapter description", path.display()))?;
+    if info.format != ADAPTER_FORMAT {
+        bail!(
+            "{}: format is \"{}\", expected \"{ADAPTER_FORMAT}\"",
+            path.display(),
+            info.format
+        );
+    }
+    Ok(info)
+}
+
+/// Where the base is: its recorded path, or (when that is relative and not found) the same
+/// path from the adapter's folder.
+fn base_path(dir: &Path, info: &AdapterInfo) -> Result<PathBuf> {
+    let recorded = &info.base.path;
+    if recorded.exists() {
+        return Ok(recorded.clone());
+    }
+    let beside = dir.join(recorded);
+    if recorded.is_relative() && beside.exists() {
+        return Ok(beside);
+    }
+    bail!(
+        "{}: its base model {} is not there (SHA-256 {}); put the base back at that path",
+        dir.join("adapter.json").display(),
+        recorded.display(),
+        info.base.sha256
+    )
+}
+
+/// Open the adapter folder `dir`: its base (refused when its SHA-256 is not the recorded one),
+/// with the changes merged in.
+pub fn open_adapted(dir: &Path, device: &Device) -> Result<Adapted> {
+    let info = read_info(dir)?;
+    let base = base_path(dir, &info)?;
+    let got = crate::hf::model_sha256(&base)?;
+    if got != info.base.sha256 {
+        bail!(
+            "{}: made for the base {} with SHA-256 {}, but that model's SHA-256 is now {got}; \
+             refusing to apply it to a different model",
+            dir.display(),
+            base.display(),
+            info.base.sha256
+        );
+    }
+    let mut model = ImportedModel::open(&base, device)?;
+    let arch = model.arch_label();
+    let decoder = model.decoder_mut().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: its base {} is a {arch} model; adapters apply to LLaMA-family decoders",
+            dir.display(),
+            base.display()
+        )
+    })?;
+    let adapter = read_adapter(dir, &info, decoder, device)?;
+    adapter
+        .merge_into(decoder)
+        .with_context(|| format!("{}: applying the adapter", dir.display()))?;
+    Ok(Adapted {
+        base: model,
+        dir: dir.to_path_buf(),
+        info,
+    })
+}
+
+/// The adapter's tensors, checked against its spec and the base's shapes.
+fn read_adapter(
+    dir: &Path,
+    info: &AdapterInfo,
+    base: &crate::hf::gguf_llama::GgufLlama,
+    device: &Device,
+) -> Result<Adapter> {
+    let file = dir.join("adapter.safetensors");
+    let mut tensors = crate::model::checkpoint::read_tensors(&file, device)?;
+    let mut params = ParamStore::new();
+    let layers = base.config.layers;
+    for &(l, p) in &info.spec.targets {
+        if l >= layers {
+            bail!(
+                "{}: names layer {l}, but the base has {layers} layers",
+                dir.join("adapter.json").display()
+            );
+        }
+        let (out, inp) = base.projection_weight(l, p)?.dims2()?;
+        let parts: Vec<(&str, (usize, usize))> = match info.spec.change {
+            ChangeKind::Full => vec![("delta", (out, inp))],
+            ChangeKind::Lora { rank, .. } => vec![("lora_a", (rank, inp)), ("lora_b", (out, rank))],
+        };
+        for (part, shape) in parts {
+            let name = param_name(l, p, part);
+            let t = tensors
+                .remove(&name)
+                .ok_or_else(|| anyhow::anyhow!("{}: tensor {name} is missing", file.display()))?;
+            if t.dims2().ok() != Some(shape) {
+                bail!(
+                    "{}: tensor {name} is {:?}, expected {:?}",
+                    file.display(),
+                    t.dims(),
+                    [shape.0, shape.1]
+                );
+            }
+            params.insert(&name, &t)?;
+        }
+    }
+    if let Some(extra) = tensors.keys().next() {
+        bail!(
+            "{}: tensor {extra} is not in adapter.json's list of changes",
+            file.display()
+        );
+    }
+    Ok(Adapter {
+        spec: info.spec.clone(),
+        params,
+    })
+}

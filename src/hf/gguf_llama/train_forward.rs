@@ -1,0 +1,304 @@
+//! A differentiable forward of a LLaMA-family decoder over a batch, for fine-tuning: the same
+//! computation as [`GgufLlama::forward_with`] at the plain model (causal mask, no dial), built
+//! from ops that carry gradients (candle's fused RMSNorm and RoPE drop them silently; see
+//! STACK.md), with frozen weights that get none ([`frozen_linear`]) and what fine-tuning adds
+//! to each projection ([`ProjectionDelta`]).
+
+use candle_core::quantized::QMatMul;
+use candle_core::{Tensor, D};
+use serde::{Deserialize, Serialize};
+
+use crate::hf::gguf_llama::{GgufLlama, Layer};
+use crate::model::attention::{biased_attention, causal_tensor, fused_biased_attention};
+use crate::model::fused::frozen_linear;
+use crate::model::transformer::ModelError;
+
+/// A weight matrix of a decoder layer, named as GGUF files name them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Projection {
+    /// Queries.
+    Q,
+    /// Keys.
+    K,
+    /// Values.
+    V,
+    /// The attention's output.
+    O,
+    /// The MLP's gate.
+    Gate,
+    /// The MLP's up projection.
+    Up,
+    /// The MLP's down projection.
+    Down,
+}
+
+impl Projection {
+    /// Every projection, in layer order.
+    pub const ALL: [Projection; 7] = [
+        Self::Q,
+        Self::K,
+        Self::V,
+        Self::O,
+        Self::Gate,
+        Self::Up,
+        Self::Down,
+    ];
+
+    /// The GGUF name ("attn_q", ...), as in `blk.3.attn_q.weight`.
+    pub fn gguf_name(self) -> &'static str {
+        match self {
+            Self::Q => "attn_q",
+            Self::K => "attn_k",
+            Self::V => "attn_v",
+            Self::O => "attn_output",
+            Self::Gate => "ffn_gate",
+            Self::Up => "ffn_up",
+            Self::Down => "ffn_down",
+        }
+    }
+
+    /// The projection a GGUF name ("attn_q") or a Hugging Face one ("q_proj") names.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "attn_q" | "q_proj" | "q" => Self::Q,
+            "attn_k" | "k_proj" | "k" => Self::K,
+            "attn_v" | "v_proj" | "v" => Self::V,
+            "attn_output" | "o_proj" | "o" => Self::O,
+            "ffn_gate" | "gate_proj" | "gate" => Self::Gate,
+            "ffn_up" | "up_proj" | "up" => Self::Up,
+            "ffn_down" | "down_proj" | "down" => Self::Down,
+            _ => return None,
+        })
+    }
+}
+
+/// What fine-tuning adds to a decoder's projections.
+pub trait ProjectionDelta {
+    /// The addition to projection `p` of layer `l` for its input `x` [B,T,in], or None.
+    fn delta(&self, l: usize, p: Projection, x: &Tensor) -> candle_core::Result<Option<Tensor>>;
+}
+
+/// No change: the base model.
+pub struct NoDelta;
+
+impl ProjectionDelta for NoDelta {
+    fn delta(&self, _: usize, _: Projection, _: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(None)
+    }
+}
+
+/// A training forward's results.
+pub struct TrainForward {
+    /// Next-token logits [B·T, V].
+    pub logits: Tensor,
+    /// Attention of every layer [B,H,T,T].
+    pub attention: Vec<Tensor>,
+}
+
+impl GgufLlama {
+    /// The forward over a batch `ids` [B,T] with `delta` added to the projections:
+    /// differentiable in whatever `delta` holds, the base weights frozen.
+    pub fn forward_train(
+        &self,
+        ids: &Tensor,
+        delta: &dyn ProjectionDelta,
+    ) -> Result<TrainForward, ModelError> {
+        let c = &self.config;
+        let (b, t) = ids.dims2()?;
+        if t == 0 {
+            return Err(ModelError::Input("empty input".into()));
+        }
+        if t > c.context {
+            return Err(ModelError::TooLong(t, c.context));
+        }
+        let (cos, sin) = self.rope_tables(0, t)?;
+        let causal = causal_tensor(b, t, &self.device)?;
+        let mut x = self
+            .embed
+            .embedding(&ids.flatten_all()?)?
+            .reshape((b, t, c.d_model))?;
+        let mut attention = Vec::with_capacity(c.layers);
+        let eps = c.rms_eps as f32;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let lin = |p: Projection, input: &Tensor| linear(layer, l, p, input, delta);
+            let hx = candle_nn::ops::rms_norm_slow(&x, &layer.attn_norm, eps)?;
+            let (y, a) = self.train_attention(&hx, (&cos, &sin), &causal, &lin)?;
+            x = (x + lin(Projection::O, &y)?)?;
+            let hx = candle_nn::ops::rms_norm_slow(&x, &layer.ffn_norm, eps)?;
+            let g = lin(Projection::Gate, &hx)?.silu()?;
+            let f = lin(Projection::Down, &(g * lin(Projection::Up, &hx)?)?)?;
+            x = (x + f)?;
+            attention.push(a);
+        }
+        let x = candle_nn::ops::rms_norm_slow(&x, &self.out_norm, eps)?;
+        let logits = frozen_linear(&x, weight(&self.head)?)?.reshape((b * t, c.vocab))?;
+        Ok(TrainForward { logits, attention })
+    }
+
+    /// One layer's attention over the normed input `hx` [B,T,d] under the causal mask:
+    /// (output [B,T,d] before its projection, attention [B,H,T,T]).
+    fn train_attention(
+        &self,
+        hx: &Tensor,
+        (cos, sin): (&Tensor, &Tensor),
+        causal: &Tensor,
+        lin: &dyn Fn(Projection, &Tensor) -> candle_core::Result<Tensor>,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let c = &self.config;
+        let (b, t, _) = hx.dims3()?;
+        let (h, kvh) = (c.heads, c.kv_heads.max(1));
+        let dh = c.d_model / h;
+        let split = |p: Projection, heads: usize| -> candle_core::Result<Tensor> {
+            lin(p, hx)?
+                .reshape((b, t, heads, dh))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let rot = |x: &Tensor| -> candle_core::Result<Tensor> {
+            if c.rope_half {
+                candle_nn::rotary_emb::rope_slow(x, cos, sin)
+            } else {
+                candle_nn::rotary_emb::rope_i_slow(x, cos, sin)
+            }
+        };
+        let rep = h / kvh;
+        let expand = |x: Tensor| -> candle_core::Result<Tensor> {
+            if rep == 1 {
+                return Ok(x);
+            }
+            x.unsqueeze(2)?
+                .expand((b, kvh, rep, t, dh))?
+                .reshape((b, h, t, dh))
+        };
+        let q = rot(&split(Projection::Q, h)?)?;
+        let k = expand(rot(&split(Projection::K, kvh)?)?)?;
+        let v = expand(split(Projection::V, kvh)?)?;
+        let raw = q.matmul(&k.t()?)?;
+        let scale = 1.0 / (dh as f64).sqrt();
+        let a = match fused_biased_attention(&raw, None, Some(causal), scale)? {
+            Some(a) => a,
+            None => {
+                biased_attention(&(raw * scale)?, None, Some(causal), |z| {
+                    candle_nn::ops::softmax(z, D::Minus1)
+                })?
+                .0
+            }
+        };
+        let y = a
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, t, c.d_model))?;
+        Ok((y, a))
+    }
+
+    /// Projection `p`'s weight [out, in] in layer `l`.
+    pub fn projection_weight(&self, l: usize, p: Projection) -> candle_core::Result<&Tensor> {
+        let layer = self
+            .layers
+            .get(l)
+            .ok_or_else(|| candle_core::Error::Msg(format!("no layer {l}")))?;
+        weight(layer.matrix(p))
+    }
+
+    /// Replace projection `p` of layer `l` by `w` [out, in] (of the same shape).
+    pub fn set_projection(&mut self, l: usize, p: Projection, w: Tensor) -> candle_core::Result<()> {
+        let old = self.projection_weight(l, p)?;
+        if old.dims() != w.dims() {
+            candle_core::bail!(
+                "layer {l} {}: the new weight is {:?}, the old {:?}",
+                p.gguf_name(),
+                w.dims(),
+                old.dims()
+            )
+        }
+        if let Some(layer) = self.layers.get_mut(l) {
+            *layer.matrix_mut(p) = QMatMul::Tensor(w);
+        }
+        Ok(())
+    }
+
+    /// Add `delta` [out, in] to projection `p` of layer `l` (an adapter merged for inference).
+    pub fn add_to_projection(
+        &mut self,
+        l: usize,
+        p: Projection,
+        delta: &Tensor,
+    ) -> candle_core::Result<()> {
+        let w = self.projection_weight(l, p)?;
+        if w.dims() != delta.dims() {
+            candle_core::bail!(
+                "layer {l} {}: the change is {:?}, the weight {:?}",
+                p.gguf_name(),
+                delta.dims(),
+                w.dims()
+            )
+        }
+        let merged = (w + delta)?;
+        if let Some(layer) = self.layers.get_mut(l) {
+            *layer.matrix_mut(p) = QMatMul::Tensor(merged);
+        }
+        Ok(())
+    }
+}
+
+impl Layer {
+    /// The matrix of projection `p`.
+    fn matrix(&self, p: Projection) -> &QMatMul {
+        match p {
+            Projection::Q => &self.q,
+            Projection::K => &self.k,
+            Projection::V => &self.v,
+            Projection::O => &self.o,
+            Projection::Gate => &self.gate,
+            Projection::Up => &self.up,
+            Projection::Down => &self.down,
+        }
+    }
+
+    /// The matrix of projection `p`, to replace.
+    fn matrix_mut(&mut self, p: Projection) -> &mut QMatMul {
+        match p {
+            Projection::Q => &mut self.q,
+            Projection::K => &mut self.k,
+            Projection::V => &mut self.v,
+            Projection::O => &mut self.o,
+            Projection::Gate => &mut self.gate,
+            Projection::Up => &mut self.up,
+            Projection::Down => &mut self.down,
+        }
+    }
+}
+
+/// Projection `p` of layer `l` applied to `x`: the frozen weight, the layer's bias (Qwen2's
+/// q, k, v) and the delta.
+fn linear(
+    layer: &Layer,
+    l: usize,
+    p: Projection,
+    x: &Tensor,
+    delta: &dyn ProjectionDelta,
+) -> candle_core::Result<Tensor> {
+    let mut y = frozen_linear(x, weight(layer.matrix(p))?)?;
+    let bias_index = match p {
+        Projection::Q => Some(0),
+        Projection::K => Some(1),
+        Projection::V => Some(2),
+        _ => None,
+    };
+    if let Some(bias) = bias_index.and_then(|i| layer.qkv_bias.as_ref().and_then(|bs| bs.get(i))) {
+        y = y.broadcast_add(bias)?;
+    }
+    if let Some(d) = delta.delta(l, p, x)? {
+        y = (y + d)?;
+    }
+    Ok(y)
+}
+
+/// The f32 weight of a dequantized matrix.
+fn weight(m: &QMatMul) -> candle_core::Result<&Tensor> {
+    match m {
+        QMatMul::Tensor(w) | QMatMul::TensorF16(w) => Ok(w),
+        QMatMul::QTensor(_) => candle_core::bail!("a quantized weight (expected dequantized f32)"),
+    }
+}

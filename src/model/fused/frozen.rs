@@ -1,0 +1,81 @@
+//! A product with a frozen weight, y = x·Wᵀ, whose backward pass gives x its gradient and
+//! computes nothing for W. candle's matmul backward always computes both operands' gradients,
+//! so fine-tuning a few projections of a pretrained model paid for a gradient of every frozen
+//! matrix it passed through (the output head's alone is V×d, 28M values for SmolLM2, each step).
+//!
+//! The product itself is candle's, on a detached input; the op only carries it through and
+//! routes the gradient: dx = dy·W.
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+
+use crate::model::fused::{fused_ok, slice};
+
+/// Passes the detached product through; its backward is dy·W.
+struct GradThrough {
+    /// The frozen weight [out, in].
+    w: Tensor,
+}
+
+impl CustomOp2 for GradThrough {
+    fn name(&self) -> &'static str {
+        "frozen-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _s1: &CpuStorage,
+        _l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let y = slice(s2, l2, self.name())?;
+        Ok((CpuStorage::F32(y.to_vec()), l2.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        _y: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let out = self.w.dim(0)?;
+        let rows = grad.elem_count() / out.max(1);
+        let dx = grad
+            .contiguous()?
+            .reshape((rows, out))?
+            .matmul(&self.w)?
+            .reshape(x.shape())?;
+        Ok((Some(dx), None))
+    }
+}
+
+/// x [.., in] · Wᵀ for a weight `w` [out, in] that gets no gradient (differentiable in x).
+/// Off the CPU, or for other dtypes, candle's product (which also differentiates W).
+pub fn frozen_linear(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    let (out, inp) = w.dims2()?;
+    let mut dims = x.dims().to_vec();
+    let Some(last) = dims.last_mut() else {
+        candle_core::bail!("frozen-linear: a scalar input")
+    };
+    if *last != inp {
+        candle_core::bail!(
+            "frozen-linear: input width {} against weight {out}×{inp}",
+            *last
+        )
+    }
+    *last = out;
+    let rows = x.elem_count() / inp.max(1);
+    let product = |x: &Tensor| -> candle_core::Result<Tensor> {
+        x.contiguous()?
+            .reshape((rows, inp))?
+            .matmul(&w.t()?)?
+            .reshape(dims.as_slice())
+    };
+    if !(fused_ok(x) && fused_ok(w)) {
+        return product(x);
+    }
+    let y = product(&x.detach())?;
+    x.contiguous()?
+        .apply_op2(&y, GradThrough { w: w.contiguous()? })
+}

@@ -1,0 +1,73 @@
+//! Settings of a fine-tuning run.
+
+use crate::hf::adapter::AdapterSpec;
+use crate::train::penalty::GroupWeights;
+
+/// How a fine-tune runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FineTuneConfig {
+    /// What trains.
+    pub spec: AdapterSpec,
+    /// λ_train: weight of the off-block penalty (ramped in over the first tenth of the steps).
+    pub lambda_train: f64,
+    /// η, the penalty's scale (SPEC §4.1).
+    pub eta: f64,
+    /// AdamW learning rate (no weight decay: the change is not pulled back to the base).
+    pub lr: f64,
+    /// Steps.
+    pub steps: usize,
+    /// Window length T.
+    pub seq_len: usize,
+    /// Windows per step B.
+    pub batch_size: usize,
+    /// Seed of the window sampler and of LoRA's A.
+    pub seed: u64,
+    /// Off-block group weights.
+    pub weights: GroupWeights,
+    /// ε inside the group norms' square roots.
+    pub penalty_eps: f64,
+}
+
+impl FineTuneConfig {
+    /// Defaults for `spec`.
+    pub fn new(spec: AdapterSpec) -> Self {
+        Self {
+            spec,
+            lambda_train: 0.5,
+            eta: 1.0,
+            lr: 1e-3,
+            steps: 200,
+            seq_len: 128,
+            batch_size: 4,
+            seed: 0,
+            weights: GroupWeights::Unit,
+            penalty_eps: 1e-12,
+        }
+    }
+
+    /// An error naming the first setting out of range.
+    pub fn check(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.lambda_train) {
+            return Err(format!(
+                "--lambda-train {} is outside [0, 1]",
+                self.lambda_train
+            ));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
+            return Err(format!("--lr {} is outside (0, 1]", self.lr));
+        }
+        if !(self.eta.is_finite() && self.eta >= 0.0) {
+            return Err(format!("η {} must be finite and ≥ 0", self.eta));
+        }
+        if self.seq_len < 2 || self.batch_size == 0 || self.batch_size > 256 {
+            return Err(format!(
+                "--seq {} and --batch {}: need --seq ≥ 2 and --batch 1 to 256",
+                self.seq_len, self.batch_size
+            ));
+        }
+        if self.steps == 0 {
+            return Err("--steps must be at least 1".into());
+        }
+        Ok(())
+    }
+}

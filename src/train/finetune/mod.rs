@@ -1,0 +1,293 @@
+//! Fine-tuning a pretrained decoder towards its blocks (issue 17): the off-block penalty of
+//! SPEC §4.1 on the decoder's own attention, added to its next-token cross-entropy, trains an
+//! [`Adapter`] (full changes or LoRA on chosen projections) while the base stays frozen.
+//!
+//! One step: B windows of T+1 tokens of the corpus (the model's own tokenizer), the
+//! differentiable forward ([`GgufLlama::forward_train`]), loss = CE + η·λ·mean_l Ω_l with λ
+//! ramped in over the first tenth of the steps as our own training anneals it, AdamW on the
+//! adapter alone. Between steps the base holds W₀ + Δ (the adapter applied, from the original
+//! weights kept aside, so nothing drifts), so captures, generation and held-out metrics see the
+//! tuned model through the same code as any model, and the dial's curve is comparable.
+
+mod config;
+
+use std::path::PathBuf;
+
+use candle_core::{DType, Tensor};
+
+use crate::analysis::rng::SplitMix64;
+use crate::hf::adapter::{Adapter, AdapterInfo, BaseRef, ADAPTER_FORMAT};
+use crate::hf::eval::{eval_imported, RealEvalRow};
+use crate::hf::gguf_llama::{GgufLlama, Projection};
+use crate::hf::ImportedModel;
+use crate::model::blocks::{BlockMap, SequenceMasks};
+use crate::model::dial::DialSetting;
+use crate::train::optimizer::{AdamW, AdamWConfig};
+use crate::train::penalty::{group_lasso, PenaltyTensors};
+use crate::train::{StepStats, TrainError};
+
+pub use config::FineTuneConfig;
+
+/// A fine-tuning run: the base, its blocks, the adapter and its optimizer, the corpus.
+pub struct FineTuner {
+    /// The base model (frozen; the adapter is merged in only to evaluate or save).
+    pub base: ImportedModel,
+    /// Where the base came from, and its SHA-256.
+    pub base_ref: BaseRef,
+    /// The blocks the penalty pulls towards.
+    pub blocks: BlockMap,
+    /// What trains.
+    pub adapter: Adapter,
+    /// Settings.
+    pub config: FineTuneConfig,
+    /// Steps taken.
+    pub step: usize,
+    opt: AdamW,
+    train_ids: Vec<u32>,
+    /// Held-out tokens (the corpus's last tenth).
+    pub held_ids: Vec<u32>,
+    rng: SplitMix64,
+    /// The targets' original weights W₀.
+    originals: Vec<((usize, Projection), Tensor)>,
+}
+
+impl FineTuner {
+    /// Set up a run on `base` (a LLaMA-family decoder) over the token ids of a corpus.
+    pub fn new(
+        base: ImportedModel,
+        base_ref: BaseRef,
+        blocks: BlockMap,
+        ids: Vec<u32>,
+        config: FineTuneConfig,
+    ) -> Result<Self, TrainError> {
+        config.check().map_err(TrainError::Invalid)?;
+        let decoder = decoder(&base)?;
+        if config.seq_len > decoder.config.context {
+            return Err(TrainError::Invalid(format!(
+                "--seq {} is longer than the model's context ({})",
+                config.seq_len, decoder.config.context
+            )));
+        }
+        let held = (ids.len() / 10).max(config.seq_len + 1);
+        if ids.len() < held + config.seq_len + 1 {
+            return Err(TrainError::Invalid(format!(
+                "the corpus has {} tokens; fine-tuning at --seq {} needs at least {}",
+                ids.len(),
+                config.seq_len,
+                held + config.seq_len + 1
+            )));
+        }
+        let adapter = Adapter::new(decoder, config.spec.clone(), config.seed)?;
+        let opt = AdamW::new(
+            &adapter.params,
+            AdamWConfig {
+                lr: config.lr,
+                weight_decay: 0.0,
+                ..AdamWConfig::default()
+            },
+        )?;
+        let split = ids.len() - held;
+        let originals = adapter
+            .spec
+            .targets
+            .iter()
+            .map(|&(l, p)| Ok(((l, p), decoder.projection_weight(l, p)?.clone())))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Self {
+            originals,
+            base,
+            base_ref,
+            blocks,
+            adapter,
+            step: 0,
+            opt,
+            held_ids: ids[split..].to_vec(),
+            train_ids: ids[..split].to_vec(),
+            rng: SplitMix64::new(config.seed),
+            config,
+        })
+    }
+
+    /// λ at the current step: ramped linearly over the first tenth of the run.
+    pub fn lambda_now(&self) -> f64 {
+        let ramp = (self.config.steps / 10).max(1);
+        self.config.lambda_train * ((self.step + 1) as f64 / ramp as f64).min(1.0)
+    }
+
+    /// Set every target to W₀ + Δ (`with_adapter`) or back to W₀.
+    fn set_weights(&mut self, with_adapter: bool) -> candle_core::Result<()> {
+        let Self {
+            base,
+            adapter,
+            originals,
+            ..
+        } = self;
+        let Some(decoder) = base.decoder_mut() else {
+            return Ok(());
+        };
+        for ((l, p), w0) in originals.iter() {
+            let w = if with_adapter {
+                (w0 + adapter.delta_matrix(*l, *p)?.detach())?
+            } else {
+                w0.clone()
+            };
+            decoder.set_projection(*l, *p, w)?;
+        }
+        Ok(())
+    }
+
+    /// One optimisation step (on W₀, the adapter applied again after it).
+    pub fn train_step(&mut self) -> Result<StepStats, TrainError> {
+        self.set_weights(false)?;
+        let result = self.step_on_base();
+        self.set_weights(true)?;
+        result
+    }
+
+    /// [`train_step`](Self::train_step) with the base at W₀.
+    fn step_on_base(&mut self) -> Result<StepStats, TrainError> {
+        let (b, t) = (self.config.batch_size, self.config.seq_len);
+        let mut x = Vec::with_capacity(b * t);
+        let mut y = Vec::with_capacity(b * t);
+        let mut masks = Vec::with_capacity(b);
+        for _ in 0..b {
+            let s = self.rng.below(self.train_ids.len() - t);
+            let w = &self.train_ids[s..s + t + 1];
+            x.extend_from_slice(&w[..t]);
+            y.extend_from_slice(&w[1..]);
+            masks.push(self.blocks.masks(&w[..t]));
+        }
+        let lambda = self.lambda_now();
+        let (loss, ce, pen) = self.loss(&x, &y, &masks, lambda)?;
+        let total = loss.to_scalar::<f32>()?;
+        if !total.is_finite() {
+            return Err(TrainError::NonFinite {
+                step: self.step,
+                loss: total,
+                last_good: self.step.saturating_sub(1),
+            });
+        }
+        let grads = loss.backward()?;
+        self.opt.step(&grads)?;
+        let stats = StepStats {
+            step: self.step,
+            loss_nats: f64::from(total),
+            ce_nats: f64::from(ce.to_scalar::<f32>()?),
+            penalty: f64::from(pen.to_scalar::<f32>()?),
+            anchor_nats: 0.0,
+            rule_nats: 0.0,
+            lambda,
+            tokens: b * t,
+        };
+        self.step += 1;
+        Ok(stats)
+    }
+
+    /// (total, CE, mean Ω) of a batch: x and y [B·T], the masks of each window.
+    fn loss(
+        &self,
+        x: &[u32],
+        y: &[u32],
+        masks: &[SequenceMasks],
+        lambda: f64,
+    ) -> Result<(Tensor, Tensor, Tensor), TrainError> {
+        let decoder = decoder(&self.base)?;
+        let dev = &decoder.device;
+        let (b, t) = (masks.len(), self.config.seq_len);
+        let xs = Tensor::from_vec(x.to_vec(), (b, t), dev)?;
+        let ys = Tensor::from_vec(y.to_vec(), b * t, dev)?;
+        let out = decoder.forward_train(&xs, &self.adapter)?;
+        let ce = candle_nn::loss::cross_entropy(&out.logits, &ys)?;
+        let mut pen = Tensor::zeros((), DType::F32, dev)?;
+        let mut total = ce.clone();
+        if lambda > 0.0 && self.config.eta > 0.0 {
+            let pt = PenaltyTensors::new(
+                masks,
+                self.blocks.num_blocks(),
+                self.config.weights,
+                false,
+                dev,
+            )?;
+            let mut acc = Vec::with_capacity(out.attention.len());
+            for a in &out.attention {
+                acc.push(group_lasso(a, &pt, self.config.penalty_eps)?);
+            }
+            pen = (Tensor::stack(&acc, 0)?.sum_all()? / acc.len().max(1) as f64)?;
+            total = (total + (&pen * (self.config.eta * lambda))?)?;
+        }
+        Ok((total, ce, pen))
+    }
+
+    /// Held-out perplexity, entropy and ε at λ_inf = 0 of the tuned model, over at most
+    /// `windows` windows of the run's length.
+    pub fn evaluate(&self, windows: usize) -> anyhow::Result<RealEvalRow> {
+        eval_imported(
+            self.base.model(),
+            &self.blocks,
+            &self.held_ids,
+            &[DialSetting::default()],
+            self.config.seq_len,
+            windows,
+        )?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("no evaluation row"))
+    }
+
+    /// The base model (the adapter left out) under each inference dial of `dials`, on the same
+    /// held-out windows as [`evaluate`](Self::evaluate): the curve fine-tuning is compared with.
+    pub fn evaluate_base(
+        &mut self,
+        dials: &[DialSetting],
+        windows: usize,
+    ) -> anyhow::Result<Vec<RealEvalRow>> {
+        self.set_weights(false)?;
+        let rows = eval_imported(
+            self.base.model(),
+            &self.blocks,
+            &self.held_ids,
+            dials,
+            self.config.seq_len,
+            windows,
+        );
+        self.set_weights(true)?;
+        rows
+    }
+
+    /// The adapter's description for its file, with the held-out metrics when measured.
+    pub fn info(
+        &self,
+        corpus: Option<(&PathBuf, &str)>,
+        eval: Option<&RealEvalRow>,
+    ) -> AdapterInfo {
+        AdapterInfo {
+            format: ADAPTER_FORMAT.into(),
+            version: 1,
+            base: self.base_ref.clone(),
+            spec: self.adapter.spec.clone(),
+            training: serde_json::json!({
+                "lambda_train": self.config.lambda_train,
+                "eta": self.config.eta,
+                "steps": self.step,
+                "seq_len": self.config.seq_len,
+                "batch_size": self.config.batch_size,
+                "lr": self.config.lr,
+                "seed": self.config.seed,
+                "trainable_scalars": self.adapter.num_scalars(),
+                "corpus": corpus.map(|(p, h)| serde_json::json!({"path": p, "sha256": h})),
+                "held_out": eval,
+            }),
+        }
+    }
+}
+
+/// The LLaMA-family decoder of `m`, or an error naming what it is.
+fn decoder(m: &ImportedModel) -> Result<&GgufLlama, TrainError> {
+    m.decoder().ok_or_else(|| {
+        TrainError::Invalid(format!(
+            "{}: a {} model; fine-tuning supports LLaMA-family decoders (GGUF, LLaMA and Qwen2 \
+             folders)",
+            m.path().display(),
+            m.arch_label()
+        ))
+    })
+}

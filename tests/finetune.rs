@@ -1,0 +1,257 @@
+//! Fine-tuning an imported decoder towards its blocks (issue 17): the training forward against
+//! the inference forward, gradients against finite differences (and none for frozen weights),
+//! a run that lowers the off-block mass, and adapters as files (reopened on their base, refused
+//! on another).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use localist::hf::adapter::{open_adapted, save_adapter, Adapter, AdapterSpec, BaseRef};
+use localist::hf::gguf_llama::{NoDelta, ProjectionDelta};
+use localist::hf::ImportedModel;
+use localist::model::blocks::BlockMap;
+use localist::train::finetune::{FineTuneConfig, FineTuner};
+use localist::train::penalty::{group_lasso, GroupWeights, PenaltyTensors};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/families")
+        .join(name)
+}
+
+fn copy_fixture(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(fixture(name)).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    dir
+}
+
+fn ids(n: usize, vocab: u32) -> Vec<u32> {
+    // A text-like stream: a few recurring phrases with noise, so there is something to learn.
+    let mut rng = localist::analysis::rng::SplitMix64::new(7);
+    let phrases: Vec<Vec<u32>> = (0..12)
+        .map(|_| {
+            (0..6)
+                .map(|_| 3 + rng.below(vocab as usize - 3) as u32)
+                .collect()
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        out.extend_from_slice(&phrases[rng.below(phrases.len())]);
+    }
+    out.truncate(n);
+    out
+}
+
+fn blocks(m: &ImportedModel) -> BlockMap {
+    m.kmeans_blocks(&m.tokenizer(), 4, 0).unwrap()
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .max(0)
+        .unwrap()
+        .to_scalar()
+        .unwrap()
+}
+
+#[test]
+fn the_training_forward_equals_the_inference_forward() {
+    for name in ["llama", "qwen2"] {
+        let m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
+        let d = m.decoder().unwrap();
+        let x = ids(24, 300);
+        let inf = d.forward_with(&x, &[], false).unwrap();
+        let tr = d
+            .forward_train(
+                &Tensor::from_vec(x.clone(), (1, 24), &Device::Cpu).unwrap(),
+                &NoDelta,
+            )
+            .unwrap();
+        let logits = inf.logits.squeeze(0).unwrap();
+        assert!(max_diff(&logits, &tr.logits) < 1e-4, "{name}: logits");
+        for (a, b) in inf.attention.iter().zip(&tr.attention) {
+            assert!(max_diff(a, b) < 1e-5, "{name}: attention");
+        }
+    }
+}
+
+/// CE + penalty of one batch through `delta`.
+fn loss(m: &ImportedModel, blocks: &BlockMap, delta: &dyn ProjectionDelta) -> Tensor {
+    let d = m.decoder().unwrap();
+    let x = ids(33, 300);
+    let xs = Tensor::from_vec(x[..32].to_vec(), (1, 32), &Device::Cpu).unwrap();
+    let ys = Tensor::from_vec(x[1..].to_vec(), 32, &Device::Cpu).unwrap();
+    let out = d.forward_train(&xs, delta).unwrap();
+    let ce = candle_nn::loss::cross_entropy(&out.logits, &ys).unwrap();
+    let pt = PenaltyTensors::new(
+        &[blocks.masks(&x[..32])],
+        blocks.num_blocks(),
+        GroupWeights::Unit,
+        false,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let mut total = ce;
+    for a in &out.attention {
+        total = (total + group_lasso(a, &pt, 1e-12).unwrap()).unwrap();
+    }
+    total
+}
+
+#[test]
+fn adapter_gradients_match_finite_differences() {
+    let m = ImportedModel::open(&fixture("llama"), &Device::Cpu).unwrap();
+    let b = blocks(&m);
+    let d = m.decoder().unwrap();
+    for text in ["lora:2:attn_q,attn_k,attn_v,ffn_down", "qk"] {
+        let spec = AdapterSpec::parse(text, 2).unwrap();
+        let adapter = Adapter::new(d, spec, 1).unwrap();
+        // Move every change off zero so each part has a gradient.
+        for (i, (_, v)) in adapter.params.iter().enumerate() {
+            let t = v.as_tensor();
+            let r = Tensor::randn(0f32, 0.05, t.shape(), &Device::Cpu).unwrap();
+            v.set(&(t + r).unwrap()).unwrap();
+            let _ = i;
+        }
+        let l0 = loss(&m, &b, &adapter);
+        let grads = l0.backward().unwrap();
+        for (name, v) in adapter.params.iter() {
+            let g = grads.get(v.as_tensor()).expect(name);
+            let gv = g.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert!(
+                gv.iter().any(|x| x.abs() > 0.0),
+                "{text}: {name} got no gradient"
+            );
+            // Central differences on the largest-gradient entry.
+            let (k, &gk) = gv
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+                .unwrap();
+            let base = v
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let h = 1e-2f32;
+            let at = |delta: f32| {
+                let mut w = base.clone();
+                w[k] += delta;
+                v.set(&Tensor::from_vec(w, v.as_tensor().shape(), &Device::Cpu).unwrap())
+                    .unwrap();
+                let l = loss(&m, &b, &adapter).to_scalar::<f32>().unwrap();
+                l
+            };
+            let fd = (at(h) - at(-h)) / (2.0 * h);
+            at(0.0);
+            assert!(
+                (fd - gk).abs() <= 2e-2 * gk.abs().max(1e-2),
+                "{text}: {name}[{k}]: backward {gk}, finite differences {fd}"
+            );
+        }
+    }
+}
+
+fn base_ref(path: &Path, m: &ImportedModel) -> BaseRef {
+    BaseRef {
+        path: path.to_path_buf(),
+        sha256: localist::hf::model_sha256(path).unwrap(),
+        arch: m.arch_label().into(),
+    }
+}
+
+#[test]
+fn fine_tuning_lowers_the_off_block_mass_and_reopens_as_an_adapter() {
+    let base_dir = copy_fixture("llama");
+    let m = ImportedModel::open(base_dir.path(), &Device::Cpu).unwrap();
+    let r = base_ref(base_dir.path(), &m);
+    let b = blocks(&m);
+    let mut cfg = FineTuneConfig::new(AdapterSpec::parse("qk", 2).unwrap());
+    cfg.lambda_train = 1.0;
+    cfg.eta = 4.0;
+    cfg.lr = 3e-2;
+    cfg.steps = 200;
+    cfg.seq_len = 32;
+    cfg.batch_size = 4;
+    let mut ft = FineTuner::new(m, r, b.clone(), ids(6000, 300), cfg).unwrap();
+    let before = ft.evaluate(8).unwrap();
+    let mut pen = Vec::new();
+    for _ in 0..200 {
+        pen.push(ft.train_step().unwrap().penalty);
+    }
+    let after = ft.evaluate(8).unwrap();
+    assert!(
+        after.epsilon < 0.8 * before.epsilon,
+        "ε {:.4} → {:.4} (penalty {:?} → {:?})",
+        before.epsilon,
+        after.epsilon,
+        pen.first(),
+        pen.last()
+    );
+    // The untuned model is measured on W₀ and the tuned one is back after it.
+    let untuned = ft
+        .evaluate_base(&[localist::model::dial::DialSetting::default()], 8)
+        .unwrap();
+    assert!((untuned[0].epsilon - before.epsilon).abs() < 1e-6);
+    let again = ft.evaluate(8).unwrap();
+    assert!((again.epsilon - after.epsilon).abs() < 1e-6);
+
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("tuned");
+    save_adapter(&dir, &ft.info(None, Some(&after)), &ft.adapter, &ft.blocks).unwrap();
+    // Reopened, it is the base with the changes merged: the same held-out numbers.
+    let opened = ImportedModel::open(&dir, &Device::Cpu).unwrap();
+    assert!(matches!(opened, ImportedModel::Adapted(_)));
+    let saved = opened.saved_blocks(&opened.tokenizer()).unwrap().unwrap();
+    assert_eq!(saved, b);
+    let x = ids(24, 300);
+    let merged = opened
+        .decoder()
+        .unwrap()
+        .forward_with(&x, &[], false)
+        .unwrap();
+    // Between steps the run's base holds W₀ + Δ: the same model.
+    let live = ft.base.decoder().unwrap().forward_with(&x, &[], false).unwrap();
+    assert!(max_diff(&merged.logits, &live.logits) < 1e-4);
+    // The file holds only what changed: the adapter's tensors, none of the base's.
+    let saved = localist::model::checkpoint::read_tensors(&dir.join("adapter.safetensors"), &Device::Cpu)
+        .unwrap();
+    let mut names: Vec<&String> = saved.keys().collect();
+    names.sort();
+    let want: Vec<&String> = ft.adapter.params.iter().map(|(n, _)| n).collect();
+    assert_eq!(names, want);
+
+    // Another base (one weight file changed) is refused, with both hashes.
+    let f = base_dir.path().join("model.safetensors");
+    let mut bytes = std::fs::read(&f).unwrap();
+    let n = bytes.len();
+    bytes[n - 1] ^= 1;
+    std::fs::write(&f, bytes).unwrap();
+    let err = match open_adapted(&dir, &Device::Cpu) {
+        Ok(_) => panic!("an adapter applied to another base"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        err.contains("refusing") && err.contains(&ft.base_ref.sha256),
+        "{err}"
+    );
+    // A damaged adapter names its file and tensor.
+    std::fs::copy(fixture("llama").join("model.safetensors"), &f).unwrap();
+    std::fs::write(dir.join("adapter.safetensors"), b"not a safetensors file").unwrap();
+    let err = match open_adapted(&dir, &Device::Cpu) {
+        Ok(_) => panic!("a damaged adapter opened"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("adapter.safetensors"), "{err}");
+}
