@@ -623,3 +623,98 @@ fn rules_are_audited_over_held_out_windows_and_a_sentences_file() {
     });
     assert!(err.contains("no sentences"), "{err}");
 }
+
+/// A pretrained decoder fine-tuned as the studio does it: the held model (no reload), its
+/// blocks, progress per step, the held-out metrics at the end, the adapter saved and opened
+/// again as a model. A model that is not a decoder is refused and kept.
+#[test]
+fn a_pretrained_decoder_is_fine_tuned_saved_as_an_adapter_and_reopened() {
+    use localist::engine::protocol::FinetuneJob;
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families");
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    std::fs::create_dir(&base).unwrap();
+    for e in std::fs::read_dir(fixture.join("llama")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), base.join(e.file_name())).unwrap();
+    }
+    let corpus = dir.path().join("corpus.txt");
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/corpora/shakespeare_1mb.txt"),
+    )
+    .unwrap();
+    std::fs::write(&corpus, &text[..40_000]).unwrap();
+    let job = |steps| FinetuneJob {
+        from: base.clone(),
+        corpus: corpus.clone(),
+        blocks: "current".into(),
+        adapt: "lora:4".into(),
+        lambda_train: 1.0,
+        eta: 1.0,
+        lr: 1e-2,
+        steps,
+        seq_len: 32,
+        batch_size: 2,
+        seed: 0,
+    };
+    let w = spawn();
+    // Nothing to tune yet: said, and nothing changes.
+    w.send(Command::Finetune(Box::new(job(5))));
+    match next(&w) {
+        Event::Failed(e) => assert!(e.contains("pretrained decoder"), "{e}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    w.send(Command::Load(base.clone()));
+    let blocks = wait_for(&w, "the model", |ev| match ev {
+        Event::Loaded(s) => Some(s),
+        _ => None,
+    });
+    assert!(blocks.finetunes);
+    // A bad setting is refused before the model is taken.
+    let mut bad = job(5);
+    bad.adapt = "lora:0".into();
+    w.send(Command::Finetune(Box::new(bad)));
+    let e = loop {
+        match next(&w) {
+            Event::Failed(e) => break e,
+            Event::Status(_) => {}
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    };
+    assert!(e.contains("rank") && e.contains("nothing was changed"), "{e}");
+    w.send(Command::Finetune(Box::new(job(12))));
+    let summary = wait_for(&w, "the fine-tune", |ev| match ev {
+        Event::Loaded(s) => Some(s),
+        _ => None,
+    });
+    assert_eq!(summary.blocks, blocks.blocks, "the blocks in force are kept");
+    assert_eq!(summary.lambda_train, Some(1.0));
+    w.send(Command::Train);
+    let done = wait_for(&w, "the end of the fine-tune", |ev| match ev {
+        Event::Status(s) if s.starts_with("fine-tuned") => Some(s),
+        _ => None,
+    });
+    assert!(done.contains("fine-tuned 12 steps") && done.contains("after"), "{done}");
+    let mut steps = 0;
+    while let Some(Event::Progress(p)) = w.wait_progress(Duration::from_millis(50)) {
+        assert_eq!(p.total_steps, 12);
+        steps += 1;
+    }
+    assert!(steps > 0, "no progress was reported");
+    let out = dir.path().join("tuned");
+    w.send(Command::Save(out.clone()));
+    let (path, hash) = wait_for(&w, "the save", |ev| match ev {
+        Event::Saved(p, h) => Some((p, h)),
+        _ => None,
+    });
+    assert_eq!(path, out);
+    assert_eq!(hash, localist::hf::model_sha256(&out).unwrap());
+    w.send(Command::Load(out.clone()));
+    let reopened = wait_for(&w, "the adapter", |ev| match ev {
+        Event::Loaded(s) => Some(s),
+        _ => None,
+    });
+    let (kind, _) = reopened.imported.unwrap();
+    assert!(kind.contains("adapter"), "{kind}");
+    assert_eq!(reopened.blocks, blocks.blocks);
+}

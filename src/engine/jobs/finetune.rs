@@ -58,8 +58,25 @@ pub struct FinetuneRun {
 
 /// Open the base, tokenize the corpus, build the blocks and the adapter.
 pub fn setup(job: &FinetuneJob) -> Result<FinetuneRun> {
-    let base_path = job.from.clone();
-    let model = ImportedModel::open(&base_path, &candle_core::Device::Cpu)?;
+    let model = ImportedModel::open(&job.from, &candle_core::Device::Cpu)?;
+    let tokenizer = model.tokenizer();
+    let blocks = blocks_for(&model, &tokenizer, &job.blocks, job.seed)?;
+    let prepared = prepare(job, &model, &tokenizer)?;
+    FinetuneRun::start(model, tokenizer, blocks, prepared)
+}
+
+/// Everything a fine-tune needs besides the model, checked against it: nothing is taken from
+/// a caller that holds the model until this has succeeded.
+pub struct Prepared {
+    ids: Vec<u32>,
+    corpus: (PathBuf, String),
+    base_ref: BaseRef,
+    config: FineTuneConfig,
+}
+
+/// Read and tokenize the corpus, parse what trains and check every setting against `model`.
+pub fn prepare(job: &FinetuneJob, model: &ImportedModel, tokenizer: &HfTokenizer) -> Result<Prepared> {
+    let base_path = model.path().to_path_buf();
     let Some(decoder) = model.decoder() else {
         bail!(
             "{}: a {} model; fine-tuning supports LLaMA-family decoders (a .gguf file, or a \
@@ -69,19 +86,12 @@ pub fn setup(job: &FinetuneJob) -> Result<FinetuneRun> {
         );
     };
     let spec = AdapterSpec::parse(&job.adapt, decoder.config.layers).map_err(anyhow::Error::msg)?;
-    let tokenizer = model.tokenizer();
     let corpus_path = asset_path(&job.corpus);
     let text = read_text(&corpus_path, MAX_CORPUS_BYTES, "a corpus")?;
     if text.trim().is_empty() {
         bail!("{}: the corpus is empty", corpus_path.display());
     }
     let ids = tokenizer.encode(&text);
-    let blocks = blocks_for(&model, &tokenizer, &job.blocks, job.seed)?;
-    let base_ref = BaseRef {
-        path: std::fs::canonicalize(&base_path).unwrap_or(base_path.clone()),
-        sha256: crate::hf::model_sha256(&base_path)?,
-        arch: model.arch_label().into(),
-    };
     let config = FineTuneConfig {
         lambda_train: job.lambda_train,
         eta: job.eta,
@@ -92,17 +102,21 @@ pub fn setup(job: &FinetuneJob) -> Result<FinetuneRun> {
         seed: job.seed,
         ..FineTuneConfig::new(spec)
     };
-    let tuner = FineTuner::new(model, base_ref, blocks, ids, config).with_context(|| {
-        format!(
-            "fine-tuning {} on {}",
-            base_path.display(),
-            corpus_path.display()
-        )
-    })?;
-    Ok(FinetuneRun {
-        tuner,
+    config
+        .check_for(decoder.config.context, ids.len())
+        .map_err(|e| anyhow::anyhow!("fine-tuning on {}: {e}", corpus_path.display()))?;
+    // An adapter tuned further names that adapter as its base (which names its own): opening
+    // the new one applies both, in order.
+    let base_ref = BaseRef {
+        path: std::fs::canonicalize(&base_path).unwrap_or(base_path.clone()),
+        sha256: crate::hf::model_sha256(&base_path)?,
+        arch: model.arch_label().into(),
+    };
+    Ok(Prepared {
+        ids,
         corpus: (corpus_path, sha256_hex(text.as_bytes())),
-        tokenizer,
+        base_ref,
+        config,
     })
 }
 
@@ -130,6 +144,21 @@ fn blocks_for(model: &ImportedModel, tok: &HfTokenizer, spec: &str, seed: u64) -
 }
 
 impl FinetuneRun {
+    /// Start a run on `model` with `blocks` (from [`prepare`] on the same model).
+    pub fn start(
+        model: ImportedModel,
+        tokenizer: HfTokenizer,
+        blocks: BlockMap,
+        p: Prepared,
+    ) -> Result<Self> {
+        let tuner = FineTuner::new(model, p.base_ref, blocks, p.ids, p.config)?;
+        Ok(Self {
+            tuner,
+            corpus: p.corpus,
+            tokenizer,
+        })
+    }
+
     /// One step.
     pub fn step(&mut self) -> Result<StepStats> {
         Ok(self.tuner.train_step()?)

@@ -43,6 +43,7 @@ pub use crate::rules::check::Firing;
 pub use crate::rules::inject::{HeadFidelity, RuleReport};
 pub use crate::rules::parse::{RuleError, RuleErrors};
 pub use crate::rules::print::KEYWORDS as RULE_KEYWORDS;
+pub use crate::engine::jobs::finetune::FinetuneJob;
 pub use crate::train::eval::EvalReport;
 pub use crate::train::recruit::{MoveKind, RecruitConfig, RecruitEvent, RoundSummary};
 pub use crate::train::trainer::{StepStats, TrainConfig};
@@ -54,6 +55,9 @@ pub enum Command {
     Load(PathBuf),
     /// Set up a training run (fresh model, reference init or resume) without starting it.
     NewRun(Box<TrainJob>),
+    /// Set up a fine-tune of the imported decoder held (its current blocks; `from` and
+    /// `blocks` of the job are not read) without starting it.
+    Finetune(Box<FinetuneJob>),
     /// Start or continue training the current run.
     Train,
     /// Pause after the current step.

@@ -71,6 +71,8 @@ pub struct ModelSummary {
     pub imported: Option<(String, String)>,
     /// Whether it predicts next tokens (false for an encoder).
     pub generates: bool,
+    /// Whether it can be fine-tuned towards its blocks (an imported LLaMA-family decoder).
+    pub finetunes: bool,
     /// Its identity in [`crate::engine::protocol::MeasuredOn::model`]: its SHA-256, or the
     /// name of an unsaved training run.
     pub model_id: String,

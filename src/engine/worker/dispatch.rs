@@ -37,6 +37,7 @@ impl Worker {
         match cmd {
             Command::Load(path) => self.load(path),
             Command::NewRun(job) => self.new_run(*job),
+            Command::Finetune(job) => self.new_finetune(&job),
             Command::Train | Command::Resume => self.start_training(),
             Command::Pause => {
                 if self.state == RunState::Running {
@@ -45,7 +46,7 @@ impl Worker {
                 }
             }
             Command::Step => {
-                if self.slot.session().is_some() {
+                if self.slot.steps() {
                     self.step();
                 }
             }
@@ -81,7 +82,7 @@ impl Worker {
 
     /// Start or continue the current run.
     fn start_training(&mut self) {
-        if self.slot.session().is_some() {
+        if self.slot.steps() {
             self.state = RunState::Running;
             self.run_started = Some((Instant::now(), 0));
         } else {
@@ -99,6 +100,7 @@ fn busy_label(cmd: &Command) -> Option<String> {
             format!("loading {}…", name.to_string_lossy())
         }
         Command::NewRun(_) => "setting up the run…".into(),
+        Command::Finetune(_) => "setting up the fine-tune (held-out metrics first)…".into(),
         Command::SetDial(_) | Command::Capture(_) => "capturing…".into(),
         Command::TheoryCurve(_) => "computing the theory curve…".into(),
         Command::Compare(_) => "comparing…".into(),

@@ -21,7 +21,7 @@ impl Worker {
     /// How many tokens of the text a capture takes on `model`.
     pub(super) fn capture_limit(&self, model: &dyn AttentionModel) -> usize {
         let max = model.dims().max_len;
-        if matches!(self.slot, ModelSlot::Imported(_)) {
+        if matches!(self.slot, ModelSlot::Imported(_) | ModelSlot::Tune(_)) {
             max.min(IMPORTED_CAPTURE_LIMIT)
         } else {
             max
@@ -119,7 +119,7 @@ impl Worker {
                 .get("config")
                 .and_then(|c| serde_json::from_value::<TrainConfig>(c.clone()).ok())
                 .unwrap_or_default(),
-            ModelSlot::Imported(_) | ModelSlot::Empty => return,
+            ModelSlot::Imported(_) | ModelSlot::Tune(_) | ModelSlot::Empty => return,
         };
         let Some((model, blocks, tok)) = self.slot.current_own() else {
             return;

@@ -19,6 +19,7 @@
 
 mod blocks;
 mod dispatch;
+mod finetune;
 mod handle;
 mod inspection;
 mod measured;

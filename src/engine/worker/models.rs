@@ -95,7 +95,7 @@ impl Worker {
             blocks,
             tokenizer,
         };
-        let mut summary = imported_summary(&imported);
+        let mut summary = imported_summary(&imported.model, &imported.blocks);
         let sha = hash.as_ref().map(|(_, h)| h.clone());
         summary.model_id = self.new_model_id(sha.as_deref(), format!("model {}", path.display()));
         summary.checkpoint = hash;
@@ -143,6 +143,15 @@ impl Worker {
                 return;
             }
             ModelSlot::Run(s) => s.save(&path, None).map_err(|e| format!("{e:#}")),
+            ModelSlot::Tune(t) => {
+                // An adapter folder, named by its files' hash.
+                let r = t.run.save(&path, t.last_eval.as_ref()).map_err(|e| format!("{e:#}"));
+                match r.and_then(|()| crate::hf::model_sha256(&path).map_err(|e| format!("{e:#}"))) {
+                    Ok(hash) => self.sink.emit(Event::Saved(path, hash)),
+                    Err(e) => self.sink.fail(e),
+                }
+                return;
+            }
             ModelSlot::Checkpoint(l) => {
                 let meta = CheckpointMeta {
                     dial: self.dial.clone(),
@@ -194,29 +203,31 @@ pub(super) fn own_summary(
         corpus: None,
         imported: None,
         generates: true,
+        finetunes: false,
         model_id: String::new(),
     }
 }
 
 /// The summary of an imported model (its hash is added by the caller).
-fn imported_summary(i: &Imported) -> ModelSummary {
-    let dims = i.model.model().dims();
+pub(super) fn imported_summary(model: &ImportedModel, blocks: &BlockMap) -> ModelSummary {
+    let dims = model.model().dims();
     ModelSummary {
-        source: i.model.path().display().to_string(),
-        preset: i.model.arch_label().to_string(),
-        shape: (dims.layers, dims.heads, i.model.d_model(), dims.max_len),
-        parameters: i.model.parameters(),
+        source: model.path().display().to_string(),
+        preset: model.arch_label().to_string(),
+        shape: (dims.layers, dims.heads, model.d_model(), dims.max_len),
+        parameters: model.parameters(),
         lambda_train: None,
-        blocks: i.blocks.names.clone(),
+        blocks: blocks.names.clone(),
         sample_text: None,
-        block_sizes: i.blocks.block_sizes(),
+        block_sizes: blocks.block_sizes(),
         anchors: None,
         anchor_coherence: Vec::new(),
         anchor_welch_bound: 0.0,
         checkpoint: None,
         corpus: None,
-        imported: Some((i.model.kind_label().to_string(), i.blocks.source.clone())),
+        imported: Some((model.kind_label().to_string(), blocks.source.clone())),
         generates: dims.has_logits && dims.causal,
+        finetunes: model.decoder().is_some(),
         model_id: String::new(),
     }
 }

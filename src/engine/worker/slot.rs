@@ -8,7 +8,9 @@ use candle_core::Device;
 use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
 use crate::engine::jobs::model::OpenModel;
 use crate::engine::protocol::{DEFAULT_CLUSTERS, IMPORTED_CAPTURE_LIMIT};
+use crate::engine::jobs::finetune::FinetuneRun;
 use crate::engine::train_job::Session;
+use crate::hf::eval::RealEvalRow;
 use crate::hf::{HfTokenizer, ImportedModel};
 use crate::model::backend::AttentionModel;
 use crate::model::blocks::BlockMap;
@@ -40,6 +42,17 @@ pub(super) enum ModelSlot {
     Imported(Box<Imported>),
     /// A training run (its trainer owns the model).
     Run(Box<Session>),
+    /// A fine-tune of an imported decoder (its tuner owns the model).
+    Tune(Box<Tune>),
+}
+
+/// A fine-tune the worker drives.
+pub(super) struct Tune {
+    /// The run.
+    pub(super) run: FinetuneRun,
+    /// Held-out metrics before it started and at its last measurement.
+    pub(super) before: Option<RealEvalRow>,
+    pub(super) last_eval: Option<RealEvalRow>,
 }
 
 impl ModelSlot {
@@ -47,6 +60,11 @@ impl ModelSlot {
     pub(super) fn current(&self) -> Option<(&dyn AttentionModel, &BlockMap, &dyn Tokenizer)> {
         match self {
             Self::Imported(i) => Some((i.model.model(), &i.blocks, &i.tokenizer)),
+            Self::Tune(t) => Some((
+                t.run.tuner.base.model(),
+                &t.run.tuner.blocks,
+                &t.run.tokenizer,
+            )),
             _ => self
                 .current_own()
                 .map(|(m, b, t)| (m as &dyn AttentionModel, b, t)),
@@ -62,7 +80,7 @@ impl ModelSlot {
                 s.corpus.tokenizer.as_ref(),
             )),
             Self::Checkpoint(l) => Some((&l.model, &l.blocks, l.tokenizer.as_ref())),
-            Self::Imported(_) | Self::Empty => None,
+            Self::Imported(_) | Self::Tune(_) | Self::Empty => None,
         }
     }
 
@@ -71,6 +89,7 @@ impl ModelSlot {
         match self {
             Self::Run(s) => Some(&mut s.trainer.blocks),
             Self::Imported(i) => Some(&mut i.blocks),
+            Self::Tune(t) => Some(&mut t.run.tuner.blocks),
             Self::Checkpoint(l) => Some(&mut l.blocks),
             Self::Empty => None,
         }
@@ -98,6 +117,19 @@ impl ModelSlot {
             Self::Checkpoint(l) => Some(l),
             _ => None,
         }
+    }
+
+    /// The fine-tune, to step.
+    pub(super) fn tune_mut(&mut self) -> Option<&mut Tune> {
+        match self {
+            Self::Tune(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// Whether a run of either kind (training or fine-tuning) is set up.
+    pub(super) fn steps(&self) -> bool {
+        matches!(self, Self::Run(_) | Self::Tune(_))
     }
 
     /// The imported model, to rebuild its blocks.

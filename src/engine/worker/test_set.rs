@@ -91,7 +91,7 @@ impl Worker {
                             held_out_stream(&l.meta, max, None, Path::new("the checkpoint"))?;
                         stream_windows(&stream, seq.min(limit), HELD_OUT_WINDOWS)
                     }
-                    ModelSlot::Imported(_) => imported_windows(tok)?,
+                    ModelSlot::Imported(_) | ModelSlot::Tune(_) => imported_windows(tok)?,
                     ModelSlot::Empty => bail!("no model is loaded"),
                 };
                 let len = windows.first().map_or(0, Vec::len);

@@ -41,6 +41,10 @@ impl Worker {
 
     /// Take one training step, run a recruitment round when one is due, and report.
     pub(super) fn step(&mut self) {
+        if self.slot.tune_mut().is_some() {
+            self.tune_step();
+            return;
+        }
         let Some(session) = self.slot.session_mut() else {
             self.state = RunState::Idle;
             return;
@@ -95,6 +99,10 @@ impl Worker {
     /// The end of a run: held-out metrics at λ_inf = 0, then the live metrics (or, with no
     /// run, a new capture).
     pub(super) fn finish(&mut self) {
+        if self.slot.tune_mut().is_some() {
+            self.finish_tune();
+            return;
+        }
         let report = self
             .slot
             .session()

@@ -96,6 +96,18 @@ fn settings_grid(ui: &mut egui::Ui, state: &StudioState, settings: &mut RunSetti
             ui.add(egui::DragValue::new(&mut settings.seed))
                 .labelled_by(l.id);
             ui.end_row();
+            if state.summary.as_ref().is_some_and(|s| s.finetunes) {
+                let l = ui.label("fine-tune");
+                ui.text_edit_singleline(&mut settings.adapt)
+                    .labelled_by(l.id)
+                    .on_hover_text(
+                        "What Fine-tune trains in the pretrained decoder: lora:R (rank-R \
+                         adapters on queries and keys), qk (full query and key changes), \
+                         lora:R:NAMES or NAMES (e.g. attn_q,attn_v or blk.3.attn_k). The base \
+                         stays frozen; Save… writes only the changes, as an adapter folder.",
+                    );
+                ui.end_row();
+            }
             ui.label("");
             ui.checkbox(&mut settings.recruit, "recruit blocks")
                 .on_hover_text(
@@ -132,6 +144,26 @@ fn run_buttons(ui: &mut egui::Ui, state: &mut StudioState, settings: &RunSetting
                     state.send(Command::Train);
                 }
                 Err(e) => state.error = Some(format!("{e:#}")),
+            }
+        }
+        let tunable = state
+            .summary
+            .as_ref()
+            .filter(|s| s.finetunes)
+            .map(|s| s.source.trim_start_matches("fine-tune of ").to_string());
+        if let Some(from) = tunable {
+            if ui
+                .button("Fine-tune")
+                .on_hover_text(
+                    "Train this pretrained decoder towards its blocks: cross-entropy on the \
+                     corpus above plus λ_train times the off-block penalty, through the changes \
+                     named in \"fine-tune\" (the base stays frozen). Curves, Pause and Stop work \
+                     as for a run; the views show the tuned model as it trains.",
+                )
+                .clicked()
+            {
+                state.send(Command::Finetune(Box::new(settings.finetune_job(&from))));
+                state.send(Command::Train);
             }
         }
         let pause = state.worker == WorkerState::Training

@@ -70,4 +70,29 @@ impl FineTuneConfig {
         }
         Ok(())
     }
+
+    /// Tokens held out of a corpus of `n` tokens: its last tenth, at least one window.
+    pub fn held_out(n: usize, seq_len: usize) -> usize {
+        (n / 10).max(seq_len + 1)
+    }
+
+    /// [`check`](Self::check), and that the windows fit a model of `context` positions and a
+    /// corpus of `n` tokens (held-out part included).
+    pub fn check_for(&self, context: usize, n: usize) -> Result<(), String> {
+        self.check()?;
+        if self.seq_len > context {
+            return Err(format!(
+                "--seq {} is longer than the model's context ({context})",
+                self.seq_len
+            ));
+        }
+        let need = Self::held_out(n, self.seq_len) + self.seq_len + 1;
+        if n < need {
+            return Err(format!(
+                "the corpus has {n} tokens; fine-tuning at --seq {} needs at least {need}",
+                self.seq_len
+            ));
+        }
+        Ok(())
+    }
 }

@@ -60,23 +60,11 @@ impl FineTuner {
         ids: Vec<u32>,
         config: FineTuneConfig,
     ) -> Result<Self, TrainError> {
-        config.check().map_err(TrainError::Invalid)?;
         let decoder = decoder(&base)?;
-        if config.seq_len > decoder.config.context {
-            return Err(TrainError::Invalid(format!(
-                "--seq {} is longer than the model's context ({})",
-                config.seq_len, decoder.config.context
-            )));
-        }
-        let held = (ids.len() / 10).max(config.seq_len + 1);
-        if ids.len() < held + config.seq_len + 1 {
-            return Err(TrainError::Invalid(format!(
-                "the corpus has {} tokens; fine-tuning at --seq {} needs at least {}",
-                ids.len(),
-                config.seq_len,
-                held + config.seq_len + 1
-            )));
-        }
+        config
+            .check_for(decoder.config.context, ids.len())
+            .map_err(TrainError::Invalid)?;
+        let held = FineTuneConfig::held_out(ids.len(), config.seq_len);
         let adapter = Adapter::new(decoder, config.spec.clone(), config.seed)?;
         let opt = AdamW::new(
             &adapter.params,

@@ -1,0 +1,186 @@
+//! Fine-tuning jobs: take the imported decoder the worker holds (nothing is reloaded), tune it
+//! a step at a time like a training run, keep the views on the tuned model, and finish with
+//! the held-out metrics before and after.
+
+use std::time::Instant;
+
+use super::models::imported_summary;
+use super::slot::{Imported, ModelSlot, Tune};
+use super::{RunState, Worker};
+use crate::engine::jobs::finetune::{prepare, FinetuneJob, FinetuneRun};
+use crate::engine::protocol::{Event, Progress};
+use crate::hf::eval::RealEvalRow;
+
+/// Held-out windows measured at the start and the end of a fine-tune.
+const EVAL_WINDOWS: usize = 8;
+
+/// Seconds between captures of the current text while a fine-tune runs (a capture of a
+/// pretrained model costs a fraction of a second).
+const LIVE_EVERY_S: f64 = 5.0;
+
+impl Worker {
+    /// Set up a fine-tune of the held decoder (with the blocks in force) without starting it.
+    /// Everything is checked first; on any error the held model stays as it was.
+    pub(super) fn new_finetune(&mut self, job: &FinetuneJob) {
+        let prepared = match &self.slot {
+            ModelSlot::Imported(i) => prepare(job, &i.model, &i.tokenizer),
+            ModelSlot::Tune(t) => prepare(job, &t.run.tuner.base, &t.run.tokenizer),
+            _ => {
+                self.sink.fail(
+                    "fine-tuning needs a pretrained decoder: open a .gguf file or a LLaMA or \
+                     Qwen2 folder first (Model ▸ pretrained, or a path)",
+                );
+                return;
+            }
+        };
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                self.sink.fail(format!("{e:#}; nothing was changed"));
+                return;
+            }
+        };
+        let held = match std::mem::replace(&mut self.slot, ModelSlot::Empty) {
+            ModelSlot::Imported(i) => *i,
+            // A second fine-tune starts again from the held run's base weights with its own
+            // adapter kept applied: save the first one to keep it.
+            ModelSlot::Tune(t) => Imported {
+                blocks: t.run.tuner.blocks,
+                model: t.run.tuner.base,
+                tokenizer: t.run.tokenizer,
+            },
+            other => {
+                self.slot = other;
+                return;
+            }
+        };
+        let Imported {
+            model,
+            blocks,
+            tokenizer,
+        } = held;
+        let run = match FinetuneRun::start(model, tokenizer, blocks, prepared) {
+            Ok(r) => r,
+            Err(e) => {
+                self.sink.fail(format!("{e:#}; reopen the model to continue"));
+                return;
+            }
+        };
+        self.started_tune(run);
+    }
+
+    /// Make a set-up fine-tune the current model: its summary, its held-out start, a capture.
+    fn started_tune(&mut self, run: FinetuneRun) {
+        let before = run.evaluate(EVAL_WINDOWS).ok();
+        let mut summary = tune_summary(&run);
+        self.runs += 1;
+        summary.model_id = self.new_model_id(None, format!("fine-tune {}", self.runs));
+        let said = format!(
+            "fine-tuning {}{}",
+            run.describe(),
+            before.as_ref().map(|b| held_out(" — held out before", b)).unwrap_or_default()
+        );
+        self.slot = ModelSlot::Tune(Box::new(Tune {
+            run,
+            before,
+            last_eval: None,
+        }));
+        self.state = RunState::Idle;
+        self.sink.emit(Event::Loaded(Box::new(summary)));
+        self.sink.emit(Event::Status(said));
+        self.refit_rules();
+        self.recapture();
+    }
+
+    /// One fine-tuning step, reported as a training step is.
+    pub(super) fn tune_step(&mut self) {
+        let Some(tune) = self.slot.tune_mut() else {
+            return;
+        };
+        let total = tune.run.tuner.config.steps;
+        if tune.run.tuner.step >= total {
+            self.state = RunState::Idle;
+            self.finish_tune();
+            return;
+        }
+        match tune.run.step() {
+            Ok(stats) => {
+                let (t0, tok0) = self.run_started.unwrap_or((Instant::now(), 0));
+                let done = tok0 + stats.tokens;
+                self.run_started = Some((t0, done));
+                let tps = done as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+                let left = total.saturating_sub(stats.step + 1) as f64;
+                let finished = stats.step + 1 >= total;
+                let eta_s = left * stats.tokens as f64 / tps.max(1e-9);
+                self.sink.emit_progress(Event::Progress(Progress {
+                    stats,
+                    total_steps: total,
+                    tokens_per_s: tps,
+                    eta_s,
+                }));
+                if finished {
+                    self.state = RunState::Idle;
+                    self.finish_tune();
+                } else if self
+                    .last_live
+                    .is_none_or(|t| t.elapsed().as_secs_f64() >= LIVE_EVERY_S)
+                {
+                    self.last_live = Some(Instant::now());
+                    self.recapture();
+                }
+            }
+            Err(e) => {
+                self.state = RunState::Idle;
+                self.sink.fail(format!(
+                    "{e:#}; the adapter keeps its last good step (Save… writes it)"
+                ));
+            }
+        }
+    }
+
+    /// The end of a fine-tune (or Stop): held-out metrics before and after, and a capture.
+    pub(super) fn finish_tune(&mut self) {
+        let Some(tune) = self.slot.tune_mut() else {
+            return;
+        };
+        match tune.run.evaluate(EVAL_WINDOWS) {
+            Ok(after) => {
+                let line = format!(
+                    "fine-tuned {} steps{}{}; Save… writes the adapter",
+                    tune.run.tuner.step,
+                    tune.before
+                        .as_ref()
+                        .map(|b| held_out(" — held out before", b))
+                        .unwrap_or_default(),
+                    held_out(", after", &after)
+                );
+                tune.last_eval = Some(after);
+                self.sink.emit(Event::Status(line));
+            }
+            Err(e) => self.sink.fail(format!("evaluation failed: {e:#}")),
+        }
+        self.recapture();
+    }
+}
+
+/// "{what}: perplexity P, ε E" of a held-out row.
+fn held_out(what: &str, r: &RealEvalRow) -> String {
+    format!(
+        "{what}: perplexity {:.2}, ε {:.4}",
+        r.perplexity.unwrap_or(f64::NAN),
+        r.epsilon
+    )
+}
+
+/// The summary of a fine-tune: its base, the λ_train it tunes under, and its blocks.
+fn tune_summary(run: &FinetuneRun) -> crate::engine::protocol::ModelSummary {
+    let t = &run.tuner;
+    let mut summary = imported_summary(&t.base, &t.blocks);
+    summary.source = format!("fine-tune of {}", t.base.path().display());
+    summary.lambda_train = Some(t.config.lambda_train);
+    summary.imported = Some((
+        format!("{} ({})", t.base.kind_label(), t.adapter.spec.describe()),
+        t.blocks.source.clone(),
+    ));
+    summary
+}
