@@ -222,11 +222,17 @@ fn fine_tuning_lowers_the_off_block_mass_and_reopens_as_an_adapter() {
         .forward_with(&x, &[], false)
         .unwrap();
     // Between steps the run's base holds W₀ + Δ: the same model.
-    let live = ft.base.decoder().unwrap().forward_with(&x, &[], false).unwrap();
+    let live = ft
+        .base
+        .decoder()
+        .unwrap()
+        .forward_with(&x, &[], false)
+        .unwrap();
     assert!(max_diff(&merged.logits, &live.logits) < 1e-4);
     // The file holds only what changed: the adapter's tensors, none of the base's.
-    let saved = localist::model::checkpoint::read_tensors(&dir.join("adapter.safetensors"), &Device::Cpu)
-        .unwrap();
+    let saved =
+        localist::model::checkpoint::read_tensors(&dir.join("adapter.safetensors"), &Device::Cpu)
+            .unwrap();
     let mut names: Vec<&String> = saved.keys().collect();
     names.sort();
     let want: Vec<&String> = ft.adapter.params.iter().map(|(n, _)| n).collect();

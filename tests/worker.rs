@@ -681,20 +681,29 @@ fn a_pretrained_decoder_is_fine_tuned_saved_as_an_adapter_and_reopened() {
             other => panic!("expected a refusal, got {other:?}"),
         }
     };
-    assert!(e.contains("rank") && e.contains("nothing was changed"), "{e}");
+    assert!(
+        e.contains("rank") && e.contains("nothing was changed"),
+        "{e}"
+    );
     w.send(Command::Finetune(Box::new(job(12))));
     let summary = wait_for(&w, "the fine-tune", |ev| match ev {
         Event::Loaded(s) => Some(s),
         _ => None,
     });
-    assert_eq!(summary.blocks, blocks.blocks, "the blocks in force are kept");
+    assert_eq!(
+        summary.blocks, blocks.blocks,
+        "the blocks in force are kept"
+    );
     assert_eq!(summary.lambda_train, Some(1.0));
     w.send(Command::Train);
     let done = wait_for(&w, "the end of the fine-tune", |ev| match ev {
         Event::Status(s) if s.starts_with("fine-tuned") => Some(s),
         _ => None,
     });
-    assert!(done.contains("fine-tuned 12 steps") && done.contains("after"), "{done}");
+    assert!(
+        done.contains("fine-tuned 12 steps") && done.contains("after"),
+        "{done}"
+    );
     let mut steps = 0;
     while let Some(Event::Progress(p)) = w.wait_progress(Duration::from_millis(50)) {
         assert_eq!(p.total_steps, 12);
@@ -717,4 +726,29 @@ fn a_pretrained_decoder_is_fine_tuned_saved_as_an_adapter_and_reopened() {
     let (kind, _) = reopened.imported.unwrap();
     assert!(kind.contains("adapter"), "{kind}");
     assert_eq!(reopened.blocks, blocks.blocks);
+    // Compare: the base beside the fine-tuned model (held), on the same text.
+    use localist::engine::protocol::CompareSide;
+    use localist::model::dial::DialSetting;
+    w.send(Command::Capture(
+        "To be, or not to be, that is the question".into(),
+    ));
+    w.send(Command::Compare(Box::new([
+        CompareSide {
+            checkpoint: Some(base.clone()),
+            dial: DialSetting::default(),
+        },
+        CompareSide::current_at(0.0),
+    ])));
+    let sides = wait_for(&w, "the comparison", |ev| match ev {
+        Event::Compare(sides, _) => Some(sides),
+        _ => None,
+    });
+    let [a, b] = *sides;
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.tokens, b.tokens);
+    assert_ne!(
+        a.capture.mean_entropy_bits(None),
+        b.capture.mean_entropy_bits(None),
+        "the fine-tuned model attends as the base does"
+    );
 }

@@ -87,10 +87,12 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     let from_cargo = std::env::var_os("LOCALIST_CARGO_THREADS").is_some();
     let from_env =
         std::env::var("CANDLE_NUM_THREADS").is_ok_and(|n| n.parse::<usize>().is_ok_and(|n| n > 0));
-    let trains = matches!(
-        cli.command,
-        Some(Command::Train(_) | Command::Sweep(_) | Command::Demo | Command::Specialists(_))
-    );
+    // A fine-tune (train --from) is one large forward a step, whose products do use threads.
+    let trains = match &cli.command {
+        Some(Command::Train(a)) => a.from.is_none(),
+        Some(Command::Sweep(_) | Command::Demo | Command::Specialists(_)) => true,
+        _ => false,
+    };
     let threads = if cli.threads.is_some() || from_cargo || !from_env {
         Some(match cli.threads {
             // Training's shards scale with the CPUs (each a share of the batch); the measured

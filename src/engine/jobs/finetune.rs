@@ -75,7 +75,11 @@ pub struct Prepared {
 }
 
 /// Read and tokenize the corpus, parse what trains and check every setting against `model`.
-pub fn prepare(job: &FinetuneJob, model: &ImportedModel, tokenizer: &HfTokenizer) -> Result<Prepared> {
+pub fn prepare(
+    job: &FinetuneJob,
+    model: &ImportedModel,
+    tokenizer: &HfTokenizer,
+) -> Result<Prepared> {
     let base_path = model.path().to_path_buf();
     let Some(decoder) = model.decoder() else {
         bail!(

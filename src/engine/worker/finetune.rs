@@ -62,7 +62,8 @@ impl Worker {
         let run = match FinetuneRun::start(model, tokenizer, blocks, prepared) {
             Ok(r) => r,
             Err(e) => {
-                self.sink.fail(format!("{e:#}; reopen the model to continue"));
+                self.sink
+                    .fail(format!("{e:#}; reopen the model to continue"));
                 return;
             }
         };
@@ -78,7 +79,10 @@ impl Worker {
         let said = format!(
             "fine-tuning {}{}",
             run.describe(),
-            before.as_ref().map(|b| held_out(" — held out before", b)).unwrap_or_default()
+            before
+                .as_ref()
+                .map(|b| held_out(" — held out before", b))
+                .unwrap_or_default()
         );
         self.slot = ModelSlot::Tune(Box::new(Tune {
             run,

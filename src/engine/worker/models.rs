@@ -145,8 +145,12 @@ impl Worker {
             ModelSlot::Run(s) => s.save(&path, None).map_err(|e| format!("{e:#}")),
             ModelSlot::Tune(t) => {
                 // An adapter folder, named by its files' hash.
-                let r = t.run.save(&path, t.last_eval.as_ref()).map_err(|e| format!("{e:#}"));
-                match r.and_then(|()| crate::hf::model_sha256(&path).map_err(|e| format!("{e:#}"))) {
+                let r = t
+                    .run
+                    .save(&path, t.last_eval.as_ref())
+                    .map_err(|e| format!("{e:#}"));
+                match r.and_then(|()| crate::hf::model_sha256(&path).map_err(|e| format!("{e:#}")))
+                {
                     Ok(hash) => self.sink.emit(Event::Saved(path, hash)),
                     Err(e) => self.sink.fail(e),
                 }

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 
 use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
+use crate::engine::jobs::finetune::FinetuneRun;
 use crate::engine::jobs::model::OpenModel;
 use crate::engine::protocol::{DEFAULT_CLUSTERS, IMPORTED_CAPTURE_LIMIT};
-use crate::engine::jobs::finetune::FinetuneRun;
 use crate::engine::train_job::Session;
 use crate::hf::eval::RealEvalRow;
 use crate::hf::{HfTokenizer, ImportedModel};

@@ -202,7 +202,12 @@ impl GgufLlama {
     }
 
     /// Replace projection `p` of layer `l` by `w` [out, in] (of the same shape).
-    pub fn set_projection(&mut self, l: usize, p: Projection, w: Tensor) -> candle_core::Result<()> {
+    pub fn set_projection(
+        &mut self,
+        l: usize,
+        p: Projection,
+        w: Tensor,
+    ) -> candle_core::Result<()> {
         let old = self.projection_weight(l, p)?;
         if old.dims() != w.dims() {
             candle_core::bail!(
