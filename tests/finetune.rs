@@ -261,3 +261,38 @@ fn fine_tuning_lowers_the_off_block_mass_and_reopens_as_an_adapter() {
     };
     assert!(err.contains("adapter.safetensors"), "{err}");
 }
+
+/// The rule penalty trains a pretrained decoder as it trains our own models: −log PF_mass on
+/// the rows where a rule fires falls.
+#[test]
+fn fine_tuning_trains_towards_the_rules() {
+    let m = ImportedModel::open(&fixture("llama"), &Device::Cpu).unwrap();
+    let vocab = m.model().dims().vocab;
+    // Two blocks over the ids the stream uses: "low" and "high".
+    let pairs: Vec<(u32, String)> = (3..vocab as u32)
+        .map(|id| (id, if id < 150 { "low" } else { "high" }.to_string()))
+        .collect();
+    let blocks = BlockMap::from_assignments(vocab, &pairs, "test");
+    let set = localist::rules::parse::parse_rules(
+        "rule hi_to_lo \"high attends to low\"\n  when query.block = high\n  target previous block low\n  layers all\n  heads all\n  fidelity 0.9\nend\n",
+    )
+    .unwrap();
+    let rules = localist::rules::resolve(&set, &blocks, &m.tokenizer(), &[]).unwrap();
+    let r = base_ref(&fixture("llama"), &m);
+    let mut cfg = FineTuneConfig::new(AdapterSpec::parse("lora:4", 2).unwrap());
+    cfg.lambda_train = 0.0;
+    cfg.mu_rule = 1.0;
+    cfg.lr = 3e-2;
+    cfg.steps = 120;
+    cfg.seq_len = 32;
+    cfg.batch_size = 4;
+    let mut ft = FineTuner::new(m, r, blocks, ids(6000, 300), cfg).unwrap();
+    ft.rules = rules;
+    let nll: Vec<f64> = (0..120)
+        .map(|_| ft.train_step().unwrap().rule_nats)
+        .collect();
+    let first: f64 = nll[..10].iter().sum::<f64>() / 10.0;
+    let last: f64 = nll[110..].iter().sum::<f64>() / 10.0;
+    assert!(first > 0.0, "the rule never fired");
+    assert!(last < 0.7 * first, "rule penalty {first:.3} → {last:.3}");
+}

@@ -656,6 +656,8 @@ fn a_pretrained_decoder_is_fine_tuned_saved_as_an_adapter_and_reopened() {
         seq_len: 32,
         batch_size: 2,
         seed: 0,
+        rules: None,
+        mu_rule: 0.0,
     };
     let w = spawn();
     // Nothing to tune yet: said, and nothing changes.

@@ -37,6 +37,12 @@ fn job(args: &TrainArgs) -> Result<FinetuneJob> {
         seq_len: args.seq,
         batch_size: b.batch,
         seed: b.seed,
+        rules: args.rules.clone(),
+        mu_rule: if args.rules.is_some() {
+            args.mu_rule
+        } else {
+            0.0
+        },
     })
 }
 
@@ -86,8 +92,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         let tps = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
         pb.set_position(step as u64 + 1);
         pb.set_message(format!(
-            "{tps:.0} tok/s  loss {:.4} nats  (ce {:.4}, Ω {:.4}, λ {:.2})",
-            s.loss_nats, s.ce_nats, s.penalty, s.lambda
+            "{tps:.0} tok/s  loss {:.4} nats  (ce {:.4}, Ω {:.4}, rules {:.4}, λ {:.2})",
+            s.loss_nats, s.ce_nats, s.penalty, s.rule_nats, s.lambda
         ));
         if args.quiet && (step + 1) % 10 == 0 {
             println!(

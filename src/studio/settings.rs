@@ -61,6 +61,8 @@ impl RunSettings {
             seq_len: 128,
             batch_size: 2,
             seed: self.seed,
+            rules: None,
+            mu_rule: self.mu_rule,
         }
     }
 

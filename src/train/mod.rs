@@ -9,6 +9,7 @@ pub mod group_lasso;
 pub mod optimizer;
 pub mod penalty;
 pub mod recruit;
+pub mod rule_penalty;
 pub mod specialists;
 pub mod trainer;
 

@@ -44,6 +44,10 @@ pub struct FinetuneJob {
     pub batch_size: usize,
     /// Seed.
     pub seed: u64,
+    /// A rule file to train towards (the studio uses the rules in force instead).
+    pub rules: Option<PathBuf>,
+    /// Weight μ_rule of the rule penalty.
+    pub mu_rule: f64,
 }
 
 /// A set-up fine-tune with what its file records.
@@ -62,7 +66,13 @@ pub fn setup(job: &FinetuneJob) -> Result<FinetuneRun> {
     let tokenizer = model.tokenizer();
     let blocks = blocks_for(&model, &tokenizer, &job.blocks, job.seed)?;
     let prepared = prepare(job, &model, &tokenizer)?;
-    FinetuneRun::start(model, tokenizer, blocks, prepared)
+    let rules = match &job.rules {
+        Some(file) => crate::engine::jobs::rules::load_rules(file, &blocks, &tokenizer, &[])?,
+        None => Vec::new(),
+    };
+    let mut run = FinetuneRun::start(model, tokenizer, blocks, prepared)?;
+    run.tuner.rules = rules;
+    Ok(run)
 }
 
 /// Everything a fine-tune needs besides the model, checked against it: nothing is taken from
@@ -104,6 +114,7 @@ pub fn prepare(
         seq_len: job.seq_len,
         batch_size: job.batch_size,
         seed: job.seed,
+        mu_rule: job.mu_rule,
         ..FineTuneConfig::new(spec)
     };
     config

@@ -59,7 +59,7 @@ impl Worker {
             blocks,
             tokenizer,
         } = held;
-        let run = match FinetuneRun::start(model, tokenizer, blocks, prepared) {
+        let mut run = match FinetuneRun::start(model, tokenizer, blocks, prepared) {
             Ok(r) => r,
             Err(e) => {
                 self.sink
@@ -67,6 +67,8 @@ impl Worker {
                 return;
             }
         };
+        // The rules in force were resolved against these blocks; μ_rule weighs them.
+        run.tuner.rules = self.rules.resolved.clone();
         self.started_tune(run);
     }
 

@@ -53,6 +53,9 @@ impl Worker {
                 if let Some(s) = self.slot.session_mut() {
                     s.trainer.rules = rules.clone();
                 }
+                if let Some(t) = self.slot.tune_mut() {
+                    t.run.tuner.rules = rules.clone();
+                }
                 let in_force = rules_in_force(&set, &rules);
                 self.rules.resolved = rules;
                 self.rules.text = text;
@@ -85,6 +88,9 @@ impl Worker {
             }
         };
         let resolved = self.rules.resolved.clone();
+        if let Some(t) = self.slot.tune_mut() {
+            t.run.tuner.rules = resolved.clone();
+        }
         if let Some(s) = self.slot.session_mut() {
             if s.job.rules.is_none() {
                 s.trainer.rules = resolved;

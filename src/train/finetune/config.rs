@@ -12,6 +12,8 @@ pub struct FineTuneConfig {
     pub lambda_train: f64,
     /// η, the penalty's scale (SPEC §4.1).
     pub eta: f64,
+    /// Weight μ_rule of the rule penalty (0: rules act at inference only).
+    pub mu_rule: f64,
     /// AdamW learning rate (no weight decay: the change is not pulled back to the base).
     pub lr: f64,
     /// Steps.
@@ -35,6 +37,7 @@ impl FineTuneConfig {
             spec,
             lambda_train: 0.5,
             eta: 1.0,
+            mu_rule: 0.0,
             lr: 1e-3,
             steps: 200,
             seq_len: 128,
@@ -55,6 +58,9 @@ impl FineTuneConfig {
         }
         if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
             return Err(format!("--lr {} is outside (0, 1]", self.lr));
+        }
+        if !(self.mu_rule.is_finite() && self.mu_rule >= 0.0) {
+            return Err(format!("μ_rule {} must be finite and ≥ 0", self.mu_rule));
         }
         if !(self.eta.is_finite() && self.eta >= 0.0) {
             return Err(format!("η {} must be finite and ≥ 0", self.eta));

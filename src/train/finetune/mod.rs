@@ -22,8 +22,10 @@ use crate::hf::gguf_llama::{GgufLlama, Projection};
 use crate::hf::ImportedModel;
 use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::model::dial::DialSetting;
+use crate::rules::check::{fire, ResolvedRule};
 use crate::train::optimizer::{AdamW, AdamWConfig};
 use crate::train::penalty::{group_lasso, PenaltyTensors};
+use crate::train::rule_penalty::rule_penalty;
 use crate::train::{StepStats, TrainError};
 
 pub use config::FineTuneConfig;
@@ -40,6 +42,8 @@ pub struct FineTuner {
     pub adapter: Adapter,
     /// Settings.
     pub config: FineTuneConfig,
+    /// Rules trained towards (weight `config.mu_rule`), resolved against the blocks.
+    pub rules: Vec<ResolvedRule>,
     /// Steps taken.
     pub step: usize,
     opt: AdamW,
@@ -93,6 +97,7 @@ impl FineTuner {
             train_ids: ids[..split].to_vec(),
             rng: SplitMix64::new(config.seed),
             config,
+            rules: Vec::new(),
         })
     }
 
@@ -146,7 +151,7 @@ impl FineTuner {
             masks.push(self.blocks.masks(&w[..t]));
         }
         let lambda = self.lambda_now();
-        let (loss, ce, pen) = self.loss(&x, &y, &masks, lambda)?;
+        let (loss, ce, pen, rule) = self.loss(&x, &y, &masks, lambda)?;
         let total = loss.to_scalar::<f32>()?;
         if !total.is_finite() {
             return Err(TrainError::NonFinite {
@@ -163,7 +168,7 @@ impl FineTuner {
             ce_nats: f64::from(ce.to_scalar::<f32>()?),
             penalty: f64::from(pen.to_scalar::<f32>()?),
             anchor_nats: 0.0,
-            rule_nats: 0.0,
+            rule_nats: f64::from(rule.to_scalar::<f32>()?),
             lambda,
             tokens: b * t,
         };
@@ -171,14 +176,14 @@ impl FineTuner {
         Ok(stats)
     }
 
-    /// (total, CE, mean Ω) of a batch: x and y [B·T], the masks of each window.
+    /// (total, CE, mean Ω, rule penalty) of a batch: x and y [B·T], the masks of each window.
     fn loss(
         &self,
         x: &[u32],
         y: &[u32],
         masks: &[SequenceMasks],
         lambda: f64,
-    ) -> Result<(Tensor, Tensor, Tensor), TrainError> {
+    ) -> Result<(Tensor, Tensor, Tensor, Tensor), TrainError> {
         let decoder = decoder(&self.base)?;
         let dev = &decoder.device;
         let (b, t) = (masks.len(), self.config.seq_len);
@@ -203,7 +208,19 @@ impl FineTuner {
             pen = (Tensor::stack(&acc, 0)?.sum_all()? / acc.len().max(1) as f64)?;
             total = (total + (&pen * (self.config.eta * lambda))?)?;
         }
-        Ok((total, ce, pen))
+        let mut rule = Tensor::zeros((), DType::F32, dev)?;
+        if self.config.mu_rule > 0.0 && !self.rules.is_empty() {
+            let firings: Vec<_> = masks
+                .iter()
+                .zip(x.chunks(t))
+                .map(|(m, ids)| fire(&self.rules, ids, m))
+                .collect();
+            if let Some(r) = rule_penalty(&self.rules, &out.attention, &firings)? {
+                total = (total + (&r * self.config.mu_rule)?)?;
+                rule = r;
+            }
+        }
+        Ok((total, ce, pen, rule))
     }
 
     /// Held-out perplexity, entropy and ε at λ_inf = 0 of the tuned model, over at most
@@ -255,6 +272,8 @@ impl FineTuner {
             training: serde_json::json!({
                 "lambda_train": self.config.lambda_train,
                 "eta": self.config.eta,
+                "mu_rule": self.config.mu_rule,
+                "rules": self.rules.iter().filter(|r| r.enabled).map(|r| r.id.clone()).collect::<Vec<_>>(),
                 "steps": self.step,
                 "seq_len": self.config.seq_len,
                 "batch_size": self.config.batch_size,

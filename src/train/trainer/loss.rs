@@ -11,6 +11,7 @@ use crate::model::transformer::{
 use crate::rules::check::{fire, Firing};
 use crate::train::dataset::Window;
 use crate::train::penalty::{anchor_loss, group_lasso, PenaltyTensors};
+use crate::train::rule_penalty::rule_penalty;
 use crate::train::trainer::{TrainError, Trainer};
 
 /// The loss terms of one batch, as tensors (scalars).
@@ -149,8 +150,8 @@ impl Trainer {
         Ok((total, pen, anc))
     }
 
-    /// The rule penalty of a batch: the mean over layers of [`Trainer::rule_term`], when
-    /// `mu_rule` is on, rules are set and one fires (None otherwise).
+    /// The rule penalty of a batch ([`rule_penalty`]), when `mu_rule` is on and rules are
+    /// set.
     fn rule_penalty(
         &self,
         batch: &[Window],
@@ -163,68 +164,7 @@ impl Trainer {
             .iter()
             .map(|w| fire(&self.rules, &w.x, &self.blocks.masks(&w.x)))
             .collect();
-        let mut acc = Vec::new();
-        for (l, a) in out.attention.iter().enumerate() {
-            if let Some(term) = self.rule_term(l, a, &firings)? {
-                acc.push(term);
-            }
-        }
-        if acc.is_empty() {
-            return Ok(None);
-        }
-        let k = acc.len() as f64;
-        Ok(Some((Tensor::stack(&acc, 0)?.sum_all()? / k)?))
-    }
-
-    /// The rule penalty of one layer's attention [B,H,T,T]: mean −log PF_mass over the rows
-    /// where a rule fires, in that rule's heads (None when no rule fires in this layer).
-    fn rule_term(
-        &self,
-        layer: usize,
-        attention: &Tensor,
-        firings: &[Vec<Firing>],
-    ) -> Result<Option<Tensor>, TrainError> {
-        let (b, h, t) = (
-            firings.len(),
-            self.model.config.num_heads,
-            self.config.seq_len,
-        );
-        let mut target = vec![0f32; b * h * t * t];
-        let mut rows = vec![0f32; b * h * t];
-        let mut n = 0usize;
-        for (bi, fs) in firings.iter().enumerate() {
-            for f in fs.iter().filter(|f| !f.targets.is_empty()) {
-                let Some(rule) = self.rules.get(f.rule) else {
-                    continue;
-                };
-                if !rule.layers.contains(layer) {
-                    continue;
-                }
-                for hi in rule.heads.indices(h) {
-                    let row = (bi * h + hi) * t + f.query;
-                    if let Some(r) = rows.get_mut(row) {
-                        if *r == 0.0 {
-                            n += 1;
-                        }
-                        *r = 1.0;
-                    }
-                    for &j in &f.targets {
-                        if let Some(c) = target.get_mut(row * t + j) {
-                            *c = 1.0;
-                        }
-                    }
-                }
-            }
-        }
-        if n == 0 {
-            return Ok(None);
-        }
-        let dev = &self.model.device;
-        let target = Tensor::from_vec(target, (b, h, t, t), dev)?;
-        let rows = Tensor::from_vec(rows, (b, h, t), dev)?;
-        let pf = (attention * target)?.sum(D::Minus1)?;
-        let nll = ((pf + 1e-9)?.log()? * rows)?.sum_all()?.neg()?;
-        Ok(Some((nll / n as f64)?))
+        Ok(rule_penalty(&self.rules, &out.attention, &firings)?)
     }
 }
 
