@@ -36,7 +36,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a model (progress bar with ETA, tokens/s and loss).
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Evaluate a checkpoint under one or more dial settings.
     Eval(eval::EvalArgs),
     /// The AILA-style λ sweep: train-λ (one model per λ) against dial-λ (one model, dialled).
@@ -133,7 +133,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Some(Command::Studio { checkpoint }) => Ok(Outcome::Studio(checkpoint)),
         None => Ok(Outcome::Studio(None)),
-        Some(Command::Train(a)) => done(train::run(a)),
+        Some(Command::Train(a)) if a.from.is_some() => done(finetune::run(&a)),
+        Some(Command::Train(a)) => done(train::run(*a)),
         Some(Command::Eval(a)) => done(eval::run(a)),
         Some(Command::Sweep(a)) => done(sweep::run(a)),
         Some(Command::Capture(a)) => done(capture::run(a)),

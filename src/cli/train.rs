@@ -270,9 +270,6 @@ pub fn progress_bar(steps: usize, quiet: bool) -> ProgressBar {
 
 /// Run `localist train`.
 pub fn run(args: TrainArgs) -> Result<()> {
-    if args.from.is_some() {
-        return super::finetune::run(&args);
-    }
     let job = args.job()?;
     let pb = progress_bar(job.train.steps, args.quiet);
     let started = Instant::now();

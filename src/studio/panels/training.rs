@@ -96,18 +96,7 @@ fn settings_grid(ui: &mut egui::Ui, state: &StudioState, settings: &mut RunSetti
             ui.add(egui::DragValue::new(&mut settings.seed))
                 .labelled_by(l.id);
             ui.end_row();
-            if state.summary.as_ref().is_some_and(|s| s.finetunes) {
-                let l = ui.label("fine-tune");
-                ui.text_edit_singleline(&mut settings.adapt)
-                    .labelled_by(l.id)
-                    .on_hover_text(
-                        "What Fine-tune trains in the pretrained decoder: lora:R (rank-R \
-                         adapters on queries and keys), qk (full query and key changes), \
-                         lora:R:NAMES or NAMES (e.g. attn_q,attn_v or blk.3.attn_k). The base \
-                         stays frozen; Save… writes only the changes, as an adapter folder.",
-                    );
-                ui.end_row();
-            }
+            adapt_row(ui, state, settings);
             ui.label("");
             ui.checkbox(&mut settings.recruit, "recruit blocks")
                 .on_hover_text(
@@ -115,6 +104,22 @@ fn settings_grid(ui: &mut egui::Ui, state: &StudioState, settings: &mut RunSetti
                 );
             ui.end_row();
         });
+}
+
+/// What a fine-tune trains (shown when the model held can be fine-tuned).
+fn adapt_row(ui: &mut egui::Ui, state: &StudioState, settings: &mut RunSettings) {
+    if state.summary.as_ref().is_some_and(|s| s.finetunes) {
+        let l = ui.label("fine-tune");
+        ui.text_edit_singleline(&mut settings.adapt)
+            .labelled_by(l.id)
+            .on_hover_text(
+                "What Fine-tune trains in the pretrained decoder: lora:R (rank-R \
+                 adapters on queries and keys), qk (full query and key changes), \
+                 lora:R:NAMES or NAMES (e.g. attn_q,attn_v or blk.3.attn_k). The base \
+                 stays frozen; Save… writes only the changes, as an adapter folder.",
+            );
+        ui.end_row();
+    }
 }
 
 /// New model, New run, Pause / Resume, Step, Stop.
