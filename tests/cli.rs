@@ -655,3 +655,75 @@ fn a_rules_file_with_a_byte_order_mark_is_accepted_and_garbage_is_listed_briefly
         "{err}"
     );
 }
+
+/// `train --from` fine-tunes a pretrained decoder and writes an adapter folder that the other
+/// commands open like a model; bad settings are named before anything runs.
+#[test]
+fn train_from_a_pretrained_decoder_writes_an_adapter_that_opens_as_a_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/families/llama");
+    let corpus = dir.path().join("text.txt");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/assets/corpora/shakespeare_1mb.txt"
+    ))
+    .unwrap();
+    std::fs::write(&corpus, &text[..30_000]).unwrap();
+    let out = dir.path().join("tuned");
+    let args = |adapt: &'static str| -> Vec<String> {
+        [
+            "train",
+            "--from",
+            base,
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--blocks",
+            "kmeans:4",
+            "--adapt",
+            adapt,
+            "--lambda-train",
+            "1",
+            "--steps",
+            "6",
+            "--seq",
+            "32",
+            "--batch",
+            "2",
+            "--quiet",
+            "--dial-curve",
+            "0,0.5",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let bad = args("lora:2:attn_x");
+    let o = localist(&bad.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_fails_with(&o, &["unknown projection 'attn_x'"]);
+    assert!(!out.exists());
+    let good = args("lora:2");
+    let o = localist(&good.iter().map(String::as_str).collect::<Vec<_>>());
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}\n{said}", stderr(&o));
+    for needle in [
+        "held-out before",
+        "untuned under the dial λ_inf = 0.50",
+        "fine-tuned 6 steps",
+        "adapter:",
+    ] {
+        assert!(said.contains(needle), "{needle}: {said}");
+    }
+    for f in ["adapter.json", "adapter.safetensors", "blocks.json"] {
+        assert!(out.join(f).exists(), "{f}");
+    }
+    let o = localist(&[
+        "capture",
+        "-c",
+        out.to_str().unwrap(),
+        "--text",
+        "To be, or not to be",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
