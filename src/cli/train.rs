@@ -23,6 +23,25 @@ pub enum TokenizerArg {
     Word,
 }
 
+/// Off-block group weights on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GroupWeightsArg {
+    /// w_k = 1.
+    Unit,
+    /// w_k = √n_k.
+    Sqrt,
+}
+
+impl GroupWeightsArg {
+    /// The engine's weighting.
+    pub fn weighting(self) -> crate::engine::protocol::GroupWeights {
+        match self {
+            Self::Unit => crate::engine::protocol::GroupWeights::Unit,
+            Self::Sqrt => crate::engine::protocol::GroupWeights::SqrtSize,
+        }
+    }
+}
+
 /// The training flags `train` and `sweep` share: what to train on, which model, how.
 #[derive(Args, Debug, Clone)]
 pub struct TrainBasics {
@@ -130,6 +149,11 @@ pub struct TrainArgs {
     /// queries and keys), lora:R:NAMES or NAMES (e.g. attn_q,attn_v or blk.3.attn_k).
     #[arg(long, default_value = "lora:8")]
     pub adapt: String,
+    /// Off-block group weights w_k: unit (SPEC's default; Ω ≤ ε) or sqrt (w_k = √n_k; Ω ≥ ε,
+    /// so spreading attention inside other blocks cannot lower it). Default: unit for our own
+    /// models, sqrt with --from (a pretrained model lowered the unit Ω by spreading, and ε rose).
+    #[arg(long, value_enum)]
+    pub group_weights: Option<GroupWeightsArg>,
     /// With --from, also measure the untuned model under the inference dial at these λ
     /// (comma-separated) on the same held-out windows, for comparison.
     #[arg(long, value_delimiter = ',')]
@@ -203,6 +227,10 @@ impl TrainArgs {
                 lr: self.lr,
                 ..Default::default()
             },
+            weights: self
+                .group_weights
+                .map(GroupWeightsArg::weighting)
+                .unwrap_or_default(),
             ..TrainConfig::default()
         }
     }

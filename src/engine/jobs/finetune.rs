@@ -48,6 +48,8 @@ pub struct FinetuneJob {
     pub rules: Option<PathBuf>,
     /// Weight μ_rule of the rule penalty.
     pub mu_rule: f64,
+    /// Off-block group weights (`None`: √n_k, see [`FineTuneConfig::new`]).
+    pub weights: Option<crate::train::penalty::GroupWeights>,
 }
 
 /// A set-up fine-tune with what its file records.
@@ -116,6 +118,10 @@ pub fn prepare(
         seed: job.seed,
         mu_rule: job.mu_rule,
         ..FineTuneConfig::new(spec)
+    };
+    let config = FineTuneConfig {
+        weights: job.weights.unwrap_or(config.weights),
+        ..config
     };
     config
         .check_for(decoder.config.context, ids.len())

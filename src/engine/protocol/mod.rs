@@ -32,6 +32,7 @@ pub use crate::analysis::mdl::{Decision, ModelBits, Verdict};
 pub use crate::engine::anchors::{AnchorReport, AnchorRow};
 pub use crate::engine::corpus::{BlockSpec, CorpusSource, TokenizerKind};
 pub use crate::engine::jobs::finetune::FinetuneJob;
+pub use crate::train::penalty::GroupWeights;
 pub use crate::engine::jobs::rules::RuleEval;
 pub use crate::engine::specialists::{ManifestRoute, ManifestSpecialist, PoolMove};
 pub use crate::engine::theory::TheoryPoint;

@@ -272,6 +272,7 @@ impl FineTuner {
             training: serde_json::json!({
                 "lambda_train": self.config.lambda_train,
                 "eta": self.config.eta,
+                "group_weights": self.config.weights,
                 "mu_rule": self.config.mu_rule,
                 "rules": self.rules.iter().filter(|r| r.enabled).map(|r| r.id.clone()).collect::<Vec<_>>(),
                 "steps": self.step,
