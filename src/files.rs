@@ -174,6 +174,42 @@ pub fn read_text(path: &Path, limit: u64, what: &'static str) -> Result<String, 
     }
 }
 
+/// Write the folder `dir` as one step: `fill` writes its files into a temporary sibling
+/// (`.NAME.tmp-PID`), which then replaces `dir` by rename (the old folder moved aside first and
+/// removed after), so a reader or a crash sees the old folder or the new one, never half of
+/// one. `io` turns an I/O error on a path into the caller's error.
+pub fn replace_dir<E>(
+    dir: &Path,
+    io: impl Fn(&Path, std::io::Error) -> E,
+    fill: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), E> {
+    use std::fs;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "folder".into());
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    if tmp.exists() {
+        fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    }
+    fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    fill(&tmp)?;
+    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+    if dir.exists() {
+        fs::rename(dir, &old).map_err(|e| io(dir, e))?;
+    }
+    fs::rename(&tmp, dir).map_err(|e| io(dir, e))?;
+    if old.exists() {
+        fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

@@ -43,7 +43,9 @@ fn job(args: &TrainArgs) -> Result<FinetuneJob> {
         } else {
             0.0
         },
-        weights: args.group_weights.map(super::train::GroupWeightsArg::weighting),
+        weights: args
+            .group_weights
+            .map(super::train::GroupWeightsArg::weighting),
     })
 }
 

@@ -102,36 +102,19 @@ pub fn save_checkpoint(
     model: &LocalistModel,
     optimizer: Option<&HashMap<String, Tensor>>,
 ) -> Result<(), CheckpointError> {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "checkpoint".into());
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(io_err(parent))?;
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
-    }
-    fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
-    let weights: HashMap<String, Tensor> = model.params.tensors().into_iter().collect();
-    write_tensors(&tmp.join("model.safetensors"), &weights)?;
-    if let Some(opt) = optimizer {
-        write_tensors(&tmp.join("optimizer.safetensors"), opt)?;
-    }
-    write_json(&tmp.join("config.json"), meta)?;
-    write_json(&tmp.join("blocks.json"), blocks)?;
-    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-    if dir.exists() {
-        fs::rename(dir, &old).map_err(io_err(dir))?;
-    }
-    fs::rename(&tmp, dir).map_err(io_err(dir))?;
-    if old.exists() {
-        fs::remove_dir_all(&old).map_err(io_err(&old))?;
-    }
-    Ok(())
+    crate::files::replace_dir(
+        dir,
+        |p, e| io_err(p)(e),
+        |tmp| {
+            let weights: HashMap<String, Tensor> = model.params.tensors().into_iter().collect();
+            write_tensors(&tmp.join("model.safetensors"), &weights)?;
+            if let Some(opt) = optimizer {
+                write_tensors(&tmp.join("optimizer.safetensors"), opt)?;
+            }
+            write_json(&tmp.join("config.json"), meta)?;
+            write_json(&tmp.join("blocks.json"), blocks)
+        },
+    )
 }
 
 /// Load and check a checkpoint directory. Each file is checked before the next is read and

@@ -32,7 +32,6 @@ pub use crate::analysis::mdl::{Decision, ModelBits, Verdict};
 pub use crate::engine::anchors::{AnchorReport, AnchorRow};
 pub use crate::engine::corpus::{BlockSpec, CorpusSource, TokenizerKind};
 pub use crate::engine::jobs::finetune::FinetuneJob;
-pub use crate::train::penalty::GroupWeights;
 pub use crate::engine::jobs::rules::RuleEval;
 pub use crate::engine::specialists::{ManifestRoute, ManifestSpecialist, PoolMove};
 pub use crate::engine::theory::TheoryPoint;
@@ -46,6 +45,7 @@ pub use crate::rules::inject::{HeadFidelity, RuleReport};
 pub use crate::rules::parse::{RuleError, RuleErrors};
 pub use crate::rules::print::KEYWORDS as RULE_KEYWORDS;
 pub use crate::train::eval::EvalReport;
+pub use crate::train::penalty::GroupWeights;
 pub use crate::train::recruit::{MoveKind, RecruitConfig, RecruitEvent, RoundSummary};
 pub use crate::train::trainer::{StepStats, TrainConfig};
 

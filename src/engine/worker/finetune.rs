@@ -8,7 +8,7 @@ use super::models::imported_summary;
 use super::slot::{Imported, ModelSlot, Tune};
 use super::{RunState, Worker};
 use crate::engine::jobs::finetune::{prepare, FinetuneJob, FinetuneRun};
-use crate::engine::protocol::{Event, Progress};
+use crate::engine::protocol::Event;
 use crate::hf::eval::RealEvalRow;
 
 /// Held-out windows measured at the start and the end of a fine-tune.
@@ -111,19 +111,8 @@ impl Worker {
         }
         match tune.run.step() {
             Ok(stats) => {
-                let (t0, tok0) = self.run_started.unwrap_or((Instant::now(), 0));
-                let done = tok0 + stats.tokens;
-                self.run_started = Some((t0, done));
-                let tps = done as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-                let left = total.saturating_sub(stats.step + 1) as f64;
                 let finished = stats.step + 1 >= total;
-                let eta_s = left * stats.tokens as f64 / tps.max(1e-9);
-                self.sink.emit_progress(Event::Progress(Progress {
-                    stats,
-                    total_steps: total,
-                    tokens_per_s: tps,
-                    eta_s,
-                }));
+                self.report_step(stats, total);
                 if finished {
                     self.state = RunState::Idle;
                     self.finish_tune();

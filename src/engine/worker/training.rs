@@ -76,6 +76,18 @@ impl Worker {
 
     /// After a good step: progress, then the end of the run or the live metrics.
     fn stepped(&mut self, stats: StepStats, total: usize, finished: bool) {
+        self.report_step(stats, total);
+        if finished {
+            self.state = RunState::Idle;
+            self.finish();
+        } else {
+            self.live(false);
+        }
+    }
+
+    /// Progress of a step of a run of `total` steps (a training run's or a fine-tune's): speed
+    /// since the run (re)started and the time left.
+    pub(super) fn report_step(&mut self, stats: StepStats, total: usize) {
         let (t0, tok0) = self.run_started.unwrap_or((Instant::now(), 0));
         let done_tokens = tok0 + stats.tokens;
         self.run_started = Some((t0, done_tokens));
@@ -88,12 +100,6 @@ impl Worker {
             tokens_per_s: tps,
             eta_s,
         }));
-        if finished {
-            self.state = RunState::Idle;
-            self.finish();
-        } else {
-            self.live(false);
-        }
     }
 
     /// The end of a run: held-out metrics at λ_inf = 0, then the live metrics (or, with no

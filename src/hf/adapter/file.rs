@@ -61,38 +61,21 @@ pub fn save_adapter(
     adapter: &Adapter,
     blocks: &BlockMap,
 ) -> Result<()> {
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "adapter".into());
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).with_context(|| format!("{}", parent.display()))?;
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    if tmp.exists() {
-        fs::remove_dir_all(&tmp).with_context(|| format!("{}", tmp.display()))?;
-    }
-    fs::create_dir_all(&tmp).with_context(|| format!("{}", tmp.display()))?;
-    let tensors: HashMap<String, Tensor> = adapter.params.tensors().into_iter().collect();
-    candle_core::safetensors::save(&tensors, tmp.join("adapter.safetensors"))
-        .with_context(|| format!("{}: writing adapter.safetensors", dir.display()))?;
-    let write = |file: &str, text: String| {
-        fs::write(tmp.join(file), text)
-            .with_context(|| format!("{}: writing {file}", dir.display()))
-    };
-    write("adapter.json", serde_json::to_string_pretty(info)?)?;
-    write("blocks.json", serde_json::to_string_pretty(blocks)?)?;
-    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-    if dir.exists() {
-        fs::rename(dir, &old).with_context(|| format!("{}", dir.display()))?;
-    }
-    fs::rename(&tmp, dir).with_context(|| format!("{}", dir.display()))?;
-    if old.exists() {
-        fs::remove_dir_all(&old).with_context(|| format!("{}", old.display()))?;
-    }
-    Ok(())
+    crate::files::replace_dir(
+        dir,
+        |p, e| anyhow::anyhow!("{}: {e}", p.display()),
+        |tmp| {
+            let tensors: HashMap<String, Tensor> = adapter.params.tensors().into_iter().collect();
+            candle_core::safetensors::save(&tensors, tmp.join("adapter.safetensors"))
+                .with_context(|| format!("{}: writing adapter.safetensors", dir.display()))?;
+            let write = |file: &str, text: String| {
+                fs::write(tmp.join(file), text)
+                    .with_context(|| format!("{}: writing {file}", dir.display()))
+            };
+            write("adapter.json", serde_json::to_string_pretty(info)?)?;
+            write("blocks.json", serde_json::to_string_pretty(blocks)?)
+        },
+    )
 }
 
 /// Read `dir`'s `adapter.json`.
