@@ -298,3 +298,39 @@ fn fine_tuning_trains_towards_the_rules() {
     assert!(first > 0.0, "the rule never fired");
     assert!(last < 0.7 * first, "rule penalty {first:.3} → {last:.3}");
 }
+
+/// The mass penalty is the metric: its value on a window equals the capture's ε there.
+#[test]
+fn the_mass_penalty_equals_the_measured_off_block_mass() {
+    use localist::train::penalty::{off_block_keys, off_block_mass};
+    let m = ImportedModel::open(&fixture("qwen2"), &Device::Cpu).unwrap();
+    let b = blocks(&m);
+    let x = ids(40, 300);
+    let out = m
+        .decoder()
+        .unwrap()
+        .forward_train(
+            &Tensor::from_vec(x.clone(), (1, 40), &Device::Cpu).unwrap(),
+            &NoDelta,
+        )
+        .unwrap();
+    let off = off_block_keys(&[b.masks(&x)], &Device::Cpu).unwrap();
+    let mut sum = 0.0f64;
+    for a in &out.attention {
+        sum += f64::from(off_block_mass(a, &off).unwrap().to_scalar::<f32>().unwrap());
+    }
+    let penalty = sum / out.attention.len() as f64;
+    let cap = localist::model::capture::capture(
+        m.model(),
+        &b,
+        &x,
+        &localist::model::dial::DialSetting::default(),
+    )
+    .unwrap();
+    let eps = cap.mean_off_block_mass(None);
+    assert!(eps > 0.05, "ε {eps}: nothing to compare");
+    assert!(
+        (penalty - eps).abs() < 1e-5,
+        "penalty {penalty} against ε {eps}"
+    );
+}

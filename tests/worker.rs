@@ -658,7 +658,7 @@ fn a_pretrained_decoder_is_fine_tuned_saved_as_an_adapter_and_reopened() {
         seed: 0,
         rules: None,
         mu_rule: 0.0,
-        weights: None,
+        penalty: None,
     };
     let w = spawn();
     // Nothing to tune yet: said, and nothing changes.

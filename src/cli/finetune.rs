@@ -43,9 +43,7 @@ fn job(args: &TrainArgs) -> Result<FinetuneJob> {
         } else {
             0.0
         },
-        weights: args
-            .group_weights
-            .map(super::train::GroupWeightsArg::weighting),
+        penalty: args.penalty.map(super::train::PenaltyArg::locality),
     })
 }
 

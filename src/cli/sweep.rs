@@ -83,7 +83,7 @@ impl SweepArgs {
             from: None,
             adapt: String::new(),
             dial_curve: Vec::new(),
-            group_weights: None,
+            penalty: None,
         }
     }
 }

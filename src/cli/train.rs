@@ -23,21 +23,34 @@ pub enum TokenizerArg {
     Word,
 }
 
-/// Off-block group weights on the command line.
+/// The locality penalty on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum GroupWeightsArg {
-    /// w_k = 1.
-    Unit,
-    /// w_k = √n_k.
-    Sqrt,
+pub enum PenaltyArg {
+    /// SPEC's group lasso, w_k = 1.
+    Group,
+    /// The group lasso with w_k = √n_k.
+    GroupSqrt,
+    /// The off-block mass ε itself (fine-tuning only).
+    Mass,
 }
 
-impl GroupWeightsArg {
-    /// The engine's weighting.
-    pub fn weighting(self) -> crate::engine::protocol::GroupWeights {
+impl PenaltyArg {
+    /// The group weights of our own training (the mass is refused, saying why).
+    pub fn weighting(self) -> Result<crate::engine::protocol::GroupWeights> {
         match self {
-            Self::Unit => crate::engine::protocol::GroupWeights::Unit,
-            Self::Sqrt => crate::engine::protocol::GroupWeights::SqrtSize,
+            Self::Group => Ok(crate::engine::protocol::GroupWeights::Unit),
+            Self::GroupSqrt => Ok(crate::engine::protocol::GroupWeights::SqrtSize),
+            Self::Mass => bail!("--penalty mass applies to fine-tuning (--from); our own models train with group or group-sqrt"),
+        }
+    }
+
+    /// The locality term of a fine-tune.
+    pub fn locality(self) -> crate::engine::protocol::LocalityPenalty {
+        use crate::engine::protocol::{GroupWeights, LocalityPenalty};
+        match self {
+            Self::Group => LocalityPenalty::Group(GroupWeights::Unit),
+            Self::GroupSqrt => LocalityPenalty::Group(GroupWeights::SqrtSize),
+            Self::Mass => LocalityPenalty::Mass,
         }
     }
 }
@@ -149,11 +162,12 @@ pub struct TrainArgs {
     /// queries and keys), lora:R:NAMES or NAMES (e.g. attn_q,attn_v or blk.3.attn_k).
     #[arg(long, default_value = "lora:8")]
     pub adapt: String,
-    /// Off-block group weights w_k: unit (SPEC's default; Ω ≤ ε) or sqrt (w_k = √n_k; Ω ≥ ε,
-    /// so spreading attention inside other blocks cannot lower it). Default: unit for our own
-    /// models, sqrt with --from (a pretrained model lowered the unit Ω by spreading, and ε rose).
+    /// The locality penalty: group (SPEC's group lasso, w_k = 1; the default for our own
+    /// models), group-sqrt (w_k = √n_k) or mass (the off-block mass ε itself; with --from
+    /// only, and its default there: a pretrained model lowered the group lasso by spreading
+    /// its attention inside other blocks while ε rose).
     #[arg(long, value_enum)]
-    pub group_weights: Option<GroupWeightsArg>,
+    pub penalty: Option<PenaltyArg>,
     /// With --from, also measure the untuned model under the inference dial at these λ
     /// (comma-separated) on the same held-out windows, for comparison.
     #[arg(long, value_delimiter = ',')]
@@ -189,7 +203,7 @@ impl TrainArgs {
             tokenizer: b.tokenizer.kind(),
             preset: b.preset.clone(),
             blocks,
-            train: self.train_config(),
+            train: self.train_config()?,
             out: Some(self.out.clone()),
             checkpoint_every: self.checkpoint_every,
             init_weights: self.init.clone(),
@@ -203,8 +217,13 @@ impl TrainArgs {
         Ok(job)
     }
 
-    fn train_config(&self) -> TrainConfig {
-        TrainConfig {
+    fn train_config(&self) -> Result<TrainConfig> {
+        let weights = self
+            .penalty
+            .map(PenaltyArg::weighting)
+            .transpose()?
+            .unwrap_or_default();
+        Ok(TrainConfig {
             lambda_train: self.lambda_train,
             eta: self.eta,
             mu_anchor: self.mu_anchor,
@@ -227,12 +246,9 @@ impl TrainArgs {
                 lr: self.lr,
                 ..Default::default()
             },
-            weights: self
-                .group_weights
-                .map(GroupWeightsArg::weighting)
-                .unwrap_or_default(),
+            weights,
             ..TrainConfig::default()
-        }
+        })
     }
 }
 

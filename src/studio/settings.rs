@@ -63,7 +63,7 @@ impl RunSettings {
             seed: self.seed,
             rules: None,
             mu_rule: self.mu_rule,
-            weights: None,
+            penalty: None,
         }
     }
 

@@ -161,3 +161,28 @@ pub fn anchor_loss(
     let picked = logp.broadcast_mul(&pt.relevant_onehot)?.sum(D::Minus1)?;
     picked.mean_all()?.neg()
 }
+
+/// 1 where key j lies outside R(i) for query i [B,1,T,T] (invisible keys carry no attention).
+pub fn off_block_keys(batch: &[SequenceMasks], device: &Device) -> candle_core::Result<Tensor> {
+    let b = batch.len();
+    let t = batch.first().map(SequenceMasks::len).unwrap_or(0);
+    let mut off = vec![0f32; b * t * t];
+    for (bi, m) in batch.iter().enumerate() {
+        for i in 0..t {
+            for (j, &rel) in m.relevant_row(i).iter().enumerate().take(t) {
+                if !rel {
+                    if let Some(c) = off.get_mut((bi * t + i) * t + j) {
+                        *c = 1.0;
+                    }
+                }
+            }
+        }
+    }
+    Tensor::from_vec(off, (b, 1, t, t), device)
+}
+
+/// Mean over batch, heads and queries of the off-block mass ε_i of one layer's attention
+/// [B,H,T,T] ([`off_block_keys`] gives `off`): differentiable in the attention.
+pub fn off_block_mass(attention: &Tensor, off: &Tensor) -> candle_core::Result<Tensor> {
+    attention.broadcast_mul(off)?.sum(D::Minus1)?.mean_all()
+}

@@ -48,8 +48,8 @@ pub struct FinetuneJob {
     pub rules: Option<PathBuf>,
     /// Weight μ_rule of the rule penalty.
     pub mu_rule: f64,
-    /// Off-block group weights (`None`: √n_k, see [`FineTuneConfig::new`]).
-    pub weights: Option<crate::train::penalty::GroupWeights>,
+    /// The locality term (`None`: the default of [`FineTuneConfig::new`]).
+    pub penalty: Option<crate::train::finetune::LocalityPenalty>,
 }
 
 /// A set-up fine-tune with what its file records.
@@ -120,7 +120,7 @@ pub fn prepare(
         ..FineTuneConfig::new(spec)
     };
     let config = FineTuneConfig {
-        weights: job.weights.unwrap_or(config.weights),
+        penalty: job.penalty.unwrap_or(config.penalty),
         ..config
     };
     config

@@ -45,6 +45,7 @@ pub use crate::rules::inject::{HeadFidelity, RuleReport};
 pub use crate::rules::parse::{RuleError, RuleErrors};
 pub use crate::rules::print::KEYWORDS as RULE_KEYWORDS;
 pub use crate::train::eval::EvalReport;
+pub use crate::train::finetune::LocalityPenalty;
 pub use crate::train::penalty::GroupWeights;
 pub use crate::train::recruit::{MoveKind, RecruitConfig, RecruitEvent, RoundSummary};
 pub use crate::train::trainer::{StepStats, TrainConfig};

@@ -1,7 +1,20 @@
 //! Settings of a fine-tuning run.
 
 use crate::hf::adapter::AdapterSpec;
+use serde::Serialize;
+
 use crate::train::penalty::GroupWeights;
+
+/// The locality term of a fine-tune.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalityPenalty {
+    /// SPEC §4.1's group lasso Ω = Σ_{k≠r(i)} w_k·‖a_{i,B_k}‖₂ with these weights.
+    Group(GroupWeights),
+    /// The off-block mass itself, Σ_{k≠r(i)} ‖a_{i,B_k}‖₁ = ε_i (ℓ1 inside the blocks too): it
+    /// cannot be lowered by spreading attention inside the other blocks.
+    Mass,
+}
 
 /// How a fine-tune runs.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,8 +37,8 @@ pub struct FineTuneConfig {
     pub batch_size: usize,
     /// Seed of the window sampler and of LoRA's A.
     pub seed: u64,
-    /// Off-block group weights.
-    pub weights: GroupWeights,
+    /// The locality term.
+    pub penalty: LocalityPenalty,
     /// ε inside the group norms' square roots.
     pub penalty_eps: f64,
 }
@@ -47,7 +60,7 @@ impl FineTuneConfig {
             seq_len: 128,
             batch_size: 4,
             seed: 0,
-            weights: GroupWeights::SqrtSize,
+            penalty: LocalityPenalty::Group(GroupWeights::SqrtSize),
             penalty_eps: 1e-12,
         }
     }

@@ -24,11 +24,11 @@ use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::model::dial::DialSetting;
 use crate::rules::check::{fire, ResolvedRule};
 use crate::train::optimizer::{AdamW, AdamWConfig};
-use crate::train::penalty::{group_lasso, PenaltyTensors};
+use crate::train::penalty::{group_lasso, off_block_keys, off_block_mass, PenaltyTensors};
 use crate::train::rule_penalty::rule_penalty;
 use crate::train::{StepStats, TrainError};
 
-pub use config::FineTuneConfig;
+pub use config::{FineTuneConfig, LocalityPenalty};
 
 /// A fine-tuning run: the base, its blocks, the adapter and its optimizer, the corpus.
 pub struct FineTuner {
@@ -194,16 +194,21 @@ impl FineTuner {
         let mut pen = Tensor::zeros((), DType::F32, dev)?;
         let mut total = ce.clone();
         if lambda > 0.0 && self.config.eta > 0.0 {
-            let pt = PenaltyTensors::new(
-                masks,
-                self.blocks.num_blocks(),
-                self.config.weights,
-                false,
-                dev,
-            )?;
             let mut acc = Vec::with_capacity(out.attention.len());
-            for a in &out.attention {
-                acc.push(group_lasso(a, &pt, self.config.penalty_eps)?);
+            match self.config.penalty {
+                LocalityPenalty::Group(weights) => {
+                    let pt =
+                        PenaltyTensors::new(masks, self.blocks.num_blocks(), weights, false, dev)?;
+                    for a in &out.attention {
+                        acc.push(group_lasso(a, &pt, self.config.penalty_eps)?);
+                    }
+                }
+                LocalityPenalty::Mass => {
+                    let off = off_block_keys(masks, dev)?;
+                    for a in &out.attention {
+                        acc.push(off_block_mass(a, &off)?);
+                    }
+                }
             }
             pen = (Tensor::stack(&acc, 0)?.sum_all()? / acc.len().max(1) as f64)?;
             total = (total + (&pen * (self.config.eta * lambda))?)?;
@@ -272,7 +277,7 @@ impl FineTuner {
             training: serde_json::json!({
                 "lambda_train": self.config.lambda_train,
                 "eta": self.config.eta,
-                "group_weights": self.config.weights,
+                "penalty": self.config.penalty,
                 "mu_rule": self.config.mu_rule,
                 "rules": self.rules.iter().filter(|r| r.enabled).map(|r| r.id.clone()).collect::<Vec<_>>(),
                 "steps": self.step,
