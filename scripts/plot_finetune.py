@@ -25,13 +25,17 @@ def tuned_point(folder):
     info = json.load(open(f"{folder}/adapter.json", encoding="utf-8"))
     t = info["training"]
     h = t["held_out"]
-    return (t["lambda_train"], t["eta"], h["perplexity"], h["epsilon"])
+    # "mass", {"group": "Unit" | "SqrtSize"}, or (older runs) "group_weights" alone.
+    pen = t.get("penalty", {"group": t.get("group_weights", "Unit")})
+    if isinstance(pen, dict):
+        pen = "group √n" if pen.get("group") == "SqrtSize" else "group"
+    return (t["lambda_train"], t["eta"], h["perplexity"], h["epsilon"], pen)
 
 
 def main():
     dial = dial_points(sys.argv[1])
     tuned = [tuned_point(d) for d in sys.argv[2:]]
-    w, h, left, right, top, bottom = 640, 420, 70, 20, 30, 60
+    w, h, left, right, top, bottom = 780, 460, 70, 150, 50, 60
     eps = [p[2] for p in dial] + [p[3] for p in tuned]
     ppl = [p[1] for p in dial] + [p[2] for p in tuned]
     x0, x1 = 0.0, max(eps) * 1.1
@@ -55,11 +59,13 @@ def main():
     for lam, p, e in dial:
         o.append(f'<circle cx="{sx(e):.1f}" cy="{sy(p):.1f}" r="4" fill="#1f77b4"/>')
         o.append(f'<text x="{sx(e)+6:.1f}" y="{sy(p)-6:.1f}" fill="#1f77b4">λ_inf {lam:g}</text>')
-    for lam, eta, p, e in tuned:
-        o.append(f'<rect x="{sx(e)-4:.1f}" y="{sy(p)-4:.1f}" width="8" height="8" fill="#d62728"/>')
-        o.append(f'<text x="{sx(e)+6:.1f}" y="{sy(p)+14:.1f}" fill="#d62728">λ_train {lam:g}, η {eta:g}</text>')
-    o.append(f'<text x="{left+10}" y="{top-10}" fill="#1f77b4">● untuned SmolLM2 under the inference dial (mode A)</text>')
-    o.append(f'<text x="{left+330}" y="{top-10}" fill="#d62728">■ fine-tuned (LoRA on Q/K), λ_inf = 0</text>')
+    for lam, eta, p, e, pen in tuned:
+        colour = "#d62728" if pen == "mass" or lam == 0 else "#7f7f7f"
+        label = "CE only" if lam == 0 else f"{pen}, λ_train {lam:g}, η {eta:g}"
+        o.append(f'<rect x="{sx(e)-4:.1f}" y="{sy(p)-4:.1f}" width="8" height="8" fill="{colour}"/>')
+        o.append(f'<text x="{sx(e)+6:.1f}" y="{sy(p)+14:.1f}" fill="{colour}" font-size="10">{label}</text>')
+    o.append(f'<text x="{left+10}" y="18" fill="#1f77b4">● untuned SmolLM2 under the inference dial (mode A)</text>')
+    o.append(f'<text x="{left+10}" y="36" fill="#d62728">■ fine-tuned (LoRA rank 8 on Q/K), measured at λ_inf = 0: off-block mass penalty, and CE only; grey: group lasso</text>')
     o.append("</svg>")
     print("\n".join(o))
 
