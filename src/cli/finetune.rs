@@ -43,7 +43,7 @@ fn job(args: &TrainArgs) -> Result<FinetuneJob> {
         } else {
             0.0
         },
-        penalty: args.penalty.map(super::train::PenaltyArg::locality),
+        penalty: args.penalty.map(super::flags::PenaltyArg::locality),
     })
 }
 

@@ -133,3 +133,35 @@ mod tests {
         assert!(e.contains("--kmeans 11") && e.contains("10"), "{e}");
     }
 }
+
+/// The locality penalty on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PenaltyArg {
+    /// SPEC's group lasso, w_k = 1.
+    Group,
+    /// The group lasso with w_k = √n_k.
+    GroupSqrt,
+    /// The off-block mass ε itself (fine-tuning only).
+    Mass,
+}
+
+impl PenaltyArg {
+    /// The group weights of our own training (the mass is refused, saying why).
+    pub fn weighting(self) -> anyhow::Result<crate::engine::protocol::GroupWeights> {
+        match self {
+            Self::Group => Ok(crate::engine::protocol::GroupWeights::Unit),
+            Self::GroupSqrt => Ok(crate::engine::protocol::GroupWeights::SqrtSize),
+            Self::Mass => anyhow::bail!("--penalty mass applies to fine-tuning (--from); our own models train with group or group-sqrt"),
+        }
+    }
+
+    /// The locality term of a fine-tune.
+    pub fn locality(self) -> crate::engine::protocol::LocalityPenalty {
+        use crate::engine::protocol::{GroupWeights, LocalityPenalty};
+        match self {
+            Self::Group => LocalityPenalty::Group(GroupWeights::Unit),
+            Self::GroupSqrt => LocalityPenalty::Group(GroupWeights::SqrtSize),
+            Self::Mass => LocalityPenalty::Mass,
+        }
+    }
+}

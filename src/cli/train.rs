@@ -23,38 +23,6 @@ pub enum TokenizerArg {
     Word,
 }
 
-/// The locality penalty on the command line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum PenaltyArg {
-    /// SPEC's group lasso, w_k = 1.
-    Group,
-    /// The group lasso with w_k = √n_k.
-    GroupSqrt,
-    /// The off-block mass ε itself (fine-tuning only).
-    Mass,
-}
-
-impl PenaltyArg {
-    /// The group weights of our own training (the mass is refused, saying why).
-    pub fn weighting(self) -> Result<crate::engine::protocol::GroupWeights> {
-        match self {
-            Self::Group => Ok(crate::engine::protocol::GroupWeights::Unit),
-            Self::GroupSqrt => Ok(crate::engine::protocol::GroupWeights::SqrtSize),
-            Self::Mass => bail!("--penalty mass applies to fine-tuning (--from); our own models train with group or group-sqrt"),
-        }
-    }
-
-    /// The locality term of a fine-tune.
-    pub fn locality(self) -> crate::engine::protocol::LocalityPenalty {
-        use crate::engine::protocol::{GroupWeights, LocalityPenalty};
-        match self {
-            Self::Group => LocalityPenalty::Group(GroupWeights::Unit),
-            Self::GroupSqrt => LocalityPenalty::Group(GroupWeights::SqrtSize),
-            Self::Mass => LocalityPenalty::Mass,
-        }
-    }
-}
-
 /// The training flags `train` and `sweep` share: what to train on, which model, how.
 #[derive(Args, Debug, Clone)]
 pub struct TrainBasics {
@@ -158,18 +126,14 @@ pub struct TrainArgs {
     /// folder) instead of training one of ours; --out is then the adapter folder.
     #[arg(long)]
     pub from: Option<PathBuf>,
-    /// With --from, what trains: qk (full query/key changes), lora:R (rank-R adapters on
-    /// queries and keys), lora:R:NAMES or NAMES (e.g. attn_q,attn_v or blk.3.attn_k).
+    /// With --from, what trains: qk, lora:R (on queries and keys), lora:R:NAMES or NAMES.
     #[arg(long, default_value = "lora:8")]
     pub adapt: String,
-    /// The locality penalty: group (SPEC's group lasso, w_k = 1; the default for our own
-    /// models), group-sqrt (w_k = √n_k) or mass (the off-block mass ε itself; with --from
-    /// only, and its default there: a pretrained model lowered the group lasso by spreading
-    /// its attention inside other blocks while ε rose).
+    /// Locality penalty: group (SPEC's, w_k = 1; default here), group-sqrt, or mass (the
+    /// off-block mass ε; --from only, and its default there).
     #[arg(long, value_enum)]
-    pub penalty: Option<PenaltyArg>,
-    /// With --from, also measure the untuned model under the inference dial at these λ
-    /// (comma-separated) on the same held-out windows, for comparison.
+    pub penalty: Option<super::flags::PenaltyArg>,
+    /// With --from, also measure the untuned model under the dial at these λ (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub dial_curve: Vec<f64>,
 }
@@ -220,7 +184,7 @@ impl TrainArgs {
     fn train_config(&self) -> Result<TrainConfig> {
         let weights = self
             .penalty
-            .map(PenaltyArg::weighting)
+            .map(super::flags::PenaltyArg::weighting)
             .transpose()?
             .unwrap_or_default();
         Ok(TrainConfig {
