@@ -4,6 +4,8 @@
 //! on another).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -18,15 +20,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/families")
         .join(name)
-}
-
-fn copy_fixture(name: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(fixture(name)).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
-    }
-    dir
 }
 
 fn ids(n: usize, vocab: u32) -> Vec<u32> {
@@ -175,7 +168,7 @@ fn base_ref(path: &Path, m: &ImportedModel) -> BaseRef {
 
 #[test]
 fn fine_tuning_lowers_the_off_block_mass_and_reopens_as_an_adapter() {
-    let base_dir = copy_fixture("llama");
+    let base_dir = common::copy_family_fixture("llama");
     let m = ImportedModel::open(base_dir.path(), &Device::Cpu).unwrap();
     let r = base_ref(base_dir.path(), &m);
     let b = blocks(&m);

@@ -6,6 +6,8 @@
 //! and streamed captures on each; and the errors of an unsupported or damaged folder.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
@@ -19,9 +21,7 @@ use localist::model::dial::DialSetting;
 const FAMILIES: [&str; 3] = ["gpt2", "llama", "qwen2"];
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/families")
-        .join(name)
+    common::family_fixture(name)
 }
 
 /// What transformers computed (reference.json).
@@ -276,16 +276,6 @@ fn streamed_captures_equal_dense_captures() {
     }
 }
 
-/// A copy of fixture `name` in a new temporary folder.
-fn copy_fixture(name: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for e in std::fs::read_dir(fixture(name)).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
-    }
-    dir
-}
-
 /// Rewrite `key` of the folder's config.json.
 fn set_config(dir: &Path, key: &str, value: serde_json::Value) {
     let path = dir.join("config.json");
@@ -298,7 +288,7 @@ fn set_config(dir: &Path, key: &str, value: serde_json::Value) {
 #[test]
 fn an_unsupported_model_type_is_named_with_what_is_supported() {
     for (model_type, arch) in [("mistral", "MistralForCausalLM"), ("t5", "T5Model")] {
-        let dir = copy_fixture("llama");
+        let dir = common::copy_family_fixture("llama");
         set_config(dir.path(), "model_type", model_type.into());
         set_config(dir.path(), "architectures", serde_json::json!([arch]));
         let err = open_err(dir.path());
@@ -316,7 +306,7 @@ fn an_unsupported_model_type_is_named_with_what_is_supported() {
 #[test]
 fn a_truncated_safetensors_file_is_named() {
     for name in FAMILIES {
-        let dir = copy_fixture(name);
+        let dir = common::copy_family_fixture(name);
         let file = dir.path().join("model.safetensors");
         let bytes = std::fs::read(&file).unwrap();
         std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
@@ -339,31 +329,31 @@ fn poison(dir: &Path, tensor: &str) {
 
 #[test]
 fn damaged_folders_are_refused_naming_the_file_and_tensor() {
-    let dir = copy_fixture("gpt2");
+    let dir = common::copy_family_fixture("gpt2");
     poison(dir.path(), "transformer.h.1.attn.c_attn.weight");
     let err = open_err(dir.path());
     assert!(
         err.contains("tensor transformer.h.1.attn.c_attn.weight holds NaN"),
         "{err}"
     );
-    let dir = copy_fixture("qwen2");
+    let dir = common::copy_family_fixture("qwen2");
     poison(dir.path(), "model.layers.0.self_attn.k_proj.bias");
     assert!(open_err(dir.path()).contains("k_proj.bias holds NaN"));
     // A config that does not fit the weights is caught before any weight is read.
-    let dir = copy_fixture("llama");
+    let dir = common::copy_family_fixture("llama");
     set_config(dir.path(), "num_key_value_heads", 4.into());
     let err = open_err(dir.path());
     assert!(
         err.contains("tensor model.layers.0.self_attn.k_proj.weight has shape [16, 32], the config needs [32, 32]"),
         "{err}"
     );
-    let dir = copy_fixture("gpt2");
+    let dir = common::copy_family_fixture("gpt2");
     set_config(dir.path(), "n_layer", 1_000_000_000.into());
     assert!(open_err(dir.path()).contains("n_layer = 1000000000 is outside 1..=256"));
-    let dir = copy_fixture("qwen2");
+    let dir = common::copy_family_fixture("qwen2");
     set_config(dir.path(), "use_sliding_window", true.into());
     assert!(open_err(dir.path()).contains("sliding-window attention"));
-    let dir = copy_fixture("gpt2");
+    let dir = common::copy_family_fixture("gpt2");
     std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
     std::fs::remove_file(dir.path().join("merges.txt")).unwrap();
     assert!(open_err(dir.path()).contains("neither tokenizer.json nor vocab.json"));
@@ -372,7 +362,7 @@ fn damaged_folders_are_refused_naming_the_file_and_tensor() {
 /// The CLI opens a family folder where it takes a model path.
 #[test]
 fn the_cli_captures_a_family_folder() {
-    let dir = copy_fixture("qwen2");
+    let dir = common::copy_family_fixture("qwen2");
     let out = dir.path().join("cap.json");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_localist"))
         .args(["capture", "--checkpoint"])
@@ -400,7 +390,7 @@ fn the_worker_loads_captures_and_generates_on_every_family() {
         }
     };
     for name in FAMILIES {
-        let dir = copy_fixture(name);
+        let dir = common::copy_family_fixture(name);
         let w = WorkerHandle::spawn(Box::new(|| {})).unwrap();
         assert!(w.send(Command::Load(dir.path().to_path_buf())));
         match next(&w) {
@@ -427,7 +417,7 @@ fn half_precision_weights_open_and_stay_close() {
     use candle_core::DType;
     let r = reference("qwen2");
     for (dtype, tol) in [(DType::F16, 0.05f32), (DType::BF16, 0.5)] {
-        let dir = copy_fixture("qwen2");
+        let dir = common::copy_family_fixture("qwen2");
         let file = dir.path().join("model.safetensors");
         let half: std::collections::HashMap<String, Tensor> =
             candle_core::safetensors::load(&file, &Device::Cpu)
@@ -500,7 +490,7 @@ end
 #[test]
 fn the_cli_evaluates_a_family_folder_and_names_an_unsupported_one() {
     let bin = env!("CARGO_BIN_EXE_localist");
-    let dir = copy_fixture("gpt2");
+    let dir = common::copy_family_fixture("gpt2");
     let o = std::process::Command::new(bin)
         .args([
             "eval",

@@ -634,10 +634,7 @@ fn a_pretrained_decoder_is_fine_tuned_saved_as_an_adapter_and_reopened() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base");
     std::fs::create_dir(&base).unwrap();
-    for e in std::fs::read_dir(fixture.join("llama")).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), base.join(e.file_name())).unwrap();
-    }
+    common::copy_files(&fixture.join("llama"), &base);
     let corpus = dir.path().join("corpus.txt");
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/corpora/shakespeare_1mb.txt"),

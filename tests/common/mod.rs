@@ -56,3 +56,23 @@ pub fn model_file(dir: &str, file: &str) -> Option<PathBuf> {
     );
     None
 }
+
+/// A model family's test fixture (`tests/fixtures/families/NAME`).
+pub fn family_fixture(name: &str) -> PathBuf {
+    root().join("tests/fixtures/families").join(name)
+}
+
+/// Copy the files of folder `from` into folder `to` (which must exist).
+pub fn copy_files(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+/// A copy of family fixture `name` in a new temporary folder.
+pub fn copy_family_fixture(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_files(&family_fixture(name), dir.path());
+    dir
+}
