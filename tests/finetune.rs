@@ -255,6 +255,24 @@ fn fine_tuning_lowers_the_off_block_mass_and_reopens_as_an_adapter() {
         Err(e) => format!("{e:#}"),
     };
     assert!(err.contains("adapter.safetensors"), "{err}");
+    // Ending the run gives the base back at W₀ (a second fine-tune starts from the base).
+    let fresh = ImportedModel::open(&fixture("llama"), &Device::Cpu).unwrap();
+    let want = fresh
+        .decoder()
+        .unwrap()
+        .forward_with(&x, &[], false)
+        .unwrap();
+    let (back, _) = ft.into_base().unwrap();
+    let got = back
+        .decoder()
+        .unwrap()
+        .forward_with(&x, &[], false)
+        .unwrap();
+    assert!(max_diff(&want.logits, &got.logits) == 0.0);
+    assert!(
+        max_diff(&want.logits, &merged.logits) > 1e-3,
+        "the fine-tune changed nothing"
+    );
 }
 
 /// The rule penalty trains a pretrained decoder as it trains our own models: −log PF_mass on

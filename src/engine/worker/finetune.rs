@@ -42,13 +42,24 @@ impl Worker {
         };
         let held = match std::mem::replace(&mut self.slot, ModelSlot::Empty) {
             ModelSlot::Imported(i) => *i,
-            // A second fine-tune starts again from the held run's base weights with its own
-            // adapter kept applied: save the first one to keep it.
-            ModelSlot::Tune(t) => Imported {
-                blocks: t.run.tuner.blocks,
-                model: t.run.tuner.base,
-                tokenizer: t.run.tokenizer,
-            },
+            // A second fine-tune starts again from the base (W₀; the file it records is the
+            // base's): save the first one, and open it, to tune it further.
+            ModelSlot::Tune(t) => {
+                let tokenizer = t.run.tokenizer;
+                let (model, blocks) = match t.run.tuner.into_base() {
+                    Ok(parts) => parts,
+                    Err(e) => {
+                        self.sink
+                            .fail(format!("{e:#}; reopen the model to continue"));
+                        return;
+                    }
+                };
+                Imported {
+                    blocks,
+                    model,
+                    tokenizer,
+                }
+            }
             other => {
                 self.slot = other;
                 return;

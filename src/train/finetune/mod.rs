@@ -129,6 +129,12 @@ impl FineTuner {
         Ok(())
     }
 
+    /// The base model at W₀ (the adapter taken out) and the blocks, ending the run.
+    pub fn into_base(mut self) -> candle_core::Result<(ImportedModel, BlockMap)> {
+        self.set_weights(false)?;
+        Ok((self.base, self.blocks))
+    }
+
     /// One optimisation step (on W₀, the adapter applied again after it).
     pub fn train_step(&mut self) -> Result<StepStats, TrainError> {
         self.set_weights(false)?;
