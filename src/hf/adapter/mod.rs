@@ -78,8 +78,9 @@ impl Adapter {
     /// Merge every change into `model`'s weights (for inference).
     pub fn merge_into(&self, model: &mut GgufLlama) -> candle_core::Result<()> {
         for &(l, p) in &self.spec.targets {
-            let d = self.delta_matrix(l, p)?.detach();
-            model.add_to_projection(l, p, &d)?;
+            // Shapes were checked against the base when the adapter was made or read.
+            let w = (model.projection_weight(l, p)? + self.delta_matrix(l, p)?.detach())?;
+            model.set_projection(l, p, w)?;
         }
         Ok(())
     }

@@ -222,29 +222,6 @@ impl GgufLlama {
         }
         Ok(())
     }
-
-    /// Add `delta` [out, in] to projection `p` of layer `l` (an adapter merged for inference).
-    pub fn add_to_projection(
-        &mut self,
-        l: usize,
-        p: Projection,
-        delta: &Tensor,
-    ) -> candle_core::Result<()> {
-        let w = self.projection_weight(l, p)?;
-        if w.dims() != delta.dims() {
-            candle_core::bail!(
-                "layer {l} {}: the change is {:?}, the weight {:?}",
-                p.gguf_name(),
-                delta.dims(),
-                w.dims()
-            )
-        }
-        let merged = (w + delta)?;
-        if let Some(layer) = self.layers.get_mut(l) {
-            *layer.matrix_mut(p) = QMatMul::Tensor(merged);
-        }
-        Ok(())
-    }
 }
 
 impl Layer {

@@ -32,7 +32,7 @@ pub use config::{FineTuneConfig, LocalityPenalty};
 
 /// A fine-tuning run: the base, its blocks, the adapter and its optimizer, the corpus.
 pub struct FineTuner {
-    /// The base model (frozen; the adapter is merged in only to evaluate or save).
+    /// The base model, holding W₀ + Δ between steps (W₀ during a step and in `evaluate_base`).
     pub base: ImportedModel,
     /// Where the base came from, and its SHA-256.
     pub base_ref: BaseRef,
