@@ -784,12 +784,12 @@ fn the_recruitment_tab_shows_the_recruited_samples_decisions() {
     h.get_by_label("Recruitment").click();
     h.run_steps(2);
     let rec = h.state().state.recruitment.clone().unwrap();
-    assert_eq!(rec.accepted, 3);
+    assert_eq!(rec.accepted, 6);
     assert!(h
-        .query_by_label_contains("6 rounds, 3 accepted moves, 4 blocks")
+        .query_by_label_contains("10 rounds, 6 accepted moves, 4 blocks")
         .is_some());
     // One table row per decision, newest first, with the block it concerns.
-    for name in ["tools·mallet", "weather·fog", "fruit·quince"] {
+    for name in ["monsoon·mist", "kiwi·grape", "spanner·mallet"] {
         assert!(h.query_all_by_label(name).count() >= 1, "{name} missing");
     }
     assert!(h

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use crate::engine::jobs::specialists::{PoolJob, PoolRun};
+use crate::engine::jobs::specialists::{is_pretrained, AdaptedJob, PoolJob, PoolRun};
 use crate::engine::jobs::PoolConfig;
 
 /// Arguments of `localist specialists`.
 #[derive(Args, Debug)]
 pub struct SpecialistsArgs {
-    /// The base specialist (a checkpoint directory).
+    /// The base specialist: a checkpoint directory, or a pretrained decoder (a .gguf file, a
+    /// LLaMA or Qwen2 folder), whose specialists are then adapters on it (see --adapt).
     #[arg(long)]
     pub base: PathBuf,
     /// Documents: a directory (one document per file) or a file (one per separator line, or
@@ -34,6 +35,28 @@ pub struct SpecialistsArgs {
     /// Fine-tuning steps of each candidate specialist.
     #[arg(long, default_value_t = 60)]
     pub probe_steps: usize,
+    /// Learning rate of a candidate's fine-tune (default: 0.05 for our own checkpoints'
+    /// few parameters, 2e-3 for adapters on a pretrained base).
+    #[arg(long, value_parser = super::flags::learning_rate)]
+    pub lr: Option<f64>,
+    /// Tokens per fine-tuning window (default: 32 for our checkpoints, 128 for adapters).
+    #[arg(long)]
+    pub seq: Option<usize>,
+    /// Windows per fine-tuning step (default: 8 for our checkpoints, 2 for adapters).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// On a pretrained base: what each specialist's adapter trains (`lora:R:NAMES`, `NAMES`,
+    /// `qk`, `lora:R`; NAMES such as attn_output, blk.29.ffn_down or blk.last.attn_output).
+    /// Each specialist pays (p/2)·log₂ n bits for its p adapter scalars, so keep it small.
+    #[arg(long, default_value = "lora:1:blk.last.attn_output")]
+    pub adapt: String,
+    /// On a pretrained base: its blocks (kmeans:K, lexicon:PATH or saved).
+    #[arg(long, default_value = "kmeans:16")]
+    pub blocks: String,
+    /// On a pretrained base: λ_train of each specialist's fine-tune (the off-block mass
+    /// penalty; 0 trains cross-entropy only).
+    #[arg(long, default_value_t = 0.0, value_parser = super::parse_lambda)]
+    pub lambda_train: f64,
     /// Parameter-name prefixes a specialist trains and pays for (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "head.bias")]
     pub trainable: Vec<String>,
@@ -50,6 +73,8 @@ pub struct SpecialistsArgs {
 impl SpecialistsArgs {
     /// The engine job these arguments describe.
     fn job(&self) -> Result<PoolJob> {
+        let adapters = is_pretrained(&self.base);
+        let own = PoolConfig::default();
         Ok(PoolJob {
             base: self.base.clone(),
             docs: self.docs.clone(),
@@ -63,9 +88,19 @@ impl SpecialistsArgs {
                     super::flags::MAX_SPECIALISTS,
                 )?,
                 probe_steps: self.probe_steps,
+                lr: self.lr.unwrap_or(if adapters { 2e-3 } else { own.lr }),
+                seq_len: self.seq.unwrap_or(if adapters { 128 } else { own.seq_len }),
+                batch_size: self
+                    .batch
+                    .unwrap_or(if adapters { 2 } else { own.batch_size }),
                 trainable: self.trainable.clone(),
                 block_moves: !self.no_block_moves,
-                ..PoolConfig::default()
+                ..own.clone()
+            },
+            adapted: AdaptedJob {
+                blocks: self.blocks.clone(),
+                adapt: self.adapt.clone(),
+                lambda_train: self.lambda_train,
             },
         })
     }
@@ -80,17 +115,20 @@ pub fn run(a: SpecialistsArgs) -> Result<()> {
         pool.tokens(),
         pool.dl_total_bits()
     );
-    pool.grow(|m| {
-        println!(
-            "round {}: {}: DL_total {:.0} -> {:.0} bits ({:+.0}), {}",
-            m.round,
-            m.what,
-            m.dl_before,
-            m.dl_after,
-            m.dl_after - m.dl_before,
-            if m.accepted { "accepted" } else { "rejected" }
-        );
-    })?;
+    pool.grow(
+        |m| {
+            println!(
+                "round {}: {}: DL_total {:.0} -> {:.0} bits ({:+.0}), {}",
+                m.round,
+                m.what,
+                m.dl_before,
+                m.dl_after,
+                m.dl_after - m.dl_before,
+                if m.accepted { "accepted" } else { "rejected" }
+            );
+        },
+        |line| eprintln!("  {line}"),
+    )?;
     println!();
     print!("{}", pool.routing_table());
     println!();
@@ -105,6 +143,9 @@ pub fn run(a: SpecialistsArgs) -> Result<()> {
             },
             s.bits
         );
+    }
+    for (name, added, what) in pool.specialist_sizes() {
+        println!("{name}: {added} parameters over the base ({what})");
     }
     pool.save(&a.out)?;
     println!(

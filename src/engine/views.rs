@@ -61,6 +61,14 @@ impl From<Manifest> for PoolManifest {
             specialists: m.specialists,
             routing: m.routing,
             log: m.log,
+            base_model: m.base_model.map(|b| {
+                format!(
+                    "{} ({}, SHA-256 {}…)",
+                    b.path.display(),
+                    b.arch,
+                    b.sha256.get(..12).unwrap_or(&b.sha256)
+                )
+            }),
         }
     }
 }

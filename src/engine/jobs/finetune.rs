@@ -126,13 +126,7 @@ pub fn prepare(
     config
         .check_for(decoder.config.context, ids.len())
         .map_err(|e| anyhow::anyhow!("fine-tuning on {}: {e}", corpus_path.display()))?;
-    // An adapter tuned further names that adapter as its base (which names its own): opening
-    // the new one applies both, in order.
-    let base_ref = BaseRef {
-        path: std::fs::canonicalize(&base_path).unwrap_or(base_path.clone()),
-        sha256: crate::hf::model_sha256(&base_path)?,
-        arch: model.arch_label().into(),
-    };
+    let base_ref = base_ref(model)?;
     Ok(Prepared {
         ids,
         corpus: (corpus_path, sha256_hex(text.as_bytes())),
@@ -141,8 +135,24 @@ pub fn prepare(
     })
 }
 
+/// What an adapter records of `model`, its base. An adapter tuned further names that adapter
+/// as its base (which names its own): opening the new one applies both, in order.
+pub(crate) fn base_ref(model: &ImportedModel) -> Result<BaseRef> {
+    let path = model.path();
+    Ok(BaseRef {
+        path: std::fs::canonicalize(path).unwrap_or(path.to_path_buf()),
+        sha256: crate::hf::model_sha256(path)?,
+        arch: model.arch_label().into(),
+    })
+}
+
 /// The blocks `spec` names for `model`.
-fn blocks_for(model: &ImportedModel, tok: &HfTokenizer, spec: &str, seed: u64) -> Result<BlockMap> {
+pub(crate) fn blocks_for(
+    model: &ImportedModel,
+    tok: &HfTokenizer,
+    spec: &str,
+    seed: u64,
+) -> Result<BlockMap> {
     if spec == "saved" {
         return model.saved_blocks(tok)?.ok_or_else(|| {
             anyhow::anyhow!(

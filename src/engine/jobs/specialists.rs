@@ -6,29 +6,88 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::engine::specialists::{read_documents, Document, Pool, PoolConfig, PoolMove};
+use crate::data::tokenizer::Tokenizer;
+use crate::engine::export::write_atomic;
+use crate::engine::jobs::finetune::{base_ref, blocks_for};
+use crate::engine::specialists::{
+    read_documents, AdaptedConfig, AdaptedPool, Document, GrowthReport, Pool, PoolConfig, PoolMove,
+};
+use crate::hf::adapter::AdapterSpec;
+use crate::hf::ImportedModel;
 use crate::model::dial::DialSetting;
 
 /// What to grow the pool from.
 #[derive(Clone, Debug)]
 pub struct PoolJob {
-    /// The base specialist (a checkpoint directory).
+    /// The base specialist: a checkpoint directory of ours, or a pretrained decoder (a
+    /// `.gguf` file, a LLaMA or Qwen2 folder), whose specialists are then adapters.
     pub base: PathBuf,
     /// Documents: a directory (one document per file) or a file.
     pub docs: PathBuf,
     /// The line that separates documents in a single file (default: blank lines).
     pub separator: Option<String>,
-    /// Measure code lengths at the mode-A dial λ (default: the dial saved with the base).
+    /// Measure code lengths at the mode-A dial λ (default: the dial saved with the base; 0 for
+    /// a pretrained one).
     pub lambda: Option<f64>,
     /// The search's settings.
     pub config: PoolConfig,
+    /// On a pretrained base: its blocks (`kmeans:K`, `lexicon:PATH`, `saved`), what a
+    /// specialist's adapter trains, and the λ_train of its fine-tune.
+    pub adapted: AdaptedJob,
+}
+
+/// What a pool on a pretrained base needs besides the pool's settings.
+#[derive(Clone, Debug)]
+pub struct AdaptedJob {
+    /// Blocks of the base: `kmeans:K`, `lexicon:PATH` or `saved`.
+    pub blocks: String,
+    /// What a specialist trains ([`crate::hf::adapter::AdapterSpec::parse`]).
+    pub adapt: String,
+    /// λ_train of a specialist's fine-tune (off-block mass penalty; 0: cross-entropy only).
+    pub lambda_train: f64,
+}
+
+impl Default for AdaptedJob {
+    fn default() -> Self {
+        Self {
+            blocks: "kmeans:16".into(),
+            adapt: "lora:1:blk.last.attn_output".into(),
+            lambda_train: 0.0,
+        }
+    }
+}
+
+/// True when `path` is a pretrained model (a pool on it grows adapters), not one of our
+/// checkpoints.
+pub fn is_pretrained(path: &Path) -> bool {
+    ImportedModel::looks_imported(path)
+}
+
+/// The pool being grown: of our own checkpoints, or of adapters on a pretrained decoder.
+enum Grown {
+    Own(Box<Pool>),
+    Adapted(Box<AdaptedPool>, Box<AdaptedConfig>),
 }
 
 /// A pool being grown over its documents.
 pub struct PoolRun {
-    pool: Pool,
+    pool: Grown,
     docs: Vec<Document>,
     config: PoolConfig,
+    /// The documents' texts as read (saved beside the pool for the Specialists tab).
+    texts: Vec<String>,
+}
+
+/// [`GrowthReport`] from two closures.
+struct Report<M, P>(M, P);
+
+impl<M: FnMut(&PoolMove), P: FnMut(&str)> GrowthReport for Report<M, P> {
+    fn on_move(&mut self, m: &PoolMove) {
+        (self.0)(m);
+    }
+    fn progress(&mut self, line: &str) {
+        (self.1)(line);
+    }
 }
 
 /// One specialist's blocks in the summary.
@@ -45,21 +104,61 @@ pub struct SpecialistBlocks {
 impl PoolRun {
     /// Read the documents and start a pool of the base alone (at the job's dial, if given).
     pub fn open(job: PoolJob) -> Result<Self> {
-        let texts = read_documents(&job.docs, job.separator.as_deref())?;
-        if texts.is_empty() {
-            anyhow::bail!("{}: no documents found", job.docs.display());
-        }
-        let (mut pool, docs) = Pool::from_checkpoint(&job.base, &texts)?;
         if let Some(lambda) = job.lambda {
             if !(0.0..=1.0).contains(&lambda) {
                 anyhow::bail!("--lambda {lambda}: the dial lies in [0, 1]");
             }
+        }
+        let texts = read_documents(&job.docs, job.separator.as_deref())?;
+        if texts.is_empty() {
+            anyhow::bail!("{}: no documents found", job.docs.display());
+        }
+        if ImportedModel::looks_imported(&job.base) {
+            return Self::open_adapted(job, &texts);
+        }
+        let (mut pool, docs) = Pool::from_checkpoint(&job.base, &texts)?;
+        if let Some(lambda) = job.lambda {
             pool.set_dial(DialSetting::bias(lambda), &docs, &job.config)?;
         }
         Ok(Self {
-            pool,
+            pool: Grown::Own(Box::new(pool)),
             docs,
             config: job.config,
+            texts: texts.into_iter().map(|t| t.1).collect(),
+        })
+    }
+
+    /// A pool of adapters on the pretrained decoder `job.base`: its tokenizer codes the
+    /// documents, its blocks are built as a fine-tune's are.
+    fn open_adapted(job: PoolJob, texts: &[(String, String)]) -> Result<Self> {
+        let model = ImportedModel::open(&job.base, &candle_core::Device::Cpu)?;
+        let tokenizer = model.tokenizer();
+        let blocks = blocks_for(&model, &tokenizer, &job.adapted.blocks, job.config.seed)?;
+        let docs: Vec<Document> = texts
+            .iter()
+            .map(|(name, text)| Document {
+                name: name.clone(),
+                ids: tokenizer.encode(text),
+            })
+            .filter(|d| d.ids.len() >= 2)
+            .collect();
+        let dial = DialSetting::bias(job.lambda.unwrap_or(0.0));
+        let base_ref = base_ref(&model)?;
+        let cfg = AdaptedConfig {
+            pool: job.config.clone(),
+            adapt: job.adapted.adapt.clone(),
+            lambda_train: job.adapted.lambda_train,
+        };
+        if let Some(decoder) = model.decoder() {
+            // A bad --adapt is named before every document is coded.
+            AdapterSpec::parse(&cfg.adapt, decoder.config.layers).map_err(anyhow::Error::msg)?;
+        }
+        let pool = AdaptedPool::new(model, base_ref, blocks, &docs, dial)?;
+        Ok(Self {
+            pool: Grown::Adapted(Box::new(pool), Box::new(cfg)),
+            docs,
+            config: job.config,
+            texts: texts.iter().map(|t| t.1.clone()).collect(),
         })
     }
 
@@ -75,42 +174,104 @@ impl PoolRun {
 
     /// Total description length of the documents under the pool, bits.
     pub fn dl_total_bits(&self) -> f64 {
-        self.pool.dl_total(&self.docs, &self.config)
+        match &self.pool {
+            Grown::Own(p) => p.dl_total(&self.docs, &self.config),
+            Grown::Adapted(p, _) => p.dl_total(&self.docs, &self.config),
+        }
     }
 
-    /// Grow the pool; `on_move` sees every move as it is decided.
-    pub fn grow(&mut self, on_move: impl FnMut(&PoolMove)) -> Result<()> {
-        self.pool.grow(&self.docs, &self.config, on_move)
+    /// Grow the pool; `on_move` sees every move as it is decided, `progress` lines of progress
+    /// while a specialist on a pretrained base fine-tunes.
+    pub fn grow(
+        &mut self,
+        on_move: impl FnMut(&PoolMove),
+        progress: impl FnMut(&str),
+    ) -> Result<()> {
+        match &mut self.pool {
+            Grown::Own(p) => p.grow(&self.docs, &self.config, on_move),
+            Grown::Adapted(p, cfg) => p.grow(&self.docs, cfg, &mut Report(on_move, progress)),
+        }
     }
 
     /// The routing table (Markdown): each document's bits under each specialist, and where it
     /// is routed.
     pub fn routing_table(&self) -> String {
-        self.pool.routing_table(&self.docs)
+        match &self.pool {
+            Grown::Own(p) => p.routing_table(&self.docs),
+            Grown::Adapted(p, _) => p.routing_table(&self.docs),
+        }
     }
 
-    /// Each specialist's blocks and what they cost.
+    /// Each specialist's blocks and what they cost (a pool of adapters shares the base's
+    /// blocks, and its specialists add none).
     pub fn specialist_blocks(&self) -> Vec<SpecialistBlocks> {
-        let bits = self.pool.block_bits(&self.config);
-        self.pool
-            .specialists
-            .iter()
-            .zip(bits)
-            .map(|(s, bits)| SpecialistBlocks {
-                name: s.name.clone(),
-                blocks: s.blocks.names.iter().skip(1).cloned().collect(),
-                bits,
-            })
-            .collect()
+        match &self.pool {
+            Grown::Own(pool) => {
+                let bits = pool.block_bits(&self.config);
+                pool.specialists
+                    .iter()
+                    .zip(bits)
+                    .map(|(s, bits)| SpecialistBlocks {
+                        name: s.name.clone(),
+                        blocks: s.blocks.names.iter().skip(1).cloned().collect(),
+                        bits,
+                    })
+                    .collect()
+            }
+            Grown::Adapted(pool, _) => pool
+                .specialists
+                .iter()
+                .map(|s| SpecialistBlocks {
+                    name: s.name.clone(),
+                    blocks: pool.blocks.names.iter().skip(1).cloned().collect(),
+                    bits: 0.0,
+                })
+                .collect(),
+        }
+    }
+
+    /// What each specialist adds over the base: (name, parameters, description).
+    pub fn specialist_sizes(&self) -> Vec<(String, usize, String)> {
+        match &self.pool {
+            Grown::Own(p) => p
+                .specialists
+                .iter()
+                .map(|s| (s.name.clone(), s.added_params, "checkpoint".to_string()))
+                .collect(),
+            Grown::Adapted(p, _) => p
+                .specialists
+                .iter()
+                .map(|s| {
+                    let what = s.adapter.as_ref().map_or_else(
+                        || format!("the base, {}", p.base_ref.path.display()),
+                        |a| format!("adapter: {}, {} steps", a.spec.describe(), s.steps),
+                    );
+                    (s.name.clone(), s.added_params, what)
+                })
+                .collect(),
+        }
     }
 
     /// Number of specialists.
     pub fn specialists(&self) -> usize {
-        self.pool.specialists.len()
+        match &self.pool {
+            Grown::Own(p) => p.specialists.len(),
+            Grown::Adapted(p, _) => p.specialists.len(),
+        }
     }
 
-    /// Save the pool as a directory: one checkpoint per specialist and `manifest.json`.
+    /// Save the pool as a directory: one checkpoint (or adapter folder) per specialist,
+    /// `manifest.json`, and `documents.txt` (the documents, blank-line separated, for the
+    /// Specialists tab) when every document was routed and none holds a blank line.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        self.pool.save(dir, &self.docs)
+        match &self.pool {
+            Grown::Own(p) => p.save(dir, &self.docs)?,
+            Grown::Adapted(p, cfg) => p.save(dir, &self.docs, cfg)?,
+        }
+        let texts: Vec<&str> = self.texts.iter().map(|t| t.trim()).collect();
+        if texts.len() == self.docs.len() && texts.iter().all(|t| !t.contains("\n\n")) {
+            write_atomic(&dir.join("documents.txt"), texts.join("\n\n").as_bytes())?;
+        }
+        Ok(())
     }
 }

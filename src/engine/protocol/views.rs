@@ -76,6 +76,9 @@ pub struct PoolManifest {
     pub routing: Vec<ManifestRoute>,
     /// Every move, in order.
     pub log: Vec<PoolMove>,
+    /// For a pool of adapters on a pretrained decoder: that decoder ("path (arch, SHA-256
+    /// abcd…)"); `None` for a pool of our own checkpoints.
+    pub base_model: Option<String>,
 }
 
 /// A saved pool of specialists, read for display.

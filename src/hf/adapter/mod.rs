@@ -85,6 +85,28 @@ impl Adapter {
         Ok(())
     }
 
+    /// Run `f` on `model` with this adapter merged in, then put the original weights back
+    /// (also when `f` fails): what coding a text under one of several adapters on one base
+    /// needs.
+    pub fn applied<R>(
+        &self,
+        model: &mut GgufLlama,
+        f: impl FnOnce(&GgufLlama) -> R,
+    ) -> candle_core::Result<R> {
+        let originals = self
+            .spec
+            .targets
+            .iter()
+            .map(|&(l, p)| Ok(((l, p), model.projection_weight(l, p)?.clone())))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let merged = self.merge_into(model);
+        let out = merged.map(|()| f(model));
+        for ((l, p), w) in originals {
+            model.set_projection(l, p, w)?;
+        }
+        out
+    }
+
     /// Number of trainable scalars.
     pub fn num_scalars(&self) -> usize {
         self.params.num_scalars()

@@ -38,7 +38,7 @@ impl AdapterSpec {
     /// - `lora:R`: rank-R adapters on the query and key projections of every layer;
     /// - `lora:R:NAMES` or `NAMES`: rank-R adapters, or full changes, of the named projections,
     ///   NAMES being comma-separated `attn_q`, `k_proj`, `v`, ... (every layer) or `blk.3.attn_q`
-    ///   (one layer).
+    ///   (one layer; `blk.last.attn_q` for the last).
     pub fn parse(text: &str, layers: usize) -> Result<Self, String> {
         let text = text.trim();
         let (change, names) = if text == "qk" {
@@ -110,9 +110,12 @@ fn parse_target(name: &str, layers: usize) -> Result<Vec<(usize, Projection)>, S
     let (l, p) = rest
         .split_once('.')
         .ok_or_else(|| format!("'{name}': expected blk.LAYER.NAME"))?;
-    let l: usize = l
-        .parse()
-        .map_err(|_| format!("'{name}': the layer '{l}' is not a number"))?;
+    let l: usize = if l == "last" {
+        layers.saturating_sub(1)
+    } else {
+        l.parse()
+            .map_err(|_| format!("'{name}': the layer '{l}' is not a number (or 'last')"))?
+    };
     if l >= layers {
         return Err(format!(
             "'{name}': layer {l} does not exist (the model has {layers})"
@@ -157,6 +160,8 @@ mod tests {
             s.targets,
             vec![(0, Projection::O), (1, Projection::V), (1, Projection::O)]
         );
+        let s = AdapterSpec::parse("lora:1:blk.last.attn_output", 30).unwrap();
+        assert_eq!(s.targets, vec![(29, Projection::O)]);
         let s = AdapterSpec::parse("model.layers.0.self_attn.k_proj", 2).unwrap();
         assert_eq!(s.targets, vec![(0, Projection::K)]);
         for (bad, says) in [

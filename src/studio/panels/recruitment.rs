@@ -4,7 +4,9 @@
 use egui::{Color32, RichText};
 use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoint, PlotPoints, Points};
 
-use crate::engine::protocol::{Command, MoveKind, RecruitEvent, RecruitView, Verdict};
+use crate::engine::protocol::{
+    Command, MoveKind, RecruitEvent, RecruitView, RoundSummary, Verdict,
+};
 use crate::studio::state::{StudioState, WorkerState};
 
 const GREEN: Color32 = Color32::from_rgb(60, 170, 90);
@@ -177,12 +179,23 @@ fn status(ui: &mut egui::Ui, rec: &RecruitView) {
     );
 }
 
+/// One point per training step: the last of the rounds at that step (a round that accepted a
+/// move goes on at the same step). Several points at one x made egui_plot shade the triangle
+/// between them.
+fn per_step(rec: &RecruitView, y: impl Fn(&RoundSummary) -> f64) -> PlotPoints<'static> {
+    let mut points: Vec<[f64; 2]> = Vec::new();
+    for r in &rec.rounds {
+        let p = [r.step as f64, y(r)];
+        match points.last_mut() {
+            Some(last) if last[0] == p[0] => *last = p,
+            _ => points.push(p),
+        }
+    }
+    points.into()
+}
+
 fn timeline(ui: &mut egui::Ui, rec: &RecruitView) {
-    let line: PlotPoints = rec
-        .rounds
-        .iter()
-        .map(|r| [r.step as f64, r.blocks as f64])
-        .collect();
+    let line = per_step(rec, |r| r.blocks as f64);
     let mut hovered: Option<usize> = None;
     let top = rec.log.iter().map(|e| e.blocks_after).max().unwrap_or(1);
     let resp = Plot::new("recruit_timeline")
@@ -242,16 +255,8 @@ fn timeline(ui: &mut egui::Ui, rec: &RecruitView) {
 }
 
 fn dl_plot(ui: &mut egui::Ui, rec: &RecruitView) {
-    let dl: PlotPoints = rec
-        .rounds
-        .iter()
-        .map(|r| [r.step as f64, r.dl_bits])
-        .collect();
-    let data: PlotPoints = rec
-        .rounds
-        .iter()
-        .map(|r| [r.step as f64, r.data_bits])
-        .collect();
+    let dl = per_step(rec, |r| r.dl_bits);
+    let data = per_step(rec, |r| r.data_bits);
     Plot::new("recruit_dl")
         .height(150.0)
         .legend(Legend::default())

@@ -99,6 +99,13 @@ fn buttons(ui: &mut egui::Ui, view: Option<&PoolView>, sample: &Path) -> Option<
 
 fn specialists(ui: &mut egui::Ui, m: &PoolManifest) {
     ui.strong("specialists");
+    if let Some(base) = &m.base_model {
+        ui.label(format!(
+            "Adapters on a pretrained decoder: {base}. Each specialist is an adapter folder \
+             that opens as a model (the base with it applied), charged for its adapter's \
+             parameters."
+        ));
+    }
     egui::Grid::new("pool_specialists").striped(true).num_columns(5).show(ui, |ui| {
         for h in ["name", "parent", "parameters added", "documents routed", "blocks"] {
             ui.strong(h);

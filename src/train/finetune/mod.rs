@@ -130,9 +130,16 @@ impl FineTuner {
     }
 
     /// The base model at W₀ (the adapter taken out) and the blocks, ending the run.
-    pub fn into_base(mut self) -> candle_core::Result<(ImportedModel, BlockMap)> {
+    pub fn into_base(self) -> candle_core::Result<(ImportedModel, BlockMap)> {
+        let (base, blocks, _) = self.into_parts()?;
+        Ok((base, blocks))
+    }
+
+    /// The base model at W₀, the blocks and the trained adapter, ending the run (a pool of
+    /// adapters keeps the adapter and gives the base to the next).
+    pub fn into_parts(mut self) -> candle_core::Result<(ImportedModel, BlockMap, Adapter)> {
         self.set_weights(false)?;
-        Ok((self.base, self.blocks))
+        Ok((self.base, self.blocks, self.adapter))
     }
 
     /// One optimisation step (on W₀, the adapter applied again after it).

@@ -44,9 +44,10 @@
 //! that co-occur most and pruning blocks used by fewer than `prune_usage` of the positions.
 //! Every try is a [`Decision`](crate::analysis::mdl::Decision) with its breakdown. A rejected
 //! move leaves weights and map exactly as they were (nothing is changed until a move is
-//! accepted); its token set goes on a tabu list until the map changes. After `patience`
-//! rounds without an accepted move, at `k_max` blocks, or after ⌊DL₀/δ⌋ accepted moves,
-//! recruitment stops. Nothing tells it K.
+//! accepted); its token set goes on a tabu list: it sits out the next round, and the list is
+//! cleared when the map changes. After `patience` rounds without an accepted move (a round
+//! that accepted one and then nothing more counts as accepting), at `k_max` blocks, or after
+//! ⌊DL₀/δ⌋ accepted moves, recruitment stops. Nothing tells it K.
 //!
 //! The files: `config.rs` (settings), `log.rs` (events and round summaries), `buffer.rs` (what
 //! is measured on the buffer, and DL(M)), `maps.rs` (block-map edits), `cluster.rs`

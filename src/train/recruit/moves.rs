@@ -145,7 +145,7 @@ impl Recruiter {
             None => {
                 let mut key = cand;
                 key.sort_unstable();
-                self.tabu.push(key);
+                self.add_tabu(key, ctx.step);
             }
         }
         log_tries(ctx, tries, best, &tokens, &mut out.events);

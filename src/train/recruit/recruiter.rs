@@ -7,9 +7,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::mdl::max_accepted_moves;
 
+use crate::model::blocks::BlockMap;
+use crate::train::recruit::buffer::{buffer_stats, BufferStats};
 use crate::train::recruit::config::RecruitConfig;
 use crate::train::recruit::log::{RecruitEvent, RoundSummary};
 use crate::train::recruit::profile::Profile;
+use crate::train::trainer::{TrainError, Trainer};
 
 /// The recruitment loop's state: log, tabu list and stopping.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -22,6 +25,10 @@ pub struct Recruiter {
     pub rounds: Vec<RoundSummary>,
     /// Rejected token sets (sorted ids).
     pub tabu: Vec<Vec<u32>>,
+    /// The step at which each tabu entry was rejected (an entry sits out the next round, then
+    /// may be tried again); absent in logs written before entries expired.
+    #[serde(default)]
+    pub tabu_steps: Vec<usize>,
     /// Why recruitment stopped, once it has.
     pub stopped: Option<String>,
     /// DL₀ of the first round (for the ⌊DL₀/δ⌋ bound).
@@ -42,6 +49,29 @@ pub struct Recruiter {
     /// The co-occurrence profile of the training text (measured at the first round).
     #[serde(skip)]
     pub(super) profile: Option<Profile>,
+    /// The buffer measured in the branch the last round kept: a round that follows at once
+    /// (after an accepted move) starts from it instead of a pass of its own.
+    #[serde(skip)]
+    pub(super) kept: Option<Measured>,
+}
+
+/// The buffer measured in one state of the trainer: its step and map (training moves the
+/// step; every trial's state has its own map or step), with the per-position facts, unscaled.
+#[derive(Clone, Debug)]
+pub(super) struct Measured {
+    pub step: usize,
+    pub blocks: BlockMap,
+    pub buffer_len: usize,
+    /// Milliseconds the trial trained before measuring.
+    pub train_ms: f64,
+    pub stats: BufferStats,
+}
+
+impl Measured {
+    /// True when `trainer` is in the state this was measured in, on a buffer of this length.
+    pub fn matches(&self, trainer: &Trainer, buffer_len: usize) -> bool {
+        self.step == trainer.step && self.blocks == trainer.blocks && self.buffer_len == buffer_len
+    }
 }
 
 impl Recruiter {
@@ -68,6 +98,59 @@ impl Recruiter {
         c.enabled && self.stopped.is_none() && steps_done >= self.next_due.unwrap_or(c.warmup)
     }
 
+    /// The buffer measured under the trainer's map, with per-position facts: the kept branch's
+    /// measurement when the trainer is still in that state, else a pass of its own.
+    pub(super) fn measure_buffer(
+        &mut self,
+        trainer: &Trainer,
+        buffer: &[u32],
+        seq: usize,
+    ) -> Result<BufferStats, TrainError> {
+        let lambda = self.config.lambda;
+        let fresh = || buffer_stats(&trainer.model, &trainer.blocks, buffer, lambda, seq, true);
+        match self
+            .kept
+            .take()
+            .filter(|m| m.matches(trainer, buffer.len()))
+        {
+            Some(m) => {
+                debug_assert_eq!(
+                    m.stats.data_bits,
+                    fresh()?.data_bits,
+                    "the kept branch's measurement is the state's own"
+                );
+                Ok(m.stats)
+            }
+            None => fresh(),
+        }
+    }
+
+    /// Put a rejected token set (sorted) on the tabu list, rejected at `step`.
+    pub(crate) fn add_tabu(&mut self, key: Vec<u32>, step: usize) {
+        self.tabu.push(key);
+        self.tabu_steps.push(step);
+    }
+
+    /// Empty the tabu list.
+    pub(super) fn clear_tabu(&mut self) {
+        self.tabu.clear();
+        self.tabu_steps.clear();
+    }
+
+    /// Drop the entries rejected two rounds' spacing or more before `step` (an entry rejected
+    /// at one round sits out the next, and may be tried at the one after).
+    pub(super) fn expire_tabu(&mut self, step: usize) {
+        let every = self.config.every.max(1);
+        let steps = std::mem::take(&mut self.tabu_steps);
+        // Entries from a log without their steps count as rejected at step 0.
+        let steps = steps.into_iter().chain(std::iter::repeat(0));
+        (self.tabu, self.tabu_steps) = std::mem::take(&mut self.tabu)
+            .into_iter()
+            .zip(steps)
+            .filter(|&(_, at)| step < at + 2 * every)
+            .unzip();
+    }
+
     /// Count a round in which `accepted` moves were kept, with the training cross-entropy at
     /// `ce` (moving average): an accepted move restarts the count; a round without one counts
     /// only when the model has settled (its cross-entropy fell by less than `settle` since the
@@ -86,7 +169,7 @@ impl Recruiter {
             false
         } else if learning {
             // What was rejected under a model that has learned since is worth another try.
-            self.tabu.clear();
+            self.clear_tabu();
             false
         } else {
             self.stale += 1;

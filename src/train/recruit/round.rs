@@ -3,6 +3,7 @@
 //! extend) move, then a merge, then a prune; keep the accepted branch or roll back; record the
 //! round and decide whether to stop. The moves themselves are `moves.rs`.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -14,7 +15,7 @@ use crate::train::recruit::buffer::{block_params, buffer_stats, description_leng
 use crate::train::recruit::config::RecruitConfig;
 use crate::train::recruit::log::{MoveKind, RecruitEvent, RoundSummary};
 use crate::train::recruit::profile::Profile;
-use crate::train::recruit::recruiter::Recruiter;
+use crate::train::recruit::recruiter::{Measured, Recruiter};
 use crate::train::trainer::{TrainError, Trainer, TrainerSnapshot};
 
 /// What a round knows before it tries any move: where it is, the buffer and what was measured
@@ -48,6 +49,9 @@ pub(super) struct RoundCtx<'a> {
     pub base_blocks: BlockMap,
     /// The tokenizer (for names and logged tokens).
     pub tok: &'a dyn Tokenizer,
+    /// Every branch a trial measured this round (unscaled, with per-position facts): the one
+    /// the round keeps is the next round's measurement, when no training comes between.
+    pub measured: RefCell<Vec<Measured>>,
 }
 
 /// What the round has done so far: its events, its accepted moves and the data bits of the
@@ -91,19 +95,30 @@ impl RoundCtx<'_> {
         if let Some((map, anchors)) = change {
             trainer.replace_blocks(map, anchors)?;
         }
+        let trained = Instant::now();
         for _ in 0..steps {
             trainer.train_step()?;
         }
-        let bits = buffer_stats(
+        let train_ms = trained.elapsed().as_secs_f64() * 1e3;
+        // With the per-position facts (about a tenth more than the bits alone): when this
+        // branch is kept, the next round reuses them instead of measuring again.
+        let stats = buffer_stats(
             &trainer.model,
             &trainer.blocks,
             self.buffer,
             self.cfg.lambda,
             self.seq,
-            false,
-        )?
-        .data_bits;
-        Ok(bits * self.scale)
+            true,
+        )?;
+        let bits = stats.data_bits * self.scale;
+        self.measured.borrow_mut().push(Measured {
+            step: trainer.step,
+            blocks: trainer.blocks.clone(),
+            buffer_len: self.buffer.len(),
+            train_ms,
+            stats,
+        });
+        Ok(bits)
     }
 
     /// The probe of a candidate, and the control (no change): `probe_steps` steps. Every
@@ -163,6 +178,11 @@ impl Recruiter {
             .last_round_end
             .map(|t| t.elapsed().as_secs_f64() * 1e3)
             .unwrap_or(0.0);
+        if first {
+            // A cluster rejected a round ago has sat one round out: the model has trained
+            // since, and a candidate it could not use then may pay now.
+            self.expire_tabu(trainer.step);
+        }
         let ctx = self.begin_round(trainer, buffer, tok)?;
         // The candidate and its anchor keys come from the state before any probe.
         let candidate = self.prepare_candidate(&ctx, trainer)?;
@@ -195,7 +215,7 @@ impl Recruiter {
         }
         let accepted = out.accepted;
         Ok((
-            self.finish_round(&ctx, trainer, out, started, train_ms),
+            self.finish_round(&ctx, trainer, out, (started, train_ms), first),
             accepted,
         ))
     }
@@ -219,14 +239,7 @@ impl Recruiter {
         let full_len = buffer.len();
         let n_buf = full_len.min(cfg.buffer_tokens.max(seq + 1));
         let buffer = buffer.get(..n_buf).unwrap_or(buffer);
-        let mut stats = buffer_stats(
-            &trainer.model,
-            &trainer.blocks,
-            buffer,
-            cfg.lambda,
-            seq,
-            true,
-        )?;
+        let mut stats = self.measure_buffer(trainer, buffer, seq)?;
         let coded = stats.loss_bits.len().max(1);
         let (n, scale) = if cfg.scale_to_corpus {
             let corpus = trainer.train.ids.len() + full_len;
@@ -276,6 +289,7 @@ impl Recruiter {
             stats,
             cfg,
             tok,
+            measured: RefCell::new(Vec::new()),
         })
     }
 
@@ -286,8 +300,8 @@ impl Recruiter {
         ctx: &RoundCtx<'_>,
         trainer: &mut Trainer,
         out: RoundOutcome,
-        started: Instant,
-        train_ms: f64,
+        (started, train_ms): (Instant, f64),
+        first: bool,
     ) -> Vec<RecruitEvent> {
         let RoundOutcome {
             mut events,
@@ -303,9 +317,11 @@ impl Recruiter {
             // The new map's penalty is annealed in as the first map's was.
             trainer.config.ramp_from = Some(trainer.step);
             // The map changed: what was rejected under the old one is worth another try.
-            self.tabu.clear();
+            self.clear_tabu();
         }
-        if !self.count_round(accepted, trainer.ce_ema) && accepted == 0 {
+        // A try that follows an accepted move in the same round is part of a round that
+        // accepted something: it does not count towards patience.
+        if first && !self.count_round(accepted, trainer.ce_ema) && accepted == 0 {
             events.push(RecruitEvent {
                 step: ctx.step,
                 round: ctx.round,
@@ -339,13 +355,23 @@ impl Recruiter {
             });
             self.stopped = Some(reason);
         }
+        // The measurement of the branch kept, for the next round (only when nothing trains
+        // between: `Measured::matches`). The steps it trained are training, not the round's
+        // cost: the run keeps them and does not train them again.
+        self.kept = ctx
+            .measured
+            .take()
+            .into_iter()
+            .rev()
+            .find(|m| m.matches(trainer, ctx.buffer.len()));
+        let kept_ms = self.kept.as_ref().map_or(0.0, |m| m.train_ms);
         self.rounds.push(RoundSummary {
             step: ctx.step,
             dl_bits: dl_after,
             data_bits,
             blocks: trainer.blocks.num_blocks(),
-            round_ms: started.elapsed().as_secs_f64() * 1e3,
-            train_ms,
+            round_ms: started.elapsed().as_secs_f64() * 1e3 - kept_ms,
+            train_ms: train_ms + kept_ms,
         });
         self.log.extend(events.iter().cloned());
         // Rounds keep their spacing: doubling it after quiet rounds (tried) let patience span

@@ -118,7 +118,8 @@ impl Pool {
             let mut key = p.moved;
             key.sort_unstable();
             if !recruiter.tabu.contains(&key) {
-                recruiter.tabu.push(key);
+                // The pool's rounds never expire it: a rejected block stays rejected.
+                recruiter.add_tabu(key, 0);
             }
             return Ok(Some((m, false)));
         }

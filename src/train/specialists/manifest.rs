@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
+use crate::hf::adapter::BaseRef;
 use crate::model::blocks::BlockMap;
 use crate::model::checkpoint::load_checkpoint;
 use crate::train::specialists::config::{PoolConfig, PoolMove};
@@ -35,6 +36,11 @@ pub struct Manifest {
     /// against); absent in older pools, whose base blocks are then taken as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_blocks: Option<BlockMap>,
+    /// For a pool of adapters on a pretrained decoder: that decoder (path, SHA-256,
+    /// architecture). Its specialists are adapter folders, each opening as a model; the base
+    /// has no folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_model: Option<BaseRef>,
 }
 
 /// One specialist in a manifest.
@@ -102,23 +108,10 @@ impl Pool {
                     blocks: Some(s.blocks.names.clone()),
                 })
                 .collect(),
-            routing: docs
-                .iter()
-                .zip(&self.assignment)
-                .enumerate()
-                .map(|(k, (d, &j))| ManifestRoute {
-                    document: d.name.clone(),
-                    tokens: d.ids.len(),
-                    specialist: self
-                        .specialists
-                        .get(j)
-                        .map(|s| s.name.clone())
-                        .unwrap_or_default(),
-                    bits: self.bits.get(k).cloned().unwrap_or_default(),
-                })
-                .collect(),
+            routing: manifest_routes(&self.names(), docs, &self.bits, &self.assignment),
             log: self.log.clone(),
             root_blocks: Some(self.root_blocks.clone()),
+            base_model: None,
         }
     }
 
@@ -134,6 +127,14 @@ impl Pool {
             .iter()
             .map(|s| s.name.clone())
             .collect();
+        if let Some(base) = &manifest.base_model {
+            bail!(
+                "{}: a pool of adapters on {} (its specialists are adapter folders: open each \
+                 as a model); it cannot be loaded as a pool of checkpoints",
+                dir.join("manifest.json").display(),
+                base.path.display()
+            );
+        }
         let Some(first) = names.first() else {
             bail!("{}: the pool is empty", dir.join("manifest.json").display());
         };
@@ -197,4 +198,23 @@ impl Pool {
         }
         Ok(())
     }
+}
+
+/// The manifest's rows: each document's route and its bits under every specialist.
+pub(crate) fn manifest_routes(
+    names: &[String],
+    docs: &[Document],
+    bits: &[Vec<f64>],
+    assignment: &[usize],
+) -> Vec<ManifestRoute> {
+    docs.iter()
+        .zip(assignment)
+        .enumerate()
+        .map(|(k, (d, &j))| ManifestRoute {
+            document: d.name.clone(),
+            tokens: d.ids.len(),
+            specialist: names.get(j).cloned().unwrap_or_default(),
+            bits: bits.get(k).cloned().unwrap_or_default(),
+        })
+        .collect()
 }

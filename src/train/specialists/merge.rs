@@ -6,6 +6,7 @@ use crate::train::specialists::block_bits::reparented;
 use crate::train::specialists::config::{PoolConfig, PoolMove};
 use crate::train::specialists::documents::Document;
 use crate::train::specialists::pool::Pool;
+use crate::train::specialists::table::{removal_what, without_specialist};
 
 impl Pool {
     /// Move 4 for every specialist but the base, last first. Returns whether a merge was
@@ -39,7 +40,7 @@ impl Pool {
     ) -> bool {
         let before = self.dl_total(docs, cfg);
         let unused = !self.assignment.contains(&j);
-        let (bits, assignment) = self.without_specialist(j);
+        let (bits, assignment) = without_specialist(&self.bits, &self.assignment, j);
         let mut costs = self.costs(cfg);
         costs.added_params.remove(j);
         let after = self.priced(
@@ -55,11 +56,7 @@ impl Pool {
             .get(j)
             .map(|s| s.name.clone())
             .unwrap_or_default();
-        let what = if unused {
-            format!("prune {name} (no document routed to it)")
-        } else {
-            format!("merge {name} into the others (its documents to their next best)")
-        };
+        let what = removal_what(&name, unused);
         self.push(round, what, before, after, accept, on_move);
         if !accept {
             return false;
@@ -73,36 +70,5 @@ impl Pool {
         self.bits = bits;
         self.assignment = assignment;
         !unused
-    }
-
-    /// The bits table without specialist `j`'s column, and the routing with `j`'s documents
-    /// sent to their best remaining specialist (later indices shifted down by one).
-    fn without_specialist(&self, j: usize) -> (Vec<Vec<f64>>, Vec<usize>) {
-        let mut bits = self.bits.clone();
-        for row in &mut bits {
-            row.remove(j);
-        }
-        let assignment: Vec<usize> = self
-            .assignment
-            .iter()
-            .enumerate()
-            .map(|(d, &a)| {
-                if a == j {
-                    bits.get(d)
-                        .and_then(|row| {
-                            row.iter()
-                                .enumerate()
-                                .min_by(|x, y| x.1.total_cmp(y.1))
-                                .map(|(k, _)| k)
-                        })
-                        .unwrap_or(0)
-                } else if a > j {
-                    a - 1
-                } else {
-                    a
-                }
-            })
-            .collect();
-        (bits, assignment)
     }
 }

@@ -196,6 +196,11 @@ impl Pool {
             .then_some(self.meta.dial.params.lambda)
     }
 
+    /// The specialists' names, base first.
+    pub fn names(&self) -> Vec<String> {
+        self.specialists.iter().map(|s| s.name.clone()).collect()
+    }
+
     /// The tokenizer.
     pub fn tokenizer(&self) -> Result<Box<dyn Tokenizer>> {
         Ok(self.tokenizer.build()?)

@@ -1,9 +1,10 @@
 //! Move 3 of the pool's growth (SPEC §10): recruit a specialist. The cluster is found by
 //! splitting each specialist's documents at the largest gap in their bits per token (a
-//! one-dimensional 2-means): documents coded much worse than their peers are what a new
-//! specialist could serve. A copy of their specialist (with its blocks) is fine-tuned on them
-//! with only a few parameters trainable, so it adds only those over its parent; it joins the
-//! pool when DL_total falls by more than δ, and a rejected cluster goes on a tabu list.
+//! one-dimensional 2-means): the documents coded much worse than their peers are offered
+//! first, and once those are on the tabu list, the ones coded better (`table.rs`). A copy of
+//! their specialist (with its blocks) is fine-tuned on them with only a few parameters
+//! trainable, so it adds only those over its parent; it joins the pool when DL_total falls by
+//! more than δ, and a rejected cluster goes on a tabu list.
 
 use anyhow::{Context, Result};
 
@@ -14,6 +15,7 @@ use crate::train::optimizer::AdamWConfig;
 use crate::train::specialists::config::{PoolConfig, PoolMove};
 use crate::train::specialists::documents::Document;
 use crate::train::specialists::pool::{Pool, Specialist};
+use crate::train::specialists::table::worst_coded_cluster;
 use crate::train::trainer::{TrainConfig, Trainer};
 
 /// Parameters of `model` whose names start with one of `prefixes`.
@@ -47,7 +49,13 @@ impl Pool {
         tabu: &mut Vec<Vec<usize>>,
         on_move: &mut impl FnMut(&PoolMove),
     ) -> Result<bool> {
-        let Some((from, cluster)) = self.candidate(docs, tabu) else {
+        let Some((from, cluster)) = worst_coded_cluster(
+            &self.bits,
+            &self.assignment,
+            docs,
+            self.specialists.len(),
+            tabu,
+        ) else {
             return Ok(false);
         };
         let before = self.dl_total(docs, cfg);
@@ -111,46 +119,6 @@ impl Pool {
             assignment: routed.assignment,
             dl_after,
         })
-    }
-
-    /// Documents coded much worse than their specialist's others: per specialist, the upper
-    /// side of the largest gap in bits per token (needs two documents on each side).
-    fn candidate(&self, docs: &[Document], tabu: &[Vec<usize>]) -> Option<(usize, Vec<usize>)> {
-        let mut best: Option<(f64, usize, Vec<usize>)> = None;
-        for j in 0..self.specialists.len() {
-            let mut rate: Vec<(f64, usize)> = self
-                .assignment
-                .iter()
-                .enumerate()
-                .filter(|(_, &a)| a == j)
-                .filter_map(|(d, _)| {
-                    let n = docs.get(d)?.ids.len().saturating_sub(1).max(1) as f64;
-                    Some((self.bits.get(d)?.get(j)? / n, d))
-                })
-                .collect();
-            if rate.len() < 4 {
-                continue;
-            }
-            rate.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let (gap, at) = rate
-                .windows(2)
-                .enumerate()
-                .filter(|(k, _)| *k >= 1 && *k + 2 < rate.len())
-                .map(|(k, w)| (w[1].0 - w[0].0, k + 1))
-                .fold((0.0, 0), |b, x| if x.0 > b.0 { x } else { b });
-            if at == 0 {
-                continue;
-            }
-            let mut cluster: Vec<usize> = rate[at..].iter().map(|&(_, d)| d).collect();
-            cluster.sort_unstable();
-            if tabu.contains(&cluster) {
-                continue;
-            }
-            if best.as_ref().is_none_or(|b| gap > b.0) {
-                best = Some((gap, j, cluster));
-            }
-        }
-        best.map(|(_, j, c)| (j, c))
     }
 
     /// Fine-tune a copy of specialist `from` on `cluster`; the copy is not in the pool yet.
