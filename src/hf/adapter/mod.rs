@@ -85,6 +85,18 @@ impl Adapter {
         Ok(())
     }
 
+    /// The current weights of every target of `model` (W₀ before anything is merged).
+    pub fn target_weights(
+        &self,
+        model: &GgufLlama,
+    ) -> candle_core::Result<Vec<((usize, Projection), Tensor)>> {
+        self.spec
+            .targets
+            .iter()
+            .map(|&(l, p)| Ok(((l, p), model.projection_weight(l, p)?.clone())))
+            .collect()
+    }
+
     /// Run `f` on `model` with this adapter merged in, then put the original weights back
     /// (also when `f` fails): what coding a text under one of several adapters on one base
     /// needs.
@@ -93,12 +105,7 @@ impl Adapter {
         model: &mut GgufLlama,
         f: impl FnOnce(&GgufLlama) -> R,
     ) -> candle_core::Result<R> {
-        let originals = self
-            .spec
-            .targets
-            .iter()
-            .map(|&(l, p)| Ok(((l, p), model.projection_weight(l, p)?.clone())))
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let originals = self.target_weights(model)?;
         let merged = self.merge_into(model);
         let out = merged.map(|()| f(model));
         for ((l, p), w) in originals {

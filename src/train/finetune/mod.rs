@@ -79,12 +79,7 @@ impl FineTuner {
             },
         )?;
         let split = ids.len() - held;
-        let originals = adapter
-            .spec
-            .targets
-            .iter()
-            .map(|&(l, p)| Ok(((l, p), decoder.projection_weight(l, p)?.clone())))
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let originals = adapter.target_weights(decoder)?;
         Ok(Self {
             originals,
             base,

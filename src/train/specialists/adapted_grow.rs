@@ -12,7 +12,9 @@ use crate::train::finetune::{FineTuneConfig, FineTuner};
 use crate::train::specialists::adapted::{AdaptedConfig, AdaptedPool, AdaptedSpecialist};
 use crate::train::specialists::config::{PoolConfig, PoolMove};
 use crate::train::specialists::documents::Document;
-use crate::train::specialists::table::{removal_what, without_specialist, worst_coded_cluster};
+use crate::train::specialists::table::{
+    removal_what, with_candidate, without_specialist, worst_coded_cluster,
+};
 
 /// Where a pool's growth reports to: every move as it is decided, and progress lines while a
 /// candidate fine-tunes or documents are coded.
@@ -122,20 +124,10 @@ impl AdaptedPool {
         let adapter = self.fine_tune(&name, &cluster, docs, cfg, spec, report)?;
         report.progress(&format!("{name}: coding {} documents", docs.len()));
         let column = self.code_column(Some(&adapter), docs)?;
-        let j = self.specialists.len();
-        let mut bits = self.bits.clone();
-        for (row, b) in bits.iter_mut().zip(&column) {
-            row.push(*b);
-        }
+        let (bits, assignment) = with_candidate(&self.bits, &column, &self.assignment, &cluster);
         let mut costs = self.costs(&cfg.pool);
         let added = adapter.num_scalars();
         costs.added_params.push(added);
-        let mut assignment = self.assignment.clone();
-        for &d in &cluster {
-            if let Some(a) = assignment.get_mut(d) {
-                *a = j;
-            }
-        }
         let routed = reroute(&bits, tokens, &costs, &assignment);
         let before = self.dl_total(docs, &cfg.pool);
         let accept = before - routed.dl_total > cfg.pool.delta_bits;

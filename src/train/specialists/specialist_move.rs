@@ -15,7 +15,7 @@ use crate::train::optimizer::AdamWConfig;
 use crate::train::specialists::config::{PoolConfig, PoolMove};
 use crate::train::specialists::documents::Document;
 use crate::train::specialists::pool::{Pool, Specialist};
-use crate::train::specialists::table::worst_coded_cluster;
+use crate::train::specialists::table::{with_candidate, worst_coded_cluster};
 use crate::train::trainer::{TrainConfig, Trainer};
 
 /// Parameters of `model` whose names start with one of `prefixes`.
@@ -97,21 +97,15 @@ impl Pool {
         docs: &[Document],
         cfg: &PoolConfig,
     ) -> Result<Priced> {
-        let j = self.specialists.len();
-        let mut bits = self.bits.clone();
-        for (row, d) in bits.iter_mut().zip(docs) {
-            row.push(self.code_bits(&cand.model, &cand.blocks, d)?);
-        }
+        let column = docs
+            .iter()
+            .map(|d| self.code_bits(&cand.model, &cand.blocks, d))
+            .collect::<Result<Vec<f64>>>()?;
+        let (bits, assignment) = with_candidate(&self.bits, &column, &self.assignment, cluster);
         let mut costs = self.costs(cfg);
         costs.added_params.push(cand.added_params);
         let mut block_bits = self.block_bits(cfg);
         block_bits.push(0.0);
-        let mut assignment = self.assignment.clone();
-        for &d in cluster {
-            if let Some(a) = assignment.get_mut(d) {
-                *a = j;
-            }
-        }
         let routed = reroute(&bits, tokens, &costs, &assignment);
         let dl_after = self.priced(&bits, tokens, &routed.assignment, &costs, &block_bits);
         Ok(Priced {

@@ -133,3 +133,25 @@ pub(crate) fn removal_what(name: &str, unused: bool) -> String {
         format!("merge {name} into the others (its documents to their next best)")
     }
 }
+
+/// The bits table with a candidate specialist's `column` added, and the routing with
+/// `cluster` handed to it (before re-routing): how every candidate is priced.
+pub(crate) fn with_candidate(
+    bits: &[Vec<f64>],
+    column: &[f64],
+    assignment: &[usize],
+    cluster: &[usize],
+) -> (Vec<Vec<f64>>, Vec<usize>) {
+    let j = bits.first().map_or(0, Vec::len);
+    let mut bits = bits.to_vec();
+    for (row, b) in bits.iter_mut().zip(column) {
+        row.push(*b);
+    }
+    let mut assignment = assignment.to_vec();
+    for &d in cluster {
+        if let Some(a) = assignment.get_mut(d) {
+            *a = j;
+        }
+    }
+    (bits, assignment)
+}
