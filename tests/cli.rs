@@ -709,12 +709,23 @@ fn train_from_a_pretrained_decoder_writes_an_adapter_that_opens_as_a_model() {
     assert!(o.status.success(), "{}\n{said}", stderr(&o));
     for needle in [
         "held-out before",
+        "untuned under the dial λ_inf = 0.00",
         "untuned under the dial λ_inf = 0.50",
         "fine-tuned 6 steps",
         "adapter:",
     ] {
         assert!(said.contains(needle), "{needle}: {said}");
     }
+    // λ_inf = 0 of the curve is the untuned model: the same perplexity as "before".
+    let perplexity_after = |key: &str| {
+        let line = said.lines().find(|l| l.contains(key)).unwrap();
+        let at = line.find("perplexity ").unwrap() + "perplexity ".len();
+        line[at..].split(',').next().unwrap().to_string()
+    };
+    assert_eq!(
+        perplexity_after("held-out before"),
+        perplexity_after("λ_inf = 0.00")
+    );
     for f in ["adapter.json", "adapter.safetensors", "blocks.json"] {
         assert!(out.join(f).exists(), "{f}");
     }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 use super::train::{progress_bar, TrainArgs};
-use crate::engine::jobs::finetune::{setup, FinetuneJob};
+use crate::engine::jobs::finetune::{setup, FinetuneJob, FinetuneRun};
 
 /// Held-out windows measured before and after.
 const EVAL_WINDOWS: usize = 16;
@@ -62,23 +62,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         run.tuner.blocks.source,
         t0.elapsed().as_secs_f64()
     );
-    let before = run.evaluate(EVAL_WINDOWS)?;
-    println!(
-        "held-out before (λ_inf = 0, {} tokens): perplexity {:.2}, entropy {:.3} bits, ε {:.4}",
-        before.tokens,
-        before.perplexity.unwrap_or(f64::NAN),
-        before.entropy_bits,
-        before.epsilon
-    );
-    for row in run.dial_curve(&args.dial_curve, EVAL_WINDOWS)? {
-        println!(
-            "untuned under the dial λ_inf = {:.2} (mode A): perplexity {:.2}, entropy {:.3} bits, ε {:.4}",
-            row.lambda,
-            row.perplexity.unwrap_or(f64::NAN),
-            row.entropy_bits,
-            row.epsilon
-        );
-    }
+    untuned(&mut run, &args.dial_curve)?;
     let pb = progress_bar(job.steps, args.quiet);
     let started = Instant::now();
     let mut tokens = 0usize;
@@ -127,5 +111,38 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         "adapter: {} (open it like a model; it applies itself to its base)",
         args.out.display()
     );
+    Ok(())
+}
+
+/// The untuned model's held-out metrics at λ_inf = 0, then under the dial at each λ of `curve`.
+fn untuned(run: &mut FinetuneRun, curve: &[f64]) -> Result<()> {
+    let before = run.evaluate(EVAL_WINDOWS)?;
+    println!(
+        "held-out before (λ_inf = 0, {} tokens): perplexity {:.2}, entropy {:.3} bits, ε {:.4}",
+        before.tokens,
+        before.perplexity.unwrap_or(f64::NAN),
+        before.entropy_bits,
+        before.epsilon
+    );
+    // Before any step the adapter changes nothing, so λ_inf = 0 of the curve is `before`:
+    // measured once.
+    let dialled: Vec<f64> = curve.iter().copied().filter(|&l| l != 0.0).collect();
+    let mut measured = run.dial_curve(&dialled, EVAL_WINDOWS)?.into_iter();
+    let rows = curve.iter().filter_map(|&l| {
+        if l == 0.0 {
+            Some(before.clone())
+        } else {
+            measured.next()
+        }
+    });
+    for row in rows {
+        println!(
+            "untuned under the dial λ_inf = {:.2} (mode A): perplexity {:.2}, entropy {:.3} bits, ε {:.4}",
+            row.lambda,
+            row.perplexity.unwrap_or(f64::NAN),
+            row.entropy_bits,
+            row.epsilon
+        );
+    }
     Ok(())
 }
