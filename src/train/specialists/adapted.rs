@@ -12,7 +12,7 @@
 
 use anyhow::{bail, Context, Result};
 
-use crate::analysis::mdl::{dl_total, route, PoolCosts};
+use crate::analysis::mdl::{dl_total, PoolCosts};
 use crate::hf::adapter::{Adapter, AdapterSpec, BaseRef};
 use crate::hf::ImportedModel;
 use crate::model::blocks::BlockMap;
@@ -165,12 +165,6 @@ impl AdaptedPool {
     pub fn dl_total(&self, docs: &[Document], cfg: &PoolConfig) -> f64 {
         let tokens: Vec<usize> = docs.iter().map(|d| d.ids.len()).collect();
         dl_total(&self.bits, &tokens, &self.assignment, &self.costs(cfg))
-    }
-
-    /// Route every document to its shortest code (what a pool does before it grows).
-    pub fn route_all(&mut self, docs: &[Document], cfg: &PoolConfig) {
-        let tokens: Vec<usize> = docs.iter().map(|d| d.ids.len()).collect();
-        self.assignment = route(&self.bits, &tokens, &self.costs(cfg)).assignment;
     }
 
     /// The specialists' names, base first.
