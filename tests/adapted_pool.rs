@@ -95,6 +95,7 @@ fn shakespeare_base(dir: &Path) -> (tempfile::TempDir, std::path::PathBuf) {
         rules: None,
         mu_rule: 0.0,
         penalty: None,
+        mu_anchor: 0.0,
     })
     .unwrap();
     for _ in 0..150 {
@@ -215,15 +216,18 @@ fn a_pool_on_a_pretrained_decoder_grows_adapters_that_reopen_as_models() {
 }
 
 #[test]
-fn a_pool_refuses_a_base_that_cannot_take_adapters() {
+fn a_pool_refuses_adapters_its_base_cannot_take() {
     let dir = tempfile::tempdir().unwrap();
     let (docs, _) = two_domains(dir.path(), 2);
+    // GPT-2 takes adapters (its documents are coded when the pool opens), but has no gate.
     let gpt2 = common::copy_family_fixture("gpt2");
-    let err = PoolRun::open(job(gpt2.path(), &docs))
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(err.contains("LLaMA-family decoder"), "{err}");
+    let run = PoolRun::open(job(gpt2.path(), &docs)).unwrap();
+    assert_eq!(run.specialists(), 1, "the base alone");
+    assert!(run.dl_total_bits() > 0.0);
+    let mut gate = job(gpt2.path(), &docs);
+    gate.adapted.adapt = "lora:2:blk.last.ffn_gate".into();
+    let err = PoolRun::open(gate).err().unwrap().to_string();
+    assert!(err.contains("GPT-2 has no ffn_gate"), "{err}");
     let base = common::copy_family_fixture("llama");
     let mut bad = job(base.path(), &docs);
     bad.adapted.adapt = "lora:2:attn_x".into();

@@ -59,32 +59,89 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
 
 #[test]
 fn the_training_forward_equals_the_inference_forward() {
-    for name in ["llama", "qwen2"] {
+    for name in ["llama", "qwen2", "gpt2"] {
         let m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
-        let d = m.decoder().unwrap();
+        let d = m.trainable().unwrap();
         let x = ids(24, 300);
-        let inf = d.forward_with(&x, &[], false).unwrap();
+        let inf = m.model().forward_biased(&x, &[], false).unwrap();
         let tr = d
-            .forward_train(
+            .train_forward(
                 &Tensor::from_vec(x.clone(), (1, 24), &Device::Cpu).unwrap(),
                 &NoDelta,
             )
             .unwrap();
         let logits = inf.logits.squeeze(0).unwrap();
         assert!(max_diff(&logits, &tr.logits) < 1e-4, "{name}: logits");
+        assert_eq!(inf.attention.len(), tr.attention.len(), "{name}");
         for (a, b) in inf.attention.iter().zip(&tr.attention) {
             assert!(max_diff(a, b) < 1e-5, "{name}: attention");
         }
+        // One query per head and position, of the head's width.
+        let dims = m.model().dims();
+        assert_eq!(tr.queries.len(), dims.layers, "{name}");
+        let q = tr.queries[0].dims4().unwrap();
+        assert_eq!((q.0, q.1, q.2), (1, dims.heads, 24), "{name}: queries");
     }
+}
+
+/// A projection read and written back through the family's interface is the same model, and
+/// a changed one changes it (GPT-2's q, k and v are slices of one fused matrix).
+#[test]
+fn projections_round_trip_on_every_family() {
+    use localist::hf::gguf_llama::Projection;
+    for name in ["llama", "gpt2"] {
+        let mut m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
+        let x = ids(16, 300);
+        let before = m.model().forward_biased(&x, &[], false).unwrap().logits;
+        let d = m.trainable_mut().unwrap();
+        for p in [
+            Projection::Q,
+            Projection::K,
+            Projection::V,
+            Projection::O,
+            Projection::Down,
+        ] {
+            let w = d.projection(1, p).unwrap();
+            d.replace_projection(1, p, w).unwrap();
+        }
+        let same = m.model().forward_biased(&x, &[], false).unwrap().logits;
+        assert!(max_diff(&before, &same) == 0.0, "{name}");
+        let d = m.trainable_mut().unwrap();
+        let k0 = d.projection(0, Projection::K).unwrap();
+        let bigger = (d.projection(0, Projection::V).unwrap() * 1.5).unwrap();
+        d.replace_projection(0, Projection::V, bigger.clone())
+            .unwrap();
+        assert!(max_diff(&bigger, &d.projection(0, Projection::V).unwrap()) == 0.0);
+        // Its neighbours in GPT-2's fused matrix are untouched.
+        assert!(max_diff(&k0, &d.projection(0, Projection::K).unwrap()) == 0.0);
+        let changed = m.model().forward_biased(&x, &[], false).unwrap().logits;
+        assert!(
+            max_diff(&before, &changed) > 1e-4,
+            "{name}: V changed nothing"
+        );
+        let wrong = Tensor::zeros((3, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let err = m
+            .trainable_mut()
+            .unwrap()
+            .replace_projection(0, Projection::K, wrong)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("attn_k"), "{name}: {err}");
+    }
+    // GPT-2 has no gate: named, with what it has.
+    let m = ImportedModel::open(&fixture("gpt2"), &Device::Cpu).unwrap();
+    let spec = AdapterSpec::parse("lora:2:ffn_gate", 2).unwrap();
+    let err = spec.check_on(m.trainable().unwrap()).unwrap_err();
+    assert!(err.contains("ffn_gate") && err.contains("c_attn"), "{err}");
 }
 
 /// CE + penalty of one batch through `delta`.
 fn loss(m: &ImportedModel, blocks: &BlockMap, delta: &dyn ProjectionDelta) -> Tensor {
-    let d = m.decoder().unwrap();
+    let d = m.trainable().unwrap();
     let x = ids(33, 300);
     let xs = Tensor::from_vec(x[..32].to_vec(), (1, 32), &Device::Cpu).unwrap();
     let ys = Tensor::from_vec(x[1..].to_vec(), 32, &Device::Cpu).unwrap();
-    let out = d.forward_train(&xs, delta).unwrap();
+    let out = d.train_forward(&xs, delta).unwrap();
     let ce = candle_nn::loss::cross_entropy(&out.logits, &ys).unwrap();
     let pt = PenaltyTensors::new(
         &[blocks.masks(&x[..32])],
@@ -103,10 +160,24 @@ fn loss(m: &ImportedModel, blocks: &BlockMap, delta: &dyn ProjectionDelta) -> Te
 
 #[test]
 fn adapter_gradients_match_finite_differences() {
-    let m = ImportedModel::open(&fixture("llama"), &Device::Cpu).unwrap();
+    for (family, text) in [
+        ("llama", "lora:2:attn_q,attn_k,attn_v,ffn_down"),
+        ("llama", "qk"),
+        (
+            "gpt2",
+            "lora:2:attn_q,attn_k,attn_v,attn_output,ffn_up,ffn_down",
+        ),
+        ("gpt2", "qk"),
+    ] {
+        adapter_gradients_on(family, text);
+    }
+}
+
+fn adapter_gradients_on(family: &str, text: &str) {
+    let m = ImportedModel::open(&fixture(family), &Device::Cpu).unwrap();
     let b = blocks(&m);
-    let d = m.decoder().unwrap();
-    for text in ["lora:2:attn_q,attn_k,attn_v,ffn_down", "qk"] {
+    let d = m.trainable().unwrap();
+    {
         let spec = AdapterSpec::parse(text, 2).unwrap();
         let adapter = Adapter::new(d, spec, 1).unwrap();
         // Move every change off zero so each part has a gradient.
@@ -344,4 +415,101 @@ fn the_mass_penalty_equals_the_measured_off_block_mass() {
         (penalty - eps).abs() < 1e-5,
         "penalty {penalty} against ε {eps}"
     );
+}
+
+/// GPT-2 fine-tunes as the LLaMA family does: the off-block mass falls, and the adapter saved
+/// on it reopens as the same model on its base.
+#[test]
+fn gpt2_fine_tunes_and_reopens_as_an_adapter() {
+    let base_dir = common::copy_family_fixture("gpt2");
+    let m = ImportedModel::open(base_dir.path(), &Device::Cpu).unwrap();
+    let r = base_ref(base_dir.path(), &m);
+    let b = blocks(&m);
+    let mut cfg = FineTuneConfig::new(AdapterSpec::parse("lora:4", 2).unwrap());
+    cfg.lambda_train = 1.0;
+    cfg.eta = 4.0;
+    cfg.lr = 3e-2;
+    cfg.steps = 150;
+    cfg.seq_len = 32;
+    cfg.batch_size = 4;
+    let mut ft = FineTuner::new(m, r, b, ids(6000, 300), cfg).unwrap();
+    let before = ft.evaluate(8).unwrap();
+    for _ in 0..150 {
+        ft.train_step().unwrap();
+    }
+    let after = ft.evaluate(8).unwrap();
+    assert!(
+        after.epsilon < 0.8 * before.epsilon,
+        "GPT-2: ε {:.4} → {:.4}",
+        before.epsilon,
+        after.epsilon
+    );
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("tuned-gpt2");
+    save_adapter(&dir, &ft.info(None, Some(&after)), &ft.adapter, &ft.blocks).unwrap();
+    let opened = ImportedModel::open(&dir, &Device::Cpu).unwrap();
+    assert!(matches!(opened, ImportedModel::Adapted(_)));
+    let x = ids(24, 300);
+    let merged = opened.model().forward_biased(&x, &[], false).unwrap();
+    let live = ft.base.model().forward_biased(&x, &[], false).unwrap();
+    assert!(max_diff(&merged.logits, &live.logits) < 1e-4);
+    let (back, _) = ft.into_base().unwrap();
+    let plain = back.model().forward_biased(&x, &[], false).unwrap();
+    assert!(
+        max_diff(&plain.logits, &merged.logits) > 1e-3,
+        "the fine-tune changed nothing"
+    );
+}
+
+/// The anchor loss of SPEC §5 trains a pretrained decoder's queries towards their blocks'
+/// anchor keys: it falls, the keys are trained with the adapter, and the run records μ_anc.
+#[test]
+fn fine_tuning_trains_the_anchor_loss() {
+    for family in ["llama", "gpt2"] {
+        let m = ImportedModel::open(&fixture(family), &Device::Cpu).unwrap();
+        let r = base_ref(&fixture(family), &m);
+        let b = blocks(&m);
+        let mut cfg = FineTuneConfig::new(AdapterSpec::parse("lora:4", 2).unwrap());
+        cfg.lambda_train = 0.0;
+        cfg.mu_anchor = 1.0;
+        cfg.lr = 3e-2;
+        cfg.steps = 100;
+        cfg.seq_len = 32;
+        cfg.batch_size = 4;
+        let k = b.num_blocks();
+        let mut ft = FineTuner::new(m, r, b, ids(6000, 300), cfg).unwrap();
+        let k0 = ft.anchors.get("anchors.0.keys").unwrap().copy().unwrap();
+        let heads = ft.base.model().dims().heads;
+        assert_eq!(
+            k0.dims()[..2],
+            [heads, k],
+            "{family}: one key per head and block"
+        );
+        let nats: Vec<f64> = (0..100)
+            .map(|_| ft.train_step().unwrap().anchor_nats)
+            .collect();
+        let first: f64 = nats[..10].iter().sum::<f64>() / 10.0;
+        let last: f64 = nats[90..].iter().sum::<f64>() / 10.0;
+        assert!(first > 0.0, "{family}: no anchor loss");
+        assert!(
+            last < 0.7 * first,
+            "{family}: anchor loss {first:.3} → {last:.3}"
+        );
+        let k1 = ft.anchors.get("anchors.0.keys").unwrap();
+        assert!(
+            max_diff(&k0, &k1) > 1e-3,
+            "{family}: the anchor keys did not train"
+        );
+        let info = ft.info(None, None);
+        assert_eq!(info.training["mu_anchor"], 1.0);
+    }
+    // Off by default: no keys, no term.
+    let m = ImportedModel::open(&fixture("llama"), &Device::Cpu).unwrap();
+    let r = base_ref(&fixture("llama"), &m);
+    let b = blocks(&m);
+    let mut cfg = FineTuneConfig::new(AdapterSpec::parse("lora:4", 2).unwrap());
+    cfg.seq_len = 32;
+    let mut ft = FineTuner::new(m, r, b, ids(6000, 300), cfg).unwrap();
+    assert!(ft.anchors.is_empty());
+    assert_eq!(ft.train_step().unwrap().anchor_nats, 0.0);
 }

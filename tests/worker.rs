@@ -656,6 +656,7 @@ fn a_pretrained_decoder_is_fine_tuned_saved_as_an_adapter_and_reopened() {
         rules: None,
         mu_rule: 0.0,
         penalty: None,
+        mu_anchor: 0.0,
     };
     let w = spawn();
     // Nothing to tune yet: said, and nothing changes.

@@ -44,6 +44,7 @@ fn job(args: &TrainArgs) -> Result<FinetuneJob> {
             0.0
         },
         penalty: args.penalty.map(super::flags::PenaltyArg::locality),
+        mu_anchor: args.mu_anchor.unwrap_or(0.0),
     })
 }
 

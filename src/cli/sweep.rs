@@ -66,7 +66,7 @@ impl SweepArgs {
             basics: self.train.basics.clone(),
             lambda_train: 0.0,
             eta: 1.0,
-            mu_anchor: 0.05,
+            mu_anchor: Some(0.05),
             rules: None,
             mu_rule: 0.0,
             trainable: Vec::new(),

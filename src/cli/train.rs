@@ -76,9 +76,10 @@ pub struct TrainArgs {
     /// Penalty scale η (in [0, 1e6]).
     #[arg(long, default_value_t = 1.0, value_parser = super::flags::weight)]
     pub eta: f64,
-    /// Anchor-loss weight μ_anc (in [0, 1e6]).
-    #[arg(long, default_value_t = 0.05, value_parser = super::flags::weight)]
-    pub mu_anchor: f64,
+    /// Anchor-loss weight μ_anc (in [0, 1e6]); default 0.05, but 0 with --from (a pretrained
+    /// model has no slot for anchor keys: there they only shape its queries, and are not kept).
+    #[arg(long, value_parser = super::flags::weight)]
+    pub mu_anchor: Option<f64>,
     /// A rule file to train towards (a penalty −log PF_mass where each rule fires).
     #[arg(long)]
     pub rules: Option<std::path::PathBuf>,
@@ -190,7 +191,7 @@ impl TrainArgs {
         Ok(TrainConfig {
             lambda_train: self.lambda_train,
             eta: self.eta,
-            mu_anchor: self.mu_anchor,
+            mu_anchor: self.mu_anchor.unwrap_or(0.05),
             mu_rule: if self.rules.is_some() {
                 self.mu_rule
             } else {

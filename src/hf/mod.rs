@@ -20,6 +20,7 @@ pub mod hf_llama;
 pub mod limits;
 pub mod safetensors_header;
 pub mod tokenizer;
+pub mod trainable;
 
 use std::path::{Path, PathBuf};
 
@@ -176,7 +177,30 @@ impl ImportedModel {
         }
     }
 
-    /// The LLaMA-family decoder inside (GGUF, LLaMA or Qwen2 folder, adapted), to fine-tune.
+    /// The decoder inside that fine-tuning and adapters work on (LLaMA-family or GPT-2,
+    /// adapted or not); None for an encoder.
+    pub fn trainable(&self) -> Option<&dyn trainable::TrainableDecoder> {
+        match self {
+            Self::Llama(m) => Some(m),
+            Self::HfLlama(m) => Some(&m.decoder),
+            Self::Gpt2(m) => Some(m),
+            Self::Adapted(a) => a.base.trainable(),
+            Self::Bert(_) => None,
+        }
+    }
+
+    /// [`trainable`](Self::trainable), to change.
+    pub fn trainable_mut(&mut self) -> Option<&mut dyn trainable::TrainableDecoder> {
+        match self {
+            Self::Llama(m) => Some(m),
+            Self::HfLlama(m) => Some(&mut m.decoder),
+            Self::Gpt2(m) => Some(m),
+            Self::Adapted(a) => a.base.trainable_mut(),
+            Self::Bert(_) => None,
+        }
+    }
+
+    /// The LLaMA-family decoder inside (GGUF, LLaMA or Qwen2 folder, adapted).
     pub fn decoder(&self) -> Option<&gguf_llama::GgufLlama> {
         match self {
             Self::Llama(m) => Some(m),

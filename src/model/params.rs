@@ -61,6 +61,14 @@ impl ParamStore {
         self.vars.values().map(|v| v.elem_count()).sum()
     }
 
+    /// The parameters of both stores, sharing their variables (an optimizer over the union
+    /// updates both); `other`'s win on a shared name.
+    pub fn union(&self, other: &ParamStore) -> Self {
+        let mut vars = self.vars.clone();
+        vars.extend(other.vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Self { vars }
+    }
+
     /// Deep copy (new storage) of every parameter, for snapshots and rollback.
     pub fn deep_clone(&self) -> candle_core::Result<Self> {
         let mut out = Self::new();

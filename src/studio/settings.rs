@@ -23,6 +23,8 @@ pub struct RunSettings {
     pub seed: u64,
     /// Weight of the rule penalty: the rules in force are trained towards.
     pub mu_rule: f64,
+    /// Weight μ_anc of the anchor loss.
+    pub mu_anchor: f64,
     /// Grow blocks by recruitment from one block (SPEC §9).
     pub recruit: bool,
     /// What a fine-tune of a pretrained decoder trains (`lora:8`, `qk`, ...).
@@ -39,6 +41,7 @@ impl Default for RunSettings {
             steps: 1000,
             seed: 0,
             mu_rule: 0.0,
+            mu_anchor: 0.05,
             recruit: false,
             adapt: "lora:8".into(),
         }
@@ -64,6 +67,7 @@ impl RunSettings {
             rules: None,
             mu_rule: self.mu_rule,
             penalty: None,
+            mu_anchor: self.mu_anchor,
         }
     }
 
@@ -83,7 +87,7 @@ impl RunSettings {
             lambda_train: self.lambda_train,
             steps: self.steps,
             seed: self.seed,
-            mu_anchor: 0.05,
+            mu_anchor: self.mu_anchor,
             mu_rule: self.mu_rule,
             ..TrainConfig::default()
         };

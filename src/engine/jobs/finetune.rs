@@ -50,6 +50,8 @@ pub struct FinetuneJob {
     pub mu_rule: f64,
     /// The locality term (`None`: the default of [`FineTuneConfig::new`]).
     pub penalty: Option<crate::train::finetune::LocalityPenalty>,
+    /// Weight μ_anc of the anchor loss (0: off).
+    pub mu_anchor: f64,
 }
 
 /// A set-up fine-tune with what its file records.
@@ -93,15 +95,16 @@ pub fn prepare(
     tokenizer: &HfTokenizer,
 ) -> Result<Prepared> {
     let base_path = model.path().to_path_buf();
-    let Some(decoder) = model.decoder() else {
+    let Some(decoder) = model.trainable() else {
         bail!(
-            "{}: a {} model; fine-tuning supports LLaMA-family decoders (a .gguf file, or a \
-             LLaMA or Qwen2 folder)",
+            "{}: a {} model; fine-tuning supports decoders (a .gguf file, or a LLaMA, Qwen2 or \
+             GPT-2 folder)",
             base_path.display(),
             model.arch_label()
         );
     };
-    let spec = AdapterSpec::parse(&job.adapt, decoder.config.layers).map_err(anyhow::Error::msg)?;
+    let spec = AdapterSpec::parse(&job.adapt, decoder.num_layers()).map_err(anyhow::Error::msg)?;
+    spec.check_on(decoder).map_err(anyhow::Error::msg)?;
     let corpus_path = asset_path(&job.corpus);
     let text = read_text(&corpus_path, MAX_CORPUS_BYTES, "a corpus")?;
     if text.trim().is_empty() {
@@ -117,6 +120,7 @@ pub fn prepare(
         batch_size: job.batch_size,
         seed: job.seed,
         mu_rule: job.mu_rule,
+        mu_anchor: job.mu_anchor,
         ..FineTuneConfig::new(spec)
     };
     let config = FineTuneConfig {
@@ -124,7 +128,7 @@ pub fn prepare(
         ..config
     };
     config
-        .check_for(decoder.config.context, ids.len())
+        .check_for(decoder.context(), ids.len())
         .map_err(|e| anyhow::anyhow!("fine-tuning on {}: {e}", corpus_path.display()))?;
     let base_ref = base_ref(model)?;
     Ok(Prepared {

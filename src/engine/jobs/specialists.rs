@@ -149,9 +149,11 @@ impl PoolRun {
             adapt: job.adapted.adapt.clone(),
             lambda_train: job.adapted.lambda_train,
         };
-        if let Some(decoder) = model.decoder() {
+        if let Some(decoder) = model.trainable() {
             // A bad --adapt is named before every document is coded.
-            AdapterSpec::parse(&cfg.adapt, decoder.config.layers).map_err(anyhow::Error::msg)?;
+            let spec =
+                AdapterSpec::parse(&cfg.adapt, decoder.num_layers()).map_err(anyhow::Error::msg)?;
+            spec.check_on(decoder).map_err(anyhow::Error::msg)?;
         }
         let pool = AdaptedPool::new(model, base_ref, blocks, &docs, dial)?;
         Ok(Self {

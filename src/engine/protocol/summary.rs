@@ -71,7 +71,8 @@ pub struct ModelSummary {
     pub imported: Option<(String, String)>,
     /// Whether it predicts next tokens (false for an encoder).
     pub generates: bool,
-    /// Whether it can be fine-tuned towards its blocks (an imported LLaMA-family decoder).
+    /// Whether it can be fine-tuned towards its blocks (an imported decoder: LLaMA family or
+    /// GPT-2).
     pub finetunes: bool,
     /// Its identity in [`crate::engine::protocol::MeasuredOn::model`]: its SHA-256, or the
     /// name of an unsaved training run.

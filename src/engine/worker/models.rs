@@ -231,7 +231,7 @@ pub(super) fn imported_summary(model: &ImportedModel, blocks: &BlockMap) -> Mode
         corpus: None,
         imported: Some((model.kind_label().to_string(), blocks.source.clone())),
         generates: dims.has_logits && dims.causal,
-        finetunes: model.decoder().is_some(),
+        finetunes: model.trainable().is_some(),
         model_id: String::new(),
     }
 }

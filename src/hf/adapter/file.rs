@@ -130,9 +130,10 @@ pub fn open_adapted(dir: &Path, device: &Device) -> Result<Adapted> {
     }
     let mut model = ImportedModel::open(&base, device)?;
     let arch = model.arch_label();
-    let decoder = model.decoder_mut().ok_or_else(|| {
+    let decoder = model.trainable_mut().ok_or_else(|| {
         anyhow::anyhow!(
-            "{}: its base {} is a {arch} model; adapters apply to LLaMA-family decoders",
+            "{}: its base {} is a {arch} model; adapters apply to decoders (LLaMA family, \
+             GPT-2)",
             dir.display(),
             base.display()
         )
@@ -152,13 +153,13 @@ pub fn open_adapted(dir: &Path, device: &Device) -> Result<Adapted> {
 fn read_adapter(
     dir: &Path,
     info: &AdapterInfo,
-    base: &crate::hf::gguf_llama::GgufLlama,
+    base: &dyn crate::hf::trainable::TrainableDecoder,
     device: &Device,
 ) -> Result<Adapter> {
     let file = dir.join("adapter.safetensors");
     let mut tensors = crate::model::checkpoint::read_tensors(&file, device)?;
     let mut params = ParamStore::new();
-    let layers = base.config.layers;
+    let layers = base.num_layers();
     for &(l, p) in &info.spec.targets {
         if l >= layers {
             bail!(
@@ -166,7 +167,7 @@ fn read_adapter(
                 dir.join("adapter.json").display()
             );
         }
-        let (out, inp) = base.projection_weight(l, p)?.dims2()?;
+        let (out, inp) = base.projection(l, p)?.dims2()?;
         let parts: Vec<(&str, (usize, usize))> = match info.spec.change {
             ChangeKind::Full => vec![("delta", (out, inp))],
             ChangeKind::Lora { rank, .. } => vec![("lora_a", (rank, inp)), ("lora_b", (out, rank))],

@@ -13,7 +13,7 @@ mod spec;
 use candle_core::{DType, Device, Tensor};
 
 use crate::analysis::rng::SplitMix64;
-use crate::hf::gguf_llama::{GgufLlama, Projection, ProjectionDelta};
+use crate::hf::trainable::{Projection, ProjectionDelta, TrainableDecoder};
 use crate::model::params::ParamStore;
 
 pub use file::{open_adapted, save_adapter, Adapted, AdapterInfo, BaseRef, ADAPTER_FORMAT};
@@ -35,12 +35,16 @@ pub fn param_name(l: usize, p: Projection, part: &str) -> String {
 impl Adapter {
     /// A fresh adapter for `model`: every change starts at zero (full Δ = 0; LoRA's B = 0, A
     /// uniform in ±1/√in as PyTorch's `kaiming_uniform_(a=√5)` gives), so step 0 is the base.
-    pub fn new(model: &GgufLlama, spec: AdapterSpec, seed: u64) -> candle_core::Result<Self> {
-        let dev = &model.device;
+    pub fn new(
+        model: &dyn TrainableDecoder,
+        spec: AdapterSpec,
+        seed: u64,
+    ) -> candle_core::Result<Self> {
+        let dev = model.tensor_device();
         let mut params = ParamStore::new();
         let mut rng = SplitMix64::new(seed ^ 0x10ca_11fe);
         for &(l, p) in &spec.targets {
-            let (out, inp) = model.projection_weight(l, p)?.dims2()?;
+            let (out, inp) = model.projection(l, p)?.dims2()?;
             match spec.change {
                 ChangeKind::Full => {
                     let z = Tensor::zeros((out, inp), DType::F32, dev)?;
@@ -76,11 +80,11 @@ impl Adapter {
     }
 
     /// Merge every change into `model`'s weights (for inference).
-    pub fn merge_into(&self, model: &mut GgufLlama) -> candle_core::Result<()> {
+    pub fn merge_into(&self, model: &mut dyn TrainableDecoder) -> candle_core::Result<()> {
         for &(l, p) in &self.spec.targets {
             // Shapes were checked against the base when the adapter was made or read.
-            let w = (model.projection_weight(l, p)? + self.delta_matrix(l, p)?.detach())?;
-            model.set_projection(l, p, w)?;
+            let w = (model.projection(l, p)? + self.delta_matrix(l, p)?.detach())?;
+            model.replace_projection(l, p, w)?;
         }
         Ok(())
     }
@@ -88,12 +92,12 @@ impl Adapter {
     /// The current weights of every target of `model` (W₀ before anything is merged).
     pub fn target_weights(
         &self,
-        model: &GgufLlama,
+        model: &dyn TrainableDecoder,
     ) -> candle_core::Result<Vec<((usize, Projection), Tensor)>> {
         self.spec
             .targets
             .iter()
-            .map(|&(l, p)| Ok(((l, p), model.projection_weight(l, p)?.clone())))
+            .map(|&(l, p)| Ok(((l, p), model.projection(l, p)?)))
             .collect()
     }
 
@@ -102,14 +106,14 @@ impl Adapter {
     /// needs.
     pub fn applied<R>(
         &self,
-        model: &mut GgufLlama,
-        f: impl FnOnce(&GgufLlama) -> R,
+        model: &mut dyn TrainableDecoder,
+        f: impl FnOnce(&dyn TrainableDecoder) -> R,
     ) -> candle_core::Result<R> {
         let originals = self.target_weights(model)?;
         let merged = self.merge_into(model);
         let out = merged.map(|()| f(model));
         for ((l, p), w) in originals {
-            model.set_projection(l, p, w)?;
+            model.replace_projection(l, p, w)?;
         }
         out
     }

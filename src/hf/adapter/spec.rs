@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::hf::gguf_llama::Projection;
+use crate::hf::trainable::{Projection, TrainableDecoder};
 
 /// How a projection is changed.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -71,6 +71,21 @@ impl AdapterSpec {
             return Err(format!("--adapt {text}: names no projection"));
         }
         Ok(Self { change, targets })
+    }
+
+    /// An error naming the first target `model` does not have (GPT-2 has no `ffn_gate`).
+    pub fn check_on(&self, model: &dyn TrainableDecoder) -> Result<(), String> {
+        let mut seen = Vec::new();
+        for &(l, p) in &self.targets {
+            if seen.contains(&p) {
+                continue;
+            }
+            seen.push(p);
+            model
+                .projection(l, p)
+                .map_err(|e| format!("--adapt: {e}"))?;
+        }
+        Ok(())
     }
 
     /// Short description ("LoRA rank 8 on attn_q, attn_k of 30 layers").

@@ -22,9 +22,9 @@ use crate::model::attention::AttentionBias;
 use crate::model::backend::{AttentionModel, KvCache, ModelDims, RowStream};
 use crate::model::transformer::{ForwardOutput, ModelError};
 
+pub use crate::hf::trainable::{NoDelta, Projection, ProjectionDelta, TrainForward};
 use metadata::tokenizer_from_gguf;
 pub use metadata::LlamaConfig;
-pub use train_forward::{NoDelta, Projection, ProjectionDelta, TrainForward};
 
 /// One decoder layer's weights, dequantized to f32.
 pub(crate) struct Layer {

@@ -6,94 +6,13 @@
 
 use candle_core::quantized::QMatMul;
 use candle_core::{Tensor, D};
-use serde::{Deserialize, Serialize};
 
 use crate::hf::gguf_llama::{GgufLlama, Layer};
+use crate::hf::trainable::{Projection, ProjectionDelta, TrainForward, TrainableDecoder};
 use crate::model::attention::{biased_attention, causal_tensor, fused_biased_attention};
+use crate::model::backend::AttentionModel;
 use crate::model::fused::frozen_linear;
 use crate::model::transformer::ModelError;
-
-/// A weight matrix of a decoder layer, named as GGUF files name them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Projection {
-    /// Queries.
-    Q,
-    /// Keys.
-    K,
-    /// Values.
-    V,
-    /// The attention's output.
-    O,
-    /// The MLP's gate.
-    Gate,
-    /// The MLP's up projection.
-    Up,
-    /// The MLP's down projection.
-    Down,
-}
-
-impl Projection {
-    /// Every projection, in layer order.
-    pub const ALL: [Projection; 7] = [
-        Self::Q,
-        Self::K,
-        Self::V,
-        Self::O,
-        Self::Gate,
-        Self::Up,
-        Self::Down,
-    ];
-
-    /// The GGUF name ("attn_q", ...), as in `blk.3.attn_q.weight`.
-    pub fn gguf_name(self) -> &'static str {
-        match self {
-            Self::Q => "attn_q",
-            Self::K => "attn_k",
-            Self::V => "attn_v",
-            Self::O => "attn_output",
-            Self::Gate => "ffn_gate",
-            Self::Up => "ffn_up",
-            Self::Down => "ffn_down",
-        }
-    }
-
-    /// The projection a GGUF name ("attn_q") or a Hugging Face one ("q_proj") names.
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "attn_q" | "q_proj" | "q" => Self::Q,
-            "attn_k" | "k_proj" | "k" => Self::K,
-            "attn_v" | "v_proj" | "v" => Self::V,
-            "attn_output" | "o_proj" | "o" => Self::O,
-            "ffn_gate" | "gate_proj" | "gate" => Self::Gate,
-            "ffn_up" | "up_proj" | "up" => Self::Up,
-            "ffn_down" | "down_proj" | "down" => Self::Down,
-            _ => return None,
-        })
-    }
-}
-
-/// What fine-tuning adds to a decoder's projections.
-pub trait ProjectionDelta {
-    /// The addition to projection `p` of layer `l` for its input `x` [B,T,in], or None.
-    fn delta(&self, l: usize, p: Projection, x: &Tensor) -> candle_core::Result<Option<Tensor>>;
-}
-
-/// No change: the base model.
-pub struct NoDelta;
-
-impl ProjectionDelta for NoDelta {
-    fn delta(&self, _: usize, _: Projection, _: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        Ok(None)
-    }
-}
-
-/// A training forward's results.
-pub struct TrainForward {
-    /// Next-token logits [B·T, V].
-    pub logits: Tensor,
-    /// Attention of every layer [B,H,T,T].
-    pub attention: Vec<Tensor>,
-}
 
 impl GgufLlama {
     /// The forward over a batch `ids` [B,T] with `delta` added to the projections:
@@ -118,32 +37,38 @@ impl GgufLlama {
             .embedding(&ids.flatten_all()?)?
             .reshape((b, t, c.d_model))?;
         let mut attention = Vec::with_capacity(c.layers);
+        let mut queries = Vec::with_capacity(c.layers);
         let eps = c.rms_eps as f32;
         for (l, layer) in self.layers.iter().enumerate() {
             let lin = |p: Projection, input: &Tensor| linear(layer, l, p, input, delta);
             let hx = candle_nn::ops::rms_norm_slow(&x, &layer.attn_norm, eps)?;
-            let (y, a) = self.train_attention(&hx, (&cos, &sin), &causal, &lin)?;
+            let (y, a, q) = self.train_attention(&hx, (&cos, &sin), &causal, &lin)?;
             x = (x + lin(Projection::O, &y)?)?;
             let hx = candle_nn::ops::rms_norm_slow(&x, &layer.ffn_norm, eps)?;
             let g = lin(Projection::Gate, &hx)?.silu()?;
             let f = lin(Projection::Down, &(g * lin(Projection::Up, &hx)?)?)?;
             x = (x + f)?;
             attention.push(a);
+            queries.push(q);
         }
         let x = candle_nn::ops::rms_norm_slow(&x, &self.out_norm, eps)?;
         let logits = frozen_linear(&x, weight(&self.head)?)?.reshape((b * t, c.vocab))?;
-        Ok(TrainForward { logits, attention })
+        Ok(TrainForward {
+            logits,
+            attention,
+            queries,
+        })
     }
 
     /// One layer's attention over the normed input `hx` [B,T,d] under the causal mask:
-    /// (output [B,T,d] before its projection, attention [B,H,T,T]).
+    /// (output [B,T,d] before its projection, attention [B,H,T,T], queries [B,H,T,d_h]).
     fn train_attention(
         &self,
         hx: &Tensor,
         (cos, sin): (&Tensor, &Tensor),
         causal: &Tensor,
         lin: &dyn Fn(Projection, &Tensor) -> candle_core::Result<Tensor>,
-    ) -> candle_core::Result<(Tensor, Tensor)> {
+    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
         let c = &self.config;
         let (b, t, _) = hx.dims3()?;
         let (h, kvh) = (c.heads, c.kv_heads.max(1));
@@ -189,7 +114,7 @@ impl GgufLlama {
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b, t, c.d_model))?;
-        Ok((y, a))
+        Ok((y, a, q))
     }
 
     /// Projection `p`'s weight [out, in] in layer `l`.
@@ -221,6 +146,45 @@ impl GgufLlama {
             *layer.matrix_mut(p) = QMatMul::Tensor(w);
         }
         Ok(())
+    }
+}
+
+impl TrainableDecoder for GgufLlama {
+    fn family(&self) -> &'static str {
+        "LLaMA-family decoder"
+    }
+
+    fn num_layers(&self) -> usize {
+        self.config.layers
+    }
+
+    fn context(&self) -> usize {
+        self.config.context
+    }
+
+    fn projection(&self, l: usize, p: Projection) -> candle_core::Result<Tensor> {
+        self.projection_weight(l, p).cloned()
+    }
+
+    fn replace_projection(
+        &mut self,
+        l: usize,
+        p: Projection,
+        w: Tensor,
+    ) -> candle_core::Result<()> {
+        self.set_projection(l, p, w)
+    }
+
+    fn train_forward(
+        &self,
+        ids: &Tensor,
+        delta: &dyn ProjectionDelta,
+    ) -> Result<TrainForward, ModelError> {
+        self.forward_train(ids, delta)
+    }
+
+    fn as_model(&self) -> &dyn AttentionModel {
+        self
     }
 }
 

@@ -71,7 +71,7 @@ impl Gpt2 {
         x + conv1d(&f, &block.mlp_proj)?
     }
 
-    fn scale(&self) -> f64 {
+    pub(super) fn scale(&self) -> f64 {
         if self.config.scale_attn_weights {
             1.0 / ((self.config.n_embd / self.config.n_head) as f64).sqrt()
         } else {

@@ -10,6 +10,7 @@
 mod config;
 mod forward;
 pub mod tokenizer;
+mod train_forward;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,8 @@ pub struct Gpt2 {
     wte: Tensor,
     wpe: Tensor,
     ln_f: Affine,
+    /// The output head [V, d] (the token embedding itself when tied), for training.
+    head: Tensor,
     /// The output head as [d, V] (the transposed token embedding when tied).
     head_t: Tensor,
     blocks: Vec<Block>,
@@ -96,6 +99,7 @@ impl Gpt2 {
             wpe,
             ln_f,
             head_t: head.t()?.contiguous()?,
+            head,
             blocks,
             tokenizer,
             device: device.clone(),

@@ -4,16 +4,18 @@
 //! matrix it passed through (the output head's alone is V×d, 28M values for SmolLM2, each step).
 //!
 //! The product itself is candle's, on a detached input; the op only carries it through and
-//! routes the gradient: dx = dy·W.
+//! routes the gradient: dx = dy·W (dy·Wᵀ for a weight stored [in, out], as GPT-2's `Conv1D`).
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
 use crate::model::fused::{fused_ok, slice};
 
-/// Passes the detached product through; its backward is dy·W.
+/// Passes the detached product through; its backward is dy·W, or dy·Wᵀ when `in_out`.
 struct GradThrough {
-    /// The frozen weight [out, in].
+    /// The frozen weight: [out, in], or [in, out] when `in_out`.
     w: Tensor,
+    /// Whether `w` is stored [in, out].
+    in_out: bool,
 }
 
 impl CustomOp2 for GradThrough {
@@ -39,12 +41,16 @@ impl CustomOp2 for GradThrough {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let out = self.w.dim(0)?;
+        let (out, w) = if self.in_out {
+            (self.w.dim(1)?, self.w.t()?)
+        } else {
+            (self.w.dim(0)?, self.w.clone())
+        };
         let rows = grad.elem_count() / out.max(1);
         let dx = grad
             .contiguous()?
             .reshape((rows, out))?
-            .matmul(&self.w)?
+            .matmul(&w)?
             .reshape(x.shape())?;
         Ok((Some(dx), None))
     }
@@ -53,7 +59,23 @@ impl CustomOp2 for GradThrough {
 /// x [.., in] · Wᵀ for a weight `w` [out, in] that gets no gradient (differentiable in x).
 /// Off the CPU, or for other dtypes, candle's product (which also differentiates W).
 pub fn frozen_linear(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
-    let (out, inp) = w.dims2()?;
+    frozen_product(x, w, false)
+}
+
+/// x [.., in] · W for a weight `w` stored [in, out] (GPT-2's `Conv1D`) that gets no gradient.
+pub fn frozen_matmul(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    frozen_product(x, w, true)
+}
+
+/// The product of `x` with a frozen `w`: [out, in] (x·Wᵀ), or [in, out] when `in_out` (x·W).
+fn frozen_product(x: &Tensor, w: &Tensor, in_out: bool) -> candle_core::Result<Tensor> {
+    let (out, inp) = if in_out {
+        let (i, o) = w.dims2()?;
+        (o, i)
+    } else {
+        w.dims2()?
+    };
+    let wt = if in_out { w.clone() } else { w.t()? };
     let mut dims = x.dims().to_vec();
     let Some(last) = dims.last_mut() else {
         candle_core::bail!("frozen-linear: a scalar input")
@@ -69,13 +91,18 @@ pub fn frozen_linear(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
     let product = |x: &Tensor| -> candle_core::Result<Tensor> {
         x.contiguous()?
             .reshape((rows, inp))?
-            .matmul(&w.t()?)?
+            .matmul(&wt)?
             .reshape(dims.as_slice())
     };
     if !(fused_ok(x) && fused_ok(w)) {
         return product(x);
     }
     let y = product(&x.detach())?;
-    x.contiguous()?
-        .apply_op2(&y, GradThrough { w: w.contiguous()? })
+    x.contiguous()?.apply_op2(
+        &y,
+        GradThrough {
+            w: w.contiguous()?,
+            in_out,
+        },
+    )
 }

@@ -68,18 +68,7 @@ fn settings_grid(ui: &mut egui::Ui, state: &StudioState, settings: &mut RunSetti
                 );
             });
             ui.end_row();
-            let l = ui.label("μ_rule");
-            ui.add(
-                egui::DragValue::new(&mut settings.mu_rule)
-                    .speed(0.05)
-                    .range(0.0..=10.0),
-            )
-            .labelled_by(l.id)
-            .on_hover_text(
-                "Weight of the rule penalty in training: −log PF_mass on the rows where a rule \
-                     in force fires, in its layers and heads (0: rules act at inference only).",
-            );
-            ui.end_row();
+            loss_weight_rows(ui, settings);
             let l = ui.label("learning rate");
             ui.add(
                 egui::DragValue::new(&mut settings.lr)
@@ -104,6 +93,36 @@ fn settings_grid(ui: &mut egui::Ui, state: &StudioState, settings: &mut RunSetti
                 );
             ui.end_row();
         });
+}
+
+/// The weights of the rule penalty and of the anchor loss.
+fn loss_weight_rows(ui: &mut egui::Ui, settings: &mut RunSettings) {
+    let l = ui.label("μ_rule");
+    ui.add(
+        egui::DragValue::new(&mut settings.mu_rule)
+            .speed(0.05)
+            .range(0.0..=10.0),
+    )
+    .labelled_by(l.id)
+    .on_hover_text(
+        "Weight of the rule penalty in training: −log PF_mass on the rows where a rule \
+             in force fires, in its layers and heads (0: rules act at inference only).",
+    );
+    ui.end_row();
+    let l = ui.label("μ_anc");
+    ui.add(
+        egui::DragValue::new(&mut settings.mu_anchor)
+            .speed(0.01)
+            .range(0.0..=10.0),
+    )
+    .labelled_by(l.id)
+    .on_hover_text(
+        "Weight of the anchor loss (SPEC §5): each query classified onto its block's \
+         anchor key. Our own models attend to their anchor keys; a fine-tuned \
+         pretrained model has no slot for them, so there they only shape the queries \
+         and are not saved (0: off).",
+    );
+    ui.end_row();
 }
 
 /// What a fine-tune trains (shown when the model held can be fine-tuned).

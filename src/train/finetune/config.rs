@@ -27,6 +27,8 @@ pub struct FineTuneConfig {
     pub eta: f64,
     /// Weight μ_rule of the rule penalty (0: rules act at inference only).
     pub mu_rule: f64,
+    /// Weight μ_anc of the anchor loss (SPEC §5; 0 disables it).
+    pub mu_anchor: f64,
     /// AdamW learning rate (no weight decay: the change is not pulled back to the base).
     pub lr: f64,
     /// Steps.
@@ -55,6 +57,7 @@ impl FineTuneConfig {
             lambda_train: 0.5,
             eta: 1.0,
             mu_rule: 0.0,
+            mu_anchor: 0.0,
             lr: 1e-3,
             steps: 200,
             seq_len: 128,
@@ -78,6 +81,9 @@ impl FineTuneConfig {
         }
         if !(self.mu_rule.is_finite() && self.mu_rule >= 0.0) {
             return Err(format!("μ_rule {} must be finite and ≥ 0", self.mu_rule));
+        }
+        if !(self.mu_anchor.is_finite() && self.mu_anchor >= 0.0) {
+            return Err(format!("μ_anc {} must be finite and ≥ 0", self.mu_anchor));
         }
         if !(self.eta.is_finite() && self.eta >= 0.0) {
             return Err(format!("η {} must be finite and ≥ 0", self.eta));

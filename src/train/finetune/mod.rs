@@ -4,8 +4,10 @@
 //!
 //! One step: B windows of T+1 tokens of the corpus (the model's own tokenizer), the
 //! differentiable forward ([`GgufLlama::forward_train`]), loss = CE + η·λ·mean_l Ω_l with λ
-//! ramped in over the first tenth of the steps as our own training anneals it, AdamW on the
-//! adapter alone. Between steps the base holds W₀ + Δ (the adapter applied, from the original
+//! ramped in over the first tenth of the steps as our own training anneals it, plus
+//! μ_anc·L_anchor (SPEC §5: each query classified onto its block's anchor key, the keys trained
+//! with the adapter; a pretrained model's attention has no slot for them, so they shape the
+//! queries and are not kept) and μ_rule·L_rule, AdamW on the adapter (and anchor keys) alone. Between steps the base holds W₀ + Δ (the adapter applied, from the original
 //! weights kept aside, so nothing drifts), so captures, generation and held-out metrics see the
 //! tuned model through the same code as any model, and the dial's curve is comparable.
 
@@ -15,16 +17,21 @@ use std::path::PathBuf;
 
 use candle_core::{DType, Tensor};
 
+use crate::analysis::anchors::orthonormal_vectors;
 use crate::analysis::rng::SplitMix64;
 use crate::hf::adapter::{Adapter, AdapterInfo, BaseRef, ADAPTER_FORMAT};
 use crate::hf::eval::{eval_imported, RealEvalRow};
-use crate::hf::gguf_llama::{GgufLlama, Projection};
+use crate::hf::trainable::{Projection, TrainableDecoder};
 use crate::hf::ImportedModel;
 use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::model::dial::DialSetting;
+use crate::model::params::ParamStore;
+use crate::model::transformer::anchor_name;
 use crate::rules::check::{fire, ResolvedRule};
 use crate::train::optimizer::{AdamW, AdamWConfig};
-use crate::train::penalty::{group_lasso, off_block_keys, off_block_mass, PenaltyTensors};
+use crate::train::penalty::{
+    anchor_loss, group_lasso, off_block_keys, off_block_mass, GroupWeights, PenaltyTensors,
+};
 use crate::train::rule_penalty::rule_penalty;
 use crate::train::{StepStats, TrainError};
 
@@ -53,10 +60,21 @@ pub struct FineTuner {
     rng: SplitMix64,
     /// The targets' original weights W₀.
     originals: Vec<((usize, Projection), Tensor)>,
+    /// Anchor keys per layer [H, K, d_h] (empty unless μ_anc > 0).
+    pub anchors: ParamStore,
+}
+
+/// The terms of a batch's loss.
+struct Terms {
+    total: Tensor,
+    ce: Tensor,
+    penalty: Tensor,
+    anchor: Tensor,
+    rule: Tensor,
 }
 
 impl FineTuner {
-    /// Set up a run on `base` (a LLaMA-family decoder) over the token ids of a corpus.
+    /// Set up a run on `base` (a LLaMA-family or GPT-2 decoder) over the token ids of a corpus.
     pub fn new(
         base: ImportedModel,
         base_ref: BaseRef,
@@ -66,12 +84,18 @@ impl FineTuner {
     ) -> Result<Self, TrainError> {
         let decoder = decoder(&base)?;
         config
-            .check_for(decoder.config.context, ids.len())
+            .check_for(decoder.context(), ids.len())
             .map_err(TrainError::Invalid)?;
+        config.spec.check_on(decoder).map_err(TrainError::Invalid)?;
         let held = FineTuneConfig::held_out(ids.len(), config.seq_len);
         let adapter = Adapter::new(decoder, config.spec.clone(), config.seed)?;
+        let anchors = if config.mu_anchor > 0.0 {
+            anchor_keys(decoder, blocks.num_blocks(), config.seed)?
+        } else {
+            ParamStore::new()
+        };
         let opt = AdamW::new(
-            &adapter.params,
+            &adapter.params.union(&anchors),
             AdamWConfig {
                 lr: config.lr,
                 weight_decay: 0.0,
@@ -93,6 +117,7 @@ impl FineTuner {
             rng: SplitMix64::new(config.seed),
             config,
             rules: Vec::new(),
+            anchors,
         })
     }
 
@@ -110,7 +135,7 @@ impl FineTuner {
             originals,
             ..
         } = self;
-        let Some(decoder) = base.decoder_mut() else {
+        let Some(decoder) = base.trainable_mut() else {
             return Ok(());
         };
         for ((l, p), w0) in originals.iter() {
@@ -119,7 +144,7 @@ impl FineTuner {
             } else {
                 w0.clone()
             };
-            decoder.set_projection(*l, *p, w)?;
+            decoder.replace_projection(*l, *p, w)?;
         }
         Ok(())
     }
@@ -159,8 +184,8 @@ impl FineTuner {
             masks.push(self.blocks.masks(&w[..t]));
         }
         let lambda = self.lambda_now();
-        let (loss, ce, pen, rule) = self.loss(&x, &y, &masks, lambda)?;
-        let total = loss.to_scalar::<f32>()?;
+        let terms = self.loss(&x, &y, &masks, lambda)?;
+        let total = terms.total.to_scalar::<f32>()?;
         if !total.is_finite() {
             return Err(TrainError::NonFinite {
                 step: self.step,
@@ -168,15 +193,15 @@ impl FineTuner {
                 last_good: self.step.saturating_sub(1),
             });
         }
-        let grads = loss.backward()?;
+        let grads = terms.total.backward()?;
         self.opt.step(&grads)?;
         let stats = StepStats {
             step: self.step,
             loss_nats: f64::from(total),
-            ce_nats: f64::from(ce.to_scalar::<f32>()?),
-            penalty: f64::from(pen.to_scalar::<f32>()?),
-            anchor_nats: 0.0,
-            rule_nats: f64::from(rule.to_scalar::<f32>()?),
+            ce_nats: f64::from(terms.ce.to_scalar::<f32>()?),
+            penalty: f64::from(terms.penalty.to_scalar::<f32>()?),
+            anchor_nats: f64::from(terms.anchor.to_scalar::<f32>()?),
+            rule_nats: f64::from(terms.rule.to_scalar::<f32>()?),
             lambda,
             tokens: b * t,
         };
@@ -184,20 +209,20 @@ impl FineTuner {
         Ok(stats)
     }
 
-    /// (total, CE, mean Ω, rule penalty) of a batch: x and y [B·T], the masks of each window.
+    /// The loss terms of a batch: x and y [B·T], the masks of each window.
     fn loss(
         &self,
         x: &[u32],
         y: &[u32],
         masks: &[SequenceMasks],
         lambda: f64,
-    ) -> Result<(Tensor, Tensor, Tensor, Tensor), TrainError> {
+    ) -> Result<Terms, TrainError> {
         let decoder = decoder(&self.base)?;
-        let dev = &decoder.device;
+        let dev = decoder.tensor_device();
         let (b, t) = (masks.len(), self.config.seq_len);
         let xs = Tensor::from_vec(x.to_vec(), (b, t), dev)?;
         let ys = Tensor::from_vec(y.to_vec(), b * t, dev)?;
-        let out = decoder.forward_train(&xs, &self.adapter)?;
+        let out = decoder.train_forward(&xs, &self.adapter)?;
         let ce = candle_nn::loss::cross_entropy(&out.logits, &ys)?;
         let mut pen = Tensor::zeros((), DType::F32, dev)?;
         let mut total = ce.clone();
@@ -221,6 +246,22 @@ impl FineTuner {
             pen = (Tensor::stack(&acc, 0)?.sum_all()? / acc.len().max(1) as f64)?;
             total = (total + (&pen * (self.config.eta * lambda))?)?;
         }
+        let mut anchor = Tensor::zeros((), DType::F32, dev)?;
+        if self.config.mu_anchor > 0.0 && !self.anchors.is_empty() {
+            let pt = PenaltyTensors::new(
+                masks,
+                self.blocks.num_blocks(),
+                GroupWeights::Unit,
+                false,
+                dev,
+            )?;
+            let mut acc = Vec::with_capacity(out.queries.len());
+            for (l, q) in out.queries.iter().enumerate() {
+                acc.push(anchor_loss(q, &self.anchors.get(&anchor_name(l))?, &pt)?);
+            }
+            anchor = (Tensor::stack(&acc, 0)?.sum_all()? / acc.len().max(1) as f64)?;
+            total = (total + (&anchor * self.config.mu_anchor)?)?;
+        }
         let mut rule = Tensor::zeros((), DType::F32, dev)?;
         if self.config.mu_rule > 0.0 && !self.rules.is_empty() {
             let firings: Vec<_> = masks
@@ -233,7 +274,13 @@ impl FineTuner {
                 rule = r;
             }
         }
-        Ok((total, ce, pen, rule))
+        Ok(Terms {
+            total,
+            ce,
+            penalty: pen,
+            anchor,
+            rule,
+        })
     }
 
     /// Held-out perplexity, entropy and ε at λ_inf = 0 of the tuned model, over at most
@@ -287,6 +334,7 @@ impl FineTuner {
                 "eta": self.config.eta,
                 "penalty": self.config.penalty,
                 "mu_rule": self.config.mu_rule,
+                "mu_anchor": self.config.mu_anchor,
                 "rules": self.rules.iter().filter(|r| r.enabled).map(|r| r.id.clone()).collect::<Vec<_>>(),
                 "steps": self.step,
                 "seq_len": self.config.seq_len,
@@ -301,14 +349,38 @@ impl FineTuner {
     }
 }
 
-/// The LLaMA-family decoder of `m`, or an error naming what it is.
-fn decoder(m: &ImportedModel) -> Result<&GgufLlama, TrainError> {
-    m.decoder().ok_or_else(|| {
+/// The decoder of `m`, or an error naming what it is.
+fn decoder(m: &ImportedModel) -> Result<&dyn TrainableDecoder, TrainError> {
+    m.trainable().ok_or_else(|| {
         TrainError::Invalid(format!(
-            "{}: a {} model; fine-tuning supports LLaMA-family decoders (GGUF, LLaMA and Qwen2 \
+            "{}: a {} model; fine-tuning supports decoders (GGUF, LLaMA, Qwen2 and GPT-2 \
              folders)",
             m.path().display(),
             m.arch_label()
         ))
     })
+}
+
+/// Anchor keys for `k` blocks in every layer of `model`: per head, orthonormal when K ≤ d_h
+/// (SPEC §5), named as our own models name theirs.
+fn anchor_keys(
+    model: &dyn TrainableDecoder,
+    k: usize,
+    seed: u64,
+) -> candle_core::Result<ParamStore> {
+    let h = model.as_model().dims().heads.max(1);
+    let dh = model.projection(0, Projection::Q)?.dim(0)? / h;
+    let mut rng = SplitMix64::new(seed ^ 0xA5A5);
+    let mut keys = ParamStore::new();
+    for l in 0..model.num_layers() {
+        let data: Vec<f32> = (0..h)
+            .flat_map(|_| orthonormal_vectors(k, dh, &mut rng))
+            .flatten()
+            .collect();
+        keys.insert(
+            &anchor_name(l),
+            &Tensor::from_vec(data, (h, k, dh), model.tensor_device())?,
+        )?;
+    }
+    Ok(keys)
 }

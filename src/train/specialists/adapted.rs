@@ -73,7 +73,7 @@ pub struct AdaptedPool {
 
 impl AdaptedPool {
     /// A pool of the base alone over `docs` (already in the base's tokens), coded at `dial`.
-    /// Refused for a model that is not a LLaMA-family decoder (adapters and code lengths need
+    /// Refused for a model that is not a decoder (adapters and code lengths need
     /// one).
     pub fn new(
         base: ImportedModel,
@@ -82,10 +82,10 @@ impl AdaptedPool {
         docs: &[Document],
         dial: DialSetting,
     ) -> Result<Self> {
-        if base.decoder().is_none() {
+        if base.trainable().is_none() {
             bail!(
-                "{}: a {} model; specialists as adapters need a LLaMA-family decoder (a .gguf \
-                 file, or a LLaMA or Qwen2 folder)",
+                "{}: a {} model; specialists as adapters need a decoder (a .gguf file, or a \
+                 LLaMA, Qwen2 or GPT-2 folder)",
                 base.path().display(),
                 base.arch_label()
             );
@@ -146,9 +146,9 @@ impl AdaptedPool {
             None => code(base.model()),
             Some(a) => {
                 let decoder = base
-                    .decoder_mut()
+                    .trainable_mut()
                     .context("the base is not a decoder (internal)")?;
-                a.applied(decoder, |m| code(m))?
+                a.applied(decoder, |m| code(m.as_model()))?
             }
         }
     }
@@ -203,7 +203,11 @@ impl AdaptedPool {
 
     /// What a specialist's adapter trains, parsed for the base.
     pub fn spec(&self, cfg: &AdaptedConfig) -> Result<AdapterSpec> {
-        let layers = self.base()?.decoder().map(|d| d.config.layers).unwrap_or(0);
+        let layers = self
+            .base()?
+            .trainable()
+            .map(|d| d.num_layers())
+            .unwrap_or(0);
         AdapterSpec::parse(&cfg.adapt, layers).map_err(anyhow::Error::msg)
     }
 }

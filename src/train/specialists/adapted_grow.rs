@@ -183,11 +183,7 @@ impl AdaptedPool {
             .filter_map(|&d| docs.get(d))
             .flat_map(|d| d.ids.iter().copied())
             .collect();
-        let context = self
-            .base()?
-            .decoder()
-            .map(|d| d.config.context)
-            .unwrap_or(2);
+        let context = self.base()?.trainable().map(|d| d.context()).unwrap_or(2);
         let steps = cfg.pool.probe_steps.max(1);
         let config = FineTuneConfig {
             lambda_train: cfg.lambda_train,

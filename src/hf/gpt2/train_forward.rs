@@ -1,0 +1,221 @@
+//! GPT-2 as a [`TrainableDecoder`]: its projections named as the LLaMA decoders name theirs
+//! (q, k and v are the three column slices of the fused `c_attn`; `attn_output` is
+//! `attn.c_proj`, `ffn_up` is `mlp.c_fc`, `ffn_down` is `mlp.c_proj`; GPT-2 has no gate), and
+//! a differentiable forward over a batch: the same computation as
+//! [`Gpt2::forward_cached`] at the plain model, from ops that carry gradients (our LayerNorm
+//! and tanh-GELU), frozen weights that get none ([`frozen_matmul`]) and the delta added to
+//! each projection's output.
+
+use candle_core::{Tensor, D};
+
+use crate::hf::gpt2::{Affine, Block, Gpt2};
+use crate::hf::trainable::{Projection, ProjectionDelta, TrainForward, TrainableDecoder};
+use crate::model::attention::{biased_attention, causal_tensor, fused_biased_attention};
+use crate::model::backend::AttentionModel;
+use crate::model::fused::{frozen_linear, frozen_matmul, layer_norm};
+use crate::model::gelu::gelu_tanh;
+use crate::model::transformer::ModelError;
+
+/// What GPT-2 has, for errors.
+const GPT2_PROJECTIONS: &str = "attn_q, attn_k, attn_v (slices of attn.c_attn), attn_output \
+                                (attn.c_proj), ffn_up (mlp.c_fc), ffn_down (mlp.c_proj)";
+
+impl Gpt2 {
+    /// Block `l`, or an error naming it.
+    fn block(&self, l: usize) -> candle_core::Result<&Block> {
+        self.blocks
+            .get(l)
+            .ok_or_else(|| candle_core::Error::Msg(format!("GPT-2: no layer {l}")))
+    }
+
+    /// The `Conv1D` holding projection `p` and, for q/k/v, which third of its columns.
+    fn conv_of(block: &Block, p: Projection) -> candle_core::Result<(&Affine, Option<usize>)> {
+        Ok(match p {
+            Projection::Q => (&block.c_attn, Some(0)),
+            Projection::K => (&block.c_attn, Some(1)),
+            Projection::V => (&block.c_attn, Some(2)),
+            Projection::O => (&block.c_proj, None),
+            Projection::Up => (&block.c_fc, None),
+            Projection::Down => (&block.mlp_proj, None),
+            Projection::Gate => candle_core::bail!(
+                "GPT-2 has no {}: its projections are {GPT2_PROJECTIONS}",
+                p.gguf_name()
+            ),
+        })
+    }
+
+    /// LayerNorm with a backward pass (candle's fused one has none).
+    fn norm_train(&self, x: &Tensor, (w, b): &Affine) -> candle_core::Result<Tensor> {
+        layer_norm(x, w, b, self.config.layer_norm_epsilon)
+    }
+
+    /// `Conv1D` `c` applied to `x` [B,T,in], frozen, plus `delta`'s addition for `p`.
+    fn conv_train(c: &Affine, x: &Tensor, add: Option<Tensor>) -> candle_core::Result<Tensor> {
+        let y = frozen_matmul(x, &c.0)?.broadcast_add(&c.1)?;
+        match add {
+            Some(d) => y + d,
+            None => Ok(y),
+        }
+    }
+
+    /// One block over `x` [B,T,d]: (its output, attention [B,H,T,T], queries [B,H,T,d_h]).
+    fn block_train(
+        &self,
+        l: usize,
+        x: Tensor,
+        causal: &Tensor,
+        delta: &dyn ProjectionDelta,
+    ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+        let block = self.block(l)?;
+        let (b, t, d) = x.dims3()?;
+        let h = self.config.n_head;
+        let hx = self.norm_train(&x, &block.ln_1)?;
+        let fused = frozen_matmul(&hx, &block.c_attn.0)?.broadcast_add(&block.c_attn.1)?;
+        let head = |i: usize, p: Projection| -> candle_core::Result<Tensor> {
+            let mut y = fused.narrow(D::Minus1, i * d, d)?;
+            if let Some(add) = delta.delta(l, p, &hx)? {
+                y = (y + add)?;
+            }
+            y.reshape((b, t, h, d / h))?.transpose(1, 2)?.contiguous()
+        };
+        let (q, k, v) = (
+            head(0, Projection::Q)?,
+            head(1, Projection::K)?,
+            head(2, Projection::V)?,
+        );
+        let raw = q.matmul(&k.t()?)?;
+        let a = match fused_biased_attention(&raw, None, Some(causal), self.scale())? {
+            Some(a) => a,
+            None => {
+                biased_attention(&(raw * self.scale())?, None, Some(causal), |z| {
+                    candle_nn::ops::softmax(z, D::Minus1)
+                })?
+                .0
+            }
+        };
+        let y = a
+            .matmul(&v)?
+            .transpose(1, 2)?
+            .contiguous()?
+            .reshape((b, t, d))?;
+        let x = (&x + Self::conv_train(&block.c_proj, &y, delta.delta(l, Projection::O, &y)?)?)?;
+        let hx = self.norm_train(&x, &block.ln_2)?;
+        let f = Self::conv_train(&block.c_fc, &hx, delta.delta(l, Projection::Up, &hx)?)?;
+        let f = if self.config.exact_gelu() {
+            f.gelu_erf()?
+        } else {
+            gelu_tanh(&f)?
+        };
+        let down = delta.delta(l, Projection::Down, &f)?;
+        let x = (x + Self::conv_train(&block.mlp_proj, &f, down)?)?;
+        Ok((x, a, q))
+    }
+}
+
+impl TrainableDecoder for Gpt2 {
+    fn family(&self) -> &'static str {
+        "GPT-2"
+    }
+
+    fn num_layers(&self) -> usize {
+        self.config.n_layer
+    }
+
+    fn context(&self) -> usize {
+        self.config.n_positions
+    }
+
+    fn projection(&self, l: usize, p: Projection) -> candle_core::Result<Tensor> {
+        let (conv, third) = Self::conv_of(self.block(l)?, p)?;
+        let w = match third {
+            Some(i) => {
+                let d = self.config.n_embd;
+                conv.0.narrow(1, i * d, d)?
+            }
+            None => conv.0.clone(),
+        };
+        w.t()?.contiguous()
+    }
+
+    fn replace_projection(
+        &mut self,
+        l: usize,
+        p: Projection,
+        w: Tensor,
+    ) -> candle_core::Result<()> {
+        let old = self.projection(l, p)?;
+        if old.dims() != w.dims() {
+            candle_core::bail!(
+                "GPT-2 layer {l} {}: the new weight is {:?}, the old {:?}",
+                p.gguf_name(),
+                w.dims(),
+                old.dims()
+            )
+        }
+        let d = self.config.n_embd;
+        let block = self.block(l)?;
+        let (conv, third) = Self::conv_of(block, p)?;
+        let new = match third {
+            Some(i) => {
+                let mut parts: Vec<Tensor> = (0..3)
+                    .map(|j| conv.0.narrow(1, j * d, d))
+                    .collect::<candle_core::Result<_>>()?;
+                parts[i] = w.t()?;
+                Tensor::cat(&parts, 1)?.contiguous()?
+            }
+            None => w.t()?.contiguous()?,
+        };
+        let block = self
+            .blocks
+            .get_mut(l)
+            .ok_or_else(|| candle_core::Error::Msg(format!("GPT-2: no layer {l}")))?;
+        let slot = match p {
+            Projection::Q | Projection::K | Projection::V => &mut block.c_attn,
+            Projection::O => &mut block.c_proj,
+            Projection::Up => &mut block.c_fc,
+            Projection::Down | Projection::Gate => &mut block.mlp_proj,
+        };
+        slot.0 = new;
+        Ok(())
+    }
+
+    fn train_forward(
+        &self,
+        ids: &Tensor,
+        delta: &dyn ProjectionDelta,
+    ) -> Result<TrainForward, ModelError> {
+        let c = &self.config;
+        let (b, t) = ids.dims2()?;
+        if t == 0 {
+            return Err(ModelError::Input("empty input".into()));
+        }
+        if t > c.n_positions {
+            return Err(ModelError::TooLong(t, c.n_positions));
+        }
+        let causal = causal_tensor(b, t, &self.device)?;
+        let mut x = self
+            .wte
+            .embedding(&ids.flatten_all()?)?
+            .reshape((b, t, c.n_embd))?
+            .broadcast_add(&self.wpe.narrow(0, 0, t)?)?;
+        let mut attention = Vec::with_capacity(c.n_layer);
+        let mut queries = Vec::with_capacity(c.n_layer);
+        for l in 0..self.blocks.len() {
+            let (next, a, q) = self.block_train(l, x, &causal, delta)?;
+            x = next;
+            attention.push(a);
+            queries.push(q);
+        }
+        let x = self.norm_train(&x, &self.ln_f)?;
+        let logits = frozen_linear(&x, &self.head)?.reshape((b * t, c.vocab_size))?;
+        Ok(TrainForward {
+            logits,
+            attention,
+            queries,
+        })
+    }
+
+    fn as_model(&self) -> &dyn AttentionModel {
+        self
+    }
+}
