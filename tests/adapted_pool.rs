@@ -121,6 +121,7 @@ fn a_pool_on_a_pretrained_decoder_grows_adapters_that_reopen_as_models() {
             moves.push(m.clone());
         },
         |_| progress += 1,
+        &|| false,
     )
     .unwrap();
     let table = run.routing_table();

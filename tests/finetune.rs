@@ -513,3 +513,61 @@ fn fine_tuning_trains_the_anchor_loss() {
     assert!(ft.anchors.is_empty());
     assert_eq!(ft.train_step().unwrap().anchor_nats, 0.0);
 }
+
+/// `mass-own-block` counts attention on the sequence start as off-block unless the first token
+/// is in the query's block (SPEC's ε does not), and a fine-tune lowers it.
+#[test]
+fn the_own_block_mass_counts_the_sequence_start() {
+    use localist::train::finetune::LocalityPenalty;
+    use localist::train::penalty::{off_block_keys, outside_own_block_keys};
+    let m = ImportedModel::open(&fixture("llama"), &Device::Cpu).unwrap();
+    let b = blocks(&m);
+    let x = ids(32, 300);
+    let masks = b.masks(&x);
+    let plain = off_block_keys(std::slice::from_ref(&masks), &Device::Cpu).unwrap();
+    let own = outside_own_block_keys(std::slice::from_ref(&masks), false, &Device::Cpu).unwrap();
+    let keys = outside_own_block_keys(std::slice::from_ref(&masks), true, &Device::Cpu).unwrap();
+    let keys = keys.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let plain = plain.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let own = own.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let mut checked = 0;
+    for i in 1..32 {
+        let other = masks.key_blocks[0] != masks.relevant_blocks[i];
+        assert_eq!(plain[i * 32], 0.0, "SPEC's R(i) holds the first position");
+        assert_eq!(own[i * 32], if other { 1.0 } else { 0.0 }, "row {i}");
+        assert_eq!(own[i * 32 + i], 0.0, "the query itself is never off");
+        for j in 1..i {
+            assert_eq!(own[i * 32 + j], plain[i * 32 + j], "row {i} key {j}");
+        }
+        // mass-block-keys: only earlier keys of the block are on; itself is off; a row with
+        // none of them is left out.
+        let has = (0..i).any(|j| masks.key_blocks[j] == masks.relevant_blocks[i]);
+        for j in 0..=i {
+            let want = has && !(j < i && masks.key_blocks[j] == masks.relevant_blocks[i]);
+            assert_eq!(
+                keys[i * 32 + j],
+                f32::from(u8::from(want)),
+                "row {i} key {j}"
+            );
+        }
+        checked += usize::from(other);
+    }
+    assert!(
+        checked > 0,
+        "no row whose block differs from the first token's"
+    );
+    let r = base_ref(&fixture("llama"), &m);
+    let mut cfg = FineTuneConfig::new(AdapterSpec::parse("qk", 2).unwrap());
+    cfg.penalty = LocalityPenalty::MassOwnBlock;
+    cfg.lambda_train = 1.0;
+    cfg.eta = 4.0;
+    cfg.lr = 3e-2;
+    cfg.steps = 120;
+    cfg.seq_len = 32;
+    cfg.batch_size = 4;
+    let mut ft = FineTuner::new(m, r, b, ids(6000, 300), cfg).unwrap();
+    let pen: Vec<f64> = (0..120).map(|_| ft.train_step().unwrap().penalty).collect();
+    let first: f64 = pen[..10].iter().sum::<f64>() / 10.0;
+    let last: f64 = pen[110..].iter().sum::<f64>() / 10.0;
+    assert!(last < 0.8 * first, "own-block mass {first:.3} → {last:.3}");
+}

@@ -76,19 +76,24 @@ fn two_disjoint_domains_recruit_exactly_one_more_specialist() {
     let dl0 = pool.dl_total(&documents, &cfg);
     let mut last = dl0;
     let mut dls = Vec::new();
-    pool.grow(&documents, &cfg, |m| {
-        eprintln!(
-            "round {}: {} — DL {:.0} → {:.0} bits, {}",
-            m.round,
-            m.what,
-            m.dl_before,
-            m.dl_after,
-            if m.accepted { "accepted" } else { "rejected" }
-        );
-        if m.accepted {
-            dls.push(m.dl_after);
-        }
-    })
+    pool.grow(
+        &documents,
+        &cfg,
+        |m| {
+            eprintln!(
+                "round {}: {} — DL {:.0} → {:.0} bits, {}",
+                m.round,
+                m.what,
+                m.dl_before,
+                m.dl_after,
+                if m.accepted { "accepted" } else { "rejected" }
+            );
+            if m.accepted {
+                dls.push(m.dl_after);
+            }
+        },
+        &|| false,
+    )
     .unwrap();
     for dl in dls {
         assert!(dl <= last + 1e-6, "DL_total rose: {last} → {dl}");
@@ -154,7 +159,7 @@ fn a_redundant_specialist_is_merged_away() {
         ..PoolConfig::default()
     };
     let before = pool.dl_total(&documents, &cfg);
-    pool.grow(&documents, &cfg, |_| {}).unwrap();
+    pool.grow(&documents, &cfg, |_| {}, &|| false).unwrap();
     assert_eq!(pool.specialists.len(), 1, "{:#?}", pool.log);
     assert!(pool
         .log
@@ -251,12 +256,17 @@ fn a_block_is_recruited_inside_a_specialist_for_one_topic() {
     let dl0 = pool.dl_total(&documents, &cfg);
     let mut last = dl0;
     let mut accepted = Vec::new();
-    pool.grow(&documents, &cfg, |m| {
-        print_move(m);
-        if m.accepted {
-            accepted.push(m.clone());
-        }
-    })
+    pool.grow(
+        &documents,
+        &cfg,
+        |m| {
+            print_move(m);
+            if m.accepted {
+                accepted.push(m.clone());
+            }
+        },
+        &|| false,
+    )
     .unwrap();
     for m in &accepted {
         assert!(
@@ -349,7 +359,7 @@ fn a_rejected_block_move_leaves_the_pool_exactly_as_it_was() {
     let (w0, blocks0) = (weights(&pool), pool.specialists[0].blocks.clone());
     let (bits0, routing0) = (pool.bits.clone(), pool.assignment.clone());
     let dl0 = pool.dl_total(&documents, &cfg);
-    pool.grow(&documents, &cfg, print_move).unwrap();
+    pool.grow(&documents, &cfg, print_move, &|| false).unwrap();
     let tried = pool
         .log
         .iter()
@@ -387,7 +397,7 @@ fn each_specialists_blocks_save_and_load() {
     let mut copy = pool.specialists[0].model.clone();
     copy.params = copy.params.deep_clone().unwrap();
     let original = pool.specialists[0].blocks.clone();
-    pool.grow(&documents, &cfg, print_move).unwrap();
+    pool.grow(&documents, &cfg, print_move, &|| false).unwrap();
     assert!(
         pool.specialists[0].blocks.num_blocks() > 1,
         "{:#?}",

@@ -775,6 +775,46 @@ fn the_specialists_tab_shows_the_sample_pool_its_moves_and_routing() {
     assert_eq!(h.state().pool.as_ref().unwrap().hovered, Some(3));
 }
 
+/// Grow a pool from the Specialists tab: the model held as the base, the bundled documents;
+/// a folder that holds files is refused in the form, and the grown pool is shown when done.
+#[test]
+fn the_specialists_tab_grows_a_pool_from_the_model_held() {
+    let base = sample("pool-clinical-payments").join("base");
+    let mut h = harness(base.clone());
+    step_until(&mut h, "the model", |app| app.state.summary.is_some());
+    h.get_by_label("Specialists").click();
+    h.run_steps(2);
+    h.get_by_label("Grow a pool…").click();
+    h.run_steps(2);
+    h.get_by_label("the model held").click();
+    h.run_steps(1);
+    assert_eq!(Path::new(h.state().pool_form.base.as_str()), base.as_path());
+    let out = tempfile::tempdir().unwrap();
+    std::fs::write(out.path().join("keep.txt"), "mine").unwrap();
+    h.state_mut().pool_form.docs = sample("pool-clinical-payments")
+        .join("documents.txt")
+        .display()
+        .to_string();
+    h.state_mut().pool_form.out = out.path().display().to_string();
+    h.get_by_label("Grow").click();
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("already holds files").is_some());
+    let dir = out.path().join("grown");
+    h.state_mut().pool_form.out = dir.display().to_string();
+    h.get_by_label("Grow").click();
+    step_until(&mut h, "the grown pool", |app| {
+        app.pool.as_ref().is_some_and(|p| p.dir == dir)
+    });
+    assert!(h.state().pool_form.error.is_none());
+    let pool = h.state().pool.as_ref().unwrap();
+    assert_eq!(pool.manifest.specialists.len(), 2);
+    assert!(dir.join("manifest.json").is_file());
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("keep.txt")).unwrap(),
+        "mine"
+    );
+}
+
 #[test]
 fn the_recruitment_tab_shows_the_recruited_samples_decisions() {
     let mut h = harness(sample("tiny-topics-recruited"));

@@ -753,3 +753,92 @@ fn a_pretrained_decoder_is_fine_tuned_saved_as_an_adapter_and_reopened() {
         "the fine-tuned model attends as the base does"
     );
 }
+
+/// The studio's Grow pool: the worker grows a pool from the bundled pool's base over its
+/// documents with `localist specialists`' defaults, saves it and sends it as the Specialists
+/// tab reads it; it refuses to write over a folder that holds files; a cancel keeps what was
+/// accepted and still saves.
+#[test]
+fn a_pool_grows_in_the_worker_and_a_cancel_keeps_what_was_accepted() {
+    use localist::engine::protocol::{GrowPool, PoolJob};
+    let base = sample("pool-clinical-payments").join("base");
+    let docs = sample("pool-clinical-payments").join("documents.txt");
+    let out = tempfile::tempdir().unwrap();
+    let grow = |dir: &Path| {
+        Command::GrowPool(Box::new(GrowPool {
+            job: PoolJob::defaults(base.clone(), docs.clone()),
+            out: dir.to_path_buf(),
+        }))
+    };
+    let until_pool = |w: &WorkerHandle| -> (Result<_, String>, Vec<String>) {
+        let mut notes = Vec::new();
+        loop {
+            match next(w) {
+                Event::Pool(p) => return (p, notes),
+                Event::Status(s) => notes.push(s),
+                Event::Failed(e) => panic!("failed: {e}"),
+                _ => {}
+            }
+        }
+    };
+    let w = spawn();
+    let dir = out.path().join("grown");
+    w.send(grow(&dir));
+    let (pool, notes) = until_pool(&w);
+    let pool = pool.unwrap();
+    assert_eq!(pool.dir, dir);
+    // The bundled pool was grown the same way: one specialist recruited for the payments.
+    let names: Vec<&str> = pool
+        .manifest
+        .specialists
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(names, ["base", "s1"], "{notes:?}");
+    assert!(pool.manifest.log.iter().any(|m| m.accepted));
+    let last_round = |p: &localist::engine::protocol::PoolSummary| {
+        p.manifest.log.iter().map(|m| m.round).max().unwrap_or(0)
+    };
+    assert!(
+        last_round(&pool) >= 2,
+        "one round only: {:?}",
+        pool.manifest.log
+    );
+    assert_eq!(pool.texts.len(), pool.manifest.routing.len());
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("pool grown: 2 specialists")),
+        "{notes:?}"
+    );
+    // Growing into it again is refused before anything is written.
+    w.send(grow(&dir));
+    let (again, _) = until_pool(&w);
+    let err = again.err().unwrap();
+    assert!(err.contains("already holds files"), "{err}");
+
+    // Cancelled as soon as it can be: growth stops, and what it has is saved and shown.
+    let dir = out.path().join("cancelled");
+    w.send(grow(&dir));
+    let deadline = Instant::now() + WAIT;
+    while !w.job().is_some_and(|j| j.cancellable) {
+        assert!(
+            Instant::now() < deadline,
+            "the growth never became cancellable"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    w.cancel();
+    let (pool, notes) = until_pool(&w);
+    let pool = pool.unwrap();
+    assert!(
+        notes.iter().any(|n| n.contains("stopped by the user")),
+        "{notes:?}"
+    );
+    assert!(
+        last_round(&pool) <= 1,
+        "it went on: {:?}",
+        pool.manifest.log
+    );
+    assert!(dir.join("manifest.json").is_file());
+}

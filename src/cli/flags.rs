@@ -143,6 +143,13 @@ pub enum PenaltyArg {
     GroupSqrt,
     /// The off-block mass ε itself (fine-tuning only).
     Mass,
+    /// The mass outside the query's own block and itself: attention on the sequence start
+    /// counts as off-block unless the first token is in the block (fine-tuning only).
+    MassOwnBlock,
+    /// The mass not on other keys of the query's own block: itself and the sequence start
+    /// count as off-block too (rows with no earlier key of their block are left out;
+    /// fine-tuning only).
+    MassBlockKeys,
 }
 
 impl PenaltyArg {
@@ -151,7 +158,7 @@ impl PenaltyArg {
         match self {
             Self::Group => Ok(crate::engine::protocol::GroupWeights::Unit),
             Self::GroupSqrt => Ok(crate::engine::protocol::GroupWeights::SqrtSize),
-            Self::Mass => anyhow::bail!("--penalty mass applies to fine-tuning (--from); our own models train with group or group-sqrt"),
+            Self::Mass | Self::MassOwnBlock | Self::MassBlockKeys => anyhow::bail!("--penalty mass, mass-own-block and mass-block-keys apply to fine-tuning (--from); our own models train with group or group-sqrt"),
         }
     }
 
@@ -162,6 +169,8 @@ impl PenaltyArg {
             Self::Group => LocalityPenalty::Group(GroupWeights::Unit),
             Self::GroupSqrt => LocalityPenalty::Group(GroupWeights::SqrtSize),
             Self::Mass => LocalityPenalty::Mass,
+            Self::MassOwnBlock => LocalityPenalty::MassOwnBlock,
+            Self::MassBlockKeys => LocalityPenalty::MassBlockKeys,
         }
     }
 }

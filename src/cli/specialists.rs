@@ -75,6 +75,7 @@ impl SpecialistsArgs {
     fn job(&self) -> Result<PoolJob> {
         let adapters = is_pretrained(&self.base);
         let own = PoolConfig::default();
+        let (a_lr, a_seq, a_batch) = crate::engine::jobs::specialists::ADAPTER_TUNING;
         Ok(PoolJob {
             base: self.base.clone(),
             docs: self.docs.clone(),
@@ -88,11 +89,13 @@ impl SpecialistsArgs {
                     super::flags::MAX_SPECIALISTS,
                 )?,
                 probe_steps: self.probe_steps,
-                lr: self.lr.unwrap_or(if adapters { 2e-3 } else { own.lr }),
-                seq_len: self.seq.unwrap_or(if adapters { 128 } else { own.seq_len }),
+                lr: self.lr.unwrap_or(if adapters { a_lr } else { own.lr }),
+                seq_len: self
+                    .seq
+                    .unwrap_or(if adapters { a_seq } else { own.seq_len }),
                 batch_size: self
                     .batch
-                    .unwrap_or(if adapters { 2 } else { own.batch_size }),
+                    .unwrap_or(if adapters { a_batch } else { own.batch_size }),
                 trainable: self.trainable.clone(),
                 block_moves: !self.no_block_moves,
                 ..own.clone()
@@ -128,6 +131,7 @@ pub fn run(a: SpecialistsArgs) -> Result<()> {
             );
         },
         |line| eprintln!("  {line}"),
+        &|| false,
     )?;
     println!();
     print!("{}", pool.routing_table());

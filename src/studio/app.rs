@@ -67,6 +67,8 @@ pub struct StudioApp {
     example_rules: String,
     /// The pool of specialists shown in the Specialists tab (public for tests).
     pub pool: Option<PoolView>,
+    /// The Specialists tab's Grow form.
+    pub pool_form: crate::studio::panels::specialists_grow::GrowForm,
     /// Cropped screenshots (plots and heatmaps as drawn) on their way to an export.
     shots: (crossbeam_channel::Sender<Shot>, Receiver<Shot>),
 }
@@ -97,6 +99,7 @@ impl StudioApp {
             )))
             .unwrap_or_default(),
             pool: None,
+            pool_form: Default::default(),
             shots: crossbeam_channel::unbounded(),
         };
         app.start_worker();
@@ -218,7 +221,7 @@ impl eframe::App for StudioApp {
             Some(DialogKind::Save)
         } else if want_session.is_some() {
             want_session
-        } else if want_pool == Some(PoolRequest::Choose) {
+        } else if matches!(want_pool, Some(PoolRequest::Choose)) {
             Some(DialogKind::OpenPool)
         } else {
             None
@@ -230,8 +233,10 @@ impl eframe::App for StudioApp {
         }
         self.serve_requests(want);
         self.show_browser();
-        if let Some(PoolRequest::Open(dir)) = want_pool {
-            self.open_pool(dir);
+        match want_pool {
+            Some(PoolRequest::Open(dir)) => self.open_pool(dir),
+            Some(PoolRequest::Grow(g)) => self.state.send(Command::GrowPool(g)),
+            _ => {}
         }
         // Rules applied from the central panel: wait for their capture now, so the next frame
         // (requested at once) shows the new heatmaps and PF numbers.

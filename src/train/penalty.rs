@@ -181,6 +181,35 @@ pub fn off_block_keys(batch: &[SequenceMasks], device: &Device) -> candle_core::
     Tensor::from_vec(off, (b, 1, t, t), device)
 }
 
+/// 1 where key j (j ≤ i) lies outside the query's own block and is not the query itself
+/// [B,1,T,T]: [`off_block_keys`] without the rest of S(i), so the sequence start counts as
+/// off-block unless its token is in the query's block. With `self_off`, the query itself is
+/// off too, and a row with no earlier key of its block is all 0 (left out).
+pub fn outside_own_block_keys(
+    batch: &[SequenceMasks],
+    self_off: bool,
+    device: &Device,
+) -> candle_core::Result<Tensor> {
+    let b = batch.len();
+    let t = batch.first().map(SequenceMasks::len).unwrap_or(0);
+    let mut off = vec![0f32; b * t * t];
+    for (bi, m) in batch.iter().enumerate() {
+        for i in 0..t {
+            let own = m.relevant_blocks.get(i).copied();
+            let in_block = |j: usize| m.key_blocks.get(j).copied() == own && !(self_off && j == i);
+            if self_off && !(0..i).any(in_block) {
+                continue;
+            }
+            for j in (0..=i).filter(|&j| !(in_block(j) || (j == i && !self_off))) {
+                if let Some(c) = off.get_mut((bi * t + i) * t + j) {
+                    *c = 1.0;
+                }
+            }
+        }
+    }
+    Tensor::from_vec(off, (b, 1, t, t), device)
+}
+
 /// Mean over batch, heads and queries of the off-block mass ε_i of one layer's attention
 /// [B,H,T,T] ([`off_block_keys`] gives `off`): differentiable in the attention.
 pub fn off_block_mass(attention: &Tensor, off: &Tensor) -> candle_core::Result<Tensor> {

@@ -79,14 +79,58 @@ pub struct PoolRun {
 }
 
 /// [`GrowthReport`] from two closures.
-struct Report<M, P>(M, P);
+struct Report<'a, M, P>(M, P, &'a dyn Fn() -> bool);
 
-impl<M: FnMut(&PoolMove), P: FnMut(&str)> GrowthReport for Report<M, P> {
+impl<M: FnMut(&PoolMove), P: FnMut(&str)> GrowthReport for Report<'_, M, P> {
     fn on_move(&mut self, m: &PoolMove) {
         (self.0)(m);
     }
     fn progress(&mut self, line: &str) {
         (self.1)(line);
+    }
+    fn stopped(&self) -> bool {
+        (self.2)()
+    }
+}
+
+/// A pool to grow and the folder to save it in (the studio's Grow pool).
+#[derive(Clone, Debug)]
+pub struct GrowPool {
+    /// What to grow it from.
+    pub job: PoolJob,
+    /// Where to save it.
+    pub out: PathBuf,
+}
+
+/// A candidate adapter's fine-tuning defaults on a pretrained base: learning rate, window
+/// length and windows per step (our own checkpoints' are [`PoolConfig::default`]'s).
+pub const ADAPTER_TUNING: (f64, usize, usize) = (2e-3, 128, 2);
+
+impl PoolJob {
+    /// `localist specialists`' defaults for a pool grown from `base` over `docs`: a
+    /// specialist of ours fine-tunes its output bias, one on a pretrained base an adapter
+    /// ([`AdaptedJob::default`]), with the fine-tuning settings of its kind.
+    pub fn defaults(base: PathBuf, docs: PathBuf) -> Self {
+        let own = PoolConfig::default();
+        let (lr, seq_len, batch_size) = if is_pretrained(&base) {
+            ADAPTER_TUNING
+        } else {
+            (own.lr, own.seq_len, own.batch_size)
+        };
+        Self {
+            base,
+            docs,
+            separator: None,
+            lambda: None,
+            config: PoolConfig {
+                lr,
+                seq_len,
+                batch_size,
+                trainable: vec!["head.bias".into()],
+                ..own
+            },
+            adapted: AdaptedJob::default(),
+        }
     }
 }
 
@@ -183,15 +227,18 @@ impl PoolRun {
     }
 
     /// Grow the pool; `on_move` sees every move as it is decided, `progress` lines of progress
-    /// while a specialist on a pretrained base fine-tunes.
+    /// while a specialist on a pretrained base fine-tunes. When `stop` says so, growth ends
+    /// early (a candidate being fine-tuned stops training and is decided as it is), leaving the
+    /// pool as its accepted moves made it.
     pub fn grow(
         &mut self,
         on_move: impl FnMut(&PoolMove),
         progress: impl FnMut(&str),
+        stop: &dyn Fn() -> bool,
     ) -> Result<()> {
         match &mut self.pool {
-            Grown::Own(p) => p.grow(&self.docs, &self.config, on_move),
-            Grown::Adapted(p, cfg) => p.grow(&self.docs, cfg, &mut Report(on_move, progress)),
+            Grown::Own(p) => p.grow(&self.docs, &self.config, on_move, stop),
+            Grown::Adapted(p, cfg) => p.grow(&self.docs, cfg, &mut Report(on_move, progress, stop)),
         }
     }
 

@@ -33,6 +33,7 @@ pub use crate::engine::anchors::{AnchorReport, AnchorRow};
 pub use crate::engine::corpus::{BlockSpec, CorpusSource, TokenizerKind};
 pub use crate::engine::jobs::finetune::FinetuneJob;
 pub use crate::engine::jobs::rules::RuleEval;
+pub use crate::engine::jobs::specialists::{GrowPool, PoolJob};
 pub use crate::engine::specialists::{ManifestRoute, ManifestSpecialist, PoolMove};
 pub use crate::engine::theory::TheoryPoint;
 pub use crate::engine::threshold::ThresholdEstimate;
@@ -101,6 +102,10 @@ pub enum Command {
     /// Read a saved pool of specialists (a folder with `manifest.json`) for display; the
     /// current model is kept.
     OpenPool(PathBuf),
+    /// Grow a pool of specialists (SPEC §10) from a base over documents, save it, and read it
+    /// for display as [`OpenPool`](Self::OpenPool) does; cancellable between moves (a
+    /// candidate being fine-tuned stops training and is decided as it is).
+    GrowPool(Box<GrowPool>),
     /// Measure each rule in force over a test set under the current dial: the sentences it
     /// fired on, its pass rate and its mean PF there.
     AuditTestSet(TestSet),

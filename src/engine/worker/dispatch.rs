@@ -74,6 +74,7 @@ impl Worker {
             Command::SetImportedBlocks(src) => self.set_imported_blocks(&src),
             Command::Generate(n) => self.generate(n),
             Command::OpenPool(dir) => self.open_pool(&dir),
+            Command::GrowPool(g) => self.grow_pool(*g),
             Command::AuditTestSet(set) => self.audit_test_set(set),
             Command::Shutdown => {}
             Command::DebugPanic => panic!("debug panic requested"),
@@ -109,6 +110,7 @@ fn busy_label(cmd: &Command) -> Option<String> {
         Command::Generate(_) => "generating…".into(),
         Command::Save(_) => "saving…".into(),
         Command::OpenPool(_) => "reading the pool…".into(),
+        Command::GrowPool(_) => "growing the pool: reading and coding the documents…".into(),
         Command::AuditTestSet(_) => "auditing the rules over the test set…".into(),
         _ => return None,
     };

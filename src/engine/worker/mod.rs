@@ -14,8 +14,8 @@
 //! The files of this folder each hold one concern: the thread handle (`handle.rs`), the event
 //! sink (`sink.rs`), the model the worker holds (`slot.rs`), what results are measured on
 //! (`measured.rs`), the command loop (`dispatch.rs`),
-//! and one file per group of jobs: models, blocks, training, inspection, rules and
-//! recruitment.
+//! and one file per group of jobs: models, blocks, training, inspection, rules,
+//! recruitment and pools of specialists.
 
 mod blocks;
 mod dispatch;
@@ -24,6 +24,7 @@ mod handle;
 mod inspection;
 mod measured;
 mod models;
+mod pool;
 mod recruitment;
 mod rules;
 mod sink;

@@ -128,6 +128,23 @@ impl Sink {
         !self.cancel.load(Ordering::SeqCst)
     }
 
+    /// Say what the innermost job is doing now, when it cannot say how far it is (`what`
+    /// replaces its label); returns false when the user has asked to cancel it.
+    pub(super) fn job_status(&self, what: String) -> bool {
+        if let Ok(mut jobs) = self.busy.lock() {
+            if let Some(job) = jobs.last_mut() {
+                job.what = what;
+            }
+        }
+        (self.repaint)();
+        !self.cancel.load(Ordering::SeqCst)
+    }
+
+    /// Whether the user has asked to cancel the cancellable job under way.
+    pub(super) fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+
     /// Send a result, a state change or an error (never dropped), then ask for a repaint.
     pub(super) fn emit(&self, ev: Event) {
         let _ = self.events.send(ev);

@@ -157,7 +157,13 @@ impl StudioApp {
             Tab::Generate => generate::show(ui, &mut self.state),
             Tab::Specialists => {
                 let sample = asset_path(&PathBuf::from("sample_models/pool-clinical-payments"));
-                *want_pool = specialists::show(ui, &mut self.pool, &sample);
+                let held = self.state.summary.as_ref().map(|s| s.source.clone());
+                *want_pool = specialists::show(
+                    ui,
+                    &mut self.pool,
+                    &mut self.pool_form,
+                    (&sample, held.as_deref()),
+                );
             }
         }
     }

@@ -11,6 +11,7 @@ pub mod model;
 pub mod recruitment;
 pub mod rules;
 pub mod specialists;
+pub mod specialists_grow;
 pub mod theory;
 pub mod training;
 pub mod training_plots;

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use egui::{Color32, RichText};
 
-use crate::engine::protocol::{PoolManifest, PoolSummary};
+use crate::engine::protocol::{GrowPool, PoolManifest, PoolSummary};
+use crate::studio::panels::specialists_grow::{self, GrowForm};
 
 /// A pool as the panel shows it.
 pub struct PoolView {
@@ -43,18 +44,28 @@ fn blocks_line(names: Option<&[String]>) -> String {
 }
 
 /// What the user asked of the panel's buttons.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum PoolRequest {
     /// Ask for a pool folder (a file dialog).
     Choose,
     /// Open this pool folder (the bundled one).
     Open(PathBuf),
+    /// Grow a pool and save it.
+    Grow(Box<GrowPool>),
 }
 
-/// Draw the panel; `sample` is the bundled pool. Returns what the user asked to open (the app
-/// asks the worker to read it).
-pub fn show(ui: &mut egui::Ui, view: &mut Option<PoolView>, sample: &Path) -> Option<PoolRequest> {
-    let request = buttons(ui, view.as_ref(), sample);
+/// Draw the panel; `sample` is the bundled pool, `held` the path of the model held. Returns
+/// what the user asked to open or grow (the app asks the worker).
+pub fn show(
+    ui: &mut egui::Ui,
+    view: &mut Option<PoolView>,
+    form: &mut GrowForm,
+    (sample, held): (&Path, Option<&str>),
+) -> Option<PoolRequest> {
+    let mut request = buttons(ui, view.as_ref(), sample);
+    if let Some(g) = specialists_grow::show(ui, form, held) {
+        request = Some(PoolRequest::Grow(Box::new(g)));
+    }
     let Some(v) = view.as_mut() else {
         ui.label(
             "No pool open. `localist specialists` grows one over a set of documents; the bundled \

@@ -14,6 +14,14 @@ pub enum LocalityPenalty {
     /// The off-block mass itself, Σ_{k≠r(i)} ‖a_{i,B_k}‖₁ = ε_i (ℓ1 inside the blocks too): it
     /// cannot be lowered by spreading attention inside the other blocks.
     Mass,
+    /// The mass outside the query's own block B_{r(i)} and the query itself: the first
+    /// position, part of every R(i) in SPEC, counts as off-block unless its token is in the
+    /// query's block, so attention parked on the sequence start (an attention sink) is not
+    /// rewarded.
+    MassOwnBlock,
+    /// The mass not on the other (earlier) keys of the query's own block: attention on itself
+    /// counts as off-block too. Rows with no such key are left out.
+    MassBlockKeys,
 }
 
 /// How a fine-tune runs.

@@ -30,7 +30,8 @@ use crate::model::transformer::anchor_name;
 use crate::rules::check::{fire, ResolvedRule};
 use crate::train::optimizer::{AdamW, AdamWConfig};
 use crate::train::penalty::{
-    anchor_loss, group_lasso, off_block_keys, off_block_mass, GroupWeights, PenaltyTensors,
+    anchor_loss, group_lasso, off_block_keys, off_block_mass, outside_own_block_keys, GroupWeights,
+    PenaltyTensors,
 };
 use crate::train::rule_penalty::rule_penalty;
 use crate::train::{StepStats, TrainError};
@@ -236,8 +237,14 @@ impl FineTuner {
                         acc.push(group_lasso(a, &pt, self.config.penalty_eps)?);
                     }
                 }
-                LocalityPenalty::Mass => {
-                    let off = off_block_keys(masks, dev)?;
+                LocalityPenalty::Mass
+                | LocalityPenalty::MassOwnBlock
+                | LocalityPenalty::MassBlockKeys => {
+                    let off = match self.config.penalty {
+                        LocalityPenalty::MassOwnBlock => outside_own_block_keys(masks, false, dev)?,
+                        LocalityPenalty::MassBlockKeys => outside_own_block_keys(masks, true, dev)?,
+                        _ => off_block_keys(masks, dev)?,
+                    };
                     for a in &out.attention {
                         acc.push(off_block_mass(a, &off)?);
                     }

@@ -23,6 +23,10 @@ pub trait GrowthReport {
     fn on_move(&mut self, m: &PoolMove);
     /// A line of progress.
     fn progress(&mut self, line: &str);
+    /// Whether growth should end now (the user stopped it).
+    fn stopped(&self) -> bool {
+        false
+    }
 }
 
 impl AdaptedPool {
@@ -37,13 +41,13 @@ impl AdaptedPool {
         let tokens: Vec<usize> = docs.iter().map(|d| d.ids.len()).collect();
         let mut tabu: Vec<Vec<usize>> = Vec::new();
         let (mut round, mut idle) = (0usize, 0usize);
-        while idle < cfg.pool.patience.max(1) {
+        while idle < cfg.pool.patience.max(1) && !report.stopped() {
             round += 1;
             let mut accepted = self.reroute_move(round, &tokens, &cfg.pool, report);
             // Both sides of a specialist's largest gap may be tried in one round: the side
             // coded worse, and when that is rejected, the side coded better.
             for _ in 0..2 {
-                if self.specialists.len() >= cfg.pool.max_specialists {
+                if self.specialists.len() >= cfg.pool.max_specialists || report.stopped() {
                     break;
                 }
                 match self.recruit(round, &tokens, docs, cfg, &spec, &mut tabu, report)? {
@@ -209,6 +213,10 @@ impl AdaptedPool {
         )?;
         let mut result = Ok(());
         for k in 0..steps {
+            if report.stopped() {
+                report.progress(&format!("{name}: stopped after {k} of {steps} steps"));
+                break;
+            }
             match tuner.train_step() {
                 Ok(s) if (k + 1) % 10 == 0 || k + 1 == steps => report.progress(&format!(
                     "{name}: fine-tuning step {}/{steps}, cross-entropy {:.3} nats",

@@ -13,20 +13,22 @@ use crate::train::specialists::documents::Document;
 use crate::train::specialists::pool::Pool;
 
 impl Pool {
-    /// Grow the pool until `patience` rounds pass without an accepted move or the pool is full.
-    /// `on_move` sees every move as it is decided.
+    /// Grow the pool until `patience` rounds pass without an accepted move, the pool is full,
+    /// or `stop` says so (checked before each round). `on_move` sees every move as it is
+    /// decided.
     pub fn grow(
         &mut self,
         docs: &[Document],
         cfg: &PoolConfig,
         mut on_move: impl FnMut(&PoolMove),
+        stop: &dyn Fn() -> bool,
     ) -> Result<()> {
         let tokens: Vec<usize> = docs.iter().map(|d| d.ids.len()).collect();
         let mut tabu: Vec<Vec<usize>> = Vec::new();
         // One block recruiter per specialist (by name): its tabu list outlives the rounds.
         let mut recruiters: BTreeMap<String, Recruiter> = BTreeMap::new();
         let (mut round, mut idle) = (0usize, 0usize);
-        while idle < cfg.patience.max(1) {
+        while idle < cfg.patience.max(1) && !stop() {
             round += 1;
             // 1. Re-route.
             let mut accepted_any = self.reroute_move(round, &tokens, docs, cfg, &mut on_move);
