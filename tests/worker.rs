@@ -629,12 +629,18 @@ fn rules_are_audited_over_held_out_windows_and_a_sentences_file() {
 /// again as a model. A model that is not a decoder is refused and kept.
 #[test]
 fn a_pretrained_decoder_is_fine_tuned_saved_as_an_adapter_and_reopened() {
+    for family in ["llama", "gpt2"] {
+        fine_tune_in_the_worker(family);
+    }
+}
+
+fn fine_tune_in_the_worker(family: &str) {
     use localist::engine::protocol::FinetuneJob;
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/families");
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("base");
     std::fs::create_dir(&base).unwrap();
-    common::copy_files(&fixture.join("llama"), &base);
+    common::copy_files(&fixture.join(family), &base);
     let corpus = dir.path().join("corpus.txt");
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/corpora/shakespeare_1mb.txt"),
@@ -670,7 +676,7 @@ fn a_pretrained_decoder_is_fine_tuned_saved_as_an_adapter_and_reopened() {
         Event::Loaded(s) => Some(s),
         _ => None,
     });
-    assert!(blocks.finetunes);
+    assert!(blocks.finetunes, "{family}");
     // A bad setting is refused before the model is taken.
     let mut bad = job(5);
     bad.adapt = "lora:0".into();

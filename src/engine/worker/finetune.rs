@@ -27,8 +27,8 @@ impl Worker {
             ModelSlot::Tune(t) => prepare(job, &t.run.tuner.base, &t.run.tokenizer),
             _ => {
                 self.sink.fail(
-                    "fine-tuning needs a pretrained decoder: open a .gguf file or a LLaMA or \
-                     Qwen2 folder first (Model ▸ pretrained, or a path)",
+                    "fine-tuning needs a pretrained decoder: open a .gguf file or a LLaMA, Qwen2 \
+                     or GPT-2 folder first (Model ▸ pretrained, or a path)",
                 );
                 return;
             }
