@@ -4,9 +4,10 @@
 //! locality, anchor and rule terms. LLaMA-family decoders (GGUF, LLaMA and Qwen2 folders) and
 //! GPT-2 implement it ([`TrainableDecoder`]).
 
-use candle_core::{Device, Tensor};
+use candle_core::{Device, Tensor, D};
 use serde::{Deserialize, Serialize};
 
+use crate::model::attention::{biased_attention, fused_biased_attention};
 use crate::model::backend::AttentionModel;
 use crate::model::transformer::ModelError;
 
@@ -121,5 +122,37 @@ pub trait TrainableDecoder: AttentionModel {
     /// Where its tensors live.
     fn tensor_device(&self) -> &Device {
         self.as_model().device()
+    }
+}
+
+/// An error when a replacement `new` for projection `p` of layer `l` of a `family` model does
+/// not have the shape of the weight it replaces, `old`.
+pub fn check_replacement(
+    family: &str,
+    l: usize,
+    p: Projection,
+    old: &Tensor,
+    new: &Tensor,
+) -> candle_core::Result<()> {
+    if old.dims() != new.dims() {
+        candle_core::bail!(
+            "{family} layer {l} {}: the new weight is {:?}, the old {:?}",
+            p.gguf_name(),
+            new.dims(),
+            old.dims()
+        )
+    }
+    Ok(())
+}
+
+/// Attention of the training forwards: softmax(raw·scale + causal) over the keys, fused where
+/// the fused op applies (it carries its own backward), else composed.
+pub fn causal_attention(raw: &Tensor, causal: &Tensor, scale: f64) -> candle_core::Result<Tensor> {
+    match fused_biased_attention(raw, None, Some(causal), scale)? {
+        Some(a) => Ok(a),
+        None => Ok(biased_attention(&(raw * scale)?, None, Some(causal), |z| {
+            candle_nn::ops::softmax(z, D::Minus1)
+        })?
+        .0),
     }
 }

@@ -5,11 +5,14 @@
 //! to each projection ([`ProjectionDelta`]).
 
 use candle_core::quantized::QMatMul;
-use candle_core::{Tensor, D};
+use candle_core::Tensor;
 
 use crate::hf::gguf_llama::{GgufLlama, Layer};
-use crate::hf::trainable::{Projection, ProjectionDelta, TrainForward, TrainableDecoder};
-use crate::model::attention::{biased_attention, causal_tensor, fused_biased_attention};
+use crate::hf::trainable::{
+    causal_attention, check_replacement, Projection, ProjectionDelta, TrainForward,
+    TrainableDecoder,
+};
+use crate::model::attention::causal_tensor;
 use crate::model::backend::AttentionModel;
 use crate::model::fused::frozen_linear;
 use crate::model::transformer::ModelError;
@@ -99,16 +102,7 @@ impl GgufLlama {
         let k = expand(rot(&split(Projection::K, kvh)?)?)?;
         let v = expand(split(Projection::V, kvh)?)?;
         let raw = q.matmul(&k.t()?)?;
-        let scale = 1.0 / (dh as f64).sqrt();
-        let a = match fused_biased_attention(&raw, None, Some(causal), scale)? {
-            Some(a) => a,
-            None => {
-                biased_attention(&(raw * scale)?, None, Some(causal), |z| {
-                    candle_nn::ops::softmax(z, D::Minus1)
-                })?
-                .0
-            }
-        };
+        let a = causal_attention(&raw, causal, 1.0 / (dh as f64).sqrt())?;
         let y = a
             .matmul(&v)?
             .transpose(1, 2)?
@@ -133,15 +127,7 @@ impl GgufLlama {
         p: Projection,
         w: Tensor,
     ) -> candle_core::Result<()> {
-        let old = self.projection_weight(l, p)?;
-        if old.dims() != w.dims() {
-            candle_core::bail!(
-                "layer {l} {}: the new weight is {:?}, the old {:?}",
-                p.gguf_name(),
-                w.dims(),
-                old.dims()
-            )
-        }
+        check_replacement(self.family(), l, p, self.projection_weight(l, p)?, &w)?;
         if let Some(layer) = self.layers.get_mut(l) {
             *layer.matrix_mut(p) = QMatMul::Tensor(w);
         }

@@ -9,8 +9,11 @@
 use candle_core::{Tensor, D};
 
 use crate::hf::gpt2::{Affine, Block, Gpt2};
-use crate::hf::trainable::{Projection, ProjectionDelta, TrainForward, TrainableDecoder};
-use crate::model::attention::{biased_attention, causal_tensor, fused_biased_attention};
+use crate::hf::trainable::{
+    causal_attention, check_replacement, Projection, ProjectionDelta, TrainForward,
+    TrainableDecoder,
+};
+use crate::model::attention::causal_tensor;
 use crate::model::backend::AttentionModel;
 use crate::model::fused::{frozen_linear, frozen_matmul, layer_norm};
 use crate::model::gelu::gelu_tanh;
@@ -83,16 +86,7 @@ impl Gpt2 {
             head(1, Projection::K)?,
             head(2, Projection::V)?,
         );
-        let raw = q.matmul(&k.t()?)?;
-        let a = match fused_biased_attention(&raw, None, Some(causal), self.scale())? {
-            Some(a) => a,
-            None => {
-                biased_attention(&(raw * self.scale())?, None, Some(causal), |z| {
-                    candle_nn::ops::softmax(z, D::Minus1)
-                })?
-                .0
-            }
-        };
+        let a = causal_attention(&q.matmul(&k.t()?)?, causal, self.scale())?;
         let y = a
             .matmul(&v)?
             .transpose(1, 2)?
@@ -143,15 +137,7 @@ impl TrainableDecoder for Gpt2 {
         p: Projection,
         w: Tensor,
     ) -> candle_core::Result<()> {
-        let old = self.projection(l, p)?;
-        if old.dims() != w.dims() {
-            candle_core::bail!(
-                "GPT-2 layer {l} {}: the new weight is {:?}, the old {:?}",
-                p.gguf_name(),
-                w.dims(),
-                old.dims()
-            )
-        }
+        check_replacement(self.family(), l, p, &self.projection(l, p)?, &w)?;
         let d = self.config.n_embd;
         let block = self.block(l)?;
         let (conv, third) = Self::conv_of(block, p)?;
