@@ -156,3 +156,16 @@ pub fn causal_attention(raw: &Tensor, causal: &Tensor, scale: f64) -> candle_cor
         .0),
     }
 }
+
+/// (B, T) of a training batch `ids` [B,T], or the error for an empty window or one longer than
+/// the model's `context`.
+pub fn batch_dims(ids: &Tensor, context: usize) -> Result<(usize, usize), ModelError> {
+    let (b, t) = ids.dims2()?;
+    if t == 0 {
+        return Err(ModelError::Input("empty input".into()));
+    }
+    if t > context {
+        return Err(ModelError::TooLong(t, context));
+    }
+    Ok((b, t))
+}

@@ -9,7 +9,7 @@ use candle_core::Tensor;
 
 use crate::hf::gguf_llama::{GgufLlama, Layer};
 use crate::hf::trainable::{
-    causal_attention, check_replacement, Projection, ProjectionDelta, TrainForward,
+    batch_dims, causal_attention, check_replacement, Projection, ProjectionDelta, TrainForward,
     TrainableDecoder,
 };
 use crate::model::attention::causal_tensor;
@@ -26,13 +26,7 @@ impl GgufLlama {
         delta: &dyn ProjectionDelta,
     ) -> Result<TrainForward, ModelError> {
         let c = &self.config;
-        let (b, t) = ids.dims2()?;
-        if t == 0 {
-            return Err(ModelError::Input("empty input".into()));
-        }
-        if t > c.context {
-            return Err(ModelError::TooLong(t, c.context));
-        }
+        let (b, t) = batch_dims(ids, c.context)?;
         let (cos, sin) = self.rope_tables(0, t)?;
         let causal = causal_tensor(b, t, &self.device)?;
         let mut x = self

@@ -10,7 +10,7 @@ use candle_core::{Tensor, D};
 
 use crate::hf::gpt2::{Affine, Block, Gpt2};
 use crate::hf::trainable::{
-    causal_attention, check_replacement, Projection, ProjectionDelta, TrainForward,
+    batch_dims, causal_attention, check_replacement, Projection, ProjectionDelta, TrainForward,
     TrainableDecoder,
 };
 use crate::model::attention::causal_tensor;
@@ -171,13 +171,7 @@ impl TrainableDecoder for Gpt2 {
         delta: &dyn ProjectionDelta,
     ) -> Result<TrainForward, ModelError> {
         let c = &self.config;
-        let (b, t) = ids.dims2()?;
-        if t == 0 {
-            return Err(ModelError::Input("empty input".into()));
-        }
-        if t > c.n_positions {
-            return Err(ModelError::TooLong(t, c.n_positions));
-        }
+        let (b, t) = batch_dims(ids, c.n_positions)?;
         let causal = causal_tensor(b, t, &self.device)?;
         let mut x = self
             .wte
