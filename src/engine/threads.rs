@@ -25,7 +25,14 @@ pub struct ThreadChoice {
     pub threads: usize,
     /// Milliseconds of the measured products, per thread count tried.
     pub millis: Vec<(usize, f64)>,
+    /// How it was measured ([`METHOD`]); a file from an older method is measured again.
+    #[serde(default)]
+    pub method: u32,
 }
+
+/// The measuring method: 2 sets RAYON_NUM_THREADS too (method 1 set only CANDLE_NUM_THREADS,
+/// which candle 0.11's products ignore, so every count measured the same threads).
+pub const METHOD: u32 = 2;
 
 /// Most threads tried.
 const MAX_TRIED: usize = 32;
@@ -46,7 +53,7 @@ pub fn choose(requested: Option<usize>) -> usize {
         .as_ref()
         .and_then(|f| crate::files::read_bytes(f, 64 << 10, "threads.json").ok())
         .and_then(|b| serde_json::from_slice::<ThreadChoice>(&b).ok())
-        .filter(|c| c.cpus == cpus && c.cpu_model == model && c.threads >= 1);
+        .filter(|c| c.cpus == cpus && c.cpu_model == model && c.threads >= 1 && c.method == METHOD);
     if let Some(c) = remembered {
         return c.threads;
     }
@@ -67,17 +74,24 @@ pub fn measure(cpus: usize, cpu_model: String) -> ThreadChoice {
     if cpus <= MAX_TRIED && counts.last() != Some(&cpus) {
         counts.push(cpus);
     }
-    let saved = std::env::var_os("CANDLE_NUM_THREADS");
+    // candle 0.11 sizes its products by RAYON_NUM_THREADS (CANDLE_NUM_THREADS only sizes its
+    // barrier pool), so both are set for each count and restored after.
+    const VARS: [&str; 2] = ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"];
+    let saved = VARS.map(std::env::var_os);
     let millis: Vec<(usize, f64)> = counts
         .iter()
         .map(|&n| {
-            std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+            for var in VARS {
+                std::env::set_var(var, n.to_string());
+            }
             (n, products_millis().unwrap_or(f64::INFINITY))
         })
         .collect();
-    match saved {
-        Some(v) => std::env::set_var("CANDLE_NUM_THREADS", v),
-        None => std::env::remove_var("CANDLE_NUM_THREADS"),
+    for (var, value) in VARS.into_iter().zip(saved) {
+        match value {
+            Some(v) => std::env::set_var(var, v),
+            None => std::env::remove_var(var),
+        }
     }
     let best = millis
         .iter()
@@ -92,6 +106,7 @@ pub fn measure(cpus: usize, cpu_model: String) -> ThreadChoice {
         cpu_model,
         threads,
         millis,
+        method: METHOD,
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod adapter;
 pub mod bert;
+mod dense;
 pub mod detect;
 pub mod eval;
 pub mod family;

@@ -319,7 +319,7 @@ impl LocalistModel {
             if opts.differentiable {
                 softmax_last(z)
             } else {
-                candle_nn::ops::softmax_last_dim(z)
+                crate::model::fused::softmax_rows(z)
             }
         };
         // The plain causal mask, for layers given no bias.

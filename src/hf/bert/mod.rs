@@ -172,7 +172,7 @@ impl Bert {
             let (q, k, v) = (heads("query")?, heads("key")?, heads("value")?);
             let s = (q.matmul(&k.t()?)? * scale)?;
             let (a, z) = biased_attention(&s, biases.get(l), None, |z| {
-                candle_nn::ops::softmax_last_dim(z)
+                crate::model::fused::softmax_rows(z)
             })?;
             let ctx = a
                 .matmul(&v)?

@@ -4,9 +4,9 @@
 //! and rules' biases ([`biased_attention`]), and a SiLU-gated MLP; incremental over a
 //! [`KvCache`].
 
-use candle_core::quantized::QMatMul;
-use candle_core::{DType, Module, Tensor};
+use candle_core::{DType, Tensor};
 
+use crate::hf::dense::Dense;
 use crate::hf::gguf_llama::{GgufLlama, Layer};
 use crate::model::attention::{biased_attention, AttentionBias};
 use crate::model::backend::{KvCache, RowStream};
@@ -151,7 +151,7 @@ impl GgufLlama {
         let (h, kvh) = (c.heads, c.kv_heads);
         let t = hx.dim(1)?;
         let dh = c.d_model / h;
-        let split = |m: &QMatMul, b: usize, heads: usize| -> candle_core::Result<Tensor> {
+        let split = |m: &Dense, b: usize, heads: usize| -> candle_core::Result<Tensor> {
             project(layer, m, b, hx)?
                 .reshape((1, t, heads, dh))?
                 .transpose(1, 2)?
@@ -181,7 +181,7 @@ impl GgufLlama {
             let s = (qc.matmul(&kc.t()?)? * scale)?;
             let bias = stream.bias(l, r0, n, kt)?;
             let (a, z) = biased_attention(&s, Some(&bias), None, |z| {
-                candle_nn::ops::softmax_last_dim(z)
+                crate::model::fused::softmax_rows(z)
             })?;
             ys.push(a.matmul(&vc)?);
             stream.rows(l, r0, &a, &z)?;
@@ -237,7 +237,7 @@ impl GgufLlama {
         let c = &self.config;
         let (h, kvh, n, t) = (c.heads, c.kv_heads, step.n, step.t);
         let dh = c.d_model / h;
-        let split = |m: &QMatMul, b: usize, heads: usize| -> candle_core::Result<Tensor> {
+        let split = |m: &Dense, b: usize, heads: usize| -> candle_core::Result<Tensor> {
             project(layer, m, b, hx)?
                 .reshape((1, n, heads, dh))?
                 .transpose(1, 2)?
@@ -268,7 +268,7 @@ impl GgufLlama {
         let (k, v) = (expand(k)?, expand(v)?);
         let s = (q.matmul(&k.t()?)? * (1.0 / (dh as f64).sqrt()))?;
         let (a, z) = biased_attention(&s, step.biases.get(l), step.causal.as_ref(), |z| {
-            candle_nn::ops::softmax_last_dim(z)
+            crate::model::fused::softmax_rows(z)
         })?;
         let y = a
             .matmul(&v)?
@@ -308,7 +308,7 @@ impl GgufLlama {
 }
 
 /// The projection `m` of `hx`, plus the layer's bias `b` (0, 1, 2: q, k, v) when it has them.
-fn project(layer: &Layer, m: &QMatMul, b: usize, hx: &Tensor) -> candle_core::Result<Tensor> {
+fn project(layer: &Layer, m: &Dense, b: usize, hx: &Tensor) -> candle_core::Result<Tensor> {
     let y = m.forward(hx)?;
     match layer.qkv_bias.as_ref().and_then(|bs| bs.get(b)) {
         Some(bias) => y.broadcast_add(bias),

@@ -15,9 +15,10 @@ mod train_forward;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use candle_core::quantized::{gguf_file, QMatMul};
+use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 
+use crate::hf::dense::Dense;
 use crate::model::attention::AttentionBias;
 use crate::model::backend::{AttentionModel, KvCache, ModelDims, RowStream};
 use crate::model::transformer::{ForwardOutput, ModelError};
@@ -26,19 +27,20 @@ pub use crate::hf::trainable::{NoDelta, Projection, ProjectionDelta, TrainForwar
 use metadata::tokenizer_from_gguf;
 pub use metadata::LlamaConfig;
 
-/// One decoder layer's weights, dequantized to f32.
+/// One decoder layer's weights, dequantized to f32, the projections stored transposed
+/// ([`Dense`]).
 pub(crate) struct Layer {
     pub(crate) attn_norm: Tensor,
-    pub(crate) q: QMatMul,
-    pub(crate) k: QMatMul,
-    pub(crate) v: QMatMul,
+    pub(crate) q: Dense,
+    pub(crate) k: Dense,
+    pub(crate) v: Dense,
     /// Biases of the q, k and v projections (Qwen2 has them; LLaMA does not).
     pub(crate) qkv_bias: Option<[Tensor; 3]>,
-    pub(crate) o: QMatMul,
+    pub(crate) o: Dense,
     pub(crate) ffn_norm: Tensor,
-    pub(crate) gate: QMatMul,
-    pub(crate) up: QMatMul,
-    pub(crate) down: QMatMul,
+    pub(crate) gate: Dense,
+    pub(crate) up: Dense,
+    pub(crate) down: Dense,
 }
 
 impl Layer {
@@ -50,15 +52,15 @@ impl Layer {
         let mut f = |name: &str| q(&format!("blk.{l}.{name}.weight"));
         Ok(Self {
             attn_norm: f("attn_norm")?,
-            q: QMatMul::Tensor(f("attn_q")?),
-            k: QMatMul::Tensor(f("attn_k")?),
-            v: QMatMul::Tensor(f("attn_v")?),
+            q: Dense::new(&f("attn_q")?)?,
+            k: Dense::new(&f("attn_k")?)?,
+            v: Dense::new(&f("attn_v")?)?,
             qkv_bias: None,
-            o: QMatMul::Tensor(f("attn_output")?),
+            o: Dense::new(&f("attn_output")?)?,
             ffn_norm: f("ffn_norm")?,
-            gate: QMatMul::Tensor(f("ffn_gate")?),
-            up: QMatMul::Tensor(f("ffn_up")?),
-            down: QMatMul::Tensor(f("ffn_down")?),
+            gate: Dense::new(&f("ffn_gate")?)?,
+            up: Dense::new(&f("ffn_up")?)?,
+            down: Dense::new(&f("ffn_down")?)?,
         })
     }
 }
@@ -70,7 +72,7 @@ pub(crate) struct DecoderParts {
     pub(crate) path: PathBuf,
     pub(crate) parameters: usize,
     pub(crate) embed: Tensor,
-    pub(crate) head: Tensor,
+    pub(crate) head: Dense,
     pub(crate) out_norm: Tensor,
     pub(crate) layers: Vec<Layer>,
     pub(crate) tokenizer: tokenizers::Tokenizer,
@@ -87,7 +89,7 @@ pub struct GgufLlama {
     /// Number of weights in the file.
     pub parameters: usize,
     embed: Tensor,
-    head: QMatMul,
+    head: Dense,
     out_norm: Tensor,
     layers: Vec<Layer>,
     tokenizer: tokenizers::Tokenizer,
@@ -131,8 +133,8 @@ impl GgufLlama {
         };
         let embed = q("token_embd.weight")?;
         let head = match header.tensor("output.weight") {
-            Some(_) => QMatMul::Tensor(q("output.weight")?),
-            None => QMatMul::Tensor(embed.clone()),
+            Some(_) => Dense::new(&q("output.weight")?)?,
+            None => Dense::new(&embed)?,
         };
         let out_norm = q("output_norm.weight")?;
         let layers = (0..config.layers)
@@ -158,7 +160,7 @@ impl GgufLlama {
             path: p.path,
             parameters: p.parameters,
             embed: p.embed,
-            head: QMatMul::Tensor(p.head),
+            head: p.head,
             out_norm: p.out_norm,
             layers: p.layers,
             tokenizer: p.tokenizer,

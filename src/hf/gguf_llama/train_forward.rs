@@ -1,12 +1,12 @@
 //! A differentiable forward of a LLaMA-family decoder over a batch, for fine-tuning: the same
 //! computation as [`GgufLlama::forward_with`] at the plain model (causal mask, no dial), built
 //! from ops that carry gradients (candle's fused RMSNorm and RoPE drop them silently; see
-//! STACK.md), with frozen weights that get none ([`frozen_linear`]) and what fine-tuning adds
+//! STACK.md), with frozen weights that get none ([`frozen_matmul`]) and what fine-tuning adds
 //! to each projection ([`ProjectionDelta`]).
 
-use candle_core::quantized::QMatMul;
 use candle_core::Tensor;
 
+use crate::hf::dense::Dense;
 use crate::hf::gguf_llama::{GgufLlama, Layer};
 use crate::hf::trainable::{
     batch_dims, causal_attention, check_replacement, Projection, ProjectionDelta, TrainForward,
@@ -14,7 +14,7 @@ use crate::hf::trainable::{
 };
 use crate::model::attention::causal_tensor;
 use crate::model::backend::AttentionModel;
-use crate::model::fused::frozen_linear;
+use crate::model::fused::frozen_matmul;
 use crate::model::transformer::ModelError;
 
 impl GgufLlama {
@@ -49,7 +49,7 @@ impl GgufLlama {
             queries.push(q);
         }
         let x = candle_nn::ops::rms_norm_slow(&x, &self.out_norm, eps)?;
-        let logits = frozen_linear(&x, weight(&self.head)?)?.reshape((b * t, c.vocab))?;
+        let logits = frozen_matmul(&x, self.head.wt())?.reshape((b * t, c.vocab))?;
         Ok(TrainForward {
             logits,
             attention,
@@ -106,12 +106,12 @@ impl GgufLlama {
     }
 
     /// Projection `p`'s weight [out, in] in layer `l`.
-    pub fn projection_weight(&self, l: usize, p: Projection) -> candle_core::Result<&Tensor> {
+    pub fn projection_weight(&self, l: usize, p: Projection) -> candle_core::Result<Tensor> {
         let layer = self
             .layers
             .get(l)
             .ok_or_else(|| candle_core::Error::Msg(format!("no layer {l}")))?;
-        weight(layer.matrix(p))
+        layer.matrix(p).weight()
     }
 
     /// Replace projection `p` of layer `l` by `w` [out, in] (of the same shape).
@@ -121,9 +121,9 @@ impl GgufLlama {
         p: Projection,
         w: Tensor,
     ) -> candle_core::Result<()> {
-        check_replacement(self.family(), l, p, self.projection_weight(l, p)?, &w)?;
+        check_replacement(self.family(), l, p, &self.projection_weight(l, p)?, &w)?;
         if let Some(layer) = self.layers.get_mut(l) {
-            *layer.matrix_mut(p) = QMatMul::Tensor(w);
+            *layer.matrix_mut(p) = Dense::new(&w)?;
         }
         Ok(())
     }
@@ -143,7 +143,7 @@ impl TrainableDecoder for GgufLlama {
     }
 
     fn projection(&self, l: usize, p: Projection) -> candle_core::Result<Tensor> {
-        self.projection_weight(l, p).cloned()
+        self.projection_weight(l, p)
     }
 
     fn replace_projection(
@@ -170,7 +170,7 @@ impl TrainableDecoder for GgufLlama {
 
 impl Layer {
     /// The matrix of projection `p`.
-    fn matrix(&self, p: Projection) -> &QMatMul {
+    fn matrix(&self, p: Projection) -> &Dense {
         match p {
             Projection::Q => &self.q,
             Projection::K => &self.k,
@@ -183,7 +183,7 @@ impl Layer {
     }
 
     /// The matrix of projection `p`, to replace.
-    fn matrix_mut(&mut self, p: Projection) -> &mut QMatMul {
+    fn matrix_mut(&mut self, p: Projection) -> &mut Dense {
         match p {
             Projection::Q => &mut self.q,
             Projection::K => &mut self.k,
@@ -205,7 +205,7 @@ fn linear(
     x: &Tensor,
     delta: &dyn ProjectionDelta,
 ) -> candle_core::Result<Tensor> {
-    let mut y = frozen_linear(x, weight(layer.matrix(p))?)?;
+    let mut y = frozen_matmul(x, layer.matrix(p).wt())?;
     let bias_index = match p {
         Projection::Q => Some(0),
         Projection::K => Some(1),
@@ -219,12 +219,4 @@ fn linear(
         y = (y + d)?;
     }
     Ok(y)
-}
-
-/// The f32 weight of a dequantized matrix.
-fn weight(m: &QMatMul) -> candle_core::Result<&Tensor> {
-    match m {
-        QMatMul::Tensor(w) | QMatMul::TensorF16(w) => Ok(w),
-        QMatMul::QTensor(_) => candle_core::bail!("a quantized weight (expected dequantized f32)"),
-    }
 }

@@ -119,7 +119,7 @@ impl Gpt2 {
             };
             let s = (q.matmul(&k.t()?)? * self.scale())?;
             let (a, z) = biased_attention(&s, biases.get(l), causal.as_ref(), |z| {
-                candle_nn::ops::softmax_last_dim(z)
+                crate::model::fused::softmax_rows(z)
             })?;
             let y = merge_heads(&a.matmul(&v)?)?;
             *slot = Some((k, v));
@@ -162,7 +162,7 @@ impl Gpt2 {
                 let s = (q.narrow(2, r0, n)?.matmul(&kc.t()?)? * self.scale())?;
                 let bias = stream.bias(l, r0, n, kt)?;
                 let (a, z) = biased_attention(&s, Some(&bias), None, |z| {
-                    candle_nn::ops::softmax_last_dim(z)
+                    crate::model::fused::softmax_rows(z)
                 })?;
                 ys.push(a.matmul(&v.narrow(2, 0, kt)?.contiguous()?)?);
                 stream.rows(l, r0, &a, &z)?;

@@ -11,11 +11,11 @@ mod config;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use candle_core::quantized::QMatMul;
 use candle_core::{Device, Tensor};
 
 pub use config::HfLlamaConfig;
 
+use crate::hf::dense::Dense;
 use crate::hf::family::Family;
 use crate::hf::folder;
 use crate::hf::gguf_llama::{DecoderParts, GgufLlama, Layer};
@@ -50,11 +50,11 @@ impl HfLlama {
             .map(|l| read_layer(&mut t, l, family, &weights))
             .collect::<Result<Vec<_>>>()?;
         let embed = folder::take(&mut t, "model.embed_tokens.weight", &weights)?;
-        let head = if config.tie_word_embeddings {
+        let head = Dense::new(&if config.tie_word_embeddings {
             embed.clone()
         } else {
             folder::take(&mut t, "lm_head.weight", &weights)?
-        };
+        })?;
         let decoder = GgufLlama::from_parts(DecoderParts {
             config: config.decoder_config(),
             path: dir.to_path_buf(),
@@ -107,14 +107,14 @@ fn read_layer(
     };
     Ok(Layer {
         attn_norm: take("input_layernorm.weight")?,
-        q: QMatMul::Tensor(take("self_attn.q_proj.weight")?),
-        k: QMatMul::Tensor(take("self_attn.k_proj.weight")?),
-        v: QMatMul::Tensor(take("self_attn.v_proj.weight")?),
+        q: Dense::new(&take("self_attn.q_proj.weight")?)?,
+        k: Dense::new(&take("self_attn.k_proj.weight")?)?,
+        v: Dense::new(&take("self_attn.v_proj.weight")?)?,
         qkv_bias,
-        o: QMatMul::Tensor(take("self_attn.o_proj.weight")?),
+        o: Dense::new(&take("self_attn.o_proj.weight")?)?,
         ffn_norm: take("post_attention_layernorm.weight")?,
-        gate: QMatMul::Tensor(take("mlp.gate_proj.weight")?),
-        up: QMatMul::Tensor(take("mlp.up_proj.weight")?),
-        down: QMatMul::Tensor(take("mlp.down_proj.weight")?),
+        gate: Dense::new(&take("mlp.gate_proj.weight")?)?,
+        up: Dense::new(&take("mlp.up_proj.weight")?)?,
+        down: Dense::new(&take("mlp.down_proj.weight")?)?,
     })
 }

@@ -7,6 +7,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
+use crate::model::fused::exp::exp_shifted;
 use crate::model::fused::{fused_ok, last_dim, slice};
 
 /// Scale c and temperature τ of [`biased_softmax`].
@@ -59,11 +60,7 @@ impl CustomOp2 for BiasedSoftmax {
                 if max == f32::NEG_INFINITY {
                     continue; // nothing visible: the row stays zero
                 }
-                let mut sum = 0f32;
-                for (y, zi) in o.iter_mut().zip(&z) {
-                    *y = (zi - max).exp();
-                    sum += *y;
-                }
+                let sum = exp_shifted(&z, max, o);
                 for y in o.iter_mut() {
                     *y /= sum;
                 }

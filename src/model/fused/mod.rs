@@ -10,6 +10,7 @@
 
 mod attention;
 mod bias;
+pub(crate) mod exp;
 mod frozen;
 mod layer_norm;
 mod softmax;
@@ -22,7 +23,7 @@ pub use attention::biased_softmax;
 pub use bias::add_bias;
 pub use frozen::{frozen_linear, frozen_matmul};
 pub use layer_norm::layer_norm;
-pub use softmax::softmax_last;
+pub use softmax::{softmax_last, softmax_rows};
 
 /// The contiguous f32 data of a CPU tensor, or an error naming `op`.
 pub(crate) fn slice<'a>(

@@ -3,6 +3,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor, D};
 
+use crate::model::fused::exp::exp_shifted;
 use crate::model::fused::{fused_ok, last_dim, slice};
 
 struct Softmax;
@@ -19,11 +20,7 @@ impl CustomOp1 for Softmax {
         let mut out = vec![0f32; x.len()];
         for (row, o) in x.chunks(n).zip(out.chunks_mut(n)) {
             let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let mut sum = 0f32;
-            for (v, y) in row.iter().zip(o.iter_mut()) {
-                *y = (*v - max).exp();
-                sum += *y;
-            }
+            let sum = exp_shifted(row, max, o);
             for y in o.iter_mut() {
                 *y /= sum;
             }
@@ -74,5 +71,48 @@ pub fn softmax_last(x: &Tensor) -> candle_core::Result<Tensor> {
         x.contiguous()?.apply_op1(Softmax)
     } else {
         candle_nn::ops::softmax(x, D::Minus1)
+    }
+}
+
+/// Forward-only row softmax for captures and generation, the rows split over rayon's threads
+/// when there are many (as candle's `softmax_last_dim`, with the vectorised exp).
+struct SoftmaxRows;
+
+/// Below this many values a softmax runs on the calling thread.
+const PARALLEL_VALUES: usize = 1 << 15;
+
+impl CustomOp1 for SoftmaxRows {
+    fn name(&self) -> &'static str {
+        "softmax-rows"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        use rayon::prelude::*;
+        let x = slice(s, l, self.name())?;
+        let n = last_dim(l).max(1);
+        let mut out = vec![0f32; x.len()];
+        let row = |(r, o): (&[f32], &mut [f32])| {
+            let max = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let sum = exp_shifted(r, max, o);
+            for y in o.iter_mut() {
+                *y /= sum;
+            }
+        };
+        if x.len() >= PARALLEL_VALUES {
+            x.par_chunks(n).zip(out.par_chunks_mut(n)).for_each(row);
+        } else {
+            x.chunks(n).zip(out.chunks_mut(n)).for_each(row);
+        }
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+}
+
+/// Softmax over the last axis without a backward pass (inference): the fused op on CPU f32
+/// tensors, candle's elsewhere.
+pub fn softmax_rows(x: &Tensor) -> candle_core::Result<Tensor> {
+    if fused_ok(x) {
+        x.contiguous()?.apply_op1_no_bwd(&SoftmaxRows)
+    } else {
+        candle_nn::ops::softmax_last_dim(x)
     }
 }
