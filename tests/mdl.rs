@@ -6,7 +6,7 @@ mod common;
 
 use localist::analysis::mdl::{
     block_header_bits, decide, dl_total, map_bits, max_accepted_moves, parameter_bits, reroute,
-    route, ModelBits, PoolCosts, Verdict,
+    route, with_noise, ModelBits, PoolCosts, Verdict,
 };
 use localist::analysis::rng::SplitMix64;
 use proptest::prelude::*;
@@ -47,6 +47,32 @@ fn the_spec_facts() {
     let merge = decide("merge", base, base + 1_000.0, model, -1.0, 0.0);
     assert_eq!(merge.verdict, Verdict::Accepted);
     assert!((merge.delta_dl - (1_000.0 - bits)).abs() < 1e-6);
+}
+
+/// A move read at once carries the standard error of its data-bit difference: it is kept only
+/// when it saves more than δ + 2·SE, and a rejection stays a rejection.
+#[test]
+fn a_saving_within_the_noise_is_not_accepted() {
+    let model = ModelBits {
+        parameter_bits: 0.0,
+        header_bits: 36.0,
+        map_bits: 0.0,
+    };
+    // A merge that saves 137 data bits and its 36 header bits: −173 bits, past δ = 64.
+    let merge = decide("merge", 1_000.0, 863.0, model, -1.0, 64.0);
+    assert_eq!(merge.verdict, Verdict::Accepted);
+    // With an SE of 210 bits it is within the noise.
+    let noisy = with_noise(merge.clone(), 210.0);
+    assert_eq!(noisy.verdict, Verdict::Rejected);
+    assert_eq!(noisy.noise_bits, 210.0);
+    assert_eq!(noisy.delta_dl, merge.delta_dl);
+    // With an SE of 50 bits: 173 > 64 + 100, kept.
+    assert_eq!(with_noise(merge.clone(), 50.0).verdict, Verdict::Accepted);
+    // No measurement (0 or NaN) changes nothing; a rejected move is never accepted by it.
+    assert_eq!(with_noise(merge.clone(), 0.0).verdict, Verdict::Accepted);
+    assert_eq!(with_noise(merge, f64::NAN).noise_bits, 0.0);
+    let loss = decide("recruit", 1_000.0, 990.0, model, 1.0, 64.0);
+    assert_eq!(with_noise(loss, 1.0).verdict, Verdict::Rejected);
 }
 
 #[test]

@@ -67,6 +67,13 @@ pub fn breakdown(ui: &mut egui::Ui, e: &RecruitEvent) {
                     row(ui, "map bits", format!("{:+.1}", d.sign * d.model.map_bits));
                     row(ui, "ΔDL", format!("{:+.1}", d.delta_dl));
                     row(ui, "δ (margin)", format!("{:.1}", d.delta_min));
+                    if d.noise_bits > 0.0 {
+                        row(
+                            ui,
+                            "standard error (kept only beyond δ + 2 SE)",
+                            format!("{:.1}", d.noise_bits),
+                        );
+                    }
                     row(
                         ui,
                         "verdict",

@@ -53,7 +53,7 @@ impl RecruitEvent {
         match &self.decision {
             Some(d) => format!(
                 "step {:>5}  {:<8} {:<24} data {:>10.1} → {:>10.1} bits, params {:>7.1}, header {:>5.1}, \
-                 map {:>6.1}, ΔDL {:>+10.1}  {}{}",
+                 map {:>6.1}, ΔDL {:>+10.1}{}  {}{}",
                 self.step,
                 format!("{:?}", self.kind).to_lowercase(),
                 self.block,
@@ -63,6 +63,11 @@ impl RecruitEvent {
                 d.sign * d.model.header_bits,
                 d.sign * d.model.map_bits,
                 d.delta_dl,
+                if d.noise_bits > 0.0 {
+                    format!(" ± {:.1}", d.noise_bits)
+                } else {
+                    String::new()
+                },
                 match d.verdict {
                     Verdict::Accepted => "ACCEPTED",
                     Verdict::Rejected => "rejected",

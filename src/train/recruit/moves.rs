@@ -5,7 +5,7 @@
 
 use candle_core::Tensor;
 
-use crate::analysis::mdl::{block_header_bits, decide, map_bits, parameter_bits};
+use crate::analysis::mdl::{block_header_bits, decide, map_bits, parameter_bits, with_noise};
 use crate::analysis::mdl::{ModelBits, Verdict};
 use crate::model::blocks::BlockMap;
 use crate::train::recruit::anchors::{drop_anchor, init_anchors};
@@ -326,10 +326,11 @@ impl RoundCtx<'_> {
         let (cfg, base) = (&self.cfg, &self.base_blocks);
         let (map, _) = without_block(base, gone, into);
         let anchors = drop_anchor(&self.snap, trainer.model.config.num_layers, gone)?;
-        let (before, after) = if cfg.merge_probe {
-            (control, self.probe(trainer, Some((map, anchors)))?)
+        let (before, after, se) = if cfg.merge_probe {
+            (control, self.probe(trainer, Some((map, anchors)))?, 0.0)
         } else {
-            (self.stats.data_bits, self.at_once(trainer, (map, anchors))?)
+            let after = self.at_once(trainer, (map, anchors))?;
+            (self.stats.data_bits, after, self.at_once_noise())
         };
         let moved = token_ids_in(base, gone);
         let gone_name = base.name(gone).to_string();
@@ -352,6 +353,7 @@ impl RoundCtx<'_> {
             -1.0,
             cfg.delta_bits,
         );
+        let d = with_noise(d, se);
         let accepted = d.verdict == Verdict::Accepted;
         let event = RecruitEvent {
             step: self.step,

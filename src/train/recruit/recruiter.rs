@@ -55,6 +55,14 @@ pub struct Recruiter {
     pub(super) kept: Option<Measured>,
 }
 
+/// One trial's buffer, position by position: the map it was read under, each position's
+/// query token and the bits of its next token.
+pub(super) struct Positions {
+    pub blocks: BlockMap,
+    pub query_ids: Vec<u32>,
+    pub loss_bits: Vec<f32>,
+}
+
 /// The buffer measured in one state of the trainer: its step and map (training moves the
 /// step; every trial's state has its own map or step), with the per-position facts, unscaled.
 #[derive(Clone, Debug)]
