@@ -111,3 +111,40 @@ fn matmul_matches_a_plain_product_on_this_cpus_kernel() {
         }
     }
 }
+
+/// The vectorised exp behind every softmax, on whichever path this CPU takes (AVX-512, AVX2 or
+/// portable; under qemu's Haswell, AVX2): rows of scores, one of them all −∞ but the first
+/// and one with a NaN, against an f64 softmax.
+#[test]
+fn softmax_matches_a_plain_softmax_on_this_cpus_exp() {
+    let (rows, n) = (7usize, 77usize);
+    let mut x: Vec<f32> = values(rows * n, 3).iter().map(|v| v * 30.0).collect();
+    for v in &mut x[n + 1..2 * n] {
+        *v = f32::NEG_INFINITY;
+    }
+    x[3 * n + 5] = f32::NAN;
+    let t = Tensor::from_vec(x.clone(), (rows, n), &Device::Cpu).unwrap();
+    for got in [
+        localist::model::fused::softmax_rows(&t).unwrap(),
+        localist::model::fused::softmax_last(&t).unwrap(),
+    ] {
+        let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for (r, (row, out)) in x.chunks(n).zip(got.chunks(n)).enumerate() {
+            if r == 3 {
+                assert!(out.iter().all(|v| v.is_nan()), "NaN must stay NaN");
+                continue;
+            }
+            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let e: Vec<f64> = row.iter().map(|&v| (v as f64 - max).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            for (j, (&o, &w)) in out.iter().zip(&e).enumerate() {
+                let want = w / sum;
+                assert!(
+                    (o as f64 - want).abs() <= 2e-6 * want.max(1e-30) + 1e-12,
+                    "row {r} key {j}: {o} against {want}"
+                );
+            }
+        }
+        assert_eq!(&got[n..n + 2], &[1.0, 0.0]);
+    }
+}

@@ -88,7 +88,12 @@ fn changed_difference(control: &Positions, after: &Positions) -> (f64, usize) {
     let changed = changed_views(&control.blocks, &after.blocks);
     let mut diff = 0.0f64;
     let mut count = 0;
-    for ((&q, &c), &a) in control.query_ids.iter().zip(&control.loss_bits).zip(&after.loss_bits) {
+    for ((&q, &c), &a) in control
+        .query_ids
+        .iter()
+        .zip(&control.loss_bits)
+        .zip(&after.loss_bits)
+    {
         if changed.get(q as usize).copied().unwrap_or(true) {
             diff += f64::from(a) - f64::from(c);
             count += 1;
