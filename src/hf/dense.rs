@@ -52,3 +52,32 @@ impl Dense {
             .reshape(dims)
     }
 }
+
+/// Below this many rows two products with the same input run side by side (one thread each)
+/// when there are threads to spare: at 64 rows gemm splits a product poorly over two threads.
+const PAIRED_ROWS: usize = 256;
+
+/// (x·Aᵀ, x·Bᵀ): side by side on rayon's threads for a few rows, else one after the other.
+pub(crate) fn forward_pair(
+    a: &Dense,
+    b: &Dense,
+    x: &Tensor,
+) -> candle_core::Result<(Tensor, Tensor)> {
+    let rows = x.elem_count() / x.dims().last().copied().unwrap_or(1).max(1);
+    let (ya, yb) = side_by_side(rows, || a.forward(x), || b.forward(x));
+    Ok((ya?, yb?))
+}
+
+/// (f(), g()) for products of `rows` rows: side by side on rayon's threads when the rows are
+/// few and there are threads to spare, else one after the other.
+pub(crate) fn side_by_side<A: Send, B: Send>(
+    rows: usize,
+    f: impl FnOnce() -> A + Send,
+    g: impl FnOnce() -> B + Send,
+) -> (A, B) {
+    if rows <= PAIRED_ROWS && candle_core::utils::get_num_threads() > 1 {
+        rayon::join(f, g)
+    } else {
+        (f(), g())
+    }
+}

@@ -6,7 +6,7 @@
 
 use candle_core::{DType, Tensor};
 
-use crate::hf::dense::Dense;
+use crate::hf::dense::{forward_pair, Dense};
 use crate::hf::gguf_llama::{GgufLlama, Layer};
 use crate::model::attention::{biased_attention, AttentionBias};
 use crate::model::backend::{KvCache, RowStream};
@@ -82,8 +82,8 @@ impl GgufLlama {
             let (y, a, z) = self.attention(layer, &hx, slot, &step, l)?;
             x = (x + layer.o.forward(&y)?)?;
             let hx = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, c.rms_eps as f32)?;
-            let g = candle_nn::ops::silu(&layer.gate.forward(&hx)?)?;
-            let f = layer.down.forward(&(g * layer.up.forward(&hx)?)?)?;
+            let (g, u) = forward_pair(&layer.gate, &layer.up, &hx)?;
+            let f = layer.down.forward(&(candle_nn::ops::silu(&g)? * u)?)?;
             x = (x + f)?;
             out.attention.push(a);
             if keep_scores {
@@ -128,8 +128,8 @@ impl GgufLlama {
             let y = self.attention_rows(layer, &hx, (&cos, &sin), l, chunk_rows.max(1), stream)?;
             x = (x + layer.o.forward(&y)?)?;
             let hx = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, c.rms_eps as f32)?;
-            let g = candle_nn::ops::silu(&layer.gate.forward(&hx)?)?;
-            let f = layer.down.forward(&(g * layer.up.forward(&hx)?)?)?;
+            let (g, u) = forward_pair(&layer.gate, &layer.up, &hx)?;
+            let f = layer.down.forward(&(candle_nn::ops::silu(&g)? * u)?)?;
             x = (x + f)?;
             stream.layer_done(l)?;
         }
