@@ -64,6 +64,7 @@ mod config;
 mod log;
 mod maps;
 mod moves;
+mod paired;
 mod profile;
 mod recruiter;
 mod round;

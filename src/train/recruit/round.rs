@@ -14,9 +14,8 @@ use crate::model::blocks::{BlockKind, BlockMap};
 use crate::train::recruit::buffer::{block_params, buffer_stats, description_length, BufferStats};
 use crate::train::recruit::config::RecruitConfig;
 use crate::train::recruit::log::{MoveKind, RecruitEvent, RoundSummary};
-use crate::train::recruit::maps::changed_views;
 use crate::train::recruit::profile::Profile;
-use crate::train::recruit::recruiter::{Measured, Positions, Recruiter};
+use crate::train::recruit::recruiter::{Measured, Recruiter};
 use crate::train::trainer::{TrainError, Trainer, TrainerSnapshot};
 
 /// What a round knows before it tries any move: where it is, the buffer and what was measured
@@ -82,42 +81,6 @@ impl RoundCtx<'_> {
     /// DL(M) with these data bits and this map.
     pub fn dl(&self, data_bits: f64, map: &BlockMap) -> f64 {
         description_length(data_bits, map, self.p_blk, self.n, self.cfg.k_max)
-    }
-
-    /// The standard error (bits, scaled like the data bits) of the difference between the
-    /// round's measurement and the last trial's, read at once: over the buffer positions
-    /// whose view the trial's map changes, paired position by position (same model, same
-    /// text, only the view differs), √(N/(N−1)·Σ(d − d̄)²). 0 when there is nothing to pair.
-    pub fn at_once_noise(&self) -> f64 {
-        let Some(trial) = self.last_positions() else {
-            return 0.0;
-        };
-        let changed = changed_views(&self.base_blocks, &trial.blocks);
-        let d: Vec<f64> = self
-            .stats
-            .query_ids
-            .iter()
-            .zip(&self.stats.loss_bits)
-            .zip(&trial.loss_bits)
-            .filter(|((&q, _), _)| changed.get(q as usize).copied().unwrap_or(true))
-            .map(|((_, &b), &a)| f64::from(a) - f64::from(b))
-            .collect();
-        let n = d.len() as f64;
-        if d.len() < 2 {
-            return 0.0;
-        }
-        let mean = d.iter().sum::<f64>() / n;
-        let ss: f64 = d.iter().map(|x| (x - mean).powi(2)).sum();
-        self.scale * (ss * n / (n - 1.0)).sqrt()
-    }
-
-    /// The per-position bits of the last trial measured, with its queries and map.
-    pub fn last_positions(&self) -> Option<Positions> {
-        self.measured.borrow().last().map(|m| Positions {
-            blocks: m.blocks.clone(),
-            query_ids: m.stats.query_ids.clone(),
-            loss_bits: m.stats.loss_bits.clone(),
-        })
     }
 
     /// A trial: from the state before the round, optionally under another map, `steps`

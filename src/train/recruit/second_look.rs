@@ -21,8 +21,7 @@ use crate::analysis::mdl::{block_header_bits, decide, map_bits, parameter_bits, 
 use crate::model::blocks::BlockMap;
 use crate::train::recruit::log::{MoveKind, Try};
 
-use crate::train::recruit::maps::changed_views;
-use crate::train::recruit::recruiter::Positions;
+use crate::train::recruit::paired::changed_difference;
 use crate::train::recruit::round::RoundCtx;
 use crate::train::trainer::{TrainError, Trainer};
 
@@ -80,24 +79,4 @@ pub(super) fn try_second_look(
             after - control
         ),
     })
-}
-
-/// Σ (after − control) loss bits over the buffer positions whose query sees different keys
-/// under the candidate's map than under the control's (unscaled), and how many there are.
-fn changed_difference(control: &Positions, after: &Positions) -> (f64, usize) {
-    let changed = changed_views(&control.blocks, &after.blocks);
-    let mut diff = 0.0f64;
-    let mut count = 0;
-    for ((&q, &c), &a) in control
-        .query_ids
-        .iter()
-        .zip(&control.loss_bits)
-        .zip(&after.loss_bits)
-    {
-        if changed.get(q as usize).copied().unwrap_or(true) {
-            diff += f64::from(a) - f64::from(c);
-            count += 1;
-        }
-    }
-    (diff, count)
 }

@@ -1,0 +1,65 @@
+//! Paired comparisons of two readings of the held-out buffer, position by position: which
+//! positions a map change acts on ([`changed_views`]), the difference over them, and the
+//! standard error of a difference read at once.
+
+use crate::train::recruit::maps::changed_views;
+use crate::train::recruit::recruiter::Positions;
+use crate::train::recruit::round::RoundCtx;
+
+impl RoundCtx<'_> {
+    /// The standard error (bits, scaled like the data bits) of the difference between the
+    /// round's measurement and the last trial's, read at once: over the buffer positions
+    /// whose view the trial's map changes, paired position by position (same model, same
+    /// text, only the view differs), √(N/(N−1)·Σ(d − d̄)²). 0 when there is nothing to pair.
+    pub fn at_once_noise(&self) -> f64 {
+        let Some(trial) = self.last_positions() else {
+            return 0.0;
+        };
+        let changed = changed_views(&self.base_blocks, &trial.blocks);
+        let d: Vec<f64> = self
+            .stats
+            .query_ids
+            .iter()
+            .zip(&self.stats.loss_bits)
+            .zip(&trial.loss_bits)
+            .filter(|((&q, _), _)| changed.get(q as usize).copied().unwrap_or(true))
+            .map(|((_, &b), &a)| f64::from(a) - f64::from(b))
+            .collect();
+        let n = d.len() as f64;
+        if d.len() < 2 {
+            return 0.0;
+        }
+        let mean = d.iter().sum::<f64>() / n;
+        let ss: f64 = d.iter().map(|x| (x - mean).powi(2)).sum();
+        self.scale * (ss * n / (n - 1.0)).sqrt()
+    }
+
+    /// The per-position bits of the last trial measured, with its queries and map.
+    pub fn last_positions(&self) -> Option<Positions> {
+        self.measured.borrow().last().map(|m| Positions {
+            blocks: m.blocks.clone(),
+            query_ids: m.stats.query_ids.clone(),
+            loss_bits: m.stats.loss_bits.clone(),
+        })
+    }
+}
+
+/// Σ (after − control) loss bits over the buffer positions whose query sees different keys
+/// under the candidate's map than under the control's (unscaled), and how many there are.
+pub(super) fn changed_difference(control: &Positions, after: &Positions) -> (f64, usize) {
+    let changed = changed_views(&control.blocks, &after.blocks);
+    let mut diff = 0.0f64;
+    let mut count = 0;
+    for ((&q, &c), &a) in control
+        .query_ids
+        .iter()
+        .zip(&control.loss_bits)
+        .zip(&after.loss_bits)
+    {
+        if changed.get(q as usize).copied().unwrap_or(true) {
+            diff += f64::from(a) - f64::from(c);
+            count += 1;
+        }
+    }
+    (diff, count)
+}
