@@ -9,6 +9,8 @@
 
 use candle_core::Tensor;
 
+use crate::model::fused::matmul_last;
+
 /// y = x·Wᵀ with the weight kept as Wᵀ [in, out].
 #[derive(Clone, Debug)]
 pub(crate) struct Dense {
@@ -36,20 +38,7 @@ impl Dense {
 
     /// x [.., in] · Wᵀ: [.., out].
     pub(crate) fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let (inp, out) = self.wt.dims2()?;
-        let mut dims = x.dims().to_vec();
-        match dims.last_mut() {
-            Some(last) if *last == inp => *last = out,
-            _ => candle_core::bail!(
-                "linear: input of shape {:?} against a weight {out}×{inp}",
-                x.dims()
-            ),
-        }
-        let rows = x.elem_count() / inp.max(1);
-        x.contiguous()?
-            .reshape((rows, inp))?
-            .matmul(&self.wt)?
-            .reshape(dims)
+        matmul_last(x, &self.wt)
     }
 }
 
@@ -57,27 +46,18 @@ impl Dense {
 /// when there are threads to spare: at 64 rows gemm splits a product poorly over two threads.
 const PAIRED_ROWS: usize = 256;
 
-/// (x·Aᵀ, x·Bᵀ): side by side on rayon's threads for a few rows, else one after the other.
+/// (x·Aᵀ, x·Bᵀ): side by side on rayon's threads for a few rows when there are threads to
+/// spare, else one after the other.
 pub(crate) fn forward_pair(
     a: &Dense,
     b: &Dense,
     x: &Tensor,
 ) -> candle_core::Result<(Tensor, Tensor)> {
     let rows = x.elem_count() / x.dims().last().copied().unwrap_or(1).max(1);
-    let (ya, yb) = side_by_side(rows, || a.forward(x), || b.forward(x));
-    Ok((ya?, yb?))
-}
-
-/// (f(), g()) for products of `rows` rows: side by side on rayon's threads when the rows are
-/// few and there are threads to spare, else one after the other.
-pub(crate) fn side_by_side<A: Send, B: Send>(
-    rows: usize,
-    f: impl FnOnce() -> A + Send,
-    g: impl FnOnce() -> B + Send,
-) -> (A, B) {
-    if rows <= PAIRED_ROWS && candle_core::utils::get_num_threads() > 1 {
-        rayon::join(f, g)
+    let (ya, yb) = if rows <= PAIRED_ROWS && candle_core::utils::get_num_threads() > 1 {
+        rayon::join(|| a.forward(x), || b.forward(x))
     } else {
-        (f(), g())
-    }
+        (a.forward(x), b.forward(x))
+    };
+    Ok((ya?, yb?))
 }

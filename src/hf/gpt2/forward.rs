@@ -10,15 +10,12 @@ use crate::hf::gpt2::{Affine, Block, Gpt2};
 use crate::model::attention::{biased_attention, AttentionBias};
 use crate::model::backend::{KvCache, RowStream};
 use crate::model::dial::causal_bias;
+use crate::model::fused::matmul_last;
 use crate::model::transformer::{ForwardOutput, ModelError};
 
 /// `x` [1,n,in] through a `Conv1D` (weight [in,out], bias [out]): [1,n,out].
 fn conv1d(x: &Tensor, (w, b): &Affine) -> candle_core::Result<Tensor> {
-    let (_, n, din) = x.dims3()?;
-    x.reshape((n, din))?
-        .matmul(w)?
-        .broadcast_add(b)?
-        .reshape((1, n, w.dim(1)?))
+    matmul_last(x, w)?.broadcast_add(b)
 }
 
 impl Gpt2 {

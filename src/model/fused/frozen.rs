@@ -67,37 +67,33 @@ pub fn frozen_matmul(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
     frozen_product(x, w, true)
 }
 
+/// x [.., in] · w for `w` [in, out] (a view of a transposed weight will do): the leading axes
+/// flattened into one 2-D product, then restored. An error names both shapes when x's last
+/// axis is not `in`.
+pub fn matmul_last(x: &Tensor, w: &Tensor) -> candle_core::Result<Tensor> {
+    let (inp, out) = w.dims2()?;
+    let mut dims = x.dims().to_vec();
+    match dims.last_mut() {
+        Some(last) if *last == inp => *last = out,
+        _ => candle_core::bail!(
+            "linear: input of shape {:?} against a weight {inp}×{out} ([in, out])",
+            x.dims()
+        ),
+    }
+    let rows = x.elem_count() / inp.max(1);
+    x.contiguous()?
+        .reshape((rows, inp))?
+        .matmul(w)?
+        .reshape(dims)
+}
+
 /// The product of `x` with a frozen `w`: [out, in] (x·Wᵀ), or [in, out] when `in_out` (x·W).
 fn frozen_product(x: &Tensor, w: &Tensor, in_out: bool) -> candle_core::Result<Tensor> {
-    let (out, inp) = if in_out {
-        let (i, o) = w.dims2()?;
-        (o, i)
-    } else {
-        w.dims2()?
-    };
     let wt = if in_out { w.clone() } else { w.t()? };
-    let mut dims = x.dims().to_vec();
-    let Some(last) = dims.last_mut() else {
-        candle_core::bail!("frozen-linear: a scalar input")
-    };
-    if *last != inp {
-        candle_core::bail!(
-            "frozen-linear: input width {} against weight {out}×{inp}",
-            *last
-        )
-    }
-    *last = out;
-    let rows = x.elem_count() / inp.max(1);
-    let product = |x: &Tensor| -> candle_core::Result<Tensor> {
-        x.contiguous()?
-            .reshape((rows, inp))?
-            .matmul(&wt)?
-            .reshape(dims.as_slice())
-    };
     if !(fused_ok(x) && fused_ok(w)) {
-        return product(x);
+        return matmul_last(x, &wt);
     }
-    let y = product(&x.detach())?;
+    let y = matmul_last(&x.detach(), &wt)?;
     x.contiguous()?.apply_op2(
         &y,
         GradThrough {

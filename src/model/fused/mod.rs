@@ -21,7 +21,7 @@ use candle_core::{CpuStorage, DType, Layout, Tensor};
 
 pub use attention::biased_softmax;
 pub use bias::add_bias;
-pub use frozen::{frozen_linear, frozen_matmul};
+pub use frozen::{frozen_linear, frozen_matmul, matmul_last};
 pub use layer_norm::layer_norm;
 pub use softmax::{softmax_last, softmax_rows};
 

@@ -9,6 +9,15 @@ use crate::model::fused::{fused_ok, last_dim, slice};
 struct Softmax;
 struct SoftmaxGrad;
 
+/// o = softmax(row): the row's maximum subtracted, the vectorised exp, divided by the sum.
+fn softmax_row(row: &[f32], o: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum = exp_shifted(row, max, o);
+    for y in o.iter_mut() {
+        *y /= sum;
+    }
+}
+
 impl CustomOp1 for Softmax {
     fn name(&self) -> &'static str {
         "fused-softmax"
@@ -19,11 +28,7 @@ impl CustomOp1 for Softmax {
         let n = last_dim(l);
         let mut out = vec![0f32; x.len()];
         for (row, o) in x.chunks(n).zip(out.chunks_mut(n)) {
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum = exp_shifted(row, max, o);
-            for y in o.iter_mut() {
-                *y /= sum;
-            }
+            softmax_row(row, o);
         }
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
@@ -91,13 +96,7 @@ impl CustomOp1 for SoftmaxRows {
         let x = slice(s, l, self.name())?;
         let n = last_dim(l).max(1);
         let mut out = vec![0f32; x.len()];
-        let row = |(r, o): (&[f32], &mut [f32])| {
-            let max = r.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let sum = exp_shifted(r, max, o);
-            for y in o.iter_mut() {
-                *y /= sum;
-            }
-        };
+        let row = |(r, o): (&[f32], &mut [f32])| softmax_row(r, o);
         if x.len() >= PARALLEL_VALUES {
             x.par_chunks(n).zip(out.par_chunks_mut(n)).for_each(row);
         } else {

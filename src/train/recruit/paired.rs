@@ -2,6 +2,7 @@
 //! positions a map change acts on ([`changed_views`]), the difference over them, and the
 //! standard error of a difference read at once.
 
+use crate::model::blocks::BlockMap;
 use crate::train::recruit::maps::changed_views;
 use crate::train::recruit::recruiter::Positions;
 use crate::train::recruit::round::RoundCtx;
@@ -15,16 +16,12 @@ impl RoundCtx<'_> {
         let Some(trial) = self.last_positions() else {
             return 0.0;
         };
-        let changed = changed_views(&self.base_blocks, &trial.blocks);
-        let d: Vec<f64> = self
-            .stats
-            .query_ids
-            .iter()
-            .zip(&self.stats.loss_bits)
-            .zip(&trial.loss_bits)
-            .filter(|((&q, _), _)| changed.get(q as usize).copied().unwrap_or(true))
-            .map(|((_, &b), &a)| f64::from(a) - f64::from(b))
-            .collect();
+        let base = (
+            &self.base_blocks,
+            &self.stats.query_ids[..],
+            &self.stats.loss_bits[..],
+        );
+        let d = changed_differences(base, &trial);
         let n = d.len() as f64;
         if d.len() < 2 {
             return 0.0;
@@ -47,19 +44,25 @@ impl RoundCtx<'_> {
 /// Σ (after − control) loss bits over the buffer positions whose query sees different keys
 /// under the candidate's map than under the control's (unscaled), and how many there are.
 pub(super) fn changed_difference(control: &Positions, after: &Positions) -> (f64, usize) {
-    let changed = changed_views(&control.blocks, &after.blocks);
-    let mut diff = 0.0f64;
-    let mut count = 0;
-    for ((&q, &c), &a) in control
-        .query_ids
+    let control = (
+        &control.blocks,
+        &control.query_ids[..],
+        &control.loss_bits[..],
+    );
+    let d = changed_differences(control, after);
+    (d.iter().sum(), d.len())
+}
+
+/// after − before loss bits at each buffer position whose query sees different keys under
+/// `after`'s map than under `before`'s (map, query ids, loss bits), in buffer order.
+fn changed_differences(before: (&BlockMap, &[u32], &[f32]), after: &Positions) -> Vec<f64> {
+    let (map, query_ids, loss_bits) = before;
+    let changed = changed_views(map, &after.blocks);
+    query_ids
         .iter()
-        .zip(&control.loss_bits)
+        .zip(loss_bits)
         .zip(&after.loss_bits)
-    {
-        if changed.get(q as usize).copied().unwrap_or(true) {
-            diff += f64::from(a) - f64::from(c);
-            count += 1;
-        }
-    }
-    (diff, count)
+        .filter(|((&q, _), _)| changed.get(q as usize).copied().unwrap_or(true))
+        .map(|((_, &b), &a)| f64::from(a) - f64::from(b))
+        .collect()
 }
