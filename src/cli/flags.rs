@@ -110,6 +110,25 @@ pub fn count_in(flag: &str, n: usize, max: usize) -> anyhow::Result<usize> {
     Ok(n)
 }
 
+/// `--lr-schedule`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LrScheduleArg {
+    /// The same rate at every step.
+    Constant,
+    /// 5% linear warm-up, then cosine decay to a tenth.
+    Cosine,
+}
+
+impl LrScheduleArg {
+    /// The trainer's schedule.
+    pub fn schedule(self) -> crate::engine::LrSchedule {
+        match self {
+            Self::Constant => crate::engine::LrSchedule::default(),
+            Self::Cosine => crate::engine::LrSchedule::WARMUP_COSINE,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

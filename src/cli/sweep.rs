@@ -73,6 +73,7 @@ impl SweepArgs {
             steps: self.train.steps,
             seq: 64,
             lr: 1e-3,
+            lr_schedule: super::flags::LrScheduleArg::Constant,
             sequential: false,
             out: PathBuf::new(),
             checkpoint_every: 0,

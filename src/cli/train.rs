@@ -99,6 +99,10 @@ pub struct TrainArgs {
     /// Learning rate (in (0, 10⁶]; a huge one makes training diverge, which the trainer reports at the step).
     #[arg(long, default_value_t = 1e-3, value_parser = super::flags::learning_rate)]
     pub lr: f64,
+    /// The learning rate over the run: `cosine` (5% linear warm-up, then cosine decay to a
+    /// tenth of --lr) or `constant` (the PyTorch reference's).
+    #[arg(long, value_enum, default_value = "constant")]
+    pub lr_schedule: super::flags::LrScheduleArg,
     /// Use the reference's sequential batches instead of random ones.
     #[arg(long)]
     pub sequential: bool,
@@ -212,6 +216,7 @@ impl TrainArgs {
                 ..Default::default()
             },
             weights,
+            schedule: self.lr_schedule.schedule(),
             ..TrainConfig::default()
         })
     }
@@ -332,17 +337,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
 
 /// What a failed run left behind.
 fn failure_context(args: &TrainArgs) -> String {
-    if args.out.join("config.json").exists() {
-        format!(
-            "training for {} (the last good checkpoint there is kept as it was)",
-            args.out.display()
-        )
+    let kept = if args.out.join("config.json").exists() {
+        "the last good checkpoint there is kept as it was"
     } else {
-        format!(
-            "training for {} (no checkpoint written)",
-            args.out.display()
-        )
-    }
+        "no checkpoint written"
+    };
+    format!("training for {} ({kept})", args.out.display())
 }
 
 /// Print the end of a run: device, speed, held-out metrics, recruitment, checkpoint.

@@ -34,4 +34,4 @@ pub use crate::files;
 pub use crate::train::dataset::Sampling;
 pub use crate::train::optimizer::AdamWConfig;
 pub use crate::train::recruit::RecruitConfig;
-pub use crate::train::trainer::TrainConfig;
+pub use crate::train::trainer::{LrSchedule, TrainConfig};

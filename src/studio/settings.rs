@@ -2,7 +2,7 @@
 //! and eframe storage keep them, and the training job they describe.
 
 use crate::engine::corpus::{CorpusSource, TokenizerKind};
-use crate::engine::protocol::{RecruitConfig, TrainConfig};
+use crate::engine::protocol::{LrSchedule, RecruitConfig, TrainConfig};
 use crate::engine::train_job::TrainJob;
 
 /// Settings of the next run (kept between frames).
@@ -17,6 +17,9 @@ pub struct RunSettings {
     pub lambda_train: f64,
     /// Learning rate.
     pub lr: f64,
+    /// Warm the rate up over 5% of the steps, then decay it to a tenth on a cosine (else
+    /// constant, as the PyTorch reference).
+    pub lr_cosine: bool,
     /// Steps.
     pub steps: usize,
     /// Seed.
@@ -38,6 +41,7 @@ impl Default for RunSettings {
             preset: "tiny".into(),
             lambda_train: 1.0,
             lr: 1e-3,
+            lr_cosine: false,
             steps: 1000,
             seed: 0,
             mu_rule: 0.0,
@@ -89,6 +93,11 @@ impl RunSettings {
             seed: self.seed,
             mu_anchor: self.mu_anchor,
             mu_rule: self.mu_rule,
+            schedule: if self.lr_cosine {
+                LrSchedule::WARMUP_COSINE
+            } else {
+                LrSchedule::default()
+            },
             ..TrainConfig::default()
         };
         train.optimizer.lr = self.lr;

@@ -49,7 +49,7 @@ pub use crate::train::eval::EvalReport;
 pub use crate::train::finetune::LocalityPenalty;
 pub use crate::train::penalty::GroupWeights;
 pub use crate::train::recruit::{MoveKind, RecruitConfig, RecruitEvent, RoundSummary};
-pub use crate::train::trainer::{StepStats, TrainConfig};
+pub use crate::train::trainer::{LrSchedule, StepStats, TrainConfig};
 
 /// What the UI asks of the worker.
 #[derive(Debug, Clone)]

@@ -77,6 +77,14 @@ fn settings_grid(ui: &mut egui::Ui, state: &StudioState, settings: &mut RunSetti
             )
             .labelled_by(l.id);
             ui.end_row();
+            ui.label("");
+            ui.checkbox(&mut settings.lr_cosine, "warm-up + cosine decay")
+                .on_hover_text(
+                    "Raise the learning rate from 0 over the first 5% of the steps, then lower it \
+                     on a cosine to a tenth by the last step (train --lr-schedule cosine). Off: \
+                     the same rate at every step, as the PyTorch reference.",
+                );
+            ui.end_row();
             let l = ui.label("steps");
             ui.add(egui::DragValue::new(&mut settings.steps).range(1..=1_000_000))
                 .labelled_by(l.id);

@@ -11,7 +11,7 @@ use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::model::dial::{layer_bias, DialSetting, LayerBias};
 use crate::model::transformer::{AttentionBias, ForwardOptions, ForwardOutput, LocalistModel};
 use crate::train::dataset::{TokenStream, Window};
-use crate::train::trainer::TrainError;
+use crate::train::trainer::{TrainError, Trainer};
 
 /// Per-position facts of the buffer under a map.
 #[derive(Clone, Debug, Default)]
@@ -177,6 +177,28 @@ fn add_attention_facts(
     }
     out.entropy_bits.extend(ent);
     Ok(())
+}
+
+/// How much the model uses context, while nothing is recruited (else, or with `min_gain` 0,
+/// `None`): the buffer's data bits with every key visible (the dial at 0, how training sees
+/// it), against `localist` bits, the same buffer in the localist view (every token isolated),
+/// both scaled by `scale`. Returns (open bits, the fraction they save).
+pub fn context_use(
+    trainer: &Trainer,
+    ids: &[u32],
+    seq_len: usize,
+    localist: f64,
+    scale: f64,
+    min_gain: f64,
+) -> Result<Option<(f64, f64)>, TrainError> {
+    if trainer.blocks.num_blocks() != 1 || min_gain <= 0.0 {
+        return Ok(None);
+    }
+    let mut open = trainer.blocks.clone();
+    open.open_unassigned = true;
+    open.isolate_unassigned = false;
+    let bits = scale * buffer_stats(&trainer.model, &open, ids, 0.0, seq_len, false)?.data_bits;
+    Ok(Some((bits, 1.0 - bits / localist.max(f64::MIN_POSITIVE))))
 }
 
 /// Parameters one block owns: its anchor key in every head of every layer.

@@ -160,28 +160,57 @@ impl Recruiter {
     }
 
     /// Count a round in which `accepted` moves were kept, with the training cross-entropy at
-    /// `ce` (moving average): an accepted move restarts the count; a round without one counts
-    /// only when the model has settled (its cross-entropy fell by less than `settle` since the
-    /// previous round); while it is still learning the tabu list is cleared. Returns whether
-    /// it counted.
-    pub(super) fn count_round(&mut self, accepted: usize, ce: Option<f64>) -> bool {
+    /// `ce` (moving average) and, while nothing is recruited, `context` = (buffer bits with
+    /// every key visible, the fraction they save on the localist view): an accepted move
+    /// restarts the count; a round without one counts only when the model uses context (it
+    /// saves at least `min_context_gain`) and has settled (its cross-entropy fell by less than
+    /// `settle` since the previous round); otherwise the tabu list is cleared. Returns why the
+    /// round did not count, when it did not and accepted nothing.
+    pub(super) fn count_round(
+        &mut self,
+        accepted: usize,
+        ce: Option<f64>,
+        context: Option<(f64, f64)>,
+    ) -> Option<String> {
+        let cfg = &self.config;
         let learning = match (self.ce_at_round, ce) {
-            (Some(before), Some(now)) if self.config.settle > 0.0 => {
-                now < before * (1.0 - self.config.settle)
-            }
+            (Some(before), Some(now)) if cfg.settle > 0.0 => now < before * (1.0 - cfg.settle),
             _ => false,
         };
+        let blind = context.filter(|&(_, gain)| gain < cfg.min_context_gain);
         self.ce_at_round = ce;
+        let why = if let Some((open, gain)) = blind {
+            format!(
+                "nothing accepted, but the model does not use context yet: the buffer takes \
+                 {open:.1} bits with every key visible, {:.2}% fewer than with every token \
+                 isolated (less than {:.1}%), so no block can show its value: not counted \
+                 towards the {} rounds of patience",
+                100.0 * gain,
+                100.0 * cfg.min_context_gain,
+                cfg.patience
+            )
+        } else if learning {
+            format!(
+                "nothing accepted, but the model is still learning (training cross-entropy \
+                 {:.3} nats, more than {:.0}% below the last round's): not counted towards \
+                 the {} rounds of patience",
+                ce.unwrap_or(f64::NAN),
+                100.0 * cfg.settle,
+                cfg.patience
+            )
+        } else {
+            String::new()
+        };
         if accepted > 0 {
             self.stale = 0;
-            false
-        } else if learning {
+            None
+        } else if !why.is_empty() {
             // What was rejected under a model that has learned since is worth another try.
             self.clear_tabu();
-            false
+            Some(why)
         } else {
             self.stale += 1;
-            true
+            None
         }
     }
 
@@ -201,5 +230,38 @@ impl Recruiter {
         } else {
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_before_the_model_reads_context_does_not_count_towards_patience() {
+        let mut r = Recruiter::default();
+        assert_eq!(r.config.min_context_gain, 0.01);
+        // On the plateau: every key visible saves 0.4% on the isolated view.
+        let note = r.count_round(0, Some(4.4), Some((1_282_222.0, 0.004)));
+        let note = note.unwrap_or_else(|| panic!("a blind round must not count"));
+        assert!(
+            note.contains("does not use context") && note.contains("0.40%"),
+            "{note}"
+        );
+        assert_eq!(r.stale, 0);
+        // Past it (11%): the round counts, and patience runs out after P of them.
+        for i in 1..=r.config.patience {
+            assert_eq!(r.count_round(0, Some(3.9), Some((1.16e6, 0.11))), None);
+            assert_eq!(r.stale, i);
+        }
+        assert!(r.stop_reason(1).is_some());
+        // Once blocks are recruited there is no context measure, and rounds count as before.
+        let mut r = Recruiter::default();
+        assert_eq!(r.count_round(0, Some(3.9), None), None);
+        assert_eq!(r.stale, 1);
+        // Off (0): a blind round counts.
+        r.config.min_context_gain = 0.0;
+        assert_eq!(r.count_round(0, Some(4.4), Some((1.28e6, 0.004))), None);
+        assert_eq!(r.stale, 2);
     }
 }

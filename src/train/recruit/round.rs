@@ -11,7 +11,9 @@ use candle_core::Tensor;
 
 use crate::data::tokenizer::Tokenizer;
 use crate::model::blocks::{BlockKind, BlockMap};
-use crate::train::recruit::buffer::{block_params, buffer_stats, description_length, BufferStats};
+use crate::train::recruit::buffer::{
+    block_params, buffer_stats, context_use, description_length, BufferStats,
+};
 use crate::train::recruit::config::RecruitConfig;
 use crate::train::recruit::log::{MoveKind, RecruitEvent, RoundSummary};
 use crate::train::recruit::profile::Profile;
@@ -33,6 +35,8 @@ pub(super) struct RoundCtx<'a> {
     pub buffer: &'a [u32],
     /// The buffer measured under the current map, with per-position facts.
     pub stats: BufferStats,
+    /// While nothing is recruited: (bits with every key visible, the fraction they save).
+    pub context: Option<(f64, f64)>,
     /// n: the positions the data bits stand for (the corpus when scaled, else the buffer).
     pub n: usize,
     /// Data bits per buffer bit: corpus tokens over buffer positions (1 when not scaled).
@@ -248,6 +252,8 @@ impl Recruiter {
             (coded, 1.0)
         };
         stats.data_bits *= scale;
+        let min_gain = cfg.min_context_gain;
+        let context = context_use(trainer, buffer, seq, stats.data_bits, scale, min_gain)?;
         let p_blk = if cfg.charge_anchor_keys {
             block_params(&trainer.model)
         } else {
@@ -287,6 +293,7 @@ impl Recruiter {
             base_blocks: snap.blocks.clone(),
             snap,
             stats,
+            context,
             cfg,
             tok,
             measured: RefCell::new(Vec::new()),
@@ -321,38 +328,19 @@ impl Recruiter {
         }
         // A try that follows an accepted move in the same round is part of a round that
         // accepted something: it does not count towards patience.
-        if first && !self.count_round(accepted, trainer.ce_ema) && accepted == 0 {
-            events.push(RecruitEvent {
-                step: ctx.step,
-                round: ctx.round,
-                kind: MoveKind::Wait,
-                block: String::new(),
-                tokens: Vec::new(),
-                decision: None,
-                blocks_after: trainer.blocks.num_blocks(),
-                dl_after,
-                note: format!(
-                    "nothing accepted, but the model is still learning (training cross-entropy \
-                     {:.3} nats, more than {:.0}% below the last round's): not counted towards \
-                     the {} rounds of patience",
-                    trainer.ce_ema.unwrap_or(f64::NAN),
-                    100.0 * ctx.cfg.settle,
-                    ctx.cfg.patience
-                ),
-            });
+        if first {
+            if let Some(note) = self.count_round(accepted, trainer.ce_ema, ctx.context) {
+                events.push(notice(ctx, trainer, MoveKind::Wait, note, dl_after));
+            }
         }
         if let Some(reason) = self.stop_reason(trainer.blocks.num_blocks()) {
-            events.push(RecruitEvent {
-                step: ctx.step,
-                round: ctx.round,
-                kind: MoveKind::Stop,
-                block: String::new(),
-                tokens: Vec::new(),
-                decision: None,
-                blocks_after: trainer.blocks.num_blocks(),
+            events.push(notice(
+                ctx,
+                trainer,
+                MoveKind::Stop,
+                reason.clone(),
                 dl_after,
-                note: reason.clone(),
-            });
+            ));
             self.stopped = Some(reason);
         }
         // The measurement of the branch kept, for the next round (only when nothing trains
@@ -379,5 +367,26 @@ impl Recruiter {
         self.next_due = Some(trainer.step + ctx.cfg.every.max(1));
         self.last_round_end = Some(Instant::now());
         events
+    }
+}
+
+/// A round's event that decides nothing (a wait, a stop), with its note.
+fn notice(
+    ctx: &RoundCtx<'_>,
+    trainer: &Trainer,
+    kind: MoveKind,
+    note: String,
+    dl_after: f64,
+) -> RecruitEvent {
+    RecruitEvent {
+        step: ctx.step,
+        round: ctx.round,
+        kind,
+        block: String::new(),
+        tokens: Vec::new(),
+        decision: None,
+        blocks_after: trainer.blocks.num_blocks(),
+        dl_after,
+        note,
     }
 }

@@ -25,7 +25,7 @@ use crate::rules::check::ResolvedRule;
 use crate::train::dataset::{batch_offsets, TokenStream, Window};
 use crate::train::optimizer::AdamW;
 
-pub use config::{StepStats, TrainConfig, TrainError};
+pub use config::{LrSchedule, StepStats, TrainConfig, TrainError};
 pub use loss::{grad_norms, mean_ce, LossTerms};
 pub use shards::{set_training_threads, training_threads};
 pub use snapshot::TrainerSnapshot;
@@ -123,6 +123,12 @@ impl Trainer {
         c.lambda_train * ((since as f64 + 1.0) / ramp).min(1.0)
     }
 
+    /// The learning rate at `step` under the schedule.
+    pub fn lr_at(&self, step: usize) -> f64 {
+        let c = &self.config;
+        c.optimizer.lr * c.schedule.factor(step, c.steps)
+    }
+
     /// The windows of the next batch (advances the sampler).
     pub fn next_batch(&mut self) -> Vec<Window> {
         let c = &self.config;
@@ -155,6 +161,7 @@ impl Trainer {
                 last_good: self.step.saturating_sub(1),
             });
         }
+        self.optimizer.config.lr = self.lr_at(self.step);
         self.optimizer.step(&grads)?;
         let stats = StepStats {
             step: self.step,
