@@ -194,10 +194,9 @@ pub fn context_use(
     if trainer.blocks.num_blocks() != 1 || min_gain <= 0.0 {
         return Ok(None);
     }
-    let mut open = trainer.blocks.clone();
-    open.open_unassigned = true;
-    open.isolate_unassigned = false;
-    let bits = scale * buffer_stats(&trainer.model, &open, ids, 0.0, seq_len, false)?.data_bits;
+    // At λ = 0 mode A adds no bias to any cell, the view's isolated tokens included.
+    let bits =
+        scale * buffer_stats(&trainer.model, &trainer.blocks, ids, 0.0, seq_len, false)?.data_bits;
     Ok(Some((bits, 1.0 - bits / localist.max(f64::MIN_POSITIVE))))
 }
 
