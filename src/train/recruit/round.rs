@@ -35,8 +35,6 @@ pub(super) struct RoundCtx<'a> {
     pub buffer: &'a [u32],
     /// The buffer measured under the current map, with per-position facts.
     pub stats: BufferStats,
-    /// While nothing is recruited: (bits with every key visible, the fraction they save).
-    pub context: Option<(f64, f64)>,
     /// n: the positions the data bits stand for (the corpus when scaled, else the buffer).
     pub n: usize,
     /// Data bits per buffer bit: corpus tokens over buffer positions (1 when not scaled).
@@ -213,13 +211,20 @@ impl Recruiter {
         }
         // Keep the accepted branch (the trainer is in it: it was probed last), else roll back
         // to exactly the state before the round.
+        let mut context = None;
         if out.accepted == 0 {
             trainer.restore(&ctx.snap)?;
             out.data_bits = ctx.stats.data_bits;
+            // Whether the model reads context decides only whether a quiet round counts.
+            if first {
+                let (bits, gain) = (ctx.stats.data_bits, ctx.cfg.min_context_gain);
+                context = context_use(trainer, ctx.buffer, ctx.seq, bits, ctx.scale, gain)?;
+            }
         }
         let accepted = out.accepted;
+        let timing = (started, train_ms);
         Ok((
-            self.finish_round(&ctx, trainer, out, (started, train_ms), first),
+            self.finish_round(&ctx, trainer, out, timing, first, context),
             accepted,
         ))
     }
@@ -252,8 +257,6 @@ impl Recruiter {
             (coded, 1.0)
         };
         stats.data_bits *= scale;
-        let min_gain = cfg.min_context_gain;
-        let context = context_use(trainer, buffer, seq, stats.data_bits, scale, min_gain)?;
         let p_blk = if cfg.charge_anchor_keys {
             block_params(&trainer.model)
         } else {
@@ -293,15 +296,15 @@ impl Recruiter {
             base_blocks: snap.blocks.clone(),
             snap,
             stats,
-            context,
             cfg,
             tok,
             measured: RefCell::new(Vec::new()),
         })
     }
 
-    /// 7: set every event's DL to the round's, count the accepted moves, decide whether to
-    /// stop, and record the round.
+    /// 7: set every event's DL to the round's, count the accepted moves (with `context`, how
+    /// much a model without blocks reads context: see `count_round`), decide whether to stop,
+    /// and record the round.
     fn finish_round(
         &mut self,
         ctx: &RoundCtx<'_>,
@@ -309,6 +312,7 @@ impl Recruiter {
         out: RoundOutcome,
         (started, train_ms): (Instant, f64),
         first: bool,
+        context: Option<(f64, f64)>,
     ) -> Vec<RecruitEvent> {
         let RoundOutcome {
             mut events,
@@ -329,7 +333,7 @@ impl Recruiter {
         // A try that follows an accepted move in the same round is part of a round that
         // accepted something: it does not count towards patience.
         if first {
-            if let Some(note) = self.count_round(accepted, trainer.ce_ema, ctx.context) {
+            if let Some(note) = self.count_round(accepted, trainer.ce_ema, context) {
                 events.push(notice(ctx, trainer, MoveKind::Wait, note, dl_after));
             }
         }
