@@ -19,6 +19,7 @@ pub mod dial;
 pub mod finite;
 pub mod fused;
 pub mod gelu;
+pub mod native;
 pub mod params;
 pub mod transformer;
 pub mod weights_file;

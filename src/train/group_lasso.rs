@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
+use crate::analysis::penalty::BlockWeighting as GroupWeights;
+use crate::model::blocks::SequenceMasks;
 use crate::model::fused::{fused_ok, slice};
 
 /// The batch's block structure as plain data, for the fused op.
@@ -29,8 +31,65 @@ pub struct PenaltyHost {
 }
 
 impl PenaltyHost {
+    /// The block structure of a batch of sequences (all of length T, same K): each key's
+    /// block, and each query's group weights w_k where k ≠ r(i) (0 for its own block, unless
+    /// its block is isolated; 0 for every block when its block is open). With
+    /// `exempt_always_visible` the keys of S(i) are left out of every group.
+    pub fn new(
+        batch: &[SequenceMasks],
+        num_blocks: usize,
+        weights: GroupWeights,
+        exempt_always_visible: bool,
+    ) -> Self {
+        let b = batch.len();
+        let t = batch.first().map(SequenceMasks::len).unwrap_or(0);
+        let k = num_blocks.max(1);
+        let mut host = Self {
+            b,
+            t,
+            k,
+            key_block: vec![0u32; b * t],
+            off: vec![0f32; b * t * k],
+            exempt: exempt_always_visible,
+        };
+        let mut counts = vec![0usize; k];
+        for (bi, m) in batch.iter().enumerate() {
+            for (j, &kb) in m.key_blocks.iter().enumerate() {
+                if let Some(c) = host.key_block.get_mut(bi * t + j) {
+                    *c = kb.min(k - 1) as u32;
+                }
+            }
+            for i in 0..t {
+                counts.fill(0);
+                for j in host.keys(i) {
+                    if let Some(&kb) = m.key_blocks.get(j) {
+                        if let Some(n) = counts.get_mut(kb.min(k - 1)) {
+                            *n += 1;
+                        }
+                    }
+                }
+                let r = m.relevant_blocks.get(i).copied().unwrap_or(0).min(k - 1);
+                let (isolated, open) = (m.row_isolated(i), m.row_open(i));
+                for (kk, &n) in counts.iter().enumerate() {
+                    let w = match weights {
+                        GroupWeights::Unit => 1.0,
+                        GroupWeights::SqrtSize => (n as f32).sqrt(),
+                    };
+                    if let Some(c) = host.off.get_mut((bi * t + i) * k + kk) {
+                        *c = if open || (kk == r && !isolated) {
+                            0.0
+                        } else {
+                            w
+                        };
+                    }
+                }
+            }
+        }
+        host
+    }
+
     /// The kept keys of query i.
-    fn keys(&self, i: usize) -> std::ops::Range<usize> {
+    pub(crate) fn keys(&self, i: usize) -> std::ops::Range<usize> {
         if self.exempt {
             1.min(i)..i
         } else {
@@ -41,11 +100,79 @@ impl PenaltyHost {
     /// Per-block sums of squares of one attention row into `acc` (length K).
     fn block_sums(&self, bi: usize, i: usize, row: &[f32], acc: &mut [f32]) {
         acc.fill(0.0);
-        let kb = &self.key_block[bi * self.t..(bi + 1) * self.t];
+        let kb = self
+            .key_block
+            .get(bi * self.t..(bi + 1) * self.t)
+            .unwrap_or(&[]);
         for j in self.keys(i) {
             if let (Some(&a), Some(&k)) = (row.get(j), kb.get(j)) {
                 if let Some(s) = acc.get_mut(k as usize) {
                     *s += a * a;
+                }
+            }
+        }
+    }
+
+    /// Σ over (b, h, i) of Ω_i for attention `a` [B,H,T,T] with `h` heads (not yet a mean).
+    pub fn omega_sum(&self, a: &[f32], h: usize, eps: f32) -> f64 {
+        let mut scales = vec![0f32; a.len() / self.t.max(1) * self.k];
+        self.omega_sum_with_scales(a, h, eps, &mut scales)
+    }
+
+    /// [`PenaltyHost::omega_sum`], keeping per query row and block the gradient's scale
+    /// w_k/√(s_k + ε) (0 where w_k = 0) in `scales` [B·H·T·K] for
+    /// [`PenaltyHost::add_grad_from_scales`].
+    pub fn omega_sum_with_scales(&self, a: &[f32], h: usize, eps: f32, scales: &mut [f32]) -> f64 {
+        let (t, k) = (self.t, self.k);
+        let mut total = 0f64;
+        let rows = a.chunks(t).zip(scales.chunks_mut(k));
+        for (r, (row, sc)) in rows.enumerate() {
+            let (bi, i) = (r / t / h.max(1), r % t);
+            self.block_sums(bi, i, row, sc);
+            let off = self
+                .off
+                .get((bi * t + i) * k..(bi * t + i + 1) * k)
+                .unwrap_or(&[]);
+            let mut omega = 0f32;
+            for (s, w) in sc.iter_mut().zip(off) {
+                if *w == 0.0 {
+                    *s = 0.0;
+                } else {
+                    let norm = (*s + eps).sqrt();
+                    omega += w * norm;
+                    *s = w / norm;
+                }
+            }
+            total += f64::from(omega);
+        }
+        total
+    }
+
+    /// Adds factor·∂Ω_i/∂a_ij (Ω_i summed, not averaged) to `out` for every kept key, from
+    /// attention `a` [B,H,T,T] with `h` heads.
+    pub fn add_grad(&self, a: &[f32], h: usize, eps: f32, factor: f32, out: &mut [f32]) {
+        let mut scales = vec![0f32; a.len() / self.t.max(1) * self.k];
+        self.omega_sum_with_scales(a, h, eps, &mut scales);
+        self.add_grad_from_scales(a, h, &scales, factor, out);
+    }
+
+    /// [`PenaltyHost::add_grad`] from the scales [`PenaltyHost::omega_sum_with_scales`] kept.
+    pub fn add_grad_from_scales(
+        &self,
+        a: &[f32],
+        h: usize,
+        scales: &[f32],
+        factor: f32,
+        out: &mut [f32],
+    ) {
+        let (t, k) = (self.t, self.k);
+        let rows = a.chunks(t).zip(out.chunks_mut(t)).zip(scales.chunks(k));
+        for (r, ((row, orow), sc)) in rows.enumerate() {
+            let (bi, i) = (r / t / h.max(1), r % t);
+            let kb = self.key_block.get(bi * t..(bi + 1) * t).unwrap_or(&[]);
+            for j in self.keys(i) {
+                if let (Some(o), Some(&av), Some(&kj)) = (orow.get_mut(j), row.get(j), kb.get(j)) {
+                    *o += factor * sc.get(kj as usize).copied().unwrap_or(0.0) * av;
                 }
             }
         }
@@ -79,23 +206,8 @@ impl CustomOp1 for GroupLasso {
         let a = slice(s, l, self.name())?;
         let p = &self.host;
         let h = p.check(l, self.name())?;
-        let (t, k) = (p.t, p.k);
-        let mut acc = vec![0f32; k];
-        let mut total = 0f64;
-        for (m, head) in a.chunks(t * t).enumerate() {
-            let bi = m / h;
-            for (i, row) in head.chunks(t).enumerate() {
-                p.block_sums(bi, i, row, &mut acc);
-                let off = &p.off[(bi * t + i) * k..(bi * t + i + 1) * k];
-                let omega: f32 = acc
-                    .iter()
-                    .zip(off)
-                    .filter(|(_, w)| **w != 0.0)
-                    .map(|(s, w)| w * (s + self.eps).sqrt())
-                    .sum();
-                total += f64::from(omega);
-            }
-        }
+        let total = p.omega_sum(a, h, self.eps);
+        let t = p.t;
         let n = (p.b * h * t).max(1) as f64;
         Ok((CpuStorage::F32(vec![(total / n) as f32]), Shape::from(())))
     }
@@ -126,32 +238,8 @@ impl CustomOp1 for GroupLassoGrad {
         let a = slice(s, l, self.name())?;
         let p = &self.host;
         let h = p.check(l, self.name())?;
-        let (t, k) = (p.t, p.k);
         let mut out = vec![0f32; a.len()];
-        let mut acc = vec![0f32; k];
-        for (m, (head, ohead)) in a.chunks(t * t).zip(out.chunks_mut(t * t)).enumerate() {
-            let bi = m / h;
-            let kb = &p.key_block[bi * t..(bi + 1) * t];
-            for (i, (row, orow)) in head.chunks(t).zip(ohead.chunks_mut(t)).enumerate() {
-                p.block_sums(bi, i, row, &mut acc);
-                let off = &p.off[(bi * t + i) * k..(bi * t + i + 1) * k];
-                // w_k / √(s_k + ε) per block, times the upstream factor.
-                for (s, w) in acc.iter_mut().zip(off) {
-                    *s = if *w == 0.0 {
-                        0.0
-                    } else {
-                        self.factor * w / (*s + self.eps).sqrt()
-                    };
-                }
-                for j in p.keys(i) {
-                    if let (Some(o), Some(&av), Some(&kj)) =
-                        (orow.get_mut(j), row.get(j), kb.get(j))
-                    {
-                        *o = acc.get(kj as usize).copied().unwrap_or(0.0) * av;
-                    }
-                }
-            }
-        }
+        p.add_grad(a, h, self.eps, self.factor, &mut out);
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 }

@@ -10,6 +10,9 @@ use candle_core::{backprop::GradStore, Tensor, Var};
 
 use crate::model::params::ParamStore;
 
+#[path = "optimizer_host.rs"]
+mod host;
+
 /// AdamW hyper-parameters (PyTorch defaults).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdamWConfig {
@@ -37,16 +40,16 @@ impl Default for AdamWConfig {
     }
 }
 
-struct Slot {
-    name: String,
-    var: Var,
-    m: Tensor,
-    v: Tensor,
+pub(crate) struct Slot {
+    pub(crate) name: String,
+    pub(crate) var: Var,
+    pub(crate) m: Tensor,
+    pub(crate) v: Tensor,
 }
 
 /// AdamW over a model's parameter store.
 pub struct AdamW {
-    slots: Vec<Slot>,
+    pub(crate) slots: Vec<Slot>,
     /// Number of steps taken.
     pub step_t: usize,
     /// Hyper-parameters.
@@ -127,8 +130,9 @@ impl AdamW {
     pub fn state(&self) -> candle_core::Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
         for s in &self.slots {
-            out.insert(format!("m.{}", s.name), s.m.clone());
-            out.insert(format!("v.{}", s.name), s.v.clone());
+            // Copies: the host step updates the moments in place.
+            out.insert(format!("m.{}", s.name), s.m.copy()?);
+            out.insert(format!("v.{}", s.name), s.v.copy()?);
         }
         let dev = self.slots.first().map(|s| s.m.device().clone());
         if let Some(dev) = dev {
@@ -145,8 +149,8 @@ impl AdamW {
                 state.get(&format!("v.{}", s.name)),
             ) {
                 if m.dims() == s.m.dims() && v.dims() == s.v.dims() {
-                    s.m = m.to_device(s.m.device())?;
-                    s.v = v.to_device(s.v.device())?;
+                    s.m = m.to_device(s.m.device())?.copy()?;
+                    s.v = v.to_device(s.v.device())?.copy()?;
                 }
             }
         }

@@ -47,75 +47,36 @@ impl PenaltyTensors {
         exempt_always_visible: bool,
         device: &Device,
     ) -> candle_core::Result<Self> {
-        let b = batch.len();
-        let t = batch.first().map(SequenceMasks::len).unwrap_or(0);
-        let k = num_blocks.max(1);
+        let host = PenaltyHost::new(batch, num_blocks, weights, exempt_always_visible);
+        let (b, t, k) = (host.b, host.t, host.k);
         let mut keep = vec![0f32; b * t * t];
         let mut onehot = vec![0f32; b * t * k];
-        let mut off = vec![0f32; b * t * k];
         let mut rel = vec![0f32; b * t * k];
-        let mut key_block = vec![0u32; b * t];
         for (bi, m) in batch.iter().enumerate() {
-            for (j, &kb) in m.key_blocks.iter().enumerate() {
-                if let Some(c) = onehot.get_mut((bi * t + j) * k + kb.min(k - 1)) {
+            for j in 0..t {
+                let kb = host.key_block.get(bi * t + j).copied().unwrap_or(0) as usize;
+                if let Some(c) = onehot.get_mut((bi * t + j) * k + kb) {
                     *c = 1.0;
-                }
-                if let Some(c) = key_block.get_mut(bi * t + j) {
-                    *c = kb.min(k - 1) as u32;
                 }
             }
             for i in 0..t {
-                let mut counts = vec![0usize; k];
-                let keys = if exempt_always_visible {
-                    1..i
-                } else {
-                    0..i + 1
-                };
-                for j in keys {
+                for j in host.keys(i) {
                     if let Some(c) = keep.get_mut((bi * t + i) * t + j) {
                         *c = 1.0;
                     }
-                    if let Some(&kb) = m.key_blocks.get(j) {
-                        if let Some(n) = counts.get_mut(kb.min(k - 1)) {
-                            *n += 1;
-                        }
-                    }
                 }
                 let r = m.relevant_blocks.get(i).copied().unwrap_or(0).min(k - 1);
-                let isolated = m.row_isolated(i);
-                let open = m.row_open(i);
-                for (kk, &n) in counts.iter().enumerate() {
-                    let w = match weights {
-                        GroupWeights::Unit => 1.0,
-                        GroupWeights::SqrtSize => (n as f32).sqrt(),
-                    };
-                    if let Some(c) = off.get_mut((bi * t + i) * k + kk) {
-                        *c = if open || (kk == r && !isolated) {
-                            0.0
-                        } else {
-                            w
-                        };
-                    }
-                }
                 if let Some(c) = rel.get_mut((bi * t + i) * k + r) {
                     *c = 1.0;
                 }
             }
         }
-        let host = Arc::new(PenaltyHost {
-            b,
-            t,
-            k,
-            key_block,
-            off: off.clone(),
-            exempt: exempt_always_visible,
-        });
         Ok(Self {
             keep: Tensor::from_vec(keep, (b, 1, t, t), device)?,
             onehot: Tensor::from_vec(onehot, (b, 1, t, k), device)?,
-            off_weight: Tensor::from_vec(off, (b, 1, t, k), device)?,
+            off_weight: Tensor::from_slice(&host.off, (b, 1, t, k), device)?,
             relevant_onehot: Tensor::from_vec(rel, (b, 1, t, k), device)?,
-            host,
+            host: Arc::new(host),
         })
     }
 }

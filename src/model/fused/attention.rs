@@ -8,6 +8,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
 use crate::model::fused::exp::exp_shifted;
+use crate::model::fused::simd::dot_lanes;
 use crate::model::fused::{fused_ok, last_dim, slice};
 
 /// Scale c and temperature τ of [`biased_softmax`].
@@ -47,24 +48,11 @@ impl CustomOp2 for BiasedSoftmax {
         }
         let mut out = vec![0f32; s.len()];
         let mut z = vec![0f32; n];
-        let (c, tau) = (self.scale, self.tau);
         for (m, (sm, om)) in s.chunks(per_head).zip(out.chunks_mut(per_head)).enumerate() {
-            let bm = &bias[(m / h) * per_head..(m / h + 1) * per_head];
-            for ((row, brow), o) in sm.chunks(n).zip(bm.chunks(n)).zip(om.chunks_mut(n)) {
-                let mut max = f32::NEG_INFINITY;
-                for ((zi, v), bv) in z.iter_mut().zip(row).zip(brow) {
-                    // The composed version's arithmetic, in its order: (c·s + β)/τ.
-                    *zi = (v * c + bv) / tau;
-                    max = max.max(*zi);
-                }
-                if max == f32::NEG_INFINITY {
-                    continue; // nothing visible: the row stays zero
-                }
-                let sum = exp_shifted(&z, max, o);
-                for y in o.iter_mut() {
-                    *y /= sum;
-                }
-            }
+            let bm = bias
+                .get((m / h) * per_head..(m / h + 1) * per_head)
+                .unwrap_or(&[]);
+            biased_softmax_rows(sm, bm, n, self.scale, self.tau, &mut z, om);
         }
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -99,12 +87,7 @@ impl CustomOp2 for BiasedSoftmaxGrad {
         let (y, g) = (slice(s1, l1, self.name())?, slice(s2, l2, self.name())?);
         let n = last_dim(l1);
         let mut out = vec![0f32; y.len()];
-        for ((yr, gr), o) in y.chunks(n).zip(g.chunks(n)).zip(out.chunks_mut(n)) {
-            let dot: f32 = yr.iter().zip(gr).map(|(a, b)| a * b).sum();
-            for ((d, a), b) in o.iter_mut().zip(yr).zip(gr) {
-                *d = self.factor * a * (b - dot);
-            }
-        }
+        softmax_grad_rows(y, g, n, self.factor, &mut out);
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -129,4 +112,78 @@ pub fn biased_softmax(
         tau: tau as f32,
     };
     Ok(Some(s.contiguous()?.apply_op2(&bias.contiguous()?, op)?))
+}
+
+crate::model::fused::simd::simd_dispatch! {
+    /// Rows of `n` scores `s` under their bias rows: out = softmax((s·scale + bias)/τ) per row;
+    /// a row with nothing visible (every bias −∞) stays zero. `z` is scratch of length `n`.
+    pub(crate) fn biased_softmax_rows => biased_softmax_rows_any(
+        s: &[f32],
+        bias: &[f32],
+        n: usize,
+        scale: f32,
+        tau: f32,
+        z: &mut [f32],
+        out: &mut [f32],
+    )
+}
+
+crate::model::fused::simd::simd_dispatch! {
+    /// The softmax's backward over rows of `n`: out = factor·y·(g − ⟨y, g⟩) per row, from the
+    /// softmax output `y` and the upstream gradient `g`.
+    pub(crate) fn softmax_grad_rows => softmax_grad_rows_any(y: &[f32], g: &[f32], n: usize, factor: f32, out: &mut [f32])
+}
+
+#[inline(always)]
+fn biased_softmax_rows_any(
+    s: &[f32],
+    bias: &[f32],
+    n: usize,
+    scale: f32,
+    tau: f32,
+    z: &mut [f32],
+    out: &mut [f32],
+) {
+    for ((row, brow), o) in s.chunks(n).zip(bias.chunks(n)).zip(out.chunks_mut(n)) {
+        for ((zi, v), bv) in z.iter_mut().zip(row).zip(brow) {
+            *zi = (v * scale + bv) / tau;
+        }
+        let max = max_lanes(z);
+        if max == f32::NEG_INFINITY {
+            o.fill(0.0);
+            continue; // nothing visible: the row stays zero
+        }
+        let sum = exp_shifted(z, max, o);
+        let inv = 1.0 / sum;
+        for y in o.iter_mut() {
+            *y *= inv;
+        }
+    }
+}
+
+/// The largest value (−∞ for none), in 16 lanes.
+#[inline(always)]
+fn max_lanes(x: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *l = l.max(*v);
+        }
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+    lanes.iter().fold(tail, |m, v| m.max(*v))
+}
+
+#[inline(always)]
+fn softmax_grad_rows_any(y: &[f32], g: &[f32], n: usize, factor: f32, out: &mut [f32]) {
+    for ((yr, gr), o) in y.chunks(n).zip(g.chunks(n)).zip(out.chunks_mut(n)) {
+        let dot = dot_lanes(yr, gr);
+        for ((d, a), b) in o.iter_mut().zip(yr).zip(gr) {
+            *d = factor * a * (b - dot);
+        }
+    }
 }

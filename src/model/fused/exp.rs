@@ -30,32 +30,9 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     }
 }
 
-/// out = exp(x − shift), element by element; the sum of `out` is returned.
-pub(crate) fn exp_shifted(x: &[f32], shift: f32, out: &mut [f32]) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked just above).
-            return unsafe { exp_shifted_avx512(x, shift, out) };
-        }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA (checked just above).
-            return unsafe { exp_shifted_avx2(x, shift, out) };
-        }
-    }
-    exp_shifted_any(x, shift, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn exp_shifted_avx512(x: &[f32], shift: f32, out: &mut [f32]) -> f32 {
-    exp_shifted_any(x, shift, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn exp_shifted_avx2(x: &[f32], shift: f32, out: &mut [f32]) -> f32 {
-    exp_shifted_any(x, shift, out)
+crate::model::fused::simd::simd_dispatch! {
+    /// out = exp(x − shift), element by element; the sum of `out` is returned.
+    pub(crate) fn exp_shifted => exp_shifted_any(x: &[f32], shift: f32, out: &mut [f32]) -> f32
 }
 
 /// The portable body: the exp loop vectorises, the sum runs in 16 lanes.
@@ -65,15 +42,7 @@ fn exp_shifted_any(x: &[f32], shift: f32, out: &mut [f32]) -> f32 {
         *o = exp_f32(v - shift);
     }
     let n = x.len().min(out.len());
-    let mut lanes = [0f32; 16];
-    let mut chunks = out[..n].chunks_exact(16);
-    for c in &mut chunks {
-        for (l, v) in lanes.iter_mut().zip(c) {
-            *l += v;
-        }
-    }
-    let tail: f32 = chunks.remainder().iter().sum();
-    lanes.iter().sum::<f32>() + tail
+    crate::model::fused::simd::sum_lanes(out.get(..n).unwrap_or(&[]))
 }
 
 #[cfg(test)]

@@ -8,11 +8,12 @@
 //! arithmetic of the composed version (so the PyTorch parity test still holds). On other
 //! devices or dtypes the callers fall back to composed candle ops.
 
-mod attention;
+pub(crate) mod attention;
 mod bias;
 pub(crate) mod exp;
 mod frozen;
-mod layer_norm;
+pub(crate) mod layer_norm;
+pub(crate) mod simd;
 mod softmax;
 #[cfg(test)]
 mod tests;

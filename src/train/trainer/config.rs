@@ -186,6 +186,9 @@ pub enum TrainError {
     /// The model failed.
     #[error(transparent)]
     Model(#[from] crate::model::transformer::ModelError),
+    /// The native training pass failed (a shape, or a token outside the vocabulary).
+    #[error(transparent)]
+    Native(#[from] crate::model::native::NativeError),
 }
 
 /// What one step did.

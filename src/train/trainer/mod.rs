@@ -11,6 +11,7 @@
 
 mod config;
 mod loss;
+mod native;
 mod shards;
 mod snapshot;
 
@@ -27,6 +28,7 @@ use crate::train::optimizer::AdamW;
 
 pub use config::{LrSchedule, StepStats, TrainConfig, TrainError};
 pub use loss::{grad_norms, mean_ce, LossTerms};
+pub use native::NativeGradients;
 pub use shards::{set_training_threads, training_threads};
 pub use snapshot::TrainerSnapshot;
 
@@ -51,6 +53,10 @@ pub struct Trainer {
     /// Shards a step's batch is cut into, one per thread ([`shards`]); 1 by default, or the
     /// threads given to [`set_training_threads`].
     pub shards: usize,
+    /// Train through the native pass where it covers the loss ([`Trainer::native_applies`]);
+    /// true by default, false forces candle's autograd (tests compare the two).
+    pub native: bool,
+    native_buffers: native::NativeBuffers,
     optimizer: AdamW,
     rng: SplitMix64,
 }
@@ -106,6 +112,8 @@ impl Trainer {
             rules: Vec::new(),
             ce_ema: None,
             shards: training_threads(),
+            native: true,
+            native_buffers: native::NativeBuffers::default(),
             optimizer,
             rng,
         })
@@ -152,17 +160,19 @@ impl Trainer {
             return Err(TrainError::Invalid("no batch could be drawn".into()));
         }
         let lambda = self.lambda_at(self.step);
-        let (values, grads) = self.loss_and_grads(&batch, lambda)?;
-        let loss = values.total as f32;
-        if !loss.is_finite() {
-            return Err(TrainError::NonFinite {
-                step: self.step,
-                loss,
-                last_good: self.step.saturating_sub(1),
-            });
-        }
-        self.optimizer.config.lr = self.lr_at(self.step);
-        self.optimizer.step(&grads)?;
+        let values = if self.native_applies() {
+            let (values, bufs) = self.native_loss_and_grads(&batch, lambda)?;
+            self.check_finite(values.total)?;
+            self.optimizer.config.lr = self.lr_at(self.step);
+            self.native_update(bufs)?;
+            values
+        } else {
+            let (values, grads) = self.loss_and_grads(&batch, lambda)?;
+            self.check_finite(values.total)?;
+            self.optimizer.config.lr = self.lr_at(self.step);
+            self.optimizer.step(&grads)?;
+            values
+        };
         let stats = StepStats {
             step: self.step,
             loss_nats: values.total,
@@ -179,6 +189,19 @@ impl Trainer {
         });
         self.step += 1;
         Ok(stats)
+    }
+
+    /// A non-finite loss is an error naming the step, raised before any weight changes.
+    fn check_finite(&self, total: f64) -> Result<(), TrainError> {
+        let loss = total as f32;
+        if loss.is_finite() {
+            return Ok(());
+        }
+        Err(TrainError::NonFinite {
+            step: self.step,
+            loss,
+            last_good: self.step.saturating_sub(1),
+        })
     }
 
     /// Optimizer state for checkpoints.

@@ -42,7 +42,7 @@ pub fn training_threads() -> usize {
     TRAINING_THREADS.load(Ordering::Relaxed)
 }
 
-fn pool() -> Option<&'static rayon::ThreadPool> {
+pub(super) fn pool() -> Option<&'static rayon::ThreadPool> {
     POOL.get_or_init(|| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(training_threads())
@@ -67,7 +67,7 @@ pub(super) struct StepValues {
 }
 
 impl StepValues {
-    fn add_scaled(&mut self, other: &Self) {
+    pub(super) fn add_scaled(&mut self, other: &Self) {
         self.total += other.total;
         self.ce += other.ce;
         self.penalty += other.penalty;

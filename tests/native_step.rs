@@ -1,0 +1,219 @@
+//! The native training pass (`model::native`, `train::trainer::native`) computes the losses and
+//! gradients candle's autograd computes, on every configuration it takes (untied and tied head,
+//! GELU and ReLU, the causal mask and the mode-A dial, the penalty on and off, exempt S(i),
+//! √size weights, shards), and a run through it follows the autograd run step by step.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+
+use candle_core::Device;
+use localist::analysis::rng::SplitMix64;
+use localist::model::blocks::BlockMap;
+use localist::model::config::{Activation, ModelConfig};
+use localist::model::transformer::LocalistModel;
+use localist::train::dataset::TokenStream;
+use localist::train::penalty::GroupWeights;
+use localist::train::trainer::{TrainConfig, Trainer};
+
+const V: usize = 40;
+
+fn trainer(cfg: &ModelConfig, config: TrainConfig, isolate: bool) -> Trainer {
+    let pairs: Vec<(u32, String)> = (4..V as u32).map(|w| (w, format!("b{}", w % 4))).collect();
+    let mut blocks = BlockMap::from_assignments(V, &pairs, "test");
+    blocks.set_relevance("b2", "b1").unwrap();
+    if isolate {
+        blocks.isolate_unassigned = true;
+    }
+    let model = LocalistModel::new_random(cfg, blocks.num_blocks(), 11, &Device::Cpu).unwrap();
+    let mut rng = SplitMix64::new(12);
+    let ids: Vec<u32> = (0..4000).map(|_| rng.below(V) as u32).collect();
+    let stream = TokenStream {
+        ids,
+        targets: Vec::new(),
+    };
+    Trainer::new(model, blocks, stream, config).unwrap()
+}
+
+fn base_config() -> TrainConfig {
+    TrainConfig {
+        lambda_train: 1.0,
+        eta: 1.0,
+        anneal_fraction: 0.0,
+        mu_anchor: 0.0,
+        batch_size: 6,
+        seq_len: 24,
+        seed: 5,
+        ..TrainConfig::default()
+    }
+}
+
+/// Losses and gradients of one batch both ways; asserts they agree.
+fn compare(label: &str, cfg: &ModelConfig, config: TrainConfig, isolate: bool) {
+    let lambda = config.lambda_train;
+    let mut t = trainer(cfg, config, isolate);
+    assert!(
+        t.native_applies(),
+        "{label}: the native pass should take this configuration"
+    );
+    let batch = t.next_batch();
+    let g = t.native_gradients(&batch, lambda).unwrap();
+    let (total, ce, penalty, native) = (g.total, g.ce, g.penalty, g.grads);
+    let terms = t.batch_terms(&batch, lambda).unwrap();
+    let scalar = |x: &candle_core::Tensor| f64::from(x.to_scalar::<f32>().unwrap());
+    for (what, a, b) in [
+        ("total", total, scalar(&terms.total)),
+        ("ce", ce, scalar(&terms.ce)),
+        ("penalty", penalty, scalar(&terms.penalty)),
+    ] {
+        assert!(
+            (a - b).abs() <= 2e-5 * b.abs().max(1.0),
+            "{label}: {what} native {a}, autograd {b}"
+        );
+    }
+    if lambda > 0.0 {
+        assert!(penalty > 0.0, "{label}: the penalty is on");
+    }
+    let grads = terms.total.backward().unwrap();
+    let mut seen: HashMap<String, bool> = HashMap::new();
+    for (name, var) in t.model.params.iter() {
+        if name.starts_with("anchors.") {
+            continue;
+        }
+        let want = grads
+            .get(var.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let got = native
+            .get(name)
+            .unwrap_or_else(|| panic!("{label}: no native gradient for {name}"));
+        assert_eq!(got.len(), want.len(), "{label}: {name}");
+        let scale = want.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
+        let worst = got
+            .iter()
+            .zip(&want)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            worst <= 2e-4 * scale,
+            "{label}: {name} differs by {worst:e} (largest gradient {scale:e})"
+        );
+        seen.insert(name.clone(), true);
+    }
+    assert_eq!(
+        seen.len(),
+        native.len(),
+        "{label}: the native pass has a gradient candle lacks"
+    );
+}
+
+#[test]
+fn native_gradients_match_autograd() {
+    let tiny = ModelConfig::preset("tiny", V).unwrap();
+    compare("tiny, penalty at λ 1", &tiny, base_config(), false);
+    compare(
+        "tiny, no penalty",
+        &tiny,
+        TrainConfig {
+            lambda_train: 0.0,
+            ..base_config()
+        },
+        false,
+    );
+    let tied = ModelConfig {
+        tied_head: true,
+        activation: Activation::Relu,
+        num_layers: 3,
+        num_heads: 2,
+        d_model: 32,
+        ..tiny.clone()
+    };
+    compare(
+        "tied head, ReLU, mode-A dial at 0.6, exempt S(i), √size weights, isolated block",
+        &tied,
+        TrainConfig {
+            forward_lambda: Some(0.6),
+            exempt_always_visible: true,
+            weights: GroupWeights::SqrtSize,
+            lambda_train: 0.3,
+            ..base_config()
+        },
+        true,
+    );
+}
+
+#[test]
+fn a_native_run_follows_the_autograd_run() {
+    let tiny = ModelConfig::preset("tiny", V).unwrap();
+    let mut a = trainer(&tiny, base_config(), false);
+    let mut b = trainer(&tiny, base_config(), false);
+    b.native = false;
+    assert!(!b.native_applies());
+    for step in 0..6 {
+        let (x, y) = (a.train_step().unwrap(), b.train_step().unwrap());
+        for (what, p, q) in [
+            ("loss", x.loss_nats, y.loss_nats),
+            ("ce", x.ce_nats, y.ce_nats),
+            ("penalty", x.penalty, y.penalty),
+        ] {
+            assert!(
+                (p - q).abs() <= 1e-4 * q.abs().max(1.0),
+                "step {step}: {what} native {p}, autograd {q}"
+            );
+        }
+    }
+    // AdamW divides by √v, so the weights may differ by a fraction of the learning rate where
+    // a gradient is near zero; six steps of 1e-3 bound every difference by 6e-3.
+    for ((name, va), (_, vb)) in a.model.params.iter().zip(b.model.params.iter()) {
+        let x = va
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let y = vb
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let worst = x
+            .iter()
+            .zip(&y)
+            .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+        assert!(worst <= 6e-3, "{name}: weights differ by {worst}");
+    }
+}
+
+#[test]
+fn the_anchor_loss_and_rules_keep_the_autograd_path() {
+    let tiny = ModelConfig::preset("tiny", V).unwrap();
+    let t = trainer(
+        &tiny,
+        TrainConfig {
+            mu_anchor: 0.1,
+            ..base_config()
+        },
+        false,
+    );
+    assert!(
+        !t.native_applies(),
+        "the anchor loss is not in the native pass"
+    );
+}
+
+#[test]
+fn a_token_outside_the_vocabulary_is_an_error_not_a_panic() {
+    let tiny = ModelConfig::preset("tiny", V).unwrap();
+    let t = trainer(&tiny, base_config(), false);
+    let mut batch = {
+        let mut t2 = trainer(&tiny, base_config(), false);
+        t2.next_batch()
+    };
+    if let Some(w) = batch.first_mut() {
+        w.x[3] = V as u32 + 7;
+    }
+    let err = t.native_gradients(&batch, 1.0).unwrap_err().to_string();
+    assert!(err.contains("outside the vocabulary"), "{err}");
+}
