@@ -217,3 +217,84 @@ fn a_token_outside_the_vocabulary_is_an_error_not_a_panic() {
     let err = t.native_gradients(&batch, 1.0).unwrap_err().to_string();
     assert!(err.contains("outside the vocabulary"), "{err}");
 }
+
+#[test]
+fn the_row_kernels_run_on_the_instruction_set_expected() {
+    use localist::model::fused::simd::{has_avx2, has_avx512};
+    // CI runs this binary again under qemu's Haswell (AVX2 and FMA, no AVX-512), so the
+    // kernels' AVX2 build is the one checked there.
+    if std::env::var_os("LOCALIST_EXPECT_NO_AVX512").is_some() {
+        assert!(!has_avx512(), "qemu's Haswell should not report AVX-512");
+        assert!(has_avx2(), "qemu's Haswell has AVX2 and FMA");
+    }
+    eprintln!(
+        "row kernels: AVX-512 {}, AVX2+FMA {}",
+        has_avx512(),
+        has_avx2()
+    );
+}
+
+/// The view forward (captures, code lengths) through the native pass gives candle's forward:
+/// every dial mode, a temperature, mode B's mixture and a rules-style per-head bias.
+#[test]
+fn the_native_view_forward_matches_candle_in_every_dial_mode() {
+    use localist::analysis::dial::LayerSchedule;
+    use localist::analysis::dial::{DialMode, DialParams};
+    use localist::model::capture::sequence_biases;
+    use localist::model::dial::DialSetting;
+    use localist::model::native_view::forward_native;
+    use localist::model::transformer::ForwardOptions;
+
+    let tiny = ModelConfig::preset("tiny", V).unwrap();
+    let t = trainer(&tiny, base_config(), false);
+    let ids: Vec<u32> = (0..40u32).map(|i| (i * 7 + 3) % V as u32).collect();
+    let masks = t.blocks.masks(&ids);
+    let (h, n) = (tiny.num_heads, ids.len());
+    for (mode, rules) in [
+        (DialMode::Bias, false),
+        (DialMode::Mixture, true),
+        (DialMode::Positional, false),
+        (DialMode::Temperature, true),
+    ] {
+        let dial = DialSetting {
+            params: DialParams {
+                mode,
+                lambda: 0.6,
+                ..DialParams::default()
+            },
+            schedule: LayerSchedule::Power { gamma: 2.0 },
+        };
+        let mut biases = sequence_biases(&t.model, &masks, &dial, &Device::Cpu).unwrap();
+        if rules {
+            let extra: Vec<f32> = (0..h * n * n)
+                .map(|i| ((i % 13) as f32 - 6.0) * 0.2)
+                .collect();
+            let extra = candle_core::Tensor::from_vec(extra, (1, h, n, n), &Device::Cpu).unwrap();
+            for b in &mut biases {
+                b.extra = Some(extra.clone());
+            }
+        }
+        let input = candle_core::Tensor::from_vec(ids.clone(), (1, n), &Device::Cpu).unwrap();
+        let opts = ForwardOptions {
+            differentiable: false,
+            keep_scores: true,
+        };
+        let want = t.model.forward(&input, &biases, opts).unwrap();
+        let got = forward_native(&t.model, &ids, &biases, true, true).unwrap();
+        let flat = |x: &candle_core::Tensor| x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let close = |what: &str, a: &candle_core::Tensor, b: &candle_core::Tensor, tol: f32| {
+            assert_eq!(a.dims(), b.dims(), "{mode:?} {what}");
+            let (a, b) = (flat(a), flat(b));
+            for (x, y) in a.iter().zip(&b) {
+                let ok = (x - y).abs() <= tol * y.abs().max(1.0) || (x.is_infinite() && x == y);
+                assert!(ok, "{mode:?} {what}: native {x}, candle {y}");
+            }
+        };
+        close("logits", &got.logits, &want.logits, 2e-5);
+        for l in 0..tiny.num_layers {
+            close("attention", &got.attention[l], &want.attention[l], 2e-5);
+            close("scores", &got.scores[l], &want.scores[l], 2e-5);
+            close("queries", &got.queries[l], &want.queries[l], 2e-5);
+        }
+    }
+}

@@ -174,6 +174,9 @@ impl AttentionModel for LocalistModel {
         biases: &[AttentionBias],
         keep_scores: bool,
     ) -> Result<ForwardOutput, ModelError> {
+        if self.device.is_cpu() && biases.len() == self.config.num_layers {
+            return crate::model::native_view::forward_native(self, ids, biases, keep_scores, true);
+        }
         let input = Tensor::from_vec(ids.to_vec(), (1, ids.len()), &self.device)?;
         self.forward(
             &input,
@@ -183,5 +186,23 @@ impl AttentionModel for LocalistModel {
                 keep_scores,
             },
         )
+    }
+
+    fn forward_attention(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+    ) -> Result<ForwardOutput, ModelError> {
+        if self.device.is_cpu() && biases.len() == self.config.num_layers {
+            return crate::model::native_view::forward_native(
+                self,
+                ids,
+                biases,
+                keep_scores,
+                false,
+            );
+        }
+        self.forward_biased(ids, biases, keep_scores)
     }
 }

@@ -20,6 +20,7 @@ pub mod finite;
 pub mod fused;
 pub mod gelu;
 pub mod native;
+pub mod native_view;
 pub mod params;
 pub mod transformer;
 pub mod weights_file;

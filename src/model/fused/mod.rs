@@ -13,7 +13,7 @@ mod bias;
 pub(crate) mod exp;
 mod frozen;
 pub(crate) mod layer_norm;
-pub(crate) mod simd;
+pub mod simd;
 mod softmax;
 #[cfg(test)]
 mod tests;

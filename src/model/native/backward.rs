@@ -6,7 +6,7 @@
 use crate::model::fused::attention::softmax_grad_rows;
 use crate::model::fused::layer_norm::layer_norm_grad_rows;
 use crate::model::native::gemm::{column_sums, matmul, mul_rows, View, ViewMut};
-use crate::model::native::params::{LayerSet, ParamSet};
+use crate::model::native::params::{LayerRefs, LayerSet, ParamRefs, ParamSet};
 use crate::model::native::workspace::{Dims, LayerActs, Workspace};
 use crate::model::native::{AttentionTerm, NativeBatch, NativeError};
 
@@ -14,7 +14,7 @@ use crate::model::native::{AttentionTerm, NativeBatch, NativeError};
 /// `ws` and `batch`.
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
-    p: &ParamSet,
+    p: &ParamRefs<'_>,
     eps: f32,
     ws: &mut Workspace,
     batch: &NativeBatch<'_>,
@@ -63,7 +63,7 @@ pub fn backward(
     grads.ln_f_b.fill(0.0);
     layer_norm_grad_rows(
         &ws.h_last,
-        &p.ln_f_w,
+        p.ln_f_w,
         &ws.da,
         eps,
         d,
@@ -105,7 +105,7 @@ struct Scratch<'a> {
 
 /// dh (gradient of the layer's output) → dh (gradient of hmid), MLP gradients into `lg`.
 fn mlp_backward(
-    lp: &LayerSet,
+    lp: &LayerRefs<'_>,
     dims: &Dims,
     eps: f32,
     acts: &LayerActs,
@@ -123,7 +123,7 @@ fn mlp_backward(
     matmul(
         ViewMut::full(s.du, n, f),
         View::full(s.dh, n, d),
-        View::full(&lp.fc2_w, d, f),
+        View::full(lp.fc2_w, d, f),
         false,
     )?;
     mul_rows(s.du, &acts.slope);
@@ -137,14 +137,14 @@ fn mlp_backward(
     matmul(
         ViewMut::full(s.da, n, d),
         View::full(s.du, n, f),
-        View::full(&lp.fc1_w, f, d),
+        View::full(lp.fc1_w, f, d),
         false,
     )?;
     lg.ln2_w.fill(0.0);
     lg.ln2_b.fill(0.0);
     layer_norm_grad_rows(
         &acts.hmid,
-        &lp.ln2_w,
+        lp.ln2_w,
         s.da,
         eps,
         d,
@@ -158,7 +158,7 @@ fn mlp_backward(
 /// dh (gradient of hmid) → dh (gradient of the layer's input), attention gradients into `lg`.
 #[allow(clippy::too_many_arguments)]
 fn attention_backward(
-    lp: &LayerSet,
+    lp: &LayerRefs<'_>,
     dims: &Dims,
     eps: f32,
     batch: &NativeBatch<'_>,
@@ -179,7 +179,7 @@ fn attention_backward(
     matmul(
         ViewMut::full(s.dy, n, d),
         View::full(s.dh, n, d),
-        View::full(&lp.proj_w, d, d),
+        View::full(lp.proj_w, d, d),
         false,
     )?;
     let with_term = match term {
@@ -206,14 +206,14 @@ fn attention_backward(
     matmul(
         ViewMut::full(s.da, n, d),
         View::full(s.dqkv, n, 3 * d),
-        View::full(&lp.qkv_w, 3 * d, d),
+        View::full(lp.qkv_w, 3 * d, d),
         false,
     )?;
     lg.ln1_w.fill(0.0);
     lg.ln1_b.fill(0.0);
     layer_norm_grad_rows(
         &acts.hin,
-        &lp.ln1_w,
+        lp.ln1_w,
         s.da,
         eps,
         d,

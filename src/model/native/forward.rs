@@ -8,14 +8,14 @@ use crate::model::fused::attention::biased_softmax_rows;
 use crate::model::fused::layer_norm::layer_norm_rows;
 use crate::model::gelu::gelu_rows_with_slope;
 use crate::model::native::gemm::{add_residual, matmul, View, ViewMut};
-use crate::model::native::params::{LayerSet, ParamSet};
+use crate::model::native::params::{LayerRefs, ParamRefs};
 use crate::model::native::workspace::{Dims, LayerActs, Workspace};
 use crate::model::native::{NativeBatch, NativeError};
 
 /// Runs the forward pass of `batch` into `ws`; returns the mean cross-entropy (nats) and
 /// leaves the softmax of the logits in `ws.probs`.
 pub fn forward(
-    p: &ParamSet,
+    p: &ParamRefs<'_>,
     act: Activation,
     eps: f32,
     ws: &mut Workspace,
@@ -40,13 +40,13 @@ pub fn forward(
         attention_block(lp, &dims, eps, batch, acts, &mut ws.scores, &mut ws.z)?;
         mlp_block(lp, &dims, act, eps, acts, out)?;
     }
-    layer_norm_rows(&ws.h_last, &p.ln_f_w, &p.ln_f_b, eps, dims.d, &mut ws.af);
+    layer_norm_rows(&ws.h_last, p.ln_f_w, p.ln_f_b, eps, dims.d, &mut ws.af);
     let head = if p.head_w.is_empty() {
         &p.tok
     } else {
         &p.head_w
     };
-    fill_rows(&mut ws.probs, &p.head_b);
+    fill_rows(&mut ws.probs, p.head_b);
     matmul(
         ViewMut::full(&mut ws.probs, dims.n(), dims.v),
         View::full(&ws.af, dims.n(), dims.d),
@@ -58,7 +58,7 @@ pub fn forward(
 
 /// h₀ = tok[x] + pos[i].
 fn embed(
-    p: &ParamSet,
+    p: &ParamRefs<'_>,
     dims: &Dims,
     batch: &NativeBatch<'_>,
     h: &mut [f32],
@@ -103,7 +103,7 @@ fn fill_rows_any(x: &mut [f32], bias: &[f32]) {
 /// LayerNorm 1, q|k|v, every head's biased softmax and values, the projection and the
 /// residual: acts.hin → acts.hmid.
 fn attention_block(
-    lp: &LayerSet,
+    lp: &LayerRefs<'_>,
     dims: &Dims,
     eps: f32,
     batch: &NativeBatch<'_>,
@@ -113,12 +113,12 @@ fn attention_block(
 ) -> Result<(), NativeError> {
     let Dims { b, t, d, h, dh, .. } = *dims;
     let n = dims.n();
-    layer_norm_rows(&acts.hin, &lp.ln1_w, &lp.ln1_b, eps, d, &mut acts.a1);
-    fill_rows(&mut acts.qkv, &lp.qkv_b);
+    layer_norm_rows(&acts.hin, lp.ln1_w, lp.ln1_b, eps, d, &mut acts.a1);
+    fill_rows(&mut acts.qkv, lp.qkv_b);
     matmul(
         ViewMut::full(&mut acts.qkv, n, 3 * d),
         View::full(&acts.a1, n, d),
-        View::full(&lp.qkv_w, 3 * d, d).t(),
+        View::full(lp.qkv_w, 3 * d, d).t(),
         true,
     )?;
     let scale = 1.0 / (dh as f32).sqrt();
@@ -146,16 +146,16 @@ fn attention_block(
     matmul(
         ViewMut::full(&mut acts.hmid, n, d),
         View::full(&acts.y, n, d),
-        View::full(&lp.proj_w, d, d).t(),
+        View::full(lp.proj_w, d, d).t(),
         false,
     )?;
-    add_residual(&mut acts.hmid, &acts.hin, &lp.proj_b);
+    add_residual(&mut acts.hmid, &acts.hin, lp.proj_b);
     Ok(())
 }
 
 /// LayerNorm 2, the MLP and the residual: acts.hmid → out.
 fn mlp_block(
-    lp: &LayerSet,
+    lp: &LayerRefs<'_>,
     dims: &Dims,
     act: Activation,
     eps: f32,
@@ -163,12 +163,12 @@ fn mlp_block(
     out: &mut [f32],
 ) -> Result<(), NativeError> {
     let (n, d, f) = (dims.n(), dims.d, dims.f);
-    layer_norm_rows(&acts.hmid, &lp.ln2_w, &lp.ln2_b, eps, d, &mut acts.a2);
-    fill_rows(&mut acts.u, &lp.fc1_b);
+    layer_norm_rows(&acts.hmid, lp.ln2_w, lp.ln2_b, eps, d, &mut acts.a2);
+    fill_rows(&mut acts.u, lp.fc1_b);
     matmul(
         ViewMut::full(&mut acts.u, n, f),
         View::full(&acts.a2, n, d),
-        View::full(&lp.fc1_w, f, d).t(),
+        View::full(lp.fc1_w, f, d).t(),
         true,
     )?;
     match act {
@@ -183,10 +183,10 @@ fn mlp_block(
     matmul(
         ViewMut::full(out, n, d),
         View::full(&acts.g, n, f),
-        View::full(&lp.fc2_w, d, f).t(),
+        View::full(lp.fc2_w, d, f).t(),
         false,
     )?;
-    add_residual(out, &acts.hmid, &lp.fc2_b);
+    add_residual(out, &acts.hmid, lp.fc2_b);
     Ok(())
 }
 

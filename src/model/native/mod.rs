@@ -20,12 +20,14 @@
 mod backward;
 mod forward;
 pub mod gemm;
+mod infer;
 mod params;
 mod workspace;
 
 pub use backward::backward;
 pub use forward::forward;
-pub use params::{LayerSet, ParamSet};
+pub use infer::{infer, HostBias, Inferred};
+pub use params::{with_model_refs, LayerRefs, LayerSet, ParamRefs, ParamSet};
 pub use workspace::{Dims, Workspace};
 
 /// Errors of the native pass: a shape that does not fit, or input outside the model.

@@ -54,6 +54,55 @@ pub struct ParamSet {
     pub layers: Vec<LayerSet>,
 }
 
+/// One layer's weights borrowed in place (see [`ParamRefs`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LayerRefs<'a> {
+    /// LayerNorm 1 gain [d].
+    pub ln1_w: &'a [f32],
+    /// LayerNorm 1 bias [d].
+    pub ln1_b: &'a [f32],
+    /// q|k|v projection [3d, d].
+    pub qkv_w: &'a [f32],
+    /// q|k|v bias [3d].
+    pub qkv_b: &'a [f32],
+    /// Output projection [d, d].
+    pub proj_w: &'a [f32],
+    /// Its bias [d].
+    pub proj_b: &'a [f32],
+    /// LayerNorm 2 gain [d].
+    pub ln2_w: &'a [f32],
+    /// LayerNorm 2 bias [d].
+    pub ln2_b: &'a [f32],
+    /// MLP in [f, d].
+    pub fc1_w: &'a [f32],
+    /// MLP in bias [f].
+    pub fc1_b: &'a [f32],
+    /// MLP out [d, f].
+    pub fc2_w: &'a [f32],
+    /// MLP out bias [d].
+    pub fc2_b: &'a [f32],
+}
+
+/// The weights the native passes read, borrowed: from a [`ParamSet`] or, without a copy, from
+/// the model's own tensors ([`with_model_refs`]).
+#[derive(Clone, Debug, Default)]
+pub struct ParamRefs<'a> {
+    /// Token embeddings [V, d].
+    pub tok: &'a [f32],
+    /// Position embeddings [P, d].
+    pub pos: &'a [f32],
+    /// Final LayerNorm gain [d].
+    pub ln_f_w: &'a [f32],
+    /// Final LayerNorm bias [d].
+    pub ln_f_b: &'a [f32],
+    /// Output head [V, d]; empty when tied.
+    pub head_w: &'a [f32],
+    /// Output head bias [V].
+    pub head_b: &'a [f32],
+    /// Per layer.
+    pub layers: Vec<LayerRefs<'a>>,
+}
+
 impl LayerSet {
     fn fields_mut(&mut self) -> [(&'static str, &mut Vec<f32>); 12] {
         [
@@ -74,6 +123,36 @@ impl LayerSet {
 }
 
 impl ParamSet {
+    /// The vectors, borrowed.
+    pub fn as_refs(&self) -> ParamRefs<'_> {
+        ParamRefs {
+            tok: &self.tok,
+            pos: &self.pos,
+            ln_f_w: &self.ln_f_w,
+            ln_f_b: &self.ln_f_b,
+            head_w: &self.head_w,
+            head_b: &self.head_b,
+            layers: self
+                .layers
+                .iter()
+                .map(|l| LayerRefs {
+                    ln1_w: &l.ln1_w,
+                    ln1_b: &l.ln1_b,
+                    qkv_w: &l.qkv_w,
+                    qkv_b: &l.qkv_b,
+                    proj_w: &l.proj_w,
+                    proj_b: &l.proj_b,
+                    ln2_w: &l.ln2_w,
+                    ln2_b: &l.ln2_b,
+                    fc1_w: &l.fc1_w,
+                    fc1_b: &l.fc1_b,
+                    fc2_w: &l.fc2_w,
+                    fc2_b: &l.fc2_b,
+                })
+                .collect(),
+        }
+    }
+
     /// Every vector with its parameter name (as in [`crate::model::transformer::expected_shapes`]).
     pub fn named_mut(&mut self) -> Vec<(String, &mut Vec<f32>)> {
         let mut out: Vec<(String, &mut Vec<f32>)> = vec![
@@ -90,23 +169,6 @@ impl ParamSet {
             }
         }
         out
-    }
-
-    /// The model's current weights (a copy, about 1.7 MB for the tiny preset).
-    pub fn from_model(model: &LocalistModel) -> Result<Self, NativeError> {
-        let cfg = &model.config;
-        let mut set = Self {
-            layers: vec![LayerSet::default(); cfg.num_layers],
-            ..Self::default()
-        };
-        for (name, v) in set.named_mut() {
-            if name == "head.weight" && cfg.tied_head {
-                continue;
-            }
-            *v = model.params.get(&name)?.flatten_all()?.to_vec1::<f32>()?;
-        }
-        set.check(cfg)?;
-        Ok(set)
     }
 
     /// Zero gradients shaped like the parameters of `cfg`.
@@ -141,21 +203,6 @@ impl ParamSet {
         }
     }
 
-    /// Every vector has the length `cfg` implies.
-    pub fn check(&mut self, cfg: &ModelConfig) -> Result<(), NativeError> {
-        let mut want = Self::zeros(cfg);
-        for ((name, have), (_, need)) in self.named_mut().into_iter().zip(want.named_mut()) {
-            if have.len() != need.len() {
-                return Err(NativeError::Shape(format!(
-                    "'{name}' has {} values, the config needs {}",
-                    have.len(),
-                    need.len()
-                )));
-            }
-        }
-        Ok(())
-    }
-
     /// self += other, vector by vector (gradients of two shards).
     pub fn add(&mut self, other: &mut Self) {
         for ((_, a), (_, b)) in self.named_mut().into_iter().zip(other.named_mut()) {
@@ -164,4 +211,71 @@ impl ParamSet {
             }
         }
     }
+}
+
+/// Runs `f` on the model's weights read in place (no copy): each parameter's storage is held
+/// for reading while `f` runs, so nothing may update the weights meanwhile. Shapes are checked
+/// against the config first.
+pub fn with_model_refs<R>(
+    model: &LocalistModel,
+    f: impl FnOnce(&ParamRefs<'_>) -> Result<R, NativeError>,
+) -> Result<R, NativeError> {
+    let cfg = &model.config;
+    let mut names = ParamSet::zeros(cfg);
+    let wanted: Vec<(String, usize)> = names
+        .named_mut()
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(n, v)| (n, v.len()))
+        .collect();
+    let tensors: Vec<candle_core::Tensor> = wanted
+        .iter()
+        .map(|(n, _)| model.params.get(n))
+        .collect::<candle_core::Result<_>>()?;
+    let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
+    let mut slices: std::collections::HashMap<&str, &[f32]> = std::collections::HashMap::new();
+    for (((name, len), (storage, layout)), _) in wanted.iter().zip(&guards).zip(&tensors) {
+        let candle_core::Storage::Cpu(cpu) = &**storage else {
+            return Err(NativeError::Shape(
+                "the native pass reads CPU weights".into(),
+            ));
+        };
+        let data = crate::model::fused::slice(cpu, layout, "native weights")?;
+        if data.len() != *len {
+            return Err(NativeError::Shape(format!(
+                "'{name}' has {} values, the config needs {len}",
+                data.len()
+            )));
+        }
+        slices.insert(name.as_str(), data);
+    }
+    let get = |n: &str| slices.get(n).copied().unwrap_or(&[]);
+    let refs = ParamRefs {
+        tok: get("tok.weight"),
+        pos: get("pos.weight"),
+        ln_f_w: get("ln_f.weight"),
+        ln_f_b: get("ln_f.bias"),
+        head_w: get("head.weight"),
+        head_b: get("head.bias"),
+        layers: (0..cfg.num_layers)
+            .map(|l| {
+                let g = |n: &str| get(&format!("blocks.{l}.{n}"));
+                LayerRefs {
+                    ln1_w: g("ln1.weight"),
+                    ln1_b: g("ln1.bias"),
+                    qkv_w: g("qkv.weight"),
+                    qkv_b: g("qkv.bias"),
+                    proj_w: g("proj.weight"),
+                    proj_b: g("proj.bias"),
+                    ln2_w: g("ln2.weight"),
+                    ln2_b: g("ln2.bias"),
+                    fc1_w: g("fc1.weight"),
+                    fc1_b: g("fc1.bias"),
+                    fc2_w: g("fc2.weight"),
+                    fc2_b: g("fc2.bias"),
+                }
+            })
+            .collect(),
+    };
+    f(&refs)
 }

@@ -11,7 +11,9 @@ use rayon::prelude::*;
 
 use crate::model::blocks::SequenceMasks;
 use crate::model::dial::{causal_bias, layer_bias, DialSetting};
-use crate::model::native::{self, AttentionTerm, Dims, NativeBatch, ParamSet, Workspace};
+use crate::model::native::{
+    self, AttentionTerm, Dims, NativeBatch, ParamRefs, ParamSet, Workspace,
+};
 use crate::train::dataset::Window;
 use crate::train::group_lasso::PenaltyHost;
 use crate::train::trainer::shards::{pool, StepValues};
@@ -107,15 +109,18 @@ impl Trainer {
         batch: &[Window],
         lambda: f64,
     ) -> Result<(StepValues, Vec<(Workspace, ParamSet)>), TrainError> {
-        let params = ParamSet::from_model(&self.model)?;
         let shards = self.shard_count(batch.len());
         let size = batch.len().div_ceil(shards.max(1)).max(1);
         let n = batch.len() as f64;
-        let run = |part: &[Window]| self.native_shard(&params, part, lambda, part.len() as f64 / n);
-        let results: Vec<_> = match pool().filter(|_| shards > 1) {
-            Some(pool) => pool.install(|| batch.par_chunks(size).map(run).collect()),
-            None => batch.chunks(size).map(run).collect(),
-        };
+        // The weights are read in place; the guards end before the optimizer writes them.
+        let results: Vec<_> = native::with_model_refs(&self.model, |params| {
+            let run =
+                |part: &[Window]| self.native_shard(params, part, lambda, part.len() as f64 / n);
+            Ok(match pool().filter(|_| shards > 1) {
+                Some(pool) => pool.install(|| batch.par_chunks(size).map(run).collect()),
+                None => batch.chunks(size).map(run).collect(),
+            })
+        })?;
         let mut values = StepValues::default();
         let mut bufs = Vec::with_capacity(results.len());
         for r in results {
@@ -180,7 +185,7 @@ impl Trainer {
     /// One shard: forward, loss values scaled by `weight`, backward into its gradient set.
     fn native_shard(
         &self,
-        params: &ParamSet,
+        params: &ParamRefs<'_>,
         part: &[Window],
         lambda: f64,
         weight: f64,

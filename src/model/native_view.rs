@@ -1,0 +1,86 @@
+//! Our transformer's view forward (one sequence, the studio's captures, code lengths and
+//! generation) through the native pass ([`crate::model::native::infer`]) on the CPU, returned
+//! as the tensors [`crate::model::backend::AttentionModel`] promises. The tensors of each
+//! layer's bias are read once into host vectors.
+
+use candle_core::Tensor;
+
+use crate::model::attention::AttentionBias;
+use crate::model::native::{infer, with_model_refs, HostBias};
+use crate::model::transformer::{ForwardOutput, LocalistModel, ModelError};
+
+/// A bias tensor's values (f32).
+fn host(t: &Tensor) -> Result<Vec<f32>, ModelError> {
+    Ok(t.flatten_all()?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1::<f32>()?)
+}
+
+/// [`AttentionBias`] of one sequence of `t` positions as host data, or a shape error.
+fn host_bias(b: &AttentionBias, t: usize, heads: usize) -> Result<HostBias, ModelError> {
+    let additive = host(&b.additive)?;
+    let mixture = match &b.mixture {
+        Some((lam, local)) => Some((*lam as f32, host(local)?)),
+        None => None,
+    };
+    let extra = b.extra.as_ref().map(host).transpose()?;
+    let fits = additive.len() == t * t
+        && mixture.as_ref().is_none_or(|(_, l)| l.len() == t * t)
+        && extra.as_ref().is_none_or(|e| e.len() == heads * t * t);
+    if !fits {
+        return Err(ModelError::Input(format!(
+            "an attention bias does not fit one sequence of {t} tokens"
+        )));
+    }
+    Ok(HostBias {
+        additive,
+        tau: b.tau as f32,
+        mixture,
+        extra,
+    })
+}
+
+/// The forward of one sequence under one bias per layer, natively; logits when `logits`
+/// (else [1, T, 0]), scores when `keep_scores`.
+pub fn forward_native(
+    model: &LocalistModel,
+    ids: &[u32],
+    biases: &[AttentionBias],
+    keep_scores: bool,
+    logits: bool,
+) -> Result<ForwardOutput, ModelError> {
+    let cfg = &model.config;
+    let t = ids.len();
+    if t == 0 {
+        return Err(ModelError::Input(
+            "an empty sequence has no attention".into(),
+        ));
+    }
+    if t > cfg.max_seq_len {
+        return Err(ModelError::TooLong(t, cfg.max_seq_len));
+    }
+    let (h, dh, v) = (cfg.num_heads, cfg.head_dim(), cfg.vocab_size);
+    let host: Vec<HostBias> = biases
+        .iter()
+        .map(|b| host_bias(b, t, h))
+        .collect::<Result<_, _>>()?;
+    let out = with_model_refs(model, |p| infer(p, cfg, ids, &host, logits))
+        .map_err(|e| ModelError::Input(e.to_string()))?;
+    let dev = &model.device;
+    let per_layer = |data: Vec<Vec<f32>>, last: usize| -> Result<Vec<Tensor>, ModelError> {
+        data.into_iter()
+            .map(|x| Ok(Tensor::from_vec(x, (1, h, t, last), dev)?))
+            .collect()
+    };
+    let vocab = if logits { v } else { 0 };
+    Ok(ForwardOutput {
+        logits: Tensor::from_vec(out.logits, (1, t, vocab), dev)?,
+        attention: per_layer(out.attention, t)?,
+        scores: if keep_scores {
+            per_layer(out.scores, t)?
+        } else {
+            Vec::new()
+        },
+        queries: per_layer(out.queries, dh)?,
+    })
+}
