@@ -174,6 +174,8 @@ impl AttentionModel for LocalistModel {
         biases: &[AttentionBias],
         keep_scores: bool,
     ) -> Result<ForwardOutput, ModelError> {
+        // Views of our model keep its logits (its head is small), so `forward_attention` stays
+        // the trait's default: this.
         if self.device.is_cpu() && biases.len() == self.config.num_layers {
             return crate::model::native_view::forward_native(self, ids, biases, keep_scores, true);
         }
@@ -186,23 +188,5 @@ impl AttentionModel for LocalistModel {
                 keep_scores,
             },
         )
-    }
-
-    fn forward_attention(
-        &self,
-        ids: &[u32],
-        biases: &[AttentionBias],
-        keep_scores: bool,
-    ) -> Result<ForwardOutput, ModelError> {
-        if self.device.is_cpu() && biases.len() == self.config.num_layers {
-            return crate::model::native_view::forward_native(
-                self,
-                ids,
-                biases,
-                keep_scores,
-                false,
-            );
-        }
-        self.forward_biased(ids, biases, keep_scores)
     }
 }
