@@ -41,19 +41,45 @@ crate::model::fused::simd::simd_dispatch! {
 }
 
 crate::model::fused::simd::simd_dispatch! {
-    /// out = tanh-GELU(u) and slope = GELU′(u), element by element: a training forward keeps
-    /// the slope so its backward is one multiplication (no second tanh).
-    pub(crate) fn gelu_rows_with_slope => gelu_rows_with_slope_any(u: &[f32], out: &mut [f32], slope: &mut [f32])
+    /// out = tanh-GELU(u + bias) and slope = GELU′(u + bias), element by element (`bias` added
+    /// to every row): a training forward keeps the slope so its backward is one multiplication
+    /// (no second tanh), and adds the MLP's bias here instead of in a pass of its own.
+    pub(crate) fn gelu_bias_rows_with_slope => gelu_bias_rows_with_slope_any(
+        u: &[f32],
+        bias: &[f32],
+        out: &mut [f32],
+        slope: &mut [f32],
+    )
+}
+
+crate::model::fused::simd::simd_dispatch! {
+    /// out = tanh-GELU(u + bias), element by element (`bias` added to every row).
+    pub(crate) fn gelu_bias_rows => gelu_bias_rows_any(u: &[f32], bias: &[f32], out: &mut [f32])
 }
 
 #[inline(always)]
-fn gelu_rows_with_slope_any(u: &[f32], out: &mut [f32], slope: &mut [f32]) {
-    for ((o, s), &v) in out.iter_mut().zip(slope.iter_mut()).zip(u) {
-        let v2 = v * v;
-        let t = fast_tanh(SQRT_TWO_OVER_PI * v * (1.0 + COEF_A * v2));
-        *o = 0.5 * v * (1.0 + t);
-        *s = 0.5 * (1.0 + t)
-            + 0.5 * v * (1.0 - t * t) * SQRT_TWO_OVER_PI * (1.0 + 3.0 * COEF_A * v2);
+fn gelu_bias_rows_any(u: &[f32], bias: &[f32], out: &mut [f32]) {
+    let f = bias.len().max(1);
+    for (ur, or) in u.chunks(f).zip(out.chunks_mut(f)) {
+        for ((o, &x), b) in or.iter_mut().zip(ur).zip(bias) {
+            *o = gelu_value(x + b);
+        }
+    }
+}
+
+#[inline(always)]
+fn gelu_bias_rows_with_slope_any(u: &[f32], bias: &[f32], out: &mut [f32], slope: &mut [f32]) {
+    let f = bias.len().max(1);
+    let rows = u.chunks(f).zip(out.chunks_mut(f)).zip(slope.chunks_mut(f));
+    for ((ur, or), sr) in rows {
+        for (((o, s), &x), b) in or.iter_mut().zip(sr.iter_mut()).zip(ur).zip(bias) {
+            let v = x + b;
+            let v2 = v * v;
+            let t = fast_tanh(SQRT_TWO_OVER_PI * v * (1.0 + COEF_A * v2));
+            *o = 0.5 * v * (1.0 + t);
+            *s = 0.5 * (1.0 + t)
+                + 0.5 * v * (1.0 - t * t) * SQRT_TWO_OVER_PI * (1.0 + 3.0 * COEF_A * v2);
+        }
     }
 }
 

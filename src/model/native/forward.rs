@@ -6,7 +6,7 @@
 use crate::model::config::Activation;
 use crate::model::fused::attention::biased_softmax_rows;
 use crate::model::fused::layer_norm::layer_norm_rows;
-use crate::model::gelu::gelu_rows_with_slope;
+use crate::model::gelu::gelu_bias_rows_with_slope;
 use crate::model::native::gemm::{add_residual, matmul, View, ViewMut};
 use crate::model::native::params::{LayerRefs, ParamRefs};
 use crate::model::native::workspace::{Dims, LayerActs, Workspace};
@@ -38,7 +38,7 @@ pub fn forward(
             None => &mut ws.h_last,
         };
         attention_block(lp, &dims, eps, batch, acts, &mut ws.scores, &mut ws.z)?;
-        mlp_block(lp, &dims, act, eps, acts, out)?;
+        mlp_block(lp, &dims, act, eps, acts, &mut ws.du, out)?;
     }
     layer_norm_rows(&ws.h_last, p.ln_f_w, p.ln_f_b, eps, dims.d, &mut ws.af);
     let head = if p.head_w.is_empty() {
@@ -46,14 +46,13 @@ pub fn forward(
     } else {
         &p.head_w
     };
-    fill_rows(&mut ws.probs, p.head_b);
     matmul(
         ViewMut::full(&mut ws.probs, dims.n(), dims.v),
         View::full(&ws.af, dims.n(), dims.d),
         View::full(head, dims.v, dims.d).t(),
-        true,
+        false,
     )?;
-    cross_entropy(&mut ws.probs, batch.targets, dims.v)
+    cross_entropy(&mut ws.probs, p.head_b, batch.targets)
 }
 
 /// h₀ = tok[x] + pos[i].
@@ -86,9 +85,9 @@ crate::model::fused::simd::simd_dispatch! {
 }
 
 crate::model::fused::simd::simd_dispatch! {
-    /// Mean cross-entropy of logit rows against `targets` (None: a target outside the
-    /// vocabulary); each row becomes its softmax.
-    fn cross_entropy_rows => cross_entropy_any(logits: &mut [f32], targets: &[u32], v: usize) -> Option<f64>
+    /// Mean cross-entropy of logit rows (the head's bias added first) against `targets`
+    /// (None: a target outside the vocabulary); each row becomes its softmax.
+    fn cross_entropy_rows => cross_entropy_any(logits: &mut [f32], bias: &[f32], targets: &[u32]) -> Option<f64>
 }
 
 #[inline(always)]
@@ -160,23 +159,38 @@ fn mlp_block(
     act: Activation,
     eps: f32,
     acts: &mut LayerActs,
+    u: &mut [f32],
     out: &mut [f32],
 ) -> Result<(), NativeError> {
     let (n, d, f) = (dims.n(), dims.d, dims.f);
     layer_norm_rows(&acts.hmid, lp.ln2_w, lp.ln2_b, eps, d, &mut acts.a2);
-    fill_rows(&mut acts.u, lp.fc1_b);
+    // u = a2·W1ᵀ, its bias added by the activation's pass (the backward reads only the slope).
     matmul(
-        ViewMut::full(&mut acts.u, n, f),
+        ViewMut::full(u, n, f),
         View::full(&acts.a2, n, d),
         View::full(lp.fc1_w, f, d).t(),
-        true,
+        false,
     )?;
     match act {
-        Activation::GeluTanh => gelu_rows_with_slope(&acts.u, &mut acts.g, &mut acts.slope),
+        Activation::GeluTanh => {
+            gelu_bias_rows_with_slope(u, lp.fc1_b, &mut acts.g, &mut acts.slope)
+        }
         Activation::Relu => {
-            for ((g, s), u) in acts.g.iter_mut().zip(acts.slope.iter_mut()).zip(&acts.u) {
-                *g = u.max(0.0);
-                *s = f32::from(u8::from(*u > 0.0));
+            let rows = u
+                .chunks(f)
+                .zip(acts.g.chunks_mut(f))
+                .zip(acts.slope.chunks_mut(f));
+            for ((ur, gr), sr) in rows {
+                for (((g, s), x), b) in gr
+                    .iter_mut()
+                    .zip(sr.iter_mut())
+                    .zip(ur.iter())
+                    .zip(lp.fc1_b)
+                {
+                    let v = x + b;
+                    *g = v.max(0.0);
+                    *s = f32::from(u8::from(v > 0.0));
+                }
             }
         }
     }
@@ -191,8 +205,9 @@ fn mlp_block(
 }
 
 /// [`cross_entropy_rows`], with an error naming a target outside the vocabulary.
-fn cross_entropy(logits: &mut [f32], targets: &[u32], v: usize) -> Result<f64, NativeError> {
-    cross_entropy_rows(logits, targets, v).ok_or_else(|| {
+fn cross_entropy(logits: &mut [f32], bias: &[f32], targets: &[u32]) -> Result<f64, NativeError> {
+    let v = bias.len();
+    cross_entropy_rows(logits, bias, targets).ok_or_else(|| {
         let bad = targets
             .iter()
             .find(|&&y| y as usize >= v)
@@ -203,10 +218,14 @@ fn cross_entropy(logits: &mut [f32], targets: &[u32], v: usize) -> Result<f64, N
 }
 
 #[inline(always)]
-fn cross_entropy_any(logits: &mut [f32], targets: &[u32], v: usize) -> Option<f64> {
+fn cross_entropy_any(logits: &mut [f32], bias: &[f32], targets: &[u32]) -> Option<f64> {
+    let v = bias.len();
     let mut total = 0f64;
     let rows = logits.len() / v.max(1);
     for (row, &y) in logits.chunks_mut(v.max(1)).zip(targets) {
+        for (x, b) in row.iter_mut().zip(bias) {
+            *x += b;
+        }
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let picked = *row.get(y as usize)?;
         let mut sum = 0f32;

@@ -7,7 +7,7 @@
 use crate::model::config::Activation;
 use crate::model::fused::attention::biased_softmax_rows;
 use crate::model::fused::layer_norm::layer_norm_rows;
-use crate::model::gelu::gelu_rows;
+use crate::model::gelu::gelu_bias_rows;
 use crate::model::native::forward::fill_rows;
 use crate::model::native::gemm::{add_residual, matmul, View, ViewMut};
 use crate::model::native::params::{LayerRefs, ParamRefs};
@@ -249,16 +249,21 @@ fn mlp_layer(
 ) -> Result<(), NativeError> {
     let Shape { t, d, f, .. } = *sh;
     layer_norm_rows(x, lp.ln2_w, lp.ln2_b, eps, d, &mut b.a);
-    fill_rows(&mut b.u, lp.fc1_b);
     matmul(
         ViewMut::full(&mut b.u, t, f),
         View::full(&b.a, t, d),
         View::full(lp.fc1_w, f, d).t(),
-        true,
+        false,
     )?;
     match act {
-        Activation::GeluTanh => gelu_rows(&b.u, &mut b.g),
-        Activation::Relu => b.g.iter_mut().zip(&b.u).for_each(|(g, u)| *g = u.max(0.0)),
+        Activation::GeluTanh => gelu_bias_rows(&b.u, lp.fc1_b, &mut b.g),
+        Activation::Relu => {
+            for (ur, gr) in b.u.chunks(f).zip(b.g.chunks_mut(f)) {
+                for ((g, x), bias) in gr.iter_mut().zip(ur).zip(lp.fc1_b) {
+                    *g = (x + bias).max(0.0);
+                }
+            }
+        }
     }
     matmul(
         ViewMut::full(&mut b.o, t, d),

@@ -62,8 +62,6 @@ pub struct LayerActs {
     pub hmid: Vec<f32>,
     /// LayerNorm 2 output [N, d].
     pub a2: Vec<f32>,
-    /// MLP pre-activation [N, f].
-    pub u: Vec<f32>,
     /// MLP activation [N, f].
     pub g: Vec<f32>,
     /// The activation's slope at u [N, f] (the backward multiplies by it).
@@ -95,7 +93,8 @@ pub struct Workspace {
     pub dy: Vec<f32>,
     /// Gradient of q|k|v [N, 3d].
     pub dqkv: Vec<f32>,
-    /// Gradient of the MLP activation, then pre-activation [N, f].
+    /// The MLP's pre-activation in the forward (scratch: the backward reads the slope), then the
+    /// gradient of the MLP activation and pre-activation [N, f].
     pub du: Vec<f32>,
     /// Gradient of one layer's attention weights [B, H, T, T].
     pub datt: Vec<f32>,
@@ -116,7 +115,6 @@ impl Workspace {
             y: vec![0.0; n * d],
             hmid: vec![0.0; n * d],
             a2: vec![0.0; n * d],
-            u: vec![0.0; n * f],
             g: vec![0.0; n * f],
             slope: vec![0.0; n * f],
         };
