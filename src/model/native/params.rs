@@ -203,6 +203,20 @@ impl ParamSet {
         }
     }
 
+    /// Whether the vectors have the lengths `cfg` implies (a kept gradient set still fits).
+    pub fn fits(&self, cfg: &ModelConfig) -> bool {
+        let (d, v, f) = (cfg.d_model, cfg.vocab_size, cfg.mlp_ratio * cfg.d_model);
+        let head = if cfg.tied_head { 0 } else { v * d };
+        self.tok.len() == v * d
+            && self.pos.len() == cfg.max_seq_len * d
+            && self.head_w.len() == head
+            && self.head_b.len() == v
+            && self.layers.len() == cfg.num_layers
+            && self.layers.iter().all(|l| {
+                l.qkv_w.len() == 3 * d * d && l.fc1_w.len() == f * d && l.fc2_w.len() == d * f
+            })
+    }
+
     /// self += other, vector by vector (gradients of two shards).
     pub fn add(&mut self, other: &mut Self) {
         for ((_, a), (_, b)) in self.named_mut().into_iter().zip(other.named_mut()) {

@@ -29,7 +29,9 @@ impl NativeBuffers {
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match kept.iter().position(|(ws, _)| ws.dims == dims) {
+        let cfg = &trainer.model.config;
+        let fits = |(ws, g): &(Workspace, ParamSet)| ws.dims == dims && g.fits(cfg);
+        match kept.iter().position(fits) {
             Some(i) => kept.swap_remove(i),
             None => (Workspace::new(dims), ParamSet::zeros(&trainer.model.config)),
         }
@@ -41,7 +43,7 @@ impl NativeBuffers {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         kept.extend(bufs);
-        kept.truncate(8);
+        kept.truncate(64);
     }
 }
 
