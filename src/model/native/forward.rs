@@ -27,7 +27,7 @@ pub fn forward(
         Some(l) => &mut l.hin,
         None => &mut ws.h_last,
     };
-    embed(p, &dims, batch, first)?;
+    embed(p, dims.d, dims.t, batch.ids, first)?;
     for l in 0..dims.layers {
         let (cur, rest) = ws.layers.split_at_mut(l + 1);
         let (Some(acts), Some(lp)) = (cur.last_mut(), p.layers.get(l)) else {
@@ -55,21 +55,21 @@ pub fn forward(
     cross_entropy(&mut ws.probs, p.head_b, batch.targets)
 }
 
-/// h₀ = tok[x] + pos[i].
-fn embed(
+/// h₀ = tok[x] + pos[i mod T] for rows of sequences of `t` positions.
+pub(crate) fn embed(
     p: &ParamRefs<'_>,
-    dims: &Dims,
-    batch: &NativeBatch<'_>,
+    d: usize,
+    t: usize,
+    ids: &[u32],
     h: &mut [f32],
 ) -> Result<(), NativeError> {
-    let d = dims.d;
-    for (r, (row, &id)) in h.chunks_mut(d).zip(batch.ids).enumerate() {
+    for (r, (row, &id)) in h.chunks_mut(d).zip(ids).enumerate() {
         let tok = p.tok.get(id as usize * d..(id as usize + 1) * d);
-        let pos = p.pos.get((r % dims.t) * d..(r % dims.t + 1) * d);
+        let pos = p.pos.get((r % t) * d..(r % t + 1) * d);
         let (Some(tok), Some(pos)) = (tok, pos) else {
             return Err(NativeError::Input(format!(
                 "token id {id} is outside the vocabulary of {}",
-                dims.v
+                p.tok.len() / d.max(1)
             )));
         };
         for ((o, a), b) in row.iter_mut().zip(tok).zip(pos) {

@@ -8,7 +8,7 @@ use crate::model::config::Activation;
 use crate::model::fused::attention::biased_softmax_rows;
 use crate::model::fused::layer_norm::layer_norm_rows;
 use crate::model::gelu::gelu_bias_rows;
-use crate::model::native::forward::fill_rows;
+use crate::model::native::forward::{embed, fill_rows};
 use crate::model::native::gemm::{add_residual, matmul, View, ViewMut};
 use crate::model::native::params::{LayerRefs, ParamRefs};
 use crate::model::native::NativeError;
@@ -78,19 +78,7 @@ pub fn infer(
     }
     let eps = cfg.layer_norm_eps as f32;
     let mut x = vec![0f32; t * sh.d];
-    for (r, (row, &id)) in x.chunks_mut(sh.d).zip(ids).enumerate() {
-        let tok = p.tok.get(id as usize * sh.d..(id as usize + 1) * sh.d);
-        let pos = p.pos.get(r * sh.d..(r + 1) * sh.d);
-        let (Some(tok), Some(pos)) = (tok, pos) else {
-            return Err(NativeError::Input(format!(
-                "token id {id} is outside the vocabulary of {}",
-                sh.v
-            )));
-        };
-        for ((o, a), b) in row.iter_mut().zip(tok).zip(pos) {
-            *o = a + b;
-        }
-    }
+    embed(p, sh.d, t, ids, &mut x)?;
     let mut out = Inferred::default();
     let mut buf = Buffers::new(&sh);
     for (lp, bias) in p.layers.iter().zip(biases) {
