@@ -57,13 +57,14 @@ fn compare(label: &str, cfg: &ModelConfig, config: TrainConfig, isolate: bool) {
     );
     let batch = t.next_batch();
     let g = t.native_gradients(&batch, lambda).unwrap();
-    let (total, ce, penalty, native) = (g.total, g.ce, g.penalty, g.grads);
+    let (total, ce, penalty, anchor, native) = (g.total, g.ce, g.penalty, g.anchor, g.grads);
     let terms = t.batch_terms(&batch, lambda).unwrap();
     let scalar = |x: &candle_core::Tensor| f64::from(x.to_scalar::<f32>().unwrap());
     for (what, a, b) in [
         ("total", total, scalar(&terms.total)),
         ("ce", ce, scalar(&terms.ce)),
         ("penalty", penalty, scalar(&terms.penalty)),
+        ("anchor", anchor, scalar(&terms.anchor)),
     ] {
         assert!(
             (a - b).abs() <= 2e-5 * b.abs().max(1.0),
@@ -76,7 +77,7 @@ fn compare(label: &str, cfg: &ModelConfig, config: TrainConfig, isolate: bool) {
     let grads = terms.total.backward().unwrap();
     let mut seen: HashMap<String, bool> = HashMap::new();
     for (name, var) in t.model.params.iter() {
-        if name.starts_with("anchors.") {
+        if name.starts_with("anchors.") && t.config.mu_anchor <= 0.0 {
             continue;
         }
         let want = grads
@@ -112,6 +113,15 @@ fn compare(label: &str, cfg: &ModelConfig, config: TrainConfig, isolate: bool) {
 fn native_gradients_match_autograd() {
     let tiny = ModelConfig::preset("tiny", V).unwrap();
     compare("tiny, penalty at λ 1", &tiny, base_config(), false);
+    compare(
+        "tiny, penalty and anchor loss",
+        &tiny,
+        TrainConfig {
+            mu_anchor: 0.1,
+            ..base_config()
+        },
+        false,
+    );
     compare(
         "tiny, no penalty",
         &tiny,
@@ -187,20 +197,27 @@ fn a_native_run_follows_the_autograd_run() {
 }
 
 #[test]
-fn the_anchor_loss_and_rules_keep_the_autograd_path() {
+fn the_anchor_loss_trains_natively_and_autograd_can_be_forced() {
     let tiny = ModelConfig::preset("tiny", V).unwrap();
-    let t = trainer(
-        &tiny,
-        TrainConfig {
-            mu_anchor: 0.1,
-            ..base_config()
-        },
-        false,
-    );
-    assert!(
-        !t.native_applies(),
-        "the anchor loss is not in the native pass"
-    );
+    let config = TrainConfig {
+        mu_anchor: 0.1,
+        ..base_config()
+    };
+    let mut a = trainer(&tiny, config.clone(), false);
+    let mut b = trainer(&tiny, config, false);
+    b.native = false;
+    assert!(a.native_applies() && !b.native_applies());
+    for step in 0..3 {
+        let (x, y) = (a.train_step().unwrap(), b.train_step().unwrap());
+        assert!(x.anchor_nats > 0.0);
+        let d = (x.anchor_nats - y.anchor_nats).abs();
+        assert!(
+            d <= 1e-4 * y.anchor_nats.max(1.0),
+            "step {step}: anchor {} native, {} autograd",
+            x.anchor_nats,
+            y.anchor_nats
+        );
+    }
 }
 
 #[test]

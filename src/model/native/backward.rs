@@ -196,6 +196,9 @@ fn attention_backward(
             head_backward(dims, acts, bi, hh, factor, with_term, s)?;
         }
     }
+    if let Some(term) = term {
+        term.add_query_grad(layer, s.dqkv);
+    }
     column_sums(s.dqkv, 3 * d, &mut lg.qkv_b);
     matmul(
         ViewMut::full(&mut lg.qkv_w, 3 * d, d),

@@ -13,9 +13,9 @@
 //!
 //! What it covers: our transformer (any size, GELU or ReLU, tied or untied head) under one
 //! additive attention bias per sequence and a temperature (the causal mask, or the mode-A dial
-//! during training), cross-entropy, and any attention term through [`AttentionTerm`] (the
-//! off-block group lasso). Anything else (anchor loss, rule penalty, mode B, another device)
-//! stays on the candle path.
+//! during training), cross-entropy, and terms on the attention weights or the queries through
+//! [`AttentionTerm`] (the off-block group lasso, the anchor loss). Anything else (the rule
+//! penalty, another device) stays on the candle path.
 
 mod backward;
 mod forward;
@@ -84,4 +84,8 @@ pub trait AttentionTerm: Sync {
     /// Adds ∂term/∂att to `out` for layer `layer`'s attention `att` with `heads` heads (the
     /// caller has measured the term's value on the same attention).
     fn add_grad(&self, layer: usize, att: &[f32], heads: usize, out: &mut [f32]);
+
+    /// Adds ∂term/∂q to the query columns of `dqkv` [N, 3d] for layer `layer` (a term on the
+    /// queries, such as the anchor loss); none by default.
+    fn add_query_grad(&self, _layer: usize, _dqkv: &mut [f32]) {}
 }

@@ -52,6 +52,8 @@ pub struct ParamSet {
     pub head_b: Vec<f32>,
     /// Per layer.
     pub layers: Vec<LayerSet>,
+    /// Per layer, the anchor keys' gradient [H, K, d_h] (empty when the anchor loss is off).
+    pub anchors: Vec<Vec<f32>>,
 }
 
 /// One layer's weights borrowed in place (see [`ParamRefs`]).
@@ -168,6 +170,9 @@ impl ParamSet {
                 out.push((format!("blocks.{l}.{name}"), v));
             }
         }
+        for (l, v) in self.anchors.iter_mut().enumerate() {
+            out.push((crate::model::transformer::anchor_name(l), v));
+        }
         out
     }
 
@@ -200,6 +205,7 @@ impl ParamSet {
             },
             head_b: vec![0.0; v],
             layers: vec![layer; cfg.num_layers],
+            anchors: Vec::new(),
         }
     }
 

@@ -12,6 +12,7 @@
 mod config;
 mod loss;
 mod native;
+mod native_terms;
 mod shards;
 mod snapshot;
 

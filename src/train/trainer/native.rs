@@ -1,6 +1,6 @@
 //! A training step through the native pass ([`crate::model::native`]) when it covers the
-//! step's loss: cross-entropy plus the off-block group lasso, under the causal mask or the
-//! mode-A dial, on the CPU. The batch is cut into the same shards as the candle path
+//! step's loss: cross-entropy plus the off-block group lasso and the anchor loss
+//! ([`super::native_terms`]), under the causal mask or the mode-A dial, on the CPU. The batch is cut into the same shards as the candle path
 //! ([`super::shards`]); each shard runs on buffers kept from step to step, and the shards'
 //! gradients are summed.
 
@@ -14,8 +14,10 @@ use crate::model::dial::{causal_bias, layer_bias, DialSetting};
 use crate::model::native::{
     self, AttentionTerm, Dims, NativeBatch, ParamRefs, ParamSet, Workspace,
 };
+use crate::model::transformer::anchor_name;
 use crate::train::dataset::Window;
 use crate::train::group_lasso::PenaltyHost;
+use crate::train::trainer::native_terms::{Anchors, Penalty, Terms};
 use crate::train::trainer::shards::{pool, StepValues};
 use crate::train::trainer::{TrainError, Trainer};
 
@@ -56,51 +58,19 @@ pub struct NativeGradients {
     pub ce: f64,
     /// Mean Ω over layers (as [`super::StepStats::penalty`]).
     pub penalty: f64,
+    /// Anchor loss (nats, mean over layers).
+    pub anchor: f64,
     /// Gradient of `total` by parameter name (the anchor keys have none).
     pub grads: HashMap<String, Vec<f32>>,
 }
 
-/// The off-block group lasso as an attention term: factor·Ω summed over (b, h, i).
-struct Penalty {
-    host: PenaltyHost,
-    eps: f32,
-    /// d loss / d Σ Ω: the shard's weight · η·λ / (L · B·H·T).
-    factor: f64,
-    /// Per layer, the gradient's scales kept by [`Penalty::measure`].
-    scales: Vec<Vec<f32>>,
-}
-
-impl Penalty {
-    /// factor·Σ Ω of every layer's attention, keeping what the gradient needs.
-    fn measure(&mut self, ws: &Workspace, heads: usize) -> f64 {
-        let mut total = 0.0;
-        self.scales.resize_with(ws.layers.len(), Vec::new);
-        for (acts, scales) in ws.layers.iter().zip(self.scales.iter_mut()) {
-            scales.resize(acts.att.len() / self.host.t.max(1) * self.host.k, 0.0);
-            total += self
-                .host
-                .omega_sum_with_scales(&acts.att, heads, self.eps, scales);
-        }
-        self.factor * total
-    }
-}
-
-impl AttentionTerm for Penalty {
-    fn add_grad(&self, layer: usize, att: &[f32], heads: usize, out: &mut [f32]) {
-        if let Some(scales) = self.scales.get(layer) {
-            self.host
-                .add_grad_from_scales(att, heads, scales, self.factor as f32, out);
-        }
-    }
-}
-
 impl Trainer {
-    /// Whether a step's loss is one the native pass computes: on the CPU, without the anchor
-    /// loss or the rule penalty, and with a forward dial of mode A (or none).
+    /// Whether a step's loss is one the native pass computes: on the CPU and without the rule
+    /// penalty (the training dial is always mode A).
     pub fn native_applies(&self) -> bool {
         let c = &self.config;
         let rule_term = c.mu_rule > 0.0 && !self.rules.is_empty();
-        self.native && self.model.device.is_cpu() && c.mu_anchor <= 0.0 && !rule_term
+        self.native && self.model.device.is_cpu() && !rule_term
     }
 
     /// The step's loss terms and gradients through the native pass, over the same shards as
@@ -161,6 +131,7 @@ impl Trainer {
             total: values.total,
             ce: values.ce,
             penalty: values.penalty,
+            anchor: values.anchor,
             grads,
         })
     }
@@ -207,7 +178,8 @@ impl Trainer {
         };
         let c = &self.config;
         let layers = cfg.num_layers.max(1) as f64;
-        let mut penalty = (lambda > 0.0 && c.eta > 0.0).then(|| Penalty {
+        let rows = (b * cfg.num_heads * t).max(1) as f64;
+        let penalty = (lambda > 0.0 && c.eta > 0.0).then(|| Penalty {
             host: PenaltyHost::new(
                 &masks,
                 self.blocks.num_blocks(),
@@ -215,24 +187,36 @@ impl Trainer {
                 c.exempt_always_visible,
             ),
             eps: c.penalty_eps as f32,
-            factor: weight * c.eta * lambda / (layers * (b * cfg.num_heads * t).max(1) as f64),
+            factor: weight * c.eta * lambda / (layers * rows),
             scales: Vec::new(),
         });
+        let anchors = if c.mu_anchor > 0.0 {
+            Some(self.native_anchors(&masks, weight * c.mu_anchor / (layers * rows))?)
+        } else {
+            None
+        };
+        let mut terms = Terms { penalty, anchors };
         let (mut ws, mut grads) = self.native_buffers.take(dims, self);
         let eps = cfg.layer_norm_eps as f32;
         let ce = native::forward(params, cfg.activation, eps, &mut ws, &batch)?;
         let mut values = StepValues {
             ce: ce * weight,
+            total: ce * weight,
             ..StepValues::default()
         };
-        if let Some(p) = &mut penalty {
+        if let Some(p) = &mut terms.penalty {
             let term = p.measure(&ws, cfg.num_heads);
             values.penalty = term / (c.eta * lambda);
-            values.total = values.ce + term;
-        } else {
-            values.total = values.ce;
+            values.total += term;
         }
-        let term = penalty.as_ref().map(|p| p as &dyn AttentionTerm);
+        grads.anchors.clear();
+        if let Some(a) = &mut terms.anchors {
+            let term = a.measure(&ws, &mut grads.anchors);
+            values.anchor = term / c.mu_anchor;
+            values.total += term;
+        }
+        let on = terms.penalty.is_some() || terms.anchors.is_some();
+        let term = on.then_some(&terms as &dyn AttentionTerm);
         native::backward(
             params,
             eps,
@@ -243,6 +227,41 @@ impl Trainer {
             &mut grads,
         )?;
         Ok((values, (ws, grads)))
+    }
+
+    /// The anchor loss of a shard: each layer's keys, each query's relevant block, `factor`.
+    fn native_anchors(&self, masks: &[SequenceMasks], factor: f64) -> Result<Anchors, TrainError> {
+        let cfg = &self.model.config;
+        let k = self.blocks.num_blocks().max(1);
+        let keys = (0..cfg.num_layers)
+            .map(|l| {
+                Ok(self
+                    .model
+                    .params
+                    .get(&anchor_name(l))?
+                    .flatten_all()?
+                    .to_vec1::<f32>()?)
+            })
+            .collect::<Result<Vec<_>, TrainError>>()?;
+        let (h, dh) = (cfg.num_heads, cfg.head_dim());
+        if keys.iter().any(|v| v.len() != h * k * dh) {
+            return Err(TrainError::Invalid(format!(
+                "anchor keys do not fit {h} heads × {k} blocks × {dh}"
+            )));
+        }
+        let relevant = masks
+            .iter()
+            .flat_map(|m| {
+                (0..m.len()).map(move |i| m.relevant_blocks.get(i).copied().unwrap_or(0).min(k - 1))
+            })
+            .collect();
+        Ok(Anchors {
+            keys,
+            relevant,
+            factor,
+            dims: (h, k, dh, cfg.d_model, self.config.seq_len),
+            g: std::sync::Mutex::new(Vec::new()),
+        })
     }
 
     /// The attention bias of every sequence [B, T, T] and the temperature: the mode-A dial at
