@@ -177,7 +177,7 @@ impl AttentionModel for LocalistModel {
         // Views of our model keep its logits (its head is small), so `forward_attention` stays
         // the trait's default: this.
         if self.device.is_cpu() && biases.len() == self.config.num_layers {
-            return crate::model::native_view::forward_native(self, ids, biases, keep_scores, true);
+            return crate::model::native_view::forward_native(self, ids, biases, keep_scores);
         }
         let input = Tensor::from_vec(ids.to_vec(), (1, ids.len()), &self.device)?;
         self.forward(

@@ -40,14 +40,13 @@ fn host_bias(b: &AttentionBias, t: usize, heads: usize) -> Result<HostBias, Mode
     })
 }
 
-/// The forward of one sequence under one bias per layer, natively; logits when `logits`
-/// (else [1, T, 0]), scores when `keep_scores`.
+/// The forward of one sequence under one bias per layer, natively: logits, attention,
+/// queries, and scores when `keep_scores`.
 pub fn forward_native(
     model: &LocalistModel,
     ids: &[u32],
     biases: &[AttentionBias],
     keep_scores: bool,
-    logits: bool,
 ) -> Result<ForwardOutput, ModelError> {
     let cfg = &model.config;
     let t = ids.len();
@@ -64,7 +63,7 @@ pub fn forward_native(
         .iter()
         .map(|b| host_bias(b, t, h))
         .collect::<Result<_, _>>()?;
-    let out = with_model_refs(model, |p| infer(p, cfg, ids, &host, logits))
+    let out = with_model_refs(model, |p| infer(p, cfg, ids, &host, true))
         .map_err(|e| ModelError::Input(e.to_string()))?;
     let dev = &model.device;
     let per_layer = |data: Vec<Vec<f32>>, last: usize| -> Result<Vec<Tensor>, ModelError> {
@@ -72,9 +71,8 @@ pub fn forward_native(
             .map(|x| Ok(Tensor::from_vec(x, (1, h, t, last), dev)?))
             .collect()
     };
-    let vocab = if logits { v } else { 0 };
     Ok(ForwardOutput {
-        logits: Tensor::from_vec(out.logits, (1, t, vocab), dev)?,
+        logits: Tensor::from_vec(out.logits, (1, t, v), dev)?,
         attention: per_layer(out.attention, t)?,
         scores: if keep_scores {
             per_layer(out.scores, t)?

@@ -259,7 +259,7 @@ impl Trainer {
             keys,
             relevant,
             factor,
-            dims: (h, k, dh, cfg.d_model, self.config.seq_len),
+            dims: (h, k, dh, cfg.d_model),
             g: std::sync::Mutex::new(Vec::new()),
         })
     }

@@ -41,8 +41,8 @@ pub(super) struct Anchors {
     pub(super) relevant: Vec<usize>,
     /// d loss / d Σ: the shard's weight · μ_anc / (L · B·H·T).
     pub(super) factor: f64,
-    /// Heads H, blocks K, head width d_h, model width d, positions T.
-    pub(super) dims: (usize, usize, usize, usize, usize),
+    /// Heads H, blocks K, head width d_h, model width d.
+    pub(super) dims: (usize, usize, usize, usize),
     /// Per layer, factor·(softmax − onehot) [B·T·H·K], kept for the queries' gradient.
     pub(super) g: Mutex<Vec<Vec<f32>>>,
 }
@@ -51,7 +51,7 @@ impl Anchors {
     /// factor·Σ of every layer's loss; the keys' gradient goes into `key_grads` (one [H,K,d_h]
     /// vector per layer, overwritten) and the queries' is kept for the backward pass.
     pub(super) fn measure(&mut self, ws: &Workspace, key_grads: &mut Vec<Vec<f32>>) -> f64 {
-        let (h, k, dh, d, _) = self.dims;
+        let (h, k, dh, d) = self.dims;
         let scale = 1.0 / (dh as f32).sqrt();
         let mut total = 0.0;
         let mut all_g = Vec::with_capacity(ws.layers.len());
@@ -116,7 +116,7 @@ impl AttentionTerm for Terms {
 
     fn add_query_grad(&self, layer: usize, dqkv: &mut [f32]) {
         let Some(a) = &self.anchors else { return };
-        let (h, k, dh, d, _) = a.dims;
+        let (h, k, dh, d) = a.dims;
         let scale = 1.0 / (dh as f32).sqrt();
         let all =
             a.g.lock()
