@@ -52,21 +52,6 @@ crate::model::fused::simd::simd_dispatch! {
     )
 }
 
-crate::model::fused::simd::simd_dispatch! {
-    /// out = tanh-GELU(u + bias), element by element (`bias` added to every row).
-    pub(crate) fn gelu_bias_rows => gelu_bias_rows_any(u: &[f32], bias: &[f32], out: &mut [f32])
-}
-
-#[inline(always)]
-fn gelu_bias_rows_any(u: &[f32], bias: &[f32], out: &mut [f32]) {
-    let f = bias.len().max(1);
-    for (ur, or) in u.chunks(f).zip(out.chunks_mut(f)) {
-        for ((o, &x), b) in or.iter_mut().zip(ur).zip(bias) {
-            *o = gelu_value(x + b);
-        }
-    }
-}
-
 #[inline(always)]
 fn gelu_bias_rows_with_slope_any(u: &[f32], bias: &[f32], out: &mut [f32], slope: &mut [f32]) {
     let f = bias.len().max(1);

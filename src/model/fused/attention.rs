@@ -145,8 +145,15 @@ fn biased_softmax_rows_any(
     out: &mut [f32],
 ) {
     for ((row, brow), o) in s.chunks(n).zip(bias.chunks(n)).zip(out.chunks_mut(n)) {
-        for ((zi, v), bv) in z.iter_mut().zip(row).zip(brow) {
-            *zi = (v * scale + bv) / tau;
+        if tau == 1.0 {
+            // x / 1 is x: the same numbers without a division per score.
+            for ((zi, v), bv) in z.iter_mut().zip(row).zip(brow) {
+                *zi = v * scale + bv;
+            }
+        } else {
+            for ((zi, v), bv) in z.iter_mut().zip(row).zip(brow) {
+                *zi = (v * scale + bv) / tau;
+            }
         }
         let max = max_lanes(z);
         if max == f32::NEG_INFINITY {
@@ -175,7 +182,7 @@ fn max_lanes(x: &[f32]) -> f32 {
         .remainder()
         .iter()
         .fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-    lanes.iter().fold(tail, |m, v| m.max(*v))
+    crate::model::fused::simd::tree_max(lanes).max(tail)
 }
 
 #[inline(always)]

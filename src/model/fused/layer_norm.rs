@@ -134,7 +134,7 @@ fn moments_lanes(row: &[f32], eps: f32) -> (f32, f32) {
         .iter()
         .map(|v| (v - mean) * (v - mean))
         .sum();
-    let var = (lanes.iter().sum::<f32>() + tail) / n;
+    let var = (crate::model::fused::simd::tree_sum(lanes) + tail) / n;
     (mean, 1.0 / (var + eps).sqrt())
 }
 

@@ -79,7 +79,30 @@ pub fn sum_lanes(x: &[f32]) -> f32 {
         }
     }
     let tail: f32 = chunks.remainder().iter().sum();
-    lanes.iter().sum::<f32>() + tail
+    tree_sum(lanes) + tail
+}
+
+/// The 16 partial sums added pairwise, halves first (a few vector adds instead of sixteen
+/// dependent scalar ones: a 64-key softmax row spent as long here as on its exps).
+#[inline(always)]
+pub fn tree_sum(mut lanes: [f32; 16]) -> f32 {
+    for w in [8, 4, 2, 1] {
+        for i in 0..w {
+            lanes[i] += lanes[i + w];
+        }
+    }
+    lanes[0]
+}
+
+/// The largest of 16 partial maxima, pairwise like [`tree_sum`].
+#[inline(always)]
+pub fn tree_max(mut lanes: [f32; 16]) -> f32 {
+    for w in [8, 4, 2, 1] {
+        for i in 0..w {
+            lanes[i] = lanes[i].max(lanes[i + w]);
+        }
+    }
+    lanes[0]
 }
 
 /// Σ a·b in 16 partial sums.
@@ -100,7 +123,7 @@ pub fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
         .zip(cb.remainder())
         .map(|(p, q)| p * q)
         .sum();
-    lanes.iter().sum::<f32>() + tail
+    tree_sum(lanes) + tail
 }
 
 #[cfg(test)]

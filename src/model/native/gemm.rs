@@ -56,6 +56,11 @@ impl<'a> View<'a> {
         Self::rows(data, 0, rows, cols, cols)
     }
 
+    /// Its number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
     /// The transpose (no copy).
     pub fn t(self) -> Self {
         Self {

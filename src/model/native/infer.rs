@@ -3,13 +3,17 @@
 //! temperature, mode B's mixture, the rules' per-head bias), the queries, and the logits when
 //! asked. The same arithmetic as the candle forward (`LocalistModel::forward`), without its
 //! per-op tensors: a 64-token capture of the tiny model is a few dozen small products.
+//!
+//! Activations are kept feature-major, [features, T] ([`crate::model::native::cols`]): each
+//! product is W·aᵀ with the weight as stored ([out, in]), which gemm reads without packing it,
+//! and the residual stream accumulates the attention and MLP outputs in place.
 
 use crate::model::config::Activation;
 use crate::model::fused::attention::biased_softmax_rows;
-use crate::model::fused::layer_norm::layer_norm_rows;
-use crate::model::gelu::gelu_bias_rows;
-use crate::model::native::forward::{embed, fill_rows};
-use crate::model::native::gemm::{add_residual, matmul, View, ViewMut};
+use crate::model::gelu::gelu_rows;
+use crate::model::native::cols::{bias_rows, layer_norm_cols, transpose};
+use crate::model::native::forward::embed;
+use crate::model::native::gemm::{matmul, View, ViewMut};
 use crate::model::native::params::{LayerRefs, ParamRefs};
 use crate::model::native::NativeError;
 
@@ -77,61 +81,109 @@ pub fn infer(
         )));
     }
     let eps = cfg.layer_norm_eps as f32;
-    let mut x = vec![0f32; t * sh.d];
-    embed(p, sh.d, t, ids, &mut x)?;
+    let mut buf = Buffers::take(&sh);
+    embed(p, sh.d, t, ids, &mut buf.a)?;
+    transpose(&buf.a, t, sh.d, &mut buf.x);
     let mut out = Inferred::default();
-    let mut buf = Buffers::new(&sh);
     for (lp, bias) in p.layers.iter().zip(biases) {
-        let (a, z, q) = attention_layer(lp, &sh, eps, bias, &mut x, &mut buf)?;
+        let (a, z, q) = attention_layer(lp, &sh, eps, bias, &mut buf)?;
         out.attention.push(a);
         out.scores.push(z);
         out.queries.push(q);
-        mlp_layer(lp, &sh, eps, cfg.activation, &mut x, &mut buf)?;
+        mlp_layer(lp, &sh, eps, cfg.activation, &mut buf)?;
     }
     if want_logits {
-        layer_norm_rows(&x, p.ln_f_w, p.ln_f_b, eps, sh.d, &mut buf.a);
-        let head = if p.head_w.is_empty() { p.tok } else { p.head_w };
-        out.logits = vec![0f32; t * sh.v];
-        fill_rows(&mut out.logits, p.head_b);
-        matmul(
-            ViewMut::full(&mut out.logits, t, sh.v),
-            View::full(&buf.a, t, sh.d),
-            View::full(head, sh.v, sh.d).t(),
-            true,
-        )?;
+        out.logits = logits(p, &sh, eps, &mut buf)?;
     }
+    buf.give_back();
     Ok(out)
 }
 
-/// Scratch of one pass.
+/// Next-token logits [T, V] from the last residual stream.
+fn logits(
+    p: &ParamRefs<'_>,
+    sh: &Shape,
+    eps: f32,
+    b: &mut Buffers,
+) -> Result<Vec<f32>, NativeError> {
+    let Shape { t, d, v, .. } = *sh;
+    b.norm(p.ln_f_w, p.ln_f_b, eps, t);
+    let head = if p.head_w.is_empty() { p.tok } else { p.head_w };
+    let mut lt = vec![0f32; v * t];
+    bias_rows(&mut lt, p.head_b, t, false);
+    weight_product(&mut lt, head, d, View::full(&b.a, d, t))?;
+    let mut logits = vec![0f32; t * v];
+    transpose(&lt, v, t, &mut logits);
+    Ok(logits)
+}
+
+/// Scratch of one pass; activations are [features, T].
 struct Buffers {
+    /// T, d and f these were made for.
+    shape: (usize, usize, usize),
+    /// The residual stream [d, T].
+    x: Vec<f32>,
+    /// A LayerNorm's output [d, T] (also the embedding's row-major scratch).
     a: Vec<f32>,
     qkv: Vec<f32>,
     y: Vec<f32>,
-    o: Vec<f32>,
     u: Vec<f32>,
     g: Vec<f32>,
     raw: Vec<f32>,
     bias: Vec<f32>,
     zrow: Vec<f32>,
     local: Vec<f32>,
+    /// LayerNorm's scratch [18, T].
+    moments: Vec<f32>,
 }
 
+thread_local! {
+    /// The last pass's scratch on this thread, kept for the next pass of the same shape (a
+    /// capture per dial change would otherwise allocate and zero-fill it every time).
+    static SCRATCH: std::cell::RefCell<Option<Buffers>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Scratch larger than this (in floats) is not kept between passes.
+const KEEP_SCRATCH: usize = 16 << 20;
+
 impl Buffers {
+    /// This thread's kept scratch when it was made for `sh`, else fresh scratch.
+    fn take(sh: &Shape) -> Self {
+        SCRATCH
+            .with(|s| s.borrow_mut().take())
+            .filter(|b| b.shape == (sh.t, sh.d, sh.f))
+            .unwrap_or_else(|| Self::new(sh))
+    }
+
+    /// Keeps this scratch for the thread's next pass (when it is not too large).
+    fn give_back(self) {
+        let (t, d, f) = self.shape;
+        if t * (4 * t + 6 * d + 2 * f + 18) <= KEEP_SCRATCH {
+            SCRATCH.with(|s| *s.borrow_mut() = Some(self));
+        }
+    }
+
     fn new(sh: &Shape) -> Self {
         let (t, d) = (sh.t, sh.d);
         Self {
+            shape: (t, d, sh.f),
+            x: vec![0.0; t * d],
             a: vec![0.0; t * d],
             qkv: vec![0.0; t * 3 * d],
             y: vec![0.0; t * d],
-            o: vec![0.0; t * d],
             u: vec![0.0; t * sh.f],
             g: vec![0.0; t * sh.f],
             raw: vec![0.0; t * t],
             bias: vec![0.0; t * t],
             zrow: vec![0.0; t],
             local: vec![0.0; t * t],
+            moments: vec![0.0; 18 * t],
         }
+    }
+
+    /// a = LayerNorm(x), column by column.
+    fn norm(&mut self, w: &[f32], b: &[f32], eps: f32, t: usize) {
+        layer_norm_cols(&self.x, w, b, eps, t, &mut self.a, &mut self.moments);
     }
 }
 
@@ -143,87 +195,151 @@ fn attention_layer(
     sh: &Shape,
     eps: f32,
     bias: &HostBias,
-    x: &mut [f32],
     b: &mut Buffers,
 ) -> Result<LayerViews, NativeError> {
     let Shape { t, d, h, dh, .. } = *sh;
-    layer_norm_rows(x, lp.ln1_w, lp.ln1_b, eps, d, &mut b.a);
-    fill_rows(&mut b.qkv, lp.qkv_b);
-    matmul(
-        ViewMut::full(&mut b.qkv, t, 3 * d),
-        View::full(&b.a, t, d),
-        View::full(lp.qkv_w, 3 * d, d).t(),
-        true,
-    )?;
+    b.norm(lp.ln1_w, lp.ln1_b, eps, t);
+    bias_rows(&mut b.qkv, lp.qkv_b, t, false);
+    weight_product(&mut b.qkv, lp.qkv_w, d, View::full(&b.a, d, t))?;
     let (mut att, mut z, mut q) = (
         vec![0f32; h * t * t],
         vec![0f32; h * t * t],
         vec![0f32; h * t * dh],
     );
-    let scale = 1.0 / (dh as f32).sqrt();
     for hh in 0..h {
-        let qv = View::rows(&b.qkv, hh * dh, t, dh, 3 * d);
-        let kv = View::rows(&b.qkv, d + hh * dh, t, dh, 3 * d);
-        let vv = View::rows(&b.qkv, 2 * d + hh * dh, t, dh, 3 * d);
-        matmul(ViewMut::full(&mut b.raw, t, t), qv, kv.t(), false)?;
-        let extra = bias
-            .extra
-            .as_ref()
-            .and_then(|e| e.get(hh * t * t..(hh + 1) * t * t));
-        let combine = |base: &[f32], out: &mut [f32]| match extra {
-            Some(e) => out
-                .iter_mut()
-                .zip(base)
-                .zip(e)
-                .for_each(|((o, a), x)| *o = a + x),
-            None => out.copy_from_slice(base.get(..out.len()).unwrap_or(&[])),
-        };
-        combine(&bias.additive, &mut b.bias);
         let range = hh * t * t..(hh + 1) * t * t;
         let (Some(ah), Some(zh)) = (att.get_mut(range.clone()), z.get_mut(range)) else {
             return Err(NativeError::Shape("attention buffer".into()));
         };
-        for ((zo, r), bv) in zh.iter_mut().zip(&b.raw).zip(&b.bias) {
-            *zo = r * scale + bv;
-        }
-        biased_softmax_rows(&b.raw, &b.bias, t, scale, bias.tau, &mut b.zrow, ah);
-        if let Some((lam, local)) = &bias.mixture {
-            let mut mixed = vec![0f32; t * t];
-            combine(local, &mut b.local);
-            biased_softmax_rows(
-                &b.raw,
-                &b.local,
-                t,
-                scale,
-                bias.tau,
-                &mut b.zrow,
-                &mut mixed,
-            );
-            for (a, m) in ah.iter_mut().zip(&mixed) {
-                *a = *a * (1.0 - lam) + m * lam;
-            }
-        }
-        matmul(
-            ViewMut::rows(&mut b.y, hh * dh, t, dh, d),
-            View::full(ah, t, t),
-            vv,
-            false,
-        )?;
-        for (r, row) in q.chunks_mut(dh).skip(hh * t).take(t).enumerate() {
-            if let Some(src) = b.qkv.get(r * 3 * d + hh * dh..r * 3 * d + (hh + 1) * dh) {
-                row.copy_from_slice(src);
-            }
+        head(sh, hh, bias, b, ah, zh)?;
+        let qh = q
+            .get_mut(hh * t * dh..(hh + 1) * t * dh)
+            .unwrap_or_default();
+        let src = b
+            .qkv
+            .get(hh * dh * t..(hh + 1) * dh * t)
+            .unwrap_or_default();
+        transpose(src, dh, t, qh);
+    }
+    bias_rows(&mut b.x, lp.proj_b, t, true);
+    weight_product(&mut b.x, lp.proj_w, d, View::full(&b.y, d, t))?;
+    Ok((att, z, q))
+}
+
+/// One head: scores z = q·kᵀ/√d_h + bias (+ rules) into `zh`, attention into `ah`, and its
+/// output (attention·v)ᵀ into the head's rows of y.
+fn head(
+    sh: &Shape,
+    hh: usize,
+    bias: &HostBias,
+    b: &mut Buffers,
+    ah: &mut [f32],
+    zh: &mut [f32],
+) -> Result<(), NativeError> {
+    let Shape { t, d, dh, .. } = *sh;
+    let scale = 1.0 / (dh as f32).sqrt();
+    let qv = View::rows(&b.qkv, hh * dh * t, dh, t, t).t();
+    let kt = View::rows(&b.qkv, (d + hh * dh) * t, dh, t, t);
+    let vt = View::rows(&b.qkv, (2 * d + hh * dh) * t, dh, t, t);
+    matmul(ViewMut::full(&mut b.raw, t, t), qv, kt, false)?;
+    let extra = bias
+        .extra
+        .as_ref()
+        .and_then(|e| e.get(hh * t * t..(hh + 1) * t * t));
+    // The bias of this head: the layer's own, or with the rules' added into scratch.
+    let with_extra = |base: &'_ [f32], out: &'_ mut Vec<f32>| -> bool {
+        let Some(e) = extra else { return false };
+        out.iter_mut()
+            .zip(base)
+            .zip(e)
+            .for_each(|((o, a), x)| *o = a + x);
+        true
+    };
+    let base = if with_extra(&bias.additive, &mut b.bias) {
+        &b.bias
+    } else {
+        &bias.additive
+    };
+    let rows = Rows {
+        t,
+        scale,
+        tau: bias.tau,
+    };
+    rows.softmax(&b.raw, base, &mut b.zrow, Some(zh), ah);
+    if let Some((lam, local)) = &bias.mixture {
+        let mut mixed = vec![0f32; t * t];
+        let local = if with_extra(local, &mut b.local) {
+            &b.local
+        } else {
+            local
+        };
+        rows.softmax(&b.raw, local, &mut b.zrow, None, &mut mixed);
+        for (a, m) in ah.iter_mut().zip(&mixed) {
+            *a = *a * (1.0 - lam) + m * lam;
         }
     }
     matmul(
-        ViewMut::full(&mut b.o, t, d),
-        View::full(&b.y, t, d),
-        View::full(lp.proj_w, d, d).t(),
+        ViewMut::rows(&mut b.y, hh * dh * t, dh, t, t),
+        vt,
+        View::full(ah, t, t).t(),
         false,
-    )?;
-    add_residual(&mut b.o, x, lp.proj_b);
-    x.copy_from_slice(&b.o);
-    Ok((att, z, q))
+    )
+}
+
+/// Rows of `t` scores under one head's scale and temperature.
+struct Rows {
+    t: usize,
+    scale: f32,
+    tau: f32,
+}
+
+impl Rows {
+    /// softmax((raw·scale + bias)/τ) row by row into `out`, each row over its keys up to the
+    /// last one its bias leaves visible (a causal row i: keys 0..=i, rounded up to whole
+    /// vectors); later keys get weight 0, as the full softmax gives them (exp(−∞) = 0), without
+    /// an exp each. `z`, when given, receives the scores raw·scale + bias (before τ).
+    fn softmax(
+        &self,
+        raw: &[f32],
+        bias: &[f32],
+        zrow: &mut [f32],
+        mut z: Option<&mut [f32]>,
+        out: &mut [f32],
+    ) {
+        let t = self.t.max(1);
+        let rows = raw.chunks(t).zip(bias.chunks(t)).zip(out.chunks_mut(t));
+        for (i, ((r, bv), o)) in rows.enumerate() {
+            let last = bv.iter().rposition(|x| *x != f32::NEG_INFINITY);
+            // Whole 16-lane groups (the extra keys are −∞ too, so they add exp(−∞) = 0).
+            let vis = last.map_or(0, |j| (j + 1).next_multiple_of(16).min(t));
+            let zr = z.as_deref_mut().and_then(|z| z.get_mut(i * t..(i + 1) * t));
+            if let Some(zr) = zr {
+                for ((zo, rv), b) in zr.iter_mut().zip(r).zip(bv).skip(vis) {
+                    *zo = rv * self.scale + b;
+                }
+                if self.tau == 1.0 {
+                    // softmax's own scratch is then z itself.
+                    self.row(r, bv, vis, zr, o);
+                    continue;
+                }
+                for ((zo, rv), b) in zr.iter_mut().zip(r).zip(bv).take(vis) {
+                    *zo = rv * self.scale + b;
+                }
+            }
+            self.row(r, bv, vis, zrow, o);
+        }
+    }
+
+    /// One row's softmax over its first `vis` keys (`scratch` receives (raw·scale + bias)/τ
+    /// there); the rest of `out` is 0.
+    fn row(&self, r: &[f32], bv: &[f32], vis: usize, scratch: &mut [f32], out: &mut [f32]) {
+        let (head, tail) = out.split_at_mut(vis.min(out.len()));
+        tail.fill(0.0);
+        let parts = (r.get(..vis), bv.get(..vis), scratch.get_mut(..vis));
+        if let (true, (Some(r), Some(bv), Some(z))) = (vis > 0, parts) {
+            biased_softmax_rows(r, bv, vis, self.scale, self.tau, z, head);
+        }
+    }
 }
 
 /// x ← x + MLP(LN2(x)).
@@ -232,34 +348,28 @@ fn mlp_layer(
     sh: &Shape,
     eps: f32,
     act: Activation,
-    x: &mut [f32],
     b: &mut Buffers,
 ) -> Result<(), NativeError> {
     let Shape { t, d, f, .. } = *sh;
-    layer_norm_rows(x, lp.ln2_w, lp.ln2_b, eps, d, &mut b.a);
-    matmul(
-        ViewMut::full(&mut b.u, t, f),
-        View::full(&b.a, t, d),
-        View::full(lp.fc1_w, f, d).t(),
-        false,
-    )?;
+    b.norm(lp.ln2_w, lp.ln2_b, eps, t);
+    bias_rows(&mut b.u, lp.fc1_b, t, false);
+    weight_product(&mut b.u, lp.fc1_w, d, View::full(&b.a, d, t))?;
     match act {
-        Activation::GeluTanh => gelu_bias_rows(&b.u, lp.fc1_b, &mut b.g),
-        Activation::Relu => {
-            for (ur, gr) in b.u.chunks(f).zip(b.g.chunks_mut(f)) {
-                for ((g, x), bias) in gr.iter_mut().zip(ur).zip(lp.fc1_b) {
-                    *g = (x + bias).max(0.0);
-                }
-            }
-        }
+        Activation::GeluTanh => gelu_rows(&b.u, &mut b.g),
+        Activation::Relu => b.g.iter_mut().zip(&b.u).for_each(|(g, u)| *g = u.max(0.0)),
     }
+    bias_rows(&mut b.x, lp.fc2_b, t, true);
+    weight_product(&mut b.x, lp.fc2_w, f, View::full(&b.g, f, t))
+}
+
+/// dst [out, T] += w [out, k] · a [k, T], the weight as stored: gemm reads it as its right
+/// operand, which it does not pack.
+fn weight_product(dst: &mut [f32], w: &[f32], k: usize, a: View<'_>) -> Result<(), NativeError> {
+    let out = w.len() / k.max(1);
     matmul(
-        ViewMut::full(&mut b.o, t, d),
-        View::full(&b.g, t, f),
-        View::full(lp.fc2_w, d, f).t(),
-        false,
-    )?;
-    add_residual(&mut b.o, x, lp.fc2_b);
-    x.copy_from_slice(&b.o);
-    Ok(())
+        ViewMut::full(dst, out, a.cols()),
+        View::full(w, out, k),
+        a,
+        true,
+    )
 }

@@ -18,6 +18,7 @@
 //! penalty, another device) stays on the candle path.
 
 mod backward;
+mod cols;
 mod forward;
 pub mod gemm;
 mod infer;

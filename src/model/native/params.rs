@@ -105,21 +105,61 @@ pub struct ParamRefs<'a> {
     pub layers: Vec<LayerRefs<'a>>,
 }
 
+/// The names of one layer's parameters, in [`LayerSet`]'s field order.
+const LAYER_FIELDS: [&str; 12] = [
+    "ln1.weight",
+    "ln1.bias",
+    "qkv.weight",
+    "qkv.bias",
+    "proj.weight",
+    "proj.bias",
+    "ln2.weight",
+    "ln2.bias",
+    "fc1.weight",
+    "fc1.bias",
+    "fc2.weight",
+    "fc2.bias",
+];
+
+/// Every parameter the native passes read under `cfg` (the head weight only when untied),
+/// with its length: what [`with_model_refs`] looks up, without allocating a [`ParamSet`].
+pub fn param_lengths(cfg: &ModelConfig) -> Vec<(String, usize)> {
+    let (d, v, f) = (cfg.d_model, cfg.vocab_size, cfg.mlp_ratio * cfg.d_model);
+    let mut out: Vec<(String, usize)> = vec![
+        ("tok.weight".into(), v * d),
+        ("pos.weight".into(), cfg.max_seq_len * d),
+        ("ln_f.weight".into(), d),
+        ("ln_f.bias".into(), d),
+    ];
+    if !cfg.tied_head {
+        out.push(("head.weight".into(), v * d));
+    }
+    out.push(("head.bias".into(), v));
+    let layer = [d, d, 3 * d * d, 3 * d, d * d, d, d, d, f * d, f, d * f, d];
+    for l in 0..cfg.num_layers {
+        for (name, len) in LAYER_FIELDS.iter().zip(layer) {
+            out.push((format!("blocks.{l}.{name}"), len));
+        }
+    }
+    out
+}
+
 impl LayerSet {
     fn fields_mut(&mut self) -> [(&'static str, &mut Vec<f32>); 12] {
+        let [a, b, c, d, e, f, g, h, i, j, k, l] = LAYER_FIELDS;
         [
-            ("ln1.weight", &mut self.ln1_w),
-            ("ln1.bias", &mut self.ln1_b),
-            ("qkv.weight", &mut self.qkv_w),
-            ("qkv.bias", &mut self.qkv_b),
-            ("proj.weight", &mut self.proj_w),
-            ("proj.bias", &mut self.proj_b),
-            ("ln2.weight", &mut self.ln2_w),
-            ("ln2.bias", &mut self.ln2_b),
-            ("fc1.weight", &mut self.fc1_w),
-            ("fc1.bias", &mut self.fc1_b),
-            ("fc2.weight", &mut self.fc2_w),
-            ("fc2.bias", &mut self.fc2_b),
+            (a, &mut self.ln1_w),
+            (b, &mut self.ln1_b),
+            (c, &mut self.qkv_w),
+            (d, &mut self.qkv_b),
+            (e, &mut self.proj_w),
+            (f, &mut self.proj_b),
+            (g, &mut self.ln2_w),
+            (h, &mut self.ln2_b),
+            (i, &mut self.fc1_w),
+            (j, &mut self.fc1_b),
+            (k, &mut self.fc2_w),
+            (l, &mut self.fc2_b),
         ]
     }
 }
@@ -241,13 +281,7 @@ pub fn with_model_refs<R>(
     f: impl FnOnce(&ParamRefs<'_>) -> Result<R, NativeError>,
 ) -> Result<R, NativeError> {
     let cfg = &model.config;
-    let mut names = ParamSet::zeros(cfg);
-    let wanted: Vec<(String, usize)> = names
-        .named_mut()
-        .into_iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(n, v)| (n, v.len()))
-        .collect();
+    let wanted = param_lengths(cfg);
     let tensors: Vec<candle_core::Tensor> = wanted
         .iter()
         .map(|(n, _)| model.params.get(n))
