@@ -17,7 +17,7 @@ fn host(t: &Tensor) -> Result<Vec<f32>, ModelError> {
 }
 
 /// [`AttentionBias`] of one sequence of `t` positions as host data, or a shape error.
-fn host_bias(b: &AttentionBias, t: usize, heads: usize) -> Result<HostBias, ModelError> {
+pub(crate) fn host_bias(b: &AttentionBias, t: usize, heads: usize) -> Result<HostBias, ModelError> {
     let additive = host(&b.additive)?;
     let mixture = match &b.mixture {
         Some((lam, local)) => Some((*lam as f32, host(local)?)),

@@ -31,7 +31,24 @@ impl GgufLlama {
     /// Forward over `ids` with one [`AttentionBias`] per layer (an empty slice: the plain model,
     /// causal mask only): logits [1,T,V], attention per layer [1,H,T,T] and, when
     /// `keep_scores`, the biased scores.
+    ///
+    /// On the CPU this is the native pass ([`GgufLlama::forward_native`]); elsewhere, and
+    /// where it does not apply, candle's ([`GgufLlama::forward_candle`]).
     pub fn forward_with(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+    ) -> Result<ForwardOutput, ModelError> {
+        match self.forward_native(ids, biases, keep_scores, true) {
+            Some(out) => out,
+            None => self.forward_candle(ids, biases, keep_scores),
+        }
+    }
+
+    /// [`forward_with`](Self::forward_with) through candle's ops, whatever the device (the
+    /// reference the native pass is checked against).
+    pub fn forward_candle(
         &self,
         ids: &[u32],
         biases: &[AttentionBias],

@@ -10,6 +10,7 @@ mod cursor;
 mod forward;
 pub mod header;
 pub mod metadata;
+pub(crate) mod native;
 mod train_forward;
 
 use std::path::{Path, PathBuf};
@@ -223,7 +224,10 @@ impl AttentionModel for GgufLlama {
         biases: &[AttentionBias],
         keep_scores: bool,
     ) -> Result<ForwardOutput, ModelError> {
-        self.forward_attention_only(ids, biases, keep_scores)
+        match self.forward_native(ids, biases, keep_scores, false) {
+            Some(out) => out,
+            None => self.forward_attention_only(ids, biases, keep_scores),
+        }
     }
 
     fn streams(&self) -> bool {

@@ -1,7 +1,7 @@
 //! A differentiable forward of a LLaMA-family decoder over a batch, for fine-tuning: the same
 //! computation as [`GgufLlama::forward_with`] at the plain model (causal mask, no dial), built
 //! from ops that carry gradients (candle's fused RMSNorm and RoPE drop them silently; see
-//! STACK.md), with frozen weights that get none ([`frozen_matmul`]) and what fine-tuning adds
+//! STACK.md), with frozen weights that get none ([`frozen_linear`]) and what fine-tuning adds
 //! to each projection ([`ProjectionDelta`]).
 
 use candle_core::Tensor;
@@ -14,7 +14,7 @@ use crate::hf::trainable::{
 };
 use crate::model::attention::causal_tensor;
 use crate::model::backend::AttentionModel;
-use crate::model::fused::frozen_matmul;
+use crate::model::fused::frozen_linear;
 use crate::model::transformer::ModelError;
 
 impl GgufLlama {
@@ -49,7 +49,7 @@ impl GgufLlama {
             queries.push(q);
         }
         let x = candle_nn::ops::rms_norm_slow(&x, &self.out_norm, eps)?;
-        let logits = frozen_matmul(&x, self.head.wt())?.reshape((b * t, c.vocab))?;
+        let logits = frozen_linear(&x, self.head.w())?.reshape((b * t, c.vocab))?;
         Ok(TrainForward {
             logits,
             attention,
@@ -205,7 +205,7 @@ fn linear(
     x: &Tensor,
     delta: &dyn ProjectionDelta,
 ) -> candle_core::Result<Tensor> {
-    let mut y = frozen_matmul(x, layer.matrix(p).wt())?;
+    let mut y = frozen_linear(x, layer.matrix(p).w())?;
     let bias_index = match p {
         Projection::Q => Some(0),
         Projection::K => Some(1),

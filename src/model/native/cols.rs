@@ -108,6 +108,50 @@ fn bias_rows_any(x: &mut [f32], bias: &[f32], t: usize, add: bool) {
     }
 }
 
+crate::model::fused::simd::simd_dispatch! {
+    /// RMSNorm of every column of `x` [n, t] with gain `w` [n] into `out`, as candle's
+    /// `rms_norm` computes a row (Σx² summed in order, x / √(Σx²/n + ε) · w); `sum` [t] is
+    /// scratch.
+    pub(crate) fn rms_norm_cols => rms_norm_cols_any(
+        x: &[f32],
+        w: &[f32],
+        eps: f32,
+        t: usize,
+        out: &mut [f32],
+        sum: &mut [f32],
+    )
+}
+
+#[inline(always)]
+fn rms_norm_cols_any(x: &[f32], w: &[f32], eps: f32, t: usize, out: &mut [f32], sum: &mut [f32]) {
+    let t = t.max(1);
+    let n = w.len().max(1) as f32;
+    sum.fill(0.0);
+    for row in x.chunks(t) {
+        for (s, v) in sum.iter_mut().zip(row) {
+            *s += v * v;
+        }
+    }
+    sum.iter_mut().for_each(|s| *s = (*s / n + eps).sqrt());
+    for ((row, o), wi) in x.chunks(t).zip(out.chunks_mut(t)).zip(w) {
+        for ((y, v), m) in o.iter_mut().zip(row).zip(sum.iter()) {
+            *y = v / m * wi;
+        }
+    }
+}
+
+crate::model::fused::simd::simd_dispatch! {
+    /// g ← SiLU(g)·u, element by element (a gated MLP's hidden units).
+    pub(crate) fn silu_mul => silu_mul_any(g: &mut [f32], u: &[f32])
+}
+
+#[inline(always)]
+fn silu_mul_any(g: &mut [f32], u: &[f32]) {
+    for (a, b) in g.iter_mut().zip(u) {
+        *a = *a / (1.0 + crate::model::fused::exp::exp_f32(-*a)) * b;
+    }
+}
+
 /// out [cols, rows] = the transpose of x [rows, cols].
 pub(crate) fn transpose(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
     const TILE: usize = 16;

@@ -147,6 +147,40 @@ pub fn matmul(
     Ok(())
 }
 
+/// Products of at least this many multiply-adds are cut over the pool's threads.
+const SPLIT_WORK: usize = 1 << 23;
+
+/// dst [out, T] += w [out, k] · a [k, T] with the weight as stored ([out, in], row-major):
+/// gemm reads it as its right operand, which it does not pack, so a product over a few
+/// dozen positions does not copy the weight first. On a pool of several threads a large
+/// product is cut by rows of the weight, one part per thread (each reads its own rows).
+pub fn weight_product(
+    dst: &mut [f32],
+    w: &[f32],
+    k: usize,
+    a: View<'_>,
+) -> Result<(), NativeError> {
+    use rayon::prelude::*;
+    let t = a.cols;
+    let out = w.len() / k.max(1);
+    let threads = rayon::current_num_threads();
+    let parts = if out * k * t >= SPLIT_WORK {
+        threads.min(out / 16).max(1)
+    } else {
+        1
+    };
+    if parts == 1 || dst.len() != out * t || k == 0 {
+        return matmul(ViewMut::full(dst, out, t), View::full(w, out, k), a, true);
+    }
+    let rows = out.div_ceil(parts);
+    dst.par_chunks_mut(rows * t)
+        .zip(w.par_chunks(rows * k))
+        .try_for_each(|(dc, wc)| {
+            let r = wc.len() / k;
+            matmul(ViewMut::full(dc, r, t), View::full(wc, r, k), a, true)
+        })
+}
+
 crate::model::fused::simd::simd_dispatch! {
     /// out[c] = Σ_r x[r·cols + c] (a bias gradient), written, not added.
     pub fn column_sums => column_sums_any(x: &[f32], cols: usize, out: &mut [f32])

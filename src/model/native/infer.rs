@@ -9,26 +9,13 @@
 //! and the residual stream accumulates the attention and MLP outputs in place.
 
 use crate::model::config::Activation;
-use crate::model::fused::attention::biased_softmax_rows;
 use crate::model::gelu::gelu_rows;
 use crate::model::native::cols::{bias_rows, layer_norm_cols, transpose};
 use crate::model::native::forward::embed;
-use crate::model::native::gemm::{matmul, View, ViewMut};
+use crate::model::native::gemm::{weight_product, View, ViewMut};
+use crate::model::native::heads::{attend, HeadScratch, HeadViews, HostBias};
 use crate::model::native::params::{LayerRefs, ParamRefs};
 use crate::model::native::NativeError;
-
-/// One layer's bias for one sequence of T positions, as host data.
-#[derive(Clone, Debug)]
-pub struct HostBias {
-    /// Additive bias [T, T] (−∞ on invisible keys).
-    pub additive: Vec<f32>,
-    /// Softmax temperature τ.
-    pub tau: f32,
-    /// Mode B: λ and the local-only bias [T, T].
-    pub mixture: Option<(f32, Vec<f32>)>,
-    /// Rules: a per-head bias [H, T, T] added before τ.
-    pub extra: Option<Vec<f32>>,
-}
 
 /// What [`infer`] returns, per layer: attention and scores [H, T, T], queries [H, T, d_h];
 /// logits [T, V] (empty when not asked for).
@@ -129,10 +116,7 @@ struct Buffers {
     y: Vec<f32>,
     u: Vec<f32>,
     g: Vec<f32>,
-    raw: Vec<f32>,
-    bias: Vec<f32>,
-    zrow: Vec<f32>,
-    local: Vec<f32>,
+    head: HeadScratch,
     /// LayerNorm's scratch [18, T].
     moments: Vec<f32>,
 }
@@ -173,10 +157,7 @@ impl Buffers {
             y: vec![0.0; t * d],
             u: vec![0.0; t * sh.f],
             g: vec![0.0; t * sh.f],
-            raw: vec![0.0; t * t],
-            bias: vec![0.0; t * t],
-            zrow: vec![0.0; t],
-            local: vec![0.0; t * t],
+            head: HeadScratch::new(t),
             moments: vec![0.0; 18 * t],
         }
     }
@@ -211,7 +192,13 @@ fn attention_layer(
         let (Some(ah), Some(zh)) = (att.get_mut(range.clone()), z.get_mut(range)) else {
             return Err(NativeError::Shape("attention buffer".into()));
         };
-        head(sh, hh, bias, b, ah, zh)?;
+        let views = HeadViews {
+            q: View::rows(&b.qkv, hh * dh * t, dh, t, t).t(),
+            k: View::rows(&b.qkv, (d + hh * dh) * t, dh, t, t),
+            v: View::rows(&b.qkv, (2 * d + hh * dh) * t, dh, t, t),
+        };
+        let y = ViewMut::rows(&mut b.y, hh * dh * t, dh, t, t);
+        attend(views, hh, t, bias, &mut b.head, ah, zh, y)?;
         let qh = q
             .get_mut(hh * t * dh..(hh + 1) * t * dh)
             .unwrap_or_default();
@@ -224,122 +211,6 @@ fn attention_layer(
     bias_rows(&mut b.x, lp.proj_b, t, true);
     weight_product(&mut b.x, lp.proj_w, d, View::full(&b.y, d, t))?;
     Ok((att, z, q))
-}
-
-/// One head: scores z = q·kᵀ/√d_h + bias (+ rules) into `zh`, attention into `ah`, and its
-/// output (attention·v)ᵀ into the head's rows of y.
-fn head(
-    sh: &Shape,
-    hh: usize,
-    bias: &HostBias,
-    b: &mut Buffers,
-    ah: &mut [f32],
-    zh: &mut [f32],
-) -> Result<(), NativeError> {
-    let Shape { t, d, dh, .. } = *sh;
-    let scale = 1.0 / (dh as f32).sqrt();
-    let qv = View::rows(&b.qkv, hh * dh * t, dh, t, t).t();
-    let kt = View::rows(&b.qkv, (d + hh * dh) * t, dh, t, t);
-    let vt = View::rows(&b.qkv, (2 * d + hh * dh) * t, dh, t, t);
-    matmul(ViewMut::full(&mut b.raw, t, t), qv, kt, false)?;
-    let extra = bias
-        .extra
-        .as_ref()
-        .and_then(|e| e.get(hh * t * t..(hh + 1) * t * t));
-    // The bias of this head: the layer's own, or with the rules' added into scratch.
-    let with_extra = |base: &'_ [f32], out: &'_ mut Vec<f32>| -> bool {
-        let Some(e) = extra else { return false };
-        out.iter_mut()
-            .zip(base)
-            .zip(e)
-            .for_each(|((o, a), x)| *o = a + x);
-        true
-    };
-    let base = if with_extra(&bias.additive, &mut b.bias) {
-        &b.bias
-    } else {
-        &bias.additive
-    };
-    let rows = Rows {
-        t,
-        scale,
-        tau: bias.tau,
-    };
-    rows.softmax(&b.raw, base, &mut b.zrow, Some(zh), ah);
-    if let Some((lam, local)) = &bias.mixture {
-        let mut mixed = vec![0f32; t * t];
-        let local = if with_extra(local, &mut b.local) {
-            &b.local
-        } else {
-            local
-        };
-        rows.softmax(&b.raw, local, &mut b.zrow, None, &mut mixed);
-        for (a, m) in ah.iter_mut().zip(&mixed) {
-            *a = *a * (1.0 - lam) + m * lam;
-        }
-    }
-    matmul(
-        ViewMut::rows(&mut b.y, hh * dh * t, dh, t, t),
-        vt,
-        View::full(ah, t, t).t(),
-        false,
-    )
-}
-
-/// Rows of `t` scores under one head's scale and temperature.
-struct Rows {
-    t: usize,
-    scale: f32,
-    tau: f32,
-}
-
-impl Rows {
-    /// softmax((raw·scale + bias)/τ) row by row into `out`, each row over its keys up to the
-    /// last one its bias leaves visible (a causal row i: keys 0..=i, rounded up to whole
-    /// vectors); later keys get weight 0, as the full softmax gives them (exp(−∞) = 0), without
-    /// an exp each. `z`, when given, receives the scores raw·scale + bias (before τ).
-    fn softmax(
-        &self,
-        raw: &[f32],
-        bias: &[f32],
-        zrow: &mut [f32],
-        mut z: Option<&mut [f32]>,
-        out: &mut [f32],
-    ) {
-        let t = self.t.max(1);
-        let rows = raw.chunks(t).zip(bias.chunks(t)).zip(out.chunks_mut(t));
-        for (i, ((r, bv), o)) in rows.enumerate() {
-            let last = bv.iter().rposition(|x| *x != f32::NEG_INFINITY);
-            // Whole 16-lane groups (the extra keys are −∞ too, so they add exp(−∞) = 0).
-            let vis = last.map_or(0, |j| (j + 1).next_multiple_of(16).min(t));
-            let zr = z.as_deref_mut().and_then(|z| z.get_mut(i * t..(i + 1) * t));
-            if let Some(zr) = zr {
-                for ((zo, rv), b) in zr.iter_mut().zip(r).zip(bv).skip(vis) {
-                    *zo = rv * self.scale + b;
-                }
-                if self.tau == 1.0 {
-                    // softmax's own scratch is then z itself.
-                    self.row(r, bv, vis, zr, o);
-                    continue;
-                }
-                for ((zo, rv), b) in zr.iter_mut().zip(r).zip(bv).take(vis) {
-                    *zo = rv * self.scale + b;
-                }
-            }
-            self.row(r, bv, vis, zrow, o);
-        }
-    }
-
-    /// One row's softmax over its first `vis` keys (`scratch` receives (raw·scale + bias)/τ
-    /// there); the rest of `out` is 0.
-    fn row(&self, r: &[f32], bv: &[f32], vis: usize, scratch: &mut [f32], out: &mut [f32]) {
-        let (head, tail) = out.split_at_mut(vis.min(out.len()));
-        tail.fill(0.0);
-        let parts = (r.get(..vis), bv.get(..vis), scratch.get_mut(..vis));
-        if let (true, (Some(r), Some(bv), Some(z))) = (vis > 0, parts) {
-            biased_softmax_rows(r, bv, vis, self.scale, self.tau, z, head);
-        }
-    }
 }
 
 /// x ← x + MLP(LN2(x)).
@@ -360,16 +231,4 @@ fn mlp_layer(
     }
     bias_rows(&mut b.x, lp.fc2_b, t, true);
     weight_product(&mut b.x, lp.fc2_w, f, View::full(&b.g, f, t))
-}
-
-/// dst [out, T] += w [out, k] · a [k, T], the weight as stored: gemm reads it as its right
-/// operand, which it does not pack.
-fn weight_product(dst: &mut [f32], w: &[f32], k: usize, a: View<'_>) -> Result<(), NativeError> {
-    let out = w.len() / k.max(1);
-    matmul(
-        ViewMut::full(dst, out, a.cols()),
-        View::full(w, out, k),
-        a,
-        true,
-    )
 }

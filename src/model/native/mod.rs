@@ -18,16 +18,18 @@
 //! penalty, another device) stays on the candle path.
 
 mod backward;
-mod cols;
+pub(crate) mod cols;
 mod forward;
 pub mod gemm;
+pub(crate) mod heads;
 mod infer;
 mod params;
 mod workspace;
 
 pub use backward::backward;
 pub use forward::forward;
-pub use infer::{infer, HostBias, Inferred};
+pub use heads::HostBias;
+pub use infer::{infer, Inferred};
 pub use params::{with_model_refs, LayerRefs, LayerSet, ParamRefs, ParamSet};
 pub use workspace::{Dims, Workspace};
 
@@ -89,4 +91,10 @@ pub trait AttentionTerm: Sync {
     /// Adds ∂term/∂q to the query columns of `dqkv` [N, 3d] for layer `layer` (a term on the
     /// queries, such as the anchor loss); none by default.
     fn add_query_grad(&self, _layer: usize, _dqkv: &mut [f32]) {}
+}
+
+impl From<NativeError> for crate::model::transformer::ModelError {
+    fn from(e: NativeError) -> Self {
+        Self::Input(e.to_string())
+    }
 }

@@ -1,0 +1,341 @@
+//! The view forward of a LLaMA-family decoder on the CPU without candle's per-op tensors: one
+//! sequence (no KV cache) under one bias per layer, every layer's attention and biased scores,
+//! and the logits when asked. The studio's captures of SmolLM2 take this path on a dial change.
+//!
+//! Activations are feature-major, [features, T], as in our own model's view pass
+//! ([`crate::model::native::infer`]): each projection is W·xᵀ with W as the file stores it,
+//! which gemm reads without packing; RoPE rotates pairs of rows; heads are read in place; the
+//! residual stream accumulates the attention and MLP outputs. The arithmetic is candle's
+//! (`GgufLlama::forward_candle`), checked against it in `tests/native_llama.rs`.
+
+use candle_core::Tensor;
+
+use crate::hf::gguf_llama::{GgufLlama, Layer};
+use crate::model::attention::AttentionBias;
+use crate::model::native::cols::{bias_rows, rms_norm_cols, silu_mul, transpose};
+use crate::model::native::gemm::{weight_product, View, ViewMut};
+use crate::model::native::heads::{attend, HeadScratch, HeadViews, HostBias};
+use crate::model::native_view::host_bias;
+use crate::model::transformer::{ForwardOutput, ModelError};
+
+/// One layer's weights read in place.
+struct LayerSlices<'a> {
+    attn_norm: &'a [f32],
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    o: &'a [f32],
+    ffn_norm: &'a [f32],
+    gate: &'a [f32],
+    up: &'a [f32],
+    down: &'a [f32],
+    qkv_bias: Option<[&'a [f32]; 3]>,
+}
+
+/// The tensors of one layer in the order [`LayerSlices`] reads them (biases last).
+fn layer_tensors(l: &Layer) -> Vec<&Tensor> {
+    let mut out = vec![
+        &l.attn_norm,
+        l.q.w(),
+        l.k.w(),
+        l.v.w(),
+        l.o.w(),
+        &l.ffn_norm,
+        l.gate.w(),
+        l.up.w(),
+        l.down.w(),
+    ];
+    if let Some(b) = &l.qkv_bias {
+        out.extend(b.iter());
+    }
+    out
+}
+
+/// Sizes of one pass.
+#[derive(Clone, Copy)]
+struct Shape {
+    t: usize,
+    d: usize,
+    h: usize,
+    kvh: usize,
+    dh: usize,
+    f: usize,
+    eps: f32,
+}
+
+/// Activations and scratch of one pass.
+struct Buffers {
+    x: Vec<f32>,
+    a: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    y: Vec<f32>,
+    g: Vec<f32>,
+    u: Vec<f32>,
+    sum: Vec<f32>,
+    head: HeadScratch,
+}
+
+impl Buffers {
+    fn new(s: &Shape) -> Self {
+        let (t, d, kv) = (s.t, s.d, s.kvh * s.dh);
+        Self {
+            x: vec![0.0; d * t],
+            a: vec![0.0; d * t],
+            q: vec![0.0; d * t],
+            k: vec![0.0; kv * t],
+            v: vec![0.0; kv * t],
+            y: vec![0.0; d * t],
+            g: vec![0.0; s.f * t],
+            u: vec![0.0; s.f * t],
+            sum: vec![0.0; t],
+            head: HeadScratch::new(t),
+        }
+    }
+}
+
+impl GgufLlama {
+    /// The native view forward of `ids` under `biases` (one per layer; none: the plain model
+    /// under the causal mask), or None where it does not apply (another device, weights not
+    /// f32): the caller then runs candle's forward ([`GgufLlama::forward_candle`]).
+    pub fn forward_native(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+        logits: bool,
+    ) -> Option<Result<ForwardOutput, ModelError>> {
+        let c = &self.config;
+        let plain = biases.is_empty();
+        if !self.device.is_cpu() || !(plain || biases.len() == c.layers) || ids.is_empty() {
+            return None;
+        }
+        let t = ids.len();
+        if t > c.context {
+            return Some(Err(ModelError::TooLong(t, c.context)));
+        }
+        let mut tensors: Vec<&Tensor> = vec![&self.embed, &self.out_norm, self.head.w()];
+        let mut starts = Vec::with_capacity(self.layers.len());
+        for l in &self.layers {
+            starts.push(tensors.len());
+            tensors.extend(layer_tensors(l));
+        }
+        let guards: Vec<_> = tensors.iter().map(|t| t.storage_and_layout()).collect();
+        let mut slices = Vec::with_capacity(guards.len());
+        for (storage, layout) in &guards {
+            let candle_core::Storage::Cpu(cpu) = &**storage else {
+                return None;
+            };
+            slices.push(crate::model::fused::slice(cpu, layout, "weights").ok()?);
+        }
+        Some(self.run(ids, biases, keep_scores, logits, (&slices, &starts)))
+    }
+
+    /// [`forward_native`](Self::forward_native) over the weights' slices.
+    fn run(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        keep_scores: bool,
+        want_logits: bool,
+        (w, starts): (&[&[f32]], &[usize]),
+    ) -> Result<ForwardOutput, ModelError> {
+        let c = &self.config;
+        let sh = Shape {
+            t: ids.len(),
+            d: c.d_model,
+            h: c.heads,
+            kvh: c.kv_heads.max(1),
+            dh: c.d_model / c.heads.max(1),
+            f: c.ff,
+            eps: c.rms_eps as f32,
+        };
+        let t = sh.t;
+        // No biases: the plain model, under the causal mask.
+        let host: Vec<HostBias> = if biases.is_empty() {
+            let causal = HostBias {
+                additive: crate::model::dial::causal_bias(t),
+                tau: 1.0,
+                mixture: None,
+                extra: None,
+            };
+            vec![causal; c.layers]
+        } else {
+            biases
+                .iter()
+                .map(|b| host_bias(b, t, sh.h))
+                .collect::<Result<_, _>>()?
+        };
+        let get = |i: usize| w.get(i).copied().unwrap_or_default();
+        let mut b = Buffers::new(&sh);
+        embed(get(0), ids, sh.d, &mut b.a)?;
+        transpose(&b.a, t, sh.d, &mut b.x);
+        let (cos, sin) = self.rope_cols(t);
+        let (mut attention, mut scores) = (Vec::new(), Vec::new());
+        for ((bias, &start), layer) in host.iter().zip(starts).zip(&self.layers) {
+            let s = |i: usize| get(start + i);
+            let lw = LayerSlices {
+                attn_norm: s(0),
+                q: s(1),
+                k: s(2),
+                v: s(3),
+                o: s(4),
+                ffn_norm: s(5),
+                gate: s(6),
+                up: s(7),
+                down: s(8),
+                qkv_bias: layer.qkv_bias.as_ref().map(|_| [s(9), s(10), s(11)]),
+            };
+            let (a, z) = attention_layer(&lw, &sh, bias, (&cos, &sin), c.rope_half, &mut b)?;
+            mlp_layer(&lw, &sh, &mut b)?;
+            let dev = &self.device;
+            attention.push(Tensor::from_vec(a, (1, sh.h, t, t), dev)?);
+            if keep_scores {
+                scores.push(Tensor::from_vec(z, (1, sh.h, t, t), dev)?);
+            }
+        }
+        let logits = if want_logits {
+            rms_norm_cols(&b.x, get(1), sh.eps, t, &mut b.a, &mut b.sum);
+            let head = get(2);
+            let v = head.len() / sh.d.max(1);
+            let mut lt = vec![0f32; v * t];
+            weight_product(&mut lt, head, sh.d, View::full(&b.a, sh.d, t))?;
+            let mut out = vec![0f32; t * v];
+            transpose(&lt, v, t, &mut out);
+            Tensor::from_vec(out, (1, t, v), &self.device)?
+        } else {
+            Tensor::zeros((1, t, 0), candle_core::DType::F32, &self.device)?
+        };
+        Ok(ForwardOutput {
+            logits,
+            attention,
+            scores,
+            queries: Vec::new(),
+        })
+    }
+
+    /// RoPE's cos and sin of positions 0..T, [d_h/2, T] (as [`GgufLlama::rope_tables`]
+    /// computes them: f32 position times f32 inverse frequency).
+    fn rope_cols(&self, t: usize) -> (Vec<f32>, Vec<f32>) {
+        let c = &self.config;
+        let dh = c.d_model / c.heads.max(1);
+        let (mut cos, mut sin) = (vec![0f32; dh / 2 * t], vec![0f32; dh / 2 * t]);
+        for i in 0..dh / 2 {
+            let inv = 1.0 / c.rope_base.powf(2.0 * i as f64 / dh as f64) as f32;
+            for p in 0..t {
+                let f = p as f32 * inv;
+                cos[i * t + p] = f.cos();
+                sin[i * t + p] = f.sin();
+            }
+        }
+        (cos, sin)
+    }
+}
+
+/// Token rows of the embedding [T, d] into `out`, or an error for an id outside it.
+fn embed(table: &[f32], ids: &[u32], d: usize, out: &mut [f32]) -> Result<(), ModelError> {
+    for (row, &id) in out.chunks_mut(d).zip(ids) {
+        let src = table
+            .get(id as usize * d..(id as usize + 1) * d)
+            .ok_or_else(|| {
+                ModelError::Input(format!(
+                    "token id {id} is outside the vocabulary of {}",
+                    table.len() / d.max(1)
+                ))
+            })?;
+        row.copy_from_slice(src);
+    }
+    Ok(())
+}
+
+/// RoPE on the rows of `x` [heads·d_h, T]: llama.cpp's interleaved pairs (2i, 2i+1), or
+/// Hugging Face's halves (i, i + d_h/2) when `half`.
+fn rope(
+    x: &mut [f32],
+    heads: usize,
+    dh: usize,
+    t: usize,
+    (cos, sin): (&[f32], &[f32]),
+    half: bool,
+) {
+    for hd in x.chunks_mut(dh * t).take(heads) {
+        for i in 0..dh / 2 {
+            let (ra, rb) = if half {
+                (i, i + dh / 2)
+            } else {
+                (2 * i, 2 * i + 1)
+            };
+            let (lo, hi) = hd.split_at_mut(rb * t);
+            let (Some(a), Some(b)) = (lo.get_mut(ra * t..(ra + 1) * t), hi.get_mut(..t)) else {
+                continue;
+            };
+            let (c, s) = (&cos[i * t..(i + 1) * t], &sin[i * t..(i + 1) * t]);
+            for (((xa, xb), c), s) in a.iter_mut().zip(b.iter_mut()).zip(c).zip(s) {
+                let (va, vb) = (*xa, *xb);
+                *xa = va * c - vb * s;
+                *xb = va * s + vb * c;
+            }
+        }
+    }
+}
+
+/// x ← x + attention(RMSNorm(x)); returns the layer's attention and scores [H, T, T].
+fn attention_layer(
+    lw: &LayerSlices<'_>,
+    sh: &Shape,
+    bias: &HostBias,
+    tables: (&[f32], &[f32]),
+    half: bool,
+    b: &mut Buffers,
+) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
+    let Shape {
+        t,
+        d,
+        h,
+        kvh,
+        dh,
+        eps,
+        ..
+    } = *sh;
+    rms_norm_cols(&b.x, lw.attn_norm, eps, t, &mut b.a, &mut b.sum);
+    for (i, (dst, w)) in [(&mut b.q, lw.q), (&mut b.k, lw.k), (&mut b.v, lw.v)]
+        .into_iter()
+        .enumerate()
+    {
+        match lw.qkv_bias.and_then(|bs| bs.get(i).copied()) {
+            Some(bv) => bias_rows(dst, bv, t, false),
+            None => dst.fill(0.0),
+        }
+        weight_product(dst, w, d, View::full(&b.a, d, t))?;
+    }
+    rope(&mut b.q, h, dh, t, tables, half);
+    rope(&mut b.k, kvh, dh, t, tables, half);
+    let (mut att, mut z) = (vec![0f32; h * t * t], vec![0f32; h * t * t]);
+    let rep = (h / kvh).max(1);
+    for (hh, (ah, zh)) in att.chunks_mut(t * t).zip(z.chunks_mut(t * t)).enumerate() {
+        let g = hh / rep;
+        let views = HeadViews {
+            q: View::rows(&b.q, hh * dh * t, dh, t, t).t(),
+            k: View::rows(&b.k, g * dh * t, dh, t, t),
+            v: View::rows(&b.v, g * dh * t, dh, t, t),
+        };
+        let y = ViewMut::rows(&mut b.y, hh * dh * t, dh, t, t);
+        attend(views, hh, t, bias, &mut b.head, ah, zh, y)?;
+    }
+    weight_product(&mut b.x, lw.o, d, View::full(&b.y, d, t))?;
+    Ok((att, z))
+}
+
+/// x ← x + down(SiLU(gate(RMSNorm(x)))·up(RMSNorm(x))).
+fn mlp_layer(lw: &LayerSlices<'_>, sh: &Shape, b: &mut Buffers) -> Result<(), ModelError> {
+    let Shape { t, d, f, eps, .. } = *sh;
+    rms_norm_cols(&b.x, lw.ffn_norm, eps, t, &mut b.a, &mut b.sum);
+    b.g.fill(0.0);
+    b.u.fill(0.0);
+    weight_product(&mut b.g, lw.gate, d, View::full(&b.a, d, t))?;
+    weight_product(&mut b.u, lw.up, d, View::full(&b.a, d, t))?;
+    silu_mul(&mut b.g, &b.u);
+    weight_product(&mut b.x, lw.down, f, View::full(&b.g, f, t))?;
+    Ok(())
+}

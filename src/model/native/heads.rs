@@ -1,0 +1,164 @@
+//! One attention head of a view forward over feature-major activations, shared by our
+//! transformer's ([`crate::model::native::infer`]) and the LLaMA family's
+//! ([`crate::hf::gguf_llama`]) native passes: the scores q·kᵀ/√d_h under one layer's bias (the
+//! dial's additive bias and temperature, mode B's mixture, the rules' per-head bias), the
+//! softmax over each row's visible keys, and the head's output (attention·v)ᵀ.
+
+use crate::model::fused::attention::biased_softmax_rows;
+use crate::model::native::gemm::{matmul, View, ViewMut};
+use crate::model::native::NativeError;
+
+/// One layer's bias for one sequence of T positions, as host data.
+#[derive(Clone, Debug)]
+pub struct HostBias {
+    /// Additive bias [T, T] (−∞ on invisible keys).
+    pub additive: Vec<f32>,
+    /// Softmax temperature τ.
+    pub tau: f32,
+    /// Mode B: λ and the local-only bias [T, T].
+    pub mixture: Option<(f32, Vec<f32>)>,
+    /// Rules: a per-head bias [H, T, T] added before τ.
+    pub extra: Option<Vec<f32>>,
+}
+
+/// Scratch of one head over T positions.
+#[derive(Debug)]
+pub(crate) struct HeadScratch {
+    raw: Vec<f32>,
+    bias: Vec<f32>,
+    zrow: Vec<f32>,
+    local: Vec<f32>,
+}
+
+impl HeadScratch {
+    /// Scratch for T positions.
+    pub(crate) fn new(t: usize) -> Self {
+        Self {
+            raw: vec![0.0; t * t],
+            bias: vec![0.0; t * t],
+            zrow: vec![0.0; t],
+            local: vec![0.0; t * t],
+        }
+    }
+}
+
+/// One head's operands, feature-major: the queries [d_h, T], keys [d_h, T] and values
+/// [d_h, T] as views of their rows.
+pub(crate) struct HeadViews<'a> {
+    /// Queries, read as [T, d_h] (a transposed view).
+    pub q: View<'a>,
+    /// Keys [d_h, T].
+    pub k: View<'a>,
+    /// Values [d_h, T].
+    pub v: View<'a>,
+}
+
+/// Head `hh` of T positions: scores z = q·kᵀ/√d_h + bias (+ rules) into `zh`, attention into
+/// `ah`, and its output (attention·v)ᵀ [d_h, T] into `y`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attend(
+    views: HeadViews<'_>,
+    hh: usize,
+    t: usize,
+    bias: &HostBias,
+    s: &mut HeadScratch,
+    ah: &mut [f32],
+    zh: &mut [f32],
+    y: ViewMut<'_>,
+) -> Result<(), NativeError> {
+    let scale = 1.0 / (views.q.cols() as f32).sqrt();
+    matmul(ViewMut::full(&mut s.raw, t, t), views.q, views.k, false)?;
+    let extra = bias
+        .extra
+        .as_ref()
+        .and_then(|e| e.get(hh * t * t..(hh + 1) * t * t));
+    // The bias of this head: the layer's own, or with the rules' added into scratch.
+    let with_extra = |base: &'_ [f32], out: &'_ mut Vec<f32>| -> bool {
+        let Some(e) = extra else { return false };
+        out.iter_mut()
+            .zip(base)
+            .zip(e)
+            .for_each(|((o, a), x)| *o = a + x);
+        true
+    };
+    let base = if with_extra(&bias.additive, &mut s.bias) {
+        &s.bias
+    } else {
+        &bias.additive
+    };
+    let rows = Rows {
+        t,
+        scale,
+        tau: bias.tau,
+    };
+    rows.softmax(&s.raw, base, &mut s.zrow, Some(zh), ah);
+    if let Some((lam, local)) = &bias.mixture {
+        let mut mixed = vec![0f32; t * t];
+        let local = if with_extra(local, &mut s.local) {
+            &s.local
+        } else {
+            local
+        };
+        rows.softmax(&s.raw, local, &mut s.zrow, None, &mut mixed);
+        for (a, m) in ah.iter_mut().zip(&mixed) {
+            *a = *a * (1.0 - lam) + m * lam;
+        }
+    }
+    matmul(y, views.v, View::full(ah, t, t).t(), false)
+}
+
+/// Rows of `t` scores under one head's scale and temperature.
+struct Rows {
+    t: usize,
+    scale: f32,
+    tau: f32,
+}
+
+impl Rows {
+    /// softmax((raw·scale + bias)/τ) row by row into `out`, each row over its keys up to the
+    /// last one its bias leaves visible (a causal row i: keys 0..=i, rounded up to whole
+    /// vectors); later keys get weight 0, as the full softmax gives them (exp(−∞) = 0), without
+    /// an exp each. `z`, when given, receives the scores raw·scale + bias (before τ).
+    fn softmax(
+        &self,
+        raw: &[f32],
+        bias: &[f32],
+        zrow: &mut [f32],
+        mut z: Option<&mut [f32]>,
+        out: &mut [f32],
+    ) {
+        let t = self.t.max(1);
+        let rows = raw.chunks(t).zip(bias.chunks(t)).zip(out.chunks_mut(t));
+        for (i, ((r, bv), o)) in rows.enumerate() {
+            let last = bv.iter().rposition(|x| *x != f32::NEG_INFINITY);
+            // Whole 16-lane groups (the extra keys are −∞ too, so they add exp(−∞) = 0).
+            let vis = last.map_or(0, |j| (j + 1).next_multiple_of(16).min(t));
+            let zr = z.as_deref_mut().and_then(|z| z.get_mut(i * t..(i + 1) * t));
+            if let Some(zr) = zr {
+                for ((zo, rv), b) in zr.iter_mut().zip(r).zip(bv).skip(vis) {
+                    *zo = rv * self.scale + b;
+                }
+                if self.tau == 1.0 {
+                    // softmax's own scratch is then z itself.
+                    self.row(r, bv, vis, zr, o);
+                    continue;
+                }
+                for ((zo, rv), b) in zr.iter_mut().zip(r).zip(bv).take(vis) {
+                    *zo = rv * self.scale + b;
+                }
+            }
+            self.row(r, bv, vis, zrow, o);
+        }
+    }
+
+    /// One row's softmax over its first `vis` keys (`scratch` receives (raw·scale + bias)/τ
+    /// there); the rest of `out` is 0.
+    fn row(&self, r: &[f32], bv: &[f32], vis: usize, scratch: &mut [f32], out: &mut [f32]) {
+        let (head, tail) = out.split_at_mut(vis.min(out.len()));
+        tail.fill(0.0);
+        let parts = (r.get(..vis), bv.get(..vis), scratch.get_mut(..vis));
+        if let (true, (Some(r), Some(bv), Some(z))) = (vis > 0, parts) {
+            biased_softmax_rows(r, bv, vis, self.scale, self.tau, z, head);
+        }
+    }
+}
