@@ -7,8 +7,9 @@
 //! packed (measured on SmolLM2's 64-row products, one thread, AVX-512: 64×576×1536 in 0.53 ms
 //! against 0.73 ms for x·Wᵀ with Wᵀ stored [in, out], which gemm packs per call, and 0.86 ms
 //! with W [out, in] read row-major). candle's path here (x·Wᵀ, for generation over the KV
-//! cache, long streamed texts and fine-tuning) packs W once per product, which over one row or
-//! hundreds of rows costs little. A tied head shares the embedding's storage.
+//! cache, long streamed texts and fine-tuning) reads W as a matrix-vector product for one row
+//! and packs it once per product over hundreds of rows, where that costs little. A tied head
+//! shares the embedding's storage.
 
 use candle_core::Tensor;
 
