@@ -10,7 +10,6 @@
 mod common;
 
 use candle_core::{Device, Tensor};
-use localist::analysis::dial::{DialMode, DialParams, LayerSchedule};
 use localist::hf::gguf_llama::GgufLlama;
 use localist::hf::ImportedModel;
 use localist::model::backend::AttentionModel;
@@ -53,26 +52,11 @@ fn compare(m: &GgufLlama, ids: &[u32]) -> (f32, f32, f32) {
     let masks = masks_for(m, &blocks, ids);
     let (h, n) = (m.config.heads, ids.len());
     let mut worst_all = (0f32, 0f32, 0f32);
-    for (mode, rules) in [
-        (DialMode::Bias, false),
-        (DialMode::Mixture, true),
-        (DialMode::Positional, false),
-        (DialMode::Temperature, true),
-    ] {
-        let dial = DialSetting {
-            params: DialParams {
-                mode,
-                lambda: 0.6,
-                ..DialParams::default()
-            },
-            schedule: LayerSchedule::Power { gamma: 2.0 },
-        };
+    for (dial, rules) in common::native_check_dials() {
+        let mode = dial.params.mode;
         let mut biases = sequence_biases(m, &masks, &dial, &Device::Cpu).unwrap();
         if rules {
-            let extra: Vec<f32> = (0..h * n * n)
-                .map(|i| ((i % 13) as f32 - 6.0) * 0.2)
-                .collect();
-            let extra = Tensor::from_vec(extra, (1, h, n, n), &Device::Cpu).unwrap();
+            let extra = common::rules_extra(h, n);
             for b in &mut biases {
                 b.extra = Some(extra.clone());
             }

@@ -4,6 +4,8 @@
 //! √size weights, shards), and a run through it follows the autograd run step by step.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashMap;
 
 use candle_core::Device;
@@ -255,10 +257,7 @@ fn the_row_kernels_run_on_the_instruction_set_expected() {
 /// every dial mode, a temperature, mode B's mixture and a rules-style per-head bias.
 #[test]
 fn the_native_view_forward_matches_candle_in_every_dial_mode() {
-    use localist::analysis::dial::LayerSchedule;
-    use localist::analysis::dial::{DialMode, DialParams};
     use localist::model::capture::sequence_biases;
-    use localist::model::dial::DialSetting;
     use localist::model::native_view::forward_native;
     use localist::model::transformer::ForwardOptions;
 
@@ -267,26 +266,11 @@ fn the_native_view_forward_matches_candle_in_every_dial_mode() {
     let ids: Vec<u32> = (0..40u32).map(|i| (i * 7 + 3) % V as u32).collect();
     let masks = t.blocks.masks(&ids);
     let (h, n) = (tiny.num_heads, ids.len());
-    for (mode, rules) in [
-        (DialMode::Bias, false),
-        (DialMode::Mixture, true),
-        (DialMode::Positional, false),
-        (DialMode::Temperature, true),
-    ] {
-        let dial = DialSetting {
-            params: DialParams {
-                mode,
-                lambda: 0.6,
-                ..DialParams::default()
-            },
-            schedule: LayerSchedule::Power { gamma: 2.0 },
-        };
+    for (dial, rules) in common::native_check_dials() {
+        let mode = dial.params.mode;
         let mut biases = sequence_biases(&t.model, &masks, &dial, &Device::Cpu).unwrap();
         if rules {
-            let extra: Vec<f32> = (0..h * n * n)
-                .map(|i| ((i % 13) as f32 - 6.0) * 0.2)
-                .collect();
-            let extra = candle_core::Tensor::from_vec(extra, (1, h, n, n), &Device::Cpu).unwrap();
+            let extra = common::rules_extra(h, n);
             for b in &mut biases {
                 b.extra = Some(extra.clone());
             }

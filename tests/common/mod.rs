@@ -76,3 +76,37 @@ pub fn copy_family_fixture(name: &str) -> tempfile::TempDir {
     copy_files(&family_fixture(name), dir.path());
     dir
 }
+
+/// The dial settings a native view pass is checked against candle's forward in: modes A–D at
+/// λ = 0.6 under a γ = 2 schedule, each with whether a rules-style bias ([`rules_extra`]) is
+/// added (modes B and D).
+pub fn native_check_dials() -> Vec<(localist::model::dial::DialSetting, bool)> {
+    use localist::analysis::dial::{DialMode, DialParams, LayerSchedule};
+    [
+        (DialMode::Bias, false),
+        (DialMode::Mixture, true),
+        (DialMode::Positional, false),
+        (DialMode::Temperature, true),
+    ]
+    .into_iter()
+    .map(|(mode, rules)| {
+        let dial = localist::model::dial::DialSetting {
+            params: DialParams {
+                mode,
+                lambda: 0.6,
+                ..DialParams::default()
+            },
+            schedule: LayerSchedule::Power { gamma: 2.0 },
+        };
+        (dial, rules)
+    })
+    .collect()
+}
+
+/// A rules-style per-head bias [1, H, T, T] of varied values (−1.2 … 1.2).
+pub fn rules_extra(heads: usize, n: usize) -> candle_core::Tensor {
+    let extra: Vec<f32> = (0..heads * n * n)
+        .map(|i| ((i % 13) as f32 - 6.0) * 0.2)
+        .collect();
+    candle_core::Tensor::from_vec(extra, (1, heads, n, n), &Device::Cpu).unwrap()
+}
