@@ -216,37 +216,19 @@ impl ParamSet {
         out
     }
 
-    /// Zero gradients shaped like the parameters of `cfg`.
+    /// Zero gradients shaped like the parameters of `cfg` (the lengths of [`param_lengths`]; a
+    /// tied head's weight stays empty).
     pub fn zeros(cfg: &ModelConfig) -> Self {
-        let (d, v, f) = (cfg.d_model, cfg.vocab_size, cfg.mlp_ratio * cfg.d_model);
-        let layer = LayerSet {
-            ln1_w: vec![0.0; d],
-            ln1_b: vec![0.0; d],
-            qkv_w: vec![0.0; 3 * d * d],
-            qkv_b: vec![0.0; 3 * d],
-            proj_w: vec![0.0; d * d],
-            proj_b: vec![0.0; d],
-            ln2_w: vec![0.0; d],
-            ln2_b: vec![0.0; d],
-            fc1_w: vec![0.0; f * d],
-            fc1_b: vec![0.0; f],
-            fc2_w: vec![0.0; d * f],
-            fc2_b: vec![0.0; d],
+        let lengths: std::collections::HashMap<String, usize> =
+            param_lengths(cfg).into_iter().collect();
+        let mut set = Self {
+            layers: vec![LayerSet::default(); cfg.num_layers],
+            ..Self::default()
         };
-        Self {
-            tok: vec![0.0; v * d],
-            pos: vec![0.0; cfg.max_seq_len * d],
-            ln_f_w: vec![0.0; d],
-            ln_f_b: vec![0.0; d],
-            head_w: if cfg.tied_head {
-                Vec::new()
-            } else {
-                vec![0.0; v * d]
-            },
-            head_b: vec![0.0; v],
-            layers: vec![layer; cfg.num_layers],
-            anchors: Vec::new(),
+        for (name, v) in set.named_mut() {
+            *v = vec![0.0; lengths.get(&name).copied().unwrap_or(0)];
         }
+        set
     }
 
     /// Whether the vectors have the lengths `cfg` implies (a kept gradient set still fits).
