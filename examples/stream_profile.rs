@@ -33,6 +33,16 @@ impl RowStream for BiasOnly<'_> {
     fn rows(&mut self, _: usize, _: usize, _: &Tensor, _: &Tensor) -> Result<(), ModelError> {
         Ok(())
     }
+    fn rows_host(
+        &mut self,
+        _: usize,
+        _: usize,
+        _: (usize, usize, usize),
+        _: &[f32],
+        _: &[f32],
+    ) -> Result<(), ModelError> {
+        Ok(())
+    }
     fn layer_done(&mut self, _: usize) -> Result<(), ModelError> {
         Ok(())
     }

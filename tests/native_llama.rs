@@ -3,7 +3,9 @@
 //! (`GgufLlama::forward_candle`): logits, attention and biased scores in every dial mode, with a
 //! γ schedule and a rules-style per-head bias; on the tiny LLaMA and Qwen2 folders (Qwen2 has
 //! q/k/v biases and Hugging Face's half-rotation RoPE) and on SmolLM2 when it is fetched
-//! (llama.cpp's interleaved RoPE, grouped-query attention with 9 heads over 3).
+//! (llama.cpp's interleaved RoPE, grouped-query attention with 9 heads over 3). The streamed
+//! forward of a long text (`GgufLlama::forward_rows_native`, chunks of query rows) is checked
+//! against the same dense reference, chunk by chunk.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,10 +14,12 @@ mod common;
 use candle_core::{Device, Tensor};
 use localist::hf::gguf_llama::GgufLlama;
 use localist::hf::ImportedModel;
-use localist::model::backend::AttentionModel;
+use localist::model::attention::AttentionBias;
+use localist::model::backend::{AttentionModel, RowStream};
 use localist::model::blocks::BlockMap;
 use localist::model::capture::{masks_for, sequence_biases};
 use localist::model::dial::DialSetting;
+use localist::model::transformer::ModelError;
 
 fn parity_blocks(vocab: usize) -> BlockMap {
     let pairs: Vec<(u32, String)> = (0..vocab as u32)
@@ -129,4 +133,105 @@ fn the_native_pass_matches_candle_on_smollm2() {
     let (dl, da, dz) = compare(&m, &ids);
     eprintln!("SmolLM2: logits {dl:.2e}, attention {da:.2e}, scores {dz:.2e}");
     assert!(dl < 1e-3 && da < 1e-4 && dz < 1e-3);
+}
+
+/// A stream that hands out rows of full-sequence biases and keeps every chunk it is given.
+struct Recorder {
+    biases: Vec<AttentionBias>,
+    /// (layer, r0, attention [1,H,n,kt], scores).
+    chunks: Vec<(usize, usize, Tensor, Tensor)>,
+    layers_done: usize,
+}
+
+impl RowStream for Recorder {
+    fn bias(
+        &mut self,
+        l: usize,
+        r0: usize,
+        n: usize,
+        kt: usize,
+    ) -> candle_core::Result<AttentionBias> {
+        let cut = |x: &Tensor| x.narrow(2, r0, n)?.narrow(3, 0, kt)?.contiguous();
+        let b = &self.biases[l];
+        Ok(AttentionBias {
+            additive: cut(&b.additive)?,
+            tau: b.tau,
+            mixture: match &b.mixture {
+                Some((lam, local)) => Some((*lam, cut(local)?)),
+                None => None,
+            },
+            extra: b.extra.as_ref().map(cut).transpose()?,
+        })
+    }
+    fn rows(&mut self, l: usize, r0: usize, a: &Tensor, z: &Tensor) -> Result<(), ModelError> {
+        self.chunks.push((l, r0, a.clone(), z.clone()));
+        Ok(())
+    }
+    fn layer_done(&mut self, l: usize) -> Result<(), ModelError> {
+        assert_eq!(l, self.layers_done, "layers in order");
+        self.layers_done += 1;
+        Ok(())
+    }
+}
+
+/// The native streamed forward against candle's dense forward, chunk by chunk, in modes A–D
+/// (with rules in two); returns the worst (attention, scores) differences.
+fn compare_rows(m: &GgufLlama, ids: &[u32], chunk: usize) -> (f32, f32) {
+    let masks = masks_for(m, &parity_blocks(m.config.vocab), ids);
+    let (h, n) = (m.config.heads, ids.len());
+    let mut out = (0f32, 0f32);
+    for (dial, rules) in common::native_check_dials() {
+        let mut biases = sequence_biases(m, &masks, &dial, &Device::Cpu).unwrap();
+        if rules {
+            let extra = common::rules_extra(h, n);
+            for b in &mut biases {
+                b.extra = Some(extra.clone());
+            }
+        }
+        let want = m.forward_candle(ids, &biases, true).unwrap();
+        let mut rec = Recorder {
+            biases,
+            chunks: Vec::new(),
+            layers_done: 0,
+        };
+        m.forward_rows_native(ids, chunk, &mut rec)
+            .expect("the native pass applies on the CPU")
+            .unwrap();
+        assert_eq!(rec.layers_done, m.config.layers);
+        assert_eq!(rec.chunks.len(), m.config.layers * n.div_ceil(chunk));
+        for (l, r0, a, z) in &rec.chunks {
+            let (_, _, rows, kt) = a.dims4().unwrap();
+            assert_eq!(kt, r0 + rows, "a chunk sees the keys up to its last row");
+            let cut = |x: &Tensor| x.narrow(2, *r0, rows).unwrap().narrow(3, 0, kt).unwrap();
+            out.0 = out.0.max(worst(a, &cut(&want.attention[*l])));
+            out.1 = out.1.max(worst(z, &cut(&want.scores[*l])));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_native_streamed_forward_matches_candle_chunk_by_chunk() {
+    for name in ["llama", "qwen2"] {
+        let im = ImportedModel::open(&common::family_fixture(name), &Device::Cpu).unwrap();
+        let m = im.decoder().expect("a LLaMA-family decoder");
+        let ids: Vec<u32> = (0..23u32)
+            .map(|i| (i * 5 + 1) % m.config.vocab as u32)
+            .collect();
+        for chunk in [1, 5, 23, 64] {
+            let (da, dz) = compare_rows(m, &ids, chunk);
+            eprintln!("{name}, chunks of {chunk}: attention {da:.2e}, scores {dz:.2e}");
+            assert!(da < 1e-5 && dz < 1e-4, "{name}, chunks of {chunk}");
+        }
+    }
+    let Some(path) = common::model_file("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
+    let m = GgufLlama::open(&path, &Device::Cpu).unwrap();
+    let ids = m
+        .encode("To be, or not to be, that is the question: whether 'tis nobler in the mind")
+        .unwrap();
+    let (da, dz) = compare_rows(&m, &ids, 7);
+    eprintln!("SmolLM2, chunks of 7: attention {da:.2e}, scores {dz:.2e}");
+    assert!(da < 1e-4 && dz < 1e-3);
 }

@@ -125,6 +125,22 @@ pub trait RowStream {
         attention: &Tensor,
         scores: &Tensor,
     ) -> Result<(), ModelError>;
+    /// [`rows`](Self::rows) from host data: attention and scores [H, n, kt], row-major, of
+    /// query rows `r0..r0 + n` over keys `0..kt` (a native forward's buffers, reused for the
+    /// next chunk). By default they are copied into tensors for `rows`.
+    fn rows_host(
+        &mut self,
+        layer: usize,
+        r0: usize,
+        (h, n, kt): (usize, usize, usize),
+        attention: &[f32],
+        scores: &[f32],
+    ) -> Result<(), ModelError> {
+        let dev = candle_core::Device::Cpu;
+        let a = Tensor::from_slice(attention, (1, h, n, kt), &dev)?;
+        let z = Tensor::from_slice(scores, (1, h, n, kt), &dev)?;
+        self.rows(layer, r0, &a, &z)
+    }
     /// Layer `layer` is done; an error (e.g. [`ModelError::Cancelled`]) stops the forward.
     fn layer_done(&mut self, layer: usize) -> Result<(), ModelError>;
 }

@@ -69,6 +69,19 @@ impl RowStream for Collector<'_> {
         scores: &Tensor,
     ) -> Result<(), ModelError> {
         let (_, h, n, kt) = attention.dims4()?;
+        with_f32(attention, |av| {
+            with_f32(scores, |zv| self.rows_host(layer, r0, (h, n, kt), av, zv))
+        })??
+    }
+
+    fn rows_host(
+        &mut self,
+        layer: usize,
+        r0: usize,
+        (h, n, kt): (usize, usize, usize),
+        av: &[f32],
+        zv: &[f32],
+    ) -> Result<(), ModelError> {
         let tau = softmax_tau(self.params.get(layer));
         let h = h.min(self.num_heads);
         let first = layer * self.num_heads;
@@ -84,9 +97,7 @@ impl RowStream for Collector<'_> {
         };
         let heads = self.heads.get_mut(first..first + h).unwrap_or_default();
         let keep = self.keep.get(first..first + h).unwrap_or_default();
-        with_f32(attention, |av| {
-            with_f32(scores, |zv| chunk.heads(heads, keep, av, zv, layer))
-        })??
+        chunk.heads(heads, keep, av, zv, layer)
     }
 
     fn layer_done(&mut self, layer: usize) -> Result<(), ModelError> {

@@ -18,18 +18,28 @@ fn host(t: &Tensor) -> Result<Vec<f32>, ModelError> {
 
 /// [`AttentionBias`] of one sequence of `t` positions as host data, or a shape error.
 pub(crate) fn host_bias(b: &AttentionBias, t: usize, heads: usize) -> Result<HostBias, ModelError> {
+    host_bias_rows(b, (t, t), heads)
+}
+
+/// [`host_bias`] for `n` query rows over `kt` keys (a streamed chunk's bias).
+pub(crate) fn host_bias_rows(
+    b: &AttentionBias,
+    (n, kt): (usize, usize),
+    heads: usize,
+) -> Result<HostBias, ModelError> {
     let additive = host(&b.additive)?;
     let mixture = match &b.mixture {
         Some((lam, local)) => Some((*lam as f32, host(local)?)),
         None => None,
     };
     let extra = b.extra.as_ref().map(host).transpose()?;
-    let fits = additive.len() == t * t
-        && mixture.as_ref().is_none_or(|(_, l)| l.len() == t * t)
-        && extra.as_ref().is_none_or(|e| e.len() == heads * t * t);
+    let cells = n * kt;
+    let fits = additive.len() == cells
+        && mixture.as_ref().is_none_or(|(_, l)| l.len() == cells)
+        && extra.as_ref().is_none_or(|e| e.len() == heads * cells);
     if !fits {
         return Err(ModelError::Input(format!(
-            "an attention bias does not fit one sequence of {t} tokens"
+            "an attention bias does not fit {n} query rows over {kt} keys"
         )));
     }
     Ok(HostBias {

@@ -123,7 +123,7 @@ impl GgufLlama {
     /// attention handed to `stream` and dropped. No logits.
     ///
     /// [`AttentionModel::forward_streamed`]: crate::model::backend::AttentionModel::forward_streamed
-    pub fn forward_rows(
+    pub fn forward_rows_candle(
         &self,
         ids: &[u32],
         chunk_rows: usize,

@@ -11,6 +11,7 @@ mod forward;
 pub mod header;
 pub mod metadata;
 pub(crate) mod native;
+mod native_rows;
 mod train_forward;
 
 use std::path::{Path, PathBuf};
@@ -240,7 +241,10 @@ impl AttentionModel for GgufLlama {
         chunk_rows: usize,
         stream: &mut dyn RowStream,
     ) -> Result<(), ModelError> {
-        self.forward_rows(ids, chunk_rows, stream)
+        match self.forward_rows_native(ids, chunk_rows, stream) {
+            Some(done) => done,
+            None => self.forward_rows_candle(ids, chunk_rows, stream),
+        }
     }
 
     fn step_cached(

@@ -19,17 +19,34 @@ use crate::model::native_view::host_bias;
 use crate::model::transformer::{ForwardOutput, ModelError};
 
 /// One layer's weights read in place.
-struct LayerSlices<'a> {
+pub(super) struct LayerSlices<'a> {
     attn_norm: &'a [f32],
     q: &'a [f32],
     k: &'a [f32],
     v: &'a [f32],
-    o: &'a [f32],
+    pub(super) o: &'a [f32],
     ffn_norm: &'a [f32],
     gate: &'a [f32],
     up: &'a [f32],
     down: &'a [f32],
     qkv_bias: Option<[&'a [f32]; 3]>,
+}
+
+/// The weights of `layer`, whose first slice is `w[start]` (see [`GgufLlama::with_weights`]).
+pub(super) fn layer_slices<'a>(w: &[&'a [f32]], start: usize, layer: &Layer) -> LayerSlices<'a> {
+    let s = |i: usize| w.get(start + i).copied().unwrap_or_default();
+    LayerSlices {
+        attn_norm: s(0),
+        q: s(1),
+        k: s(2),
+        v: s(3),
+        o: s(4),
+        ffn_norm: s(5),
+        gate: s(6),
+        up: s(7),
+        down: s(8),
+        qkv_bias: layer.qkv_bias.as_ref().map(|_| [s(9), s(10), s(11)]),
+    }
 }
 
 /// The tensors of one layer in the order [`LayerSlices`] reads them (biases last).
@@ -53,32 +70,33 @@ fn layer_tensors(l: &Layer) -> Vec<&Tensor> {
 
 /// Sizes of one pass.
 #[derive(Clone, Copy)]
-struct Shape {
-    t: usize,
-    d: usize,
-    h: usize,
-    kvh: usize,
-    dh: usize,
-    f: usize,
-    eps: f32,
+pub(super) struct Shape {
+    pub(super) t: usize,
+    pub(super) d: usize,
+    pub(super) h: usize,
+    pub(super) kvh: usize,
+    pub(super) dh: usize,
+    pub(super) f: usize,
+    pub(super) eps: f32,
 }
 
 /// Activations and scratch of one pass.
-struct Buffers {
-    x: Vec<f32>,
-    a: Vec<f32>,
-    q: Vec<f32>,
-    k: Vec<f32>,
-    v: Vec<f32>,
-    y: Vec<f32>,
-    g: Vec<f32>,
-    u: Vec<f32>,
-    sum: Vec<f32>,
-    head: HeadScratch,
+pub(super) struct Buffers {
+    pub(super) x: Vec<f32>,
+    pub(super) a: Vec<f32>,
+    pub(super) q: Vec<f32>,
+    pub(super) k: Vec<f32>,
+    pub(super) v: Vec<f32>,
+    pub(super) y: Vec<f32>,
+    pub(super) g: Vec<f32>,
+    pub(super) u: Vec<f32>,
+    pub(super) sum: Vec<f32>,
+    pub(super) head: HeadScratch,
 }
 
 impl Buffers {
-    fn new(s: &Shape) -> Self {
+    /// Buffers of one pass, with `head` as the attention's scratch.
+    pub(super) fn new(s: &Shape, head: HeadScratch) -> Self {
         let (t, d, kv) = (s.t, s.d, s.kvh * s.dh);
         Self {
             x: vec![0.0; d * t],
@@ -90,7 +108,7 @@ impl Buffers {
             g: vec![0.0; s.f * t],
             u: vec![0.0; s.f * t],
             sum: vec![0.0; t],
-            head: HeadScratch::new(t),
+            head,
         }
     }
 }
@@ -115,6 +133,13 @@ impl GgufLlama {
         if t > c.context {
             return Some(Err(ModelError::TooLong(t, c.context)));
         }
+        self.with_weights(|w, starts| self.run(ids, biases, keep_scores, logits, (w, starts)))
+    }
+
+    /// `f` over the weights' f32 slices, as `[embed, out_norm, head, layer 0's (see
+    /// [`LayerSlices`]), layer 1's, ...]`, with each layer's first index; None when a weight
+    /// is not f32 on the CPU.
+    pub(super) fn with_weights<R>(&self, f: impl FnOnce(&[&[f32]], &[usize]) -> R) -> Option<R> {
         let mut tensors: Vec<&Tensor> = vec![&self.embed, &self.out_norm, self.head.w()];
         let mut starts = Vec::with_capacity(self.layers.len());
         for l in &self.layers {
@@ -129,7 +154,21 @@ impl GgufLlama {
             };
             slices.push(crate::model::fused::slice(cpu, layout, "weights").ok()?);
         }
-        Some(self.run(ids, biases, keep_scores, logits, (&slices, &starts)))
+        Some(f(&slices, &starts))
+    }
+
+    /// The sizes of a pass over `t` positions.
+    pub(super) fn shape(&self, t: usize) -> Shape {
+        let c = &self.config;
+        Shape {
+            t,
+            d: c.d_model,
+            h: c.heads,
+            kvh: c.kv_heads.max(1),
+            dh: c.d_model / c.heads.max(1),
+            f: c.ff,
+            eps: c.rms_eps as f32,
+        }
     }
 
     /// [`forward_native`](Self::forward_native) over the weights' slices.
@@ -142,15 +181,7 @@ impl GgufLlama {
         (w, starts): (&[&[f32]], &[usize]),
     ) -> Result<ForwardOutput, ModelError> {
         let c = &self.config;
-        let sh = Shape {
-            t: ids.len(),
-            d: c.d_model,
-            h: c.heads,
-            kvh: c.kv_heads.max(1),
-            dh: c.d_model / c.heads.max(1),
-            f: c.ff,
-            eps: c.rms_eps as f32,
-        };
+        let sh = self.shape(ids.len());
         let t = sh.t;
         // No biases: the plain model, under the causal mask.
         let host: Vec<HostBias> = if biases.is_empty() {
@@ -168,25 +199,13 @@ impl GgufLlama {
                 .collect::<Result<_, _>>()?
         };
         let get = |i: usize| w.get(i).copied().unwrap_or_default();
-        let mut b = Buffers::new(&sh);
+        let mut b = Buffers::new(&sh, HeadScratch::new(t));
         embed(get(0), ids, sh.d, &mut b.a)?;
         transpose(&b.a, t, sh.d, &mut b.x);
         let (cos, sin) = self.rope_cols(t);
         let (mut attention, mut scores) = (Vec::new(), Vec::new());
         for ((bias, &start), layer) in host.iter().zip(starts).zip(&self.layers) {
-            let s = |i: usize| get(start + i);
-            let lw = LayerSlices {
-                attn_norm: s(0),
-                q: s(1),
-                k: s(2),
-                v: s(3),
-                o: s(4),
-                ffn_norm: s(5),
-                gate: s(6),
-                up: s(7),
-                down: s(8),
-                qkv_bias: layer.qkv_bias.as_ref().map(|_| [s(9), s(10), s(11)]),
-            };
+            let lw = layer_slices(w, start, layer);
             let (a, z) = attention_layer(&lw, &sh, bias, (&cos, &sin), c.rope_half, &mut b)?;
             mlp_layer(&lw, &sh, &mut b)?;
             let dev = &self.device;
@@ -217,7 +236,7 @@ impl GgufLlama {
 
     /// RoPE's cos and sin of positions 0..T, [d_h/2, T] (as [`GgufLlama::rope_tables`]
     /// computes them: f32 position times f32 inverse frequency).
-    fn rope_cols(&self, t: usize) -> (Vec<f32>, Vec<f32>) {
+    pub(super) fn rope_cols(&self, t: usize) -> (Vec<f32>, Vec<f32>) {
         let c = &self.config;
         let dh = c.d_model / c.heads.max(1);
         let (mut cos, mut sin) = (vec![0f32; dh / 2 * t], vec![0f32; dh / 2 * t]);
@@ -234,7 +253,12 @@ impl GgufLlama {
 }
 
 /// Token rows of the embedding [T, d] into `out`, or an error for an id outside it.
-fn embed(table: &[f32], ids: &[u32], d: usize, out: &mut [f32]) -> Result<(), ModelError> {
+pub(super) fn embed(
+    table: &[f32],
+    ids: &[u32],
+    d: usize,
+    out: &mut [f32],
+) -> Result<(), ModelError> {
     for (row, &id) in out.chunks_mut(d).zip(ids) {
         let src = table
             .get(id as usize * d..(id as usize + 1) * d)
@@ -280,15 +304,14 @@ fn rope(
     }
 }
 
-/// x ← x + attention(RMSNorm(x)); returns the layer's attention and scores [H, T, T].
-fn attention_layer(
+/// The layer's queries, keys and values of RMSNorm(x) into `b.q`, `b.k`, `b.v`, RoPE applied.
+pub(super) fn project_qkv(
     lw: &LayerSlices<'_>,
     sh: &Shape,
-    bias: &HostBias,
     tables: (&[f32], &[f32]),
     half: bool,
     b: &mut Buffers,
-) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
+) -> Result<(), ModelError> {
     let Shape {
         t,
         d,
@@ -311,6 +334,22 @@ fn attention_layer(
     }
     rope(&mut b.q, h, dh, t, tables, half);
     rope(&mut b.k, kvh, dh, t, tables, half);
+    Ok(())
+}
+
+/// x ← x + attention(RMSNorm(x)); returns the layer's attention and scores [H, T, T].
+fn attention_layer(
+    lw: &LayerSlices<'_>,
+    sh: &Shape,
+    bias: &HostBias,
+    tables: (&[f32], &[f32]),
+    half: bool,
+    b: &mut Buffers,
+) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
+    let Shape {
+        t, d, h, kvh, dh, ..
+    } = *sh;
+    project_qkv(lw, sh, tables, half, b)?;
     let (mut att, mut z) = (vec![0f32; h * t * t], vec![0f32; h * t * t]);
     let rep = (h / kvh).max(1);
     for (hh, (ah, zh)) in att.chunks_mut(t * t).zip(z.chunks_mut(t * t)).enumerate() {
@@ -321,14 +360,18 @@ fn attention_layer(
             v: View::rows(&b.v, g * dh * t, dh, t, t),
         };
         let y = ViewMut::rows(&mut b.y, hh * dh * t, dh, t, t);
-        attend(views, hh, t, bias, &mut b.head, ah, zh, y)?;
+        attend(views, hh, (t, t), bias, &mut b.head, ah, zh, y)?;
     }
     weight_product(&mut b.x, lw.o, d, View::full(&b.y, d, t))?;
     Ok((att, z))
 }
 
 /// x ← x + down(SiLU(gate(RMSNorm(x)))·up(RMSNorm(x))).
-fn mlp_layer(lw: &LayerSlices<'_>, sh: &Shape, b: &mut Buffers) -> Result<(), ModelError> {
+pub(super) fn mlp_layer(
+    lw: &LayerSlices<'_>,
+    sh: &Shape,
+    b: &mut Buffers,
+) -> Result<(), ModelError> {
     let Shape { t, d, f, eps, .. } = *sh;
     rms_norm_cols(&b.x, lw.ffn_norm, eps, t, &mut b.a, &mut b.sum);
     b.g.fill(0.0);

@@ -8,16 +8,17 @@ use crate::model::fused::attention::biased_softmax_rows;
 use crate::model::native::gemm::{matmul, View, ViewMut};
 use crate::model::native::NativeError;
 
-/// One layer's bias for one sequence of T positions, as host data.
+/// One layer's bias for n query rows over kt keys (n = kt = T for a whole sequence), as host
+/// data.
 #[derive(Clone, Debug)]
 pub struct HostBias {
-    /// Additive bias [T, T] (−∞ on invisible keys).
+    /// Additive bias [n, kt] (−∞ on invisible keys).
     pub additive: Vec<f32>,
     /// Softmax temperature τ.
     pub tau: f32,
-    /// Mode B: λ and the local-only bias [T, T].
+    /// Mode B: λ and the local-only bias [n, kt].
     pub mixture: Option<(f32, Vec<f32>)>,
-    /// Rules: a per-head bias [H, T, T] added before τ.
+    /// Rules: a per-head bias [H, n, kt] added before τ.
     pub extra: Option<Vec<f32>>,
 }
 
@@ -33,33 +34,44 @@ pub(crate) struct HeadScratch {
 impl HeadScratch {
     /// Scratch for T positions.
     pub(crate) fn new(t: usize) -> Self {
+        Self::rows(t, t)
+    }
+
+    /// Scratch for up to n query rows over up to kt keys.
+    pub(crate) fn rows(n: usize, kt: usize) -> Self {
         Self {
-            raw: vec![0.0; t * t],
-            bias: vec![0.0; t * t],
-            zrow: vec![0.0; t],
-            local: vec![0.0; t * t],
+            raw: vec![0.0; n * kt],
+            bias: vec![0.0; n * kt],
+            zrow: vec![0.0; kt],
+            local: vec![0.0; n * kt],
         }
+    }
+
+    /// Whether it holds n query rows over kt keys.
+    pub(crate) fn fits(&self, n: usize, kt: usize) -> bool {
+        self.raw.len() >= n * kt && self.zrow.len() >= kt
     }
 }
 
-/// One head's operands, feature-major: the queries [d_h, T], keys [d_h, T] and values
-/// [d_h, T] as views of their rows.
+/// One head's operands, feature-major: the queries [d_h, n], keys [d_h, kt] and values
+/// [d_h, kt] as views of their rows (n = kt = T for a whole sequence).
 pub(crate) struct HeadViews<'a> {
-    /// Queries, read as [T, d_h] (a transposed view).
+    /// Queries, read as [n, d_h] (a transposed view).
     pub q: View<'a>,
-    /// Keys [d_h, T].
+    /// Keys [d_h, kt].
     pub k: View<'a>,
-    /// Values [d_h, T].
+    /// Values [d_h, kt].
     pub v: View<'a>,
 }
 
-/// Head `hh` of T positions: scores z = q·kᵀ/√d_h + bias (+ rules) into `zh`, attention into
-/// `ah`, and its output (attention·v)ᵀ [d_h, T] into `y`.
+/// Head `hh` of n query rows over kt keys (`(t, t)` for a whole sequence of T positions):
+/// scores z = q·kᵀ/√d_h + bias (+ rules) into `zh` [n, kt], attention into `ah` [n, kt], and
+/// its output (attention·v)ᵀ [d_h, n] into `y`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attend(
     views: HeadViews<'_>,
     hh: usize,
-    t: usize,
+    (n, kt): (usize, usize),
     bias: &HostBias,
     s: &mut HeadScratch,
     ah: &mut [f32],
@@ -67,11 +79,16 @@ pub(crate) fn attend(
     y: ViewMut<'_>,
 ) -> Result<(), NativeError> {
     let scale = 1.0 / (views.q.cols() as f32).sqrt();
-    matmul(ViewMut::full(&mut s.raw, t, t), views.q, views.k, false)?;
+    let cells = n * kt;
+    let raw = s
+        .raw
+        .get_mut(..cells)
+        .ok_or_else(|| NativeError::Shape("head scratch smaller than its rows".into()))?;
+    matmul(ViewMut::full(raw, n, kt), views.q, views.k, false)?;
     let extra = bias
         .extra
         .as_ref()
-        .and_then(|e| e.get(hh * t * t..(hh + 1) * t * t));
+        .and_then(|e| e.get(hh * cells..(hh + 1) * cells));
     // The bias of this head: the layer's own, or with the rules' added into scratch.
     let with_extra = |base: &'_ [f32], out: &'_ mut Vec<f32>| -> bool {
         let Some(e) = extra else { return false };
@@ -87,27 +104,28 @@ pub(crate) fn attend(
         &bias.additive
     };
     let rows = Rows {
-        t,
+        t: kt,
         scale,
         tau: bias.tau,
     };
-    rows.softmax(&s.raw, base, &mut s.zrow, Some(zh), ah);
+    let raw = s.raw.get(..cells).unwrap_or_default();
+    rows.softmax(raw, base, &mut s.zrow, Some(zh), ah);
     if let Some((lam, local)) = &bias.mixture {
-        let mut mixed = vec![0f32; t * t];
+        let mut mixed = vec![0f32; cells];
         let local = if with_extra(local, &mut s.local) {
             &s.local
         } else {
             local
         };
-        rows.softmax(&s.raw, local, &mut s.zrow, None, &mut mixed);
+        rows.softmax(raw, local, &mut s.zrow, None, &mut mixed);
         for (a, m) in ah.iter_mut().zip(&mixed) {
             *a = *a * (1.0 - lam) + m * lam;
         }
     }
-    matmul(y, views.v, View::full(ah, t, t).t(), false)
+    matmul(y, views.v, View::full(ah, n, kt).t(), false)
 }
 
-/// Rows of `t` scores under one head's scale and temperature.
+/// Rows of `t` scores (one per key) under one head's scale and temperature.
 struct Rows {
     t: usize,
     scale: f32,

@@ -198,7 +198,7 @@ fn attention_layer(
             v: View::rows(&b.qkv, (2 * d + hh * dh) * t, dh, t, t),
         };
         let y = ViewMut::rows(&mut b.y, hh * dh * t, dh, t, t);
-        attend(views, hh, t, bias, &mut b.head, ah, zh, y)?;
+        attend(views, hh, (t, t), bias, &mut b.head, ah, zh, y)?;
         let qh = q
             .get_mut(hh * t * dh..(hh + 1) * t * dh)
             .unwrap_or_default();
