@@ -1,9 +1,7 @@
 //! One attention row of a capture in one pass ([`capture_row`]): entropy, ε, block masses and
 //! margin, the same sums as the single metrics of [`crate::analysis::metrics`].
 
-use crate::analysis::metrics::{
-    entropy_term_bits, margin_from_extremes, marked, max_or_nan, min_or_nan, non_negative,
-};
+use crate::analysis::metrics::{entropy_term_bits, margin_from_extremes, non_negative};
 
 /// What a capture keeps of one attention row besides its weights ([`capture_row`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -37,32 +35,37 @@ pub fn capture_row(
     masses: &mut [f64],
 ) -> CaptureRow {
     let (mut az, mut eps, mut ent) = (0.0f64, 0.0f64, 0.0f64);
-    let (mut min_in, mut max_off) = (f64::INFINITY, f64::NEG_INFINITY);
+    // The extremes in f32 (exact: f64::from keeps order), a NaN noted apart, and every
+    // update written as a selection: which keys are in R(i) follows no pattern a branch
+    // predictor could learn.
+    let (mut min_in, mut max_off) = (f32::INFINITY, f32::NEG_INFINITY);
+    let (mut nan_in, mut nan_off) = (false, false);
     let (mut best, mut best_j) = (f32::NEG_INFINITY, usize::MAX);
     let mut nan = false;
-    for (j, (&a, &zj)) in row.iter().zip(z).enumerate() {
-        let (a64, z64) = (f64::from(a), f64::from(zj));
+    let rel = relevant.iter().copied().chain(std::iter::repeat(false));
+    for (j, ((&a, &zj), r)) in row.iter().zip(z).zip(rel).enumerate() {
+        let a64 = f64::from(a);
         nan |= a.is_nan();
         if a > best {
             (best, best_j) = (a, j);
         }
-        if a > 0.0 {
-            if tau.is_some() {
-                az += a64 * z64;
-            } else {
-                ent += entropy_term_bits(a64);
-            }
+        if tau.is_some() {
+            // x + 0 is x: the same sum as adding only where a > 0 (0·(−∞) would be NaN).
+            az += if a > 0.0 { a64 * f64::from(zj) } else { 0.0 };
+        } else if a > 0.0 {
+            ent += entropy_term_bits(a64);
         }
         if let Some(m) = key_blocks.get(j).and_then(|&k| masses.get_mut(k)) {
             *m += a64;
         }
-        if marked(relevant, j) {
-            min_in = min_or_nan(min_in, z64);
-        } else {
-            eps += a64;
-            max_off = max_or_nan(max_off, z64);
-        }
+        eps += if r { 0.0 } else { a64 };
+        min_in = if r { min_in.min(zj) } else { min_in };
+        max_off = if r { max_off } else { max_off.max(zj) };
+        nan_in |= r & zj.is_nan();
+        nan_off |= !r & zj.is_nan();
     }
+    let extreme = |x: f32, nan: bool| if nan { f64::NAN } else { f64::from(x) };
+    let (min_in, max_off) = (extreme(min_in, nan_in), extreme(max_off, nan_off));
     let entropy_bits = match (tau, z.get(best_j)) {
         _ if nan => f64::NAN,
         (Some(tau), Some(&zm)) if best > 0.0 => {

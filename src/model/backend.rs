@@ -12,6 +12,7 @@ use candle_core::{Device, Tensor};
 /// Re-exported from [`crate::model::attention`], where it lives, for callers of the old path.
 pub use crate::model::attention::biased_attention;
 use crate::model::attention::AttentionBias;
+use crate::model::native::HostBias;
 use crate::model::transformer::{ForwardOptions, ForwardOutput, LocalistModel, ModelError};
 
 /// The shape of a model as the dial sees it.
@@ -117,6 +118,19 @@ pub trait RowStream {
         n: usize,
         kt: usize,
     ) -> candle_core::Result<AttentionBias>;
+    /// [`bias`](Self::bias) as host data, for a native forward ([`HostBias`], n×kt). By
+    /// default read back from the tensors.
+    fn bias_host(
+        &mut self,
+        layer: usize,
+        r0: usize,
+        n: usize,
+        kt: usize,
+        heads: usize,
+    ) -> Result<HostBias, ModelError> {
+        let b = self.bias(layer, r0, n, kt)?;
+        crate::model::native_view::host_bias_rows(&b, (n, kt), heads)
+    }
     /// Rows `r0..r0 + n` of layer `layer`: attention and biased scores, both [1,H,n,kt].
     fn rows(
         &mut self,

@@ -25,6 +25,7 @@ use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::model::capture_data::{empty_heads, masks_for, softmax_tau, Capture, HeadCapture};
 use crate::model::capture_memory::{check_stream_memory, StreamShape};
 use crate::model::dial::{layer_bias_rows, DialSetting};
+use crate::model::native::HostBias;
 use crate::model::transformer::ModelError;
 
 pub use crate::model::capture_layout::{AttentionLayout, CapturePlan, STUDIO_GRID};
@@ -59,6 +60,24 @@ impl RowStream for Collector<'_> {
         let p = self.params.get(layer).cloned().unwrap_or_default();
         let lb = layer_bias_rows(self.masks, &p, r0, n, kt);
         AttentionBias::from_layer(&lb, n, kt, &self.device)
+    }
+
+    fn bias_host(
+        &mut self,
+        layer: usize,
+        r0: usize,
+        n: usize,
+        kt: usize,
+        _heads: usize,
+    ) -> Result<HostBias, ModelError> {
+        let p = self.params.get(layer).cloned().unwrap_or_default();
+        let lb = layer_bias_rows(self.masks, &p, r0, n, kt);
+        Ok(HostBias {
+            additive: lb.additive,
+            tau: lb.tau,
+            mixture: lb.mixture,
+            extra: None,
+        })
     }
 
     fn rows(

@@ -105,11 +105,8 @@ pub fn layer_bias_rows(
             }
         }
     }
-    // R(i) of cell `idx` of these rows, read from the masks (no copy of the T×T table: the
-    // trainer builds every layer's bias on every step).
-    let relevant = |idx: usize| {
-        let (ii, j) = (idx / kt.max(1), idx % kt.max(1));
-        masks.relevant_row(r0 + ii).get(j).copied().unwrap_or(false)
+    let rows_with_relevance = |cells: &mut [f32], f: fn(&mut f32, bool, f32), b: f32| {
+        each_cell(masks, (r0, kt), cells, f, b)
     };
     let lam = p.lambda;
     let mut mixture = None;
@@ -117,11 +114,12 @@ pub fn layer_bias_rows(
         DialMode::Bias | DialMode::Temperature => {
             let b = mode_a_bias(lam) as f32;
             if b != 0.0 {
-                for (idx, cell) in additive.iter_mut().enumerate() {
-                    if cell.is_finite() && !relevant(idx) {
+                let off_block = |cell: &mut f32, relevant: bool, b: f32| {
+                    if cell.is_finite() && !relevant {
                         *cell = b;
                     }
-                }
+                };
+                rows_with_relevance(&mut additive, off_block, b);
             }
         }
         DialMode::Positional => {
@@ -135,11 +133,13 @@ pub fn layer_bias_rows(
         }
         DialMode::Mixture => {
             if lam > 0.0 {
-                let local = additive
-                    .iter()
-                    .enumerate()
-                    .map(|(idx, &c)| if relevant(idx) { c } else { f32::NEG_INFINITY })
-                    .collect();
+                let mut local = additive.clone();
+                let local_only = |cell: &mut f32, relevant: bool, _: f32| {
+                    if !relevant {
+                        *cell = f32::NEG_INFINITY;
+                    }
+                };
+                rows_with_relevance(&mut local, local_only, 0.0);
                 mixture = Some((lam as f32, local));
             }
         }
@@ -148,6 +148,26 @@ pub fn layer_bias_rows(
         additive,
         tau: temperature(p) as f32,
         mixture,
+    }
+}
+
+/// `f(cell, whether its key is in R(i), b)` over rows `r0..` of `cells` (row-major, `kt` keys a
+/// row), R(i) read from the masks (no copy of the T×T table: the trainer builds every layer's
+/// bias on every step).
+#[inline(always)]
+fn each_cell(
+    masks: &SequenceMasks,
+    (r0, kt): (usize, usize),
+    cells: &mut [f32],
+    f: fn(&mut f32, bool, f32),
+    b: f32,
+) {
+    for (ii, row) in cells.chunks_mut(kt.max(1)).enumerate() {
+        let rel = masks
+            .relevant_row(r0 + ii)
+            .iter()
+            .chain(std::iter::repeat(&false));
+        row.iter_mut().zip(rel).for_each(|(cell, &r)| f(cell, r, b));
     }
 }
 

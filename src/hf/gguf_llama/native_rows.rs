@@ -16,7 +16,6 @@ use crate::model::backend::RowStream;
 use crate::model::native::cols::transpose;
 use crate::model::native::gemm::{weight_product, View, ViewMut};
 use crate::model::native::heads::{attend, HeadScratch, HeadViews, HostBias};
-use crate::model::native_view::host_bias_rows;
 use crate::model::transformer::ModelError;
 
 thread_local! {
@@ -80,7 +79,7 @@ impl GgufLlama {
         for r0 in (0..t).step_by(chunk) {
             let n = chunk.min(t - r0);
             let kt = r0 + n;
-            let bias = host_bias_rows(&stream.bias(l, r0, n, kt)?, (n, kt), h)?;
+            let bias = stream.bias_host(l, r0, n, kt, h)?;
             let (att, z) = (&mut att[..h * n * kt], &mut z[..h * n * kt]);
             chunk_heads(sh, b, &bias, (r0, n, kt), (&mut *att, &mut *z))?;
             stream.rows_host(l, r0, (h, n, kt), att, z)?;
