@@ -64,15 +64,21 @@ fn main() -> Result<()> {
     let m = im.model();
     let dial = DialSetting::bias(0.5);
     let masks = localist::model::capture::masks_for(m, &blocks, &ids);
-    let chunk = localist::model::capture_memory::stream_chunk_rows(9, ids.len());
+    let chunk = std::env::var("CHUNK")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| localist::model::capture_memory::stream_chunk_rows(9, ids.len()));
     for _ in 0..2 {
         let t = Instant::now();
         m.forward_streamed(&ids, chunk, &mut BiasOnly(&masks, dial.clone()))?;
         let fwd = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let _ = capture_streamed(m, &blocks, &ids, &dial, &CapturePlan::studio(), &mut |_| {
-            true
-        })?;
+        let plan = CapturePlan {
+            chunk_rows: Some(chunk),
+            heads: std::env::var("KEEPNONE").ok().map(|_| vec![]),
+            ..CapturePlan::studio()
+        };
+        let _ = capture_streamed(m, &blocks, &ids, &dial, &plan, &mut |_| true)?;
         let cap = t.elapsed().as_secs_f64();
         println!(
             "{} tokens, chunk {chunk}: forward with biases {fwd:.2} s; capture {cap:.2} s",

@@ -1,7 +1,9 @@
 //! One attention row of a capture in one pass ([`capture_row`]): entropy, ε, block masses and
 //! margin, the same sums as the single metrics of [`crate::analysis::metrics`].
 
-use crate::analysis::metrics::{entropy_term_bits, margin_from_extremes, non_negative};
+use crate::analysis::metrics::{
+    entropy_term_bits, lane_prefix, lane_total, margin_from_extremes, marked, non_negative, LANES,
+};
 
 /// What a capture keeps of one attention row besides its weights ([`capture_row`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -34,52 +36,189 @@ pub fn capture_row(
     tau: Option<f64>,
     masses: &mut [f64],
 ) -> CaptureRow {
-    let (mut az, mut eps, mut ent) = (0.0f64, 0.0f64, 0.0f64);
-    // The extremes in f32 (exact: f64::from keeps order), a NaN noted apart, and every
-    // update written as a selection: which keys are in R(i) follows no pattern a branch
-    // predictor could learn.
-    let (mut min_in, mut max_off) = (f32::INFINITY, f32::NEG_INFINITY);
-    let (mut nan_in, mut nan_off) = (false, false);
-    let (mut best, mut best_j) = (f32::NEG_INFINITY, usize::MAX);
-    let mut nan = false;
-    let rel = relevant.iter().copied().chain(std::iter::repeat(false));
-    for (j, ((&a, &zj), r)) in row.iter().zip(z).zip(rel).enumerate() {
-        let a64 = f64::from(a);
-        nan |= a.is_nan();
-        if a > best {
-            (best, best_j) = (a, j);
+    let n = row.len().min(z.len());
+    let (row, z) = (row.get(..n).unwrap_or(row), z.get(..n).unwrap_or(z));
+    for (&a, &k) in row.iter().zip(key_blocks) {
+        if let Some(m) = masses.get_mut(k) {
+            *m += f64::from(a);
         }
-        if tau.is_some() {
-            // x + 0 is x: the same sum as adding only where a > 0 (0·(−∞) would be NaN).
-            az += if a > 0.0 { a64 * f64::from(zj) } else { 0.0 };
-        } else if a > 0.0 {
-            ent += entropy_term_bits(a64);
-        }
-        if let Some(m) = key_blocks.get(j).and_then(|&k| masses.get_mut(k)) {
-            *m += a64;
-        }
-        eps += if r { 0.0 } else { a64 };
-        min_in = if r { min_in.min(zj) } else { min_in };
-        max_off = if r { max_off } else { max_off.max(zj) };
-        nan_in |= r & zj.is_nan();
-        nan_off |= !r & zj.is_nan();
     }
-    let extreme = |x: f32, nan: bool| if nan { f64::NAN } else { f64::from(x) };
-    let (min_in, max_off) = (extreme(min_in, nan_in), extreme(max_off, nan_off));
-    let entropy_bits = match (tau, z.get(best_j)) {
-        _ if nan => f64::NAN,
-        (Some(tau), Some(&zm)) if best > 0.0 => {
-            let lse = f64::from(zm) / tau - f64::from(best).ln();
-            non_negative((lse - az / tau) / std::f64::consts::LN_2)
+    // The keys the mask covers in whole groups run in lanes, the rest one by one.
+    let n0 = lane_prefix(n, relevant.len());
+    let lanes = lane_sweep(
+        row.get(..n0).unwrap_or_default(),
+        z.get(..n0).unwrap_or_default(),
+        relevant.get(..n0).unwrap_or_default(),
+    );
+    let mut w = lanes;
+    for (j, (&a, &zj)) in row.iter().zip(z).enumerate().skip(n0) {
+        w.key(j, a, zj, marked(relevant, j));
+    }
+    let entropy_bits = match (tau, z.get(w.best_j)) {
+        _ if w.nan => f64::NAN,
+        (Some(tau), Some(&zm)) if w.best > 0.0 => {
+            let lse = f64::from(zm) / tau - f64::from(w.best).ln();
+            non_negative((lse - w.az / tau) / std::f64::consts::LN_2)
         }
         (Some(_), _) => 0.0,
-        (None, _) => ent,
+        (None, _) => row
+            .iter()
+            .filter(|a| **a > 0.0)
+            .map(|&a| entropy_term_bits(f64::from(a)))
+            .sum(),
     };
+    let extreme = |x: f32, nan: bool| if nan { f64::NAN } else { f64::from(x) };
     CaptureRow {
         entropy_bits,
-        off_block: non_negative(eps),
-        margin: margin_from_extremes(min_in, max_off),
+        off_block: non_negative(w.eps),
+        margin: margin_from_extremes(extreme(w.min_in, w.nan_in), extreme(w.max_off, w.nan_off)),
     }
+}
+
+/// The running sums and extremes of a row: ε, Σ a·z over a > 0, the smallest in-block and
+/// largest off-block score (in f32: f64::from keeps order; a NaN noted apart), and the first
+/// largest weight. Updates are selections, not branches: which keys are in R(i) follows no
+/// pattern a branch predictor could learn.
+#[derive(Clone, Copy)]
+struct Sweep {
+    eps: f64,
+    az: f64,
+    min_in: f32,
+    max_off: f32,
+    nan_in: bool,
+    nan_off: bool,
+    nan: bool,
+    best: f32,
+    best_j: usize,
+}
+
+impl Sweep {
+    const START: Self = Self {
+        eps: 0.0,
+        az: 0.0,
+        min_in: f32::INFINITY,
+        max_off: f32::NEG_INFINITY,
+        nan_in: false,
+        nan_off: false,
+        nan: false,
+        best: f32::NEG_INFINITY,
+        best_j: usize::MAX,
+    };
+
+    /// Key `j`: weight `a`, score `zj`, whether it is in R(i).
+    #[inline(always)]
+    fn key(&mut self, j: usize, a: f32, zj: f32, r: bool) {
+        let a64 = f64::from(a);
+        self.eps += if r { 0.0 } else { a64 };
+        // x + 0 is x: the sum over a > 0 only (0·(−∞) would be NaN).
+        self.az += if a > 0.0 { a64 * f64::from(zj) } else { 0.0 };
+        self.min_in = if r { self.min_in.min(zj) } else { self.min_in };
+        self.max_off = if r {
+            self.max_off
+        } else {
+            self.max_off.max(zj)
+        };
+        self.nan_in |= r & zj.is_nan();
+        self.nan_off |= !r & zj.is_nan();
+        self.nan |= a.is_nan();
+        if a > self.best {
+            (self.best, self.best_j) = (a, j);
+        }
+    }
+}
+
+crate::model::fused::simd::simd_dispatch! {
+    /// The sweep of keys in whole groups of [`LANES`], lane l taking keys l, l + LANES, ...,
+    /// merged into one ([`lanes_total`]).
+    fn lane_sweep => lane_sweep_any(row: &[f32], z: &[f32], relevant: &[bool]) -> Sweep
+}
+
+/// [`LANES`] sweeps side by side, each quantity an array of lanes (so that it vectorises).
+struct Lanes {
+    eps: [f64; LANES],
+    az: [f64; LANES],
+    min_in: [f32; LANES],
+    max_off: [f32; LANES],
+    nan_in: [bool; LANES],
+    nan_off: [bool; LANES],
+    nan: [bool; LANES],
+    best: [f32; LANES],
+    best_j: [usize; LANES],
+}
+
+#[inline(always)]
+fn lane_sweep_any(row: &[f32], z: &[f32], relevant: &[bool]) -> Sweep {
+    let s = Sweep::START;
+    let mut w = Lanes {
+        eps: [s.eps; LANES],
+        az: [s.az; LANES],
+        min_in: [s.min_in; LANES],
+        max_off: [s.max_off; LANES],
+        nan_in: [false; LANES],
+        nan_off: [false; LANES],
+        nan: [false; LANES],
+        best: [s.best; LANES],
+        best_j: [s.best_j; LANES],
+    };
+    let groups = row.chunks_exact(LANES).zip(z.chunks_exact(LANES));
+    for (g, ((ac, zc), rc)) in groups.zip(relevant.chunks_exact(LANES)).enumerate() {
+        let (Ok(a), Ok(zz), Ok(r)) = (
+            <&[f32; LANES]>::try_from(ac),
+            <&[f32; LANES]>::try_from(zc),
+            <&[bool; LANES]>::try_from(rc),
+        ) else {
+            continue;
+        };
+        for l in 0..LANES {
+            let a64 = f64::from(a[l]);
+            w.eps[l] += if r[l] { 0.0 } else { a64 };
+            w.az[l] += if a[l] > 0.0 {
+                a64 * f64::from(zz[l])
+            } else {
+                0.0
+            };
+            w.min_in[l] = if r[l] {
+                w.min_in[l].min(zz[l])
+            } else {
+                w.min_in[l]
+            };
+            w.max_off[l] = if r[l] {
+                w.max_off[l]
+            } else {
+                w.max_off[l].max(zz[l])
+            };
+            w.nan_in[l] |= r[l] & zz[l].is_nan();
+            w.nan_off[l] |= !r[l] & zz[l].is_nan();
+            w.nan[l] |= a[l].is_nan();
+            let better = a[l] > w.best[l];
+            w.best[l] = if better { a[l] } else { w.best[l] };
+            w.best_j[l] = if better { g * LANES + l } else { w.best_j[l] };
+        }
+    }
+    lanes_total(&w)
+}
+
+/// One sweep holding every lane: sums added pairwise ([`lane_total`], as [`off_block_mass`]
+/// adds them), extremes and flags merged, the first largest weight.
+#[inline(always)]
+fn lanes_total(w: &Lanes) -> Sweep {
+    let mut out = Sweep {
+        eps: lane_total(w.eps),
+        az: lane_total(w.az),
+        ..Sweep::START
+    };
+    for l in 0..LANES {
+        out.min_in = out.min_in.min(w.min_in[l]);
+        out.max_off = out.max_off.max(w.max_off[l]);
+        out.nan_in |= w.nan_in[l];
+        out.nan_off |= w.nan_off[l];
+        out.nan |= w.nan[l];
+        let (b, j) = (w.best[l], w.best_j[l]);
+        if b > out.best || (b == out.best && j < out.best_j) {
+            (out.best, out.best_j) = (b, j);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -128,5 +267,57 @@ mod tests {
             &mut m2,
         );
         assert!(bad.entropy_bits.is_nan() && bad.off_block == 1.0);
+    }
+
+    /// A softmax row of `n` keys at temperature τ from scores that vary without a pattern.
+    fn long_row(n: usize, tau: f64) -> (Vec<f32>, Vec<f32>) {
+        let z: Vec<f32> = (0..n)
+            .map(|j| ((j * 37 % 23) as f32 - 11.0) * 0.41)
+            .collect();
+        let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let e: Vec<f64> = z
+            .iter()
+            .map(|&v| (f64::from(v - max) / tau).exp())
+            .collect();
+        let sum: f64 = e.iter().sum();
+        (e.iter().map(|v| (v / sum) as f32).collect(), z)
+    }
+
+    /// Rows long enough for the lanes and a tail, with a mask shorter than the row (keys past
+    /// it are off-block), ties for the largest weight and a NaN score in either set.
+    #[test]
+    fn long_rows_in_lanes_are_the_single_metrics() {
+        for (n, marks) in [(37usize, 30usize), (64, 64), (200, 131), (9, 3)] {
+            let tau = 0.9;
+            let (row, z) = long_row(n, tau);
+            let relevant: Vec<bool> = (0..marks).map(|j| j % 3 == 1 || j == 5).collect();
+            let blocks: Vec<usize> = (0..n).map(|j| j % 4).collect();
+            let mut masses = vec![0.0; 4];
+            let s = capture_row(&row, &z, &relevant, &blocks, Some(tau), &mut masses);
+            assert_eq!(s.off_block, off_block_mass(&row, &relevant), "n {n}");
+            assert_eq!(masses, block_masses(&row, &blocks, 4));
+            assert_eq!(s.margin, logit_margin(&z, &relevant, &vec![true; n]));
+            assert!((s.entropy_bits - entropy_bits(&row)).abs() < 1e-6, "{s:?}");
+            let mut m2 = vec![0.0; 4];
+            let mixture = capture_row(&row, &z, &relevant, &blocks, None, &mut m2);
+            assert_eq!(mixture.entropy_bits, entropy_bits(&row));
+            for bad in [1usize, n - 1] {
+                let mut zb = z.clone();
+                zb[bad] = f32::NAN;
+                let b = capture_row(&row, &zb, &relevant, &blocks, Some(tau), &mut m2);
+                assert!(b.margin.is_nan(), "NaN score at {bad} of {n}");
+            }
+        }
+        // The entropy reads the first largest weight: the same row shifted by a lane holds
+        // its ties in other lanes and gives the same entropy.
+        let (row, z) = long_row(48, 1.0);
+        let one = capture_row(&row, &z, &[], &[], Some(1.0), &mut []);
+        let (r2, z2) = (
+            [&[0.0f32][..], &row].concat(),
+            [&[-1e4f32][..], &z].concat(),
+        );
+        let two = capture_row(&r2, &z2, &[], &[], Some(1.0), &mut []);
+        assert!((one.entropy_bits - two.entropy_bits).abs() < 1e-9);
+        assert_eq!(one.off_block, off_block_mass(&row, &[]));
     }
 }

@@ -84,12 +84,39 @@ pub fn mass_on(row: &[f32], mask: &[bool]) -> f64 {
 /// 1 − mass_on(relevant) for a normalised row but has no cancellation error: ε of 1e-9 stays
 /// 1e-9 instead of drowning in the rounding of a sum close to one, and ε is exactly 0 when the
 /// off-block weights are exactly 0 (the hard mask at λ = 1).
+///
+/// The sum runs in [`LANES`] lanes over the keys the mask covers in whole groups of
+/// [`LANES`], added pairwise ([`lane_total`]), then key by key over the rest: the order of
+/// [`crate::analysis::capture_row`]'s one-pass sum, so the two give the same number.
 pub fn off_block_mass(row: &[f32], relevant: &[bool]) -> f64 {
-    row.iter()
-        .enumerate()
-        .filter(|&(j, _)| !marked(relevant, j))
-        .map(|(_, &a)| f64::from(a))
-        .sum()
+    let n0 = lane_prefix(row.len(), relevant.len());
+    let mut lanes = [0.0f64; LANES];
+    let groups = row.get(..n0).unwrap_or_default().chunks_exact(LANES);
+    for (ac, rc) in groups.zip(relevant.chunks_exact(LANES)) {
+        for ((l, &a), &r) in lanes.iter_mut().zip(ac).zip(rc) {
+            *l += if r { 0.0 } else { f64::from(a) };
+        }
+    }
+    let mut sum = lane_total(lanes);
+    for (j, &a) in row.iter().enumerate().skip(n0) {
+        if !marked(relevant, j) {
+            sum += f64::from(a);
+        }
+    }
+    sum
+}
+
+/// Lanes of the row sums ([`off_block_mass`], the capture's one-pass row).
+pub(crate) const LANES: usize = 8;
+
+/// Keys summed in lanes: the whole groups of [`LANES`] among the first `min(row, mask)` keys.
+pub(crate) fn lane_prefix(row: usize, mask: usize) -> usize {
+    row.min(mask) / LANES * LANES
+}
+
+/// The lanes added pairwise: ((0+1)+(2+3))+((4+5)+(6+7)).
+pub(crate) fn lane_total(l: [f64; LANES]) -> f64 {
+    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
 }
 
 /// Mass per block: entry `k` is Σ of `row[j]` over keys `j` with `key_blocks[j] == k`.
