@@ -237,3 +237,42 @@ fn smollm2_streamed_in_chunks_of_rows_is_its_dense_capture() {
         }
     }
 }
+
+/// The LLaMA-family folders through the native streamed forward, each head's summaries taken
+/// on the thread that computed it (`RowStream::chunk_sink`): a capture streamed in chunks of 5
+/// rows is the dense capture, in every dial mode, cell by cell.
+#[test]
+fn llama_family_folders_streamed_are_their_dense_captures() {
+    for name in ["llama", "qwen2"] {
+        let im =
+            localist::hf::ImportedModel::open(&common::family_fixture(name), &Device::Cpu).unwrap();
+        let m = im.decoder().expect("a LLaMA-family decoder");
+        let ids: Vec<u32> = (0..23u32)
+            .map(|i| (i * 5 + 1) % m.config.vocab as u32)
+            .collect();
+        let blocks = parity_blocks(m.config.vocab);
+        for (dial, _) in common::native_check_dials() {
+            let dense = capture_attention(m, &blocks, &ids, &dial).unwrap();
+            let plan = CapturePlan {
+                chunk_rows: Some(5),
+                ..CapturePlan::default()
+            };
+            let streamed = capture_streamed(m, &blocks, &ids, &dial, &plan, &mut |_| true).unwrap();
+            assert_same_summaries(&dense, &streamed);
+            let t = ids.len();
+            for (d, s) in dense.heads.iter().zip(&streamed.heads) {
+                for (c, (a, b)) in d.attention.iter().zip(&s.attention).enumerate() {
+                    assert!(
+                        close(*a, *b, 1e-5),
+                        "{name} {:?} {}.{} cell ({}, {}): {a} vs {b}",
+                        dial.params.mode,
+                        d.layer,
+                        d.head,
+                        c / t,
+                        c % t
+                    );
+                }
+            }
+        }
+    }
+}

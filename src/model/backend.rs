@@ -155,8 +155,27 @@ pub trait RowStream {
         let z = Tensor::from_slice(scores, (1, h, n, kt), &dev)?;
         self.rows(layer, r0, &a, &z)
     }
+    /// Where a forward that computes the heads of a chunk in parallel hands each head over as
+    /// soon as it is done (its weights still in cache): query rows `r0..r0 + n` of layer
+    /// `layer` over `kt` keys, `h` heads. None (the default): the whole chunk comes to
+    /// [`rows_host`](Self::rows_host) instead.
+    fn chunk_sink(
+        &mut self,
+        _layer: usize,
+        _r0: usize,
+        _shape: (usize, usize, usize),
+    ) -> Option<Box<dyn ChunkSink + '_>> {
+        None
+    }
     /// Layer `layer` is done; an error (e.g. [`ModelError::Cancelled`]) stops the forward.
     fn layer_done(&mut self, layer: usize) -> Result<(), ModelError>;
+}
+
+/// The heads of one chunk, taken one at a time from the pool's threads
+/// ([`RowStream::chunk_sink`]).
+pub trait ChunkSink: Sync {
+    /// Head `hh`: its attention and biased scores [n, kt], row-major.
+    fn head(&self, hh: usize, attention: &[f32], scores: &[f32]) -> Result<(), ModelError>;
 }
 
 /// Keys and values of the positions a decoder has seen, per layer ([1,kv_heads,P,d_h] each),

@@ -2,9 +2,12 @@
 //! ([`capture_row`]), the block masses, and the kept grid; the heads of a large chunk are split
 //! over the threads candle uses. The dense capture hands over whole layers the same way.
 
+use std::sync::Mutex;
+
 use candle_core::Tensor;
 
 use crate::analysis::capture_row::capture_row;
+use crate::model::backend::ChunkSink;
 use crate::model::blocks::SequenceMasks;
 use crate::model::capture_data::HeadCapture;
 use crate::model::capture_layout::AttentionLayout;
@@ -38,6 +41,40 @@ pub(crate) struct Chunk<'a> {
     pub(crate) n: usize,
     pub(crate) kt: usize,
     pub(crate) tau: Option<f64>,
+}
+
+/// The heads of one chunk as a [`ChunkSink`]: each head's summaries are taken on the thread
+/// that computed it, right after it (one lock per head, never contended).
+pub(crate) struct HeadSink<'a> {
+    pub(crate) chunk: Chunk<'a>,
+    pub(crate) heads: Vec<Mutex<&'a mut HeadCapture>>,
+    pub(crate) keep: &'a [bool],
+    pub(crate) layer: usize,
+}
+
+impl ChunkSink for HeadSink<'_> {
+    fn head(&self, hh: usize, a: &[f32], z: &[f32]) -> Result<(), ModelError> {
+        let Some(slot) = self.heads.get(hh) else {
+            return Ok(());
+        };
+        let mut hc = slot
+            .lock()
+            .map_err(|_| ModelError::Input("a capture thread panicked".into()))?;
+        let kept = self.keep.get(hh).copied().unwrap_or(false);
+        let mut masses = vec![0.0f64; self.chunk.k];
+        self.chunk
+            .head(&mut hc, kept, a, z, &mut masses)
+            .map_err(|(query, key, value)| {
+                NonFinite::Attention {
+                    layer: self.layer,
+                    head: hh,
+                    query,
+                    key,
+                    value,
+                }
+                .into()
+            })
+    }
 }
 
 /// Below this many weights in a chunk the heads are read on the calling thread (starting

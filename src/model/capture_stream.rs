@@ -20,7 +20,7 @@ use candle_core::Tensor;
 
 use crate::analysis::dial::DialParams;
 use crate::model::attention::AttentionBias;
-use crate::model::backend::{AttentionModel, RowStream};
+use crate::model::backend::{AttentionModel, ChunkSink, RowStream};
 use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::model::capture_data::{empty_heads, masks_for, softmax_tau, Capture, HeadCapture};
 use crate::model::capture_memory::{check_stream_memory, StreamShape};
@@ -29,7 +29,7 @@ use crate::model::native::HostBias;
 use crate::model::transformer::ModelError;
 
 pub use crate::model::capture_layout::{AttentionLayout, CapturePlan, STUDIO_GRID};
-pub(crate) use crate::model::capture_rows::{with_f32, Chunk};
+pub(crate) use crate::model::capture_rows::{with_f32, Chunk, HeadSink};
 
 /// At most this many block-mass values are kept over all heads (128 MiB); above it the rows
 /// are pooled.
@@ -117,6 +117,33 @@ impl RowStream for Collector<'_> {
         let heads = self.heads.get_mut(first..first + h).unwrap_or_default();
         let keep = self.keep.get(first..first + h).unwrap_or_default();
         chunk.heads(heads, keep, av, zv, layer)
+    }
+
+    fn chunk_sink(
+        &mut self,
+        layer: usize,
+        r0: usize,
+        (h, n, kt): (usize, usize, usize),
+    ) -> Option<Box<dyn ChunkSink + '_>> {
+        let h = h.min(self.num_heads);
+        let first = layer * self.num_heads;
+        let chunk = Chunk {
+            masks: self.masks,
+            layout: &self.layout,
+            k: self.k,
+            block_stride: self.block_stride,
+            r0,
+            n,
+            kt,
+            tau: softmax_tau(self.params.get(layer)),
+        };
+        let heads = self.heads.get_mut(first..first + h)?;
+        Some(Box::new(HeadSink {
+            chunk,
+            heads: heads.iter_mut().map(std::sync::Mutex::new).collect(),
+            keep: self.keep.get(first..first + h)?,
+            layer,
+        }))
     }
 
     fn layer_done(&mut self, layer: usize) -> Result<(), ModelError> {

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::native::{embed, layer_slices, mlp_layer, project_qkv, Buffers, LayerSlices, Shape};
 use crate::hf::gguf_llama::GgufLlama;
-use crate::model::backend::RowStream;
+use crate::model::backend::{ChunkSink, RowStream};
 use crate::model::native::cols::transpose;
 use crate::model::native::gemm::{weight_product, View, ViewMut};
 use crate::model::native::heads::{attend, HeadScratch, HeadViews, HostBias};
@@ -81,8 +81,21 @@ impl GgufLlama {
             let kt = r0 + n;
             let bias = stream.bias_host(l, r0, n, kt, h)?;
             let (att, z) = (&mut att[..h * n * kt], &mut z[..h * n * kt]);
-            chunk_heads(sh, b, &bias, (r0, n, kt), (&mut *att, &mut *z))?;
-            stream.rows_host(l, r0, (h, n, kt), att, z)?;
+            // Each head to the stream as it is done, or the whole chunk after.
+            let sink = stream.chunk_sink(l, r0, (h, n, kt));
+            chunk_heads(
+                sh,
+                b,
+                &bias,
+                (r0, n, kt),
+                (&mut *att, &mut *z),
+                sink.as_deref(),
+            )?;
+            let whole = sink.is_none();
+            drop(sink);
+            if whole {
+                stream.rows_host(l, r0, (h, n, kt), att, z)?;
+            }
         }
         weight_product(&mut b.x, lw.o, sh.d, View::full(&b.y, sh.d, t))?;
         Ok(())
@@ -90,13 +103,15 @@ impl GgufLlama {
 }
 
 /// Every head of query rows `r0..r0 + n` over keys `0..kt`: attention and scores into `att`
-/// and `z` ([H, n, kt]), the heads' outputs into columns `r0..r0 + n` of `b.y`.
+/// and `z` ([H, n, kt]), the heads' outputs into columns `r0..r0 + n` of `b.y`; each head
+/// handed to `sink` on its thread as soon as it is done.
 fn chunk_heads(
     sh: &Shape,
     b: &mut Buffers,
     bias: &HostBias,
     (r0, n, kt): (usize, usize, usize),
     (att, z): (&mut [f32], &mut [f32]),
+    sink: Option<&dyn ChunkSink>,
 ) -> Result<(), ModelError> {
     let Shape { t, kvh, dh, .. } = *sh;
     let rep = (sh.h / kvh).max(1);
@@ -120,6 +135,7 @@ fn chunk_heads(
                     *s = HeadScratch::rows(n, kt);
                 }
                 attend(views, hh, (n, kt), bias, &mut s, ah, zh, y).map_err(ModelError::from)
-            })
+            })?;
+            sink.map_or(Ok(()), |sink| sink.head(hh, ah, zh))
         })
 }
