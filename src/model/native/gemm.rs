@@ -24,7 +24,6 @@ pub struct ViewMut<'a> {
     rows: usize,
     cols: usize,
     rs: usize,
-    cs: usize,
 }
 
 /// Whether (rows, cols) at `off` with strides (rs, cs) stays inside `len` elements.
@@ -83,24 +82,12 @@ impl<'a> ViewMut<'a> {
             rows,
             cols,
             rs: ld,
-            cs: 1,
         }
     }
 
     /// A whole slice as `rows`×`cols` row-major.
     pub fn full(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
         Self::rows(data, 0, rows, cols, cols)
-    }
-
-    /// The transpose (no copy): a product into it writes the transposed result in place.
-    pub fn t(self) -> Self {
-        Self {
-            rows: self.cols,
-            cols: self.rows,
-            rs: self.cs,
-            cs: self.rs,
-            ..self
-        }
     }
 }
 
@@ -120,7 +107,7 @@ pub fn matmul(
     }
     let ok = fits(a.data.len(), a.off, m, k, a.rs, a.cs)
         && fits(b.data.len(), b.off, k, n, b.rs, b.cs)
-        && fits(dst.data.len(), dst.off, m, n, dst.rs, dst.cs);
+        && fits(dst.data.len(), dst.off, m, n, dst.rs, 1);
     if !ok {
         return Err(NativeError::Shape(format!(
             "a {m}×{k}·{k}×{n} product reaches outside its buffers"
@@ -140,7 +127,7 @@ pub fn matmul(
             n,
             k,
             dp.add(dst.off),
-            dst.cs as isize,
+            1,
             dst.rs as isize,
             accumulate,
             ap.add(a.off),
