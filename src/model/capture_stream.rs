@@ -24,7 +24,7 @@ use crate::model::backend::{AttentionModel, ChunkSink, RowStream};
 use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::model::capture_data::{empty_heads, masks_for, softmax_tau, Capture, HeadCapture};
 use crate::model::capture_memory::{check_stream_memory, StreamShape};
-use crate::model::dial::{layer_bias_rows, DialSetting};
+use crate::model::dial::{layer_bias_rows, DialSetting, LayerBias};
 use crate::model::native::HostBias;
 use crate::model::transformer::ModelError;
 
@@ -49,6 +49,38 @@ struct Collector<'a> {
     progress: &'a mut dyn FnMut(usize) -> bool,
 }
 
+impl Collector<'_> {
+    /// Layer `layer`'s dial bias over query rows `r0..r0 + n` and keys `0..kt`.
+    fn layer_bias(&self, layer: usize, r0: usize, n: usize, kt: usize) -> LayerBias {
+        let p = self.params.get(layer).cloned().unwrap_or_default();
+        layer_bias_rows(self.masks, &p, r0, n, kt)
+    }
+
+    /// Query rows `r0..r0 + n` over keys `0..kt` of layer `layer`, with the captures of its
+    /// first `h` heads and whether each keeps its attention.
+    fn chunk(
+        &mut self,
+        layer: usize,
+        r0: usize,
+        (h, n, kt): (usize, usize, usize),
+    ) -> (Chunk<'_>, &mut [HeadCapture], &[bool]) {
+        let first = layer * self.num_heads;
+        let span = first..first + h.min(self.num_heads);
+        let chunk = Chunk {
+            masks: self.masks,
+            layout: &self.layout,
+            k: self.k,
+            block_stride: self.block_stride,
+            r0,
+            n,
+            kt,
+            tau: softmax_tau(self.params.get(layer)),
+        };
+        let heads = self.heads.get_mut(span.clone()).unwrap_or_default();
+        (chunk, heads, self.keep.get(span).unwrap_or_default())
+    }
+}
+
 impl RowStream for Collector<'_> {
     fn bias(
         &mut self,
@@ -57,9 +89,7 @@ impl RowStream for Collector<'_> {
         n: usize,
         kt: usize,
     ) -> candle_core::Result<AttentionBias> {
-        let p = self.params.get(layer).cloned().unwrap_or_default();
-        let lb = layer_bias_rows(self.masks, &p, r0, n, kt);
-        AttentionBias::from_layer(&lb, n, kt, &self.device)
+        AttentionBias::from_layer(&self.layer_bias(layer, r0, n, kt), n, kt, &self.device)
     }
 
     fn bias_host(
@@ -70,8 +100,7 @@ impl RowStream for Collector<'_> {
         kt: usize,
         _heads: usize,
     ) -> Result<HostBias, ModelError> {
-        let p = self.params.get(layer).cloned().unwrap_or_default();
-        let lb = layer_bias_rows(self.masks, &p, r0, n, kt);
+        let lb = self.layer_bias(layer, r0, n, kt);
         Ok(HostBias {
             additive: lb.additive,
             tau: lb.tau,
@@ -101,21 +130,7 @@ impl RowStream for Collector<'_> {
         av: &[f32],
         zv: &[f32],
     ) -> Result<(), ModelError> {
-        let tau = softmax_tau(self.params.get(layer));
-        let h = h.min(self.num_heads);
-        let first = layer * self.num_heads;
-        let chunk = Chunk {
-            masks: self.masks,
-            layout: &self.layout,
-            k: self.k,
-            block_stride: self.block_stride,
-            r0,
-            n,
-            kt,
-            tau,
-        };
-        let heads = self.heads.get_mut(first..first + h).unwrap_or_default();
-        let keep = self.keep.get(first..first + h).unwrap_or_default();
+        let (chunk, heads, keep) = self.chunk(layer, r0, (h, n, kt));
         chunk.heads(heads, keep, av, zv, layer)
     }
 
@@ -125,23 +140,11 @@ impl RowStream for Collector<'_> {
         r0: usize,
         (h, n, kt): (usize, usize, usize),
     ) -> Option<Box<dyn ChunkSink + '_>> {
-        let h = h.min(self.num_heads);
-        let first = layer * self.num_heads;
-        let chunk = Chunk {
-            masks: self.masks,
-            layout: &self.layout,
-            k: self.k,
-            block_stride: self.block_stride,
-            r0,
-            n,
-            kt,
-            tau: softmax_tau(self.params.get(layer)),
-        };
-        let heads = self.heads.get_mut(first..first + h)?;
+        let (chunk, heads, keep) = self.chunk(layer, r0, (h, n, kt));
         Some(Box::new(HeadSink {
             chunk,
             heads: heads.iter_mut().map(std::sync::Mutex::new).collect(),
-            keep: self.keep.get(first..first + h)?,
+            keep,
             layer,
         }))
     }
