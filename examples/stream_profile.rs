@@ -1,6 +1,8 @@
 //! Where a streamed capture's time goes (the speed issue, point 5): SmolLM2's streamed forward
 //! on N tokens with a stream that only builds the biases, against the full streamed capture.
-//! `cargo run --release --example stream_profile -- 2048`
+//! `cargo run --release --example stream_profile -- 2048`. `CHUNK=N` sets the query rows per
+//! chunk (default: what the capture chooses); `KEEPNONE=1` keeps no head's attention, only the
+//! summaries.
 use std::time::Instant;
 
 use anyhow::Result;
