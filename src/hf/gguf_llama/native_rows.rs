@@ -52,10 +52,14 @@ impl GgufLlama {
         embed(w.first().copied().unwrap_or_default(), ids, sh.d, &mut b.a)?;
         transpose(&b.a, sh.t, sh.d, &mut b.x);
         let (cos, sin) = self.rope_cols(sh.t);
+        // One chunk's attention and scores, reused by every chunk of every layer (each cell
+        // a chunk reads is written first).
+        let most = sh.h * chunk.min(sh.t) * sh.t;
+        let mut tables = (vec![0f32; most], vec![0f32; most]);
         for (l, (&start, layer)) in starts.iter().zip(&self.layers).enumerate() {
             let lw = layer_slices(w, start, layer);
             project_qkv(&lw, &sh, (&cos, &sin), self.config.rope_half, &mut b)?;
-            self.native_attention_rows(&lw, &sh, &mut b, (l, chunk), stream)?;
+            self.native_attention_rows(&lw, &sh, (&mut b, &mut tables), (l, chunk), stream)?;
             mlp_layer(&lw, &sh, &mut b)?;
             stream.layer_done(l)?;
         }
@@ -68,14 +72,11 @@ impl GgufLlama {
         &self,
         lw: &LayerSlices<'_>,
         sh: &Shape,
-        b: &mut Buffers,
+        (b, (att, z)): (&mut Buffers, &mut (Vec<f32>, Vec<f32>)),
         (l, chunk): (usize, usize),
         stream: &mut dyn RowStream,
     ) -> Result<(), ModelError> {
         let (t, h) = (sh.t, sh.h);
-        // One chunk's attention and scores, reused by the next (every cell is written).
-        let most = h * chunk.min(t) * t;
-        let (mut att, mut z) = (vec![0f32; most], vec![0f32; most]);
         for r0 in (0..t).step_by(chunk) {
             let n = chunk.min(t - r0);
             let kt = r0 + n;
