@@ -276,3 +276,59 @@ fn llama_family_folders_streamed_are_their_dense_captures() {
         }
     }
 }
+
+/// The native streamed forward cuts a chunk's heads into parts of rows when the heads do not
+/// spread evenly over the threads (SmolLM2's 9 heads on 2 or 4 threads), each cut at a row
+/// where no pooled grid row or block-mass row spans it (here a stride of 5). Captured with 1, 2
+/// and 4 threads in chunks of 64 rows, it is the dense capture: summaries, block masses and
+/// pooled cells.
+#[test]
+fn smollm2_heads_cut_in_parts_over_threads_are_the_dense_capture() {
+    let Some(m) = smollm2() else { return };
+    let blocks = parity_blocks(m.config.vocab);
+    let text = format!("{TEXT} {TEXT} {TEXT} {TEXT}");
+    let ids = m.encode(&text).unwrap();
+    let t = ids.len();
+    assert!(t > 128, "{t} tokens: two chunks of 64 and a part of one");
+    let dial = DialSetting::bias(0.6);
+    let dense = capture_attention(&m, &blocks, &ids, &dial).unwrap();
+    let plan = CapturePlan {
+        chunk_rows: Some(64),
+        max_grid: t.div_ceil(5),
+        ..CapturePlan::default()
+    };
+    for threads in [1, 2, 4] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let streamed = pool
+            .install(|| capture_streamed(&m, &blocks, &ids, &dial, &plan, &mut |_| true))
+            .unwrap();
+        assert_same_summaries(&dense, &streamed);
+        let lay = streamed.attention_layout();
+        assert_eq!(lay.stride, 5);
+        let (gr, gc) = lay.grid();
+        for (d, p) in dense.heads.iter().zip(&streamed.heads) {
+            for r in 0..gr {
+                let rows = r * 5..((r + 1) * 5).min(t);
+                for c in 0..gc {
+                    let mut want = 0.0f32;
+                    for i in rows.clone() {
+                        want += d.attention[i * t + c * 5..i * t + ((c + 1) * 5).min(t)]
+                            .iter()
+                            .sum::<f32>();
+                    }
+                    want /= rows.len() as f32;
+                    let got = p.attention[r * gc + c];
+                    assert!(
+                        close(got, want, 1e-4),
+                        "{threads} threads, {}.{} cell ({r},{c}): {got} vs {want}",
+                        d.layer,
+                        d.head
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,9 +1,15 @@
 //! One attention row of a capture in one pass ([`capture_row`]): entropy, ε, block masses and
 //! margin, the same sums as the single metrics of [`crate::analysis::metrics`].
 
-use crate::analysis::metrics::{
-    entropy_term_bits, lane_prefix, lane_total, margin_from_extremes, marked, non_negative, LANES,
-};
+use std::cell::RefCell;
+
+use crate::analysis::lanes::{add_block_masses, lane_prefix, lane_total, LANES};
+use crate::analysis::metrics::{entropy_term_bits, margin_from_extremes, marked, non_negative};
+
+thread_local! {
+    /// The block-mass lanes of [`capture_row`] on this thread (zero between rows).
+    static MASS_LANES: RefCell<Vec<[f64; LANES]>> = const { RefCell::new(Vec::new()) };
+}
 
 /// What a capture keeps of one attention row besides its weights ([`capture_row`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,11 +44,19 @@ pub fn capture_row(
 ) -> CaptureRow {
     let n = row.len().min(z.len());
     let (row, z) = (row.get(..n).unwrap_or(row), z.get(..n).unwrap_or(z));
-    for (&a, &k) in row.iter().zip(key_blocks) {
-        if let Some(m) = masses.get_mut(k) {
-            *m += f64::from(a);
+    MASS_LANES.with(|cell| {
+        let mut lanes = cell.borrow_mut();
+        if lanes.len() < masses.len() {
+            lanes.resize(masses.len(), [0.0; LANES]);
         }
-    }
+        let k = masses.len();
+        add_block_masses(
+            row,
+            key_blocks,
+            lanes.get_mut(..k).unwrap_or_default(),
+            masses,
+        );
+    });
     // The keys the mask covers in whole groups run in lanes, the rest one by one.
     let n0 = lane_prefix(n, relevant.len());
     let lanes = lane_sweep(

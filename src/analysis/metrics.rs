@@ -16,6 +16,8 @@
 //! broken model as perfectly localist). Callers refuse NaN rows before they get here
 //! ([`crate::model::finite`] is the model's check); these functions only never hide one.
 
+use crate::analysis::lanes::{add_block_masses, lane_prefix, lane_total, LANES};
+
 /// Whether `mask` marks key `j`; positions past the end of the mask are unmarked.
 pub(crate) fn marked(mask: &[bool], j: usize) -> bool {
     mask.get(j).copied().unwrap_or(false)
@@ -106,29 +108,17 @@ pub fn off_block_mass(row: &[f32], relevant: &[bool]) -> f64 {
     sum
 }
 
-/// Lanes of the row sums ([`off_block_mass`], the capture's one-pass row).
-pub(crate) const LANES: usize = 8;
-
-/// Keys summed in lanes: the whole groups of [`LANES`] among the first `min(row, mask)` keys.
-pub(crate) fn lane_prefix(row: usize, mask: usize) -> usize {
-    row.min(mask) / LANES * LANES
-}
-
-/// The lanes added pairwise: ((0+1)+(2+3))+((4+5)+(6+7)).
-pub(crate) fn lane_total(l: [f64; LANES]) -> f64 {
-    ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
-}
-
 /// Mass per block: entry `k` is Σ of `row[j]` over keys `j` with `key_blocks[j] == k`.
 ///
 /// Keys without an entry in `key_blocks`, or with a block `>= num_blocks`, are not counted.
+///
+/// The keys in whole groups of [`LANES`] are summed in lanes (key j into lane j mod [`LANES`]
+/// of its block, the lanes added pairwise by [`lane_total`]), then the rest key by key: the
+/// order of [`crate::analysis::capture_row`]'s one pass, so the two give the same numbers.
 pub fn block_masses(row: &[f32], key_blocks: &[usize], num_blocks: usize) -> Vec<f64> {
     let mut masses = vec![0.0; num_blocks];
-    for (&a, &k) in row.iter().zip(key_blocks) {
-        if let Some(m) = masses.get_mut(k) {
-            *m += f64::from(a);
-        }
-    }
+    let mut lanes = vec![[0.0; LANES]; num_blocks];
+    add_block_masses(row, key_blocks, &mut lanes, &mut masses);
     masses
 }
 

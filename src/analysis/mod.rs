@@ -11,6 +11,7 @@ pub mod bounds;
 pub mod capture_row;
 pub mod dial;
 pub mod kmeans;
+pub(crate) mod lanes;
 pub mod mdl;
 pub mod metrics;
 pub mod penalty;

@@ -118,7 +118,8 @@ pub trait RowStream {
         n: usize,
         kt: usize,
     ) -> candle_core::Result<AttentionBias>;
-    /// [`bias`](Self::bias) as host data, for a native forward ([`HostBias`], n×kt). By
+    /// [`bias`](Self::bias) as host data, for a native forward ([`HostBias`], n×kt), shared
+    /// so that a stream may hand the same bias to every layer whose dial is the same. By
     /// default read back from the tensors.
     fn bias_host(
         &mut self,
@@ -127,9 +128,9 @@ pub trait RowStream {
         n: usize,
         kt: usize,
         heads: usize,
-    ) -> Result<HostBias, ModelError> {
+    ) -> Result<std::sync::Arc<HostBias>, ModelError> {
         let b = self.bias(layer, r0, n, kt)?;
-        crate::model::native_view::host_bias_rows(&b, (n, kt), heads)
+        crate::model::native_view::host_bias_rows(&b, (n, kt), heads).map(std::sync::Arc::new)
     }
     /// Rows `r0..r0 + n` of layer `layer`: attention and biased scores, both [1,H,n,kt].
     fn rows(
@@ -174,8 +175,20 @@ pub trait RowStream {
 /// The heads of one chunk, taken one at a time from the pool's threads
 /// ([`RowStream::chunk_sink`]).
 pub trait ChunkSink: Sync {
-    /// Head `hh`: its attention and biased scores [n, kt], row-major.
-    fn head(&self, hh: usize, attention: &[f32], scores: &[f32]) -> Result<(), ModelError>;
+    /// Rows `i0..i0 + n` of the chunk's head `hh`: their attention and biased scores [n, kt],
+    /// row-major. A head may come in several parts, in any order, one at a time.
+    fn head(
+        &self,
+        hh: usize,
+        i0: usize,
+        attention: &[f32],
+        scores: &[f32],
+    ) -> Result<(), ModelError>;
+    /// Whether chunk row `i0` may begin a part of a head (no summary the sink keeps pools it
+    /// with the row before, so the parts' order cannot change a sum). By default any row.
+    fn splits_at(&self, _i0: usize) -> bool {
+        true
+    }
 }
 
 /// Keys and values of the positions a decoder has seen, per layer ([1,kv_heads,P,d_h] each),

@@ -169,9 +169,14 @@ pub fn stream_chunk_rows(heads: usize, tokens: usize) -> usize {
         .clamp(16, tokens.max(16))
 }
 
+/// At most this many bytes of the dial's bias are kept between the layers of a streamed
+/// capture (a causal layer's bias is 2·T² bytes: every layer's at 2,048 tokens, 8 MiB).
+pub const BIAS_CACHE_BYTES: usize = 64 << 20;
+
 /// Estimated bytes of a streamed capture: what it keeps (grids, block masses, three summaries
-/// per query per head), the masks (T² bytes), one chunk's working set and the forward's
-/// activations (64 KiB per token: SmolLM2's layer holds about 38 KiB per token at once).
+/// per query per head), the masks (T² bytes), one chunk's working set, the biases kept between
+/// layers ([`BIAS_CACHE_BYTES`]) and the forward's activations (64 KiB per token: SmolLM2's
+/// layer holds about 38 KiB per token at once).
 pub fn stream_bytes(s: &StreamShape) -> u64 {
     let u = |x: usize| x as u128;
     let heads = u(s.layers).saturating_mul(u(s.heads));
@@ -193,6 +198,7 @@ pub fn stream_bytes(s: &StreamShape) -> u64 {
         .saturating_mul(4)
         .saturating_add(chunk)
         .saturating_add(masks)
+        .saturating_add(u(BIAS_CACHE_BYTES).min(masks.saturating_mul(4)))
         .saturating_add(u(s.tokens).saturating_mul(65536));
     u64::try_from(need).unwrap_or(u64::MAX)
 }

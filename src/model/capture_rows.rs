@@ -53,7 +53,15 @@ pub(crate) struct HeadSink<'a> {
 }
 
 impl ChunkSink for HeadSink<'_> {
-    fn head(&self, hh: usize, a: &[f32], z: &[f32]) -> Result<(), ModelError> {
+    fn splits_at(&self, i0: usize) -> bool {
+        let i = self.chunk.r0 + i0;
+        let lay = self.chunk.layout;
+        let in_grid = i > lay.rows.0 && i < lay.rows.1;
+        let grid_ok = !in_grid || (i - lay.rows.0) % lay.stride.max(1) == 0;
+        grid_ok && i % self.chunk.block_stride.max(1) == 0
+    }
+
+    fn head(&self, hh: usize, i0: usize, a: &[f32], z: &[f32]) -> Result<(), ModelError> {
         let Some(slot) = self.heads.get(hh) else {
             return Ok(());
         };
@@ -63,7 +71,7 @@ impl ChunkSink for HeadSink<'_> {
         let kept = self.keep.get(hh).copied().unwrap_or(false);
         let mut masses = vec![0.0f64; self.chunk.k];
         self.chunk
-            .head(&mut hc, kept, a, z, &mut masses)
+            .head(&mut hc, kept, (i0, a, z), &mut masses)
             .map_err(|(query, key, value)| {
                 NonFinite::Attention {
                     layer: self.layer,
@@ -137,7 +145,7 @@ impl Chunk<'_> {
                 continue;
             };
             let kept = keep.get(hh).copied().unwrap_or(false);
-            self.head(hc, kept, a, z, &mut masses)
+            self.head(hc, kept, (0, a, z), &mut masses)
                 .map_err(|(query, key, value)| NonFinite::Attention {
                     layer,
                     head: hh,
@@ -149,19 +157,21 @@ impl Chunk<'_> {
         Ok(())
     }
 
-    /// The chunk's rows of one head: summaries, block masses and, when `kept`, weights. An
-    /// error names the first non-finite weight (query, key, value).
+    /// Chunk rows `i0..` of one head (`a`, `z`: [rows, kt] from row i0): summaries, block
+    /// masses and, when `kept`, weights. An error names the first non-finite weight (query,
+    /// key, value).
     fn head(
         &self,
         hc: &mut HeadCapture,
         kept: bool,
-        a: &[f32],
-        z: &[f32],
+        (i0, a, z): (usize, &[f32], &[f32]),
         masses: &mut [f64],
     ) -> Result<(), (usize, usize, f32)> {
         let (kt, k, bs, t) = (self.kt, self.k, self.block_stride, self.masks.len());
-        for ii in 0..self.n {
-            let i = self.r0 + ii;
+        let mut grid = kept.then(|| GridRows::new(&mut hc.attention, self.layout));
+        let rows = (a.len().min(z.len()) / kt.max(1)).min(self.n.saturating_sub(i0));
+        for ii in 0..rows {
+            let i = self.r0 + i0 + ii;
             let vis = if self.masks.causal {
                 (i + 1).min(kt)
             } else {
@@ -192,39 +202,90 @@ impl Chunk<'_> {
                     *d += (m * scale) as f32;
                 }
             }
-            if kept {
-                keep_row(&mut hc.attention, self.layout, i, row);
+            if let Some(g) = grid.as_mut() {
+                g.add(i, row);
             }
+        }
+        if let Some(g) = grid.as_mut() {
+            g.flush();
         }
         Ok(())
     }
 }
 
-/// Add row `i`'s visible weights into a head's kept grid.
-fn keep_row(grid: &mut [f32], layout: &AttentionLayout, i: usize, row: &[f32]) {
-    let (r0, r1) = layout.rows;
-    if i < r0 || i >= r1 {
-        return;
-    }
-    let (k0, k1) = layout.keys;
-    let s = layout.stride.max(1);
-    let (_, gc) = layout.grid();
-    let r = (i - r0) / s;
-    let hi = k1.min(row.len());
-    if hi <= k0 {
-        return;
-    }
-    let Some(dst) = grid.get_mut(r * gc..(r + 1) * gc) else {
-        return;
-    };
-    if s == 1 {
-        if let Some(d) = dst.get_mut(..hi - k0) {
-            d.copy_from_slice(&row[k0..hi]);
+/// A head's kept grid, filled query by query ([`GridRows::add`]). With a stride s > 1 the
+/// queries of one grid row are first added key by key (a pass the compiler vectorises), and
+/// the sum is pooled into the row's cells once ([`GridRows::flush`]) rather than once per
+/// query: s times fewer sums across keys.
+struct GridRows<'g> {
+    grid: &'g mut [f32],
+    layout: &'g AttentionLayout,
+    /// Keys k0.. of the grid row being filled; `used` of them written.
+    acc: Vec<f32>,
+    used: usize,
+    /// The grid row in `acc`.
+    row: Option<usize>,
+}
+
+impl<'g> GridRows<'g> {
+    fn new(grid: &'g mut [f32], layout: &'g AttentionLayout) -> Self {
+        let keys = if layout.stride > 1 {
+            layout.keys.1 - layout.keys.0
+        } else {
+            0
+        };
+        Self {
+            grid,
+            layout,
+            acc: vec![0.0; keys],
+            used: 0,
+            row: None,
         }
-        return;
     }
-    let w = 1.0 / layout.rows_in(r) as f32;
-    for (cell, keys) in dst.iter_mut().zip(row[k0..hi].chunks(s)) {
-        *cell += keys.iter().sum::<f32>() * w;
+
+    /// Query `i`'s visible weights `row` (keys 0..row.len()).
+    fn add(&mut self, i: usize, row: &[f32]) {
+        let (r0, r1) = self.layout.rows;
+        let (k0, k1) = self.layout.keys;
+        let hi = k1.min(row.len());
+        if i < r0 || i >= r1 || hi <= k0 {
+            return;
+        }
+        let s = self.layout.stride.max(1);
+        let (_, gc) = self.layout.grid();
+        let r = (i - r0) / s;
+        if s == 1 {
+            if let Some(d) = self.grid.get_mut(r * gc..r * gc + hi - k0) {
+                d.copy_from_slice(&row[k0..hi]);
+            }
+            return;
+        }
+        if self.row != Some(r) {
+            self.flush();
+            self.row = Some(r);
+        }
+        for (a, v) in self.acc.iter_mut().zip(&row[k0..hi]) {
+            *a += v;
+        }
+        self.used = self.used.max(hi - k0);
+    }
+
+    /// Pool the grid row being filled into its cells: the mean over its queries of the weight
+    /// each cell's keys hold.
+    fn flush(&mut self) {
+        let Some(r) = self.row.take() else {
+            return;
+        };
+        let s = self.layout.stride.max(1);
+        let (_, gc) = self.layout.grid();
+        let w = 1.0 / self.layout.rows_in(r) as f32;
+        let acc = self.acc.get_mut(..self.used).unwrap_or_default();
+        if let Some(dst) = self.grid.get_mut(r * gc..(r + 1) * gc) {
+            for (cell, keys) in dst.iter_mut().zip(acc.chunks(s)) {
+                *cell += keys.iter().sum::<f32>() * w;
+            }
+        }
+        acc.fill(0.0);
+        self.used = 0;
     }
 }

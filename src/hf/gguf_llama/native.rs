@@ -13,7 +13,7 @@ use candle_core::Tensor;
 use crate::hf::gguf_llama::{GgufLlama, Layer};
 use crate::model::attention::AttentionBias;
 use crate::model::native::cols::{bias_rows, rms_norm_cols, silu_mul, transpose};
-use crate::model::native::gemm::{weight_product, View, ViewMut};
+use crate::model::native::gemm::{weight_product, weight_product_into, View, ViewMut};
 use crate::model::native::heads::{attend, HeadScratch, HeadViews, HostBias};
 use crate::model::native_view::host_bias;
 use crate::model::transformer::{ForwardOutput, ModelError};
@@ -283,7 +283,10 @@ fn rope(
     (cos, sin): (&[f32], &[f32]),
     half: bool,
 ) {
-    for hd in x.chunks_mut(dh * t).take(heads) {
+    use rayon::prelude::*;
+    let heads = heads.min(x.len() / (dh * t).max(1));
+    let x = x.get_mut(..heads * dh * t).unwrap_or_default();
+    let one = |hd: &mut [f32]| {
         for i in 0..dh / 2 {
             let (ra, rb) = if half {
                 (i, i + dh / 2)
@@ -301,6 +304,11 @@ fn rope(
                 *xb = va * s + vb * c;
             }
         }
+    };
+    if x.len() < 1 << 16 {
+        x.chunks_mut(dh * t).for_each(one);
+    } else {
+        x.par_chunks_mut(dh * t).for_each(one);
     }
 }
 
@@ -326,11 +334,14 @@ pub(super) fn project_qkv(
         .into_iter()
         .enumerate()
     {
+        let a = View::full(&b.a, d, t);
         match lw.qkv_bias.and_then(|bs| bs.get(i).copied()) {
-            Some(bv) => bias_rows(dst, bv, t, false),
-            None => dst.fill(0.0),
+            Some(bv) => {
+                bias_rows(dst, bv, t, false);
+                weight_product(dst, w, d, a)?;
+            }
+            None => weight_product_into(dst, w, d, a)?,
         }
-        weight_product(dst, w, d, View::full(&b.a, d, t))?;
     }
     rope(&mut b.q, h, dh, t, tables, half);
     rope(&mut b.k, kvh, dh, t, tables, half);
@@ -374,10 +385,8 @@ pub(super) fn mlp_layer(
 ) -> Result<(), ModelError> {
     let Shape { t, d, f, eps, .. } = *sh;
     rms_norm_cols(&b.x, lw.ffn_norm, eps, t, &mut b.a, &mut b.sum);
-    b.g.fill(0.0);
-    b.u.fill(0.0);
-    weight_product(&mut b.g, lw.gate, d, View::full(&b.a, d, t))?;
-    weight_product(&mut b.u, lw.up, d, View::full(&b.a, d, t))?;
+    weight_product_into(&mut b.g, lw.gate, d, View::full(&b.a, d, t))?;
+    weight_product_into(&mut b.u, lw.up, d, View::full(&b.a, d, t))?;
     silu_mul(&mut b.g, &b.u);
     weight_product(&mut b.x, lw.down, f, View::full(&b.g, f, t))?;
     Ok(())

@@ -15,7 +15,7 @@ use crate::hf::gguf_llama::GgufLlama;
 use crate::model::backend::{ChunkSink, RowStream};
 use crate::model::native::cols::transpose;
 use crate::model::native::gemm::{weight_product, View, ViewMut};
-use crate::model::native::heads::{attend, HeadScratch, HeadViews, HostBias};
+use crate::model::native::heads::{attend_rows, HeadScratch, HeadViews, HostBias};
 use crate::model::transformer::ModelError;
 
 thread_local! {
@@ -52,10 +52,12 @@ impl GgufLlama {
         embed(w.first().copied().unwrap_or_default(), ids, sh.d, &mut b.a)?;
         transpose(&b.a, sh.t, sh.d, &mut b.x);
         let (cos, sin) = self.rope_cols(sh.t);
-        // One chunk's attention and scores, reused by every chunk of every layer (each cell
-        // a chunk reads is written first).
         let most = sh.h * chunk.min(sh.t) * sh.t;
-        let mut tables = (vec![0f32; most], vec![0f32; most]);
+        let mut tables = ChunkTables {
+            att: vec![0f32; most],
+            z: vec![0f32; most],
+            ys: Vec::new(),
+        };
         for (l, (&start, layer)) in starts.iter().zip(&self.layers).enumerate() {
             let lw = layer_slices(w, start, layer);
             project_qkv(&lw, &sh, (&cos, &sin), self.config.rope_half, &mut b)?;
@@ -72,7 +74,7 @@ impl GgufLlama {
         &self,
         lw: &LayerSlices<'_>,
         sh: &Shape,
-        (b, (att, z)): (&mut Buffers, &mut (Vec<f32>, Vec<f32>)),
+        (b, tables): (&mut Buffers, &mut ChunkTables),
         (l, chunk): (usize, usize),
         stream: &mut dyn RowStream,
     ) -> Result<(), ModelError> {
@@ -81,7 +83,13 @@ impl GgufLlama {
             let n = chunk.min(t - r0);
             let kt = r0 + n;
             let bias = stream.bias_host(l, r0, n, kt, h)?;
-            let (att, z) = (&mut att[..h * n * kt], &mut z[..h * n * kt]);
+            let cells = h * n * kt;
+            let (Some(att), Some(z)) = (tables.att.get_mut(..cells), tables.z.get_mut(..cells))
+            else {
+                return Err(ModelError::Input(
+                    "chunk tables smaller than the chunk".into(),
+                ));
+            };
             // Each head to the stream as it is done, or the whole chunk after.
             let sink = stream.chunk_sink(l, r0, (h, n, kt));
             chunk_heads(
@@ -89,7 +97,7 @@ impl GgufLlama {
                 b,
                 &bias,
                 (r0, n, kt),
-                (&mut *att, &mut *z),
+                (&mut *att, &mut *z, &mut tables.ys),
                 sink.as_deref(),
             )?;
             let whole = sink.is_none();
@@ -103,40 +111,141 @@ impl GgufLlama {
     }
 }
 
+/// One chunk's attention and scores [H, n, kt], reused by every chunk of every layer (each
+/// cell a chunk reads is written first), and its heads' outputs before they go to `b.y`.
+struct ChunkTables {
+    att: Vec<f32>,
+    z: Vec<f32>,
+    ys: Vec<f32>,
+}
+
+/// One part of a chunk's work: rows `i0..i0 + a.len() / kt` of head `hh`, its attention and
+/// scores, and its output (attention·v)ᵀ [d_h, rows] before it goes to `b.y`.
+struct Part<'a> {
+    hh: usize,
+    i0: usize,
+    a: &'a mut [f32],
+    z: &'a mut [f32],
+    y: &'a mut [f32],
+}
+
 /// Every head of query rows `r0..r0 + n` over keys `0..kt`: attention and scores into `att`
 /// and `z` ([H, n, kt]), the heads' outputs into columns `r0..r0 + n` of `b.y`; each head
-/// handed to `sink` on its thread as soon as it is done.
+/// handed to `sink` on its thread as soon as it is done. A head's rows may be cut in parts
+/// ([`row_cuts`]) so that every thread has the same work: 9 heads on 2 threads would leave
+/// one idle for a ninth of the chunk.
 fn chunk_heads(
     sh: &Shape,
     b: &mut Buffers,
     bias: &HostBias,
     (r0, n, kt): (usize, usize, usize),
-    (att, z): (&mut [f32], &mut [f32]),
+    (att, z, ys): (&mut [f32], &mut [f32], &mut Vec<f32>),
     sink: Option<&dyn ChunkSink>,
 ) -> Result<(), ModelError> {
-    let Shape { t, kvh, dh, .. } = *sh;
-    let rep = (sh.h / kvh).max(1);
+    let Shape { t, h, kvh, dh, .. } = *sh;
+    let rep = (h / kvh).max(1);
+    let cuts = row_cuts(n, h, sink);
+    ys.resize(h * dh * n, 0.0);
+    let parts = split_parts(&cuts, (h, n, kt, dh), att, z, ys)?;
     let (q, k, v) = (&b.q, &b.k, &b.v);
-    let cells = n * kt;
-    att.par_chunks_mut(cells)
-        .zip(z.par_chunks_mut(cells))
-        .zip(b.y.par_chunks_mut(dh * t))
-        .enumerate()
-        .try_for_each(|(hh, ((ah, zh), yh))| {
-            let g = hh / rep;
-            let views = HeadViews {
-                q: View::rows(q, hh * dh * t + r0, dh, n, t).t(),
-                k: View::rows(k, g * dh * t, dh, kt, t),
-                v: View::rows(v, g * dh * t, dh, kt, t),
-            };
-            let y = ViewMut::rows(yh, r0, dh, n, t);
-            SCRATCH.with(|cell| {
-                let mut s = cell.borrow_mut();
-                if !s.fits(n, kt) {
-                    *s = HeadScratch::rows(n, kt);
+    parts.into_par_iter().try_for_each(|p| {
+        let rows = p.a.len() / kt.max(1);
+        let g = p.hh / rep;
+        let views = HeadViews {
+            q: View::rows(q, p.hh * dh * t + r0 + p.i0, dh, rows, t).t(),
+            k: View::rows(k, g * dh * t, dh, kt, t),
+            v: View::rows(v, g * dh * t, dh, kt, t),
+        };
+        let hb = bias.head_rows(p.hh, n, (p.i0, rows), kt)?;
+        SCRATCH.with(|cell| {
+            let mut s = cell.borrow_mut();
+            if !s.fits(rows, kt) {
+                *s = HeadScratch::rows(rows, kt);
+            }
+            let y = ViewMut::full(&mut *p.y, dh, rows);
+            attend_rows(views, (rows, kt), &hb, &mut s, p.a, p.z, y)
+        })?;
+        sink.map_or(Ok(()), |sink| sink.head(p.hh, p.i0, p.a, p.z))
+    })?;
+    // Each part's output into its columns of y.
+    let mut off = 0;
+    for hh in 0..h {
+        for w in cuts.windows(2) {
+            let (i0, rows) = (w[0], w[1] - w[0]);
+            for c in 0..dh {
+                let dst = (hh * dh + c) * t + r0 + i0;
+                let src = off + c * rows;
+                if let (Some(d), Some(s)) = (b.y.get_mut(dst..dst + rows), ys.get(src..src + rows))
+                {
+                    d.copy_from_slice(s);
                 }
-                attend(views, hh, (n, kt), bias, &mut s, ah, zh, y).map_err(ModelError::from)
-            })?;
-            sink.map_or(Ok(()), |sink| sink.head(hh, ah, zh))
-        })
+            }
+            off += dh * rows;
+        }
+    }
+    Ok(())
+}
+
+/// `att`, `z` ([H, n, kt]) and `ys` cut into the parts of every head (head-major, so that the
+/// threads start on different heads and rarely wait on one head's summaries).
+fn split_parts<'a>(
+    cuts: &[usize],
+    (h, n, kt, dh): (usize, usize, usize, usize),
+    mut att: &'a mut [f32],
+    mut z: &'a mut [f32],
+    mut ys: &'a mut [f32],
+) -> Result<Vec<Part<'a>>, ModelError> {
+    if att.len() < h * n * kt || z.len() < h * n * kt || ys.len() < h * dh * n {
+        return Err(ModelError::Input(
+            "chunk tables smaller than the chunk".into(),
+        ));
+    }
+    let mut parts = Vec::with_capacity(h * cuts.len());
+    for hh in 0..h {
+        for w in cuts.windows(2) {
+            let (i0, rows) = (w[0], w[1] - w[0]);
+            let (a, ra) = std::mem::take(&mut att).split_at_mut(rows * kt);
+            let (zz, rz) = std::mem::take(&mut z).split_at_mut(rows * kt);
+            let (y, ry) = std::mem::take(&mut ys).split_at_mut(rows * dh);
+            (att, z, ys) = (ra, rz, ry);
+            parts.push(Part {
+                hh,
+                i0,
+                a,
+                z: zz,
+                y,
+            });
+        }
+    }
+    Ok(parts)
+}
+
+/// Where a chunk of n rows of h heads is cut into parts: 0, the cuts, n. As many parts per
+/// head as make h·parts spread evenly over the pool's threads (at least 32 rows a part; none
+/// when h already does), each cut at a row the sink can take apart.
+fn row_cuts(n: usize, h: usize, sink: Option<&dyn ChunkSink>) -> Vec<usize> {
+    let threads = rayon::current_num_threads().max(1);
+    let most = (n / 32).clamp(1, 8);
+    // The parts that give the shortest round: ⌈h·p / threads⌉ / p, fewer parts on a tie.
+    let cost = |p: usize| (h * p).div_ceil(threads) as f64 / p as f64;
+    let mut best = 1;
+    for p in 2..=most {
+        if cost(p) < cost(best) - 1e-9 {
+            best = p;
+        }
+    }
+    let ok = |i: usize| sink.is_none_or(|s| s.splits_at(i));
+    let mut cuts = vec![0];
+    for j in 1..best {
+        let want = n * j / best;
+        let prev = cuts.last().copied().unwrap_or(0);
+        let found = (want..n)
+            .chain((prev + 1..want).rev())
+            .find(|&i| i > prev && ok(i));
+        if let Some(i) = found {
+            cuts.push(i);
+        }
+    }
+    cuts.push(n);
+    cuts
 }

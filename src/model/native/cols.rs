@@ -108,41 +108,81 @@ fn bias_rows_any(x: &mut [f32], bias: &[f32], t: usize, add: bool) {
     }
 }
 
+/// Below this many elements an element-wise pass runs on the calling thread (handing parts to
+/// the pool would cost more than it saves).
+const PAR_ELEMENTS: usize = 1 << 16;
+
+/// RMSNorm of every column of `x` [n, t] with gain `w` [n] into `out`, as candle's `rms_norm`
+/// computes a row (Σx² summed in order, x / √(Σx²/n + ε) · w); `sum` [t] is scratch. The
+/// scaling, most of the work, runs on the pool's threads, rows apart, for a long sequence.
+pub(crate) fn rms_norm_cols(
+    x: &[f32],
+    w: &[f32],
+    eps: f32,
+    t: usize,
+    out: &mut [f32],
+    sum: &mut [f32],
+) {
+    use rayon::prelude::*;
+    let t = t.max(1);
+    column_rms(x, w.len().max(1) as f32, eps, t, sum);
+    let sum: &[f32] = sum;
+    if x.len() < PAR_ELEMENTS {
+        return scale_rows(x, w, sum, out);
+    }
+    let rows = (PAR_ELEMENTS / t).max(1);
+    x.par_chunks(rows * t)
+        .zip(out.par_chunks_mut(rows * t))
+        .zip(w.par_chunks(rows))
+        .for_each(|((xc, oc), wc)| scale_rows(xc, wc, sum, oc));
+}
+
 crate::model::fused::simd::simd_dispatch! {
-    /// RMSNorm of every column of `x` [n, t] with gain `w` [n] into `out`, as candle's
-    /// `rms_norm` computes a row (Σx² summed in order, x / √(Σx²/n + ε) · w); `sum` [t] is
-    /// scratch.
-    pub(crate) fn rms_norm_cols => rms_norm_cols_any(
-        x: &[f32],
-        w: &[f32],
-        eps: f32,
-        t: usize,
-        out: &mut [f32],
-        sum: &mut [f32],
-    )
+    /// sum[c] ← √(Σ_r x[r, c]² / n + ε), the rows added in order.
+    fn column_rms => column_rms_any(x: &[f32], n: f32, eps: f32, t: usize, sum: &mut [f32])
 }
 
 #[inline(always)]
-fn rms_norm_cols_any(x: &[f32], w: &[f32], eps: f32, t: usize, out: &mut [f32], sum: &mut [f32]) {
-    let t = t.max(1);
-    let n = w.len().max(1) as f32;
+fn column_rms_any(x: &[f32], n: f32, eps: f32, t: usize, sum: &mut [f32]) {
     sum.fill(0.0);
-    for row in x.chunks(t) {
+    for row in x.chunks(t.max(1)) {
         for (s, v) in sum.iter_mut().zip(row) {
             *s += v * v;
         }
     }
     sum.iter_mut().for_each(|s| *s = (*s / n + eps).sqrt());
+}
+
+crate::model::fused::simd::simd_dispatch! {
+    /// out[r, c] ← x[r, c] / rms[c] · w[r] over the rows of `w`.
+    fn scale_rows => scale_rows_any(x: &[f32], w: &[f32], rms: &[f32], out: &mut [f32])
+}
+
+#[inline(always)]
+fn scale_rows_any(x: &[f32], w: &[f32], rms: &[f32], out: &mut [f32]) {
+    let t = rms.len().max(1);
     for ((row, o), wi) in x.chunks(t).zip(out.chunks_mut(t)).zip(w) {
-        for ((y, v), m) in o.iter_mut().zip(row).zip(sum.iter()) {
+        for ((y, v), m) in o.iter_mut().zip(row).zip(rms) {
             *y = v / m * wi;
         }
     }
 }
 
+/// g ← SiLU(g)·u, element by element (a gated MLP's hidden units); a long pass in parts on
+/// the pool's threads.
+pub(crate) fn silu_mul(g: &mut [f32], u: &[f32]) {
+    use rayon::prelude::*;
+    if g.len() < PAR_ELEMENTS {
+        return silu_mul_part(g, u);
+    }
+    g.par_chunks_mut(PAR_ELEMENTS)
+        .zip(u.par_chunks(PAR_ELEMENTS))
+        .for_each(|(gc, uc)| silu_mul_part(gc, uc));
+}
+
 crate::model::fused::simd::simd_dispatch! {
-    /// g ← SiLU(g)·u, element by element (a gated MLP's hidden units).
-    pub(crate) fn silu_mul => silu_mul_any(g: &mut [f32], u: &[f32])
+    /// [`silu_mul`] on one part.
+    fn silu_mul_part => silu_mul_any(g: &mut [f32], u: &[f32])
 }
 
 #[inline(always)]

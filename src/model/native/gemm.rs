@@ -160,6 +160,28 @@ pub fn weight_product(
     k: usize,
     a: View<'_>,
 ) -> Result<(), NativeError> {
+    weight_product_with(dst, w, k, a, true)
+}
+
+/// dst [out, T] = w [out, k] · a [k, T]: [`weight_product`] written, not added (dst need not
+/// be zero-filled first).
+pub fn weight_product_into(
+    dst: &mut [f32],
+    w: &[f32],
+    k: usize,
+    a: View<'_>,
+) -> Result<(), NativeError> {
+    weight_product_with(dst, w, k, a, false)
+}
+
+/// [`weight_product`] (`accumulate`) or [`weight_product_into`].
+fn weight_product_with(
+    dst: &mut [f32],
+    w: &[f32],
+    k: usize,
+    a: View<'_>,
+    accumulate: bool,
+) -> Result<(), NativeError> {
     use rayon::prelude::*;
     let t = a.cols;
     let out = w.len() / k.max(1);
@@ -170,14 +192,19 @@ pub fn weight_product(
         1
     };
     if parts == 1 || dst.len() != out * t || k == 0 {
-        return matmul(ViewMut::full(dst, out, t), View::full(w, out, k), a, true);
+        return matmul(
+            ViewMut::full(dst, out, t),
+            View::full(w, out, k),
+            a,
+            accumulate,
+        );
     }
     let rows = out.div_ceil(parts);
     dst.par_chunks_mut(rows * t)
         .zip(w.par_chunks(rows * k))
         .try_for_each(|(dc, wc)| {
             let r = wc.len() / k;
-            matmul(ViewMut::full(dc, r, t), View::full(wc, r, k), a, true)
+            matmul(ViewMut::full(dc, r, t), View::full(wc, r, k), a, accumulate)
         })
 }
 

@@ -78,6 +78,59 @@ pub(crate) fn attend(
     zh: &mut [f32],
     y: ViewMut<'_>,
 ) -> Result<(), NativeError> {
+    let rows = bias.head_rows(hh, n, (0, n), kt)?;
+    attend_rows(views, (n, kt), &rows, s, ah, zh, y)
+}
+
+/// Some query rows of one head's bias, borrowed from a [`HostBias`] ([`HostBias::head_rows`]).
+pub(crate) struct HeadBias<'a> {
+    /// Additive bias [n, kt].
+    additive: &'a [f32],
+    tau: f32,
+    /// Mode B: λ and the local-only bias [n, kt].
+    mixture: Option<(f32, &'a [f32])>,
+    /// This head's rule bias [n, kt].
+    extra: Option<&'a [f32]>,
+}
+
+impl HostBias {
+    /// Rows `i0..i0 + n` of head `hh` over kt keys, of a bias over `rows` query rows.
+    pub(crate) fn head_rows(
+        &self,
+        hh: usize,
+        rows: usize,
+        (i0, n): (usize, usize),
+        kt: usize,
+    ) -> Result<HeadBias<'_>, NativeError> {
+        fn cut(v: &[f32], at: usize, (n, kt): (usize, usize)) -> Result<&[f32], NativeError> {
+            v.get(at * kt..(at + n) * kt)
+                .ok_or_else(|| NativeError::Shape("a bias smaller than its rows".into()))
+        }
+        Ok(HeadBias {
+            additive: cut(&self.additive, i0, (n, kt))?,
+            tau: self.tau,
+            mixture: match &self.mixture {
+                Some((lam, local)) => Some((*lam, cut(local, i0, (n, kt))?)),
+                None => None,
+            },
+            extra: self
+                .extra
+                .as_deref()
+                .and_then(|e| cut(e, hh * rows + i0, (n, kt)).ok()),
+        })
+    }
+}
+
+/// One head's n query rows over kt keys under `bias` (its rows): [`attend`]'s work.
+pub(crate) fn attend_rows(
+    views: HeadViews<'_>,
+    (n, kt): (usize, usize),
+    bias: &HeadBias<'_>,
+    s: &mut HeadScratch,
+    ah: &mut [f32],
+    zh: &mut [f32],
+    y: ViewMut<'_>,
+) -> Result<(), NativeError> {
     let scale = 1.0 / (views.q.cols() as f32).sqrt();
     let cells = n * kt;
     let raw = s
@@ -85,10 +138,7 @@ pub(crate) fn attend(
         .get_mut(..cells)
         .ok_or_else(|| NativeError::Shape("head scratch smaller than its rows".into()))?;
     matmul(ViewMut::full(raw, n, kt), views.q, views.k, false)?;
-    let extra = bias
-        .extra
-        .as_ref()
-        .and_then(|e| e.get(hh * cells..(hh + 1) * cells));
+    let extra = bias.extra;
     // The bias of this head: the layer's own, or with the rules' added into scratch.
     let with_extra = |base: &'_ [f32], out: &'_ mut Vec<f32>| -> bool {
         let Some(e) = extra else { return false };
@@ -98,10 +148,10 @@ pub(crate) fn attend(
             .for_each(|((o, a), x)| *o = a + x);
         true
     };
-    let base = if with_extra(&bias.additive, &mut s.bias) {
-        &s.bias
+    let base = if with_extra(bias.additive, &mut s.bias) {
+        &s.bias[..]
     } else {
-        &bias.additive
+        bias.additive
     };
     let rows = Rows {
         t: kt,
@@ -110,10 +160,10 @@ pub(crate) fn attend(
     };
     let raw = s.raw.get(..cells).unwrap_or_default();
     rows.softmax(raw, base, &mut s.zrow, Some(zh), ah);
-    if let Some((lam, local)) = &bias.mixture {
+    if let Some((lam, local)) = bias.mixture {
         let mut mixed = vec![0f32; cells];
         let local = if with_extra(local, &mut s.local) {
-            &s.local
+            &s.local[..]
         } else {
             local
         };
