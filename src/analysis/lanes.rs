@@ -18,27 +18,38 @@ pub(crate) fn lane_total(l: [f64; LANES]) -> f64 {
     ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
 }
 
+/// Rows of fewer keys than this per block are summed key by key: for them, a total per block
+/// would cost more than the waits the lanes save (a 64-token capture has rows of 1–64 keys).
+const LANE_KEYS_PER_BLOCK: usize = 32;
+
 /// [`crate::analysis::metrics::block_masses`] added into `masses`, with `lanes` (one per entry
 /// of `masses`, zero) as scratch, left zero. In lanes, keys of one block a few apart do not
-/// wait on each other's addition.
+/// wait on each other's addition. A row of fewer than [`LANE_KEYS_PER_BLOCK`] keys per block is
+/// summed key by key.
 pub(crate) fn add_block_masses(
     row: &[f32],
     key_blocks: &[usize],
     lanes: &mut [[f64; LANES]],
     masses: &mut [f64],
 ) {
-    let n0 = lane_prefix(row.len(), key_blocks.len());
-    let groups = row.get(..n0).unwrap_or_default().chunks_exact(LANES);
-    for (ac, kc) in groups.zip(key_blocks.chunks_exact(LANES)) {
-        for (l, (&a, &k)) in ac.iter().zip(kc).enumerate() {
-            if let Some(m) = lanes.get_mut(k) {
-                m[l] += f64::from(a);
+    let n0 = if row.len() >= LANE_KEYS_PER_BLOCK * lanes.len() {
+        lane_prefix(row.len(), key_blocks.len())
+    } else {
+        0
+    };
+    if n0 > 0 {
+        let groups = row.get(..n0).unwrap_or_default().chunks_exact(LANES);
+        for (ac, kc) in groups.zip(key_blocks.chunks_exact(LANES)) {
+            for (l, (&a, &k)) in ac.iter().zip(kc).enumerate() {
+                if let Some(m) = lanes.get_mut(k) {
+                    m[l] += f64::from(a);
+                }
             }
         }
-    }
-    for (m, l) in masses.iter_mut().zip(lanes.iter_mut()) {
-        *m += lane_total(*l);
-        *l = [0.0; LANES];
+        for (m, l) in masses.iter_mut().zip(lanes.iter_mut()) {
+            *m += lane_total(*l);
+            *l = [0.0; LANES];
+        }
     }
     for (&a, &k) in row.iter().zip(key_blocks).skip(n0) {
         if let Some(m) = masses.get_mut(k) {

@@ -112,9 +112,10 @@ pub fn off_block_mass(row: &[f32], relevant: &[bool]) -> f64 {
 ///
 /// Keys without an entry in `key_blocks`, or with a block `>= num_blocks`, are not counted.
 ///
-/// The keys in whole groups of [`LANES`] are summed in lanes (key j into lane j mod [`LANES`]
-/// of its block, the lanes added pairwise by [`lane_total`]), then the rest key by key: the
-/// order of [`crate::analysis::capture_row`]'s one pass, so the two give the same numbers.
+/// A row of at least 32 keys per block sums the keys in whole groups of [`LANES`] in lanes
+/// (key j into lane j mod [`LANES`] of its block, the lanes added pairwise by
+/// [`lane_total`]), then the rest key by key; a shorter row key by key: the order of
+/// [`crate::analysis::capture_row`]'s one pass, so the two give the same numbers.
 pub fn block_masses(row: &[f32], key_blocks: &[usize], num_blocks: usize) -> Vec<f64> {
     let mut masses = vec![0.0; num_blocks];
     let mut lanes = vec![[0.0; LANES]; num_blocks];

@@ -305,7 +305,7 @@ fn rope(
             }
         }
     };
-    if x.len() < 1 << 16 {
+    if !crate::model::native::cols::on_pool(x.len()) {
         x.chunks_mut(dh * t).for_each(one);
     } else {
         x.par_chunks_mut(dh * t).for_each(one);
