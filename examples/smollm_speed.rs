@@ -91,6 +91,25 @@ fn main() -> Result<()> {
         "dial change to a new capture ({n} tokens, 30 layers × 9 heads): median {:.1} ms",
         caps[caps.len() / 2] * 1e3
     );
+    let mut streamed = Vec::new();
+    for lambda in [0.5, 0.6, 0.7, 0.8, 0.9] {
+        let t = Instant::now();
+        let cap = localist::model::capture_stream::capture_streamed(
+            im.model(),
+            &blocks,
+            &ids,
+            &localist::model::dial::DialSetting::bias(lambda),
+            &localist::model::capture_stream::CapturePlan::studio(),
+            &mut |_| true,
+        )?;
+        streamed.push(t.elapsed().as_secs_f64());
+        assert_eq!(cap.heads.len(), 270);
+    }
+    streamed.sort_by(f64::total_cmp);
+    println!(
+        "the same streamed (the long-text path, no logits): median {:.1} ms",
+        streamed[streamed.len() / 2] * 1e3
+    );
     if let Some(p) = peak_rss_mib() {
         println!("peak resident memory with one model: {p:.0} MiB");
     }

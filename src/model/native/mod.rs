@@ -30,7 +30,7 @@ pub use backward::backward;
 pub use forward::forward;
 pub use heads::HostBias;
 pub use infer::{infer, Inferred};
-pub use params::{with_model_refs, LayerRefs, LayerSet, ParamRefs, ParamSet};
+pub use params::{param_lengths, with_model_refs, LayerRefs, LayerSet, ParamRefs, ParamSet};
 pub use workspace::{Dims, Workspace};
 
 /// Errors of the native pass: a shape that does not fit, or input outside the model.

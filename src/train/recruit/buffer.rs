@@ -11,6 +11,7 @@ use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::model::dial::{layer_bias, DialSetting, LayerBias};
 use crate::model::transformer::{AttentionBias, ForwardOptions, ForwardOutput, LocalistModel};
 use crate::train::dataset::{TokenStream, Window};
+use crate::train::recruit::buffer_native::{measure_windows, WindowFacts};
 use crate::train::trainer::{TrainError, Trainer};
 
 /// Per-position facts of the buffer under a map.
@@ -26,6 +27,12 @@ pub struct BufferStats {
     pub entropy_bits: Vec<f32>,
     /// Queries per layer and head, position-major: `queries[l][h][pos·d_h ..]`.
     pub queries: Vec<Vec<Vec<f32>>>,
+}
+
+thread_local! {
+    /// Measure through candle's batched ops even on the CPU (set only by the test that
+    /// compares both paths).
+    static BATCHED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Data bits of `ids` (and, with `details`, per-position facts) at mode-A dial `lambda`, in
@@ -63,6 +70,11 @@ pub fn buffer_stats(
         },
         ..BufferStats::default()
     };
+    if model.device.is_cpu() && !BATCHED.with(std::cell::Cell::get) {
+        let facts = measure_windows(model, blocks, &windows, &per_layer, details)?;
+        add_window_facts(&mut out, &windows, facts, details);
+        return Ok(out);
+    }
     for chunk in windows.chunks(16) {
         measure_chunk(model, blocks, chunk, &per_layer, t, details, &mut out)?;
     }
@@ -115,6 +127,30 @@ fn measure_chunk(
     out.query_ids.extend(x);
     out.loss_bits.extend(picked.iter().map(|&lp| -lp / ln2));
     add_attention_facts(model, &fwd, b * t, out)
+}
+
+/// Append the native pass's per-window facts to `out`, in window order.
+fn add_window_facts(
+    out: &mut BufferStats,
+    windows: &[Window],
+    facts: Vec<WindowFacts>,
+    details: bool,
+) {
+    for (w, f) in windows.iter().zip(facts) {
+        out.data_bits += f.loss_bits.iter().map(|&b| f64::from(b)).sum::<f64>();
+        if !details {
+            continue;
+        }
+        out.query_ids.extend_from_slice(&w.x);
+        out.loss_bits.extend(f.loss_bits);
+        out.entropy_bits.extend(f.entropy_bits);
+        for (q, ql) in f.queries.iter().zip(out.queries.iter_mut()) {
+            let per_head = q.len() / ql.len().max(1);
+            for (hh, dst) in ql.iter_mut().enumerate() {
+                dst.extend_from_slice(q.get(hh * per_head..(hh + 1) * per_head).unwrap_or(&[]));
+            }
+        }
+    }
 }
 
 /// The mode-A attention biases of a chunk of windows under `blocks`, one per layer.
@@ -219,4 +255,123 @@ pub fn description_length(
     data_bits
         + k as f64 * (parameter_bits(params_per_block, n) + block_header_bits(k_max))
         + map_bits(assigned, blocks.token_block.len(), k_max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::config::ModelConfig;
+
+    /// The native measurement (each window through `infer`, over the training threads) and the
+    /// batched one (candle) agree on a model with blocks, an isolated catch-all and a dial.
+    #[test]
+    fn the_native_and_batched_measurements_agree() {
+        let cfg = ModelConfig::preset("tiny", 12).unwrap_or_else(|e| panic!("{e}"));
+        let model =
+            LocalistModel::new_random(&cfg, 3, 5, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
+        let mut blocks = BlockMap::single(12);
+        blocks.names = vec!["unassigned".into(), "a".into(), "b".into()];
+        blocks.relevance = vec![0, 1, 2];
+        blocks.token_block = (0..12).map(|i| [0, 1, 2][i % 3]).collect();
+        blocks.open_unassigned = true;
+        let ids: Vec<u32> = (0..700u32).map(|i| (i * 7 + i / 5) % 12).collect();
+        let measure = |batched: bool| {
+            BATCHED.with(|b| b.set(batched));
+            buffer_stats(&model, &blocks, &ids, 0.8, 64, true).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let (native, batched) = (measure(false), measure(true));
+        assert!(native.data_bits > 1000.0, "{}", native.data_bits);
+        let rel = (native.data_bits - batched.data_bits).abs() / batched.data_bits;
+        assert!(
+            rel < 1e-5,
+            "{} against {}",
+            native.data_bits,
+            batched.data_bits
+        );
+        assert_eq!(native.query_ids, batched.query_ids);
+        let close = |a: &[f32], b: &[f32], what: &str| {
+            assert_eq!(a.len(), b.len(), "{what}");
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-3 * (1.0 + y.abs()),
+                    "{what}[{i}]: {x} against {y}"
+                );
+            }
+        };
+        close(&native.loss_bits, &batched.loss_bits, "loss bits");
+        close(&native.entropy_bits, &batched.entropy_bits, "entropy");
+        assert!(native.entropy_bits.iter().any(|&e| e > 0.1));
+        for (l, (a, b)) in native.queries.iter().zip(&batched.queries).enumerate() {
+            for (h, (x, y)) in a.iter().zip(b).enumerate() {
+                close(x, y, &format!("queries of layer {l} head {h}"));
+            }
+        }
+        // Only whole windows are measured: 700 tokens are 10 windows of 64.
+        assert_eq!(native.loss_bits.len(), 640);
+    }
+
+    /// A measurement that reuses the windows kept from an earlier one of the same weights is
+    /// exactly a fresh one, after a map change and after the weights change.
+    #[test]
+    fn kept_windows_give_exactly_a_fresh_measurement() {
+        let cfg = ModelConfig::preset("tiny", 12).unwrap_or_else(|e| panic!("{e}"));
+        let model =
+            LocalistModel::new_random(&cfg, 3, 9, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
+        let mut blocks = BlockMap::single(12);
+        blocks.names = vec!["unassigned".into(), "a".into()];
+        blocks.relevance = vec![0, 1];
+        blocks.token_block = (0..12).map(|i| usize::from(i < 4)).collect();
+        blocks.open_unassigned = true;
+        // Token 11 only in the last two windows: moving it changes only their view.
+        let ids: Vec<u32> = (0..650u32)
+            .map(|i| {
+                if i > 520 && i % 9 == 0 {
+                    11
+                } else {
+                    (i * 5 + i / 7) % 11
+                }
+            })
+            .collect();
+        let measure = |model: &LocalistModel, blocks: &BlockMap, fresh: bool| {
+            if fresh {
+                drop(super::super::buffer_native::ForgetKept);
+            }
+            buffer_stats(model, blocks, &ids, 1.0, 64, true).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let same = |a: &BufferStats, b: &BufferStats| {
+            assert_eq!(a.data_bits.to_bits(), b.data_bits.to_bits());
+            assert_eq!(a.loss_bits, b.loss_bits);
+            assert_eq!(a.entropy_bits, b.entropy_bits);
+            assert_eq!(a.queries, b.queries);
+        };
+        let before = measure(&model, &blocks, true);
+        same(&measure(&model, &blocks, false), &before);
+        let mut moved = blocks.clone();
+        if let Some(b) = moved.token_block.get_mut(11) {
+            *b = 1;
+        }
+        let kept = measure(&model, &moved, false);
+        let fresh = measure(&model, &moved, true);
+        same(&kept, &fresh);
+        assert_ne!(
+            kept.loss_bits, before.loss_bits,
+            "the move changes some windows"
+        );
+        assert_eq!(
+            kept.loss_bits[..512],
+            before.loss_bits[..512],
+            "and not the first 8"
+        );
+        // New weights: nothing kept for the old ones is used.
+        let _ = measure(&model, &blocks, true);
+        let tok = model
+            .params
+            .var("tok.weight")
+            .unwrap_or_else(|| panic!("no tok.weight"));
+        let shifted = (tok.as_tensor() * 1.5).unwrap_or_else(|e| panic!("{e}"));
+        tok.set(&shifted).unwrap_or_else(|e| panic!("{e}"));
+        let after_kept = measure(&model, &blocks, false);
+        same(&after_kept, &measure(&model, &blocks, true));
+        assert_ne!(after_kept.loss_bits, before.loss_bits);
+    }
 }

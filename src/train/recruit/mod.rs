@@ -58,6 +58,7 @@
 
 mod anchors;
 mod buffer;
+mod buffer_native;
 mod candidates;
 mod cluster;
 mod config;

@@ -155,6 +155,7 @@ impl Recruiter {
         tok: &dyn Tokenizer,
     ) -> Result<Vec<RecruitEvent>, TrainError> {
         let mut events = Vec::new();
+        let _forget = super::buffer_native::ForgetKept; // its measurements end with the round
         for i in 0..self.config.moves_per_round.max(1) {
             let (more, accepted) = self.single_round(trainer, buffer, tok, i == 0)?;
             events.extend(more);

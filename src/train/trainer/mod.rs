@@ -30,6 +30,7 @@ use crate::train::optimizer::AdamW;
 pub use config::{LrSchedule, StepStats, TrainConfig, TrainError};
 pub use loss::{grad_norms, mean_ce, LossTerms};
 pub use native::NativeGradients;
+pub(crate) use shards::training_pool;
 pub use shards::{set_training_threads, training_threads};
 pub use snapshot::TrainerSnapshot;
 

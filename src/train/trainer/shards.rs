@@ -53,6 +53,12 @@ pub(super) fn pool() -> Option<&'static rayon::ThreadPool> {
     .as_ref()
 }
 
+/// The training threads' pool when there is more than one thread, for work of a training run
+/// between its steps (a recruitment round's measurements).
+pub(crate) fn training_pool() -> Option<&'static rayon::ThreadPool> {
+    pool().filter(|_| training_threads() > 1)
+}
+
 /// Fewest windows in a shard: below it a thread costs more than it saves.
 const MIN_SHARD: usize = 4;
 
