@@ -179,6 +179,79 @@ fn five_topics_grow_five_blocks() {
     check_topics(5);
 }
 
+/// Every parameter's values, by name.
+fn values(s: &Session) -> BTreeMap<String, Vec<u32>> {
+    s.trainer
+        .model
+        .params
+        .tensors()
+        .iter()
+        .map(|(n, t)| {
+            let v = t.flatten_all().and_then(|t| t.to_vec1::<f32>());
+            let v = v.unwrap_or_else(|e| panic!("{n}: {e}"));
+            (n.clone(), v.iter().map(|x| x.to_bits()).collect())
+        })
+        .collect()
+}
+
+#[test]
+fn a_rejected_second_look_keeps_its_control_which_is_plain_training() {
+    // Every move rejected, a second look of 3 steps: the round keeps the look's control, and
+    // that is exactly the state of the same run trained 3 more steps with no round at all.
+    let cfg = RecruitConfig {
+        warmup: 5,
+        every: 5,
+        second_look: 3,
+        buffer_tokens: 2048,
+        delta_bits: 1e12,
+        min_context_gain: 0.0,
+        ..RecruitConfig::default()
+    };
+    let start = |cfg: RecruitConfig| {
+        let mut s = setup(&job(3, cfg), &Device::Cpu).unwrap_or_else(|e| panic!("{e:#}"));
+        for _ in 0..5 {
+            s.trainer.train_step().unwrap_or_else(|e| panic!("{e}"));
+        }
+        s
+    };
+    let (mut with_round, mut plain) = (start(cfg.clone()), start(cfg));
+    let events = with_round
+        .maybe_recruit()
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(
+        events.iter().any(|e| e.note.contains("second look")),
+        "no second look: {events:?}"
+    );
+    assert!(events
+        .iter()
+        .filter_map(|e| e.decision.as_ref())
+        .all(|d| d.verdict == Verdict::Rejected));
+    for _ in 0..3 {
+        plain.trainer.train_step().unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(with_round.trainer.step, 8);
+    assert_eq!(with_round.trainer.blocks, plain.trainer.blocks);
+    assert!(
+        values(&with_round) == values(&plain),
+        "the kept control is not plain training"
+    );
+    // And the runs go on alike: the sampler and optimizer state came with it.
+    let a = with_round
+        .trainer
+        .train_step()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let b = plain.trainer.train_step().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(a.loss_nats.to_bits(), b.loss_nats.to_bits());
+    assert!(values(&with_round) == values(&plain));
+    // The kept steps count as training, not as the round's cost.
+    let rec = with_round
+        .recruiter
+        .as_ref()
+        .unwrap_or_else(|| panic!("no recruiter"));
+    let (round_ms, train_ms) = rec.cost_ms();
+    assert!(round_ms > 0.0 && train_ms > 0.0, "{round_ms} {train_ms}");
+}
+
 #[test]
 fn a_rejected_move_restores_the_exact_state() {
     // δ so large that every move is rejected: the round must leave weights, optimizer state,

@@ -124,8 +124,10 @@ impl Recruiter {
                 .iter()
                 .any(|t| t.decision.verdict == Verdict::Accepted)
         }) {
-            tries.push(try_second_look(ctx, trainer, s)?);
+            let (tried, control) = try_second_look(ctx, trainer, s)?;
+            tries.push(tried);
             states.push(trainer.snapshot()?);
+            out.control = Some(control);
         }
         // The best accepted try; the trainer is left in its branch.
         let best = tries
@@ -141,6 +143,7 @@ impl Recruiter {
                 }
                 out.data_bits = data_after;
                 out.accepted += 1;
+                out.control = None;
             }
             None => {
                 let mut key = cand;

@@ -65,6 +65,8 @@ pub(super) struct RoundOutcome {
     pub accepted: usize,
     /// L(D | M) of the state the round keeps.
     pub data_bits: f64,
+    /// The control of a rejected second look and its data bits: see `RoundCtx::roll_back`.
+    pub control: Option<(TrainerSnapshot, f64)>,
 }
 
 impl RoundOutcome {
@@ -198,6 +200,7 @@ impl Recruiter {
             events: Vec::new(),
             accepted: 0,
             data_bits: control,
+            control: None,
         };
         // 1–5: recruit a candidate, as a new block or into the block it co-occurs with.
         if let Some(c) = candidate {
@@ -211,11 +214,10 @@ impl Recruiter {
             ctx.prune_move(trainer, control, &mut out)?;
         }
         // Keep the accepted branch (the trainer is in it: it was probed last), else roll back
-        // to exactly the state before the round.
+        // (to the state before the round, or to a rejected second look's control).
         let mut context = None;
         if out.accepted == 0 {
-            trainer.restore(&ctx.snap)?;
-            out.data_bits = ctx.stats.data_bits;
+            ctx.roll_back(trainer, &mut out)?;
             // Whether the model reads context decides only whether a quiet round counts.
             if first {
                 let (bits, gain) = (ctx.stats.data_bits, ctx.cfg.min_context_gain);
@@ -319,6 +321,7 @@ impl Recruiter {
             mut events,
             accepted,
             data_bits,
+            ..
         } = out;
         let dl_after = ctx.dl(data_bits, &trainer.blocks);
         for e in &mut events {
@@ -367,9 +370,9 @@ impl Recruiter {
             train_ms: train_ms + kept_ms,
         });
         self.log.extend(events.iter().cloned());
-        // Rounds keep their spacing: doubling it after quiet rounds (tried) let patience span
-        // more training, and a merge of two true topics passed on noise (topics:5, step 250).
-        self.next_due = Some(trainer.step + ctx.cfg.every.max(1));
+        // Rounds keep their spacing from the step this try began (a kept control's steps count):
+        // doubling it after quiet rounds let a merge of true topics pass on noise (topics:5).
+        self.next_due = Some((ctx.step + ctx.cfg.every.max(1)).max(trainer.step + 1));
         self.last_round_end = Some(Instant::now());
         events
     }

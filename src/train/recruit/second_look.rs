@@ -5,7 +5,9 @@
 //! accepted after probe training. The second look trains `second_look` steps under the
 //! candidate map and, from the same state on the same batches, under the current one (the
 //! control), and decides on the difference. It runs at most once per round, for a cluster of
-//! two or more tokens, so its cost is bounded by 2 × `second_look` steps a round.
+//! two or more tokens, so its cost is bounded by 2 × `second_look` steps a round; when it is
+//! rejected, the round keeps the control (`RoundCtx::roll_back`), whose steps are the
+//! training the run would have done next, and only the candidate's steps are the round's cost.
 //!
 //! The difference is counted over the positions whose view the candidate changes (queries of
 //! its tokens, and of a block it extends or merges): every other position is coded under the
@@ -22,8 +24,8 @@ use crate::model::blocks::BlockMap;
 use crate::train::recruit::log::{MoveKind, Try};
 
 use crate::train::recruit::paired::changed_difference;
-use crate::train::recruit::round::RoundCtx;
-use crate::train::trainer::{TrainError, Trainer};
+use crate::train::recruit::round::{RoundCtx, RoundOutcome};
+use crate::train::trainer::{TrainError, Trainer, TrainerSnapshot};
 
 /// What a second look needs of the candidate: its map, anchor keys, name and size.
 pub(super) struct Second {
@@ -33,16 +35,42 @@ pub(super) struct Second {
     pub tokens: usize,
 }
 
+impl RoundCtx<'_> {
+    /// Where a round that accepted nothing leaves the trainer: the control of its second look
+    /// when there was one (the current map trained the look's steps on the batches the
+    /// sampler gave next: exactly the state training alone would have reached, so its steps
+    /// are training, not the round's cost), else exactly the state before the round.
+    pub(super) fn roll_back(
+        &self,
+        trainer: &mut Trainer,
+        out: &mut RoundOutcome,
+    ) -> Result<(), TrainError> {
+        match out.control.take() {
+            Some((state, bits)) => {
+                trainer.restore(&state)?;
+                out.data_bits = bits;
+            }
+            None => {
+                trainer.restore(&self.snap)?;
+                out.data_bits = self.stats.data_bits;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Train the control and the candidate `second_look` steps each from the round's state and
-/// decide; the trainer is left in the candidate's branch.
+/// decide; the trainer is left in the candidate's branch. Also returns the control's state
+/// and data bits.
 pub(super) fn try_second_look(
     ctx: &RoundCtx<'_>,
     trainer: &mut Trainer,
     s: Second,
-) -> Result<Try, TrainError> {
+) -> Result<(Try, (TrainerSnapshot, f64)), TrainError> {
     let cfg = &ctx.cfg;
     let k = cfg.second_look;
     let control = ctx.trial(trainer, None, k)?;
+    let control_state = trainer.snapshot()?;
     let control_at = ctx.last_positions();
     let after = ctx.trial(trainer, Some((s.map, s.anchors)), k)?;
     let after_at = ctx.last_positions();
@@ -66,7 +94,7 @@ pub(super) fn try_second_look(
         1.0,
         cfg.delta_bits,
     );
-    Ok(Try {
+    let tried = Try {
         kind: MoveKind::Recruit,
         block: s.name,
         decision,
@@ -78,5 +106,6 @@ pub(super) fn try_second_look(
              positions whose view it changes; over the whole buffer it was {:+.1} bits",
             after - control
         ),
-    })
+    };
+    Ok((tried, (control_state, control)))
 }
