@@ -52,59 +52,56 @@ pub(super) fn measure_windows(
         .collect();
     if !details {
         // The bits alone (the context check at λ = 0): nothing a try would reuse.
-        let facts: Vec<Result<WindowFacts, TrainError>> = with_model_refs(model, |p| {
-            let one = |(w, (host, _)): (&Window, &(Vec<HostBias>, u64))| {
-                window_facts(model, p, w, host, false)
-            };
-            Ok(match training_pool() {
-                Some(pool) => pool.install(|| windows.par_iter().zip(&biased).map(one).collect()),
-                None => windows.iter().zip(&biased).map(one).collect(),
-            })
-        })?;
-        return facts.into_iter().collect();
+        let all: Vec<usize> = (0..windows.len()).collect();
+        return run_windows(model, windows, &biased, &all, false);
     }
     let weights = weights_fingerprint(model)?;
     KEPT.with(|kept| {
         let mut kept = kept.borrow_mut();
         kept.begin(weights);
-        let missing: Vec<usize> = (0..windows.len())
-            .filter(|&i| {
-                biased
-                    .get(i)
-                    .is_some_and(|(_, key)| !kept.facts.contains_key(key))
-            })
+        let mut out: Vec<Option<WindowFacts>> = biased
+            .iter()
+            .map(|(_, key)| kept.facts.get(key).cloned())
             .collect();
-        let fresh: Vec<Result<WindowFacts, TrainError>> = with_model_refs(model, |p| {
-            let one = |&i: &usize| match (windows.get(i), biased.get(i)) {
-                (Some(w), Some((host, _))) => window_facts(model, p, w, host, details),
-                _ => Err(TrainError::Invalid("a buffer window out of range".into())),
-            };
-            Ok(match training_pool() {
-                Some(pool) => pool.install(|| missing.par_iter().map(one).collect()),
-                None => missing.iter().map(one).collect(),
-            })
-        })?;
-        let mut fresh_by_key = HashMap::new();
-        for (&i, f) in missing.iter().zip(fresh) {
+        let missing: Vec<usize> = (0..out.len())
+            .filter(|&i| out.get(i).is_some_and(Option::is_none))
+            .collect();
+        let fresh = run_windows(model, windows, &biased, &missing, true)?;
+        for (&i, facts) in missing.iter().zip(fresh) {
             if let Some((_, key)) = biased.get(i) {
-                fresh_by_key.insert(*key, f?);
+                kept.keep(*key, facts.clone());
+            }
+            if let Some(slot) = out.get_mut(i) {
+                *slot = Some(facts);
             }
         }
-        let mut out = Vec::with_capacity(windows.len());
-        for (_, key) in &biased {
-            let facts = match kept.facts.get(key) {
-                Some(f) => f.clone(),
-                None => fresh_by_key.get(key).cloned().ok_or_else(|| {
-                    TrainError::Invalid("a buffer window was not measured".into())
-                })?,
-            };
-            out.push(facts);
-        }
-        for (key, f) in fresh_by_key {
-            kept.keep(key, f);
-        }
-        Ok(out)
+        out.into_iter()
+            .map(|f| {
+                f.ok_or_else(|| TrainError::Invalid("a buffer window was not measured".into()))
+            })
+            .collect()
     })
+}
+
+/// The windows `which` through the native pass (on the training threads), in that order.
+fn run_windows(
+    model: &LocalistModel,
+    windows: &[Window],
+    biased: &[(Vec<HostBias>, u64)],
+    which: &[usize],
+    details: bool,
+) -> Result<Vec<WindowFacts>, TrainError> {
+    let facts: Vec<Result<WindowFacts, TrainError>> = with_model_refs(model, |p| {
+        let one = |&i: &usize| match (windows.get(i), biased.get(i)) {
+            (Some(w), Some((host, _))) => window_facts(model, p, w, host, details),
+            _ => Err(TrainError::Invalid("a buffer window out of range".into())),
+        };
+        Ok(match training_pool() {
+            Some(pool) => pool.install(|| which.par_iter().map(one).collect()),
+            None => which.iter().map(one).collect(),
+        })
+    })?;
+    facts.into_iter().collect()
 }
 
 /// Most bytes of window facts kept between measurements.
