@@ -253,6 +253,51 @@ fn a_rejected_second_look_keeps_its_control_which_is_plain_training() {
 }
 
 #[test]
+fn a_checkpoint_is_written_when_a_round_moves_the_step_past_its_multiple() {
+    // The round at step 5 keeps its second look's 3 control steps (5 → 8), so the run never
+    // stops at step 5: its checkpoint is written at 8, when the step has passed the multiple.
+    let cfg = RecruitConfig {
+        warmup: 5,
+        every: 5,
+        second_look: 3,
+        buffer_tokens: 2048,
+        delta_bits: 1e12,
+        min_context_gain: 0.0,
+        ..RecruitConfig::default()
+    };
+    let dir = std::env::temp_dir().join(format!("localist-recruit-ck-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut j = job(3, cfg);
+    j.train.steps = 16;
+    j.checkpoint_every = 5;
+    j.out = Some(dir.clone());
+    let steps_done = || -> Option<u64> {
+        let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v["training"]["steps_done"].as_u64()
+    };
+    let mut seen = Vec::new();
+    let mut looks = 0;
+    localist::engine::train_job::run_with_recruitment(
+        &j,
+        &Device::Cpu,
+        |_| {
+            seen.push(steps_done());
+            true
+        },
+        |e| looks += usize::from(e.note.contains("second look")),
+    )
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(looks >= 1, "no second look");
+    assert!(seen.contains(&Some(8)), "no checkpoint at step 8: {seen:?}");
+    assert!(
+        seen.iter().flatten().any(|&s| (10..15).contains(&s)),
+        "no checkpoint after step 10: {seen:?}"
+    );
+}
+
+#[test]
 fn a_rejected_move_restores_the_exact_state() {
     // δ so large that every move is rejected: the round must leave weights, optimizer state,
     // map and step exactly as they were.

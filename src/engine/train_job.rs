@@ -357,6 +357,10 @@ pub fn run_with_recruitment(
 ) -> Result<Outcome> {
     let mut session = setup(job, device)?;
     let mut stopped = false;
+    // Checkpoints are written when the step passes a multiple of `checkpoint_every`: a
+    // recruitment round may move it on by a second look's steps, past the multiple itself.
+    let every = job.checkpoint_every.max(1);
+    let mut saved = session.trainer.step / every;
     while session.trainer.step < job.train.steps {
         let stats = session.trainer.train_step()?;
         let keep_going = on_step(&stats);
@@ -366,8 +370,9 @@ pub fn run_with_recruitment(
         }
         if let Some(dir) = &job.out {
             let s = session.trainer.step;
-            if job.checkpoint_every > 0 && s % job.checkpoint_every == 0 && s < job.train.steps {
+            if job.checkpoint_every > 0 && s / every > saved && s < job.train.steps {
                 session.save(dir, None)?;
+                saved = s / every;
             }
         }
         if !keep_going {
