@@ -194,11 +194,10 @@ fn values(s: &Session) -> BTreeMap<String, Vec<u32>> {
         .collect()
 }
 
-#[test]
-fn a_rejected_second_look_keeps_its_control_which_is_plain_training() {
-    // Every move rejected, a second look of 3 steps: the round keeps the look's control, and
-    // that is exactly the state of the same run trained 3 more steps with no round at all.
-    let cfg = RecruitConfig {
+/// Rounds from step 5, every 5 steps, every move rejected (δ = 10¹²), and a second look of 3
+/// steps at a cluster judged at once.
+fn looks_rejected() -> RecruitConfig {
+    RecruitConfig {
         warmup: 5,
         every: 5,
         second_look: 3,
@@ -206,7 +205,14 @@ fn a_rejected_second_look_keeps_its_control_which_is_plain_training() {
         delta_bits: 1e12,
         min_context_gain: 0.0,
         ..RecruitConfig::default()
-    };
+    }
+}
+
+#[test]
+fn a_rejected_second_look_keeps_its_control_which_is_plain_training() {
+    // Every move rejected, a second look of 3 steps: the round keeps the look's control, and
+    // that is exactly the state of the same run trained 3 more steps with no round at all.
+    let cfg = looks_rejected();
     let start = |cfg: RecruitConfig| {
         let mut s = setup(&job(3, cfg), &Device::Cpu).unwrap_or_else(|e| panic!("{e:#}"));
         for _ in 0..5 {
@@ -256,15 +262,7 @@ fn a_rejected_second_look_keeps_its_control_which_is_plain_training() {
 fn a_checkpoint_is_written_when_a_round_moves_the_step_past_its_multiple() {
     // The round at step 5 keeps its second look's 3 control steps (5 → 8), so the run never
     // stops at step 5: its checkpoint is written at 8, when the step has passed the multiple.
-    let cfg = RecruitConfig {
-        warmup: 5,
-        every: 5,
-        second_look: 3,
-        buffer_tokens: 2048,
-        delta_bits: 1e12,
-        min_context_gain: 0.0,
-        ..RecruitConfig::default()
-    };
+    let cfg = looks_rejected();
     let dir = std::env::temp_dir().join(format!("localist-recruit-ck-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut j = job(3, cfg);
