@@ -22,7 +22,9 @@ use localist::analysis::metrics::max_mean_causal_entropy_bits;
 use localist::analysis::penalty::{group_lasso as pure_group_lasso, group_sizes, BlockWeighting};
 use localist::analysis::rng::SplitMix64;
 use localist::model::blocks::BlockMap;
-use localist::model::capture::{capture, capture_masked, sequence_biases, Capture};
+use localist::model::capture::{
+    capture, capture_attention, capture_masked, sequence_biases, Capture,
+};
 use localist::model::checkpoint::{
     load_checkpoint, save_checkpoint, CheckpointError, CheckpointMeta, CHECKPOINT_VERSION,
 };
@@ -1593,6 +1595,39 @@ fn capture_refuses_nan_attention_and_names_the_layer() {
     .unwrap_or_default();
     assert!(e.contains("attention of layer 1, head "), "{e}");
     assert!(e.contains("not finite"), "{e}");
+}
+
+/// On a pool of two threads the layers' metrics are read side by side, one layer per thread:
+/// the capture is bit for bit the one read on one thread, and a non-finite layer is still
+/// named.
+#[test]
+fn a_capture_read_on_two_threads_is_the_one_read_on_one() {
+    let pool = |n: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .unwrap()
+    };
+    let model = random_model(5, 21);
+    sharpen(&model, 6.0);
+    let ids = random_ids(8, T);
+    let d = dial(DialMode::Bias, 0.6);
+    let one = pool(1).install(|| capture_attention(&model, &semantic_blocks(), &ids, &d).unwrap());
+    let two = pool(2).install(|| capture_attention(&model, &semantic_blocks(), &ids, &d).unwrap());
+    assert_eq!(one, two);
+    assert_eq!(two.heads.len(), 2 * 4);
+    assert!(two
+        .heads
+        .iter()
+        .enumerate()
+        .all(|(i, hc)| hc.layer == i / 4 && hc.head == i % 4));
+    let named = |model: &LocalistModel| match pool(2)
+        .install(|| capture_attention(model, &window_blocks(), &ids, &d))
+    {
+        Err(ModelError::NonFinite(NonFinite::Attention { layer, .. })) => layer,
+        other => panic!("expected a non-finite layer, got {:?}", other.map(|_| ())),
+    };
+    assert_eq!(named(&overflowing_layer_1()), 1);
 }
 
 #[test]

@@ -122,11 +122,9 @@ fn capture_with(
     };
     let (t, k, h) = (ids.len(), blocks.num_blocks(), dims.heads);
     let layout = AttentionLayout::full(t);
-    let keep = vec![true; dims.layers * h];
-    let mut heads = empty_heads((dims.layers, h), t, k, &layout, &keep, 1);
-    let mut scores = Vec::with_capacity(if want_scores { dims.layers } else { 0 });
     let params = dial.per_layer(dims.layers);
-    for (l, (att, sc)) in out.attention.iter().zip(&out.scores).enumerate() {
+    let layers: Vec<(&Tensor, &Tensor)> = out.attention.iter().zip(&out.scores).collect();
+    let read = |l: usize, (att, sc): (&Tensor, &Tensor), across: bool| {
         // Rules add a per-head bias before the temperature; the row is still softmax(z/τ).
         let chunk = Chunk {
             masks,
@@ -138,11 +136,18 @@ fn capture_with(
             kt: t,
             tau: softmax_tau(params.get(l)),
         };
-        let layer_heads = heads.get_mut(l * h..(l + 1) * h).unwrap_or_default();
+        let keep = vec![true; h];
+        let mut heads = empty_heads((1, h), t, k, &layout, &keep, 1);
+        heads.iter_mut().for_each(|hc| hc.layer = l);
         with_f32(att, |av| {
-            with_f32(sc, |zv| chunk.heads(layer_heads, &keep, av, zv, l))
+            with_f32(sc, |zv| chunk.heads(&mut heads, &keep, av, zv, l, across))
         })???;
-        if want_scores {
+        Ok::<_, ModelError>(heads)
+    };
+    let heads = read_layers(&layers, read)?;
+    let mut scores = Vec::with_capacity(if want_scores { dims.layers } else { 0 });
+    if want_scores {
+        for sc in &out.scores {
             scores.push(sc.squeeze(0)?.to_vec3::<f32>()?);
         }
     }
@@ -165,4 +170,39 @@ fn capture_with(
         },
         scores,
     ))
+}
+
+/// Every layer's heads through `read(layer, tensors, across)`, in layer order. On a pool of
+/// several threads with at least as many layers, the layers are read side by side, each on
+/// one thread (`across` false: its heads stay on that thread), so a short text's metrics do
+/// not run on one core while the others wait; else each layer splits its own heads
+/// (`across` true). An error is the first layer's in order.
+fn read_layers<'a, F>(
+    layers: &[(&'a Tensor, &'a Tensor)],
+    read: F,
+) -> Result<Vec<HeadCapture>, ModelError>
+where
+    F: Fn(usize, (&'a Tensor, &'a Tensor), bool) -> Result<Vec<HeadCapture>, ModelError> + Sync,
+{
+    use rayon::prelude::*;
+    let threads = rayon::current_num_threads();
+    let per_layer: Vec<Result<Vec<HeadCapture>, ModelError>> =
+        if threads > 1 && layers.len() >= threads {
+            layers
+                .par_iter()
+                .enumerate()
+                .map(|(l, &pair)| read(l, pair, false))
+                .collect()
+        } else {
+            layers
+                .iter()
+                .enumerate()
+                .map(|(l, &pair)| read(l, pair, true))
+                .collect()
+        };
+    let mut heads = Vec::new();
+    for layer in per_layer {
+        heads.extend(layer?);
+    }
+    Ok(heads)
 }

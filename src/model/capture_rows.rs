@@ -91,7 +91,8 @@ const THREADED_WEIGHTS: usize = 1 << 18;
 
 impl Chunk<'_> {
     /// Every head of the chunk (`av`, `zv`: [H,n,kt]), the heads split over the threads candle
-    /// uses (the metrics would otherwise run on one core while the others wait).
+    /// uses when `across` (the metrics would otherwise run on one core while the others wait);
+    /// without it, on this thread (the caller already runs chunks side by side).
     pub(crate) fn heads(
         &self,
         heads: &mut [HeadCapture],
@@ -99,9 +100,10 @@ impl Chunk<'_> {
         av: &[f32],
         zv: &[f32],
         layer: usize,
+        across: bool,
     ) -> Result<(), ModelError> {
         let per_head = self.n * self.kt;
-        let threads = if per_head * heads.len() < THREADED_WEIGHTS {
+        let threads = if !across || per_head * heads.len() < THREADED_WEIGHTS {
             1
         } else {
             candle_core::utils::get_num_threads().clamp(1, heads.len().max(1))

@@ -190,7 +190,7 @@ impl RowStream for Collector<'_> {
         zv: &[f32],
     ) -> Result<(), ModelError> {
         let (chunk, heads, keep) = self.chunk(layer, r0, (h, n, kt));
-        chunk.heads(heads, keep, av, zv, layer)
+        chunk.heads(heads, keep, av, zv, layer, true)
     }
 
     fn chunk_sink(
