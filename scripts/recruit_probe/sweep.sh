@@ -1,0 +1,37 @@
+#!/bin/bash
+# Recruitment on N corpora of the independent generator (gen.py) whose knobs are drawn at random
+# (K 2-8, function words 0-40%, markers on or off, theme 3-6, segment lengths, 200-8,000
+# documents, real or made-up words, theme fraction 0.9 or 1.0), each with the README's command,
+# two at a time. Usage: BIN=... scripts/recruit_probe/sweep.sh [OUT_DIR] [N=12] [SEED=2026]
+# Prints one line per corpus: its knobs, the ARI, held-out perplexity and the seconds it took.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+export BIN="${BIN:-$HERE/../../target/release/localist}" HERE
+export OUT="${1:-/tmp/recruit_sweep}"
+N="${2:-12}"
+SEED="${3:-2026}"
+mkdir -p "$OUT"
+python3 - "$N" "$SEED" > "$OUT/configs.txt" <<'PY'
+import random, sys
+r = random.Random(int(sys.argv[2]))
+for i in range(int(sys.argv[1])):
+    K = r.randint(2, 8); real = r.random() < 0.5
+    fw = r.choice([0.0, 0.1, 0.2, 0.3, 0.4]); mk = int(r.random() < 0.5)
+    th = r.randint(3, 6); s0 = r.randint(2, 6); s1 = s0 + r.randint(4, 10)
+    docs = r.choice([200, 500, 1000, 2000, 4000, 8000])
+    tp = r.choice([1.0, 1.0, 0.9])
+    print(f"s{i} {100 + i} {K} {docs} {fw} {mk} {th} {s0} {s1} {int(real)} {tp}")
+PY
+one() {
+  read -r name seed K docs fw mk th s0 s1 real tp <<< "$*"
+  python3 "$HERE/gen.py" "$seed" "$K" "$docs" "$fw" "$mk" "$th" "$s0" "$s1" "$real" \
+    "$OUT/$name.txt" "$OUT/$name.tsv" "$tp"
+  local start=$SECONDS
+  "$BIN" train --corpus "$OUT/$name.txt" --tokenizer word --recruit --lambda-train 1 \
+    --steps 800 --lr 3e-3 --out "$OUT/$name.ck" > "$OUT/$name.log" 2>&1
+  echo "$name K=$K docs=$docs function=$fw markers=$mk theme=$th seg=$s0-$s1 real=$real" \
+    "theme-fraction=$tp: $(python3 "$HERE/ari.py" "$OUT/$name.ck" "$OUT/$name.tsv")" \
+    "| $(grep -o 'perplexity [0-9.]*' "$OUT/$name.log" | tail -1) | $((SECONDS - start)) s"
+}
+export -f one
+xargs -P 2 -I{} bash -c 'one {}' < "$OUT/configs.txt" | sort -V
