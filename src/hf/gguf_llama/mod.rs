@@ -11,6 +11,7 @@ mod forward;
 pub mod header;
 pub mod metadata;
 pub(crate) mod native;
+mod native_cols;
 mod native_rows;
 mod train_forward;
 

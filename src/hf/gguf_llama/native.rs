@@ -10,6 +10,8 @@
 
 use candle_core::Tensor;
 
+pub(super) use crate::hf::gguf_llama::native_cols::embed;
+use crate::hf::gguf_llama::native_cols::rope;
 use crate::hf::gguf_llama::{GgufLlama, Layer};
 use crate::model::attention::AttentionBias;
 use crate::model::native::cols::{bias_rows, rms_norm_cols, silu_mul, transpose};
@@ -67,6 +69,10 @@ fn layer_tensors(l: &Layer) -> Vec<&Tensor> {
     }
     out
 }
+
+/// One head's share of a layer's outputs: its index, attention and scores [T, T], and its
+/// rows of the attention output [d_h, T].
+type HeadOut<'a> = (usize, ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]));
 
 /// Sizes of one pass.
 #[derive(Clone, Copy)]
@@ -252,66 +258,6 @@ impl GgufLlama {
     }
 }
 
-/// Token rows of the embedding [T, d] into `out`, or an error for an id outside it.
-pub(super) fn embed(
-    table: &[f32],
-    ids: &[u32],
-    d: usize,
-    out: &mut [f32],
-) -> Result<(), ModelError> {
-    for (row, &id) in out.chunks_mut(d).zip(ids) {
-        let src = table
-            .get(id as usize * d..(id as usize + 1) * d)
-            .ok_or_else(|| {
-                ModelError::Input(format!(
-                    "token id {id} is outside the vocabulary of {}",
-                    table.len() / d.max(1)
-                ))
-            })?;
-        row.copy_from_slice(src);
-    }
-    Ok(())
-}
-
-/// RoPE on the rows of `x` [heads·d_h, T]: llama.cpp's interleaved pairs (2i, 2i+1), or
-/// Hugging Face's halves (i, i + d_h/2) when `half`.
-fn rope(
-    x: &mut [f32],
-    heads: usize,
-    dh: usize,
-    t: usize,
-    (cos, sin): (&[f32], &[f32]),
-    half: bool,
-) {
-    use rayon::prelude::*;
-    let heads = heads.min(x.len() / (dh * t).max(1));
-    let x = x.get_mut(..heads * dh * t).unwrap_or_default();
-    let one = |hd: &mut [f32]| {
-        for i in 0..dh / 2 {
-            let (ra, rb) = if half {
-                (i, i + dh / 2)
-            } else {
-                (2 * i, 2 * i + 1)
-            };
-            let (lo, hi) = hd.split_at_mut(rb * t);
-            let (Some(a), Some(b)) = (lo.get_mut(ra * t..(ra + 1) * t), hi.get_mut(..t)) else {
-                continue;
-            };
-            let (c, s) = (&cos[i * t..(i + 1) * t], &sin[i * t..(i + 1) * t]);
-            for (((xa, xb), c), s) in a.iter_mut().zip(b.iter_mut()).zip(c).zip(s) {
-                let (va, vb) = (*xa, *xb);
-                *xa = va * c - vb * s;
-                *xb = va * s + vb * c;
-            }
-        }
-    };
-    if !crate::model::native::cols::on_pool(x.len()) {
-        x.chunks_mut(dh * t).for_each(one);
-    } else {
-        x.par_chunks_mut(dh * t).for_each(one);
-    }
-}
-
 /// The layer's queries, keys and values of RMSNorm(x) into `b.q`, `b.k`, `b.v`, RoPE applied.
 pub(super) fn project_qkv(
     lw: &LayerSlices<'_>,
@@ -330,18 +276,29 @@ pub(super) fn project_qkv(
         ..
     } = *sh;
     rms_norm_cols(&b.x, lw.attn_norm, eps, t, &mut b.a, &mut b.sum);
-    for (i, (dst, w)) in [(&mut b.q, lw.q), (&mut b.k, lw.k), (&mut b.v, lw.v)]
-        .into_iter()
-        .enumerate()
-    {
-        let a = View::full(&b.a, d, t);
-        match lw.qkv_bias.and_then(|bs| bs.get(i).copied()) {
-            Some(bv) => {
-                bias_rows(dst, bv, t, false);
-                weight_product(dst, w, d, a)?;
-            }
-            None => weight_product_into(dst, w, d, a)?,
+    let a = View::full(&b.a, d, t);
+    let bias = |i: usize| lw.qkv_bias.and_then(|bs| bs.get(i).copied());
+    let project = |dst: &mut [f32], w: &[f32], i: usize| match bias(i) {
+        Some(bv) => {
+            bias_rows(dst, bv, t, false);
+            weight_product(dst, w, d, a)
         }
+        None => weight_product_into(dst, w, d, a),
+    };
+    // Side by side: the queries on one thread (cut further when it is large), the keys and
+    // values on another (too small to cut: a short text left them to one thread while the
+    // others waited).
+    // On one thread they stay on the calling thread (the pool's would take the data to
+    // another core: 15% slower measured).
+    let kv = |k: &mut [f32], v: &mut [f32]| project(k, lw.k, 1).and_then(|()| project(v, lw.v, 2));
+    let (q, k, v) = (&mut b.q, &mut b.k, &mut b.v);
+    if rayon::current_num_threads() > 1 {
+        let (rq, rkv) = rayon::join(|| project(q, lw.q, 0), || kv(k, v));
+        rq?;
+        rkv?;
+    } else {
+        project(q, lw.q, 0)?;
+        kv(k, v)?;
     }
     rope(&mut b.q, h, dh, t, tables, half);
     rope(&mut b.k, kvh, dh, t, tables, half);
@@ -363,15 +320,38 @@ fn attention_layer(
     project_qkv(lw, sh, tables, half, b)?;
     let (mut att, mut z) = (vec![0f32; h * t * t], vec![0f32; h * t * t]);
     let rep = (h / kvh).max(1);
-    for (hh, (ah, zh)) in att.chunks_mut(t * t).zip(z.chunks_mut(t * t)).enumerate() {
+    let (q, k, v) = (&b.q, &b.k, &b.v);
+    let one = |s: &mut HeadScratch, (hh, ((ah, zh), yh)): HeadOut<'_>| {
         let g = hh / rep;
         let views = HeadViews {
-            q: View::rows(&b.q, hh * dh * t, dh, t, t).t(),
-            k: View::rows(&b.k, g * dh * t, dh, t, t),
-            v: View::rows(&b.v, g * dh * t, dh, t, t),
+            q: View::rows(q, hh * dh * t, dh, t, t).t(),
+            k: View::rows(k, g * dh * t, dh, t, t),
+            v: View::rows(v, g * dh * t, dh, t, t),
         };
-        let y = ViewMut::rows(&mut b.y, hh * dh * t, dh, t, t);
-        attend(views, hh, (t, t), bias, &mut b.head, ah, zh, y)?;
+        attend(
+            views,
+            hh,
+            (t, t),
+            bias,
+            s,
+            ah,
+            zh,
+            ViewMut::rows(yh, 0, dh, t, t),
+        )
+    };
+    let heads = att
+        .chunks_mut(t * t)
+        .zip(z.chunks_mut(t * t))
+        .zip(b.y.chunks_mut(dh * t));
+    if rayon::current_num_threads() > 1 {
+        // The heads side by side, each thread with its own scratch.
+        use rayon::prelude::*;
+        let heads: Vec<_> = heads.enumerate().collect();
+        heads
+            .into_par_iter()
+            .try_for_each_init(|| HeadScratch::new(t), one)?;
+    } else {
+        heads.enumerate().try_for_each(|x| one(&mut b.head, x))?;
     }
     weight_product(&mut b.x, lw.o, d, View::full(&b.y, d, t))?;
     Ok((att, z))
