@@ -285,11 +285,10 @@ pub(super) fn project_qkv(
         }
         None => weight_product_into(dst, w, d, a),
     };
-    // Side by side: the queries on one thread (cut further when it is large), the keys and
-    // values on another (too small to cut: a short text left them to one thread while the
-    // others waited).
-    // On one thread they stay on the calling thread (the pool's would take the data to
-    // another core: 15% slower measured).
+    // On a pool of several threads, side by side: the queries on one thread (cut further
+    // when large), the keys and values on another (too small to cut: a short text left them
+    // to one thread while the others waited). On one thread they stay on the calling thread
+    // (the pool's would take the data to another core: 15% slower measured).
     let kv = |k: &mut [f32], v: &mut [f32]| project(k, lw.k, 1).and_then(|()| project(v, lw.v, 2));
     let (q, k, v) = (&mut b.q, &mut b.k, &mut b.v);
     if rayon::current_num_threads() > 1 {
