@@ -139,10 +139,9 @@ impl GgufLlama {
         if t > c.context {
             return Some(Err(ModelError::TooLong(t, c.context)));
         }
-        let go = || {
+        on_pool(|| {
             self.with_weights(|w, starts| self.run(ids, biases, keep_scores, logits, (w, starts)))
-        };
-        on_pool(go)
+        })
     }
 
     /// `f` over the weights' f32 slices, as `[embed, out_norm, head, layer 0's (see
@@ -265,7 +264,7 @@ impl GgufLlama {
 /// of them: the pass's parallel parts (a few per layer) then split from a pool thread, whose
 /// partner takes its share from the pool's queue, instead of each part being handed to the
 /// pool while the calling thread sleeps until it ends (a sleep and a wake-up per part).
-pub(super) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_num_threads() > 1 && rayon::current_thread_index().is_none() {
         rayon::scope(|_| f())
     } else {
