@@ -139,7 +139,7 @@ impl GgufLlama {
         if t > c.context {
             return Some(Err(ModelError::TooLong(t, c.context)));
         }
-        on_pool(|| {
+        from_pool_thread(|| {
             self.with_weights(|w, starts| self.run(ids, biases, keep_scores, logits, (w, starts)))
         })
     }
@@ -264,7 +264,7 @@ impl GgufLlama {
 /// of them: the pass's parallel parts (a few per layer) then split from a pool thread, whose
 /// partner takes its share from the pool's queue, instead of each part being handed to the
 /// pool while the calling thread sleeps until it ends (a sleep and a wake-up per part).
-fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+fn from_pool_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_num_threads() > 1 && rayon::current_thread_index().is_none() {
         rayon::scope(|_| f())
     } else {
