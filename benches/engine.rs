@@ -190,13 +190,17 @@ fn smollm2(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("smollm2");
     group.sample_size(10);
-    let snapshot = |w: &WorkerHandle| loop {
+    // The next snapshot; `exact`: the next one that is not a bf16 preview.
+    let next = |w: &WorkerHandle, exact: bool| loop {
         match w.wait_event(Duration::from_secs(600)) {
-            Some(Event::Snapshot(..)) => return,
+            Some(Event::Snapshot(_, _, on)) if !(exact && on.preview) => return on.preview,
             Some(Event::Failed(e)) => panic!("{e}"),
             Some(_) => continue,
             None => panic!("no snapshot"),
         }
+    };
+    let snapshot = |w: &WorkerHandle| {
+        next(w, true);
     };
     group.bench_function("dial_change_64_tokens_through_the_worker", |b| {
         let (text, im) = open();
@@ -204,15 +208,59 @@ fn smollm2(c: &mut Criterion) {
         w.send(Command::Capture(text_of(&im, &text, 64).0));
         w.send(Command::Load(path.clone()));
         snapshot(&w);
+        // After its first capture the worker makes the bf16 weights of the previews; a first
+        // dial change waits for that, outside the timing.
+        w.send(Command::SetDial(DialSetting::bias(0.5)));
+        snapshot(&w);
         let mut lambda = 0.3;
+        // Single changes, apart (a change within half a second of the last is part of a
+        // drag, previewed first: the next benchmark).
         b.iter_custom(|iters| {
-            let t0 = Instant::now();
+            let mut spent = Duration::ZERO;
             for _ in 0..iters {
+                std::thread::sleep(Duration::from_millis(600));
                 lambda = if lambda > 0.5 { 0.3 } else { 0.7 };
+                let t0 = Instant::now();
                 w.send(Command::SetDial(DialSetting::bias(lambda)));
                 snapshot(&w);
+                spent += t0.elapsed();
             }
-            t0.elapsed()
+            spent
+        })
+    });
+    // Where the CPU does bf16 dot products, a dial change during a drag (within half a
+    // second of the previous one) gets a preview first (bf16 weight products) and then the
+    // exact capture: the time to the preview, the exact capture's arrival left out.
+    group.bench_function("dial_change_64_tokens_to_the_preview", |b| {
+        let (text, im) = open();
+        if im.preview().is_none() {
+            eprintln!("no bf16 preview on this CPU (it needs AVX-512 BF16)");
+            return;
+        }
+        let w = WorkerHandle::spawn(Box::new(|| {})).unwrap();
+        w.send(Command::Capture(text_of(&im, &text, 64).0));
+        w.send(Command::Load(path.clone()));
+        snapshot(&w);
+        // After its first capture the worker makes the bf16 weights of the previews; a first
+        // dial change waits for that, outside the timing.
+        w.send(Command::SetDial(DialSetting::bias(0.5)));
+        snapshot(&w);
+        let mut lambda = 0.3;
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                lambda = if lambda > 0.5 { 0.3 } else { 0.7 };
+                let t0 = Instant::now();
+                w.send(Command::SetDial(DialSetting::bias(lambda)));
+                // (A change more than half a second after the last is captured exactly.)
+                if next(&w, false) {
+                    spent += t0.elapsed();
+                    snapshot(&w);
+                } else {
+                    spent += t0.elapsed();
+                }
+            }
+            spent
         })
     });
     group.measurement_time(Duration::from_secs(60));

@@ -235,3 +235,59 @@ fn the_native_streamed_forward_matches_candle_chunk_by_chunk() {
     eprintln!("SmolLM2, chunks of 7: attention {da:.2e}, scores {dz:.2e}");
     assert!(da < 1e-4 && dz < 1e-3);
 }
+
+/// The studio's preview of a dial change (bf16 weight products, `GgufLlama::preview`) against
+/// the exact pass: attention within 0.05 everywhere, on the tiny LLaMA and Qwen2 folders (q/k/v
+/// biases, odd sizes) and on SmolLM2 when fetched. It is offered exactly where the CPU has
+/// AVX-512 BF16. The exact pass without logits (which skips the last layer's output) gives the
+/// same attention as the pass with them.
+#[test]
+fn the_bf16_preview_stays_close_to_the_exact_pass() {
+    let mut models: Vec<ImportedModel> = ["llama", "qwen2"]
+        .iter()
+        .map(|n| ImportedModel::open(&common::family_fixture(n), &Device::Cpu).unwrap())
+        .collect();
+    if let Some(p) = common::model_file("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf") {
+        models.push(ImportedModel::open(&p, &Device::Cpu).unwrap());
+    }
+    let available = localist::model::native::bf16::available();
+    for im in &models {
+        let m = im.decoder().expect("a LLaMA-family decoder");
+        let ids: Vec<u32> = (0..37u32)
+            .map(|i| (i * 11 + 5) % m.config.vocab as u32)
+            .collect();
+        let blocks = parity_blocks(m.config.vocab);
+        let dial = DialSetting::bias(0.7);
+        let biases = sequence_biases(m, &masks_for(m, &blocks, &ids), &dial, &Device::Cpu).unwrap();
+        let full = m.forward_biased(&ids, &biases, false).unwrap();
+        let exact = m.forward_attention(&ids, &biases, false).unwrap();
+        for (a, b) in exact.attention.iter().zip(&full.attention) {
+            assert_eq!(
+                flat(a),
+                flat(b),
+                "the last layer's attention without logits"
+            );
+        }
+        let preview = im.preview();
+        assert_eq!(
+            preview.is_some(),
+            available,
+            "offered exactly where the CPU has it"
+        );
+        let Some(p) = preview else { continue };
+        let fast = p.forward_attention(&ids, &biases, false).unwrap();
+        let mut worst_abs = 0f32;
+        for (a, b) in fast.attention.iter().zip(&exact.attention) {
+            for (x, y) in flat(a).iter().zip(flat(b)) {
+                worst_abs = worst_abs.max((x - y).abs());
+            }
+        }
+        eprintln!(
+            "{}: preview attention within {worst_abs:.4}",
+            m.path.display()
+        );
+        assert!(worst_abs < 0.05, "{worst_abs}");
+        // Not the exact numbers: the preview is a different computation.
+        assert!(worst_abs > 0.0);
+    }
+}

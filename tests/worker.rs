@@ -848,3 +848,73 @@ fn a_pool_grows_in_the_worker_and_a_cancel_keeps_what_was_accepted() {
     );
     assert!(dir.join("manifest.json").is_file());
 }
+
+/// A dial change on SmolLM2 during a drag (soon after the previous one), where the CPU does
+/// bf16 dot products: a preview capture (bf16 weight products, marked `preview`) comes first,
+/// then the exact capture of the same dial; a single change is captured exactly at once.
+/// When dial changes queue up, the worker previews each and computes the exact capture of the
+/// last one only, which is the last snapshot it sends. Where the CPU has no AVX-512 BF16 the
+/// first snapshot is the exact one. Skipped (said) without the fetched model, except in CI.
+#[test]
+fn a_dial_change_on_smollm2_previews_then_sends_the_exact_capture() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !model.exists() {
+        assert!(
+            std::env::var("LOCALIST_REQUIRE_MODELS").is_err(),
+            "{} is missing: run scripts/fetch_models.sh",
+            model.display()
+        );
+        eprintln!("skipped: {} is missing", model.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("smol.gguf");
+    std::os::unix::fs::symlink(&model, &link).unwrap();
+    let w = spawn();
+    w.send(Command::Capture(
+        "The capital of France is Paris, on the Seine.".into(),
+    ));
+    w.send(Command::Load(link));
+    let snapshot = |w: &WorkerHandle| {
+        wait_for(w, "snapshot", |ev| match ev {
+            Event::Snapshot(c, _, on) => Some((c, on)),
+            _ => None,
+        })
+    };
+    let (_, on) = snapshot(&w);
+    assert!(!on.preview, "a model's first capture is exact");
+    let available = localist::model::native::bf16::available();
+    // A single dial change is captured exactly at once.
+    w.send(Command::SetDial(DialSetting::bias(0.3)));
+    let (_, on) = snapshot(&w);
+    assert!(!on.preview && on.dial == DialSetting::bias(0.3));
+    // The next one soon after (a drag) is previewed first.
+    w.send(Command::SetDial(DialSetting::bias(0.7)));
+    let (first, on) = snapshot(&w);
+    assert_eq!(on.preview, available);
+    assert_eq!(on.dial, DialSetting::bias(0.7));
+    if available {
+        let (exact, on) = snapshot(&w);
+        assert!(!on.preview);
+        assert_eq!(on.dial, DialSetting::bias(0.7));
+        let (a, b) = (first.mean_entropy_bits(None), exact.mean_entropy_bits(None));
+        assert!(
+            (a - b).abs() < 0.05 && a != b,
+            "preview {a} against exact {b}"
+        );
+    }
+    // Three changes at once: whatever comes, the last snapshot is exact, at the last dial.
+    for l in [0.2, 0.4, 0.9] {
+        w.send(Command::SetDial(DialSetting::bias(l)));
+    }
+    let mut last = None;
+    while let Some(ev) = w.wait_event(Duration::from_secs(5)) {
+        if let Event::Snapshot(_, _, on) = ev {
+            last = Some(on);
+        }
+    }
+    let last = last.expect("snapshots after the dial changes");
+    assert!(!last.preview);
+    assert_eq!(last.dial, DialSetting::bias(0.9));
+}

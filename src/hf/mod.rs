@@ -96,6 +96,16 @@ impl ImportedModel {
         }
     }
 
+    /// Its views with bf16 weight products (a LLaMA-family decoder on a CPU with AVX-512
+    /// BF16; see [`gguf_llama::native_fast`]), for a quick preview of a dial change.
+    pub fn preview(&self) -> Option<gguf_llama::native_fast::Bf16Preview<'_>> {
+        match self {
+            Self::Llama(m) => m.preview(),
+            Self::HfLlama(m) => m.decoder.preview(),
+            Self::Bert(_) | Self::Gpt2(_) | Self::Adapted(_) => None,
+        }
+    }
+
     /// The file or folder it came from.
     pub fn path(&self) -> &Path {
         match self {

@@ -57,8 +57,8 @@ impl ChunkSink for HeadSink<'_> {
         let i = self.chunk.r0 + i0;
         let lay = self.chunk.layout;
         let in_grid = i > lay.rows.0 && i < lay.rows.1;
-        let grid_ok = !in_grid || (i - lay.rows.0) % lay.stride.max(1) == 0;
-        grid_ok && i % self.chunk.block_stride.max(1) == 0
+        let grid_ok = !in_grid || (i - lay.rows.0).is_multiple_of(lay.stride.max(1));
+        grid_ok && i.is_multiple_of(self.chunk.block_stride.max(1))
     }
 
     fn head(&self, hh: usize, i0: usize, a: &[f32], z: &[f32]) -> Result<(), ModelError> {

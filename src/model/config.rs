@@ -151,7 +151,7 @@ impl ModelConfig {
         check_range("num_layers", self.num_layers, 1, l.max_layers)?;
         check_range("num_heads", self.num_heads, 1, l.max_heads)?;
         check_range("d_model", self.d_model, 1, l.max_d_model)?;
-        if self.d_model % self.num_heads != 0 {
+        if !self.d_model.is_multiple_of(self.num_heads) {
             return Err(ConfigError::Invalid(format!(
                 "d_model = {} is not a multiple of num_heads = {}",
                 self.d_model, self.num_heads

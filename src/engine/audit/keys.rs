@@ -87,7 +87,7 @@ pub fn to_hex(bytes: &[u8]) -> String {
 
 /// Bytes of a hex string (either case), or why not.
 pub fn from_hex(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(format!("{} hex digits (an odd number)", s.len()));
     }
     (0..s.len())

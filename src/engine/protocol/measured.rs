@@ -21,6 +21,11 @@ pub struct MeasuredOn {
     pub text: String,
     /// The dial.
     pub dial: DialSetting,
+    /// Measured with bf16 weight products: a preview of a dial change, whose exact capture
+    /// follows (not a difference in [`differs`](Self::differs): it is of the same model, text
+    /// and dial).
+    #[serde(default)]
+    pub preview: bool,
 }
 
 /// Which parts of [`MeasuredOn`] a view depends on.

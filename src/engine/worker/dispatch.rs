@@ -1,18 +1,32 @@
 //! The command loop: wait for a command (or, while training runs, look for one between
 //! steps) and hand it to the job that answers it.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
 use super::{RunState, Worker};
 use crate::engine::protocol::{Command, Event};
+
+/// A dial change this soon after the previous one is part of a drag: its capture is a bf16
+/// preview where the model offers one ([`Worker::recapture`]).
+const DRAG: Duration = Duration::from_millis(500);
+
+/// After a preview, the exact capture starts once no command has come for this long (the
+/// studio sends the next dial of a drag within a frame or two of drawing the preview).
+const SETTLE: Duration = Duration::from_millis(40);
 
 impl Worker {
     /// Serve commands until `Shutdown` or until the handle is gone.
     pub(super) fn run(&mut self, rx: &Receiver<Command>) {
         loop {
-            let cmd = if self.state == RunState::Running {
+            let cmd = if self.exact_pending {
+                match rx.recv_timeout(SETTLE) {
+                    Ok(c) => Some(c),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            } else if self.state == RunState::Running {
                 match rx.try_recv() {
                     Ok(c) => Some(c),
                     Err(TryRecvError::Empty) => None,
@@ -27,6 +41,11 @@ impl Worker {
             match cmd {
                 Some(Command::Shutdown) => return,
                 Some(c) => self.handle(c),
+                // A preview is on screen and nothing waits: its exact capture.
+                None if self.exact_pending => {
+                    let _busy = self.sink.busy("capturing (exact)…".into());
+                    self.recapture();
+                }
                 None => self.step(),
             }
         }
@@ -58,7 +77,12 @@ impl Worker {
             }
             Command::SetDial(d) => {
                 self.dial = d;
+                // In a drag the views follow the dial by previews; the exact capture comes
+                // when it stops. A single change is captured exactly at once.
+                self.preview_next = self.last_dial.is_some_and(|t| t.elapsed() < DRAG);
+                self.last_dial = Some(Instant::now());
                 self.recapture();
+                self.preview_next = false;
             }
             Command::Capture(text) => {
                 self.text = text;

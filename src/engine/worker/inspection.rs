@@ -7,7 +7,9 @@ use super::slot::{Compared, ModelSlot};
 use super::Worker;
 use crate::data::tokenizer::Tokenizer;
 use crate::engine::compare::capture_side;
-use crate::engine::protocol::{CompareSide, CompareView, Event, IMPORTED_CAPTURE_LIMIT};
+use crate::engine::protocol::{
+    CompareSide, CompareView, Event, MeasuredOn, IMPORTED_CAPTURE_LIMIT,
+};
 use crate::engine::theory::theory_curve;
 use crate::engine::threshold::estimate_threshold;
 use crate::model::backend::AttentionModel;
@@ -66,7 +68,26 @@ impl Worker {
             }
         }
         let tokens: Vec<String> = ids.iter().map(|&i| tok.token_str(i)).collect();
+        // Whatever is captured now is exact, unless it is a preview.
+        self.exact_pending = false;
         if self.rules.resolved.is_empty() {
+            let preview = match &self.slot {
+                ModelSlot::Imported(i) if self.preview_next && ids.len() <= STUDIO_GRID => {
+                    i.model.preview()
+                }
+                _ => None,
+            };
+            // A preview that fails is left out: the exact capture below says what is wrong.
+            if let Some(Ok(cap)) = preview.map(|p| capture_attention(&p, blocks, &ids, &self.dial))
+            {
+                let on = MeasuredOn {
+                    preview: true,
+                    ..self.measured_on()
+                };
+                self.sink.emit(Event::Snapshot(Box::new(cap), tokens, on));
+                self.exact_pending = true;
+                return;
+            }
             let result = if ids.len() <= STUDIO_GRID {
                 capture_attention(model, blocks, &ids, &self.dial)
             } else {

@@ -17,6 +17,7 @@ impl Worker {
             blocks,
             text: self.text.clone(),
             dial: self.dial.clone(),
+            preview: false,
         }
     }
 

@@ -88,6 +88,13 @@ struct Worker {
     model_id: String,
     /// Training runs set up so far (an unsaved run is named by its number).
     runs: usize,
+    /// The next capture follows a dial change: a pretrained model that offers a bf16 preview
+    /// sends it first ([`Worker::recapture`]).
+    preview_next: bool,
+    /// A preview was sent: the exact capture is due as soon as no command waits.
+    exact_pending: bool,
+    /// When the last dial change came (a drag sends them a frame apart).
+    last_dial: Option<Instant>,
 }
 
 impl Worker {
@@ -106,6 +113,9 @@ impl Worker {
             rules: Rules::default(),
             model_id: String::new(),
             runs: 0,
+            preview_next: false,
+            exact_pending: false,
+            last_dial: None,
         }
     }
 }

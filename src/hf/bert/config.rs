@@ -108,7 +108,7 @@ impl BertConfig {
         )?;
         in_range("type_vocab_size", self.type_vocab_size, 1, MAX_TYPE_VOCAB)?;
         positive_eps("layer_norm_eps", self.layer_norm_eps)?;
-        if self.hidden_size % self.num_attention_heads != 0 {
+        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
             return Err(format!(
                 "hidden_size {} is not a multiple of {} heads (num_attention_heads)",
                 self.hidden_size, self.num_attention_heads

@@ -38,14 +38,14 @@ fn check_sizes(c: &LlamaConfig) -> Result<(), String> {
     in_range("llama.feed_forward_length", c.ff, 1, MAX_FF)?;
     in_range("llama.context_length", c.context, 1, MAX_POSITIONS)?;
     positive_eps("llama.attention.layer_norm_rms_epsilon", c.rms_eps)?;
-    if c.d_model % c.heads != 0 || (c.d_model / c.heads) % 2 != 0 {
+    if !c.d_model.is_multiple_of(c.heads) || !(c.d_model / c.heads).is_multiple_of(2) {
         return Err(format!(
             "llama.embedding_length = {} is not an even multiple of llama.attention.head_count \
              = {} (RoPE needs an even head width)",
             c.d_model, c.heads
         ));
     }
-    if c.heads % c.kv_heads != 0 {
+    if !c.heads.is_multiple_of(c.kv_heads) {
         return Err(format!(
             "llama.attention.head_count = {} is not a multiple of \
              llama.attention.head_count_kv = {}",

@@ -12,6 +12,8 @@ pub mod header;
 pub mod metadata;
 pub(crate) mod native;
 mod native_cols;
+pub mod native_fast;
+mod native_layer;
 mod native_rows;
 mod train_forward;
 
@@ -98,6 +100,9 @@ pub struct GgufLlama {
     tokenizer: tokenizers::Tokenizer,
     /// Where the tensors live.
     pub device: Device,
+    /// The layers' weights in bf16 for a preview, made on the first one (None inside: not
+    /// offered on this machine).
+    fast: std::sync::OnceLock<Option<native_fast::FastWeights>>,
 }
 
 impl GgufLlama {
@@ -153,6 +158,7 @@ impl GgufLlama {
             layers,
             tokenizer,
             device: device.clone(),
+            fast: std::sync::OnceLock::new(),
         })
     }
 
@@ -168,6 +174,7 @@ impl GgufLlama {
             layers: p.layers,
             tokenizer: p.tokenizer,
             device: p.device,
+            fast: std::sync::OnceLock::new(),
         }
     }
 

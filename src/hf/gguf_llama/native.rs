@@ -12,112 +12,22 @@ use candle_core::Tensor;
 
 pub(super) use crate::hf::gguf_llama::native_cols::embed;
 use crate::hf::gguf_llama::native_cols::rope;
-use crate::hf::gguf_llama::{GgufLlama, Layer};
+use crate::hf::gguf_llama::native_fast::FastWeights;
+use crate::hf::gguf_llama::native_layer::layer_tensors;
+pub(super) use crate::hf::gguf_llama::native_layer::{
+    layer_slices, Buffers, LayerSlices, Shape, W,
+};
+use crate::hf::gguf_llama::GgufLlama;
 use crate::model::attention::AttentionBias;
 use crate::model::native::cols::{bias_rows, rms_norm_cols, silu_mul, transpose};
-use crate::model::native::gemm::{weight_product, weight_product_into, View, ViewMut};
+use crate::model::native::gemm::{weight_product, View, ViewMut};
 use crate::model::native::heads::{attend, HeadScratch, HeadViews, HostBias};
 use crate::model::native_view::host_bias;
 use crate::model::transformer::{ForwardOutput, ModelError};
 
-/// One layer's weights read in place.
-pub(super) struct LayerSlices<'a> {
-    attn_norm: &'a [f32],
-    q: &'a [f32],
-    k: &'a [f32],
-    v: &'a [f32],
-    pub(super) o: &'a [f32],
-    ffn_norm: &'a [f32],
-    gate: &'a [f32],
-    up: &'a [f32],
-    down: &'a [f32],
-    qkv_bias: Option<[&'a [f32]; 3]>,
-}
-
-/// The weights of `layer`, whose first slice is `w[start]` (see [`GgufLlama::with_weights`]).
-pub(super) fn layer_slices<'a>(w: &[&'a [f32]], start: usize, layer: &Layer) -> LayerSlices<'a> {
-    let s = |i: usize| w.get(start + i).copied().unwrap_or_default();
-    LayerSlices {
-        attn_norm: s(0),
-        q: s(1),
-        k: s(2),
-        v: s(3),
-        o: s(4),
-        ffn_norm: s(5),
-        gate: s(6),
-        up: s(7),
-        down: s(8),
-        qkv_bias: layer.qkv_bias.as_ref().map(|_| [s(9), s(10), s(11)]),
-    }
-}
-
-/// The tensors of one layer in the order [`LayerSlices`] reads them (biases last).
-fn layer_tensors(l: &Layer) -> Vec<&Tensor> {
-    let mut out = vec![
-        &l.attn_norm,
-        l.q.w(),
-        l.k.w(),
-        l.v.w(),
-        l.o.w(),
-        &l.ffn_norm,
-        l.gate.w(),
-        l.up.w(),
-        l.down.w(),
-    ];
-    if let Some(b) = &l.qkv_bias {
-        out.extend(b.iter());
-    }
-    out
-}
-
 /// One head's share of a layer's outputs: its index, attention and scores [T, T], and its
 /// rows of the attention output [d_h, T].
 type HeadOut<'a> = (usize, ((&'a mut [f32], &'a mut [f32]), &'a mut [f32]));
-
-/// Sizes of one pass.
-#[derive(Clone, Copy)]
-pub(super) struct Shape {
-    pub(super) t: usize,
-    pub(super) d: usize,
-    pub(super) h: usize,
-    pub(super) kvh: usize,
-    pub(super) dh: usize,
-    pub(super) f: usize,
-    pub(super) eps: f32,
-}
-
-/// Activations and scratch of one pass.
-pub(super) struct Buffers {
-    pub(super) x: Vec<f32>,
-    pub(super) a: Vec<f32>,
-    pub(super) q: Vec<f32>,
-    pub(super) k: Vec<f32>,
-    pub(super) v: Vec<f32>,
-    pub(super) y: Vec<f32>,
-    pub(super) g: Vec<f32>,
-    pub(super) u: Vec<f32>,
-    pub(super) sum: Vec<f32>,
-    pub(super) head: HeadScratch,
-}
-
-impl Buffers {
-    /// Buffers of one pass, with `head` as the attention's scratch.
-    pub(super) fn new(s: &Shape, head: HeadScratch) -> Self {
-        let (t, d, kv) = (s.t, s.d, s.kvh * s.dh);
-        Self {
-            x: vec![0.0; d * t],
-            a: vec![0.0; d * t],
-            q: vec![0.0; d * t],
-            k: vec![0.0; kv * t],
-            v: vec![0.0; kv * t],
-            y: vec![0.0; d * t],
-            g: vec![0.0; s.f * t],
-            u: vec![0.0; s.f * t],
-            sum: vec![0.0; t],
-            head,
-        }
-    }
-}
 
 impl GgufLlama {
     /// The native view forward of `ids` under `biases` (one per layer; none: the plain model
@@ -130,6 +40,18 @@ impl GgufLlama {
         keep_scores: bool,
         logits: bool,
     ) -> Option<Result<ForwardOutput, ModelError>> {
+        self.forward_native_in(ids, biases, (keep_scores, logits), None)
+    }
+
+    /// [`forward_native`](Self::forward_native) (`keep_scores`, `logits`), its weight products
+    /// in bf16 when `fast` is given (a preview: see [`super::native_fast`]).
+    pub(super) fn forward_native_in(
+        &self,
+        ids: &[u32],
+        biases: &[AttentionBias],
+        (keep_scores, logits): (bool, bool),
+        fast: Option<&FastWeights>,
+    ) -> Option<Result<ForwardOutput, ModelError>> {
         let c = &self.config;
         let plain = biases.is_empty();
         if !self.device.is_cpu() || !(plain || biases.len() == c.layers) || ids.is_empty() {
@@ -140,7 +62,9 @@ impl GgufLlama {
             return Some(Err(ModelError::TooLong(t, c.context)));
         }
         from_pool_thread(|| {
-            self.with_weights(|w, starts| self.run(ids, biases, keep_scores, logits, (w, starts)))
+            self.with_weights(|w, starts| {
+                self.run(ids, biases, (keep_scores, logits), (w, starts), fast)
+            })
         })
     }
 
@@ -184,9 +108,9 @@ impl GgufLlama {
         &self,
         ids: &[u32],
         biases: &[AttentionBias],
-        keep_scores: bool,
-        want_logits: bool,
+        (keep_scores, want_logits): (bool, bool),
         (w, starts): (&[&[f32]], &[usize]),
+        fast: Option<&FastWeights>,
     ) -> Result<ForwardOutput, ModelError> {
         let c = &self.config;
         let sh = self.shape(ids.len());
@@ -212,10 +136,16 @@ impl GgufLlama {
         transpose(&b.a, t, sh.d, &mut b.x);
         let (cos, sin) = self.rope_cols(t);
         let (mut attention, mut scores) = (Vec::new(), Vec::new());
-        for ((bias, &start), layer) in host.iter().zip(starts).zip(&self.layers) {
-            let lw = layer_slices(w, start, layer);
-            let (a, z) = attention_layer(&lw, &sh, bias, (&cos, &sin), c.rope_half, &mut b)?;
-            mlp_layer(&lw, &sh, &mut b)?;
+        let layers = host.iter().zip(starts).zip(&self.layers).enumerate();
+        for (l, ((bias, &start), layer)) in layers {
+            let lw = layer_slices(w, start, layer, fast.and_then(|f| f.layer(l)));
+            // Without logits nothing reads the last layer's output: its attention is all.
+            let out = want_logits || l + 1 < self.layers.len();
+            let tables = (cos.as_slice(), sin.as_slice());
+            let (a, z) = attention_layer(&lw, &sh, bias, (tables, c.rope_half, out), &mut b)?;
+            if out {
+                mlp_layer(&lw, &sh, &mut b)?;
+            }
             let dev = &self.device;
             attention.push(Tensor::from_vec(a, (1, sh.h, t, t), dev)?);
             if keep_scores {
@@ -291,26 +221,27 @@ pub(super) fn project_qkv(
     } = *sh;
     rms_norm_cols(&b.x, lw.attn_norm, eps, t, &mut b.a, &mut b.sum);
     let a = View::full(&b.a, d, t);
+    let packed = lw.pack(&mut b.pk, a);
     let bias = |i: usize| lw.qkv_bias.and_then(|bs| bs.get(i).copied());
-    let project = |dst: &mut [f32], w: &[f32], i: usize| match bias(i) {
+    let project = |dst: &mut [f32], w: W, i: usize| match bias(i) {
         Some(bv) => {
             bias_rows(dst, bv, t, false);
-            weight_product(dst, w, d, a)
+            lw.product(w, dst, (d, a), packed, true)
         }
-        None => weight_product_into(dst, w, d, a),
+        None => lw.product(w, dst, (d, a), packed, false),
     };
     // On a pool of several threads, side by side: the queries on one thread (cut further
     // when large), the keys and values on another (too small to cut: a short text left them
     // to one thread while the others waited). On one thread they stay on the calling thread
     // (the pool's would take the data to another core: 15% slower measured).
-    let kv = |k: &mut [f32], v: &mut [f32]| project(k, lw.k, 1).and_then(|()| project(v, lw.v, 2));
+    let kv = |k: &mut [f32], v: &mut [f32]| project(k, W::K, 1).and_then(|()| project(v, W::V, 2));
     let (q, k, v) = (&mut b.q, &mut b.k, &mut b.v);
     if rayon::current_num_threads() > 1 {
-        let (rq, rkv) = rayon::join(|| project(q, lw.q, 0), || kv(k, v));
+        let (rq, rkv) = rayon::join(|| project(q, W::Q, 0), || kv(k, v));
         rq?;
         rkv?;
     } else {
-        project(q, lw.q, 0)?;
+        project(q, W::Q, 0)?;
         kv(k, v)?;
     }
     rope(&mut b.q, h, dh, t, tables, half);
@@ -318,13 +249,13 @@ pub(super) fn project_qkv(
     Ok(())
 }
 
-/// x ← x + attention(RMSNorm(x)); returns the layer's attention and scores [H, T, T].
+/// x ← x + attention(RMSNorm(x)) (x unchanged without `out`: nothing reads it); returns the
+/// layer's attention and scores [H, T, T].
 fn attention_layer(
     lw: &LayerSlices<'_>,
     sh: &Shape,
     bias: &HostBias,
-    tables: (&[f32], &[f32]),
-    half: bool,
+    (tables, half, out): ((&[f32], &[f32]), bool, bool),
     b: &mut Buffers,
 ) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
     let Shape {
@@ -366,7 +297,11 @@ fn attention_layer(
     } else {
         heads.enumerate().try_for_each(|x| one(&mut b.head, x))?;
     }
-    weight_product(&mut b.x, lw.o, d, View::full(&b.y, d, t))?;
+    if out {
+        let y = View::full(&b.y, d, t);
+        let packed = lw.pack(&mut b.pk, y);
+        lw.product(W::O, &mut b.x, (d, y), packed, true)?;
+    }
     Ok((att, z))
 }
 
@@ -378,9 +313,13 @@ pub(super) fn mlp_layer(
 ) -> Result<(), ModelError> {
     let Shape { t, d, f, eps, .. } = *sh;
     rms_norm_cols(&b.x, lw.ffn_norm, eps, t, &mut b.a, &mut b.sum);
-    weight_product_into(&mut b.g, lw.gate, d, View::full(&b.a, d, t))?;
-    weight_product_into(&mut b.u, lw.up, d, View::full(&b.a, d, t))?;
+    let a = View::full(&b.a, d, t);
+    let packed = lw.pack(&mut b.pk, a);
+    lw.product(W::Gate, &mut b.g, (d, a), packed, false)?;
+    lw.product(W::Up, &mut b.u, (d, a), packed, false)?;
     silu_mul(&mut b.g, &b.u);
-    weight_product(&mut b.x, lw.down, f, View::full(&b.g, f, t))?;
+    let g = View::full(&b.g, f, t);
+    let packed = lw.pack(&mut b.pk, g);
+    lw.product(W::Down, &mut b.x, (f, g), packed, true)?;
     Ok(())
 }

@@ -10,11 +10,11 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::native::{embed, layer_slices, mlp_layer, project_qkv, Buffers, LayerSlices, Shape};
+use super::native::{embed, layer_slices, mlp_layer, project_qkv, Buffers, LayerSlices, Shape, W};
 use crate::hf::gguf_llama::GgufLlama;
 use crate::model::backend::{ChunkSink, RowStream};
 use crate::model::native::cols::transpose;
-use crate::model::native::gemm::{weight_product, View, ViewMut};
+use crate::model::native::gemm::{View, ViewMut};
 use crate::model::native::heads::{attend_rows, HeadScratch, HeadViews, HostBias};
 use crate::model::transformer::ModelError;
 
@@ -59,7 +59,7 @@ impl GgufLlama {
             ys: Vec::new(),
         };
         for (l, (&start, layer)) in starts.iter().zip(&self.layers).enumerate() {
-            let lw = layer_slices(w, start, layer);
+            let lw = layer_slices(w, start, layer, None);
             project_qkv(&lw, &sh, (&cos, &sin), self.config.rope_half, &mut b)?;
             self.native_attention_rows(&lw, &sh, (&mut b, &mut tables), (l, chunk), stream)?;
             mlp_layer(&lw, &sh, &mut b)?;
@@ -106,7 +106,13 @@ impl GgufLlama {
                 stream.rows_host(l, r0, (h, n, kt), att, z)?;
             }
         }
-        weight_product(&mut b.x, lw.o, sh.d, View::full(&b.y, sh.d, t))?;
+        lw.product(
+            W::O,
+            &mut b.x,
+            (sh.d, View::full(&b.y, sh.d, t)),
+            None,
+            true,
+        )?;
         Ok(())
     }
 }

@@ -125,6 +125,8 @@ impl GgufLlama {
         if let Some(layer) = self.layers.get_mut(l) {
             *layer.matrix_mut(p) = Dense::new(&w)?;
         }
+        // The bf16 copies of the weights (a preview's) are of the old ones.
+        self.fast = std::sync::OnceLock::new();
         Ok(())
     }
 }

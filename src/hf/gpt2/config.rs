@@ -76,7 +76,7 @@ impl Gpt2Config {
         in_range("n_head", self.n_head, 1, MAX_HEADS)?;
         in_range("n_inner", self.ff(), 1, MAX_FF)?;
         positive_eps("layer_norm_epsilon", self.layer_norm_epsilon)?;
-        if self.n_embd % self.n_head != 0 {
+        if !self.n_embd.is_multiple_of(self.n_head) {
             return Err(format!(
                 "n_embd {} is not a multiple of {} heads (n_head)",
                 self.n_embd, self.n_head

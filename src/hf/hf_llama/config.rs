@@ -115,7 +115,7 @@ impl HfLlamaConfig {
             MAX_POSITIONS,
         )?;
         positive_eps("rms_norm_eps", self.rms_norm_eps)?;
-        if self.hidden_size % (2 * h) != 0 {
+        if !self.hidden_size.is_multiple_of(2 * h) {
             return Err(format!(
                 "hidden_size {} is not a multiple of {h} heads (num_attention_heads) of even width",
                 self.hidden_size

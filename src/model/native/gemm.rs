@@ -61,6 +61,26 @@ impl<'a> View<'a> {
         self.cols
     }
 
+    /// Its number of rows.
+    pub fn rows_count(&self) -> usize {
+        self.rows
+    }
+
+    /// Row `r` as a slice, when its elements are contiguous and inside the data.
+    pub fn row(&self, r: usize) -> Option<&'a [f32]> {
+        if self.cs != 1 || r >= self.rows {
+            return None;
+        }
+        let start = self.off + r * self.rs;
+        self.data.get(start..start + self.cols)
+    }
+
+    /// Element (r, c); 0 outside the slice.
+    pub fn at(&self, r: usize, c: usize) -> f32 {
+        let i = self.off + r * self.rs + c * self.cs;
+        self.data.get(i).copied().unwrap_or(0.0)
+    }
+
     /// The transpose (no copy).
     pub fn t(self) -> Self {
         Self {

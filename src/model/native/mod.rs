@@ -18,6 +18,7 @@
 //! penalty, another device) stays on the candle path.
 
 mod backward;
+pub mod bf16;
 pub(crate) mod cols;
 mod forward;
 pub mod gemm;

@@ -150,9 +150,16 @@ impl StudioApp {
                 .on_hover_text(
                     "Time our UI code takes per frame (smoothed), before the GPU draws it.",
                 );
+            if let Some(p) = self.state.dial_preview_ms {
+                ui.label(format!("dial to preview {p:.1} ms"))
+                    .on_hover_text(
+                        "From the last dial change to its preview heatmaps (bf16 weight \
+                     products), shown until the exact ones arrive.",
+                    );
+            }
             if let Some(l) = self.state.dial_latency_ms {
                 ui.label(format!("dial to heatmaps {l:.1} ms"))
-                    .on_hover_text("From the last dial change to its new heatmaps on screen.");
+                    .on_hover_text("From the last dial change to its exact heatmaps on screen.");
             }
             ui.separator();
             if self.state.error.is_some() {

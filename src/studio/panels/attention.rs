@@ -114,6 +114,8 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, cache: &mut HeatmapCache
     };
     if let Some(why) = state.stale_capture() {
         stale_note(ui, &why, "the heatmaps below");
+    } else if state.capture_is_preview() {
+        notes::preview_note(ui);
     }
     unknown_note(ui, state, &tokens);
     legend(ui, state.colormap);
@@ -365,7 +367,8 @@ fn heatmap(
 
 /// Export the numbers behind the heatmaps (CSV, JSON) or the selected heatmap (PNG).
 fn export_menu(ui: &mut egui::Ui, state: &mut StudioState) {
-    let Some((cap, tokens)) = &state.capture else {
+    let preview = state.capture_is_preview();
+    let Some((cap, tokens)) = state.capture.as_ref().filter(|_| !preview) else {
         return;
     };
     ui.menu_button("Export", |ui| {

@@ -25,7 +25,13 @@ pub fn build_report(state: &StudioState) -> (AuditReport, Vec<Figure>) {
         log: &state.rules.log,
         test_set: test_set_section(state),
     };
-    let capture = state.capture.as_ref().map(|(cap, _)| cap);
+    // Figures from the exact capture only, never from a bf16 preview.
+    let preview = state.capture_is_preview();
+    let capture = state
+        .capture
+        .as_ref()
+        .filter(|_| !preview)
+        .map(|(cap, _)| cap);
     report_with_figures(inputs, capture, state.colormap)
 }
 

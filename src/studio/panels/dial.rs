@@ -37,16 +37,25 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
         .unwrap_or(1)
         .max(1);
     changed |= schedule(ui, &mut dial, layers);
+    let preview = if state.capture_is_preview() {
+        " (preview)"
+    } else {
+        ""
+    };
     if let Some(e) = state.mean_entropy_bits() {
-        ui.label(format!("mean entropy {e:.3} bits")).on_hover_text(
-            "Mean attention entropy of the current text over queries, heads and layers, in bits.",
+        ui.label(format!("mean entropy {e:.3} bits{preview}"))
+            .on_hover_text(
+            "Mean attention entropy of the current text over queries, heads and layers, in bits \
+             (marked preview while it comes from bf16 weight products, until the exact capture \
+             arrives).",
         );
     }
     if let Some((cap, _)) = &state.capture {
-        ui.label(format!("mean ε {:.4}", cap.mean_off_block_mass(None)))
-            .on_hover_text(
-                "Mean off-block mass ε: attention outside each query's relevant keys R(i).",
-            );
+        ui.label(format!(
+            "mean ε {:.4}{preview}",
+            cap.mean_off_block_mass(None)
+        ))
+        .on_hover_text("Mean off-block mass ε: attention outside each query's relevant keys R(i).");
     }
     if changed {
         state.dial = dial.clone();

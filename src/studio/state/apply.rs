@@ -28,8 +28,12 @@ impl StudioState {
                 }
             }
             Event::Snapshot(cap, tokens, on) => {
-                if let Some(t0) = self.dial_sent.take() {
-                    self.dial_latency_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
+                let since = self.dial_sent.map(|t0| t0.elapsed().as_secs_f64() * 1e3);
+                if on.preview {
+                    self.dial_preview_ms = since.or(self.dial_preview_ms);
+                } else if since.is_some() {
+                    self.dial_latency_ms = since;
+                    self.dial_sent = None;
                 }
                 self.capture = Some((*cap, tokens));
                 self.capture_on = Some(on);

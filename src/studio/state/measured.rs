@@ -17,6 +17,7 @@ impl StudioState {
             blocks: blocks_key(&s.blocks, &s.block_sizes),
             text: self.text.clone(),
             dial: self.dial.clone(),
+            preview: false,
         })
     }
 

@@ -98,6 +98,8 @@ pub struct StudioState {
     pub dial_sent: Option<std::time::Instant>,
     /// Time from the last dial change to its new heatmaps, in milliseconds.
     pub dial_latency_ms: Option<f64>,
+    /// Time from the last dial change to its bf16 preview, when one came.
+    pub dial_preview_ms: Option<f64>,
     /// Which view the central area shows.
     pub tab: Tab,
     /// The training plots show moving averages.
@@ -196,6 +198,7 @@ impl Default for StudioState {
             frame_ms: 0.0,
             dial_sent: None,
             dial_latency_ms: None,
+            dial_preview_ms: None,
             tab: Tab::Attention,
             side_panel: true,
             smooth_curves: false,
@@ -270,6 +273,7 @@ impl StudioState {
     pub fn send(&mut self, cmd: Command) {
         if matches!(cmd, Command::SetDial(_)) {
             self.dial_sent = Some(std::time::Instant::now());
+            self.dial_preview_ms = None;
         }
         self.outbox.push(cmd);
     }
@@ -279,6 +283,12 @@ impl StudioState {
         self.capture
             .as_ref()
             .map(|(c, _)| c.mean_entropy_bits(None))
+    }
+
+    /// Whether the capture on screen is a bf16 preview whose exact capture is on its way
+    /// (exports and reports wait for the exact one).
+    pub fn capture_is_preview(&self) -> bool {
+        self.capture_on.as_ref().is_some_and(|on| on.preview)
     }
 }
 

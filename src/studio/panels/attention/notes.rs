@@ -18,6 +18,21 @@ pub fn stale_note(ui: &mut egui::Ui, why: &str, what: &str) {
     );
 }
 
+/// The line over a preview: its numbers come from bf16 weight products, and the exact
+/// capture is on its way.
+pub(super) fn preview_note(ui: &mut egui::Ui) {
+    ui.label(
+        egui::RichText::new("preview: bf16 weight products, the exact heatmaps follow…")
+            .italics()
+            .weak(),
+    )
+    .on_hover_text(
+        "To follow the dial quickly, this capture ran the model's weight products in bf16 \
+         (8 significant bits; attention within about 0.02 of the exact values). The exact \
+         f32 capture replaces it as soon as it is done, unless the dial moves again first.",
+    );
+}
+
 /// An orange line when most of the text is unknown to the model (`<unk>`), with a button that
 /// puts the model's own sample in its place.
 pub(super) fn unknown_note(ui: &mut egui::Ui, state: &mut StudioState, tokens: &[String]) {

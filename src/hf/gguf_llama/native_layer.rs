@@ -1,0 +1,177 @@
+//! The parts of the native view pass of a LLaMA-family decoder ([`super::native`]): one
+//! layer's weights read in place (f32, and their bf16 copies when the pass is a preview), the
+//! sizes of a pass, its buffers, and the weight products that choose between the two.
+
+use candle_core::Tensor;
+
+use crate::hf::gguf_llama::native_fast::LayerBf16;
+use crate::hf::gguf_llama::Layer;
+use crate::model::native::bf16::Packed;
+use crate::model::native::gemm::{weight_product, weight_product_into, View};
+use crate::model::native::heads::HeadScratch;
+use crate::model::transformer::ModelError;
+
+/// One layer's weights read in place.
+pub(super) struct LayerSlices<'a> {
+    pub(super) attn_norm: &'a [f32],
+    q: &'a [f32],
+    k: &'a [f32],
+    v: &'a [f32],
+    o: &'a [f32],
+    pub(super) ffn_norm: &'a [f32],
+    gate: &'a [f32],
+    up: &'a [f32],
+    down: &'a [f32],
+    pub(super) qkv_bias: Option<[&'a [f32]; 3]>,
+    /// The bf16 copies of q, k, v, o, gate, up, down when the pass is a preview.
+    fast: Option<&'a LayerBf16>,
+}
+
+/// Which weight of a layer a product reads (the index of its bf16 copy).
+#[derive(Clone, Copy)]
+pub(super) enum W {
+    Q,
+    K,
+    V,
+    O,
+    Gate,
+    Up,
+    Down,
+}
+
+impl<'a> LayerSlices<'a> {
+    /// The f32 weight `w`.
+    fn f32_of(&self, w: W) -> &'a [f32] {
+        match w {
+            W::Q => self.q,
+            W::K => self.k,
+            W::V => self.v,
+            W::O => self.o,
+            W::Gate => self.gate,
+            W::Up => self.up,
+            W::Down => self.down,
+        }
+    }
+
+    /// `a` packed into `pk` when this layer's products run in bf16 (None: they run in f32).
+    pub(super) fn pack<'p>(&self, pk: &'p mut Packed, a: View<'_>) -> Option<&'p Packed> {
+        self.fast.map(|_| {
+            pk.pack(a);
+            &*pk
+        })
+    }
+
+    /// dst [out, T] (+)= w · a over `k` inputs: in bf16 when this layer has bf16 copies and
+    /// `packed` holds `a` ([`pack`](Self::pack)), else in f32; written, not added, unless
+    /// `accumulate`.
+    pub(super) fn product(
+        &self,
+        w: W,
+        dst: &mut [f32],
+        (k, a): (usize, View<'_>),
+        packed: Option<&Packed>,
+        accumulate: bool,
+    ) -> Result<(), ModelError> {
+        if let (Some(fast), Some(p)) = (self.fast, packed) {
+            return Ok(fast[w as usize].product(dst, p, accumulate)?);
+        }
+        let f = self.f32_of(w);
+        if accumulate {
+            weight_product(dst, f, k, a)?;
+        } else {
+            weight_product_into(dst, f, k, a)?;
+        }
+        Ok(())
+    }
+}
+
+/// The weights of `layer`, whose first slice is `w[start]` (see [`GgufLlama::with_weights`]).
+/// `fast`: the layer's bf16 copies, for a preview.
+pub(super) fn layer_slices<'a>(
+    w: &[&'a [f32]],
+    start: usize,
+    layer: &Layer,
+    fast: Option<&'a LayerBf16>,
+) -> LayerSlices<'a> {
+    let s = |i: usize| w.get(start + i).copied().unwrap_or_default();
+    LayerSlices {
+        attn_norm: s(0),
+        q: s(1),
+        k: s(2),
+        v: s(3),
+        o: s(4),
+        ffn_norm: s(5),
+        gate: s(6),
+        up: s(7),
+        down: s(8),
+        qkv_bias: layer.qkv_bias.as_ref().map(|_| [s(9), s(10), s(11)]),
+        fast,
+    }
+}
+
+/// The tensors of one layer in the order [`LayerSlices`] reads them (biases last).
+pub(super) fn layer_tensors(l: &Layer) -> Vec<&Tensor> {
+    let mut out = vec![
+        &l.attn_norm,
+        l.q.w(),
+        l.k.w(),
+        l.v.w(),
+        l.o.w(),
+        &l.ffn_norm,
+        l.gate.w(),
+        l.up.w(),
+        l.down.w(),
+    ];
+    if let Some(b) = &l.qkv_bias {
+        out.extend(b.iter());
+    }
+    out
+}
+
+/// Sizes of one pass.
+#[derive(Clone, Copy)]
+pub(super) struct Shape {
+    pub(super) t: usize,
+    pub(super) d: usize,
+    pub(super) h: usize,
+    pub(super) kvh: usize,
+    pub(super) dh: usize,
+    pub(super) f: usize,
+    pub(super) eps: f32,
+}
+
+/// Activations and scratch of one pass.
+pub(super) struct Buffers {
+    pub(super) x: Vec<f32>,
+    pub(super) a: Vec<f32>,
+    pub(super) q: Vec<f32>,
+    pub(super) k: Vec<f32>,
+    pub(super) v: Vec<f32>,
+    pub(super) y: Vec<f32>,
+    pub(super) g: Vec<f32>,
+    pub(super) u: Vec<f32>,
+    pub(super) sum: Vec<f32>,
+    pub(super) head: HeadScratch,
+    /// An input packed for bf16 products (unused in f32).
+    pub(super) pk: Packed,
+}
+
+impl Buffers {
+    /// Buffers of one pass, with `head` as the attention's scratch.
+    pub(super) fn new(s: &Shape, head: HeadScratch) -> Self {
+        let (t, d, kv) = (s.t, s.d, s.kvh * s.dh);
+        Self {
+            x: vec![0.0; d * t],
+            a: vec![0.0; d * t],
+            q: vec![0.0; d * t],
+            k: vec![0.0; kv * t],
+            v: vec![0.0; kv * t],
+            y: vec![0.0; d * t],
+            g: vec![0.0; s.f * t],
+            u: vec![0.0; s.f * t],
+            sum: vec![0.0; t],
+            head,
+            pk: Packed::default(),
+        }
+    }
+}
