@@ -1679,3 +1679,44 @@ fn the_heads_table_shows_pf_where_rules_are_in_force() {
     assert!((0.0..=1.0).contains(&pf));
     assert!(h.query_all_by_label(&format!("{pf:.3}")).next().is_some());
 }
+
+/// A bf16 preview of a dial change (as the worker sends one while the dial is dragged on a
+/// LLaMA-family model) is marked over the heatmaps and beside the dial panel's numbers, and
+/// offers no export; the exact capture after it clears the marks.
+#[test]
+fn a_preview_capture_is_marked_until_the_exact_one_arrives() {
+    use localist::engine::protocol::Event;
+    let mut h = started(sample("tiny-shakespeare-l1"));
+    h.run_steps(2);
+    let (cap, tokens) = h.state().state.capture.clone().unwrap();
+    let on = h.state().state.capture_on.clone().unwrap();
+    let exports = |h: &Harness<'static, StudioApp>| h.query_all_by_label("Export").count();
+    let before = exports(&h);
+    assert!(before > 0);
+    let preview = localist::engine::protocol::MeasuredOn {
+        preview: true,
+        ..on.clone()
+    };
+    let snapshot = |on| Event::Snapshot(Box::new(cap.clone()), tokens.clone(), on);
+    h.state_mut().state.apply(snapshot(preview));
+    h.run_steps(2);
+    assert!(h.state().state.capture_is_preview());
+    assert!(h
+        .query_by_label_contains("preview: bf16 weight products")
+        .is_some());
+    // Mean entropy and mean ε.
+    assert_eq!(h.query_all_by_label_contains("(preview)").count(), 2);
+    assert_eq!(
+        exports(&h),
+        before - 1,
+        "the heatmaps' Export waits for the exact capture"
+    );
+    h.state_mut().state.apply(snapshot(on));
+    h.run_steps(2);
+    assert!(!h.state().state.capture_is_preview());
+    assert!(h
+        .query_by_label_contains("preview: bf16 weight products")
+        .is_none());
+    assert_eq!(h.query_all_by_label_contains("(preview)").count(), 0);
+    assert_eq!(exports(&h), before);
+}
