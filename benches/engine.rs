@@ -202,16 +202,20 @@ fn smollm2(c: &mut Criterion) {
     let snapshot = |w: &WorkerHandle| {
         next(w, true);
     };
-    group.bench_function("dial_change_64_tokens_through_the_worker", |b| {
+    // A worker on SmolLM2 with a 64-token text, past its first capture and the bf16 weights
+    // of the previews it makes after it (a first dial change waits for them, untimed).
+    let ready = || {
         let (text, im) = open();
         let w = WorkerHandle::spawn(Box::new(|| {})).unwrap();
         w.send(Command::Capture(text_of(&im, &text, 64).0));
         w.send(Command::Load(path.clone()));
         snapshot(&w);
-        // After its first capture the worker makes the bf16 weights of the previews; a first
-        // dial change waits for that, outside the timing.
         w.send(Command::SetDial(DialSetting::bias(0.5)));
         snapshot(&w);
+        w
+    };
+    group.bench_function("dial_change_64_tokens_through_the_worker", |b| {
+        let w = ready();
         let mut lambda = 0.3;
         // Single changes, apart (a change within half a second of the last is part of a
         // drag, previewed first: the next benchmark).
@@ -232,19 +236,11 @@ fn smollm2(c: &mut Criterion) {
     // second of the previous one) gets a preview first (bf16 weight products) and then the
     // exact capture: the time to the preview, the exact capture's arrival left out.
     group.bench_function("dial_change_64_tokens_to_the_preview", |b| {
-        let (text, im) = open();
-        if im.preview().is_none() {
+        if !localist::model::native::bf16::available() {
             eprintln!("no bf16 preview on this CPU (it needs AVX-512 BF16)");
             return;
         }
-        let w = WorkerHandle::spawn(Box::new(|| {})).unwrap();
-        w.send(Command::Capture(text_of(&im, &text, 64).0));
-        w.send(Command::Load(path.clone()));
-        snapshot(&w);
-        // After its first capture the worker makes the bf16 weights of the previews; a first
-        // dial change waits for that, outside the timing.
-        w.send(Command::SetDial(DialSetting::bias(0.5)));
-        snapshot(&w);
+        let w = ready();
         let mut lambda = 0.3;
         b.iter_custom(|iters| {
             let mut spent = Duration::ZERO;

@@ -222,26 +222,24 @@ fn wait_for<T>(w: &WorkerHandle, what: &str, mut pick: impl FnMut(Event) -> Opti
     panic!("the worker sent no {what}");
 }
 
+/// SmolLM2 behind a link in a scratch folder (so a saved block map does not land beside the
+/// real file), with the folder; None (said) without the fetched model, except in CI.
+fn smollm2_link() -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    let model = common::model_file("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")?;
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("smol.gguf");
+    std::os::unix::fs::symlink(&model, &link).unwrap();
+    Some((dir, link))
+}
+
 /// SmolLM2 opened from its `.gguf` as the studio opens it: k-means blocks, a capture of 30
 /// layers × 9 heads under the dial, a rename saved beside the model, and generation with the
 /// next-token distribution. Skipped (said) without the fetched model, except in CI.
 #[test]
 fn an_imported_gguf_model_is_dialled_renamed_and_generates() {
-    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !model.exists() {
-        assert!(
-            std::env::var("LOCALIST_REQUIRE_MODELS").is_err(),
-            "{} is missing: run scripts/fetch_models.sh",
-            model.display()
-        );
-        eprintln!("skipped: {} is missing", model.display());
+    let Some((dir, link)) = smollm2_link() else {
         return;
-    }
-    // A link in a scratch folder, so the saved block map does not land beside the real file.
-    let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("smol.gguf");
-    std::os::unix::fs::symlink(&model, &link).unwrap();
+    };
     let w = spawn();
     w.send(Command::Capture("The capital of France is".into()));
     w.send(Command::Load(link.clone()));
@@ -418,20 +416,9 @@ fn the_worker_says_which_long_job_it_is_doing() {
 /// so and leaves the worker serving. Skipped (said) without the fetched model, except in CI.
 #[test]
 fn a_long_text_is_streamed_with_progress_and_can_be_cancelled() {
-    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !model.exists() {
-        assert!(
-            std::env::var("LOCALIST_REQUIRE_MODELS").is_err(),
-            "{} is missing: run scripts/fetch_models.sh",
-            model.display()
-        );
-        eprintln!("skipped: {} is missing", model.display());
+    let Some((_dir, link)) = smollm2_link() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("smol.gguf");
-    std::os::unix::fs::symlink(&model, &link).unwrap();
+    };
     let text: String = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/corpora/shakespeare_1mb.txt"),
     )
@@ -857,20 +844,9 @@ fn a_pool_grows_in_the_worker_and_a_cancel_keeps_what_was_accepted() {
 /// first snapshot is the exact one. Skipped (said) without the fetched model, except in CI.
 #[test]
 fn a_dial_change_on_smollm2_previews_then_sends_the_exact_capture() {
-    let model = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-    if !model.exists() {
-        assert!(
-            std::env::var("LOCALIST_REQUIRE_MODELS").is_err(),
-            "{} is missing: run scripts/fetch_models.sh",
-            model.display()
-        );
-        eprintln!("skipped: {} is missing", model.display());
+    let Some((_dir, link)) = smollm2_link() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("smol.gguf");
-    std::os::unix::fs::symlink(&model, &link).unwrap();
+    };
     let w = spawn();
     w.send(Command::Capture(
         "The capital of France is Paris, on the Seine.".into(),
