@@ -11,6 +11,7 @@
 
 use candle_core::Device;
 
+use crate::hf::gguf_llama::native_layer::layer_slices;
 use crate::hf::gguf_llama::GgufLlama;
 use crate::model::attention::AttentionBias;
 use crate::model::backend::{AttentionModel, ModelDims};
@@ -31,11 +32,6 @@ impl FastWeights {
     pub(super) fn layer(&self, l: usize) -> Option<&LayerBf16> {
         self.layers.get(l)
     }
-
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        self.layers.iter().flatten().map(Bf16Matrix::bytes).sum()
-    }
 }
 
 impl GgufLlama {
@@ -49,22 +45,10 @@ impl GgufLlama {
                 }
                 let (d, f) = (self.config.d_model, self.config.ff);
                 self.with_weights(|w, starts| {
-                    let layers = starts.iter().map(|&s| {
-                        let m = |i: usize, k: usize| {
-                            Bf16Matrix::new(w.get(s + i).copied().unwrap_or_default(), k)
-                        };
-                        [
-                            m(1, d),
-                            m(2, d),
-                            m(3, d),
-                            m(4, d),
-                            m(6, d),
-                            m(7, d),
-                            m(8, f),
-                        ]
-                    });
+                    let layers = starts.iter().zip(&self.layers);
+                    let copies = layers.map(|(&s, l)| layer_slices(w, s, l, None).bf16(d, f));
                     FastWeights {
-                        layers: layers.collect(),
+                        layers: copies.collect(),
                     }
                 })
             })

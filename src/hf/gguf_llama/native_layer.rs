@@ -6,7 +6,7 @@ use candle_core::Tensor;
 
 use crate::hf::gguf_llama::native_fast::LayerBf16;
 use crate::hf::gguf_llama::Layer;
-use crate::model::native::bf16::Packed;
+use crate::model::native::bf16::{Bf16Matrix, Packed};
 use crate::model::native::gemm::{weight_product, weight_product_into, View};
 use crate::model::native::heads::HeadScratch;
 use crate::model::transformer::ModelError;
@@ -51,6 +51,13 @@ impl<'a> LayerSlices<'a> {
             W::Up => self.up,
             W::Down => self.down,
         }
+    }
+
+    /// Bf16 copies of q, k, v, o, gate, up, down (in the order of [`W`]), for a model of width
+    /// `d` and MLP width `f`.
+    pub(super) fn bf16(&self, d: usize, f: usize) -> LayerBf16 {
+        [W::Q, W::K, W::V, W::O, W::Gate, W::Up, W::Down]
+            .map(|w| Bf16Matrix::new(self.f32_of(w), if matches!(w, W::Down) { f } else { d }))
     }
 
     /// `a` packed into `pk` when this layer's products run in bf16 (None: they run in f32).

@@ -77,16 +77,6 @@ impl Bf16Matrix {
         Self { rows, k, pairs }
     }
 
-    /// Rows (outputs).
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        self.pairs.len() * 4
-    }
-
     /// dst [rows, T] (+)= self · a, with `a` [k, T] packed first ([`Packed::new`]). The rows
     /// are cut over the pool's threads when the product is large. Errors when the shapes do
     /// not fit.
@@ -155,14 +145,13 @@ impl Packed {
         let tp = t.div_ceil(16) * 16;
         self.lanes.clear();
         self.lanes.resize(k.div_ceil(2) * tp, 0);
-        let zeros = vec![0f32; t];
         for (i, lanes) in self.lanes.chunks_exact_mut(tp.max(1)).enumerate() {
             let lanes = &mut lanes[..t];
             // Rows stored contiguously (every input of the view pass): a vector loop.
             let rows = (a.row(2 * i), a.row(2 * i + 1));
             match rows {
                 (Some(lo), Some(hi)) => pack_pairs(lo, hi, lanes),
-                (Some(lo), None) if 2 * i + 1 >= k => pack_pairs(lo, &zeros, lanes),
+                (Some(lo), None) if 2 * i + 1 >= k => pack_pairs(lo, &vec![0f32; t], lanes),
                 _ => {
                     for (c, lane) in lanes.iter_mut().enumerate() {
                         let hi = if 2 * i + 1 < k {
