@@ -11,15 +11,12 @@
 
 use candle_core::Device;
 
-use crate::hf::gguf_llama::native_layer::layer_slices;
+use crate::hf::gguf_llama::native_layer::{layer_slices, LayerBf16};
 use crate::hf::gguf_llama::GgufLlama;
 use crate::model::attention::AttentionBias;
 use crate::model::backend::{AttentionModel, ModelDims};
-use crate::model::native::bf16::{self, Bf16Matrix};
+use crate::model::native::bf16;
 use crate::model::transformer::{ForwardOutput, ModelError};
-
-/// One layer's q, k, v, o, gate, up, down in bf16 (the order of [`super::native_layer::W`]).
-pub(crate) type LayerBf16 = [Bf16Matrix; 7];
 
 /// Every layer's bf16 weights.
 #[derive(Debug, Default)]

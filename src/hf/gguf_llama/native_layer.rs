@@ -4,12 +4,14 @@
 
 use candle_core::Tensor;
 
-use crate::hf::gguf_llama::native_fast::LayerBf16;
 use crate::hf::gguf_llama::Layer;
 use crate::model::native::bf16::{Bf16Matrix, Packed};
 use crate::model::native::gemm::{weight_product, weight_product_into, View};
 use crate::model::native::heads::HeadScratch;
 use crate::model::transformer::ModelError;
+
+/// One layer's q, k, v, o, gate, up, down in bf16 (the order of [`W`]).
+pub(crate) type LayerBf16 = [Bf16Matrix; 7];
 
 /// One layer's weights read in place.
 pub(super) struct LayerSlices<'a> {
