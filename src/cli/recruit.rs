@@ -37,9 +37,14 @@ pub struct RecruitArgs {
     /// K_max: most blocks, block 0 included.
     #[arg(long, default_value_t = 16)]
     pub recruit_kmax: usize,
-    /// P: stop after this many rounds without an accepted move.
+    /// P: stop after this many rounds without an accepted move, once they span
+    /// --recruit-patience-steps training steps.
     #[arg(long, default_value_t = 3)]
     pub recruit_patience: usize,
+    /// The rounds without an accepted move must span this many training steps before
+    /// recruitment stops (a candidate's value grows with training, not with rounds).
+    #[arg(long, default_value_t = RecruitConfig::default().patience_steps)]
+    pub recruit_patience_steps: usize,
     /// Charge each block for its anchor keys (L·H·d_h parameters) although they do not enter
     /// the likelihood (see README, Recruitment).
     #[arg(long)]
@@ -62,6 +67,7 @@ impl Default for RecruitArgs {
             recruit_delta: c.delta_bits,
             recruit_kmax: c.k_max,
             recruit_patience: c.patience,
+            recruit_patience_steps: c.patience_steps,
             recruit_buffer: c.buffer_tokens,
             recruit_charge_anchors: false,
         }
@@ -80,6 +86,7 @@ impl RecruitArgs {
             delta_bits: self.recruit_delta,
             k_max: self.recruit_kmax,
             patience: self.recruit_patience,
+            patience_steps: self.recruit_patience_steps,
             probe_steps: self.recruit_probe,
             second_look: self.recruit_second_look,
             charge_anchor_keys: self.recruit_charge_anchors,

@@ -87,8 +87,7 @@ impl Worker {
             rec.config.enabled = on;
             if on && rec.stopped.is_some() {
                 // Switching it back on after it stopped starts a fresh patience count.
-                rec.stopped = None;
-                rec.next_due = Some(session.trainer.step);
+                rec.resume(session.trainer.step);
             }
             let view = RecruitView::from(&*rec);
             self.sink.emit(Event::Recruitment(Box::new(view)));

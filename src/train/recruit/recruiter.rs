@@ -39,6 +39,9 @@ pub struct Recruiter {
     pub next_due: Option<usize>,
     /// Rounds since the last accepted move at which the model had settled.
     pub(super) stale: usize,
+    /// The step of the first of those rounds.
+    #[serde(default)]
+    pub(super) stale_since: Option<usize>,
     /// The training cross-entropy (moving average, nats) at the last round.
     #[serde(default)]
     pub(super) ce_at_round: Option<f64>,
@@ -98,6 +101,14 @@ impl Recruiter {
         self.rounds
             .iter()
             .fold((0.0, 0.0), |(r, t), x| (r + x.round_ms, t + x.train_ms))
+    }
+
+    /// Start again after a stop, with a fresh patience count, the next round due at `step`.
+    pub fn resume(&mut self, step: usize) {
+        self.stopped = None;
+        self.stale = 0;
+        self.stale_since = None;
+        self.next_due = Some(step);
     }
 
     /// True when a round is due after `step` steps have been taken.
@@ -168,6 +179,7 @@ impl Recruiter {
     /// round did not count, when it did not and accepted nothing.
     pub(super) fn count_round(
         &mut self,
+        step: usize,
         accepted: usize,
         ce: Option<f64>,
         context: Option<(f64, f64)>,
@@ -203,6 +215,7 @@ impl Recruiter {
         };
         if accepted > 0 {
             self.stale = 0;
+            self.stale_since = None;
             None
         } else if !why.is_empty() {
             // What was rejected under a model that has learned since is worth another try.
@@ -210,17 +223,26 @@ impl Recruiter {
             Some(why)
         } else {
             self.stale += 1;
+            self.stale_since.get_or_insert(step);
             None
         }
     }
 
-    /// Why recruitment stops after a round that left `blocks` blocks, if it does: `patience`
-    /// rounds without an accepted move, K_max reached, or ⌊DL₀/δ⌋ accepted moves.
-    pub(super) fn stop_reason(&self, blocks: usize) -> Option<String> {
+    /// Why recruitment stops after the round at `step` that left `blocks` blocks, if it does:
+    /// `patience` rounds without an accepted move spanning `patience_steps`, K_max reached, or
+    /// ⌊DL₀/δ⌋ accepted moves.
+    pub(super) fn stop_reason(&self, step: usize, blocks: usize) -> Option<String> {
         let cfg = &self.config;
         let bound = max_accepted_moves(self.dl0.unwrap_or(0.0), cfg.delta_bits);
-        if self.stale >= cfg.patience.max(1) {
-            Some(format!("{} rounds without an accepted move", self.stale))
+        // The span of the counted rounds: from the first to the step the next would be due.
+        let span = self
+            .stale_since
+            .map_or(0, |since| (step + cfg.every.max(1)).saturating_sub(since));
+        if self.stale >= cfg.patience.max(1) && span >= cfg.patience_steps {
+            Some(format!(
+                "{} rounds ({span} steps) without an accepted move",
+                self.stale
+            ))
         } else if blocks >= cfg.k_max {
             Some(format!("K_max = {} blocks reached", cfg.k_max))
         } else if self.accepted >= bound {
@@ -239,10 +261,13 @@ mod tests {
 
     #[test]
     fn a_round_before_the_model_reads_context_does_not_count_towards_patience() {
-        let mut r = Recruiter::default();
+        let mut r = Recruiter {
+            dl0: Some(1e6),
+            ..Recruiter::default()
+        };
         assert_eq!(r.config.min_context_gain, 0.01);
         // On the plateau: every key visible saves 0.4% on the isolated view.
-        let note = r.count_round(0, Some(4.4), Some((1_282_222.0, 0.004)));
+        let note = r.count_round(100, 0, Some(4.4), Some((1_282_222.0, 0.004)));
         let note = note.unwrap_or_else(|| panic!("a blind round must not count"));
         assert!(
             note.contains("does not use context") && note.contains("0.40%"),
@@ -251,17 +276,66 @@ mod tests {
         assert_eq!(r.stale, 0);
         // Past it (11%): the round counts, and patience runs out after P of them.
         for i in 1..=r.config.patience {
-            assert_eq!(r.count_round(0, Some(3.9), Some((1.16e6, 0.11))), None);
+            let step = 100 + 100 * i;
+            assert!(r.stop_reason(step - 100, 1).is_none());
+            assert_eq!(
+                r.count_round(step, 0, Some(3.9), Some((1.16e6, 0.11))),
+                None
+            );
             assert_eq!(r.stale, i);
         }
-        assert!(r.stop_reason(1).is_some());
+        assert!(r
+            .stop_reason(400, 1)
+            .is_some_and(|why| why.contains("3 rounds")));
         // Once blocks are recruited there is no context measure, and rounds count as before.
         let mut r = Recruiter::default();
-        assert_eq!(r.count_round(0, Some(3.9), None), None);
+        assert_eq!(r.count_round(100, 0, Some(3.9), None), None);
         assert_eq!(r.stale, 1);
         // Off (0): a blind round counts.
         r.config.min_context_gain = 0.0;
-        assert_eq!(r.count_round(0, Some(4.4), Some((1.28e6, 0.004))), None);
+        assert_eq!(
+            r.count_round(200, 0, Some(4.4), Some((1.28e6, 0.004))),
+            None
+        );
         assert_eq!(r.stale, 2);
+    }
+
+    #[test]
+    fn patience_spans_training_steps_not_only_rounds() {
+        // Rounds every 25 steps from step 50: three rejected rounds span 75 steps, not enough.
+        let mut r = Recruiter {
+            dl0: Some(1e6),
+            ..Recruiter::default()
+        };
+        r.config.every = 25;
+        let mut stopped_at = None;
+        for step in (50..800).step_by(25) {
+            assert_eq!(r.count_round(step, 0, None, None), None);
+            if let Some(why) = r.stop_reason(step, 1) {
+                assert!(why.contains("300 steps"), "{why}");
+                stopped_at = Some(step);
+                break;
+            }
+        }
+        // The rounds at 50, 75, …, 325 span 50 → 350: 300 steps.
+        assert_eq!(stopped_at, Some(325));
+        assert_eq!(r.stale, 12);
+        // An accepted move restarts both counts; so does switching recruitment back on.
+        assert_eq!(r.count_round(350, 1, None, None), None);
+        assert_eq!((r.stale, r.stale_since), (0, None));
+        assert_eq!(r.count_round(375, 0, None, None), None);
+        r.resume(400);
+        assert_eq!((r.stale, r.stale_since, r.stopped.clone()), (0, None, None));
+        // At the default spacing the rule is the old one: P rounds, 100 steps apart.
+        let mut r = Recruiter {
+            dl0: Some(1e6),
+            ..Recruiter::default()
+        };
+        for step in [100, 200] {
+            assert_eq!(r.count_round(step, 0, None, None), None);
+            assert!(r.stop_reason(step, 1).is_none());
+        }
+        assert_eq!(r.count_round(300, 0, None, None), None);
+        assert!(r.stop_reason(300, 1).is_some());
     }
 }

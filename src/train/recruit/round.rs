@@ -337,11 +337,11 @@ impl Recruiter {
         // A try that follows an accepted move in the same round is part of a round that
         // accepted something: it does not count towards patience.
         if first {
-            if let Some(note) = self.count_round(accepted, trainer.ce_ema, context) {
+            if let Some(note) = self.count_round(ctx.step, accepted, trainer.ce_ema, context) {
                 events.push(notice(ctx, trainer, MoveKind::Wait, note, dl_after));
             }
         }
-        if let Some(reason) = self.stop_reason(trainer.blocks.num_blocks()) {
+        if let Some(reason) = self.stop_reason(ctx.step, trainer.blocks.num_blocks()) {
             events.push(notice(
                 ctx,
                 trainer,
