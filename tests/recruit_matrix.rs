@@ -25,6 +25,11 @@ struct Config {
     segment: (usize, usize),
     documents: usize,
     seed: u64,
+    /// Words per document (the matrix: 96).
+    document_words: usize,
+    /// Train as the issue's command does: 800 steps, `--recruit-warmup 50 --recruit-every 25`
+    /// (the matrix: 600 steps, rounds at the defaults).
+    issue_command: bool,
 }
 
 fn spec(c: &Config) -> TopicSpec {
@@ -32,7 +37,7 @@ fn spec(c: &Config) -> TopicSpec {
         seed: c.seed,
         topics: c.k,
         documents: c.documents,
-        document_words: 96,
+        document_words: c.document_words,
         theme: c.theme,
         segment: c.segment,
         headers: c.markers,
@@ -43,7 +48,7 @@ fn spec(c: &Config) -> TopicSpec {
 }
 
 /// Run the binary's `train` on `corpus`; returns its stdout.
-fn train(corpus: &Path, out: &Path, recruit: bool) -> String {
+fn train(corpus: &Path, out: &Path, recruit: bool, issue_command: bool) -> String {
     let mut args: Vec<String> = [
         "--threads",
         "1",
@@ -67,8 +72,16 @@ fn train(corpus: &Path, out: &Path, recruit: bool) -> String {
     .collect();
     args[4] = corpus.display().to_string();
     args[15] = out.display().to_string();
+    if issue_command {
+        args[10] = "800".to_string();
+    }
     if recruit {
         args.push("--recruit".to_string());
+        if issue_command {
+            for a in ["--recruit-warmup", "50", "--recruit-every", "25"] {
+                args.push(a.to_string());
+            }
+        }
     }
     let output = Command::new(env!("CARGO_BIN_EXE_localist"))
         .args(&args)
@@ -138,8 +151,8 @@ fn check(c: &Config) {
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
     let file = dir.join("corpus.txt");
     std::fs::write(&file, &corpus.text).unwrap_or_else(|e| panic!("{e}"));
-    let with = train(&file, &dir.join("recruit"), true);
-    let without = train(&file, &dir.join("plain"), false);
+    let with = train(&file, &dir.join("recruit"), true, c.issue_command);
+    let without = train(&file, &dir.join("plain"), false, c.issue_command);
     let (ari, k) = ari_of(&dir.join("recruit"), &corpus);
     let ppl_with = number_after(&with, "held-out: perplexity");
     let ppl_without = number_after(&without, "held-out: perplexity");
@@ -148,7 +161,8 @@ fn check(c: &Config) {
         eprintln!("  {}", line.chars().take(200).collect::<String>());
     }
     eprintln!(
-        "MATRIX K={} made_up={} function={:.0}% markers={} theme={} segment={:?} docs={} seed={}: \
+        "MATRIX K={} made_up={} function={:.0}% markers={} theme={} segment={:?} docs={}×{} \
+         seed={} issue_command={}: \
          blocks {k}, ARI {ari:.3}, perplexity {ppl_with:.3} vs {ppl_without:.3} (ratio {:.3}), \
          round cost {cost}% of training",
         c.k,
@@ -158,7 +172,9 @@ fn check(c: &Config) {
         c.theme,
         c.segment,
         c.documents,
+        c.document_words,
         c.seed,
+        c.issue_command,
         ppl_with / ppl_without
     );
     let _ = std::fs::remove_dir_all(&dir);
@@ -184,6 +200,8 @@ macro_rules! matrix {
                 segment: $seg,
                 documents: $docs,
                 seed: $seed,
+                document_words: 96,
+                issue_command: false,
             });
         }
     )*};
@@ -213,6 +231,28 @@ matrix! {
     k8_real_function40_no_markers: 8, false, 0.4, false, 4, (4, 12), 2000, 21;
     #[ignore = "minutes: run with --include-ignored"]
     k4_made_up_function20_markers_8000docs: 4, true, 0.2, true, 4, (4, 12), 8000, 22;
+}
+
+/// The issue's own command (rounds every 25 steps from step 50) on short documents without
+/// markers: three rejected rounds spanned 75 steps and recruitment stopped at step 100 with 2
+/// of 4 blocks (ARI 0.495, `--recruit-patience-steps 0`, at one thread and at two); rounds
+/// that span 300 steps find all four. Other seeds of this configuration stay marginal (README,
+/// "The issue's own command"): seed 35 passes both ways, 34 and 36 fail both ways.
+#[test]
+#[ignore = "minutes: run with --include-ignored"]
+fn issue_command_short_documents_no_markers() {
+    check(&Config {
+        k: 4,
+        made_up: true,
+        function_rate: 0.3,
+        markers: false,
+        theme: 4,
+        segment: (4, 12),
+        documents: 1000,
+        seed: 33,
+        document_words: 32,
+        issue_command: true,
+    });
 }
 
 /// The profile sets the generator's function words apart from its topic words, from
