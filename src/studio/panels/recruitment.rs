@@ -169,9 +169,21 @@ fn status(ui: &mut egui::Ui, rec: &RecruitView) {
     }
     ui.label(line);
     let c = &rec.config;
+    let span = match c.patience_steps {
+        0 => String::new(),
+        n => format!(" spanning {n} steps"),
+    };
     let mut detail = format!(
-        "λ_rec {:.2}, δ {:.0} bits, K_max {}, every {} steps after {}, probe {} steps, buffer {} tokens",
-        c.lambda, c.delta_bits, c.k_max, c.every, c.warmup, c.probe_steps, c.buffer_tokens
+        "λ_rec {:.2}, δ {:.0} bits, K_max {}, every {} steps after {}, second look {} steps, \
+         buffer {} tokens, stops after {} rounds{span} without an accepted move",
+        c.lambda,
+        c.delta_bits,
+        c.k_max,
+        c.every,
+        c.warmup,
+        c.second_look,
+        c.buffer_tokens,
+        c.patience,
     );
     if let Some(f) = rec.cost_fraction() {
         detail.push_str(&format!(
@@ -180,9 +192,13 @@ fn status(ui: &mut egui::Ui, rec: &RecruitView) {
         ));
     }
     ui.weak(detail).on_hover_text(
-        "A round probes each candidate by training the same number of steps under the candidate \
-         map and under the current one (the control), so its cost is about 2 × probe steps plus \
-         three passes over the buffer.",
+        "A round reads each candidate at once on the held-out buffer. A cluster that does not pay \
+         read at once gets a second look: trained that many steps under the candidate map and \
+         under the current one (the control), from the same state on the same batches. When \
+         the look is rejected the run keeps the control, whose steps are ordinary training, so \
+         a round costs the candidate's steps and its passes over the buffer. Recruitment stops \
+         once the rounds without an accepted move reach both the count and the span of steps: \
+         what a block is worth grows as the model trains.",
     );
 }
 

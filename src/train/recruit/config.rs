@@ -31,7 +31,10 @@ pub struct RecruitConfig {
     /// with the number of rounds: with rounds every 25 steps, 3 rounds span 75 steps, and on a
     /// 4-topic corpus without markers the first block that paid came 25 steps after such a
     /// stop (ΔDL +207, +172, +8.6, then −265 bits at step 125). The default is the span of P
-    /// rounds at the default spacing (3 × 100), so default runs stop where they did.
+    /// rounds at the default spacing (3 × 100), so default runs stop where they did. A log
+    /// written before this setting reads it as 0 (the field's own default, not the struct's):
+    /// its run stopped on the count of rounds alone.
+    #[serde(default)]
     pub patience_steps: usize,
     /// A round without an accepted move counts towards `patience` only when the training
     /// cross-entropy (its moving average) fell by less than this fraction since the previous

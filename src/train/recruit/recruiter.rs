@@ -338,4 +338,17 @@ mod tests {
         assert_eq!(r.count_round(300, 0, None, None), None);
         assert!(r.stop_reason(300, 1).is_some());
     }
+
+    #[test]
+    fn a_log_from_before_the_span_keeps_stopping_on_rounds_alone() {
+        // A config saved before `patience_steps` existed reads it as 0, not as the default 300.
+        let old: RecruitConfig = serde_json::from_str(r#"{"patience": 3, "every": 25}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((old.patience, old.patience_steps), (3, 0));
+        let new = RecruitConfig::default();
+        let back: RecruitConfig = serde_json::to_string(&new)
+            .and_then(|j| serde_json::from_str(&j))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.patience_steps, 300);
+    }
 }
