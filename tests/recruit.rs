@@ -530,3 +530,23 @@ fn a_block_declared_by_a_rule_is_tried_first() {
         localist::rules::resolve(&set, &s.trainer.blocks, s.corpus.tokenizer.as_ref(), &[]).is_ok()
     );
 }
+
+/// Merges and prunes wait until the penalty's ramp after the last accepted move has run: a
+/// removal is judged on a model trained under the map it would undo. (Rounds 25 steps apart
+/// merged two true topics 25 steps after recruiting them, mid-ramp, on a 3-topic corpus.)
+#[test]
+fn removals_wait_for_the_penalty_ramp_after_an_accepted_move() {
+    let mut j = job(3, fast_config());
+    j.train.steps = 800;
+    j.train.anneal_fraction = 0.1;
+    let mut s = setup(&j, &Device::Cpu).unwrap_or_else(|e| panic!("setup: {e:#}"));
+    s.trainer.config.ramp_from = Some(50);
+    for (step, ramped) in [(60, false), (75, false), (128, false), (129, true), (200, true)] {
+        s.trainer.step = step;
+        assert_eq!(s.trainer.penalty_ramped(), ramped, "step {step}");
+    }
+    // No ramp at all (anneal 0, or no penalty): removals are never held back.
+    s.trainer.config.anneal_fraction = 0.0;
+    s.trainer.step = 51;
+    assert!(s.trainer.penalty_ramped());
+}

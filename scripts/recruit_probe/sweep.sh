@@ -3,10 +3,12 @@
 # (K 2-8, function words 0-40%, markers on or off, theme 3-6, segment lengths, 200-8,000
 # documents, real or made-up words, theme fraction 0.9 or 1.0), each with the README's command,
 # two at a time. Usage: BIN=... scripts/recruit_probe/sweep.sh [OUT_DIR] [N=12] [SEED=2026]
+# FLAGS="..." adds options to each train command (e.g. the issue's own
+# FLAGS="--recruit-warmup 50 --recruit-every 25").
 # Prints one line per corpus: its knobs, the ARI, held-out perplexity and the seconds it took.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-export BIN="${BIN:-$HERE/../../target/release/localist}" HERE
+export BIN="${BIN:-$HERE/../../target/release/localist}" HERE FLAGS="${FLAGS:-}"
 export OUT="${1:-/tmp/recruit_sweep}"
 N="${2:-12}"
 SEED="${3:-2026}"
@@ -28,7 +30,7 @@ one() {
     "$OUT/$name.txt" "$OUT/$name.tsv" "$tp"
   local start=$SECONDS
   "$BIN" train --corpus "$OUT/$name.txt" --tokenizer word --recruit --lambda-train 1 \
-    --steps 800 --lr 3e-3 --out "$OUT/$name.ck" > "$OUT/$name.log" 2>&1
+    --steps 800 --lr 3e-3 $FLAGS --out "$OUT/$name.ck" > "$OUT/$name.log" 2>&1
   echo "$name K=$K docs=$docs function=$fw markers=$mk theme=$th seg=$s0-$s1 real=$real" \
     "theme-fraction=$tp: $(python3 "$HERE/ari.py" "$OUT/$name.ck" "$OUT/$name.tsv")" \
     "| $(grep -o 'perplexity [0-9.]*' "$OUT/$name.log" | tail -1) | $((SECONDS - start)) s"

@@ -20,8 +20,7 @@ use crate::train::recruit::profile::Profile;
 use crate::train::recruit::recruiter::{Measured, Recruiter};
 use crate::train::trainer::{TrainError, Trainer, TrainerSnapshot};
 
-/// What a round knows before it tries any move: where it is, the buffer and what was measured
-/// on it, and the trainer's state to try every move from.
+/// What a round knows before any move: its step, the buffer and its measurement, the state.
 pub(super) struct RoundCtx<'a> {
     /// Training step of the round.
     pub step: usize,
@@ -206,12 +205,13 @@ impl Recruiter {
         if let Some(c) = candidate {
             self.recruit_move(&ctx, trainer, c, control, &mut out)?;
         }
-        // 6: merge, then prune (tried only in a round that has accepted nothing).
-        if out.accepted == 0 && first {
+        // 6: merge, then prune, in a round that has accepted nothing, once the penalty's ramp
+        // after the last accepted move has run (judged on a model trained under that map).
+        if out.accepted == 0 && first && trainer.penalty_ramped() {
             self.merge_move(&ctx, trainer, control, &mut out)?;
-        }
-        if out.accepted == 0 && first {
-            ctx.prune_move(trainer, control, &mut out)?;
+            if out.accepted == 0 {
+                ctx.prune_move(trainer, control, &mut out)?;
+            }
         }
         // Keep the accepted branch (the trainer is in it: it was probed last), else roll back
         // (to the state before the round, or to a rejected second look's control).

@@ -133,6 +133,11 @@ impl Trainer {
         c.lambda_train * ((since as f64 + 1.0) / ramp).min(1.0)
     }
 
+    /// True once the penalty has reached λ_train after its last ramp (always, without one).
+    pub fn penalty_ramped(&self) -> bool {
+        self.lambda_at(self.step) >= self.config.lambda_train
+    }
+
     /// The learning rate at `step` under the schedule.
     pub fn lr_at(&self, step: usize) -> f64 {
         let c = &self.config;
