@@ -541,7 +541,13 @@ fn removals_wait_for_the_penalty_ramp_after_an_accepted_move() {
     j.train.anneal_fraction = 0.1;
     let mut s = setup(&j, &Device::Cpu).unwrap_or_else(|e| panic!("setup: {e:#}"));
     s.trainer.config.ramp_from = Some(50);
-    for (step, ramped) in [(60, false), (75, false), (128, false), (129, true), (200, true)] {
+    for (step, ramped) in [
+        (60, false),
+        (75, false),
+        (128, false),
+        (129, true),
+        (200, true),
+    ] {
         s.trainer.step = step;
         assert_eq!(s.trainer.penalty_ramped(), ramped, "step {step}");
     }
