@@ -47,8 +47,8 @@
 //! accepted); its token set goes on a tabu list: it sits out the next round, and the list is
 //! cleared when the map changes. After `patience` rounds without an accepted move (a round
 //! that accepted one and then nothing more counts as accepting) spanning `patience_steps`
-//! training steps, at `k_max` blocks, or after
-//! ⌊DL₀/δ⌋ accepted moves, recruitment stops. Nothing tells it K.
+//! training steps, at `k_max` blocks, or after ⌊DL₀/δ⌋ accepted moves, recruitment stops.
+//! Nothing tells it K.
 //!
 //! The files: `config.rs` (settings), `log.rs` (events and round summaries), `buffer.rs` (what
 //! is measured on the buffer, and DL(M)), `maps.rs` (block-map edits), `cluster.rs`
