@@ -159,7 +159,9 @@ fn status(ui: &mut egui::Ui, rec: &RecruitView) {
         plural(blocks, "block", "blocks")
     );
     match (&rec.stopped, rec.config.enabled) {
-        (Some(why), _) => line.push_str(&format!(" · stopped: {why}")),
+        (Some(why), true) => line.push_str(&format!(" · stopped: {why}")),
+        // The switch is the user's: say it is off, and why rounds had stopped before.
+        (Some(why), false) => line.push_str(&format!(" · switched off (it had stopped: {why})")),
         (None, false) => line.push_str(" · switched off"),
         (None, true) => {
             if let Some(next) = rec.next_due {

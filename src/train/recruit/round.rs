@@ -205,8 +205,8 @@ impl Recruiter {
         if let Some(c) = candidate {
             self.recruit_move(&ctx, trainer, c, control, &mut out)?;
         }
-        // 6: merge, then prune, in a round that has accepted nothing, once the penalty's ramp
-        // after the last accepted move has run (judged on a model trained under that map).
+        // 6: merge, then prune, in a round that has accepted nothing, once the penalty has ramped
+        // up (from the start or the last accepted move): judged on a model trained under the map.
         if out.accepted == 0 && first && trainer.penalty_ramped() {
             self.merge_move(&ctx, trainer, control, &mut out)?;
             if out.accepted == 0 {
