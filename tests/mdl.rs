@@ -5,8 +5,9 @@
 mod common;
 
 use localist::analysis::mdl::{
-    block_header_bits, decide, dl_total, map_bits, max_accepted_moves, parameter_bits, reroute,
-    route, with_noise, ModelBits, PoolCosts, Verdict,
+    block_header_bits, decide, dl_total, map_bits, max_accepted_moves, normal_quantile,
+    parameter_bits, removal_z, reroute, route, with_noise, with_noise_z, ModelBits, PoolCosts,
+    Verdict,
 };
 use localist::analysis::rng::SplitMix64;
 use proptest::prelude::*;
@@ -73,6 +74,45 @@ fn a_saving_within_the_noise_is_not_accepted() {
     assert_eq!(with_noise(merge, f64::NAN).noise_bits, 0.0);
     let loss = decide("recruit", 1_000.0, 990.0, model, 1.0, 64.0);
     assert_eq!(with_noise(loss, 1.0).verdict, Verdict::Rejected);
+}
+
+#[test]
+fn the_removal_margin_grows_with_the_tries_of_a_run() {
+    // Φ⁻¹ against tabulated quantiles.
+    for (p, z) in [
+        (0.5, 0.0),
+        (0.975, 1.959_963_985),
+        (0.9975, 2.807_033_768),
+        (0.01, -2.326_347_874),
+        (1e-6, -4.753_424_309),
+    ] {
+        let got = normal_quantile(p);
+        assert!((got - z).abs() < 1e-7, "Φ⁻¹({p}) = {got}, want {z}");
+    }
+    assert!(normal_quantile(1.5).is_nan());
+    // Never below 2; one-sided Bonferroni at 5% once that is larger; growing with m.
+    assert_eq!(removal_z(0), 2.0);
+    assert_eq!(removal_z(1), 2.0);
+    assert!((removal_z(20) - 2.807_033_768).abs() < 1e-6);
+    assert!(removal_z(100) > removal_z(20));
+    // s10's merge (issue 15): 131 bits saved at an SE of about 30 and δ = 64 passed at the
+    // 20th try with z = 2; with the family-wise z it is rejected.
+    let model = ModelBits {
+        parameter_bits: 0.0,
+        header_bits: 36.0,
+        map_bits: 0.0,
+    };
+    let merge = decide("merge", 1_000.0, 905.0, model, -1.0, 64.0);
+    assert_eq!(merge.delta_dl, -131.0);
+    assert_eq!(with_noise(merge.clone(), 30.0).verdict, Verdict::Accepted);
+    let late = with_noise_z(merge, 30.0, removal_z(20));
+    assert_eq!(late.verdict, Verdict::Rejected);
+    assert_eq!(late.noise_z, removal_z(20));
+    // A decision logged before z grew reads back with the 2 it was judged by.
+    let mut old = serde_json::to_value(&late).unwrap();
+    old.as_object_mut().unwrap().remove("noise_z");
+    let back: localist::analysis::mdl::Decision = serde_json::from_value(old).unwrap();
+    assert_eq!(back.noise_z, 2.0);
 }
 
 #[test]

@@ -92,10 +92,14 @@ pub struct Decision {
     pub delta_min: f64,
     /// The standard error of the data-bit difference, bits (scaled like the data bits), when
     /// the move was read at once on the held-out buffer; 0 when not measured. A move so read is
-    /// accepted only when −ΔDL > δ + 2·SE ([`with_noise`]).
+    /// accepted only when −ΔDL > δ + z·SE ([`with_noise_z`]).
     #[serde(default)]
     pub noise_bits: f64,
-    /// The verdict: accepted iff −ΔDL > δ (+ 2·SE when measured).
+    /// The z of that margin (2, or more for a removal late in a run: [`removal_z`]); 2 in
+    /// logs written before it grew.
+    #[serde(default = "two")]
+    pub noise_z: f64,
+    /// The verdict: accepted iff −ΔDL > δ (+ z·SE when measured).
     pub verdict: Verdict,
 }
 
@@ -104,14 +108,92 @@ pub struct Decision {
 /// not read as evidence (scaled to a large corpus, a fraction of a bit on the buffer becomes
 /// hundreds: two true topics of an 8,000-document corpus merged at ΔDL −173 bits whose data
 /// difference was 1.5 bits on the buffer).
-pub fn with_noise(mut d: Decision, se: f64) -> Decision {
+pub fn with_noise(d: Decision, se: f64) -> Decision {
+    with_noise_z(d, se, 2.0)
+}
+
+/// [`with_noise`] with the margin δ + z·SE (z below 2 is read as 2).
+pub fn with_noise_z(mut d: Decision, se: f64, z: f64) -> Decision {
     if se.is_finite() && se > 0.0 {
+        let z = if z.is_finite() { z.max(2.0) } else { 2.0 };
         d.noise_bits = se;
-        if -d.delta_dl <= d.delta_min + 2.0 * se {
+        d.noise_z = z;
+        if -d.delta_dl <= d.delta_min + z * se {
             d.verdict = Verdict::Rejected;
         }
     }
     d
+}
+
+/// The z of the margin δ + z·SE for the m-th removal read at once in a run: max(2, Φ⁻¹(1 −
+/// 0.05/m)), a one-sided Bonferroni bound over the m tries so far, so that the chance of
+/// any noise-only saving passing stays near 5% however many rounds try (m = 20: z = 2.81).
+/// A recruit is not counted: it is judged after a second look, not at once.
+pub fn removal_z(m: usize) -> f64 {
+    normal_quantile(1.0 - 0.05 / m.max(1) as f64).max(2.0)
+}
+
+/// Φ⁻¹(p), the standard normal quantile (Acklam's rational approximation, relative error
+/// below 1.2e-9); ±∞ at 0 and 1, NaN outside [0, 1].
+pub fn normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    if !(0.0..=1.0).contains(&p) {
+        return f64::NAN;
+    }
+    if p == 0.0 || p == 1.0 {
+        return if p == 0.0 {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        };
+    }
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    let low = 0.02425;
+    if p < low {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - low {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
+}
+
+fn two() -> f64 {
+    2.0
 }
 
 /// Decide a move: `sign` = +1 adds a block (pays `model`), −1 removes one (saves it).
@@ -138,6 +220,7 @@ pub fn decide(
         delta_dl,
         delta_min,
         noise_bits: 0.0,
+        noise_z: 2.0,
         verdict,
     }
 }

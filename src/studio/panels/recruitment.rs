@@ -70,8 +70,13 @@ pub fn breakdown(ui: &mut egui::Ui, e: &RecruitEvent) {
                     if d.noise_bits > 0.0 {
                         row(
                             ui,
-                            "standard error (kept only beyond δ + 2 SE)",
+                            "standard error (kept only beyond δ + z·SE)",
                             format!("{:.1}", d.noise_bits),
+                        );
+                        row(
+                            ui,
+                            "z (grows with the removals tried)",
+                            format!("{:.2}", d.noise_z),
                         );
                     }
                     row(

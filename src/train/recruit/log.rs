@@ -63,7 +63,9 @@ impl RecruitEvent {
                 d.sign * d.model.header_bits,
                 d.sign * d.model.map_bits,
                 d.delta_dl,
-                if d.noise_bits > 0.0 {
+                if d.noise_bits > 0.0 && d.noise_z > 2.0 {
+                    format!(" ± {:.1} (z {:.2})", d.noise_bits, d.noise_z)
+                } else if d.noise_bits > 0.0 {
                     format!(" ± {:.1}", d.noise_bits)
                 } else {
                     String::new()

@@ -5,7 +5,9 @@
 
 use candle_core::Tensor;
 
-use crate::analysis::mdl::{block_header_bits, decide, map_bits, parameter_bits, with_noise};
+use crate::analysis::mdl::{
+    block_header_bits, decide, map_bits, parameter_bits, removal_z, with_noise_z,
+};
 use crate::analysis::mdl::{ModelBits, Verdict};
 use crate::model::blocks::BlockMap;
 use crate::train::recruit::anchors::{drop_anchor, init_anchors};
@@ -356,7 +358,12 @@ impl RoundCtx<'_> {
             -1.0,
             cfg.delta_bits,
         );
-        let d = with_noise(d, se);
+        // The margin grows with the removals tried so far in the run (a family-wise bound):
+        // with rounds every 25 steps a run tries four times as many merges, and at 2·SE one
+        // merge of two true topics in twenty passed on noise.
+        let tries = self.removal_tries.get() + 1;
+        self.removal_tries.set(tries);
+        let d = with_noise_z(d, se, removal_z(tries));
         let accepted = d.verdict == Verdict::Accepted;
         let event = RecruitEvent {
             step: self.step,

@@ -2,12 +2,24 @@
 //! positions a map change acts on ([`changed_views`]), the difference over them, and the
 //! standard error of a difference read at once.
 
+use candle_core::Tensor;
+
 use crate::model::blocks::BlockMap;
 use crate::train::recruit::maps::changed_views;
 use crate::train::recruit::recruiter::Positions;
 use crate::train::recruit::round::RoundCtx;
+use crate::train::trainer::{TrainError, Trainer};
 
 impl RoundCtx<'_> {
+    /// A merge or prune judged at once (0 steps).
+    pub fn at_once(
+        &self,
+        trainer: &mut Trainer,
+        change: (BlockMap, Vec<Tensor>),
+    ) -> Result<f64, TrainError> {
+        self.trial(trainer, Some(change), 0)
+    }
+
     /// The standard error (bits, scaled like the data bits) of the difference between the
     /// round's measurement and the last trial's, read at once: over the buffer positions
     /// whose view the trial's map changes, paired position by position (same model, same

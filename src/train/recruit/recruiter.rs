@@ -10,7 +10,7 @@ use crate::analysis::mdl::max_accepted_moves;
 use crate::model::blocks::BlockMap;
 use crate::train::recruit::buffer::{buffer_stats, BufferStats};
 use crate::train::recruit::config::RecruitConfig;
-use crate::train::recruit::log::{RecruitEvent, RoundSummary};
+use crate::train::recruit::log::{MoveKind, RecruitEvent, RoundSummary};
 use crate::train::recruit::profile::Profile;
 use crate::train::trainer::{TrainError, Trainer};
 
@@ -101,6 +101,12 @@ impl Recruiter {
         self.rounds
             .iter()
             .fold((0.0, 0.0), |(r, t), x| (r + x.round_ms, t + x.train_ms))
+    }
+
+    /// Merges and prunes tried so far (each is in the log).
+    pub fn removal_tries(&self) -> usize {
+        let removal = |k: MoveKind| matches!(k, MoveKind::Merge | MoveKind::Prune);
+        self.log.iter().filter(|e| removal(e.kind)).count()
     }
 
     /// Start again after a stop, with a fresh patience count, the next round due at `step`.

@@ -3,7 +3,7 @@
 //! extend) move, then a merge, then a prune; keep the accepted branch or roll back; record the
 //! round and decide whether to stop. The moves themselves are `moves.rs`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -53,6 +53,8 @@ pub(super) struct RoundCtx<'a> {
     /// Every branch a trial measured this round (unscaled, with per-position facts): the one
     /// the round keeps is the next round's measurement, when no training comes between.
     pub measured: RefCell<Vec<Measured>>,
+    /// Merges and prunes tried in the run so far, this round's included.
+    pub removal_tries: Cell<usize>,
 }
 
 /// What the round has done so far: its events, its accepted moves and the data bits of the
@@ -133,15 +135,6 @@ impl RoundCtx<'_> {
         change: Option<(BlockMap, Vec<Tensor>)>,
     ) -> Result<f64, TrainError> {
         self.trial(trainer, change, self.cfg.probe_steps)
-    }
-
-    /// A merge or prune judged at once (0 steps).
-    pub fn at_once(
-        &self,
-        trainer: &mut Trainer,
-        change: (BlockMap, Vec<Tensor>),
-    ) -> Result<f64, TrainError> {
-        self.trial(trainer, Some(change), 0)
     }
 }
 
@@ -302,6 +295,7 @@ impl Recruiter {
             cfg,
             tok,
             measured: RefCell::new(Vec::new()),
+            removal_tries: Cell::new(self.removal_tries()),
         })
     }
 
