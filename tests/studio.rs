@@ -837,6 +837,42 @@ fn the_recruitment_tab_shows_the_recruited_samples_decisions() {
         .is_some());
 }
 
+/// A removal read at once shows its standard error beside ΔDL, and one that saved more than δ
+/// but not more than δ + z·SE says it was turned away by the noise.
+#[test]
+fn a_removal_within_the_noise_says_so_in_the_decisions_table() {
+    use localist::analysis::mdl::{decide, removal_z, with_noise_z, ModelBits};
+    use localist::engine::protocol::{MoveKind, RecruitEvent};
+    let mut h = harness(sample("tiny-topics-recruited"));
+    step_until(&mut h, "the model and its recruitment log", |app| {
+        app.state.summary.is_some() && app.state.recruitment.is_some()
+    });
+    let model = ModelBits {
+        parameter_bits: 0.0,
+        header_bits: 36.0,
+        map_bits: 0.0,
+    };
+    let merge = decide("merge", 125_627.0, 125_532.0, model, -1.0, 64.0);
+    let event = RecruitEvent {
+        step: 725,
+        round: 27,
+        kind: MoveKind::Merge,
+        block: "mango·quince".into(),
+        tokens: vec!["mango".into()],
+        decision: Some(with_noise_z(merge, 29.9, removal_z(7))),
+        blocks_after: 4,
+        dl_after: 0.0,
+        note: "mallet·drill absorbed".into(),
+    };
+    if let Some(rec) = h.state_mut().state.recruitment.as_mut() {
+        rec.log.push(event);
+    }
+    h.get_by_label("Recruitment").click();
+    h.run_steps(2);
+    assert!(h.query_by_label("-131 ± 30").is_some());
+    assert!(h.query_by_label("rejected (within the noise)").is_some());
+}
+
 #[test]
 fn recruitment_switches_on_and_off_while_training() {
     let mut h = settled_clinical();

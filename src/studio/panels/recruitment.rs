@@ -5,7 +5,7 @@ use egui::{Color32, RichText};
 use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoint, PlotPoints, Points};
 
 use crate::engine::protocol::{
-    Command, MoveKind, RecruitEvent, RecruitView, RoundSummary, Verdict,
+    Command, Decision, MoveKind, RecruitEvent, RecruitView, RoundSummary, Verdict,
 };
 use crate::studio::state::{StudioState, WorkerState};
 
@@ -341,10 +341,13 @@ fn table(ui: &mut egui::Ui, rec: &RecruitView) {
                                 d.sign * d.model.header_bits,
                                 d.sign * d.model.map_bits
                             ));
-                        ui.monospace(format!("{:+.0}", d.delta_dl));
+                        delta_cell(ui, d);
+                        // A saving past δ turned away by the noise margin says so.
+                        let in_noise = d.noise_bits > 0.0 && -d.delta_dl > d.delta_min;
                         ui.label(
                             RichText::new(match d.verdict {
                                 Verdict::Accepted => "accepted",
+                                Verdict::Rejected if in_noise => "rejected (within the noise)",
                                 Verdict::Rejected => "rejected",
                             })
                             .color(color),
@@ -360,4 +363,19 @@ fn table(ui: &mut egui::Ui, rec: &RecruitView) {
                 ui.end_row();
             }
         });
+}
+
+/// ΔDL, with ± SE where the move was read at once, and the saving it needed on hover.
+fn delta_cell(ui: &mut egui::Ui, d: &Decision) {
+    if d.noise_bits > 0.0 {
+        let need = d.delta_min + d.noise_z * d.noise_bits;
+        ui.monospace(format!("{:+.0} ± {:.0}", d.delta_dl, d.noise_bits))
+            .on_hover_text(format!(
+                "read at once: kept only when it saves more than δ + z·SE = {:.0} + {:.2} × \
+                 {:.1} = {need:.0} bits (z grows with the merges and prunes tried in the run)",
+                d.delta_min, d.noise_z, d.noise_bits
+            ));
+    } else {
+        ui.monospace(format!("{:+.0}", d.delta_dl));
+    }
 }
