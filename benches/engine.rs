@@ -229,7 +229,7 @@ fn smollm2(c: &mut Criterion) {
                 lambda = if lambda > 0.5 { 0.3 } else { 0.7 };
                 let t0 = Instant::now();
                 w.send(Command::SetDial(DialSetting::bias(lambda)));
-                snapshot(&w);
+                snapshot(w);
                 spent += t0.elapsed();
             }
             spent
@@ -252,9 +252,9 @@ fn smollm2(c: &mut Criterion) {
                 let t0 = Instant::now();
                 w.send(Command::SetDial(DialSetting::bias(lambda)));
                 // (A change more than half a second after the last is captured exactly.)
-                if next(&w, false) {
+                if next(w, false) {
                     spent += t0.elapsed();
-                    snapshot(&w);
+                    snapshot(w);
                 } else {
                     spent += t0.elapsed();
                 }
