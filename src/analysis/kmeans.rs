@@ -4,6 +4,8 @@
 //! changing. Deterministic for a seed, dependency-free, and fast enough for vocabularies of a
 //! few tens of thousands of rows.
 
+use rayon::prelude::*;
+
 use crate::analysis::rng::SplitMix64;
 
 fn dist2(a: &[f32], b: &[f32]) -> f64 {
@@ -16,7 +18,40 @@ fn dist2(a: &[f32], b: &[f32]) -> f64 {
         .sum()
 }
 
+crate::model::fused::simd::simd_dispatch! {
+    /// The squared distance of `row` to each of the k centres, stored transposed in `ct`
+    /// [d][k]: each distance summed over the dimensions in order, exactly as [`dist2`] sums
+    /// it, but the k sums side by side in vectors (a single sum waits on its previous add).
+    fn dist2_to_all => dist2_to_all_any(row: &[f32], ct: &[f32], out: &mut [f64])
+}
+
+#[inline(always)]
+fn dist2_to_all_any(row: &[f32], ct: &[f32], out: &mut [f64]) {
+    let k = out.len().max(1);
+    // Iterator::sum starts from −0.0; every term here is ≥ +0.0, so +0.0 gives the same sums.
+    out.fill(0.0);
+    for (&x, c) in row.iter().zip(ct.chunks_exact(k)) {
+        for (o, &y) in out.iter_mut().zip(c) {
+            let d = (x - y) as f64;
+            *o += d * d;
+        }
+    }
+}
+
+/// The first centre at the smallest distance (as a strict `<` scan from (0, ∞) picks it).
+fn nearest(d: &[f64]) -> usize {
+    d.iter()
+        .enumerate()
+        .fold(
+            (0, f64::INFINITY),
+            |acc, (c, &x)| if x < acc.1 { (c, x) } else { acc },
+        )
+        .0
+}
+
 /// Cluster `rows` into `k` groups; returns the cluster of each row (empty input → empty).
+/// Rows are measured on rayon's pool; every number is the one-thread computation's, so the
+/// result does not depend on the threads.
 pub fn kmeans(rows: &[Vec<f32>], k: usize, max_iter: usize, seed: u64) -> Vec<usize> {
     let n = rows.len();
     if n == 0 || k == 0 {
@@ -28,10 +63,8 @@ pub fn kmeans(rows: &[Vec<f32>], k: usize, max_iter: usize, seed: u64) -> Vec<us
     if let Some(first) = rows.get(rng.below(n)) {
         centres.push(first.clone());
     }
-    let mut d2: Vec<f64> = rows
-        .iter()
-        .map(|r| dist2(r, centres.first().map(Vec::as_slice).unwrap_or(&[])))
-        .collect();
+    let first = centres.first().map(Vec::as_slice).unwrap_or(&[]);
+    let mut d2: Vec<f64> = rows.par_iter().map(|r| dist2(r, first)).collect();
     while centres.len() < k {
         let total: f64 = d2.iter().sum();
         let mut target = rng.next_f64() * total;
@@ -45,33 +78,40 @@ pub fn kmeans(rows: &[Vec<f32>], k: usize, max_iter: usize, seed: u64) -> Vec<us
         }
         let Some(c) = rows.get(pick) else { break };
         let c = c.clone();
-        for (d, r) in d2.iter_mut().zip(rows) {
-            *d = d.min(dist2(r, &c));
-        }
+        d2.par_iter_mut()
+            .zip(rows.par_iter())
+            .for_each(|(d, r)| *d = d.min(dist2(r, &c)));
         centres.push(c);
     }
+    let dim = rows.first().map(Vec::len).unwrap_or(0);
+    let kc = centres.len();
     let mut assign = vec![usize::MAX; n];
     for _ in 0..max_iter.max(1) {
-        let mut changed = false;
-        for (a, r) in assign.iter_mut().zip(rows) {
-            let best = centres
-                .iter()
-                .enumerate()
-                .map(|(c, ctr)| (c, dist2(r, ctr)))
-                .fold(
-                    (0, f64::INFINITY),
-                    |acc, x| if x.1 < acc.1 { x } else { acc },
-                )
-                .0;
-            if *a != best {
-                *a = best;
-                changed = true;
+        // The centres transposed, [d][k], for `dist2_to_all` (rows are vectors of one length,
+        // as embedding rows are; a shorter row is measured over its own length).
+        let mut ct = vec![0f32; dim * kc];
+        for (c, ctr) in centres.iter().enumerate() {
+            for (i, &x) in ctr.iter().take(dim).enumerate() {
+                ct[i * kc + c] = x;
             }
         }
+        let changed = assign
+            .par_iter_mut()
+            .zip(rows.par_iter())
+            .map_init(
+                || vec![0f64; kc],
+                |dist, (a, r)| {
+                    dist2_to_all(r, &ct, dist);
+                    let best = nearest(dist);
+                    let moved = *a != best;
+                    *a = best;
+                    moved
+                },
+            )
+            .reduce(|| false, |x, y| x || y);
         if !changed {
             break;
         }
-        let dim = rows.first().map(Vec::len).unwrap_or(0);
         let mut sums = vec![vec![0f64; dim]; centres.len()];
         let mut counts = vec![0usize; centres.len()];
         for (&a, r) in assign.iter().zip(rows) {
@@ -94,6 +134,92 @@ pub fn kmeans(rows: &[Vec<f32>], k: usize, max_iter: usize, seed: u64) -> Vec<us
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The k-means before its distances ran side by side and on the pool, for comparison.
+    fn kmeans_one_by_one(rows: &[Vec<f32>], k: usize, max_iter: usize, seed: u64) -> Vec<usize> {
+        let n = rows.len();
+        let k = k.min(n);
+        let mut rng = SplitMix64::new(seed);
+        let mut centres: Vec<Vec<f32>> = vec![rows[rng.below(n)].clone()];
+        let mut d2: Vec<f64> = rows.iter().map(|r| dist2(r, &centres[0])).collect();
+        while centres.len() < k {
+            let total: f64 = d2.iter().sum();
+            let mut target = rng.next_f64() * total;
+            let mut pick = n - 1;
+            for (i, &d) in d2.iter().enumerate() {
+                if target < d {
+                    pick = i;
+                    break;
+                }
+                target -= d;
+            }
+            let c = rows[pick].clone();
+            for (d, r) in d2.iter_mut().zip(rows) {
+                *d = d.min(dist2(r, &c));
+            }
+            centres.push(c);
+        }
+        let mut assign = vec![usize::MAX; n];
+        for _ in 0..max_iter.max(1) {
+            let mut changed = false;
+            for (a, r) in assign.iter_mut().zip(rows) {
+                let best = centres
+                    .iter()
+                    .enumerate()
+                    .map(|(c, ctr)| (c, dist2(r, ctr)))
+                    .fold(
+                        (0, f64::INFINITY),
+                        |acc, x| if x.1 < acc.1 { x } else { acc },
+                    )
+                    .0;
+                changed |= *a != best;
+                *a = best;
+            }
+            if !changed {
+                break;
+            }
+            let dim = rows[0].len();
+            let mut sums = vec![vec![0f64; dim]; centres.len()];
+            let mut counts = vec![0usize; centres.len()];
+            for (&a, r) in assign.iter().zip(rows) {
+                for (acc, &x) in sums[a].iter_mut().zip(r) {
+                    *acc += x as f64;
+                }
+                counts[a] += 1;
+            }
+            for ((ctr, s), &c) in centres.iter_mut().zip(&sums).zip(&counts) {
+                if c > 0 {
+                    *ctr = s.iter().map(|v| (v / c as f64) as f32).collect();
+                }
+            }
+        }
+        assign
+    }
+
+    /// The same assignments as the one-by-one k-means, bit for bit, at one thread and at
+    /// three, on rows with duplicates (exact ties) and a zero row.
+    #[test]
+    fn side_by_side_and_pooled_distances_change_nothing() {
+        let mut rng = SplitMix64::new(9);
+        let mut rows: Vec<Vec<f32>> = (0..3000)
+            .map(|_| (0..37).map(|_| rng.next_f64() as f32 - 0.5).collect())
+            .collect();
+        for i in 0..200 {
+            rows[2000 + i] = rows[i].clone();
+        }
+        rows[5] = vec![0.0; 37];
+        for (k, iters, seed) in [(1, 5, 1), (7, 8, 2), (16, 30, 3), (40, 100, 4)] {
+            let want = kmeans_one_by_one(&rows, k, iters, seed);
+            for threads in [1, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let got = pool.install(|| kmeans(&rows, k, iters, seed));
+                assert_eq!(got, want, "k {k}, {threads} threads");
+            }
+        }
+    }
 
     #[test]
     fn separates_two_obvious_clusters() {

@@ -4,6 +4,7 @@
 //! on a held-out text.
 
 use anyhow::{bail, Result};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::analysis::kmeans::kmeans;
@@ -61,20 +62,20 @@ pub fn kmeans_blocks(
     // "All but the top": the leading principal directions carry frequency, not meaning.
     for _ in 0..TOP_DIRECTIONS.min(d) {
         let u = leading_direction(&centred, seed);
-        for r in &mut centred {
+        centred.par_iter_mut().for_each(|r| {
             let p: f32 = r.iter().zip(&u).map(|(a, b)| a * b).sum();
             for (x, &ui) in r.iter_mut().zip(&u) {
                 *x -= p * ui;
             }
-        }
+        });
     }
     let mut unit = centred;
-    for r in &mut unit {
+    unit.par_iter_mut().for_each(|r| {
         let n = r.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
         for x in r.iter_mut() {
             *x /= n;
         }
-    }
+    });
     let labels = kmeans(&unit, k, 8, seed);
     // Byte-level vocabularies mark a word's start with a space; WordPiece marks the rest "##".
     let spaced = (0..n_rows.min(4096) as u32).any(|id| decode(id).starts_with(' '));
@@ -118,23 +119,57 @@ pub fn kmeans_blocks(
 /// Principal directions removed before clustering.
 const TOP_DIRECTIONS: usize = 3;
 
-/// The unit vector of largest variance of centred rows (power iteration).
+/// The unit vector of largest variance of centred rows (power iteration). Each row's
+/// projection is summed in order, eight rows side by side and the rows on rayon's pool; the
+/// projections are then added up row by row as before, so the result does not depend on the
+/// threads.
 fn leading_direction(rows: &[Vec<f32>], seed: u64) -> Vec<f32> {
     let d = rows.first().map(Vec::len).unwrap_or(0);
     let mut rng = crate::analysis::rng::SplitMix64::new(seed ^ 0x9e37);
     let mut u: Vec<f32> = (0..d).map(|_| rng.next_f64() as f32 - 0.5).collect();
+    let mut p = vec![0f32; rows.len()];
     for _ in 0..30 {
+        p.par_chunks_mut(8)
+            .zip(rows.par_chunks(8))
+            .for_each(|(p, rows)| projections(rows, &u, p));
         let mut next = vec![0f32; d];
-        for r in rows {
-            let p: f32 = r.iter().zip(&u).map(|(a, b)| a * b).sum();
-            for (n, &x) in next.iter_mut().zip(r) {
-                *n += p * x;
-            }
+        for (r, &p) in rows.iter().zip(&p) {
+            add_scaled(&mut next, p, r);
         }
         let norm = next.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
         u = next.into_iter().map(|x| x / norm).collect();
     }
     u
+}
+
+crate::model::fused::simd::simd_dispatch! {
+    /// next[i] += p · r[i] (each element on its own: vectors change no sum's order).
+    fn add_scaled => add_scaled_any(next: &mut [f32], p: f32, r: &[f32])
+}
+
+#[inline(always)]
+fn add_scaled_any(next: &mut [f32], p: f32, r: &[f32]) {
+    for (n, &x) in next.iter_mut().zip(r) {
+        *n += p * x;
+    }
+}
+
+crate::model::fused::simd::simd_dispatch! {
+    /// p[j] = Σ_i rows[j][i]·u[i] for a few rows, each sum in the order of i from −0.0 (as
+    /// `Iterator::sum` takes it), the rows side by side.
+    fn projections => projections_any(rows: &[Vec<f32>], u: &[f32], p: &mut [f32])
+}
+
+#[inline(always)]
+fn projections_any(rows: &[Vec<f32>], u: &[f32], p: &mut [f32]) {
+    p.fill(-0.0);
+    for (i, &ui) in u.iter().enumerate() {
+        for (pj, r) in p.iter_mut().zip(rows) {
+            if let Some(&x) = r.get(i) {
+                *pj += x * ui;
+            }
+        }
+    }
 }
 
 /// Evaluate `ids` in consecutive windows of `window` tokens (at most `windows` of them) at each
@@ -195,4 +230,49 @@ pub fn eval_imported(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The power iteration before its projections ran side by side and on the pool.
+    fn leading_direction_one_by_one(rows: &[Vec<f32>], seed: u64) -> Vec<f32> {
+        let d = rows[0].len();
+        let mut rng = crate::analysis::rng::SplitMix64::new(seed ^ 0x9e37);
+        let mut u: Vec<f32> = (0..d).map(|_| rng.next_f64() as f32 - 0.5).collect();
+        for _ in 0..30 {
+            let mut next = vec![0f32; d];
+            for r in rows {
+                let p: f32 = r.iter().zip(&u).map(|(a, b)| a * b).sum();
+                for (n, &x) in next.iter_mut().zip(r) {
+                    *n += p * x;
+                }
+            }
+            let norm = next.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+            u = next.into_iter().map(|x| x / norm).collect();
+        }
+        u
+    }
+
+    /// Bit for bit the one-by-one result, at one thread and at three, with a zero row and a
+    /// number of rows that is not a multiple of eight.
+    #[test]
+    fn the_leading_direction_does_not_depend_on_the_threads() {
+        let mut rng = crate::analysis::rng::SplitMix64::new(4);
+        let mut rows: Vec<Vec<f32>> = (0..1001)
+            .map(|_| (0..29).map(|_| rng.next_f64() as f32 - 0.3).collect())
+            .collect();
+        rows[3] = vec![0.0; 29];
+        let want = leading_direction_one_by_one(&rows, 7);
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap_or_else(|e| panic!("{e}"));
+            let got = pool.install(|| leading_direction(&rows, 7));
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "{threads} threads");
+        }
+    }
 }
