@@ -12,7 +12,8 @@ use crate::train::recruit::profile::{otsu_separability, Profile, SEPARABILITY};
 use crate::train::recruit::recruiter::Recruiter;
 
 impl Recruiter {
-    /// A new block's name: its two most frequent tokens in the buffer.
+    /// A new block's name: its two most frequent tokens in the buffer, each as [`name_part`]
+    /// writes it (a block named after a newline token printed a line break into the log).
     pub(super) fn name_for(
         tokens: &[u32],
         counts: &BTreeMap<u32, usize>,
@@ -20,7 +21,11 @@ impl Recruiter {
     ) -> String {
         let mut ranked: Vec<u32> = tokens.to_vec();
         ranked.sort_by_key(|id| std::cmp::Reverse(counts.get(id).copied().unwrap_or(0)));
-        let words: Vec<String> = ranked.iter().take(2).map(|&id| tok.decode(&[id])).collect();
+        let words: Vec<String> = ranked
+            .iter()
+            .take(2)
+            .map(|&id| name_part(&tok.decode(&[id])))
+            .collect();
         words.join("·")
     }
 
@@ -236,4 +241,29 @@ fn grow_cluster(profile: &Profile, pool: &[u32], seed: u32) -> Vec<u32> {
         cluster = next;
     }
     cluster
+}
+
+/// A token as part of a block name, on one line: trimmed, control characters left out; a
+/// token of whitespace alone written with escapes (`\n`, `\t`) and a space as `␣`.
+pub(super) fn name_part(token: &str) -> String {
+    let t = token.trim();
+    if t.is_empty() {
+        return token.escape_debug().to_string().replace(' ', "␣");
+    }
+    t.chars().filter(|c| !c.is_control()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::name_part;
+
+    #[test]
+    fn block_names_stay_on_one_line() {
+        assert_eq!(name_part("\n"), "\\n");
+        assert_eq!(name_part(" "), "␣");
+        assert_eq!(name_part("\t\n"), "\\t\\n");
+        assert_eq!(name_part(" zuka"), "zuka");
+        assert_eq!(name_part("a\u{7}b"), "ab");
+        assert_eq!(name_part(","), ",");
+    }
 }
