@@ -1,8 +1,8 @@
 //! k-means over vectors (embedding rows), for block maps built by clustering (SPEC §3, source 2).
 //!
 //! k-means++ seeding from our own seeded RNG, then Lloyd iterations until assignments stop
-//! changing. Deterministic for a seed, dependency-free, and fast enough for vocabularies of a
-//! few tens of thousands of rows.
+//! changing. Deterministic for a seed (whatever the threads of rayon's pool), and fast enough
+//! for vocabularies of a few tens of thousands of rows.
 
 use rayon::prelude::*;
 
@@ -49,6 +49,20 @@ fn nearest(d: &[f64]) -> usize {
         .0
 }
 
+/// k-means++'s next seed: row i with probability d2[i] / Σ d2 (the last row when rounding
+/// leaves the draw past the end).
+fn weighted_pick(d2: &[f64], rng: &mut SplitMix64) -> usize {
+    let total: f64 = d2.iter().sum();
+    let mut target = rng.next_f64() * total;
+    for (i, &d) in d2.iter().enumerate() {
+        if target < d {
+            return i;
+        }
+        target -= d;
+    }
+    d2.len().saturating_sub(1)
+}
+
 /// Cluster `rows` into `k` groups; returns the cluster of each row (empty input → empty).
 /// Rows are measured on rayon's pool; every number is the one-thread computation's, so the
 /// result does not depend on the threads.
@@ -66,17 +80,9 @@ pub fn kmeans(rows: &[Vec<f32>], k: usize, max_iter: usize, seed: u64) -> Vec<us
     let first = centres.first().map(Vec::as_slice).unwrap_or(&[]);
     let mut d2: Vec<f64> = rows.par_iter().map(|r| dist2(r, first)).collect();
     while centres.len() < k {
-        let total: f64 = d2.iter().sum();
-        let mut target = rng.next_f64() * total;
-        let mut pick = n - 1;
-        for (i, &d) in d2.iter().enumerate() {
-            if target < d {
-                pick = i;
-                break;
-            }
-            target -= d;
-        }
-        let Some(c) = rows.get(pick) else { break };
+        let Some(c) = rows.get(weighted_pick(&d2, &mut rng)) else {
+            break;
+        };
         let c = c.clone();
         d2.par_iter_mut()
             .zip(rows.par_iter())
@@ -143,17 +149,7 @@ mod tests {
         let mut centres: Vec<Vec<f32>> = vec![rows[rng.below(n)].clone()];
         let mut d2: Vec<f64> = rows.iter().map(|r| dist2(r, &centres[0])).collect();
         while centres.len() < k {
-            let total: f64 = d2.iter().sum();
-            let mut target = rng.next_f64() * total;
-            let mut pick = n - 1;
-            for (i, &d) in d2.iter().enumerate() {
-                if target < d {
-                    pick = i;
-                    break;
-                }
-                target -= d;
-            }
-            let c = rows[pick].clone();
+            let c = rows[weighted_pick(&d2, &mut rng)].clone();
             for (d, r) in d2.iter_mut().zip(rows) {
                 *d = d.min(dist2(r, &c));
             }
