@@ -6,9 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use localist::data::{
-    join_words, load_corpus, sequential_offsets, split_words, train_val_split, CharTokenizer,
-    CorpusError, Domain, Lexicon, LexiconError, SyntheticCorpus, SyntheticSpec, Tokenizer,
-    TokenizerError, TokenizerSpec, WordTokenizer, UNK_TOKEN,
+    join_words, load_corpus, sequential_offsets, split_words, split_words_with, train_val_split,
+    CharTokenizer, CorpusError, Domain, Lexicon, LexiconError, SyntheticCorpus, SyntheticSpec,
+    Tokenizer, TokenizerError, TokenizerSpec, WordSplit, WordTokenizer, UNK_TOKEN,
 };
 use proptest::prelude::*;
 
@@ -67,6 +67,58 @@ fn split_words_keeps_numbers_dates_and_codes_whole() {
 }
 
 #[test]
+fn words_of_any_script_stay_whole() {
+    let u = |t| split_words_with(t, WordSplit::Unicode);
+    assert_eq!(
+        u("Größe über naïve café."),
+        ["Größe", "über", "naïve", "café", "."]
+    );
+    assert_eq!(
+        u("Москва и Київ, 2024"),
+        ["Москва", "и", "Київ", ",", "2024"]
+    );
+    assert_eq!(u("Αθήνα ελληνικά"), ["Αθήνα", "ελληνικά"]);
+    // Combining marks stay with their letter (a decomposed é; Arabic vowel signs; Devanagari).
+    assert_eq!(u("cafe\u{301} x"), ["cafe\u{301}", "x"]);
+    assert_eq!(u("كَتَبَ الوَلَدُ"), ["كَتَبَ", "الوَلَدُ"]);
+    assert_eq!(u("नमस्ते दुनिया"), ["नमस्ते", "दुनिया"]);
+    // Joiners as in the ASCII rule, plus the typographic apostrophe and the hyphen.
+    assert_eq!(u("don’t l'été 1,5 a‐b"), ["don’t", "l'été", "1,5", "a‐b"]);
+    assert_eq!(u("été."), ["été", "."]);
+    // Scripts without spaces: a token per character; punctuation and symbols alone.
+    assert_eq!(u("你好世界。"), ["你", "好", "世", "界", "。"]);
+    assert_eq!(
+        u("ひらがなカタカナ"),
+        ["ひ", "ら", "が", "な", "カ", "タ", "カ", "ナ"]
+    );
+    assert_eq!(u("€5 «oui» 🙂"), ["€", "5", "«", "oui", "»", "🙂"]);
+    // The ASCII rule cut such words into pieces (kept for vocabularies fitted with it).
+    assert_eq!(split_words("Größe"), ["Gr", "ö", "ß", "e"]);
+}
+
+#[test]
+fn a_fitted_vocabulary_keeps_its_rule_and_an_old_one_reads_ascii() {
+    let text = "Größe und Größe\nder Bäcker";
+    let t = WordTokenizer::fit(text, 1, 100);
+    assert_eq!(t.vocab(), ["<unk>", "\n", "Größe", "Bäcker", "der", "und"]);
+    let json = serde_json::to_string(&t.spec()).unwrap();
+    assert!(json.contains(r#""split":"unicode""#), "{json}");
+    let back: TokenizerSpec = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.build().unwrap().encode("der Größe"), vec![4, 2]);
+    // A spec stored before the rule had a name reads with the ASCII rule it was fitted with.
+    let old: TokenizerSpec =
+        serde_json::from_str(r#"{"kind":"Word","vocab":["<unk>","\n","Gr","ö","ß","e"]}"#).unwrap();
+    assert!(matches!(
+        old,
+        TokenizerSpec::Word {
+            split: WordSplit::Ascii,
+            ..
+        }
+    ));
+    assert_eq!(old.build().unwrap().encode("Größe"), vec![2, 3, 4, 5]);
+}
+
+#[test]
 fn fit_orders_by_count_then_alphabet_and_respects_limits() {
     let text = "b a b c\na";
     // counts: a 2, b 2, c 1 -> a before b (tie, alphabetical), then c.
@@ -114,6 +166,7 @@ fn spec_serde_round_trip_rebuilds_the_same_tokenizer() {
 fn malformed_word_vocab_is_rejected() {
     let bad = TokenizerSpec::Word {
         vocab: vec!["x".into()],
+        split: WordSplit::Unicode,
     };
     assert!(matches!(
         bad.build().err(),
@@ -586,6 +639,26 @@ proptest! {
         // Joining and splitting again gives the same tokens.
         let joined = join_words(&words);
         prop_assert_eq!(split_words(&joined), words);
+    }
+
+    #[test]
+    fn the_unicode_rule_never_panics_and_joins_back(s in any::<String>()) {
+        let words = split_words_with(&s, WordSplit::Unicode);
+        let mut cursor = 0usize;
+        for w in &words {
+            prop_assert!(!w.is_empty());
+            prop_assert!(*w == "\n" || !w.chars().any(char::is_whitespace));
+            let offset = w.as_ptr() as usize - s.as_ptr() as usize;
+            prop_assert!(offset >= cursor);
+            cursor = offset + w.len();
+        }
+        let joined = join_words(&words);
+        prop_assert_eq!(split_words_with(&joined, WordSplit::Unicode), words);
+    }
+
+    #[test]
+    fn the_two_rules_agree_on_ascii_text(s in "[ -~\t\r\n]{0,60}") {
+        prop_assert_eq!(split_words_with(&s, WordSplit::Unicode), split_words(&s));
     }
 
     #[test]

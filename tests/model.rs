@@ -1349,6 +1349,7 @@ fn tokenizer_larger_than_vocab_size_is_refused_with_both_numbers() {
             .iter()
             .map(|s| s.to_string())
             .collect(),
+        split: localist::data::WordSplit::Unicode,
     };
     for spec in [TokenizerSpec::Char, word.clone()] {
         let value = serde_json::to_value(&spec).unwrap();

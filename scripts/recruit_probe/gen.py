@@ -3,9 +3,20 @@
 # up), segments of a topic chosen at random (a topic may follow itself), 3-6 segments a
 # document, and a fraction TP of topic words from the document's theme, the rest from the whole
 # topic (ours: only theme words). Usage:
-#   python3 gen.py SEED K DOCS FUNCTION_RATE MARKERS(0|1) THEME SEG_MIN SEG_MAX REAL(0|1) OUT.txt TRUTH.tsv [TP=0.7]
+#   python3 gen.py SEED K DOCS FUNCTION_RATE MARKERS(0|1) THEME SEG_MIN SEG_MAX REAL(0|1) OUT.txt TRUTH.tsv [TP=0.7] [SCRIPT=latin]
+# SCRIPT (made-up words only) is latin, accented (French-like, with French function words),
+# cyrillic (Russian function words) or greek (Greek function words): text users bring is not
+# always ASCII.
 import random, sys
-def gen(seed, K, docs, fw_rate, markers, theme, seg, real, out, truth, TP=0.7):
+SCRIPTS = {
+    "accented": (["ké","lò","mî","rü","té","zœ","pà","né","sï","vû","gô","hà","bé","dù","fì","jø","wä","xè","çi","yö"],
+                 "le la les de des et à un une du en est qui que pour dans où été".split()),
+    "cyrillic": (["ка","ло","ми","ру","те","зо","па","не","си","ву","го","ха","бе","ду","фи","жо","ша","чу","щи","ю"],
+                 "и в не на что с как а по за от из у к о же бы до".split()),
+    "greek": (["κα","λο","μι","ρυ","τε","ζο","πα","νε","σι","βυ","γο","χα","βε","δυ","φι","ξο","ψα","θε","ωμ","ηρ"],
+              "και το να η ο της του σε με για τα των που την από στο θα δεν".split()),
+}
+def gen(seed, K, docs, fw_rate, markers, theme, seg, real, out, truth, TP=0.7, script="latin"):
     r = random.Random(seed)
     syl = ["ka","lo","mi","ru","te","zo","pa","ne","si","vu","go","ha","be","du","fi","jo","wa","xe","qi","yo"]
     real_topics = [
@@ -19,6 +30,8 @@ def gen(seed, K, docs, fw_rate, markers, theme, seg, real, out, truth, TP=0.7):
         "bread cheese butter flour sugar honey salt pepper yeast cream milk egg oil vinegar rice pasta bean soup stew sauce".split(),
     ]
     fws = "the of and a to in is it that with as for on by at from this was".split()
+    if script != "latin" and not real:
+        syl, fws = SCRIPTS[script]
     topics = []
     used = set()
     for k in range(K):
@@ -45,11 +58,11 @@ def gen(seed, K, docs, fw_rate, markers, theme, seg, real, out, truth, TP=0.7):
                 if r.random() < fw_rate: words.append(r.choice(fws))
                 else: words.append(r.choice(themes[k]) if r.random() < TP else r.choice(topics[k]))
         lines.append(" ".join(words))
-    open(out, "w").write("\n".join(lines) + "\n")
-    with open(truth, "w") as f:
+    open(out, "w", encoding="utf-8").write("\n".join(lines) + "\n")
+    with open(truth, "w", encoding="utf-8") as f:
         for k in range(K):
             for w in topics[k]: f.write(f"{w}\t{k}\n")
             if markers: f.write(f"{mk[k]}\t{k}\n")
 if __name__ == "__main__":
     a = sys.argv
-    gen(int(a[1]), int(a[2]), int(a[3]), float(a[4]), a[5]=="1", int(a[6]), (int(a[7]), int(a[8])), a[9]=="1", a[10], a[11], float(a[12]) if len(a) > 12 else 0.7)
+    gen(int(a[1]), int(a[2]), int(a[3]), float(a[4]), a[5]=="1", int(a[6]), (int(a[7]), int(a[8])), a[9]=="1", a[10], a[11], float(a[12]) if len(a) > 12 else 0.7, a[13] if len(a) > 13 else "latin")

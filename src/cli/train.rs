@@ -19,7 +19,8 @@ use crate::engine::{AdamWConfig, Sampling, TrainConfig};
 pub enum TokenizerArg {
     /// 96-symbol characters (the reference vocabulary).
     Char,
-    /// Words fitted on the corpus.
+    /// Words fitted on the corpus (letters and digits of any script; Chinese, Japanese and
+    /// Thai one character a token).
     Word,
 }
 

@@ -10,11 +10,12 @@ pub mod synthetic;
 pub mod synthetic_vocab;
 pub mod tokenizer;
 pub mod topics;
+pub mod words;
 
 pub use corpus::{load_corpus, sequential_offsets, train_val_split, CorpusError};
 pub use lexicon::{Lexicon, LexiconEntry, LexiconError};
 pub use synthetic::{Domain, SyntheticCorpus, SyntheticSpec};
 pub use tokenizer::{
-    join_words, split_words, CharTokenizer, Tokenizer, TokenizerError, TokenizerSpec,
-    WordTokenizer, NEWLINE_TOKEN, UNK_TOKEN,
+    join_words, split_words, split_words_with, CharTokenizer, Tokenizer, TokenizerError,
+    TokenizerSpec, WordSplit, WordTokenizer, NEWLINE_TOKEN, UNK_TOKEN,
 };

@@ -16,14 +16,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+pub use super::words::{join_words, split_words, split_words_with, WordSplit};
+
 /// The token that unknown words map to; always id 0 of a [`WordTokenizer`].
 pub const UNK_TOKEN: &str = "<unk>";
 
 /// The newline token; always id 1 of a [`WordTokenizer`] and id 0 of the [`CharTokenizer`].
 pub const NEWLINE_TOKEN: &str = "\n";
-
-/// Characters that may join two alphanumeric runs inside one word token (`250.00`, `don't`).
-const JOINERS: [u8; 6] = [b'.', b',', b'-', b':', b'/', b'\''];
 
 /// Text ↔ vocabulary ids. Implementations are immutable and shareable across threads.
 pub trait Tokenizer: Send + Sync {
@@ -92,6 +91,10 @@ pub enum TokenizerSpec {
     Word {
         /// Surface strings in id order; id 0 is `<unk>`.
         vocab: Vec<String>,
+        /// The word rule the vocabulary was fitted with; `ascii` when absent (vocabularies
+        /// stored before the Unicode rule existed).
+        #[serde(default)]
+        split: WordSplit,
     },
 }
 
@@ -100,9 +103,10 @@ impl TokenizerSpec {
     pub fn build(&self) -> Result<Box<dyn Tokenizer>, TokenizerError> {
         match self {
             TokenizerSpec::Char => Ok(Box::new(CharTokenizer)),
-            TokenizerSpec::Word { vocab } => {
-                Ok(Box::new(WordTokenizer::from_vocab(vocab.clone())?))
-            }
+            TokenizerSpec::Word { vocab, split } => Ok(Box::new(WordTokenizer::from_vocab_with(
+                vocab.clone(),
+                *split,
+            )?)),
         }
     }
 
@@ -110,7 +114,7 @@ impl TokenizerSpec {
     pub fn num_tokens(&self) -> usize {
         match self {
             TokenizerSpec::Char => CharTokenizer::VOCAB_SIZE,
-            TokenizerSpec::Word { vocab } => vocab.len(),
+            TokenizerSpec::Word { vocab, .. } => vocab.len(),
         }
     }
 
@@ -196,92 +200,22 @@ impl Tokenizer for CharTokenizer {
     }
 }
 
-/// Split `text` into word tokens (borrowed slices of `text`, in order).
-///
-/// The rule, shared by [`WordTokenizer`] and the synthetic corpus:
-/// - a token is a maximal run of ASCII alphanumerics that may contain single `.` `,` `-` `:`
-///   `/` `'` characters *between two alphanumerics* — so `250.00`, `1,250.50`, `2024-03-05`,
-///   `ACC-4821` and `don't` are one token each, while a sentence-final `.` is its own token;
-/// - `'\n'` is a token;
-/// - any other whitespace separates tokens and is dropped;
-/// - every other character (punctuation, non-ASCII letters) is a one-character token.
-///
-/// No token is ever empty.
-pub fn split_words(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut chars = text.char_indices().peekable();
-    while let Some((start, c)) = chars.next() {
-        if c.is_whitespace() && c != '\n' {
-            continue;
-        }
-        let end = if c.is_ascii_alphanumeric() {
-            word_end(text.as_bytes(), start)
-        } else {
-            start + c.len_utf8()
-        };
-        // Skip the characters a word run consumed (ASCII only, so byte positions are char ends).
-        while chars.peek().is_some_and(|&(i, _)| i < end) {
-            chars.next();
-        }
-        if let Some(token) = text.get(start..end) {
-            out.push(token);
-        }
-    }
-    out
-}
-
-/// End (exclusive byte offset) of the word run that starts with an ASCII alphanumeric at
-/// `start`. Alphanumerics and joiners are ASCII, so byte-wise scanning is exact even next to
-/// multi-byte characters (whose bytes are all >= 0x80).
-fn word_end(bytes: &[u8], start: usize) -> usize {
-    let mut end = start + 1;
-    loop {
-        let next = bytes.get(end).copied();
-        let after = bytes.get(end + 1).copied();
-        match (next, after) {
-            (Some(a), _) if a.is_ascii_alphanumeric() => end += 1,
-            (Some(j), Some(a)) if JOINERS.contains(&j) && a.is_ascii_alphanumeric() => end += 2,
-            _ => return end,
-        }
-    }
-}
-
-/// Join word tokens back into text: single spaces between tokens, none around `"\n"`.
-///
-/// `split_words(&join_words(ws)) == ws` whenever every `w` is itself a single token.
-pub fn join_words<S: AsRef<str>>(words: &[S]) -> String {
-    let mut text = String::new();
-    let mut after_newline = true;
-    for word in words {
-        let word = word.as_ref();
-        if word == NEWLINE_TOKEN {
-            after_newline = true;
-        } else {
-            if !after_newline {
-                text.push(' ');
-            }
-            after_newline = false;
-        }
-        text.push_str(word);
-    }
-    text
-}
-
 /// A word-level vocabulary fitted to a corpus: id 0 = `<unk>`, id 1 = `"\n"`, then tokens by
 /// descending frequency (ties in byte order, so fitting is deterministic).
 #[derive(Clone, Debug, PartialEq)]
 pub struct WordTokenizer {
     vocab: Vec<String>,
     ids: HashMap<String, u32>,
+    split: WordSplit,
 }
 
 impl WordTokenizer {
-    /// Fit a vocabulary to `text` (tokens from [`split_words`]). Tokens seen fewer than
-    /// `min_count` times are left out; `max_vocab` caps the total size *including* `<unk>` and
-    /// `"\n"` (it is raised to 2 if smaller).
+    /// Fit a vocabulary to `text` (tokens of the Unicode rule, [`WordSplit::Unicode`]). Tokens
+    /// seen fewer than `min_count` times are left out; `max_vocab` caps the total size
+    /// *including* `<unk>` and `"\n"` (it is raised to 2 if smaller).
     pub fn fit(text: &str, min_count: usize, max_vocab: usize) -> Self {
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for word in split_words(text) {
+        for word in split_words_with(text, WordSplit::Unicode) {
             if word != NEWLINE_TOKEN && word != UNK_TOKEN {
                 *counts.entry(word).or_insert(0) += 1;
             }
@@ -296,11 +230,22 @@ impl WordTokenizer {
         let mut vocab = vec![UNK_TOKEN.to_string(), NEWLINE_TOKEN.to_string()];
         vocab.extend(ranked.into_iter().take(room).map(|(w, _)| w.to_string()));
         let ids = index_vocab(&vocab);
-        Self { vocab, ids }
+        Self {
+            vocab,
+            ids,
+            split: WordSplit::Unicode,
+        }
     }
 
-    /// Rebuild from a stored vocabulary (id order), checking it is well formed.
+    /// Rebuild from a stored vocabulary (id order) of the Unicode rule, checking it is well
+    /// formed.
     pub fn from_vocab(vocab: Vec<String>) -> Result<Self, TokenizerError> {
+        Self::from_vocab_with(vocab, WordSplit::Unicode)
+    }
+
+    /// Rebuild from a stored vocabulary (id order) fitted with `split`, checking it is well
+    /// formed.
+    pub fn from_vocab_with(vocab: Vec<String>, split: WordSplit) -> Result<Self, TokenizerError> {
         if vocab.first().map(String::as_str) != Some(UNK_TOKEN) {
             return Err(TokenizerError::FirstNotUnk {
                 found: vocab.first().cloned(),
@@ -323,7 +268,7 @@ impl WordTokenizer {
             }
             ids.insert(token.clone(), id);
         }
-        Ok(Self { vocab, ids })
+        Ok(Self { vocab, ids, split })
     }
 
     /// The vocabulary in id order.
@@ -335,6 +280,7 @@ impl WordTokenizer {
     pub fn spec(&self) -> TokenizerSpec {
         TokenizerSpec::Word {
             vocab: self.vocab.clone(),
+            split: self.split,
         }
     }
 }
@@ -346,7 +292,7 @@ fn index_vocab(vocab: &[String]) -> HashMap<String, u32> {
 impl Tokenizer for WordTokenizer {
     /// Words outside the vocabulary become id 0 (`<unk>`).
     fn encode(&self, text: &str) -> Vec<u32> {
-        split_words(text)
+        split_words_with(text, self.split)
             .into_iter()
             .map(|w| self.ids.get(w).copied().unwrap_or(0))
             .collect()
