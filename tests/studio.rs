@@ -1756,3 +1756,61 @@ fn a_preview_capture_is_marked_until_the_exact_one_arrives() {
     assert_eq!(h.query_all_by_label_contains("(preview)").count(), 0);
     assert_eq!(exports(&h), before);
 }
+
+#[test]
+fn fallback_fonts_are_checked_and_a_broken_one_does_not_take_the_window_down() {
+    use localist::studio::fonts::{add_files, fallback_files, looks_like_font};
+    let tmp = tempfile::tempdir().unwrap();
+    // Starts like a TrueType file, then garbage.
+    let broken = tmp.path().join("broken.ttf");
+    std::fs::write(&broken, b"\x00\x01\x00\x00 not really a font").unwrap();
+    let notes = tmp.path().join("notes.txt");
+    std::fs::write(&notes, b"hello").unwrap();
+    let missing = tmp.path().join("missing.ttf");
+    let env = [&missing, &broken, &notes]
+        .map(|p| p.display().to_string())
+        .join(":");
+    let files = fallback_files(Some(&env));
+    // The user's readable files come first, in order; a missing one is skipped.
+    assert_eq!(
+        files.get(..2),
+        Some([broken.clone(), notes.clone()].as_slice())
+    );
+    assert!(!files.contains(&missing));
+    assert!(looks_like_font(b"OTTO\x00\x0a") && looks_like_font(b"ttcf"));
+    assert!(!looks_like_font(b"hello") && !looks_like_font(b""));
+    let ctx = egui::Context::default();
+    // The text file is refused by its header; the broken font is handed to egui.
+    assert_eq!(add_files(&ctx, &[broken.clone(), notes]), vec![broken]);
+    // Laying out text of scripts the bundled fonts lack, with the broken font installed, must
+    // not panic (egui reports the font's parse error and draws boxes).
+    for _ in 0..2 {
+        let _ = ctx.run_ui(egui::RawInput::default(), |ui| {
+            ui.label("你好 نص नमस्ते");
+        });
+    }
+    // With the machine's own fallback fonts, a CJK glyph is found when the machine has one.
+    let system: Vec<PathBuf> = fallback_files(None);
+    let ctx = egui::Context::default();
+    let added = add_files(&ctx, &system);
+    assert_eq!(added, system, "every candidate found here is a font file");
+    let _ = ctx.run_ui(egui::RawInput::default(), |ui| {
+        ui.label("x");
+    });
+    let has = |ctx: &egui::Context, c| {
+        ctx.fonts_mut(|f| f.has_glyph(&egui::FontId::proportional(14.0), c))
+    };
+    let bare = egui::Context::default();
+    let _ = bare.run_ui(egui::RawInput::default(), |ui| {
+        ui.label("x");
+    });
+    assert!(!has(&bare, '你'), "egui's bundled fonts have no CJK");
+    let cjk_font = system.iter().any(|p| {
+        let name = p.to_string_lossy();
+        name.contains("CJK") || name.contains("DroidSansFallback") || name.contains("wqy")
+    });
+    if cjk_font {
+        assert!(has(&ctx, '你'), "fonts added: {system:?}");
+    }
+    assert!(has(&ctx, 'a'), "the bundled fonts still come first");
+}

@@ -4,12 +4,13 @@
 //!
 //! Imports run one way, top to bottom: `app` (and its parts under `app/`) draws the panels;
 //! `panels` draw from the shared state and never import each other or the app; below them sit
-//! `state`, `session`, `settings`, `tab`, `text`, `widgets`, `export` and
+//! `state`, `session`, `settings`, `tab`, `text`, `widgets`, `export`, `fonts` and
 //! `gpu_heatmap`, which import neither the panels nor the app.
 
 pub mod app;
 pub mod export;
 pub mod file_browser;
+pub mod fonts;
 pub mod gpu_heatmap;
 pub mod panels;
 pub mod session;
@@ -51,6 +52,12 @@ pub fn run(checkpoint: Option<PathBuf>) -> Result<()> {
                         "CPU textures (no wgpu render state)"
                     }
                 );
+                let fonts = fonts::add_fallbacks(&cc.egui_ctx);
+                if !fonts.is_empty() {
+                    let names: Vec<String> =
+                        fonts.iter().map(|p| p.display().to_string()).collect();
+                    eprintln!("fallback fonts: {}", names.join(", "));
+                }
                 let mut app = app::StudioApp::new(&cc.egui_ctx, ck)
                     .with_storage(cc.storage)
                     .with_signals();
