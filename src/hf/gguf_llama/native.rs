@@ -61,7 +61,7 @@ impl GgufLlama {
         if t > c.context {
             return Some(Err(ModelError::TooLong(t, c.context)));
         }
-        from_pool_thread(|| {
+        crate::model::native::awake::with_pool_awake(|| {
             self.with_weights(|w, starts| {
                 self.run(ids, biases, (keep_scores, logits), (w, starts), fast)
             })
@@ -187,18 +187,6 @@ impl GgufLlama {
             }
         }
         (cos, sin)
-    }
-}
-
-/// `f` on a thread of rayon's pool when the pool has several threads and this is not one
-/// of them: the pass's parallel parts (a few per layer) then split from a pool thread, whose
-/// partner takes its share from the pool's queue, instead of each part being handed to the
-/// pool while the calling thread sleeps until it ends (a sleep and a wake-up per part).
-fn from_pool_thread<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if rayon::current_num_threads() > 1 && rayon::current_thread_index().is_none() {
-        rayon::scope(|_| f())
-    } else {
-        f()
     }
 }
 

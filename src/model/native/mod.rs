@@ -17,6 +17,7 @@
 //! [`AttentionTerm`] (the off-block group lasso, the anchor loss). Anything else (the rule
 //! penalty, another device) stays on the candle path.
 
+pub mod awake;
 mod backward;
 pub mod bf16;
 pub(crate) mod cols;
