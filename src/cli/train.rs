@@ -19,8 +19,7 @@ use crate::engine::{AdamWConfig, Sampling, TrainConfig};
 pub enum TokenizerArg {
     /// 96-symbol characters (the reference vocabulary).
     Char,
-    /// Words fitted on the corpus (letters and digits of any script; Chinese, Japanese and
-    /// Thai one character a token).
+    /// Words fitted on the corpus (letters of any script; Chinese, Thai: a character each).
     Word,
 }
 
