@@ -57,6 +57,52 @@ fn bad_corpora_are_named_and_leave_no_checkpoint() {
 }
 
 #[test]
+fn a_text_the_tokenizer_cannot_read_is_refused_not_trained_on() {
+    let dir = tempfile::tempdir().unwrap();
+    // Chinese under the 96-symbol character tokenizer: every character would be '?' (trained
+    // anyway, it reported perplexity 1.36 and top-1 97.6%).
+    let zh = dir.path().join("zh.txt");
+    let line = "你好世界，这是一段中文文本。我们在这里训练模型。\n";
+    std::fs::write(&zh, format!("An English title\n{}", line.repeat(40))).unwrap();
+    let out = dir.path().join("ck");
+    let o = localist(&train_args(zh.to_str().unwrap(), out.to_str().unwrap()));
+    assert_fails_with(
+        &o,
+        &["zh.txt", "'?'", "\"你\"", "line 2", "--tokenizer word"],
+    );
+    assert!(!out.exists(), "a checkpoint was written");
+    // The same text with word tokens trains.
+    let mut args = train_args(zh.to_str().unwrap(), out.to_str().unwrap());
+    args.extend(["--tokenizer", "word"]);
+    let o = localist(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A model's word vocabulary on a text of other words: refused, naming the first word.
+    let other = dir.path().join("other.txt");
+    std::fs::write(&other, "alpha beta gamma delta\n".repeat(200)).unwrap();
+    let o = localist(&[
+        "eval",
+        "-c",
+        "sample_models/tiny-clinical",
+        "--corpus",
+        other.to_str().unwrap(),
+        "--lambda",
+        "0",
+    ]);
+    assert_fails_with(&o, &["other.txt", "<unk>", "\"alpha\"", "line 1"]);
+    // Some characters outside the 96 (an accented name in English text) only warn.
+    let some = dir.path().join("some.txt");
+    std::fs::write(
+        &some,
+        "The café on the corner sells bread and coffee.\n".repeat(80),
+    )
+    .unwrap();
+    let out2 = dir.path().join("ck2");
+    let o = localist(&train_args(some.to_str().unwrap(), out2.to_str().unwrap()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+}
+
+#[test]
 fn unknown_preset_and_lambda_out_of_range_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ck");

@@ -16,6 +16,7 @@ use crate::data::synthetic::{SyntheticCorpus, SyntheticSpec};
 use crate::data::tokenizer::{CharTokenizer, Tokenizer, TokenizerSpec, WordTokenizer};
 /// The topic corpus family, as the faces name it (`localist corpus-gen` writes one).
 pub use crate::data::topics::{TopicCorpus, TopicSpec, MAX_TOPICS};
+use crate::engine::coverage::{coverage, MAX_UNKNOWN_FRACTION, WARN_UNKNOWN_FRACTION};
 use crate::model::blocks::BlockMap;
 use crate::train::dataset::TokenStream;
 
@@ -125,7 +126,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Load and tokenize a corpus. `tokenizer` may be given (a checkpoint's) to reuse its ids.
+/// Most words a vocabulary fitted on a corpus keeps (with `<unk>` and the newline).
+pub const MAX_WORD_VOCAB: usize = 8192;
+
+/// Load and tokenize a corpus. `tokenizer` may be given (a checkpoint's) to reuse its ids. A
+/// text the tokenizer mostly cannot represent is refused (see [`super::coverage`]).
 pub fn prepare_corpus(
     source: &CorpusSource,
     kind: TokenizerKind,
@@ -163,11 +168,23 @@ pub fn prepare_corpus(
         Some(spec) => spec.clone(),
         None => match (kind, source) {
             (TokenizerKind::Char, CorpusSource::File { .. }) => CharTokenizer.spec(),
-            _ => WordTokenizer::fit(&text, 1, 8192).spec(),
+            _ => WordTokenizer::fit(&text, 1, MAX_WORD_VOCAB).spec(),
         },
     };
     let tok = spec.build().context("building the tokenizer")?;
     let ids = tok.encode(&text);
+    let cov = coverage(&text, &spec);
+    if cov.fraction() > WARN_UNKNOWN_FRACTION {
+        let what = match source {
+            CorpusSource::File { path } => format!("corpus {}", path.display()),
+            _ => "the generated corpus".to_string(),
+        };
+        let said = format!("{what}: {}", cov.describe(&spec, tokenizer.is_none()));
+        if cov.fraction() > MAX_UNKNOWN_FRACTION {
+            bail!("{said}");
+        }
+        eprintln!("warning: {said}");
+    }
     if !targets.is_empty() && targets.len() != ids.len() {
         bail!(
             "synthetic corpus: {} pointer targets for {} tokens (tokenizer mismatch)",

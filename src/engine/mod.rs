@@ -10,6 +10,7 @@ pub mod audit;
 pub mod codelength;
 pub mod compare;
 pub mod corpus;
+pub mod coverage;
 pub mod export;
 pub mod figures;
 pub mod generate;

@@ -1,0 +1,108 @@
+//! How much of a text a tokenizer can represent, checked before training or evaluating on it.
+//!
+//! **Why.** The character tokenizer has the reference trainer's 96 symbols (printable ASCII and
+//! newline): every other character becomes `?`. Trained on Chinese text, a model saw only `?`
+//! and spaces, and reported held-out perplexity 1.36 and top-1 97.6%: a perfect score for
+//! nothing. A word vocabulary taken from a checkpoint does the same on a text of other words
+//! (everything `<unk>`). So a text whose tokens are mostly unrepresentable is refused with the
+//! share, the first such character or word and its line, and what to do instead; above
+//! [`WARN_UNKNOWN_FRACTION`] a warning says the same and the run goes on.
+
+use crate::data::tokenizer::{split_words_with, CharTokenizer, TokenizerSpec, NEWLINE_TOKEN};
+
+/// Share of a text's tokens (newlines and spaces not counted) that a tokenizer cannot
+/// represent above which the text is refused.
+pub const MAX_UNKNOWN_FRACTION: f64 = 0.5;
+
+/// Share above which a warning is given.
+pub const WARN_UNKNOWN_FRACTION: f64 = 0.05;
+
+/// How much of a text a tokenizer represents.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Coverage {
+    /// Tokens it cannot represent (characters that become `?`, words that become `<unk>`).
+    pub unknown: usize,
+    /// Tokens counted (characters other than whitespace; words other than newlines).
+    pub total: usize,
+    /// The first unrepresentable token and its 1-based line.
+    pub first: Option<(String, usize)>,
+}
+
+impl Coverage {
+    /// The unrepresentable share (0 for an empty text).
+    pub fn fraction(&self) -> f64 {
+        self.unknown as f64 / self.total.max(1) as f64
+    }
+
+    /// A sentence for a person: how much is lost, where it starts, and what to do (`fitted`:
+    /// the word vocabulary was fitted on this text, not taken from a model).
+    pub fn describe(&self, spec: &TokenizerSpec, fitted: bool) -> String {
+        let first = self.first.as_ref().map_or(String::new(), |(t, line)| {
+            format!(" (the first, {t:?}, on line {line})")
+        });
+        let (what, remedy) = match spec {
+            TokenizerSpec::Char => (
+                "characters outside the character tokenizer's 96 symbols (printable ASCII and \
+                 newline) and would all be read as '?'",
+                "train with --tokenizer word, which takes letters of any script",
+            ),
+            TokenizerSpec::Word { vocab, .. } if fitted => (
+                "words outside the vocabulary fitted on it and would all be read as <unk>",
+                if vocab.len() >= crate::engine::corpus::MAX_WORD_VOCAB {
+                    "the vocabulary keeps the most frequent words only: this text has too many \
+                     distinct ones for a word model (try --tokenizer char)"
+                } else {
+                    "check the text's encoding and contents"
+                },
+            ),
+            TokenizerSpec::Word { .. } => (
+                "words outside this model's vocabulary and would all be read as <unk>",
+                "use a text in the model's language and domain, or train a new model on this one",
+            ),
+        };
+        format!(
+            "{:.1}% of its tokens ({} of {}) are {what}{first}; {remedy}",
+            100.0 * self.fraction(),
+            self.unknown,
+            self.total
+        )
+    }
+}
+
+/// How much of `text` the tokenizer of `spec` represents.
+pub fn coverage(text: &str, spec: &TokenizerSpec) -> Coverage {
+    let mut cov = Coverage {
+        unknown: 0,
+        total: 0,
+        first: None,
+    };
+    match spec {
+        TokenizerSpec::Char => {
+            for (n, line) in text.split('\n').enumerate() {
+                for c in line.chars().filter(|c| !c.is_whitespace()) {
+                    cov.total += 1;
+                    if c != '?' && CharTokenizer::char_id(c) == CharTokenizer::REPLACEMENT_ID {
+                        cov.unknown += 1;
+                        cov.first.get_or_insert_with(|| (c.to_string(), n + 1));
+                    }
+                }
+            }
+        }
+        TokenizerSpec::Word { vocab, split } => {
+            let known: std::collections::HashSet<&str> = vocab.iter().map(String::as_str).collect();
+            let mut line = 1;
+            for w in split_words_with(text, *split) {
+                if w == NEWLINE_TOKEN {
+                    line += 1;
+                    continue;
+                }
+                cov.total += 1;
+                if !known.contains(w) {
+                    cov.unknown += 1;
+                    cov.first.get_or_insert_with(|| (w.to_string(), line));
+                }
+            }
+        }
+    }
+    cov
+}
