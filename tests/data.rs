@@ -626,34 +626,21 @@ fn synthetic_files_round_trip_through_the_loaders() {
 proptest! {
     #[test]
     fn split_words_never_panics_or_yields_empty_tokens(s in any::<String>()) {
-        let words = split_words(&s);
-        let mut cursor = 0usize;
-        for w in &words {
-            prop_assert!(!w.is_empty());
-            prop_assert!(*w == "\n" || !w.chars().any(char::is_whitespace));
-            // Tokens are slices of the input, in order, without overlap.
-            let offset = w.as_ptr() as usize - s.as_ptr() as usize;
-            prop_assert!(offset >= cursor);
-            cursor = offset + w.len();
+        for rule in [WordSplit::Ascii, WordSplit::Unicode] {
+            let words = split_words_with(&s, rule);
+            let mut cursor = 0usize;
+            for w in &words {
+                prop_assert!(!w.is_empty());
+                prop_assert!(*w == "\n" || !w.chars().any(char::is_whitespace));
+                // Tokens are slices of the input, in order, without overlap.
+                let offset = w.as_ptr() as usize - s.as_ptr() as usize;
+                prop_assert!(offset >= cursor);
+                cursor = offset + w.len();
+            }
+            // Joining and splitting again gives the same tokens.
+            let joined = join_words(&words);
+            prop_assert_eq!(split_words_with(&joined, rule), words);
         }
-        // Joining and splitting again gives the same tokens.
-        let joined = join_words(&words);
-        prop_assert_eq!(split_words(&joined), words);
-    }
-
-    #[test]
-    fn the_unicode_rule_never_panics_and_joins_back(s in any::<String>()) {
-        let words = split_words_with(&s, WordSplit::Unicode);
-        let mut cursor = 0usize;
-        for w in &words {
-            prop_assert!(!w.is_empty());
-            prop_assert!(*w == "\n" || !w.chars().any(char::is_whitespace));
-            let offset = w.as_ptr() as usize - s.as_ptr() as usize;
-            prop_assert!(offset >= cursor);
-            cursor = offset + w.len();
-        }
-        let joined = join_words(&words);
-        prop_assert_eq!(split_words_with(&joined, WordSplit::Unicode), words);
     }
 
     #[test]
