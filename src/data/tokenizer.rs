@@ -21,6 +21,9 @@ pub use super::words::{join_words, split_words, split_words_with, WordSplit};
 /// The token that unknown words map to; always id 0 of a [`WordTokenizer`].
 pub const UNK_TOKEN: &str = "<unk>";
 
+/// Most words a vocabulary fitted on a training corpus keeps (with `<unk>` and the newline).
+pub const MAX_WORD_VOCAB: usize = 8192;
+
 /// The newline token; always id 1 of a [`WordTokenizer`] and id 0 of the [`CharTokenizer`].
 pub const NEWLINE_TOKEN: &str = "\n";
 

@@ -13,7 +13,9 @@ use sha2::{Digest, Sha256};
 use crate::data::corpus::load_corpus;
 use crate::data::lexicon::Lexicon;
 use crate::data::synthetic::{SyntheticCorpus, SyntheticSpec};
-use crate::data::tokenizer::{CharTokenizer, Tokenizer, TokenizerSpec, WordTokenizer};
+use crate::data::tokenizer::{
+    CharTokenizer, Tokenizer, TokenizerSpec, WordTokenizer, MAX_WORD_VOCAB,
+};
 /// The topic corpus family, as the faces name it (`localist corpus-gen` writes one).
 pub use crate::data::topics::{TopicCorpus, TopicSpec, MAX_TOPICS};
 use crate::engine::coverage::{coverage, MAX_UNKNOWN_FRACTION, WARN_UNKNOWN_FRACTION};
@@ -125,9 +127,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
-
-/// Most words a vocabulary fitted on a corpus keeps (with `<unk>` and the newline).
-pub const MAX_WORD_VOCAB: usize = 8192;
 
 /// Load and tokenize a corpus. `tokenizer` may be given (a checkpoint's) to reuse its ids. A
 /// text the tokenizer mostly cannot represent is refused (see [`super::coverage`]).

@@ -8,7 +8,9 @@
 //! share, the first such character or word and its line, and what to do instead; above
 //! [`WARN_UNKNOWN_FRACTION`] a warning says the same and the run goes on.
 
-use crate::data::tokenizer::{split_words_with, CharTokenizer, TokenizerSpec, NEWLINE_TOKEN};
+use crate::data::tokenizer::{
+    split_words_with, CharTokenizer, TokenizerSpec, MAX_WORD_VOCAB, NEWLINE_TOKEN,
+};
 
 /// Share of a text's tokens (newlines and spaces not counted) that a tokenizer cannot
 /// represent above which the text is refused.
@@ -48,7 +50,7 @@ impl Coverage {
             ),
             TokenizerSpec::Word { vocab, .. } if fitted => (
                 "words outside the vocabulary fitted on it and would all be read as <unk>",
-                if vocab.len() >= crate::engine::corpus::MAX_WORD_VOCAB {
+                if vocab.len() >= MAX_WORD_VOCAB {
                     "the vocabulary keeps the most frequent words only: this text has too many \
                      distinct ones for a word model (try --tokenizer char)"
                 } else {
