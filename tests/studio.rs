@@ -1814,3 +1814,28 @@ fn fallback_fonts_are_checked_and_a_broken_one_does_not_take_the_window_down() {
     }
     assert!(has(&ctx, 'a'), "the bundled fonts still come first");
 }
+
+/// A character model reads accented letters and other scripts as '?': the attention view says
+/// how many of the text's characters it did not see, and says nothing for a text of its own.
+#[test]
+fn characters_a_char_model_reads_as_question_marks_are_counted() {
+    use localist::engine::worker::Command;
+    let mut h = started(sample("tiny-shakespeare-l1"));
+    h.get_by_label("Attention").click();
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("were read as '?'").is_none());
+    // é, ï and the dash are outside the 96 symbols; the text's own '?' is not counted.
+    let text = "Café naïve — is it?";
+    h.state_mut().state.text = text.into();
+    h.state_mut().state.send(Command::Capture(text.into()));
+    step_until(&mut h, "a capture of the accented text", |app| {
+        app.state
+            .capture
+            .as_ref()
+            .is_some_and(|(_, t)| t.iter().filter(|w| w.as_str() == "?").count() == 4)
+    });
+    h.run_steps(2);
+    assert!(h
+        .query_by_label_contains("3 of 19 characters are outside this model's 96 symbols")
+        .is_some());
+}

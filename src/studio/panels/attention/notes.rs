@@ -40,7 +40,11 @@ pub(super) fn unknown_note(ui: &mut egui::Ui, state: &mut StudioState, tokens: &
         .iter()
         .filter(|t| t.as_str() == "<unk>" || t.as_str() == "\u{FFFD}")
         .count();
-    if tokens.is_empty() || unknown * 2 <= tokens.len() {
+    if tokens.is_empty() {
+        return;
+    }
+    if unknown * 2 <= tokens.len() {
+        replaced_note(ui, &state.text, tokens);
         return;
     }
     ui.horizontal_wrapped(|ui| {
@@ -61,4 +65,34 @@ pub(super) fn unknown_note(ui: &mut egui::Ui, state: &mut StudioState, tokens: &
             }
         }
     });
+}
+
+/// For a character model, a line when characters of the text are outside its 96 symbols and
+/// were read as `?`: the `?` tokens the text did not have. (A word model's `?` tokens are the
+/// text's own, so it gets none.)
+fn replaced_note(ui: &mut egui::Ui, text: &str, tokens: &[String]) {
+    let asked = text.chars().filter(|&c| c == '?').count();
+    let read = tokens.iter().filter(|t| t.as_str() == "?").count();
+    let replaced = read.saturating_sub(asked);
+    if replaced == 0 {
+        return;
+    }
+    let color = if replaced * 2 > tokens.len() {
+        egui::Color32::from_rgb(230, 160, 60)
+    } else {
+        ui.visuals().weak_text_color()
+    };
+    ui.colored_label(
+        color,
+        format!(
+            "{replaced} of {} characters are outside this model's 96 symbols (printable ASCII \
+             and newline) and were read as '?'",
+            tokens.len()
+        ),
+    )
+    .on_hover_text(
+        "A character model (the reference vocabulary) sees every other character, accented \
+         letters and other scripts included, as the same '?'; its attention on them is \
+         attention on '?'.",
+    );
 }
