@@ -1757,6 +1757,15 @@ fn a_preview_capture_is_marked_until_the_exact_one_arrives() {
     assert_eq!(exports(&h), before);
 }
 
+/// One frame of `ctx` showing `text`; its texture changes are dropped as a renderer would
+/// take them (egui checks in debug builds that none is lost).
+fn frame(ctx: &egui::Context, text: &str) {
+    let mut out = ctx.run_ui(egui::RawInput::default(), |ui| {
+        ui.label(text);
+    });
+    out.textures_delta.clear();
+}
+
 #[test]
 fn fallback_fonts_are_checked_and_a_broken_one_does_not_take_the_window_down() {
     use localist::studio::fonts::{add_files, fallback_files, looks_like_font};
@@ -1785,25 +1794,19 @@ fn fallback_fonts_are_checked_and_a_broken_one_does_not_take_the_window_down() {
     // Laying out text of scripts the bundled fonts lack, with the broken font installed, must
     // not panic (egui reports the font's parse error and draws boxes).
     for _ in 0..2 {
-        let _ = ctx.run_ui(egui::RawInput::default(), |ui| {
-            ui.label("你好 نص नमस्ते");
-        });
+        frame(&ctx, "你好 نص नमस्ते");
     }
     // With the machine's own fallback fonts, a CJK glyph is found when the machine has one.
     let system: Vec<PathBuf> = fallback_files(None);
     let ctx = egui::Context::default();
     let added = add_files(&ctx, &system);
     assert_eq!(added, system, "every candidate found here is a font file");
-    let _ = ctx.run_ui(egui::RawInput::default(), |ui| {
-        ui.label("x");
-    });
+    frame(&ctx, "x");
     let has = |ctx: &egui::Context, c| {
         ctx.fonts_mut(|f| f.has_glyph(&egui::FontId::proportional(14.0), c))
     };
     let bare = egui::Context::default();
-    let _ = bare.run_ui(egui::RawInput::default(), |ui| {
-        ui.label("x");
-    });
+    frame(&bare, "x");
     assert!(!has(&bare, '你'), "egui's bundled fonts have no CJK");
     let cjk_font = system.iter().any(|p| {
         let name = p.to_string_lossy();
