@@ -85,6 +85,9 @@ fn words_of_any_script_stay_whole() {
     // Joiners as in the ASCII rule, plus the typographic apostrophe and the hyphen.
     assert_eq!(u("don’t l'été 1,5 a‐b"), ["don’t", "l'été", "1,5", "a‐b"]);
     assert_eq!(u("été."), ["été", "."]);
+    // A soft hyphen from a PDF and a Persian zero-width non-joiner stay inside their words.
+    assert_eq!(u("infor\u{AD}mation"), ["infor\u{AD}mation"]);
+    assert_eq!(u("می\u{200C}خواهم بروم"), ["می\u{200C}خواهم", "بروم"]);
     // Scripts without spaces: a token per character; punctuation and symbols alone.
     assert_eq!(u("你好世界。"), ["你", "好", "世", "界", "。"]);
     assert_eq!(

@@ -18,8 +18,9 @@
 //! In both, single `.` `,` `-` `:` `/` `'` characters *between two word characters* stay inside
 //! the word (so `250.00`, `1,250.50`, `2024-03-05`, `ACC-4821` and `don't` are one token each,
 //! and a sentence-final `.` is its own token); the Unicode rule also keeps `’` (typographic
-//! apostrophe, `don’t`) and `‐` (hyphen). `'\n'` is a token; any other whitespace separates
-//! tokens and is dropped; every other character is a one-character token. No token is empty.
+//! apostrophe, `don’t`), `‐` (hyphen), the soft hyphen and the zero-width (non-)joiner.
+//! `'\n'` is a token; any other whitespace separates tokens and is dropped; every other
+//! character is a one-character token. No token is empty.
 
 use serde::{Deserialize, Serialize};
 use unicode_general_category::{get_general_category, GeneralCategory as Gc};
@@ -27,8 +28,10 @@ use unicode_general_category::{get_general_category, GeneralCategory as Gc};
 /// ASCII characters that may join two word runs inside one word token (`250.00`, `don't`).
 const JOINERS: [char; 6] = ['.', ',', '-', ':', '/', '\''];
 
-/// Further joiners of the Unicode rule: the typographic apostrophe and the hyphen.
-const UNICODE_JOINERS: [char; 2] = ['\u{2019}', '\u{2010}'];
+/// Further joiners of the Unicode rule: the typographic apostrophe, the hyphen, the soft
+/// hyphen (left inside words by text taken from PDFs) and the zero-width non-joiner and joiner
+/// (inside Persian and Indic words).
+const UNICODE_JOINERS: [char; 5] = ['\u{2019}', '\u{2010}', '\u{00AD}', '\u{200C}', '\u{200D}'];
 
 /// Which version of the word rule a vocabulary was fitted with (see the module note).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
