@@ -172,7 +172,7 @@ pub fn prepare_corpus(
     };
     let tok = spec.build().context("building the tokenizer")?;
     let ids = tok.encode(&text);
-    let cov = coverage(&text, &spec);
+    let cov = coverage(&text, &spec, &ids);
     if cov.fraction() > WARN_UNKNOWN_FRACTION {
         let what = match source {
             CorpusSource::File { path } => format!("corpus {}", path.display()),

@@ -8,9 +8,9 @@
 //! share, the first such character or word and its line, and what to do instead; above
 //! [`WARN_UNKNOWN_FRACTION`] a warning says the same and the run goes on.
 
-use crate::data::tokenizer::{
-    split_words_with, CharTokenizer, TokenizerSpec, MAX_WORD_VOCAB, NEWLINE_TOKEN,
-};
+use std::collections::HashSet;
+
+use crate::data::tokenizer::{split_words_with, CharTokenizer, TokenizerSpec, MAX_WORD_VOCAB};
 
 /// Share of a text's tokens (newlines and spaces not counted) that a tokenizer cannot
 /// represent above which the text is refused.
@@ -71,8 +71,11 @@ impl Coverage {
     }
 }
 
-/// How much of `text` the tokenizer of `spec` represents.
-pub fn coverage(text: &str, spec: &TokenizerSpec) -> Coverage {
+/// How much of `text` the tokenizer of `spec` represents; `ids` are its tokens (`tok.encode`).
+/// A word text is counted from `ids` (id 0 is `<unk>`, id 1 the newline), and its first
+/// unknown word is looked for only when there is one, line by line, stopping there: no second
+/// token list of a large corpus is made.
+pub fn coverage(text: &str, spec: &TokenizerSpec, ids: &[u32]) -> Coverage {
     let mut cov = Coverage {
         unknown: 0,
         total: 0,
@@ -91,18 +94,16 @@ pub fn coverage(text: &str, spec: &TokenizerSpec) -> Coverage {
             }
         }
         TokenizerSpec::Word { vocab, split } => {
-            let known: std::collections::HashSet<&str> = vocab.iter().map(String::as_str).collect();
-            let mut line = 1;
-            for w in split_words_with(text, *split) {
-                if w == NEWLINE_TOKEN {
-                    line += 1;
-                    continue;
-                }
-                cov.total += 1;
-                if !known.contains(w) {
-                    cov.unknown += 1;
-                    cov.first.get_or_insert_with(|| (w.to_string(), line));
-                }
+            cov.unknown = ids.iter().filter(|&&id| id == 0).count();
+            cov.total = ids.iter().filter(|&&id| id != 1).count();
+            if cov.unknown > 0 {
+                let known: HashSet<&str> = vocab.iter().map(String::as_str).collect();
+                cov.first = text.split('\n').enumerate().find_map(|(n, line)| {
+                    split_words_with(line, *split)
+                        .into_iter()
+                        .find(|w| !known.contains(w))
+                        .map(|w| (w.to_string(), n + 1))
+                });
             }
         }
     }
