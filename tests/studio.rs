@@ -1790,7 +1790,11 @@ fn fallback_fonts_are_checked_and_a_broken_one_does_not_take_the_window_down() {
     assert!(!looks_like_font(b"hello") && !looks_like_font(b""));
     let ctx = egui::Context::default();
     // The text file is refused by its header; the broken font is handed to egui.
-    assert_eq!(add_files(&ctx, &[broken.clone(), notes]), vec![broken]);
+    // A file named twice is added once.
+    assert_eq!(
+        add_files(&ctx, &[broken.clone(), notes, broken.clone()]),
+        vec![broken]
+    );
     // Laying out text of scripts the bundled fonts lack, with the broken font installed, must
     // not panic (egui reports the font's parse error and draws boxes).
     for _ in 0..2 {

@@ -94,8 +94,12 @@ pub fn add_fallbacks(ctx: &egui::Context) -> Vec<PathBuf> {
 pub fn add_files(ctx: &egui::Context, files: &[PathBuf]) -> Vec<PathBuf> {
     let mut added = Vec::new();
     for path in files {
+        // The same file named twice (in LOCALIST_FONTS and among the candidates) is added once.
+        if added.contains(path) {
+            continue;
+        }
         let path = path.clone();
-        let bytes = match std::fs::read(&path) {
+        let bytes = match crate::engine::files::read_bytes(&path, MAX_FONT_BYTES, "a font") {
             Ok(b) if looks_like_font(&b) => b,
             Ok(_) => {
                 eprintln!(
@@ -105,7 +109,7 @@ pub fn add_files(ctx: &egui::Context, files: &[PathBuf]) -> Vec<PathBuf> {
                 continue;
             }
             Err(e) => {
-                eprintln!("font {}: {e}; skipped", path.display());
+                eprintln!("font: {e}; skipped");
                 continue;
             }
         };

@@ -9,9 +9,9 @@
 //! asleep), and 249–255 µs with the partner kept awake. A SmolLM2 pass forks about 150 times.
 //!
 //! **How.** [`with_pool_awake`] runs the pass on a pool thread and gives every other pool
-//! thread a job (one each, by `spawn_broadcast`) that keeps asking the pool for work ([`rayon::yield_now`], which runs a stolen
-//! part at once) until the pass ends; between parts they spin (`spin_loop`), as OpenMP's
-//! active wait does. So the pass uses every pool thread's CPU for its duration, and none after:
+//! thread a job (one each, by `spawn_broadcast`) that keeps asking the pool for work
+//! ([`rayon::yield_now`], which runs a stolen part at once) until the pass ends; between parts
+//! they spin (`spin_loop`), as OpenMP's active wait does. So the pass uses every pool thread's CPU for its duration, and none after:
 //! the spinners end with it, also when it panics (a drop guard sets the flag). The pass's own
 //! thread's job returns at once, so it can never hold the pass up; a pass started inside
 //! another runs as a plain call.
