@@ -784,3 +784,102 @@ fn train_from_a_pretrained_decoder_writes_an_adapter_that_opens_as_a_model() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn a_run_that_learns_a_small_corpus_by_heart_is_warned_and_keep_best_ends_on_its_best_step() {
+    let dir = tempfile::tempdir().unwrap();
+    // 40 lines of 30 words drawn from 60 (a fixed LCG): nothing to learn but the lines.
+    let mut x: u64 = 5;
+    let mut text = String::new();
+    for _ in 0..40 {
+        let line: Vec<String> = (0..30)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                format!("w{:02}", (x >> 33) % 60)
+            })
+            .collect();
+        text += &(line.join(" ") + "\n");
+    }
+    let corpus = dir.path().join("small.txt");
+    std::fs::write(&corpus, text).unwrap();
+    let c = corpus.to_str().unwrap();
+    let run = |out: &str, extra: &[&str]| {
+        let out = dir.path().join(out);
+        let mut args = vec![
+            "train",
+            "--corpus",
+            c,
+            "--tokenizer",
+            "word",
+            "--steps",
+            "120",
+            "--lr",
+            "3e-3",
+            "--seq",
+            "32",
+            "--quiet",
+            "--out",
+        ];
+        args.push(out.to_str().unwrap());
+        args.extend(extra);
+        let o = localist(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap())
+                .unwrap();
+        (String::from_utf8_lossy(&o.stdout).to_string(), cfg)
+    };
+    let (plain, cfg) = run("plain", &[]);
+    assert!(
+        plain.contains("warning: held-out perplexity rose from"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("--keep-best (to end on the weights of step"),
+        "{plain}"
+    );
+    assert_eq!(cfg["training"]["steps_done"], 120);
+    let curve = cfg["training"]["held_out"].as_array().unwrap();
+    assert_eq!(curve.last().unwrap()["step"], 120, "{curve:?}");
+    let ce = |p: &serde_json::Value| p["ce_nats"].as_f64().unwrap();
+    let best = curve.iter().min_by(|a, b| ce(a).total_cmp(&ce(b))).unwrap();
+    assert!(ce(curve.last().unwrap()) > ce(best) + 0.1, "{curve:?}");
+
+    // --keep-best: the same run ends on the best step's weights, and the checkpoint says so.
+    let (kept, cfg) = run("kept", &["--keep-best"]);
+    assert!(
+        kept.contains("--keep-best: ending on the weights of step"),
+        "{kept}"
+    );
+    assert!(kept.contains("trained 120 steps"), "{kept}");
+    let steps = cfg["training"]["steps_done"].as_u64().unwrap();
+    assert_eq!(serde_json::json!(steps), best["step"]);
+    let ppl = cfg["training"]["final_eval"]["perplexity"]
+        .as_f64()
+        .unwrap();
+    assert!((ppl.ln() - ce(best)).abs() < 1e-3, "{ppl} against {best:?}");
+
+    // No curve on request; and --keep-best cannot drop recruited blocks.
+    let (quiet, cfg) = run("none", &["--eval-every", "0"]);
+    assert!(!quiet.contains("held-out perplexity rose"), "{quiet}");
+    assert_eq!(cfg["training"]["held_out"], serde_json::json!([]));
+    let out = dir.path().join("recruit");
+    let o = localist(&[
+        "train",
+        "--corpus",
+        c,
+        "--tokenizer",
+        "word",
+        "--recruit",
+        "--keep-best",
+        "--steps",
+        "5",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_fails_with(&o, &["--keep-best does not go with --recruit"]);
+    assert!(!out.join("config.json").exists());
+}

@@ -276,7 +276,7 @@ fn a_checkpoint_is_written_when_a_round_moves_the_step_past_its_multiple() {
     };
     let mut seen = Vec::new();
     let mut looks = 0;
-    localist::engine::train_job::run_with_recruitment(
+    localist::engine::train_run::run_with_recruitment(
         &j,
         &Device::Cpu,
         |_| {

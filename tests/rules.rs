@@ -538,7 +538,8 @@ fn a_truncated_rule_file_is_rejected_whole() {
 #[test]
 fn training_towards_a_rule_raises_its_pointer_fidelity_without_injection() {
     use localist::engine::corpus::{CorpusSource, TokenizerKind};
-    use localist::engine::train_job::{run, TrainJob};
+    use localist::engine::train_job::TrainJob;
+    use localist::engine::train_run::run;
     use localist::train::trainer::TrainConfig;
 
     let dir = tempfile::tempdir().unwrap();

@@ -12,7 +12,8 @@ use candle_core::Device;
 use localist::data::synthetic::{SyntheticCorpus, SyntheticSpec};
 use localist::engine::corpus::{CorpusSource, TokenizerKind};
 use localist::engine::specialists::{Pool, PoolConfig};
-use localist::engine::train_job::{run, TrainJob};
+use localist::engine::train_job::TrainJob;
+use localist::engine::train_run::run;
 use localist::train::trainer::TrainConfig;
 
 fn records(seed: u64, n: usize, clinical: f64) -> Vec<String> {

@@ -168,6 +168,49 @@ fn starting_training_advances_the_curve_and_stop_stops_it() {
 }
 
 #[test]
+fn a_held_out_curve_that_climbs_away_from_its_best_is_called_overfitting() {
+    use localist::engine::worker::LivePoint;
+    let mut h = started(sample("tiny-shakespeare-l1"));
+    let point = |step: usize, perplexity: f64| LivePoint {
+        step,
+        eval: localist::train::eval::EvalReport {
+            lambda: 0.0,
+            tokens: 512,
+            ce_nats: perplexity.ln(),
+            bits_per_token: perplexity.log2(),
+            perplexity,
+            top1_accuracy: 0.1,
+            entropy_bits: 1.0,
+            entropy_bits_per_layer: vec![1.0],
+            entropy_ceiling_bits: 5.0,
+            off_block_mass: 0.0,
+            pf_mass: 1.0,
+            pf_top1: 1.0,
+            pf_true_mass: None,
+            pf_true_top1: None,
+        },
+        theory: None,
+    };
+    // Falling, then one point 20% up: noise, not yet overfitting.
+    h.state_mut().state.live = vec![point(40, 61.0), point(120, 51.3), point(200, 62.0)];
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("Overfitting").is_none());
+    // A second point in a row well above the best: the panel says so, naming both steps.
+    h.state_mut().state.live.push(point(280, 74.4));
+    h.run_steps(2);
+    let text = {
+        use egui_kittest::kittest::NodeT;
+        // A label's text is its accesskit value.
+        h.get_by_label_contains("Overfitting")
+            .accesskit_node()
+            .value()
+            .unwrap_or_default()
+    };
+    assert!(text.contains("51.3 at step 120"), "{text}");
+    assert!(text.contains("74.4 at step 280"), "{text}");
+}
+
+#[test]
 fn arrow_keys_move_between_layers_and_heads() {
     let mut h = started(sample("tiny-shakespeare-l1"));
     assert_eq!(h.state().state.focus, None);
@@ -871,6 +914,55 @@ fn a_removal_within_the_noise_says_so_in_the_decisions_table() {
     h.run_steps(2);
     assert!(h.query_by_label("-131 ± 30").is_some());
     assert!(h.query_by_label("rejected (within the noise)").is_some());
+}
+
+#[test]
+fn a_text_in_another_script_is_refused_as_characters_and_trains_with_word_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("zh.txt");
+    std::fs::write(&corpus, "水火木金土日月山川田 人口手足目耳\n".repeat(200)).unwrap();
+    // The refusal quotes a Chinese character: where no installed font has it (CI), it is
+    // drawn as a box, as in the window, instead of failing the test.
+    let ck = sample("tiny-shakespeare-l1");
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1280.0, 820.0))
+        .allow_missing_glyphs()
+        .build_eframe(move |cc| StudioApp::new(&cc.egui_ctx, Some(ck)));
+    step_until(&mut h, "the first capture", |app| {
+        app.state.capture.is_some()
+    });
+    h.state_mut().settings.corpus = corpus.display().to_string();
+    h.state_mut().settings.steps = 3;
+    h.get_by_label("New run").click();
+    step_until(&mut h, "the refusal", |app| app.state.error.is_some());
+    let err = h.state().state.error.clone().unwrap();
+    assert!(
+        err.contains("zh.txt") && err.contains("word tokens"),
+        "{err}"
+    );
+    // Tick "word tokens" as a person would: the same file now sets up a run.
+    h.state_mut().state.error = None;
+    h.get_by_label("word tokens").click();
+    h.run_steps(1);
+    assert!(h.state().settings.word_tokens);
+    h.get_by_label("New run").click();
+    step_until(&mut h, "the run on word tokens", |app| {
+        app.state.error.is_some()
+            || app
+                .state
+                .summary
+                .as_ref()
+                .is_some_and(|s| s.source.contains("zh.txt"))
+    });
+    assert_eq!(h.state().state.error, None);
+    assert!(h
+        .state()
+        .state
+        .summary
+        .as_ref()
+        .unwrap()
+        .warnings
+        .is_empty());
 }
 
 #[test]

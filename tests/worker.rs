@@ -894,3 +894,97 @@ fn a_dial_change_on_smollm2_previews_then_sends_the_exact_capture() {
     assert!(!last.preview);
     assert_eq!(last.dial, DialSetting::bias(0.9));
 }
+
+#[test]
+fn a_run_on_a_corpus_the_tokenizer_partly_cannot_read_carries_the_warning_to_the_studio() {
+    // One line in eight is Cyrillic: about 10% of the characters are outside the character
+    // tokenizer's 96 symbols (a warning; more than half would be refused).
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("mixed.txt");
+    let mut text = String::new();
+    for i in 0..400 {
+        text += if i % 8 == 0 {
+            "Съешь же ещё этих мягких булок\n"
+        } else {
+            "the quick brown fox jumps over the lazy dog\n"
+        };
+    }
+    std::fs::write(&corpus, text).unwrap();
+    let w = spawn();
+    let job = TrainJob {
+        corpus: CorpusSource::File {
+            path: corpus.clone(),
+        },
+        tokenizer: TokenizerKind::Char,
+        train: TrainConfig {
+            steps: 10,
+            batch_size: 2,
+            seq_len: 32,
+            ..TrainConfig::default()
+        },
+        eval_windows: 4,
+        ..TrainJob::default()
+    };
+    w.send(Command::NewRun(Box::new(job)));
+    match next(&w) {
+        Event::Loaded(s) => {
+            assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+            let said = &s.warnings[0];
+            assert!(said.contains("mixed.txt"), "{said}");
+            assert!(said.contains('%'), "{said}");
+        }
+        other => panic!("expected the run's summary, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_refused_new_run_does_not_start_the_run_that_was_there_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    let w = spawn();
+    let job = |corpus: CorpusSource| TrainJob {
+        corpus,
+        tokenizer: TokenizerKind::Word,
+        train: TrainConfig {
+            steps: 100_000,
+            batch_size: 2,
+            seq_len: 32,
+            ..TrainConfig::default()
+        },
+        eval_windows: 4,
+        ..TrainJob::default()
+    };
+    let good = job(CorpusSource::Synthetic {
+        seed: 0,
+        records: 200,
+    });
+    w.send(Command::NewRun(Box::new(good)));
+    assert!(matches!(next(&w), Event::Loaded(_)));
+    // New run on an empty file, as the button sends it: the set-up, then Train.
+    w.send(Command::NewRun(Box::new(job(CorpusSource::File {
+        path: empty.clone(),
+    }))));
+    w.send(Command::Train);
+    match next(&w) {
+        Event::Failed(msg) => assert!(msg.contains("empty.txt"), "{msg}"),
+        other => panic!("expected the refusal, got {other:?}"),
+    }
+    // The Train after it started nothing and said nothing more.
+    w.send(Command::Capture("note 2024-03-05 : patient".into()));
+    assert!(matches!(next(&w), Event::Snapshot(..)));
+    let after = w.drain();
+    assert!(
+        !after
+            .iter()
+            .any(|e| matches!(e, Event::Progress(_) | Event::Failed(_))),
+        "{after:?}"
+    );
+    // A Train of its own still starts the run that is there.
+    w.send(Command::Train);
+    assert!(matches!(
+        w.wait_progress(WAIT).expect("no progress"),
+        Event::Progress(_)
+    ));
+    w.send(Command::Stop);
+}

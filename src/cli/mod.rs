@@ -14,6 +14,7 @@ pub mod specialists;
 pub mod sweep;
 pub mod synth;
 pub mod train;
+mod train_summary;
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};

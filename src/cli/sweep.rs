@@ -81,6 +81,8 @@ impl SweepArgs {
             resume: None,
             no_optimizer_state: true,
             quiet: true,
+            eval_every: Some(0),
+            keep_best: false,
             from: None,
             adapt: String::new(),
             dial_curve: Vec::new(),

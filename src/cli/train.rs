@@ -8,9 +8,10 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::recruit::RecruitArgs;
+use crate::cli::train_summary::{failure_context, print_event, print_summary};
 use crate::engine::corpus::{asset_path, BlockSpec, CorpusSource, TokenizerKind};
 use crate::engine::files::{check_regular, human_bytes, MAX_DOCUMENT_BYTES};
-use crate::engine::jobs::train::{train, train_shape, TrainSummary};
+use crate::engine::jobs::train::{train, train_shape};
 use crate::engine::train_job::TrainJob;
 use crate::engine::{AdamWConfig, Sampling, TrainConfig};
 
@@ -124,6 +125,15 @@ pub struct TrainArgs {
     /// No progress bar (for logs).
     #[arg(long)]
     pub quiet: bool,
+    /// Steps between points of the held-out curve (printed, and kept in the checkpoint); the
+    /// run warns when the held-out perplexity rises more than 10% above its best twice in a
+    /// row (overfitting). Default: about twenty points a run; 0: none
+    #[arg(long)]
+    pub eval_every: Option<usize>,
+    /// End on the weights of the best point of the held-out curve when the last step's are
+    /// worse (for small corpora the model learns by heart); not with --recruit
+    #[arg(long)]
+    pub keep_best: bool,
     /// Block recruitment.
     #[command(flatten)]
     pub recruitment: RecruitArgs,
@@ -181,6 +191,8 @@ impl TrainArgs {
             save_optimizer: !self.no_optimizer_state,
             rules: self.rules.clone(),
             recruit: self.recruitment.config(),
+            eval_every: self.eval_every,
+            keep_best: self.keep_best,
         };
         check_sizes(&job)?;
         Ok(job)
@@ -314,87 +326,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
             ));
             true
         },
-        |e| {
-            if pb_events.is_hidden() {
-                println!("{}", e.line());
-            } else {
-                pb_events.println(e.line());
-            }
-        },
+        |e| print_event(&pb_events, e),
     );
     pb.finish_and_clear();
-    let summary = outcome.with_context(|| failure_context(&args))?;
+    let summary = outcome.with_context(|| failure_context(&args.out))?;
     let secs = started.elapsed().as_secs_f64();
     print_summary(
-        &args,
+        &args.out,
         &summary,
         steady_tps,
         tokens as f64 / secs.max(1e-9),
         secs,
     );
     Ok(())
-}
-
-/// What a failed run left behind.
-fn failure_context(args: &TrainArgs) -> String {
-    let kept = if args.out.join("config.json").exists() {
-        "the last good checkpoint there is kept as it was"
-    } else {
-        "no checkpoint written"
-    };
-    format!("training for {} ({kept})", args.out.display())
-}
-
-/// Print the end of a run: device, speed, held-out metrics, recruitment, checkpoint.
-fn print_summary(
-    args: &TrainArgs,
-    s: &TrainSummary,
-    steady_tps: Option<f64>,
-    overall_tps: f64,
-    secs: f64,
-) {
-    let e = &s.eval;
-    println!("device: {}", s.device);
-    if let Some(tps) = steady_tps {
-        println!("steady-state training speed: {tps:.0} tokens/s (after 10 warm-up steps)");
-    }
-    println!(
-        "trained {} steps in {secs:.1} s ({overall_tps:.0} tokens/s overall); held-out: perplexity {:.3}, top-1 {:.1}%, \
-         entropy {:.3} bits, ε {:.4}, PF_mass {:.4}{}",
-        s.steps,
-        e.perplexity,
-        100.0 * e.top1_accuracy,
-        e.entropy_bits,
-        e.off_block_mass,
-        e.pf_mass,
-        e.pf_true_mass
-            .map(|p| format!(", PF vs true targets {p:.4}"))
-            .unwrap_or_default()
-    );
-    if let Some(rec) = &s.recruitment {
-        println!(
-            "recruitment: {} rounds, {} accepted moves, {} blocks: {}{}",
-            rec.rounds,
-            rec.accepted,
-            rec.blocks.len(),
-            rec.blocks.join(", "),
-            rec.stopped
-                .as_ref()
-                .map(|r| format!(" (stopped: {r})"))
-                .unwrap_or_default()
-        );
-        if rec.train_ms > 0.0 {
-            println!(
-                "recruitment cost: {:.0} ms in rounds against {:.0} ms of training between them ({:.0}%)",
-                rec.round_ms,
-                rec.train_ms,
-                100.0 * rec.round_ms / rec.train_ms
-            );
-        }
-        println!(
-            "recruitment log: {}",
-            args.out.join("recruitment.json").display()
-        );
-    }
-    println!("checkpoint: {}", args.out.display());
 }

@@ -109,6 +109,8 @@ pub struct PreparedCorpus {
     pub stream: TokenStream,
     /// The ground-truth lexicon (synthetic corpora).
     pub lexicon: Option<Lexicon>,
+    /// What was found wrong with the text short of refusing it (also printed to stderr).
+    pub warnings: Vec<String>,
 }
 
 /// The topic corpus of `CorpusSource::Topics` (3,500 documents of 96 words, themes of 3: the
@@ -173,6 +175,7 @@ pub fn prepare_corpus(
     let tok = spec.build().context("building the tokenizer")?;
     let ids = tok.encode(&text);
     let cov = coverage(&text, &spec, &ids);
+    let mut warnings = Vec::new();
     if cov.fraction() > WARN_UNKNOWN_FRACTION {
         let what = match source {
             CorpusSource::File { path } => format!("corpus {}", path.display()),
@@ -183,6 +186,7 @@ pub fn prepare_corpus(
             bail!("{said}");
         }
         eprintln!("warning: {said}");
+        warnings.push(said);
     }
     if !targets.is_empty() && targets.len() != ids.len() {
         bail!(
@@ -198,6 +202,7 @@ pub fn prepare_corpus(
         tokenizer_spec: spec,
         stream: TokenStream { ids, targets },
         lexicon,
+        warnings,
     })
 }
 

@@ -46,7 +46,7 @@ impl Coverage {
             TokenizerSpec::Char => (
                 "characters outside the character tokenizer's 96 symbols (printable ASCII and \
                  newline) and would all be read as '?'",
-                "train with --tokenizer word, which takes letters of any script",
+                "train with word tokens (--tokenizer word; in the studio, tick \"word tokens\"), which take letters of any script",
             ),
             TokenizerSpec::Word { vocab, .. } if fitted => (
                 "words outside the vocabulary fitted on it and would all be read as <unk>",

@@ -14,6 +14,7 @@ pub mod coverage;
 pub mod export;
 pub mod figures;
 pub mod generate;
+pub mod held_out;
 pub mod jobs;
 pub mod protocol;
 pub mod specialists;
@@ -21,6 +22,7 @@ pub mod theory;
 pub mod threads;
 pub mod threshold;
 pub mod train_job;
+pub mod train_run;
 pub mod views;
 pub mod worker;
 

@@ -12,6 +12,7 @@ use crate::engine::anchors::{anchor_report, AnchorReport};
 use crate::engine::corpus::{
     build_blocks, prepare_corpus, BlockSpec, CorpusSource, PreparedCorpus, TokenizerKind,
 };
+use crate::engine::held_out::HeldOutPoint;
 use crate::model::blocks::BlockMap;
 use crate::model::checkpoint::{
     load_checkpoint, read_tensors, save_checkpoint, CheckpointMeta, CHECKPOINT_VERSION,
@@ -67,6 +68,12 @@ pub struct TrainJob {
     /// (they keep all context; recruited blocks narrow only their own queries).
     #[serde(default)]
     pub recruit: Option<RecruitConfig>,
+    /// Steps between points of the held-out curve (None: about twenty a run; 0: none).
+    #[serde(default)]
+    pub eval_every: Option<usize>,
+    /// End on the weights of the best point of the held-out curve when the last is worse.
+    #[serde(default)]
+    pub keep_best: bool,
 }
 
 impl Default for TrainJob {
@@ -88,6 +95,8 @@ impl Default for TrainJob {
             save_optimizer: true,
             rules: None,
             recruit: None,
+            eval_every: None,
+            keep_best: false,
         }
     }
 }
@@ -112,6 +121,9 @@ pub struct TrainingInfo {
     /// Anchor tokens of each block on the training text (SPEC §5).
     #[serde(default)]
     pub anchors: Option<AnchorReport>,
+    /// The held-out curve of the run (λ_inf = 0, a few windows a point).
+    #[serde(default)]
+    pub held_out: Vec<HeldOutPoint>,
 }
 
 /// A run set up and ready to step.
@@ -128,9 +140,11 @@ pub struct Session {
     pub history: Vec<StepStats>,
     /// Block recruitment, when the job asks for it.
     pub recruiter: Option<Recruiter>,
+    /// The held-out curve so far (carried over when resuming).
+    pub held_out: Vec<HeldOutPoint>,
 }
 
-/// Outcome of [`run`].
+/// Outcome of [`run`](crate::engine::train_run::run).
 pub struct Outcome {
     /// The session at its end.
     pub session: Session,
@@ -156,10 +170,13 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
     let corpus = prepare_corpus(&job.corpus, job.tokenizer, tok_spec.as_ref())?;
     let split = train_split(corpus.stream.len());
     let (train, val) = corpus.stream.split_at(split);
+    let mut held_out = Vec::new();
     let (model, blocks, step, opt_state) = match resumed {
         Some(ck) => {
             let info: Option<TrainingInfo> = serde_json::from_value(ck.meta.training.clone()).ok();
-            let step = info.map(|i| i.steps_done).unwrap_or(0);
+            let step = info.as_ref().map(|i| i.steps_done).unwrap_or(0);
+            held_out = info.map(|i| i.held_out).unwrap_or_default();
+            held_out.retain(|p| p.step <= step);
             (ck.model, ck.blocks, step, ck.optimizer)
         }
         None => {
@@ -215,6 +232,7 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
         job: job.clone(),
         history: Vec::new(),
         recruiter: job.recruit.clone().map(Recruiter::new),
+        held_out,
     })
 }
 
@@ -245,6 +263,7 @@ impl Session {
                 )
             }),
             final_eval,
+            held_out: self.held_out.clone(),
         };
         Ok(CheckpointMeta {
             version: CHECKPOINT_VERSION,
@@ -335,65 +354,4 @@ impl Session {
     pub fn blocks(&self) -> &BlockMap {
         &self.trainer.blocks
     }
-}
-
-/// Run a job to the end. `on_step` sees each step and returns `false` to stop early.
-/// On a non-finite loss the run stops with an error naming the step; checkpoints already
-/// written are left as they were.
-pub fn run(
-    job: &TrainJob,
-    device: &Device,
-    on_step: impl FnMut(&StepStats) -> bool,
-) -> Result<Outcome> {
-    run_with_recruitment(job, device, on_step, |_| {})
-}
-
-/// [`run`], also reporting each recruitment event as it is decided.
-pub fn run_with_recruitment(
-    job: &TrainJob,
-    device: &Device,
-    mut on_step: impl FnMut(&StepStats) -> bool,
-    mut on_event: impl FnMut(&RecruitEvent),
-) -> Result<Outcome> {
-    let mut session = setup(job, device)?;
-    let mut stopped = false;
-    // Checkpoints are written when the step passes a multiple of `checkpoint_every`: a
-    // recruitment round may move it on by a second look's steps, past the multiple itself.
-    let every = job.checkpoint_every.max(1);
-    let mut saved = session.trainer.step / every;
-    while session.trainer.step < job.train.steps {
-        let stats = session.trainer.train_step()?;
-        let keep_going = on_step(&stats);
-        session.history.push(stats);
-        for e in session.maybe_recruit()? {
-            on_event(&e);
-        }
-        if let Some(dir) = &job.out {
-            let s = session.trainer.step;
-            if job.checkpoint_every > 0 && s / every > saved && s < job.train.steps {
-                session.save(dir, None)?;
-                saved = s / every;
-            }
-        }
-        if !keep_going {
-            stopped = true;
-            break;
-        }
-    }
-    if job.train.steps == 0
-        && session.trainer.step == 0
-        && job.resume.is_none()
-        && job.init_weights.is_none()
-    {
-        bail!("--steps 0: nothing to train");
-    }
-    let eval = session.evaluate(&DialSetting::default())?;
-    if let Some(dir) = &job.out {
-        session.save(dir, Some(eval.clone()))?;
-    }
-    Ok(Outcome {
-        session,
-        eval,
-        stopped,
-    })
 }

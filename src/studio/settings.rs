@@ -30,6 +30,9 @@ pub struct RunSettings {
     pub mu_anchor: f64,
     /// Grow blocks by recruitment from one block (SPEC §9).
     pub recruit: bool,
+    /// Cut a text file into words fitted on it (letters of any script) instead of the 96
+    /// characters; generated corpora always use words.
+    pub word_tokens: bool,
     /// What a fine-tune of a pretrained decoder trains (`lora:8`, `qk`, ...).
     pub adapt: String,
 }
@@ -47,6 +50,7 @@ impl Default for RunSettings {
             mu_rule: 0.0,
             mu_anchor: 0.05,
             recruit: false,
+            word_tokens: false,
             adapt: "lora:8".into(),
         }
     }
@@ -85,6 +89,7 @@ impl RunSettings {
         };
         let tokenizer = match corpus {
             CorpusSource::Synthetic { .. } | CorpusSource::Topics { .. } => TokenizerKind::Word,
+            CorpusSource::File { .. } if self.word_tokens => TokenizerKind::Word,
             CorpusSource::File { .. } => TokenizerKind::Char,
         };
         let mut train = TrainConfig {

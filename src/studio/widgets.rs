@@ -3,6 +3,9 @@
 
 use crate::engine::threshold::ThresholdEstimate;
 
+/// The colour of a warning (a stale number, a refused input, overfitting) in every panel.
+pub const WARNING: egui::Color32 = egui::Color32::from_rgb(230, 160, 60);
+
 /// λ* under the λ_train slider: the current estimate in words ([`mark_lambda_star`]), or,
 /// while an estimate of an earlier text waits for its replacement, a placeholder line of the
 /// same height, so the controls below never jump under the pointer.

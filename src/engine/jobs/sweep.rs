@@ -7,7 +7,8 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::engine::figures::{or_dash, TableWriter};
-use crate::engine::train_job::{default_device, run as run_job, Session, TrainJob};
+use crate::engine::train_job::{default_device, Session, TrainJob};
+use crate::engine::train_run::run as run_job;
 use crate::model::dial::DialSetting;
 use crate::train::eval::EvalReport;
 use crate::train::StepStats;

@@ -3,11 +3,12 @@
 
 use anyhow::{Context, Result};
 
-use crate::engine::train_job::{default_device, run_with_recruitment, TrainJob};
+use crate::engine::train_job::{default_device, TrainJob};
+use crate::engine::train_run::run_with_events;
+pub use crate::engine::train_run::RunEvent;
 use crate::files::{read_text, MAX_CONFIG_BYTES};
 use crate::model::config::ModelConfig;
 use crate::train::eval::EvalReport;
-use crate::train::recruit::RecruitEvent;
 use crate::train::StepStats;
 
 /// What recruitment did in a run.
@@ -32,8 +33,10 @@ pub struct RecruitSummary {
 pub struct TrainSummary {
     /// The device it ran on (as candle names it).
     pub device: String,
-    /// Steps completed.
+    /// The step of the weights the run ended on.
     pub steps: usize,
+    /// Steps run (more than `steps` when `keep_best` went back to an earlier step).
+    pub steps_run: usize,
     /// Held-out evaluation at λ_inf = 0.
     pub eval: EvalReport,
     /// Recruitment's summary, when the job recruited.
@@ -41,14 +44,14 @@ pub struct TrainSummary {
 }
 
 /// Run `job` on the default device; `on_step` hears every step (return false to stop) and
-/// `on_event` every recruitment decision.
+/// `on_event` every recruitment decision, point of the held-out curve and overfitting warning.
 pub fn train(
     job: &TrainJob,
     on_step: impl FnMut(&StepStats) -> bool,
-    on_event: impl FnMut(&RecruitEvent),
+    on_event: impl FnMut(&RunEvent),
 ) -> Result<TrainSummary> {
     let device = default_device();
-    let outcome = run_with_recruitment(job, &device, on_step, on_event)?;
+    let outcome = run_with_events(job, &device, on_step, on_event)?;
     let session = &outcome.session;
     let recruitment = session.recruiter.as_ref().map(|rec| {
         let (round_ms, train_ms) = rec.cost_ms();
@@ -64,6 +67,11 @@ pub fn train(
     Ok(TrainSummary {
         device: format!("{:?}", device.location()),
         steps: session.trainer.step,
+        steps_run: session
+            .history
+            .last()
+            .map_or(0, |s| s.step + 1)
+            .max(session.trainer.step),
         eval: outcome.eval.clone(),
         recruitment,
     })

@@ -77,6 +77,9 @@ pub struct ModelSummary {
     /// Its identity in [`crate::engine::protocol::MeasuredOn::model`]: its SHA-256, or the
     /// name of an unsaved training run.
     pub model_id: String,
+    /// What the user should know about it that is not an error: e.g. a training corpus of
+    /// which 5–50% of the tokens are outside the tokenizer's vocabulary (more is refused).
+    pub warnings: Vec<String>,
 }
 
 /// Held-out metrics measured while training runs (about once a second), for the live curves.

@@ -53,10 +53,17 @@ impl Worker {
 
     fn handle(&mut self, cmd: Command) {
         let _busy = busy_label(&cmd).map(|what| self.sink.busy(what));
+        // New run and Fine-tune send a set-up and then Train: when the set-up was refused, that
+        // Train must not start (or resume) the model that was there before, nor hide the
+        // refusal under "no training run is set up".
+        let failures = self.sink.failures();
+        let setup = matches!(cmd, Command::NewRun(_) | Command::Finetune(_));
+        let after_refusal = std::mem::take(&mut self.setup_refused);
         match cmd {
             Command::Load(path) => self.load(path),
             Command::NewRun(job) => self.new_run(*job),
             Command::Finetune(job) => self.new_finetune(&job),
+            Command::Train if after_refusal => {}
             Command::Train | Command::Resume => self.start_training(),
             Command::Pause => {
                 if self.state == RunState::Running {
@@ -103,6 +110,7 @@ impl Worker {
             Command::Shutdown => {}
             Command::DebugPanic => panic!("debug panic requested"),
         }
+        self.setup_refused = setup && self.sink.failures() > failures;
     }
 
     /// Start or continue the current run.

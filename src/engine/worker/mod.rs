@@ -88,6 +88,9 @@ struct Worker {
     model_id: String,
     /// Training runs set up so far (an unsaved run is named by its number).
     runs: usize,
+    /// The last command set up a run or a fine-tune and was refused (the Train that follows
+    /// it is dropped).
+    setup_refused: bool,
     /// The next capture follows a dial change: a pretrained model that offers a bf16 preview
     /// sends it first ([`Worker::recapture`]).
     preview_next: bool,
@@ -113,6 +116,7 @@ impl Worker {
             rules: Rules::default(),
             model_id: String::new(),
             runs: 0,
+            setup_refused: false,
             preview_next: false,
             exact_pending: false,
             last_dial: None,

@@ -214,6 +214,7 @@ pub(super) fn own_summary(
         generates: true,
         finetunes: false,
         model_id: String::new(),
+        warnings: Vec::new(),
     }
 }
 
@@ -238,5 +239,6 @@ pub(super) fn imported_summary(model: &ImportedModel, blocks: &BlockMap) -> Mode
         generates: dims.has_logits && dims.causal,
         finetunes: model.trainable().is_some(),
         model_id: String::new(),
+        warnings: Vec::new(),
     }
 }

@@ -2,7 +2,7 @@
 //! (lossy, bounded) and the UI's repaint callback, called after every send. Every event the
 //! worker sends goes through here.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -19,6 +19,8 @@ pub(super) struct Sink {
     busy: Busy,
     /// Set by the handle when the user cancels.
     cancel: CancelFlag,
+    /// Failures sent so far (a command can tell whether it failed).
+    failures: AtomicUsize,
 }
 
 /// One long job under way: what it is, since when, how far it is (0..1, when it can tell) and
@@ -87,7 +89,13 @@ impl Sink {
             repaint,
             busy,
             cancel,
+            failures: AtomicUsize::new(0),
         }
+    }
+
+    /// Failures sent so far.
+    pub(super) fn failures(&self) -> usize {
+        self.failures.load(Ordering::Relaxed)
     }
 
     /// Say that a long job (`what`, e.g. "loading SmolLM2…") is under way until the guard is
@@ -153,6 +161,7 @@ impl Sink {
 
     /// Send a failure message.
     pub(super) fn fail(&self, msg: impl Into<String>) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
         self.emit(Event::Failed(msg.into()));
     }
 

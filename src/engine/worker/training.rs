@@ -166,6 +166,7 @@ fn run_summary(session: &Session, lambda_train: f64) -> crate::engine::protocol:
         },
         session.corpus.sha256.clone(),
     ));
+    summary.warnings.clone_from(&session.corpus.warnings);
     summary
 }
 

@@ -126,7 +126,7 @@ impl StudioApp {
                         }
                     }
                     let what = busy.as_ref().map(|j| j.what.as_str()).unwrap_or_default();
-                    (what, egui::Color32::from_rgb(230, 160, 60))
+                    (what, crate::studio::widgets::WARNING)
                 }
                 WorkerState::Idle => ("worker idle", ui.visuals().text_color()),
                 WorkerState::Training => ("training", egui::Color32::LIGHT_GREEN),

@@ -159,7 +159,7 @@ fn mapping(ui: &mut egui::Ui, state: &StudioState) {
     } else {
         if let Some(why) = state.stale_reports() {
             ui.colored_label(
-                Color32::from_rgb(230, 160, 60),
+                crate::studio::widgets::WARNING,
                 format!("{why}: the measurements are being taken again"),
             );
         }

@@ -6,8 +6,6 @@
 
 use std::path::PathBuf;
 
-use egui::Color32;
-
 use crate::engine::protocol::{Command, RuleEval, TestSet, TestSetAudit};
 use crate::studio::state::{FileRequest, StudioState};
 use crate::studio::widgets::verdict_colour;
@@ -28,7 +26,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
     if let Some(why) = state.stale_test_audit() {
         if state.rules.test_audit.is_some() {
             ui.colored_label(
-                Color32::from_rgb(230, 160, 60),
+                crate::studio::widgets::WARNING,
                 format!("{why}: press Measure to measure again"),
             );
         }

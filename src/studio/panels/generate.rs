@@ -107,12 +107,12 @@ fn summary_line(ui: &mut egui::Ui, state: &StudioState, g: &Generation) {
              can move the whole row).",
         );
         if let Some(why) = state.stale(Some(&g.measured_on), Depends::Model) {
-            ui.colored_label(Color32::from_rgb(230, 160, 60), why);
+            ui.colored_label(crate::studio::widgets::WARNING, why);
         } else if (g.dial.params.lambda - state.dial.params.lambda).abs() > 1e-9
             || g.dial.params.mode != state.dial.params.mode
         {
             ui.colored_label(
-                Color32::from_rgb(230, 160, 60),
+                crate::studio::widgets::WARNING,
                 "the dial has moved since: generate again to compare",
             );
         }

@@ -74,6 +74,9 @@ fn summary_grid(ui: &mut egui::Ui, s: &ModelSummary) {
                 .on_hover_text(s.blocks.join(", "));
             ui.end_row();
         });
+    for w in &s.warnings {
+        ui.colored_label(crate::studio::widgets::WARNING, format!("warning: {w}"));
+    }
 }
 
 /// Open…, Open model…, Save… and the bundled samples.

@@ -35,7 +35,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
     let curve = curve.clone();
     if let Some(why) = state.stale_theory() {
         ui.colored_label(
-            egui::Color32::from_rgb(230, 160, 60),
+            crate::studio::widgets::WARNING,
             format!("{why}: the curve below is from before the last change (recomputing…)"),
         );
     }

@@ -16,6 +16,10 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
     settings_grid(ui, state, settings);
     run_buttons(ui, state, settings);
     progress(ui, state);
+    // What setting up the run found wrong with its corpus, short of refusing it.
+    for w in state.summary.iter().flat_map(|s| &s.warnings) {
+        ui.colored_label(crate::studio::widgets::WARNING, format!("warning: {w}"));
+    }
     let (loss_rect, held_out_rect) = curves(ui, state);
     export_menu(ui, state, loss_rect, held_out_rect);
     enlarged(ui.ctx(), state);
@@ -95,10 +99,23 @@ fn settings_grid(ui: &mut egui::Ui, state: &StudioState, settings: &mut RunSetti
             ui.end_row();
             adapt_row(ui, state, settings);
             ui.label("");
-            ui.checkbox(&mut settings.recruit, "recruit blocks")
-                .on_hover_text(
-                    "Start from one block and grow blocks by description length while training                      (see the Recruitment tab). Made for the corpus topics:3 (or topics:5).",
-                );
+            // Both on one row: the panel stays as tall as it was (its buttons below stay in
+            // view on a small window).
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut settings.recruit, "recruit blocks")
+                    .on_hover_text(
+                        "Start from one block and grow blocks by description length while \
+                         training (see the Recruitment tab): try topics:3, or your own text with \
+                         word tokens.",
+                    );
+                ui.checkbox(&mut settings.word_tokens, "word tokens")
+                    .on_hover_text(
+                        "Cut a text file into words fitted on it (letters and digits of any \
+                         script; Chinese, Japanese and Thai a character each) instead of the 96 \
+                         printable ASCII characters (train --tokenizer word). Recruitment on \
+                         your own text wants words; synthetic: and topics: always use them.",
+                    );
+            });
             ui.end_row();
         });
 }

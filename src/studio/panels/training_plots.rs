@@ -5,6 +5,7 @@
 
 use egui_plot::{Line, Plot, PlotPoints};
 
+use crate::engine::held_out::{detect_overfit, HeldOutPoint, OVERFIT_RATIO};
 use crate::engine::worker::LivePoint;
 use crate::studio::state::{CurvePoint, StudioState, TrainingPlot};
 
@@ -112,7 +113,9 @@ fn small_plot(
     which: TrainingPlot,
     height: f32,
 ) -> egui::Rect {
-    ui.horizontal(|ui| {
+    // Wrapped: a button that does not fit goes below the title rather than widening the
+    // panel's content past its edge (which clipped every line under it).
+    ui.horizontal_wrapped(|ui| {
         ui.weak(which.title());
         if ui
             .small_button(format!("enlarge {}", which.title()))
@@ -159,6 +162,7 @@ pub fn curves(ui: &mut egui::Ui, state: &mut StudioState) -> (egui::Rect, egui::
              fraction of attention on each query's relevant keys R(i), so 1 − ε.",
         );
     }
+    overfit_note(ui, state);
     (loss, ppl.union(held))
 }
 
@@ -181,5 +185,30 @@ pub fn enlarged(ctx: &egui::Context, state: &mut StudioState) {
         });
     if !open {
         state.enlarged_plot = None;
+    }
+}
+
+/// A warning when the live held-out perplexity has risen well above its best and stayed there.
+fn overfit_note(ui: &mut egui::Ui, state: &StudioState) {
+    let points: Vec<HeldOutPoint> = state
+        .live
+        .iter()
+        .map(|p| HeldOutPoint {
+            step: p.step,
+            ce_nats: p.eval.ce_nats,
+            tokens: p.eval.tokens,
+        })
+        .collect();
+    if let Some(o) = detect_overfit(&points) {
+        ui.colored_label(
+            crate::studio::widgets::WARNING,
+            format!("Overfitting: {}.", o.message(None, None)),
+        )
+        .on_hover_text(format!(
+            "Two held-out measurements in a row more than {:.0}% above the best. The corpus is \
+             too small for this many steps: stop the run, or train on more text or for fewer \
+             steps (`localist train --keep-best` ends on the best weights).",
+            100.0 * (OVERFIT_RATIO - 1.0)
+        ));
     }
 }

@@ -13,7 +13,7 @@ pub fn stale_note(ui: &mut egui::Ui, why: &str, what: &str) {
         "recomputing…"
     };
     ui.colored_label(
-        egui::Color32::from_rgb(230, 160, 60),
+        crate::studio::widgets::WARNING,
         format!("{why}: {what} are from before the last change ({todo})"),
     );
 }
@@ -49,7 +49,7 @@ pub(super) fn unknown_note(ui: &mut egui::Ui, state: &mut StudioState, tokens: &
     }
     ui.horizontal_wrapped(|ui| {
         ui.colored_label(
-            egui::Color32::from_rgb(230, 160, 60),
+            crate::studio::widgets::WARNING,
             format!(
                 "{unknown} of {} tokens are unknown to this model (<unk>): its attention says \
                  little about this text",
@@ -78,7 +78,7 @@ fn replaced_note(ui: &mut egui::Ui, text: &str, tokens: &[String]) {
         return;
     }
     let color = if replaced * 2 > tokens.len() {
-        egui::Color32::from_rgb(230, 160, 60)
+        crate::studio::widgets::WARNING
     } else {
         ui.visuals().weak_text_color()
     };

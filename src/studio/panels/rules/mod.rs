@@ -153,7 +153,7 @@ fn rule_list(ui: &mut egui::Ui, state: &mut StudioState) {
     let stale = state.stale_reports();
     if let Some(why) = &stale {
         ui.colored_label(
-            Color32::from_rgb(230, 160, 60),
+            crate::studio::widgets::WARNING,
             format!("{why}: waiting for the rules to be measured again"),
         );
     }

@@ -1,0 +1,99 @@
+//! The end of `localist train`: its events as they happen (recruitment decisions, the held-out
+//! curve, overfitting) and the summary it prints.
+
+use std::path::Path;
+
+use indicatif::ProgressBar;
+
+use crate::engine::jobs::train::{RunEvent, TrainSummary};
+
+/// Print one event of a run above the progress bar (or plainly when it is hidden).
+pub fn print_event(pb: &ProgressBar, e: &RunEvent) {
+    let line = match e {
+        RunEvent::Recruit(r) => r.line(),
+        RunEvent::HeldOut(p) => format!(
+            "step {:>5}  held-out perplexity {:.3} ({} tokens)",
+            p.step,
+            p.perplexity(),
+            p.tokens
+        ),
+        RunEvent::Overfit(m) => format!("warning: {m}"),
+        RunEvent::KeptBest {
+            step,
+            perplexity,
+            last,
+        } => format!(
+            "--keep-best: ending on the weights of step {step} (held-out perplexity {perplexity:.3} \
+             on the curve, against {last:.3} at the last step)"
+        ),
+    };
+    if pb.is_hidden() {
+        println!("{line}");
+    } else {
+        pb.println(line);
+    }
+}
+
+/// What a failed run left behind.
+pub fn failure_context(out: &Path) -> String {
+    let kept = if out.join("config.json").exists() {
+        "the last good checkpoint there is kept as it was"
+    } else {
+        "no checkpoint written"
+    };
+    format!("training for {} ({kept})", out.display())
+}
+
+/// Print the end of a run: device, speed, held-out metrics, recruitment, checkpoint.
+pub fn print_summary(
+    out: &Path,
+    s: &TrainSummary,
+    steady_tps: Option<f64>,
+    overall_tps: f64,
+    secs: f64,
+) {
+    let e = &s.eval;
+    println!("device: {}", s.device);
+    if let Some(tps) = steady_tps {
+        println!("steady-state training speed: {tps:.0} tokens/s (after 10 warm-up steps)");
+    }
+    println!(
+        "trained {} steps in {secs:.1} s ({overall_tps:.0} tokens/s overall); held-out: perplexity {:.3}, top-1 {:.1}%, \
+         entropy {:.3} bits, ε {:.4}, PF_mass {:.4}{}",
+        s.steps_run,
+        e.perplexity,
+        100.0 * e.top1_accuracy,
+        e.entropy_bits,
+        e.off_block_mass,
+        e.pf_mass,
+        e.pf_true_mass
+            .map(|p| format!(", PF vs true targets {p:.4}"))
+            .unwrap_or_default()
+    );
+    if let Some(rec) = &s.recruitment {
+        println!(
+            "recruitment: {} rounds, {} accepted moves, {} blocks: {}{}",
+            rec.rounds,
+            rec.accepted,
+            rec.blocks.len(),
+            rec.blocks.join(", "),
+            rec.stopped
+                .as_ref()
+                .map(|r| format!(" (stopped: {r})"))
+                .unwrap_or_default()
+        );
+        if rec.train_ms > 0.0 {
+            println!(
+                "recruitment cost: {:.0} ms in rounds against {:.0} ms of training between them ({:.0}%)",
+                rec.round_ms,
+                rec.train_ms,
+                100.0 * rec.round_ms / rec.train_ms
+            );
+        }
+        println!(
+            "recruitment log: {}",
+            out.join("recruitment.json").display()
+        );
+    }
+    println!("checkpoint: {}", out.display());
+}

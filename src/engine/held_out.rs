@@ -1,0 +1,161 @@
+//! The held-out curve of a training run, and what it says about overfitting.
+//!
+//! A run measures its held-out text every few steps (a bounded number of windows, at
+//! λ_inf = 0). When the held-out perplexity has risen well above its best and stayed there,
+//! the model is learning the training text by heart rather than the language: on a corpus of
+//! 200 short documents, 800 steps of 16 × 64 tokens are about 180 passes over it, and the
+//! held-out perplexity climbs from about 50 to the thousands. The run says so once, with the
+//! step of the best and what to do; `--keep-best` keeps the weights of that step.
+
+use serde::{Deserialize, Serialize};
+
+/// How far above its best the held-out perplexity must be, at each of the last
+/// [`OVERFIT_POINTS`] measurements, to call the run overfitting (1.10: 10% above).
+pub const OVERFIT_RATIO: f64 = 1.10;
+/// How many measurements in a row must be that far above the best.
+pub const OVERFIT_POINTS: usize = 2;
+/// Held-out windows measured at each point of the curve (the final evaluation reads more).
+pub const CURVE_WINDOWS: usize = 16;
+
+/// One point of the held-out curve.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeldOutPoint {
+    /// Steps done when it was measured.
+    pub step: usize,
+    /// Mean cross-entropy, nats per token.
+    pub ce_nats: f64,
+    /// Tokens scored.
+    pub tokens: usize,
+}
+
+impl HeldOutPoint {
+    /// Perplexity, e^ce.
+    pub fn perplexity(&self) -> f64 {
+        self.ce_nats.exp()
+    }
+}
+
+/// A run whose held-out perplexity rose well above its best and stayed there.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Overfit {
+    /// The best point so far.
+    pub best: HeldOutPoint,
+    /// The latest point.
+    pub now: HeldOutPoint,
+}
+
+impl Overfit {
+    /// What happened, in words. `passes` is how many times the run has read its training
+    /// text (steps × rows × tokens per row ÷ training tokens), when known.
+    pub fn message(&self, passes: Option<f64>, training_tokens: Option<usize>) -> String {
+        let read = match (passes, training_tokens) {
+            (Some(p), Some(n)) => format!(
+                " ({} steps have read its {n} training tokens about {p:.0} times)",
+                self.now.step
+            ),
+            _ => String::new(),
+        };
+        format!(
+            "held-out perplexity rose from {:.1} at step {} to {:.1} at step {} ({:.1}×): the model \
+             is learning the training text by heart, not the language{read}",
+            self.best.perplexity(),
+            self.best.step,
+            self.now.perplexity(),
+            self.now.step,
+            self.now.perplexity() / self.best.perplexity(),
+        )
+    }
+}
+
+/// Whether `points` (in step order) end overfitting: the last [`OVERFIT_POINTS`] points all
+/// come after the best one and are each more than [`OVERFIT_RATIO`] times its perplexity.
+/// Non-finite points are ignored (a diverged run is reported as such elsewhere).
+pub fn detect_overfit(points: &[HeldOutPoint]) -> Option<Overfit> {
+    let finite: Vec<&HeldOutPoint> = points.iter().filter(|p| p.ce_nats.is_finite()).collect();
+    let best = **finite
+        .iter()
+        .min_by(|a, b| a.ce_nats.total_cmp(&b.ce_nats))?;
+    let tail = finite.get(finite.len().checked_sub(OVERFIT_POINTS)?..)?;
+    let margin = OVERFIT_RATIO.ln();
+    let above = tail
+        .iter()
+        .all(|p| p.step > best.step && p.ce_nats > best.ce_nats + margin);
+    let now = **tail.last()?;
+    above.then_some(Overfit { best, now })
+}
+
+/// The default spacing of the curve for a run of `steps`: about twenty points, at least ten
+/// steps apart.
+pub fn default_every(steps: usize) -> usize {
+    (steps / 20).max(10)
+}
+
+/// How many passes over `training_tokens` a run of `steps` × `rows` × `seq` tokens is.
+pub fn passes(steps: usize, rows: usize, seq: usize, training_tokens: usize) -> Option<f64> {
+    (training_tokens > 0).then(|| steps as f64 * rows as f64 * seq as f64 / training_tokens as f64)
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn p(step: usize, ppl: f64) -> HeldOutPoint {
+        HeldOutPoint {
+            step,
+            ce_nats: ppl.ln(),
+            tokens: 1024,
+        }
+    }
+
+    #[test]
+    fn a_falling_curve_is_not_overfitting() {
+        let c = [p(0, 100.0), p(50, 60.0), p(100, 50.0), p(150, 49.0)];
+        assert_eq!(detect_overfit(&c), None);
+    }
+
+    #[test]
+    fn one_bad_point_is_noise_two_in_a_row_are_overfitting() {
+        let mut c = vec![p(0, 100.0), p(50, 52.0), p(100, 60.0)];
+        assert_eq!(detect_overfit(&c), None);
+        c.push(p(150, 58.0));
+        let o = detect_overfit(&c).expect("two points 10% above the best");
+        assert_eq!((o.best.step, o.now.step), (50, 150));
+        // Back near the best: no longer overfitting.
+        c.push(p(200, 53.0));
+        assert_eq!(detect_overfit(&c), None);
+    }
+
+    #[test]
+    fn a_rise_within_ten_percent_is_not_overfitting() {
+        let c = [p(0, 100.0), p(50, 50.0), p(100, 54.0), p(150, 54.9)];
+        assert_eq!(detect_overfit(&c), None);
+    }
+
+    #[test]
+    fn non_finite_points_are_ignored_and_the_message_names_both_steps() {
+        let c = [
+            p(0, 100.0),
+            p(100, 52.6),
+            HeldOutPoint {
+                step: 150,
+                ce_nats: f64::NAN,
+                tokens: 0,
+            },
+            p(200, 60.0),
+            p(400, 95.8),
+        ];
+        let o = detect_overfit(&c).expect("overfitting");
+        let m = o.message(passes(400, 16, 64, 8100), Some(8100));
+        assert!(m.contains("52.6 at step 100"), "{m}");
+        assert!(m.contains("95.8 at step 400"), "{m}");
+        assert!(m.contains("about 51 times"), "{m}");
+    }
+
+    #[test]
+    fn the_default_spacing_gives_about_twenty_points() {
+        assert_eq!(default_every(800), 40);
+        assert_eq!(default_every(50), 10);
+        assert_eq!(passes(10, 16, 64, 0), None);
+    }
+}

@@ -1,0 +1,221 @@
+//! The step loop of a training run: steps, recruitment rounds, periodic checkpoints, the
+//! held-out curve with its overfitting warning (and `keep_best`), and the final evaluation.
+
+use anyhow::{bail, Result};
+use candle_core::Device;
+
+use crate::engine::held_out::{
+    default_every, detect_overfit, passes, HeldOutPoint, Overfit, CURVE_WINDOWS,
+};
+use crate::engine::train_job::{setup, Outcome, Session, TrainJob};
+use crate::model::dial::DialSetting;
+use crate::train::recruit::RecruitEvent;
+use crate::train::trainer::{StepStats, TrainerSnapshot};
+
+/// What a run reports besides its steps.
+#[derive(Clone, Debug)]
+pub enum RunEvent {
+    /// A recruitment decision.
+    Recruit(RecruitEvent),
+    /// A point of the held-out curve.
+    HeldOut(HeldOutPoint),
+    /// The held-out perplexity rose well above its best (said once a run), in words.
+    Overfit(String),
+    /// `keep_best` put back the weights of an earlier step: that step, and the held-out
+    /// perplexity of the curve there and at the last step.
+    KeptBest {
+        /// The step whose weights were kept.
+        step: usize,
+        /// The curve's held-out perplexity at that step.
+        perplexity: f64,
+        /// The curve's held-out perplexity at the last step.
+        last: f64,
+    },
+}
+
+/// Run a job to the end. `on_step` sees each step and returns `false` to stop early.
+/// On a non-finite loss the run stops with an error naming the step; checkpoints already
+/// written are left as they were.
+pub fn run(
+    job: &TrainJob,
+    device: &Device,
+    on_step: impl FnMut(&StepStats) -> bool,
+) -> Result<Outcome> {
+    run_with_events(job, device, on_step, |_| {})
+}
+
+/// [`run`], also reporting each recruitment event as it is decided.
+pub fn run_with_recruitment(
+    job: &TrainJob,
+    device: &Device,
+    on_step: impl FnMut(&StepStats) -> bool,
+    mut on_event: impl FnMut(&RecruitEvent),
+) -> Result<Outcome> {
+    run_with_events(job, device, on_step, |e| {
+        if let RunEvent::Recruit(r) = e {
+            on_event(r)
+        }
+    })
+}
+
+/// The held-out curve as a run builds it, and the best weights when the job keeps them.
+struct Tracker {
+    every: usize,
+    /// `step / every` at the last point: a recruitment round's second look moves the step on
+    /// by several, past a multiple of `every`, so a point is due when the step passes one.
+    bucket: usize,
+    warned: bool,
+    best: Option<(HeldOutPoint, TrainerSnapshot)>,
+}
+
+impl Tracker {
+    fn new(job: &TrainJob) -> Self {
+        let every = job
+            .eval_every
+            .unwrap_or_else(|| default_every(job.train.steps));
+        Self {
+            every,
+            bucket: usize::MAX,
+            warned: false,
+            best: None,
+        }
+    }
+
+    /// Measure the curve at the session's step when it is due (or `force`), and report it.
+    fn measure(
+        &mut self,
+        session: &mut Session,
+        force: bool,
+        on_event: &mut impl FnMut(&RunEvent),
+    ) -> Result<()> {
+        let step = session.trainer.step;
+        let done = session.held_out.last().is_some_and(|p| p.step >= step);
+        if self.every == 0 || done {
+            return Ok(());
+        }
+        let bucket = step / self.every;
+        if self.bucket == usize::MAX {
+            // The first call: a resumed run's curve goes on from the step it was at.
+            self.bucket = session.held_out.last().map_or(0, |p| p.step / self.every);
+        }
+        if !force && bucket <= self.bucket {
+            return Ok(());
+        }
+        self.bucket = bucket;
+        let e = session.evaluate_windows(&DialSetting::default(), CURVE_WINDOWS)?;
+        let point = HeldOutPoint {
+            step,
+            ce_nats: e.ce_nats,
+            tokens: e.tokens,
+        };
+        session.held_out.push(point);
+        on_event(&RunEvent::HeldOut(point));
+        let better = point.ce_nats.is_finite()
+            && self
+                .best
+                .as_ref()
+                .is_none_or(|(b, _)| point.ce_nats < b.ce_nats);
+        if better && session.job.keep_best {
+            self.best = Some((point, session.trainer.snapshot()?));
+        }
+        if let (false, Some(o)) = (self.warned, detect_overfit(&session.held_out)) {
+            self.warned = true;
+            on_event(&RunEvent::Overfit(overfit_message(session, &o)));
+        }
+        Ok(())
+    }
+
+    /// Put back the best weights when the last point of the curve is worse than them.
+    fn keep_best(self, session: &mut Session, on_event: &mut impl FnMut(&RunEvent)) -> Result<()> {
+        let (Some((best, snap)), Some(last)) = (self.best, session.held_out.last().copied()) else {
+            return Ok(());
+        };
+        if best.step == last.step || last.ce_nats <= best.ce_nats {
+            return Ok(());
+        }
+        session.trainer.restore(&snap)?;
+        on_event(&RunEvent::KeptBest {
+            step: best.step,
+            perplexity: best.perplexity(),
+            last: last.perplexity(),
+        });
+        Ok(())
+    }
+}
+
+/// The warning and what to do about it.
+fn overfit_message(session: &Session, o: &Overfit) -> String {
+    let n = session.trainer.train.ids.len();
+    let c = &session.trainer.config;
+    let what = o.message(passes(o.now.step, c.batch_size, c.seq_len, n), Some(n));
+    if session.job.recruit.is_some() {
+        format!("{what}. Fewer --steps, or more text")
+    } else if session.job.keep_best {
+        format!("{what}. --keep-best will end on the weights of this run's best point of the curve")
+    } else {
+        format!(
+            "{what}. Fewer --steps, more text, or --keep-best (to end on the weights of step {})",
+            o.best.step
+        )
+    }
+}
+
+/// [`run`], reporting recruitment decisions, the held-out curve and overfitting as they happen.
+pub fn run_with_events(
+    job: &TrainJob,
+    device: &Device,
+    mut on_step: impl FnMut(&StepStats) -> bool,
+    mut on_event: impl FnMut(&RunEvent),
+) -> Result<Outcome> {
+    if job.keep_best && job.recruit.is_some() {
+        bail!(
+            "--keep-best does not go with --recruit: going back to an earlier step would drop the \
+             blocks recruited after it while the recruitment log keeps them; use fewer --steps"
+        );
+    }
+    let mut session = setup(job, device)?;
+    let mut tracker = Tracker::new(job);
+    let mut stopped = false;
+    // Checkpoints are written when the step passes a multiple of `checkpoint_every`: a
+    // recruitment round may move it on by a second look's steps, past the multiple itself.
+    let every = job.checkpoint_every.max(1);
+    let mut saved = session.trainer.step / every;
+    while session.trainer.step < job.train.steps {
+        let stats = session.trainer.train_step()?;
+        let keep_going = on_step(&stats);
+        session.history.push(stats);
+        for e in session.maybe_recruit()? {
+            on_event(&RunEvent::Recruit(e));
+        }
+        tracker.measure(&mut session, false, &mut on_event)?;
+        if let Some(dir) = &job.out {
+            let s = session.trainer.step;
+            if job.checkpoint_every > 0 && s / every > saved && s < job.train.steps {
+                session.save(dir, None)?;
+                saved = s / every;
+            }
+        }
+        if !keep_going {
+            stopped = true;
+            break;
+        }
+    }
+    if job.train.steps == 0
+        && session.trainer.step == 0
+        && job.resume.is_none()
+        && job.init_weights.is_none()
+    {
+        bail!("--steps 0: nothing to train");
+    }
+    tracker.measure(&mut session, true, &mut on_event)?;
+    tracker.keep_best(&mut session, &mut on_event)?;
+    let eval = session.evaluate(&DialSetting::default())?;
+    if let Some(dir) = &job.out {
+        session.save(dir, Some(eval.clone()))?;
+    }
+    Ok(Outcome {
+        session,
+        eval,
+        stopped,
+    })
+}
