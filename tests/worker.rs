@@ -988,3 +988,57 @@ fn a_refused_new_run_does_not_start_the_run_that_was_there_before() {
     ));
     w.send(Command::Stop);
 }
+
+#[test]
+fn a_broken_recruitment_log_beside_a_checkpoint_is_named_and_the_model_still_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = sample("tiny-topics-recruited");
+    let ck = dir.path().join("ck");
+    std::fs::create_dir(&ck).unwrap();
+    for f in ["config.json", "blocks.json", "model.safetensors"] {
+        std::fs::copy(src.join(f), ck.join(f)).unwrap();
+    }
+    let log = ck.join("recruitment.json");
+    let w = spawn();
+    let good = std::fs::read(src.join("recruitment.json")).unwrap();
+    // Cut short, as by a full disk; then a device, which would be read without end.
+    for needle in ["not a recruitment log", "not a regular file"] {
+        let _ = std::fs::remove_file(&log);
+        if needle == "not a recruitment log" {
+            std::fs::write(&log, &good[..good.len() / 2]).unwrap();
+        } else {
+            std::os::unix::fs::symlink("/dev/zero", &log).unwrap();
+        }
+        w.send(Command::Load(ck.clone()));
+        match next(&w) {
+            Event::Loaded(s) => {
+                assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+                let said = &s.warnings[0];
+                assert!(
+                    said.contains(needle) && said.contains("recruitment.json"),
+                    "{said}"
+                );
+                assert!(said.contains("without its recruitment log"), "{said}");
+            }
+            other => panic!("expected the model, got {other:?}"),
+        }
+    }
+    // The intact log is read and sent after the model.
+    let _ = std::fs::remove_file(&log);
+    std::fs::copy(src.join("recruitment.json"), &log).unwrap();
+    w.send(Command::Load(ck.clone()));
+    match next(&w) {
+        Event::Loaded(s) => assert!(s.warnings.is_empty(), "{:?}", s.warnings),
+        other => panic!("expected the model, got {other:?}"),
+    }
+    loop {
+        match next(&w) {
+            Event::Recruitment(r) => {
+                assert!(!r.rounds.is_empty());
+                break;
+            }
+            Event::RulesRefit(_) | Event::Snapshot(..) | Event::Theory(..) => continue,
+            other => panic!("expected the recruitment log, got {other:?}"),
+        }
+    }
+}

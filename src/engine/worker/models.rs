@@ -9,6 +9,7 @@ use super::{RunState, Worker};
 use crate::analysis::anchors::welch_bound;
 use crate::engine::anchors::{anchor_coherence, checkpoint_anchors};
 use crate::engine::corpus::{recorded_corpus, sample_text};
+use crate::engine::files::{read_bytes, MAX_DOCUMENT_BYTES};
 use crate::engine::protocol::{default_clusters, Event, ModelSummary, RecruitView};
 use crate::engine::views::read_pool;
 use crate::hf::{HfTokenizer, ImportedModel};
@@ -51,13 +52,19 @@ impl Worker {
         summary.corpus = recorded_corpus(training);
         let sha = summary.checkpoint.as_ref().map(|(_, h)| h.as_str());
         summary.model_id = self.new_model_id(sha, format!("checkpoint {}", path.display()));
+        let recruiter = match read_recruitment(path) {
+            Ok(rec) => rec,
+            Err(e) => {
+                summary.warnings.push(format!(
+                    "{e:#}; the model opened, without its recruitment log"
+                ));
+                None
+            }
+        };
         self.state = RunState::Idle;
         self.slot = ModelSlot::Checkpoint(Box::new(loaded));
         self.sink.emit(Event::Loaded(Box::new(summary)));
-        if let Some(rec) = std::fs::read(path.join("recruitment.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Recruiter>(&b).ok())
-        {
+        if let Some(rec) = recruiter {
             self.sink
                 .emit(Event::Recruitment(Box::new(RecruitView::from(&rec))));
         }
@@ -241,4 +248,17 @@ pub(super) fn imported_summary(model: &ImportedModel, blocks: &BlockMap) -> Mode
         model_id: String::new(),
         warnings: Vec::new(),
     }
+}
+
+/// The recruitment log saved beside a checkpoint: `None` when there is none; an error naming
+/// the file when it is not a regular file, too large, or not a log this version reads.
+fn read_recruitment(dir: &Path) -> anyhow::Result<Option<Recruiter>> {
+    let path = dir.join("recruitment.json");
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(None);
+    }
+    let bytes = read_bytes(&path, MAX_DOCUMENT_BYTES, "a recruitment log")?;
+    let rec = serde_json::from_slice(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not a recruitment log ({e})", path.display()))?;
+    Ok(Some(rec))
 }

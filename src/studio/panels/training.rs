@@ -16,10 +16,6 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, settings: &mut RunSettin
     settings_grid(ui, state, settings);
     run_buttons(ui, state, settings);
     progress(ui, state);
-    // What setting up the run found wrong with its corpus, short of refusing it.
-    for w in state.summary.iter().flat_map(|s| &s.warnings) {
-        ui.colored_label(crate::studio::widgets::WARNING, format!("warning: {w}"));
-    }
     let (loss_rect, held_out_rect) = curves(ui, state);
     export_menu(ui, state, loss_rect, held_out_rect);
     enlarged(ui.ctx(), state);
