@@ -1042,3 +1042,31 @@ fn a_broken_recruitment_log_beside_a_checkpoint_is_named_and_the_model_still_ope
         }
     }
 }
+
+#[test]
+fn a_pool_whose_files_are_devices_is_refused_or_shown_without_its_texts() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = dir.path().join("pool");
+    std::fs::create_dir(&pool).unwrap();
+    let src = common::sample("pool-clinical-payments");
+    let w = spawn();
+    // The manifest a device: refused, naming it (it was read without end).
+    std::os::unix::fs::symlink("/dev/zero", pool.join("manifest.json")).unwrap();
+    w.send(Command::OpenPool(pool.clone()));
+    match next(&w) {
+        Event::Pool(Err(e)) => assert!(
+            e.contains("manifest.json") && e.contains("not a regular file"),
+            "{e}"
+        ),
+        other => panic!("expected the refusal, got {other:?}"),
+    }
+    // A real manifest beside documents.txt that is a device: the pool shows, without texts.
+    std::fs::remove_file(pool.join("manifest.json")).unwrap();
+    std::fs::copy(src.join("manifest.json"), pool.join("manifest.json")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", pool.join("documents.txt")).unwrap();
+    w.send(Command::OpenPool(pool.clone()));
+    match next(&w) {
+        Event::Pool(Ok(p)) => assert!(p.texts.is_empty()),
+        other => panic!("expected the pool, got {other:?}"),
+    }
+}

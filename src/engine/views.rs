@@ -77,9 +77,13 @@ impl From<Manifest> for PoolManifest {
 /// `documents.txt` lies beside it.
 pub fn read_pool(dir: &Path) -> anyhow::Result<PoolSummary> {
     let manifest = read_manifest(dir)?;
-    let texts = std::fs::read_to_string(dir.join("documents.txt"))
-        .map(|t| split_documents(&t, None))
-        .unwrap_or_default();
+    let texts = crate::files::read_text(
+        &dir.join("documents.txt"),
+        crate::files::MAX_CORPUS_BYTES,
+        "a pool's documents",
+    )
+    .map(|t| split_documents(&t, None))
+    .unwrap_or_default();
     Ok(PoolSummary {
         dir: dir.to_path_buf(),
         manifest: manifest.into(),

@@ -117,7 +117,12 @@ pub fn audit_report(job: &AuditJob) -> Result<AuditReport> {
     )?;
     let text = match job.text.clone().or_else(|| default_text(&ck)) {
         Some(t) => t,
-        None => bail!("no text to measure the rules on: pass --text"),
+        None => match corpus_file(&ck).map(|f| {
+            crate::files::check_regular(&f, crate::files::MAX_CORPUS_BYTES, "a training corpus")
+        }) {
+            Some(Err(e)) => bail!("no text to measure the rules on ({e}): pass --text"),
+            _ => bail!("no text to measure the rules on: pass --text"),
+        },
     };
     let mut ids = tok.encode(&text);
     if ids.is_empty() {
@@ -210,7 +215,13 @@ pub fn default_text(ck: &Checkpoint) -> Option<String> {
             .next()
             .map(str::to_string),
         CorpusSource::File { path } => {
-            let text = std::fs::read_to_string(asset_path(&path)).ok()?;
+            // The path a checkpoint records: read with the corpus limit, regular files only.
+            let text = crate::files::read_text(
+                &asset_path(&path),
+                crate::files::MAX_CORPUS_BYTES,
+                "a training corpus",
+            )
+            .ok()?;
             text.lines()
                 .find(|l| !l.trim().is_empty())
                 .map(str::to_string)

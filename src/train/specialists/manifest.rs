@@ -75,8 +75,7 @@ pub struct ManifestRoute {
 /// Read a pool's manifest; errors name the file.
 pub fn read_manifest(dir: &Path) -> Result<Manifest> {
     let path = dir.join("manifest.json");
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text = crate::files::read_text(&path, crate::files::MAX_DOCUMENT_BYTES, "a pool manifest")?;
     let m: Manifest = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a specialist pool manifest", path.display()))?;
     if m.format != MANIFEST_FORMAT {
