@@ -103,10 +103,28 @@ fn training_advances_and_stop_lands_within_one_step() {
     w.send(Command::Stop);
     assert!(matches!(next(&w), Event::Finished(..)));
     // The run's last point of the live held-out curves.
-    match next(&w) {
-        Event::Live(p) => assert!(p.step > last_step && p.eval.perplexity.is_finite()),
+    let live_step = match next(&w) {
+        Event::Live(p) => {
+            assert!(p.step > last_step && p.eval.perplexity.is_finite());
+            p.step
+        }
         other => panic!("expected the live point, got {other:?}"),
+    };
+    // Saved, the run's checkpoint keeps its held-out curve, ending at that point.
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("run");
+    w.send(Command::Save(ck.clone()));
+    loop {
+        match next(&w) {
+            Event::Saved(..) => break,
+            Event::Snapshot(..) | Event::Live(_) => continue,
+            other => panic!("expected the save, got {other:?}"),
+        }
     }
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ck.join("config.json")).unwrap()).unwrap();
+    let curve = cfg["training"]["held_out"].as_array().unwrap();
+    assert_eq!(curve.last().unwrap()["step"], live_step, "{curve:?}");
     // Commands are handled in order: once this capture answers, the worker is idle.
     w.send(Command::Capture("note 2024-03-05 : patient".into()));
     assert!(matches!(next(&w), Event::Snapshot(..)));

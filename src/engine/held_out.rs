@@ -84,6 +84,25 @@ pub fn detect_overfit(points: &[HeldOutPoint]) -> Option<Overfit> {
     above.then_some(Overfit { best, now })
 }
 
+/// Most points a curve keeps (a checkpoint's `config.json` holds it).
+pub const MAX_POINTS: usize = 1000;
+
+/// Add `point` to `points` (a point at or before the last step replaces the points from it
+/// on, as after a rollback); past [`MAX_POINTS`] every other point is dropped, the first and
+/// the last kept, so the curve keeps its shape over a long run.
+pub fn push_thinned(points: &mut Vec<HeldOutPoint>, point: HeldOutPoint) {
+    points.retain(|p| p.step < point.step);
+    points.push(point);
+    if points.len() > MAX_POINTS {
+        let last = points.len() - 1;
+        let mut i = 0;
+        points.retain(|_| {
+            i += 1;
+            (i - 1) % 2 == 0 || i - 1 == last
+        });
+    }
+}
+
 /// The default spacing of the curve for a run of `steps`: about twenty points, at least ten
 /// steps apart.
 pub fn default_every(steps: usize) -> usize {
@@ -150,6 +169,25 @@ mod tests {
         assert!(m.contains("52.6 at step 100"), "{m}");
         assert!(m.contains("95.8 at step 400"), "{m}");
         assert!(m.contains("about 51 times"), "{m}");
+    }
+
+    #[test]
+    fn a_long_curve_is_thinned_and_keeps_its_ends() {
+        let mut c = Vec::new();
+        for s in 0..5000 {
+            push_thinned(&mut c, p(s, 100.0 - s as f64 / 100.0));
+        }
+        assert!(
+            c.len() <= MAX_POINTS && c.len() > MAX_POINTS / 2,
+            "{}",
+            c.len()
+        );
+        assert_eq!(c.first().map(|p| p.step), Some(0));
+        assert_eq!(c.last().map(|p| p.step), Some(4999));
+        assert!(c.windows(2).all(|w| w[0].step < w[1].step));
+        // A point at an earlier step (a run restored to it) replaces what came after.
+        push_thinned(&mut c, p(10, 99.0));
+        assert_eq!(c.last().map(|p| p.step), Some(10));
     }
 
     #[test]

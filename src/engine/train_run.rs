@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 use candle_core::Device;
 
 use crate::engine::held_out::{
-    default_every, detect_overfit, passes, HeldOutPoint, Overfit, CURVE_WINDOWS,
+    default_every, detect_overfit, passes, push_thinned, HeldOutPoint, Overfit, CURVE_WINDOWS,
 };
 use crate::engine::train_job::{setup, Outcome, Session, TrainJob};
 use crate::model::dial::DialSetting;
@@ -108,7 +108,7 @@ impl Tracker {
             ce_nats: e.ce_nats,
             tokens: e.tokens,
         };
-        session.held_out.push(point);
+        push_thinned(&mut session.held_out, point);
         on_event(&RunEvent::HeldOut(point));
         let better = point.ce_nats.is_finite()
             && self

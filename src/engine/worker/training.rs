@@ -8,6 +8,7 @@ use super::recruitment::RoundOutcome;
 use super::slot::ModelSlot;
 use super::{RunState, Worker};
 use crate::engine::corpus::CorpusSource;
+use crate::engine::held_out::{push_thinned, HeldOutPoint};
 use crate::engine::protocol::{Event, LivePoint, Progress, RecruitView};
 use crate::engine::theory::theory_curve;
 use crate::engine::train_job::{setup, Session, TrainJob};
@@ -139,11 +140,20 @@ impl Worker {
             return;
         }
         self.last_live = Some(Instant::now());
-        let Some(session) = self.slot.session() else {
+        let Some(session) = self.slot.session_mut() else {
             return;
         };
         match live_point(session, &self.text, &self.dial) {
-            Ok(p) => self.sink.emit(Event::Live(Box::new(p))),
+            Ok(p) => {
+                // The run's held-out curve, kept in its checkpoint as the CLI keeps its own.
+                let point = HeldOutPoint {
+                    step: p.step,
+                    ce_nats: p.eval.ce_nats,
+                    tokens: p.eval.tokens,
+                };
+                push_thinned(&mut session.held_out, point);
+                self.sink.emit(Event::Live(Box::new(p)));
+            }
             Err(e) => self.sink.fail(format!("live evaluation failed: {e:#}")),
         }
         self.recapture();
