@@ -1088,3 +1088,40 @@ fn a_pool_whose_files_are_devices_is_refused_or_shown_without_its_texts() {
         other => panic!("expected the pool, got {other:?}"),
     }
 }
+
+#[test]
+fn a_checkpoint_trained_past_its_best_held_out_point_says_so_when_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = sample("tiny-shakespeare-l1");
+    let ck = dir.path().join("ck");
+    std::fs::create_dir(&ck).unwrap();
+    for f in ["blocks.json", "model.safetensors"] {
+        std::fs::copy(src.join(f), ck.join(f)).unwrap();
+    }
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    let steps = cfg["training"]["steps_done"].as_u64().unwrap();
+    let point = |step: u64, ppl: f64| serde_json::json!({ "step": step, "ce_nats": f64::ln(ppl), "tokens": 1024 });
+    cfg["training"]["held_out"] =
+        serde_json::json!([point(100, 5.0), point(steps - 100, 6.0), point(steps, 7.0)]);
+    std::fs::write(ck.join("config.json"), cfg.to_string()).unwrap();
+    let w = spawn();
+    w.send(Command::Load(ck));
+    match next(&w) {
+        Event::Loaded(s) => {
+            assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+            assert!(
+                s.warnings[0].contains("5.0 at step 100"),
+                "{:?}",
+                s.warnings
+            );
+        }
+        other => panic!("expected the model, got {other:?}"),
+    }
+    // The bundled sample records no curve: nothing is said.
+    w.send(Command::Load(src));
+    match next(&w) {
+        Event::Loaded(s) => assert!(s.warnings.is_empty(), "{:?}", s.warnings),
+        other => panic!("expected the model, got {other:?}"),
+    }
+}

@@ -84,6 +84,25 @@ pub fn detect_overfit(points: &[HeldOutPoint]) -> Option<Overfit> {
     above.then_some(Overfit { best, now })
 }
 
+/// Whether the weights of a checkpoint are past the best of the held-out curve its training
+/// recorded (`config.json`'s `training`): the overfitting message when the curve up to its
+/// step ends well above its best, else `None` (no curve, or weights at or near their best, as
+/// `--keep-best` leaves them).
+pub fn recorded_overfit(training: &serde_json::Value) -> Option<String> {
+    let points: Vec<HeldOutPoint> =
+        serde_json::from_value(training.get("held_out")?.clone()).ok()?;
+    let step = training.get("steps_done")?.as_u64()?;
+    let upto: Vec<HeldOutPoint> = points
+        .into_iter()
+        .filter(|p| p.step as u64 <= step)
+        .collect();
+    let o = detect_overfit(&upto)?;
+    Some(format!(
+        "its training overfit: {}; these are the weights of step {step}",
+        o.message(None, None)
+    ))
+}
+
 /// Most points a curve keeps (a checkpoint's `config.json` holds it).
 pub const MAX_POINTS: usize = 1000;
 
@@ -188,6 +207,23 @@ mod tests {
         // A point at an earlier step (a run restored to it) replaces what came after.
         push_thinned(&mut c, p(10, 99.0));
         assert_eq!(c.last().map(|p| p.step), Some(10));
+    }
+
+    #[test]
+    fn a_checkpoint_past_its_best_point_is_said_and_one_kept_at_its_best_is_not() {
+        let curve = [p(100, 51.3), p(200, 60.0), p(300, 90.0)];
+        let training = |steps: u64| serde_json::json!({ "steps_done": steps, "held_out": serde_json::to_value(curve).ok() });
+        let said = recorded_overfit(&training(300)).expect("past its best");
+        assert!(
+            said.contains("51.3 at step 100") && said.contains("step 300"),
+            "{said}"
+        );
+        // --keep-best went back to step 100: the points after it are not these weights'.
+        assert_eq!(recorded_overfit(&training(100)), None);
+        assert_eq!(
+            recorded_overfit(&serde_json::json!({ "steps_done": 3 })),
+            None
+        );
     }
 
     #[test]

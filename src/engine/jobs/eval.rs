@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
 use crate::engine::anchors::AnchorReport;
 use crate::engine::corpus::{asset_path, prepare_corpus, CorpusSource, TokenizerKind};
+use crate::engine::held_out::recorded_overfit;
 use crate::engine::jobs::model::{checkpoint_anchors, OpenModel};
 use crate::engine::jobs::rules::{load_rules, rule_evals_on, RuleEval};
 use crate::engine::train_job::TrainingInfo;
@@ -68,7 +69,12 @@ pub fn evaluate_model(job: &EvalJob, on_note: impl FnOnce(&str)) -> Result<EvalO
             checkpoint,
             tokenizer,
             ..
-        } => evaluate_checkpoint(job, &checkpoint, tokenizer.as_ref()),
+        } => {
+            if let Some(said) = recorded_overfit(&checkpoint.meta.training) {
+                on_note(&format!("note: {}: {said}", job.model.display()));
+            }
+            evaluate_checkpoint(job, &checkpoint, tokenizer.as_ref())
+        }
         OpenModel::Imported { model, tokenizer } => {
             evaluate_imported(job, &model, &tokenizer, on_note)
         }

@@ -52,6 +52,9 @@ impl Worker {
         summary.corpus = recorded_corpus(training);
         let sha = summary.checkpoint.as_ref().map(|(_, h)| h.as_str());
         summary.model_id = self.new_model_id(sha, format!("checkpoint {}", path.display()));
+        summary
+            .warnings
+            .extend(crate::engine::held_out::recorded_overfit(training));
         let recruiter = match read_recruitment(path) {
             Ok(rec) => rec,
             Err(e) => {
