@@ -208,6 +208,41 @@ fn a_held_out_curve_that_climbs_away_from_its_best_is_called_overfitting() {
     };
     assert!(text.contains("51.3 at step 120"), "{text}");
     assert!(text.contains("74.4 at step 280"), "{text}");
+    // The way back: a button that asks the worker (here there is no run to go back in, and
+    // the worker says so).
+    // (A tall window: the button is far down the side panel.)
+    h.set_size(egui::vec2(1280.0, 1800.0));
+    h.run_steps(2);
+    h.get_by_label("Back to step 120").click();
+    step_until(&mut h, "the worker's answer", |app| {
+        app.state
+            .error
+            .as_ref()
+            .is_some_and(|e| e.contains("no training run"))
+    });
+    // When the run goes back, the worker sends the progress of the last step kept: the loss
+    // curve drops the steps after it.
+    let progress = |step: usize| {
+        localist::engine::protocol::Event::Progress(localist::engine::protocol::Progress {
+            stats: localist::train::trainer::StepStats {
+                step,
+                loss_nats: 1.0,
+                ..Default::default()
+            },
+            total_steps: 1000,
+            tokens_per_s: 0.0,
+            eta_s: 0.0,
+        })
+    };
+    for step in 0..300 {
+        h.state_mut().state.apply(progress(step));
+    }
+    h.state_mut().state.apply(progress(119));
+    let steps: Vec<usize> = h.state().state.curve.iter().map(|c| c.step).collect();
+    assert_eq!(steps, (0..120).collect::<Vec<_>>());
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("step 120/1000").is_some());
+    assert!(h.query_by_label_contains("tok/s").is_none());
 }
 
 #[test]

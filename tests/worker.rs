@@ -1125,3 +1125,104 @@ fn a_checkpoint_trained_past_its_best_held_out_point_says_so_when_opened() {
         other => panic!("expected the model, got {other:?}"),
     }
 }
+
+#[test]
+fn back_to_best_puts_the_run_on_its_best_held_out_point_and_measures_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    // 40 lines of 30 words drawn from 60: a corpus the model can only learn by heart.
+    let mut x: u64 = 5;
+    let mut text = String::new();
+    for _ in 0..40 {
+        let line: Vec<String> = (0..30)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                format!("w{:02}", (x >> 33) % 60)
+            })
+            .collect();
+        text += &(line.join(" ") + "\n");
+    }
+    let corpus = dir.path().join("small.txt");
+    std::fs::write(&corpus, text).unwrap();
+    let w = spawn();
+    // Nothing to go back to before a run.
+    w.send(Command::BackToBest);
+    assert!(matches!(next(&w), Event::Failed(m) if m.contains("no training run")));
+    let job = TrainJob {
+        corpus: CorpusSource::File { path: corpus },
+        tokenizer: TokenizerKind::Word,
+        train: TrainConfig {
+            steps: 100_000,
+            batch_size: 4,
+            seq_len: 32,
+            ..TrainConfig::default()
+        },
+        eval_windows: 4,
+        ..TrainJob::default()
+    };
+    w.send(Command::NewRun(Box::new(job)));
+    assert!(matches!(next(&w), Event::Loaded(_)));
+    w.send(Command::Train);
+    // Live points (about one a second) until the last is well above the best, then stop.
+    let mut live: Vec<(usize, f64)> = Vec::new();
+    let overfit = |l: &[(usize, f64)]| {
+        let best = l.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        l.len() >= 3 && l.last().is_some_and(|p| p.1 > best + 0.1)
+    };
+    let deadline = Instant::now() + WAIT;
+    while !overfit(&live) && Instant::now() < deadline {
+        if let Some(Event::Live(p)) = w.wait_event(Duration::from_millis(200)) {
+            live.push((p.step, p.eval.ce_nats));
+        }
+    }
+    assert!(overfit(&live), "{live:?}");
+    w.send(Command::Stop);
+    drop(w.drain());
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = w.drain();
+    let best = live
+        .iter()
+        .copied()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    w.send(Command::BackToBest);
+    let mut said = None;
+    let mut point = None;
+    let mut finished = None;
+    while point.is_none() {
+        match next(&w) {
+            Event::Status(s) if s.starts_with("back to step") => said = Some(s),
+            Event::Live(p) => point = Some(p),
+            Event::Finished(r, _) => finished = Some(r.ce_nats),
+            Event::Snapshot(..) | Event::Status(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let (said, point) = (said.unwrap(), point.unwrap());
+    // The run is back on the weights of its best point: the same step and the same held-out
+    // loss (the same windows, the same weights). A later live point may have been better than
+    // the ones seen here, never worse.
+    assert!(said.contains(&format!("step {}", point.step)), "{said}");
+    assert!(
+        point.eval.ce_nats <= best.1 + 1e-9,
+        "{point:?} against {best:?}"
+    );
+    // By the last point seen the model had learned the lines by heart: going back changed it.
+    let last = *live.last().unwrap();
+    assert!(point.step < last.0, "{} against {last:?}", point.step);
+    // The held-out metrics shown are measured again, on the weights gone back to.
+    let finished = finished.expect("no new held-out metrics");
+    assert!(finished < last.1, "{finished} against {last:?}");
+    // The step and loss shown go back too: the progress of the last step kept, with no speed
+    // (the run is not running).
+    if point.step > 0 {
+        match w.wait_progress(WAIT) {
+            Some(Event::Progress(p)) => {
+                assert_eq!(p.stats.step + 1, point.step);
+                assert_eq!(p.tokens_per_s, 0.0);
+            }
+            other => panic!("no progress after going back: {other:?}"),
+        }
+    }
+}

@@ -23,7 +23,7 @@ use crate::model::transformer::LocalistModel;
 use crate::train::dataset::{train_split, TokenStream};
 use crate::train::eval::{evaluate, EvalReport};
 use crate::train::recruit::{RecruitConfig, RecruitEvent, Recruiter};
-use crate::train::trainer::{StepStats, TrainConfig, Trainer};
+use crate::train::trainer::{StepStats, TrainConfig, Trainer, TrainerSnapshot};
 
 /// The compute device: CUDA when built with `--features cuda` and a GPU is present, else CPU.
 pub fn default_device() -> Device {
@@ -142,6 +142,10 @@ pub struct Session {
     pub recruiter: Option<Recruiter>,
     /// The held-out curve so far (carried over when resuming).
     pub held_out: Vec<HeldOutPoint>,
+    /// The best point of the studio's live curve and the trainer's state there, for
+    /// [`Command::BackToBest`](crate::engine::protocol::Command::BackToBest) (kept only in runs
+    /// without recruitment).
+    pub best: Option<(HeldOutPoint, Box<TrainerSnapshot>)>,
 }
 
 /// Outcome of [`run`](crate::engine::train_run::run).
@@ -233,6 +237,7 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
         history: Vec::new(),
         recruiter: job.recruit.clone().map(Recruiter::new),
         held_out,
+        best: None,
     })
 }
 

@@ -71,6 +71,10 @@ pub enum Command {
     Step,
     /// Stop training (the model stays loaded).
     Stop,
+    /// Put the current run back on the weights of the best point of its held-out curve and
+    /// stop it there, measuring its held-out metrics again (refused in a run that recruits
+    /// blocks: its later blocks would be lost).
+    BackToBest,
     /// Set the inference dial and re-capture the current text.
     SetDial(DialSetting),
     /// Capture a text under the current dial.

@@ -76,6 +76,7 @@ impl Worker {
                     self.step();
                 }
             }
+            Command::BackToBest => self.back_to_best(),
             Command::Stop => {
                 if self.state != RunState::Idle {
                     self.state = RunState::Idle;

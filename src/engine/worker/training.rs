@@ -152,6 +152,7 @@ impl Worker {
                     tokens: p.eval.tokens,
                 };
                 push_thinned(&mut session.held_out, point);
+                keep_if_best(session, point);
                 self.sink.emit(Event::Live(Box::new(p)));
             }
             Err(e) => self.sink.fail(format!("live evaluation failed: {e:#}")),
@@ -204,4 +205,82 @@ fn live_point(session: &Session, text: &str, dial: &DialSetting) -> anyhow::Resu
         eval,
         theory,
     })
+}
+
+/// Keep the trainer's state when `point` is the best of the curve so far (runs without
+/// recruitment only; a snapshot that fails is simply not kept).
+fn keep_if_best(session: &mut Session, point: HeldOutPoint) {
+    let better = point.ce_nats.is_finite()
+        && session
+            .best
+            .as_ref()
+            .is_none_or(|(b, _)| point.ce_nats < b.ce_nats);
+    if better && session.recruiter.is_none() {
+        if let Ok(snap) = session.trainer.snapshot() {
+            session.best = Some((point, Box::new(snap)));
+        }
+    }
+}
+
+impl Worker {
+    /// Put the run back on the weights of its best held-out point and stop it there.
+    pub(super) fn back_to_best(&mut self) {
+        let Some(session) = self.slot.session_mut() else {
+            self.sink.fail("no training run is set up");
+            return;
+        };
+        if session.recruiter.is_some() {
+            self.sink.fail(
+                "going back to the best step is not offered in a run that recruits blocks: the \
+                 blocks recruited after it would be lost while the recruitment log keeps them",
+            );
+            return;
+        }
+        let Some((best, snap)) = session.best.take() else {
+            self.sink.fail("no held-out point to go back to yet");
+            return;
+        };
+        if let Err(e) = session.trainer.restore(&snap) {
+            self.sink
+                .fail(format!("could not go back to step {}: {e}", best.step));
+            return;
+        }
+        session.held_out.retain(|p| p.step <= best.step);
+        session.history.retain(|s| s.step < best.step);
+        let last = session.history.last().cloned();
+        let total = session.job.train.steps;
+        session.best = Some((best, snap));
+        // The loss curve and the step shown go back too (on the progress channel, after the
+        // progress of the steps dropped).
+        // No speed: the run is not running (0 tokens/s is shown as no speed and no ETA).
+        if let Some(stats) = last {
+            self.sink.emit_progress(Event::Progress(Progress {
+                stats,
+                total_steps: total,
+                tokens_per_s: 0.0,
+                eta_s: 0.0,
+            }));
+        }
+        // The run stops there, and its held-out metrics are measured again: the ones shown
+        // were of the weights just dropped.
+        self.state = RunState::Idle;
+        let report = self
+            .slot
+            .session()
+            .map(|s| s.evaluate(&DialSetting::default()));
+        match report {
+            Some(Ok(r)) => {
+                let on = self.measured_on();
+                self.sink.emit(Event::Finished(Box::new(r), on));
+            }
+            Some(Err(e)) => self.sink.fail(format!("evaluation failed: {e:#}")),
+            None => {}
+        }
+        self.sink.emit(Event::Status(format!(
+            "back to step {} (held-out perplexity {:.1} on the curve); Train goes on from there",
+            best.step,
+            best.perplexity()
+        )));
+        self.live(true);
+    }
 }

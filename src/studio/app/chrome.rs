@@ -139,11 +139,11 @@ impl StudioApp {
             }
             if let Some(p) = &self.state.progress {
                 ui.separator();
-                ui.label(format!(
-                    "step {}  {:.0} tok/s",
-                    p.stats.step + 1,
-                    p.tokens_per_s
-                ));
+                ui.label(if p.tokens_per_s > 0.0 {
+                    format!("step {}  {:.0} tok/s", p.stats.step + 1, p.tokens_per_s)
+                } else {
+                    format!("step {}", p.stats.step + 1)
+                });
             }
             ui.separator();
             ui.label(format!("UI {:.1} ms", self.state.frame_ms))

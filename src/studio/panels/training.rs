@@ -237,13 +237,16 @@ fn run_buttons(ui: &mut egui::Ui, state: &mut StudioState, settings: &RunSetting
 /// The step, loss, speed and ETA of the run, with a progress bar.
 fn progress(ui: &mut egui::Ui, state: &StudioState) {
     if let Some(p) = &state.progress {
+        let speed = if p.tokens_per_s > 0.0 {
+            format!("  {:.0} tok/s  ETA {:.0} s", p.tokens_per_s, p.eta_s)
+        } else {
+            String::new()
+        };
         ui.label(format!(
-            "step {}/{}  loss {:.4} nats  {:.0} tok/s  ETA {:.0} s",
+            "step {}/{}  loss {:.4} nats{speed}",
             p.stats.step + 1,
             p.total_steps,
             p.stats.loss_nats,
-            p.tokens_per_s,
-            p.eta_s
         ))
         .on_hover_text("Loss is cross-entropy plus η·λ·Ω plus the anchor term, in nats per token.");
         ui.add(egui::ProgressBar::new(

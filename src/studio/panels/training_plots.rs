@@ -6,7 +6,7 @@
 use egui_plot::{Line, Plot, PlotPoints};
 
 use crate::engine::held_out::{detect_overfit, HeldOutPoint, OVERFIT_RATIO};
-use crate::engine::worker::LivePoint;
+use crate::engine::worker::{Command, LivePoint};
 use crate::studio::state::{CurvePoint, StudioState, TrainingPlot};
 
 /// A plot as a training dashboard wants it in a scrolling side panel: the mouse wheel scrolls
@@ -189,7 +189,7 @@ pub fn enlarged(ctx: &egui::Context, state: &mut StudioState) {
 }
 
 /// A warning when the live held-out perplexity has risen well above its best and stayed there.
-fn overfit_note(ui: &mut egui::Ui, state: &StudioState) {
+fn overfit_note(ui: &mut egui::Ui, state: &mut StudioState) {
     let points: Vec<HeldOutPoint> = state
         .live
         .iter()
@@ -206,9 +206,27 @@ fn overfit_note(ui: &mut egui::Ui, state: &StudioState) {
         )
         .on_hover_text(format!(
             "Two held-out measurements in a row more than {:.0}% above the best. The corpus is \
-             too small for this many steps: stop the run, or train on more text or for fewer \
-             steps (`localist train --keep-best` ends on the best weights).",
+             too small for this many steps: go back to the best step (the button below), stop the \
+             run, or train on more text or for fewer steps (`localist train --keep-best` ends on \
+             the best weights).",
             100.0 * (OVERFIT_RATIO - 1.0)
         ));
+        let recruiting = state.recruitment.is_some();
+        let back = ui
+            .add_enabled(
+                !recruiting,
+                egui::Button::new(format!("Back to step {}", o.best.step)),
+            )
+            .on_hover_text(
+                "Put the run back on the weights it had at its best held-out point and stop it \
+                 there (Save… then keeps those weights; Train goes on from that step)",
+            )
+            .on_disabled_hover_text(
+                "Not in a run that recruits blocks: the blocks recruited after that step would \
+                 be lost while the recruitment log keeps them.",
+            );
+        if back.clicked() {
+            state.send(Command::BackToBest);
+        }
     }
 }

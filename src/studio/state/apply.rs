@@ -116,6 +116,10 @@ impl StudioState {
     }
 
     fn on_progress(&mut self, p: Progress) {
+        // A step at or before the last one drawn: the run went back (Back to step N).
+        if self.curve.back().is_some_and(|c| c.step >= p.stats.step) {
+            self.curve.retain(|c| c.step < p.stats.step);
+        }
         self.curve.push_back(CurvePoint {
             step: p.stats.step,
             loss_nats: p.stats.loss_nats,

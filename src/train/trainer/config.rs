@@ -192,7 +192,7 @@ pub enum TrainError {
 }
 
 /// What one step did.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepStats {
     /// Step index (0-based).
     pub step: usize,
