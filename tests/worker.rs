@@ -1225,4 +1225,11 @@ fn back_to_best_puts_the_run_on_its_best_held_out_point_and_measures_it_again() 
             other => panic!("no progress after going back: {other:?}"),
         }
     }
+    // Train goes on from there: the next step is the one after the best point.
+    w.send(Command::Train);
+    match w.wait_progress(WAIT) {
+        Some(Event::Progress(p)) => assert_eq!(p.stats.step, point.step),
+        other => panic!("no progress after Train: {other:?}"),
+    }
+    w.send(Command::Stop);
 }
