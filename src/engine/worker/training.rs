@@ -261,26 +261,14 @@ impl Worker {
                 eta_s: 0.0,
             }));
         }
-        // The run stops there, and its held-out metrics are measured again: the ones shown
-        // were of the weights just dropped.
-        self.state = RunState::Idle;
-        let report = self
-            .slot
-            .session()
-            .map(|s| s.evaluate(&DialSetting::default()));
-        match report {
-            Some(Ok(r)) => {
-                let on = self.measured_on();
-                self.sink.emit(Event::Finished(Box::new(r), on));
-            }
-            Some(Err(e)) => self.sink.fail(format!("evaluation failed: {e:#}")),
-            None => {}
-        }
         self.sink.emit(Event::Status(format!(
             "back to step {} (held-out perplexity {:.1} on the curve); Train goes on from there",
             best.step,
             best.perplexity()
         )));
-        self.live(true);
+        // The run stops there, and its held-out metrics are measured again as at the end of a
+        // run: the ones shown were of the weights just dropped.
+        self.state = RunState::Idle;
+        self.finish();
     }
 }
