@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+
 fn localist(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_localist"))
         .args(args)
@@ -788,22 +790,8 @@ fn train_from_a_pretrained_decoder_writes_an_adapter_that_opens_as_a_model() {
 #[test]
 fn a_run_that_learns_a_small_corpus_by_heart_is_warned_and_keep_best_ends_on_its_best_step() {
     let dir = tempfile::tempdir().unwrap();
-    // 40 lines of 30 words drawn from 60 (a fixed LCG): nothing to learn but the lines.
-    let mut x: u64 = 5;
-    let mut text = String::new();
-    for _ in 0..40 {
-        let line: Vec<String> = (0..30)
-            .map(|_| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                format!("w{:02}", (x >> 33) % 60)
-            })
-            .collect();
-        text += &(line.join(" ") + "\n");
-    }
-    let corpus = dir.path().join("small.txt");
-    std::fs::write(&corpus, text).unwrap();
+    // A corpus with nothing to learn but its lines.
+    let corpus = common::learned_by_heart(dir.path());
     let c = corpus.to_str().unwrap();
     let run = |out: &str, extra: &[&str]| {
         let out = dir.path().join(out);

@@ -1129,22 +1129,8 @@ fn a_checkpoint_trained_past_its_best_held_out_point_says_so_when_opened() {
 #[test]
 fn back_to_best_puts_the_run_on_its_best_held_out_point_and_measures_it_again() {
     let dir = tempfile::tempdir().unwrap();
-    // 40 lines of 30 words drawn from 60: a corpus the model can only learn by heart.
-    let mut x: u64 = 5;
-    let mut text = String::new();
-    for _ in 0..40 {
-        let line: Vec<String> = (0..30)
-            .map(|_| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                format!("w{:02}", (x >> 33) % 60)
-            })
-            .collect();
-        text += &(line.join(" ") + "\n");
-    }
-    let corpus = dir.path().join("small.txt");
-    std::fs::write(&corpus, text).unwrap();
+    // A corpus the model can only learn by heart.
+    let corpus = common::learned_by_heart(dir.path());
     let w = spawn();
     // Nothing to go back to before a run.
     w.send(Command::BackToBest);

@@ -110,3 +110,24 @@ pub fn rules_extra(heads: usize, n: usize) -> candle_core::Tensor {
         .collect();
     candle_core::Tensor::from_vec(extra, (1, heads, n, n), &Device::Cpu).unwrap()
 }
+
+/// `dir/small.txt`: 40 lines of 30 words drawn from 60 by a fixed LCG, a corpus with nothing
+/// to learn but its lines (a run on it overfits within a few hundred steps).
+pub fn learned_by_heart(dir: &Path) -> PathBuf {
+    let mut x: u64 = 5;
+    let mut text = String::new();
+    for _ in 0..40 {
+        let line: Vec<String> = (0..30)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                format!("w{:02}", (x >> 33) % 60)
+            })
+            .collect();
+        text += &(line.join(" ") + "\n");
+    }
+    let corpus = dir.join("small.txt");
+    std::fs::write(&corpus, text).unwrap();
+    corpus
+}
