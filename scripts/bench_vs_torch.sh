@@ -3,6 +3,8 @@
 # configuration and batches: tiny preset, batch 32 x 64, sequential batches, off-block group
 # penalty over windows of 8 at λ = 0.01, THREADS threads each (default 1), alternating runs.
 # Prints the ratio of training tokens per second (ours / torch). Never part of the test suite.
+# Ours runs without the held-out curve (--eval-every 0): the peer, too, times training steps
+# only and evaluates after them.
 #
 # Usage: [THREADS=1] scripts/bench_vs_torch.sh [ROUNDS=3] [STEPS=200]
 # Needs python3 with pip; creates a virtual environment with torch, numpy and safetensors
@@ -32,7 +34,7 @@ trap 'rm -rf "$TMP"' EXIT
 ours_tps() {
   CANDLE_NUM_THREADS=$THREADS RAYON_NUM_THREADS=$THREADS "$OURS" --threads "$THREADS" train --corpus "$CORPUS" --blocks windows:8 --lambda-train 0.01 \
     --batch 32 --seq 64 --sequential --mu-anchor 0 --steps $((STEPS + 10)) --no-optimizer-state \
-    --quiet --out "$TMP/ours" | sed -n 's/^steady-state training speed: \([0-9.]*\) tokens.*/\1/p'
+    --eval-every 0 --quiet --out "$TMP/ours" | sed -n 's/^steady-state training speed: \([0-9.]*\) tokens.*/\1/p'
 }
 torch_tps() {
   OMP_NUM_THREADS=$THREADS "$VENV/bin/python" "$REF" --corpus "$CORPUS" --threads "$THREADS" --batch 32 --seq 64 \

@@ -11,6 +11,7 @@ use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 
 use crate::analysis::penalty::BlockWeighting as GroupWeights;
 use crate::model::blocks::SequenceMasks;
+use crate::model::fused::simd::simd_dispatch;
 use crate::model::fused::{fused_ok, slice};
 
 /// The batch's block structure as plain data, for the fused op.
@@ -28,6 +29,18 @@ pub struct PenaltyHost {
     pub off: Vec<f32>,
     /// Keys 1..i instead of 0..=i (S(i) exempt).
     pub exempt: bool,
+    /// Each sequence's keys as runs of consecutive positions in one block, in order; the
+    /// runs of sequence b are `runs[run_at[b]..run_at[b + 1]]`.
+    runs: Vec<KeyRun>,
+    run_at: Vec<usize>,
+}
+
+/// Keys `start..end` of one sequence, all in block `block`.
+#[derive(Clone, Copy, Debug)]
+struct KeyRun {
+    start: usize,
+    end: usize,
+    block: usize,
 }
 
 impl PenaltyHost {
@@ -51,14 +64,26 @@ impl PenaltyHost {
             key_block: vec![0u32; b * t],
             off: vec![0f32; b * t * k],
             exempt: exempt_always_visible,
+            runs: Vec::new(),
+            run_at: vec![0],
         };
         let mut counts = vec![0usize; k];
         for (bi, m) in batch.iter().enumerate() {
-            for (j, &kb) in m.key_blocks.iter().enumerate() {
+            for (j, &kb) in m.key_blocks.iter().enumerate().take(t) {
+                let kb = kb.min(k - 1);
                 if let Some(c) = host.key_block.get_mut(bi * t + j) {
-                    *c = kb.min(k - 1) as u32;
+                    *c = kb as u32;
+                }
+                match host.runs.last_mut() {
+                    Some(r) if r.block == kb && r.end == j => r.end = j + 1,
+                    _ => host.runs.push(KeyRun {
+                        start: j,
+                        end: j + 1,
+                        block: kb,
+                    }),
                 }
             }
+            host.run_at.push(host.runs.len());
             for i in 0..t {
                 counts.fill(0);
                 for j in host.keys(i) {
@@ -97,20 +122,29 @@ impl PenaltyHost {
         }
     }
 
-    /// Per-block sums of squares of one attention row into `acc` (length K).
-    fn block_sums(&self, bi: usize, i: usize, row: &[f32], acc: &mut [f32]) {
-        acc.fill(0.0);
-        let kb = self
-            .key_block
-            .get(bi * self.t..(bi + 1) * self.t)
-            .unwrap_or(&[]);
-        for j in self.keys(i) {
-            if let (Some(&a), Some(&k)) = (row.get(j), kb.get(j)) {
-                if let Some(s) = acc.get_mut(k as usize) {
-                    *s += a * a;
-                }
-            }
+    /// The runs of sequence `bi`.
+    fn runs_of(&self, bi: usize) -> &[KeyRun] {
+        let (from, to) = (self.run_at.get(bi), self.run_at.get(bi + 1));
+        match (from, to) {
+            (Some(&f), Some(&t)) => self.runs.get(f..t).unwrap_or(&[]),
+            _ => &[],
         }
+    }
+
+    /// The kept keys of query i in sequence `bi`, run by run: (block, keys of the run).
+    fn kept_runs(
+        &self,
+        bi: usize,
+        i: usize,
+    ) -> impl Iterator<Item = (usize, std::ops::Range<usize>)> + '_ {
+        let keys = self.keys(i);
+        self.runs_of(bi)
+            .iter()
+            .take_while(move |r| r.start < keys.end)
+            .filter_map(move |r| {
+                let (lo, hi) = (r.start.max(keys.start), r.end.min(keys.end));
+                (lo < hi).then_some((r.block, lo..hi))
+            })
     }
 
     /// Σ over (b, h, i) of Ω_i for attention `a` [B,H,T,T] with `h` heads (not yet a mean).
@@ -123,29 +157,7 @@ impl PenaltyHost {
     /// w_k/√(s_k + ε) (0 where w_k = 0) in `scales` [B·H·T·K] for
     /// [`PenaltyHost::add_grad_from_scales`].
     pub fn omega_sum_with_scales(&self, a: &[f32], h: usize, eps: f32, scales: &mut [f32]) -> f64 {
-        let (t, k) = (self.t, self.k);
-        let mut total = 0f64;
-        let rows = a.chunks(t).zip(scales.chunks_mut(k));
-        for (r, (row, sc)) in rows.enumerate() {
-            let (bi, i) = (r / t / h.max(1), r % t);
-            self.block_sums(bi, i, row, sc);
-            let off = self
-                .off
-                .get((bi * t + i) * k..(bi * t + i + 1) * k)
-                .unwrap_or(&[]);
-            let mut omega = 0f32;
-            for (s, w) in sc.iter_mut().zip(off) {
-                if *w == 0.0 {
-                    *s = 0.0;
-                } else {
-                    let norm = (*s + eps).sqrt();
-                    omega += w * norm;
-                    *s = w / norm;
-                }
-            }
-            total += f64::from(omega);
-        }
-        total
+        omega_rows(self, a, h, eps, scales)
     }
 
     /// Adds factor·∂Ω_i/∂a_ij (Ω_i summed, not averaged) to `out` for every kept key, from
@@ -165,23 +177,101 @@ impl PenaltyHost {
         factor: f32,
         out: &mut [f32],
     ) {
-        let (t, k) = (self.t, self.k);
-        let rows = a.chunks(t).zip(out.chunks_mut(t)).zip(scales.chunks(k));
-        for (r, ((row, orow), sc)) in rows.enumerate() {
-            let (bi, i) = (r / t / h.max(1), r % t);
-            let kb = self.key_block.get(bi * t..(bi + 1) * t).unwrap_or(&[]);
-            for j in self.keys(i) {
-                if let (Some(o), Some(&av), Some(&kj)) = (orow.get_mut(j), row.get(j), kb.get(j)) {
-                    *o += factor * sc.get(kj as usize).copied().unwrap_or(0.0) * av;
-                }
-            }
-        }
+        grad_rows(self, a, h, scales, factor, out);
     }
 
     fn check(&self, l: &Layout, name: &str) -> candle_core::Result<usize> {
         match l.dims() {
             [b, h, t, t2] if *b == self.b && *t == self.t && *t2 == self.t => Ok(*h),
             d => candle_core::bail!("{name}: attention {d:?} does not fit the batch's blocks"),
+        }
+    }
+}
+
+simd_dispatch! {
+    /// Σ Ω_i over the rows of `a` [B,H,T,T], with the gradient's scales (see
+    /// [`PenaltyHost::omega_sum_with_scales`]). Keys are summed run by run, so a block's sum
+    /// is a short vector sum instead of one dependent add per key.
+    fn omega_rows => omega_rows_any(p: &PenaltyHost, a: &[f32], h: usize, eps: f32, scales: &mut [f32]) -> f64
+}
+
+#[inline(always)]
+fn omega_rows_any(p: &PenaltyHost, a: &[f32], h: usize, eps: f32, scales: &mut [f32]) -> f64 {
+    let (t, k) = (p.t, p.k);
+    let mut total = 0f64;
+    for (r, (row, sc)) in a.chunks(t).zip(scales.chunks_mut(k)).enumerate() {
+        let (bi, i) = (r / t / h.max(1), r % t);
+        sc.fill(0.0);
+        for (block, keys) in p.kept_runs(bi, i) {
+            if let (Some(s), Some(x)) = (sc.get_mut(block), row.get(keys)) {
+                *s += sum_squares(x);
+            }
+        }
+        let off = p
+            .off
+            .get((bi * t + i) * k..(bi * t + i + 1) * k)
+            .unwrap_or(&[]);
+        let mut omega = 0f32;
+        for (s, w) in sc.iter_mut().zip(off) {
+            if *w == 0.0 {
+                *s = 0.0;
+            } else {
+                let norm = (*s + eps).sqrt();
+                omega += w * norm;
+                *s = w / norm;
+            }
+        }
+        total += f64::from(omega);
+    }
+    total
+}
+
+/// Σ x² in 8 partial sums (a run of keys is often 8 long: windows of 8).
+#[inline(always)]
+fn sum_squares(x: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let mut chunks = x.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *l += v * v;
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|v| v * v).sum();
+    let [a0, a1, a2, a3, a4, a5, a6, a7] = lanes;
+    ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)) + tail
+}
+
+simd_dispatch! {
+    /// factor·∂Ω_i/∂a_ij added to `out` for every kept key (see
+    /// [`PenaltyHost::add_grad_from_scales`]): key by key, the scale looked up by its block
+    /// (run by run was slower: a run of 8 keys is shorter than one AVX-512 vector).
+    fn grad_rows => grad_rows_any(p: &PenaltyHost, a: &[f32], h: usize, scales: &[f32], factor: f32, out: &mut [f32])
+}
+
+#[inline(always)]
+fn grad_rows_any(
+    p: &PenaltyHost,
+    a: &[f32],
+    h: usize,
+    scales: &[f32],
+    factor: f32,
+    out: &mut [f32],
+) {
+    let (t, k) = (p.t, p.k);
+    let rows = a.chunks(t).zip(out.chunks_mut(t)).zip(scales.chunks(k));
+    for (r, ((row, orow), sc)) in rows.enumerate() {
+        let (bi, i) = (r / t / h.max(1), r % t);
+        let kb = p.key_block.get(bi * t..(bi + 1) * t).unwrap_or(&[]);
+        let keys = p.keys(i);
+        let (Some(o), Some(x), Some(kb)) = (
+            orow.get_mut(keys.clone()),
+            row.get(keys.clone()),
+            kb.get(keys),
+        ) else {
+            continue;
+        };
+        for ((o, &av), &kj) in o.iter_mut().zip(x).zip(kb) {
+            *o += factor * sc.get(kj as usize).copied().unwrap_or(0.0) * av;
         }
     }
 }

@@ -95,6 +95,50 @@ fn fused_group_lasso_matches_the_composed_ops_and_finite_differences() {
 }
 
 #[test]
+fn long_runs_of_one_block_sum_like_the_composed_ops() {
+    // Runs of 9, 20 and 11 keys: the run sums' 8 lanes and their tails, and a row that ends
+    // inside a run.
+    let dev = Device::Cpu;
+    let t = 40;
+    let blocks: Vec<usize> = (0..t)
+        .map(|j| match j {
+            0..=8 => 0,
+            9..=28 => 1,
+            _ => 2,
+        })
+        .collect();
+    let m = vec![
+        SequenceMasks::new(
+            blocks.clone(),
+            blocks.iter().map(|b| (b + 1) % 3).collect(),
+            3,
+        ),
+        SequenceMasks::new(blocks.iter().rev().copied().collect(), blocks.clone(), 3),
+    ];
+    for exempt in [false, true] {
+        let pt = PenaltyTensors::new(&m, 3, GroupWeights::SqrtSize, exempt, &dev)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let shape = [2, 2, t, t];
+        let a = Var::from_vec(random(&shape, 9, true), &shape[..], &dev)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let fused = group_lasso(a.as_tensor(), &pt, 1e-6).unwrap_or_else(|e| panic!("{e}"));
+        let composed =
+            group_lasso_composed(a.as_tensor(), &pt, 1e-6).unwrap_or_else(|e| panic!("{e}"));
+        assert!(max_diff(&fused, &composed) < 1e-5, "value");
+        let gf = fused.backward().unwrap_or_else(|e| panic!("{e}"));
+        let gc = composed.backward().unwrap_or_else(|e| panic!("{e}"));
+        let (Some(gf), Some(gc)) = (gf.get(a.as_tensor()), gc.get(a.as_tensor())) else {
+            panic!("no gradient")
+        };
+        assert!(
+            max_diff(gf, gc) < 1e-6,
+            "gradient differs by {}",
+            max_diff(gf, gc)
+        );
+    }
+}
+
+#[test]
 fn fused_biased_softmax_matches_the_composed_ops() {
     let dev = Device::Cpu;
     let (b, h, t) = (2, 3, 6);
