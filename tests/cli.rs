@@ -870,4 +870,21 @@ fn a_run_that_learns_a_small_corpus_by_heart_is_warned_and_keep_best_ends_on_its
     ]);
     assert_fails_with(&o, &["--keep-best does not go with --recruit"]);
     assert!(!out.join("config.json").exists());
+    // Nor go back without a curve to go back on.
+    let out = dir.path().join("no-curve");
+    let o = localist(&[
+        "train",
+        "--corpus",
+        c,
+        "--keep-best",
+        "--eval-every",
+        "0",
+        "--steps",
+        "5",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_fails_with(&o, &["--keep-best", "--eval-every 0 turns the curve off"]);
+    assert!(!out.join("config.json").exists());
 }

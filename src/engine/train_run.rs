@@ -173,6 +173,13 @@ pub fn run_with_events(
              blocks recruited after it while the recruitment log keeps them; use fewer --steps"
         );
     }
+    if job.keep_best && job.eval_every == Some(0) {
+        bail!(
+            "--keep-best goes back to the best point of the held-out curve, and --eval-every 0 \
+             turns the curve off; leave --eval-every out (about twenty points a run) or give it \
+             a number of steps"
+        );
+    }
     let mut session = setup(job, device)?;
     let mut tracker = Tracker::new(job);
     let mut stopped = false;
