@@ -849,27 +849,10 @@ fn a_run_that_learns_a_small_corpus_by_heart_is_warned_and_keep_best_ends_on_its
         .unwrap();
     assert!((ppl.ln() - ce(best)).abs() < 1e-3, "{ppl} against {best:?}");
 
-    // No curve on request; and --keep-best cannot drop recruited blocks.
+    // No curve on request.
     let (quiet, cfg) = run("none", &["--eval-every", "0"]);
     assert!(!quiet.contains("held-out perplexity rose"), "{quiet}");
     assert_eq!(cfg["training"]["held_out"], serde_json::json!([]));
-    let out = dir.path().join("recruit");
-    let o = localist(&[
-        "train",
-        "--corpus",
-        c,
-        "--tokenizer",
-        "word",
-        "--recruit",
-        "--keep-best",
-        "--steps",
-        "5",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_fails_with(&o, &["--keep-best does not go with --recruit"]);
-    assert!(!out.join("config.json").exists());
     // Nor go back without a curve to go back on.
     let out = dir.path().join("no-curve");
     let o = localist(&[
@@ -887,4 +870,101 @@ fn a_run_that_learns_a_small_corpus_by_heart_is_warned_and_keep_best_ends_on_its
     ]);
     assert_fails_with(&o, &["--keep-best", "--eval-every 0 turns the curve off"]);
     assert!(!out.join("config.json").exists());
+}
+
+#[test]
+fn keep_best_in_a_recruitment_run_ends_on_the_blocks_and_log_of_its_best_step() {
+    let dir = tempfile::tempdir().unwrap();
+    // 80 documents of two topics: recruitment finds blocks early, and 500 steps read the
+    // training text about 70 times, so the held-out curve turns up well before the end.
+    let corpus = dir.path().join("t80.txt");
+    let o = localist(&[
+        "corpus-gen",
+        "--topics",
+        "2",
+        "--documents",
+        "80",
+        "--out",
+        corpus.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.path().join("kept");
+    let o = localist(&[
+        "train",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--tokenizer",
+        "word",
+        "--recruit",
+        "--lambda-train",
+        "1",
+        "--steps",
+        "500",
+        "--lr",
+        "3e-3",
+        "--recruit-warmup",
+        "50",
+        "--recruit-every",
+        "25",
+        "--keep-best",
+        "--eval-every",
+        "20",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let kept: usize = text
+        .split("--keep-best: ending on the weights of step ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no --keep-best line:\n{text}"));
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join(name)).unwrap()).unwrap()
+    };
+    assert_eq!(read("config.json")["training"]["steps_done"], kept);
+    // The log is the one of that step: no decision after it, and the blocks it accepted are
+    // the checkpoint's.
+    let rec = read("recruitment.json");
+    let log = rec["log"].as_array().unwrap();
+    assert!(!log.is_empty(), "nothing recruited:\n{text}");
+    assert!(
+        log.iter()
+            .all(|e| e["step"].as_u64().unwrap() as usize <= kept),
+        "{log:?} after step {kept}"
+    );
+    let rounds = rec["rounds"].as_array().unwrap();
+    assert!(
+        rounds
+            .iter()
+            .all(|r| r["step"].as_u64().unwrap() as usize <= kept),
+        "rounds after step {kept}: {rounds:?}"
+    );
+    // A stop after the step kept (step 400 here: 12 rounds without a move) is not in it.
+    let stopped_at = text
+        .lines()
+        .find(|l| l.contains("  stop: "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse::<usize>().ok());
+    if stopped_at.is_some_and(|s| s > kept) {
+        assert!(rec["stopped"].is_null(), "{:?}", rec["stopped"]);
+    }
+    let blocks = read("blocks.json");
+    let names: Vec<&str> = blocks["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    // Every block of the checkpoint but the unassigned one was accepted by a decision of the
+    // log kept.
+    for name in names.iter().filter(|n| **n != "unassigned") {
+        assert!(
+            log.iter()
+                .any(|e| e["block"] == *name && e["decision"]["verdict"] == "accepted"),
+            "block {name} is in no accepted decision of {log:?}"
+        );
+    }
 }

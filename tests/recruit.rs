@@ -10,7 +10,9 @@ use std::time::Instant;
 use candle_core::Device;
 use localist::analysis::mdl::{max_accepted_moves, Verdict};
 use localist::engine::anchors::anchor_report;
+use localist::engine::best::BestState;
 use localist::engine::corpus::{topic_corpus, BlockSpec, CorpusSource, TokenizerKind};
+use localist::engine::held_out::HeldOutPoint;
 use localist::engine::train_job::{setup, Session, TrainJob};
 use localist::model::blocks::BlockMap;
 use localist::train::optimizer::AdamWConfig;
@@ -555,4 +557,83 @@ fn removals_wait_for_the_penalty_ramp_after_an_accepted_move() {
     s.trainer.config.anneal_fraction = 0.0;
     s.trainer.step = 51;
     assert!(s.trainer.penalty_ramped());
+}
+
+#[test]
+fn going_back_to_an_earlier_best_point_drops_the_blocks_recruited_after_it() {
+    let mut s = match setup(&job(3, fast_config()), &Device::Cpu) {
+        Ok(s) => s,
+        Err(e) => panic!("setup: {e:#}"),
+    };
+    let train = |s: &mut Session| {
+        if let Err(e) = s.trainer.train_step() {
+            panic!("step {}: {e}", s.trainer.step);
+        }
+        if let Err(e) = s.maybe_recruit() {
+            panic!("{e:#}");
+        }
+    };
+    // Before the first round: one block, an empty log.
+    while s.trainer.step < 40 {
+        train(&mut s);
+    }
+    let point = HeldOutPoint {
+        step: s.trainer.step,
+        ce_nats: 3.0,
+        tokens: 1,
+    };
+    let best = match BestState::of(&s.trainer, s.recruiter.as_ref(), point) {
+        Ok(b) => b,
+        Err(e) => panic!("{e:#}"),
+    };
+    let (blocks_then, values_then) = (s.trainer.blocks.clone(), values(&s));
+    // Train on until recruitment has accepted a block.
+    let accepted = |s: &Session| s.recruiter.as_ref().map_or(0, |r| r.accepted);
+    while accepted(&s) == 0 && s.trainer.step < 600 {
+        train(&mut s);
+    }
+    assert!(
+        accepted(&s) > 0,
+        "nothing recruited by step {}",
+        s.trainer.step
+    );
+    let recruited: Vec<String> = s
+        .trainer
+        .blocks
+        .names
+        .iter()
+        .filter(|n| !blocks_then.names.contains(n))
+        .cloned()
+        .collect();
+    // Recruitment switched off meanwhile stays off after going back.
+    if let Some(r) = s.recruiter.as_mut() {
+        r.config.enabled = false;
+    }
+    let (dropped, back) = match best.restore(&mut s.trainer, &mut s.recruiter) {
+        Ok(c) => c,
+        Err(e) => panic!("{e:#}"),
+    };
+    assert_eq!(dropped, recruited);
+    assert!(back.is_empty(), "{back:?}");
+    assert_eq!(s.trainer.blocks, blocks_then);
+    assert_eq!(s.trainer.step, point.step);
+    assert_eq!(
+        values(&s),
+        values_then,
+        "the weights are those of the best point"
+    );
+    let Some(rec) = s.recruiter.as_ref() else {
+        panic!("no recruiter after going back")
+    };
+    assert!(rec.log.is_empty(), "{:?}", rec.log);
+    assert_eq!(rec.accepted, 0);
+    assert!(!rec.config.enabled);
+    // And the run goes on from there, recruiting again once switched back on.
+    if let Some(r) = s.recruiter.as_mut() {
+        r.config.enabled = true;
+    }
+    while accepted(&s) == 0 && s.trainer.step < 600 {
+        train(&mut s);
+    }
+    assert!(accepted(&s) > 0, "nothing recruited after going back");
 }

@@ -131,7 +131,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub eval_every: Option<usize>,
     /// End on the weights of the best point of the held-out curve when the last step's are
-    /// worse (for small corpora the model learns by heart); not with --recruit
+    /// worse (for small corpora the model learns by heart); with --recruit, also on the block
+    /// map and recruitment log of that point
     #[arg(long)]
     pub keep_best: bool,
     /// Block recruitment.

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use indicatif::ProgressBar;
 
+use crate::engine::best::block_changes;
 use crate::engine::jobs::train::{RunEvent, TrainSummary};
 
 /// Print one event of a run above the progress bar (or plainly when it is hidden).
@@ -22,9 +23,12 @@ pub fn print_event(pb: &ProgressBar, e: &RunEvent) {
             step,
             perplexity,
             last,
+            dropped,
+            back,
         } => format!(
             "--keep-best: ending on the weights of step {step} (held-out perplexity {perplexity:.3} \
-             on the curve, against {last:.3} at the last step)"
+             on the curve, against {last:.3} at the last step){}",
+            block_changes(dropped, back)
         ),
     };
     if pb.is_hidden() {

@@ -7,6 +7,7 @@
 
 pub mod anchors;
 pub mod audit;
+pub mod best;
 pub mod codelength;
 pub mod compare;
 pub mod corpus;

@@ -9,6 +9,7 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::anchors::{anchor_report, AnchorReport};
+use crate::engine::best::BestState;
 use crate::engine::corpus::{
     build_blocks, prepare_corpus, BlockSpec, CorpusSource, PreparedCorpus, TokenizerKind,
 };
@@ -23,7 +24,7 @@ use crate::model::transformer::LocalistModel;
 use crate::train::dataset::{train_split, TokenStream};
 use crate::train::eval::{evaluate, EvalReport};
 use crate::train::recruit::{RecruitConfig, RecruitEvent, Recruiter};
-use crate::train::trainer::{StepStats, TrainConfig, Trainer, TrainerSnapshot};
+use crate::train::trainer::{StepStats, TrainConfig, Trainer};
 
 /// The compute device: CUDA when built with `--features cuda` and a GPU is present, else CPU.
 pub fn default_device() -> Device {
@@ -142,10 +143,9 @@ pub struct Session {
     pub recruiter: Option<Recruiter>,
     /// The held-out curve so far (carried over when resuming).
     pub held_out: Vec<HeldOutPoint>,
-    /// The best point of the studio's live curve and the trainer's state there, for
-    /// [`Command::BackToBest`](crate::engine::protocol::Command::BackToBest) (kept only in runs
-    /// without recruitment).
-    pub best: Option<(HeldOutPoint, Box<TrainerSnapshot>)>,
+    /// The best point of the studio's live curve and the run's state there, for
+    /// [`Command::BackToBest`](crate::engine::protocol::Command::BackToBest).
+    pub best: Option<BestState>,
 }
 
 /// Outcome of [`run`](crate::engine::train_run::run).

@@ -4,13 +4,14 @@
 use anyhow::{bail, Result};
 use candle_core::Device;
 
+use crate::engine::best::BestState;
 use crate::engine::held_out::{
     default_every, detect_overfit, passes, push_thinned, HeldOutPoint, Overfit, CURVE_WINDOWS,
 };
 use crate::engine::train_job::{setup, Outcome, Session, TrainJob};
 use crate::model::dial::DialSetting;
 use crate::train::recruit::RecruitEvent;
-use crate::train::trainer::{StepStats, TrainerSnapshot};
+use crate::train::trainer::StepStats;
 
 /// What a run reports besides its steps.
 #[derive(Clone, Debug)]
@@ -30,6 +31,10 @@ pub enum RunEvent {
         perplexity: f64,
         /// The curve's held-out perplexity at the last step.
         last: f64,
+        /// Blocks recruited after that step, dropped with the weights.
+        dropped: Vec<String>,
+        /// Blocks merged or removed after that step, back with the weights.
+        back: Vec<String>,
     },
 }
 
@@ -65,7 +70,7 @@ struct Tracker {
     /// by several, past a multiple of `every`, so a point is due when the step passes one.
     bucket: usize,
     warned: bool,
-    best: Option<(HeldOutPoint, TrainerSnapshot)>,
+    best: Option<BestState>,
 }
 
 impl Tracker {
@@ -110,13 +115,9 @@ impl Tracker {
         };
         push_thinned(&mut session.held_out, point);
         on_event(&RunEvent::HeldOut(point));
-        let better = point.ce_nats.is_finite()
-            && self
-                .best
-                .as_ref()
-                .is_none_or(|(b, _)| point.ce_nats < b.ce_nats);
-        if better && session.job.keep_best {
-            self.best = Some((point, session.trainer.snapshot()?));
+        if session.job.keep_best && BestState::improves(self.best.as_ref(), &point) {
+            let rec = session.recruiter.as_ref();
+            self.best = Some(BestState::of(&session.trainer, rec, point)?);
         }
         if let (false, Some(o)) = (self.warned, detect_overfit(&session.held_out)) {
             self.warned = true;
@@ -125,19 +126,22 @@ impl Tracker {
         Ok(())
     }
 
-    /// Put back the best weights when the last point of the curve is worse than them.
+    /// Put back the best weights (and, in a run that recruits, the recruiter's state there)
+    /// when the last point of the curve is worse than them.
     fn keep_best(self, session: &mut Session, on_event: &mut impl FnMut(&RunEvent)) -> Result<()> {
-        let (Some((best, snap)), Some(last)) = (self.best, session.held_out.last().copied()) else {
+        let (Some(best), Some(last)) = (self.best, session.held_out.last().copied()) else {
             return Ok(());
         };
-        if best.step == last.step || last.ce_nats <= best.ce_nats {
+        if best.point.step == last.step || last.ce_nats <= best.point.ce_nats {
             return Ok(());
         }
-        session.trainer.restore(&snap)?;
+        let (dropped, back) = best.restore(&mut session.trainer, &mut session.recruiter)?;
         on_event(&RunEvent::KeptBest {
-            step: best.step,
-            perplexity: best.perplexity(),
+            step: best.point.step,
+            perplexity: best.point.perplexity(),
             last: last.perplexity(),
+            dropped,
+            back,
         });
         Ok(())
     }
@@ -148,9 +152,7 @@ fn overfit_message(session: &Session, o: &Overfit) -> String {
     let n = session.trainer.train.ids.len();
     let c = &session.trainer.config;
     let what = o.message(passes(o.now.step, c.batch_size, c.seq_len, n), Some(n));
-    if session.job.recruit.is_some() {
-        format!("{what}. Fewer --steps, or more text")
-    } else if session.job.keep_best {
+    if session.job.keep_best {
         format!("{what}. --keep-best will end on the weights of this run's best point of the curve")
     } else {
         format!(
@@ -167,12 +169,6 @@ pub fn run_with_events(
     mut on_step: impl FnMut(&StepStats) -> bool,
     mut on_event: impl FnMut(&RunEvent),
 ) -> Result<Outcome> {
-    if job.keep_best && job.recruit.is_some() {
-        bail!(
-            "--keep-best does not go with --recruit: going back to an earlier step would drop the \
-             blocks recruited after it while the recruitment log keeps them; use fewer --steps"
-        );
-    }
     if job.keep_best && job.eval_every == Some(0) {
         bail!(
             "--keep-best goes back to the best point of the held-out curve, and --eval-every 0 \

@@ -7,6 +7,7 @@ use super::models::own_summary;
 use super::recruitment::RoundOutcome;
 use super::slot::ModelSlot;
 use super::{RunState, Worker};
+use crate::engine::best::{block_changes, BestState};
 use crate::engine::corpus::CorpusSource;
 use crate::engine::held_out::{push_thinned, HeldOutPoint};
 use crate::engine::protocol::{Event, LivePoint, Progress, RecruitView};
@@ -207,49 +208,49 @@ fn live_point(session: &Session, text: &str, dial: &DialSetting) -> anyhow::Resu
     })
 }
 
-/// Keep the trainer's state when `point` is the best of the curve so far (runs without
-/// recruitment only; a snapshot that fails is simply not kept).
+/// Keep the run's state when `point` is the best of the curve so far (a snapshot that fails
+/// is simply not kept).
 fn keep_if_best(session: &mut Session, point: HeldOutPoint) {
-    let better = point.ce_nats.is_finite()
-        && session
-            .best
-            .as_ref()
-            .is_none_or(|(b, _)| point.ce_nats < b.ce_nats);
-    if better && session.recruiter.is_none() {
-        if let Ok(snap) = session.trainer.snapshot() {
-            session.best = Some((point, Box::new(snap)));
+    if BestState::improves(session.best.as_ref(), &point) {
+        if let Ok(best) = BestState::of(&session.trainer, session.recruiter.as_ref(), point) {
+            session.best = Some(best);
         }
     }
 }
 
 impl Worker {
-    /// Put the run back on the weights of its best held-out point and stop it there.
+    /// Put the run back on its state at its best held-out point and stop it there; blocks
+    /// recruited after that point are dropped, and the recruitment log goes back with them.
     pub(super) fn back_to_best(&mut self) {
         let Some(session) = self.slot.session_mut() else {
             self.sink.fail("no training run is set up");
             return;
         };
-        if session.recruiter.is_some() {
-            self.sink.fail(
-                "going back to the best step is not offered in a run that recruits blocks: the \
-                 blocks recruited after it would be lost while the recruitment log keeps them",
-            );
-            return;
-        }
-        let Some((best, snap)) = session.best.take() else {
+        let Some(best) = session.best.take() else {
             self.sink.fail("no held-out point to go back to yet");
             return;
         };
-        if let Err(e) = session.trainer.restore(&snap) {
-            self.sink
-                .fail(format!("could not go back to step {}: {e}", best.step));
-            return;
-        }
-        session.held_out.retain(|p| p.step <= best.step);
-        session.history.retain(|s| s.step < best.step);
+        let step = best.point.step;
+        let names_before = session.trainer.blocks.names.clone();
+        let (dropped, back) = match best.restore(&mut session.trainer, &mut session.recruiter) {
+            Ok(changes) => changes,
+            Err(e) => {
+                session.best = Some(best);
+                self.sink
+                    .fail(format!("could not go back to step {step}: {e:#}"));
+                return;
+            }
+        };
+        session.held_out.retain(|p| p.step <= step);
+        session.history.retain(|s| s.step < step);
         let last = session.history.last().cloned();
         let total = session.job.train.steps;
-        session.best = Some((best, snap));
+        let perplexity = best.point.perplexity();
+        session.best = Some(best);
+        let blocks = &session.trainer.blocks;
+        let blocks_changed =
+            (blocks.names != names_before).then(|| (blocks.names.clone(), blocks.block_sizes()));
+        let recruiter = session.recruiter.as_ref().map(RecruitView::from);
         // The loss curve and the step shown go back too (on the progress channel, after the
         // progress of the steps dropped).
         // No speed: the run is not running (0 tokens/s is shown as no speed and no ETA).
@@ -261,10 +262,17 @@ impl Worker {
                 eta_s: 0.0,
             }));
         }
+        if let Some(r) = recruiter {
+            self.sink.emit(Event::Recruitment(Box::new(r)));
+        }
+        if let Some((names, sizes)) = blocks_changed {
+            self.sink.emit(Event::BlocksChanged(names, sizes));
+            self.refit_rules();
+        }
         self.sink.emit(Event::Status(format!(
-            "back to step {} (held-out perplexity {:.1} on the curve); Train goes on from there",
-            best.step,
-            best.perplexity()
+            "back to step {step} (held-out perplexity {perplexity:.1} on the curve){}; Train goes \
+             on from there",
+            block_changes(&dropped, &back)
         )));
         // The run stops there, and its held-out metrics are measured again as at the end of a
         // run: the ones shown were of the weights just dropped.

@@ -211,19 +211,13 @@ fn overfit_note(ui: &mut egui::Ui, state: &mut StudioState) {
              the best weights).",
             100.0 * (OVERFIT_RATIO - 1.0)
         ));
-        let recruiting = state.recruitment.is_some();
         let back = ui
-            .add_enabled(
-                !recruiting,
-                egui::Button::new(format!("Back to step {}", o.best.step)),
-            )
+            .button(format!("Back to step {}", o.best.step))
             .on_hover_text(
-                "Put the run back on the weights it had at its best held-out point and stop it \
-                 there (Save… then keeps those weights; Train goes on from that step)",
-            )
-            .on_disabled_hover_text(
-                "Not in a run that recruits blocks: the blocks recruited after that step would \
-                 be lost while the recruitment log keeps them.",
+                "Put the run back on its state at its best held-out point and stop it there \
+                 (Save… then keeps those weights; Train goes on from that step). In a run that \
+                 recruits blocks, the block map and recruitment log go back too: blocks \
+                 recruited after that step are dropped, and the status bar names them.",
             );
         if back.clicked() {
             state.send(Command::BackToBest);

@@ -117,6 +117,15 @@ impl Recruiter {
         self.next_due = Some(step);
     }
 
+    /// A copy to go back to later (the best point of a run's held-out curve): everything but
+    /// the last round's measured buffer, which belongs to that round's weights (the next round
+    /// after going back measures its own).
+    pub fn checkpoint(&self) -> Self {
+        let mut copy = self.clone();
+        copy.kept = None;
+        copy
+    }
+
     /// True when a round is due after `step` steps have been taken.
     pub fn due(&self, steps_done: usize) -> bool {
         let c = &self.config;
