@@ -913,6 +913,15 @@ fn the_recruitment_tab_shows_the_recruited_samples_decisions() {
     assert!(h
         .query_by_label_contains("stop: 3 rounds without")
         .is_some());
+    // A log with no round yet (a run gone back before its first round) counts the model's
+    // blocks, not none.
+    if let Some(r) = h.state_mut().state.recruitment.as_mut() {
+        r.rounds.clear();
+    }
+    h.run_steps(2);
+    assert!(h
+        .query_by_label_contains("0 rounds, 6 accepted moves, 4 blocks")
+        .is_some());
 }
 
 /// A removal read at once shows its standard error beside ΔDL, and one that saved more than δ

@@ -1176,7 +1176,8 @@ fn back_to_best_puts_the_run_on_its_best_held_out_point_and_measures_it_again() 
     let mut said = None;
     let mut point = None;
     let mut finished = None;
-    while point.is_none() {
+    // The held-out metrics measured again, then what happened, said last (the status bar's).
+    while said.is_none() {
         match next(&w) {
             Event::Status(s) if s.starts_with("back to step") => said = Some(s),
             Event::Live(p) => point = Some(p),

@@ -269,14 +269,15 @@ impl Worker {
             self.sink.emit(Event::BlocksChanged(names, sizes));
             self.refit_rules();
         }
+        // The run stops there, and its held-out metrics are measured again as at the end of a
+        // run: the ones shown were of the weights just dropped. What happened is said last, so
+        // that it is what the status bar shows (not "training finished").
+        self.state = RunState::Idle;
+        self.finish();
         self.sink.emit(Event::Status(format!(
             "back to step {step} (held-out perplexity {perplexity:.1} on the curve){}; Train goes \
              on from there",
             block_changes(&dropped, &back)
         )));
-        // The run stops there, and its held-out metrics are measured again as at the end of a
-        // run: the ones shown were of the weights just dropped.
-        self.state = RunState::Idle;
-        self.finish();
     }
 }

@@ -134,7 +134,8 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
         );
         return;
     };
-    status(ui, &rec);
+    let blocks_now = state.summary.as_ref().map(|s| s.blocks.len());
+    status(ui, &rec, blocks_now);
     timeline(ui, &rec);
     dl_plot(ui, &rec);
     ui.horizontal(|ui| {
@@ -153,8 +154,12 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
     table(ui, &rec);
 }
 
-fn status(ui: &mut egui::Ui, rec: &RecruitView) {
-    let blocks = rec.rounds.last().map(|r| r.blocks).unwrap_or(0);
+/// The recruiter's line: rounds, accepted moves and blocks (the model's own count, `blocks_now`,
+/// before the first round or after going back past it).
+fn status(ui: &mut egui::Ui, rec: &RecruitView, blocks_now: Option<usize>) {
+    let blocks = blocks_now
+        .or_else(|| rec.rounds.last().map(|r| r.blocks))
+        .unwrap_or(0);
     let plural =
         |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut line = format!(
