@@ -30,6 +30,29 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
         .unwrap_or(f32::INFINITY)
 }
 
+/// The fused group lasso of `a` against the composed ops: the value within 1e-5, the gradient
+/// within `grad_tol`. Returns the fused gradient.
+fn fused_against_composed(a: &Var, pt: &PenaltyTensors, grad_tol: f32) -> Tensor {
+    let fused = group_lasso(a.as_tensor(), pt, 1e-6).unwrap_or_else(|e| panic!("{e}"));
+    let composed = group_lasso_composed(a.as_tensor(), pt, 1e-6).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        max_diff(&fused, &composed) < 1e-5,
+        "value differs by {}",
+        max_diff(&fused, &composed)
+    );
+    let gf = fused.backward().unwrap_or_else(|e| panic!("{e}"));
+    let gc = composed.backward().unwrap_or_else(|e| panic!("{e}"));
+    let (Some(gf), Some(gc)) = (gf.get(a.as_tensor()), gc.get(a.as_tensor())) else {
+        panic!("no gradient")
+    };
+    assert!(
+        max_diff(gf, gc) < grad_tol,
+        "gradient differs by {}",
+        max_diff(gf, gc)
+    );
+    gf.clone()
+}
+
 /// Two sequences of 7 positions over 3 blocks, one of them with an isolated block.
 fn masks() -> Vec<SequenceMasks> {
     let a = SequenceMasks::new(vec![0, 1, 1, 2, 0, 2, 1], vec![0, 1, 1, 2, 0, 2, 1], 3);
@@ -51,24 +74,7 @@ fn fused_group_lasso_matches_the_composed_ops_and_finite_differences() {
         let shape = [2, 3, 7, 7];
         let data = random(&shape, 5, true);
         let a = Var::from_vec(data.clone(), &shape[..], &dev).unwrap_or_else(|e| panic!("{e}"));
-        let fused = group_lasso(a.as_tensor(), &pt, 1e-6).unwrap_or_else(|e| panic!("{e}"));
-        let composed =
-            group_lasso_composed(a.as_tensor(), &pt, 1e-6).unwrap_or_else(|e| panic!("{e}"));
-        assert!(
-            max_diff(&fused, &composed) < 1e-5,
-            "value differs by {}",
-            max_diff(&fused, &composed)
-        );
-        let gf = fused.backward().unwrap_or_else(|e| panic!("{e}"));
-        let gc = composed.backward().unwrap_or_else(|e| panic!("{e}"));
-        let (Some(gf), Some(gc)) = (gf.get(a.as_tensor()), gc.get(a.as_tensor())) else {
-            panic!("no gradient")
-        };
-        assert!(
-            max_diff(gf, gc) < 1e-5,
-            "gradient differs by {}",
-            max_diff(gf, gc)
-        );
+        let gf = fused_against_composed(&a, &pt, 1e-5);
         // Central differences on a few entries, in f64 arithmetic on the f32 op.
         let g = gf
             .flatten_all()
@@ -121,20 +127,7 @@ fn long_runs_of_one_block_sum_like_the_composed_ops() {
         let shape = [2, 2, t, t];
         let a = Var::from_vec(random(&shape, 9, true), &shape[..], &dev)
             .unwrap_or_else(|e| panic!("{e}"));
-        let fused = group_lasso(a.as_tensor(), &pt, 1e-6).unwrap_or_else(|e| panic!("{e}"));
-        let composed =
-            group_lasso_composed(a.as_tensor(), &pt, 1e-6).unwrap_or_else(|e| panic!("{e}"));
-        assert!(max_diff(&fused, &composed) < 1e-5, "value");
-        let gf = fused.backward().unwrap_or_else(|e| panic!("{e}"));
-        let gc = composed.backward().unwrap_or_else(|e| panic!("{e}"));
-        let (Some(gf), Some(gc)) = (gf.get(a.as_tensor()), gc.get(a.as_tensor())) else {
-            panic!("no gradient")
-        };
-        assert!(
-            max_diff(gf, gc) < 1e-6,
-            "gradient differs by {}",
-            max_diff(gf, gc)
-        );
+        fused_against_composed(&a, &pt, 1e-6);
     }
 }
 
