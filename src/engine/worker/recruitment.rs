@@ -23,21 +23,18 @@ impl RoundOutcome {
     /// Run a round on `session` if one is due (saying so first: a round trains its probes
     /// for a few seconds, and the worker goes quiet meanwhile).
     pub(super) fn run(session: &mut Session, sink: &Sink) -> Self {
-        let blocks_before = session.trainer.blocks.num_blocks();
-        let names_before = session.trainer.blocks.names.clone();
-        if session
-            .recruiter
-            .as_ref()
-            .is_some_and(|r| r.due(session.trainer.step))
-        {
-            sink.emit(Event::Status(format!(
-                "recruitment round at step {}: probing candidate blocks…",
-                session.trainer.step
-            )));
+        let step = session.trainer.step;
+        if !session.recruiter.as_ref().is_some_and(|r| r.due(step)) {
+            return Self::default();
         }
+        // The whole map, not its names: an extension adds tokens to a block and keeps its name.
+        let before = session.trainer.blocks.clone();
+        sink.emit(Event::Status(format!(
+            "recruitment round at step {step}: probing candidate blocks…"
+        )));
         let recruited = session.maybe_recruit().map_err(|e| format!("{e:#}"));
         let blocks = &session.trainer.blocks;
-        let changed = blocks.num_blocks() != blocks_before || blocks.names != names_before;
+        let changed = *blocks != before;
         let decided = matches!(&recruited, Ok(e) if !e.is_empty());
         Self {
             failed: recruited.err(),

@@ -231,7 +231,8 @@ impl Worker {
             return;
         };
         let step = best.point.step;
-        let names_before = session.trainer.blocks.names.clone();
+        // The whole map, not its names: an extension after that step kept its block's name.
+        let blocks_before = session.trainer.blocks.clone();
         let (dropped, back) = match best.restore(&mut session.trainer, &mut session.recruiter) {
             Ok(changes) => changes,
             Err(e) => {
@@ -249,7 +250,7 @@ impl Worker {
         session.best = Some(best);
         let blocks = &session.trainer.blocks;
         let blocks_changed =
-            (blocks.names != names_before).then(|| (blocks.names.clone(), blocks.block_sizes()));
+            (*blocks != blocks_before).then(|| (blocks.names.clone(), blocks.block_sizes()));
         let recruiter = session.recruiter.as_ref().map(RecruitView::from);
         // The loss curve and the step shown go back too (on the progress channel, after the
         // progress of the steps dropped).
