@@ -41,6 +41,8 @@ EOF
 echo "measuring on: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) CPUs, $(date -u +%Y-%m-%d)" >&2
 T1="$(train_row 1)"
 T2="$(train_row 2)"
+TORCH="$("${LOCALIST_VENV:-$HOME/.cache/localist-torch-venv}/bin/python" -c \
+  'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || echo "?")"
 C1="$(crit 1 capture_64/capture_plus_metrics | awk '{print $2}')"
 C2="$(crit 2 capture_64/capture_plus_metrics | awk '{print $2}')"
 
@@ -63,7 +65,7 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
   GPU="a GPU is present: run \`scripts/gpu_check.sh\` (builds --features cuda)"
 fi
 
-echo "| what (command) | ours | PyTorch 2.x peer | ratio | target |"
+echo "| what (command) | ours | PyTorch $TORCH peer | ratio | target |"
 echo "|---|---|---|---|---|"
 echo "| training, tiny, batch 32 × 64, λ = 0.01 off-block, one thread each (\`scripts/bench_vs_torch.sh $ROUNDS 200\`) | ${T1%%|*} | $(echo "$T1" | cut -d'|' -f2) | $(echo "$T1" | cut -d'|' -f3) | ≥ 1.5 |"
 echo "| the same, two threads each (\`THREADS=2 scripts/bench_vs_torch.sh $ROUNDS 200\`) | ${T2%%|*} | $(echo "$T2" | cut -d'|' -f2) | $(echo "$T2" | cut -d'|' -f3) | ≥ 1.5 |"
