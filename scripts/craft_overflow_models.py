@@ -143,6 +143,15 @@ def overflow_logits(named, d, heads):
     named["head.weight"] = (shape, [3e38] * len(w))
 
 
+def overflow_every_row(named, d, heads):
+    """Layer 0's whole qkv weight rescaled to a largest entry of 3e38 (finite): queries and keys
+    of mixed-sign infinities, so every score is inf + (-inf) = NaN. Whole rows of NaN, which a
+    maximum that skips NaN once read as "nothing visible" and wrote as zeros."""
+    shape, w = named["blocks.0.qkv.weight"]
+    top = max(abs(v) for v in w)
+    named["blocks.0.qkv.weight"] = (shape, [v / top * 3e38 for v in w])
+
+
 def unchanged(named, d, heads):
     pass
 
@@ -150,6 +159,7 @@ def unchanged(named, d, heads):
 CASES = {
     "tests/hostile/nan-attention-capture/model": (2, 8, 2, 64, 8, overflow_attention),
     "tests/hostile/nan-attention-eval/model": (2, 8, 2, 64, 8, overflow_attention),
+    "tests/hostile/nan-attention-every-row/model": (2, 8, 2, 64, 8, overflow_every_row),
     "tests/hostile/nan-logits-capture/model": (2, 8, 2, 64, 8, overflow_logits),
     "tests/hostile/nan-logits-eval/model": (2, 8, 2, 64, 8, overflow_logits),
     "tests/hostile/capture-long-text/model": (8, 4, 4, 4096, 512, unchanged),

@@ -202,6 +202,12 @@ def main():
     b["names"], b["relevance"] = [], []
     write_case("ck-blocks-no-names", "no block at all (key_block underflowed for windows)",
                ["blocks.json", "names is empty"], blk=b)
+    b = {"kind": {"kind": "Windows", "width": 1}, "names": ["window 0-0", "window 1-1"],
+         "token_block": [], "relevance": [0, 1], "source": "hostile test"}
+    write_case("ck-blocks-too-few-windows", "windows of width 1 but only 2 names for 16 "
+               "positions: every later position fell into the last window, and eval reported "
+               "eps 0.0000, PF 1.0000 (perfectly localist)",
+               ["blocks.json", "names 2 windows of width 1", "need 16"], blk=b)
 
 
 if __name__ == "__main__":

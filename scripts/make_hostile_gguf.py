@@ -183,6 +183,24 @@ def make_gguf_cases():
     k[3] = struct.pack(f"<{D * D}f", *([0.01] * (D * D)))
     gguf_case("gguf-shape-mismatch", "attn_k shaped for 2 key/value heads where the metadata says 1",
               ["tensor blk.0.attn_k.weight has shape [32, 32]", "[16, 32]"], gguf(md, bad))
+    gguf_case("gguf-rope-scaling-linear", "linear RoPE scaling (factor 8) was ignored: the "
+              "attention of another model, shown as this one's",
+              ["llama.rope.scaling.type", "linear"],
+              gguf(llama_metadata(**{"llama.rope.scaling.type": (STRING, "linear"),
+                                     "llama.rope.scaling.factor": (F32, 8.0)}), t))
+    dh = D // HEADS
+    freqs = t + [["rope_freqs.weight", [dh // 2], GGML_F32, struct.pack(f"<{dh // 2}f", *[2.0] * (dh // 2))]]
+    gguf_case("gguf-rope-freqs-tensor", "per-frequency RoPE factors (rope_freqs.weight) were ignored",
+              ["rope_freqs.weight"], gguf(md, freqs))
+    extra = t + [["blk.1.attn_norm.weight", [D], GGML_F32, struct.pack(f"<{D}f", *[1.0] * D)]]
+    gguf_case("gguf-extra-layer-tensor", "weights of a layer past llama.block_count were ignored",
+              ["blk.1.attn_norm.weight", "not one this LLaMA forward reads"], gguf(md, extra))
+    gguf_case("gguf-freq-base-string", "llama.rope.freq_base as a string fell back to 10000",
+              ["llama.rope.freq_base", "not a number"],
+              gguf(llama_metadata(**{"llama.rope.freq_base": (STRING, "500000")}), t))
+    gguf_case("gguf-merge-without-space", "a merge that is not two tokens: the error named no file",
+              ["tokenizer.ggml.merges[0]", "two tokens and a space"],
+              gguf(llama_metadata(**{"tokenizer.ggml.merges": (ARRAY, (STRING, ["nospace"]))}), t))
 
 
 # A tiny BERT: 1 layer, width 8, 2 heads, MLP 16, 8 words, 16 positions.
@@ -285,6 +303,30 @@ def make_hf_cases():
     del t["encoder.layer.0.output.LayerNorm.bias"]
     hf_case("hf-tensor-missing", "a LayerNorm bias is missing",
             ["model.safetensors", "tensor encoder.layer.0.output.LayerNorm.bias is missing"], tensors=t)
+    hf_case("hf-relative-key", "relative-key position embeddings were ignored",
+            ["config.json", "position_embedding_type \"relative_key\""],
+            cfg={"position_embedding_type": "relative_key"})
+    hf_case("hf-is-decoder", "a BERT decoder (causal) was run as an encoder",
+            ["config.json", "is_decoder"], cfg={"is_decoder": True})
+    t = bert_tensors(BERT)
+    t.update({k.replace("layer.0.", "layer.1."): v for k, v in bert_tensors(BERT).items()
+              if "layer.0." in k})
+    hf_case("hf-weights-past-layers", "two layers of weights under num_hidden_layers 1: the "
+            "second was ignored", ["model.safetensors", "belongs to layer 1", "1 layers"], tensors=t)
+    vocab = {w: i for i, w in enumerate(WORDS)}
+    vocab["e"] = 99
+    tok = json.loads(tokenizer_json(WORDS))
+    tok["model"]["vocab"] = vocab
+    hf_case("hf-tokenizer-id-past-vocab", "8 words, one numbered 99 of 8 rows: the error was "
+            "'index-select invalid index' naming no file",
+            ["tokenizer.json", "\"e\" as 99", "8 rows"], tok=json.dumps(tok))
+    tok = json.loads(tokenizer_json(WORDS))
+    tok["normalizer"] = {"type": "Replace", "pattern": {"Regex": "."}, "content": "e" * 1000}
+    hf_case("hf-tokenizer-normalizer-bomb", "a normalizer replacing every character by 100,000 "
+            "once took 2.4 GB for a short text (here 1,000 characters)",
+            ["tokenizer.json", "inserts a string of 1000 characters"], tok=json.dumps(tok))
+    hf_case("hf-eps-denormal", "layer_norm_eps 1e-320 is 0 in f32: a division by zero at run time",
+            ["config.json", "layer_norm_eps = 1e-320"], cfg={"layer_norm_eps": 1e-320})
     hf_case("hf-clusters-million", "a million k-means clusters would run for hours; the flag's "
             "limit refuses it before the model is opened",
             ["--clusters 1000000", "limit"], more=("--clusters", "1000000"))

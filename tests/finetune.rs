@@ -571,3 +571,71 @@ fn the_own_block_mass_counts_the_sequence_start() {
     let last: f64 = pen[110..].iter().sum::<f64>() / 10.0;
     assert!(last < 0.8 * first, "own-block mass {first:.3} → {last:.3}");
 }
+
+/// An adapter folder saved from a fine-tuner that has not trained (LoRA rank 2 on Q and K).
+fn saved_adapter(base: &Path, dir: &Path) {
+    let m = ImportedModel::open(base, &Device::Cpu).unwrap();
+    let r = base_ref(base, &m);
+    let b = blocks(&m);
+    let mut cfg = FineTuneConfig::new(AdapterSpec::parse("lora:2", 2).unwrap());
+    cfg.seq_len = 16;
+    cfg.batch_size = 2;
+    let ft = FineTuner::new(m, r, b, ids(600, 300), cfg).unwrap();
+    save_adapter(dir, &ft.info(None, None), &ft.adapter, &ft.blocks).unwrap();
+}
+
+fn edit_json(path: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+fn open_error(dir: &Path) -> String {
+    match ImportedModel::open(dir, &Device::Cpu) {
+        Ok(_) => panic!("{} opened", dir.display()),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+#[test]
+fn adapters_that_overflow_chain_or_repeat_a_target_are_refused_naming_their_file() {
+    let base_dir = common::copy_family_fixture("llama");
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("a");
+    saved_adapter(base_dir.path(), &dir);
+    assert!(ImportedModel::open(&dir, &Device::Cpu).is_ok());
+
+    // α/r beyond f32's range: finite tensors, infinite merged weights. Once opened and run
+    // on NaN attention shown as rows of zeros.
+    edit_json(&dir.join("adapter.json"), |v| {
+        v["spec"]["change"]["alpha"] = serde_json::json!(1e39);
+    });
+    let e = open_error(&dir);
+    assert!(
+        e.contains("adapter.json") && e.contains("not finite"),
+        "{e}"
+    );
+
+    // The same change named twice: "tensor … is missing" before.
+    edit_json(&dir.join("adapter.json"), |v| {
+        v["spec"]["change"]["alpha"] = serde_json::json!(2.0);
+        let first = v["spec"]["targets"][0].clone();
+        v["spec"]["targets"].as_array_mut().unwrap().push(first);
+    });
+    let e = open_error(&dir);
+    assert!(e.contains("adapter.json") && e.contains("twice"), "{e}");
+
+    // An adapter whose base is an adapter: a chain of 1,000 overflowed the stack.
+    let good = out.path().join("good");
+    saved_adapter(base_dir.path(), &good);
+    let chained = out.path().join("chained");
+    saved_adapter(base_dir.path(), &chained);
+    let sha = localist::hf::model_sha256(&good).unwrap();
+    edit_json(&chained.join("adapter.json"), |v| {
+        v["base"]["path"] = serde_json::json!(good);
+        v["base"]["sha256"] = serde_json::json!(sha);
+    });
+    let e = open_error(&chained);
+    assert!(e.contains("itself an adapter"), "{e}");
+}

@@ -179,7 +179,10 @@ fn masked_softmax(z: &[f64], keep: &[bool], tau: f64) -> Vec<f64> {
         .map(|(&x, _)| x)
         .fold(f64::NEG_INFINITY, f64::max);
     if max == f64::NEG_INFINITY {
-        return vec![0.0; z.len()];
+        // `f64::max` skips NaN: a row of NaN scores stays NaN (an overflow, not "nothing
+        // visible"), so that the checks downstream refuse it.
+        let nan = z.iter().zip(keep).any(|(x, &k)| k && x.is_nan());
+        return vec![if nan { f64::NAN } else { 0.0 }; z.len()];
     }
     let exps: Vec<f64> = z
         .iter()

@@ -42,6 +42,7 @@ pub fn check_declared(
     expected: &[(String, Vec<usize>)],
     file: &Path,
 ) -> Result<()> {
+    check_no_extra_layers(declared, expected, file)?;
     for (name, shape) in expected {
         let t = declared
             .get(name)
@@ -58,6 +59,54 @@ pub fn check_declared(
                 "{}: tensor {name} has shape {:?}, the config needs {shape:?}",
                 file.display(),
                 t.shape
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The layer a tensor name belongs to, as (the name up to the index, the index):
+/// `model.layers.7.mlp.up_proj.weight` → (`model.layers`, 7), GPT-2's `h.7…`, BERT's
+/// `encoder.layer.7…`.
+fn layer_of(name: &str) -> Option<(&str, usize)> {
+    let mut start = 0;
+    for part in name.split('.') {
+        let end = start + part.len();
+        let before = name.get(..start.saturating_sub(1)).unwrap_or("");
+        let container = before.rsplit('.').next().unwrap_or("");
+        if matches!(container, "layers" | "layer" | "h" | "blocks") {
+            if let Ok(i) = part.parse::<usize>() {
+                return Some((before, i));
+            }
+        }
+        start = end + 1;
+    }
+    None
+}
+
+/// Refuse weights of layers the config does not have: a config.json of 2 layers over a file
+/// of 6 ran 2 layers and said nothing of the other 4.
+fn check_no_extra_layers(
+    declared: &BTreeMap<String, TensorDecl>,
+    expected: &[(String, Vec<usize>)],
+    file: &Path,
+) -> Result<()> {
+    let mut layers: HashMap<&str, usize> = HashMap::new();
+    for (name, _) in expected {
+        if let Some((prefix, i)) = layer_of(name) {
+            let n = layers.entry(prefix).or_insert(0);
+            *n = (*n).max(i + 1);
+        }
+    }
+    for name in declared.keys() {
+        let Some((prefix, i)) = layer_of(name) else {
+            continue;
+        };
+        if let Some(&n) = layers.get(prefix).filter(|&&n| i >= n) {
+            bail!(
+                "{}: tensor {name} belongs to layer {i}, but config.json gives the model {n} \
+                 layers (num_hidden_layers / n_layer); refusing to run on part of the weights",
+                file.display()
             );
         }
     }
@@ -128,6 +177,7 @@ pub fn read_tokenizer(path: &Path, vocab: usize) -> Result<tokenizers::Tokenizer
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         anyhow::anyhow!("{}: not a tokenizer: not valid JSON ({e})", path.display())
     })?;
+    check_expansion(&value).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let tokenizer: tokenizers::Tokenizer =
         crate::contained::contained(|| serde_json::from_value(value))
             .map_err(|p| {
@@ -158,5 +208,57 @@ pub fn plain_tokenizer(
             path.display()
         );
     }
+    // Fewer words than rows, but one numbered past the last row, fails deep inside the forward
+    // pass ("index-select invalid index") the first time a text holds it.
+    let past = tokenizer
+        .get_vocab(true)
+        .into_iter()
+        .filter(|(_, id)| *id as usize >= vocab)
+        .max_by_key(|(_, id)| *id);
+    if let Some((word, id)) = past {
+        bail!(
+            "{}: the tokenizer numbers {word:?} as {id}, past the model's {vocab} rows \
+             (config.json's vocab_size)",
+            path.display()
+        );
+    }
     Ok(tokenizer)
+}
+
+/// Longest text a normalizer or pre-tokenizer step may insert (Llama's "▁", BERT's none).
+const MAX_INSERTED_CHARS: usize = 64;
+
+/// Refuse a normalizer or pre-tokenizer that inserts long strings: a `Replace` of every
+/// character by 100,000 characters turned a short text into 2.4 GB inside the tokenizers
+/// crate, which no check of the text itself can see coming.
+fn check_expansion(tokenizer: &serde_json::Value) -> Result<(), String> {
+    fn walk(v: &serde_json::Value, part: &str) -> Result<(), String> {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (key, inner) in map {
+                    let inserted = matches!(key.as_str(), "content" | "prepend" | "replacement");
+                    if let (true, Some(text)) = (inserted, inner.as_str()) {
+                        let n = text.chars().count();
+                        if n > MAX_INSERTED_CHARS {
+                            return Err(format!(
+                                "its {part} inserts a string of {n} characters (\"{key}\"); \
+                                 at most {MAX_INSERTED_CHARS} are accepted, as longer ones can \
+                                 multiply a text's size without bound"
+                            ));
+                        }
+                    }
+                    walk(inner, part)?;
+                }
+                Ok(())
+            }
+            serde_json::Value::Array(items) => items.iter().try_for_each(|i| walk(i, part)),
+            _ => Ok(()),
+        }
+    }
+    for part in ["normalizer", "pre_tokenizer"] {
+        if let Some(v) = tokenizer.get(part) {
+            walk(v, part)?;
+        }
+    }
+    Ok(())
 }

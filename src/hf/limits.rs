@@ -35,8 +35,13 @@ pub fn in_range(key: &str, value: usize, min: usize, max: usize) -> Result<usize
 
 /// A finite, positive ε (a norm's epsilon), at most 1.
 pub fn positive_eps(key: &str, value: f64) -> Result<f64, String> {
-    if !(value.is_finite() && value > 0.0 && value <= 1.0) {
-        return Err(format!("{key} = {value} must be a finite number in (0, 1]"));
+    // The forward passes add ε in f32, where a positive f64 below f32's smallest normal
+    // number (1e-320, say) is 0 or denormal: a row of zero variance then divides by zero.
+    let least = f64::from(f32::MIN_POSITIVE);
+    if !(value.is_finite() && value >= least && value <= 1.0) {
+        return Err(format!(
+            "{key} = {value:e} must be a number in [{least:e}, 1] (it is added in f32)"
+        ));
     }
     Ok(value)
 }

@@ -51,6 +51,21 @@ pub enum InvalidBlocks {
     /// A positional map with a per-token table.
     #[error("token_block must be empty for positional windows (found {0} entries)")]
     WindowTokens(usize),
+    /// Fewer window names than windows over the model's positions.
+    #[error(
+        "names {found} windows of width {width}, but the model's {positions} positions need \
+         {needed}: every later position would fall into the last window"
+    )]
+    TooFewWindows {
+        /// Names given.
+        found: usize,
+        /// Window width.
+        width: usize,
+        /// The model's positions.
+        positions: usize,
+        /// Windows those positions need.
+        needed: usize,
+    },
     /// A window width of zero.
     #[error("window width must be at least 1")]
     ZeroWidth,
@@ -109,6 +124,15 @@ impl BlockMap {
                 }
                 if !self.token_block.is_empty() {
                     return Err(InvalidBlocks::WindowTokens(self.token_block.len()));
+                }
+                let needed = max_seq_len.div_ceil(width).clamp(1, MAX_BLOCKS);
+                if k < needed {
+                    return Err(InvalidBlocks::TooFewWindows {
+                        found: k,
+                        width,
+                        positions: max_seq_len,
+                        needed,
+                    });
                 }
             }
         }

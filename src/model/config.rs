@@ -161,9 +161,11 @@ impl ModelConfig {
         check_range("max_seq_len", self.max_seq_len, 2, l.max_positions)?;
         check_range("mlp_ratio", self.mlp_ratio, 1, l.max_mlp_ratio)?;
         let eps = self.layer_norm_eps;
-        if !eps.is_finite() || eps <= 0.0 || eps > l.max_layer_norm_eps {
+        // Added in f32: below f32's smallest normal number it is 0 or denormal there.
+        let least = f64::from(f32::MIN_POSITIVE);
+        if !eps.is_finite() || eps < least || eps > l.max_layer_norm_eps {
             return Err(ConfigError::Invalid(format!(
-                "layer_norm_eps = {eps} must be a finite number in (0, {}]",
+                "layer_norm_eps = {eps:e} must be a number in [{least:e}, {}] (it is added in f32)",
                 l.max_layer_norm_eps
             )));
         }

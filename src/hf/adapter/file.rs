@@ -128,6 +128,16 @@ pub fn open_adapted(dir: &Path, device: &Device) -> Result<Adapted> {
             info.base.sha256
         );
     }
+    if base.is_dir() && base.join("adapter.json").exists() {
+        // An adapter on an adapter would open its base again, and a chain of them recursed
+        // until the stack ran out (measured: 1,000 links aborted the process).
+        bail!(
+            "{}: its base {} is itself an adapter folder; an adapter applies to a base model \
+             (a LLaMA-family or GPT-2 folder or GGUF file), not to another adapter",
+            dir.join("adapter.json").display(),
+            base.display()
+        );
+    }
     let mut model = ImportedModel::open(&base, device)?;
     let arch = model.arch_label();
     let decoder = model.trainable_mut().ok_or_else(|| {
@@ -142,6 +152,7 @@ pub fn open_adapted(dir: &Path, device: &Device) -> Result<Adapted> {
     adapter
         .merge_into(decoder)
         .with_context(|| format!("{}: applying the adapter", dir.display()))?;
+    check_merged(dir, &info, decoder)?;
     Ok(Adapted {
         base: model,
         dir: dir.to_path_buf(),
@@ -160,7 +171,18 @@ fn read_adapter(
     let mut tensors = crate::model::checkpoint::read_tensors(&file, device)?;
     let mut params = ParamStore::new();
     let layers = base.num_layers();
-    for &(l, p) in &info.spec.targets {
+    for (i, &(l, p)) in info.spec.targets.iter().enumerate() {
+        if info
+            .spec
+            .targets
+            .get(..i)
+            .is_some_and(|seen| seen.contains(&(l, p)))
+        {
+            bail!(
+                "{}: names the change to layer {l}'s {p:?} twice",
+                dir.join("adapter.json").display()
+            );
+        }
         if l >= layers {
             bail!(
                 "{}: names layer {l}, but the base has {layers} layers",
@@ -177,6 +199,13 @@ fn read_adapter(
             let t = tensors
                 .remove(&name)
                 .ok_or_else(|| anyhow::anyhow!("{}: tensor {name} is missing", file.display()))?;
+            if t.dtype() != candle_core::DType::F32 {
+                bail!(
+                    "{}: tensor {name} is {:?}; adapters hold f32 tensors",
+                    file.display(),
+                    t.dtype()
+                );
+            }
             if t.dims2().ok() != Some(shape) {
                 bail!(
                     "{}: tensor {name} is {:?}, expected {:?}",
@@ -198,4 +227,25 @@ fn read_adapter(
         spec: info.spec.clone(),
         params,
     })
+}
+
+/// Every weight the adapter changed is finite once merged: a finite change can still overflow
+/// f32 (a LoRA scale α/r of 1e39 is +∞), and the forward pass would then run on NaN.
+fn check_merged(
+    dir: &Path,
+    info: &AdapterInfo,
+    decoder: &dyn crate::hf::trainable::TrainableDecoder,
+) -> Result<()> {
+    for &(l, p) in &info.spec.targets {
+        let w = decoder.projection(l, p)?;
+        if !crate::hf::limits::all_finite(&w)? {
+            bail!(
+                "{}: merged into the base, its change to layer {l}'s {p:?} leaves weights that \
+                 are not finite (NaN or beyond f32's range: check the adapter's tensors and its \
+                 LoRA alpha)",
+                dir.join("adapter.json").display()
+            );
+        }
+    }
+    Ok(())
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use crate::hf::limits::{
@@ -49,6 +49,12 @@ pub struct BertConfig {
     /// Activation ("gelu": the exact erf form).
     #[serde(default = "gelu")]
     pub hidden_act: String,
+    /// Position embeddings: only "absolute" (relative keys change every score).
+    #[serde(default)]
+    pub position_embedding_type: Option<String>,
+    /// A BERT used as a decoder (causal self-attention): not supported.
+    #[serde(default)]
+    pub is_decoder: bool,
 }
 
 fn two() -> usize {
@@ -89,6 +95,18 @@ impl BertConfig {
                 "hidden_act {:?} is not supported (only \"gelu\")",
                 self.hidden_act
             ));
+        }
+        if let Some(kind) = self
+            .position_embedding_type
+            .as_deref()
+            .filter(|k| *k != "absolute")
+        {
+            return Err(format!(
+                "position_embedding_type {kind:?} is not supported (only \"absolute\")"
+            ));
+        }
+        if self.is_decoder {
+            return Err("is_decoder = true (causal self-attention) is not supported".into());
         }
         in_range("vocab_size", self.vocab_size, 1, MAX_VOCAB)?;
         in_range("hidden_size", self.hidden_size, 1, MAX_WIDTH)?;
@@ -162,25 +180,6 @@ impl BertConfig {
     /// `bert.` prefix) of `file` against this config: each one present, of a float dtype,
     /// with the expected shape.
     pub fn check_tensors(&self, tensors: &BTreeMap<String, TensorDecl>, file: &Path) -> Result<()> {
-        for (name, shape) in self.expected_shapes() {
-            let t = tensors
-                .get(&name)
-                .with_context(|| format!("{}: tensor {name} is missing", file.display()))?;
-            if !matches!(t.dtype.as_str(), "F32" | "F16" | "BF16") {
-                bail!(
-                    "{}: tensor {name} has dtype {}; weights must be F32, F16 or BF16",
-                    file.display(),
-                    t.dtype
-                );
-            }
-            if t.shape != shape {
-                bail!(
-                    "{}: tensor {name} has shape {:?}, the config needs {shape:?}",
-                    file.display(),
-                    t.shape
-                );
-            }
-        }
-        Ok(())
+        crate::hf::folder::check_declared(tensors, &self.expected_shapes(), file)
     }
 }

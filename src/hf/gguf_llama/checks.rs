@@ -104,6 +104,20 @@ fn check_tensors(c: &LlamaConfig, header: &GgufHeader) -> Result<usize, String> 
         .iter()
         .map(|t| (t.name.as_str(), &t.shape))
         .collect();
+    // A tensor the forward does not read changes nothing in it: extra layers (blk.7.* under
+    // block_count 7) ran on part of the model and said nothing.
+    if let Some(extra) = header
+        .tensors
+        .iter()
+        .map(|t| t.name.as_str())
+        .find(|n| *n != "token_embd.weight" && !want.iter().any(|(w, _)| w == n))
+    {
+        return Err(format!(
+            "tensor {extra} is not one this LLaMA forward reads (the metadata says {} layers); \
+             refusing to run without it",
+            c.layers
+        ));
+    }
     for (name, shape) in want {
         let t = by_name.get(name.as_str()).ok_or_else(|| {
             format!(

@@ -45,19 +45,74 @@ impl LlamaConfig {
             );
         }
         let heads = meta_usize(c, "llama.attention.head_count", file)?;
+        let d_model = meta_usize(c, "llama.embedding_length", file)?;
+        // Optional keys take their default only when absent: present with a value this model
+        // cannot honour, they are refused, not read as the default.
+        let kv_heads = optional(c, "llama.attention.head_count_kv", file, meta_usize)?;
+        let rope_base = optional(c, "llama.rope.freq_base", file, meta_f64)?;
+        check_rope(c, file, d_model / heads.max(1))?;
         Ok(Self {
             layers: meta_usize(c, "llama.block_count", file)?,
-            d_model: meta_usize(c, "llama.embedding_length", file)?,
+            d_model,
             heads,
-            kv_heads: meta_usize(c, "llama.attention.head_count_kv", file).unwrap_or(heads),
+            kv_heads: kv_heads.unwrap_or(heads),
             ff: meta_usize(c, "llama.feed_forward_length", file)?,
             vocab: 0,
-            rms_eps: meta_f32(c, "llama.attention.layer_norm_rms_epsilon", file)? as f64,
-            rope_base: meta_f32(c, "llama.rope.freq_base", file).unwrap_or(10_000.0) as f64,
+            rms_eps: meta_f64(c, "llama.attention.layer_norm_rms_epsilon", file)?,
+            rope_base: rope_base.unwrap_or(10_000.0),
             context: meta_usize(c, "llama.context_length", file)?,
             rope_half: false,
         })
     }
+}
+
+/// `key` read by `read` when the metadata has it, `None` when it does not.
+fn optional<T>(
+    c: &gguf_file::Content,
+    key: &str,
+    file: &Path,
+    read: fn(&gguf_file::Content, &str, &Path) -> Result<T>,
+) -> Result<Option<T>> {
+    if c.metadata.contains_key(key) {
+        read(c, key, file).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// RoPE as this forward computes it: every dimension of a head rotated, at the plain
+/// frequencies. Scaling (linear, YaRN), partial rotation or a `rope_freqs` tensor would change
+/// every attention row, so a file asking for one is refused rather than run without it.
+fn check_rope(c: &gguf_file::Content, file: &Path, head_dim: usize) -> Result<()> {
+    let refuse = |what: String| -> Result<()> {
+        bail!(
+            "{}: {what}; this LLaMA forward rotates every dimension at the plain RoPE \
+             frequencies, so its attention would not be the model's",
+            file.display()
+        )
+    };
+    let scaling = optional(c, "llama.rope.scaling.type", file, |c, k, f| {
+        Ok(meta(c, k, f)?.to_string()?.clone())
+    })?;
+    if let Some(kind) = scaling.filter(|k| k != "none") {
+        return refuse(format!("metadata llama.rope.scaling.type is {kind:?}"));
+    }
+    if let Some(f) = optional(c, "llama.rope.scaling.factor", file, meta_f64)? {
+        if f != 1.0 && f != 0.0 {
+            return refuse(format!("metadata llama.rope.scaling.factor is {f}"));
+        }
+    }
+    if let Some(n) = optional(c, "llama.rope.dimension_count", file, meta_usize)? {
+        if n != head_dim {
+            return refuse(format!(
+                "metadata llama.rope.dimension_count is {n}, not the head width {head_dim}"
+            ));
+        }
+    }
+    if c.tensor_infos.contains_key("rope_freqs.weight") {
+        return refuse("it holds a rope_freqs.weight tensor (per-frequency RoPE factors)".into());
+    }
+    Ok(())
 }
 
 fn meta<'a>(c: &'a gguf_file::Content, key: &str, file: &Path) -> Result<&'a gguf_file::Value> {
@@ -66,17 +121,40 @@ fn meta<'a>(c: &'a gguf_file::Content, key: &str, file: &Path) -> Result<&'a ggu
         .with_context(|| format!("{}: metadata {key} is missing", file.display()))
 }
 
+/// An integer of any of GGUF's integer types, non-negative and within `usize`.
 fn meta_usize(c: &gguf_file::Content, key: &str, file: &Path) -> Result<usize> {
-    Ok(meta(c, key, file)?
-        .to_u32()
-        .with_context(|| format!("{}: metadata {key} is not an integer", file.display()))?
-        as usize)
+    use gguf_file::Value;
+    let v = meta(c, key, file)?;
+    let n: Option<u64> = match v {
+        Value::U8(x) => Some(u64::from(*x)),
+        Value::U16(x) => Some(u64::from(*x)),
+        Value::U32(x) => Some(u64::from(*x)),
+        Value::U64(x) => Some(*x),
+        Value::I8(x) => u64::try_from(*x).ok(),
+        Value::I16(x) => u64::try_from(*x).ok(),
+        Value::I32(x) => u64::try_from(*x).ok(),
+        Value::I64(x) => u64::try_from(*x).ok(),
+        _ => None,
+    };
+    n.and_then(|n| usize::try_from(n).ok()).with_context(|| {
+        format!(
+            "{}: metadata {key} is not a non-negative integer ({v:?})",
+            file.display()
+        )
+    })
 }
 
-fn meta_f32(c: &gguf_file::Content, key: &str, file: &Path) -> Result<f32> {
-    meta(c, key, file)?
-        .to_f32()
-        .with_context(|| format!("{}: metadata {key} is not a number", file.display()))
+/// A number stored as F32 or F64 (or an integer).
+fn meta_f64(c: &gguf_file::Content, key: &str, file: &Path) -> Result<f64> {
+    use gguf_file::Value;
+    let v = meta(c, key, file)?;
+    match v {
+        Value::F32(x) => Ok(f64::from(*x)),
+        Value::F64(x) => Ok(*x),
+        _ => meta_usize(c, key, file).map(|n| n as f64).map_err(|_| {
+            anyhow::anyhow!("{}: metadata {key} is not a number ({v:?})", file.display())
+        }),
+    }
 }
 
 /// The merges of a byte-level BPE, as pairs.
@@ -92,14 +170,18 @@ fn tokens_and_merges(c: &gguf_file::Content, file: &Path) -> Result<(Vec<String>
     let merges: Merges = meta(c, "tokenizer.ggml.merges", file)?
         .to_vec()?
         .iter()
-        .map(|v| {
-            let s = v.to_string()?;
-            match s.split_once(' ') {
+        .enumerate()
+        .map(|(i, v)| {
+            let s = v.to_string().ok();
+            match s.and_then(|s| s.split_once(' ')) {
                 Some((a, b)) => Ok((a.to_string(), b.to_string())),
-                None => candle_core::bail!("bad merge {s:?}"),
+                None => Err(anyhow::anyhow!(
+                    "{}: metadata tokenizer.ggml.merges[{i}] is not two tokens and a space ({v:?})",
+                    file.display()
+                )),
             }
         })
-        .collect::<candle_core::Result<_>>()?;
+        .collect::<Result<_>>()?;
     Ok((tokens, merges))
 }
 

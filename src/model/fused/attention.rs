@@ -157,8 +157,12 @@ fn biased_softmax_rows_any(
         }
         let max = max_lanes(z);
         if max == f32::NEG_INFINITY {
-            o.fill(0.0);
-            continue; // nothing visible: the row stays zero
+            // Nothing visible: the row stays zero. But `max` skips NaN, so a row of NaN scores
+            // (an overflow upstream) lands here too, and must stay NaN for the checks that
+            // refuse it: read as zeros it looked perfectly localist.
+            let nan = z.iter().any(|v| v.is_nan());
+            o.fill(if nan { f32::NAN } else { 0.0 });
+            continue;
         }
         let sum = exp_shifted(z, max, o);
         let inv = 1.0 / sum;

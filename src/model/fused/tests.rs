@@ -105,3 +105,26 @@ fn fused_ops_match_composed_candle_ops_and_their_gradients() {
         &[x, b],
     );
 }
+
+#[test]
+fn a_row_of_nan_scores_stays_nan_and_a_row_with_nothing_visible_stays_zero() {
+    // Row 0: every score NaN (an overflow upstream); row 1: nothing visible; row 2: ordinary.
+    let n = 4;
+    let ninf = f32::NEG_INFINITY;
+    let s = [f32::NAN; 4]
+        .into_iter()
+        .chain([1.0, 2.0, 3.0, 4.0])
+        .chain([0.5, 0.0, -0.5, 1.0])
+        .collect::<Vec<f32>>();
+    let bias = [0.0, 0.0, ninf, ninf]
+        .into_iter()
+        .chain([ninf; 4])
+        .chain([0.0, 0.0, 0.0, ninf])
+        .collect::<Vec<f32>>();
+    let (mut z, mut out) = (vec![0f32; n], vec![7f32; 3 * n]);
+    attention::biased_softmax_rows(&s, &bias, n, 1.0, 1.0, &mut z, &mut out);
+    assert!(out[..n].iter().all(|a| a.is_nan()), "{out:?}");
+    assert_eq!(&out[n..2 * n], &[0.0; 4]);
+    let sum: f32 = out[2 * n..].iter().sum();
+    assert!((sum - 1.0).abs() < 1e-6 && out[3 * n - 1] == 0.0, "{out:?}");
+}
