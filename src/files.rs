@@ -192,18 +192,29 @@ pub fn replace_dir<E>(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    // Never a file, the user's folder of other things, or the folder the user is in.
+    crate::engine::outputs::check_model_folder(dir)
+        .map_err(|m| io(dir, std::io::Error::other(m)))?;
     fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     if tmp.exists() {
         fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
     }
     fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
-    fill(&tmp)?;
+    // A failure leaves what was there, and no half-written folder beside it.
+    let discard = |e: E| {
+        let _ = fs::remove_dir_all(&tmp);
+        e
+    };
+    fill(&tmp).map_err(discard)?;
     let old = parent.join(format!(".{name}.old-{}", std::process::id()));
     if dir.exists() {
-        fs::rename(dir, &old).map_err(|e| io(dir, e))?;
+        fs::rename(dir, &old).map_err(|e| discard(io(dir, e)))?;
     }
-    fs::rename(&tmp, dir).map_err(|e| io(dir, e))?;
+    if let Err(e) = fs::rename(&tmp, dir) {
+        let _ = fs::rename(&old, dir);
+        return Err(discard(io(dir, e)));
+    }
     if old.exists() {
         fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
     }

@@ -102,6 +102,19 @@ fn a_text_the_tokenizer_cannot_read_is_refused_not_trained_on() {
     let o = localist(&train_args(some.to_str().unwrap(), out2.to_str().unwrap()));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    // A capture of such text says the same (it captured eight '?' without a word).
+    let ck = "sample_models/tiny-shakespeare-l0";
+    let o = localist(&["capture", "-c", ck, "--text", "你好世界，这是中文"]);
+    assert_fails_with(&o, &["the text", "'?'", "\"你\""]);
+    let o = localist(&[
+        "capture",
+        "-c",
+        ck,
+        "--text",
+        "Über café naïve résumé — déjà vu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("warning: the text"), "{}", stderr(&o));
 }
 
 #[test]

@@ -626,16 +626,30 @@ fn adapters_that_overflow_chain_or_repeat_a_target_are_refused_naming_their_file
     let e = open_error(&dir);
     assert!(e.contains("adapter.json") && e.contains("twice"), "{e}");
 
-    // An adapter whose base is an adapter: a chain of 1,000 overflowed the stack.
-    let good = out.path().join("good");
-    saved_adapter(base_dir.path(), &good);
-    let chained = out.path().join("chained");
-    saved_adapter(base_dir.path(), &chained);
-    let sha = localist::hf::model_sha256(&good).unwrap();
-    edit_json(&chained.join("adapter.json"), |v| {
-        v["base"]["path"] = serde_json::json!(good);
-        v["base"]["sha256"] = serde_json::json!(sha);
-    });
-    let e = open_error(&chained);
-    assert!(e.contains("itself an adapter"), "{e}");
+    // Adapters on adapters (a specialist on a fine-tuned base) open; a chain of 1,000
+    // overflowed the stack, and past 8 levels one is refused.
+    let mut below = out.path().join("good");
+    saved_adapter(base_dir.path(), &below);
+    for level in 1..=9 {
+        let above = out.path().join(format!("level{level}"));
+        saved_adapter(base_dir.path(), &above);
+        let sha = localist::hf::model_sha256(&below).unwrap();
+        edit_json(&above.join("adapter.json"), |v| {
+            v["base"]["path"] = serde_json::json!(below);
+            v["base"]["sha256"] = serde_json::json!(sha);
+        });
+        if level < 8 {
+            assert!(
+                ImportedModel::open(&above, &Device::Cpu).is_ok(),
+                "level {level}"
+            );
+        } else {
+            let e = open_error(&above);
+            assert!(
+                e.contains("stacked more than 8 levels deep"),
+                "level {level}: {e}"
+            );
+        }
+        below = above;
+    }
 }

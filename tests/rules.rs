@@ -712,3 +712,20 @@ fn numbers_single_precision_cannot_hold_are_refused_with_line_and_column() {
     assert!(parse_rules(&rule("bias 1000")).is_ok());
     assert!(parse_rules(&rule("fidelity 0.999")).is_ok());
 }
+
+#[test]
+fn numbers_in_scientific_notation_are_read_whole() {
+    // "bias -1e30" was read as -1 and then stopped at "e30", saying nothing of exponents.
+    let set =
+        parse_rules("rule a \"\" when position 0 target positions 0 bias 2.5e-1 end").unwrap();
+    assert_eq!(set.rules[0].strength, Strength::Bias { rho: 0.25 });
+    let e =
+        parse_rules("rule a \"\" when position 0 target positions 0 bias -1e30 end").unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("bias must be ≥ 0") && msg.contains("-1000000000000000000000000000000"),
+        "{msg}"
+    );
+    // Printed and parsed back unchanged.
+    assert_eq!(parse_rules(&print_rules(&set)).unwrap(), set);
+}

@@ -38,6 +38,7 @@ pub fn run(args: BlocksArgs) -> Result<()> {
         (None, Some(path)) => BlockSource::Lexicon(path.clone()),
         _ => bail!("pass --kmeans K or --lexicon PATH"),
     };
+    crate::cli::output::check_model_out(&args.out)?;
     let sizes = rebuild_blocks(&args.checkpoint, &source, args.seed, &args.out)?;
     for (name, n) in sizes {
         println!("{name:>20}: {n} tokens");

@@ -105,9 +105,15 @@ impl CaptureArgs {
 /// Run `localist capture` (on a checkpoint, or on an imported model with the blocks saved
 /// beside it or k-means blocks).
 pub fn run(args: CaptureArgs) -> Result<()> {
+    if let Some(out) = &args.out {
+        crate::cli::output::check_file_out("-o", out, &[&args.checkpoint])?;
+    }
     let dial = args.dial.setting(args.lambda)?;
     let plan = args.plan();
     let cap = capture_text_with(&args.checkpoint, &args.text, &dial, plan.as_ref())?;
+    if let Some(note) = &cap.note {
+        eprintln!("{note}");
+    }
     if let Some(n) = cap.truncated_from {
         eprintln!(
             "note: text has {n} tokens; capturing the first {}",

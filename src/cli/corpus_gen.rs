@@ -53,6 +53,9 @@ pub struct CorpusGenArgs {
 /// Run `localist corpus-gen`.
 pub fn run(args: CorpusGenArgs) -> Result<()> {
     let spec = args.spec()?;
+    if let Some(truth) = &args.truth {
+        crate::cli::output::check_file_out("--truth", truth, &[&args.out])?;
+    }
     let corpus = TopicCorpus::generate(&spec);
     crate::engine::export::write_atomic(&args.out, corpus.text.as_bytes())
         .with_context(|| format!("writing the corpus to {}", args.out.display()))?;
@@ -86,6 +89,17 @@ impl CorpusGenArgs {
         }
         if self.documents == 0 || self.document_words == 0 {
             bail!("--documents and --document-words must be at least 1");
+        }
+        // The corpus is built in memory: a billion documents once asked for 24 GB and aborted.
+        // 40 million words is about the largest corpus `train` reads (256 MiB).
+        const MOST_WORDS: usize = 40_000_000;
+        if self.documents.saturating_mul(self.document_words) > MOST_WORDS {
+            bail!(
+                "--documents {} × --document-words {} is more than {MOST_WORDS} words (about \
+                 the largest corpus train reads); make fewer or shorter documents",
+                self.documents,
+                self.document_words
+            );
         }
         if !(0.0..=0.5).contains(&self.function_rate) {
             bail!("--function-rate must lie in [0, 0.5]");

@@ -50,6 +50,7 @@ fn job(args: &TrainArgs) -> Result<FinetuneJob> {
 
 /// Run the fine-tune.
 pub fn run(args: &TrainArgs) -> Result<()> {
+    crate::cli::output::check_model_out(&args.out)?;
     let job = job(args)?;
     let t0 = Instant::now();
     let mut run = setup(&job)?;

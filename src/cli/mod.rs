@@ -83,6 +83,11 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     if cli.threads == Some(0) {
         bail!("--threads must be at least 1");
     }
+    // 100,000 threads aborted the process after a minute (no stack for the 100,001st).
+    const MOST_THREADS: usize = 1024;
+    if cli.threads.is_some_and(|n| n > MOST_THREADS) {
+        bail!("--threads must be at most {MOST_THREADS}");
+    }
     // A thread count in the environment is the user's choice, unless it is the one cargo's
     // config gives every test (`.cargo/config.toml`, marked by LOCALIST_CARGO_THREADS).
     let from_cargo = std::env::var_os("LOCALIST_CARGO_THREADS").is_some();

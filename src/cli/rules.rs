@@ -104,6 +104,10 @@ pub fn run_rules(cmd: RulesCommand) -> Result<()> {
 pub fn run_audit(cmd: AuditCommand) -> Result<()> {
     match cmd {
         AuditCommand::Report(a) => {
+            let twin = a.out.with_extension("json");
+            for out in [&a.out, &twin] {
+                crate::cli::output::check_file_out("--out", out, &[&a.checkpoint, &a.rules])?;
+            }
             let job = AuditJob {
                 dial: a.dial.setting(a.lambda)?,
                 checkpoint: a.checkpoint,

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 
 use crate::cli::output::write_atomic;
@@ -116,6 +116,14 @@ pub fn rows(args: &SweepArgs) -> Result<Vec<SweepRow>> {
 
 /// Run `localist sweep`.
 pub fn run(args: SweepArgs) -> Result<()> {
+    if args.out_dir.exists() && !args.out_dir.is_dir() {
+        bail!(
+            "--out-dir {}: is a file, not a folder; the sweep writes a folder of models there",
+            args.out_dir.display()
+        );
+    }
+    crate::engine::outputs::check_creatable(&args.out_dir.join("m"))
+        .map_err(|m| anyhow::anyhow!("--out-dir {}: {m}", args.out_dir.display()))?;
     let started = Instant::now();
     let rows = rows(&args)?;
     let t = &args.train;

@@ -27,11 +27,19 @@ pub struct SynthArgs {
 
 /// Run `localist synth`.
 pub fn run(args: SynthArgs) -> Result<()> {
-    if args.records == 0 {
-        bail!("--records must be at least 1");
+    let most = crate::engine::jobs::synth::MAX_RECORDS;
+    if !(1..=most).contains(&args.records) {
+        bail!("--records must lie in 1..={most}");
     }
     if !(0.0..=1.0).contains(&args.clinical_fraction) {
         bail!("--clinical-fraction must lie in [0, 1]");
+    }
+    if args.out.exists() && !args.out.is_dir() {
+        bail!(
+            "--out {}: is a file, not a folder (synth writes corpus.txt, lexicon.tsv and \
+             targets.json into a folder)",
+            args.out.display()
+        );
     }
     let spec = SyntheticSpec {
         seed: args.seed,

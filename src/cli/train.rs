@@ -297,6 +297,7 @@ pub fn progress_bar(steps: usize, quiet: bool) -> ProgressBar {
 
 /// Run `localist train`.
 pub fn run(args: TrainArgs) -> Result<()> {
+    crate::cli::output::check_model_out(&args.out)?;
     let job = args.job()?;
     let pb = progress_bar(job.train.steps, args.quiet);
     let started = Instant::now();

@@ -81,6 +81,28 @@ pub enum LexiconError {
         /// Its block there.
         first_block: String,
     },
+    /// No word assigned at all (only comments or blank lines).
+    #[error(
+        "{}: assigns no word to a block (only comments or blank lines): every token would stay \
+         unassigned, and the metrics of such a map read as perfectly localist",
+        path.display()
+    )]
+    Empty {
+        /// The lexicon path.
+        path: PathBuf,
+    },
+    /// A block named like the reserved block of unassigned tokens.
+    #[error(
+        "{}:{line}: block name \"unassigned\" is reserved for the tokens no block holds; give \
+         the block another name",
+        path.display()
+    )]
+    ReservedBlock {
+        /// The lexicon path.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+    },
     /// A lexicon word is not a token of the tokenizer (or is `<unk>`).
     #[error("{}:{line}: word {word:?} is not in the tokenizer's vocabulary", path.display())]
     UnknownToken {
@@ -113,6 +135,13 @@ pub struct Lexicon {
     pub entries: Vec<LexiconEntry>,
     /// Block names in order of first appearance; entry blocks index into this.
     pub block_names: Vec<String>,
+}
+
+/// What a lexicon has seen while it is built: each word's entry, each block's index.
+#[derive(Default)]
+struct Seen {
+    words: std::collections::HashMap<String, usize>,
+    blocks: std::collections::HashMap<String, usize>,
 }
 
 impl Lexicon {
@@ -149,6 +178,7 @@ impl Lexicon {
             entries: Vec::new(),
             block_names: Vec::new(),
         };
+        let mut seen = Seen::default();
         for (index, raw) in text.split('\n').enumerate() {
             let line = index + 1;
             let content = raw.strip_suffix('\r').unwrap_or(raw);
@@ -176,13 +206,32 @@ impl Lexicon {
                 line,
                 word: word_col.to_string(),
             })?;
-            lexicon.add(word, block, line)?;
+            lexicon.add(&mut seen, word, block, line)?;
+        }
+        if lexicon.entries.is_empty() {
+            return Err(LexiconError::Empty {
+                path: path.to_path_buf(),
+            });
         }
         Ok(lexicon)
     }
 
-    fn add(&mut self, word: String, block: &str, line: usize) -> Result<(), LexiconError> {
-        if let Some(first) = self.entries.iter().find(|e| e.word == word) {
+    fn add(
+        &mut self,
+        seen: &mut Seen,
+        word: String,
+        block: &str,
+        line: usize,
+    ) -> Result<(), LexiconError> {
+        if block == "unassigned" {
+            return Err(LexiconError::ReservedBlock {
+                path: self.path.clone(),
+                line,
+            });
+        }
+        // Indexed: a search of the earlier entries per line took minutes on a lexicon of a
+        // million lines (within the 16 MB limit).
+        if let Some(first) = seen.words.get(&word).and_then(|&i| self.entries.get(i)) {
             if first.block == block {
                 return Ok(());
             }
@@ -195,9 +244,12 @@ impl Lexicon {
                 first_block: first.block.clone(),
             });
         }
-        if !self.block_names.iter().any(|b| b == block) {
+        if !seen.blocks.contains_key(block) {
+            seen.blocks
+                .insert(block.to_string(), self.block_names.len());
             self.block_names.push(block.to_string());
         }
+        seen.words.insert(word.clone(), self.entries.len());
         self.entries.push(LexiconEntry {
             word,
             block: block.to_string(),
@@ -231,8 +283,14 @@ impl Lexicon {
             entries: Vec::new(),
             block_names: Vec::new(),
         };
+        let mut seen = Seen::default();
         for (index, (word, block)) in pairs.iter().enumerate() {
-            lexicon.add(word.as_ref().to_string(), block.as_ref(), index + 1)?;
+            lexicon.add(
+                &mut seen,
+                word.as_ref().to_string(),
+                block.as_ref(),
+                index + 1,
+            )?;
         }
         Ok(lexicon)
     }
@@ -240,6 +298,12 @@ impl Lexicon {
     /// Map every entry to `(token id, index into block_names)`, in entry order. A word that is
     /// not exactly one vocabulary token (or is `<unk>`) is an error naming its line.
     pub fn resolve(&self, tok: &dyn Tokenizer) -> Result<Vec<(u32, usize)>, LexiconError> {
+        let blocks: std::collections::HashMap<&str, usize> = self
+            .block_names
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.as_str(), i))
+            .collect();
         self.entries
             .iter()
             .map(|entry| {
@@ -252,11 +316,7 @@ impl Lexicon {
                     return Err(unknown());
                 }
                 let id = tok.token_id(&entry.word).ok_or_else(unknown)?;
-                let block = self
-                    .block_names
-                    .iter()
-                    .position(|b| *b == entry.block)
-                    .ok_or_else(unknown)?;
+                let block = *blocks.get(entry.block.as_str()).ok_or_else(unknown)?;
                 Ok((id, block))
             })
             .collect()

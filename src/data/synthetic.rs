@@ -24,6 +24,10 @@ use super::synthetic_vocab::{
     DRUGS, DRUG_DOSE_GAPS, FREQUENCIES, RAILS, UNITS,
 };
 
+/// Most records of one synthetic corpus (about 18 million words, 110 MB of text): the
+/// corpus is built in memory, and a billion records once asked for 8 GB and aborted.
+pub const MAX_RECORDS: usize = 1_000_000;
+
 /// Which kind of record a record is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Domain {

@@ -24,6 +24,11 @@ pub const UNK_TOKEN: &str = "<unk>";
 /// Most words a vocabulary fitted on a training corpus keeps (with `<unk>` and the newline).
 pub const MAX_WORD_VOCAB: usize = 8192;
 
+/// Longest word (in UTF-8 bytes) a fitted word vocabulary takes; longer ones read as `<unk>`.
+/// The vocabulary is stored in the checkpoint's `config.json`: a 5 MB hex string taken as a
+/// word made a checkpoint its own loader refused (over the 4 MiB limit of a config).
+pub const MAX_WORD_BYTES: usize = 64;
+
 /// The newline token; always id 1 of a [`WordTokenizer`] and id 0 of the [`CharTokenizer`].
 pub const NEWLINE_TOKEN: &str = "\n";
 
@@ -214,7 +219,8 @@ pub struct WordTokenizer {
 
 impl WordTokenizer {
     /// Fit a vocabulary to `text` (tokens of the Unicode rule, [`WordSplit::Unicode`]). Tokens
-    /// seen fewer than `min_count` times are left out; `max_vocab` caps the total size
+    /// seen fewer than `min_count` times, or longer than [`MAX_WORD_BYTES`], are left out;
+    /// `max_vocab` caps the total size
     /// *including* `<unk>` and `"\n"` (it is raised to 2 if smaller).
     pub fn fit(text: &str, min_count: usize, max_vocab: usize) -> Self {
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
@@ -225,7 +231,7 @@ impl WordTokenizer {
         }
         let mut ranked: Vec<(&str, usize)> = counts
             .into_iter()
-            .filter(|&(_, n)| n >= min_count.max(1))
+            .filter(|&(w, n)| n >= min_count.max(1) && w.len() <= MAX_WORD_BYTES)
             .collect();
         // BTreeMap iteration is already alphabetical; a stable sort keeps that order for ties.
         ranked.sort_by_key(|&(_, n)| std::cmp::Reverse(n));

@@ -66,9 +66,13 @@ impl CorpusSource {
             return Ok(Self::Topics { seed, topics });
         }
         if let Some(n) = s.strip_prefix("synthetic:") {
-            let records = n
+            let records: usize = n
                 .parse()
                 .with_context(|| format!("'{s}': expected synthetic:RECORDS"))?;
+            let most = crate::data::synthetic::MAX_RECORDS;
+            if !(1..=most).contains(&records) {
+                bail!("'{s}': the synthetic corpus has 1 to {most} records");
+            }
             return Ok(Self::Synthetic { seed, records });
         }
         Ok(Self::File { path: s.into() })

@@ -14,6 +14,7 @@ use crate::engine::corpus::{
     build_blocks, prepare_corpus, BlockSpec, CorpusSource, PreparedCorpus, TokenizerKind,
 };
 use crate::engine::held_out::HeldOutPoint;
+use crate::engine::train_checks::{check_steps_left, checked_split};
 use crate::model::blocks::BlockMap;
 use crate::model::checkpoint::{
     load_checkpoint, read_tensors, save_checkpoint, CheckpointMeta, CHECKPOINT_VERSION,
@@ -21,7 +22,7 @@ use crate::model::checkpoint::{
 use crate::model::config::ModelConfig;
 use crate::model::dial::DialSetting;
 use crate::model::transformer::LocalistModel;
-use crate::train::dataset::{train_split, TokenStream};
+use crate::train::dataset::TokenStream;
 use crate::train::eval::{evaluate, EvalReport};
 use crate::train::recruit::{RecruitConfig, RecruitEvent, Recruiter};
 use crate::train::trainer::{StepStats, TrainConfig, Trainer};
@@ -172,13 +173,13 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
         None => None,
     };
     let corpus = prepare_corpus(&job.corpus, job.tokenizer, tok_spec.as_ref())?;
-    let split = train_split(corpus.stream.len());
-    let (train, val) = corpus.stream.split_at(split);
+    let (train, val) = checked_split(&job.corpus.label(), job.train.seq_len, &corpus.stream)?;
     let mut held_out = Vec::new();
     let (model, blocks, step, opt_state) = match resumed {
         Some(ck) => {
             let info: Option<TrainingInfo> = serde_json::from_value(ck.meta.training.clone()).ok();
             let step = info.as_ref().map(|i| i.steps_done).unwrap_or(0);
+            check_steps_left(&dir_label(&job.resume), job.train.steps, step)?;
             held_out = info.map(|i| i.held_out).unwrap_or_default();
             held_out.retain(|p| p.step <= step);
             (ck.model, ck.blocks, step, ck.optimizer)

@@ -9,12 +9,14 @@ pub mod inject;
 pub mod keywords;
 pub mod parse;
 pub mod print;
+pub mod shape;
 pub mod suggest;
 
 pub use ast::{Rule, RuleSet};
 pub use check::{fire, resolve, Firing, ResolvedRule};
 pub use parse::{parse_rules, RuleError, RuleErrors};
 pub use print::{print_rule, print_rules};
+pub use shape::{check_shape, ModelShape};
 
 impl RuleSet {
     /// The JSON form (for export and reports).

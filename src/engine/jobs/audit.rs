@@ -85,6 +85,13 @@ pub fn report_files(report: &AuditReport, figures: &[Figure]) -> Result<(Vec<u8>
 
 /// Write an audit report's HTML at `path` and its JSON twin at `path` with `.json` (atomic).
 pub fn write_report(path: &Path, html: &[u8], json: &[u8]) -> Result<()> {
+    if path.with_extension("json") == path {
+        bail!(
+            "{}: the report is HTML and its JSON twin is written beside it with .json, which \
+             would overwrite it: name the report .html",
+            path.display()
+        );
+    }
     write_atomic(path, html)?;
     write_atomic(&path.with_extension("json"), json)
 }
@@ -114,6 +121,7 @@ pub fn audit_report(job: &AuditJob) -> Result<AuditReport> {
         &ck.blocks,
         tok.as_ref(),
         &checkpoint_anchors(&ck),
+        &crate::model::backend::AttentionModel::dims(&ck.model),
     )?;
     let text = match job.text.clone().or_else(|| default_text(&ck)) {
         Some(t) => t,

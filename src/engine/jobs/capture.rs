@@ -20,6 +20,8 @@ pub struct TextCapture {
     pub tokens: Vec<String>,
     /// The text's length in tokens when it was cut to the model's positions.
     pub truncated_from: Option<usize>,
+    /// A warning when part of the text is unreadable to the model's tokenizer (`?`, `<unk>`).
+    pub note: Option<String>,
 }
 
 /// Capture `text` (cut to the model's positions) on the model at `path`: a checkpoint with its
@@ -46,6 +48,12 @@ pub fn capture_text_with(
     if ids.is_empty() {
         bail!("--text is empty after tokenization");
     }
+    let note = match &opened {
+        OpenModel::Checkpoint { checkpoint, .. } => {
+            readable(text, &checkpoint.meta.tokenizer, &ids)?
+        }
+        OpenModel::Imported { .. } => None,
+    };
     let max = model.dims().max_len;
     let truncated_from = (ids.len() > max).then_some(ids.len());
     ids.truncate(max);
@@ -73,5 +81,23 @@ pub fn capture_text_with(
         capture: cap,
         tokens,
         truncated_from,
+        note,
     })
+}
+
+/// The text refused when most of it is unreadable to a checkpoint's tokenizer (as `train` and
+/// `eval` refuse it: a capture of `?` or `<unk>` only says nothing of the text), and a warning
+/// when part of it is.
+fn readable(text: &str, spec: &serde_json::Value, ids: &[u32]) -> Result<Option<String>> {
+    use crate::engine::coverage::{coverage, MAX_UNKNOWN_FRACTION, WARN_UNKNOWN_FRACTION};
+    let Ok(spec) = serde_json::from_value::<crate::data::tokenizer::TokenizerSpec>(spec.clone())
+    else {
+        return Ok(None);
+    };
+    let c = coverage(text, &spec, ids);
+    let said = || format!("the text: {}", c.describe(&spec, false));
+    if c.fraction() > MAX_UNKNOWN_FRACTION {
+        bail!("{}", said());
+    }
+    Ok((c.fraction() > WARN_UNKNOWN_FRACTION).then(|| format!("warning: {}", said())))
 }

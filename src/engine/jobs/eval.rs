@@ -82,6 +82,15 @@ pub fn evaluate_model(job: &EvalJob, on_note: impl FnOnce(&str)) -> Result<EvalO
 }
 
 fn evaluate_checkpoint(job: &EvalJob, ck: &Checkpoint, tok: &dyn Tokenizer) -> Result<EvalOutcome> {
+    if let Some(lexicon) = &job.lexicon {
+        // Said, not ignored: a checkpoint evaluates under its own saved blocks.
+        anyhow::bail!(
+            "--lexicon {}: blocks from a lexicon are for imported models; {} evaluates under \
+             its own blocks (rebuild them with `localist blocks -c … --lexicon …`)",
+            lexicon.display(),
+            job.model.display()
+        );
+    }
     let (stream, seq) = held_out(job, ck)?;
     let reports = job
         .dials
@@ -100,7 +109,13 @@ fn evaluate_checkpoint(job: &EvalJob, ck: &Checkpoint, tok: &dyn Tokenizer) -> R
         .collect::<Result<Vec<_>>>()?;
     let rules = match &job.rules {
         Some(file) => {
-            let rules = load_rules(file, &ck.blocks, tok, &checkpoint_anchors(ck))?;
+            let rules = load_rules(
+                file,
+                &ck.blocks,
+                tok,
+                &checkpoint_anchors(ck),
+                &crate::model::backend::AttentionModel::dims(&ck.model),
+            )?;
             let t = seq.min(ck.model.config.max_seq_len);
             let windows: Vec<Vec<u32>> = (0..job.windows)
                 .map_while(|w| stream.window(w * t, t).map(|win| win.x.to_vec()))
@@ -154,6 +169,18 @@ pub fn held_out_stream(
         s => s,
     };
     let corpus = prepare_corpus(&source, TokenizerKind::Char, Some(&tok))?;
+    let recorded = info.as_ref().map_or("", |i| i.corpus_sha256.as_str());
+    if held_out_only && !recorded.is_empty() && recorded != corpus.sha256 {
+        // Its held-out tenth would be another text's, shown as the model's own.
+        anyhow::bail!(
+            "{}: its training corpus {} is not the text it was trained on (SHA-256 {} \
+             recorded, {} there now): pass --corpus to evaluate on a text of your choice",
+            dir.display(),
+            source.label(),
+            short(recorded),
+            short(&corpus.sha256)
+        );
+    }
     let stream = if held_out_only {
         corpus.stream.split_at(train_split(corpus.stream.len())).1
     } else {
@@ -161,6 +188,11 @@ pub fn held_out_stream(
     };
     let seq = info.map(|i| i.config.seq_len).unwrap_or(max_seq_len);
     Ok((stream, seq))
+}
+
+/// The first 12 hex digits of a SHA-256, enough to tell two apart in a message.
+fn short(sha: &str) -> &str {
+    sha.get(..12).unwrap_or(sha)
 }
 
 /// Blocks by k-means over the embedding rows (or a lexicon), then per setting the entropy and
@@ -202,7 +234,7 @@ fn evaluate_imported(
     let rows = eval_imported(m.model(), &blocks, &ids, &job.dials, 64, job.windows)?;
     let rules = match &job.rules {
         Some(file) => {
-            let rules = load_rules(file, &blocks, tok, &[])?;
+            let rules = load_rules(file, &blocks, tok, &[], &dims)?;
             let windows: Vec<Vec<u32>> = ids
                 .chunks(64)
                 .filter(|w| w.len() == 64)

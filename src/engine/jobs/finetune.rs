@@ -71,7 +71,13 @@ pub fn setup(job: &FinetuneJob) -> Result<FinetuneRun> {
     let blocks = blocks_for(&model, &tokenizer, &job.blocks, job.seed)?;
     let prepared = prepare(job, &model, &tokenizer)?;
     let rules = match &job.rules {
-        Some(file) => crate::engine::jobs::rules::load_rules(file, &blocks, &tokenizer, &[])?,
+        Some(file) => crate::engine::jobs::rules::load_rules(
+            file,
+            &blocks,
+            &tokenizer,
+            &[],
+            &model.model().dims(),
+        )?,
         None => Vec::new(),
     };
     let mut run = FinetuneRun::start(model, tokenizer, blocks, prepared)?;

@@ -9,13 +9,13 @@ use serde::Serialize;
 use crate::data::tokenizer::Tokenizer;
 use crate::engine::jobs::model::{checkpoint_anchors, open_checkpoint};
 use crate::files::{read_text, MAX_DOCUMENT_BYTES};
-use crate::model::backend::AttentionModel;
+use crate::model::backend::{AttentionModel, ModelDims};
 use crate::model::blocks::BlockMap;
 use crate::model::dial::DialSetting;
 use crate::rules::ast::Strength;
 use crate::rules::check::ResolvedRule;
 use crate::rules::inject::capture_with_rules;
-use crate::rules::{parse_rules, resolve};
+use crate::rules::{check_shape, parse_rules, resolve, ModelShape};
 
 /// The text of a rule file: a regular UTF-8 file of at most
 /// [`MAX_DOCUMENT_BYTES`](crate::files::MAX_DOCUMENT_BYTES), without a byte-order mark; the
@@ -24,17 +24,29 @@ pub fn read_rules_file(file: &Path) -> Result<String> {
     Ok(read_text(file, MAX_DOCUMENT_BYTES, "a rules file")?)
 }
 
-/// Read, parse and resolve a rule file; every error is listed as FILE:LINE:COL: message.
+/// Read, parse and resolve a rule file for a model of `dims` (its layers, heads and positions
+/// must hold every rule's scope); every error is listed as FILE:LINE:COL: message.
 pub fn load_rules(
     file: &Path,
     blocks: &BlockMap,
     tok: &dyn Tokenizer,
     anchors: &[(String, Vec<String>)],
+    dims: &ModelDims,
 ) -> Result<Vec<ResolvedRule>> {
     let text = read_rules_file(file)?;
     let name = file.display().to_string();
     let set = parse_rules(&text).map_err(|e| anyhow::anyhow!("{}", e.with_file(&name)))?;
+    check_shape(&set, shape_of(dims)).map_err(|e| anyhow::anyhow!("{}", e.with_file(&name)))?;
     resolve(&set, blocks, tok, anchors).map_err(|e| anyhow::anyhow!("{}", e.with_file(&name)))
+}
+
+/// The sizes a rule's scope is checked against, of a model of `dims`.
+pub fn shape_of(dims: &ModelDims) -> ModelShape {
+    ModelShape {
+        layers: dims.layers,
+        heads: dims.heads,
+        positions: dims.max_len,
+    }
 }
 
 /// One rule of a checked file.
@@ -63,7 +75,9 @@ pub fn check_rules(file: &Path, checkpoint: Option<&Path>) -> Result<Vec<Checked
     };
     if let Some(dir) = checkpoint {
         let (ck, tok) = open_checkpoint(dir)?;
-        if let Err(e) = resolve(&set, &ck.blocks, tok.as_ref(), &checkpoint_anchors(&ck)) {
+        let fits = check_shape(&set, shape_of(&ck.model.dims()))
+            .and_then(|()| resolve(&set, &ck.blocks, tok.as_ref(), &checkpoint_anchors(&ck)));
+        if let Err(e) = fits {
             bail!(
                 "{}\n{name} does not fit {} ({} error(s))",
                 e.with_file(&name),

@@ -1,5 +1,6 @@
 //! The synthetic regulated-domain corpus written to a directory with its ground truth.
 
+pub use crate::data::synthetic::MAX_RECORDS;
 use std::path::Path;
 
 use anyhow::{Context, Result};

@@ -27,7 +27,7 @@ impl Worker {
     ) -> Result<(RuleSet, Vec<ResolvedRule>), RuleErrors> {
         let set = parse_rules(text)?;
         let anchors = self.anchor_tokens();
-        let Some((_, blocks, tok)) = self.slot.current() else {
+        let Some((model, blocks, tok)) = self.slot.current() else {
             return Err(RuleErrors {
                 errors: vec![RuleError {
                     pos: Default::default(),
@@ -36,6 +36,7 @@ impl Worker {
                 omitted: 0,
             });
         };
+        crate::rules::check_shape(&set, crate::engine::jobs::rules::shape_of(&model.dims()))?;
         let mut rules = resolve(&set, blocks, tok, &anchors)?;
         for r in &mut rules {
             if off.contains(&r.id) {

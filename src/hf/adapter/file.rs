@@ -128,16 +128,16 @@ pub fn open_adapted(dir: &Path, device: &Device) -> Result<Adapted> {
             info.base.sha256
         );
     }
-    if base.is_dir() && base.join("adapter.json").exists() {
-        // An adapter on an adapter would open its base again, and a chain of them recursed
-        // until the stack ran out (measured: 1,000 links aborted the process).
-        bail!(
-            "{}: its base {} is itself an adapter folder; an adapter applies to a base model \
-             (a LLaMA-family or GPT-2 folder or GGUF file), not to another adapter",
+    // An adapter's base may itself be an adapter (a specialist grown on a fine-tuned base),
+    // opened by the same recursion; a chain of 1,000 ran the stack out, so depth is bounded.
+    let _depth = Depth::enter().ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: adapters stacked more than {MAX_DEPTH} levels deep (an adapter whose base, \
+             {}, is an adapter, and so on); a chain this long is refused",
             dir.join("adapter.json").display(),
             base.display()
-        );
-    }
+        )
+    })?;
     let mut model = ImportedModel::open(&base, device)?;
     let arch = model.arch_label();
     let decoder = model.trainable_mut().ok_or_else(|| {
@@ -227,6 +227,34 @@ fn read_adapter(
         spec: info.spec.clone(),
         params,
     })
+}
+
+/// Most adapters stacked on one another (an adapter whose base is an adapter, …).
+const MAX_DEPTH: usize = 8;
+
+thread_local! {
+    static DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// One level of adapters being opened on this thread; the level is left when dropped.
+struct Depth;
+
+impl Depth {
+    /// Enter a level, or `None` past [`MAX_DEPTH`].
+    fn enter() -> Option<Self> {
+        DEPTH.with(|d| {
+            (d.get() < MAX_DEPTH).then(|| {
+                d.set(d.get() + 1);
+                Depth
+            })
+        })
+    }
+}
+
+impl Drop for Depth {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(d.get().saturating_sub(1)));
+    }
 }
 
 /// Every weight the adapter changed is finite once merged: a finite change can still overflow

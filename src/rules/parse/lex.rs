@@ -140,7 +140,8 @@ impl Cursor {
         }
     }
 
-    /// Digits with an optional leading `-` and at most one `.` followed by a digit.
+    /// Digits with an optional leading `-`, at most one `.` followed by a digit, and an optional
+    /// exponent (`e`, an optional sign, digits).
     fn number(&mut self) -> String {
         let mut s = String::new();
         if let Some(c) = self.peek() {
@@ -154,12 +155,35 @@ impl Cursor {
             } else if d == '.' && !seen_dot && self.at(1).is_some_and(|e| e.is_ascii_digit()) {
                 seen_dot = true;
                 s.push(d);
+            } else if matches!(d, 'e' | 'E') && self.exponent_follows() {
+                // Scientific notation (1e-3, -1e30): "bias -1e30" once read as -1 then
+                // stopped at "e30" with a message that said nothing of exponents.
+                s.push(d);
+                self.bump();
+                if let Some(sign) = self.peek().filter(|c| matches!(c, '-' | '+')) {
+                    s.push(sign);
+                    self.bump();
+                }
+                while let Some(e) = self.peek().filter(char::is_ascii_digit) {
+                    s.push(e);
+                    self.bump();
+                }
+                break;
             } else {
                 break;
             }
             self.bump();
         }
         s
+    }
+
+    /// Whether an exponent's digits follow the `e` at the cursor (`e5`, `e-5`, `e+5`).
+    fn exponent_follows(&self) -> bool {
+        match self.at(1) {
+            Some('-' | '+') => self.at(2).is_some_and(|c| c.is_ascii_digit()),
+            Some(c) => c.is_ascii_digit(),
+            None => false,
+        }
     }
 
     /// An identifier; it stops before `..`.

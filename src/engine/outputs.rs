@@ -1,0 +1,208 @@
+//! Where the tool writes, checked before anything is written, and before a long run starts:
+//! an `--out` must never delete or overwrite what the user made. A saved model replaces its
+//! folder as one step ([`crate::files::replace_dir`]), which removed everything in it: a
+//! `train --out` into a folder of notes, or into the folder holding the corpus being trained
+//! on, deleted them without a word. Now such a folder is refused, naming the file that would go.
+
+use std::path::{Path, PathBuf};
+
+/// What a saved model's folder may hold: a checkpoint, an adapter, the recruitment log. A
+/// folder holding anything else is not replaced.
+pub const MODEL_FOLDER_FILES: &[&str] = &[
+    "config.json",
+    "blocks.json",
+    "model.safetensors",
+    "optimizer.safetensors",
+    "recruitment.json",
+    "adapter.json",
+    "adapter.safetensors",
+];
+
+/// Whether a saved model may be written at `dir`: a new folder (its parent writable, no file
+/// in the way), or a saved model's folder with nothing else in it. The error says why in a
+/// sentence that follows the path ("PATH: holds notes.txt, …"): callers put the path first.
+pub fn check_model_folder(dir: &Path) -> Result<(), String> {
+    check_not_around_cwd(dir)?;
+    match dir.symlink_metadata() {
+        Ok(m) if !m.is_dir() => Err("is a file, not a folder; a saved model is a folder, so \
+                                     writing it there would replace the file: choose another \
+                                     path"
+            .into()),
+        Ok(_) => {
+            let entries = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if !MODEL_FOLDER_FILES.contains(&name.as_str()) {
+                    return Err(format!(
+                        "holds {name}, which is not part of a saved model; saving there \
+                         replaces the whole folder and would delete it. Choose a new or empty \
+                         folder, or move {name} away"
+                    ));
+                }
+            }
+            Ok(())
+        }
+        Err(_) => check_creatable(dir),
+    }
+}
+
+/// Whether a new folder can be made at `dir` (the error, like all here, without the path): its first existing ancestor is a folder, and a
+/// folder can be created beside where `dir` will be (tried and removed at once), so that a run
+/// learns this before it trains, not after.
+pub fn check_creatable(dir: &Path) -> Result<(), String> {
+    let parent = parent_of(dir);
+    let mut up = Some(parent.as_path());
+    while let Some(p) = up {
+        if let Ok(m) = p.symlink_metadata() {
+            if !m.is_dir() && !p.is_dir() {
+                return Err(format!(
+                    "cannot be created, because {} is a file, not a folder",
+                    p.display()
+                ));
+            }
+            break;
+        }
+        up = p.parent().filter(|q| !q.as_os_str().is_empty());
+    }
+    std::fs::create_dir_all(&parent)
+        .map_err(|e| format!("cannot create {} ({e})", parent.display()))?;
+    let probe = parent.join(format!(".localist-probe-{}", std::process::id()));
+    std::fs::create_dir(&probe)
+        .and_then(|()| std::fs::remove_dir(&probe))
+        .map_err(|e| format!("cannot write in {} ({e})", parent.display()))
+}
+
+/// Refuse an output that is one of the command's inputs, or one of the files a model folder
+/// among the inputs is read from: `capture -o` onto the model's weights, `audit report --out`
+/// onto the rule file, a corpus generator's truth table onto its text.
+pub fn check_not_an_input(out: &Path, inputs: &[&Path]) -> Result<(), String> {
+    let Some(target) = resolved(out) else {
+        return Ok(());
+    };
+    for input in inputs {
+        let Some(source) = resolved(input) else {
+            continue;
+        };
+        let inside = source.is_dir() && target.starts_with(&source) && model_file(&target);
+        if target == source || inside {
+            return Err(format!(
+                "is {}, which this command reads; writing there would destroy it: choose \
+                 another path",
+                if target == source {
+                    input.display().to_string()
+                } else {
+                    format!("inside {}", input.display())
+                }
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `path` is a file a model folder is read from (weights, configs, tokenizers): a new
+/// file written beside them (a capture saved into the model's folder) harms nothing.
+fn model_file(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    const READ: &[&str] = &[
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "generation_config.json",
+        "vocab.json",
+        "merges.txt",
+        "manifest.json",
+        "documents.txt",
+    ];
+    MODEL_FOLDER_FILES.contains(&name.as_str())
+        || READ.contains(&name.as_str())
+        || [".safetensors", ".gguf"].iter().any(|e| name.ends_with(e))
+}
+
+/// A folder `dir` must not be the current folder or one above it: replacing it fails half-way
+/// ("Device or resource busy") and would remove the folder the user works in.
+fn check_not_around_cwd(dir: &Path) -> Result<(), String> {
+    let (Some(d), Ok(cwd)) = (resolved(dir), std::env::current_dir()) else {
+        return Ok(());
+    };
+    let cwd = cwd.canonicalize().unwrap_or(cwd);
+    if cwd.starts_with(&d) {
+        return Err("is the current folder or one above it; choose a folder below it".into());
+    }
+    Ok(())
+}
+
+/// `path` made absolute with its symlinks resolved, also when it does not exist yet (its
+/// parent resolved, its name kept); `None` when not even the parent resolves.
+fn resolved(path: &Path) -> Option<PathBuf> {
+    if let Ok(p) = path.canonicalize() {
+        return Some(p);
+    }
+    let name = path.file_name()?;
+    parent_of(path).canonicalize().ok().map(|p| p.join(name))
+}
+
+/// The parent of `path`, `.` for a bare name.
+fn parent_of(path: &Path) -> PathBuf {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_of_the_users_files_or_a_file_is_refused_and_a_saved_model_is_not() {
+        let d = tempfile::tempdir().unwrap();
+        let new = d.path().join("new");
+        assert!(check_model_folder(&new).is_ok());
+        assert!(!d
+            .path()
+            .join(format!(".localist-probe-{}", std::process::id()))
+            .exists());
+        let model = d.path().join("model");
+        std::fs::create_dir(&model).unwrap();
+        for f in [
+            "config.json",
+            "blocks.json",
+            "model.safetensors",
+            "recruitment.json",
+        ] {
+            std::fs::write(model.join(f), "x").unwrap();
+        }
+        assert!(check_model_folder(&model).is_ok());
+        std::fs::write(model.join("corpus.txt"), "my text").unwrap();
+        let e = check_model_folder(&model).unwrap_err();
+        assert!(e.contains("holds corpus.txt"), "{e}");
+        let file = d.path().join("notes.txt");
+        std::fs::write(&file, "x").unwrap();
+        let e = check_model_folder(&file).unwrap_err();
+        assert!(e.contains("is a file, not a folder"), "{e}");
+        let e = check_model_folder(&file.join("sub")).unwrap_err();
+        assert!(e.contains("notes.txt is a file"), "{e}");
+        let e = check_model_folder(Path::new(".")).unwrap_err();
+        assert!(e.contains("current folder"), "{e}");
+    }
+
+    #[test]
+    fn an_output_onto_an_input_or_inside_an_input_folder_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let rules = d.path().join("my.rules");
+        std::fs::write(&rules, "rule").unwrap();
+        let model = d.path().join("model");
+        std::fs::create_dir(&model).unwrap();
+        let e = check_not_an_input(&rules, &[&model, &rules]).unwrap_err();
+        assert!(e.contains("which this command reads"), "{e}");
+        let inside = model.join("model.safetensors");
+        assert!(check_not_an_input(&inside, &[&rules, &model]).is_err());
+        assert!(check_not_an_input(&d.path().join("report.html"), &[&rules, &model]).is_ok());
+        // A new file beside the model's own is no harm (a capture saved with the model).
+        assert!(check_not_an_input(&model.join("capture.json"), &[&model]).is_ok());
+    }
+}

@@ -1,0 +1,48 @@
+//! What a training run checks before it starts, with the corpus or checkpoint named: enough
+//! text for a window of training and of held-out evaluation, and steps left to train when it
+//! resumes.
+
+use anyhow::{bail, Result};
+
+use crate::train::dataset::{train_split, TokenStream};
+
+/// The corpus stream (`corpus` names it) cut into its training text and held-out tenth, each
+/// long enough for a window of `seq_len` (a too-short held-out text was found only after
+/// training).
+pub(crate) fn checked_split(
+    corpus: &str,
+    seq_len: usize,
+    stream: &TokenStream,
+) -> Result<(TokenStream, TokenStream)> {
+    let (train, val) = stream.split_at(train_split(stream.len()));
+    let need = seq_len + 1;
+    let fix = "a longer text or a smaller --seq";
+    if train.len() <= need {
+        bail!(
+            "{corpus}: its training text has {} tokens; --seq {seq_len} needs more than {need} \
+             ({fix})",
+            train.len()
+        );
+    }
+    if val.len() < need {
+        bail!(
+            "{corpus}: its held-out tenth has {} tokens; evaluating windows of --seq {seq_len} \
+             needs at least {need} ({fix})",
+            val.len()
+        );
+    }
+    Ok((train, val))
+}
+
+/// A resumed run (of the checkpoint `dir`, `done` steps trained) has steps left to reach
+/// `steps`: with none, nothing would train, yet the checkpoint would be written again with
+/// this run's corpus recorded, and its provenance would be false.
+pub(crate) fn check_steps_left(dir: &str, steps: usize, done: usize) -> Result<()> {
+    if steps <= done {
+        bail!(
+            "{dir}: has trained {done} steps already, and the steps to train (--steps {steps}) \
+             count from the start: give more than {done}"
+        );
+    }
+    Ok(())
+}

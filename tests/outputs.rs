@@ -1,0 +1,201 @@
+//! What a user made is never destroyed by an output path, and a run refuses before it trains
+//! when its output or its text cannot work: the real `localist` binary on the cases a review
+//! tried as a new user would (train --out into a folder of notes deleted them; --out onto the
+//! corpus hid it; audit report --out onto the rule file overwrote it).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn localist_in(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_localist"))
+        .args(args)
+        .current_dir(cwd)
+        .env("CANDLE_NUM_THREADS", "1")
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+fn fails_with(o: &Output, needles: &[&str]) {
+    assert!(!o.status.success(), "expected failure: {}", stderr(o));
+    let err = stderr(o);
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
+    }
+}
+
+fn succeeds(o: &Output) {
+    assert!(o.status.success(), "failed: {}", stderr(o));
+}
+
+/// A short corpus: enough for windows of 64 characters in both splits.
+fn corpus(dir: &Path, name: &str) {
+    let text = "To be, or not to be, that is the question: whether 'tis nobler in the mind.\n";
+    std::fs::write(dir.join(name), text.repeat(40)).unwrap();
+}
+
+fn train<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
+        "train", "--corpus", "text.txt", "--steps", "3", "--batch", "2", "--quiet", "--out", out,
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
+#[test]
+fn train_never_replaces_a_folder_of_the_users_files_the_corpus_or_the_current_folder() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    corpus(p, "text.txt");
+    std::fs::create_dir(p.join("home")).unwrap();
+    std::fs::write(p.join("home/thesis.txt"), "my thesis").unwrap();
+    fails_with(
+        &localist_in(p, &train("home", &[])),
+        &["--out home", "thesis.txt"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(p.join("home/thesis.txt")).unwrap(),
+        "my thesis"
+    );
+
+    // The folder holding the corpus being trained on.
+    std::fs::create_dir(p.join("proj")).unwrap();
+    corpus(&p.join("proj"), "corpus.txt");
+    let o = localist_in(
+        p,
+        &[
+            "train",
+            "--corpus",
+            "proj/corpus.txt",
+            "--steps",
+            "3",
+            "--quiet",
+            "--out",
+            "proj",
+        ],
+    );
+    fails_with(&o, &["corpus.txt", "would delete it"]);
+    assert!(p.join("proj/corpus.txt").is_file());
+
+    // The corpus file itself, a path below a file, the current folder: said before training.
+    fails_with(
+        &localist_in(p, &train("text.txt", &[])),
+        &["is a file, not a folder"],
+    );
+    assert!(p.join("text.txt").is_file());
+    fails_with(
+        &localist_in(p, &train("text.txt/sub", &[])),
+        &["text.txt is a file"],
+    );
+    fails_with(&localist_in(p, &train(".", &[])), &["current folder"]);
+    assert!(!std::fs::read_dir(p).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with('.')));
+
+    // A checkpoint folder is replaced by a new run, as before.
+    succeeds(&localist_in(p, &train("ck", &[])));
+    succeeds(&localist_in(p, &train("ck", &[])));
+    assert!(p.join("ck/model.safetensors").is_file());
+
+    // Resuming to no more steps than were trained: nothing would train, and the checkpoint
+    // would be rewritten with this run's corpus recorded. Refused; the checkpoint unchanged.
+    let before = std::fs::read(p.join("ck/config.json")).unwrap();
+    fails_with(
+        &localist_in(p, &train("ck", &["--resume", "ck"])),
+        &["ck: has trained 3 steps already", "give more than 3"],
+    );
+    assert_eq!(std::fs::read(p.join("ck/config.json")).unwrap(), before);
+}
+
+#[test]
+fn outputs_onto_an_input_are_refused_and_the_inputs_kept() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    corpus(p, "text.txt");
+    succeeds(&localist_in(p, &train("ck", &[])));
+    let rules = "rule r1 \"\" when position 0 target positions 0 bias 1 end\n";
+    std::fs::write(p.join("my.rules"), rules).unwrap();
+    let o = localist_in(
+        p,
+        &[
+            "audit", "report", "-c", "ck", "-r", "my.rules", "--out", "my.rules",
+        ],
+    );
+    fails_with(&o, &["--out my.rules", "which this command reads"]);
+    assert_eq!(std::fs::read_to_string(p.join("my.rules")).unwrap(), rules);
+    let weights = std::fs::read(p.join("ck/model.safetensors")).unwrap();
+    let o = localist_in(
+        p,
+        &[
+            "capture",
+            "-c",
+            "ck",
+            "--text",
+            "To be",
+            "-o",
+            "ck/model.safetensors",
+        ],
+    );
+    fails_with(&o, &["inside ck"]);
+    assert_eq!(
+        std::fs::read(p.join("ck/model.safetensors")).unwrap(),
+        weights
+    );
+    let o = localist_in(p, &["corpus-gen", "--out", "c.txt", "--truth", "c.txt"]);
+    fails_with(&o, &["--truth c.txt"]);
+}
+
+#[test]
+fn eval_refuses_a_training_corpus_changed_since_training() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    corpus(p, "text.txt");
+    succeeds(&localist_in(p, &train("ck", &[])));
+    succeeds(&localist_in(p, &["eval", "-c", "ck", "--lambda", "0"]));
+    // The same relative path read from another folder holds another text.
+    std::fs::create_dir(p.join("elsewhere")).unwrap();
+    std::fs::write(
+        p.join("elsewhere/text.txt"),
+        "Another text entirely, of other words and lines.\n".repeat(60),
+    )
+    .unwrap();
+    let o = localist_in(
+        &p.join("elsewhere"),
+        &["eval", "-c", "../ck", "--lambda", "0"],
+    );
+    fails_with(&o, &["not the text it was trained on", "--corpus"]);
+    let o = localist_in(
+        &p.join("elsewhere"),
+        &[
+            "eval", "-c", "../ck", "--lambda", "0", "--corpus", "text.txt",
+        ],
+    );
+    succeeds(&o);
+}
+
+#[test]
+fn lexicons_that_assign_nothing_or_name_the_reserved_block_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    corpus(p, "text.txt");
+    succeeds(&localist_in(p, &train("ck", &["--tokenizer", "word"])));
+    std::fs::write(p.join("empty.tsv"), "# nothing here\n\n").unwrap();
+    let o = localist_in(
+        p,
+        &["blocks", "-c", "ck", "--lexicon", "empty.tsv", "--out", "b"],
+    );
+    fails_with(&o, &["empty.tsv", "assigns no word"]);
+    std::fs::write(p.join("un.tsv"), "question\tunassigned\n").unwrap();
+    let o = localist_in(
+        p,
+        &["blocks", "-c", "ck", "--lexicon", "un.tsv", "--out", "b"],
+    );
+    fails_with(&o, &["un.tsv:1", "reserved"]);
+    assert!(!p.join("b").exists());
+}
