@@ -200,6 +200,13 @@ impl TrainArgs {
     }
 
     fn train_config(&self) -> Result<TrainConfig> {
+        if self.trainable.iter().any(|t| t.trim().is_empty()) {
+            // An empty prefix matches every name: `--trainable ,` trained everything.
+            anyhow::bail!(
+                "--trainable {}: an empty name in the list (it would match every parameter)",
+                self.trainable.join(",")
+            );
+        }
         let weights = self
             .penalty
             .map(super::flags::PenaltyArg::weighting)
@@ -298,6 +305,17 @@ pub fn progress_bar(steps: usize, quiet: bool) -> ProgressBar {
 /// Run `localist train`.
 pub fn run(args: TrainArgs) -> Result<()> {
     crate::cli::output::check_model_out(&args.out)?;
+    if let Some(dir) = &args.resume {
+        // A resumed run keeps the checkpoint's model and tokenizer: said, not silently ignored.
+        let b = &args.basics;
+        if b.preset != "tiny" || matches!(b.tokenizer, TokenizerArg::Word) {
+            eprintln!(
+                "note: --resume {}: the model and tokenizer are the checkpoint's; --preset and \
+                 --tokenizer are not used",
+                dir.display()
+            );
+        }
+    }
     let job = args.job()?;
     let pb = progress_bar(job.train.steps, args.quiet);
     let started = Instant::now();

@@ -196,7 +196,8 @@ fn short(sha: &str) -> &str {
 }
 
 /// Blocks by k-means over the embedding rows (or a lexicon), then per setting the entropy and
-/// ε (and for a decoder the perplexity) in windows of 64 tokens.
+/// ε (and for a decoder the perplexity) in windows of 64 tokens (fewer for a model of fewer
+/// positions).
 fn evaluate_imported(
     job: &EvalJob,
     m: &ImportedModel,
@@ -231,13 +232,16 @@ fn evaluate_imported(
         ids.len(),
         path.display()
     ));
-    let rows = eval_imported(m.model(), &blocks, &ids, &job.dials, 64, job.windows)?;
+    // Windows of 64 tokens, or of the model's positions when it has fewer (a model of 16
+    // positions failed with "sequence of 64 tokens is longer than the model's 16").
+    let win = 64.min(dims.max_len).max(1);
+    let rows = eval_imported(m.model(), &blocks, &ids, &job.dials, win, job.windows)?;
     let rules = match &job.rules {
         Some(file) => {
             let rules = load_rules(file, &blocks, tok, &[], &dims)?;
             let windows: Vec<Vec<u32>> = ids
-                .chunks(64)
-                .filter(|w| w.len() == 64)
+                .chunks(win)
+                .filter(|w| w.len() == win)
                 .take(job.windows)
                 .map(<[u32]>::to_vec)
                 .collect();
