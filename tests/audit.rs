@@ -10,6 +10,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::{assert_fails_with, stderr};
+
 use ed25519_dalek::SigningKey;
 use localist::engine::audit::keys::{read_signing_key, to_hex};
 use localist::engine::audit::{sign_report, AuditReport};
@@ -21,18 +23,6 @@ fn localist(config: &Path, args: &[&str]) -> Output {
         .env("LOCALIST_CONFIG_DIR", config)
         .output()
         .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn assert_fails_with(o: &Output, needles: &[&str]) {
-    assert!(!o.status.success(), "expected failure: {}", stderr(o));
-    let err = stderr(o);
-    for n in needles {
-        assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
-    }
 }
 
 /// A copy of tiny-clinical, its signed report (JSON twin) and the config folder with the key.

@@ -3,32 +3,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use common::{assert_fails_with, stderr};
 
 mod common;
 
 fn localist(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_localist"))
-        .args(args)
-        .env("CANDLE_NUM_THREADS", "1")
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn assert_fails_with(o: &Output, needles: &[&str]) {
-    assert!(
-        !o.status.success(),
-        "expected failure, got success: {}",
-        stderr(o)
-    );
-    let err = stderr(o);
-    for n in needles {
-        assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
-    }
+    common::localist_in(&common::root(), args)
 }
 
 fn train_args<'a>(corpus: &'a str, out: &'a str) -> Vec<&'a str> {

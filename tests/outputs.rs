@@ -4,29 +4,12 @@
 //! corpus hid it; audit report --out onto the rule file overwrote it).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn localist_in(cwd: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_localist"))
-        .args(args)
-        .current_dir(cwd)
-        .env("CANDLE_NUM_THREADS", "1")
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn fails_with(o: &Output, needles: &[&str]) {
-    assert!(!o.status.success(), "expected failure: {}", stderr(o));
-    let err = stderr(o);
-    for n in needles {
-        assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
-    }
-}
+use common::{assert_fails_with as fails_with, localist_in, stderr};
 
 fn succeeds(o: &Output) {
     assert!(o.status.success(), "failed: {}", stderr(o));

@@ -131,3 +131,31 @@ pub fn learned_by_heart(dir: &Path) -> PathBuf {
     std::fs::write(&corpus, text).unwrap();
     corpus
 }
+
+/// Run the real `localist` binary in `cwd`, candle's products on one thread.
+pub fn localist_in(cwd: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_localist"))
+        .args(args)
+        .current_dir(cwd)
+        .env("CANDLE_NUM_THREADS", "1")
+        .output()
+        .unwrap()
+}
+
+/// A run's standard error as text.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// The run failed, and its standard error holds every one of `needles`.
+pub fn assert_fails_with(o: &std::process::Output, needles: &[&str]) {
+    assert!(
+        !o.status.success(),
+        "expected failure, got success: {}",
+        stderr(o)
+    );
+    let err = stderr(o);
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}:\n{err}");
+    }
+}
