@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 
 use crate::engine::jobs::specialists::{is_pretrained, AdaptedJob, PoolJob, PoolRun};
@@ -111,15 +111,8 @@ impl SpecialistsArgs {
 
 /// Run `localist specialists`.
 pub fn run(a: SpecialistsArgs) -> Result<()> {
-    // A pool never overwrites what is there (as in the studio): a pool saved into another
-    // pool, or into a checkpoint, mixed their files.
-    if a.out.is_file() || a.out.read_dir().is_ok_and(|mut d| d.next().is_some()) {
-        bail!(
-            "--out {}: already holds files (or is a file); choose a new or empty folder",
-            a.out.display()
-        );
-    }
-    crate::engine::outputs::check_creatable(&a.out)
+    crate::engine::outputs::check_new_or_empty(&a.out)
+        .and_then(|()| crate::engine::outputs::check_creatable(&a.out))
         .map_err(|m| anyhow::anyhow!("--out {}: {m}", a.out.display()))?;
     let mut pool = PoolRun::open(a.job()?)?;
     println!(

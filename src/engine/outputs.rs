@@ -46,6 +46,23 @@ pub fn check_model_folder(dir: &Path) -> Result<(), String> {
     }
 }
 
+/// Whether `dir` is a new or empty folder, as a pool of specialists needs: a pool is never
+/// written over another, nor into a checkpoint (their files mixed). The CLI, the worker and the
+/// studio's form all ask this one question.
+pub fn check_new_or_empty(dir: &Path) -> Result<(), String> {
+    if dir.is_file() {
+        return Err("is a file, not a folder".into());
+    }
+    if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+        return Err(
+            "already holds files; choose a new or empty folder (a pool is never \
+                    written over another)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
 /// Whether a new folder can be made at `dir` (the error, like all here, without the path): its first existing ancestor is a folder, and a
 /// folder can be created beside where `dir` will be (tried and removed at once), so that a run
 /// learns this before it trains, not after.

@@ -31,13 +31,9 @@ impl Worker {
 
     /// Open, grow and save; returns the line that says how it ended.
     fn grown(&self, g: &GrowPool) -> Result<String> {
-        // A pool never overwrites what is there (the studio's form checks this too).
-        if g.out.read_dir().is_ok_and(|mut d| d.next().is_some()) {
-            anyhow::bail!(
-                "{} already holds files; choose a new or empty folder",
-                g.out.display()
-            );
-        }
+        // A pool never overwrites what is there (the studio's form asks the same).
+        crate::engine::outputs::check_new_or_empty(&g.out)
+            .map_err(|m| anyhow::anyhow!("{}: {m}", g.out.display()))?;
         let mut run = PoolRun::open(g.job.clone())?;
         let start = run.dl_total_bits();
         let _cancellable = self.sink.cancellable();

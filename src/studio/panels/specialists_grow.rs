@@ -50,21 +50,8 @@ impl GrowForm {
             }
         }
         let out = Path::new(out);
-        if out.is_file() {
-            return Err(format!("save in: {} is a file", out.display()));
-        }
-        if out
-            .read_dir()
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false)
-        {
-            return Err(format!(
-                "save in: {} already holds files; choose a new or empty folder (a pool is \
-                 never written over another)",
-                out.display()
-            ));
-        }
-        Ok(())
+        crate::engine::outputs::check_new_or_empty(out)
+            .map_err(|m| format!("save in: {}: {m}", out.display()))
     }
 }
 
