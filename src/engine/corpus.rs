@@ -18,7 +18,7 @@ use crate::data::tokenizer::{
 };
 /// The topic corpus family, as the faces name it (`localist corpus-gen` writes one).
 pub use crate::data::topics::{TopicCorpus, TopicSpec, MAX_TOPICS};
-use crate::engine::coverage::{coverage, MAX_UNKNOWN_FRACTION, WARN_UNKNOWN_FRACTION};
+use crate::engine::coverage::judge;
 use crate::model::blocks::BlockMap;
 use crate::train::dataset::TokenStream;
 
@@ -178,17 +178,14 @@ pub fn prepare_corpus(
     };
     let tok = spec.build().context("building the tokenizer")?;
     let ids = tok.encode(&text);
-    let cov = coverage(&text, &spec, &ids);
+    let what = match source {
+        CorpusSource::File { path } => format!("corpus {}", path.display()),
+        _ => "the generated corpus".to_string(),
+    };
     let mut warnings = Vec::new();
-    if cov.fraction() > WARN_UNKNOWN_FRACTION {
-        let what = match source {
-            CorpusSource::File { path } => format!("corpus {}", path.display()),
-            _ => "the generated corpus".to_string(),
-        };
-        let said = format!("{what}: {}", cov.describe(&spec, tokenizer.is_none()));
-        if cov.fraction() > MAX_UNKNOWN_FRACTION {
-            bail!("{said}");
-        }
+    if let Some(said) =
+        judge(&text, &spec, &ids, &what, tokenizer.is_none()).map_err(anyhow::Error::msg)?
+    {
         eprintln!("warning: {said}");
         warnings.push(said);
     }

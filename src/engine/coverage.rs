@@ -109,3 +109,26 @@ pub fn coverage(text: &str, spec: &TokenizerSpec, ids: &[u32]) -> Coverage {
     }
     cov
 }
+
+/// The policy on a text's unreadable share, for every command that reads a text: `what` names
+/// the text in the sentence. More than [`MAX_UNKNOWN_FRACTION`] unreadable: `Err` with the
+/// sentence (the text is refused); more than [`WARN_UNKNOWN_FRACTION`]: `Ok(Some)` with it (a
+/// warning); else `Ok(None)`. `fitted` as in [`Coverage::describe`].
+pub fn judge(
+    text: &str,
+    spec: &TokenizerSpec,
+    ids: &[u32],
+    what: &str,
+    fitted: bool,
+) -> Result<Option<String>, String> {
+    let c = coverage(text, spec, ids);
+    if c.fraction() <= WARN_UNKNOWN_FRACTION {
+        return Ok(None);
+    }
+    let said = format!("{what}: {}", c.describe(spec, fitted));
+    if c.fraction() > MAX_UNKNOWN_FRACTION {
+        Err(said)
+    } else {
+        Ok(Some(said))
+    }
+}

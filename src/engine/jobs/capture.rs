@@ -89,15 +89,11 @@ pub fn capture_text_with(
 /// `eval` refuse it: a capture of `?` or `<unk>` only says nothing of the text), and a warning
 /// when part of it is.
 fn readable(text: &str, spec: &serde_json::Value, ids: &[u32]) -> Result<Option<String>> {
-    use crate::engine::coverage::{coverage, MAX_UNKNOWN_FRACTION, WARN_UNKNOWN_FRACTION};
     let Ok(spec) = serde_json::from_value::<crate::data::tokenizer::TokenizerSpec>(spec.clone())
     else {
         return Ok(None);
     };
-    let c = coverage(text, &spec, ids);
-    let said = || format!("the text: {}", c.describe(&spec, false));
-    if c.fraction() > MAX_UNKNOWN_FRACTION {
-        bail!("{}", said());
-    }
-    Ok((c.fraction() > WARN_UNKNOWN_FRACTION).then(|| format!("warning: {}", said())))
+    let said = crate::engine::coverage::judge(text, &spec, ids, "the text", false)
+        .map_err(anyhow::Error::msg)?;
+    Ok(said.map(|s| format!("warning: {s}")))
 }
