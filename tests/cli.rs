@@ -123,6 +123,11 @@ fn lexicon_with_unknown_token_names_file_and_line() {
     a.extend(["--tokenizer", "word", "--blocks", &blocks]);
     assert_fails_with(&localist(&a), &["blocks.tsv:3", "zzzunknownzzz"]);
     assert!(!out.exists());
+    // A block name with a bidirectional override would be saved into a checkpoint that then
+    // fails its own check: refused at the line.
+    std::fs::write(&lex, "warfarin\tdr\u{202e}ug\n").unwrap();
+    assert_fails_with(&localist(&a), &["blocks.tsv:1", "U+202E"]);
+    assert!(!out.exists());
 }
 
 #[test]
@@ -308,8 +313,20 @@ fn capture_keeps_only_the_heads_rows_and_grid_asked_for() {
     assert_fails_with(&o, &["--rows", "9..3 is empty"]);
     let o = localist(&["capture", "-c", ck, "--text", text, "--heads", "one"]);
     assert_fails_with(&o, &["'one' is not LAYER.HEAD"]);
+    // Ranges past the text are named as asked, not as cut to the text.
     let o = localist(&["capture", "-c", ck, "--text", text, "--rows", "500..600"]);
-    assert_fails_with(&o, &["hold no attention"]);
+    assert_fails_with(&o, &["rows 500..600 asked for lie outside", "rows run 0.."]);
+    let o = localist(&[
+        "capture", "-c", ck, "--text", text, "--rows", "1..3", "--keys", "3..9",
+    ]);
+    assert_fails_with(
+        &o,
+        &["keys 3..9", "rows 1..3", "sees only the keys up to itself"],
+    );
+    let o = localist(&["capture", "-c", ck, "--text", text, "--rows", "1..600"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let said = stderr(&o);
+    assert!(said.contains("rows 1..600 asked for; kept 1.."), "{said}");
 }
 
 /// A two-step checkpoint on the bundled corpus, at `dir/ck`.
@@ -632,6 +649,94 @@ fn sizes_beyond_the_model_or_the_memory_limit_are_refused_with_the_limit() {
     let o = localist(&["blocks", "-c", s, "--kmeans", "200", "--out", b]);
     assert_fails_with(&o, &["--kmeans 200", "96 tokens"]);
     assert!(!ck_out.exists());
+}
+
+#[test]
+fn inputs_a_review_found_misread_are_refused_or_read_as_meant() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let out = p.join("ck");
+    let o = out.to_str().unwrap();
+    // A window as wide as the context is one block: nothing local to show.
+    let mut a = train_args("synthetic:50", o);
+    a.extend(["--blocks", "windows:100000"]);
+    assert_fails_with(
+        &localist(&a),
+        &["windows of 100000", "at most 64", "single"],
+    );
+    // A file named like a generator is not silently replaced by the generator.
+    std::fs::write(p.join("synthetic"), "my own text\n".repeat(50)).unwrap();
+    let shadowed = common::localist_in(p, &train_args("synthetic", o));
+    assert_fails_with(&shadowed, &["'synthetic' names a built-in", "./synthetic"]);
+    assert!(!out.exists());
+
+    // A separator that is never a line would make one document of the whole file.
+    let docs = p.join("docs.txt");
+    std::fs::write(&docs, "dose of drug\n---\ngiven to patient\n").unwrap();
+    let base = root().join("sample_models/tiny-clinical");
+    let pool = p.join("pool");
+    let specialists = |sep: &str| {
+        localist(&[
+            "specialists",
+            "--base",
+            base.to_str().unwrap(),
+            "--docs",
+            docs.to_str().unwrap(),
+            "--separator",
+            sep,
+            "--out",
+            pool.to_str().unwrap(),
+        ])
+    };
+    assert_fails_with(&specialists("NEVER"), &["docs.txt", "separator \"NEVER\""]);
+    assert!(!pool.exists());
+
+    // Invisible bidirectional and control characters in a rule file are named, not printed.
+    let rules = std::fs::read_to_string(root().join("assets/rules/clinical_payments.rules"))
+        .unwrap()
+        .replacen("belongs to\"", "belongs \u{202e}to\"", 1);
+    assert!(rules.contains('\u{202e}'));
+    std::fs::write(p.join("bidi.rules"), rules).unwrap();
+    let b = localist(&["rules", "check", p.join("bidi.rules").to_str().unwrap()]);
+    assert_fails_with(&b, &["bidi.rules:", "U+202E (RIGHT-TO-LEFT OVERRIDE)"]);
+    assert!(
+        !stderr(&b).contains('\u{202e}'),
+        "printed raw: {}",
+        stderr(&b)
+    );
+
+    // The optimizer state is read by a resumed run only: a damaged one does not stop eval.
+    let ck = p.join("tiny");
+    copy_dir(&base, &ck);
+    std::fs::write(ck.join("optimizer.safetensors"), "not a safetensors file").unwrap();
+    let e = localist(&["eval", "--checkpoint", ck.to_str().unwrap()]);
+    assert!(e.status.success(), "{}", stderr(&e));
+    // A loop of links is not "missing".
+    std::fs::remove_file(ck.join("model.safetensors")).unwrap();
+    std::os::unix::fs::symlink("model.safetensors", ck.join("model.safetensors")).unwrap();
+    let e = localist(&["eval", "--checkpoint", ck.to_str().unwrap()]);
+    assert_fails_with(&e, &["model.safetensors", "symbolic links"]);
+    assert!(!stderr(&e).contains("missing"), "{}", stderr(&e));
+
+    // An audit report of a text the model cannot read would report rules that never fired.
+    let report = p.join("report.html");
+    let r = localist(&[
+        "audit",
+        "report",
+        "--checkpoint",
+        base.to_str().unwrap(),
+        "--rules",
+        root()
+            .join("assets/rules/clinical_payments.rules")
+            .to_str()
+            .unwrap(),
+        "--text",
+        "中文字 中文 日本語",
+        "--out",
+        report.to_str().unwrap(),
+    ]);
+    assert_fails_with(&r, &["the text", "outside this model's vocabulary"]);
+    assert!(!report.exists());
 }
 
 #[test]

@@ -752,7 +752,7 @@ fn checkpoint_round_trip_gives_bit_identical_logits() {
     let ck = load_checkpoint(&dir, &Device::Cpu).unwrap();
     assert_eq!(ck.meta, meta(&model));
     assert_eq!(ck.blocks, blocks);
-    assert!(ck.optimizer.is_none());
+    assert!(ck.load_optimizer(&Device::Cpu).unwrap().is_none());
     let d = DialSetting::bias(0.4);
     let before = capture(&model, &blocks, &ids, &d).unwrap();
     let after = capture(&ck.model, &ck.blocks, &ids, &d).unwrap();
@@ -968,8 +968,9 @@ fn resume_from_checkpoint_reproduces_an_unbroken_run() {
     drop(first);
 
     let ck = load_checkpoint(&dir, &Device::Cpu).unwrap();
+    let state = ck.load_optimizer(&Device::Cpu).unwrap().unwrap();
     let mut resumed = Trainer::new(ck.model, ck.blocks, random_stream(102, 3000), config).unwrap();
-    resumed.resume(ck.optimizer.as_ref().unwrap(), 3).unwrap();
+    resumed.resume(&state, 3).unwrap();
     for (s, want) in losses.iter().enumerate().skip(3) {
         let stats = resumed.train_step().unwrap();
         assert_eq!(stats.step, s);
@@ -1422,6 +1423,14 @@ fn block_maps_are_checked_against_the_vocabulary_and_themselves() {
         broken(&|m| m.names[3] = "b1".into()),
         InvalidBlocks::DuplicateName { .. }
     ));
+    assert_eq!(
+        broken(&|m| m.names[3] = "drug\u{202e}esod".into()),
+        InvalidBlocks::HiddenCharacter {
+            index: 3,
+            code: 0x202E,
+            what: "RIGHT-TO-LEFT OVERRIDE"
+        }
+    );
     assert_eq!(
         broken(&|m| {
             m.names.clear();

@@ -81,8 +81,10 @@ fn train_never_replaces_a_folder_of_the_users_files_the_corpus_or_the_current_fo
         .to_string_lossy()
         .starts_with('.')));
 
-    // A checkpoint folder is replaced by a new run, as before.
+    // A checkpoint folder is replaced by a new run, as before, also when a file manager has
+    // left its settings there (nobody's work).
     succeeds(&localist_in(p, &train("ck", &[])));
+    std::fs::write(p.join("ck/.DS_Store"), "Finder").unwrap();
     succeeds(&localist_in(p, &train("ck", &[])));
     assert!(p.join("ck/model.safetensors").is_file());
 

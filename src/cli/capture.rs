@@ -120,6 +120,21 @@ pub fn run(args: CaptureArgs) -> Result<()> {
             cap.capture.len()
         );
     }
+    if let Some(kept) = &cap.capture.layout {
+        for (what, asked, got) in [
+            ("rows", args.rows, kept.rows),
+            ("keys", args.keys, kept.keys),
+        ] {
+            if let Some((a, b)) = asked.filter(|&r| r != got) {
+                eprintln!(
+                    "note: {what} {a}..{b} asked for; kept {}..{} (the text has {} tokens)",
+                    got.0,
+                    got.1,
+                    cap.capture.len()
+                );
+            }
+        }
+    }
     let text = match args.format {
         Format::Json => capture_json(&cap.capture, &cap.tokens)?,
         Format::Csv => capture_csv(&cap.capture, &cap.tokens),

@@ -115,7 +115,10 @@ pub fn run_audit(cmd: AuditCommand) -> Result<()> {
                 text: a.text,
                 out: a.out,
             };
-            let report = audit_report(&job)?;
+            let (report, warning) = audit_report(&job)?;
+            if let Some(w) = warning {
+                eprintln!("{w}");
+            }
             println!(
                 "wrote {} and {}",
                 job.out.display(),

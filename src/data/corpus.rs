@@ -82,7 +82,7 @@ pub enum CorpusError {
 }
 
 /// Read a corpus file as text, rejecting empty, binary and non-UTF-8 files, and normalising
-/// `"\r\n"` line endings to `"\n"`.
+/// `"\r\n"` and `"\r"` line endings to `"\n"`.
 pub fn load_corpus(path: &Path) -> Result<String, CorpusError> {
     let bytes = read_bytes(path, MAX_CORPUS_BYTES, "a corpus").map_err(|cause| {
         CorpusError::Unreadable {
@@ -137,7 +137,8 @@ pub fn load_corpus(path: &Path) -> Result<String, CorpusError> {
     if text.trim().is_empty() {
         return Err(CorpusError::Empty { path: path_buf() });
     }
-    Ok(text.replace("\r\n", "\n"))
+    // Windows ends lines with CR LF, classic Mac OS with CR alone: both are line breaks.
+    Ok(text.replace("\r\n", "\n").replace('\r', "\n"))
 }
 
 /// 1-based (line, byte column) of byte `offset` in `bytes`.
@@ -185,6 +186,15 @@ pub fn sequential_offsets(step: usize, batch: usize, seq: usize, n_train: usize)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn carriage_returns_alone_or_before_a_newline_end_lines() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("mac.txt");
+        std::fs::write(&path, "one two\rthree\r\nfour\r").unwrap_or_else(|e| panic!("{e}"));
+        let text = load_corpus(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(text, "one two\nthree\nfour\n");
+    }
 
     #[test]
     fn line_column_counts_from_one() {

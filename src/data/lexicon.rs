@@ -103,6 +103,22 @@ pub enum LexiconError {
         /// 1-based line number.
         line: usize,
     },
+    /// A block name holding a character that changes how the text around it is shown.
+    #[error(
+        "{}:{line}: the block name holds the invisible character U+{code:04X} ({what}); \
+         remove it",
+        path.display()
+    )]
+    HiddenCharacter {
+        /// The lexicon path.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The character's code point.
+        code: u32,
+        /// Its name.
+        what: &'static str,
+    },
     /// A lexicon word is not a token of the tokenizer (or is `<unk>`).
     #[error("{}:{line}: word {word:?} is not in the tokenizer's vocabulary", path.display())]
     UnknownToken {
@@ -227,6 +243,17 @@ impl Lexicon {
             return Err(LexiconError::ReservedBlock {
                 path: self.path.clone(),
                 line,
+            });
+        }
+        if let Some((c, what)) = block
+            .chars()
+            .find_map(|c| Some((c, crate::files::hidden_character(c)?)))
+        {
+            return Err(LexiconError::HiddenCharacter {
+                path: self.path.clone(),
+                line,
+                code: u32::from(c),
+                what,
             });
         }
         // Indexed: a search of the earlier entries per line took minutes on a lexicon of a

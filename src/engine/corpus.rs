@@ -50,6 +50,13 @@ pub enum CorpusSource {
 impl CorpusSource {
     /// Parse `synthetic`, `synthetic:N` (records) or a file path.
     pub fn parse(s: &str, seed: u64) -> Result<Self> {
+        let generator = s == "synthetic" || s.starts_with("synthetic:") || s.starts_with("topics:");
+        if generator && std::fs::metadata(s).is_ok_and(|m| m.is_file()) {
+            bail!(
+                "'{s}' names a built-in generated corpus, and a file of that name is here \
+                 too: pass ./{s} to train on the file, or rename it"
+            );
+        }
         if s == "synthetic" {
             return Ok(Self::Synthetic {
                 seed,

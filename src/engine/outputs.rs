@@ -18,6 +18,10 @@ pub const MODEL_FOLDER_FILES: &[&str] = &[
     "adapter.safetensors",
 ];
 
+/// Files a file manager leaves in folders it shows (Finder's view settings, Windows' thumbnail
+/// cache and folder settings): nobody's work, so replacing a model's folder may delete them.
+const SYSTEM_LITTER: [&str; 3] = [".DS_Store", "Thumbs.db", "desktop.ini"];
+
 /// Whether a saved model may be written at `dir`: a new folder (its parent writable, no file
 /// in the way), or a saved model's folder with nothing else in it. The error says why in a
 /// sentence that follows the path ("PATH: holds notes.txt, …"): callers put the path first.
@@ -32,7 +36,9 @@ pub fn check_model_folder(dir: &Path) -> Result<(), String> {
             let entries = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().to_string();
-                if !MODEL_FOLDER_FILES.contains(&name.as_str()) {
+                if !MODEL_FOLDER_FILES.contains(&name.as_str())
+                    && !SYSTEM_LITTER.contains(&name.as_str())
+                {
                     return Err(format!(
                         "holds {name}, which is not part of a saved model; saving there \
                          replaces the whole folder and would delete it. Choose a new or empty \
@@ -53,7 +59,13 @@ pub fn check_new_or_empty(dir: &Path) -> Result<(), String> {
     if dir.is_file() {
         return Err("is a file, not a folder".into());
     }
-    if dir.read_dir().is_ok_and(|mut d| d.next().is_some()) {
+    let holds_work = |d: std::fs::ReadDir| {
+        d.flatten().any(|e| {
+            let name = e.file_name();
+            !SYSTEM_LITTER.contains(&name.to_string_lossy().as_ref())
+        })
+    };
+    if dir.read_dir().is_ok_and(holds_work) {
         return Err(
             "already holds files; choose a new or empty folder (a pool is never \
                     written over another)"

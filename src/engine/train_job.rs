@@ -182,7 +182,8 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
             check_steps_left(&dir_label(&job.resume), job.train.steps, step)?;
             held_out = info.map(|i| i.held_out).unwrap_or_default();
             held_out.retain(|p| p.step <= step);
-            (ck.model, ck.blocks, step, ck.optimizer)
+            let optimizer = ck.load_optimizer(device)?;
+            (ck.model, ck.blocks, step, optimizer)
         }
         None => {
             let mut cfg = ModelConfig::preset(&job.preset, corpus.tokenizer.vocab_size())?;

@@ -54,12 +54,12 @@ pub enum DetectError {
     #[error("{0}: no such file or folder")]
     NotFound(PathBuf),
     /// A file or folder that cannot be read.
-    #[error("{path}: cannot read it: {source}")]
+    #[error("{path}: cannot read it: {cause}")]
     Io {
         /// The file or folder.
         path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (not a `source`, so a chain of causes does not print it twice).
+        cause: std::io::Error,
     },
     /// Named `.gguf` but without the GGUF magic.
     #[error(
@@ -145,7 +145,7 @@ pub fn detect(path: &Path) -> Result<ModelKind, DetectError> {
 /// The kind of model at `path` and the file or folder to open for it: a folder holding one
 /// `.gguf` file gives that file, a file inside a Hugging Face folder gives the folder.
 pub fn locate(path: &Path) -> Result<Located, DetectError> {
-    if !path.exists() {
+    if !present(path)? {
         return Err(DetectError::NotFound(path.to_path_buf()));
     }
     if path.is_file() {
@@ -155,11 +155,27 @@ pub fn locate(path: &Path) -> Result<Located, DetectError> {
     }
 }
 
+/// Whether `path` is there: false when nothing is, an error when something is but cannot be
+/// followed (a link to nothing, a loop of links, a folder that may not be read), so that is not
+/// reported as "missing".
+fn present(path: &Path) -> Result<bool, DetectError> {
+    match std::fs::metadata(path) {
+        Ok(_) => Ok(true),
+        Err(source) => match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            _ => Err(DetectError::Io {
+                path: path.to_path_buf(),
+                cause: source,
+            }),
+        },
+    }
+}
+
 /// Whether the file starts with the GGUF magic bytes.
 pub fn has_gguf_magic(path: &Path) -> Result<bool, DetectError> {
     let io = |source| DetectError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let mut head = Vec::with_capacity(GGUF_MAGIC.len());
     std::fs::File::open(path)
@@ -258,11 +274,13 @@ fn folder_with_config(dir: &Path, cfg: &Path) -> Result<Located, DetectError> {
     let kind = if json.contains_key("model_type") || json.contains_key("architectures") {
         ModelKind::HuggingFace
     } else if json.contains_key("version") && json.contains_key("model") {
-        if let Some(missing) = CHECKPOINT_FILES.into_iter().find(|f| !dir.join(f).exists()) {
-            return Err(DetectError::IncompleteCheckpoint {
-                dir: dir.to_path_buf(),
-                missing,
-            });
+        for file in CHECKPOINT_FILES {
+            if !present(&dir.join(file))? {
+                return Err(DetectError::IncompleteCheckpoint {
+                    dir: dir.to_path_buf(),
+                    missing: file,
+                });
+            }
         }
         ModelKind::Checkpoint
     } else {
@@ -279,7 +297,7 @@ fn gguf_files(dir: &Path) -> Result<Vec<PathBuf>, DetectError> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|source| DetectError::Io {
             path: dir.to_path_buf(),
-            source,
+            cause: source,
         })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && extension(p) == "gguf")

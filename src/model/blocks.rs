@@ -63,6 +63,18 @@ pub enum BlockError {
     /// A window width of zero.
     #[error("window width must be at least 1")]
     ZeroWidth,
+    /// A window as wide as the context or wider: one block holding every position.
+    #[error(
+        "windows of {width} positions: the model sees at most {positions}, so one window would \
+         hold every position and nothing would be local; choose a width below {positions}, or \
+         `single` for one block on purpose"
+    )]
+    WiderThanContext {
+        /// The width asked for.
+        width: usize,
+        /// The model's positions.
+        positions: usize,
+    },
 }
 
 impl BlockMap {
@@ -83,6 +95,12 @@ impl BlockMap {
     pub fn windows(width: usize, max_seq_len: usize) -> Result<Self, BlockError> {
         if width == 0 {
             return Err(BlockError::ZeroWidth);
+        }
+        if width >= max_seq_len {
+            return Err(BlockError::WiderThanContext {
+                width,
+                positions: max_seq_len,
+            });
         }
         let k = max_seq_len.div_ceil(width).max(1);
         Ok(Self {

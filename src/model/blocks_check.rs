@@ -30,6 +30,16 @@ pub enum InvalidBlocks {
     /// An empty (or blank) block name.
     #[error("names[{0}] is empty")]
     EmptyName(usize),
+    /// A block name holding a character that changes how the text around it is shown.
+    #[error("names[{index}] holds the invisible character U+{code:04X} ({what}); remove it")]
+    HiddenCharacter {
+        /// The block.
+        index: usize,
+        /// The character's code point.
+        code: u32,
+        /// Its name.
+        what: &'static str,
+    },
     /// Two blocks with one name.
     #[error("names[{second}] repeats the name {name:?} of names[{first}]")]
     DuplicateName {
@@ -181,6 +191,16 @@ fn check_names(names: &[String]) -> Result<(), InvalidBlocks> {
     for (i, name) in names.iter().enumerate() {
         if name.trim().is_empty() {
             return Err(InvalidBlocks::EmptyName(i));
+        }
+        if let Some((c, what)) = name
+            .chars()
+            .find_map(|c| Some((c, crate::files::hidden_character(c)?)))
+        {
+            return Err(InvalidBlocks::HiddenCharacter {
+                index: i,
+                code: u32::from(c),
+                what,
+            });
         }
         if !seen.insert(name.as_str()) {
             let first = names.iter().position(|n| n == name).unwrap_or(0);

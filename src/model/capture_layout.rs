@@ -36,15 +36,27 @@ impl CapturePlan {
     /// Where the kept attention lies in a sequence of `t` tokens (`causal`: a decoder, whose
     /// rows see no later key). Ranges are cut to the sequence; an empty one is an error.
     pub fn layout(&self, t: usize, causal: bool) -> Result<AttentionLayout, ModelError> {
-        let (r0, r1) = self.rows.unwrap_or((0, t));
-        let (r0, r1) = (r0.min(t), r1.min(t));
+        let asked_rows = self.rows.unwrap_or((0, t));
+        let (r0, r1) = (asked_rows.0.min(t), asked_rows.1.min(t));
         let kmax = if causal { r1 } else { t };
-        let (k0, k1) = self.keys.unwrap_or((0, kmax));
-        let (k0, k1) = (k0.min(kmax), k1.min(kmax));
-        if r1 <= r0 || k1 <= k0 {
+        let asked_keys = self.keys.unwrap_or((0, kmax));
+        let (k0, k1) = (asked_keys.0.min(kmax), asked_keys.1.min(kmax));
+        if r1 <= r0 {
             return Err(ModelError::Input(format!(
-                "the rows {r0}..{r1} and keys {k0}..{k1} asked for hold no attention in a text \
-                 of {t} tokens"
+                "the rows {}..{} asked for lie outside a text of {t} tokens (rows run 0..{t})",
+                asked_rows.0, asked_rows.1
+            )));
+        }
+        if k1 <= k0 {
+            let why = if causal {
+                ": a decoder's row sees only the keys up to itself"
+            } else {
+                ""
+            };
+            return Err(ModelError::Input(format!(
+                "the keys {}..{} asked for hold no attention of rows {r0}..{r1} in a text of \
+                 {t} tokens (their keys run 0..{kmax}{why})",
+                asked_keys.0, asked_keys.1
             )));
         }
         let side = (r1 - r0).max(k1 - k0);

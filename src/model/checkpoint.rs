@@ -50,8 +50,6 @@ pub struct Checkpoint {
     pub blocks: BlockMap,
     /// The model.
     pub model: LocalistModel,
-    /// Optimizer state tensors, when saved.
-    pub optimizer: Option<HashMap<String, Tensor>>,
     /// Directory it was loaded from.
     pub dir: PathBuf,
 }
@@ -147,19 +145,28 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint, Checkp
             path: w_path.clone(),
             cause,
         })?;
-    let opt_path = dir.join("optimizer.safetensors");
-    let optimizer = if opt_path.exists() {
-        Some(read_tensors(&opt_path, device)?)
-    } else {
-        None
-    };
     Ok(Checkpoint {
         meta,
         blocks,
         model,
-        optimizer,
         dir: dir.to_path_buf(),
     })
+}
+
+impl Checkpoint {
+    /// The optimizer state saved beside the weights (`optimizer.safetensors`), or None when
+    /// none was saved. Read only by a resumed training run, so a damaged one does not stop
+    /// anything that only runs the model.
+    pub fn load_optimizer(
+        &self,
+        device: &Device,
+    ) -> Result<Option<HashMap<String, Tensor>>, CheckpointError> {
+        let path = self.dir.join("optimizer.safetensors");
+        if fs::symlink_metadata(&path).is_err() {
+            return Ok(None);
+        }
+        Ok(Some(read_tensors(&path, device)?))
+    }
 }
 
 /// SHA-256 (hex) of a checkpoint's contents: `config.json`, `blocks.json` and

@@ -113,8 +113,9 @@ pub struct AuditJob {
 }
 
 /// Measure the rules on the text, build the report with its figures (viridis) and write both
-/// files. Returns the report.
-pub fn audit_report(job: &AuditJob) -> Result<AuditReport> {
+/// files. Returns the report, and a warning when part of the text is unreadable to the model's
+/// tokenizer (most of it unreadable is an error: nothing in such a report would be measured).
+pub fn audit_report(job: &AuditJob) -> Result<(AuditReport, Option<String>)> {
     let (ck, tok) = open_checkpoint(&job.checkpoint)?;
     let rules = load_rules(
         &job.rules,
@@ -136,6 +137,7 @@ pub fn audit_report(job: &AuditJob) -> Result<AuditReport> {
     if ids.is_empty() {
         bail!("--text is empty after tokenization");
     }
+    let warning = crate::engine::jobs::capture::readable(&text, &ck.meta.tokenizer, &ids)?;
     // The report names exactly the text measured (the model's positions at most).
     let text = if ids.len() > ck.model.config.max_seq_len {
         ids.truncate(ck.model.config.max_seq_len);
@@ -177,7 +179,7 @@ pub fn audit_report(job: &AuditJob) -> Result<AuditReport> {
     let (report, figures) = report_with_figures(inputs, Some(&rc.capture), Colormap::Viridis);
     let (html, json) = report_files(&report, &figures)?;
     write_report(&job.out, &html, &json)?;
-    Ok(report)
+    Ok((report, warning))
 }
 
 /// The checkpoint's training corpus file, when it was trained on one.

@@ -88,7 +88,11 @@ pub fn capture_text_with(
 /// The text refused when most of it is unreadable to a checkpoint's tokenizer (as `train` and
 /// `eval` refuse it: a capture of `?` or `<unk>` only says nothing of the text), and a warning
 /// when part of it is.
-fn readable(text: &str, spec: &serde_json::Value, ids: &[u32]) -> Result<Option<String>> {
+pub(crate) fn readable(
+    text: &str,
+    spec: &serde_json::Value,
+    ids: &[u32],
+) -> Result<Option<String>> {
     let Ok(spec) = serde_json::from_value::<crate::data::tokenizer::TokenizerSpec>(spec.clone())
     else {
         return Ok(None);

@@ -2,6 +2,7 @@
 //! with `\"`, `\\`, `\n` and `\t` escapes, numbers, `=`, `,` and `..`; `#` starts a comment.
 //! Lexical errors are collected and the bad character skipped, so lexing never stops early.
 
+use crate::files::hidden_character;
 use crate::rules::ast::Pos;
 use crate::rules::parse::error::{ErrorSink, RuleError};
 
@@ -94,9 +95,26 @@ impl Cursor {
         }
     }
 
+    /// Report the character here when it is hidden ([`hidden_character`]); true when it was.
+    fn report_hidden(&self, errors: &mut ErrorSink) -> bool {
+        let Some((c, name)) = self.peek().and_then(|c| Some((c, hidden_character(c)?))) else {
+            return false;
+        };
+        errors.push(RuleError {
+            pos: self.pos(),
+            message: format!(
+                "invisible character U+{:04X} ({name}): it can make the rule read differently \
+                 from what it does; remove it",
+                u32::from(c)
+            ),
+        });
+        true
+    }
+
     /// A comment, up to (not including) the end of the line.
-    fn skip_comment(&mut self) {
+    fn skip_comment(&mut self, errors: &mut ErrorSink) {
         while self.peek().is_some_and(|d| d != '\n') {
+            self.report_hidden(errors);
             self.bump();
         }
     }
@@ -109,7 +127,11 @@ impl Cursor {
             if d == '\n' {
                 break;
             }
+            let skip = self.report_hidden(errors);
             self.bump();
+            if skip {
+                continue;
+            }
             match d {
                 '"' => return Some(s),
                 '\\' => self.escape(&mut s, errors),
@@ -221,10 +243,10 @@ pub(super) fn lex(text: &str, errors: &mut ErrorSink) -> Vec<(Tok, Pos)> {
     let mut out = Vec::new();
     while let Some(c) = cur.peek() {
         let pos = cur.pos();
-        if c.is_whitespace() {
+        if cur.report_hidden(errors) || c.is_whitespace() {
             cur.bump();
         } else if c == '#' {
-            cur.skip_comment();
+            cur.skip_comment(errors);
         } else if c == '"' {
             match cur.string(errors) {
                 Some(s) => out.push((Tok::Str(s), pos)),

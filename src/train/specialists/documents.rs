@@ -16,14 +16,22 @@ pub struct Document {
     pub ids: Vec<u32>,
 }
 
-/// Split text into documents: one per `separator` line (when given), else one per blank-line
-/// separated paragraph; empty documents are dropped.
+/// Split text into documents: at every line that is `separator` (surrounding spaces aside)
+/// when one is given, else at blank lines; empty documents are dropped.
 pub fn split_documents(text: &str, separator: Option<&str>) -> Vec<String> {
-    let parts: Vec<String> = match separator {
-        Some(sep) => text
-            .split(&format!("\n{sep}\n"))
-            .map(str::to_string)
-            .collect(),
+    let parts: Vec<String> = match separator.map(str::trim) {
+        Some(sep) => {
+            let mut parts = vec![String::new()];
+            for line in text.lines() {
+                if line.trim() == sep {
+                    parts.push(String::new());
+                } else if let Some(part) = parts.last_mut() {
+                    part.push_str(line);
+                    part.push('\n');
+                }
+            }
+            parts
+        }
         None => text.split("\n\n").map(str::to_string).collect(),
     };
     parts
@@ -79,6 +87,19 @@ pub fn read_documents(path: &Path, separator: Option<&str>) -> Result<Vec<(Strin
             .collect::<Result<_>>()?
     } else {
         let text = read_document_file(path)?;
+        if let Some(sep) = separator {
+            if sep.trim().is_empty() {
+                anyhow::bail!("--separator is blank: documents are split at blank lines anyway");
+            }
+            if !text.lines().any(|l| l.trim() == sep.trim()) {
+                anyhow::bail!(
+                    "{}: no line is the separator {:?}, so the file would be one document \
+                     (the separator must stand on a line of its own)",
+                    path.display(),
+                    sep.trim()
+                );
+            }
+        }
         split_documents(&text, separator)
             .into_iter()
             .enumerate()
@@ -93,4 +114,16 @@ pub fn read_documents(path: &Path, separator: Option<&str>) -> Result<Vec<(Strin
         );
     }
     Ok(docs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_documents;
+
+    #[test]
+    fn a_separator_line_splits_wherever_it_stands() {
+        let text = "---\na b\n  ---  \nc d\n---\n\ne\n---";
+        assert_eq!(split_documents(text, Some("---")), ["a b", "c d", "e"]);
+        assert_eq!(split_documents("a\n\nb\n", None), ["a", "b"]);
+    }
 }
