@@ -209,6 +209,41 @@ def main():
                "eps 0.0000, PF 1.0000 (perfectly localist)",
                ["blocks.json", "names 2 windows of width 1", "need 16"], blk=b)
 
+    write_case("ck-weights-trailing-bytes", "64 bytes after the last tensor's data (the "
+               "safetensors format has none; a file extended by 1 MB was read as if whole)",
+               ["model.safetensors", "64 bytes follow the last tensor"],
+               weights=safetensors(tensors()) + b"\0" * 64)
+    entries = tensors()
+    header, data, off = [], b"", 0
+    for k, (name, dtype, shape, blob) in enumerate(entries):
+        if k == 1:
+            data, off = data + b"\0" * 4, off + 4
+        header.append('"%s":{"dtype":"%s","shape":%s,"data_offsets":[%d,%d]}'
+                      % (name, dtype, json.dumps(shape), off, off + len(blob)))
+        data, off = data + blob, off + len(blob)
+    text = ("{" + ",".join(header) + "}").encode()
+    write_case("ck-weights-gap", "4 unused bytes between two tensors (4 zero bytes inserted "
+               "in the data shifted every later tensor, and eval reported perplexity 235.8)",
+               ["model.safetensors", "4 unused bytes", "tok.weight"],
+               weights=struct.pack("<Q", len(text)) + text + data)
+    b = {"kind": {"kind": "Windows", "width": 8}, "names": ["window %d" % i for i in range(8)],
+         "token_block": [], "relevance": list(range(8)), "source": "hostile test"}
+    write_case("ck-blocks-too-many-windows", "8 window names but windows of 8 over 16 positions "
+               "make 2 (a width raised from 8 to 64 read as one window: eps 0.0000, PF 1.0000)",
+               ["blocks.json", "names 8 windows of width 8", "make 2"], blk=b)
+    c = config()
+    c["dial"]["schedule"] = {"PerLayer": []}
+    write_case("ck-dial-per-layer-short", "a per-layer dial with no value for the one layer "
+               "(read as lambda 0)", ["config.json", "per-layer schedule gives 0 values"], cfg=c)
+    c = config()
+    c["dial"]["params"]["tau"] = 1e300
+    write_case("ck-dial-tau-huge", "tau 1e300 (the logits overflowed, and the error blamed the "
+               "weights)", ["config.json", "tau = 1e300", "[0.001, 1000]"], cfg=c)
+    write_case("ck-head-bias-perplexity-overflow", "one output bias at 65504: cross-entropy "
+               "of tens of thousands of nats, and eval printed perplexity inf with exit 0",
+               ["cross-entropy", "cannot be scored"],
+               weights=safetensors(with_tensor("head.bias", lambda t: set_value(t, 65504.0))))
+
 
 if __name__ == "__main__":
     main()

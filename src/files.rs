@@ -245,6 +245,44 @@ pub fn hidden_character(c: char) -> Option<&'static str> {
     })
 }
 
+/// The first [`hidden_character`] of `s`, named for an error: "the invisible character U+202E
+/// (RIGHT-TO-LEFT OVERRIDE)".
+pub fn hidden_in(s: &str) -> Option<String> {
+    s.chars().find_map(|c| {
+        let what = hidden_character(c)?;
+        Some(format!(
+            "the invisible character U+{:04X} ({what})",
+            u32::from(c)
+        ))
+    })
+}
+
+/// Longest line of an error message shown whole; longer lines keep their start and end.
+pub const MAX_MESSAGE_LINE: usize = 400;
+
+/// An error message as a person reads it: each line over [`MAX_MESSAGE_LINE`] characters keeps
+/// its first 300 and last 80, with the count left out between. Messages quote the bad value
+/// they found, and a value of 100,000 characters (a rule token, a lexicon word, a JSON string)
+/// made 100 KB of error.
+pub fn shorten_message(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(8 * MAX_MESSAGE_LINE));
+    for (k, line) in message.split('\n').enumerate() {
+        if k > 0 {
+            out.push('\n');
+        }
+        let n = line.chars().count();
+        if n <= MAX_MESSAGE_LINE {
+            out.push_str(line);
+            continue;
+        }
+        let (head, tail) = (300, 80);
+        out.extend(line.chars().take(head));
+        out.push_str(&format!(" …[{} characters left out]… ", n - head - tail));
+        out.extend(line.chars().skip(n - tail));
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -289,5 +327,16 @@ mod tests {
         assert!(matches!(err, Err(FileError::NotUtf8 { offset: 2, .. })));
         let missing = read_text(&dir.path().join("none"), 100, "a corpus").map(|_| ());
         assert!(matches!(missing, Err(FileError::NotFound(_))));
+    }
+
+    #[test]
+    fn long_lines_of_a_message_keep_their_ends() {
+        let long = format!("rules.r:3:5: unexpected `{}` here", "é".repeat(100_000));
+        let short = shorten_message(&format!("first line\n{long}\nlast"));
+        assert!(short.len() < 1_000, "{} bytes", short.len());
+        assert!(short.starts_with("first line\nrules.r:3:5: unexpected `é"));
+        assert!(short.ends_with("éé` here\nlast"));
+        assert!(short.contains("[99651 characters left out]"));
+        assert_eq!(shorten_message("short\nlines"), "short\nlines");
     }
 }

@@ -21,7 +21,8 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            let said = localist::files::shorten_message(&format!("{e:#}"));
+            eprintln!("error: {said}");
             ExitCode::FAILURE
         }
     }

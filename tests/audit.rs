@@ -180,6 +180,19 @@ fn a_signed_report_verifies_and_every_tampering_names_its_check() {
     let p = write(&f, "bare.json", &bare.seal());
     let o = localist(&f.config, &["audit", "verify", p.to_str().unwrap()]);
     assert_fails_with(&o, &["the report is not signed"]);
+
+    // A field the report does not have, anywhere: outside the hash and the signature, so a
+    // reader of the JSON would see unsigned text in a "verified" report.
+    let mut value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&f.json).unwrap()).unwrap();
+    value["log"]["entries"][1]["note"] = "approved by the board".into();
+    let p = f.dir.join("extra.json");
+    std::fs::write(&p, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+    let o = localist(&f.config, &["audit", "verify", p.to_str().unwrap()]);
+    assert_fails_with(
+        &o,
+        &["holds `log.entries[1].note`", "not part of an audit report"],
+    );
 }
 
 #[test]

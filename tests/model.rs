@@ -1319,16 +1319,30 @@ fn huge_num_layers_in_config_json_is_refused_naming_file_and_field() {
 #[test]
 fn saved_dial_must_be_finite_and_in_range() {
     use localist::model::checkpoint_read::check_dial;
-    assert!(check_dial(&DialSetting::bias(0.4)).is_ok());
+    assert!(check_dial(&DialSetting::bias(0.4), 2).is_ok());
     let mut d = DialSetting::bias(0.4);
     d.params.lambda = f64::NAN;
-    assert!(check_dial(&d).unwrap_err().contains("lambda"));
+    assert!(check_dial(&d, 2).unwrap_err().contains("lambda"));
     let mut d = DialSetting::bias(0.4);
     d.params.tau = 0.0;
-    assert!(check_dial(&d).unwrap_err().contains("tau"));
+    assert!(check_dial(&d, 2).unwrap_err().contains("tau"));
+    // The command line's range, not merely positive: τ 1e300 overflowed the logits, and the
+    // error blamed the weights.
+    d.params.tau = 1e300;
+    assert!(check_dial(&d, 2).unwrap_err().contains("tau = 1e300"));
+    let mut d = DialSetting::bias(0.4);
+    d.params.tau_min = 1e30;
+    assert!(check_dial(&d, 2).unwrap_err().contains("tau_min"));
     let mut d = DialSetting::bias(0.4);
     d.schedule = LayerSchedule::PerLayer(vec![0.5, f64::INFINITY]);
-    assert!(check_dial(&d).unwrap_err().contains("layer 1"));
+    assert!(check_dial(&d, 2).unwrap_err().contains("layer 1"));
+    // One λ per layer: a missing layer was read as λ 0.
+    for values in [vec![], vec![1.0], vec![1.0; 5]] {
+        d.schedule = LayerSchedule::PerLayer(values);
+        assert!(check_dial(&d, 2).unwrap_err().contains("2 layers"));
+    }
+    d.schedule = LayerSchedule::Power { gamma: 65.0 };
+    assert!(check_dial(&d, 2).unwrap_err().contains("gamma"));
     let (_tmp, dir) = saved_checkpoint(91);
     edit_json(&dir.join("config.json"), |v| {
         v["dial"]["params"]["sigma"] = (-3.0).into();
@@ -1427,8 +1441,7 @@ fn block_maps_are_checked_against_the_vocabulary_and_themselves() {
         broken(&|m| m.names[3] = "drug\u{202e}esod".into()),
         InvalidBlocks::HiddenCharacter {
             index: 3,
-            code: 0x202E,
-            what: "RIGHT-TO-LEFT OVERRIDE"
+            found: "the invisible character U+202E (RIGHT-TO-LEFT OVERRIDE)".into()
         }
     );
     assert_eq!(

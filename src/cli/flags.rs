@@ -7,13 +7,8 @@
 
 use std::ops::RangeInclusive;
 
-/// Smallest temperature τ: scores are divided by τ in f32, so a τ near 0 turns ordinary scores
-/// into infinities (and the softmax into NaN).
-pub const MIN_TAU: f64 = 1e-3;
-/// Largest temperature τ (beyond it every row is uniform anyway).
-pub const MAX_TAU: f64 = 1e3;
-/// Largest exponent γ of a `power:GAMMA` schedule.
-pub const MAX_GAMMA: f64 = 64.0;
+// The dial's ranges are the model's: a saved dial is held to the same ones.
+pub use crate::engine::{MAX_GAMMA, MAX_TAU, MIN_TAU};
 /// Largest loss weight (η, μ_anc, μ_rule): beyond it the loss overflows f32 in a few steps.
 pub const MAX_WEIGHT: f64 = 1e6;
 /// Largest learning rate.

@@ -104,20 +104,14 @@ pub enum LexiconError {
         line: usize,
     },
     /// A block name holding a character that changes how the text around it is shown.
-    #[error(
-        "{}:{line}: the block name holds the invisible character U+{code:04X} ({what}); \
-         remove it",
-        path.display()
-    )]
+    #[error("{}:{line}: the block name holds {found}; remove it", path.display())]
     HiddenCharacter {
         /// The lexicon path.
         path: PathBuf,
         /// 1-based line number.
         line: usize,
-        /// The character's code point.
-        code: u32,
-        /// Its name.
-        what: &'static str,
+        /// The character, named ([`crate::files::hidden_in`]).
+        found: String,
     },
     /// A lexicon word is not a token of the tokenizer (or is `<unk>`).
     #[error("{}:{line}: word {word:?} is not in the tokenizer's vocabulary", path.display())]
@@ -245,16 +239,9 @@ impl Lexicon {
                 line,
             });
         }
-        if let Some((c, what)) = block
-            .chars()
-            .find_map(|c| Some((c, crate::files::hidden_character(c)?)))
-        {
-            return Err(LexiconError::HiddenCharacter {
-                path: self.path.clone(),
-                line,
-                code: u32::from(c),
-                what,
-            });
+        if let Some(found) = crate::files::hidden_in(block) {
+            let path = self.path.clone();
+            return Err(LexiconError::HiddenCharacter { path, line, found });
         }
         // Indexed: a search of the earlier entries per line took minutes on a lexicon of a
         // million lines (within the 16 MB limit).

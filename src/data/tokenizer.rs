@@ -50,7 +50,10 @@ pub trait Tokenizer: Send + Sync {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TokenizerError {
     /// A word vocabulary must start with `<unk>` at id 0.
-    #[error("word tokenizer vocabulary: id 0 must be \"<unk>\", found {found:?}")]
+    #[error(
+        "word tokenizer vocabulary: id 0 must be \"<unk>\", found {}",
+        found.as_ref().map_or("an empty vocabulary".to_string(), |f| format!("{f:?}"))
+    )]
     FirstNotUnk {
         /// What id 0 actually was (`None` for an empty vocabulary).
         found: Option<String>,

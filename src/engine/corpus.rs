@@ -183,7 +183,11 @@ pub fn prepare_corpus(
             _ => WordTokenizer::fit(&text, 1, MAX_WORD_VOCAB).spec(),
         },
     };
-    let tok = spec.build().context("building the tokenizer")?;
+    let tok = spec.build().context(if tokenizer.is_some() {
+        "the tokenizer recorded in the resumed checkpoint's config.json"
+    } else {
+        "building the tokenizer"
+    })?;
     let ids = tok.encode(&text);
     let what = match source {
         CorpusSource::File { path } => format!("corpus {}", path.display()),

@@ -34,6 +34,8 @@ pub mod worker;
 pub use self::protocol::{
     Capture, DialMode, DialParams, DialSetting, EvalReport, HeadCapture, LayerSchedule,
 };
+// The dial's ranges, which the command line's flags share.
+pub use crate::model::dial::{MAX_GAMMA, MAX_TAU, MIN_TAU};
 // Plain configuration and report types the faces construct or print.
 pub use crate::data::synthetic::SyntheticSpec;
 pub use crate::files;

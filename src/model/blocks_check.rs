@@ -31,14 +31,12 @@ pub enum InvalidBlocks {
     #[error("names[{0}] is empty")]
     EmptyName(usize),
     /// A block name holding a character that changes how the text around it is shown.
-    #[error("names[{index}] holds the invisible character U+{code:04X} ({what}); remove it")]
+    #[error("names[{index}] holds {found}; remove it")]
     HiddenCharacter {
         /// The block.
         index: usize,
-        /// The character's code point.
-        code: u32,
-        /// Its name.
-        what: &'static str,
+        /// The character, named ([`crate::files::hidden_in`]).
+        found: String,
     },
     /// Two blocks with one name.
     #[error("names[{second}] repeats the name {name:?} of names[{first}]")]
@@ -74,6 +72,22 @@ pub enum InvalidBlocks {
         /// The model's positions.
         positions: usize,
         /// Windows those positions need.
+        needed: usize,
+    },
+    /// More window names than windows: the width does not match the names (a map of 8
+    /// windows of 8 with its width set to 64 read as one window, perfectly local).
+    #[error(
+        "names {found} windows of width {width}, but the model's {positions} positions make \
+         {needed}: the width does not match the names"
+    )]
+    TooManyWindows {
+        /// Names given.
+        found: usize,
+        /// Window width.
+        width: usize,
+        /// The model's positions.
+        positions: usize,
+        /// Windows those positions make.
         needed: usize,
     },
     /// A window width of zero.
@@ -136,6 +150,14 @@ impl BlockMap {
                     return Err(InvalidBlocks::WindowTokens(self.token_block.len()));
                 }
                 let needed = max_seq_len.div_ceil(width).clamp(1, MAX_BLOCKS);
+                if k > needed {
+                    return Err(InvalidBlocks::TooManyWindows {
+                        found: k,
+                        width,
+                        positions: max_seq_len,
+                        needed,
+                    });
+                }
                 if k < needed {
                     return Err(InvalidBlocks::TooFewWindows {
                         found: k,
@@ -192,15 +214,8 @@ fn check_names(names: &[String]) -> Result<(), InvalidBlocks> {
         if name.trim().is_empty() {
             return Err(InvalidBlocks::EmptyName(i));
         }
-        if let Some((c, what)) = name
-            .chars()
-            .find_map(|c| Some((c, crate::files::hidden_character(c)?)))
-        {
-            return Err(InvalidBlocks::HiddenCharacter {
-                index: i,
-                code: u32::from(c),
-                what,
-            });
+        if let Some(found) = crate::files::hidden_in(name) {
+            return Err(InvalidBlocks::HiddenCharacter { index: i, found });
         }
         if !seen.insert(name.as_str()) {
             let first = names.iter().position(|n| n == name).unwrap_or(0);

@@ -16,7 +16,7 @@ use candle_core::{DType, Device, Tensor};
 use crate::analysis::dial::LayerSchedule;
 use crate::model::checkpoint_error::{io_err, CheckpointError, CHECKPOINT_VERSION};
 use crate::model::config::ModelConfig;
-use crate::model::dial::DialSetting;
+use crate::model::dial::{DialSetting, MAX_GAMMA, MAX_TAU, MIN_TAU};
 use crate::model::transformer::{anchor_name, expected_shapes, ModelError};
 use crate::model::weights_file::{header_len, load_tensors, parse_header, Header};
 
@@ -55,7 +55,7 @@ pub(crate) fn check_meta(
         });
     }
     model.validate().map_err(|e| invalid(e.to_string()))?;
-    check_dial(dial).map_err(|m| invalid(format!("dial: {m}")))?;
+    check_dial(dial, model.num_layers).map_err(|m| invalid(format!("dial: {m}")))?;
     if let Some(tokens) = recorded_token_count(tokenizer) {
         if tokens > model.vocab_size {
             return Err(invalid(format!(
@@ -69,32 +69,43 @@ pub(crate) fn check_meta(
     Ok(())
 }
 
-/// The dial saved with a model: λ in [0, 1], temperatures and σ positive, all finite.
-pub fn check_dial(dial: &DialSetting) -> Result<(), String> {
+/// The dial saved with a model of `num_layers` layers, held to the command line's ranges: λ in
+/// [0, 1], τ and τ_min in [[`MIN_TAU`], [`MAX_TAU`]], σ positive, γ in [0, [`MAX_GAMMA`]], one λ
+/// per layer for a per-layer schedule; all finite. (A τ of 1e300 overflowed the logits and was
+/// blamed on the weights; a per-layer schedule one entry short read the missing layer as λ 0.)
+pub fn check_dial(dial: &DialSetting, num_layers: usize) -> Result<(), String> {
     let p = &dial.params;
-    let unit = |name: &str, v: f64| {
-        if v.is_finite() && (0.0..=1.0).contains(&v) {
+    let within = |name: &str, v: f64, lo: f64, hi: f64| {
+        if v.is_finite() && (lo..=hi).contains(&v) {
             Ok(())
         } else {
-            Err(format!("{name} = {v} must be a finite number in [0, 1]"))
+            // 1e300 written out in full is 301 digits.
+            let v = if v.abs() >= 1e6 || (v != 0.0 && v.abs() < 1e-4) {
+                format!("{v:e}")
+            } else {
+                format!("{v}")
+            };
+            Err(format!(
+                "{name} = {v} must be a finite number in [{lo}, {hi}]"
+            ))
         }
     };
-    let positive = |name: &str, v: f64| {
-        if v.is_finite() && v > 0.0 {
-            Ok(())
-        } else {
-            Err(format!("{name} = {v} must be a finite positive number"))
-        }
-    };
+    let unit = |name: &str, v: f64| within(name, v, 0.0, 1.0);
     unit("lambda", p.lambda)?;
-    positive("tau", p.tau)?;
-    positive("tau_min", p.tau_min)?;
-    positive("sigma", p.sigma)?;
+    within("tau", p.tau, MIN_TAU, MAX_TAU)?;
+    within("tau_min", p.tau_min, MIN_TAU, MAX_TAU)?;
+    if !(p.sigma.is_finite() && p.sigma > 0.0) {
+        return Err(format!(
+            "sigma = {} must be a finite positive number",
+            p.sigma
+        ));
+    }
     match &dial.schedule {
         LayerSchedule::Uniform => Ok(()),
-        LayerSchedule::Power { gamma } if gamma.is_finite() && *gamma >= 0.0 => Ok(()),
-        LayerSchedule::Power { gamma } => Err(format!(
-            "schedule gamma = {gamma} must be a finite number ≥ 0"
+        LayerSchedule::Power { gamma } => within("schedule gamma", *gamma, 0.0, MAX_GAMMA),
+        LayerSchedule::PerLayer(values) if values.len() != num_layers => Err(format!(
+            "the per-layer schedule gives {} values for the model's {num_layers} layers",
+            values.len()
         )),
         LayerSchedule::PerLayer(values) => values
             .iter()

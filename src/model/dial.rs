@@ -11,6 +11,14 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::dial::{mode_a_bias, temperature, DialMode, DialParams, LayerSchedule};
 use crate::model::blocks::SequenceMasks;
 
+/// Smallest temperature τ: scores are divided by τ in f32, so a τ near 0 turns ordinary scores
+/// into infinities (and the softmax into NaN).
+pub const MIN_TAU: f64 = 1e-3;
+/// Largest temperature τ (beyond it every row is uniform anyway).
+pub const MAX_TAU: f64 = 1e3;
+/// Largest exponent γ of a `power:GAMMA` schedule.
+pub const MAX_GAMMA: f64 = 64.0;
+
 /// A full dial setting: mode and λ_max plus how λ is spread over layers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(default)]

@@ -22,7 +22,7 @@ pub const MAX_HEADER_BYTES: u64 = 16 << 20;
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum WeightsError {
     /// Shorter than its own header says.
-    #[error("truncated: {0}")]
+    #[error("truncated or damaged: {0}")]
     Truncated(String),
     /// The header is not the JSON object the format requires.
     #[error("invalid header: {0}")]
@@ -129,7 +129,9 @@ pub fn header_len(prefix: &[u8], file_size: u64) -> Result<u64, WeightsError> {
     }
     if n.saturating_add(8) > file_size {
         return Err(WeightsError::Truncated(format!(
-            "the header says {n} bytes but the file has only {file_size}"
+            "the header says it is {n} bytes long, which with the 8-byte length before it \
+             needs {}, but the file has only {file_size}",
+            n.saturating_add(8)
         )));
     }
     Ok(n)
@@ -162,7 +164,7 @@ pub fn parse_header(
         }
         entries.push(entry(name, value, allowed, data_len)?);
     }
-    check_overlaps(&mut entries)?;
+    check_layout(&mut entries, data_len)?;
     Ok(Header {
         entries,
         data_start,
@@ -218,18 +220,43 @@ fn entry(
     })
 }
 
-/// Two tensors sharing bytes is a crafted file, never one we wrote.
-fn check_overlaps(entries: &mut [TensorEntry]) -> Result<(), WeightsError> {
+/// The tensors tile the data exactly, as the safetensors format requires: two sharing bytes, a
+/// gap between two or bytes after the last are a crafted or damaged file, never one we wrote
+/// (4 bytes inserted in the middle were read as every later tensor shifted by one value).
+fn check_layout(entries: &mut [TensorEntry], data_len: usize) -> Result<(), WeightsError> {
     entries.sort_by_key(|e| e.offsets);
-    for pair in entries.windows(2) {
-        if let [a, b] = pair {
-            if b.offsets.0 < a.offsets.1 {
-                return Err(WeightsError::Layout {
-                    name: b.name.clone(),
-                    problem: format!("its bytes overlap those of '{}'", a.name),
-                });
-            }
+    let mut at = 0;
+    let mut before: Option<&str> = None;
+    for e in entries.iter() {
+        let (start, end) = e.offsets;
+        if start < at {
+            return Err(WeightsError::Layout {
+                name: e.name.clone(),
+                problem: format!(
+                    "its bytes overlap those of '{}'",
+                    before.unwrap_or_default()
+                ),
+            });
         }
+        if start > at {
+            let after = before.map_or("the header".to_string(), |b| format!("'{b}'"));
+            return Err(WeightsError::Layout {
+                name: e.name.clone(),
+                problem: format!(
+                    "{} unused bytes ({at}..{start}) lie between {after} and it (damaged file?)",
+                    start - at
+                ),
+            });
+        }
+        at = end;
+        before = Some(&e.name);
+    }
+    if at != data_len {
+        return Err(WeightsError::Truncated(format!(
+            "{} bytes follow the last tensor's data (which ends at {at} of {data_len}): the \
+             file was extended or damaged",
+            data_len - at
+        )));
     }
     Ok(())
 }

@@ -100,6 +100,13 @@ pub fn evaluate(
     }
     let ce = acc.ce_sum / acc.tokens.max(1) as f64;
     let bits = ce / std::f64::consts::LN_2;
+    if !2f64.powf(bits).is_finite() {
+        return Err(TrainError::Invalid(format!(
+            "the held-out cross-entropy is {ce:.0} nats per token, so the perplexity e^{ce:.0} \
+             is past any float: the output head's logits lie thousands apart (weights or biases \
+             near f32's limit?); this model cannot be scored"
+        )));
+    }
     let mean = |(s, n): (f64, usize)| if n == 0 { 0.0 } else { s / n as f64 };
     let ent_total = acc
         .ent

@@ -213,6 +213,40 @@ pub fn read_report(path: &Path) -> anyhow::Result<AuditReport> {
             path.display()
         );
     }
-    serde_json::from_value(value)
-        .map_err(|e| anyhow::anyhow!("{}: not an audit report: {e}", path.display()))
+    let report: AuditReport = serde_json::from_value(value.clone())
+        .map_err(|e| anyhow::anyhow!("{}: not an audit report: {e}", path.display()))?;
+    let read_back = serde_json::to_value(&report)?;
+    if let Some(key) = unknown_key(&value, &read_back, String::new()) {
+        anyhow::bail!(
+            "{}: holds `{key}`, which is not part of an audit report: neither its hash nor its \
+             signature covers it, so a reader could be shown unsigned text as verified",
+            path.display()
+        );
+    }
+    Ok(report)
+}
+
+/// The first key (as a path, `rules[3].report.x`) that `read` has and `known` (the same report
+/// as the program reads it, written back) does not: a field no part of the program reads.
+fn unknown_key(read: &serde_json::Value, known: &serde_json::Value, at: String) -> Option<String> {
+    use serde_json::Value;
+    match (read, known) {
+        (Value::Object(r), Value::Object(k)) => r.iter().find_map(|(name, v)| {
+            let here = if at.is_empty() {
+                name.clone()
+            } else {
+                format!("{at}.{name}")
+            };
+            match k.get(name) {
+                None => Some(here),
+                Some(kv) => unknown_key(v, kv, here),
+            }
+        }),
+        (Value::Array(r), Value::Array(k)) => r
+            .iter()
+            .zip(k)
+            .enumerate()
+            .find_map(|(i, (rv, kv))| unknown_key(rv, kv, format!("{at}[{i}]"))),
+        _ => None,
+    }
 }

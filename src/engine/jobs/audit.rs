@@ -92,6 +92,16 @@ pub fn write_report(path: &Path, html: &[u8], json: &[u8]) -> Result<()> {
             path.display()
         );
     }
+    let most = crate::files::MAX_DOCUMENT_BYTES;
+    if json.len() as u64 > most {
+        bail!(
+            "{}: the report's JSON would be {:.1} MiB, more than the {:.1} MiB `audit verify` \
+             reads, so it could never be verified; audit fewer rules at a time",
+            path.display(),
+            json.len() as f64 / f64::from(1u32 << 20),
+            most as f64 / f64::from(1u32 << 20)
+        );
+    }
     write_atomic(path, html)?;
     write_atomic(&path.with_extension("json"), json)
 }

@@ -92,7 +92,8 @@ pub fn open_checkpoint(dir: &Path) -> Result<(Checkpoint, Box<dyn Tokenizer>)> {
 pub fn checkpoint_tokenizer(ck: &Checkpoint, dir: &Path) -> Result<Box<dyn Tokenizer>> {
     let spec: TokenizerSpec = serde_json::from_value(ck.meta.tokenizer.clone())
         .with_context(|| format!("{}: tokenizer in config.json", dir.display()))?;
-    Ok(spec.build()?)
+    spec.build()
+        .with_context(|| format!("{}: tokenizer", dir.join("config.json").display()))
 }
 
 /// Anchor tokens per block recorded in a checkpoint.

@@ -103,14 +103,8 @@ fn rename_problem(blocks: &BlockMap, b: usize, name: &str) -> Option<String> {
         Some(format!("another block is already called {name:?}"))
     } else if b >= blocks.names.len() {
         Some(format!("there is no block {b}"))
-    } else if let Some((c, what)) = name
-        .chars()
-        .find_map(|c| Some((c, crate::files::hidden_character(c)?)))
-    {
-        Some(format!(
-            "the name holds the invisible character U+{:04X} ({what})",
-            u32::from(c)
-        ))
+    } else if let Some(found) = crate::files::hidden_in(name) {
+        Some(format!("the name holds {found}"))
     } else {
         None
     }

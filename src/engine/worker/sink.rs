@@ -162,7 +162,7 @@ impl Sink {
     /// Send a failure message.
     pub(super) fn fail(&self, msg: impl Into<String>) {
         self.failures.fetch_add(1, Ordering::Relaxed);
-        self.emit(Event::Failed(msg.into()));
+        self.emit(Event::Failed(crate::files::shorten_message(&msg.into())));
     }
 
     /// Send a progress message, then ask for a repaint.

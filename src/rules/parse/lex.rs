@@ -2,7 +2,7 @@
 //! with `\"`, `\\`, `\n` and `\t` escapes, numbers, `=`, `,` and `..`; `#` starts a comment.
 //! Lexical errors are collected and the bad character skipped, so lexing never stops early.
 
-use crate::files::hidden_character;
+use crate::files::hidden_in;
 use crate::rules::ast::Pos;
 use crate::rules::parse::error::{ErrorSink, RuleError};
 
@@ -95,17 +95,18 @@ impl Cursor {
         }
     }
 
-    /// Report the character here when it is hidden ([`hidden_character`]); true when it was.
+    /// Report the character here when it is hidden ([`hidden_in`]); true when it was.
     fn report_hidden(&self, errors: &mut ErrorSink) -> bool {
-        let Some((c, name)) = self.peek().and_then(|c| Some((c, hidden_character(c)?))) else {
+        let Some(found) = self
+            .peek()
+            .and_then(|c| hidden_in(c.encode_utf8(&mut [0; 4])))
+        else {
             return false;
         };
         errors.push(RuleError {
             pos: self.pos(),
             message: format!(
-                "invisible character U+{:04X} ({name}): it can make the rule read differently \
-                 from what it does; remove it",
-                u32::from(c)
+                "{found}: it can make the rule read differently from what it does; remove it"
             ),
         });
         true
