@@ -669,6 +669,17 @@ fn inputs_a_review_found_misread_are_refused_or_read_as_meant() {
     let shadowed = common::localist_in(p, &train_args("synthetic", o));
     assert_fails_with(&shadowed, &["'synthetic' names a built-in", "./synthetic"]);
     assert!(!out.exists());
+    // A sweep's grid: each value trains a model, so none twice and not thousands.
+    let sweep = |grid: &str| {
+        let d = p.join("sweep").to_str().unwrap().to_string();
+        localist(&["sweep", "--lambdas", grid, "--steps", "2", "--out-dir", &d])
+    };
+    assert_fails_with(&sweep("0,0.5,0.5"), &["names 0.5 twice"]);
+    let many: Vec<String> = (0..=200)
+        .map(|i| format!("{}", f64::from(i) / 200.0))
+        .collect();
+    assert_fails_with(&sweep(&many.join(",")), &["201 values", "at most 101"]);
+    assert!(!p.join("sweep").exists());
 
     // A separator that is never a line would make one document of the whole file.
     let docs = p.join("docs.txt");

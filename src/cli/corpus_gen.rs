@@ -42,9 +42,9 @@ pub struct CorpusGenArgs {
     /// Use the built-in real words (16 per topic) instead of made-up ones.
     #[arg(long)]
     pub real_words: bool,
-    /// Made-up words per topic (4 to 64).
-    #[arg(long, default_value_t = 20)]
-    pub words_per_topic: usize,
+    /// Made-up words per topic (4 to 64; default 20). The real words are 16 per topic.
+    #[arg(long)]
+    pub words_per_topic: Option<usize>,
     /// Generator seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -104,14 +104,14 @@ impl CorpusGenArgs {
         if !(0.0..=0.5).contains(&self.function_rate) {
             bail!("--function-rate must lie in [0, 0.5]");
         }
-        if !self.real_words && !(4..=64).contains(&self.words_per_topic) {
+        let words_per_topic = self.words_per_topic.unwrap_or(20);
+        if self.real_words && self.words_per_topic.is_some() {
+            bail!("--words-per-topic sets the made-up words; the real words are 16 per topic");
+        }
+        if !self.real_words && !(4..=64).contains(&words_per_topic) {
             bail!("--words-per-topic must lie in 4..=64");
         }
-        let per_topic = if self.real_words {
-            16
-        } else {
-            self.words_per_topic
-        };
+        let per_topic = if self.real_words { 16 } else { words_per_topic };
         if self.theme == 0 || self.theme > per_topic {
             bail!("--theme must lie in 1..={per_topic} (the words of a topic)");
         }
@@ -139,7 +139,7 @@ impl CorpusGenArgs {
             headers: !self.no_markers,
             function_rate: self.function_rate,
             made_up: !self.real_words,
-            words_per_topic: self.words_per_topic,
+            words_per_topic,
         })
     }
 }

@@ -116,6 +116,7 @@ pub fn rows(args: &SweepArgs) -> Result<Vec<SweepRow>> {
 
 /// Run `localist sweep`.
 pub fn run(args: SweepArgs) -> Result<()> {
+    crate::engine::jobs::sweep::check_grid(&args.lambdas)?;
     if args.out_dir.exists() && !args.out_dir.is_dir() {
         bail!(
             "--out-dir {}: is a file, not a folder; the sweep writes a folder of models there",

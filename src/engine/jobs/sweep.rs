@@ -39,6 +39,31 @@ fn train_one(
     Ok(outcome.session)
 }
 
+/// Most λ values in one sweep: steps of 0.01 from 0 to 1. Each value trains a model; a grid of
+/// 5,000 values ran for hours before anyone noticed.
+pub const MAX_GRID: usize = 101;
+
+/// A λ grid a sweep can run: not empty, at most [`MAX_GRID`] values, none twice (a repeated λ
+/// trains the same model again and prints the same row twice).
+pub fn check_grid(lambdas: &[f64]) -> Result<()> {
+    if lambdas.is_empty() {
+        anyhow::bail!("the λ grid is empty: give at least one value in [0, 1]");
+    }
+    if lambdas.len() > MAX_GRID {
+        anyhow::bail!(
+            "the λ grid has {} values; a sweep trains one model per value and takes at most \
+             {MAX_GRID} (steps of 0.01)",
+            lambdas.len()
+        );
+    }
+    for (i, a) in lambdas.iter().enumerate() {
+        if lambdas.iter().skip(i + 1).any(|b| b == a) {
+            anyhow::bail!("the λ grid names {a} twice: each value trains one model");
+        }
+    }
+    Ok(())
+}
+
 /// Run every model of the sweep over `lambdas` (each trained as `base` at its λ_train;
 /// `on_step` hears each step with the λ_train being trained) and return its rows.
 pub fn sweep_rows(
@@ -46,6 +71,7 @@ pub fn sweep_rows(
     lambdas: &[f64],
     mut on_step: impl FnMut(f64, &StepStats),
 ) -> Result<Vec<SweepRow>> {
+    check_grid(lambdas)?;
     let undialled = train_one(base, 0.0, &mut on_step)?;
     let mut rows = Vec::new();
     for &lam in lambdas {
