@@ -103,9 +103,7 @@ fn rename_problem(blocks: &BlockMap, b: usize, name: &str) -> Option<String> {
         Some(format!("another block is already called {name:?}"))
     } else if b >= blocks.names.len() {
         Some(format!("there is no block {b}"))
-    } else if let Some(found) = crate::files::hidden_in(name) {
-        Some(format!("the name holds {found}"))
     } else {
-        None
+        crate::files::hidden_in(name).map(|found| format!("the name holds {found}"))
     }
 }
