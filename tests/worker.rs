@@ -315,6 +315,16 @@ fn an_imported_gguf_model_is_dialled_renamed_and_generates() {
         }
     };
     assert!(err.contains("already called"), "{err}");
+    // A name with a bidirectional override would be saved into a map that fails its own check.
+    w.send(Command::RenameBlock(2, "cap\u{202e}itals".into()));
+    let err = loop {
+        match w.wait_event(WAIT) {
+            Some(Event::Failed(e)) => break e,
+            Some(Event::Snapshot(..) | Event::Status(_)) => continue,
+            other => panic!("a name with a bidi override was accepted: {other:?}"),
+        }
+    };
+    assert!(err.contains("U+202E"), "{err}");
     // Generation at λ = 0: " Paris" first, with its distribution.
     w.send(Command::SetDial(DialSetting::bias(0.0)));
     w.send(Command::Generate(2));
