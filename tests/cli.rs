@@ -729,6 +729,41 @@ fn inputs_a_review_found_misread_are_refused_or_read_as_meant() {
     assert_fails_with(&e, &["model.safetensors", "symbolic links"]);
     assert!(!stderr(&e).contains("missing"), "{}", stderr(&e));
 
+    // A remembered thread count the machine cannot have is measured again (100,000 made the
+    // studio's worker fail to start its pool, on every restart).
+    let config = p.join("config");
+    let capture = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_localist"))
+            .args([
+                "capture",
+                "-c",
+                base.to_str().unwrap(),
+                "--text",
+                "dose of drug",
+            ])
+            .env("LOCALIST_CONFIG_DIR", &config)
+            .output()
+            .unwrap()
+    };
+    assert!(capture().status.success());
+    let file = config.join("threads.json");
+    // (A one-CPU machine has nothing to measure and writes no file.)
+    if std::thread::available_parallelism().unwrap().get() > 1 {
+        let mut choice: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let cpus = choice["cpus"].as_u64().unwrap();
+        choice["threads"] = 100_000.into();
+        std::fs::write(&file, choice.to_string()).unwrap();
+        let again = capture();
+        assert!(again.status.success(), "{}", stderr(&again));
+        let chosen: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert!(
+            (1..=cpus).contains(&chosen["threads"].as_u64().unwrap()),
+            "{chosen}"
+        );
+    }
+
     // An audit report of a text the model cannot read would report rules that never fired.
     let report = p.join("report.html");
     let r = localist(&[

@@ -444,6 +444,35 @@ fn a_session_whose_checkpoint_changed_warns_and_a_bad_session_file_changes_nothi
         "{err}"
     );
     assert_eq!(h.state().state.text, text_before);
+
+    // A text longer than the studio holds (6 million characters closed the window: its text
+    // box needed a 384 MB vertex buffer) and a dial out of range are refused the same way.
+    let base: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    for (name, edit) in [
+        (
+            "long.json",
+            &(|j: &mut serde_json::Value| j["text"] = "a".repeat(300_000).into())
+                as &dyn Fn(&mut serde_json::Value),
+        ),
+        ("tau.json", &|j: &mut serde_json::Value| {
+            j["dial"]["params"]["tau"] = 0.0.into()
+        }),
+    ] {
+        let mut json = base.clone();
+        edit(&mut json);
+        let bad = tmp.path().join(name);
+        std::fs::write(&bad, json.to_string()).unwrap();
+        h.state_mut().state.error = None;
+        h.state_mut().open_session_from(&bad);
+        let err = h.state().state.error.clone().unwrap();
+        assert!(err.contains(name), "{err}");
+        assert!(
+            err.contains("characters") || err.contains("tau = 0"),
+            "{err}"
+        );
+        assert_eq!(h.state().state.text, text_before);
+    }
 }
 
 #[test]

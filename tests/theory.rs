@@ -137,4 +137,15 @@ fn the_threshold_estimate_rests_on_correct_score_gradients() {
     let sq =
         estimate_threshold(&ck.model, &ck.blocks, &ids, 1.0, BlockWeighting::SqrtSize).unwrap();
     assert!((sq.lambda_star - sq.grad_bound).abs() < 1e-9 * sq.grad_bound.max(1.0));
+
+    // A model whose attention overflows has no threshold: it was read as λ* = 0 ("any penalty
+    // gives full locality"), since `f64::max` skips NaN.
+    let bad = common::root().join("tests/hostile/nan-attention-capture/model");
+    let (ck, tok) = common::load(&bad);
+    let ids = tok.encode("To be or not to be, that is the question.");
+    let err = estimate_threshold(&ck.model, &ck.blocks, &ids, 1.0, BlockWeighting::Unit)
+        .map(|e| e.lambda_star)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("layer 1, head 1 is not finite"), "{err}");
 }

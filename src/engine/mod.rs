@@ -34,7 +34,8 @@ pub mod worker;
 pub use self::protocol::{
     Capture, DialMode, DialParams, DialSetting, EvalReport, HeadCapture, LayerSchedule,
 };
-// The dial's ranges, which the command line's flags share.
+// The dial's ranges, which the command line's flags share, and the check of a saved dial.
+pub use crate::model::checkpoint_read::check_dial;
 pub use crate::model::dial::{MAX_GAMMA, MAX_TAU, MIN_TAU};
 // Plain configuration and report types the faces construct or print.
 pub use crate::data::synthetic::SyntheticSpec;

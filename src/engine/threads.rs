@@ -53,7 +53,14 @@ pub fn choose(requested: Option<usize>) -> usize {
         .as_ref()
         .and_then(|f| crate::files::read_bytes(f, 64 << 10, "threads.json").ok())
         .and_then(|b| serde_json::from_slice::<ThreadChoice>(&b).ok())
-        .filter(|c| c.cpus == cpus && c.cpu_model == model && c.threads >= 1 && c.method == METHOD);
+        // A count is only ever measured among 1..=cpus: anything else in the file (100,000
+        // made the worker's pool fail to start, again on every restart) is measured anew.
+        .filter(|c| {
+            c.cpus == cpus
+                && c.cpu_model == model
+                && (1..=cpus).contains(&c.threads)
+                && c.method == METHOD
+        });
     if let Some(c) = remembered {
         return c.threads;
     }

@@ -126,6 +126,23 @@ pub fn estimate_threshold(
     // refuse, saying how much it needs, before allocating.
     crate::model::capture_memory::check_capture_memory(layers, heads.saturating_mul(2), t)?;
     let rows = score_gradients(model, ids)?;
+    // `f64::max` skips NaN, and a row without a value is dropped: an overflowing model read as
+    // λ* = 0 ("any penalty gives full locality"), in green, beside a capture that failed.
+    // The attention first: an overflow in a late layer makes every earlier gradient NaN too.
+    for what in ["attention", "loss gradient"] {
+        for (l, (s, a)) in rows.iter().enumerate() {
+            let values = if what == "attention" { a } else { s };
+            if let Some(h) = values
+                .iter()
+                .position(|v| v.iter().flatten().any(|x| !x.is_finite()))
+            {
+                return Err(ModelError::Input(format!(
+                    "the {what} of layer {l}, head {h} is not finite on this text (the model \
+                     overflows f32): no threshold can be estimated"
+                )));
+            }
+        }
+    }
     let masks = blocks.masks(ids);
     let k = masks.num_blocks.max(1);
     let scale = (layers * heads) as f64 / eta.max(1e-12);

@@ -170,7 +170,23 @@ impl SessionFile {
                 origin.display()
             );
         }
-        serde_json::from_value(header).with_context(|| format!("{}", origin.display()))
+        let session: Self =
+            serde_json::from_value(header).with_context(|| format!("{}", origin.display()))?;
+        let most = crate::studio::text::MAX_TEXT_CHARS;
+        let chars = session.text.chars().count();
+        if chars > most {
+            bail!(
+                "{}: its text has {chars} characters, more than the {most} the studio holds",
+                origin.display()
+            );
+        }
+        let layers = match &session.dial.schedule {
+            crate::engine::LayerSchedule::PerLayer(v) => v.len(),
+            _ => 1,
+        };
+        crate::engine::check_dial(&session.dial, layers)
+            .map_err(|m| anyhow::anyhow!("{}: dial: {m}", origin.display()))?;
+        Ok(session)
     }
 }
 

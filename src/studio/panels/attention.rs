@@ -187,6 +187,7 @@ fn toolbar(ui: &mut egui::Ui, state: &mut StudioState) {
         let edit = ui
             .add(
                 egui::TextEdit::singleline(&mut state.text)
+                    .char_limit(crate::studio::text::MAX_TEXT_CHARS)
                     .desired_width(320.0)
                     .hint_text("text to capture"),
             )
