@@ -477,3 +477,56 @@ fn blocks_are_charged_for_what_they_add_over_the_parent() {
     assert_eq!(more.header_bits, 0.0);
     assert!((more.map_bits - 7.0).abs() < 1e-12);
 }
+
+#[test]
+fn a_manifest_that_contradicts_itself_or_leads_out_of_its_pool_is_refused() {
+    use localist::engine::specialists::read_manifest;
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sample_models/pool-clinical-payments/manifest.json");
+    let base: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sample).unwrap()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |v: &serde_json::Value| {
+        std::fs::write(tmp.path().join("manifest.json"), v.to_string()).unwrap();
+        read_manifest(tmp.path())
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"))
+    };
+    assert_eq!(write(&base), Ok(()));
+    let n = base["specialists"].as_array().unwrap().len();
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(Edit, &str); 7] = [
+        (|v| v["version"] = 999.into(), "version 999"),
+        (
+            |v| v["specialists"][1]["name"] = "/etc".into(),
+            "not a plain folder name",
+        ),
+        (
+            |v| v["specialists"][1]["name"] = "..".into(),
+            "not a plain folder name",
+        ),
+        (
+            |v| v["specialists"][1]["name"] = "base".into(),
+            "named twice",
+        ),
+        (
+            |v| v["specialists"][1]["parent"] = "ghost".into(),
+            "not an earlier specialist",
+        ),
+        (
+            |v| v["routing"][0]["specialist"] = "nobody".into(),
+            "not a specialist of the pool",
+        ),
+        (
+            |v| v["routing"][0]["bits"] = vec![1.0].into(),
+            "one finite, non-negative",
+        ),
+    ];
+    assert!(n > 1, "the sample pool has {n} specialists");
+    for (edit, want) in cases {
+        let mut v = base.clone();
+        edit(&mut v);
+        let err = write(&v).unwrap_err();
+        assert!(err.contains("manifest.json") && err.contains(want), "{err}");
+    }
+}

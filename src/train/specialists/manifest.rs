@@ -85,7 +85,65 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest> {
             m.format
         );
     }
+    m.check()
+        .map_err(|problem| anyhow::anyhow!("{}: {problem}", path.display()))?;
     Ok(m)
+}
+
+impl Manifest {
+    /// The manifest against itself: a known version, specialists named as plain folder names
+    /// (a name is joined to the pool's folder: `/etc` or `../..` would lead out of it), once
+    /// each, parents among the earlier ones, and every route naming a specialist with one
+    /// finite number of bits per specialist. A pool failing any of these was drawn as a valid
+    /// routing table, its columns misaligned.
+    fn check(&self) -> std::result::Result<(), String> {
+        if !(1..=2).contains(&self.version) {
+            return Err(format!(
+                "version {} is not one this build reads (1 or 2)",
+                self.version
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (k, s) in self.specialists.iter().enumerate() {
+            let plain = !s.name.is_empty()
+                && s.name != "."
+                && s.name != ".."
+                && !s.name.contains(['/', '\\'])
+                && crate::files::hidden_in(&s.name).is_none();
+            if !plain {
+                return Err(format!(
+                    "specialist {k} is named {:?}, not a plain folder name inside the pool",
+                    s.name
+                ));
+            }
+            if let Some(p) = s.parent.as_ref().filter(|p| !names.contains(p.as_str())) {
+                return Err(format!(
+                    "specialist {:?} has parent {p:?}, which is not an earlier specialist",
+                    s.name
+                ));
+            }
+            if !names.insert(s.name.as_str()) {
+                return Err(format!("specialist {:?} is named twice", s.name));
+            }
+        }
+        let n = self.specialists.len();
+        for r in &self.routing {
+            if !names.contains(r.specialist.as_str()) {
+                return Err(format!(
+                    "document {:?} is routed to {:?}, which is not a specialist of the pool",
+                    r.document, r.specialist
+                ));
+            }
+            if r.bits.len() != n || r.bits.iter().any(|b| !b.is_finite() || *b < 0.0) {
+                return Err(format!(
+                    "document {:?} needs one finite, non-negative number of bits per specialist \
+                     ({n})",
+                    r.document
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Pool {
