@@ -495,7 +495,14 @@ fn a_manifest_that_contradicts_itself_or_leads_out_of_its_pool_is_refused() {
     assert_eq!(write(&base), Ok(()));
     let n = base["specialists"].as_array().unwrap().len();
     type Edit = fn(&mut serde_json::Value);
-    let cases: [(Edit, &str); 7] = [
+    let cases: [(Edit, &str); 8] = [
+        (
+            |v| {
+                let row = v["routing"][0].clone();
+                v["routing"] = vec![row; 5000].into();
+            },
+            "at most 4096 documents",
+        ),
         (|v| v["version"] = 999.into(), "version 999"),
         (
             |v| v["specialists"][1]["name"] = "/etc".into(),

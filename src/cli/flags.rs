@@ -18,7 +18,7 @@ pub const MAX_BITS: f64 = 1e15;
 /// Most k-means clusters (`eval --clusters`, `blocks --kmeans`): the engine's one limit.
 pub use crate::engine::protocol::MAX_CLUSTERS;
 /// Most specialists in a pool (`specialists --max`): each is a copy of the base model.
-pub const MAX_SPECIALISTS: usize = 64;
+pub use crate::engine::specialists::MAX_SPECIALISTS;
 /// Most evaluation windows (`eval --windows`).
 pub const MAX_WINDOWS: usize = 100_000;
 

@@ -13,7 +13,7 @@ use crate::model::checkpoint::save_checkpoint;
 pub use crate::train::specialists::{
     blocks_over_parent, read_documents, read_manifest, split_documents, AdaptedConfig, AdaptedPool,
     Document, GrowthReport, Manifest, ManifestRoute, ManifestSpecialist, Pool, PoolConfig,
-    PoolMove, Specialist, MANIFEST_FORMAT,
+    PoolMove, Specialist, MANIFEST_FORMAT, MAX_SPECIALISTS,
 };
 
 impl Pool {

@@ -5,7 +5,6 @@
 
 pub(crate) mod axes;
 mod cells;
-
 pub mod heads_table;
 mod notes;
 

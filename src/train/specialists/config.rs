@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::mdl::Decision;
 use crate::train::recruit::RecruitConfig;
 
+/// Most specialists in a pool (`specialists --max`; a manifest with more is refused): each is a
+/// copy of the base model.
+pub const MAX_SPECIALISTS: usize = 64;
 /// Settings of the growth loop.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PoolConfig {

@@ -103,6 +103,16 @@ impl Manifest {
                 self.version
             ));
         }
+        let most = crate::train::specialists::config::MAX_SPECIALISTS;
+        let most_docs = crate::train::specialists::documents::MAX_DOCUMENTS;
+        if self.specialists.len() > most + 1 || self.routing.len() > most_docs {
+            return Err(format!(
+                "{} specialists and {} routed documents: a pool has at most {most} specialists \
+                 besides its base and routes at most {most_docs} documents",
+                self.specialists.len(),
+                self.routing.len()
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (k, s) in self.specialists.iter().enumerate() {
             let plain = !s.name.is_empty()

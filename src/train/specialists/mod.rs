@@ -44,7 +44,7 @@ mod table;
 pub use adapted::{AdaptedConfig, AdaptedPool, AdaptedSpecialist};
 pub use adapted_grow::GrowthReport;
 pub use block_bits::blocks_over_parent;
-pub use config::{PoolConfig, PoolMove};
+pub use config::{PoolConfig, PoolMove, MAX_SPECIALISTS};
 pub use documents::{read_documents, split_documents, Document};
 pub use manifest::{read_manifest, Manifest, ManifestRoute, ManifestSpecialist, MANIFEST_FORMAT};
 pub use pool::{Pool, Specialist};
