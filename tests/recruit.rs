@@ -637,3 +637,47 @@ fn going_back_to_an_earlier_best_point_drops_the_blocks_recruited_after_it() {
     }
     assert!(accepted(&s) > 0, "nothing recruited after going back");
 }
+
+#[test]
+#[allow(clippy::unwrap_used)]
+fn a_recruitment_log_that_contradicts_itself_is_refused() {
+    use localist::train::recruit::Recruiter;
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sample_models/tiny-topics-recruited/recruitment.json");
+    let base: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    let check = |v: &serde_json::Value| {
+        serde_json::from_value::<Recruiter>(v.clone())
+            .unwrap()
+            .check_consistent()
+    };
+    assert_eq!(check(&base), Ok(()));
+    let accepted = base["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|e| e["decision"]["verdict"] == "accepted")
+        .unwrap();
+    type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+    let cases: Vec<(Edit, &str)> = vec![
+        (
+            Box::new(|v| v["accepted"] = 9999.into()),
+            "counts 9999 accepted moves",
+        ),
+        (
+            Box::new(move |v| v["log"][accepted]["decision"]["delta_dl"] = 1e6.into()),
+            "does not save the margin",
+        ),
+        (Box::new(|v| v["config"]["lambda"] = 1e300.into()), "λ_rec"),
+        (
+            Box::new(|v| v["rounds"][0]["round_ms"] = (-1.0).into()),
+            "round 0",
+        ),
+    ];
+    for (edit, want) in cases {
+        let mut v = base.clone();
+        edit(&mut v);
+        let err = check(&v).unwrap_err();
+        assert!(err.contains(want), "{err}");
+    }
+}

@@ -261,7 +261,9 @@ fn read_recruitment(dir: &Path) -> anyhow::Result<Option<Recruiter>> {
         return Ok(None);
     }
     let bytes = read_bytes(&path, MAX_DOCUMENT_BYTES, "a recruitment log")?;
-    let rec = serde_json::from_slice(&bytes)
+    let rec: Recruiter = serde_json::from_slice(&bytes)
         .map_err(|e| anyhow::anyhow!("{}: not a recruitment log ({e})", path.display()))?;
+    rec.check_consistent()
+        .map_err(|e| anyhow::anyhow!("{}: an inconsistent recruitment log: {e}", path.display()))?;
     Ok(Some(rec))
 }

@@ -116,3 +116,67 @@ pub(super) struct Try {
     pub data_after: f64,
     pub note: String,
 }
+
+impl crate::train::recruit::Recruiter {
+    /// The log against itself, as read from a file: every number finite, the dial in [0, 1],
+    /// every accepted move saving more than its margin δ, and the count of accepted moves that
+    /// of the log. A log failing this was drawn as valid ("9,999 accepted moves", a move of
+    /// ΔDL +1,000,008 marked accepted, "rounds cost inf%").
+    pub fn check_consistent(&self) -> Result<(), String> {
+        let c = &self.config;
+        if !(c.lambda.is_finite() && (0.0..=1.0).contains(&c.lambda)) {
+            return Err(format!("its dial λ_rec {} is not in [0, 1]", c.lambda));
+        }
+        if !(c.delta_bits.is_finite() && c.delta_bits >= 0.0)
+            || c.k_max > crate::model::blocks_check::MAX_BLOCKS
+        {
+            return Err("its margin δ or its K_max is out of range".into());
+        }
+        let mut accepted = 0;
+        for (k, e) in self.log.iter().enumerate() {
+            let bad = |why: &str| format!("entry {k} (step {}, {}): {why}", e.step, e.block);
+            if !e.dl_after.is_finite() {
+                return Err(bad("its DL is not finite"));
+            }
+            let Some(d) = &e.decision else { continue };
+            let numbers = [
+                d.data_bits_before,
+                d.data_bits_after,
+                d.delta_dl,
+                d.delta_min,
+            ];
+            if numbers
+                .iter()
+                .chain([&d.noise_bits, &d.noise_z])
+                .any(|v| !v.is_finite())
+            {
+                return Err(bad("a number of its decision is not finite"));
+            }
+            if d.verdict == Verdict::Accepted {
+                accepted += 1;
+                if -d.delta_dl <= d.delta_min {
+                    return Err(bad(&format!(
+                        "accepted at ΔDL {:+.1} bits, which does not save the margin δ {:.1}",
+                        d.delta_dl, d.delta_min
+                    )));
+                }
+            }
+        }
+        if accepted != self.accepted {
+            return Err(format!(
+                "it counts {} accepted moves, but its entries hold {accepted}",
+                self.accepted
+            ));
+        }
+        let round_ok = |r: &RoundSummary| {
+            [r.dl_bits, r.data_bits].iter().all(|v| v.is_finite())
+                && [r.round_ms, r.train_ms]
+                    .iter()
+                    .all(|v| v.is_finite() && *v >= 0.0)
+        };
+        match self.rounds.iter().position(|r| !round_ok(r)) {
+            Some(k) => Err(format!("round {k} holds a number that is not finite")),
+            None => Ok(()),
+        }
+    }
+}
