@@ -180,8 +180,8 @@ impl SessionFile {
                 origin.display()
             );
         }
-        // The model is not known yet: a per-layer schedule is checked value by value here, and
-        // against the model's layers when the checkpoint it names is loaded.
+        // The model is not known yet: a per-layer schedule is checked value by value here; the
+        // dial panel fits its length to the model's layers.
         let layers = match &session.dial.schedule {
             crate::engine::LayerSchedule::PerLayer(v) => v.len(),
             _ => 1,
