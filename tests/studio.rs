@@ -449,16 +449,25 @@ fn a_session_whose_checkpoint_changed_warns_and_a_bad_session_file_changes_nothi
     // box needed a 384 MB vertex buffer) and a dial out of range are refused the same way.
     let base: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    for (name, edit) in [
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit, &str); 3] = [
         (
             "long.json",
-            &(|j: &mut serde_json::Value| j["text"] = "a".repeat(300_000).into())
-                as &dyn Fn(&mut serde_json::Value),
+            |j| j["text"] = "a".repeat(300_000).into(),
+            "300000 characters",
         ),
-        ("tau.json", &|j: &mut serde_json::Value| {
-            j["dial"]["params"]["tau"] = 0.0.into()
-        }),
-    ] {
+        (
+            "tau.json",
+            |j| j["dial"]["params"]["tau"] = 0.0.into(),
+            "dial: tau = 0",
+        ),
+        (
+            "side.json",
+            |j| j["layout"]["compare"][1]["dial"]["params"]["lambda"] = 7.0.into(),
+            "compare side 2's dial: lambda = 7",
+        ),
+    ];
+    for (name, edit, want) in cases {
         let mut json = base.clone();
         edit(&mut json);
         let bad = tmp.path().join(name);
@@ -466,11 +475,7 @@ fn a_session_whose_checkpoint_changed_warns_and_a_bad_session_file_changes_nothi
         h.state_mut().state.error = None;
         h.state_mut().open_session_from(&bad);
         let err = h.state().state.error.clone().unwrap();
-        assert!(err.contains(name), "{err}");
-        assert!(
-            err.contains("characters") || err.contains("tau = 0"),
-            "{err}"
-        );
+        assert!(err.contains(name) && err.contains(want), "{err}");
         assert_eq!(h.state().state.text, text_before);
     }
 }

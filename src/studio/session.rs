@@ -182,12 +182,19 @@ impl SessionFile {
         }
         // The model is not known yet: a per-layer schedule is checked value by value here; the
         // dial panel fits its length to the model's layers.
-        let layers = match &session.dial.schedule {
-            crate::engine::LayerSchedule::PerLayer(v) => v.len(),
-            _ => 1,
-        };
-        crate::engine::check_dial(&session.dial, layers)
-            .map_err(|m| anyhow::anyhow!("{}: dial: {m}", origin.display()))?;
+        let dials = std::iter::once(("dial", &session.dial)).chain(
+            ["compare side 1's dial", "compare side 2's dial"]
+                .into_iter()
+                .zip(session.layout.compare.iter().map(|c| &c.dial)),
+        );
+        for (what, dial) in dials {
+            let layers = match &dial.schedule {
+                crate::engine::LayerSchedule::PerLayer(v) => v.len(),
+                _ => 1,
+            };
+            crate::engine::check_dial(dial, layers)
+                .map_err(|m| anyhow::anyhow!("{}: {what}: {m}", origin.display()))?;
+        }
         Ok(session)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::engine::jobs::model::OpenModel;
 use crate::engine::protocol::default_clusters;
@@ -72,10 +72,11 @@ pub fn capture_text_with(
                 }
                 true
             };
-            capture_streamed(model, &blocks, &ids, dial, plan, &mut progress)?
+            capture_streamed(model, &blocks, &ids, dial, plan, &mut progress)
         }
-        None => capture(model, &blocks, &ids, dial)?,
-    };
+        None => capture(model, &blocks, &ids, dial),
+    }
+    .with_context(|| format!("capturing with {}", path.display()))?;
     let tokens = ids.iter().map(|&i| tok.token_str(i)).collect();
     Ok(TextCapture {
         capture: cap,

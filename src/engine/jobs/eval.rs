@@ -96,15 +96,8 @@ fn evaluate_checkpoint(job: &EvalJob, ck: &Checkpoint, tok: &dyn Tokenizer) -> R
         .dials
         .iter()
         .map(|dial| {
-            Ok(evaluate(
-                &ck.model,
-                &ck.blocks,
-                &stream,
-                dial,
-                seq,
-                job.windows,
-                16,
-            )?)
+            evaluate(&ck.model, &ck.blocks, &stream, dial, seq, job.windows, 16)
+                .with_context(|| format!("evaluating {}", job.model.display()))
         })
         .collect::<Result<Vec<_>>>()?;
     let rules = match &job.rules {

@@ -309,8 +309,18 @@ fn dl_plot(ui: &mut egui::Ui, rec: &RecruitView) {
         );
 }
 
+/// Most decisions the table draws, newest first: a grid is laid out whole every frame (15,000
+/// entries took 104 ms a frame); the exported log holds them all.
+const MOST_ROWS: usize = 1000;
+
 fn table(ui: &mut egui::Ui, rec: &RecruitView) {
     ui.label(RichText::new("Decisions").strong());
+    if rec.log.len() > MOST_ROWS {
+        ui.label(format!(
+            "the newest {MOST_ROWS} of {} decisions; \"Export log as JSON\" writes them all",
+            rec.log.len()
+        ));
+    }
     egui::Grid::new("recruit_table")
         .striped(true)
         .num_columns(7)
@@ -327,7 +337,7 @@ fn table(ui: &mut egui::Ui, rec: &RecruitView) {
                 ui.label(RichText::new(h).strong());
             }
             ui.end_row();
-            for e in rec.log.iter().rev() {
+            for e in rec.log.iter().rev().take(MOST_ROWS) {
                 let color = event_color(e);
                 ui.label(e.step.to_string());
                 ui.label(RichText::new(format!("{:?}", e.kind).to_lowercase()).color(color));
