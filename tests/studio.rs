@@ -956,6 +956,20 @@ fn the_recruitment_tab_shows_the_recruited_samples_decisions() {
     assert!(h
         .query_by_label_contains("0 rounds, 6 accepted moves, 4 blocks")
         .is_some());
+    // A long log is drawn newest first up to 1,000 rows, and says so.
+    if let Some(r) = h.state_mut().state.recruitment.as_mut() {
+        let first = r.log.first().cloned().unwrap();
+        let mut oldest = first.clone();
+        oldest.block = "the-oldest-decision".into();
+        r.log.insert(0, oldest);
+        r.log.splice(1..1, std::iter::repeat_n(first, 1500));
+    }
+    h.run_steps(2);
+    let n = h.state().state.recruitment.as_ref().unwrap().log.len();
+    assert!(h
+        .query_by_label_contains(&format!("the newest 1000 of {n} decisions"))
+        .is_some());
+    assert!(h.query_by_label("the-oldest-decision").is_none());
 }
 
 /// A removal read at once shows its standard error beside ΔDL, and one that saved more than δ
