@@ -716,6 +716,22 @@ fn inputs_a_review_found_misread_are_refused_or_read_as_meant() {
         stderr(&b)
     );
 
+    // A rule whose ranges run past the model would read as acting on more than it does.
+    let over = "rule r1 \"x\"\n when query.block = dose\n target previous block drug\n \
+                layers 0..9\n heads all\n bias 1\nend\n";
+    std::fs::write(p.join("over.rules"), over).unwrap();
+    let r = localist(&[
+        "rules",
+        "check",
+        p.join("over.rules").to_str().unwrap(),
+        "-c",
+        base.to_str().unwrap(),
+    ]);
+    assert_fails_with(
+        &r,
+        &["over.rules:1:6", "acts on layers 0..9", "2 layers (0..1)"],
+    );
+
     // The optimizer state is read by a resumed run only: a damaged one does not stop eval.
     let ck = p.join("tiny");
     copy_dir(&base, &ck);

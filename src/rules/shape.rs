@@ -30,10 +30,20 @@ pub fn check_shape(set: &RuleSet, shape: ModelShape) -> Result<(), RuleErrors> {
             ("layers", &r.layers, shape.layers),
             ("heads", &r.heads, shape.heads),
         ] {
+            let past = matches!(scope, Scope::Ranges(r) if r.iter().any(|&(_, b)| b >= n));
             if scope.indices(n).is_empty() {
                 say(format!(
                     "acts on {what} {}, but the model has {n} {what} (0..{}): it would act nowhere",
                     ranges(scope),
+                    n.saturating_sub(1)
+                ));
+            } else if past {
+                // Cut without a word, the rule would read as acting on more than it does.
+                say(format!(
+                    "acts on {what} {}, but the model has {n} {what} (0..{}): write `{what} all` \
+                     or ranges within 0..{}",
+                    ranges(scope),
+                    n.saturating_sub(1),
                     n.saturating_sub(1)
                 ));
             }
