@@ -106,9 +106,14 @@ mod tests {
             heads: 4,
             positions: 64,
         };
-        let ok = "rule a \"\" when position 0..3 target positions 0 layers 0..9 heads 1 bias 1 end";
+        let ok = "rule a \"\" when position 0..3 target positions 0 layers 0..1 heads 1 bias 1 end";
         assert!(check_shape(&parse_rules(ok).unwrap(), shape).is_ok());
         for (text, want) in [
+            // Partly past the model: cut without a word, it read as acting on more than it does.
+            (
+                "rule a \"\" when position 0 target positions 0 layers 0..9 bias 1 end",
+                "write `layers all`",
+            ),
             (
                 "rule b \"\" when position 0 target positions 0 layers 5..9 bias 1 end",
                 "layers 5..9",
