@@ -193,6 +193,21 @@ fn a_signed_report_verifies_and_every_tampering_names_its_check() {
         &o,
         &["holds `log.entries[1].note`", "not part of an audit report"],
     );
+
+    // A field of the wrong type is named by its path, not only by the type expected.
+    let mut value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&f.json).unwrap()).unwrap();
+    value["rules"][0]["report"]["pf_mass"] = "high".into();
+    let p = f.dir.join("typed.json");
+    std::fs::write(&p, serde_json::to_string_pretty(&value).unwrap()).unwrap();
+    let o = localist(&f.config, &["audit", "verify", p.to_str().unwrap()]);
+    assert_fails_with(
+        &o,
+        &[
+            "typed.json: not an audit report: `rules[0].report.pf_mass`",
+            "invalid type",
+        ],
+    );
 }
 
 #[test]
@@ -450,5 +465,58 @@ fn craft_hostile_audit_cases() {
         &verify,
         &["report.json", "log entry 1", "is not signed"],
         &[("report.json", pretty(&sign_report(stripped.seal(), &key)))],
+    );
+}
+
+/// A report written with a relative model path verifies from another folder too: the path is
+/// looked for from the current folder, then beside the report; the hash decides the rest. A
+/// path found in neither place names both.
+#[test]
+fn a_relative_model_path_is_found_beside_the_report() {
+    let f = fixture();
+    let run_in = |cwd: &Path, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_localist"))
+            .current_dir(cwd)
+            .args(args)
+            .env("CANDLE_NUM_THREADS", "1")
+            .env("LOCALIST_CONFIG_DIR", &f.config)
+            .output()
+            .unwrap()
+    };
+    let rules = common::root().join("assets/rules/clinical_payments.rules");
+    let o = run_in(
+        &f.dir,
+        &[
+            "audit",
+            "report",
+            "-c",
+            "ck",
+            "-r",
+            rules.to_str().unwrap(),
+            "--out",
+            "rel.html",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = f.dir.join("rel.json");
+    assert_eq!(read(&report).model_path, Some(PathBuf::from("ck")));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let o = run_in(
+        elsewhere.path(),
+        &["audit", "verify", report.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Gone from both places: both are named.
+    std::fs::rename(&f.ck, f.dir.join("moved")).unwrap();
+    let o = run_in(
+        elsewhere.path(),
+        &["audit", "verify", report.to_str().unwrap()],
+    );
+    assert_fails_with(
+        &o,
+        &[
+            "the model named by the report (ck) is not found: looked for",
+            " and ",
+        ],
     );
 }

@@ -1485,6 +1485,13 @@ fn safetensors_headers_are_checked_before_any_tensor_is_built() {
     huge.extend(b"{}");
     assert!(matches!(parse(&huge), Err(WeightsError::Header(_))));
     assert!(matches!(parse(&[1, 2, 3]), Err(WeightsError::Truncated(_))));
+    // A field of the wrong type is named by its path inside the tensor's entry.
+    let text = br#"{"a":{"dtype":"F32","shape":[2,"x"],"data_offsets":[0,8]}}"#;
+    let mut typed = (text.len() as u64).to_le_bytes().to_vec();
+    typed.extend(text);
+    typed.extend(f(2));
+    let msg = parse(&typed).unwrap_err().to_string();
+    assert!(msg.contains("a") && msg.contains("`shape[1]`"), "{msg}");
 }
 
 #[test]

@@ -150,8 +150,10 @@ fn verify(report: &Path, key: Option<&Path>) -> Result<()> {
         Some(k) => Some(TrustedKeys::read(k)?),
         None => TrustedKeys::from_config()?,
     };
-    let base = std::env::current_dir().unwrap_or_default();
-    let problems = verify_report_with(&r, &base, trusted.as_ref());
+    // Relative paths in the report: from the current folder, else beside the report.
+    let here = std::env::current_dir().unwrap_or_default();
+    let beside = report.parent().map(|p| here.join(p)).unwrap_or_default();
+    let problems = verify_report_with(&r, &[&here, &beside], trusted.as_ref());
     if !problems.is_empty() {
         for p in &problems {
             eprintln!("{}: {p}", report.display());

@@ -84,8 +84,8 @@ pub fn read_header(path: &Path) -> Result<BTreeMap<String, TensorDecl>, Safetens
     let data = size - 8 - n;
     raw.into_iter()
         .map(|(name, v)| {
-            let decl = serde_json::from_value::<RawDecl>(v)
-                .map_err(|e| format!("tensor {name}: {e}"))
+            let decl = serde_path_to_error::deserialize::<_, RawDecl>(v)
+                .map_err(|e| format!("tensor {name}: `{}`: {}", e.path(), e.inner()))
                 .and_then(|d| check_decl(&name, d, data))
                 .map_err(err)?;
             Ok((name, decl))

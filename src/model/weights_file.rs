@@ -182,7 +182,8 @@ fn entry(
         name: name.clone(),
         problem,
     };
-    let info: RawInfo = serde_json::from_value(value).map_err(|e| layout(e.to_string()))?;
+    let info: RawInfo = serde_path_to_error::deserialize(value)
+        .map_err(|e| layout(format!("`{}`: {}", e.path(), e.inner())))?;
     let dtype = parse_dtype(&info.dtype)
         .filter(|d| allowed.contains(d))
         .ok_or_else(|| WeightsError::Dtype {

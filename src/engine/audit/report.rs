@@ -213,8 +213,14 @@ pub fn read_report(path: &Path) -> anyhow::Result<AuditReport> {
             path.display()
         );
     }
-    let report: AuditReport = serde_json::from_value(value.clone())
-        .map_err(|e| anyhow::anyhow!("{}: not an audit report: {e}", path.display()))?;
+    let report: AuditReport = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not an audit report: `{}`: {}",
+            path.display(),
+            e.path(),
+            e.inner()
+        )
+    })?;
     let read_back = serde_json::to_value(&report)?;
     if let Some(key) = unknown_key(&value, &read_back, String::new()) {
         anyhow::bail!(

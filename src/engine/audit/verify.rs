@@ -30,20 +30,23 @@ const MODEL_FILES: [&str; 4] = [
 /// Check a report (hashes, chain, signature, model and corpus); see [`verify_report_with`].
 /// Empty means intact.
 pub fn verify_report(report: &AuditReport, base: &Path) -> Vec<String> {
-    verify_report_with(report, base, None)
+    verify_report_with(report, &[base], None)
 }
 
 /// Check a report: its own hash and the log's chain; its signature against the public key it
-/// carries (and, with `trusted`, that this key is one of them); then (relative paths resolved
-/// against `base`) that the model and corpus files still have the hashes it names. Returns the
-/// problems, each naming the check that failed; empty means intact.
+/// carries (and, with `trusted`, that this key is one of them); then that the model and corpus
+/// files still have the hashes it names. A relative path is looked for under each of `bases` in
+/// turn (the CLI: the current folder, then the report's): the first that exists is hashed, so
+/// a report moved with its model, or read from another folder, still finds it, and the hash
+/// decides whether it is the same. Returns the problems, each naming the check that failed;
+/// empty means intact.
 ///
 /// A signature that does not match is named only when the hashes are consistent: then the
 /// report was changed and its hashes re-computed by someone without the key. When a hash
 /// already fails, that problem says what changed, and the report fails either way.
 pub fn verify_report_with(
     report: &AuditReport,
-    base: &Path,
+    bases: &[&Path],
     trusted: Option<&TrustedKeys>,
 ) -> Vec<String> {
     let mut problems = Vec::new();
@@ -60,20 +63,40 @@ pub fn verify_report_with(
     }
     problems.extend(report.log.signature_problems());
     problems.extend(log_signer_problems(report, trusted));
-    let resolve = |p: &Path| {
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            base.join(p)
-        }
-    };
     if let Some(p) = &report.model_path {
-        problems.extend(model_problem(&resolve(p), &report.model_sha256));
+        problems.extend(match locate(p, bases, "model") {
+            Ok(p) => model_problem(&p, &report.model_sha256),
+            Err(e) => Some(e),
+        });
     }
     if let Some(p) = &report.corpus_path {
-        problems.extend(corpus_problem(&resolve(p), &report.corpus_sha256));
+        problems.extend(match locate(p, bases, "corpus") {
+            Ok(p) => corpus_problem(&p, &report.corpus_sha256),
+            Err(e) => Some(e),
+        });
     }
     problems
+}
+
+/// Where a report's path leads: itself when absolute, else the first of `bases` under which
+/// something by that name exists (a link counts: the checks that follow name what it is).
+fn locate(path: &Path, bases: &[&Path], what: &str) -> Result<PathBuf, String> {
+    if path.is_absolute() || bases.is_empty() {
+        return Ok(path.to_path_buf());
+    }
+    let mut tried: Vec<PathBuf> = bases.iter().map(|b| b.join(path)).collect();
+    if let Some(found) = tried.iter().find(|c| std::fs::symlink_metadata(c).is_ok()) {
+        return Ok(found.clone());
+    }
+    if tried.len() == 1 {
+        return Ok(tried.swap_remove(0));
+    }
+    let places: Vec<String> = tried.iter().map(|t| t.display().to_string()).collect();
+    Err(format!(
+        "the {what} named by the report ({}) is not found: looked for {}",
+        path.display(),
+        places.join(" and ")
+    ))
 }
 
 /// Log entries without a signature (a version 3 report signs each as it is logged: a missing
