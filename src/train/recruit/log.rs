@@ -180,3 +180,14 @@ impl crate::train::recruit::Recruiter {
         }
     }
 }
+
+/// The lowest ΔDL among the recruits and extensions tried in `events` (bits): how close the
+/// round's candidates came to paying.
+pub(super) fn closest_try(events: &[RecruitEvent]) -> Option<f64> {
+    events
+        .iter()
+        .filter(|e| matches!(e.kind, MoveKind::Recruit | MoveKind::Extend))
+        .filter_map(|e| e.decision.as_ref().map(|d| d.delta_dl))
+        .filter(|d| d.is_finite())
+        .reduce(f64::min)
+}

@@ -42,6 +42,9 @@ pub struct Recruiter {
     /// The step of the first of those rounds.
     #[serde(default)]
     pub(super) stale_since: Option<usize>,
+    /// The lowest ΔDL of a recruit or extension tried since the last accepted move (bits).
+    #[serde(default)]
+    pub(super) closest: Option<f64>,
     /// The training cross-entropy (moving average, nats) at the last round.
     #[serde(default)]
     pub(super) ce_at_round: Option<f64>,
@@ -190,16 +193,29 @@ impl Recruiter {
     /// every key visible, the fraction they save on the localist view): an accepted move
     /// restarts the count; a round without one counts only when the model uses context (it
     /// saves at least `min_context_gain`) and has settled (its cross-entropy fell by less than
-    /// `settle` since the previous round); otherwise the tabu list is cleared. Returns why the
-    /// round did not count, when it did not and accepted nothing.
+    /// `settle` since the previous round) and its candidates came no closer to paying (`best`,
+    /// its lowest recruit or extension ΔDL, is not more than δ below every earlier one since
+    /// the last accepted move); otherwise the tabu list is cleared. Returns why the round did
+    /// not count, when it did not and accepted nothing.
     pub(super) fn count_round(
         &mut self,
         step: usize,
         accepted: usize,
         ce: Option<f64>,
         context: Option<(f64, f64)>,
+        best: Option<f64>,
     ) -> Option<String> {
         let cfg = &self.config;
+        // A candidate's value grows with what the model learns to make of it: while the best
+        // try keeps falling by more than δ a round, the next rounds may accept it.
+        let closer = match (self.closest, best) {
+            (Some(before), Some(now)) if before - now > cfg.delta_bits => Some((before, now)),
+            _ => None,
+        };
+        self.closest = match (self.closest, best) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let learning = match (self.ce_at_round, ce) {
             (Some(before), Some(now)) if cfg.settle > 0.0 => now < before * (1.0 - cfg.settle),
             _ => false,
@@ -207,12 +223,19 @@ impl Recruiter {
         let blind = context.filter(|&(_, gain)| gain < cfg.min_context_gain);
         self.ce_at_round = ce;
         let why = if let Some((open, gain)) = blind {
+            // Negative on a model that has learned its training text by heart: context makes
+            // its held-out code longer.
+            let (by, than) = if gain < 0.0 {
+                (-gain, "more")
+            } else {
+                (gain, "fewer")
+            };
             format!(
                 "nothing accepted, but the model does not use context yet: the buffer takes \
-                 {open:.1} bits with every key visible, {:.2}% fewer than with every token \
-                 isolated (less than {:.1}%), so no block can show its value: not counted \
-                 towards the {} rounds of patience",
-                100.0 * gain,
+                 {open:.1} bits with every key visible, {:.2}% {than} than with every token \
+                 isolated (less than {:.1}% fewer), so no block can show its value: not \
+                 counted towards the {} rounds of patience",
+                100.0 * by,
                 100.0 * cfg.min_context_gain,
                 cfg.patience
             )
@@ -225,12 +248,20 @@ impl Recruiter {
                 100.0 * cfg.settle,
                 cfg.patience
             )
+        } else if let Some((before, now)) = closer {
+            format!(
+                "nothing accepted, but the candidates come closer to paying: the best try's \
+                 ΔDL {now:+.1} bits is more than δ = {:.0} below the best since the last \
+                 accepted move ({before:+.1}): not counted towards the {} rounds of patience",
+                cfg.delta_bits, cfg.patience
+            )
         } else {
             String::new()
         };
         if accepted > 0 {
             self.stale = 0;
             self.stale_since = None;
+            self.closest = None;
             None
         } else if !why.is_empty() {
             // What was rejected under a model that has learned since is worth another try.
@@ -271,99 +302,5 @@ impl Recruiter {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_round_before_the_model_reads_context_does_not_count_towards_patience() {
-        let mut r = Recruiter {
-            dl0: Some(1e6),
-            ..Recruiter::default()
-        };
-        assert_eq!(r.config.min_context_gain, 0.01);
-        // On the plateau: every key visible saves 0.4% on the isolated view.
-        let note = r.count_round(100, 0, Some(4.4), Some((1_282_222.0, 0.004)));
-        let note = note.unwrap_or_else(|| panic!("a blind round must not count"));
-        assert!(
-            note.contains("does not use context") && note.contains("0.40%"),
-            "{note}"
-        );
-        assert_eq!(r.stale, 0);
-        // Past it (11%): the round counts, and patience runs out after P of them.
-        for i in 1..=r.config.patience {
-            let step = 100 + 100 * i;
-            assert!(r.stop_reason(step - 100, 1).is_none());
-            assert_eq!(
-                r.count_round(step, 0, Some(3.9), Some((1.16e6, 0.11))),
-                None
-            );
-            assert_eq!(r.stale, i);
-        }
-        assert!(r
-            .stop_reason(400, 1)
-            .is_some_and(|why| why.contains("3 rounds")));
-        // Once blocks are recruited there is no context measure, and rounds count as before.
-        let mut r = Recruiter::default();
-        assert_eq!(r.count_round(100, 0, Some(3.9), None), None);
-        assert_eq!(r.stale, 1);
-        // Off (0): a blind round counts.
-        r.config.min_context_gain = 0.0;
-        assert_eq!(
-            r.count_round(200, 0, Some(4.4), Some((1.28e6, 0.004))),
-            None
-        );
-        assert_eq!(r.stale, 2);
-    }
-
-    #[test]
-    fn patience_spans_training_steps_not_only_rounds() {
-        // Rounds every 25 steps from step 50: three rejected rounds span 75 steps, not enough.
-        let mut r = Recruiter {
-            dl0: Some(1e6),
-            ..Recruiter::default()
-        };
-        r.config.every = 25;
-        let mut stopped_at = None;
-        for step in (50..800).step_by(25) {
-            assert_eq!(r.count_round(step, 0, None, None), None);
-            if let Some(why) = r.stop_reason(step, 1) {
-                assert!(why.contains("300 steps"), "{why}");
-                stopped_at = Some(step);
-                break;
-            }
-        }
-        // The rounds at 50, 75, …, 325 span 50 → 350: 300 steps.
-        assert_eq!(stopped_at, Some(325));
-        assert_eq!(r.stale, 12);
-        // An accepted move restarts both counts; so does switching recruitment back on.
-        assert_eq!(r.count_round(350, 1, None, None), None);
-        assert_eq!((r.stale, r.stale_since), (0, None));
-        assert_eq!(r.count_round(375, 0, None, None), None);
-        r.resume(400);
-        assert_eq!((r.stale, r.stale_since, r.stopped.clone()), (0, None, None));
-        // At the default spacing the rule is the old one: P rounds, 100 steps apart.
-        let mut r = Recruiter {
-            dl0: Some(1e6),
-            ..Recruiter::default()
-        };
-        for step in [100, 200] {
-            assert_eq!(r.count_round(step, 0, None, None), None);
-            assert!(r.stop_reason(step, 1).is_none());
-        }
-        assert_eq!(r.count_round(300, 0, None, None), None);
-        assert!(r.stop_reason(300, 1).is_some());
-    }
-
-    #[test]
-    fn a_log_from_before_the_span_keeps_stopping_on_rounds_alone() {
-        // A config saved before `patience_steps` existed reads it as 0, not as the default 300.
-        let old: RecruitConfig = serde_json::from_str(r#"{"patience": 3, "every": 25}"#)
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((old.patience, old.patience_steps), (3, 0));
-        let new = RecruitConfig::default();
-        let back: RecruitConfig = serde_json::to_string(&new)
-            .and_then(|j| serde_json::from_str(&j))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(back.patience_steps, 300);
-    }
-}
+#[path = "recruiter_tests.rs"]
+mod tests;

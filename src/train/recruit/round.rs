@@ -15,7 +15,7 @@ use crate::train::recruit::buffer::{
     block_params, buffer_stats, context_use, description_length, BufferStats,
 };
 use crate::train::recruit::config::RecruitConfig;
-use crate::train::recruit::log::{MoveKind, RecruitEvent, RoundSummary};
+use crate::train::recruit::log::{closest_try, MoveKind, RecruitEvent, RoundSummary};
 use crate::train::recruit::profile::Profile;
 use crate::train::recruit::recruiter::{Measured, Recruiter};
 use crate::train::trainer::{TrainError, Trainer, TrainerSnapshot};
@@ -331,7 +331,9 @@ impl Recruiter {
         // A try that follows an accepted move in the same round is part of a round that
         // accepted something: it does not count towards patience.
         if first {
-            if let Some(note) = self.count_round(ctx.step, accepted, trainer.ce_ema, context) {
+            let best = closest_try(&events);
+            if let Some(note) = self.count_round(ctx.step, accepted, trainer.ce_ema, context, best)
+            {
                 events.push(notice(ctx, trainer, MoveKind::Wait, note, dl_after));
             }
         }

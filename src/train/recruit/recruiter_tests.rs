@@ -1,0 +1,125 @@
+//! Unit tests of the recruiter's patience (`recruiter.rs`).
+
+use super::*;
+
+#[test]
+fn a_round_before_the_model_reads_context_does_not_count_towards_patience() {
+    let mut r = Recruiter {
+        dl0: Some(1e6),
+        ..Recruiter::default()
+    };
+    assert_eq!(r.config.min_context_gain, 0.01);
+    // On the plateau: every key visible saves 0.4% on the isolated view.
+    let note = r.count_round(100, 0, Some(4.4), Some((1_282_222.0, 0.004)), None);
+    let note = note.unwrap_or_else(|| panic!("a blind round must not count"));
+    assert!(
+        note.contains("does not use context") && note.contains("0.40%"),
+        "{note}"
+    );
+    assert_eq!(r.stale, 0);
+    // A model that learned its training text by heart codes the buffer worse with context.
+    let note = r.count_round(150, 0, Some(2.1), Some((35_117.8, -0.079)), None);
+    assert!(note.is_some_and(|n| n.contains("7.90% more than")));
+    assert_eq!(r.stale, 0);
+    // Past it (11%): the round counts, and patience runs out after P of them.
+    for i in 1..=r.config.patience {
+        let step = 100 + 100 * i;
+        assert!(r.stop_reason(step - 100, 1).is_none());
+        assert_eq!(
+            r.count_round(step, 0, Some(3.9), Some((1.16e6, 0.11)), None),
+            None
+        );
+        assert_eq!(r.stale, i);
+    }
+    assert!(r
+        .stop_reason(400, 1)
+        .is_some_and(|why| why.contains("3 rounds")));
+    // Once blocks are recruited there is no context measure, and rounds count as before.
+    let mut r = Recruiter::default();
+    assert_eq!(r.count_round(100, 0, Some(3.9), None, None), None);
+    assert_eq!(r.stale, 1);
+    // Off (0): a blind round counts.
+    r.config.min_context_gain = 0.0;
+    assert_eq!(
+        r.count_round(200, 0, Some(4.4), Some((1.28e6, 0.004)), None),
+        None
+    );
+    assert_eq!(r.stale, 2);
+}
+
+#[test]
+fn a_round_whose_candidates_come_closer_to_paying_does_not_count() {
+    // The 5-topic corpus of the README: true topics at +250, +179, then -11.8 bits.
+    let mut r = Recruiter {
+        dl0: Some(1e6),
+        ..Recruiter::default()
+    };
+    r.config.delta_bits = 64.0;
+    assert_eq!(r.count_round(100, 0, None, None, Some(250.0)), None);
+    // 71 bits closer: more than δ, so not counted, and the note says why.
+    let note = r.count_round(200, 0, None, None, Some(179.0));
+    assert!(note.is_some_and(|n| n.contains("closer to paying") && n.contains("+179.0")));
+    // 40 bits closer than the best so far: within δ, counted.
+    assert_eq!(r.count_round(300, 0, None, None, Some(139.0)), None);
+    assert_eq!(r.stale, 2);
+    // Further from paying: counted.
+    assert_eq!(r.count_round(400, 0, None, None, Some(300.0)), None);
+    assert_eq!((r.stale, r.closest), (3, Some(139.0)));
+    // An accepted move starts the comparison again.
+    assert_eq!(r.count_round(500, 1, None, None, Some(-120.0)), None);
+    assert_eq!((r.stale, r.closest), (0, None));
+    assert_eq!(r.count_round(600, 0, None, None, Some(400.0)), None);
+    assert_eq!(r.stale, 1);
+}
+
+#[test]
+fn patience_spans_training_steps_not_only_rounds() {
+    // Rounds every 25 steps from step 50: three rejected rounds span 75 steps, not enough.
+    let mut r = Recruiter {
+        dl0: Some(1e6),
+        ..Recruiter::default()
+    };
+    r.config.every = 25;
+    let mut stopped_at = None;
+    for step in (50..800).step_by(25) {
+        assert_eq!(r.count_round(step, 0, None, None, None), None);
+        if let Some(why) = r.stop_reason(step, 1) {
+            assert!(why.contains("300 steps"), "{why}");
+            stopped_at = Some(step);
+            break;
+        }
+    }
+    // The rounds at 50, 75, …, 325 span 50 → 350: 300 steps.
+    assert_eq!(stopped_at, Some(325));
+    assert_eq!(r.stale, 12);
+    // An accepted move restarts both counts; so does switching recruitment back on.
+    assert_eq!(r.count_round(350, 1, None, None, None), None);
+    assert_eq!((r.stale, r.stale_since), (0, None));
+    assert_eq!(r.count_round(375, 0, None, None, None), None);
+    r.resume(400);
+    assert_eq!((r.stale, r.stale_since, r.stopped.clone()), (0, None, None));
+    // At the default spacing the rule is the old one: P rounds, 100 steps apart.
+    let mut r = Recruiter {
+        dl0: Some(1e6),
+        ..Recruiter::default()
+    };
+    for step in [100, 200] {
+        assert_eq!(r.count_round(step, 0, None, None, None), None);
+        assert!(r.stop_reason(step, 1).is_none());
+    }
+    assert_eq!(r.count_round(300, 0, None, None, None), None);
+    assert!(r.stop_reason(300, 1).is_some());
+}
+
+#[test]
+fn a_log_from_before_the_span_keeps_stopping_on_rounds_alone() {
+    // A config saved before `patience_steps` existed reads it as 0, not as the default 300.
+    let old: RecruitConfig =
+        serde_json::from_str(r#"{"patience": 3, "every": 25}"#).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((old.patience, old.patience_steps), (3, 0));
+    let new = RecruitConfig::default();
+    let back: RecruitConfig = serde_json::to_string(&new)
+        .and_then(|j| serde_json::from_str(&j))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back.patience_steps, 300);
+}
