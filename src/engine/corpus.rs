@@ -325,6 +325,19 @@ pub fn asset_path(p: &Path) -> PathBuf {
     }
 }
 
+/// A file the program ships with (a sample model, the example rules, the bundled corpus): the
+/// copy in the program's own tree first, so that a folder of the same name under the current
+/// folder (a user's own `sample_models/`) does not stand in for it; else as
+/// [`asset_path`].
+pub fn bundled_path(p: &Path) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(p);
+    if p.is_relative() && root.exists() {
+        root
+    } else {
+        asset_path(p)
+    }
+}
+
 /// The training corpus a checkpoint's training facts record: its file (when it is one) and
 /// its SHA-256.
 pub fn recorded_corpus(training: &serde_json::Value) -> Option<(Option<PathBuf>, String)> {
@@ -358,5 +371,24 @@ pub fn sample_text(training: &serde_json::Value) -> Option<String> {
             .next()
             .map(|l| l.split(' ').take(48).collect::<Vec<_>>().join(" ")),
         CorpusSource::File { .. } => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bundled_file_is_the_programs_own_copy_not_one_under_the_current_folder() {
+        // Tests run in the package root, so the relative path exists from here too: a user
+        // path is taken as given, a bundled one from the program's tree.
+        let rel = Path::new("sample_models/tiny-clinical");
+        assert_eq!(asset_path(rel), rel);
+        let own = bundled_path(rel);
+        assert!(own.is_absolute() && own.ends_with(rel), "{}", own.display());
+        assert!(own.starts_with(env!("CARGO_MANIFEST_DIR")));
+        // Nothing bundled by that name: as given.
+        let other = Path::new("no/such/sample");
+        assert_eq!(bundled_path(other), other);
     }
 }

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use crossbeam_channel::Receiver;
 
-use crate::engine::corpus::asset_path;
+use crate::engine::corpus::bundled_path;
 use crate::engine::worker::{Command, WorkerHandle};
 use crate::studio::panels::attention::HeatmapCache;
 use crate::studio::panels::compare::CompareCache;
@@ -94,7 +94,7 @@ impl StudioApp {
             initial,
             export: None,
             autosave: None,
-            example_rules: std::fs::read_to_string(asset_path(&PathBuf::from(
+            example_rules: std::fs::read_to_string(bundled_path(&PathBuf::from(
                 "assets/rules/clinical_payments.rules",
             )))
             .unwrap_or_default(),
@@ -227,8 +227,9 @@ impl eframe::App for StudioApp {
             None
         };
         if crate::studio::tour::show(ui.ctx(), &mut self.state).is_some() {
-            let l0 =
-                asset_path(&PathBuf::from("sample_models").join(crate::studio::tour::TOUR_SAMPLE));
+            let l0 = bundled_path(
+                &PathBuf::from("sample_models").join(crate::studio::tour::TOUR_SAMPLE),
+            );
             self.state.send(Command::Load(l0));
         }
         self.serve_requests(want);

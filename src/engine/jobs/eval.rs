@@ -197,11 +197,12 @@ fn evaluate_imported(
     tok: &HfTokenizer,
     on_note: impl FnOnce(&str),
 ) -> Result<EvalOutcome> {
-    let path = asset_path(&PathBuf::from(
-        job.corpus
-            .clone()
-            .unwrap_or_else(|| "assets/corpora/shakespeare_1mb.txt".into()),
-    ));
+    let path = match &job.corpus {
+        Some(given) => asset_path(&PathBuf::from(given)),
+        None => {
+            crate::engine::corpus::bundled_path(Path::new("assets/corpora/shakespeare_1mb.txt"))
+        }
+    };
     let text = crate::data::corpus::load_corpus(&path)?;
     // Enough text for the windows asked for (about 4 characters per token).
     let take: String = text

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 
 use crate::data::tokenizer::Tokenizer;
-use crate::engine::corpus::asset_path;
+use crate::engine::corpus::bundled_path;
 use crate::engine::jobs::rules::{rule_evals_watched, RuleEval};
 use crate::files::{read_text, MAX_DOCUMENT_BYTES};
 use crate::model::backend::AttentionModel;
@@ -70,7 +70,7 @@ pub fn stream_windows(stream: &TokenStream, len: usize, n: usize) -> Vec<Vec<u32
 /// [`IMPORTED_WINDOWS`] windows of [`IMPORTED_WINDOW_TOKENS`] tokens of the bundled
 /// Shakespeare, a pretrained model's held-out text (what `localist eval` scores it on).
 pub fn imported_windows(tok: &dyn Tokenizer) -> Result<Vec<Vec<u32>>> {
-    let path = asset_path(Path::new("assets/corpora/shakespeare_1mb.txt"));
+    let path = bundled_path(Path::new("assets/corpora/shakespeare_1mb.txt"));
     let text = crate::data::corpus::load_corpus(&path)?;
     let take: String = text
         .chars()

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::engine::corpus::asset_path;
+use crate::engine::corpus::bundled_path;
 
 /// Bundled sample checkpoints.
 pub fn sample_models() -> Vec<(String, PathBuf)> {
@@ -17,7 +17,7 @@ pub fn sample_models() -> Vec<(String, PathBuf)> {
     .map(|n| {
         (
             n.to_string(),
-            asset_path(&PathBuf::from("sample_models").join(n)),
+            bundled_path(&PathBuf::from("sample_models").join(n)),
         )
     })
     .collect()
@@ -27,7 +27,7 @@ pub fn sample_models() -> Vec<(String, PathBuf)> {
 pub fn pretrained_models() -> Vec<(String, PathBuf)> {
     PRETRAINED
         .iter()
-        .map(|(name, rel)| (name.to_string(), asset_path(&PathBuf::from(rel))))
+        .map(|(name, rel)| (name.to_string(), bundled_path(&PathBuf::from(rel))))
         .filter(|(_, p)| p.exists())
         .collect()
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::engine::corpus::asset_path;
+use crate::engine::corpus::bundled_path;
 use crate::studio::panels::specialists::PoolRequest;
 use crate::studio::panels::{
     attention, audit, blocks, compare, dial, generate, model, recruitment, rules, specialists,
@@ -156,7 +156,7 @@ impl StudioApp {
             Tab::Recruitment => recruitment::show(ui, &mut self.state),
             Tab::Generate => generate::show(ui, &mut self.state),
             Tab::Specialists => {
-                let sample = asset_path(&PathBuf::from("sample_models/pool-clinical-payments"));
+                let sample = bundled_path(&PathBuf::from("sample_models/pool-clinical-payments"));
                 let held = self.state.summary.as_ref().map(|s| s.source.clone());
                 *want_pool = specialists::show(
                     ui,
