@@ -51,8 +51,12 @@ fn base_config() -> TrainConfig {
 
 /// Losses and gradients of one batch both ways; asserts they agree.
 fn compare(label: &str, cfg: &ModelConfig, config: TrainConfig, isolate: bool) {
-    let lambda = config.lambda_train;
-    let mut t = trainer(cfg, config, isolate);
+    compare_trainer(label, trainer(cfg, config, isolate));
+}
+
+/// [`compare`] on a trainer made elsewhere.
+fn compare_trainer(label: &str, mut t: Trainer) {
+    let lambda = t.config.lambda_train;
     assert!(
         t.native_applies(),
         "{label}: the native pass should take this configuration"
@@ -153,6 +157,41 @@ fn native_gradients_match_autograd() {
         },
         true,
     );
+}
+
+/// Recruitment before its first block: one open block, the penalty over positional windows
+/// (`TrainConfig::start_windows`), the anchor loss still over the one block; the same both
+/// ways, with a penalty where the open block alone has none.
+#[test]
+fn the_start_windows_penalty_trains_natively_as_autograd_does() {
+    let tiny = ModelConfig::preset("tiny", V).unwrap();
+    let open = |start_windows: Option<usize>| {
+        let mut blocks = BlockMap::single(V);
+        blocks.open_unassigned = true;
+        let model = LocalistModel::new_random(&tiny, 1, 11, &Device::Cpu).unwrap();
+        let mut rng = SplitMix64::new(12);
+        let ids: Vec<u32> = (0..4000).map(|_| rng.below(V) as u32).collect();
+        let stream = TokenStream {
+            ids,
+            targets: Vec::new(),
+        };
+        let config = TrainConfig {
+            start_windows,
+            mu_anchor: 0.1,
+            ..base_config()
+        };
+        Trainer::new(model, blocks, stream, config).unwrap()
+    };
+    let mut plain = open(None);
+    let batch = plain.next_batch();
+    let g = plain.native_gradients(&batch, 1.0).unwrap();
+    assert_eq!(g.penalty, 0.0, "one open block has no off-block group");
+    compare_trainer("one open block, windows of 8 to start", open(Some(8)));
+    // Once a second block is recruited the block map's own groups take over.
+    let mut t = open(Some(8));
+    t.blocks = BlockMap::from_assignments(V, &[(5, "b".into())], "test");
+    t.blocks.open_unassigned = true;
+    assert_eq!(t.penalty_map().num_blocks(), 2);
 }
 
 #[test]

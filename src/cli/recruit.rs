@@ -52,6 +52,11 @@ pub struct RecruitArgs {
     /// Held-out tokens in the recruitment buffer.
     #[arg(long, default_value_t = 8192)]
     pub recruit_buffer: usize,
+    /// Until the first block is recruited, train the penalty towards positional windows of
+    /// this width, as a run without --recruit does (0, the default: no penalty until then).
+    /// Closer perplexity to a run without --recruit, fewer topics found (README).
+    #[arg(long, default_value_t = RecruitConfig::default().start_windows)]
+    pub recruit_start_windows: usize,
 }
 
 impl Default for RecruitArgs {
@@ -70,6 +75,7 @@ impl Default for RecruitArgs {
             recruit_patience_steps: c.patience_steps,
             recruit_buffer: c.buffer_tokens,
             recruit_charge_anchors: false,
+            recruit_start_windows: c.start_windows,
         }
     }
 }
@@ -90,6 +96,7 @@ impl RecruitArgs {
             probe_steps: self.recruit_probe,
             second_look: self.recruit_second_look,
             charge_anchor_keys: self.recruit_charge_anchors,
+            start_windows: self.recruit_start_windows,
             ..RecruitConfig::default()
         })
     }

@@ -159,6 +159,21 @@ pub struct Outcome {
     pub stopped: bool,
 }
 
+/// A run that recruits starts from semantic blocks with its unassigned tokens open, and the
+/// penalty's start ([`RecruitConfig::start_windows`]).
+fn for_recruitment(
+    rc: &RecruitConfig,
+    blocks: &mut BlockMap,
+    train: &mut TrainConfig,
+) -> Result<()> {
+    if blocks.kind != crate::model::blocks::BlockKind::Semantic {
+        bail!("recruitment needs semantic blocks (single or a lexicon), not positional windows");
+    }
+    blocks.open_unassigned = true;
+    train.start_windows = (rc.start_windows > 0).then_some(rc.start_windows);
+    Ok(())
+}
+
 /// Set up corpus, blocks, model and trainer for a job.
 pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
     let resumed = match &job.resume {
@@ -206,15 +221,10 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
             (model, blocks, 0, None)
         }
     };
-    let train_cfg = job.train.clone();
+    let mut train_cfg = job.train.clone();
     let mut blocks = blocks;
-    if job.recruit.is_some() {
-        if blocks.kind != crate::model::blocks::BlockKind::Semantic {
-            bail!(
-                "recruitment needs semantic blocks (single or a lexicon), not positional windows"
-            );
-        }
-        blocks.open_unassigned = true;
+    if let Some(rc) = &job.recruit {
+        for_recruitment(rc, &mut blocks, &mut train_cfg)?;
     }
     let mut trainer = Trainer::new(model, blocks, train, train_cfg)?;
     if let Some(path) = &job.rules {

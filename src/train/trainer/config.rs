@@ -53,6 +53,11 @@ pub struct TrainConfig {
     /// penalty's ramp that a block given at the start gets (None: only the initial anneal).
     #[serde(default)]
     pub ramp_from: Option<usize>,
+    /// While the block map is one block with its tokens open (recruitment before its first
+    /// block), take the penalty over positional windows of this width instead (see
+    /// `RecruitConfig::start_windows`; None: the block map's own, which has no groups then).
+    #[serde(default)]
+    pub start_windows: Option<usize>,
     /// The learning rate over the run: warm-up and decay around `optimizer.lr`.
     pub schedule: LrSchedule,
 }
@@ -127,6 +132,7 @@ impl Default for TrainConfig {
             trainable: Vec::new(),
             forward_lambda: None,
             ramp_from: None,
+            start_windows: None,
             schedule: LrSchedule::default(),
         }
     }

@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Tensor, D};
 
-use crate::model::blocks::SequenceMasks;
+use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::model::dial::{layer_bias, DialSetting, LayerBias};
 use crate::model::transformer::{
     anchor_name, causal_tensor, AttentionBias, ForwardOptions, ForwardOutput, LocalistModel,
@@ -121,19 +121,29 @@ impl Trainer {
         if !(use_penalty || use_anchor) {
             return Ok((total, pen, anc));
         }
-        let masks: Vec<SequenceMasks> = batch.iter().map(|w| self.blocks.masks(&w.x)).collect();
-        let pt = PenaltyTensors::new(
-            &masks,
-            self.blocks.num_blocks(),
-            self.config.weights,
-            self.config.exempt_always_visible,
-            dev,
-        )?;
+        let tensors = |map: &BlockMap| {
+            let masks: Vec<SequenceMasks> = batch.iter().map(|w| map.masks(&w.x)).collect();
+            PenaltyTensors::new(
+                &masks,
+                map.num_blocks(),
+                self.config.weights,
+                self.config.exempt_always_visible,
+                dev,
+            )
+        };
+        let pt = tensors(&self.blocks)?;
         let layers = out.attention.len().max(1) as f64;
         if use_penalty {
+            // The penalty's groups may be the start's positional windows (`penalty_map`).
+            let map = self.penalty_map();
+            let windows = match &map {
+                std::borrow::Cow::Owned(w) => Some(tensors(w)?),
+                std::borrow::Cow::Borrowed(_) => None,
+            };
+            let groups = windows.as_ref().unwrap_or(&pt);
             let mut acc = Vec::with_capacity(out.attention.len());
             for a in &out.attention {
-                acc.push(group_lasso(a, &pt, self.config.penalty_eps)?);
+                acc.push(group_lasso(a, groups, self.config.penalty_eps)?);
             }
             pen = (Tensor::stack(&acc, 0)?.sum_all()? / layers)?;
             total = (total + (&pen * (self.config.eta * lambda))?)?;

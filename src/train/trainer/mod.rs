@@ -198,6 +198,20 @@ impl Trainer {
         Ok(stats)
     }
 
+    /// The map the penalty's groups come from: positional windows of `start_windows` while the
+    /// block map is one open block (recruitment before its first block), else the block map.
+    pub fn penalty_map(&self) -> std::borrow::Cow<'_, BlockMap> {
+        let b = &self.blocks;
+        let start = self
+            .config
+            .start_windows
+            .filter(|_| b.open_unassigned && b.num_blocks() == 1);
+        match start.and_then(|w| BlockMap::windows(w, self.config.seq_len).ok()) {
+            Some(windows) => std::borrow::Cow::Owned(windows),
+            None => std::borrow::Cow::Borrowed(b),
+        }
+    }
+
     /// A non-finite loss is an error naming the step, raised before any weight changes.
     fn check_finite(&self, total: f64) -> Result<(), TrainError> {
         let loss = total as f32;

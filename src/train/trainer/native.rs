@@ -179,13 +179,20 @@ impl Trainer {
         let c = &self.config;
         let layers = cfg.num_layers.max(1) as f64;
         let rows = (b * cfg.num_heads * t).max(1) as f64;
-        let penalty = (lambda > 0.0 && c.eta > 0.0).then(|| Penalty {
-            host: PenaltyHost::new(
-                &masks,
-                self.blocks.num_blocks(),
-                c.weights,
-                c.exempt_always_visible,
-            ),
+        let penalty = (lambda > 0.0 && c.eta > 0.0).then(|| {
+            let map = self.penalty_map();
+            let own = matches!(map, std::borrow::Cow::Borrowed(_));
+            let windows: Vec<SequenceMasks>;
+            let groups = if own {
+                &masks
+            } else {
+                windows = part.iter().map(|w| map.masks(&w.x)).collect();
+                &windows
+            };
+            PenaltyHost::new(groups, map.num_blocks(), c.weights, c.exempt_always_visible)
+        });
+        let penalty = penalty.map(|host| Penalty {
+            host,
             eps: c.penalty_eps as f32,
             factor: weight * c.eta * lambda / (layers * rows),
             scales: Vec::new(),
