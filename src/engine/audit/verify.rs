@@ -84,7 +84,13 @@ fn locate(path: &Path, bases: &[&Path], what: &str) -> Result<PathBuf, String> {
     if path.is_absolute() || bases.is_empty() {
         return Ok(path.to_path_buf());
     }
-    let mut tried: Vec<PathBuf> = bases.iter().map(|b| b.join(path)).collect();
+    let mut tried: Vec<PathBuf> = Vec::new();
+    for b in bases {
+        let candidate = b.join(path);
+        if !tried.contains(&candidate) {
+            tried.push(candidate);
+        }
+    }
     if let Some(found) = tried.iter().find(|c| std::fs::symlink_metadata(c).is_ok()) {
         return Ok(found.clone());
     }
