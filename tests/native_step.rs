@@ -187,11 +187,13 @@ fn the_start_windows_penalty_trains_natively_as_autograd_does() {
     let g = plain.native_gradients(&batch, 1.0).unwrap();
     assert_eq!(g.penalty, 0.0, "one open block has no off-block group");
     compare_trainer("one open block, windows of 8 to start", open(Some(8)));
-    // Once a second block is recruited the block map's own groups take over.
+    // Windows of 8 over 24 positions; once a second block is recruited the block map's own
+    // groups take over.
     let mut t = open(Some(8));
+    assert_eq!(t.start_windows_map().map(|w| w.num_blocks()), Some(3));
     t.blocks = BlockMap::from_assignments(V, &[(5, "b".into())], "test");
     t.blocks.open_unassigned = true;
-    assert_eq!(t.penalty_map().num_blocks(), 2);
+    assert!(t.start_windows_map().is_none());
 }
 
 #[test]

@@ -170,7 +170,7 @@ fn for_recruitment(
         bail!("recruitment needs semantic blocks (single or a lexicon), not positional windows");
     }
     blocks.open_unassigned = true;
-    train.start_windows = (rc.start_windows > 0).then_some(rc.start_windows);
+    train.start_windows = rc.start_windows_width();
     Ok(())
 }
 

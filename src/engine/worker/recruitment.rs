@@ -99,8 +99,7 @@ fn start_recruiter(session: &mut Session) {
         warmup: session.trainer.step,
         ..RecruitConfig::default()
     });
-    let start = rec.config.start_windows;
-    session.trainer.config.start_windows = (start > 0).then_some(start);
+    session.trainer.config.start_windows = rec.config.start_windows_width();
     rec.next_due = Some(session.trainer.step);
     session.trainer.blocks.open_unassigned = true;
     session.recruiter = Some(rec);

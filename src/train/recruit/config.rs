@@ -93,6 +93,13 @@ pub struct RecruitConfig {
     pub start_windows: usize,
 }
 
+impl RecruitConfig {
+    /// [`start_windows`](Self::start_windows) as the trainer takes it (None when 0).
+    pub fn start_windows_width(&self) -> Option<usize> {
+        (self.start_windows > 0).then_some(self.start_windows)
+    }
+}
+
 impl Default for RecruitConfig {
     fn default() -> Self {
         Self {

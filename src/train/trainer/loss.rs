@@ -134,12 +134,8 @@ impl Trainer {
         let pt = tensors(&self.blocks)?;
         let layers = out.attention.len().max(1) as f64;
         if use_penalty {
-            // The penalty's groups may be the start's positional windows (`penalty_map`).
-            let map = self.penalty_map();
-            let windows = match &map {
-                std::borrow::Cow::Owned(w) => Some(tensors(w)?),
-                std::borrow::Cow::Borrowed(_) => None,
-            };
+            // The penalty's groups may be the start's positional windows.
+            let windows = self.start_windows_map().map(|w| tensors(&w)).transpose()?;
             let groups = windows.as_ref().unwrap_or(&pt);
             let mut acc = Vec::with_capacity(out.attention.len());
             for a in &out.attention {

@@ -198,18 +198,15 @@ impl Trainer {
         Ok(stats)
     }
 
-    /// The map the penalty's groups come from: positional windows of `start_windows` while the
-    /// block map is one open block (recruitment before its first block), else the block map.
-    pub fn penalty_map(&self) -> std::borrow::Cow<'_, BlockMap> {
+    /// The positional windows of `start_windows` that the penalty's groups come from instead
+    /// of the block map, while the block map is one open block (recruitment before its first
+    /// block); None: the block map's own groups.
+    pub fn start_windows_map(&self) -> Option<BlockMap> {
         let b = &self.blocks;
-        let start = self
-            .config
+        self.config
             .start_windows
-            .filter(|_| b.open_unassigned && b.num_blocks() == 1);
-        match start.and_then(|w| BlockMap::windows(w, self.config.seq_len).ok()) {
-            Some(windows) => std::borrow::Cow::Owned(windows),
-            None => std::borrow::Cow::Borrowed(b),
-        }
+            .filter(|_| b.open_unassigned && b.num_blocks() == 1)
+            .and_then(|w| BlockMap::windows(w, self.config.seq_len).ok())
     }
 
     /// A non-finite loss is an error naming the step, raised before any weight changes.

@@ -180,22 +180,23 @@ impl Trainer {
         let layers = cfg.num_layers.max(1) as f64;
         let rows = (b * cfg.num_heads * t).max(1) as f64;
         let penalty = (lambda > 0.0 && c.eta > 0.0).then(|| {
-            let map = self.penalty_map();
-            let own = matches!(map, std::borrow::Cow::Borrowed(_));
-            let windows: Vec<SequenceMasks>;
-            let groups = if own {
-                &masks
-            } else {
-                windows = part.iter().map(|w| map.masks(&w.x)).collect();
-                &windows
+            let host = |masks: &[SequenceMasks], k: usize| {
+                PenaltyHost::new(masks, k, c.weights, c.exempt_always_visible)
             };
-            PenaltyHost::new(groups, map.num_blocks(), c.weights, c.exempt_always_visible)
-        });
-        let penalty = penalty.map(|host| Penalty {
-            host,
-            eps: c.penalty_eps as f32,
-            factor: weight * c.eta * lambda / (layers * rows),
-            scales: Vec::new(),
+            let host = match self.start_windows_map() {
+                Some(windows) => {
+                    let groups: Vec<SequenceMasks> =
+                        part.iter().map(|w| windows.masks(&w.x)).collect();
+                    host(&groups, windows.num_blocks())
+                }
+                None => host(&masks, self.blocks.num_blocks()),
+            };
+            Penalty {
+                host,
+                eps: c.penalty_eps as f32,
+                factor: weight * c.eta * lambda / (layers * rows),
+                scales: Vec::new(),
+            }
         });
         let anchors = if c.mu_anchor > 0.0 {
             Some(self.native_anchors(&masks, weight * c.mu_anchor / (layers * rows))?)
