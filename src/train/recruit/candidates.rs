@@ -1,5 +1,5 @@
 //! Where recruitment's moves come from: a candidate cluster of unassigned tokens that cost
-//! the most bits, grouped by co-occurrence around the most expensive one; the pair of
+//! the most bits, the co-occurrence community of the most expensive one; the pair of
 //! recruited blocks whose co-occurrence profiles are most alike; and a new block's name.
 
 use std::collections::BTreeMap;
@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use crate::data::tokenizer::Tokenizer;
 use crate::model::blocks::BlockMap;
 use crate::train::recruit::buffer::BufferStats;
-use crate::train::recruit::cluster::{cosine, otsu_cut, ppmi_vectors};
-use crate::train::recruit::profile::{otsu_separability, Profile, SEPARABILITY};
+use crate::train::recruit::cluster::{cosine, ppmi_vectors};
+use crate::train::recruit::profile::SEPARABILITY;
 use crate::train::recruit::recruiter::Recruiter;
 
 impl Recruiter {
@@ -30,9 +30,9 @@ impl Recruiter {
     }
 
     /// A candidate cluster of unassigned content tokens (the co-occurrence profile's, function
-    /// words left out), grown around a seed: seeds are the content tokens whose mean loss +
-    /// entropy on the buffer is at least the median, the one that costs the most bits first.
-    /// None when every cluster is on the tabu list.
+    /// words left out): the unassigned tokens of a seed's community. Seeds are the content
+    /// tokens whose mean loss + entropy on the buffer is at least the median, the one that
+    /// costs the most bits first. None when every cluster is on the tabu list.
     pub(super) fn candidate(&self, stats: &BufferStats, blocks: &BlockMap) -> Option<Vec<u32>> {
         let profile = self.profile.as_ref()?;
         let unassigned = |id: u32| blocks.token_block.get(id as usize) == Some(&0);
@@ -43,7 +43,15 @@ impl Recruiter {
             .filter(|&id| unassigned(id) && profile.is_content(id))
             .partition(|&id| !profile.is_boundary(id));
         for seed in seeds(stats, &pool) {
-            let cluster = grow_cluster(profile, &pool, seed);
+            let Some(community) = profile.community_of(seed) else {
+                continue;
+            };
+            let mut cluster: Vec<u32> = pool
+                .iter()
+                .copied()
+                .filter(|&id| profile.community_of(id) == Some(community))
+                .collect();
+            cluster.sort_unstable();
             if !self.tabu.contains(&cluster) {
                 return Some(cluster);
             }
@@ -74,16 +82,21 @@ impl Recruiter {
                 } else {
                     ""
                 };
+                let gap = if p.separability < SEPARABILITY {
+                    ", set apart by a gap"
+                } else {
+                    ""
+                };
                 format!(
-                    "co-occurrence cluster; {} function-like tokens kept out (neighbour \
-                     divergence < {t:.2} bits, separability {:.2}): {}{more}",
+                    "co-occurrence community; {} function-like tokens kept out (neighbour \
+                     divergence < {t:.2} bits, separability {:.2}{gap}): {}{more}",
                     words.len(),
                     p.separability,
                     shown.join(" ")
                 )
             }
             None => format!(
-                "co-occurrence cluster; no function-like tokens (separability {:.2})",
+                "co-occurrence community; no function-like tokens (separability {:.2})",
                 p.separability
             ),
         }
@@ -179,68 +192,6 @@ fn seeds(stats: &BufferStats, pool: &[u32]) -> Vec<u32> {
         .collect();
     out.extend(rest);
     out
-}
-
-/// The mean of `ids`' PPMI rows (None when none is profiled).
-fn centroid(profile: &Profile, ids: &[u32]) -> Option<Vec<f64>> {
-    let rows: Vec<&[f64]> = ids.iter().filter_map(|&id| profile.row(id)).collect();
-    let first = rows.first()?;
-    let mut c = vec![0f64; first.len()];
-    for r in &rows {
-        for (x, v) in c.iter_mut().zip(r.iter()) {
-            *x += v / rows.len() as f64;
-        }
-    }
-    Some(c)
-}
-
-/// The cluster around `seed` (sorted ids): the pool's tokens whose PPMI row is close to the
-/// cluster's centroid, refined until it stops changing (at most 6 passes). Close means at
-/// least half the mean similarity of the upper class of Otsu's split (where the pool holds
-/// several topics this is Otsu's cut, and where it holds one it keeps them all), less a
-/// clearly separated lower class among those (a token that co-occurs with the group only in
-/// part, such as a marker between two topics), which is left to an extension move in bits.
-fn grow_cluster(profile: &Profile, pool: &[u32], seed: u32) -> Vec<u32> {
-    let mut cluster = vec![seed];
-    for _ in 0..6 {
-        let Some(centre) = centroid(profile, &cluster) else {
-            return cluster;
-        };
-        // The seed alone is no evidence: its similarity with itself stays out of the split.
-        let mut sims: Vec<(f64, u32)> = pool
-            .iter()
-            .filter(|&&id| cluster.len() > 1 || id != seed)
-            .filter_map(|&id| profile.row(id).map(|r| (cosine(&centre, r), id)))
-            .collect();
-        sims.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-        let values: Vec<f64> = sims.iter().map(|s| s.0).collect();
-        let cut = otsu_cut(&values).max(1);
-        let upper_mean = values.iter().take(cut).sum::<f64>() / cut as f64;
-        let close: Vec<f64> = values
-            .iter()
-            .copied()
-            .take_while(|&v| v >= 0.5 * upper_mean && v > 0.0)
-            .collect();
-        // Within the close ones, a clearly lower class of a few (at most a quarter: tokens that
-        // co-occur with this group only in part, such as a marker between two topics) stays
-        // out.
-        let (inner, separability) = otsu_separability(&close);
-        let keep = if separability >= SEPARABILITY && 4 * (close.len() - inner) <= close.len() {
-            inner
-        } else {
-            close.len()
-        };
-        let mut next: Vec<u32> = sims.iter().take(keep.max(1)).map(|s| s.1).collect();
-        if !next.contains(&seed) {
-            next.push(seed);
-        }
-        next.sort_unstable();
-        if next == cluster {
-            break;
-        }
-        cluster = next;
-    }
-    cluster
 }
 
 /// A token as part of a block name, on one line: trimmed, control characters left out; a

@@ -62,6 +62,7 @@ mod buffer;
 mod buffer_native;
 mod candidates;
 mod cluster;
+mod community;
 mod config;
 mod log;
 mod maps;
