@@ -348,6 +348,77 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// `blocks --communities TEXT` gives a checkpoint the co-occurrence communities recruitment
+/// draws its candidates from; on the bundled clinical model and its corpus they are the
+/// lexicon's content categories (ARI ≥ 0.9). A text that is not there is named.
+#[test]
+fn communities_blocks_are_the_lexicon_categories_of_the_clinical_corpus() {
+    use localist::train::recruit::adjusted_rand_index;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("comm");
+    let clinical = root().join("sample_models/tiny-clinical");
+    let o = localist(&[
+        "blocks",
+        "-c",
+        clinical.to_str().unwrap(),
+        "--communities",
+        "synthetic:4000",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let syn = dir.path().join("syn");
+    let o = localist(&["synth", "--records", "4000", "-o", syn.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let read = |p: std::path::PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let blocks = read(out.join("blocks.json"));
+    let config = read(out.join("config.json"));
+    let vocab: Vec<&str> = config["tokenizer"]["vocab"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap_or(""))
+        .collect();
+    let token_block = blocks["token_block"].as_array().unwrap();
+    let (mut found, mut want) = (Vec::new(), Vec::new());
+    let lexicon = std::fs::read_to_string(syn.join("lexicon.tsv")).unwrap();
+    let mut categories: Vec<&str> = Vec::new();
+    for line in lexicon.lines() {
+        let (word, category) = line.split_once('\t').unwrap();
+        let Some(id) = vocab.iter().position(|v| *v == word) else {
+            continue;
+        };
+        if category == "function" {
+            continue;
+        }
+        if !categories.contains(&category) {
+            categories.push(category);
+        }
+        found.push(token_block[id].as_u64().unwrap() as usize);
+        want.push(categories.iter().position(|c| *c == category).unwrap());
+    }
+    let ari = adjusted_rand_index(&found, &want);
+    assert!(
+        found.len() > 150 && ari >= 0.9,
+        "ARI {ari:.3} over {} words",
+        found.len()
+    );
+    assert_fails_with(
+        &localist(&[
+            "blocks",
+            "-c",
+            clinical.to_str().unwrap(),
+            "--communities",
+            "/no/such/text.txt",
+            "-o",
+            dir.path().join("none").to_str().unwrap(),
+        ]),
+        &["/no/such/text.txt"],
+    );
+}
+
 #[test]
 fn kmeans_blocks_and_synth_write_usable_outputs() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,6 @@
-//! `localist blocks`: give a checkpoint a new block map (k-means over its input embeddings, or
-//! a lexicon file) and write it as a new checkpoint with fresh anchor keys.
+//! `localist blocks`: give a checkpoint a new block map (k-means over its input embeddings, a
+//! lexicon file, or the co-occurrence communities of a text) and write it as a new checkpoint
+//! with fresh anchor keys.
 
 use std::path::PathBuf;
 
@@ -7,6 +8,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use crate::cli::flags::{count_in, MAX_CLUSTERS};
+use crate::engine::corpus::CorpusSource;
 use crate::engine::jobs::blocks::{rebuild_blocks, BlockSource};
 
 /// Arguments of `localist blocks`.
@@ -19,8 +21,13 @@ pub struct BlocksArgs {
     #[arg(long, conflicts_with = "lexicon")]
     pub kmeans: Option<usize>,
     /// Or assign blocks from a lexicon file (word<TAB>block).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "communities")]
     pub lexicon: Option<PathBuf>,
+    /// Or the co-occurrence communities of a text (a file, or `synthetic[:N]`, `topics:K`):
+    /// the groups `train --recruit` draws its candidates from, read with the checkpoint's
+    /// tokenizer. Function-like tokens stay unassigned.
+    #[arg(long, conflicts_with = "kmeans")]
+    pub communities: Option<String>,
     /// Seed for k-means.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -31,12 +38,13 @@ pub struct BlocksArgs {
 
 /// Run `localist blocks`.
 pub fn run(args: BlocksArgs) -> Result<()> {
-    let source = match (args.kmeans, &args.lexicon) {
-        (Some(k), None) => BlockSource::KMeans {
+    let source = match (args.kmeans, &args.lexicon, &args.communities) {
+        (Some(k), None, None) => BlockSource::KMeans {
             k: count_in("--kmeans", k, MAX_CLUSTERS)?,
         },
-        (None, Some(path)) => BlockSource::Lexicon(path.clone()),
-        _ => bail!("pass --kmeans K or --lexicon PATH"),
+        (None, Some(path), None) => BlockSource::Lexicon(path.clone()),
+        (None, None, Some(text)) => BlockSource::Communities(CorpusSource::parse(text, 0)?),
+        _ => bail!("pass one of --kmeans K, --lexicon PATH or --communities TEXT"),
     };
     crate::cli::output::check_model_out(&args.out)?;
     let sizes = rebuild_blocks(&args.checkpoint, &source, args.seed, &args.out)?;

@@ -1,15 +1,19 @@
-//! A checkpoint with a new block map (k-means over its input embeddings, or a lexicon file),
-//! saved as a new checkpoint with fresh anchor keys.
+//! A checkpoint with a new block map (k-means over its input embeddings, a lexicon file, or
+//! the co-occurrence communities of a text), saved as a new checkpoint with fresh anchor keys.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::analysis::kmeans::kmeans;
 use crate::data::lexicon::Lexicon;
+use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
+use crate::engine::corpus::{prepare_corpus, CorpusSource, TokenizerKind};
 use crate::engine::jobs::model::open_checkpoint;
 use crate::model::blocks::BlockMap;
 use crate::model::checkpoint::save_checkpoint;
+use crate::train::recruit::{name_part, Profile};
 
 /// Where the new blocks come from.
 #[derive(Clone, Debug)]
@@ -21,6 +25,10 @@ pub enum BlockSource {
     },
     /// A lexicon file (`word<TAB>block` lines).
     Lexicon(PathBuf),
+    /// The co-occurrence communities of a text, read with the checkpoint's tokenizer: the
+    /// groups block recruitment draws its candidates from (function-like tokens and tokens
+    /// between two communities stay unassigned).
+    Communities(CorpusSource),
 }
 
 /// Give the checkpoint at `from` the blocks of `source`, reset its anchor keys (seeded by
@@ -54,6 +62,12 @@ pub fn rebuild_blocks(
                 &format!("k-means k={k} over input embeddings"),
             )
         }
+        BlockSource::Communities(source) => {
+            let spec: TokenizerSpec = serde_json::from_value(ck.meta.tokenizer.clone())
+                .with_context(|| format!("{}: tokenizer in config.json", from.display()))?;
+            let corpus = prepare_corpus(source, TokenizerKind::Word, Some(&spec))?;
+            communities_map(&corpus.stream.ids, tok.as_ref(), &source.label())
+        }
         BlockSource::Lexicon(path) => {
             let lex = Lexicon::load(path)?;
             let pairs: Vec<(u32, String)> = lex
@@ -71,4 +85,33 @@ pub fn rebuild_blocks(
     ck.model.reset_anchors(map.num_blocks(), seed)?;
     save_checkpoint(out, &ck.meta, &map, &ck.model, None)?;
     Ok(map.names.iter().cloned().zip(map.block_sizes()).collect())
+}
+
+/// The block map of `ids`' co-occurrence communities ([`Profile`], ±4 tokens, tokens seen at
+/// least 5 times), each block named after its two most frequent tokens.
+pub fn communities_map(ids: &[u32], tok: &dyn Tokenizer, what: &str) -> BlockMap {
+    let profile = Profile::measure(ids, 4, 5);
+    // Profile rows are ranked by frequency, so a community's first rows are its most frequent.
+    let mut members: BTreeMap<usize, Vec<(usize, u32)>> = BTreeMap::new();
+    for (&id, &row) in &profile.index {
+        if let Some(c) = profile.community_of(id) {
+            members.entry(c).or_default().push((row, id));
+        }
+    }
+    let mut pairs: Vec<(u32, String)> = Vec::new();
+    for list in members.values_mut() {
+        list.sort_unstable();
+        let name: Vec<String> = list
+            .iter()
+            .take(2)
+            .map(|&(_, id)| name_part(&tok.token_str(id)))
+            .collect();
+        let name = name.join("·");
+        pairs.extend(list.iter().map(|&(_, id)| (id, name.clone())));
+    }
+    BlockMap::from_assignments(
+        tok.vocab_size(),
+        &pairs,
+        &format!("co-occurrence communities of {what}"),
+    )
 }

@@ -196,7 +196,7 @@ fn seeds(stats: &BufferStats, pool: &[u32]) -> Vec<u32> {
 
 /// A token as part of a block name, on one line: trimmed, control characters left out; a
 /// token of whitespace alone written with escapes (`\n`, `\t`) and a space as `␣`.
-pub(super) fn name_part(token: &str) -> String {
+pub fn name_part(token: &str) -> String {
     let t = token.trim();
     if t.is_empty() {
         return token.escape_debug().to_string().replace(' ', "␣");

@@ -74,6 +74,7 @@ mod round;
 mod second_look;
 
 pub use buffer::{block_params, buffer_stats, description_length, localist_view, BufferStats};
+pub use candidates::name_part;
 pub use cluster::{adjusted_rand_index, otsu_cut};
 pub use config::RecruitConfig;
 pub use log::{MoveKind, RecruitEvent, RoundSummary};
