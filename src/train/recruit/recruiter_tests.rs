@@ -9,6 +9,8 @@ fn a_round_before_the_model_reads_context_does_not_count_towards_patience() {
         ..Recruiter::default()
     };
     assert_eq!(r.config.min_context_gain, 0.01);
+    // Patience by rounds 100 steps apart (the span is the next test's).
+    r.config.patience_steps = 300;
     // On the plateau: every key visible saves 0.4% on the isolated view.
     let note = r.count_round(100, 0, Some(4.4), Some((1_282_222.0, 0.004)), None);
     let note = note.unwrap_or_else(|| panic!("a blind round must not count"));
@@ -84,36 +86,36 @@ fn patience_spans_training_steps_not_only_rounds() {
     for step in (50..800).step_by(25) {
         assert_eq!(r.count_round(step, 0, None, None, None), None);
         if let Some(why) = r.stop_reason(step, 1) {
-            assert!(why.contains("300 steps"), "{why}");
+            assert!(why.contains("500 steps"), "{why}");
             stopped_at = Some(step);
             break;
         }
     }
-    // The rounds at 50, 75, …, 325 span 50 → 350: 300 steps.
-    assert_eq!(stopped_at, Some(325));
-    assert_eq!(r.stale, 12);
+    // The rounds at 50, 75, …, 525 span 50 → 550: 500 steps.
+    assert_eq!(stopped_at, Some(525));
+    assert_eq!(r.stale, 20);
     // An accepted move restarts both counts; so does switching recruitment back on.
-    assert_eq!(r.count_round(350, 1, None, None, None), None);
+    assert_eq!(r.count_round(550, 1, None, None, None), None);
     assert_eq!((r.stale, r.stale_since), (0, None));
-    assert_eq!(r.count_round(375, 0, None, None, None), None);
-    r.resume(400);
+    assert_eq!(r.count_round(575, 0, None, None, None), None);
+    r.resume(600);
     assert_eq!((r.stale, r.stale_since, r.stopped.clone()), (0, None, None));
-    // At the default spacing the rule is the old one: P rounds, 100 steps apart.
+    // At the default spacing, 5 rounds 100 steps apart.
     let mut r = Recruiter {
         dl0: Some(1e6),
         ..Recruiter::default()
     };
-    for step in [100, 200] {
+    for step in [100, 200, 300, 400] {
         assert_eq!(r.count_round(step, 0, None, None, None), None);
         assert!(r.stop_reason(step, 1).is_none());
     }
-    assert_eq!(r.count_round(300, 0, None, None, None), None);
-    assert!(r.stop_reason(300, 1).is_some());
+    assert_eq!(r.count_round(500, 0, None, None, None), None);
+    assert!(r.stop_reason(500, 1).is_some());
 }
 
 #[test]
 fn a_log_from_before_the_span_keeps_stopping_on_rounds_alone() {
-    // A config saved before `patience_steps` existed reads it as 0, not as the default 300.
+    // A config saved before `patience_steps` existed reads it as 0, not as the default 500.
     let old: RecruitConfig =
         serde_json::from_str(r#"{"patience": 3, "every": 25}"#).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!((old.patience, old.patience_steps), (3, 0));
@@ -121,5 +123,5 @@ fn a_log_from_before_the_span_keeps_stopping_on_rounds_alone() {
     let back: RecruitConfig = serde_json::to_string(&new)
         .and_then(|j| serde_json::from_str(&j))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(back.patience_steps, 300);
+    assert_eq!(back.patience_steps, 500);
 }
