@@ -273,13 +273,7 @@ fn the_profile_sets_function_words_apart() {
         let (ids, stream) = word_stream(&corpus.text);
         let p = Profile::measure(&stream, 4, 5);
         assert!(p.threshold_bits.is_some(), "K={k}: no clear split");
-        for w in &corpus.function_words {
-            let id = ids.get(w.as_str()).copied().unwrap_or(u32::MAX);
-            assert!(
-                !p.is_content(id),
-                "K={k}: function word {w} taken for content"
-            );
-        }
+        assert_function_words_apart(&p, &ids, &corpus, k);
         let markers: Vec<&str> = corpus.topic_names.iter().map(String::as_str).collect();
         for (w, _) in &corpus.truth {
             if markers.contains(&w.as_str()) {
@@ -291,6 +285,22 @@ fn the_profile_sets_function_words_apart() {
                 "K={k}: topic word {w} taken for a function word"
             );
         }
+    }
+}
+
+/// Every function word of `corpus` is function-like in the profile `p`.
+fn assert_function_words_apart(
+    p: &Profile,
+    ids: &BTreeMap<&str, u32>,
+    corpus: &TopicCorpus,
+    k: usize,
+) {
+    for w in &corpus.function_words {
+        let id = ids.get(w.as_str()).copied().unwrap_or(u32::MAX);
+        assert!(
+            !p.is_content(id),
+            "K={k}: function word {w} taken for content"
+        );
     }
 }
 
@@ -331,13 +341,7 @@ fn on_a_small_text_the_profile_finds_function_words_and_topics() {
         });
         let (ids, stream) = word_stream(&corpus.text);
         let p = Profile::measure(&stream, 4, 5);
-        for w in &corpus.function_words {
-            let id = ids.get(w.as_str()).copied().unwrap_or(u32::MAX);
-            assert!(
-                !p.is_content(id),
-                "K={k}: function word {w} taken for content"
-            );
-        }
+        assert_function_words_apart(&p, &ids, &corpus, k);
         let markers: Vec<&str> = corpus.topic_names.iter().map(String::as_str).collect();
         let (mut found, mut want) = (Vec::new(), Vec::new());
         for (i, (w, topic)) in corpus.truth.iter().enumerate() {
