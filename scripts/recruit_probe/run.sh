@@ -1,5 +1,5 @@
 #!/bin/bash
-# Recruitment on corpora of the independent generator (gen.py), with the README's command.
+# Recruitment on corpora of the independent generator (gen.py), with the sample command at the default round spacing.
 # Usage: scripts/recruit_probe/run.sh [OUT_DIR]   (BIN: the localist binary to run)
 # Prints one line per corpus: its knobs, the ARI, held-out perplexity and the round cost.
 set -euo pipefail

@@ -1,10 +1,11 @@
 #!/bin/bash
 # Recruitment on N corpora of the independent generator (gen.py) whose knobs are drawn at random
 # (K 2-8, function words 0-40%, markers on or off, theme 3-6, segment lengths, 200-8,000
-# documents, real or made-up words, theme fraction 0.9 or 1.0), each with the README's command,
-# two at a time. Usage: BIN=... scripts/recruit_probe/sweep.sh [OUT_DIR] [N=12] [SEED=2026]
-# FLAGS="..." adds options to each train command (e.g. the issue's own
-# FLAGS="--recruit-warmup 50 --recruit-every 25").
+# documents, real or made-up words, theme fraction 0.9 or 1.0), each with the sample command
+# at the default round spacing, two at a time.
+# Usage: BIN=... scripts/recruit_probe/sweep.sh [OUT_DIR] [N=12] [SEED=2026]
+# FLAGS="..." adds options to each train command; the README's sample command itself is
+# FLAGS="--recruit-warmup 50 --recruit-every 25" (the issue's flags).
 # Prints one line per corpus: its knobs, the ARI, held-out perplexity and the seconds it took.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
