@@ -84,3 +84,74 @@ fn nested_passes_and_a_pool_of_one_are_plain_calls() {
     let one = pool(1);
     assert_eq!(one.install(|| with_pool_awake(|| 5)), 5);
 }
+
+/// The tiny model's capture called from outside any pool runs as an awake pass, its products
+/// cut over the global pool's threads; from inside a pool of one it runs plain, uncut. The two
+/// must give the same attention, metrics and logits (each element of a cut product is the
+/// same sum over the same inputs). Tests run with RAYON_NUM_THREADS=1 (`.cargo/config.toml`),
+/// so this runs the check in a child process of this binary whose global pool has two threads.
+#[test]
+fn a_capture_cut_over_threads_is_the_capture_on_one() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "cut_capture_in_a_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("RAYON_NUM_THREADS", "2")
+        .env("LOCALIST_CUT_CAPTURE_CHILD", "1")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "the child failed:\n{text}"
+    );
+    assert!(
+        text.contains("cut over 2 threads"),
+        "the child did not run the check:\n{text}"
+    );
+}
+
+/// The child of [`a_capture_cut_over_threads_is_the_capture_on_one`] (does nothing elsewhere).
+#[test]
+#[ignore = "run by a_capture_cut_over_threads_is_the_capture_on_one in a child process"]
+fn cut_capture_in_a_child() {
+    use candle_core::Device;
+    use localist::model::blocks::BlockMap;
+    use localist::model::capture::capture;
+    use localist::model::config::ModelConfig;
+    use localist::model::dial::DialSetting;
+    use localist::model::transformer::LocalistModel;
+    if std::env::var_os("LOCALIST_CUT_CAPTURE_CHILD").is_none() {
+        return;
+    }
+    assert_eq!(rayon::current_num_threads(), 2);
+    let cfg = ModelConfig::preset("tiny", 96).unwrap();
+    let blocks = BlockMap::windows(8, 64).unwrap();
+    let m = LocalistModel::new_random(&cfg, blocks.num_blocks(), 3, &Device::Cpu).unwrap();
+    let ids: Vec<u32> = (0..64u32).map(|i| (i * 37 + 11) % 96).collect();
+    let dial = DialSetting::bias(0.5);
+    let one = pool(1).install(|| capture(&m, &blocks, &ids, &dial).unwrap());
+    let cut = capture(&m, &blocks, &ids, &dial).unwrap();
+    let close = |a: &[f32], b: &[f32], what: &str| {
+        assert_eq!(a.len(), b.len(), "{what}: lengths");
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 1e-5, "{what}: differs by {worst}");
+    };
+    close(&one.logits, &cut.logits, "logits");
+    assert_eq!(one.heads.len(), cut.heads.len());
+    for (a, b) in one.heads.iter().zip(&cut.heads) {
+        let at = format!("layer {} head {}", a.layer, a.head);
+        close(&a.attention, &b.attention, &format!("{at} attention"));
+        close(&a.entropy_bits, &b.entropy_bits, &format!("{at} entropy"));
+        close(&a.block_mass, &b.block_mass, &format!("{at} block mass"));
+    }
+    println!("capture cut over 2 threads: the same as on one");
+}

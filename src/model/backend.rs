@@ -33,7 +33,7 @@ pub struct ModelDims {
 }
 
 /// A model whose attention can be captured and dialled.
-pub trait AttentionModel {
+pub trait AttentionModel: Sync {
     /// Its shape.
     fn dims(&self) -> ModelDims;
     /// Where its tensors live.

@@ -24,6 +24,11 @@ thread_local! {
     static IN_PASS: Cell<bool> = const { Cell::new(false) };
 }
 
+/// True while this thread runs a pass under [`with_pool_awake`] with partners kept awake.
+pub fn in_pass() -> bool {
+    IN_PASS.with(Cell::get)
+}
+
 /// Sets the flag when dropped, and clears this thread's [`IN_PASS`]: the spinners end even if
 /// the pass panics.
 struct Done<'a>(&'a AtomicBool);

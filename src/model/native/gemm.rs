@@ -168,7 +168,7 @@ pub fn matmul(
 }
 
 /// Products of at least this many multiply-adds are cut over the pool's threads.
-const SPLIT_WORK: usize = 1 << 23;
+pub const SPLIT_WORK: usize = 1 << 23;
 
 /// dst [out, T] += w [out, k] · a [k, T] with the weight as stored ([out, in], row-major):
 /// gemm reads it as its right operand, which it does not pack, so a product over a few
@@ -180,7 +180,20 @@ pub fn weight_product(
     k: usize,
     a: View<'_>,
 ) -> Result<(), NativeError> {
-    weight_product_with(dst, w, k, a, true)
+    weight_product_with(dst, w, k, a, true, SPLIT_WORK)
+}
+
+/// [`weight_product`] cut over the pool's threads from `min_work` multiply-adds (a pass whose
+/// partners are kept awake, [`crate::model::native::awake`], hands a part over in
+/// microseconds, so a smaller product pays for the cut).
+pub fn weight_product_from(
+    dst: &mut [f32],
+    w: &[f32],
+    k: usize,
+    a: View<'_>,
+    min_work: usize,
+) -> Result<(), NativeError> {
+    weight_product_with(dst, w, k, a, true, min_work)
 }
 
 /// dst [out, T] = w [out, k] · a [k, T]: [`weight_product`] written, not added (dst need not
@@ -191,7 +204,7 @@ pub fn weight_product_into(
     k: usize,
     a: View<'_>,
 ) -> Result<(), NativeError> {
-    weight_product_with(dst, w, k, a, false)
+    weight_product_with(dst, w, k, a, false, SPLIT_WORK)
 }
 
 /// [`weight_product`] (`accumulate`) or [`weight_product_into`].
@@ -201,12 +214,13 @@ fn weight_product_with(
     k: usize,
     a: View<'_>,
     accumulate: bool,
+    min_work: usize,
 ) -> Result<(), NativeError> {
     use rayon::prelude::*;
     let t = a.cols;
     let out = w.len() / k.max(1);
     let threads = rayon::current_num_threads();
-    let parts = if out * k * t >= SPLIT_WORK {
+    let parts = if out * k * t >= min_work {
         threads.min(out / 16).max(1)
     } else {
         1

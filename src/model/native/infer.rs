@@ -12,7 +12,7 @@ use crate::model::config::Activation;
 use crate::model::gelu::gelu_rows;
 use crate::model::native::cols::{bias_rows, layer_norm_cols, transpose};
 use crate::model::native::forward::embed;
-use crate::model::native::gemm::{weight_product, View, ViewMut};
+use crate::model::native::gemm::{weight_product_from, View, ViewMut, SPLIT_WORK};
 use crate::model::native::heads::{attend, HeadScratch, HeadViews, HostBias};
 use crate::model::native::params::{LayerRefs, ParamRefs};
 use crate::model::native::NativeError;
@@ -86,6 +86,20 @@ pub fn infer(
     Ok(out)
 }
 
+/// Products of at least this many multiply-adds are cut over the pool's threads in a pass
+/// whose partners are kept awake (the tiny model's 64-token products are 1–4 million).
+const SPLIT_AWAKE: usize = 1 << 18;
+
+/// dst += w · a, cut over the pool's threads when the product is large enough for its pass.
+fn product(dst: &mut [f32], w: &[f32], k: usize, a: View<'_>) -> Result<(), NativeError> {
+    let min = if crate::model::native::awake::in_pass() {
+        SPLIT_AWAKE
+    } else {
+        SPLIT_WORK
+    };
+    weight_product_from(dst, w, k, a, min)
+}
+
 /// Next-token logits [T, V] from the last residual stream.
 fn logits(
     p: &ParamRefs<'_>,
@@ -98,7 +112,7 @@ fn logits(
     let head = if p.head_w.is_empty() { p.tok } else { p.head_w };
     let mut lt = vec![0f32; v * t];
     bias_rows(&mut lt, p.head_b, t, false);
-    weight_product(&mut lt, head, d, View::full(&b.a, d, t))?;
+    product(&mut lt, head, d, View::full(&b.a, d, t))?;
     let mut logits = vec![0f32; t * v];
     transpose(&lt, v, t, &mut logits);
     Ok(logits)
@@ -181,7 +195,7 @@ fn attention_layer(
     let Shape { t, d, h, dh, .. } = *sh;
     b.norm(lp.ln1_w, lp.ln1_b, eps, t);
     bias_rows(&mut b.qkv, lp.qkv_b, t, false);
-    weight_product(&mut b.qkv, lp.qkv_w, d, View::full(&b.a, d, t))?;
+    product(&mut b.qkv, lp.qkv_w, d, View::full(&b.a, d, t))?;
     let (mut att, mut z, mut q) = (
         vec![0f32; h * t * t],
         vec![0f32; h * t * t],
@@ -209,7 +223,7 @@ fn attention_layer(
         transpose(src, dh, t, qh);
     }
     bias_rows(&mut b.x, lp.proj_b, t, true);
-    weight_product(&mut b.x, lp.proj_w, d, View::full(&b.y, d, t))?;
+    product(&mut b.x, lp.proj_w, d, View::full(&b.y, d, t))?;
     Ok((att, z, q))
 }
 
@@ -224,11 +238,11 @@ fn mlp_layer(
     let Shape { t, d, f, .. } = *sh;
     b.norm(lp.ln2_w, lp.ln2_b, eps, t);
     bias_rows(&mut b.u, lp.fc1_b, t, false);
-    weight_product(&mut b.u, lp.fc1_w, d, View::full(&b.a, d, t))?;
+    product(&mut b.u, lp.fc1_w, d, View::full(&b.a, d, t))?;
     match act {
         Activation::GeluTanh => gelu_rows(&b.u, &mut b.g),
         Activation::Relu => b.g.iter_mut().zip(&b.u).for_each(|(g, u)| *g = u.max(0.0)),
     }
     bias_rows(&mut b.x, lp.fc2_b, t, true);
-    weight_product(&mut b.x, lp.fc2_w, f, View::full(&b.g, f, t))
+    product(&mut b.x, lp.fc2_w, f, View::full(&b.g, f, t))
 }
