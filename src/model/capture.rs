@@ -9,7 +9,6 @@
 //! a layer's attention or in the logits ([`crate::model::finite`]) is an error naming the layer
 //! and head, never a capture whose metrics read as a perfect score.
 
-use crate::model::native::awake::with_pool_awake;
 use candle_core::{Device, Tensor};
 
 use crate::model::attention::AttentionBias;
@@ -22,6 +21,7 @@ use crate::model::capture_memory::check_capture_memory;
 use crate::model::capture_rows::{with_f32, Chunk};
 use crate::model::dial::{layer_bias, DialSetting};
 use crate::model::finite::check_logits;
+use crate::model::native::awake::with_pool_awake;
 use crate::model::transformer::ModelError;
 
 /// Build the per-layer bias tensors of one sequence under a dial.
@@ -100,7 +100,7 @@ pub fn capture_masked(
 /// layers run as one pass on rayon's pool with its other threads kept awake
 /// ([`with_pool_awake`]), when called from outside the pool: at 64 tokens the parts cut over
 /// two threads are tens of microseconds, shorter than waking a sleeping thread (the tiny
-/// model's capture went from 1.0–1.2 ms to 0.64–0.92 ms at two threads on a 2-vCPU Zen 4).
+/// model's 64-token capture at two threads: README, "Speed").
 fn capture_with(
     model: &dyn AttentionModel,
     blocks: &BlockMap,
