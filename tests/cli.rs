@@ -357,15 +357,18 @@ fn communities_blocks_are_the_lexicon_categories_of_the_clinical_corpus() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("comm");
     let clinical = root().join("sample_models/tiny-clinical");
-    let o = localist(&[
-        "blocks",
-        "-c",
-        clinical.to_str().unwrap(),
-        "--communities",
-        "synthetic:4000",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let communities = |text: &str, out: &Path| {
+        localist(&[
+            "blocks",
+            "-c",
+            clinical.to_str().unwrap(),
+            "--communities",
+            text,
+            "-o",
+            out.to_str().unwrap(),
+        ])
+    };
+    let o = communities("synthetic:4000", &out);
     assert!(o.status.success(), "{}", stderr(&o));
     let syn = dir.path().join("syn");
     let o = localist(&["synth", "--records", "4000", "-o", syn.to_str().unwrap()]);
@@ -406,15 +409,7 @@ fn communities_blocks_are_the_lexicon_categories_of_the_clinical_corpus() {
         found.len()
     );
     assert_fails_with(
-        &localist(&[
-            "blocks",
-            "-c",
-            clinical.to_str().unwrap(),
-            "--communities",
-            "/no/such/text.txt",
-            "-o",
-            dir.path().join("none").to_str().unwrap(),
-        ]),
+        &communities("/no/such/text.txt", &dir.path().join("none")),
         &["/no/such/text.txt"],
     );
 }
