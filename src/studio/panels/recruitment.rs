@@ -16,7 +16,7 @@ const ORANGE: Color32 = Color32::from_rgb(230, 140, 40);
 const RED: Color32 = Color32::from_rgb(210, 60, 60);
 const TEAL: Color32 = Color32::from_rgb(40, 170, 170);
 
-/// The marker colour of an event: accepted recruit green, extension teal, merge blue, prune orange, rejected
+/// The marker colour of an event: accepted recruit green, extension or reassignment teal, merge blue, prune orange, rejected
 /// grey (as is a round not counted because the model was still learning), stop red.
 pub fn event_color(e: &RecruitEvent) -> Color32 {
     let accepted = e
@@ -27,7 +27,7 @@ pub fn event_color(e: &RecruitEvent) -> Color32 {
         (MoveKind::Stop, _) => RED,
         (MoveKind::Wait, _) | (_, false) => GREY,
         (MoveKind::Recruit, true) => GREEN,
-        (MoveKind::Extend, true) => TEAL,
+        (MoveKind::Extend | MoveKind::Reassign, true) => TEAL,
         (MoveKind::Merge, true) => BLUE,
         (MoveKind::Prune, true) => ORANGE,
     }
@@ -244,7 +244,7 @@ fn timeline(ui: &mut egui::Ui, rec: &RecruitView) {
             plot.line(Line::new("blocks", line).color(Color32::from_gray(120)));
             let series = [
                 ("recruited", MarkerShape::Up, GREEN),
-                ("extended", MarkerShape::Circle, TEAL),
+                ("extended/moved", MarkerShape::Circle, TEAL),
                 ("merged", MarkerShape::Diamond, BLUE),
                 ("pruned", MarkerShape::Down, ORANGE),
                 ("rejected", MarkerShape::Cross, GREY),

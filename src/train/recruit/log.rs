@@ -17,6 +17,8 @@ pub enum MoveKind {
     Merge,
     /// A little-used block's tokens returned to "unassigned".
     Prune,
+    /// One recruited token moved to another recruited block (`reassign.rs`).
+    Reassign,
     /// Recruitment stopped.
     Stop,
     /// A round that accepted nothing while the model was still learning: not counted towards

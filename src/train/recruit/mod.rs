@@ -40,8 +40,10 @@
 //! whole corpus, are set apart and stay unassigned) grown around the content token that costs
 //! the most bits; try it as a new block and as an extension of the blocks it co-occurs with;
 //! keep the best if it saves more than δ and go on from the new map (up to `moves_per_round`
-//! accepted moves); in a round that recruited nothing, try merging the two recruited blocks
-//! that co-occur most and pruning blocks used by fewer than `prune_usage` of the positions.
+//! accepted moves); in a round that recruited nothing, try moving a recruited token whose
+//! neighbours belong to another block to that block (`reassign.rs`), merging the two recruited
+//! blocks that co-occur most and pruning blocks used by fewer than `prune_usage` of the
+//! positions.
 //! Every try is a [`Decision`](crate::analysis::mdl::Decision) with its breakdown. A rejected
 //! move leaves weights and map exactly as they were (nothing is changed until a move is
 //! accepted); its token set goes on a tabu list: it sits out the next round, and the list is
@@ -54,6 +56,7 @@
 //! is measured on the buffer, and DL(M)), `maps.rs` (block-map edits), `cluster.rs`
 //! (co-occurrence statistics), `candidates.rs` (where moves come from), `anchors.rs` (anchor
 //! keys of a changed map), `profile.rs` (the co-occurrence profile candidates come from),
+//! `reassign.rs` (a token moved between blocks),
 //! `recruiter.rs` (the state across rounds), `round.rs` (one round, in steps) and `moves.rs`
 //! (the moves a round tries).
 
@@ -69,6 +72,7 @@ mod maps;
 mod moves;
 mod paired;
 mod profile;
+mod reassign;
 mod recruiter;
 mod round;
 mod second_look;

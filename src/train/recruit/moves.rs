@@ -1,6 +1,6 @@
 //! The moves of a round (SPEC §9): recruit a candidate as a new block or add it to the
-//! recruited block it co-occurs with (1–5), merge the two most alike blocks, prune a
-//! little-used one (6). Each is a [`crate::analysis::mdl::Decision`]; a rejected move leaves
+//! recruited block it co-occurs with (1–5), prune a little-used block (6; the merge of the two
+//! most alike blocks is tried beside a reassignment, in `reassign.rs`). Each is a [`crate::analysis::mdl::Decision`]; a rejected move leaves
 //! the trainer to be rolled back, and a rejected candidate goes on the tabu list.
 
 use candle_core::Tensor;
@@ -156,22 +156,6 @@ impl Recruiter {
         log_tries(ctx, tries, best, &tokens, &mut out.events);
         Ok(())
     }
-
-    /// 6a: merge the two recruited blocks whose co-occurrence profiles are most alike.
-    pub(super) fn merge_move(
-        &self,
-        ctx: &RoundCtx<'_>,
-        trainer: &mut Trainer,
-        control: f64,
-        out: &mut RoundOutcome,
-    ) -> Result<(), TrainError> {
-        if let Some((keep, gone)) = self.merge_pair(&ctx.stats, &ctx.base_blocks) {
-            let note = format!("{} absorbed", ctx.base_blocks.name(gone));
-            let (event, kept) = ctx.removal(trainer, MoveKind::Merge, gone, keep, note, control)?;
-            out.record(event, kept);
-        }
-        Ok(())
-    }
 }
 
 /// Probe the candidate as a new block: it pays its header, its map entries and (when
@@ -319,7 +303,7 @@ impl RoundCtx<'_> {
     /// a recruit with the sign reversed: the block's header and parameters are saved, and for a
     /// prune its map entries too. Returns the event and, when accepted, the data bits of the
     /// branch the trainer is left in.
-    fn removal(
+    pub(super) fn removal(
         &self,
         trainer: &mut Trainer,
         kind: MoveKind,

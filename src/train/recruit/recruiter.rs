@@ -26,7 +26,8 @@ pub struct Recruiter {
     /// Rejected token sets (sorted ids).
     pub tabu: Vec<Vec<u32>>,
     /// The step at which each tabu entry was rejected (an entry sits out the next round, then
-    /// may be tried again); absent in logs written before entries expired.
+    /// may be tried again; a reassignment rejected again is entered at a later step, so that
+    /// it sits out more rounds); absent in logs written before entries expired.
     #[serde(default)]
     pub tabu_steps: Vec<usize>,
     /// Why recruitment stopped, once it has.

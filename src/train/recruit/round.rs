@@ -1,7 +1,7 @@
 //! One round of block-level recruitment (SPEC §9), in named steps: measure the buffer and
 //! snapshot the trainer; prepare the candidate; train the control; try the recruit (or
-//! extend) move, then a merge, then a prune; keep the accepted branch or roll back; record the
-//! round and decide whether to stop. The moves themselves are `moves.rs`.
+//! extend) move, then a reassignment, a merge, a prune; keep the accepted branch or roll back;
+//! record the round and decide whether to stop. The moves are `moves.rs` and `reassign.rs`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -198,10 +198,10 @@ impl Recruiter {
         if let Some(c) = candidate {
             self.recruit_move(&ctx, trainer, c, control, &mut out)?;
         }
-        // 6: merge, then prune, in a round that has accepted nothing, once the penalty has ramped
-        // up (from the start or the last accepted move): judged on a model trained under the map.
+        // 6: reassign, merge, then prune, in a round that accepted nothing, once the penalty has
+        // ramped up (from the start or the last accepted move): judged on a model trained so.
         if out.accepted == 0 && first && trainer.penalty_ramped() {
-            self.merge_move(&ctx, trainer, control, &mut out)?;
+            self.reassign_or_merge(&ctx, trainer, control, &mut out)?;
             if out.accepted == 0 {
                 ctx.prune_move(trainer, control, &mut out)?;
             }
