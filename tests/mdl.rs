@@ -32,7 +32,21 @@ fn the_spec_facts() {
     assert_eq!(no.verdict, Verdict::Rejected);
     // The header: log₂ K_max + 32; map entries: log₂ V + log₂ K_max each.
     assert_eq!(block_header_bits(64), 38.0);
-    assert_eq!(map_bits(3, 1024, 64), 3.0 * 16.0);
+    // Three entries of a 1,024-id vocabulary, K_max 64: a list is 3 × (10 + 6) = 48 bits, a set
+    // log2 1025 + log2 C(1024, 3) + 6; the code takes the shorter, plus 1 bit to say which.
+    let set = 1025f64.log2() + (1024.0 * 1023.0 * 1022.0 / 6.0f64).log2() + 6.0;
+    assert!(set < 48.0);
+    assert!((map_bits(3, 1024, 64) - (1.0 + set)).abs() < 1e-9);
+    // One entry: the list (log2 V + log2 K_max) is shorter.
+    assert!((map_bits(1, 1024, 64) - 17.0).abs() < 1e-12);
+    assert_eq!(map_bits(0, 1024, 64), 0.0);
+    // 20 words of a 100-word vocabulary: 213 bits as a list, 80 as a set.
+    assert!(
+        (map_bits(20, 100, 16) - 80.0).abs() < 1.0,
+        "{}",
+        map_bits(20, 100, 16)
+    );
+    assert!((localist::analysis::mdl::log2_choose(100, 20) - 68.861).abs() < 0.001);
     // A margin δ: the same saving is rejected when it does not beat δ.
     let tight = decide(
         "save 0.05, δ = 10k",

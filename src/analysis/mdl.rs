@@ -22,10 +22,41 @@ pub fn block_header_bits(k_max: usize) -> f64 {
     (k_max.max(1) as f64).log2() + 32.0
 }
 
-/// Bits of `changed` block-map entries in a vocabulary of `vocab` ids with at most `k_max`
-/// blocks: each names its id (log₂ V) and its new block (log₂ K_max).
+/// Bits of `changed` block-map entries that go to one block, in a vocabulary of `vocab` ids
+/// with at most `k_max` blocks: one bit says which of two codes follows, then the shorter of
+/// - a list: each entry names its id and its block, log₂ V + log₂ K_max bits;
+/// - a set: its size (log₂(V + 1)), which ids (log₂ C(V, n)) and their block (log₂ K_max).
+///
+/// The list spends log₂ n! bits on an order that says nothing, and names the same block n
+/// times: 20 words of a 100-word vocabulary cost 213 bits as a list and 80 as a set. Measured
+/// (2026-12-03): with the list, true topics of corpora with 40% function words and short
+/// segments saved 80–250 bits too few to pay and stayed unassigned (ARI 0.706 and 0.324 on
+/// two of twelve random corpora); with the set, 1.000 and 0.817.
 pub fn map_bits(changed: usize, vocab: usize, k_max: usize) -> f64 {
+    if changed == 0 {
+        return 0.0;
+    }
+    let v = vocab.max(changed);
+    let list = map_list_bits(changed, v, k_max);
+    let set = ((v + 1) as f64).log2() + log2_choose(v, changed) + (k_max.max(1) as f64).log2();
+    1.0 + list.min(set)
+}
+
+/// Bits of `changed` block-map entries coded as a list, each naming its id and its block:
+/// log₂ V + log₂ K_max each. The pool of specialists prices block maps so (DL_total of a pool
+/// is a sum over its maps, and a merge is one of its moves: with the set code of [`map_bits`]
+/// a merge would be credited the bits of two sets over one, and inside a specialist two true
+/// topics merged for 2–5 data bits, against 54–92 map bits saved).
+pub fn map_list_bits(changed: usize, vocab: usize, k_max: usize) -> f64 {
     changed as f64 * ((vocab.max(1) as f64).log2() + (k_max.max(1) as f64).log2())
+}
+
+/// log₂ C(n, k), summed term by term (exact to rounding; k ≤ n).
+pub fn log2_choose(n: usize, k: usize) -> f64 {
+    let k = k.min(n - k.min(n));
+    (0..k)
+        .map(|i| ((n - i) as f64 / (i + 1) as f64).log2())
+        .sum()
 }
 
 /// The model bits of adding one block that owns `params` parameters and moves `changed`

@@ -242,7 +242,7 @@ pub fn block_params(model: &LocalistModel) -> usize {
 }
 
 /// DL(M) = L(D | M) + Σ_{k ≥ 1} [(p_k/2)·log₂ n + c_blk] + L(b): block 0 is the free catch-all
-/// and L(b) prices every assigned token.
+/// and L(b) codes each recruited block's tokens as one move would (`map_bits`).
 pub fn description_length(
     data_bits: f64,
     blocks: &BlockMap,
@@ -251,10 +251,14 @@ pub fn description_length(
     k_max: usize,
 ) -> f64 {
     let k = blocks.num_blocks().saturating_sub(1);
-    let assigned = blocks.token_block.iter().filter(|&&b| b != 0).count();
-    data_bits
-        + k as f64 * (parameter_bits(params_per_block, n) + block_header_bits(k_max))
-        + map_bits(assigned, blocks.token_block.len(), k_max)
+    let vocab = blocks.token_block.len();
+    let map: f64 = blocks
+        .block_sizes()
+        .iter()
+        .skip(1)
+        .map(|&size| map_bits(size, vocab, k_max))
+        .sum();
+    data_bits + k as f64 * (parameter_bits(params_per_block, n) + block_header_bits(k_max)) + map
 }
 
 #[cfg(test)]

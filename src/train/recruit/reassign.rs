@@ -126,7 +126,8 @@ impl Recruiter {
             _ => None,
         };
         let mut merged = None;
-        if let Some((keep, gone)) = self.merge_pair(&ctx.stats, &ctx.base_blocks) {
+        let pair = self.merge_pair(&ctx.stats, &ctx.base_blocks);
+        if let Some((keep, gone)) = pair.filter(|_| !self.learning_by_heart(ctx.stats.data_bits)) {
             let note = format!("{} absorbed", ctx.base_blocks.name(gone));
             merged = Some(ctx.removal(trainer, MoveKind::Merge, gone, keep, note, control)?);
         }
@@ -241,7 +242,39 @@ impl Recruiter {
     }
 }
 
+/// A merge waits while the held-out code under the current map is more than this fraction
+/// above its lowest since the map last changed (the model is learning its training text by
+/// heart).
+const BY_HEART: f64 = 0.05;
+
 impl Recruiter {
+    /// Whether the buffer's bits now (`data_bits`, scaled) are more than [`BY_HEART`] above the
+    /// lowest of the rounds since the last accepted move. On a model that learns its training
+    /// text by heart, a merge read at once is judged on a code that grows every round, and its
+    /// few hundred bits say little: measured on a 200-document corpus with 7 topics (held-out
+    /// bits 48,982 at step 75, when all 7 were recruited, then 58,427 at step 375), two true
+    /// topics merged at ΔDL −362.5 ± 129.4 bits (ARI 0.846).
+    fn learning_by_heart(&self, data_bits: f64) -> bool {
+        let accepted = |e: &RecruitEvent| {
+            e.decision
+                .as_ref()
+                .is_some_and(|d| d.verdict == Verdict::Accepted)
+        };
+        let since = self
+            .log
+            .iter()
+            .rev()
+            .find(|e| accepted(e))
+            .map_or(0, |e| e.step);
+        let lowest = self
+            .rounds
+            .iter()
+            .filter(|r| r.step >= since)
+            .map(|r| r.data_bits)
+            .fold(f64::INFINITY, f64::min);
+        lowest.is_finite() && data_bits > lowest * (1.0 + BY_HEART)
+    }
+
     /// How many times moving `word` was rejected since the last accepted move.
     fn rejected_moves_of(&self, word: &str) -> usize {
         let accepted = |e: &&RecruitEvent| {
@@ -283,100 +316,5 @@ fn outdo(e: &mut RecruitEvent, why: &str) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::analysis::mdl::with_noise_z;
-
-    fn map(token_block: Vec<usize>, names: &[&str]) -> BlockMap {
-        let pairs: Vec<(u32, String)> = (0u32..)
-            .zip(&token_block)
-            .filter(|&(_, &b)| b > 0)
-            .map(|(id, &b)| (id, names[b].to_string()))
-            .collect();
-        let m = BlockMap::from_assignments(token_block.len(), &pairs, "test");
-        assert_eq!(
-            m.token_block, token_block,
-            "blocks named in order of first use"
-        );
-        m
-    }
-
-    /// Tokens 1–3 are topic A, opened by marker 8; 4–6 topic B, opened by marker 7; the topic
-    /// of each stretch is drawn at random, so a marker's left neighbours are of either topic
-    /// and its right ones of its own. Marker 7 sits in A's block: it is found and sent to B;
-    /// every other token is where it belongs.
-    #[test]
-    fn a_marker_in_the_wrong_block_is_found_and_sent_to_its_topic() {
-        let mut ids = Vec::new();
-        let mut state = 0x2545_f491_u32;
-        for r in 0..80u32 {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            let (marker, first) = if state.is_multiple_of(2) {
-                (8, 1)
-            } else {
-                (7, 4)
-            };
-            ids.push(marker);
-            ids.extend((0..5).map(|i| first + (r + i) % 3));
-        }
-        let wrong = map(vec![0, 1, 1, 1, 2, 2, 2, 1, 1], &["unassigned", "a", "b"]);
-        let found = misplaced_tokens(&ids, &wrong, 2, 5);
-        assert_eq!(found.len(), 1, "{found:?}");
-        let f = &found[0];
-        assert_eq!((f.token, f.from, f.to), (7, 1, 2));
-        assert!(f.ratio > 1.0);
-        // In its right place, nothing is misplaced.
-        let right = map(vec![0, 1, 1, 1, 2, 2, 2, 2, 1], &["unassigned", "a", "b"]);
-        assert!(misplaced_tokens(&ids, &right, 2, 5).is_empty());
-        // Too rare to judge: nothing.
-        assert!(misplaced_tokens(&ids, &wrong, 2, 500).is_empty());
-    }
-
-    /// The two runs the rule was measured on: a misplaced marker (s1 of the sweep with seed
-    /// 3141, step 210), where the merge saves 26 bits more than moving the marker, within its
-    /// margin; and a topic cut in two halves (`tests/recruit.rs`), where the merge saves far
-    /// more than moving one of its words.
-    #[test]
-    fn a_merge_is_kept_over_a_reassignment_only_beyond_its_margin() {
-        let paid = |before: f64, after: f64, map: f64, header: f64| {
-            let bits = ModelBits {
-                parameter_bits: 0.0,
-                header_bits: header,
-                map_bits: map,
-            };
-            let sign = if header > 0.0 { -1.0 } else { 1.0 };
-            decide("t", before, after, bits, sign, 64.0)
-        };
-        let moved = paid(979_119.4, 969_653.2, 10.0, 0.0);
-        let merged = with_noise_z(paid(979_119.4, 969_673.6, 0.0, 36.0), 734.7, 2.0);
-        assert_eq!(moved.verdict, Verdict::Accepted);
-        assert_eq!(merged.verdict, Verdict::Accepted);
-        assert!(merged.delta_dl < moved.delta_dl, "the merge saves more");
-        assert!(!merge_outdoes(&moved, &merged));
-        let moved = paid(1_168_142.0, 1_167_768.7, 9.7, 0.0);
-        let merged = with_noise_z(paid(1_154_901.5, 1_120_793.8, 0.0, 36.0), 1884.0, 2.0);
-        assert!(merge_outdoes(&moved, &merged));
-        // Without noise, the margin is δ alone.
-        let merged = paid(979_119.4, 969_500.0, 0.0, 36.0);
-        assert!(merge_outdoes(
-            &paid(979_119.4, 969_653.2, 10.0, 0.0),
-            &merged
-        ));
-    }
-
-    #[test]
-    fn one_block_or_a_token_alone_in_its_block_is_never_misplaced() {
-        let ids: Vec<u32> = (0..200).map(|i| 1 + (i % 4)).collect();
-        // One recruited block: nowhere to move to.
-        let one = map(vec![0, 1, 1, 1, 1], &["unassigned", "a"]);
-        assert!(misplaced_tokens(&ids, &one, 2, 1).is_empty());
-        // Token 4 alone in block c, next to b's tokens: moving it would be a merge.
-        let alone = map(vec![0, 1, 2, 2, 3], &["unassigned", "a", "b", "c"]);
-        assert!(misplaced_tokens(&ids, &alone, 1, 1)
-            .iter()
-            .all(|m| m.token != 4));
-        assert!(misplaced_tokens(&[], &alone, 1, 1).is_empty());
-    }
-}
+#[path = "reassign_tests.rs"]
+mod tests;

@@ -2,14 +2,15 @@
 //! over its parent's (the base over the blocks its checkpoint came with). A specialist is
 //! charged only for what it adds, its blocks as its weights.
 
-use crate::analysis::mdl::{block_header_bits, map_bits, ModelBits};
+use crate::analysis::mdl::{block_header_bits, map_list_bits, ModelBits};
 use crate::model::blocks::BlockMap;
 use crate::train::specialists::config::PoolConfig;
 use crate::train::specialists::pool::Pool;
 
 /// Header and map bits of the blocks `child` adds over `parent` (none without a parent): a
 /// header c_blk = log₂ K_max + 32 for every block name the parent lacks, and log₂ V + log₂ K_max
-/// for every token whose block (by name) differs from the parent's. Parameter bits are 0 here.
+/// for every token whose block (by name) differs from the parent's (`map_list_bits`: the pool
+/// codes maps as lists). Parameter bits are 0 here.
 pub fn blocks_over_parent(child: &BlockMap, parent: Option<&BlockMap>, k_max: usize) -> ModelBits {
     let Some(parent) = parent else {
         return ModelBits {
@@ -36,7 +37,7 @@ pub fn blocks_over_parent(child: &BlockMap, parent: Option<&BlockMap>, k_max: us
     ModelBits {
         parameter_bits: 0.0,
         header_bits: new_blocks as f64 * block_header_bits(k_max),
-        map_bits: map_bits(changed, child.token_block.len(), k_max),
+        map_bits: map_list_bits(changed, child.token_block.len(), k_max),
     }
 }
 
