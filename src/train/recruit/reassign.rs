@@ -107,8 +107,8 @@ pub(super) fn misplaced_tokens(
 }
 
 impl Recruiter {
-    /// 6a: move the most misplaced recruited token (not tried since the map last changed) to
-    /// the block its neighbours belong to, and merge the two most alike blocks; each judged at
+    /// 6a: move the most misplaced recruited token (not on the tabu list) to the block its
+    /// neighbours belong to, and merge the two most alike blocks; each judged at
     /// once. When both pay, the merge is kept only when it saves more than the move by its own
     /// margin δ + z·SE: a merge of the move's two blocks also moves that token, and its bits
     /// are evidence for the merge only beyond what the move alone saves (measured: a
@@ -120,14 +120,17 @@ impl Recruiter {
         control: f64,
         out: &mut RoundOutcome,
     ) -> Result<(), TrainError> {
+        let pair = self
+            .merge_pair(&ctx.stats, &ctx.base_blocks)
+            .filter(|_| !self.learning_by_heart(ctx.stats.data_bits));
         let moved = self.try_reassign(ctx, trainer, control)?;
-        let moved_state = match &moved {
-            Some((_, Some(_))) => Some(trainer.snapshot()?),
+        // The move's branch, to come back to after the merge's trial (only when one follows).
+        let moved_state = match (&moved, pair) {
+            (Some((_, Some(_))), Some(_)) => Some(trainer.snapshot()?),
             _ => None,
         };
         let mut merged = None;
-        let pair = self.merge_pair(&ctx.stats, &ctx.base_blocks);
-        if let Some((keep, gone)) = pair.filter(|_| !self.learning_by_heart(ctx.stats.data_bits)) {
+        if let Some((keep, gone)) = pair {
             let note = format!("{} absorbed", ctx.base_blocks.name(gone));
             merged = Some(ctx.removal(trainer, MoveKind::Merge, gone, keep, note, control)?);
         }
