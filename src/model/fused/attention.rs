@@ -174,7 +174,7 @@ fn biased_softmax_rows_any(
 
 /// The largest value (−∞ for none), in 16 lanes.
 #[inline(always)]
-fn max_lanes(x: &[f32]) -> f32 {
+pub(crate) fn max_lanes(x: &[f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; 16];
     let mut chunks = x.chunks_exact(16);
     for c in &mut chunks {

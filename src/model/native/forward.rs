@@ -226,13 +226,9 @@ fn cross_entropy_any(logits: &mut [f32], bias: &[f32], targets: &[u32]) -> Optio
         for (x, b) in row.iter_mut().zip(bias) {
             *x += b;
         }
-        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let max = crate::model::fused::attention::max_lanes(row);
         let picked = *row.get(y as usize)?;
-        let mut sum = 0f32;
-        for x in row.iter_mut() {
-            *x = crate::model::fused::exp::exp_f32(*x - max);
-            sum += *x;
-        }
+        let sum = crate::model::fused::exp::exp_in_place(row, max);
         total += f64::from(sum.ln() + max - picked);
         let inv = 1.0 / sum;
         for x in row.iter_mut() {

@@ -31,7 +31,7 @@ mod workspace;
 pub use backward::backward;
 pub use forward::forward;
 pub use heads::HostBias;
-pub use infer::{infer, Inferred};
+pub use infer::{infer, infer_feature_major, Inferred};
 pub use params::{param_lengths, with_model_refs, LayerRefs, LayerSet, ParamRefs, ParamSet};
 pub use workspace::{Dims, Workspace};
 
