@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
 use crate::model::fused::exp::exp_shifted;
-use crate::model::fused::simd::dot_lanes;
+use crate::model::fused::simd::{dot_lanes, max_lanes};
 use crate::model::fused::{fused_ok, last_dim, slice};
 
 /// Scale c and temperature τ of [`biased_softmax`].
@@ -170,23 +170,6 @@ fn biased_softmax_rows_any(
             *y *= inv;
         }
     }
-}
-
-/// The largest value (−∞ for none), in 16 lanes.
-#[inline(always)]
-pub(crate) fn max_lanes(x: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; 16];
-    let mut chunks = x.chunks_exact(16);
-    for c in &mut chunks {
-        for (l, v) in lanes.iter_mut().zip(c) {
-            *l = l.max(*v);
-        }
-    }
-    let tail = chunks
-        .remainder()
-        .iter()
-        .fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-    crate::model::fused::simd::tree_max(lanes).max(tail)
 }
 
 #[inline(always)]

@@ -46,7 +46,7 @@ fn exp_shifted_any(x: &[f32], shift: f32, out: &mut [f32]) -> f32 {
 }
 
 /// x = exp(x − shift) in place, and the sum, in 16 lanes (a loop that adds as it goes is one
-/// dependent add per element and keeps the exps from vectorising: over a 8,192-word
+/// dependent add per element and keeps the exps from vectorising: over an 8,192-word
 /// vocabulary's logits the training's cross-entropy spent 22% of a step so).
 #[inline(always)]
 pub(crate) fn exp_in_place(x: &mut [f32], shift: f32) -> f32 {

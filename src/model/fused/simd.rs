@@ -105,6 +105,24 @@ pub fn tree_max(mut lanes: [f32; 16]) -> f32 {
     lanes[0]
 }
 
+/// The largest value (−∞ for none; NaNs are passed over, as by `f32::max`), in 16 lanes: the
+/// same value as a plain fold, since max is exact in any order.
+#[inline(always)]
+pub fn max_lanes(x: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut chunks = x.chunks_exact(16);
+    for c in &mut chunks {
+        for (l, v) in lanes.iter_mut().zip(c) {
+            *l = l.max(*v);
+        }
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+    tree_max(lanes).max(tail)
+}
+
 /// Σ a·b in 16 partial sums.
 #[inline(always)]
 pub fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {

@@ -9,10 +9,9 @@ use crate::model::fused::{fused_ok, last_dim, slice};
 struct Softmax;
 struct SoftmaxGrad;
 
-/// o = softmax(row): the row's maximum (in lanes: the same value, as max is exact in any
-/// order) subtracted, the vectorised exp, divided by the sum.
+/// o = softmax(row): the row's maximum subtracted, the vectorised exp, divided by the sum.
 fn softmax_row(row: &[f32], o: &mut [f32]) {
-    let max = crate::model::fused::attention::max_lanes(row);
+    let max = crate::model::fused::simd::max_lanes(row);
     let sum = exp_shifted(row, max, o);
     for y in o.iter_mut() {
         *y /= sum;

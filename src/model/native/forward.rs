@@ -226,7 +226,7 @@ fn cross_entropy_any(logits: &mut [f32], bias: &[f32], targets: &[u32]) -> Optio
         for (x, b) in row.iter_mut().zip(bias) {
             *x += b;
         }
-        let max = crate::model::fused::attention::max_lanes(row);
+        let max = crate::model::fused::simd::max_lanes(row);
         let picked = *row.get(y as usize)?;
         let sum = crate::model::fused::exp::exp_in_place(row, max);
         total += f64::from(sum.ln() + max - picked);

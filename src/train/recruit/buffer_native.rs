@@ -350,8 +350,7 @@ mod tests {
         // One position whose largest logit is the last token's, and certain.
         rows[3].iter_mut().for_each(|x| *x = -40.0);
         rows[3][v - 1] = 40.0;
-        let y: Vec<u32> = (0..t).map(|i| ((i * 977) % v) as u32).collect();
-        let mut y = y;
+        let mut y: Vec<u32> = (0..t).map(|i| ((i * 977) % v) as u32).collect();
         y[3] = (v - 1) as u32;
         let bits = next_token_bits_cols(&columns(&rows), v, t, &y);
         assert_eq!(bits.len(), t);
