@@ -45,25 +45,16 @@ fn exp_shifted_any(x: &[f32], shift: f32, out: &mut [f32]) -> f32 {
     crate::model::fused::simd::sum_lanes(out.get(..n).unwrap_or(&[]))
 }
 
-/// x = exp(x − shift) in place, and the sum, in 16 lanes (a loop that adds as it goes is one
-/// dependent add per element and keeps the exps from vectorising: over an 8,192-word
-/// vocabulary's logits the training's cross-entropy spent 22% of a step so).
+/// x = exp(x − shift) in place, and the sum, in 16 lanes ([`sum_lanes`](crate::model::fused::simd::sum_lanes)).
+/// A loop that adds as it goes is one dependent add per element and keeps the exps from
+/// vectorising: over an 8,192-word vocabulary's logits the training's cross-entropy spent 22%
+/// of a step so.
 #[inline(always)]
 pub(crate) fn exp_in_place(x: &mut [f32], shift: f32) -> f32 {
-    let mut lanes = [0f32; 16];
-    let mut chunks = x.chunks_exact_mut(16);
-    for c in &mut chunks {
-        for (l, v) in lanes.iter_mut().zip(c.iter_mut()) {
-            *v = exp_f32(*v - shift);
-            *l += *v;
-        }
-    }
-    let mut tail = 0f32;
-    for v in chunks.into_remainder() {
+    for v in x.iter_mut() {
         *v = exp_f32(*v - shift);
-        tail += *v;
     }
-    crate::model::fused::simd::tree_sum(lanes) + tail
+    crate::model::fused::simd::sum_lanes(x)
 }
 
 #[cfg(test)]
