@@ -137,6 +137,26 @@ fn native_gradients_match_autograd() {
         },
         false,
     );
+    // From 128 positions on, a head's products skip the blocks the causal mask hides
+    // (`model::native::causal`; here 64, 64 and 32 rows): with the penalty's gradient in the
+    // attention's and without.
+    let long = ModelConfig {
+        max_seq_len: 160,
+        ..tiny.clone()
+    };
+    for lambda_train in [1.0, 0.0] {
+        compare(
+            &format!("160 positions (causal row blocks), λ {lambda_train}"),
+            &long,
+            TrainConfig {
+                lambda_train,
+                seq_len: 160,
+                batch_size: 2,
+                ..base_config()
+            },
+            false,
+        );
+    }
     let tied = ModelConfig {
         tied_head: true,
         activation: Activation::Relu,

@@ -5,6 +5,7 @@
 
 use crate::model::fused::attention::softmax_grad_rows;
 use crate::model::fused::layer_norm::layer_norm_grad_rows;
+use crate::model::native::causal::{self, Dst};
 use crate::model::native::gemm::{column_sums, matmul, mul_rows, View, ViewMut};
 use crate::model::native::params::{LayerRefs, LayerSet, ParamRefs, ParamSet};
 use crate::model::native::workspace::{Dims, LayerActs, Workspace};
@@ -191,9 +192,12 @@ fn attention_backward(
         None => false,
     };
     let factor = 1.0 / ((dims.dh as f32).sqrt() * batch.tau);
+    let t = dims.t;
     for bi in 0..dims.b {
+        let bias = batch.bias.get(bi * t * t..(bi + 1) * t * t).unwrap_or(&[]);
+        let blocks = causal::blocks(bias, t);
         for hh in 0..dims.h {
-            head_backward(dims, acts, bi, hh, factor, with_term, s)?;
+            head_backward(dims, acts, (bi, hh, blocks), factor, with_term, s)?;
         }
     }
     if let Some(term) = term {
@@ -229,37 +233,47 @@ fn attention_backward(
 
 /// One head of one sequence: the gradients of its values, queries and keys (into dqkv) from
 /// the attention output's gradient (dy) and the attention term's gradient already in datt
-/// (`with_term`), through the softmax (`factor` = 1/(√d_h·τ)).
+/// (`with_term`), through the softmax (`factor` = 1/(√d_h·τ)). `at` is (sequence, head, the
+/// causal row blocks of [`causal::blocks`]).
 fn head_backward(
     dims: &Dims,
     acts: &LayerActs,
-    bi: usize,
-    hh: usize,
+    at: (usize, usize, Option<usize>),
     factor: f32,
     with_term: bool,
     s: &mut Scratch<'_>,
 ) -> Result<(), NativeError> {
     let Dims { t, d, h, dh, .. } = *dims;
+    let (bi, hh, blocks) = at;
     let row0 = bi * t * 3 * d;
     let m = (bi * h + hh) * t * t;
     let a = View::rows(&acts.att, m, t, t, t);
     let dyh = View::rows(s.dy, bi * t * d + hh * dh, t, dh, d);
     let v = View::rows(&acts.qkv, row0 + 2 * d + hh * dh, t, dh, 3 * d);
+    let q = View::rows(&acts.qkv, row0 + hh * dh, t, dh, 3 * d);
+    let k = View::rows(&acts.qkv, row0 + d + hh * dh, t, dh, 3 * d);
     let Some(da) = s.datt.get_mut(m..m + t * t) else {
         return Err(NativeError::Shape("attention gradient buffer".into()));
     };
-    matmul(ViewMut::full(da, t, t), dyh, v.t(), with_term)?;
-    let dv = ViewMut::rows(s.dqkv, row0 + 2 * d + hh * dh, t, dh, 3 * d);
-    matmul(dv, a.t(), dyh, false)?;
+    let mut dad = Dst {
+        data: da,
+        off: 0,
+        ld: t,
+    };
+    causal::square(&mut dad, dyh, v, with_term, blocks)?;
+    let mut dq = Dst {
+        data: s.dqkv,
+        off: row0 + 2 * d + hh * dh,
+        ld: 3 * d,
+    };
+    causal::lower_t(&mut dq, a, dyh, blocks)?;
     let att = acts.att.get(m..m + t * t).unwrap_or(&[]);
     softmax_grad_rows(att, da, t, factor, s.scores);
-    let q = View::rows(&acts.qkv, row0 + hh * dh, t, dh, 3 * d);
-    let k = View::rows(&acts.qkv, row0 + d + hh * dh, t, dh, 3 * d);
     let ds = View::full(s.scores, t, t);
-    let dq = ViewMut::rows(s.dqkv, row0 + hh * dh, t, dh, 3 * d);
-    matmul(dq, ds, k, false)?;
-    let dk = ViewMut::rows(s.dqkv, row0 + d + hh * dh, t, dh, 3 * d);
-    matmul(dk, ds.t(), q, false)
+    dq.off = row0 + hh * dh;
+    causal::lower(&mut dq, ds, k, blocks)?;
+    dq.off = row0 + d + hh * dh;
+    causal::lower_t(&mut dq, ds, q, blocks)
 }
 
 /// Token embeddings gather rows, so their gradient scatters them back (added to what the

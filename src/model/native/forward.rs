@@ -7,6 +7,7 @@ use crate::model::config::Activation;
 use crate::model::fused::attention::biased_softmax_rows;
 use crate::model::fused::layer_norm::layer_norm_rows;
 use crate::model::gelu::gelu_bias_rows_with_slope;
+use crate::model::native::causal::{self, Dst};
 use crate::model::native::gemm::{add_residual, matmul, View, ViewMut};
 use crate::model::native::params::{LayerRefs, ParamRefs};
 use crate::model::native::workspace::{Dims, LayerActs, Workspace};
@@ -123,23 +124,29 @@ fn attention_block(
     let scale = 1.0 / (dh as f32).sqrt();
     for bi in 0..b {
         let bias = batch.bias.get(bi * t * t..(bi + 1) * t * t).unwrap_or(&[]);
+        let blocks = causal::blocks(bias, t);
         for hh in 0..h {
             let row0 = bi * t * 3 * d;
             let q = View::rows(&acts.qkv, row0 + hh * dh, t, dh, 3 * d);
             let k = View::rows(&acts.qkv, row0 + d + hh * dh, t, dh, 3 * d);
             let v = View::rows(&acts.qkv, row0 + 2 * d + hh * dh, t, dh, 3 * d);
-            matmul(ViewMut::full(scores, t, t), q, k.t(), false)?;
+            let mut sd = Dst {
+                data: scores,
+                off: 0,
+                ld: t,
+            };
+            causal::square(&mut sd, q, k, false, blocks)?;
             let m = (bi * h + hh) * t * t;
             let Some(a) = acts.att.get_mut(m..m + t * t) else {
                 return Err(NativeError::Shape("attention buffer".into()));
             };
             biased_softmax_rows(scores, bias, t, scale, batch.tau, z, a);
-            matmul(
-                ViewMut::rows(&mut acts.y, bi * t * d + hh * dh, t, dh, d),
-                View::full(a, t, t),
-                v,
-                false,
-            )?;
+            let mut yd = Dst {
+                data: &mut acts.y,
+                off: bi * t * d + hh * dh,
+                ld: d,
+            };
+            causal::lower(&mut yd, View::full(a, t, t), v, blocks)?;
         }
     }
     matmul(

@@ -81,6 +81,17 @@ impl<'a> View<'a> {
         self.data.get(i).copied().unwrap_or(0.0)
     }
 
+    /// Rows `r0..r0 + rows` and columns `c0..c0 + cols` of it (no copy; a product checks that
+    /// the block lies inside the slice).
+    pub fn block(self, r0: usize, rows: usize, c0: usize, cols: usize) -> Self {
+        Self {
+            off: self.off + r0 * self.rs + c0 * self.cs,
+            rows,
+            cols,
+            ..self
+        }
+    }
+
     /// The transpose (no copy).
     pub fn t(self) -> Self {
         Self {

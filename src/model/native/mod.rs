@@ -20,6 +20,7 @@
 pub mod awake;
 mod backward;
 pub mod bf16;
+mod causal;
 pub(crate) mod cols;
 mod forward;
 pub mod gemm;
