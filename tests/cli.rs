@@ -109,6 +109,10 @@ fn unknown_preset_and_lambda_out_of_range_are_refused() {
     let mut b = train_args("assets/corpora/shakespeare_1mb.txt", out.to_str().unwrap());
     b.extend(["--lambda-train", "1.5"]);
     assert_fails_with(&localist(&b), &["[0, 1]", "1.5"]);
+    // Windows kept for the unassigned queries need the windows' width.
+    let mut c = train_args("assets/corpora/shakespeare_1mb.txt", out.to_str().unwrap());
+    c.extend(["--recruit", "--recruit-windows-throughout"]);
+    assert_fails_with(&localist(&c), &["--recruit-start-windows W"]);
     assert!(!out.exists());
 }
 

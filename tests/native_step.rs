@@ -214,6 +214,41 @@ fn the_start_windows_penalty_trains_natively_as_autograd_does() {
     t.blocks = BlockMap::from_assignments(V, &[(5, "b".into())], "test");
     t.blocks.open_unassigned = true;
     assert!(t.start_windows_map().is_none());
+    // With `windows_throughout` the unassigned queries keep the windows past the first block
+    // and the recruited ones train towards their block: two partitions, the same both ways.
+    let mut t = open(Some(8));
+    t.config.windows_throughout = true;
+    t.config.mu_anchor = 0.0; // the model's anchor keys are for one block
+    t.blocks = BlockMap::from_assignments(
+        V,
+        &[(5, "b".into()), (6, "b".into()), (7, "c".into())],
+        "test",
+    );
+    t.blocks.open_unassigned = true;
+    let batch = t.next_batch();
+    let parts = t.penalty_masks(&batch);
+    assert_eq!(parts.len(), 2, "the block map's groups and the windows'");
+    for (i, &id) in batch[0].x.iter().enumerate() {
+        let (own, win) = (parts[0].0[0].row_open(i), parts[1].0[0].row_open(i));
+        assert_ne!(
+            own, win,
+            "row {i} (token {id}) has groups in exactly one partition"
+        );
+        assert_eq!(
+            win,
+            (5..=7).contains(&id),
+            "row {i}: only recruited queries leave the windows"
+        );
+    }
+    let both = t.native_gradients(&batch, 1.0).unwrap().penalty;
+    t.config.windows_throughout = false;
+    let blocks_only = t.native_gradients(&batch, 1.0).unwrap().penalty;
+    assert!(
+        both > blocks_only,
+        "the unassigned queries' windows add to the penalty"
+    );
+    t.config.windows_throughout = true;
+    compare_trainer("recruited block and windows for the unassigned queries", t);
 }
 
 #[test]

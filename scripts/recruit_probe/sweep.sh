@@ -7,6 +7,8 @@
 # FLAGS="..." adds options to each train command; the README's sample command itself is
 # FLAGS="--recruit-warmup 50 --recruit-every 25" (the issue's flags).
 # Prints one line per corpus: its knobs, the ARI, held-out perplexity and the seconds it took.
+# PLAIN=1 also trains each corpus the same steps without --recruit (issue 15 point 2) and
+# prints that run's held-out perplexity and the ratio of the two.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export BIN="${BIN:-$HERE/../../target/release/localist}" HERE FLAGS="${FLAGS:-}"
@@ -32,9 +34,18 @@ one() {
   local start=$SECONDS
   "$BIN" train --corpus "$OUT/$name.txt" --tokenizer word --recruit --lambda-train 1 \
     --steps 800 --lr 3e-3 $FLAGS --out "$OUT/$name.ck" > "$OUT/$name.log" 2>&1
+  local plain=""
+  if [ -n "${PLAIN:-}" ]; then
+    "$BIN" train --corpus "$OUT/$name.txt" --tokenizer word --lambda-train 1 \
+      --steps 800 --lr 3e-3 --out "$OUT/$name.plain" > "$OUT/$name.plain.log" 2>&1
+    local a b
+    a=$(grep -o 'held-out: perplexity [0-9.]*' "$OUT/$name.log" | grep -o '[0-9.]*$')
+    b=$(grep -o 'held-out: perplexity [0-9.]*' "$OUT/$name.plain.log" | grep -o '[0-9.]*$')
+    plain=" | without --recruit $b (ratio $(python3 -c "print(f'{$a/$b:.3f}')"))"
+  fi
   echo "$name K=$K docs=$docs function=$fw markers=$mk theme=$th seg=$s0-$s1 real=$real" \
     "theme-fraction=$tp: $(python3 "$HERE/ari.py" "$OUT/$name.ck" "$OUT/$name.tsv")" \
-    "| $(grep -o 'perplexity [0-9.]*' "$OUT/$name.log" | tail -1) | $((SECONDS - start)) s"
+    "| $(grep -o 'perplexity [0-9.]*' "$OUT/$name.log" | tail -1)$plain | $((SECONDS - start)) s"
 }
 export -f one
 xargs -P 2 -I{} bash -c 'one {}' < "$OUT/configs.txt" | sort -V

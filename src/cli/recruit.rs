@@ -57,6 +57,10 @@ pub struct RecruitArgs {
     /// Closer perplexity to a run without --recruit, fewer topics found (README).
     #[arg(long, default_value_t = RecruitConfig::default().start_windows)]
     pub recruit_start_windows: usize,
+    /// With --recruit-start-windows W: keep those windows for the unassigned queries after
+    /// the first block too (the recruited queries train towards their blocks).
+    #[arg(long)]
+    pub recruit_windows_throughout: bool,
 }
 
 impl Default for RecruitArgs {
@@ -76,6 +80,7 @@ impl Default for RecruitArgs {
             recruit_buffer: c.buffer_tokens,
             recruit_charge_anchors: false,
             recruit_start_windows: c.start_windows,
+            recruit_windows_throughout: c.windows_throughout,
         }
     }
 }
@@ -97,6 +102,7 @@ impl RecruitArgs {
             second_look: self.recruit_second_look,
             charge_anchor_keys: self.recruit_charge_anchors,
             start_windows: self.recruit_start_windows,
+            windows_throughout: self.recruit_windows_throughout,
             ..RecruitConfig::default()
         })
     }

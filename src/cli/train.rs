@@ -178,6 +178,13 @@ impl TrainArgs {
         if self.steps == 0 {
             bail!("--steps must be at least 1");
         }
+        let r = &self.recruitment;
+        if r.recruit_windows_throughout && (!r.recruit || r.recruit_start_windows == 0) {
+            bail!(
+                "--recruit-windows-throughout keeps the windows of --recruit-start-windows W for \
+                 the unassigned queries: give --recruit and --recruit-start-windows W too"
+            );
+        }
         let job = TrainJob {
             corpus,
             tokenizer: b.tokenizer.kind(),

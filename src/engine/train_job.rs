@@ -171,6 +171,7 @@ fn for_recruitment(
     }
     blocks.open_unassigned = true;
     train.start_windows = rc.start_windows_width();
+    train.windows_throughout = rc.windows_throughout;
     Ok(())
 }
 

@@ -100,6 +100,7 @@ fn start_recruiter(session: &mut Session) {
         ..RecruitConfig::default()
     });
     session.trainer.config.start_windows = rec.config.start_windows_width();
+    session.trainer.config.windows_throughout = rec.config.windows_throughout;
     rec.next_due = Some(session.trainer.step);
     session.trainer.blocks.open_unassigned = true;
     session.recruiter = Some(rec);

@@ -94,6 +94,11 @@ pub struct RecruitConfig {
     /// against 9; so it is off. A log written before this setting reads it as 0.
     #[serde(default)]
     pub start_windows: usize,
+    /// Keep the start's windows (`start_windows`) for the unassigned queries after the first
+    /// block too, so that they train as in a run without recruitment while the recruited
+    /// queries train towards their blocks (off by default; measured in the README).
+    #[serde(default)]
+    pub windows_throughout: bool,
 }
 
 impl RecruitConfig {
@@ -127,6 +132,7 @@ impl Default for RecruitConfig {
             scale_to_corpus: true,
             moves_per_round: 4,
             start_windows: 0,
+            windows_throughout: false,
         }
     }
 }

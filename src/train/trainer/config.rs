@@ -58,6 +58,11 @@ pub struct TrainConfig {
     /// `RecruitConfig::start_windows`; None: the block map's own, which has no groups then).
     #[serde(default)]
     pub start_windows: Option<usize>,
+    /// Keep those windows for the unassigned (open) queries after the first block too: the
+    /// recruited queries' penalty is taken over the block map, the unassigned queries' over
+    /// the windows (`RecruitConfig::windows_throughout`).
+    #[serde(default)]
+    pub windows_throughout: bool,
     /// The learning rate over the run: warm-up and decay around `optimizer.lr`.
     pub schedule: LrSchedule,
 }
@@ -133,6 +138,7 @@ impl Default for TrainConfig {
             forward_lambda: None,
             ramp_from: None,
             start_windows: None,
+            windows_throughout: false,
             schedule: LrSchedule::default(),
         }
     }

@@ -134,12 +134,33 @@ impl Trainer {
         let pt = tensors(&self.blocks)?;
         let layers = out.attention.len().max(1) as f64;
         if use_penalty {
-            // The penalty's groups may be the start's positional windows.
-            let windows = self.start_windows_map().map(|w| tensors(&w)).transpose()?;
-            let groups = windows.as_ref().unwrap_or(&pt);
-            let mut acc = Vec::with_capacity(out.attention.len());
+            // The penalty's groups may be (or include) the start's positional windows.
+            let windows = match self.start_windows_map() {
+                None => Vec::new(),
+                Some(_) => self
+                    .penalty_masks(batch)
+                    .iter()
+                    .map(|(m, k)| {
+                        PenaltyTensors::new(
+                            m,
+                            *k,
+                            self.config.weights,
+                            self.config.exempt_always_visible,
+                            dev,
+                        )
+                    })
+                    .collect::<candle_core::Result<Vec<_>>>()?,
+            };
+            let groups: Vec<&PenaltyTensors> = if windows.is_empty() {
+                vec![&pt]
+            } else {
+                windows.iter().collect()
+            };
+            let mut acc = Vec::with_capacity(out.attention.len() * groups.len());
             for a in &out.attention {
-                acc.push(group_lasso(a, groups, self.config.penalty_eps)?);
+                for g in &groups {
+                    acc.push(group_lasso(a, g, self.config.penalty_eps)?);
+                }
             }
             pen = (Tensor::stack(&acc, 0)?.sum_all()? / layers)?;
             total = (total + (&pen * (self.config.eta * lambda))?)?;

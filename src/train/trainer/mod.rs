@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use candle_core::Tensor;
 
 use crate::analysis::rng::SplitMix64;
-use crate::model::blocks::BlockMap;
+use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::model::transformer::LocalistModel;
 use crate::rules::check::ResolvedRule;
 use crate::train::dataset::{batch_offsets, TokenStream, Window};
@@ -200,13 +200,50 @@ impl Trainer {
 
     /// The positional windows of `start_windows` that the penalty's groups come from instead
     /// of the block map, while the block map is one open block (recruitment before its first
-    /// block); None: the block map's own groups.
+    /// block), or for the unassigned queries throughout with `windows_throughout`; None: the
+    /// block map's own groups.
     pub fn start_windows_map(&self) -> Option<BlockMap> {
         let b = &self.blocks;
+        let on = b.open_unassigned && (b.num_blocks() == 1 || self.config.windows_throughout);
         self.config
             .start_windows
-            .filter(|_| b.open_unassigned && b.num_blocks() == 1)
+            .filter(|_| on)
             .and_then(|w| BlockMap::windows(w, self.config.seq_len).ok())
+    }
+
+    /// The groups of the off-block penalty for `batch`: one or two partitions of the keys,
+    /// each as the sequences' masks and its number of groups. The block map's alone; or the
+    /// start's windows alone (one open block); or, past the first block with
+    /// `windows_throughout`, the block map's (whose open rows have no groups) and the
+    /// windows' for the unassigned queries only (every recruited query's row is made open
+    /// there, under one extra group with no keys): each row is penalised by one partition.
+    pub fn penalty_masks(&self, batch: &[Window]) -> Vec<(Vec<SequenceMasks>, usize)> {
+        let own =
+            || -> Vec<SequenceMasks> { batch.iter().map(|w| self.blocks.masks(&w.x)).collect() };
+        let Some(windows) = self.start_windows_map() else {
+            return vec![(own(), self.blocks.num_blocks())];
+        };
+        let kw = windows.num_blocks();
+        if self.blocks.num_blocks() == 1 {
+            return vec![(batch.iter().map(|w| windows.masks(&w.x)).collect(), kw)];
+        }
+        let blocks = own();
+        let unassigned = blocks
+            .iter()
+            .zip(batch)
+            .map(|(m, w)| {
+                let mut wm = windows.masks(&w.x);
+                for (i, r) in wm.relevant_blocks.iter_mut().enumerate() {
+                    if !m.row_open(i) {
+                        *r = kw;
+                    }
+                }
+                wm.num_blocks = kw + 1;
+                wm.open = Some(kw);
+                wm
+            })
+            .collect();
+        vec![(blocks, self.blocks.num_blocks()), (unassigned, kw + 1)]
     }
 
     /// A non-finite loss is an error naming the step, raised before any weight changes.

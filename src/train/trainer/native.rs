@@ -180,19 +180,19 @@ impl Trainer {
         let layers = cfg.num_layers.max(1) as f64;
         let rows = (b * cfg.num_heads * t).max(1) as f64;
         let penalty = (lambda > 0.0 && c.eta > 0.0).then(|| {
-            let host = |masks: &[SequenceMasks], k: usize| {
-                PenaltyHost::new(masks, k, c.weights, c.exempt_always_visible)
+            let host = |m: &[SequenceMasks], k: usize| {
+                PenaltyHost::new(m, k, c.weights, c.exempt_always_visible)
             };
-            let host = match self.start_windows_map() {
-                Some(windows) => {
-                    let groups: Vec<SequenceMasks> =
-                        part.iter().map(|w| windows.masks(&w.x)).collect();
-                    host(&groups, windows.num_blocks())
-                }
-                None => host(&masks, self.blocks.num_blocks()),
+            let hosts = match self.start_windows_map() {
+                None => vec![host(&masks, self.blocks.num_blocks())],
+                Some(_) => self
+                    .penalty_masks(part)
+                    .iter()
+                    .map(|(m, k)| host(m, *k))
+                    .collect(),
             };
             Penalty {
-                host,
+                hosts,
                 eps: c.penalty_eps as f32,
                 factor: weight * c.eta * lambda / (layers * rows),
                 scales: Vec::new(),

@@ -7,26 +7,28 @@ use std::sync::Mutex;
 use crate::model::native::{AttentionTerm, Workspace};
 use crate::train::group_lasso::PenaltyHost;
 
-/// The off-block group lasso: factor·Ω summed over (b, h, i).
+/// The off-block group lasso: factor·Ω summed over (b, h, i), over one partition of the keys
+/// or two ([`super::Trainer::penalty_masks`]: each row has groups in one of them).
 pub(super) struct Penalty {
-    pub(super) host: PenaltyHost,
+    pub(super) hosts: Vec<PenaltyHost>,
     pub(super) eps: f32,
     /// d loss / d Σ Ω: the shard's weight · η·λ / (L · B·H·T).
     pub(super) factor: f64,
-    /// Per layer, the gradient's scales kept by [`Penalty::measure`].
-    pub(super) scales: Vec<Vec<f32>>,
+    /// Per host, per layer, the gradient's scales kept by [`Penalty::measure`].
+    pub(super) scales: Vec<Vec<Vec<f32>>>,
 }
 
 impl Penalty {
     /// factor·Σ Ω of every layer's attention, keeping what the gradient needs.
     pub(super) fn measure(&mut self, ws: &Workspace, heads: usize) -> f64 {
         let mut total = 0.0;
-        self.scales.resize_with(ws.layers.len(), Vec::new);
-        for (acts, scales) in ws.layers.iter().zip(self.scales.iter_mut()) {
-            scales.resize(acts.att.len() / self.host.t.max(1) * self.host.k, 0.0);
-            total += self
-                .host
-                .omega_sum_with_scales(&acts.att, heads, self.eps, scales);
+        self.scales.resize_with(self.hosts.len(), Vec::new);
+        for (host, per_layer) in self.hosts.iter().zip(self.scales.iter_mut()) {
+            per_layer.resize_with(ws.layers.len(), Vec::new);
+            for (acts, scales) in ws.layers.iter().zip(per_layer.iter_mut()) {
+                scales.resize(acts.att.len() / host.t.max(1) * host.k, 0.0);
+                total += host.omega_sum_with_scales(&acts.att, heads, self.eps, scales);
+            }
         }
         self.factor * total
     }
@@ -108,9 +110,10 @@ pub(super) struct Terms {
 impl AttentionTerm for Terms {
     fn add_grad(&self, layer: usize, att: &[f32], heads: usize, out: &mut [f32]) {
         let Some(p) = &self.penalty else { return };
-        if let Some(scales) = p.scales.get(layer) {
-            p.host
-                .add_grad_from_scales(att, heads, scales, p.factor as f32, out);
+        for (host, per_layer) in p.hosts.iter().zip(&p.scales) {
+            if let Some(scales) = per_layer.get(layer) {
+                host.add_grad_from_scales(att, heads, scales, p.factor as f32, out);
+            }
         }
     }
 
