@@ -226,10 +226,11 @@ fn the_start_windows_penalty_trains_natively_as_autograd_does() {
     );
     t.blocks.open_unassigned = true;
     let batch = t.next_batch();
-    let parts = t.penalty_masks(&batch);
-    assert_eq!(parts.len(), 2, "the block map's groups and the windows'");
+    let own: Vec<_> = batch.iter().map(|w| t.blocks.masks(&w.x)).collect();
+    let (windows, _, own_too) = t.penalty_windows(&batch, &own).unwrap();
+    assert!(own_too, "the block map's groups and the windows'");
     for (i, &id) in batch[0].x.iter().enumerate() {
-        let (own, win) = (parts[0].0[0].row_open(i), parts[1].0[0].row_open(i));
+        let (own, win) = (own[0].row_open(i), windows[0].row_open(i));
         assert_ne!(
             own, win,
             "row {i} (token {id}) has groups in exactly one partition"

@@ -261,19 +261,20 @@ fn head_backward(
         ld: t,
     };
     causal::square(&mut dad, dyh, v, with_term, blocks)?;
-    let mut dq = Dst {
+    let mut dqkv = Dst {
         data: s.dqkv,
         off: row0 + 2 * d + hh * dh,
         ld: 3 * d,
     };
-    causal::lower_t(&mut dq, a, dyh, blocks)?;
+    // dv = Aᵀ·dy, then dq = dS·k and dk = dSᵀ·q, each into its columns of dqkv.
+    causal::lower_t(&mut dqkv, a, dyh, blocks)?;
     let att = acts.att.get(m..m + t * t).unwrap_or(&[]);
     softmax_grad_rows(att, da, t, factor, s.scores);
     let ds = View::full(s.scores, t, t);
-    dq.off = row0 + hh * dh;
-    causal::lower(&mut dq, ds, k, blocks)?;
-    dq.off = row0 + d + hh * dh;
-    causal::lower_t(&mut dq, ds, q, blocks)
+    dqkv.off = row0 + hh * dh;
+    causal::lower(&mut dqkv, ds, k, blocks)?;
+    dqkv.off = row0 + d + hh * dh;
+    causal::lower_t(&mut dqkv, ds, q, blocks)
 }
 
 /// Token embeddings gather rows, so their gradient scatters them back (added to what the

@@ -2,9 +2,9 @@
 //! of rows see no key past it: their scores there are masked (−∞ in the bias), so their
 //! weights are exactly 0 and so are their softmax gradients. Each t×t product of a head (the
 //! forward's q·kᵀ and A·v, the backward's dy·vᵀ, Aᵀ·dy, dS·k and dSᵀ·q) then skips the blocks
-//! above the diagonal (a quarter of the work by halves, 3/8 by quarters). The skipped terms are exact zeros that the whole product would have
-//! added last, so the numbers are the whole products' (checked in the tests below and by the
-//! native pass's tests against autograd).
+//! above the diagonal (a quarter of the work by halves, 3/8 by quarters). The skipped terms
+//! are exact zeros that the whole product would have added last, so the numbers are the whole
+//! products' (checked in the tests below and by the native pass's tests against autograd).
 
 use crate::model::native::gemm::{matmul, View, ViewMut};
 use crate::model::native::NativeError;

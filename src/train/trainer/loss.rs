@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Tensor, D};
 
-use crate::model::blocks::{BlockMap, SequenceMasks};
+use crate::model::blocks::SequenceMasks;
 use crate::model::dial::{layer_bias, DialSetting, LayerBias};
 use crate::model::transformer::{
     anchor_name, causal_tensor, AttentionBias, ForwardOptions, ForwardOutput, LocalistModel,
@@ -121,40 +121,28 @@ impl Trainer {
         if !(use_penalty || use_anchor) {
             return Ok((total, pen, anc));
         }
-        let tensors = |map: &BlockMap| {
-            let masks: Vec<SequenceMasks> = batch.iter().map(|w| map.masks(&w.x)).collect();
+        let tensors = |masks: &[SequenceMasks], k: usize| {
             PenaltyTensors::new(
-                &masks,
-                map.num_blocks(),
+                masks,
+                k,
                 self.config.weights,
                 self.config.exempt_always_visible,
                 dev,
             )
         };
-        let pt = tensors(&self.blocks)?;
+        let masks: Vec<SequenceMasks> = batch.iter().map(|w| self.blocks.masks(&w.x)).collect();
+        let pt = tensors(&masks, self.blocks.num_blocks())?;
         let layers = out.attention.len().max(1) as f64;
         if use_penalty {
             // The penalty's groups may be (or include) the start's positional windows.
-            let windows = match self.start_windows_map() {
-                None => Vec::new(),
-                Some(_) => self
-                    .penalty_masks(batch)
-                    .iter()
-                    .map(|(m, k)| {
-                        PenaltyTensors::new(
-                            m,
-                            *k,
-                            self.config.weights,
-                            self.config.exempt_always_visible,
-                            dev,
-                        )
-                    })
-                    .collect::<candle_core::Result<Vec<_>>>()?,
+            let windows = match self.penalty_windows(batch, &masks) {
+                Some((m, k, own_too)) => Some((tensors(&m, k)?, own_too)),
+                None => None,
             };
-            let groups: Vec<&PenaltyTensors> = if windows.is_empty() {
-                vec![&pt]
-            } else {
-                windows.iter().collect()
+            let groups: Vec<&PenaltyTensors> = match &windows {
+                None => vec![&pt],
+                Some((w, false)) => vec![w],
+                Some((w, true)) => vec![&pt, w],
             };
             let mut acc = Vec::with_capacity(out.attention.len() * groups.len());
             for a in &out.attention {

@@ -211,24 +211,28 @@ impl Trainer {
             .and_then(|w| BlockMap::windows(w, self.config.seq_len).ok())
     }
 
-    /// The groups of the off-block penalty for `batch`: one or two partitions of the keys,
-    /// each as the sequences' masks and its number of groups. The block map's alone; or the
-    /// start's windows alone (one open block); or, past the first block with
-    /// `windows_throughout`, the block map's (whose open rows have no groups) and the
-    /// windows' for the unassigned queries only (every recruited query's row is made open
-    /// there, under one extra group with no keys): each row is penalised by one partition.
-    pub fn penalty_masks(&self, batch: &[Window]) -> Vec<(Vec<SequenceMasks>, usize)> {
-        let own =
-            || -> Vec<SequenceMasks> { batch.iter().map(|w| self.blocks.masks(&w.x)).collect() };
-        let Some(windows) = self.start_windows_map() else {
-            return vec![(own(), self.blocks.num_blocks())];
-        };
+    /// The off-block penalty's positional windows for `batch`, whose masks under the block
+    /// map are `own`: None when the block map's groups are the only ones. Otherwise the
+    /// windows' masks and their number of groups, and whether the block map's groups count
+    /// too. Before the first block the windows replace them (every row is open under the map);
+    /// past it, with `windows_throughout`, both count and each row has its groups in one of
+    /// the two: every recruited query's row is made open in the windows' masks (under one
+    /// extra group with no keys), and the unassigned queries' rows are open under the map.
+    pub fn penalty_windows(
+        &self,
+        batch: &[Window],
+        own: &[SequenceMasks],
+    ) -> Option<(Vec<SequenceMasks>, usize, bool)> {
+        let windows = self.start_windows_map()?;
         let kw = windows.num_blocks();
         if self.blocks.num_blocks() == 1 {
-            return vec![(batch.iter().map(|w| windows.masks(&w.x)).collect(), kw)];
+            return Some((
+                batch.iter().map(|w| windows.masks(&w.x)).collect(),
+                kw,
+                false,
+            ));
         }
-        let blocks = own();
-        let unassigned = blocks
+        let unassigned = own
             .iter()
             .zip(batch)
             .map(|(m, w)| {
@@ -243,7 +247,7 @@ impl Trainer {
                 wm
             })
             .collect();
-        vec![(blocks, self.blocks.num_blocks()), (unassigned, kw + 1)]
+        Some((unassigned, kw + 1, true))
     }
 
     /// A non-finite loss is an error naming the step, raised before any weight changes.

@@ -183,13 +183,12 @@ impl Trainer {
             let host = |m: &[SequenceMasks], k: usize| {
                 PenaltyHost::new(m, k, c.weights, c.exempt_always_visible)
             };
-            let hosts = match self.start_windows_map() {
+            let hosts = match self.penalty_windows(part, &masks) {
                 None => vec![host(&masks, self.blocks.num_blocks())],
-                Some(_) => self
-                    .penalty_masks(part)
-                    .iter()
-                    .map(|(m, k)| host(m, *k))
-                    .collect(),
+                Some((windows, kw, false)) => vec![host(&windows, kw)],
+                Some((windows, kw, true)) => {
+                    vec![host(&masks, self.blocks.num_blocks()), host(&windows, kw)]
+                }
             };
             Penalty {
                 hosts,

@@ -8,7 +8,7 @@ use crate::model::native::{AttentionTerm, Workspace};
 use crate::train::group_lasso::PenaltyHost;
 
 /// The off-block group lasso: factor·Ω summed over (b, h, i), over one partition of the keys
-/// or two ([`super::Trainer::penalty_masks`]: each row has groups in one of them).
+/// or two ([`super::Trainer::penalty_windows`]: each row has groups in one of them).
 pub(super) struct Penalty {
     pub(super) hosts: Vec<PenaltyHost>,
     pub(super) eps: f32,
