@@ -22,13 +22,9 @@ fn harness(ck: PathBuf) -> Harness<'static, StudioApp> {
         .build_eframe(move |cc| StudioApp::new(&cc.egui_ctx, Some(ck)))
 }
 
-/// The app on `ck`, stepped until its first capture has arrived.
+/// The app on `ck`, stepped until every answer to its opening has arrived (see [`settled`]).
 fn started(ck: PathBuf) -> Harness<'static, StudioApp> {
-    let mut h = harness(ck);
-    step_until(&mut h, "the first capture", |app| {
-        app.state.capture.is_some()
-    });
-    h
+    settled(ck)
 }
 
 /// The clinical sample, stepped until it has captured one of its own records (records of the
@@ -44,25 +40,42 @@ fn started_clinical() -> Harness<'static, StudioApp> {
     h
 }
 
+/// The studio holds its answers to the opening: a capture and λ* measured on the text shown.
+fn answered(app: &StudioApp) -> bool {
+    let st = &app.state;
+    let on_text = |m: &Option<localist::engine::protocol::MeasuredOn>| {
+        m.as_ref().is_some_and(|m| m.text == st.text)
+    };
+    st.capture.is_some()
+        && st.threshold.is_some()
+        && on_text(&st.threshold_on)
+        && on_text(&st.capture_on)
+}
+
+/// The app on `ck` once every answer to its opening has arrived. λ* adds a line above the run
+/// buttons; clicking while an answer is still due can land on a widget whose place (and id)
+/// changes in the next frame (on a loaded machine the click then reaches nothing).
+fn settled(ck: PathBuf) -> Harness<'static, StudioApp> {
+    let mut h = harness(ck);
+    step_until(&mut h, "the first capture and λ* on its text", answered);
+    h.run_steps(2);
+    h
+}
+
 /// The clinical sample once every answer to its opening has arrived: the capture of its own
-/// record (it replaces the studio's text, a second capture) and λ* measured on that text. λ*
-/// adds a line above the run buttons; clicking while an answer is still due can land on a
-/// widget whose place (and id) changes in the next frame.
+/// record (it replaces the studio's text, a second capture) and λ* measured on that text.
 fn settled_clinical() -> Harness<'static, StudioApp> {
     let mut h = harness(sample("tiny-clinical"));
     step_until(
         &mut h,
         "the model's own text captured and λ* on it",
         |app| {
-            let st = &app.state;
-            let own = st
+            let own = app
+                .state
                 .capture
                 .as_ref()
                 .is_some_and(|(_, t)| t.first().is_some_and(|w| w == "note" || w == "txn"));
-            let on_text = |m: &Option<localist::engine::protocol::MeasuredOn>| {
-                m.as_ref().is_some_and(|m| m.text == st.text)
-            };
-            own && st.threshold.is_some() && on_text(&st.threshold_on) && on_text(&st.capture_on)
+            own && answered(app)
         },
     );
     h.run_steps(2);
@@ -170,7 +183,7 @@ fn starting_training_advances_the_curve_and_stop_stops_it() {
 #[test]
 fn a_held_out_curve_that_climbs_away_from_its_best_is_called_overfitting() {
     use localist::engine::worker::LivePoint;
-    let mut h = started(sample("tiny-shakespeare-l1"));
+    let mut h = settled(sample("tiny-shakespeare-l1"));
     let point = |step: usize, perplexity: f64| LivePoint {
         step,
         eval: localist::train::eval::EvalReport {
