@@ -12,6 +12,8 @@ use localist::train::dataset::{Sampling, TokenStream};
 use localist::train::trainer::{TrainConfig, Trainer};
 use std::time::Instant;
 fn main() {
+    // Freed memory kept for the next step, as in the app (`src/main.rs`).
+    localist::keep_freed_memory();
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/assets/corpora/shakespeare_1mb.txt"
