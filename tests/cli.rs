@@ -1060,6 +1060,7 @@ fn a_run_that_learns_a_small_corpus_by_heart_is_warned_and_keep_best_ends_on_its
         plain.contains("--keep-best (to end on the weights of step"),
         "{plain}"
     );
+    assert!(!plain.contains("--recruit-start-windows"), "{plain}");
     assert_eq!(cfg["training"]["steps_done"], 120);
     let curve = cfg["training"]["held_out"].as_array().unwrap();
     assert_eq!(curve.last().unwrap()["step"], 120, "{curve:?}");
@@ -1080,6 +1081,38 @@ fn a_run_that_learns_a_small_corpus_by_heart_is_warned_and_keep_best_ends_on_its
         .as_f64()
         .unwrap();
     assert!((ppl.ln() - ce(best)).abs() < 1e-3, "{ppl} against {best:?}");
+
+    // Under recruitment the warning says why the run without --recruit may not overfit (its
+    // windows) and what keeps them.
+    let (rec, _) = run("recruit", &["--recruit", "--recruit-warmup", "20"]);
+    let warning = rec
+        .lines()
+        .find(|l| l.starts_with("warning: held-out perplexity rose from"))
+        .unwrap_or_else(|| panic!("no warning:\n{rec}"));
+    assert!(
+        warning.contains("the unassigned queries are open")
+            && warning.contains("--recruit-start-windows 8"),
+        "{warning}"
+    );
+    // With the start's windows on (and no block yet) there is nothing to add.
+    let (windows, _) = run(
+        "recruit-windows",
+        &[
+            "--recruit",
+            "--recruit-warmup",
+            "20",
+            "--recruit-start-windows",
+            "8",
+        ],
+    );
+    assert!(
+        windows.contains("warning: held-out perplexity rose from"),
+        "{windows}"
+    );
+    assert!(
+        !windows.contains("the unassigned queries are open"),
+        "{windows}"
+    );
 
     // No curve on request.
     let (quiet, cfg) = run("none", &["--eval-every", "0"]);
