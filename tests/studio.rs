@@ -226,6 +226,34 @@ fn a_held_out_curve_that_climbs_away_from_its_best_is_called_overfitting() {
     // (A tall window: the button is far down the side panel.)
     h.set_size(egui::vec2(1280.0, 1800.0));
     h.run_steps(2);
+    // In a run that recruits without windows for its open queries, the hover says why it may
+    // learn by heart where the run without recruitment does not.
+    let tip = "the unassigned queries are open";
+    let at = h.get_by_label_contains("Overfitting").rect().center();
+    h.hover_at(at);
+    h.run_steps(60);
+    assert!(
+        h.query_by_label_contains("Two held-out measurements")
+            .is_some(),
+        "no tooltip"
+    );
+    assert!(h.query_by_label_contains(tip).is_none());
+    h.state_mut().state.recruitment = Some(localist::engine::protocol::RecruitView {
+        config: localist::train::recruit::RecruitConfig::default(),
+        log: Vec::new(),
+        rounds: Vec::new(),
+        stopped: None,
+        accepted: 0,
+        next_due: None,
+        cost_ms: (0.0, 0.0),
+        json: Err(String::new()),
+    });
+    h.hover_at(at + egui::vec2(1.0, 0.0));
+    h.run_steps(60);
+    assert!(h.query_by_label_contains(tip).is_some());
+    // (The pointer leaves the warning, so that its tooltip covers nothing the click needs.)
+    h.hover_at(egui::pos2(2.0, 2.0));
+    h.run_steps(3);
     h.get_by_label("Back to step 120").click();
     step_until(&mut h, "the worker's answer", |app| {
         app.state

@@ -6,7 +6,8 @@ use candle_core::Device;
 
 use crate::engine::best::BestState;
 use crate::engine::held_out::{
-    default_every, detect_overfit, passes, push_thinned, HeldOutPoint, Overfit, CURVE_WINDOWS,
+    default_every, detect_overfit, open_queries_note, passes, push_thinned, HeldOutPoint, Overfit,
+    CURVE_WINDOWS,
 };
 use crate::engine::train_job::{setup, Outcome, Session, TrainJob};
 use crate::model::dial::DialSetting;
@@ -152,7 +153,13 @@ fn overfit_message(session: &Session, o: &Overfit) -> String {
     let n = session.trainer.train.ids.len();
     let c = &session.trainer.config;
     let mut what = o.message(passes(o.now.step, c.batch_size, c.seq_len, n), Some(n));
-    what.push_str(&open_start_note(session));
+    let blocks = session.trainer.blocks.num_blocks();
+    if let Some(note) =
+        (session.recruiter.as_ref()).and_then(|r| open_queries_note(&r.config, blocks))
+    {
+        what.push_str("; ");
+        what.push_str(note);
+    }
     if session.job.keep_best {
         format!("{what}. --keep-best will end on the weights of this run's best point of the curve")
     } else {
@@ -161,27 +168,6 @@ fn overfit_message(session: &Session, o: &Overfit) -> String {
             o.best.step
         )
     }
-}
-
-/// Under recruitment without windows for the unassigned queries, why this run may overfit
-/// where the same run without `--recruit` does not: those queries are open and nothing pulls
-/// them towards positional windows (README, Recruitment: on a 10,491-token corpus 144
-/// against 64.5 without `--recruit`, and 68.3 with `--recruit-start-windows 8`, which found
-/// no block there).
-fn open_start_note(session: &Session) -> String {
-    let Some(r) = &session.recruiter else {
-        return String::new();
-    };
-    let c = &r.config;
-    let first = session.trainer.blocks.num_blocks() == 1;
-    if c.start_windows > 0 && (first || c.windows_throughout) {
-        return String::new();
-    }
-    "; under --recruit the unassigned queries are open, and nothing pulls them towards \
-     positional windows as the penalty of the run without --recruit does \
-     (--recruit-start-windows 8 keeps that penalty until the first block, with \
-     --recruit-windows-throughout for the whole run, at the risk of finding fewer blocks)"
-        .into()
 }
 
 /// [`run`], reporting recruitment decisions, the held-out curve and overfitting as they happen.

@@ -5,7 +5,7 @@
 
 use egui_plot::{Line, Plot, PlotPoints};
 
-use crate::engine::held_out::{detect_overfit, HeldOutPoint, OVERFIT_RATIO};
+use crate::engine::held_out::{detect_overfit, open_queries_note, HeldOutPoint, OVERFIT_RATIO};
 use crate::engine::worker::{Command, LivePoint};
 use crate::studio::state::{CurvePoint, StudioState, TrainingPlot};
 
@@ -188,6 +188,25 @@ pub fn enlarged(ctx: &egui::Context, state: &mut StudioState) {
     }
 }
 
+/// In a run that recruits blocks without windows for its unassigned queries: why it may
+/// learn by heart where the run without recruitment does not (the CLI's note, as a sentence).
+fn recruitment_note(state: &StudioState) -> String {
+    let blocks = state.summary.as_ref().map_or(1, |s| s.blocks.len());
+    state
+        .recruitment
+        .as_ref()
+        .filter(|r| r.config.enabled)
+        .and_then(|r| open_queries_note(&r.config, blocks))
+        .map(|note| {
+            let mut s = note.to_string();
+            if let Some(first) = s.get_mut(..1) {
+                first.make_ascii_uppercase();
+            }
+            format!(" {s}.")
+        })
+        .unwrap_or_default()
+}
+
 /// A warning when the live held-out perplexity has risen well above its best and stayed there.
 fn overfit_note(ui: &mut egui::Ui, state: &mut StudioState) {
     let points: Vec<HeldOutPoint> = state
@@ -208,8 +227,9 @@ fn overfit_note(ui: &mut egui::Ui, state: &mut StudioState) {
             "Two held-out measurements in a row more than {:.0}% above the best. The corpus is \
              too small for this many steps: go back to the best step (the button below), stop the \
              run, or train on more text or for fewer steps (`localist train --keep-best` ends on \
-             the best weights).",
-            100.0 * (OVERFIT_RATIO - 1.0)
+             the best weights).{}",
+            100.0 * (OVERFIT_RATIO - 1.0),
+            recruitment_note(state)
         ));
         let back = ui
             .button(format!("Back to step {}", o.best.step))
