@@ -74,9 +74,9 @@ impl Overfit {
 /// count, the unassigned one included): they are open, and nothing pulls them towards windows
 /// as the penalty of the run without recruitment does (README, Recruitment: on a 10,491-token
 /// corpus 144 against 64.5 without `--recruit`, and 68.3 with `--recruit-start-windows 8`,
-/// which found no block there). `None` while the start's windows are on.
+/// which found no block there). `None` while the start's windows are on, or recruitment off.
 pub fn open_queries_note(cfg: &RecruitConfig, blocks: usize) -> Option<&'static str> {
-    if cfg.start_windows > 0 && (blocks <= 1 || cfg.windows_throughout) {
+    if !cfg.enabled || cfg.start_windows > 0 && (blocks <= 1 || cfg.windows_throughout) {
         return None;
     }
     Some(
@@ -169,6 +169,12 @@ mod tests {
         assert!(open_queries_note(&c, 4).is_some());
         c.windows_throughout = true;
         assert_eq!(open_queries_note(&c, 4), None);
+        // Recruitment switched off (the studio's switch): nothing to say.
+        let off = RecruitConfig {
+            enabled: false,
+            ..RecruitConfig::default()
+        };
+        assert_eq!(open_queries_note(&off, 4), None);
     }
 
     fn p(step: usize, ppl: f64) -> HeldOutPoint {

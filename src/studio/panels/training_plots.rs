@@ -195,7 +195,6 @@ fn recruitment_note(state: &StudioState) -> String {
     state
         .recruitment
         .as_ref()
-        .filter(|r| r.config.enabled)
         .and_then(|r| open_queries_note(&r.config, blocks))
         .map(|note| {
             let mut s = note.to_string();
