@@ -251,6 +251,10 @@ fn a_held_out_curve_that_climbs_away_from_its_best_is_called_overfitting() {
     h.hover_at(at + egui::vec2(1.0, 0.0));
     h.run_steps(60);
     assert!(h.query_by_label_contains(tip).is_some());
+    // ... and names the studio's own switch for it, not only the CLI's flag.
+    assert!(h
+        .query_by_label_contains("tick \"windows until the first block\" under \"recruit blocks\"")
+        .is_some());
     // (The pointer leaves the warning, so that its tooltip covers nothing the click needs.)
     h.hover_at(egui::pos2(2.0, 2.0));
     h.run_steps(3);
@@ -1096,6 +1100,32 @@ fn a_text_in_another_script_is_refused_as_characters_and_trains_with_word_tokens
         .unwrap()
         .warnings
         .is_empty());
+}
+
+#[test]
+fn windows_first_is_a_switch_of_recruiting_runs_and_reaches_the_run() {
+    let mut h = settled_clinical();
+    // It is offered only under "recruit blocks", where it acts.
+    assert!(h.query_by_label("windows until the first block").is_none());
+    h.get_by_label("recruit blocks").click();
+    h.run_steps(1);
+    h.get_by_label("windows until the first block").click();
+    h.run_steps(1);
+    assert!(h.state().settings.recruit && h.state().settings.windows_first);
+    h.state_mut().settings.corpus = "topics:3".into();
+    h.state_mut().settings.steps = 5000;
+    h.get_by_label("New run").click();
+    step_until(&mut h, "the run's recruitment view", |app| {
+        app.state.error.is_some() || app.state.recruitment.is_some()
+    });
+    assert_eq!(h.state().state.error, None);
+    let rec = h.state().state.recruitment.clone().unwrap();
+    assert!(rec.config.enabled);
+    assert_eq!(rec.config.start_windows, 8);
+    h.get_by_label("Stop").click();
+    step_until(&mut h, "the end of the run", |app| {
+        app.state.worker == WorkerState::Idle
+    });
 }
 
 #[test]

@@ -5,6 +5,10 @@ use crate::engine::corpus::{CorpusSource, TokenizerKind};
 use crate::engine::protocol::{LrSchedule, RecruitConfig, TrainConfig};
 use crate::engine::train_job::TrainJob;
 
+/// The width of the positional windows that "windows until the first block" trains towards
+/// (that of the default map of a run without recruitment).
+pub const START_WINDOWS: usize = 8;
+
 /// Settings of the next run (kept between frames).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -30,6 +34,10 @@ pub struct RunSettings {
     pub mu_anchor: f64,
     /// Grow blocks by recruitment from one block (SPEC §9).
     pub recruit: bool,
+    /// Under recruitment, train every query towards positional windows of
+    /// [`START_WINDOWS`] tokens until the first block is recruited
+    /// (`train --recruit-start-windows 8`).
+    pub windows_first: bool,
     /// Cut a text file into words fitted on it (letters of any script) instead of the 96
     /// characters; generated corpora always use words.
     pub word_tokens: bool,
@@ -50,6 +58,7 @@ impl Default for RunSettings {
             mu_rule: 0.0,
             mu_anchor: 0.05,
             recruit: false,
+            windows_first: false,
             word_tokens: false,
             adapt: "lora:8".into(),
         }
@@ -118,6 +127,7 @@ impl RunSettings {
             recruit: self.recruit.then(|| RecruitConfig {
                 warmup: 50,
                 every: 50,
+                start_windows: if self.windows_first { START_WINDOWS } else { 0 },
                 ..Default::default()
             }),
             ..TrainJob::default()

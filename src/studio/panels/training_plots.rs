@@ -201,7 +201,10 @@ fn recruitment_note(state: &StudioState) -> String {
             if let Some(first) = s.get_mut(..1) {
                 first.make_ascii_uppercase();
             }
-            format!(" {s}.")
+            format!(
+                " {s}. In the studio: tick \"windows until the first block\" under \
+                 \"recruit blocks\" (Training) for the next run."
+            )
         })
         .unwrap_or_default()
 }
