@@ -992,6 +992,11 @@ fn the_recruitment_tab_shows_the_recruited_samples_decisions() {
     assert!(h
         .query_by_label_contains("stop: 3 rounds without")
         .is_some());
+    // The data bits and the model's own bits each in a plot of its own scale (on one axis the
+    // model's few hundred bits lay flat under a line of a million).
+    for legend in ["L(D | M)", "DL(M) − L(D | M)"] {
+        assert!(h.query_by_label(legend).is_some(), "no plot of {legend}");
+    }
     // A log with no round yet (a run gone back before its first round) counts the model's
     // blocks, not none.
     if let Some(r) = h.state_mut().state.recruitment.as_mut() {

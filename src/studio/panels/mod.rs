@@ -9,6 +9,7 @@ pub mod dial;
 pub mod generate;
 pub mod model;
 pub mod recruitment;
+mod recruitment_dl;
 pub mod rules;
 pub mod specialists;
 pub mod specialists_grow;

@@ -4,9 +4,7 @@
 use egui::{Color32, RichText};
 use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoint, PlotPoints, Points};
 
-use crate::engine::protocol::{
-    Command, Decision, MoveKind, RecruitEvent, RecruitView, RoundSummary, Verdict,
-};
+use crate::engine::protocol::{Command, Decision, MoveKind, RecruitEvent, RecruitView, Verdict};
 use crate::studio::state::{StudioState, WorkerState};
 
 const GREEN: Color32 = Color32::from_rgb(60, 170, 90);
@@ -137,7 +135,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
     let blocks_now = state.summary.as_ref().map(|s| s.blocks.len());
     status(ui, &rec, blocks_now);
     timeline(ui, &rec);
-    dl_plot(ui, &rec);
+    super::recruitment_dl::dl_plots(ui, &rec);
     ui.horizontal(|ui| {
         if ui
             .button("Export log as JSON…")
@@ -214,23 +212,8 @@ fn status(ui: &mut egui::Ui, rec: &RecruitView, blocks_now: Option<usize>) {
     );
 }
 
-/// One point per training step: the last of the rounds at that step (a round that accepted a
-/// move goes on at the same step). Several points at one x made egui_plot shade the triangle
-/// between them.
-fn per_step(rec: &RecruitView, y: impl Fn(&RoundSummary) -> f64) -> PlotPoints<'static> {
-    let mut points: Vec<[f64; 2]> = Vec::new();
-    for r in &rec.rounds {
-        let p = [r.step as f64, y(r)];
-        match points.last_mut() {
-            Some(last) if last[0] == p[0] => *last = p,
-            _ => points.push(p),
-        }
-    }
-    points.into()
-}
-
 fn timeline(ui: &mut egui::Ui, rec: &RecruitView) {
-    let line = per_step(rec, |r| r.blocks as f64);
+    let line = super::recruitment_dl::per_step(rec, |r| r.blocks as f64);
     let mut hovered: Option<usize> = None;
     let top = rec.log.iter().map(|e| e.blocks_after).max().unwrap_or(1);
     let resp = Plot::new("recruit_timeline")
@@ -287,26 +270,6 @@ fn timeline(ui: &mut egui::Ui, rec: &RecruitView) {
     } else {
         resp.on_hover_text("Each marker is one decision; hover it for its bits.");
     }
-}
-
-fn dl_plot(ui: &mut egui::Ui, rec: &RecruitView) {
-    let dl = per_step(rec, |r| r.dl_bits);
-    let data = per_step(rec, |r| r.data_bits);
-    Plot::new("recruit_dl")
-        .height(150.0)
-        .legend(Legend::default())
-        .x_axis_label("training step")
-        .y_axis_label("bits")
-        .show(ui, |plot| {
-            plot.line(Line::new("DL(M)", dl));
-            plot.line(Line::new("L(D | M)", data));
-        })
-        .response
-        .on_hover_text(
-            "After each round, on the held-out buffer at λ_rec: DL(M) = L(D | M) + Σ_k \
-             [(p_k/2)·log₂ n + c_blk] + L(b). Both fall as training proceeds, and every \
-             accepted move lowers DL by more than δ against its control.",
-        );
 }
 
 /// Most decisions the table draws, newest first: a grid is laid out whole every frame (15,000
