@@ -32,6 +32,8 @@ fn set_threads() {
     for var in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {
         std::env::set_var(var, &n);
     }
+    // Rayon's pool as the app starts it (its threads pinned where it has one per CPU).
+    localist::engine::threads::start_pool(n.parse().unwrap_or(1));
 }
 
 fn corpus_ids() -> Vec<u32> {

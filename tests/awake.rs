@@ -86,9 +86,10 @@ fn nested_passes_and_a_pool_of_one_are_plain_calls() {
 }
 
 /// The tiny model's capture called from outside any pool runs as an awake pass, its products
-/// cut over the global pool's threads; from inside a pool of one it runs plain, uncut. The two
-/// must give the same attention, metrics and logits (each element of a cut product is the
-/// same sum over the same inputs). Tests run with RAYON_NUM_THREADS=1 (`.cargo/config.toml`),
+/// cut over the global pool's threads and its heads side by side; from inside a pool of one it
+/// runs plain, uncut, head by head. The two must give the same attention, metrics and logits
+/// (each element of a cut product is the same sum over the same inputs; each head writes its
+/// own slices on its own scratch). Tests run with RAYON_NUM_THREADS=1 (`.cargo/config.toml`),
 /// so this runs the check in a child process of this binary whose global pool has two threads.
 #[test]
 fn a_capture_cut_over_threads_is_the_capture_on_one() {

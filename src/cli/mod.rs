@@ -134,6 +134,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         for var in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {
             std::env::set_var(var, products.to_string());
         }
+        crate::engine::threads::start_pool(products);
     }
     let done = |r: Result<()>| r.map(|()| Outcome::Done);
     match cli.command {

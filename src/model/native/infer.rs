@@ -224,6 +224,39 @@ impl Buffers {
 
 type LayerViews = (Vec<f32>, Vec<f32>, Vec<f32>);
 
+/// One head's index and its slices: attention and scores [T, T], values out [d_h, T] and
+/// queries [T, d_h].
+type HeadSlices<'a> = (
+    usize,
+    (
+        (&'a mut [f32], &'a mut [f32]),
+        (&'a mut [f32], &'a mut [f32]),
+    ),
+);
+
+/// Sequences up to this length run their heads side by side in a pass whose threads are awake
+/// (each thread keeps one head's scratch, 3·T² floats).
+const PARALLEL_HEADS_UP_TO: usize = 512;
+
+thread_local! {
+    /// This thread's head scratch for [`PARALLEL_HEADS_UP_TO`]'s heads, kept between passes.
+    static HEAD_SCRATCH: std::cell::RefCell<Option<HeadScratch>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `f` on this thread's kept head scratch for T×T rows (made when it does not fit).
+fn with_head_scratch<R>(t: usize, f: impl FnOnce(&mut HeadScratch) -> R) -> R {
+    HEAD_SCRATCH.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let s = match slot.take() {
+            Some(s) if s.fits(t, t) => s,
+            _ => HeadScratch::new(t),
+        };
+        let s = slot.insert(s);
+        f(s)
+    })
+}
+
 /// x ← x + attention(LN1(x)); returns the layer's attention, scores and queries.
 fn attention_layer(
     lp: &LayerRefs<'_>,
@@ -241,26 +274,37 @@ fn attention_layer(
         vec![0f32; h * t * t],
         vec![0f32; h * t * dh],
     );
-    for hh in 0..h {
-        let range = hh * t * t..(hh + 1) * t * t;
-        let (Some(ah), Some(zh)) = (att.get_mut(range.clone()), z.get_mut(range)) else {
-            return Err(NativeError::Shape("attention buffer".into()));
-        };
+    let qkv = &b.qkv;
+    // One head: its scores, softmax and values into its own slices of the outputs.
+    let one = |s: &mut HeadScratch, (hh, ((ah, zh), (yh, qh))): HeadSlices<'_>| {
         let views = HeadViews {
-            q: View::rows(&b.qkv, hh * dh * t, dh, t, t).t(),
-            k: View::rows(&b.qkv, (d + hh * dh) * t, dh, t, t),
-            v: View::rows(&b.qkv, (2 * d + hh * dh) * t, dh, t, t),
+            q: View::rows(qkv, hh * dh * t, dh, t, t).t(),
+            k: View::rows(qkv, (d + hh * dh) * t, dh, t, t),
+            v: View::rows(qkv, (2 * d + hh * dh) * t, dh, t, t),
         };
-        let y = ViewMut::rows(&mut b.y, hh * dh * t, dh, t, t);
-        attend(views, hh, (t, t), bias, &mut b.head, ah, zh, y)?;
-        let qh = q
-            .get_mut(hh * t * dh..(hh + 1) * t * dh)
-            .unwrap_or_default();
-        let src = b
-            .qkv
-            .get(hh * dh * t..(hh + 1) * dh * t)
-            .unwrap_or_default();
+        attend(views, hh, (t, t), bias, s, ah, zh, ViewMut::full(yh, dh, t))?;
+        let src = qkv.get(hh * dh * t..(hh + 1) * dh * t).unwrap_or_default();
         transpose(src, dh, t, qh);
+        Ok::<(), NativeError>(())
+    };
+    let heads = att
+        .chunks_mut(t * t)
+        .zip(z.chunks_mut(t * t))
+        .zip(b.y.chunks_mut(dh * t).zip(q.chunks_mut(t * dh)))
+        .enumerate();
+    if crate::model::native::awake::in_pass() && t <= PARALLEL_HEADS_UP_TO {
+        // The heads side by side on a pass whose threads are awake (a 64-token capture at two
+        // threads ran them all on one thread while the other waited), each thread on its kept
+        // scratch.
+        use rayon::prelude::*;
+        let heads: Vec<_> = heads.collect();
+        heads
+            .into_par_iter()
+            .try_for_each(|x| with_head_scratch(t, |s| one(s, x)))?;
+    } else {
+        for x in heads {
+            one(&mut b.head, x)?;
+        }
     }
     bias_rows(&mut b.x, lp.proj_b, t, true);
     product(&mut b.x, lp.proj_w, d, View::full(&b.y, d, t))?;
