@@ -176,84 +176,16 @@ fn cpu_model() -> String {
 }
 
 /// Build rayon's global pool of `n` threads (call it before anything uses rayon; a pool that
-/// already exists is kept). Where `n` is the number of CPUs this process may run on, each
-/// thread is pinned to a CPU of its own: a pass that keeps its partners awake
-/// ([`crate::model::native::awake`]) spins them between its parts, and Linux does not move a
-/// thread that never sleeps, so in about one start in three both threads of a two-CPU pool
-/// stayed on one CPU for good (the tiny model's 64-token capture at two threads: 860–890 µs
-/// against 530–570 with the threads on different CPUs, slower than one thread's 800).
+/// already exists is kept), pinned one to a CPU where it has one per CPU
+/// ([`crate::model::native::pinned::pool_builder`]).
 pub fn start_pool(n: usize) {
-    let builder = rayon::ThreadPoolBuilder::new().num_threads(n);
-    let cpus = allowed_cpus();
-    let builder = if n > 1 && cpus.len() == n {
-        builder.start_handler(move |i| {
-            if let Some(&cpu) = cpus.get(i) {
-                pin_to(cpu);
-            }
-        })
-    } else {
-        builder
-    };
     // Err only when the pool exists already (something used rayon first): it stays as it is.
-    let _ = builder.build_global();
+    let _ = crate::model::native::pinned::pool_builder(n).build_global();
 }
-
-/// The CPUs this process may run on (empty where that cannot be read).
-#[cfg(target_os = "linux")]
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: cpu_set_t is plain data, zeroed is a valid empty set; sched_getaffinity writes at
-    // most its size, which is what it is told; CPU_ISSET reads within it for i < CPU_SETSIZE.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Vec::new();
-        }
-        (0..libc::CPU_SETSIZE as usize)
-            .filter(|&i| libc::CPU_ISSET(i, &set))
-            .collect()
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn allowed_cpus() -> Vec<usize> {
-    Vec::new()
-}
-
-/// Pin the calling thread to `cpu` (a failure leaves it where the scheduler puts it).
-#[cfg(target_os = "linux")]
-fn pin_to(cpu: usize) {
-    // SAFETY: as in `allowed_cpus`; CPU_SET writes within the set for cpu < CPU_SETSIZE (the
-    // CPUs come from CPU_ISSET over that range); pid 0 is the calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        let _ = libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn pin_to(_cpu: usize) {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A thread pinned to one of the CPUs this process may use runs only there afterwards.
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn a_pinned_thread_keeps_to_its_cpu() {
-        let cpus = allowed_cpus();
-        assert!(!cpus.is_empty());
-        let last = *cpus.last().unwrap_or(&0);
-        let seen = std::thread::spawn(move || {
-            pin_to(last);
-            allowed_cpus()
-        })
-        .join();
-        assert_eq!(seen.ok(), Some(vec![last]));
-        // The spawning thread keeps its own mask.
-        assert_eq!(allowed_cpus(), cpus);
-    }
 
     #[test]
     fn every_count_up_to_the_cpus_is_timed_and_the_fastest_kept() {

@@ -27,6 +27,7 @@ pub mod gemm;
 pub(crate) mod heads;
 mod infer;
 mod params;
+pub mod pinned;
 mod workspace;
 
 pub use backward::backward;

@@ -28,7 +28,8 @@ use crate::train::trainer::{LossTerms, TrainError, Trainer};
 /// Threads a training step's shards may use (1: no shards).
 static TRAINING_THREADS: AtomicUsize = AtomicUsize::new(1);
 
-/// The shards' own thread pool, built on first use with [`TRAINING_THREADS`] threads.
+/// The shards' own thread pool, built on first use with [`TRAINING_THREADS`] threads (pinned one
+/// to a CPU where it has one per CPU: [`crate::model::native::pinned`]).
 static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
 
 /// Let training steps cut their batches over `n` threads (call it once, before training, with
@@ -44,8 +45,7 @@ pub fn training_threads() -> usize {
 
 pub(super) fn pool() -> Option<&'static rayon::ThreadPool> {
     POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(training_threads())
+        crate::model::native::pinned::pool_builder(training_threads())
             .thread_name(|i| format!("localist-train-{i}"))
             .build()
             .ok()
