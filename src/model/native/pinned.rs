@@ -1,12 +1,12 @@
 //! Rayon pools whose threads are pinned one to a CPU where a pool has a thread for each CPU
 //! this process may run on. A pass that keeps its partners awake
 //! ([`crate::model::native::awake`]) spins them between its parts, and Linux does not move a
-//! thread that never sleeps (in snapshots of four starts of the capture bench, two had both
-//! threads of a two-CPU pool on one CPU; the tiny model's 64-token capture at two threads took
-//! 0.89 ms with both on one CPU by `taskset`, 0.54 ms on two, slower than one thread's 0.80). Captures a frame apart,
-//! as a dragged dial sends them, took 0.73–0.87 ms pinned against 1.12–1.25 ms on rayon's own
-//! pool (README, Speed). A pool smaller than the CPUs is left to the scheduler: which CPUs
-//! share a core is not known here.
+//! thread that never sleeps: in snapshots of four starts of the capture bench, two had both
+//! threads of a two-CPU pool on one CPU. The tiny model's 64-token capture at two threads took
+//! 0.89 ms with both on one CPU (put there by `taskset`) and 0.54 ms on two, against one
+//! thread's 0.80. Captures a frame apart, as a dragged dial sends them, took 0.73–0.87 ms
+//! pinned against 1.12–1.25 ms on rayon's own pool (README, Speed). A pool smaller than the
+//! CPUs is left to the scheduler: which CPUs share a core is not known here.
 
 /// A pool builder of `n` threads, each pinned to a CPU of its own when `n` is the number of
 /// CPUs this process may run on (and more than one).
