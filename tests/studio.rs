@@ -1127,6 +1127,12 @@ fn windows_first_is_a_switch_of_recruiting_runs_and_reaches_the_run() {
     let rec = h.state().state.recruitment.clone().unwrap();
     assert!(rec.config.enabled);
     assert_eq!(rec.config.start_windows, 8);
+    // The Recruitment tab's settings line says so.
+    h.get_by_label("Recruitment").click();
+    h.run_steps(2);
+    assert!(h
+        .query_by_label_contains("windows of 8 until the first block")
+        .is_some());
     h.get_by_label("Stop").click();
     step_until(&mut h, "the end of the run", |app| {
         app.state.worker == WorkerState::Idle

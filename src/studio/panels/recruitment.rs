@@ -195,6 +195,14 @@ fn status(ui: &mut egui::Ui, rec: &RecruitView, blocks_now: Option<usize>) {
         c.buffer_tokens,
         c.patience,
     );
+    if c.start_windows > 0 {
+        let until = if c.windows_throughout {
+            "for the unassigned queries throughout"
+        } else {
+            "until the first block"
+        };
+        detail.push_str(&format!(" · windows of {} {until}", c.start_windows));
+    }
     if let Some(f) = rec.cost_fraction() {
         detail.push_str(&format!(
             " · rounds cost {:.0}% of the training time between them",

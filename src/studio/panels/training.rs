@@ -70,20 +70,22 @@ fn settings_grid(ui: &mut egui::Ui, state: &StudioState, settings: &mut RunSetti
             ui.end_row();
             loss_weight_rows(ui, settings);
             let l = ui.label("learning rate");
-            ui.add(
-                egui::DragValue::new(&mut settings.lr)
-                    .speed(1e-4)
-                    .range(1e-6..=1e-1),
-            )
-            .labelled_by(l.id);
-            ui.end_row();
-            ui.label("");
-            ui.checkbox(&mut settings.lr_cosine, "warm-up + cosine decay")
-                .on_hover_text(
-                    "Raise the learning rate from 0 over the first 5% of the steps, then lower it \
-                     on a cosine to a tenth by the last step (train --lr-schedule cosine). Off: \
-                     the same rate at every step, as the PyTorch reference.",
-                );
+            // The schedule on the rate's row: the panel keeps a row for "windows until the
+            // first block" without growing (its buttons stay in view at 1280×800).
+            ui.horizontal(|ui| {
+                ui.add(
+                    egui::DragValue::new(&mut settings.lr)
+                        .speed(1e-4)
+                        .range(1e-6..=1e-1),
+                )
+                .labelled_by(l.id);
+                ui.checkbox(&mut settings.lr_cosine, "warm-up + cosine decay")
+                    .on_hover_text(
+                        "Raise the learning rate from 0 over the first 5% of the steps, then \
+                         lower it on a cosine to a tenth by the last step (train --lr-schedule \
+                         cosine). Off: the same rate at every step, as the PyTorch reference.",
+                    );
+            });
             ui.end_row();
             let l = ui.label("steps");
             ui.add(egui::DragValue::new(&mut settings.steps).range(1..=1_000_000))
