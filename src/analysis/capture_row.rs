@@ -148,32 +148,27 @@ crate::model::fused::simd::simd_dispatch! {
 }
 
 /// [`LANES`] sweeps side by side, each quantity an array of lanes (so that it vectorises).
+/// Flags are u32 lanes and the largest weight's key a u32 lane (bools and usizes kept the
+/// arrays in memory, every group a masked store and a reload).
 struct Lanes {
     eps: [f64; LANES],
     az: [f64; LANES],
     min_in: [f32; LANES],
     max_off: [f32; LANES],
-    nan_in: [bool; LANES],
-    nan_off: [bool; LANES],
-    nan: [bool; LANES],
+    nan_in: [u32; LANES],
+    nan_off: [u32; LANES],
+    nan: [u32; LANES],
     best: [f32; LANES],
-    best_j: [usize; LANES],
+    best_g: [u32; LANES],
 }
 
 #[inline(always)]
 fn lane_sweep_any(row: &[f32], z: &[f32], relevant: &[bool]) -> Sweep {
     let s = Sweep::START;
-    let mut w = Lanes {
-        eps: [s.eps; LANES],
-        az: [s.az; LANES],
-        min_in: [s.min_in; LANES],
-        max_off: [s.max_off; LANES],
-        nan_in: [false; LANES],
-        nan_off: [false; LANES],
-        nan: [false; LANES],
-        best: [s.best; LANES],
-        best_j: [s.best_j; LANES],
-    };
+    let (mut eps, mut az) = ([s.eps; LANES], [s.az; LANES]);
+    let (mut min_in, mut max_off) = ([s.min_in; LANES], [s.max_off; LANES]);
+    let (mut nan_in, mut nan_off, mut nan) = ([0u32; LANES], [0u32; LANES], [0u32; LANES]);
+    let (mut best, mut best_g) = ([s.best; LANES], [u32::MAX; LANES]);
     let groups = row.chunks_exact(LANES).zip(z.chunks_exact(LANES));
     for (g, ((ac, zc), rc)) in groups.zip(relevant.chunks_exact(LANES)).enumerate() {
         let (Ok(a), Ok(zz), Ok(r)) = (
@@ -183,33 +178,35 @@ fn lane_sweep_any(row: &[f32], z: &[f32], relevant: &[bool]) -> Sweep {
         ) else {
             continue;
         };
+        let g = g as u32;
         for l in 0..LANES {
-            let a64 = f64::from(a[l]);
-            w.eps[l] += if r[l] { 0.0 } else { a64 };
-            w.az[l] += if a[l] > 0.0 {
-                a64 * f64::from(zz[l])
-            } else {
-                0.0
-            };
-            w.min_in[l] = if r[l] {
-                w.min_in[l].min(zz[l])
-            } else {
-                w.min_in[l]
-            };
-            w.max_off[l] = if r[l] {
-                w.max_off[l]
-            } else {
-                w.max_off[l].max(zz[l])
-            };
-            w.nan_in[l] |= r[l] & zz[l].is_nan();
-            w.nan_off[l] |= !r[l] & zz[l].is_nan();
-            w.nan[l] |= a[l].is_nan();
-            let better = a[l] > w.best[l];
-            w.best[l] = if better { a[l] } else { w.best[l] };
-            w.best_j[l] = if better { g * LANES + l } else { w.best_j[l] };
+            let (a, zj, r) = (a[l], zz[l], r[l]);
+            let a64 = f64::from(a);
+            eps[l] += if r { 0.0 } else { a64 };
+            az[l] += if a > 0.0 { a64 * f64::from(zj) } else { 0.0 };
+            // min and max pass a NaN over, as the one-key sweep does.
+            min_in[l] = min_in[l].min(if r { zj } else { f32::INFINITY });
+            max_off[l] = max_off[l].max(if r { f32::NEG_INFINITY } else { zj });
+            let zn = u32::from(zj.is_nan());
+            nan_in[l] |= u32::from(r) & zn;
+            nan_off[l] |= u32::from(!r) & zn;
+            nan[l] |= u32::from(a.is_nan());
+            let better = a > best[l];
+            best[l] = if better { a } else { best[l] };
+            best_g[l] = if better { g } else { best_g[l] };
         }
     }
-    lanes_total(&w)
+    lanes_total(&Lanes {
+        eps,
+        az,
+        min_in,
+        max_off,
+        nan_in,
+        nan_off,
+        nan,
+        best,
+        best_g,
+    })
 }
 
 /// One sweep holding every lane: sums added pairwise ([`lane_total`], as [`off_block_mass`]
@@ -224,10 +221,14 @@ fn lanes_total(w: &Lanes) -> Sweep {
     for l in 0..LANES {
         out.min_in = out.min_in.min(w.min_in[l]);
         out.max_off = out.max_off.max(w.max_off[l]);
-        out.nan_in |= w.nan_in[l];
-        out.nan_off |= w.nan_off[l];
-        out.nan |= w.nan[l];
-        let (b, j) = (w.best[l], w.best_j[l]);
+        out.nan_in |= w.nan_in[l] != 0;
+        out.nan_off |= w.nan_off[l] != 0;
+        out.nan |= w.nan[l] != 0;
+        let j = match w.best_g[l] {
+            u32::MAX => usize::MAX,
+            g => g as usize * LANES + l,
+        };
+        let b = w.best[l];
         if b > out.best || (b == out.best && j < out.best_j) {
             (out.best, out.best_j) = (b, j);
         }

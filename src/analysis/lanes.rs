@@ -32,6 +32,26 @@ pub(crate) fn add_block_masses(
     lanes: &mut [[f64; LANES]],
     masses: &mut [f64],
 ) {
+    add_block_masses_simd(row, key_blocks, lanes, masses);
+}
+
+crate::model::fused::simd::simd_dispatch! {
+    /// [`add_block_masses`] built for the CPU's instruction set.
+    fn add_block_masses_simd => add_block_masses_any(
+        row: &[f32],
+        key_blocks: &[usize],
+        lanes: &mut [[f64; LANES]],
+        masses: &mut [f64],
+    )
+}
+
+#[inline(always)]
+fn add_block_masses_any(
+    row: &[f32],
+    key_blocks: &[usize],
+    lanes: &mut [[f64; LANES]],
+    masses: &mut [f64],
+) {
     let n0 = if row.len() >= LANE_KEYS_PER_BLOCK * lanes.len() {
         lane_prefix(row.len(), key_blocks.len())
     } else {

@@ -21,7 +21,7 @@ use crate::hf::gguf_llama::GgufLlama;
 use crate::model::attention::AttentionBias;
 use crate::model::native::cols::{bias_rows, rms_norm_cols, silu_mul, transpose};
 use crate::model::native::gemm::{weight_product, View, ViewMut};
-use crate::model::native::heads::{attend, HeadScratch, HeadViews, HostBias};
+use crate::model::native::heads::{attend, HeadScratch, HeadViews, HostBias, Values};
 use crate::model::native_view::host_bias;
 use crate::model::transformer::{ForwardOutput, ModelError};
 
@@ -258,7 +258,7 @@ fn attention_layer(
         let views = HeadViews {
             q: View::rows(q, hh * dh * t, dh, t, t).t(),
             k: View::rows(k, g * dh * t, dh, t, t),
-            v: View::rows(v, g * dh * t, dh, t, t),
+            v: Values::Features(View::rows(v, g * dh * t, dh, t, t)),
         };
         attend(
             views,

@@ -10,12 +10,12 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::native::{embed, layer_slices, mlp_layer, project_qkv, Buffers, LayerSlices, Shape, W};
+use super::native::{embed, layer_slices, mlp_layer, project_qkv, Buffers, Shape, W};
 use crate::hf::gguf_llama::GgufLlama;
 use crate::model::backend::{ChunkSink, RowStream};
 use crate::model::native::cols::transpose;
 use crate::model::native::gemm::{View, ViewMut};
-use crate::model::native::heads::{attend_rows, HeadScratch, HeadViews, HostBias};
+use crate::model::native::heads::{attend_rows, HeadScratch, HeadViews, HostBias, Values};
 use crate::model::transformer::ModelError;
 
 thread_local! {
@@ -57,28 +57,45 @@ impl GgufLlama {
             att: vec![0f32; most],
             z: vec![0f32; most],
             ys: Vec::new(),
+            vt: vec![0f32; sh.kvh * sh.t * sh.dh],
         };
+        let last = self.layers.len().saturating_sub(1);
         for (l, (&start, layer)) in starts.iter().zip(&self.layers).enumerate() {
             let lw = layer_slices(w, start, layer, None);
             project_qkv(&lw, &sh, (&cos, &sin), self.config.rope_half, &mut b)?;
-            self.native_attention_rows(&lw, &sh, (&mut b, &mut tables), (l, chunk), stream)?;
-            mlp_layer(&lw, &sh, &mut b)?;
+            self.native_attention_rows(&sh, (&mut b, &mut tables), (l, chunk), stream)?;
+            // Nothing reads the last layer's output (a stream has no logits): its attention is
+            // all, so its output product and MLP (3% of the weight products) are left out.
+            if l < last {
+                lw.product(
+                    W::O,
+                    &mut b.x,
+                    (sh.d, View::full(&b.y, sh.d, sh.t)),
+                    None,
+                    true,
+                )?;
+                mlp_layer(&lw, &sh, &mut b)?;
+            }
             stream.layer_done(l)?;
         }
         Ok(())
     }
 
     /// Layer `l`'s attention over the projected `b.q`, `b.k`, `b.v` in chunks of query rows,
-    /// each chunk's weights and scores handed to `stream`; then x ← x + o·y.
+    /// each chunk's weights and scores handed to `stream`, the heads' outputs in `b.y`.
     fn native_attention_rows(
         &self,
-        lw: &LayerSlices<'_>,
         sh: &Shape,
         (b, tables): (&mut Buffers, &mut ChunkTables),
         (l, chunk): (usize, usize),
         stream: &mut dyn RowStream,
     ) -> Result<(), ModelError> {
         let (t, h) = (sh.t, sh.h);
+        // The values position-major, once a layer ([`Values::Positions`]).
+        let plane = t * sh.dh;
+        for (src, dst) in b.v.chunks(plane).zip(tables.vt.chunks_mut(plane)) {
+            transpose(src, sh.dh, t, dst);
+        }
         for r0 in (0..t).step_by(chunk) {
             let n = chunk.min(t - r0);
             let kt = r0 + n;
@@ -95,7 +112,7 @@ impl GgufLlama {
             chunk_heads(
                 sh,
                 b,
-                &bias,
+                (&bias, &tables.vt),
                 (r0, n, kt),
                 (&mut *att, &mut *z, &mut tables.ys),
                 sink.as_deref(),
@@ -106,27 +123,22 @@ impl GgufLlama {
                 stream.rows_host(l, r0, (h, n, kt), att, z)?;
             }
         }
-        lw.product(
-            W::O,
-            &mut b.x,
-            (sh.d, View::full(&b.y, sh.d, t)),
-            None,
-            true,
-        )?;
         Ok(())
     }
 }
 
 /// One chunk's attention and scores [H, n, kt], reused by every chunk of every layer (each
-/// cell a chunk reads is written first), and its heads' outputs before they go to `b.y`.
+/// cell a chunk reads is written first), its heads' outputs before they go to `b.y`, and the
+/// layer's values position-major [KV heads, T, d_h].
 struct ChunkTables {
     att: Vec<f32>,
     z: Vec<f32>,
     ys: Vec<f32>,
+    vt: Vec<f32>,
 }
 
 /// One part of a chunk's work: rows `i0..i0 + a.len() / kt` of head `hh`, its attention and
-/// scores, and its output (attention·v)ᵀ [d_h, rows] before it goes to `b.y`.
+/// scores, and its output attention·v [rows, d_h] before it goes to `b.y`.
 struct Part<'a> {
     hh: usize,
     i0: usize,
@@ -143,7 +155,7 @@ struct Part<'a> {
 fn chunk_heads(
     sh: &Shape,
     b: &mut Buffers,
-    bias: &HostBias,
+    (bias, vt): (&HostBias, &[f32]),
     (r0, n, kt): (usize, usize, usize),
     (att, z, ys): (&mut [f32], &mut [f32], &mut Vec<f32>),
     sink: Option<&dyn ChunkSink>,
@@ -153,14 +165,14 @@ fn chunk_heads(
     let cuts = row_cuts(n, h, sink);
     ys.resize(h * dh * n, 0.0);
     let parts = split_parts(&cuts, (h, n, kt, dh), att, z, ys)?;
-    let (q, k, v) = (&b.q, &b.k, &b.v);
+    let (q, k) = (&b.q, &b.k);
     parts.into_par_iter().try_for_each(|p| {
         let rows = p.a.len() / kt.max(1);
         let g = p.hh / rep;
         let views = HeadViews {
             q: View::rows(q, p.hh * dh * t + r0 + p.i0, dh, rows, t).t(),
             k: View::rows(k, g * dh * t, dh, kt, t),
-            v: View::rows(v, g * dh * t, dh, kt, t),
+            v: Values::Positions(View::rows(vt, g * t * dh, kt, dh, dh)),
         };
         let hb = bias.head_rows(p.hh, n, (p.i0, rows), kt)?;
         SCRATCH.with(|cell| {
@@ -168,22 +180,23 @@ fn chunk_heads(
             if !s.fits(rows, kt) {
                 *s = HeadScratch::rows(rows, kt);
             }
-            let y = ViewMut::full(&mut *p.y, dh, rows);
+            let y = ViewMut::full(&mut *p.y, rows, dh);
             attend_rows(views, (rows, kt), &hb, &mut s, p.a, p.z, y)
         })?;
         sink.map_or(Ok(()), |sink| sink.head(p.hh, p.i0, p.a, p.z))
     })?;
-    // Each part's output into its columns of y.
+    // Each part's output [rows, d_h] into its columns of y [D, T].
     let mut off = 0;
     for hh in 0..h {
         for w in cuts.windows(2) {
             let (i0, rows) = (w[0], w[1] - w[0]);
+            let part = ys.get(off..off + rows * dh).unwrap_or_default();
             for c in 0..dh {
                 let dst = (hh * dh + c) * t + r0 + i0;
-                let src = off + c * rows;
-                if let (Some(d), Some(s)) = (b.y.get_mut(dst..dst + rows), ys.get(src..src + rows))
-                {
-                    d.copy_from_slice(s);
+                if let Some(d) = b.y.get_mut(dst..dst + rows) {
+                    d.iter_mut()
+                        .zip(part.iter().skip(c).step_by(dh))
+                        .for_each(|(d, s)| *d = *s);
                 }
             }
             off += dh * rows;

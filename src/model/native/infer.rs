@@ -13,7 +13,7 @@ use crate::model::gelu::gelu_rows;
 use crate::model::native::cols::{bias_rows, layer_norm_cols, transpose};
 use crate::model::native::forward::embed;
 use crate::model::native::gemm::{weight_product_from, View, ViewMut, SPLIT_WORK};
-use crate::model::native::heads::{attend, HeadScratch, HeadViews, HostBias};
+use crate::model::native::heads::{attend, HeadScratch, HeadViews, HostBias, Values};
 use crate::model::native::params::{LayerRefs, ParamRefs};
 use crate::model::native::NativeError;
 
@@ -280,7 +280,7 @@ fn attention_layer(
         let views = HeadViews {
             q: View::rows(qkv, hh * dh * t, dh, t, t).t(),
             k: View::rows(qkv, (d + hh * dh) * t, dh, t, t),
-            v: View::rows(qkv, (2 * d + hh * dh) * t, dh, t, t),
+            v: Values::Features(View::rows(qkv, (2 * d + hh * dh) * t, dh, t, t)),
         };
         attend(views, hh, (t, t), bias, s, ah, zh, ViewMut::full(yh, dh, t))?;
         let src = qkv.get(hh * dh * t..(hh + 1) * dh * t).unwrap_or_default();
