@@ -24,9 +24,8 @@ fn peak_rss_mib() -> f64 {
 }
 
 fn main() -> Result<()> {
-    if std::env::var_os("LOCALIST_PURGE").is_none() {
-        localist::keep_freed_memory();
-    }
+    // Freed memory kept for reuse, as the studio's binary keeps it (`src/main.rs`).
+    localist::keep_freed_memory();
     let tokens: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
