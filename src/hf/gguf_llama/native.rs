@@ -21,7 +21,9 @@ use crate::hf::gguf_llama::GgufLlama;
 use crate::model::attention::AttentionBias;
 use crate::model::native::cols::{bias_rows, rms_norm_cols, silu_mul, transpose};
 use crate::model::native::gemm::{weight_product, View, ViewMut};
-use crate::model::native::heads::{attend, HeadScratch, HeadViews, HostBias, Values};
+use crate::model::native::heads::{
+    attend, with_kept_scratch, HeadScratch, HeadViews, HostBias, Values, KEEP_HEAD_CELLS,
+};
 use crate::model::native_view::host_bias;
 use crate::model::transformer::{ForwardOutput, ModelError};
 
@@ -276,12 +278,12 @@ fn attention_layer(
         .zip(z.chunks_mut(t * t))
         .zip(b.y.chunks_mut(dh * t));
     if rayon::current_num_threads() > 1 {
-        // The heads side by side, each thread with its own scratch.
+        // The heads side by side, each thread on its kept scratch.
         use rayon::prelude::*;
         let heads: Vec<_> = heads.enumerate().collect();
         heads
             .into_par_iter()
-            .try_for_each_init(|| HeadScratch::new(t), one)?;
+            .try_for_each(|x| with_kept_scratch((t, t), KEEP_HEAD_CELLS, |s| one(s, x)))?;
     } else {
         heads.enumerate().try_for_each(|x| one(&mut b.head, x))?;
     }

@@ -6,8 +6,6 @@
 //! arithmetic is candle's streamed forward's (`GgufLlama::forward_rows_candle`), checked
 //! against it in `tests/native_llama.rs`.
 
-use std::cell::RefCell;
-
 use rayon::prelude::*;
 
 use super::native::{embed, layer_slices, mlp_layer, project_qkv, Buffers, Shape, W};
@@ -15,14 +13,10 @@ use crate::hf::gguf_llama::GgufLlama;
 use crate::model::backend::{ChunkSink, RowStream};
 use crate::model::native::cols::transpose;
 use crate::model::native::gemm::{View, ViewMut};
-use crate::model::native::heads::{attend_rows, HeadScratch, HeadViews, HostBias, Values};
+use crate::model::native::heads::{
+    attend_rows, with_kept_scratch, HeadScratch, HeadViews, HostBias, Values,
+};
 use crate::model::transformer::ModelError;
-
-thread_local! {
-    /// One head's scratch on this thread, grown to the largest chunk seen and kept (a chunk
-    /// of a long text needs megabytes, every chunk of every layer).
-    static SCRATCH: RefCell<HeadScratch> = RefCell::new(HeadScratch::rows(0, 0));
-}
 
 impl GgufLlama {
     /// The streamed forward ([`GgufLlama::forward_rows_candle`]) natively, or None where it does not
@@ -175,13 +169,10 @@ fn chunk_heads(
             v: Values::Positions(View::rows(vt, g * t * dh, kt, dh, dh)),
         };
         let hb = bias.head_rows(p.hh, n, (p.i0, rows), kt)?;
-        SCRATCH.with(|cell| {
-            let mut s = cell.borrow_mut();
-            if !s.fits(rows, kt) {
-                *s = HeadScratch::rows(rows, kt);
-            }
+        // Kept whatever its size: a chunk's tables are bounded by the stream's memory budget.
+        with_kept_scratch((rows, kt), usize::MAX, |s| {
             let y = ViewMut::full(&mut *p.y, rows, dh);
-            attend_rows(views, (rows, kt), &hb, &mut s, p.a, p.z, y)
+            attend_rows(views, (rows, kt), &hb, s, p.a, p.z, y)
         })?;
         sink.map_or(Ok(()), |sink| sink.head(p.hh, p.i0, p.a, p.z))
     })?;

@@ -53,6 +53,38 @@ impl HeadScratch {
     }
 }
 
+/// A head's scratch kept on each thread between passes when it holds at most this many cells
+/// per table (n·kt: 512 × 512, three tables of 1 MiB); a larger one is made for the call.
+pub(crate) const KEEP_HEAD_CELLS: usize = 512 * 512;
+
+thread_local! {
+    /// This thread's kept head scratch (the view passes' heads and a long text's chunk parts).
+    static KEPT_SCRATCH: std::cell::RefCell<Option<HeadScratch>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `f` on this thread's kept head scratch for n rows over kt keys: reused when it fits, else
+/// made, and kept when it holds at most `keep_cells` cells a table. (`f` must not come back
+/// here on the same thread: the heads' products run on their own thread, `gemm`'s
+/// `Parallelism::None`.)
+pub(crate) fn with_kept_scratch<R>(
+    (n, kt): (usize, usize),
+    keep_cells: usize,
+    f: impl FnOnce(&mut HeadScratch) -> R,
+) -> R {
+    KEPT_SCRATCH.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if let Some(s) = slot.as_mut().filter(|s| s.fits(n, kt)) {
+            return f(s);
+        }
+        let mut s = HeadScratch::rows(n, kt);
+        if n * kt > keep_cells {
+            return f(&mut s);
+        }
+        f(slot.insert(s))
+    })
+}
+
 /// One head's operands, feature-major: the queries [d_h, n], keys [d_h, kt] and values
 /// as views of their rows (n = kt = T for a whole sequence).
 pub(crate) struct HeadViews<'a> {

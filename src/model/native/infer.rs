@@ -13,7 +13,9 @@ use crate::model::gelu::gelu_rows;
 use crate::model::native::cols::{bias_rows, layer_norm_cols, transpose};
 use crate::model::native::forward::embed;
 use crate::model::native::gemm::{weight_product_from, View, ViewMut, SPLIT_WORK};
-use crate::model::native::heads::{attend, HeadScratch, HeadViews, HostBias, Values};
+use crate::model::native::heads::{
+    attend, with_kept_scratch, HeadScratch, HeadViews, HostBias, Values, KEEP_HEAD_CELLS,
+};
 use crate::model::native::params::{LayerRefs, ParamRefs};
 use crate::model::native::NativeError;
 
@@ -238,25 +240,6 @@ type HeadSlices<'a> = (
 /// (each thread keeps one head's scratch, 3·T² floats).
 const PARALLEL_HEADS_UP_TO: usize = 512;
 
-thread_local! {
-    /// This thread's head scratch for [`PARALLEL_HEADS_UP_TO`]'s heads, kept between passes.
-    static HEAD_SCRATCH: std::cell::RefCell<Option<HeadScratch>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// `f` on this thread's kept head scratch for T×T rows (made when it does not fit).
-fn with_head_scratch<R>(t: usize, f: impl FnOnce(&mut HeadScratch) -> R) -> R {
-    HEAD_SCRATCH.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let s = match slot.take() {
-            Some(s) if s.fits(t, t) => s,
-            _ => HeadScratch::new(t),
-        };
-        let s = slot.insert(s);
-        f(s)
-    })
-}
-
 /// x ← x + attention(LN1(x)); returns the layer's attention, scores and queries.
 fn attention_layer(
     lp: &LayerRefs<'_>,
@@ -300,7 +283,7 @@ fn attention_layer(
         let heads: Vec<_> = heads.collect();
         heads
             .into_par_iter()
-            .try_for_each(|x| with_head_scratch(t, |s| one(s, x)))?;
+            .try_for_each(|x| with_kept_scratch((t, t), KEEP_HEAD_CELLS, |s| one(s, x)))?;
     } else {
         for x in heads {
             one(&mut b.head, x)?;
