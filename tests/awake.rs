@@ -1,6 +1,7 @@
 //! `model::native::awake::with_pool_awake`: a pass runs on a pool thread with the others kept
 //! awake, returns its value, lets the others take its parallel parts, and ends its spinners
-//! however it ends (a value, a panic, a nested pass, a pool of one).
+//! however it ends (a value, a panic, a nested pass, a pool of one), also when a partner comes
+//! late.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,6 +84,39 @@ fn nested_passes_and_a_pool_of_one_are_plain_calls() {
     assert_eq!(inner.0, inner.1, "the nested pass stays on its thread");
     let one = pool(1);
     assert_eq!(one.install(|| with_pool_awake(|| 5)), 5);
+}
+
+/// A pass whose first fork is nested (parts that join inside), on a pool of 8: a partner that
+/// stole a part before it took its keep-awake job used to take that job while waiting on a
+/// join inside the part, and spin there until the pass ended, while the pass waited for the
+/// part (it hung within seconds; a 2-thread capture whose first fork was its heads did too).
+#[test]
+fn a_partner_that_joins_a_pass_late_does_not_hold_it_up() {
+    const PASSES: u64 = 20_000;
+    let p = pool(8);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut total = 0u64;
+        for pass in 0..PASSES {
+            total += p.install(|| {
+                with_pool_awake(|| {
+                    (0..16u64)
+                        .into_par_iter()
+                        .map(|i| {
+                            let (a, b) = rayon::join(|| i + pass, || i * 2);
+                            a + b
+                        })
+                        .sum::<u64>()
+                })
+            });
+        }
+        let _ = tx.send(total);
+    });
+    let total = rx
+        .recv_timeout(Duration::from_secs(120))
+        .unwrap_or_else(|_| panic!("{PASSES} passes did not end in 120 s: a deadlock"));
+    // Σ_i (i + pass + 2i) over i < 16 is 360 + 16·pass.
+    assert_eq!(total, (0..PASSES).map(|p| 360 + 16 * p).sum::<u64>());
 }
 
 /// The tiny model's capture called from outside any pool runs as an awake pass, its products

@@ -17,7 +17,8 @@
 //! another runs as a plain call.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 thread_local! {
     /// True on a thread while it runs a pass under [`with_pool_awake`].
@@ -27,6 +28,21 @@ thread_local! {
 /// True while this thread runs a pass under [`with_pool_awake`] with partners kept awake.
 pub fn in_pass() -> bool {
     IN_PASS.with(Cell::get)
+}
+
+/// How long a pass waits for its partners to take their keep-awake jobs before it starts
+/// (an idle partner takes its job in microseconds; one woken from sleep in a virtual machine
+/// in tens of them). A partner that comes later is not kept awake.
+const ARRIVAL_WAIT: Duration = Duration::from_micros(200);
+
+/// One pass's state, shared with its partners' jobs.
+struct Pass {
+    /// Set when the pass has ended: the spinners stop.
+    done: AtomicBool,
+    /// Set just before the pass starts: a job taken after it returns at once.
+    began: AtomicBool,
+    /// Partners spinning.
+    arrived: AtomicUsize,
 }
 
 /// Sets the flag when dropped, and clears this thread's [`IN_PASS`]: the spinners end even if
@@ -43,32 +59,54 @@ impl Drop for Done<'_> {
 /// `f` on a thread of rayon's current pool, with the pool's other threads kept awake (taking
 /// the pass's parallel parts as they appear) until it returns. With one thread, or inside
 /// another such pass, `f` alone.
+///
+/// A partner must take its keep-awake job *before* the pass forks. rayon runs a thread's
+/// broadcast job wherever that thread next looks for work, also while it waits on a join
+/// inside a part of the pass it stole; a job that then spun until the pass ended would sit on
+/// top of that part, and the pass would wait for the part forever (seen on an 8-thread pool:
+/// `tests/awake.rs`, `a_partner_that_joins_a_pass_late_does_not_hold_it_up`; on two threads with a
+/// pass whose first fork was the heads'). So the pass waits up to [`ARRIVAL_WAIT`] for its
+/// partners, then starts, and a job taken after that returns at once.
 pub fn with_pool_awake<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     let threads = rayon::current_num_threads();
     if threads < 2 || IN_PASS.with(Cell::get) {
         return f();
     }
-    let done = AtomicBool::new(false);
-    let flag = &done;
+    let pass = Pass {
+        done: AtomicBool::new(false),
+        began: AtomicBool::new(false),
+        arrived: AtomicUsize::new(0),
+    };
+    let shared = &pass;
     // From outside the pool, `scope` runs its body on a pool thread; inside, on this one.
     rayon::scope(|s| {
         let home = rayon::current_thread_index();
         // One job on each thread of the pool (not stealable: a spinner taken by the pass's
         // own thread while it waits would be lost to the others).
-        s.spawn_broadcast(move |_, ctx| keep_awake(flag, home, ctx.index()));
+        s.spawn_broadcast(move |_, ctx| keep_awake(shared, home, ctx.index()));
+        let partners = if home.is_some() { threads - 1 } else { threads };
+        let deadline = Instant::now() + ARRIVAL_WAIT;
+        while shared.arrived.load(Ordering::SeqCst) < partners && Instant::now() < deadline {
+            std::hint::spin_loop();
+        }
+        shared.began.store(true, Ordering::SeqCst);
         IN_PASS.with(|p| p.set(true));
-        let _done = Done(flag);
+        let _done = Done(&shared.done);
         f()
     })
 }
 
-/// Run the pool's pending work, spinning while there is none, until `done` (returns at once on
-/// the pass's own thread, `home`).
-fn keep_awake(done: &AtomicBool, home: Option<usize>, here: usize) {
+/// Run the pool's pending work, spinning while there is none, until the pass is done (returns
+/// at once on the pass's own thread, `home`, and when taken after the pass began).
+fn keep_awake(pass: &Pass, home: Option<usize>, here: usize) {
     if home == Some(here) {
         return;
     }
-    while !done.load(Ordering::Acquire) {
+    pass.arrived.fetch_add(1, Ordering::SeqCst);
+    if pass.began.load(Ordering::SeqCst) {
+        return;
+    }
+    while !pass.done.load(Ordering::Acquire) {
         if !matches!(rayon::yield_now(), Some(rayon::Yield::Executed)) {
             std::hint::spin_loop();
         }
