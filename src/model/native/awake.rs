@@ -63,10 +63,11 @@ impl Drop for Done<'_> {
 /// A partner must take its keep-awake job *before* the pass forks. rayon runs a thread's
 /// broadcast job wherever that thread next looks for work, also while it waits on a join
 /// inside a part of the pass it stole; a job that then spun until the pass ended would sit on
-/// top of that part, and the pass would wait for the part forever (seen on an 8-thread pool:
-/// `tests/awake.rs`, `a_partner_that_joins_a_pass_late_does_not_hold_it_up`; on two threads with a
-/// pass whose first fork was the heads'). So the pass waits up to [`ARRIVAL_WAIT`] for its
-/// partners, then starts, and a job taken after that returns at once.
+/// top of that part, and the pass would wait for the part forever (`tests/awake.rs`,
+/// `a_partner_that_joins_a_pass_late_does_not_hold_it_up`: two threads hung in 4 runs of 5
+/// before this; so did a 2-thread capture benchmark whose first fork was its heads). So the
+/// pass waits up to [`ARRIVAL_WAIT`] for its partners, then starts, and a job taken after
+/// that returns at once.
 pub fn with_pool_awake<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     let threads = rayon::current_num_threads();
     if threads < 2 || IN_PASS.with(Cell::get) {
