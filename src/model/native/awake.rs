@@ -14,7 +14,9 @@
 //! they spin (`spin_loop`), as OpenMP's active wait does. So the pass uses every pool thread's CPU for its duration, and none after:
 //! the spinners end with it, also when it panics (a drop guard sets the flag). The pass's own
 //! thread's job returns at once, so it can never hold the pass up; a pass started inside
-//! another runs as a plain call.
+//! another runs as a plain call. The pass starts once its partners have taken their jobs (or
+//! after [`ARRIVAL_WAIT`]); a job taken later returns at once, because it may have been taken
+//! inside a part of the pass (see [`with_pool_awake`]).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -85,9 +87,8 @@ pub fn with_pool_awake<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         // One job on each thread of the pool (not stealable: a spinner taken by the pass's
         // own thread while it waits would be lost to the others).
         s.spawn_broadcast(move |_, ctx| keep_awake(shared, home, ctx.index()));
-        let partners = if home.is_some() { threads - 1 } else { threads };
         let deadline = Instant::now() + ARRIVAL_WAIT;
-        while shared.arrived.load(Ordering::SeqCst) < partners && Instant::now() < deadline {
+        while shared.arrived.load(Ordering::SeqCst) < threads - 1 && Instant::now() < deadline {
             std::hint::spin_loop();
         }
         shared.began.store(true, Ordering::SeqCst);
