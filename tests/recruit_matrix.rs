@@ -381,7 +381,7 @@ fn unassigned_tokens_are_open_and_the_localist_view_isolates_them() {
     assert!(m.row_open(3) && !m.row_open(2));
     // Query 4 (block a): BOS, key 2 (a) and itself; not the unassigned keys 1 and 3.
     assert_eq!(m.relevant_row(4), &[true, false, true, false, true]);
-    let view = localist_view(&map);
+    let view = localist_view(&map, &[]);
     assert!(view.isolate_unassigned && !view.open_unassigned);
     let v = view.masks(&ids);
     // Query 3 in the localist view: BOS and itself only.
@@ -389,5 +389,45 @@ fn unassigned_tokens_are_open_and_the_localist_view_isolates_them() {
     assert_eq!(v.relevant_row(4), &[true, false, true, false, true]);
     // A map without the flag is read as it is.
     let plain = BlockMap::from_assignments(4, &[(1, "a".into())], "t");
-    assert_eq!(localist_view(&plain), plain);
+    assert_eq!(localist_view(&plain, &[true; 4]), plain);
+}
+
+/// In the localist view a function word (a token marked as inheriting) reads the block of the
+/// nearest recruited token before it; with none before it, or when it is not marked, it sees
+/// BOS and itself only.
+#[test]
+fn in_the_localist_view_a_function_word_reads_the_block_of_the_word_before_it() {
+    use localist::model::blocks::BlockMap;
+    use localist::train::recruit::localist_view;
+    // Tokens 1, 2 in block "a", 4 in block "b"; 3 and 5 unassigned, 3 a function word.
+    let pairs = [(1, "a".into()), (2, "a".into()), (4, "b".into())];
+    let mut map = BlockMap::from_assignments(6, &pairs, "t");
+    map.open_unassigned = true;
+    let inheriting = [false, false, false, true, false, false];
+    let v = localist_view(&map, &inheriting).masks(&[3u32, 1, 3, 5, 4, 3, 2]);
+    // Position 0: nothing recruited before it.
+    assert_eq!(v.relevant_blocks[0], 0);
+    // Position 2 follows an "a" token: it reads block a (key 1), BOS and itself.
+    assert_eq!(v.relevant_blocks[2], 1);
+    assert_eq!(
+        v.relevant_row(2),
+        &[true, true, true, false, false, false, false]
+    );
+    // Position 3 (token 5) is not marked: isolated.
+    assert_eq!(
+        v.relevant_row(3),
+        &[true, false, false, true, false, false, false]
+    );
+    // Position 5 follows a "b" token: block b (key 4), BOS and itself.
+    assert_eq!(
+        v.relevant_row(5),
+        &[true, false, false, false, true, true, false]
+    );
+    // Position 6 ("a") keeps its own block: keys 1 and itself, not the function words.
+    assert_eq!(
+        v.relevant_row(6),
+        &[true, true, false, false, false, false, true]
+    );
+    // The training map (unassigned open) is not touched by the marks.
+    assert!(map.masks(&[1u32, 3]).row_open(1));
 }

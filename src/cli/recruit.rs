@@ -61,6 +61,10 @@ pub struct RecruitArgs {
     /// the first block too (the recruited queries train towards their blocks).
     #[arg(long)]
     pub recruit_windows_throughout: bool,
+    /// Read the data bits with function words isolated, as every unassigned token, instead of
+    /// reading the block of the recruited word before them (the default since 2026-12-05).
+    #[arg(long)]
+    pub recruit_isolate_function_words: bool,
 }
 
 impl Default for RecruitArgs {
@@ -81,6 +85,7 @@ impl Default for RecruitArgs {
             recruit_charge_anchors: false,
             recruit_start_windows: c.start_windows,
             recruit_windows_throughout: c.windows_throughout,
+            recruit_isolate_function_words: !c.function_words_inherit,
         }
     }
 }
@@ -103,6 +108,7 @@ impl RecruitArgs {
             charge_anchor_keys: self.recruit_charge_anchors,
             start_windows: self.recruit_start_windows,
             windows_throughout: self.recruit_windows_throughout,
+            function_words_inherit: !self.recruit_isolate_function_words,
             ..RecruitConfig::default()
         })
     }

@@ -6,11 +6,13 @@
 //! such as "a dose attends to its drug" sets r(i). Fixed positional windows are offered for
 //! comparison with fixed-window localisation; they are not semantic and say so in their name.
 //!
-//! From the map and a token sequence this file derives the masks every other part uses:
-//! visible keys (causal), R(i) (relevant keys: earlier keys in r(i), plus S(i) = self and the
-//! sequence start).
+//! From the map and a token sequence [`BlockMap::masks`] derives the masks every other part
+//! uses (`masks.rs`): visible keys (causal), R(i) (relevant keys: earlier keys in r(i), plus
+//! S(i) = self and the sequence start).
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::model::masks::SequenceMasks;
 
 /// How the key partition is defined.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +54,13 @@ pub struct BlockMap {
     /// distributed one, and a recruited block narrows only its own queries' view.
     #[serde(default)]
     pub open_unassigned: bool,
+    /// With [`isolate_unassigned`](Self::isolate_unassigned): the unassigned tokens (by
+    /// vocabulary id) whose queries take the relevant block of the nearest assigned token
+    /// before them (a function word reads the block of the content word it follows); isolated
+    /// only when no assigned token comes before them. Recruitment's localist view
+    /// (`train::recruit::localist_view`); never saved.
+    #[serde(default, skip_serializing)]
+    pub inheriting: Vec<bool>,
 }
 
 /// Errors building a block map.
@@ -88,6 +97,7 @@ impl BlockMap {
             source: "single block".into(),
             isolate_unassigned: false,
             open_unassigned: false,
+            inheriting: Vec::new(),
         }
     }
 
@@ -113,6 +123,7 @@ impl BlockMap {
             source: format!("positional windows of {width} (not semantic)"),
             isolate_unassigned: false,
             open_unassigned: false,
+            inheriting: Vec::new(),
         })
     }
 
@@ -141,6 +152,7 @@ impl BlockMap {
             source: source.to_string(),
             isolate_unassigned: false,
             open_unassigned: false,
+            inheriting: Vec::new(),
         }
     }
 
@@ -199,11 +211,18 @@ impl BlockMap {
             .enumerate()
             .map(|(j, &id)| self.key_block(id, j))
             .collect();
-        let relevant_blocks: Vec<usize> = ids
+        let mut relevant_blocks: Vec<usize> = ids
             .iter()
             .enumerate()
             .map(|(i, &id)| self.relevant_block(id, i))
             .collect();
+        if self.kind == BlockKind::Semantic && self.isolate_unassigned {
+            let inherits = |i: usize| {
+                let id = ids.get(i).map_or(usize::MAX, |&id| id as usize);
+                self.inheriting.get(id).copied().unwrap_or(false)
+            };
+            inherit_unassigned(&mut relevant_blocks, &key_blocks, inherits);
+        }
         let mut masks = SequenceMasks::new(key_blocks, relevant_blocks, self.num_blocks());
         if !causal {
             masks = masks.bidirectional();
@@ -231,141 +250,21 @@ impl BlockMap {
     }
 }
 
-/// Masks for one sequence of length T, derived from a block map.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SequenceMasks {
-    /// b(x_j) per key.
-    pub key_blocks: Vec<usize>,
-    /// r(i) per query.
-    pub relevant_blocks: Vec<usize>,
-    /// K at the time of masking.
-    pub num_blocks: usize,
-    /// R(i) as a row-major T×T boolean table (only j ≤ i can be true).
-    pub relevant: Vec<bool>,
-    /// A block whose queries have no relevant keys besides S(i) (see
-    /// [`BlockMap::isolate_unassigned`]); its rows count every group as off-block.
-    pub isolated: Option<usize>,
-    /// A block whose queries have every visible key in R(i) (see
-    /// [`BlockMap::open_unassigned`]); its rows have no off-block group.
-    pub open: Option<usize>,
-    /// Causal visibility (j ≤ i); false for a bidirectional encoder, where every key is
-    /// visible to every query.
-    pub causal: bool,
-}
-
-impl SequenceMasks {
-    /// Build R(i) = {j ≤ i : b(x_j) = r(i)} ∪ S(i), S(i) = {i, 0}.
-    pub fn new(key_blocks: Vec<usize>, relevant_blocks: Vec<usize>, num_blocks: usize) -> Self {
-        let t = key_blocks.len();
-        let mut relevant = vec![false; t * t];
-        for (i, &r) in relevant_blocks.iter().enumerate() {
-            for (j, &kb) in key_blocks.iter().enumerate().take(i + 1) {
-                let in_s = j == i || j == 0;
-                if let Some(cell) = relevant.get_mut(i * t + j) {
-                    *cell = in_s || kb == r;
-                }
-            }
+/// Give each unassigned query (relevant block 0) at a position where `inherits` holds the
+/// relevant block of the nearest assigned key before it (key block ≠ 0), where there is one
+/// ([`BlockMap::inheriting`]).
+fn inherit_unassigned(
+    relevant_blocks: &mut [usize],
+    key_blocks: &[usize],
+    inherits: impl Fn(usize) -> bool,
+) {
+    let mut last = 0;
+    for (i, (r, &k)) in relevant_blocks.iter_mut().zip(key_blocks).enumerate() {
+        if k != 0 {
+            last = *r;
+        } else if *r == 0 && inherits(i) {
+            *r = last;
         }
-        Self {
-            key_blocks,
-            relevant_blocks,
-            num_blocks,
-            relevant,
-            isolated: None,
-            open: None,
-            causal: true,
-        }
-    }
-
-    /// The same blocks for a bidirectional encoder: every key visible, R(i) = {j : b(x_j) =
-    /// r(i)} ∪ S(i) over the whole sequence.
-    pub fn bidirectional(mut self) -> Self {
-        let t = self.len();
-        for (i, &r) in self.relevant_blocks.iter().enumerate() {
-            for (j, &kb) in self.key_blocks.iter().enumerate() {
-                if let Some(cell) = self.relevant.get_mut(i * t + j) {
-                    *cell = j == i || j == 0 || kb == r;
-                }
-            }
-        }
-        self.causal = false;
-        self
-    }
-
-    /// Whether key j is visible to query i.
-    pub fn visible(&self, i: usize, j: usize) -> bool {
-        !self.causal || j <= i
-    }
-
-    /// How many keys query i sees (N in the bounds).
-    pub fn visible_count(&self, i: usize) -> usize {
-        if self.causal {
-            (i + 1).min(self.len())
-        } else {
-            self.len()
-        }
-    }
-
-    /// Queries whose relevant block is `block` keep only S(i) = {i, 0} in R(i).
-    pub fn isolate(mut self, block: usize) -> Self {
-        self.set_rows_of(block, |i, j| j == i || j == 0);
-        self.isolated = Some(block);
-        self
-    }
-
-    /// Queries whose relevant block is `block` have every visible key in R(i).
-    pub fn open(mut self, block: usize) -> Self {
-        self.set_rows_of(block, |_, _| true);
-        self.open = Some(block);
-        self
-    }
-
-    /// Set R(i) of every query whose relevant block is `block` to the visible keys j with
-    /// `keep(i, j)`.
-    fn set_rows_of(&mut self, block: usize, keep: impl Fn(usize, usize) -> bool) {
-        let t = self.len();
-        let causal = self.causal;
-        for (i, &r) in self.relevant_blocks.iter().enumerate() {
-            if r != block {
-                continue;
-            }
-            for j in 0..t {
-                if let Some(cell) = self.relevant.get_mut(i * t + j) {
-                    *cell = (j <= i || !causal) && keep(i, j);
-                }
-            }
-        }
-    }
-
-    /// True when row i's query sees every visible key as relevant (its block is open).
-    pub fn row_open(&self, i: usize) -> bool {
-        self.open.is_some() && self.relevant_blocks.get(i).copied() == self.open
-    }
-
-    /// True when row i's query has no relevant block (its block is isolated).
-    pub fn row_isolated(&self, i: usize) -> bool {
-        self.isolated.is_some() && self.relevant_blocks.get(i).copied() == self.isolated
-    }
-
-    /// Sequence length T.
-    pub fn len(&self) -> usize {
-        self.key_blocks.len()
-    }
-
-    /// True for an empty sequence.
-    pub fn is_empty(&self) -> bool {
-        self.key_blocks.is_empty()
-    }
-
-    /// Row i of R(i) over keys 0..T.
-    pub fn relevant_row(&self, i: usize) -> &[bool] {
-        let t = self.len();
-        self.relevant.get(i * t..(i + 1) * t).unwrap_or(&[])
-    }
-
-    /// Visibility of row i over keys 0..T (causal: j ≤ i).
-    pub fn visible_row(&self, i: usize) -> Vec<bool> {
-        (0..self.len()).map(|j| self.visible(i, j)).collect()
     }
 }
 

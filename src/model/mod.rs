@@ -19,6 +19,7 @@ pub mod dial;
 pub mod finite;
 pub mod fused;
 pub mod gelu;
+pub mod masks;
 pub mod native;
 pub mod native_view;
 pub mod params;

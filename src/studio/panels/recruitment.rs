@@ -203,6 +203,11 @@ fn status(ui: &mut egui::Ui, rec: &RecruitView, blocks_now: Option<usize>) {
         };
         detail.push_str(&format!(" · windows of {} {until}", c.start_windows));
     }
+    detail.push_str(if c.function_words_inherit {
+        " · function words read the block of the word before them"
+    } else {
+        " · function words isolated"
+    });
     if let Some(f) = rec.cost_fraction() {
         detail.push_str(&format!(
             " · rounds cost {:.0}% of the training time between them",
@@ -216,7 +221,10 @@ fn status(ui: &mut egui::Ui, rec: &RecruitView, blocks_now: Option<usize>) {
          the look is rejected the run keeps the control, whose steps are ordinary training, so \
          a round costs the candidate's steps and its passes over the buffer. Recruitment stops \
          once the rounds without an accepted move reach both the count and the span of steps: \
-         what a block is worth grows as the model trains.",
+         what a block is worth grows as the model trains. The data bits are read in the \
+         localist view: a query sees its own block's keys; a function word (set apart by the \
+         co-occurrence profile) sees the block of the nearest recruited word before it, so a \
+         block also earns the context it gives the function words in its text.",
     );
 }
 

@@ -40,12 +40,13 @@ thread_local! {
 pub fn buffer_stats(
     model: &LocalistModel,
     blocks: &BlockMap,
+    inheriting: &[bool],
     ids: &[u32],
     lambda: f64,
     seq_len: usize,
     details: bool,
 ) -> Result<BufferStats, TrainError> {
-    let view = localist_view(blocks);
+    let view = localist_view(blocks, inheriting);
     let blocks = &view;
     let t = seq_len.min(model.config.max_seq_len).max(2);
     let stream = TokenStream {
@@ -85,11 +86,16 @@ pub fn buffer_stats(
 /// recruitment trains, SPEC §9), the same map with unassigned tokens isolated, so that under
 /// the dial a query sees the keys of its recruited block and nothing else. A block then earns
 /// its bits by the context it gives its own tokens, read from the model as it was trained.
-pub fn localist_view(blocks: &BlockMap) -> BlockMap {
+/// The tokens marked in `inheriting` (by vocabulary id: the function words, see
+/// `RecruitConfig::function_words_inherit`) read instead the block of the nearest recruited
+/// token before them, so a block also earns the context it gives the function words inside
+/// its text.
+pub fn localist_view(blocks: &BlockMap, inheriting: &[bool]) -> BlockMap {
     let mut view = blocks.clone();
     if view.open_unassigned {
         view.open_unassigned = false;
         view.isolate_unassigned = true;
+        view.inheriting = inheriting.to_vec();
     }
     view
 }
@@ -231,8 +237,17 @@ pub fn context_use(
         return Ok(None);
     }
     // At λ = 0 mode A adds no bias to any cell, the view's isolated tokens included.
-    let bits =
-        scale * buffer_stats(&trainer.model, &trainer.blocks, ids, 0.0, seq_len, false)?.data_bits;
+    let bits = scale
+        * buffer_stats(
+            &trainer.model,
+            &trainer.blocks,
+            &[],
+            ids,
+            0.0,
+            seq_len,
+            false,
+        )?
+        .data_bits;
     Ok(Some((bits, 1.0 - bits / localist.max(f64::MIN_POSITIVE))))
 }
 
@@ -281,7 +296,8 @@ mod tests {
         let ids: Vec<u32> = (0..700u32).map(|i| (i * 7 + i / 5) % 12).collect();
         let measure = |batched: bool| {
             BATCHED.with(|b| b.set(batched));
-            buffer_stats(&model, &blocks, &ids, 0.8, 64, true).unwrap_or_else(|e| panic!("{e}"))
+            buffer_stats(&model, &blocks, &[], &ids, 0.8, 64, true)
+                .unwrap_or_else(|e| panic!("{e}"))
         };
         let (native, batched) = (measure(false), measure(true));
         assert!(native.data_bits > 1000.0, "{}", native.data_bits);
@@ -340,7 +356,7 @@ mod tests {
             if fresh {
                 drop(super::super::buffer_native::ForgetKept);
             }
-            buffer_stats(model, blocks, &ids, 1.0, 64, true).unwrap_or_else(|e| panic!("{e}"))
+            buffer_stats(model, blocks, &[], &ids, 1.0, 64, true).unwrap_or_else(|e| panic!("{e}"))
         };
         let same = |a: &BufferStats, b: &BufferStats| {
             assert_eq!(a.data_bits.to_bits(), b.data_bits.to_bits());

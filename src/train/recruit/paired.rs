@@ -33,7 +33,7 @@ impl RoundCtx<'_> {
             &self.stats.query_ids[..],
             &self.stats.loss_bits[..],
         );
-        let d = changed_differences(base, &trial);
+        let d = changed_differences(base, &trial, &self.inheriting);
         let n = d.len() as f64;
         if d.len() < 2 {
             return 0.0;
@@ -55,21 +55,36 @@ impl RoundCtx<'_> {
 
 /// Σ (after − control) loss bits over the buffer positions whose query sees different keys
 /// under the candidate's map than under the control's (unscaled), and how many there are.
-pub(super) fn changed_difference(control: &Positions, after: &Positions) -> (f64, usize) {
+pub(super) fn changed_difference(
+    control: &Positions,
+    after: &Positions,
+    inheriting: &[bool],
+) -> (f64, usize) {
     let control = (
         &control.blocks,
         &control.query_ids[..],
         &control.loss_bits[..],
     );
-    let d = changed_differences(control, after);
+    let d = changed_differences(control, after, inheriting);
     (d.iter().sum(), d.len())
 }
 
 /// after − before loss bits at each buffer position whose query sees different keys under
 /// `after`'s map than under `before`'s (map, query ids, loss bits), in buffer order.
-fn changed_differences(before: (&BlockMap, &[u32], &[f32]), after: &Positions) -> Vec<f64> {
+fn changed_differences(
+    before: (&BlockMap, &[u32], &[f32]),
+    after: &Positions,
+    inheriting: &[bool],
+) -> Vec<f64> {
     let (map, query_ids, loss_bits) = before;
-    let changed = changed_views(map, &after.blocks);
+    let mut changed = changed_views(map, &after.blocks);
+    // A token that reads the block of the recruited token before it may see other keys
+    // whenever any block changes.
+    if changed.iter().any(|&c| c) {
+        for (c, &inherits) in changed.iter_mut().zip(inheriting) {
+            *c |= inherits;
+        }
+    }
     query_ids
         .iter()
         .zip(loss_bits)
@@ -77,4 +92,32 @@ fn changed_differences(before: (&BlockMap, &[u32], &[f32]), after: &Positions) -
         .filter(|((&q, _), _)| changed.get(q as usize).copied().unwrap_or(true))
         .map(|((_, &b), &a)| f64::from(a) - f64::from(b))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Recruiting token 1 changes the view of its own queries and, when any view changes, of
+    /// the function words (token 3), which read the block before them; token 2 stays as it was.
+    #[test]
+    fn a_change_of_any_block_counts_the_function_words_as_changed() {
+        let base = BlockMap::single(4);
+        let after = Positions {
+            blocks: BlockMap::from_assignments(4, &[(1, "a".into())], "t"),
+            query_ids: vec![3, 1, 2, 3],
+            loss_bits: vec![1.0, 2.0, 4.0, 8.0],
+        };
+        let before = (&base, &[3u32, 1, 2, 3][..], &[2.0f32, 4.0, 8.0, 16.0][..]);
+        let isolated = changed_differences(before, &after, &[false; 4]);
+        assert_eq!(isolated, [-2.0]);
+        let inheriting = changed_differences(before, &after, &[false, false, false, true]);
+        assert_eq!(inheriting, [-1.0, -2.0, -8.0]);
+        // No change of any block: nothing counts, the function words included.
+        let same = Positions {
+            blocks: base.clone(),
+            ..after
+        };
+        assert!(changed_differences(before, &same, &[true; 4]).is_empty());
+    }
 }

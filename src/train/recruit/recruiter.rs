@@ -145,7 +145,18 @@ impl Recruiter {
         seq: usize,
     ) -> Result<BufferStats, TrainError> {
         let lambda = self.config.lambda;
-        let fresh = || buffer_stats(&trainer.model, &trainer.blocks, buffer, lambda, seq, true);
+        let inheriting = self.inheriting(trainer.blocks.token_block.len());
+        let fresh = || {
+            buffer_stats(
+                &trainer.model,
+                &trainer.blocks,
+                &inheriting,
+                buffer,
+                lambda,
+                seq,
+                true,
+            )
+        };
         match self
             .kept
             .take()
@@ -161,6 +172,21 @@ impl Recruiter {
             }
             None => fresh(),
         }
+    }
+
+    /// The tokens that read the block of the nearest recruited token before them in the
+    /// localist view, by vocabulary id: the profile's function-like tokens, when
+    /// `function_words_inherit` is on and the profile has been measured (else none).
+    pub(super) fn inheriting(&self, vocab: usize) -> Vec<bool> {
+        let mut out = vec![false; vocab];
+        if let (true, Some(p)) = (self.config.function_words_inherit, &self.profile) {
+            for id in p.function_tokens() {
+                if let Some(slot) = out.get_mut(id as usize) {
+                    *slot = true;
+                }
+            }
+        }
+        out
     }
 
     /// Put a rejected token set (sorted) on the tabu list, rejected at `step`.

@@ -48,6 +48,9 @@ pub(super) struct RoundCtx<'a> {
     pub snap: TrainerSnapshot,
     /// The block map before the round.
     pub base_blocks: BlockMap,
+    /// The tokens that read the block of the recruited token before them in the localist
+    /// view (`Recruiter::inheriting`).
+    pub inheriting: Vec<bool>,
     /// The tokenizer (for names and logged tokens).
     pub tok: &'a dyn Tokenizer,
     /// Every branch a trial measured this round (unscaled, with per-position facts): the one
@@ -110,6 +113,7 @@ impl RoundCtx<'_> {
         let stats = buffer_stats(
             &trainer.model,
             &trainer.blocks,
+            &self.inheriting,
             self.buffer,
             self.cfg.lambda,
             self.seq,
@@ -244,6 +248,13 @@ impl Recruiter {
         let full_len = buffer.len();
         let n_buf = full_len.min(cfg.buffer_tokens.max(seq + 1));
         let buffer = buffer.get(..n_buf).unwrap_or(buffer);
+        if self.profile.is_none() {
+            self.profile = Some(Profile::measure(
+                &trainer.train.ids,
+                cfg.window,
+                cfg.min_count,
+            ));
+        }
         let mut stats = self.measure_buffer(trainer, buffer, seq)?;
         let coded = stats.loss_bits.len().max(1);
         let (n, scale) = if cfg.scale_to_corpus {
@@ -271,13 +282,6 @@ impl Recruiter {
         for &id in &stats.query_ids {
             *counts.entry(id).or_insert(0) += 1;
         }
-        if self.profile.is_none() {
-            self.profile = Some(Profile::measure(
-                &trainer.train.ids,
-                cfg.window,
-                cfg.min_count,
-            ));
-        }
         let snap = trainer.snapshot()?;
         Ok(RoundCtx {
             step,
@@ -290,6 +294,7 @@ impl Recruiter {
             vocab: trainer.blocks.token_block.len(),
             counts,
             base_blocks: snap.blocks.clone(),
+            inheriting: self.inheriting(trainer.blocks.token_block.len()),
             snap,
             stats,
             cfg,

@@ -75,7 +75,7 @@ pub(super) fn try_second_look(
     let after = ctx.trial(trainer, Some((s.map, s.anchors)), k)?;
     let after_at = ctx.last_positions();
     let (changed_diff, positions) = match (&control_at, &after_at) {
-        (Some(c), Some(a)) => changed_difference(c, a),
+        (Some(c), Some(a)) => changed_difference(c, a, &ctx.inheriting),
         _ => ((after - control) / ctx.scale, 0),
     };
     let counted = control + changed_diff * ctx.scale;
