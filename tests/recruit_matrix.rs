@@ -393,8 +393,9 @@ fn unassigned_tokens_are_open_and_the_localist_view_isolates_them() {
 }
 
 /// In the localist view a function word (a token marked as inheriting) reads the block of the
-/// nearest recruited token before it; with none before it, or when it is not marked, it sees
-/// BOS and itself only.
+/// content word before it (the nearest token that is not a function word); when that word is
+/// unassigned, when there is none, or when the token is not marked, it sees BOS and itself
+/// only.
 #[test]
 fn in_the_localist_view_a_function_word_reads_the_block_of_the_word_before_it() {
     use localist::model::blocks::BlockMap;
@@ -428,6 +429,10 @@ fn in_the_localist_view_a_function_word_reads_the_block_of_the_word_before_it() 
         v.relevant_row(6),
         &[true, true, false, false, false, false, true]
     );
+    // After an unassigned content word (5), a function word does not reach back to block a.
+    let w = localist_view(&map, &inheriting).masks(&[1u32, 3, 5, 3, 3]);
+    assert_eq!(w.relevant_blocks, [1, 1, 0, 0, 0]);
+    assert_eq!(w.relevant_row(3), &[true, false, false, true, false]);
     // The training map (unassigned open) is not touched by the marks.
     assert!(map.masks(&[1u32, 3]).row_open(1));
 }

@@ -992,6 +992,18 @@ fn the_recruitment_tab_shows_the_recruited_samples_decisions() {
     assert!(h
         .query_by_label_contains("stop: 3 rounds without")
         .is_some());
+    // The sample's log was written before function words read the block before them: its
+    // settings say they were isolated, and a log of today's default says what they read.
+    assert!(h
+        .query_by_label_contains("function words isolated")
+        .is_some());
+    if let Some(r) = h.state_mut().state.recruitment.as_mut() {
+        r.config.function_words_inherit = true;
+    }
+    h.run_steps(2);
+    assert!(h
+        .query_by_label_contains("function words read the block of the word before them")
+        .is_some());
     // The data bits and the model's own bits each in a plot of its own scale (on one axis the
     // model's few hundred bits lay flat under a line of a million).
     for legend in ["L(D | M)", "DL(M) − L(D | M)"] {

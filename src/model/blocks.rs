@@ -55,9 +55,9 @@ pub struct BlockMap {
     #[serde(default)]
     pub open_unassigned: bool,
     /// With [`isolate_unassigned`](Self::isolate_unassigned): the unassigned tokens (by
-    /// vocabulary id) whose queries take the relevant block of the nearest assigned token
-    /// before them (a function word reads the block of the content word it follows); isolated
-    /// only when no assigned token comes before them. Recruitment's localist view
+    /// vocabulary id) whose queries take the relevant block of the nearest token before them
+    /// that is not one of these (a function word reads the block of the content word it
+    /// follows); isolated when that word is unassigned too, or when there is none. Recruitment's localist view
     /// (`train::recruit::localist_view`); never saved.
     #[serde(default, skip_serializing)]
     pub inheriting: Vec<bool>,
@@ -251,8 +251,9 @@ impl BlockMap {
 }
 
 /// Give each unassigned query (relevant block 0) at a position where `inherits` holds the
-/// relevant block of the nearest assigned key before it (key block ≠ 0), where there is one
-/// ([`BlockMap::inheriting`]).
+/// relevant block of the nearest token before it that does not inherit, when that token is
+/// assigned (key block ≠ 0): a function word after an unrecruited content word stays isolated
+/// rather than reading the block of an earlier, other topic ([`BlockMap::inheriting`]).
 fn inherit_unassigned(
     relevant_blocks: &mut [usize],
     key_blocks: &[usize],
@@ -262,7 +263,9 @@ fn inherit_unassigned(
     for (i, (r, &k)) in relevant_blocks.iter_mut().zip(key_blocks).enumerate() {
         if k != 0 {
             last = *r;
-        } else if *r == 0 && inherits(i) {
+        } else if !inherits(i) {
+            last = 0;
+        } else if *r == 0 {
             *r = last;
         }
     }

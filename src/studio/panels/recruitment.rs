@@ -223,7 +223,7 @@ fn status(ui: &mut egui::Ui, rec: &RecruitView, blocks_now: Option<usize>) {
          once the rounds without an accepted move reach both the count and the span of steps: \
          what a block is worth grows as the model trains. The data bits are read in the \
          localist view: a query sees its own block's keys; a function word (set apart by the \
-         co-occurrence profile) sees the block of the nearest recruited word before it, so a \
+         co-occurrence profile) sees the block of the content word before it, so a \
          block also earns the context it gives the function words in its text.",
     );
 }

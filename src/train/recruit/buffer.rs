@@ -87,9 +87,9 @@ pub fn buffer_stats(
 /// the dial a query sees the keys of its recruited block and nothing else. A block then earns
 /// its bits by the context it gives its own tokens, read from the model as it was trained.
 /// The tokens marked in `inheriting` (by vocabulary id: the function words, see
-/// `RecruitConfig::function_words_inherit`) read instead the block of the nearest recruited
-/// token before them, so a block also earns the context it gives the function words inside
-/// its text.
+/// `RecruitConfig::function_words_inherit`) read instead the block of the content word before
+/// them (isolated when that word is unassigned), so a block also earns the context it gives
+/// the function words inside its text.
 pub fn localist_view(blocks: &BlockMap, inheriting: &[bool]) -> BlockMap {
     let mut view = blocks.clone();
     if view.open_unassigned {

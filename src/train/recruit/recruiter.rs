@@ -174,7 +174,7 @@ impl Recruiter {
         }
     }
 
-    /// The tokens that read the block of the nearest recruited token before them in the
+    /// The tokens that read the block of the content word before them in the
     /// localist view, by vocabulary id: the profile's function-like tokens, when
     /// `function_words_inherit` is on and the profile has been measured (else none).
     pub(super) fn inheriting(&self, vocab: usize) -> Vec<bool> {
