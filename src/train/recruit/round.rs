@@ -48,8 +48,7 @@ pub(super) struct RoundCtx<'a> {
     pub snap: TrainerSnapshot,
     /// The block map before the round.
     pub base_blocks: BlockMap,
-    /// The tokens that read the block of the recruited token before them in the localist
-    /// view (`Recruiter::inheriting`).
+    /// The function words of the localist view (`Recruiter::inheriting`), by vocabulary id.
     pub inheriting: Vec<bool>,
     /// The tokenizer (for names and logged tokens).
     pub tok: &'a dyn Tokenizer,
