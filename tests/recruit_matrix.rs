@@ -408,27 +408,20 @@ fn in_the_localist_view_a_function_word_reads_the_block_of_the_word_before_it() 
     let v = localist_view(&map, &inheriting).masks(&[3u32, 1, 3, 5, 4, 3, 2]);
     // Position 0: nothing recruited before it.
     assert_eq!(v.relevant_blocks[0], 0);
-    // Position 2 follows an "a" token: it reads block a (key 1), BOS and itself.
+    // Position 2 follows an "a" token: it reads block a (key 1), BOS and itself. Position 3
+    // (token 5) is not marked: isolated. Position 5 follows a "b" token: block b (key 4), BOS
+    // and itself. Position 6 ("a") keeps its own block: key 1 and itself, not the function
+    // words.
     assert_eq!(v.relevant_blocks[2], 1);
-    assert_eq!(
-        v.relevant_row(2),
-        &[true, true, true, false, false, false, false]
-    );
-    // Position 3 (token 5) is not marked: isolated.
-    assert_eq!(
-        v.relevant_row(3),
-        &[true, false, false, true, false, false, false]
-    );
-    // Position 5 follows a "b" token: block b (key 4), BOS and itself.
-    assert_eq!(
-        v.relevant_row(5),
-        &[true, false, false, false, true, true, false]
-    );
-    // Position 6 ("a") keeps its own block: keys 1 and itself, not the function words.
-    assert_eq!(
-        v.relevant_row(6),
-        &[true, true, false, false, false, false, true]
-    );
+    let (t, f) = (true, false);
+    for (i, row) in [
+        (2, [t, t, t, f, f, f, f]),
+        (3, [t, f, f, t, f, f, f]),
+        (5, [t, f, f, f, t, t, f]),
+        (6, [t, t, f, f, f, f, t]),
+    ] {
+        assert_eq!(v.relevant_row(i), &row, "position {i}");
+    }
     // After an unassigned content word (5), a function word does not reach back to block a.
     let w = localist_view(&map, &inheriting).masks(&[1u32, 3, 5, 3, 3]);
     assert_eq!(w.relevant_blocks, [1, 1, 0, 0, 0]);

@@ -136,21 +136,22 @@ impl Recruiter {
         c.enabled && self.stopped.is_none() && steps_done >= self.next_due.unwrap_or(c.warmup)
     }
 
-    /// The buffer measured under the trainer's map, with per-position facts: the kept branch's
-    /// measurement when the trainer is still in that state, else a pass of its own.
+    /// The buffer measured under the trainer's map, with per-position facts (function words
+    /// marked in `inheriting`): the kept branch's measurement when the trainer is still in that
+    /// state, else a pass of its own.
     pub(super) fn measure_buffer(
         &mut self,
         trainer: &Trainer,
+        inheriting: &[bool],
         buffer: &[u32],
         seq: usize,
     ) -> Result<BufferStats, TrainError> {
         let lambda = self.config.lambda;
-        let inheriting = self.inheriting(trainer.blocks.token_block.len());
         let fresh = || {
             buffer_stats(
                 &trainer.model,
                 &trainer.blocks,
-                &inheriting,
+                inheriting,
                 buffer,
                 lambda,
                 seq,

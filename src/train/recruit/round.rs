@@ -248,13 +248,11 @@ impl Recruiter {
         let n_buf = full_len.min(cfg.buffer_tokens.max(seq + 1));
         let buffer = buffer.get(..n_buf).unwrap_or(buffer);
         if self.profile.is_none() {
-            self.profile = Some(Profile::measure(
-                &trainer.train.ids,
-                cfg.window,
-                cfg.min_count,
-            ));
+            let profile = Profile::measure(&trainer.train.ids, cfg.window, cfg.min_count);
+            self.profile = Some(profile);
         }
-        let mut stats = self.measure_buffer(trainer, buffer, seq)?;
+        let inheriting = self.inheriting(trainer.blocks.token_block.len());
+        let mut stats = self.measure_buffer(trainer, &inheriting, buffer, seq)?;
         let coded = stats.loss_bits.len().max(1);
         let (n, scale) = if cfg.scale_to_corpus {
             let corpus = trainer.train.ids.len() + full_len;
@@ -293,7 +291,7 @@ impl Recruiter {
             vocab: trainer.blocks.token_block.len(),
             counts,
             base_blocks: snap.blocks.clone(),
-            inheriting: self.inheriting(trainer.blocks.token_block.len()),
+            inheriting,
             snap,
             stats,
             cfg,
