@@ -57,8 +57,8 @@ pub struct BlockMap {
     /// With [`isolate_unassigned`](Self::isolate_unassigned): the unassigned tokens (by
     /// vocabulary id) whose queries take the relevant block of the nearest token before them
     /// that is not one of these (a function word reads the block of the content word it
-    /// follows); isolated when that word is unassigned too, or when there is none. Recruitment's localist view
-    /// (`train::recruit::localist_view`); never saved.
+    /// follows); isolated when that word is unassigned too, or when there is none.
+    /// Recruitment's localist view (`train::recruit::localist_view`); never saved.
     #[serde(default, skip_serializing)]
     pub inheriting: Vec<bool>,
 }

@@ -98,10 +98,11 @@ pub struct RecruitConfig {
     /// co-occurrence profile sets apart as function-like, `profile.rs`) reads the block of the
     /// content word before it instead of nothing (`buffer::localist_view`; isolated still when
     /// that word is unassigned), so a block also earns the context it gives the function words
-    /// inside its text. Off, they are isolated like every unassigned token. Measured (README, Recruitment): on text with many
-    /// function words and short segments the context the model reads most is the topic a
-    /// function word sits in, and no block could earn it while they were isolated (a 6-topic
-    /// corpus with 40% function words: 1 block and ARI 0.138 isolated, 6 and 1.000 with this).
+    /// inside its text. Off, they are isolated like every unassigned token. Measured (README,
+    /// Recruitment): on text with many function words and short segments the context the model
+    /// reads most is the topic a function word sits in, and no block could earn it while they
+    /// were isolated (a 6-topic corpus with 40% function words: 1 block and ARI 0.138
+    /// isolated, 6 and 1.000 with this).
     /// A log written before this setting reads it as off.
     #[serde(default)]
     pub function_words_inherit: bool,

@@ -20,10 +20,11 @@
 //! full context uses it; a block of unrelated tokens (or of function words) gives little.
 //! A function word (a token the co-occurrence profile sets apart, `profile.rs`) reads instead
 //! the block of the content word before it, when that word is recruited
-//! (`RecruitConfig::function_words_inherit`, on by default): on text with many function words the context the model reads most is the
-//! topic a function word sits in, and while function words were isolated no block could earn
-//! it (a 6-topic corpus with 40% function words found 1 block, ARI 0.138; 6, ARI 1.000, with
-//! the inheritance). The buffer's bits are scaled to the corpus (SPEC §9).
+//! (`RecruitConfig::function_words_inherit`, on by default): on text with many function
+//! words the context the model reads most is the topic a function word sits in, and while
+//! function words were isolated no block could earn it (a 6-topic corpus with 40% function
+//! words found 1 block, ARI 0.138; 6, ARI 1.000, with the inheritance). The buffer's bits
+//! are scaled to the corpus (SPEC §9).
 //!
 //! **What a block costs.** Its header c_blk = log₂ K_max + 32 bits and its map entries L(b). A
 //! block also owns anchor keys, one per head per layer (initialised to the normalised centroid
