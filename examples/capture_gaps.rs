@@ -1,7 +1,7 @@
-//! The tiny model's 64-token capture as the studio meets it: one capture per dial change, with
-//! the machine idle between (a dragged slider sends one a frame), against criterion's loop of
-//! captures back to back. Prints the median, 10th and 90th percentile of 400 captures for each
-//! gap between them:
+//! The tiny model's 64-token capture as the studio meets it (`capture_attention`: attention and
+//! metrics, no logits): one capture per dial change, with the machine idle between (a dragged
+//! slider sends one a frame), against criterion's loop of captures back to back. Prints the
+//! median, 10th and 90th percentile of 400 captures for each gap between them:
 //!
 //! ```text
 //! cargo run --release --example capture_gaps -- 2          # two threads, pinned (the app)
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use localist::model::blocks::BlockMap;
-use localist::model::capture::capture;
+use localist::model::capture::capture_attention;
 use localist::model::config::ModelConfig;
 use localist::model::dial::DialSetting;
 use localist::model::transformer::LocalistModel;
@@ -41,7 +41,7 @@ fn main() -> Result<()> {
             std::thread::sleep(Duration::from_millis(gap_ms));
             let lambda = if i % 2 == 0 { 0.3 } else { 0.7 };
             let start = Instant::now();
-            let c = capture(&model, &blocks, &ids, &DialSetting::bias(lambda))?;
+            let c = capture_attention(&model, &blocks, &ids, &DialSetting::bias(lambda))?;
             micros.push(start.elapsed().as_secs_f64() * 1e6);
             std::hint::black_box(c);
         }

@@ -45,6 +45,8 @@ TORCH="$("${LOCALIST_VENV:-$HOME/.cache/localist-torch-venv}/bin/python" -c \
   'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || echo "?")"
 C1="$(crit 1 capture_64/capture_plus_metrics | awk '{print $2}')"
 C2="$(crit 2 capture_64/capture_plus_metrics | awk '{print $2}')"
+A1="$(crit 1 capture_64/capture_attention_plus_metrics | awk '{print $2}')"
+A2="$(crit 2 capture_64/capture_attention_plus_metrics | awk '{print $2}')"
 
 SMOL=models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 if [ -f "$SMOL" ]; then
@@ -70,6 +72,7 @@ echo "|---|---|---|---|---|"
 echo "| training, tiny, batch 32 × 64, λ = 0.01 off-block, one thread each (\`scripts/bench_vs_torch.sh $ROUNDS 200\`) | ${T1%%|*} | $(echo "$T1" | cut -d'|' -f2) | $(echo "$T1" | cut -d'|' -f3) | ≥ 1.5 |"
 echo "| the same, two threads each (\`THREADS=2 scripts/bench_vs_torch.sh $ROUNDS 200\`) | ${T2%%|*} | $(echo "$T2" | cut -d'|' -f2) | $(echo "$T2" | cut -d'|' -f3) | ≥ 1.5 |"
 echo "| capture + metrics, tiny, 64 tokens, one / two threads (\`LOCALIST_BENCH_THREADS=1 cargo bench --bench engine -- capture_64/capture_plus_metrics\`) | $(ms "$C1") / $(ms "$C2") ms | – | – | ≤ 0.5 ms |"
+echo "| the same without the logits, as the studio captures on a dial change (\`… capture_64/capture_attention_plus_metrics\`) | $(ms "$A1") / $(ms "$A2") ms | – | – | ≤ 0.5 ms |"
 if [ -f "$SMOL" ]; then
   echo "| SmolLM2-135M, 64 tokens, dial change to new views through the worker, exact, one / two threads (\`LOCALIST_BENCH_THREADS=1 cargo bench --bench engine -- smollm2/dial_change_64\`) | $(ms "$(exact "$LOG/s1")") / $(ms "$(exact "$LOG/s2")") ms | – | – | ≤ 90 / 50 ms |"
   if [ -n "$(preview "$LOG/s1")" ]; then

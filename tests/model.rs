@@ -1660,6 +1660,31 @@ fn a_capture_read_on_two_threads_is_the_one_read_on_one() {
     assert_eq!(named(&overflowing_layer_1()), 1);
 }
 
+/// The studio's captures (`capture_attention`) leave out the logits, and with them the last
+/// layer's MLP, which only the logits read: the same attention and metrics as the full
+/// capture, bit for bit, on one thread and on two (where each MLP part is activated by the
+/// thread that computed it).
+#[test]
+fn attention_captures_leave_out_the_logits_and_keep_every_head() {
+    let model = random_model(5, 34);
+    sharpen(&model, 6.0);
+    let ids = random_ids(12, T);
+    let d = dial(DialMode::Bias, 0.6);
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let full = pool.install(|| capture(&model, &semantic_blocks(), &ids, &d).unwrap());
+        let views =
+            pool.install(|| capture_attention(&model, &semantic_blocks(), &ids, &d).unwrap());
+        assert_eq!(full.logits.len(), T * V);
+        assert!(views.logits.is_empty());
+        assert_eq!(views.heads, full.heads, "{threads} thread(s)");
+        assert_eq!(views.heads.len(), 2 * 4);
+    }
+}
+
 #[test]
 fn capture_refuses_infinite_logits_with_finite_attention() {
     let model = random_model(8, 13);

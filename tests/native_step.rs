@@ -378,7 +378,7 @@ fn the_native_view_forward_matches_candle_in_every_dial_mode() {
             keep_scores: true,
         };
         let want = t.model.forward(&input, &biases, opts).unwrap();
-        let got = forward_native(&t.model, &ids, &biases, true).unwrap();
+        let got = forward_native(&t.model, &ids, &biases, true, true).unwrap();
         let flat = |x: &candle_core::Tensor| x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let close = |what: &str, a: &candle_core::Tensor, b: &candle_core::Tensor, tol: f32| {
             assert_eq!(a.dims(), b.dims(), "{mode:?} {what}");

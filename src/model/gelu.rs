@@ -41,6 +41,16 @@ crate::model::fused::simd::simd_dispatch! {
 }
 
 crate::model::fused::simd::simd_dispatch! {
+    /// u ← tanh-GELU(u), element by element ([`gelu_rows`] in place).
+    pub(crate) fn gelu_in_place => gelu_in_place_any(u: &mut [f32])
+}
+
+#[inline(always)]
+fn gelu_in_place_any(u: &mut [f32]) {
+    u.iter_mut().for_each(|v| *v = gelu_value(*v));
+}
+
+crate::model::fused::simd::simd_dispatch! {
     /// out = tanh-GELU(u + bias) and slope = GELU′(u + bias), element by element (`bias` added
     /// to every row): a training forward keeps the slope so its backward is one multiplication
     /// (no second tanh), and adds the MLP's bias here instead of in a pass of its own.

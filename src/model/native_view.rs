@@ -50,13 +50,15 @@ pub(crate) fn host_bias_rows(
     })
 }
 
-/// The forward of one sequence under one bias per layer, natively: logits, attention,
-/// queries, and scores when `keep_scores`.
+/// The forward of one sequence under one bias per layer, natively: attention, queries, scores
+/// when `keep_scores`, and logits when `logits` (else [1, T, 0], and the last layer's MLP,
+/// which only they read, is left out).
 pub fn forward_native(
     model: &LocalistModel,
     ids: &[u32],
     biases: &[AttentionBias],
     keep_scores: bool,
+    logits: bool,
 ) -> Result<ForwardOutput, ModelError> {
     let cfg = &model.config;
     let t = ids.len();
@@ -73,7 +75,7 @@ pub fn forward_native(
         .iter()
         .map(|b| host_bias(b, t, h))
         .collect::<Result<_, _>>()?;
-    let out = with_model_refs(model, |p| infer(p, cfg, ids, &host, true))
+    let out = with_model_refs(model, |p| infer(p, cfg, ids, &host, logits))
         .map_err(|e| ModelError::Input(e.to_string()))?;
     let dev = &model.device;
     let per_layer = |data: Vec<Vec<f32>>, last: usize| -> Result<Vec<Tensor>, ModelError> {
@@ -82,7 +84,7 @@ pub fn forward_native(
             .collect()
     };
     Ok(ForwardOutput {
-        logits: Tensor::from_vec(out.logits, (1, t, v), dev)?,
+        logits: Tensor::from_vec(out.logits, (1, t, if logits { v } else { 0 }), dev)?,
         attention: per_layer(out.attention, t)?,
         scores: if keep_scores {
             per_layer(out.scores, t)?

@@ -227,6 +227,44 @@ fn weight_product_with(
     accumulate: bool,
     min_work: usize,
 ) -> Result<(), NativeError> {
+    product_parts(
+        dst,
+        w,
+        k,
+        a,
+        (accumulate, min_work),
+        (&|_, _| {}, &|_, _| {}),
+    )
+}
+
+/// Work on some rows of a product's output: the index of their first row, and the rows.
+pub type PartHook<'h> = dyn Fn(usize, &mut [f32]) + Sync + 'h;
+
+/// [`weight_product_from`] with `before` run on each part's rows of `dst` before the product
+/// is added to them and `after` once it is in, by the thread that computes the part: a bias and
+/// an activation without passes of their own over the whole output (on one thread, between
+/// the products of a pass cut over two).
+pub fn weight_product_hooked(
+    dst: &mut [f32],
+    w: &[f32],
+    k: usize,
+    a: View<'_>,
+    min_work: usize,
+    (before, after): (&PartHook<'_>, &PartHook<'_>),
+) -> Result<(), NativeError> {
+    product_parts(dst, w, k, a, (true, min_work), (before, after))
+}
+
+/// The products above: cut by rows of the weight into one part per thread when the product
+/// has at least `min_work` multiply-adds, each part between its hooks.
+fn product_parts(
+    dst: &mut [f32],
+    w: &[f32],
+    k: usize,
+    a: View<'_>,
+    (accumulate, min_work): (bool, usize),
+    (before, after): (&PartHook<'_>, &PartHook<'_>),
+) -> Result<(), NativeError> {
     use rayon::prelude::*;
     let t = a.cols;
     let out = w.len() / k.max(1);
@@ -236,20 +274,31 @@ fn weight_product_with(
     } else {
         1
     };
-    if parts == 1 || dst.len() != out * t || k == 0 {
-        return matmul(
+    let rows = if parts == 1 || dst.len() != out * t || k == 0 {
+        out.max(1)
+    } else {
+        out.div_ceil(parts)
+    };
+    if rows >= out {
+        before(0, dst);
+        matmul(
             ViewMut::full(dst, out, t),
             View::full(w, out, k),
             a,
             accumulate,
-        );
+        )?;
+        after(0, dst);
+        return Ok(());
     }
-    let rows = out.div_ceil(parts);
     dst.par_chunks_mut(rows * t)
         .zip(w.par_chunks(rows * k))
-        .try_for_each(|(dc, wc)| {
+        .enumerate()
+        .try_for_each(|(i, (dc, wc))| {
             let r = wc.len() / k;
-            matmul(ViewMut::full(dc, r, t), View::full(wc, r, k), a, accumulate)
+            before(i * rows, dc);
+            matmul(ViewMut::full(dc, r, t), View::full(wc, r, k), a, accumulate)?;
+            after(i * rows, dc);
+            Ok(())
         })
 }
 
@@ -296,89 +345,5 @@ fn column_sums_any(x: &[f32], cols: usize, out: &mut [f32]) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    /// A plain triple loop, the reference.
-    fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
-        let mut out = vec![0f32; m * n];
-        for i in 0..m {
-            for j in 0..n {
-                out[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn strided_and_transposed_products_match_a_plain_loop() {
-        let (m, k, n) = (5, 7, 3);
-        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
-        let want = naive(&a, &b, m, k, n);
-        let mut got = vec![0f32; m * n];
-        matmul(
-            ViewMut::full(&mut got, m, n),
-            View::full(&a, m, k),
-            View::full(&b, k, n),
-            false,
-        )
-        .unwrap();
-        for (g, w) in got.iter().zip(&want) {
-            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
-        }
-        // bᵀ stored [n, k] and read transposed; the result accumulated onto itself doubles it.
-        let bt: Vec<f32> = (0..n * k).map(|i| b[(i % k) * n + i / k]).collect();
-        matmul(
-            ViewMut::full(&mut got, m, n),
-            View::full(&a, m, k),
-            View::full(&bt, n, k).t(),
-            true,
-        )
-        .unwrap();
-        for (g, w) in got.iter().zip(&want) {
-            assert!((g - 2.0 * w).abs() < 1e-5, "{g} vs 2·{w}");
-        }
-        // A column block of a wider matrix: a's columns 2..5 of rows with stride k.
-        let mut sub = vec![0f32; m * n];
-        let bsub: Vec<f32> = b[2 * n..5 * n].to_vec();
-        matmul(
-            ViewMut::full(&mut sub, m, n),
-            View::rows(&a, 2, m, 3, k),
-            View::full(&bsub, 3, n),
-            false,
-        )
-        .unwrap();
-        let want_sub: Vec<f32> = (0..m * n)
-            .map(|e| {
-                (0..3)
-                    .map(|p| a[(e / n) * k + 2 + p] * bsub[p * n + e % n])
-                    .sum()
-            })
-            .collect();
-        for (g, w) in sub.iter().zip(&want_sub) {
-            assert!((g - w).abs() < 1e-5);
-        }
-    }
-
-    #[test]
-    fn views_outside_their_buffers_are_refused() {
-        let a = vec![0f32; 10];
-        let mut out = vec![0f32; 4];
-        let err = matmul(
-            ViewMut::full(&mut out, 2, 2),
-            View::full(&a, 2, 6),
-            View::full(&a, 6, 2),
-            false,
-        );
-        assert!(err.is_err(), "a 2×6 view of 10 floats must be refused");
-        let err = matmul(
-            ViewMut::full(&mut out, 2, 2),
-            View::full(&a, 2, 3),
-            View::full(&a, 2, 2),
-            false,
-        );
-        assert!(err.is_err(), "mismatched inner sizes must be refused");
-    }
-}
+#[path = "gemm_tests.rs"]
+mod tests;

@@ -9,10 +9,10 @@
 //! and the residual stream accumulates the attention and MLP outputs in place.
 
 use crate::model::config::Activation;
-use crate::model::gelu::gelu_rows;
+use crate::model::gelu::gelu_in_place;
 use crate::model::native::cols::{bias_rows, layer_norm_cols, transpose};
 use crate::model::native::forward::embed;
-use crate::model::native::gemm::{weight_product_from, View, ViewMut, SPLIT_WORK};
+use crate::model::native::gemm::{weight_product_hooked, PartHook, View, ViewMut, SPLIT_WORK};
 use crate::model::native::heads::{
     attend, with_kept_scratch, HeadScratch, HeadViews, HostBias, Values, KEEP_HEAD_CELLS,
 };
@@ -110,12 +110,16 @@ fn infer_with(
     embed(p, sh.d, t, ids, &mut buf.a)?;
     transpose(&buf.a, t, sh.d, &mut buf.x);
     let mut out = Inferred::default();
-    for (lp, bias) in p.layers.iter().zip(biases) {
+    let layers = p.layers.len();
+    for (l, (lp, bias)) in p.layers.iter().zip(biases).enumerate() {
         let (a, z, q) = attention_layer(lp, &sh, eps, bias, &mut buf)?;
         out.attention.push(a);
         out.scores.push(z);
         out.queries.push(q);
-        mlp_layer(lp, &sh, eps, cfg.activation, &mut buf)?;
+        // Without logits nothing reads the last layer's MLP.
+        if layout != Logits::None || l + 1 < layers {
+            mlp_layer(lp, &sh, eps, cfg.activation, &mut buf)?;
+        }
     }
     if layout != Logits::None {
         out.logits = logits(p, &sh, eps, &mut buf, layout == Logits::RowMajor)?;
@@ -128,15 +132,32 @@ fn infer_with(
 /// whose partners are kept awake (the tiny model's 64-token products are 1–4 million).
 const SPLIT_AWAKE: usize = 1 << 18;
 
-/// dst += w · a, cut over the pool's threads when the product is large enough for its pass.
-fn product(dst: &mut [f32], w: &[f32], k: usize, a: View<'_>) -> Result<(), NativeError> {
+/// dst = w · a + bias (`add`: dst += …), then `after` on each finished part: cut over the
+/// pool's threads when the product is large enough for its pass, each part's bias and `after`
+/// on the thread that computes it.
+fn product(
+    dst: &mut [f32],
+    w: &[f32],
+    k: usize,
+    a: View<'_>,
+    (bias, add): (&[f32], bool),
+    after: &PartHook<'_>,
+) -> Result<(), NativeError> {
     let min = if crate::model::native::awake::in_pass() {
         SPLIT_AWAKE
     } else {
         SPLIT_WORK
     };
-    weight_product_from(dst, w, k, a, min)
+    let t = a.cols();
+    let before = |r0: usize, rows: &mut [f32]| {
+        let b = bias.get(r0..).unwrap_or_default();
+        bias_rows(rows, b, t, add);
+    };
+    weight_product_hooked(dst, w, k, a, min, (&before, after))
 }
+
+/// No work after a product.
+fn nothing(_: usize, _: &mut [f32]) {}
 
 /// Next-token logits from the last residual stream: [T, V] with `row_major`, else [V, T].
 fn logits(
@@ -150,8 +171,14 @@ fn logits(
     b.norm(p.ln_f_w, p.ln_f_b, eps, t);
     let head = if p.head_w.is_empty() { p.tok } else { p.head_w };
     let mut lt = vec![0f32; v * t];
-    bias_rows(&mut lt, p.head_b, t, false);
-    product(&mut lt, head, d, View::full(&b.a, d, t))?;
+    product(
+        &mut lt,
+        head,
+        d,
+        View::full(&b.a, d, t),
+        (p.head_b, false),
+        &nothing,
+    )?;
     if !row_major {
         return Ok(lt);
     }
@@ -171,7 +198,6 @@ struct Buffers {
     qkv: Vec<f32>,
     y: Vec<f32>,
     u: Vec<f32>,
-    g: Vec<f32>,
     head: HeadScratch,
     /// LayerNorm's scratch [18, T].
     moments: Vec<f32>,
@@ -198,7 +224,7 @@ impl Buffers {
     /// Keeps this scratch for the thread's next pass (when it is not too large).
     fn give_back(self) {
         let (t, d, f) = self.shape;
-        if t * (4 * t + 6 * d + 2 * f + 18) <= KEEP_SCRATCH {
+        if t * (4 * t + 6 * d + f + 18) <= KEEP_SCRATCH {
             SCRATCH.with(|s| *s.borrow_mut() = Some(self));
         }
     }
@@ -212,7 +238,6 @@ impl Buffers {
             qkv: vec![0.0; t * 3 * d],
             y: vec![0.0; t * d],
             u: vec![0.0; t * sh.f],
-            g: vec![0.0; t * sh.f],
             head: HeadScratch::new(t),
             moments: vec![0.0; 18 * t],
         }
@@ -250,8 +275,8 @@ fn attention_layer(
 ) -> Result<LayerViews, NativeError> {
     let Shape { t, d, h, dh, .. } = *sh;
     b.norm(lp.ln1_w, lp.ln1_b, eps, t);
-    bias_rows(&mut b.qkv, lp.qkv_b, t, false);
-    product(&mut b.qkv, lp.qkv_w, d, View::full(&b.a, d, t))?;
+    let a = View::full(&b.a, d, t);
+    product(&mut b.qkv, lp.qkv_w, d, a, (lp.qkv_b, false), &nothing)?;
     let (mut att, mut z, mut q) = (
         vec![0f32; h * t * t],
         vec![0f32; h * t * t],
@@ -289,8 +314,8 @@ fn attention_layer(
             one(&mut b.head, x)?;
         }
     }
-    bias_rows(&mut b.x, lp.proj_b, t, true);
-    product(&mut b.x, lp.proj_w, d, View::full(&b.y, d, t))?;
+    let y = View::full(&b.y, d, t);
+    product(&mut b.x, lp.proj_w, d, y, (lp.proj_b, true), &nothing)?;
     Ok((att, z, q))
 }
 
@@ -304,12 +329,21 @@ fn mlp_layer(
 ) -> Result<(), NativeError> {
     let Shape { t, d, f, .. } = *sh;
     b.norm(lp.ln2_w, lp.ln2_b, eps, t);
-    bias_rows(&mut b.u, lp.fc1_b, t, false);
-    product(&mut b.u, lp.fc1_w, d, View::full(&b.a, d, t))?;
-    match act {
-        Activation::GeluTanh => gelu_rows(&b.u, &mut b.g),
-        Activation::Relu => b.g.iter_mut().zip(&b.u).for_each(|(g, u)| *g = u.max(0.0)),
-    }
-    bias_rows(&mut b.x, lp.fc2_b, t, true);
-    product(&mut b.x, lp.fc2_w, f, View::full(&b.g, f, t))
+    let gelu = |_: usize, rows: &mut [f32]| gelu_in_place(rows);
+    let relu = |_: usize, rows: &mut [f32]| rows.iter_mut().for_each(|g| *g = g.max(0.0));
+    let act: &PartHook<'_> = match act {
+        Activation::GeluTanh => &gelu,
+        Activation::Relu => &relu,
+    };
+    // The hidden units with their activation, each part's on the thread that made it.
+    product(
+        &mut b.u,
+        lp.fc1_w,
+        d,
+        View::full(&b.a, d, t),
+        (lp.fc1_b, false),
+        act,
+    )?;
+    let u = View::full(&b.u, f, t);
+    product(&mut b.x, lp.fc2_w, f, u, (lp.fc2_b, true), &nothing)
 }
