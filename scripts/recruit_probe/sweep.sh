@@ -8,7 +8,10 @@
 # FLAGS="--recruit-warmup 50 --recruit-every 25" (the issue's flags).
 # Prints one line per corpus: its knobs, the ARI, held-out perplexity and the seconds it took.
 # PLAIN=1 also trains each corpus the same steps without --recruit (issue 15 point 2) and
-# prints that run's held-out perplexity and the ratio of the two.
+# prints that run's held-out perplexity and the ratio of the two. ORACLE=1 also trains it with
+# the generator's true topic blocks given from the first step (--blocks lexicon:TRUTH.tsv, the
+# localist model recruitment aims at) and prints that ratio: where both ratios are high the
+# cost is the block structure's, not recruitment's.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export BIN="${BIN:-$HERE/../../target/release/localist}" HERE FLAGS="${FLAGS:-}"
@@ -34,14 +37,23 @@ one() {
   local start=$SECONDS
   "$BIN" train --corpus "$OUT/$name.txt" --tokenizer word --recruit --lambda-train 1 \
     --steps 800 --lr 3e-3 $FLAGS --out "$OUT/$name.ck" > "$OUT/$name.log" 2>&1
-  local plain=""
+  local plain="" a
   if [ -n "${PLAIN:-}" ]; then
     "$BIN" train --corpus "$OUT/$name.txt" --tokenizer word --lambda-train 1 \
       --steps 800 --lr 3e-3 --out "$OUT/$name.plain" > "$OUT/$name.plain.log" 2>&1
-    local a b
+    local b
     a=$(grep -o 'held-out: perplexity [0-9.]*' "$OUT/$name.log" | grep -o '[0-9.]*$')
     b=$(grep -o 'held-out: perplexity [0-9.]*' "$OUT/$name.plain.log" | grep -o '[0-9.]*$')
     plain=" | without --recruit $b (ratio $(python3 -c "print(f'{$a/$b:.3f}')"))"
+  fi
+  if [ -n "${ORACLE:-}" ]; then
+    "$BIN" train --corpus "$OUT/$name.txt" --tokenizer word --lambda-train 1 \
+      --blocks "lexicon:$OUT/$name.tsv" --steps 800 --lr 3e-3 --out "$OUT/$name.oracle" \
+      > "$OUT/$name.oracle.log" 2>&1
+    local c
+    a=$(grep -o 'held-out: perplexity [0-9.]*' "$OUT/$name.log" | grep -o '[0-9.]*$')
+    c=$(grep -o 'held-out: perplexity [0-9.]*' "$OUT/$name.oracle.log" | grep -o '[0-9.]*$')
+    plain="$plain | with the true blocks $c (ratio $(python3 -c "print(f'{$a/$c:.3f}')"))"
   fi
   echo "$name K=$K docs=$docs function=$fw markers=$mk theme=$th seg=$s0-$s1 real=$real" \
     "theme-fraction=$tp: $(python3 "$HERE/ari.py" "$OUT/$name.ck" "$OUT/$name.tsv")" \
