@@ -52,7 +52,8 @@
 //! positions.
 //! Every try is a [`Decision`](crate::analysis::mdl::Decision) with its breakdown. A rejected
 //! move leaves weights and map exactly as they were (nothing is changed until a move is
-//! accepted); its token set goes on a tabu list: it sits out the next round, and the list is
+//! accepted); its token set goes on a tabu list: it sits out the next round (a reassignment or
+//! a merge rejected again since the last accepted move sits out 2, 4, then 8), and the list is
 //! cleared when the map changes. After `patience` rounds without an accepted move (a round
 //! that accepted one and then nothing more counts as accepting) spanning `patience_steps`
 //! training steps, at `k_max` blocks, or after ⌊DL₀/δ⌋ accepted moves, recruitment stops.

@@ -120,9 +120,11 @@ impl Recruiter {
         control: f64,
         out: &mut RoundOutcome,
     ) -> Result<(), TrainError> {
+        let base = &ctx.base_blocks;
         let pair = self
-            .merge_pair(&ctx.stats, &ctx.base_blocks)
-            .filter(|_| !self.learning_by_heart(ctx.stats.data_bits));
+            .merge_pair(&ctx.stats, base)
+            .filter(|_| !self.learning_by_heart(ctx.stats.data_bits))
+            .filter(|&(keep, gone)| !self.tabu.contains(&merge_key(base, keep, gone)));
         let moved = self.try_reassign(ctx, trainer, control)?;
         // The move's branch, to come back to after the merge's trial (only when one follows).
         let moved_state = match (&moved, pair) {
@@ -131,8 +133,18 @@ impl Recruiter {
         };
         let mut merged = None;
         if let Some((keep, gone)) = pair {
-            let note = format!("{} absorbed", ctx.base_blocks.name(gone));
-            merged = Some(ctx.removal(trainer, MoveKind::Merge, gone, keep, note, control)?);
+            let note = format!("{} absorbed", base.name(gone));
+            let before = self.rejected_merges_of(base.name(gone), base.name(keep));
+            let (ev, kept) = ctx.removal(trainer, MoveKind::Merge, gone, keep, note, control)?;
+            if kept.is_none() {
+                // Sits out 1, 2, 4, then 8 rounds, as a reassignment does: one merge was
+                // tried and rejected in each of 17 rounds in a row (+296 to +1,185 bits),
+                // half of every round's time.
+                let rounds_more = (1usize << before.min(3)) - 1;
+                let until = ctx.step + rounds_more * ctx.cfg.every.max(1);
+                self.add_tabu(merge_key(base, keep, gone), until);
+            }
+            merged = Some((ev, kept));
         }
         let dl = |e: &RecruitEvent| e.decision.as_ref().map_or(f64::INFINITY, |d| d.delta_dl);
         match (moved, merged) {
@@ -268,6 +280,19 @@ impl Recruiter {
         lowest.is_finite() && data_bits > lowest * (1.0 + BY_HEART)
     }
 
+    /// How many times merging block `gone` into `keep` was rejected since the last accepted
+    /// move (the map has not changed since, so the names stand for the same blocks).
+    fn rejected_merges_of(&self, gone: &str, keep: &str) -> usize {
+        let what = format!("merge {gone} into {keep}");
+        self.log
+            .iter()
+            .rev()
+            .filter_map(|e| e.decision.as_ref().map(|d| (e, d)))
+            .take_while(|(_, d)| d.verdict != Verdict::Accepted)
+            .filter(|(e, d)| e.kind == MoveKind::Merge && d.what == what)
+            .count()
+    }
+
     /// How many times moving `word` was rejected since the last accepted move.
     fn rejected_moves_of(&self, word: &str) -> usize {
         let accepted = |e: &&RecruitEvent| {
@@ -283,6 +308,17 @@ impl Recruiter {
             .filter(|e| e.kind == MoveKind::Reassign && e.tokens[..] == word[..])
             .count()
     }
+}
+
+/// A merge's key on the tabu list: the token ids of its two blocks, sorted (a cluster's key has
+/// none of them, since candidates are drawn from unrecruited tokens; a reassignment's has one).
+fn merge_key(blocks: &BlockMap, keep: usize, gone: usize) -> Vec<u32> {
+    (0..blocks.token_block.len() as u32)
+        .filter(|&id| {
+            let b = blocks.token_block.get(id as usize).copied();
+            b == Some(keep) || b == Some(gone)
+        })
+        .collect()
 }
 
 /// Whether a merge that pays (`merged`) saves more than a reassignment that pays (`moved`) by

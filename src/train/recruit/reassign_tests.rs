@@ -126,3 +126,42 @@ fn one_block_or_a_token_alone_in_its_block_is_never_misplaced() {
         .all(|m| m.token != 4));
     assert!(misplaced_tokens(&[], &alone, 1, 1).is_empty());
 }
+
+/// A merge's tabu key is its two blocks' tokens, and its rejections are counted back to the
+/// last accepted move, so a merge that keeps failing sits out 1, 2, 4, then 8 rounds.
+#[test]
+fn a_merge_that_keeps_failing_sits_out_more_rounds() {
+    let m = map(vec![0, 1, 2, 1, 3, 2, 0], &["unassigned", "a", "b", "c"]);
+    assert_eq!(merge_key(&m, 1, 2), vec![1, 2, 3, 5]);
+    assert_eq!(merge_key(&m, 3, 1), vec![1, 3, 4]);
+    let bits = ModelBits {
+        parameter_bits: 0.0,
+        header_bits: 0.0,
+        map_bits: 0.0,
+    };
+    let event = |what: &str, after: f64| RecruitEvent {
+        step: 0,
+        round: 0,
+        kind: if what.starts_with("merge") {
+            MoveKind::Merge
+        } else {
+            MoveKind::Recruit
+        },
+        block: String::new(),
+        tokens: Vec::new(),
+        decision: Some(decide(what, 1000.0, after, bits, 1.0, 64.0)),
+        blocks_after: 4,
+        dl_after: 0.0,
+        note: String::new(),
+    };
+    let mut r = Recruiter::new(Default::default());
+    r.log.push(event("merge b into a", 1500.0));
+    r.log.push(event("recruit block c", 500.0));
+    assert_eq!(r.rejected_merges_of("b", "a"), 0, "an accepted move since");
+    r.log.push(event("merge b into a", 1300.0));
+    r.log.push(event("merge c into a", 1300.0));
+    r.log.push(event("merge b into a", 1200.0));
+    assert_eq!(r.rejected_merges_of("b", "a"), 2);
+    assert_eq!(r.rejected_merges_of("c", "a"), 1);
+    assert_eq!(r.rejected_merges_of("a", "b"), 0);
+}
