@@ -194,19 +194,6 @@ pub fn weight_product(
     weight_product_with(dst, w, k, a, true, SPLIT_WORK)
 }
 
-/// [`weight_product`] cut over the pool's threads from `min_work` multiply-adds (a pass whose
-/// partners are kept awake, [`crate::model::native::awake`], hands a part over in
-/// microseconds, so a smaller product pays for the cut).
-pub fn weight_product_from(
-    dst: &mut [f32],
-    w: &[f32],
-    k: usize,
-    a: View<'_>,
-    min_work: usize,
-) -> Result<(), NativeError> {
-    weight_product_with(dst, w, k, a, true, min_work)
-}
-
 /// dst [out, T] = w [out, k] · a [k, T]: [`weight_product`] written, not added (dst need not
 /// be zero-filled first).
 pub fn weight_product_into(
@@ -240,10 +227,12 @@ fn weight_product_with(
 /// Work on some rows of a product's output: the index of their first row, and the rows.
 pub type PartHook<'h> = dyn Fn(usize, &mut [f32]) + Sync + 'h;
 
-/// [`weight_product_from`] with `before` run on each part's rows of `dst` before the product
-/// is added to them and `after` once it is in, by the thread that computes the part: a bias and
-/// an activation without passes of their own over the whole output (on one thread, between
-/// the products of a pass cut over two).
+/// [`weight_product`] cut over the pool's threads from `min_work` multiply-adds (a pass whose
+/// partners are kept awake, [`crate::model::native::awake`], hands a part over in
+/// microseconds, so a smaller product pays for the cut), with `before` run on each part's rows
+/// of `dst` before the product is added to them and `after` once it is in, by the thread that
+/// computes the part: a bias and an activation without passes of their own over the whole
+/// output (on one thread, between the products of a pass cut over two).
 pub fn weight_product_hooked(
     dst: &mut [f32],
     w: &[f32],
