@@ -38,11 +38,11 @@ one() {
   "$BIN" train --corpus "$OUT/$name.txt" --tokenizer word --recruit --lambda-train 1 \
     --steps 800 --lr 3e-3 $FLAGS --out "$OUT/$name.ck" > "$OUT/$name.log" 2>&1
   local plain="" a
+  a=$(grep -o 'held-out: perplexity [0-9.]*' "$OUT/$name.log" | grep -o '[0-9.]*$' || true)
   if [ -n "${PLAIN:-}" ]; then
     "$BIN" train --corpus "$OUT/$name.txt" --tokenizer word --lambda-train 1 \
       --steps 800 --lr 3e-3 --out "$OUT/$name.plain" > "$OUT/$name.plain.log" 2>&1
     local b
-    a=$(grep -o 'held-out: perplexity [0-9.]*' "$OUT/$name.log" | grep -o '[0-9.]*$')
     b=$(grep -o 'held-out: perplexity [0-9.]*' "$OUT/$name.plain.log" | grep -o '[0-9.]*$')
     plain=" | without --recruit $b (ratio $(python3 -c "print(f'{$a/$b:.3f}')"))"
   fi
@@ -51,7 +51,6 @@ one() {
       --blocks "lexicon:$OUT/$name.tsv" --steps 800 --lr 3e-3 --out "$OUT/$name.oracle" \
       > "$OUT/$name.oracle.log" 2>&1
     local c
-    a=$(grep -o 'held-out: perplexity [0-9.]*' "$OUT/$name.log" | grep -o '[0-9.]*$')
     c=$(grep -o 'held-out: perplexity [0-9.]*' "$OUT/$name.oracle.log" | grep -o '[0-9.]*$')
     plain="$plain | with the true blocks $c (ratio $(python3 -c "print(f'{$a/$c:.3f}')"))"
   fi

@@ -236,18 +236,7 @@ impl AttentionModel for LocalistModel {
         biases: &[AttentionBias],
         keep_scores: bool,
     ) -> Result<ForwardOutput, ModelError> {
-        if self.device.is_cpu() && biases.len() == self.config.num_layers {
-            return crate::model::native_view::forward_native(self, ids, biases, keep_scores, true);
-        }
-        let input = Tensor::from_vec(ids.to_vec(), (1, ids.len()), &self.device)?;
-        self.forward(
-            &input,
-            biases,
-            ForwardOptions {
-                differentiable: false,
-                keep_scores,
-            },
-        )
+        view_forward(self, ids, biases, keep_scores, true)
     }
 
     /// On the CPU without the logits, and so without the last layer's MLP, which only they
@@ -258,15 +247,30 @@ impl AttentionModel for LocalistModel {
         biases: &[AttentionBias],
         keep_scores: bool,
     ) -> Result<ForwardOutput, ModelError> {
-        if self.device.is_cpu() && biases.len() == self.config.num_layers {
-            return crate::model::native_view::forward_native(
-                self,
-                ids,
-                biases,
-                keep_scores,
-                false,
-            );
-        }
-        self.forward_biased(ids, biases, keep_scores)
+        view_forward(self, ids, biases, keep_scores, false)
     }
+}
+
+/// Our model's forward for a view: the native pass on the CPU with one bias per layer (the
+/// logits and the last layer's MLP only when `logits`), else candle's forward, which computes
+/// the logits anyway.
+fn view_forward(
+    m: &LocalistModel,
+    ids: &[u32],
+    biases: &[AttentionBias],
+    keep_scores: bool,
+    logits: bool,
+) -> Result<ForwardOutput, ModelError> {
+    if m.device.is_cpu() && biases.len() == m.config.num_layers {
+        return crate::model::native_view::forward_native(m, ids, biases, keep_scores, logits);
+    }
+    let input = Tensor::from_vec(ids.to_vec(), (1, ids.len()), &m.device)?;
+    m.forward(
+        &input,
+        biases,
+        ForwardOptions {
+            differentiable: false,
+            keep_scores,
+        },
+    )
 }
