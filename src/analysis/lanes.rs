@@ -71,9 +71,102 @@ fn add_block_masses_any(
             *l = [0.0; LANES];
         }
     }
-    for (&a, &k) in row.iter().zip(key_blocks).skip(n0) {
+    let row = row.get(n0..).unwrap_or_default();
+    let key_blocks = key_blocks.get(n0..).unwrap_or_default();
+    if let Some(held) = masses.get_mut(..).filter(|m| m.len() <= HELD_BLOCKS) {
+        return add_keys_held(row, key_blocks, held);
+    }
+    for (&a, &k) in row.iter().zip(key_blocks) {
         if let Some(m) = masses.get_mut(k) {
             *m += f64::from(a);
         }
+    }
+}
+
+/// Up to this many blocks' masses are held in one vector register by [`add_keys_held`].
+const HELD_BLOCKS: usize = 8;
+
+/// Keys one by one into at most [`HELD_BLOCKS`] masses held in a register: every key adds its
+/// weight to its block's mass and 0 to the others'. Each block's mass is the same sum in the
+/// same order as adding into `masses` in memory (x + 0 is x for every sum of weights, which
+/// start at +0), but the sums no longer wait on a store and a reload per key (a 64-token
+/// capture of a few blocks spent 5% of its time so).
+#[inline(always)]
+fn add_keys_held(row: &[f32], key_blocks: &[usize], masses: &mut [f64]) {
+    let mut held = [0f64; HELD_BLOCKS];
+    let k = masses.len().min(HELD_BLOCKS);
+    held.get_mut(..k)
+        .unwrap_or_default()
+        .copy_from_slice(masses.get(..k).unwrap_or_default());
+    for (&a, &kb) in row.iter().zip(key_blocks) {
+        let a = f64::from(a);
+        for (b, m) in held.iter_mut().enumerate() {
+            *m += if b == kb { a } else { 0.0 };
+        }
+    }
+    masses
+        .get_mut(..k)
+        .unwrap_or_default()
+        .copy_from_slice(held.get(..k).unwrap_or_default());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The masses of one row summed key by key in memory, in key order.
+    fn in_order(row: &[f32], key_blocks: &[usize], k: usize) -> Vec<f64> {
+        let mut m = vec![0.0; k];
+        for (&a, &b) in row.iter().zip(key_blocks) {
+            if let Some(x) = m.get_mut(b) {
+                *x += f64::from(a);
+            }
+        }
+        m
+    }
+
+    /// Rows shorter than the lanes' threshold give, to the bit, the in-order sums of each block,
+    /// whether the masses are held in a register (up to 8 blocks) or not, with keys of blocks
+    /// past the masses skipped.
+    #[test]
+    fn short_rows_sum_each_block_in_key_order() {
+        let mut seed = 0x9e37_79b9_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for k in [1usize, 2, 3, 5, 8, 9, 12] {
+            // (Longer rows are summed in lanes, in another order.)
+            for n in [1usize, 7, 31, 64]
+                .into_iter()
+                .filter(|n| *n < LANE_KEYS_PER_BLOCK * k)
+            {
+                // Weights of exponents far apart, so that another order of addition rounds
+                // differently.
+                let row: Vec<f32> = (0..n)
+                    .map(|_| (next() % 1000) as f32 / 997.0 * 0.5f32.powi((next() % 40) as i32))
+                    .collect();
+                // Some keys name a block past the last one (not counted).
+                let blocks: Vec<usize> =
+                    (0..n).map(|_| (next() % (k as u64 + 2)) as usize).collect();
+                let mut masses = vec![0.0; k];
+                let mut lanes = vec![[0.0; LANES]; k];
+                add_block_masses(&row, &blocks, &mut lanes, &mut masses);
+                let want = in_order(&row, &blocks, k);
+                let same = masses
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "k {k}, n {n}: {masses:?} against {want:?}");
+            }
+        }
+        // Added into masses that already hold sums; a NaN weight stays in its block.
+        let mut masses = vec![0.5, 0.25];
+        let mut lanes = vec![[0.0; LANES]; 2];
+        add_block_masses(&[0.1, f32::NAN, 0.2], &[0, 1, 0], &mut lanes, &mut masses);
+        assert_eq!(masses[0], 0.5 + f64::from(0.1f32) + f64::from(0.2f32));
+        assert!(masses[1].is_nan());
     }
 }

@@ -50,7 +50,8 @@ pub trait AttentionModel: Sync {
 
     /// [`forward_biased`](Self::forward_biased) for views that show attention only: the
     /// logits may come back empty ([1,T,0]), so a model whose output head is large (SmolLM2's
-    /// is 576 × 49,152) skips it. The default computes them anyway.
+    /// is 576 × 49,152) skips it, and the queries may come back empty (no layers). The default
+    /// computes both anyway.
     fn forward_attention(
         &self,
         ids: &[u32],

@@ -32,13 +32,20 @@ pub fn sequence_biases(
     device: &Device,
 ) -> candle_core::Result<Vec<AttentionBias>> {
     let t = masks.len();
-    dial.per_layer(model.dims().layers)
-        .iter()
-        .map(|p| {
-            let lb = layer_bias(masks, p);
-            AttentionBias::from_rows(&[&lb], t, device)
-        })
-        .collect()
+    let params = dial.per_layer(model.dims().layers);
+    let mut out: Vec<AttentionBias> = Vec::with_capacity(params.len());
+    for (l, p) in params.iter().enumerate() {
+        // Layers under the same settings (a uniform schedule: all of them) share one bias.
+        let same = params
+            .get(..l)
+            .and_then(|prev| prev.iter().position(|q| q == p));
+        let bias = match same.and_then(|i| out.get(i)) {
+            Some(b) => b.clone(),
+            None => AttentionBias::from_rows(&[&layer_bias(masks, p)], t, device)?,
+        };
+        out.push(bias);
+    }
+    Ok(out)
 }
 
 /// Run the model on one sequence under a dial and capture attention and metrics.

@@ -50,9 +50,9 @@ pub(crate) fn host_bias_rows(
     })
 }
 
-/// The forward of one sequence under one bias per layer, natively: attention, queries, scores
-/// when `keep_scores`, and logits when `logits` (else [1, T, 0], and the last layer's MLP,
-/// which only they read, is left out).
+/// The forward of one sequence under one bias per layer, natively: attention, scores when
+/// `keep_scores`, and logits and queries when `logits` (else logits [1, T, 0] and no queries,
+/// and the last layer's output, which only the logits read, is left out).
 pub fn forward_native(
     model: &LocalistModel,
     ids: &[u32],
@@ -91,6 +91,11 @@ pub fn forward_native(
         } else {
             Vec::new()
         },
-        queries: per_layer(out.queries, dh)?,
+        // A pass without logits makes no queries (nothing that shows attention reads them).
+        queries: if logits {
+            per_layer(out.queries, dh)?
+        } else {
+            Vec::new()
+        },
     })
 }

@@ -106,6 +106,9 @@ pub(crate) enum Values<'a> {
     /// text's chunks of 128 queries over up to 2,048 keys) v·attentionᵀ ran at 31 GFLOP/s
     /// against 108 this way: gemm packs the attention along its rows instead of across.
     Positions(View<'a>),
+    /// None: nothing reads this head's output (the last layer of a pass without logits), so
+    /// attention·v is not computed and the output is left as it was.
+    Unread,
 }
 
 /// Head `hh` of n query rows over kt keys (`(t, t)` for a whole sequence of T positions):
@@ -219,6 +222,7 @@ pub(crate) fn attend_rows(
     match views.v {
         Values::Features(v) => matmul(y, v, View::full(ah, n, kt).t(), false),
         Values::Positions(v) => matmul(y, View::full(ah, n, kt), v, false),
+        Values::Unread => Ok(()),
     }
 }
 
@@ -245,22 +249,21 @@ impl Rows {
         let t = self.t.max(1);
         let rows = raw.chunks(t).zip(bias.chunks(t)).zip(out.chunks_mut(t));
         for (i, ((r, bv), o)) in rows.enumerate() {
-            let last = bv.iter().rposition(|x| *x != f32::NEG_INFINITY);
+            let last = last_visible(bv);
             // Whole 16-lane groups (the extra keys are −∞ too, so they add exp(−∞) = 0).
             let vis = last.map_or(0, |j| (j + 1).next_multiple_of(16).min(t));
             let zr = z.as_deref_mut().and_then(|z| z.get_mut(i * t..(i + 1) * t));
             if let Some(zr) = zr {
-                for ((zo, rv), b) in zr.iter_mut().zip(r).zip(bv).skip(vis) {
-                    *zo = rv * self.scale + b;
-                }
+                let (r_tail, b_tail) = (r.get(vis..), bv.get(vis..));
+                let z_tail = zr.get_mut(vis..).unwrap_or_default();
+                let (r_tail, b_tail) = (r_tail.unwrap_or_default(), b_tail.unwrap_or_default());
+                scaled_scores(z_tail, r_tail, b_tail, self.scale);
                 if self.tau == 1.0 {
                     // softmax's own scratch is then z itself.
                     self.row(r, bv, vis, zr, o);
                     continue;
                 }
-                for ((zo, rv), b) in zr.iter_mut().zip(r).zip(bv).take(vis) {
-                    *zo = rv * self.scale + b;
-                }
+                scaled_scores(zr, r.get(..vis).unwrap_or_default(), bv, self.scale);
             }
             self.row(r, bv, vis, zrow, o);
         }
@@ -275,5 +278,68 @@ impl Rows {
         if let (true, (Some(r), Some(bv), Some(z))) = (vis > 0, parts) {
             biased_softmax_rows(r, bv, vis, self.scale, self.tau, z, head);
         }
+    }
+}
+
+crate::model::fused::simd::simd_dispatch! {
+    /// The last key of a bias row that is not −∞ (None when every key is).
+    fn last_visible => last_visible_any(bv: &[f32]) -> Option<usize>
+}
+
+/// [`last_visible`]'s body: whole groups of 16 keys from the end tested at once (a causal row
+/// of 64 keys has up to 63 invisible ones after its last visible key), then the last group
+/// key by key.
+#[inline(always)]
+fn last_visible_any(bv: &[f32]) -> Option<usize> {
+    let mut end = bv.len();
+    while let Some(group) = end.checked_sub(16).and_then(|s| bv.get(s..end)) {
+        let seen = group
+            .iter()
+            .fold(false, |any, x| any | (*x != f32::NEG_INFINITY));
+        if seen {
+            break;
+        }
+        end -= 16;
+    }
+    bv.get(..end)?.iter().rposition(|x| *x != f32::NEG_INFINITY)
+}
+
+crate::model::fused::simd::simd_dispatch! {
+    /// z = raw·scale + bias, key by key.
+    fn scaled_scores => scaled_scores_any(z: &mut [f32], raw: &[f32], bias: &[f32], scale: f32)
+}
+
+#[inline(always)]
+fn scaled_scores_any(z: &mut [f32], raw: &[f32], bias: &[f32], scale: f32) {
+    for ((zo, rv), b) in z.iter_mut().zip(raw).zip(bias) {
+        *zo = rv * scale + b;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The last visible key is the one a plain scan from the end finds, in rows of every
+    /// length around the 16-key groups, with NaN counted as visible.
+    #[test]
+    fn last_visible_is_the_last_key_that_is_not_minus_infinity() {
+        let inf = f32::NEG_INFINITY;
+        for n in [0usize, 1, 15, 16, 17, 33, 64] {
+            for last in (0..n).map(Some).chain([None]) {
+                let mut row = vec![inf; n];
+                if let Some(j) = last {
+                    row.iter_mut().take(j + 1).for_each(|x| *x = -0.5);
+                    row[j] = if j % 3 == 0 { f32::NAN } else { 0.25 };
+                }
+                let plain = row.iter().rposition(|x| *x != inf);
+                assert_eq!(last_visible(&row), plain, "n {n}, last {last:?}");
+                assert_eq!(plain, last);
+            }
+        }
+        // A visible key before a gap of invisible ones.
+        let mut row = vec![inf; 40];
+        row[2] = 1.0;
+        assert_eq!(last_visible(&row), Some(2));
     }
 }

@@ -20,7 +20,7 @@ use crate::model::native::params::{LayerRefs, ParamRefs};
 use crate::model::native::NativeError;
 
 /// What [`infer`] returns, per layer: attention and scores [H, T, T], queries [H, T, d_h];
-/// logits [T, V] (empty when not asked for).
+/// logits [T, V]. A pass without logits (a view's) returns neither them nor the queries.
 #[derive(Debug, Default)]
 pub struct Inferred {
     /// Attention weights per layer.
@@ -112,12 +112,15 @@ fn infer_with(
     let mut out = Inferred::default();
     let layers = p.layers.len();
     for (l, (lp, bias)) in p.layers.iter().zip(biases).enumerate() {
-        let (a, z, q) = attention_layer(lp, &sh, eps, bias, &mut buf)?;
+        // Without logits nothing reads the last layer's output: its values, its heads'
+        // attention·v, its projection and its MLP are left out.
+        let read = layout != Logits::None || l + 1 < layers;
+        let queries = layout != Logits::None;
+        let (a, z, q) = attention_layer(lp, &sh, eps, (bias, read, queries), &mut buf)?;
         out.attention.push(a);
         out.scores.push(z);
         out.queries.push(q);
-        // Without logits nothing reads the last layer's MLP.
-        if layout != Logits::None || l + 1 < layers {
+        if read {
             mlp_layer(lp, &sh, eps, cfg.activation, &mut buf)?;
         }
     }
@@ -265,22 +268,32 @@ type HeadSlices<'a> = (
 /// (each thread keeps one head's scratch, 3·T² floats).
 const PARALLEL_HEADS_UP_TO: usize = 512;
 
-/// x ← x + attention(LN1(x)); returns the layer's attention, scores and queries.
+/// x ← x + attention(LN1(x)); returns the layer's attention, scores and queries (empty
+/// without `queries`). With `read` false nothing reads the layer's output: only its queries
+/// and keys are made, and x is left as it was.
 fn attention_layer(
     lp: &LayerRefs<'_>,
     sh: &Shape,
     eps: f32,
-    bias: &HostBias,
+    (bias, read, queries): (&HostBias, bool, bool),
     b: &mut Buffers,
 ) -> Result<LayerViews, NativeError> {
     let Shape { t, d, h, dh, .. } = *sh;
     b.norm(lp.ln1_w, lp.ln1_b, eps, t);
     let a = View::full(&b.a, d, t);
-    product(&mut b.qkv, lp.qkv_w, d, a, (lp.qkv_b, false), &nothing)?;
+    // The weight's rows are the queries', the keys' and the values' ([3d, d]).
+    let rows = if read { 3 * d } else { 2 * d };
+    let (w, dst) = (lp.qkv_w.get(..rows * d), b.qkv.get_mut(..rows * t));
+    let (Some(w), Some(dst)) = (w, dst) else {
+        return Err(NativeError::Shape(
+            "a QKV weight smaller than its model".into(),
+        ));
+    };
+    product(dst, w, d, a, (lp.qkv_b, false), &nothing)?;
     let (mut att, mut z, mut q) = (
         vec![0f32; h * t * t],
         vec![0f32; h * t * t],
-        vec![0f32; h * t * dh],
+        vec![0f32; if queries { h * t * dh } else { 0 }],
     );
     let qkv = &b.qkv;
     // One head: its scores, softmax and values into its own slices of the outputs.
@@ -288,17 +301,27 @@ fn attention_layer(
         let views = HeadViews {
             q: View::rows(qkv, hh * dh * t, dh, t, t).t(),
             k: View::rows(qkv, (d + hh * dh) * t, dh, t, t),
-            v: Values::Features(View::rows(qkv, (2 * d + hh * dh) * t, dh, t, t)),
+            v: if read {
+                Values::Features(View::rows(qkv, (2 * d + hh * dh) * t, dh, t, t))
+            } else {
+                Values::Unread
+            },
         };
         attend(views, hh, (t, t), bias, s, ah, zh, ViewMut::full(yh, dh, t))?;
-        let src = qkv.get(hh * dh * t..(hh + 1) * dh * t).unwrap_or_default();
-        transpose(src, dh, t, qh);
+        if queries {
+            let src = qkv.get(hh * dh * t..(hh + 1) * dh * t).unwrap_or_default();
+            transpose(src, dh, t, qh);
+        }
         Ok::<(), NativeError>(())
     };
+    // Without queries each head's slice of them is empty.
+    let q_heads = q
+        .chunks_mut(t * dh)
+        .chain(std::iter::repeat_with(|| &mut [][..]));
     let heads = att
         .chunks_mut(t * t)
         .zip(z.chunks_mut(t * t))
-        .zip(b.y.chunks_mut(dh * t).zip(q.chunks_mut(t * dh)))
+        .zip(b.y.chunks_mut(dh * t).zip(q_heads))
         .enumerate();
     if crate::model::native::awake::in_pass() && t <= PARALLEL_HEADS_UP_TO {
         // The heads side by side on a pass whose threads are awake (a 64-token capture at two
@@ -314,8 +337,10 @@ fn attention_layer(
             one(&mut b.head, x)?;
         }
     }
-    let y = View::full(&b.y, d, t);
-    product(&mut b.x, lp.proj_w, d, y, (lp.proj_b, true), &nothing)?;
+    if read {
+        let y = View::full(&b.y, d, t);
+        product(&mut b.x, lp.proj_w, d, y, (lp.proj_b, true), &nothing)?;
+    }
     Ok((att, z, q))
 }
 
