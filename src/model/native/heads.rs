@@ -106,8 +106,8 @@ pub(crate) enum Values<'a> {
     /// text's chunks of 128 queries over up to 2,048 keys) v·attentionᵀ ran at 31 GFLOP/s
     /// against 108 this way: gemm packs the attention along its rows instead of across.
     Positions(View<'a>),
-    /// None: nothing reads this head's output (the last layer of a pass without logits), so
-    /// attention·v is not computed and the output is left as it was.
+    /// Nothing reads this head's output (the last layer of a pass without logits): attention·v
+    /// is not computed, and the output is left as it was.
     Unread,
 }
 
@@ -254,9 +254,9 @@ impl Rows {
             let vis = last.map_or(0, |j| (j + 1).next_multiple_of(16).min(t));
             let zr = z.as_deref_mut().and_then(|z| z.get_mut(i * t..(i + 1) * t));
             if let Some(zr) = zr {
-                let (r_tail, b_tail) = (r.get(vis..), bv.get(vis..));
                 let z_tail = zr.get_mut(vis..).unwrap_or_default();
-                let (r_tail, b_tail) = (r_tail.unwrap_or_default(), b_tail.unwrap_or_default());
+                let r_tail = r.get(vis..).unwrap_or_default();
+                let b_tail = bv.get(vis..).unwrap_or_default();
                 scaled_scores(z_tail, r_tail, b_tail, self.scale);
                 if self.tau == 1.0 {
                     // softmax's own scratch is then z itself.

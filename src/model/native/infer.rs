@@ -20,7 +20,7 @@ use crate::model::native::params::{LayerRefs, ParamRefs};
 use crate::model::native::NativeError;
 
 /// What [`infer`] returns, per layer: attention and scores [H, T, T], queries [H, T, d_h];
-/// logits [T, V]. A pass without logits (a view's) returns neither them nor the queries.
+/// logits [T, V]. A pass without logits (a view's) leaves them and each layer's queries empty.
 #[derive(Debug, Default)]
 pub struct Inferred {
     /// Attention weights per layer.
