@@ -125,6 +125,65 @@ mod tests {
         m
     }
 
+    /// The sums of a long row as lanes in memory give them: key j into lane j mod LANES of its
+    /// block over the whole groups, the lanes added pairwise, then the rest key by key.
+    fn in_memory_lanes(row: &[f32], key_blocks: &[usize], k: usize) -> Vec<f64> {
+        let n0 = lane_prefix(row.len(), key_blocks.len());
+        let mut lanes = vec![[0f64; LANES]; k];
+        for (j, (&a, &b)) in row.iter().zip(key_blocks).take(n0).enumerate() {
+            if let Some(l) = lanes.get_mut(b) {
+                l[j % LANES] += f64::from(a);
+            }
+        }
+        let mut m: Vec<f64> = lanes.iter().map(|l| lane_total(*l)).collect();
+        for (&a, &b) in row.iter().zip(key_blocks).skip(n0) {
+            if let Some(x) = m.get_mut(b) {
+                *x += f64::from(a);
+            }
+        }
+        m
+    }
+
+    /// Long rows, whose blocks are summed in lanes (held in registers up to 8 blocks), give
+    /// the lanes' sums to the bit, tails past the last whole group and keys of blocks past the
+    /// masses included.
+    #[test]
+    fn long_rows_sum_each_block_as_lanes_in_memory() {
+        let mut seed = 0x2545_f491_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for k in [1usize, 2, 4, 7, 8, 9, 12] {
+            for n in [
+                LANE_KEYS_PER_BLOCK * k,
+                LANE_KEYS_PER_BLOCK * k + 5,
+                2048 + 3,
+            ] {
+                let row: Vec<f32> = (0..n)
+                    .map(|_| (next() % 1000) as f32 / 997.0 * 0.5f32.powi((next() % 40) as i32))
+                    .collect();
+                let blocks: Vec<usize> =
+                    (0..n).map(|_| (next() % (k as u64 + 2)) as usize).collect();
+                let mut masses = vec![0.0; k];
+                let mut lanes = vec![[0.0; LANES]; k];
+                add_block_masses(&row, &blocks, &mut lanes, &mut masses);
+                let want = in_memory_lanes(&row, &blocks, k);
+                let same = masses
+                    .iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits());
+                assert!(same, "k {k}, n {n}: {masses:?} against {want:?}");
+                assert!(
+                    lanes.iter().all(|l| *l == [0.0; LANES]),
+                    "scratch left zero"
+                );
+            }
+        }
+    }
+
     /// Rows shorter than the lanes' threshold give, to the bit, the in-order sums of each block,
     /// whether the masses are held in a register (up to 8 blocks) or not, with keys of blocks
     /// past the masses skipped.
