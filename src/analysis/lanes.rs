@@ -144,42 +144,53 @@ mod tests {
         m
     }
 
-    /// Long rows, whose blocks are summed in lanes (held in registers up to 8 blocks), give
-    /// the lanes' sums to the bit, tails past the last whole group and keys of blocks past the
-    /// masses included.
+    /// A row of `n` weights whose exponents lie far apart (so that another order of addition
+    /// rounds differently) over blocks 0..k + 2 (keys of the last two are past the masses and
+    /// not counted), from the xorshift state `seed`: [`add_block_masses`] must give `want`'s
+    /// sums to the bit and leave its scratch zero.
+    fn check(
+        seed: &mut u64,
+        (k, n): (usize, usize),
+        want: fn(&[f32], &[usize], usize) -> Vec<f64>,
+    ) {
+        let mut next = || {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            *seed
+        };
+        let row: Vec<f32> = (0..n)
+            .map(|_| (next() % 1000) as f32 / 997.0 * 0.5f32.powi((next() % 40) as i32))
+            .collect();
+        let blocks: Vec<usize> = (0..n).map(|_| (next() % (k as u64 + 2)) as usize).collect();
+        let mut masses = vec![0.0; k];
+        let mut lanes = vec![[0.0; LANES]; k];
+        add_block_masses(&row, &blocks, &mut lanes, &mut masses);
+        let want = want(&row, &blocks, k);
+        let same = masses
+            .iter()
+            .zip(&want)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(same, "k {k}, n {n}: {masses:?} against {want:?}");
+        assert!(
+            lanes.iter().all(|l| *l == [0.0; LANES]),
+            "scratch left zero"
+        );
+    }
+
+    /// Long rows, whose blocks are summed in lanes, give the lanes' sums to the bit, tails past
+    /// the last whole group and keys of blocks past the masses included.
     #[test]
     fn long_rows_sum_each_block_as_lanes_in_memory() {
         let mut seed = 0x2545_f491_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
         for k in [1usize, 2, 4, 7, 8, 9, 12] {
-            for n in [
+            let lengths = [
                 LANE_KEYS_PER_BLOCK * k,
                 LANE_KEYS_PER_BLOCK * k + 5,
                 2048 + 3,
-            ] {
-                let row: Vec<f32> = (0..n)
-                    .map(|_| (next() % 1000) as f32 / 997.0 * 0.5f32.powi((next() % 40) as i32))
-                    .collect();
-                let blocks: Vec<usize> =
-                    (0..n).map(|_| (next() % (k as u64 + 2)) as usize).collect();
-                let mut masses = vec![0.0; k];
-                let mut lanes = vec![[0.0; LANES]; k];
-                add_block_masses(&row, &blocks, &mut lanes, &mut masses);
-                let want = in_memory_lanes(&row, &blocks, k);
-                let same = masses
-                    .iter()
-                    .zip(&want)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "k {k}, n {n}: {masses:?} against {want:?}");
-                assert!(
-                    lanes.iter().all(|l| *l == [0.0; LANES]),
-                    "scratch left zero"
-                );
+            ];
+            for n in lengths {
+                check(&mut seed, (k, n), in_memory_lanes);
             }
         }
     }
@@ -190,35 +201,12 @@ mod tests {
     #[test]
     fn short_rows_sum_each_block_in_key_order() {
         let mut seed = 0x9e37_79b9_u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
         for k in [1usize, 2, 3, 5, 8, 9, 12] {
             // (Longer rows are summed in lanes, in another order.)
-            for n in [1usize, 7, 31, 64]
-                .into_iter()
-                .filter(|n| *n < LANE_KEYS_PER_BLOCK * k)
-            {
-                // Weights of exponents far apart, so that another order of addition rounds
-                // differently.
-                let row: Vec<f32> = (0..n)
-                    .map(|_| (next() % 1000) as f32 / 997.0 * 0.5f32.powi((next() % 40) as i32))
-                    .collect();
-                // Some keys name a block past the last one (not counted).
-                let blocks: Vec<usize> =
-                    (0..n).map(|_| (next() % (k as u64 + 2)) as usize).collect();
-                let mut masses = vec![0.0; k];
-                let mut lanes = vec![[0.0; LANES]; k];
-                add_block_masses(&row, &blocks, &mut lanes, &mut masses);
-                let want = in_order(&row, &blocks, k);
-                let same = masses
-                    .iter()
-                    .zip(&want)
-                    .all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(same, "k {k}, n {n}: {masses:?} against {want:?}");
+            for n in [1usize, 7, 31, 64] {
+                if n < LANE_KEYS_PER_BLOCK * k {
+                    check(&mut seed, (k, n), in_order);
+                }
             }
         }
         // Added into masses that already hold sums; a NaN weight stays in its block.
