@@ -771,6 +771,34 @@ fn checkpoint_round_trip_gives_bit_identical_logits() {
     }
 }
 
+/// A model with a NaN weight is never saved: the save names the tensor and the folder keeps
+/// the checkpoint it had, bit for bit.
+#[test]
+fn a_non_finite_weight_is_refused_and_the_folder_keeps_what_it_had() {
+    let blocks = semantic_blocks();
+    let model = random_model(blocks.num_blocks(), 82);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ckpt");
+    save_checkpoint(&dir, &meta(&model), &blocks, &model, None).unwrap();
+    let before = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let var = model.params.var("blocks.0.fc1.bias").unwrap();
+    let mut values = to_f32_vec(var.as_tensor());
+    values[3] = f32::NAN;
+    var.set(&Tensor::from_vec(values, var.as_tensor().shape(), &Device::Cpu).unwrap())
+        .unwrap();
+    let err = save_checkpoint(&dir, &meta(&model), &blocks, &model, None).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("blocks.0.fc1.bias") && msg.contains("not written"),
+        "{msg}"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("model.safetensors")).unwrap(),
+        before
+    );
+    assert!(load_checkpoint(&dir, &Device::Cpu).is_ok());
+}
+
 #[test]
 fn truncated_weights_give_an_error_naming_the_file() {
     let blocks = semantic_blocks();

@@ -40,10 +40,14 @@ pub fn print_event(pb: &ProgressBar, e: &RunEvent) {
 
 /// What a failed run left behind.
 pub fn failure_context(out: &Path) -> String {
-    let kept = if out.join("config.json").exists() {
-        "the last good checkpoint there is kept as it was"
-    } else {
-        "no checkpoint written"
+    let steps = std::fs::read(out.join("config.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|v| v["training"]["steps_done"].as_u64());
+    let kept = match steps {
+        Some(Some(n)) => format!("the checkpoint there, after {n} steps, is kept as it was"),
+        Some(None) => "the checkpoint there is kept as it was".to_string(),
+        None => "no checkpoint written".to_string(),
     };
     format!("training for {} ({kept})", out.display())
 }

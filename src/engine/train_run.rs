@@ -1,7 +1,7 @@
 //! The step loop of a training run: steps, recruitment rounds, periodic checkpoints, the
 //! held-out curve with its overfitting warning (and `keep_best`), and the final evaluation.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::Device;
 
 use crate::engine::best::BestState;
@@ -202,7 +202,10 @@ pub fn run_with_events(
         if let Some(dir) = &job.out {
             let s = session.trainer.step;
             if job.checkpoint_every > 0 && s / every > saved && s < job.train.steps {
-                session.save(dir, None)?;
+                session.trainer.check_updated_weights()?;
+                session
+                    .save(dir, None)
+                    .with_context(|| format!("the checkpoint after step {s}"))?;
                 saved = s / every;
             }
         }
@@ -220,9 +223,14 @@ pub fn run_with_events(
     }
     tracker.measure(&mut session, true, &mut on_event)?;
     tracker.keep_best(&mut session, &mut on_event)?;
-    let eval = session.evaluate(&DialSetting::default())?;
+    let step = session.trainer.step;
+    let eval = session
+        .evaluate(&DialSetting::default())
+        .with_context(|| format!("the held-out evaluation after step {step}"))?;
     if let Some(dir) = &job.out {
-        session.save(dir, Some(eval.clone()))?;
+        session
+            .save(dir, Some(eval.clone()))
+            .with_context(|| format!("the checkpoint after step {step}"))?;
     }
     Ok(Outcome {
         session,

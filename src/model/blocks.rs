@@ -174,6 +174,26 @@ impl BlockMap {
         self.names.iter().position(|n| n == name)
     }
 
+    /// Why the map cannot tell localist attention from distributed, when it cannot: a
+    /// semantic map whose tokens all share one block (k-means with k = 1, one community, every
+    /// token unassigned). Every key is then in the query's own block, so ε is 0 and PF 1
+    /// whatever the model does. None for windows and for maps of two blocks or more.
+    pub fn degenerate(&self) -> Option<String> {
+        if !matches!(self.kind, BlockKind::Semantic) {
+            return None;
+        }
+        let first = *self.token_block.first()?;
+        if self.token_block.iter().any(|&b| b != first) {
+            return None;
+        }
+        Some(format!(
+            "every token of the block map ({}) is in one block, '{}', so every key is in the \
+             query's own block: ε reads 0 and PF 1 whatever the model does",
+            self.source,
+            self.name(first)
+        ))
+    }
+
     /// Number of blocks K.
     pub fn num_blocks(&self) -> usize {
         self.names.len()

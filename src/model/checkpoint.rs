@@ -92,7 +92,8 @@ pub fn read_tensors(
     read_float_tensors(path, device, &ANY_DTYPES)
 }
 
-/// Write a checkpoint directory atomically (temp dir + rename).
+/// Write a checkpoint directory atomically (temp dir + rename). Weights holding NaN or ±inf
+/// are refused before anything is written, naming the tensor.
 pub fn save_checkpoint(
     dir: &Path,
     meta: &CheckpointMeta,
@@ -100,6 +101,15 @@ pub fn save_checkpoint(
     model: &LocalistModel,
     optimizer: Option<&HashMap<String, Tensor>>,
 ) -> Result<(), CheckpointError> {
+    // A checkpoint that could not be loaded is never written: the folder keeps what it had.
+    for (name, t) in model.params.tensors() {
+        crate::model::weights_file::check_finite(&name, &t).map_err(|e| {
+            CheckpointError::Invalid {
+                path: dir.join("model.safetensors"),
+                message: format!("not written, the folder keeps what it had: {e}"),
+            }
+        })?;
+    }
     crate::files::replace_dir(
         dir,
         |p, e| io_err(p)(e),

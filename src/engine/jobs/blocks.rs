@@ -82,6 +82,13 @@ pub fn rebuild_blocks(
             )
         }
     };
+    if let Some(why) = map.degenerate() {
+        bail!(
+            "{}: not written: {why}; give the map two blocks or more (--kmeans 2 or more, a \
+             lexicon of two blocks, a text with more than one community)",
+            out.display()
+        );
+    }
     ck.model.reset_anchors(map.num_blocks(), seed)?;
     save_checkpoint(out, &ck.meta, &map, &ck.model, None)?;
     Ok(map.names.iter().cloned().zip(map.block_sizes()).collect())

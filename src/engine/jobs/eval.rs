@@ -60,7 +60,7 @@ pub struct EvalOutcome {
 
 /// Run an evaluation. For an imported model, `on_note` first hears a one-line summary of the
 /// model, its blocks and the text.
-pub fn evaluate_model(job: &EvalJob, on_note: impl FnOnce(&str)) -> Result<EvalOutcome> {
+pub fn evaluate_model(job: &EvalJob, mut on_note: impl FnMut(&str)) -> Result<EvalOutcome> {
     if job.windows == 0 {
         anyhow::bail!("the number of windows to score (--windows) must be at least 1, got 0");
     }
@@ -72,6 +72,9 @@ pub fn evaluate_model(job: &EvalJob, on_note: impl FnOnce(&str)) -> Result<EvalO
         } => {
             if let Some(said) = recorded_overfit(&checkpoint.meta.training) {
                 on_note(&format!("note: {}: {said}", job.model.display()));
+            }
+            if let Some(why) = checkpoint.blocks.degenerate() {
+                on_note(&format!("warning: {}: {why}", job.model.display()));
             }
             evaluate_checkpoint(job, &checkpoint, tokenizer.as_ref())
         }

@@ -55,6 +55,7 @@ impl Worker {
         summary
             .warnings
             .extend(crate::engine::held_out::recorded_overfit(training));
+        summary.warnings.extend(loaded.blocks.degenerate());
         let recruiter = match read_recruitment(path) {
             Ok(rec) => rec,
             Err(e) => {

@@ -119,13 +119,13 @@ crate::model::fused::simd::simd_dispatch! {
 /// The 16 values from `c` on, as an array: loops over its lanes compile to vector instructions
 /// (a five-way `zip` over 16-value chunks was compiled to scalar loads, one value at a time).
 #[inline(always)]
-fn a16(s: &[f32], c: usize) -> &[f32; 16] {
-    s[c..c + 16].try_into().expect("16 values")
+fn a16(s: &[f32], c: usize) -> Option<&[f32; 16]> {
+    s.get(c..)?.first_chunk::<16>()
 }
 
 #[inline(always)]
-fn a16_mut(s: &mut [f32], c: usize) -> &mut [f32; 16] {
-    (&mut s[c..c + 16]).try_into().expect("16 values")
+fn a16_mut(s: &mut [f32], c: usize) -> Option<&mut [f32; 16]> {
+    s.get_mut(c..)?.first_chunk_mut::<16>()
 }
 
 /// Mean and 1/√(var + eps) of a row, in 16 lanes (lane l sums values l, l + 16, …; then
@@ -136,14 +136,14 @@ fn moments_lanes(row: &[f32], eps: f32) -> (f32, f32) {
     let full = row.len() / 16 * 16;
     let mut sum = [0f32; 16];
     for c in (0..full).step_by(16) {
-        let r = *a16(row, c);
+        let Some(&r) = a16(row, c) else { break };
         sum = std::array::from_fn(|l| sum[l] + r[l]);
     }
     let tail: f32 = row[full..].iter().sum();
     let mean = (crate::model::fused::simd::tree_sum(sum) + tail) / n;
     let mut lanes = [0f32; 16];
     for c in (0..full).step_by(16) {
-        let r = *a16(row, c);
+        let Some(&r) = a16(row, c) else { break };
         lanes = std::array::from_fn(|l| lanes[l] + (r[l] - mean) * (r[l] - mean));
     }
     let tail: f32 = row[full..].iter().map(|v| (v - mean) * (v - mean)).sum();
@@ -158,7 +158,10 @@ fn layer_norm_rows_any(x: &[f32], w: &[f32], b: &[f32], eps: f32, n: usize, out:
         let m = row.len().min(o.len()).min(w.len()).min(b.len());
         let full = m / 16 * 16;
         for c in (0..full).step_by(16) {
-            let (r, wc, bc, oc) = (a16(row, c), a16(w, c), a16(b, c), a16_mut(o, c));
+            let (Some(r), Some(wc), Some(bc)) = (a16(row, c), a16(w, c), a16(b, c)) else {
+                break;
+            };
+            let Some(oc) = a16_mut(o, c) else { break };
             for l in 0..16 {
                 oc[l] = (r[l] - mean) * rstd * wc[l] + bc[l];
             }
@@ -192,8 +195,12 @@ fn layer_norm_grad_rows_any(
         let full = m / 16 * 16;
         let (mut sd, mut sdx) = ([0f32; 16], [0f32; 16]);
         for c in (0..full).step_by(16) {
-            let (r, gc, wc) = (a16(row, c), a16(gr, c), a16(w, c));
-            let (dwc, dbc) = (a16_mut(dw, c), a16_mut(db, c));
+            let (Some(r), Some(gc), Some(wc)) = (a16(row, c), a16(gr, c), a16(w, c)) else {
+                break;
+            };
+            let (Some(dwc), Some(dbc)) = (a16_mut(dw, c), a16_mut(db, c)) else {
+                break;
+            };
             for l in 0..16 {
                 let dh = gc[l] * wc[l];
                 sd[l] += dh;
@@ -213,7 +220,10 @@ fn layer_norm_grad_rows_any(
         let (sd, sdx) = (sd.iter().sum::<f32>() + td, sdx.iter().sum::<f32>() + tdx);
         let (mean_d, mean_dx) = (sd / nf, sdx / nf);
         for c in (0..full).step_by(16) {
-            let (r, gc, wc, dc) = (a16(row, c), a16(gr, c), a16(w, c), a16_mut(dxr, c));
+            let (Some(r), Some(gc), Some(wc)) = (a16(row, c), a16(gr, c), a16(w, c)) else {
+                break;
+            };
+            let Some(dc) = a16_mut(dxr, c) else { break };
             for l in 0..16 {
                 let xh = (r[l] - mean) * rstd;
                 dc[l] += rstd * (gc[l] * wc[l] - mean_d - xh * mean_dx);

@@ -189,6 +189,36 @@ pub enum TrainError {
         /// Last step whose update was applied.
         last_good: usize,
     },
+    /// The loss is finite but far past a uniform guess's: the run has diverged.
+    #[error(
+        "training step {step}: cross-entropy {ce:.1} nats per token, past {bound:.1} (ten times \
+         a uniform guess's ln V, plus 10): the run has diverged (a smaller --lr may hold it); \
+         weights kept from step {last_good}"
+    )]
+    Diverged {
+        /// Step at which it happened.
+        step: usize,
+        /// The step's cross-entropy (nats per token).
+        ce: f64,
+        /// The bound it passed.
+        bound: f64,
+        /// Last step whose update was applied.
+        last_good: usize,
+    },
+    /// The weights after a step's update fail its own batch (see `check_updated_weights`).
+    #[error(
+        "training step {step}: after its update the cross-entropy on its own batch is {ce:.1} \
+         nats per token (not finite, or past {bound:.1}): the run has diverged (a smaller --lr \
+         may hold it); these weights are not written"
+    )]
+    DivergedUpdate {
+        /// The step whose update it was.
+        step: usize,
+        /// The cross-entropy after it (nats per token).
+        ce: f64,
+        /// The bound.
+        bound: f64,
+    },
     /// Bad settings or data.
     #[error("{0}")]
     Invalid(String),

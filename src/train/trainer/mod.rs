@@ -61,6 +61,8 @@ pub struct Trainer {
     native_buffers: native::NativeBuffers,
     optimizer: AdamW,
     rng: SplitMix64,
+    /// The batch of the last step, for [`Trainer::check_updated_weights`].
+    last_batch: Vec<Window>,
 }
 
 impl Trainer {
@@ -118,6 +120,7 @@ impl Trainer {
             native_buffers: native::NativeBuffers::default(),
             optimizer,
             rng,
+            last_batch: Vec::new(),
         })
     }
 
@@ -169,13 +172,13 @@ impl Trainer {
         let lambda = self.lambda_at(self.step);
         let values = if self.native_applies() {
             let (values, bufs) = self.native_loss_and_grads(&batch, lambda)?;
-            self.check_finite(values.total)?;
+            self.check_loss(values.total, values.ce)?;
             self.optimizer.config.lr = self.lr_at(self.step);
             self.native_update(bufs)?;
             values
         } else {
             let (values, grads) = self.loss_and_grads(&batch, lambda)?;
-            self.check_finite(values.total)?;
+            self.check_loss(values.total, values.ce)?;
             self.optimizer.config.lr = self.lr_at(self.step);
             self.optimizer.step(&grads)?;
             values
@@ -195,7 +198,29 @@ impl Trainer {
             None => stats.ce_nats,
         });
         self.step += 1;
+        self.last_batch = batch;
         Ok(stats)
+    }
+
+    /// The weights after the last step's update, measured on that step's own batch: an error
+    /// when its cross-entropy is not finite or past [`diverged_bound`] (one update can throw a
+    /// model far off, and a step's loss only sees the weights before it). Run before writing a
+    /// checkpoint, so that none holds weights no loss has seen.
+    pub fn check_updated_weights(&self) -> Result<(), TrainError> {
+        if self.last_batch.is_empty() {
+            return Ok(());
+        }
+        let (_, ce, ..) = self.batch_loss(&self.last_batch, 0.0)?;
+        let ce = f64::from(ce.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()?);
+        let bound = diverged_bound(self.model.config.vocab_size);
+        if ce.is_finite() && ce <= bound {
+            return Ok(());
+        }
+        Err(TrainError::DivergedUpdate {
+            step: self.step.saturating_sub(1),
+            ce,
+            bound,
+        })
     }
 
     /// The positional windows of `start_windows` that the penalty's groups come from instead
@@ -250,17 +275,30 @@ impl Trainer {
         Some((unassigned, kw + 1, true))
     }
 
-    /// A non-finite loss is an error naming the step, raised before any weight changes.
-    fn check_finite(&self, total: f64) -> Result<(), TrainError> {
+    /// A non-finite loss, or a cross-entropy past [`diverged_bound`] (a run that has left any
+    /// sense: 10·ln V + 10 nats per token), is an error naming the step, raised before any
+    /// weight changes.
+    fn check_loss(&self, total: f64, ce: f64) -> Result<(), TrainError> {
+        let (step, last_good) = (self.step, self.step.saturating_sub(1));
         let loss = total as f32;
-        if loss.is_finite() {
-            return Ok(());
+        if !loss.is_finite() || !ce.is_finite() {
+            let loss = if loss.is_finite() { ce as f32 } else { loss };
+            return Err(TrainError::NonFinite {
+                step,
+                loss,
+                last_good,
+            });
         }
-        Err(TrainError::NonFinite {
-            step: self.step,
-            loss,
-            last_good: self.step.saturating_sub(1),
-        })
+        let bound = diverged_bound(self.model.config.vocab_size);
+        if ce > bound {
+            return Err(TrainError::Diverged {
+                step,
+                ce,
+                bound,
+                last_good,
+            });
+        }
+        Ok(())
     }
 
     /// Optimizer state for checkpoints.
@@ -291,4 +329,10 @@ impl Trainer {
         }
         Ok(())
     }
+}
+
+/// The cross-entropy (nats per token) past which a run has diverged: ten times a uniform
+/// guess's ln V, plus 10 (55.6 nats for 96 characters; a run starts near ln V and comes down).
+pub fn diverged_bound(vocab: usize) -> f64 {
+    10.0 * (vocab.max(2) as f64).ln() + 10.0
 }
