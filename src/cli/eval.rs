@@ -8,7 +8,9 @@ use clap::Args;
 
 use crate::cli::dial::DialArgs;
 use crate::cli::flags::{count_in, MAX_CLUSTERS, MAX_WINDOWS};
+use crate::engine::anchors::AnchorReport;
 use crate::engine::jobs::eval::{evaluate_model, recorded_anchors, EvalJob, EvalRows};
+use crate::engine::jobs::rules::RuleEval;
 use crate::engine::jobs::tables::{eval_table, imported_eval_table, rule_table};
 
 /// Arguments of `localist eval`.
@@ -69,31 +71,47 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let rules = &outcome.rules;
     let imported = matches!(outcome.rows, EvalRows::Imported(_));
     if args.json {
-        let text = match (&outcome.rows, rules) {
-            // The reports alone, in their fields' order.
-            (EvalRows::Checkpoint(r), None) => serde_json::to_string_pretty(r)?,
-            (EvalRows::Checkpoint(r), Some(_)) => {
-                serde_json::to_string_pretty(&serde_json::json!({ "eval": r, "rules": rules }))?
-            }
-            (EvalRows::Imported(r), _) => {
-                serde_json::to_string_pretty(&serde_json::json!({ "eval": r, "rules": rules }))?
-            }
-        };
-        println!("{text}");
-    } else {
-        match &outcome.rows {
-            EvalRows::Checkpoint(r) => print!("{}", eval_table(r, mode)),
-            EvalRows::Imported(r) => print!("{}", imported_eval_table(r, mode)),
-        }
-        if let Some(r) = rules {
-            println!();
-            print!("{}", rule_table(r));
-        }
+        println!("{}", json_text(&args, &outcome.rows, rules.as_deref())?);
+        return Ok(());
+    }
+    match &outcome.rows {
+        EvalRows::Checkpoint(r) => print!("{}", eval_table(r, mode)),
+        EvalRows::Imported(r) => print!("{}", imported_eval_table(r, mode)),
+    }
+    if let Some(r) = rules {
+        println!();
+        print!("{}", rule_table(r));
     }
     if args.anchors && !imported {
         print_anchors(&args)?;
     }
     Ok(())
+}
+
+/// The `--json` output: a checkpoint's reports alone (an array, in their fields' order), or an
+/// object `{"eval", "rules"}` with `--rules` or for an imported model, plus `"anchors"` with
+/// `--anchors` on a checkpoint (so stdout stays one JSON document).
+fn json_text(args: &EvalArgs, rows: &EvalRows, rules: Option<&[RuleEval]>) -> Result<String> {
+    let value = match rows {
+        EvalRows::Checkpoint(r) if args.anchors => {
+            let anchors = recorded_anchors(&args.checkpoint)?.map(|rep| anchors_json(&rep));
+            serde_json::json!({ "eval": r, "rules": rules, "anchors": anchors })
+        }
+        EvalRows::Checkpoint(r) if rules.is_none() => serde_json::to_value(r)?,
+        EvalRows::Checkpoint(r) => serde_json::json!({ "eval": r, "rules": rules }),
+        EvalRows::Imported(r) => serde_json::json!({ "eval": r, "rules": rules }),
+    };
+    Ok(serde_json::to_string_pretty(&value)?)
+}
+
+/// An anchor report as JSON: `{"coverage_bits", "blocks": [{"block", "anchors": [...]}]}`.
+fn anchors_json(rep: &AnchorReport) -> serde_json::Value {
+    let blocks: Vec<serde_json::Value> = rep
+        .blocks
+        .iter()
+        .map(|(block, rows)| serde_json::json!({ "block": block, "anchors": rows }))
+        .collect();
+    serde_json::json!({ "coverage_bits": rep.coverage_bits, "blocks": blocks })
 }
 
 /// Print the anchor tokens stored in a checkpoint's training facts.
