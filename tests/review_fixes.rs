@@ -66,3 +66,93 @@ fn eval_json_with_anchors_is_one_json_document() {
     assert!(v["anchors"].is_null(), "{v}");
     assert!(v["eval"].is_array() && v["rules"].is_array(), "{v}");
 }
+
+/// A two-step character checkpoint of the first 50 kB of the bundled Shakespeare, in `dir/ck`.
+fn small_checkpoint(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let text = std::fs::read(common::root().join("assets/corpora/shakespeare_1mb.txt")).unwrap();
+    let corpus = dir.join("c.txt");
+    std::fs::write(&corpus, &text[..50_000]).unwrap();
+    let ck = dir.join("ck");
+    let o = localist(&[
+        "train",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--quiet",
+        "--out",
+        ck.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (corpus, ck)
+}
+
+#[test]
+fn blocks_in_place_says_the_optimizer_state_is_removed_and_resume_says_it_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (corpus, ck) = small_checkpoint(dir.path());
+    let opt = ck.join("optimizer.safetensors");
+    assert!(opt.exists());
+    // The state holds the anchor keys' moments, whose shape follows the block count: it cannot
+    // be kept for the new blocks, so it goes, and the run says so.
+    let o = localist(&[
+        "blocks",
+        "-c",
+        ck.to_str().unwrap(),
+        "--kmeans",
+        "3",
+        "--out",
+        ck.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(!opt.exists());
+    for needle in [
+        "optimizer state removed",
+        "optimizer.safetensors",
+        "train --resume",
+    ] {
+        assert!(err.contains(needle), "stderr lacks {needle:?}:\n{err}");
+    }
+    // Resuming from it says that the optimizer restarts.
+    let out = dir.path().join("resumed");
+    let o = localist(&[
+        "train",
+        "--resume",
+        ck.to_str().unwrap(),
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--steps",
+        "3",
+        "--batch",
+        "2",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("no optimizer state") && err.contains("optimizer restarts"),
+        "{err}"
+    );
+    // A checkpoint that has its state resumes without the note.
+    let o = localist(&[
+        "train",
+        "--resume",
+        out.to_str().unwrap(),
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--steps",
+        "4",
+        "--batch",
+        "2",
+        "--quiet",
+        "--out",
+        dir.path().join("again").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("no optimizer state"), "{}", stderr(&o));
+}

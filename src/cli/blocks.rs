@@ -10,6 +10,7 @@ use clap::Args;
 use crate::cli::flags::{count_in, MAX_CLUSTERS};
 use crate::engine::corpus::CorpusSource;
 use crate::engine::jobs::blocks::{rebuild_blocks, BlockSource};
+use crate::engine::{has_optimizer_state, OPTIMIZER_FILE};
 
 /// Arguments of `localist blocks`.
 #[derive(Args, Debug, Clone)]
@@ -47,10 +48,39 @@ pub fn run(args: BlocksArgs) -> Result<()> {
         _ => bail!("pass one of --kmeans K, --lexicon PATH or --communities TEXT"),
     };
     crate::cli::output::check_model_out(&args.out)?;
+    let had_optimizer = has_optimizer_state(&args.checkpoint);
+    let in_place = same_folder(&args.checkpoint, &args.out);
     let sizes = rebuild_blocks(&args.checkpoint, &source, args.seed, &args.out)?;
     for (name, n) in sizes {
         println!("{name:>20}: {n} tokens");
     }
+    if had_optimizer {
+        // Its Adam moments include the anchor keys', which were reset for the new block count.
+        let what = if in_place {
+            format!(
+                "optimizer state removed: {}",
+                args.out.join(OPTIMIZER_FILE).display()
+            )
+        } else {
+            format!(
+                "optimizer state not copied from {}",
+                args.checkpoint.join(OPTIMIZER_FILE).display()
+            )
+        };
+        eprintln!(
+            "note: {what} (its moments were for the old blocks' anchor keys, which are reset); \
+             a later train --resume {} restarts the optimizer",
+            args.out.display()
+        );
+    }
     println!("checkpoint with new blocks: {}", args.out.display());
     Ok(())
+}
+
+/// Whether `a` and `b` name the same existing folder.
+fn same_folder(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }

@@ -322,6 +322,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 dir.display()
             );
         }
+        if !crate::engine::has_optimizer_state(dir) && dir.is_dir() {
+            eprintln!(
+                "note: --resume {}: no optimizer state ({}) there; the optimizer restarts \
+                 (Adam moments from zero), so the run is not an exact continuation",
+                dir.display(),
+                crate::engine::OPTIMIZER_FILE
+            );
+        }
     }
     let job = args.job()?;
     let pb = progress_bar(job.train.steps, args.quiet);

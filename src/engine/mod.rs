@@ -36,6 +36,8 @@ pub use self::protocol::{
 };
 // The dial's ranges, which the command line's flags share, and the check of a saved dial.
 pub use crate::model::checkpoint_read::check_dial;
+// Whether a checkpoint holds an optimizer state (`blocks` drops it, `train --resume` reads it).
+pub use crate::model::checkpoint::{has_optimizer_state, OPTIMIZER_FILE};
 pub use crate::model::dial::{MAX_GAMMA, MAX_TAU, MIN_TAU};
 // Plain configuration and report types the faces construct or print.
 pub use crate::data::synthetic::SyntheticSpec;

@@ -92,6 +92,16 @@ pub fn read_tensors(
     read_float_tensors(path, device, &ANY_DTYPES)
 }
 
+/// The file of a checkpoint's optimizer state (Adam moments of every parameter, the anchor
+/// keys included, whose shape follows the block count).
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+
+/// Whether the checkpoint folder `dir` holds an optimizer state ([`OPTIMIZER_FILE`]; a link
+/// counts, so that a broken one is reported by the read, not taken for "none").
+pub fn has_optimizer_state(dir: &Path) -> bool {
+    fs::symlink_metadata(dir.join(OPTIMIZER_FILE)).is_ok()
+}
+
 /// Write a checkpoint directory atomically (temp dir + rename). Weights holding NaN or ±inf
 /// are refused before anything is written, naming the tensor.
 pub fn save_checkpoint(
@@ -117,7 +127,7 @@ pub fn save_checkpoint(
             let weights: HashMap<String, Tensor> = model.params.tensors().into_iter().collect();
             write_tensors(&tmp.join("model.safetensors"), &weights)?;
             if let Some(opt) = optimizer {
-                write_tensors(&tmp.join("optimizer.safetensors"), opt)?;
+                write_tensors(&tmp.join(OPTIMIZER_FILE), opt)?;
             }
             write_json(&tmp.join("config.json"), meta)?;
             write_json(&tmp.join("blocks.json"), blocks)
@@ -171,10 +181,10 @@ impl Checkpoint {
         &self,
         device: &Device,
     ) -> Result<Option<HashMap<String, Tensor>>, CheckpointError> {
-        let path = self.dir.join("optimizer.safetensors");
-        if fs::symlink_metadata(&path).is_err() {
+        if !has_optimizer_state(&self.dir) {
             return Ok(None);
         }
+        let path = self.dir.join(OPTIMIZER_FILE);
         Ok(Some(read_tensors(&path, device)?))
     }
 }
