@@ -156,3 +156,84 @@ fn blocks_in_place_says_the_optimizer_state_is_removed_and_resume_says_it_restar
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains("no optimizer state"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_crlf_corpus_trains_on_the_tokens_of_its_lf_twin_and_says_so() {
+    use localist::engine::corpus::{prepare_corpus, CorpusSource, TokenizerKind};
+    let dir = tempfile::tempdir().unwrap();
+    let lf_text = "To be, or not to be: that is the question.\nWhether 'tis nobler.\n".repeat(200);
+    let lf = dir.path().join("lf.txt");
+    let crlf = dir.path().join("crlf.txt");
+    std::fs::write(&lf, &lf_text).unwrap();
+    std::fs::write(&crlf, lf_text.replace('\n', "\r\n")).unwrap();
+    for kind in [TokenizerKind::Char, TokenizerKind::Word] {
+        let read = |p: &std::path::Path| {
+            prepare_corpus(&CorpusSource::File { path: p.into() }, kind, None).unwrap()
+        };
+        let (a, b) = (read(&lf), read(&crlf));
+        assert_eq!(a.stream.ids, b.stream.ids, "{kind:?}");
+        assert_eq!(a.sha256, b.sha256, "{kind:?}");
+        assert!(a.warnings.is_empty(), "{:?}", a.warnings);
+        // The studio shows these beside the run: the change is named there too.
+        assert!(
+            b.warnings
+                .iter()
+                .any(|w| w.contains("crlf.txt") && w.contains("400 CR LF")),
+            "{:?}",
+            b.warnings
+        );
+    }
+    // The command line says it once, naming the file and the count.
+    let out = dir.path().join("ck");
+    let o = localist(&[
+        "train",
+        "--corpus",
+        crlf.to_str().unwrap(),
+        "--steps",
+        "1",
+        "--batch",
+        "2",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(
+        err.matches("CR LF line endings read as LF").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("crlf.txt: 400 CR LF"), "{err}");
+}
+
+#[test]
+fn tabs_and_carriage_returns_in_captured_text_are_reported_as_unreadable() {
+    let ck = common::sample("tiny-shakespeare-l1");
+    let ck = ck.to_str().unwrap();
+    // Three of seven characters are tabs, each read as '?': a warning names the first.
+    let o = localist(&["capture", "-c", ck, "--text", "a\tb\tc\td"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("warning") && err.contains("3 of 7") && err.contains("\"\\t\""),
+        "{err}"
+    );
+    // Only tabs: refused like any text the tokenizer cannot read.
+    let o = localist(&["capture", "-c", ck, "--text", "\t\t\t"]);
+    common::assert_fails_with(&o, &["'?'", "\"\\t\""]);
+    // A lone CR is unreadable too; CR LF is a newline, said in a note.
+    let o = localist(&["capture", "-c", ck, "--text", "ab\rcd"]);
+    assert!(stderr(&o).contains("\"\\r\""), "{}", stderr(&o));
+    let o = localist(&["capture", "-c", ck, "--text", "ab\r\ncd\r\n"]);
+    let v = json_stdout(&o);
+    assert_eq!(
+        v["tokens"],
+        serde_json::json!(["a", "b", "\n", "c", "d", "\n"])
+    );
+    assert!(
+        stderr(&o).contains("2 CR LF line endings read as LF"),
+        "{}",
+        stderr(&o)
+    );
+}

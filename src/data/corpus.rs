@@ -81,9 +81,51 @@ pub enum CorpusError {
     },
 }
 
+/// A corpus file's text with its line endings made `"\n"`, and how many were not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CorpusText {
+    /// The text.
+    pub text: String,
+    /// `"\r\n"` line endings read as `"\n"` (Windows).
+    pub crlf: usize,
+    /// Lone `"\r"` line endings read as `"\n"` (classic Mac OS).
+    pub lone_cr: usize,
+}
+
+impl CorpusText {
+    /// A note naming the file and the line endings changed, or `None` when there were none.
+    pub fn line_end_note(&self, path: &Path) -> Option<String> {
+        let said: Vec<String> = [(self.crlf, "CR LF"), (self.lone_cr, "lone CR")]
+            .into_iter()
+            .filter(|&(n, _)| n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+        (!said.is_empty()).then(|| {
+            format!(
+                "{}: {} line endings read as LF (newline)",
+                path.display(),
+                said.join(" and ")
+            )
+        })
+    }
+}
+
 /// Read a corpus file as text, rejecting empty, binary and non-UTF-8 files, and normalising
-/// `"\r\n"` and `"\r"` line endings to `"\n"`.
+/// `"\r\n"` and `"\r"` line endings to `"\n"` ([`read_corpus`] without the counts).
 pub fn load_corpus(path: &Path) -> Result<String, CorpusError> {
+    read_corpus(path).map(|c| c.text)
+}
+
+/// [`read_corpus`]'s text, its line-end note (if any) pushed onto `notes`.
+pub fn read_corpus_noting(path: &Path, notes: &mut Vec<String>) -> Result<String, CorpusError> {
+    let read = read_corpus(path)?;
+    notes.extend(read.line_end_note(path));
+    Ok(read.text)
+}
+
+/// Read a corpus file as text, rejecting empty, binary and non-UTF-8 files, and normalising
+/// `"\r\n"` and `"\r"` line endings to `"\n"`, counted.
+pub fn read_corpus(path: &Path) -> Result<CorpusText, CorpusError> {
     let bytes = read_bytes(path, MAX_CORPUS_BYTES, "a corpus").map_err(|cause| {
         CorpusError::Unreadable {
             path: path.to_path_buf(),
@@ -138,7 +180,23 @@ pub fn load_corpus(path: &Path) -> Result<String, CorpusError> {
         return Err(CorpusError::Empty { path: path_buf() });
     }
     // Windows ends lines with CR LF, classic Mac OS with CR alone: both are line breaks.
-    Ok(text.replace("\r\n", "\n").replace('\r', "\n"))
+    let crlf = text.matches("\r\n").count();
+    let text = if crlf > 0 {
+        text.replace("\r\n", "\n")
+    } else {
+        text
+    };
+    let lone_cr = text.matches('\r').count();
+    let text = if lone_cr > 0 {
+        text.replace('\r', "\n")
+    } else {
+        text
+    };
+    Ok(CorpusText {
+        text,
+        crlf,
+        lone_cr,
+    })
 }
 
 /// 1-based (line, byte column) of byte `offset` in `bytes`.

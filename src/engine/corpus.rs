@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::data::corpus::load_corpus;
+use crate::data::corpus::read_corpus_noting;
 use crate::data::lexicon::Lexicon;
 use crate::data::synthetic::{SyntheticCorpus, SyntheticSpec};
 use crate::data::tokenizer::{
@@ -148,8 +148,9 @@ pub fn prepare_corpus(
     kind: TokenizerKind,
     tokenizer: Option<&TokenizerSpec>,
 ) -> Result<PreparedCorpus> {
+    let mut warnings = Vec::new();
     let (text, targets, lexicon) = match source {
-        CorpusSource::File { path } => (load_corpus(path)?, Vec::new(), None),
+        CorpusSource::File { path } => (read_corpus_noting(path, &mut warnings)?, Vec::new(), None),
         CorpusSource::Synthetic { seed, records } => {
             if *records == 0 {
                 bail!("the synthetic corpus needs at least one record");
@@ -193,7 +194,9 @@ pub fn prepare_corpus(
         CorpusSource::File { path } => format!("corpus {}", path.display()),
         _ => "the generated corpus".to_string(),
     };
-    let mut warnings = Vec::new();
+    for note in &warnings {
+        eprintln!("note: {note}");
+    }
     if let Some(said) =
         judge(&text, &spec, &ids, &what, tokenizer.is_none()).map_err(anyhow::Error::msg)?
     {

@@ -12,8 +12,8 @@ use std::collections::HashSet;
 
 use crate::data::tokenizer::{split_words_with, CharTokenizer, TokenizerSpec, MAX_WORD_VOCAB};
 
-/// Share of a text's tokens (newlines and spaces not counted) that a tokenizer cannot
-/// represent above which the text is refused.
+/// Share of a text's tokens (newlines and spaces not counted; tabs and CRs are) that a
+/// tokenizer cannot represent above which the text is refused.
 pub const MAX_UNKNOWN_FRACTION: f64 = 0.5;
 
 /// Share above which a warning is given.
@@ -24,7 +24,7 @@ pub const WARN_UNKNOWN_FRACTION: f64 = 0.05;
 pub struct Coverage {
     /// Tokens it cannot represent (characters that become `?`, words that become `<unk>`).
     pub unknown: usize,
-    /// Tokens counted (characters other than whitespace; words other than newlines).
+    /// Tokens counted (characters other than spaces and newlines; words other than newlines).
     pub total: usize,
     /// The first unrepresentable token and its 1-based line.
     pub first: Option<(String, usize)>,
@@ -84,7 +84,9 @@ pub fn coverage(text: &str, spec: &TokenizerSpec, ids: &[u32]) -> Coverage {
     match spec {
         TokenizerSpec::Char => {
             for (n, line) in text.split('\n').enumerate() {
-                for c in line.chars().filter(|c| !c.is_whitespace()) {
+                // Spaces are symbols of their own; every other character, tab and carriage
+                // return included (they become '?' too), is counted.
+                for c in line.chars().filter(|&c| c != ' ') {
                     cov.total += 1;
                     if c != '?' && CharTokenizer::char_id(c) == CharTokenizer::REPLACEMENT_ID {
                         cov.unknown += 1;

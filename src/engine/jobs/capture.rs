@@ -20,7 +20,8 @@ pub struct TextCapture {
     pub tokens: Vec<String>,
     /// The text's length in tokens when it was cut to the model's positions.
     pub truncated_from: Option<usize>,
-    /// A warning when part of the text is unreadable to the model's tokenizer (`?`, `<unk>`).
+    /// A warning when part of the text is unreadable to the model's tokenizer (`?`, `<unk>`),
+    /// after a note when CR LF line endings were read as LF.
     pub note: Option<String>,
 }
 
@@ -44,15 +45,25 @@ pub fn capture_text_with(
     let opened = OpenModel::open(path)?;
     let blocks = opened.saved_or_kmeans_blocks(default_clusters(opened.model().dims().vocab))?;
     let (model, tok) = (opened.model(), opened.tokenizer());
-    let mut ids = tok.encode(text);
+    // CR LF line endings are newlines, as in a corpus file (a lone CR or a tab stays, and a
+    // character tokenizer counts it unreadable).
+    let crlf = text.matches("\r\n").count();
+    let text = text.replace("\r\n", "\n");
+    let mut ids = tok.encode(&text);
     if ids.is_empty() {
         bail!("--text is empty after tokenization");
     }
-    let note = match &opened {
+    let readable_note = match &opened {
         OpenModel::Checkpoint { checkpoint, .. } => {
-            readable(text, &checkpoint.meta.tokenizer, &ids)?
+            readable(&text, &checkpoint.meta.tokenizer, &ids)?
         }
         OpenModel::Imported { .. } => None,
+    };
+    let crlf_note =
+        (crlf > 0).then(|| format!("note: the text's {crlf} CR LF line endings read as LF"));
+    let note = match (crlf_note, readable_note) {
+        (Some(a), Some(b)) => Some(format!("{a}\n{b}")),
+        (a, b) => a.or(b),
     };
     let max = model.dims().max_len;
     let truncated_from = (ids.len() > max).then_some(ids.len());
