@@ -237,3 +237,122 @@ fn tabs_and_carriage_returns_in_captured_text_are_reported_as_unreadable() {
         stderr(&o)
     );
 }
+
+/// Recruitment settings that cannot mean what they say are refused, naming the flag, before
+/// any training: rounds every 0 steps, room for no block, an empty buffer, start windows as
+/// wide as the sequence, probes longer than the run.
+#[test]
+fn recruitment_flags_that_cannot_work_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ck");
+    for (flag, value, want) in [
+        ("--recruit-every", "0", "at least 1"),
+        ("--recruit-kmax", "1", "at least 2"),
+        ("--recruit-buffer", "0", "at least one"),
+        ("--recruit-start-windows", "64", "nothing would be local"),
+        ("--recruit-probe", "1000", "more than the run's --steps 6"),
+    ] {
+        let o = localist(&[
+            "train",
+            "--corpus",
+            "topics:3",
+            "--tokenizer",
+            "word",
+            "--recruit",
+            "--steps",
+            "6",
+            "--quiet",
+            flag,
+            value,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        common::assert_fails_with(&o, &[flag, want]);
+        assert!(!out.exists(), "{flag} {value}");
+    }
+}
+
+/// The specialists' fine-tuning flags are checked against the base before any document is
+/// coded, naming the flag (they were met at the first round, or never with one document).
+#[test]
+fn specialists_check_their_fine_tuning_flags_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs.txt");
+    std::fs::write(
+        &docs,
+        "the patient was given warfarin\n\nthe card was charged\n",
+    )
+    .unwrap();
+    let base = common::sample("tiny-clinical");
+    let out = dir.path().join("pool");
+    for (flag, value, want) in [
+        ("--seq", "0", "between 2 and the base model's"),
+        ("--seq", "100000", "between 2 and the base model's"),
+        ("--batch", "0", "at least 1"),
+        ("--trainable", "bogus", "no parameter of the base model"),
+    ] {
+        let o = localist(&[
+            "specialists",
+            "--base",
+            base.to_str().unwrap(),
+            "--docs",
+            docs.to_str().unwrap(),
+            flag,
+            value,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        common::assert_fails_with(&o, &[flag, want]);
+        assert!(!out.exists());
+    }
+}
+
+/// A model worse than a uniform guess (here: its output head scaled up 60 times, every weight
+/// still finite) is evaluated with a warning, and its perplexity in powers of ten; a λ typed
+/// as -0 prints as 0.00.
+#[test]
+fn a_perplexity_worse_than_uniform_is_warned_about_and_printed_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ck) = small_checkpoint(dir.path());
+    let dev = candle_core::Device::Cpu;
+    let loaded = localist::model::checkpoint::load_checkpoint(&ck, &dev).unwrap();
+    for name in ["head.weight", "head.bias"] {
+        let var = loaded.model.params.var(name).unwrap();
+        var.set(&(var.as_tensor() * 60.0).unwrap()).unwrap();
+    }
+    let bad = dir.path().join("bad");
+    localist::model::checkpoint::save_checkpoint(
+        &bad,
+        &loaded.meta,
+        &loaded.blocks,
+        &loaded.model,
+        None,
+    )
+    .unwrap();
+    let o = localist(&[
+        "eval",
+        "-c",
+        bad.to_str().unwrap(),
+        "--windows",
+        "2",
+        "--lambda=-0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("worse than a uniform guess"),
+        "{}",
+        stderr(&o)
+    );
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table.contains("| 0.00 |") && !table.contains("-0.00"),
+        "{table}"
+    );
+    // The healthy checkpoint: no warning.
+    let o = localist(&["eval", "-c", ck.to_str().unwrap(), "--windows", "2"]);
+    assert!(
+        !stderr(&o).contains("worse than a uniform guess"),
+        "{}",
+        stderr(&o)
+    );
+}

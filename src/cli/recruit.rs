@@ -91,6 +91,42 @@ impl Default for RecruitArgs {
 }
 
 impl RecruitArgs {
+    /// Refuse settings that cannot mean what they say, naming the flag: rounds every 0 steps,
+    /// room for no block, an empty buffer, windows wider than the sequence (`seq`), probes
+    /// longer than the run (`steps`).
+    pub fn check(&self, seq: usize, steps: usize) -> anyhow::Result<()> {
+        if !self.recruit {
+            return Ok(());
+        }
+        if self.recruit_every == 0 {
+            anyhow::bail!("--recruit-every must be at least 1 step between rounds, got 0");
+        }
+        if self.recruit_kmax < 2 {
+            anyhow::bail!(
+                "--recruit-kmax counts block 0 (unassigned) too, so it must be at least 2 for \
+                 one block to be recruited, got {}",
+                self.recruit_kmax
+            );
+        }
+        if self.recruit_buffer == 0 {
+            anyhow::bail!("--recruit-buffer must hold at least one held-out token, got 0");
+        }
+        let w = self.recruit_start_windows;
+        if w > 0 && w >= seq {
+            anyhow::bail!(
+                "--recruit-start-windows {w}: a window of {w} positions would hold the whole \
+                 sequence of {seq} and nothing would be local; choose a width below {seq}, or 0"
+            );
+        }
+        if self.recruit_probe > steps {
+            anyhow::bail!(
+                "--recruit-probe {} steps per candidate is more than the run's --steps {steps}",
+                self.recruit_probe
+            );
+        }
+        Ok(())
+    }
+
     /// The recruitment settings, when `--recruit` is on.
     pub fn config(&self) -> Option<RecruitConfig> {
         self.recruit.then(|| RecruitConfig {

@@ -179,6 +179,7 @@ impl TrainArgs {
             bail!("--steps must be at least 1");
         }
         let r = &self.recruitment;
+        r.check(self.seq, self.steps)?;
         if r.recruit_windows_throughout && (!r.recruit || r.recruit_start_windows == 0) {
             bail!(
                 "--recruit-windows-throughout keeps the windows of --recruit-start-windows W for \

@@ -76,7 +76,22 @@ pub fn evaluate_model(job: &EvalJob, mut on_note: impl FnMut(&str)) -> Result<Ev
             if let Some(why) = checkpoint.blocks.degenerate() {
                 on_note(&format!("warning: {}: {why}", job.model.display()));
             }
-            evaluate_checkpoint(job, &checkpoint, tokenizer.as_ref())
+            let out = evaluate_checkpoint(job, &checkpoint, tokenizer.as_ref())?;
+            let vocab = checkpoint.model.config.vocab_size as f64;
+            if let EvalRows::Checkpoint(rows) = &out.rows {
+                if let Some(worst) = rows.iter().map(|r| r.perplexity).reduce(f64::max) {
+                    if worst > vocab {
+                        on_note(&format!(
+                            "warning: {}: held-out perplexity {} is worse than a uniform guess \
+                             over its {vocab} tokens: damaged weights, or a model of another \
+                             text?",
+                            job.model.display(),
+                            crate::engine::jobs::tables::perplexity_text(worst)
+                        ));
+                    }
+                }
+            }
+            Ok(out)
         }
         OpenModel::Imported { model, tokenizer } => {
             evaluate_imported(job, &model, &tokenizer, on_note)

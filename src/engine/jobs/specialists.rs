@@ -161,6 +161,9 @@ impl PoolRun {
             return Self::open_adapted(job, &texts);
         }
         let (mut pool, docs) = Pool::from_checkpoint(&job.base, &texts)?;
+        if let Some(base) = pool.specialists.first() {
+            check_fine_tuning(&job.config, &base.model)?;
+        }
         if let Some(lambda) = job.lambda {
             pool.set_dial(DialSetting::bias(lambda), &docs, &job.config)?;
         }
@@ -262,7 +265,7 @@ impl PoolRun {
                     .zip(bits)
                     .map(|(s, bits)| SpecialistBlocks {
                         name: s.name.clone(),
-                        blocks: s.blocks.names.iter().skip(1).cloned().collect(),
+                        blocks: listed_blocks(&s.blocks),
                         bits,
                     })
                     .collect()
@@ -272,7 +275,7 @@ impl PoolRun {
                 .iter()
                 .map(|s| SpecialistBlocks {
                     name: s.name.clone(),
-                    blocks: pool.blocks.names.iter().skip(1).cloned().collect(),
+                    blocks: listed_blocks(&pool.blocks),
                     bits: 0.0,
                 })
                 .collect(),
@@ -323,4 +326,40 @@ impl PoolRun {
         }
         Ok(())
     }
+}
+
+/// The fine-tuning settings against the base, named by their flags before any document is
+/// coded (they were met only at the first round's fine-tune, or never with one document).
+fn check_fine_tuning(
+    c: &PoolConfig,
+    base: &crate::model::transformer::LocalistModel,
+) -> Result<()> {
+    let positions = base.config.max_seq_len;
+    if c.seq_len < 2 || c.seq_len > positions {
+        anyhow::bail!(
+            "--seq {} must lie between 2 and the base model's {positions} positions",
+            c.seq_len
+        );
+    }
+    if c.batch_size == 0 {
+        anyhow::bail!("--batch must be at least 1 window, got 0");
+    }
+    let names: Vec<String> = base.params.iter().map(|(n, _)| n.clone()).collect();
+    for prefix in &c.trainable {
+        if !names.iter().any(|n| n.starts_with(prefix.as_str())) {
+            anyhow::bail!(
+                "--trainable {prefix}: no parameter of the base model starts with it (they \
+                 are named like {})",
+                names.iter().take(4).cloned().collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The blocks a listing names: every block but 0 ("unassigned") of a semantic map; every
+/// window of a positional one (its block 0 is the window of the first positions).
+fn listed_blocks(b: &crate::model::blocks::BlockMap) -> Vec<String> {
+    let skip = usize::from(matches!(b.kind, crate::model::blocks::BlockKind::Semantic));
+    b.names.iter().skip(skip).cloned().collect()
 }

@@ -7,6 +7,16 @@ use crate::engine::jobs::rules::RuleEval;
 use crate::hf::eval::RealEvalRow;
 use crate::train::eval::EvalReport;
 
+/// A perplexity to three decimals, or in powers of ten past a million (a damaged model's
+/// perplexity printed in full was 110 digits).
+pub fn perplexity_text(p: f64) -> String {
+    if p.abs() >= 1e6 {
+        format!("{p:.3e}")
+    } else {
+        format!("{p:.3}")
+    }
+}
+
 /// A checkpoint's evaluations, one row per λ; `mode` names the dial mode.
 pub fn eval_table(reports: &[EvalReport], mode: &str) -> String {
     let mut t = TableWriter::markdown([
@@ -22,9 +32,10 @@ pub fn eval_table(reports: &[EvalReport], mode: &str) -> String {
     ]);
     for r in reports {
         t.row([
-            format!("{:.2}", r.lambda),
+            // + 0.0: a λ typed as -0 prints as 0.00.
+            format!("{:.2}", r.lambda + 0.0),
             mode.to_string(),
-            format!("{:.3}", r.perplexity),
+            perplexity_text(r.perplexity),
             format!("{:.1}%", 100.0 * r.top1_accuracy),
             format!("{:.3}", r.entropy_bits),
             format!("{:.4}", r.off_block_mass),
