@@ -90,6 +90,41 @@ fn rehash(mut r: AuditReport) -> AuditReport {
     r.seal()
 }
 
+/// The HTML page is what an auditor reads, and it was not covered: a FAIL written as a pass
+/// in the page alone verified as intact. The page is now rendered again from the signed JSON
+/// and compared (figures aside); without a page beside it, verify says it checked the JSON alone.
+#[test]
+fn an_edited_html_page_fails_verification_and_names_the_page() {
+    let f = fixture();
+    let html_path = f.json.with_extension("html");
+    let ok = localist(&f.config, &["audit", "verify", f.json.to_str().unwrap()]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("reads the same"));
+    let page = std::fs::read_to_string(&html_path).unwrap();
+    assert!(
+        page.contains("<h2>Figures</h2>"),
+        "the fixture's page has its figures"
+    );
+    for (from, to) in [
+        ("class=\"pass\">pass<", "class=\"pass\">FAIL<"),
+        ("Audit log", "Audit l0g"),
+    ] {
+        if !page.contains(from) {
+            continue;
+        }
+        std::fs::write(&html_path, page.replacen(from, to, 1)).unwrap();
+        let o = localist(&f.config, &["audit", "verify", f.json.to_str().unwrap()]);
+        assert_fails_with(
+            &o,
+            &["report.html", "does not read as its signed JSON renders"],
+        );
+    }
+    std::fs::remove_file(&html_path).unwrap();
+    let o = localist(&f.config, &["audit", "verify", f.json.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("the JSON checked alone"));
+}
+
 #[test]
 fn a_signed_report_verifies_and_every_tampering_names_its_check() {
     let f = fixture();

@@ -153,7 +153,25 @@ fn verify(report: &Path, key: Option<&Path>) -> Result<()> {
     // Relative paths in the report: from the current folder, else beside the report.
     let here = std::env::current_dir().unwrap_or_default();
     let beside = report.parent().map(|p| here.join(p)).unwrap_or_default();
-    let problems = verify_report_with(&r, &[&here, &beside], trusted.as_ref());
+    let mut problems = verify_report_with(&r, &[&here, &beside], trusted.as_ref());
+    let html_path = report.with_extension("html");
+    let html = if html_path.is_file() && html_path != report {
+        let text = crate::files::read_text(
+            &html_path,
+            crate::files::MAX_DOCUMENT_BYTES,
+            "an audit report",
+        )?;
+        problems.extend(
+            crate::engine::audit::html_twin_problem(&r, &text)
+                .map(|p| format!("{}: {p}", html_path.display())),
+        );
+        format!("; its HTML twin {} reads the same", html_path.display())
+    } else {
+        format!(
+            "; no HTML twin at {}: the JSON checked alone",
+            html_path.display()
+        )
+    };
     if !problems.is_empty() {
         for p in &problems {
             eprintln!("{}: {p}", report.display());
@@ -172,7 +190,7 @@ fn verify(report: &Path, key: Option<&Path>) -> Result<()> {
         ),
     };
     println!(
-        "{}: intact (report hash, {} log entries chained, {signer}, model{} hashes match)",
+        "{}: intact (report hash, {} log entries chained, {signer}, model{} hashes match{html})",
         report.display(),
         r.log.entries.len(),
         if r.corpus_path.is_some() {

@@ -135,7 +135,7 @@ pub fn report_html(report: &AuditReport, figures: &[(String, Vec<u8>)]) -> Strin
         }
     }
     h.push_str(&log_html(report));
-    h.push_str("</table><p>Verify with <code>localist audit verify REPORT.json</code>: it recomputes the report's hash, the log's hash chain and the model's and corpus's hashes.</p></body></html>");
+    h.push_str("</table><p>Verify with <code>localist audit verify REPORT.json</code>: it recomputes the report's hash, the log's hash chain and the model's and corpus's hashes, and renders this page again from the signed JSON to compare it (figures aside).</p></body></html>");
     h
 }
 

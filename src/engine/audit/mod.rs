@@ -22,4 +22,4 @@ pub use report::{
 };
 pub use sign::{check_signature, sign_report, signed_bytes, SignatureCheck};
 pub use time::{iso8601_utc, now_iso8601_utc};
-pub use verify::{verify_report, verify_report_with};
+pub use verify::{html_twin_problem, verify_report, verify_report_with};

@@ -232,3 +232,42 @@ fn corpus_problem(path: &Path, expected: &str) -> Option<String> {
         Err(e) => Some(format!("the corpus named by the report: {e}")),
     }
 }
+
+/// The HTML twin of a signed report against what the report renders: the JSON is what the
+/// signature covers, and the HTML page is what an auditor reads, so an edit to the page alone
+/// (a FAIL made a pass, a number changed) passed verification. The page is rendered again
+/// from the verified JSON and compared byte for byte, its embedded figures (pictures drawn
+/// from the capture, not part of the signed record) left out on both sides. None: it matches.
+pub fn html_twin_problem(report: &AuditReport, html: &str) -> Option<String> {
+    let expected = crate::engine::audit::report_html(report, &[]);
+    let actual = without_figures(html);
+    if actual == expected {
+        return None;
+    }
+    let at = actual
+        .bytes()
+        .zip(expected.bytes())
+        .position(|(a, b)| a != b)
+        .unwrap_or(actual.len().min(expected.len()));
+    let context: String = actual
+        .get(at.saturating_sub(30)..)
+        .unwrap_or("")
+        .chars()
+        .take(60)
+        .collect();
+    Some(format!(
+        "the HTML twin does not read as its signed JSON renders (first difference at byte {at}: \
+         \"…{context}…\"): the page was edited after it was written, or written by another \
+         version of Localist Studio; read the JSON, or export the report again"
+    ))
+}
+
+/// The page without its figures section (between its heading and the audit log's).
+fn without_figures(html: &str) -> String {
+    const FIGURES: &str = "<h2>Figures</h2>";
+    const LOG: &str = "<h2>Audit log</h2>";
+    match (html.find(FIGURES), html.find(LOG)) {
+        (Some(a), Some(b)) if a < b => format!("{}{}", &html[..a], &html[b..]),
+        _ => html.to_string(),
+    }
+}
