@@ -156,9 +156,9 @@ fn verify(report: &Path, key: Option<&Path>) -> Result<()> {
     let mut problems = verify_report_with(&r, &[&here, &beside], trusted.as_ref());
     let html_path = report.with_extension("html");
     let html = if html_path.is_file() && html_path != report {
-        let text = crate::files::read_text(
+        let text = crate::engine::files::read_text(
             &html_path,
-            crate::files::MAX_DOCUMENT_BYTES,
+            crate::engine::files::MAX_DOCUMENT_BYTES,
             "an audit report",
         )?;
         problems.extend(
