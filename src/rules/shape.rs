@@ -61,11 +61,24 @@ pub fn check_shape(set: &RuleSet, shape: ModelShape) -> Result<(), RuleErrors> {
             }
         }
         if let Target::Positions { positions } = &r.target {
-            if !positions.is_empty() && positions.iter().all(|&p| p >= shape.positions) {
+            let past: Vec<String> = positions
+                .iter()
+                .filter(|&&p| p >= shape.positions)
+                .map(|p| p.to_string())
+                .collect();
+            let last = shape.positions.saturating_sub(1);
+            if !positions.is_empty() && past.len() == positions.len() {
                 say(format!(
-                    "targets positions past the model's {} (0..{}): it would point nowhere",
-                    shape.positions,
-                    shape.positions.saturating_sub(1)
+                    "targets positions past the model's {} (0..{last}): it would point nowhere",
+                    shape.positions
+                ));
+            } else if !past.is_empty() {
+                // Dropped without a word, the rule would read as pointing where it does not.
+                say(format!(
+                    "targets position(s) {} past the model's {} (0..{last}): write positions \
+                     within 0..{last}",
+                    past.join(", "),
+                    shape.positions
                 ));
             }
         }
@@ -108,6 +121,10 @@ mod tests {
         };
         let ok = "rule a \"\" when position 0..3 target positions 0 layers 0..1 heads 1 bias 1 end";
         assert!(check_shape(&parse_rules(ok).unwrap(), shape).is_ok());
+        let some_past =
+            "rule a \"\" when position 0..3 target positions 0, 5000 layers 0..1 heads 1 bias 1 end";
+        let e = check_shape(&parse_rules(some_past).unwrap(), shape).unwrap_err();
+        assert!(e.to_string().contains("position(s) 5000 past"), "{e}");
         for (text, want) in [
             // Partly past the model: cut without a word, it read as acting on more than it does.
             (

@@ -50,7 +50,11 @@ impl LlamaConfig {
         // cannot honour, they are refused, not read as the default.
         let kv_heads = optional(c, "llama.attention.head_count_kv", file, meta_usize)?;
         let rope_base = optional(c, "llama.rope.freq_base", file, meta_f64)?;
-        check_rope(c, file, d_model / heads.max(1))?;
+        // A head count that does not divide the width is named by `checks` (its head width
+        // here would be a made-up number, and the RoPE check would blame RoPE).
+        if heads > 0 && d_model % heads == 0 {
+            check_rope(c, file, d_model / heads)?;
+        }
         Ok(Self {
             layers: meta_usize(c, "llama.block_count", file)?,
             d_model,
