@@ -356,3 +356,49 @@ fn a_perplexity_worse_than_uniform_is_warned_about_and_printed_short() {
         stderr(&o)
     );
 }
+
+/// A capture's text is checked against the capture memory limit before it is built: all
+/// heads at full resolution on a long text passed the capture's own check, then the CSV
+/// aborted the process (SmolLM2, 1,356 tokens, `--grid 0`: 4 GiB asked for at 6.9 GB). Here
+/// the limit is lowered to 0.6 MiB: the tiny model's capture (0.4 MiB) passes it, its text
+/// (about 1 MiB) does not.
+#[test]
+fn a_capture_text_over_the_memory_limit_is_refused_before_it_is_built() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = common::sample("tiny-clinical");
+    let text = "the patient was given warfarin 5 mg daily and the card was charged ".repeat(4);
+    for (format, what) in [("csv", "the CSV"), ("json", "the JSON")] {
+        let out = dir.path().join(format!("cap.{format}"));
+        let run = |limit: &str, extra: &[&str]| {
+            let mut args = vec![
+                "capture",
+                "-c",
+                ck.to_str().unwrap(),
+                "--text",
+                text.as_str(),
+                "--format",
+                format,
+                "-o",
+                out.to_str().unwrap(),
+            ];
+            args.extend_from_slice(extra);
+            std::process::Command::new(env!("CARGO_BIN_EXE_localist"))
+                .args(&args)
+                .current_dir(common::root())
+                .env("CANDLE_NUM_THREADS", "1")
+                .env("LOCALIST_CAPTURE_LIMIT_GIB", limit)
+                .output()
+                .unwrap()
+        };
+        let o = run("0.0006", &[]);
+        common::assert_fails_with(
+            &o,
+            &[what, "--heads", "--grid", "LOCALIST_CAPTURE_LIMIT_GIB"],
+        );
+        assert!(!out.exists());
+        let o = run("4", &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(out.exists());
+        std::fs::remove_file(&out).unwrap();
+    }
+}

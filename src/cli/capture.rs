@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 
 use crate::cli::dial::DialArgs;
 use crate::cli::output::write_atomic;
-use crate::engine::export::{capture_csv, capture_json};
+use crate::engine::export::{capture_csv, capture_json, check_capture_text};
 use crate::engine::jobs::capture::capture_text_with;
 use crate::engine::protocol::{CapturePlan, STUDIO_GRID};
 
@@ -135,6 +135,7 @@ pub fn run(args: CaptureArgs) -> Result<()> {
             }
         }
     }
+    check_capture_text(&cap.capture, matches!(args.format, Format::Csv))?;
     let text = match args.format {
         Format::Json => capture_json(&cap.capture, &cap.tokens)?,
         Format::Csv => capture_csv(&cap.capture, &cap.tokens),

@@ -88,6 +88,51 @@ pub fn capture_json(cap: &Capture, tokens: &[String]) -> Result<String> {
     })?)
 }
 
+/// About how many bytes a capture's text takes: a CSV row per visible kept cell (its ids, two
+/// tokens, two block names and four numbers: about 100 bytes), or in pretty JSON about 24
+/// bytes a number (every kept weight, per-row summary, block mass and logit).
+pub fn capture_text_bytes(cap: &Capture, csv: bool) -> u64 {
+    let n = |v: usize| v as u64;
+    if csv {
+        let lay = cap.attention_layout();
+        let (gr, gc) = lay.grid();
+        let kept = n(cap.heads.iter().filter(|h| !h.attention.is_empty()).count());
+        let cells = kept.saturating_mul(n(gr)).saturating_mul(n(gc));
+        let visible = if cap.causal { cells / 2 } else { cells };
+        return visible.saturating_mul(100);
+    }
+    let numbers = cap.heads.iter().fold(n(cap.logits.len()), |acc, h| {
+        acc.saturating_add(n(h.attention.len()
+            + h.block_mass.len()
+            + h.off_block_mass.len()))
+            .saturating_add(n(h.entropy_bits.len() + h.margin.len()))
+    });
+    numbers.saturating_mul(24)
+}
+
+/// Refuse to build a capture's text above the capture memory limit
+/// (`LOCALIST_CAPTURE_LIMIT_GIB`, 4 GiB by default): all heads of SmolLM2 at full resolution
+/// on 1,356 tokens passed the capture's own check, and its CSV then aborted the process
+/// asking for 4 GiB more, at a peak of 6.9 GB.
+pub fn check_capture_text(cap: &Capture, csv: bool) -> Result<()> {
+    let need = capture_text_bytes(cap, csv);
+    let limit = crate::model::capture_memory::limit_bytes();
+    if need > limit {
+        anyhow::bail!(
+            "the {} of this capture would take about {:.1} GiB ({} kept heads of {} tokens), over \
+             the limit of {:.1} GiB: keep fewer heads (--heads 3.1,5.0), rows (--rows 0..256) \
+             or a coarser grid (--grid 256), or raise the limit with {}",
+            if csv { "CSV" } else { "JSON" },
+            need as f64 / f64::from(1u32 << 30),
+            cap.heads.iter().filter(|h| !h.attention.is_empty()).count(),
+            cap.len(),
+            limit as f64 / f64::from(1u32 << 30),
+            crate::model::capture_memory::LIMIT_ENV
+        );
+    }
+    Ok(())
+}
+
 /// Write `contents` to `path` via a temporary sibling and a rename.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

@@ -219,9 +219,11 @@ pub fn check_stream_memory(s: &StreamShape) -> Result<usize, CaptureTooBig> {
                 .rev()
                 .step_by(s.tokens.div_ceil(64).max(1))
                 .find(|&t| {
+                    // A shorter text keeps smaller grids too (at full resolution, t × t).
                     stream_bytes(&StreamShape {
                         tokens: t,
                         block_rows: s.block_rows.min(t),
+                        grid: (s.grid.0.min(t), s.grid.1.min(t)),
                         ..*s
                     }) <= limit
                 })
@@ -276,6 +278,32 @@ mod tests {
             "{rows}"
         );
         assert_eq!(stream_chunk_rows(4, 64), 64);
+    }
+
+    #[test]
+    fn a_full_resolution_stream_says_how_many_tokens_fit() {
+        // Every head at full resolution: the grid shrinks with the text, so shorter texts fit
+        // (the search kept the long text's grid and said "at most 0 tokens fit").
+        let s = StreamShape {
+            layers: 30,
+            heads: 9,
+            tokens: 3976,
+            kept_heads: 270,
+            grid: (3976, 3976),
+            blocks: 16,
+            block_rows: 3976,
+        };
+        let Err(e) = check_stream_memory(&s) else {
+            panic!("16 GiB of grids passed");
+        };
+        assert!((500..3976).contains(&e.max_tokens), "{}", e.max_tokens);
+        let fits = StreamShape {
+            tokens: e.max_tokens,
+            grid: (e.max_tokens, e.max_tokens),
+            block_rows: e.max_tokens,
+            ..s
+        };
+        assert!(stream_bytes(&fits) <= e.limit_bytes);
     }
 
     #[test]
