@@ -93,6 +93,17 @@ fn train(corpus: &Path, out: &Path, recruit: bool, issue_command: bool) -> Strin
         "localist {args:?} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // Exactly --steps: a recruitment round's second look at the last step trained past it.
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap_or_default())
+            .unwrap_or_default();
+    assert_eq!(
+        config["training"]["steps_done"]
+            .as_u64()
+            .map(|n| n.to_string()),
+        Some(args[10].clone()),
+        "steps done against --steps"
+    );
     stdout
 }
 

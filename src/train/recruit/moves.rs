@@ -98,15 +98,18 @@ impl Recruiter {
     ) -> Result<(), TrainError> {
         let tokens: Vec<String> = c.tokens.iter().map(|&id| ctx.tok.decode(&[id])).collect();
         let cand = c.tokens.clone();
+        // Its steps are training steps the model keeps: never past the run's --steps (a round
+        // at the last step took a run of 300 steps to 310).
+        let room = trainer.step + ctx.cfg.second_look <= trainer.config.steps;
         let second =
-            (ctx.cfg.probe_steps == 0 && ctx.cfg.second_look > 0 && cand.len() >= 2).then(|| {
-                Second {
+            (ctx.cfg.probe_steps == 0 && ctx.cfg.second_look > 0 && cand.len() >= 2 && room).then(
+                || Second {
                     map: c.map.clone(),
                     anchors: c.anchors.clone(),
                     name: c.name.clone(),
                     tokens: cand.len(),
-                }
-            });
+                },
+            );
         let mut tries = vec![try_new_block(ctx, trainer, c, control)?];
         let mut states = vec![trainer.snapshot()?];
         let hosts = affinity_blocks(
