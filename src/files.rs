@@ -257,6 +257,17 @@ pub fn hidden_in(s: &str) -> Option<String> {
     })
 }
 
+/// [`hidden_in`] for a name (a block's): a tab or a line break is refused too, since a name
+/// is one field of a table row (a lexicon's third column became part of `drug\textra`).
+pub fn hidden_in_name(s: &str) -> Option<String> {
+    let spaced = s.chars().find_map(|c| match c {
+        '\t' => Some("a tab"),
+        '\r' | '\n' => Some("a line break"),
+        _ => None,
+    });
+    hidden_in(s).or_else(|| spaced.map(|what| format!("{what} (a name is one line)")))
+}
+
 /// Longest line of an error message shown whole; longer lines keep their start and end.
 pub const MAX_MESSAGE_LINE: usize = 400;
 

@@ -701,3 +701,35 @@ fn join_then_split_is_identity_on_tokens() {
         words
     );
 }
+
+/// `topics:K` takes the same K as `corpus-gen --topics` (2 to 8: the generator's eight topics of
+/// real words), and names the range when K is outside it.
+#[test]
+fn the_built_in_topic_corpus_takes_every_k_the_generator_has() {
+    use localist::engine::corpus::{topic_corpus, CorpusSource, MAX_TOPICS};
+    for k in 2..=MAX_TOPICS {
+        assert!(
+            CorpusSource::parse(&format!("topics:{k}"), 1).is_ok(),
+            "topics:{k}"
+        );
+    }
+    assert_eq!(topic_corpus(1, 8).topic_names.len(), 8);
+    for bad in ["topics:1", "topics:9", "topics:x"] {
+        let msg = format!("{:#}", CorpusSource::parse(bad, 1).unwrap_err());
+        assert!(msg.contains("2 to 8"), "{bad}: {msg}");
+    }
+}
+
+#[test]
+fn a_bundled_file_is_the_programs_own_copy_not_one_under_the_current_folder() {
+    // Tests run in the package root, so the relative path exists from here too: a user
+    // path is taken as given, a bundled one from the program's tree.
+    let rel = Path::new("sample_models/tiny-clinical");
+    assert_eq!(localist::engine::corpus::asset_path(rel), rel);
+    let own = localist::engine::corpus::bundled_path(rel);
+    assert!(own.is_absolute() && own.ends_with(rel), "{}", own.display());
+    assert!(own.starts_with(env!("CARGO_MANIFEST_DIR")));
+    // Nothing bundled by that name: as given.
+    let other = Path::new("no/such/sample");
+    assert_eq!(localist::engine::corpus::bundled_path(other), other);
+}

@@ -724,6 +724,7 @@ fn meta(model: &LocalistModel) -> CheckpointMeta {
         tokenizer: serde_json::json!({"kind": "test"}),
         training: serde_json::Value::Null,
         dial: DialSetting::bias(0.4),
+        weights_sha256: None,
     }
 }
 
@@ -750,7 +751,17 @@ fn checkpoint_round_trip_gives_bit_identical_logits() {
     let dir = tmp.path().join("ckpt");
     save_checkpoint(&dir, &meta(&model), &blocks, &model, None).unwrap();
     let ck = load_checkpoint(&dir, &Device::Cpu).unwrap();
-    assert_eq!(ck.meta, meta(&model));
+    // config.json records the weights' SHA-256, as `sha256sum model.safetensors` prints it.
+    let weights = std::fs::read(dir.join("model.safetensors")).unwrap();
+    let expected = localist::model::checkpoint::sha256_hex(&weights);
+    assert_eq!(expected.len(), 64);
+    assert_eq!(
+        ck.meta,
+        CheckpointMeta {
+            weights_sha256: Some(expected),
+            ..meta(&model)
+        }
+    );
     assert_eq!(ck.blocks, blocks);
     assert!(ck.load_optimizer(&Device::Cpu).unwrap().is_none());
     let d = DialSetting::bias(0.4);
@@ -1565,6 +1576,42 @@ fn non_finite_and_non_float_weights_are_refused_naming_the_tensor() {
     candle_core::safetensors::save(&tensors, &path).unwrap();
     let msg = load_checkpoint(&dir, &Device::Cpu).unwrap_err().to_string();
     assert!(msg.contains("ln_f.bias") && msg.contains("F64"), "{msg}");
+}
+
+/// A flipped byte in a weight keeps every value finite and every shape right: only the
+/// SHA-256 recorded at save time shows it. The load names the file and says what to do; a
+/// malformed recorded hash is named in config.json; a checkpoint without one loads unchecked.
+#[test]
+fn a_weight_changed_after_saving_is_refused_by_its_checksum() {
+    let (_tmp, dir) = saved_checkpoint(97);
+    let path = dir.join("model.safetensors");
+    let good = std::fs::read(&path).unwrap();
+    let mut bytes = good.clone();
+    let last = bytes.len() - 2; // inside the last tensor's data
+    bytes[last] ^= 0x01; // the low mantissa bits of one f32: still finite
+    std::fs::write(&path, &bytes).unwrap();
+    let msg = load_checkpoint(&dir, &Device::Cpu).unwrap_err().to_string();
+    assert!(
+        msg.contains("model.safetensors") && msg.contains("SHA-256") && msg.contains("changed"),
+        "{msg}"
+    );
+    std::fs::write(&path, &good).unwrap();
+    assert!(load_checkpoint(&dir, &Device::Cpu).is_ok());
+
+    let cfg = dir.join("config.json");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["weights_sha256"] = serde_json::json!("abc");
+    std::fs::write(&cfg, json.to_string()).unwrap();
+    let msg = load_checkpoint(&dir, &Device::Cpu).unwrap_err().to_string();
+    assert!(
+        msg.contains("config.json") && msg.contains("64 hex"),
+        "{msg}"
+    );
+    json.as_object_mut().unwrap().remove("weights_sha256");
+    std::fs::write(&cfg, json.to_string()).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(load_checkpoint(&dir, &Device::Cpu).is_ok());
 }
 
 #[test]

@@ -184,3 +184,41 @@ fn lexicons_that_assign_nothing_or_name_the_reserved_block_are_refused() {
     fails_with(&o, &["un.tsv:1", "reserved"]);
     assert!(!p.join("b").exists());
 }
+
+/// An output path that is a FIFO or a device is written in place, never replaced by a regular
+/// file (`capture -o /dev/null` as root put a regular file where /dev/null stood, for every
+/// program); a link to a file is followed, so the link stays and its file is replaced.
+#[test]
+fn a_fifo_or_a_link_as_output_is_written_through_not_replaced() {
+    use localist::engine::export::write_atomic;
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if made.is_ok_and(|s| s.success()) {
+        let path = fifo.clone();
+        let reader = std::thread::spawn(move || std::fs::read(path).unwrap());
+        write_atomic(&fifo, b"through the pipe").unwrap();
+        assert_eq!(reader.join().unwrap(), b"through the pipe");
+        let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+        assert!(kind.is_fifo(), "the FIFO was replaced: {kind:?}");
+    } else {
+        eprintln!("no mkfifo here: the FIFO half of this test is skipped");
+    }
+    let target = dir.path().join("real.json");
+    std::fs::write(&target, "old").unwrap();
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    write_atomic(&link, b"new").unwrap();
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read(&target).unwrap(), b"new");
+    // A file replaced keeps its permissions.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    write_atomic(&target, b"newer").unwrap();
+    let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+}

@@ -402,3 +402,275 @@ fn a_capture_text_over_the_memory_limit_is_refused_before_it_is_built() {
         std::fs::remove_file(&out).unwrap();
     }
 }
+
+/// A pool of fewer than four documents can never split off a specialist (two documents on
+/// each side of a gap): it says so before growing instead of ending with none, unexplained.
+#[test]
+fn a_pool_of_three_documents_says_no_specialist_can_be_tried() {
+    use localist::engine::jobs::specialists::{PoolJob, PoolRun};
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs.txt");
+    std::fs::write(
+        &docs,
+        "the patient was given warfarin 5 mg daily\n\nthe card was charged twice\n\n\
+         the nurse checked the chart\n",
+    )
+    .unwrap();
+    let base = common::root().join("sample_models/pool-clinical-payments/base");
+    let run = PoolRun::open(PoolJob::defaults(base.clone(), docs.clone())).unwrap();
+    assert_eq!(run.documents(), 3);
+    let note = run.limits_note().unwrap();
+    assert!(
+        note.contains("3 documents") && note.contains("at least 4"),
+        "{note}"
+    );
+    std::fs::write(&docs, "the card was charged\n\n".repeat(4)).unwrap();
+    let run = PoolRun::open(PoolJob::defaults(base, docs)).unwrap();
+    assert!(run.limits_note().is_none());
+}
+
+/// A corpus whose held-out tenth repeats its training text (here one document, many times)
+/// is warned about before training: its held-out perplexity would measure recall of copies.
+#[test]
+fn a_corpus_of_repeated_documents_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("repeated.txt");
+    let doc = "the patient was given warfarin and the card was charged twice today.\n";
+    std::fs::write(&corpus, doc.repeat(400)).unwrap();
+    let out = dir.path().join("ck");
+    let o = localist(&[
+        "train",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--seq",
+        "32",
+        "--eval-every",
+        "0",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("100% of its held-out tenth repeats the training text"),
+        "{err}"
+    );
+    // Shakespeare does not repeat itself 16 characters at a time often enough to warn.
+    let o = localist(&[
+        "train",
+        "--corpus",
+        "assets/corpora/shakespeare_1mb.txt",
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--seq",
+        "32",
+        "--eval-every",
+        "0",
+        "--out",
+        dir.path().join("s").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains("repeats the training text"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// `eval` of a checkpoint whose `config.json` lies about its training: a record of the wrong
+/// shape was taken for "no training corpus recorded", windows of 0 tokens were scored, and an
+/// empty corpus SHA-256 skipped the check that the corpus is the one trained on.
+#[test]
+fn eval_names_a_training_record_it_cannot_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("ck");
+    std::fs::create_dir(&ck).unwrap();
+    common::copy_files(&common::sample("tiny-clinical"), &ck);
+    let cfg = ck.join("config.json");
+    let original = std::fs::read_to_string(&cfg).unwrap();
+    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v: serde_json::Value = serde_json::from_str(&original).unwrap();
+        f(&mut v);
+        std::fs::write(&cfg, v.to_string()).unwrap();
+    };
+    let eval = || localist(&["eval", "-c", ck.to_str().unwrap(), "--lambda", "0"]);
+    edit(&|v| v["training"]["config"]["seq_len"] = 0.into());
+    common::assert_fails_with(&eval(), &["config.json", "seq_len", "0 tokens"]);
+    edit(&|v| v["training"]["steps_done"] = "many".into());
+    common::assert_fails_with(&eval(), &["config.json", "\"training\" record", "--corpus"]);
+    // A recorded generated corpus past the generator's sizes was built until memory ran out.
+    edit(&|v| v["training"]["corpus"]["records"] = 1_000_000_000_000u64.into());
+    common::assert_fails_with(
+        &eval(),
+        &["synthetic:1000000000000", "1 to 1000000 records"],
+    );
+    // A character tokenizer recorded on a word model: another model's tokenizer.
+    edit(&|v| v["tokenizer"] = serde_json::json!({"kind": "Char"}));
+    common::assert_fails_with(&eval(), &["config.json", "96 tokens", "not the tokenizer"]);
+    edit(&|v| v["training"]["corpus_sha256"] = "".into());
+    let o = eval();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("records no SHA-256"), "{}", stderr(&o));
+}
+
+/// A folder of documents skips hidden files and a file manager's litter (`.DS_Store` was read
+/// as a document) and refuses `--separator`, which it ignored; in one file, a line of spaces
+/// separates documents as a blank line does.
+#[test]
+fn a_documents_folder_skips_hidden_files_and_refuses_a_separator() {
+    use localist::engine::specialists::read_documents;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in [
+        ("a.txt", "the card was charged"),
+        ("b.txt", "the nurse checked the chart"),
+        (".DS_Store", "\u{0}\u{0}\u{0}\u{1}Bud1"),
+        ("Thumbs.db", "thumbs"),
+        (".notes.swp", "swap"),
+    ] {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let docs = read_documents(dir.path(), None).unwrap();
+    let names: Vec<&str> = docs.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["a.txt", "b.txt"]);
+    let err = read_documents(dir.path(), Some("---"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--separator") && err.contains("folder"),
+        "{err}"
+    );
+    let file = dir.path().join("docs").join("all.txt");
+    std::fs::create_dir(dir.path().join("docs")).unwrap();
+    std::fs::write(&file, "one doc\n   \ntwo doc\n\t\nthree doc\n").unwrap();
+    assert_eq!(read_documents(&file, None).unwrap().len(), 3);
+}
+
+/// `blocks` drops what training measured under the old map: `eval --anchors` printed the old
+/// blocks' anchors (drug, dose, …) for a k-means map, and the recorded final evaluation
+/// (PF_mass 0.964) stayed beside a map that measures 0.788.
+#[test]
+fn new_blocks_drop_the_old_maps_anchors_and_final_evaluation() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("km");
+    let ck = common::root().join("sample_models/pool-clinical-payments/base");
+    let docs = common::root().join("sample_models/pool-clinical-payments/documents.txt");
+    let anchors = |ck: &std::path::Path| {
+        let o = localist(&[
+            "eval",
+            "-c",
+            ck.to_str().unwrap(),
+            "--lambda",
+            "0",
+            "--anchors",
+            "--corpus",
+            docs.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(!anchors(&ck).contains("no anchor statistics"));
+    let o = localist(&[
+        "blocks",
+        "-c",
+        ck.to_str().unwrap(),
+        "--kmeans",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    assert!(
+        cfg["training"].get("anchors").is_none(),
+        "{}",
+        cfg["training"]
+    );
+    assert!(cfg["training"]["final_eval"].is_null());
+    assert!(cfg["training"]["steps_done"].as_u64().unwrap() > 0);
+    assert!(anchors(&out).contains("no anchor statistics"));
+}
+
+/// A tab or a line break in a block name is refused (a lexicon's third column became part of
+/// the name `drug\textra`), as a terminal escape was; in a checkpoint's blocks.json too.
+#[test]
+fn a_block_name_with_a_tab_or_a_line_break_is_refused() {
+    use localist::data::lexicon::Lexicon;
+    let path = std::path::Path::new("three.tsv");
+    let err = Lexicon::parse("warfarin\tdrug\textra\nmg\tunit\n", path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("three.tsv:1") && err.contains("a tab"),
+        "{err}"
+    );
+    assert!(Lexicon::parse("warfarin\tdrug\nmg\tunit\n", path).is_ok());
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("ck");
+    std::fs::create_dir(&ck).unwrap();
+    common::copy_files(&common::sample("tiny-clinical"), &ck);
+    let blocks = ck.join("blocks.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&blocks).unwrap()).unwrap();
+    let name = v["names"][1].as_str().unwrap().to_string();
+    v["names"][1] = format!("{name}\nsecond line").into();
+    std::fs::write(&blocks, v.to_string()).unwrap();
+    let o = localist(&["eval", "-c", ck.to_str().unwrap(), "--lambda", "0"]);
+    common::assert_fails_with(&o, &["blocks.json", "a line break"]);
+}
+
+/// Documents the base cannot read are refused by `specialists` as by `train`, `eval` and
+/// `capture` (Chinese on the base, a character model, was routed as all `?` without a word).
+#[test]
+fn specialists_refuse_documents_their_base_cannot_read() {
+    use localist::engine::jobs::specialists::{PoolJob, PoolRun};
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("zh.txt");
+    std::fs::write(
+        &docs,
+        "你好世界，这是中文。\n\n这是第二个文件。\n\n第三个。\n\n第四个文件。\n",
+    )
+    .unwrap();
+    let base = common::root().join("sample_models/pool-clinical-payments/base");
+    let err = PoolRun::open(PoolJob::defaults(base, docs))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("zh.txt") && err.contains("'?'"), "{err}");
+}
+
+/// `train --resume` of a checkpoint whose training record cannot be read stops, naming it: it
+/// restarted at step 0 and trained every step again, unsaid (1,503 steps for 3).
+#[test]
+fn a_resume_whose_training_record_cannot_be_read_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("ck");
+    std::fs::create_dir(&ck).unwrap();
+    common::copy_files(&common::sample("tiny-shakespeare-l0"), &ck);
+    let cfg = ck.join("config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    v["training"]["steps_done"] = (-5).into();
+    std::fs::write(&cfg, v.to_string()).unwrap();
+    let o = localist(&[
+        "train",
+        "--resume",
+        ck.to_str().unwrap(),
+        "--corpus",
+        "assets/corpora/shakespeare_1mb.txt",
+        "--steps",
+        "1503",
+        "--batch",
+        "2",
+        "--quiet",
+        "--out",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+    common::assert_fails_with(&o, &["config.json", "\"training\" record", "steps_done"]);
+}

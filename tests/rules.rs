@@ -481,6 +481,7 @@ fn rule() -> impl Strategy<Value = Rule> {
                 forbid,
                 boost,
                 new_block,
+                at: Default::default(),
             },
         )
 }

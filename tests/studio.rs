@@ -1121,7 +1121,9 @@ fn a_text_in_another_script_is_refused_as_characters_and_trains_with_word_tokens
         .as_ref()
         .unwrap()
         .warnings
-        .is_empty());
+        .iter()
+        // (one line repeated: its held-out tenth repeats the training text, and says so)
+        .all(|w| w.contains("repeats the training text")));
 }
 
 #[test]

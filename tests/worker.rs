@@ -956,8 +956,12 @@ fn a_run_on_a_corpus_the_tokenizer_partly_cannot_read_carries_the_warning_to_the
     w.send(Command::NewRun(Box::new(job)));
     match next(&w) {
         Event::Loaded(s) => {
-            assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
-            let said = &s.warnings[0];
+            // (Two lines repeated: the held-out tenth repeats the training text, said apart.)
+            let unreadable: Vec<&String> = (s.warnings.iter())
+                .filter(|w| !w.contains("repeats the training text"))
+                .collect();
+            assert_eq!(unreadable.len(), 1, "{:?}", s.warnings);
+            let said = unreadable[0];
             assert!(said.contains("mixed.txt"), "{said}");
             assert!(said.contains('%'), "{said}");
         }

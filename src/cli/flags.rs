@@ -46,7 +46,8 @@ pub fn finite_in(
             show(v)
         ));
     }
-    Ok(v)
+    // −0 is 0: it printed as `-0.00` in tables and `-0` in a sweep's CSV.
+    Ok(v + 0.0)
 }
 
 /// A number as a reader would write it: `1e-300`, not three hundred digits.
@@ -128,6 +129,13 @@ impl LrScheduleArg {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn minus_zero_is_read_as_zero() {
+        // It printed as `-0.00` in tables and `-0` in a sweep's CSV.
+        assert!(unit("-0").unwrap().is_sign_positive());
+        assert!(weight("-0.0").unwrap().is_sign_positive());
+    }
 
     #[test]
     fn non_finite_and_out_of_range_values_are_refused_with_the_range() {

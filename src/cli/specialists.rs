@@ -48,15 +48,16 @@ pub struct SpecialistsArgs {
     /// On a pretrained base: what each specialist's adapter trains (`lora:R:NAMES`, `NAMES`,
     /// `qk`, `lora:R`; NAMES such as attn_output, blk.29.ffn_down or blk.last.attn_output).
     /// Each specialist pays (p/2)·log₂ n bits for its p adapter scalars, so keep it small.
-    #[arg(long, default_value = "lora:1:blk.last.attn_output")]
-    pub adapt: String,
-    /// On a pretrained base: its blocks (kmeans:K, lexicon:PATH or saved).
-    #[arg(long, default_value = "kmeans:16")]
-    pub blocks: String,
+    /// [default: lora:1:blk.last.attn_output]
+    #[arg(long)]
+    pub adapt: Option<String>,
+    /// On a pretrained base: its blocks (kmeans:K, lexicon:PATH or saved). [default: kmeans:16]
+    #[arg(long)]
+    pub blocks: Option<String>,
     /// On a pretrained base: λ_train of each specialist's fine-tune (the off-block mass
-    /// penalty; 0 trains cross-entropy only).
-    #[arg(long, default_value_t = 0.0, value_parser = super::parse_lambda)]
-    pub lambda_train: f64,
+    /// penalty; 0 trains cross-entropy only). [default: 0]
+    #[arg(long, value_parser = super::parse_lambda)]
+    pub lambda_train: Option<f64>,
     /// Parameter-name prefixes a specialist trains and pays for (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "head.bias")]
     pub trainable: Vec<String>,
@@ -74,6 +75,21 @@ impl SpecialistsArgs {
     /// The engine job these arguments describe.
     fn job(&self) -> Result<PoolJob> {
         let adapters = is_pretrained(&self.base);
+        let pretrained_only = [
+            ("--adapt", self.adapt.is_some()),
+            ("--blocks", self.blocks.is_some()),
+            ("--lambda-train", self.lambda_train.is_some()),
+        ];
+        if let Some((flag, _)) = pretrained_only
+            .iter()
+            .find(|(_, given)| *given && !adapters)
+        {
+            anyhow::bail!(
+                "{flag} applies to a pretrained base (a .gguf file, a LLaMA or Qwen2 folder); {} \
+                 is one of our checkpoints, whose specialists fine-tune --trainable",
+                self.base.display()
+            );
+        }
         let own = PoolConfig::default();
         let (a_lr, a_seq, a_batch) = crate::engine::jobs::specialists::ADAPTER_TUNING;
         Ok(PoolJob {
@@ -100,10 +116,13 @@ impl SpecialistsArgs {
                 block_moves: !self.no_block_moves,
                 ..own.clone()
             },
-            adapted: AdaptedJob {
-                blocks: self.blocks.clone(),
-                adapt: self.adapt.clone(),
-                lambda_train: self.lambda_train,
+            adapted: {
+                let d = AdaptedJob::default();
+                AdaptedJob {
+                    blocks: self.blocks.clone().unwrap_or(d.blocks),
+                    adapt: self.adapt.clone().unwrap_or(d.adapt),
+                    lambda_train: self.lambda_train.unwrap_or(d.lambda_train),
+                }
             },
         })
     }
@@ -121,6 +140,9 @@ pub fn run(a: SpecialistsArgs) -> Result<()> {
         pool.tokens(),
         pool.dl_total_bits()
     );
+    if let Some(note) = pool.limits_note() {
+        eprintln!("note: {note}");
+    }
     pool.grow(
         |m| {
             println!(

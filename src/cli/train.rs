@@ -85,7 +85,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub rules: Option<std::path::PathBuf>,
     /// Weight μ_rule of the rule penalty (used with --rules; in [0, 1e6]).
-    #[arg(long, default_value_t = 1.0, value_parser = super::flags::weight)]
+    #[arg(long, default_value_t = 1.0, value_parser = super::flags::weight, requires = "rules")]
     pub mu_rule: f64,
     /// Train only parameters whose names start with these (comma-separated, e.g.
     /// `head.bias,ln_f` to fine-tune a specialist cheaply); default: all.
@@ -143,14 +143,14 @@ pub struct TrainArgs {
     #[arg(long)]
     pub from: Option<PathBuf>,
     /// With --from, what trains: qk, lora:R (on queries and keys), lora:R:NAMES or NAMES.
-    #[arg(long, default_value = "lora:8")]
+    #[arg(long, default_value = "lora:8", requires = "from")]
     pub adapt: String,
     /// Locality penalty: group (SPEC's, w_k = 1; default here), group-sqrt, or mass (the
     /// off-block mass ε; --from only, and its default there).
     #[arg(long, value_enum)]
     pub penalty: Option<super::flags::PenaltyArg>,
     /// With --from, also measure the untuned model under the dial at these λ (comma-separated).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', requires = "from")]
     pub dial_curve: Vec<f64>,
 }
 

@@ -239,7 +239,7 @@ impl Lexicon {
                 line,
             });
         }
-        if let Some(found) = crate::files::hidden_in(block) {
+        if let Some(found) = crate::files::hidden_in_name(block) {
             let path = self.path.clone();
             return Err(LexiconError::HiddenCharacter { path, line, found });
         }

@@ -64,25 +64,38 @@ impl CorpusSource {
             });
         }
         if let Some(k) = s.strip_prefix("topics:") {
-            let topics: usize = k
-                .parse()
-                .with_context(|| format!("'{s}': expected topics:K with K from 2 to 6"))?;
-            if !(2..=6).contains(&topics) {
-                bail!("'{s}': the topic corpus has 2 to 6 topics");
-            }
-            return Ok(Self::Topics { seed, topics });
+            let topics: usize = k.parse().with_context(|| {
+                format!("'{s}': expected topics:K with K from 2 to {MAX_TOPICS}")
+            })?;
+            let source = Self::Topics { seed, topics };
+            source.check_generated()?;
+            return Ok(source);
         }
         if let Some(n) = s.strip_prefix("synthetic:") {
             let records: usize = n
                 .parse()
                 .with_context(|| format!("'{s}': expected synthetic:RECORDS"))?;
-            let most = crate::data::synthetic::MAX_RECORDS;
-            if !(1..=most).contains(&records) {
-                bail!("'{s}': the synthetic corpus has 1 to {most} records");
-            }
-            return Ok(Self::Synthetic { seed, records });
+            let source = Self::Synthetic { seed, records };
+            source.check_generated()?;
+            return Ok(source);
         }
         Ok(Self::File { path: s.into() })
+    }
+
+    /// A generated corpus within its generator's sizes, as parsed or as a checkpoint recorded
+    /// it (a `config.json` naming 10¹² records was built until memory ran out). Topics: the
+    /// range of `corpus-gen --topics` (the generator has 8 topics of real words).
+    pub fn check_generated(&self) -> Result<()> {
+        let most = crate::data::synthetic::MAX_RECORDS;
+        match self {
+            Self::Synthetic { records, .. } if !(1..=most).contains(records) => {
+                bail!("synthetic:{records}: the synthetic corpus has 1 to {most} records")
+            }
+            Self::Topics { topics, .. } if !(2..=MAX_TOPICS).contains(topics) => {
+                bail!("topics:{topics}: the topic corpus has 2 to {MAX_TOPICS} topics")
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Short human label.
@@ -152,9 +165,7 @@ pub fn prepare_corpus(
     let (text, targets, lexicon) = match source {
         CorpusSource::File { path } => (read_corpus_noting(path, &mut warnings)?, Vec::new(), None),
         CorpusSource::Synthetic { seed, records } => {
-            if *records == 0 {
-                bail!("the synthetic corpus needs at least one record");
-            }
+            source.check_generated()?;
             let corpus = SyntheticCorpus::generate(&SyntheticSpec {
                 seed: *seed,
                 num_records: *records,
@@ -164,6 +175,7 @@ pub fn prepare_corpus(
             (corpus.text, corpus.pointer_targets, Some(lex))
         }
         CorpusSource::Topics { seed, topics } => {
+            source.check_generated()?;
             let corpus = topic_corpus(*seed, *topics);
             let lex = Lexicon::from_pairs(
                 &corpus
@@ -374,24 +386,5 @@ pub fn sample_text(training: &serde_json::Value) -> Option<String> {
             .next()
             .map(|l| l.split(' ').take(48).collect::<Vec<_>>().join(" ")),
         CorpusSource::File { .. } => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_bundled_file_is_the_programs_own_copy_not_one_under_the_current_folder() {
-        // Tests run in the package root, so the relative path exists from here too: a user
-        // path is taken as given, a bundled one from the program's tree.
-        let rel = Path::new("sample_models/tiny-clinical");
-        assert_eq!(asset_path(rel), rel);
-        let own = bundled_path(rel);
-        assert!(own.is_absolute() && own.ends_with(rel), "{}", own.display());
-        assert!(own.starts_with(env!("CARGO_MANIFEST_DIR")));
-        // Nothing bundled by that name: as given.
-        let other = Path::new("no/such/sample");
-        assert_eq!(bundled_path(other), other);
     }
 }

@@ -134,3 +134,25 @@ pub fn judge(
         Ok(Some(said))
     }
 }
+
+/// Documents the base's tokenizer mostly cannot read are refused, as `train`, `eval` and
+/// `capture` refuse such text (Chinese on a character model was routed as 100% `?`), with a
+/// warning above 5%.
+pub fn readable_documents(
+    spec: &crate::data::tokenizer::TokenizerSpec,
+    texts: &[(String, String)],
+    docs: &std::path::Path,
+) -> Result<(), anyhow::Error> {
+    let all = texts
+        .iter()
+        .map(|(_, t)| t.as_str())
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let ids = spec.build()?.encode(&all);
+    let what = format!("the documents in {}", docs.display());
+    let said = judge(&all, spec, &ids, &what, false).map_err(anyhow::Error::msg)?;
+    if let Some(w) = said {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
+}

@@ -79,18 +79,29 @@ pub fn capture_csv(cap: &Capture, tokens: &[String]) -> String {
 }
 
 /// The JSON document of a capture (tokens, summary numbers and every head's matrices).
+/// Indented when small; a capture whose indented text would pass [`PRETTY_JSON_BYTES`] is
+/// written on one line (a number then takes about 12 bytes, not 24: indentation was most of
+/// the 0.9 GB a review's 8,192-token capture wrote).
 pub fn capture_json(cap: &Capture, tokens: &[String]) -> Result<String> {
-    Ok(serde_json::to_string_pretty(&CaptureDoc {
+    let doc = CaptureDoc {
         tokens: tokens.to_vec(),
         mean_entropy_bits: cap.mean_entropy_bits(None),
         mean_off_block_mass: cap.mean_off_block_mass(None),
         capture: cap,
-    })?)
+    };
+    Ok(if json_on_one_line(cap) {
+        serde_json::to_string(&doc)?
+    } else {
+        serde_json::to_string_pretty(&doc)?
+    })
 }
 
+/// Largest capture written as indented JSON (64 MiB, estimated by [`capture_text_bytes`]).
+pub const PRETTY_JSON_BYTES: u64 = 64 << 20;
+
 /// About how many bytes a capture's text takes: a CSV row per visible kept cell (its ids, two
-/// tokens, two block names and four numbers: about 100 bytes), or in pretty JSON about 24
-/// bytes a number (every kept weight, per-row summary, block mass and logit).
+/// tokens, two block names and four numbers: about 100 bytes), or in JSON about 24 bytes a
+/// number indented, 12 on one line (every kept weight, per-row summary, block mass and logit).
 pub fn capture_text_bytes(cap: &Capture, csv: bool) -> u64 {
     let n = |v: usize| v as u64;
     if csv {
@@ -101,13 +112,25 @@ pub fn capture_text_bytes(cap: &Capture, csv: bool) -> u64 {
         let visible = if cap.causal { cells / 2 } else { cells };
         return visible.saturating_mul(100);
     }
-    let numbers = cap.heads.iter().fold(n(cap.logits.len()), |acc, h| {
+    let numbers = json_numbers(cap);
+    numbers.saturating_mul(if json_on_one_line(cap) { 12 } else { 24 })
+}
+
+/// Numbers in a capture's JSON: every kept weight, per-row summary, block mass and logit.
+fn json_numbers(cap: &Capture) -> u64 {
+    let n = |v: usize| v as u64;
+    cap.heads.iter().fold(n(cap.logits.len()), |acc, h| {
         acc.saturating_add(n(h.attention.len()
             + h.block_mass.len()
             + h.off_block_mass.len()))
             .saturating_add(n(h.entropy_bits.len() + h.margin.len()))
-    });
-    numbers.saturating_mul(24)
+    })
+}
+
+/// Whether a capture's JSON is written on one line: indented (about 24 bytes a number) it
+/// would pass [`PRETTY_JSON_BYTES`]; on one line a number takes about 12 (`0.012345678,`).
+fn json_on_one_line(cap: &Capture) -> bool {
+    json_numbers(cap).saturating_mul(24) > PRETTY_JSON_BYTES
 }
 
 /// Refuse to build a capture's text above the capture memory limit
@@ -133,8 +156,23 @@ pub fn check_capture_text(cap: &Capture, csv: bool) -> Result<()> {
     Ok(())
 }
 
-/// Write `contents` to `path` via a temporary sibling and a rename.
+/// Write `contents` to `path` via a temporary sibling and a rename. A path that is a device,
+/// a FIFO or a socket (`-o /dev/null`, `-o /dev/stdout`) is written in place: the rename put a
+/// regular file where `/dev/null` stood, for every program, when run as root. A link to a
+/// file is followed, so the link stays and its file is replaced.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() && !meta.is_dir() {
+            return std::fs::write(path, contents)
+                .with_context(|| format!("writing {}", path.display()));
+        }
+    }
+    let linked = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    let resolved = match linked {
+        true => std::fs::canonicalize(path).ok(),
+        false => None,
+    };
+    let path = resolved.as_deref().unwrap_or(path);
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
@@ -144,7 +182,14 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(&tmp, contents).with_context(|| format!("writing {}", path.display()))?;
+    // A file replaced keeps its permissions (a report kept private at 600 came back 644).
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = std::fs::set_permissions(&tmp, meta.permissions());
+    }
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing {}", path.display()));
+    }
     Ok(())
 }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod best;
 pub mod codelength;
 pub mod compare;
+pub mod copies;
 pub mod corpus;
 pub mod coverage;
 pub mod export;

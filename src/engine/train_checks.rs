@@ -46,3 +46,24 @@ pub(crate) fn check_steps_left(dir: &str, steps: usize, done: usize) -> Result<(
     }
     Ok(())
 }
+
+/// The training record of a checkpoint to resume: `None` when it has none (counted from step
+/// 0, with a note); an error when it cannot be read (a malformed one restarted at step 0 and
+/// trained every step again, unsaid).
+pub(crate) fn resumed_record<T: serde::de::DeserializeOwned>(
+    training: &serde_json::Value,
+    dir: &str,
+) -> Result<Option<T>> {
+    if training.is_null() {
+        eprintln!("note: {dir}: config.json records no training: resuming counts from step 0");
+        return Ok(None);
+    }
+    serde_path_to_error::deserialize(training.clone())
+        .map(Some)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{dir}: the \"training\" record in config.json cannot be read ({e}), so the steps \
+             it has trained are unknown (a resumed run would train them all again)"
+            )
+        })
+}

@@ -2,10 +2,11 @@
 //! model (fresh, from reference weights, or resumed), the step loop with a callback, periodic
 //! atomic checkpoints, and the final held-out evaluation.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::anchors::{anchor_report, AnchorReport};
@@ -14,7 +15,7 @@ use crate::engine::corpus::{
     build_blocks, prepare_corpus, BlockSpec, CorpusSource, PreparedCorpus, TokenizerKind,
 };
 use crate::engine::held_out::HeldOutPoint;
-use crate::engine::train_checks::{check_steps_left, checked_split};
+use crate::engine::train_checks::{check_steps_left, checked_split, resumed_record};
 use crate::model::blocks::BlockMap;
 use crate::model::checkpoint::{
     load_checkpoint, read_tensors, save_checkpoint, CheckpointMeta, CHECKPOINT_VERSION,
@@ -188,17 +189,15 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
         ),
         None => None,
     };
-    let corpus = prepare_corpus(&job.corpus, job.tokenizer, tok_spec.as_ref())?;
+    let mut corpus = prepare_corpus(&job.corpus, job.tokenizer, tok_spec.as_ref())?;
     let (train, val) = checked_split(&job.corpus.label(), job.train.seq_len, &corpus.stream)?;
+    let copies = crate::engine::copies::warn_copies(&train.ids, &val.ids, &job.corpus.label());
+    corpus.warnings.extend(copies);
     let mut held_out = Vec::new();
     let (model, blocks, step, opt_state) = match resumed {
         Some(ck) => {
-            let info: Option<TrainingInfo> = serde_json::from_value(ck.meta.training.clone()).ok();
-            let step = info.as_ref().map(|i| i.steps_done).unwrap_or(0);
-            check_steps_left(&dir_label(&job.resume), job.train.steps, step)?;
-            held_out = info.map(|i| i.held_out).unwrap_or_default();
-            held_out.retain(|p| p.step <= step);
-            let optimizer = ck.load_optimizer(device)?;
+            let (step, optimizer, curve) = resumed_state(job, &ck, device)?;
+            held_out = curve;
             (ck.model, ck.blocks, step, optimizer)
         }
         None => {
@@ -254,6 +253,31 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
     })
 }
 
+/// Adam moments by parameter name, as a checkpoint saves them.
+type OptimizerState = HashMap<String, Tensor>;
+
+/// A resumed checkpoint's steps done (checked), optimizer state and held-out curve.
+fn resumed_state(
+    job: &TrainJob,
+    ck: &crate::model::checkpoint::Checkpoint,
+    device: &Device,
+) -> Result<(usize, Option<OptimizerState>, Vec<HeldOutPoint>)> {
+    let dir = dir_label(&job.resume);
+    let info: Option<TrainingInfo> = resumed_record(&ck.meta.training, &dir)?;
+    let step = info.as_ref().map(|i| i.steps_done).unwrap_or(0);
+    check_steps_left(&dir, job.train.steps, step)?;
+    let held_out = info.map_or(Vec::new(), |i| i.held_out);
+    let held_out = held_out.into_iter().filter(|p| p.step <= step).collect();
+    let optimizer = ck.load_optimizer(device).with_context(|| {
+        format!(
+            "resuming {dir}: its optimizer state cannot be read; delete {} to resume with the \
+             optimizer started afresh",
+            crate::model::checkpoint::OPTIMIZER_FILE
+        )
+    })?;
+    Ok((step, optimizer, held_out))
+}
+
 fn dir_label(p: &Option<PathBuf>) -> String {
     p.as_ref()
         .map(|p| p.display().to_string())
@@ -289,6 +313,7 @@ impl Session {
             tokenizer: serde_json::to_value(&self.corpus.tokenizer_spec)?,
             training: serde_json::to_value(info)?,
             dial: DialSetting::default(),
+            weights_sha256: None,
         })
     }
 

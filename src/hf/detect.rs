@@ -124,6 +124,12 @@ pub enum DetectError {
         /// Its folder.
         dir: PathBuf,
     },
+    /// A pool of specialists (its `manifest.json`), not one model.
+    #[error(
+        "{0}: a pool of specialists (manifest.json), not one model: open one of its members \
+         (its base is {0}/base), or the pool itself in the studio's Specialists tab"
+    )]
+    Pool(PathBuf),
     /// A folder with nothing we open.
     #[error("{0}: no config.json, model.safetensors or .gguf file here. Supported: {SUPPORTED}")]
     Empty(PathBuf),
@@ -244,6 +250,9 @@ fn locate_folder(dir: &Path) -> Result<Located, DetectError> {
                 found,
             });
         }
+    }
+    if dir.join("manifest.json").exists() {
+        return Err(DetectError::Pool(dir.to_path_buf()));
     }
     let pickle = dir.join("pytorch_model.bin");
     if pickle.exists() {

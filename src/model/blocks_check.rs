@@ -214,7 +214,7 @@ fn check_names(names: &[String]) -> Result<(), InvalidBlocks> {
         if name.trim().is_empty() {
             return Err(InvalidBlocks::EmptyName(i));
         }
-        if let Some(found) = crate::files::hidden_in(name) {
+        if let Some(found) = crate::files::hidden_in_name(name) {
             return Err(InvalidBlocks::HiddenCharacter { index: i, found });
         }
         if !seen.insert(name.as_str()) {

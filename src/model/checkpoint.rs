@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::blocks::BlockMap;
 use crate::model::checkpoint_error::io_err;
 use crate::model::checkpoint_read::{check_meta, read_float_tensors, read_model_weights};
-pub use crate::model::checkpoint_read::{recorded_token_count, MAX_WEIGHTS_BYTES};
+pub use crate::model::checkpoint_read::{recorded_token_count, sha256_hex, MAX_WEIGHTS_BYTES};
 use crate::model::config::ModelConfig;
 use crate::model::dial::DialSetting;
 use crate::model::transformer::LocalistModel;
@@ -39,6 +39,12 @@ pub struct CheckpointMeta {
     /// The inference dial saved with the model.
     #[serde(default)]
     pub dial: DialSetting,
+    /// SHA-256 (hex, as `sha256sum` prints it) of `model.safetensors`, written by
+    /// [`save_checkpoint`] and checked by [`load_checkpoint`]: a weight changed after saving
+    /// (a flipped byte keeps every value finite and every shape right) is refused instead of
+    /// being measured. Absent in checkpoints saved before it existed, which load unchecked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
 }
 
 /// A loaded checkpoint.
@@ -103,7 +109,8 @@ pub fn has_optimizer_state(dir: &Path) -> bool {
 }
 
 /// Write a checkpoint directory atomically (temp dir + rename). Weights holding NaN or ±inf
-/// are refused before anything is written, naming the tensor.
+/// are refused before anything is written, naming the tensor. `config.json` records the
+/// SHA-256 of the weights as written (whatever `meta.weights_sha256` held).
 pub fn save_checkpoint(
     dir: &Path,
     meta: &CheckpointMeta,
@@ -125,11 +132,17 @@ pub fn save_checkpoint(
         |p, e| io_err(p)(e),
         |tmp| {
             let weights: HashMap<String, Tensor> = model.params.tensors().into_iter().collect();
-            write_tensors(&tmp.join("model.safetensors"), &weights)?;
+            let weights_path = tmp.join("model.safetensors");
+            write_tensors(&weights_path, &weights)?;
             if let Some(opt) = optimizer {
                 write_tensors(&tmp.join(OPTIMIZER_FILE), opt)?;
             }
-            write_json(&tmp.join("config.json"), meta)?;
+            let bytes = crate::files::read_bytes(&weights_path, u64::MAX, "a weights file")?;
+            let meta = CheckpointMeta {
+                weights_sha256: Some(sha256_hex(&bytes)),
+                ..meta.clone()
+            };
+            write_json(&tmp.join("config.json"), &meta)?;
             write_json(&tmp.join("blocks.json"), blocks)
         },
     )
@@ -137,9 +150,10 @@ pub fn save_checkpoint(
 
 /// Load and check a checkpoint directory. Each file is checked before the next is read and
 /// before anything is allocated from it: `config.json` (sizes within
-/// [`LIMITS`](crate::model::config::LIMITS), finite dial, tokenizer no larger than the
+/// [`LIMITS`](crate::model::config::LIMITS), finite dial, tokenizer the size of the
 /// vocabulary), `blocks.json` (against the vocabulary and itself), then `model.safetensors`
-/// (header against the config and the file's size, F32 only, every value finite).
+/// (header against the config and the file's size, F32 only, every value finite, and the
+/// SHA-256 `config.json` recorded when it was saved).
 pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint, CheckpointError> {
     let cfg_path = dir.join("config.json");
     let meta: CheckpointMeta = read_json(&cfg_path, "a checkpoint's config")?;
@@ -150,6 +164,17 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint, Checkp
         meta.version,
         &cfg_path,
     )?;
+    if let Some(sha) = &meta.weights_sha256 {
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(CheckpointError::Invalid {
+                path: cfg_path,
+                message: format!(
+                    "weights_sha256 {sha:?} is not a SHA-256 (64 hex digits); delete the line \
+                     to load the weights unchecked"
+                ),
+            });
+        }
+    }
     let blocks_path = dir.join("blocks.json");
     let blocks: BlockMap = read_json(&blocks_path, "a checkpoint's block map")?;
     blocks
@@ -159,7 +184,13 @@ pub fn load_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint, Checkp
             message: format!("{e} (config.json: vocab_size {})", meta.model.vocab_size),
         })?;
     let w_path = dir.join("model.safetensors");
-    let tensors = read_model_weights(&w_path, &meta.model, blocks.num_blocks(), device)?;
+    let tensors = read_model_weights(
+        &w_path,
+        &meta.model,
+        blocks.num_blocks(),
+        meta.weights_sha256.as_deref(),
+        device,
+    )?;
     let model = LocalistModel::from_tensors(&meta.model, &tensors, blocks.num_blocks(), device)
         .map_err(|cause| CheckpointError::Model {
             path: w_path.clone(),

@@ -2,7 +2,7 @@
 //!
 //! `config.json` is checked first, before anything is sized from it: the model's shape within
 //! [`LIMITS`](crate::model::config::LIMITS), the saved dial finite and in range, the recorded
-//! tokenizer no larger than `vocab_size`. `model.safetensors` is then checked by its header
+//! tokenizer of `vocab_size` tokens. `model.safetensors` is then checked by its header
 //! alone (read without the data): F32 tensors, each named once, exactly the tensors and shapes
 //! the config implies, offsets inside the file. Only then is the data read, and every value
 //! must be finite.
@@ -63,6 +63,15 @@ pub(crate) fn check_meta(
                  ids past {} have no embedding row",
                 model.vocab_size,
                 model.vocab_size.saturating_sub(1)
+            )));
+        }
+        // A model is trained with its tokenizer's vocabulary: fewer tokens means another
+        // model's tokenizer (a character one on a word model captured nonsense unsaid).
+        if tokens < model.vocab_size {
+            return Err(invalid(format!(
+                "the tokenizer it records has {tokens} tokens but model.vocab_size is {}: it is \
+                 not the tokenizer this model was trained with",
+                model.vocab_size
             )));
         }
     }
@@ -140,17 +149,46 @@ fn read_header(path: &Path, limit: u64, allowed: &[DType]) -> Result<Header, Che
     parse_header(&prefix, size, allowed).map_err(|e| tensors(e.to_string()))
 }
 
-/// Read the data of a checked header and build its tensors (values must be finite).
+/// SHA-256 of `bytes` as lowercase hex (what `sha256sum` prints).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Read the data of a checked header and build its tensors (values must be finite); then,
+/// when `sha256` is given, the file's bytes must hash to it (checked after the structure, so a
+/// truncated file or a NaN is named as such, and the hash catches what they cannot).
 fn read_data(
     path: &Path,
     header: &Header,
+    sha256: Option<&str>,
     device: &Device,
 ) -> Result<HashMap<String, Tensor>, CheckpointError> {
     let bytes = crate::files::read_bytes(path, MAX_WEIGHTS_BYTES.max(1), "a weights file")?;
-    load_tensors(&bytes, header, device).map_err(|e| CheckpointError::Tensors {
+    let tensors = load_tensors(&bytes, header, device).map_err(|e| CheckpointError::Tensors {
         path: path.to_path_buf(),
         message: e.to_string(),
-    })
+    })?;
+    if let Some(recorded) = sha256 {
+        let found = sha256_hex(&bytes);
+        if !found.eq_ignore_ascii_case(recorded.trim()) {
+            return Err(CheckpointError::Invalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "its SHA-256 ({}…) is not the one config.json recorded when it was saved \
+                     ({}…): the weights were changed or damaged since. Restore the file from a \
+                     copy, or delete \"weights_sha256\" from config.json if the change was on \
+                     purpose",
+                    found.get(..12).unwrap_or(&found),
+                    recorded.get(..12).unwrap_or(recorded)
+                ),
+            });
+        }
+    }
+    Ok(tensors)
 }
 
 /// Read a safetensors file whose tensors must have one of the `allowed` dtypes.
@@ -160,16 +198,18 @@ pub(crate) fn read_float_tensors(
     allowed: &[DType],
 ) -> Result<HashMap<String, Tensor>, CheckpointError> {
     let header = read_header(path, MAX_WEIGHTS_BYTES, allowed)?;
-    read_data(path, &header, device)
+    read_data(path, &header, None, device)
 }
 
 /// Read a checkpoint's `model.safetensors` for `cfg` (already validated): the header must
 /// list exactly the tensors the config implies (anchor keys for `num_blocks` blocks optional,
-/// but all layers or none), in F32 with the config's shapes, before the data is read.
+/// but all layers or none), in F32 with the config's shapes, before the data is read; the
+/// file must hash to `sha256` when config.json recorded one.
 pub(crate) fn read_model_weights(
     path: &Path,
     cfg: &ModelConfig,
     num_blocks: usize,
+    sha256: Option<&str>,
     device: &Device,
 ) -> Result<HashMap<String, Tensor>, CheckpointError> {
     let header = read_header(path, MAX_WEIGHTS_BYTES, &[DType::F32])?;
@@ -213,5 +253,5 @@ pub(crate) fn read_model_weights(
             ),
         });
     }
-    read_data(path, &header, device)
+    read_data(path, &header, sha256, device)
 }

@@ -181,6 +181,29 @@ pub struct Rule {
     pub boost: Option<(Vec<Name>, f64)>,
     /// A block the rule declares, with its tokens (asks recruitment for it).
     pub new_block: Option<(Name, Vec<Name>)>,
+    /// Where its clauses were written, for errors found after parsing (not in JSON).
+    #[serde(skip)]
+    pub at: ClausePos,
+}
+
+/// Where a rule's `when`, `target`, `layers` and `heads` clauses were written (0:0 when unknown
+/// or absent). Like [`Name`]'s position it takes no part in equality.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClausePos {
+    /// The `when` clause.
+    pub when: Pos,
+    /// The `target` clause.
+    pub target: Pos,
+    /// The `layers` clause.
+    pub layers: Pos,
+    /// The `heads` clause.
+    pub heads: Pos,
+}
+
+impl PartialEq for ClausePos {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// A rule file.

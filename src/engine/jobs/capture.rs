@@ -33,9 +33,9 @@ pub fn capture_text(path: &Path, text: &str, dial: &DialSetting) -> Result<TextC
 
 /// [`capture_text`] keeping what `plan` asks for (streamed: summaries of every head, the
 /// attention of the chosen heads, rows and keys; no logits). Without a plan, a text of up to
-/// [`STUDIO_GRID`] tokens is captured densely with its logits, and a longer one streamed with
-/// [`CapturePlan::studio`] (every head pooled to a grid of at most that side), so the output
-/// stays bounded.
+/// [`STUDIO_GRID`] tokens is captured densely with its logits, and a longer one streamed
+/// (every head pooled to a grid of at most [`default_grid`] a side), so the output stays
+/// bounded.
 pub fn capture_text_with(
     path: &Path,
     text: &str,
@@ -68,8 +68,16 @@ pub fn capture_text_with(
     let max = model.dims().max_len;
     let truncated_from = (ids.len() > max).then_some(ids.len());
     ids.truncate(max);
-    let studio = CapturePlan::studio();
-    let plan = plan.or((ids.len() > STUDIO_GRID).then_some(&studio));
+    let long = CapturePlan {
+        max_grid: default_grid(model.dims().layers * model.dims().heads),
+        ..CapturePlan::studio()
+    };
+    let defaulted = plan.is_none() && ids.len() > STUDIO_GRID;
+    let plan = plan.or(defaulted.then_some(&long));
+    let note = match (defaulted, note) {
+        (true, n) => Some(n.map_or(String::new(), |n| n + "\n") + &long_note(ids.len(), &long)),
+        (false, n) => n,
+    };
     let cap = match plan {
         Some(plan) => {
             let layers = model.dims().layers;
@@ -97,6 +105,27 @@ pub fn capture_text_with(
     })
 }
 
+/// Attention cells a capture of a long text keeps over all heads when no option chose what to
+/// keep (2²² ≈ 4.2 million: the tiny models keep 256 × 256 a head, SmolLM2's 270 heads 124 ×
+/// 124, so its JSON at 8,192 tokens is mostly the per-row summaries every head keeps).
+pub const DEFAULT_CELLS: usize = 1 << 22;
+
+/// The grid side of a long text's default capture for a model of `heads` heads in all: at most
+/// [`STUDIO_GRID`], at least 32, and about [`DEFAULT_CELLS`] cells over all heads.
+pub fn default_grid(heads: usize) -> usize {
+    let side = (DEFAULT_CELLS as f64 / heads.max(1) as f64).sqrt() as usize;
+    side.clamp(32, STUDIO_GRID)
+}
+
+/// What a long text's default capture kept, and how to choose otherwise.
+fn long_note(t: usize, plan: &CapturePlan) -> String {
+    format!(
+        "note: {t} tokens: every head's summaries kept, and its attention pooled to at most {g} \
+         × {g} cells; --heads, --rows, --keys and --grid choose what to keep",
+        g = plan.max_grid
+    )
+}
+
 /// The text refused when most of it is unreadable to a checkpoint's tokenizer (as `train` and
 /// `eval` refuse it: a capture of `?` or `<unk>` only says nothing of the text), and a warning
 /// when part of it is.
@@ -112,4 +141,31 @@ pub(crate) fn readable(
     let said = crate::engine::coverage::judge(text, &spec, ids, "the text", false)
         .map_err(anyhow::Error::msg)?;
     Ok(said.map(|s| format!("warning: {s}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_texts_default_grid_keeps_about_the_same_cells_whatever_the_heads() {
+        assert_eq!(default_grid(8), STUDIO_GRID);
+        assert_eq!(default_grid(64), STUDIO_GRID);
+        // SmolLM2: 30 layers of 9 heads.
+        assert_eq!(default_grid(270), 124);
+        assert!(270 * default_grid(270).pow(2) <= DEFAULT_CELLS);
+        assert_eq!(default_grid(1_000_000), 32);
+        assert_eq!(default_grid(0), STUDIO_GRID);
+        let note = long_note(
+            8192,
+            &CapturePlan {
+                max_grid: 124,
+                ..CapturePlan::studio()
+            },
+        );
+        assert!(
+            note.contains("124 × 124") && note.contains("--grid"),
+            "{note}"
+        );
+    }
 }

@@ -114,8 +114,12 @@ fn evaluate_checkpoint(job: &EvalJob, ck: &Checkpoint, tok: &dyn Tokenizer) -> R
         .dials
         .iter()
         .map(|dial| {
-            evaluate(&ck.model, &ck.blocks, &stream, dial, seq, job.windows, 16)
-                .with_context(|| format!("evaluating {}", job.model.display()))
+            evaluate(&ck.model, &ck.blocks, &stream, dial, seq, job.windows, 16).with_context(
+                || match &job.corpus {
+                    Some(c) => format!("evaluating {} on {c}", job.model.display()),
+                    None => format!("evaluating {}", job.model.display()),
+                },
+            )
         })
         .collect::<Result<Vec<_>>>()?;
     let rules = match &job.rules {
@@ -162,7 +166,16 @@ pub fn held_out_stream(
     corpus: Option<&str>,
     dir: &Path,
 ) -> Result<(TokenStream, usize)> {
-    let info: Option<TrainingInfo> = serde_json::from_value(meta.training.clone()).ok();
+    // A training record that cannot be read is named, not taken for "none recorded".
+    let info: Option<TrainingInfo> = match serde_path_to_error::deserialize(meta.training.clone()) {
+        Ok(info) => Some(info),
+        Err(e) if corpus.is_none() && !meta.training.is_null() => anyhow::bail!(
+            "{}: the \"training\" record in config.json cannot be read ({e}), so its training \
+             corpus is unknown: pass --corpus to evaluate on a text of your choice",
+            dir.display()
+        ),
+        Err(_) => None,
+    };
     let tok: TokenizerSpec = serde_json::from_value(meta.tokenizer.clone())
         .with_context(|| format!("{}: tokenizer in config.json", dir.display()))?;
     let (source, held_out_only) = match (corpus, &info) {
@@ -181,6 +194,14 @@ pub fn held_out_stream(
     };
     let corpus = prepare_corpus(&source, TokenizerKind::Char, Some(&tok))?;
     let recorded = info.as_ref().map_or("", |i| i.corpus_sha256.as_str());
+    if held_out_only && recorded.is_empty() {
+        eprintln!(
+            "warning: {}: config.json records no SHA-256 of its training corpus, so {} cannot \
+             be checked to be the text it was trained on",
+            dir.display(),
+            source.label()
+        );
+    }
     if held_out_only && !recorded.is_empty() && recorded != corpus.sha256 {
         // Its held-out tenth would be another text's, shown as the model's own.
         anyhow::bail!(
@@ -193,11 +214,21 @@ pub fn held_out_stream(
         );
     }
     let stream = if held_out_only {
-        corpus.stream.split_at(train_split(corpus.stream.len())).1
+        let (train, held) = corpus.stream.split_at(train_split(corpus.stream.len()));
+        crate::engine::copies::warn_copies(&train.ids, &held.ids, &source.label());
+        held
     } else {
         corpus.stream.clone()
     };
     let seq = info.map(|i| i.config.seq_len).unwrap_or(max_seq_len);
+    // A window of one token attends to itself alone: entropy 0 and PF 1, read as perfect.
+    if !(2..=max_seq_len).contains(&seq) {
+        anyhow::bail!(
+            "{}: config.json records training windows of {seq} tokens (training.config.seq_len), \
+             outside 2..={max_seq_len} (the model's positions)",
+            dir.display()
+        );
+    }
     Ok((stream, seq))
 }
 

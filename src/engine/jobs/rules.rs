@@ -46,6 +46,7 @@ pub fn shape_of(dims: &ModelDims) -> ModelShape {
         layers: dims.layers,
         heads: dims.heads,
         positions: dims.max_len,
+        causal: dims.causal,
     }
 }
 

@@ -161,6 +161,7 @@ impl PoolRun {
             return Self::open_adapted(job, &texts);
         }
         let (mut pool, docs) = Pool::from_checkpoint(&job.base, &texts)?;
+        crate::engine::coverage::readable_documents(&pool.tokenizer, &texts, &job.docs)?;
         if let Some(base) = pool.specialists.first() {
             check_fine_tuning(&job.config, &base.model)?;
         }
@@ -214,6 +215,21 @@ impl PoolRun {
     /// Number of documents.
     pub fn documents(&self) -> usize {
         self.docs.len()
+    }
+
+    /// Why no new specialist can be tried on these documents, when that is so: one is split
+    /// off a specialist's documents at a gap in bits per token, with two on each side.
+    pub fn limits_note(&self) -> Option<String> {
+        let least = crate::train::specialists::MIN_SPLIT_DOCUMENTS;
+        (self.docs.len() < least).then(|| {
+            format!(
+                "{} document{}: a new specialist is split off at least {least} (two on each \
+                 side of a gap in bits per token), so none will be tried, only re-routing and \
+                 blocks. Give more documents: one per line, or a --separator line between them",
+                self.docs.len(),
+                if self.docs.len() == 1 { "" } else { "s" }
+            )
+        })
     }
 
     /// Tokens over all documents.

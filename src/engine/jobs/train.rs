@@ -35,8 +35,11 @@ pub struct TrainSummary {
     pub device: String,
     /// The step of the weights the run ended on.
     pub steps: usize,
-    /// Steps run (more than `steps` when `keep_best` went back to an earlier step).
+    /// Steps run (more than `steps` when `keep_best` went back to an earlier step), counted
+    /// from the start of the model's training.
     pub steps_run: usize,
+    /// The step this run started at (0, or a resumed checkpoint's steps).
+    pub started_at: usize,
     /// Held-out evaluation at λ_inf = 0.
     pub eval: EvalReport,
     /// Recruitment's summary, when the job recruited.
@@ -72,6 +75,7 @@ pub fn train(
             .last()
             .map_or(0, |s| s.step + 1)
             .max(session.trainer.step),
+        started_at: session.history.first().map_or(0, |s| s.step),
         eval: outcome.eval.clone(),
         recruitment,
     })

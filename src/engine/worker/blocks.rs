@@ -104,6 +104,6 @@ fn rename_problem(blocks: &BlockMap, b: usize, name: &str) -> Option<String> {
     } else if b >= blocks.names.len() {
         Some(format!("there is no block {b}"))
     } else {
-        crate::files::hidden_in(name).map(|found| format!("the name holds {found}"))
+        crate::files::hidden_in_name(name).map(|found| format!("the name holds {found}"))
     }
 }

@@ -36,6 +36,10 @@ impl Worker {
             .map_err(|m| anyhow::anyhow!("{}: {m}", g.out.display()))?;
         let mut run = PoolRun::open(g.job.clone())?;
         let start = run.dl_total_bits();
+        let limits = run.limits_note();
+        if let Some(note) = &limits {
+            self.sink.job_status(format!("growing the pool: {note}"));
+        }
         let _cancellable = self.sink.cancellable();
         let sink = &self.sink;
         let (mut moves, mut accepted) = (0usize, 0usize);
@@ -71,6 +75,6 @@ impl Worker {
             run.documents(),
             run.dl_total_bits(),
             g.out.display()
-        ))
+        ) + &limits.map(|n| format!(" ({n})")).unwrap_or_default())
     }
 }

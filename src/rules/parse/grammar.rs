@@ -2,7 +2,7 @@
 //! (any order, each at most once; `when`, `target` and a strength are required). After an
 //! error the parser goes on at the next clause, so every error of a rule is reported.
 
-use crate::rules::ast::{Condition, Name, Pos, Rule, Scope, Strength, Target};
+use crate::rules::ast::{ClausePos, Condition, Name, Pos, Rule, Scope, Strength, Target};
 use crate::rules::keywords::{expected_clause, expected_condition, expected_target};
 use crate::rules::parse::lex::Tok;
 use crate::rules::parse::parser::{Bail, Parser, P};
@@ -47,6 +47,7 @@ struct Draft {
     boost: Option<(Vec<Name>, f64)>,
     new_block: Option<(Name, Vec<Name>)>,
     disabled: bool,
+    at: ClausePos,
 }
 
 impl Parser {
@@ -231,18 +232,22 @@ impl Parser {
             }
             "when" => {
                 self.open_clause(d.when.is_some(), pos, &w, id)?;
+                d.at.when = pos;
                 d.when = Some(self.conditions()?);
             }
             "target" => {
                 self.open_clause(d.target.is_some(), pos, &w, id)?;
+                d.at.target = pos;
                 d.target = Some(self.target()?);
             }
             "layers" => {
                 self.open_clause(d.layers.is_some(), pos, &w, id)?;
+                d.at.layers = pos;
                 d.layers = Some(self.scope("a layer")?);
             }
             "heads" => {
                 self.open_clause(d.heads.is_some(), pos, &w, id)?;
+                d.at.heads = pos;
                 d.heads = Some(self.scope("a head")?);
             }
             "bias" | "fidelity" => {
@@ -344,6 +349,7 @@ impl Parser {
                 forbid: d.forbid.unwrap_or_default(),
                 boost: d.boost,
                 new_block: d.new_block,
+                at: d.at,
             }),
             _ => Err(Bail),
         }

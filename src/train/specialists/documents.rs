@@ -17,23 +17,19 @@ pub struct Document {
 }
 
 /// Split text into documents: at every line that is `separator` (surrounding spaces aside)
-/// when one is given, else at blank lines; empty documents are dropped.
+/// when one is given, else at blank lines (a line of spaces or tabs is blank: it looks it);
+/// empty documents are dropped.
 pub fn split_documents(text: &str, separator: Option<&str>) -> Vec<String> {
-    let parts: Vec<String> = match separator.map(str::trim) {
-        Some(sep) => {
-            let mut parts = vec![String::new()];
-            for line in text.lines() {
-                if line.trim() == sep {
-                    parts.push(String::new());
-                } else if let Some(part) = parts.last_mut() {
-                    part.push_str(line);
-                    part.push('\n');
-                }
-            }
-            parts
+    let sep = separator.map(str::trim).unwrap_or("");
+    let mut parts = vec![String::new()];
+    for line in text.lines() {
+        if line.trim() == sep {
+            parts.push(String::new());
+        } else if let Some(part) = parts.last_mut() {
+            part.push_str(line);
+            part.push('\n');
         }
-        None => text.split("\n\n").map(str::to_string).collect(),
-    };
+    }
     parts
         .into_iter()
         .map(|p| p.trim().to_string())
@@ -52,10 +48,21 @@ fn read_document_file(path: &Path) -> Result<String> {
     }
 }
 
+/// A hidden file (`.name`, as a folder listing hides it) or a file manager's litter
+/// (`Thumbs.db`, `desktop.ini`): not a document.
+fn hidden_or_litter(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    name.starts_with('.') || name == "Thumbs.db" || name == "desktop.ini"
+}
+
 /// Most documents a pool routes (each is scored by every specialist).
 pub const MAX_DOCUMENTS: usize = 4096;
 
-/// Read documents: every file of a directory (sorted by name; sub-folders are skipped), or
+/// Read documents: every file of a directory (sorted by name; sub-folders, hidden files and a
+/// file manager's litter are skipped; `separator` is refused there), or
 /// the parts of one file. Each file is read as a corpus is (a regular UTF-8 text file under
 /// the corpus size limit, not empty, not binary); the error names the file.
 pub fn read_documents(path: &Path, separator: Option<&str>) -> Result<Vec<(String, String)>> {
@@ -63,8 +70,15 @@ pub fn read_documents(path: &Path, separator: Option<&str>) -> Result<Vec<(Strin
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .with_context(|| format!("reading {}", path.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| !p.is_dir())
+            .filter(|p| !p.is_dir() && !hidden_or_litter(p))
             .collect();
+        if separator.is_some() {
+            anyhow::bail!(
+                "{}: --separator splits one file into documents; in a folder each file is one \
+                 document (pass a file, or leave out --separator)",
+                path.display()
+            );
+        }
         files.sort();
         if files.len() > MAX_DOCUMENTS {
             anyhow::bail!(
@@ -125,5 +139,10 @@ mod tests {
         let text = "---\na b\n  ---  \nc d\n---\n\ne\n---";
         assert_eq!(split_documents(text, Some("---")), ["a b", "c d", "e"]);
         assert_eq!(split_documents("a\n\nb\n", None), ["a", "b"]);
+        // A line of spaces or a tab looks blank, and is.
+        assert_eq!(
+            split_documents("a\n  \nb\n\t\nc\n\n\n", None),
+            ["a", "b", "c"]
+        );
     }
 }

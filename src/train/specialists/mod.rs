@@ -48,3 +48,4 @@ pub use config::{PoolConfig, PoolMove, MAX_SPECIALISTS};
 pub use documents::{read_documents, split_documents, Document};
 pub use manifest::{read_manifest, Manifest, ManifestRoute, ManifestSpecialist, MANIFEST_FORMAT};
 pub use pool::{Pool, Specialist};
+pub use table::MIN_SPLIT_DOCUMENTS;

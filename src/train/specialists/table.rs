@@ -4,6 +4,10 @@
 
 use crate::train::specialists::documents::Document;
 
+/// Documents a specialist must serve before a new one can be split off from it: two on each
+/// side of the gap in bits per token (fewer, and no specialist move is ever tried).
+pub const MIN_SPLIT_DOCUMENTS: usize = 4;
+
 /// A cluster a new specialist could serve: per specialist, its documents split at the largest
 /// gap in bits per token (needs two documents on each side); the side coded worse is offered
 /// first and, once that is on `tabu`, the side coded better (a specialist that already codes a
@@ -27,7 +31,7 @@ pub(crate) fn worst_coded_cluster(
                 Some((bits.get(d)?.get(j)? / n, d))
             })
             .collect();
-        if rate.len() < 4 {
+        if rate.len() < MIN_SPLIT_DOCUMENTS {
             continue;
         }
         rate.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -110,7 +114,7 @@ pub(crate) fn routing_markdown(
     }
     s.push_str("---|\n");
     for (d, doc) in docs.iter().enumerate() {
-        s.push_str(&format!("| {} | {} |", doc.name, doc.ids.len()));
+        s.push_str(&format!("| {} | {} |", cell(&doc.name), doc.ids.len()));
         for b in bits.get(d).into_iter().flatten() {
             s.push_str(&format!(" {b:.0} |"));
         }
@@ -122,6 +126,18 @@ pub(crate) fn routing_markdown(
         s.push_str(&format!(" {to} |\n"));
     }
     s
+}
+
+/// A file name as a Markdown table cell: `|` escaped, control characters (a newline, a
+/// terminal escape) written as escapes, so a name cannot break the table or the terminal.
+fn cell(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            '|' => "\\|".to_string(),
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 /// What a merge or prune of specialist `name` says in the log (a prune when no document is
@@ -154,4 +170,21 @@ pub(crate) fn with_candidate(
         }
     }
     (bits, assignment)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_document_name_cannot_break_the_routing_table() {
+        assert_eq!(cell("a|b\nc\u{1b}[31m"), "a\\|b\\nc\\u{1b}[31m");
+        let docs = [Document {
+            name: "x|y".into(),
+            ids: vec![1, 2],
+        }];
+        let table = routing_markdown(&["base".into()], &docs, &[vec![3.0]], &[0]);
+        assert!(table.contains("| x\\|y | 2 | 3 | base |"), "{table}");
+        assert_eq!(table.lines().count(), 3);
+    }
 }
