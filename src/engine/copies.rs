@@ -30,6 +30,14 @@ fn hash(run: &[u32]) -> u64 {
     })
 }
 
+/// The hash of the run one token on: `out` leaves it, `inn` joins it (`top` is BASE^(RUN−1)).
+fn roll(h: u64, top: u64, out: u32, inn: u32) -> u64 {
+    let (out, inn) = (u64::from(out) + 1, u64::from(inn) + 1);
+    h.wrapping_sub(out.wrapping_mul(top))
+        .wrapping_mul(BASE)
+        .wrapping_add(inn)
+}
+
 /// The share of held-out runs of [`RUN`] tokens (at most [`SAMPLES`] of them, evenly spaced)
 /// that occur word for word in `train`. `None` when either part is shorter than a run.
 pub fn copied_share(train: &[u32], held_out: &[u32]) -> Option<f64> {
@@ -52,12 +60,7 @@ pub fn copied_share(train: &[u32], held_out: &[u32]) -> Option<f64> {
     let mut h = hash(train.get(..RUN)?);
     for start in 0..=train.len() - RUN {
         if start > 0 {
-            let out = u64::from(train[start - 1]) + 1;
-            let inn = u64::from(train[start + RUN - 1]) + 1;
-            h = h
-                .wrapping_sub(out.wrapping_mul(top))
-                .wrapping_mul(BASE)
-                .wrapping_add(inn);
+            h = roll(h, top, train[start - 1], train[start + RUN - 1]);
         }
         let Some(list) = wanted.get(&h) else { continue };
         let run = &train[start..start + RUN];
@@ -132,12 +135,7 @@ mod tests {
         let mut h = hash(&train[..RUN]);
         let top = (0..RUN - 1).fold(1u64, |p, _| p.wrapping_mul(BASE));
         for s in 1..100 {
-            let out = u64::from(train[s - 1]) + 1;
-            let inn = u64::from(train[s + RUN - 1]) + 1;
-            h = h
-                .wrapping_sub(out.wrapping_mul(top))
-                .wrapping_mul(BASE)
-                .wrapping_add(inn);
+            h = roll(h, top, train[s - 1], train[s + RUN - 1]);
             assert_eq!(h, hash(&train[s..s + RUN]));
         }
     }

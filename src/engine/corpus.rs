@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::data::corpus::read_corpus_noting;
 use crate::data::lexicon::Lexicon;
@@ -148,11 +147,8 @@ pub fn topic_corpus(seed: u64, topics: usize) -> TopicCorpus {
     })
 }
 
-/// Hex SHA-256 of bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
+/// Hex SHA-256 of bytes (one function for checkpoints, corpora and audits).
+pub use crate::model::checkpoint::sha256_hex;
 
 /// Load and tokenize a corpus. `tokenizer` may be given (a checkpoint's) to reuse its ids. A
 /// text the tokenizer mostly cannot represent is refused (see [`super::coverage`]).
