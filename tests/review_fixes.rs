@@ -674,3 +674,48 @@ fn a_resume_whose_training_record_cannot_be_read_stops() {
     ]);
     common::assert_fails_with(&o, &["config.json", "\"training\" record", "steps_done"]);
 }
+
+/// A run on one block says that its ε and PF say nothing (eval said so, train did not), and
+/// an unknown block in a rule lists the model's block names as a rule writes them (it said
+/// "see the Blocks tab", on the command line too).
+#[test]
+fn a_one_block_run_is_warned_and_unknown_blocks_list_the_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = localist(&[
+        "train",
+        "--corpus",
+        "assets/corpora/shakespeare_1mb.txt",
+        "--blocks",
+        "single",
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--seq",
+        "32",
+        "--eval-every",
+        "0",
+        "--out",
+        dir.path().join("one").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ε reads 0 and PF 1"), "{}", stderr(&o));
+    let rules = dir.path().join("r.rules");
+    std::fs::write(
+        &rules,
+        "rule r \"\"\n  when query.block = dose\n  target block drug\n  bias 1\nend\n",
+    )
+    .unwrap();
+    let o = localist(&[
+        "rules",
+        "check",
+        rules.to_str().unwrap(),
+        "-c",
+        "sample_models/tiny-shakespeare-l1",
+    ]);
+    common::assert_fails_with(
+        &o,
+        &["unknown block \"dose\"", "\"window 0-7\", \"window 8-15\""],
+    );
+    assert!(!stderr(&o).contains("Blocks tab"), "{}", stderr(&o));
+}

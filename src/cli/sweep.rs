@@ -94,6 +94,12 @@ impl SweepArgs {
 /// Run every model of the sweep, with a progress bar, and return its rows.
 pub fn rows(args: &SweepArgs) -> Result<Vec<SweepRow>> {
     let job = args.train_args().job()?;
+    if matches!(job.blocks, Some(crate::engine::corpus::BlockSpec::Single)) {
+        eprintln!(
+            "warning: --blocks single holds every token in one block: every key is in the \
+             query's own block, so ε reads 0 and PF 1 at every λ whatever the models do"
+        );
+    }
     let n_models = args.lambdas.iter().filter(|&&l| l > 0.0).count() + 1;
     let pb = progress_bar(n_models * args.train.steps, false);
     let mut started = Instant::now();
@@ -119,7 +125,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
     crate::engine::jobs::sweep::check_grid(&args.lambdas)?;
     if args.out_dir.exists() && !args.out_dir.is_dir() {
         bail!(
-            "--out-dir {}: is a file, not a folder; the sweep writes a folder of models there",
+            "--out-dir {}: is a file, not a folder; the sweep writes sweep.csv and sweep.md there",
             args.out_dir.display()
         );
     }

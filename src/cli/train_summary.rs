@@ -83,6 +83,9 @@ pub fn print_summary(
             .map(|p| format!(", PF vs true targets {p:.4}"))
             .unwrap_or_default()
     );
+    if let Some(why) = &s.degenerate {
+        eprintln!("warning: {}: {why}", out.display());
+    }
     if let Some(rec) = &s.recruitment {
         println!(
             "recruitment: {} rounds, {} accepted moves, {} blocks: {}{}",

@@ -214,12 +214,20 @@ impl Resolver<'_> {
         if let Some((name, ids)) = self.declared.iter().find(|(x, _)| x == &n.text) {
             return Some(BlockRef::Declared(name.clone(), ids.clone()));
         }
+        // The names as a rule writes them (quoted: a name with a space needs its quotes), in
+        // the command line and the studio alike (it said "see the Blocks tab" in both).
+        // ("unassigned" is no target: it is left out, as the suggestions leave it out.)
+        let names = &self.blocks.names;
+        let named: Vec<&String> = names.iter().filter(|b| *b != "unassigned").collect();
+        let listed: Vec<String> = named.iter().take(6).map(|b| format!("{b:?}")).collect();
+        let more = if named.len() > 6 { ", …" } else { "" };
         self.errors.push(err(
             n.pos,
             format!(
-                "unknown block {:?}; {}: see the Blocks tab), or declare it with `new block`",
+                "unknown block {:?}; {}: {}{more}), or declare it with `new block`",
                 n.text,
-                crate::rules::suggest::did_you_mean(&n.text, &self.blocks.names, "blocks")
+                crate::rules::suggest::did_you_mean(&n.text, names, "blocks"),
+                listed.join(", ")
             ),
         ));
         None

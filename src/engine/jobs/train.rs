@@ -44,6 +44,8 @@ pub struct TrainSummary {
     pub eval: EvalReport,
     /// Recruitment's summary, when the job recruited.
     pub recruitment: Option<RecruitSummary>,
+    /// Why the final map's ε and PF say nothing, when it holds every token in one block.
+    pub degenerate: Option<String>,
 }
 
 /// Run `job` on the default device; `on_step` hears every step (return false to stop) and
@@ -78,6 +80,7 @@ pub fn train(
         started_at: session.history.first().map_or(0, |s| s.step),
         eval: outcome.eval.clone(),
         recruitment,
+        degenerate: session.blocks().degenerate(),
     })
 }
 
