@@ -505,6 +505,53 @@ fn communities_blocks_are_the_lexicon_categories_of_the_clinical_corpus() {
     );
 }
 
+/// `<unk>` stands for every word the model does not know; on a text where a quarter of the words
+/// are unknown it formed a community with the comma (`<unk>·,`). It stays unassigned.
+#[test]
+fn unknown_words_form_no_community() {
+    let dir = tempfile::tempdir().unwrap();
+    let syn = dir.path().join("syn");
+    let o = localist(&["synth", "--records", "2000", "-o", syn.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(syn.join("corpus.txt")).unwrap();
+    let mut n = 0u64;
+    let mangled: String = text
+        .split(' ')
+        .map(|w| {
+            n += 1;
+            if n.is_multiple_of(4) && !w.contains('\n') {
+                format!("zz{}", n * 7919 % 100_003)
+            } else {
+                w.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let corpus = dir.path().join("unknown.txt");
+    std::fs::write(&corpus, mangled).unwrap();
+    let out = dir.path().join("comm");
+    let o = localist(&[
+        "blocks",
+        "-c",
+        root().join("sample_models/tiny-clinical").to_str().unwrap(),
+        "--communities",
+        corpus.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("outside this model's vocabulary"),
+        "{}",
+        stderr(&o)
+    );
+    let blocks: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("blocks.json")).unwrap()).unwrap();
+    assert_eq!(blocks["token_block"][0], 0, "<unk> (id 0) in {blocks}");
+    let names = blocks["names"].to_string();
+    assert!(!names.contains("<unk>"), "{names}");
+}
+
 #[test]
 fn kmeans_blocks_and_synth_write_usable_outputs() {
     let dir = tempfile::tempdir().unwrap();
@@ -1162,6 +1209,10 @@ fn a_run_that_learns_a_small_corpus_by_heart_is_warned_and_keep_best_ends_on_its
         "{kept}"
     );
     assert!(kept.contains("trained 120 steps"), "{kept}");
+    assert!(
+        kept.contains("steady-state training speed:"),
+        "120 steps time 110 after the warm-up: {kept}"
+    );
     let steps = cfg["training"]["steps_done"].as_u64().unwrap();
     assert_eq!(serde_json::json!(steps), best["step"]);
     let ppl = cfg["training"]["final_eval"]["perplexity"]

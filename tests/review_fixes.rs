@@ -138,6 +138,13 @@ fn blocks_in_place_says_the_optimizer_state_is_removed_and_resume_says_it_restar
         err.contains("no optimizer state") && err.contains("optimizer restarts"),
         "{err}"
     );
+    // A resumed run counts its own steps: one step is no steady state to time.
+    let out_text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out_text.contains("trained 1 step (resumed at step 2, 3 in all)"),
+        "{out_text}"
+    );
+    assert!(!out_text.contains("steady-state"), "{out_text}");
     // A checkpoint that has its state resumes without the note.
     let o = localist(&[
         "train",
@@ -718,4 +725,27 @@ fn a_one_block_run_is_warned_and_unknown_blocks_list_the_names() {
         &["unknown block \"dose\"", "\"window 0-7\", \"window 8-15\""],
     );
     assert!(!stderr(&o).contains("Blocks tab"), "{}", stderr(&o));
+}
+
+/// A checkpoint's recorded training corpus is checked against its recorded SHA-256 before
+/// anything of the text is judged or quoted: a record pointing at another file (a hostile one
+/// could name any file the user can read) had a character of it quoted in a warning first.
+#[test]
+fn a_recorded_corpus_that_changed_is_refused_before_a_word_of_it_is_quoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, ck) = small_checkpoint(dir.path());
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "密码密码密码 hunter2 ".repeat(200)).unwrap();
+    let config = ck.join("config.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    meta["training"]["corpus"] = serde_json::json!({"kind": "File", "path": secret});
+    std::fs::write(&config, meta.to_string()).unwrap();
+    let o = localist(&["eval", "-c", ck.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("is not the text it was trained on"), "{err}");
+    for leaked in ["密", "hunter2", "outside the character tokenizer"] {
+        assert!(!err.contains(leaked), "{leaked:?} in {err}");
+    }
 }

@@ -730,3 +730,22 @@ fn numbers_in_scientific_notation_are_read_whole() {
     // Printed and parsed back unchanged.
     assert_eq!(parse_rules(&print_rules(&set)).unwrap(), set);
 }
+
+/// A decimal comma (`fidelity 0,9`, as many locales write it) is named as such at its column,
+/// not read as 0 and a stray comma; a comma between list items stays a list.
+#[test]
+fn a_decimal_comma_is_named_with_the_fix() {
+    let text = "rule a\n  when query.block = dose\n  target previous block drug\n  fidelity 0,9\nend\n\
+                rule b\n  when query.block = dose\n  target block drug\n  boost \"mg\" by 1,5\nend\n";
+    let errs = parse_rules(text).unwrap_err();
+    let msgs: Vec<String> = errs.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(msgs.len(), 2, "{msgs:#?}");
+    assert!(
+        msgs[0].starts_with("4:12: `0,9` has a decimal comma; write it with a point: 0.9"),
+        "{msgs:#?}"
+    );
+    assert!(msgs[1].contains("`1,5` has a decimal comma"), "{msgs:#?}");
+    let ok =
+        "rule c\n  when query.block = dose\n  target block drug\n  layers 0,1\n  bias 2\nend\n";
+    assert!(parse_rules(ok).is_ok());
+}

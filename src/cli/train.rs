@@ -336,9 +336,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let pb = progress_bar(job.train.steps, args.quiet);
     let started = Instant::now();
     let mut tokens = 0usize;
-    // Steady-state speed: timed from the end of step 10 (warm-up) to the last step.
+    // Steady-state speed: timed from the end of this run's 10th step (warm-up) to its last,
+    // and printed only when at least 10 steps were timed (a resumed run counts its own steps:
+    // it once timed from its first step, and a run of 11 steps printed one step's speed).
     let mut timed: Option<(Instant, usize)> = None;
     let mut steady_tps = None;
+    let mut seen = 0usize;
     if job.recruit.is_some() {
         pb.println("recruitment: step  move     block                    data bits before → after, model bits, ΔDL, verdict");
     }
@@ -347,12 +350,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         &job,
         |s| {
             tokens += s.tokens;
+            seen += 1;
             match timed {
-                None if s.step + 1 >= 10 => timed = Some((Instant::now(), tokens)),
-                Some((t0, tok0)) => {
+                None if seen >= 10 => timed = Some((Instant::now(), tokens)),
+                Some((t0, tok0)) if seen >= 20 => {
                     steady_tps = Some((tokens - tok0) as f64 / t0.elapsed().as_secs_f64().max(1e-9))
                 }
-                None => {}
+                _ => {}
             }
             let tps = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
             pb.set_position(s.step as u64 + 1);

@@ -66,9 +66,10 @@ pub fn print_summary(
         println!("steady-state training speed: {tps:.0} tokens/s (after 10 warm-up steps)");
     }
     println!(
-        "trained {} steps{} in {secs:.1} s ({overall_tps:.0} tokens/s overall); held-out: perplexity {:.3}, top-1 {:.1}%, \
+        "trained {} step{}{} in {secs:.1} s ({overall_tps:.0} tokens/s overall); held-out: perplexity {:.3}, top-1 {:.1}%, \
          entropy {:.3} bits, ε {:.4}, PF_mass {:.4}{}",
         s.steps_run.saturating_sub(s.started_at),
+        if s.steps_run.saturating_sub(s.started_at) == 1 { "" } else { "s" },
         if s.started_at > 0 {
             format!(" (resumed at step {}, {} in all)", s.started_at, s.steps_run)
         } else {

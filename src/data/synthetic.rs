@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::lexicon::{Lexicon, LexiconError};
 use super::tokenizer::join_words;
 use crate::analysis::rng::SplitMix64;
+use crate::files::write_atomic;
 
 use super::synthetic_vocab::{
     cat, ACCOUNTS, AMOUNTS, CATEGORIES, CONDITIONS, CURRENCIES, CURRENCY_AMOUNT_GAPS, DATES, DOSES,
@@ -347,9 +348,9 @@ impl SyntheticCorpus {
             "targets": pairs,
         });
         let targets_text = serde_json::to_string(&targets).map_err(io::Error::other)?;
-        write_atomic(&dir.join("corpus.txt"), &self.text)?;
-        write_atomic(&dir.join("lexicon.tsv"), &lexicon.to_tsv())?;
-        write_atomic(&dir.join("targets.json"), &(targets_text + "\n"))
+        write_atomic(&dir.join("corpus.txt"), self.text.as_bytes())?;
+        write_atomic(&dir.join("lexicon.tsv"), lexicon.to_tsv().as_bytes())?;
+        write_atomic(&dir.join("targets.json"), (targets_text + "\n").as_bytes())
     }
 }
 
@@ -373,12 +374,4 @@ fn build_lexicon(tokens: &[&'static str], categories: &[usize]) -> Vec<(String, 
                 .map(move |w| (w.to_string(), c.to_string()))
         })
         .collect()
-}
-
-/// Write `text` to `path` via a sibling temporary file and a rename.
-fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
 }

@@ -157,6 +157,19 @@ pub fn prepare_corpus(
     kind: TokenizerKind,
     tokenizer: Option<&TokenizerSpec>,
 ) -> Result<PreparedCorpus> {
+    prepare_corpus_checked(source, kind, tokenizer, |_| Ok(()))
+}
+
+/// [`prepare_corpus`], with `check` given the text's SHA-256 once it is read and before
+/// anything of it is tokenized, judged or quoted: a checkpoint's recorded corpus is checked
+/// against its recorded hash there (a hostile record naming `/etc/shadow` had a word of it
+/// quoted in a warning before the hash refused it).
+pub fn prepare_corpus_checked(
+    source: &CorpusSource,
+    kind: TokenizerKind,
+    tokenizer: Option<&TokenizerSpec>,
+    check: impl FnOnce(&str) -> Result<()>,
+) -> Result<PreparedCorpus> {
     let mut warnings = Vec::new();
     let (text, targets, lexicon) = match source {
         CorpusSource::File { path } => (read_corpus_noting(path, &mut warnings)?, Vec::new(), None),
@@ -185,6 +198,8 @@ pub fn prepare_corpus(
             (corpus.text, Vec::new(), Some(lex))
         }
     };
+    let sha256 = sha256_hex(text.as_bytes());
+    check(&sha256)?;
     let spec = match tokenizer {
         Some(spec) => spec.clone(),
         None => match (kind, source) {
@@ -220,7 +235,7 @@ pub fn prepare_corpus(
     }
     Ok(PreparedCorpus {
         source: source.clone(),
-        sha256: sha256_hex(text.as_bytes()),
+        sha256,
         tokenizer: tok,
         tokenizer_spec: spec,
         stream: TokenStream { ids, targets },

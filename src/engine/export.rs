@@ -156,40 +156,10 @@ pub fn check_capture_text(cap: &Capture, csv: bool) -> Result<()> {
     Ok(())
 }
 
-/// Write `contents` to `path` via a temporary sibling and a rename. A path that is a device,
-/// a FIFO or a socket (`-o /dev/null`, `-o /dev/stdout`) is written in place: the rename put a
-/// regular file where `/dev/null` stood, for every program, when run as root. A link to a
-/// file is followed, so the link stays and its file is replaced.
+/// Write `contents` to `path` whole or not at all ([`crate::files::write_atomic`]: a temporary
+/// sibling and a rename; devices and FIFOs written in place, links followed, permissions kept),
+/// the error naming `path`.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    if let Ok(meta) = std::fs::metadata(path) {
-        if !meta.is_file() && !meta.is_dir() {
-            return std::fs::write(path, contents)
-                .with_context(|| format!("writing {}", path.display()));
-        }
-    }
-    let linked = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-    let resolved = match linked {
-        true => std::fs::canonicalize(path).ok(),
-        false => None,
-    };
-    let path = resolved.as_deref().unwrap_or(path);
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("creating {}", parent.display()))?;
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, contents).with_context(|| format!("writing {}", path.display()))?;
-    // A file replaced keeps its permissions (a report kept private at 600 came back 644).
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(&tmp, meta.permissions());
-    }
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("writing {}", path.display()));
-    }
-    Ok(())
+    crate::files::write_atomic(path, contents)
+        .with_context(|| format!("writing {}", path.display()))
 }

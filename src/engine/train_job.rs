@@ -322,11 +322,10 @@ impl Session {
     pub fn save(&self, dir: &Path, final_eval: Option<EvalReport>) -> Result<()> {
         self.save_checkpoint_only(dir, final_eval)?;
         if let Some(rec) = &self.recruiter {
-            let path = dir.join("recruitment.json");
-            let tmp = dir.join("recruitment.json.tmp");
-            std::fs::write(&tmp, serde_json::to_vec_pretty(rec)?)
-                .with_context(|| format!("writing {}", tmp.display()))?;
-            std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+            crate::engine::export::write_atomic(
+                &dir.join("recruitment.json"),
+                &serde_json::to_vec_pretty(rec)?,
+            )?;
         }
         Ok(())
     }

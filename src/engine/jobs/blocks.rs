@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::analysis::kmeans::kmeans;
 use crate::data::lexicon::Lexicon;
-use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
+use crate::data::tokenizer::{Tokenizer, TokenizerSpec, UNK_TOKEN};
 use crate::engine::corpus::{prepare_corpus, CorpusSource, TokenizerKind};
 use crate::engine::jobs::model::open_checkpoint;
 use crate::model::blocks::BlockMap;
@@ -108,9 +108,15 @@ pub fn rebuild_blocks(
 /// least 5 times), each block named after its two most frequent tokens.
 pub fn communities_map(ids: &[u32], tok: &dyn Tokenizer, what: &str) -> BlockMap {
     let profile = Profile::measure(ids, 4, 5);
+    // `<unk>` stands for every word the tokenizer does not know, so its neighbours are those of
+    // no one group: on a text with many unknown words it joined a content community.
+    let unk = tok.token_id(UNK_TOKEN);
     // Profile rows are ranked by frequency, so a community's first rows are its most frequent.
     let mut members: BTreeMap<usize, Vec<(usize, u32)>> = BTreeMap::new();
     for (&id, &row) in &profile.index {
+        if Some(id) == unk {
+            continue;
+        }
         if let Some(c) = profile.community_of(id) {
             members.entry(c).or_default().push((row, id));
         }

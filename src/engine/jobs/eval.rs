@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
 use crate::engine::anchors::AnchorReport;
-use crate::engine::corpus::{asset_path, prepare_corpus, CorpusSource, TokenizerKind};
+use crate::engine::corpus::{asset_path, prepare_corpus_checked, CorpusSource, TokenizerKind};
 use crate::engine::held_out::recorded_overfit;
 use crate::engine::jobs::model::{checkpoint_anchors, OpenModel};
 use crate::engine::jobs::rules::{load_rules, rule_evals_on, RuleEval};
@@ -192,7 +192,6 @@ pub fn held_out_stream(
         },
         s => s,
     };
-    let corpus = prepare_corpus(&source, TokenizerKind::Char, Some(&tok))?;
     let recorded = info.as_ref().map_or("", |i| i.corpus_sha256.as_str());
     if held_out_only && recorded.is_empty() {
         eprintln!(
@@ -202,17 +201,20 @@ pub fn held_out_stream(
             source.label()
         );
     }
-    if held_out_only && !recorded.is_empty() && recorded != corpus.sha256 {
-        // Its held-out tenth would be another text's, shown as the model's own.
-        anyhow::bail!(
-            "{}: its training corpus {} is not the text it was trained on (SHA-256 {} \
-             recorded, {} there now): pass --corpus to evaluate on a text of your choice",
-            dir.display(),
-            source.label(),
-            short(recorded),
-            short(&corpus.sha256)
-        );
-    }
+    let corpus = prepare_corpus_checked(&source, TokenizerKind::Char, Some(&tok), |now| {
+        if held_out_only && !recorded.is_empty() && recorded != now {
+            // Its held-out tenth would be another text's, shown as the model's own.
+            anyhow::bail!(
+                "{}: its training corpus {} is not the text it was trained on (SHA-256 {} \
+                 recorded, {} there now): pass --corpus to evaluate on a text of your choice",
+                dir.display(),
+                source.label(),
+                short(recorded),
+                short(now)
+            );
+        }
+        Ok(())
+    })?;
     let stream = if held_out_only {
         let (train, held) = corpus.stream.split_at(train_split(corpus.stream.len()));
         crate::engine::copies::warn_copies(&train.ids, &held.ids, &source.label());

@@ -121,12 +121,40 @@ impl Parser {
             Tok::Num(s) => {
                 let pos = self.pos();
                 self.bump();
+                if let Some(frac) = self.decimal_comma(pos, &s) {
+                    return self.fail(
+                        pos,
+                        format!(
+                            "`{s},{frac}` has a decimal comma; write it with a point: {s}.{frac}"
+                        ),
+                    );
+                }
                 match s.parse::<f64>() {
                     Ok(v) if v.is_finite() => Ok(v),
                     _ => self.fail(pos, format!("{s} is not a finite number")),
                 }
             }
             _ => self.expected(what),
+        }
+    }
+
+    /// The digits after a comma written right after the number `s` at `pos` (`0,9`), where a
+    /// single value is read: a decimal comma, which would otherwise read as the number before it
+    /// and a stray `,` (`fidelity 0,9` was "must lie between 0 and 1, found 0").
+    fn decimal_comma(&self, pos: Pos, s: &str) -> Option<String> {
+        let (comma, cpos) = self.toks.get(self.at)?;
+        let (next, npos) = self.toks.get(self.at + 1)?;
+        let end = pos.col + s.chars().count();
+        match (comma, next) {
+            (Tok::Comma, Tok::Num(frac))
+                if cpos.line == pos.line
+                    && cpos.col == end
+                    && npos.line == pos.line
+                    && npos.col == end + 1 =>
+            {
+                Some(frac.clone())
+            }
+            _ => None,
         }
     }
 

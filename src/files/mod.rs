@@ -11,6 +11,9 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+pub mod write;
+pub use write::write_atomic;
+
 /// Largest corpus (plain text) read into memory.
 pub const MAX_CORPUS_BYTES: u64 = 256 << 20;
 /// Largest rules file, lexicon, session or audit report.

@@ -1,0 +1,107 @@
+//! Writing an output file whole or not at all: a temporary sibling and a rename, so a reader (or
+//! a crash) never sees half a file. Every writer of user-facing outputs goes through here: the
+//! engine's (checkpoint JSON, captures, reports) through `engine::export::write_atomic`, which
+//! adds the path to the error, and `synth`'s three files directly.
+
+use std::hash::{Hash, Hasher};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Longest file name most file systems take, in bytes.
+const MAX_NAME_BYTES: usize = 255;
+
+/// Write `contents` to `path` via a temporary sibling and a rename. A path that is a device,
+/// a FIFO or a socket (`-o /dev/null`, `-o /dev/stdout`) is written in place: the rename put a
+/// regular file where `/dev/null` stood, for every program, when run as root. A link to a
+/// file is followed, so the link stays and its file is replaced. A file replaced keeps its
+/// permissions; the temporary file is removed when the rename fails.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() && !meta.is_dir() {
+            return std::fs::write(path, contents);
+        }
+    }
+    let linked = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    let resolved = match linked {
+        true => std::fs::canonicalize(path).ok(),
+        false => None,
+    };
+    let path = resolved.as_deref().unwrap_or(path);
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = temporary_sibling(path);
+    std::fs::write(&tmp, contents)?;
+    // A report kept private at 600 came back 644.
+    if let Ok(meta) = std::fs::metadata(path) {
+        let _ = std::fs::set_permissions(&tmp, meta.permissions());
+    }
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// The temporary name beside `path`: `.NAME.tmp-PID`, or, where that would pass 255 bytes (an
+/// output whose own name fits was refused, naming the output), the name cut at a character
+/// boundary with a hash of the whole name, so two long names that share a beginning differ.
+pub fn temporary_sibling(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let suffix = format!(".tmp-{}", std::process::id());
+    let full = format!(".{name}{suffix}");
+    if full.len() <= MAX_NAME_BYTES {
+        return path.with_file_name(full);
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut h);
+    let tag = format!("-{:016x}", h.finish());
+    let room = MAX_NAME_BYTES - 1 - suffix.len() - tag.len();
+    let mut cut = room.min(name.len());
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    path.with_file_name(format!(".{}{tag}{suffix}", &name[..cut]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_of_255_bytes_gets_a_temporary_name_that_fits_and_is_written() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        // 'é' is two bytes: the cut must fall between characters.
+        let name = format!("{}{}.json", "é".repeat(100), "a".repeat(50));
+        assert_eq!(name.len(), 255);
+        let path = dir.path().join(&name);
+        let tmp = temporary_sibling(&path);
+        let tmp_name = tmp.file_name().map(|n| n.len()).unwrap_or(0);
+        assert!(tmp_name <= MAX_NAME_BYTES, "{tmp:?}");
+        let other = dir
+            .path()
+            .join(format!("{}{}.json", "é".repeat(100), "b".repeat(50)));
+        assert_ne!(tmp, temporary_sibling(&other));
+        write_atomic(&path, b"kept").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(std::fs::read(&path).ok().as_deref(), Some(&b"kept"[..]));
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left.len(), 1, "{left:?}");
+    }
+
+    #[test]
+    fn a_short_name_keeps_the_plain_temporary_name() {
+        let tmp = temporary_sibling(Path::new("/x/out.json"));
+        assert_eq!(
+            tmp,
+            PathBuf::from(format!("/x/.out.json.tmp-{}", std::process::id()))
+        );
+    }
+}
