@@ -345,6 +345,63 @@ fn capture_writes_json_and_csv_for_a_trained_checkpoint() {
     );
 }
 
+/// `--summaries heads`: one summary a head (the means of its per-query rows, which are left
+/// out), the same document means as the full capture; refused with CSV.
+#[test]
+fn capture_summaries_of_heads_are_the_means_of_their_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = trained_checkpoint(dir.path());
+    let ck = ck.to_str().unwrap();
+    let text = "To be, or not to be, that is the question";
+    let doc = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["capture", "-c", ck, "--text", text, "--lambda", "0.5"];
+        args.extend(extra);
+        let o = localist(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let (rows, heads) = (doc(&[]), doc(&["--summaries", "heads"]));
+    assert!(rows.get("head_summaries").is_none());
+    let f = |v: &serde_json::Value| v.as_f64().unwrap();
+    for key in ["mean_entropy_bits", "mean_off_block_mass"] {
+        assert!((f(&rows[key]) - f(&heads[key])).abs() < 1e-9, "{key}");
+    }
+    let summaries = heads["head_summaries"].as_array().unwrap();
+    let full = rows["capture"]["heads"].as_array().unwrap();
+    assert_eq!(summaries.len(), full.len());
+    let mean = |v: &serde_json::Value| {
+        let v = v.as_array().unwrap();
+        v.iter().map(f).sum::<f64>() / v.len() as f64
+    };
+    for ((s, r), h) in summaries
+        .iter()
+        .zip(full)
+        .zip(heads["capture"]["heads"].as_array().unwrap())
+    {
+        assert_eq!((&s["layer"], &s["head"]), (&r["layer"], &r["head"]));
+        assert!((f(&s["mean_entropy_bits"]) - mean(&r["entropy_bits"])).abs() < 1e-6);
+        assert!((f(&s["mean_off_block_mass"]) - mean(&r["off_block_mass"])).abs() < 1e-6);
+        let mass: f64 = s["block_mass"].as_array().unwrap().iter().map(f).sum();
+        assert!((mass - 1.0).abs() < 1e-4, "{s}");
+        for rowwise in ["entropy_bits", "off_block_mass", "margin", "block_mass"] {
+            assert_eq!(h[rowwise].as_array().unwrap().len(), 0, "{rowwise}");
+        }
+        assert_eq!(h["attention"], r["attention"]);
+    }
+    let o = localist(&[
+        "capture",
+        "-c",
+        ck,
+        "--text",
+        text,
+        "--summaries",
+        "heads",
+        "--format",
+        "csv",
+    ]);
+    assert_fails_with(&o, &["--summaries heads writes JSON"]);
+}
+
 #[test]
 fn capture_keeps_only_the_heads_rows_and_grid_asked_for() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,7 +7,8 @@ use clap::{Args, ValueEnum};
 
 use crate::cli::dial::DialArgs;
 use crate::cli::output::write_atomic;
-use crate::engine::export::{capture_csv, capture_json, check_capture_text};
+use crate::engine::export::{capture_csv, capture_json_with, check_capture_text};
+use crate::engine::head_summary;
 use crate::engine::jobs::capture::capture_text_with;
 use crate::engine::protocol::{CapturePlan, STUDIO_GRID};
 
@@ -18,6 +19,15 @@ pub enum Format {
     Json,
     /// One row per (layer, head, query, key) with the weight and per-row metrics.
     Csv,
+}
+
+/// How much of every head's summaries a capture writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Summaries {
+    /// One row per query (and per group of queries for block masses of long texts).
+    Rows,
+    /// One summary per head: the means over its queries.
+    Heads,
 }
 
 /// Arguments of `localist capture`.
@@ -56,6 +66,11 @@ pub struct CaptureArgs {
     /// a model of many heads: about 4.2 million cells over all heads; SmolLM2 124).
     #[arg(long)]
     pub grid: Option<usize>,
+    /// Summaries of every head: `rows` (entropy, ε, margin and block masses per query) or
+    /// `heads` (their means over queries, and the smallest margin: K + 5 numbers a head
+    /// whatever the text's length; JSON only).
+    #[arg(long, value_enum, default_value_t = Summaries::Rows)]
+    pub summaries: Summaries,
 }
 
 /// `LAYER.HEAD` as a pair.
@@ -109,9 +124,16 @@ pub fn run(args: CaptureArgs) -> Result<()> {
     if let Some(out) = &args.out {
         crate::cli::output::check_file_out("-o", out, &[&args.checkpoint])?;
     }
+    let heads_only = args.summaries == Summaries::Heads;
+    if heads_only && matches!(args.format, Format::Csv) {
+        anyhow::bail!(
+            "--summaries heads writes JSON (--format json): every CSV line carries its query's \
+             summaries"
+        );
+    }
     let dial = args.dial.setting(args.lambda)?;
     let plan = args.plan();
-    let cap = capture_text_with(&args.checkpoint, &args.text, &dial, plan.as_ref())?;
+    let mut cap = capture_text_with(&args.checkpoint, &args.text, &dial, plan.as_ref())?;
     if let Some(note) = &cap.note {
         eprintln!("{note}");
     }
@@ -136,9 +158,10 @@ pub fn run(args: CaptureArgs) -> Result<()> {
             }
         }
     }
+    let heads = heads_only.then(|| head_summary::heads_only(&mut cap.capture));
     check_capture_text(&cap.capture, matches!(args.format, Format::Csv))?;
     let text = match args.format {
-        Format::Json => capture_json(&cap.capture, &cap.tokens)?,
+        Format::Json => capture_json_with(&cap.capture, &cap.tokens, heads)?,
         Format::Csv => capture_csv(&cap.capture, &cap.tokens),
     };
     match &args.out {

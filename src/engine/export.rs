@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::engine::figures::TableWriter;
+use crate::engine::head_summary::{HeadSummary, HeadsOnly};
 use crate::model::capture::Capture;
 
 /// The JSON document: the capture plus readable tokens and summary numbers.
@@ -19,6 +20,10 @@ pub struct CaptureDoc<'a> {
     pub mean_entropy_bits: f64,
     /// Mean off-block mass.
     pub mean_off_block_mass: f64,
+    /// Each head's summary over its queries, where the capture's per-query rows were left out
+    /// (`capture --summaries heads`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head_summaries: Option<Vec<HeadSummary>>,
     /// The capture.
     pub capture: &'a Capture,
 }
@@ -83,11 +88,31 @@ pub fn capture_csv(cap: &Capture, tokens: &[String]) -> String {
 /// written on one line (a number then takes about 12 bytes, not 24: indentation was most of
 /// the 0.9 GB a review's 8,192-token capture wrote).
 pub fn capture_json(cap: &Capture, tokens: &[String]) -> Result<String> {
-    let doc = CaptureDoc {
-        tokens: tokens.to_vec(),
-        mean_entropy_bits: cap.mean_entropy_bits(None),
-        mean_off_block_mass: cap.mean_off_block_mass(None),
-        capture: cap,
+    capture_json_with(cap, tokens, None)
+}
+
+/// [`capture_json`], with the per-head summaries of a capture whose per-query rows were taken
+/// out ([`heads_only`](crate::engine::head_summary::heads_only)) when given.
+pub fn capture_json_with(
+    cap: &Capture,
+    tokens: &[String],
+    heads: Option<HeadsOnly>,
+) -> Result<String> {
+    let doc = match heads {
+        Some(h) => CaptureDoc {
+            tokens: tokens.to_vec(),
+            mean_entropy_bits: h.mean_entropy_bits,
+            mean_off_block_mass: h.mean_off_block_mass,
+            head_summaries: Some(h.heads),
+            capture: cap,
+        },
+        None => CaptureDoc {
+            tokens: tokens.to_vec(),
+            mean_entropy_bits: cap.mean_entropy_bits(None),
+            mean_off_block_mass: cap.mean_off_block_mass(None),
+            head_summaries: None,
+            capture: cap,
+        },
     };
     Ok(if json_on_one_line(cap) {
         serde_json::to_string(&doc)?

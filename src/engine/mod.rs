@@ -16,6 +16,7 @@ pub mod coverage;
 pub mod export;
 pub mod figures;
 pub mod generate;
+pub mod head_summary;
 pub mod held_out;
 pub mod jobs;
 pub mod outputs;

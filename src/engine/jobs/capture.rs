@@ -120,8 +120,9 @@ pub fn default_grid(heads: usize) -> usize {
 /// What a long text's default capture kept, and how to choose otherwise.
 fn long_note(t: usize, plan: &CapturePlan) -> String {
     format!(
-        "note: {t} tokens: every head's summaries kept, and its attention pooled to at most {g} \
-         × {g} cells; --heads, --rows, --keys and --grid choose what to keep",
+        "note: {t} tokens: every head's summaries kept, one row a query, and its attention \
+         pooled to at most {g} × {g} cells; --heads, --rows, --keys and --grid choose what to \
+         keep, and --summaries heads writes one summary a head",
         g = plan.max_grid
     )
 }
