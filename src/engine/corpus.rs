@@ -160,10 +160,8 @@ pub fn prepare_corpus(
     prepare_corpus_checked(source, kind, tokenizer, |_| Ok(()))
 }
 
-/// [`prepare_corpus`], with `check` given the text's SHA-256 once it is read and before
-/// anything of it is tokenized, judged or quoted: a checkpoint's recorded corpus is checked
-/// against its recorded hash there (a hostile record naming `/etc/shadow` had a word of it
-/// quoted in a warning before the hash refused it).
+/// [`prepare_corpus`], with `check` given the text's SHA-256 before anything of it is judged
+/// or quoted (a recorded corpus naming another file had a word of it quoted in a warning).
 pub fn prepare_corpus_checked(
     source: &CorpusSource,
     kind: TokenizerKind,
