@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
 mod common;
+use common::edit_json;
 
 use std::path::{Path, PathBuf};
 
@@ -582,13 +583,6 @@ fn saved_adapter(base: &Path, dir: &Path) {
     cfg.batch_size = 2;
     let ft = FineTuner::new(m, r, b, ids(600, 300), cfg).unwrap();
     save_adapter(dir, &ft.info(None, None), &ft.adapter, &ft.blocks).unwrap();
-}
-
-fn edit_json(path: &Path, f: impl FnOnce(&mut serde_json::Value)) {
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    f(&mut v);
-    std::fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
 }
 
 fn open_error(dir: &Path) -> String {

@@ -13,6 +13,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
+mod common;
+use common::edit_json;
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -1289,13 +1292,6 @@ fn saved_checkpoint(seed: u64) -> (tempfile::TempDir, std::path::PathBuf) {
 }
 
 /// Edit one JSON file of a checkpoint in place.
-fn edit_json(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    edit(&mut v);
-    std::fs::write(path, serde_json::to_string(&v).unwrap()).unwrap();
-}
-
 /// A hand-written safetensors file: (name, dtype, shape, bytes) in order.
 fn safetensors_bytes(entries: &[(&str, &str, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
     let mut header = Vec::new();

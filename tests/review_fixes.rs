@@ -660,11 +660,9 @@ fn a_resume_whose_training_record_cannot_be_read_stops() {
     let ck = dir.path().join("ck");
     std::fs::create_dir(&ck).unwrap();
     common::copy_files(&common::sample("tiny-shakespeare-l0"), &ck);
-    let cfg = ck.join("config.json");
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
-    v["training"]["steps_done"] = (-5).into();
-    std::fs::write(&cfg, v.to_string()).unwrap();
+    common::edit_json(&ck.join("config.json"), |v| {
+        v["training"]["steps_done"] = (-5).into()
+    });
     let o = localist(&[
         "train",
         "--resume",
@@ -736,11 +734,9 @@ fn a_recorded_corpus_that_changed_is_refused_before_a_word_of_it_is_quoted() {
     let (_, ck) = small_checkpoint(dir.path());
     let secret = dir.path().join("secret.txt");
     std::fs::write(&secret, "密码密码密码 hunter2 ".repeat(200)).unwrap();
-    let config = ck.join("config.json");
-    let mut meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-    meta["training"]["corpus"] = serde_json::json!({"kind": "File", "path": secret});
-    std::fs::write(&config, meta.to_string()).unwrap();
+    common::edit_json(&ck.join("config.json"), |v| {
+        v["training"]["corpus"] = serde_json::json!({"kind": "File", "path": secret})
+    });
     let o = localist(&["eval", "-c", ck.to_str().unwrap()]);
     assert!(!o.status.success());
     let err = stderr(&o);
