@@ -107,16 +107,12 @@ pub fn rebuild_blocks(
 /// The block map of `ids`' co-occurrence communities ([`Profile`], ±4 tokens, tokens seen at
 /// least 5 times), each block named after its two most frequent tokens.
 pub fn communities_map(ids: &[u32], tok: &dyn Tokenizer, what: &str) -> BlockMap {
-    let profile = Profile::measure(ids, 4, 5);
-    // `<unk>` stands for every word the tokenizer does not know, so its neighbours are those of
-    // no one group: on a text with many unknown words it joined a content community.
-    let unk = tok.token_id(UNK_TOKEN);
+    let mut profile = Profile::measure(ids, 4, 5);
+    // `<unk>` joined a content community on a text with many unknown words (`<unk>·,`).
+    profile.set_aside(tok.token_id(UNK_TOKEN));
     // Profile rows are ranked by frequency, so a community's first rows are its most frequent.
     let mut members: BTreeMap<usize, Vec<(usize, u32)>> = BTreeMap::new();
     for (&id, &row) in &profile.index {
-        if Some(id) == unk {
-            continue;
-        }
         if let Some(c) = profile.community_of(id) {
             members.entry(c).or_default().push((row, id));
         }

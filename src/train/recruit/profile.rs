@@ -119,6 +119,21 @@ impl Profile {
         }
     }
 
+    /// Keep `id` out of every community and of the boundary tokens offered alone, so that it
+    /// is never a candidate: `<unk>`, which stands for every word the tokenizer does not know
+    /// and so for no one group (on a text with many rare words it is among the most frequent
+    /// tokens). It stays a feature of the others' co-occurrence rows.
+    pub fn set_aside(&mut self, id: Option<u32>) {
+        if let Some(&i) = id.and_then(|id| self.index.get(&id)) {
+            if let Some(c) = self.community.get_mut(i) {
+                *c = None;
+            }
+            if let Some(b) = self.boundary.get_mut(i) {
+                *b = false;
+            }
+        }
+    }
+
     /// True when `id` is a profiled boundary token.
     pub fn is_boundary(&self, id: u32) -> bool {
         self.index
@@ -325,5 +340,36 @@ pub fn otsu_separability(sorted_desc: &[f64]) -> (usize, f64) {
         (cut, 0.0)
     } else {
         (cut, between / total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A token set aside joins no community and is not offered alone; the others keep theirs.
+    #[test]
+    fn a_token_set_aside_is_in_no_community() {
+        // Two topics (ids 10..16 and 20..26) in documents of six words.
+        let mut ids = Vec::new();
+        for doc in 0..400u32 {
+            let base = if doc % 2 == 0 { 10 } else { 20 };
+            ids.extend((0..6).map(|k| base + (doc * 7 + k * 3) % 6));
+        }
+        let mut p = Profile::measure(&ids, 4, 5);
+        let before: Vec<Option<usize>> = (10..16)
+            .chain(20..26)
+            .map(|id| p.community_of(id))
+            .collect();
+        assert!(before.iter().all(Option::is_some), "{before:?}");
+        p.set_aside(Some(10));
+        p.set_aside(None);
+        assert_eq!(p.community_of(10), None);
+        assert!(!p.is_boundary(10));
+        let after: Vec<Option<usize>> = (10..16)
+            .chain(20..26)
+            .map(|id| p.community_of(id))
+            .collect();
+        assert_eq!(&before[1..], &after[1..]);
     }
 }
