@@ -67,7 +67,7 @@ pub struct CaptureArgs {
     #[arg(long)]
     pub grid: Option<usize>,
     /// Summaries of every head: `rows` (entropy, ε, margin and block masses per query) or
-    /// `heads` (their means over queries, and the smallest margin: K + 5 numbers a head
+    /// `heads` (their means over queries, and the smallest margin: K + 6 numbers a head
     /// whatever the text's length; JSON only).
     #[arg(long, value_enum, default_value_t = Summaries::Rows)]
     pub summaries: Summaries,

@@ -1,7 +1,7 @@
 //! Per-head summaries of a capture (`capture --summaries heads`): each head's entropy, ε, worst
 //! margin and block masses as means over its queries, in place of one row of numbers per query.
 //! A long text's capture of a model of many heads was mostly those rows (SmolLM2's 270 heads:
-//! about 40 MB of JSON per 1,000 tokens); a head's summary is K + 5 numbers whatever the length.
+//! about 40 MB of JSON per 1,000 tokens); a head's summary is K + 6 numbers whatever the length.
 
 use serde::Serialize;
 
@@ -18,9 +18,12 @@ pub struct HeadSummary {
     pub mean_entropy_bits: f64,
     /// Mean off-block mass ε over queries.
     pub mean_off_block_mass: f64,
-    /// The smallest logit margin m(i) over queries with mass off their block (`None` when no
-    /// query has any: every margin is +∞).
+    /// The smallest finite logit margin m(i) over queries (`None` when no query has one: each
+    /// sees no key off its block, +∞, or none in it, −∞).
     pub min_margin: Option<f64>,
+    /// Queries that see keys off their block but none in it (margin −∞, which JSON cannot
+    /// write): no bias on the block can reach them.
+    pub queries_without_block_keys: usize,
     /// Mean block masses over queries, one per block (the order of `block_names`).
     pub block_mass: Vec<f64>,
 }
@@ -62,6 +65,11 @@ pub fn summarise(cap: &Capture, hc: &HeadCapture) -> HeadSummary {
         mean_entropy_bits: mean(&hc.entropy_bits),
         mean_off_block_mass: mean(&hc.off_block_mass),
         min_margin,
+        queries_without_block_keys: hc
+            .margin
+            .iter()
+            .filter(|m| **m == f32::NEG_INFINITY)
+            .count(),
         block_mass,
     }
 }
@@ -115,7 +123,7 @@ mod tests {
             block_mass: vec![1.0, 0.0, 1.0, 0.0, 0.0, 1.0],
             off_block_mass: vec![0.0, 0.1, 0.2, 0.3, 0.4],
             entropy_bits: vec![1.0, 1.0, 2.0, 2.0, 4.0],
-            margin: vec![f32::INFINITY, 3.0, -1.5, f32::INFINITY, 2.0],
+            margin: vec![f32::INFINITY, 3.0, -1.5, f32::NEG_INFINITY, 2.0],
         };
         let mut cap = Capture {
             ids: vec![0; 5],
@@ -138,7 +146,10 @@ mod tests {
         assert!((s.block_mass[1] - 0.2).abs() < 1e-12, "{s:?}");
         assert!((s.mean_entropy_bits - 2.0).abs() < 1e-12);
         assert!((s.mean_off_block_mass - 0.2).abs() < 1e-6);
-        assert_eq!(s.min_margin, Some(-1.5));
+        assert_eq!(
+            (s.min_margin, s.queries_without_block_keys),
+            (Some(-1.5), 1)
+        );
         assert!((got.mean_entropy_bits - 2.0).abs() < 1e-12);
         assert!(cap.heads[0].entropy_bits.is_empty() && cap.heads[0].block_mass.is_empty());
     }
