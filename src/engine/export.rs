@@ -98,21 +98,20 @@ pub fn capture_json_with(
     tokens: &[String],
     heads: Option<HeadsOnly>,
 ) -> Result<String> {
-    let doc = match heads {
-        Some(h) => CaptureDoc {
-            tokens: tokens.to_vec(),
-            mean_entropy_bits: h.mean_entropy_bits,
-            mean_off_block_mass: h.mean_off_block_mass,
-            head_summaries: Some(h.heads),
-            capture: cap,
-        },
-        None => CaptureDoc {
-            tokens: tokens.to_vec(),
-            mean_entropy_bits: cap.mean_entropy_bits(None),
-            mean_off_block_mass: cap.mean_off_block_mass(None),
-            head_summaries: None,
-            capture: cap,
-        },
+    let (mean_entropy_bits, mean_off_block_mass, head_summaries) = match heads {
+        Some(h) => (h.mean_entropy_bits, h.mean_off_block_mass, Some(h.heads)),
+        None => (
+            cap.mean_entropy_bits(None),
+            cap.mean_off_block_mass(None),
+            None,
+        ),
+    };
+    let doc = CaptureDoc {
+        tokens: tokens.to_vec(),
+        mean_entropy_bits,
+        mean_off_block_mass,
+        head_summaries,
+        capture: cap,
     };
     Ok(if json_on_one_line(cap) {
         serde_json::to_string(&doc)?
