@@ -748,4 +748,8 @@ fn a_decimal_comma_is_named_with_the_fix() {
     let ok =
         "rule c\n  when query.block = dose\n  target block drug\n  layers 0,1\n  bias 2\nend\n";
     assert!(parse_rules(ok).is_ok());
+    // A point with no digit before it reads as the number it means.
+    let lead = "rule d\n  when query.block = dose\n  target block drug\n  layers 0..1\n  fidelity .9\nend\n";
+    let set = parse_rules(lead).unwrap();
+    assert_eq!(set.rules[0].strength, Strength::Fidelity { target: 0.9 });
 }

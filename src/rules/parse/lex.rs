@@ -163,15 +163,15 @@ impl Cursor {
         }
     }
 
-    /// Digits with an optional leading `-`, at most one `.` followed by a digit, and an optional
-    /// exponent (`e`, an optional sign, digits).
+    /// Digits with an optional leading `-`, at most one `.` followed by a digit (it may come
+    /// first: `.9`), and an optional exponent (`e`, an optional sign, digits).
     fn number(&mut self) -> String {
         let mut s = String::new();
         if let Some(c) = self.peek() {
             s.push(c);
             self.bump();
         }
-        let mut seen_dot = false;
+        let mut seen_dot = s.starts_with('.');
         while let Some(d) = self.peek() {
             if d.is_ascii_digit() {
                 s.push(d);
@@ -256,8 +256,10 @@ pub(super) fn lex(text: &str, errors: &mut ErrorSink) -> Vec<(Tok, Pos)> {
                     message: "unterminated string; expected a closing `\"` on the same line".into(),
                 }),
             }
-        } else if c.is_ascii_digit() || (c == '-' && cur.at(1).is_some_and(|d| d.is_ascii_digit()))
+        } else if c.is_ascii_digit()
+            || (matches!(c, '-' | '.') && cur.at(1).is_some_and(|d| d.is_ascii_digit()))
         {
+            // `.9` is read as 0.9: it was "unexpected character '.'" and then "found 9".
             out.push((Tok::Num(cur.number()), pos));
         } else if ident_start(c) {
             out.push((Tok::Ident(cur.ident()), pos));
