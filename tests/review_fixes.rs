@@ -745,3 +745,73 @@ fn a_recorded_corpus_that_changed_is_refused_before_a_word_of_it_is_quoted() {
         assert!(!err.contains(leaked), "{leaked:?} in {err}");
     }
 }
+
+/// A training text that 100 steps read more than 10 times is learnt by heart before the
+/// default second round (a 200-document corpus of 8 topics ended with 2 blocks): without
+/// spacing flags its rounds start at step 50 and come every 25 steps, said on stderr and kept
+/// in the log; a spacing given, or a larger text, keeps 100 and 100.
+#[test]
+fn a_small_text_gets_earlier_and_closer_recruitment_rounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("small.txt");
+    let o = localist(&[
+        "corpus-gen",
+        "--topics",
+        "4",
+        "--documents",
+        "200",
+        "--document-words",
+        "40",
+        "--seed",
+        "5",
+        "--out",
+        corpus.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let run = |name: &str, corpus: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            "train",
+            "--corpus",
+            corpus,
+            "--tokenizer",
+            "word",
+            "--recruit",
+            "--steps",
+            "3",
+            "--quiet",
+        ];
+        args.extend(extra);
+        args.extend(["--out", out.to_str().unwrap()]);
+        let o = localist(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let log: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("recruitment.json")).unwrap())
+                .unwrap();
+        let config = &log["config"];
+        (
+            stderr(&o),
+            config["warmup"].clone(),
+            config["every"].clone(),
+        )
+    };
+    // The rule reads the run's own step: at batch 4 × 64 a text is small under 100 · 4 · 64 /
+    // 10 = 2,560 tokens, so 200 documents of 40 words (about 7,500 training tokens) are not;
+    // at the default 16 × 64 (under 10,240) they are.
+    let (said, warmup, every) = run("b4", corpus.to_str().unwrap(), &["--batch", "4"]);
+    assert!(!said.contains("small training text"), "{said}");
+    assert_eq!((warmup, every), (100.into(), 100.into()));
+    let (said, warmup, every) = run("b16", corpus.to_str().unwrap(), &[]);
+    assert!(
+        said.contains("small training text") && said.contains("every 25 steps"),
+        "{said}"
+    );
+    assert_eq!((warmup, every), (50.into(), 25.into()));
+    let (said, _, every) = run(
+        "chosen",
+        corpus.to_str().unwrap(),
+        &["--recruit-every", "100"],
+    );
+    assert!(!said.contains("small training text"), "{said}");
+    assert_eq!(every, 100);
+}

@@ -18,12 +18,13 @@ pub struct RecruitArgs {
     /// tokens isolated: the localist view).
     #[arg(long, default_value_t = 1.0, value_parser = super::parse_lambda)]
     pub recruit_lambda: f64,
-    /// Steps before the first recruitment round.
-    #[arg(long, default_value_t = 100)]
-    pub recruit_warmup: usize,
-    /// E_rec: steps between rounds.
-    #[arg(long, default_value_t = 100)]
-    pub recruit_every: usize,
+    /// Steps before the first recruitment round (default 100; 50 on a small training text,
+    /// one that 100 steps read more than 10 times, when neither spacing flag is given).
+    #[arg(long)]
+    pub recruit_warmup: Option<usize>,
+    /// E_rec: steps between rounds (default 100; 25 on a small training text).
+    #[arg(long)]
+    pub recruit_every: Option<usize>,
     /// Probe steps per candidate (and for the control); 0 judges every move at once.
     #[arg(long, default_value_t = 0)]
     pub recruit_probe: usize,
@@ -73,8 +74,8 @@ impl Default for RecruitArgs {
         Self {
             recruit: false,
             recruit_lambda: c.lambda,
-            recruit_warmup: 100,
-            recruit_every: 100,
+            recruit_warmup: None,
+            recruit_every: None,
             recruit_probe: c.probe_steps,
             recruit_second_look: c.second_look,
             recruit_delta: c.delta_bits,
@@ -98,7 +99,7 @@ impl RecruitArgs {
         if !self.recruit {
             return Ok(());
         }
-        if self.recruit_every == 0 {
+        if self.recruit_every == Some(0) {
             anyhow::bail!("--recruit-every must be at least 1 step between rounds, got 0");
         }
         if self.recruit_kmax < 2 {
@@ -131,8 +132,9 @@ impl RecruitArgs {
     pub fn config(&self) -> Option<RecruitConfig> {
         self.recruit.then(|| RecruitConfig {
             enabled: true,
-            warmup: self.recruit_warmup,
-            every: self.recruit_every,
+            warmup: self.recruit_warmup.unwrap_or(100),
+            every: self.recruit_every.unwrap_or(100),
+            spacing_for_text: self.recruit_warmup.is_none() && self.recruit_every.is_none(),
             buffer_tokens: self.recruit_buffer,
             lambda: self.recruit_lambda,
             delta_bits: self.recruit_delta,

@@ -242,12 +242,12 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
         trainer.resume(&Default::default(), step)?;
     }
     Ok(Session {
+        recruiter: Recruiter::for_run(job.recruit.as_ref(), &trainer),
         corpus,
         trainer,
         val,
         job: job.clone(),
         history: Vec::new(),
-        recruiter: job.recruit.clone().map(Recruiter::new),
         held_out,
         best: None,
     })

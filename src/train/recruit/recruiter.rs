@@ -90,6 +90,12 @@ impl Measured {
 }
 
 impl Recruiter {
+    /// The recruiter of a run on `trainer` when it recruits, its rounds spaced for the text
+    /// ([`RecruitConfig::spaced_for`]).
+    pub fn for_run(config: Option<&RecruitConfig>, trainer: &Trainer) -> Option<Self> {
+        config.map(|c| Self::new(c.clone().spaced_for(trainer)))
+    }
+
     /// A recruiter with these settings.
     pub fn new(config: RecruitConfig) -> Self {
         Self {
