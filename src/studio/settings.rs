@@ -127,10 +127,31 @@ impl RunSettings {
             recruit: self.recruit.then(|| RecruitConfig {
                 warmup: 50,
                 every: 50,
+                // A small text (one that 100 steps read more than 10 times) gets rounds every
+                // 25 steps, as on the command line without spacing flags.
+                spacing_for_text: true,
                 start_windows: if self.windows_first { START_WINDOWS } else { 0 },
                 ..Default::default()
             }),
             ..TrainJob::default()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The studio's recruitment lets a small text space its rounds closer (the rule of
+    /// `RecruitConfig::spaced_for`), from its own 50 and 50.
+    #[test]
+    fn studio_recruitment_spacing_follows_the_text() {
+        let settings = RunSettings {
+            recruit: true,
+            ..RunSettings::default()
+        };
+        let job = settings.job().unwrap_or_else(|e| panic!("{e:#}"));
+        let rc = job.recruit.unwrap_or_else(|| panic!("no recruitment"));
+        assert_eq!((rc.warmup, rc.every, rc.spacing_for_text), (50, 50, true));
     }
 }
