@@ -7,8 +7,8 @@ use crate::engine::threshold::ThresholdEstimate;
 pub const WARNING: egui::Color32 = egui::Color32::from_rgb(230, 160, 60);
 
 /// λ* under the λ_train slider: the current estimate in words ([`mark_lambda_star`]), or,
-/// while an estimate of an earlier text waits for its replacement, a placeholder line of the
-/// same height, so the controls below never jump under the pointer.
+/// before the first estimate and while one of an earlier text waits for its replacement, a
+/// placeholder line of the same height, so the controls below never jump under the pointer.
 pub fn lambda_star_line(
     ui: &mut egui::Ui,
     slider: &egui::Response,
@@ -23,7 +23,12 @@ pub fn lambda_star_line(
                 "The penalty threshold λ* is being estimated again for the current text.",
             );
         }
-        None => {}
+        None => {
+            ui.weak("λ* = … (estimated on the text in view)").on_hover_text(
+                "The penalty threshold λ* (SPEC §8.4) is estimated on the current text once a \
+                 model is loaded; it shows here when measured.",
+            );
+        }
     }
 }
 
