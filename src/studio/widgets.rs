@@ -24,10 +24,11 @@ pub fn lambda_star_line(
             );
         }
         None => {
-            ui.weak("λ* = … (estimated on the text in view)").on_hover_text(
-                "The penalty threshold λ* (SPEC §8.4) is estimated on the current text once a \
+            ui.weak("λ* = … (estimated on the text in view)")
+                .on_hover_text(
+                    "The penalty threshold λ* (SPEC §8.4) is estimated on the current text once a \
                  model is loaded; it shows here when measured.",
-            );
+                );
         }
     }
 }
