@@ -30,6 +30,8 @@ struct Config {
     /// Train as the issue's command does: 800 steps, `--recruit-warmup 50 --recruit-every 25`
     /// (the matrix: 600 steps, rounds at the defaults).
     issue_command: bool,
+    /// Documents written in sentences ([`TopicSpec::sentences`]).
+    sentences: bool,
 }
 
 fn spec(c: &Config) -> TopicSpec {
@@ -44,6 +46,7 @@ fn spec(c: &Config) -> TopicSpec {
         function_rate: c.function_rate,
         made_up: c.made_up,
         words_per_topic: 20,
+        sentences: c.sentences,
     }
 }
 
@@ -213,6 +216,7 @@ macro_rules! matrix {
                 seed: $seed,
                 document_words: 96,
                 issue_command: false,
+                sentences: false,
             });
         }
     )*};
@@ -263,7 +267,106 @@ fn issue_command_short_documents_no_markers() {
         seed: 33,
         document_words: 32,
         issue_command: true,
+        sentences: false,
     });
+}
+
+/// The issue's command on the family written in sentences (capitals, full stops, commas), as
+/// a person writes: before the profile read the writing, the full stop and comma joined topic
+/// communities (`,·mkc`) and merges carried every topic into one block (ARI 0.000).
+#[test]
+#[ignore = "minutes: run with --include-ignored"]
+fn issue_command_on_text_in_sentences() {
+    check(&Config {
+        k: 4,
+        made_up: true,
+        function_rate: 0.2,
+        markers: true,
+        theme: 4,
+        segment: (4, 12),
+        documents: 1000,
+        seed: 41,
+        document_words: 96,
+        issue_command: true,
+        sentences: true,
+    });
+}
+
+/// On text written in sentences the profile sets apart the function words, their capitalised
+/// forms and the punctuation, and no topic word, in either case; its communities are the
+/// topics, with no mark in any.
+#[test]
+fn the_profile_reads_text_written_in_sentences() {
+    use localist::data::tokenizer::{Tokenizer, WordTokenizer};
+    for (k, rate, markers, seed) in [
+        (4usize, 0.2f64, true, 42u64),
+        (2, 0.1, true, 43),
+        (5, 0.3, false, 44),
+    ] {
+        let corpus = TopicCorpus::generate(&TopicSpec {
+            seed,
+            topics: k,
+            documents: 1000,
+            headers: markers,
+            function_rate: rate,
+            made_up: true,
+            words_per_topic: 20,
+            sentences: true,
+            ..TopicSpec::default()
+        });
+        assert!(corpus.text.contains(". ") && corpus.text.contains(", "));
+        let tok = WordTokenizer::fit(&corpus.text, 1, 100_000);
+        let stream = tok.encode(&corpus.text);
+        let p = Profile::of_text(&stream, 4, 5, &tok);
+        let capital = |w: &str| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+        };
+        for w in &corpus.function_words {
+            for form in [Some(w.clone()), capital(w)].into_iter().flatten() {
+                if let Some(id) = tok.token_id(&form) {
+                    assert!(
+                        !p.is_content(id),
+                        "K={k}: function word {form} taken for content"
+                    );
+                }
+            }
+        }
+        for mark in [".", ",", "\n"] {
+            let id = tok.token_id(mark).unwrap_or(u32::MAX);
+            assert!(
+                !p.is_content(id) && p.community_of(id).is_none(),
+                "K={k}: {mark:?}"
+            );
+        }
+        let (mut found, mut want) = (Vec::new(), Vec::new());
+        for (i, (w, topic)) in corpus.truth.iter().enumerate() {
+            // A marker stands between two topics (see the test above).
+            if corpus.topic_names.contains(w) {
+                continue;
+            }
+            for form in [Some(w.clone()), capital(w)].into_iter().flatten() {
+                if let Some(id) = tok.token_id(&form) {
+                    if p.index.contains_key(&id) {
+                        assert!(
+                            p.is_content(id),
+                            "K={k}: topic word {form} taken for a function word"
+                        );
+                    }
+                }
+            }
+            let Some(id) = tok.token_id(w) else { continue };
+            found.push(p.community_of(id).unwrap_or(usize::MAX - i));
+            want.push(*topic);
+        }
+        let ari = adjusted_rand_index(&found, &want);
+        assert!(
+            ari >= 0.9,
+            "K={k}: communities ARI {ari:.3} over {} words",
+            found.len()
+        );
+    }
 }
 
 /// The profile sets the generator's function words apart from its topic words, from

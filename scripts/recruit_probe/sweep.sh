@@ -11,7 +11,8 @@
 # prints that run's held-out perplexity and the ratio of the two. ORACLE=1 also trains it with
 # the generator's true topic blocks given from the first step (--blocks lexicon:TRUTH.tsv, the
 # localist model recruitment aims at) and prints that ratio: where both ratios are high the
-# cost is the block structure's, not recruitment's.
+# cost is the block structure's, not recruitment's. SENTENCES=1 rewrites each corpus in
+# sentences (sentences.py: capitals, full stops, commas, CRLF) before training.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export BIN="${BIN:-$HERE/../../target/release/localist}" HERE FLAGS="${FLAGS:-}"
@@ -34,6 +35,10 @@ one() {
   read -r name seed K docs fw mk th s0 s1 real tp <<< "$*"
   python3 "$HERE/gen.py" "$seed" "$K" "$docs" "$fw" "$mk" "$th" "$s0" "$s1" "$real" \
     "$OUT/$name.txt" "$OUT/$name.tsv" "$tp"
+  if [ -n "${SENTENCES:-}" ]; then
+    python3 "$HERE/sentences.py" "$OUT/$name.txt" "$OUT/$name.s.txt" "$seed"
+    mv "$OUT/$name.s.txt" "$OUT/$name.txt"
+  fi
   local start=$SECONDS
   "$BIN" train --corpus "$OUT/$name.txt" --tokenizer word --recruit --lambda-train 1 \
     --steps 800 --lr 3e-3 $FLAGS --out "$OUT/$name.ck" > "$OUT/$name.log" 2>&1

@@ -48,6 +48,10 @@ pub struct CorpusGenArgs {
     /// Generator seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Write the documents in sentences, as a person writes: a capital first word, a full stop
+    /// every 6 to 14 words, a comma now and then (the truth keeps the lower-case words).
+    #[arg(long)]
+    pub sentences: bool,
 }
 
 /// Run `localist corpus-gen`.
@@ -140,6 +144,7 @@ impl CorpusGenArgs {
             function_rate: self.function_rate,
             made_up: !self.real_words,
             words_per_topic,
+            sentences: self.sentences,
         })
     }
 }

@@ -113,6 +113,11 @@ pub struct TopicSpec {
     pub made_up: bool,
     /// Words per topic when made up (4 to 64; the real lists have 16).
     pub words_per_topic: usize,
+    /// Write each document as a person writes: sentences of 6 to 14 words, each opened by a
+    /// capital and closed by a full stop, with a comma after a word now and then (one in
+    /// twelve). The words and the truth are those of the same spec without it.
+    #[serde(default)]
+    pub sentences: bool,
 }
 
 impl Default for TopicSpec {
@@ -128,6 +133,7 @@ impl Default for TopicSpec {
             function_rate: 0.0,
             made_up: false,
             words_per_topic: 16,
+            sentences: false,
         }
     }
 }
@@ -159,6 +165,8 @@ impl TopicCorpus {
         // A function word before a topic word with probability r/(1 − r): a fraction r of words.
         let p_function = rate / (1.0 - rate);
         let mut rng = SplitMix64::new(spec.seed);
+        // The sentences' own stream: the words stay those of the spec without them.
+        let mut pen = SplitMix64::new(spec.seed ^ 0x5e47_e4ce);
         let mut docs = Vec::with_capacity(spec.documents);
         for _ in 0..spec.documents {
             let themes: Vec<Vec<&str>> = vocab
@@ -187,7 +195,11 @@ impl TopicCorpus {
                 }
                 topic = (topic + 1 + rng.below(k - 1)) % k;
             }
-            docs.push(words.join(" "));
+            docs.push(if spec.sentences {
+                in_sentences(&words, &mut pen)
+            } else {
+                words.join(" ")
+            });
         }
         let mut text = docs.join("\n");
         text.push('\n');
@@ -228,6 +240,36 @@ impl TopicCorpus {
 }
 
 /// Each topic's marker (its name, or for made-up words its first word) and words.
+/// `words` as sentences of 6 to 14 words: a capital first letter, a full stop at the end, and
+/// a comma after one word in twelve inside a sentence ([`TopicSpec::sentences`]).
+fn in_sentences(words: &[&str], pen: &mut SplitMix64) -> String {
+    let mut out = String::new();
+    let mut rest = words;
+    while !rest.is_empty() {
+        let n = (6 + pen.below(9)).min(rest.len());
+        let (sentence, tail) = rest.split_at(n);
+        rest = tail;
+        for (i, w) in sentence.iter().enumerate() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            if i == 0 {
+                let mut chars = w.chars();
+                out.extend(chars.next().map(|c| c.to_uppercase()).into_iter().flatten());
+                out.push_str(chars.as_str());
+            } else {
+                out.push_str(w);
+            }
+            if i + 1 == sentence.len() {
+                out.push('.');
+            } else if pen.below(12) == 0 {
+                out.push(',');
+            }
+        }
+    }
+    out
+}
+
 fn topic_vocabulary(spec: &TopicSpec, k: usize) -> Vec<(String, Vec<String>)> {
     if !spec.made_up {
         return TOPICS

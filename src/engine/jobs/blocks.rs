@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::analysis::kmeans::kmeans;
 use crate::data::lexicon::Lexicon;
-use crate::data::tokenizer::{Tokenizer, TokenizerSpec, UNK_TOKEN};
+use crate::data::tokenizer::{Tokenizer, TokenizerSpec};
 use crate::engine::corpus::{prepare_corpus, CorpusSource, TokenizerKind};
 use crate::engine::jobs::model::open_checkpoint;
 use crate::model::blocks::BlockMap;
@@ -107,9 +107,9 @@ pub fn rebuild_blocks(
 /// The block map of `ids`' co-occurrence communities ([`Profile`], ±4 tokens, tokens seen at
 /// least 5 times), each block named after its two most frequent tokens.
 pub fn communities_map(ids: &[u32], tok: &dyn Tokenizer, what: &str) -> BlockMap {
-    let mut profile = Profile::measure(ids, 4, 5);
-    // `<unk>` joined a content community on a text with many unknown words (`<unk>·,`).
-    profile.set_aside(tok.token_id(UNK_TOKEN));
+    // `<unk>` joined a content community on a text with many unknown words (`<unk>·,`): it
+    // is set aside, and punctuation is function-like (`Profile::of_text`).
+    let profile = Profile::of_text(ids, 4, 5, tok);
     // Profile rows are ranked by frequency, so a community's first rows are its most frequent.
     let mut members: BTreeMap<usize, Vec<(usize, u32)>> = BTreeMap::new();
     for (&id, &row) in &profile.index {

@@ -69,37 +69,48 @@ impl Recruiter {
         let Some(p) = self.profile.as_ref() else {
             return String::new();
         };
-        match p.threshold_bits {
+        let words = p.function_tokens();
+        if words.is_empty() {
+            return format!(
+                "co-occurrence community; no function-like tokens (separability {:.2})",
+                p.separability
+            );
+        }
+        let shown: Vec<String> = words
+            .iter()
+            .take(8)
+            .map(|&id| format!("{:?}", tok.decode(&[id])))
+            .collect();
+        let more = if words.len() > shown.len() {
+            " …"
+        } else {
+            ""
+        };
+        let how = match p.threshold_bits {
             Some(t) => {
-                let words = p.function_tokens();
-                let shown: Vec<String> = words
-                    .iter()
-                    .take(8)
-                    .map(|&id| format!("{:?}", tok.decode(&[id])))
-                    .collect();
-                let more = if words.len() > shown.len() {
-                    " …"
-                } else {
-                    ""
-                };
-                let gap = if p.separability < SEPARABILITY {
+                let gap = if p.by_occurrences {
+                    ", split over the running text: each token weighed by its count"
+                } else if p.separability < SEPARABILITY {
                     ", set apart by a gap"
                 } else {
                     ""
                 };
                 format!(
-                    "co-occurrence community; {} function-like tokens kept out (neighbour \
-                     divergence < {t:.2} bits, separability {:.2}{gap}): {}{more}",
-                    words.len(),
-                    p.separability,
-                    shown.join(" ")
+                    "neighbour divergence < {t:.2} bits, separability {:.2}{gap}; with \
+                     punctuation and capitalised forms",
+                    p.separability
                 )
             }
             None => format!(
-                "co-occurrence community; no function-like tokens (separability {:.2})",
+                "punctuation; no clear split of the divergences, separability {:.2}",
                 p.separability
             ),
-        }
+        };
+        format!(
+            "co-occurrence community; {} function-like tokens kept out ({how}): {}{more}",
+            words.len(),
+            shown.join(" ")
+        )
     }
 
     /// The pair of recruited blocks (keep, gone) whose co-occurrence profiles are most alike

@@ -127,6 +127,45 @@ pub fn otsu_cut(sorted_desc: &[f64]) -> usize {
     best.1
 }
 
+/// Otsu's split of `(value, weight)` pairs sorted by value descending, each value counted
+/// `weight` times: how many pairs form the upper class (maximising w₁·w₂·(m₁ − m₂)² over the
+/// weights), and the separability η = σ²_between/σ²_total of that split (0 when the values do
+/// not vary or fewer than two pairs weigh anything).
+pub fn weighted_otsu(sorted_desc: &[(f64, f64)]) -> (usize, f64) {
+    let n = sorted_desc.len();
+    let weight: f64 = sorted_desc.iter().map(|&(_, w)| w).sum();
+    let sum: f64 = sorted_desc.iter().map(|&(v, w)| v * w).sum();
+    if n < 2 || weight <= 0.0 {
+        return (n, 0.0);
+    }
+    let (mut best, mut cut) = (f64::NEG_INFINITY, n);
+    let (mut upper_w, mut upper_s) = (0.0, 0.0);
+    for (i, &(v, w)) in sorted_desc.iter().enumerate().take(n - 1) {
+        upper_w += w;
+        upper_s += v * w;
+        let lower_w = weight - upper_w;
+        if upper_w <= 0.0 || lower_w <= 0.0 {
+            continue;
+        }
+        let diff = upper_s / upper_w - (sum - upper_s) / lower_w;
+        let score = upper_w * lower_w * diff * diff;
+        if score > best {
+            (best, cut) = (score, i + 1);
+        }
+    }
+    let mean = sum / weight;
+    let total: f64 = sorted_desc
+        .iter()
+        .map(|&(v, w)| w * (v - mean).powi(2))
+        .sum::<f64>()
+        / weight;
+    if cut >= n || total <= 0.0 {
+        return (cut, 0.0);
+    }
+    // best = w₁·w₂·(m₁ − m₂)², and σ²_between = (w₁/W)(w₂/W)(m₁ − m₂)².
+    (cut, best / (weight * weight) / total)
+}
+
 /// Adjusted Rand index between two labelings of the same items.
 pub fn adjusted_rand_index(a: &[usize], b: &[usize]) -> f64 {
     let n = a.len().min(b.len());

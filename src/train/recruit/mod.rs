@@ -83,6 +83,7 @@ mod reassign;
 mod recruiter;
 mod round;
 mod second_look;
+mod split;
 
 pub use buffer::{block_params, buffer_stats, description_length, localist_view, BufferStats};
 pub use candidates::name_part;

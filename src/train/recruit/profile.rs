@@ -24,11 +24,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::train::recruit::cluster::otsu_cut;
+use crate::data::tokenizer::{Tokenizer, UNK_TOKEN};
 use crate::train::recruit::community::communities;
-
-/// Otsu's separability η above which the low-divergence class counts as function words.
-pub const SEPARABILITY: f64 = 0.85;
+use crate::train::recruit::split::{clear_split, occurrence_split};
+pub use crate::train::recruit::split::{otsu_separability, Written, SEPARABILITY};
 
 /// Most tokens profiled (the most frequent): bounds the m×m co-occurrence table.
 pub const MAX_PROFILED: usize = 1500;
@@ -47,8 +46,12 @@ pub struct Profile {
     pub function_like: Vec<bool>,
     /// The divergence below which a token is function-like (None: no clear split).
     pub threshold_bits: Option<f64>,
-    /// Otsu's separability of the divergences.
+    /// Otsu's separability of the divergences (of the split by occurrences where that one
+    /// was taken).
     pub separability: f64,
+    /// The split was taken over the running text, each token weighed by its count
+    /// ([`occurrence_split`]), as the split over the vocabulary was not clear.
+    pub by_occurrences: bool,
     /// Positive-PMI rows over the content tokens' columns (by row).
     pub ppmi: Vec<Vec<f64>>,
     /// Boundary tokens (by row): content tokens whose left and right neighbours disagree (a
@@ -66,6 +69,22 @@ impl Profile {
     /// Profile `ids` (at most [`MAX_PROFILE_TOKENS`] of them) with a ±`window` co-occurrence
     /// window; tokens seen fewer than `min_count` times are left out.
     pub fn measure(ids: &[u32], window: usize, min_count: usize) -> Self {
+        Self::measure_with(ids, window, min_count, &Written::default())
+    }
+
+    /// The profile of a text read with `tok`, as recruitment and `blocks --communities` take
+    /// it: what its writing says of function tokens ([`Written::of`]) is used, and `<unk>` is
+    /// set aside ([`Profile::set_aside`]).
+    pub fn of_text(ids: &[u32], window: usize, min_count: usize, tok: &dyn Tokenizer) -> Self {
+        let head = ids.get(..ids.len().min(MAX_PROFILE_TOKENS)).unwrap_or(ids);
+        let written = Written::of(&head.iter().copied().collect(), tok);
+        let mut profile = Self::measure_with(ids, window, min_count, &written);
+        profile.set_aside(tok.token_id(UNK_TOKEN));
+        profile
+    }
+
+    /// [`Profile::measure`], with the function tokens `written` names.
+    pub fn measure_with(ids: &[u32], window: usize, min_count: usize, written: &Written) -> Self {
         let ids = ids.get(..ids.len().min(MAX_PROFILE_TOKENS)).unwrap_or(ids);
         let mut counts: BTreeMap<u32, usize> = BTreeMap::new();
         for &id in ids {
@@ -94,25 +113,42 @@ impl Profile {
             .zip(&left)
             .map(|(r, l)| r.iter().zip(l).map(|(a, b)| a + b).collect())
             .collect();
-        let mut sorted = divergence_bits.clone();
+        // The split is read on the tokens that are not the capitalised form of another
+        // ([`Written`]); those follow their lower-case form.
+        let split: Vec<(f64, f64)> = ranked
+            .iter()
+            .zip(&divergence_bits)
+            .filter(|((id, _), _)| !written.is_twin(*id, &index))
+            .map(|(&(_, c), &d)| (d, c as f64))
+            .collect();
+        let mut sorted: Vec<f64> = split.iter().map(|&(d, _)| d).collect();
         sorted.sort_by(|a, b| b.total_cmp(a));
         let (cut, separability) = otsu_separability(&sorted);
-        let threshold_bits = (clear_split(&sorted, cut, separability) && cut < sorted.len())
+        let by_types = (clear_split(&sorted, cut, separability) && cut < sorted.len())
             .then(|| sorted.get(cut.saturating_sub(1)).copied())
             .flatten();
-        let function_like: Vec<bool> = divergence_bits
+        let (threshold_bits, separability, by_occurrences) = match by_types {
+            Some(t) => (Some(t), separability, false),
+            None => match occurrence_split(&split) {
+                Some((t, eta)) => (Some(t), eta, true),
+                None => (None, separability, false),
+            },
+        };
+        let by_split: Vec<bool> = divergence_bits
             .iter()
             .map(|&d| threshold_bits.is_some_and(|t| d < t))
             .collect();
+        let function_like = written.apply(&index, &by_split);
         let ppmi = ppmi_rows(&co, &function_like);
-        let boundary = boundaries(&left, &right, &function_like);
-        let community = content_communities(&ppmi, &function_like, &boundary);
+        let (boundary, community) =
+            boundaries_and_communities(&left, &right, &ppmi, &function_like, &index, written);
         Self {
             index,
             divergence_bits,
             function_like,
             threshold_bits,
             separability,
+            by_occurrences,
             ppmi,
             boundary,
             community,
@@ -271,30 +307,39 @@ fn boundaries(left: &[Vec<f64>], right: &[Vec<f64>], function_like: &[bool]) -> 
         .collect()
 }
 
-/// Whether Otsu's split of the divergences (sorted descending; `cut` of them above) sets a
-/// class of function words clearly apart: by its separability (≥ [`SEPARABILITY`]), or by a
-/// gap between the classes at least as wide as the spread (standard deviation) of the upper
-/// class. The gap matters on small texts: a divergence read from a few dozen neighbours is
-/// biased upwards, the more the rarer the token, so content tokens spread widely and the
-/// separability falls though the classes do not touch (200 documents, 5,649 tokens: function
-/// words 0.25–0.70 bits, topic words 1.43–3.57, separability 0.73). By the gap, the lower
-/// class must also be the smaller one.
-fn clear_split(sorted_desc: &[f64], cut: usize, separability: f64) -> bool {
-    if separability >= SEPARABILITY {
-        return true;
+/// The boundary tokens and communities of the content rows. A capitalised form joins the
+/// community of its lower-case form (and is a boundary when that form is): one candidate for
+/// both, and the rarer rows out of the graph.
+fn boundaries_and_communities(
+    left: &[Vec<f64>],
+    right: &[Vec<f64>],
+    ppmi: &[Vec<f64>],
+    function_like: &[bool],
+    index: &BTreeMap<u32, usize>,
+    written: &Written,
+) -> (Vec<bool>, Vec<Option<usize>>) {
+    let twin_rows: Vec<(usize, usize)> = index
+        .iter()
+        .filter_map(|(id, &row)| Some((row, *index.get(written.lower.get(id)?)?)))
+        .collect();
+    let mut apart = function_like.to_vec();
+    for &(row, _) in &twin_rows {
+        if let Some(a) = apart.get_mut(row) {
+            *a = true;
+        }
     }
-    let (Some(upper), Some(&below)) = (sorted_desc.get(..cut), sorted_desc.get(cut)) else {
-        return false;
-    };
-    let Some(&lowest) = upper.last() else {
-        return false;
-    };
-    let mean = upper.iter().sum::<f64>() / upper.len() as f64;
-    let sd = (upper.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / upper.len() as f64).sqrt();
-    // The function words are the fewer: a lower class of most tokens is content split off
-    // from a few outliers (two topics with markers: 33 topic words below the 2 markers).
-    let fewer = sorted_desc.len() - cut < cut;
-    fewer && lowest - below >= sd && lowest > below
+    let mut boundary = boundaries(left, right, &apart);
+    let mut community = content_communities(ppmi, &apart, &boundary);
+    for &(row, lower) in &twin_rows {
+        let content = !function_like.get(row).copied().unwrap_or(true);
+        let (b, c) = (boundary.get(lower).copied(), community.get(lower).copied());
+        if let (true, Some(b), Some(c)) = (content, b, c) {
+            if let (Some(rb), Some(rc)) = (boundary.get_mut(row), community.get_mut(row)) {
+                (*rb, *rc) = (b, c);
+            }
+        }
+    }
+    (boundary, community)
 }
 
 /// The communities of the content tokens that are not boundaries (by row).
@@ -320,27 +365,6 @@ fn content_communities(
         }
     }
     out
-}
-
-/// Otsu's cut of values sorted descending and its separability η = σ²_between/σ²_total
-/// (0 when the values do not vary).
-pub fn otsu_separability(sorted_desc: &[f64]) -> (usize, f64) {
-    let n = sorted_desc.len();
-    let cut = otsu_cut(sorted_desc);
-    if n < 2 || cut == 0 || cut >= n {
-        return (cut, 0.0);
-    }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let (hi, lo) = sorted_desc.split_at(cut);
-    let mu = mean(sorted_desc);
-    let total = sorted_desc.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / n as f64;
-    let (w1, w2) = (hi.len() as f64 / n as f64, lo.len() as f64 / n as f64);
-    let between = w1 * w2 * (mean(hi) - mean(lo)).powi(2);
-    if total <= 0.0 {
-        (cut, 0.0)
-    } else {
-        (cut, between / total)
-    }
 }
 
 #[cfg(test)]

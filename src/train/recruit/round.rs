@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use candle_core::Tensor;
 
-use crate::data::tokenizer::{Tokenizer, UNK_TOKEN};
+use crate::data::tokenizer::Tokenizer;
 use crate::model::blocks::{BlockKind, BlockMap};
 use crate::train::recruit::buffer::{
     block_params, buffer_stats, context_use, description_length, BufferStats,
@@ -248,8 +248,7 @@ impl Recruiter {
         let n_buf = full_len.min(cfg.buffer_tokens.max(seq + 1));
         let buffer = buffer.get(..n_buf).unwrap_or(buffer);
         if self.profile.is_none() {
-            let mut profile = Profile::measure(&trainer.train.ids, cfg.window, cfg.min_count);
-            profile.set_aside(tok.token_id(UNK_TOKEN));
+            let profile = Profile::of_text(&trainer.train.ids, cfg.window, cfg.min_count, tok);
             self.profile = Some(profile);
         }
         let inheriting = self.inheriting(trainer.blocks.token_block.len());
