@@ -8,8 +8,25 @@ pub const WARNING: egui::Color32 = egui::Color32::from_rgb(230, 160, 60);
 
 /// λ* under the λ_train slider: the current estimate in words ([`mark_lambda_star`]), or,
 /// before the first estimate and while one of an earlier text waits for its replacement, a
-/// placeholder line of the same height, so the controls below never jump under the pointer.
+/// placeholder line; either in two rows' height, so the controls below do not jump under the
+/// pointer when the estimate arrives.
 pub fn lambda_star_line(
+    ui: &mut egui::Ui,
+    slider: &egui::Response,
+    current: Option<&ThresholdEstimate>,
+    stale: bool,
+    lambda_train: f64,
+) {
+    // Two rows whatever is drawn: the estimate's words take two in the narrow panel
+    // ("… full locality above 53.33; the slider ends at 1"), the placeholder one.
+    let rows = 2.0 * ui.text_style_height(&egui::TextStyle::Body);
+    ui.vertical(|ui| {
+        ui.set_min_height(rows);
+        star_or_placeholder(ui, slider, current, stale, lambda_train);
+    });
+}
+
+fn star_or_placeholder(
     ui: &mut egui::Ui,
     slider: &egui::Response,
     current: Option<&ThresholdEstimate>,
