@@ -239,7 +239,6 @@ impl TopicCorpus {
     }
 }
 
-/// Each topic's marker (its name, or for made-up words its first word) and words.
 /// `words` as sentences of 6 to 14 words: a capital first letter, a full stop at the end, and
 /// a comma after one word in twelve inside a sentence ([`TopicSpec::sentences`]).
 fn in_sentences(words: &[&str], pen: &mut SplitMix64) -> String {
@@ -270,6 +269,7 @@ fn in_sentences(words: &[&str], pen: &mut SplitMix64) -> String {
     out
 }
 
+/// Each topic's marker (its name, or for made-up words its first word) and words.
 fn topic_vocabulary(spec: &TopicSpec, k: usize) -> Vec<(String, Vec<String>)> {
     if !spec.made_up {
         return TOPICS
