@@ -320,7 +320,7 @@ fn boundaries_and_communities(
 ) -> (Vec<bool>, Vec<Option<usize>>) {
     let twin_rows: Vec<(usize, usize)> = index
         .iter()
-        .filter_map(|(id, &row)| Some((row, *index.get(written.lower.get(id)?)?)))
+        .filter_map(|(&id, &row)| Some((row, written.lower_row(id, index)?)))
         .collect();
     let mut apart = function_like.to_vec();
     for &(row, _) in &twin_rows {

@@ -116,9 +116,15 @@ impl Written {
         out
     }
 
+    /// The row (in `index`) of the profiled lower-case form of `id`, when `id` is the
+    /// capitalised form of one.
+    pub(super) fn lower_row(&self, id: u32, index: &BTreeMap<u32, usize>) -> Option<usize> {
+        self.lower.get(&id).and_then(|l| index.get(l)).copied()
+    }
+
     /// True when `id` is the capitalised form of another profiled token (in `index`).
     pub(super) fn is_twin(&self, id: u32, index: &BTreeMap<u32, usize>) -> bool {
-        self.lower.get(&id).is_some_and(|l| index.contains_key(l))
+        self.lower_row(id, index).is_some()
     }
 
     /// The function-like rows: those of the split (`by_split`, by row of `index`), the marks,
@@ -127,10 +133,8 @@ impl Written {
         let mut out = by_split.to_vec();
         for (id, &row) in index {
             let twin = self
-                .lower
-                .get(id)
-                .and_then(|l| index.get(l))
-                .and_then(|&r| by_split.get(r))
+                .lower_row(*id, index)
+                .and_then(|r| by_split.get(r))
                 .copied();
             let function = self.marks.contains(id)
                 || twin.unwrap_or(by_split.get(row).copied().unwrap_or(false));
