@@ -1242,7 +1242,8 @@ fn a_run_that_learns_a_small_corpus_by_heart_is_warned_and_keep_best_ends_on_its
                 .unwrap();
         (String::from_utf8_lossy(&o.stdout).to_string(), cfg)
     };
-    let (plain, cfg) = run("plain", &[]);
+    // --keep-last: the run ends on its last step's weights, and the warning says what to do.
+    let (plain, cfg) = run("plain", &["--keep-last"]);
     assert!(
         plain.contains("warning: held-out perplexity rose from"),
         "{plain}"
@@ -1258,6 +1259,28 @@ fn a_run_that_learns_a_small_corpus_by_heart_is_warned_and_keep_best_ends_on_its
     let ce = |p: &serde_json::Value| p["ce_nats"].as_f64().unwrap();
     let best = curve.iter().min_by(|a, b| ce(a).total_cmp(&ce(b))).unwrap();
     assert!(ce(curve.last().unwrap()) > ce(best) + 0.1, "{curve:?}");
+
+    // By default a run that ends overfitting ends on its best point under its final blocks
+    // (without recruitment, the one map it had: the best point of the whole curve).
+    let (auto, auto_cfg) = run("auto", &[]);
+    assert!(
+        auto.contains("run will end on the weights of step"),
+        "{auto}"
+    );
+    assert!(
+        auto.contains("--keep-last to end on the last step's"),
+        "{auto}"
+    );
+    assert!(
+        auto.contains("the run ended overfitting: ending on the weights of step"),
+        "{auto}"
+    );
+    assert!(auto.contains("trained 120 steps"), "{auto}");
+    assert_eq!(auto_cfg["training"]["steps_done"], best["step"]);
+    let ppl = auto_cfg["training"]["final_eval"]["perplexity"]
+        .as_f64()
+        .unwrap();
+    assert!((ppl.ln() - ce(best)).abs() < 1e-3, "{ppl} against {best:?}");
 
     // --keep-best: the same run ends on the best step's weights, and the checkpoint says so.
     let (kept, cfg) = run("kept", &["--keep-best"]);
@@ -1427,4 +1450,83 @@ fn keep_best_in_a_recruitment_run_ends_on_the_blocks_and_log_of_its_best_step() 
             "block {name} is in no accepted decision of {log:?}"
         );
     }
+}
+
+#[test]
+fn a_recruitment_run_that_ends_overfitting_keeps_its_final_blocks_and_their_best_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    // The corpus of the test above: blocks early, the held-out curve up well before the end.
+    let corpus = dir.path().join("t80.txt");
+    let o = localist(&[
+        "corpus-gen",
+        "--topics",
+        "2",
+        "--documents",
+        "80",
+        "--out",
+        corpus.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.path().join("auto");
+    let o = localist(&[
+        "train",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--tokenizer",
+        "word",
+        "--recruit",
+        "--lambda-train",
+        "1",
+        "--steps",
+        "500",
+        "--lr",
+        "3e-3",
+        "--recruit-warmup",
+        "50",
+        "--recruit-every",
+        "25",
+        "--eval-every",
+        "20",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let kept: usize = text
+        .split("the run ended overfitting: ending on the weights of step ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no line on ending overfitting:\n{text}"));
+    assert!(kept < 500, "{text}");
+    // Every move accepted in the run, before or after the step kept, is in the map kept: the
+    // weights go back no further than the last change of the blocks.
+    let accepted: Vec<(usize, String)> = text
+        .lines()
+        .filter(|l| l.starts_with("step ") && l.contains("ACCEPTED"))
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let step = w.nth(1)?.parse().ok()?;
+            Some((step, w.nth(1)?.to_string()))
+        })
+        .collect();
+    assert!(!accepted.is_empty(), "nothing recruited:\n{text}");
+    assert!(
+        accepted.iter().all(|(s, _)| *s <= kept),
+        "{accepted:?} after step {kept}:\n{text}"
+    );
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join(name)).unwrap()).unwrap()
+    };
+    assert_eq!(read("config.json")["training"]["steps_done"], kept);
+    // The log kept has every accepted decision the run printed.
+    let log = read("recruitment.json")["log"].clone();
+    let in_log = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["decision"]["verdict"] == "accepted")
+        .count();
+    assert_eq!(in_log, accepted.len(), "{log:?}");
 }

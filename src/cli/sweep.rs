@@ -83,6 +83,7 @@ impl SweepArgs {
             quiet: true,
             eval_every: Some(0),
             keep_best: false,
+            keep_last: true,
             from: None,
             adapt: String::new(),
             dial_curve: Vec::new(),

@@ -135,6 +135,10 @@ pub struct TrainArgs {
     /// map and recruitment log of that point
     #[arg(long)]
     pub keep_best: bool,
+    /// End on the last step's weights even when the held-out curve ends overfitting (by
+    /// default such a run ends on the best point of its curve under its final block map)
+    #[arg(long, conflicts_with = "keep_best")]
+    pub keep_last: bool,
     /// Block recruitment.
     #[command(flatten)]
     pub recruitment: RecruitArgs,
@@ -202,6 +206,7 @@ impl TrainArgs {
             recruit: self.recruitment.config(),
             eval_every: self.eval_every,
             keep_best: self.keep_best,
+            keep_best_on_overfit: !self.keep_last,
         };
         check_sizes(&job)?;
         Ok(job)

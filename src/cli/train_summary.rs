@@ -25,10 +25,22 @@ pub fn print_event(pb: &ProgressBar, e: &RunEvent) {
             last,
             dropped,
             back,
+            on_overfit: false,
         } => format!(
             "--keep-best: ending on the weights of step {step} (held-out perplexity {perplexity:.3} \
              on the curve, against {last:.3} at the last step){}",
             block_changes(dropped, back)
+        ),
+        RunEvent::KeptBest {
+            step,
+            perplexity,
+            last,
+            on_overfit: true,
+            ..
+        } => format!(
+            "the run ended overfitting: ending on the weights of step {step}, its best point \
+             under its final blocks (held-out perplexity {perplexity:.3} on the curve, against \
+             {last:.3} at the last step; --keep-last ends on the last step's)"
         ),
     };
     if pb.is_hidden() {

@@ -48,3 +48,14 @@ pub use crate::train::dataset::Sampling;
 pub use crate::train::optimizer::AdamWConfig;
 pub use crate::train::recruit::RecruitConfig;
 pub use crate::train::trainer::{LrSchedule, TrainConfig};
+
+/// The compute device: CUDA when built with `--features cuda` and a GPU is present, else CPU.
+pub fn default_device() -> candle_core::Device {
+    #[cfg(feature = "cuda")]
+    {
+        if let Ok(d) = candle_core::Device::new_cuda(0) {
+            return d;
+        }
+    }
+    candle_core::Device::Cpu
+}

@@ -28,16 +28,7 @@ use crate::train::eval::{evaluate, EvalReport};
 use crate::train::recruit::{RecruitConfig, RecruitEvent, Recruiter};
 use crate::train::trainer::{StepStats, TrainConfig, Trainer};
 
-/// The compute device: CUDA when built with `--features cuda` and a GPU is present, else CPU.
-pub fn default_device() -> Device {
-    #[cfg(feature = "cuda")]
-    {
-        if let Ok(d) = Device::new_cuda(0) {
-            return d;
-        }
-    }
-    Device::Cpu
-}
+pub use crate::engine::default_device;
 
 /// Everything needed to start a run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -77,6 +68,10 @@ pub struct TrainJob {
     /// End on the weights of the best point of the held-out curve when the last is worse.
     #[serde(default)]
     pub keep_best: bool,
+    /// When the curve ends overfitting, end on the best point trained under the final block
+    /// map (the command line's default; `keep_best` goes further back, blocks and all).
+    #[serde(default)]
+    pub keep_best_on_overfit: bool,
 }
 
 impl Default for TrainJob {
@@ -100,6 +95,7 @@ impl Default for TrainJob {
             recruit: None,
             eval_every: None,
             keep_best: false,
+            keep_best_on_overfit: false,
         }
     }
 }

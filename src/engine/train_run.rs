@@ -7,7 +7,7 @@ use candle_core::Device;
 use crate::engine::best::BestState;
 use crate::engine::held_out::{
     default_every, detect_overfit, open_queries_note, passes, push_thinned, HeldOutPoint, Overfit,
-    CURVE_WINDOWS,
+    CURVE_WINDOWS, OVERFIT_RATIO,
 };
 use crate::engine::train_job::{setup, Outcome, Session, TrainJob};
 use crate::model::dial::DialSetting;
@@ -36,6 +36,8 @@ pub enum RunEvent {
         dropped: Vec<String>,
         /// Blocks merged or removed after that step, back with the weights.
         back: Vec<String>,
+        /// Kept because the run ended overfitting (`keep_best_on_overfit`), not on request.
+        on_overfit: bool,
     },
 }
 
@@ -72,6 +74,23 @@ struct Tracker {
     bucket: usize,
     warned: bool,
     best: Option<BestState>,
+    /// With `keep_best_on_overfit`: the best state under the block map of `map`, and that
+    /// map's fingerprint (a change of the map starts it again).
+    best_of_map: Option<BestState>,
+    map: u64,
+}
+
+/// Models up to this many parameters keep a copy of their best state for
+/// `keep_best_on_overfit` (weights and optimizer moments: 12 bytes a parameter, 240 MB here);
+/// a larger one (a pretrained model's) only warns, as without it.
+const KEEP_ON_OVERFIT_MAX_PARAMS: usize = 20_000_000;
+
+/// A fingerprint of a block map: its names, its tokens' blocks and its relevance.
+fn map_fingerprint(b: &crate::model::blocks::BlockMap) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (&b.names, &b.token_block, &b.relevance).hash(&mut h);
+    h.finish()
 }
 
 impl Tracker {
@@ -84,6 +103,8 @@ impl Tracker {
             bucket: usize::MAX,
             warned: false,
             best: None,
+            best_of_map: None,
+            map: 0,
         }
     }
 
@@ -120,9 +141,20 @@ impl Tracker {
             let rec = session.recruiter.as_ref();
             self.best = Some(BestState::of(&session.trainer, rec, point)?);
         }
+        if keeps_on_overfit(session) {
+            let map = map_fingerprint(&session.trainer.blocks);
+            if map != self.map {
+                (self.map, self.best_of_map) = (map, None);
+            }
+            if BestState::improves(self.best_of_map.as_ref(), &point) {
+                let rec = session.recruiter.as_ref();
+                self.best_of_map = Some(BestState::of(&session.trainer, rec, point)?);
+            }
+        }
         if let (false, Some(o)) = (self.warned, detect_overfit(&session.held_out)) {
             self.warned = true;
-            on_event(&RunEvent::Overfit(overfit_message(session, &o)));
+            let kept = self.best_of_map.as_ref().map(|b| b.point.step);
+            on_event(&RunEvent::Overfit(overfit_message(session, &o, kept)));
         }
         Ok(())
     }
@@ -130,7 +162,19 @@ impl Tracker {
     /// Put back the best weights (and, in a run that recruits, the recruiter's state there)
     /// when the last point of the curve is worse than them.
     fn keep_best(self, session: &mut Session, on_event: &mut impl FnMut(&RunEvent)) -> Result<()> {
-        let (Some(best), Some(last)) = (self.best, session.held_out.last().copied()) else {
+        let last = session.held_out.last().copied();
+        let (best, on_overfit) = if session.job.keep_best {
+            (self.best, false)
+        } else {
+            // Only when the curve ends overfitting, and its best under the final blocks is
+            // clearly better than the last point (by the warning's own margin).
+            let overfit = detect_overfit(&session.held_out).is_some();
+            let clear = |b: &BestState| {
+                last.is_some_and(|l| l.ce_nats > b.point.ce_nats + OVERFIT_RATIO.ln())
+            };
+            (self.best_of_map.filter(|b| overfit && clear(b)), true)
+        };
+        let (Some(best), Some(last)) = (best, last) else {
             return Ok(());
         };
         if best.point.step == last.step || last.ce_nats <= best.point.ce_nats {
@@ -143,13 +187,29 @@ impl Tracker {
             last: last.perplexity(),
             dropped,
             back,
+            on_overfit,
         });
         Ok(())
     }
 }
 
-/// The warning and what to do about it.
-fn overfit_message(session: &Session, o: &Overfit) -> String {
+/// Whether a run keeps its best state under its final block map for the end
+/// (`keep_best_on_overfit`, a model small enough to copy, and not `keep_best`, which keeps its own).
+fn keeps_on_overfit(session: &Session) -> bool {
+    let job = &session.job;
+    let params = session.trainer.model.params.tensors();
+    job.keep_best_on_overfit
+        && !job.keep_best
+        && params
+            .values()
+            .map(candle_core::Tensor::elem_count)
+            .sum::<usize>()
+            <= KEEP_ON_OVERFIT_MAX_PARAMS
+}
+
+/// The warning and what to do about it; `kept`: the step of the best point under the run's
+/// block map now, where `keep_best_on_overfit` will end the run unless the curve recovers.
+fn overfit_message(session: &Session, o: &Overfit, kept: Option<usize>) -> String {
     let n = session.trainer.train.ids.len();
     let c = &session.trainer.config;
     let mut what = o.message(passes(o.now.step, c.batch_size, c.seq_len, n), Some(n));
@@ -162,6 +222,12 @@ fn overfit_message(session: &Session, o: &Overfit) -> String {
     }
     if session.job.keep_best {
         format!("{what}. --keep-best will end on the weights of this run's best point of the curve")
+    } else if let (Some(step), true) = (kept, keeps_on_overfit(session)) {
+        format!(
+            "{what}. Unless the curve comes back, the run will end on the weights of step {step}, \
+             its best under the blocks it has now (--keep-last to end on the last step's; fewer \
+             --steps or more text to spend the steps on learning)"
+        )
     } else {
         format!(
             "{what}. Fewer --steps, more text, or --keep-best (to end on the weights of step {})",
