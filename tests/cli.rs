@@ -2,7 +2,7 @@
 //! names the file, line or step, and leave no partial output behind.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::too_many_lines)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use common::{assert_fails_with, stderr};
@@ -478,7 +478,7 @@ fn capture_keeps_only_the_heads_rows_and_grid_asked_for() {
 }
 
 /// A two-step checkpoint on the bundled corpus, at `dir/ck`.
-fn trained_checkpoint(dir: &Path) -> std::path::PathBuf {
+fn trained_checkpoint(dir: &Path) -> PathBuf {
     let ck = dir.join("ck");
     let o = localist(&train_args(
         "assets/corpora/shakespeare_1mb.txt",
@@ -1355,12 +1355,12 @@ fn a_run_that_learns_a_small_corpus_by_heart_is_warned_and_keep_best_ends_on_its
     assert!(!out.join("config.json").exists());
 }
 
-#[test]
-fn keep_best_in_a_recruitment_run_ends_on_the_blocks_and_log_of_its_best_step() {
-    let dir = tempfile::tempdir().unwrap();
-    // 80 documents of two topics: recruitment finds blocks early, and 500 steps read the
-    // training text about 70 times, so the held-out curve turns up well before the end.
-    let corpus = dir.path().join("t80.txt");
+/// A recruitment run of 500 steps on 80 documents of two topics, with `ending` (the flag that
+/// says how it ends, or none): recruitment finds blocks early, and 500 steps read the training
+/// text about 70 times, so the held-out curve turns up well before the end. Returns the
+/// checkpoint's directory (in `dir`) and the run's output.
+fn small_recruitment_run(dir: &Path, ending: Option<&str>) -> (PathBuf, String) {
+    let corpus = dir.join("t80.txt");
     let o = localist(&[
         "corpus-gen",
         "--topics",
@@ -1371,8 +1371,8 @@ fn keep_best_in_a_recruitment_run_ends_on_the_blocks_and_log_of_its_best_step() 
         corpus.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let out = dir.path().join("kept");
-    let o = localist(&[
+    let out = dir.join("run");
+    let mut args = vec![
         "train",
         "--corpus",
         corpus.to_str().unwrap(),
@@ -1389,15 +1389,22 @@ fn keep_best_in_a_recruitment_run_ends_on_the_blocks_and_log_of_its_best_step() 
         "50",
         "--recruit-every",
         "25",
-        "--keep-best",
         "--eval-every",
         "20",
         "--quiet",
         "--out",
         out.to_str().unwrap(),
-    ]);
+    ];
+    args.extend(ending);
+    let o = localist(&args);
     assert!(o.status.success(), "{}", stderr(&o));
-    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    (out, String::from_utf8_lossy(&o.stdout).to_string())
+}
+
+#[test]
+fn keep_best_in_a_recruitment_run_ends_on_the_blocks_and_log_of_its_best_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, text) = small_recruitment_run(dir.path(), Some("--keep-best"));
     let kept: usize = text
         .split("--keep-best: ending on the weights of step ")
         .nth(1)
@@ -1455,44 +1462,8 @@ fn keep_best_in_a_recruitment_run_ends_on_the_blocks_and_log_of_its_best_step() 
 #[test]
 fn a_recruitment_run_that_ends_overfitting_keeps_its_final_blocks_and_their_best_weights() {
     let dir = tempfile::tempdir().unwrap();
-    // The corpus of the test above: blocks early, the held-out curve up well before the end.
-    let corpus = dir.path().join("t80.txt");
-    let o = localist(&[
-        "corpus-gen",
-        "--topics",
-        "2",
-        "--documents",
-        "80",
-        "--out",
-        corpus.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let out = dir.path().join("auto");
-    let o = localist(&[
-        "train",
-        "--corpus",
-        corpus.to_str().unwrap(),
-        "--tokenizer",
-        "word",
-        "--recruit",
-        "--lambda-train",
-        "1",
-        "--steps",
-        "500",
-        "--lr",
-        "3e-3",
-        "--recruit-warmup",
-        "50",
-        "--recruit-every",
-        "25",
-        "--eval-every",
-        "20",
-        "--quiet",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    // The run of the test above, with the default ending.
+    let (out, text) = small_recruitment_run(dir.path(), None);
     let kept: usize = text
         .split("the run ended overfitting: ending on the weights of step ")
         .nth(1)

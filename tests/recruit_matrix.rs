@@ -96,15 +96,21 @@ fn train(corpus: &Path, out: &Path, recruit: bool, issue_command: bool) -> Strin
         "localist {args:?} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    // Exactly --steps: a recruitment round's second look at the last step trained past it.
+    // Exactly --steps (a recruitment round's second look at the last step trained past it),
+    // or the step a run that ended overfitting says it ended on.
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap_or_default())
             .unwrap_or_default();
+    let ended_on = stdout
+        .split("the run ended overfitting: ending on the weights of step ")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .map(str::to_string);
     assert_eq!(
         config["training"]["steps_done"]
             .as_u64()
             .map(|n| n.to_string()),
-        Some(args[10].clone()),
+        Some(ended_on.unwrap_or_else(|| args[10].clone())),
         "steps done against --steps"
     );
     stdout
