@@ -1248,6 +1248,7 @@ fn a_run_that_learns_a_small_corpus_by_heart_is_warned_and_keep_best_ends_on_its
         plain.contains("warning: held-out perplexity rose from"),
         "{plain}"
     );
+    assert!(!plain.contains("where the run ended)"), "{plain}");
     assert!(
         plain.contains("--keep-best (to end on the weights of step"),
         "{plain}"
@@ -1276,6 +1277,13 @@ fn a_run_that_learns_a_small_corpus_by_heart_is_warned_and_keep_best_ends_on_its
         "{auto}"
     );
     assert!(auto.contains("trained 120 steps"), "{auto}");
+    assert!(
+        auto.contains(&format!(
+            "(of the weights of step {}, where the run ended)",
+            best["step"]
+        )),
+        "{auto}"
+    );
     assert_eq!(auto_cfg["training"]["steps_done"], best["step"]);
     let ppl = auto_cfg["training"]["final_eval"]["perplexity"]
         .as_f64()

@@ -73,13 +73,19 @@ pub fn print_summary(
     secs: f64,
 ) {
     let e = &s.eval;
+    // A run that went back to an earlier point of its curve: whose weights the numbers are.
+    let ended_on = if s.steps < s.steps_run {
+        format!(" (of the weights of step {}, where the run ended)", s.steps)
+    } else {
+        String::new()
+    };
     println!("device: {}", s.device);
     if let Some(tps) = steady_tps {
         println!("steady-state training speed: {tps:.0} tokens/s (after 10 warm-up steps)");
     }
     println!(
         "trained {} step{}{} in {secs:.1} s ({overall_tps:.0} tokens/s overall); held-out: perplexity {:.3}, top-1 {:.1}%, \
-         entropy {:.3} bits, ε {:.4}, PF_mass {:.4}{}",
+         entropy {:.3} bits, ε {:.4}, PF_mass {:.4}{}{}",
         s.steps_run.saturating_sub(s.started_at),
         if s.steps_run.saturating_sub(s.started_at) == 1 { "" } else { "s" },
         if s.started_at > 0 {
@@ -94,7 +100,8 @@ pub fn print_summary(
         e.pf_mass,
         e.pf_true_mass
             .map(|p| format!(", PF vs true targets {p:.4}"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        ended_on
     );
     if let Some(why) = &s.degenerate {
         eprintln!("warning: {}: {why}", out.display());
