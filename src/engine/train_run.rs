@@ -137,19 +137,15 @@ impl Tracker {
         };
         push_thinned(&mut session.held_out, point);
         on_event(&RunEvent::HeldOut(point));
-        if session.job.keep_best && BestState::improves(self.best.as_ref(), &point) {
-            let rec = session.recruiter.as_ref();
-            self.best = Some(BestState::of(&session.trainer, rec, point)?);
+        if session.job.keep_best {
+            keep_if_better(&mut self.best, session, point)?;
         }
         if keeps_on_overfit(session) {
             let map = map_fingerprint(&session.trainer.blocks);
             if map != self.map {
                 (self.map, self.best_of_map) = (map, None);
             }
-            if BestState::improves(self.best_of_map.as_ref(), &point) {
-                let rec = session.recruiter.as_ref();
-                self.best_of_map = Some(BestState::of(&session.trainer, rec, point)?);
-            }
+            keep_if_better(&mut self.best_of_map, session, point)?;
         }
         if let (false, Some(o)) = (self.warned, detect_overfit(&session.held_out)) {
             self.warned = true;
@@ -193,15 +189,26 @@ impl Tracker {
     }
 }
 
+/// Put the run's state at `point` in `slot` when `point` is better than what it holds.
+fn keep_if_better(
+    slot: &mut Option<BestState>,
+    session: &Session,
+    point: HeldOutPoint,
+) -> Result<()> {
+    if BestState::improves(slot.as_ref(), &point) {
+        let rec = session.recruiter.as_ref();
+        *slot = Some(BestState::of(&session.trainer, rec, point)?);
+    }
+    Ok(())
+}
+
 /// Whether a run keeps its best state under its final block map for the end
 /// (`keep_best_on_overfit`, a model small enough to copy, and not `keep_best`, which keeps its own).
 fn keeps_on_overfit(session: &Session) -> bool {
     let job = &session.job;
-    let params = session.trainer.model.params.tensors();
     job.keep_best_on_overfit
         && !job.keep_best
-        && params
-            .values()
+        && (session.trainer.model.params.tensors().values())
             .map(candle_core::Tensor::elem_count)
             .sum::<usize>()
             <= KEEP_ON_OVERFIT_MAX_PARAMS
