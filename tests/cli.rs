@@ -1363,9 +1363,10 @@ fn a_run_that_learns_a_small_corpus_by_heart_is_warned_and_keep_best_ends_on_its
     assert!(!out.join("config.json").exists());
 }
 
-/// A recruitment run of 500 steps on 80 documents of two topics, with `ending` (the flag that
-/// says how it ends, or none): recruitment finds blocks early, and 500 steps read the training
-/// text about 70 times, so the held-out curve turns up well before the end. Returns the
+/// A recruitment run of 500 steps on 80 documents of two topics, one thread (the same decisions
+/// every time), with `ending` (the flag that says how it ends, or none): recruitment finds
+/// blocks early, and 500 steps read the training text about 70 times, so the held-out curve
+/// turns up well before the end. Returns the
 /// checkpoint's directory (in `dir`) and the run's output.
 fn small_recruitment_run(dir: &Path, ending: Option<&str>) -> (PathBuf, String) {
     let corpus = dir.join("t80.txt");
@@ -1399,6 +1400,8 @@ fn small_recruitment_run(dir: &Path, ending: Option<&str>) -> (PathBuf, String) 
         "25",
         "--eval-every",
         "20",
+        "--threads",
+        "1",
         "--quiet",
         "--out",
         out.to_str().unwrap(),
@@ -1468,44 +1471,65 @@ fn keep_best_in_a_recruitment_run_ends_on_the_blocks_and_log_of_its_best_step() 
 }
 
 #[test]
-fn a_recruitment_run_that_ends_overfitting_keeps_its_final_blocks_and_their_best_weights() {
+fn a_recruitment_run_that_ends_overfitting_ends_on_its_best_weights_under_its_final_blocks() {
     let dir = tempfile::tempdir().unwrap();
-    // The run of the test above, with the default ending.
+    // The run of the test above, with the default ending, and again with --keep-last (one
+    // thread each: the same decisions in both).
     let (out, text) = small_recruitment_run(dir.path(), None);
-    let kept: usize = text
-        .split("the run ended overfitting: ending on the weights of step ")
-        .nth(1)
-        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no line on ending overfitting:\n{text}"));
-    assert!(kept < 500, "{text}");
-    // Every move accepted in the run, before or after the step kept, is in the map kept: the
-    // weights go back no further than the last change of the blocks.
-    let accepted: Vec<(usize, String)> = text
+    let last_dir = dir.path().join("last");
+    std::fs::create_dir(&last_dir).unwrap();
+    let (last_out, last_text) = small_recruitment_run(&last_dir, Some("--keep-last"));
+    let line = text
         .lines()
-        .filter(|l| l.starts_with("step ") && l.contains("ACCEPTED"))
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            let step = w.nth(1)?.parse().ok()?;
-            Some((step, w.nth(1)?.to_string()))
-        })
-        .collect();
-    assert!(!accepted.is_empty(), "nothing recruited:\n{text}");
-    assert!(
-        accepted.iter().all(|(s, _)| *s <= kept),
-        "{accepted:?} after step {kept}:\n{text}"
-    );
-    let read = |name: &str| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(out.join(name)).unwrap()).unwrap()
+        .find(|l| l.starts_with("the run ended overfitting: ending on the weights of step "))
+        .unwrap_or_else(|| panic!("no line on ending overfitting:\n{text}"));
+    let number_after = |what: &str| -> f64 {
+        line.split(what)
+            .nth(1)
+            .and_then(|r| r.split(|c: char| !c.is_ascii_digit() && c != '.').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no number after {what:?} in {line}"))
     };
-    assert_eq!(read("config.json")["training"]["steps_done"], kept);
-    // The log kept has every accepted decision the run printed.
-    let log = read("recruitment.json")["log"].clone();
-    let in_log = log
+    let kept = number_after("ending on the weights of step ") as usize;
+    assert!(kept < 500, "{text}");
+    // The weights kept measure better than the last step's, under the same blocks.
+    let (ppl, last_ppl) = (
+        number_after("held-out perplexity "),
+        number_after("against "),
+    );
+    assert!(ppl < last_ppl, "{line}");
+    let read = |dir: &Path, name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
+    };
+    assert_eq!(read(&out, "config.json")["training"]["steps_done"], kept);
+    let final_ppl = read(&out, "config.json")["training"]["final_eval"]["perplexity"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (final_ppl - ppl).abs() < 0.01 * ppl,
+        "{final_ppl} against {line}"
+    );
+    // The blocks are the last step's: every block and move the run found, before or after the
+    // step whose weights it kept, as the run that kept the last step's weights ended with.
+    assert_eq!(read(&out, "blocks.json"), read(&last_out, "blocks.json"));
+    assert_eq!(
+        read(&last_out, "config.json")["training"]["steps_done"],
+        500,
+        "{last_text}"
+    );
+    // The log kept has every accepted decision the run printed, as has --keep-last's.
+    let accepted = |t: &str| {
+        t.lines()
+            .filter(|l| l.starts_with("step ") && l.contains("ACCEPTED"))
+            .count()
+    };
+    assert!(accepted(&text) > 0, "nothing recruited:\n{text}");
+    assert_eq!(accepted(&text), accepted(&last_text), "{text}\n{last_text}");
+    let in_log = read(&out, "recruitment.json")["log"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|e| e["decision"]["verdict"] == "accepted")
         .count();
-    assert_eq!(in_log, accepted.len(), "{log:?}");
+    assert_eq!(in_log, accepted(&text));
 }

@@ -639,6 +639,102 @@ fn going_back_to_an_earlier_best_point_drops_the_blocks_recruited_after_it() {
 }
 
 #[test]
+fn a_run_ending_overfitting_keeps_its_best_weights_under_the_blocks_it_ended_with() {
+    let mut s = match setup(&job(3, fast_config()), &Device::Cpu) {
+        Ok(s) => s,
+        Err(e) => panic!("setup: {e:#}"),
+    };
+    let train = |s: &mut Session| {
+        if let Err(e) = s.trainer.train_step() {
+            panic!("step {}: {e}", s.trainer.step);
+        }
+        if let Err(e) = s.maybe_recruit() {
+            panic!("{e:#}");
+        }
+    };
+    let accepted = |s: &Session| s.recruiter.as_ref().map_or(0, |r| r.accepted);
+    // The best point before the first round (one block), and blocks recruited after it.
+    while s.trainer.step < 40 {
+        train(&mut s);
+    }
+    let point = HeldOutPoint {
+        step: s.trainer.step,
+        ce_nats: 3.0,
+        tokens: 1,
+    };
+    let best =
+        BestState::of(&s.trainer, s.recruiter.as_ref(), point).unwrap_or_else(|e| panic!("{e:#}"));
+    let (blocks_then, values_then) = (s.trainer.blocks.clone(), values(&s));
+    while accepted(&s) == 0 && s.trainer.step < 600 {
+        train(&mut s);
+    }
+    let new_blocks: Vec<String> = (s.trainer.blocks.names.iter())
+        .filter(|n| !blocks_then.names.contains(n))
+        .cloned()
+        .collect();
+    assert!(
+        !new_blocks.is_empty(),
+        "no block recruited after step {}: {:?}",
+        point.step,
+        s.trainer.blocks.names
+    );
+    let (blocks_now, values_now) = (s.trainer.blocks.clone(), values(&s));
+    let log_now = s.recruiter.as_ref().map(|r| r.log.len());
+    let later = best
+        .graft(&mut s.trainer)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(later, new_blocks);
+    // The blocks and the recruiter's log are the last step's; step and weights the best point's.
+    assert_eq!(s.trainer.blocks, blocks_now);
+    assert_eq!(s.recruiter.as_ref().map(|r| r.log.len()), log_now);
+    assert_eq!(s.trainer.step, point.step);
+    let grafted = values(&s);
+    let is_anchor = |n: &str| n.starts_with("anchors.");
+    for (name, v) in &grafted {
+        if !is_anchor(name) {
+            assert_eq!(
+                Some(v),
+                values_then.get(name),
+                "{name}: not the best point's"
+            );
+        }
+    }
+    // Each block's anchor keys: the best point's where it had the block, the last step's for
+    // the blocks recruited after it ([H, K, d_h], K the blocks of the last step).
+    let (heads, dh) = (
+        s.trainer.model.config.num_heads,
+        s.trainer.model.config.head_dim(),
+    );
+    let row = |v: &[u32], k_all: usize, h: usize, k: usize| -> Vec<u32> {
+        let o = (h * k_all + k) * dh;
+        v[o..o + dh].to_vec()
+    };
+    let k_now = blocks_now.num_blocks();
+    let k_then = blocks_then.num_blocks();
+    // (The unassigned block's keys moved since the best point, so the check below can tell
+    // whose they are.)
+    let moved = (grafted.keys().filter(|n| is_anchor(n)))
+        .any(|n| row(&values_then[n], k_then, 0, 0) != row(&values_now[n], k_now, 0, 0));
+    assert!(moved, "the unassigned block's anchor keys did not change");
+    for name in grafted.keys().filter(|n| is_anchor(n)) {
+        let (g, then, now) = (&grafted[name], &values_then[name], &values_now[name]);
+        assert_eq!(g.len(), heads * k_now * dh, "{name}");
+        for h in 0..heads {
+            for (k, block) in blocks_now.names.iter().enumerate() {
+                let want = match blocks_then.names.iter().position(|n| n == block) {
+                    Some(j) => row(then, k_then, h, j),
+                    None => row(now, k_now, h, k),
+                };
+                assert_eq!(row(g, k_now, h, k), want, "{name} head {h} block {block}");
+            }
+        }
+    }
+    // And training goes on from there under the new map.
+    train(&mut s);
+    assert_eq!(s.trainer.step, point.step + 1);
+}
+
+#[test]
 #[allow(clippy::unwrap_used)]
 fn a_recruitment_log_that_contradicts_itself_is_refused() {
     use localist::train::recruit::Recruiter;

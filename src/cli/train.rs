@@ -136,7 +136,8 @@ pub struct TrainArgs {
     #[arg(long)]
     pub keep_best: bool,
     /// End on the last step's weights even when the held-out curve ends overfitting (by
-    /// default such a run ends on the best point of its curve under its final block map)
+    /// default such a run ends on the weights of the best point of its curve, under the block
+    /// map it ended with)
     #[arg(long, conflicts_with = "keep_best")]
     pub keep_last: bool,
     /// Block recruitment.

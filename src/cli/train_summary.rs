@@ -26,6 +26,7 @@ pub fn print_event(pb: &ProgressBar, e: &RunEvent) {
             dropped,
             back,
             on_overfit: false,
+            ..
         } => format!(
             "--keep-best: ending on the weights of step {step} (held-out perplexity {perplexity:.3} \
              on the curve, against {last:.3} at the last step){}",
@@ -36,17 +37,31 @@ pub fn print_event(pb: &ProgressBar, e: &RunEvent) {
             perplexity,
             last,
             on_overfit: true,
+            later,
             ..
         } => format!(
-            "the run ended overfitting: ending on the weights of step {step}, its best point \
-             under its final blocks (held-out perplexity {perplexity:.3} on the curve, against \
-             {last:.3} at the last step; --keep-last ends on the last step's)"
+            "the run ended overfitting: ending on the weights of step {step}, its best point, \
+             under the blocks it ended with (held-out perplexity {perplexity:.3} under them, \
+             against {last:.3} at the last step; --keep-last ends on the last step's){}",
+            later_blocks(later)
         ),
     };
     if pb.is_hidden() {
         println!("{line}");
     } else {
         pb.println(line);
+    }
+}
+
+/// "; blocks recruited after it, with their anchor keys of the last step: …" (empty when none).
+fn later_blocks(later: &[String]) -> String {
+    if later.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; blocks recruited after it, with their anchor keys of the last step: {}",
+            later.join(", ")
+        )
     }
 }
 

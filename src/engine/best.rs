@@ -1,11 +1,14 @@
 //! Going back to the best point of a run's held-out curve (`train --keep-best`, the studio's
 //! *Back to step N*): the trainer's state there (weights, optimizer moments, the block map with
 //! its anchor keys, step and sampler) and, in a run that recruits blocks, the recruiter's (its
-//! log, tabu list and patience), kept each time the curve reaches a new best.
+//! log, tabu list and patience), kept each time the curve reaches a new best; or, for a run
+//! that ends overfitting, the weights there under the blocks the run ended with.
 
 use anyhow::Result;
+use candle_core::Tensor;
 
 use crate::engine::held_out::HeldOutPoint;
+use crate::model::transformer::anchor_name;
 use crate::train::recruit::Recruiter;
 use crate::train::trainer::{Trainer, TrainerSnapshot};
 
@@ -58,6 +61,41 @@ impl BestState {
             rec.config.enabled = on;
         }
         Ok(changes)
+    }
+
+    /// Put back this state's weights under the trainer's block map now (a run that ends
+    /// overfitting keeps every block and move it found after this point): the weights, optimizer
+    /// moments, step and sampler of this state; the block map as it is now, each block's anchor
+    /// keys this state's where it had that block (by name) and the ones of now where it did not.
+    /// The anchors' optimizer moments restart from zero. Returns the blocks whose keys are now's.
+    pub fn graft(&self, trainer: &mut Trainer) -> Result<Vec<String>> {
+        let map = trainer.blocks.clone();
+        let layers = trainer.model.config.num_layers;
+        let now: Vec<Tensor> = (0..layers)
+            .map(|l| trainer.model.params.get(&anchor_name(l))?.copy())
+            .collect::<candle_core::Result<_>>()?;
+        trainer.restore(&self.trainer)?;
+        let then = &self.trainer.blocks.names;
+        let mut later = Vec::new();
+        let mut anchors = Vec::with_capacity(layers);
+        for (l, now_l) in now.iter().enumerate() {
+            let then_l = self.trainer.params.get(&anchor_name(l));
+            let mut rows = Vec::with_capacity(map.names.len());
+            for (k, name) in map.names.iter().enumerate() {
+                match (then.iter().position(|n| n == name), then_l) {
+                    (Some(j), Some(t)) if j < t.dim(1)? => rows.push(t.narrow(1, j, 1)?),
+                    _ => {
+                        if l == 0 {
+                            later.push(name.clone());
+                        }
+                        rows.push(now_l.narrow(1, k, 1)?);
+                    }
+                }
+            }
+            anchors.push(Tensor::cat(&rows, 1)?.contiguous()?);
+        }
+        trainer.replace_blocks(map, anchors)?;
+        Ok(later)
     }
 }
 

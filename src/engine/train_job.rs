@@ -68,8 +68,8 @@ pub struct TrainJob {
     /// End on the weights of the best point of the held-out curve when the last is worse.
     #[serde(default)]
     pub keep_best: bool,
-    /// When the curve ends overfitting, end on the best point trained under the final block
-    /// map (the command line's default; `keep_best` goes further back, blocks and all).
+    /// When the curve ends overfitting, end on the weights of its best point under the final
+    /// block map (the command line's default; `keep_best` goes back blocks and all).
     #[serde(default)]
     pub keep_best_on_overfit: bool,
 }

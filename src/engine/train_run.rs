@@ -28,7 +28,7 @@ pub enum RunEvent {
     KeptBest {
         /// The step whose weights were kept.
         step: usize,
-        /// The curve's held-out perplexity at that step.
+        /// The held-out perplexity of the weights kept (on the curve's windows).
         perplexity: f64,
         /// The curve's held-out perplexity at the last step.
         last: f64,
@@ -36,8 +36,12 @@ pub enum RunEvent {
         dropped: Vec<String>,
         /// Blocks merged or removed after that step, back with the weights.
         back: Vec<String>,
-        /// Kept because the run ended overfitting (`keep_best_on_overfit`), not on request.
+        /// Kept because the run ended overfitting (`keep_best_on_overfit`), not on request:
+        /// then the blocks stay the last step's, and `dropped` and `back` are empty.
         on_overfit: bool,
+        /// With `on_overfit`: the blocks recruited after that step, which keep their anchor
+        /// keys of the last step.
+        later: Vec<String>,
     },
 }
 
@@ -73,25 +77,14 @@ struct Tracker {
     /// by several, past a multiple of `every`, so a point is due when the step passes one.
     bucket: usize,
     warned: bool,
+    /// The state at the curve's best point, with `keep_best` or `keep_best_on_overfit`.
     best: Option<BestState>,
-    /// With `keep_best_on_overfit`: the best state under the block map of `map`, and that
-    /// map's fingerprint (a change of the map starts it again).
-    best_of_map: Option<BestState>,
-    map: u64,
 }
 
 /// Models up to this many parameters keep a copy of their best state for
 /// `keep_best_on_overfit` (weights and optimizer moments: 12 bytes a parameter, 240 MB here);
 /// a larger one (a pretrained model's) only warns, as without it.
 const KEEP_ON_OVERFIT_MAX_PARAMS: usize = 20_000_000;
-
-/// A fingerprint of a block map: its names, its tokens' blocks and its relevance.
-fn map_fingerprint(b: &crate::model::blocks::BlockMap) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (&b.names, &b.token_block, &b.relevance).hash(&mut h);
-    h.finish()
-}
 
 impl Tracker {
     fn new(job: &TrainJob) -> Self {
@@ -103,8 +96,6 @@ impl Tracker {
             bucket: usize::MAX,
             warned: false,
             best: None,
-            best_of_map: None,
-            map: 0,
         }
     }
 
@@ -137,53 +128,64 @@ impl Tracker {
         };
         push_thinned(&mut session.held_out, point);
         on_event(&RunEvent::HeldOut(point));
-        if session.job.keep_best {
+        if session.job.keep_best || keeps_on_overfit(session) {
             keep_if_better(&mut self.best, session, point)?;
-        }
-        if keeps_on_overfit(session) {
-            let map = map_fingerprint(&session.trainer.blocks);
-            if map != self.map {
-                (self.map, self.best_of_map) = (map, None);
-            }
-            keep_if_better(&mut self.best_of_map, session, point)?;
         }
         if let (false, Some(o)) = (self.warned, detect_overfit(&session.held_out)) {
             self.warned = true;
-            let kept = self.best_of_map.as_ref().map(|b| b.point.step);
+            let kept = self.best.as_ref().map(|b| b.point.step);
             on_event(&RunEvent::Overfit(overfit_message(session, &o, kept)));
         }
         Ok(())
     }
 
-    /// Put back the best weights (and, in a run that recruits, the recruiter's state there)
-    /// when the last point of the curve is worse than them.
+    /// Put back the best weights when the last point of the curve is worse than them: with
+    /// `keep_best` the whole state there (blocks and recruiter too); a run that ends overfitting
+    /// (`keep_best_on_overfit`), the weights there under the blocks it ended with.
     fn keep_best(self, session: &mut Session, on_event: &mut impl FnMut(&RunEvent)) -> Result<()> {
-        let last = session.held_out.last().copied();
-        let (best, on_overfit) = if session.job.keep_best {
-            (self.best, false)
-        } else {
-            // Only when the curve ends overfitting, and its best under the final blocks is
-            // clearly better than the last point (by the warning's own margin).
-            let overfit = detect_overfit(&session.held_out).is_some();
-            let clear = |b: &BestState| {
-                last.is_some_and(|l| l.ce_nats > b.point.ce_nats + OVERFIT_RATIO.ln())
-            };
-            (self.best_of_map.filter(|b| overfit && clear(b)), true)
-        };
-        let (Some(best), Some(last)) = (best, last) else {
+        let (Some(best), Some(last)) = (self.best, session.held_out.last().copied()) else {
             return Ok(());
         };
         if best.point.step == last.step || last.ce_nats <= best.point.ce_nats {
             return Ok(());
         }
-        let (dropped, back) = best.restore(&mut session.trainer, &mut session.recruiter)?;
+        if session.job.keep_best {
+            let (dropped, back) = best.restore(&mut session.trainer, &mut session.recruiter)?;
+            on_event(&RunEvent::KeptBest {
+                step: best.point.step,
+                perplexity: best.point.perplexity(),
+                last: last.perplexity(),
+                dropped,
+                back,
+                on_overfit: false,
+                later: Vec::new(),
+            });
+            return Ok(());
+        }
+        // Only when the curve ends overfitting, and its best is clearly better than the last
+        // point (by the warning's own margin).
+        let clear = last.ce_nats > best.point.ce_nats + OVERFIT_RATIO.ln();
+        if !clear || detect_overfit(&session.held_out).is_none() {
+            return Ok(());
+        }
+        let now = session.trainer.snapshot()?;
+        let later = best.graft(&mut session.trainer)?;
+        // The blocks found after the best point change which anchor key a query sees: the
+        // weights are measured again under the final blocks, and kept only when better.
+        let e = session.evaluate_windows(&DialSetting::default(), CURVE_WINDOWS)?;
+        // (A NaN measure is no better.)
+        if e.ce_nats.is_nan() || e.ce_nats >= last.ce_nats {
+            session.trainer.restore(&now)?;
+            return Ok(());
+        }
         on_event(&RunEvent::KeptBest {
             step: best.point.step,
-            perplexity: best.point.perplexity(),
+            perplexity: e.ce_nats.exp(),
             last: last.perplexity(),
-            dropped,
-            back,
-            on_overfit,
+            dropped: Vec::new(),
+            back: Vec::new(),
+            on_overfit: true,
+            later,
         });
         Ok(())
     }
@@ -202,7 +204,7 @@ fn keep_if_better(
     Ok(())
 }
 
-/// Whether a run keeps its best state under its final block map for the end
+/// Whether a run keeps its best weights for an end overfitting, under its final block map
 /// (`keep_best_on_overfit`, a model small enough to copy, and not `keep_best`, which keeps its own).
 fn keeps_on_overfit(session: &Session) -> bool {
     let job = &session.job;
@@ -214,8 +216,8 @@ fn keeps_on_overfit(session: &Session) -> bool {
             <= KEEP_ON_OVERFIT_MAX_PARAMS
 }
 
-/// The warning and what to do about it; `kept`: the step of the best point under the run's
-/// block map now, where `keep_best_on_overfit` will end the run unless the curve recovers.
+/// The warning and what to do about it; `kept`: the step of the curve's best point, whose
+/// weights `keep_best_on_overfit` will end the run on unless the curve recovers.
 fn overfit_message(session: &Session, o: &Overfit, kept: Option<usize>) -> String {
     let n = session.trainer.train.ids.len();
     let c = &session.trainer.config;
@@ -232,8 +234,8 @@ fn overfit_message(session: &Session, o: &Overfit, kept: Option<usize>) -> Strin
     } else if let (Some(step), true) = (kept, keeps_on_overfit(session)) {
         format!(
             "{what}. Unless the curve comes back, the run will end on the weights of step {step}, \
-             its best under the blocks it has now (--keep-last to end on the last step's; fewer \
-             --steps or more text to spend the steps on learning)"
+             its best, under the blocks it ends with (--keep-last to end on the last step's; \
+             fewer --steps or more text to spend the steps on learning)"
         )
     } else {
         format!(

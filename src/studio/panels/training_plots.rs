@@ -229,7 +229,8 @@ fn overfit_note(ui: &mut egui::Ui, state: &mut StudioState) {
             "Two held-out measurements in a row more than {:.0}% above the best. The corpus is \
              too small for this many steps: go back to the best step (the button below), stop the \
              run, or train on more text or for fewer steps (`localist train` ends such a run on \
-             its best weights under its final blocks; `--keep-best` goes back blocks and all).{}",
+             the weights of its best step under the blocks it ended with; `--keep-best` goes \
+             back blocks and all).{}",
             100.0 * (OVERFIT_RATIO - 1.0),
             recruitment_note(state)
         ));
