@@ -1533,3 +1533,107 @@ fn a_recruitment_run_that_ends_overfitting_ends_on_its_best_weights_under_its_fi
         .count();
     assert_eq!(in_log, accepted(&text));
 }
+
+#[test]
+fn a_resumed_recruitment_run_goes_on_with_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("t80.txt");
+    let o = localist(&[
+        "corpus-gen",
+        "--topics",
+        "2",
+        "--documents",
+        "80",
+        "--out",
+        corpus.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.path().join("run");
+    let train = |steps: &str, resume: bool| {
+        let mut args = vec![
+            "train",
+            "--corpus",
+            corpus.to_str().unwrap(),
+            "--tokenizer",
+            "word",
+            "--recruit",
+            "--lambda-train",
+            "1",
+            "--steps",
+            steps,
+            "--lr",
+            "3e-3",
+            "--recruit-warmup",
+            "50",
+            "--recruit-every",
+            "25",
+            "--threads",
+            "1",
+            "--keep-last",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if resume {
+            args.extend(["--resume", out.to_str().unwrap()]);
+        }
+        localist(&args)
+    };
+    let read = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.join("recruitment.json")).unwrap())
+            .unwrap()
+    };
+    let o = train("150", false);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = read();
+    let (log0, rounds0) = (
+        before["log"].as_array().unwrap().clone(),
+        before["rounds"].as_array().unwrap().clone(),
+    );
+    assert!(!log0.is_empty() && !rounds0.is_empty(), "{before}");
+    let due = before["next_due"].as_u64().unwrap();
+    assert!(due > 150 && due <= 250, "{before}");
+
+    // Resumed into the same folder, as a user would: the log, its rounds and its tally go on.
+    let o = train("250", true);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!(
+            "recruitment goes on from {}",
+            out.join("recruitment.json").display()
+        )),
+        "{}",
+        stderr(&o)
+    );
+    let after = read();
+    let (log1, rounds1) = (
+        after["log"].as_array().unwrap(),
+        after["rounds"].as_array().unwrap(),
+    );
+    assert_eq!(
+        &log1[..log0.len()],
+        &log0[..],
+        "the earlier decisions, as they were"
+    );
+    assert_eq!(&rounds1[..rounds0.len()], &rounds0[..]);
+    let new_rounds: Vec<u64> = rounds1[rounds0.len()..]
+        .iter()
+        .map(|r| r["step"].as_u64().unwrap())
+        .collect();
+    // Its next round comes when it was due, not after a fresh warm-up.
+    assert_eq!(new_rounds.first(), Some(&due), "{new_rounds:?}");
+    let accepted = |v: &serde_json::Value| v["accepted"].as_u64().unwrap();
+    assert!(accepted(&after) >= accepted(&before));
+
+    // A damaged log beside the checkpoint stops the resumed run, naming it; nothing is lost.
+    std::fs::write(out.join("recruitment.json"), b"{ not json").unwrap();
+    let o = train("300", true);
+    assert_fails_with(
+        &o,
+        &["resuming", "recruitment.json", "not a recruitment log"],
+    );
+    assert_eq!(
+        std::fs::read(out.join("recruitment.json")).unwrap(),
+        b"{ not json"
+    );
+}

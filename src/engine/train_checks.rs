@@ -1,10 +1,15 @@
 //! What a training run checks before it starts, with the corpus or checkpoint named: enough
-//! text for a window of training and of held-out evaluation, and steps left to train when it
-//! resumes.
+//! text for a window of training and of held-out evaluation, steps left to train when it
+//! resumes, and the recruitment log saved beside a checkpoint.
 
-use anyhow::{bail, Result};
+use std::path::Path;
 
+use anyhow::{bail, Context, Result};
+
+use crate::engine::files::{read_bytes, MAX_DOCUMENT_BYTES};
 use crate::train::dataset::{train_split, TokenStream};
+use crate::train::recruit::{RecruitConfig, Recruiter};
+use crate::train::trainer::Trainer;
 
 /// The corpus stream (`corpus` names it) cut into its training text and held-out tenth, each
 /// long enough for a window of `seq_len` (a too-short held-out text was found only after
@@ -66,4 +71,47 @@ pub(crate) fn resumed_record<T: serde::de::DeserializeOwned>(
              it has trained are unknown (a resumed run would train them all again)"
             )
         })
+}
+
+/// The recruitment log saved beside a checkpoint: `None` when there is none; an error naming
+/// the file when it is not a regular file, too large, or not a log this version reads.
+pub(crate) fn read_recruitment(dir: &Path) -> Result<Option<Recruiter>> {
+    let path = dir.join("recruitment.json");
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(None);
+    }
+    let bytes = read_bytes(&path, MAX_DOCUMENT_BYTES, "a recruitment log")?;
+    let rec: Recruiter = serde_json::from_slice(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not a recruitment log ({e})", path.display()))?;
+    rec.check_consistent()
+        .map_err(|e| anyhow::anyhow!("{}: an inconsistent recruitment log: {e}", path.display()))?;
+    Ok(Some(rec))
+}
+
+/// A run's recruiter, when it recruits: a resumed run's goes on with the log saved beside the
+/// checkpoint it resumes (`resume`), when there is one.
+pub(crate) fn run_recruiter(
+    resume: Option<&Path>,
+    recruit: Option<&RecruitConfig>,
+    trainer: &Trainer,
+) -> Result<Option<Recruiter>> {
+    let (Some(dir), Some(rc)) = (resume, recruit) else {
+        return Ok(Recruiter::for_run(recruit, trainer));
+    };
+    let saved = read_recruitment(dir).with_context(|| format!("resuming {}", dir.display()))?;
+    Ok(match saved {
+        Some(rec) => {
+            eprintln!(
+                "note: recruitment goes on from {} ({} decisions, {} moves accepted{})",
+                dir.join("recruitment.json").display(),
+                rec.log.len(),
+                rec.accepted,
+                rec.stopped
+                    .as_ref()
+                    .map_or(String::new(), |why| format!("; it had stopped: {why}"))
+            );
+            Some(rec.continued(rc, trainer))
+        }
+        None => Recruiter::for_run(recruit, trainer),
+    })
 }

@@ -15,7 +15,7 @@ use crate::engine::corpus::{
     build_blocks, prepare_corpus, BlockSpec, CorpusSource, PreparedCorpus, TokenizerKind,
 };
 use crate::engine::held_out::HeldOutPoint;
-use crate::engine::train_checks::{check_steps_left, checked_split, resumed_record};
+use crate::engine::train_checks::{check_steps_left, checked_split, resumed_record, run_recruiter};
 use crate::model::blocks::BlockMap;
 use crate::model::checkpoint::{
     load_checkpoint, read_tensors, save_checkpoint, CheckpointMeta, CHECKPOINT_VERSION,
@@ -238,7 +238,7 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
         trainer.resume(&Default::default(), step)?;
     }
     Ok(Session {
-        recruiter: Recruiter::for_run(job.recruit.as_ref(), &trainer),
+        recruiter: run_recruiter(job.resume.as_deref(), job.recruit.as_ref(), &trainer)?,
         corpus,
         trainer,
         val,

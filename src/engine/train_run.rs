@@ -168,7 +168,7 @@ impl Tracker {
         if !clear || detect_overfit(&session.held_out).is_none() {
             return Ok(());
         }
-        let now = session.trainer.snapshot()?;
+        let (now, end) = (session.trainer.snapshot()?, session.trainer.step);
         let later = best.graft(&mut session.trainer)?;
         // The blocks found after the best point change which anchor key a query sees: the
         // weights are measured again under the final blocks, and kept only when better.
@@ -177,6 +177,9 @@ impl Tracker {
         if e.ce_nats.is_nan() || e.ce_nats >= last.ce_nats {
             session.trainer.restore(&now)?;
             return Ok(());
+        }
+        if let Some(rec) = session.recruiter.as_mut() {
+            rec.rebase(end, best.point.step);
         }
         on_event(&RunEvent::KeptBest {
             step: best.point.step,

@@ -9,14 +9,13 @@ use super::{RunState, Worker};
 use crate::analysis::anchors::welch_bound;
 use crate::engine::anchors::{anchor_coherence, checkpoint_anchors};
 use crate::engine::corpus::{recorded_corpus, sample_text};
-use crate::engine::files::{read_bytes, MAX_DOCUMENT_BYTES};
 use crate::engine::protocol::{default_clusters, Event, ModelSummary, RecruitView};
+use crate::engine::train_checks::read_recruitment;
 use crate::engine::views::read_pool;
 use crate::hf::{HfTokenizer, ImportedModel};
 use crate::model::blocks::BlockMap;
 use crate::model::checkpoint::{checkpoint_sha256, save_checkpoint, CheckpointMeta};
 use crate::model::transformer::LocalistModel;
-use crate::train::recruit::Recruiter;
 
 impl Worker {
     /// Open a checkpoint directory, or an imported model when the path looks like one.
@@ -252,19 +251,4 @@ pub(super) fn imported_summary(model: &ImportedModel, blocks: &BlockMap) -> Mode
         model_id: String::new(),
         warnings: Vec::new(),
     }
-}
-
-/// The recruitment log saved beside a checkpoint: `None` when there is none; an error naming
-/// the file when it is not a regular file, too large, or not a log this version reads.
-fn read_recruitment(dir: &Path) -> anyhow::Result<Option<Recruiter>> {
-    let path = dir.join("recruitment.json");
-    if std::fs::symlink_metadata(&path).is_err() {
-        return Ok(None);
-    }
-    let bytes = read_bytes(&path, MAX_DOCUMENT_BYTES, "a recruitment log")?;
-    let rec: Recruiter = serde_json::from_slice(&bytes)
-        .map_err(|e| anyhow::anyhow!("{}: not a recruitment log ({e})", path.display()))?;
-    rec.check_consistent()
-        .map_err(|e| anyhow::anyhow!("{}: an inconsistent recruitment log: {e}", path.display()))?;
-    Ok(Some(rec))
 }

@@ -2,7 +2,7 @@
 //! decision with its breakdown in bits, and the description length over training steps.
 
 use egui::{Color32, RichText};
-use egui_plot::{Legend, Line, MarkerShape, Plot, PlotPoint, PlotPoints, Points};
+use egui_plot::{Legend, MarkerShape, Plot, PlotPoint, PlotPoints, Points};
 
 use crate::engine::protocol::{Command, Decision, MoveKind, RecruitEvent, RecruitView, Verdict};
 use crate::studio::state::{StudioState, WorkerState};
@@ -240,7 +240,7 @@ fn timeline(ui: &mut egui::Ui, rec: &RecruitView) {
         .x_axis_label("training step")
         .y_axis_label("blocks")
         .show(ui, |plot| {
-            plot.line(Line::new("blocks", line).color(Color32::from_gray(120)));
+            super::recruitment_dl::branch_lines(plot, "blocks", line, Color32::from_gray(120));
             let series = [
                 ("recruited", MarkerShape::Up, GREEN),
                 ("extended/moved", MarkerShape::Circle, TEAL),

@@ -13,17 +13,44 @@ const MODEL: Color32 = Color32::from_rgb(230, 140, 40);
 
 /// One point per training step: the last of the rounds at that step (a round that accepted a
 /// move goes on at the same step). Several points at one x made egui_plot shade the triangle
-/// between them.
-pub(super) fn per_step(rec: &RecruitView, y: impl Fn(&RoundSummary) -> f64) -> PlotPoints<'static> {
-    let mut points: Vec<[f64; 2]> = Vec::new();
+/// between them. A round at an earlier step than the one before it starts a new branch: the
+/// run went back to the weights of that step (it ended overfitting and was resumed), and the
+/// rounds before are a branch its weights left.
+pub(super) fn per_step(rec: &RecruitView, y: impl Fn(&RoundSummary) -> f64) -> Vec<Vec<[f64; 2]>> {
+    let mut branches: Vec<Vec<[f64; 2]>> = vec![Vec::new()];
     for r in &rec.rounds {
         let p = [r.step as f64, y(r)];
-        match points.last_mut() {
-            Some(last) if last[0] == p[0] => *last = p,
-            _ => points.push(p),
+        let last = branches.last().and_then(|b| b.last()).copied();
+        match (last, branches.last_mut()) {
+            (Some(l), Some(b)) if l[0] == p[0] => {
+                b.pop();
+                b.push(p);
+            }
+            (Some(l), _) if p[0] < l[0] => branches.push(vec![p]),
+            (_, Some(b)) => b.push(p),
+            (_, None) => branches.push(vec![p]),
         }
     }
-    points.into()
+    branches
+}
+
+/// Draw `branches` (of [`per_step`]) as lines named `name`: the last in `color`, the ones the
+/// run went back from faded.
+pub(super) fn branch_lines(
+    plot: &mut egui_plot::PlotUi<'_>,
+    name: &str,
+    branches: Vec<Vec<[f64; 2]>>,
+    color: Color32,
+) {
+    let n = branches.len();
+    for (i, b) in branches.into_iter().enumerate() {
+        if i + 1 == n {
+            plot.line(Line::new(name.to_string(), PlotPoints::from(b)).color(color));
+        } else {
+            let faded = format!("{name}, before the run went back");
+            plot.line(Line::new(faded, PlotPoints::from(b)).color(color.gamma_multiply(0.35)));
+        }
+    }
 }
 
 /// L(D | M) and DL(M) − L(D | M) after each round, side by side.
@@ -37,9 +64,7 @@ pub(super) fn dl_plots(ui: &mut egui::Ui, rec: &RecruitView) {
                 .legend(Legend::default())
                 .x_axis_label("training step")
                 .y_axis_label("bits")
-                .show(left, |plot| {
-                    plot.line(Line::new("L(D | M)", data).color(DATA))
-                })
+                .show(left, |plot| branch_lines(plot, "L(D | M)", data, DATA))
                 .response
                 .on_hover_text(
                     "After each round, the data's code length L(D | M) on the held-out buffer at \
@@ -54,7 +79,7 @@ pub(super) fn dl_plots(ui: &mut egui::Ui, rec: &RecruitView) {
                 .x_axis_label("training step")
                 .y_axis_label("bits")
                 .show(right, |plot| {
-                    plot.line(Line::new("DL(M) − L(D | M)", model).color(MODEL));
+                    branch_lines(plot, "DL(M) − L(D | M)", model, MODEL)
                 })
                 .response
                 .on_hover_text(
@@ -65,4 +90,36 @@ pub(super) fn dl_plots(ui: &mut egui::Ui, rec: &RecruitView) {
                 );
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::per_step;
+    use crate::engine::protocol::{RecruitView, RoundSummary};
+    use crate::train::recruit::Recruiter;
+
+    #[test]
+    fn rounds_after_the_run_went_back_start_a_branch_of_their_own() {
+        let mut rec = Recruiter::default();
+        rec.rounds = [(50, 1), (75, 2), (75, 3), (100, 3), (40, 3), (65, 4)]
+            .into_iter()
+            .map(|(step, blocks)| RoundSummary {
+                step,
+                dl_bits: 0.0,
+                data_bits: 0.0,
+                blocks,
+                round_ms: 0.0,
+                train_ms: 0.0,
+            })
+            .collect();
+        let view = RecruitView::from(&rec);
+        let branches = per_step(&view, |r| r.blocks as f64);
+        assert_eq!(
+            branches,
+            vec![
+                vec![[50.0, 1.0], [75.0, 3.0], [100.0, 3.0]],
+                vec![[40.0, 3.0], [65.0, 4.0]],
+            ]
+        );
+    }
 }

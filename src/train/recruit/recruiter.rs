@@ -127,6 +127,26 @@ impl Recruiter {
         self.next_due = Some(step);
     }
 
+    /// A saved recruiter (a resumed checkpoint's `recruitment.json`) going on under `config`,
+    /// spaced for `trainer`: its log, tabu list and patience as they were; a round due before
+    /// the trainer's step comes at once.
+    pub fn continued(mut self, config: &RecruitConfig, trainer: &Trainer) -> Self {
+        self.config = config.clone().spaced_for(trainer);
+        self.last_round_end = Some(Instant::now());
+        (self.profile, self.kept) = (None, None);
+        self
+    }
+
+    /// Put the recruiter's clock back from step `from` to step `to` (a run that ends on the
+    /// weights of an earlier step keeps its recruiter): the next round, the tabu entries and the
+    /// start of the plateau move back by the same number of steps; the log keeps its steps.
+    pub fn rebase(&mut self, from: usize, to: usize) {
+        let back = |s: usize| s.saturating_sub(from.saturating_sub(to));
+        self.next_due = self.next_due.map(back);
+        self.tabu_steps.iter_mut().for_each(|s| *s = back(*s));
+        self.stale_since = self.stale_since.map(back);
+    }
+
     /// A copy to go back to later (the best point of a run's held-out curve): everything but
     /// the last round's measured buffer, which belongs to that round's weights (the next round
     /// after going back measures its own).

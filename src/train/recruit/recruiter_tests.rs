@@ -125,3 +125,31 @@ fn a_log_from_before_the_span_keeps_stopping_on_rounds_alone() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(back.patience_steps, 500);
 }
+
+#[test]
+fn a_recruiter_put_back_to_an_earlier_step_keeps_its_intervals() {
+    let mut r = Recruiter {
+        dl0: Some(1e6),
+        ..Recruiter::default()
+    };
+    for step in (50..=525).step_by(25) {
+        assert_eq!(r.count_round(step, 0, None, None, None), None);
+    }
+    (r.next_due, r.tabu_steps) = (Some(550), vec![475, 525]);
+    assert_eq!(r.stale_since, Some(50));
+    let (stale, stop_then) = (r.stale, r.stop_reason(525, 1));
+    assert!(stop_then.is_some(), "20 rounds over 575 steps");
+    r.rebase(525, 485);
+    assert_eq!(r.next_due, Some(510));
+    assert_eq!(r.tabu_steps, vec![435, 485]);
+    assert_eq!(r.stale_since, Some(10));
+    // The patience counts the same rounds over the same span, 40 steps earlier.
+    assert_eq!(r.stale, stale);
+    assert_eq!(r.stop_reason(485, 1), stop_then);
+    // Going forward (or nowhere) changes nothing; going back past step 0 stops there.
+    let same = (r.next_due, r.tabu_steps.clone(), r.stale_since);
+    r.rebase(485, 525);
+    assert_eq!((r.next_due, r.tabu_steps.clone(), r.stale_since), same);
+    r.rebase(485, 0);
+    assert_eq!((r.next_due, r.stale_since), (Some(25), Some(0)));
+}
