@@ -95,13 +95,11 @@ pub(super) fn dl_plots(ui: &mut egui::Ui, rec: &RecruitView) {
 #[cfg(test)]
 mod tests {
     use super::per_step;
-    use crate::engine::protocol::{RecruitView, RoundSummary};
-    use crate::train::recruit::Recruiter;
+    use crate::engine::protocol::{RecruitConfig, RecruitView, RoundSummary};
 
     #[test]
     fn rounds_after_the_run_went_back_start_a_branch_of_their_own() {
-        let mut rec = Recruiter::default();
-        rec.rounds = [(50, 1), (75, 2), (75, 3), (100, 3), (40, 3), (65, 4)]
+        let rounds = [(50, 1), (75, 2), (75, 3), (100, 3), (40, 3), (65, 4)]
             .into_iter()
             .map(|(step, blocks)| RoundSummary {
                 step,
@@ -112,7 +110,16 @@ mod tests {
                 train_ms: 0.0,
             })
             .collect();
-        let view = RecruitView::from(&rec);
+        let view = RecruitView {
+            config: RecruitConfig::default(),
+            log: Vec::new(),
+            rounds,
+            stopped: None,
+            accepted: 0,
+            next_due: None,
+            cost_ms: (0.0, 0.0),
+            json: Ok(Vec::new()),
+        };
         let branches = per_step(&view, |r| r.blocks as f64);
         assert_eq!(
             branches,
