@@ -815,3 +815,76 @@ fn a_small_text_gets_earlier_and_closer_recruitment_rounds() {
     assert!(!said.contains("small training text"), "{said}");
     assert_eq!(every, 100);
 }
+
+#[test]
+fn a_resumed_run_without_corpus_goes_on_on_the_text_it_was_trained_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("own.txt");
+    let text = "The quick brown fox jumps over the lazy dog; pack my box with five dozen jugs.\n";
+    std::fs::write(&corpus, text.repeat(300)).unwrap();
+    let ck = dir.path().join("ck");
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "--batch",
+            "2",
+            "--eval-every",
+            "1",
+            "--quiet",
+            "--out",
+        ];
+        args.push(ck.to_str().unwrap());
+        args.extend(extra);
+        localist(&args)
+    };
+    let o = train(&["--corpus", corpus.to_str().unwrap(), "--steps", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(ck.join("config.json")).unwrap()).unwrap()
+    };
+    let first = config();
+    // No --corpus: its own text, not the bundled Shakespeare, said on stderr.
+    let o = train(&["--resume", ck.to_str().unwrap(), "--steps", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("on the corpus it was trained on") && err.contains("own.txt"),
+        "{err}"
+    );
+    let after = config();
+    assert_eq!(after["training"]["corpus"], first["training"]["corpus"]);
+    assert_eq!(
+        after["training"]["corpus_sha256"],
+        first["training"]["corpus_sha256"]
+    );
+    // The held-out curve goes on from the points before.
+    let steps = |v: &serde_json::Value| -> Vec<u64> {
+        (v["training"]["held_out"].as_array().unwrap().iter())
+            .map(|p| p["step"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(steps(&after), vec![1, 2, 3], "{after}");
+
+    // The text changed since: said, and the curve starts again on the new held-out tenth.
+    std::fs::write(&corpus, text.to_uppercase().repeat(300)).unwrap();
+    let o = train(&["--resume", ck.to_str().unwrap(), "--steps", "4"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not the text it was trained on"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(steps(&config()), vec![4], "{}", config());
+
+    // A checkpoint that records no corpus is not resumed on the bundled text in silence.
+    let mut cfg = config();
+    cfg["training"]["corpus"] = serde_json::Value::Null;
+    std::fs::write(ck.join("config.json"), cfg.to_string()).unwrap();
+    let o = train(&["--resume", ck.to_str().unwrap(), "--steps", "5"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("no training corpus recorded; give --corpus"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -27,7 +27,7 @@ fn job(args: &TrainArgs) -> Result<FinetuneJob> {
     }
     Ok(FinetuneJob {
         from: args.from.clone().context("--from")?,
-        corpus: b.corpus.clone().into(),
+        corpus: b.corpus_or_default().into(),
         blocks: b.blocks.clone().unwrap_or_else(|| "kmeans:16".into()),
         adapt: args.adapt.clone(),
         lambda_train: args.lambda_train,

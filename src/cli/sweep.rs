@@ -47,7 +47,7 @@ impl SweepArgs {
             out_dir: PathBuf::from("sweep-out"),
             train: SweepTrain {
                 basics: TrainBasics {
-                    corpus: "assets/corpora/shakespeare_1mb.txt".into(),
+                    corpus: None,
                     tokenizer: TokenizerArg::Char,
                     preset: "tiny".into(),
                     blocks: Some("windows:8".into()),
@@ -137,7 +137,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
     let t = &args.train;
     let header = format!(
         "Sweep on {} ({} tokenizer, preset {}, {} steps per model, blocks {}); held-out metrics at λ_inf = 0 for train-λ, mode A at λ_inf = λ for dial-λ.",
-        t.basics.corpus,
+        t.basics.corpus_or_default(),
         t.basics.tokenizer.label(),
         t.basics.preset,
         t.steps,

@@ -24,12 +24,16 @@ pub enum TokenizerArg {
     Word,
 }
 
+/// The corpus a run trains on when none is given (and it resumes nothing).
+pub const DEFAULT_CORPUS: &str = "assets/corpora/shakespeare_1mb.txt";
+
 /// The training flags `train` and `sweep` share: what to train on, which model, how.
 #[derive(Args, Debug, Clone)]
 pub struct TrainBasics {
-    /// Corpus: a UTF-8 text file, `synthetic` or `synthetic:RECORDS`.
-    #[arg(long, default_value = "assets/corpora/shakespeare_1mb.txt")]
-    pub corpus: String,
+    /// Corpus: a UTF-8 text file, `synthetic` or `synthetic:RECORDS` (default: the bundled
+    /// Shakespeare; with `train --resume`, the corpus the checkpoint was trained on)
+    #[arg(long)]
+    pub corpus: Option<String>,
     /// Tokenizer (the synthetic corpus always uses words).
     #[arg(long, value_enum, default_value_t = TokenizerArg::Char)]
     pub tokenizer: TokenizerArg,
@@ -160,14 +164,21 @@ pub struct TrainArgs {
 }
 
 impl TrainBasics {
+    /// The corpus given, or the bundled Shakespeare.
+    pub fn corpus_or_default(&self) -> &str {
+        self.corpus.as_deref().unwrap_or(DEFAULT_CORPUS)
+    }
+
     /// The corpus source (a file path resolved against the bundled assets).
     fn corpus_source(&self) -> Result<CorpusSource> {
-        Ok(match CorpusSource::parse(&self.corpus, self.seed)? {
-            CorpusSource::File { path } => CorpusSource::File {
-                path: asset_path(&path),
+        Ok(
+            match CorpusSource::parse(self.corpus_or_default(), self.seed)? {
+                CorpusSource::File { path } => CorpusSource::File {
+                    path: asset_path(&path),
+                },
+                s => s,
             },
-            s => s,
-        })
+        )
     }
 }
 
@@ -175,7 +186,11 @@ impl TrainArgs {
     /// The engine job these arguments describe.
     pub fn job(&self) -> Result<TrainJob> {
         let b = &self.basics;
-        let corpus = b.corpus_source()?;
+        // A resumed run goes on on the text its checkpoint was trained on unless told otherwise.
+        let corpus = match (&b.corpus, &self.resume) {
+            (None, Some(dir)) => crate::engine::jobs::train::resumed_corpus(dir)?,
+            _ => b.corpus_source()?,
+        };
         let mut blocks = b.blocks.as_deref().map(BlockSpec::parse).transpose()?;
         if self.recruitment.recruit && blocks.is_none() {
             blocks = Some(BlockSpec::Single);

@@ -7,9 +7,10 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use crate::engine::files::{read_bytes, MAX_DOCUMENT_BYTES};
+use crate::model::blocks::BlockMap;
 use crate::train::dataset::{train_split, TokenStream};
 use crate::train::recruit::{RecruitConfig, Recruiter};
-use crate::train::trainer::Trainer;
+use crate::train::trainer::{TrainConfig, Trainer};
 
 /// The corpus stream (`corpus` names it) cut into its training text and held-out tenth, each
 /// long enough for a window of `seq_len` (a too-short held-out text was found only after
@@ -114,4 +115,20 @@ pub(crate) fn run_recruiter(
         }
         None => Recruiter::for_run(recruit, trainer),
     })
+}
+
+/// A run that recruits starts from semantic blocks with its unassigned tokens open, and the
+/// penalty's start ([`RecruitConfig::start_windows`]).
+pub(crate) fn for_recruitment(
+    rc: &RecruitConfig,
+    blocks: &mut BlockMap,
+    train: &mut TrainConfig,
+) -> Result<()> {
+    if blocks.kind != crate::model::blocks::BlockKind::Semantic {
+        bail!("recruitment needs semantic blocks (single or a lexicon), not positional windows");
+    }
+    blocks.open_unassigned = true;
+    train.start_windows = rc.start_windows_width();
+    train.windows_throughout = rc.windows_throughout;
+    Ok(())
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +15,9 @@ use crate::engine::corpus::{
     build_blocks, prepare_corpus, BlockSpec, CorpusSource, PreparedCorpus, TokenizerKind,
 };
 use crate::engine::held_out::HeldOutPoint;
-use crate::engine::train_checks::{check_steps_left, checked_split, resumed_record, run_recruiter};
+use crate::engine::train_checks::{
+    check_steps_left, checked_split, for_recruitment, resumed_record, run_recruiter,
+};
 use crate::model::blocks::BlockMap;
 use crate::model::checkpoint::{
     load_checkpoint, read_tensors, save_checkpoint, CheckpointMeta, CHECKPOINT_VERSION,
@@ -156,22 +158,6 @@ pub struct Outcome {
     pub stopped: bool,
 }
 
-/// A run that recruits starts from semantic blocks with its unassigned tokens open, and the
-/// penalty's start ([`RecruitConfig::start_windows`]).
-fn for_recruitment(
-    rc: &RecruitConfig,
-    blocks: &mut BlockMap,
-    train: &mut TrainConfig,
-) -> Result<()> {
-    if blocks.kind != crate::model::blocks::BlockKind::Semantic {
-        bail!("recruitment needs semantic blocks (single or a lexicon), not positional windows");
-    }
-    blocks.open_unassigned = true;
-    train.start_windows = rc.start_windows_width();
-    train.windows_throughout = rc.windows_throughout;
-    Ok(())
-}
-
 /// Set up corpus, blocks, model and trainer for a job.
 pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
     let resumed = match &job.resume {
@@ -192,7 +178,7 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
     let mut held_out = Vec::new();
     let (model, blocks, step, opt_state) = match resumed {
         Some(ck) => {
-            let (step, optimizer, curve) = resumed_state(job, &ck, device)?;
+            let (step, optimizer, curve) = resumed_state(job, &ck, device, &corpus)?;
             held_out = curve;
             (ck.model, ck.blocks, step, optimizer)
         }
@@ -257,12 +243,26 @@ fn resumed_state(
     job: &TrainJob,
     ck: &crate::model::checkpoint::Checkpoint,
     device: &Device,
+    corpus: &PreparedCorpus,
 ) -> Result<(usize, Option<OptimizerState>, Vec<HeldOutPoint>)> {
     let dir = dir_label(&job.resume);
     let info: Option<TrainingInfo> = resumed_record(&ck.meta.training, &dir)?;
     let step = info.as_ref().map(|i| i.steps_done).unwrap_or(0);
     check_steps_left(&dir, job.train.steps, step)?;
-    let held_out = info.map_or(Vec::new(), |i| i.held_out);
+    // The curve goes on only over the held-out text it was measured on.
+    let other_text = info
+        .as_ref()
+        .is_some_and(|i| !i.corpus_sha256.is_empty() && i.corpus_sha256 != corpus.sha256);
+    if other_text {
+        eprintln!(
+            "note: resuming {dir} on {}, not the text it was trained on (its SHA-256 differs): \
+             the held-out curve starts again on this text's held-out tenth",
+            job.corpus.label()
+        );
+    }
+    let held_out = info
+        .filter(|_| !other_text)
+        .map_or(Vec::new(), |i| i.held_out);
     let held_out = held_out.into_iter().filter(|p| p.step <= step).collect();
     let optimizer = ck.load_optimizer(device).with_context(|| {
         format!(

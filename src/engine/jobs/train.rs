@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 
+use crate::engine::corpus::{asset_path, CorpusSource};
 use crate::engine::train_job::{default_device, TrainJob};
 use crate::engine::train_run::run_with_events;
 pub use crate::engine::train_run::RunEvent;
@@ -95,6 +96,40 @@ pub struct TrainShape {
     pub d_model: usize,
     /// Positions of a resumed model; `None` for a fresh one, whose positions follow `--seq`.
     pub positions: Option<usize>,
+}
+
+/// The corpus a checkpoint was trained on, as its `config.json` records it (a file path
+/// resolved against the bundled assets), for a run that resumes it without naming a corpus.
+pub fn resumed_corpus(dir: &std::path::Path) -> Result<CorpusSource> {
+    let path = dir.join("config.json");
+    let text = read_text(&path, MAX_CONFIG_BYTES, "a checkpoint's config.json")?;
+    let meta: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?;
+    let recorded = &meta["training"]["corpus"];
+    if recorded.is_null() {
+        anyhow::bail!(
+            "{}: no training corpus recorded; give --corpus to resume on a text of your choice",
+            path.display()
+        );
+    }
+    let source: CorpusSource = serde_json::from_value(recorded.clone()).with_context(|| {
+        format!(
+            "{}: its training corpus (\"training\".\"corpus\") cannot be read; give --corpus",
+            path.display()
+        )
+    })?;
+    let source = match source {
+        CorpusSource::File { path } => CorpusSource::File {
+            path: asset_path(&path),
+        },
+        s => s,
+    };
+    eprintln!(
+        "note: resuming {} on the corpus it was trained on, {} (--corpus for another)",
+        dir.display(),
+        source.label()
+    );
+    Ok(source)
 }
 
 /// The shape of the model `job` trains: the resumed checkpoint's (read from its `config.json`
