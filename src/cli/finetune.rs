@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
-use super::train::{progress_bar, TrainArgs};
+use super::train::TrainArgs;
+use super::train_summary::progress_bar;
 use crate::engine::jobs::finetune::{setup, FinetuneJob, FinetuneRun};
 
 /// Held-out windows measured before and after.

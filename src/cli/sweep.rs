@@ -11,7 +11,8 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use crate::cli::output::write_atomic;
-use crate::cli::train::{progress_bar, TokenizerArg, TrainArgs, TrainBasics};
+use crate::cli::train::{TokenizerArg, TrainArgs, TrainBasics};
+use crate::cli::train_summary::progress_bar;
 use crate::engine::jobs::sweep::{sweep_csv, sweep_markdown, sweep_rows, SweepRow};
 
 /// Arguments of `localist sweep`.

@@ -5,10 +5,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::recruit::RecruitArgs;
-use crate::cli::train_summary::{failure_context, print_event, print_summary};
+use crate::cli::train_summary::{failure_context, print_event, print_summary, progress_bar};
 use crate::engine::corpus::{asset_path, BlockSpec, CorpusSource, TokenizerKind};
 use crate::engine::files::{check_regular, human_bytes, MAX_DOCUMENT_BYTES};
 use crate::engine::jobs::train::{train, train_shape};
@@ -315,20 +314,6 @@ pub fn check_sizes(job: &TrainJob) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// A progress bar showing step, ETA, tokens/s and loss.
-pub fn progress_bar(steps: usize, quiet: bool) -> ProgressBar {
-    if quiet {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new(steps as u64);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps, ETA {eta}  {msg}",
-    ) {
-        pb.set_style(style);
-    }
-    pb
 }
 
 /// Run `localist train`.

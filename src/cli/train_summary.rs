@@ -1,12 +1,26 @@
-//! The end of `localist train`: its events as they happen (recruitment decisions, the held-out
-//! curve, overfitting) and the summary it prints.
+//! What `localist train` shows: its progress bar, its events as they happen (recruitment
+//! decisions, the held-out curve, overfitting) and the summary it prints at the end.
 
 use std::path::Path;
 
-use indicatif::ProgressBar;
+use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::engine::best::block_changes;
 use crate::engine::jobs::train::{RunEvent, TrainSummary};
+
+/// A progress bar showing step, ETA, tokens/s and loss.
+pub fn progress_bar(steps: usize, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(steps as u64);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps, ETA {eta}  {msg}",
+    ) {
+        pb.set_style(style);
+    }
+    pb
+}
 
 /// Print one event of a run above the progress bar (or plainly when it is hidden).
 pub fn print_event(pb: &ProgressBar, e: &RunEvent) {
