@@ -1363,12 +1363,8 @@ fn a_run_that_learns_a_small_corpus_by_heart_is_warned_and_keep_best_ends_on_its
     assert!(!out.join("config.json").exists());
 }
 
-/// A recruitment run of 500 steps on 80 documents of two topics, one thread (the same decisions
-/// every time), with `ending` (the flag that says how it ends, or none): recruitment finds
-/// blocks early, and 500 steps read the training text about 70 times, so the held-out curve
-/// turns up well before the end. Returns the
-/// checkpoint's directory (in `dir`) and the run's output.
-fn small_recruitment_run(dir: &Path, ending: Option<&str>) -> (PathBuf, String) {
+/// 80 documents of two topics, written to `dir`/t80.txt.
+fn two_topic_corpus(dir: &Path) -> PathBuf {
     let corpus = dir.join("t80.txt");
     let o = localist(&[
         "corpus-gen",
@@ -1380,32 +1376,46 @@ fn small_recruitment_run(dir: &Path, ending: Option<&str>) -> (PathBuf, String) 
         corpus.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let out = dir.join("run");
-    let mut args = vec![
+    corpus
+}
+
+/// `train` with the recruitment command on `corpus` for `steps` in all, one thread (the same
+/// decisions every time), quiet, into `out`.
+fn recruitment_args<'a>(corpus: &'a str, steps: &'a str, out: &'a str) -> Vec<&'a str> {
+    vec![
         "train",
         "--corpus",
-        corpus.to_str().unwrap(),
+        corpus,
         "--tokenizer",
         "word",
         "--recruit",
         "--lambda-train",
         "1",
         "--steps",
-        "500",
+        steps,
         "--lr",
         "3e-3",
         "--recruit-warmup",
         "50",
         "--recruit-every",
         "25",
-        "--eval-every",
-        "20",
         "--threads",
         "1",
         "--quiet",
         "--out",
-        out.to_str().unwrap(),
-    ];
+        out,
+    ]
+}
+
+/// A recruitment run of 500 steps on 80 documents of two topics, with `ending` (the flag that
+/// says how it ends, or none): recruitment finds blocks early, and 500 steps read the training
+/// text about 70 times, so the held-out curve turns up well before the end. Returns the
+/// checkpoint's directory (in `dir`) and the run's output.
+fn small_recruitment_run(dir: &Path, ending: Option<&str>) -> (PathBuf, String) {
+    let corpus = two_topic_corpus(dir);
+    let out = dir.join("run");
+    let mut args = recruitment_args(corpus.to_str().unwrap(), "500", out.to_str().unwrap());
+    args.extend(["--eval-every", "20"]);
     args.extend(ending);
     let o = localist(&args);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -1537,43 +1547,11 @@ fn a_recruitment_run_that_ends_overfitting_ends_on_its_best_weights_under_its_fi
 #[test]
 fn a_resumed_recruitment_run_goes_on_with_its_log() {
     let dir = tempfile::tempdir().unwrap();
-    let corpus = dir.path().join("t80.txt");
-    let o = localist(&[
-        "corpus-gen",
-        "--topics",
-        "2",
-        "--documents",
-        "80",
-        "--out",
-        corpus.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let corpus = two_topic_corpus(dir.path());
     let out = dir.path().join("run");
     let train = |steps: &str, resume: bool| {
-        let mut args = vec![
-            "train",
-            "--corpus",
-            corpus.to_str().unwrap(),
-            "--tokenizer",
-            "word",
-            "--recruit",
-            "--lambda-train",
-            "1",
-            "--steps",
-            steps,
-            "--lr",
-            "3e-3",
-            "--recruit-warmup",
-            "50",
-            "--recruit-every",
-            "25",
-            "--threads",
-            "1",
-            "--keep-last",
-            "--quiet",
-            "--out",
-            out.to_str().unwrap(),
-        ];
+        let mut args = recruitment_args(corpus.to_str().unwrap(), steps, out.to_str().unwrap());
+        args.push("--keep-last");
         if resume {
             args.extend(["--resume", out.to_str().unwrap()]);
         }

@@ -559,20 +559,25 @@ fn removals_wait_for_the_penalty_ramp_after_an_accepted_move() {
     assert!(s.trainer.penalty_ramped());
 }
 
+/// A session on three topics that recruits with rounds from step 50, every 25.
+fn three_topic_session() -> Session {
+    setup(&job(3, fast_config()), &Device::Cpu).unwrap_or_else(|e| panic!("setup: {e:#}"))
+}
+
+/// One training step, then a recruitment round when one is due.
+fn step_and_recruit(s: &mut Session) {
+    if let Err(e) = s.trainer.train_step() {
+        panic!("step {}: {e}", s.trainer.step);
+    }
+    if let Err(e) = s.maybe_recruit() {
+        panic!("{e:#}");
+    }
+}
+
 #[test]
 fn going_back_to_an_earlier_best_point_drops_the_blocks_recruited_after_it() {
-    let mut s = match setup(&job(3, fast_config()), &Device::Cpu) {
-        Ok(s) => s,
-        Err(e) => panic!("setup: {e:#}"),
-    };
-    let train = |s: &mut Session| {
-        if let Err(e) = s.trainer.train_step() {
-            panic!("step {}: {e}", s.trainer.step);
-        }
-        if let Err(e) = s.maybe_recruit() {
-            panic!("{e:#}");
-        }
-    };
+    let mut s = three_topic_session();
+    let train = step_and_recruit;
     // Before the first round: one block, an empty log.
     while s.trainer.step < 40 {
         train(&mut s);
@@ -640,18 +645,8 @@ fn going_back_to_an_earlier_best_point_drops_the_blocks_recruited_after_it() {
 
 #[test]
 fn a_run_ending_overfitting_keeps_its_best_weights_under_the_blocks_it_ended_with() {
-    let mut s = match setup(&job(3, fast_config()), &Device::Cpu) {
-        Ok(s) => s,
-        Err(e) => panic!("setup: {e:#}"),
-    };
-    let train = |s: &mut Session| {
-        if let Err(e) = s.trainer.train_step() {
-            panic!("step {}: {e}", s.trainer.step);
-        }
-        if let Err(e) = s.maybe_recruit() {
-            panic!("{e:#}");
-        }
-    };
+    let mut s = three_topic_session();
+    let train = step_and_recruit;
     let accepted = |s: &Session| s.recruiter.as_ref().map_or(0, |r| r.accepted);
     // The best point before the first round (one block), and blocks recruited after it.
     while s.trainer.step < 40 {
