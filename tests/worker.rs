@@ -5,7 +5,7 @@
 mod common;
 use common::sample;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use candle_core::Device;
@@ -1140,15 +1140,9 @@ fn a_checkpoint_trained_past_its_best_held_out_point_says_so_when_opened() {
     }
 }
 
-#[test]
-fn back_to_best_puts_the_run_on_its_best_held_out_point_and_measures_it_again() {
-    let dir = tempfile::tempdir().unwrap();
-    // A corpus the model can only learn by heart.
-    let corpus = common::learned_by_heart(dir.path());
-    let w = spawn();
-    // Nothing to go back to before a run.
-    w.send(Command::BackToBest);
-    assert!(matches!(next(&w), Event::Failed(m) if m.contains("no training run")));
+/// Train a run on `corpus` (one the model can only learn by heart) until a live held-out point
+/// is well above the best, then stop it; the live points seen (step, cross-entropy).
+fn run_until_it_overfits(w: &WorkerHandle, corpus: PathBuf) -> Vec<(usize, f64)> {
     let job = TrainJob {
         corpus: CorpusSource::File { path: corpus },
         tokenizer: TokenizerKind::Word,
@@ -1162,7 +1156,7 @@ fn back_to_best_puts_the_run_on_its_best_held_out_point_and_measures_it_again() 
         ..TrainJob::default()
     };
     w.send(Command::NewRun(Box::new(job)));
-    assert!(matches!(next(&w), Event::Loaded(_)));
+    assert!(matches!(next(w), Event::Loaded(_)));
     w.send(Command::Train);
     // Live points (about one a second) until the last is well above the best, then stop.
     let mut live: Vec<(usize, f64)> = Vec::new();
@@ -1181,6 +1175,19 @@ fn back_to_best_puts_the_run_on_its_best_held_out_point_and_measures_it_again() 
     drop(w.drain());
     std::thread::sleep(Duration::from_millis(300));
     let _ = w.drain();
+    live
+}
+
+#[test]
+fn back_to_best_puts_the_run_on_its_best_held_out_point_and_measures_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    // A corpus the model can only learn by heart.
+    let corpus = common::learned_by_heart(dir.path());
+    let w = spawn();
+    // Nothing to go back to before a run.
+    w.send(Command::BackToBest);
+    assert!(matches!(next(&w), Event::Failed(m) if m.contains("no training run")));
+    let live = run_until_it_overfits(&w, corpus);
     let best = live
         .iter()
         .copied()
@@ -1233,4 +1240,35 @@ fn back_to_best_puts_the_run_on_its_best_held_out_point_and_measures_it_again() 
         other => panic!("no progress after Train: {other:?}"),
     }
     w.send(Command::Stop);
+}
+
+#[test]
+fn the_best_weights_under_these_blocks_put_the_run_on_its_best_point_and_keep_its_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = common::learned_by_heart(dir.path());
+    let w = spawn();
+    let live = run_until_it_overfits(&w, corpus);
+    let best = live
+        .iter()
+        .copied()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    w.send(Command::BestWeightsUnderTheseBlocks);
+    let (mut said, mut point) = (None, None);
+    while said.is_none() {
+        match next(&w) {
+            Event::Status(s) if s.starts_with("the weights of step") => said = Some(s),
+            Event::Live(p) => point = Some(p),
+            Event::BlocksChanged(..) => panic!("the blocks stay as they are"),
+            _ => {}
+        }
+    }
+    let (said, point) = (said.unwrap(), point.unwrap());
+    assert!(said.contains(&format!("step {}", point.step)), "{said}");
+    assert!(said.contains("under the blocks of now"), "{said}");
+    assert!(
+        point.eval.ce_nats <= best.1 + 1e-9,
+        "{point:?} against {best:?}"
+    );
+    assert!(point.step < live.last().unwrap().0);
 }

@@ -71,10 +71,14 @@ pub enum Command {
     Step,
     /// Stop training (the model stays loaded).
     Stop,
-    /// Put the current run back on the weights of the best point of its held-out curve and
-    /// stop it there, measuring its held-out metrics again (refused in a run that recruits
-    /// blocks: its later blocks would be lost).
+    /// Put the current run back on its state at the best point of its held-out curve and stop
+    /// it there, measuring its held-out metrics again; in a run that recruits, the block map
+    /// and recruitment log go back too (blocks recruited after that point are dropped).
     BackToBest,
+    /// Put the current run on the weights of the best point of its held-out curve under the
+    /// blocks it has now (every block and move found since stays, as `localist train` ends a
+    /// run that overfits), and stop it there, measuring its held-out metrics again.
+    BestWeightsUnderTheseBlocks,
     /// Set the inference dial and re-capture the current text.
     SetDial(DialSetting),
     /// Capture a text under the current dial.

@@ -76,7 +76,8 @@ impl Worker {
                     self.step();
                 }
             }
-            Command::BackToBest => self.back_to_best(),
+            Command::BackToBest => self.back_to_best(false),
+            Command::BestWeightsUnderTheseBlocks => self.back_to_best(true),
             Command::Stop => {
                 if self.state != RunState::Idle {
                     self.state = RunState::Idle;

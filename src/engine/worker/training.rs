@@ -221,7 +221,9 @@ fn keep_if_best(session: &mut Session, point: HeldOutPoint) {
 impl Worker {
     /// Put the run back on its state at its best held-out point and stop it there; blocks
     /// recruited after that point are dropped, and the recruitment log goes back with them.
-    pub(super) fn back_to_best(&mut self) {
+    /// With `keep_blocks`, only the weights go back: the blocks, the log and every move found
+    /// since stay (the recruiter's clock goes back with the weights).
+    pub(super) fn back_to_best(&mut self, keep_blocks: bool) {
         let Some(session) = self.slot.session_mut() else {
             self.sink.fail("no training run is set up");
             return;
@@ -233,7 +235,19 @@ impl Worker {
         let step = best.point.step;
         // The whole map, not its names: an extension after that step kept its block's name.
         let blocks_before = session.trainer.blocks.clone();
-        let (dropped, back) = match best.restore(&mut session.trainer, &mut session.recruiter) {
+        let end = session.trainer.step;
+        let went_back = if keep_blocks {
+            best.graft(&mut session.trainer).map(|later| {
+                if let Some(rec) = session.recruiter.as_mut() {
+                    rec.rebase(end, step);
+                }
+                later_blocks(&later)
+            })
+        } else {
+            (best.restore(&mut session.trainer, &mut session.recruiter))
+                .map(|(dropped, back)| block_changes(&dropped, &back))
+        };
+        let changes = match went_back {
             Ok(changes) => changes,
             Err(e) => {
                 session.best = Some(best);
@@ -275,10 +289,27 @@ impl Worker {
         // that it is what the status bar shows (not "training finished").
         self.state = RunState::Idle;
         self.finish();
+        let what = if keep_blocks {
+            "the weights of step"
+        } else {
+            "back to step"
+        };
         self.sink.emit(Event::Status(format!(
-            "back to step {step} (held-out perplexity {perplexity:.1} on the curve){}; Train goes \
-             on from there",
-            block_changes(&dropped, &back)
+            "{what} {step} (held-out perplexity {perplexity:.1} on the curve){changes}; Train goes \
+             on from there"
         )));
+    }
+}
+
+/// "; under the blocks of now, those recruited since with their last keys: …" for the weights
+/// of an earlier step put under the blocks a run has now.
+fn later_blocks(later: &[String]) -> String {
+    if later.is_empty() {
+        "; under the blocks of now".to_string()
+    } else {
+        format!(
+            "; under the blocks of now, those recruited since with their last anchor keys: {}",
+            later.join(", ")
+        )
     }
 }

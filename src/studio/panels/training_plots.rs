@@ -245,5 +245,20 @@ fn overfit_note(ui: &mut egui::Ui, state: &mut StudioState) {
         if back.clicked() {
             state.send(Command::BackToBest);
         }
+        // In a run that recruits, the weights can go back without the blocks found since.
+        if state.recruitment.is_some() {
+            let keep = ui
+                .button(format!("Step {}'s weights, these blocks", o.best.step))
+                .on_hover_text(
+                    "Put the run on the weights of its best held-out point under the blocks it \
+                     has now, and stop it there: every block and move found since stays, and \
+                     a block recruited after that step keeps its last anchor keys (what \
+                     `localist train` does with a run that ends overfitting). Its held-out \
+                     metrics are measured again under these blocks.",
+                );
+            if keep.clicked() {
+                state.send(Command::BestWeightsUnderTheseBlocks);
+            }
+        }
     }
 }
