@@ -564,6 +564,21 @@ fn three_topic_session() -> Session {
     setup(&job(3, fast_config()), &Device::Cpu).unwrap_or_else(|e| panic!("setup: {e:#}"))
 }
 
+/// [`three_topic_session`] trained to step 40, before its first round, and a held-out point
+/// there to go back to.
+fn session_before_the_first_round() -> (Session, HeldOutPoint) {
+    let mut s = three_topic_session();
+    while s.trainer.step < 40 {
+        step_and_recruit(&mut s);
+    }
+    let point = HeldOutPoint {
+        step: s.trainer.step,
+        ce_nats: 3.0,
+        tokens: 1,
+    };
+    (s, point)
+}
+
 /// One training step, then a recruitment round when one is due.
 fn step_and_recruit(s: &mut Session) {
     if let Err(e) = s.trainer.train_step() {
@@ -576,17 +591,9 @@ fn step_and_recruit(s: &mut Session) {
 
 #[test]
 fn going_back_to_an_earlier_best_point_drops_the_blocks_recruited_after_it() {
-    let mut s = three_topic_session();
-    let train = step_and_recruit;
     // Before the first round: one block, an empty log.
-    while s.trainer.step < 40 {
-        train(&mut s);
-    }
-    let point = HeldOutPoint {
-        step: s.trainer.step,
-        ce_nats: 3.0,
-        tokens: 1,
-    };
+    let (mut s, point) = session_before_the_first_round();
+    let train = step_and_recruit;
     let best = match BestState::of(&s.trainer, s.recruiter.as_ref(), point) {
         Ok(b) => b,
         Err(e) => panic!("{e:#}"),
@@ -645,18 +652,10 @@ fn going_back_to_an_earlier_best_point_drops_the_blocks_recruited_after_it() {
 
 #[test]
 fn a_run_ending_overfitting_keeps_its_best_weights_under_the_blocks_it_ended_with() {
-    let mut s = three_topic_session();
+    // The best point before the first round (one block), and blocks recruited after it.
+    let (mut s, point) = session_before_the_first_round();
     let train = step_and_recruit;
     let accepted = |s: &Session| s.recruiter.as_ref().map_or(0, |r| r.accepted);
-    // The best point before the first round (one block), and blocks recruited after it.
-    while s.trainer.step < 40 {
-        train(&mut s);
-    }
-    let point = HeldOutPoint {
-        step: s.trainer.step,
-        ce_nats: 3.0,
-        tokens: 1,
-    };
     let best =
         BestState::of(&s.trainer, s.recruiter.as_ref(), point).unwrap_or_else(|e| panic!("{e:#}"));
     let (blocks_then, values_then) = (s.trainer.blocks.clone(), values(&s));

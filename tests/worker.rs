@@ -1141,8 +1141,9 @@ fn a_checkpoint_trained_past_its_best_held_out_point_says_so_when_opened() {
 }
 
 /// Train a run on `corpus` (one the model can only learn by heart) until a live held-out point
-/// is well above the best, then stop it; the live points seen (step, cross-entropy).
-fn run_until_it_overfits(w: &WorkerHandle, corpus: PathBuf) -> Vec<(usize, f64)> {
+/// is well above the best, then stop it; the live points seen (step, cross-entropy) and the best
+/// of them.
+fn run_until_it_overfits(w: &WorkerHandle, corpus: PathBuf) -> (Vec<(usize, f64)>, (usize, f64)) {
     let job = TrainJob {
         corpus: CorpusSource::File { path: corpus },
         tokenizer: TokenizerKind::Word,
@@ -1175,7 +1176,12 @@ fn run_until_it_overfits(w: &WorkerHandle, corpus: PathBuf) -> Vec<(usize, f64)>
     drop(w.drain());
     std::thread::sleep(Duration::from_millis(300));
     let _ = w.drain();
-    live
+    let best = live
+        .iter()
+        .copied()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    (live, best)
 }
 
 #[test]
@@ -1187,12 +1193,7 @@ fn back_to_best_puts_the_run_on_its_best_held_out_point_and_measures_it_again() 
     // Nothing to go back to before a run.
     w.send(Command::BackToBest);
     assert!(matches!(next(&w), Event::Failed(m) if m.contains("no training run")));
-    let live = run_until_it_overfits(&w, corpus);
-    let best = live
-        .iter()
-        .copied()
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .unwrap();
+    let (live, best) = run_until_it_overfits(&w, corpus);
     w.send(Command::BackToBest);
     let mut said = None;
     let mut point = None;
@@ -1247,12 +1248,7 @@ fn the_best_weights_under_these_blocks_put_the_run_on_its_best_point_and_keep_it
     let dir = tempfile::tempdir().unwrap();
     let corpus = common::learned_by_heart(dir.path());
     let w = spawn();
-    let live = run_until_it_overfits(&w, corpus);
-    let best = live
-        .iter()
-        .copied()
-        .min_by(|a, b| a.1.total_cmp(&b.1))
-        .unwrap();
+    let (live, best) = run_until_it_overfits(&w, corpus);
     w.send(Command::BestWeightsUnderTheseBlocks);
     let (mut said, mut point) = (None, None);
     while said.is_none() {
