@@ -5,7 +5,7 @@ use std::path::Path;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::engine::best::block_changes;
+use crate::engine::best::{block_changes, grafted_blocks};
 use crate::engine::jobs::train::{RunEvent, TrainSummary};
 
 /// A progress bar showing step, ETA, tokens/s and loss.
@@ -57,25 +57,13 @@ pub fn print_event(pb: &ProgressBar, e: &RunEvent) {
             "the run ended overfitting: ending on the weights of step {step}, its best point, \
              under the blocks it ended with (held-out perplexity {perplexity:.3} under them, \
              against {last:.3} at the last step; --keep-last ends on the last step's){}",
-            later_blocks(later)
+            grafted_blocks(later)
         ),
     };
     if pb.is_hidden() {
         println!("{line}");
     } else {
         pb.println(line);
-    }
-}
-
-/// "; blocks recruited after it, with their anchor keys of the last step: …" (empty when none).
-fn later_blocks(later: &[String]) -> String {
-    if later.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "; blocks recruited after it, with their anchor keys of the last step: {}",
-            later.join(", ")
-        )
     }
 }
 

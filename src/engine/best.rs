@@ -117,3 +117,16 @@ pub fn block_changes(dropped: &[String], back: &[String]) -> String {
     }
     out
 }
+
+/// "; blocks recruited after it keep their anchor keys of the last step: …" for the weights of
+/// an earlier step put under a run's blocks of now ([`BestState::graft`]; empty when none).
+pub fn grafted_blocks(later: &[String]) -> String {
+    if later.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; blocks recruited after it keep their anchor keys of the last step: {}",
+            later.join(", ")
+        )
+    }
+}

@@ -7,7 +7,7 @@ use super::models::own_summary;
 use super::recruitment::RoundOutcome;
 use super::slot::ModelSlot;
 use super::{RunState, Worker};
-use crate::engine::best::{block_changes, BestState};
+use crate::engine::best::{block_changes, grafted_blocks, BestState};
 use crate::engine::corpus::CorpusSource;
 use crate::engine::held_out::{push_thinned, HeldOutPoint};
 use crate::engine::protocol::{Event, LivePoint, Progress, RecruitView};
@@ -241,7 +241,7 @@ impl Worker {
                 if let Some(rec) = session.recruiter.as_mut() {
                     rec.rebase(end, step);
                 }
-                later_blocks(&later)
+                format!("; under the blocks of now{}", grafted_blocks(&later))
             })
         } else {
             (best.restore(&mut session.trainer, &mut session.recruiter))
@@ -298,18 +298,5 @@ impl Worker {
             "{what} {step} (held-out perplexity {perplexity:.1} on the curve){changes}; Train goes \
              on from there"
         )));
-    }
-}
-
-/// "; under the blocks of now, those recruited since with their last keys: …" for the weights
-/// of an earlier step put under the blocks a run has now.
-fn later_blocks(later: &[String]) -> String {
-    if later.is_empty() {
-        "; under the blocks of now".to_string()
-    } else {
-        format!(
-            "; under the blocks of now, those recruited since with their last anchor keys: {}",
-            later.join(", ")
-        )
     }
 }
