@@ -1603,9 +1603,50 @@ fn a_resumed_recruitment_run_goes_on_with_its_log() {
     let accepted = |v: &serde_json::Value| v["accepted"].as_u64().unwrap();
     assert!(accepted(&after) >= accepted(&before));
 
+    // Resumed with `--recruit` alone and another margin: the saved log's spacing (every 25
+    // steps, not the default 100), the command's margin, and a note that says so.
+    let o = localist(&[
+        "train",
+        "--resume",
+        out.to_str().unwrap(),
+        "--recruit",
+        "--lambda-train",
+        "1",
+        "--lr",
+        "3e-3",
+        "--recruit-delta",
+        "32",
+        "--steps",
+        "300",
+        "--threads",
+        "1",
+        "--keep-last",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("the resumed recruitment runs with --recruit-delta 32 (the saved log's: 64)"),
+        "{err}"
+    );
+    assert!(!err.contains("--recruit-every"), "{err}");
+    let again = read();
+    let steps: Vec<u64> = (again["rounds"].as_array().unwrap().iter())
+        .map(|r| r["step"].as_u64().unwrap())
+        .filter(|&s| s > 250)
+        .collect();
+    assert!(
+        !steps.is_empty() && steps.windows(2).all(|w| w[1] - w[0] <= 25),
+        "{steps:?}"
+    );
+    assert_eq!(again["config"]["every"], 25);
+    assert_eq!(again["config"]["delta_bits"], 32.0);
+
     // A damaged log beside the checkpoint stops the resumed run, naming it; nothing is lost.
     std::fs::write(out.join("recruitment.json"), b"{ not json").unwrap();
-    let o = train("300", true);
+    let o = train("350", true);
     assert_fails_with(
         &o,
         &["resuming", "recruitment.json", "not a recruitment log"],

@@ -111,7 +111,7 @@ pub(crate) fn run_recruiter(
                     .as_ref()
                     .map_or(String::new(), |why| format!("; it had stopped: {why}"))
             );
-            Some(rec.continued(rc, trainer))
+            Some(rec.continued(rc))
         }
         None => Recruiter::for_run(recruit, trainer),
     })

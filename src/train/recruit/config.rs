@@ -147,6 +147,53 @@ impl RecruitConfig {
         self
     }
 
+    /// The settings of the command line that differ from `saved`'s, as flags with the saved
+    /// value ("--recruit-delta 64 (the saved log's: 32)"), for a resumed run.
+    pub fn changes_from(&self, saved: &Self) -> Vec<String> {
+        let pairs = [
+            ("--recruit-warmup", self.warmup as f64, saved.warmup as f64),
+            ("--recruit-every", self.every as f64, saved.every as f64),
+            ("--recruit-lambda", self.lambda, saved.lambda),
+            ("--recruit-delta", self.delta_bits, saved.delta_bits),
+            ("--recruit-kmax", self.k_max as f64, saved.k_max as f64),
+            (
+                "--recruit-patience",
+                self.patience as f64,
+                saved.patience as f64,
+            ),
+            (
+                "--recruit-patience-steps",
+                self.patience_steps as f64,
+                saved.patience_steps as f64,
+            ),
+            (
+                "--recruit-buffer",
+                self.buffer_tokens as f64,
+                saved.buffer_tokens as f64,
+            ),
+            (
+                "--recruit-probe",
+                self.probe_steps as f64,
+                saved.probe_steps as f64,
+            ),
+            (
+                "--recruit-second-look",
+                self.second_look as f64,
+                saved.second_look as f64,
+            ),
+            (
+                "--recruit-start-windows",
+                self.start_windows as f64,
+                saved.start_windows as f64,
+            ),
+        ];
+        pairs
+            .iter()
+            .filter(|(_, now, then)| now != then)
+            .map(|(flag, now, then)| format!("{flag} {now} (the saved log's: {then})"))
+            .collect()
+    }
+
     /// [`start_windows`](Self::start_windows) as the trainer takes it (None when 0).
     pub fn start_windows_width(&self) -> Option<usize> {
         (self.start_windows > 0).then_some(self.start_windows)

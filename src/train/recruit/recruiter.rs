@@ -127,11 +127,25 @@ impl Recruiter {
         self.next_due = Some(step);
     }
 
-    /// A saved recruiter (a resumed checkpoint's `recruitment.json`) going on under `config`,
-    /// spaced for `trainer`: its log, tabu list and patience as they were; a round due before
-    /// the trainer's step comes at once.
-    pub fn continued(mut self, config: &RecruitConfig, trainer: &Trainer) -> Self {
-        self.config = config.clone().spaced_for(trainer);
+    /// A saved recruiter (a resumed checkpoint's `recruitment.json`) going on under `config`:
+    /// its log, tabu list and patience as they were; a round due before the trainer's step
+    /// comes at once. Without a spacing of its own (`spacing_for_text`) `config` takes the saved
+    /// log's, which was fitted to the text when the run began; the other settings are
+    /// `config`'s, and a note names those that differ from the saved ones.
+    pub fn continued(mut self, config: &RecruitConfig) -> Self {
+        let saved = &self.config;
+        let mut config = config.clone();
+        if config.spacing_for_text {
+            (config.warmup, config.every) = (saved.warmup, saved.every);
+        }
+        let changes = config.changes_from(saved);
+        if !changes.is_empty() {
+            eprintln!(
+                "note: the resumed recruitment runs with {}",
+                changes.join(", ")
+            );
+        }
+        self.config = config;
         self.last_round_end = Some(Instant::now());
         (self.profile, self.kept) = (None, None);
         self
