@@ -98,13 +98,19 @@ pub struct TrainShape {
     pub positions: Option<usize>,
 }
 
+/// A checkpoint's `config.json` (its path and its JSON), read alone: no weights.
+fn config_json(dir: &std::path::Path) -> Result<(std::path::PathBuf, serde_json::Value)> {
+    let path = dir.join("config.json");
+    let text = read_text(&path, MAX_CONFIG_BYTES, "a checkpoint's config.json")?;
+    let meta =
+        serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?;
+    Ok((path, meta))
+}
+
 /// The corpus a checkpoint was trained on, as its `config.json` records it (a file path
 /// resolved against the bundled assets), for a run that resumes it without naming a corpus.
 pub fn resumed_corpus(dir: &std::path::Path) -> Result<CorpusSource> {
-    let path = dir.join("config.json");
-    let text = read_text(&path, MAX_CONFIG_BYTES, "a checkpoint's config.json")?;
-    let meta: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?;
+    let (path, meta) = config_json(dir)?;
     let recorded = &meta["training"]["corpus"];
     if recorded.is_null() {
         anyhow::bail!(
@@ -137,10 +143,7 @@ pub fn resumed_corpus(dir: &std::path::Path) -> Result<CorpusSource> {
 pub fn train_shape(job: &TrainJob) -> Result<TrainShape> {
     let (cfg, positions) = match &job.resume {
         Some(dir) => {
-            let path = dir.join("config.json");
-            let text = read_text(&path, MAX_CONFIG_BYTES, "a checkpoint's config.json")?;
-            let meta: serde_json::Value = serde_json::from_str(&text)
-                .with_context(|| format!("{}: invalid JSON", path.display()))?;
+            let (path, meta) = config_json(dir)?;
             let cfg: ModelConfig = serde_json::from_value(meta["model"].clone())
                 .with_context(|| format!("{}: the model's shape (\"model\")", path.display()))?;
             let positions = cfg.max_seq_len;
