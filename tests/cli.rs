@@ -1645,6 +1645,7 @@ fn a_resumed_recruitment_run_goes_on_with_its_log() {
     assert_eq!(again["config"]["delta_bits"], 32.0);
 
     // A damaged log beside the checkpoint stops the resumed run, naming it; nothing is lost.
+    let good = std::fs::read(out.join("recruitment.json")).unwrap();
     std::fs::write(out.join("recruitment.json"), b"{ not json").unwrap();
     let o = train("350", true);
     assert_fails_with(
@@ -1655,4 +1656,49 @@ fn a_resumed_recruitment_run_goes_on_with_its_log() {
         std::fs::read(out.join("recruitment.json")).unwrap(),
         b"{ not json"
     );
+    // So does the log of another run (the sample's, three topics), which would have gone on
+    // recruiting over blocks it did not make.
+    let other = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sample_models/tiny-topics-recruited/recruitment.json");
+    std::fs::copy(&other, out.join("recruitment.json")).unwrap();
+    let o = train("350", true);
+    assert_fails_with(
+        &o,
+        &[
+            "recruitment.json",
+            "not the log of this checkpoint's blocks",
+            "move it aside",
+        ],
+    );
+    assert_eq!(
+        std::fs::read(out.join("recruitment.json")).unwrap(),
+        std::fs::read(&other).unwrap()
+    );
+    // Resumed without --recruit, the blocks stay as the log made them, and the log stays
+    // beside the new checkpoint (the folder is replaced, which deleted it).
+    std::fs::write(out.join("recruitment.json"), &good).unwrap();
+    let o = localist(&[
+        "train",
+        "--resume",
+        out.to_str().unwrap(),
+        "--steps",
+        "350",
+        "--threads",
+        "1",
+        "--keep-last",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("recruitment.json (how the blocks were recruited) is saved with"),
+        "{}",
+        stderr(&o)
+    );
+    let kept: serde_json::Value = serde_json::from_slice(&good).unwrap();
+    assert_eq!(read(), kept);
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["training"]["steps_done"], 350);
 }

@@ -1073,6 +1073,26 @@ fn a_broken_recruitment_log_beside_a_checkpoint_is_named_and_the_model_still_ope
             other => panic!("expected the recruitment log, got {other:?}"),
         }
     }
+    // Beside another model (the clinical sample's files, the recruited sample's log) the log
+    // is named as another model's and not shown as this one's.
+    for f in ["config.json", "blocks.json", "model.safetensors"] {
+        std::fs::copy(sample("tiny-clinical").join(f), ck.join(f)).unwrap();
+    }
+    w.send(Command::Load(ck.clone()));
+    match next(&w) {
+        Event::Loaded(s) => {
+            let said = s.warnings.join("\n");
+            assert!(
+                said.contains("recruitment.json: not the log of this checkpoint's blocks")
+                    && said.contains("without its recruitment log"),
+                "{said}"
+            );
+        }
+        other => panic!("expected the model, got {other:?}"),
+    }
+    while let Some(after) = w.wait_event(Duration::from_secs(2)) {
+        assert!(!matches!(after, Event::Recruitment(_)), "{after:?}");
+    }
 }
 
 #[test]

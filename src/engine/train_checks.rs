@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::engine::files::{read_bytes, MAX_DOCUMENT_BYTES};
 use crate::model::blocks::BlockMap;
@@ -89,6 +89,22 @@ pub(crate) fn read_recruitment(dir: &Path) -> Result<Option<Recruiter>> {
     Ok(Some(rec))
 }
 
+/// The recruitment log saved beside the checkpoint `dir` whose blocks are `blocks`, as
+/// [`read_recruitment`] reads it; an error naming the file when it is not the log of those
+/// blocks ([`Recruiter::describes`]).
+pub(crate) fn read_recruitment_of(dir: &Path, blocks: &BlockMap) -> Result<Option<Recruiter>> {
+    let Some(rec) = read_recruitment(dir)? else {
+        return Ok(None);
+    };
+    match rec.describes(blocks) {
+        Ok(()) => Ok(Some(rec)),
+        Err(why) => bail!(
+            "{}: not the log of this checkpoint's blocks ({why})",
+            dir.join("recruitment.json").display()
+        ),
+    }
+}
+
 /// A run's recruiter, when it recruits: a resumed run's goes on with the log saved beside the
 /// checkpoint it resumes (`resume`), when there is one.
 pub(crate) fn run_recruiter(
@@ -99,7 +115,12 @@ pub(crate) fn run_recruiter(
     let (Some(dir), Some(rc)) = (resume, recruit) else {
         return Ok(Recruiter::for_run(recruit, trainer));
     };
-    let saved = read_recruitment(dir).with_context(|| format!("resuming {}", dir.display()))?;
+    let saved = read_recruitment_of(dir, &trainer.blocks).map_err(|e| {
+        anyhow::anyhow!(
+            "resuming {}: {e:#}; move it aside to start recruitment afresh",
+            dir.display()
+        )
+    })?;
     Ok(match saved {
         Some(rec) => {
             eprintln!(
@@ -115,6 +136,34 @@ pub(crate) fn run_recruiter(
         }
         None => Recruiter::for_run(recruit, trainer),
     })
+}
+
+/// The recruitment log of a checkpoint resumed without `--recruit`, when it describes the
+/// checkpoint's blocks: the blocks do not change, so the log that made them is saved beside the
+/// new checkpoint (a resume into the same folder deleted it). A log that cannot be read or
+/// belongs to other blocks is left behind, with a note saying why.
+pub(crate) fn earlier_log(
+    resume: Option<&Path>,
+    recruit: Option<&RecruitConfig>,
+    blocks: &BlockMap,
+) -> Option<Recruiter> {
+    let dir = resume.filter(|_| recruit.is_none())?;
+    let path = dir.join("recruitment.json");
+    match read_recruitment_of(dir, blocks) {
+        Ok(Some(rec)) => {
+            eprintln!(
+                "note: {} (how the blocks were recruited) is saved with the new checkpoint; \
+                 this run does not recruit (--recruit goes on with it)",
+                path.display()
+            );
+            Some(rec)
+        }
+        Ok(None) => None,
+        Err(e) => {
+            eprintln!("note: {e:#}; it is not carried over");
+            None
+        }
+    }
 }
 
 /// A run that recruits starts from semantic blocks with its unassigned tokens open, and the

@@ -16,7 +16,7 @@ use crate::engine::corpus::{
 };
 use crate::engine::held_out::HeldOutPoint;
 use crate::engine::train_checks::{
-    check_steps_left, checked_split, for_recruitment, resumed_record, run_recruiter,
+    check_steps_left, checked_split, earlier_log, for_recruitment, resumed_record, run_recruiter,
 };
 use crate::model::blocks::BlockMap;
 use crate::model::checkpoint::{
@@ -141,6 +141,8 @@ pub struct Session {
     pub history: Vec<StepStats>,
     /// Block recruitment, when the job asks for it.
     pub recruiter: Option<Recruiter>,
+    /// The resumed checkpoint's recruitment log when this run does not recruit (saved again).
+    pub earlier_log: Option<Recruiter>,
     /// The held-out curve so far (carried over when resuming).
     pub held_out: Vec<HeldOutPoint>,
     /// The best point of the studio's live curve and the run's state there, for
@@ -225,6 +227,7 @@ pub fn setup(job: &TrainJob, device: &Device) -> Result<Session> {
     }
     Ok(Session {
         recruiter: run_recruiter(job.resume.as_deref(), job.recruit.as_ref(), &trainer)?,
+        earlier_log: earlier_log(job.resume.as_deref(), job.recruit.as_ref(), &trainer.blocks),
         corpus,
         trainer,
         val,
@@ -317,7 +320,7 @@ impl Session {
     /// as `recruitment.json` when recruitment ran.
     pub fn save(&self, dir: &Path, final_eval: Option<EvalReport>) -> Result<()> {
         self.save_checkpoint_only(dir, final_eval)?;
-        if let Some(rec) = &self.recruiter {
+        if let Some(rec) = self.recruiter.as_ref().or(self.earlier_log.as_ref()) {
             crate::engine::export::write_atomic(
                 &dir.join("recruitment.json"),
                 &serde_json::to_vec_pretty(rec)?,

@@ -10,7 +10,7 @@ use crate::analysis::anchors::welch_bound;
 use crate::engine::anchors::{anchor_coherence, checkpoint_anchors};
 use crate::engine::corpus::{recorded_corpus, sample_text};
 use crate::engine::protocol::{default_clusters, Event, ModelSummary, RecruitView};
-use crate::engine::train_checks::read_recruitment;
+use crate::engine::train_checks::read_recruitment_of;
 use crate::engine::views::read_pool;
 use crate::hf::{HfTokenizer, ImportedModel};
 use crate::model::blocks::BlockMap;
@@ -55,7 +55,7 @@ impl Worker {
             .warnings
             .extend(crate::engine::held_out::recorded_overfit(training));
         summary.warnings.extend(loaded.blocks.degenerate());
-        let recruiter = match read_recruitment(path) {
+        let recruiter = match read_recruitment_of(path, &loaded.blocks) {
             Ok(rec) => rec,
             Err(e) => {
                 summary.warnings.push(format!(

@@ -183,6 +183,53 @@ impl crate::train::recruit::Recruiter {
     }
 }
 
+impl crate::train::recruit::Recruiter {
+    /// Whether this log describes the block map `blocks` (the checkpoint it was found beside):
+    /// the block count after its last round, and every block its accepted moves made and did
+    /// not remove again, by name. A log copied in from another run was shown as the model's
+    /// and went on recruiting over blocks it did not make. A map that started from a lexicon
+    /// holds blocks the log never names, which is not a mismatch.
+    pub fn describes(&self, blocks: &crate::model::blocks::BlockMap) -> Result<(), String> {
+        if let Some(last) = self.rounds.last() {
+            if last.blocks != blocks.num_blocks() {
+                return Err(format!(
+                    "its last round (step {}) left {} blocks, and the model has {}",
+                    last.step,
+                    last.blocks,
+                    blocks.num_blocks()
+                ));
+            }
+        }
+        let mut made: Vec<&str> = Vec::new();
+        for e in &self.log {
+            let Some(d) = e
+                .decision
+                .as_ref()
+                .filter(|d| d.verdict == Verdict::Accepted)
+            else {
+                continue;
+            };
+            let gone = match e.kind {
+                MoveKind::Recruit => {
+                    made.push(&e.block);
+                    None
+                }
+                MoveKind::Prune => Some(e.block.as_str()),
+                MoveKind::Merge => (d.what.strip_prefix("merge "))
+                    .and_then(|w| w.strip_suffix(&format!(" into {}", e.block))),
+                _ => None,
+            };
+            made.retain(|b| Some(*b) != gone);
+        }
+        match made.iter().find(|b| !blocks.names.iter().any(|n| n == *b)) {
+            Some(b) => Err(format!(
+                "it recruited block '{b}', which the model does not have"
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The lowest ΔDL among the recruits and extensions tried in `events` (bits): how close the
 /// round's candidates came to paying.
 pub(super) fn closest_try(events: &[RecruitEvent]) -> Option<f64> {

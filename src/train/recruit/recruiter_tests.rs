@@ -1,6 +1,7 @@
 //! Unit tests of the recruiter's patience (`recruiter.rs`).
 
 use super::*;
+use crate::train::recruit::log::{MoveKind, RecruitEvent, RoundSummary};
 
 #[test]
 fn a_round_before_the_model_reads_context_does_not_count_towards_patience() {
@@ -152,4 +153,86 @@ fn a_recruiter_put_back_to_an_earlier_step_keeps_its_intervals() {
     assert_eq!((r.next_due, r.tabu_steps.clone(), r.stale_since), same);
     r.rebase(485, 0);
     assert_eq!((r.next_due, r.stale_since), (Some(25), Some(0)));
+}
+
+/// A logged move on `block`, accepted when `saving` pays its 20 model bits.
+fn logged(kind: MoveKind, block: &str, what: String, saving: f64) -> RecruitEvent {
+    use crate::analysis::mdl::{decide, ModelBits};
+    let bits = ModelBits {
+        parameter_bits: 10.0,
+        header_bits: 5.0,
+        map_bits: 5.0,
+    };
+    let sign = if kind == MoveKind::Recruit { 1.0 } else { -1.0 };
+    RecruitEvent {
+        step: 100,
+        round: 0,
+        kind,
+        block: block.into(),
+        tokens: Vec::new(),
+        decision: Some(decide(what, 1000.0, 1000.0 - saving, bits, sign, 1.0)),
+        blocks_after: 0,
+        dl_after: 0.0,
+        note: String::new(),
+    }
+}
+
+#[test]
+fn a_log_describes_the_blocks_its_moves_left_and_no_others() {
+    let event = logged;
+    let mut r = Recruiter {
+        log: vec![
+            event(
+                MoveKind::Recruit,
+                "zuka·felo",
+                "recruit block zuka·felo".into(),
+                500.0,
+            ),
+            event(
+                MoveKind::Recruit,
+                "mira·tol",
+                "recruit block mira·tol".into(),
+                500.0,
+            ),
+            event(
+                MoveKind::Recruit,
+                "and·the",
+                "recruit block and·the".into(),
+                -50.0,
+            ),
+            event(
+                MoveKind::Merge,
+                "zuka·felo",
+                "merge mira·tol into zuka·felo".into(),
+                0.0,
+            ),
+        ],
+        rounds: vec![RoundSummary {
+            step: 100,
+            data_bits: 1.0,
+            dl_bits: 1.0,
+            blocks: 2,
+            round_ms: 1.0,
+            train_ms: 1.0,
+        }],
+        ..Recruiter::default()
+    };
+    let map = |names: &[&str]| {
+        let pairs: Vec<(u32, String)> = (names.iter().enumerate())
+            .map(|(i, n)| (i as u32, n.to_string()))
+            .collect();
+        BlockMap::from_assignments(10, &pairs, "test")
+    };
+    // Recruited a, b; merged b into a: the model holds "unassigned" and a.
+    assert_eq!(r.describes(&map(&["zuka·felo"])), Ok(()));
+    let e = r.describes(&map(&["mira·tol"])).err().unwrap_or_default();
+    assert!(e.contains("recruited block 'zuka·felo'"), "{e}");
+    let e = r
+        .describes(&map(&["zuka·felo", "lexicon"]))
+        .err()
+        .unwrap_or_default();
+    assert!(e.contains("left 2 blocks, and the model has 3"), "{e}");
+    // A lexicon's blocks are not the log's to name: a map of as many blocks passes.
+    r.rounds[0].blocks = 3;
+    assert_eq!(r.describes(&map(&["drug", "zuka·felo"])), Ok(()));
 }
