@@ -976,6 +976,30 @@ fn the_specialists_tab_grows_a_pool_from_the_model_held() {
 }
 
 #[test]
+fn the_recruitment_tab_says_why_a_log_beside_the_model_is_not_shown() {
+    // The clinical sample with the recruited sample's log beside it: another model's log.
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("ck");
+    std::fs::create_dir(&ck).unwrap();
+    for f in ["config.json", "blocks.json", "model.safetensors"] {
+        std::fs::copy(sample("tiny-clinical").join(f), ck.join(f)).unwrap();
+    }
+    let log = sample("tiny-topics-recruited").join("recruitment.json");
+    std::fs::copy(log, ck.join("recruitment.json")).unwrap();
+    let mut h = harness(ck);
+    step_until(&mut h, "the model", |app| app.state.summary.is_some());
+    h.get_by_label("Recruitment").click();
+    h.run_steps(2);
+    assert!(h.state().state.recruitment.is_none());
+    // Said in the Model panel and again in the tab where the log would be.
+    let said = h.query_all_by_label_contains("not the log of this checkpoint's blocks");
+    assert_eq!(said.count(), 2);
+    assert!(h
+        .query_by_label_contains("No recruitment here yet")
+        .is_some());
+}
+
+#[test]
 fn the_recruitment_tab_shows_the_recruited_samples_decisions() {
     let mut h = harness(sample("tiny-topics-recruited"));
     step_until(&mut h, "the model and its recruitment log", |app| {

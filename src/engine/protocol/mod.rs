@@ -21,7 +21,7 @@ pub use self::generation::{Candidate, GenStep, Generation};
 pub use self::measured::{blocks_key, rules_key, Depends, MeasuredOn};
 pub use self::summary::{
     default_clusters, ImportedBlocks, LivePoint, ModelSummary, Progress, DEFAULT_CLUSTERS,
-    IMPORTED_CAPTURE_LIMIT, MAX_CLUSTERS,
+    IMPORTED_CAPTURE_LIMIT, MAX_CLUSTERS, WITHOUT_ITS_LOG,
 };
 pub use self::test_set::{TestSet, TestSetAudit};
 pub use self::views::{PoolManifest, PoolSummary, RecruitView, RuleView, RulesInForce};

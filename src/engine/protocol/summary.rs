@@ -33,6 +33,10 @@ pub fn default_clusters(vocab: usize) -> usize {
     DEFAULT_CLUSTERS.min(vocab).max(1)
 }
 
+/// How a [`ModelSummary`] warning about a recruitment log that was not read ends (the
+/// Recruitment tab repeats such warnings where the log would be).
+pub const WITHOUT_ITS_LOG: &str = "; the model opened, without its recruitment log";
+
 /// A summary of the loaded model for display.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSummary {

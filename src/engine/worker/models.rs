@@ -9,7 +9,9 @@ use super::{RunState, Worker};
 use crate::analysis::anchors::welch_bound;
 use crate::engine::anchors::{anchor_coherence, checkpoint_anchors};
 use crate::engine::corpus::{recorded_corpus, sample_text};
-use crate::engine::protocol::{default_clusters, Event, ModelSummary, RecruitView};
+use crate::engine::protocol::{
+    default_clusters, Event, ModelSummary, RecruitView, WITHOUT_ITS_LOG,
+};
 use crate::engine::train_checks::read_recruitment_of;
 use crate::engine::views::read_pool;
 use crate::hf::{HfTokenizer, ImportedModel};
@@ -58,9 +60,7 @@ impl Worker {
         let recruiter = match read_recruitment_of(path, &loaded.blocks) {
             Ok(rec) => rec,
             Err(e) => {
-                summary.warnings.push(format!(
-                    "{e:#}; the model opened, without its recruitment log"
-                ));
+                summary.warnings.push(format!("{e:#}{WITHOUT_ITS_LOG}"));
                 None
             }
         };

@@ -4,7 +4,9 @@
 use egui::{Color32, RichText};
 use egui_plot::{Legend, MarkerShape, Plot, PlotPoint, PlotPoints, Points};
 
-use crate::engine::protocol::{Command, Decision, MoveKind, RecruitEvent, RecruitView, Verdict};
+use crate::engine::protocol::{
+    Command, Decision, MoveKind, RecruitEvent, RecruitView, Verdict, WITHOUT_ITS_LOG,
+};
 use crate::studio::state::{StudioState, WorkerState};
 
 const GREEN: Color32 = Color32::from_rgb(60, 170, 90);
@@ -125,6 +127,12 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState) {
         state.send(Command::SetRecruitment(on));
     }
     let Some(rec) = state.recruitment.clone() else {
+        let unread = (state.summary.iter())
+            .flat_map(|s| &s.warnings)
+            .filter(|w| w.ends_with(WITHOUT_ITS_LOG));
+        for w in unread {
+            ui.colored_label(crate::studio::widgets::WARNING, format!("warning: {w}"));
+        }
         ui.label(
             "No recruitment here yet. Tick \"recruit blocks\" in Training and start a run \
              (corpus topics:3 is made for it), switch it on above during a run, or open \
