@@ -763,6 +763,14 @@ fn a_recruitment_log_that_contradicts_itself_is_refused() {
             Box::new(|v| v["rounds"][0]["round_ms"] = (-1.0).into()),
             "round 0",
         ),
+        (
+            Box::new(|v| v["config"]["every"] = u64::MAX.into()),
+            "a step or a spacing of 18446744073709551615 steps is out of range",
+        ),
+        (
+            Box::new(|v| v["next_due"] = (1u64 << 41).into()),
+            "out of range",
+        ),
     ];
     for (edit, want) in cases {
         let mut v = base.clone();

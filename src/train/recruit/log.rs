@@ -134,6 +134,15 @@ impl crate::train::recruit::Recruiter {
         {
             return Err("its margin δ or its K_max is out of range".into());
         }
+        // Steps past 2⁴⁰ (a run of 2⁴⁰ steps would take centuries): a hand-edited log with
+        // `every` at 2⁶⁴ − 1 resumed without an error and never held another round.
+        let steps = [c.warmup, c.every].into_iter().chain(self.next_due);
+        if let Some(s) = steps
+            .chain(self.tabu_steps.iter().copied())
+            .find(|&s| s > 1 << 40)
+        {
+            return Err(format!("a step or a spacing of {s} steps is out of range"));
+        }
         let mut accepted = 0;
         for (k, e) in self.log.iter().enumerate() {
             let bad = |why: &str| format!("entry {k} (step {}, {}): {why}", e.step, e.block);
