@@ -1096,6 +1096,51 @@ fn a_broken_recruitment_log_beside_a_checkpoint_is_named_and_the_model_still_ope
 }
 
 #[test]
+fn a_recruited_checkpoint_saved_onto_itself_keeps_its_log_and_its_renamed_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("ck");
+    std::fs::create_dir(&ck).unwrap();
+    let src = sample("tiny-topics-recruited");
+    for f in [
+        "config.json",
+        "blocks.json",
+        "model.safetensors",
+        "recruitment.json",
+    ] {
+        std::fs::copy(src.join(f), ck.join(f)).unwrap();
+    }
+    let w = spawn();
+    w.send(Command::Load(ck.clone()));
+    let until = |want: &dyn Fn(&Event) -> bool| loop {
+        let ev = next(&w);
+        if let Event::Failed(e) = &ev {
+            panic!("{e}");
+        }
+        if want(&ev) {
+            return ev;
+        }
+    };
+    until(&|e| matches!(e, Event::Recruitment(_)));
+    // A recruited block renamed by hand, then the checkpoint saved onto its own folder.
+    w.send(Command::RenameBlock(1, "weather".into()));
+    w.send(Command::Save(ck.clone()));
+    until(&|e| matches!(e, Event::Saved(..)));
+    let log: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ck.join("recruitment.json")).unwrap()).unwrap();
+    assert_eq!(log["renamed"][0]["to"], "weather", "{}", log["renamed"]);
+    // Opened again: the log describes the renamed blocks and is shown.
+    w.send(Command::Load(ck.clone()));
+    match until(&|e| matches!(e, Event::Loaded(_))) {
+        Event::Loaded(s) => {
+            assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+            assert!(s.blocks.iter().any(|b| b == "weather"), "{:?}", s.blocks);
+        }
+        _ => unreachable!(),
+    }
+    until(&|e| matches!(e, Event::Recruitment(_)));
+}
+
+#[test]
 fn a_pool_whose_files_are_devices_is_refused_or_shown_without_its_texts() {
     let dir = tempfile::tempdir().unwrap();
     let pool = dir.path().join("pool");

@@ -49,8 +49,17 @@ impl Worker {
             self.sink.fail(p);
             return;
         }
-        if let Some(slot) = blocks.names.get_mut(b) {
-            *slot = name;
+        let Some(slot) = blocks.names.get_mut(b) else {
+            return;
+        };
+        let from = std::mem::replace(slot, name.clone());
+        // The recruitment log keeps the names it decided under, and the rename.
+        if let Some(rec) = self.slot.recruiter_mut() {
+            rec.renamed.push(crate::train::recruit::Renamed {
+                at: rec.log.len(),
+                from,
+                to: name,
+            });
         }
         self.blocks_changed();
     }

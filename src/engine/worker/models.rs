@@ -37,7 +37,7 @@ impl Worker {
 
     /// Make an opened checkpoint the current model and tell the UI: its summary, its
     /// recruitment log when it has one, then the rules, a capture and λ*.
-    fn opened_checkpoint(&mut self, path: &Path, loaded: Loaded, lambda_train: Option<f64>) {
+    fn opened_checkpoint(&mut self, path: &Path, mut loaded: Loaded, lambda_train: Option<f64>) {
         let training = &loaded.meta.training;
         let mut summary = own_summary(
             &loaded.model,
@@ -65,11 +65,15 @@ impl Worker {
             }
         };
         self.state = RunState::Idle;
+        let recruiter = recruiter.map(|rec| {
+            let view = RecruitView::from(&rec);
+            loaded.recruiter = Some(rec);
+            view
+        });
         self.slot = ModelSlot::Checkpoint(Box::new(loaded));
         self.sink.emit(Event::Loaded(Box::new(summary)));
-        if let Some(rec) = recruiter {
-            self.sink
-                .emit(Event::Recruitment(Box::new(RecruitView::from(&rec))));
+        if let Some(view) = recruiter {
+            self.sink.emit(Event::Recruitment(Box::new(view)));
         }
         self.refit_rules();
         self.recapture();
@@ -176,7 +180,9 @@ impl Worker {
                     dial: self.dial.clone(),
                     ..l.meta.clone()
                 };
-                save_checkpoint(&path, &meta, &l.blocks, &l.model, None).map_err(|e| e.to_string())
+                save_checkpoint(&path, &meta, &l.blocks, &l.model, None)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| save_log(&path, l.recruiter.as_ref()))
             }
             ModelSlot::Empty => Err("no model to save".to_string()),
         };
@@ -191,6 +197,15 @@ impl Worker {
         let pool = read_pool(dir).map(Box::new).map_err(|e| format!("{e:#}"));
         self.sink.emit(Event::Pool(pool));
     }
+}
+
+/// The recruitment log opened with a checkpoint, saved with it again (saving replaces the
+/// folder: a checkpoint saved onto itself lost the log of how its blocks were made).
+fn save_log(dir: &Path, rec: Option<&crate::train::recruit::Recruiter>) -> Result<(), String> {
+    let Some(rec) = rec else { return Ok(()) };
+    let bytes = serde_json::to_vec_pretty(rec).map_err(|e| e.to_string())?;
+    crate::engine::export::write_atomic(&dir.join("recruitment.json"), &bytes)
+        .map_err(|e| format!("{e:#}"))
 }
 
 /// The summary of one of our models (a checkpoint or a run's).

@@ -23,6 +23,8 @@ pub(super) struct Loaded {
     pub(super) blocks: BlockMap,
     pub(super) tokenizer: Box<dyn Tokenizer>,
     pub(super) meta: CheckpointMeta,
+    /// The recruitment log beside it, when it describes its blocks (saved with it again).
+    pub(super) recruiter: Option<crate::train::recruit::Recruiter>,
 }
 
 /// A pretrained model opened from a `.gguf` file or a Hugging Face folder.
@@ -92,6 +94,16 @@ impl ModelSlot {
             Self::Tune(t) => Some(&mut t.run.tuner.blocks),
             Self::Checkpoint(l) => Some(&mut l.blocks),
             Self::Empty => None,
+        }
+    }
+
+    /// The recruitment log of the model's blocks: a run's recruiter, or the log opened with a
+    /// checkpoint.
+    pub(super) fn recruiter_mut(&mut self) -> Option<&mut crate::train::recruit::Recruiter> {
+        match self {
+            Self::Run(s) => s.recruiter.as_mut().or(s.earlier_log.as_mut()),
+            Self::Checkpoint(l) => l.recruiter.as_mut(),
+            _ => None,
         }
     }
 
@@ -195,6 +207,7 @@ pub(super) fn open_checkpoint(
             blocks: ck.blocks,
             tokenizer,
             meta: ck.meta,
+            recruiter: None,
         },
         lambda_train,
     ))

@@ -92,6 +92,18 @@ impl RecruitEvent {
     }
 }
 
+/// A block renamed by hand (the studio's Blocks & anchors tab) after `at` entries of the log:
+/// the entries before keep its old name, as they were decided.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Renamed {
+    /// Entries of the log before the rename.
+    pub at: usize,
+    /// The old name.
+    pub from: String,
+    /// The new name.
+    pub to: String,
+}
+
 /// DL after a round, for the curve over training steps.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RoundSummary {
@@ -195,7 +207,8 @@ impl crate::train::recruit::Recruiter {
 impl crate::train::recruit::Recruiter {
     /// Whether this log describes the block map `blocks` (the checkpoint it was found beside):
     /// the block count after its last round, and every block its accepted moves made and did
-    /// not remove again, by name. A log copied in from another run was shown as the model's
+    /// not remove again, by name (under the names it was [`renamed`](Self::renamed) to). A log
+    /// copied in from another run was shown as the model's
     /// and went on recruiting over blocks it did not make. A map that started from a lexicon
     /// holds blocks the log never names, which is not a mismatch.
     pub fn describes(&self, blocks: &crate::model::blocks::BlockMap) -> Result<(), String> {
@@ -210,7 +223,14 @@ impl crate::train::recruit::Recruiter {
             }
         }
         let mut made: Vec<&str> = Vec::new();
-        for e in &self.log {
+        fn rename<'a>(made: &mut [&'a str], r: &'a Renamed) {
+            (made.iter_mut().filter(|b| **b == r.from)).for_each(|b| *b = &r.to);
+        }
+        let mut renames = self.renamed.iter().peekable();
+        for (k, e) in self.log.iter().enumerate() {
+            while let Some(r) = renames.next_if(|r| r.at <= k) {
+                rename(&mut made, r);
+            }
             let Some(d) = e
                 .decision
                 .as_ref()
@@ -230,6 +250,7 @@ impl crate::train::recruit::Recruiter {
             };
             made.retain(|b| Some(*b) != gone);
         }
+        renames.for_each(|r| rename(&mut made, r));
         match made.iter().find(|b| !blocks.names.iter().any(|n| n == *b)) {
             Some(b) => Err(format!(
                 "it recruited block '{b}', which the model does not have"

@@ -10,7 +10,7 @@ use crate::analysis::mdl::max_accepted_moves;
 use crate::model::blocks::BlockMap;
 use crate::train::recruit::buffer::{buffer_stats, BufferStats};
 use crate::train::recruit::config::RecruitConfig;
-use crate::train::recruit::log::{MoveKind, RecruitEvent, RoundSummary};
+use crate::train::recruit::log::{MoveKind, RecruitEvent, Renamed, RoundSummary};
 use crate::train::recruit::profile::Profile;
 use crate::train::trainer::{TrainError, Trainer};
 
@@ -32,6 +32,9 @@ pub struct Recruiter {
     pub tabu_steps: Vec<usize>,
     /// Why recruitment stopped, once it has.
     pub stopped: Option<String>,
+    /// Blocks renamed by hand since they were recruited, in order (the log keeps their names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub renamed: Vec<Renamed>,
     /// DL₀ of the first round (for the ⌊DL₀/δ⌋ bound).
     pub dl0: Option<f64>,
     /// Accepted moves so far.

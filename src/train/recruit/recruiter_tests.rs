@@ -1,7 +1,7 @@
 //! Unit tests of the recruiter's patience (`recruiter.rs`).
 
 use super::*;
-use crate::train::recruit::log::{MoveKind, RecruitEvent, RoundSummary};
+use crate::train::recruit::log::{MoveKind, RecruitEvent, Renamed, RoundSummary};
 
 #[test]
 fn a_round_before_the_model_reads_context_does_not_count_towards_patience() {
@@ -232,6 +232,16 @@ fn a_log_describes_the_blocks_its_moves_left_and_no_others() {
         .err()
         .unwrap_or_default();
     assert!(e.contains("left 2 blocks, and the model has 3"), "{e}");
+    // Renamed by hand after the log's four entries: known by its new name.
+    r.renamed.push(Renamed {
+        at: 4,
+        from: "zuka·felo".into(),
+        to: "travel".into(),
+    });
+    assert_eq!(r.describes(&map(&["travel"])), Ok(()));
+    let e = r.describes(&map(&["zuka·felo"])).err().unwrap_or_default();
+    assert!(e.contains("recruited block 'travel'"), "{e}");
+    r.renamed.clear();
     // A lexicon's blocks are not the log's to name: a map of as many blocks passes.
     r.rounds[0].blocks = 3;
     assert_eq!(r.describes(&map(&["drug", "zuka·felo"])), Ok(()));
