@@ -243,6 +243,7 @@ fn a_held_out_curve_that_climbs_away_from_its_best_is_called_overfitting() {
         log: Vec::new(),
         rounds: Vec::new(),
         stopped: None,
+        renamed: Vec::new(),
         accepted: 0,
         next_due: None,
         cost_ms: (0.0, 0.0),

@@ -1123,6 +1123,13 @@ fn a_recruited_checkpoint_saved_onto_itself_keeps_its_log_and_its_renamed_blocks
     until(&|e| matches!(e, Event::Recruitment(_)));
     // A recruited block renamed by hand, then the checkpoint saved onto its own folder.
     w.send(Command::RenameBlock(1, "weather".into()));
+    // The tab's log is sent again with the rename.
+    match until(&|e| matches!(e, Event::Recruitment(_))) {
+        Event::Recruitment(r) => {
+            assert_eq!(r.renamed.last().map(|r| r.to.as_str()), Some("weather"))
+        }
+        _ => unreachable!(),
+    }
     w.send(Command::Save(ck.clone()));
     until(&|e| matches!(e, Event::Saved(..)));
     let log: serde_json::Value =

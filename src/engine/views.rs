@@ -47,6 +47,7 @@ impl From<&Recruiter> for RecruitView {
             log: r.log.clone(),
             rounds: r.rounds.clone(),
             stopped: r.stopped.clone(),
+            renamed: r.renamed.clone(),
             accepted: r.accepted,
             next_due: r.next_due,
             cost_ms: r.cost_ms(),

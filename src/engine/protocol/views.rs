@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::engine::specialists::{ManifestRoute, ManifestSpecialist, PoolMove};
-use crate::train::recruit::{RecruitConfig, RecruitEvent, RoundSummary};
+use crate::train::recruit::{RecruitConfig, RecruitEvent, Renamed, RoundSummary};
 
 /// One rule as the panels and the audit log show it.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +48,8 @@ pub struct RecruitView {
     pub rounds: Vec<RoundSummary>,
     /// Why recruitment stopped, once it has.
     pub stopped: Option<String>,
+    /// Blocks renamed by hand since they were recruited (the log keeps the old names).
+    pub renamed: Vec<Renamed>,
     /// Accepted moves so far.
     pub accepted: usize,
     /// Step at which the next round is due.

@@ -3,7 +3,7 @@
 
 use super::slot::ModelSlot;
 use super::Worker;
-use crate::engine::protocol::{Event, ImportedBlocks};
+use crate::engine::protocol::{Event, ImportedBlocks, RecruitView};
 use crate::model::blocks::BlockMap;
 
 impl Worker {
@@ -60,6 +60,8 @@ impl Worker {
                 from,
                 to: name,
             });
+            let view = RecruitView::from(&*rec);
+            self.sink.emit(Event::Recruitment(Box::new(view)));
         }
         self.blocks_changed();
     }

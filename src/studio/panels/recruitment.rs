@@ -186,6 +186,15 @@ fn status(ui: &mut egui::Ui, rec: &RecruitView, blocks_now: Option<usize>) {
         }
     }
     ui.label(line);
+    if !rec.renamed.is_empty() {
+        let names: Vec<String> = (rec.renamed.iter())
+            .map(|r| format!("{} → {}", r.from, r.to))
+            .collect();
+        ui.label(format!(
+            "renamed by hand since (the log keeps the names decided under): {}",
+            names.join(", ")
+        ));
+    }
     let c = &rec.config;
     let span = match c.patience_steps {
         0 => String::new(),

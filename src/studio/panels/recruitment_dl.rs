@@ -115,6 +115,7 @@ mod tests {
             log: Vec::new(),
             rounds,
             stopped: None,
+            renamed: Vec::new(),
             accepted: 0,
             next_due: None,
             cost_ms: (0.0, 0.0),
