@@ -48,8 +48,8 @@
 //! keep the best if it saves more than δ and go on from the new map (up to `moves_per_round`
 //! accepted moves); in a round that recruited nothing, try moving a recruited token whose
 //! neighbours belong to another block to that block (`reassign.rs`), merging the two recruited
-//! blocks that co-occur most and pruning blocks used by fewer than `prune_usage` of the
-//! positions.
+//! blocks that co-occur most (kept only when it pays at two rounds in a row) and pruning blocks
+//! used by fewer than `prune_usage` of the positions.
 //! Every try is a [`Decision`](crate::analysis::mdl::Decision) with its breakdown. A rejected
 //! move leaves weights and map exactly as they were (nothing is changed until a move is
 //! accepted); its token set goes on a tabu list: it sits out the next round (a reassignment or

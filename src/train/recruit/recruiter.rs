@@ -32,6 +32,10 @@ pub struct Recruiter {
     pub tabu_steps: Vec<usize>,
     /// Why recruitment stopped, once it has.
     pub stopped: Option<String>,
+    /// The token set of a merge that paid at once, and the step of that round: it waits for
+    /// the next round to confirm it (`reassign.rs`, `confirm_merge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_merge: Option<(Vec<u32>, usize)>,
     /// Blocks renamed by hand since they were recruited, in order (the log keeps their names).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub renamed: Vec<Renamed>,
@@ -334,6 +338,15 @@ impl Recruiter {
             self.stale_since = None;
             self.closest = None;
             None
+        } else if self
+            .pending_merge
+            .as_ref()
+            .is_some_and(|&(_, at)| at == step)
+        {
+            Some(format!(
+                "nothing accepted, but a merge that pays waits for the next round to confirm                  it: not counted towards the {} rounds of patience",
+                cfg.patience
+            ))
         } else if !why.is_empty() {
             // What was rejected under a model that has learned since is worth another try.
             self.clear_tabu();
