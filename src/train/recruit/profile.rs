@@ -7,13 +7,10 @@
 //! divergence KL(neighbours of w ‖ corpus) is near 0 bits, while a topic word's neighbours come
 //! from its topic (about log₂ K bits). The divergence is the mean of the left and the right
 //! neighbours' (a word that opens or closes its topic's segments has one informative side; by
-//! the symmetric count it looked like a function word). Where segments are short a marker
-//! still falls below the cut (seed 4242's s1 in sentences, segments of 2–6 words: markers at
-//! 0.8–0.9 bits, function words 0.05–0.36, topic words 0.96 and up) and stays unassigned. The
-//! larger side instead (markers 1.44–1.59) was tried and set `the` apart as content on a small
-//! text, whose rare tokens' sides are read from few neighbours and biased upwards. Measured
-//! on the topic family (2–8 topics, 0–40% function words, markers first or last) the two
-//! groups are far apart, so Otsu's threshold on the divergences separates them; it is used only when the split is clear
+//! the symmetric count it looked like a function word; with segments of 2–6 words markers
+//! still fall below the cut, README "Markers of short segments"). Measured on the topic family
+//! (2–8 topics, 0–40% function words, markers first or last) the two groups are far apart, so
+//! Otsu's threshold on the divergences separates them; it is used only when the split is clear
 //! (Otsu's separability η = σ²_between/σ²_total ≥ [`SEPARABILITY`]; measured 0.92–0.99 with
 //! function words, 0.48 without, and a uniform spread scores 0.75; or, on small texts whose
 //! content tokens spread widely, a gap between the classes at least as wide as the upper
