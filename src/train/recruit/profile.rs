@@ -7,19 +7,19 @@
 //! divergence KL(neighbours of w ‖ corpus) is near 0 bits, while a topic word's neighbours come
 //! from its topic (about log₂ K bits). The divergence is the mean of the left and the right
 //! neighbours' (a word that opens or closes its topic's segments has one informative side; by
-//! the symmetric count it looked like a function word; with segments of 2–6 words markers
-//! still fall below the cut, README "Markers of short segments"). Measured on the topic family
+//! the symmetric count it looked like a function word); a token is function-like when neither
+//! side reaches the cut (README "Markers of short segments"). Measured on the topic family
 //! (2–8 topics, 0–40% function words, markers first or last) the two groups are far apart, so
-//! Otsu's threshold on the divergences separates them; it is used only when the split is clear
-//! (Otsu's separability η = σ²_between/σ²_total ≥ [`SEPARABILITY`]; measured 0.92–0.99 with
+//! Otsu's threshold on the divergences separates them; it is used only when the split is
+//! clear (Otsu's separability η = σ²_between/σ²_total ≥ [`SEPARABILITY`]; measured 0.92–0.99 with
 //! function words, 0.48 without, and a uniform spread scores 0.75; or, on small texts whose
 //! content tokens spread widely, a gap between the classes at least as wide as the upper
 //! class's standard deviation: see [`clear_split`]), so a corpus without function words loses
 //! nothing; where the only token set apart is the line break between documents, that is what
 //! it is: its neighbours are the first and last words of documents of every topic. Function
-//! words neither join a
-//! candidate nor serve as co-occurrence features: their PMI with everything is noise around 0,
-//! and its positive part made every token look a little alike (candidates such as `and·zuka`).
+//! words neither join a candidate nor serve as co-occurrence features: their PMI with
+//! everything is noise around 0, and its positive part made every token look a little alike
+//! (candidates such as `and·zuka`).
 //! They stay unassigned, where queries keep all context (SPEC §9); a block of them would still
 //! be judged by the same test in bits if a rule declared one.
 
@@ -104,11 +104,11 @@ impl Profile {
             .collect();
         let right = cooccurrence(ids, &index, window.max(1));
         let left = transpose(&right);
-        let divergence_bits: Vec<f64> = divergences(&right)
-            .iter()
+        let sides: Vec<(f64, f64)> = divergences(&right)
+            .into_iter()
             .zip(divergences(&left))
-            .map(|(r, l)| 0.5 * (r + l))
             .collect();
+        let divergence_bits: Vec<f64> = sides.iter().map(|(r, l)| 0.5 * (r + l)).collect();
         let co: Vec<Vec<f64>> = right
             .iter()
             .zip(&left)
@@ -135,9 +135,9 @@ impl Profile {
                 None => (None, separability, false),
             },
         };
-        let by_split: Vec<bool> = divergence_bits
-            .iter()
-            .map(|&d| threshold_bits.is_some_and(|t| d < t))
+        // Function-like: neither side reaches the cut (a marker's one informative side does).
+        let by_split: Vec<bool> = (sides.iter())
+            .map(|&(r, l)| threshold_bits.is_some_and(|t| r.max(l) < t))
             .collect();
         let function_like = written.apply(&index, &by_split);
         let ppmi = ppmi_rows(&co, &function_like);
