@@ -89,6 +89,15 @@ pub(crate) fn read_recruitment(dir: &Path) -> Result<Option<Recruiter>> {
     Ok(Some(rec))
 }
 
+/// Save `rec` as the recruitment log beside the checkpoint `dir` (atomically), as
+/// [`read_recruitment`] reads it.
+pub(crate) fn write_recruitment(dir: &Path, rec: &Recruiter) -> Result<()> {
+    crate::engine::export::write_atomic(
+        &dir.join("recruitment.json"),
+        &serde_json::to_vec_pretty(rec)?,
+    )
+}
+
 /// The recruitment log saved beside the checkpoint `dir` whose blocks are `blocks`, as
 /// [`read_recruitment`] reads it; an error naming the file when it is not the log of those
 /// blocks ([`Recruiter::describes`]).

@@ -17,6 +17,7 @@ use crate::engine::corpus::{
 use crate::engine::held_out::HeldOutPoint;
 use crate::engine::train_checks::{
     check_steps_left, checked_split, earlier_log, for_recruitment, resumed_record, run_recruiter,
+    write_recruitment,
 };
 use crate::model::blocks::BlockMap;
 use crate::model::checkpoint::{
@@ -321,10 +322,7 @@ impl Session {
     pub fn save(&self, dir: &Path, final_eval: Option<EvalReport>) -> Result<()> {
         self.save_checkpoint_only(dir, final_eval)?;
         if let Some(rec) = self.recruiter.as_ref().or(self.earlier_log.as_ref()) {
-            crate::engine::export::write_atomic(
-                &dir.join("recruitment.json"),
-                &serde_json::to_vec_pretty(rec)?,
-            )?;
+            write_recruitment(dir, rec)?;
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use crate::engine::corpus::{recorded_corpus, sample_text};
 use crate::engine::protocol::{
     default_clusters, Event, ModelSummary, RecruitView, WITHOUT_ITS_LOG,
 };
-use crate::engine::train_checks::read_recruitment_of;
+use crate::engine::train_checks::{read_recruitment_of, write_recruitment};
 use crate::engine::views::read_pool;
 use crate::hf::{HfTokenizer, ImportedModel};
 use crate::model::blocks::BlockMap;
@@ -182,7 +182,11 @@ impl Worker {
                 };
                 save_checkpoint(&path, &meta, &l.blocks, &l.model, None)
                     .map_err(|e| e.to_string())
-                    .and_then(|()| save_log(&path, l.recruiter.as_ref()))
+                    .and_then(|()| match &l.recruiter {
+                        // Saving replaces the folder: the log opened with it is written again.
+                        Some(rec) => write_recruitment(&path, rec).map_err(|e| format!("{e:#}")),
+                        None => Ok(()),
+                    })
             }
             ModelSlot::Empty => Err("no model to save".to_string()),
         };
@@ -197,15 +201,6 @@ impl Worker {
         let pool = read_pool(dir).map(Box::new).map_err(|e| format!("{e:#}"));
         self.sink.emit(Event::Pool(pool));
     }
-}
-
-/// The recruitment log opened with a checkpoint, saved with it again (saving replaces the
-/// folder: a checkpoint saved onto itself lost the log of how its blocks were made).
-fn save_log(dir: &Path, rec: Option<&crate::train::recruit::Recruiter>) -> Result<(), String> {
-    let Some(rec) = rec else { return Ok(()) };
-    let bytes = serde_json::to_vec_pretty(rec).map_err(|e| e.to_string())?;
-    crate::engine::export::write_atomic(&dir.join("recruitment.json"), &bytes)
-        .map_err(|e| format!("{e:#}"))
 }
 
 /// The summary of one of our models (a checkpoint or a run's).
