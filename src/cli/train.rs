@@ -138,9 +138,9 @@ pub struct TrainArgs {
     /// map and recruitment log of that point
     #[arg(long)]
     pub keep_best: bool,
-    /// End on the last step's weights even when the held-out curve ends overfitting (by
-    /// default such a run ends on the weights of the best point of its curve, under the block
-    /// map it ended with)
+    /// End on the last step's weights even when the held-out curve ends overfitting, or its
+    /// best point's weights code the held-out text the curve does not read measurably better
+    /// (by default such a run ends on them, under the block map it ended with)
     #[arg(long, conflicts_with = "keep_best")]
     pub keep_last: bool,
     /// Block recruitment.

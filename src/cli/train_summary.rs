@@ -52,11 +52,23 @@ pub fn print_event(pb: &ProgressBar, e: &RunEvent) {
             last,
             on_overfit: true,
             later,
+            measured,
             ..
         } => format!(
-            "the run ended overfitting: ending on the weights of step {step}, its best point, \
-             under the blocks it ended with (held-out perplexity {perplexity:.3} under them, \
-             against {last:.3} at the last step; --keep-last ends on the last step's){}",
+            "{}: ending on the weights of step {step}, its best point, under the blocks it \
+             ended with (held-out perplexity {perplexity:.3} under them, against {last:.3} at \
+             the last step; --keep-last ends on the last step's){}",
+            measured.map_or_else(
+                || "the run ended overfitting".to_owned(),
+                |g| format!(
+                    "the last step's weights code the {} held-out tokens the curve does not read \
+                     {:.4} ± {:.4} nats a token worse than step {step}'s ({:.1} standard errors)",
+                    g.tokens,
+                    g.mean_nats,
+                    g.se_nats,
+                    g.mean_nats / g.se_nats.max(f64::MIN_POSITIVE)
+                )
+            ),
             grafted_blocks(later)
         ),
     };

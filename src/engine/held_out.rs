@@ -142,6 +142,57 @@ pub fn push_thinned(points: &mut Vec<HeldOutPoint>, point: HeldOutPoint) {
     }
 }
 
+/// Fewest held-out tokens past the curve's windows that a run's ending may be confirmed on
+/// ([`PairedGain`]); a held-out text with fewer (a corpus of a few hundred short documents,
+/// whose curve reads all of it) ends on its best point only when it ends overfitting.
+pub const MIN_CONFIRM_TOKENS: usize = 512;
+/// Standard errors by which the best point's weights must code those tokens better than the
+/// last step's for the run to end on them (one-sided, about 2.3% by chance).
+pub const CONFIRM_Z: f64 = 2.0;
+
+/// How much better one model codes the same tokens than another, token by token: the mean of
+/// the differences (nats per token) and its standard error.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PairedGain {
+    /// Tokens compared.
+    pub tokens: usize,
+    /// Mean of (worse − better), nats per token: positive when the second codes them better.
+    pub mean_nats: f64,
+    /// Standard error of that mean.
+    pub se_nats: f64,
+}
+
+impl PairedGain {
+    /// The gain of `better` over `worse` (each token's cross-entropy in nats, the same tokens
+    /// in the same order); `None` for fewer than two tokens or lists of different lengths.
+    pub fn of(worse: &[f32], better: &[f32]) -> Option<Self> {
+        let n = worse.len();
+        if n < 2 || better.len() != n {
+            return None;
+        }
+        let d: Vec<f64> = worse
+            .iter()
+            .zip(better)
+            .map(|(&w, &b)| f64::from(w) - f64::from(b))
+            .collect();
+        let mean = d.iter().sum::<f64>() / n as f64;
+        let var = d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        Some(Self {
+            tokens: n,
+            mean_nats: mean,
+            se_nats: (var / n as f64).sqrt(),
+        })
+    }
+
+    /// Whether the gain is more than [`CONFIRM_Z`] standard errors above 0, on at least
+    /// [`MIN_CONFIRM_TOKENS`] tokens.
+    pub fn confirmed(&self) -> bool {
+        self.tokens >= MIN_CONFIRM_TOKENS
+            && self.mean_nats.is_finite()
+            && self.mean_nats > CONFIRM_Z * self.se_nats
+    }
+}
+
 /// The default spacing of the curve for a run of `steps`: about twenty points, at least ten
 /// steps apart.
 pub fn default_every(steps: usize) -> usize {
@@ -263,6 +314,31 @@ mod tests {
             recorded_overfit(&serde_json::json!({ "steps_done": 3 })),
             None
         );
+    }
+
+    #[test]
+    fn a_paired_gain_is_confirmed_only_beyond_its_noise_and_on_enough_tokens() {
+        // The same tokens, the better model 0.05 nats lower on each, with noise of ±0.3.
+        let worse: Vec<f32> = (0..1024).map(|i| 3.0 + (i as f32 * 0.37).sin()).collect();
+        let noise = |i: usize| 0.3 * (i as f32 * 1.91).cos();
+        let better: Vec<f32> = (0..1024).map(|i| worse[i] - 0.05 + noise(i)).collect();
+        let g = PairedGain::of(&worse, &better).expect("two lists of one length");
+        assert!((g.mean_nats - 0.05).abs() < 0.01, "{g:?}");
+        assert!(g.se_nats > 0.005 && g.se_nats < 0.02, "{g:?}");
+        assert!(g.confirmed(), "{g:?}");
+        // The same difference on 300 tokens: too few to end a run on.
+        let short = PairedGain::of(&worse[..300], &better[..300]).expect("same length");
+        assert!(!short.confirmed(), "{short:?}");
+        // No difference beyond the noise.
+        let same: Vec<f32> = (0..1024).map(|i| worse[i] + noise(i)).collect();
+        let g0 = PairedGain::of(&worse, &same).expect("same length");
+        assert!(!g0.confirmed(), "{g0:?}");
+        // Worse, not better.
+        assert!(!PairedGain::of(&better, &worse)
+            .expect("same length")
+            .confirmed());
+        assert_eq!(PairedGain::of(&worse, &better[..10]), None);
+        assert_eq!(PairedGain::of(&[1.0], &[0.5]), None);
     }
 
     #[test]

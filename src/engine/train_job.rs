@@ -71,8 +71,9 @@ pub struct TrainJob {
     /// End on the weights of the best point of the held-out curve when the last is worse.
     #[serde(default)]
     pub keep_best: bool,
-    /// When the curve ends overfitting, end on the weights of its best point under the final
-    /// block map (the command line's default; `keep_best` goes back blocks and all).
+    /// When the curve ends overfitting, or its best point's weights code the held-out text it
+    /// does not read measurably better than the last step's, end on them under the final block
+    /// map (the command line's default; `keep_best` goes back blocks and all).
     #[serde(default)]
     pub keep_best_on_overfit: bool,
 }

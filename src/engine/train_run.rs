@@ -7,10 +7,11 @@ use candle_core::Device;
 use crate::engine::best::BestState;
 use crate::engine::held_out::{
     default_every, detect_overfit, open_queries_note, passes, push_thinned, HeldOutPoint, Overfit,
-    CURVE_WINDOWS, OVERFIT_RATIO,
+    PairedGain, CURVE_WINDOWS, MIN_CONFIRM_TOKENS, OVERFIT_RATIO,
 };
 use crate::engine::train_job::{setup, Outcome, Session, TrainJob};
 use crate::model::dial::DialSetting;
+use crate::train::eval::token_losses;
 use crate::train::recruit::RecruitEvent;
 use crate::train::trainer::StepStats;
 
@@ -36,12 +37,16 @@ pub enum RunEvent {
         dropped: Vec<String>,
         /// Blocks merged or removed after that step, back with the weights.
         back: Vec<String>,
-        /// Kept because the run ended overfitting (`keep_best_on_overfit`), not on request:
+        /// Kept by `keep_best_on_overfit` (overfitting, or `measured`), not on request:
         /// then the blocks stay the last step's, and `dropped` and `back` are empty.
         on_overfit: bool,
         /// With `on_overfit`: the blocks recruited after that step, which keep their anchor
         /// keys of the last step.
         later: Vec<String>,
+        /// With `on_overfit`, when the curve did not end overfitting: how much better those
+        /// weights code the held-out tokens the curve never read than the last step's (the
+        /// reason they were kept).
+        measured: Option<PairedGain>,
     },
 }
 
@@ -140,8 +145,10 @@ impl Tracker {
     }
 
     /// Put back the best weights when the last point of the curve is worse than them: with
-    /// `keep_best` the whole state there (blocks and recruiter too); a run that ends overfitting
-    /// (`keep_best_on_overfit`), the weights there under the blocks it ended with.
+    /// `keep_best` the whole state there (blocks and recruiter too); a run that ends overfitting,
+    /// or whose best weights code the held-out windows past the curve's measurably better than
+    /// the last step's ([`PairedGain::confirmed`]), the weights there under the blocks it ended
+    /// with (`keep_best_on_overfit`).
     fn keep_best(self, session: &mut Session, on_event: &mut impl FnMut(&RunEvent)) -> Result<()> {
         let (Some(best), Some(last)) = (self.best, session.held_out.last().copied()) else {
             return Ok(());
@@ -159,13 +166,23 @@ impl Tracker {
                 back,
                 on_overfit: false,
                 later: Vec::new(),
+                measured: None,
             });
             return Ok(());
         }
-        // Only when the curve ends overfitting, and its best is clearly better than the last
-        // point (by the warning's own margin).
-        let clear = last.ce_nats > best.point.ce_nats + OVERFIT_RATIO.ln();
-        if !clear || detect_overfit(&session.held_out).is_none() {
+        // When the curve ends overfitting (its best clearly better than the last point, by the
+        // warning's own margin), or when the best point's weights code the held-out text the
+        // curve never read better than the last step's, by more than the noise (a constant
+        // learning rate leaves the last step's weights a few percent off their best either way).
+        let overfit = last.ce_nats > best.point.ce_nats + OVERFIT_RATIO.ln()
+            && detect_overfit(&session.held_out).is_some();
+        let unread = CURVE_WINDOWS..session.job.eval_windows.max(CURVE_WINDOWS);
+        let last_losses = if overfit {
+            Vec::new()
+        } else {
+            held_out_losses(session, unread.clone())?
+        };
+        if !overfit && last_losses.len() < MIN_CONFIRM_TOKENS {
             return Ok(());
         }
         let (now, end) = (session.trainer.snapshot()?, session.trainer.step);
@@ -174,7 +191,14 @@ impl Tracker {
         // weights are measured again under the final blocks, and kept only when better.
         let e = session.evaluate_windows(&DialSetting::default(), CURVE_WINDOWS)?;
         // (A NaN measure is no better.)
-        if e.ce_nats.is_nan() || e.ce_nats >= last.ce_nats {
+        let mut kept = !e.ce_nats.is_nan() && e.ce_nats < last.ce_nats;
+        let mut measured = None;
+        if kept && !overfit {
+            let gain = PairedGain::of(&last_losses, &held_out_losses(session, unread)?);
+            kept = gain.is_some_and(|g| g.confirmed());
+            measured = gain;
+        }
+        if !kept {
             session.trainer.restore(&now)?;
             return Ok(());
         }
@@ -189,9 +213,23 @@ impl Tracker {
             back: Vec::new(),
             on_overfit: true,
             later,
+            measured,
         });
         Ok(())
     }
+}
+
+/// Each next token's cross-entropy (nats) over the held-out windows `windows` at λ_inf = 0,
+/// under the session's weights and blocks now.
+fn held_out_losses(session: &Session, windows: std::ops::Range<usize>) -> Result<Vec<f32>> {
+    Ok(token_losses(
+        &session.trainer.model,
+        &session.trainer.blocks,
+        &session.val,
+        &DialSetting::default(),
+        session.job.train.seq_len,
+        windows,
+    )?)
 }
 
 /// Put the run's state at `point` in `slot` when `point` is better than what it holds.
@@ -316,3 +354,7 @@ pub fn run_with_events(
         stopped,
     })
 }
+
+#[cfg(test)]
+#[path = "train_run_tests.rs"]
+mod tests;

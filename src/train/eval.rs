@@ -12,7 +12,9 @@ use crate::model::blocks::{BlockMap, SequenceMasks};
 use crate::model::capture_memory::batch_that_fits;
 use crate::model::dial::{layer_bias, DialSetting, LayerBias};
 use crate::model::finite::{check_attention, check_loss};
-use crate::model::transformer::{AttentionBias, ForwardOptions, LocalistModel, ModelError};
+use crate::model::transformer::{
+    AttentionBias, ForwardOptions, ForwardOutput, LocalistModel, ModelError,
+};
 use crate::train::dataset::{TokenStream, Window};
 use crate::train::trainer::{mean_ce, TrainError};
 
@@ -141,25 +143,12 @@ fn eval_batch(
     t: usize,
     acc: &mut Acc,
 ) -> Result<(), TrainError> {
-    let dev = &model.device;
     let b = chunk.len();
-    let masks: Vec<SequenceMasks> = chunk.iter().map(|w| blocks.masks(&w.x)).collect();
-    let mut biases = Vec::with_capacity(per_layer.len());
-    for p in per_layer {
-        let rows: Vec<LayerBias> = masks.iter().map(|m| layer_bias(m, p)).collect();
-        let refs: Vec<&LayerBias> = rows.iter().collect();
-        biases.push(AttentionBias::from_rows(&refs, t, dev)?);
-    }
-    let x: Vec<u32> = chunk.iter().flat_map(|w| w.x.iter().copied()).collect();
+    let (masks, out) = forward_chunk(model, blocks, chunk, per_layer, t)?;
     let y: Vec<u32> = chunk.iter().flat_map(|w| w.y.iter().copied()).collect();
-    let out = model.forward(
-        &Tensor::from_vec(x, (b, t), dev)?,
-        &biases,
-        ForwardOptions::default(),
-    )?;
     let v = model.config.vocab_size;
     let logits = out.logits.reshape((b * t, v))?;
-    let labels = Tensor::from_vec(y.clone(), b * t, dev)?;
+    let labels = Tensor::from_vec(y.clone(), b * t, &model.device)?;
     let ce = mean_ce(&logits, &labels)? as f64;
     let pred = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
     for (l, a) in out.attention.iter().enumerate() {
@@ -171,6 +160,64 @@ fn eval_batch(
     acc.correct += pred.iter().zip(&y).filter(|(p, y)| p == y).count();
     acc.tokens += b * t;
     Ok(())
+}
+
+/// The masks of `chunk`'s windows under `blocks`, and the model's forward pass over them under
+/// the dial's per-layer biases.
+fn forward_chunk(
+    model: &LocalistModel,
+    blocks: &BlockMap,
+    chunk: &[Window],
+    per_layer: &[crate::analysis::dial::DialParams],
+    t: usize,
+) -> Result<(Vec<SequenceMasks>, ForwardOutput), TrainError> {
+    let dev = &model.device;
+    let masks: Vec<SequenceMasks> = chunk.iter().map(|w| blocks.masks(&w.x)).collect();
+    let mut biases = Vec::with_capacity(per_layer.len());
+    for p in per_layer {
+        let rows: Vec<LayerBias> = masks.iter().map(|m| layer_bias(m, p)).collect();
+        let refs: Vec<&LayerBias> = rows.iter().collect();
+        biases.push(AttentionBias::from_rows(&refs, t, dev)?);
+    }
+    let x: Vec<u32> = chunk.iter().flat_map(|w| w.x.iter().copied()).collect();
+    let out = model.forward(
+        &Tensor::from_vec(x, (chunk.len(), t), dev)?,
+        &biases,
+        ForwardOptions::default(),
+    )?;
+    Ok((masks, out))
+}
+
+/// The cross-entropy (nats) of each next token of windows `windows` (by index, as [`evaluate`]
+/// numbers them) of `stream` under `dial`, read as [`evaluate`] reads its mean (the same masks,
+/// biases and pass): two models compared token by token on the same text. Empty when `stream`
+/// has none of those windows; a non-finite loss is an error, as in [`evaluate`].
+pub fn token_losses(
+    model: &LocalistModel,
+    blocks: &BlockMap,
+    stream: &TokenStream,
+    dial: &DialSetting,
+    seq_len: usize,
+    windows: std::ops::Range<usize>,
+) -> Result<Vec<f32>, TrainError> {
+    let t = seq_len.min(model.config.max_seq_len);
+    let windows: Vec<Window> = windows.map_while(|w| stream.window(w * t, t)).collect();
+    let per_layer = dial.per_layer(model.config.num_layers);
+    let batch = batch_that_fits(model.config.num_layers, model.config.num_heads, t, 16)
+        .map_err(ModelError::from)?;
+    let mut losses = Vec::with_capacity(windows.len() * t);
+    for chunk in windows.chunks(batch.max(1)) {
+        let (b, v) = (chunk.len(), model.config.vocab_size);
+        let (_, out) = forward_chunk(model, blocks, chunk, &per_layer, t)?;
+        let logp = candle_nn::ops::log_softmax(&out.logits.reshape((b * t, v))?, 1)?;
+        let y: Vec<u32> = chunk.iter().flat_map(|w| w.y.iter().copied()).collect();
+        let picked = logp.gather(&Tensor::from_vec(y, (b * t, 1), &model.device)?, 1)?;
+        for lp in picked.flatten_all()?.to_vec1::<f32>()? {
+            check_loss(f64::from(-lp)).map_err(ModelError::from)?;
+            losses.push(-lp);
+        }
+    }
+    Ok(losses)
 }
 
 /// Add layer `l`'s attention `a` ([B·H][T][T], the batch and head axes flattened) to the
