@@ -121,6 +121,19 @@ pub struct RecruitConfig {
 /// heart early, after which no block can show its worth (README, Recruitment).
 pub const SMALL_TEXT_READS: usize = 10;
 
+/// Candidates a round on a small text tries that are rejected before it ends (elsewhere the
+/// first rejection ends it): such a text is learnt by heart within a few rounds, after which no
+/// block can show its worth (README, Recruitment: a 200-document corpus of 6 topics found 4
+/// one round at a time, 5 trying on after a rejection).
+pub const SMALL_TEXT_QUIET_TRIES: usize = 3;
+
+/// Whether `trainer`'s training text is small: 100 steps read it more than
+/// [`SMALL_TEXT_READS`] times.
+pub fn small_text(trainer: &crate::train::trainer::Trainer) -> bool {
+    let step = trainer.config.batch_size * trainer.config.seq_len;
+    (trainer.train.ids.len()).saturating_mul(SMALL_TEXT_READS) < 100 * step
+}
+
 impl RecruitConfig {
     /// The rounds' spacing for `trainer`'s text, when it was not chosen: a text that 100 steps
     /// read more than [`SMALL_TEXT_READS`] times (under 10,240 tokens at the default 16 × 64) gets
@@ -133,7 +146,7 @@ impl RecruitConfig {
             trainer.train.ids.len(),
             trainer.config.batch_size * trainer.config.seq_len,
         );
-        if self.spacing_for_text && text.saturating_mul(SMALL_TEXT_READS) < 100 * step {
+        if self.spacing_for_text && small_text(trainer) {
             (self.warmup, self.every) = (self.warmup.min(50), self.every.min(25));
             eprintln!(
                 "note: a small training text ({text} tokens: 100 steps read it {:.0} times, and \

@@ -50,6 +50,28 @@ pub struct RecruitEvent {
 }
 
 impl RecruitEvent {
+    /// An event of the round at `(step, round)` that decides nothing (a wait, a stop), with its
+    /// note; `blocks_after` and `dl_after` as the round left them.
+    pub fn notice(
+        (step, round): (usize, usize),
+        kind: MoveKind,
+        note: String,
+        blocks_after: usize,
+        dl_after: f64,
+    ) -> Self {
+        Self {
+            step,
+            round,
+            kind,
+            block: String::new(),
+            tokens: Vec::new(),
+            decision: None,
+            blocks_after,
+            dl_after,
+            note,
+        }
+    }
+
     /// One line for logs: what, verdict and the bits.
     pub fn line(&self) -> String {
         match &self.decision {

@@ -46,7 +46,8 @@
 //! whole corpus, are set apart and stay unassigned) grown around the content token that costs
 //! the most bits; try it as a new block and as an extension of the blocks it co-occurs with;
 //! keep the best if it saves more than δ and go on from the new map (up to `moves_per_round`
-//! accepted moves); in a round that recruited nothing, try moving a recruited token whose
+//! accepted moves; on a small text, also past a rejected candidate, up to
+//! `SMALL_TEXT_QUIET_TRIES` rejected tries); in a round that recruited nothing, try moving a recruited token whose
 //! neighbours belong to another block to that block (`reassign.rs`), merging the two recruited
 //! blocks that co-occur most (kept only when it pays at two rounds in a row) and pruning blocks
 //! used by fewer than `prune_usage` of the positions.

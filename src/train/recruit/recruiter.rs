@@ -344,7 +344,8 @@ impl Recruiter {
             .is_some_and(|&(_, at)| at == step)
         {
             Some(format!(
-                "nothing accepted, but a merge that pays waits for the next round to confirm                  it: not counted towards the {} rounds of patience",
+                "nothing accepted, but a merge that pays waits for the next round to confirm \
+                 it: not counted towards the {} rounds of patience",
                 cfg.patience
             ))
         } else if !why.is_empty() {
@@ -356,6 +357,14 @@ impl Recruiter {
             self.stale_since.get_or_insert(step);
             None
         }
+    }
+
+    /// A try after the round's first accepted a move: the round counts as one that accepted
+    /// something (its first try, rejected, was counted towards patience).
+    pub(super) fn accepted_later_in_round(&mut self) {
+        self.stale = 0;
+        self.stale_since = None;
+        self.closest = None;
     }
 
     /// Why recruitment stops after the round at `step` that left `blocks` blocks, if it does:

@@ -14,7 +14,7 @@ use crate::model::blocks::{BlockKind, BlockMap};
 use crate::train::recruit::buffer::{
     block_params, buffer_stats, context_use, description_length, BufferStats,
 };
-use crate::train::recruit::config::RecruitConfig;
+use crate::train::recruit::config::{small_text, RecruitConfig, SMALL_TEXT_QUIET_TRIES};
 use crate::train::recruit::log::{closest_try, MoveKind, RecruitEvent, RoundSummary};
 use crate::train::recruit::profile::Profile;
 use crate::train::recruit::recruiter::{Measured, Recruiter};
@@ -153,12 +153,28 @@ impl Recruiter {
     ) -> Result<Vec<RecruitEvent>, TrainError> {
         let mut events = Vec::new();
         let _forget = super::buffer_native::ForgetKept; // its measurements end with the round
-        for i in 0..self.config.moves_per_round.max(1) {
+
+        // On a small text a rejected candidate does not end the round: the next is tried at
+        // once, while the model can still show what a block is worth (it learns such a text by
+        // heart within a few rounds).
+        let quiet_tries = if small_text(trainer) {
+            SMALL_TEXT_QUIET_TRIES
+        } else {
+            1
+        };
+        let (mut accepted_in_round, mut quiet, mut i) = (0, 0, 0);
+        while accepted_in_round < self.config.moves_per_round.max(1) && quiet < quiet_tries {
             let (more, accepted) = self.single_round(trainer, buffer, tok, i == 0)?;
+            let tried = more
+                .iter()
+                .any(|e| !matches!(e.kind, MoveKind::Stop | MoveKind::Wait));
             events.extend(more);
-            if accepted == 0 || self.stopped.is_some() {
+            i += 1;
+            if self.stopped.is_some() || !tried {
                 break;
             }
+            accepted_in_round += accepted;
+            quiet += usize::from(accepted == 0);
         }
         Ok(events)
     }
@@ -332,21 +348,28 @@ impl Recruiter {
         }
         // A try that follows an accepted move in the same round is part of a round that
         // accepted something: it does not count towards patience.
+        if !first && accepted > 0 {
+            self.accepted_later_in_round();
+        }
         if first {
             let best = closest_try(&events);
             if let Some(note) = self.count_round(ctx.step, accepted, trainer.ce_ema, context, best)
             {
-                events.push(notice(ctx, trainer, MoveKind::Wait, note, dl_after));
+                let blocks = trainer.blocks.num_blocks();
+                let at = (ctx.step, ctx.round);
+                events.push(RecruitEvent::notice(
+                    at,
+                    MoveKind::Wait,
+                    note,
+                    blocks,
+                    dl_after,
+                ));
             }
         }
         if let Some(reason) = self.stop_reason(ctx.step, trainer.blocks.num_blocks()) {
-            events.push(notice(
-                ctx,
-                trainer,
-                MoveKind::Stop,
-                reason.clone(),
-                dl_after,
-            ));
+            let (at, blocks) = ((ctx.step, ctx.round), trainer.blocks.num_blocks());
+            let stop = RecruitEvent::notice(at, MoveKind::Stop, reason.clone(), blocks, dl_after);
+            events.push(stop);
             self.stopped = Some(reason);
         }
         // The measurement of the branch kept, for the next round (only when nothing trains
@@ -373,26 +396,5 @@ impl Recruiter {
         self.next_due = Some((ctx.step + ctx.cfg.every.max(1)).max(trainer.step + 1));
         self.last_round_end = Some(Instant::now());
         events
-    }
-}
-
-/// A round's event that decides nothing (a wait, a stop), with its note.
-fn notice(
-    ctx: &RoundCtx<'_>,
-    trainer: &Trainer,
-    kind: MoveKind,
-    note: String,
-    dl_after: f64,
-) -> RecruitEvent {
-    RecruitEvent {
-        step: ctx.step,
-        round: ctx.round,
-        kind,
-        block: String::new(),
-        tokens: Vec::new(),
-        decision: None,
-        blocks_after: trainer.blocks.num_blocks(),
-        dl_after,
-        note,
     }
 }
