@@ -172,13 +172,7 @@ fn forward_chunk(
     t: usize,
 ) -> Result<(Vec<SequenceMasks>, ForwardOutput), TrainError> {
     let dev = &model.device;
-    let masks: Vec<SequenceMasks> = chunk.iter().map(|w| blocks.masks(&w.x)).collect();
-    let mut biases = Vec::with_capacity(per_layer.len());
-    for p in per_layer {
-        let rows: Vec<LayerBias> = masks.iter().map(|m| layer_bias(m, p)).collect();
-        let refs: Vec<&LayerBias> = rows.iter().collect();
-        biases.push(AttentionBias::from_rows(&refs, t, dev)?);
-    }
+    let (masks, biases) = chunk_masks_biases(blocks, chunk, per_layer, t, dev)?;
     let x: Vec<u32> = chunk.iter().flat_map(|w| w.x.iter().copied()).collect();
     let out = model.forward(
         &Tensor::from_vec(x, (chunk.len(), t), dev)?,
@@ -186,6 +180,25 @@ fn forward_chunk(
         ForwardOptions::default(),
     )?;
     Ok((masks, out))
+}
+
+/// The masks of `chunk`'s windows under `blocks` and the dial's attention biases over them,
+/// one per layer.
+pub(crate) fn chunk_masks_biases(
+    blocks: &BlockMap,
+    chunk: &[Window],
+    per_layer: &[crate::analysis::dial::DialParams],
+    t: usize,
+    dev: &candle_core::Device,
+) -> Result<(Vec<SequenceMasks>, Vec<AttentionBias>), TrainError> {
+    let masks: Vec<SequenceMasks> = chunk.iter().map(|w| blocks.masks(&w.x)).collect();
+    let mut biases = Vec::with_capacity(per_layer.len());
+    for p in per_layer {
+        let rows: Vec<LayerBias> = masks.iter().map(|m| layer_bias(m, p)).collect();
+        let refs: Vec<&LayerBias> = rows.iter().collect();
+        biases.push(AttentionBias::from_rows(&refs, t, dev)?);
+    }
+    Ok((masks, biases))
 }
 
 /// The cross-entropy (nats) of each next token of windows `windows` (by index, as [`evaluate`]

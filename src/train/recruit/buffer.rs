@@ -3,14 +3,15 @@
 //! its candidates and anchor keys are drawn from; and DL(M), the data bits plus what the
 //! blocks cost.
 
-use candle_core::{Device, Tensor, D};
+use candle_core::{Tensor, D};
 
 use crate::analysis::dial::DialParams;
 use crate::analysis::mdl::{block_header_bits, map_bits, parameter_bits};
-use crate::model::blocks::{BlockMap, SequenceMasks};
-use crate::model::dial::{layer_bias, DialSetting, LayerBias};
-use crate::model::transformer::{AttentionBias, ForwardOptions, ForwardOutput, LocalistModel};
+use crate::model::blocks::BlockMap;
+use crate::model::dial::DialSetting;
+use crate::model::transformer::{ForwardOptions, ForwardOutput, LocalistModel};
 use crate::train::dataset::{TokenStream, Window};
+use crate::train::eval::chunk_masks_biases;
 use crate::train::recruit::buffer_native::{measure_windows, WindowFacts};
 use crate::train::trainer::{TrainError, Trainer};
 
@@ -114,7 +115,7 @@ fn measure_chunk(
     let dev = &model.device;
     let b = chunk.len();
     let v = model.config.vocab_size;
-    let biases = chunk_biases(blocks, chunk, per_layer, t, dev)?;
+    let (_, biases) = chunk_masks_biases(blocks, chunk, per_layer, t, dev)?;
     let x: Vec<u32> = chunk.iter().flat_map(|w| w.x.iter().copied()).collect();
     let y: Vec<u32> = chunk.iter().flat_map(|w| w.y.iter().copied()).collect();
     let fwd = model.forward(
@@ -157,24 +158,6 @@ fn add_window_facts(
             }
         }
     }
-}
-
-/// The mode-A attention biases of a chunk of windows under `blocks`, one per layer.
-fn chunk_biases(
-    blocks: &BlockMap,
-    chunk: &[Window],
-    per_layer: &[DialParams],
-    t: usize,
-    dev: &Device,
-) -> Result<Vec<AttentionBias>, TrainError> {
-    let masks: Vec<SequenceMasks> = chunk.iter().map(|w| blocks.masks(&w.x)).collect();
-    let mut biases = Vec::with_capacity(per_layer.len());
-    for p in per_layer {
-        let rows: Vec<LayerBias> = masks.iter().map(|m| layer_bias(m, p)).collect();
-        let refs: Vec<&LayerBias> = rows.iter().collect();
-        biases.push(AttentionBias::from_rows(&refs, t, dev)?);
-    }
-    Ok(biases)
 }
 
 /// Append the attention entropy of each of a chunk's `positions` (bits, mean over heads and
@@ -286,8 +269,8 @@ mod tests {
     #[test]
     fn the_native_and_batched_measurements_agree() {
         let cfg = ModelConfig::preset("tiny", 12).unwrap_or_else(|e| panic!("{e}"));
-        let model =
-            LocalistModel::new_random(&cfg, 3, 5, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
+        let model = LocalistModel::new_random(&cfg, 3, 5, &candle_core::Device::Cpu)
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut blocks = BlockMap::single(12);
         blocks.names = vec!["unassigned".into(), "a".into(), "b".into()];
         blocks.relevance = vec![0, 1, 2];
@@ -335,8 +318,8 @@ mod tests {
     #[test]
     fn kept_windows_give_exactly_a_fresh_measurement() {
         let cfg = ModelConfig::preset("tiny", 12).unwrap_or_else(|e| panic!("{e}"));
-        let model =
-            LocalistModel::new_random(&cfg, 3, 9, &Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
+        let model = LocalistModel::new_random(&cfg, 3, 9, &candle_core::Device::Cpu)
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut blocks = BlockMap::single(12);
         blocks.names = vec!["unassigned".into(), "a".into()];
         blocks.relevance = vec![0, 1];
