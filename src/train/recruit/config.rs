@@ -134,6 +134,17 @@ pub fn small_text(trainer: &crate::train::trainer::Trainer) -> bool {
     (trainer.train.ids.len()).saturating_mul(SMALL_TEXT_READS) < 100 * step
 }
 
+/// How many rejected tries end a round on `trainer`'s text: [`SMALL_TEXT_QUIET_TRIES`] on a
+/// small text, where the next candidate is tried at once while the model can still show what
+/// a block is worth; elsewhere the first.
+pub fn quiet_tries(trainer: &crate::train::trainer::Trainer) -> usize {
+    if small_text(trainer) {
+        SMALL_TEXT_QUIET_TRIES
+    } else {
+        1
+    }
+}
+
 impl RecruitConfig {
     /// The rounds' spacing for `trainer`'s text, when it was not chosen: a text that 100 steps
     /// read more than [`SMALL_TEXT_READS`] times (under 10,240 tokens at the default 16 × 64) gets

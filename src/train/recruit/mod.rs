@@ -83,6 +83,7 @@ mod profile;
 mod reassign;
 mod recruiter;
 mod round;
+mod round_tabu;
 mod second_look;
 mod split;
 

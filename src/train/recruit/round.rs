@@ -14,10 +14,11 @@ use crate::model::blocks::{BlockKind, BlockMap};
 use crate::train::recruit::buffer::{
     block_params, buffer_stats, context_use, description_length, BufferStats,
 };
-use crate::train::recruit::config::{small_text, RecruitConfig, SMALL_TEXT_QUIET_TRIES};
+use crate::train::recruit::config::{quiet_tries, RecruitConfig};
 use crate::train::recruit::log::{closest_try, MoveKind, RecruitEvent, RoundSummary};
 use crate::train::recruit::profile::Profile;
 use crate::train::recruit::recruiter::{Measured, Recruiter};
+use crate::train::recruit::round_tabu::RoundTabu;
 use crate::train::trainer::{TrainError, Trainer, TrainerSnapshot};
 
 /// What a round knows before any move: its step, the buffer and its measurement, the state.
@@ -154,17 +155,13 @@ impl Recruiter {
         let mut events = Vec::new();
         let _forget = super::buffer_native::ForgetKept; // its measurements end with the round
 
-        // On a small text a rejected candidate does not end the round: the next is tried at
-        // once, while the model can still show what a block is worth (it learns such a text by
-        // heart within a few rounds).
-        let quiet_tries = if small_text(trainer) {
-            SMALL_TEXT_QUIET_TRIES
-        } else {
-            1
-        };
+        // On a small text a rejected candidate does not end the round (`quiet_tries`).
+        let (quiet_tries, mut held) = (quiet_tries(trainer), RoundTabu::default());
         let (mut accepted_in_round, mut quiet, mut i) = (0, 0, 0);
         while accepted_in_round < self.config.moves_per_round.max(1) && quiet < quiet_tries {
+            let before = self.tabu.clone();
             let (more, accepted) = self.single_round(trainer, buffer, tok, i == 0)?;
+            held.after_try(self, &before);
             let tried = more
                 .iter()
                 .any(|e| !matches!(e.kind, MoveKind::Stop | MoveKind::Wait));
@@ -176,6 +173,7 @@ impl Recruiter {
             accepted_in_round += accepted;
             quiet += usize::from(accepted == 0);
         }
+        held.release(self);
         Ok(events)
     }
 
