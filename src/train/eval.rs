@@ -201,6 +201,14 @@ pub(crate) fn chunk_masks_biases(
     Ok((masks, biases))
 }
 
+/// ln p(y_i) of each row's target under `logits` [N, V] (natural log), in row order.
+pub(crate) fn target_log_probs(logits: &Tensor, y: Vec<u32>) -> candle_core::Result<Vec<f32>> {
+    let n = y.len();
+    let logp = candle_nn::ops::log_softmax(logits, 1)?;
+    let picked = logp.gather(&Tensor::from_vec(y, (n, 1), logits.device())?, 1)?;
+    picked.flatten_all()?.to_vec1::<f32>()
+}
+
 /// The cross-entropy (nats) of each next token of windows `windows` (by index, as [`evaluate`]
 /// numbers them) of `stream` under `dial`, read as [`evaluate`] reads its mean (the same masks,
 /// biases and pass): two models compared token by token on the same text. Empty when `stream`
@@ -222,10 +230,8 @@ pub fn token_losses(
     for chunk in windows.chunks(batch.max(1)) {
         let (b, v) = (chunk.len(), model.config.vocab_size);
         let (_, out) = forward_chunk(model, blocks, chunk, &per_layer, t)?;
-        let logp = candle_nn::ops::log_softmax(&out.logits.reshape((b * t, v))?, 1)?;
         let y: Vec<u32> = chunk.iter().flat_map(|w| w.y.iter().copied()).collect();
-        let picked = logp.gather(&Tensor::from_vec(y, (b * t, 1), &model.device)?, 1)?;
-        for lp in picked.flatten_all()?.to_vec1::<f32>()? {
+        for lp in target_log_probs(&out.logits.reshape((b * t, v))?, y)? {
             check_loss(f64::from(-lp)).map_err(ModelError::from)?;
             losses.push(-lp);
         }

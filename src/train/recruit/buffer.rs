@@ -11,7 +11,7 @@ use crate::model::blocks::BlockMap;
 use crate::model::dial::DialSetting;
 use crate::model::transformer::{ForwardOptions, ForwardOutput, LocalistModel};
 use crate::train::dataset::{TokenStream, Window};
-use crate::train::eval::chunk_masks_biases;
+use crate::train::eval::{chunk_masks_biases, target_log_probs};
 use crate::train::recruit::buffer_native::{measure_windows, WindowFacts};
 use crate::train::trainer::{TrainError, Trainer};
 
@@ -123,9 +123,7 @@ fn measure_chunk(
         &biases,
         ForwardOptions::default(),
     )?;
-    let logp = candle_nn::ops::log_softmax(&fwd.logits.reshape((b * t, v))?, 1)?;
-    let y_t = Tensor::from_vec(y, (b * t, 1), dev)?;
-    let picked = logp.gather(&y_t, 1)?.flatten_all()?.to_vec1::<f32>()?;
+    let picked = target_log_probs(&fwd.logits.reshape((b * t, v))?, y)?;
     let ln2 = std::f32::consts::LN_2;
     out.data_bits -= picked.iter().map(|&lp| f64::from(lp / ln2)).sum::<f64>();
     if !details {

@@ -349,25 +349,18 @@ impl Recruiter {
         if !first && accepted > 0 {
             self.accepted_later_in_round();
         }
+        // A wait or a stop at this try's step, with the blocks the try left.
+        let (at, blocks) = ((ctx.step, ctx.round), trainer.blocks.num_blocks());
+        let notice = |kind, note| RecruitEvent::notice(at, kind, note, blocks, dl_after);
         if first {
             let best = closest_try(&events);
             if let Some(note) = self.count_round(ctx.step, accepted, trainer.ce_ema, context, best)
             {
-                let blocks = trainer.blocks.num_blocks();
-                let at = (ctx.step, ctx.round);
-                events.push(RecruitEvent::notice(
-                    at,
-                    MoveKind::Wait,
-                    note,
-                    blocks,
-                    dl_after,
-                ));
+                events.push(notice(MoveKind::Wait, note));
             }
         }
-        if let Some(reason) = self.stop_reason(ctx.step, trainer.blocks.num_blocks()) {
-            let (at, blocks) = ((ctx.step, ctx.round), trainer.blocks.num_blocks());
-            let stop = RecruitEvent::notice(at, MoveKind::Stop, reason.clone(), blocks, dl_after);
-            events.push(stop);
+        if let Some(reason) = self.stop_reason(ctx.step, blocks) {
+            events.push(notice(MoveKind::Stop, reason.clone()));
             self.stopped = Some(reason);
         }
         // The measurement of the branch kept, for the next round (only when nothing trains
