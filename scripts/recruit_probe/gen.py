@@ -3,10 +3,11 @@
 # up), segments of a topic chosen at random (a topic may follow itself), 3-6 segments a
 # document, and a fraction TP of topic words from the document's theme, the rest from the whole
 # topic (ours: only theme words). Usage:
-#   python3 gen.py SEED K DOCS FUNCTION_RATE MARKERS(0|1) THEME SEG_MIN SEG_MAX REAL(0|1) OUT.txt TRUTH.tsv [TP=0.7] [SCRIPT=latin]
+#   python3 gen.py SEED K DOCS FUNCTION_RATE MARKERS(0|1) THEME SEG_MIN SEG_MAX REAL(0|1) OUT.txt TRUTH.tsv [TP=0.7] [SCRIPT=latin] [UNEQUAL=0]
 # SCRIPT (made-up words only) is latin, accented (French-like, with French function words),
 # cyrillic (Russian function words) or greek (Greek function words): text users bring is not
-# always ASCII.
+# always ASCII. UNEQUAL=1 makes the topics unequally common: a segment is of topic k with weight
+# 1/(k+1) (two topics: 2:1), as a user's text seldom spends its words evenly.
 import random, sys
 SCRIPTS = {
     "accented": (["ké","lò","mî","rü","té","zœ","pà","né","sï","vû","gô","hà","bé","dù","fì","jø","wä","xè","çi","yö"],
@@ -16,7 +17,7 @@ SCRIPTS = {
     "greek": (["κα","λο","μι","ρυ","τε","ζο","πα","νε","σι","βυ","γο","χα","βε","δυ","φι","ξο","ψα","θε","ωμ","ηρ"],
               "και το να η ο της του σε με για τα των που την από στο θα δεν".split()),
 }
-def gen(seed, K, docs, fw_rate, markers, theme, seg, real, out, truth, TP=0.7, script="latin"):
+def gen(seed, K, docs, fw_rate, markers, theme, seg, real, out, truth, TP=0.7, script="latin", unequal=False):
     r = random.Random(seed)
     syl = ["ka","lo","mi","ru","te","zo","pa","ne","si","vu","go","ha","be","du","fi","jo","wa","xe","qi","yo"]
     real_topics = [
@@ -51,7 +52,7 @@ def gen(seed, K, docs, fw_rate, markers, theme, seg, real, out, truth, TP=0.7, s
         words = []
         nseg = r.randint(3, 6)
         for s in range(nseg):
-            k = r.randrange(K)
+            k = r.choices(range(K), weights=[1/(j+1) for j in range(K)])[0] if unequal else r.randrange(K)
             if markers: words.append(mk[k])
             L = r.randint(*seg)
             for i in range(L):
@@ -65,4 +66,4 @@ def gen(seed, K, docs, fw_rate, markers, theme, seg, real, out, truth, TP=0.7, s
             if markers: f.write(f"{mk[k]}\t{k}\n")
 if __name__ == "__main__":
     a = sys.argv
-    gen(int(a[1]), int(a[2]), int(a[3]), float(a[4]), a[5]=="1", int(a[6]), (int(a[7]), int(a[8])), a[9]=="1", a[10], a[11], float(a[12]) if len(a) > 12 else 0.7, a[13] if len(a) > 13 else "latin")
+    gen(int(a[1]), int(a[2]), int(a[3]), float(a[4]), a[5]=="1", int(a[6]), (int(a[7]), int(a[8])), a[9]=="1", a[10], a[11], float(a[12]) if len(a) > 12 else 0.7, a[13] if len(a) > 13 else "latin", len(a) > 14 and a[14] == "1")

@@ -12,7 +12,8 @@
 # the generator's true topic blocks given from the first step (--blocks lexicon:TRUTH.tsv, the
 # localist model recruitment aims at) and prints that ratio: where both ratios are high the
 # cost is the block structure's, not recruitment's. SENTENCES=1 rewrites each corpus in
-# sentences (sentences.py: capitals, full stops, commas, CRLF) before training.
+# sentences (sentences.py: capitals, full stops, commas, CRLF) before training. UNEQUAL=1 makes
+# the topics unequally common (gen.py: a segment is of topic k with weight 1/(k+1)).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export BIN="${BIN:-$HERE/../../target/release/localist}" HERE FLAGS="${FLAGS:-}"
@@ -34,7 +35,7 @@ PY
 one() {
   read -r name seed K docs fw mk th s0 s1 real tp <<< "$*"
   python3 "$HERE/gen.py" "$seed" "$K" "$docs" "$fw" "$mk" "$th" "$s0" "$s1" "$real" \
-    "$OUT/$name.txt" "$OUT/$name.tsv" "$tp"
+    "$OUT/$name.txt" "$OUT/$name.tsv" "$tp" latin "${UNEQUAL:-0}"
   if [ -n "${SENTENCES:-}" ]; then
     python3 "$HERE/sentences.py" "$OUT/$name.txt" "$OUT/$name.s.txt" "$seed"
     mv "$OUT/$name.s.txt" "$OUT/$name.txt"

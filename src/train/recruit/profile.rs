@@ -14,8 +14,9 @@
 //! clear (Otsu's separability η = σ²_between/σ²_total ≥ [`SEPARABILITY`]; measured 0.92–0.99 with
 //! function words, 0.48 without, and a uniform spread scores 0.75; or, on small texts whose
 //! content tokens spread widely, a gap between the classes at least as wide as the upper
-//! class's standard deviation: see [`clear_split`]), so a corpus without function words loses
-//! nothing; where the only token set apart is the line break between documents, that is what
+//! class's standard deviation: see [`clear_split`]; or, where Otsu's cut falls among the
+//! content tokens, the widest gap below which the fewer tokens lie: see [`threshold`]), so a
+//! corpus without function words loses nothing; where the only token set apart is the line break between documents, that is what
 //! it is: its neighbours are the first and last words of documents of every topic. Function
 //! words neither join a candidate nor serve as co-occurrence features: their PMI with
 //! everything is noise around 0, and its positive part made every token look a little alike
@@ -27,7 +28,7 @@ use std::collections::BTreeMap;
 
 use crate::data::tokenizer::{Tokenizer, UNK_TOKEN};
 use crate::train::recruit::community::communities;
-use crate::train::recruit::split::{clear_split, occurrence_split};
+use crate::train::recruit::split::threshold;
 pub use crate::train::recruit::split::{otsu_separability, Written, SEPARABILITY};
 
 /// Most tokens profiled (the most frequent): bounds the m×m co-occurrence table.
@@ -116,25 +117,13 @@ impl Profile {
             .collect();
         // The split is read on the tokens that are not the capitalised form of another
         // ([`Written`]); those follow their lower-case form.
-        let split: Vec<(f64, f64)> = ranked
+        let split: Vec<(f64, f64, bool)> = ranked
             .iter()
             .zip(&divergence_bits)
             .filter(|((id, _), _)| !written.is_twin(*id, &index))
-            .map(|(&(_, c), &d)| (d, c as f64))
+            .map(|(&(id, c), &d)| (d, c as f64, written.marks.contains(&id)))
             .collect();
-        let mut sorted: Vec<f64> = split.iter().map(|&(d, _)| d).collect();
-        sorted.sort_by(|a, b| b.total_cmp(a));
-        let (cut, separability) = otsu_separability(&sorted);
-        let by_types = (clear_split(&sorted, cut, separability) && cut < sorted.len())
-            .then(|| sorted.get(cut.saturating_sub(1)).copied())
-            .flatten();
-        let (threshold_bits, separability, by_occurrences) = match by_types {
-            Some(t) => (Some(t), separability, false),
-            None => match occurrence_split(&split) {
-                Some((t, eta)) => (Some(t), eta, true),
-                None => (None, separability, false),
-            },
-        };
+        let (threshold_bits, separability, by_occurrences) = threshold(&split);
         // Function-like: neither side reaches the cut (a marker's one informative side does).
         let by_split: Vec<bool> = (sides.iter())
             .map(|&(r, l)| threshold_bits.is_some_and(|t| r.max(l) < t))
