@@ -14,13 +14,13 @@
 //! clear (Otsu's separability η = σ²_between/σ²_total ≥ [`SEPARABILITY`]; measured 0.92–0.99 with
 //! function words, 0.48 without, and a uniform spread scores 0.75; or, on small texts whose
 //! content tokens spread widely, a gap between the classes at least as wide as the upper
-//! class's standard deviation: see [`clear_split`]; or, where Otsu's cut falls among the
-//! content tokens, the widest gap below which the fewer tokens lie: see [`threshold`]), so a
-//! corpus without function words loses nothing; where the only token set apart is the line break between documents, that is what
-//! it is: its neighbours are the first and last words of documents of every topic. Function
-//! words neither join a candidate nor serve as co-occurrence features: their PMI with
-//! everything is noise around 0, and its positive part made every token look a little alike
-//! (candidates such as `and·zuka`).
+//! class's standard deviation; or, where Otsu's cut falls among the content tokens, the widest
+//! gap below which the fewer tokens lie: see [`threshold`]), so a corpus without function
+//! words loses nothing; where the only token set apart is the line break between documents,
+//! that is what it is: its neighbours are the first and last words of documents of every
+//! topic. Function words neither join a candidate nor serve as co-occurrence features: their
+//! PMI with everything is noise around 0, and its positive part made every token look a little
+//! alike (candidates such as `and·zuka`).
 //! They stay unassigned, where queries keep all context (SPEC §9); a block of them would still
 //! be judged by the same test in bits if a rule declared one.
 

@@ -20,10 +20,20 @@ pub const SEPARABILITY: f64 = 0.85;
 /// `the` 0.32 against a median word's 2.1).
 pub const MIN_SPLIT_BITS: f64 = 0.25;
 
+/// The mean of `v` (0 when empty).
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// The standard deviation of `v` about its mean (0 when empty).
+fn spread(v: &[f64]) -> f64 {
+    let m = mean(v);
+    (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt()
+}
+
 /// Whether the classes above and below `cut` (of values sorted descending) differ by at least
 /// [`MIN_SPLIT_BITS`] in their means.
 fn apart(sorted_desc: &[f64], cut: usize) -> bool {
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     match (sorted_desc.get(..cut), sorted_desc.get(cut..)) {
         (Some(hi), Some(lo)) if !hi.is_empty() && !lo.is_empty() => {
             mean(hi) - mean(lo) >= MIN_SPLIT_BITS
@@ -35,21 +45,26 @@ fn apart(sorted_desc: &[f64], cut: usize) -> bool {
 /// Otsu's cut of values sorted descending and its separability η = σ²_between/σ²_total
 /// (0 when the values do not vary).
 pub fn otsu_separability(sorted_desc: &[f64]) -> (usize, f64) {
-    let n = sorted_desc.len();
     let cut = otsu_cut(sorted_desc);
+    (cut, separability_at(sorted_desc, cut))
+}
+
+/// The separability η = σ²_between/σ²_total of the split of `sorted_desc` with `cut` values
+/// above (0 when a class is empty or the values do not vary).
+fn separability_at(sorted_desc: &[f64], cut: usize) -> f64 {
+    let n = sorted_desc.len();
     if n < 2 || cut == 0 || cut >= n {
-        return (cut, 0.0);
+        return 0.0;
     }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let (hi, lo) = sorted_desc.split_at(cut);
     let mu = mean(sorted_desc);
     let total = sorted_desc.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / n as f64;
     let (w1, w2) = (hi.len() as f64 / n as f64, lo.len() as f64 / n as f64);
     let between = w1 * w2 * (mean(hi) - mean(lo)).powi(2);
     if total <= 0.0 {
-        (cut, 0.0)
+        0.0
     } else {
-        (cut, between / total)
+        between / total
     }
 }
 
@@ -74,8 +89,7 @@ pub(super) fn clear_split(sorted_desc: &[f64], cut: usize, separability: f64) ->
     let Some(&lowest) = upper.last() else {
         return false;
     };
-    let mean = upper.iter().sum::<f64>() / upper.len() as f64;
-    let sd = (upper.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / upper.len() as f64).sqrt();
+    let sd = spread(upper);
     // The function words are the fewer: a lower class of most tokens is content split off
     // from a few outliers (two topics with markers: 33 topic words below the 2 markers).
     let fewer = sorted_desc.len() - cut < cut;
@@ -133,38 +147,24 @@ const TIGHT_GAP: f64 = 8.0;
 /// where neither Otsu's cut over the vocabulary nor the split over the running text was clear:
 /// the cut at that gap, and the separability η of the split there. It counts when the classes'
 /// means lie [`MIN_SPLIT_BITS`] apart and the gap is at least as wide as the spread (standard
-/// deviation) of each class, or sets a tight class of at least three apart ([`TIGHT_GAP`]). Otsu's cut can fall inside the content tokens when they form
-/// two groups themselves: two topics of unequal use (the commoner's words 0.47–0.84 bits, the
-/// rarer's 0.77–1.52) and 40% function words (0.05–0.14) on 200 documents put Otsu's cut
-/// among the first topic's words (η 0.74), while the function words lay 0.32 bits below every
-/// content word; no function word was set apart, one joined a topic's candidate (`grape·it`)
-/// and a merge then made both topics one block.
+/// deviation) of each class, or sets a tight class of at least three apart ([`TIGHT_GAP`]).
+/// Otsu's cut can fall inside the content tokens when they form two groups themselves: two
+/// topics of unequal use (the commoner's words 0.47–0.84 bits, the rarer's 0.77–1.52) and 40%
+/// function words (0.05–0.14) on 200 documents put Otsu's cut among the first topic's words
+/// (η 0.74), while the function words lay 0.32 bits below every content word; no function word
+/// was set apart, one joined a topic's candidate (`grape·it`) and a merge then made both
+/// topics one block.
 fn gap_split(sorted_desc: &[f64]) -> Option<(usize, f64)> {
     let n = sorted_desc.len();
-    let sd = |v: &[f64]| {
-        let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
-        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt()
-    };
     // The lower class is the fewer: cuts past the middle.
     let (cut, gap) = (n / 2 + 1..n)
         .filter_map(|c| Some((c, sorted_desc.get(c - 1)? - sorted_desc.get(c)?)))
         .max_by(|a, b| a.1.total_cmp(&b.1))?;
     let (upper, lower) = sorted_desc.split_at(cut);
-    let wide = gap >= sd(upper) && gap >= sd(lower);
-    let tight = lower.len() >= 3 && gap >= MIN_SPLIT_BITS && gap >= TIGHT_GAP * sd(lower);
+    let wide = gap >= spread(upper) && gap >= spread(lower);
+    let tight = lower.len() >= 3 && gap >= MIN_SPLIT_BITS && gap >= TIGHT_GAP * spread(lower);
     let clear = gap > 0.0 && (wide || tight) && apart(sorted_desc, cut);
-    if !clear {
-        return None;
-    }
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-    let all = sd(sorted_desc).powi(2);
-    let (w1, w2) = (upper.len() as f64 / n as f64, lower.len() as f64 / n as f64);
-    let eta = if all > 0.0 {
-        w1 * w2 * (mean(upper) - mean(lower)).powi(2) / all
-    } else {
-        0.0
-    };
-    Some((cut, eta))
+    clear.then(|| (cut, separability_at(sorted_desc, cut)))
 }
 
 /// The split of `(divergence, count)` pairs over the running text, where the split over the
