@@ -52,6 +52,10 @@ pub struct CorpusGenArgs {
     /// every 6 to 14 words, a comma now and then (the truth keeps the lower-case words).
     #[arg(long)]
     pub sentences: bool,
+    /// Use the topics unequally: a segment is of topic k with weight 1/(k+1) (the first topic
+    /// about twice as common as the second), as a user's text seldom spends its words evenly.
+    #[arg(long)]
+    pub unequal: bool,
 }
 
 /// Run `localist corpus-gen`.
@@ -145,6 +149,7 @@ impl CorpusGenArgs {
             made_up: !self.real_words,
             words_per_topic,
             sentences: self.sentences,
+            unequal: self.unequal,
         })
     }
 }

@@ -118,6 +118,10 @@ pub struct TopicSpec {
     /// twelve). The words and the truth are those of the same spec without it.
     #[serde(default)]
     pub sentences: bool,
+    /// Use the topics unequally: each segment's topic is drawn with weight 1/(k+1) for topic k
+    /// (the current one included), so the first is about twice as common as the second.
+    #[serde(default)]
+    pub unequal: bool,
 }
 
 impl Default for TopicSpec {
@@ -134,6 +138,7 @@ impl Default for TopicSpec {
             made_up: false,
             words_per_topic: 16,
             sentences: false,
+            unequal: false,
         }
     }
 }
@@ -180,7 +185,7 @@ impl TopicCorpus {
                 })
                 .collect();
             let mut words: Vec<&str> = Vec::with_capacity(spec.document_words);
-            let mut topic = rng.below(k);
+            let mut topic = next_topic(&mut rng, k, None, spec.unequal);
             while words.len() < spec.document_words {
                 let len = lo + rng.below(hi - lo + 1);
                 let th = &themes[topic];
@@ -193,7 +198,7 @@ impl TopicCorpus {
                     }
                     words.push(th[rng.below(th.len())]);
                 }
-                topic = (topic + 1 + rng.below(k - 1)) % k;
+                topic = next_topic(&mut rng, k, Some(topic), spec.unequal);
             }
             docs.push(if spec.sentences {
                 in_sentences(&words, &mut pen)
@@ -239,8 +244,27 @@ impl TopicCorpus {
     }
 }
 
-/// `words` as sentences of 6 to 14 words: a capital first letter, a full stop at the end, and
-/// a comma after one word in twelve inside a sentence ([`TopicSpec::sentences`]).
+/// The next segment's topic of `k`: uniform and never `current`, or, when `unequal`, topic t
+/// with weight 1/(t+1), the current one included (as in a text that dwells on its main topic).
+/// The uniform draw is the one the generator always made.
+fn next_topic(rng: &mut SplitMix64, k: usize, current: Option<usize>, unequal: bool) -> usize {
+    if !unequal {
+        return match current {
+            None => rng.below(k),
+            Some(t) => (t + 1 + rng.below(k - 1)) % k,
+        };
+    }
+    let total: f64 = (0..k).map(|t| 1.0 / (t + 1) as f64).sum();
+    let mut u = rng.next_f64() * total;
+    for t in 0..k {
+        u -= 1.0 / (t + 1) as f64;
+        if u < 0.0 {
+            return t;
+        }
+    }
+    k - 1
+}
+
 fn in_sentences(words: &[&str], pen: &mut SplitMix64) -> String {
     let mut out = String::new();
     let mut rest = words;

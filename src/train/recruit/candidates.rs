@@ -106,8 +106,13 @@ impl Recruiter {
                 p.separability
             ),
         };
+        let cohesive = match p.cohesive {
+            0 => String::new(),
+            n => format!("; {n} below the cut follow each other and are read as content"),
+        };
         format!(
-            "co-occurrence community; {} function-like tokens kept out ({how}): {}{more}",
+            "co-occurrence community; {} function-like tokens kept out ({how}{cohesive}): \
+             {}{more}",
             words.len(),
             shown.join(" ")
         )

@@ -73,6 +73,7 @@ mod buffer;
 mod buffer_native;
 mod candidates;
 mod cluster;
+mod cohesion;
 mod community;
 mod config;
 mod log;

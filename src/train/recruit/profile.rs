@@ -27,6 +27,7 @@
 use std::collections::BTreeMap;
 
 use crate::data::tokenizer::{Tokenizer, UNK_TOKEN};
+use crate::train::recruit::cohesion::cohesive_rows;
 use crate::train::recruit::community::communities;
 use crate::train::recruit::split::threshold;
 pub use crate::train::recruit::split::{otsu_separability, Written, SEPARABILITY};
@@ -54,6 +55,8 @@ pub struct Profile {
     /// The split was taken over the running text, each token weighed by its count
     /// ([`occurrence_split`]), as the split over the vocabulary was not clear.
     pub by_occurrences: bool,
+    /// Tokens below the cut read as content again: they follow each other (`cohesion.rs`).
+    pub cohesive: usize,
     /// Positive-PMI rows over the content tokens' columns (by row).
     pub ppmi: Vec<Vec<f64>>,
     /// Boundary tokens (by row): content tokens whose left and right neighbours disagree (a
@@ -125,9 +128,15 @@ impl Profile {
             .collect();
         let (threshold_bits, separability, by_occurrences) = threshold(&split);
         // Function-like: neither side reaches the cut (a marker's one informative side does).
-        let by_split: Vec<bool> = (sides.iter())
+        let mut by_split: Vec<bool> = (sides.iter())
             .map(|&(r, l)| threshold_bits.is_some_and(|t| r.max(l) < t))
             .collect();
+        // A topic read as function words is content again (`cohesion.rs`).
+        let fixed: Vec<bool> = (ranked.iter())
+            .map(|&(id, _)| written.marks.contains(&id) || written.is_twin(id, &index))
+            .collect();
+        let cohesive = cohesive_rows(&co, &by_split, &fixed);
+        (cohesive.iter()).for_each(|&r| by_split.get_mut(r).into_iter().for_each(|f| *f = false));
         let function_like = written.apply(&index, &by_split);
         let ppmi = ppmi_rows(&co, &function_like);
         let (boundary, community) =
@@ -139,6 +148,7 @@ impl Profile {
             threshold_bits,
             separability,
             by_occurrences,
+            cohesive: cohesive.len(),
             ppmi,
             boundary,
             community,
