@@ -14,6 +14,8 @@
 //! each other ("of the"): on Shakespeare their lifts spread evenly over 0.63–1.33 with no such
 //! gap, and nothing moves.
 
+use super::split::spread;
+
 /// Least gap between the two groups of lifts (a ratio: 1 is chance).
 const MIN_LIFT_GAP: f64 = 0.1;
 
@@ -74,10 +76,6 @@ pub(super) fn cohesive_rows(co: &[Vec<f64>], function_like: &[bool], fixed: &[bo
 /// [`MIN_GROUP`] values above and below.
 fn two_tight_groups(sorted_desc: &[f64]) -> Option<usize> {
     let n = sorted_desc.len();
-    let spread = |v: &[f64]| {
-        let m = v.iter().sum::<f64>() / v.len().max(1) as f64;
-        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt()
-    };
     let (cut, gap) = (MIN_GROUP..=n.saturating_sub(MIN_GROUP))
         .filter_map(|c| Some((c, sorted_desc.get(c - 1)? - sorted_desc.get(c)?)))
         .max_by(|a, b| a.1.total_cmp(&b.1))?;

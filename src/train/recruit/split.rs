@@ -21,12 +21,12 @@ pub const SEPARABILITY: f64 = 0.85;
 pub const MIN_SPLIT_BITS: f64 = 0.25;
 
 /// The mean of `v` (0 when empty).
-fn mean(v: &[f64]) -> f64 {
+pub(super) fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
 /// The standard deviation of `v` about its mean (0 when empty).
-fn spread(v: &[f64]) -> f64 {
+pub(super) fn spread(v: &[f64]) -> f64 {
     let m = mean(v);
     (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt()
 }
