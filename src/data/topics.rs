@@ -265,6 +265,8 @@ fn next_topic(rng: &mut SplitMix64, k: usize, current: Option<usize>, unequal: b
     k - 1
 }
 
+/// `words` as sentences of 6 to 14 words: a capital first letter, a full stop at the end, and
+/// a comma after one word in twelve inside a sentence ([`TopicSpec::sentences`]).
 fn in_sentences(words: &[&str], pen: &mut SplitMix64) -> String {
     let mut out = String::new();
     let mut rest = words;
