@@ -31,35 +31,31 @@ const MIN_GROUP: usize = 3;
 /// into two tight groups ([`MIN_LIFT_GAP`], [`LIFT_GAP_SPREADS`], at least [`MIN_GROUP`] rows
 /// above). Empty when they do not.
 pub(super) fn cohesive_rows(co: &[Vec<f64>], function_like: &[bool], fixed: &[bool]) -> Vec<usize> {
-    let class: Vec<usize> = (0..co.len())
-        .filter(|&r| function_like.get(r).copied().unwrap_or(false))
-        .filter(|&r| !fixed.get(r).copied().unwrap_or(true))
+    let in_class: Vec<bool> = (0..co.len())
+        .map(|r| function_like.get(r).copied().unwrap_or(false))
+        .zip(fixed.iter().copied().chain(std::iter::repeat(true)))
+        .map(|(f, x)| f && !x)
         .collect();
+    let class: Vec<usize> = (0..co.len()).filter(|&r| in_class[r]).collect();
     if class.len() < 2 * MIN_GROUP {
         return Vec::new();
     }
-    let in_class: Vec<bool> = (0..co.len()).map(|r| class.contains(&r)).collect();
-    // Each column's total: how often a token is anyone's neighbour.
-    let mut column = vec![0f64; co.len()];
-    for row in co {
-        for (c, v) in column.iter_mut().zip(row) {
-            *c += v;
-        }
-    }
-    let total: f64 = column.iter().sum();
-    let share: f64 = class.iter().filter_map(|&r| column.get(r)).sum::<f64>() / total.max(1.0);
+    // How often each token is anyone's neighbour: `co` is symmetric, so its row totals are its
+    // column totals.
+    let totals: Vec<f64> = co.iter().map(|row| row.iter().sum()).collect();
+    let total: f64 = totals.iter().sum();
+    let share: f64 = class.iter().map(|&r| totals[r]).sum::<f64>() / total.max(1.0);
     if share <= 0.0 {
         return Vec::new();
     }
     let mut lifts: Vec<(f64, usize)> = class
         .iter()
         .filter_map(|&r| {
-            let row = co.get(r)?;
-            let all: f64 = row.iter().sum();
-            let inside: f64 = (row.iter().enumerate())
+            let inside: f64 = (co.get(r)?.iter().enumerate())
                 .filter(|&(b, _)| b != r && in_class.get(b).copied().unwrap_or(false))
                 .map(|(_, v)| v)
                 .sum();
+            let all = totals[r];
             (all > 0.0).then(|| (inside / all / share, r))
         })
         .collect();
