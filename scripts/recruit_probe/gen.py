@@ -8,7 +8,10 @@
 # cyrillic (Russian function words) or greek (Greek function words): text users bring is not
 # always ASCII. UNEQUAL=1 makes the topics unequally common: a segment is of topic k with weight
 # 1/(k+1) (two topics: 2:1), as a user's text seldom spends its words evenly.
-import random, sys
+import os, random, sys
+# NSEG="A B" (environment) draws A-B segments a document instead of 3-6: one segment makes every
+# line one topic; 20-40 make long lines that run past the model's context.
+NSEG = tuple(int(x) for x in os.environ.get("NSEG", "3 6").split())
 SCRIPTS = {
     "accented": (["ké","lò","mî","rü","té","zœ","pà","né","sï","vû","gô","hà","bé","dù","fì","jø","wä","xè","çi","yö"],
                  "le la les de des et à un une du en est qui que pour dans où été".split()),
@@ -50,7 +53,7 @@ def gen(seed, K, docs, fw_rate, markers, theme, seg, real, out, truth, TP=0.7, s
     for d in range(docs):
         themes = [r.sample(topics[k], theme) for k in range(K)]
         words = []
-        nseg = r.randint(3, 6)
+        nseg = r.randint(*NSEG)
         for s in range(nseg):
             k = r.choices(range(K), weights=[1/(j+1) for j in range(K)])[0] if unequal else r.randrange(K)
             if markers: words.append(mk[k])

@@ -13,7 +13,8 @@
 # localist model recruitment aims at) and prints that ratio: where both ratios are high the
 # cost is the block structure's, not recruitment's. SENTENCES=1 rewrites each corpus in
 # sentences (sentences.py: capitals, full stops, commas, CRLF) before training. UNEQUAL=1 makes
-# the topics unequally common (gen.py: a segment is of topic k with weight 1/(k+1)).
+# the topics unequally common (gen.py: a segment is of topic k with weight 1/(k+1)). NSEG="A B"
+# draws A-B segments a document (gen.py; default 3-6).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export BIN="${BIN:-$HERE/../../target/release/localist}" HERE FLAGS="${FLAGS:-}"

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::data::tokenizer::Tokenizer;
 use crate::model::blocks::BlockMap;
 use crate::train::recruit::buffer::BufferStats;
-use crate::train::recruit::cluster::{cosine, ppmi_vectors};
+use crate::train::recruit::cluster::{cosine, ppmi_rows, symmetric_cooccurrence};
 use crate::train::recruit::profile::SEPARABILITY;
 use crate::train::recruit::recruiter::Recruiter;
 
@@ -118,13 +118,17 @@ impl Recruiter {
         )
     }
 
-    /// The pair of recruited blocks (keep, gone) whose co-occurrence profiles are most alike
-    /// (cosine between the mean PPMI rows of their tokens), if there are two.
-    pub(super) fn merge_pair(
-        &self,
-        stats: &BufferStats,
-        blocks: &BlockMap,
-    ) -> Option<(usize, usize)> {
+    /// The pair of recruited blocks whose co-occurrence profiles are most alike (cosine
+    /// between the mean PPMI rows of their tokens), among the pairs whose tokens are
+    /// neighbours more often than chance ([`block_lifts`] > 1), if any.
+    ///
+    /// Why the lift: a merge mends a topic recruited as two halves, whose tokens follow each
+    /// other as a topic's do. Two topics' tokens stand apart, yet a merge of two topics can pay
+    /// a little (its queries see where the other topic's segment begins): measured on 8,000
+    /// one- and two-segment documents of five topics (segments of 2–6 words), fruit and water
+    /// merged at −817 and −399 bits of 320,000, their tokens neighbours 0.4× as often as
+    /// chance against 3.2–3.4× within a topic (ARI 0.776). Such a pair is not a candidate.
+    pub(super) fn merge_pair(&self, stats: &BufferStats, blocks: &BlockMap) -> Option<MergePair> {
         let k = blocks.num_blocks();
         if k < 3 {
             return None;
@@ -133,38 +137,86 @@ impl Recruiter {
         for &id in &stats.query_ids {
             *counts.entry(id).or_insert(0) += 1;
         }
-        let members: Vec<u32> = counts
+        let member_blocks: Vec<(u32, usize)> = counts
             .iter()
-            .filter(|&(&id, &c)| {
-                c >= self.config.min_count.max(1)
-                    && blocks.token_block.get(id as usize).is_some_and(|&b| b > 0)
+            .filter(|&(_, &c)| c >= self.config.min_count.max(1))
+            .filter_map(|(&id, _)| {
+                let b = blocks.token_block.get(id as usize).copied()?;
+                (b > 0).then_some((id, b))
             })
-            .map(|(&id, _)| id)
             .collect();
-        let index: BTreeMap<u32, usize> =
-            members.iter().enumerate().map(|(i, &id)| (id, i)).collect();
-        let vectors = ppmi_vectors(&stats.query_ids, &index, self.config.window);
-        let dim = members.len();
-        let mut centroid = vec![vec![0f64; dim]; k];
-        for (&id, &i) in &index {
-            let b = blocks.token_block.get(id as usize).copied().unwrap_or(0);
-            if let (Some(c), Some(v)) = (centroid.get_mut(b), vectors.get(i)) {
+        let index: BTreeMap<u32, usize> = member_blocks
+            .iter()
+            .enumerate()
+            .map(|(i, &(id, _))| (id, i))
+            .collect();
+        let of: Vec<usize> = member_blocks.iter().map(|&(_, b)| b).collect();
+        let co = symmetric_cooccurrence(&stats.query_ids, &index, self.config.window);
+        let lifts = block_lifts(&co, &of, k);
+        let vectors = ppmi_rows(&co);
+        let mut centroid = vec![vec![0f64; of.len()]; k];
+        for (&b, v) in of.iter().zip(&vectors) {
+            if let Some(c) = centroid.get_mut(b) {
                 for (x, y) in c.iter_mut().zip(v) {
                     *x += y;
                 }
             }
         }
-        let mut best: Option<(f64, usize, usize)> = None;
-        for a in 1..k {
-            for b in a + 1..k {
-                let score = cosine(&centroid[a], &centroid[b]);
-                if best.is_none_or(|x| score > x.0) {
-                    best = Some((score, a, b));
+        let mut best: Option<(f64, MergePair)> = None;
+        for keep in 1..k {
+            for gone in keep + 1..k {
+                let lift = lifts[keep][gone];
+                let score = cosine(&centroid[keep], &centroid[gone]);
+                if lift > 1.0 && best.as_ref().is_none_or(|x| score > x.0) {
+                    best = Some((score, MergePair { keep, gone, lift }));
                 }
             }
         }
-        best.map(|(_, a, b)| (a, b))
+        best.map(|(_, pair)| pair)
     }
+}
+
+/// Two recruited blocks to try as one.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct MergePair {
+    /// The block that takes the other's tokens.
+    pub keep: usize,
+    /// The block that goes.
+    pub gone: usize,
+    /// How many times as often as chance their tokens are neighbours ([`block_lifts`]).
+    pub lift: f64,
+}
+
+/// `[a][b]`: how many times as often as chance a token of block a has one of block b within
+/// the window, over the tokens of `co` (a symmetric co-occurrence table whose row r is a
+/// token of block `of[r]`, of `k` blocks): C_ab · T / (R_a · R_b), with R the blocks'
+/// neighbour totals and T theirs. 0 where a block has no neighbours.
+pub(super) fn block_lifts(co: &[Vec<f64>], of: &[usize], k: usize) -> Vec<Vec<f64>> {
+    let mut c = vec![vec![0f64; k]; k];
+    for (row, &a) in co.iter().zip(of) {
+        for (&v, &b) in row.iter().zip(of) {
+            if let Some(x) = c.get_mut(a).and_then(|r| r.get_mut(b)) {
+                *x += v;
+            }
+        }
+    }
+    let totals: Vec<f64> = c.iter().map(|r| r.iter().sum()).collect();
+    let all: f64 = totals.iter().sum();
+    c.iter()
+        .zip(&totals)
+        .map(|(r, &ra)| {
+            r.iter()
+                .zip(&totals)
+                .map(|(&x, &rb)| {
+                    if ra * rb > 0.0 {
+                        x * all / (ra * rb)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// The pool's tokens in the order they seed clusters: those whose mean loss + entropy on the
@@ -222,7 +274,68 @@ pub fn name_part(token: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::name_part;
+    use super::*;
+
+    /// Segments of 3–6 words of one of two topics, 1 opening each (a function word); topic
+    /// one's words are 2–7, topic two's 8–13.
+    fn two_topics(segments: usize) -> Vec<u32> {
+        let mut ids = Vec::new();
+        let mut x = 17u64;
+        let mut next = |n: u64| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) % n
+        };
+        for _ in 0..segments {
+            let first = if next(2) == 0 { 2 } else { 8 };
+            let words = 3 + next(4);
+            ids.extend(std::iter::once(1).chain((0..words).map(|_| first + next(6) as u32)));
+        }
+        ids
+    }
+
+    fn map(pairs: &[(u32, &str)]) -> BlockMap {
+        let pairs: Vec<(u32, String)> = pairs.iter().map(|&(i, n)| (i, n.to_string())).collect();
+        BlockMap::from_assignments(14, &pairs, "test")
+    }
+
+    /// Two halves of a topic are a merge candidate, their tokens neighbours more often than
+    /// chance; two topics are not, however alike their profiles.
+    #[test]
+    fn only_blocks_whose_tokens_follow_each_other_are_tried_as_one() {
+        let stats = BufferStats {
+            query_ids: two_topics(600),
+            ..BufferStats::default()
+        };
+        let r = Recruiter::default();
+        let halves: Vec<(u32, &str)> = (2..14)
+            .map(|i| {
+                (
+                    i,
+                    ["one-a", "one-b", "two"][usize::from(i >= 5) + usize::from(i >= 8)],
+                )
+            })
+            .collect();
+        let pair = r.merge_pair(&stats, &map(&halves));
+        let pair = pair.unwrap_or_else(|| panic!("the halves of topic one are a candidate"));
+        assert_eq!((pair.keep, pair.gone), (1, 2));
+        assert!(pair.lift > 1.5, "{pair:?}");
+        let topics: Vec<(u32, &str)> = (2..14)
+            .map(|i| (i, if i < 8 { "one" } else { "two" }))
+            .collect();
+        assert_eq!(r.merge_pair(&stats, &map(&topics)), None);
+        let index: BTreeMap<u32, usize> = (2..14).map(|i| (i, i as usize - 2)).collect();
+        let co = symmetric_cooccurrence(&stats.query_ids, &index, 4);
+        let of: Vec<usize> = (0..12).map(|r| 1 + usize::from(r >= 6)).collect();
+        let lifts = block_lifts(&co, &of, 3);
+        assert!(
+            lifts[1][2] < 0.7 && lifts[1][1] > 1.3 && lifts[2][2] > 1.3,
+            "{lifts:?}"
+        );
+        assert_eq!(lifts[1][2], lifts[2][1]);
+        assert_eq!(lifts[0], vec![0.0; 3]);
+    }
 
     #[test]
     fn block_names_stay_on_one_line() {

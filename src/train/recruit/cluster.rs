@@ -57,8 +57,9 @@ pub(super) fn affinity_blocks(
     hosts
 }
 
-/// Positive-PMI co-occurrence rows (±`window` positions) for the tokens in `index`.
-pub(super) fn ppmi_vectors(
+/// Symmetric co-occurrence counts (±`window` positions) of the tokens in `index`: `[a][b]`
+/// counts the times b stands within `window` positions of a.
+pub(super) fn symmetric_cooccurrence(
     ids: &[u32],
     index: &BTreeMap<u32, usize>,
     window: usize,
@@ -74,6 +75,11 @@ pub(super) fn ppmi_vectors(
             }
         }
     }
+    co
+}
+
+/// Positive-PMI rows of a symmetric co-occurrence table.
+pub(super) fn ppmi_rows(co: &[Vec<f64>]) -> Vec<Vec<f64>> {
     let row: Vec<f64> = co.iter().map(|r| r.iter().sum()).collect();
     let total: f64 = row.iter().sum::<f64>().max(1.0);
     co.iter()

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use crate::analysis::mdl::{decide, map_bits, Decision, ModelBits, Verdict};
 use crate::model::blocks::BlockMap;
 use crate::train::recruit::anchors::drop_anchor;
+use crate::train::recruit::candidates::MergePair;
 use crate::train::recruit::log::{MoveKind, RecruitEvent};
 use crate::train::recruit::recruiter::Recruiter;
 use crate::train::recruit::round::{RoundCtx, RoundOutcome};
@@ -124,7 +125,7 @@ impl Recruiter {
         let pair = self
             .merge_pair(&ctx.stats, base)
             .filter(|_| !self.learning_by_heart(ctx.stats.data_bits))
-            .filter(|&(keep, gone)| !self.tabu.contains(&merge_key(base, keep, gone)));
+            .filter(|p| !self.tabu.contains(&merge_key(base, p.keep, p.gone)));
         let moved = self.try_reassign(ctx, trainer, control)?;
         // The move's branch, to come back to after the merge's trial (only when one follows).
         let moved_state = match (&moved, pair) {
@@ -132,8 +133,11 @@ impl Recruiter {
             _ => None,
         };
         let mut merged = None;
-        if let Some((keep, gone)) = pair {
-            let note = format!("{} absorbed", base.name(gone));
+        if let Some(MergePair { keep, gone, lift }) = pair {
+            let note = format!(
+                "{} absorbed; their tokens are neighbours {lift:.1}× as often as chance",
+                base.name(gone)
+            );
             let before = self.rejected_merges_of(base.name(gone), base.name(keep));
             let (ev, kept) = ctx.removal(trainer, MoveKind::Merge, gone, keep, note, control)?;
             let key = merge_key(base, keep, gone);
