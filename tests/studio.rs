@@ -1063,11 +1063,14 @@ fn the_recruitment_tab_shows_the_recruited_samples_decisions() {
 }
 
 /// A removal read at once shows its standard error beside ΔDL, and one that saved more than δ
-/// but not more than δ + z·SE says it was turned away by the noise.
+/// but not more than δ + z·SE says it was turned away by the noise. A merge that pays and waits
+/// for the next round, and a move that paid but another saved more, say so too (both read
+/// "rejected (within the noise)" before, though far past their margins).
 #[test]
 fn a_removal_within_the_noise_says_so_in_the_decisions_table() {
-    use localist::analysis::mdl::{decide, removal_z, with_noise_z, ModelBits};
+    use localist::analysis::mdl::{decide, removal_z, with_noise_z, ModelBits, Verdict};
     use localist::engine::protocol::{MoveKind, RecruitEvent};
+    use localist::train::recruit::MERGE_WAITS;
     let mut h = harness(sample("tiny-topics-recruited"));
     step_until(&mut h, "the model and its recruitment log", |app| {
         app.state.summary.is_some() && app.state.recruitment.is_some()
@@ -1089,13 +1092,40 @@ fn a_removal_within_the_noise_says_so_in_the_decisions_table() {
         dl_after: 0.0,
         note: "mallet·drill absorbed".into(),
     };
+    // The clinical corpus's step-300 merge and step-400 reassignment.
+    let mut waits = event.clone();
+    waits.step = 300;
+    let mut pays = with_noise_z(
+        decide("merge", 173_592.6, 160_094.9, model, -1.0, 64.0),
+        1_073.4,
+        removal_z(1),
+    );
+    assert_eq!(pays.verdict, Verdict::Accepted);
+    pays.verdict = Verdict::Rejected;
+    waits.decision = Some(pays);
+    waits.note = format!("at·a absorbed; {MERGE_WAITS}");
+    let mut outdone = decide("reassign", 158_880.9, 157_357.7, model, 1.0, 64.0);
+    outdone.verdict = Verdict::Rejected;
+    let outdone = RecruitEvent {
+        step: 400,
+        kind: MoveKind::Reassign,
+        decision: Some(outdone),
+        note: "continue from note·on; the merge saves more".into(),
+        ..event.clone()
+    };
     if let Some(rec) = h.state_mut().state.recruitment.as_mut() {
-        rec.log.push(event);
+        rec.log.extend([waits, outdone, event]);
     }
     h.get_by_label("Recruitment").click();
     h.run_steps(2);
     assert!(h.query_by_label("-131 ± 30").is_some());
     assert!(h.query_by_label("rejected (within the noise)").is_some());
+    assert!(h.query_by_label("-13534 ± 1073").is_some());
+    assert!(h
+        .query_by_label("pays; kept if it pays again next round")
+        .is_some());
+    // The sample's own log has such moves too (a recruit outdone by an extension).
+    assert!(h.query_all_by_label("pays; another move saves more").count() >= 2);
 }
 
 #[test]

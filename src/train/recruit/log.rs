@@ -49,7 +49,16 @@ pub struct RecruitEvent {
     pub note: String,
 }
 
+/// The note of a merge that pays when read at once and waits for the next round to confirm it.
+pub const MERGE_WAITS: &str =
+    "it pays; a merge read at once is kept when it pays again at the next round";
+
 impl RecruitEvent {
+    /// Whether this is a merge that paid and waits for the next round to confirm it.
+    pub fn waits_for_next_round(&self) -> bool {
+        self.kind == MoveKind::Merge && self.note.contains(MERGE_WAITS)
+    }
+
     /// An event of the round at `(step, round)` that decides nothing (a wait, a stop), with its
     /// note; `blocks_after` and `dl_after` as the round left them.
     pub fn notice(

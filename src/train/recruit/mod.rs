@@ -92,7 +92,7 @@ pub use buffer::{block_params, buffer_stats, description_length, localist_view, 
 pub use candidates::name_part;
 pub use cluster::{adjusted_rand_index, otsu_cut};
 pub use config::RecruitConfig;
-pub use log::{MoveKind, RecruitEvent, Renamed, RoundSummary};
+pub use log::{MoveKind, RecruitEvent, Renamed, RoundSummary, MERGE_WAITS};
 pub use maps::{with_new_block, without_block};
 pub use profile::{otsu_separability, Profile};
 pub use recruiter::Recruiter;

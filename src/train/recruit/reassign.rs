@@ -16,7 +16,7 @@ use crate::analysis::mdl::{decide, map_bits, Decision, ModelBits, Verdict};
 use crate::model::blocks::BlockMap;
 use crate::train::recruit::anchors::drop_anchor;
 use crate::train::recruit::candidates::MergePair;
-use crate::train::recruit::log::{MoveKind, RecruitEvent};
+use crate::train::recruit::log::{MoveKind, RecruitEvent, MERGE_WAITS};
 use crate::train::recruit::recruiter::Recruiter;
 use crate::train::recruit::round::{RoundCtx, RoundOutcome};
 use crate::train::trainer::{TrainError, Trainer};
@@ -349,10 +349,7 @@ impl Recruiter {
             }
             return (ev, kept, false);
         }
-        outdo(
-            &mut ev,
-            "it pays; a merge read at once is kept when it pays again at the next round",
-        );
+        outdo(&mut ev, MERGE_WAITS);
         self.pending_merge = Some((key, step));
         (ev, None, true)
     }
