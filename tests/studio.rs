@@ -1125,7 +1125,11 @@ fn a_removal_within_the_noise_says_so_in_the_decisions_table() {
         .query_by_label("pays; kept if it pays again next round")
         .is_some());
     // The sample's own log has such moves too (a recruit outdone by an extension).
-    assert!(h.query_all_by_label("pays; another move saves more").count() >= 2);
+    assert!(
+        h.query_all_by_label("pays; another move saves more")
+            .count()
+            >= 2
+    );
 }
 
 #[test]

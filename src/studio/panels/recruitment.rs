@@ -353,7 +353,7 @@ fn table(ui: &mut egui::Ui, rec: &RecruitView) {
                                 d.sign * d.model.map_bits
                             ));
                         delta_cell(ui, d);
-                        ui.label(RichText::new(verdict_words(e, d)).color(color))
+                        ui.label(RichText::new(e.verdict_words(d)).color(color))
                             .on_hover_ui(|ui| breakdown(ui, e));
                     }
                     None => {
@@ -366,28 +366,6 @@ fn table(ui: &mut egui::Ui, rec: &RecruitView) {
                 ui.end_row();
             }
         });
-}
-
-/// A decision's verdict in a few words. A move that paid by its own test (more than δ, and δ +
-/// z·SE where read at once) but was not kept says why: a merge waits for the next round to
-/// confirm it, or another move of the round saved more. A saving past δ turned away by the
-/// noise margin says so.
-fn verdict_words(e: &RecruitEvent, d: &Decision) -> &'static str {
-    let saved = -d.delta_dl;
-    let margin = if d.noise_bits > 0.0 {
-        d.noise_z * d.noise_bits
-    } else {
-        0.0
-    };
-    match d.verdict {
-        Verdict::Accepted => "accepted",
-        Verdict::Rejected if saved > d.delta_min + margin && e.waits_for_next_round() => {
-            "pays; kept if it pays again next round"
-        }
-        Verdict::Rejected if saved > d.delta_min + margin => "pays; another move saves more",
-        Verdict::Rejected if saved > d.delta_min => "rejected (within the noise)",
-        Verdict::Rejected => "rejected",
-    }
 }
 
 /// ΔDL, with ± SE where the move was read at once, and the saving it needed on hover.

@@ -59,6 +59,28 @@ impl RecruitEvent {
         self.kind == MoveKind::Merge && self.note.contains(MERGE_WAITS)
     }
 
+    /// Its decision `d`'s verdict in a few words. A move that paid by its own test (more than
+    /// δ, and δ + z·SE where read at once) but was not kept says why: a merge waits for the next
+    /// round to confirm it, or another move of the round saved more. A saving past δ turned
+    /// away by the noise margin says so.
+    pub fn verdict_words(&self, d: &Decision) -> &'static str {
+        let saved = -d.delta_dl;
+        let margin = if d.noise_bits > 0.0 {
+            d.noise_z * d.noise_bits
+        } else {
+            0.0
+        };
+        match d.verdict {
+            Verdict::Accepted => "accepted",
+            Verdict::Rejected if saved > d.delta_min + margin && self.waits_for_next_round() => {
+                "pays; kept if it pays again next round"
+            }
+            Verdict::Rejected if saved > d.delta_min + margin => "pays; another move saves more",
+            Verdict::Rejected if saved > d.delta_min => "rejected (within the noise)",
+            Verdict::Rejected => "rejected",
+        }
+    }
+
     /// An event of the round at `(step, round)` that decides nothing (a wait, a stop), with its
     /// note; `blocks_after` and `dl_after` as the round left them.
     pub fn notice(
