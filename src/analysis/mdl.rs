@@ -256,6 +256,13 @@ pub fn decide(
     }
 }
 
+impl Decision {
+    /// The saving the move needed: δ, plus z·SE where it was read at once (SE 0 otherwise).
+    pub fn margin(&self) -> f64 {
+        self.delta_min + self.noise_z * self.noise_bits
+    }
+}
+
 /// The most moves that can be accepted when each saves more than δ > 0 bits from DL₀:
 /// ⌊DL₀/δ⌋ (bound 8.6). DL never goes below 0, so the sum of savings is at most DL₀.
 pub fn max_accepted_moves(dl0: f64, delta: f64) -> usize {

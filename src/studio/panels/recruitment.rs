@@ -371,7 +371,7 @@ fn table(ui: &mut egui::Ui, rec: &RecruitView) {
 /// ΔDL, with ± SE where the move was read at once, and the saving it needed on hover.
 fn delta_cell(ui: &mut egui::Ui, d: &Decision) {
     if d.noise_bits > 0.0 {
-        let need = d.delta_min + d.noise_z * d.noise_bits;
+        let need = d.margin();
         ui.monospace(format!("{:+.0} ± {:.0}", d.delta_dl, d.noise_bits))
             .on_hover_text(format!(
                 "read at once: kept only when it saves more than δ + z·SE = {:.0} + {:.2} × \

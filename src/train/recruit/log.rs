@@ -65,17 +65,12 @@ impl RecruitEvent {
     /// away by the noise margin says so.
     pub fn verdict_words(&self, d: &Decision) -> &'static str {
         let saved = -d.delta_dl;
-        let margin = if d.noise_bits > 0.0 {
-            d.noise_z * d.noise_bits
-        } else {
-            0.0
-        };
         match d.verdict {
             Verdict::Accepted => "accepted",
-            Verdict::Rejected if saved > d.delta_min + margin && self.waits_for_next_round() => {
+            Verdict::Rejected if saved > d.margin() && self.waits_for_next_round() => {
                 "pays; kept if it pays again next round"
             }
-            Verdict::Rejected if saved > d.delta_min + margin => "pays; another move saves more",
+            Verdict::Rejected if saved > d.margin() => "pays; another move saves more",
             Verdict::Rejected if saved > d.delta_min => "rejected (within the noise)",
             Verdict::Rejected => "rejected",
         }

@@ -358,8 +358,7 @@ impl Recruiter {
 /// Whether a merge that pays (`merged`) saves more than a reassignment that pays (`moved`) by
 /// the merge's own margin δ + z·SE.
 fn merge_outdoes(moved: &Decision, merged: &Decision) -> bool {
-    let margin = merged.delta_min + merged.noise_z * merged.noise_bits;
-    merged.delta_dl < moved.delta_dl - margin
+    merged.delta_dl < moved.delta_dl - merged.margin()
 }
 
 /// A move that paid on its own but is not applied because another saves more: rejected, with
