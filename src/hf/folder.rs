@@ -177,7 +177,8 @@ pub fn read_tokenizer(path: &Path, vocab: usize) -> Result<tokenizers::Tokenizer
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         anyhow::anyhow!("{}: not a tokenizer: not valid JSON ({e})", path.display())
     })?;
-    check_expansion(&value).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    super::expansion::check_expansion(&value)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let tokenizer: tokenizers::Tokenizer =
         crate::contained::contained(|| serde_json::from_value(value))
             .map_err(|p| {
@@ -223,42 +224,4 @@ pub fn plain_tokenizer(
         );
     }
     Ok(tokenizer)
-}
-
-/// Longest text a normalizer or pre-tokenizer step may insert (Llama's "▁", BERT's none).
-const MAX_INSERTED_CHARS: usize = 64;
-
-/// Refuse a normalizer or pre-tokenizer that inserts long strings: a `Replace` of every
-/// character by 100,000 characters turned a short text into 2.4 GB inside the tokenizers
-/// crate, which no check of the text itself can see coming.
-fn check_expansion(tokenizer: &serde_json::Value) -> Result<(), String> {
-    fn walk(v: &serde_json::Value, part: &str) -> Result<(), String> {
-        match v {
-            serde_json::Value::Object(map) => {
-                for (key, inner) in map {
-                    let inserted = matches!(key.as_str(), "content" | "prepend" | "replacement");
-                    if let (true, Some(text)) = (inserted, inner.as_str()) {
-                        let n = text.chars().count();
-                        if n > MAX_INSERTED_CHARS {
-                            return Err(format!(
-                                "its {part} inserts a string of {n} characters (\"{key}\"); \
-                                 at most {MAX_INSERTED_CHARS} are accepted, as longer ones can \
-                                 multiply a text's size without bound"
-                            ));
-                        }
-                    }
-                    walk(inner, part)?;
-                }
-                Ok(())
-            }
-            serde_json::Value::Array(items) => items.iter().try_for_each(|i| walk(i, part)),
-            _ => Ok(()),
-        }
-    }
-    for part in ["normalizer", "pre_tokenizer"] {
-        if let Some(v) = tokenizer.get(part) {
-            walk(v, part)?;
-        }
-    }
-    Ok(())
 }

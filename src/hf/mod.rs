@@ -13,6 +13,7 @@ pub mod bert;
 mod dense;
 pub mod detect;
 pub mod eval;
+mod expansion;
 pub mod family;
 pub mod folder;
 pub mod gguf_llama;
