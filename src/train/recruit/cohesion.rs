@@ -12,7 +12,9 @@
 //! within their segments, 1.23–1.25 there. Where the lifts fall in two tight groups with a
 //! clear gap between them, the upper group is content again. Real function words also follow
 //! each other ("of the"): on Shakespeare their lifts spread evenly over 0.63–1.33 with no such
-//! gap, and nothing moves.
+//! gap, and nothing moves. A text with no function words at all has only that topic below the
+//! cut: then the lifts form one tight group far above chance (1.41–1.50 on two such texts,
+//! against 0.87–0.97 for function words alone), and the whole class is content again.
 
 use super::split::spread;
 
@@ -29,7 +31,8 @@ const MIN_GROUP: usize = 3;
 /// content again: the upper group of the lifts of the function-like rows that are not `fixed`
 /// (marks and capitalised forms, which follow what their writing says), when the lifts split
 /// into two tight groups ([`MIN_LIFT_GAP`], [`LIFT_GAP_SPREADS`], at least [`MIN_GROUP`] rows
-/// above). Empty when they do not.
+/// above), or all of them when they are one tight group that far above chance. Empty
+/// otherwise.
 pub(super) fn cohesive_rows(co: &[Vec<f64>], function_like: &[bool], fixed: &[bool]) -> Vec<usize> {
     let in_class: Vec<bool> = (0..co.len())
         .map(|r| function_like.get(r).copied().unwrap_or(false))
@@ -61,10 +64,21 @@ pub(super) fn cohesive_rows(co: &[Vec<f64>], function_like: &[bool], fixed: &[bo
         .collect();
     lifts.sort_by(|a, b| b.0.total_cmp(&a.0));
     let values: Vec<f64> = lifts.iter().map(|l| l.0).collect();
-    match two_tight_groups(&values) {
+    match two_tight_groups(&values).or_else(|| above_chance(&values)) {
         Some(cut) => lifts.iter().take(cut).map(|l| l.1).collect(),
         None => Vec::new(),
     }
+}
+
+/// All of `sorted_desc` (its length) when it is one tight group whose lowest value stands
+/// above chance (1) by a gap that [`two_tight_groups`] would count: chance is the lower group.
+fn above_chance(sorted_desc: &[f64]) -> Option<usize> {
+    let lowest = *sorted_desc.last()?;
+    let gap = lowest - 1.0;
+    (sorted_desc.len() >= 2 * MIN_GROUP
+        && gap >= MIN_LIFT_GAP
+        && gap >= LIFT_GAP_SPREADS * spread(sorted_desc))
+    .then_some(sorted_desc.len())
 }
 
 /// The cut (how many above) of `sorted_desc` at its widest gap, when the gap is at least
@@ -117,6 +131,12 @@ mod tests {
         // Function words alone: no group.
         let only: Vec<bool> = (0..m).map(|r| (4..8).contains(&r)).collect();
         assert!(cohesive_rows(&co, &only, &fixed).is_empty());
+        // The topic alone (a text without function words): all of it, far above chance.
+        let topic: Vec<bool> = (0..m).map(|r| r >= 8).collect();
+        assert_eq!(
+            cohesive_rows(&co, &topic, &fixed),
+            (8..14).collect::<Vec<_>>()
+        );
         // Marks and capitalised forms are left as they are.
         let all_fixed = vec![true; m];
         assert!(cohesive_rows(&co, &function_like, &all_fixed).is_empty());
@@ -125,5 +145,12 @@ mod tests {
         assert_eq!(two_tight_groups(&even), None);
         let two: Vec<f64> = [1.25, 1.24, 1.24, 1.23, 1.0, 0.99, 0.97, 0.95].to_vec();
         assert_eq!(two_tight_groups(&two), Some(4));
+        // One tight group: above chance it is content, at or below chance it stays.
+        let high = [1.49, 1.47, 1.46, 1.45, 1.44, 1.41];
+        assert_eq!(above_chance(&high), Some(6));
+        let low = [0.97, 0.95, 0.95, 0.94, 0.93, 0.92];
+        assert_eq!(above_chance(&low), None);
+        let kjv = [1.127, 1.059, 1.043, 1.015, 0.995, 0.964, 0.935, 0.887];
+        assert_eq!(above_chance(&kjv), None);
     }
 }
