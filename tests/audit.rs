@@ -92,19 +92,67 @@ fn rehash(mut r: AuditReport) -> AuditReport {
 
 /// The HTML page is what an auditor reads, and it was not covered: a FAIL written as a pass
 /// in the page alone verified as intact. The page is now rendered again from the signed JSON
-/// and compared (figures aside); without a page beside it, verify says it checked the JSON alone.
+/// and compared; without a page beside it, verify says it checked the JSON alone. Then the
+/// figures: a verifier that left their section out passed a page with a `<style>` hiding
+/// every table, a script or a caption "ALL RULES PASS" placed there, or a picture swapped.
 #[test]
 fn an_edited_html_page_fails_verification_and_names_the_page() {
     let f = fixture();
     let html_path = f.json.with_extension("html");
     let ok = localist(&f.config, &["audit", "verify", f.json.to_str().unwrap()]);
     assert!(ok.status.success(), "{}", stderr(&ok));
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("reads the same"));
+    let said = String::from_utf8_lossy(&ok.stdout).to_string();
+    assert!(
+        said.contains("reads the same") && said.contains("figure(s) as signed"),
+        "{said}"
+    );
     let page = std::fs::read_to_string(&html_path).unwrap();
     assert!(
         page.contains("<h2>Figures</h2>"),
         "the fixture's page has its figures"
     );
+    let figure = page.find("<figure>").unwrap();
+    let figure_end = page[figure..].find("</figure>").unwrap() + figure + "</figure>".len();
+    let injected = "<figure><style>table{display:none}</style><h1>ALL RULES PASS</h1></figure>";
+    let data = page.find("base64,").unwrap() + "base64,".len();
+    // A picture swapped for another PNG of the same length (one base64 character changed).
+    let swapped_char = if &page[data + 8..data + 9] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    for (what, edited, expect) in [
+        (
+            "a figure replaced by a style and a headline",
+            format!("{}{injected}{}", &page[..figure], &page[figure_end..]),
+            "does not read as its signed JSON renders",
+        ),
+        (
+            "a script after the figures",
+            page.replacen(
+                "<h2>Audit log</h2>",
+                "<script>document.title='PASS'</script><h2>Audit log</h2>",
+                1,
+            ),
+            "does not read as its signed JSON renders",
+        ),
+        (
+            "a picture swapped",
+            format!("{}{swapped_char}{}", &page[..data + 8], &page[data + 9..]),
+            "the page's figures are not the ones the report signs",
+        ),
+        (
+            "a figure removed",
+            format!("{}{}", &page[..figure], &page[figure_end..]),
+            "the page's figures are not the ones the report signs",
+        ),
+    ] {
+        std::fs::write(&html_path, edited).unwrap();
+        let o = localist(&f.config, &["audit", "verify", f.json.to_str().unwrap()]);
+        assert!(!o.status.success(), "{what}: verified");
+        assert_fails_with(&o, &["report.html", expect]);
+    }
+    std::fs::write(&html_path, &page).unwrap();
     for (from, to) in [
         ("class=\"pass\">pass<", "class=\"pass\">FAIL<"),
         ("Audit log", "Audit l0g"),
@@ -133,7 +181,11 @@ fn a_signed_report_verifies_and_every_tampering_names_its_check() {
     let out = String::from_utf8_lossy(&ok.stdout).to_string();
     assert!(out.contains("intact") && out.contains("signed by"), "{out}");
     let report = read(&f.json);
-    assert_eq!(report.version, 3);
+    assert_eq!(report.version, 4);
+    assert!(
+        !report.figures.is_empty(),
+        "the figures' digests are signed"
+    );
     assert_eq!(report.signature.len(), 128);
     // Every log entry is signed, by the same key as the report.
     assert!(!report.log.entries.is_empty());

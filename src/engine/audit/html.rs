@@ -30,7 +30,19 @@ fn short16(s: &str) -> String {
     s.chars().take(16).collect()
 }
 
-fn esc(s: &str) -> String {
+/// A figure's markup, in the order written: before its alt text, before its base64 PNG,
+/// before its caption, and after the caption. `audit verify` reads the page back with the
+/// same pieces ([`crate::engine::audit::page`]), so a figure holds nothing else.
+pub(super) const FIGURE_OPEN: &str = "<figure><img alt=\"";
+pub(super) const FIGURE_SRC: &str = "\" src=\"data:image/png;base64,";
+pub(super) const FIGURE_CAPTION: &str =
+    "\" style=\"image-rendering:pixelated;max-width:480px\"><figcaption>";
+pub(super) const FIGURE_CLOSE: &str = "</figcaption></figure>";
+/// The headings around the figures.
+pub(super) const FIGURES_HEADING: &str = "<h2>Figures</h2>";
+pub(super) const LOG_HEADING: &str = "<h2>Audit log</h2>";
+
+pub(super) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -124,18 +136,22 @@ pub fn report_html(report: &AuditReport, figures: &[(String, Vec<u8>)]) -> Strin
         h.push_str(&pf_svg(a));
     }
     if !figures.is_empty() {
-        h.push_str("<h2>Figures</h2>");
+        h.push_str(FIGURES_HEADING);
         for (title, png) in figures {
+            let (title, png) = (esc(title), base64(png));
             h.push_str(&format!(
-                "<figure><img alt=\"{}\" src=\"data:image/png;base64,{}\" style=\"image-rendering:pixelated;max-width:480px\"><figcaption>{}</figcaption></figure>",
-                esc(title),
-                base64(png),
-                esc(title)
+                "{FIGURE_OPEN}{title}{FIGURE_SRC}{png}{FIGURE_CAPTION}{title}{FIGURE_CLOSE}"
             ));
         }
     }
     h.push_str(&log_html(report));
-    h.push_str("</table><p>Verify with <code>localist audit verify REPORT.json</code>: it recomputes the report's hash, the log's hash chain and the model's and corpus's hashes, and renders this page again from the signed JSON to compare it (figures aside).</p></body></html>");
+    // The footer as each version wrote it, so that an older page still reads as its JSON.
+    let checked = if report.version >= 4 {
+        ", each figure's picture checked against the SHA-256 the JSON signs"
+    } else {
+        " (figures aside)"
+    };
+    h.push_str(&format!("</table><p>Verify with <code>localist audit verify REPORT.json</code>: it recomputes the report's hash, the log's hash chain and the model's and corpus's hashes, and renders this page again from the signed JSON to compare it{checked}.</p></body></html>"));
     h
 }
 
@@ -253,7 +269,8 @@ fn test_set_html(report: &AuditReport) -> String {
 
 /// The log's heading and rows (the caller closes the table).
 fn log_html(report: &AuditReport) -> String {
-    let mut h = String::from("<h2>Audit log</h2><table><tr><th>#</th><th>time (UTC)</th><th>action</th><th>rule</th><th>model SHA-256</th><th>corpus SHA-256</th><th>entry hash</th></tr>");
+    let mut h = String::from(LOG_HEADING);
+    h.push_str("<table><tr><th>#</th><th>time (UTC)</th><th>action</th><th>rule</th><th>model SHA-256</th><th>corpus SHA-256</th><th>entry hash</th></tr>");
     for e in &report.log.entries {
         h.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{:?}</td><td>{}</td><td class=\"hash\">{}</td><td class=\"hash\">{}</td><td class=\"hash\">{}</td></tr>",

@@ -8,6 +8,7 @@ mod entry_sign;
 mod html;
 pub mod keys;
 mod log;
+mod page;
 mod report;
 pub mod sign;
 mod time;
@@ -17,9 +18,9 @@ pub use html::{base64, report_html};
 pub use keys::{user_public_key_hex, user_signing_key, KeyError, TrustedKeys};
 pub use log::{AuditAction, AuditEntry, AuditLog, GENESIS};
 pub use report::{
-    make_report, read_report, rule_audits, AuditReport, RuleAudit, TestSetRow, TestSetSection,
-    REPORT_VERSION,
+    figure_digests, make_report, read_report, rule_audits, AuditReport, FigureDigest, RuleAudit,
+    TestSetRow, TestSetSection, REPORT_VERSION,
 };
 pub use sign::{check_signature, sign_report, signed_bytes, SignatureCheck};
 pub use time::{iso8601_utc, now_iso8601_utc};
-pub use verify::{html_twin_problem, verify_report, verify_report_with};
+pub use verify::{html_twin_check, verify_report, verify_report_with};

@@ -70,6 +70,10 @@ pub struct AuditReport {
     /// model, dial and rules (absent otherwise, and in reports before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_set: Option<TestSetSection>,
+    /// The HTML page's figures, each by its title and its picture's SHA-256, so that the
+    /// signature covers them (version 4 on; absent in earlier reports and without figures).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub figures: Vec<FigureDigest>,
     /// SHA-256 of this report with this field and the signature empty: catches accidental
     /// damage (anyone can re-compute it; the signature is what resists deliberate edits).
     pub report_sha256: String,
@@ -110,8 +114,28 @@ pub struct TestSetRow {
 }
 
 /// Report layout version: 2 since reports are signed and their times are ISO 8601, 3 since
-/// every log entry is signed as it is logged.
-pub const REPORT_VERSION: u32 = 3;
+/// every log entry is signed as it is logged, 4 since the page's figures are signed by their
+/// SHA-256 ([`FigureDigest`]).
+pub const REPORT_VERSION: u32 = 4;
+
+/// One figure of the HTML page as the signed JSON records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FigureDigest {
+    /// Its title (the page's caption and alt text).
+    pub title: String,
+    /// SHA-256 of its PNG bytes.
+    pub png_sha256: String,
+}
+
+/// The digests of `figures` (title, PNG bytes), in order.
+pub fn figure_digests(figures: &[(String, Vec<u8>)]) -> Vec<FigureDigest> {
+    (figures.iter())
+        .map(|(title, png)| FigureDigest {
+            title: title.clone(),
+            png_sha256: sha256_hex(png),
+        })
+        .collect()
+}
 
 impl AuditReport {
     /// The hash the report should carry.
@@ -189,6 +213,7 @@ pub fn make_report(
         rules: rule_audits(rules, reports),
         log: log.clone(),
         test_set: None,
+        figures: Vec::new(),
         report_sha256: String::new(),
         public_key: String::new(),
         signature: String::new(),

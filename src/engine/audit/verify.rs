@@ -11,7 +11,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::engine::audit::keys::{parse_public_key, to_hex, TrustedKeys};
-use crate::engine::audit::report::AuditReport;
+use crate::engine::audit::page::page_figures;
+use crate::engine::audit::report::{figure_digests, AuditReport, FigureDigest};
 use crate::engine::audit::sign::{check_signature, SignatureCheck};
 use crate::engine::corpus::sha256_hex;
 use crate::files::{check_regular, read_bytes, MAX_CONFIG_BYTES, MAX_CORPUS_BYTES};
@@ -236,38 +237,68 @@ fn corpus_problem(path: &Path, expected: &str) -> Option<String> {
 /// The HTML twin of a signed report against what the report renders: the JSON is what the
 /// signature covers, and the HTML page is what an auditor reads, so an edit to the page alone
 /// (a FAIL made a pass, a number changed) passed verification. The page is rendered again
-/// from the verified JSON and compared byte for byte, its embedded figures (pictures drawn
-/// from the capture, not part of the signed record) left out on both sides. None: it matches.
-pub fn html_twin_problem(report: &AuditReport, html: &str) -> Option<String> {
-    let expected = crate::engine::audit::report_html(report, &[]);
-    let actual = without_figures(html);
-    if actual == expected {
-        return None;
+/// from the verified JSON, with the figures read back from the page ([`page_figures`]), and
+/// compared byte for byte (so the figures section holds figures and nothing else: a style,
+/// script or caption placed there is a difference); then each figure's
+/// title and picture against the digests the JSON signs (version 4 on). Ok: a note on what
+/// was checked; Err: the problem.
+pub fn html_twin_check(report: &AuditReport, html: &str) -> Result<String, String> {
+    let figures = page_figures(html);
+    let expected = crate::engine::audit::report_html(report, &figures);
+    if html != expected {
+        let at = (html.bytes().zip(expected.bytes()))
+            .position(|(a, b)| a != b)
+            .unwrap_or(html.len().min(expected.len()));
+        return Err(format!(
+            "the HTML twin does not read as its signed JSON renders (first difference at byte \
+             {at}: \"…{}…\"): the page was edited after it was written, or written by another \
+             version of Localist Studio; read the JSON, or export the report again",
+            context_at(html, at.saturating_sub(30))
+        ));
     }
-    let at = actual
-        .bytes()
-        .zip(expected.bytes())
-        .position(|(a, b)| a != b)
-        .unwrap_or(actual.len().min(expected.len()));
-    let context: String = actual
-        .get(at.saturating_sub(30)..)
-        .unwrap_or("")
-        .chars()
-        .take(60)
-        .collect();
-    Some(format!(
-        "the HTML twin does not read as its signed JSON renders (first difference at byte {at}: \
-         \"…{context}…\"): the page was edited after it was written, or written by another \
-         version of Localist Studio; read the JSON, or export the report again"
-    ))
+    if report.version < 4 {
+        return Ok(match figures.len() {
+            0 => String::new(),
+            n => format!(
+                " (its {n} figure(s) are pictures only; a report before version 4 does not \
+                 sign what they show)"
+            ),
+        });
+    }
+    let found = figure_digests(&figures);
+    if found != report.figures {
+        let k = (found.iter().zip(&report.figures))
+            .position(|(a, b)| a != b)
+            .unwrap_or(found.len().min(report.figures.len()));
+        return Err(format!(
+            "the page's figures are not the ones the report signs: {} on the page, {} signed; \
+             figure {} differs (on the page: {}; signed: {}): the page was edited after it was \
+             written; read the JSON, or export the report again",
+            found.len(),
+            report.figures.len(),
+            k + 1,
+            describe(found.get(k)),
+            describe(report.figures.get(k))
+        ));
+    }
+    Ok(match figures.len() {
+        0 => String::new(),
+        n => format!(" ({n} figure(s) as signed)"),
+    })
 }
 
-/// The page without its figures section (between its heading and the audit log's).
-fn without_figures(html: &str) -> String {
-    const FIGURES: &str = "<h2>Figures</h2>";
-    const LOG: &str = "<h2>Audit log</h2>";
-    match (html.find(FIGURES), html.find(LOG)) {
-        (Some(a), Some(b)) if a < b => format!("{}{}", &html[..a], &html[b..]),
-        _ => html.to_string(),
-    }
+/// Sixty characters of `html` from byte `at` (or the nearest character boundary after it).
+fn context_at(html: &str, at: usize) -> String {
+    let start = (at..=html.len())
+        .find(|&i| html.is_char_boundary(i))
+        .unwrap_or(html.len());
+    html.get(start..).unwrap_or("").chars().take(60).collect()
+}
+
+/// A figure digest in words.
+fn describe(d: Option<&FigureDigest>) -> String {
+    d.map_or_else(
+        || "none".into(),
+        |d| format!("\"{}\", SHA-256 {}", d.title, d.png_sha256),
+    )
 }

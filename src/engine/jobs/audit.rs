@@ -9,7 +9,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::data::synthetic::{SyntheticCorpus, SyntheticSpec};
 use crate::engine::audit::{
-    make_report, report_html, sign_report, user_signing_key, AuditLog, AuditReport, TestSetSection,
+    figure_digests, make_report, report_html, sign_report, user_signing_key, AuditLog, AuditReport,
+    TestSetSection,
 };
 use crate::engine::corpus::{asset_path, topic_corpus, CorpusSource};
 use crate::engine::export::write_atomic;
@@ -61,14 +62,17 @@ pub fn report_with_figures(
         inputs.log,
     );
     report.test_set = inputs.test_set;
+    // The figures are drawn from the rules before the report is sealed, so that the
+    // signature covers each one's digest (`audit verify` checks the page's pictures by it).
+    let figures = capture
+        .map(|cap| report_figures(&report, cap, colormap))
+        .unwrap_or_default();
+    report.figures = figure_digests(&figures);
     let report = report.seal();
     let report = match user_signing_key() {
         Ok(key) => sign_report(report, &key),
         Err(_) => report,
     };
-    let figures = capture
-        .map(|cap| report_figures(&report, cap, colormap))
-        .unwrap_or_default();
     (report, figures)
 }
 
