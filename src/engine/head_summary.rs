@@ -138,6 +138,7 @@ mod tests {
             causal: true,
             layout: None,
             block_stride: 2,
+            weak_map: None,
         };
         let got = heads_only(&mut cap);
         let s = &got.heads[0];

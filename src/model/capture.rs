@@ -198,6 +198,7 @@ fn capture_pass(
             causal: dims.causal,
             layout: None,
             block_stride: 1,
+            weak_map: blocks.weak_on(ids),
         },
         scores,
     ))

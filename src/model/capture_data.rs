@@ -63,6 +63,10 @@ pub struct Capture {
     /// over groups of this many queries, for long texts).
     #[serde(default = "one")]
     pub block_stride: usize,
+    /// Why ε and PF of this capture say little of what the model does, when the block map
+    /// puts nearly all of its text in one block ([`crate::model::blocks::BlockMap::weak_on`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weak_map: Option<String>,
 }
 
 fn yes() -> bool {

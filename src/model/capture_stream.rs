@@ -302,5 +302,6 @@ pub fn capture_streamed(
         causal: dims.causal,
         layout: (!layout.is_full(t)).then_some(layout),
         block_stride,
+        weak_map: blocks.weak_on(ids),
     })
 }

@@ -24,6 +24,7 @@ pub mod native;
 pub mod native_view;
 pub mod params;
 pub mod transformer;
+pub mod weak_map;
 pub mod weights_file;
 
 pub use attention::AttentionBias;

@@ -90,6 +90,7 @@ mod tests {
             dial: DialSetting::default(),
             layout: None,
             block_stride: 1,
+            weak_map: None,
         };
         let bytes = head_png(&cap, &hc, Colormap::Viridis, false, 4).unwrap_or_default();
         let decoder = png::Decoder::new(std::io::Cursor::new(bytes));

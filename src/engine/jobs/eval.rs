@@ -76,7 +76,7 @@ pub fn evaluate_model(job: &EvalJob, mut on_note: impl FnMut(&str)) -> Result<Ev
             if let Some(why) = checkpoint.blocks.degenerate() {
                 on_note(&format!("warning: {}: {why}", job.model.display()));
             }
-            let out = evaluate_checkpoint(job, &checkpoint, tokenizer.as_ref())?;
+            let out = evaluate_checkpoint(job, &checkpoint, tokenizer.as_ref(), &mut on_note)?;
             let vocab = checkpoint.model.config.vocab_size as f64;
             if let EvalRows::Checkpoint(rows) = &out.rows {
                 if let Some(worst) = rows.iter().map(|r| r.perplexity).reduce(f64::max) {
@@ -99,7 +99,12 @@ pub fn evaluate_model(job: &EvalJob, mut on_note: impl FnMut(&str)) -> Result<Ev
     }
 }
 
-fn evaluate_checkpoint(job: &EvalJob, ck: &Checkpoint, tok: &dyn Tokenizer) -> Result<EvalOutcome> {
+fn evaluate_checkpoint(
+    job: &EvalJob,
+    ck: &Checkpoint,
+    tok: &dyn Tokenizer,
+    on_note: &mut impl FnMut(&str),
+) -> Result<EvalOutcome> {
     if let Some(lexicon) = &job.lexicon {
         // Said, not ignored: a checkpoint evaluates under its own saved blocks.
         anyhow::bail!(
@@ -110,6 +115,10 @@ fn evaluate_checkpoint(job: &EvalJob, ck: &Checkpoint, tok: &dyn Tokenizer) -> R
         );
     }
     let (stream, seq) = held_out(job, ck)?;
+    let first = stream.window(0, seq.min(ck.model.config.max_seq_len));
+    if let Some(why) = first.and_then(|w| ck.blocks.weak_on(&w.x)) {
+        on_note(&format!("warning: {}: {why}", job.model.display()));
+    }
     let reports = job
         .dials
         .iter()
@@ -246,7 +255,7 @@ fn evaluate_imported(
     job: &EvalJob,
     m: &ImportedModel,
     tok: &HfTokenizer,
-    on_note: impl FnOnce(&str),
+    mut on_note: impl FnMut(&str),
 ) -> Result<EvalOutcome> {
     let path = match &job.corpus {
         Some(given) => asset_path(&PathBuf::from(given)),
@@ -280,7 +289,21 @@ fn evaluate_imported(
     // Windows of 64 tokens, or of the model's positions when it has fewer (a model of 16
     // positions failed with "sequence of 64 tokens is longer than the model's 16").
     let win = 64.min(dims.max_len).max(1);
+    if let Some(why) = blocks.weak_on(ids.get(..win).unwrap_or(&ids)) {
+        on_note(&format!("warning: {}: {why}", job.model.display()));
+    }
     let rows = eval_imported(m.model(), &blocks, &ids, &job.dials, win, job.windows)?;
+    let vocab = m.model().dims().vocab as f64;
+    if let Some(worst) = (rows.iter().filter_map(|r| r.perplexity)).reduce(f64::max) {
+        if worst > vocab {
+            on_note(&format!(
+                "warning: {}: perplexity {} on this text is worse than a uniform guess over its \
+                 {vocab} tokens: damaged weights, or a tokenizer of another model?",
+                job.model.display(),
+                crate::engine::jobs::tables::perplexity_text(worst)
+            ));
+        }
+    }
     let rules = match &job.rules {
         Some(file) => {
             let rules = load_rules(file, &blocks, tok, &[], &dims)?;

@@ -45,7 +45,8 @@ pub struct TrainSummary {
     pub eval: EvalReport,
     /// Recruitment's summary, when the job recruited.
     pub recruitment: Option<RecruitSummary>,
-    /// Why the final map's ε and PF say nothing, when it holds every token in one block.
+    /// Why the final map's ε and PF say nothing: it holds every token in one block, or the
+    /// held-out text's tokens are nearly all in one ([`crate::model::blocks::BlockMap::weak_on`]).
     pub degenerate: Option<String>,
 }
 
@@ -81,7 +82,12 @@ pub fn train(
         started_at: session.history.first().map_or(0, |s| s.step),
         eval: outcome.eval.clone(),
         recruitment,
-        degenerate: session.blocks().degenerate(),
+        degenerate: (session.blocks().degenerate()).or_else(|| {
+            let t = session.trainer.model.config.max_seq_len;
+            session
+                .blocks()
+                .weak_on(session.val.ids.get(..t).unwrap_or(&session.val.ids))
+        }),
     })
 }
 

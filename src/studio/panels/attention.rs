@@ -25,7 +25,7 @@ use axes::{key_axis, legend, token_axis};
 pub(super) use cells::block_strips;
 use cells::{axis_labels, block_strips_sized, grid_shape, highlight, hover_text, mean};
 pub use notes::stale_note;
-use notes::unknown_note;
+use notes::text_notes;
 
 /// Heatmaps of the current capture, keyed by (layer, head).
 #[derive(Default)]
@@ -116,7 +116,7 @@ pub fn show(ui: &mut egui::Ui, state: &mut StudioState, cache: &mut HeatmapCache
     } else if state.capture_is_preview() {
         notes::preview_note(ui);
     }
-    unknown_note(ui, state, &tokens);
+    text_notes(ui, state, &cap, &tokens);
     legend(ui, state.colormap);
     ui.horizontal(|ui| {
         ui.label("heads as");

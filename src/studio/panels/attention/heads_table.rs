@@ -269,6 +269,7 @@ mod tests {
             causal: true,
             layout: None,
             block_stride: 1,
+            weak_map: None,
         };
         let r = head_row(&cap, &cap.heads[0]);
         assert_eq!(r.top_block.0, 1);

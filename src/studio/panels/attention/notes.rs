@@ -35,7 +35,27 @@ pub(super) fn preview_note(ui: &mut egui::Ui) {
 
 /// An orange line when most of the text is unknown to the model (`<unk>`), with a button that
 /// puts the model's own sample in its place.
-pub(super) fn unknown_note(ui: &mut egui::Ui, state: &mut StudioState, tokens: &[String]) {
+/// The notes on what the capture's text lets its numbers say: unknown tokens, and a block
+/// map that puts nearly all of the text in one block (ε and PF then read near 0 and 1
+/// whatever the model does).
+pub(super) fn text_notes(
+    ui: &mut egui::Ui,
+    state: &mut StudioState,
+    cap: &crate::engine::Capture,
+    tokens: &[String],
+) {
+    unknown_note(ui, state, tokens);
+    if let Some(why) = &cap.weak_map {
+        ui.colored_label(crate::studio::widgets::WARNING, format!("warning: {why}"))
+            .on_hover_text(
+                "ε is the attention outside each query's relevant block. When nearly every \
+                 key is already in it, ε is near 0 and PF near 1 for any model, localist or \
+                 not: the numbers below measure the map, not the model.",
+            );
+    }
+}
+
+fn unknown_note(ui: &mut egui::Ui, state: &mut StudioState, tokens: &[String]) {
     let unknown = tokens
         .iter()
         .filter(|t| t.as_str() == "<unk>" || t.as_str() == "\u{FFFD}")
