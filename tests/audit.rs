@@ -221,6 +221,19 @@ fn a_signed_report_verifies_and_every_tampering_names_its_check() {
         ],
     );
 
+    // A key written twice: through a JSON value the last one was kept unsaid, and the report
+    // verified as intact, while a reader that keeps the first is shown another number.
+    let text = std::fs::read_to_string(&f.json).unwrap();
+    let at = text.find("\"pf_mass\": ").unwrap();
+    let twice = format!("{}\"pf_mass\": 0.1,\n{}", &text[..at], &text[at..]);
+    let p = f.dir.join("twice.json");
+    std::fs::write(&p, twice).unwrap();
+    let o = localist(&f.config, &["audit", "verify", p.to_str().unwrap()]);
+    assert_fails_with(
+        &o,
+        &["twice.json", "duplicate field `pf_mass`", "written twice"],
+    );
+
     // The model swapped and its new hash written into the report.
     let cfg = f.ck.join("config.json");
     let text = std::fs::read_to_string(&cfg).unwrap();

@@ -61,7 +61,7 @@ pub(super) fn decode_base64(s: &str) -> Option<Vec<u8>> {
         Some(u32::from(v))
     };
     let bytes = s.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(bytes.len() / 4 * 3);

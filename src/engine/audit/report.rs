@@ -246,6 +246,19 @@ pub fn read_report(path: &Path) -> anyhow::Result<AuditReport> {
             e.inner()
         )
     })?;
+    // Read again from the text itself: through a JSON value a key written twice kept its
+    // last value unsaid ("pf_mass": 0.1, "pf_mass": 0.988 verified as intact), while a reader
+    // that keeps the first would be shown another report.
+    let mut direct = serde_json::Deserializer::from_str(&text);
+    if let Err(e) = serde_path_to_error::deserialize::<_, AuditReport>(&mut direct) {
+        anyhow::bail!(
+            "{}: not an audit report as written: `{}`: {} (a key written twice is read \
+             differently by different readers, so it is refused)",
+            path.display(),
+            e.path(),
+            e.inner()
+        );
+    }
     let read_back = serde_json::to_value(&report)?;
     if let Some(key) = unknown_key(&value, &read_back, String::new()) {
         anyhow::bail!(
