@@ -790,6 +790,16 @@ fn a_recruitment_log_that_contradicts_itself_is_refused() {
             Box::new(|v| v["next_due"] = (1u64 << 41).into()),
             "out of range",
         ),
+        // As the command line refuses them (a saved `every: 0` ran a round every step).
+        (
+            Box::new(|v| v["config"]["every"] = 0.into()),
+            "its spacing of 0 steps",
+        ),
+        (
+            Box::new(|v| v["config"]["k_max"] = 1.into()),
+            "its K_max 1 is out of range",
+        ),
+        (Box::new(|v| v["dl0"] = (-1e300).into()), "DL₀"),
     ];
     for (edit, want) in cases {
         let mut v = base.clone();

@@ -258,6 +258,8 @@ fn recruitment_flags_that_cannot_work_are_refused_by_name() {
         ("--recruit-buffer", "0", "at least one"),
         ("--recruit-start-windows", "64", "nothing would be local"),
         ("--recruit-probe", "1000", "more than the run's --steps 6"),
+        // A warm-up as long as the run: no round, and a log of none was written unsaid.
+        ("--recruit-warmup", "6", "no round would run"),
     ] {
         let o = localist(&[
             "train",

@@ -125,6 +125,27 @@ impl RecruitArgs {
                 self.recruit_probe
             );
         }
+        // The first round: the warm-up given, else 50 at the earliest (a small text's
+        // spacing; 100 on a larger one). A run that ends first recruits nothing, and wrote a
+        // log of no rounds without a word: refused when the warm-up was given, said when not.
+        let first = self.recruit_warmup.unwrap_or(50);
+        if first >= steps {
+            let why = format!(
+                "no round would run: the first round comes at step {first}{} and the run ends \
+                 at step {steps} (--steps)",
+                if self.recruit_warmup.is_some() {
+                    ""
+                } else {
+                    " at the earliest (the default warm-up: 50 steps on a small text, 100 on others)"
+                }
+            );
+            match self.recruit_warmup {
+                Some(w) => anyhow::bail!(
+                    "--recruit-warmup {w}: {why}; give more steps or a shorter warm-up"
+                ),
+                None => eprintln!("warning: --recruit: {why}; the blocks stay as they start"),
+            }
+        }
         Ok(())
     }
 

@@ -194,6 +194,20 @@ impl crate::train::recruit::Recruiter {
         {
             return Err("its margin δ or its K_max is out of range".into());
         }
+        // As the command line refuses them: rounds every 0 steps ran one every step; room for
+        // no recruited block; a description length below 0 bits allowed no move at all.
+        if c.every == 0 || c.k_max < 2 {
+            return Err(format!(
+                "its spacing of {} steps between rounds or its K_max {} is out of range (at \
+                 least 1 and 2)",
+                c.every, c.k_max
+            ));
+        }
+        if let Some(dl0) = self.dl0.filter(|d| !(d.is_finite() && *d >= 0.0)) {
+            return Err(format!(
+                "its starting description length DL₀ {dl0} bits is not ≥ 0"
+            ));
+        }
         // Steps past 2⁴⁰ (a run of 2⁴⁰ steps would take centuries): a hand-edited log with
         // `every` at 2⁶⁴ − 1 resumed without an error and never held another round.
         let steps = [c.warmup, c.every].into_iter().chain(self.next_due);
