@@ -354,6 +354,13 @@ fn lexicon_errors_name_path_and_line() {
         matches!(err, LexiconError::MissingBlock { line: 1, .. }),
         "{err}"
     );
+    // A block without its word was blamed on the block.
+    let err = Lexicon::parse("a\tx\n\tdose\n", Path::new("lex.tsv")).unwrap_err();
+    assert!(
+        matches!(err, LexiconError::MissingWord { line: 2, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("lex.tsv:2: missing word"), "{err}");
 }
 
 #[test]

@@ -17,6 +17,7 @@
 use std::path::{Path, PathBuf};
 
 use super::corpus::line_column;
+use super::lexicon_escape::{escape, unescape};
 use super::tokenizer::{Tokenizer, UNK_TOKEN};
 use crate::files::{read_bytes, FileError, MAX_DOCUMENT_BYTES};
 
@@ -45,6 +46,16 @@ pub enum LexiconError {
     /// A line has a word but no block name.
     #[error("{}:{line}: missing block name (expected `word<TAB>block`), got {text:?}", path.display())]
     MissingBlock {
+        /// The lexicon path.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// The offending line.
+        text: String,
+    },
+    /// A line has a block name but no word (it starts with the tab).
+    #[error("{}:{line}: missing word (expected `word<TAB>block`; a word of spaces is written \\s), got {text:?}", path.display())]
+    MissingWord {
         /// The lexicon path.
         path: PathBuf,
         /// 1-based line number.
@@ -201,6 +212,15 @@ impl Lexicon {
                 line,
                 text: content.to_string(),
             };
+            // The word column is read before trimming: "\tdose" has a block and no word.
+            let before_tab = content.split_once('\t').map(|(w, _)| w.trim());
+            if before_tab == Some("") {
+                return Err(LexiconError::MissingWord {
+                    path: path.to_path_buf(),
+                    line,
+                    text: content.to_string(),
+                });
+            }
             let (word_col, block) = match trimmed.split_once('\t') {
                 Some((w, b)) => (w.trim(), b.trim()),
                 None => trimmed
@@ -334,59 +354,5 @@ impl Lexicon {
                 Ok((id, block))
             })
             .collect()
-    }
-}
-
-/// Decode the escapes of the word column; `None` on an unknown or dangling escape.
-fn unescape(word: &str) -> Option<String> {
-    let mut out = String::with_capacity(word.len());
-    let mut chars = word.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        out.push(match chars.next()? {
-            'n' => '\n',
-            't' => '\t',
-            'r' => '\r',
-            's' => ' ',
-            '\\' => '\\',
-            '#' => '#',
-            _ => return None,
-        });
-    }
-    Some(out)
-}
-
-/// Encode a word for the word column: `unescape(escape(w)) == w` for every string, and the
-/// result survives the parser's trimming unless `w` starts or ends with exotic Unicode spaces.
-fn escape(word: &str) -> String {
-    let mut out = String::with_capacity(word.len());
-    for c in word.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            ' ' => out.push_str("\\s"),
-            '\\' => out.push_str("\\\\"),
-            '#' => out.push_str("\\#"),
-            '\r' => out.push_str("\\r"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_round_trip() {
-        for word in ["\n", " ", "#", "a\\b", "\t", "\r", "plain"] {
-            assert_eq!(unescape(&escape(word)).as_deref(), Some(word));
-        }
-        assert_eq!(unescape("bad\\q"), None);
-        assert_eq!(unescape("dangling\\"), None);
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod corpus;
 pub mod lexicon;
+mod lexicon_escape;
 pub mod synthetic;
 pub mod synthetic_vocab;
 pub mod tokenizer;
