@@ -12,7 +12,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub mod write;
-pub use write::write_atomic;
+pub use write::{give_default_mode, write_atomic};
 
 /// Largest corpus (plain text) read into memory.
 pub const MAX_CORPUS_BYTES: u64 = 256 << 20;

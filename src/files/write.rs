@@ -43,6 +43,18 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Give `path` the mode a new file gets here (the user's umask: 0644 under 022). For files
+/// written by a library through a private temporary file: the safetensors crate's weights came
+/// out 0600, unreadable to others beside a 0644 `config.json`. The mode is read from an empty
+/// probe file made beside `path`, and the probe removed.
+pub fn give_default_mode(path: &Path) -> io::Result<()> {
+    let probe = temporary_sibling(&path.with_extension("mode-probe"));
+    std::fs::write(&probe, b"")?;
+    let mode = std::fs::metadata(&probe).map(|m| m.permissions());
+    let _ = std::fs::remove_file(&probe);
+    std::fs::set_permissions(path, mode?)
+}
+
 /// The temporary name beside `path`: `.NAME.tmp-PID`, or, where that would pass 255 bytes (an
 /// output whose own name fits was refused, naming the output), the name cut at a character
 /// boundary with a hash of the whole name, so two long names that share a beginning differ.

@@ -85,7 +85,8 @@ fn write_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), C
     candle_core::safetensors::save(tensors, path).map_err(|e| CheckpointError::Tensors {
         path: path.to_path_buf(),
         message: e.to_string(),
-    })
+    })?;
+    crate::files::give_default_mode(path).map_err(io_err(path))
 }
 
 /// Read a safetensors file of tensors (floats, or integer batches and indices) onto `device` (regular files only, at most
