@@ -890,3 +890,28 @@ fn a_resumed_run_without_corpus_goes_on_on_the_text_it_was_trained_on() {
         stderr(&o)
     );
 }
+
+/// An imported model worse than a uniform guess on the text (the random-weight fixture, 320
+/// tokens) printed its perplexity as a plain row, without the warning our own checkpoints give.
+#[test]
+fn an_imported_model_worse_than_a_uniform_guess_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("text.txt");
+    std::fs::write(&text, "the cat sat on the mat\n".repeat(200)).unwrap();
+    let model = common::root().join("tests/fixtures/families/llama");
+    let o = localist(&[
+        "eval",
+        "-c",
+        model.to_str().unwrap(),
+        "--corpus",
+        text.to_str().unwrap(),
+        "--lambda",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("is worse than a uniform guess over its 320 tokens"),
+        "{err}"
+    );
+}
