@@ -81,7 +81,13 @@ fn read_json<T: for<'de> Deserialize<'de>>(
     })
 }
 
-fn write_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), CheckpointError> {
+/// Write `tensors` as a safetensors file at `path`, with the mode a new file gets
+/// ([`crate::files::give_default_mode`]): a checkpoint's weights and optimizer state, an
+/// adapter's weights.
+pub(crate) fn write_tensors(
+    path: &Path,
+    tensors: &HashMap<String, Tensor>,
+) -> Result<(), CheckpointError> {
     candle_core::safetensors::save(tensors, path).map_err(|e| CheckpointError::Tensors {
         path: path.to_path_buf(),
         message: e.to_string(),

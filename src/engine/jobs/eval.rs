@@ -77,18 +77,12 @@ pub fn evaluate_model(job: &EvalJob, mut on_note: impl FnMut(&str)) -> Result<Ev
                 on_note(&format!("warning: {}: {why}", job.model.display()));
             }
             let out = evaluate_checkpoint(job, &checkpoint, tokenizer.as_ref(), &mut on_note)?;
-            let vocab = checkpoint.model.config.vocab_size as f64;
             if let EvalRows::Checkpoint(rows) = &out.rows {
-                if let Some(worst) = rows.iter().map(|r| r.perplexity).reduce(f64::max) {
-                    if worst > vocab {
-                        on_note(&format!(
-                            "warning: {}: held-out perplexity {} is worse than a uniform guess \
-                             over its {vocab} tokens: damaged weights, or a model of another \
-                             text?",
-                            job.model.display(),
-                            crate::engine::jobs::tables::perplexity_text(worst)
-                        ));
-                    }
+                let worst = rows.iter().map(|r| r.perplexity).reduce(f64::max);
+                let vocab = checkpoint.model.config.vocab_size;
+                let or = "a model of another text";
+                if let Some(w) = worse_than_uniform(job, worst, vocab, "held-out perplexity", or) {
+                    on_note(&w);
                 }
             }
             Ok(out)
@@ -97,6 +91,24 @@ pub fn evaluate_model(job: &EvalJob, mut on_note: impl FnMut(&str)) -> Result<Ev
             evaluate_imported(job, &model, &tokenizer, on_note)
         }
     }
+}
+
+/// The warning for a perplexity (`what`) worse than a uniform guess over `vocab` tokens, with
+/// the likelier cause (`or`) besides damaged weights; None when it is not.
+fn worse_than_uniform(
+    job: &EvalJob,
+    worst: Option<f64>,
+    vocab: usize,
+    what: &str,
+    or: &str,
+) -> Option<String> {
+    let worst = worst.filter(|&w| w > vocab as f64)?;
+    Some(format!(
+        "warning: {}: {what} {} is worse than a uniform guess over its {vocab} tokens: damaged \
+         weights, or {or}?",
+        job.model.display(),
+        crate::engine::jobs::tables::perplexity_text(worst)
+    ))
 }
 
 fn evaluate_checkpoint(
@@ -293,16 +305,10 @@ fn evaluate_imported(
         on_note(&format!("warning: {}: {why}", job.model.display()));
     }
     let rows = eval_imported(m.model(), &blocks, &ids, &job.dials, win, job.windows)?;
-    let vocab = m.model().dims().vocab as f64;
-    if let Some(worst) = (rows.iter().filter_map(|r| r.perplexity)).reduce(f64::max) {
-        if worst > vocab {
-            on_note(&format!(
-                "warning: {}: perplexity {} on this text is worse than a uniform guess over its \
-                 {vocab} tokens: damaged weights, or a tokenizer of another model?",
-                job.model.display(),
-                crate::engine::jobs::tables::perplexity_text(worst)
-            ));
-        }
+    let worst = (rows.iter().filter_map(|r| r.perplexity)).reduce(f64::max);
+    let or = "a tokenizer of another model";
+    if let Some(w) = worse_than_uniform(job, worst, dims.vocab, "perplexity", or) {
+        on_note(&w);
     }
     let rules = match &job.rules {
         Some(file) => {

@@ -66,9 +66,7 @@ pub fn save_adapter(
         |p, e| anyhow::anyhow!("{}: {e}", p.display()),
         |tmp| {
             let tensors: HashMap<String, Tensor> = adapter.params.tensors().into_iter().collect();
-            let weights = tmp.join("adapter.safetensors");
-            candle_core::safetensors::save(&tensors, &weights)
-                .and_then(|()| Ok(crate::files::give_default_mode(&weights)?))
+            crate::model::checkpoint::write_tensors(&tmp.join("adapter.safetensors"), &tensors)
                 .with_context(|| format!("{}: writing adapter.safetensors", dir.display()))?;
             let write = |file: &str, text: String| {
                 fs::write(tmp.join(file), text)
