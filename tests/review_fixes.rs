@@ -915,3 +915,48 @@ fn an_imported_model_worse_than_a_uniform_guess_says_so() {
         "{err}"
     );
 }
+
+/// Standard output that cannot be written: `eval … > /dev/full` and `capture --format csv |
+/// head -c 10` exited 101 with a panic ("failed printing to stdout"). A full device is an
+/// error naming standard output; a reader that stopped ends the run with 141, as SIGPIPE would.
+#[test]
+fn standard_output_that_cannot_be_written_is_said_not_a_panic() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let bin = env!("CARGO_BIN_EXE_localist");
+    let ck = common::root().join("sample_models/tiny-shakespeare-l1");
+    let ck = ck.to_str().unwrap();
+    if let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") {
+        let o = Command::new(bin)
+            .args(["eval", "-c", ck, "--lambda", "0,1"])
+            .current_dir(common::root())
+            .stdout(full)
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("error: writing to standard output"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let mut child = Command::new(bin)
+        .args([
+            "capture",
+            "-c",
+            ck,
+            "--text",
+            "To be, or not to be",
+            "--format",
+            "csv",
+        ])
+        .current_dir(common::root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 10];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
