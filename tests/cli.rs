@@ -1208,6 +1208,15 @@ fn train_from_a_pretrained_decoder_writes_an_adapter_that_opens_as_a_model() {
         "To be, or not to be",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // Tuned again into its own folder, the adapter named itself as its base and could never be
+    // opened again: refused, and the adapter is as it was.
+    let before = std::fs::read(out.join("adapter.json")).unwrap();
+    let mut again = good.clone();
+    let from = again.iter().position(|a| a == "--from").unwrap() + 1;
+    again[from] = out.to_str().unwrap().to_string();
+    let o = localist(&again.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_fails_with(&o, &["--out", "which this command reads"]);
+    assert_eq!(std::fs::read(out.join("adapter.json")).unwrap(), before);
 }
 
 #[test]

@@ -52,6 +52,11 @@ fn job(args: &TrainArgs) -> Result<FinetuneJob> {
 /// Run the fine-tune.
 pub fn run(args: &TrainArgs) -> Result<()> {
     crate::cli::output::check_model_out(&args.out)?;
+    // An adapter tuned again into its own folder named itself as its base and could never
+    // be opened again.
+    if let Some(from) = &args.from {
+        crate::cli::output::check_file_out("--out", &args.out, &[from])?;
+    }
     let job = job(args)?;
     let t0 = Instant::now();
     let mut run = setup(&job)?;
