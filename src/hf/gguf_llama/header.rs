@@ -27,6 +27,11 @@ pub const MAX_DIMS: u32 = 4;
 const MAX_KEY_BYTES: u64 = 1 << 16;
 /// Deepest nesting of arrays in the metadata (real files have none).
 const MAX_ARRAY_DEPTH: usize = 2;
+/// Most elements the metadata's arrays may hold together: a vocabulary of
+/// [`crate::hf::limits::MAX_VOCAB`] words with its scores, token types and merges. candle's
+/// reader builds a value of about 32 bytes for each, so a 140 MB file of one byte array asked
+/// for 4 GB and aborted.
+const MAX_METADATA_ELEMENTS: u64 = 4 * crate::hf::limits::MAX_VOCAB as u64;
 
 /// A GGUF file that is not safe or not possible to read; names the file and the problem.
 #[derive(Debug, thiserror::Error)]
@@ -152,13 +157,14 @@ fn parse<R: Read>(r: &mut Cursor<R>) -> Result<GgufHeader, String> {
 fn read_metadata<R: Read>(r: &mut Cursor<R>, count: u64) -> Result<u64, String> {
     let mut keys = HashSet::new();
     let mut alignment = DEFAULT_ALIGNMENT;
+    let mut budget = MAX_METADATA_ELEMENTS;
     for i in 0..count {
         let key = r.string(&format!("metadata key #{i}"), MAX_KEY_BYTES)?;
         let value_type = r.u32(&format!("the type of metadata {key}"))?;
         if key == "general.alignment" {
             alignment = read_alignment(r, value_type)?;
         } else {
-            skip_value(r, value_type, &key, 0)?;
+            skip_value(r, value_type, &key, 0, &mut budget)?;
         }
         if !keys.insert(key.clone()) {
             return Err(format!("metadata {key} appears twice"));
@@ -196,6 +202,7 @@ fn skip_value<R: Read>(
     value_type: u32,
     key: &str,
     depth: usize,
+    budget: &mut u64,
 ) -> Result<(), String> {
     let what = format!("metadata {key}");
     if let Some(n) = fixed_size(value_type) {
@@ -203,7 +210,7 @@ fn skip_value<R: Read>(
     }
     match value_type {
         STRING => r.skip_string(&what),
-        ARRAY if depth < MAX_ARRAY_DEPTH => skip_array(r, key, depth),
+        ARRAY if depth < MAX_ARRAY_DEPTH => skip_array(r, key, depth, budget),
         ARRAY => Err(format!(
             "{what}: arrays nested deeper than {MAX_ARRAY_DEPTH}"
         )),
@@ -211,10 +218,22 @@ fn skip_value<R: Read>(
     }
 }
 
-fn skip_array<R: Read>(r: &mut Cursor<R>, key: &str, depth: usize) -> Result<(), String> {
+fn skip_array<R: Read>(
+    r: &mut Cursor<R>,
+    key: &str,
+    depth: usize,
+    budget: &mut u64,
+) -> Result<(), String> {
     let what = format!("metadata {key}");
     let elem_type = r.u32(&what)?;
     let len = r.len(&what)?;
+    *budget = budget.checked_sub(len).ok_or_else(|| {
+        format!(
+            "{what}: the metadata's arrays hold more than {MAX_METADATA_ELEMENTS} elements in \
+             all (four times the largest vocabulary a model may have); reading them would take \
+             gigabytes"
+        )
+    })?;
     let min = fixed_size(elem_type).unwrap_or(r.len_size());
     if len.checked_mul(min).is_none_or(|n| n > r.left()) {
         return Err(format!(
@@ -224,7 +243,7 @@ fn skip_array<R: Read>(r: &mut Cursor<R>, key: &str, depth: usize) -> Result<(),
     }
     match fixed_size(elem_type) {
         Some(n) => r.skip(len * n, &what),
-        None => (0..len).try_for_each(|_| skip_value(r, elem_type, key, depth + 1)),
+        None => (0..len).try_for_each(|_| skip_value(r, elem_type, key, depth + 1, budget)),
     }
 }
 

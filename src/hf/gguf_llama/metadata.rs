@@ -37,7 +37,9 @@ impl LlamaConfig {
     /// The hyper-parameters of a `llama` model in `c` (read from `file`); `vocab` is left 0
     /// for the caller to take from the embedding. Another architecture is an error.
     pub fn from_gguf(c: &gguf_file::Content, file: &Path) -> Result<Self> {
-        let arch = meta(c, "general.architecture", file)?.to_string()?.clone();
+        let arch = (meta(c, "general.architecture", file)?.to_string())
+            .map_err(|e| wrong_type(file, "general.architecture", "a string", &e))?
+            .clone();
         if arch != "llama" {
             bail!(
                 "{}: architecture {arch:?} is not supported (only LLaMA-family \"llama\")",
@@ -96,7 +98,8 @@ fn check_rope(c: &gguf_file::Content, file: &Path, head_dim: usize) -> Result<()
         )
     };
     let scaling = optional(c, "llama.rope.scaling.type", file, |c, k, f| {
-        Ok(meta(c, k, f)?.to_string()?.clone())
+        let text = meta(c, k, f)?.to_string();
+        Ok(text.map_err(|e| wrong_type(f, k, "a string", &e))?.clone())
     })?;
     if let Some(kind) = scaling.filter(|k| k != "none") {
         return refuse(format!("metadata llama.rope.scaling.type is {kind:?}"));
@@ -166,13 +169,15 @@ type Merges = Vec<(String, String)>;
 
 /// The vocabulary and merges of a byte-level BPE in the metadata.
 fn tokens_and_merges(c: &gguf_file::Content, file: &Path) -> Result<(Vec<String>, Merges)> {
-    let tokens: Vec<String> = meta(c, "tokenizer.ggml.tokens", file)?
-        .to_vec()?
+    const TOKENS: &str = "tokenizer.ggml.tokens";
+    let tokens: Vec<String> = (meta(c, TOKENS, file)?.to_vec())
+        .map_err(|e| wrong_type(file, TOKENS, "an array of strings", &e))?
         .iter()
         .map(|v| v.to_string().cloned())
-        .collect::<candle_core::Result<_>>()?;
-    let merges: Merges = meta(c, "tokenizer.ggml.merges", file)?
-        .to_vec()?
+        .collect::<candle_core::Result<_>>()
+        .map_err(|e| wrong_type(file, TOKENS, "an array of strings", &e))?;
+    let merges: Merges = (meta(c, "tokenizer.ggml.merges", file)?.to_vec())
+        .map_err(|e| wrong_type(file, "tokenizer.ggml.merges", "an array of strings", &e))?
         .iter()
         .enumerate()
         .map(|(i, v)| {
@@ -196,7 +201,9 @@ pub fn tokenizer_from_gguf(c: &gguf_file::Content, file: &Path) -> Result<tokeni
     use tokenizers::pre_tokenizers::digits::Digits;
     use tokenizers::pre_tokenizers::sequence::Sequence;
     use tokenizers::{AddedToken, PreTokenizerWrapper};
-    let model = meta(c, "tokenizer.ggml.model", file)?.to_string()?;
+    const MODEL: &str = "tokenizer.ggml.model";
+    let model =
+        (meta(c, MODEL, file)?.to_string()).map_err(|e| wrong_type(file, MODEL, "a string", &e))?;
     if model != "gpt2" {
         bail!(
             "{}: tokenizer model {model:?} is not supported (only byte-level BPE, \"gpt2\")",
@@ -230,4 +237,10 @@ pub fn tokenizer_from_gguf(c: &gguf_file::Content, file: &Path) -> Result<tokeni
         let _added = tok.add_special_tokens(special);
     }
     Ok(tok)
+}
+
+/// The error for metadata `key` of `file` that is not `expected` (candle said only "not a
+/// vec U32(9)", naming neither the file nor the key).
+fn wrong_type(file: &Path, key: &str, expected: &str, e: &candle_core::Error) -> anyhow::Error {
+    anyhow::anyhow!("{}: metadata {key} is not {expected} ({e})", file.display())
 }
