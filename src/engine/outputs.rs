@@ -34,6 +34,7 @@ pub fn check_model_folder(dir: &Path) -> Result<(), String> {
             .into()),
         Ok(_) => {
             let entries = std::fs::read_dir(dir).map_err(|e| e.to_string())?;
+            let mut first = None;
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().to_string();
                 if !MODEL_FOLDER_FILES.contains(&name.as_str())
@@ -45,11 +46,34 @@ pub fn check_model_folder(dir: &Path) -> Result<(), String> {
                          folder, or move {name} away"
                     ));
                 }
+                first = first.or((!SYSTEM_LITTER.contains(&name.as_str())).then_some(name));
             }
-            Ok(())
+            // The names alone are not enough: a folder of another project's `config.json` (or
+            // a file named model.safetensors holding "hi") was replaced.
+            match first {
+                Some(name) if !saved_model(dir) => Err(format!(
+                    "holds {name}, but is not a folder Localist Studio saved (no config.json of \
+                     a checkpoint, no adapter.json of an adapter); saving there replaces the \
+                     whole folder and would delete it. Choose a new or empty folder"
+                )),
+                _ => Ok(()),
+            }
         }
         Err(_) => check_creatable(dir),
     }
+}
+
+/// Whether `dir` holds a model this tool saved: a `config.json` with a checkpoint's `version`,
+/// `model` and `tokenizer`, or an `adapter.json` with an adapter's `format` and `base`.
+fn saved_model(dir: &Path) -> bool {
+    let has = |file: &str, keys: &[&str]| {
+        crate::files::read_text(&dir.join(file), crate::files::MAX_CONFIG_BYTES, "a config")
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| keys.iter().all(|k| v.get(k).is_some()))
+    };
+    has("config.json", &["version", "model", "tokenizer"])
+        || has("adapter.json", &["format", "base"])
 }
 
 /// Whether `dir` is a new or empty folder, as a pool of specialists needs: a pool is never
@@ -205,7 +229,23 @@ mod tests {
         ] {
             std::fs::write(model.join(f), "x").unwrap();
         }
+        // The names alone: another project's config.json (or a file named model.safetensors
+        // holding "x") is not a saved model, and its folder is kept.
+        let e = check_model_folder(&model).unwrap_err();
+        assert!(e.contains("is not a folder Localist Studio saved"), "{e}");
+        let config = r#"{"version": 3, "model": {}, "tokenizer": {}}"#;
+        std::fs::write(model.join("config.json"), config).unwrap();
         assert!(check_model_folder(&model).is_ok());
+        let adapter = d.path().join("adapter");
+        std::fs::create_dir(&adapter).unwrap();
+        std::fs::write(adapter.join("adapter.json"), r#"{"name": "mine"}"#).unwrap();
+        assert!(check_model_folder(&adapter).is_err());
+        std::fs::write(
+            adapter.join("adapter.json"),
+            r#"{"format": "a", "base": {}}"#,
+        )
+        .unwrap();
+        assert!(check_model_folder(&adapter).is_ok());
         std::fs::write(model.join("corpus.txt"), "my text").unwrap();
         let e = check_model_folder(&model).unwrap_err();
         assert!(e.contains("holds corpus.txt"), "{e}");
