@@ -960,3 +960,26 @@ fn standard_output_that_cannot_be_written_is_said_not_a_panic() {
     assert_eq!(o.status.code(), Some(141), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// `synth --out` into a folder holding the user's own `corpus.txt` replaced it without a word:
+/// refused, the file kept; a folder an earlier synth wrote is written again.
+#[test]
+fn synth_replaces_only_what_an_earlier_synth_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = dir.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("corpus.txt"), "MY THESIS TEXT").unwrap();
+    let synth = |out: &std::path::Path| {
+        localist(&["synth", "--records", "5", "--out", out.to_str().unwrap()])
+    };
+    common::assert_fails_with(&synth(&mine), &["corpus.txt", "which synth did not write"]);
+    assert_eq!(
+        std::fs::read_to_string(mine.join("corpus.txt")).unwrap(),
+        "MY THESIS TEXT"
+    );
+    let ours = dir.path().join("ours");
+    for _ in 0..2 {
+        let o = synth(&ours);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+}

@@ -41,6 +41,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
             args.out.display()
         );
     }
+    refuse_foreign_outputs(&args.out)?;
     let spec = SyntheticSpec {
         seed: args.seed,
         num_records: args.records,
@@ -56,4 +57,30 @@ pub fn run(args: SynthArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// The three files synth writes are replaced only where an earlier synth wrote them (its
+/// `targets.json` says so): `synth --out` into a folder holding the user's own `corpus.txt`
+/// replaced it without a word.
+fn refuse_foreign_outputs(out: &std::path::Path) -> Result<()> {
+    const OURS: [&str; 3] = ["corpus.txt", "lexicon.tsv", "targets.json"];
+    let Some(first) = OURS.iter().find(|f| out.join(f).symlink_metadata().is_ok()) else {
+        return Ok(());
+    };
+    let earlier = crate::files::read_text(
+        &out.join("targets.json"),
+        crate::files::MAX_DOCUMENT_BYTES,
+        "a targets file",
+    )
+    .ok()
+    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    .is_some_and(|v| v.get("format").and_then(|f| f.as_str()) == Some("localist-pointer-targets"));
+    if earlier {
+        return Ok(());
+    }
+    bail!(
+        "--out {}: holds {first}, which synth did not write (no targets.json of an earlier \
+         synth beside it); writing there would replace it: choose a new or empty folder",
+        out.display()
+    )
 }
