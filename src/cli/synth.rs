@@ -67,14 +67,10 @@ fn refuse_foreign_outputs(out: &std::path::Path) -> Result<()> {
     let Some(first) = OURS.iter().find(|f| out.join(f).symlink_metadata().is_ok()) else {
         return Ok(());
     };
-    let earlier = crate::files::read_text(
-        &out.join("targets.json"),
-        crate::files::MAX_DOCUMENT_BYTES,
-        "a targets file",
-    )
-    .ok()
-    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-    .is_some_and(|v| v.get("format").and_then(|f| f.as_str()) == Some("localist-pointer-targets"));
+    let targets = crate::engine::outputs::json_file(&out.join("targets.json"));
+    let earlier = targets.is_some_and(|v| {
+        v.get("format").and_then(|f| f.as_str()) == Some("localist-pointer-targets")
+    });
     if earlier {
         return Ok(());
     }

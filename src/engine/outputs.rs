@@ -67,13 +67,21 @@ pub fn check_model_folder(dir: &Path) -> Result<(), String> {
 /// `model` and `tokenizer`, or an `adapter.json` with an adapter's `format` and `base`.
 fn saved_model(dir: &Path) -> bool {
     let has = |file: &str, keys: &[&str]| {
-        crate::files::read_text(&dir.join(file), crate::files::MAX_CONFIG_BYTES, "a config")
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .is_some_and(|v| keys.iter().all(|k| v.get(k).is_some()))
+        json_file(&dir.join(file)).is_some_and(|v| keys.iter().all(|k| v.get(k).is_some()))
     };
     has("config.json", &["version", "model", "tokenizer"])
         || has("adapter.json", &["format", "base"])
+}
+
+/// The JSON in the file at `path` (a regular file of at most 4 MiB), or None: for telling
+/// whether a folder holds what this tool wrote, before writing over it. (Read here, not through
+/// `crate::files`, which asks this module before it replaces a folder.)
+pub fn json_file(path: &Path) -> Option<serde_json::Value> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > 4 << 20 {
+        return None;
+    }
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
 /// Whether `dir` is a new or empty folder, as a pool of specialists needs: a pool is never
