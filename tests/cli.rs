@@ -1208,6 +1208,20 @@ fn train_from_a_pretrained_decoder_writes_an_adapter_that_opens_as_a_model() {
         "To be, or not to be",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // eval reads the blocks the adapter was trained towards (it clustered 16 of its own, while
+    // capture and the studio read the adapter's), unless --clusters asks for others.
+    let eval = |extra: &[&str]| {
+        let mut a = vec!["eval", "-c", out.to_str().unwrap(), "--lambda", "0"];
+        a.extend(["--corpus", corpus.to_str().unwrap()]);
+        a.extend(extra);
+        let o = localist(&a);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stderr(&o)
+    };
+    let said = eval(&[]);
+    assert!(said.contains("blocks: k-means k=4 (5 blocks)"), "{said}");
+    let said = eval(&["--clusters", "2"]);
+    assert!(said.contains("blocks: k-means k=2 (3 blocks)"), "{said}");
     // Tuned again into its own folder, the adapter named itself as its base and could never be
     // opened again: refused, and the adapter is as it was.
     let before = std::fs::read(out.join("adapter.json")).unwrap();

@@ -591,7 +591,7 @@ fn rules_are_audited_over_held_out_windows_and_a_sentences_file() {
             corpus: None,
             windows: 32,
             rules: Some(rules_file),
-            clusters: 8,
+            clusters: Some(8),
             lexicon: None,
         },
         |_| {},

@@ -40,10 +40,11 @@ pub struct EvalArgs {
     /// A rule file: also report, per λ, where each rule fired and its PF in scope.
     #[arg(long)]
     pub rules: Option<PathBuf>,
-    /// Blocks of an imported model (a `.gguf` file or a Hugging Face folder): k-means clusters
-    /// of its embedding rows (1 to 256).
-    #[arg(long, default_value_t = 16)]
-    pub clusters: usize,
+    /// Blocks of an imported model (a `.gguf` file, a Hugging Face folder, an adapter):
+    /// k-means clusters of its embedding rows (1 to 256). Default: the blocks saved beside the
+    /// model (an adapter's, the studio's), else 16 clusters.
+    #[arg(long)]
+    pub clusters: Option<usize>,
     /// Blocks of an imported model from a lexicon file (word<TAB>block) instead of k-means.
     #[arg(long)]
     pub lexicon: Option<PathBuf>,
@@ -58,7 +59,9 @@ impl EvalArgs {
             corpus: self.corpus.clone(),
             windows: count_in("--windows", self.windows, MAX_WINDOWS)?,
             rules: self.rules.clone(),
-            clusters: count_in("--clusters", self.clusters, MAX_CLUSTERS)?,
+            clusters: (self.clusters)
+                .map(|k| count_in("--clusters", k, MAX_CLUSTERS))
+                .transpose()?,
             lexicon: self.lexicon.clone(),
         })
     }

@@ -20,6 +20,9 @@ use crate::model::dial::DialSetting;
 use crate::train::dataset::{train_split, TokenStream};
 use crate::train::eval::{evaluate, EvalReport};
 
+/// k-means clusters of an imported model with no blocks saved beside it.
+pub const DEFAULT_EVAL_CLUSTERS: usize = 16;
+
 /// What to evaluate, and how.
 #[derive(Clone, Debug)]
 pub struct EvalJob {
@@ -34,8 +37,10 @@ pub struct EvalJob {
     pub windows: usize,
     /// A rule file: also measure, per setting, where each rule fired and its PF in scope.
     pub rules: Option<PathBuf>,
-    /// Blocks of an imported model: this many k-means clusters of its embedding rows.
-    pub clusters: usize,
+    /// Blocks of an imported model: this many k-means clusters of its embedding rows; None:
+    /// the blocks saved beside it (an adapter's: the blocks it was trained towards), else
+    /// [`DEFAULT_EVAL_CLUSTERS`].
+    pub clusters: Option<usize>,
     /// Blocks of an imported model from a lexicon file instead of k-means.
     pub lexicon: Option<PathBuf>,
 }
@@ -285,7 +290,12 @@ fn evaluate_imported(
     let dims = m.model().dims();
     let blocks = match &job.lexicon {
         Some(file) => crate::hf::lexicon_blocks(&crate::data::lexicon::Lexicon::load(file)?, tok)?,
-        None => m.kmeans_blocks(tok, job.clusters, 0)?,
+        // An adapter's eval clustered blocks of its own while `capture` and the studio read
+        // the blocks it was trained towards: ε and PF were of another map, unsaid.
+        None => match (job.clusters, m.saved_blocks(tok)?) {
+            (None, Some(saved)) => saved,
+            (k, _) => m.kmeans_blocks(tok, k.unwrap_or(DEFAULT_EVAL_CLUSTERS), 0)?,
+        },
     };
     on_note(&format!(
         "{}: {}, {} layers × {} heads; blocks: {} ({} blocks); {} tokens of {}",
