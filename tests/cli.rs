@@ -1127,6 +1127,36 @@ fn a_rules_file_with_a_byte_order_mark_is_accepted_and_garbage_is_listed_briefly
     );
 }
 
+/// `train --from` refuses the flags of our own training it would ignore (it ignored
+/// `--trainable` and `--tokenizer` without a word), naming both flags, before reading anything.
+#[test]
+fn train_from_refuses_the_flags_it_does_not_use() {
+    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/families/llama");
+    for (flag, value) in [
+        ("--trainable", "head.bias"),
+        ("--tokenizer", "word"),
+        ("--preset", "small"),
+        ("--lr-schedule", "cosine"),
+        ("--keep-best", ""),
+        ("--no-optimizer-state", ""),
+    ] {
+        let mut args = vec![
+            "train",
+            "--from",
+            base,
+            "--steps",
+            "1",
+            "--out",
+            "/nonexistent/x",
+            flag,
+        ];
+        if !value.is_empty() {
+            args.push(value);
+        }
+        assert_fails_with(&localist(&args), &["--from", flag, "cannot be used with"]);
+    }
+}
+
 /// `train --from` fine-tunes a pretrained decoder and writes an adapter folder that the other
 /// commands open like a model; bad settings are named before anything runs.
 #[test]

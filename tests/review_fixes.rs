@@ -560,6 +560,41 @@ fn a_documents_folder_skips_hidden_files_and_refuses_a_separator() {
     assert_eq!(read_documents(&file, None).unwrap().len(), 3);
 }
 
+/// Reading a folder of documents says what it passed over and what it reached outside the
+/// folder (both were silent): sub-folders, whose files are not read, and links to files
+/// elsewhere, which are.
+#[cfg(unix)]
+#[test]
+fn a_documents_folder_names_its_sub_folders_and_links_outside() {
+    use localist::engine::specialists::{folder_note, read_documents};
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs");
+    std::fs::create_dir_all(docs.join("more")).unwrap();
+    std::fs::write(docs.join("a.txt"), "the card was charged").unwrap();
+    std::fs::write(docs.join("more").join("b.txt"), "the nurse checked").unwrap();
+    assert_eq!(folder_note(&docs.join("a.txt")), None, "a file has no note");
+    let note = folder_note(&docs).unwrap();
+    assert!(
+        note.contains("sub-folders skipped") && note.contains("more"),
+        "{note}"
+    );
+    assert!(!note.contains("outside"), "{note}");
+    std::fs::create_dir(docs.join(".hidden")).unwrap();
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "not in the folder").unwrap();
+    std::os::unix::fs::symlink(&secret, docs.join("c.txt")).unwrap();
+    let note = folder_note(&docs).unwrap();
+    assert!(
+        note.contains("outside the folder") && note.contains("c.txt -> "),
+        "{note}"
+    );
+    assert!(!note.contains(".hidden"), "{note}");
+    assert_eq!(read_documents(&docs, None).unwrap().len(), 2);
+    std::fs::remove_dir_all(docs.join("more")).unwrap();
+    std::fs::remove_file(docs.join("c.txt")).unwrap();
+    assert_eq!(folder_note(&docs), None, "{docs:?}");
+}
+
 /// `blocks` drops what training measured under the old map: `eval --anchors` printed the old
 /// blocks' anchors (drug, dose, …) for a k-means map, and the recorded final evaluation
 /// (PF_mass 0.964) stayed beside a map that measures 0.788.

@@ -58,6 +58,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         crate::cli::output::check_file_out("--out", &args.out, &[from])?;
     }
     let job = job(args)?;
+    let _lock = crate::engine::out_lock::OutLock::take(&args.out)
+        .map_err(|m| anyhow::anyhow!("--out {}: {m}", args.out.display()))?;
     let t0 = Instant::now();
     let mut run = setup(&job)?;
     println!(

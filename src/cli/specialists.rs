@@ -133,6 +133,8 @@ pub fn run(a: SpecialistsArgs) -> Result<()> {
     crate::engine::outputs::check_new_or_empty(&a.out)
         .and_then(|()| crate::engine::outputs::check_creatable(&a.out))
         .map_err(|m| anyhow::anyhow!("--out {}: {m}", a.out.display()))?;
+    let _lock = crate::engine::out_lock::OutLock::take(&a.out)
+        .map_err(|m| anyhow::anyhow!("--out {}: {m}", a.out.display()))?;
     let mut pool = PoolRun::open(a.job()?)?;
     println!(
         "{} documents, {} tokens; DL_total with the base alone: {:.0} bits",
@@ -140,7 +142,7 @@ pub fn run(a: SpecialistsArgs) -> Result<()> {
         pool.tokens(),
         pool.dl_total_bits()
     );
-    if let Some(note) = pool.limits_note() {
+    for note in pool.notes() {
         eprintln!("note: {note}");
     }
     pool.grow(

@@ -147,8 +147,13 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub recruitment: RecruitArgs,
     /// Fine-tune this pretrained decoder (a .gguf file, a LLaMA or Qwen2 folder, or an adapter
-    /// folder) instead of training one of ours; --out is then the adapter folder.
-    #[arg(long)]
+    /// folder) instead of training one of ours; --out is then the adapter folder. The model
+    /// brings its own tokenizer and shape, and the fine-tune has no schedule, curve or
+    /// optimizer file, so the flags for those are refused with it (they were ignored unsaid).
+    #[arg(long, conflicts_with_all = [
+        "tokenizer", "preset", "trainable", "sequential", "lr_schedule", "no_optimizer_state",
+        "eval_every", "keep_best", "keep_last", "init", "resume",
+    ])]
     pub from: Option<PathBuf>,
     /// With --from, what trains: qk, lora:R (on queries and keys), lora:R:NAMES or NAMES.
     #[arg(long, default_value = "lora:8", requires = "from")]
@@ -319,6 +324,9 @@ pub fn check_sizes(job: &TrainJob) -> Result<()> {
 /// Run `localist train`.
 pub fn run(args: TrainArgs) -> Result<()> {
     crate::cli::output::check_model_out(&args.out)?;
+    // Held until the run ends: a second run writing the same --out is refused at once.
+    let _lock = crate::engine::out_lock::OutLock::take(&args.out)
+        .map_err(|m| anyhow::anyhow!("--out {}: {m}", args.out.display()))?;
     if let Some(dir) = &args.resume {
         // A resumed run keeps the checkpoint's model and tokenizer: said, not silently ignored.
         let b = &args.basics;

@@ -19,6 +19,7 @@ pub mod generate;
 pub mod head_summary;
 pub mod held_out;
 pub mod jobs;
+pub mod out_lock;
 pub mod outputs;
 pub mod protocol;
 pub mod specialists;

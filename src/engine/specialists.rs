@@ -11,9 +11,9 @@ use crate::engine::export::write_atomic;
 use crate::hf::adapter::{save_adapter, AdapterInfo, ADAPTER_FORMAT};
 use crate::model::checkpoint::save_checkpoint;
 pub use crate::train::specialists::{
-    blocks_over_parent, read_documents, read_manifest, split_documents, AdaptedConfig, AdaptedPool,
-    Document, GrowthReport, Manifest, ManifestRoute, ManifestSpecialist, Pool, PoolConfig,
-    PoolMove, Specialist, MANIFEST_FORMAT, MAX_SPECIALISTS,
+    blocks_over_parent, folder_note, read_documents, read_manifest, split_documents, AdaptedConfig,
+    AdaptedPool, Document, GrowthReport, Manifest, ManifestRoute, ManifestSpecialist, Pool,
+    PoolConfig, PoolMove, Specialist, MANIFEST_FORMAT, MAX_SPECIALISTS,
 };
 
 impl Pool {

@@ -10,7 +10,8 @@ use crate::data::tokenizer::Tokenizer;
 use crate::engine::export::write_atomic;
 use crate::engine::jobs::finetune::{base_ref, blocks_for};
 use crate::engine::specialists::{
-    read_documents, AdaptedConfig, AdaptedPool, Document, GrowthReport, Pool, PoolConfig, PoolMove,
+    folder_note, read_documents, AdaptedConfig, AdaptedPool, Document, GrowthReport, Pool,
+    PoolConfig, PoolMove,
 };
 use crate::hf::adapter::AdapterSpec;
 use crate::hf::ImportedModel;
@@ -76,6 +77,8 @@ pub struct PoolRun {
     config: PoolConfig,
     /// The documents' texts as read (saved beside the pool for the Specialists tab).
     texts: Vec<String>,
+    /// What reading a folder of documents skipped or reached outside it.
+    folder_note: Option<String>,
 }
 
 /// [`GrowthReport`] from two closures.
@@ -173,6 +176,7 @@ impl PoolRun {
             docs,
             config: job.config,
             texts: texts.into_iter().map(|t| t.1).collect(),
+            folder_note: folder_note(&job.docs),
         })
     }
 
@@ -209,12 +213,23 @@ impl PoolRun {
             docs,
             config: job.config,
             texts: texts.iter().map(|t| t.1.clone()).collect(),
+            folder_note: folder_note(&job.docs),
         })
     }
 
     /// Number of documents.
     pub fn documents(&self) -> usize {
         self.docs.len()
+    }
+
+    /// What the user should know before the pool grows: what reading a folder skipped or
+    /// reached outside it, and [`Self::limits_note`].
+    pub fn notes(&self) -> Vec<String> {
+        self.folder_note
+            .iter()
+            .cloned()
+            .chain(self.limits_note())
+            .collect()
     }
 
     /// Why no new specialist can be tried on these documents, when that is so: one is split

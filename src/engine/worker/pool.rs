@@ -34,10 +34,12 @@ impl Worker {
         // A pool never overwrites what is there (the studio's form asks the same).
         crate::engine::outputs::check_new_or_empty(&g.out)
             .map_err(|m| anyhow::anyhow!("{}: {m}", g.out.display()))?;
+        let _lock = crate::engine::out_lock::OutLock::take(&g.out)
+            .map_err(|m| anyhow::anyhow!("{}: {m}", g.out.display()))?;
         let mut run = PoolRun::open(g.job.clone())?;
         let start = run.dl_total_bits();
         let limits = run.limits_note();
-        if let Some(note) = &limits {
+        for note in run.notes() {
             self.sink.job_status(format!("growing the pool: {note}"));
         }
         let _cancellable = self.sink.cancellable();

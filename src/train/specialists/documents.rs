@@ -58,6 +58,58 @@ fn hidden_or_litter(path: &Path) -> bool {
     name.starts_with('.') || name == "Thumbs.db" || name == "desktop.ini"
 }
 
+/// What reading the folder `path` as documents passes over or reaches outside it, said so the
+/// user knows (both were silent): sub-folders, whose files are not read, and links to files
+/// outside the folder, which are read. `None` for a file, or a folder with neither.
+pub fn folder_note(path: &Path) -> Option<String> {
+    let root = std::fs::canonicalize(path).ok()?;
+    let entries = std::fs::read_dir(path).ok()?;
+    let (mut subs, mut outside) = (Vec::new(), Vec::new());
+    for p in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if hidden_or_litter(&p) {
+            continue;
+        }
+        if p.is_dir() {
+            subs.push(name);
+        } else if let Some(t) = std::fs::canonicalize(&p)
+            .ok()
+            .filter(|t| !t.starts_with(&root))
+        {
+            outside.push(format!("{name} -> {}", t.display()));
+        }
+    }
+    let list = |mut v: Vec<String>| {
+        v.sort();
+        let more = v.len().saturating_sub(5);
+        v.truncate(5);
+        let tail = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        format!("{}{tail}", v.join(", "))
+    };
+    let mut says = Vec::new();
+    if !subs.is_empty() {
+        says.push(format!(
+            "sub-folders skipped, their files not read ({}): each file directly in the folder \
+             is one document",
+            list(subs)
+        ));
+    }
+    if !outside.is_empty() {
+        says.push(format!(
+            "links to files outside the folder, read as documents ({})",
+            list(outside)
+        ));
+    }
+    (!says.is_empty()).then(|| format!("{}: {}", path.display(), says.join("; ")))
+}
+
 /// Most documents a pool routes (each is scored by every specialist).
 pub const MAX_DOCUMENTS: usize = 4096;
 

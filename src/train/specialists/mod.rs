@@ -45,7 +45,7 @@ pub use adapted::{AdaptedConfig, AdaptedPool, AdaptedSpecialist};
 pub use adapted_grow::GrowthReport;
 pub use block_bits::blocks_over_parent;
 pub use config::{PoolConfig, PoolMove, MAX_SPECIALISTS};
-pub use documents::{read_documents, split_documents, Document};
+pub use documents::{folder_note, read_documents, split_documents, Document};
 pub use manifest::{read_manifest, Manifest, ManifestRoute, ManifestSpecialist, MANIFEST_FORMAT};
 pub use pool::{Pool, Specialist};
 pub use table::MIN_SPLIT_DOCUMENTS;
