@@ -146,6 +146,7 @@ fn parse<R: Read>(r: &mut Cursor<R>) -> Result<GgufHeader, String> {
         .into_iter()
         .map(|(info, offset)| place(info, offset, data_offset, r.size))
         .collect::<Result<Vec<_>, String>>()?;
+    check_layout(&tensors, data_offset, alignment)?;
     Ok(GgufHeader {
         version,
         alignment,
@@ -320,6 +321,40 @@ fn place(info: Info, offset: u64, data_offset: u64, size: u64) -> Result<TensorE
              at byte {data_offset}) runs past the end of the file ({size} bytes)"
         )),
     }
+}
+
+/// Every tensor's data starts at a multiple of the alignment (GGUF requires it) and no two
+/// overlap: a file breaking either was read before (one byte array as two weights), where the
+/// safetensors reader refuses the same.
+fn check_layout(tensors: &[TensorEntry], data_offset: u64, alignment: u64) -> Result<(), String> {
+    if let Some(t) = tensors
+        .iter()
+        .find(|t| !(t.start - data_offset).is_multiple_of(alignment))
+    {
+        return Err(format!(
+            "tensor {}: its data starts at offset {} of the data, not a multiple of the \
+             alignment {alignment} (general.alignment, default {DEFAULT_ALIGNMENT})",
+            t.name,
+            t.start - data_offset
+        ));
+    }
+    let mut by_start: Vec<&TensorEntry> = tensors.iter().filter(|t| t.bytes > 0).collect();
+    by_start.sort_by_key(|t| t.start);
+    for pair in by_start.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if b.start < a.start + a.bytes {
+            return Err(format!(
+                "tensors {} and {} overlap: bytes {}..{} and {}..{} of the file",
+                a.name,
+                b.name,
+                a.start,
+                a.start + a.bytes,
+                b.start,
+                b.start + b.bytes
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The ggml type with number `t`, as candle reads it.
