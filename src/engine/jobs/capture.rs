@@ -95,7 +95,17 @@ pub fn capture_text_with(
         }
         None => capture(model, &blocks, &ids, dial),
     }
-    .with_context(|| format!("capturing with {}", path.display()))?;
+    .with_context(|| {
+        // A range past the model's context names the text's own length too: "a text of 64
+        // tokens" alone misread a 760-token text.
+        let cut = truncated_from.map_or(String::new(), |n| {
+            format!(
+                " (it reads the first {} of the text's {n} tokens)",
+                ids.len()
+            )
+        });
+        format!("capturing with {}{cut}", path.display())
+    })?;
     let tokens = ids.iter().map(|&i| tok.token_str(i)).collect();
     Ok(TextCapture {
         capture: cap,
