@@ -38,8 +38,9 @@ impl Worker {
             .map_err(|m| anyhow::anyhow!("{}: {m}", g.out.display()))?;
         let mut run = PoolRun::open(g.job.clone())?;
         let start = run.dl_total_bits();
-        let limits = run.limits_note();
-        for note in run.notes() {
+        // Said as the pool starts, and again with the line it ends on (the status moves on).
+        let notes = run.notes();
+        for note in &notes {
             self.sink.job_status(format!("growing the pool: {note}"));
         }
         let _cancellable = self.sink.cancellable();
@@ -77,6 +78,6 @@ impl Worker {
             run.documents(),
             run.dl_total_bits(),
             g.out.display()
-        ) + &limits.map(|n| format!(" ({n})")).unwrap_or_default())
+        ) + &notes.iter().map(|n| format!(" ({n})")).collect::<String>())
     }
 }
