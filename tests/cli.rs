@@ -1755,3 +1755,90 @@ fn a_resumed_recruitment_run_goes_on_with_its_log() {
         serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["training"]["steps_done"], 350);
 }
+
+/// The fourth attack pass: flags a run ignored without a word, outputs that landed on or in a
+/// saved model, and values that passed as something else. Each is refused, naming the flag.
+#[test]
+fn flags_that_were_ignored_and_outputs_into_a_saved_model_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let sample = common::root().join("sample_models").join("tiny-clinical");
+    let sample = sample.to_str().unwrap();
+    let model = d("model");
+    copy_dir(Path::new(sample), Path::new(&model));
+    let train = |extra: &[&str]| {
+        let mut a = vec!["train", "--corpus", "synthetic:100", "--tokenizer", "word"];
+        a.extend(["--steps", "2", "--batch", "2", "--quiet"]);
+        a.extend(extra);
+        localist(&a)
+    };
+    let out = d("out");
+    assert_fails_with(
+        &train(&["--out", &out, "--adapt", "qk"]),
+        &["--adapt", "--from"],
+    );
+    assert_fails_with(
+        &train(&["--out", &out, "--dial-curve", "0.5"]),
+        &["--dial-curve", "--from"],
+    );
+    assert_fails_with(
+        &train(&["--out", &out, "--resume", &model, "--blocks", "windows:8"]),
+        &[
+            "--blocks windows:8 with --resume",
+            "keeps the checkpoint's blocks",
+        ],
+    );
+    assert_fails_with(
+        &train(&["--out", &out, "--lr", "1e-300"]),
+        &["--lr", "32-bit"],
+    );
+    // Outputs in a saved model's folder: its files, or a folder inside it.
+    let config = format!("{model}/config.json");
+    assert_fails_with(
+        &localist(&["audit", "key", "--out", &config]),
+        &["is one of the files of the model saved in"],
+    );
+    let inside = format!("{model}/sub");
+    assert_fails_with(
+        &train(&["--out", &inside]),
+        &["inside", "the folder of a saved model"],
+    );
+    let dotdot = format!("{model}/x/..");
+    assert_fails_with(&train(&["--out", &dotdot]), &["does not end in a name"]);
+    assert!(
+        !Path::new(&model).join("x").exists(),
+        "the refused run made a folder"
+    );
+    // eval: --clusters on a checkpoint, a λ twice, an empty corpus name.
+    let eval = |extra: &[&str]| {
+        let mut a = vec!["eval", "-c", sample, "--windows", "2"];
+        a.extend(extra);
+        localist(&a)
+    };
+    assert_fails_with(
+        &eval(&["--clusters", "3"]),
+        &["--clusters 3", "its own blocks"],
+    );
+    assert_fails_with(&eval(&["--lambda", "0.5,0.5"]), &["0.5 is given twice"]);
+    assert_fails_with(&eval(&["--corpus", ""]), &["the corpus is empty"]);
+    // An audit report's twin never replaces the user's JSON of the same name.
+    let notes = dir.path().join("notes.json");
+    std::fs::write(&notes, "{\"my\": \"notes\"}").unwrap();
+    let rules = common::root().join("assets/rules/clinical_payments.rules");
+    let report = d("notes.html");
+    let o = localist(&[
+        "audit",
+        "report",
+        "-c",
+        sample,
+        "-r",
+        rules.to_str().unwrap(),
+        "--out",
+        &report,
+    ]);
+    assert_fails_with(&o, &["JSON twin would replace", "not an audit report"]);
+    assert_eq!(
+        std::fs::read_to_string(&notes).unwrap(),
+        "{\"my\": \"notes\"}"
+    );
+}

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 
 use crate::engine::corpus::{TopicCorpus, TopicSpec, MAX_TOPICS};
@@ -61,21 +61,27 @@ pub struct CorpusGenArgs {
 /// Run `localist corpus-gen`.
 pub fn run(args: CorpusGenArgs) -> Result<()> {
     let spec = args.spec()?;
+    crate::cli::output::check_file_out("--out", &args.out, &[])?;
     if let Some(truth) = &args.truth {
         crate::cli::output::check_file_out("--truth", truth, &[&args.out])?;
     }
     let corpus = TopicCorpus::generate(&spec);
-    crate::engine::export::write_atomic(&args.out, corpus.text.as_bytes())
-        .with_context(|| format!("writing the corpus to {}", args.out.display()))?;
+    let truth = corpus.truth_tsv();
+    let mut files: Vec<(&std::path::Path, &[u8])> = vec![(&args.out, corpus.text.as_bytes())];
     if let Some(path) = &args.truth {
-        crate::engine::export::write_atomic(path, corpus.truth_tsv().as_bytes())
-            .with_context(|| format!("writing the truth to {}", path.display()))?;
+        files.push((path, truth.as_bytes()));
     }
+    // The corpus and its truth both or neither.
+    crate::engine::export::write_all_atomic(&files)?;
+    // The truth holds each topic's marker too: "topics of 17 words" for 16 and a marker.
+    let per_topic = corpus.truth.len() / corpus.topic_names.len().max(1);
+    let markers = usize::from(!args.no_markers && per_topic > 0);
     println!(
-        "wrote {} documents, {} topics of {} words{} to {}",
+        "wrote {} documents, {} topics of {} words{}{} to {}",
         spec.documents,
         corpus.topic_names.len(),
-        corpus.truth.len() / corpus.topic_names.len().max(1),
+        per_topic - markers,
+        if markers == 1 { " and a marker" } else { "" },
         if corpus.function_words.is_empty() {
             String::new()
         } else {

@@ -30,7 +30,7 @@ fn job(args: &TrainArgs) -> Result<FinetuneJob> {
         from: args.from.clone().context("--from")?,
         corpus: b.corpus_or_default().into(),
         blocks: b.blocks.clone().unwrap_or_else(|| "kmeans:16".into()),
-        adapt: args.adapt.clone(),
+        adapt: args.adapt.clone().unwrap_or_else(|| "lora:8".into()),
         lambda_train: args.lambda_train,
         eta: args.eta,
         lr: args.lr,

@@ -82,7 +82,16 @@ pub fn weight(s: &str) -> Result<f64, String> {
 
 /// A learning rate in (0, [`MAX_LR`]].
 pub fn learning_rate(s: &str) -> Result<f64, String> {
-    finite_in(s, 0.0..=MAX_LR, true, "the learning rate")
+    let lr = finite_in(s, 0.0..=MAX_LR, true, "the learning rate")?;
+    // Training runs in f32: 1e-300 became 0 there, and the run trained nothing, unsaid.
+    if (lr as f32) < f32::MIN_POSITIVE {
+        return Err(format!(
+            "the learning rate {s} is 0 in the 32-bit floats training uses (the smallest is \
+             about {:e})",
+            f32::MIN_POSITIVE
+        ));
+    }
+    Ok(lr)
 }
 
 /// A margin in bits in [0, [`MAX_BITS`]].

@@ -14,6 +14,7 @@ pub mod specialists;
 pub mod sweep;
 pub mod synth;
 pub mod train;
+mod train_resume;
 mod train_summary;
 
 use anyhow::{bail, Result};
@@ -56,7 +57,8 @@ pub enum Command {
         /// the bundled λ_train = 1 Shakespeare sample).
         checkpoint: Option<std::path::PathBuf>,
     },
-    /// A short demonstration sweep on the bundled corpus (about 30 s), printed as a table.
+    /// A short demonstration sweep on the bundled corpus (about 30 s), printed as a table and
+    /// written to ./sweep-out (sweep.csv, sweep.md).
     Demo,
     /// Grow a pool of specialists over documents by description length; print the routing.
     Specialists(specialists::SpecialistsArgs),

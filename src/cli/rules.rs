@@ -108,6 +108,19 @@ pub fn run_audit(cmd: AuditCommand) -> Result<()> {
             for out in [&a.out, &twin] {
                 crate::cli::output::check_file_out("--out", out, &[&a.checkpoint, &a.rules])?;
             }
+            // The twin is written beside the page under the same name: the user's own
+            // notes.json beside notes.html was replaced without a word.
+            let ours = |v: serde_json::Value| {
+                v.get("format").and_then(serde_json::Value::as_str) == Some("localist-audit-report")
+            };
+            if twin.exists() && !crate::engine::outputs::json_file(&twin).is_some_and(ours) {
+                anyhow::bail!(
+                    "--out {}: the report's JSON twin would replace {}, which is not an audit \
+                     report; choose another name",
+                    a.out.display(),
+                    twin.display()
+                );
+            }
             let job = AuditJob {
                 dial: a.dial.setting(a.lambda)?,
                 checkpoint: a.checkpoint,
@@ -136,6 +149,7 @@ pub fn run_audit(cmd: AuditCommand) -> Result<()> {
 fn print_key(out: Option<&Path>) -> Result<()> {
     let hex = user_public_key_hex()?;
     if let Some(path) = out {
+        crate::cli::output::check_file_out("--out", path, &[])?;
         write_atomic(path, format!("{hex}\n").as_bytes())?;
         eprintln!("wrote {}", path.display());
     }

@@ -90,6 +90,13 @@ impl SpecialistsArgs {
                 self.base.display()
             );
         }
+        if self.trainable.iter().any(|t| t.trim().is_empty()) {
+            // An empty prefix matches every name: `--trainable ''` fine-tuned all 472,058.
+            anyhow::bail!(
+                "--trainable {:?}: an empty name in the list (it would match every parameter)",
+                self.trainable.join(",")
+            );
+        }
         let own = PoolConfig::default();
         let (a_lr, a_seq, a_batch) = crate::engine::jobs::specialists::ADAPTER_TUNING;
         Ok(PoolJob {

@@ -10,7 +10,6 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use clap::Args;
 
-use crate::cli::output::write_atomic;
 use crate::cli::train::{TokenizerArg, TrainArgs, TrainBasics};
 use crate::cli::train_summary::progress_bar;
 use crate::engine::jobs::sweep::{sweep_csv, sweep_markdown, sweep_rows, SweepRow};
@@ -86,7 +85,7 @@ impl SweepArgs {
             keep_best: false,
             keep_last: true,
             from: None,
-            adapt: String::new(),
+            adapt: None,
             dial_curve: Vec::new(),
             penalty: None,
         }
@@ -131,7 +130,8 @@ pub fn run(args: SweepArgs) -> Result<()> {
             args.out_dir.display()
         );
     }
-    crate::engine::outputs::check_creatable(&args.out_dir.join("m"))
+    crate::engine::outputs::check_not_in_saved_model(&args.out_dir)
+        .and_then(|()| crate::engine::outputs::check_creatable(&args.out_dir.join("m")))
         .map_err(|m| anyhow::anyhow!("--out-dir {}: {m}", args.out_dir.display()))?;
     let started = Instant::now();
     let rows = rows(&args)?;
@@ -145,8 +145,10 @@ pub fn run(args: SweepArgs) -> Result<()> {
         t.basics.blocks.as_deref().unwrap_or("default")
     );
     let md = sweep_markdown(&rows, &header);
-    write_atomic(&args.out_dir.join("sweep.csv"), sweep_csv(&rows).as_bytes())?;
-    write_atomic(&args.out_dir.join("sweep.md"), md.as_bytes())?;
+    crate::engine::export::write_all_atomic(&[
+        (&args.out_dir.join("sweep.csv"), sweep_csv(&rows).as_bytes()),
+        (&args.out_dir.join("sweep.md"), md.as_bytes()),
+    ])?;
     println!("{md}");
     println!(
         "wrote {} and {} in {:.1} s",

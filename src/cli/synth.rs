@@ -41,6 +41,8 @@ pub fn run(args: SynthArgs) -> Result<()> {
             args.out.display()
         );
     }
+    crate::engine::outputs::check_not_in_saved_model(&args.out)
+        .map_err(|m| anyhow::anyhow!("--out {}: {m}", args.out.display()))?;
     refuse_foreign_outputs(&args.out)?;
     let spec = SyntheticSpec {
         seed: args.seed,

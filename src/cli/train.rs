@@ -117,7 +117,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub checkpoint_every: usize,
     /// Initial weights in the reference's PyTorch names (safetensors).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub init: Option<PathBuf>,
     /// Resume from a checkpoint directory (continues to --steps in total).
     #[arg(long)]
@@ -155,15 +155,16 @@ pub struct TrainArgs {
         "eval_every", "keep_best", "keep_last", "init", "resume",
     ])]
     pub from: Option<PathBuf>,
-    /// With --from, what trains: qk, lora:R (on queries and keys), lora:R:NAMES or NAMES.
-    #[arg(long, default_value = "lora:8", requires = "from")]
-    pub adapt: String,
+    /// With --from, what trains: qk, lora:R (on queries and keys), lora:R:NAMES or NAMES
+    /// (default lora:8).
+    #[arg(long)]
+    pub adapt: Option<String>,
     /// Locality penalty: group (SPEC's, w_k = 1; default here), group-sqrt, or mass (the
     /// off-block mass ε; --from only, and its default there).
     #[arg(long, value_enum)]
     pub penalty: Option<super::flags::PenaltyArg>,
     /// With --from, also measure the untuned model under the dial at these λ (comma-separated).
-    #[arg(long, value_delimiter = ',', requires = "from")]
+    #[arg(long, value_delimiter = ',', value_parser = super::parse_lambda)]
     pub dial_curve: Vec<f64>,
 }
 
@@ -202,6 +203,11 @@ impl TrainArgs {
         if self.steps == 0 {
             bail!("--steps must be at least 1");
         }
+        super::train_resume::refuse_unused(
+            self.resume.as_deref(),
+            b.blocks.as_deref(),
+            self.adapt.is_some() || !self.dial_curve.is_empty(),
+        )?;
         let r = &self.recruitment;
         r.check(self.seq, self.steps)?;
         if r.recruit_windows_throughout && (!r.recruit || r.recruit_start_windows == 0) {
@@ -328,23 +334,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let _lock = crate::engine::out_lock::OutLock::take(&args.out)
         .map_err(|m| anyhow::anyhow!("--out {}: {m}", args.out.display()))?;
     if let Some(dir) = &args.resume {
-        // A resumed run keeps the checkpoint's model and tokenizer: said, not silently ignored.
         let b = &args.basics;
-        if b.preset != "tiny" || matches!(b.tokenizer, TokenizerArg::Word) {
-            eprintln!(
-                "note: --resume {}: the model and tokenizer are the checkpoint's; --preset and \
-                 --tokenizer are not used",
-                dir.display()
-            );
-        }
-        if !crate::engine::has_optimizer_state(dir) && dir.is_dir() {
-            eprintln!(
-                "note: --resume {}: no optimizer state ({}) there; the optimizer restarts \
-                 (Adam moments from zero), so the run is not an exact continuation",
-                dir.display(),
-                crate::engine::OPTIMIZER_FILE
-            );
-        }
+        let shape_given = b.preset != "tiny" || matches!(b.tokenizer, TokenizerArg::Word);
+        let now = [
+            ("--lambda-train", args.lambda_train),
+            ("--eta", args.eta),
+            ("--lr", args.lr),
+            ("--mu-anchor", args.mu_anchor.unwrap_or(0.05)),
+        ];
+        super::train_resume::notes(dir, shape_given, &now);
     }
     let job = args.job()?;
     let pb = progress_bar(job.train.steps, args.quiet);

@@ -32,9 +32,9 @@ pub enum CorpusError {
         /// The corpus path.
         path: PathBuf,
     },
-    /// The file is UTF-16 (it starts with a UTF-16 byte-order mark).
+    /// The file is UTF-16 or UTF-32 (it starts with their byte-order mark).
     #[error(
-        "corpus {} is UTF-16 text (byte-order mark {bom}); save it as UTF-8",
+        "corpus {} is {bom}; save it as UTF-8",
         path.display()
     )]
     Utf16 {
@@ -138,7 +138,19 @@ pub fn read_corpus(path: &Path) -> Result<CorpusText, CorpusError> {
         None => bytes,
     };
     let path_buf = || path.to_path_buf();
-    for (mark, bom) in [(&b"\xFF\xFE"[..], "FF FE"), (&b"\xFE\xFF"[..], "FE FF")] {
+    // UTF-32's marks first: FF FE 00 00 also begins with UTF-16's (it was called UTF-16).
+    for (mark, bom) in [
+        (
+            &b"\xFF\xFE\x00\x00"[..],
+            "UTF-32 text (byte-order mark FF FE 00 00)",
+        ),
+        (
+            &b"\x00\x00\xFE\xFF"[..],
+            "UTF-32 text (byte-order mark 00 00 FE FF)",
+        ),
+        (&b"\xFF\xFE"[..], "UTF-16 text (byte-order mark FF FE)"),
+        (&b"\xFE\xFF"[..], "UTF-16 text (byte-order mark FE FF)"),
+    ] {
         if bytes.starts_with(mark) {
             return Err(CorpusError::Utf16 {
                 path: path_buf(),

@@ -11,14 +11,14 @@
 //! Output is a pure function of [`SyntheticSpec`]: same seed, byte-identical files.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::lexicon::{Lexicon, LexiconError};
 use super::tokenizer::join_words;
 use crate::analysis::rng::SplitMix64;
-use crate::files::write_atomic;
+use crate::files::write_all_atomic;
 
 use super::synthetic_vocab::{
     cat, ACCOUNTS, AMOUNTS, CATEGORIES, CONDITIONS, CURRENCIES, CURRENCY_AMOUNT_GAPS, DATES, DOSES,
@@ -348,9 +348,19 @@ impl SyntheticCorpus {
             "targets": pairs,
         });
         let targets_text = serde_json::to_string(&targets).map_err(io::Error::other)?;
-        write_atomic(&dir.join("corpus.txt"), self.text.as_bytes())?;
-        write_atomic(&dir.join("lexicon.tsv"), lexicon.to_tsv().as_bytes())?;
-        write_atomic(&dir.join("targets.json"), (targets_text + "\n").as_bytes())
+        // All three or none: a full disk left a folder of corpus.txt alone, which a later
+        // synth then refused as not its own.
+        let paths = [
+            dir.join("corpus.txt"),
+            dir.join("lexicon.tsv"),
+            dir.join("targets.json"),
+        ];
+        let (lexicon, targets) = (lexicon.to_tsv(), targets_text + "\n");
+        let contents = [self.text.as_bytes(), lexicon.as_bytes(), targets.as_bytes()];
+        let files: Vec<(&Path, &[u8])> = paths.iter().map(PathBuf::as_path).zip(contents).collect();
+        write_all_atomic(&files).map_err(|(k, e)| {
+            io::Error::new(e.kind(), format!("{}: {e}", paths[k.min(2)].display()))
+        })
     }
 }
 

@@ -49,6 +49,9 @@ pub enum CorpusSource {
 impl CorpusSource {
     /// Parse `synthetic`, `synthetic:N` (records) or a file path.
     pub fn parse(s: &str, seed: u64) -> Result<Self> {
+        if s.trim().is_empty() {
+            bail!("the corpus is empty: give a text file, `synthetic[:N]` or `topics:K`");
+        }
         let generator = s == "synthetic" || s.starts_with("synthetic:") || s.starts_with("topics:");
         if generator && std::fs::metadata(s).is_ok_and(|m| m.is_file()) {
             bail!(
@@ -225,11 +228,8 @@ pub fn prepare_corpus_checked(
         warnings.push(said);
     }
     if !targets.is_empty() && targets.len() != ids.len() {
-        bail!(
-            "synthetic corpus: {} pointer targets for {} tokens (tokenizer mismatch)",
-            targets.len(),
-            ids.len()
-        );
+        let (words, read) = (targets.len(), ids.len());
+        bail!("the synthetic corpus is {words} words, each with its pointer target, which this tokenizer reads as {read} tokens: a character model cannot be measured on it; give a text file, or a model trained with --tokenizer word");
     }
     Ok(PreparedCorpus {
         source: source.clone(),

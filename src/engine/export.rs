@@ -187,3 +187,16 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     crate::files::write_atomic(path, contents)
         .with_context(|| format!("writing {}", path.display()))
 }
+
+/// Write files that belong together all or none ([`crate::files::write_all_atomic`]); the
+/// error names the file that failed.
+pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<()> {
+    crate::files::write_all_atomic(files).map_err(|(k, e)| {
+        let path = files
+            .get(k)
+            .map_or_else(String::new, |f| f.0.display().to_string());
+        anyhow::Error::new(e).context(format!(
+            "writing {path} (nothing of this output was written)"
+        ))
+    })
+}

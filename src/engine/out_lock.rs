@@ -20,6 +20,7 @@ impl OutLock {
     /// Take the lock on `out` (a folder or file a run will write), or say which run holds it.
     /// The message follows the path ("PATH: …"): callers put the path first.
     pub fn take(out: &Path) -> Result<Self, String> {
+        crate::engine::outputs::check_names_itself(out)?;
         let name = out
             .file_name()
             .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());

@@ -27,7 +27,13 @@ const SYSTEM_LITTER: [&str; 3] = [".DS_Store", "Thumbs.db", "desktop.ini"];
 /// sentence that follows the path ("PATH: holds notes.txt, …"): callers put the path first.
 pub fn check_model_folder(dir: &Path) -> Result<(), String> {
     check_not_around_cwd(dir)?;
+    check_names_itself(dir)?;
     match dir.symlink_metadata() {
+        // A link (to a folder, or to nothing) was called "a file".
+        Ok(m) if m.file_type().is_symlink() => Err(format!(
+            "is a link{}; saving replaces the folder at this path, so give the folder itself",
+            std::fs::read_link(dir).map_or(String::new(), |t| format!(" to {}", t.display()))
+        )),
         Ok(m) if !m.is_dir() => Err("is a file, not a folder; a saved model is a folder, so \
                                      writing it there would replace the file: choose another \
                                      path"
@@ -59,7 +65,44 @@ pub fn check_model_folder(dir: &Path) -> Result<(), String> {
                 _ => Ok(()),
             }
         }
-        Err(_) => check_creatable(dir),
+        Err(_) => check_not_in_saved_model(dir).and_then(|()| check_creatable(dir)),
+    }
+}
+
+/// An output path must end in its own name: `CK/x/..` (which is CK) passed the checks as a new
+/// folder `x/..`, and the run created `CK/x` and trained before the save refused.
+pub fn check_names_itself(path: &Path) -> Result<(), String> {
+    match path.file_name() {
+        Some(_) => Ok(()),
+        None => Err(
+            "does not end in a name (it ends in `..` or is a root); give the path of \
+                     the output itself"
+                .into(),
+        ),
+    }
+}
+
+/// A new folder (or a folder of results) must not be made inside a saved model's folder, nor
+/// be one: `train --out CK/sub`, `sweep --out-dir CK` and `synth --out CK` were accepted, and
+/// CK then refused to be saved over ("holds sub"), its own folder no longer its own.
+pub fn check_not_in_saved_model(dir: &Path) -> Result<(), String> {
+    let Some(target) = resolved(dir) else {
+        return Ok(());
+    };
+    if target.is_dir() && saved_model(&target) {
+        return Err(
+            "is the folder of a saved model; write elsewhere (saving that model \
+                    again replaces the whole folder)"
+                .into(),
+        );
+    }
+    match target.parent().filter(|p| saved_model(p)) {
+        Some(p) => Err(format!(
+            "is inside {}, the folder of a saved model; write elsewhere (saving that model \
+             again replaces the whole folder, and would refuse while this is there)",
+            p.display()
+        )),
+        None => Ok(()),
     }
 }
 
@@ -85,12 +128,14 @@ pub fn json_file(path: &Path) -> Option<serde_json::Value> {
 }
 
 /// Whether `dir` is a new or empty folder, as a pool of specialists needs: a pool is never
-/// written over another, nor into a checkpoint (their files mixed). The CLI, the worker and the
-/// studio's form all ask this one question.
+/// written over another, nor into a checkpoint (their files mixed), nor inside one. The CLI,
+/// the worker and the studio's form all ask this one question.
 pub fn check_new_or_empty(dir: &Path) -> Result<(), String> {
     if dir.is_file() {
         return Err("is a file, not a folder".into());
     }
+    check_names_itself(dir)?;
+    check_not_in_saved_model(dir)?;
     let holds_work = |d: std::fs::ReadDir| {
         d.flatten().any(|e| {
             let name = e.file_name();
@@ -156,6 +201,18 @@ pub fn check_not_an_input(out: &Path, inputs: &[&Path]) -> Result<(), String> {
                 }
             ));
         }
+    }
+    // Any saved model's files, not only the inputs': `audit key --out CK/config.json` and
+    // `capture -o CK/model.safetensors` of another model left CK unopenable.
+    if let Some(dir) = target
+        .parent()
+        .filter(|p| model_file(&target) && saved_model(p))
+    {
+        return Err(format!(
+            "is one of the files of the model saved in {}; writing there would destroy it: \
+             choose another path",
+            dir.display()
+        ));
     }
     Ok(())
 }

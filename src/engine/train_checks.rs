@@ -185,7 +185,9 @@ pub(crate) fn for_recruitment(
     if blocks.kind != crate::model::blocks::BlockKind::Semantic {
         bail!("recruitment needs semantic blocks (single or a lexicon), not positional windows");
     }
+    // Open, and so not isolated: a map saved with both was refused when read back.
     blocks.open_unassigned = true;
+    blocks.isolate_unassigned = false;
     train.start_windows = rc.start_windows_width();
     train.windows_throughout = rc.windows_throughout;
     Ok(())

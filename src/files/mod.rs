@@ -11,8 +11,10 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+pub mod hidden;
 pub mod write;
-pub use write::{give_default_mode, write_atomic};
+pub use hidden::{hidden_character, hidden_in, hidden_in_name, MAX_NAME_CHARS};
+pub use write::{give_default_mode, write_all_atomic, write_atomic};
 
 /// Largest corpus (plain text) read into memory.
 pub const MAX_CORPUS_BYTES: u64 = 256 << 20;
@@ -222,53 +224,6 @@ pub fn replace_dir<E>(
         fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
     }
     Ok(())
-}
-
-/// A character that changes how the text around it is shown without being seen itself: a
-/// bidirectional control (the "Trojan Source" characters, which can make a rule read in an
-/// editor or a report differently from what it does) or a control character other than tab,
-/// carriage return and newline (a terminal escape, say). Its name for the error, or None.
-pub fn hidden_character(c: char) -> Option<&'static str> {
-    Some(match c {
-        '\u{061C}' => "ARABIC LETTER MARK",
-        '\u{200E}' => "LEFT-TO-RIGHT MARK",
-        '\u{200F}' => "RIGHT-TO-LEFT MARK",
-        '\u{202A}' => "LEFT-TO-RIGHT EMBEDDING",
-        '\u{202B}' => "RIGHT-TO-LEFT EMBEDDING",
-        '\u{202C}' => "POP DIRECTIONAL FORMATTING",
-        '\u{202D}' => "LEFT-TO-RIGHT OVERRIDE",
-        '\u{202E}' => "RIGHT-TO-LEFT OVERRIDE",
-        '\u{2066}' => "LEFT-TO-RIGHT ISOLATE",
-        '\u{2067}' => "RIGHT-TO-LEFT ISOLATE",
-        '\u{2068}' => "FIRST STRONG ISOLATE",
-        '\u{2069}' => "POP DIRECTIONAL ISOLATE",
-        '\t' | '\r' | '\n' => return None,
-        c if c.is_control() => "a control character",
-        _ => return None,
-    })
-}
-
-/// The first [`hidden_character`] of `s`, named for an error: "the invisible character U+202E
-/// (RIGHT-TO-LEFT OVERRIDE)".
-pub fn hidden_in(s: &str) -> Option<String> {
-    s.chars().find_map(|c| {
-        let what = hidden_character(c)?;
-        Some(format!(
-            "the invisible character U+{:04X} ({what})",
-            u32::from(c)
-        ))
-    })
-}
-
-/// [`hidden_in`] for a name (a block's): a tab or a line break is refused too, since a name
-/// is one field of a table row (a lexicon's third column became part of `drug\textra`).
-pub fn hidden_in_name(s: &str) -> Option<String> {
-    let spaced = s.chars().find_map(|c| match c {
-        '\t' => Some("a tab"),
-        '\r' | '\n' => Some("a line break"),
-        _ => None,
-    });
-    hidden_in(s).or_else(|| spaced.map(|what| format!("{what} (a name is one line)")))
 }
 
 /// Longest line of an error message shown whole; longer lines keep their start and end.

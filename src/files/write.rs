@@ -14,33 +14,82 @@ const MAX_NAME_BYTES: usize = 255;
 /// a FIFO or a socket (`-o /dev/null`, `-o /dev/stdout`) is written in place: the rename put a
 /// regular file where `/dev/null` stood, for every program, when run as root. A link to a
 /// file is followed, so the link stays and its file is replaced. A file replaced keeps its
-/// permissions; the temporary file is removed when the rename fails.
+/// permissions; the temporary file is removed when the write or the rename fails (a full disk
+/// left `.NAME.tmp-PID` behind).
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
-    if let Ok(meta) = std::fs::metadata(path) {
-        if !meta.is_file() && !meta.is_dir() {
-            return std::fs::write(path, contents);
+    write_all_atomic(&[(path, contents)]).map_err(|(_, e)| e)
+}
+
+/// Write several files that belong together (a report and its JSON twin, a corpus and its
+/// truth) whole or not at all: every temporary file is written first, and only when all are
+/// written are they renamed into place, so a full disk no longer left an HTML report without
+/// its twin. The error names the file it came from (its index in `files`).
+pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<(), (usize, io::Error)> {
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let discard = |staged: &[(PathBuf, PathBuf)]| {
+        for (tmp, _) in staged {
+            let _ = std::fs::remove_file(tmp);
+        }
+    };
+    for (k, &(path, contents)) in files.iter().enumerate() {
+        if let Ok(meta) = std::fs::metadata(path) {
+            if !meta.is_file() && !meta.is_dir() {
+                // A device is written in place, last of all (it cannot be taken back).
+                continue;
+            }
+        }
+        match stage(path, contents) {
+            Ok(pair) => staged.push(pair),
+            Err(e) => {
+                discard(&staged);
+                return Err((k, e));
+            }
         }
     }
+    for (n, (tmp, path)) in staged.iter().enumerate() {
+        if let Err(e) = std::fs::rename(tmp, path) {
+            discard(&staged[n..]);
+            let k = files
+                .iter()
+                .position(|f| resolve(f.0) == *path)
+                .unwrap_or(0);
+            return Err((k, e));
+        }
+    }
+    for (k, &(path, contents)) in files.iter().enumerate() {
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            std::fs::write(path, contents).map_err(|e| (k, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// A link to a file, followed (the link stays and its file is replaced); else `path`.
+fn resolve(path: &Path) -> PathBuf {
     let linked = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-    let resolved = match linked {
-        true => std::fs::canonicalize(path).ok(),
-        false => None,
-    };
-    let path = resolved.as_deref().unwrap_or(path);
+    match linked.then(|| std::fs::canonicalize(path).ok()).flatten() {
+        Some(p) => p,
+        None => path.to_path_buf(),
+    }
+}
+
+/// `contents` written to the temporary sibling of `path` (which keeps the permissions of the
+/// file it will replace): (temporary, final path). Nothing is left when it fails.
+fn stage(path: &Path, contents: &[u8]) -> io::Result<(PathBuf, PathBuf)> {
+    let path = resolve(path);
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
-    let tmp = temporary_sibling(path);
-    std::fs::write(&tmp, contents)?;
-    // A report kept private at 600 came back 644.
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(&tmp, meta.permissions());
-    }
-    if let Err(e) = std::fs::rename(&tmp, path) {
+    let tmp = temporary_sibling(&path);
+    if let Err(e) = std::fs::write(&tmp, contents) {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
-    Ok(())
+    // A report kept private at 600 came back 644.
+    if let Ok(meta) = std::fs::metadata(&path) {
+        let _ = std::fs::set_permissions(&tmp, meta.permissions());
+    }
+    Ok((tmp, path))
 }
 
 /// Give `path` the mode a new file gets here (the user's umask: 0644 under 022). For files
@@ -106,6 +155,32 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(left.len(), 1, "{left:?}");
+    }
+
+    #[test]
+    fn files_that_belong_together_are_written_all_or_none() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let page = dir.path().join("report.html");
+        std::fs::write(&page, "old page").unwrap_or_else(|e| panic!("{e}"));
+        // The twin cannot be written (its folder is a file): neither is, and nothing is left.
+        let blocker = dir.path().join("file");
+        std::fs::write(&blocker, "x").unwrap_or_else(|e| panic!("{e}"));
+        let twin = blocker.join("report.json");
+        let err = write_all_atomic(&[(&page, b"new page"), (&twin, b"{}")]);
+        assert_eq!(err.map_err(|(k, _)| k), Err(1));
+        assert_eq!(std::fs::read(&page).ok().as_deref(), Some(&b"old page"[..]));
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["file", "report.html"]);
+        let twin = dir.path().join("report.json");
+        assert!(write_all_atomic(&[(&page, b"new page"), (&twin, b"{}")]).is_ok());
+        assert_eq!(std::fs::read(&twin).ok().as_deref(), Some(&b"{}"[..]));
+        assert_eq!(std::fs::read(&page).ok().as_deref(), Some(&b"new page"[..]));
     }
 
     #[test]

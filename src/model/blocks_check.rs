@@ -111,6 +111,12 @@ pub enum InvalidBlocks {
         /// Blocks declared.
         num_blocks: usize,
     },
+    /// Both ways of treating unassigned tokens at once (open won, unsaid).
+    #[error(
+        "isolate_unassigned and open_unassigned are both true: unassigned tokens are either \
+         isolated or open, not both"
+    )]
+    IsolatedAndOpen,
     /// A relevance entry pointing at a block that does not exist.
     #[error("relevance[{from}] = {to}, but there are only {num_blocks} blocks")]
     RelevanceTarget {
@@ -138,6 +144,9 @@ impl BlockMap {
         }
         if k > max {
             return Err(InvalidBlocks::TooManyBlocks { found: k, max });
+        }
+        if self.isolate_unassigned && self.open_unassigned {
+            return Err(InvalidBlocks::IsolatedAndOpen);
         }
         check_names(&self.names)?;
         match self.kind {

@@ -138,6 +138,13 @@ fn capture_pass(
 ) -> Result<(Capture, Scores), ModelError> {
     let dims = model.dims();
     check_capture_memory(dims.layers, dims.heads, ids.len())?;
+    crate::model::capture_memory::check_block_masses(
+        dims.layers,
+        dims.heads,
+        ids.len(),
+        blocks.num_blocks(),
+    )
+    .map_err(ModelError::Input)?;
     let device = model.device();
     let mut biases = sequence_biases(model, masks, dial, device)?;
     let want_scores = extra.is_some();

@@ -130,6 +130,49 @@ pub fn batch_that_fits(
     Ok(wanted.max(1).min(fit.max(1)))
 }
 
+/// Bytes a dense capture spends on block masses: every head's every query row over `blocks`
+/// blocks, held as the capture's f32 rows, the metrics' copies and the output built from them
+/// (16 bytes a value, measured: SmolLM2 with a map of 49,152 blocks peaked at 4.8 GB for 21
+/// tokens).
+pub fn block_mass_bytes(layers: usize, heads: usize, tokens: usize, blocks: usize) -> u64 {
+    let need = [layers, heads, tokens, blocks, 16]
+        .iter()
+        .fold(1u128, |a, &x| a.saturating_mul(x as u128));
+    u64::try_from(need).unwrap_or(u64::MAX)
+}
+
+/// Refuse a dense capture whose block masses pass the limit, naming the block map: a map of
+/// one block per token (49,152 on SmolLM2) passed the T² estimate and aborted on memory.
+pub fn check_block_masses(
+    layers: usize,
+    heads: usize,
+    tokens: usize,
+    blocks: usize,
+) -> Result<(), String> {
+    let limit = limit_bytes();
+    let need = block_mass_bytes(layers, heads, tokens, blocks)
+        .saturating_add(capture_bytes(layers, heads, tokens, 1));
+    if need <= limit {
+        return Ok(());
+    }
+    let most = (1..=tokens)
+        .rev()
+        .find(|&t| {
+            block_mass_bytes(layers, heads, t, blocks)
+                .saturating_add(capture_bytes(layers, heads, t, 1))
+                <= limit
+        })
+        .unwrap_or(0);
+    Err(format!(
+        "the block map has {blocks} blocks: a capture of {tokens} tokens keeps each of the \
+         {layers} × {heads} heads' mass on every block for every query, about {:.1} GiB with \
+         its attention; the limit is {:.1} GiB: use a map of fewer blocks, or at most {most} \
+         tokens (or raise the limit with {LIMIT_ENV})",
+        need as f64 / GIB,
+        limit as f64 / GIB
+    ))
+}
+
 /// The shape of a streamed capture ([`crate::model::capture_stream`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StreamShape {
@@ -304,6 +347,18 @@ mod tests {
             ..s
         };
         assert!(stream_bytes(&fits) <= e.limit_bytes);
+    }
+
+    #[test]
+    fn a_map_of_a_block_per_token_is_refused_before_its_masses_are_allocated() {
+        // SmolLM2 with one block per token of its vocabulary, 21 tokens: 4.8 GB measured.
+        let Err(e) = check_block_masses(30, 9, 21, 49_152) else {
+            panic!("a map of 49,152 blocks passed");
+        };
+        assert!(e.contains("49152 blocks") && e.contains("at most"), "{e}");
+        // Its 16 blocks of k-means fit at its full streamed length's dense cousin, 512 tokens.
+        assert!(check_block_masses(30, 9, 512, 16).is_ok());
+        assert_eq!(block_mass_bytes(usize::MAX, 2, 2, 2), u64::MAX);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::engine::audit::{
     TestSetSection,
 };
 use crate::engine::corpus::{asset_path, topic_corpus, CorpusSource};
-use crate::engine::export::write_atomic;
+use crate::engine::export::write_all_atomic;
 use crate::engine::figures::{report_figures, Colormap, Figure};
 use crate::engine::jobs::model::{checkpoint_anchors, open_checkpoint};
 use crate::engine::jobs::rules::load_rules;
@@ -106,8 +106,8 @@ pub fn write_report(path: &Path, html: &[u8], json: &[u8]) -> Result<()> {
             most as f64 / f64::from(1u32 << 20)
         );
     }
-    write_atomic(path, html)?;
-    write_atomic(&path.with_extension("json"), json)
+    // Both or neither: a full disk left a page without the twin `audit verify` checks it by.
+    write_all_atomic(&[(path, html), (&path.with_extension("json"), json)])
 }
 
 /// `localist audit report`: what to measure and where to write it.

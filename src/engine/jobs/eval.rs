@@ -131,6 +131,14 @@ fn evaluate_checkpoint(
             job.model.display()
         );
     }
+    if let Some(k) = job.clusters {
+        // As --lexicon: it was ignored without a word.
+        anyhow::bail!(
+            "--clusters {k}: k-means blocks are for imported models; {} evaluates under its \
+             own blocks (rebuild them with `localist blocks -c … --kmeans {k}`)",
+            job.model.display()
+        );
+    }
     let (stream, seq) = held_out(job, ck)?;
     let first = stream.window(0, seq.min(ck.model.config.max_seq_len));
     if let Some(why) = first.and_then(|w| ck.blocks.weak_on(&w.x)) {

@@ -103,5 +103,6 @@ fn start_recruiter(session: &mut Session) {
     session.trainer.config.windows_throughout = rec.config.windows_throughout;
     rec.next_due = Some(session.trainer.step);
     session.trainer.blocks.open_unassigned = true;
+    session.trainer.blocks.isolate_unassigned = false;
     session.recruiter = Some(rec);
 }

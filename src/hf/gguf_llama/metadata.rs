@@ -217,11 +217,16 @@ pub fn tokenizer_from_gguf(c: &gguf_file::Content, file: &Path) -> Result<tokeni
         .build()
         .map_err(|e| anyhow::anyhow!("{}: BPE from metadata: {e}", file.display()))?;
     let mut tok = tokenizers::Tokenizer::new(bpe);
-    // SmolLM's pre-tokenizer ("smollm"): digits one by one, then GPT-2's byte-level split.
-    tok.with_pre_tokenizer(Some(PreTokenizerWrapper::Sequence(Sequence::new(vec![
-        PreTokenizerWrapper::Digits(Digits::new(true)),
-        PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, true)),
-    ]))));
+    let byte_level = PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, true));
+    tok.with_pre_tokenizer(Some(if digits_one_by_one(c, file)? {
+        // SmolLM's pre-tokenizer ("smollm"): digits one by one, then GPT-2's byte-level split.
+        PreTokenizerWrapper::Sequence(Sequence::new(vec![
+            PreTokenizerWrapper::Digits(Digits::new(true)),
+            byte_level,
+        ]))
+    } else {
+        byte_level
+    }));
     tok.with_decoder(Some(ByteLevel::default()));
     // Control tokens (type 3) are matched whole.
     if let Ok(types) = meta(c, "tokenizer.ggml.token_type", file).and_then(|v| Ok(v.to_vec()?)) {
@@ -237,6 +242,43 @@ pub fn tokenizer_from_gguf(c: &gguf_file::Content, file: &Path) -> Result<tokeni
         let _added = tok.add_special_tokens(special);
     }
     Ok(tok)
+}
+
+/// Whether the file's pre-tokenizer (`tokenizer.ggml.pre`) splits digits one by one before
+/// GPT-2's byte-level split (smollm, starcoder, refact; also when the key is absent, as in
+/// SmolLM's files before it was written) or not (gpt-2). Any other is refused, and so is a
+/// BOS token the text must begin with: every byte-level GGUF was split as SmolLM's, so a
+/// LLaMA-3 file ("llama-bpe", BOS added) was measured on a tokenization that was not its own.
+fn digits_one_by_one(c: &gguf_file::Content, file: &Path) -> Result<bool> {
+    const PRE: &str = "tokenizer.ggml.pre";
+    const BOS: &str = "tokenizer.ggml.add_bos_token";
+    if let Some(v) = c.metadata.get(BOS) {
+        if v.to_bool()
+            .map_err(|e| wrong_type(file, BOS, "a boolean", &e))?
+        {
+            bail!(
+                "{}: metadata {BOS} = true: texts of this model begin with its BOS token, which \
+                 this reader does not add; its numbers would be of another tokenization",
+                file.display()
+            );
+        }
+    }
+    let Some(v) = c.metadata.get(PRE) else {
+        return Ok(true);
+    };
+    let pre = v
+        .to_string()
+        .map_err(|e| wrong_type(file, PRE, "a string", &e))?;
+    match pre.as_str() {
+        "smollm" | "starcoder" | "refact" => Ok(true),
+        "gpt-2" => Ok(false),
+        other => bail!(
+            "{}: metadata {PRE} = {other:?}: this pre-tokenizer is not implemented here (smollm, \
+             starcoder, refact and gpt-2 are), and splitting its text another way would \
+             measure the model on a tokenization that is not its own",
+            file.display()
+        ),
+    }
 }
 
 /// The error for metadata `key` of `file` that is not `expected` (candle said only "not a
