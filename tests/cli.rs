@@ -1841,4 +1841,13 @@ fn flags_that_were_ignored_and_outputs_into_a_saved_model_are_refused() {
         std::fs::read_to_string(&notes).unwrap(),
         "{\"my\": \"notes\"}"
     );
+    // A key written twice in config.json: the last one counted, unsaid.
+    let twice = d("twice");
+    copy_dir(Path::new(sample), Path::new(&twice));
+    let config = Path::new(&twice).join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replacen("\"steps_done\":", "\"steps_done\": 3, \"steps_done\":", 1);
+    std::fs::write(&config, text).unwrap();
+    let o = localist(&["eval", "-c", &twice, "--windows", "2"]);
+    assert_fails_with(&o, &["config.json", "training.steps_done is written twice"]);
 }

@@ -143,25 +143,25 @@ fn eval_refuses_a_training_corpus_changed_since_training() {
     corpus(p, "text.txt");
     succeeds(&localist_in(p, &train("ck", &[])));
     succeeds(&localist_in(p, &["eval", "-c", "ck", "--lambda", "0"]));
-    // The same relative path read from another folder holds another text.
+    // The corpus is recorded as an absolute path: from another folder, whose own text.txt
+    // holds another text, the model still reads the one it was trained on (relative, it read
+    // the other one).
     std::fs::create_dir(p.join("elsewhere")).unwrap();
-    std::fs::write(
-        p.join("elsewhere/text.txt"),
-        "Another text entirely, of other words and lines.\n".repeat(60),
-    )
-    .unwrap();
-    let o = localist_in(
-        &p.join("elsewhere"),
-        &["eval", "-c", "../ck", "--lambda", "0"],
+    let other = "Another text entirely, of other words and lines.\n".repeat(60);
+    std::fs::write(p.join("elsewhere/text.txt"), &other).unwrap();
+    let from_elsewhere = |extra: &[&str]| {
+        let mut a = vec!["eval", "-c", "../ck", "--lambda", "0"];
+        a.extend(extra);
+        localist_in(&p.join("elsewhere"), &a)
+    };
+    succeeds(&from_elsewhere(&[]));
+    // The text changed since training is refused, by its SHA-256.
+    std::fs::write(p.join("text.txt"), &other).unwrap();
+    fails_with(
+        &from_elsewhere(&[]),
+        &["not the text it was trained on", "--corpus"],
     );
-    fails_with(&o, &["not the text it was trained on", "--corpus"]);
-    let o = localist_in(
-        &p.join("elsewhere"),
-        &[
-            "eval", "-c", "../ck", "--lambda", "0", "--corpus", "text.txt",
-        ],
-    );
-    succeeds(&o);
+    succeeds(&from_elsewhere(&["--corpus", "text.txt"]));
 }
 
 #[test]

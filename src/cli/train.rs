@@ -174,12 +174,13 @@ impl TrainBasics {
         self.corpus.as_deref().unwrap_or(DEFAULT_CORPUS)
     }
 
-    /// The corpus source (a file path resolved against the bundled assets).
+    /// The corpus source (a file path resolved against the bundled assets, and made absolute:
+    /// recorded relative to the folder training ran in, it named another file elsewhere).
     fn corpus_source(&self) -> Result<CorpusSource> {
         Ok(
             match CorpusSource::parse(self.corpus_or_default(), self.seed)? {
                 CorpusSource::File { path } => CorpusSource::File {
-                    path: asset_path(&path),
+                    path: std::path::absolute(asset_path(&path)).unwrap_or(path),
                 },
                 s => s,
             },

@@ -92,7 +92,7 @@ impl RunSettings {
     pub fn job(&self) -> anyhow::Result<TrainJob> {
         let corpus = match CorpusSource::parse(&self.corpus, self.seed)? {
             CorpusSource::File { path } => CorpusSource::File {
-                path: crate::engine::corpus::asset_path(&path),
+                path: std::path::absolute(crate::engine::corpus::asset_path(&path)).unwrap_or(path),
             },
             s => s,
         };

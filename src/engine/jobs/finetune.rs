@@ -111,7 +111,9 @@ pub fn prepare(
     };
     let spec = AdapterSpec::parse(&job.adapt, decoder.num_layers()).map_err(anyhow::Error::msg)?;
     spec.check_on(decoder).map_err(anyhow::Error::msg)?;
-    let corpus_path = asset_path(&job.corpus);
+    // Absolute, as a checkpoint records its corpus: adapter.json is read from other folders.
+    let corpus_path =
+        std::path::absolute(asset_path(&job.corpus)).unwrap_or_else(|_| job.corpus.clone());
     let text = read_text(&corpus_path, MAX_CORPUS_BYTES, "a corpus")?;
     if text.trim().is_empty() {
         bail!("{}: the corpus is empty", corpus_path.display());

@@ -211,6 +211,16 @@ pub fn tokenizer_from_gguf(c: &gguf_file::Content, file: &Path) -> Result<tokeni
         );
     }
     let (tokens, merges) = tokens_and_merges(c, file)?;
+    if let Some(n) = optional(c, "llama.vocab_size", file, meta_usize)? {
+        if n != tokens.len() {
+            // It was ignored: the token list decides, and a file saying otherwise is damaged.
+            bail!(
+                "{}: metadata llama.vocab_size = {n}, but tokenizer.ggml.tokens lists {}",
+                file.display(),
+                tokens.len()
+            );
+        }
+    }
     let vocab: tokenizers::models::bpe::Vocab = tokens.iter().cloned().zip(0u32..).collect();
     let bpe = BPE::builder()
         .vocab_and_merges(vocab, merges)
@@ -228,8 +238,22 @@ pub fn tokenizer_from_gguf(c: &gguf_file::Content, file: &Path) -> Result<tokeni
         byte_level
     }));
     tok.with_decoder(Some(ByteLevel::default()));
-    // Control tokens (type 3) are matched whole.
-    if let Ok(types) = meta(c, "tokenizer.ggml.token_type", file).and_then(|v| Ok(v.to_vec()?)) {
+    // Control tokens (type 3) are matched whole; a list of the wrong type was skipped unsaid.
+    const TYPES: &str = "tokenizer.ggml.token_type";
+    if let Some(v) = c.metadata.get(TYPES) {
+        let types = v
+            .to_vec()
+            .map_err(|e| wrong_type(file, TYPES, "an array", &e))?;
+        let integer = |t: &gguf_file::Value| t.to_u32().is_ok() || t.to_i32().is_ok();
+        if types.len() != tokens.len() || !types.iter().all(integer) {
+            bail!(
+                "{}: metadata {TYPES} must give an integer type for each of the {} tokens \
+                 (it has {} entries)",
+                file.display(),
+                tokens.len(),
+                types.len()
+            );
+        }
         let special: Vec<AddedToken> = types
             .iter()
             .zip(&tokens)
