@@ -23,7 +23,8 @@ impl OutLock {
         crate::engine::outputs::check_names_itself(out)?;
         let name = out
             .file_name()
-            .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let parent = out
             .parent()
             .filter(|p| !p.as_os_str().is_empty())

@@ -21,6 +21,16 @@ pub fn duplicate_key(text: &str) -> Option<String> {
     Some(rest.split(" at line ").next().unwrap_or(rest).to_string())
 }
 
+/// [`duplicate_key`] as the refusal every reader gives (the message follows the file's path).
+pub fn check_single_keys(text: &str) -> Result<(), String> {
+    match duplicate_key(text) {
+        Some(key) => Err(format!(
+            "the key {key} is written twice (readers differ on which counts)"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Visits a value at a path, refusing a repeated key in any object below it.
 struct Walk(String);
 

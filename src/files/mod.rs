@@ -15,7 +15,7 @@ pub mod hidden;
 pub mod json_keys;
 pub mod write;
 pub use hidden::{hidden_character, hidden_in, hidden_in_name, MAX_NAME_CHARS};
-pub use json_keys::duplicate_key;
+pub use json_keys::{check_single_keys, duplicate_key};
 pub use write::{give_default_mode, write_all_atomic, write_atomic};
 
 /// Largest corpus (plain text) read into memory.

@@ -75,12 +75,10 @@ fn read_json<T: for<'de> Deserialize<'de>>(
     what: &'static str,
 ) -> Result<T, CheckpointError> {
     let text = crate::files::read_text(path, crate::files::MAX_CONFIG_BYTES, what)?;
-    if let Some(key) = crate::files::duplicate_key(&text) {
-        return Err(CheckpointError::Invalid {
-            path: path.to_path_buf(),
-            message: format!("the key {key} is written twice (readers differ on which counts)"),
-        });
-    }
+    crate::files::check_single_keys(&text).map_err(|message| CheckpointError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    })?;
     serde_json::from_str(&text).map_err(|cause| CheckpointError::Json {
         path: path.to_path_buf(),
         cause,

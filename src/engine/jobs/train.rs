@@ -108,12 +108,8 @@ pub struct TrainShape {
 fn config_json(dir: &std::path::Path) -> Result<(std::path::PathBuf, serde_json::Value)> {
     let path = dir.join("config.json");
     let text = read_text(&path, MAX_CONFIG_BYTES, "a checkpoint's config.json")?;
-    if let Some(key) = crate::files::duplicate_key(&text) {
-        anyhow::bail!(
-            "{}: the key {key} is written twice (readers differ on which counts)",
-            path.display()
-        );
-    }
+    crate::files::check_single_keys(&text)
+        .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
     let meta =
         serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?;
     Ok((path, meta))

@@ -82,12 +82,8 @@ pub fn save_adapter(
 pub fn read_info(dir: &Path) -> Result<AdapterInfo> {
     let path = dir.join("adapter.json");
     let text = crate::files::read_text(&path, crate::files::MAX_CONFIG_BYTES, "an adapter.json")?;
-    if let Some(key) = crate::files::duplicate_key(&text) {
-        bail!(
-            "{}: the key {key} is written twice (readers differ on which counts)",
-            path.display()
-        );
-    }
+    crate::files::check_single_keys(&text)
+        .map_err(|m| anyhow::anyhow!("{}: {m}", path.display()))?;
     let info: AdapterInfo = serde_json::from_str(&text)
         .with_context(|| format!("{}: not an adapter description", path.display()))?;
     if info.format != ADAPTER_FORMAT {
