@@ -82,16 +82,8 @@ impl DialArgs {
     /// The dial settings at each λ.
     pub fn settings(&self, lambdas: &[f64]) -> Result<Vec<DialSetting>> {
         // As `sweep` does: `--lambda 0.5,0.5` printed the same row twice.
-        if let Some((k, l)) = lambdas
-            .iter()
-            .enumerate()
-            .find(|&(k, l)| lambdas[..k].contains(l))
-        {
-            anyhow::bail!(
-                "--lambda: {l} is given twice (at places {} and {})",
-                lambdas.iter().position(|x| x == l).map_or(0, |p| p + 1),
-                k + 1
-            );
+        if let Some(l) = crate::engine::jobs::sweep::repeated(lambdas) {
+            anyhow::bail!("--lambda: {l} is given twice (each value is one row)");
         }
         lambdas.iter().map(|&l| self.setting(l)).collect()
     }

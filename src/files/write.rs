@@ -25,9 +25,10 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
 /// written are they renamed into place, so a full disk no longer left an HTML report without
 /// its twin. The error names the file it came from (its index in `files`).
 pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<(), (usize, io::Error)> {
-    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let discard = |staged: &[(PathBuf, PathBuf)]| {
-        for (tmp, _) in staged {
+    // (index in `files`, temporary, final path)
+    let mut staged: Vec<(usize, PathBuf, PathBuf)> = Vec::new();
+    let discard = |staged: &[(usize, PathBuf, PathBuf)]| {
+        for (_, tmp, _) in staged {
             let _ = std::fs::remove_file(tmp);
         }
     };
@@ -39,21 +40,17 @@ pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> Result<(), (usize, io::Erro
             }
         }
         match stage(path, contents) {
-            Ok(pair) => staged.push(pair),
+            Ok((tmp, to)) => staged.push((k, tmp, to)),
             Err(e) => {
                 discard(&staged);
                 return Err((k, e));
             }
         }
     }
-    for (n, (tmp, path)) in staged.iter().enumerate() {
+    for (n, (k, tmp, path)) in staged.iter().enumerate() {
         if let Err(e) = std::fs::rename(tmp, path) {
             discard(&staged[n..]);
-            let k = files
-                .iter()
-                .position(|f| resolve(f.0) == *path)
-                .unwrap_or(0);
-            return Err((k, e));
+            return Err((*k, e));
         }
     }
     for (k, &(path, contents)) in files.iter().enumerate() {

@@ -56,12 +56,19 @@ pub fn check_grid(lambdas: &[f64]) -> Result<()> {
             lambdas.len()
         );
     }
-    for (i, a) in lambdas.iter().enumerate() {
-        if lambdas.iter().skip(i + 1).any(|b| b == a) {
-            anyhow::bail!("the λ grid names {a} twice: each value trains one model");
-        }
+    if let Some(a) = repeated(lambdas) {
+        anyhow::bail!("the λ grid names {a} twice: each value trains one model");
     }
     Ok(())
+}
+
+/// The first value of `lambdas` given again later in the list (a sweep's grid, `eval --lambda`).
+pub fn repeated(lambdas: &[f64]) -> Option<f64> {
+    lambdas
+        .iter()
+        .enumerate()
+        .find(|&(i, a)| lambdas[i + 1..].contains(a))
+        .map(|(_, &a)| a)
 }
 
 /// Run every model of the sweep over `lambdas` (each trained as `base` at its λ_train;
