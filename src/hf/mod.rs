@@ -121,6 +121,9 @@ impl ImportedModel {
     /// What it is, in a phrase.
     pub fn kind_label(&self) -> &'static str {
         match self {
+            Self::Llama(m) if m.config.qkv_bias() => {
+                "Qwen2 decoder (GGUF, weights dequantized to f32)"
+            }
             Self::Llama(_) => "LLaMA-family decoder (GGUF, weights dequantized to f32)",
             Self::Bert(_) => "BERT-family encoder (bidirectional; no next-token head)",
             Self::Gpt2(_) => "GPT-2 decoder (Hugging Face safetensors)",
@@ -135,7 +138,7 @@ impl ImportedModel {
     /// A short name of the architecture.
     pub fn arch_label(&self) -> &'static str {
         match self {
-            Self::Llama(_) => "llama",
+            Self::Llama(m) => m.config.arch,
             Self::Bert(_) => "bert",
             Self::Gpt2(_) => "gpt2",
             Self::HfLlama(m) => m.family.model_type(),

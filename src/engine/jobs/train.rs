@@ -154,6 +154,9 @@ pub fn train_shape(job: &TrainJob) -> Result<TrainShape> {
             let (path, meta) = config_json(dir)?;
             let cfg: ModelConfig = serde_json::from_value(meta["model"].clone())
                 .with_context(|| format!("{}: the model's shape (\"model\")", path.display()))?;
+            // The checks loading the model makes, before any size is judged by this shape
+            // (a hand-edited max_seq_len = 1 was named as "the 1 positions of" the model).
+            cfg.validate().with_context(|| path.display().to_string())?;
             let positions = cfg.max_seq_len;
             (cfg, Some(positions))
         }

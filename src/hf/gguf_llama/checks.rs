@@ -31,30 +31,36 @@ pub fn check_model(
 
 /// Every size within its limit, and the sizes consistent.
 fn check_sizes(c: &LlamaConfig) -> Result<(), String> {
-    in_range("llama.block_count", c.layers, 1, MAX_LAYERS)?;
-    in_range("llama.embedding_length", c.d_model, 1, MAX_WIDTH)?;
-    in_range("llama.attention.head_count", c.heads, 1, MAX_HEADS)?;
-    in_range("llama.attention.head_count_kv", c.kv_heads, 1, c.heads)?;
-    in_range("llama.feed_forward_length", c.ff, 1, MAX_FF)?;
-    in_range("llama.context_length", c.context, 1, MAX_POSITIONS)?;
-    positive_eps("llama.attention.layer_norm_rms_epsilon", c.rms_eps)?;
+    let a = c.arch;
+    in_range(&format!("{a}.block_count"), c.layers, 1, MAX_LAYERS)?;
+    in_range(&format!("{a}.embedding_length"), c.d_model, 1, MAX_WIDTH)?;
+    in_range(&format!("{a}.attention.head_count"), c.heads, 1, MAX_HEADS)?;
+    in_range(
+        &format!("{a}.attention.head_count_kv"),
+        c.kv_heads,
+        1,
+        c.heads,
+    )?;
+    in_range(&format!("{a}.feed_forward_length"), c.ff, 1, MAX_FF)?;
+    in_range(&format!("{a}.context_length"), c.context, 1, MAX_POSITIONS)?;
+    positive_eps(&format!("{a}.attention.layer_norm_rms_epsilon"), c.rms_eps)?;
     if !c.d_model.is_multiple_of(c.heads) || !(c.d_model / c.heads).is_multiple_of(2) {
         return Err(format!(
-            "llama.embedding_length = {} is not an even multiple of llama.attention.head_count \
+            "{a}.embedding_length = {} is not an even multiple of {a}.attention.head_count \
              = {} (RoPE needs an even head width)",
             c.d_model, c.heads
         ));
     }
     if !c.heads.is_multiple_of(c.kv_heads) {
         return Err(format!(
-            "llama.attention.head_count = {} is not a multiple of \
-             llama.attention.head_count_kv = {}",
+            "{a}.attention.head_count = {} is not a multiple of \
+             {a}.attention.head_count_kv = {}",
             c.heads, c.kv_heads
         ));
     }
     if !(c.rope_base.is_finite() && c.rope_base > 1.0) {
         return Err(format!(
-            "llama.rope.freq_base = {} must be finite and above 1",
+            "{a}.rope.freq_base = {} must be finite and above 1",
             c.rope_base
         ));
     }
@@ -72,9 +78,9 @@ fn check_tensors(c: &LlamaConfig, header: &GgufHeader) -> Result<usize, String> 
         }
         s => {
             return Err(format!(
-                "tensor token_embd.weight has shape {s:?}; llama.embedding_length = {} needs \
+                "tensor token_embd.weight has shape {s:?}; {}.embedding_length = {} needs \
                  [vocabulary, {}]",
-                c.d_model, c.d_model
+                c.arch, c.d_model, c.d_model
             ))
         }
     };
@@ -98,6 +104,11 @@ fn check_tensors(c: &LlamaConfig, header: &GgufHeader) -> Result<usize, String> 
         ] {
             want.push((format!("blk.{l}.{name}.weight"), shape));
         }
+        if c.qkv_bias() {
+            for (name, shape) in [("attn_q", d), ("attn_k", kv), ("attn_v", kv)] {
+                want.push((format!("blk.{l}.{name}.bias"), vec![shape]));
+            }
+        }
     }
     let by_name: HashMap<&str, &Vec<usize>> = header
         .tensors
@@ -113,9 +124,9 @@ fn check_tensors(c: &LlamaConfig, header: &GgufHeader) -> Result<usize, String> 
         .find(|n| *n != "token_embd.weight" && !want.iter().any(|(w, _)| w == n))
     {
         return Err(format!(
-            "tensor {extra} is not one this LLaMA forward reads (the metadata says {} layers); \
+            "tensor {extra} is not one this {} forward reads (the metadata says {} layers); \
              refusing to run without it",
-            c.layers
+            c.arch, c.layers
         ));
     }
     for (name, shape) in want {

@@ -29,46 +29,67 @@ pub struct LlamaConfig {
     /// Context length.
     pub context: usize,
     /// RoPE in Hugging Face's half-rotation layout (dimension i pairs with i + d_h/2), as in
-    /// safetensors folders; false for llama.cpp's interleaved one (2i with 2i+1), as in GGUF.
+    /// safetensors folders and Qwen2 GGUF files; false for llama.cpp's interleaved one (2i
+    /// with 2i+1), as in LLaMA GGUF files (whose converter permuted q and k for it).
     pub rope_half: bool,
+    /// The architecture: `llama` or `qwen2` (a GGUF file's metadata keys begin with it; Qwen2
+    /// has biases on q, k and v).
+    pub arch: &'static str,
 }
 
 impl LlamaConfig {
-    /// The hyper-parameters of a `llama` model in `c` (read from `file`); `vocab` is left 0
-    /// for the caller to take from the embedding. Another architecture is an error.
+    /// The hyper-parameters of a `llama` or `qwen2` model in `c` (read from `file`); `vocab`
+    /// is left 0 for the caller to take from the embedding. Another architecture is an error.
     pub fn from_gguf(c: &gguf_file::Content, file: &Path) -> Result<Self> {
-        let arch = (meta(c, "general.architecture", file)?.to_string())
-            .map_err(|e| wrong_type(file, "general.architecture", "a string", &e))?
-            .clone();
-        if arch != "llama" {
-            bail!(
-                "{}: architecture {arch:?} is not supported (only LLaMA-family \"llama\")",
-                file.display()
-            );
-        }
-        let heads = meta_usize(c, "llama.attention.head_count", file)?;
-        let d_model = meta_usize(c, "llama.embedding_length", file)?;
+        let arch = architecture(c, file)?;
+        let key = |k: &str| format!("{arch}.{k}");
+        let heads = meta_usize(c, &key("attention.head_count"), file)?;
+        let d_model = meta_usize(c, &key("embedding_length"), file)?;
         // Optional keys take their default only when absent: present with a value this model
         // cannot honour, they are refused, not read as the default.
-        let kv_heads = optional(c, "llama.attention.head_count_kv", file, meta_usize)?;
-        let rope_base = optional(c, "llama.rope.freq_base", file, meta_f64)?;
+        let kv_heads = optional(c, &key("attention.head_count_kv"), file, meta_usize)?;
+        let rope_base = optional(c, &key("rope.freq_base"), file, meta_f64)?;
         // A head count that does not divide the width is named by `checks` (its head width
         // here would be a made-up number, and the RoPE check would blame RoPE).
         if heads > 0 && d_model % heads == 0 {
-            check_rope(c, file, d_model / heads)?;
+            check_rope(c, file, arch, d_model / heads)?;
         }
         Ok(Self {
-            layers: meta_usize(c, "llama.block_count", file)?,
+            layers: meta_usize(c, &key("block_count"), file)?,
             d_model,
             heads,
             kv_heads: kv_heads.unwrap_or(heads),
-            ff: meta_usize(c, "llama.feed_forward_length", file)?,
+            ff: meta_usize(c, &key("feed_forward_length"), file)?,
             vocab: 0,
-            rms_eps: meta_f64(c, "llama.attention.layer_norm_rms_epsilon", file)?,
+            rms_eps: meta_f64(c, &key("attention.layer_norm_rms_epsilon"), file)?,
             rope_base: rope_base.unwrap_or(10_000.0),
-            context: meta_usize(c, "llama.context_length", file)?,
-            rope_half: false,
+            context: meta_usize(c, &key("context_length"), file)?,
+            // llama.cpp rotates Qwen2's halves (its "NEOX" RoPE), as Hugging Face does, and
+            // its converter writes Qwen2's q and k unpermuted.
+            rope_half: arch == "qwen2",
+            arch,
         })
+    }
+
+    /// Whether the layers have biases on q, k and v (Qwen2).
+    pub fn qkv_bias(&self) -> bool {
+        self.arch == "qwen2"
+    }
+}
+
+/// `general.architecture`: the LLaMA-family ones this forward runs.
+fn architecture(c: &gguf_file::Content, file: &Path) -> Result<&'static str> {
+    const KEY: &str = "general.architecture";
+    let arch =
+        (meta(c, KEY, file)?.to_string()).map_err(|e| wrong_type(file, KEY, "a string", &e))?;
+    match arch.as_str() {
+        "llama" => Ok("llama"),
+        "qwen2" => Ok("qwen2"),
+        other => bail!(
+            "{}: architecture {other:?} is not supported (the LLaMA-family \"llama\" and \
+             \"qwen2\" are)",
+            file.display()
+        ),
     }
 }
 
@@ -89,30 +110,30 @@ fn optional<T>(
 /// RoPE as this forward computes it: every dimension of a head rotated, at the plain
 /// frequencies. Scaling (linear, YaRN), partial rotation or a `rope_freqs` tensor would change
 /// every attention row, so a file asking for one is refused rather than run without it.
-fn check_rope(c: &gguf_file::Content, file: &Path, head_dim: usize) -> Result<()> {
+fn check_rope(c: &gguf_file::Content, file: &Path, arch: &str, head_dim: usize) -> Result<()> {
     let refuse = |what: String| -> Result<()> {
         bail!(
-            "{}: {what}; this LLaMA forward rotates every dimension at the plain RoPE \
+            "{}: {what}; this forward rotates every dimension at the plain RoPE \
              frequencies, so its attention would not be the model's",
             file.display()
         )
     };
-    let scaling = optional(c, "llama.rope.scaling.type", file, |c, k, f| {
+    let scaling = optional(c, &format!("{arch}.rope.scaling.type"), file, |c, k, f| {
         let text = meta(c, k, f)?.to_string();
         Ok(text.map_err(|e| wrong_type(f, k, "a string", &e))?.clone())
     })?;
     if let Some(kind) = scaling.filter(|k| k != "none") {
-        return refuse(format!("metadata llama.rope.scaling.type is {kind:?}"));
+        return refuse(format!("metadata {arch}.rope.scaling.type is {kind:?}"));
     }
-    if let Some(f) = optional(c, "llama.rope.scaling.factor", file, meta_f64)? {
+    if let Some(f) = optional(c, &format!("{arch}.rope.scaling.factor"), file, meta_f64)? {
         if f != 1.0 && f != 0.0 {
-            return refuse(format!("metadata llama.rope.scaling.factor is {f}"));
+            return refuse(format!("metadata {arch}.rope.scaling.factor is {f}"));
         }
     }
-    if let Some(n) = optional(c, "llama.rope.dimension_count", file, meta_usize)? {
+    if let Some(n) = optional(c, &format!("{arch}.rope.dimension_count"), file, meta_usize)? {
         if n != head_dim {
             return refuse(format!(
-                "metadata llama.rope.dimension_count is {n}, not the head width {head_dim}"
+                "metadata {arch}.rope.dimension_count is {n}, not the head width {head_dim}"
             ));
         }
     }
@@ -195,12 +216,14 @@ fn tokens_and_merges(c: &gguf_file::Content, file: &Path) -> Result<(Vec<String>
 }
 
 /// Rebuild a byte-level BPE tokenizer from `tokenizer.ggml.*` metadata (`gpt2` models).
-pub fn tokenizer_from_gguf(c: &gguf_file::Content, file: &Path) -> Result<tokenizers::Tokenizer> {
+pub fn tokenizer_from_gguf(
+    c: &gguf_file::Content,
+    arch: &str,
+    file: &Path,
+) -> Result<tokenizers::Tokenizer> {
     use tokenizers::models::bpe::BPE;
     use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-    use tokenizers::pre_tokenizers::digits::Digits;
-    use tokenizers::pre_tokenizers::sequence::Sequence;
-    use tokenizers::{AddedToken, PreTokenizerWrapper};
+    use tokenizers::AddedToken;
     const MODEL: &str = "tokenizer.ggml.model";
     let model =
         (meta(c, MODEL, file)?.to_string()).map_err(|e| wrong_type(file, MODEL, "a string", &e))?;
@@ -211,11 +234,12 @@ pub fn tokenizer_from_gguf(c: &gguf_file::Content, file: &Path) -> Result<tokeni
         );
     }
     let (tokens, merges) = tokens_and_merges(c, file)?;
-    if let Some(n) = optional(c, "llama.vocab_size", file, meta_usize)? {
+    let vocab_key = format!("{arch}.vocab_size");
+    if let Some(n) = optional(c, &vocab_key, file, meta_usize)? {
         if n != tokens.len() {
             // It was ignored: the token list decides, and a file saying otherwise is damaged.
             bail!(
-                "{}: metadata llama.vocab_size = {n}, but tokenizer.ggml.tokens lists {}",
+                "{}: metadata {vocab_key} = {n}, but tokenizer.ggml.tokens lists {}",
                 file.display(),
                 tokens.len()
             );
@@ -227,16 +251,7 @@ pub fn tokenizer_from_gguf(c: &gguf_file::Content, file: &Path) -> Result<tokeni
         .build()
         .map_err(|e| anyhow::anyhow!("{}: BPE from metadata: {e}", file.display()))?;
     let mut tok = tokenizers::Tokenizer::new(bpe);
-    let byte_level = PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, true));
-    tok.with_pre_tokenizer(Some(if digits_one_by_one(c, file)? {
-        // SmolLM's pre-tokenizer ("smollm"): digits one by one, then GPT-2's byte-level split.
-        PreTokenizerWrapper::Sequence(Sequence::new(vec![
-            PreTokenizerWrapper::Digits(Digits::new(true)),
-            byte_level,
-        ]))
-    } else {
-        byte_level
-    }));
+    tok.with_pre_tokenizer(Some(pre_tokenizer(c, file)?.build(file)?));
     tok.with_decoder(Some(ByteLevel::default()));
     // Control tokens (type 3) are matched whole; a list of the wrong type was skipped unsaid.
     const TYPES: &str = "tokenizer.ggml.token_type";
@@ -268,12 +283,54 @@ pub fn tokenizer_from_gguf(c: &gguf_file::Content, file: &Path) -> Result<tokeni
     Ok(tok)
 }
 
-/// Whether the file's pre-tokenizer (`tokenizer.ggml.pre`) splits digits one by one before
-/// GPT-2's byte-level split (smollm, starcoder, refact; also when the key is absent, as in
-/// SmolLM's files before it was written) or not (gpt-2). Any other is refused, and so is a
-/// BOS token the text must begin with: every byte-level GGUF was split as SmolLM's, so a
-/// LLaMA-3 file ("llama-bpe", BOS added) was measured on a tokenization that was not its own.
-fn digits_one_by_one(c: &gguf_file::Content, file: &Path) -> Result<bool> {
+/// How a byte-level GGUF splits its text before BPE (`tokenizer.ggml.pre`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PreSplit {
+    /// Digits one by one, then GPT-2's byte-level split (smollm, starcoder, refact; also when
+    /// the key is absent, as in SmolLM's files before it was written).
+    DigitsThenGpt2,
+    /// GPT-2's byte-level split alone (gpt-2).
+    Gpt2,
+    /// Qwen2's split (qwen2): contractions in either case, a letter run with at most one
+    /// other character before it, each digit alone, and line breaks kept with punctuation.
+    Qwen2,
+}
+
+/// Qwen2's split as its `tokenizer.json` writes it (llama.cpp's `LLAMA_VOCAB_PRE_TYPE_QWEN2`).
+pub(crate) const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+impl PreSplit {
+    /// The pre-tokenizer doing this split, then the byte-level mapping.
+    pub(crate) fn build(self, file: &Path) -> Result<tokenizers::PreTokenizerWrapper> {
+        use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+        use tokenizers::pre_tokenizers::digits::Digits;
+        use tokenizers::pre_tokenizers::sequence::Sequence;
+        use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+        use tokenizers::{PreTokenizerWrapper as P, SplitDelimiterBehavior};
+        let gpt2 = P::ByteLevel(ByteLevel::new(false, true, true));
+        Ok(match self {
+            Self::Gpt2 => gpt2,
+            Self::DigitsThenGpt2 => {
+                P::Sequence(Sequence::new(vec![P::Digits(Digits::new(true)), gpt2]))
+            }
+            Self::Qwen2 => {
+                let pattern = SplitPattern::Regex(QWEN2_SPLIT.into());
+                let split = Split::new(pattern, SplitDelimiterBehavior::Isolated, false)
+                    .map_err(|e| anyhow::anyhow!("{}: Qwen2's split: {e}", file.display()))?;
+                P::Sequence(Sequence::new(vec![
+                    P::Split(split),
+                    P::ByteLevel(ByteLevel::new(false, false, false)),
+                ]))
+            }
+        })
+    }
+}
+
+/// The file's pre-tokenizer (`tokenizer.ggml.pre`). Any other than those of [`PreSplit`] is
+/// refused, and so is a BOS token the text must begin with: every byte-level GGUF was split as
+/// SmolLM's, so a LLaMA-3 file ("llama-bpe", BOS added) was measured on a tokenization that
+/// was not its own.
+fn pre_tokenizer(c: &gguf_file::Content, file: &Path) -> Result<PreSplit> {
     const PRE: &str = "tokenizer.ggml.pre";
     const BOS: &str = "tokenizer.ggml.add_bos_token";
     if let Some(v) = c.metadata.get(BOS) {
@@ -288,17 +345,18 @@ fn digits_one_by_one(c: &gguf_file::Content, file: &Path) -> Result<bool> {
         }
     }
     let Some(v) = c.metadata.get(PRE) else {
-        return Ok(true);
+        return Ok(PreSplit::DigitsThenGpt2);
     };
     let pre = v
         .to_string()
         .map_err(|e| wrong_type(file, PRE, "a string", &e))?;
     match pre.as_str() {
-        "smollm" | "starcoder" | "refact" => Ok(true),
-        "gpt-2" => Ok(false),
+        "smollm" | "starcoder" | "refact" => Ok(PreSplit::DigitsThenGpt2),
+        "gpt-2" => Ok(PreSplit::Gpt2),
+        "qwen2" => Ok(PreSplit::Qwen2),
         other => bail!(
             "{}: metadata {PRE} = {other:?}: this pre-tokenizer is not implemented here (smollm, \
-             starcoder, refact and gpt-2 are), and splitting its text another way would \
+             starcoder, refact, gpt-2 and qwen2 are), and splitting its text another way would \
              measure the model on a tokenization that is not its own",
             file.display()
         ),

@@ -53,14 +53,22 @@ impl Layer {
     /// dequantized to f32 once: the products then match the reference (transformers on the
     /// dequantized weights), which quantized products with 8-bit activations do not quite
     /// (top-5 order moved).
-    fn read(q: &mut impl FnMut(&str) -> Result<Tensor>, l: usize) -> Result<Self> {
+    /// With `qkv_bias` (Qwen2) the q, k and v biases too.
+    fn read(q: &mut impl FnMut(&str) -> Result<Tensor>, l: usize, qkv_bias: bool) -> Result<Self> {
+        let qkv_bias = match qkv_bias {
+            true => {
+                let mut b = |name: &str| q(&format!("blk.{l}.{name}.bias"));
+                Some([b("attn_q")?, b("attn_k")?, b("attn_v")?])
+            }
+            false => None,
+        };
         let mut f = |name: &str| q(&format!("blk.{l}.{name}.weight"));
         Ok(Self {
             attn_norm: f("attn_norm")?,
             q: Dense::new(&f("attn_q")?)?,
             k: Dense::new(&f("attn_k")?)?,
             v: Dense::new(&f("attn_v")?)?,
-            qkv_bias: None,
+            qkv_bias,
             o: Dense::new(&f("attn_output")?)?,
             ffn_norm: f("ffn_norm")?,
             gate: Dense::new(&f("ffn_gate")?)?,
@@ -106,7 +114,7 @@ pub struct GgufLlama {
 }
 
 impl GgufLlama {
-    /// Open a `.gguf` file of a LLaMA-family model. The header is checked first
+    /// Open a `.gguf` file of a LLaMA-family model (`llama` or `qwen2`). The header is checked first
     /// ([`header::read_header`]), then the hyper-parameters against the limits and the tensors
     /// ([`checks::check_model`]), before candle reads anything or a vector is sized by them;
     /// every weight is checked finite after dequantization.
@@ -118,8 +126,8 @@ impl GgufLlama {
         let config = LlamaConfig::from_gguf(&c, path)?;
         let vocab = checks::check_model(&config, &header, path)?;
         // Contained: the tokenizers crate may panic on metadata it does not expect.
-        let tokenizer =
-            crate::contained::contained(|| tokenizer_from_gguf(&c, path)).map_err(|p| {
+        let tokenizer = crate::contained::contained(|| tokenizer_from_gguf(&c, config.arch, path))
+            .map_err(|p| {
                 anyhow::anyhow!(
                     "{}: the tokenizer in its metadata failed ({p})",
                     path.display()
@@ -146,7 +154,7 @@ impl GgufLlama {
         };
         let out_norm = q("output_norm.weight")?;
         let layers = (0..config.layers)
-            .map(|l| Layer::read(&mut q, l))
+            .map(|l| Layer::read(&mut q, l, config.qkv_bias()))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             config: LlamaConfig { vocab, ..config },

@@ -156,6 +156,14 @@ impl HfLlamaConfig {
             .unwrap_or(10_000.0)
     }
 
+    /// The architecture as the decoder names it (`qwen2`, or `llama` for every other).
+    fn arch(&self) -> &'static str {
+        match self.model_type.as_str() {
+            "qwen2" => "qwen2",
+            _ => "llama",
+        }
+    }
+
     /// The decoder's hyper-parameters (RoPE in the half-rotation layout).
     pub fn decoder_config(&self) -> LlamaConfig {
         LlamaConfig {
@@ -169,6 +177,7 @@ impl HfLlamaConfig {
             rope_base: self.rope_base(),
             context: self.max_position_embeddings,
             rope_half: true,
+            arch: self.arch(),
         }
     }
 
