@@ -3,13 +3,22 @@
 file the way llama.cpp's converter writes a Qwen2 (architecture "qwen2", tensors renamed,
 q/k not permuted: llama.cpp rotates Qwen2's halves; pre-tokenizer "qwen2"; no BOS added).
 
-Run once with the `gguf` and `safetensors` packages (pip install gguf safetensors numpy):
+And tests/fixtures/llama3.gguf: the tiny LLaMA of tests/fixtures/families/llama as a LLaMA-3.1
+file (q/k permuted for llama.cpp's interleaved RoPE, pre-tokenizer "llama-bpe", BOS added,
+"llama3" RoPE scaling as the per-frequency factors rope_freqs.weight), with
+tests/fixtures/llama3.json: what transformers computes for the folder under that scaling.
+
+Run once with the `gguf`, `safetensors`, `torch` and `transformers` packages:
     python3 scripts/make_gguf_fixture.py
 tests/gguf_qwen2.rs then checks that this file gives transformers' numbers for the folder.
 It also writes tests/hostile/gguf-qwen2-bias-missing/model.gguf: the same without
-blk.1.attn_k.bias (the file must be refused, naming it).
+blk.1.attn_k.bias (the file must be refused, naming it), and
+tests/hostile/gguf-rope-freqs-zero/model.gguf: the LLaMA with a RoPE factor of 0, and
+tests/hostile/gguf-sentencepiece/model.gguf: the LLaMA saying its tokenizer is SentencePiece.
+Made with gguf 0.19.0, torch 2.x and transformers 5.25.0.
 """
 import json
+import math
 import pathlib
 
 import gguf
@@ -17,23 +26,25 @@ import numpy as np
 from safetensors.numpy import load_file
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SRC = ROOT / "tests/fixtures/families/qwen2"
 OUT = ROOT / "tests/fixtures/qwen2.gguf"
 
-cfg = json.loads((SRC / "config.json").read_text())
-tok = json.loads((SRC / "tokenizer.json").read_text())
-weights = load_file(str(SRC / "model.safetensors"))
 
-vocab = tok["model"]["vocab"]
-for added in tok.get("added_tokens", []):
-    vocab.setdefault(added["content"], added["id"])
-tokens = [None] * len(vocab)
-for text, i in vocab.items():
-    tokens[i] = text
-assert all(t is not None for t in tokens), "token ids are not 0..n"
-merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
-control = {a["content"] for a in tok.get("added_tokens", []) if a.get("special")}
-types = [gguf.TokenType.CONTROL if t in control else gguf.TokenType.NORMAL for t in tokens]
+
+def read_folder(src):
+    cfg = json.loads((src / "config.json").read_text())
+    tok = json.loads((src / "tokenizer.json").read_text())
+    weights = load_file(str(src / "model.safetensors"))
+    vocab = tok["model"]["vocab"]
+    for added in tok.get("added_tokens", []):
+        vocab.setdefault(added["content"], added["id"])
+    tokens = [None] * len(vocab)
+    for text, i in vocab.items():
+        tokens[i] = text
+    assert all(t is not None for t in tokens), "token ids are not 0..n"
+    merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
+    control = {a["content"] for a in tok.get("added_tokens", []) if a.get("special")}
+    types = [gguf.TokenType.CONTROL if t in control else gguf.TokenType.NORMAL for t in tokens]
+    return cfg, weights, vocab, tokens, merges, types
 
 
 
@@ -65,10 +76,11 @@ def gguf_name(name):
     return f"blk.{parts[2]}.{NAMES['.'.join(parts[3:])]}"
 
 
-def write(out, drop=()):
+def write(out, src, arch, drop=(), rope_factors=None, tokenizer_model="gpt2"):
+    cfg, weights, vocab, tokens, merges, types = read_folder(src)
     out.parent.mkdir(parents=True, exist_ok=True)
-    w = gguf.GGUFWriter(str(out), "qwen2")
-    w.add_name("tiny qwen2 fixture")
+    w = gguf.GGUFWriter(str(out), arch)
+    w.add_name(f"tiny {arch} fixture")
     w.add_block_count(cfg["num_hidden_layers"])
     w.add_context_length(cfg["max_position_embeddings"])
     w.add_embedding_length(cfg["hidden_size"])
@@ -78,17 +90,30 @@ def write(out, drop=()):
     w.add_rope_freq_base(cfg["rope_parameters"]["rope_theta"])
     w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("qwen2")
+    w.add_tokenizer_model(tokenizer_model)
     w.add_token_list(tokens)
     w.add_token_types(types)
     w.add_token_merges(merges)
     w.add_eos_token_id(vocab["<|endoftext|>"])
-    w.add_add_bos_token(False)
+    if arch == "qwen2":
+        w.add_tokenizer_pre("qwen2")
+        w.add_add_bos_token(False)
+    else:
+        w.add_tokenizer_pre("llama-bpe")
+        w.add_bos_token_id(vocab["<s>"])
+        w.add_add_bos_token(True)
+    if rope_factors is not None:
+        w.add_tensor("rope_freqs.weight", np.asarray(rope_factors, dtype=np.float32))
+    heads, kv_heads = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     for name in sorted(weights):
         if gguf_name(name) in drop:
             continue
-        w.add_tensor(gguf_name(name), np.ascontiguousarray(weights[name], dtype=np.float32))
+        t = weights[name]
+        if arch == "llama" and name.endswith("q_proj.weight"):
+            t = permute(t, heads)
+        if arch == "llama" and name.endswith("k_proj.weight"):
+            t = permute(t, kv_heads)
+        w.add_tensor(gguf_name(name), np.ascontiguousarray(t, dtype=np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -96,5 +121,82 @@ def write(out, drop=()):
     print(f"wrote {out} ({out.stat().st_size} bytes, {len(tokens)} tokens, {len(merges)} merges)")
 
 
-write(OUT)
-write(ROOT / "tests/hostile/gguf-qwen2-bias-missing/model.gguf", drop=("blk.1.attn_k.bias",))
+def permute(weights, n_head):
+    """q or k rows reordered for llama.cpp's interleaved RoPE (as its converter does)."""
+    return (
+        weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
+        .swapaxes(1, 2)
+        .reshape(weights.shape)
+    )
+
+
+def llama3_factors(cfg, scaling):
+    """The per-frequency factors llama.cpp's converter writes for "llama3" RoPE scaling."""
+    dim = cfg["head_dim"]
+    base = cfg["rope_parameters"]["rope_theta"]
+    factor, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+    old = scaling["original_max_position_embeddings"]
+    low_wavelen, high_wavelen = old / low, old / high
+    out = []
+    for i in range(0, dim, 2):
+        freq = 1.0 / (base ** (i / dim))
+        wavelen = 2 * math.pi / freq
+        if wavelen < high_wavelen:
+            out.append(1.0)
+        elif wavelen > low_wavelen:
+            out.append(factor)
+        else:
+            smooth = (old / wavelen - low) / (high - low)
+            out.append(1.0 / ((1 - smooth) / factor + smooth))
+    return out
+
+
+def llama3_reference(src, scaling, out):
+    """transformers' ids, logits and first-layer attention for the folder under `scaling`."""
+    import torch
+    import transformers
+
+    config = transformers.AutoConfig.from_pretrained(src)
+    config.rope_parameters = {"rope_type": "llama3", "rope_theta": 10000.0, **scaling}
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        src, config=config, attn_implementation="eager"
+    )
+    fast = transformers.AutoTokenizer.from_pretrained(src)
+    ref = json.loads((src / "reference.json").read_text())
+    ids = fast(ref["text"])["input_ids"]
+    with torch.no_grad():
+        res = model(torch.tensor([ids]), output_attentions=True)
+    data = {
+        "text": ref["text"],
+        "ids": ids,
+        "scaling": scaling,
+        "logits": [[round(x, 6) for x in row] for row in res.logits[0].tolist()],
+        "attention_layer0": [
+            [[round(x, 8) for x in row] for row in head] for head in res.attentions[0][0].tolist()
+        ],
+        "made_with": {"torch": torch.__version__, "transformers": transformers.__version__},
+    }
+    out.write_text(json.dumps(data, separators=(",", ":")))
+    print(f"wrote {out} ({out.stat().st_size} bytes)")
+
+
+QWEN2 = ROOT / "tests/fixtures/families/qwen2"
+LLAMA = ROOT / "tests/fixtures/families/llama"
+SCALING = {
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 16,
+}
+write(OUT, QWEN2, "qwen2")
+write(ROOT / "tests/hostile/gguf-qwen2-bias-missing/model.gguf", QWEN2, "qwen2",
+      drop=("blk.1.attn_k.bias",))
+llama_cfg = read_folder(LLAMA)[0]
+factors = llama3_factors(llama_cfg, SCALING)
+print("llama3 RoPE factors", factors)
+write(ROOT / "tests/fixtures/llama3.gguf", LLAMA, "llama", rope_factors=factors)
+llama3_reference(LLAMA, SCALING, ROOT / "tests/fixtures/llama3.json")
+write(ROOT / "tests/hostile/gguf-rope-freqs-zero/model.gguf", LLAMA, "llama",
+      rope_factors=[factors[0], 0.0] + factors[2:])
+write(ROOT / "tests/hostile/gguf-sentencepiece/model.gguf", LLAMA, "llama",
+      tokenizer_model="llama")

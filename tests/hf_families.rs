@@ -24,6 +24,25 @@ fn fixture(name: &str) -> PathBuf {
     common::family_fixture(name)
 }
 
+/// Every decoder to run the path tests on, with the ids of its reference text: the three
+/// folders and the GGUF files made from two of them (`scripts/make_gguf_fixture.py`: Qwen2 with
+/// its biases, LLaMA-3 with a BOS token and per-frequency RoPE factors).
+fn decoders() -> Vec<(String, PathBuf, Vec<u32>)> {
+    let mut out: Vec<_> = FAMILIES
+        .iter()
+        .map(|&n| (n.to_string(), fixture(n), reference(n).ids))
+        .collect();
+    let gguf = |n: &str| common::root().join(format!("tests/fixtures/{n}.gguf"));
+    out.push(("qwen2.gguf".into(), gguf("qwen2"), reference("qwen2").ids));
+    let llama3: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(common::root().join("tests/fixtures/llama3.json")).unwrap(),
+    )
+    .unwrap();
+    let ids = serde_json::from_value(llama3["ids"].clone()).unwrap();
+    out.push(("llama3.gguf".into(), gguf("llama3"), ids));
+    out
+}
+
 /// What transformers computed (reference.json).
 struct Reference {
     text: String,
@@ -178,7 +197,7 @@ fn the_dial_acts_on_every_family() {
 }
 
 /// Generation with the KV cache computes what full forwards compute, under the dial (modes A
-/// and B), one position per step.
+/// and B), one position per step (the folders and the GGUF files).
 #[test]
 fn kv_cache_generation_equals_full_forwards() {
     use localist::analysis::dial::{DialMode, DialParams, LayerSchedule};
@@ -192,8 +211,8 @@ fn kv_cache_generation_equals_full_forwards() {
         },
         schedule: LayerSchedule::Power { gamma: 1.0 },
     };
-    for name in FAMILIES {
-        let m = open(&fixture(name));
+    for (name, path, ref_ids) in decoders() {
+        let m = open(&path);
         let model = m.model();
         let blocks = parity_blocks(model.dims().vocab);
         for dial in [
@@ -201,7 +220,7 @@ fn kv_cache_generation_equals_full_forwards() {
             DialSetting::bias(0.7),
             mixture.clone(),
         ] {
-            let mut ids = reference(name).ids[..6].to_vec();
+            let mut ids = ref_ids[..6].to_vec();
             let mut cache = KvCache::default();
             for step in 0..4 {
                 let cached =
@@ -219,7 +238,7 @@ fn kv_cache_generation_equals_full_forwards() {
             model,
             &blocks,
             &tok,
-            &reference(name).ids[..4],
+            &ref_ids[..4],
             &DialSetting::bias(0.5),
             &[],
             5,
@@ -235,13 +254,12 @@ fn close(a: f32, b: f32, tol: f32) -> bool {
 }
 
 /// A capture streamed in chunks of 7 query rows holds the dense capture's summaries and
-/// attention.
+/// attention (the folders and the GGUF files).
 #[test]
 fn streamed_captures_equal_dense_captures() {
-    for name in FAMILIES {
-        let m = open(&fixture(name));
+    for (name, path, ids) in decoders() {
+        let m = open(&path);
         let model = m.model();
-        let ids = reference(name).ids;
         let t = ids.len();
         let blocks = parity_blocks(model.dims().vocab);
         let dial = DialSetting::bias(0.6);
@@ -551,5 +569,66 @@ fn the_theory_curve_holds_on_every_family() {
                 p.eps_layer0
             );
         }
+    }
+}
+
+/// A LLaMA-3.1/3.2 folder's "llama3" RoPE scaling, as transformers 5 writes it
+/// (`rope_parameters`) and as older configs do (`rope_theta` + `rope_scaling`): the numbers
+/// transformers computes under it (`tests/fixtures/llama3.json`, made by
+/// `scripts/make_gguf_fixture.py`). Other scalings, and a llama3 one that cannot be computed,
+/// are refused by name.
+#[test]
+fn llama3_rope_scaling_matches_transformers_and_others_are_refused() {
+    let bytes = std::fs::read(common::root().join("tests/fixtures/llama3.json")).unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let ids: Vec<u32> = serde_json::from_value(r["ids"].clone()).unwrap();
+    let logits: Vec<Vec<f32>> = serde_json::from_value(r["logits"].clone()).unwrap();
+    let attention: Vec<Vec<Vec<f32>>> =
+        serde_json::from_value(r["attention_layer0"].clone()).unwrap();
+    let scaling = r["scaling"].clone();
+    let mut new_style = scaling.clone();
+    new_style["rope_type"] = "llama3".into();
+    new_style["rope_theta"] = 10_000.0.into();
+    let mut old_style = scaling.clone();
+    old_style["rope_type"] = "llama3".into();
+    for (key, value) in [("rope_parameters", new_style), ("rope_scaling", old_style)] {
+        let dir = common::copy_family_fixture("llama");
+        set_config(dir.path(), key, value);
+        let m = open(dir.path());
+        assert_eq!(m.tokenizer().encode(&reference("llama").text), ids);
+        let out = m.model().forward_biased(&ids, &[], false).unwrap();
+        let ours = out.logits.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+        let dl = max_diff(ours.iter().flatten(), logits.iter().flatten());
+        let a0 = out.attention[0]
+            .squeeze(0)
+            .unwrap()
+            .to_vec3::<f32>()
+            .unwrap();
+        let da = max_diff(
+            a0.iter().flatten().flatten(),
+            attention.iter().flatten().flatten(),
+        );
+        eprintln!("llama3 scaling in {key}: logits max |Δ| {dl:.2e}, attention {da:.2e}");
+        assert!(dl < 1e-4, "{key}: logits differ by {dl}");
+        assert!(da < 1e-5, "{key}: attention differs by {da}");
+    }
+    let mut equal = scaling.clone();
+    equal["rope_type"] = "llama3".into();
+    equal["high_freq_factor"] = 1.0.into();
+    for (value, needle) in [
+        (
+            serde_json::json!({"type": "linear", "factor": 2.0}),
+            "rope_type \"linear\"",
+        ),
+        (
+            serde_json::json!({"factor": 2.0}),
+            "rope_scaling without a rope_type",
+        ),
+        (equal, "high_freq_factor 1 must be above low_freq_factor 1"),
+    ] {
+        let dir = common::copy_family_fixture("llama");
+        set_config(dir.path(), "rope_scaling", value);
+        let err = open_err(dir.path());
+        assert!(err.contains(needle) && err.contains("config.json"), "{err}");
     }
 }

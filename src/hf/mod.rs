@@ -173,7 +173,7 @@ impl ImportedModel {
     /// decoder's adds none (its metadata says so).
     pub fn tokenizer(&self) -> HfTokenizer {
         match self {
-            Self::Llama(m) => HfTokenizer::new(m.hf_tokenizer().clone(), false, true),
+            Self::Llama(m) => HfTokenizer::new(m.hf_tokenizer().clone(), true, true),
             Self::Bert(m) => HfTokenizer::new(m.hf_tokenizer().clone(), true, false),
             Self::Gpt2(m) => HfTokenizer::new(m.hf_tokenizer().clone(), true, true),
             Self::HfLlama(m) => HfTokenizer::new(m.decoder.hf_tokenizer().clone(), true, true),

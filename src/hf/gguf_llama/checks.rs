@@ -87,6 +87,9 @@ fn check_tensors(c: &LlamaConfig, header: &GgufHeader) -> Result<usize, String> 
     let (d, ff) = (c.d_model, c.ff);
     let kv = c.kv_heads * (d / c.heads);
     let mut want: Vec<(String, Vec<usize>)> = vec![("output_norm.weight".into(), vec![d])];
+    if header.tensor("rope_freqs.weight").is_some() {
+        want.push(("rope_freqs.weight".into(), vec![d / c.heads / 2]));
+    }
     if header.tensor("output.weight").is_some() {
         want.push(("output.weight".into(), vec![vocab, d]));
     }

@@ -300,10 +300,7 @@ impl GgufLlama {
         let c = &self.config;
         let dh = c.d_model / c.heads;
         let dev = &self.device;
-        let inv: Vec<f32> = (0..dh / 2)
-            .map(|i| 1.0 / c.rope_base.powf(2.0 * i as f64 / dh as f64) as f32)
-            .collect();
-        let inv = Tensor::from_vec(inv, (1, dh / 2), dev)?;
+        let inv = Tensor::from_vec(c.rope_inv_freq(), (1, dh / 2), dev)?;
         let pos = Tensor::arange(p as u32, (p + n) as u32, dev)?
             .to_dtype(DType::F32)?
             .reshape((n, 1))?;

@@ -1,6 +1,6 @@
 //! What a GGUF file says besides its tensors: the hyper-parameters of a LLaMA-family model
-//! ([`LlamaConfig`]) and its byte-level BPE tokenizer, rebuilt from `tokenizer.ggml.*`. Every
-//! error names the file and the metadata key.
+//! ([`LlamaConfig`]); its tokenizer is in [`super::gguf_tokenizer`]. Every error names the file
+//! and the metadata key.
 
 use std::path::Path;
 
@@ -35,6 +35,10 @@ pub struct LlamaConfig {
     /// The architecture: `llama` or `qwen2` (a GGUF file's metadata keys begin with it; Qwen2
     /// has biases on q, k and v).
     pub arch: &'static str,
+    /// Per-frequency RoPE factors [d_h/2] (a GGUF file's `rope_freqs.weight`, as llama.cpp's
+    /// converter writes LLaMA-3.1's and 3.2's "llama3" scaling): frequency i is divided by
+    /// factor i. `None`: the plain frequencies.
+    pub rope_factors: Option<Vec<f32>>,
 }
 
 impl LlamaConfig {
@@ -68,7 +72,23 @@ impl LlamaConfig {
             // its converter writes Qwen2's q and k unpermuted.
             rope_half: arch == "qwen2",
             arch,
+            rope_factors: None,
         })
+    }
+
+    /// RoPE's inverse frequencies [d_h/2]: 1 / base^(2i/d_h), each divided by its factor
+    /// when the model has them.
+    pub fn rope_inv_freq(&self) -> Vec<f32> {
+        let dh = self.d_model / self.heads.max(1);
+        (0..dh / 2)
+            .map(|i| {
+                let inv = 1.0 / self.rope_base.powf(2.0 * i as f64 / dh as f64) as f32;
+                match &self.rope_factors {
+                    Some(f) => inv / f.get(i).copied().unwrap_or(1.0),
+                    None => inv,
+                }
+            })
+            .collect()
     }
 
     /// Whether the layers have biases on q, k and v (Qwen2).
@@ -94,7 +114,7 @@ fn architecture(c: &gguf_file::Content, file: &Path) -> Result<&'static str> {
 }
 
 /// `key` read by `read` when the metadata has it, `None` when it does not.
-fn optional<T>(
+pub(super) fn optional<T>(
     c: &gguf_file::Content,
     key: &str,
     file: &Path,
@@ -108,8 +128,9 @@ fn optional<T>(
 }
 
 /// RoPE as this forward computes it: every dimension of a head rotated, at the plain
-/// frequencies. Scaling (linear, YaRN), partial rotation or a `rope_freqs` tensor would change
-/// every attention row, so a file asking for one is refused rather than run without it.
+/// frequencies or divided by a `rope_freqs` tensor's factors. Scaling by type (linear, YaRN)
+/// or partial rotation would change every attention row, so a file asking for one is refused
+/// rather than run without it.
 fn check_rope(c: &gguf_file::Content, file: &Path, arch: &str, head_dim: usize) -> Result<()> {
     let refuse = |what: String| -> Result<()> {
         bail!(
@@ -137,20 +158,21 @@ fn check_rope(c: &gguf_file::Content, file: &Path, arch: &str, head_dim: usize) 
             ));
         }
     }
-    if c.tensor_infos.contains_key("rope_freqs.weight") {
-        return refuse("it holds a rope_freqs.weight tensor (per-frequency RoPE factors)".into());
-    }
     Ok(())
 }
 
-fn meta<'a>(c: &'a gguf_file::Content, key: &str, file: &Path) -> Result<&'a gguf_file::Value> {
+pub(super) fn meta<'a>(
+    c: &'a gguf_file::Content,
+    key: &str,
+    file: &Path,
+) -> Result<&'a gguf_file::Value> {
     c.metadata
         .get(key)
         .with_context(|| format!("{}: metadata {key} is missing", file.display()))
 }
 
 /// An integer of any of GGUF's integer types, non-negative and within `usize`.
-fn meta_usize(c: &gguf_file::Content, key: &str, file: &Path) -> Result<usize> {
+pub(super) fn meta_usize(c: &gguf_file::Content, key: &str, file: &Path) -> Result<usize> {
     use gguf_file::Value;
     let v = meta(c, key, file)?;
     let n: Option<u64> = match v {
@@ -173,7 +195,7 @@ fn meta_usize(c: &gguf_file::Content, key: &str, file: &Path) -> Result<usize> {
 }
 
 /// A number stored as F32 or F64 (or an integer).
-fn meta_f64(c: &gguf_file::Content, key: &str, file: &Path) -> Result<f64> {
+pub(super) fn meta_f64(c: &gguf_file::Content, key: &str, file: &Path) -> Result<f64> {
     use gguf_file::Value;
     let v = meta(c, key, file)?;
     match v {
@@ -185,186 +207,13 @@ fn meta_f64(c: &gguf_file::Content, key: &str, file: &Path) -> Result<f64> {
     }
 }
 
-/// The merges of a byte-level BPE, as pairs.
-type Merges = Vec<(String, String)>;
-
-/// The vocabulary and merges of a byte-level BPE in the metadata.
-fn tokens_and_merges(c: &gguf_file::Content, file: &Path) -> Result<(Vec<String>, Merges)> {
-    const TOKENS: &str = "tokenizer.ggml.tokens";
-    let tokens: Vec<String> = (meta(c, TOKENS, file)?.to_vec())
-        .map_err(|e| wrong_type(file, TOKENS, "an array of strings", &e))?
-        .iter()
-        .map(|v| v.to_string().cloned())
-        .collect::<candle_core::Result<_>>()
-        .map_err(|e| wrong_type(file, TOKENS, "an array of strings", &e))?;
-    let merges: Merges = (meta(c, "tokenizer.ggml.merges", file)?.to_vec())
-        .map_err(|e| wrong_type(file, "tokenizer.ggml.merges", "an array of strings", &e))?
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let s = v.to_string().ok();
-            match s.and_then(|s| s.split_once(' ')) {
-                Some((a, b)) => Ok((a.to_string(), b.to_string())),
-                None => Err(anyhow::anyhow!(
-                    "{}: metadata tokenizer.ggml.merges[{i}] is not two tokens and a space ({v:?})",
-                    file.display()
-                )),
-            }
-        })
-        .collect::<Result<_>>()?;
-    Ok((tokens, merges))
-}
-
-/// Rebuild a byte-level BPE tokenizer from `tokenizer.ggml.*` metadata (`gpt2` models).
-pub fn tokenizer_from_gguf(
-    c: &gguf_file::Content,
-    arch: &str,
-    file: &Path,
-) -> Result<tokenizers::Tokenizer> {
-    use tokenizers::models::bpe::BPE;
-    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-    use tokenizers::AddedToken;
-    const MODEL: &str = "tokenizer.ggml.model";
-    let model =
-        (meta(c, MODEL, file)?.to_string()).map_err(|e| wrong_type(file, MODEL, "a string", &e))?;
-    if model != "gpt2" {
-        bail!(
-            "{}: tokenizer model {model:?} is not supported (only byte-level BPE, \"gpt2\")",
-            file.display()
-        );
-    }
-    let (tokens, merges) = tokens_and_merges(c, file)?;
-    let vocab_key = format!("{arch}.vocab_size");
-    if let Some(n) = optional(c, &vocab_key, file, meta_usize)? {
-        if n != tokens.len() {
-            // It was ignored: the token list decides, and a file saying otherwise is damaged.
-            bail!(
-                "{}: metadata {vocab_key} = {n}, but tokenizer.ggml.tokens lists {}",
-                file.display(),
-                tokens.len()
-            );
-        }
-    }
-    let vocab: tokenizers::models::bpe::Vocab = tokens.iter().cloned().zip(0u32..).collect();
-    let bpe = BPE::builder()
-        .vocab_and_merges(vocab, merges)
-        .build()
-        .map_err(|e| anyhow::anyhow!("{}: BPE from metadata: {e}", file.display()))?;
-    let mut tok = tokenizers::Tokenizer::new(bpe);
-    tok.with_pre_tokenizer(Some(pre_tokenizer(c, file)?.build(file)?));
-    tok.with_decoder(Some(ByteLevel::default()));
-    // Control tokens (type 3) are matched whole; a list of the wrong type was skipped unsaid.
-    const TYPES: &str = "tokenizer.ggml.token_type";
-    if let Some(v) = c.metadata.get(TYPES) {
-        let types = v
-            .to_vec()
-            .map_err(|e| wrong_type(file, TYPES, "an array", &e))?;
-        let integer = |t: &gguf_file::Value| t.to_u32().is_ok() || t.to_i32().is_ok();
-        if types.len() != tokens.len() || !types.iter().all(integer) {
-            bail!(
-                "{}: metadata {TYPES} must give an integer type for each of the {} tokens \
-                 (it has {} entries)",
-                file.display(),
-                tokens.len(),
-                types.len()
-            );
-        }
-        let special: Vec<AddedToken> = types
-            .iter()
-            .zip(&tokens)
-            .filter(|(t, _)| {
-                t.to_u32().map(|x| x == 3).unwrap_or(false)
-                    || t.to_i32().map(|x| x == 3).unwrap_or(false)
-            })
-            .map(|(_, s)| AddedToken::from(s.clone(), true))
-            .collect();
-        let _added = tok.add_special_tokens(special);
-    }
-    Ok(tok)
-}
-
-/// How a byte-level GGUF splits its text before BPE (`tokenizer.ggml.pre`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum PreSplit {
-    /// Digits one by one, then GPT-2's byte-level split (smollm, starcoder, refact; also when
-    /// the key is absent, as in SmolLM's files before it was written).
-    DigitsThenGpt2,
-    /// GPT-2's byte-level split alone (gpt-2).
-    Gpt2,
-    /// Qwen2's split (qwen2): contractions in either case, a letter run with at most one
-    /// other character before it, each digit alone, and line breaks kept with punctuation.
-    Qwen2,
-}
-
-/// Qwen2's split as its `tokenizer.json` writes it (llama.cpp's `LLAMA_VOCAB_PRE_TYPE_QWEN2`).
-pub(crate) const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-
-impl PreSplit {
-    /// The pre-tokenizer doing this split, then the byte-level mapping.
-    pub(crate) fn build(self, file: &Path) -> Result<tokenizers::PreTokenizerWrapper> {
-        use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-        use tokenizers::pre_tokenizers::digits::Digits;
-        use tokenizers::pre_tokenizers::sequence::Sequence;
-        use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
-        use tokenizers::{PreTokenizerWrapper as P, SplitDelimiterBehavior};
-        let gpt2 = P::ByteLevel(ByteLevel::new(false, true, true));
-        Ok(match self {
-            Self::Gpt2 => gpt2,
-            Self::DigitsThenGpt2 => {
-                P::Sequence(Sequence::new(vec![P::Digits(Digits::new(true)), gpt2]))
-            }
-            Self::Qwen2 => {
-                let pattern = SplitPattern::Regex(QWEN2_SPLIT.into());
-                let split = Split::new(pattern, SplitDelimiterBehavior::Isolated, false)
-                    .map_err(|e| anyhow::anyhow!("{}: Qwen2's split: {e}", file.display()))?;
-                P::Sequence(Sequence::new(vec![
-                    P::Split(split),
-                    P::ByteLevel(ByteLevel::new(false, false, false)),
-                ]))
-            }
-        })
-    }
-}
-
-/// The file's pre-tokenizer (`tokenizer.ggml.pre`). Any other than those of [`PreSplit`] is
-/// refused, and so is a BOS token the text must begin with: every byte-level GGUF was split as
-/// SmolLM's, so a LLaMA-3 file ("llama-bpe", BOS added) was measured on a tokenization that
-/// was not its own.
-fn pre_tokenizer(c: &gguf_file::Content, file: &Path) -> Result<PreSplit> {
-    const PRE: &str = "tokenizer.ggml.pre";
-    const BOS: &str = "tokenizer.ggml.add_bos_token";
-    if let Some(v) = c.metadata.get(BOS) {
-        if v.to_bool()
-            .map_err(|e| wrong_type(file, BOS, "a boolean", &e))?
-        {
-            bail!(
-                "{}: metadata {BOS} = true: texts of this model begin with its BOS token, which \
-                 this reader does not add; its numbers would be of another tokenization",
-                file.display()
-            );
-        }
-    }
-    let Some(v) = c.metadata.get(PRE) else {
-        return Ok(PreSplit::DigitsThenGpt2);
-    };
-    let pre = v
-        .to_string()
-        .map_err(|e| wrong_type(file, PRE, "a string", &e))?;
-    match pre.as_str() {
-        "smollm" | "starcoder" | "refact" => Ok(PreSplit::DigitsThenGpt2),
-        "gpt-2" => Ok(PreSplit::Gpt2),
-        "qwen2" => Ok(PreSplit::Qwen2),
-        other => bail!(
-            "{}: metadata {PRE} = {other:?}: this pre-tokenizer is not implemented here (smollm, \
-             starcoder, refact, gpt-2 and qwen2 are), and splitting its text another way would \
-             measure the model on a tokenization that is not its own",
-            file.display()
-        ),
-    }
-}
-
 /// The error for metadata `key` of `file` that is not `expected` (candle said only "not a
 /// vec U32(9)", naming neither the file nor the key).
-fn wrong_type(file: &Path, key: &str, expected: &str, e: &candle_core::Error) -> anyhow::Error {
+pub(super) fn wrong_type(
+    file: &Path,
+    key: &str,
+    expected: &str,
+    e: &candle_core::Error,
+) -> anyhow::Error {
     anyhow::anyhow!("{}: metadata {key} is not {expected} ({e})", file.display())
 }

@@ -8,6 +8,7 @@
 pub mod checks;
 mod cursor;
 mod forward;
+pub mod gguf_tokenizer;
 pub mod header;
 pub mod metadata;
 pub(crate) mod native;
@@ -29,7 +30,7 @@ use crate::model::backend::{AttentionModel, KvCache, ModelDims, RowStream};
 use crate::model::transformer::{ForwardOutput, ModelError};
 
 pub use crate::hf::trainable::{NoDelta, Projection, ProjectionDelta, TrainForward};
-use metadata::tokenizer_from_gguf;
+use gguf_tokenizer::tokenizer_from_gguf;
 pub use metadata::LlamaConfig;
 
 /// One decoder layer's weights, dequantized to f32, the projections stored transposed
@@ -147,6 +148,10 @@ impl GgufLlama {
             ensure_finite(&t, name, path)?;
             Ok(t)
         };
+        let rope_factors = match header.tensor("rope_freqs.weight") {
+            Some(_) => Some(rope_factors(&q("rope_freqs.weight")?, path)?),
+            None => None,
+        };
         let embed = q("token_embd.weight")?;
         let head = match header.tensor("output.weight") {
             Some(_) => Dense::new(&q("output.weight")?)?,
@@ -157,7 +162,11 @@ impl GgufLlama {
             .map(|l| Layer::read(&mut q, l, config.qkv_bias()))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            config: LlamaConfig { vocab, ..config },
+            config: LlamaConfig {
+                vocab,
+                rope_factors,
+                ..config
+            },
             path: path.to_path_buf(),
             parameters,
             embed,
@@ -191,9 +200,9 @@ impl GgufLlama {
         &self.tokenizer
     }
 
-    /// Token ids of `text` (no BOS is added: the model's metadata says so).
+    /// Token ids of `text`, with the BOS token first where the metadata asks for it.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        crate::hf::encode_ids(&self.tokenizer, text, false)
+        crate::hf::encode_ids(&self.tokenizer, text, true)
     }
 
     /// Text of `ids`.
@@ -290,6 +299,24 @@ pub fn ensure_finite(t: &Tensor, name: &str, file: &Path) -> Result<()> {
 }
 
 /// An error when the tokenizer has more words than the embedding has rows (ids past the end
+/// The per-frequency RoPE factors of `rope_freqs.weight` (its shape checked by
+/// [`checks::check_model`]): each finite and above 0, as a divisor of a frequency must be.
+fn rope_factors(t: &Tensor, file: &Path) -> Result<Vec<f32>> {
+    let f = t.flatten_all()?.to_vec1::<f32>()?;
+    if let Some((i, x)) = f
+        .iter()
+        .enumerate()
+        .find(|(_, x)| !(x.is_finite() && **x > 0.0))
+    {
+        anyhow::bail!(
+            "{}: tensor rope_freqs.weight[{i}] = {x}: a RoPE factor divides a frequency and \
+             must be finite and above 0",
+            file.display()
+        );
+    }
+    Ok(f)
+}
+
 /// would fail deep inside the forward pass, naming nothing).
 fn check_tokenizer(tok: &tokenizers::Tokenizer, vocab: usize, file: &Path) -> Result<()> {
     let words = tok.get_vocab_size(true);

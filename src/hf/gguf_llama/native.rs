@@ -180,8 +180,7 @@ impl GgufLlama {
         let c = &self.config;
         let dh = c.d_model / c.heads.max(1);
         let (mut cos, mut sin) = (vec![0f32; dh / 2 * t], vec![0f32; dh / 2 * t]);
-        for i in 0..dh / 2 {
-            let inv = 1.0 / c.rope_base.powf(2.0 * i as f64 / dh as f64) as f32;
+        for (i, inv) in c.rope_inv_freq().into_iter().enumerate() {
             for p in 0..t {
                 let f = p as f32 * inv;
                 cos[i * t + p] = f.cos();

@@ -1,7 +1,8 @@
 //! The `config.json` of a Hugging Face LLaMA or Qwen2 folder: the fields the forward pass
 //! needs, checked before anything is built from them (sizes within [`crate::hf::limits`],
 //! heads dividing the width, key/value heads dividing the heads, no feature our forward lacks:
-//! RoPE scaling, a sliding window, biases LLaMA does not have), and the tensors the forward
+//! RoPE scaling other than LLaMA-3's, a sliding window, biases LLaMA does not have), and the
+//! tensors the forward
 //! reads with the shapes the config implies ([`HfLlamaConfig::expected_shapes`]).
 
 use serde::Deserialize;
@@ -13,13 +14,72 @@ use crate::hf::limits::{
 };
 
 /// RoPE settings as transformers 5 writes them (`rope_parameters`); older configs have
-/// `rope_theta` and `rope_scaling` at the top level.
+/// `rope_theta` and `rope_scaling` (the same fields but the base, `type` for `rope_type`) at
+/// the top level.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 pub struct RopeParameters {
     /// The RoPE base.
     pub rope_theta: Option<f64>,
-    /// "default" is the only kind supported.
+    /// "default", or "llama3" (LLaMA-3.1's and 3.2's scaling, with the four fields below).
     pub rope_type: Option<String>,
+    /// The same, as older configs name it.
+    #[serde(rename = "type")]
+    pub old_type: Option<String>,
+    /// "llama3": how much slower the low frequencies turn.
+    pub factor: Option<f64>,
+    /// "llama3": wavelengths above original_max_position_embeddings / this are slowed whole.
+    pub low_freq_factor: Option<f64>,
+    /// "llama3": wavelengths below original_max_position_embeddings / this are kept.
+    pub high_freq_factor: Option<f64>,
+    /// "llama3": the context the model was first trained on.
+    pub original_max_position_embeddings: Option<f64>,
+}
+
+impl RopeParameters {
+    /// Its kind (`rope_type`, or the older `type`).
+    fn kind(&self) -> Option<&str> {
+        self.rope_type.as_deref().or(self.old_type.as_deref())
+    }
+
+    /// The per-frequency divisors of "llama3" scaling for heads of width `dh` at `base`, as
+    /// transformers applies them (and llama.cpp's converter writes them as `rope_freqs`):
+    /// 1 for short wavelengths, `factor` for long ones, and between them a smooth blend.
+    fn llama3_factors(&self, dh: usize, base: f64) -> Result<Vec<f32>, String> {
+        let field = |name: &str, v: Option<f64>| match v {
+            Some(x) if x.is_finite() && x > 0.0 => Ok(x),
+            _ => Err(format!(
+                "rope_type \"llama3\" needs {name}, a finite number above 0 (got {v:?})"
+            )),
+        };
+        let factor = field("factor", self.factor)?;
+        let low = field("low_freq_factor", self.low_freq_factor)?;
+        let high = field("high_freq_factor", self.high_freq_factor)?;
+        let old = field(
+            "original_max_position_embeddings",
+            self.original_max_position_embeddings,
+        )?;
+        if high <= low {
+            return Err(format!(
+                "rope_type \"llama3\": high_freq_factor {high} must be above low_freq_factor {low}"
+            ));
+        }
+        let (low_wavelen, high_wavelen) = (old / low, old / high);
+        Ok((0..dh / 2)
+            .map(|i| {
+                let freq = 1.0 / base.powf(2.0 * i as f64 / dh as f64);
+                let wavelen = 2.0 * std::f64::consts::PI / freq;
+                let f = if wavelen < high_wavelen {
+                    1.0
+                } else if wavelen > low_wavelen {
+                    factor
+                } else {
+                    let smooth = (old / wavelen - low) / (high - low);
+                    1.0 / ((1.0 - smooth) / factor + smooth)
+                };
+                f as f32
+            })
+            .collect())
+    }
 }
 
 /// The fields of a LLaMA or Qwen2 `config.json` the forward pass needs.
@@ -49,9 +109,9 @@ pub struct HfLlamaConfig {
     pub rms_norm_eps: f64,
     /// RoPE base (older configs).
     pub rope_theta: Option<f64>,
-    /// RoPE scaling (older configs): only none is supported.
+    /// RoPE scaling (older configs): none, or "llama3".
     #[serde(default)]
-    pub rope_scaling: Option<serde_json::Value>,
+    pub rope_scaling: Option<RopeParameters>,
     /// RoPE settings (transformers 5).
     #[serde(default)]
     pub rope_parameters: Option<RopeParameters>,
@@ -89,13 +149,14 @@ impl HfLlamaConfig {
         if self.use_sliding_window {
             return unsupported("use_sliding_window = true (sliding-window attention)");
         }
-        let scaled = self.rope_scaling.as_ref().is_some_and(|v| !v.is_null());
-        let kind = self
-            .rope_parameters
-            .as_ref()
-            .and_then(|r| r.rope_type.as_deref());
-        if scaled || kind.is_some_and(|k| k != "default") {
-            return unsupported("RoPE scaling (rope_scaling, or a rope_type other than default)");
+        let kind = self.scaling().map(|r| r.kind());
+        if self.rope_scaling.is_some() && kind.is_some_and(|k| k.is_none()) {
+            return unsupported("rope_scaling without a rope_type");
+        }
+        if let Some(k) = kind.flatten().filter(|k| *k != "default" && *k != "llama3") {
+            return unsupported(&format!(
+                "RoPE scaling of rope_type {k:?} (default and llama3 are)"
+            ));
         }
         in_range("vocab_size", self.vocab_size, 1, MAX_VOCAB)?;
         in_range("hidden_size", self.hidden_size, 1, MAX_WIDTH)?;
@@ -139,7 +200,28 @@ impl HfLlamaConfig {
                 "rope_theta = {base} must be a finite number above 1"
             ));
         }
-        Ok(())
+        self.rope_factors().map(|_| ())
+    }
+
+    /// The RoPE settings that scale: `rope_parameters`, or the older `rope_scaling` when
+    /// those say nothing but "default".
+    fn scaling(&self) -> Option<&RopeParameters> {
+        match (&self.rope_parameters, &self.rope_scaling) {
+            (Some(p), _) if p.kind().is_some_and(|k| k != "default") => Some(p),
+            (_, Some(s)) => Some(s),
+            (p, None) => p.as_ref(),
+        }
+    }
+
+    /// The per-frequency RoPE divisors of "llama3" scaling; `None` without scaling.
+    fn rope_factors(&self) -> Result<Option<Vec<f32>>, String> {
+        match self.scaling() {
+            Some(p) if p.kind() == Some("llama3") => {
+                let dh = self.hidden_size / self.num_attention_heads.max(1);
+                p.llama3_factors(dh, self.rope_base()).map(Some)
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Key/value heads.
@@ -178,6 +260,8 @@ impl HfLlamaConfig {
             context: self.max_position_embeddings,
             rope_half: true,
             arch: self.arch(),
+            // Checked by `check` before the decoder is built.
+            rope_factors: self.rope_factors().unwrap_or_default(),
         }
     }
 

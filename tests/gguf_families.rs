@@ -1,0 +1,209 @@
+//! GGUF files of the Qwen2 and LLaMA-3 kinds, written by `scripts/make_gguf_fixture.py` from
+//! the tiny folders of `tests/fixtures/families/` as llama.cpp's converter writes them:
+//! `qwen2.gguf` (architecture "qwen2", q/k/v biases, RoPE on halves, pre-tokenizer "qwen2") and
+//! `llama3.gguf` (q/k permuted for the interleaved RoPE, pre-tokenizer "llama-bpe", a BOS token
+//! first, "llama3" RoPE scaling as per-frequency factors in `rope_freqs.weight`). Each gives the
+//! ids, logits and attention transformers computes for its folder (LLaMA-3: under that
+//! scaling, `tests/fixtures/llama3.json`), and each pre-tokenizer splits text as its regular
+//! expression does. Damaged ones: `tests/hostile/gguf-qwen2-*`, `gguf-rope-freqs-zero`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use localist::data::tokenizer::Tokenizer;
+use localist::hf::ImportedModel;
+
+fn gguf(name: &str) -> PathBuf {
+    common::root().join(format!("tests/fixtures/{name}.gguf"))
+}
+
+fn open(path: &Path) -> ImportedModel {
+    ImportedModel::open(path, &Device::Cpu).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+fn max_diff<'a>(a: impl IntoIterator<Item = &'a f32>, b: impl IntoIterator<Item = &'a f32>) -> f32 {
+    a.into_iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// The folder's reference.json: what transformers computed (text, ids, logits, attention).
+#[test]
+fn a_qwen2_gguf_matches_transformers() {
+    let bytes = std::fs::read(common::family_fixture("qwen2").join("reference.json")).unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let text: String = serde_json::from_value(r["text"].clone()).unwrap();
+    let ids: Vec<u32> = serde_json::from_value(r["ids"].clone()).unwrap();
+    let logits: Vec<Vec<f32>> = serde_json::from_value(r["logits"].clone()).unwrap();
+    let attention: Vec<Vec<Vec<Vec<f32>>>> =
+        serde_json::from_value(r["attention"].clone()).unwrap();
+
+    let m = open(&gguf("qwen2"));
+    assert_eq!(m.arch_label(), "qwen2");
+    assert!(
+        m.kind_label().starts_with("Qwen2 decoder (GGUF"),
+        "{}",
+        m.kind_label()
+    );
+    assert_eq!(m.tokenizer().encode(&text), ids, "token ids");
+    let out = m.model().forward_biased(&ids, &[], false).unwrap();
+    let ours = out.logits.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+    let dl = max_diff(ours.iter().flatten(), logits.iter().flatten());
+    let mut da = 0f32;
+    assert_eq!(out.attention.len(), attention.len(), "layers");
+    for (a, want) in out.attention.iter().zip(&attention) {
+        let a = a.squeeze(0).unwrap().to_vec3::<f32>().unwrap();
+        da = da.max(max_diff(
+            a.iter().flatten().flatten(),
+            want.iter().flatten().flatten(),
+        ));
+    }
+    eprintln!("qwen2 GGUF: logits max |Δ| {dl:.2e}, attention max |Δ| {da:.2e}");
+    assert!(dl < 1e-4, "logits differ by {dl}");
+    assert!(da < 1e-5, "attention differs by {da}");
+}
+
+/// The text of a piece in GPT-2's printable bytes (what a byte-level pre-tokenizer emits).
+fn from_byte_level(s: &str) -> String {
+    let mut printable: Vec<u32> = (u32::from(b'!')..=u32::from(b'~'))
+        .chain(0xA1..=0xAC)
+        .chain(0xAE..=0xFF)
+        .collect();
+    let mut map = [0u32; 256];
+    for &b in &printable {
+        map[b as usize] = b;
+    }
+    let mut extra = 0;
+    for b in 0..256u32 {
+        if !printable.contains(&b) {
+            map[b as usize] = 256 + extra;
+            extra += 1;
+        }
+    }
+    printable.clear();
+    let bytes: Vec<u8> = s
+        .chars()
+        .map(|c| map.iter().position(|&m| m == c as u32).unwrap() as u8)
+        .collect();
+    String::from_utf8(bytes).unwrap()
+}
+
+/// Qwen2's and LLaMA-3's pre-tokenizers split as their regular expressions do. The pieces
+/// were computed by Python's `regex` module with the patterns of their tokenizer.json files
+/// (not by the Rust library under test); GPT-2's split gives other pieces (`'`, `M`; ` 1234`;
+/// `\n`, `\n`; …).
+#[test]
+fn qwen2_and_llama3_split_text_as_their_patterns_do() {
+    let qwen2 = [
+        "I",
+        "'M",
+        " here",
+        ":",
+        " ",
+        "1",
+        "2",
+        "3",
+        "4",
+        " THE",
+        "'LL",
+        " ",
+        " x",
+        "\n\n",
+        "yes",
+        "!?\n",
+        " ",
+        " «",
+        "Ünïcode",
+        "»",
+        " ",
+        "3",
+        ".",
+        "1",
+        "4",
+        "\tend",
+    ];
+    assert_eq!(pieces("qwen2"), qwen2);
+    // LLaMA-3's digits go in threes.
+    let llama3 = [
+        "I",
+        "'M",
+        " here",
+        ":",
+        " ",
+        "123",
+        "4",
+        " THE",
+        "'LL",
+        " ",
+        " x",
+        "\n\n",
+        "yes",
+        "!?\n",
+        " ",
+        " «",
+        "Ünïcode",
+        "»",
+        " ",
+        "3",
+        ".",
+        "14",
+        "\tend",
+    ];
+    assert_eq!(pieces("llama3"), llama3);
+}
+
+/// The pieces `name`'s pre-tokenizer cuts the test text into, as text.
+fn pieces(name: &str) -> Vec<String> {
+    use tokenizers::PreTokenizer;
+    let text = "I'M here: 1234 THE'LL  x\n\nyes!?\n  «Ünïcode» 3.14\tend";
+    let m = localist::hf::gguf_llama::GgufLlama::open(&gguf(name), &Device::Cpu).unwrap();
+    let pre = m.hf_tokenizer().get_pre_tokenizer().unwrap();
+    let mut s = tokenizers::PreTokenizedString::from(text);
+    pre.pre_tokenize(&mut s).unwrap();
+    s.get_splits(
+        tokenizers::OffsetReferential::Original,
+        tokenizers::OffsetType::Byte,
+    )
+    .into_iter()
+    .map(|(piece, _, _)| from_byte_level(piece))
+    .collect()
+}
+
+/// The LLaMA-3 file: `<s>` first (`add_bos_token`), the q/k rows permuted back by the
+/// interleaved RoPE, and the frequencies divided by `rope_freqs.weight`: transformers' numbers
+/// for the folder under the same "llama3" scaling (which moves its logits by up to 8.9).
+#[test]
+fn a_llama3_gguf_with_rope_factors_matches_transformers() {
+    let bytes = std::fs::read(common::root().join("tests/fixtures/llama3.json")).unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let text: String = serde_json::from_value(r["text"].clone()).unwrap();
+    let ids: Vec<u32> = serde_json::from_value(r["ids"].clone()).unwrap();
+    let logits: Vec<Vec<f32>> = serde_json::from_value(r["logits"].clone()).unwrap();
+    let attention: Vec<Vec<Vec<f32>>> =
+        serde_json::from_value(r["attention_layer0"].clone()).unwrap();
+
+    let m = open(&gguf("llama3"));
+    assert_eq!(m.arch_label(), "llama");
+    let got = m.tokenizer().encode(&text);
+    assert_eq!(got, ids, "token ids (BOS first)");
+    assert_eq!(m.tokenizer().token_str(got[0]), "<s>");
+    let out = m.model().forward_biased(&ids, &[], false).unwrap();
+    let ours = out.logits.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+    let dl = max_diff(ours.iter().flatten(), logits.iter().flatten());
+    let a0 = out.attention[0]
+        .squeeze(0)
+        .unwrap()
+        .to_vec3::<f32>()
+        .unwrap();
+    let da = max_diff(
+        a0.iter().flatten().flatten(),
+        attention.iter().flatten().flatten(),
+    );
+    eprintln!("llama3 GGUF: logits max |Δ| {dl:.2e}, layer-0 attention max |Δ| {da:.2e}");
+    assert!(dl < 1e-4, "logits differ by {dl}");
+    assert!(da < 1e-5, "attention differs by {da}");
+}
