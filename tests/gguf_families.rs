@@ -98,62 +98,12 @@ fn from_byte_level(s: &str) -> String {
 /// `\n`, `\n`; …).
 #[test]
 fn qwen2_and_llama3_split_text_as_their_patterns_do() {
-    let qwen2 = [
-        "I",
-        "'M",
-        " here",
-        ":",
-        " ",
-        "1",
-        "2",
-        "3",
-        "4",
-        " THE",
-        "'LL",
-        " ",
-        " x",
-        "\n\n",
-        "yes",
-        "!?\n",
-        " ",
-        " «",
-        "Ünïcode",
-        "»",
-        " ",
-        "3",
-        ".",
-        "1",
-        "4",
-        "\tend",
-    ];
-    assert_eq!(pieces("qwen2"), qwen2);
+    // Pieces between bars ('|' is not in the text).
+    let qwen2 = "I|'M| here|:| |1|2|3|4| THE|'LL| | x|\n\n|yes|!?\n| | «|Ünïcode|»| |3|.|1|4|\tend";
+    assert_eq!(pieces("qwen2"), qwen2.split('|').collect::<Vec<_>>());
     // LLaMA-3's digits go in threes.
-    let llama3 = [
-        "I",
-        "'M",
-        " here",
-        ":",
-        " ",
-        "123",
-        "4",
-        " THE",
-        "'LL",
-        " ",
-        " x",
-        "\n\n",
-        "yes",
-        "!?\n",
-        " ",
-        " «",
-        "Ünïcode",
-        "»",
-        " ",
-        "3",
-        ".",
-        "14",
-        "\tend",
-    ];
-    assert_eq!(pieces("llama3"), llama3);
+    let llama3 = "I|'M| here|:| |123|4| THE|'LL| | x|\n\n|yes|!?\n| | «|Ünïcode|»| |3|.|14|\tend";
+    assert_eq!(pieces("llama3"), llama3.split('|').collect::<Vec<_>>());
 }
 
 /// The pieces `name`'s pre-tokenizer cuts the test text into, as text.
@@ -178,32 +128,11 @@ fn pieces(name: &str) -> Vec<String> {
 /// for the folder under the same "llama3" scaling (which moves its logits by up to 8.9).
 #[test]
 fn a_llama3_gguf_with_rope_factors_matches_transformers() {
-    let bytes = std::fs::read(common::root().join("tests/fixtures/llama3.json")).unwrap();
-    let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    let text: String = serde_json::from_value(r["text"].clone()).unwrap();
-    let ids: Vec<u32> = serde_json::from_value(r["ids"].clone()).unwrap();
-    let logits: Vec<Vec<f32>> = serde_json::from_value(r["logits"].clone()).unwrap();
-    let attention: Vec<Vec<Vec<f32>>> =
-        serde_json::from_value(r["attention_layer0"].clone()).unwrap();
-
+    let r = common::llama3_reference();
     let m = open(&gguf("llama3"));
     assert_eq!(m.arch_label(), "llama");
-    let got = m.tokenizer().encode(&text);
-    assert_eq!(got, ids, "token ids (BOS first)");
+    let got = m.tokenizer().encode(&r.text);
+    assert_eq!(got, r.ids, "token ids (BOS first)");
     assert_eq!(m.tokenizer().token_str(got[0]), "<s>");
-    let out = m.model().forward_biased(&ids, &[], false).unwrap();
-    let ours = out.logits.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
-    let dl = max_diff(ours.iter().flatten(), logits.iter().flatten());
-    let a0 = out.attention[0]
-        .squeeze(0)
-        .unwrap()
-        .to_vec3::<f32>()
-        .unwrap();
-    let da = max_diff(
-        a0.iter().flatten().flatten(),
-        attention.iter().flatten().flatten(),
-    );
-    eprintln!("llama3 GGUF: logits max |Δ| {dl:.2e}, layer-0 attention max |Δ| {da:.2e}");
-    assert!(dl < 1e-4, "logits differ by {dl}");
-    assert!(da < 1e-5, "attention differs by {da}");
+    common::assert_matches_llama3(m.model(), "llama3 GGUF");
 }

@@ -579,13 +579,8 @@ fn the_theory_curve_holds_on_every_family() {
 /// are refused by name.
 #[test]
 fn llama3_rope_scaling_matches_transformers_and_others_are_refused() {
-    let bytes = std::fs::read(common::root().join("tests/fixtures/llama3.json")).unwrap();
-    let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    let ids: Vec<u32> = serde_json::from_value(r["ids"].clone()).unwrap();
-    let logits: Vec<Vec<f32>> = serde_json::from_value(r["logits"].clone()).unwrap();
-    let attention: Vec<Vec<Vec<f32>>> =
-        serde_json::from_value(r["attention_layer0"].clone()).unwrap();
-    let scaling = r["scaling"].clone();
+    let r = common::llama3_reference();
+    let scaling = r.scaling.clone();
     let mut new_style = scaling.clone();
     new_style["rope_type"] = "llama3".into();
     new_style["rope_theta"] = 10_000.0.into();
@@ -595,22 +590,8 @@ fn llama3_rope_scaling_matches_transformers_and_others_are_refused() {
         let dir = common::copy_family_fixture("llama");
         set_config(dir.path(), key, value);
         let m = open(dir.path());
-        assert_eq!(m.tokenizer().encode(&reference("llama").text), ids);
-        let out = m.model().forward_biased(&ids, &[], false).unwrap();
-        let ours = out.logits.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
-        let dl = max_diff(ours.iter().flatten(), logits.iter().flatten());
-        let a0 = out.attention[0]
-            .squeeze(0)
-            .unwrap()
-            .to_vec3::<f32>()
-            .unwrap();
-        let da = max_diff(
-            a0.iter().flatten().flatten(),
-            attention.iter().flatten().flatten(),
-        );
-        eprintln!("llama3 scaling in {key}: logits max |Δ| {dl:.2e}, attention {da:.2e}");
-        assert!(dl < 1e-4, "{key}: logits differ by {dl}");
-        assert!(da < 1e-5, "{key}: attention differs by {da}");
+        assert_eq!(m.tokenizer().encode(&r.text), r.ids);
+        common::assert_matches_llama3(m.model(), &format!("llama3 scaling in {key}"));
     }
     let mut equal = scaling.clone();
     equal["rope_type"] = "llama3".into();

@@ -62,6 +62,64 @@ pub fn family_fixture(name: &str) -> PathBuf {
     root().join("tests/fixtures/families").join(name)
 }
 
+/// What transformers computes for the LLaMA fixture folder under "llama3" RoPE scaling
+/// (`tests/fixtures/llama3.json`, made by `scripts/make_gguf_fixture.py`).
+pub struct Llama3Reference {
+    /// The scaling's four settings, as the config writes them.
+    pub scaling: serde_json::Value,
+    /// The text (the LLaMA folder's reference text).
+    pub text: String,
+    /// Token ids of the reference text, `<s>` first.
+    pub ids: Vec<u32>,
+    /// [T][V]
+    pub logits: Vec<Vec<f32>>,
+    /// The first layer's attention, [H][T][T].
+    pub attention_layer0: Vec<Vec<Vec<f32>>>,
+}
+
+/// The LLaMA-3 reference ([`Llama3Reference`]).
+pub fn llama3_reference() -> Llama3Reference {
+    let bytes = std::fs::read(root().join("tests/fixtures/llama3.json")).unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let field = |k: &str| r[k].clone();
+    Llama3Reference {
+        scaling: field("scaling"),
+        text: serde_json::from_value(field("text")).unwrap(),
+        ids: serde_json::from_value(field("ids")).unwrap(),
+        logits: serde_json::from_value(field("logits")).unwrap(),
+        attention_layer0: serde_json::from_value(field("attention_layer0")).unwrap(),
+    }
+}
+
+/// `model`'s logits and first-layer attention on the reference ids against transformers'
+/// under "llama3" scaling (1e-4, 1e-5); `what` names it in the messages.
+pub fn assert_matches_llama3(model: &dyn localist::model::backend::AttentionModel, what: &str) {
+    let r = llama3_reference();
+    let out = model.forward_biased(&r.ids, &[], false).unwrap();
+    let logits = out.logits.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+    let a0 = out.attention[0]
+        .squeeze(0)
+        .unwrap()
+        .to_vec3::<f32>()
+        .unwrap();
+    let diff = |a: Vec<f32>, b: Vec<f32>| {
+        assert_eq!(a.len(), b.len(), "{what}: shapes");
+        a.iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    };
+    let flat2 = |v: &[Vec<f32>]| v.concat();
+    let dl = diff(flat2(&logits), flat2(&r.logits));
+    let da = diff(
+        a0.iter().flat_map(|h| flat2(h)).collect(),
+        r.attention_layer0.iter().flat_map(|h| flat2(h)).collect(),
+    );
+    eprintln!("{what}: logits max |Δ| {dl:.2e}, layer-0 attention max |Δ| {da:.2e}");
+    assert!(dl < 1e-4, "{what}: logits differ by {dl}");
+    assert!(da < 1e-5, "{what}: attention differs by {da}");
+}
+
 /// Copy the files of folder `from` into folder `to` (which must exist).
 pub fn copy_files(from: &Path, to: &Path) {
     for e in std::fs::read_dir(from).unwrap() {
