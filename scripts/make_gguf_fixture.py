@@ -14,7 +14,8 @@ tests/gguf_qwen2.rs then checks that this file gives transformers' numbers for t
 It also writes tests/hostile/gguf-qwen2-bias-missing/model.gguf: the same without
 blk.1.attn_k.bias (the file must be refused, naming it), and
 tests/hostile/gguf-rope-freqs-zero/model.gguf: the LLaMA with a RoPE factor of 0, and
-tests/hostile/gguf-sentencepiece/model.gguf: the LLaMA saying its tokenizer is SentencePiece.
+tests/hostile/gguf-sentencepiece/model.gguf: the LLaMA saying its tokenizer is SentencePiece,
+and tests/hostile/gguf-token-repeated/model.gguf: the Qwen2 with token 200 written as token 100.
 Made with gguf 0.19.0, torch 2.x and transformers 5.25.0.
 """
 import json
@@ -200,3 +201,16 @@ write(ROOT / "tests/hostile/gguf-rope-freqs-zero/model.gguf", LLAMA, "llama",
       rope_factors=[factors[0], 0.0] + factors[2:])
 write(ROOT / "tests/hostile/gguf-sentencepiece/model.gguf", LLAMA, "llama",
       tokenizer_model="llama")
+
+
+def with_a_repeated_token(src):
+    cfg, weights, vocab, tokens, merges, types = _read(src)
+    tokens = list(tokens)
+    tokens[200] = tokens[100]
+    return cfg, weights, vocab, tokens, merges, types
+
+
+_read = read_folder
+read_folder = with_a_repeated_token
+write(ROOT / "tests/hostile/gguf-token-repeated/model.gguf", QWEN2, "qwen2")
+read_folder = _read

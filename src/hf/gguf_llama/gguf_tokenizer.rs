@@ -22,6 +22,18 @@ fn tokens_and_merges(c: &gguf_file::Content, file: &Path) -> Result<(Vec<String>
         .map(|v| v.to_string().cloned())
         .collect::<candle_core::Result<_>>()
         .map_err(|e| wrong_type(file, TOKENS, "an array of strings", &e))?;
+    // Two ids of one text: the vocabulary would keep one of them unsaid (llama.cpp refuses
+    // such a file too).
+    let mut first = std::collections::HashMap::with_capacity(tokens.len());
+    for (i, t) in tokens.iter().enumerate() {
+        if let Some(j) = first.insert(t.as_str(), i) {
+            bail!(
+                "{}: metadata {TOKENS}[{i}] repeats {TOKENS}[{j}] ({t:?}): each token's text must \
+                 name one id",
+                file.display()
+            );
+        }
+    }
     let merges: Merges = (meta(c, "tokenizer.ggml.merges", file)?.to_vec())
         .map_err(|e| wrong_type(file, "tokenizer.ggml.merges", "an array of strings", &e))?
         .iter()

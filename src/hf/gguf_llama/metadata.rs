@@ -215,5 +215,8 @@ pub(super) fn wrong_type(
     expected: &str,
     e: &candle_core::Error,
 ) -> anyhow::Error {
+    // candle's message, without the backtrace it appends under RUST_BACKTRACE.
+    let e = e.to_string();
+    let e = e.lines().next().unwrap_or_default();
     anyhow::anyhow!("{}: metadata {key} is not {expected} ({e})", file.display())
 }
