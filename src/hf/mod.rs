@@ -20,6 +20,7 @@ pub mod gguf_llama;
 pub mod gpt2;
 pub mod hf_llama;
 pub mod limits;
+pub mod memory;
 pub mod safetensors_header;
 pub mod tokenizer;
 pub mod trainable;

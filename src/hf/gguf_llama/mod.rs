@@ -126,6 +126,15 @@ impl GgufLlama {
             .with_context(|| format!("{}: not a readable GGUF file", path.display()))?;
         let config = LlamaConfig::from_gguf(&c, path)?;
         let vocab = checks::check_model(&config, &header, path)?;
+        let weights: u64 = (header.tensors.iter())
+            .map(|t| t.shape.iter().product::<usize>() as u64)
+            .sum();
+        // A tied head is a transposed copy of the embedding.
+        let tied = match header.tensor("output.weight") {
+            Some(_) => 0,
+            None => (vocab * config.d_model) as u64 * 4,
+        };
+        crate::hf::memory::check_weights_fit(weights, tied, path)?;
         // Contained: the tokenizers crate may panic on metadata it does not expect.
         let tokenizer = crate::contained::contained(|| tokenizer_from_gguf(&c, config.arch, path))
             .map_err(|p| {
@@ -135,11 +144,7 @@ impl GgufLlama {
                 )
             })??;
         check_tokenizer(&tokenizer, vocab, path)?;
-        let parameters: usize = header
-            .tensors
-            .iter()
-            .map(|t| t.shape.iter().product::<usize>())
-            .sum();
+        let parameters = weights as usize;
         let mut q = |name: &str| -> Result<Tensor> {
             let t = c
                 .tensor(&mut file, name, device)
