@@ -39,11 +39,18 @@ impl Bert {
     pub fn open(dir: &Path, device: &Device) -> Result<Self> {
         let weights = crate::hf::folder::weights_file(dir)?;
         let config = BertConfig::read(&dir.join("config.json"))?;
-        let declared = safetensors_header::read_header(&weights)?
-            .into_iter()
-            .map(|(k, v)| (unprefixed(&k), v))
-            .collect();
+        let declared: std::collections::BTreeMap<String, _> =
+            safetensors_header::read_header(&weights)?
+                .into_iter()
+                .map(|(k, v)| (unprefixed(&k), v))
+                .collect();
         config.check_tensors(&declared, &weights)?;
+        // Read whole, then copied out tensor by tensor (MiniLM: 23 million weights).
+        let count: u64 = (declared.values())
+            .map(|d| d.shape.iter().product::<usize>() as u64)
+            .sum();
+        let file_bytes = std::fs::metadata(&weights).map(|m| m.len()).unwrap_or(0);
+        crate::hf::memory::check_weights_fit(count, file_bytes, &weights)?;
         let tensors = load_weights(&weights, device)?;
         let tokenizer =
             crate::hf::folder::read_tokenizer(&dir.join("tokenizer.json"), config.vocab_size)?;
