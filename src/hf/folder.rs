@@ -131,12 +131,9 @@ pub fn load_f32(
     wanted: &[(String, Vec<usize>)],
 ) -> Result<HashMap<String, Tensor>> {
     // The file is read whole, then each tensor copied out of it and converted to f32.
-    let weights: u64 = wanted
-        .iter()
-        .map(|(_, s)| s.iter().product::<usize>() as u64)
-        .sum();
-    let file_bytes = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-    crate::hf::memory::check_weights_fit(weights, file_bytes.saturating_mul(2), file)?;
+    use crate::hf::memory::{check_weights_fit, file_len, weight_count};
+    let weights = weight_count(wanted.iter().map(|(_, s)| s.as_slice()));
+    check_weights_fit(weights, file_len(file).saturating_mul(2), file)?;
     let mut loaded = candle_core::safetensors::load(file, device)
         .with_context(|| format!("{}: not a readable safetensors file", file.display()))?;
     let mut tensors = HashMap::with_capacity(wanted.len());

@@ -16,6 +16,19 @@ pub fn check_weights_fit(weights: u64, extra: u64, file: &Path) -> Result<()> {
     weights_fit(weights, extra, available_bytes(), file)
 }
 
+/// The weights of tensors of `shapes` (a header's declarations).
+pub fn weight_count<'a>(shapes: impl IntoIterator<Item = &'a [usize]>) -> u64 {
+    shapes
+        .into_iter()
+        .map(|s| s.iter().product::<usize>() as u64)
+        .sum()
+}
+
+/// The size of `file` in bytes (0 when it cannot be read: the reader then says why).
+pub fn file_len(file: &Path) -> u64 {
+    std::fs::metadata(file).map(|m| m.len()).unwrap_or(0)
+}
+
 fn weights_fit(weights: u64, extra: u64, available: Option<u64>, file: &Path) -> Result<()> {
     let Some(available) = available else {
         return Ok(());

@@ -46,11 +46,9 @@ impl Bert {
                 .collect();
         config.check_tensors(&declared, &weights)?;
         // Read whole, then copied out tensor by tensor (MiniLM: 23 million weights).
-        let count: u64 = (declared.values())
-            .map(|d| d.shape.iter().product::<usize>() as u64)
-            .sum();
-        let file_bytes = std::fs::metadata(&weights).map(|m| m.len()).unwrap_or(0);
-        crate::hf::memory::check_weights_fit(count, file_bytes, &weights)?;
+        use crate::hf::memory::{check_weights_fit, file_len, weight_count};
+        let count = weight_count(declared.values().map(|d| d.shape.as_slice()));
+        check_weights_fit(count, file_len(&weights), &weights)?;
         let tensors = load_weights(&weights, device)?;
         let tokenizer =
             crate::hf::folder::read_tokenizer(&dir.join("tokenizer.json"), config.vocab_size)?;

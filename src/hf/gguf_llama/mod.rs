@@ -126,9 +126,8 @@ impl GgufLlama {
             .with_context(|| format!("{}: not a readable GGUF file", path.display()))?;
         let config = LlamaConfig::from_gguf(&c, path)?;
         let vocab = checks::check_model(&config, &header, path)?;
-        let weights: u64 = (header.tensors.iter())
-            .map(|t| t.shape.iter().product::<usize>() as u64)
-            .sum();
+        let weights =
+            crate::hf::memory::weight_count(header.tensors.iter().map(|t| t.shape.as_slice()));
         // A tied head is a transposed copy of the embedding.
         let tied = match header.tensor("output.weight") {
             Some(_) => 0,
