@@ -15,7 +15,7 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/pip install torch transformers safetensors tokenizers
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
-Made with torch 2.15.0, transformers 5.24.0, tokenizers 0.23.3 (the versions are also
+Made with torch 2.15.0, transformers 5.24.0 (mistral and qwen3: 5.25.0), tokenizers 0.23.3 (the versions are also
 written into each reference.json). The weights are seeded: rerunning with these versions
 writes byte-identical files (checked); other versions may draw other weights, and the tests
 follow whatever is committed.
@@ -151,12 +151,63 @@ def qwen2():
     save(model, fast, raw, "qwen2")
 
 
+def mistral():
+    """Mistral: LLaMA's layout with a sliding window (96 here, over 128 positions: the
+    reference text, 65 tokens, is shorter than the window, where the window changes nothing)."""
+    torch.manual_seed(23)
+    raw = bpe_tokenizer(bos="<s>")
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>",
+                                                eos_token="<|endoftext|>")
+    cfg = transformers.MistralConfig(
+        vocab_size=VOCAB, initializer_range=0.25, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+        rms_norm_eps=1e-5, rope_theta=10000.0, sliding_window=96, tie_word_embeddings=False,
+        bos_token_id=raw.token_to_id("<s>"), eos_token_id=0, attn_implementation="eager",
+    )
+    model = transformers.MistralForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+    save(model, fast, raw, "mistral")
+
+
+def qwen3():
+    """Qwen3: RMSNorm over each head's queries and keys before RoPE, and a head width of its
+    own (16 here, where hidden_size / heads is 8: q_proj is 64 x 32, o_proj 32 x 64)."""
+    torch.manual_seed(29)
+    raw = bpe_tokenizer()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>")
+    cfg = transformers.Qwen3Config(
+        vocab_size=VOCAB, initializer_range=0.25, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=128,
+        rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=True,
+        use_sliding_window=False, bos_token_id=0, eos_token_id=0, attn_implementation="eager",
+    )
+    model = transformers.Qwen3ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.copy_(1.0 + 0.3 * torch.randn_like(p))
+    save(model, fast, raw, "qwen3")
+
+
 def main():
-    torch.manual_seed(17)
-    os.makedirs(OUT, exist_ok=True)
+    """All families, or those named on the command line (each later family seeds itself, so
+    one can be made again alone)."""
     torch.set_default_dtype(torch.float32)
-    for make in (gpt2, llama, qwen2):
-        make()
+    os.makedirs(OUT, exist_ok=True)
+    names = sys.argv[1:] or ["gpt2", "llama", "qwen2", "mistral", "qwen3"]
+    first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
+    if first:
+        # The first three share one seed, drawn in this order.
+        if first != ["gpt2", "llama", "qwen2"]:
+            sys.exit("gpt2, llama and qwen2 are made together (one seed)")
+        torch.manual_seed(17)
+        gpt2(); llama(); qwen2()
+    for n in names:
+        if n in ("mistral", "qwen3"):
+            globals()[n]()
     return 0
 
 

@@ -14,8 +14,13 @@ tests/gguf_qwen2.rs then checks that this file gives transformers' numbers for t
 It also writes tests/hostile/gguf-qwen2-bias-missing/model.gguf: the same without
 blk.1.attn_k.bias (the file must be refused, naming it), and
 tests/hostile/gguf-rope-freqs-zero/model.gguf: the LLaMA with a RoPE factor of 0, and
-tests/hostile/gguf-sentencepiece/model.gguf: the LLaMA saying its tokenizer is SentencePiece,
+tests/hostile/gguf-tokenizer-wordpiece/model.gguf: the LLaMA saying its tokenizer is BERT's
+WordPiece (tokenizer.ggml.model "bert", which this reader does not rebuild),
 and tests/hostile/gguf-token-repeated/model.gguf: the Qwen2 with token 200 written as token 100.
+And tests/fixtures/qwen3.gguf: the tiny Qwen3 of tests/fixtures/families/qwen3 (architecture
+"qwen3", attention.key_length/value_length naming its head width of 16 over a width of 32 and
+4 heads, q/k norms as attn_q_norm/attn_k_norm, unpermuted, pre-tokenizer "qwen2"), and
+tests/hostile/gguf-qwen3-norm-missing/model.gguf: the same without blk.0.attn_k_norm.weight.
 Made with gguf 0.19.0, torch 2.x and transformers 5.25.0.
 """
 import json
@@ -58,6 +63,8 @@ NAMES = {
     "self_attn.k_proj.bias": "attn_k.bias",
     "self_attn.v_proj.bias": "attn_v.bias",
     "self_attn.o_proj.weight": "attn_output.weight",
+    "self_attn.q_norm.weight": "attn_q_norm.weight",
+    "self_attn.k_norm.weight": "attn_k_norm.weight",
     "post_attention_layernorm.weight": "ffn_norm.weight",
     "mlp.gate_proj.weight": "ffn_gate.weight",
     "mlp.up_proj.weight": "ffn_up.weight",
@@ -96,7 +103,10 @@ def write(out, src, arch, drop=(), rope_factors=None, tokenizer_model="gpt2"):
     w.add_token_types(types)
     w.add_token_merges(merges)
     w.add_eos_token_id(vocab["<|endoftext|>"])
-    if arch == "qwen2":
+    if "head_dim" in cfg and arch == "qwen3":
+        w.add_key_length(cfg["head_dim"])
+        w.add_value_length(cfg["head_dim"])
+    if arch in ("qwen2", "qwen3"):
         w.add_tokenizer_pre("qwen2")
         w.add_add_bos_token(False)
     else:
@@ -189,28 +199,37 @@ SCALING = {
     "high_freq_factor": 4.0,
     "original_max_position_embeddings": 16,
 }
-write(OUT, QWEN2, "qwen2")
-write(ROOT / "tests/hostile/gguf-qwen2-bias-missing/model.gguf", QWEN2, "qwen2",
-      drop=("blk.1.attn_k.bias",))
-llama_cfg = read_folder(LLAMA)[0]
-factors = llama3_factors(llama_cfg, SCALING)
-print("llama3 RoPE factors", factors)
-write(ROOT / "tests/fixtures/llama3.gguf", LLAMA, "llama", rope_factors=factors)
-llama3_reference(LLAMA, SCALING, ROOT / "tests/fixtures/llama3.json")
-write(ROOT / "tests/hostile/gguf-rope-freqs-zero/model.gguf", LLAMA, "llama",
-      rope_factors=[factors[0], 0.0] + factors[2:])
-write(ROOT / "tests/hostile/gguf-sentencepiece/model.gguf", LLAMA, "llama",
-      tokenizer_model="llama")
+def main():
+    global read_folder
+    write(OUT, QWEN2, "qwen2")
+    write(ROOT / "tests/hostile/gguf-qwen2-bias-missing/model.gguf", QWEN2, "qwen2",
+          drop=("blk.1.attn_k.bias",))
+    llama_cfg = read_folder(LLAMA)[0]
+    factors = llama3_factors(llama_cfg, SCALING)
+    print("llama3 RoPE factors", factors)
+    write(ROOT / "tests/fixtures/llama3.gguf", LLAMA, "llama", rope_factors=factors)
+    llama3_reference(LLAMA, SCALING, ROOT / "tests/fixtures/llama3.json")
+    write(ROOT / "tests/hostile/gguf-rope-freqs-zero/model.gguf", LLAMA, "llama",
+          rope_factors=[factors[0], 0.0] + factors[2:])
+    write(ROOT / "tests/hostile/gguf-tokenizer-wordpiece/model.gguf", LLAMA, "llama",
+          tokenizer_model="bert")
+    QWEN3 = ROOT / "tests/fixtures/families/qwen3"
+    write(ROOT / "tests/fixtures/qwen3.gguf", QWEN3, "qwen3")
+    write(ROOT / "tests/hostile/gguf-qwen3-norm-missing/model.gguf", QWEN3, "qwen3",
+          drop=("blk.0.attn_k_norm.weight",))
 
 
-def with_a_repeated_token(src):
-    cfg, weights, vocab, tokens, merges, types = _read(src)
-    tokens = list(tokens)
-    tokens[200] = tokens[100]
-    return cfg, weights, vocab, tokens, merges, types
+    def with_a_repeated_token(src):
+        cfg, weights, vocab, tokens, merges, types = _read(src)
+        tokens = list(tokens)
+        tokens[200] = tokens[100]
+        return cfg, weights, vocab, tokens, merges, types
+
+    _read = read_folder
+    read_folder = with_a_repeated_token
+    write(ROOT / "tests/hostile/gguf-token-repeated/model.gguf", QWEN2, "qwen2")
+    read_folder = _read
 
 
-_read = read_folder
-read_folder = with_a_repeated_token
-write(ROOT / "tests/hostile/gguf-token-repeated/model.gguf", QWEN2, "qwen2")
-read_folder = _read
+if __name__ == "__main__":
+    main()

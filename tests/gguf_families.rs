@@ -1,11 +1,13 @@
-//! GGUF files of the Qwen2 and LLaMA-3 kinds, written by `scripts/make_gguf_fixture.py` from
+//! GGUF files of the Qwen2, Qwen3 and LLaMA-3 kinds, written by `scripts/make_gguf_fixture.py` from
 //! the tiny folders of `tests/fixtures/families/` as llama.cpp's converter writes them:
-//! `qwen2.gguf` (architecture "qwen2", q/k/v biases, RoPE on halves, pre-tokenizer "qwen2") and
+//! `qwen2.gguf` (architecture "qwen2", q/k/v biases, RoPE on halves, pre-tokenizer "qwen2"),
+//! `qwen3.gguf` (architecture "qwen3", per-head q/k norms, a head width of its own) and
 //! `llama3.gguf` (q/k permuted for the interleaved RoPE, pre-tokenizer "llama-bpe", a BOS token
 //! first, "llama3" RoPE scaling as per-frequency factors in `rope_freqs.weight`). Each gives the
 //! ids, logits and attention transformers computes for its folder (LLaMA-3: under that
 //! scaling, `tests/fixtures/llama3.json`), and each pre-tokenizer splits text as its regular
-//! expression does. Damaged ones: `tests/hostile/gguf-qwen2-*`, `gguf-rope-freqs-zero`.
+//! expression does. Damaged ones: `tests/hostile/gguf-qwen2-*`, `gguf-qwen3-*`,
+//! `gguf-rope-freqs-zero`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -34,7 +36,18 @@ fn max_diff<'a>(a: impl IntoIterator<Item = &'a f32>, b: impl IntoIterator<Item 
 /// The folder's reference.json: what transformers computed (text, ids, logits, attention).
 #[test]
 fn a_qwen2_gguf_matches_transformers() {
-    let bytes = std::fs::read(common::family_fixture("qwen2").join("reference.json")).unwrap();
+    gguf_matches_its_folder("qwen2", "Qwen2 decoder (GGUF");
+}
+
+/// Qwen3: `qwen3.attention.key_length` names a head width (16) other than width / heads (8),
+/// and each head's queries and keys go through `attn_q_norm` / `attn_k_norm` before RoPE.
+#[test]
+fn a_qwen3_gguf_matches_transformers() {
+    gguf_matches_its_folder("qwen3", "Qwen3 decoder (GGUF");
+}
+
+fn gguf_matches_its_folder(name: &str, label: &str) {
+    let bytes = std::fs::read(common::family_fixture(name).join("reference.json")).unwrap();
     let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     let text: String = serde_json::from_value(r["text"].clone()).unwrap();
     let ids: Vec<u32> = serde_json::from_value(r["ids"].clone()).unwrap();
@@ -42,13 +55,9 @@ fn a_qwen2_gguf_matches_transformers() {
     let attention: Vec<Vec<Vec<Vec<f32>>>> =
         serde_json::from_value(r["attention"].clone()).unwrap();
 
-    let m = open(&gguf("qwen2"));
-    assert_eq!(m.arch_label(), "qwen2");
-    assert!(
-        m.kind_label().starts_with("Qwen2 decoder (GGUF"),
-        "{}",
-        m.kind_label()
-    );
+    let m = open(&gguf(name));
+    assert_eq!(m.arch_label(), name);
+    assert!(m.kind_label().starts_with(label), "{}", m.kind_label());
     assert_eq!(m.tokenizer().encode(&text), ids, "token ids");
     let out = m.model().forward_biased(&ids, &[], false).unwrap();
     let ours = out.logits.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
@@ -62,7 +71,7 @@ fn a_qwen2_gguf_matches_transformers() {
             want.iter().flatten().flatten(),
         ));
     }
-    eprintln!("qwen2 GGUF: logits max |Δ| {dl:.2e}, attention max |Δ| {da:.2e}");
+    eprintln!("{name} GGUF: logits max |Δ| {dl:.2e}, attention max |Δ| {da:.2e}");
     assert!(dl < 1e-4, "logits differ by {dl}");
     assert!(da < 1e-5, "attention differs by {da}");
 }
@@ -135,4 +144,45 @@ fn a_llama3_gguf_with_rope_factors_matches_transformers() {
     assert_eq!(got, r.ids, "token ids (BOS first)");
     assert_eq!(m.tokenizer().token_str(got[0]), "<s>");
     common::assert_matches_llama3(m.model(), "llama3 GGUF");
+}
+
+/// A SentencePiece GGUF (`tokenizer.ggml.model` "llama", as TinyLlama's, LLaMA-2's and
+/// Mistral's files are): `scripts/make_spm_gguf_fixture.py` trained a BPE of 512 pieces with
+/// LLaMA's settings and wrote it as llama.cpp's converter does; each text gives exactly the
+/// ids SentencePiece itself gives (BOS first), merges, spaces (leading, doubled, trailing),
+/// tabs and newlines in byte pieces, and characters outside the vocabulary spelled in bytes
+/// (`«Ünïcode»`, CJK, an emoji) included; decoding gives the text back.
+#[test]
+fn a_sentencepiece_gguf_tokenizes_as_sentencepiece_does() {
+    let bytes = std::fs::read(common::root().join("tests/fixtures/spm.json")).unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let m = open(&gguf("spm"));
+    assert_eq!(m.arch_label(), "llama");
+    let hf = m.decoder().unwrap().hf_tokenizer();
+    let cases = r["cases"].as_array().unwrap();
+    assert!(cases.len() >= 8);
+    let mut merged = 0;
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        let want: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
+        assert_eq!(m.tokenizer().encode(text), want, "{text:?}");
+        merged += case["pieces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| {
+                p.as_str().unwrap().chars().count() > 1 && !p.as_str().unwrap().starts_with("<0x")
+            })
+            .count();
+        let back = hf.decode(&want, true).unwrap();
+        assert_eq!(back, text, "decoded");
+    }
+    assert!(
+        merged > 50,
+        "the texts exercise the merges ({merged} merged pieces)"
+    );
+    // It runs as any LLaMA GGUF does.
+    let ids = m.tokenizer().encode(cases[0]["text"].as_str().unwrap());
+    let out = m.model().forward_biased(&ids, &[], false).unwrap();
+    assert_eq!(out.logits.dims3().unwrap(), (1, ids.len(), 512));
 }

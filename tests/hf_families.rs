@@ -1,5 +1,5 @@
-//! The model families of issue 17 (GPT-2, LLaMA-architecture and Qwen2 Hugging Face folders)
-//! against `transformers`, on the tiny random models of `tests/fixtures/families/` made by
+//! The model families of issue 17 and after (GPT-2, LLaMA-architecture, Mistral, Qwen2 and Qwen3
+//! Hugging Face folders) against `transformers`, on the tiny random models of `tests/fixtures/families/` made by
 //! `scripts/make_family_fixtures.py` (config, safetensors, tokenizer and reference.json: the
 //! ids of a fixed text, the logits and every layer's attention as transformers computes them):
 //! parity of ids, logits (1e-4) and attention (1e-5); the dial, generation with the KV cache
@@ -18,15 +18,17 @@ use localist::model::capture::{capture, capture_attention, sequence_biases};
 use localist::model::capture_stream::{capture_streamed, CapturePlan};
 use localist::model::dial::DialSetting;
 
-const FAMILIES: [&str; 3] = ["gpt2", "llama", "qwen2"];
+const FAMILIES: [&str; 5] = ["gpt2", "llama", "qwen2", "mistral", "qwen3"];
 
 fn fixture(name: &str) -> PathBuf {
     common::family_fixture(name)
 }
 
-/// Every decoder to run the path tests on, with the ids of its reference text: the three
-/// folders and the GGUF files made from two of them (`scripts/make_gguf_fixture.py`: Qwen2 with
-/// its biases, LLaMA-3 with a BOS token and per-frequency RoPE factors).
+/// Every decoder to run the path tests on, with the ids of its reference text: the five
+/// folders and the GGUF files made from three of them (`scripts/make_gguf_fixture.py`: Qwen2
+/// with its biases, Qwen3 with its q/k norms and wide heads, LLaMA-3 with a BOS token and
+/// per-frequency RoPE factors), and a LLaMA GGUF with a SentencePiece vocabulary
+/// (`scripts/make_spm_gguf_fixture.py`).
 fn decoders() -> Vec<(String, PathBuf, Vec<u32>)> {
     let mut out: Vec<_> = FAMILIES
         .iter()
@@ -34,12 +36,19 @@ fn decoders() -> Vec<(String, PathBuf, Vec<u32>)> {
         .collect();
     let gguf = |n: &str| common::root().join(format!("tests/fixtures/{n}.gguf"));
     out.push(("qwen2.gguf".into(), gguf("qwen2"), reference("qwen2").ids));
+    out.push(("qwen3.gguf".into(), gguf("qwen3"), reference("qwen3").ids));
     let llama3: serde_json::Value = serde_json::from_slice(
         &std::fs::read(common::root().join("tests/fixtures/llama3.json")).unwrap(),
     )
     .unwrap();
     let ids = serde_json::from_value(llama3["ids"].clone()).unwrap();
     out.push(("llama3.gguf".into(), gguf("llama3"), ids));
+    let spm: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(common::root().join("tests/fixtures/spm.json")).unwrap(),
+    )
+    .unwrap();
+    let ids = serde_json::from_value(spm["cases"][0]["ids"].clone()).unwrap();
+    out.push(("spm.gguf".into(), gguf("spm"), ids));
     out
 }
 
@@ -139,6 +148,28 @@ fn llama_matches_transformers() {
 #[test]
 fn qwen2_matches_transformers() {
     parity("qwen2");
+}
+
+/// Mistral: LLaMA's layout with a sliding window of 96 positions over 128; the reference text
+/// (65 tokens) lies within it, where the window changes nothing. A longer text is refused, not
+/// attended beyond the window.
+#[test]
+fn mistral_matches_transformers_within_its_window() {
+    parity("mistral");
+    let m = open(&fixture("mistral"));
+    assert_eq!(m.model().dims().max_len, 96, "the window is the context");
+    let ids = vec![5u32; 97];
+    let err = m.model().forward_biased(&ids, &[], false).unwrap_err();
+    assert!(err.to_string().contains("97 tokens"), "{err}");
+}
+
+/// Qwen3: each head's queries and keys through an RMSNorm of their own before RoPE, and a head
+/// width (16) that is not hidden_size / heads (8): q_proj 64×32, o_proj 32×64.
+#[test]
+fn qwen3_matches_transformers() {
+    parity("qwen3");
+    let m = open(&fixture("qwen3"));
+    assert_eq!(m.kind_label(), "Qwen3 decoder (Hugging Face safetensors)");
 }
 
 /// A GPT-2 folder with only the slow tokenizer's files (vocab.json + merges.txt) tokenizes as
@@ -305,7 +336,7 @@ fn set_config(dir: &Path, key: &str, value: serde_json::Value) {
 
 #[test]
 fn an_unsupported_model_type_is_named_with_what_is_supported() {
-    for (model_type, arch) in [("mistral", "MistralForCausalLM"), ("t5", "T5Model")] {
+    for (model_type, arch) in [("gemma", "GemmaForCausalLM"), ("t5", "T5Model")] {
         let dir = common::copy_family_fixture("llama");
         set_config(dir.path(), "model_type", model_type.into());
         set_config(dir.path(), "architectures", serde_json::json!([arch]));
@@ -314,7 +345,9 @@ fn an_unsupported_model_type_is_named_with_what_is_supported() {
             err.contains(&format!("model_type \"{model_type}\"")),
             "{err}"
         );
-        for supported in ["bert", "gpt2", "llama", "qwen2", ".gguf"] {
+        for supported in [
+            "bert", "gpt2", "llama", "mistral", "qwen2", "qwen3", ".gguf",
+        ] {
             assert!(err.contains(supported), "{supported} missing: {err}");
         }
         assert_eq!(err.matches("config.json").count(), 1, "{err}");
@@ -528,7 +561,7 @@ fn the_cli_evaluates_a_family_folder_and_names_an_unsupported_one() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.contains("perplexity"), "{out}");
-    set_config(dir.path(), "model_type", "mistral".into());
+    set_config(dir.path(), "model_type", "gemma".into());
     let o = std::process::Command::new(bin)
         .args(["capture", "--text", "hello", "--checkpoint"])
         .arg(dir.path())
@@ -537,7 +570,7 @@ fn the_cli_evaluates_a_family_folder_and_names_an_unsupported_one() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && !err.contains("panicked"), "{err}");
     assert!(
-        err.contains("model_type \"mistral\" is not supported"),
+        err.contains("model_type \"gemma\" is not supported"),
         "{err}"
     );
     assert_eq!(err.matches("config.json").count(), 1, "{err}");

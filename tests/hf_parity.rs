@@ -554,7 +554,7 @@ fn hostile_gguf_metadata_and_weights_are_refused_with_the_key_or_tensor_named() 
         ),
         (
             "gguf-heads-not-dividing",
-            "not an even multiple of llama.attention.head_count = 3",
+            "llama.embedding_length = 32 is not a multiple of llama.attention.head_count = 3",
         ),
         (
             "gguf-shape-mismatch",

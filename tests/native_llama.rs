@@ -94,8 +94,9 @@ fn compare(m: &GgufLlama, ids: &[u32]) -> (f32, f32, f32) {
 }
 
 #[test]
-fn the_native_pass_matches_candle_on_the_llama_and_qwen2_folders() {
-    for name in ["llama", "qwen2"] {
+fn the_native_pass_matches_candle_on_the_llama_family_folders() {
+    // Qwen3: per-head q/k norms and a head width other than d / heads.
+    for name in ["llama", "qwen2", "mistral", "qwen3"] {
         let im = ImportedModel::open(&common::family_fixture(name), &Device::Cpu).unwrap();
         let m = im.decoder().expect("a LLaMA-family decoder");
         let ids: Vec<u32> = (0..23u32)
@@ -212,7 +213,7 @@ fn compare_rows(m: &GgufLlama, ids: &[u32], chunk: usize) -> (f32, f32) {
 
 #[test]
 fn the_native_streamed_forward_matches_candle_chunk_by_chunk() {
-    for name in ["llama", "qwen2"] {
+    for name in ["llama", "qwen2", "mistral", "qwen3"] {
         let im = ImportedModel::open(&common::family_fixture(name), &Device::Cpu).unwrap();
         let m = im.decoder().expect("a LLaMA-family decoder");
         let ids: Vec<u32> = (0..23u32)
@@ -237,13 +238,14 @@ fn the_native_streamed_forward_matches_candle_chunk_by_chunk() {
 }
 
 /// The studio's preview of a dial change (bf16 weight products, `GgufLlama::preview`) against
-/// the exact pass: attention within 0.05 everywhere, on the tiny LLaMA and Qwen2 folders (q/k/v
-/// biases, odd sizes) and on SmolLM2 when fetched. It is offered exactly where the CPU has
+/// the exact pass: attention within 0.05 everywhere, on the tiny LLaMA, Qwen2 and Qwen3 folders
+/// (q/k/v biases, odd sizes, q/k norms, heads wider than d / heads) and on SmolLM2 when
+/// fetched. It is offered exactly where the CPU has
 /// AVX-512 BF16. The exact pass without logits (which skips the last layer's output) gives the
 /// same attention as the pass with them.
 #[test]
 fn the_bf16_preview_stays_close_to_the_exact_pass() {
-    let mut models: Vec<ImportedModel> = ["llama", "qwen2"]
+    let mut models: Vec<ImportedModel> = ["llama", "qwen2", "qwen3"]
         .iter()
         .map(|n| ImportedModel::open(&common::family_fixture(n), &Device::Cpu).unwrap())
         .collect();

@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// The `model_type`s of Hugging Face folders this build opens, for error messages.
 pub const SUPPORTED_TYPES: &str = "bert (BERT-family encoders), gpt2, llama (LLaMA \
-     architecture: SmolLM2, TinyLlama, ...) and qwen2";
+     architecture: SmolLM2, TinyLlama, ...), mistral, qwen2 and qwen3";
 
 /// A family of Hugging Face models with a loader of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +20,11 @@ pub enum Family {
     Llama,
     /// Qwen2 decoders (`qwen2`): LLaMA plus biases on the q, k and v projections.
     Qwen2,
+    /// Mistral decoders (`mistral`): LLaMA's layout, attention within a sliding window.
+    Mistral,
+    /// Qwen3 decoders (`qwen3`): LLaMA plus an RMSNorm over each head's queries and keys,
+    /// and a head width of their own.
+    Qwen3,
 }
 
 impl Family {
@@ -30,6 +35,8 @@ impl Family {
             Self::Gpt2 => "gpt2",
             Self::Llama => "llama",
             Self::Qwen2 => "qwen2",
+            Self::Mistral => "mistral",
+            Self::Qwen3 => "qwen3",
         }
     }
 }
@@ -83,6 +90,8 @@ fn by_type(t: &str) -> Option<Family> {
         "gpt2" => Family::Gpt2,
         "llama" => Family::Llama,
         "qwen2" => Family::Qwen2,
+        "mistral" => Family::Mistral,
+        "qwen3" => Family::Qwen3,
         _ => return None,
     })
 }
@@ -92,9 +101,14 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("Bert", Family::Bert),
         ("GPT2", Family::Gpt2),
         ("Llama", Family::Llama),
-        ("Qwen2", Family::Qwen2),
+        ("Qwen2For", Family::Qwen2),
+        ("Qwen2Model", Family::Qwen2),
+        ("MistralFor", Family::Mistral),
+        ("MistralModel", Family::Mistral),
+        ("Qwen3For", Family::Qwen3),
+        ("Qwen3Model", Family::Qwen3),
     ]
     .into_iter()
-    .find(|(prefix, _)| a.starts_with(prefix) && !a.starts_with("Qwen2Moe"))
+    .find(|(prefix, _)| a.starts_with(prefix))
     .map(|(_, f)| f)
 }

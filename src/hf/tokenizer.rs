@@ -8,7 +8,8 @@ use crate::hf::encode_ids;
 
 /// A Hugging Face tokenizer as one of ours: `encode` adds the model's special tokens when it
 /// expects them (BERT's \[CLS\] … \[SEP\]); a token's surface string is its decoded text for
-/// byte-level BPE (" Paris", not "ĠParis") and its vocabulary entry otherwise ("##ing").
+/// byte-level BPE (" Paris", not "ĠParis") and SentencePiece (" Paris", not "▁Paris"), and
+/// its vocabulary entry otherwise ("##ing").
 #[derive(Clone)]
 pub struct HfTokenizer {
     inner: tokenizers::Tokenizer,
@@ -24,9 +25,18 @@ impl HfTokenizer {
         let strs: Vec<String> = (0..n as u32)
             .map(|i| {
                 if byte_level {
-                    inner
+                    let text = inner
                         .decode(&[i], false)
-                        .unwrap_or_else(|_| format!("#{i}"))
+                        .unwrap_or_else(|_| format!("#{i}"));
+                    // A SentencePiece piece ("▁the") decodes alone without its space (the
+                    // decoder strips a text's first one), which is part of the token: " the",
+                    // as byte-level BPE gives it, and not "the", another token.
+                    match inner.id_to_token(i) {
+                        Some(p) if p.starts_with('▁') && !text.starts_with(' ') => {
+                            format!(" {text}")
+                        }
+                        _ => text,
+                    }
                 } else {
                     inner.id_to_token(i).unwrap_or_else(|| format!("#{i}"))
                 }

@@ -44,11 +44,30 @@ fn check_sizes(c: &LlamaConfig) -> Result<(), String> {
     in_range(&format!("{a}.feed_forward_length"), c.ff, 1, MAX_FF)?;
     in_range(&format!("{a}.context_length"), c.context, 1, MAX_POSITIONS)?;
     positive_eps(&format!("{a}.attention.layer_norm_rms_epsilon"), c.rms_eps)?;
-    if !c.d_model.is_multiple_of(c.heads) || !(c.d_model / c.heads).is_multiple_of(2) {
+    if c.head_dim == 0 {
         return Err(format!(
-            "{a}.embedding_length = {} is not an even multiple of {a}.attention.head_count \
-             = {} (RoPE needs an even head width)",
+            "{a}.embedding_length = {} is not a multiple of {a}.attention.head_count = {} \
+             (and no {a}.attention.key_length names the head width)",
             c.d_model, c.heads
+        ));
+    }
+    in_range(
+        &format!("{a}.attention.key_length"),
+        c.head_dim,
+        2,
+        MAX_WIDTH,
+    )?;
+    in_range(
+        &format!("{a}.attention.head_count × key_length"),
+        c.q_width(),
+        2,
+        MAX_WIDTH,
+    )?;
+    if !c.head_dim.is_multiple_of(2) {
+        return Err(format!(
+            "the head width {} ({a}.attention.key_length, or {a}.embedding_length / \
+             {a}.attention.head_count) is odd (RoPE needs an even head width)",
+            c.head_dim
         ));
     }
     if !c.heads.is_multiple_of(c.kv_heads) {
@@ -84,11 +103,11 @@ fn check_tensors(c: &LlamaConfig, header: &GgufHeader) -> Result<usize, String> 
             ))
         }
     };
-    let (d, ff) = (c.d_model, c.ff);
-    let kv = c.kv_heads * (d / c.heads);
+    let (d, ff, dh, qd) = (c.d_model, c.ff, c.head_dim, c.q_width());
+    let kv = c.kv_heads * dh;
     let mut want: Vec<(String, Vec<usize>)> = vec![("output_norm.weight".into(), vec![d])];
     if header.tensor("rope_freqs.weight").is_some() {
-        want.push(("rope_freqs.weight".into(), vec![d / c.heads / 2]));
+        want.push(("rope_freqs.weight".into(), vec![dh / 2]));
     }
     if header.tensor("output.weight").is_some() {
         want.push(("output.weight".into(), vec![vocab, d]));
@@ -96,10 +115,10 @@ fn check_tensors(c: &LlamaConfig, header: &GgufHeader) -> Result<usize, String> 
     for l in 0..c.layers {
         for (name, shape) in [
             ("attn_norm", vec![d]),
-            ("attn_q", vec![d, d]),
+            ("attn_q", vec![qd, d]),
             ("attn_k", vec![kv, d]),
             ("attn_v", vec![kv, d]),
-            ("attn_output", vec![d, d]),
+            ("attn_output", vec![d, qd]),
             ("ffn_norm", vec![d]),
             ("ffn_gate", vec![ff, d]),
             ("ffn_up", vec![ff, d]),
@@ -108,8 +127,13 @@ fn check_tensors(c: &LlamaConfig, header: &GgufHeader) -> Result<usize, String> 
             want.push((format!("blk.{l}.{name}.weight"), shape));
         }
         if c.qkv_bias() {
-            for (name, shape) in [("attn_q", d), ("attn_k", kv), ("attn_v", kv)] {
+            for (name, shape) in [("attn_q", qd), ("attn_k", kv), ("attn_v", kv)] {
                 want.push((format!("blk.{l}.{name}.bias"), vec![shape]));
+            }
+        }
+        if c.qk_norm() {
+            for name in ["attn_q_norm", "attn_k_norm"] {
+                want.push((format!("blk.{l}.{name}.weight"), vec![dh]));
             }
         }
     }

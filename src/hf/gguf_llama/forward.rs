@@ -167,10 +167,10 @@ impl GgufLlama {
         let c = &self.config;
         let (h, kvh) = (c.heads, c.kv_heads);
         let t = hx.dim(1)?;
-        let dh = c.d_model / h;
+        let dh = c.head_dim;
         let split = |m: &Dense, b: usize, heads: usize| -> candle_core::Result<Tensor> {
-            project(layer, m, b, hx)?
-                .reshape((1, t, heads, dh))?
+            let x = project(layer, m, b, hx)?.reshape((1, t, heads, dh))?;
+            head_norm(layer, b, x, c.rms_eps)?
                 .transpose(1, 2)?
                 .contiguous()
         };
@@ -206,7 +206,7 @@ impl GgufLlama {
         Ok(Tensor::cat(&ys, 2)?
             .transpose(1, 2)?
             .contiguous()?
-            .reshape((1, t, c.d_model))?)
+            .reshape((1, t, c.q_width()))?)
     }
 
     /// The shared part of a step of `n` new positions after `p` cached ones.
@@ -253,10 +253,10 @@ impl GgufLlama {
     ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
         let c = &self.config;
         let (h, kvh, n, t) = (c.heads, c.kv_heads, step.n, step.t);
-        let dh = c.d_model / h;
+        let dh = c.head_dim;
         let split = |m: &Dense, b: usize, heads: usize| -> candle_core::Result<Tensor> {
-            project(layer, m, b, hx)?
-                .reshape((1, n, heads, dh))?
+            let x = project(layer, m, b, hx)?.reshape((1, n, heads, dh))?;
+            head_norm(layer, b, x, c.rms_eps)?
                 .transpose(1, 2)?
                 .contiguous()
         };
@@ -291,14 +291,14 @@ impl GgufLlama {
             .matmul(&v)?
             .transpose(1, 2)?
             .contiguous()?
-            .reshape((1, n, c.d_model))?;
+            .reshape((1, n, c.q_width()))?;
         Ok((y, a, z))
     }
 
     /// RoPE tables (cos, sin) [n, d_h/2] of positions p..p+n.
     pub(crate) fn rope_tables(&self, p: usize, n: usize) -> candle_core::Result<(Tensor, Tensor)> {
         let c = &self.config;
-        let dh = c.d_model / c.heads;
+        let dh = c.head_dim;
         let dev = &self.device;
         let inv = Tensor::from_vec(c.rope_inv_freq(), (1, dh / 2), dev)?;
         let pos = Tensor::arange(p as u32, (p + n) as u32, dev)?
@@ -327,6 +327,15 @@ fn project(layer: &Layer, m: &Dense, b: usize, hx: &Tensor) -> candle_core::Resu
     match layer.qkv_bias.as_ref().and_then(|bs| bs.get(b)) {
         Some(bias) => y.broadcast_add(bias),
         None => Ok(y),
+    }
+}
+
+/// `x` [1,T,H,d_h] of projection `b` (0, 1, 2: q, k, v), each head's vector through the
+/// layer's RMSNorm for it when it has them (Qwen3's `q_norm` and `k_norm`, before RoPE).
+fn head_norm(layer: &Layer, b: usize, x: Tensor, eps: f64) -> candle_core::Result<Tensor> {
+    match layer.qk_norm.as_ref().and_then(|ws| ws.get(b)) {
+        Some(w) => candle_nn::ops::rms_norm(&x, w, eps as f32),
+        None => Ok(x),
     }
 }
 

@@ -1,7 +1,7 @@
-//! A GGUF file's byte-level BPE tokenizer, rebuilt from `tokenizer.ggml.*`: vocabulary and
+//! A GGUF file's tokenizer, rebuilt from `tokenizer.ggml.*`: a byte-level BPE (vocabulary and
 //! merges, the pre-tokenizer's split (SmolLM's, GPT-2's, Qwen2's, LLaMA-3's), control tokens,
-//! and the BOS token a LLaMA-3 file begins every text with. Every error names the file and the
-//! metadata key.
+//! and the BOS token a LLaMA-3 file begins every text with), or a SentencePiece vocabulary
+//! ([`super::gguf_spm`]). Every error names the file and the metadata key.
 
 use std::path::Path;
 
@@ -15,6 +15,27 @@ type Merges = Vec<(String, String)>;
 
 /// The vocabulary and merges of a byte-level BPE in the metadata.
 fn tokens_and_merges(c: &gguf_file::Content, file: &Path) -> Result<(Vec<String>, Merges)> {
+    let tokens = read_tokens(c, file)?;
+    let merges: Merges = (meta(c, "tokenizer.ggml.merges", file)?.to_vec())
+        .map_err(|e| wrong_type(file, "tokenizer.ggml.merges", "an array of strings", &e))?
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let s = v.to_string().ok();
+            match s.and_then(|s| s.split_once(' ')) {
+                Some((a, b)) => Ok((a.to_string(), b.to_string())),
+                None => Err(anyhow::anyhow!(
+                    "{}: metadata tokenizer.ggml.merges[{i}] is not two tokens and a space ({v:?})",
+                    file.display()
+                )),
+            }
+        })
+        .collect::<Result<_>>()?;
+    Ok((tokens, merges))
+}
+
+/// The token list (`tokenizer.ggml.tokens`), each text naming one id.
+pub(super) fn read_tokens(c: &gguf_file::Content, file: &Path) -> Result<Vec<String>> {
     const TOKENS: &str = "tokenizer.ggml.tokens";
     let tokens: Vec<String> = (meta(c, TOKENS, file)?.to_vec())
         .map_err(|e| wrong_type(file, TOKENS, "an array of strings", &e))?
@@ -34,62 +55,37 @@ fn tokens_and_merges(c: &gguf_file::Content, file: &Path) -> Result<(Vec<String>
             );
         }
     }
-    let merges: Merges = (meta(c, "tokenizer.ggml.merges", file)?.to_vec())
-        .map_err(|e| wrong_type(file, "tokenizer.ggml.merges", "an array of strings", &e))?
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let s = v.to_string().ok();
-            match s.and_then(|s| s.split_once(' ')) {
-                Some((a, b)) => Ok((a.to_string(), b.to_string())),
-                None => Err(anyhow::anyhow!(
-                    "{}: metadata tokenizer.ggml.merges[{i}] is not two tokens and a space ({v:?})",
-                    file.display()
-                )),
-            }
-        })
-        .collect::<Result<_>>()?;
-    Ok((tokens, merges))
+    Ok(tokens)
 }
 
-/// Rebuild a byte-level BPE tokenizer from `tokenizer.ggml.*` metadata (`gpt2` models).
+/// Rebuild the tokenizer of a GGUF file from its `tokenizer.ggml.*` metadata: a byte-level
+/// BPE (`tokenizer.ggml.model` "gpt2": SmolLM2, Qwen2, LLaMA-3) or a SentencePiece vocabulary
+/// ("llama": TinyLlama, LLaMA-2, Mistral; [`super::gguf_spm`]).
 pub fn tokenizer_from_gguf(
     c: &gguf_file::Content,
     arch: &str,
     file: &Path,
 ) -> Result<tokenizers::Tokenizer> {
-    use tokenizers::models::bpe::BPE;
-    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-    use tokenizers::AddedToken;
     const MODEL: &str = "tokenizer.ggml.model";
     let model =
         (meta(c, MODEL, file)?.to_string()).map_err(|e| wrong_type(file, MODEL, "a string", &e))?;
-    if model != "gpt2" {
-        // SentencePiece files (TinyLlama's, LLaMA-2's, Mistral's GGUF) merge by scores, which
-        // this reader does not rebuild; their Hugging Face folders carry a tokenizer.json.
-        let folder = if model == "llama" {
-            "; the model's Hugging Face folder (config.json, model.safetensors, tokenizer.json) \
-             opens instead"
-        } else {
-            ""
-        };
-        bail!(
-            "{}: metadata {MODEL} = {model:?} is not supported (only byte-level BPE, \"gpt2\"){folder}",
+    match model.as_str() {
+        "gpt2" => byte_level(c, arch, file),
+        "llama" => super::gguf_spm::sentencepiece(c, arch, file),
+        _ => bail!(
+            "{}: metadata {MODEL} = {model:?} is not supported (byte-level BPE \"gpt2\" and \
+             SentencePiece \"llama\" are)",
             file.display()
-        );
+        ),
     }
+}
+
+/// A byte-level BPE from the token list and merges, split first as `tokenizer.ggml.pre` says.
+fn byte_level(c: &gguf_file::Content, arch: &str, file: &Path) -> Result<tokenizers::Tokenizer> {
+    use tokenizers::models::bpe::BPE;
+    use tokenizers::pre_tokenizers::byte_level::ByteLevel;
     let (tokens, merges) = tokens_and_merges(c, file)?;
-    let vocab_key = format!("{arch}.vocab_size");
-    if let Some(n) = optional(c, &vocab_key, file, meta_usize)? {
-        if n != tokens.len() {
-            // It was ignored: the token list decides, and a file saying otherwise is damaged.
-            bail!(
-                "{}: metadata {vocab_key} = {n}, but tokenizer.ggml.tokens lists {}",
-                file.display(),
-                tokens.len()
-            );
-        }
-    }
+    check_vocab_size(c, arch, tokens.len(), file)?;
     let vocab: tokenizers::models::bpe::Vocab = tokens.iter().cloned().zip(0u32..).collect();
     let bpe = BPE::builder()
         .vocab_and_merges(vocab, merges)
@@ -97,48 +93,109 @@ pub fn tokenizer_from_gguf(
         .map_err(|e| anyhow::anyhow!("{}: BPE from metadata: {e}", file.display()))?;
     let mut tok = tokenizers::Tokenizer::new(bpe);
     tok.with_pre_tokenizer(Some(pre_tokenizer(c, file)?.build(file)?));
-    if let Some((bos, id)) = bos_token(c, &tokens, file)? {
-        // LLaMA-3's files begin every text with their BOS token (`add_bos_token`).
-        use tokenizers::processors::template::TemplateProcessing;
-        let template = TemplateProcessing::builder()
-            .try_single(vec![bos.clone(), "$A".to_string()])
-            .and_then(|b| {
-                b.special_tokens(vec![(bos.clone(), id)])
-                    .build()
-                    .map_err(|e| e.to_string())
-            })
-            .map_err(|e| anyhow::anyhow!("{}: BOS token {bos:?}: {e}", file.display()))?;
-        tok.with_post_processor(Some(template));
-    }
+    // LLaMA-3's files begin every text with their BOS token (`add_bos_token`).
+    with_bos(&mut tok, bos_token(c, &tokens, file, false)?, file)?;
     tok.with_decoder(Some(ByteLevel::default()));
-    // Control tokens (type 3) are matched whole; a list of the wrong type was skipped unsaid.
-    const TYPES: &str = "tokenizer.ggml.token_type";
-    if let Some(v) = c.metadata.get(TYPES) {
-        let types = v
-            .to_vec()
-            .map_err(|e| wrong_type(file, TYPES, "an array", &e))?;
-        let integer = |t: &gguf_file::Value| t.to_u32().is_ok() || t.to_i32().is_ok();
-        if types.len() != tokens.len() || !types.iter().all(integer) {
+    add_typed(
+        &mut tok,
+        &tokens,
+        token_types(c, tokens.len(), file)?.as_deref(),
+    );
+    Ok(tok)
+}
+
+/// `{arch}.vocab_size`, where the file has it, must be the token list's length.
+pub(super) fn check_vocab_size(
+    c: &gguf_file::Content,
+    arch: &str,
+    tokens: usize,
+    file: &Path,
+) -> Result<()> {
+    let vocab_key = format!("{arch}.vocab_size");
+    if let Some(n) = optional(c, &vocab_key, file, meta_usize)? {
+        if n != tokens {
+            // It was ignored: the token list decides, and a file saying otherwise is damaged.
             bail!(
-                "{}: metadata {TYPES} must give an integer type for each of the {} tokens \
-                 (it has {} entries)",
-                file.display(),
-                tokens.len(),
-                types.len()
+                "{}: metadata {vocab_key} = {n}, but tokenizer.ggml.tokens lists {tokens}",
+                file.display()
             );
         }
-        let special: Vec<AddedToken> = types
-            .iter()
-            .zip(&tokens)
-            .filter(|(t, _)| {
-                t.to_u32().map(|x| x == 3).unwrap_or(false)
-                    || t.to_i32().map(|x| x == 3).unwrap_or(false)
-            })
-            .map(|(_, s)| AddedToken::from(s.clone(), true))
-            .collect();
-        let _added = tok.add_special_tokens(special);
     }
-    Ok(tok)
+    Ok(())
+}
+
+/// Begin every text with `bos` (text, id) when given.
+pub(super) fn with_bos(
+    tok: &mut tokenizers::Tokenizer,
+    bos: Option<(String, u32)>,
+    file: &Path,
+) -> Result<()> {
+    use tokenizers::processors::template::TemplateProcessing;
+    let Some((bos, id)) = bos else {
+        return Ok(());
+    };
+    let template = TemplateProcessing::builder()
+        .try_single(vec![bos.clone(), "$A".to_string()])
+        .and_then(|b| {
+            b.special_tokens(vec![(bos.clone(), id)])
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| anyhow::anyhow!("{}: BOS token {bos:?}: {e}", file.display()))?;
+    tok.with_post_processor(Some(template));
+    Ok(())
+}
+
+/// `tokenizer.ggml.token_type` (llama.cpp's: 1 normal, 2 unknown, 3 control, 4 user-defined,
+/// 5 unused, 6 byte), one integer a token, or None where the file has none; a list of the
+/// wrong length or type is refused (it was skipped unsaid).
+pub(super) fn token_types(
+    c: &gguf_file::Content,
+    tokens: usize,
+    file: &Path,
+) -> Result<Option<Vec<i64>>> {
+    const TYPES: &str = "tokenizer.ggml.token_type";
+    let Some(v) = c.metadata.get(TYPES) else {
+        return Ok(None);
+    };
+    let types = v
+        .to_vec()
+        .map_err(|e| wrong_type(file, TYPES, "an array", &e))?;
+    let as_int = |t: &gguf_file::Value| {
+        t.to_u32()
+            .map(i64::from)
+            .or_else(|_| t.to_i32().map(i64::from))
+            .ok()
+    };
+    let ints: Option<Vec<i64>> = types.iter().map(as_int).collect();
+    match ints {
+        Some(ints) if ints.len() == tokens => Ok(Some(ints)),
+        _ => bail!(
+            "{}: metadata {TYPES} must give an integer type for each of the {tokens} tokens \
+             (it has {} entries)",
+            file.display(),
+            types.len()
+        ),
+    }
+}
+
+/// Control tokens (type 3) matched whole as special tokens, user-defined ones (4) whole as
+/// added tokens (as llama.cpp matches both before its tokenizer runs).
+pub(super) fn add_typed(tok: &mut tokenizers::Tokenizer, tokens: &[String], types: Option<&[i64]>) {
+    use tokenizers::AddedToken;
+    let Some(types) = types else {
+        return;
+    };
+    let of = |kind: i64, special: bool| -> Vec<AddedToken> {
+        types
+            .iter()
+            .zip(tokens)
+            .filter(|(t, _)| **t == kind)
+            .map(|(_, s)| AddedToken::from(s.clone(), special))
+            .collect()
+    };
+    let _added = tok.add_special_tokens(of(3, true));
+    let _added = tok.add_tokens(of(4, false));
 }
 
 /// How a byte-level GGUF splits its text before BPE (`tokenizer.ggml.pre`).
@@ -219,12 +276,14 @@ fn pre_tokenizer(c: &gguf_file::Content, file: &Path) -> Result<PreSplit> {
     }
 }
 
-/// The BOS token every text begins with, when `tokenizer.ggml.add_bos_token` is true: its
-/// text and id (`tokenizer.ggml.bos_token_id`, which must then name a token).
-fn bos_token(
+/// The BOS token every text begins with, when `tokenizer.ggml.add_bos_token` is true (or
+/// absent and `default_add`, as llama.cpp reads a SentencePiece file): its text and id
+/// (`tokenizer.ggml.bos_token_id`, which must then name a token).
+pub(super) fn bos_token(
     c: &gguf_file::Content,
     tokens: &[String],
     file: &Path,
+    default_add: bool,
 ) -> Result<Option<(String, u32)>> {
     const ADD: &str = "tokenizer.ggml.add_bos_token";
     const ID: &str = "tokenizer.ggml.bos_token_id";
@@ -232,7 +291,7 @@ fn bos_token(
         Some(v) => v
             .to_bool()
             .map_err(|e| wrong_type(file, ADD, "a boolean", &e))?,
-        None => false,
+        None => default_add,
     };
     if !add {
         return Ok(None);

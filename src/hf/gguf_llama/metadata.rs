@@ -16,6 +16,10 @@ pub struct LlamaConfig {
     pub d_model: usize,
     /// Query heads.
     pub heads: usize,
+    /// Width of a head d_h: d / heads in GGUF files; a Hugging Face config may name another
+    /// (Qwen3: 128 over a width of 1,024 and 16 heads), and the query projection is then
+    /// [heads·d_h, d] and the output projection [d, heads·d_h].
+    pub head_dim: usize,
     /// Key/value heads.
     pub kv_heads: usize,
     /// MLP width.
@@ -32,8 +36,8 @@ pub struct LlamaConfig {
     /// safetensors folders and Qwen2 GGUF files; false for llama.cpp's interleaved one (2i
     /// with 2i+1), as in LLaMA GGUF files (whose converter permuted q and k for it).
     pub rope_half: bool,
-    /// The architecture: `llama` or `qwen2` (a GGUF file's metadata keys begin with it; Qwen2
-    /// has biases on q, k and v).
+    /// The architecture: `llama`, `qwen2` or `qwen3` (a GGUF file's metadata keys begin with
+    /// it; Qwen2 has biases on q, k and v, Qwen3 an RMSNorm over each head's queries and keys).
     pub arch: &'static str,
     /// Per-frequency RoPE factors [d_h/2] (a GGUF file's `rope_freqs.weight`, as llama.cpp's
     /// converter writes LLaMA-3.1's and 3.2's "llama3" scaling): frequency i is divided by
@@ -53,24 +57,26 @@ impl LlamaConfig {
         // cannot honour, they are refused, not read as the default.
         let kv_heads = optional(c, &key("attention.head_count_kv"), file, meta_usize)?;
         let rope_base = optional(c, &key("rope.freq_base"), file, meta_f64)?;
+        let head_dim = head_width(c, file, arch, (d_model, heads))?;
         // A head count that does not divide the width is named by `checks` (its head width
         // here would be a made-up number, and the RoPE check would blame RoPE).
-        if heads > 0 && d_model % heads == 0 {
-            check_rope(c, file, arch, d_model / heads)?;
+        if head_dim > 0 {
+            check_rope(c, file, arch, head_dim)?;
         }
         Ok(Self {
             layers: meta_usize(c, &key("block_count"), file)?,
             d_model,
             heads,
+            head_dim,
             kv_heads: kv_heads.unwrap_or(heads),
             ff: meta_usize(c, &key("feed_forward_length"), file)?,
             vocab: 0,
             rms_eps: meta_f64(c, &key("attention.layer_norm_rms_epsilon"), file)?,
             rope_base: rope_base.unwrap_or(10_000.0),
             context: meta_usize(c, &key("context_length"), file)?,
-            // llama.cpp rotates Qwen2's halves (its "NEOX" RoPE), as Hugging Face does, and
-            // its converter writes Qwen2's q and k unpermuted.
-            rope_half: arch == "qwen2",
+            // llama.cpp rotates Qwen2's and Qwen3's halves (its "NEOX" RoPE), as Hugging Face
+            // does, and its converter writes their q and k unpermuted.
+            rope_half: arch != "llama",
             arch,
             rope_factors: None,
         })
@@ -79,7 +85,7 @@ impl LlamaConfig {
     /// RoPE's inverse frequencies [d_h/2]: 1 / base^(2i/d_h), each divided by its factor
     /// when the model has them.
     pub fn rope_inv_freq(&self) -> Vec<f32> {
-        let dh = self.d_model / self.heads.max(1);
+        let dh = self.head_dim;
         (0..dh / 2)
             .map(|i| {
                 let inv = 1.0 / self.rope_base.powf(2.0 * i as f64 / dh as f64) as f32;
@@ -95,6 +101,18 @@ impl LlamaConfig {
     pub fn qkv_bias(&self) -> bool {
         self.arch == "qwen2"
     }
+
+    /// Whether each head's queries and keys go through an RMSNorm of their own before RoPE
+    /// (Qwen3's `q_norm` and `k_norm`).
+    pub fn qk_norm(&self) -> bool {
+        self.arch == "qwen3"
+    }
+
+    /// The width of all heads' queries together, heads·d_h (d unless the config names
+    /// another head width).
+    pub fn q_width(&self) -> usize {
+        self.heads * self.head_dim
+    }
 }
 
 /// `general.architecture`: the LLaMA-family ones this forward runs.
@@ -105,12 +123,45 @@ fn architecture(c: &gguf_file::Content, file: &Path) -> Result<&'static str> {
     match arch.as_str() {
         "llama" => Ok("llama"),
         "qwen2" => Ok("qwen2"),
+        "qwen3" => Ok("qwen3"),
         other => bail!(
-            "{}: architecture {other:?} is not supported (the LLaMA-family \"llama\" and \
-             \"qwen2\" are)",
+            "{}: architecture {other:?} is not supported (the LLaMA-family \"llama\", \
+             \"qwen2\" and \"qwen3\" are)",
             file.display()
         ),
     }
+}
+
+/// The width of a head: `{arch}.attention.key_length` where the file names it (Qwen3: 128
+/// over a width of 1,024 and 16 heads), else width / heads (0 where that does not divide:
+/// `checks` names it). A value width other than the key width is refused.
+fn head_width(
+    c: &gguf_file::Content,
+    file: &Path,
+    arch: &str,
+    (d_model, heads): (usize, usize),
+) -> Result<usize> {
+    let key_len = optional(c, &format!("{arch}.attention.key_length"), file, meta_usize)?;
+    let value_len = optional(
+        c,
+        &format!("{arch}.attention.value_length"),
+        file,
+        meta_usize,
+    )?;
+    if let (Some(k), Some(v)) = (key_len, value_len) {
+        if k != v {
+            bail!(
+                "{}: metadata {arch}.attention.value_length = {v} differs from \
+                 {arch}.attention.key_length = {k}; this forward needs values as wide as keys",
+                file.display()
+            );
+        }
+    }
+    Ok(match key_len.or(value_len) {
+        Some(k) => k,
+        None if heads > 0 && d_model % heads == 0 => d_model / heads,
+        None => 0,
+    })
 }
 
 /// `key` read by `read` when the metadata has it, `None` when it does not.

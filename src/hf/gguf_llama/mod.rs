@@ -8,6 +8,7 @@
 pub mod checks;
 mod cursor;
 mod forward;
+mod gguf_spm;
 pub mod gguf_tokenizer;
 pub mod header;
 pub mod metadata;
@@ -42,6 +43,8 @@ pub(crate) struct Layer {
     pub(crate) v: Dense,
     /// Biases of the q, k and v projections (Qwen2 has them; LLaMA does not).
     pub(crate) qkv_bias: Option<[Tensor; 3]>,
+    /// The RMSNorm weights [d_h] of each head's queries and keys (Qwen3's `q_norm`, `k_norm`).
+    pub(crate) qk_norm: Option<[Tensor; 2]>,
     pub(crate) o: Dense,
     pub(crate) ffn_norm: Tensor,
     pub(crate) gate: Dense,
@@ -54,9 +57,9 @@ impl Layer {
     /// dequantized to f32 once: the products then match the reference (transformers on the
     /// dequantized weights), which quantized products with 8-bit activations do not quite
     /// (top-5 order moved).
-    /// With `qkv_bias` (Qwen2) the q, k and v biases too.
-    fn read(q: &mut impl FnMut(&str) -> Result<Tensor>, l: usize, qkv_bias: bool) -> Result<Self> {
-        let qkv_bias = match qkv_bias {
+    /// The q, k and v biases too where `c` has them (Qwen2), and the q/k norms (Qwen3).
+    fn read(q: &mut impl FnMut(&str) -> Result<Tensor>, l: usize, c: &LlamaConfig) -> Result<Self> {
+        let qkv_bias = match c.qkv_bias() {
             true => {
                 let mut b = |name: &str| q(&format!("blk.{l}.{name}.bias"));
                 Some([b("attn_q")?, b("attn_k")?, b("attn_v")?])
@@ -64,12 +67,17 @@ impl Layer {
             false => None,
         };
         let mut f = |name: &str| q(&format!("blk.{l}.{name}.weight"));
+        let qk_norm = match c.qk_norm() {
+            true => Some([f("attn_q_norm")?, f("attn_k_norm")?]),
+            false => None,
+        };
         Ok(Self {
             attn_norm: f("attn_norm")?,
             q: Dense::new(&f("attn_q")?)?,
             k: Dense::new(&f("attn_k")?)?,
             v: Dense::new(&f("attn_v")?)?,
             qkv_bias,
+            qk_norm,
             o: Dense::new(&f("attn_output")?)?,
             ffn_norm: f("ffn_norm")?,
             gate: Dense::new(&f("ffn_gate")?)?,
@@ -163,7 +171,7 @@ impl GgufLlama {
         };
         let out_norm = q("output_norm.weight")?;
         let layers = (0..config.layers)
-            .map(|l| Layer::read(&mut q, l, config.qkv_bias()))
+            .map(|l| Layer::read(&mut q, l, &config))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             config: LlamaConfig {

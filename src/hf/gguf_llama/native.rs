@@ -99,7 +99,8 @@ impl GgufLlama {
             d: c.d_model,
             h: c.heads,
             kvh: c.kv_heads.max(1),
-            dh: c.d_model / c.heads.max(1),
+            dh: c.head_dim,
+            qd: c.q_width(),
             f: c.ff,
             eps: c.rms_eps as f32,
         }
@@ -178,7 +179,7 @@ impl GgufLlama {
     /// computes them: f32 position times f32 inverse frequency).
     pub(super) fn rope_cols(&self, t: usize) -> (Vec<f32>, Vec<f32>) {
         let c = &self.config;
-        let dh = c.d_model / c.heads.max(1);
+        let dh = c.head_dim;
         let (mut cos, mut sin) = (vec![0f32; dh / 2 * t], vec![0f32; dh / 2 * t]);
         for (i, inv) in c.rope_inv_freq().into_iter().enumerate() {
             for p in 0..t {
@@ -233,9 +234,28 @@ pub(super) fn project_qkv(
         project(q, W::Q, 0)?;
         kv(k, v)?;
     }
+    if let Some([qn, kn]) = lw.qk_norm {
+        head_norms(&mut b.q, qn, (dh, t, eps), (&mut b.hn, &mut b.sum));
+        head_norms(&mut b.k, kn, (dh, t, eps), (&mut b.hn, &mut b.sum));
+    }
     rope(&mut b.q, h, dh, t, tables, half);
     rope(&mut b.k, kvh, dh, t, tables, half);
     Ok(())
+}
+
+/// Each head's vector at each position of `x` ([heads·d_h, T]) through an RMSNorm of weight
+/// `w` [d_h] (Qwen3's q_norm and k_norm), with `hn` and `sum` as scratch.
+fn head_norms(
+    x: &mut [f32],
+    w: &[f32],
+    (dh, t, eps): (usize, usize, f32),
+    (hn, sum): (&mut Vec<f32>, &mut [f32]),
+) {
+    hn.resize(dh * t, 0.0);
+    for head in x.chunks_mut((dh * t).max(1)) {
+        rms_norm_cols(head, w, eps, t, hn, sum);
+        head.copy_from_slice(hn.get(..head.len()).unwrap_or_default());
+    }
 }
 
 /// x ← x + attention(RMSNorm(x)) (x unchanged without `out`: nothing reads it); returns the
@@ -248,7 +268,7 @@ fn attention_layer(
     b: &mut Buffers,
 ) -> Result<(Vec<f32>, Vec<f32>), ModelError> {
     let Shape {
-        t, d, h, kvh, dh, ..
+        t, h, kvh, dh, qd, ..
     } = *sh;
     project_qkv(lw, sh, tables, half, b)?;
     let (mut att, mut z) = (vec![0f32; h * t * t], vec![0f32; h * t * t]);
@@ -287,9 +307,9 @@ fn attention_layer(
         heads.enumerate().try_for_each(|x| one(&mut b.head, x))?;
     }
     if out {
-        let y = View::full(&b.y, d, t);
+        let y = View::full(&b.y, qd, t);
         let packed = lw.pack(&mut b.pk, y);
-        lw.product(W::O, &mut b.x, (d, y), packed, true)?;
+        lw.product(W::O, &mut b.x, (qd, y), packed, true)?;
     }
     Ok((att, z))
 }

@@ -40,10 +40,11 @@ impl GgufLlama {
                 if !bf16::available() || !self.device.is_cpu() {
                     return None;
                 }
-                let (d, f) = (self.config.d_model, self.config.ff);
+                let c = &self.config;
+                let (d, f, qd) = (c.d_model, c.ff, c.q_width());
                 self.with_weights(|w, starts| {
                     let layers = starts.iter().zip(&self.layers);
-                    let copies = layers.map(|(&s, l)| layer_slices(w, s, l, None).bf16(d, f));
+                    let copies = layers.map(|(&s, l)| layer_slices(w, s, l, None).bf16(d, f, qd));
                     FastWeights {
                         layers: copies.collect(),
                     }

@@ -25,6 +25,8 @@ pub(super) struct LayerSlices<'a> {
     up: &'a [f32],
     down: &'a [f32],
     pub(super) qkv_bias: Option<[&'a [f32]; 3]>,
+    /// The RMSNorm weights [d_h] of each head's queries and keys (Qwen3).
+    pub(super) qk_norm: Option<[&'a [f32]; 2]>,
     /// The bf16 copies of q, k, v, o, gate, up, down when the pass is a preview.
     fast: Option<&'a LayerBf16>,
 }
@@ -56,10 +58,16 @@ impl<'a> LayerSlices<'a> {
     }
 
     /// Bf16 copies of q, k, v, o, gate, up, down (in the order of [`W`]), for a model of width
-    /// `d` and MLP width `f`.
-    pub(super) fn bf16(&self, d: usize, f: usize) -> LayerBf16 {
-        [W::Q, W::K, W::V, W::O, W::Gate, W::Up, W::Down]
-            .map(|w| Bf16Matrix::new(self.f32_of(w), if matches!(w, W::Down) { f } else { d }))
+    /// `d`, MLP width `f` and queries of width `qd` (heads·d_h).
+    pub(super) fn bf16(&self, d: usize, f: usize, qd: usize) -> LayerBf16 {
+        [W::Q, W::K, W::V, W::O, W::Gate, W::Up, W::Down].map(|w| {
+            let inputs = match w {
+                W::Down => f,
+                W::O => qd,
+                _ => d,
+            };
+            Bf16Matrix::new(self.f32_of(w), inputs)
+        })
     }
 
     /// `a` packed into `pk` when this layer's products run in bf16 (None: they run in f32).
@@ -114,11 +122,16 @@ pub(super) fn layer_slices<'a>(
         up: s(7),
         down: s(8),
         qkv_bias: layer.qkv_bias.as_ref().map(|_| [s(9), s(10), s(11)]),
+        qk_norm: layer.qk_norm.as_ref().map(|_| {
+            let at = if layer.qkv_bias.is_some() { 12 } else { 9 };
+            [s(at), s(at + 1)]
+        }),
         fast,
     }
 }
 
-/// The tensors of one layer in the order [`LayerSlices`] reads them (biases last).
+/// The tensors of one layer in the order [`LayerSlices`] reads them (biases, then the q/k
+/// norms, last).
 pub(super) fn layer_tensors(l: &Layer) -> Vec<&Tensor> {
     let mut out = vec![
         &l.attn_norm,
@@ -134,6 +147,9 @@ pub(super) fn layer_tensors(l: &Layer) -> Vec<&Tensor> {
     if let Some(b) = &l.qkv_bias {
         out.extend(b.iter());
     }
+    if let Some(n) = &l.qk_norm {
+        out.extend(n.iter());
+    }
     out
 }
 
@@ -145,6 +161,8 @@ pub(super) struct Shape {
     pub(super) h: usize,
     pub(super) kvh: usize,
     pub(super) dh: usize,
+    /// heads·d_h: the queries' and the attention output's width.
+    pub(super) qd: usize,
     pub(super) f: usize,
     pub(super) eps: f32,
 }
@@ -160,6 +178,8 @@ pub(super) struct Buffers {
     pub(super) g: Vec<f32>,
     pub(super) u: Vec<f32>,
     pub(super) sum: Vec<f32>,
+    /// One head's queries or keys normed (Qwen3), [d_h, T].
+    pub(super) hn: Vec<f32>,
     pub(super) head: HeadScratch,
     /// An input packed for bf16 products (unused in f32).
     pub(super) pk: Packed,
@@ -172,13 +192,14 @@ impl Buffers {
         Self {
             x: vec![0.0; d * t],
             a: vec![0.0; d * t],
-            q: vec![0.0; d * t],
+            q: vec![0.0; s.qd * t],
             k: vec![0.0; kv * t],
             v: vec![0.0; kv * t],
-            y: vec![0.0; d * t],
+            y: vec![0.0; s.qd * t],
             g: vec![0.0; s.f * t],
             u: vec![0.0; s.f * t],
             sum: vec![0.0; t],
+            hn: Vec::new(),
             head,
             pk: Packed::default(),
         }

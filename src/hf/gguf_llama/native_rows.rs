@@ -64,7 +64,7 @@ impl GgufLlama {
                 lw.product(
                     W::O,
                     &mut b.x,
-                    (sh.d, View::full(&b.y, sh.d, sh.t)),
+                    (sh.qd, View::full(&b.y, sh.qd, sh.t)),
                     None,
                     true,
                 )?;

@@ -17,6 +17,9 @@ use crate::model::backend::AttentionModel;
 use crate::model::fused::frozen_linear;
 use crate::model::transformer::ModelError;
 
+/// A layer's projections applied with what fine-tuning adds to them.
+type Lin<'a> = &'a dyn Fn(Projection, &Tensor) -> candle_core::Result<Tensor>;
+
 impl GgufLlama {
     /// The forward over a batch `ids` [B,T] with `delta` added to the projections:
     /// differentiable in whatever `delta` holds, the base weights frozen.
@@ -39,7 +42,7 @@ impl GgufLlama {
         for (l, layer) in self.layers.iter().enumerate() {
             let lin = |p: Projection, input: &Tensor| linear(layer, l, p, input, delta);
             let hx = candle_nn::ops::rms_norm_slow(&x, &layer.attn_norm, eps)?;
-            let (y, a, q) = self.train_attention(&hx, (&cos, &sin), &causal, &lin)?;
+            let (y, a, q) = self.train_attention(&hx, (&cos, &sin), &causal, (layer, &lin))?;
             x = (x + lin(Projection::O, &y)?)?;
             let hx = candle_nn::ops::rms_norm_slow(&x, &layer.ffn_norm, eps)?;
             let g = lin(Projection::Gate, &hx)?.silu()?;
@@ -57,24 +60,33 @@ impl GgufLlama {
         })
     }
 
-    /// One layer's attention over the normed input `hx` [B,T,d] under the causal mask:
+    /// One layer's attention over the normed input `hx` [B,T,d] under the causal mask (`lin`
+    /// applies the layer's projections):
     /// (output [B,T,d] before its projection, attention [B,H,T,T], queries [B,H,T,d_h]).
     fn train_attention(
         &self,
         hx: &Tensor,
         (cos, sin): (&Tensor, &Tensor),
         causal: &Tensor,
-        lin: &dyn Fn(Projection, &Tensor) -> candle_core::Result<Tensor>,
+        (layer, lin): (&Layer, Lin<'_>),
     ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
         let c = &self.config;
         let (b, t, _) = hx.dims3()?;
         let (h, kvh) = (c.heads, c.kv_heads.max(1));
-        let dh = c.d_model / h;
+        let dh = c.head_dim;
         let split = |p: Projection, heads: usize| -> candle_core::Result<Tensor> {
-            lin(p, hx)?
-                .reshape((b, t, heads, dh))?
-                .transpose(1, 2)?
-                .contiguous()
+            let x = lin(p, hx)?.reshape((b, t, heads, dh))?;
+            // Qwen3's per-head RMSNorm of queries and keys (the slow op: it carries gradients).
+            let norm = match p {
+                Projection::Q => layer.qk_norm.as_ref().map(|[q, _]| q),
+                Projection::K => layer.qk_norm.as_ref().map(|[_, k]| k),
+                _ => None,
+            };
+            let x = match norm {
+                Some(w) => candle_nn::ops::rms_norm_slow(&x, w, c.rms_eps as f32)?,
+                None => x,
+            };
+            x.transpose(1, 2)?.contiguous()
         };
         let rot = |x: &Tensor| -> candle_core::Result<Tensor> {
             if c.rope_half {
@@ -101,7 +113,7 @@ impl GgufLlama {
             .matmul(&v)?
             .transpose(1, 2)?
             .contiguous()?
-            .reshape((b, t, c.d_model))?;
+            .reshape((b, t, c.q_width()))?;
         Ok((y, a, q))
     }
 

@@ -1,9 +1,10 @@
-//! The `config.json` of a Hugging Face LLaMA or Qwen2 folder: the fields the forward pass
-//! needs, checked before anything is built from them (sizes within [`crate::hf::limits`],
-//! heads dividing the width, key/value heads dividing the heads, no feature our forward lacks:
-//! RoPE scaling other than LLaMA-3's, a sliding window, biases LLaMA does not have), and the
-//! tensors the forward
-//! reads with the shapes the config implies ([`HfLlamaConfig::expected_shapes`]).
+//! The `config.json` of a Hugging Face LLaMA, Mistral, Qwen2 or Qwen3 folder: the fields the
+//! forward pass needs, checked before anything is built from them (sizes within
+//! [`crate::hf::limits`], key/value heads dividing the heads, heads of even width, no feature
+//! our forward lacks: RoPE scaling other than LLaMA-3's, Qwen's sliding window, biases LLaMA
+//! does not have), and the tensors the forward reads with the shapes the config implies
+//! ([`HfLlamaConfig::expected_shapes`]). Mistral's sliding window is honoured by taking it as
+//! the context: a text no longer than the window is attended exactly as the model does.
 
 use serde::Deserialize;
 
@@ -82,10 +83,10 @@ impl RopeParameters {
     }
 }
 
-/// The fields of a LLaMA or Qwen2 `config.json` the forward pass needs.
+/// The fields of a LLaMA, Mistral, Qwen2 or Qwen3 `config.json` the forward pass needs.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct HfLlamaConfig {
-    /// `model_type` ("llama" or "qwen2").
+    /// `model_type` ("llama", "mistral", "qwen2" or "qwen3").
     #[serde(default)]
     pub model_type: String,
     /// Vocabulary size.
@@ -100,8 +101,7 @@ pub struct HfLlamaConfig {
     pub num_attention_heads: usize,
     /// Key/value heads (grouped-query attention); the query heads when absent.
     pub num_key_value_heads: Option<usize>,
-    /// Width of a head; hidden_size / num_attention_heads when absent (the only value our
-    /// forward supports).
+    /// Width of a head; hidden_size / num_attention_heads when absent (Qwen3 names its own).
     pub head_dim: Option<usize>,
     /// Positions.
     pub max_position_embeddings: usize,
@@ -127,9 +127,13 @@ pub struct HfLlamaConfig {
     /// LLaMA's optional MLP biases (not supported).
     #[serde(default)]
     pub mlp_bias: bool,
-    /// Qwen2's sliding-window attention (not supported).
+    /// Qwen2's and Qwen3's sliding-window attention (not supported).
     #[serde(default)]
     pub use_sliding_window: bool,
+    /// Mistral's attention window (null: none). Qwen configs name one too, used only with
+    /// `use_sliding_window`.
+    #[serde(default)]
+    pub sliding_window: Option<usize>,
 }
 
 fn silu() -> String {
@@ -175,8 +179,11 @@ impl HfLlamaConfig {
             1,
             MAX_POSITIONS,
         )?;
+        if let Some(w) = self.window() {
+            in_range("sliding_window", w, 1, MAX_POSITIONS)?;
+        }
         positive_eps("rms_norm_eps", self.rms_norm_eps)?;
-        if !self.hidden_size.is_multiple_of(2 * h) {
+        if self.head_dim.is_none() && !self.hidden_size.is_multiple_of(2 * h) {
             return Err(format!(
                 "hidden_size {} is not a multiple of {h} heads (num_attention_heads) of even width",
                 self.hidden_size
@@ -187,12 +194,12 @@ impl HfLlamaConfig {
                 "num_attention_heads {h} is not a multiple of num_key_value_heads {kvh}"
             ));
         }
-        let dh = self.hidden_size / h;
-        if self.head_dim.is_some_and(|x| x != dh) {
-            return unsupported(&format!(
-                "head_dim {:?} other than hidden_size / num_attention_heads = {dh}",
-                self.head_dim
-            ));
+        if let Some(dh) = self.head_dim {
+            in_range("head_dim", dh, 2, MAX_WIDTH)?;
+            in_range("num_attention_heads × head_dim", h * dh, 2, MAX_WIDTH)?;
+            if dh % 2 != 0 {
+                return Err(format!("head_dim {dh} is odd (RoPE rotates pairs)"));
+            }
         }
         let base = self.rope_base();
         if !(base.is_finite() && base > 1.0) {
@@ -216,12 +223,34 @@ impl HfLlamaConfig {
     /// The per-frequency RoPE divisors of "llama3" scaling; `None` without scaling.
     fn rope_factors(&self) -> Result<Option<Vec<f32>>, String> {
         match self.scaling() {
-            Some(p) if p.kind() == Some("llama3") => {
-                let dh = self.hidden_size / self.num_attention_heads.max(1);
-                p.llama3_factors(dh, self.rope_base()).map(Some)
-            }
+            Some(p) if p.kind() == Some("llama3") => p
+                .llama3_factors(self.head_width(), self.rope_base())
+                .map(Some),
             _ => Ok(None),
         }
+    }
+
+    /// The width of a head: `head_dim`, or hidden_size / num_attention_heads.
+    pub fn head_width(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    /// Mistral's attention window (Qwen's `sliding_window` is read only with
+    /// `use_sliding_window`, which is refused).
+    fn window(&self) -> Option<usize> {
+        match self.model_type.as_str() {
+            "mistral" => self.sliding_window,
+            _ => None,
+        }
+    }
+
+    /// The positions a text may take: `max_position_embeddings`, or Mistral's window when that
+    /// is shorter (within it, sliding-window attention is plain causal attention; beyond it
+    /// this forward would attend to keys the model does not see).
+    pub fn context(&self) -> usize {
+        let window = self.window().unwrap_or(usize::MAX);
+        self.max_position_embeddings.min(window)
     }
 
     /// Key/value heads.
@@ -238,10 +267,12 @@ impl HfLlamaConfig {
             .unwrap_or(10_000.0)
     }
 
-    /// The architecture as the decoder names it (`qwen2`, or `llama` for every other).
+    /// The architecture as the decoder names it (`qwen2`, `qwen3`, or `llama` for every
+    /// other).
     fn arch(&self) -> &'static str {
         match self.model_type.as_str() {
             "qwen2" => "qwen2",
+            "qwen3" => "qwen3",
             _ => "llama",
         }
     }
@@ -252,12 +283,13 @@ impl HfLlamaConfig {
             layers: self.num_hidden_layers,
             d_model: self.hidden_size,
             heads: self.num_attention_heads,
+            head_dim: self.head_width(),
             kv_heads: self.kv_heads(),
             ff: self.intermediate_size,
             vocab: self.vocab_size,
             rms_eps: self.rms_norm_eps,
             rope_base: self.rope_base(),
-            context: self.max_position_embeddings,
+            context: self.context(),
             rope_half: true,
             arch: self.arch(),
             // Checked by `check` before the decoder is built.
@@ -268,7 +300,8 @@ impl HfLlamaConfig {
     /// Every tensor the forward pass of `family` reads, with the shape this config implies.
     pub fn expected_shapes(&self, family: Family) -> Vec<(String, Vec<usize>)> {
         let (d, f, v) = (self.hidden_size, self.intermediate_size, self.vocab_size);
-        let kv = self.kv_heads() * (d / self.num_attention_heads.max(1));
+        let dh = self.head_width();
+        let (qd, kv) = (self.num_attention_heads * dh, self.kv_heads() * dh);
         let mut want = vec![
             ("model.embed_tokens.weight".to_string(), vec![v, d]),
             ("model.norm.weight".to_string(), vec![d]),
@@ -281,19 +314,25 @@ impl HfLlamaConfig {
             let mut layer = vec![
                 ("input_layernorm.weight", vec![d]),
                 ("post_attention_layernorm.weight", vec![d]),
-                ("self_attn.q_proj.weight", vec![d, d]),
+                ("self_attn.q_proj.weight", vec![qd, d]),
                 ("self_attn.k_proj.weight", vec![kv, d]),
                 ("self_attn.v_proj.weight", vec![kv, d]),
-                ("self_attn.o_proj.weight", vec![d, d]),
+                ("self_attn.o_proj.weight", vec![d, qd]),
                 ("mlp.gate_proj.weight", vec![f, d]),
                 ("mlp.up_proj.weight", vec![f, d]),
                 ("mlp.down_proj.weight", vec![d, f]),
             ];
             if family == Family::Qwen2 {
                 layer.extend([
-                    ("self_attn.q_proj.bias", vec![d]),
+                    ("self_attn.q_proj.bias", vec![qd]),
                     ("self_attn.k_proj.bias", vec![kv]),
                     ("self_attn.v_proj.bias", vec![kv]),
+                ]);
+            }
+            if family == Family::Qwen3 {
+                layer.extend([
+                    ("self_attn.q_norm.weight", vec![dh]),
+                    ("self_attn.k_norm.weight", vec![dh]),
                 ]);
             }
             want.extend(layer.into_iter().map(|(n, s)| (format!("{p}.{n}"), s)));

@@ -1,9 +1,10 @@
-//! LLaMA-architecture and Qwen2 decoders from a Hugging Face folder (`config.json`,
-//! `model.safetensors`, `tokenizer.json`): SmolLM2's or TinyLlama's own release, Qwen2 and
-//! Qwen2.5. They run through the same forward as the GGUF decoder ([`GgufLlama`]: RMSNorm,
-//! grouped-query attention under the dial's biases, SiLU-gated MLP, KV cache, streamed rows),
-//! with RoPE in Hugging Face's half-rotation layout, Qwen2's q/k/v biases, and a tied or an
-//! untied output head. The config is checked against the limits and the safetensors header
+//! LLaMA-architecture, Mistral, Qwen2 and Qwen3 decoders from a Hugging Face folder
+//! (`config.json`, `model.safetensors`, `tokenizer.json`): SmolLM2's or TinyLlama's own
+//! release, Mistral, Qwen2, Qwen2.5 and Qwen3. They run through the same forward as the GGUF
+//! decoder ([`GgufLlama`]: RMSNorm, grouped-query attention under the dial's biases,
+//! SiLU-gated MLP, KV cache, streamed rows), with RoPE in Hugging Face's half-rotation layout,
+//! Qwen2's q/k/v biases, Qwen3's per-head q/k norms and head width, Mistral's window as the
+//! context, and a tied or an untied output head. The config is checked against the limits and the safetensors header
 //! before any weight is read; every weight is checked finite.
 
 mod config;
@@ -20,11 +21,11 @@ use crate::hf::family::Family;
 use crate::hf::folder;
 use crate::hf::gguf_llama::{DecoderParts, GgufLlama, Layer};
 
-/// A LLaMA or Qwen2 decoder opened from a Hugging Face folder.
+/// A LLaMA, Mistral, Qwen2 or Qwen3 decoder opened from a Hugging Face folder.
 pub struct HfLlama {
     /// The folder it came from.
     pub dir: PathBuf,
-    /// LLaMA or Qwen2.
+    /// LLaMA, Mistral, Qwen2 or Qwen3.
     pub family: Family,
     /// Its configuration as written.
     pub config: HfLlamaConfig,
@@ -33,7 +34,7 @@ pub struct HfLlama {
 }
 
 impl HfLlama {
-    /// Open the folder `dir` of a `family` model (LLaMA or Qwen2).
+    /// Open the folder `dir` of a `family` model (LLaMA, Mistral, Qwen2 or Qwen3).
     pub fn open(dir: &Path, family: Family, device: &Device) -> Result<Self> {
         let weights = folder::weights_file(dir)?;
         let cfg_path = dir.join("config.json");
@@ -105,12 +106,20 @@ fn read_layer(
         ]),
         _ => None,
     };
+    let qk_norm = match family {
+        Family::Qwen3 => Some([
+            take("self_attn.q_norm.weight")?,
+            take("self_attn.k_norm.weight")?,
+        ]),
+        _ => None,
+    };
     Ok(Layer {
         attn_norm: take("input_layernorm.weight")?,
         q: Dense::new(&take("self_attn.q_proj.weight")?)?,
         k: Dense::new(&take("self_attn.k_proj.weight")?)?,
         v: Dense::new(&take("self_attn.v_proj.weight")?)?,
         qkv_bias,
+        qk_norm,
         o: Dense::new(&take("self_attn.o_proj.weight")?)?,
         ffn_norm: take("post_attention_layernorm.weight")?,
         gate: Dense::new(&take("mlp.gate_proj.weight")?)?,
