@@ -15,7 +15,7 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/pip install torch transformers safetensors tokenizers
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
-Made with torch 2.15.0, transformers 5.24.0 (mistral and qwen3: 5.25.0), tokenizers 0.23.3 (the versions are also
+Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3 and phi3: 5.25.0), tokenizers 0.23.3 (the versions are also
 written into each reference.json). The weights are seeded: rerunning with these versions
 writes byte-identical files (checked); other versions may draw other weights, and the tests
 follow whatever is committed.
@@ -192,12 +192,34 @@ def qwen3():
     save(model, fast, raw, "qwen3")
 
 
+def phi3():
+    """Phi-3: LLaMA's computation with q, k and v in one matrix (qkv_proj) and the MLP's gate
+    and up in one (gate_up_proj), and a sliding window (96 over 128 positions)."""
+    torch.manual_seed(31)
+    raw = bpe_tokenizer(bos="<s>")
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>",
+                                                eos_token="<|endoftext|>")
+    cfg = transformers.Phi3Config(
+        vocab_size=VOCAB, initializer_range=0.25, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+        original_max_position_embeddings=128, rms_norm_eps=1e-5, rope_theta=10000.0,
+        sliding_window=96, tie_word_embeddings=False, bos_token_id=raw.token_to_id("<s>"),
+        eos_token_id=0, pad_token_id=0, attn_implementation="eager",
+    )
+    model = transformers.Phi3ForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+    save(model, fast, raw, "phi3")
+
+
 def main():
     """All families, or those named on the command line (each later family seeds itself, so
     one can be made again alone)."""
     torch.set_default_dtype(torch.float32)
     os.makedirs(OUT, exist_ok=True)
-    names = sys.argv[1:] or ["gpt2", "llama", "qwen2", "mistral", "qwen3"]
+    names = sys.argv[1:] or ["gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -206,7 +228,7 @@ def main():
         torch.manual_seed(17)
         gpt2(); llama(); qwen2()
     for n in names:
-        if n in ("mistral", "qwen3"):
+        if n in ("mistral", "qwen3", "phi3"):
             globals()[n]()
     return 0
 

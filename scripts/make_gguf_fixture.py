@@ -21,6 +21,8 @@ And tests/fixtures/qwen3.gguf: the tiny Qwen3 of tests/fixtures/families/qwen3 (
 "qwen3", attention.key_length/value_length naming its head width of 16 over a width of 32 and
 4 heads, q/k norms as attn_q_norm/attn_k_norm, unpermuted, pre-tokenizer "qwen2"), and
 tests/hostile/gguf-qwen3-norm-missing/model.gguf: the same without blk.0.attn_k_norm.weight.
+And tests/fixtures/phi3.gguf: the tiny Phi-3 (architecture "phi3": q/k/v fused in attn_qkv, gate
+and up fused in ffn_up, RoPE on halves, phi3.attention.sliding_window 96, BOS added).
 Made with gguf 0.19.0, torch 2.x and transformers 5.25.0.
 """
 import json
@@ -65,6 +67,8 @@ NAMES = {
     "self_attn.o_proj.weight": "attn_output.weight",
     "self_attn.q_norm.weight": "attn_q_norm.weight",
     "self_attn.k_norm.weight": "attn_k_norm.weight",
+    "self_attn.qkv_proj.weight": "attn_qkv.weight",
+    "mlp.gate_up_proj.weight": "ffn_up.weight",
     "post_attention_layernorm.weight": "ffn_norm.weight",
     "mlp.gate_proj.weight": "ffn_gate.weight",
     "mlp.up_proj.weight": "ffn_up.weight",
@@ -103,6 +107,8 @@ def write(out, src, arch, drop=(), rope_factors=None, tokenizer_model="gpt2"):
     w.add_token_types(types)
     w.add_token_merges(merges)
     w.add_eos_token_id(vocab["<|endoftext|>"])
+    if arch == "phi3" and cfg.get("sliding_window"):
+        w.add_sliding_window(cfg["sliding_window"])
     if "head_dim" in cfg and arch == "qwen3":
         w.add_key_length(cfg["head_dim"])
         w.add_value_length(cfg["head_dim"])
@@ -217,6 +223,7 @@ def main():
     write(ROOT / "tests/fixtures/qwen3.gguf", QWEN3, "qwen3")
     write(ROOT / "tests/hostile/gguf-qwen3-norm-missing/model.gguf", QWEN3, "qwen3",
           drop=("blk.0.attn_k_norm.weight",))
+    write(ROOT / "tests/fixtures/phi3.gguf", ROOT / "tests/fixtures/families/phi3", "phi3")
 
 
     def with_a_repeated_token(src):

@@ -60,7 +60,7 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
 
 #[test]
 fn the_training_forward_equals_the_inference_forward() {
-    for name in ["llama", "qwen2", "gpt2", "mistral", "qwen3"] {
+    for name in ["llama", "qwen2", "gpt2", "mistral", "qwen3", "phi3"] {
         let m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
         let d = m.trainable().unwrap();
         let x = ids(24, 300);
@@ -90,7 +90,7 @@ fn the_training_forward_equals_the_inference_forward() {
 #[test]
 fn projections_round_trip_on_every_family() {
     use localist::hf::gguf_llama::Projection;
-    for name in ["llama", "gpt2", "qwen3"] {
+    for name in ["llama", "gpt2", "qwen3", "phi3"] {
         let mut m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
         let x = ids(16, 300);
         let before = m.model().forward_biased(&x, &[], false).unwrap().logits;

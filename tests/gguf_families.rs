@@ -46,6 +46,14 @@ fn a_qwen3_gguf_matches_transformers() {
     gguf_matches_its_folder("qwen3", "Qwen3 decoder (GGUF");
 }
 
+/// Phi-3: q, k and v fused in `attn_qkv`, gate and up in `ffn_up` (gate first), cut apart
+/// at load; `phi3.attention.sliding_window` (96) taken as the context.
+#[test]
+fn a_phi3_gguf_matches_transformers() {
+    gguf_matches_its_folder("phi3", "Phi-3 decoder (GGUF");
+    assert_eq!(open(&gguf("phi3")).model().dims().max_len, 96);
+}
+
 fn gguf_matches_its_folder(name: &str, label: &str) {
     let bytes = std::fs::read(common::family_fixture(name).join("reference.json")).unwrap();
     let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();

@@ -18,7 +18,7 @@ use localist::model::capture::{capture, capture_attention, sequence_biases};
 use localist::model::capture_stream::{capture_streamed, CapturePlan};
 use localist::model::dial::DialSetting;
 
-const FAMILIES: [&str; 5] = ["gpt2", "llama", "qwen2", "mistral", "qwen3"];
+const FAMILIES: [&str; 6] = ["gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3"];
 
 fn fixture(name: &str) -> PathBuf {
     common::family_fixture(name)
@@ -37,6 +37,7 @@ fn decoders() -> Vec<(String, PathBuf, Vec<u32>)> {
     let gguf = |n: &str| common::root().join(format!("tests/fixtures/{n}.gguf"));
     out.push(("qwen2.gguf".into(), gguf("qwen2"), reference("qwen2").ids));
     out.push(("qwen3.gguf".into(), gguf("qwen3"), reference("qwen3").ids));
+    out.push(("phi3.gguf".into(), gguf("phi3"), reference("phi3").ids));
     let llama3: serde_json::Value = serde_json::from_slice(
         &std::fs::read(common::root().join("tests/fixtures/llama3.json")).unwrap(),
     )
@@ -161,6 +162,16 @@ fn mistral_matches_transformers_within_its_window() {
     let ids = vec![5u32; 97];
     let err = m.model().forward_biased(&ids, &[], false).unwrap_err();
     assert!(err.to_string().contains("97 tokens"), "{err}");
+}
+
+/// Phi-3: q, k and v in one matrix and gate and up in one, cut apart at load; a sliding window
+/// of 96 positions taken as the context.
+#[test]
+fn phi3_matches_transformers() {
+    parity("phi3");
+    let m = open(&fixture("phi3"));
+    assert_eq!(m.kind_label(), "Phi-3 decoder (Hugging Face safetensors)");
+    assert_eq!(m.model().dims().max_len, 96, "the window is the context");
 }
 
 /// Qwen3: each head's queries and keys through an RMSNorm of their own before RoPE, and a head

@@ -96,7 +96,7 @@ fn compare(m: &GgufLlama, ids: &[u32]) -> (f32, f32, f32) {
 #[test]
 fn the_native_pass_matches_candle_on_the_llama_family_folders() {
     // Qwen3: per-head q/k norms and a head width other than d / heads.
-    for name in ["llama", "qwen2", "mistral", "qwen3"] {
+    for name in ["llama", "qwen2", "mistral", "qwen3", "phi3"] {
         let im = ImportedModel::open(&common::family_fixture(name), &Device::Cpu).unwrap();
         let m = im.decoder().expect("a LLaMA-family decoder");
         let ids: Vec<u32> = (0..23u32)
@@ -213,7 +213,7 @@ fn compare_rows(m: &GgufLlama, ids: &[u32], chunk: usize) -> (f32, f32) {
 
 #[test]
 fn the_native_streamed_forward_matches_candle_chunk_by_chunk() {
-    for name in ["llama", "qwen2", "mistral", "qwen3"] {
+    for name in ["llama", "qwen2", "mistral", "qwen3", "phi3"] {
         let im = ImportedModel::open(&common::family_fixture(name), &Device::Cpu).unwrap();
         let m = im.decoder().expect("a LLaMA-family decoder");
         let ids: Vec<u32> = (0..23u32)

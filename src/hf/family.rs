@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// The `model_type`s of Hugging Face folders this build opens, for error messages.
 pub const SUPPORTED_TYPES: &str = "bert (BERT-family encoders), gpt2, llama (LLaMA \
-     architecture: SmolLM2, TinyLlama, ...), mistral, qwen2 and qwen3";
+     architecture: SmolLM2, TinyLlama, ...), mistral, phi3, qwen2 and qwen3";
 
 /// A family of Hugging Face models with a loader of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +25,9 @@ pub enum Family {
     /// Qwen3 decoders (`qwen3`): LLaMA plus an RMSNorm over each head's queries and keys,
     /// and a head width of their own.
     Qwen3,
+    /// Phi-3 decoders (`phi3`): LLaMA's computation with q, k and v in one matrix and the
+    /// MLP's gate and up in one, attention within a sliding window.
+    Phi3,
 }
 
 impl Family {
@@ -37,6 +40,7 @@ impl Family {
             Self::Qwen2 => "qwen2",
             Self::Mistral => "mistral",
             Self::Qwen3 => "qwen3",
+            Self::Phi3 => "phi3",
         }
     }
 }
@@ -92,6 +96,7 @@ fn by_type(t: &str) -> Option<Family> {
         "qwen2" => Family::Qwen2,
         "mistral" => Family::Mistral,
         "qwen3" => Family::Qwen3,
+        "phi3" => Family::Phi3,
         _ => return None,
     })
 }
@@ -107,6 +112,8 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("MistralModel", Family::Mistral),
         ("Qwen3For", Family::Qwen3),
         ("Qwen3Model", Family::Qwen3),
+        ("Phi3For", Family::Phi3),
+        ("Phi3Model", Family::Phi3),
     ]
     .into_iter()
     .find(|(prefix, _)| a.starts_with(prefix))

@@ -68,7 +68,11 @@ impl ImportedModel {
             ModelKind::HuggingFace => Ok(match family::family_of(dir)? {
                 Family::Bert => Self::Bert(bert::Bert::open(dir, device)?),
                 Family::Gpt2 => Self::Gpt2(gpt2::Gpt2::open(dir, device)?),
-                f @ (Family::Llama | Family::Qwen2 | Family::Mistral | Family::Qwen3) => {
+                f @ (Family::Llama
+                | Family::Qwen2
+                | Family::Mistral
+                | Family::Qwen3
+                | Family::Phi3) => {
                     Self::HfLlama(Box::new(hf_llama::HfLlama::open(dir, f, device)?))
                 }
             }),
@@ -128,6 +132,9 @@ impl ImportedModel {
             Self::Llama(m) if m.config.qk_norm() => {
                 "Qwen3 decoder (GGUF, weights dequantized to f32)"
             }
+            Self::Llama(m) if m.config.fused() => {
+                "Phi-3 decoder (GGUF, weights dequantized to f32)"
+            }
             Self::Llama(_) => "LLaMA-family decoder (GGUF, weights dequantized to f32)",
             Self::Bert(_) => "BERT-family encoder (bidirectional; no next-token head)",
             Self::Gpt2(_) => "GPT-2 decoder (Hugging Face safetensors)",
@@ -139,6 +146,9 @@ impl ImportedModel {
             }
             Self::HfLlama(m) if m.family == Family::Mistral => {
                 "Mistral decoder (Hugging Face safetensors)"
+            }
+            Self::HfLlama(m) if m.family == Family::Phi3 => {
+                "Phi-3 decoder (Hugging Face safetensors)"
             }
             Self::HfLlama(_) => "LLaMA-architecture decoder (Hugging Face safetensors)",
             Self::Adapted(_) => "decoder fine-tuned by an adapter (merged into its base)",

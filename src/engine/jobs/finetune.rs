@@ -22,7 +22,7 @@ pub use crate::hf::adapter::MAX_RANK;
 /// What a fine-tune is asked to do.
 #[derive(Clone, Debug)]
 pub struct FinetuneJob {
-    /// The base: a `.gguf` file, a LLaMA/Mistral/Qwen2/Qwen3 folder, or an adapter folder (tuned further).
+    /// The base: a `.gguf` file, a LLaMA/Mistral/Phi-3/Qwen2/Qwen3 folder, or an adapter folder (tuned further).
     pub from: PathBuf,
     /// A UTF-8 text file.
     pub corpus: PathBuf,

@@ -27,7 +27,7 @@ impl Worker {
             ModelSlot::Tune(t) => prepare(job, &t.run.tuner.base, &t.run.tokenizer),
             _ => {
                 self.sink.fail(
-                    "fine-tuning needs a pretrained decoder: open a .gguf file or a LLaMA, Mistral, Qwen2, Qwen3 \
+                    "fine-tuning needs a pretrained decoder: open a .gguf file or a LLaMA, Mistral, Phi-3, Qwen2, Qwen3 \
                      or GPT-2 folder first (Model ▸ pretrained, or a path)",
                 );
                 return;

@@ -103,8 +103,7 @@ fn check_tensors(c: &LlamaConfig, header: &GgufHeader) -> Result<usize, String> 
             ))
         }
     };
-    let (d, ff, dh, qd) = (c.d_model, c.ff, c.head_dim, c.q_width());
-    let kv = c.kv_heads * dh;
+    let (d, dh) = (c.d_model, c.head_dim);
     let mut want: Vec<(String, Vec<usize>)> = vec![("output_norm.weight".into(), vec![d])];
     if header.tensor("rope_freqs.weight").is_some() {
         want.push(("rope_freqs.weight".into(), vec![dh / 2]));
@@ -113,29 +112,7 @@ fn check_tensors(c: &LlamaConfig, header: &GgufHeader) -> Result<usize, String> 
         want.push(("output.weight".into(), vec![vocab, d]));
     }
     for l in 0..c.layers {
-        for (name, shape) in [
-            ("attn_norm", vec![d]),
-            ("attn_q", vec![qd, d]),
-            ("attn_k", vec![kv, d]),
-            ("attn_v", vec![kv, d]),
-            ("attn_output", vec![d, qd]),
-            ("ffn_norm", vec![d]),
-            ("ffn_gate", vec![ff, d]),
-            ("ffn_up", vec![ff, d]),
-            ("ffn_down", vec![d, ff]),
-        ] {
-            want.push((format!("blk.{l}.{name}.weight"), shape));
-        }
-        if c.qkv_bias() {
-            for (name, shape) in [("attn_q", qd), ("attn_k", kv), ("attn_v", kv)] {
-                want.push((format!("blk.{l}.{name}.bias"), vec![shape]));
-            }
-        }
-        if c.qk_norm() {
-            for name in ["attn_q_norm", "attn_k_norm"] {
-                want.push((format!("blk.{l}.{name}.weight"), vec![dh]));
-            }
-        }
+        want.extend(layer_tensors(c, l));
     }
     let by_name: HashMap<&str, &Vec<usize>> = header
         .tensors
@@ -170,4 +147,47 @@ fn check_tensors(c: &LlamaConfig, header: &GgufHeader) -> Result<usize, String> 
         }
     }
     Ok(vocab)
+}
+
+/// Layer `l`'s tensors with the shapes the metadata implies: q, k, v and gate, up apart or
+/// fused (Phi-3), the biases of Qwen2 and the q/k norms of Qwen3.
+fn layer_tensors(c: &LlamaConfig, l: usize) -> Vec<(String, Vec<usize>)> {
+    let (d, ff, dh, qd) = (c.d_model, c.ff, c.head_dim, c.q_width());
+    let kv = c.kv_heads * dh;
+    let mut want = Vec::new();
+    let mut names = vec![
+        ("attn_norm", vec![d]),
+        ("attn_output", vec![d, qd]),
+        ("ffn_norm", vec![d]),
+        ("ffn_down", vec![d, ff]),
+    ];
+    if c.fused() {
+        names.extend([
+            ("attn_qkv", vec![qd + 2 * kv, d]),
+            ("ffn_up", vec![2 * ff, d]),
+        ]);
+    } else {
+        names.extend([
+            ("attn_q", vec![qd, d]),
+            ("attn_k", vec![kv, d]),
+            ("attn_v", vec![kv, d]),
+            ("ffn_gate", vec![ff, d]),
+            ("ffn_up", vec![ff, d]),
+        ]);
+    }
+    for (name, shape) in names {
+        want.push((format!("blk.{l}.{name}.weight"), shape));
+    }
+    if c.qkv_bias() {
+        for (name, shape) in [("attn_q", qd), ("attn_k", kv), ("attn_v", kv)] {
+            want.push((format!("blk.{l}.{name}.bias"), vec![shape]));
+        }
+    }
+    if c.qk_norm() {
+        for name in ["attn_q_norm", "attn_k_norm"] {
+            want.push((format!("blk.{l}.{name}.weight"), vec![dh]));
+        }
+    }
+
+    want
 }

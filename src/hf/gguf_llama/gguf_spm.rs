@@ -17,7 +17,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use candle_core::quantized::gguf_file;
 
-use super::gguf_tokenizer::{
+use super::gguf_vocab::{
     add_typed, bos_token, check_vocab_size, read_tokens, token_types, with_bos,
 };
 use super::metadata::{meta, wrong_type};

@@ -36,8 +36,9 @@ pub struct LlamaConfig {
     /// safetensors folders and Qwen2 GGUF files; false for llama.cpp's interleaved one (2i
     /// with 2i+1), as in LLaMA GGUF files (whose converter permuted q and k for it).
     pub rope_half: bool,
-    /// The architecture: `llama`, `qwen2` or `qwen3` (a GGUF file's metadata keys begin with
-    /// it; Qwen2 has biases on q, k and v, Qwen3 an RMSNorm over each head's queries and keys).
+    /// The architecture: `llama`, `qwen2`, `qwen3` or `phi3` (a GGUF file's metadata keys begin
+    /// with it; Qwen2 has biases on q, k and v, Qwen3 an RMSNorm over each head's queries and
+    /// keys, Phi-3 fused q/k/v and gate/up matrices).
     pub arch: &'static str,
     /// Per-frequency RoPE factors [d_h/2] (a GGUF file's `rope_freqs.weight`, as llama.cpp's
     /// converter writes LLaMA-3.1's and 3.2's "llama3" scaling): frequency i is divided by
@@ -73,9 +74,9 @@ impl LlamaConfig {
             vocab: 0,
             rms_eps: meta_f64(c, &key("attention.layer_norm_rms_epsilon"), file)?,
             rope_base: rope_base.unwrap_or(10_000.0),
-            context: meta_usize(c, &key("context_length"), file)?,
-            // llama.cpp rotates Qwen2's and Qwen3's halves (its "NEOX" RoPE), as Hugging Face
-            // does, and its converter writes their q and k unpermuted.
+            context: context(c, file, arch)?,
+            // llama.cpp rotates Qwen2's, Qwen3's and Phi-3's halves (its "NEOX" RoPE), as
+            // Hugging Face does, and its converter writes their q and k unpermuted.
             rope_half: arch != "llama",
             arch,
             rope_factors: None,
@@ -102,6 +103,12 @@ impl LlamaConfig {
         self.arch == "qwen2"
     }
 
+    /// Whether q, k and v are one matrix (`attn_qkv`) and the MLP's gate and up one
+    /// (`ffn_up`, gate first), as Phi-3 files have them.
+    pub fn fused(&self) -> bool {
+        self.arch == "phi3"
+    }
+
     /// Whether each head's queries and keys go through an RMSNorm of their own before RoPE
     /// (Qwen3's `q_norm` and `k_norm`).
     pub fn qk_norm(&self) -> bool {
@@ -124,12 +131,29 @@ fn architecture(c: &gguf_file::Content, file: &Path) -> Result<&'static str> {
         "llama" => Ok("llama"),
         "qwen2" => Ok("qwen2"),
         "qwen3" => Ok("qwen3"),
+        "phi3" => Ok("phi3"),
         other => bail!(
             "{}: architecture {other:?} is not supported (the LLaMA-family \"llama\", \
-             \"qwen2\" and \"qwen3\" are)",
+             \"qwen2\", \"qwen3\" and \"phi3\" are)",
             file.display()
         ),
     }
+}
+
+/// `{arch}.context_length`, or `{arch}.attention.sliding_window` where that is shorter (Phi-3:
+/// within the window, sliding-window attention is plain causal attention).
+fn context(c: &gguf_file::Content, file: &Path, arch: &str) -> Result<usize> {
+    let length = meta_usize(c, &format!("{arch}.context_length"), file)?;
+    let window = optional(
+        c,
+        &format!("{arch}.attention.sliding_window"),
+        file,
+        meta_usize,
+    )?;
+    Ok(match window {
+        Some(w) if arch == "phi3" => length.min(w),
+        _ => length,
+    })
 }
 
 /// The width of a head: `{arch}.attention.key_length` where the file names it (Qwen3: 128

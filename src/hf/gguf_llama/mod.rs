@@ -10,6 +10,7 @@ mod cursor;
 mod forward;
 mod gguf_spm;
 pub mod gguf_tokenizer;
+mod gguf_vocab;
 pub mod header;
 pub mod metadata;
 pub(crate) mod native;
@@ -71,17 +72,38 @@ impl Layer {
             true => Some([f("attn_q_norm")?, f("attn_k_norm")?]),
             false => None,
         };
+        let [q, k, v, gate, up] = if c.fused() {
+            // Phi-3's fused matrices, cut by rows: q, k, v; gate, then up.
+            let (qd, kv, ff) = (c.q_width(), c.kv_heads * c.head_dim, c.ff);
+            let (qkv, gate_up) = (f("attn_qkv")?, f("ffn_up")?);
+            let rows = |w: &Tensor, at: usize, n: usize| w.narrow(0, at, n)?.contiguous();
+            [
+                rows(&qkv, 0, qd)?,
+                rows(&qkv, qd, kv)?,
+                rows(&qkv, qd + kv, kv)?,
+                rows(&gate_up, 0, ff)?,
+                rows(&gate_up, ff, ff)?,
+            ]
+        } else {
+            [
+                f("attn_q")?,
+                f("attn_k")?,
+                f("attn_v")?,
+                f("ffn_gate")?,
+                f("ffn_up")?,
+            ]
+        };
         Ok(Self {
             attn_norm: f("attn_norm")?,
-            q: Dense::new(&f("attn_q")?)?,
-            k: Dense::new(&f("attn_k")?)?,
-            v: Dense::new(&f("attn_v")?)?,
+            q: Dense::new(&q)?,
+            k: Dense::new(&k)?,
+            v: Dense::new(&v)?,
             qkv_bias,
             qk_norm,
             o: Dense::new(&f("attn_output")?)?,
             ffn_norm: f("ffn_norm")?,
-            gate: Dense::new(&f("ffn_gate")?)?,
-            up: Dense::new(&f("ffn_up")?)?,
+            gate: Dense::new(&gate)?,
+            up: Dense::new(&up)?,
             down: Dense::new(&f("ffn_down")?)?,
         })
     }

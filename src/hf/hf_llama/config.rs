@@ -1,10 +1,11 @@
-//! The `config.json` of a Hugging Face LLaMA, Mistral, Qwen2 or Qwen3 folder: the fields the
+//! The `config.json` of a Hugging Face LLaMA, Mistral, Phi-3, Qwen2 or Qwen3 folder: the fields the
 //! forward pass needs, checked before anything is built from them (sizes within
 //! [`crate::hf::limits`], key/value heads dividing the heads, heads of even width, no feature
 //! our forward lacks: RoPE scaling other than LLaMA-3's, Qwen's sliding window, biases LLaMA
 //! does not have), and the tensors the forward reads with the shapes the config implies
 //! ([`HfLlamaConfig::expected_shapes`]). Mistral's sliding window is honoured by taking it as
-//! the context: a text no longer than the window is attended exactly as the model does.
+//! the context: a text no longer than the window is attended exactly as the model does (so is
+//! Phi-3's).
 
 use serde::Deserialize;
 
@@ -34,6 +35,9 @@ pub struct RopeParameters {
     pub high_freq_factor: Option<f64>,
     /// "llama3": the context the model was first trained on.
     pub original_max_position_embeddings: Option<f64>,
+    /// The share of each head's dimensions RoPE rotates (Phi-3's and others'; only 1 is
+    /// supported).
+    pub partial_rotary_factor: Option<f64>,
 }
 
 impl RopeParameters {
@@ -83,7 +87,7 @@ impl RopeParameters {
     }
 }
 
-/// The fields of a LLaMA, Mistral, Qwen2 or Qwen3 `config.json` the forward pass needs.
+/// The fields of a LLaMA, Mistral, Phi-3, Qwen2 or Qwen3 `config.json` the forward pass needs.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct HfLlamaConfig {
     /// `model_type` ("llama", "mistral", "qwen2" or "qwen3").
@@ -130,10 +134,13 @@ pub struct HfLlamaConfig {
     /// Qwen2's and Qwen3's sliding-window attention (not supported).
     #[serde(default)]
     pub use_sliding_window: bool,
-    /// Mistral's attention window (null: none). Qwen configs name one too, used only with
-    /// `use_sliding_window`.
+    /// Mistral's and Phi-3's attention window (null: none). Qwen configs name one too, used
+    /// only with `use_sliding_window`.
     #[serde(default)]
     pub sliding_window: Option<usize>,
+    /// The share of each head's dimensions RoPE rotates (older configs; only 1 is supported).
+    #[serde(default)]
+    pub partial_rotary_factor: Option<f64>,
 }
 
 fn silu() -> String {
@@ -152,6 +159,14 @@ impl HfLlamaConfig {
         }
         if self.use_sliding_window {
             return unsupported("use_sliding_window = true (sliding-window attention)");
+        }
+        let partial = (self.rope_parameters.as_ref())
+            .and_then(|r| r.partial_rotary_factor)
+            .or(self.partial_rotary_factor);
+        if let Some(f) = partial.filter(|f| *f != 1.0) {
+            return unsupported(&format!(
+                "partial_rotary_factor {f} (RoPE on part of each head; only 1 is)"
+            ));
         }
         let kind = self.scaling().map(|r| r.kind());
         if self.rope_scaling.is_some() && kind.is_some_and(|k| k.is_none()) {
@@ -236,11 +251,11 @@ impl HfLlamaConfig {
             .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
     }
 
-    /// Mistral's attention window (Qwen's `sliding_window` is read only with
+    /// Mistral's and Phi-3's attention window (Qwen's `sliding_window` is read only with
     /// `use_sliding_window`, which is refused).
     fn window(&self) -> Option<usize> {
         match self.model_type.as_str() {
-            "mistral" => self.sliding_window,
+            "mistral" | "phi3" => self.sliding_window,
             _ => None,
         }
     }
@@ -314,14 +329,23 @@ impl HfLlamaConfig {
             let mut layer = vec![
                 ("input_layernorm.weight", vec![d]),
                 ("post_attention_layernorm.weight", vec![d]),
-                ("self_attn.q_proj.weight", vec![qd, d]),
-                ("self_attn.k_proj.weight", vec![kv, d]),
-                ("self_attn.v_proj.weight", vec![kv, d]),
                 ("self_attn.o_proj.weight", vec![d, qd]),
-                ("mlp.gate_proj.weight", vec![f, d]),
-                ("mlp.up_proj.weight", vec![f, d]),
                 ("mlp.down_proj.weight", vec![d, f]),
             ];
+            if family == Family::Phi3 {
+                layer.extend([
+                    ("self_attn.qkv_proj.weight", vec![qd + 2 * kv, d]),
+                    ("mlp.gate_up_proj.weight", vec![2 * f, d]),
+                ]);
+            } else {
+                layer.extend([
+                    ("self_attn.q_proj.weight", vec![qd, d]),
+                    ("self_attn.k_proj.weight", vec![kv, d]),
+                    ("self_attn.v_proj.weight", vec![kv, d]),
+                    ("mlp.gate_proj.weight", vec![f, d]),
+                    ("mlp.up_proj.weight", vec![f, d]),
+                ]);
+            }
             if family == Family::Qwen2 {
                 layer.extend([
                     ("self_attn.q_proj.bias", vec![qd]),

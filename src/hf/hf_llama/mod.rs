@@ -1,10 +1,11 @@
-//! LLaMA-architecture, Mistral, Qwen2 and Qwen3 decoders from a Hugging Face folder
+//! LLaMA-architecture, Mistral, Phi-3, Qwen2 and Qwen3 decoders from a Hugging Face folder
 //! (`config.json`, `model.safetensors`, `tokenizer.json`): SmolLM2's or TinyLlama's own
 //! release, Mistral, Qwen2, Qwen2.5 and Qwen3. They run through the same forward as the GGUF
 //! decoder ([`GgufLlama`]: RMSNorm, grouped-query attention under the dial's biases,
 //! SiLU-gated MLP, KV cache, streamed rows), with RoPE in Hugging Face's half-rotation layout,
-//! Qwen2's q/k/v biases, Qwen3's per-head q/k norms and head width, Mistral's window as the
-//! context, and a tied or an untied output head. The config is checked against the limits and the safetensors header
+//! Qwen2's q/k/v biases, Qwen3's per-head q/k norms and head width, Phi-3's fused q/k/v and
+//! gate/up matrices (cut apart at load), Mistral's and Phi-3's window as the context, and a
+//! tied or an untied output head. The config is checked against the limits and the safetensors header
 //! before any weight is read; every weight is checked finite.
 
 mod config;
@@ -21,11 +22,11 @@ use crate::hf::family::Family;
 use crate::hf::folder;
 use crate::hf::gguf_llama::{DecoderParts, GgufLlama, Layer};
 
-/// A LLaMA, Mistral, Qwen2 or Qwen3 decoder opened from a Hugging Face folder.
+/// A LLaMA, Mistral, Phi-3, Qwen2 or Qwen3 decoder opened from a Hugging Face folder.
 pub struct HfLlama {
     /// The folder it came from.
     pub dir: PathBuf,
-    /// LLaMA, Mistral, Qwen2 or Qwen3.
+    /// LLaMA, Mistral, Phi-3, Qwen2 or Qwen3.
     pub family: Family,
     /// Its configuration as written.
     pub config: HfLlamaConfig,
@@ -34,7 +35,7 @@ pub struct HfLlama {
 }
 
 impl HfLlama {
-    /// Open the folder `dir` of a `family` model (LLaMA, Mistral, Qwen2 or Qwen3).
+    /// Open the folder `dir` of a `family` model (LLaMA, Mistral, Phi-3, Qwen2 or Qwen3).
     pub fn open(dir: &Path, family: Family, device: &Device) -> Result<Self> {
         let weights = folder::weights_file(dir)?;
         let cfg_path = dir.join("config.json");
@@ -48,7 +49,7 @@ impl HfLlama {
         let tokenizer = folder::read_tokenizer(&dir.join("tokenizer.json"), config.vocab_size)?;
         let parameters = t.values().map(Tensor::elem_count).sum();
         let layers = (0..config.num_hidden_layers)
-            .map(|l| read_layer(&mut t, l, family, &weights))
+            .map(|l| read_layer(&mut t, l, (family, &config), &weights))
             .collect::<Result<Vec<_>>>()?;
         let embed = folder::take(&mut t, "model.embed_tokens.weight", &weights)?;
         let head = Dense::new(&if config.tie_word_embeddings {
@@ -91,7 +92,7 @@ fn same(name: &str) -> &str {
 fn read_layer(
     t: &mut std::collections::HashMap<String, Tensor>,
     l: usize,
-    family: Family,
+    (family, config): (Family, &HfLlamaConfig),
     file: &Path,
 ) -> Result<Layer> {
     let p = format!("model.layers.{l}");
@@ -113,17 +114,43 @@ fn read_layer(
         ]),
         _ => None,
     };
+    let [q, k, v, gate, up] = match family {
+        // Phi-3's fused matrices, cut by rows as transformers cuts their outputs: q, k, v in
+        // that order; gate, then up.
+        Family::Phi3 => {
+            let dh = config.head_width();
+            let (qd, kv) = (config.num_attention_heads * dh, config.kv_heads() * dh);
+            let f = config.intermediate_size;
+            let qkv = take("self_attn.qkv_proj.weight")?;
+            let gate_up = take("mlp.gate_up_proj.weight")?;
+            let rows = |w: &Tensor, at: usize, n: usize| w.narrow(0, at, n)?.contiguous();
+            [
+                rows(&qkv, 0, qd)?,
+                rows(&qkv, qd, kv)?,
+                rows(&qkv, qd + kv, kv)?,
+                rows(&gate_up, 0, f)?,
+                rows(&gate_up, f, f)?,
+            ]
+        }
+        _ => [
+            take("self_attn.q_proj.weight")?,
+            take("self_attn.k_proj.weight")?,
+            take("self_attn.v_proj.weight")?,
+            take("mlp.gate_proj.weight")?,
+            take("mlp.up_proj.weight")?,
+        ],
+    };
     Ok(Layer {
         attn_norm: take("input_layernorm.weight")?,
-        q: Dense::new(&take("self_attn.q_proj.weight")?)?,
-        k: Dense::new(&take("self_attn.k_proj.weight")?)?,
-        v: Dense::new(&take("self_attn.v_proj.weight")?)?,
+        q: Dense::new(&q)?,
+        k: Dense::new(&k)?,
+        v: Dense::new(&v)?,
         qkv_bias,
         qk_norm,
         o: Dense::new(&take("self_attn.o_proj.weight")?)?,
         ffn_norm: take("post_attention_layernorm.weight")?,
-        gate: Dense::new(&take("mlp.gate_proj.weight")?)?,
-        up: Dense::new(&take("mlp.up_proj.weight")?)?,
+        gate: Dense::new(&gate)?,
+        up: Dense::new(&up)?,
         down: Dense::new(&take("mlp.down_proj.weight")?)?,
     })
 }

@@ -360,7 +360,7 @@ impl FineTuner {
 fn decoder(m: &ImportedModel) -> Result<&dyn TrainableDecoder, TrainError> {
     m.trainable().ok_or_else(|| {
         TrainError::Invalid(format!(
-            "{}: a {} model; fine-tuning supports decoders (GGUF, LLaMA, Mistral, Qwen2, Qwen3 and GPT-2 \
+            "{}: a {} model; fine-tuning supports decoders (GGUF, LLaMA, Mistral, Phi-3, Qwen2, Qwen3 and GPT-2 \
              folders)",
             m.path().display(),
             m.arch_label()
