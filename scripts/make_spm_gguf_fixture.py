@@ -16,7 +16,12 @@ for the 512 pieces.
     python3 scripts/make_spm_gguf_fixture.py
 
 Also writes tests/hostile/gguf-spm-scores-missing/model.gguf: the same without
-tokenizer.ggml.scores (a SentencePiece vocabulary merges by them).
+tokenizer.ggml.scores (a SentencePiece vocabulary merges by them); and
+tests/fixtures/families/llama_spm/: a LLaMA folder (transformers, random weights, seeded) whose
+tokenizer.json is the SentencePiece model as Hugging Face's LlamaConverter writes TinyLlama's
+(legacy: a Prepend("▁") and Replace(" ", "▁") normalizer, no pre-tokenizer, byte fallback, the
+merges from transformers' own `generate_merges` ranked by score, a decoder that strips the
+first space, BOS by a template).
 Made with sentencepiece 0.2.3 and gguf 0.19.0.
 """
 import json
@@ -120,9 +125,44 @@ def write(out, sp, scores=True):
     print(f"wrote {out} ({out.stat().st_size} bytes, {n} pieces)")
 
 
+def spm_folder(sp, out):
+    """A LLaMA folder whose tokenizer.json is `sp` converted as transformers converts TinyLlama's."""
+    import torch
+    import transformers
+    from tokenizers import Tokenizer, decoders, models, normalizers, processors
+    from transformers.tokenization_utils_base import generate_merges
+
+    n = sp.get_piece_size()
+    vocab = {sp.id_to_piece(i): i for i in range(n)}
+    scores = {sp.id_to_piece(i): sp.get_score(i) for i in range(n)}
+    skip = {sp.id_to_piece(i) for i in range(n) if sp.is_control(i) or sp.is_unknown(i) or sp.is_byte(i)}
+    merges = generate_merges(vocab, scores, skip_tokens=skip)
+    tk = Tokenizer(models.BPE(vocab, merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    tk.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tk.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(),
+                                    decoders.Fuse(), decoders.Strip(" ", 1, 0)])
+    tk.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", sp.bos_id())])
+    tk.add_special_tokens(["<unk>", "<s>", "</s>"])
+    torch.manual_seed(37)
+    cfg = transformers.LlamaConfig(
+        vocab_size=n, initializer_range=0.25, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128, rms_norm_eps=1e-5,
+        tie_word_embeddings=False, bos_token_id=sp.bos_id(), eos_token_id=sp.eos_id(),
+        attn_implementation="eager",
+    )
+    model = transformers.LlamaForCausalLM(cfg).eval()
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tk.save(str(out / "tokenizer.json"))
+    for case in TEXTS:
+        assert tk.encode(case).ids == [sp.bos_id()] + sp.encode(case), case
+    print(f"wrote {out} ({len(merges)} merges; its tokenizer gives SentencePiece's ids on every text)")
+
+
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         sp = train(tmp)
+        spm_folder(sp, ROOT / "tests/fixtures/families/llama_spm")
         write(ROOT / "tests/fixtures/spm.gguf", sp)
         write(ROOT / "tests/hostile/gguf-spm-scores-missing/model.gguf", sp, scores=False)
         cases = [

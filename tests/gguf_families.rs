@@ -194,3 +194,25 @@ fn a_sentencepiece_gguf_tokenizes_as_sentencepiece_does() {
     let out = m.model().forward_biased(&ids, &[], false).unwrap();
     assert_eq!(out.logits.dims3().unwrap(), (1, ids.len(), 512));
 }
+
+/// The same SentencePiece model in a LLaMA folder's `tokenizer.json`, as Hugging Face converts
+/// TinyLlama's (`make_spm_gguf_fixture.py`: a Prepend/Replace normalizer, byte fallback,
+/// transformers' own merges, a decoder that strips the first space): SentencePiece's ids, and
+/// surface strings that keep a piece's space (" the" — the decoder alone gives "the").
+#[test]
+fn a_sentencepiece_folder_tokenizes_as_sentencepiece_does() {
+    let bytes = std::fs::read(common::root().join("tests/fixtures/spm.json")).unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let m = open(&common::family_fixture("llama_spm"));
+    for case in r["cases"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let want: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
+        assert_eq!(m.tokenizer().encode(text), want, "{text:?}");
+    }
+    let pieces: Vec<String> = serde_json::from_value(r["cases"][0]["pieces"].clone()).unwrap();
+    let ids: Vec<u32> = serde_json::from_value(r["cases"][0]["ids"].clone()).unwrap();
+    for (piece, want) in [("▁the", " the"), ("ght", "ght")] {
+        let k = pieces.iter().position(|p| p == piece).unwrap();
+        assert_eq!(m.tokenizer().token_str(ids[k + 1]), want, "{piece}");
+    }
+}
