@@ -22,6 +22,9 @@ use super::gguf_vocab::{
 };
 use super::metadata::{meta, wrong_type};
 
+/// The longest piece merges are made for (SentencePiece's default is 16 characters).
+const MAX_MERGED_CHARS: usize = 64;
+
 /// llama.cpp's token types that take part in merges: normal (1) and user-defined (4).
 fn mergeable(kind: Option<i64>) -> bool {
     matches!(kind, None | Some(1) | Some(4))
@@ -110,6 +113,12 @@ pub(crate) fn merges_by_score(
         if !mergeable(i) {
             continue;
         }
+        // SentencePiece makes pieces of at most 16 characters (its max_piece_length); a longer
+        // one is matched whole if at all, and splitting a hostile 100,000-character piece at
+        // every character would take quadratic time.
+        if piece.chars().nth(MAX_MERGED_CHARS).is_some() {
+            continue;
+        }
         let score = scores.get(i).copied().unwrap_or(f32::NEG_INFINITY);
         for (cut, _) in piece.char_indices().skip(1) {
             let (left, right) = piece.split_at(cut);
@@ -171,4 +180,32 @@ fn decoder() -> tokenizers::DecoderWrapper {
         Strip::new(' ', 1, 0).into(),
     ]);
     Sequence::new(parts).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Merges come higher scores first, every split of a piece, and only between pieces that
+    /// may merge; a piece past the length limit makes none.
+    #[test]
+    fn merges_rank_by_the_joined_piece_score() {
+        let long = "x".repeat(MAX_MERGED_CHARS + 1);
+        let tokens: Vec<String> = ["a", "b", "c", "ab", "bc", "abc", "<0x41>", "x", &long]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let scores = [0.0, 0.0, 0.0, -2.0, -1.0, -3.0, 0.0, 0.0, 5.0];
+        let merges = merges_by_score(&tokens, &scores, |i| i != 6);
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            merges,
+            vec![
+                pair("b", "c"),
+                pair("a", "b"),
+                pair("a", "bc"),
+                pair("ab", "c")
+            ]
+        );
+    }
 }
