@@ -22,7 +22,8 @@ And tests/fixtures/qwen3.gguf: the tiny Qwen3 of tests/fixtures/families/qwen3 (
 4 heads, q/k norms as attn_q_norm/attn_k_norm, unpermuted, pre-tokenizer "qwen2"), and
 tests/hostile/gguf-qwen3-norm-missing/model.gguf: the same without blk.0.attn_k_norm.weight.
 And tests/fixtures/phi3.gguf: the tiny Phi-3 (architecture "phi3": q/k/v fused in attn_qkv, gate
-and up fused in ffn_up, RoPE on halves, phi3.attention.sliding_window 96, BOS added).
+and up fused in ffn_up, RoPE on halves, phi3.attention.sliding_window 96, BOS added), and
+tests/hostile/gguf-phi3-window-zero/model.gguf: the same with a window of 0.
 Made with gguf 0.19.0, torch 2.x and transformers 5.25.0.
 """
 import json
@@ -224,6 +225,11 @@ def main():
     write(ROOT / "tests/hostile/gguf-qwen3-norm-missing/model.gguf", QWEN3, "qwen3",
           drop=("blk.0.attn_k_norm.weight",))
     write(ROOT / "tests/fixtures/phi3.gguf", ROOT / "tests/fixtures/families/phi3", "phi3")
+    add_sliding_window = gguf.GGUFWriter.add_sliding_window
+    gguf.GGUFWriter.add_sliding_window = lambda self, _: add_sliding_window(self, 0)
+    write(ROOT / "tests/hostile/gguf-phi3-window-zero/model.gguf",
+          ROOT / "tests/fixtures/families/phi3", "phi3")
+    gguf.GGUFWriter.add_sliding_window = add_sliding_window
 
 
     def with_a_repeated_token(src):

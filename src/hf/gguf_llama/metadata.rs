@@ -151,6 +151,10 @@ fn context(c: &gguf_file::Content, file: &Path, arch: &str) -> Result<usize> {
         meta_usize,
     )?;
     Ok(match window {
+        Some(0) if arch == "phi3" => bail!(
+            "{}: metadata {arch}.attention.sliding_window is 0: attention would see no key",
+            file.display()
+        ),
         Some(w) if arch == "phi3" => length.min(w),
         _ => length,
     })
@@ -182,6 +186,10 @@ fn head_width(
         }
     }
     Ok(match key_len.or(value_len) {
+        Some(0) => bail!(
+            "{}: metadata {arch}.attention.key_length is 0: a head needs a width",
+            file.display()
+        ),
         Some(k) => k,
         None if heads > 0 && d_model % heads == 0 => d_model / heads,
         None => 0,

@@ -90,7 +90,7 @@ impl RopeParameters {
 /// The fields of a LLaMA, Mistral, Phi-3, Qwen2 or Qwen3 `config.json` the forward pass needs.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct HfLlamaConfig {
-    /// `model_type` ("llama", "mistral", "qwen2" or "qwen3").
+    /// `model_type` ("llama", "mistral", "phi3", "qwen2" or "qwen3").
     #[serde(default)]
     pub model_type: String,
     /// Vocabulary size.
