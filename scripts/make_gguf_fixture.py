@@ -23,7 +23,8 @@ And tests/fixtures/qwen3.gguf: the tiny Qwen3 of tests/fixtures/families/qwen3 (
 tests/hostile/gguf-qwen3-norm-missing/model.gguf: the same without blk.0.attn_k_norm.weight.
 And tests/fixtures/phi3.gguf: the tiny Phi-3 (architecture "phi3": q/k/v fused in attn_qkv, gate
 and up fused in ffn_up, RoPE on halves, phi3.attention.sliding_window 96, BOS added), and
-tests/hostile/gguf-phi3-window-zero/model.gguf: the same with a window of 0.
+tests/fixtures/phi3-window0.gguf: the same with a window of 0, which llama.cpp's converter
+writes for a Phi-3-architecture model without one (Phi-4).
 Made with gguf 0.19.0, torch 2.x and transformers 5.25.0.
 """
 import json
@@ -227,8 +228,7 @@ def main():
     write(ROOT / "tests/fixtures/phi3.gguf", ROOT / "tests/fixtures/families/phi3", "phi3")
     add_sliding_window = gguf.GGUFWriter.add_sliding_window
     gguf.GGUFWriter.add_sliding_window = lambda self, _: add_sliding_window(self, 0)
-    write(ROOT / "tests/hostile/gguf-phi3-window-zero/model.gguf",
-          ROOT / "tests/fixtures/families/phi3", "phi3")
+    write(ROOT / "tests/fixtures/phi3-window0.gguf", ROOT / "tests/fixtures/families/phi3", "phi3")
     gguf.GGUFWriter.add_sliding_window = add_sliding_window
 
 

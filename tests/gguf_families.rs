@@ -216,3 +216,73 @@ fn a_sentencepiece_folder_tokenizes_as_sentencepiece_does() {
         assert_eq!(m.tokenizer().token_str(ids[k + 1]), want, "{piece}");
     }
 }
+
+/// Files written by llama.cpp's own converter (`convert_hf_to_gguf.py` of the llama.cpp that
+/// llama-cpp-python 0.3.36 vendors, `--outtype f32`, on the tiny folders; see
+/// `scripts/llamacpp_convert.sh`) give transformers' ids, logits and attention for their
+/// folders: the layout the fixtures above reproduce is the converter's.
+#[test]
+fn files_from_llama_cpps_converter_match_transformers() {
+    for name in ["llama", "mistral", "qwen2", "qwen3", "phi3"] {
+        let path = common::root().join(format!("tests/fixtures/llamacpp/{name}.gguf"));
+        let bytes = std::fs::read(common::family_fixture(name).join("reference.json")).unwrap();
+        let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        let text: String = serde_json::from_value(r["text"].clone()).unwrap();
+        let ids: Vec<u32> = serde_json::from_value(r["ids"].clone()).unwrap();
+        let logits: Vec<Vec<f32>> = serde_json::from_value(r["logits"].clone()).unwrap();
+        let attention: Vec<Vec<Vec<Vec<f32>>>> =
+            serde_json::from_value(r["attention"].clone()).unwrap();
+        let m = open(&path);
+        assert_eq!(m.tokenizer().encode(&text), ids, "{name}: token ids");
+        let out = m.model().forward_biased(&ids, &[], false).unwrap();
+        let ours = out.logits.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+        let dl = max_diff(ours.iter().flatten(), logits.iter().flatten());
+        let mut da = 0f32;
+        for (a, want) in out.attention.iter().zip(&attention) {
+            let a = a.squeeze(0).unwrap().to_vec3::<f32>().unwrap();
+            da = da.max(max_diff(
+                a.iter().flatten().flatten(),
+                want.iter().flatten().flatten(),
+            ));
+        }
+        eprintln!("llama.cpp's {name}.gguf: logits max |Δ| {dl:.2e}, attention max |Δ| {da:.2e}");
+        assert!(
+            dl < 1e-4 && da < 1e-5,
+            "{name}: logits {dl}, attention {da}"
+        );
+    }
+    // Its SentencePiece file (the SentencePiece folder with its tokenizer.model): SentencePiece's
+    // ids, and the folder's logits.
+    let bytes = std::fs::read(common::root().join("tests/fixtures/spm.json")).unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let m = open(&common::root().join("tests/fixtures/llamacpp/llama_spm.gguf"));
+    let folder = open(&common::family_fixture("llama_spm"));
+    for case in r["cases"].as_array().unwrap() {
+        let want: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
+        assert_eq!(m.tokenizer().encode(case["text"].as_str().unwrap()), want);
+    }
+    let ids: Vec<u32> = serde_json::from_value(r["cases"][0]["ids"].clone()).unwrap();
+    let a = m.model().forward_biased(&ids, &[], false).unwrap().logits;
+    let b = folder
+        .model()
+        .forward_biased(&ids, &[], false)
+        .unwrap()
+        .logits;
+    let d = (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(d < 1e-5, "SentencePiece GGUF against its folder: {d}");
+}
+
+/// A Phi-3-architecture GGUF whose `sliding_window` is 0 has no window (llama.cpp's converter
+/// writes 0 for Phi-4, which has none): its context is `context_length`.
+#[test]
+fn a_phi3_gguf_window_of_zero_means_none() {
+    let m = open(&common::root().join("tests/fixtures/phi3-window0.gguf"));
+    assert_eq!(m.model().dims().max_len, 128);
+}

@@ -141,7 +141,7 @@ fn architecture(c: &gguf_file::Content, file: &Path) -> Result<&'static str> {
 }
 
 /// `{arch}.context_length`, or `{arch}.attention.sliding_window` where that is shorter (Phi-3:
-/// within the window, sliding-window attention is plain causal attention).
+/// within the window, sliding-window attention is plain causal attention; 0: no window).
 fn context(c: &gguf_file::Content, file: &Path, arch: &str) -> Result<usize> {
     let length = meta_usize(c, &format!("{arch}.context_length"), file)?;
     let window = optional(
@@ -150,12 +150,9 @@ fn context(c: &gguf_file::Content, file: &Path, arch: &str) -> Result<usize> {
         file,
         meta_usize,
     )?;
+    // llama.cpp's converter writes 0 for a Phi-3-architecture model without a window (Phi-4).
     Ok(match window {
-        Some(0) if arch == "phi3" => bail!(
-            "{}: metadata {arch}.attention.sliding_window is 0: attention would see no key",
-            file.display()
-        ),
-        Some(w) if arch == "phi3" => length.min(w),
+        Some(w) if arch == "phi3" && w > 0 => length.min(w),
         _ => length,
     })
 }

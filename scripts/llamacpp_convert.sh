@@ -1,0 +1,75 @@
+#!/bin/bash
+# Write tests/fixtures/llamacpp/*.gguf with llama.cpp's own converter (convert_hf_to_gguf.py),
+# from the tiny folders of tests/fixtures/families/: the check that our GGUF reader reads what
+# llama.cpp writes, not only the layout scripts/make_gguf_fixture.py reproduces.
+#
+# llama.cpp's source comes from the sdist of llama-cpp-python on PyPI (it vendors llama.cpp;
+# 0.3.36 made the committed files), so only PyPI has to be reachable. Needs a Python with
+# torch, transformers, sentencepiece and numpy (the converter's gguf-py is the vendored one).
+#
+# Two things are set around the converter, as a user converting these folders would have to:
+#  - the tiny byte-level tokenizers are not among the pre-tokenizers the converter recognises
+#    by hash, so its get_vocab_base_pre is answered with the pre-tokenizer each folder uses
+#    (qwen2 for the Qwen folders, llama-bpe for the others: on these texts GPT-2's split);
+#  - its Phi-3 reader takes a SentencePiece tokenizer.model unless tokenizer_config.json names
+#    GPT2Tokenizer (as Phi-4's does), so the Phi-3 folder is converted from a copy that does;
+#    the SentencePiece folder (llama_spm) is converted with its tokenizer.model, trained again
+#    by scripts/make_spm_gguf_fixture.py (deterministic).
+# Usage: PYTHON=/path/to/python scripts/llamacpp_convert.sh [VERSION=0.3.36]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PY="${PYTHON:-python3}"
+VERSION="${1:-0.3.36}"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+url=$("$PY" - "$VERSION" <<'PY'
+import json, sys, urllib.request
+v = sys.argv[1]
+d = json.load(urllib.request.urlopen("https://pypi.org/pypi/llama-cpp-python/json"))
+files = d.get("releases", {}).get(v) or (d["urls"] if d["info"]["version"] == v else [])
+u = next(u["url"] for u in files if u["packagetype"] == "sdist")
+# The index may answer with a path relative to itself.
+print(u if u.startswith("http") else "https://files.pythonhosted.org/packages/" + u.split("/packages/")[-1])
+PY
+)
+curl -sfL -o "$WORK/src.tgz" "$url"
+tar xzf "$WORK/src.tgz" -C "$WORK"
+L="$(echo "$WORK"/llama_cpp_python-*/vendor/llama.cpp)"
+cat > "$WORK/run.py" <<PY
+import os, sys, runpy
+sys.path.insert(0, "$L/gguf-py"); sys.path.insert(0, "$L")
+import conversion.base as b
+pre = os.environ["PRE"]
+for n in dir(b):
+    c = getattr(b, n)
+    if isinstance(c, type) and "get_vocab_base_pre" in c.__dict__:
+        c.get_vocab_base_pre = lambda self, tok: pre
+sys.argv = ["convert_hf_to_gguf.py"] + sys.argv[1:]
+runpy.run_path("$L/convert_hf_to_gguf.py", run_name="__main__")
+PY
+OUT="$ROOT/tests/fixtures/llamacpp"
+mkdir -p "$OUT"
+convert() { # FOLDER PRE NAME
+  PRE="$2" "$PY" "$WORK/run.py" "$1" --outtype f32 --outfile "$OUT/$3.gguf" > "$WORK/$3.log" 2>&1 \
+    || { tail -20 "$WORK/$3.log"; exit 1; }
+  echo "wrote $OUT/$3.gguf"
+}
+F="$ROOT/tests/fixtures/families"
+convert "$F/llama" llama-bpe llama
+convert "$F/mistral" llama-bpe mistral
+convert "$F/qwen2" qwen2 qwen2
+convert "$F/qwen3" qwen2 qwen3
+cp -r "$F/phi3" "$WORK/phi3"
+"$PY" - "$WORK/phi3/tokenizer_config.json" <<'PY'
+import json, sys
+p = sys.argv[1]; c = json.load(open(p)); c["tokenizer_class"] = "GPT2Tokenizer"; json.dump(c, open(p, "w"))
+PY
+convert "$WORK/phi3" llama-bpe phi3
+cp -r "$F/llama_spm" "$WORK/llama_spm"
+"$PY" - "$ROOT/scripts" "$WORK/llama_spm/tokenizer.model" <<'PY'
+import shutil, sys, tempfile
+sys.path.insert(0, sys.argv[1])
+from make_spm_gguf_fixture import train
+d = tempfile.mkdtemp(); train(d); shutil.copy(d + "/m.model", sys.argv[2])
+PY
+convert "$WORK/llama_spm" default llama_spm
