@@ -55,6 +55,16 @@ fn a_phi3_gguf_matches_transformers() {
 }
 
 fn gguf_matches_its_folder(name: &str, label: &str) {
+    let m = open(&gguf(name));
+    assert_eq!(m.arch_label(), name);
+    assert!(m.kind_label().starts_with(label), "{}", m.kind_label());
+    let (dl, da) = against_reference(&m, name);
+    eprintln!("{name} GGUF: logits max |Δ| {dl:.2e}, attention max |Δ| {da:.2e}");
+}
+
+/// `m` on the text of the `name` folder's reference.json: transformers' ids, then (logits,
+/// attention) max |Δ|, asserted within 1e-4 and 1e-5.
+fn against_reference(m: &ImportedModel, name: &str) -> (f32, f32) {
     let bytes = std::fs::read(common::family_fixture(name).join("reference.json")).unwrap();
     let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     let text: String = serde_json::from_value(r["text"].clone()).unwrap();
@@ -62,16 +72,12 @@ fn gguf_matches_its_folder(name: &str, label: &str) {
     let logits: Vec<Vec<f32>> = serde_json::from_value(r["logits"].clone()).unwrap();
     let attention: Vec<Vec<Vec<Vec<f32>>>> =
         serde_json::from_value(r["attention"].clone()).unwrap();
-
-    let m = open(&gguf(name));
-    assert_eq!(m.arch_label(), name);
-    assert!(m.kind_label().starts_with(label), "{}", m.kind_label());
-    assert_eq!(m.tokenizer().encode(&text), ids, "token ids");
+    assert_eq!(m.tokenizer().encode(&text), ids, "{name}: token ids");
     let out = m.model().forward_biased(&ids, &[], false).unwrap();
     let ours = out.logits.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
     let dl = max_diff(ours.iter().flatten(), logits.iter().flatten());
     let mut da = 0f32;
-    assert_eq!(out.attention.len(), attention.len(), "layers");
+    assert_eq!(out.attention.len(), attention.len(), "{name}: layers");
     for (a, want) in out.attention.iter().zip(&attention) {
         let a = a.squeeze(0).unwrap().to_vec3::<f32>().unwrap();
         da = da.max(max_diff(
@@ -79,9 +85,9 @@ fn gguf_matches_its_folder(name: &str, label: &str) {
             want.iter().flatten().flatten(),
         ));
     }
-    eprintln!("{name} GGUF: logits max |Δ| {dl:.2e}, attention max |Δ| {da:.2e}");
-    assert!(dl < 1e-4, "logits differ by {dl}");
-    assert!(da < 1e-5, "attention differs by {da}");
+    assert!(dl < 1e-4, "{name}: logits differ by {dl}");
+    assert!(da < 1e-5, "{name}: attention differs by {da}");
+    (dl, da)
 }
 
 /// The text of a piece in GPT-2's printable bytes (what a byte-level pre-tokenizer emits).
@@ -224,32 +230,9 @@ fn a_sentencepiece_folder_tokenizes_as_sentencepiece_does() {
 #[test]
 fn files_from_llama_cpps_converter_match_transformers() {
     for name in ["llama", "mistral", "qwen2", "qwen3", "phi3"] {
-        let path = common::root().join(format!("tests/fixtures/llamacpp/{name}.gguf"));
-        let bytes = std::fs::read(common::family_fixture(name).join("reference.json")).unwrap();
-        let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        let text: String = serde_json::from_value(r["text"].clone()).unwrap();
-        let ids: Vec<u32> = serde_json::from_value(r["ids"].clone()).unwrap();
-        let logits: Vec<Vec<f32>> = serde_json::from_value(r["logits"].clone()).unwrap();
-        let attention: Vec<Vec<Vec<Vec<f32>>>> =
-            serde_json::from_value(r["attention"].clone()).unwrap();
-        let m = open(&path);
-        assert_eq!(m.tokenizer().encode(&text), ids, "{name}: token ids");
-        let out = m.model().forward_biased(&ids, &[], false).unwrap();
-        let ours = out.logits.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
-        let dl = max_diff(ours.iter().flatten(), logits.iter().flatten());
-        let mut da = 0f32;
-        for (a, want) in out.attention.iter().zip(&attention) {
-            let a = a.squeeze(0).unwrap().to_vec3::<f32>().unwrap();
-            da = da.max(max_diff(
-                a.iter().flatten().flatten(),
-                want.iter().flatten().flatten(),
-            ));
-        }
+        let m = open(&common::root().join(format!("tests/fixtures/llamacpp/{name}.gguf")));
+        let (dl, da) = against_reference(&m, name);
         eprintln!("llama.cpp's {name}.gguf: logits max |Δ| {dl:.2e}, attention max |Δ| {da:.2e}");
-        assert!(
-            dl < 1e-4 && da < 1e-5,
-            "{name}: logits {dl}, attention {da}"
-        );
     }
     // Its SentencePiece file (the SentencePiece folder with its tokenizer.model): SentencePiece's
     // ids, and the folder's logits.

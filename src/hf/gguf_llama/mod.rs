@@ -73,17 +73,8 @@ impl Layer {
             false => None,
         };
         let [q, k, v, gate, up] = if c.fused() {
-            // Phi-3's fused matrices, cut by rows: q, k, v; gate, then up.
-            let (qd, kv, ff) = (c.q_width(), c.kv_heads * c.head_dim, c.ff);
-            let (qkv, gate_up) = (f("attn_qkv")?, f("ffn_up")?);
-            let rows = |w: &Tensor, at: usize, n: usize| w.narrow(0, at, n)?.contiguous();
-            [
-                rows(&qkv, 0, qd)?,
-                rows(&qkv, qd, kv)?,
-                rows(&qkv, qd + kv, kv)?,
-                rows(&gate_up, 0, ff)?,
-                rows(&gate_up, ff, ff)?,
-            ]
+            let rows = (c.q_width(), c.kv_heads * c.head_dim, c.ff);
+            split_fused(&f("attn_qkv")?, &f("ffn_up")?, rows)?
         } else {
             [
                 f("attn_q")?,
@@ -107,6 +98,23 @@ impl Layer {
             down: Dense::new(&f("ffn_down")?)?,
         })
     }
+}
+
+/// Phi-3's fused matrices cut by rows, as transformers and llama.cpp cut their outputs: `qkv`
+/// into q, k and v (`qd`, `kv` and `kv` rows), `gate_up` into gate and up (`ff` rows each).
+pub(crate) fn split_fused(
+    qkv: &Tensor,
+    gate_up: &Tensor,
+    (qd, kv, ff): (usize, usize, usize),
+) -> candle_core::Result<[Tensor; 5]> {
+    let rows = |w: &Tensor, at: usize, n: usize| w.narrow(0, at, n)?.contiguous();
+    Ok([
+        rows(qkv, 0, qd)?,
+        rows(qkv, qd, kv)?,
+        rows(qkv, qd + kv, kv)?,
+        rows(gate_up, 0, ff)?,
+        rows(gate_up, ff, ff)?,
+    ])
 }
 
 /// What a LLaMA-family decoder is made of, however it was read (a GGUF file here, a Hugging

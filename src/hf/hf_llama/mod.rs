@@ -20,7 +20,7 @@ pub use config::HfLlamaConfig;
 use crate::hf::dense::Dense;
 use crate::hf::family::Family;
 use crate::hf::folder;
-use crate::hf::gguf_llama::{DecoderParts, GgufLlama, Layer};
+use crate::hf::gguf_llama::{split_fused, DecoderParts, GgufLlama, Layer};
 
 /// A LLaMA, Mistral, Phi-3, Qwen2 or Qwen3 decoder opened from a Hugging Face folder.
 pub struct HfLlama {
@@ -115,22 +115,15 @@ fn read_layer(
         _ => None,
     };
     let [q, k, v, gate, up] = match family {
-        // Phi-3's fused matrices, cut by rows as transformers cuts their outputs: q, k, v in
-        // that order; gate, then up.
         Family::Phi3 => {
             let dh = config.head_width();
-            let (qd, kv) = (config.num_attention_heads * dh, config.kv_heads() * dh);
-            let f = config.intermediate_size;
+            let rows = (
+                config.num_attention_heads * dh,
+                config.kv_heads() * dh,
+                config.intermediate_size,
+            );
             let qkv = take("self_attn.qkv_proj.weight")?;
-            let gate_up = take("mlp.gate_up_proj.weight")?;
-            let rows = |w: &Tensor, at: usize, n: usize| w.narrow(0, at, n)?.contiguous();
-            [
-                rows(&qkv, 0, qd)?,
-                rows(&qkv, qd, kv)?,
-                rows(&qkv, qd + kv, kv)?,
-                rows(&gate_up, 0, f)?,
-                rows(&gate_up, f, f)?,
-            ]
+            split_fused(&qkv, &take("mlp.gate_up_proj.weight")?, rows)?
         }
         _ => [
             take("self_attn.q_proj.weight")?,
