@@ -90,11 +90,8 @@ def gguf_name(name):
     return f"blk.{parts[2]}.{NAMES['.'.join(parts[3:])]}"
 
 
-def write(out, src, arch, drop=(), rope_factors=None, tokenizer_model="gpt2"):
-    cfg, weights, vocab, tokens, merges, types = read_folder(src)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    w = gguf.GGUFWriter(str(out), arch)
-    w.add_name(f"tiny {arch} fixture")
+def add_hparams(w, cfg):
+    """The hyper-parameters of a LLaMA-family config.json, as the converter writes them (f32)."""
     w.add_block_count(cfg["num_hidden_layers"])
     w.add_context_length(cfg["max_position_embeddings"])
     w.add_embedding_length(cfg["hidden_size"])
@@ -104,6 +101,14 @@ def write(out, src, arch, drop=(), rope_factors=None, tokenizer_model="gpt2"):
     w.add_rope_freq_base(cfg["rope_parameters"]["rope_theta"])
     w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
+
+
+def write(out, src, arch, drop=(), rope_factors=None, tokenizer_model="gpt2"):
+    cfg, weights, vocab, tokens, merges, types = read_folder(src)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    w = gguf.GGUFWriter(str(out), arch)
+    w.add_name(f"tiny {arch} fixture")
+    add_hparams(w, cfg)
     w.add_tokenizer_model(tokenizer_model)
     w.add_token_list(tokens)
     w.add_token_types(types)

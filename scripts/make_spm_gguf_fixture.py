@@ -34,7 +34,7 @@ import numpy as np
 import sentencepiece as spm
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from make_gguf_fixture import gguf_name, permute, read_folder  # noqa: E402
+from make_gguf_fixture import add_hparams, gguf_name, permute, read_folder  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 LLAMA = ROOT / "tests/fixtures/families/llama"
@@ -88,15 +88,7 @@ def write(out, sp, scores=True):
     out.parent.mkdir(parents=True, exist_ok=True)
     w = gguf.GGUFWriter(str(out), "llama")
     w.add_name("tiny llama fixture with a SentencePiece vocabulary")
-    w.add_block_count(cfg["num_hidden_layers"])
-    w.add_context_length(cfg["max_position_embeddings"])
-    w.add_embedding_length(d)
-    w.add_feed_forward_length(cfg["intermediate_size"])
-    w.add_head_count(cfg["num_attention_heads"])
-    w.add_head_count_kv(cfg["num_key_value_heads"])
-    w.add_rope_freq_base(cfg["rope_parameters"]["rope_theta"])
-    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
-    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    add_hparams(w, cfg)
     w.add_tokenizer_model("llama")
     w.add_tokenizer_pre("default")
     n = sp.get_piece_size()
