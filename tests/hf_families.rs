@@ -174,6 +174,34 @@ fn phi3_matches_transformers() {
     assert_eq!(m.model().dims().max_len, 96, "the window is the context");
 }
 
+/// Qwen with `use_sliding_window`: its window is the context, and within it the model is the
+/// same as without the window.
+#[test]
+fn a_qwen_sliding_window_is_taken_as_the_context() {
+    let dir = common::copy_family_fixture("qwen2");
+    set_config(dir.path(), "use_sliding_window", true.into());
+    set_config(dir.path(), "sliding_window", 40.into());
+    let windowed = open(dir.path());
+    assert_eq!(windowed.model().dims().max_len, 40);
+    let plain = open(&fixture("qwen2"));
+    let ids = &reference("qwen2").ids[..40];
+    let a = windowed
+        .model()
+        .forward_biased(ids, &[], false)
+        .unwrap()
+        .logits;
+    let b = plain
+        .model()
+        .forward_biased(ids, &[], false)
+        .unwrap()
+        .logits;
+    assert_eq!(max_abs_diff(&a, &b), 0.0);
+    assert!(windowed
+        .model()
+        .forward_biased(&reference("qwen2").ids, &[], false)
+        .is_err());
+}
+
 /// Qwen3: each head's queries and keys through an RMSNorm of their own before RoPE, and a head
 /// width (16) that is not hidden_size / heads (8): q_proj 64×32, o_proj 32×64.
 #[test]
@@ -414,7 +442,7 @@ fn damaged_folders_are_refused_naming_the_file_and_tensor() {
     assert!(open_err(dir.path()).contains("n_layer = 1000000000 is outside 1..=256"));
     let dir = common::copy_family_fixture("qwen2");
     set_config(dir.path(), "use_sliding_window", true.into());
-    assert!(open_err(dir.path()).contains("sliding-window attention"));
+    assert!(open_err(dir.path()).contains("use_sliding_window = true without a sliding_window"));
     let dir = common::copy_family_fixture("gpt2");
     std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
     std::fs::remove_file(dir.path().join("merges.txt")).unwrap();

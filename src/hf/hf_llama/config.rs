@@ -1,11 +1,11 @@
 //! The `config.json` of a Hugging Face LLaMA, Mistral, Phi-3, Qwen2 or Qwen3 folder: the fields the
 //! forward pass needs, checked before anything is built from them (sizes within
 //! [`crate::hf::limits`], key/value heads dividing the heads, heads of even width, no feature
-//! our forward lacks: RoPE scaling other than LLaMA-3's, Qwen's sliding window, biases LLaMA
-//! does not have), and the tensors the forward reads with the shapes the config implies
-//! ([`HfLlamaConfig::expected_shapes`]). Mistral's sliding window is honoured by taking it as
-//! the context: a text no longer than the window is attended exactly as the model does (so is
-//! Phi-3's).
+//! our forward lacks: RoPE scaling other than LLaMA-3's, biases LLaMA does not have), and the
+//! tensors the forward reads with the shapes the config implies
+//! ([`HfLlamaConfig::expected_shapes`]). A sliding window (Mistral's, Phi-3's, Qwen's with
+//! `use_sliding_window`) is honoured by taking it as the context: a text no longer than the
+//! window is attended exactly as the model does.
 
 use serde::Deserialize;
 
@@ -131,7 +131,8 @@ pub struct HfLlamaConfig {
     /// LLaMA's optional MLP biases (not supported).
     #[serde(default)]
     pub mlp_bias: bool,
-    /// Qwen2's and Qwen3's sliding-window attention (not supported).
+    /// Qwen2's and Qwen3's sliding-window attention (on some layers; its window is then taken
+    /// as the context, as Mistral's).
     #[serde(default)]
     pub use_sliding_window: bool,
     /// Mistral's and Phi-3's attention window (null: none). Qwen configs name one too, used
@@ -157,8 +158,8 @@ impl HfLlamaConfig {
         if self.attention_bias || self.mlp_bias {
             return unsupported("attention_bias or mlp_bias = true");
         }
-        if self.use_sliding_window {
-            return unsupported("use_sliding_window = true (sliding-window attention)");
+        if self.use_sliding_window && self.sliding_window.is_none() {
+            return Err("use_sliding_window = true without a sliding_window".into());
         }
         let partial = (self.rope_parameters.as_ref())
             .and_then(|r| r.partial_rotary_factor)
@@ -251,11 +252,12 @@ impl HfLlamaConfig {
             .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
     }
 
-    /// Mistral's and Phi-3's attention window (Qwen's `sliding_window` is read only with
-    /// `use_sliding_window`, which is refused).
+    /// Mistral's and Phi-3's attention window, and Qwen's where `use_sliding_window` is true
+    /// (Qwen configs name a `sliding_window` they do not use otherwise).
     fn window(&self) -> Option<usize> {
         match self.model_type.as_str() {
             "mistral" | "phi3" => self.sliding_window,
+            _ if self.use_sliding_window => self.sliding_window,
             _ => None,
         }
     }
