@@ -98,6 +98,18 @@ def save(model, fast, raw, name, extra=None):
         print(f"{name}/{f}: {os.path.getsize(os.path.join(d, f))} bytes")
 
 
+def randomise_norms(model, sigma, bias=None):
+    """Norm weights drawn around 1 with `sigma` (they are ones at init, where a mistake in a norm
+    would not show), and biases drawn with `bias` when given; in parameter order, so that a seed
+    draws the same weights."""
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.copy_(1.0 + sigma * torch.randn_like(p))
+            if bias is not None and n.endswith(".bias"):
+                p.copy_(bias * torch.randn_like(p))
+
+
 def gpt2():
     raw = bpe_tokenizer()
     fast = transformers.GPT2TokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>",
@@ -125,10 +137,7 @@ def llama():
     )
     model = transformers.LlamaForCausalLM(cfg).eval()
     # Random norms (they are ones at init) so that a mistake in RMSNorm shows.
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "norm" in n:
-                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+    randomise_norms(model, 0.1)
     save(model, fast, raw, "llama")
 
 
@@ -142,12 +151,7 @@ def qwen2():
         use_sliding_window=False, bos_token_id=0, eos_token_id=0, attn_implementation="eager",
     )
     model = transformers.Qwen2ForCausalLM(cfg).eval()
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "norm" in n:
-                p.copy_(1.0 + 0.1 * torch.randn_like(p))
-            if n.endswith(".bias"):
-                p.copy_(0.5 * torch.randn_like(p))
+    randomise_norms(model, 0.1, bias=0.5)
     save(model, fast, raw, "qwen2")
 
 
@@ -165,10 +169,7 @@ def mistral():
         bos_token_id=raw.token_to_id("<s>"), eos_token_id=0, attn_implementation="eager",
     )
     model = transformers.MistralForCausalLM(cfg).eval()
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "norm" in n:
-                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+    randomise_norms(model, 0.1)
     save(model, fast, raw, "mistral")
 
 
@@ -185,10 +186,7 @@ def qwen3():
         use_sliding_window=False, bos_token_id=0, eos_token_id=0, attn_implementation="eager",
     )
     model = transformers.Qwen3ForCausalLM(cfg).eval()
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "norm" in n:
-                p.copy_(1.0 + 0.3 * torch.randn_like(p))
+    randomise_norms(model, 0.3)
     save(model, fast, raw, "qwen3")
 
 
@@ -207,10 +205,7 @@ def phi3():
         eos_token_id=0, pad_token_id=0, attn_implementation="eager",
     )
     model = transformers.Phi3ForCausalLM(cfg).eval()
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if "norm" in n:
-                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+    randomise_norms(model, 0.1)
     save(model, fast, raw, "phi3")
 
 

@@ -128,21 +128,27 @@ def write(out, src, arch, drop=(), rope_factors=None, tokenizer_model="gpt2"):
         w.add_add_bos_token(True)
     if rope_factors is not None:
         w.add_tensor("rope_freqs.weight", np.asarray(rope_factors, dtype=np.float32))
-    heads, kv_heads = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    for name in sorted(weights):
-        if gguf_name(name) in drop:
-            continue
-        t = weights[name]
-        if arch == "llama" and name.endswith("q_proj.weight"):
-            t = permute(t, heads)
-        if arch == "llama" and name.endswith("k_proj.weight"):
-            t = permute(t, kv_heads)
-        w.add_tensor(gguf_name(name), np.ascontiguousarray(t, dtype=np.float32))
+    add_weights(w, weights, cfg, permute_qk=arch == "llama", drop=drop)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
     print(f"wrote {out} ({out.stat().st_size} bytes, {len(tokens)} tokens, {len(merges)} merges)")
+
+
+def add_weights(w, weights, cfg, permute_qk, drop=()):
+    """The folder's tensors under llama.cpp's names, in name order, f32; q and k permuted for
+    llama.cpp's interleaved RoPE when `permute_qk` (LLaMA), the GGUF names in `drop` left out."""
+    heads, kv_heads = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    for name in sorted(weights):
+        if gguf_name(name) in drop:
+            continue
+        t = weights[name]
+        if permute_qk and name.endswith("q_proj.weight"):
+            t = permute(t, heads)
+        if permute_qk and name.endswith("k_proj.weight"):
+            t = permute(t, kv_heads)
+        w.add_tensor(gguf_name(name), np.ascontiguousarray(t, dtype=np.float32))
 
 
 def permute(weights, n_head):

@@ -34,7 +34,7 @@ import numpy as np
 import sentencepiece as spm
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from make_gguf_fixture import add_hparams, gguf_name, permute, read_folder  # noqa: E402
+from make_gguf_fixture import add_hparams, add_weights, read_folder  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 LLAMA = ROOT / "tests/fixtures/families/llama"
@@ -102,14 +102,7 @@ def write(out, sp, scores=True):
     w.add_add_bos_token(True)
     w.add_add_eos_token(False)
     w.add_add_space_prefix(True)
-    heads, kv_heads = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    for name in sorted(weights):
-        t = weights[name]
-        if name.endswith("q_proj.weight"):
-            t = permute(t, heads)
-        if name.endswith("k_proj.weight"):
-            t = permute(t, kv_heads)
-        w.add_tensor(gguf_name(name), np.ascontiguousarray(t, dtype=np.float32))
+    add_weights(w, weights, cfg, permute_qk=True)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
