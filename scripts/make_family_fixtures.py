@@ -15,7 +15,7 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/pip install torch transformers safetensors tokenizers
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
-Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3 and phi3: 5.25.0), tokenizers 0.23.3 (the versions are also
+Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3 and gpt_neox: 5.25.0), tokenizers 0.23.3 (the versions are also
 written into each reference.json). The weights are seeded: rerunning with these versions
 writes byte-identical files (checked); other versions may draw other weights, and the tests
 follow whatever is committed.
@@ -209,12 +209,41 @@ def phi3():
     save(model, fast, raw, "phi3")
 
 
+def gpt_neox(name="gpt_neox", parallel=True, bias=True, rotary=0.25, tied=False):
+    """GPT-NeoX (Pythia): LayerNorms with biases, q, k and v of each head side by side in one
+    projection (query_key_value), RoPE on the first `rotary` of each head's dimensions (4 of
+    16 here, as Pythia's 16 of 64), a GELU MLP, attention and MLP both read the block's input
+    when `parallel` (Pythia's use_parallel_residual), an untied head."""
+    torch.manual_seed(37 if parallel else 41)
+    raw = bpe_tokenizer()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>",
+                                                bos_token="<|endoftext|>")
+    cfg = transformers.GPTNeoXConfig(
+        vocab_size=VOCAB, initializer_range=0.25, hidden_size=64, intermediate_size=96,
+        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=128,
+        layer_norm_eps=1e-5, rotary_pct=rotary, rotary_emb_base=10000, hidden_act="gelu",
+        use_parallel_residual=parallel, attention_bias=bias, tie_word_embeddings=tied,
+        bos_token_id=0, eos_token_id=0, attn_implementation="eager",
+    )
+    model = transformers.GPTNeoXForCausalLM(cfg).eval()
+    randomise_norms(model, 0.3, bias=0.5)
+    save(model, fast, raw, name)
+
+
+def gpt_neox_sequential():
+    """GPT-NeoX as some non-Pythia checkpoints configure it: the MLP after attention
+    (use_parallel_residual false), no attention biases, RoPE on half of each head, the head
+    tied to the embedding."""
+    gpt_neox("gpt_neox_sequential", parallel=False, bias=False, rotary=0.5, tied=True)
+
+
 def main():
     """All families, or those named on the command line (each later family seeds itself, so
     one can be made again alone)."""
     torch.set_default_dtype(torch.float32)
     os.makedirs(OUT, exist_ok=True)
-    names = sys.argv[1:] or ["gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3"]
+    names = sys.argv[1:] or ["gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3", "gpt_neox",
+                             "gpt_neox_sequential"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -223,7 +252,7 @@ def main():
         torch.manual_seed(17)
         gpt2(); llama(); qwen2()
     for n in names:
-        if n in ("mistral", "qwen3", "phi3"):
+        if n in ("mistral", "qwen3", "phi3", "gpt_neox", "gpt_neox_sequential"):
             globals()[n]()
     return 0
 

@@ -60,7 +60,16 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
 
 #[test]
 fn the_training_forward_equals_the_inference_forward() {
-    for name in ["llama", "qwen2", "gpt2", "mistral", "qwen3", "phi3"] {
+    for name in [
+        "llama",
+        "qwen2",
+        "gpt2",
+        "mistral",
+        "qwen3",
+        "phi3",
+        "gpt_neox",
+        "gpt_neox_sequential",
+    ] {
         let m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
         let d = m.trainable().unwrap();
         let x = ids(24, 300);
@@ -90,7 +99,7 @@ fn the_training_forward_equals_the_inference_forward() {
 #[test]
 fn projections_round_trip_on_every_family() {
     use localist::hf::gguf_llama::Projection;
-    for name in ["llama", "gpt2", "qwen3", "phi3"] {
+    for name in ["llama", "gpt2", "qwen3", "phi3", "gpt_neox"] {
         let mut m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
         let x = ids(16, 300);
         let before = m.model().forward_biased(&x, &[], false).unwrap().logits;
@@ -172,6 +181,12 @@ fn adapter_gradients_match_finite_differences() {
             "lora:2:attn_q,attn_k,attn_v,attn_output,ffn_up,ffn_down",
         ),
         ("gpt2", "qk"),
+        // GPT-NeoX: RoPE on a quarter of each head, the MLP beside attention.
+        (
+            "gpt_neox",
+            "lora:2:attn_q,attn_k,attn_v,attn_output,ffn_up,ffn_down",
+        ),
+        ("gpt_neox_sequential", "qk"),
     ] {
         adapter_gradients_on(family, text);
     }

@@ -18,7 +18,9 @@ use localist::model::capture::{capture, capture_attention, sequence_biases};
 use localist::model::capture_stream::{capture_streamed, CapturePlan};
 use localist::model::dial::DialSetting;
 
-const FAMILIES: [&str; 6] = ["gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3"];
+const FAMILIES: [&str; 7] = [
+    "gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3", "gpt_neox",
+];
 
 fn fixture(name: &str) -> PathBuf {
     common::family_fixture(name)
@@ -111,9 +113,14 @@ fn parity_blocks(vocab: usize) -> BlockMap {
 
 /// Logits and attention of `name` against transformers: (max logit diff, max attention diff).
 fn parity(name: &str) -> (f32, f32) {
-    let m = open(&fixture(name));
+    parity_of(&fixture(name), name, name)
+}
+
+/// [`parity`] of the folder `dir`, of architecture `arch`, against fixture `name`'s reference.
+fn parity_of(dir: &Path, name: &str, arch: &str) -> (f32, f32) {
+    let m = open(dir);
     let r = reference(name);
-    assert_eq!(m.arch_label(), name);
+    assert_eq!(m.arch_label(), arch);
     let ids = m.tokenizer().encode(&r.text);
     assert_eq!(ids, r.ids, "{name}: token ids");
     let out = m.model().forward_biased(&ids, &[], false).unwrap();
@@ -209,6 +216,132 @@ fn qwen3_matches_transformers() {
     parity("qwen3");
     let m = open(&fixture("qwen3"));
     assert_eq!(m.kind_label(), "Qwen3 decoder (Hugging Face safetensors)");
+}
+
+/// GPT-NeoX (Pythia's architecture): q, k and v of each head side by side in one projection,
+/// RoPE on the first quarter of each head (4 of 16 dimensions), attention and MLP both reading
+/// the block's input, an untied head `embed_out`.
+#[test]
+fn gpt_neox_matches_transformers() {
+    parity("gpt_neox");
+    let m = open(&fixture("gpt_neox"));
+    assert_eq!(
+        m.kind_label(),
+        "GPT-NeoX decoder (Hugging Face safetensors)"
+    );
+    // Pythia's config.json names RoPE as transformers 4 wrote it.
+    let dir = common::copy_family_fixture("gpt_neox");
+    set_config(dir.path(), "rope_parameters", serde_json::Value::Null);
+    set_config(dir.path(), "rotary_pct", 0.25.into());
+    set_config(dir.path(), "rotary_emb_base", 10_000.into());
+    parity_of(dir.path(), "gpt_neox", "gpt_neox");
+    set_config(dir.path(), "rotary_pct", 0.5.into());
+    let (dl, _) = logit_diff(dir.path(), "gpt_neox");
+    assert!(dl > 1e-3, "rotary_pct is read: {dl}");
+}
+
+/// GPT-NeoX as other checkpoints configure it: the MLP after attention, no attention biases,
+/// RoPE on half of each head, the head tied to the embedding.
+#[test]
+fn sequential_gpt_neox_matches_transformers() {
+    parity_of(
+        &fixture("gpt_neox_sequential"),
+        "gpt_neox_sequential",
+        "gpt_neox",
+    );
+}
+
+/// Largest logit difference of the folder `dir` against fixture `name`'s reference, and its
+/// model.
+fn logit_diff(dir: &Path, name: &str) -> (f32, ImportedModel) {
+    let m = open(dir);
+    let r = reference(name);
+    let out = m.model().forward_biased(&r.ids, &[], false).unwrap();
+    let logits = out.logits.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+    (
+        max_diff(logits.iter().flatten(), r.logits.iter().flatten()),
+        m,
+    )
+}
+
+/// Older Pythia exports carry buffers beside the weights: a boolean causal mask per layer
+/// (`attention.bias`, dtype BOOL), `attention.masked_bias` and `rotary_emb.inv_freq`. They are
+/// not weights and are not read (candle cannot read BOOL at all); the model is unchanged.
+#[test]
+fn pythia_buffers_in_the_weights_file_are_passed_over() {
+    let dir = common::copy_family_fixture("gpt_neox");
+    let file = dir.path().join("model.safetensors");
+    let bytes = std::fs::read(&file).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let mut data = bytes[8 + n..].to_vec();
+    for l in 0..2 {
+        for (name, dtype, shape, len) in [
+            ("attention.bias", "BOOL", vec![1, 1, 128, 128], 128 * 128),
+            ("attention.masked_bias", "F32", vec![], 4),
+            ("attention.rotary_emb.inv_freq", "F32", vec![2], 8),
+        ] {
+            let start = data.len();
+            data.extend(std::iter::repeat_n(1u8, len));
+            header.insert(
+                format!("gpt_neox.layers.{l}.{name}"),
+                serde_json::json!({"dtype": dtype, "shape": shape,
+                                   "data_offsets": [start, data.len()]}),
+            );
+        }
+    }
+    let mut head = serde_json::to_vec(&header).unwrap();
+    while !head.len().is_multiple_of(8) {
+        head.push(b' ');
+    }
+    let mut out = (head.len() as u64).to_le_bytes().to_vec();
+    out.extend(head);
+    out.extend(data);
+    std::fs::write(&file, out).unwrap();
+    let (dl, _) = logit_diff(dir.path(), "gpt_neox");
+    assert!(dl < 1e-4, "{dl}");
+}
+
+/// What a GPT-NeoX config may not say, each refused naming the file and the field.
+#[test]
+fn gpt_neox_configs_it_cannot_run_are_refused_by_name() {
+    for (key, value, fragment) in [
+        (
+            "rope_parameters",
+            serde_json::json!({"rope_type": "linear", "factor": 2.0}),
+            "linear",
+        ),
+        (
+            "rope_parameters",
+            serde_json::json!({"partial_rotary_factor": 0.1}),
+            "rotates pairs",
+        ),
+        (
+            "rope_parameters",
+            serde_json::json!({"partial_rotary_factor": 1.5}),
+            "(0, 1]",
+        ),
+        ("hidden_act", "relu".into(), "hidden_act"),
+        ("num_attention_heads", 5.into(), "not a multiple of 5 heads"),
+    ] {
+        let dir = common::copy_family_fixture("gpt_neox");
+        set_config(dir.path(), key, value);
+        let err = open_err(dir.path());
+        assert!(
+            err.contains("config.json") && err.contains(fragment),
+            "{key}: {err}"
+        );
+    }
+    // A layer's weights missing: the file and the tensor named.
+    let dir = common::copy_family_fixture("gpt_neox");
+    set_config(dir.path(), "attention_bias", false.into());
+    set_config(dir.path(), "num_hidden_layers", 1.into());
+    let err = open_err(dir.path());
+    assert!(
+        err.contains("layers.1") && err.contains("model.safetensors"),
+        "{err}"
+    );
 }
 
 /// A GPT-2 folder with only the slow tokenizer's files (vocab.json + merges.txt) tokenizes as

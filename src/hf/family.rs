@@ -6,8 +6,8 @@
 use std::path::Path;
 
 /// The `model_type`s of Hugging Face folders this build opens, for error messages.
-pub const SUPPORTED_TYPES: &str = "bert (BERT-family encoders), gpt2, llama (LLaMA \
-     architecture: SmolLM2, TinyLlama, ...), mistral, phi3, qwen2 and qwen3";
+pub const SUPPORTED_TYPES: &str = "bert (BERT-family encoders), gpt2, gpt_neox (Pythia), \
+     llama (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, phi3, qwen2 and qwen3";
 
 /// A family of Hugging Face models with a loader of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +28,9 @@ pub enum Family {
     /// Phi-3 decoders (`phi3`): LLaMA's computation with q, k and v in one matrix and the
     /// MLP's gate and up in one, attention within a sliding window.
     Phi3,
+    /// GPT-NeoX decoders (`gpt_neox`: EleutherAI's Pythia): GPT-2's block with RoPE on part of
+    /// each head, and attention and MLP side by side.
+    GptNeox,
 }
 
 impl Family {
@@ -41,6 +44,7 @@ impl Family {
             Self::Mistral => "mistral",
             Self::Qwen3 => "qwen3",
             Self::Phi3 => "phi3",
+            Self::GptNeox => "gpt_neox",
         }
     }
 }
@@ -97,6 +101,7 @@ fn by_type(t: &str) -> Option<Family> {
         "mistral" => Family::Mistral,
         "qwen3" => Family::Qwen3,
         "phi3" => Family::Phi3,
+        "gpt_neox" => Family::GptNeox,
         _ => return None,
     })
 }
@@ -114,6 +119,8 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("Qwen3Model", Family::Qwen3),
         ("Phi3For", Family::Phi3),
         ("Phi3Model", Family::Phi3),
+        ("GPTNeoXFor", Family::GptNeox),
+        ("GPTNeoXModel", Family::GptNeox),
     ]
     .into_iter()
     .find(|(prefix, _)| a.starts_with(prefix))

@@ -123,31 +123,33 @@ pub fn declared(file: &Path, rename: fn(&str) -> &str) -> Result<BTreeMap<String
 }
 
 /// The weights of `file` (its header already checked) named by `rename`, as f32, each one
-/// finite; only the names in `wanted` are kept (buffers such as GPT-2's causal masks are not).
+/// finite; only the names in `wanted` are read: buffers beside the weights (GPT-2's causal
+/// masks, older Pythia exports' boolean `attention.bias`, of a dtype candle cannot read at
+/// all) are passed over.
 pub fn load_f32(
     file: &Path,
     device: &Device,
     rename: fn(&str) -> &str,
     wanted: &[(String, Vec<usize>)],
 ) -> Result<HashMap<String, Tensor>> {
-    // The file is read whole, then each tensor copied out of it and converted to f32.
+    // The file is read whole, then each wanted tensor copied out of it and converted to f32.
     use crate::hf::memory::{check_weights_fit, file_len, weight_count};
     let weights = weight_count(wanted.iter().map(|(_, s)| s.as_slice()));
     check_weights_fit(weights, file_len(file).saturating_mul(2), file)?;
-    let mut loaded = candle_core::safetensors::load(file, device)
+    let bytes = std::fs::read(file).with_context(|| format!("{}: cannot read", file.display()))?;
+    let st = candle_core::safetensors::SliceSafetensors::new(&bytes)
         .with_context(|| format!("{}: not a readable safetensors file", file.display()))?;
-    let mut tensors = HashMap::with_capacity(wanted.len());
-    let mut names: Vec<String> = loaded.keys().cloned().collect();
+    let mut names: Vec<String> = st.tensors().into_iter().map(|(n, _)| n).collect();
     names.sort();
+    let mut tensors = HashMap::with_capacity(wanted.len());
     for name in names {
         let short = rename(&name);
-        // Each one leaves `loaded` as it is converted: a BF16 model is not held twice.
-        let Some(t) = loaded.remove(&name) else {
-            continue;
-        };
         if !wanted.iter().any(|(w, _)| w == short) {
             continue;
         }
+        let t = st
+            .load(&name, device)
+            .with_context(|| format!("{}: tensor {name}", file.display()))?;
         crate::hf::gguf_llama::ensure_finite(&t, &name, file)?;
         let t = t
             .to_dtype(DType::F32)

@@ -68,6 +68,7 @@ impl ImportedModel {
             ModelKind::HuggingFace => Ok(match family::family_of(dir)? {
                 Family::Bert => Self::Bert(bert::Bert::open(dir, device)?),
                 Family::Gpt2 => Self::Gpt2(gpt2::Gpt2::open(dir, device)?),
+                Family::GptNeox => Self::Gpt2(gpt2::Gpt2::open_neox(dir, device)?),
                 f @ (Family::Llama
                 | Family::Qwen2
                 | Family::Mistral
@@ -137,6 +138,9 @@ impl ImportedModel {
             }
             Self::Llama(_) => "LLaMA-family decoder (GGUF, weights dequantized to f32)",
             Self::Bert(_) => "BERT-family encoder (bidirectional; no next-token head)",
+            Self::Gpt2(m) if m.family == Family::GptNeox => {
+                "GPT-NeoX decoder (Hugging Face safetensors)"
+            }
             Self::Gpt2(_) => "GPT-2 decoder (Hugging Face safetensors)",
             Self::HfLlama(m) if m.family == Family::Qwen2 => {
                 "Qwen2 decoder (Hugging Face safetensors)"
@@ -160,7 +164,7 @@ impl ImportedModel {
         match self {
             Self::Llama(m) => m.config.arch,
             Self::Bert(_) => "bert",
-            Self::Gpt2(_) => "gpt2",
+            Self::Gpt2(m) => m.family.model_type(),
             Self::HfLlama(m) => m.family.model_type(),
             Self::Adapted(a) => a.base.arch_label(),
         }

@@ -2,11 +2,12 @@
 //! LayerNorm, causal attention from one fused q/k/v projection under the dial's and rules'
 //! biases ([`biased_attention`]), and a GELU MLP; a final LayerNorm and the head. Incremental
 //! over a [`KvCache`], and streamed over chunks of query rows for long captures, as the LLaMA
-//! decoders are.
+//! decoders are. GPT-NeoX's differences: RoPE on part of each head's q and k instead of learned
+//! positions, and the MLP reading the block's input beside attention.
 
 use candle_core::{Tensor, D};
 
-use crate::hf::gpt2::{Affine, Block, Gpt2};
+use crate::hf::gpt2::{Affine, Block, Gpt2, Rotary};
 use crate::model::attention::{biased_attention, AttentionBias};
 use crate::model::backend::{KvCache, RowStream};
 use crate::model::dial::causal_bias;
@@ -33,15 +34,63 @@ impl Gpt2 {
             return Err(ModelError::TooLong(p + n, self.config.n_positions));
         }
         let input = Tensor::from_vec(ids.to_vec(), n, &self.device)?;
-        let x = self
-            .wte
-            .embedding(&input)?
-            .broadcast_add(&self.wpe.narrow(0, p, n)?)?;
+        let x = self.wte.embedding(&input)?;
+        let x = match &self.wpe {
+            Some(wpe) => x.broadcast_add(&wpe.narrow(0, p, n)?)?,
+            None => x,
+        };
         Ok(x.unsqueeze(0)?)
     }
 
-    /// q, k and v of the normed input `hx` [1,n,d], each [1,H,n,d_h].
-    fn qkv(&self, block: &Block, hx: &Tensor) -> candle_core::Result<[Tensor; 3]> {
+    /// RoPE's tables (cos, sin) [n, dims/2] of positions p..p+n, when positions are rotary.
+    pub(super) fn rope_tables(
+        &self,
+        p: usize,
+        n: usize,
+    ) -> candle_core::Result<Option<(Tensor, Tensor)>> {
+        let Some(Rotary { inv_freq, .. }) = &self.rotary else {
+            return Ok(None);
+        };
+        let half = inv_freq.len();
+        let inv = Tensor::from_vec(inv_freq.clone(), (1, half), &self.device)?;
+        let pos = Tensor::arange(p as u32, (p + n) as u32, &self.device)?
+            .to_dtype(candle_core::DType::F32)?
+            .reshape((n, 1))?;
+        let freqs = pos.broadcast_mul(&inv)?;
+        Ok(Some((freqs.cos()?, freqs.sin()?)))
+    }
+
+    /// `x` [B,H,n,d_h] with RoPE applied to its first `dims` dimensions by `rope` (candle's
+    /// fused op for inference, its composed one where gradients must flow).
+    pub(super) fn rotate(
+        &self,
+        x: Tensor,
+        tables: Option<&(Tensor, Tensor)>,
+        rope: fn(&Tensor, &Tensor, &Tensor) -> candle_core::Result<Tensor>,
+    ) -> candle_core::Result<Tensor> {
+        let (Some(r), Some((cos, sin))) = (&self.rotary, tables) else {
+            return Ok(x);
+        };
+        let dh = x.dim(D::Minus1)?;
+        let turned = rope(&x.narrow(D::Minus1, 0, r.dims)?.contiguous()?, cos, sin)?;
+        if r.dims == dh {
+            return Ok(turned);
+        }
+        Tensor::cat(
+            &[&turned, &x.narrow(D::Minus1, r.dims, dh - r.dims)?],
+            D::Minus1,
+        )?
+        .contiguous()
+    }
+
+    /// q, k and v of the normed input `hx` [1,n,d], each [1,H,n,d_h], with q and k rotated at
+    /// their positions by `tables` when positions are rotary.
+    fn qkv(
+        &self,
+        block: &Block,
+        hx: &Tensor,
+        tables: Option<&(Tensor, Tensor)>,
+    ) -> candle_core::Result<[Tensor; 3]> {
         let (h, d) = (self.config.n_head, self.config.n_embd);
         let n = hx.dim(1)?;
         let fused = conv1d(hx, &block.c_attn)?;
@@ -52,20 +101,28 @@ impl Gpt2 {
                 .transpose(1, 2)?
                 .contiguous()
         };
-        Ok([head(0)?, head(1)?, head(2)?])
+        let rope = candle_nn::rotary_emb::rope;
+        Ok([
+            self.rotate(head(0)?, tables, rope)?,
+            self.rotate(head(1)?, tables, rope)?,
+            head(2)?,
+        ])
     }
 
-    /// The rest of a block once attention's output `y` [1,n,d] (heads merged) is known.
+    /// The rest of a block once attention's output `y` [1,n,d] (heads merged) is known: the
+    /// MLP reads the block's input `x` beside attention (GPT-NeoX's parallel residual) or what
+    /// attention made of it (GPT-2).
     fn finish_block(&self, block: &Block, x: Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
-        let x = (x + conv1d(y, &block.c_proj)?)?;
-        let hx = self.layer_norm(&x, &block.ln_2)?;
+        let attended = (&x + conv1d(y, &block.c_proj)?)?;
+        let mlp_in = if self.parallel { &x } else { &attended };
+        let hx = self.layer_norm(mlp_in, &block.ln_2)?;
         let f = conv1d(&hx, &block.c_fc)?;
         let f = if self.config.exact_gelu() {
             f.gelu_erf()?
         } else {
             f.gelu()?
         };
-        x + conv1d(&f, &block.mlp_proj)?
+        attended + conv1d(&f, &block.mlp_proj)?
     }
 
     pub(super) fn scale(&self) -> f64 {
@@ -90,6 +147,7 @@ impl Gpt2 {
     ) -> Result<ForwardOutput, ModelError> {
         let (p, n) = (cache.len(), ids.len());
         let mut x = self.embed(ids, p)?;
+        let tables = self.rope_tables(p, n)?;
         let t = p + n;
         let causal = if biases.len() < self.config.n_layer {
             let rows = causal_bias(t).get(p * t..).unwrap_or_default().to_vec();
@@ -106,7 +164,7 @@ impl Gpt2 {
         cache.layers.resize_with(self.blocks.len(), || None);
         for ((l, block), slot) in self.blocks.iter().enumerate().zip(&mut cache.layers) {
             let hx = self.layer_norm(&x, &block.ln_1)?;
-            let [q, k_new, v_new] = self.qkv(block, &hx)?;
+            let [q, k_new, v_new] = self.qkv(block, &hx, tables.as_ref())?;
             let (k, v) = match slot.take() {
                 Some((k0, v0)) => (
                     Tensor::cat(&[&k0, &k_new], 2)?,
@@ -147,10 +205,11 @@ impl Gpt2 {
     ) -> Result<(), ModelError> {
         let mut x = self.embed(ids, 0)?;
         let t = ids.len();
+        let tables = self.rope_tables(0, t)?;
         let chunk = chunk_rows.max(1);
         for (l, block) in self.blocks.iter().enumerate() {
             let hx = self.layer_norm(&x, &block.ln_1)?;
-            let [q, k, v] = self.qkv(block, &hx)?;
+            let [q, k, v] = self.qkv(block, &hx, tables.as_ref())?;
             let mut ys = Vec::with_capacity(t.div_ceil(chunk));
             for r0 in (0..t).step_by(chunk) {
                 let n = chunk.min(t - r0);

@@ -5,10 +5,12 @@
 //! learned positions, pre-LayerNorm blocks, one fused q/k/v projection, the dial's and rules'
 //! biases through [`biased_attention`](crate::model::attention::biased_attention), a GELU MLP,
 //! the output head tied to the token embedding (or not, as the config says); with a KV cache
-//! and a streamed forward over chunks of query rows, like the LLaMA decoders.
+//! and a streamed forward over chunks of query rows, like the LLaMA decoders. GPT-NeoX (Pythia)
+//! is the same block with RoPE for positions and attention and MLP side by side ([`neox`]).
 
 mod config;
 mod forward;
+pub mod neox;
 pub mod tokenizer;
 mod train_forward;
 
@@ -20,6 +22,7 @@ use candle_core::{Device, Tensor};
 
 pub use config::Gpt2Config;
 
+use crate::hf::family::Family;
 use crate::hf::folder;
 use crate::model::attention::AttentionBias;
 use crate::model::backend::{AttentionModel, KvCache, ModelDims, RowStream};
@@ -38,16 +41,30 @@ struct Block {
     mlp_proj: Affine,
 }
 
-/// A GPT-2 decoder with its tokenizer.
+/// RoPE on the first `dims` of each head's dimensions, halves rotated (GPT-NeoX's).
+pub(crate) struct Rotary {
+    /// Dimensions rotated (even, at most d_h).
+    dims: usize,
+    /// The inverse frequencies [dims/2].
+    inv_freq: Vec<f32>,
+}
+
+/// A GPT-2 decoder (or GPT-NeoX: [`neox`]) with its tokenizer.
 pub struct Gpt2 {
-    /// Its configuration.
+    /// Its configuration (a GPT-NeoX config as GPT-2 names its sizes).
     pub config: Gpt2Config,
+    /// [`Family::Gpt2`] or [`Family::GptNeox`].
+    pub family: Family,
     /// The folder it came from.
     pub dir: PathBuf,
     /// Number of weights.
     pub parameters: usize,
     wte: Tensor,
-    wpe: Tensor,
+    /// Learned positions (GPT-2), or none where `rotary` gives them (GPT-NeoX).
+    wpe: Option<Tensor>,
+    rotary: Option<Rotary>,
+    /// Attention and MLP both read the block's input (GPT-NeoX's parallel residual).
+    parallel: bool,
     ln_f: Affine,
     /// The output head [V, d] (the token embedding itself when tied), for training.
     head: Tensor,
@@ -93,10 +110,13 @@ impl Gpt2 {
         };
         Ok(Self {
             config,
+            family: Family::Gpt2,
             dir: dir.to_path_buf(),
             parameters,
             wte,
-            wpe,
+            wpe: Some(wpe),
+            rotary: None,
+            parallel: false,
             ln_f,
             head_t: head.t()?.contiguous()?,
             head,
@@ -104,6 +124,14 @@ impl Gpt2 {
             tokenizer,
             device: device.clone(),
         })
+    }
+
+    /// Its family's name in a sentence ("GPT-2", "GPT-NeoX").
+    pub fn family_name(&self) -> &'static str {
+        match self.family {
+            Family::GptNeox => "GPT-NeoX",
+            _ => "GPT-2",
+        }
     }
 
     /// Its tokenizer.

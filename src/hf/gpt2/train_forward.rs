@@ -22,17 +22,25 @@ use crate::model::transformer::ModelError;
 /// What GPT-2 has, for errors.
 const GPT2_PROJECTIONS: &str = "attn_q, attn_k, attn_v (slices of attn.c_attn), attn_output \
                                 (attn.c_proj), ffn_up (mlp.c_fc), ffn_down (mlp.c_proj)";
+/// What GPT-NeoX has, for errors.
+const NEOX_PROJECTIONS: &str = "attn_q, attn_k, attn_v (parts of attention.query_key_value), \
+                                attn_output (attention.dense), ffn_up (mlp.dense_h_to_4h), \
+                                ffn_down (mlp.dense_4h_to_h)";
 
 impl Gpt2 {
     /// Block `l`, or an error naming it.
     fn block(&self, l: usize) -> candle_core::Result<&Block> {
         self.blocks
             .get(l)
-            .ok_or_else(|| candle_core::Error::Msg(format!("GPT-2: no layer {l}")))
+            .ok_or_else(|| candle_core::Error::Msg(format!("{}: no layer {l}", self.family_name())))
     }
 
     /// The `Conv1D` holding projection `p` and, for q/k/v, which third of its columns.
-    fn conv_of(block: &Block, p: Projection) -> candle_core::Result<(&Affine, Option<usize>)> {
+    fn conv_of<'a>(
+        &self,
+        block: &'a Block,
+        p: Projection,
+    ) -> candle_core::Result<(&'a Affine, Option<usize>)> {
         Ok(match p {
             Projection::Q => (&block.c_attn, Some(0)),
             Projection::K => (&block.c_attn, Some(1)),
@@ -41,8 +49,14 @@ impl Gpt2 {
             Projection::Up => (&block.c_fc, None),
             Projection::Down => (&block.mlp_proj, None),
             Projection::Gate => candle_core::bail!(
-                "GPT-2 has no {}: its projections are {GPT2_PROJECTIONS}",
-                p.gguf_name()
+                "{} has no {}: its projections are {}",
+                self.family_name(),
+                p.gguf_name(),
+                if self.wpe.is_some() {
+                    GPT2_PROJECTIONS
+                } else {
+                    NEOX_PROJECTIONS
+                }
             ),
         })
     }
@@ -66,7 +80,7 @@ impl Gpt2 {
         &self,
         l: usize,
         x: Tensor,
-        causal: &Tensor,
+        (causal, tables): (&Tensor, Option<&(Tensor, Tensor)>),
         delta: &dyn ProjectionDelta,
     ) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
         let block = self.block(l)?;
@@ -81,9 +95,10 @@ impl Gpt2 {
             }
             y.reshape((b, t, h, d / h))?.transpose(1, 2)?.contiguous()
         };
+        let rope = candle_nn::rotary_emb::rope_slow;
         let (q, k, v) = (
-            head(0, Projection::Q)?,
-            head(1, Projection::K)?,
+            self.rotate(head(0, Projection::Q)?, tables, rope)?,
+            self.rotate(head(1, Projection::K)?, tables, rope)?,
             head(2, Projection::V)?,
         );
         let a = causal_attention(&q.matmul(&k.t()?)?, causal, self.scale())?;
@@ -92,8 +107,9 @@ impl Gpt2 {
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b, t, d))?;
-        let x = (&x + Self::conv_train(&block.c_proj, &y, delta.delta(l, Projection::O, &y)?)?)?;
-        let hx = self.norm_train(&x, &block.ln_2)?;
+        let attended =
+            (&x + Self::conv_train(&block.c_proj, &y, delta.delta(l, Projection::O, &y)?)?)?;
+        let hx = self.norm_train(if self.parallel { &x } else { &attended }, &block.ln_2)?;
         let f = Self::conv_train(&block.c_fc, &hx, delta.delta(l, Projection::Up, &hx)?)?;
         let f = if self.config.exact_gelu() {
             f.gelu_erf()?
@@ -101,14 +117,14 @@ impl Gpt2 {
             gelu_tanh(&f)?
         };
         let down = delta.delta(l, Projection::Down, &f)?;
-        let x = (x + Self::conv_train(&block.mlp_proj, &f, down)?)?;
+        let x = (attended + Self::conv_train(&block.mlp_proj, &f, down)?)?;
         Ok((x, a, q))
     }
 }
 
 impl TrainableDecoder for Gpt2 {
     fn family(&self) -> &'static str {
-        "GPT-2"
+        self.family_name()
     }
 
     fn num_layers(&self) -> usize {
@@ -120,7 +136,7 @@ impl TrainableDecoder for Gpt2 {
     }
 
     fn projection(&self, l: usize, p: Projection) -> candle_core::Result<Tensor> {
-        let (conv, third) = Self::conv_of(self.block(l)?, p)?;
+        let (conv, third) = self.conv_of(self.block(l)?, p)?;
         let w = match third {
             Some(i) => {
                 let d = self.config.n_embd;
@@ -140,7 +156,7 @@ impl TrainableDecoder for Gpt2 {
         check_replacement(self.family(), l, p, &self.projection(l, p)?, &w)?;
         let d = self.config.n_embd;
         let block = self.block(l)?;
-        let (conv, third) = Self::conv_of(block, p)?;
+        let (conv, third) = self.conv_of(block, p)?;
         let new = match third {
             Some(i) => {
                 let mut parts: Vec<Tensor> = (0..3)
@@ -151,10 +167,11 @@ impl TrainableDecoder for Gpt2 {
             }
             None => w.t()?.contiguous()?,
         };
+        let family = self.family_name();
         let block = self
             .blocks
             .get_mut(l)
-            .ok_or_else(|| candle_core::Error::Msg(format!("GPT-2: no layer {l}")))?;
+            .ok_or_else(|| candle_core::Error::Msg(format!("{family}: no layer {l}")))?;
         let slot = match p {
             Projection::Q | Projection::K | Projection::V => &mut block.c_attn,
             Projection::O => &mut block.c_proj,
@@ -176,12 +193,15 @@ impl TrainableDecoder for Gpt2 {
         let mut x = self
             .wte
             .embedding(&ids.flatten_all()?)?
-            .reshape((b, t, c.n_embd))?
-            .broadcast_add(&self.wpe.narrow(0, 0, t)?)?;
+            .reshape((b, t, c.n_embd))?;
+        if let Some(wpe) = &self.wpe {
+            x = x.broadcast_add(&wpe.narrow(0, 0, t)?)?;
+        }
+        let tables = self.rope_tables(0, t)?;
         let mut attention = Vec::with_capacity(c.n_layer);
         let mut queries = Vec::with_capacity(c.n_layer);
         for l in 0..self.blocks.len() {
-            let (next, a, q) = self.block_train(l, x, &causal, delta)?;
+            let (next, a, q) = self.block_train(l, x, (&causal, tables.as_ref()), delta)?;
             x = next;
             attention.push(a);
             queries.push(q);
