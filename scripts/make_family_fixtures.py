@@ -15,7 +15,7 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/pip install torch transformers safetensors tokenizers
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
-Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3 and gpt_neox: 5.25.0), tokenizers 0.23.3 (the versions are also
+Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox and gpt_neo: 5.25.0), tokenizers 0.23.3 (the versions are also
 written into each reference.json). The weights are seeded: rerunning with these versions
 writes byte-identical files (checked); other versions may draw other weights, and the tests
 follow whatever is committed.
@@ -237,13 +237,33 @@ def gpt_neox_sequential():
     gpt_neox("gpt_neox_sequential", parallel=False, bias=False, rotary=0.5, tied=True)
 
 
+def gpt_neo():
+    """GPT-Neo (TinyStories' architecture): GPT-2's block with q, k and v as three Linears
+    without biases, scores not divided by sqrt(d_h), and "local" layers attending only to the
+    last window_size positions (here 96 over 128, as TinyStories' 256 over 2,048; the reference
+    text, 64 tokens, lies within it). Weights drawn with sigma 0.1: unscaled scores with 0.25
+    would put all of a row's mass on one key."""
+    torch.manual_seed(43)
+    raw = bpe_tokenizer()
+    fast = transformers.GPT2TokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>",
+                                          bos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    cfg = transformers.GPTNeoConfig(
+        vocab_size=VOCAB, initializer_range=0.1, max_position_embeddings=128, hidden_size=64,
+        num_layers=2, num_heads=4, attention_types=[[["global", "local"], 1]], window_size=96,
+        layer_norm_epsilon=1e-5, bos_token_id=0, eos_token_id=0, attn_implementation="eager",
+    )
+    model = transformers.GPTNeoForCausalLM(cfg).eval()
+    randomise_norms(model, 0.3, bias=0.3)
+    save(model, fast, raw, "gpt_neo")
+
+
 def main():
     """All families, or those named on the command line (each later family seeds itself, so
     one can be made again alone)."""
     torch.set_default_dtype(torch.float32)
     os.makedirs(OUT, exist_ok=True)
     names = sys.argv[1:] or ["gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3", "gpt_neox",
-                             "gpt_neox_sequential"]
+                             "gpt_neox_sequential", "gpt_neo"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -252,7 +272,7 @@ def main():
         torch.manual_seed(17)
         gpt2(); llama(); qwen2()
     for n in names:
-        if n in ("mistral", "qwen3", "phi3", "gpt_neox", "gpt_neox_sequential"):
+        if n in ("mistral", "qwen3", "phi3", "gpt_neox", "gpt_neox_sequential", "gpt_neo"):
             globals()[n]()
     return 0
 

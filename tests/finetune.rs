@@ -69,6 +69,7 @@ fn the_training_forward_equals_the_inference_forward() {
         "phi3",
         "gpt_neox",
         "gpt_neox_sequential",
+        "gpt_neo",
     ] {
         let m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
         let d = m.trainable().unwrap();
@@ -99,7 +100,7 @@ fn the_training_forward_equals_the_inference_forward() {
 #[test]
 fn projections_round_trip_on_every_family() {
     use localist::hf::gguf_llama::Projection;
-    for name in ["llama", "gpt2", "qwen3", "phi3", "gpt_neox"] {
+    for name in ["llama", "gpt2", "qwen3", "phi3", "gpt_neox", "gpt_neo"] {
         let mut m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
         let x = ids(16, 300);
         let before = m.model().forward_biased(&x, &[], false).unwrap().logits;
@@ -187,6 +188,7 @@ fn adapter_gradients_match_finite_differences() {
             "lora:2:attn_q,attn_k,attn_v,attn_output,ffn_up,ffn_down",
         ),
         ("gpt_neox_sequential", "qk"),
+        ("gpt_neo", "lora:2:attn_q,attn_v,ffn_up"),
     ] {
         adapter_gradients_on(family, text);
     }

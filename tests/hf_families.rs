@@ -18,8 +18,8 @@ use localist::model::capture::{capture, capture_attention, sequence_biases};
 use localist::model::capture_stream::{capture_streamed, CapturePlan};
 use localist::model::dial::DialSetting;
 
-const FAMILIES: [&str; 7] = [
-    "gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3", "gpt_neox",
+const FAMILIES: [&str; 8] = [
+    "gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3", "gpt_neox", "gpt_neo",
 ];
 
 fn fixture(name: &str) -> PathBuf {
@@ -301,6 +301,49 @@ fn pythia_buffers_in_the_weights_file_are_passed_over() {
     std::fs::write(&file, out).unwrap();
     let (dl, _) = logit_diff(dir.path(), "gpt_neox");
     assert!(dl < 1e-4, "{dl}");
+}
+
+/// GPT-Neo (TinyStories' architecture): q, k and v apart without biases, scores not divided
+/// by √d_h, a "local" layer attending to the last 96 positions of 128. Within the window it is
+/// the model exactly; the window is the context, so nothing is attended beyond what the model
+/// sees.
+#[test]
+fn gpt_neo_matches_transformers_within_its_window() {
+    parity("gpt_neo");
+    let m = open(&fixture("gpt_neo"));
+    assert_eq!(m.kind_label(), "GPT-Neo decoder (Hugging Face safetensors)");
+    assert_eq!(m.model().dims().max_len, 96, "the window is the context");
+    let err = m
+        .model()
+        .forward_biased(&[5u32; 97], &[], false)
+        .unwrap_err();
+    assert!(err.to_string().contains("97 tokens"), "{err}");
+    // Only global layers: the whole of max_position_embeddings.
+    let dir = common::copy_family_fixture("gpt_neo");
+    set_config(
+        dir.path(),
+        "attention_types",
+        serde_json::json!([[["global"], 2]]),
+    );
+    assert_eq!(open(dir.path()).model().dims().max_len, 128);
+    for (types, fragment) in [
+        (
+            serde_json::json!([[["global", "local"], 2]]),
+            "gives 4 layers",
+        ),
+        (
+            serde_json::json!([[["global"], 1000000000000u64]]),
+            "num_layers is 2",
+        ),
+        (serde_json::json!([[["global", "sparse"], 1]]), "\"sparse\""),
+    ] {
+        set_config(dir.path(), "attention_types", types);
+        let err = open_err(dir.path());
+        assert!(
+            err.contains("config.json") && err.contains(fragment),
+            "{err}"
+        );
+    }
 }
 
 /// What a GPT-NeoX config may not say, each refused naming the file and the field.

@@ -6,8 +6,9 @@
 use std::path::Path;
 
 /// The `model_type`s of Hugging Face folders this build opens, for error messages.
-pub const SUPPORTED_TYPES: &str = "bert (BERT-family encoders), gpt2, gpt_neox (Pythia), \
-     llama (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, phi3, qwen2 and qwen3";
+pub const SUPPORTED_TYPES: &str = "bert (BERT-family encoders), gpt2, gpt_neo (TinyStories), \
+     gpt_neox (Pythia), llama (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, phi3, \
+     qwen2 and qwen3";
 
 /// A family of Hugging Face models with a loader of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +32,9 @@ pub enum Family {
     /// GPT-NeoX decoders (`gpt_neox`: EleutherAI's Pythia): GPT-2's block with RoPE on part of
     /// each head, and attention and MLP side by side.
     GptNeox,
+    /// GPT-Neo decoders (`gpt_neo`: GPT-Neo, the TinyStories models): GPT-2's block with
+    /// unscaled scores and local layers attending within a window.
+    GptNeo,
 }
 
 impl Family {
@@ -45,6 +49,7 @@ impl Family {
             Self::Qwen3 => "qwen3",
             Self::Phi3 => "phi3",
             Self::GptNeox => "gpt_neox",
+            Self::GptNeo => "gpt_neo",
         }
     }
 }
@@ -102,6 +107,7 @@ fn by_type(t: &str) -> Option<Family> {
         "qwen3" => Family::Qwen3,
         "phi3" => Family::Phi3,
         "gpt_neox" => Family::GptNeox,
+        "gpt_neo" => Family::GptNeo,
         _ => return None,
     })
 }
@@ -121,6 +127,8 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("Phi3Model", Family::Phi3),
         ("GPTNeoXFor", Family::GptNeox),
         ("GPTNeoXModel", Family::GptNeox),
+        ("GPTNeoFor", Family::GptNeo),
+        ("GPTNeoModel", Family::GptNeo),
     ]
     .into_iter()
     .find(|(prefix, _)| a.starts_with(prefix))

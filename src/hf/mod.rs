@@ -69,6 +69,7 @@ impl ImportedModel {
                 Family::Bert => Self::Bert(bert::Bert::open(dir, device)?),
                 Family::Gpt2 => Self::Gpt2(gpt2::Gpt2::open(dir, device)?),
                 Family::GptNeox => Self::Gpt2(gpt2::Gpt2::open_neox(dir, device)?),
+                Family::GptNeo => Self::Gpt2(gpt2::Gpt2::open_neo(dir, device)?),
                 f @ (Family::Llama
                 | Family::Qwen2
                 | Family::Mistral
@@ -140,6 +141,9 @@ impl ImportedModel {
             Self::Bert(_) => "BERT-family encoder (bidirectional; no next-token head)",
             Self::Gpt2(m) if m.family == Family::GptNeox => {
                 "GPT-NeoX decoder (Hugging Face safetensors)"
+            }
+            Self::Gpt2(m) if m.family == Family::GptNeo => {
+                "GPT-Neo decoder (Hugging Face safetensors)"
             }
             Self::Gpt2(_) => "GPT-2 decoder (Hugging Face safetensors)",
             Self::HfLlama(m) if m.family == Family::Qwen2 => {

@@ -6,10 +6,12 @@
 //! biases through [`biased_attention`](crate::model::attention::biased_attention), a GELU MLP,
 //! the output head tied to the token embedding (or not, as the config says); with a KV cache
 //! and a streamed forward over chunks of query rows, like the LLaMA decoders. GPT-NeoX (Pythia)
-//! is the same block with RoPE for positions and attention and MLP side by side ([`neox`]).
+//! is the same block with RoPE for positions and attention and MLP side by side ([`neox`]);
+//! GPT-Neo (TinyStories) the same with unscaled scores and q, k, v apart ([`neo`]).
 
 mod config;
 mod forward;
+pub mod neo;
 pub mod neox;
 pub mod tokenizer;
 mod train_forward;
@@ -53,7 +55,7 @@ pub(crate) struct Rotary {
 pub struct Gpt2 {
     /// Its configuration (a GPT-NeoX config as GPT-2 names its sizes).
     pub config: Gpt2Config,
-    /// [`Family::Gpt2`] or [`Family::GptNeox`].
+    /// [`Family::Gpt2`], [`Family::GptNeo`] or [`Family::GptNeox`].
     pub family: Family,
     /// The folder it came from.
     pub dir: PathBuf,
@@ -130,6 +132,7 @@ impl Gpt2 {
     pub fn family_name(&self) -> &'static str {
         match self.family {
             Family::GptNeox => "GPT-NeoX",
+            Family::GptNeo => "GPT-Neo",
             _ => "GPT-2",
         }
     }

@@ -8,6 +8,7 @@
 
 use candle_core::{Tensor, D};
 
+use crate::hf::family::Family;
 use crate::hf::gpt2::{Affine, Block, Gpt2};
 use crate::hf::trainable::{
     batch_dims, causal_attention, check_replacement, Projection, ProjectionDelta, TrainForward,
@@ -22,6 +23,10 @@ use crate::model::transformer::ModelError;
 /// What GPT-2 has, for errors.
 const GPT2_PROJECTIONS: &str = "attn_q, attn_k, attn_v (slices of attn.c_attn), attn_output \
                                 (attn.c_proj), ffn_up (mlp.c_fc), ffn_down (mlp.c_proj)";
+/// What GPT-Neo has, for errors.
+const NEO_PROJECTIONS: &str = "attn_q, attn_k, attn_v (attn.attention.q_proj, k_proj, v_proj), \
+                               attn_output (attn.attention.out_proj), ffn_up (mlp.c_fc), \
+                               ffn_down (mlp.c_proj)";
 /// What GPT-NeoX has, for errors.
 const NEOX_PROJECTIONS: &str = "attn_q, attn_k, attn_v (parts of attention.query_key_value), \
                                 attn_output (attention.dense), ffn_up (mlp.dense_h_to_4h), \
@@ -52,10 +57,10 @@ impl Gpt2 {
                 "{} has no {}: its projections are {}",
                 self.family_name(),
                 p.gguf_name(),
-                if self.wpe.is_some() {
-                    GPT2_PROJECTIONS
-                } else {
-                    NEOX_PROJECTIONS
+                match self.family {
+                    Family::GptNeox => NEOX_PROJECTIONS,
+                    Family::GptNeo => NEO_PROJECTIONS,
+                    _ => GPT2_PROJECTIONS,
                 }
             ),
         })
