@@ -15,7 +15,7 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/pip install torch transformers safetensors tokenizers
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
-Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox and gpt_neo: 5.25.0), tokenizers 0.23.3 (the versions are also
+Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo and phi: 5.25.0), tokenizers 0.23.3 (the versions are also
 written into each reference.json). The weights are seeded: rerunning with these versions
 writes byte-identical files (checked); other versions may draw other weights, and the tests
 follow whatever is committed.
@@ -257,13 +257,34 @@ def gpt_neo():
     save(model, fast, raw, "gpt_neo")
 
 
+def phi():
+    """Phi (phi-1, phi-1.5, phi-2): GPT-NeoX's parallel block with one LayerNorm read by both
+    attention and the MLP, q, k and v as three Linears with biases, RoPE on the first
+    partial_rotary_factor of each head (0.4 here: 6 of 16, as phi-2's 32 of 80), a GELU MLP
+    and an output head with a bias."""
+    torch.manual_seed(47)
+    raw = bpe_tokenizer()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>",
+                                                bos_token="<|endoftext|>")
+    cfg = transformers.PhiConfig(
+        vocab_size=VOCAB, initializer_range=0.25, hidden_size=64, intermediate_size=96,
+        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=128,
+        layer_norm_eps=1e-5, partial_rotary_factor=0.4, rope_theta=10000.0,
+        hidden_act="gelu_new", tie_word_embeddings=False, bos_token_id=0, eos_token_id=0,
+        attn_implementation="eager",
+    )
+    model = transformers.PhiForCausalLM(cfg).eval()
+    randomise_norms(model, 0.3, bias=0.5)
+    save(model, fast, raw, "phi")
+
+
 def main():
     """All families, or those named on the command line (each later family seeds itself, so
     one can be made again alone)."""
     torch.set_default_dtype(torch.float32)
     os.makedirs(OUT, exist_ok=True)
     names = sys.argv[1:] or ["gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3", "gpt_neox",
-                             "gpt_neox_sequential", "gpt_neo"]
+                             "gpt_neox_sequential", "gpt_neo", "phi"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -272,7 +293,8 @@ def main():
         torch.manual_seed(17)
         gpt2(); llama(); qwen2()
     for n in names:
-        if n in ("mistral", "qwen3", "phi3", "gpt_neox", "gpt_neox_sequential", "gpt_neo"):
+        if n in ("mistral", "qwen3", "phi3", "gpt_neox", "gpt_neox_sequential", "gpt_neo",
+                 "phi"):
             globals()[n]()
     return 0
 

@@ -70,6 +70,7 @@ fn the_training_forward_equals_the_inference_forward() {
         "gpt_neox",
         "gpt_neox_sequential",
         "gpt_neo",
+        "phi",
     ] {
         let m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
         let d = m.trainable().unwrap();
@@ -100,7 +101,9 @@ fn the_training_forward_equals_the_inference_forward() {
 #[test]
 fn projections_round_trip_on_every_family() {
     use localist::hf::gguf_llama::Projection;
-    for name in ["llama", "gpt2", "qwen3", "phi3", "gpt_neox", "gpt_neo"] {
+    for name in [
+        "llama", "gpt2", "qwen3", "phi3", "gpt_neox", "gpt_neo", "phi",
+    ] {
         let mut m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
         let x = ids(16, 300);
         let before = m.model().forward_biased(&x, &[], false).unwrap().logits;
@@ -189,6 +192,7 @@ fn adapter_gradients_match_finite_differences() {
         ),
         ("gpt_neox_sequential", "qk"),
         ("gpt_neo", "lora:2:attn_q,attn_v,ffn_up"),
+        ("phi", "lora:2:attn_q,attn_k,attn_output,ffn_down"),
     ] {
         adapter_gradients_on(family, text);
     }

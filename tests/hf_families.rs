@@ -18,8 +18,8 @@ use localist::model::capture::{capture, capture_attention, sequence_biases};
 use localist::model::capture_stream::{capture_streamed, CapturePlan};
 use localist::model::dial::DialSetting;
 
-const FAMILIES: [&str; 8] = [
-    "gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3", "gpt_neox", "gpt_neo",
+const FAMILIES: [&str; 9] = [
+    "gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3", "gpt_neox", "gpt_neo", "phi",
 ];
 
 fn fixture(name: &str) -> PathBuf {
@@ -344,6 +344,37 @@ fn gpt_neo_matches_transformers_within_its_window() {
             "{err}"
         );
     }
+}
+
+/// Phi (phi-1 to phi-2): one LayerNorm read by attention and the MLP side by side, q, k and v
+/// apart with biases, RoPE on ⌊0.4 · 16⌋ = 6 dimensions of each head, a head with a bias.
+#[test]
+fn phi_matches_transformers() {
+    parity("phi");
+    let m = open(&fixture("phi"));
+    assert_eq!(m.kind_label(), "Phi decoder (Hugging Face safetensors)");
+    for (key, value, fragment) in [
+        ("qk_layernorm", true.into(), "qk_layernorm"),
+        ("num_key_value_heads", 2.into(), "num_key_value_heads 2"),
+        (
+            "rope_parameters",
+            serde_json::json!({"partial_rotary_factor": 0.05}),
+            "rotates pairs",
+        ),
+    ] {
+        let dir = common::copy_family_fixture("phi");
+        set_config(dir.path(), key, value);
+        let err = open_err(dir.path());
+        assert!(
+            err.contains("config.json") && err.contains(fragment),
+            "{key}: {err}"
+        );
+    }
+    // The head is read from lm_head, not the embedding.
+    let dir = common::copy_family_fixture("phi");
+    set_config(dir.path(), "tie_word_embeddings", true.into());
+    let (dl, _) = logit_diff(dir.path(), "phi");
+    assert!(dl > 1e-3, "tying the head changes the logits: {dl}");
 }
 
 /// What a GPT-NeoX config may not say, each refused naming the file and the field.

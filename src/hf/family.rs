@@ -7,8 +7,8 @@ use std::path::Path;
 
 /// The `model_type`s of Hugging Face folders this build opens, for error messages.
 pub const SUPPORTED_TYPES: &str = "bert (BERT-family encoders), gpt2, gpt_neo (TinyStories), \
-     gpt_neox (Pythia), llama (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, phi3, \
-     qwen2 and qwen3";
+     gpt_neox (Pythia), llama (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, phi \
+     (phi-1 to phi-2), phi3, qwen2 and qwen3";
 
 /// A family of Hugging Face models with a loader of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +35,9 @@ pub enum Family {
     /// GPT-Neo decoders (`gpt_neo`: GPT-Neo, the TinyStories models): GPT-2's block with
     /// unscaled scores and local layers attending within a window.
     GptNeo,
+    /// Phi decoders (`phi`: phi-1, phi-1.5, phi-2): GPT-NeoX's parallel block with one
+    /// LayerNorm, RoPE on part of each head, a head with a bias.
+    Phi,
 }
 
 impl Family {
@@ -50,6 +53,7 @@ impl Family {
             Self::Phi3 => "phi3",
             Self::GptNeox => "gpt_neox",
             Self::GptNeo => "gpt_neo",
+            Self::Phi => "phi",
         }
     }
 }
@@ -108,6 +112,7 @@ fn by_type(t: &str) -> Option<Family> {
         "phi3" => Family::Phi3,
         "gpt_neox" => Family::GptNeox,
         "gpt_neo" => Family::GptNeo,
+        "phi" => Family::Phi,
         _ => return None,
     })
 }
@@ -129,6 +134,8 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("GPTNeoXModel", Family::GptNeox),
         ("GPTNeoFor", Family::GptNeo),
         ("GPTNeoModel", Family::GptNeo),
+        ("PhiFor", Family::Phi),
+        ("PhiModel", Family::Phi),
     ]
     .into_iter()
     .find(|(prefix, _)| a.starts_with(prefix))

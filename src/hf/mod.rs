@@ -70,6 +70,7 @@ impl ImportedModel {
                 Family::Gpt2 => Self::Gpt2(gpt2::Gpt2::open(dir, device)?),
                 Family::GptNeox => Self::Gpt2(gpt2::Gpt2::open_neox(dir, device)?),
                 Family::GptNeo => Self::Gpt2(gpt2::Gpt2::open_neo(dir, device)?),
+                Family::Phi => Self::Gpt2(gpt2::Gpt2::open_phi(dir, device)?),
                 f @ (Family::Llama
                 | Family::Qwen2
                 | Family::Mistral
@@ -145,6 +146,7 @@ impl ImportedModel {
             Self::Gpt2(m) if m.family == Family::GptNeo => {
                 "GPT-Neo decoder (Hugging Face safetensors)"
             }
+            Self::Gpt2(m) if m.family == Family::Phi => "Phi decoder (Hugging Face safetensors)",
             Self::Gpt2(_) => "GPT-2 decoder (Hugging Face safetensors)",
             Self::HfLlama(m) if m.family == Family::Qwen2 => {
                 "Qwen2 decoder (Hugging Face safetensors)"

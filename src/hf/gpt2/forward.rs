@@ -187,7 +187,11 @@ impl Gpt2 {
         cache.len = t;
         out.logits = if logits {
             let x = self.layer_norm(&x, &self.ln_f)?;
-            x.squeeze(0)?.matmul(&self.head_t)?.unsqueeze(0)?
+            let logits = x.squeeze(0)?.matmul(&self.head_t)?;
+            match &self.head_bias {
+                Some(b) => logits.broadcast_add(b)?.unsqueeze(0)?,
+                None => logits.unsqueeze(0)?,
+            }
         } else {
             Tensor::zeros((1, n, 0), candle_core::DType::F32, &self.device)?
         };

@@ -7,12 +7,14 @@
 //! the output head tied to the token embedding (or not, as the config says); with a KV cache
 //! and a streamed forward over chunks of query rows, like the LLaMA decoders. GPT-NeoX (Pythia)
 //! is the same block with RoPE for positions and attention and MLP side by side ([`neox`]);
-//! GPT-Neo (TinyStories) the same with unscaled scores and q, k, v apart ([`neo`]).
+//! GPT-Neo (TinyStories) the same with unscaled scores and q, k, v apart ([`neo`]); Phi
+//! (phi-1 to phi-2) the parallel block with one LayerNorm and a head bias ([`phi`]).
 
 mod config;
 mod forward;
 pub mod neo;
 pub mod neox;
+pub mod phi;
 pub mod tokenizer;
 mod train_forward;
 
@@ -43,12 +45,50 @@ struct Block {
     mlp_proj: Affine,
 }
 
-/// RoPE on the first `dims` of each head's dimensions, halves rotated (GPT-NeoX's).
-pub(crate) struct Rotary {
+/// RoPE on the first `dims` of each head's dimensions, halves rotated (GPT-NeoX's, Phi's).
+struct Rotary {
     /// Dimensions rotated (even, at most d_h).
     dims: usize,
     /// The inverse frequencies [dims/2].
     inv_freq: Vec<f32>,
+}
+
+impl Rotary {
+    /// RoPE on `dims` dimensions (even) at `base`, with transformers' frequencies.
+    fn new(dims: usize, base: f64) -> Self {
+        let inv_freq = (0..dims / 2)
+            .map(|i| 1.0 / base.powf(2.0 * i as f64 / dims as f64) as f32)
+            .collect();
+        Self { dims, inv_freq }
+    }
+}
+
+/// What a family built on GPT-2's block changes, beside its weights' names.
+struct Variant {
+    /// Which family.
+    family: Family,
+    /// Learned positions, or none where `rotary` gives them.
+    wpe: Option<Tensor>,
+    /// RoPE on part of each head.
+    rotary: Option<Rotary>,
+    /// Attention and MLP both read the block's input.
+    parallel: bool,
+    /// A bias on the output head (Phi's).
+    head_bias: Option<Tensor>,
+}
+
+/// The weights every family built on GPT-2's block has.
+struct Core {
+    /// The token embedding [V, d].
+    wte: Tensor,
+    /// The final LayerNorm.
+    ln_f: Affine,
+    /// The output head [V, d] (`wte` when tied).
+    head: Tensor,
+    /// The blocks, as GPT-2's.
+    blocks: Vec<Block>,
+    /// Number of weights read.
+    parameters: usize,
 }
 
 /// A GPT-2 decoder (or GPT-NeoX: [`neox`]) with its tokenizer.
@@ -65,8 +105,10 @@ pub struct Gpt2 {
     /// Learned positions (GPT-2), or none where `rotary` gives them (GPT-NeoX).
     wpe: Option<Tensor>,
     rotary: Option<Rotary>,
-    /// Attention and MLP both read the block's input (GPT-NeoX's parallel residual).
+    /// Attention and MLP both read the block's input (GPT-NeoX's and Phi's parallel residual).
     parallel: bool,
+    /// A bias on the output head [V] (Phi's).
+    head_bias: Option<Tensor>,
     ln_f: Affine,
     /// The output head [V, d] (the token embedding itself when tied), for training.
     head: Tensor,
@@ -110,21 +152,47 @@ impl Gpt2 {
         } else {
             take("lm_head.weight")?
         };
-        Ok(Self {
-            config,
-            family: Family::Gpt2,
-            dir: dir.to_path_buf(),
-            parameters,
+        let core = Core {
             wte,
+            ln_f,
+            head,
+            blocks,
+            parameters,
+        };
+        let variant = Variant {
+            family: Family::Gpt2,
             wpe: Some(wpe),
             rotary: None,
             parallel: false,
-            ln_f,
-            head_t: head.t()?.contiguous()?,
-            head,
-            blocks,
+            head_bias: None,
+        };
+        Self::assemble(config, dir, tokenizer, core, variant)
+    }
+
+    /// The decoder of `config` from `dir`, its weights and what its family changes.
+    fn assemble(
+        config: Gpt2Config,
+        dir: &Path,
+        tokenizer: tokenizers::Tokenizer,
+        core: Core,
+        variant: Variant,
+    ) -> Result<Self> {
+        Ok(Self {
+            config,
+            family: variant.family,
+            dir: dir.to_path_buf(),
+            parameters: core.parameters,
+            device: core.wte.device().clone(),
+            wte: core.wte,
+            wpe: variant.wpe,
+            rotary: variant.rotary,
+            parallel: variant.parallel,
+            head_bias: variant.head_bias,
+            ln_f: core.ln_f,
+            head_t: core.head.t()?.contiguous()?,
+            head: core.head,
+            blocks: core.blocks,
             tokenizer,
-            device: device.clone(),
         })
     }
 
@@ -133,6 +201,7 @@ impl Gpt2 {
         match self.family {
             Family::GptNeox => "GPT-NeoX",
             Family::GptNeo => "GPT-Neo",
+            Family::Phi => "Phi",
             _ => "GPT-2",
         }
     }

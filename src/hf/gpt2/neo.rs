@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::hf::family::Family;
 use crate::hf::folder;
-use crate::hf::gpt2::{tokenizer, Block, Gpt2, Gpt2Config};
+use crate::hf::gpt2::{tokenizer, Block, Core, Gpt2, Gpt2Config, Variant};
 use crate::hf::limits::{
     in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
 };
@@ -245,22 +245,21 @@ impl Gpt2 {
         } else {
             take("lm_head.weight")?
         };
-        Ok(Self {
-            config,
-            family: Family::GptNeo,
-            dir: dir.to_path_buf(),
-            parameters,
+        let core = Core {
             wte,
+            ln_f,
+            head,
+            blocks,
+            parameters,
+        };
+        let variant = Variant {
+            family: Family::GptNeo,
             wpe: Some(wpe),
             rotary: None,
             parallel: false,
-            ln_f,
-            head_t: head.t()?.contiguous()?,
-            head,
-            blocks,
-            tokenizer,
-            device: device.clone(),
-        })
+            head_bias: None,
+        };
+        Self::assemble(config, dir, tokenizer, core, variant)
     }
 }
 

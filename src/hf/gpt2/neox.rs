@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::hf::family::Family;
 use crate::hf::folder;
-use crate::hf::gpt2::{tokenizer, Affine, Block, Gpt2, Gpt2Config, Rotary};
+use crate::hf::gpt2::{tokenizer, Affine, Block, Core, Gpt2, Gpt2Config, Rotary, Variant};
 use crate::hf::limits::{
     in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
 };
@@ -284,26 +284,21 @@ impl Gpt2 {
         } else {
             take(head_name)?
         };
-        let dims = neox.rotary_dims();
-        let inv_freq = (0..dims / 2)
-            .map(|i| 1.0 / neox.rope_base().powf(2.0 * i as f64 / dims as f64) as f32)
-            .collect();
-        Ok(Self {
-            config,
-            family: Family::GptNeox,
-            dir: dir.to_path_buf(),
-            parameters,
+        let core = Core {
             wte,
-            wpe: None,
-            rotary: Some(Rotary { dims, inv_freq }),
-            parallel: neox.use_parallel_residual,
             ln_f,
-            head_t: head.t()?.contiguous()?,
             head,
             blocks,
-            tokenizer,
-            device: device.clone(),
-        })
+            parameters,
+        };
+        let variant = Variant {
+            family: Family::GptNeox,
+            wpe: None,
+            rotary: Some(Rotary::new(neox.rotary_dims(), neox.rope_base())),
+            parallel: neox.use_parallel_residual,
+            head_bias: None,
+        };
+        Self::assemble(config, dir, tokenizer, core, variant)
     }
 }
 

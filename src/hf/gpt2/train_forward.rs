@@ -27,6 +27,10 @@ const GPT2_PROJECTIONS: &str = "attn_q, attn_k, attn_v (slices of attn.c_attn), 
 const NEO_PROJECTIONS: &str = "attn_q, attn_k, attn_v (attn.attention.q_proj, k_proj, v_proj), \
                                attn_output (attn.attention.out_proj), ffn_up (mlp.c_fc), \
                                ffn_down (mlp.c_proj)";
+/// What Phi has, for errors.
+const PHI_PROJECTIONS: &str = "attn_q, attn_k, attn_v (self_attn.q_proj, k_proj, v_proj), \
+                               attn_output (self_attn.dense), ffn_up (mlp.fc1), ffn_down \
+                               (mlp.fc2)";
 /// What GPT-NeoX has, for errors.
 const NEOX_PROJECTIONS: &str = "attn_q, attn_k, attn_v (parts of attention.query_key_value), \
                                 attn_output (attention.dense), ffn_up (mlp.dense_h_to_4h), \
@@ -60,6 +64,7 @@ impl Gpt2 {
                 match self.family {
                     Family::GptNeox => NEOX_PROJECTIONS,
                     Family::GptNeo => NEO_PROJECTIONS,
+                    Family::Phi => PHI_PROJECTIONS,
                     _ => GPT2_PROJECTIONS,
                 }
             ),
@@ -212,7 +217,10 @@ impl TrainableDecoder for Gpt2 {
             queries.push(q);
         }
         let x = self.norm_train(&x, &self.ln_f)?;
-        let logits = frozen_linear(&x, &self.head)?.reshape((b * t, c.vocab_size))?;
+        let mut logits = frozen_linear(&x, &self.head)?.reshape((b * t, c.vocab_size))?;
+        if let Some(bias) = &self.head_bias {
+            logits = logits.broadcast_add(bias)?;
+        }
         Ok(TrainForward {
             logits,
             attention,
