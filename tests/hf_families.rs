@@ -271,34 +271,22 @@ fn logit_diff(dir: &Path, name: &str) -> (f32, ImportedModel) {
 fn pythia_buffers_in_the_weights_file_are_passed_over() {
     let dir = common::copy_family_fixture("gpt_neox");
     let file = dir.path().join("model.safetensors");
-    let bytes = std::fs::read(&file).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let mut header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    let mut data = bytes[8 + n..].to_vec();
+    let mut tensors = raw_tensors(&file);
     for l in 0..2 {
         for (name, dtype, shape, len) in [
             ("attention.bias", "BOOL", vec![1, 1, 128, 128], 128 * 128),
             ("attention.masked_bias", "F32", vec![], 4),
             ("attention.rotary_emb.inv_freq", "F32", vec![2], 8),
         ] {
-            let start = data.len();
-            data.extend(std::iter::repeat_n(1u8, len));
-            header.insert(
+            tensors.push((
                 format!("gpt_neox.layers.{l}.{name}"),
-                serde_json::json!({"dtype": dtype, "shape": shape,
-                                   "data_offsets": [start, data.len()]}),
-            );
+                dtype.into(),
+                serde_json::json!(shape),
+                vec![1u8; len],
+            ));
         }
     }
-    let mut head = serde_json::to_vec(&header).unwrap();
-    while !head.len().is_multiple_of(8) {
-        head.push(b' ');
-    }
-    let mut out = (head.len() as u64).to_le_bytes().to_vec();
-    out.extend(head);
-    out.extend(data);
-    std::fs::write(&file, out).unwrap();
+    write_safetensors(&file, &tensors);
     let (dl, _) = logit_diff(dir.path(), "gpt_neox");
     assert!(dl < 1e-4, "{dl}");
 }
@@ -375,6 +363,153 @@ fn phi_matches_transformers() {
     set_config(dir.path(), "tie_word_embeddings", true.into());
     let (dl, _) = logit_diff(dir.path(), "phi");
     assert!(dl > 1e-3, "tying the head changes the logits: {dl}");
+}
+
+/// A safetensors file's header and data.
+fn read_safetensors(file: &Path) -> (serde_json::Map<String, serde_json::Value>, Vec<u8>) {
+    let bytes = std::fs::read(file).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    (header, bytes[8 + n..].to_vec())
+}
+
+/// A tensor of a safetensors file: (name, dtype, shape, bytes).
+type RawTensor = (String, serde_json::Value, serde_json::Value, Vec<u8>);
+
+/// The tensors of a safetensors file, in its header's order.
+fn raw_tensors(file: &Path) -> Vec<RawTensor> {
+    let (header, data) = read_safetensors(file);
+    header
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(k, v)| {
+            let [a, b] = [0, 1].map(|j| v["data_offsets"][j].as_u64().unwrap() as usize);
+            (
+                k.clone(),
+                v["dtype"].clone(),
+                v["shape"].clone(),
+                data[a..b].to_vec(),
+            )
+        })
+        .collect()
+}
+
+/// Write a safetensors file of these tensors.
+fn write_safetensors(file: &Path, tensors: &[RawTensor]) {
+    let mut header = serde_json::Map::new();
+    let mut data = Vec::new();
+    for (name, dtype, shape, bytes) in tensors {
+        let start = data.len();
+        data.extend_from_slice(bytes);
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [start, data.len()]}),
+        );
+    }
+    let mut head = serde_json::to_vec(&header).unwrap();
+    while !head.len().is_multiple_of(8) {
+        head.push(b' ');
+    }
+    let mut out = (head.len() as u64).to_le_bytes().to_vec();
+    out.extend(head);
+    out.extend(data);
+    std::fs::write(file, out).unwrap();
+}
+
+/// Split `dir`'s model.safetensors into `n` shards and an index, as `save_pretrained` writes
+/// a model over its shard size (tensors dealt out in name order); model.safetensors removed.
+fn split_into_shards(dir: &Path, n: usize) {
+    let mut tensors = raw_tensors(&dir.join("model.safetensors"));
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let per = tensors.len().div_ceil(n);
+    let mut map = serde_json::Map::new();
+    for (i, chunk) in tensors.chunks(per).enumerate() {
+        let file = format!("model-{:05}-of-{n:05}.safetensors", i + 1);
+        for t in chunk {
+            map.insert(t.0.clone(), file.clone().into());
+        }
+        write_safetensors(&dir.join(&file), chunk);
+    }
+    std::fs::remove_file(dir.join("model.safetensors")).unwrap();
+    let index = serde_json::json!({"metadata": {}, "weight_map": map});
+    std::fs::write(
+        dir.join("model.safetensors.index.json"),
+        serde_json::to_vec_pretty(&index).unwrap(),
+    )
+    .unwrap();
+}
+
+/// Weights split into shards (phi-2, Gemma-2, Qwen2.5-3B are published so) open as the one
+/// file does, on a LLaMA-family and two GPT-2-family folders; the model's hash covers the
+/// index and every shard.
+#[test]
+fn sharded_weights_open_as_one_file() {
+    for name in ["llama", "gpt_neox", "phi"] {
+        let dir = common::copy_family_fixture(name);
+        let whole = localist::hf::model_sha256(dir.path()).unwrap();
+        split_into_shards(dir.path(), 3);
+        parity_of(dir.path(), name, name);
+        let split = localist::hf::model_sha256(dir.path()).unwrap();
+        assert_ne!(whole, split);
+        let shard = dir.path().join("model-00002-of-00003.safetensors");
+        let mut bytes = std::fs::read(&shard).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&shard, bytes).unwrap();
+        assert_ne!(
+            localist::hf::model_sha256(dir.path()).unwrap(),
+            split,
+            "{name}"
+        );
+    }
+}
+
+/// An index that names a file outside the folder, a shard that is not there, or a tensor two
+/// shards both hold is refused naming the index, never read past.
+#[test]
+fn a_bad_shard_index_is_refused_naming_it() {
+    let index_with = |map: serde_json::Value| {
+        let dir = common::copy_family_fixture("gpt_neox");
+        split_into_shards(dir.path(), 2);
+        std::fs::write(
+            dir.path().join("model.safetensors.index.json"),
+            serde_json::to_vec(&serde_json::json!({ "weight_map": map })).unwrap(),
+        )
+        .unwrap();
+        dir
+    };
+    for (map, fragment) in [
+        (
+            serde_json::json!({"a": "model-00001-of-00002.safetensors", "b": "../x.safetensors"}),
+            "\"../x.safetensors\" is not a .safetensors file name",
+        ),
+        (
+            serde_json::json!({"a": "model-00001-of-00002.safetensors", "b": "/etc/passwd"}),
+            "is not a .safetensors file name",
+        ),
+        (
+            serde_json::json!({"a": "model-00001-of-00003.safetensors"}),
+            "shard model-00001-of-00003.safetensors is missing",
+        ),
+        (serde_json::json!({}), "names no shard"),
+    ] {
+        let dir = index_with(map);
+        let err = open_err(dir.path());
+        assert!(
+            err.contains("model.safetensors.index.json") && err.contains(fragment),
+            "{err}"
+        );
+    }
+    // One tensor in both shards.
+    let dir = common::copy_family_fixture("gpt_neox");
+    split_into_shards(dir.path(), 2);
+    let first = raw_tensors(&dir.path().join("model-00001-of-00002.safetensors"));
+    let second = dir.path().join("model-00002-of-00002.safetensors");
+    let mut tensors = raw_tensors(&second);
+    tensors.push(first[0].clone());
+    write_safetensors(&second, &tensors);
+    let err = open_err(dir.path());
+    assert!(err.contains("declared by two shards"), "{err}");
 }
 
 /// What a GPT-NeoX config may not say, each refused naming the file and the field.

@@ -1,7 +1,8 @@
-//! What every Hugging Face folder model shares, whatever its family: finding its one
-//! `model.safetensors` (never a pickle, never shards), checking the tensors its header declares
-//! against the shapes its config implies before any weight is read, loading the weights as
-//! finite f32 tensors, and reading its `tokenizer.json` within the size limit.
+//! What every Hugging Face folder model shares, whatever its family: finding its weights (one
+//! `model.safetensors`, or the shards a `model.safetensors.index.json` names: [`shards`];
+//! never a pickle), checking the tensors their headers declare against the shapes its config
+//! implies before any weight is read, loading the weights as finite f32 tensors, and reading
+//! its `tokenizer.json` within the size limit.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -27,12 +28,38 @@ pub fn weights_file(dir: &Path) -> Result<PathBuf> {
     }
     if dir.join("model.safetensors.index.json").exists() {
         bail!(
-            "{}: the weights are split into shards (model.safetensors.index.json); only \
-             one model.safetensors is read (merge the shards into one file)",
+            "{}: the weights are split into shards (model.safetensors.index.json); an \
+             encoder's are read from one model.safetensors only (merge the shards into one \
+             file; a decoder's shards are read as they are)",
             dir.display()
         );
     }
     bail!("{}: no model.safetensors", dir.display())
+}
+
+/// A decoder folder's weights: one `model.safetensors`, or the shards its
+/// `model.safetensors.index.json` names ([`shards`]).
+#[derive(Clone, Debug)]
+pub struct Weights {
+    /// What errors about the weights as a whole name: the one file, or the index.
+    pub path: PathBuf,
+    /// The safetensors files, in the order they are read.
+    pub files: Vec<PathBuf>,
+}
+
+/// The weights of `dir`: `model.safetensors`, or else the shards of
+/// `model.safetensors.index.json`; otherwise the error [`weights_file`] gives.
+pub fn weights(dir: &Path) -> Result<Weights> {
+    let index = dir.join("model.safetensors.index.json");
+    if !dir.join("model.safetensors").exists() && index.exists() {
+        let files = super::shards::shard_files(&index)?;
+        return Ok(Weights { path: index, files });
+    }
+    let file = weights_file(dir)?;
+    Ok(Weights {
+        path: file.clone(),
+        files: vec![file],
+    })
 }
 
 /// Check the tensors declared in the safetensors header of `file` (by name as the model reads
@@ -113,35 +140,67 @@ fn check_no_extra_layers(
     Ok(())
 }
 
-/// The safetensors header of `file` with every name passed through `rename` (which strips a
-/// prefix some exports put on every name).
-pub fn declared(file: &Path, rename: fn(&str) -> &str) -> Result<BTreeMap<String, TensorDecl>> {
-    Ok(crate::hf::safetensors_header::read_header(file)?
-        .into_iter()
-        .map(|(k, v)| (rename(&k).to_string(), v))
-        .collect())
+/// The safetensors headers of `weights` (every shard's) with every name passed through
+/// `rename` (which strips a prefix some exports put on every name); a name two shards both
+/// declare is refused naming them.
+pub fn declared(
+    weights: &Weights,
+    rename: fn(&str) -> &str,
+) -> Result<BTreeMap<String, TensorDecl>> {
+    let mut out = BTreeMap::new();
+    let mut from: HashMap<String, &Path> = HashMap::new();
+    for file in &weights.files {
+        for (k, v) in crate::hf::safetensors_header::read_header(file)? {
+            let name = rename(&k).to_string();
+            if let Some(first) = from.insert(name.clone(), file) {
+                bail!(
+                    "{}: tensor {k} is declared by two shards, {} and {}",
+                    weights.path.display(),
+                    first.display(),
+                    file.display()
+                );
+            }
+            out.insert(name, v);
+        }
+    }
+    Ok(out)
 }
 
-/// The weights of `file` (its header already checked) named by `rename`, as f32, each one
-/// finite; only the names in `wanted` are read: buffers beside the weights (GPT-2's causal
+/// The weights of `weights` (their headers already checked) named by `rename`, as f32, each
+/// one finite; only the names in `wanted` are read: buffers beside the weights (GPT-2's causal
 /// masks, older Pythia exports' boolean `attention.bias`, of a dtype candle cannot read at
-/// all) are passed over.
+/// all) are passed over. Shards are read one at a time.
 pub fn load_f32(
-    file: &Path,
+    weights: &Weights,
     device: &Device,
     rename: fn(&str) -> &str,
     wanted: &[(String, Vec<usize>)],
 ) -> Result<HashMap<String, Tensor>> {
-    // The file is read whole, then each wanted tensor copied out of it and converted to f32.
+    // Each file is read whole, then each wanted tensor copied out of it and converted to f32.
     use crate::hf::memory::{check_weights_fit, file_len, weight_count};
-    let weights = weight_count(wanted.iter().map(|(_, s)| s.as_slice()));
-    check_weights_fit(weights, file_len(file).saturating_mul(2), file)?;
+    let count = weight_count(wanted.iter().map(|(_, s)| s.as_slice()));
+    let largest = weights.files.iter().map(|f| file_len(f)).max().unwrap_or(0);
+    check_weights_fit(count, largest.saturating_mul(2), &weights.path)?;
+    let mut tensors = HashMap::with_capacity(wanted.len());
+    for file in &weights.files {
+        load_file_f32(file, device, rename, wanted, &mut tensors)?;
+    }
+    Ok(tensors)
+}
+
+/// The tensors of `wanted` that `file` holds, into `tensors`.
+fn load_file_f32(
+    file: &Path,
+    device: &Device,
+    rename: fn(&str) -> &str,
+    wanted: &[(String, Vec<usize>)],
+    tensors: &mut HashMap<String, Tensor>,
+) -> Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("{}: cannot read", file.display()))?;
     let st = candle_core::safetensors::SliceSafetensors::new(&bytes)
         .with_context(|| format!("{}: not a readable safetensors file", file.display()))?;
     let mut names: Vec<String> = st.tensors().into_iter().map(|(n, _)| n).collect();
     names.sort();
-    let mut tensors = HashMap::with_capacity(wanted.len());
     for name in names {
         let short = rename(&name);
         if !wanted.iter().any(|(w, _)| w == short) {
@@ -156,7 +215,7 @@ pub fn load_f32(
             .with_context(|| format!("{}: tensor {name}", file.display()))?;
         tensors.insert(short.to_string(), t);
     }
-    Ok(tensors)
+    Ok(())
 }
 
 /// The tensor `name` of `tensors` (checked present by [`check_declared`] before loading).

@@ -22,6 +22,7 @@ pub mod hf_llama;
 pub mod limits;
 pub mod memory;
 pub mod safetensors_header;
+mod shards;
 pub mod tokenizer;
 pub mod trainable;
 
@@ -370,11 +371,25 @@ pub fn model_sha256(path: &Path) -> Result<String> {
             } else {
                 &["vocab.json", "merges.txt"]
             };
-            ["config.json", "model.safetensors"]
-                .iter()
-                .chain(tokenizer)
-                .map(|&n| (n, found.path.join(n)))
-                .collect()
+            // The weights: one file, or the index and every shard it names (by file name).
+            let weights = folder::weights(&found.path)?;
+            let mut named: Vec<(String, PathBuf)> =
+                vec![("config.json".into(), found.path.join("config.json"))];
+            if weights.files != [weights.path.clone()] {
+                named.push(("model.safetensors.index.json".into(), weights.path.clone()));
+            }
+            for f in &weights.files {
+                let name = f.file_name().map(|n| n.to_string_lossy().into_owned());
+                named.push((name.unwrap_or_default(), f.clone()));
+            }
+            named.extend(
+                tokenizer
+                    .iter()
+                    .map(|&n| (n.to_string(), found.path.join(n))),
+            );
+            let files: Vec<(&str, PathBuf)> =
+                named.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
+            return Ok(crate::model::checkpoint::files_sha256(&files)?);
         }
     };
     Ok(crate::model::checkpoint::files_sha256(&files)?)

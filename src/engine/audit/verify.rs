@@ -21,10 +21,11 @@ use crate::files::{check_regular, read_bytes, MAX_CONFIG_BYTES, MAX_CORPUS_BYTES
 const MAX_MODEL_BYTES: u64 = 1 << 40;
 
 /// The files a model folder's hash may read ([`crate::hf::model_sha256`]).
-const MODEL_FILES: [&str; 4] = [
+const MODEL_FILES: [&str; 5] = [
     "config.json",
     "blocks.json",
     "model.safetensors",
+    "model.safetensors.index.json",
     "tokenizer.json",
 ];
 
@@ -183,9 +184,11 @@ fn model_files_regular(path: &Path) -> Result<(), String> {
     }
     let mut files: Vec<PathBuf> = MODEL_FILES.iter().map(|n| path.join(n)).collect();
     if let Ok(entries) = std::fs::read_dir(path) {
+        // GGUF files, and the shards of split weights.
         files.extend(entries.flatten().map(|e| e.path()).filter(|p| {
-            p.extension()
-                .is_some_and(|x| x.eq_ignore_ascii_case("gguf"))
+            p.extension().is_some_and(|x| {
+                x.eq_ignore_ascii_case("gguf") || x.eq_ignore_ascii_case("safetensors")
+            })
         }));
     }
     for f in files

@@ -129,21 +129,25 @@ impl Gpt2 {
     /// Open the folder `dir` of a GPT-2 model. The config is checked against the limits and
     /// the safetensors header before any weight is read; every weight is checked finite.
     pub fn open(dir: &Path, device: &Device) -> Result<Self> {
-        let weights = folder::weights_file(dir)?;
+        let weights = folder::weights(dir)?;
         let cfg_path = dir.join("config.json");
         let config: Gpt2Config = folder::read_config(&cfg_path, "GPT-2")?;
         config
             .check()
             .map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?;
         let want = config.expected_shapes();
-        folder::check_declared(&folder::declared(&weights, unprefixed)?, &want, &weights)?;
+        folder::check_declared(
+            &folder::declared(&weights, unprefixed)?,
+            &want,
+            &weights.path,
+        )?;
         let mut t = folder::load_f32(&weights, device, unprefixed, &want)?;
         let tokenizer = tokenizer::read(dir, config.vocab_size)?;
         let parameters = t.values().map(Tensor::elem_count).sum();
         let blocks = (0..config.n_layer)
-            .map(|l| read_block(&mut t, l, &weights))
+            .map(|l| read_block(&mut t, l, &weights.path))
             .collect::<Result<Vec<_>>>()?;
-        let mut take = |name: &str| folder::take(&mut t, name, &weights);
+        let mut take = |name: &str| folder::take(&mut t, name, &weights.path);
         let wte = take("wte.weight")?;
         let wpe = take("wpe.weight")?;
         let ln_f = (take("ln_f.weight")?, take("ln_f.bias")?);

@@ -222,21 +222,25 @@ impl Gpt2 {
     /// checked against the limits and the safetensors header before any weight is read; every
     /// weight is checked finite; the causal-mask buffers of older exports are not read.
     pub fn open_neo(dir: &Path, device: &Device) -> Result<Self> {
-        let weights = folder::weights_file(dir)?;
+        let weights = folder::weights(dir)?;
         let cfg_path = dir.join("config.json");
         let neo: GptNeoConfig = folder::read_config(&cfg_path, "GPT-Neo")?;
         let named = |e: String| anyhow::anyhow!("{}: {e}", cfg_path.display());
         neo.check().map_err(named)?;
         let config = neo.gpt2_config().map_err(named)?;
         let want = neo.expected_shapes();
-        folder::check_declared(&folder::declared(&weights, unprefixed)?, &want, &weights)?;
+        folder::check_declared(
+            &folder::declared(&weights, unprefixed)?,
+            &want,
+            &weights.path,
+        )?;
         let mut t = folder::load_f32(&weights, device, unprefixed, &want)?;
         let tokenizer = tokenizer::read(dir, config.vocab_size)?;
         let parameters = t.values().map(Tensor::elem_count).sum();
         let blocks = (0..config.n_layer)
-            .map(|l| read_neo_block(&mut t, l, &weights))
+            .map(|l| read_neo_block(&mut t, l, &weights.path))
             .collect::<Result<Vec<_>>>()?;
-        let mut take = |name: &str| folder::take(&mut t, name, &weights);
+        let mut take = |name: &str| folder::take(&mut t, name, &weights.path);
         let wte = take("wte.weight")?;
         let wpe = take("wpe.weight")?;
         let ln_f = (take("ln_f.weight")?, take("ln_f.bias")?);

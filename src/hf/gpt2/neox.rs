@@ -250,7 +250,7 @@ impl Gpt2 {
     /// finite. Buffers older exports carry (`attention.bias`, a boolean causal mask;
     /// `attention.masked_bias`; `rotary_emb.inv_freq`) are not read.
     pub fn open_neox(dir: &Path, device: &Device) -> Result<Self> {
-        let weights = folder::weights_file(dir)?;
+        let weights = folder::weights(dir)?;
         let cfg_path = dir.join("config.json");
         let neox: GptNeoxConfig = folder::read_config(&cfg_path, "GPT-NeoX")?;
         neox.check()
@@ -265,15 +265,15 @@ impl Gpt2 {
             "embed_out.weight"
         };
         let want = neox.expected_shapes(head_name);
-        folder::check_declared(&declared, &want, &weights)?;
+        folder::check_declared(&declared, &want, &weights.path)?;
         let mut t = folder::load_f32(&weights, device, unprefixed, &want)?;
         let config = neox.gpt2_config();
         let tokenizer = tokenizer::read(dir, config.vocab_size)?;
         let parameters = t.values().map(Tensor::elem_count).sum();
         let blocks = (0..config.n_layer)
-            .map(|l| read_neox_block(&mut t, l, &neox, &weights))
+            .map(|l| read_neox_block(&mut t, l, &neox, &weights.path))
             .collect::<Result<Vec<_>>>()?;
-        let mut take = |name: &str| folder::take(&mut t, name, &weights);
+        let mut take = |name: &str| folder::take(&mut t, name, &weights.path);
         let wte = take("embed_in.weight")?;
         let ln_f = (
             take("final_layer_norm.weight")?,

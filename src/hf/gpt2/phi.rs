@@ -222,21 +222,25 @@ impl Gpt2 {
     /// against the limits and the safetensors header before any weight is read; every weight
     /// is checked finite.
     pub fn open_phi(dir: &Path, device: &Device) -> Result<Self> {
-        let weights = folder::weights_file(dir)?;
+        let weights = folder::weights(dir)?;
         let cfg_path = dir.join("config.json");
         let phi: PhiConfig = folder::read_config(&cfg_path, "Phi")?;
         phi.check()
             .map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?;
         let config = phi.gpt2_config();
         let want = phi.expected_shapes();
-        folder::check_declared(&folder::declared(&weights, unprefixed)?, &want, &weights)?;
+        folder::check_declared(
+            &folder::declared(&weights, unprefixed)?,
+            &want,
+            &weights.path,
+        )?;
         let mut t = folder::load_f32(&weights, device, unprefixed, &want)?;
         let tokenizer = tokenizer::read(dir, config.vocab_size)?;
         let parameters = t.values().map(Tensor::elem_count).sum();
         let blocks = (0..config.n_layer)
-            .map(|l| read_phi_block(&mut t, l, &weights))
+            .map(|l| read_phi_block(&mut t, l, &weights.path))
             .collect::<Result<Vec<_>>>()?;
-        let mut take = |name: &str| folder::take(&mut t, name, &weights);
+        let mut take = |name: &str| folder::take(&mut t, name, &weights.path);
         let wte = take("embed_tokens.weight")?;
         let ln_f = (
             take("final_layernorm.weight")?,

@@ -37,25 +37,25 @@ pub struct HfLlama {
 impl HfLlama {
     /// Open the folder `dir` of a `family` model (LLaMA, Mistral, Phi-3, Qwen2 or Qwen3).
     pub fn open(dir: &Path, family: Family, device: &Device) -> Result<Self> {
-        let weights = folder::weights_file(dir)?;
+        let weights = folder::weights(dir)?;
         let cfg_path = dir.join("config.json");
         let config: HfLlamaConfig = folder::read_config(&cfg_path, family.model_type())?;
         config
             .check()
             .map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?;
         let want = config.expected_shapes(family);
-        folder::check_declared(&folder::declared(&weights, same)?, &want, &weights)?;
+        folder::check_declared(&folder::declared(&weights, same)?, &want, &weights.path)?;
         let mut t = folder::load_f32(&weights, device, same, &want)?;
         let tokenizer = folder::read_tokenizer(&dir.join("tokenizer.json"), config.vocab_size)?;
         let parameters = t.values().map(Tensor::elem_count).sum();
         let layers = (0..config.num_hidden_layers)
-            .map(|l| read_layer(&mut t, l, (family, &config), &weights))
+            .map(|l| read_layer(&mut t, l, (family, &config), &weights.path))
             .collect::<Result<Vec<_>>>()?;
-        let embed = folder::take(&mut t, "model.embed_tokens.weight", &weights)?;
+        let embed = folder::take(&mut t, "model.embed_tokens.weight", &weights.path)?;
         let head = Dense::new(&if config.tie_word_embeddings {
             embed.clone()
         } else {
-            folder::take(&mut t, "lm_head.weight", &weights)?
+            folder::take(&mut t, "lm_head.weight", &weights.path)?
         })?;
         let decoder = GgufLlama::from_parts(DecoderParts {
             config: config.decoder_config(),
@@ -63,7 +63,7 @@ impl HfLlama {
             parameters,
             embed,
             head,
-            out_norm: folder::take(&mut t, "model.norm.weight", &weights)?,
+            out_norm: folder::take(&mut t, "model.norm.weight", &weights.path)?,
             layers,
             tokenizer,
             device: device.clone(),
