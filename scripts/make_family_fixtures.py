@@ -15,7 +15,7 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/pip install torch transformers safetensors tokenizers
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
-Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo and phi: 5.25.0), tokenizers 0.23.3 (the versions are also
+Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi and the gemmas: 5.25.0), tokenizers 0.23.3 (the versions are also
 written into each reference.json). The weights are seeded: rerunning with these versions
 writes byte-identical files (checked); other versions may draw other weights, and the tests
 follow whatever is committed.
@@ -278,13 +278,94 @@ def phi():
     save(model, fast, raw, "phi")
 
 
+def gemma_tokenizer():
+    raw = bpe_tokenizer(bos="<bos>")
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<bos>",
+                                                eos_token="<|endoftext|>")
+    return raw, fast
+
+
+def gemma():
+    """Gemma: LLaMA with RMSNorms scaling by (1 + w), embeddings multiplied by sqrt(d), a
+    GELU-gated MLP (the tanh form) and heads of 16 over a width of 48 (Gemma's 256 over 2,048);
+    <bos> first, as Gemma's tokenizer adds it."""
+    torch.manual_seed(53)
+    raw, fast = gemma_tokenizer()
+    cfg = transformers.GemmaConfig(
+        vocab_size=VOCAB, initializer_range=0.1, hidden_size=48, intermediate_size=64,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1, head_dim=16,
+        max_position_embeddings=128, rms_norm_eps=1e-6, rope_theta=10000.0,
+        bos_token_id=raw.token_to_id("<bos>"), eos_token_id=0, pad_token_id=0,
+        attn_implementation="eager",
+    )
+    model = transformers.GemmaForCausalLM(cfg).eval()
+    # Gemma's norm weights are w in (1 + w): drawn around 0 so that the 1 shows.
+    randomise_norms(model, 0.3)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.sub_(1.0)
+    save(model, fast, raw, "gemma")
+
+
+def gemma2():
+    """Gemma 2: Gemma plus a norm of each sub-layer's output (post_attention_layernorm,
+    post_feedforward_layernorm), scores scaled by query_pre_attn_scalar (24 here, not the head
+    width 16) and soft-capped (at 2: the tiny model's scores reach it), logits soft-capped (at
+    3), and every other layer attending within a sliding window (96 over 128 positions)."""
+    torch.manual_seed(59)
+    raw, fast = gemma_tokenizer()
+    cfg = transformers.Gemma2Config(
+        vocab_size=VOCAB, initializer_range=0.1, hidden_size=48, intermediate_size=64,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+        max_position_embeddings=128, rms_norm_eps=1e-6, rope_theta=10000.0,
+        query_pre_attn_scalar=24, attn_logit_softcapping=2.0, final_logit_softcapping=3.0,
+        sliding_window=96, bos_token_id=raw.token_to_id("<bos>"), eos_token_id=0,
+        pad_token_id=0, attn_implementation="eager",
+    )
+    model = transformers.Gemma2ForCausalLM(cfg).eval()
+    randomise_norms(model, 0.3)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.sub_(1.0)
+    save(model, fast, raw, "gemma2")
+
+
+def gemma3_text():
+    """Gemma 3 (text): Gemma 2's post-norms without its caps, an RMSNorm over each head's
+    queries and keys, and sliding layers (all but every third here) whose RoPE turns at a
+    base of their own (10,000 against the global layers' 1,000,000)."""
+    torch.manual_seed(61)
+    raw, fast = gemma_tokenizer()
+    cfg = transformers.Gemma3TextConfig(
+        vocab_size=VOCAB, initializer_range=0.1, hidden_size=48, intermediate_size=64,
+        num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+        max_position_embeddings=128, rms_norm_eps=1e-6, query_pre_attn_scalar=16,
+        sliding_window=96, layer_types=["sliding_attention", "sliding_attention",
+                                        "full_attention"],
+        rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
+                         "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
+        bos_token_id=raw.token_to_id("<bos>"), eos_token_id=0, pad_token_id=0,
+        attn_implementation="eager",
+    )
+    model = transformers.Gemma3ForCausalLM(cfg).eval()
+    randomise_norms(model, 0.3)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.sub_(1.0)
+    save(model, fast, raw, "gemma3_text")
+
+
 def main():
     """All families, or those named on the command line (each later family seeds itself, so
     one can be made again alone)."""
     torch.set_default_dtype(torch.float32)
     os.makedirs(OUT, exist_ok=True)
     names = sys.argv[1:] or ["gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3", "gpt_neox",
-                             "gpt_neox_sequential", "gpt_neo", "phi"]
+                             "gpt_neox_sequential", "gpt_neo", "phi", "gemma", "gemma2",
+                             "gemma3_text"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -294,7 +375,7 @@ def main():
         gpt2(); llama(); qwen2()
     for n in names:
         if n in ("mistral", "qwen3", "phi3", "gpt_neox", "gpt_neox_sequential", "gpt_neo",
-                 "phi"):
+                 "phi", "gemma", "gemma2", "gemma3_text"):
             globals()[n]()
     return 0
 

@@ -71,6 +71,9 @@ fn the_training_forward_equals_the_inference_forward() {
         "gpt_neox_sequential",
         "gpt_neo",
         "phi",
+        "gemma",
+        "gemma2",
+        "gemma3_text",
     ] {
         let m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
         let d = m.trainable().unwrap();
@@ -193,6 +196,12 @@ fn adapter_gradients_match_finite_differences() {
         ("gpt_neox_sequential", "qk"),
         ("gpt_neo", "lora:2:attn_q,attn_v,ffn_up"),
         ("phi", "lora:2:attn_q,attn_k,attn_output,ffn_down"),
+        // Gemma 2: soft-capped scores, post-norms, GELU; Gemma 3: q/k norms, two RoPE bases.
+        (
+            "gemma2",
+            "lora:2:attn_q,attn_k,attn_output,ffn_gate,ffn_down",
+        ),
+        ("gemma3_text", "qk"),
     ] {
         adapter_gradients_on(family, text);
     }

@@ -18,8 +18,19 @@ use localist::model::capture::{capture, capture_attention, sequence_biases};
 use localist::model::capture_stream::{capture_streamed, CapturePlan};
 use localist::model::dial::DialSetting;
 
-const FAMILIES: [&str; 9] = [
-    "gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3", "gpt_neox", "gpt_neo", "phi",
+const FAMILIES: [&str; 12] = [
+    "gpt2",
+    "llama",
+    "qwen2",
+    "mistral",
+    "qwen3",
+    "phi3",
+    "gpt_neox",
+    "gpt_neo",
+    "phi",
+    "gemma",
+    "gemma2",
+    "gemma3_text",
 ];
 
 fn fixture(name: &str) -> PathBuf {
@@ -512,6 +523,79 @@ fn a_bad_shard_index_is_refused_naming_it() {
     assert!(err.contains("declared by two shards"), "{err}");
 }
 
+/// Gemma: (1 + w) norms, embeddings ×√d, a GELU-gated MLP, <bos> first.
+#[test]
+fn gemma_matches_transformers() {
+    parity("gemma");
+    let m = open(&fixture("gemma"));
+    assert_eq!(m.kind_label(), "Gemma decoder (Hugging Face safetensors)");
+}
+
+/// Gemma 2: norms of each sub-layer's output, scores scaled by query_pre_attn_scalar and
+/// soft-capped, logits soft-capped, a sliding-window layer whose window (96) is the context.
+#[test]
+fn gemma2_matches_transformers_within_its_window() {
+    parity("gemma2");
+    let m = open(&fixture("gemma2"));
+    assert_eq!(m.model().dims().max_len, 96, "the window is the context");
+    // The caps are read: without them the numbers move.
+    let dir = common::copy_family_fixture("gemma2");
+    set_config(
+        dir.path(),
+        "attn_logit_softcapping",
+        serde_json::Value::Null,
+    );
+    set_config(
+        dir.path(),
+        "final_logit_softcapping",
+        serde_json::Value::Null,
+    );
+    let (dl, _) = logit_diff(dir.path(), "gemma2");
+    assert!(dl > 1e-3, "the caps change the logits: {dl}");
+}
+
+/// Gemma 3 (text): per-head q/k norms, no caps, sliding layers turning RoPE at 10,000 and the
+/// global one at 1,000,000.
+#[test]
+fn gemma3_matches_transformers() {
+    parity("gemma3_text");
+    // The sliding layers' base is read: at the global base the numbers move.
+    let dir = common::copy_family_fixture("gemma3_text");
+    set_config(
+        dir.path(),
+        "rope_parameters",
+        serde_json::json!({"full_attention": {"rope_type": "default", "rope_theta": 1e6},
+                           "sliding_attention": {"rope_type": "default", "rope_theta": 1e6}}),
+    );
+    let (dl, _) = logit_diff(dir.path(), "gemma3_text");
+    assert!(dl > 1e-4, "the local base changes the logits: {dl}");
+    for (key, value, fragment) in [
+        (
+            "rope_parameters",
+            serde_json::json!({"full_attention": {"rope_type": "linear", "factor": 8.0}}),
+            "\"linear\"",
+        ),
+        (
+            "layer_types",
+            serde_json::json!(["full_attention"]),
+            "names 1 layers",
+        ),
+        (
+            "use_bidirectional_attention",
+            true.into(),
+            "use_bidirectional_attention",
+        ),
+    ] {
+        let dir = common::copy_family_fixture("gemma3_text");
+        set_config(dir.path(), key, value);
+        let err = open_err(dir.path());
+        assert!(
+            err.contains("config.json") && err.contains(fragment),
+            "{key}: {err}"
+        );
+    }
+}
+
 /// What a GPT-NeoX config may not say, each refused naming the file and the field.
 #[test]
 fn gpt_neox_configs_it_cannot_run_are_refused_by_name() {
@@ -717,7 +801,7 @@ fn set_config(dir: &Path, key: &str, value: serde_json::Value) {
 
 #[test]
 fn an_unsupported_model_type_is_named_with_what_is_supported() {
-    for (model_type, arch) in [("gemma", "GemmaForCausalLM"), ("t5", "T5Model")] {
+    for (model_type, arch) in [("olmo2", "Olmo2ForCausalLM"), ("t5", "T5Model")] {
         let dir = common::copy_family_fixture("llama");
         set_config(dir.path(), "model_type", model_type.into());
         set_config(dir.path(), "architectures", serde_json::json!([arch]));
@@ -831,7 +915,9 @@ fn the_worker_loads_captures_and_generates_on_every_family() {
         }
         w.send(Command::Capture("But soft, what light".into()));
         match next(&w) {
-            Event::Snapshot(cap, _, _) => assert_eq!(cap.num_layers, 2, "{name}"),
+            Event::Snapshot(cap, _, _) => {
+                assert_eq!(cap.num_layers, reference(name).attention.len(), "{name}");
+            }
             other => panic!("{name}: expected a snapshot, got {other:?}"),
         }
         w.send(Command::Generate(3));
@@ -942,7 +1028,7 @@ fn the_cli_evaluates_a_family_folder_and_names_an_unsupported_one() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.contains("perplexity"), "{out}");
-    set_config(dir.path(), "model_type", "gemma".into());
+    set_config(dir.path(), "model_type", "olmo2".into());
     let o = std::process::Command::new(bin)
         .args(["capture", "--text", "hello", "--checkpoint"])
         .arg(dir.path())
@@ -951,7 +1037,7 @@ fn the_cli_evaluates_a_family_folder_and_names_an_unsupported_one() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && !err.contains("panicked"), "{err}");
     assert!(
-        err.contains("model_type \"gemma\" is not supported"),
+        err.contains("model_type \"olmo2\" is not supported"),
         "{err}"
     );
     assert_eq!(err.matches("config.json").count(), 1, "{err}");

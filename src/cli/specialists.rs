@@ -85,7 +85,7 @@ impl SpecialistsArgs {
             .find(|(_, given)| *given && !adapters)
         {
             anyhow::bail!(
-                "{flag} applies to a pretrained base (a .gguf file, a LLaMA, Mistral, Phi-3, Qwen2, Qwen3, GPT-2, GPT-Neo, GPT-NeoX or Phi folder); {} \
+                "{flag} applies to a pretrained base (a .gguf file, a LLaMA, Mistral, Phi-3, Qwen2, Qwen3, GPT-2, GPT-Neo, GPT-NeoX, Phi or Gemma folder); {} \
                  is one of our checkpoints, whose specialists fine-tune --trainable",
                 self.base.display()
             );

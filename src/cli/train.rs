@@ -146,7 +146,7 @@ pub struct TrainArgs {
     /// Block recruitment.
     #[command(flatten)]
     pub recruitment: RecruitArgs,
-    /// Fine-tune this pretrained decoder (a .gguf file, a LLaMA, Mistral, Phi-3, Qwen2, Qwen3, GPT-2, GPT-Neo, GPT-NeoX or Phi folder, or an adapter
+    /// Fine-tune this pretrained decoder (a .gguf file, a LLaMA, Mistral, Phi-3, Qwen2, Qwen3, GPT-2, GPT-Neo, GPT-NeoX, Phi or Gemma folder, or an adapter
     /// folder) instead of training one of ours; --out is then the adapter folder. The model
     /// brings its own tokenizer and shape, and the fine-tune has no schedule, curve or
     /// optimizer file, so the flags for those are refused with it (they were ignored unsaid).

@@ -6,9 +6,10 @@
 use std::path::Path;
 
 /// The `model_type`s of Hugging Face folders this build opens, for error messages.
-pub const SUPPORTED_TYPES: &str = "bert (BERT-family encoders), gpt2, gpt_neo (TinyStories), \
-     gpt_neox (Pythia), llama (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, phi \
-     (phi-1 to phi-2), phi3, qwen2 and qwen3";
+pub const SUPPORTED_TYPES: &str = "bert (BERT-family encoders), gemma, gemma2, gemma3_text \
+     (Gemma 3's text-only decoders), gpt2, gpt_neo (TinyStories), gpt_neox (Pythia), llama \
+     (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, phi (phi-1 to phi-2), phi3, qwen2 \
+     and qwen3";
 
 /// A family of Hugging Face models with a loader of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,9 +39,41 @@ pub enum Family {
     /// Phi decoders (`phi`: phi-1, phi-1.5, phi-2): GPT-NeoX's parallel block with one
     /// LayerNorm, RoPE on part of each head, a head with a bias.
     Phi,
+    /// Gemma decoders (`gemma`): LLaMA with (1 + w) norms, embeddings ×√d, a GELU MLP.
+    Gemma,
+    /// Gemma 2 (`gemma2`): Gemma plus norms of each sub-layer's output, soft-capped scores and
+    /// logits, sliding-window layers.
+    Gemma2,
+    /// Gemma 3 text decoders (`gemma3_text`): Gemma 2 without the caps, with per-head q/k norms
+    /// and the sliding layers' RoPE at a base of their own.
+    Gemma3,
 }
 
 impl Family {
+    /// What a folder of this family holds, in a phrase (the studio's "kind").
+    pub fn folder_label(self) -> &'static str {
+        match self {
+            Self::Bert => "BERT-family encoder (bidirectional; no next-token head)",
+            Self::Gpt2 => "GPT-2 decoder (Hugging Face safetensors)",
+            Self::Llama => "LLaMA-architecture decoder (Hugging Face safetensors)",
+            Self::Qwen2 => "Qwen2 decoder (Hugging Face safetensors)",
+            Self::Mistral => "Mistral decoder (Hugging Face safetensors)",
+            Self::Qwen3 => "Qwen3 decoder (Hugging Face safetensors)",
+            Self::Phi3 => "Phi-3 decoder (Hugging Face safetensors)",
+            Self::GptNeox => "GPT-NeoX decoder (Hugging Face safetensors)",
+            Self::GptNeo => "GPT-Neo decoder (Hugging Face safetensors)",
+            Self::Phi => "Phi decoder (Hugging Face safetensors)",
+            Self::Gemma => "Gemma decoder (Hugging Face safetensors)",
+            Self::Gemma2 => "Gemma 2 decoder (Hugging Face safetensors)",
+            Self::Gemma3 => "Gemma 3 decoder (Hugging Face safetensors)",
+        }
+    }
+
+    /// Gemma 1, 2 or 3.
+    pub fn is_gemma(self) -> bool {
+        matches!(self, Self::Gemma | Self::Gemma2 | Self::Gemma3)
+    }
+
     /// Its `model_type`.
     pub fn model_type(self) -> &'static str {
         match self {
@@ -54,6 +87,9 @@ impl Family {
             Self::GptNeox => "gpt_neox",
             Self::GptNeo => "gpt_neo",
             Self::Phi => "phi",
+            Self::Gemma => "gemma",
+            Self::Gemma2 => "gemma2",
+            Self::Gemma3 => "gemma3_text",
         }
     }
 }
@@ -113,6 +149,9 @@ fn by_type(t: &str) -> Option<Family> {
         "gpt_neox" => Family::GptNeox,
         "gpt_neo" => Family::GptNeo,
         "phi" => Family::Phi,
+        "gemma" => Family::Gemma,
+        "gemma2" => Family::Gemma2,
+        "gemma3_text" => Family::Gemma3,
         _ => return None,
     })
 }
@@ -136,6 +175,12 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("GPTNeoModel", Family::GptNeo),
         ("PhiFor", Family::Phi),
         ("PhiModel", Family::Phi),
+        ("GemmaFor", Family::Gemma),
+        ("GemmaModel", Family::Gemma),
+        ("Gemma2For", Family::Gemma2),
+        ("Gemma2Model", Family::Gemma2),
+        ("Gemma3ForCausalLM", Family::Gemma3),
+        ("Gemma3TextModel", Family::Gemma3),
     ]
     .into_iter()
     .find(|(prefix, _)| a.starts_with(prefix))

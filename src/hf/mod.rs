@@ -76,7 +76,10 @@ impl ImportedModel {
                 | Family::Qwen2
                 | Family::Mistral
                 | Family::Qwen3
-                | Family::Phi3) => {
+                | Family::Phi3
+                | Family::Gemma
+                | Family::Gemma2
+                | Family::Gemma3) => {
                     Self::HfLlama(Box::new(hf_llama::HfLlama::open(dir, f, device)?))
                 }
             }),
@@ -141,27 +144,8 @@ impl ImportedModel {
             }
             Self::Llama(_) => "LLaMA-family decoder (GGUF, weights dequantized to f32)",
             Self::Bert(_) => "BERT-family encoder (bidirectional; no next-token head)",
-            Self::Gpt2(m) if m.family == Family::GptNeox => {
-                "GPT-NeoX decoder (Hugging Face safetensors)"
-            }
-            Self::Gpt2(m) if m.family == Family::GptNeo => {
-                "GPT-Neo decoder (Hugging Face safetensors)"
-            }
-            Self::Gpt2(m) if m.family == Family::Phi => "Phi decoder (Hugging Face safetensors)",
-            Self::Gpt2(_) => "GPT-2 decoder (Hugging Face safetensors)",
-            Self::HfLlama(m) if m.family == Family::Qwen2 => {
-                "Qwen2 decoder (Hugging Face safetensors)"
-            }
-            Self::HfLlama(m) if m.family == Family::Qwen3 => {
-                "Qwen3 decoder (Hugging Face safetensors)"
-            }
-            Self::HfLlama(m) if m.family == Family::Mistral => {
-                "Mistral decoder (Hugging Face safetensors)"
-            }
-            Self::HfLlama(m) if m.family == Family::Phi3 => {
-                "Phi-3 decoder (Hugging Face safetensors)"
-            }
-            Self::HfLlama(_) => "LLaMA-architecture decoder (Hugging Face safetensors)",
+            Self::Gpt2(m) => m.family.folder_label(),
+            Self::HfLlama(m) => m.family.folder_label(),
             Self::Adapted(_) => "decoder fine-tuned by an adapter (merged into its base)",
         }
     }
@@ -194,7 +178,7 @@ impl ImportedModel {
             Self::Llama(m) => m.config.d_model,
             Self::Bert(m) => m.config.hidden_size,
             Self::Gpt2(m) => m.config.n_embd,
-            Self::HfLlama(m) => m.config.hidden_size,
+            Self::HfLlama(m) => m.decoder.config.d_model,
             Self::Adapted(a) => a.base.d_model(),
         }
     }

@@ -21,7 +21,7 @@ use crate::model::dial::DialSetting;
 #[derive(Clone, Debug)]
 pub struct PoolJob {
     /// The base specialist: a checkpoint directory of ours, or a pretrained decoder (a
-    /// `.gguf` file, a LLaMA, Mistral, Phi-3, Qwen2, Qwen3, GPT-2, GPT-Neo, GPT-NeoX or Phi folder), whose specialists are then adapters.
+    /// `.gguf` file, a LLaMA, Mistral, Phi-3, Qwen2, Qwen3, GPT-2, GPT-Neo, GPT-NeoX, Phi or Gemma folder), whose specialists are then adapters.
     pub base: PathBuf,
     /// Documents: a directory (one document per file) or a file.
     pub docs: PathBuf,

@@ -7,6 +7,7 @@
 use candle_core::{DType, Tensor};
 
 use crate::hf::dense::{forward_pair, Dense};
+use crate::hf::gguf_llama::gemma::{self, RopeTables};
 use crate::hf::gguf_llama::{GgufLlama, Layer};
 use crate::model::attention::{biased_attention, AttentionBias};
 use crate::model::backend::{KvCache, RowStream};
@@ -20,8 +21,7 @@ struct Step<'a> {
     /// Positions in all, cached ones included.
     t: usize,
     /// RoPE cos and sin of the new positions.
-    cos: Tensor,
-    sin: Tensor,
+    rope: RopeTables,
     /// The causal rows of the new positions, for layers given no bias.
     causal: Option<Tensor>,
     biases: &'a [AttentionBias],
@@ -86,7 +86,7 @@ impl GgufLlama {
         let c = &self.config;
         let step = self.step(ids.len(), cache.len(), biases)?;
         let input = Tensor::from_vec(ids.to_vec(), step.n, &self.device)?;
-        let mut x = self.embed.embedding(&input)?.unsqueeze(0)?; // [1,n,d]
+        let mut x = gemma::embed(c, self.embed.embedding(&input)?)?.unsqueeze(0)?; // [1,n,d]
         let mut out = ForwardOutput {
             logits: x.clone(),
             attention: Vec::with_capacity(c.layers),
@@ -97,11 +97,7 @@ impl GgufLlama {
         for ((l, layer), slot) in self.layers.iter().enumerate().zip(&mut cache.layers) {
             let hx = candle_nn::ops::rms_norm(&x, &layer.attn_norm, c.rms_eps as f32)?;
             let (y, a, z) = self.attention(layer, &hx, slot, &step, l)?;
-            x = (x + layer.o.forward(&y)?)?;
-            let hx = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, c.rms_eps as f32)?;
-            let (g, u) = forward_pair(&layer.gate, &layer.up, &hx)?;
-            let f = layer.down.forward(&(candle_nn::ops::silu(&g)? * u)?)?;
-            x = (x + f)?;
+            x = self.mlp_residual(layer, self.attention_residual(layer, x, &y)?)?;
             out.attention.push(a);
             if keep_scores {
                 out.scores.push(z);
@@ -110,7 +106,7 @@ impl GgufLlama {
         cache.len = step.t;
         out.logits = if logits {
             let x = candle_nn::ops::rms_norm(&x, &self.out_norm, c.rms_eps as f32)?;
-            self.head.forward(&x)?
+            gemma::cap_logits(c, self.head.forward(&x)?)?
         } else {
             Tensor::zeros((1, step.n, 0), candle_core::DType::F32, &self.device)?
         };
@@ -137,20 +133,41 @@ impl GgufLlama {
         if n > c.context {
             return Err(ModelError::TooLong(n, c.context));
         }
-        let (cos, sin) = self.rope_tables(0, n)?;
+        let rope = self.rope_set(0, n)?;
         let input = Tensor::from_vec(ids.to_vec(), n, &self.device)?;
-        let mut x = self.embed.embedding(&input)?.unsqueeze(0)?;
+        let mut x = gemma::embed(c, self.embed.embedding(&input)?)?.unsqueeze(0)?;
         for (l, layer) in self.layers.iter().enumerate() {
             let hx = candle_nn::ops::rms_norm(&x, &layer.attn_norm, c.rms_eps as f32)?;
-            let y = self.attention_rows(layer, &hx, (&cos, &sin), l, chunk_rows.max(1), stream)?;
-            x = (x + layer.o.forward(&y)?)?;
-            let hx = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, c.rms_eps as f32)?;
-            let (g, u) = forward_pair(&layer.gate, &layer.up, &hx)?;
-            let f = layer.down.forward(&(candle_nn::ops::silu(&g)? * u)?)?;
-            x = (x + f)?;
+            let tables = rope.for_layer(c, l);
+            let y = self.attention_rows(layer, &hx, tables, l, chunk_rows.max(1), stream)?;
+            x = self.mlp_residual(layer, self.attention_residual(layer, x, &y)?)?;
             stream.layer_done(l)?;
         }
         Ok(())
+    }
+
+    /// The residual stream `x` [1,n,d] plus attention's output `y` (heads merged) through the
+    /// output projection (and Gemma's post-norm).
+    fn attention_residual(
+        &self,
+        layer: &Layer,
+        x: Tensor,
+        y: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let eps = self.config.rms_eps as f32;
+        let o = layer.o.forward(y)?;
+        x + gemma::post_norm(layer, 0, o, |t, w| candle_nn::ops::rms_norm(t, w, eps))?
+    }
+
+    /// The residual stream `x` [1,n,d] plus the gated MLP of its norm (and Gemma's post-norm).
+    fn mlp_residual(&self, layer: &Layer, x: Tensor) -> candle_core::Result<Tensor> {
+        let c = &self.config;
+        let eps = c.rms_eps as f32;
+        let hx = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
+        let (g, u) = forward_pair(&layer.gate, &layer.up, &hx)?;
+        let g = gemma::activate(c, &g, |t| t.gelu())?;
+        let f = layer.down.forward(&(g * u)?)?;
+        x + gemma::post_norm(layer, 1, f, |t, w| candle_nn::ops::rms_norm(t, w, eps))?
     }
 
     /// Layer `l`'s attention over the normed input `hx` [1,T,d] in chunks of query rows, each
@@ -187,7 +204,7 @@ impl GgufLlama {
         };
         let k = expand(rot(&split(&layer.k, 1, kvh)?)?)?;
         let v = expand(split(&layer.v, 2, kvh)?)?;
-        let scale = 1.0 / (dh as f64).sqrt();
+        let scale = c.score_scale();
         let mut ys = Vec::with_capacity(t.div_ceil(chunk));
         for r0 in (0..t).step_by(chunk) {
             let n = chunk.min(t - r0);
@@ -195,7 +212,7 @@ impl GgufLlama {
             let qc = q.narrow(2, r0, n)?;
             let kc = k.narrow(2, 0, kt)?.contiguous()?;
             let vc = v.narrow(2, 0, kt)?.contiguous()?;
-            let s = (qc.matmul(&kc.t()?)? * scale)?;
+            let s = gemma::cap_scores(c, (qc.matmul(&kc.t()?)? * scale)?)?;
             let bias = stream.bias(l, r0, n, kt)?;
             let (a, z) = biased_attention(&s, Some(&bias), None, |z| {
                 crate::model::fused::softmax_rows(z)
@@ -223,7 +240,7 @@ impl GgufLlama {
         if t > self.config.context {
             return Err(ModelError::TooLong(t, self.config.context));
         }
-        let (cos, sin) = self.rope_tables(p, n)?;
+        let rope = self.rope_set(p, n)?;
         let causal = if biases.len() < self.config.layers {
             let full = causal_bias(t);
             let rows = full.get(p * t..).unwrap_or_default().to_vec();
@@ -234,8 +251,7 @@ impl GgufLlama {
         Ok(Step {
             n,
             t,
-            cos,
-            sin,
+            rope,
             causal,
             biases,
         })
@@ -260,7 +276,8 @@ impl GgufLlama {
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let rot = |x: &Tensor| rope(x, &step.cos, &step.sin, c.rope_half);
+        let (cos, sin) = step.rope.for_layer(c, l);
+        let rot = |x: &Tensor| rope(x, cos, sin, c.rope_half);
         let q = rot(&split(&layer.q, 0, h)?)?;
         let k_new = rot(&split(&layer.k, 1, kvh)?)?;
         let v_new = split(&layer.v, 2, kvh)?;
@@ -283,7 +300,7 @@ impl GgufLlama {
                 .reshape((1, h, t, dh))
         };
         let (k, v) = (expand(k)?, expand(v)?);
-        let s = (q.matmul(&k.t()?)? * (1.0 / (dh as f64).sqrt()))?;
+        let s = gemma::cap_scores(c, (q.matmul(&k.t()?)? * c.score_scale())?)?;
         let (a, z) = biased_attention(&s, step.biases.get(l), step.causal.as_ref(), |z| {
             crate::model::fused::softmax_rows(z)
         })?;
@@ -297,10 +314,30 @@ impl GgufLlama {
 
     /// RoPE tables (cos, sin) [n, d_h/2] of positions p..p+n.
     pub(crate) fn rope_tables(&self, p: usize, n: usize) -> candle_core::Result<(Tensor, Tensor)> {
+        self.rope_tables_at(p, n, self.config.rope_base)
+    }
+
+    /// RoPE tables of positions p..p+n for every layer (Gemma 3's sliding layers at their
+    /// base).
+    pub(crate) fn rope_set(&self, p: usize, n: usize) -> candle_core::Result<RopeTables> {
+        let local = (0..self.config.layers).find_map(|l| self.config.local_base(l));
+        Ok(RopeTables {
+            global: self.rope_tables(p, n)?,
+            local: local.map(|b| self.rope_tables_at(p, n, b)).transpose()?,
+        })
+    }
+
+    /// [`rope_tables`](Self::rope_tables) at RoPE base `base`.
+    fn rope_tables_at(
+        &self,
+        p: usize,
+        n: usize,
+        base: f64,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
         let c = &self.config;
         let dh = c.head_dim;
         let dev = &self.device;
-        let inv = Tensor::from_vec(c.rope_inv_freq(), (1, dh / 2), dev)?;
+        let inv = Tensor::from_vec(c.rope_inv_freq_at(base), (1, dh / 2), dev)?;
         let pos = Tensor::arange(p as u32, (p + n) as u32, dev)?
             .to_dtype(DType::F32)?
             .reshape((n, 1))?;

@@ -44,6 +44,27 @@ pub struct LlamaConfig {
     /// converter writes LLaMA-3.1's and 3.2's "llama3" scaling): frequency i is divided by
     /// factor i. `None`: the plain frequencies.
     pub rope_factors: Option<Vec<f32>>,
+    /// Gemma's differences from LLaMA ([`super::gemma`]); None for every other family.
+    pub gemma: Option<GemmaSettings>,
+}
+
+/// Gemma's differences from LLaMA, applied by [`super::gemma`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct GemmaSettings {
+    /// What the embeddings are multiplied by: √d.
+    pub embed_scale: f64,
+    /// What the scores q·k are multiplied by: `query_pre_attn_scalar`^-½.
+    pub score_scale: f64,
+    /// Gemma 2's cap on the scores (50), before the mask and the dial.
+    pub attn_softcap: Option<f64>,
+    /// Gemma 2's cap on the logits (30).
+    pub final_softcap: Option<f64>,
+    /// The MLP's GELU is the exact (erf) one, not the tanh approximation Gemma uses.
+    pub exact_gelu: bool,
+    /// Per layer: whether it attends within a sliding window (its window is the context).
+    pub sliding: Vec<bool>,
+    /// Gemma 3: the RoPE base of the sliding layers (the global ones use `rope_base`).
+    pub local_rope_base: Option<f64>,
 }
 
 impl LlamaConfig {
@@ -80,16 +101,22 @@ impl LlamaConfig {
             rope_half: arch != "llama",
             arch,
             rope_factors: None,
+            gemma: None,
         })
     }
 
     /// RoPE's inverse frequencies [d_h/2]: 1 / base^(2i/d_h), each divided by its factor
     /// when the model has them.
     pub fn rope_inv_freq(&self) -> Vec<f32> {
+        self.rope_inv_freq_at(self.rope_base)
+    }
+
+    /// [`rope_inv_freq`](Self::rope_inv_freq) at another `base` (Gemma 3's sliding layers).
+    pub fn rope_inv_freq_at(&self, base: f64) -> Vec<f32> {
         let dh = self.head_dim;
         (0..dh / 2)
             .map(|i| {
-                let inv = 1.0 / self.rope_base.powf(2.0 * i as f64 / dh as f64) as f32;
+                let inv = 1.0 / base.powf(2.0 * i as f64 / dh as f64) as f32;
                 match &self.rope_factors {
                     Some(f) => inv / f.get(i).copied().unwrap_or(1.0),
                     None => inv,

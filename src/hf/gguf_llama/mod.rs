@@ -8,6 +8,7 @@
 pub mod checks;
 mod cursor;
 mod forward;
+pub mod gemma;
 mod gguf_spm;
 pub mod gguf_tokenizer;
 mod gguf_vocab;
@@ -46,6 +47,10 @@ pub(crate) struct Layer {
     pub(crate) qkv_bias: Option<[Tensor; 3]>,
     /// The RMSNorm weights [d_h] of each head's queries and keys (Qwen3's `q_norm`, `k_norm`).
     pub(crate) qk_norm: Option<[Tensor; 2]>,
+    /// The RMSNorm weights [d] of attention's and the MLP's outputs before they join the
+    /// residual stream (Gemma 2's and 3's `post_attention_layernorm`,
+    /// `post_feedforward_layernorm`).
+    pub(crate) post_norms: Option<[Tensor; 2]>,
     pub(crate) o: Dense,
     pub(crate) ffn_norm: Tensor,
     pub(crate) gate: Dense,
@@ -91,6 +96,7 @@ impl Layer {
             v: Dense::new(&v)?,
             qkv_bias,
             qk_norm,
+            post_norms: None,
             o: Dense::new(&f("attn_output")?)?,
             ffn_norm: f("ffn_norm")?,
             gate: Dense::new(&gate)?,

@@ -56,7 +56,12 @@ impl GgufLlama {
     ) -> Option<Result<ForwardOutput, ModelError>> {
         let c = &self.config;
         let plain = biases.is_empty();
-        if !self.device.is_cpu() || !(plain || biases.len() == c.layers) || ids.is_empty() {
+        // Gemma's differences are in the candle passes only.
+        if !self.device.is_cpu()
+            || !(plain || biases.len() == c.layers)
+            || ids.is_empty()
+            || c.gemma.is_some()
+        {
             return None;
         }
         let t = ids.len();

@@ -55,6 +55,9 @@ impl GgufLlama {
 
     /// This model's views in bf16 products, where the CPU does them natively.
     pub fn preview(&self) -> Option<Bf16Preview<'_>> {
+        if self.config.gemma.is_some() {
+            return None;
+        }
         self.fast_weights()
             .map(|fast| Bf16Preview { model: self, fast })
     }

@@ -27,7 +27,11 @@ impl GgufLlama {
         chunk_rows: usize,
         stream: &mut dyn RowStream,
     ) -> Option<Result<(), ModelError>> {
-        if !self.device.is_cpu() || ids.is_empty() || ids.len() > self.config.context {
+        if !self.device.is_cpu()
+            || ids.is_empty()
+            || ids.len() > self.config.context
+            || self.config.gemma.is_some()
+        {
             return None;
         }
         self.with_weights(|w, starts| self.run_rows(ids, chunk_rows.max(1), stream, (w, starts)))

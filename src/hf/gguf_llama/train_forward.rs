@@ -7,6 +7,7 @@
 use candle_core::Tensor;
 
 use crate::hf::dense::Dense;
+use crate::hf::gguf_llama::gemma;
 use crate::hf::gguf_llama::{GgufLlama, Layer};
 use crate::hf::trainable::{
     batch_dims, causal_attention, check_replacement, Projection, ProjectionDelta, TrainForward,
@@ -15,6 +16,7 @@ use crate::hf::trainable::{
 use crate::model::attention::causal_tensor;
 use crate::model::backend::AttentionModel;
 use crate::model::fused::frozen_linear;
+use crate::model::gelu::gelu_tanh;
 use crate::model::transformer::ModelError;
 
 /// A layer's projections applied with what fine-tuning adds to them.
@@ -30,29 +32,30 @@ impl GgufLlama {
     ) -> Result<TrainForward, ModelError> {
         let c = &self.config;
         let (b, t) = batch_dims(ids, c.context)?;
-        let (cos, sin) = self.rope_tables(0, t)?;
+        let rope = self.rope_set(0, t)?;
         let causal = causal_tensor(b, t, &self.device)?;
-        let mut x = self
-            .embed
-            .embedding(&ids.flatten_all()?)?
-            .reshape((b, t, c.d_model))?;
+        let embedded = self.embed.embedding(&ids.flatten_all()?)?;
+        let mut x = gemma::embed(c, embedded)?.reshape((b, t, c.d_model))?;
         let mut attention = Vec::with_capacity(c.layers);
         let mut queries = Vec::with_capacity(c.layers);
         let eps = c.rms_eps as f32;
         for (l, layer) in self.layers.iter().enumerate() {
             let lin = |p: Projection, input: &Tensor| linear(layer, l, p, input, delta);
-            let hx = candle_nn::ops::rms_norm_slow(&x, &layer.attn_norm, eps)?;
-            let (y, a, q) = self.train_attention(&hx, (&cos, &sin), &causal, (layer, &lin))?;
-            x = (x + lin(Projection::O, &y)?)?;
-            let hx = candle_nn::ops::rms_norm_slow(&x, &layer.ffn_norm, eps)?;
-            let g = lin(Projection::Gate, &hx)?.silu()?;
+            let norm = |t: &Tensor, w: &Tensor| candle_nn::ops::rms_norm_slow(t, w, eps);
+            let hx = norm(&x, &layer.attn_norm)?;
+            let tables = rope.for_layer(c, l);
+            let (y, a, q) = self.train_attention(&hx, tables, &causal, (layer, &lin))?;
+            x = (x + gemma::post_norm(layer, 0, lin(Projection::O, &y)?, norm)?)?;
+            let hx = norm(&x, &layer.ffn_norm)?;
+            let g = gemma::activate(c, &lin(Projection::Gate, &hx)?, gelu_tanh)?;
             let f = lin(Projection::Down, &(g * lin(Projection::Up, &hx)?)?)?;
-            x = (x + f)?;
+            x = (x + gemma::post_norm(layer, 1, f, norm)?)?;
             attention.push(a);
             queries.push(q);
         }
         let x = candle_nn::ops::rms_norm_slow(&x, &self.out_norm, eps)?;
         let logits = frozen_linear(&x, self.head.w())?.reshape((b * t, c.vocab))?;
+        let logits = gemma::cap_logits(c, logits)?;
         Ok(TrainForward {
             logits,
             attention,
@@ -107,8 +110,14 @@ impl GgufLlama {
         let q = rot(&split(Projection::Q, h)?)?;
         let k = expand(rot(&split(Projection::K, kvh)?)?)?;
         let v = expand(split(Projection::V, kvh)?)?;
-        let raw = q.matmul(&k.t()?)?;
-        let a = causal_attention(&raw, causal, 1.0 / (dh as f64).sqrt())?;
+        let a = match c.gemma.as_ref().and_then(|g| g.attn_softcap) {
+            // Soft-capped scores: the cap between the scale and the mask, composed.
+            Some(_) => {
+                let s = gemma::cap_scores(c, (q.matmul(&k.t()?)? * c.score_scale())?)?;
+                causal_attention(&s, causal, 1.0)?
+            }
+            None => causal_attention(&q.matmul(&k.t()?)?, causal, c.score_scale())?,
+        };
         let y = a
             .matmul(&v)?
             .transpose(1, 2)?

@@ -311,6 +311,7 @@ impl HfLlamaConfig {
             arch: self.arch(),
             // Checked by `check` before the decoder is built.
             rope_factors: self.rope_factors().unwrap_or_default(),
+            gemma: None,
         }
     }
 

@@ -9,6 +9,7 @@
 //! before any weight is read; every weight is checked finite.
 
 mod config;
+pub mod gemma;
 
 use std::path::{Path, PathBuf};
 
@@ -20,50 +21,93 @@ pub use config::HfLlamaConfig;
 use crate::hf::dense::Dense;
 use crate::hf::family::Family;
 use crate::hf::folder;
-use crate::hf::gguf_llama::{split_fused, DecoderParts, GgufLlama, Layer};
+use crate::hf::gguf_llama::{split_fused, DecoderParts, GgufLlama, Layer, LlamaConfig};
 
-/// A LLaMA, Mistral, Phi-3, Qwen2 or Qwen3 decoder opened from a Hugging Face folder.
+/// A LLaMA, Mistral, Phi-3, Qwen2, Qwen3 or Gemma decoder opened from a Hugging Face folder.
 pub struct HfLlama {
     /// The folder it came from.
     pub dir: PathBuf,
-    /// LLaMA, Mistral, Phi-3, Qwen2 or Qwen3.
+    /// LLaMA, Mistral, Phi-3, Qwen2, Qwen3, Gemma, Gemma 2 or Gemma 3.
     pub family: Family,
-    /// Its configuration as written.
-    pub config: HfLlamaConfig,
     /// The forward pass.
     pub decoder: GgufLlama,
 }
 
+/// A family's config as the loader needs it.
+enum FamilyConfig {
+    /// LLaMA, Mistral, Phi-3, Qwen2, Qwen3.
+    Llama(Box<HfLlamaConfig>),
+    /// Gemma 1, 2, 3.
+    Gemma(Box<gemma::GemmaConfig>),
+}
+
+impl FamilyConfig {
+    /// The `config.json` at `path` of a `family` model, checked.
+    fn read(path: &Path, family: Family) -> Result<Self> {
+        let named = |e: String| anyhow::anyhow!("{}: {e}", path.display());
+        Ok(if family.is_gemma() {
+            let c: gemma::GemmaConfig = folder::read_config(path, family.model_type())?;
+            c.check(family).map_err(named)?;
+            Self::Gemma(Box::new(c))
+        } else {
+            let c: HfLlamaConfig = folder::read_config(path, family.model_type())?;
+            c.check().map_err(named)?;
+            Self::Llama(Box::new(c))
+        })
+    }
+
+    /// The decoder's hyper-parameters, the tensors to read, and whether the head is tied.
+    fn plan(&self, family: Family) -> (LlamaConfig, Vec<(String, Vec<usize>)>, bool) {
+        match self {
+            Self::Llama(c) => (
+                c.decoder_config(),
+                c.expected_shapes(family),
+                c.tie_word_embeddings,
+            ),
+            Self::Gemma(c) => (
+                c.decoder_config(family),
+                c.expected_shapes(family),
+                c.tie_word_embeddings,
+            ),
+        }
+    }
+}
+
 impl HfLlama {
-    /// Open the folder `dir` of a `family` model (LLaMA, Mistral, Phi-3, Qwen2 or Qwen3).
+    /// Open the folder `dir` of a `family` model (LLaMA, Mistral, Phi-3, Qwen2, Qwen3 or
+    /// Gemma).
     pub fn open(dir: &Path, family: Family, device: &Device) -> Result<Self> {
         let weights = folder::weights(dir)?;
-        let cfg_path = dir.join("config.json");
-        let config: HfLlamaConfig = folder::read_config(&cfg_path, family.model_type())?;
-        config
-            .check()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?;
-        let want = config.expected_shapes(family);
+        let read = FamilyConfig::read(&dir.join("config.json"), family)?;
+        let (config, want, tied) = read.plan(family);
         folder::check_declared(&folder::declared(&weights, same)?, &want, &weights.path)?;
         let mut t = folder::load_f32(&weights, device, same, &want)?;
-        let tokenizer = folder::read_tokenizer(&dir.join("tokenizer.json"), config.vocab_size)?;
+        let tokenizer = folder::read_tokenizer(&dir.join("tokenizer.json"), config.vocab)?;
         let parameters = t.values().map(Tensor::elem_count).sum();
-        let layers = (0..config.num_hidden_layers)
-            .map(|l| read_layer(&mut t, l, (family, &config), &weights.path))
+        let file = &weights.path;
+        let layers = (0..config.layers)
+            .map(|l| match &read {
+                FamilyConfig::Llama(c) => read_layer(&mut t, l, (family, c), file),
+                FamilyConfig::Gemma(_) => gemma::read_layer(&mut t, l, family, file),
+            })
             .collect::<Result<Vec<_>>>()?;
-        let embed = folder::take(&mut t, "model.embed_tokens.weight", &weights.path)?;
-        let head = Dense::new(&if config.tie_word_embeddings {
+        let embed = folder::take(&mut t, "model.embed_tokens.weight", file)?;
+        let head = Dense::new(&if tied {
             embed.clone()
         } else {
-            folder::take(&mut t, "lm_head.weight", &weights.path)?
+            folder::take(&mut t, "lm_head.weight", file)?
         })?;
+        let mut out_norm = folder::take(&mut t, "model.norm.weight", file)?;
+        if family.is_gemma() {
+            out_norm = gemma::one_plus(out_norm)?;
+        }
         let decoder = GgufLlama::from_parts(DecoderParts {
-            config: config.decoder_config(),
+            config,
             path: dir.to_path_buf(),
             parameters,
             embed,
             head,
-            out_norm: folder::take(&mut t, "model.norm.weight", &weights.path)?,
+            out_norm,
             layers,
             tokenizer,
             device: device.clone(),
@@ -71,7 +115,6 @@ impl HfLlama {
         Ok(Self {
             dir: dir.to_path_buf(),
             family,
-            config,
             decoder,
         })
     }
@@ -140,6 +183,7 @@ fn read_layer(
         v: Dense::new(&v)?,
         qkv_bias,
         qk_norm,
+        post_norms: None,
         o: Dense::new(&take("self_attn.o_proj.weight")?)?,
         ffn_norm: take("post_attention_layernorm.weight")?,
         gate: Dense::new(&gate)?,

@@ -73,7 +73,7 @@ pub fn show(ui: &mut egui::Ui, form: &mut GrowForm, held: Option<&str>) -> Optio
                     .labelled_by(l.id)
                     .on_hover_text(
                         "One of our checkpoints (specialists fine-tune its output bias), or a \
-                         pretrained decoder: a .gguf file or a LLaMA, Mistral, Phi-3, Qwen2, Qwen3, GPT-2, GPT-Neo, GPT-NeoX or Phi folder \
+                         pretrained decoder: a .gguf file or a LLaMA, Mistral, Phi-3, Qwen2, Qwen3, GPT-2, GPT-Neo, GPT-NeoX, Phi or Gemma folder \
                          (specialists are then rank-1 adapters on its last attention output).",
                     );
                 if let Some(h) = held.filter(|h| Path::new(h).exists()) {

@@ -85,7 +85,7 @@ impl AdaptedPool {
         if base.trainable().is_none() {
             bail!(
                 "{}: a {} model; specialists as adapters need a decoder (a .gguf file, or a \
-                 LLaMA, Mistral, Phi-3, Qwen2, Qwen3, GPT-2, GPT-Neo, GPT-NeoX or Phi folder)",
+                 LLaMA, Mistral, Phi-3, Qwen2, Qwen3, GPT-2, GPT-Neo, GPT-NeoX, Phi or Gemma folder)",
                 base.path().display(),
                 base.arch_label()
             );
