@@ -14,7 +14,9 @@
 #  - its Phi-3 reader takes a SentencePiece tokenizer.model unless tokenizer_config.json names
 #    GPT2Tokenizer (as Phi-4's does), so the Phi-3 folder is converted from a copy that does;
 #    the SentencePiece folder (llama_spm) is converted with its tokenizer.model, trained again
-#    by scripts/make_spm_gguf_fixture.py (deterministic).
+#    by scripts/make_spm_gguf_fixture.py (deterministic);
+#  - its Gemma readers take a SentencePiece tokenizer.model (Gemma's own is one); the tiny Gemma
+#    folders' byte-level BPE is written as a BPE vocabulary instead (BPE_VOCAB).
 # Usage: PYTHON=/path/to/python scripts/llamacpp_convert.sh [VERSION=0.3.36]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,11 +41,17 @@ cat > "$WORK/run.py" <<PY
 import os, sys, runpy
 sys.path.insert(0, "$L/gguf-py"); sys.path.insert(0, "$L")
 import conversion.base as b
+import conversion.gemma as g
 pre = os.environ["PRE"]
 for n in dir(b):
     c = getattr(b, n)
     if isinstance(c, type) and "get_vocab_base_pre" in c.__dict__:
         c.get_vocab_base_pre = lambda self, tok: pre
+# Gemma's readers want a SentencePiece tokenizer.model; the tiny folders' vocabulary is a
+# byte-level BPE, written as such.
+if os.environ.get("BPE_VOCAB"):
+    for c in (g.GemmaModel, g.Gemma2Model, g.Gemma3Model):
+        c.set_vocab = lambda self: self._set_vocab_gpt2()
 sys.argv = ["convert_hf_to_gguf.py"] + sys.argv[1:]
 runpy.run_path("$L/convert_hf_to_gguf.py", run_name="__main__")
 PY
@@ -73,3 +81,4 @@ from make_spm_gguf_fixture import train
 d = tempfile.mkdtemp(); train(d); shutil.copy(d + "/m.model", sys.argv[2])
 PY
 convert "$WORK/llama_spm" default llama_spm
+for n in gemma gemma2 gemma3_text; do BPE_VOCAB=1 convert "$F/$n" llama-bpe "$n"; done

@@ -334,16 +334,16 @@ def gemma2():
 
 def gemma3_text():
     """Gemma 3 (text): Gemma 2's post-norms without its caps, an RMSNorm over each head's
-    queries and keys, and sliding layers (all but every third here) whose RoPE turns at a
-    base of their own (10,000 against the global layers' 1,000,000)."""
+    queries and keys, and sliding layers (all but every sixth, Gemma 3's pattern, which
+    llama.cpp assumes) whose RoPE turns at a base of their own (10,000 against the global
+    layers' 1,000,000)."""
     torch.manual_seed(61)
     raw, fast = gemma_tokenizer()
     cfg = transformers.Gemma3TextConfig(
         vocab_size=VOCAB, initializer_range=0.1, hidden_size=48, intermediate_size=64,
-        num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+        num_hidden_layers=6, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
         max_position_embeddings=128, rms_norm_eps=1e-6, query_pre_attn_scalar=16,
-        sliding_window=96, layer_types=["sliding_attention", "sliding_attention",
-                                        "full_attention"],
+        sliding_window=96,
         rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": 1000000.0},
                          "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}},
         bos_token_id=raw.token_to_id("<bos>"), eos_token_id=0, pad_token_id=0,

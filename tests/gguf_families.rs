@@ -223,6 +223,92 @@ fn a_sentencepiece_folder_tokenizes_as_sentencepiece_does() {
     }
 }
 
+/// Gemma, Gemma 2 and Gemma 3 GGUF files as llama.cpp's converter writes them (norm weights
+/// with the 1 of (1 + w) added, Gemma 2's caps and window, Gemma 3's two RoPE bases; the
+/// vocabulary written as byte-level BPE, as the tiny folders' tokenizers are): transformers'
+/// ids, logits and attention. llama.cpp scales Gemma 2's scores by d_h^-½ whatever the folder's
+/// `query_pre_attn_scalar` (the converter does not write it; the released 2B and 9B have it
+/// equal to d_h), so the Gemma 2 file matches its folder with that scalar set to d_h.
+#[test]
+fn gemma_files_from_llama_cpps_converter_match() {
+    let file = |n: &str| common::root().join(format!("tests/fixtures/llamacpp/{n}.gguf"));
+    for name in ["gemma", "gemma3_text"] {
+        let m = open(&file(name));
+        assert!(
+            m.kind_label().starts_with("Gemma decoder (GGUF"),
+            "{}",
+            m.kind_label()
+        );
+        let (dl, da) = against_reference(&m, name);
+        eprintln!("llama.cpp's {name}.gguf: logits max |Δ| {dl:.2e}, attention max |Δ| {da:.2e}");
+    }
+    let m = open(&file("gemma2"));
+    assert_eq!(m.model().dims().max_len, 96, "the window is the context");
+    let dir = common::copy_family_fixture("gemma2");
+    let cfg = dir.path().join("config.json");
+    let mut c: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+    c["query_pre_attn_scalar"] = 16.into();
+    std::fs::write(&cfg, serde_json::to_vec(&c).unwrap()).unwrap();
+    let folder = open(dir.path());
+    let r: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(common::family_fixture("gemma2").join("reference.json")).unwrap(),
+    )
+    .unwrap();
+    let ids: Vec<u32> = serde_json::from_value(r["ids"].clone()).unwrap();
+    assert_eq!(m.tokenizer().encode(r["text"].as_str().unwrap()), ids);
+    let (a, b) = (
+        m.model().forward_biased(&ids, &[], false).unwrap(),
+        folder.model().forward_biased(&ids, &[], false).unwrap(),
+    );
+    let diff = |x: &candle_core::Tensor, y: &candle_core::Tensor| {
+        (x - y)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    };
+    assert!(
+        diff(&a.logits, &b.logits) < 1e-5,
+        "{}",
+        diff(&a.logits, &b.logits)
+    );
+    for (x, y) in a.attention.iter().zip(&b.attention) {
+        assert!(diff(x, y) < 1e-6);
+    }
+}
+
+/// A Gemma 2 file whose score cap is not a positive number is refused naming the key (a cap
+/// of 0 divides by zero; a NaN would make every attention weight NaN).
+#[test]
+fn a_gemma_cap_that_is_not_positive_is_refused() {
+    let bytes = std::fs::read(common::root().join("tests/fixtures/llamacpp/gemma2.gguf")).unwrap();
+    let key = b"gemma2.attn_logit_softcapping";
+    let at = bytes.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    assert_eq!(
+        u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()),
+        6,
+        "an f32"
+    );
+    for bad in [0.0f32, -2.0, f32::NAN] {
+        let mut b = bytes.clone();
+        b[at + 4..at + 8].copy_from_slice(&bad.to_le_bytes());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("model.gguf");
+        std::fs::write(&file, b).unwrap();
+        let err = match ImportedModel::open(&file, &candle_core::Device::Cpu) {
+            Ok(_) => panic!("a cap of {bad} opened"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            err.contains("gemma2.attn_logit_softcapping") && err.contains("model.gguf"),
+            "{err}"
+        );
+    }
+}
+
 /// Files written by llama.cpp's own converter (`convert_hf_to_gguf.py` of the llama.cpp that
 /// llama-cpp-python 0.3.36 vendors, `--outtype f32`, on the tiny folders; see
 /// `scripts/llamacpp_convert.sh`) give transformers' ids, logits and attention for their

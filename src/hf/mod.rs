@@ -133,6 +133,9 @@ impl ImportedModel {
     /// What it is, in a phrase.
     pub fn kind_label(&self) -> &'static str {
         match self {
+            Self::Llama(m) if m.config.gemma.is_some() => {
+                "Gemma decoder (GGUF, weights dequantized to f32)"
+            }
             Self::Llama(m) if m.config.qkv_bias() => {
                 "Qwen2 decoder (GGUF, weights dequantized to f32)"
             }

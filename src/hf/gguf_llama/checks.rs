@@ -188,6 +188,11 @@ fn layer_tensors(c: &LlamaConfig, l: usize) -> Vec<(String, Vec<usize>)> {
             want.push((format!("blk.{l}.{name}.weight"), vec![dh]));
         }
     }
+    if c.post_norms() {
+        for name in ["post_attention_norm", "post_ffw_norm"] {
+            want.push((format!("blk.{l}.{name}.weight"), vec![d]));
+        }
+    }
 
     want
 }

@@ -8,7 +8,12 @@
 //! sliding-window layers turning RoPE at a base of their own. Its RMSNorms scale by (1 + w): the
 //! loader folds the 1 into the weights, so every norm here is LLaMA's.
 
+use std::path::Path;
+
+use candle_core::quantized::gguf_file;
 use candle_core::Tensor;
+
+use crate::hf::gguf_llama::metadata::{meta_f64, meta_usize, optional};
 
 pub use crate::hf::gguf_llama::metadata::GemmaSettings;
 use crate::hf::gguf_llama::metadata::LlamaConfig;
@@ -103,4 +108,92 @@ impl RopeTables {
             _ => (&self.global.0, &self.global.1),
         }
     }
+}
+
+/// Gemma's settings of a GGUF file of architecture `gemma`, `gemma2` or `gemma3` into
+/// `config` (nothing for the others), read as llama.cpp reads them: its converter has already
+/// added the 1 to every norm weight; Gemma 2's caps default to 50 and 30 and its window to
+/// 4,096 over every other layer; Gemma 3's window (when the file names one) covers five layers
+/// in six, turning RoPE at `rope.freq_base_swa` (10,000); `attention.sliding_window_pattern`
+/// overrides the pattern. The scores are scaled by d_h^-½, or (d/heads)^-½ for the 27B
+/// models, as llama.cpp does (the converter writes no `query_pre_attn_scalar`). A window makes
+/// the context no longer than it.
+pub(crate) fn from_gguf(
+    c: &gguf_file::Content,
+    file: &Path,
+    config: &mut LlamaConfig,
+) -> anyhow::Result<()> {
+    let arch = config.arch;
+    let (pattern, default_window) = match arch {
+        "gemma" => (0, None),
+        "gemma2" => (2, Some(4096)),
+        "gemma3" => (6, None),
+        _ => return Ok(()),
+    };
+    let key = |k: &str| format!("{arch}.{k}");
+    let f64_at = |k: &str| optional(c, &key(k), file, meta_f64);
+    let window = optional(c, &key("attention.sliding_window"), file, meta_usize)?
+        .or(default_window)
+        .filter(|w| *w > 0);
+    let pattern = optional(
+        c,
+        &key("attention.sliding_window_pattern"),
+        file,
+        meta_usize,
+    )?
+    .unwrap_or(pattern);
+    let n = config.layers;
+    let sliding: Vec<bool> = match window {
+        Some(_) if pattern > 0 => (0..n).map(|l| l % pattern < pattern - 1).collect(),
+        Some(_) => vec![true; n],
+        None => vec![false; n],
+    };
+    let big = matches!((arch, n), ("gemma2", 46) | ("gemma3", 62));
+    let width = if big && config.heads > 0 {
+        config.d_model / config.heads
+    } else {
+        config.head_dim
+    };
+    let (attn_softcap, final_softcap) = match arch {
+        "gemma2" => (
+            Some(f64_at("attn_logit_softcapping")?.unwrap_or(50.0)),
+            Some(f64_at("final_logit_softcapping")?.unwrap_or(30.0)),
+        ),
+        "gemma3" => (None, f64_at("final_logit_softcapping")?),
+        _ => (None, None),
+    };
+    for (name, cap) in [
+        ("attn_logit_softcapping", attn_softcap),
+        ("final_logit_softcapping", final_softcap),
+    ] {
+        if let Some(x) = cap.filter(|x| !(x.is_finite() && *x > 0.0)) {
+            anyhow::bail!(
+                "{}: metadata {arch}.{name} = {x} must be a finite number above 0",
+                file.display()
+            );
+        }
+    }
+    let local_rope_base = match arch {
+        "gemma3" => Some(f64_at("rope.freq_base_swa")?.unwrap_or(10_000.0)),
+        _ => None,
+    };
+    if let Some(b) = local_rope_base.filter(|b| !(b.is_finite() && *b > 1.0)) {
+        anyhow::bail!(
+            "{}: metadata {arch}.rope.freq_base_swa = {b} must be finite and above 1",
+            file.display()
+        );
+    }
+    if let Some(w) = window.filter(|_| sliding.iter().any(|&s| s)) {
+        config.context = config.context.min(w);
+    }
+    config.gemma = Some(GemmaSettings {
+        embed_scale: (config.d_model as f64).sqrt(),
+        score_scale: 1.0 / (width.max(1) as f64).sqrt(),
+        attn_softcap,
+        final_softcap: final_softcap.filter(|x| *x > 0.0),
+        exact_gelu: false,
+        sliding,
+        local_rope_base: local_rope_base.filter(|b| *b != config.rope_base),
+    });
+    Ok(())
 }

@@ -139,7 +139,13 @@ impl LlamaConfig {
     /// Whether each head's queries and keys go through an RMSNorm of their own before RoPE
     /// (Qwen3's `q_norm` and `k_norm`).
     pub fn qk_norm(&self) -> bool {
-        self.arch == "qwen3"
+        matches!(self.arch, "qwen3" | "gemma3")
+    }
+
+    /// Whether each layer norms attention's and the MLP's outputs before they join the
+    /// residual stream (Gemma 2's and 3's `post_attention_norm`, `post_ffw_norm`).
+    pub fn post_norms(&self) -> bool {
+        matches!(self.arch, "gemma2" | "gemma3")
     }
 
     /// The width of all heads' queries together, heads·d_h (d unless the config names
@@ -159,9 +165,12 @@ fn architecture(c: &gguf_file::Content, file: &Path) -> Result<&'static str> {
         "qwen2" => Ok("qwen2"),
         "qwen3" => Ok("qwen3"),
         "phi3" => Ok("phi3"),
+        "gemma" => Ok("gemma"),
+        "gemma2" => Ok("gemma2"),
+        "gemma3" => Ok("gemma3"),
         other => bail!(
             "{}: architecture {other:?} is not supported (the LLaMA-family \"llama\", \
-             \"qwen2\", \"qwen3\" and \"phi3\" are)",
+             \"qwen2\", \"qwen3\", \"phi3\", \"gemma\", \"gemma2\" and \"gemma3\" are)",
             file.display()
         ),
     }

@@ -96,7 +96,10 @@ impl Layer {
             v: Dense::new(&v)?,
             qkv_bias,
             qk_norm,
-            post_norms: None,
+            post_norms: match c.post_norms() {
+                true => Some([f("post_attention_norm")?, f("post_ffw_norm")?]),
+                false => None,
+            },
             o: Dense::new(&f("attn_output")?)?,
             ffn_norm: f("ffn_norm")?,
             gate: Dense::new(&gate)?,
@@ -168,7 +171,8 @@ impl GgufLlama {
         let mut file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
         let c = gguf_file::Content::read(&mut file)
             .with_context(|| format!("{}: not a readable GGUF file", path.display()))?;
-        let config = LlamaConfig::from_gguf(&c, path)?;
+        let mut config = LlamaConfig::from_gguf(&c, path)?;
+        gemma::from_gguf(&c, path, &mut config)?;
         let vocab = checks::check_model(&config, &header, path)?;
         let weights =
             crate::hf::memory::weight_count(header.tensors.iter().map(|t| t.shape.as_slice()));
