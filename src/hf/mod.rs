@@ -133,7 +133,13 @@ impl ImportedModel {
     /// What it is, in a phrase.
     pub fn kind_label(&self) -> &'static str {
         match self {
-            Self::Llama(m) if m.config.gemma.is_some() => {
+            Self::Llama(m) if m.config.arch == "gemma2" => {
+                "Gemma 2 decoder (GGUF, weights dequantized to f32)"
+            }
+            Self::Llama(m) if m.config.arch == "gemma3" => {
+                "Gemma 3 decoder (GGUF, weights dequantized to f32)"
+            }
+            Self::Llama(m) if m.config.arch == "gemma" => {
                 "Gemma decoder (GGUF, weights dequantized to f32)"
             }
             Self::Llama(m) if m.config.qkv_bias() => {
