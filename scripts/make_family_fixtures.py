@@ -15,7 +15,7 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/pip install torch transformers safetensors tokenizers
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
-Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi and the gemmas: 5.25.0), tokenizers 0.23.3 (the versions are also
+Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi, the gemmas and olmo2: 5.25.0), tokenizers 0.23.3 (the versions are also
 written into each reference.json). The weights are seeded: rerunning with these versions
 writes byte-identical files (checked); other versions may draw other weights, and the tests
 follow whatever is committed.
@@ -358,6 +358,25 @@ def gemma3_text():
     save(model, fast, raw, "gemma3_text")
 
 
+def olmo2():
+    """OLMo 2 (AllenAI): LLaMA with no norm on what attention and the MLP read and an RMSNorm
+    on what they write (post_attention_layernorm, post_feedforward_layernorm), and q/k
+    RMSNorms over the whole projection (all heads at once)."""
+    torch.manual_seed(67)
+    raw = bpe_tokenizer()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>")
+    cfg = transformers.Olmo2Config(
+        vocab_size=VOCAB, initializer_range=0.25, hidden_size=32, intermediate_size=48,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=128, rms_norm_eps=1e-6, rope_theta=500000.0,
+        tie_word_embeddings=False, bos_token_id=None, eos_token_id=0, pad_token_id=0,
+        attn_implementation="eager",
+    )
+    model = transformers.Olmo2ForCausalLM(cfg).eval()
+    randomise_norms(model, 0.3)
+    save(model, fast, raw, "olmo2")
+
+
 def main():
     """All families, or those named on the command line (each later family seeds itself, so
     one can be made again alone)."""
@@ -365,7 +384,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     names = sys.argv[1:] or ["gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3", "gpt_neox",
                              "gpt_neox_sequential", "gpt_neo", "phi", "gemma", "gemma2",
-                             "gemma3_text"]
+                             "gemma3_text", "olmo2"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -375,7 +394,7 @@ def main():
         gpt2(); llama(); qwen2()
     for n in names:
         if n in ("mistral", "qwen3", "phi3", "gpt_neox", "gpt_neox_sequential", "gpt_neo",
-                 "phi", "gemma", "gemma2", "gemma3_text"):
+                 "phi", "gemma", "gemma2", "gemma3_text", "olmo2"):
             globals()[n]()
     return 0
 

@@ -74,6 +74,7 @@ fn the_training_forward_equals_the_inference_forward() {
         "gemma",
         "gemma2",
         "gemma3_text",
+        "olmo2",
     ] {
         let m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
         let d = m.trainable().unwrap();
@@ -202,6 +203,8 @@ fn adapter_gradients_match_finite_differences() {
             "lora:2:attn_q,attn_k,attn_output,ffn_gate,ffn_down",
         ),
         ("gemma3_text", "qk"),
+        // OLMo 2: no pre-norms, q/k norms over all heads.
+        ("olmo2", "lora:2:attn_q,attn_k,attn_v,ffn_up"),
     ] {
         adapter_gradients_on(family, text);
     }

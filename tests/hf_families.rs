@@ -18,7 +18,7 @@ use localist::model::capture::{capture, capture_attention, sequence_biases};
 use localist::model::capture_stream::{capture_streamed, CapturePlan};
 use localist::model::dial::DialSetting;
 
-const FAMILIES: [&str; 12] = [
+const FAMILIES: [&str; 13] = [
     "gpt2",
     "llama",
     "qwen2",
@@ -31,6 +31,7 @@ const FAMILIES: [&str; 12] = [
     "gemma",
     "gemma2",
     "gemma3_text",
+    "olmo2",
 ];
 
 fn fixture(name: &str) -> PathBuf {
@@ -601,6 +602,15 @@ fn gemma3_matches_transformers() {
     }
 }
 
+/// OLMo 2: no norm on what attention and the MLP read, a norm on what they write, and q/k
+/// norms over the whole projection (all heads at once).
+#[test]
+fn olmo2_matches_transformers() {
+    parity("olmo2");
+    let m = open(&fixture("olmo2"));
+    assert_eq!(m.kind_label(), "OLMo 2 decoder (Hugging Face safetensors)");
+}
+
 /// What a GPT-NeoX config may not say, each refused naming the file and the field.
 #[test]
 fn gpt_neox_configs_it_cannot_run_are_refused_by_name() {
@@ -806,7 +816,7 @@ fn set_config(dir: &Path, key: &str, value: serde_json::Value) {
 
 #[test]
 fn an_unsupported_model_type_is_named_with_what_is_supported() {
-    for (model_type, arch) in [("olmo2", "Olmo2ForCausalLM"), ("t5", "T5Model")] {
+    for (model_type, arch) in [("falcon", "FalconForCausalLM"), ("t5", "T5Model")] {
         let dir = common::copy_family_fixture("llama");
         set_config(dir.path(), "model_type", model_type.into());
         set_config(dir.path(), "architectures", serde_json::json!([arch]));
@@ -1033,7 +1043,7 @@ fn the_cli_evaluates_a_family_folder_and_names_an_unsupported_one() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.contains("perplexity"), "{out}");
-    set_config(dir.path(), "model_type", "olmo2".into());
+    set_config(dir.path(), "model_type", "falcon".into());
     let o = std::process::Command::new(bin)
         .args(["capture", "--text", "hello", "--checkpoint"])
         .arg(dir.path())
@@ -1042,7 +1052,7 @@ fn the_cli_evaluates_a_family_folder_and_names_an_unsupported_one() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && !err.contains("panicked"), "{err}");
     assert!(
-        err.contains("model_type \"olmo2\" is not supported"),
+        err.contains("model_type \"falcon\" is not supported"),
         "{err}"
     );
     assert_eq!(err.matches("config.json").count(), 1, "{err}");

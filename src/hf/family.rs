@@ -8,8 +8,8 @@ use std::path::Path;
 /// The `model_type`s of Hugging Face folders this build opens, for error messages.
 pub const SUPPORTED_TYPES: &str = "bert (BERT-family encoders), gemma, gemma2, gemma3_text \
      (Gemma 3's text-only decoders), gpt2, gpt_neo (TinyStories), gpt_neox (Pythia), llama \
-     (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, phi (phi-1 to phi-2), phi3, qwen2 \
-     and qwen3";
+     (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, olmo2, phi (phi-1 to phi-2), phi3, \
+     qwen2 and qwen3";
 
 /// A family of Hugging Face models with a loader of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +47,9 @@ pub enum Family {
     /// Gemma 3 text decoders (`gemma3_text`): Gemma 2 without the caps, with per-head q/k norms
     /// and the sliding layers' RoPE at a base of their own.
     Gemma3,
+    /// OLMo 2 decoders (`olmo2`, AllenAI's fully open models): LLaMA with norms of each
+    /// sub-layer's output instead of its input, and q/k norms over all heads.
+    Olmo2,
 }
 
 impl Family {
@@ -66,6 +69,7 @@ impl Family {
             Self::Gemma => "Gemma decoder (Hugging Face safetensors)",
             Self::Gemma2 => "Gemma 2 decoder (Hugging Face safetensors)",
             Self::Gemma3 => "Gemma 3 decoder (Hugging Face safetensors)",
+            Self::Olmo2 => "OLMo 2 decoder (Hugging Face safetensors)",
         }
     }
 
@@ -90,6 +94,7 @@ impl Family {
             Self::Gemma => "gemma",
             Self::Gemma2 => "gemma2",
             Self::Gemma3 => "gemma3_text",
+            Self::Olmo2 => "olmo2",
         }
     }
 }
@@ -152,6 +157,7 @@ fn by_type(t: &str) -> Option<Family> {
         "gemma" => Family::Gemma,
         "gemma2" => Family::Gemma2,
         "gemma3_text" => Family::Gemma3,
+        "olmo2" => Family::Olmo2,
         _ => return None,
     })
 }
@@ -181,6 +187,8 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("Gemma2Model", Family::Gemma2),
         ("Gemma3ForCausalLM", Family::Gemma3),
         ("Gemma3TextModel", Family::Gemma3),
+        ("Olmo2For", Family::Olmo2),
+        ("Olmo2Model", Family::Olmo2),
     ]
     .into_iter()
     .find(|(prefix, _)| a.starts_with(prefix))

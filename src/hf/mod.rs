@@ -79,7 +79,8 @@ impl ImportedModel {
                 | Family::Phi3
                 | Family::Gemma
                 | Family::Gemma2
-                | Family::Gemma3) => {
+                | Family::Gemma3
+                | Family::Olmo2) => {
                     Self::HfLlama(Box::new(hf_llama::HfLlama::open(dir, f, device)?))
                 }
             }),

@@ -95,7 +95,9 @@ impl GgufLlama {
         };
         cache.layers.resize_with(c.layers, || None);
         for ((l, layer), slot) in self.layers.iter().enumerate().zip(&mut cache.layers) {
-            let hx = candle_nn::ops::rms_norm(&x, &layer.attn_norm, c.rms_eps as f32)?;
+            let hx = gemma::pre_norm(c, &x, &layer.attn_norm, |t, w| {
+                candle_nn::ops::rms_norm(t, w, c.rms_eps as f32)
+            })?;
             let (y, a, z) = self.attention(layer, &hx, slot, &step, l)?;
             x = self.mlp_residual(layer, self.attention_residual(layer, x, &y)?)?;
             out.attention.push(a);
@@ -137,7 +139,9 @@ impl GgufLlama {
         let input = Tensor::from_vec(ids.to_vec(), n, &self.device)?;
         let mut x = gemma::embed(c, self.embed.embedding(&input)?)?.unsqueeze(0)?;
         for (l, layer) in self.layers.iter().enumerate() {
-            let hx = candle_nn::ops::rms_norm(&x, &layer.attn_norm, c.rms_eps as f32)?;
+            let hx = gemma::pre_norm(c, &x, &layer.attn_norm, |t, w| {
+                candle_nn::ops::rms_norm(t, w, c.rms_eps as f32)
+            })?;
             let tables = rope.for_layer(c, l);
             let y = self.attention_rows(layer, &hx, tables, l, chunk_rows.max(1), stream)?;
             x = self.mlp_residual(layer, self.attention_residual(layer, x, &y)?)?;
@@ -163,7 +167,9 @@ impl GgufLlama {
     fn mlp_residual(&self, layer: &Layer, x: Tensor) -> candle_core::Result<Tensor> {
         let c = &self.config;
         let eps = c.rms_eps as f32;
-        let hx = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, eps)?;
+        let hx = gemma::pre_norm(c, &x, &layer.ffn_norm, |t, w| {
+            candle_nn::ops::rms_norm(t, w, eps)
+        })?;
         let (g, u) = forward_pair(&layer.gate, &layer.up, &hx)?;
         let g = gemma::activate(c, &g, |t| t.gelu())?;
         let f = layer.down.forward(&(g * u)?)?;
@@ -370,10 +376,9 @@ fn project(layer: &Layer, m: &Dense, b: usize, hx: &Tensor) -> candle_core::Resu
 /// `x` [1,T,H,d_h] of projection `b` (0, 1, 2: q, k, v), each head's vector through the
 /// layer's RMSNorm for it when it has them (Qwen3's `q_norm` and `k_norm`, before RoPE).
 fn head_norm(layer: &Layer, b: usize, x: Tensor, eps: f64) -> candle_core::Result<Tensor> {
-    match layer.qk_norm.as_ref().and_then(|ws| ws.get(b)) {
-        Some(w) => candle_nn::ops::rms_norm(&x, w, eps as f32),
-        None => Ok(x),
-    }
+    gemma::qk_norm(layer, b, x, |t, w| {
+        candle_nn::ops::rms_norm(t, w, eps as f32)
+    })
 }
 
 /// RoPE on `x` [1,H,T,d_h]: Hugging Face's half-rotation layout when `half`, else llama.cpp's

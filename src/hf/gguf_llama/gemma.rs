@@ -76,6 +76,40 @@ pub fn activate(
     }
 }
 
+/// The residual stream `x` as a sub-layer reads it: through its norm `w`, or as it is where
+/// the model has no pre-norms (OLMo 2).
+pub fn pre_norm(
+    c: &LlamaConfig,
+    x: &Tensor,
+    w: &Tensor,
+    norm: impl Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Tensor> {
+    if c.pre_norms() {
+        norm(x, w)
+    } else {
+        Ok(x.clone())
+    }
+}
+
+/// `x` [B,T,H,d_h] of projection `b` (0: q, 1: k) through the layer's q/k norm where it has
+/// one: over each head's d_h (Qwen3's, Gemma 3's) or, when the weight spans all heads, over the
+/// whole projection (OLMo 2's). `norm` is the RMSNorm to use.
+pub(crate) fn qk_norm(
+    layer: &Layer,
+    b: usize,
+    x: Tensor,
+    norm: impl Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+) -> candle_core::Result<Tensor> {
+    let Some(w) = layer.qk_norm.as_ref().and_then(|ws| ws.get(b)) else {
+        return Ok(x);
+    };
+    let (bs, t, h, dh) = x.dims4()?;
+    if w.elem_count() == dh {
+        return norm(&x, w);
+    }
+    norm(&x.reshape((bs, t, h * dh))?, w)?.reshape((bs, t, h, dh))
+}
+
 /// A sub-layer's output `y` through its post-norm (`which`: 0 after attention, 1 after the
 /// MLP) where the layer has them (Gemma 2 and 3); `norm` is the RMSNorm to use (fused, or the
 /// slow one that carries gradients).

@@ -148,6 +148,18 @@ impl LlamaConfig {
         matches!(self.arch, "gemma2" | "gemma3")
     }
 
+    /// Whether attention and the MLP read the residual stream through a norm (every family
+    /// but OLMo 2, which norms only their outputs).
+    pub fn pre_norms(&self) -> bool {
+        self.arch != "olmo2"
+    }
+
+    /// Whether only candle's passes run this model (Gemma's and OLMo 2's differences are
+    /// not in the native f32 passes or the bf16 preview).
+    pub fn candle_only(&self) -> bool {
+        self.gemma.is_some() || !self.pre_norms()
+    }
+
     /// The width of all heads' queries together, heads·d_h (d unless the config names
     /// another head width).
     pub fn q_width(&self) -> usize {

@@ -60,7 +60,7 @@ impl GgufLlama {
         if !self.device.is_cpu()
             || !(plain || biases.len() == c.layers)
             || ids.is_empty()
-            || c.gemma.is_some()
+            || c.candle_only()
         {
             return None;
         }

@@ -30,7 +30,7 @@ impl GgufLlama {
         if !self.device.is_cpu()
             || ids.is_empty()
             || ids.len() > self.config.context
-            || self.config.gemma.is_some()
+            || self.config.candle_only()
         {
             return None;
         }

@@ -42,11 +42,11 @@ impl GgufLlama {
         for (l, layer) in self.layers.iter().enumerate() {
             let lin = |p: Projection, input: &Tensor| linear(layer, l, p, input, delta);
             let norm = |t: &Tensor, w: &Tensor| candle_nn::ops::rms_norm_slow(t, w, eps);
-            let hx = norm(&x, &layer.attn_norm)?;
+            let hx = gemma::pre_norm(c, &x, &layer.attn_norm, norm)?;
             let tables = rope.for_layer(c, l);
             let (y, a, q) = self.train_attention(&hx, tables, &causal, (layer, &lin))?;
             x = (x + gemma::post_norm(layer, 0, lin(Projection::O, &y)?, norm)?)?;
-            let hx = norm(&x, &layer.ffn_norm)?;
+            let hx = gemma::pre_norm(c, &x, &layer.ffn_norm, norm)?;
             let g = gemma::activate(c, &lin(Projection::Gate, &hx)?, gelu_tanh)?;
             let f = lin(Projection::Down, &(g * lin(Projection::Up, &hx)?)?)?;
             x = (x + gemma::post_norm(layer, 1, f, norm)?)?;
@@ -79,15 +79,13 @@ impl GgufLlama {
         let dh = c.head_dim;
         let split = |p: Projection, heads: usize| -> candle_core::Result<Tensor> {
             let x = lin(p, hx)?.reshape((b, t, heads, dh))?;
-            // Qwen3's per-head RMSNorm of queries and keys (the slow op: it carries gradients).
-            let norm = match p {
-                Projection::Q => layer.qk_norm.as_ref().map(|[q, _]| q),
-                Projection::K => layer.qk_norm.as_ref().map(|[_, k]| k),
-                _ => None,
-            };
-            let x = match norm {
-                Some(w) => candle_nn::ops::rms_norm_slow(&x, w, c.rms_eps as f32)?,
-                None => x,
+            // The q/k norms (the slow op: it carries gradients).
+            let eps = c.rms_eps as f32;
+            let norm = |t: &Tensor, w: &Tensor| candle_nn::ops::rms_norm_slow(t, w, eps);
+            let x = match p {
+                Projection::Q => gemma::qk_norm(layer, 0, x, norm)?,
+                Projection::K => gemma::qk_norm(layer, 1, x, norm)?,
+                _ => x,
             };
             x.transpose(1, 2)?.contiguous()
         };

@@ -290,6 +290,7 @@ impl HfLlamaConfig {
         match self.model_type.as_str() {
             "qwen2" => "qwen2",
             "qwen3" => "qwen3",
+            "olmo2" => "olmo2",
             _ => "llama",
         }
     }
@@ -330,11 +331,20 @@ impl HfLlamaConfig {
         for l in 0..self.num_hidden_layers {
             let p = format!("model.layers.{l}");
             let mut layer = vec![
-                ("input_layernorm.weight", vec![d]),
                 ("post_attention_layernorm.weight", vec![d]),
                 ("self_attn.o_proj.weight", vec![d, qd]),
                 ("mlp.down_proj.weight", vec![d, f]),
             ];
+            if family == Family::Olmo2 {
+                // Norms of attention's and the MLP's outputs only; q/k norms over all heads.
+                layer.extend([
+                    ("post_feedforward_layernorm.weight", vec![d]),
+                    ("self_attn.q_norm.weight", vec![qd]),
+                    ("self_attn.k_norm.weight", vec![kv]),
+                ]);
+            } else {
+                layer.push(("input_layernorm.weight", vec![d]));
+            }
             if family == Family::Phi3 {
                 layer.extend([
                     ("self_attn.qkv_proj.weight", vec![qd + 2 * kv, d]),

@@ -151,11 +151,28 @@ fn read_layer(
         _ => None,
     };
     let qk_norm = match family {
-        Family::Qwen3 => Some([
+        Family::Qwen3 | Family::Olmo2 => Some([
             take("self_attn.q_norm.weight")?,
             take("self_attn.k_norm.weight")?,
         ]),
         _ => None,
+    };
+    // OLMo 2 norms only the sub-layers' outputs: its pre-norm slots are never read
+    // (`LlamaConfig::pre_norms`), and hold ones.
+    let (attn_norm, ffn_norm, post_norms) = match family {
+        Family::Olmo2 => {
+            let post = [
+                take("post_attention_layernorm.weight")?,
+                take("post_feedforward_layernorm.weight")?,
+            ];
+            let ones = post[0].ones_like()?;
+            (ones.clone(), ones, Some(post))
+        }
+        _ => (
+            take("input_layernorm.weight")?,
+            take("post_attention_layernorm.weight")?,
+            None,
+        ),
     };
     let [q, k, v, gate, up] = match family {
         Family::Phi3 => {
@@ -177,15 +194,15 @@ fn read_layer(
         ],
     };
     Ok(Layer {
-        attn_norm: take("input_layernorm.weight")?,
+        attn_norm,
         q: Dense::new(&q)?,
         k: Dense::new(&k)?,
         v: Dense::new(&v)?,
         qkv_bias,
         qk_norm,
-        post_norms: None,
+        post_norms,
         o: Dense::new(&take("self_attn.o_proj.weight")?)?,
-        ffn_norm: take("post_attention_layernorm.weight")?,
+        ffn_norm,
         gate: Dense::new(&gate)?,
         up: Dense::new(&up)?,
         down: Dense::new(&take("mlp.down_proj.weight")?)?,
