@@ -82,3 +82,4 @@ d = tempfile.mkdtemp(); train(d); shutil.copy(d + "/m.model", sys.argv[2])
 PY
 convert "$WORK/llama_spm" default llama_spm
 for n in gemma gemma2 gemma3_text; do BPE_VOCAB=1 convert "$F/$n" llama-bpe "$n"; done
+convert "$F/olmo2" llama-bpe olmo2

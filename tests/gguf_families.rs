@@ -315,7 +315,7 @@ fn a_gemma_cap_that_is_not_positive_is_refused() {
 /// folders: the layout the fixtures above reproduce is the converter's.
 #[test]
 fn files_from_llama_cpps_converter_match_transformers() {
-    for name in ["llama", "mistral", "qwen2", "qwen3", "phi3"] {
+    for name in ["llama", "mistral", "qwen2", "qwen3", "phi3", "olmo2"] {
         let m = open(&common::root().join(format!("tests/fixtures/llamacpp/{name}.gguf")));
         let (dl, da) = against_reference(&m, name);
         eprintln!("llama.cpp's {name}.gguf: logits max |Δ| {dl:.2e}, attention max |Δ| {da:.2e}");

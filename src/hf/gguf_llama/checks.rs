@@ -155,12 +155,10 @@ fn layer_tensors(c: &LlamaConfig, l: usize) -> Vec<(String, Vec<usize>)> {
     let (d, ff, dh, qd) = (c.d_model, c.ff, c.head_dim, c.q_width());
     let kv = c.kv_heads * dh;
     let mut want = Vec::new();
-    let mut names = vec![
-        ("attn_norm", vec![d]),
-        ("attn_output", vec![d, qd]),
-        ("ffn_norm", vec![d]),
-        ("ffn_down", vec![d, ff]),
-    ];
+    let mut names = vec![("attn_output", vec![d, qd]), ("ffn_down", vec![d, ff])];
+    if c.pre_norms() {
+        names.extend([("attn_norm", vec![d]), ("ffn_norm", vec![d])]);
+    }
     if c.fused() {
         names.extend([
             ("attn_qkv", vec![qd + 2 * kv, d]),
@@ -184,8 +182,10 @@ fn layer_tensors(c: &LlamaConfig, l: usize) -> Vec<(String, Vec<usize>)> {
         }
     }
     if c.qk_norm() {
-        for name in ["attn_q_norm", "attn_k_norm"] {
-            want.push((format!("blk.{l}.{name}.weight"), vec![dh]));
+        // OLMo 2's span all heads; Qwen3's and Gemma 3's one head.
+        let (qn, kn) = if c.pre_norms() { (dh, dh) } else { (qd, kv) };
+        for (name, n) in [("attn_q_norm", qn), ("attn_k_norm", kn)] {
+            want.push((format!("blk.{l}.{name}.weight"), vec![n]));
         }
     }
     if c.post_norms() {

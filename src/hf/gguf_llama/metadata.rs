@@ -139,13 +139,13 @@ impl LlamaConfig {
     /// Whether each head's queries and keys go through an RMSNorm of their own before RoPE
     /// (Qwen3's `q_norm` and `k_norm`).
     pub fn qk_norm(&self) -> bool {
-        matches!(self.arch, "qwen3" | "gemma3")
+        matches!(self.arch, "qwen3" | "gemma3" | "olmo2")
     }
 
     /// Whether each layer norms attention's and the MLP's outputs before they join the
     /// residual stream (Gemma 2's and 3's `post_attention_norm`, `post_ffw_norm`).
     pub fn post_norms(&self) -> bool {
-        matches!(self.arch, "gemma2" | "gemma3")
+        matches!(self.arch, "gemma2" | "gemma3" | "olmo2")
     }
 
     /// Whether attention and the MLP read the residual stream through a norm (every family
@@ -180,9 +180,11 @@ fn architecture(c: &gguf_file::Content, file: &Path) -> Result<&'static str> {
         "gemma" => Ok("gemma"),
         "gemma2" => Ok("gemma2"),
         "gemma3" => Ok("gemma3"),
+        "olmo2" => Ok("olmo2"),
         other => bail!(
             "{}: architecture {other:?} is not supported (the LLaMA-family \"llama\", \
-             \"qwen2\", \"qwen3\", \"phi3\", \"gemma\", \"gemma2\" and \"gemma3\" are)",
+             \"qwen2\", \"qwen3\", \"phi3\", \"gemma\", \"gemma2\", \"gemma3\" and \"olmo2\" \
+             are)",
             file.display()
         ),
     }

@@ -89,19 +89,25 @@ impl Layer {
                 f("ffn_up")?,
             ]
         };
+        let post_norms = match c.post_norms() {
+            true => Some([f("post_attention_norm")?, f("post_ffw_norm")?]),
+            false => None,
+        };
+        // OLMo 2 has no pre-norms: the slots are never read (`LlamaConfig::pre_norms`).
+        let (attn_norm, ffn_norm) = match (c.pre_norms(), &post_norms) {
+            (false, Some([w, _])) => (w.ones_like()?, w.ones_like()?),
+            _ => (f("attn_norm")?, f("ffn_norm")?),
+        };
         Ok(Self {
-            attn_norm: f("attn_norm")?,
+            attn_norm,
             q: Dense::new(&q)?,
             k: Dense::new(&k)?,
             v: Dense::new(&v)?,
             qkv_bias,
             qk_norm,
-            post_norms: match c.post_norms() {
-                true => Some([f("post_attention_norm")?, f("post_ffw_norm")?]),
-                false => None,
-            },
+            post_norms,
             o: Dense::new(&f("attn_output")?)?,
-            ffn_norm: f("ffn_norm")?,
+            ffn_norm,
             gate: Dense::new(&gate)?,
             up: Dense::new(&up)?,
             down: Dense::new(&f("ffn_down")?)?,
