@@ -129,48 +129,22 @@ impl Gpt2 {
     /// Open the folder `dir` of a GPT-2 model. The config is checked against the limits and
     /// the safetensors header before any weight is read; every weight is checked finite.
     pub fn open(dir: &Path, device: &Device) -> Result<Self> {
-        let weights = folder::weights(dir)?;
         let cfg_path = dir.join("config.json");
         let config: Gpt2Config = folder::read_config(&cfg_path, "GPT-2")?;
         config
             .check()
             .map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?;
         let want = config.expected_shapes();
-        folder::check_declared(
-            &folder::declared(&weights, unprefixed)?,
-            &want,
-            &weights.path,
-        )?;
-        let mut t = folder::load_f32(&weights, device, unprefixed, &want)?;
-        let tokenizer = tokenizer::read(dir, config.vocab_size)?;
-        let parameters = t.values().map(Tensor::elem_count).sum();
-        let blocks = (0..config.n_layer)
-            .map(|l| read_block(&mut t, l, &weights.path))
-            .collect::<Result<Vec<_>>>()?;
-        let mut take = |name: &str| folder::take(&mut t, name, &weights.path);
-        let wte = take("wte.weight")?;
-        let wpe = take("wpe.weight")?;
-        let ln_f = (take("ln_f.weight")?, take("ln_f.bias")?);
-        let head = if config.tie_word_embeddings {
-            wte.clone()
-        } else {
-            take("lm_head.weight")?
-        };
-        let core = Core {
-            wte,
-            ln_f,
-            head,
-            blocks,
-            parameters,
-        };
+        let names = ["wte.weight", "ln_f.weight", "ln_f.bias", "lm_head.weight"];
+        let mut read = load_core(dir, device, (&config, &want, unprefixed), names, read_block)?;
         let variant = Variant {
             family: Family::Gpt2,
-            wpe: Some(wpe),
+            wpe: Some(read.take("wpe.weight")?),
             rotary: None,
             parallel: false,
             head_bias: None,
         };
-        Self::assemble(config, dir, tokenizer, core, variant)
+        Self::assemble(config, dir, read.tokenizer, read.core, variant)
     }
 
     /// The decoder of `config` from `dir`, its weights and what its family changes.
@@ -224,6 +198,69 @@ impl Gpt2 {
     pub fn embedding_rows(&self) -> Result<Vec<Vec<f32>>> {
         Ok(self.wte.to_vec2::<f32>()?)
     }
+}
+
+/// A tensor's name and the shape its config implies.
+type Shape = (String, Vec<usize>);
+
+/// What [`load_core`] read: the weights every family has, the tokenizer, and the tensors left
+/// for the family to take (learned positions, a head bias).
+struct Loaded {
+    core: Core,
+    tokenizer: tokenizers::Tokenizer,
+    rest: HashMap<String, Tensor>,
+    /// What errors about the weights name.
+    file: PathBuf,
+}
+
+impl Loaded {
+    /// Tensor `name` of those left.
+    fn take(&mut self, name: &str) -> Result<Tensor> {
+        folder::take(&mut self.rest, name, &self.file)
+    }
+}
+
+/// The weights of a GPT-2-like folder `dir` of `config`: the safetensors headers checked
+/// against `want` (names as `rename` gives them) before any weight is read, the tensors of
+/// `want` loaded (finite), each block read by `block`, and the embedding, final norm (weight,
+/// bias) and untied head taken by `names`; its tokenizer.
+fn load_core(
+    dir: &Path,
+    device: &Device,
+    (config, want, rename): (&Gpt2Config, &[Shape], fn(&str) -> &str),
+    [embed, norm_w, norm_b, head]: [&str; 4],
+    mut block: impl FnMut(&mut HashMap<String, Tensor>, usize, &Path) -> Result<Block>,
+) -> Result<Loaded> {
+    let weights = folder::weights(dir)?;
+    let file = weights.path.clone();
+    folder::check_declared(&folder::declared(&weights, rename)?, want, &file)?;
+    let mut t = folder::load_f32(&weights, device, rename, want)?;
+    let tokenizer = tokenizer::read(dir, config.vocab_size)?;
+    let parameters = t.values().map(Tensor::elem_count).sum();
+    let blocks = (0..config.n_layer)
+        .map(|l| block(&mut t, l, &file))
+        .collect::<Result<Vec<_>>>()?;
+    let mut take = |name: &str| folder::take(&mut t, name, &file);
+    let wte = take(embed)?;
+    let ln_f = (take(norm_w)?, take(norm_b)?);
+    let head = if config.tie_word_embeddings {
+        wte.clone()
+    } else {
+        take(head)?
+    };
+    let core = Core {
+        wte,
+        ln_f,
+        head,
+        blocks,
+        parameters,
+    };
+    Ok(Loaded {
+        core,
+        tokenizer,
+        rest: t,
+        file,
+    })
 }
 
 /// Block `l`'s weights out of `t` (checked present and shaped by the header check).

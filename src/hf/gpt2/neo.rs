@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::hf::family::Family;
 use crate::hf::folder;
-use crate::hf::gpt2::{tokenizer, Block, Core, Gpt2, Gpt2Config, Variant};
+use crate::hf::gpt2::{load_core, Block, Gpt2, Gpt2Config, Variant};
 use crate::hf::limits::{
     in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
 };
@@ -222,48 +222,28 @@ impl Gpt2 {
     /// checked against the limits and the safetensors header before any weight is read; every
     /// weight is checked finite; the causal-mask buffers of older exports are not read.
     pub fn open_neo(dir: &Path, device: &Device) -> Result<Self> {
-        let weights = folder::weights(dir)?;
         let cfg_path = dir.join("config.json");
         let neo: GptNeoConfig = folder::read_config(&cfg_path, "GPT-Neo")?;
         let named = |e: String| anyhow::anyhow!("{}: {e}", cfg_path.display());
         neo.check().map_err(named)?;
         let config = neo.gpt2_config().map_err(named)?;
         let want = neo.expected_shapes();
-        folder::check_declared(
-            &folder::declared(&weights, unprefixed)?,
-            &want,
-            &weights.path,
+        let names = ["wte.weight", "ln_f.weight", "ln_f.bias", "lm_head.weight"];
+        let mut read = load_core(
+            dir,
+            device,
+            (&config, &want, unprefixed),
+            names,
+            read_neo_block,
         )?;
-        let mut t = folder::load_f32(&weights, device, unprefixed, &want)?;
-        let tokenizer = tokenizer::read(dir, config.vocab_size)?;
-        let parameters = t.values().map(Tensor::elem_count).sum();
-        let blocks = (0..config.n_layer)
-            .map(|l| read_neo_block(&mut t, l, &weights.path))
-            .collect::<Result<Vec<_>>>()?;
-        let mut take = |name: &str| folder::take(&mut t, name, &weights.path);
-        let wte = take("wte.weight")?;
-        let wpe = take("wpe.weight")?;
-        let ln_f = (take("ln_f.weight")?, take("ln_f.bias")?);
-        let head = if config.tie_word_embeddings {
-            wte.clone()
-        } else {
-            take("lm_head.weight")?
-        };
-        let core = Core {
-            wte,
-            ln_f,
-            head,
-            blocks,
-            parameters,
-        };
         let variant = Variant {
             family: Family::GptNeo,
-            wpe: Some(wpe),
+            wpe: Some(read.take("wpe.weight")?),
             rotary: None,
             parallel: false,
             head_bias: None,
         };
-        Self::assemble(config, dir, tokenizer, core, variant)
+        Self::assemble(config, dir, read.tokenizer, read.core, variant)
     }
 }
 

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use crate::hf::family::Family;
 use crate::hf::folder;
-use crate::hf::gpt2::{tokenizer, Affine, Block, Core, Gpt2, Gpt2Config, Rotary, Variant};
+use crate::hf::gpt2::{load_core, Affine, Block, Gpt2, Gpt2Config, Rotary, Variant};
 use crate::hf::limits::{
     in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
 };
@@ -36,6 +36,58 @@ pub struct NeoxRope {
     /// The same, as older configs name it.
     #[serde(rename = "type")]
     pub old_type: Option<String>,
+}
+
+/// RoPE on part of each head, as GPT-NeoX and Phi configure it.
+pub struct PartialRope {
+    /// The share of each head's dimensions rotated.
+    pub share: f64,
+    /// The RoPE base.
+    pub base: f64,
+    /// Width of a head.
+    pub head: usize,
+}
+
+impl PartialRope {
+    /// The dimensions rotated: ⌊d_h · share⌋, as transformers takes them.
+    pub fn dims(&self) -> usize {
+        (self.head as f64 * self.share).floor() as usize
+    }
+
+    /// RoPE of kind "default" in every settings block given, a share in (0, 1] that rotates an
+    /// even number of dimensions (at least 2), a finite base above 1; else the sentence.
+    pub fn check(&self, settings: [&Option<NeoxRope>; 2]) -> Result<(), String> {
+        for r in settings.into_iter().flatten() {
+            let kind = r.rope_type.as_deref().or(r.old_type.as_deref());
+            if let Some(k) = kind.filter(|k| *k != "default") {
+                return Err(format!(
+                    "RoPE scaling of rope_type {k:?} is not supported (only default)"
+                ));
+            }
+        }
+        let f = self.share;
+        if !(f > 0.0 && f <= 1.0) {
+            return Err(format!(
+                "the rotary share (rotary_pct / partial_rotary_factor) {f} must be in (0, 1]"
+            ));
+        }
+        let dims = self.dims();
+        if dims < 2 || !dims.is_multiple_of(2) {
+            return Err(format!(
+                "RoPE would rotate {dims} of each head's {} dimensions; it rotates pairs, so \
+                 it must be an even number of at least 2 (rotary_pct / partial_rotary_factor)",
+                self.head
+            ));
+        }
+        let base = self.base;
+        if !(base.is_finite() && base > 1.0) {
+            return Err(format!(
+                "the RoPE base (rotary_emb_base / rope_theta) {base} must be a finite number \
+                 above 1"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The fields of a GPT-NeoX `config.json` the forward pass needs.
@@ -94,26 +146,19 @@ fn yes() -> bool {
 }
 
 impl GptNeoxConfig {
-    /// The share of each head rotated (0.25 when the config names none, as transformers).
-    pub fn rotary_factor(&self) -> f64 {
-        (self.rope_parameters.as_ref())
-            .and_then(|r| r.partial_rotary_factor)
-            .or(self.rotary_pct)
-            .unwrap_or(0.25)
-    }
-
-    /// The RoPE base (10,000 when the config names none).
-    pub fn rope_base(&self) -> f64 {
-        (self.rope_parameters.as_ref())
-            .and_then(|r| r.rope_theta)
-            .or(self.rotary_emb_base)
-            .unwrap_or(10_000.0)
-    }
-
-    /// The dimensions of each head RoPE rotates: ⌊d_h · factor⌋, as transformers takes them.
-    pub fn rotary_dims(&self) -> usize {
-        let dh = self.hidden_size / self.num_attention_heads.max(1);
-        (dh as f64 * self.rotary_factor()).floor() as usize
+    /// Its RoPE: the share rotated (0.25 when the config names none, as transformers) and
+    /// the base (10,000).
+    pub fn rope(&self) -> PartialRope {
+        let p = self.rope_parameters.as_ref();
+        PartialRope {
+            share: (p.and_then(|r| r.partial_rotary_factor))
+                .or(self.rotary_pct)
+                .unwrap_or(0.25),
+            base: (p.and_then(|r| r.rope_theta))
+                .or(self.rotary_emb_base)
+                .unwrap_or(10_000.0),
+            head: self.hidden_size / self.num_attention_heads.max(1),
+        }
     }
 
     /// Every size and feature, or the first problem in a sentence.
@@ -126,17 +171,6 @@ impl GptNeoxConfig {
                 "hidden_act {:?} is not supported (gelu, gelu_new or gelu_pytorch_tanh)",
                 self.hidden_act
             ));
-        }
-        for r in [&self.rope_parameters, &self.rope_scaling]
-            .into_iter()
-            .flatten()
-        {
-            let kind = r.rope_type.as_deref().or(r.old_type.as_deref());
-            if let Some(k) = kind.filter(|k| *k != "default") {
-                return Err(format!(
-                    "RoPE scaling of rope_type {k:?} is not supported (only default)"
-                ));
-            }
         }
         in_range("vocab_size", self.vocab_size, 1, MAX_VOCAB)?;
         in_range("hidden_size", self.hidden_size, 1, MAX_WIDTH)?;
@@ -161,28 +195,8 @@ impl GptNeoxConfig {
                 self.hidden_size
             ));
         }
-        let f = self.rotary_factor();
-        if !(f > 0.0 && f <= 1.0) {
-            return Err(format!(
-                "the rotary share (rotary_pct / partial_rotary_factor) {f} must be in (0, 1]"
-            ));
-        }
-        let dims = self.rotary_dims();
-        if dims < 2 || !dims.is_multiple_of(2) {
-            return Err(format!(
-                "RoPE would rotate {dims} of each head's {} dimensions; it rotates pairs, so \
-                 it must be an even number of at least 2 (rotary_pct / partial_rotary_factor)",
-                self.hidden_size / h
-            ));
-        }
-        let base = self.rope_base();
-        if !(base.is_finite() && base > 1.0) {
-            return Err(format!(
-                "the RoPE base (rotary_emb_base / rope_theta) {base} must be a finite number \
-                 above 1"
-            ));
-        }
-        Ok(())
+        self.rope()
+            .check([&self.rope_parameters, &self.rope_scaling])
     }
 
     /// The same model as [`Gpt2`] reads its sizes.
@@ -250,12 +264,11 @@ impl Gpt2 {
     /// finite. Buffers older exports carry (`attention.bias`, a boolean causal mask;
     /// `attention.masked_bias`; `rotary_emb.inv_freq`) are not read.
     pub fn open_neox(dir: &Path, device: &Device) -> Result<Self> {
-        let weights = folder::weights(dir)?;
         let cfg_path = dir.join("config.json");
         let neox: GptNeoxConfig = folder::read_config(&cfg_path, "GPT-NeoX")?;
         neox.check()
             .map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?;
-        let declared = folder::declared(&weights, unprefixed)?;
+        let declared = folder::declared(&folder::weights(dir)?, unprefixed)?;
         // transformers 5 writes the head as `embed_out` (Pythia's name); accept `lm_head` too.
         let head_name = if declared.contains_key("lm_head.weight")
             && !declared.contains_key("embed_out.weight")
@@ -265,40 +278,24 @@ impl Gpt2 {
             "embed_out.weight"
         };
         let want = neox.expected_shapes(head_name);
-        folder::check_declared(&declared, &want, &weights.path)?;
-        let mut t = folder::load_f32(&weights, device, unprefixed, &want)?;
         let config = neox.gpt2_config();
-        let tokenizer = tokenizer::read(dir, config.vocab_size)?;
-        let parameters = t.values().map(Tensor::elem_count).sum();
-        let blocks = (0..config.n_layer)
-            .map(|l| read_neox_block(&mut t, l, &neox, &weights.path))
-            .collect::<Result<Vec<_>>>()?;
-        let mut take = |name: &str| folder::take(&mut t, name, &weights.path);
-        let wte = take("embed_in.weight")?;
-        let ln_f = (
-            take("final_layer_norm.weight")?,
-            take("final_layer_norm.bias")?,
-        );
-        let head = if config.tie_word_embeddings {
-            wte.clone()
-        } else {
-            take(head_name)?
-        };
-        let core = Core {
-            wte,
-            ln_f,
-            head,
-            blocks,
-            parameters,
-        };
+        let names = [
+            "embed_in.weight",
+            "final_layer_norm.weight",
+            "final_layer_norm.bias",
+            head_name,
+        ];
+        let block =
+            |t: &mut HashMap<String, Tensor>, l, file: &Path| read_neox_block(t, l, &neox, file);
+        let read = load_core(dir, device, (&config, &want, unprefixed), names, block)?;
         let variant = Variant {
             family: Family::GptNeox,
             wpe: None,
-            rotary: Some(Rotary::new(neox.rotary_dims(), neox.rope_base())),
+            rotary: Some(Rotary::new(neox.rope().dims(), neox.rope().base)),
             parallel: neox.use_parallel_residual,
             head_bias: None,
         };
-        Self::assemble(config, dir, tokenizer, core, variant)
+        Self::assemble(config, dir, read.tokenizer, read.core, variant)
     }
 }
 

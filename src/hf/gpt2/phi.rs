@@ -15,8 +15,8 @@ use serde::Deserialize;
 
 use crate::hf::family::Family;
 use crate::hf::folder;
-use crate::hf::gpt2::neox::NeoxRope;
-use crate::hf::gpt2::{tokenizer, Block, Core, Gpt2, Gpt2Config, Rotary, Variant};
+use crate::hf::gpt2::neox::{NeoxRope, PartialRope};
+use crate::hf::gpt2::{load_core, Block, Gpt2, Gpt2Config, Rotary, Variant};
 use crate::hf::limits::{
     in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
 };
@@ -73,43 +73,25 @@ fn gelu_new() -> String {
 }
 
 impl PhiConfig {
-    /// The share of each head rotated (0.5 when the config names none, as transformers).
-    fn rotary_factor(&self) -> f64 {
-        (self.rope_parameters.as_ref())
-            .and_then(|r| r.partial_rotary_factor)
-            .or(self.partial_rotary_factor)
-            .unwrap_or(0.5)
-    }
-
-    /// The RoPE base (10,000 when the config names none).
-    fn rope_base(&self) -> f64 {
-        (self.rope_parameters.as_ref())
-            .and_then(|r| r.rope_theta)
-            .or(self.rope_theta)
-            .unwrap_or(10_000.0)
-    }
-
-    /// The dimensions of each head RoPE rotates: ⌊d_h · factor⌋, as transformers takes them.
-    fn rotary_dims(&self) -> usize {
-        let dh = self.hidden_size / self.num_attention_heads.max(1);
-        (dh as f64 * self.rotary_factor()).floor() as usize
+    /// Its RoPE: the share rotated (0.5 when the config names none, as transformers) and the
+    /// base (10,000).
+    fn rope(&self) -> PartialRope {
+        let p = self.rope_parameters.as_ref();
+        PartialRope {
+            share: (p.and_then(|r| r.partial_rotary_factor))
+                .or(self.partial_rotary_factor)
+                .unwrap_or(0.5),
+            base: (p.and_then(|r| r.rope_theta))
+                .or(self.rope_theta)
+                .unwrap_or(10_000.0),
+            head: self.hidden_size / self.num_attention_heads.max(1),
+        }
     }
 
     /// Every size and feature, or the first problem in a sentence.
     pub fn check(&self) -> Result<(), String> {
         if self.qk_layernorm {
             return Err("qk_layernorm = true is not supported".into());
-        }
-        for r in [&self.rope_parameters, &self.rope_scaling]
-            .into_iter()
-            .flatten()
-        {
-            let kind = r.rope_type.as_deref().or(r.old_type.as_deref());
-            if let Some(k) = kind.filter(|k| *k != "default") {
-                return Err(format!(
-                    "RoPE scaling of rope_type {k:?} is not supported (only default)"
-                ));
-            }
         }
         in_range("num_hidden_layers", self.num_hidden_layers, 1, MAX_LAYERS)?;
         let h = in_range(
@@ -140,21 +122,8 @@ impl PhiConfig {
                 self.hidden_size
             ));
         }
-        let f = self.rotary_factor();
-        let dims = self.rotary_dims();
-        if !(f > 0.0 && f <= 1.0) || dims < 2 || !dims.is_multiple_of(2) {
-            return Err(format!(
-                "partial_rotary_factor {f} would rotate {dims} of each head's {} dimensions; \
-                 RoPE rotates pairs, so it must be an even number of at least 2",
-                self.hidden_size / h
-            ));
-        }
-        let base = self.rope_base();
-        if !(base.is_finite() && base > 1.0) {
-            return Err(format!(
-                "rope_theta = {base} must be a finite number above 1"
-            ));
-        }
+        self.rope()
+            .check([&self.rope_parameters, &self.rope_scaling])?;
         self.gpt2_config().check()
     }
 
@@ -222,51 +191,33 @@ impl Gpt2 {
     /// against the limits and the safetensors header before any weight is read; every weight
     /// is checked finite.
     pub fn open_phi(dir: &Path, device: &Device) -> Result<Self> {
-        let weights = folder::weights(dir)?;
         let cfg_path = dir.join("config.json");
         let phi: PhiConfig = folder::read_config(&cfg_path, "Phi")?;
         phi.check()
             .map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?;
         let config = phi.gpt2_config();
         let want = phi.expected_shapes();
-        folder::check_declared(
-            &folder::declared(&weights, unprefixed)?,
-            &want,
-            &weights.path,
+        let names = [
+            "embed_tokens.weight",
+            "final_layernorm.weight",
+            "final_layernorm.bias",
+            "lm_head.weight",
+        ];
+        let mut read = load_core(
+            dir,
+            device,
+            (&config, &want, unprefixed),
+            names,
+            read_phi_block,
         )?;
-        let mut t = folder::load_f32(&weights, device, unprefixed, &want)?;
-        let tokenizer = tokenizer::read(dir, config.vocab_size)?;
-        let parameters = t.values().map(Tensor::elem_count).sum();
-        let blocks = (0..config.n_layer)
-            .map(|l| read_phi_block(&mut t, l, &weights.path))
-            .collect::<Result<Vec<_>>>()?;
-        let mut take = |name: &str| folder::take(&mut t, name, &weights.path);
-        let wte = take("embed_tokens.weight")?;
-        let ln_f = (
-            take("final_layernorm.weight")?,
-            take("final_layernorm.bias")?,
-        );
-        let head_bias = take("lm_head.bias")?;
-        let head = if config.tie_word_embeddings {
-            wte.clone()
-        } else {
-            take("lm_head.weight")?
-        };
-        let core = Core {
-            wte,
-            ln_f,
-            head,
-            blocks,
-            parameters,
-        };
         let variant = Variant {
             family: Family::Phi,
             wpe: None,
-            rotary: Some(Rotary::new(phi.rotary_dims(), phi.rope_base())),
+            rotary: Some(Rotary::new(phi.rope().dims(), phi.rope().base)),
             parallel: true,
-            head_bias: Some(head_bias),
+            head_bias: Some(read.take("lm_head.bias")?),
         };
-        Self::assemble(config, dir, tokenizer, core, variant)
+        Self::assemble(config, dir, read.tokenizer, read.core, variant)
     }
 }
 
