@@ -171,16 +171,23 @@ fn capture_with_rules(c: &mut Criterion) {
 
 /// SmolLM2-135M (after `scripts/fetch_models.sh`; skipped without it): a dial change at 64
 /// tokens through the worker as the studio sends it (SetDial in, Snapshot out), and the
-/// streamed capture of a 2,048-token text. The model is opened inside each benchmark, so a
-/// filter that leaves them out costs nothing.
+/// streamed capture of a 2,048-token text (or as many as the model's context holds). The model
+/// is opened inside each benchmark, so a filter that leaves them out costs nothing.
+/// `LOCALIST_BENCH_MODEL=PATH` runs the same benchmarks on another model (group `pretrained`).
 fn smollm2(c: &mut Criterion) {
     set_threads();
     use localist::engine::worker::{Command, Event, WorkerHandle};
     use std::time::{Duration, Instant};
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let path = root.join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let (group_name, path) = match std::env::var_os("LOCALIST_BENCH_MODEL") {
+        Some(p) => ("pretrained", std::path::PathBuf::from(p)),
+        None => (
+            "smollm2",
+            root.join("models/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+        ),
+    };
     if !path.exists() {
-        eprintln!("smollm2 benches skipped: run scripts/fetch_models.sh");
+        eprintln!("{group_name} benches skipped: run scripts/fetch_models.sh");
         return;
     }
     let open = || {
@@ -194,7 +201,7 @@ fn smollm2(c: &mut Criterion) {
         let ids: Vec<u32> = tok.encode(&text[..n * 6]).into_iter().take(n).collect();
         (tok.decode(&ids), ids)
     };
-    let mut group = c.benchmark_group("smollm2");
+    let mut group = c.benchmark_group(group_name);
     group.sample_size(10);
     // The next snapshot; `exact`: the next one that is not a bf16 preview.
     let next = |w: &WorkerHandle, exact: bool| loop {
@@ -274,7 +281,7 @@ fn smollm2(c: &mut Criterion) {
     group.bench_function("streamed_capture_2048_tokens", |b| {
         let (text, im) = open();
         let blocks = im.kmeans_blocks(&im.tokenizer(), 16, 0).unwrap();
-        let ids = text_of(&im, &text, 2048).1;
+        let ids = text_of(&im, &text, 2048.min(im.model().dims().max_len)).1;
         b.iter(|| {
             localist::model::capture_stream::capture_streamed(
                 im.model(),
