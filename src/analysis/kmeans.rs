@@ -67,9 +67,68 @@ fn weighted_pick(d2: &[f64], rng: &mut SplitMix64) -> usize {
 /// Rows are measured on rayon's pool; every number is the one-thread computation's, so the
 /// result does not depend on the threads.
 pub fn kmeans(rows: &[Vec<f32>], k: usize, max_iter: usize, seed: u64) -> Vec<usize> {
+    lloyd(rows, k, max_iter, seed).0
+}
+
+/// About `max_rows` of `rows`, each kept with probability `max_rows / n` by a generator seeded
+/// with `seed` (a fixed stride would follow any period in the rows: every 9th of rows that
+/// cycle through three kinds is one kind); all of them when there are no more than that.
+pub fn sample_rows(rows: &[Vec<f32>], max_rows: usize, seed: u64) -> Vec<Vec<f32>> {
+    if rows.len() <= max_rows {
+        return rows.to_vec();
+    }
+    let p = max_rows as f64 / rows.len() as f64;
+    let mut rng = SplitMix64::new(seed ^ 0x5a3c_1e07);
+    rows.iter()
+        .filter(|_| rng.next_f64() < p)
+        .cloned()
+        .collect()
+}
+
+/// [`kmeans`] fitted on a sample of about `max_rows` of `rows` ([`sample_rows`]), then every row
+/// given to the nearest of the fitted centres: for vocabularies far larger than their clusters
+/// need (Gemma's 262,144 rows). Up to `max_rows` rows it is [`kmeans`].
+pub fn kmeans_sampled(
+    rows: &[Vec<f32>],
+    (k, max_iter, seed): (usize, usize, u64),
+    max_rows: usize,
+) -> Vec<usize> {
+    if rows.len() <= max_rows.max(1) {
+        return kmeans(rows, k, max_iter, seed);
+    }
+    let sample = sample_rows(rows, max_rows, seed);
+    let (_, centres) = lloyd(&sample, k, max_iter, seed);
+    let kc = centres.len();
+    let ct = transposed(&centres, rows.first().map(Vec::len).unwrap_or(0));
+    rows.par_iter()
+        .map_init(
+            || vec![0f64; kc],
+            |dist, r| {
+                dist2_to_all(r, &ct, dist);
+                nearest(dist)
+            },
+        )
+        .collect()
+}
+
+/// The centres [k][d] transposed, [d][k], for [`dist2_to_all`] (a shorter centre is padded
+/// with zeros).
+fn transposed(centres: &[Vec<f32>], dim: usize) -> Vec<f32> {
+    let kc = centres.len();
+    let mut ct = vec![0f32; dim * kc];
+    for (c, ctr) in centres.iter().enumerate() {
+        for (i, &x) in ctr.iter().take(dim).enumerate() {
+            ct[i * kc + c] = x;
+        }
+    }
+    ct
+}
+
+/// k-means++ seeding and Lloyd iterations: (each row's cluster, the centres).
+fn lloyd(rows: &[Vec<f32>], k: usize, max_iter: usize, seed: u64) -> (Vec<usize>, Vec<Vec<f32>>) {
     let n = rows.len();
     if n == 0 || k == 0 {
-        return vec![0; n];
+        return (vec![0; n], Vec::new());
     }
     let k = k.min(n);
     let mut rng = SplitMix64::new(seed);
@@ -95,12 +154,7 @@ pub fn kmeans(rows: &[Vec<f32>], k: usize, max_iter: usize, seed: u64) -> Vec<us
     for _ in 0..max_iter.max(1) {
         // The centres transposed, [d][k], for `dist2_to_all` (rows are vectors of one length,
         // as embedding rows are; a shorter row is measured over its own length).
-        let mut ct = vec![0f32; dim * kc];
-        for (c, ctr) in centres.iter().enumerate() {
-            for (i, &x) in ctr.iter().take(dim).enumerate() {
-                ct[i * kc + c] = x;
-            }
-        }
+        let ct = transposed(&centres, dim);
         let changed = assign
             .par_iter_mut()
             .zip(rows.par_iter())
@@ -134,7 +188,7 @@ pub fn kmeans(rows: &[Vec<f32>], k: usize, max_iter: usize, seed: u64) -> Vec<us
             }
         }
     }
-    assign
+    (assign, centres)
 }
 
 #[cfg(test)]
@@ -190,6 +244,30 @@ mod tests {
             }
         }
         assign
+    }
+
+    /// Fitted on a sample, then every row to its nearest centre: planted clusters recovered
+    /// whole (each sampled cluster's rows, and the rows outside the sample, in one cluster),
+    /// and at or under the limit exactly [`kmeans`].
+    #[test]
+    fn a_sampled_fit_finds_the_planted_clusters() {
+        let mut rng = SplitMix64::new(5);
+        let rows: Vec<Vec<f32>> = (0..9000)
+            .map(|i| {
+                let c = (i % 3) as f32 * 10.0;
+                (0..6).map(|_| c + rng.next_f64() as f32 - 0.5).collect()
+            })
+            .collect();
+        let labels = kmeans_sampled(&rows, (3, 8, 1), 1000);
+        for (i, &l) in labels.iter().enumerate() {
+            assert_eq!(l, labels[i % 3], "row {i}");
+        }
+        let distinct: std::collections::BTreeSet<usize> = labels[..3].iter().copied().collect();
+        assert_eq!(distinct.len(), 3);
+        assert_eq!(
+            kmeans_sampled(&rows[..900], (3, 8, 1), 1000),
+            kmeans(&rows[..900], 3, 8, 1)
+        );
     }
 
     /// The same assignments as the one-by-one k-means, bit for bit, at one thread and at

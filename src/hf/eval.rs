@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::analysis::kmeans::kmeans;
+use crate::analysis::kmeans::{kmeans_sampled, sample_rows};
 use crate::analysis::metrics::{log_softmax, non_negative};
 use crate::model::backend::AttentionModel;
 use crate::model::blocks::BlockMap;
@@ -76,7 +76,7 @@ pub fn kmeans_blocks(
             *x /= n;
         }
     });
-    let labels = kmeans(&unit, k, 8, seed);
+    let labels = kmeans_sampled(&unit, (k, 8, seed), DIRECTION_ROWS);
     // Byte-level vocabularies mark a word's start with a space; WordPiece marks the rest "##".
     let spaced = (0..n_rows.min(4096) as u32).any(|id| decode(id).starts_with(' '));
     let word = |id: u32| -> Option<String> {
@@ -119,20 +119,19 @@ pub fn kmeans_blocks(
 /// Principal directions removed before clustering.
 const TOP_DIRECTIONS: usize = 3;
 
-/// Most rows the leading directions are estimated from: a vocabulary larger than this (Gemma's
-/// 262,144 rows, Qwen's 151,936) is sampled evenly, every ⌈n / this⌉-th row. 30 power
-/// iterations over all of gemma-3-270m's rows took about 20 s of a 30 s `capture`; the
-/// vocabularies of SmolLM2, GPT-2, Pythia and MiniLM are under it and unchanged.
+/// Most rows the leading directions are estimated from, and the k-means clusters fitted on: a
+/// vocabulary larger than this (Gemma's 262,144 rows, Qwen's 151,936) is sampled (seeded,
+/// [`sample_rows`]), and every row then goes to its nearest fitted centre. 30 power iterations
+/// over all of gemma-3-270m's rows took about 20 s of a 30 s `capture`; the vocabularies of
+/// SmolLM2, GPT-2, Pythia and MiniLM are under it and unchanged.
 const DIRECTION_ROWS: usize = 65_536;
 
-/// [`leading_direction`] of `rows`, from an even sample of at most [`DIRECTION_ROWS`] of them.
+/// [`leading_direction`] of `rows`, from a sample of about [`DIRECTION_ROWS`] of them.
 fn leading_direction_of(rows: &[Vec<f32>], seed: u64) -> Vec<f32> {
     if rows.len() <= DIRECTION_ROWS {
         return leading_direction(rows, seed);
     }
-    let step = rows.len().div_ceil(DIRECTION_ROWS);
-    let sample: Vec<Vec<f32>> = rows.iter().step_by(step).cloned().collect();
-    leading_direction(&sample, seed)
+    leading_direction(&sample_rows(rows, DIRECTION_ROWS, seed), seed)
 }
 
 /// The unit vector of largest variance of centred rows (power iteration). Each row's
