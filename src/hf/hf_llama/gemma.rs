@@ -18,9 +18,8 @@ use crate::hf::family::Family;
 use crate::hf::folder;
 use crate::hf::gguf_llama::gemma::GemmaSettings;
 use crate::hf::gguf_llama::{Layer, LlamaConfig};
-use crate::hf::limits::{
-    in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
-};
+use crate::hf::hf_llama::config::{check_shape, Shape};
+use crate::hf::limits::{in_range, MAX_POSITIONS};
 
 /// The fields of a Gemma `config.json` the forward pass needs.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -190,34 +189,17 @@ impl GemmaConfig {
                 }
             }
         }
-        in_range("vocab_size", self.vocab_size, 1, MAX_VOCAB)?;
-        in_range("hidden_size", self.hidden_size, 1, MAX_WIDTH)?;
-        in_range("intermediate_size", self.intermediate_size, 1, MAX_FF)?;
-        in_range("num_hidden_layers", self.num_hidden_layers, 1, MAX_LAYERS)?;
-        let h = in_range(
-            "num_attention_heads",
-            self.num_attention_heads,
-            1,
-            MAX_HEADS,
-        )?;
-        let kvh = in_range("num_key_value_heads", self.kv_heads(), 1, h)?;
-        if h % kvh != 0 {
-            return Err(format!(
-                "num_attention_heads {h} is not a multiple of num_key_value_heads {kvh}"
-            ));
-        }
-        let dh = in_range("head_dim", self.dh(), 2, MAX_WIDTH)?;
-        in_range("num_attention_heads × head_dim", h * dh, 2, MAX_WIDTH)?;
-        if dh % 2 != 0 {
-            return Err(format!("head_dim {dh} is odd (RoPE rotates pairs)"));
-        }
-        in_range(
-            "max_position_embeddings",
-            self.max_position_embeddings,
-            1,
-            MAX_POSITIONS,
-        )?;
-        positive_eps("rms_norm_eps", self.rms_norm_eps)?;
+        check_shape(&Shape {
+            vocab: self.vocab_size,
+            hidden: self.hidden_size,
+            ff: self.intermediate_size,
+            layers: self.num_hidden_layers,
+            heads: self.num_attention_heads,
+            kv_heads: self.kv_heads(),
+            head_dim: Some(self.dh()),
+            positions: self.max_position_embeddings,
+            eps: self.rms_norm_eps,
+        })?;
         let sliding = self.sliding(family)?;
         if sliding.iter().any(|&s| s) {
             let w = self
