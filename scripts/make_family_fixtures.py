@@ -15,7 +15,7 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/pip install torch transformers safetensors tokenizers
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
-Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi, the gemmas and olmo2: 5.25.0), tokenizers 0.23.3 (the versions are also
+Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi, the gemmas, olmo2 and opt: 5.25.0), tokenizers 0.23.3 (the versions are also
 written into each reference.json). The weights are seeded: rerunning with these versions
 writes byte-identical files (checked); other versions may draw other weights, and the tests
 follow whatever is committed.
@@ -377,6 +377,37 @@ def olmo2():
     save(model, fast, raw, "olmo2")
 
 
+def opt():
+    """OPT (OPT-125m's architecture): GPT-2's pre-LayerNorm block with q, k and v as three
+    Linears with biases, a ReLU MLP, learned positions read two rows on, and `</s>` first in
+    every text (the tokenizer's `add_bos_token`). Biases are zeros at init: drawn here, so a
+    bias read wrongly shows."""
+    torch.manual_seed(47)
+    raw = bpe_tokenizer(bos="</s>")
+    fast = transformers.GPT2TokenizerFast(tokenizer_object=raw, eos_token="</s>",
+                                          bos_token="</s>", unk_token="</s>", add_bos_token=True)
+    bos = raw.token_to_id("</s>")
+    cfg = transformers.OPTConfig(
+        vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, ffn_dim=128,
+        num_attention_heads=4, max_position_embeddings=128, word_embed_proj_dim=64,
+        init_std=0.2, bos_token_id=bos, eos_token_id=bos, pad_token_id=0,
+        attn_implementation="eager",
+    )
+    model = transformers.OPTForCausalLM(cfg).eval()
+    randomise_norms(model, 0.3, bias=0.3)
+    save(model, fast, raw, "opt")
+    # The slow tokenizer's files too (OPT's own folders on the Hub have only these): the tests
+    # open the folder without tokenizer.json, `</s>` put first from tokenizer_config.json.
+    raw.model.save(os.path.join(OUT, "opt"))
+    # transformers 5 does not write `add_bos_token`; OPT's own tokenizer_config.json says it.
+    tc = os.path.join(OUT, "opt", "tokenizer_config.json")
+    with open(tc) as f:
+        conf = json.load(f)
+    conf["add_bos_token"] = True
+    with open(tc, "w") as f:
+        json.dump(conf, f, indent=2)
+
+
 def main():
     """All families, or those named on the command line (each later family seeds itself, so
     one can be made again alone)."""
@@ -384,7 +415,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     names = sys.argv[1:] or ["gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3", "gpt_neox",
                              "gpt_neox_sequential", "gpt_neo", "phi", "gemma", "gemma2",
-                             "gemma3_text", "olmo2"]
+                             "gemma3_text", "olmo2", "opt"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -394,7 +425,7 @@ def main():
         gpt2(); llama(); qwen2()
     for n in names:
         if n in ("mistral", "qwen3", "phi3", "gpt_neox", "gpt_neox_sequential", "gpt_neo",
-                 "phi", "gemma", "gemma2", "gemma3_text", "olmo2"):
+                 "phi", "gemma", "gemma2", "gemma3_text", "olmo2", "opt"):
             globals()[n]()
     return 0
 

@@ -18,7 +18,7 @@ use localist::model::capture::{capture, capture_attention, sequence_biases};
 use localist::model::capture_stream::{capture_streamed, CapturePlan};
 use localist::model::dial::DialSetting;
 
-const FAMILIES: [&str; 13] = [
+const FAMILIES: [&str; 14] = [
     "gpt2",
     "llama",
     "qwen2",
@@ -32,6 +32,7 @@ const FAMILIES: [&str; 13] = [
     "gemma2",
     "gemma3_text",
     "olmo2",
+    "opt",
 ];
 
 fn fixture(name: &str) -> PathBuf {
@@ -610,6 +611,105 @@ fn olmo2_matches_transformers() {
     parity("olmo2");
     let m = open(&fixture("olmo2"));
     assert_eq!(m.kind_label(), "OLMo 2 decoder (Hugging Face safetensors)");
+}
+
+/// OPT: GPT-2's block with q, k and v apart with biases, a ReLU MLP, positions read two rows on
+/// and `</s>` first in every text: from tokenizer.json, or from vocab.json + merges.txt with
+/// tokenizer_config.json's `add_bos_token`, as OPT's own folders hold it.
+#[test]
+fn opt_matches_transformers() {
+    parity("opt");
+    let m = open(&fixture("opt"));
+    assert_eq!(m.kind_label(), "OPT decoder (Hugging Face safetensors)");
+    let r = reference("opt");
+    let slow = |with_config: bool| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = vec![
+            "config.json",
+            "model.safetensors",
+            "vocab.json",
+            "merges.txt",
+        ];
+        if with_config {
+            files.push("tokenizer_config.json");
+        }
+        for f in files {
+            std::fs::copy(fixture("opt").join(f), dir.path().join(f)).unwrap();
+        }
+        open(dir.path()).tokenizer().encode(&r.text)
+    };
+    assert_eq!(
+        slow(true),
+        r.ids,
+        "vocab.json + merges.txt with add_bos_token"
+    );
+    assert_eq!(
+        slow(false),
+        r.ids[1..],
+        "no tokenizer_config.json: no </s> first"
+    );
+    for (key, value, fragment) in [
+        ("do_layer_norm_before", false.into(), "do_layer_norm_before"),
+        ("word_embed_proj_dim", 32.into(), "word_embed_proj_dim 32"),
+        ("activation_function", "silu".into(), "\"silu\""),
+        (
+            "layer_norm_elementwise_affine",
+            false.into(),
+            "elementwise_affine",
+        ),
+        (
+            "_remove_final_layer_norm",
+            true.into(),
+            "_remove_final_layer_norm",
+        ),
+        ("max_position_embeddings", 64.into(), "embed_positions"),
+    ] {
+        let dir = common::copy_family_fixture("opt");
+        set_config(dir.path(), key, value);
+        let err = open_err(dir.path());
+        assert!(err.contains(fragment), "{key}: {err}");
+    }
+}
+
+/// An OPT without biases (`enable_bias: false`) reads none, and runs as the same model with
+/// zero biases.
+#[test]
+fn opt_without_biases_runs_as_zero_biases() {
+    let file = fixture("opt").join("model.safetensors");
+    let tensors = raw_tensors(&file);
+    let is_bias = |n: &str| n.ends_with(".bias") && !n.contains("layer_norm");
+    let zeroed: Vec<RawTensor> = tensors
+        .iter()
+        .map(|(n, d, s, b)| {
+            let b = if is_bias(n) {
+                vec![0; b.len()]
+            } else {
+                b.clone()
+            };
+            (n.clone(), d.clone(), s.clone(), b)
+        })
+        .collect();
+    let zero_dir = common::copy_family_fixture("opt");
+    write_safetensors(&zero_dir.path().join("model.safetensors"), &zeroed);
+    let without: Vec<RawTensor> = tensors.into_iter().filter(|t| !is_bias(&t.0)).collect();
+    let none_dir = common::copy_family_fixture("opt");
+    write_safetensors(&none_dir.path().join("model.safetensors"), &without);
+    let err = open_err(none_dir.path());
+    assert!(
+        err.contains("q_proj.bias"),
+        "biases declared but absent: {err}"
+    );
+    set_config(none_dir.path(), "enable_bias", false.into());
+    let (changed, zero) = logit_diff(zero_dir.path(), "opt");
+    assert!(
+        changed > 1e-3,
+        "zeroing the biases changes the model: {changed}"
+    );
+    let (_, none) = logit_diff(none_dir.path(), "opt");
+    let ids = reference("opt").ids;
+    let a = zero.model().forward_biased(&ids, &[], false).unwrap();
+    let b = none.model().forward_biased(&ids, &[], false).unwrap();
+    assert_eq!(max_abs_diff(&a.logits, &b.logits), 0.0);
 }
 
 /// What a GPT-NeoX config may not say, each refused naming the file and the field.

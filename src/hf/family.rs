@@ -8,8 +8,8 @@ use std::path::Path;
 /// The `model_type`s of Hugging Face folders this build opens, for error messages.
 pub const SUPPORTED_TYPES: &str = "bert (BERT-family encoders), gemma, gemma2, gemma3_text \
      (Gemma 3's text-only decoders), gpt2, gpt_neo (TinyStories), gpt_neox (Pythia), llama \
-     (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, olmo2, phi (phi-1 to phi-2), phi3, \
-     qwen2 and qwen3";
+     (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, olmo2, opt (OPT-125m, 1.3b, ...), \
+     phi (phi-1 to phi-2), phi3, qwen2 and qwen3";
 
 /// A family of Hugging Face models with a loader of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +47,8 @@ pub enum Family {
     /// Gemma 3 text decoders (`gemma3_text`): Gemma 2 without the caps, with per-head q/k norms
     /// and the sliding layers' RoPE at a base of their own.
     Gemma3,
+    /// OPT decoders (`opt`: Meta's OPT-125m to 66b, Galactica): GPT-2's block with a ReLU MLP.
+    Opt,
     /// OLMo 2 decoders (`olmo2`, AllenAI's fully open models): LLaMA with norms of each
     /// sub-layer's output instead of its input, and q/k norms over all heads.
     Olmo2,
@@ -70,6 +72,7 @@ impl Family {
             Self::Gemma2 => "Gemma 2 decoder (Hugging Face safetensors)",
             Self::Gemma3 => "Gemma 3 decoder (Hugging Face safetensors)",
             Self::Olmo2 => "OLMo 2 decoder (Hugging Face safetensors)",
+            Self::Opt => "OPT decoder (Hugging Face safetensors)",
         }
     }
 
@@ -95,6 +98,7 @@ impl Family {
             Self::Gemma2 => "gemma2",
             Self::Gemma3 => "gemma3_text",
             Self::Olmo2 => "olmo2",
+            Self::Opt => "opt",
         }
     }
 }
@@ -158,6 +162,7 @@ fn by_type(t: &str) -> Option<Family> {
         "gemma2" => Family::Gemma2,
         "gemma3_text" => Family::Gemma3,
         "olmo2" => Family::Olmo2,
+        "opt" => Family::Opt,
         _ => return None,
     })
 }
@@ -189,6 +194,8 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("Gemma3TextModel", Family::Gemma3),
         ("Olmo2For", Family::Olmo2),
         ("Olmo2Model", Family::Olmo2),
+        ("OPTFor", Family::Opt),
+        ("OPTModel", Family::Opt),
     ]
     .into_iter()
     .find(|(prefix, _)| a.starts_with(prefix))

@@ -72,6 +72,7 @@ impl ImportedModel {
                 Family::GptNeox => Self::Gpt2(gpt2::Gpt2::open_neox(dir, device)?),
                 Family::GptNeo => Self::Gpt2(gpt2::Gpt2::open_neo(dir, device)?),
                 Family::Phi => Self::Gpt2(gpt2::Gpt2::open_phi(dir, device)?),
+                Family::Opt => Self::Gpt2(gpt2::Gpt2::open_opt(dir, device)?),
                 f @ (Family::Llama
                 | Family::Qwen2
                 | Family::Mistral

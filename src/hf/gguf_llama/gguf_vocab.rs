@@ -54,7 +54,7 @@ pub(super) fn check_vocab_size(
 }
 
 /// Begin every text with `bos` (text, id) when given.
-pub(super) fn with_bos(
+pub(crate) fn with_bos(
     tok: &mut tokenizers::Tokenizer,
     bos: Option<(String, u32)>,
     file: &Path,

@@ -11,7 +11,7 @@ mod forward;
 pub mod gemma;
 mod gguf_spm;
 pub mod gguf_tokenizer;
-mod gguf_vocab;
+pub(crate) mod gguf_vocab;
 pub mod header;
 pub mod metadata;
 pub(crate) mod native;

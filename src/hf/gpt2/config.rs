@@ -59,10 +59,11 @@ impl Gpt2Config {
     pub fn check(&self) -> Result<(), String> {
         if !matches!(
             self.activation_function.as_str(),
-            "gelu_new" | "gelu_pytorch_tanh" | "gelu"
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu" | "relu"
         ) {
             return Err(format!(
-                "activation_function {:?} is not supported (gelu_new, gelu_pytorch_tanh or gelu)",
+                "activation_function {:?} is not supported (gelu_new, gelu_pytorch_tanh, gelu \
+                 or relu)",
                 self.activation_function
             ));
         }
@@ -90,9 +91,18 @@ impl Gpt2Config {
         self.n_inner.unwrap_or(4 * self.n_embd)
     }
 
-    /// The exact (erf) GELU rather than the tanh approximation.
-    pub fn exact_gelu(&self) -> bool {
-        self.activation_function == "gelu"
+    /// The MLP's activation: the exact (erf) GELU, ReLU (OPT's), or else the tanh GELU —
+    /// `tanh_gelu` (candle's op for inference, our fused one with its backward for training).
+    pub fn activate(
+        &self,
+        f: &candle_core::Tensor,
+        tanh_gelu: impl Fn(&candle_core::Tensor) -> candle_core::Result<candle_core::Tensor>,
+    ) -> candle_core::Result<candle_core::Tensor> {
+        match self.activation_function.as_str() {
+            "gelu" => f.gelu_erf(),
+            "relu" => f.relu(),
+            _ => tanh_gelu(f),
+        }
     }
 
     /// Every tensor the forward pass reads (names without the `transformer.` prefix), with the

@@ -117,11 +117,7 @@ impl Gpt2 {
         let mlp_in = if self.parallel { &x } else { &attended };
         let hx = self.layer_norm(mlp_in, &block.ln_2)?;
         let f = conv1d(&hx, &block.c_fc)?;
-        let f = if self.config.exact_gelu() {
-            f.gelu_erf()?
-        } else {
-            f.gelu()?
-        };
+        let f = self.config.activate(&f, Tensor::gelu)?;
         attended + conv1d(&f, &block.mlp_proj)?
     }
 

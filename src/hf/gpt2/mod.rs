@@ -8,12 +8,14 @@
 //! and a streamed forward over chunks of query rows, like the LLaMA decoders. GPT-NeoX (Pythia)
 //! is the same block with RoPE for positions and attention and MLP side by side ([`neox`]);
 //! GPT-Neo (TinyStories) the same with unscaled scores and q, k, v apart ([`neo`]); Phi
-//! (phi-1 to phi-2) the parallel block with one LayerNorm and a head bias ([`phi`]).
+//! (phi-1 to phi-2) the parallel block with one LayerNorm and a head bias ([`phi`]); OPT
+//! the same block as GPT-2 with a ReLU MLP and its positions two rows on ([`opt`]).
 
 mod config;
 mod forward;
 pub mod neo;
 pub mod neox;
+pub mod opt;
 pub mod phi;
 pub mod tokenizer;
 mod train_forward;
@@ -180,6 +182,7 @@ impl Gpt2 {
             Family::GptNeox => "GPT-NeoX",
             Family::GptNeo => "GPT-Neo",
             Family::Phi => "Phi",
+            Family::Opt => "OPT",
             _ => "GPT-2",
         }
     }

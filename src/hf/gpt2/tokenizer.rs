@@ -2,7 +2,8 @@
 //! `GPT2TokenizerFast.save_pretrained` writes), else the byte-level BPE rebuilt from
 //! `vocab.json` and `merges.txt` (the slow tokenizer's files, which older folders and
 //! `save_pretrained(legacy_format=True)` hold alone), as `transformers` converts them: no
-//! prefix space, `<|endoftext|>` special.
+//! prefix space, `<|endoftext|>` special, and the BOS token first where `tokenizer_config.json`
+//! says `add_bos_token` (OPT's `</s>`).
 
 use std::path::Path;
 
@@ -29,8 +30,53 @@ pub fn read(dir: &Path, vocab: usize) -> Result<Tokenizer> {
             dir.display()
         );
     }
-    let tok = from_vocab_and_merges(&words, &merges)?;
+    let mut tok = from_vocab_and_merges(&words, &merges)?;
+    if let Some(bos) = bos_token(dir)? {
+        let Some(id) = tok.token_to_id(&bos) else {
+            bail!(
+                "{}: tokenizer_config.json's bos_token {bos:?} is not in {}",
+                dir.display(),
+                words.display()
+            );
+        };
+        tok.add_special_tokens([AddedToken::from(bos.as_str(), true)])
+            .map_err(|e| anyhow::anyhow!("{}: {bos}: {e}", words.display()))?;
+        crate::hf::gguf_llama::gguf_vocab::with_bos(&mut tok, Some((bos, id)), &words)?;
+    }
     folder::plain_tokenizer(tok, vocab, &words)
+}
+
+/// The BOS token `dir`'s `tokenizer_config.json` puts first (`add_bos_token` true; its
+/// `bos_token` a string or `{"content": ...}`), or None (no such file, or no BOS added).
+fn bos_token(dir: &Path) -> Result<Option<String>> {
+    let path = dir.join("tokenizer_config.json");
+    if path.symlink_metadata().is_err() {
+        return Ok(None);
+    }
+    let text = crate::files::read_text(
+        &path,
+        crate::files::MAX_CONFIG_BYTES,
+        "a tokenizer_config.json",
+    )?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", path.display()))?;
+    if json
+        .get("add_bos_token")
+        .and_then(serde_json::Value::as_bool)
+        != Some(true)
+    {
+        return Ok(None);
+    }
+    let bos = json.get("bos_token");
+    let content = bos
+        .and_then(|b| b.as_str().or_else(|| b.get("content")?.as_str()))
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: add_bos_token is true but bos_token names no token",
+                path.display()
+            )
+        })?;
+    Ok(Some(content.to_string()))
 }
 
 /// The byte-level BPE of `words` (vocab.json) and `merges` (merges.txt), each a regular file

@@ -31,6 +31,9 @@ const NEO_PROJECTIONS: &str = "attn_q, attn_k, attn_v (attn.attention.q_proj, k_
 const PHI_PROJECTIONS: &str = "attn_q, attn_k, attn_v (self_attn.q_proj, k_proj, v_proj), \
                                attn_output (self_attn.dense), ffn_up (mlp.fc1), ffn_down \
                                (mlp.fc2)";
+/// What OPT has, for errors.
+const OPT_PROJECTIONS: &str = "attn_q, attn_k, attn_v (self_attn.q_proj, k_proj, v_proj), \
+                               attn_output (self_attn.out_proj), ffn_up (fc1), ffn_down (fc2)";
 /// What GPT-NeoX has, for errors.
 const NEOX_PROJECTIONS: &str = "attn_q, attn_k, attn_v (parts of attention.query_key_value), \
                                 attn_output (attention.dense), ffn_up (mlp.dense_h_to_4h), \
@@ -65,6 +68,7 @@ impl Gpt2 {
                     Family::GptNeox => NEOX_PROJECTIONS,
                     Family::GptNeo => NEO_PROJECTIONS,
                     Family::Phi => PHI_PROJECTIONS,
+                    Family::Opt => OPT_PROJECTIONS,
                     _ => GPT2_PROJECTIONS,
                 }
             ),
@@ -121,11 +125,7 @@ impl Gpt2 {
             (&x + Self::conv_train(&block.c_proj, &y, delta.delta(l, Projection::O, &y)?)?)?;
         let hx = self.norm_train(if self.parallel { &x } else { &attended }, &block.ln_2)?;
         let f = Self::conv_train(&block.c_fc, &hx, delta.delta(l, Projection::Up, &hx)?)?;
-        let f = if self.config.exact_gelu() {
-            f.gelu_erf()?
-        } else {
-            gelu_tanh(&f)?
-        };
+        let f = self.config.activate(&f, gelu_tanh)?;
         let down = delta.delta(l, Projection::Down, &f)?;
         let x = (attended + Self::conv_train(&block.mlp_proj, &f, down)?)?;
         Ok((x, a, q))
