@@ -15,7 +15,7 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/pip install torch transformers safetensors tokenizers
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
-Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi, the gemmas, olmo2 and opt: 5.25.0), tokenizers 0.23.3 (the versions are also
+Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi, the gemmas, olmo2, opt, roberta and distilbert: 5.25.0), tokenizers 0.23.3 (the versions are also
 written into each reference.json). The weights are seeded: rerunning with these versions
 writes byte-identical files (checked); other versions may draw other weights, and the tests
 follow whatever is committed.
@@ -408,6 +408,102 @@ def opt():
         json.dump(conf, f, indent=2)
 
 
+def encoder_reference(base, fast, name, text):
+    """Run the encoder `base` (the model under its masked-LM head) on `text` and write its last
+    hidden states and every layer's attention as reference.json (no logits: an encoder)."""
+    ids = fast(text)["input_ids"]
+    with torch.no_grad():
+        out = base(torch.tensor([ids]), output_attentions=True)
+    ref = {
+        "text": text,
+        "ids": ids,
+        "logits": [],
+        "hidden": out.last_hidden_state[0].tolist(),
+        "attention": [a[0].tolist() for a in out.attentions],
+        "made_with": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "tokenizers": tokenizers.__version__,
+        },
+    }
+    with open(os.path.join(OUT, name, "reference.json"), "w") as f:
+        json.dump(ref, f, separators=(",", ":"))
+
+
+def save_encoder(model, base, fast, raw, name, text=TEXT):
+    d = os.path.join(OUT, name)
+    os.makedirs(d, exist_ok=True)
+    model.save_pretrained(d, safe_serialization=True)
+    fast.save_pretrained(d)
+    if not os.path.exists(os.path.join(d, "tokenizer.json")):
+        raw.save(os.path.join(d, "tokenizer.json"))
+    encoder_reference(base, fast, name, text)
+    for f in sorted(os.listdir(d)):
+        print(f"{name}/{f}: {os.path.getsize(os.path.join(d, f))} bytes")
+
+
+def roberta():
+    """RoBERTa (and XLM-RoBERTa's, CamemBERT's architecture): BERT's post-LayerNorm block with
+    positions counted from pad_token_id + 1 and one token type; saved under its masked-LM head
+    (names under `roberta.`, the head's tensors beside them). The text holds a `<pad>` in its
+    middle: its position is pad_token_id itself, and the tokens after it count on without it."""
+    torch.manual_seed(53)
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    with open(CORPUS, encoding="utf-8") as f:
+        text = f.read(200_000)
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    raw.train_from_iterator([text], trainer)
+    raw.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0),
+                                                      trim_offsets=False)
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=raw, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+        cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>")
+    cfg = transformers.RobertaConfig(
+        vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=128, max_position_embeddings=130, type_vocab_size=1,
+        initializer_range=0.2, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+        attn_implementation="eager",
+    )
+    model = transformers.RobertaForMaskedLM(cfg).eval()
+    randomise_norms(model, 0.3, bias=0.3)
+    save_encoder(model, model.roberta, fast, raw, "roberta",
+                 text="ROMEO: But soft, what light<pad> through yonder window breaks?")
+
+
+def distilbert():
+    """DistilBERT: BERT's block under other names (q_lin, sa_layer_norm, ffn.lin1 ...), no token
+    types; a WordPiece vocabulary with [CLS] ... [SEP]; saved under its masked-LM head (names
+    under `distilbert.`)."""
+    torch.manual_seed(59)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    with open(CORPUS, encoding="utf-8") as f:
+        text = f.read(200_000)
+    raw = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    raw.normalizer = tokenizers.normalizers.BertNormalizer(lowercase=True)
+    raw.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    raw.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=VOCAB, special_tokens=specials,
+                                        show_progress=False)
+    raw.train_from_iterator([text], trainer)
+    raw.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=raw, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
+        cls_token="[CLS]", mask_token="[MASK]")
+    cfg = transformers.DistilBertConfig(
+        vocab_size=VOCAB, dim=64, n_layers=2, n_heads=4, hidden_dim=128,
+        max_position_embeddings=128, initializer_range=0.2, pad_token_id=0,
+        attn_implementation="eager",
+    )
+    model = transformers.DistilBertForMaskedLM(cfg).eval()
+    randomise_norms(model, 0.3, bias=0.3)
+    save_encoder(model, model.distilbert, fast, raw, "distilbert")
+
+
 def main():
     """All families, or those named on the command line (each later family seeds itself, so
     one can be made again alone)."""
@@ -415,7 +511,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     names = sys.argv[1:] or ["gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3", "gpt_neox",
                              "gpt_neox_sequential", "gpt_neo", "phi", "gemma", "gemma2",
-                             "gemma3_text", "olmo2", "opt"]
+                             "gemma3_text", "olmo2", "opt", "roberta", "distilbert"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -425,7 +521,8 @@ def main():
         gpt2(); llama(); qwen2()
     for n in names:
         if n in ("mistral", "qwen3", "phi3", "gpt_neox", "gpt_neox_sequential", "gpt_neo",
-                 "phi", "gemma", "gemma2", "gemma3_text", "olmo2", "opt"):
+                 "phi", "gemma", "gemma2", "gemma3_text", "olmo2", "opt", "roberta",
+                 "distilbert"):
             globals()[n]()
     return 0
 

@@ -6,7 +6,8 @@
 use std::path::Path;
 
 /// The `model_type`s of Hugging Face folders this build opens, for error messages.
-pub const SUPPORTED_TYPES: &str = "bert (BERT-family encoders), gemma, gemma2, gemma3_text \
+pub const SUPPORTED_TYPES: &str = "bert, roberta, xlm-roberta, camembert and distilbert \
+     (BERT-family encoders), gemma, gemma2, gemma3_text \
      (Gemma 3's text-only decoders), gpt2, gpt_neo (TinyStories), gpt_neox (Pythia), llama \
      (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, olmo2, opt (OPT-125m, 1.3b, ...), \
      phi (phi-1 to phi-2), phi3, qwen2 and qwen3";
@@ -14,7 +15,7 @@ pub const SUPPORTED_TYPES: &str = "bert (BERT-family encoders), gemma, gemma2, g
 /// A family of Hugging Face models with a loader of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
-    /// BERT-family encoders (`bert`).
+    /// BERT-family encoders (`bert`; `roberta`, `xlm-roberta`, `camembert`, `distilbert`).
     Bert,
     /// GPT-2 decoders (`gpt2`).
     Gpt2,
@@ -148,7 +149,7 @@ pub fn family_of(dir: &Path) -> Result<Family, UnsupportedFamily> {
 
 fn by_type(t: &str) -> Option<Family> {
     Some(match t {
-        "bert" => Family::Bert,
+        "bert" | "roberta" | "xlm-roberta" | "camembert" | "distilbert" => Family::Bert,
         "gpt2" => Family::Gpt2,
         "llama" => Family::Llama,
         "qwen2" => Family::Qwen2,
@@ -170,6 +171,10 @@ fn by_type(t: &str) -> Option<Family> {
 fn by_architecture(a: &str) -> Option<Family> {
     [
         ("Bert", Family::Bert),
+        ("Roberta", Family::Bert),
+        ("XLMRoberta", Family::Bert),
+        ("Camembert", Family::Bert),
+        ("DistilBert", Family::Bert),
         ("GPT2", Family::Gpt2),
         ("Llama", Family::Llama),
         ("Qwen2For", Family::Qwen2),

@@ -15,6 +15,7 @@ pub mod detect;
 pub mod eval;
 mod expansion;
 pub mod family;
+mod fingerprint;
 pub mod folder;
 pub mod gguf_llama;
 pub mod gpt2;
@@ -38,6 +39,7 @@ use crate::model::blocks::BlockMap;
 
 pub use detect::{detect, locate, DetectError, Located, ModelKind, SUPPORTED};
 pub use family::{Family, SUPPORTED_TYPES};
+pub use fingerprint::model_sha256;
 pub use tokenizer::HfTokenizer;
 
 /// A pretrained model opened from a `.gguf` file or a Hugging Face folder.
@@ -157,7 +159,15 @@ impl ImportedModel {
                 "Phi-3 decoder (GGUF, weights dequantized to f32)"
             }
             Self::Llama(_) => "LLaMA-family decoder (GGUF, weights dequantized to f32)",
-            Self::Bert(_) => "BERT-family encoder (bidirectional; no next-token head)",
+            Self::Bert(m) => match m.config.kind {
+                bert::EncoderKind::Bert => {
+                    "BERT-family encoder (bidirectional; no next-token head)"
+                }
+                bert::EncoderKind::Roberta => "RoBERTa encoder (bidirectional; no next-token head)",
+                bert::EncoderKind::DistilBert => {
+                    "DistilBERT encoder (bidirectional; no next-token head)"
+                }
+            },
             Self::Gpt2(m) => m.family.folder_label(),
             Self::HfLlama(m) => m.family.folder_label(),
             Self::Adapted(_) => "decoder fine-tuned by an adapter (merged into its base)",
@@ -168,7 +178,7 @@ impl ImportedModel {
     pub fn arch_label(&self) -> &'static str {
         match self {
             Self::Llama(m) => m.config.arch,
-            Self::Bert(_) => "bert",
+            Self::Bert(m) => m.config.kind.name(),
             Self::Gpt2(m) => m.family.model_type(),
             Self::HfLlama(m) => m.family.model_type(),
             Self::Adapted(a) => a.base.arch_label(),
@@ -342,53 +352,4 @@ pub fn encode_ids(tok: &tokenizers::Tokenizer, text: &str, add_special: bool) ->
         .map_err(|p| anyhow::anyhow!("tokenizing: the tokenizer failed ({p})"))?
         .map_err(|e| anyhow::anyhow!("tokenizing: {e}"))?;
     Ok(enc.get_ids().to_vec())
-}
-
-/// SHA-256 of a model on disk, whatever its kind, without loading it: a Localist checkpoint's
-/// ([`crate::model::checkpoint::checkpoint_sha256`]), or what an imported model computes with
-/// in the same scheme: the `.gguf` file ([`ImportedModel::path`]), or a folder's config.json,
-/// model.safetensors and tokenizer.json (or a GPT-2 folder's vocab.json and merges.txt).
-pub fn model_sha256(path: &Path) -> Result<String> {
-    let found = locate(path)?;
-    let files: Vec<(&str, PathBuf)> = match found.kind {
-        ModelKind::Checkpoint => {
-            return Ok(crate::model::checkpoint::checkpoint_sha256(&found.path)?)
-        }
-        ModelKind::Gguf => vec![("model.gguf", found.path)],
-        ModelKind::Adapter => ["adapter.json", "adapter.safetensors", "blocks.json"]
-            .iter()
-            .map(|&n| (n, found.path.join(n)))
-            .collect(),
-        ModelKind::HuggingFace if path.is_file() => vec![("model.gguf", path.to_path_buf())],
-        ModelKind::HuggingFace => {
-            // GPT-2 folders may hold vocab.json + merges.txt in place of tokenizer.json.
-            let tokenizer: &[&str] = if found.path.join("tokenizer.json").exists()
-                || !found.path.join("vocab.json").exists()
-            {
-                &["tokenizer.json"]
-            } else {
-                &["vocab.json", "merges.txt"]
-            };
-            // The weights: one file, or the index and every shard it names (by file name).
-            let weights = folder::weights(&found.path)?;
-            let mut named: Vec<(String, PathBuf)> =
-                vec![("config.json".into(), found.path.join("config.json"))];
-            if weights.files != [weights.path.clone()] {
-                named.push(("model.safetensors.index.json".into(), weights.path.clone()));
-            }
-            for f in &weights.files {
-                let name = f.file_name().map(|n| n.to_string_lossy().into_owned());
-                named.push((name.unwrap_or_default(), f.clone()));
-            }
-            named.extend(
-                tokenizer
-                    .iter()
-                    .map(|&n| (n.to_string(), found.path.join(n))),
-            );
-            let files: Vec<(&str, PathBuf)> =
-                named.iter().map(|(n, p)| (n.as_str(), p.clone())).collect();
-            return Ok(crate::model::checkpoint::files_sha256(&files)?);
-        }
-    };
-    Ok(crate::model::checkpoint::files_sha256(&files)?)
 }

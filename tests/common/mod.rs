@@ -2,6 +2,8 @@
 //! sample checkpoint with its tokenizer. Each test binary uses a part of it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod st;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;

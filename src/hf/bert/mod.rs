@@ -1,5 +1,6 @@
-//! BERT-family encoders from a Hugging Face folder: `config.json`, `model.safetensors` (never a
-//! pickled `.bin`) and `tokenizer.json`. The forward pass is ours, in candle, and returns every
+//! BERT-family encoders from a Hugging Face folder: `config.json`, `model.safetensors` (or its
+//! shards; never a pickled `.bin`) and `tokenizer.json`. BERT, RoBERTa (XLM-RoBERTa, CamemBERT)
+//! and DistilBERT are one post-LayerNorm block read from their own names ([`config`]). The forward pass is ours, in candle, and returns every
 //! layer's attention; an optional additive bias per layer ([B,1,T,T] or [B,H,T,T]) enters the
 //! scores before the softmax exactly as the dial and rule biases do in our own model
 //! ([`crate::model::attention::biased_attention`]); the dial sees it as bidirectional.
@@ -7,14 +8,16 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use candle_core::{DType, Device, Tensor, D};
 
 mod config;
+mod distil;
 
-pub use config::BertConfig;
+pub use config::{BertConfig, EncoderKind};
+pub use distil::{bert_name, DistilBertConfig};
 
-use crate::hf::safetensors_header;
+use crate::hf::folder;
 use crate::model::attention::{biased_attention, AttentionBias};
 use crate::model::backend::{AttentionModel, ModelDims};
 use crate::model::transformer::{ForwardOutput, ModelError};
@@ -37,19 +40,15 @@ impl Bert {
     /// is checked against the limits and the safetensors header before any weight is loaded;
     /// every weight is checked finite.
     pub fn open(dir: &Path, device: &Device) -> Result<Self> {
-        let weights = crate::hf::folder::weights_file(dir)?;
+        let weights = folder::weights(dir)?;
         let config = BertConfig::read(&dir.join("config.json"))?;
-        let declared: std::collections::BTreeMap<String, _> =
-            safetensors_header::read_header(&weights)?
-                .into_iter()
-                .map(|(k, v)| (unprefixed(&k), v))
-                .collect();
-        config.check_tensors(&declared, &weights)?;
-        // Read whole, then copied out tensor by tensor (MiniLM: 23 million weights).
-        use crate::hf::memory::{check_weights_fit, file_len, weight_count};
-        let count = weight_count(declared.values().map(|d| d.shape.as_slice()));
-        check_weights_fit(count, file_len(&weights), &weights)?;
-        let tensors = load_weights(&weights, device)?;
+        // Checked and read by the names the file has (less a model's prefix); kept by the
+        // names BERT's forward reads (DistilBERT's renamed).
+        config.check_tensors(&folder::declared(&weights, unprefixed)?, &weights.path)?;
+        let tensors = folder::load_f32(&weights, device, unprefixed, &config.file_shapes())?
+            .into_iter()
+            .map(|(k, t)| (bert_name(&k), t))
+            .collect();
         let tokenizer =
             crate::hf::folder::read_tokenizer(&dir.join("tokenizer.json"), config.vocab_size)?;
         Ok(Self {
@@ -138,8 +137,8 @@ impl Bert {
         if t == 0 {
             return Err(ModelError::Input("empty input".into()));
         }
-        if t > c.max_position_embeddings {
-            return Err(ModelError::TooLong(t, c.max_position_embeddings));
+        if t > c.max_len() {
+            return Err(ModelError::TooLong(t, c.max_len()));
         }
         let (d, h) = (c.hidden_size, c.num_attention_heads);
         let dh = d / h;
@@ -147,16 +146,18 @@ impl Bert {
         let word = self
             .t("embeddings.word_embeddings.weight")?
             .embedding(&input)?;
+        let rows = Tensor::from_vec(c.position_ids(ids), t, &self.device)?;
         let pos = self
             .t("embeddings.position_embeddings.weight")?
-            .narrow(0, 0, t)?;
-        let typ = self
-            .t("embeddings.token_type_embeddings.weight")?
-            .narrow(0, 0, 1)?;
-        let x = word
-            .broadcast_add(&pos)?
-            .broadcast_add(&typ)?
-            .unsqueeze(0)?;
+            .embedding(&rows)?;
+        let mut x = word.broadcast_add(&pos)?;
+        if c.kind != EncoderKind::DistilBert {
+            let typ = self
+                .t("embeddings.token_type_embeddings.weight")?
+                .narrow(0, 0, 1)?;
+            x = x.broadcast_add(&typ)?;
+        }
+        let x = x.unsqueeze(0)?;
         let mut x = self.layer_norm(&x, "embeddings.LayerNorm")?;
         let scale = 1.0 / (dh as f64).sqrt();
         let mut out = ForwardOutput {
@@ -213,26 +214,13 @@ impl Bert {
     }
 }
 
-/// A tensor name without the `bert.` prefix some exports put on every name.
-fn unprefixed(name: &str) -> String {
-    name.strip_prefix("bert.").unwrap_or(name).to_string()
-}
-
-/// The weights of `file` (its header already checked), by unprefixed name, each one finite.
-fn load_weights(file: &Path, device: &Device) -> Result<HashMap<String, Tensor>> {
-    let loaded = candle_core::safetensors::load(file, device)
-        .with_context(|| format!("{}: not a readable safetensors file", file.display()))?;
-    let mut tensors = HashMap::with_capacity(loaded.len());
-    let mut names: Vec<String> = loaded.keys().cloned().collect();
-    names.sort();
-    let mut loaded = loaded;
-    for name in names {
-        if let Some(t) = loaded.remove(&name) {
-            crate::hf::gguf_llama::ensure_finite(&t, &name, file)?;
-            tensors.insert(unprefixed(&name), t);
-        }
-    }
-    Ok(tensors)
+/// A tensor name without the model's prefix some exports put on every name (`bert.`,
+/// `roberta.` — XLM-RoBERTa's and CamemBERT's too —, `distilbert.`).
+fn unprefixed(name: &str) -> &str {
+    ["bert.", "roberta.", "distilbert."]
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .unwrap_or(name)
 }
 
 impl AttentionModel for Bert {
@@ -241,7 +229,7 @@ impl AttentionModel for Bert {
         ModelDims {
             layers: c.num_hidden_layers,
             heads: c.num_attention_heads,
-            max_len: c.max_position_embeddings,
+            max_len: c.max_len(),
             vocab: c.vocab_size,
             causal: false,
             has_logits: false,

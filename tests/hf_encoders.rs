@@ -1,0 +1,239 @@
+//! The BERT family's other encoders against `transformers`: RoBERTa (positions from
+//! `pad_token_id + 1`, XLM-RoBERTa's and CamemBERT's architecture) and DistilBERT (BERT's block
+//! under other names, no token types), on the tiny random models of
+//! `tests/fixtures/families/{roberta,distilbert}` made by `scripts/make_family_fixtures.py`
+//! (saved under their masked-LM heads; reference.json holds the last hidden states and every
+//! layer's attention). The real BERT (all-MiniLM-L6-v2) is `tests/hf_parity.rs`'s.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+
+use candle_core::Device;
+use localist::data::tokenizer::Tokenizer;
+use localist::hf::ImportedModel;
+use localist::model::blocks::BlockMap;
+use localist::model::capture::{capture, sequence_biases};
+use localist::model::dial::DialSetting;
+
+const ENCODERS: [&str; 2] = ["roberta", "distilbert"];
+
+/// What transformers computed.
+struct Reference {
+    text: String,
+    ids: Vec<u32>,
+    /// [T][d]
+    hidden: Vec<Vec<f32>>,
+    /// [L][H][T][T]
+    attention: Vec<Vec<Vec<Vec<f32>>>>,
+}
+
+fn reference(name: &str) -> Reference {
+    let path = common::family_fixture(name).join("reference.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let field = |k: &str| v[k].clone();
+    Reference {
+        text: serde_json::from_value(field("text")).unwrap(),
+        ids: serde_json::from_value(field("ids")).unwrap(),
+        hidden: serde_json::from_value(field("hidden")).unwrap(),
+        attention: serde_json::from_value(field("attention")).unwrap(),
+    }
+}
+
+fn open(dir: &Path) -> ImportedModel {
+    ImportedModel::open(dir, &Device::Cpu).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+fn open_err(dir: &Path) -> String {
+    match ImportedModel::open(dir, &Device::Cpu) {
+        Ok(_) => panic!("{} opened", dir.display()),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+fn max_diff<'a>(a: impl IntoIterator<Item = &'a f32>, b: impl IntoIterator<Item = &'a f32>) -> f32 {
+    a.into_iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// Hidden states and attention of the folder `dir` against fixture `name`'s reference.
+fn parity_of(dir: &Path, name: &str) -> (f32, f32) {
+    let m = open(dir);
+    let r = reference(name);
+    assert_eq!(m.tokenizer().encode(&r.text), r.ids, "{name}: token ids");
+    let (dh, da) = diff_of(&m, &r, name);
+    eprintln!("{name}: hidden max |Δ| {dh:.2e}, attention max |Δ| {da:.2e}");
+    assert!(dh < 1e-4, "{name}: hidden states differ by {dh}");
+    assert!(da < 1e-5, "{name}: attention differs by {da}");
+    (dh, da)
+}
+
+/// The largest differences of `m`'s hidden states and attention from `r`'s on its ids.
+fn diff_of(m: &ImportedModel, r: &Reference, name: &str) -> (f32, f32) {
+    let ImportedModel::Bert(bert) = &m else {
+        panic!("{name}: not opened as an encoder");
+    };
+    let (hidden, out) = bert.forward_with(&r.ids, &[], false).unwrap();
+    let hidden = hidden.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+    assert_eq!(hidden.len(), r.hidden.len());
+    let dh = max_diff(hidden.iter().flatten(), r.hidden.iter().flatten());
+    assert_eq!(out.attention.len(), r.attention.len(), "{name}: layers");
+    let mut da = 0f32;
+    for (a, want) in out.attention.iter().zip(&r.attention) {
+        let a = a.squeeze(0).unwrap().to_vec3::<f32>().unwrap();
+        da = da.max(max_diff(
+            a.iter().flatten().flatten(),
+            want.iter().flatten().flatten(),
+        ));
+    }
+    (dh, da)
+}
+
+/// RoBERTa: the text holds a `<pad>` mid-way, whose position is `pad_token_id` itself while
+/// the tokens after it count on without it, as transformers counts them.
+#[test]
+fn roberta_matches_transformers() {
+    let dir = common::family_fixture("roberta");
+    parity_of(&dir, "roberta");
+    let m = open(&dir);
+    assert_eq!(
+        m.kind_label(),
+        "RoBERTa encoder (bidirectional; no next-token head)"
+    );
+    assert_eq!(m.arch_label(), "roberta");
+    // 130 rows, the first two never read by a text: 128 tokens at most.
+    assert_eq!(m.model().dims().max_len, 128);
+    assert!(
+        reference("roberta").ids.contains(&1),
+        "the text has a <pad>"
+    );
+    // Read as a BERT (positions from 0), the same weights give other states: the test is not
+    // blind to where the positions begin.
+    let copy = common::copy_family_fixture("roberta");
+    common::edit_json(&copy.path().join("config.json"), |c| {
+        c["model_type"] = "bert".into();
+    });
+    let (dh, _) = diff_of(&open(copy.path()), &reference("roberta"), "as bert");
+    assert!(dh > 1e-2, "positions from 0 change the states: {dh}");
+    // XLM-RoBERTa and CamemBERT are the same model.
+    for t in ["xlm-roberta", "camembert"] {
+        let copy = common::copy_family_fixture("roberta");
+        common::edit_json(&copy.path().join("config.json"), |c| {
+            c["model_type"] = t.into();
+        });
+        parity_of(copy.path(), "roberta");
+    }
+    let copy = common::copy_family_fixture("roberta");
+    common::edit_json(&copy.path().join("config.json"), |c| {
+        c["max_position_embeddings"] = 2.into();
+    });
+    let err = open_err(copy.path());
+    assert!(
+        err.contains("config.json") && err.contains("max_position_embeddings 2"),
+        "{err}"
+    );
+}
+
+/// DistilBERT: BERT's block read from its own names; a missing weight is named as the file
+/// names it.
+#[test]
+fn distilbert_matches_transformers() {
+    let dir = common::family_fixture("distilbert");
+    parity_of(&dir, "distilbert");
+    let m = open(&dir);
+    assert_eq!(
+        m.kind_label(),
+        "DistilBERT encoder (bidirectional; no next-token head)"
+    );
+    let copy = common::copy_family_fixture("distilbert");
+    common::edit_json(&copy.path().join("config.json"), |c| {
+        c["n_layers"] = 3.into();
+    });
+    let err = open_err(copy.path());
+    assert!(
+        err.contains("transformer.layer.2.attention.q_lin.weight")
+            && err.contains("model.safetensors"),
+        "{err}"
+    );
+    let copy = common::copy_family_fixture("distilbert");
+    common::edit_json(&copy.path().join("config.json"), |c| {
+        c["activation"] = "relu".into();
+    });
+    let err = open_err(copy.path());
+    assert!(err.contains("\"relu\""), "{err}");
+}
+
+/// The dial on each encoder: λ = 0 leaves attention as it is, λ = 1 in mode A leaves none off
+/// the blocks; the CLI captures each folder.
+#[test]
+fn the_dial_and_the_cli_act_on_every_encoder() {
+    for name in ENCODERS {
+        let dir = common::family_fixture(name);
+        let m = open(&dir);
+        let ids = reference(name).ids;
+        let vocab = m.model().dims().vocab;
+        let pairs: Vec<(u32, String)> = (0..vocab as u32)
+            .map(|id| (id, if id % 2 == 0 { "even" } else { "odd" }.to_string()))
+            .collect();
+        let blocks = BlockMap::from_assignments(vocab, &pairs, "parity");
+        let model = m.model();
+        let plain = model.forward_biased(&ids, &[], false).unwrap();
+        let zero = sequence_biases(
+            model,
+            &blocks.masks_with(&ids, false),
+            &DialSetting::bias(0.0),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let dialled = model.forward_biased(&ids, &zero, false).unwrap();
+        for (a, b) in plain.attention.iter().zip(&dialled.attention) {
+            let a = a.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let b = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let d = max_diff(&a, &b);
+            assert!(d < 1e-6, "{name}: λ = 0 changed attention by {d}");
+        }
+        let e0 = capture(model, &blocks, &ids, &DialSetting::bias(0.0))
+            .unwrap()
+            .mean_off_block_mass(None);
+        let e1 = capture(model, &blocks, &ids, &DialSetting::bias(1.0))
+            .unwrap()
+            .mean_off_block_mass(None);
+        eprintln!("{name}: ε {e0:.4} at λ = 0, {e1:.2e} at λ = 1");
+        assert!(
+            e0 > 0.1 && e1 < 1e-6,
+            "{name}: ε {e0} at λ = 0, {e1} at λ = 1"
+        );
+        let out = tempfile::tempdir().unwrap();
+        let file = out.path().join("cap.json");
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_localist"))
+            .args(["capture", "--checkpoint"])
+            .arg(&dir)
+            .args(["--text", "But soft, what light", "--lambda", "0.5", "--out"])
+            .arg(&file)
+            .env("CANDLE_NUM_THREADS", "1")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
+
+/// An encoder's weights split into shards open as the one file does (XLM-RoBERTa-large and
+/// others past the shard size are published so); the model's hash covers every shard.
+#[test]
+fn sharded_encoders_open_as_one_file() {
+    for name in ENCODERS {
+        let dir = common::copy_family_fixture(name);
+        let whole = localist::hf::model_sha256(dir.path()).unwrap();
+        common::st::split_into_shards(dir.path(), 2);
+        parity_of(dir.path(), name);
+        let sharded = localist::hf::model_sha256(dir.path()).unwrap();
+        assert_ne!(whole, sharded, "{name}: the hash follows the files");
+    }
+}
