@@ -15,7 +15,7 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/pip install torch transformers safetensors tokenizers
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
-Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi, the gemmas, olmo2, opt, roberta and distilbert: 5.25.0), tokenizers 0.23.3 (the versions are also
+Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi, the gemmas, olmo2, opt, bloom, roberta and distilbert: 5.25.0), tokenizers 0.23.3 (the versions are also
 written into each reference.json). The weights are seeded: rerunning with these versions
 writes byte-identical files (checked); other versions may draw other weights, and the tests
 follow whatever is committed.
@@ -408,6 +408,25 @@ def opt():
         json.dump(conf, f, indent=2)
 
 
+def bloom():
+    """BLOOM (bloom-560m's architecture): GPT-NeoX's fused q/k/v projection interleaved per
+    head, a LayerNorm of the embeddings, a tanh-GELU MLP, a tied head, and ALiBi for positions.
+    Six heads, so the slopes past the largest power of two (4) are tested too."""
+    torch.manual_seed(61)
+    raw = bpe_tokenizer()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>",
+                                                bos_token="<|endoftext|>",
+                                                unk_token="<|endoftext|>")
+    cfg = transformers.BloomConfig(
+        vocab_size=VOCAB, hidden_size=96, n_layer=2, n_head=6, initializer_range=0.2,
+        layer_norm_epsilon=1e-5, bos_token_id=0, eos_token_id=0, pad_token_id=0,
+        attn_implementation="eager",
+    )
+    model = transformers.BloomForCausalLM(cfg).eval()
+    randomise_norms(model, 0.3, bias=0.3)
+    save(model, fast, raw, "bloom")
+
+
 def encoder_reference(base, fast, name, text):
     """Run the encoder `base` (the model under its masked-LM head) on `text` and write its last
     hidden states and every layer's attention as reference.json (no logits: an encoder)."""
@@ -511,7 +530,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     names = sys.argv[1:] or ["gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3", "gpt_neox",
                              "gpt_neox_sequential", "gpt_neo", "phi", "gemma", "gemma2",
-                             "gemma3_text", "olmo2", "opt", "roberta", "distilbert"]
+                             "gemma3_text", "olmo2", "opt", "bloom", "roberta", "distilbert"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -521,8 +540,8 @@ def main():
         gpt2(); llama(); qwen2()
     for n in names:
         if n in ("mistral", "qwen3", "phi3", "gpt_neox", "gpt_neox_sequential", "gpt_neo",
-                 "phi", "gemma", "gemma2", "gemma3_text", "olmo2", "opt", "roberta",
-                 "distilbert"):
+                 "phi", "gemma", "gemma2", "gemma3_text", "olmo2", "opt", "bloom",
+                 "roberta", "distilbert"):
             globals()[n]()
     return 0
 

@@ -76,6 +76,7 @@ fn the_training_forward_equals_the_inference_forward() {
         "gemma3_text",
         "olmo2",
         "opt",
+        "bloom",
     ] {
         let m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
         let d = m.trainable().unwrap();
@@ -107,7 +108,7 @@ fn the_training_forward_equals_the_inference_forward() {
 fn projections_round_trip_on_every_family() {
     use localist::hf::gguf_llama::Projection;
     for name in [
-        "llama", "gpt2", "qwen3", "phi3", "gpt_neox", "gpt_neo", "phi", "opt",
+        "llama", "gpt2", "qwen3", "phi3", "gpt_neox", "gpt_neo", "phi", "opt", "bloom",
     ] {
         let mut m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
         let x = ids(16, 300);
@@ -204,6 +205,8 @@ fn adapter_gradients_match_finite_differences() {
             "lora:2:attn_q,attn_k,attn_output,ffn_gate,ffn_down",
         ),
         ("gemma3_text", "qk"),
+        // BLOOM: ALiBi, normed embeddings, the fused projection.
+        ("bloom", "lora:2:attn_q,attn_k,attn_output,ffn_up"),
         // OLMo 2: no pre-norms, q/k norms over all heads.
         ("olmo2", "lora:2:attn_q,attn_k,attn_v,ffn_up"),
     ] {

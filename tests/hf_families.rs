@@ -20,7 +20,7 @@ use localist::model::capture::{capture, capture_attention, sequence_biases};
 use localist::model::capture_stream::{capture_streamed, CapturePlan};
 use localist::model::dial::DialSetting;
 
-const FAMILIES: [&str; 14] = [
+const FAMILIES: [&str; 15] = [
     "gpt2",
     "llama",
     "qwen2",
@@ -35,6 +35,7 @@ const FAMILIES: [&str; 14] = [
     "gemma3_text",
     "olmo2",
     "opt",
+    "bloom",
 ];
 
 fn fixture(name: &str) -> PathBuf {
@@ -597,6 +598,30 @@ fn opt_matches_transformers() {
         let err = open_err(dir.path());
         assert!(err.contains(fragment), "{key}: {err}");
     }
+}
+
+/// BLOOM: ALiBi for positions (six heads, so the slopes past the largest power of two are
+/// used too), a LayerNorm of the embeddings, GPT-NeoX's fused projection interleaved per head;
+/// its training length is the context.
+#[test]
+fn bloom_matches_transformers() {
+    parity("bloom");
+    let m = open(&fixture("bloom"));
+    assert_eq!(m.kind_label(), "BLOOM decoder (Hugging Face safetensors)");
+    assert_eq!(m.model().dims().max_len, 2048);
+    let dir = common::copy_family_fixture("bloom");
+    set_config(dir.path(), "seq_length", 96.into());
+    assert_eq!(open(dir.path()).model().dims().max_len, 96);
+    set_config(
+        dir.path(),
+        "apply_residual_connection_post_layernorm",
+        true.into(),
+    );
+    let err = open_err(dir.path());
+    assert!(
+        err.contains("config.json") && err.contains("apply_residual_connection_post_layernorm"),
+        "{err}"
+    );
 }
 
 /// An OPT without biases (`enable_bias: false`) reads none, and runs as the same model with

@@ -9,10 +9,11 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// What can be opened, for error messages.
-pub const SUPPORTED: &str = "a .gguf file of a LLaMA-family decoder, or a Hugging Face folder \
-     (config.json + model.safetensors + tokenizer.json) of a BERT-family encoder or a GPT-2, \
-     LLaMA-architecture or Qwen2 decoder, or an adapter folder (adapter.json) fine-tuned from \
-     one";
+pub const SUPPORTED: &str = "a .gguf file of a LLaMA-family decoder (LLaMA, Qwen2, Qwen3, \
+     Phi-3, Gemma 1-3, OLMo 2), or a Hugging Face folder (config.json + model.safetensors or its \
+     shards + tokenizer.json) of a BERT-family encoder (BERT, RoBERTa, DistilBERT) or a GPT-2, \
+     GPT-Neo, GPT-NeoX, Phi, OPT, BLOOM, LLaMA-architecture, Mistral, Qwen, Phi-3, Gemma or \
+     OLMo 2 decoder, or an adapter folder (adapter.json) fine-tuned from one";
 
 /// The first four bytes of every GGUF file.
 pub const GGUF_MAGIC: [u8; 4] = *b"GGUF";

@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// The `model_type`s of Hugging Face folders this build opens, for error messages.
 pub const SUPPORTED_TYPES: &str = "bert, roberta, xlm-roberta, camembert and distilbert \
-     (BERT-family encoders), gemma, gemma2, gemma3_text \
+     (BERT-family encoders), bloom, gemma, gemma2, gemma3_text \
      (Gemma 3's text-only decoders), gpt2, gpt_neo (TinyStories), gpt_neox (Pythia), llama \
      (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, olmo2, opt (OPT-125m, 1.3b, ...), \
      phi (phi-1 to phi-2), phi3, qwen2 and qwen3";
@@ -48,6 +48,9 @@ pub enum Family {
     /// Gemma 3 text decoders (`gemma3_text`): Gemma 2 without the caps, with per-head q/k norms
     /// and the sliding layers' RoPE at a base of their own.
     Gemma3,
+    /// BLOOM decoders (`bloom`: BigScience's BLOOM and BLOOMZ, 560m to 176b): GPT-NeoX's fused
+    /// projection, ALiBi for positions, a LayerNorm of the embeddings.
+    Bloom,
     /// OPT decoders (`opt`: Meta's OPT-125m to 66b, Galactica): GPT-2's block with a ReLU MLP.
     Opt,
     /// OLMo 2 decoders (`olmo2`, AllenAI's fully open models): LLaMA with norms of each
@@ -74,6 +77,7 @@ impl Family {
             Self::Gemma3 => "Gemma 3 decoder (Hugging Face safetensors)",
             Self::Olmo2 => "OLMo 2 decoder (Hugging Face safetensors)",
             Self::Opt => "OPT decoder (Hugging Face safetensors)",
+            Self::Bloom => "BLOOM decoder (Hugging Face safetensors)",
         }
     }
 
@@ -100,6 +104,7 @@ impl Family {
             Self::Gemma3 => "gemma3_text",
             Self::Olmo2 => "olmo2",
             Self::Opt => "opt",
+            Self::Bloom => "bloom",
         }
     }
 }
@@ -164,6 +169,7 @@ fn by_type(t: &str) -> Option<Family> {
         "gemma3_text" => Family::Gemma3,
         "olmo2" => Family::Olmo2,
         "opt" => Family::Opt,
+        "bloom" => Family::Bloom,
         _ => return None,
     })
 }
@@ -201,6 +207,8 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("Olmo2Model", Family::Olmo2),
         ("OPTFor", Family::Opt),
         ("OPTModel", Family::Opt),
+        ("BloomFor", Family::Bloom),
+        ("BloomModel", Family::Bloom),
     ]
     .into_iter()
     .find(|(prefix, _)| a.starts_with(prefix))

@@ -39,7 +39,35 @@ impl Gpt2 {
             Some(wpe) => x.broadcast_add(&wpe.narrow(0, p, n)?)?,
             None => x,
         };
+        let x = match &self.embed_norm {
+            Some(norm) => self.layer_norm(&x, norm)?,
+            None => x,
+        };
         Ok(x.unsqueeze(0)?)
+    }
+
+    /// ALiBi's bias [1,H,1,kt] over keys 0..kt (slope · key position), when positions are
+    /// ALiBi's: each row's softmax sees slope · (j − i) up to a constant.
+    pub(super) fn alibi_bias(&self, kt: usize) -> candle_core::Result<Option<Tensor>> {
+        let Some(slopes) = &self.alibi else {
+            return Ok(None);
+        };
+        let h = slopes.len();
+        let rows: Vec<f32> = slopes
+            .iter()
+            .flat_map(|&m| (0..kt).map(move |j| m * j as f32))
+            .collect();
+        Ok(Some(Tensor::from_vec(rows, (1, h, 1, kt), &self.device)?))
+    }
+
+    /// Scaled scores q·kᵀ/√d_h (or unscaled, GPT-Neo) of queries `q` [1,H,n,d_h] against keys
+    /// `k` [1,H,kt,d_h] from position 0, with ALiBi's bias where the model has it.
+    fn scores(&self, q: &Tensor, k: &Tensor) -> candle_core::Result<Tensor> {
+        let s = (q.matmul(&k.t()?)? * self.scale())?;
+        match self.alibi_bias(k.dim(2)?)? {
+            Some(b) => s.broadcast_add(&b),
+            None => Ok(s),
+        }
     }
 
     /// RoPE's tables (cos, sin) [n, dims/2] of positions p..p+n, when positions are rotary.
@@ -168,7 +196,7 @@ impl Gpt2 {
                 ),
                 None => (k_new, v_new),
             };
-            let s = (q.matmul(&k.t()?)? * self.scale())?;
+            let s = self.scores(&q, &k)?;
             let (a, z) = biased_attention(&s, biases.get(l), causal.as_ref(), |z| {
                 crate::model::fused::softmax_rows(z)
             })?;
@@ -215,7 +243,7 @@ impl Gpt2 {
                 let n = chunk.min(t - r0);
                 let kt = r0 + n;
                 let kc = k.narrow(2, 0, kt)?.contiguous()?;
-                let s = (q.narrow(2, r0, n)?.matmul(&kc.t()?)? * self.scale())?;
+                let s = self.scores(&q.narrow(2, r0, n)?, &kc)?;
                 let bias = stream.bias(l, r0, n, kt)?;
                 let (a, z) = biased_attention(&s, Some(&bias), None, |z| {
                     crate::model::fused::softmax_rows(z)

@@ -9,8 +9,10 @@
 //! is the same block with RoPE for positions and attention and MLP side by side ([`neox`]);
 //! GPT-Neo (TinyStories) the same with unscaled scores and q, k, v apart ([`neo`]); Phi
 //! (phi-1 to phi-2) the parallel block with one LayerNorm and a head bias ([`phi`]); OPT
-//! the same block as GPT-2 with a ReLU MLP and its positions two rows on ([`opt`]).
+//! the same block as GPT-2 with a ReLU MLP and its positions two rows on ([`opt`]); BLOOM
+//! GPT-NeoX's fused projection with ALiBi for positions and normed embeddings ([`bloom`]).
 
+pub mod bloom;
 mod config;
 mod forward;
 pub mod neo;
@@ -77,6 +79,10 @@ struct Variant {
     parallel: bool,
     /// A bias on the output head (Phi's).
     head_bias: Option<Tensor>,
+    /// ALiBi's slope per head (BLOOM's positions): each score gains slope · key position.
+    alibi: Option<Vec<f32>>,
+    /// A LayerNorm of the embeddings (BLOOM's `word_embeddings_layernorm`).
+    embed_norm: Option<Affine>,
 }
 
 /// The weights every family built on GPT-2's block has.
@@ -111,6 +117,10 @@ pub struct Gpt2 {
     parallel: bool,
     /// A bias on the output head [V] (Phi's).
     head_bias: Option<Tensor>,
+    /// ALiBi's slope per head (BLOOM's).
+    alibi: Option<Vec<f32>>,
+    /// A LayerNorm of the embeddings (BLOOM's).
+    embed_norm: Option<Affine>,
     ln_f: Affine,
     /// The output head [V, d] (the token embedding itself when tied), for training.
     head: Tensor,
@@ -145,6 +155,8 @@ impl Gpt2 {
             rotary: None,
             parallel: false,
             head_bias: None,
+            alibi: None,
+            embed_norm: None,
         };
         Self::assemble(config, dir, read.tokenizer, read.core, variant)
     }
@@ -168,6 +180,8 @@ impl Gpt2 {
             rotary: variant.rotary,
             parallel: variant.parallel,
             head_bias: variant.head_bias,
+            alibi: variant.alibi,
+            embed_norm: variant.embed_norm,
             ln_f: core.ln_f,
             head_t: core.head.t()?.contiguous()?,
             head: core.head,
@@ -183,6 +197,7 @@ impl Gpt2 {
             Family::GptNeo => "GPT-Neo",
             Family::Phi => "Phi",
             Family::Opt => "OPT",
+            Family::Bloom => "BLOOM",
             _ => "GPT-2",
         }
     }

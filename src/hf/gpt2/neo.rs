@@ -242,6 +242,8 @@ impl Gpt2 {
             rotary: None,
             parallel: false,
             head_bias: None,
+            alibi: None,
+            embed_norm: None,
         };
         Self::assemble(config, dir, read.tokenizer, read.core, variant)
     }

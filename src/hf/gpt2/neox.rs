@@ -285,8 +285,18 @@ impl Gpt2 {
             "final_layer_norm.bias",
             head_name,
         ];
-        let block =
-            |t: &mut HashMap<String, Tensor>, l, file: &Path| read_neox_block(t, l, &neox, file);
+        let fused = FusedNames {
+            layers: "layers",
+            attention: "attention",
+        };
+        let shape = (
+            neox.hidden_size,
+            neox.num_attention_heads,
+            neox.attention_bias,
+        );
+        let block = |t: &mut HashMap<String, Tensor>, l, file: &Path| {
+            read_fused_block(t, (l, file), fused, shape)
+        };
         let read = load_core(dir, device, (&config, &want, unprefixed), names, block)?;
         let variant = Variant {
             family: Family::GptNeox,
@@ -294,29 +304,43 @@ impl Gpt2 {
             rotary: Some(Rotary::new(neox.rope().dims(), neox.rope().base)),
             parallel: neox.use_parallel_residual,
             head_bias: None,
+            alibi: None,
+            embed_norm: None,
         };
         Self::assemble(config, dir, read.tokenizer, read.core, variant)
     }
 }
 
+/// Where a block with one fused, per-head interleaved q/k/v projection keeps its weights:
+/// GPT-NeoX's `layers.L.attention.*`, BLOOM's `h.L.self_attention.*`.
+#[derive(Clone, Copy)]
+pub(super) struct FusedNames {
+    /// The layers' prefix ("layers", "h").
+    pub layers: &'static str,
+    /// Attention's name within a layer ("attention", "self_attention").
+    pub attention: &'static str,
+}
+
 /// Layer `l`'s weights out of `t` (checked present and shaped by the header check), as GPT-2's
-/// `Conv1D`s ([in, out]); q, k and v reordered from GPT-NeoX's per-head interleaving.
-fn read_neox_block(
+/// `Conv1D`s ([in, out]), named as `names` says, of width `d` with `h` heads; q, k and v
+/// reordered from the per-head interleaving (head, part, d_h) of GPT-NeoX and BLOOM; zero
+/// attention biases where `bias` is false.
+pub(super) fn read_fused_block(
     t: &mut HashMap<String, Tensor>,
-    l: usize,
-    c: &GptNeoxConfig,
-    file: &Path,
+    (l, file): (usize, &Path),
+    names: FusedNames,
+    (d, h, bias): (usize, usize, bool),
 ) -> Result<Block> {
-    let (d, h) = (c.hidden_size, c.num_attention_heads);
-    let mut take = |name: &str| folder::take(t, &format!("layers.{l}.{name}"), file);
-    let qkv_w = take("attention.query_key_value.weight")?;
-    let dense_w = take("attention.dense.weight")?;
+    let FusedNames { layers, attention } = names;
+    let mut take = |name: &str| folder::take(t, &format!("{layers}.{l}.{name}"), file);
+    let qkv_w = take(&format!("{attention}.query_key_value.weight"))?;
+    let dense_w = take(&format!("{attention}.dense.weight"))?;
     let dev = qkv_w.device().clone();
     let zeros = |n: usize| Tensor::zeros(n, candle_core::DType::F32, &dev);
-    let (qkv_b, dense_b) = if c.attention_bias {
+    let (qkv_b, dense_b) = if bias {
         (
-            take("attention.query_key_value.bias")?,
-            take("attention.dense.bias")?,
+            take(&format!("{attention}.query_key_value.bias"))?,
+            take(&format!("{attention}.dense.bias"))?,
         )
     } else {
         (zeros(3 * d)?, zeros(d)?)

@@ -216,6 +216,8 @@ impl Gpt2 {
             rotary: Some(Rotary::new(phi.rope().dims(), phi.rope().base)),
             parallel: true,
             head_bias: Some(read.take("lm_head.bias")?),
+            alibi: None,
+            embed_norm: None,
         };
         Self::assemble(config, dir, read.tokenizer, read.core, variant)
     }

@@ -34,6 +34,11 @@ const PHI_PROJECTIONS: &str = "attn_q, attn_k, attn_v (self_attn.q_proj, k_proj,
 /// What OPT has, for errors.
 const OPT_PROJECTIONS: &str = "attn_q, attn_k, attn_v (self_attn.q_proj, k_proj, v_proj), \
                                attn_output (self_attn.out_proj), ffn_up (fc1), ffn_down (fc2)";
+/// What BLOOM has, for errors.
+const BLOOM_PROJECTIONS: &str = "attn_q, attn_k, attn_v (parts of \
+                                 self_attention.query_key_value), attn_output \
+                                 (self_attention.dense), ffn_up (mlp.dense_h_to_4h), ffn_down \
+                                 (mlp.dense_4h_to_h)";
 /// What GPT-NeoX has, for errors.
 const NEOX_PROJECTIONS: &str = "attn_q, attn_k, attn_v (parts of attention.query_key_value), \
                                 attn_output (attention.dense), ffn_up (mlp.dense_h_to_4h), \
@@ -69,6 +74,7 @@ impl Gpt2 {
                     Family::GptNeo => NEO_PROJECTIONS,
                     Family::Phi => PHI_PROJECTIONS,
                     Family::Opt => OPT_PROJECTIONS,
+                    Family::Bloom => BLOOM_PROJECTIONS,
                     _ => GPT2_PROJECTIONS,
                 }
             ),
@@ -115,7 +121,12 @@ impl Gpt2 {
             self.rotate(head(1, Projection::K)?, tables, rope)?,
             head(2, Projection::V)?,
         );
-        let a = causal_attention(&q.matmul(&k.t()?)?, causal, self.scale())?;
+        let mut raw = q.matmul(&k.t()?)?;
+        if let Some(alibi) = self.alibi_bias(t)? {
+            // causal_attention scales what it is given: ALiBi's bias enters unscaled.
+            raw = raw.broadcast_add(&(alibi / self.scale())?)?;
+        }
+        let a = causal_attention(&raw, causal, self.scale())?;
         let y = a
             .matmul(&v)?
             .transpose(1, 2)?
@@ -206,6 +217,9 @@ impl TrainableDecoder for Gpt2 {
             .reshape((b, t, c.n_embd))?;
         if let Some(wpe) = &self.wpe {
             x = x.broadcast_add(&wpe.narrow(0, 0, t)?)?;
+        }
+        if let Some(norm) = &self.embed_norm {
+            x = self.norm_train(&x, norm)?;
         }
         let tables = self.rope_tables(0, t)?;
         let mut attention = Vec::with_capacity(c.n_layer);
