@@ -95,8 +95,19 @@ fn compare(m: &GgufLlama, ids: &[u32]) -> (f32, f32, f32) {
 
 #[test]
 fn the_native_pass_matches_candle_on_the_llama_family_folders() {
-    // Qwen3: per-head q/k norms and a head width other than d / heads.
-    for name in ["llama", "qwen2", "mistral", "qwen3", "phi3"] {
+    // Qwen3: per-head q/k norms and a head width other than d / heads. Gemma: embeddings ×√d,
+    // a GELU gate; Gemma 3: post-norms, per-head q/k norms, the sliding layers' own RoPE base;
+    // OLMo 2: no pre-norms, post-norms, q/k norms over all heads.
+    for name in [
+        "llama",
+        "qwen2",
+        "mistral",
+        "qwen3",
+        "phi3",
+        "gemma",
+        "gemma3_text",
+        "olmo2",
+    ] {
         let im = ImportedModel::open(&common::family_fixture(name), &Device::Cpu).unwrap();
         let m = im.decoder().expect("a LLaMA-family decoder");
         let ids: Vec<u32> = (0..23u32)
@@ -120,6 +131,29 @@ fn the_native_pass_matches_candle_on_the_llama_family_folders() {
             .to_string();
         assert!(err.contains("outside the vocabulary"), "{err}");
     }
+}
+
+/// Gemma 2's soft caps are in candle's passes only: the native pass steps aside (and the view
+/// the studio asks for is candle's, equal to the plain forward).
+#[test]
+fn gemma2_steps_aside_from_the_native_pass() {
+    let im = ImportedModel::open(&common::family_fixture("gemma2"), &Device::Cpu).unwrap();
+    let m = im.decoder().expect("a LLaMA-family decoder");
+    assert!(m.forward_native(&[1, 2, 3], &[], false, true).is_none());
+    // The same folder with a query_pre_attn_scalar of its own but no caps runs natively.
+    let dir = common::copy_family_fixture("gemma2");
+    common::edit_json(&dir.path().join("config.json"), |c| {
+        c["attn_logit_softcapping"] = serde_json::Value::Null;
+        c["final_logit_softcapping"] = serde_json::Value::Null;
+    });
+    let im = ImportedModel::open(dir.path(), &Device::Cpu).unwrap();
+    let m = im.decoder().expect("a LLaMA-family decoder");
+    let ids: Vec<u32> = (0..23u32)
+        .map(|i| (i * 7 + 3) % m.config.vocab as u32)
+        .collect();
+    let (dl, da, dz) = compare(m, &ids);
+    eprintln!("gemma2 without caps: logits {dl:.2e}, attention {da:.2e}, scores {dz:.2e}");
+    assert!(dl < 1e-4 && da < 1e-5 && dz < 1e-4);
 }
 
 #[test]

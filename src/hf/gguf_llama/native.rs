@@ -56,11 +56,13 @@ impl GgufLlama {
     ) -> Option<Result<ForwardOutput, ModelError>> {
         let c = &self.config;
         let plain = biases.is_empty();
-        // Gemma's differences are in the candle passes only.
+        // Gemma's and OLMo 2's differences are in the exact pass, not the bf16 preview; Gemma
+        // 2's soft caps in candle's passes only.
         if !self.device.is_cpu()
             || !(plain || biases.len() == c.layers)
             || ids.is_empty()
-            || c.candle_only()
+            || !c.native_view()
+            || (c.candle_only() && fast.is_some())
         {
             return None;
         }
@@ -108,6 +110,9 @@ impl GgufLlama {
             qd: c.q_width(),
             f: c.ff,
             eps: c.rms_eps as f32,
+            pre_norm: c.pre_norms(),
+            gelu: c.gemma.is_some(),
+            q_scale: (c.score_scale() * (c.head_dim as f64).sqrt()) as f32,
         }
     }
 
@@ -142,14 +147,25 @@ impl GgufLlama {
         let mut b = Buffers::new(&sh, HeadScratch::new(t));
         embed(get(0), ids, sh.d, &mut b.a)?;
         transpose(&b.a, t, sh.d, &mut b.x);
+        if let Some(g) = &c.gemma {
+            let s = g.embed_scale as f32;
+            b.x.iter_mut().for_each(|v| *v *= s);
+        }
         let (cos, sin) = self.rope_cols(t);
+        // Gemma 3's sliding layers turn RoPE at a base of their own.
+        let local = (0..c.layers)
+            .find_map(|l| c.local_base(l))
+            .map(|base| self.rope_cols_at(t, c.rope_inv_freq_at(base)));
         let (mut attention, mut scores) = (Vec::new(), Vec::new());
         let layers = host.iter().zip(starts).zip(&self.layers).enumerate();
         for (l, ((bias, &start), layer)) in layers {
             let lw = layer_slices(w, start, layer, fast.and_then(|f| f.layer(l)));
             // Without logits nothing reads the last layer's output: its attention is all.
             let out = want_logits || l + 1 < self.layers.len();
-            let tables = (cos.as_slice(), sin.as_slice());
+            let tables = match (&local, c.local_base(l)) {
+                (Some((lc, ls)), Some(_)) => (lc.as_slice(), ls.as_slice()),
+                _ => (cos.as_slice(), sin.as_slice()),
+            };
             let (a, z) = attention_layer(&lw, &sh, bias, (tables, c.rope_half, out), &mut b)?;
             if out {
                 mlp_layer(&lw, &sh, &mut b)?;
@@ -183,10 +199,14 @@ impl GgufLlama {
     /// RoPE's cos and sin of positions 0..T, [d_h/2, T] (as [`GgufLlama::rope_tables`]
     /// computes them: f32 position times f32 inverse frequency).
     pub(super) fn rope_cols(&self, t: usize) -> (Vec<f32>, Vec<f32>) {
-        let c = &self.config;
-        let dh = c.head_dim;
+        self.rope_cols_at(t, self.config.rope_inv_freq())
+    }
+
+    /// [`rope_cols`](Self::rope_cols) of the inverse frequencies `inv_freq` [d_h/2].
+    fn rope_cols_at(&self, t: usize, inv_freq: Vec<f32>) -> (Vec<f32>, Vec<f32>) {
+        let dh = self.config.head_dim;
         let (mut cos, mut sin) = (vec![0f32; dh / 2 * t], vec![0f32; dh / 2 * t]);
-        for (i, inv) in c.rope_inv_freq().into_iter().enumerate() {
+        for (i, inv) in inv_freq.into_iter().enumerate() {
             for p in 0..t {
                 let f = p as f32 * inv;
                 cos[i * t + p] = f.cos();
@@ -214,7 +234,7 @@ pub(super) fn project_qkv(
         eps,
         ..
     } = *sh;
-    rms_norm_cols(&b.x, lw.attn_norm, eps, t, &mut b.a, &mut b.sum);
+    pre_norm(sh, lw.attn_norm, b);
     let a = View::full(&b.a, d, t);
     let packed = lw.pack(&mut b.pk, a);
     let bias = |i: usize| lw.qkv_bias.and_then(|bs| bs.get(i).copied());
@@ -240,11 +260,47 @@ pub(super) fn project_qkv(
         kv(k, v)?;
     }
     if let Some([qn, kn]) = lw.qk_norm {
-        head_norms(&mut b.q, qn, (dh, t, eps), (&mut b.hn, &mut b.sum));
-        head_norms(&mut b.k, kn, (dh, t, eps), (&mut b.hn, &mut b.sum));
+        // Each head's (a [d_h] weight), or all heads' at once (OLMo 2's [heads·d_h]).
+        let width = |w: &[f32]| if w.len() == dh { dh } else { w.len() };
+        head_norms(&mut b.q, qn, (width(qn), t, eps), (&mut b.hn, &mut b.sum));
+        head_norms(&mut b.k, kn, (width(kn), t, eps), (&mut b.hn, &mut b.sum));
     }
     rope(&mut b.q, h, dh, t, tables, half);
     rope(&mut b.k, kvh, dh, t, tables, half);
+    if sh.q_scale != 1.0 {
+        b.q.iter_mut().for_each(|v| *v *= sh.q_scale);
+    }
+    Ok(())
+}
+
+/// `b.a` ← the residual stream `b.x` as a sub-layer reads it: through the RMSNorm of weight
+/// `w`, or as it is (OLMo 2).
+fn pre_norm(sh: &Shape, w: &[f32], b: &mut Buffers) {
+    if sh.pre_norm {
+        rms_norm_cols(&b.x, w, sh.eps, sh.t, &mut b.a, &mut b.sum);
+    } else {
+        b.a.copy_from_slice(&b.x);
+    }
+}
+
+/// x ← x + the product of weight `w` with `input` ([k, T]), through the post-norm `post` [d]
+/// where the layer has one (Gemma 2 and 3, OLMo 2).
+fn add_output(
+    lw: &LayerSlices<'_>,
+    (w, k, input): (W, usize, View<'_>),
+    packed: Option<&crate::model::native::bf16::Packed>,
+    (sh, post): (&Shape, Option<&[f32]>),
+    (x, p, sum): (&mut [f32], &mut Vec<f32>, &mut [f32]),
+) -> Result<(), ModelError> {
+    let Some(post) = post else {
+        return lw.product(w, x, (k, input), packed, true);
+    };
+    let cells = sh.d * sh.t;
+    p.resize(2 * cells, 0.0);
+    let (raw, normed) = p.split_at_mut(cells);
+    lw.product(w, raw, (k, input), packed, false)?;
+    rms_norm_cols(raw, post, sh.eps, sh.t, normed, sum);
+    x.iter_mut().zip(normed.iter()).for_each(|(x, n)| *x += n);
     Ok(())
 }
 
@@ -263,8 +319,8 @@ fn head_norms(
     }
 }
 
-/// x ← x + attention(RMSNorm(x)) (x unchanged without `out`: nothing reads it); returns the
-/// layer's attention and scores [H, T, T].
+/// x ← x + attention(RMSNorm(x)) (Gemma, OLMo 2: the sum post-normed; x unchanged without
+/// `out`: nothing reads it); returns the layer's attention and scores [H, T, T].
 fn attention_layer(
     lw: &LayerSlices<'_>,
     sh: &Shape,
@@ -314,26 +370,38 @@ fn attention_layer(
     if out {
         let y = View::full(&b.y, qd, t);
         let packed = lw.pack(&mut b.pk, y);
-        lw.product(W::O, &mut b.x, (qd, y), packed, true)?;
+        let post = lw.post_norms.map(|[a, _]| a);
+        let outs = (&mut b.x[..], &mut b.p, &mut b.sum[..]);
+        add_output(lw, (W::O, qd, y), packed, (sh, post), outs)?;
     }
     Ok((att, z))
 }
 
-/// x ← x + down(SiLU(gate(RMSNorm(x)))·up(RMSNorm(x))).
+/// x ← x + down(SiLU(gate(RMSNorm(x)))·up(RMSNorm(x))) (Gemma: GELU for SiLU, the sum
+/// post-normed; OLMo 2: x read without the norm, the sum post-normed).
 pub(super) fn mlp_layer(
     lw: &LayerSlices<'_>,
     sh: &Shape,
     b: &mut Buffers,
 ) -> Result<(), ModelError> {
-    let Shape { t, d, f, eps, .. } = *sh;
-    rms_norm_cols(&b.x, lw.ffn_norm, eps, t, &mut b.a, &mut b.sum);
+    let Shape { t, d, f, .. } = *sh;
+    pre_norm(sh, lw.ffn_norm, b);
     let a = View::full(&b.a, d, t);
     let packed = lw.pack(&mut b.pk, a);
     lw.product(W::Gate, &mut b.g, (d, a), packed, false)?;
     lw.product(W::Up, &mut b.u, (d, a), packed, false)?;
-    silu_mul(&mut b.g, &b.u);
+    if sh.gelu {
+        // Gemma's gate: the tanh GELU, candle's formula.
+        b.g.iter_mut()
+            .zip(&b.u)
+            .for_each(|(g, u)| *g = crate::model::gelu::gelu_value(*g) * u);
+    } else {
+        silu_mul(&mut b.g, &b.u);
+    }
     let g = View::full(&b.g, f, t);
     let packed = lw.pack(&mut b.pk, g);
-    lw.product(W::Down, &mut b.x, (f, g), packed, true)?;
+    let post = lw.post_norms.map(|[_, m]| m);
+    let outs = (&mut b.x[..], &mut b.p, &mut b.sum[..]);
+    add_output(lw, (W::Down, f, g), packed, (sh, post), outs)?;
     Ok(())
 }

@@ -25,8 +25,11 @@ pub(super) struct LayerSlices<'a> {
     up: &'a [f32],
     down: &'a [f32],
     pub(super) qkv_bias: Option<[&'a [f32]; 3]>,
-    /// The RMSNorm weights [d_h] of each head's queries and keys (Qwen3).
+    /// The RMSNorm weights of the queries and keys: [d_h], each head's (Qwen3, Gemma 3), or
+    /// [heads·d_h], all heads' at once (OLMo 2).
     pub(super) qk_norm: Option<[&'a [f32]; 2]>,
+    /// The RMSNorm weights [d] of attention's and the MLP's outputs (Gemma 2 and 3, OLMo 2).
+    pub(super) post_norms: Option<[&'a [f32]; 2]>,
     /// The bf16 copies of q, k, v, o, gate, up, down when the pass is a preview.
     fast: Option<&'a LayerBf16>,
 }
@@ -126,12 +129,18 @@ pub(super) fn layer_slices<'a>(
             let at = if layer.qkv_bias.is_some() { 12 } else { 9 };
             [s(at), s(at + 1)]
         }),
+        post_norms: layer.post_norms.as_ref().map(|_| {
+            let at = 9
+                + 3 * usize::from(layer.qkv_bias.is_some())
+                + 2 * usize::from(layer.qk_norm.is_some());
+            [s(at), s(at + 1)]
+        }),
         fast,
     }
 }
 
 /// The tensors of one layer in the order [`LayerSlices`] reads them (biases, then the q/k
-/// norms, last).
+/// norms, then the post-norms, last).
 pub(super) fn layer_tensors(l: &Layer) -> Vec<&Tensor> {
     let mut out = vec![
         &l.attn_norm,
@@ -150,6 +159,9 @@ pub(super) fn layer_tensors(l: &Layer) -> Vec<&Tensor> {
     if let Some(n) = &l.qk_norm {
         out.extend(n.iter());
     }
+    if let Some(n) = &l.post_norms {
+        out.extend(n.iter());
+    }
     out
 }
 
@@ -165,6 +177,13 @@ pub(super) struct Shape {
     pub(super) qd: usize,
     pub(super) f: usize,
     pub(super) eps: f32,
+    /// Attention and the MLP read the residual stream through their norms (all but OLMo 2).
+    pub(super) pre_norm: bool,
+    /// The MLP's gate through the tanh GELU (Gemma's) rather than SiLU.
+    pub(super) gelu: bool,
+    /// The queries' factor before the scores' 1/√d_h: Gemma's `query_pre_attn_scalar`^-½ · √d_h
+    /// (1 for every other model).
+    pub(super) q_scale: f32,
 }
 
 /// Activations and scratch of one pass.
@@ -180,6 +199,8 @@ pub(super) struct Buffers {
     pub(super) sum: Vec<f32>,
     /// One head's queries or keys normed (Qwen3), [d_h, T].
     pub(super) hn: Vec<f32>,
+    /// A sub-layer's output before its post-norm, [d, T] (Gemma, OLMo 2).
+    pub(super) p: Vec<f32>,
     pub(super) head: HeadScratch,
     /// An input packed for bf16 products (unused in f32).
     pub(super) pk: Packed,
@@ -200,6 +221,7 @@ impl Buffers {
             u: vec![0.0; s.f * t],
             sum: vec![0.0; t],
             hn: Vec::new(),
+            p: Vec::new(),
             head,
             pk: Packed::default(),
         }
