@@ -1,7 +1,7 @@
 //! What Gemma (1, 2 and 3: Google's open decoders) changes in the LLaMA-family decoder, carried
 //! by [`GemmaSettings`] in the config and applied by the candle forward passes (inference and
-//! training) and, all but the soft caps, by the native view pass (`native.rs`; the streamed
-//! and bf16 preview passes step aside for Gemma): the embeddings multiplied by √d; scores scaled by `query_pre_attn_scalar`^-½ rather
+//! training) and by the native passes (`native.rs`: view, streamed and bf16 preview; a
+//! Gemma with the exact GELU stays on candle's): the embeddings multiplied by √d; scores scaled by `query_pre_attn_scalar`^-½ rather
 //! than d_h^-½ and, in Gemma 2, soft-capped (`cap · tanh(s / cap)`) before the mask and the
 //! dial's bias; a GELU-gated MLP; Gemma 2's and 3's norms of each sub-layer's output before it
 //! joins the residual stream (`post_norms`); the logits soft-capped (Gemma 2); and Gemma 3's

@@ -154,19 +154,10 @@ impl LlamaConfig {
         self.arch != "olmo2"
     }
 
-    /// Whether the native f32 view pass runs this model: every LLaMA-family one, Gemma 1 and 3
-    /// and OLMo 2 among them; not a model with soft caps (Gemma 2) or the exact GELU, which
-    /// candle's passes run.
+    /// Whether the native f32 view and streamed passes run this model: every LLaMA-family one,
+    /// Gemma and OLMo 2 among them; not a Gemma with the exact GELU, which candle's passes run.
     pub fn native_view(&self) -> bool {
-        self.gemma
-            .as_ref()
-            .is_none_or(|g| g.attn_softcap.is_none() && g.final_softcap.is_none() && !g.exact_gelu)
-    }
-
-    /// Whether only candle's passes run this model's streamed captures and bf16 preview
-    /// (Gemma's and OLMo 2's differences are in the native view pass only).
-    pub fn candle_only(&self) -> bool {
-        self.gemma.is_some() || !self.pre_norms()
+        self.gemma.as_ref().is_none_or(|g| !g.exact_gelu)
     }
 
     /// The width of all heads' queries together, heads·d_h (d unless the config names

@@ -15,6 +15,7 @@ pub(crate) mod gguf_vocab;
 pub mod header;
 pub mod metadata;
 pub(crate) mod native;
+mod native_block;
 mod native_cols;
 pub mod native_fast;
 mod native_layer;

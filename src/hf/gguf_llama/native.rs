@@ -10,8 +10,10 @@
 
 use candle_core::Tensor;
 
+pub(super) use crate::hf::gguf_llama::native_block::{
+    add_output, mlp_layer, project_qkv, RopeCols,
+};
 pub(super) use crate::hf::gguf_llama::native_cols::embed;
-use crate::hf::gguf_llama::native_cols::rope;
 use crate::hf::gguf_llama::native_fast::FastWeights;
 use crate::hf::gguf_llama::native_layer::layer_tensors;
 pub(super) use crate::hf::gguf_llama::native_layer::{
@@ -19,7 +21,7 @@ pub(super) use crate::hf::gguf_llama::native_layer::{
 };
 use crate::hf::gguf_llama::GgufLlama;
 use crate::model::attention::AttentionBias;
-use crate::model::native::cols::{bias_rows, rms_norm_cols, silu_mul, transpose};
+use crate::model::native::cols::{rms_norm_cols, transpose};
 use crate::model::native::gemm::{weight_product, View, ViewMut};
 use crate::model::native::heads::{
     attend, with_kept_scratch, HeadScratch, HeadViews, HostBias, Values, KEEP_HEAD_CELLS,
@@ -56,13 +58,11 @@ impl GgufLlama {
     ) -> Option<Result<ForwardOutput, ModelError>> {
         let c = &self.config;
         let plain = biases.is_empty();
-        // Gemma's and OLMo 2's differences are in the exact pass, not the bf16 preview; Gemma
-        // 2's soft caps in candle's passes only.
+        // A Gemma with the exact GELU runs on candle's passes only.
         if !self.device.is_cpu()
             || !(plain || biases.len() == c.layers)
             || ids.is_empty()
             || !c.native_view()
-            || (c.candle_only() && fast.is_some())
         {
             return None;
         }
@@ -113,6 +113,11 @@ impl GgufLlama {
             pre_norm: c.pre_norms(),
             gelu: c.gemma.is_some(),
             q_scale: (c.score_scale() * (c.head_dim as f64).sqrt()) as f32,
+            softcap: c
+                .gemma
+                .as_ref()
+                .and_then(|g| g.attn_softcap)
+                .map(|k| k as f32),
         }
     }
 
@@ -145,27 +150,15 @@ impl GgufLlama {
         };
         let get = |i: usize| w.get(i).copied().unwrap_or_default();
         let mut b = Buffers::new(&sh, HeadScratch::new(t));
-        embed(get(0), ids, sh.d, &mut b.a)?;
-        transpose(&b.a, t, sh.d, &mut b.x);
-        if let Some(g) = &c.gemma {
-            let s = g.embed_scale as f32;
-            b.x.iter_mut().for_each(|v| *v *= s);
-        }
-        let (cos, sin) = self.rope_cols(t);
-        // Gemma 3's sliding layers turn RoPE at a base of their own.
-        let local = (0..c.layers)
-            .find_map(|l| c.local_base(l))
-            .map(|base| self.rope_cols_at(t, c.rope_inv_freq_at(base)));
+        self.embed_cols(get(0), ids, &sh, &mut b)?;
+        let rope = self.rope_layers(t);
         let (mut attention, mut scores) = (Vec::new(), Vec::new());
         let layers = host.iter().zip(starts).zip(&self.layers).enumerate();
         for (l, ((bias, &start), layer)) in layers {
             let lw = layer_slices(w, start, layer, fast.and_then(|f| f.layer(l)));
             // Without logits nothing reads the last layer's output: its attention is all.
             let out = want_logits || l + 1 < self.layers.len();
-            let tables = match (&local, c.local_base(l)) {
-                (Some((lc, ls)), Some(_)) => (lc.as_slice(), ls.as_slice()),
-                _ => (cos.as_slice(), sin.as_slice()),
-            };
+            let tables = rope.for_layer(c, l);
             let (a, z) = attention_layer(&lw, &sh, bias, (tables, c.rope_half, out), &mut b)?;
             if out {
                 mlp_layer(&lw, &sh, &mut b)?;
@@ -184,6 +177,11 @@ impl GgufLlama {
             weight_product(&mut lt, head, sh.d, View::full(&b.a, sh.d, t))?;
             let mut out = vec![0f32; t * v];
             transpose(&lt, v, t, &mut out);
+            if let Some(cap) = c.gemma.as_ref().and_then(|g| g.final_softcap) {
+                // Gemma 2's cap on the logits, as candle's: cap · tanh(x / cap).
+                out.iter_mut()
+                    .for_each(|x| *x = ((*x as f64 / cap) as f32).tanh() * cap as f32);
+            }
             Tensor::from_vec(out, (1, t, v), &self.device)?
         } else {
             Tensor::zeros((1, t, 0), candle_core::DType::F32, &self.device)?
@@ -194,6 +192,35 @@ impl GgufLlama {
             scores,
             queries: Vec::new(),
         })
+    }
+
+    /// The embeddings of `ids` into `b.x` [d, T] (via `b.a`), from the table `table`; ×√d
+    /// for Gemma.
+    pub(super) fn embed_cols(
+        &self,
+        table: &[f32],
+        ids: &[u32],
+        sh: &Shape,
+        b: &mut Buffers,
+    ) -> Result<(), ModelError> {
+        embed(table, ids, sh.d, &mut b.a)?;
+        transpose(&b.a, sh.t, sh.d, &mut b.x);
+        if let Some(g) = &self.config.gemma {
+            let s = g.embed_scale as f32;
+            b.x.iter_mut().for_each(|v| *v *= s);
+        }
+        Ok(())
+    }
+
+    /// RoPE's tables of positions 0..T: the model's, and Gemma 3's sliding layers' own.
+    pub(super) fn rope_layers(&self, t: usize) -> RopeCols {
+        let c = &self.config;
+        RopeCols {
+            global: self.rope_cols(t),
+            local: (0..c.layers)
+                .find_map(|l| c.local_base(l))
+                .map(|base| self.rope_cols_at(t, c.rope_inv_freq_at(base))),
+        }
     }
 
     /// RoPE's cos and sin of positions 0..T, [d_h/2, T] (as [`GgufLlama::rope_tables`]
@@ -214,108 +241,6 @@ impl GgufLlama {
             }
         }
         (cos, sin)
-    }
-}
-
-/// The layer's queries, keys and values of RMSNorm(x) into `b.q`, `b.k`, `b.v`, RoPE applied.
-pub(super) fn project_qkv(
-    lw: &LayerSlices<'_>,
-    sh: &Shape,
-    tables: (&[f32], &[f32]),
-    half: bool,
-    b: &mut Buffers,
-) -> Result<(), ModelError> {
-    let Shape {
-        t,
-        d,
-        h,
-        kvh,
-        dh,
-        eps,
-        ..
-    } = *sh;
-    pre_norm(sh, lw.attn_norm, b);
-    let a = View::full(&b.a, d, t);
-    let packed = lw.pack(&mut b.pk, a);
-    let bias = |i: usize| lw.qkv_bias.and_then(|bs| bs.get(i).copied());
-    let project = |dst: &mut [f32], w: W, i: usize| match bias(i) {
-        Some(bv) => {
-            bias_rows(dst, bv, t, false);
-            lw.product(w, dst, (d, a), packed, true)
-        }
-        None => lw.product(w, dst, (d, a), packed, false),
-    };
-    // On a pool of several threads, side by side: the queries on one thread (cut further
-    // when large), the keys and values on another (too small to cut: a short text left them
-    // to one thread while the others waited). On one thread they stay on the calling thread
-    // (the pool's would take the data to another core: 15% slower measured).
-    let kv = |k: &mut [f32], v: &mut [f32]| project(k, W::K, 1).and_then(|()| project(v, W::V, 2));
-    let (q, k, v) = (&mut b.q, &mut b.k, &mut b.v);
-    if rayon::current_num_threads() > 1 {
-        let (rq, rkv) = rayon::join(|| project(q, W::Q, 0), || kv(k, v));
-        rq?;
-        rkv?;
-    } else {
-        project(q, W::Q, 0)?;
-        kv(k, v)?;
-    }
-    if let Some([qn, kn]) = lw.qk_norm {
-        // Each head's (a [d_h] weight), or all heads' at once (OLMo 2's [heads·d_h]).
-        let width = |w: &[f32]| if w.len() == dh { dh } else { w.len() };
-        head_norms(&mut b.q, qn, (width(qn), t, eps), (&mut b.hn, &mut b.sum));
-        head_norms(&mut b.k, kn, (width(kn), t, eps), (&mut b.hn, &mut b.sum));
-    }
-    rope(&mut b.q, h, dh, t, tables, half);
-    rope(&mut b.k, kvh, dh, t, tables, half);
-    if sh.q_scale != 1.0 {
-        b.q.iter_mut().for_each(|v| *v *= sh.q_scale);
-    }
-    Ok(())
-}
-
-/// `b.a` ← the residual stream `b.x` as a sub-layer reads it: through the RMSNorm of weight
-/// `w`, or as it is (OLMo 2).
-fn pre_norm(sh: &Shape, w: &[f32], b: &mut Buffers) {
-    if sh.pre_norm {
-        rms_norm_cols(&b.x, w, sh.eps, sh.t, &mut b.a, &mut b.sum);
-    } else {
-        b.a.copy_from_slice(&b.x);
-    }
-}
-
-/// x ← x + the product of weight `w` with `input` ([k, T]), through the post-norm `post` [d]
-/// where the layer has one (Gemma 2 and 3, OLMo 2).
-fn add_output(
-    lw: &LayerSlices<'_>,
-    (w, k, input): (W, usize, View<'_>),
-    packed: Option<&crate::model::native::bf16::Packed>,
-    (sh, post): (&Shape, Option<&[f32]>),
-    (x, p, sum): (&mut [f32], &mut Vec<f32>, &mut [f32]),
-) -> Result<(), ModelError> {
-    let Some(post) = post else {
-        return lw.product(w, x, (k, input), packed, true);
-    };
-    let cells = sh.d * sh.t;
-    p.resize(2 * cells, 0.0);
-    let (raw, normed) = p.split_at_mut(cells);
-    lw.product(w, raw, (k, input), packed, false)?;
-    rms_norm_cols(raw, post, sh.eps, sh.t, normed, sum);
-    x.iter_mut().zip(normed.iter()).for_each(|(x, n)| *x += n);
-    Ok(())
-}
-
-/// Each head's vector at each position of `x` ([heads·d_h, T]) through an RMSNorm of weight
-/// `w` [d_h] (Qwen3's q_norm and k_norm), with `hn` and `sum` as scratch.
-fn head_norms(
-    x: &mut [f32],
-    w: &[f32],
-    (dh, t, eps): (usize, usize, f32),
-    (hn, sum): (&mut Vec<f32>, &mut [f32]),
-) {
-    hn.resize(dh * t, 0.0);
-    for head in x.chunks_mut((dh * t).max(1)) {
-        rms_norm_cols(head, w, eps, t, hn, sum);
-        head.copy_from_slice(hn.get(..head.len()).unwrap_or_default());
     }
 }
 
@@ -341,6 +266,7 @@ fn attention_layer(
             q: View::rows(q, hh * dh * t, dh, t, t).t(),
             k: View::rows(k, g * dh * t, dh, t, t),
             v: Values::Features(View::rows(v, g * dh * t, dh, t, t)),
+            softcap: sh.softcap,
         };
         attend(
             views,
@@ -375,33 +301,4 @@ fn attention_layer(
         add_output(lw, (W::O, qd, y), packed, (sh, post), outs)?;
     }
     Ok((att, z))
-}
-
-/// x ← x + down(SiLU(gate(RMSNorm(x)))·up(RMSNorm(x))) (Gemma: GELU for SiLU, the sum
-/// post-normed; OLMo 2: x read without the norm, the sum post-normed).
-pub(super) fn mlp_layer(
-    lw: &LayerSlices<'_>,
-    sh: &Shape,
-    b: &mut Buffers,
-) -> Result<(), ModelError> {
-    let Shape { t, d, f, .. } = *sh;
-    pre_norm(sh, lw.ffn_norm, b);
-    let a = View::full(&b.a, d, t);
-    let packed = lw.pack(&mut b.pk, a);
-    lw.product(W::Gate, &mut b.g, (d, a), packed, false)?;
-    lw.product(W::Up, &mut b.u, (d, a), packed, false)?;
-    if sh.gelu {
-        // Gemma's gate: the tanh GELU, candle's formula.
-        b.g.iter_mut()
-            .zip(&b.u)
-            .for_each(|(g, u)| *g = crate::model::gelu::gelu_value(*g) * u);
-    } else {
-        silu_mul(&mut b.g, &b.u);
-    }
-    let g = View::full(&b.g, f, t);
-    let packed = lw.pack(&mut b.pk, g);
-    let post = lw.post_norms.map(|[_, m]| m);
-    let outs = (&mut b.x[..], &mut b.p, &mut b.sum[..]);
-    add_output(lw, (W::Down, f, g), packed, (sh, post), outs)?;
-    Ok(())
 }

@@ -55,7 +55,7 @@ impl GgufLlama {
 
     /// This model's views in bf16 products, where the CPU does them natively.
     pub fn preview(&self) -> Option<Bf16Preview<'_>> {
-        if self.config.candle_only() {
+        if !self.config.native_view() {
             return None;
         }
         self.fast_weights()

@@ -184,6 +184,8 @@ pub(super) struct Shape {
     /// The queries' factor before the scores' 1/√d_h: Gemma's `query_pre_attn_scalar`^-½ · √d_h
     /// (1 for every other model).
     pub(super) q_scale: f32,
+    /// Gemma 2's soft cap on the scores.
+    pub(super) softcap: Option<f32>,
 }
 
 /// Activations and scratch of one pass.

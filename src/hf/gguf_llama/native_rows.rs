@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use super::native::{embed, layer_slices, mlp_layer, project_qkv, Buffers, Shape, W};
+use super::native::{add_output, layer_slices, mlp_layer, project_qkv, Buffers, Shape, W};
 use crate::hf::gguf_llama::GgufLlama;
 use crate::model::backend::{ChunkSink, RowStream};
 use crate::model::native::cols::transpose;
@@ -30,7 +30,7 @@ impl GgufLlama {
         if !self.device.is_cpu()
             || ids.is_empty()
             || ids.len() > self.config.context
-            || self.config.candle_only()
+            || !self.config.native_view()
         {
             return None;
         }
@@ -47,9 +47,8 @@ impl GgufLlama {
     ) -> Result<(), ModelError> {
         let sh = self.shape(ids.len());
         let mut b = Buffers::new(&sh, HeadScratch::rows(0, 0));
-        embed(w.first().copied().unwrap_or_default(), ids, sh.d, &mut b.a)?;
-        transpose(&b.a, sh.t, sh.d, &mut b.x);
-        let (cos, sin) = self.rope_cols(sh.t);
+        self.embed_cols(w.first().copied().unwrap_or_default(), ids, &sh, &mut b)?;
+        let rope = self.rope_layers(sh.t);
         let most = sh.h * chunk.min(sh.t) * sh.t;
         let mut tables = ChunkTables {
             att: vec![0f32; most],
@@ -60,18 +59,16 @@ impl GgufLlama {
         let last = self.layers.len().saturating_sub(1);
         for (l, (&start, layer)) in starts.iter().zip(&self.layers).enumerate() {
             let lw = layer_slices(w, start, layer, None);
-            project_qkv(&lw, &sh, (&cos, &sin), self.config.rope_half, &mut b)?;
+            let turn = rope.for_layer(&self.config, l);
+            project_qkv(&lw, &sh, turn, self.config.rope_half, &mut b)?;
             self.native_attention_rows(&sh, (&mut b, &mut tables), (l, chunk), stream)?;
             // Nothing reads the last layer's output (a stream has no logits): its attention is
             // all, so its output product and MLP (3% of the weight products) are left out.
             if l < last {
-                lw.product(
-                    W::O,
-                    &mut b.x,
-                    (sh.qd, View::full(&b.y, sh.qd, sh.t)),
-                    None,
-                    true,
-                )?;
+                let y = View::full(&b.y, sh.qd, sh.t);
+                let post = lw.post_norms.map(|[a, _]| a);
+                let outs = (&mut b.x[..], &mut b.p, &mut b.sum[..]);
+                add_output(&lw, (W::O, sh.qd, y), None, (&sh, post), outs)?;
                 mlp_layer(&lw, &sh, &mut b)?;
             }
             stream.layer_done(l)?;
@@ -171,6 +168,7 @@ fn chunk_heads(
             q: View::rows(q, p.hh * dh * t + r0 + p.i0, dh, rows, t).t(),
             k: View::rows(k, g * dh * t, dh, kt, t),
             v: Values::Positions(View::rows(vt, g * t * dh, kt, dh, dh)),
+            softcap: sh.softcap,
         };
         let hb = bias.head_rows(p.hh, n, (p.i0, rows), kt)?;
         // Kept whatever its size: a chunk's tables are bounded by the stream's memory budget.

@@ -94,6 +94,8 @@ pub(crate) struct HeadViews<'a> {
     pub k: View<'a>,
     /// Values, in either layout (which also sets the output's).
     pub v: Values<'a>,
+    /// Gemma 2's soft cap on the scaled scores (`cap · tanh(s / cap)`, before the bias).
+    pub softcap: Option<f32>,
 }
 
 /// A head's values, and so the layout of its output.
@@ -185,6 +187,11 @@ pub(crate) fn attend_rows(
         .get_mut(..cells)
         .ok_or_else(|| NativeError::Shape("head scratch smaller than its rows".into()))?;
     matmul(ViewMut::full(raw, n, kt), views.q, views.k, false)?;
+    if let Some(cap) = views.softcap {
+        // Capped where the rows scale them: raw·scale becomes cap·tanh(raw·scale / cap).
+        raw.iter_mut()
+            .for_each(|r| *r = cap * (*r * scale / cap).tanh() / scale);
+    }
     let extra = bias.extra;
     // The bias of this head: the layer's own, or with the rules' added into scratch.
     let with_extra = |base: &'_ [f32], out: &'_ mut Vec<f32>| -> bool {

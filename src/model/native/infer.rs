@@ -306,6 +306,7 @@ fn attention_layer(
             } else {
                 Values::Unread
             },
+            softcap: None,
         };
         attend(views, hh, (t, t), bias, s, ah, zh, ViewMut::full(yh, dh, t))?;
         if queries {
