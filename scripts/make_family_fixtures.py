@@ -15,7 +15,7 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/pip install torch transformers safetensors tokenizers
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
-Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi, the gemmas, olmo2, opt, bloom, roberta and distilbert: 5.25.0), tokenizers 0.23.3 (the versions are also
+Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi, the gemmas, olmo2, opt, bloom, smollm3, roberta and distilbert: 5.25.0), tokenizers 0.23.3 (the versions are also
 written into each reference.json). The weights are seeded: rerunning with these versions
 writes byte-identical files (checked); other versions may draw other weights, and the tests
 follow whatever is committed.
@@ -427,6 +427,24 @@ def bloom():
     save(model, fast, raw, "bloom")
 
 
+def smollm3():
+    """SmolLM3 (SmolLM3-3B's architecture): LLaMA with grouped-query attention and every fourth
+    layer turning no RoPE ("NoPE": no_rope_layers from no_rope_layer_interval 4), tied head."""
+    torch.manual_seed(67)
+    raw = bpe_tokenizer()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>",
+                                                bos_token="<|endoftext|>")
+    cfg = transformers.SmolLM3Config(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+        initializer_range=0.25, tie_word_embeddings=True, bos_token_id=0, eos_token_id=0,
+        pad_token_id=0, attn_implementation="eager",
+    )
+    model = transformers.SmolLM3ForCausalLM(cfg).eval()
+    randomise_norms(model, 0.3)
+    save(model, fast, raw, "smollm3")
+
+
 def encoder_reference(base, fast, name, text):
     """Run the encoder `base` (the model under its masked-LM head) on `text` and write its last
     hidden states and every layer's attention as reference.json (no logits: an encoder)."""
@@ -530,7 +548,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     names = sys.argv[1:] or ["gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3", "gpt_neox",
                              "gpt_neox_sequential", "gpt_neo", "phi", "gemma", "gemma2",
-                             "gemma3_text", "olmo2", "opt", "bloom", "roberta", "distilbert"]
+                             "gemma3_text", "olmo2", "opt", "bloom", "smollm3", "roberta", "distilbert"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -541,7 +559,7 @@ def main():
     for n in names:
         if n in ("mistral", "qwen3", "phi3", "gpt_neox", "gpt_neox_sequential", "gpt_neo",
                  "phi", "gemma", "gemma2", "gemma3_text", "olmo2", "opt", "bloom",
-                 "roberta", "distilbert"):
+                 "smollm3", "roberta", "distilbert"):
             globals()[n]()
     return 0
 

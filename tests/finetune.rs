@@ -77,6 +77,7 @@ fn the_training_forward_equals_the_inference_forward() {
         "olmo2",
         "opt",
         "bloom",
+        "smollm3",
     ] {
         let m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
         let d = m.trainable().unwrap();
@@ -205,6 +206,8 @@ fn adapter_gradients_match_finite_differences() {
             "lora:2:attn_q,attn_k,attn_output,ffn_gate,ffn_down",
         ),
         ("gemma3_text", "qk"),
+        // SmolLM3: a layer without RoPE.
+        ("smollm3", "lora:2:attn_q,attn_k,attn_v,ffn_gate"),
         // BLOOM: ALiBi, normed embeddings, the fused projection.
         ("bloom", "lora:2:attn_q,attn_k,attn_output,ffn_up"),
         // OLMo 2: no pre-norms, q/k norms over all heads.

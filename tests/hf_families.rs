@@ -20,7 +20,7 @@ use localist::model::capture::{capture, capture_attention, sequence_biases};
 use localist::model::capture_stream::{capture_streamed, CapturePlan};
 use localist::model::dial::DialSetting;
 
-const FAMILIES: [&str; 15] = [
+const FAMILIES: [&str; 16] = [
     "gpt2",
     "llama",
     "qwen2",
@@ -36,6 +36,7 @@ const FAMILIES: [&str; 15] = [
     "olmo2",
     "opt",
     "bloom",
+    "smollm3",
 ];
 
 fn fixture(name: &str) -> PathBuf {
@@ -622,6 +623,35 @@ fn bloom_matches_transformers() {
         err.contains("config.json") && err.contains("apply_residual_connection_post_layernorm"),
         "{err}"
     );
+}
+
+/// SmolLM3: LLaMA with its fourth layer turning no RoPE. Turning it (every layer with RoPE)
+/// moves the logits: the test sees the NoPE layer.
+#[test]
+fn smollm3_matches_transformers() {
+    parity("smollm3");
+    let m = open(&fixture("smollm3"));
+    assert_eq!(m.kind_label(), "SmolLM3 decoder (Hugging Face safetensors)");
+    let dir = common::copy_family_fixture("smollm3");
+    set_config(
+        dir.path(),
+        "no_rope_layers",
+        serde_json::json!([1, 1, 1, 1]),
+    );
+    let (dl, _) = logit_diff(dir.path(), "smollm3");
+    assert!(dl > 1e-3, "RoPE on the NoPE layer changes the logits: {dl}");
+    for (value, fragment) in [
+        (serde_json::json!([1, 1, 0]), "names 3 layers"),
+        (serde_json::json!([1, 1, 2, 0]), "holds 2"),
+    ] {
+        let dir = common::copy_family_fixture("smollm3");
+        set_config(dir.path(), "no_rope_layers", value);
+        let err = open_err(dir.path());
+        assert!(
+            err.contains("config.json") && err.contains(fragment),
+            "{err}"
+        );
+    }
 }
 
 /// An OPT without biases (`enable_bias: false`) reads none, and runs as the same model with

@@ -94,7 +94,7 @@ fn compare(m: &GgufLlama, ids: &[u32]) -> (f32, f32, f32) {
 }
 
 /// The LLaMA-family folders the native passes run.
-const NATIVE_FOLDERS: [&str; 9] = [
+const NATIVE_FOLDERS: [&str; 10] = [
     "llama",
     "qwen2",
     "mistral",
@@ -104,6 +104,7 @@ const NATIVE_FOLDERS: [&str; 9] = [
     "gemma2",
     "gemma3_text",
     "olmo2",
+    "smollm3",
 ];
 
 #[test]

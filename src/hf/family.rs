@@ -10,7 +10,7 @@ pub const SUPPORTED_TYPES: &str = "bert, roberta, xlm-roberta, camembert and dis
      (BERT-family encoders), bloom, gemma, gemma2, gemma3_text \
      (Gemma 3's text-only decoders), gpt2, gpt_neo (TinyStories), gpt_neox (Pythia), llama \
      (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, olmo2, opt (OPT-125m, 1.3b, ...), \
-     phi (phi-1 to phi-2), phi3, qwen2 and qwen3";
+     phi (phi-1 to phi-2), phi3, qwen2, qwen3 and smollm3";
 
 /// A family of Hugging Face models with a loader of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +53,9 @@ pub enum Family {
     Bloom,
     /// OPT decoders (`opt`: Meta's OPT-125m to 66b, Galactica): GPT-2's block with a ReLU MLP.
     Opt,
+    /// SmolLM3 decoders (`smollm3`: Hugging Face's SmolLM3-3B): LLaMA with every fourth layer
+    /// turning no RoPE ("NoPE").
+    SmolLm3,
     /// OLMo 2 decoders (`olmo2`, AllenAI's fully open models): LLaMA with norms of each
     /// sub-layer's output instead of its input, and q/k norms over all heads.
     Olmo2,
@@ -78,6 +81,7 @@ impl Family {
             Self::Olmo2 => "OLMo 2 decoder (Hugging Face safetensors)",
             Self::Opt => "OPT decoder (Hugging Face safetensors)",
             Self::Bloom => "BLOOM decoder (Hugging Face safetensors)",
+            Self::SmolLm3 => "SmolLM3 decoder (Hugging Face safetensors)",
         }
     }
 
@@ -105,6 +109,7 @@ impl Family {
             Self::Olmo2 => "olmo2",
             Self::Opt => "opt",
             Self::Bloom => "bloom",
+            Self::SmolLm3 => "smollm3",
         }
     }
 }
@@ -170,6 +175,7 @@ fn by_type(t: &str) -> Option<Family> {
         "olmo2" => Family::Olmo2,
         "opt" => Family::Opt,
         "bloom" => Family::Bloom,
+        "smollm3" => Family::SmolLm3,
         _ => return None,
     })
 }
@@ -209,6 +215,8 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("OPTModel", Family::Opt),
         ("BloomFor", Family::Bloom),
         ("BloomModel", Family::Bloom),
+        ("SmolLM3For", Family::SmolLm3),
+        ("SmolLM3Model", Family::SmolLm3),
     ]
     .into_iter()
     .find(|(prefix, _)| a.starts_with(prefix))

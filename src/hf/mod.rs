@@ -84,7 +84,8 @@ impl ImportedModel {
                 | Family::Gemma
                 | Family::Gemma2
                 | Family::Gemma3
-                | Family::Olmo2) => {
+                | Family::Olmo2
+                | Family::SmolLm3) => {
                     Self::HfLlama(Box::new(hf_llama::HfLlama::open(dir, f, device)?))
                 }
             }),

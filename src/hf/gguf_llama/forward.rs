@@ -327,9 +327,15 @@ impl GgufLlama {
     /// base).
     pub(crate) fn rope_set(&self, p: usize, n: usize) -> candle_core::Result<RopeTables> {
         let local = (0..self.config.layers).find_map(|l| self.config.local_base(l));
+        let global = self.rope_tables(p, n)?;
+        let none = match &self.config.no_rope {
+            Some(_) => Some((global.0.ones_like()?, global.1.zeros_like()?)),
+            None => None,
+        };
         Ok(RopeTables {
-            global: self.rope_tables(p, n)?,
             local: local.map(|b| self.rope_tables_at(p, n, b)).transpose()?,
+            global,
+            none,
         })
     }
 

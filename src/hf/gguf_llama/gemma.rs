@@ -28,6 +28,13 @@ impl LlamaConfig {
         }
     }
 
+    /// Whether layer `l` turns no RoPE (SmolLM3's NoPE layers).
+    pub fn rope_off(&self, l: usize) -> bool {
+        self.no_rope
+            .as_ref()
+            .is_some_and(|off| off.get(l).copied().unwrap_or(false))
+    }
+
     /// The RoPE base of layer `l` when it is not the model's one (Gemma 3's sliding layers).
     pub fn local_base(&self, l: usize) -> Option<f64> {
         let g = self.gemma.as_ref()?;
@@ -125,20 +132,23 @@ pub(crate) fn post_norm(
     }
 }
 
-/// RoPE's tables (cos, sin) of some positions: the model's, and Gemma 3's sliding layers' at
-/// their own base.
+/// RoPE's tables (cos, sin) of some positions: the model's, Gemma 3's sliding layers' at
+/// their own base, and the identity (cos 1, sin 0) of SmolLM3's layers without RoPE.
 pub struct RopeTables {
     /// At the model's base.
     pub global: (Tensor, Tensor),
     /// At the sliding layers' base, where it differs.
     pub local: Option<(Tensor, Tensor)>,
+    /// The identity, where some layers turn no RoPE: turning by it leaves q and k as they are.
+    pub none: Option<(Tensor, Tensor)>,
 }
 
 impl RopeTables {
     /// The tables layer `l` turns its queries and keys by.
     pub fn for_layer(&self, c: &LlamaConfig, l: usize) -> (&Tensor, &Tensor) {
-        match (&self.local, c.local_base(l)) {
-            (Some((cos, sin)), Some(_)) => (cos, sin),
+        match (&self.none, &self.local, c.local_base(l)) {
+            (Some((cos, sin)), _, _) if c.rope_off(l) => (cos, sin),
+            (_, Some((cos, sin)), Some(_)) => (cos, sin),
             _ => (&self.global.0, &self.global.1),
         }
     }

@@ -44,6 +44,9 @@ pub struct LlamaConfig {
     /// converter writes LLaMA-3.1's and 3.2's "llama3" scaling): frequency i is divided by
     /// factor i. `None`: the plain frequencies.
     pub rope_factors: Option<Vec<f32>>,
+    /// The layers that turn no RoPE at all (SmolLM3's "NoPE" layers, every fourth); None: all
+    /// turn.
+    pub no_rope: Option<Vec<bool>>,
     /// Gemma's differences from LLaMA ([`super::gemma`]); None for every other family.
     pub gemma: Option<GemmaSettings>,
 }
@@ -101,6 +104,7 @@ impl LlamaConfig {
             rope_half: arch != "llama",
             arch,
             rope_factors: None,
+            no_rope: None,
             gemma: None,
         })
     }

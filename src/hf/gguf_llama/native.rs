@@ -212,14 +212,21 @@ impl GgufLlama {
         Ok(())
     }
 
-    /// RoPE's tables of positions 0..T: the model's, and Gemma 3's sliding layers' own.
+    /// RoPE's tables of positions 0..T: the model's, Gemma 3's sliding layers' own, and the
+    /// identity of SmolLM3's layers without RoPE.
     pub(super) fn rope_layers(&self, t: usize) -> RopeCols {
         let c = &self.config;
+        let global = self.rope_cols(t);
+        let none = c.no_rope.as_ref().map(|_| {
+            let cells = global.0.len();
+            (vec![1f32; cells], vec![0f32; cells])
+        });
         RopeCols {
-            global: self.rope_cols(t),
             local: (0..c.layers)
                 .find_map(|l| c.local_base(l))
                 .map(|base| self.rope_cols_at(t, c.rope_inv_freq_at(base))),
+            global,
+            none,
         }
     }
 

@@ -18,13 +18,16 @@ use crate::model::transformer::ModelError;
 pub(super) struct RopeCols {
     pub(super) global: (Vec<f32>, Vec<f32>),
     pub(super) local: Option<(Vec<f32>, Vec<f32>)>,
+    /// The identity (cos 1, sin 0), where some layers turn no RoPE (SmolLM3).
+    pub(super) none: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl RopeCols {
     /// Layer `l`'s tables.
     pub(super) fn for_layer(&self, c: &LlamaConfig, l: usize) -> (&[f32], &[f32]) {
-        match (&self.local, c.local_base(l)) {
-            (Some((cos, sin)), Some(_)) => (cos, sin),
+        match (&self.none, &self.local, c.local_base(l)) {
+            (Some((cos, sin)), _, _) if c.rope_off(l) => (cos, sin),
+            (_, Some((cos, sin)), Some(_)) => (cos, sin),
             _ => (&self.global.0, &self.global.1),
         }
     }

@@ -15,77 +15,7 @@ use crate::hf::limits::{
     in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
 };
 
-/// RoPE settings as transformers 5 writes them (`rope_parameters`); older configs have
-/// `rope_theta` and `rope_scaling` (the same fields but the base, `type` for `rope_type`) at
-/// the top level.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
-pub struct RopeParameters {
-    /// The RoPE base.
-    pub rope_theta: Option<f64>,
-    /// "default", or "llama3" (LLaMA-3.1's and 3.2's scaling, with the four fields below).
-    pub rope_type: Option<String>,
-    /// The same, as older configs name it.
-    #[serde(rename = "type")]
-    pub old_type: Option<String>,
-    /// "llama3": how much slower the low frequencies turn.
-    pub factor: Option<f64>,
-    /// "llama3": wavelengths above original_max_position_embeddings / this are slowed whole.
-    pub low_freq_factor: Option<f64>,
-    /// "llama3": wavelengths below original_max_position_embeddings / this are kept.
-    pub high_freq_factor: Option<f64>,
-    /// "llama3": the context the model was first trained on.
-    pub original_max_position_embeddings: Option<f64>,
-    /// The share of each head's dimensions RoPE rotates (Phi-3's and others'; only 1 is
-    /// supported).
-    pub partial_rotary_factor: Option<f64>,
-}
-
-impl RopeParameters {
-    /// Its kind (`rope_type`, or the older `type`).
-    fn kind(&self) -> Option<&str> {
-        self.rope_type.as_deref().or(self.old_type.as_deref())
-    }
-
-    /// The per-frequency divisors of "llama3" scaling for heads of width `dh` at `base`, as
-    /// transformers applies them (and llama.cpp's converter writes them as `rope_freqs`):
-    /// 1 for short wavelengths, `factor` for long ones, and between them a smooth blend.
-    fn llama3_factors(&self, dh: usize, base: f64) -> Result<Vec<f32>, String> {
-        let field = |name: &str, v: Option<f64>| match v {
-            Some(x) if x.is_finite() && x > 0.0 => Ok(x),
-            _ => Err(format!(
-                "rope_type \"llama3\" needs {name}, a finite number above 0 (got {v:?})"
-            )),
-        };
-        let factor = field("factor", self.factor)?;
-        let low = field("low_freq_factor", self.low_freq_factor)?;
-        let high = field("high_freq_factor", self.high_freq_factor)?;
-        let old = field(
-            "original_max_position_embeddings",
-            self.original_max_position_embeddings,
-        )?;
-        if high <= low {
-            return Err(format!(
-                "rope_type \"llama3\": high_freq_factor {high} must be above low_freq_factor {low}"
-            ));
-        }
-        let (low_wavelen, high_wavelen) = (old / low, old / high);
-        Ok((0..dh / 2)
-            .map(|i| {
-                let freq = 1.0 / base.powf(2.0 * i as f64 / dh as f64);
-                let wavelen = 2.0 * std::f64::consts::PI / freq;
-                let f = if wavelen < high_wavelen {
-                    1.0
-                } else if wavelen > low_wavelen {
-                    factor
-                } else {
-                    let smooth = (old / wavelen - low) / (high - low);
-                    1.0 / ((1.0 - smooth) / factor + smooth)
-                };
-                f as f32
-            })
-            .collect())
-    }
-}
+pub use super::rope::RopeParameters;
 
 /// The fields of a LLaMA, Mistral, Phi-3, Qwen2 or Qwen3 `config.json` the forward pass needs.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -142,6 +72,12 @@ pub struct HfLlamaConfig {
     /// The share of each head's dimensions RoPE rotates (older configs; only 1 is supported).
     #[serde(default)]
     pub partial_rotary_factor: Option<f64>,
+    /// SmolLM3's layers with RoPE (1) and without (0: "NoPE").
+    #[serde(default)]
+    pub no_rope_layers: Option<Vec<u64>>,
+    /// SmolLM3: every this-many-th layer has no RoPE when `no_rope_layers` names none (4).
+    #[serde(default)]
+    pub no_rope_layer_interval: Option<usize>,
 }
 
 /// The sizes every LLaMA-family `config.json` names (Gemma's and OLMo 2's too).
@@ -244,7 +180,44 @@ impl HfLlamaConfig {
                 "rope_theta = {base} must be a finite number above 1"
             ));
         }
+        self.no_rope()?;
         self.rope_factors().map(|_| ())
+    }
+
+    /// SmolLM3's layers without RoPE, as transformers reads them: `no_rope_layers` (1: RoPE,
+    /// 0: none), or every `no_rope_layer_interval`-th layer (4); None for other models and
+    /// where every layer turns.
+    pub fn no_rope(&self) -> Result<Option<Vec<bool>>, String> {
+        if self.model_type != "smollm3" {
+            return Ok(None);
+        }
+        let n = self.num_hidden_layers;
+        let off = match &self.no_rope_layers {
+            Some(list) if list.len() != n => {
+                return Err(format!(
+                    "no_rope_layers names {} layers, but num_hidden_layers is {n}",
+                    list.len()
+                ))
+            }
+            Some(list) => list
+                .iter()
+                .map(|&v| match v {
+                    0 => Ok(true),
+                    1 => Ok(false),
+                    other => Err(format!("no_rope_layers holds {other} (only 0 or 1)")),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => {
+                let every = in_range(
+                    "no_rope_layer_interval",
+                    self.no_rope_layer_interval.unwrap_or(4),
+                    1,
+                    MAX_LAYERS,
+                )?;
+                (0..n).map(|i| (i + 1) % every == 0).collect()
+            }
+        };
+        Ok(off.iter().any(|&o| o).then_some(off))
     }
 
     /// The RoPE settings that scale: `rope_parameters`, or the older `rope_scaling` when
@@ -333,6 +306,7 @@ impl HfLlamaConfig {
             arch: self.arch(),
             // Checked by `check` before the decoder is built.
             rope_factors: self.rope_factors().unwrap_or_default(),
+            no_rope: self.no_rope().unwrap_or_default(),
             gemma: None,
         }
     }

@@ -259,6 +259,7 @@ impl GemmaConfig {
             rope_half: true,
             arch: family.model_type(),
             rope_factors: None,
+            no_rope: None,
             gemma: Some(GemmaSettings {
                 embed_scale: (self.hidden_size as f64).sqrt(),
                 score_scale: 1.0 / scalar.sqrt(),

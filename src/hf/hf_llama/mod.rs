@@ -10,6 +10,7 @@
 
 mod config;
 pub mod gemma;
+mod rope;
 
 use std::path::{Path, PathBuf};
 
