@@ -139,6 +139,82 @@ fn the_native_pass_matches_candle_on_the_llama_family_folders() {
     }
 }
 
+/// GPT-2's native view pass (GPT-2, GPT-Neo's unscaled scores, OPT's ReLU) against candle's
+/// forward in modes A–D with and without rules; the families whose block differs (RoPE,
+/// ALiBi, the parallel residual) step aside. Weights written through the projection interface
+/// reach the native pass (its copy is made again).
+#[test]
+fn the_native_pass_matches_candle_on_the_gpt2_family_folders() {
+    use localist::hf::gguf_llama::Projection;
+    use localist::model::backend::KvCache;
+    for name in ["gpt2", "gpt_neo", "opt", "gpt_neox", "phi", "bloom"] {
+        let mut im = ImportedModel::open(&common::family_fixture(name), &Device::Cpu).unwrap();
+        let ImportedModel::Gpt2(m) = &im else {
+            panic!("{name}: not a GPT-2-family decoder")
+        };
+        let ids: Vec<u32> = (0..23u32).map(|i| (i * 7 + 3) % 300).collect();
+        let plain = m.forward_native(&ids, &[], (false, true));
+        if matches!(name, "gpt_neox" | "phi" | "bloom") {
+            assert!(plain.is_none(), "{name}: the native pass stepped in");
+            continue;
+        }
+        let blocks = parity_blocks(300);
+        let masks = masks_for(m, &blocks, &ids);
+        let mut worst_all = (0f32, 0f32, 0f32);
+        for (dial, rules) in common::native_check_dials() {
+            let mut biases = sequence_biases(m, &masks, &dial, &Device::Cpu).unwrap();
+            if rules {
+                let extra = common::rules_extra(4, ids.len());
+                for b in &mut biases {
+                    b.extra = Some(extra.clone());
+                }
+            }
+            let want = m
+                .forward_cached(&ids, &biases, true, &mut KvCache::default(), true)
+                .unwrap();
+            let got = m
+                .forward_native(&ids, &biases, (true, true))
+                .expect("the native pass applies")
+                .unwrap();
+            let mut w = (worst(&got.logits, &want.logits), 0f32, 0f32);
+            for l in 0..want.attention.len() {
+                w.1 = w.1.max(worst(&got.attention[l], &want.attention[l]));
+                w.2 = w.2.max(worst(&got.scores[l], &want.scores[l]));
+            }
+            worst_all = (
+                worst_all.0.max(w.0),
+                worst_all.1.max(w.1),
+                worst_all.2.max(w.2),
+            );
+        }
+        let (dl, da, dz) = worst_all;
+        eprintln!("{name}: logits {dl:.2e}, attention {da:.2e}, scores {dz:.2e}");
+        assert!(dl < 1e-4 && da < 1e-5 && dz < 1e-4, "{name}");
+        // A projection written through the trainable interface reaches the native pass.
+        let before = im.model().forward_biased(&ids, &[], false).unwrap().logits;
+        let d = im.trainable_mut().unwrap();
+        let w = d.projection(0, Projection::Q).unwrap();
+        d.replace_projection(0, Projection::Q, (w * 1.5).unwrap())
+            .unwrap();
+        let after = im.model().forward_biased(&ids, &[], false).unwrap().logits;
+        assert!(
+            worst(&before, &after) > 1e-4,
+            "{name}: the new q reached the pass"
+        );
+        let ImportedModel::Gpt2(m) = &im else {
+            unreachable!()
+        };
+        let candle = m
+            .forward_cached(&ids, &[], false, &mut KvCache::default(), true)
+            .unwrap()
+            .logits;
+        assert!(
+            worst(&after, &candle) < 1e-4,
+            "{name}: the pass reads the new weights"
+        );
+    }
+}
+
 /// A Gemma whose MLP is the exact (erf) GELU (`hidden_activation: "gelu"`) runs on candle's
 /// passes: the native ones step aside.
 #[test]

@@ -61,7 +61,7 @@ fn count(n: u64) -> String {
 /// The memory available now, in bytes (Linux): `MemAvailable` of `/proc/meminfo`, or less when
 /// the process runs under an address-space limit (`ulimit -v`): what the limit leaves beside
 /// its present size. `None` elsewhere or unreadable.
-fn available_bytes() -> Option<u64> {
+pub(crate) fn available_bytes() -> Option<u64> {
     let free = kib_field(
         &std::fs::read_to_string("/proc/meminfo").ok()?,
         "MemAvailable:",

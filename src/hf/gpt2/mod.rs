@@ -15,6 +15,7 @@
 pub mod bloom;
 mod config;
 mod forward;
+mod native;
 pub mod neo;
 pub mod neox;
 pub mod opt;
@@ -130,6 +131,9 @@ pub struct Gpt2 {
     tokenizer: tokenizers::Tokenizer,
     /// Where the tensors live.
     pub device: Device,
+    /// The weights in the native view pass's layout, made on the first view ([`native`]); None
+    /// inside where that pass does not apply.
+    native: std::sync::OnceLock<Option<Box<native::NativeCopy>>>,
 }
 
 /// A tensor name without the `transformer.` prefix of `GPT2LMHeadModel` exports.
@@ -187,6 +191,7 @@ impl Gpt2 {
             head: core.head,
             blocks: core.blocks,
             tokenizer,
+            native: std::sync::OnceLock::new(),
         })
     }
 
@@ -321,7 +326,10 @@ impl AttentionModel for Gpt2 {
         biases: &[AttentionBias],
         keep_scores: bool,
     ) -> Result<ForwardOutput, ModelError> {
-        self.forward_cached(ids, biases, keep_scores, &mut KvCache::default(), true)
+        match self.forward_native(ids, biases, (keep_scores, true)) {
+            Some(out) => out,
+            None => self.forward_cached(ids, biases, keep_scores, &mut KvCache::default(), true),
+        }
     }
 
     fn forward_attention(
@@ -330,7 +338,10 @@ impl AttentionModel for Gpt2 {
         biases: &[AttentionBias],
         keep_scores: bool,
     ) -> Result<ForwardOutput, ModelError> {
-        self.forward_cached(ids, biases, keep_scores, &mut KvCache::default(), false)
+        match self.forward_native(ids, biases, (keep_scores, false)) {
+            Some(out) => out,
+            None => self.forward_cached(ids, biases, keep_scores, &mut KvCache::default(), false),
+        }
     }
 
     fn streams(&self) -> bool {

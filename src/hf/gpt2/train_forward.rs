@@ -200,6 +200,8 @@ impl TrainableDecoder for Gpt2 {
             Projection::Down | Projection::Gate => &mut block.mlp_proj,
         };
         slot.0 = new;
+        // The native pass's copy of the weights is made again from these.
+        self.native.take();
         Ok(())
     }
 
