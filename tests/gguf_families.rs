@@ -12,7 +12,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use common::{max_diff, open_imported as open};
+
+use std::path::PathBuf;
 
 use candle_core::Device;
 use localist::data::tokenizer::Tokenizer;
@@ -20,17 +22,6 @@ use localist::hf::ImportedModel;
 
 fn gguf(name: &str) -> PathBuf {
     common::root().join(format!("tests/fixtures/{name}.gguf"))
-}
-
-fn open(path: &Path) -> ImportedModel {
-    ImportedModel::open(path, &Device::Cpu).unwrap_or_else(|e| panic!("{e:#}"))
-}
-
-fn max_diff<'a>(a: impl IntoIterator<Item = &'a f32>, b: impl IntoIterator<Item = &'a f32>) -> f32 {
-    a.into_iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 /// The folder's reference.json: what transformers computed (text, ids, logits, attention).

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::{max_diff, open_imported as open, open_imported_err as open_err};
+
 use std::path::Path;
 
 use candle_core::Device;
@@ -39,24 +41,6 @@ fn reference(name: &str) -> Reference {
         hidden: serde_json::from_value(field("hidden")).unwrap(),
         attention: serde_json::from_value(field("attention")).unwrap(),
     }
-}
-
-fn open(dir: &Path) -> ImportedModel {
-    ImportedModel::open(dir, &Device::Cpu).unwrap_or_else(|e| panic!("{e:#}"))
-}
-
-fn open_err(dir: &Path) -> String {
-    match ImportedModel::open(dir, &Device::Cpu) {
-        Ok(_) => panic!("{} opened", dir.display()),
-        Err(e) => format!("{e:#}"),
-    }
-}
-
-fn max_diff<'a>(a: impl IntoIterator<Item = &'a f32>, b: impl IntoIterator<Item = &'a f32>) -> f32 {
-    a.into_iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 /// Hidden states and attention of the folder `dir` against fixture `name`'s reference.

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::{max_diff, open_imported as open, open_imported_err as open_err};
+
 use common::st::{raw_tensors, split_into_shards, write_safetensors, RawTensor};
 
 use std::path::{Path, PathBuf};
@@ -97,25 +99,6 @@ fn reference(name: &str) -> Reference {
         logits: serde_json::from_value(v["logits"].clone()).unwrap(),
         attention: serde_json::from_value(v["attention"].clone()).unwrap(),
     }
-}
-
-fn open(path: &Path) -> ImportedModel {
-    ImportedModel::open(path, &Device::Cpu).unwrap_or_else(|e| panic!("{e:#}"))
-}
-
-fn open_err(path: &Path) -> String {
-    match ImportedModel::open(path, &Device::Cpu) {
-        Ok(_) => panic!("{} opened", path.display()),
-        Err(e) => format!("{e:#}"),
-    }
-}
-
-/// Largest |a − b| over two equally shaped tables.
-fn max_diff<'a>(a: impl IntoIterator<Item = &'a f32>, b: impl IntoIterator<Item = &'a f32>) -> f32 {
-    a.into_iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {

@@ -16,6 +16,26 @@ fn host(t: &Tensor) -> Result<Vec<f32>, ModelError> {
         .to_vec1::<f32>()?)
 }
 
+/// The biases of a pass over T positions of a model of `layers` layers and `heads` heads, as
+/// host data: each of `biases`, or, where there are none, the causal mask alone for every layer
+/// (the plain model).
+pub(crate) fn host_biases(
+    biases: &[AttentionBias],
+    t: usize,
+    (layers, heads): (usize, usize),
+) -> Result<Vec<HostBias>, ModelError> {
+    if biases.is_empty() {
+        let causal = HostBias {
+            additive: crate::model::dial::causal_bias(t),
+            tau: 1.0,
+            mixture: None,
+            extra: None,
+        };
+        return Ok(vec![causal; layers]);
+    }
+    biases.iter().map(|b| host_bias(b, t, heads)).collect()
+}
+
 /// [`AttentionBias`] of one sequence of `t` positions as host data, or a shape error.
 pub(crate) fn host_bias(b: &AttentionBias, t: usize, heads: usize) -> Result<HostBias, ModelError> {
     host_bias_rows(b, (t, t), heads)

@@ -227,3 +227,27 @@ pub fn edit_json(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     edit(&mut v);
     std::fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
 }
+
+/// An imported model (a Hugging Face folder, a GGUF file), or a panic with the whole error.
+pub fn open_imported(path: &Path) -> localist::hf::ImportedModel {
+    localist::hf::ImportedModel::open(path, &Device::Cpu).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// The whole error of opening `path` as an imported model (a panic when it opens).
+pub fn open_imported_err(path: &Path) -> String {
+    match localist::hf::ImportedModel::open(path, &Device::Cpu) {
+        Ok(_) => panic!("{} opened", path.display()),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+/// Largest |a − b| over two equally long runs of values.
+pub fn max_diff<'a>(
+    a: impl IntoIterator<Item = &'a f32>,
+    b: impl IntoIterator<Item = &'a f32>,
+) -> f32 {
+    a.into_iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}

@@ -26,7 +26,7 @@ use crate::model::native::gemm::{weight_product, View, ViewMut};
 use crate::model::native::heads::{
     attend, with_kept_scratch, HeadScratch, HeadViews, HostBias, Values, KEEP_HEAD_CELLS,
 };
-use crate::model::native_view::host_bias;
+use crate::model::native_view::host_biases;
 use crate::model::transformer::{ForwardOutput, ModelError};
 
 /// One head's share of a layer's outputs: its index, attention and scores [T, T], and its
@@ -134,20 +134,7 @@ impl GgufLlama {
         let sh = self.shape(ids.len());
         let t = sh.t;
         // No biases: the plain model, under the causal mask.
-        let host: Vec<HostBias> = if biases.is_empty() {
-            let causal = HostBias {
-                additive: crate::model::dial::causal_bias(t),
-                tau: 1.0,
-                mixture: None,
-                extra: None,
-            };
-            vec![causal; c.layers]
-        } else {
-            biases
-                .iter()
-                .map(|b| host_bias(b, t, sh.h))
-                .collect::<Result<_, _>>()?
-        };
+        let host = host_biases(biases, t, (c.layers, sh.h))?;
         let get = |i: usize| w.get(i).copied().unwrap_or_default();
         let mut b = Buffers::new(&sh, HeadScratch::new(t));
         self.embed_cols(get(0), ids, &sh, &mut b)?;

@@ -14,8 +14,8 @@ use candle_core::Tensor;
 use crate::hf::gpt2::{Affine, Gpt2};
 use crate::model::attention::AttentionBias;
 use crate::model::config::{Activation, ModelConfig};
-use crate::model::native::{HostBias, LayerSet, ParamSet};
-use crate::model::native_view::host_bias;
+use crate::model::native::{LayerSet, ParamSet};
+use crate::model::native_view::host_biases;
 use crate::model::transformer::{ForwardOutput, ModelError};
 
 /// The largest copy of the weights the native pass makes (GPT-2 medium's is 1.4 GB).
@@ -182,20 +182,7 @@ impl Gpt2 {
         (keep_scores, want_logits): (bool, bool),
     ) -> Result<ForwardOutput, ModelError> {
         let (t, h) = (ids.len(), self.config.n_head);
-        let host: Vec<HostBias> = if biases.is_empty() {
-            let causal = HostBias {
-                additive: crate::model::dial::causal_bias(t),
-                tau: 1.0,
-                mixture: None,
-                extra: None,
-            };
-            vec![causal; self.config.n_layer]
-        } else {
-            biases
-                .iter()
-                .map(|b| host_bias(b, t, h))
-                .collect::<Result<_, _>>()?
-        };
+        let host = host_biases(biases, t, (self.config.n_layer, h))?;
         let refs = copy.set.as_refs();
         let out = crate::model::native::infer(&refs, &copy.cfg, ids, &host, want_logits)
             .map_err(|e| ModelError::Input(format!("native pass: {e}")))?;
