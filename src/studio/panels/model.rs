@@ -34,14 +34,15 @@ fn summary_grid(ui: &mut egui::Ui, s: &ModelSummary) {
         .num_columns(2)
         .show(ui, |ui| {
             ui.label("source");
-            ui.label(&s.source);
+            // A long path or kind is cut at the panel's edge: the hover shows it whole.
+            ui.label(&s.source).on_hover_text(&s.source);
             ui.end_row();
             if let Some((kind, blocks)) = &s.imported {
                 ui.label("kind");
-                ui.label(kind).on_hover_text(
-                    "A pretrained model run by our own forward pass: the dial and the \
-                     rules act on it without retraining.",
-                );
+                ui.label(kind).on_hover_text(format!(
+                    "{kind}\n\nA pretrained model run by our own forward pass: the dial and \
+                     the rules act on it without retraining."
+                ));
                 ui.end_row();
                 ui.label("blocks from");
                 ui.label(blocks).on_hover_text(
