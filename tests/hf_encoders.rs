@@ -148,6 +148,18 @@ fn distilbert_matches_transformers() {
     });
     let err = open_err(copy.path());
     assert!(err.contains("\"relu\""), "{err}");
+    // Its sizes are named by its own keys.
+    for (key, value, fragment) in [
+        ("dim", 65, "dim 65 is not a multiple of 4 heads (n_heads)"),
+        ("n_layers", 0, "n_layers = 0"),
+    ] {
+        let copy = common::copy_family_fixture("distilbert");
+        common::edit_json(&copy.path().join("config.json"), |c| {
+            c[key] = value.into();
+        });
+        let err = open_err(copy.path());
+        assert!(err.contains(fragment), "{key}: {err}");
+    }
 }
 
 /// The dial on each encoder: λ = 0 leaves attention as it is, λ = 1 in mode A leaves none off

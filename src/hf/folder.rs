@@ -229,7 +229,8 @@ pub fn take(tensors: &mut HashMap<String, Tensor>, name: &str, file: &Path) -> R
 /// names the family in the error ("not a GPT-2 config").
 pub fn read_config<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
     let text = crate::files::read_text(path, crate::files::MAX_CONFIG_BYTES, "a config.json")?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not a {what} config", path.display()))
+    serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a readable {what} config.json", path.display()))
 }
 
 /// The tokenizer at `path` (a regular file within [`crate::files::MAX_TOKENIZER_BYTES`]), with

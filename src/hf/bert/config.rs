@@ -135,9 +135,12 @@ impl BertConfig {
         let arch = text_of(json.get("architectures").and_then(|v| v.get(0)));
         let kind = EncoderKind::of(model_type.as_deref(), arch.as_deref());
         let config = if kind == Some(EncoderKind::DistilBert) {
-            serde_json::from_value::<DistilBertConfig>(json)
-                .with_context(|| format!("{}: not a DistilBERT config", path.display()))?
-                .bert_config()
+            let distil = serde_json::from_value::<DistilBertConfig>(json)
+                .with_context(|| format!("{}: not a DistilBERT config", path.display()))?;
+            distil
+                .check()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            distil.bert_config()
         } else {
             let mut c: Self = serde_json::from_value(json)
                 .with_context(|| format!("{}: not a BERT config", path.display()))?;

@@ -5,6 +5,10 @@
 
 use serde::Deserialize;
 
+use crate::hf::limits::{
+    in_range, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
+};
+
 /// The fields of a DistilBERT `config.json` the forward pass needs.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 pub struct DistilBertConfig {
@@ -71,6 +75,28 @@ pub(super) fn renamed(name: &str, to_bert: bool) -> String {
 /// BERT's (`encoder.layer.L.attention.self.query.weight` …); every other name as it is.
 pub fn bert_name(name: &str) -> String {
     renamed(name, true)
+}
+
+impl DistilBertConfig {
+    /// Every size by DistilBERT's own key names (`dim`, `n_heads` …), or the first problem in
+    /// a sentence; what BERT's check adds is read after the conversion.
+    pub fn check(&self) -> Result<(), String> {
+        in_range("vocab_size", self.vocab_size, 1, MAX_VOCAB)?;
+        let d = in_range("dim", self.dim, 1, MAX_WIDTH)?;
+        in_range("n_layers", self.n_layers, 1, MAX_LAYERS)?;
+        let h = in_range("n_heads", self.n_heads, 1, MAX_HEADS)?;
+        in_range("hidden_dim", self.hidden_dim, 1, MAX_FF)?;
+        in_range(
+            "max_position_embeddings",
+            self.max_position_embeddings,
+            1,
+            MAX_POSITIONS,
+        )?;
+        if !d.is_multiple_of(h) {
+            return Err(format!("dim {d} is not a multiple of {h} heads (n_heads)"));
+        }
+        Ok(())
+    }
 }
 
 fn gelu() -> String {
