@@ -232,6 +232,9 @@ fn gemma_files_from_llama_cpps_converter_match() {
         );
         let (dl, da) = against_reference(&m, name);
         eprintln!("llama.cpp's {name}.gguf: logits max |Δ| {dl:.2e}, attention max |Δ| {da:.2e}");
+        if name == "smollm3" {
+            assert!(m.kind_label().starts_with("SmolLM3 decoder (GGUF"));
+        }
     }
     let m = open(&file("gemma2"));
     assert_eq!(m.model().dims().max_len, 96, "the window is the context");
@@ -306,7 +309,11 @@ fn a_gemma_cap_that_is_not_positive_is_refused() {
 /// folders: the layout the fixtures above reproduce is the converter's.
 #[test]
 fn files_from_llama_cpps_converter_match_transformers() {
-    for name in ["llama", "mistral", "qwen2", "qwen3", "phi3", "olmo2"] {
+    // SmolLM3: interleaved RoPE (the converter permutes q and k as for LLaMA) and no RoPE in
+    // every fourth layer, a step llama.cpp fixes at 4.
+    for name in [
+        "llama", "mistral", "qwen2", "qwen3", "phi3", "olmo2", "smollm3",
+    ] {
         let m = open(&common::root().join(format!("tests/fixtures/llamacpp/{name}.gguf")));
         let (dl, da) = against_reference(&m, name);
         eprintln!("llama.cpp's {name}.gguf: logits max |Δ| {dl:.2e}, attention max |Δ| {da:.2e}");

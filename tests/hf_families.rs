@@ -61,7 +61,7 @@ fn decoders() -> Vec<(String, PathBuf, Vec<u32>)> {
     out.push(("phi3.gguf".into(), gguf("phi3"), reference("phi3").ids));
     // Gemma 2 and 3 as llama.cpp's converter writes them (caps, window, two RoPE bases), and
     // OLMo 2 (no pre-norms, q/k norms over all heads).
-    for n in ["gemma2", "gemma3_text", "olmo2"] {
+    for n in ["gemma2", "gemma3_text", "olmo2", "smollm3"] {
         let file = common::root().join(format!("tests/fixtures/llamacpp/{n}.gguf"));
         out.push((format!("{n}.gguf"), file, reference(n).ids));
     }

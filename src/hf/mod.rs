@@ -145,6 +145,9 @@ impl ImportedModel {
             Self::Llama(m) if m.config.arch == "gemma3" => {
                 "Gemma 3 decoder (GGUF, weights dequantized to f32)"
             }
+            Self::Llama(m) if m.config.arch == "smollm3" => {
+                "SmolLM3 decoder (GGUF, weights dequantized to f32)"
+            }
             Self::Llama(m) if m.config.arch == "olmo2" => {
                 "OLMo 2 decoder (GGUF, weights dequantized to f32)"
             }

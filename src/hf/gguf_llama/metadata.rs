@@ -88,8 +88,9 @@ impl LlamaConfig {
         if head_dim > 0 {
             check_rope(c, file, arch, head_dim)?;
         }
+        let layers = meta_usize(c, &key("block_count"), file)?;
         Ok(Self {
-            layers: meta_usize(c, &key("block_count"), file)?,
+            layers,
             d_model,
             heads,
             head_dim,
@@ -100,11 +101,16 @@ impl LlamaConfig {
             rope_base: rope_base.unwrap_or(10_000.0),
             context: context(c, file, arch)?,
             // llama.cpp rotates Qwen2's, Qwen3's and Phi-3's halves (its "NEOX" RoPE), as
-            // Hugging Face does, and its converter writes their q and k unpermuted.
-            rope_half: arch != "llama",
+            // Hugging Face does, and its converter writes their q and k unpermuted; LLaMA's
+            // and SmolLM3's it permutes for its interleaved pairs.
+            rope_half: !matches!(arch, "llama" | "smollm3"),
             arch,
             rope_factors: None,
-            no_rope: None,
+            // SmolLM3: llama.cpp turns no RoPE in every fourth layer (its step is fixed at 4;
+            // the converter writes no key for it). A layer count past the limit is refused by
+            // the checks, before anything of that size is made.
+            no_rope: (arch == "smollm3" && layers <= crate::hf::limits::MAX_LAYERS)
+                .then(|| (0..layers).map(|i| (i + 1) % 4 == 0).collect()),
             gemma: None,
         })
     }
@@ -185,10 +191,11 @@ fn architecture(c: &gguf_file::Content, file: &Path) -> Result<&'static str> {
         "gemma2" => Ok("gemma2"),
         "gemma3" => Ok("gemma3"),
         "olmo2" => Ok("olmo2"),
+        "smollm3" => Ok("smollm3"),
         other => bail!(
             "{}: architecture {other:?} is not supported (the LLaMA-family \"llama\", \
-             \"qwen2\", \"qwen3\", \"phi3\", \"gemma\", \"gemma2\", \"gemma3\" and \"olmo2\" \
-             are)",
+             \"qwen2\", \"qwen3\", \"phi3\", \"gemma\", \"gemma2\", \"gemma3\", \"olmo2\" \
+             and \"smollm3\" are)",
             file.display()
         ),
     }
