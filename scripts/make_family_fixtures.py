@@ -15,7 +15,7 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/pip install torch transformers safetensors tokenizers
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
-Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi, the gemmas, olmo2, opt, bloom, smollm3, roberta and distilbert: 5.25.0), tokenizers 0.23.3 (the versions are also
+Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi, the gemmas, olmo2, opt, bloom, smollm3, granite, roberta and distilbert: 5.25.0), tokenizers 0.23.3 (the versions are also
 written into each reference.json). The weights are seeded: rerunning with these versions
 writes byte-identical files (checked); other versions may draw other weights, and the tests
 follow whatever is committed.
@@ -445,6 +445,26 @@ def smollm3():
     save(model, fast, raw, "smollm3")
 
 
+def granite():
+    """IBM Granite (granite-3.x's architecture): LLaMA with four multipliers, here granite-3.0-2b's
+    own: embeddings x12, scores x1/64 in place of 1/sqrt(d_h), each sub-layer's output x0.22 as
+    it joins the residual stream, logits /8."""
+    torch.manual_seed(71)
+    raw = bpe_tokenizer()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>",
+                                                bos_token="<|endoftext|>")
+    cfg = transformers.GraniteConfig(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+        initializer_range=0.25, tie_word_embeddings=True, embedding_multiplier=12.0,
+        attention_multiplier=0.015625, residual_multiplier=0.22, logits_scaling=8.0,
+        bos_token_id=0, eos_token_id=0, pad_token_id=0, attn_implementation="eager",
+    )
+    model = transformers.GraniteForCausalLM(cfg).eval()
+    randomise_norms(model, 0.3)
+    save(model, fast, raw, "granite")
+
+
 def encoder_reference(base, fast, name, text):
     """Run the encoder `base` (the model under its masked-LM head) on `text` and write its last
     hidden states and every layer's attention as reference.json (no logits: an encoder)."""
@@ -548,7 +568,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     names = sys.argv[1:] or ["gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3", "gpt_neox",
                              "gpt_neox_sequential", "gpt_neo", "phi", "gemma", "gemma2",
-                             "gemma3_text", "olmo2", "opt", "bloom", "smollm3", "roberta", "distilbert"]
+                             "gemma3_text", "olmo2", "opt", "bloom", "smollm3", "granite", "roberta", "distilbert"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -559,7 +579,7 @@ def main():
     for n in names:
         if n in ("mistral", "qwen3", "phi3", "gpt_neox", "gpt_neox_sequential", "gpt_neo",
                  "phi", "gemma", "gemma2", "gemma3_text", "olmo2", "opt", "bloom",
-                 "smollm3", "roberta", "distilbert"):
+                 "smollm3", "granite", "roberta", "distilbert"):
             globals()[n]()
     return 0
 

@@ -78,6 +78,7 @@ fn the_training_forward_equals_the_inference_forward() {
         "opt",
         "bloom",
         "smollm3",
+        "granite",
     ] {
         let m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
         let d = m.trainable().unwrap();
@@ -206,6 +207,11 @@ fn adapter_gradients_match_finite_differences() {
             "lora:2:attn_q,attn_k,attn_output,ffn_gate,ffn_down",
         ),
         ("gemma3_text", "qk"),
+        // Granite: four multipliers.
+        (
+            "granite",
+            "lora:2:attn_q,attn_v,attn_output,ffn_up,ffn_down",
+        ),
         // SmolLM3: a layer without RoPE.
         ("smollm3", "lora:2:attn_q,attn_k,attn_v,ffn_gate"),
         // BLOOM: ALiBi, normed embeddings, the fused projection.

@@ -235,6 +235,9 @@ fn gemma_files_from_llama_cpps_converter_match() {
         if name == "smollm3" {
             assert!(m.kind_label().starts_with("SmolLM3 decoder (GGUF"));
         }
+        if name == "granite" {
+            assert!(m.kind_label().starts_with("Granite decoder (GGUF"));
+        }
     }
     let m = open(&file("gemma2"));
     assert_eq!(m.model().dims().max_len, 96, "the window is the context");
@@ -310,9 +313,10 @@ fn a_gemma_cap_that_is_not_positive_is_refused() {
 #[test]
 fn files_from_llama_cpps_converter_match_transformers() {
     // SmolLM3: interleaved RoPE (the converter permutes q and k as for LLaMA) and no RoPE in
-    // every fourth layer, a step llama.cpp fixes at 4.
+    // every fourth layer, a step llama.cpp fixes at 4. Granite: four scales under llama.cpp's
+    // names (granite.embedding_scale, …).
     for name in [
-        "llama", "mistral", "qwen2", "qwen3", "phi3", "olmo2", "smollm3",
+        "llama", "mistral", "qwen2", "qwen3", "phi3", "olmo2", "smollm3", "granite",
     ] {
         let m = open(&common::root().join(format!("tests/fixtures/llamacpp/{name}.gguf")));
         let (dl, da) = against_reference(&m, name);

@@ -22,7 +22,7 @@ use localist::model::capture::{capture, capture_attention, sequence_biases};
 use localist::model::capture_stream::{capture_streamed, CapturePlan};
 use localist::model::dial::DialSetting;
 
-const FAMILIES: [&str; 16] = [
+const FAMILIES: [&str; 17] = [
     "gpt2",
     "llama",
     "qwen2",
@@ -39,6 +39,7 @@ const FAMILIES: [&str; 16] = [
     "opt",
     "bloom",
     "smollm3",
+    "granite",
 ];
 
 fn fixture(name: &str) -> PathBuf {
@@ -61,7 +62,7 @@ fn decoders() -> Vec<(String, PathBuf, Vec<u32>)> {
     out.push(("phi3.gguf".into(), gguf("phi3"), reference("phi3").ids));
     // Gemma 2 and 3 as llama.cpp's converter writes them (caps, window, two RoPE bases), and
     // OLMo 2 (no pre-norms, q/k norms over all heads).
-    for n in ["gemma2", "gemma3_text", "olmo2", "smollm3"] {
+    for n in ["gemma2", "gemma3_text", "olmo2", "smollm3", "granite"] {
         let file = common::root().join(format!("tests/fixtures/llamacpp/{n}.gguf"));
         out.push((format!("{n}.gguf"), file, reference(n).ids));
     }
@@ -635,6 +636,33 @@ fn smollm3_matches_transformers() {
             "{err}"
         );
     }
+}
+
+/// Granite: LLaMA with granite-3.0-2b's four multipliers (embeddings ×12, scores ×1/64,
+/// each sub-layer's output ×0.22, logits ÷8); each of them is read (set to 1, the logits move).
+#[test]
+fn granite_matches_transformers() {
+    parity("granite");
+    let m = open(&fixture("granite"));
+    assert_eq!(m.kind_label(), "Granite decoder (Hugging Face safetensors)");
+    for key in [
+        "embedding_multiplier",
+        "attention_multiplier",
+        "residual_multiplier",
+        "logits_scaling",
+    ] {
+        let dir = common::copy_family_fixture("granite");
+        set_config(dir.path(), key, 1.0.into());
+        let (dl, _) = logit_diff(dir.path(), "granite");
+        assert!(dl > 1e-3, "{key} is read: {dl}");
+    }
+    let dir = common::copy_family_fixture("granite");
+    set_config(dir.path(), "logits_scaling", 0.0.into());
+    let err = open_err(dir.path());
+    assert!(
+        err.contains("config.json") && err.contains("logits_scaling = 0"),
+        "{err}"
+    );
 }
 
 /// An OPT without biases (`enable_bias: false`) reads none, and runs as the same model with

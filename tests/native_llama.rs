@@ -94,7 +94,7 @@ fn compare(m: &GgufLlama, ids: &[u32]) -> (f32, f32, f32) {
 }
 
 /// The LLaMA-family folders the native passes run.
-const NATIVE_FOLDERS: [&str; 10] = [
+const NATIVE_FOLDERS: [&str; 11] = [
     "llama",
     "qwen2",
     "mistral",
@@ -105,6 +105,7 @@ const NATIVE_FOLDERS: [&str; 10] = [
     "gemma3_text",
     "olmo2",
     "smollm3",
+    "granite",
 ];
 
 #[test]

@@ -8,7 +8,7 @@ use std::path::Path;
 /// The `model_type`s of Hugging Face folders this build opens, for error messages.
 pub const SUPPORTED_TYPES: &str = "bert, roberta, xlm-roberta, camembert and distilbert \
      (BERT-family encoders), bloom, gemma, gemma2, gemma3_text \
-     (Gemma 3's text-only decoders), gpt2, gpt_neo (TinyStories), gpt_neox (Pythia), llama \
+     (Gemma 3's text-only decoders), gpt2, granite, gpt_neo (TinyStories), gpt_neox (Pythia), llama \
      (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, olmo2, opt (OPT-125m, 1.3b, ...), \
      phi (phi-1 to phi-2), phi3, qwen2, qwen3 and smollm3";
 
@@ -53,6 +53,9 @@ pub enum Family {
     Bloom,
     /// OPT decoders (`opt`: Meta's OPT-125m to 66b, Galactica): GPT-2's block with a ReLU MLP.
     Opt,
+    /// IBM Granite decoders (`granite`: Granite 3.x): LLaMA with four multipliers (the
+    /// embeddings', the scores', each sub-layer's output's, the logits' divisor).
+    Granite,
     /// SmolLM3 decoders (`smollm3`: Hugging Face's SmolLM3-3B): LLaMA with every fourth layer
     /// turning no RoPE ("NoPE").
     SmolLm3,
@@ -82,6 +85,7 @@ impl Family {
             Self::Opt => "OPT decoder (Hugging Face safetensors)",
             Self::Bloom => "BLOOM decoder (Hugging Face safetensors)",
             Self::SmolLm3 => "SmolLM3 decoder (Hugging Face safetensors)",
+            Self::Granite => "Granite decoder (Hugging Face safetensors)",
         }
     }
 
@@ -110,6 +114,7 @@ impl Family {
             Self::Opt => "opt",
             Self::Bloom => "bloom",
             Self::SmolLm3 => "smollm3",
+            Self::Granite => "granite",
         }
     }
 }
@@ -176,6 +181,7 @@ fn by_type(t: &str) -> Option<Family> {
         "opt" => Family::Opt,
         "bloom" => Family::Bloom,
         "smollm3" => Family::SmolLm3,
+        "granite" => Family::Granite,
         _ => return None,
     })
 }
@@ -217,6 +223,8 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("BloomModel", Family::Bloom),
         ("SmolLM3For", Family::SmolLm3),
         ("SmolLM3Model", Family::SmolLm3),
+        ("GraniteFor", Family::Granite),
+        ("GraniteModel", Family::Granite),
     ]
     .into_iter()
     .find(|(prefix, _)| a.starts_with(prefix))

@@ -85,7 +85,8 @@ impl ImportedModel {
                 | Family::Gemma2
                 | Family::Gemma3
                 | Family::Olmo2
-                | Family::SmolLm3) => {
+                | Family::SmolLm3
+                | Family::Granite) => {
                     Self::HfLlama(Box::new(hf_llama::HfLlama::open(dir, f, device)?))
                 }
             }),
@@ -144,6 +145,9 @@ impl ImportedModel {
             }
             Self::Llama(m) if m.config.arch == "gemma3" => {
                 "Gemma 3 decoder (GGUF, weights dequantized to f32)"
+            }
+            Self::Llama(m) if m.config.arch == "granite" => {
+                "Granite decoder (GGUF, weights dequantized to f32)"
             }
             Self::Llama(m) if m.config.arch == "smollm3" => {
                 "SmolLM3 decoder (GGUF, weights dequantized to f32)"

@@ -160,7 +160,8 @@ impl GgufLlama {
     ) -> candle_core::Result<Tensor> {
         let eps = self.config.rms_eps as f32;
         let o = layer.o.forward(y)?;
-        x + gemma::post_norm(layer, 0, o, |t, w| candle_nn::ops::rms_norm(t, w, eps))?
+        let o = gemma::post_norm(layer, 0, o, |t, w| candle_nn::ops::rms_norm(t, w, eps))?;
+        x + gemma::residual(&self.config, o)?
     }
 
     /// The residual stream `x` [1,n,d] plus the gated MLP of its norm (and Gemma's post-norm).
@@ -173,7 +174,8 @@ impl GgufLlama {
         let (g, u) = forward_pair(&layer.gate, &layer.up, &hx)?;
         let g = gemma::activate(c, &g, |t| t.gelu())?;
         let f = layer.down.forward(&(g * u)?)?;
-        x + gemma::post_norm(layer, 1, f, |t, w| candle_nn::ops::rms_norm(t, w, eps))?
+        let f = gemma::post_norm(layer, 1, f, |t, w| candle_nn::ops::rms_norm(t, w, eps))?;
+        x + gemma::residual(c, f)?
     }
 
     /// Layer `l`'s attention over the normed input `hx` [1,T,d] in chunks of query rows, each

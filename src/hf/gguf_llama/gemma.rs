@@ -20,12 +20,28 @@ use crate::hf::gguf_llama::metadata::LlamaConfig;
 use crate::hf::gguf_llama::Layer;
 
 impl LlamaConfig {
-    /// The scale of the scores q·k: Gemma's, or 1/√d_h.
+    /// The scale of the scores q·k: Gemma's, Granite's, or 1/√d_h.
     pub fn score_scale(&self) -> f64 {
-        match &self.gemma {
-            Some(g) => g.score_scale,
-            None => 1.0 / (self.head_dim as f64).sqrt(),
+        match (&self.gemma, &self.granite) {
+            (Some(g), _) => g.score_scale,
+            (_, Some(g)) => g.attention,
+            _ => 1.0 / (self.head_dim as f64).sqrt(),
         }
+    }
+
+    /// What the embeddings are multiplied by (Gemma's √d, Granite's multiplier), if anything.
+    pub fn embed_factor(&self) -> Option<f64> {
+        match (&self.gemma, &self.granite) {
+            (Some(g), _) => Some(g.embed_scale),
+            (_, Some(g)) => Some(g.embedding),
+            _ => None,
+        }
+    }
+
+    /// What each sub-layer's output is multiplied by as it joins the residual stream
+    /// (Granite's `residual_multiplier`; 1 for every other family).
+    pub fn residual_factor(&self) -> f64 {
+        self.granite.map_or(1.0, |g| g.residual)
     }
 
     /// Whether layer `l` turns no RoPE (SmolLM3's NoPE layers).
@@ -43,11 +59,20 @@ impl LlamaConfig {
     }
 }
 
-/// The embeddings `x` as the first layer reads them (×√d for Gemma).
+/// The embeddings `x` as the first layer reads them (×√d for Gemma, × the multiplier for
+/// Granite).
 pub fn embed(c: &LlamaConfig, x: Tensor) -> candle_core::Result<Tensor> {
-    match &c.gemma {
-        Some(g) => x * g.embed_scale,
+    match c.embed_factor() {
+        Some(f) => x * f,
         None => Ok(x),
+    }
+}
+
+/// A sub-layer's output `y` as it joins the residual stream (× Granite's multiplier).
+pub fn residual(c: &LlamaConfig, y: Tensor) -> candle_core::Result<Tensor> {
+    match c.granite {
+        Some(g) => y * g.residual,
+        None => Ok(y),
     }
 }
 
@@ -56,8 +81,13 @@ pub fn cap_scores(c: &LlamaConfig, s: Tensor) -> candle_core::Result<Tensor> {
     cap(c.gemma.as_ref().and_then(|g| g.attn_softcap), s)
 }
 
-/// The logits soft-capped where the model caps them (Gemma 2).
+/// The logits soft-capped where the model caps them (Gemma 2), or divided by Granite's
+/// `logits_scaling`.
 pub fn cap_logits(c: &LlamaConfig, logits: Tensor) -> candle_core::Result<Tensor> {
+    let logits = match c.granite {
+        Some(g) => (logits / g.logits)?,
+        None => logits,
+    };
     cap(c.gemma.as_ref().and_then(|g| g.final_softcap), logits)
 }
 

@@ -49,6 +49,22 @@ pub struct LlamaConfig {
     pub no_rope: Option<Vec<bool>>,
     /// Gemma's differences from LLaMA ([`super::gemma`]); None for every other family.
     pub gemma: Option<GemmaSettings>,
+    /// Granite's four multipliers (applied with Gemma's differences); None for every other
+    /// family.
+    pub granite: Option<GraniteScales>,
+}
+
+/// IBM Granite's differences from LLaMA: four multipliers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GraniteScales {
+    /// The embeddings' factor (`embedding_multiplier`).
+    pub embedding: f64,
+    /// The scores' scale in place of 1/√d_h (`attention_multiplier`).
+    pub attention: f64,
+    /// The factor of each sub-layer's output as it joins the residual stream.
+    pub residual: f64,
+    /// The logits' divisor (`logits_scaling`).
+    pub logits: f64,
 }
 
 /// Gemma's differences from LLaMA, applied by [`super::gemma`].
@@ -103,7 +119,7 @@ impl LlamaConfig {
             // llama.cpp rotates Qwen2's, Qwen3's and Phi-3's halves (its "NEOX" RoPE), as
             // Hugging Face does, and its converter writes their q and k unpermuted; LLaMA's
             // and SmolLM3's it permutes for its interleaved pairs.
-            rope_half: !matches!(arch, "llama" | "smollm3"),
+            rope_half: !matches!(arch, "llama" | "smollm3" | "granite"),
             arch,
             rope_factors: None,
             // SmolLM3: llama.cpp turns no RoPE in every fourth layer (its step is fixed at 4;
@@ -112,6 +128,7 @@ impl LlamaConfig {
             no_rope: (arch == "smollm3" && layers <= crate::hf::limits::MAX_LAYERS)
                 .then(|| (0..layers).map(|i| (i + 1) % 4 == 0).collect()),
             gemma: None,
+            granite: None,
         })
     }
 
@@ -192,10 +209,11 @@ fn architecture(c: &gguf_file::Content, file: &Path) -> Result<&'static str> {
         "gemma3" => Ok("gemma3"),
         "olmo2" => Ok("olmo2"),
         "smollm3" => Ok("smollm3"),
+        "granite" => Ok("granite"),
         other => bail!(
             "{}: architecture {other:?} is not supported (the LLaMA-family \"llama\", \
-             \"qwen2\", \"qwen3\", \"phi3\", \"gemma\", \"gemma2\", \"gemma3\", \"olmo2\" \
-             and \"smollm3\" are)",
+             \"qwen2\", \"qwen3\", \"phi3\", \"gemma\", \"gemma2\", \"gemma3\", \"olmo2\", \
+             \"smollm3\" and \"granite\" are)",
             file.display()
         ),
     }
@@ -255,7 +273,7 @@ fn head_width(
 }
 
 /// `key` read by `read` when the metadata has it, `None` when it does not.
-pub(super) fn optional<T>(
+pub(crate) fn optional<T>(
     c: &gguf_file::Content,
     key: &str,
     file: &Path,
@@ -336,7 +354,7 @@ pub(super) fn meta_usize(c: &gguf_file::Content, key: &str, file: &Path) -> Resu
 }
 
 /// A number stored as F32 or F64 (or an integer).
-pub(super) fn meta_f64(c: &gguf_file::Content, key: &str, file: &Path) -> Result<f64> {
+pub(crate) fn meta_f64(c: &gguf_file::Content, key: &str, file: &Path) -> Result<f64> {
     use gguf_file::Value;
     let v = meta(c, key, file)?;
     match v {

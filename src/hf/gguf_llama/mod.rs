@@ -12,6 +12,7 @@ pub mod gemma;
 mod gguf_spm;
 pub mod gguf_tokenizer;
 pub(crate) mod gguf_vocab;
+mod granite;
 pub mod header;
 pub mod metadata;
 pub(crate) mod native;
@@ -180,6 +181,7 @@ impl GgufLlama {
             .with_context(|| format!("{}: not a readable GGUF file", path.display()))?;
         let mut config = LlamaConfig::from_gguf(&c, path)?;
         gemma::from_gguf(&c, path, &mut config)?;
+        granite::from_gguf(&c, path, &mut config)?;
         let vocab = checks::check_model(&config, &header, path)?;
         let weights =
             crate::hf::memory::weight_count(header.tensors.iter().map(|t| t.shape.as_slice()));

@@ -118,6 +118,7 @@ impl GgufLlama {
                 .as_ref()
                 .and_then(|g| g.attn_softcap)
                 .map(|k| k as f32),
+            residual: c.residual_factor() as f32,
         }
     }
 
@@ -164,6 +165,11 @@ impl GgufLlama {
             weight_product(&mut lt, head, sh.d, View::full(&b.a, sh.d, t))?;
             let mut out = vec![0f32; t * v];
             transpose(&lt, v, t, &mut out);
+            if let Some(g) = c.granite {
+                // Granite's logits divided by its scaling, as candle's.
+                let s = g.logits as f32;
+                out.iter_mut().for_each(|x| *x /= s);
+            }
             if let Some(cap) = c.gemma.as_ref().and_then(|g| g.final_softcap) {
                 // Gemma 2's cap on the logits, as candle's: cap · tanh(x / cap).
                 out.iter_mut()
@@ -192,8 +198,8 @@ impl GgufLlama {
     ) -> Result<(), ModelError> {
         embed(table, ids, sh.d, &mut b.a)?;
         transpose(&b.a, sh.t, sh.d, &mut b.x);
-        if let Some(g) = &self.config.gemma {
-            let s = g.embed_scale as f32;
+        if let Some(f) = self.config.embed_factor() {
+            let s = f as f32;
             b.x.iter_mut().for_each(|v| *v *= s);
         }
         Ok(())

@@ -100,7 +100,7 @@ pub(super) fn pre_norm(sh: &Shape, w: &[f32], b: &mut Buffers) {
 }
 
 /// x ← x + the product of weight `w` with `input` ([k, T]), through the post-norm `post` [d]
-/// where the layer has one (Gemma 2 and 3, OLMo 2).
+/// where the layer has one (Gemma 2 and 3, OLMo 2), times Granite's residual multiplier.
 pub(super) fn add_output(
     lw: &LayerSlices<'_>,
     (w, k, input): (W, usize, View<'_>),
@@ -108,15 +108,22 @@ pub(super) fn add_output(
     (sh, post): (&Shape, Option<&[f32]>),
     (x, p, sum): (&mut [f32], &mut Vec<f32>, &mut [f32]),
 ) -> Result<(), ModelError> {
-    let Some(post) = post else {
+    if post.is_none() && sh.residual == 1.0 {
         return lw.product(w, x, (k, input), packed, true);
-    };
+    }
     let cells = sh.d * sh.t;
     p.resize(2 * cells, 0.0);
     let (raw, normed) = p.split_at_mut(cells);
     lw.product(w, raw, (k, input), packed, false)?;
-    rms_norm_cols(raw, post, sh.eps, sh.t, normed, sum);
-    x.iter_mut().zip(normed.iter()).for_each(|(x, n)| *x += n);
+    let out: &[f32] = match post {
+        Some(post) => {
+            rms_norm_cols(raw, post, sh.eps, sh.t, normed, sum);
+            normed
+        }
+        None => raw,
+    };
+    let r = sh.residual;
+    x.iter_mut().zip(out).for_each(|(x, n)| *x += n * r);
     Ok(())
 }
 

@@ -186,6 +186,8 @@ pub(super) struct Shape {
     pub(super) q_scale: f32,
     /// Gemma 2's soft cap on the scores.
     pub(super) softcap: Option<f32>,
+    /// The factor of each sub-layer's output as it joins the residual stream (Granite's; 1).
+    pub(super) residual: f32,
 }
 
 /// Activations and scratch of one pass.

@@ -45,11 +45,12 @@ impl GgufLlama {
             let hx = gemma::pre_norm(c, &x, &layer.attn_norm, norm)?;
             let tables = rope.for_layer(c, l);
             let (y, a, q) = self.train_attention(&hx, tables, &causal, (layer, &lin))?;
-            x = (x + gemma::post_norm(layer, 0, lin(Projection::O, &y)?, norm)?)?;
+            let o = gemma::post_norm(layer, 0, lin(Projection::O, &y)?, norm)?;
+            x = (x + gemma::residual(c, o)?)?;
             let hx = gemma::pre_norm(c, &x, &layer.ffn_norm, norm)?;
             let g = gemma::activate(c, &lin(Projection::Gate, &hx)?, gelu_tanh)?;
             let f = lin(Projection::Down, &(g * lin(Projection::Up, &hx)?)?)?;
-            x = (x + gemma::post_norm(layer, 1, f, norm)?)?;
+            x = (x + gemma::residual(c, gemma::post_norm(layer, 1, f, norm)?)?)?;
             attention.push(a);
             queries.push(q);
         }

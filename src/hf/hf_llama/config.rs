@@ -10,12 +10,12 @@
 use serde::Deserialize;
 
 use crate::hf::family::Family;
+use crate::hf::gguf_llama::metadata::GraniteScales;
 use crate::hf::gguf_llama::LlamaConfig;
-use crate::hf::limits::{
-    in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
-};
+use crate::hf::limits::{in_range, MAX_LAYERS, MAX_POSITIONS};
 
 pub use super::rope::RopeParameters;
+pub(super) use super::shape::{check_shape, Shape};
 
 /// The fields of a LLaMA, Mistral, Phi-3, Qwen2 or Qwen3 `config.json` the forward pass needs.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -78,52 +78,18 @@ pub struct HfLlamaConfig {
     /// SmolLM3: every this-many-th layer has no RoPE when `no_rope_layers` names none (4).
     #[serde(default)]
     pub no_rope_layer_interval: Option<usize>,
-}
-
-/// The sizes every LLaMA-family `config.json` names (Gemma's and OLMo 2's too).
-pub(super) struct Shape {
-    pub(super) vocab: usize,
-    pub(super) hidden: usize,
-    pub(super) ff: usize,
-    pub(super) layers: usize,
-    pub(super) heads: usize,
-    pub(super) kv_heads: usize,
-    /// `head_dim`, when the config names one (else hidden_size / heads, which must be even).
-    pub(super) head_dim: Option<usize>,
-    pub(super) positions: usize,
-    pub(super) eps: f64,
-}
-
-/// Each size of `s` within its limit and the sizes consistent (key/value heads dividing the
-/// heads, heads of even width), or the first problem in a sentence naming the key.
-pub(super) fn check_shape(s: &Shape) -> Result<(), String> {
-    in_range("vocab_size", s.vocab, 1, MAX_VOCAB)?;
-    in_range("hidden_size", s.hidden, 1, MAX_WIDTH)?;
-    in_range("intermediate_size", s.ff, 1, MAX_FF)?;
-    in_range("num_hidden_layers", s.layers, 1, MAX_LAYERS)?;
-    let h = in_range("num_attention_heads", s.heads, 1, MAX_HEADS)?;
-    let kvh = in_range("num_key_value_heads", s.kv_heads, 1, h)?;
-    in_range("max_position_embeddings", s.positions, 1, MAX_POSITIONS)?;
-    positive_eps("rms_norm_eps", s.eps)?;
-    if s.head_dim.is_none() && !s.hidden.is_multiple_of(2 * h) {
-        return Err(format!(
-            "hidden_size {} is not a multiple of {h} heads (num_attention_heads) of even width",
-            s.hidden
-        ));
-    }
-    if h % kvh != 0 {
-        return Err(format!(
-            "num_attention_heads {h} is not a multiple of num_key_value_heads {kvh}"
-        ));
-    }
-    if let Some(dh) = s.head_dim {
-        in_range("head_dim", dh, 2, MAX_WIDTH)?;
-        in_range("num_attention_heads × head_dim", h * dh, 2, MAX_WIDTH)?;
-        if dh % 2 != 0 {
-            return Err(format!("head_dim {dh} is odd (RoPE rotates pairs)"));
-        }
-    }
-    Ok(())
+    /// Granite: the embeddings' factor.
+    #[serde(default)]
+    pub embedding_multiplier: Option<f64>,
+    /// Granite: the scores' scale (in place of 1/√d_h).
+    #[serde(default)]
+    pub attention_multiplier: Option<f64>,
+    /// Granite: the factor of each sub-layer's output as it joins the residual stream.
+    #[serde(default)]
+    pub residual_multiplier: Option<f64>,
+    /// Granite: the logits' divisor.
+    #[serde(default)]
+    pub logits_scaling: Option<f64>,
 }
 
 fn silu() -> String {
@@ -181,7 +147,29 @@ impl HfLlamaConfig {
             ));
         }
         self.no_rope()?;
+        for (key, v) in [
+            ("embedding_multiplier", self.embedding_multiplier),
+            ("attention_multiplier", self.attention_multiplier),
+            ("residual_multiplier", self.residual_multiplier),
+            ("logits_scaling", self.logits_scaling),
+        ] {
+            if let Some(x) = v.filter(|x| !(x.is_finite() && *x > 0.0)) {
+                return Err(format!("{key} = {x} must be a finite number above 0"));
+            }
+        }
         self.rope_factors().map(|_| ())
+    }
+
+    /// Granite's four multipliers (1 where the config names none); None for other models.
+    fn granite(&self) -> Option<GraniteScales> {
+        (self.model_type == "granite").then(|| GraniteScales {
+            embedding: self.embedding_multiplier.unwrap_or(1.0),
+            attention: self
+                .attention_multiplier
+                .unwrap_or(1.0 / (self.head_width() as f64).sqrt()),
+            residual: self.residual_multiplier.unwrap_or(1.0),
+            logits: self.logits_scaling.unwrap_or(1.0),
+        })
     }
 
     /// SmolLM3's layers without RoPE, as transformers reads them: `no_rope_layers` (1: RoPE,
@@ -308,6 +296,7 @@ impl HfLlamaConfig {
             rope_factors: self.rope_factors().unwrap_or_default(),
             no_rope: self.no_rope().unwrap_or_default(),
             gemma: None,
+            granite: self.granite(),
         }
     }
 

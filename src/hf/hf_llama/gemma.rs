@@ -260,6 +260,7 @@ impl GemmaConfig {
             arch: family.model_type(),
             rope_factors: None,
             no_rope: None,
+            granite: None,
             gemma: Some(GemmaSettings {
                 embed_scale: (self.hidden_size as f64).sqrt(),
                 score_scale: 1.0 / scalar.sqrt(),

@@ -11,6 +11,7 @@
 mod config;
 pub mod gemma;
 mod rope;
+mod shape;
 
 use std::path::{Path, PathBuf};
 
