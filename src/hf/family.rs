@@ -8,8 +8,8 @@ use std::path::Path;
 /// The `model_type`s of Hugging Face folders this build opens, for error messages.
 pub const SUPPORTED_TYPES: &str = "bert, roberta, xlm-roberta, camembert and distilbert \
      (BERT-family encoders), bloom, gemma, gemma2, gemma3_text \
-     (Gemma 3's text-only decoders), gpt2, granite, gpt_neo (TinyStories), gpt_neox (Pythia), llama \
-     (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, olmo2, opt (OPT-125m, 1.3b, ...), \
+     (Gemma 3's text-only decoders), gpt2, gpt_neo (TinyStories), gpt_neox (Pythia), granite, \
+     llama (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, olmo2, opt (OPT-125m, 1.3b, ...), \
      phi (phi-1 to phi-2), phi3, qwen2, qwen3 and smollm3";
 
 /// A family of Hugging Face models with a loader of its own.
