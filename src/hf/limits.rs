@@ -90,6 +90,20 @@ pub fn file_problem(e: &crate::files::FileError) -> String {
     }
 }
 
+/// Whether a width of `d` (`width_key`) splits into `h` heads (`heads_key`), or the sentence
+/// saying it does not ("hidden_size 65 is not a multiple of 4 heads (num_attention_heads)").
+pub fn heads_divide(
+    (width_key, d): (&str, usize),
+    (heads_key, h): (&str, usize),
+) -> Result<(), String> {
+    if d.is_multiple_of(h.max(1)) {
+        return Ok(());
+    }
+    Err(format!(
+        "{width_key} {d} is not a multiple of {h} heads ({heads_key})"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

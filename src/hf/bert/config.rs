@@ -15,7 +15,8 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use crate::hf::limits::{
-    in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
+    heads_divide, in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB,
+    MAX_WIDTH,
 };
 use crate::hf::safetensors_header::TensorDecl;
 
@@ -216,13 +217,10 @@ impl BertConfig {
             ));
         }
         positive_eps("layer_norm_eps", self.layer_norm_eps)?;
-        if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
-            return Err(format!(
-                "hidden_size {} is not a multiple of {} heads (num_attention_heads)",
-                self.hidden_size, self.num_attention_heads
-            ));
-        }
-        Ok(())
+        heads_divide(
+            ("hidden_size", self.hidden_size),
+            ("num_attention_heads", self.num_attention_heads),
+        )
     }
 
     /// The row of the position table the first token reads: RoBERTa's `pad_token_id + 1`.

@@ -6,7 +6,7 @@
 use serde::Deserialize;
 
 use crate::hf::limits::{
-    in_range, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
+    heads_divide, in_range, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
 };
 
 /// The fields of a DistilBERT `config.json` the forward pass needs.
@@ -92,10 +92,7 @@ impl DistilBertConfig {
             1,
             MAX_POSITIONS,
         )?;
-        if !d.is_multiple_of(h) {
-            return Err(format!("dim {d} is not a multiple of {h} heads (n_heads)"));
-        }
-        Ok(())
+        heads_divide(("dim", d), ("n_heads", h))
     }
 }
 

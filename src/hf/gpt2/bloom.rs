@@ -21,7 +21,8 @@ use crate::hf::folder;
 use crate::hf::gpt2::neox::{read_fused_block, FusedNames};
 use crate::hf::gpt2::{load_core, Gpt2, Gpt2Config, Variant};
 use crate::hf::limits::{
-    in_range, positive_eps, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
+    heads_divide, in_range, positive_eps, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB,
+    MAX_WIDTH,
 };
 
 /// The fields of a BLOOM `config.json` the forward pass needs.
@@ -74,11 +75,7 @@ impl BloomConfig {
         let h = in_range("n_head", self.n_head, 1, MAX_HEADS)?;
         in_range("seq_length", self.context(), 1, MAX_POSITIONS)?;
         positive_eps("layer_norm_epsilon", self.layer_norm_epsilon)?;
-        if !d.is_multiple_of(h) {
-            return Err(format!(
-                "hidden_size {d} is not a multiple of {h} heads (n_head)"
-            ));
-        }
+        heads_divide(("hidden_size", d), ("n_head", h))?;
         self.gpt2_config().check()
     }
 

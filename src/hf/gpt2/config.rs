@@ -7,7 +7,8 @@
 use serde::Deserialize;
 
 use crate::hf::limits::{
-    in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
+    heads_divide, in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB,
+    MAX_WIDTH,
 };
 
 /// The fields of a GPT-2 `config.json` the forward pass needs.
@@ -77,13 +78,7 @@ impl Gpt2Config {
         in_range("n_head", self.n_head, 1, MAX_HEADS)?;
         in_range("n_inner", self.ff(), 1, MAX_FF)?;
         positive_eps("layer_norm_epsilon", self.layer_norm_epsilon)?;
-        if !self.n_embd.is_multiple_of(self.n_head) {
-            return Err(format!(
-                "n_embd {} is not a multiple of {} heads (n_head)",
-                self.n_embd, self.n_head
-            ));
-        }
-        Ok(())
+        heads_divide(("n_embd", self.n_embd), ("n_head", self.n_head))
     }
 
     /// MLP width.

@@ -18,7 +18,8 @@ use crate::hf::family::Family;
 use crate::hf::folder;
 use crate::hf::gpt2::{load_core, Block, Gpt2, Gpt2Config, Variant};
 use crate::hf::limits::{
-    in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
+    heads_divide, in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB,
+    MAX_WIDTH,
 };
 
 /// The fields of a GPT-Neo `config.json` the forward pass needs.
@@ -140,12 +141,7 @@ impl GptNeoConfig {
         in_range("intermediate_size", self.ff(), 1, MAX_FF)?;
         in_range("window_size", self.window_size, 1, MAX_POSITIONS)?;
         positive_eps("layer_norm_epsilon", self.layer_norm_epsilon)?;
-        if !self.hidden_size.is_multiple_of(h) {
-            return Err(format!(
-                "hidden_size {} is not a multiple of {h} heads (num_heads)",
-                self.hidden_size
-            ));
-        }
+        heads_divide(("hidden_size", self.hidden_size), ("num_heads", h))?;
         self.layer_kinds()?;
         self.gpt2_config()?.check()
     }

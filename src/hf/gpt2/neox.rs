@@ -20,7 +20,8 @@ use crate::hf::family::Family;
 use crate::hf::folder;
 use crate::hf::gpt2::{load_core, Affine, Block, Gpt2, Gpt2Config, Rotary, Variant};
 use crate::hf::limits::{
-    in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
+    heads_divide, in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB,
+    MAX_WIDTH,
 };
 
 /// RoPE settings as transformers 5 writes them (`rope_parameters`); older configs (Pythia's)
@@ -189,12 +190,10 @@ impl GptNeoxConfig {
             MAX_POSITIONS,
         )?;
         positive_eps("layer_norm_eps", self.layer_norm_eps)?;
-        if !self.hidden_size.is_multiple_of(h) {
-            return Err(format!(
-                "hidden_size {} is not a multiple of {h} heads (num_attention_heads)",
-                self.hidden_size
-            ));
-        }
+        heads_divide(
+            ("hidden_size", self.hidden_size),
+            ("num_attention_heads", h),
+        )?;
         self.rope()
             .check([&self.rope_parameters, &self.rope_scaling])
     }

@@ -18,7 +18,7 @@ use crate::hf::family::Family;
 use crate::hf::folder;
 use crate::hf::gpt2::{load_core, Affine, Block, Gpt2, Gpt2Config, Variant};
 use crate::hf::limits::{
-    in_range, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
+    heads_divide, in_range, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
 };
 
 /// OPT's learned positions start this many rows into their table.
@@ -107,11 +107,7 @@ impl OptConfig {
             1,
             MAX_POSITIONS,
         )?;
-        if !d.is_multiple_of(h) {
-            return Err(format!(
-                "hidden_size {d} is not a multiple of {h} heads (num_attention_heads)"
-            ));
-        }
+        heads_divide(("hidden_size", d), ("num_attention_heads", h))?;
         self.gpt2_config().check()
     }
 

@@ -18,7 +18,8 @@ use crate::hf::folder;
 use crate::hf::gpt2::neox::{NeoxRope, PartialRope};
 use crate::hf::gpt2::{load_core, Block, Gpt2, Gpt2Config, Rotary, Variant};
 use crate::hf::limits::{
-    in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
+    heads_divide, in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB,
+    MAX_WIDTH,
 };
 
 /// The fields of a Phi `config.json` the forward pass needs.
@@ -116,12 +117,10 @@ impl PhiConfig {
         in_range("vocab_size", self.vocab_size, 1, MAX_VOCAB)?;
         in_range("hidden_size", self.hidden_size, 1, MAX_WIDTH)?;
         positive_eps("layer_norm_eps", self.layer_norm_eps)?;
-        if !self.hidden_size.is_multiple_of(h) {
-            return Err(format!(
-                "hidden_size {} is not a multiple of {h} heads (num_attention_heads)",
-                self.hidden_size
-            ));
-        }
+        heads_divide(
+            ("hidden_size", self.hidden_size),
+            ("num_attention_heads", h),
+        )?;
         self.rope()
             .check([&self.rope_parameters, &self.rope_scaling])?;
         self.gpt2_config().check()
