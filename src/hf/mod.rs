@@ -140,34 +140,7 @@ impl ImportedModel {
     /// What it is, in a phrase.
     pub fn kind_label(&self) -> &'static str {
         match self {
-            Self::Llama(m) if m.config.arch == "gemma2" => {
-                "Gemma 2 decoder (GGUF, weights dequantized to f32)"
-            }
-            Self::Llama(m) if m.config.arch == "gemma3" => {
-                "Gemma 3 decoder (GGUF, weights dequantized to f32)"
-            }
-            Self::Llama(m) if m.config.arch == "granite" => {
-                "Granite decoder (GGUF, weights dequantized to f32)"
-            }
-            Self::Llama(m) if m.config.arch == "smollm3" => {
-                "SmolLM3 decoder (GGUF, weights dequantized to f32)"
-            }
-            Self::Llama(m) if m.config.arch == "olmo2" => {
-                "OLMo 2 decoder (GGUF, weights dequantized to f32)"
-            }
-            Self::Llama(m) if m.config.arch == "gemma" => {
-                "Gemma decoder (GGUF, weights dequantized to f32)"
-            }
-            Self::Llama(m) if m.config.qkv_bias() => {
-                "Qwen2 decoder (GGUF, weights dequantized to f32)"
-            }
-            Self::Llama(m) if m.config.qk_norm() => {
-                "Qwen3 decoder (GGUF, weights dequantized to f32)"
-            }
-            Self::Llama(m) if m.config.fused() => {
-                "Phi-3 decoder (GGUF, weights dequantized to f32)"
-            }
-            Self::Llama(_) => "LLaMA-family decoder (GGUF, weights dequantized to f32)",
+            Self::Llama(m) => gguf_label(m.config.arch),
             Self::Bert(m) => match m.config.kind {
                 bert::EncoderKind::Bert => {
                     "BERT-family encoder (bidirectional; no next-token head)"
@@ -352,6 +325,22 @@ pub fn lexicon_blocks(lex: &Lexicon, tok: &HfTokenizer) -> Result<BlockMap, Lexi
         &pairs,
         &format!("lexicon {}", lex.path.display()),
     ))
+}
+
+/// What a GGUF decoder of architecture `arch` is, in a phrase.
+fn gguf_label(arch: &str) -> &'static str {
+    match arch {
+        "gemma" => "Gemma decoder (GGUF, weights dequantized to f32)",
+        "gemma2" => "Gemma 2 decoder (GGUF, weights dequantized to f32)",
+        "gemma3" => "Gemma 3 decoder (GGUF, weights dequantized to f32)",
+        "granite" => "Granite decoder (GGUF, weights dequantized to f32)",
+        "smollm3" => "SmolLM3 decoder (GGUF, weights dequantized to f32)",
+        "olmo2" => "OLMo 2 decoder (GGUF, weights dequantized to f32)",
+        "qwen2" => "Qwen2 decoder (GGUF, weights dequantized to f32)",
+        "qwen3" => "Qwen3 decoder (GGUF, weights dequantized to f32)",
+        "phi3" => "Phi-3 decoder (GGUF, weights dequantized to f32)",
+        _ => "LLaMA-family decoder (GGUF, weights dequantized to f32)",
+    }
 }
 
 /// Token ids of `text`, with the tokenizer's special tokens when `add_special` (BERT's \[CLS\] …

@@ -2,13 +2,12 @@
 //! config ([`crate::files::MAX_CONFIG_BYTES`]) and checked before anything is built from them:
 //! every size within [`crate::hf::limits`], the heads dividing the width, and then every
 //! tensor the forward pass reads present in the safetensors header with the shape and a float
-//! dtype the config implies ([`BertConfig::check_tensors`]). `num_hidden_layers: 1000000000`
+//! dtype the config implies ([`BertConfig::file_shapes`]). `num_hidden_layers: 1000000000`
 //! ends here, naming the file and the key. RoBERTa-family configs (`roberta`, `xlm-roberta`,
 //! `camembert`) are BERT's with positions counted from `pad_token_id + 1`; DistilBERT's
-//! (`distilbert`) name the same sizes otherwise ([`DistilBertConfig`](super::DistilBertConfig)) and have no token
-//! types.
+//! (`distilbert`) name the same sizes otherwise ([`DistilBertConfig`](super::DistilBertConfig))
+//! and have no token types.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -18,7 +17,6 @@ use crate::hf::limits::{
     heads_divide, in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB,
     MAX_WIDTH,
 };
-use crate::hf::safetensors_header::TensorDecl;
 
 use super::distil::{renamed, DistilBertConfig};
 
@@ -34,7 +32,7 @@ pub enum EncoderKind {
     /// RoBERTa, XLM-RoBERTa, CamemBERT: positions from `pad_token_id + 1` (the pad token's
     /// own position is `pad_token_id`), one token type.
     Roberta,
-    /// DistilBERT: no token types; weights under other names ([`bert_name`]).
+    /// DistilBERT: no token types; weights under other names ([`bert_name`](super::bert_name)).
     DistilBert,
 }
 
@@ -311,13 +309,6 @@ impl BertConfig {
             }
         }
         want
-    }
-
-    /// Check the tensors declared in the safetensors header (`tensors`, names without a
-    /// model's prefix) of `file` against this config: each one present, of a float dtype,
-    /// with the expected shape.
-    pub fn check_tensors(&self, tensors: &BTreeMap<String, TensorDecl>, file: &Path) -> Result<()> {
-        crate::hf::folder::check_declared(tensors, &self.file_shapes(), file)
     }
 }
 

@@ -44,8 +44,13 @@ impl Bert {
         let config = BertConfig::read(&dir.join("config.json"))?;
         // Checked and read by the names the file has (less a model's prefix); kept by the
         // names BERT's forward reads (DistilBERT's renamed).
-        config.check_tensors(&folder::declared(&weights, unprefixed)?, &weights.path)?;
-        let tensors = folder::load_f32(&weights, device, unprefixed, &config.file_shapes())?
+        let want = config.file_shapes();
+        folder::check_declared(
+            &folder::declared(&weights, unprefixed)?,
+            &want,
+            &weights.path,
+        )?;
+        let tensors = folder::load_f32(&weights, device, unprefixed, &want)?
             .into_iter()
             .map(|(k, t)| (bert_name(&k), t))
             .collect();
