@@ -108,7 +108,7 @@ impl GgufLlama {
         cache.len = step.t;
         out.logits = if logits {
             let x = candle_nn::ops::rms_norm(&x, &self.out_norm, c.rms_eps as f32)?;
-            gemma::cap_logits(c, self.head.forward(&x)?)?
+            gemma::finish_logits(c, self.head.forward(&x)?)?
         } else {
             Tensor::zeros((1, step.n, 0), candle_core::DType::F32, &self.device)?
         };

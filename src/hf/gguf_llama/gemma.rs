@@ -83,7 +83,7 @@ pub fn cap_scores(c: &LlamaConfig, s: Tensor) -> candle_core::Result<Tensor> {
 
 /// The logits soft-capped where the model caps them (Gemma 2), or divided by Granite's
 /// `logits_scaling`.
-pub fn cap_logits(c: &LlamaConfig, logits: Tensor) -> candle_core::Result<Tensor> {
+pub fn finish_logits(c: &LlamaConfig, logits: Tensor) -> candle_core::Result<Tensor> {
     let logits = match c.granite {
         Some(g) => (logits / g.logits)?,
         None => logits,

@@ -56,7 +56,7 @@ impl GgufLlama {
         }
         let x = candle_nn::ops::rms_norm_slow(&x, &self.out_norm, eps)?;
         let logits = frozen_linear(&x, self.head.w())?.reshape((b * t, c.vocab))?;
-        let logits = gemma::cap_logits(c, logits)?;
+        let logits = gemma::finish_logits(c, logits)?;
         Ok(TrainForward {
             logits,
             attention,
