@@ -15,7 +15,8 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/pip install torch transformers safetensors tokenizers
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
-Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi, the gemmas, olmo2, opt, bloom, smollm3, granite, roberta and distilbert: 5.25.0), tokenizers 0.23.3 (the versions are also
+Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi, the gemmas, olmo2, opt, bloom, smollm3, granite, roberta, distilbert, phi3_longrope, llama_yarn,
+stablelm and olmo: 5.25.0), tokenizers 0.23.3 (the versions are also
 written into each reference.json). The weights are seeded: rerunning with these versions
 writes byte-identical files (checked); other versions may draw other weights, and the tests
 follow whatever is committed.
@@ -465,6 +466,91 @@ def granite():
     save(model, fast, raw, "granite")
 
 
+def phi3_longrope():
+    """Phi-4-mini's and Phi-3.5-mini's RoPE: LongRoPE (each frequency divided by its short
+    factor within the original context, cos and sin scaled by sqrt(1 + ln(512/128)/ln(128))),
+    and Phi-4-mini's partial rotation (RoPE on the first 0.75 of each head: 12 of 16
+    dimensions, 6 factors). The text (65 tokens) is within the original context of 128."""
+    torch.manual_seed(73)
+    raw = bpe_tokenizer(bos="<s>")
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>",
+                                                eos_token="<|endoftext|>")
+    short = [1.0, 1.25, 1.9, 2.6, 3.4, 5.0]
+    cfg = transformers.Phi3Config(
+        vocab_size=VOCAB, initializer_range=0.15, hidden_size=64, intermediate_size=96,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=512, original_max_position_embeddings=128, rms_norm_eps=1e-5,
+        rope_theta=10000.0, partial_rotary_factor=0.75,
+        rope_scaling={"type": "longrope", "short_factor": short,
+                      "long_factor": [x * 3.0 for x in short]},
+        sliding_window=None, tie_word_embeddings=True, bos_token_id=raw.token_to_id("<s>"),
+        eos_token_id=0, pad_token_id=0, attn_implementation="eager",
+    )
+    model = transformers.Phi3ForCausalLM(cfg).eval()
+    randomise_norms(model, 0.1)
+    save(model, fast, raw, "phi3_longrope")
+
+
+def llama_yarn():
+    """LLaMA with YaRN scaling (as Qwen2.5's and Qwen3's long-context configs turn it on): a
+    stretch of 4 over an original context of 32, so the reference text (65 tokens) runs past
+    it; cos and sin scaled by 0.1 ln 4 + 1."""
+    torch.manual_seed(79)
+    raw = bpe_tokenizer(bos="<s>")
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>",
+                                                eos_token="<|endoftext|>")
+    cfg = transformers.LlamaConfig(
+        vocab_size=VOCAB, initializer_range=0.15, hidden_size=64, intermediate_size=96,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=128, rms_norm_eps=1e-5, tie_word_embeddings=False,
+        rope_parameters={"rope_type": "yarn", "rope_theta": 500.0, "factor": 4.0,
+                         "original_max_position_embeddings": 32},
+        bos_token_id=raw.token_to_id("<s>"), eos_token_id=0, attn_implementation="eager",
+    )
+    model = transformers.LlamaForCausalLM(cfg).eval()
+    randomise_norms(model, 0.1)
+    save(model, fast, raw, "llama_yarn")
+
+
+def stablelm():
+    """StableLM (stablelm-2-1_6b's architecture): LLaMA's gated MLP with LayerNorms (weights and
+    biases) in place of RMSNorms, biases on q, k and v, and RoPE on the first quarter of each
+    head's dimensions (4 of 16 here)."""
+    torch.manual_seed(83)
+    raw = bpe_tokenizer()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>",
+                                                bos_token="<|endoftext|>")
+    cfg = transformers.StableLmConfig(
+        vocab_size=VOCAB, initializer_range=0.15, hidden_size=64, intermediate_size=96,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=128, layer_norm_eps=1e-5, partial_rotary_factor=0.25,
+        rope_theta=10000.0, use_qkv_bias=True, qk_layernorm=False, use_parallel_residual=False,
+        tie_word_embeddings=False, bos_token_id=0, eos_token_id=0, pad_token_id=0,
+        attn_implementation="eager",
+    )
+    model = transformers.StableLmForCausalLM(cfg).eval()
+    randomise_norms(model, 0.3, bias=0.3)
+    save(model, fast, raw, "stablelm")
+
+
+def olmo():
+    """OLMo 1 (OLMo-1B-hf's architecture): LLaMA with LayerNorms that have no weights or
+    biases (eps 1e-5, fixed), no clip of q/k/v (clip_qkv null, as OLMo-1B-hf)."""
+    torch.manual_seed(89)
+    raw = bpe_tokenizer()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>",
+                                                bos_token="<|endoftext|>")
+    cfg = transformers.OlmoConfig(
+        vocab_size=VOCAB, initializer_range=0.15, hidden_size=64, intermediate_size=96,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+        max_position_embeddings=128, rope_theta=10000.0, clip_qkv=None,
+        tie_word_embeddings=True, bos_token_id=None, eos_token_id=0, pad_token_id=0,
+        attn_implementation="eager",
+    )
+    model = transformers.OlmoForCausalLM(cfg).eval()
+    save(model, fast, raw, "olmo")
+
+
 def encoder_reference(base, fast, name, text):
     """Run the encoder `base` (the model under its masked-LM head) on `text` and write its last
     hidden states and every layer's attention as reference.json (no logits: an encoder)."""
@@ -568,7 +654,8 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     names = sys.argv[1:] or ["gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3", "gpt_neox",
                              "gpt_neox_sequential", "gpt_neo", "phi", "gemma", "gemma2",
-                             "gemma3_text", "olmo2", "opt", "bloom", "smollm3", "granite", "roberta", "distilbert"]
+                             "gemma3_text", "olmo2", "opt", "bloom", "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
+                             "llama_yarn", "stablelm", "olmo"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -579,7 +666,8 @@ def main():
     for n in names:
         if n in ("mistral", "qwen3", "phi3", "gpt_neox", "gpt_neox_sequential", "gpt_neo",
                  "phi", "gemma", "gemma2", "gemma3_text", "olmo2", "opt", "bloom",
-                 "smollm3", "granite", "roberta", "distilbert"):
+                 "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
+                 "llama_yarn", "stablelm", "olmo"):
             globals()[n]()
     return 0
 

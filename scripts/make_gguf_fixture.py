@@ -25,11 +25,16 @@ And tests/fixtures/phi3.gguf: the tiny Phi-3 (architecture "phi3": q/k/v fused i
 and up fused in ffn_up, RoPE on halves, phi3.attention.sliding_window 96, BOS added), and
 tests/fixtures/phi3-window0.gguf: the same with a window of 0, which llama.cpp's converter
 writes for a Phi-3-architecture model without one (Phi-4).
+With the argument `phi3_longrope`, only tests/fixtures/phi3_longrope.gguf: the Phi-3 with
+LongRoPE and a partial rotation of tests/fixtures/families/phi3_longrope, with the keys and
+tensors llama.cpp's converter writes for them (rope.dimension_count 12,
+rope.scaling.original_context_length, rope.scaling.attn_factor, rope_factors_long/short).
 Made with gguf 0.19.0, torch 2.x and transformers 5.25.0.
 """
 import json
 import math
 import pathlib
+import sys
 
 import gguf
 import numpy as np
@@ -109,6 +114,7 @@ def write(out, src, arch, drop=(), rope_factors=None, tokenizer_model="gpt2"):
     w = gguf.GGUFWriter(str(out), arch)
     w.add_name(f"tiny {arch} fixture")
     add_hparams(w, cfg)
+    add_longrope(w, cfg)
     w.add_tokenizer_model(tokenizer_model)
     w.add_token_list(tokens)
     w.add_token_types(types)
@@ -134,6 +140,23 @@ def write(out, src, arch, drop=(), rope_factors=None, tokenizer_model="gpt2"):
     w.write_tensors_to_file()
     w.close()
     print(f"wrote {out} ({out.stat().st_size} bytes, {len(tokens)} tokens, {len(merges)} merges)")
+
+
+def add_longrope(w, cfg):
+    """Phi-3.5's and Phi-4-mini's RoPE as llama.cpp's converter (conversion/phi.py) writes it:
+    the turned dimensions, the original context, the attention factor and both factor
+    tensors."""
+    rope = cfg["rope_parameters"]
+    if rope.get("rope_type") != "longrope":
+        return
+    n_embd, n_head = cfg["hidden_size"], cfg["num_attention_heads"]
+    orig = rope["original_max_position_embeddings"]
+    w.add_rope_dimension_count(int(rope.get("partial_rotary_factor", 1.0) * n_embd) // n_head)
+    w.add_rope_scaling_orig_ctx_len(orig)
+    scale = cfg["max_position_embeddings"] / orig
+    w.add_rope_scaling_attn_factors(math.sqrt(1 + math.log(scale) / math.log(orig)))
+    w.add_tensor("rope_factors_long.weight", np.asarray(rope["long_factor"], dtype=np.float32))
+    w.add_tensor("rope_factors_short.weight", np.asarray(rope["short_factor"], dtype=np.float32))
 
 
 def add_weights(w, weights, cfg, permute_qk, drop=()):
@@ -220,6 +243,10 @@ SCALING = {
 }
 def main():
     global read_folder
+    if sys.argv[1:] == ["phi3_longrope"]:
+        write(ROOT / "tests/fixtures/phi3_longrope.gguf",
+              ROOT / "tests/fixtures/families/phi3_longrope", "phi3")
+        return
     write(OUT, QWEN2, "qwen2")
     write(ROOT / "tests/hostile/gguf-qwen2-bias-missing/model.gguf", QWEN2, "qwen2",
           drop=("blk.1.attn_k.bias",))

@@ -79,6 +79,10 @@ fn the_training_forward_equals_the_inference_forward() {
         "bloom",
         "smollm3",
         "granite",
+        "phi3_longrope",
+        "llama_yarn",
+        "stablelm",
+        "olmo",
     ] {
         let m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
         let d = m.trainable().unwrap();
@@ -214,6 +218,12 @@ fn adapter_gradients_match_finite_differences() {
         ),
         // SmolLM3: a layer without RoPE.
         ("smollm3", "lora:2:attn_q,attn_k,attn_v,ffn_gate"),
+        // LongRoPE with a partial rotation (q and k reordered at load), and YaRN.
+        ("phi3_longrope", "qk"),
+        ("llama_yarn", "lora:2:attn_q,attn_k,ffn_down"),
+        // LayerNorms (with biases; without weights), q/k/v biases, a quarter turned.
+        ("stablelm", "lora:2:attn_q,attn_k,attn_v,ffn_up"),
+        ("olmo", "lora:2:attn_q,attn_output,ffn_gate"),
         // BLOOM: ALiBi, normed embeddings, the fused projection.
         ("bloom", "lora:2:attn_q,attn_k,attn_output,ffn_up"),
         // OLMo 2: no pre-norms, q/k norms over all heads.

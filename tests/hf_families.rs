@@ -22,7 +22,7 @@ use localist::model::capture::{capture, capture_attention, sequence_biases};
 use localist::model::capture_stream::{capture_streamed, CapturePlan};
 use localist::model::dial::DialSetting;
 
-const FAMILIES: [&str; 17] = [
+const FAMILIES: [&str; 21] = [
     "gpt2",
     "llama",
     "qwen2",
@@ -40,6 +40,10 @@ const FAMILIES: [&str; 17] = [
     "bloom",
     "smollm3",
     "granite",
+    "phi3_longrope",
+    "llama_yarn",
+    "stablelm",
+    "olmo",
 ];
 
 fn fixture(name: &str) -> PathBuf {
@@ -60,6 +64,11 @@ fn decoders() -> Vec<(String, PathBuf, Vec<u32>)> {
     out.push(("qwen2.gguf".into(), gguf("qwen2"), reference("qwen2").ids));
     out.push(("qwen3.gguf".into(), gguf("qwen3"), reference("qwen3").ids));
     out.push(("phi3.gguf".into(), gguf("phi3"), reference("phi3").ids));
+    out.push((
+        "phi3_longrope.gguf".into(),
+        gguf("phi3_longrope"),
+        reference("phi3_longrope").ids,
+    ));
     // Gemma 2 and 3 as llama.cpp's converter writes them (caps, window, two RoPE bases), and
     // OLMo 2 (no pre-norms, q/k norms over all heads).
     for n in ["gemma2", "gemma3_text", "olmo2", "smollm3", "granite"] {
@@ -665,6 +674,150 @@ fn granite_matches_transformers() {
     );
 }
 
+/// Phi-4-mini's and Phi-3.5-mini's RoPE: each frequency divided by LongRoPE's short factor,
+/// cos and sin scaled by its attention factor, and RoPE on 12 of each head's 16 dimensions;
+/// the original context (128 of 512 positions) is the context. The older form of the same
+/// config (Phi-3.5-mini's own: `rope_scaling` with `type`, the original context and the
+/// partial factor at the top level) reads the same; each setting is read.
+#[test]
+fn phi3_longrope_matches_transformers() {
+    parity_of(&fixture("phi3_longrope"), "phi3_longrope", "phi3");
+    let m = open(&fixture("phi3_longrope"));
+    assert_eq!(m.model().dims().max_len, 128, "the original context");
+    let old_form = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let dir = common::copy_family_fixture("phi3_longrope");
+        common::edit_json(&dir.path().join("config.json"), |c| {
+            let mut rope = c["rope_parameters"].take();
+            let o = c.as_object_mut().unwrap();
+            o.remove("rope_parameters");
+            o.insert("rope_theta".into(), rope["rope_theta"].take());
+            let r = rope.as_object_mut().unwrap();
+            for k in ["rope_theta", "rope_type", "partial_rotary_factor"] {
+                r.remove(k);
+                r.remove("original_max_position_embeddings");
+            }
+            o.insert("rope_scaling".into(), rope);
+            edit(c);
+        });
+        logit_diff(dir.path(), "phi3_longrope").0
+    };
+    let dl = old_form(&|_| {});
+    assert!(dl < 1e-4, "the older form: {dl}");
+    type Edit = fn(&mut serde_json::Value);
+    let edits: [(&str, Edit); 3] = [
+        ("the short factors", |c| {
+            c["rope_scaling"]["short_factor"] = serde_json::json!([1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+        }),
+        ("the attention factor", |c| {
+            c["rope_scaling"]["attention_factor"] = 1.0.into()
+        }),
+        ("the partial rotation", |c| {
+            c["partial_rotary_factor"] = 0.5.into();
+            c["rope_scaling"]["short_factor"] = serde_json::json!([1.0, 1.25, 1.9, 2.6]);
+        }),
+    ];
+    for (what, edit) in edits {
+        let dl = old_form(&edit);
+        assert!(dl > 1e-3, "{what} is read: {dl}");
+    }
+}
+
+/// YaRN (as Qwen2.5's and Qwen3's long-context settings turn it on) over a text longer than
+/// its original context: the blended frequencies and the factor on cos and sin; each read.
+#[test]
+fn llama_yarn_matches_transformers() {
+    parity_of(&fixture("llama_yarn"), "llama_yarn", "llama");
+    for (key, value) in [
+        ("factor", 2.0),
+        ("attention_factor", 1.0),
+        ("beta_slow", 0.25),
+    ] {
+        let dir = common::copy_family_fixture("llama_yarn");
+        common::edit_json(&dir.path().join("config.json"), |c| {
+            c["rope_parameters"][key] = value.into()
+        });
+        let (dl, _) = logit_diff(dir.path(), "llama_yarn");
+        assert!(dl > 1e-3, "{key} is read: {dl}");
+    }
+    let dir = common::copy_family_fixture("llama_yarn");
+    common::edit_json(&dir.path().join("config.json"), |c| {
+        c["rope_parameters"]["rope_type"] = "longrope".into()
+    });
+    let err = open_err(dir.path());
+    assert!(
+        err.contains("config.json") && err.contains("needs short_factor"),
+        "{err}"
+    );
+}
+
+/// StableLM (StableLM 2 1.6B's form): LayerNorms with weights and biases, biases on q, k and v,
+/// RoPE on the first quarter of each head (also when the config names no
+/// `partial_rotary_factor`: transformers' default for StableLM). The LayerNorms' biases and
+/// the q/k/v biases are read; the parallel block and per-head q/k norms are refused.
+#[test]
+fn stablelm_matches_transformers() {
+    parity("stablelm");
+    let m = open(&fixture("stablelm"));
+    assert_eq!(
+        m.kind_label(),
+        "StableLM decoder (Hugging Face safetensors)"
+    );
+    let dir = common::copy_family_fixture("stablelm");
+    common::edit_json(&dir.path().join("config.json"), |c| {
+        c["rope_parameters"]
+            .as_object_mut()
+            .unwrap()
+            .remove("partial_rotary_factor");
+    });
+    let (dl, _) = logit_diff(dir.path(), "stablelm");
+    assert!(dl < 1e-4, "a quarter by default: {dl}");
+    for tensor in [
+        "model.layers.0.input_layernorm.bias",
+        "model.layers.1.self_attn.k_proj.bias",
+    ] {
+        let dir = common::copy_family_fixture("stablelm");
+        zero_tensor(&dir.path().join("model.safetensors"), tensor);
+        let (dl, _) = logit_diff(dir.path(), "stablelm");
+        assert!(dl > 1e-3, "{tensor} is read: {dl}");
+    }
+    for (key, fragment) in [
+        ("use_parallel_residual", "use_parallel_residual = true"),
+        ("qk_layernorm", "qk_layernorm = true"),
+    ] {
+        let dir = common::copy_family_fixture("stablelm");
+        set_config(dir.path(), key, true.into());
+        let err = open_err(dir.path());
+        assert!(
+            err.contains("config.json") && err.contains(fragment),
+            "{err}"
+        );
+    }
+}
+
+/// OLMo 1 (OLMo-1B-hf's form): LayerNorms with no weights or biases (ε fixed at 1e-5; the
+/// config names none). A clip of q, k and v (OLMo-7B-0424's `clip_qkv`) is refused.
+#[test]
+fn olmo_matches_transformers() {
+    parity("olmo");
+    let m = open(&fixture("olmo"));
+    assert_eq!(m.kind_label(), "OLMo decoder (Hugging Face safetensors)");
+    let dir = common::copy_family_fixture("olmo");
+    set_config(dir.path(), "clip_qkv", 8.0.into());
+    let err = open_err(dir.path());
+    assert!(
+        err.contains("config.json") && err.contains("clip_qkv"),
+        "{err}"
+    );
+}
+
+/// Every value of `tensor` in the safetensors `file` set to 0.
+fn zero_tensor(file: &Path, tensor: &str) {
+    let mut tensors = raw_tensors(file);
+    let t = tensors.iter_mut().find(|t| t.0 == tensor).unwrap();
+    t.3.iter_mut().for_each(|b| *b = 0);
+    write_safetensors(file, &tensors);
+}
+
 /// An OPT without biases (`enable_bias: false`) reads none, and runs as the same model with
 /// zero biases.
 #[test]
@@ -1185,8 +1338,8 @@ fn the_theory_curve_holds_on_every_family() {
 /// A LLaMA-3.1/3.2 folder's "llama3" RoPE scaling, as transformers 5 writes it
 /// (`rope_parameters`) and as older configs do (`rope_theta` + `rope_scaling`): the numbers
 /// transformers computes under it (`tests/fixtures/llama3.json`, made by
-/// `scripts/make_gguf_fixture.py`). Other scalings, and a llama3 one that cannot be computed,
-/// are refused by name.
+/// `scripts/make_gguf_fixture.py`). A scaling transformers does not know, and a llama3 one
+/// that cannot be computed, are refused by name (the others: `tests/hf_rope.rs`).
 #[test]
 fn llama3_rope_scaling_matches_transformers_and_others_are_refused() {
     let r = common::llama3_reference();
@@ -1208,8 +1361,8 @@ fn llama3_rope_scaling_matches_transformers_and_others_are_refused() {
     equal["high_freq_factor"] = 1.0.into();
     for (value, needle) in [
         (
-            serde_json::json!({"type": "linear", "factor": 2.0}),
-            "rope_type \"linear\"",
+            serde_json::json!({"type": "ntk-by-parts", "factor": 2.0}),
+            "rope_type \"ntk-by-parts\" is not supported",
         ),
         (
             serde_json::json!({"factor": 2.0}),

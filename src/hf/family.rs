@@ -9,8 +9,9 @@ use std::path::Path;
 pub const SUPPORTED_TYPES: &str = "bert, roberta, xlm-roberta, camembert and distilbert \
      (BERT-family encoders), bloom, gemma, gemma2, gemma3_text \
      (Gemma 3's text-only decoders), gpt2, gpt_neo (TinyStories), gpt_neox (Pythia), granite, \
-     llama (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, olmo2, opt (OPT-125m, 1.3b, ...), \
-     phi (phi-1 to phi-2), phi3, qwen2, qwen3 and smollm3";
+     llama (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, olmo (OLMo 1), olmo2, opt \
+     (OPT-125m, 1.3b, ...), phi (phi-1 to phi-2), phi3, qwen2, qwen3, smollm3 and stablelm \
+     (StableLM 2)";
 
 /// A family of Hugging Face models with a loader of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +63,13 @@ pub enum Family {
     /// OLMo 2 decoders (`olmo2`, AllenAI's fully open models): LLaMA with norms of each
     /// sub-layer's output instead of its input, and q/k norms over all heads.
     Olmo2,
+    /// OLMo 1 decoders (`olmo`: OLMo-1B-hf, OLMo-7B-hf): LLaMA with LayerNorms that have no
+    /// weights or biases.
+    Olmo,
+    /// StableLM decoders (`stablelm`: Stability AI's StableLM 2 1.6B, StableLM-3B-4E1T): LLaMA's
+    /// gated MLP with LayerNorms (weights and biases), biases on q, k and v, and RoPE on the
+    /// first quarter of each head.
+    StableLm,
 }
 
 impl Family {
@@ -86,6 +94,8 @@ impl Family {
             Self::Bloom => "BLOOM decoder (Hugging Face safetensors)",
             Self::SmolLm3 => "SmolLM3 decoder (Hugging Face safetensors)",
             Self::Granite => "Granite decoder (Hugging Face safetensors)",
+            Self::Olmo => "OLMo decoder (Hugging Face safetensors)",
+            Self::StableLm => "StableLM decoder (Hugging Face safetensors)",
         }
     }
 
@@ -115,6 +125,8 @@ impl Family {
             Self::Bloom => "bloom",
             Self::SmolLm3 => "smollm3",
             Self::Granite => "granite",
+            Self::Olmo => "olmo",
+            Self::StableLm => "stablelm",
         }
     }
 }
@@ -182,6 +194,8 @@ fn by_type(t: &str) -> Option<Family> {
         "bloom" => Family::Bloom,
         "smollm3" => Family::SmolLm3,
         "granite" => Family::Granite,
+        "olmo" => Family::Olmo,
+        "stablelm" => Family::StableLm,
         _ => return None,
     })
 }
@@ -225,6 +239,10 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("SmolLM3Model", Family::SmolLm3),
         ("GraniteFor", Family::Granite),
         ("GraniteModel", Family::Granite),
+        ("OlmoFor", Family::Olmo),
+        ("OlmoModel", Family::Olmo),
+        ("StableLmFor", Family::StableLm),
+        ("StableLmModel", Family::StableLm),
     ]
     .into_iter()
     .find(|(prefix, _)| a.starts_with(prefix))

@@ -86,7 +86,9 @@ impl ImportedModel {
                 | Family::Gemma3
                 | Family::Olmo2
                 | Family::SmolLm3
-                | Family::Granite) => {
+                | Family::Granite
+                | Family::Olmo
+                | Family::StableLm) => {
                     Self::HfLlama(Box::new(hf_llama::HfLlama::open(dir, f, device)?))
                 }
             }),

@@ -105,8 +105,14 @@ fn check_tensors(c: &LlamaConfig, header: &GgufHeader) -> Result<usize, String> 
     };
     let (d, dh) = (c.d_model, c.head_dim);
     let mut want: Vec<(String, Vec<usize>)> = vec![("output_norm.weight".into(), vec![d])];
-    if header.tensor("rope_freqs.weight").is_some() {
-        want.push(("rope_freqs.weight".into(), vec![dh / 2]));
+    for (name, n) in [
+        ("rope_freqs.weight", dh / 2),
+        ("rope_factors_short.weight", c.rope_dims / 2),
+        ("rope_factors_long.weight", c.rope_dims / 2),
+    ] {
+        if header.tensor(name).is_some() {
+            want.push((name.into(), vec![n]));
+        }
     }
     if header.tensor("output.weight").is_some() {
         want.push(("output.weight".into(), vec![vocab, d]));

@@ -4,10 +4,12 @@
 //! and rules' biases ([`biased_attention`]), and a SiLU-gated MLP; incremental over a
 //! [`KvCache`].
 
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 
 use crate::hf::dense::{forward_pair, Dense};
-use crate::hf::gguf_llama::gemma::{self, RopeTables};
+use crate::hf::gguf_llama::gemma;
+use crate::hf::gguf_llama::norm::norm;
+use crate::hf::gguf_llama::rope::RopeTables;
 use crate::hf::gguf_llama::{GgufLlama, Layer};
 use crate::model::attention::{biased_attention, AttentionBias};
 use crate::model::backend::{KvCache, RowStream};
@@ -96,7 +98,7 @@ impl GgufLlama {
         cache.layers.resize_with(c.layers, || None);
         for ((l, layer), slot) in self.layers.iter().enumerate().zip(&mut cache.layers) {
             let hx = gemma::pre_norm(c, &x, &layer.attn_norm, |t, w| {
-                candle_nn::ops::rms_norm(t, w, c.rms_eps as f32)
+                norm(c, t, w, layer.norm_bias(0), false)
             })?;
             let (y, a, z) = self.attention(layer, &hx, slot, &step, l)?;
             x = self.mlp_residual(layer, self.attention_residual(layer, x, &y)?)?;
@@ -107,7 +109,7 @@ impl GgufLlama {
         }
         cache.len = step.t;
         out.logits = if logits {
-            let x = candle_nn::ops::rms_norm(&x, &self.out_norm, c.rms_eps as f32)?;
+            let x = norm(c, &x, &self.out_norm, self.out_norm_bias.as_ref(), false)?;
             gemma::finish_logits(c, self.head.forward(&x)?)?
         } else {
             Tensor::zeros((1, step.n, 0), candle_core::DType::F32, &self.device)?
@@ -140,7 +142,7 @@ impl GgufLlama {
         let mut x = gemma::embed(c, self.embed.embedding(&input)?)?.unsqueeze(0)?;
         for (l, layer) in self.layers.iter().enumerate() {
             let hx = gemma::pre_norm(c, &x, &layer.attn_norm, |t, w| {
-                candle_nn::ops::rms_norm(t, w, c.rms_eps as f32)
+                norm(c, t, w, layer.norm_bias(0), false)
             })?;
             let tables = rope.for_layer(c, l);
             let y = self.attention_rows(layer, &hx, tables, l, chunk_rows.max(1), stream)?;
@@ -169,7 +171,7 @@ impl GgufLlama {
         let c = &self.config;
         let eps = c.rms_eps as f32;
         let hx = gemma::pre_norm(c, &x, &layer.ffn_norm, |t, w| {
-            candle_nn::ops::rms_norm(t, w, eps)
+            norm(c, t, w, layer.norm_bias(1), false)
         })?;
         let (g, u) = forward_pair(&layer.gate, &layer.up, &hx)?;
         let g = gemma::activate(c, &g, |t| t.gelu())?;
@@ -318,45 +320,6 @@ impl GgufLlama {
             .contiguous()?
             .reshape((1, n, c.q_width()))?;
         Ok((y, a, z))
-    }
-
-    /// RoPE tables (cos, sin) [n, d_h/2] of positions p..p+n.
-    pub(crate) fn rope_tables(&self, p: usize, n: usize) -> candle_core::Result<(Tensor, Tensor)> {
-        self.rope_tables_at(p, n, self.config.rope_base)
-    }
-
-    /// RoPE tables of positions p..p+n for every layer (Gemma 3's sliding layers at their
-    /// base).
-    pub(crate) fn rope_set(&self, p: usize, n: usize) -> candle_core::Result<RopeTables> {
-        let local = (0..self.config.layers).find_map(|l| self.config.local_base(l));
-        let global = self.rope_tables(p, n)?;
-        let none = match &self.config.no_rope {
-            Some(_) => Some((global.0.ones_like()?, global.1.zeros_like()?)),
-            None => None,
-        };
-        Ok(RopeTables {
-            local: local.map(|b| self.rope_tables_at(p, n, b)).transpose()?,
-            global,
-            none,
-        })
-    }
-
-    /// [`rope_tables`](Self::rope_tables) at RoPE base `base`.
-    fn rope_tables_at(
-        &self,
-        p: usize,
-        n: usize,
-        base: f64,
-    ) -> candle_core::Result<(Tensor, Tensor)> {
-        let c = &self.config;
-        let dh = c.head_dim;
-        let dev = &self.device;
-        let inv = Tensor::from_vec(c.rope_inv_freq_at(base), (1, dh / 2), dev)?;
-        let pos = Tensor::arange(p as u32, (p + n) as u32, dev)?
-            .to_dtype(DType::F32)?
-            .reshape((n, 1))?;
-        let freqs = pos.broadcast_mul(&inv)?;
-        Ok((freqs.cos()?, freqs.sin()?))
     }
 
     /// The logits of the token after `ids` [V] (the plain model).

@@ -162,28 +162,6 @@ pub(crate) fn post_norm(
     }
 }
 
-/// RoPE's tables (cos, sin) of some positions: the model's, Gemma 3's sliding layers' at
-/// their own base, and the identity (cos 1, sin 0) of SmolLM3's layers without RoPE.
-pub struct RopeTables {
-    /// At the model's base.
-    pub global: (Tensor, Tensor),
-    /// At the sliding layers' base, where it differs.
-    pub local: Option<(Tensor, Tensor)>,
-    /// The identity, where some layers turn no RoPE: turning by it leaves q and k as they are.
-    pub none: Option<(Tensor, Tensor)>,
-}
-
-impl RopeTables {
-    /// The tables layer `l` turns its queries and keys by.
-    pub fn for_layer(&self, c: &LlamaConfig, l: usize) -> (&Tensor, &Tensor) {
-        match (&self.none, &self.local, c.local_base(l)) {
-            (Some((cos, sin)), _, _) if c.rope_off(l) => (cos, sin),
-            (_, Some((cos, sin)), Some(_)) => (cos, sin),
-            _ => (&self.global.0, &self.global.1),
-        }
-    }
-}
-
 /// Gemma's settings of a GGUF file of architecture `gemma`, `gemma2` or `gemma3` into
 /// `config` (nothing for the others), read as llama.cpp reads them: its converter has already
 /// added the 1 to every norm weight; Gemma 2's caps default to 50 and 30 and its window to

@@ -44,6 +44,17 @@ pub struct LlamaConfig {
     /// converter writes LLaMA-3.1's and 3.2's "llama3" scaling): frequency i is divided by
     /// factor i. `None`: the plain frequencies.
     pub rope_factors: Option<Vec<f32>>,
+    /// The dimensions of a head RoPE turns (d_h but for Phi-3's partial rotation, whose q and
+    /// k rows are reordered at load so that the turned ones pair as in a full rotation: the
+    /// frequencies past `rope_dims`/2 are 0, turning nothing).
+    pub rope_dims: usize,
+    /// The factor on RoPE's cos and sin (YaRN's and LongRoPE's attention factor; 1 for most
+    /// models): scores scale by its square.
+    pub rope_scale: f64,
+    /// LayerNorms in place of RMSNorms (StableLM, OLMo 1): the pre-norms and the final norm
+    /// subtract the mean and add a bias; `rms_eps` is their ε. The native passes leave these
+    /// models to candle's.
+    pub layer_norm: bool,
     /// The layers that turn no RoPE at all (SmolLM3's "NoPE" layers, every fourth); None: all
     /// turn.
     pub no_rope: Option<Vec<bool>>,
@@ -101,9 +112,10 @@ impl LlamaConfig {
         let head_dim = head_width(c, file, arch, (d_model, heads))?;
         // A head count that does not divide the width is named by `checks` (its head width
         // here would be a made-up number, and the RoPE check would blame RoPE).
-        if head_dim > 0 {
-            check_rope(c, file, arch, head_dim)?;
-        }
+        let rope_dims = match head_dim {
+            0 => 0,
+            _ => check_rope(c, file, arch, head_dim)?,
+        };
         let layers = meta_usize(c, &key("block_count"), file)?;
         Ok(Self {
             layers,
@@ -122,6 +134,9 @@ impl LlamaConfig {
             rope_half: !matches!(arch, "llama" | "smollm3" | "granite"),
             arch,
             rope_factors: None,
+            rope_dims,
+            rope_scale: attn_factor(c, file, arch)?,
+            layer_norm: false,
             // SmolLM3: llama.cpp turns no RoPE in every fourth layer (its step is fixed at 4;
             // the converter writes no key for it). A layer count past the limit is refused by
             // the checks, before anything of that size is made.
@@ -130,26 +145,6 @@ impl LlamaConfig {
             gemma: None,
             granite: None,
         })
-    }
-
-    /// RoPE's inverse frequencies [d_h/2]: 1 / base^(2i/d_h), each divided by its factor
-    /// when the model has them.
-    pub fn rope_inv_freq(&self) -> Vec<f32> {
-        self.rope_inv_freq_at(self.rope_base)
-    }
-
-    /// [`rope_inv_freq`](Self::rope_inv_freq) at another `base` (Gemma 3's sliding layers).
-    pub fn rope_inv_freq_at(&self, base: f64) -> Vec<f32> {
-        let dh = self.head_dim;
-        (0..dh / 2)
-            .map(|i| {
-                let inv = 1.0 / base.powf(2.0 * i as f64 / dh as f64) as f32;
-                match &self.rope_factors {
-                    Some(f) => inv / f.get(i).copied().unwrap_or(1.0),
-                    None => inv,
-                }
-            })
-            .collect()
     }
 
     /// Whether the layers have biases on q, k and v (Qwen2).
@@ -184,7 +179,7 @@ impl LlamaConfig {
     /// Whether the native f32 view and streamed passes run this model: every LLaMA-family one,
     /// Gemma and OLMo 2 among them; not a Gemma with the exact GELU, which candle's passes run.
     pub fn native_view(&self) -> bool {
-        self.gemma.as_ref().is_none_or(|g| !g.exact_gelu)
+        !self.layer_norm && self.gemma.as_ref().is_none_or(|g| !g.exact_gelu)
     }
 
     /// The width of all heads' queries together, heads·d_h (d unless the config names
@@ -234,6 +229,21 @@ fn context(c: &gguf_file::Content, file: &Path, arch: &str) -> Result<usize> {
         Some(w) if arch == "phi3" && w > 0 => length.min(w),
         _ => length,
     })
+}
+
+/// The factor on RoPE's cos and sin (`{arch}.rope.scaling.attn_factor`: LongRoPE's, as
+/// llama.cpp's converter writes Phi-3.5's); 1 where the file names none.
+fn attn_factor(c: &gguf_file::Content, file: &Path, arch: &str) -> Result<f64> {
+    let key = format!("{arch}.rope.scaling.attn_factor");
+    match optional(c, &key, file, meta_f64)? {
+        Some(f) if !(f.is_finite() && f > 0.0) => {
+            bail!(
+                "{}: metadata {key} is {f}, not a finite number above 0",
+                file.display()
+            )
+        }
+        f => Ok(f.unwrap_or(1.0)),
+    }
 }
 
 /// The width of a head: `{arch}.attention.key_length` where the file names it (Qwen3: 128
@@ -290,8 +300,8 @@ pub(crate) fn optional<T>(
 /// frequencies or divided by a `rope_freqs` tensor's factors. Scaling by type (linear, YaRN)
 /// or partial rotation would change every attention row, so a file asking for one is refused
 /// rather than run without it.
-fn check_rope(c: &gguf_file::Content, file: &Path, arch: &str, head_dim: usize) -> Result<()> {
-    let refuse = |what: String| -> Result<()> {
+fn check_rope(c: &gguf_file::Content, file: &Path, arch: &str, head_dim: usize) -> Result<usize> {
+    let refuse = |what: String| -> Result<usize> {
         bail!(
             "{}: {what}; this forward rotates every dimension at the plain RoPE \
              frequencies, so its attention would not be the model's",
@@ -310,14 +320,15 @@ fn check_rope(c: &gguf_file::Content, file: &Path, arch: &str, head_dim: usize) 
             return refuse(format!("metadata {arch}.rope.scaling.factor is {f}"));
         }
     }
-    if let Some(n) = optional(c, &format!("{arch}.rope.dimension_count"), file, meta_usize)? {
-        if n != head_dim {
-            return refuse(format!(
-                "metadata {arch}.rope.dimension_count is {n}, not the head width {head_dim}"
-            ));
-        }
+    let n = optional(c, &format!("{arch}.rope.dimension_count"), file, meta_usize)?;
+    match n.unwrap_or(head_dim) {
+        // Phi-4-mini's partial rotation: the turned dimensions first (`rope::turned_first`).
+        n if arch == "phi3" && n >= 2 && n % 2 == 0 && n < head_dim => Ok(n),
+        n if n == head_dim => Ok(n),
+        n => refuse(format!(
+            "metadata {arch}.rope.dimension_count is {n}, not the head width {head_dim}"
+        )),
     }
-    Ok(())
 }
 
 pub(super) fn meta<'a>(

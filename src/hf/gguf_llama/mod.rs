@@ -21,6 +21,8 @@ mod native_cols;
 pub mod native_fast;
 mod native_layer;
 mod native_rows;
+mod norm;
+mod rope;
 mod train_forward;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +39,7 @@ use crate::model::transformer::{ForwardOutput, ModelError};
 pub use crate::hf::trainable::{NoDelta, Projection, ProjectionDelta, TrainForward};
 use gguf_tokenizer::tokenizer_from_gguf;
 pub use metadata::LlamaConfig;
+pub(crate) use rope::turned_first;
 
 /// One decoder layer's weights, dequantized to f32, the projections stored transposed
 /// ([`Dense`]).
@@ -55,6 +58,8 @@ pub(crate) struct Layer {
     pub(crate) post_norms: Option<[Tensor; 2]>,
     pub(crate) o: Dense,
     pub(crate) ffn_norm: Tensor,
+    /// The biases of the two pre-norms where they are LayerNorms (StableLM; zeros for OLMo 1).
+    pub(crate) norm_bias: Option<[Tensor; 2]>,
     pub(crate) gate: Dense,
     pub(crate) up: Dense,
     pub(crate) down: Dense,
@@ -91,6 +96,11 @@ impl Layer {
                 f("ffn_up")?,
             ]
         };
+        // Phi-4-mini's partial rotation: each head's turned dimensions first in each half.
+        let (q, k) = (
+            turned_first(&q, c.head_dim, c.rope_dims)?,
+            turned_first(&k, c.head_dim, c.rope_dims)?,
+        );
         let post_norms = match c.post_norms() {
             true => Some([f("post_attention_norm")?, f("post_ffw_norm")?]),
             false => None,
@@ -110,6 +120,7 @@ impl Layer {
             post_norms,
             o: Dense::new(&f("attn_output")?)?,
             ffn_norm,
+            norm_bias: None,
             gate: Dense::new(&gate)?,
             up: Dense::new(&up)?,
             down: Dense::new(&f("ffn_down")?)?,
@@ -143,6 +154,8 @@ pub(crate) struct DecoderParts {
     pub(crate) embed: Tensor,
     pub(crate) head: Dense,
     pub(crate) out_norm: Tensor,
+    /// The final norm's bias where it is a LayerNorm.
+    pub(crate) out_norm_bias: Option<Tensor>,
     pub(crate) layers: Vec<Layer>,
     pub(crate) tokenizer: tokenizers::Tokenizer,
     pub(crate) device: Device,
@@ -160,6 +173,7 @@ pub struct GgufLlama {
     embed: Tensor,
     head: Dense,
     out_norm: Tensor,
+    out_norm_bias: Option<Tensor>,
     layers: Vec<Layer>,
     tokenizer: tokenizers::Tokenizer,
     /// Where the tensors live.
@@ -209,10 +223,7 @@ impl GgufLlama {
             ensure_finite(&t, name, path)?;
             Ok(t)
         };
-        let rope_factors = match header.tensor("rope_freqs.weight") {
-            Some(_) => Some(rope_factors(&q("rope_freqs.weight")?, path)?),
-            None => None,
-        };
+        let (rope_factors, context) = rope::factors(&header, &c, &config, path, &mut q)?;
         let embed = q("token_embd.weight")?;
         let head = match header.tensor("output.weight") {
             Some(_) => Dense::new(&q("output.weight")?)?,
@@ -226,6 +237,7 @@ impl GgufLlama {
             config: LlamaConfig {
                 vocab,
                 rope_factors,
+                context,
                 ..config
             },
             path: path.to_path_buf(),
@@ -233,6 +245,7 @@ impl GgufLlama {
             embed,
             head,
             out_norm,
+            out_norm_bias: None,
             layers,
             tokenizer,
             device: device.clone(),
@@ -249,6 +262,7 @@ impl GgufLlama {
             embed: p.embed,
             head: p.head,
             out_norm: p.out_norm,
+            out_norm_bias: p.out_norm_bias,
             layers: p.layers,
             tokenizer: p.tokenizer,
             device: p.device,
@@ -360,24 +374,6 @@ pub fn ensure_finite(t: &Tensor, name: &str, file: &Path) -> Result<()> {
 }
 
 /// An error when the tokenizer has more words than the embedding has rows (ids past the end
-/// The per-frequency RoPE factors of `rope_freqs.weight` (its shape checked by
-/// [`checks::check_model`]): each finite and above 0, as a divisor of a frequency must be.
-fn rope_factors(t: &Tensor, file: &Path) -> Result<Vec<f32>> {
-    let f = t.flatten_all()?.to_vec1::<f32>()?;
-    if let Some((i, x)) = f
-        .iter()
-        .enumerate()
-        .find(|(_, x)| !(x.is_finite() && **x > 0.0))
-    {
-        anyhow::bail!(
-            "{}: tensor rope_freqs.weight[{i}] = {x}: a RoPE factor divides a frequency and \
-             must be finite and above 0",
-            file.display()
-        );
-    }
-    Ok(f)
-}
-
 /// would fail deep inside the forward pass, naming nothing).
 fn check_tokenizer(tok: &tokenizers::Tokenizer, vocab: usize, file: &Path) -> Result<()> {
     let words = tok.get_vocab_size(true);

@@ -224,7 +224,7 @@ impl GgufLlama {
     }
 
     /// RoPE's cos and sin of positions 0..T, [d_h/2, T] (as [`GgufLlama::rope_tables`]
-    /// computes them: f32 position times f32 inverse frequency).
+    /// computes them: f32 position times f32 inverse frequency, times the attention factor).
     pub(super) fn rope_cols(&self, t: usize) -> (Vec<f32>, Vec<f32>) {
         self.rope_cols_at(t, self.config.rope_inv_freq())
     }
@@ -233,11 +233,12 @@ impl GgufLlama {
     fn rope_cols_at(&self, t: usize, inv_freq: Vec<f32>) -> (Vec<f32>, Vec<f32>) {
         let dh = self.config.head_dim;
         let (mut cos, mut sin) = (vec![0f32; dh / 2 * t], vec![0f32; dh / 2 * t]);
-        for (i, inv) in inv_freq.into_iter().enumerate() {
+        let scales = self.config.rope_col_scales();
+        for (i, (inv, scale)) in inv_freq.into_iter().zip(scales).enumerate() {
             for p in 0..t {
                 let f = p as f32 * inv;
-                cos[i * t + p] = f.cos();
-                sin[i * t + p] = f.sin();
+                cos[i * t + p] = f.cos() * scale;
+                sin[i * t + p] = f.sin() * scale;
             }
         }
         (cos, sin)

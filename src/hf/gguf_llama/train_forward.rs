@@ -8,6 +8,7 @@ use candle_core::Tensor;
 
 use crate::hf::dense::Dense;
 use crate::hf::gguf_llama::gemma;
+use crate::hf::gguf_llama::norm::norm as norm_of;
 use crate::hf::gguf_llama::{GgufLlama, Layer};
 use crate::hf::trainable::{
     batch_dims, causal_attention, check_replacement, Projection, ProjectionDelta, TrainForward,
@@ -42,19 +43,21 @@ impl GgufLlama {
         for (l, layer) in self.layers.iter().enumerate() {
             let lin = |p: Projection, input: &Tensor| linear(layer, l, p, input, delta);
             let norm = |t: &Tensor, w: &Tensor| candle_nn::ops::rms_norm_slow(t, w, eps);
-            let hx = gemma::pre_norm(c, &x, &layer.attn_norm, norm)?;
+            let pre =
+                |i: usize| move |t: &Tensor, w: &Tensor| norm_of(c, t, w, layer.norm_bias(i), true);
+            let hx = gemma::pre_norm(c, &x, &layer.attn_norm, pre(0))?;
             let tables = rope.for_layer(c, l);
             let (y, a, q) = self.train_attention(&hx, tables, &causal, (layer, &lin))?;
             let o = gemma::post_norm(layer, 0, lin(Projection::O, &y)?, norm)?;
             x = (x + gemma::residual(c, o)?)?;
-            let hx = gemma::pre_norm(c, &x, &layer.ffn_norm, norm)?;
+            let hx = gemma::pre_norm(c, &x, &layer.ffn_norm, pre(1))?;
             let g = gemma::activate(c, &lin(Projection::Gate, &hx)?, gelu_tanh)?;
             let f = lin(Projection::Down, &(g * lin(Projection::Up, &hx)?)?)?;
             x = (x + gemma::residual(c, gemma::post_norm(layer, 1, f, norm)?)?)?;
             attention.push(a);
             queries.push(q);
         }
-        let x = candle_nn::ops::rms_norm_slow(&x, &self.out_norm, eps)?;
+        let x = norm_of(c, &x, &self.out_norm, self.out_norm_bias.as_ref(), true)?;
         let logits = frozen_linear(&x, self.head.w())?.reshape((b * t, c.vocab))?;
         let logits = gemma::finish_logits(c, logits)?;
         Ok(TrainForward {

@@ -1,7 +1,8 @@
 //! The `config.json` of a Hugging Face LLaMA, Mistral, Phi-3, Qwen2 or Qwen3 folder: the fields the
 //! forward pass needs, checked before anything is built from them (sizes within
 //! [`crate::hf::limits`], key/value heads dividing the heads, heads of even width, no feature
-//! our forward lacks: RoPE scaling other than LLaMA-3's, biases LLaMA does not have), and the
+//! our forward lacks: RoPE scaling transformers does not know ([`super::rope`]), biases LLaMA
+//! does not have, a partial rotation outside Phi-3), and the
 //! tensors the forward reads with the shapes the config implies
 //! ([`HfLlamaConfig::expected_shapes`]). A sliding window (Mistral's, Phi-3's, Qwen's with
 //! `use_sliding_window`) is honoured by taking it as the context: a text no longer than the
@@ -9,7 +10,6 @@
 
 use serde::Deserialize;
 
-use crate::hf::family::Family;
 use crate::hf::gguf_llama::metadata::GraniteScales;
 use crate::hf::gguf_llama::LlamaConfig;
 use crate::hf::limits::{in_range, MAX_LAYERS, MAX_POSITIONS};
@@ -39,8 +39,9 @@ pub struct HfLlamaConfig {
     pub head_dim: Option<usize>,
     /// Positions.
     pub max_position_embeddings: usize,
-    /// RMSNorm ε.
-    pub rms_norm_eps: f64,
+    /// The norms' ε (`rms_norm_eps`, StableLM's `layer_norm_eps`; OLMo 1 names none: 1e-5).
+    #[serde(default, alias = "layer_norm_eps")]
+    pub rms_norm_eps: Option<f64>,
     /// RoPE base (older configs).
     pub rope_theta: Option<f64>,
     /// RoPE scaling (older configs): none, or "llama3".
@@ -69,9 +70,13 @@ pub struct HfLlamaConfig {
     /// only with `use_sliding_window`.
     #[serde(default)]
     pub sliding_window: Option<usize>,
-    /// The share of each head's dimensions RoPE rotates (older configs; only 1 is supported).
+    /// The share of each head's dimensions RoPE rotates (older configs; Phi-3 only).
     #[serde(default)]
     pub partial_rotary_factor: Option<f64>,
+    /// The context the model was first trained on, where a config names it at the top level
+    /// (Phi-3's; transformers gives it priority over the scaling's own).
+    #[serde(default)]
+    pub original_max_position_embeddings: Option<f64>,
     /// SmolLM3's layers with RoPE (1) and without (0: "NoPE").
     #[serde(default)]
     pub no_rope_layers: Option<Vec<u64>>,
@@ -90,6 +95,19 @@ pub struct HfLlamaConfig {
     /// Granite: the logits' divisor.
     #[serde(default)]
     pub logits_scaling: Option<f64>,
+    /// StableLM: biases on q, k and v.
+    #[serde(default)]
+    pub use_qkv_bias: bool,
+    /// StableLM 2 12B: a LayerNorm of each head's queries and keys (not supported).
+    #[serde(default)]
+    pub qk_layernorm: bool,
+    /// StableLM: attention and the MLP side by side (not supported; StableLM 2 1.6B and
+    /// StableLM-3B-4E1T have it false).
+    #[serde(default)]
+    pub use_parallel_residual: bool,
+    /// OLMo 1: q, k and v clipped to ±this (not supported; OLMo-1B-hf has none).
+    #[serde(default)]
+    pub clip_qkv: Option<f64>,
 }
 
 fn silu() -> String {
@@ -106,25 +124,27 @@ impl HfLlamaConfig {
         if self.attention_bias || self.mlp_bias {
             return unsupported("attention_bias or mlp_bias = true");
         }
+        for (set, what) in [
+            (
+                self.qk_layernorm,
+                "qk_layernorm = true (per-head LayerNorms of q and k)",
+            ),
+            (self.use_parallel_residual, "use_parallel_residual = true"),
+            (self.clip_qkv.is_some(), "clip_qkv (q, k and v clipped)"),
+        ] {
+            if set {
+                return unsupported(what);
+            }
+        }
+        if self.rms_norm_eps.is_none() && self.model_type != "olmo" {
+            return Err("rms_norm_eps (the norms' ε) is missing".into());
+        }
         if self.use_sliding_window && self.sliding_window.is_none() {
             return Err("use_sliding_window = true without a sliding_window".into());
         }
-        let partial = (self.rope_parameters.as_ref())
-            .and_then(|r| r.partial_rotary_factor)
-            .or(self.partial_rotary_factor);
-        if let Some(f) = partial.filter(|f| *f != 1.0) {
-            return unsupported(&format!(
-                "partial_rotary_factor {f} (RoPE on part of each head; only 1 is)"
-            ));
-        }
-        let kind = self.scaling().map(|r| r.kind());
-        if self.rope_scaling.is_some() && kind.is_some_and(|k| k.is_none()) {
+        self.rotary_dims()?;
+        if self.rope_scaling.is_some() && self.scaling().is_some_and(|k| k.kind().is_none()) {
             return unsupported("rope_scaling without a rope_type");
-        }
-        if let Some(k) = kind.flatten().filter(|k| *k != "default" && *k != "llama3") {
-            return unsupported(&format!(
-                "RoPE scaling of rope_type {k:?} (default and llama3 are)"
-            ));
         }
         check_shape(&Shape {
             vocab: self.vocab_size,
@@ -135,7 +155,7 @@ impl HfLlamaConfig {
             kv_heads: self.kv_heads(),
             head_dim: self.head_dim,
             positions: self.max_position_embeddings,
-            eps: self.rms_norm_eps,
+            eps: self.eps(),
         })?;
         if let Some(w) = self.window() {
             in_range("sliding_window", w, 1, MAX_POSITIONS)?;
@@ -157,7 +177,7 @@ impl HfLlamaConfig {
                 return Err(format!("{key} = {x} must be a finite number above 0"));
             }
         }
-        self.rope_factors().map(|_| ())
+        self.rope_scaled().map(|_| ())
     }
 
     /// Granite's four multipliers (1 where the config names none); None for other models.
@@ -210,7 +230,7 @@ impl HfLlamaConfig {
 
     /// The RoPE settings that scale: `rope_parameters`, or the older `rope_scaling` when
     /// those say nothing but "default".
-    fn scaling(&self) -> Option<&RopeParameters> {
+    pub(super) fn scaling(&self) -> Option<&RopeParameters> {
         match (&self.rope_parameters, &self.rope_scaling) {
             (Some(p), _) if p.kind().is_some_and(|k| k != "default") => Some(p),
             (_, Some(s)) => Some(s),
@@ -218,13 +238,11 @@ impl HfLlamaConfig {
         }
     }
 
-    /// The per-frequency RoPE divisors of "llama3" scaling; `None` without scaling.
-    fn rope_factors(&self) -> Result<Option<Vec<f32>>, String> {
-        match self.scaling() {
-            Some(p) if p.kind() == Some("llama3") => p
-                .llama3_factors(self.head_width(), self.rope_base())
-                .map(Some),
-            _ => Ok(None),
+    /// The norms' ε: the config's, or OLMo 1's fixed 1e-5.
+    pub fn eps(&self) -> f64 {
+        match self.model_type.as_str() {
+            "olmo" => 1e-5,
+            _ => self.rms_norm_eps.unwrap_or(0.0),
         }
     }
 
@@ -249,7 +267,8 @@ impl HfLlamaConfig {
     /// this forward would attend to keys the model does not see).
     pub fn context(&self) -> usize {
         let window = self.window().unwrap_or(usize::MAX);
-        self.max_position_embeddings.min(window)
+        let scaled = (self.rope_scaled().ok()).and_then(|s| s.context);
+        (self.max_position_embeddings.min(window)).min(scaled.unwrap_or(usize::MAX))
     }
 
     /// Key/value heads.
@@ -273,12 +292,15 @@ impl HfLlamaConfig {
             "qwen2" => "qwen2",
             "qwen3" => "qwen3",
             "olmo2" => "olmo2",
+            "olmo" => "olmo",
+            "stablelm" => "stablelm",
             _ => "llama",
         }
     }
 
     /// The decoder's hyper-parameters (RoPE in the half-rotation layout).
     pub fn decoder_config(&self) -> LlamaConfig {
+        let scaled = self.rope_scaled().unwrap_or_default();
         LlamaConfig {
             layers: self.num_hidden_layers,
             d_model: self.hidden_size,
@@ -287,77 +309,19 @@ impl HfLlamaConfig {
             kv_heads: self.kv_heads(),
             ff: self.intermediate_size,
             vocab: self.vocab_size,
-            rms_eps: self.rms_norm_eps,
+            rms_eps: self.eps(),
+            layer_norm: matches!(self.model_type.as_str(), "stablelm" | "olmo"),
             rope_base: self.rope_base(),
             context: self.context(),
             rope_half: true,
             arch: self.arch(),
             // Checked by `check` before the decoder is built.
-            rope_factors: self.rope_factors().unwrap_or_default(),
+            rope_dims: self.rotary_dims().unwrap_or(self.head_width()),
+            rope_factors: scaled.divisors,
+            rope_scale: scaled.attention,
             no_rope: self.no_rope().unwrap_or_default(),
             gemma: None,
             granite: self.granite(),
         }
-    }
-
-    /// Every tensor the forward pass of `family` reads, with the shape this config implies.
-    pub fn expected_shapes(&self, family: Family) -> Vec<(String, Vec<usize>)> {
-        let (d, f, v) = (self.hidden_size, self.intermediate_size, self.vocab_size);
-        let dh = self.head_width();
-        let (qd, kv) = (self.num_attention_heads * dh, self.kv_heads() * dh);
-        let mut want = vec![
-            ("model.embed_tokens.weight".to_string(), vec![v, d]),
-            ("model.norm.weight".to_string(), vec![d]),
-        ];
-        if !self.tie_word_embeddings {
-            want.push(("lm_head.weight".to_string(), vec![v, d]));
-        }
-        for l in 0..self.num_hidden_layers {
-            let p = format!("model.layers.{l}");
-            let mut layer = vec![
-                ("post_attention_layernorm.weight", vec![d]),
-                ("self_attn.o_proj.weight", vec![d, qd]),
-                ("mlp.down_proj.weight", vec![d, f]),
-            ];
-            if family == Family::Olmo2 {
-                // Norms of attention's and the MLP's outputs only; q/k norms over all heads.
-                layer.extend([
-                    ("post_feedforward_layernorm.weight", vec![d]),
-                    ("self_attn.q_norm.weight", vec![qd]),
-                    ("self_attn.k_norm.weight", vec![kv]),
-                ]);
-            } else {
-                layer.push(("input_layernorm.weight", vec![d]));
-            }
-            if family == Family::Phi3 {
-                layer.extend([
-                    ("self_attn.qkv_proj.weight", vec![qd + 2 * kv, d]),
-                    ("mlp.gate_up_proj.weight", vec![2 * f, d]),
-                ]);
-            } else {
-                layer.extend([
-                    ("self_attn.q_proj.weight", vec![qd, d]),
-                    ("self_attn.k_proj.weight", vec![kv, d]),
-                    ("self_attn.v_proj.weight", vec![kv, d]),
-                    ("mlp.gate_proj.weight", vec![f, d]),
-                    ("mlp.up_proj.weight", vec![f, d]),
-                ]);
-            }
-            if family == Family::Qwen2 {
-                layer.extend([
-                    ("self_attn.q_proj.bias", vec![qd]),
-                    ("self_attn.k_proj.bias", vec![kv]),
-                    ("self_attn.v_proj.bias", vec![kv]),
-                ]);
-            }
-            if family == Family::Qwen3 {
-                layer.extend([
-                    ("self_attn.q_norm.weight", vec![dh]),
-                    ("self_attn.k_norm.weight", vec![dh]),
-                ]);
-            }
-            want.extend(layer.into_iter().map(|(n, s)| (format!("{p}.{n}"), s)));
-        }
-        want
     }
 }

@@ -259,6 +259,9 @@ impl GemmaConfig {
             rope_half: true,
             arch: family.model_type(),
             rope_factors: None,
+            rope_dims: self.dh(),
+            rope_scale: 1.0,
+            layer_norm: false,
             no_rope: None,
             granite: None,
             gemma: Some(GemmaSettings {
@@ -360,6 +363,7 @@ pub(crate) fn read_layer(
         post_norms,
         o: dense("self_attn.o_proj.weight")?,
         ffn_norm,
+        norm_bias: None,
         gate: dense("mlp.gate_proj.weight")?,
         up: dense("mlp.up_proj.weight")?,
         down: dense("mlp.down_proj.weight")?,

@@ -4,26 +4,32 @@
 //! decoder ([`GgufLlama`]: RMSNorm, grouped-query attention under the dial's biases,
 //! SiLU-gated MLP, KV cache, streamed rows), with RoPE in Hugging Face's half-rotation layout,
 //! Qwen2's q/k/v biases, Qwen3's per-head q/k norms and head width, Phi-3's fused q/k/v and
-//! gate/up matrices (cut apart at load), Mistral's and Phi-3's window as the context, and a
-//! tied or an untied output head. The config is checked against the limits and the safetensors header
-//! before any weight is read; every weight is checked finite.
+//! gate/up matrices (cut apart at load), Mistral's and Phi-3's window as the context, RoPE
+//! scaling of every kind transformers knows and Phi-3's and StableLM's partial rotation
+//! ([`rope`], [`rotary`]), StableLM's and OLMo 1's LayerNorms, and a tied or an untied output
+//! head. The config is checked against the limits and the safetensors header before any weight
+//! is read; every weight is checked finite.
 
 mod config;
 pub mod gemma;
 mod rope;
+mod rotary;
 mod shape;
+mod tensors;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 pub use config::HfLlamaConfig;
 
 use crate::hf::dense::Dense;
 use crate::hf::family::Family;
 use crate::hf::folder;
-use crate::hf::gguf_llama::{split_fused, DecoderParts, GgufLlama, Layer, LlamaConfig};
+use crate::hf::gguf_llama::{
+    split_fused, turned_first, DecoderParts, GgufLlama, Layer, LlamaConfig,
+};
 
 /// A LLaMA, Mistral, Phi-3, Qwen2, Qwen3 or Gemma decoder opened from a Hugging Face folder.
 pub struct HfLlama {
@@ -89,7 +95,7 @@ impl HfLlama {
         let file = &weights.path;
         let layers = (0..config.layers)
             .map(|l| match &read {
-                FamilyConfig::Llama(c) => read_layer(&mut t, l, (family, c), file),
+                FamilyConfig::Llama(c) => read_layer(&mut t, l, (family, c), (file, device)),
                 FamilyConfig::Gemma(_) => gemma::read_layer(&mut t, l, family, file),
             })
             .collect::<Result<Vec<_>>>()?;
@@ -99,10 +105,22 @@ impl HfLlama {
         } else {
             folder::take(&mut t, "lm_head.weight", file)?
         })?;
-        let mut out_norm = folder::take(&mut t, "model.norm.weight", file)?;
-        if family.is_gemma() {
-            out_norm = gemma::one_plus(out_norm)?;
-        }
+        let (out_norm, out_norm_bias) = match family {
+            // OLMo 1's LayerNorm has no weight or bias.
+            Family::Olmo => {
+                let ones = Tensor::ones(config.d_model, DType::F32, device)?;
+                (ones.clone(), Some(ones.zeros_like()?))
+            }
+            Family::StableLm => (
+                folder::take(&mut t, "model.norm.weight", file)?,
+                Some(folder::take(&mut t, "model.norm.bias", file)?),
+            ),
+            f if f.is_gemma() => (
+                gemma::one_plus(folder::take(&mut t, "model.norm.weight", file)?)?,
+                None,
+            ),
+            _ => (folder::take(&mut t, "model.norm.weight", file)?, None),
+        };
         let decoder = GgufLlama::from_parts(DecoderParts {
             config,
             path: dir.to_path_buf(),
@@ -110,6 +128,7 @@ impl HfLlama {
             embed,
             head,
             out_norm,
+            out_norm_bias,
             layers,
             tokenizer,
             device: device.clone(),
@@ -138,19 +157,19 @@ fn read_layer(
     t: &mut std::collections::HashMap<String, Tensor>,
     l: usize,
     (family, config): (Family, &HfLlamaConfig),
-    file: &Path,
+    (file, device): (&Path, &Device),
 ) -> Result<Layer> {
     let p = format!("model.layers.{l}");
     let mut take = |name: &str| {
         folder::take(t, &format!("{p}.{name}"), file).with_context(|| format!("layer {l}"))
     };
-    let qkv_bias = match family {
-        Family::Qwen2 => Some([
+    let qkv_bias = match config.qkv_bias(family) {
+        true => Some([
             take("self_attn.q_proj.bias")?,
             take("self_attn.k_proj.bias")?,
             take("self_attn.v_proj.bias")?,
         ]),
-        _ => None,
+        false => None,
     };
     let qk_norm = match family {
         Family::Qwen3 | Family::Olmo2 => Some([
@@ -159,23 +178,8 @@ fn read_layer(
         ]),
         _ => None,
     };
-    // OLMo 2 norms only the sub-layers' outputs: its pre-norm slots are never read
-    // (`LlamaConfig::pre_norms`), and hold ones.
-    let (attn_norm, ffn_norm, post_norms) = match family {
-        Family::Olmo2 => {
-            let post = [
-                take("post_attention_layernorm.weight")?,
-                take("post_feedforward_layernorm.weight")?,
-            ];
-            let ones = post[0].ones_like()?;
-            (ones.clone(), ones, Some(post))
-        }
-        _ => (
-            take("input_layernorm.weight")?,
-            take("post_attention_layernorm.weight")?,
-            None,
-        ),
-    };
+    let (attn_norm, ffn_norm, post_norms, norm_bias) =
+        layer_norms(&mut take, family, (config.hidden_size, device))?;
     let [q, k, v, gate, up] = match family {
         Family::Phi3 => {
             let dh = config.head_width();
@@ -195,6 +199,19 @@ fn read_layer(
             take("mlp.up_proj.weight")?,
         ],
     };
+    // Phi-3's and StableLM's partial rotation: each head's turned dimensions first in each
+    // half, in the q and k rows and their biases alike.
+    let dims = config.rotary_dims().map_err(anyhow::Error::msg)?;
+    let dh = config.head_width();
+    let (q, k) = (turned_first(&q, dh, dims)?, turned_first(&k, dh, dims)?);
+    let qkv_bias = match qkv_bias {
+        Some([bq, bk, bv]) => Some([
+            turned_first(&bq, dh, dims)?,
+            turned_first(&bk, dh, dims)?,
+            bv,
+        ]),
+        None => None,
+    };
     Ok(Layer {
         attn_norm,
         q: Dense::new(&q)?,
@@ -205,8 +222,55 @@ fn read_layer(
         post_norms,
         o: Dense::new(&take("self_attn.o_proj.weight")?)?,
         ffn_norm,
+        norm_bias,
         gate: Dense::new(&gate)?,
         up: Dense::new(&up)?,
         down: Dense::new(&take("mlp.down_proj.weight")?)?,
+    })
+}
+
+/// A layer's pre-norm weights [d] (attention's, the MLP's), its post-norms and its pre-norms'
+/// biases.
+type Norms = (Tensor, Tensor, Option<[Tensor; 2]>, Option<[Tensor; 2]>);
+
+/// A layer's norms as `family` has them, read through `take` (a tensor of the layer by its
+/// name); `d`: the width, for OLMo 1's made ones.
+fn layer_norms(
+    take: &mut impl FnMut(&str) -> Result<Tensor>,
+    family: Family,
+    (d, device): (usize, &Device),
+) -> Result<Norms> {
+    // OLMo 2 norms only the sub-layers' outputs: its pre-norm slots are never read
+    // (`LlamaConfig::pre_norms`), and hold ones.
+    Ok(match family {
+        Family::Olmo2 => {
+            let post = [
+                take("post_attention_layernorm.weight")?,
+                take("post_feedforward_layernorm.weight")?,
+            ];
+            let ones = post[0].ones_like()?;
+            (ones.clone(), ones, Some(post), None)
+        }
+        // OLMo 1's LayerNorms have no weights or biases: weight 1, bias 0.
+        Family::Olmo => {
+            let ones = Tensor::ones(d, DType::F32, device)?;
+            let zeros = ones.zeros_like()?;
+            (ones.clone(), ones, None, Some([zeros.clone(), zeros]))
+        }
+        Family::StableLm => (
+            take("input_layernorm.weight")?,
+            take("post_attention_layernorm.weight")?,
+            None,
+            Some([
+                take("input_layernorm.bias")?,
+                take("post_attention_layernorm.bias")?,
+            ]),
+        ),
+        _ => (
+            take("input_layernorm.weight")?,
+            take("post_attention_layernorm.weight")?,
+            None,
+            None,
+        ),
     })
 }

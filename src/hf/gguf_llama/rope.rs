@@ -1,0 +1,199 @@
+//! RoPE's tables for candle's passes: cos and sin of some positions at the model's base (scaled
+//! by YaRN's or LongRoPE's attention factor where the model has one), at Gemma 3's sliding
+//! layers' base, and the identity of SmolLM3's layers without RoPE.
+
+use std::path::Path;
+
+use anyhow::Result;
+use candle_core::quantized::gguf_file;
+use candle_core::{DType, Tensor};
+
+use crate::hf::gguf_llama::metadata::{meta_usize, optional};
+
+use crate::hf::gguf_llama::{GgufLlama, LlamaConfig};
+
+/// RoPE's tables (cos, sin) of some positions: the model's, Gemma 3's sliding layers' at
+/// their own base, and the identity (cos 1, sin 0) of SmolLM3's layers without RoPE.
+pub struct RopeTables {
+    /// At the model's base.
+    pub global: (Tensor, Tensor),
+    /// At the sliding layers' base, where it differs.
+    pub local: Option<(Tensor, Tensor)>,
+    /// The identity, where some layers turn no RoPE: turning by it leaves q and k as they are.
+    pub none: Option<(Tensor, Tensor)>,
+}
+
+impl LlamaConfig {
+    /// RoPE's inverse frequencies [d_h/2]: 1 / base^(2i/d_h), each divided by its factor
+    /// when the model has them.
+    pub fn rope_inv_freq(&self) -> Vec<f32> {
+        self.rope_inv_freq_at(self.rope_base)
+    }
+
+    /// [`rope_inv_freq`](Self::rope_inv_freq) at another `base` (Gemma 3's sliding layers):
+    /// 1 / base^(2i/r) for the r = `rope_dims` turned dimensions, 0 past them.
+    pub fn rope_inv_freq_at(&self, base: f64) -> Vec<f32> {
+        let (dh, r) = (self.head_dim, self.rope_dims);
+        (0..dh / 2)
+            .map(|i| {
+                if i >= r / 2 {
+                    return 0.0;
+                }
+                let inv = 1.0 / base.powf(2.0 * i as f64 / r as f64) as f32;
+                match &self.rope_factors {
+                    Some(f) => inv / f.get(i).copied().unwrap_or(1.0),
+                    None => inv,
+                }
+            })
+            .collect()
+    }
+
+    /// The factor on cos and sin of each frequency [d_h/2]: the attention factor for the
+    /// turned dimensions, 1 for those a partial rotation leaves as they are (transformers
+    /// scales only the turned part).
+    pub fn rope_col_scales(&self) -> Vec<f32> {
+        (0..self.head_dim / 2)
+            .map(|i| match i < self.rope_dims / 2 {
+                true => self.rope_scale as f32,
+                false => 1.0,
+            })
+            .collect()
+    }
+}
+
+impl RopeTables {
+    /// The tables layer `l` turns its queries and keys by.
+    pub fn for_layer(&self, c: &LlamaConfig, l: usize) -> (&Tensor, &Tensor) {
+        match (&self.none, &self.local, c.local_base(l)) {
+            (Some((cos, sin)), _, _) if c.rope_off(l) => (cos, sin),
+            (_, Some((cos, sin)), Some(_)) => (cos, sin),
+            _ => (&self.global.0, &self.global.1),
+        }
+    }
+}
+
+impl GgufLlama {
+    /// RoPE tables (cos, sin) [n, d_h/2] of positions p..p+n.
+    pub(crate) fn rope_tables(&self, p: usize, n: usize) -> candle_core::Result<(Tensor, Tensor)> {
+        self.rope_tables_at(p, n, self.config.rope_base)
+    }
+
+    /// RoPE tables of positions p..p+n for every layer (Gemma 3's sliding layers at their
+    /// base).
+    pub(crate) fn rope_set(&self, p: usize, n: usize) -> candle_core::Result<RopeTables> {
+        let local = (0..self.config.layers).find_map(|l| self.config.local_base(l));
+        let global = self.rope_tables(p, n)?;
+        let none = match &self.config.no_rope {
+            Some(_) => Some((global.0.ones_like()?, global.1.zeros_like()?)),
+            None => None,
+        };
+        Ok(RopeTables {
+            local: local.map(|b| self.rope_tables_at(p, n, b)).transpose()?,
+            global,
+            none,
+        })
+    }
+
+    /// [`rope_tables`](Self::rope_tables) at RoPE base `base`.
+    fn rope_tables_at(
+        &self,
+        p: usize,
+        n: usize,
+        base: f64,
+    ) -> candle_core::Result<(Tensor, Tensor)> {
+        let c = &self.config;
+        let dh = c.head_dim;
+        let dev = &self.device;
+        let inv = Tensor::from_vec(c.rope_inv_freq_at(base), (1, dh / 2), dev)?;
+        let pos = Tensor::arange(p as u32, (p + n) as u32, dev)?
+            .to_dtype(DType::F32)?
+            .reshape((n, 1))?;
+        let freqs = pos.broadcast_mul(&inv)?;
+        let (cos, sin) = (freqs.cos()?, freqs.sin()?);
+        if c.rope_scale == 1.0 {
+            return Ok((cos, sin));
+        }
+        let scale = Tensor::from_vec(c.rope_col_scales(), (1, dh / 2), dev)?;
+        Ok((cos.broadcast_mul(&scale)?, sin.broadcast_mul(&scale)?))
+    }
+}
+
+/// The per-frequency RoPE factors of tensor `name` (its shape checked by
+/// [`super::checks::check_model`]): each finite and above 0, as a divisor of a frequency must
+/// be.
+fn rope_factors(t: &Tensor, name: &str, file: &Path) -> Result<Vec<f32>> {
+    let f = t.flatten_all()?.to_vec1::<f32>()?;
+    if let Some((i, x)) = f
+        .iter()
+        .enumerate()
+        .find(|(_, x)| !(x.is_finite() && **x > 0.0))
+    {
+        anyhow::bail!(
+            "{}: tensor {name}[{i}] = {x}: a RoPE factor divides a frequency and must be \
+             finite and above 0",
+            file.display()
+        );
+    }
+    Ok(f)
+}
+
+/// A GGUF file's per-frequency RoPE divisors, and its context: LLaMA-3.1's `rope_freqs.weight`,
+/// or LongRoPE's `rope_factors_short.weight` (Phi-3.5's, as llama.cpp's converter writes it),
+/// which hold within `{arch}.rope.scaling.original_context_length` only (past it llama.cpp,
+/// as transformers, turns every position by the long factors): that is then the context.
+pub(super) fn factors(
+    header: &super::header::GgufHeader,
+    c: &gguf_file::Content,
+    config: &LlamaConfig,
+    file: &Path,
+    read: &mut impl FnMut(&str) -> Result<Tensor>,
+) -> Result<(Option<Vec<f32>>, usize)> {
+    if header.tensor("rope_factors_long.weight").is_some()
+        && header.tensor("rope_factors_short.weight").is_none()
+    {
+        anyhow::bail!(
+            "{}: tensor rope_factors_long.weight without rope_factors_short.weight: LongRoPE's \
+             factors for texts within the original context are missing",
+            file.display()
+        );
+    }
+    for name in ["rope_freqs.weight", "rope_factors_short.weight"] {
+        if header.tensor(name).is_none() {
+            continue;
+        }
+        let f = rope_factors(&read(name)?, name, file)?;
+        let key = format!("{}.rope.scaling.original_context_length", config.arch);
+        let original = match name {
+            "rope_factors_short.weight" => optional(c, &key, file, meta_usize)?,
+            _ => None,
+        };
+        let context = config.context.min(original.unwrap_or(usize::MAX)).max(1);
+        return Ok((Some(f), context));
+    }
+    Ok((None, config.context))
+}
+
+/// The rows [heads·d_h, d] of a query or key projection reordered within each head so that a
+/// rotation of its first `r` dimensions (pairs i, i + r/2, as transformers and llama.cpp turn
+/// Phi-3's) is a full half-rotation's first r/2 pairs (i, i + d_h/2), and the dimensions it
+/// leaves as they are pair with each other at frequency 0 ([`LlamaConfig::rope_inv_freq_at`]).
+/// Scores are unchanged: queries and keys are reordered alike. The identity where RoPE turns
+/// every dimension.
+pub(crate) fn turned_first(w: &Tensor, dh: usize, r: usize) -> Result<Tensor> {
+    if r >= dh {
+        return Ok(w.clone());
+    }
+    let (half, rest) = (r / 2, (dh - r) / 2);
+    let within: Vec<u32> = (0..half)
+        .chain(r..r + rest)
+        .chain(half..r)
+        .chain(r + rest..dh)
+        .map(|i| i as u32)
+        .collect();
+    let heads = w.dim(0)? / dh;
+    let rows: Vec<u32> = (0..heads as u32)
+        .flat_map(|h| within.iter().map(move |&i| h * dh as u32 + i))
+        .collect();
+    let index = Tensor::from_vec(rows, heads * dh, w.device())?;
+    Ok(w.index_select(&index, 0)?)
+}
