@@ -16,7 +16,7 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
 Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi, the gemmas, olmo2, opt, bloom, smollm3, granite, roberta, distilbert, phi3_longrope, llama_yarn,
-stablelm and olmo: 5.25.0), tokenizers 0.23.3 (the versions are also
+stablelm, olmo and modernbert: 5.25.0), tokenizers 0.23.3 (the versions are also
 written into each reference.json). The weights are seeded: rerunning with these versions
 writes byte-identical files (checked); other versions may draw other weights, and the tests
 follow whatever is committed.
@@ -647,6 +647,42 @@ def distilbert():
     save_encoder(model, model.distilbert, fast, raw, "distilbert")
 
 
+def modernbert():
+    """ModernBERT (answerdotai's ModernBERT-base architecture): a pre-LayerNorm encoder without
+    biases (norm_bias false), RoPE at two bases (160,000 on the global layers, 10,000 on the
+    local ones), local layers attending within |i - j| <= local_attention / 2 (8 here, over a
+    text of about 40 tokens; every third layer global), a GeGLU MLP (exact GELU), no norm before
+    the first layer's attention, a final norm; saved under its masked-LM head (names under
+    `model.`). A [CLS] ... [SEP] BPE vocabulary as ModernBERT's."""
+    torch.manual_seed(97)
+    specials = ["[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"]
+    with open(CORPUS, encoding="utf-8") as f:
+        text = f.read(200_000)
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    raw.train_from_iterator([text], trainer)
+    raw.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", 0), ("[SEP]", 2)])
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=raw, cls_token="[CLS]", sep_token="[SEP]", unk_token="[UNK]",
+        pad_token="[PAD]", mask_token="[MASK]")
+    cfg = transformers.ModernBertConfig(
+        vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=4,
+        num_attention_heads=4, max_position_embeddings=128, local_attention=16,
+        global_attn_every_n_layers=3, global_rope_theta=160000.0, local_rope_theta=10000.0,
+        initializer_range=0.2, pad_token_id=1, bos_token_id=0, eos_token_id=2, cls_token_id=0,
+        sep_token_id=2, attn_implementation="eager",
+    )
+    model = transformers.ModernBertForMaskedLM(cfg).eval()
+    randomise_norms(model, 0.3)
+    save_encoder(model, model.model, fast, raw, "modernbert")
+
+
 def main():
     """All families, or those named on the command line (each later family seeds itself, so
     one can be made again alone)."""
@@ -655,7 +691,7 @@ def main():
     names = sys.argv[1:] or ["gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3", "gpt_neox",
                              "gpt_neox_sequential", "gpt_neo", "phi", "gemma", "gemma2",
                              "gemma3_text", "olmo2", "opt", "bloom", "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
-                             "llama_yarn", "stablelm", "olmo"]
+                             "llama_yarn", "stablelm", "olmo", "modernbert"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -667,7 +703,7 @@ def main():
         if n in ("mistral", "qwen3", "phi3", "gpt_neox", "gpt_neox_sequential", "gpt_neo",
                  "phi", "gemma", "gemma2", "gemma3_text", "olmo2", "opt", "bloom",
                  "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
-                 "llama_yarn", "stablelm", "olmo"):
+                 "llama_yarn", "stablelm", "olmo", "modernbert"):
             globals()[n]()
     return 0
 

@@ -1,7 +1,8 @@
 //! The BERT family's other encoders against `transformers`: RoBERTa (positions from
-//! `pad_token_id + 1`, XLM-RoBERTa's and CamemBERT's architecture) and DistilBERT (BERT's block
-//! under other names, no token types), on the tiny random models of
-//! `tests/fixtures/families/{roberta,distilbert}` made by `scripts/make_family_fixtures.py`
+//! `pad_token_id + 1`, XLM-RoBERTa's and CamemBERT's architecture), DistilBERT (BERT's block
+//! under other names, no token types) and ModernBERT (pre-LayerNorm, RoPE at two bases, local
+//! layers, GeGLU), on the tiny random models of
+//! `tests/fixtures/families/{roberta,distilbert,modernbert}` made by `scripts/make_family_fixtures.py`
 //! (saved under their masked-LM heads; reference.json holds the last hidden states and every
 //! layer's attention). The real BERT (all-MiniLM-L6-v2) is `tests/hf_parity.rs`'s.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -19,7 +20,7 @@ use localist::model::blocks::BlockMap;
 use localist::model::capture::{capture, sequence_biases};
 use localist::model::dial::DialSetting;
 
-const ENCODERS: [&str; 2] = ["roberta", "distilbert"];
+const ENCODERS: [&str; 3] = ["roberta", "distilbert", "modernbert"];
 
 /// What transformers computed.
 struct Reference {
@@ -159,6 +160,73 @@ fn distilbert_matches_transformers() {
         });
         let err = open_err(copy.path());
         assert!(err.contains(fragment), "{key}: {err}");
+    }
+}
+
+/// ModernBERT: local layers attend within |i − j| ≤ 8 of a 68-token text (the window is read:
+/// widened, the states move), RoPE at two bases (each read), no norm before the first layer's
+/// attention; the older config form (`global_attn_every_n_layers`, `global_rope_theta`,
+/// `local_rope_theta`, as ModernBERT-base's own config.json) reads the same.
+#[test]
+fn modernbert_matches_transformers() {
+    let dir = common::family_fixture("modernbert");
+    parity_of(&dir, "modernbert");
+    let m = open(&dir);
+    assert_eq!(
+        m.kind_label(),
+        "ModernBERT encoder (bidirectional, local layers; no next-token head)"
+    );
+    assert_eq!(m.arch_label(), "modernbert");
+    assert_eq!(m.model().dims().max_len, 128);
+    let edited = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let copy = common::copy_family_fixture("modernbert");
+        common::edit_json(&copy.path().join("config.json"), |c| edit(c));
+        copy
+    };
+    let old = edited(&|c| {
+        let o = c.as_object_mut().unwrap();
+        o.remove("layer_types");
+        o.remove("rope_parameters");
+        o.insert("global_rope_theta".into(), 160_000.0.into());
+        o.insert("local_rope_theta".into(), 10_000.0.into());
+    });
+    parity_of(old.path(), "modernbert");
+    type Edit = fn(&mut serde_json::Value);
+    let read: [(&str, Edit); 3] = [
+        ("the window", |c| c["local_attention"] = 64.into()),
+        ("the local base", |c| {
+            c["rope_parameters"]["sliding_attention"]["rope_theta"] = 500.0.into()
+        }),
+        ("the global base", |c| {
+            c["rope_parameters"]["full_attention"]["rope_theta"] = 500.0.into()
+        }),
+    ];
+    for (what, edit) in read {
+        let copy = edited(&edit);
+        let (dh, _) = diff_of(&open(copy.path()), &reference("modernbert"), what);
+        assert!(dh > 1e-3, "{what} is read: {dh}");
+    }
+    let refused: [(Edit, &str); 3] = [
+        (
+            |c| c["mlp_bias"] = true.into(),
+            "mlp_bias = true is not supported",
+        ),
+        (
+            |c| c["layer_types"] = serde_json::json!(["full_attention"]),
+            "layer_types names 1 layers, but num_hidden_layers is 4",
+        ),
+        (
+            |c| c["rope_parameters"]["full_attention"]["rope_type"] = "linear".into(),
+            "rope_type \"linear\" is not supported for ModernBERT",
+        ),
+    ];
+    for (edit, fragment) in refused {
+        let copy = edited(&edit);
+        let err = open_err(copy.path());
+        assert!(
+            err.contains("config.json") && err.contains(fragment),
+            "{err}"
+        );
     }
 }
 

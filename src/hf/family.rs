@@ -6,8 +6,8 @@
 use std::path::Path;
 
 /// The `model_type`s of Hugging Face folders this build opens, for error messages.
-pub const SUPPORTED_TYPES: &str = "bert, roberta, xlm-roberta, camembert and distilbert \
-     (BERT-family encoders), bloom, gemma, gemma2, gemma3_text \
+pub const SUPPORTED_TYPES: &str = "bert, roberta, xlm-roberta, camembert, distilbert and \
+     modernbert (BERT-family encoders), bloom, gemma, gemma2, gemma3_text \
      (Gemma 3's text-only decoders), gpt2, gpt_neo (TinyStories), gpt_neox (Pythia), granite, \
      llama (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, olmo (OLMo 1), olmo2, opt \
      (OPT-125m, 1.3b, ...), phi (phi-1 to phi-2), phi3, qwen2, qwen3, smollm3 and stablelm \
@@ -16,7 +16,8 @@ pub const SUPPORTED_TYPES: &str = "bert, roberta, xlm-roberta, camembert and dis
 /// A family of Hugging Face models with a loader of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
-    /// BERT-family encoders (`bert`; `roberta`, `xlm-roberta`, `camembert`, `distilbert`).
+    /// BERT-family encoders (`bert`; `roberta`, `xlm-roberta`, `camembert`, `distilbert`,
+    /// `modernbert`).
     Bert,
     /// GPT-2 decoders (`gpt2`).
     Gpt2,
@@ -176,7 +177,9 @@ pub fn family_of(dir: &Path) -> Result<Family, UnsupportedFamily> {
 
 fn by_type(t: &str) -> Option<Family> {
     Some(match t {
-        "bert" | "roberta" | "xlm-roberta" | "camembert" | "distilbert" => Family::Bert,
+        "bert" | "roberta" | "xlm-roberta" | "camembert" | "distilbert" | "modernbert" => {
+            Family::Bert
+        }
         "gpt2" => Family::Gpt2,
         "llama" => Family::Llama,
         "qwen2" => Family::Qwen2,
@@ -207,6 +210,7 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("XLMRoberta", Family::Bert),
         ("Camembert", Family::Bert),
         ("DistilBert", Family::Bert),
+        ("ModernBert", Family::Bert),
         ("GPT2", Family::Gpt2),
         ("Llama", Family::Llama),
         ("Qwen2For", Family::Qwen2),

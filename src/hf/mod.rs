@@ -151,6 +151,9 @@ impl ImportedModel {
                 bert::EncoderKind::DistilBert => {
                     "DistilBERT encoder (bidirectional; no next-token head)"
                 }
+                bert::EncoderKind::ModernBert => {
+                    "ModernBERT encoder (bidirectional, local layers; no next-token head)"
+                }
             },
             Self::Gpt2(m) => m.family.folder_label(),
             Self::HfLlama(m) => m.family.folder_label(),

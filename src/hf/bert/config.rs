@@ -34,6 +34,9 @@ pub enum EncoderKind {
     Roberta,
     /// DistilBERT: no token types; weights under other names ([`bert_name`](super::bert_name)).
     DistilBert,
+    /// ModernBERT: a pre-LayerNorm block with RoPE, local layers and a GeGLU MLP
+    /// ([`super::modern`]).
+    ModernBert,
 }
 
 impl EncoderKind {
@@ -44,6 +47,7 @@ impl EncoderKind {
             (Some("bert"), _) => Some(Self::Bert),
             (Some("roberta" | "xlm-roberta" | "camembert"), _) => Some(Self::Roberta),
             (Some("distilbert"), _) => Some(Self::DistilBert),
+            (Some("modernbert"), _) => Some(Self::ModernBert),
             (Some(_), _) => None,
             (None, Some(a)) if a.starts_with("Bert") => Some(Self::Bert),
             (None, Some(a))
@@ -54,6 +58,7 @@ impl EncoderKind {
                 Some(Self::Roberta)
             }
             (None, Some(a)) if a.starts_with("DistilBert") => Some(Self::DistilBert),
+            (None, Some(a)) if a.starts_with("ModernBert") => Some(Self::ModernBert),
             _ => None,
         }
     }
@@ -64,6 +69,7 @@ impl EncoderKind {
             Self::Bert => "bert",
             Self::Roberta => "roberta",
             Self::DistilBert => "distilbert",
+            Self::ModernBert => "modernbert",
         }
     }
 }
@@ -110,6 +116,9 @@ pub struct BertConfig {
     /// A BERT used as a decoder (causal self-attention): not supported.
     #[serde(default)]
     pub is_decoder: bool,
+    /// ModernBERT's own settings (None for the others).
+    #[serde(skip)]
+    pub modern: Option<super::modern::ModernSettings>,
 }
 
 fn two() -> usize {
@@ -133,7 +142,14 @@ impl BertConfig {
         let model_type = text_of(json.get("model_type"));
         let arch = text_of(json.get("architectures").and_then(|v| v.get(0)));
         let kind = EncoderKind::of(model_type.as_deref(), arch.as_deref());
-        let config = if kind == Some(EncoderKind::DistilBert) {
+        let config = if kind == Some(EncoderKind::ModernBert) {
+            let modern = serde_json::from_value::<super::modern::ModernBertConfig>(json)
+                .with_context(|| format!("{}: not a ModernBERT config", path.display()))?;
+            modern
+                .check()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            modern.bert_config()
+        } else if kind == Some(EncoderKind::DistilBert) {
             let distil = serde_json::from_value::<DistilBertConfig>(json)
                 .with_context(|| format!("{}: not a DistilBERT config", path.display()))?;
             distil
@@ -203,7 +219,7 @@ impl BertConfig {
             1,
             MAX_POSITIONS,
         )?;
-        if self.kind != EncoderKind::DistilBert {
+        if !matches!(self.kind, EncoderKind::DistilBert | EncoderKind::ModernBert) {
             in_range("type_vocab_size", self.type_vocab_size, 1, MAX_TYPE_VOCAB)?;
         }
         let first = self.position_offset();
@@ -258,6 +274,9 @@ impl BertConfig {
 
     /// Every tensor the forward pass reads, with the shape this config implies.
     pub fn expected_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        if let Some(m) = &self.modern {
+            return super::modern::expected_shapes(self, m);
+        }
         let (d, f) = (self.hidden_size, self.intermediate_size);
         let mut want: Vec<(String, Vec<usize>)> = vec![
             (
@@ -331,6 +350,7 @@ impl DistilBertConfig {
             hidden_act: self.activation,
             position_embedding_type: None,
             is_decoder: false,
+            modern: None,
         }
     }
 }

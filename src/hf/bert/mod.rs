@@ -1,6 +1,8 @@
 //! BERT-family encoders from a Hugging Face folder: `config.json`, `model.safetensors` (or its
 //! shards; never a pickled `.bin`) and `tokenizer.json`. BERT, RoBERTa (XLM-RoBERTa, CamemBERT)
-//! and DistilBERT are one post-LayerNorm block read from their own names ([`config`]). The forward pass is ours, in candle, and returns every
+//! and DistilBERT are one post-LayerNorm block read from their own names ([`config`]);
+//! ModernBERT's pre-LayerNorm block with RoPE and local layers has a forward of its own
+//! ([`modern`]). The forward pass is ours, in candle, and returns every
 //! layer's attention; an optional additive bias per layer ([B,1,T,T] or [B,H,T,T]) enters the
 //! scores before the softmax exactly as the dial and rule biases do in our own model
 //! ([`crate::model::attention::biased_attention`]); the dial sees it as bidirectional.
@@ -13,6 +15,7 @@ use candle_core::{DType, Device, Tensor, D};
 
 mod config;
 mod distil;
+mod modern;
 
 pub use config::{BertConfig, EncoderKind};
 pub use distil::{bert_name, DistilBertConfig};
@@ -83,10 +86,11 @@ impl Bert {
 
     /// The word-embedding rows, one per vocabulary id.
     pub fn embedding_rows(&self) -> Result<Vec<Vec<f32>>> {
-        Ok(self
-            .t("embeddings.word_embeddings.weight")?
-            .to_dtype(DType::F32)?
-            .to_vec2::<f32>()?)
+        let name = match self.config.kind {
+            EncoderKind::ModernBert => "embeddings.tok_embeddings.weight",
+            _ => "embeddings.word_embeddings.weight",
+        };
+        Ok(self.t(name)?.to_dtype(DType::F32)?.to_vec2::<f32>()?)
     }
 
     /// Token ids of `text` with the tokenizer's special tokens ([CLS] … [SEP]).
@@ -144,6 +148,9 @@ impl Bert {
         }
         if t > c.max_len() {
             return Err(ModelError::TooLong(t, c.max_len()));
+        }
+        if let Some(m) = &c.modern {
+            return self.forward_modern(ids, biases, keep_scores, m);
         }
         let (d, h) = (c.hidden_size, c.num_attention_heads);
         let dh = d / h;
@@ -220,9 +227,9 @@ impl Bert {
 }
 
 /// A tensor name without the model's prefix some exports put on every name (`bert.`,
-/// `roberta.` — XLM-RoBERTa's and CamemBERT's too —, `distilbert.`).
+/// `roberta.` — XLM-RoBERTa's and CamemBERT's too —, `distilbert.`, ModernBERT's `model.`).
 fn unprefixed(name: &str) -> &str {
-    ["bert.", "roberta.", "distilbert."]
+    ["bert.", "roberta.", "distilbert.", "model."]
         .iter()
         .find_map(|p| name.strip_prefix(p))
         .unwrap_or(name)
