@@ -16,12 +16,13 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
 Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi, the gemmas, olmo2, opt, bloom, smollm3, granite, roberta, distilbert, phi3_longrope, llama_yarn,
-stablelm, olmo and modernbert: 5.25.0), tokenizers 0.23.3 (the versions are also
+stablelm, olmo, modernbert and gemma3_vision: 5.25.0), tokenizers 0.23.3 (the versions are also
 written into each reference.json). The weights are seeded: rerunning with these versions
 writes byte-identical files (checked); other versions may draw other weights, and the tests
 follow whatever is committed.
 """
 
+import copy
 import json
 import os
 import sys
@@ -683,6 +684,59 @@ def modernbert():
     save_encoder(model, model.model, fast, raw, "modernbert")
 
 
+def gemma3_vision():
+    """Gemma 3's multimodal checkpoints (gemma-3-4b-it and up: Gemma3ForConditionalGeneration,
+    `model_type` gemma3): a Gemma 3 decoder under `text_config`, its weights under
+    `model.language_model.`, beside a vision tower (a tiny SigLIP here) the studio does not
+    read; the global layers' RoPE stretched linearly (factor 8, as gemma-3-4b's), the local
+    layers' not. Run on text alone, as the studio runs it. The reference must be one f32 computes
+    well: the first seed from 101 whose own f32 attention lies within 2e-6 of its f64 attention
+    is kept (with norm weights around 1, i.e. gains around 2, every draw tried was 1e-5 to 2e-5
+    off in transformers itself, so a reference could not tell a 1e-5 error from rounding)."""
+    for seed in range(101, 200):
+        model, raw, fast = gemma3_vision_draw(seed)
+        if f64_agreement(model) <= 2e-6:
+            print(f"gemma3_vision: seed {seed}")
+            break
+    save(model, fast, raw, "gemma3_vision")
+
+
+def f64_agreement(model):
+    """How far `model`'s f32 attention on TEXT lies from its f64 attention (max |diff|)."""
+    raw, fast = gemma_tokenizer()
+    ids = torch.tensor([fast(TEXT)["input_ids"]])
+    with torch.no_grad():
+        a32 = model(ids, output_attentions=True).attentions
+        m64 = copy.deepcopy(model).double()
+        a64 = m64(ids, output_attentions=True).attentions
+    return max((x.double() - y).abs().max().item() for x, y in zip(a32, a64))
+
+
+def gemma3_vision_draw(seed):
+    """One random tiny multimodal Gemma 3 (see gemma3_vision)."""
+    torch.manual_seed(seed)
+    raw, fast = gemma_tokenizer()
+    text = dict(vocab_size=VOCAB, hidden_size=48, intermediate_size=64, num_hidden_layers=6,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                max_position_embeddings=256, sliding_window=128, query_pre_attn_scalar=16,
+                rope_scaling={"rope_type": "linear", "factor": 8.0}, initializer_range=0.1,
+                pad_token_id=0, bos_token_id=raw.token_to_id("<bos>"), eos_token_id=0)
+    vision = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                  num_attention_heads=2, image_size=28, patch_size=14)
+    cfg = transformers.Gemma3Config(text_config=text, vision_config=vision,
+                                    mm_tokens_per_image=4, image_token_index=VOCAB - 1,
+                                    boi_token_index=VOCAB - 2, eoi_token_index=VOCAB - 3,
+                                    attn_implementation="eager")
+    model = transformers.Gemma3ForConditionalGeneration(cfg).eval()
+    # Norm weights drawn around 0, as gemma3_text's: Gemma's norms scale by (1 + w).
+    randomise_norms(model, 0.3)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "norm" in n:
+                p.sub_(1.0)
+    return model, raw, fast
+
+
 def main():
     """All families, or those named on the command line (each later family seeds itself, so
     one can be made again alone)."""
@@ -691,7 +745,8 @@ def main():
     names = sys.argv[1:] or ["gpt2", "llama", "qwen2", "mistral", "qwen3", "phi3", "gpt_neox",
                              "gpt_neox_sequential", "gpt_neo", "phi", "gemma", "gemma2",
                              "gemma3_text", "olmo2", "opt", "bloom", "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
-                             "llama_yarn", "stablelm", "olmo", "modernbert"]
+                             "llama_yarn", "stablelm", "olmo", "modernbert",
+                             "gemma3_vision"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -703,7 +758,8 @@ def main():
         if n in ("mistral", "qwen3", "phi3", "gpt_neox", "gpt_neox_sequential", "gpt_neo",
                  "phi", "gemma", "gemma2", "gemma3_text", "olmo2", "opt", "bloom",
                  "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
-                 "llama_yarn", "stablelm", "olmo", "modernbert"):
+                 "llama_yarn", "stablelm", "olmo", "modernbert",
+                 "gemma3_vision"):
             globals()[n]()
     return 0
 

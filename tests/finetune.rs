@@ -83,6 +83,7 @@ fn the_training_forward_equals_the_inference_forward() {
         "llama_yarn",
         "stablelm",
         "olmo",
+        "gemma3_vision",
     ] {
         let m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
         let d = m.trainable().unwrap();

@@ -22,7 +22,7 @@ use localist::model::capture::{capture, capture_attention, sequence_biases};
 use localist::model::capture_stream::{capture_streamed, CapturePlan};
 use localist::model::dial::DialSetting;
 
-const FAMILIES: [&str; 21] = [
+const FAMILIES: [&str; 22] = [
     "gpt2",
     "llama",
     "qwen2",
@@ -44,6 +44,7 @@ const FAMILIES: [&str; 21] = [
     "llama_yarn",
     "stablelm",
     "olmo",
+    "gemma3_vision",
 ];
 
 fn fixture(name: &str) -> PathBuf {
@@ -503,8 +504,8 @@ fn gemma3_matches_transformers() {
     for (key, value, fragment) in [
         (
             "rope_parameters",
-            serde_json::json!({"full_attention": {"rope_type": "linear", "factor": 8.0}}),
-            "\"linear\"",
+            serde_json::json!({"full_attention": {"rope_type": "yarn", "factor": 8.0}}),
+            "\"yarn\"",
         ),
         (
             "layer_types",
@@ -525,6 +526,75 @@ fn gemma3_matches_transformers() {
             "{key}: {err}"
         );
     }
+}
+
+/// Gemma 3's multimodal checkpoints (gemma-3-4b-it and up) run as text decoders: the decoder
+/// under `text_config`, its weights under `language_model.model.` (or the newer
+/// `model.language_model.`), the vision tower not read; the global layers' RoPE stretched
+/// linearly (×8, gemma-3-4b's), the local layers' not (the stretch is read: without it the
+/// logits move). The sparse `text_config` gemma-3-4b-it's own config.json has (only what
+/// differs from transformers' defaults: no bases, no layer kinds, no ε) reads the same.
+#[test]
+fn gemma3_multimodal_checkpoints_run_as_text_decoders() {
+    parity_of(&fixture("gemma3_vision"), "gemma3_vision", "gemma3_text");
+    let m = open(&fixture("gemma3_vision"));
+    assert_eq!(m.kind_label(), "Gemma 3 decoder (Hugging Face safetensors)");
+    let edited = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let dir = common::copy_family_fixture("gemma3_vision");
+        common::edit_json(&dir.path().join("config.json"), |c| {
+            edit(&mut c["text_config"])
+        });
+        dir
+    };
+    let sparse = edited(&|t| {
+        let o = t.as_object_mut().unwrap();
+        for k in [
+            "rms_norm_eps",
+            "hidden_activation",
+            "layer_types",
+            "rope_parameters",
+            "attention_bias",
+            "final_logit_softcapping",
+            "attn_logit_softcapping",
+            "use_bidirectional_attention",
+            "_sliding_window_pattern",
+        ] {
+            o.remove(k);
+        }
+        o.insert(
+            "rope_scaling".into(),
+            serde_json::json!({"rope_type": "linear", "factor": 8.0}),
+        );
+    });
+    let (dl, _) = logit_diff(sparse.path(), "gemma3_vision");
+    assert!(dl < 1e-4, "the sparse form: {dl}");
+    let unstretched = edited(&|t| {
+        t["rope_parameters"]["full_attention"] =
+            serde_json::json!({"rope_type": "default", "rope_theta": 1e6})
+    });
+    let (dl, _) = logit_diff(unstretched.path(), "gemma3_vision");
+    assert!(dl > 1e-3, "the stretch is read: {dl}");
+    let local = edited(&|t| {
+        t["rope_parameters"]["sliding_attention"] =
+            serde_json::json!({"rope_type": "linear", "factor": 8.0, "rope_theta": 1e4})
+    });
+    let err = open_err(local.path());
+    assert!(err.contains("on the local layers"), "{err}");
+    let renamed = common::copy_family_fixture("gemma3_vision");
+    let file = renamed.path().join("model.safetensors");
+    let tensors: Vec<RawTensor> = raw_tensors(&file)
+        .into_iter()
+        .map(|(n, d, s, b)| {
+            let n = match n.strip_prefix("language_model.model.") {
+                Some(rest) => format!("model.language_model.{rest}"),
+                None => n,
+            };
+            (n, d, s, b)
+        })
+        .collect();
+    write_safetensors(&file, &tensors);
+    let (dl, _) = logit_diff(renamed.path(), "gemma3_vision");
+    assert!(dl < 1e-4, "model.language_model. names: {dl}");
 }
 
 /// OLMo 2: no norm on what attention and the MLP read, a norm on what they write, and q/k

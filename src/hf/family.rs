@@ -191,7 +191,8 @@ fn by_type(t: &str) -> Option<Family> {
         "phi" => Family::Phi,
         "gemma" => Family::Gemma,
         "gemma2" => Family::Gemma2,
-        "gemma3_text" => Family::Gemma3,
+        // A multimodal Gemma 3 (gemma-3-4b-it and up): its text decoder.
+        "gemma3_text" | "gemma3" => Family::Gemma3,
         "olmo2" => Family::Olmo2,
         "opt" => Family::Opt,
         "bloom" => Family::Bloom,
@@ -232,6 +233,7 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("Gemma2For", Family::Gemma2),
         ("Gemma2Model", Family::Gemma2),
         ("Gemma3ForCausalLM", Family::Gemma3),
+        ("Gemma3ForConditionalGeneration", Family::Gemma3),
         ("Gemma3TextModel", Family::Gemma3),
         ("Olmo2For", Family::Olmo2),
         ("Olmo2Model", Family::Olmo2),

@@ -116,7 +116,7 @@ impl ModernBertConfig {
         )?;
         in_range("local_attention", self.local_attention, 2, 1 << 24)?;
         let heads = self.num_attention_heads.max(1);
-        if self.hidden_size % heads == 0 && (self.hidden_size / heads) % 2 == 1 {
+        if self.hidden_size.is_multiple_of(heads) && (self.hidden_size / heads) % 2 == 1 {
             return Err(format!(
                 "hidden_size {} over {heads} heads gives heads of odd width (RoPE turns pairs)",
                 self.hidden_size

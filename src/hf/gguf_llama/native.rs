@@ -217,7 +217,7 @@ impl GgufLlama {
         RopeCols {
             local: (0..c.layers)
                 .find_map(|l| c.local_base(l))
-                .map(|base| self.rope_cols_at(t, c.rope_inv_freq_at(base))),
+                .map(|base| self.rope_cols_at(t, c.rope_inv_freq_local(base))),
             global,
             none,
         }

@@ -30,8 +30,18 @@ impl LlamaConfig {
         self.rope_inv_freq_at(self.rope_base)
     }
 
-    /// [`rope_inv_freq`](Self::rope_inv_freq) at another `base` (Gemma 3's sliding layers):
-    /// 1 / base^(2i/r) for the r = `rope_dims` turned dimensions, 0 past them.
+    /// Gemma 3's local layers' inverse frequencies at their `base`: never stretched (a
+    /// Gemma 3's linear stretch is its global layers').
+    pub fn rope_inv_freq_local(&self, base: f64) -> Vec<f32> {
+        let plain = Self {
+            rope_factors: None,
+            ..self.clone()
+        };
+        plain.rope_inv_freq_at(base)
+    }
+
+    /// [`rope_inv_freq`](Self::rope_inv_freq) at another `base`: 1 / base^(2i/r) for the
+    /// r = `rope_dims` turned dimensions (each divided by its factor), 0 past them.
     pub fn rope_inv_freq_at(&self, base: f64) -> Vec<f32> {
         let (dh, r) = (self.head_dim, self.rope_dims);
         (0..dh / 2)
@@ -75,7 +85,7 @@ impl RopeTables {
 impl GgufLlama {
     /// RoPE tables (cos, sin) [n, d_h/2] of positions p..p+n.
     pub(crate) fn rope_tables(&self, p: usize, n: usize) -> candle_core::Result<(Tensor, Tensor)> {
-        self.rope_tables_at(p, n, self.config.rope_base)
+        self.rope_tables_of(p, n, self.config.rope_inv_freq())
     }
 
     /// RoPE tables of positions p..p+n for every layer (Gemma 3's sliding layers at their
@@ -88,23 +98,25 @@ impl GgufLlama {
             None => None,
         };
         Ok(RopeTables {
-            local: local.map(|b| self.rope_tables_at(p, n, b)).transpose()?,
+            local: local
+                .map(|b| self.rope_tables_of(p, n, self.config.rope_inv_freq_local(b)))
+                .transpose()?,
             global,
             none,
         })
     }
 
-    /// [`rope_tables`](Self::rope_tables) at RoPE base `base`.
-    fn rope_tables_at(
+    /// [`rope_tables`](Self::rope_tables) of the inverse frequencies `inv` [d_h/2].
+    fn rope_tables_of(
         &self,
         p: usize,
         n: usize,
-        base: f64,
+        inv: Vec<f32>,
     ) -> candle_core::Result<(Tensor, Tensor)> {
         let c = &self.config;
         let dh = c.head_dim;
         let dev = &self.device;
-        let inv = Tensor::from_vec(c.rope_inv_freq_at(base), (1, dh / 2), dev)?;
+        let inv = Tensor::from_vec(inv, (1, dh / 2), dev)?;
         let pos = Tensor::arange(p as u32, (p + n) as u32, dev)?
             .to_dtype(DType::F32)?
             .reshape((n, 1))?;

@@ -90,6 +90,10 @@ pub struct GemmaConfig {
     /// Gemma 3's bidirectional attention (an encoder's; refused).
     #[serde(default)]
     pub use_bidirectional_attention: Option<bool>,
+    /// Whether the config is a multimodal Gemma 3's `text_config` (its weights under
+    /// `language_model.model.` or `model.language_model.`).
+    #[serde(skip)]
+    pub multimodal: bool,
 }
 
 fn eps() -> f64 {
@@ -138,32 +142,6 @@ impl GemmaConfig {
         Ok((0..n).map(|i| (i + 1) % every != 0).collect())
     }
 
-    /// The RoPE settings of a layer kind (`full_attention`, `sliding_attention`) from
-    /// `rope_parameters`, flat or per kind.
-    fn rope_of(&self, kind: &str) -> Option<&serde_json::Value> {
-        let p = self.rope_parameters.as_ref()?;
-        Some(p.get(kind).unwrap_or(p))
-    }
-
-    /// The global RoPE base, and Gemma 3's sliding layers' where it differs.
-    fn rope_bases(&self, family: Family) -> (f64, Option<f64>) {
-        let theta = |kind: &str| {
-            self.rope_of(kind)
-                .and_then(|r| r.get("rope_theta"))
-                .and_then(serde_json::Value::as_f64)
-        };
-        let global = theta("full_attention")
-            .or(self.rope_theta)
-            .unwrap_or(10_000.0);
-        let local = match family {
-            Family::Gemma3 => theta("sliding_attention")
-                .or(self.rope_local_base_freq)
-                .or(Some(10_000.0)),
-            _ => None,
-        };
-        (global, local.filter(|l| *l != global))
-    }
-
     /// Every size and feature, or the first problem in a sentence.
     pub fn check(&self, family: Family) -> Result<(), String> {
         if self.attention_bias {
@@ -178,17 +156,7 @@ impl GemmaConfig {
                 "hidden_activation {act:?} is not supported (gelu_pytorch_tanh or gelu)"
             ));
         }
-        for kind in ["full_attention", "sliding_attention"] {
-            let rope = [self.rope_of(kind), self.rope_scaling.as_ref()];
-            for r in rope.into_iter().flatten() {
-                let t = r.get("rope_type").or_else(|| r.get("type"));
-                if let Some(t) = t.and_then(|t| t.as_str()).filter(|t| *t != "default") {
-                    return Err(format!(
-                        "RoPE scaling of rope_type {t:?} is not supported (only default)"
-                    ));
-                }
-            }
-        }
+        self.linear_factor()?;
         check_shape(&Shape {
             vocab: self.vocab_size,
             hidden: self.hidden_size,
@@ -244,6 +212,7 @@ impl GemmaConfig {
             .filter(|_| sliding.iter().any(|&s| s))
             .unwrap_or(usize::MAX);
         let (rope_base, local_rope_base) = self.rope_bases(family);
+        let factor = self.linear_factor().ok().flatten();
         let scalar = self.query_pre_attn_scalar.unwrap_or(self.dh() as f64);
         LlamaConfig {
             layers: self.num_hidden_layers,
@@ -258,7 +227,7 @@ impl GemmaConfig {
             context: self.max_position_embeddings.min(window),
             rope_half: true,
             arch: family.model_type(),
-            rope_factors: None,
+            rope_factors: factor.map(|f| vec![f as f32; self.dh() / 2]),
             rope_dims: self.dh(),
             rope_scale: 1.0,
             layer_norm: false,

@@ -12,6 +12,7 @@
 
 mod config;
 pub mod gemma;
+mod gemma3;
 mod rope;
 mod rotary;
 mod shape;
@@ -54,7 +55,7 @@ impl FamilyConfig {
     fn read(path: &Path, family: Family) -> Result<Self> {
         let named = |e: String| anyhow::anyhow!("{}: {e}", path.display());
         Ok(if family.is_gemma() {
-            let c: gemma::GemmaConfig = folder::read_config(path, family.model_type())?;
+            let c = gemma::GemmaConfig::read(path, family)?;
             c.check(family).map_err(named)?;
             Self::Gemma(Box::new(c))
         } else {
@@ -88,8 +89,28 @@ impl HfLlama {
         let weights = folder::weights(dir)?;
         let read = FamilyConfig::read(&dir.join("config.json"), family)?;
         let (config, want, tied) = read.plan(family);
-        folder::check_declared(&folder::declared(&weights, same)?, &want, &weights.path)?;
-        let mut t = folder::load_f32(&weights, device, same, &want)?;
+        // A multimodal Gemma 3's decoder is read from under its `language_model` prefix (the
+        // vision tower is not read): the names checked and read less `model.`, kept with it.
+        let multimodal = matches!(&read, FamilyConfig::Gemma(c) if c.multimodal);
+        let (rename, file_want): (fn(&str) -> &str, Vec<_>) = match multimodal {
+            true => (
+                language_model,
+                want.iter().map(|(n, s)| (unmodel(n), s.clone())).collect(),
+            ),
+            false => (same, want),
+        };
+        folder::check_declared(
+            &folder::declared(&weights, rename)?,
+            &file_want,
+            &weights.path,
+        )?;
+        let mut t = folder::load_f32(&weights, device, rename, &file_want)?;
+        if multimodal {
+            t = t
+                .into_iter()
+                .map(|(k, v)| (format!("model.{k}"), v))
+                .collect();
+        }
         let tokenizer = folder::read_tokenizer(&dir.join("tokenizer.json"), config.vocab)?;
         let parameters = t.values().map(Tensor::elem_count).sum();
         let file = &weights.path;
@@ -150,6 +171,20 @@ impl HfLlama {
 /// Names as written (LLaMA exports put no prefix on them).
 fn same(name: &str) -> &str {
     name
+}
+
+/// A multimodal Gemma 3's decoder weight without its prefix (`language_model.model.` as the
+/// published checkpoints name them, `model.language_model.` as others do).
+fn language_model(name: &str) -> &str {
+    ["language_model.model.", "model.language_model."]
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+        .unwrap_or(name)
+}
+
+/// A decoder weight's name less its `model.`.
+fn unmodel(name: &str) -> String {
+    name.strip_prefix("model.").unwrap_or(name).to_string()
 }
 
 /// Layer `l`'s weights out of `t` (checked present and shaped by the header check).
