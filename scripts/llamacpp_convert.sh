@@ -81,7 +81,7 @@ from make_spm_gguf_fixture import train
 d = tempfile.mkdtemp(); train(d); shutil.copy(d + "/m.model", sys.argv[2])
 PY
 convert "$WORK/llama_spm" default llama_spm
-for n in gemma gemma2 gemma3_text; do BPE_VOCAB=1 convert "$F/$n" llama-bpe "$n"; done
+for n in gemma gemma2 gemma3_text gemma3_vision; do BPE_VOCAB=1 convert "$F/$n" llama-bpe "$n"; done
 convert "$F/olmo2" llama-bpe olmo2
 convert "$F/smollm3" llama-bpe smollm3
 convert "$F/granite" llama-bpe granite

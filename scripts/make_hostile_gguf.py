@@ -183,15 +183,17 @@ def make_gguf_cases():
     k[3] = struct.pack(f"<{D * D}f", *([0.01] * (D * D)))
     gguf_case("gguf-shape-mismatch", "attn_k shaped for 2 key/value heads where the metadata says 1",
               ["tensor blk.0.attn_k.weight has shape [32, 32]", "[16, 32]"], gguf(md, bad))
-    gguf_case("gguf-rope-scaling-linear", "linear RoPE scaling (factor 8) was ignored: the "
+    # Linear scaling is honoured since 2026-12-07; YaRN, computed llama.cpp's own way, is not.
+    gguf_case("gguf-rope-scaling-yarn", "YaRN RoPE scaling (factor 4) was ignored: the "
               "attention of another model, shown as this one's",
-              ["llama.rope.scaling.type", "linear"],
+              ["llama.rope.scaling.type", "yarn"],
+              gguf(llama_metadata(**{"llama.rope.scaling.type": (STRING, "yarn"),
+                                     "llama.rope.scaling.factor": (F32, 4.0)}), t))
+    gguf_case("gguf-rope-scaling-linear-negative", "a linear RoPE stretch of -8 was run",
+              ["llama.rope.scaling.factor is -8"],
               gguf(llama_metadata(**{"llama.rope.scaling.type": (STRING, "linear"),
-                                     "llama.rope.scaling.factor": (F32, 8.0)}), t))
-    dh = D // HEADS
-    freqs = t + [["rope_freqs.weight", [dh // 2], GGML_F32, struct.pack(f"<{dh // 2}f", *[2.0] * (dh // 2))]]
-    gguf_case("gguf-rope-freqs-tensor", "per-frequency RoPE factors (rope_freqs.weight) were ignored",
-              ["rope_freqs.weight"], gguf(md, freqs))
+                                     "llama.rope.scaling.factor": (F32, -8.0)}), t))
+    # (rope_freqs.weight, once refused here as gguf-rope-freqs-tensor, is read since LLaMA-3.)
     extra = t + [["blk.1.attn_norm.weight", [D], GGML_F32, struct.pack(f"<{D}f", *[1.0] * D)]]
     gguf_case("gguf-extra-layer-tensor", "weights of a layer past llama.block_count were ignored",
               ["blk.1.attn_norm.weight", "not one this LLaMA forward reads"], gguf(md, extra))

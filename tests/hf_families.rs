@@ -72,7 +72,14 @@ fn decoders() -> Vec<(String, PathBuf, Vec<u32>)> {
     ));
     // Gemma 2 and 3 as llama.cpp's converter writes them (caps, window, two RoPE bases), and
     // OLMo 2 (no pre-norms, q/k norms over all heads).
-    for n in ["gemma2", "gemma3_text", "olmo2", "smollm3", "granite"] {
+    for n in [
+        "gemma2",
+        "gemma3_text",
+        "olmo2",
+        "smollm3",
+        "granite",
+        "gemma3_vision",
+    ] {
         let file = common::root().join(format!("tests/fixtures/llamacpp/{n}.gguf"));
         out.push((format!("{n}.gguf"), file, reference(n).ids));
     }

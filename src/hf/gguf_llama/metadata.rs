@@ -4,8 +4,11 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use candle_core::quantized::gguf_file;
+
+pub(crate) use super::meta_read::{meta, meta_f64, meta_usize, optional, wrong_type};
+use super::rope_meta::{attn_factor, check_rope, linear_stretch};
 
 /// Hyper-parameters read from the GGUF metadata.
 #[derive(Clone, Debug, PartialEq)]
@@ -133,7 +136,9 @@ impl LlamaConfig {
             // and SmolLM3's it permutes for its interleaved pairs.
             rope_half: !matches!(arch, "llama" | "smollm3" | "granite"),
             arch,
-            rope_factors: None,
+            // A linear stretch divides every frequency (the factor tensors of LLaMA-3 and
+            // LongRoPE files are read with the weights and multiply these).
+            rope_factors: linear_stretch(c, file, arch)?.map(|f| vec![f as f32; head_dim / 2]),
             rope_dims,
             rope_scale: attn_factor(c, file, arch)?,
             layer_norm: false,
@@ -231,21 +236,6 @@ fn context(c: &gguf_file::Content, file: &Path, arch: &str) -> Result<usize> {
     })
 }
 
-/// The factor on RoPE's cos and sin (`{arch}.rope.scaling.attn_factor`: LongRoPE's, as
-/// llama.cpp's converter writes Phi-3.5's); 1 where the file names none.
-fn attn_factor(c: &gguf_file::Content, file: &Path, arch: &str) -> Result<f64> {
-    let key = format!("{arch}.rope.scaling.attn_factor");
-    match optional(c, &key, file, meta_f64)? {
-        Some(f) if !(f.is_finite() && f > 0.0) => {
-            bail!(
-                "{}: metadata {key} is {f}, not a finite number above 0",
-                file.display()
-            )
-        }
-        f => Ok(f.unwrap_or(1.0)),
-    }
-}
-
 /// The width of a head: `{arch}.attention.key_length` where the file names it (Qwen3: 128
 /// over a width of 1,024 and 16 heads), else width / heads (0 where that does not divide:
 /// `checks` names it). A value width other than the key width is refused.
@@ -280,113 +270,4 @@ fn head_width(
         None if heads > 0 && d_model % heads == 0 => d_model / heads,
         None => 0,
     })
-}
-
-/// `key` read by `read` when the metadata has it, `None` when it does not.
-pub(crate) fn optional<T>(
-    c: &gguf_file::Content,
-    key: &str,
-    file: &Path,
-    read: fn(&gguf_file::Content, &str, &Path) -> Result<T>,
-) -> Result<Option<T>> {
-    if c.metadata.contains_key(key) {
-        read(c, key, file).map(Some)
-    } else {
-        Ok(None)
-    }
-}
-
-/// RoPE as this forward computes it: every dimension of a head rotated, at the plain
-/// frequencies or divided by a `rope_freqs` tensor's factors. Scaling by type (linear, YaRN)
-/// or partial rotation would change every attention row, so a file asking for one is refused
-/// rather than run without it.
-fn check_rope(c: &gguf_file::Content, file: &Path, arch: &str, head_dim: usize) -> Result<usize> {
-    let refuse = |what: String| -> Result<usize> {
-        bail!(
-            "{}: {what}; this forward rotates every dimension at the plain RoPE \
-             frequencies, so its attention would not be the model's",
-            file.display()
-        )
-    };
-    let scaling = optional(c, &format!("{arch}.rope.scaling.type"), file, |c, k, f| {
-        let text = meta(c, k, f)?.to_string();
-        Ok(text.map_err(|e| wrong_type(f, k, "a string", &e))?.clone())
-    })?;
-    if let Some(kind) = scaling.filter(|k| k != "none") {
-        return refuse(format!("metadata {arch}.rope.scaling.type is {kind:?}"));
-    }
-    if let Some(f) = optional(c, &format!("{arch}.rope.scaling.factor"), file, meta_f64)? {
-        if f != 1.0 && f != 0.0 {
-            return refuse(format!("metadata {arch}.rope.scaling.factor is {f}"));
-        }
-    }
-    let n = optional(c, &format!("{arch}.rope.dimension_count"), file, meta_usize)?;
-    match n.unwrap_or(head_dim) {
-        // Phi-4-mini's partial rotation: the turned dimensions first (`rope::turned_first`).
-        n if arch == "phi3" && n >= 2 && n % 2 == 0 && n < head_dim => Ok(n),
-        n if n == head_dim => Ok(n),
-        n => refuse(format!(
-            "metadata {arch}.rope.dimension_count is {n}, not the head width {head_dim}"
-        )),
-    }
-}
-
-pub(super) fn meta<'a>(
-    c: &'a gguf_file::Content,
-    key: &str,
-    file: &Path,
-) -> Result<&'a gguf_file::Value> {
-    c.metadata
-        .get(key)
-        .with_context(|| format!("{}: metadata {key} is missing", file.display()))
-}
-
-/// An integer of any of GGUF's integer types, non-negative and within `usize`.
-pub(super) fn meta_usize(c: &gguf_file::Content, key: &str, file: &Path) -> Result<usize> {
-    use gguf_file::Value;
-    let v = meta(c, key, file)?;
-    let n: Option<u64> = match v {
-        Value::U8(x) => Some(u64::from(*x)),
-        Value::U16(x) => Some(u64::from(*x)),
-        Value::U32(x) => Some(u64::from(*x)),
-        Value::U64(x) => Some(*x),
-        Value::I8(x) => u64::try_from(*x).ok(),
-        Value::I16(x) => u64::try_from(*x).ok(),
-        Value::I32(x) => u64::try_from(*x).ok(),
-        Value::I64(x) => u64::try_from(*x).ok(),
-        _ => None,
-    };
-    n.and_then(|n| usize::try_from(n).ok()).with_context(|| {
-        format!(
-            "{}: metadata {key} is not a non-negative integer ({v:?})",
-            file.display()
-        )
-    })
-}
-
-/// A number stored as F32 or F64 (or an integer).
-pub(crate) fn meta_f64(c: &gguf_file::Content, key: &str, file: &Path) -> Result<f64> {
-    use gguf_file::Value;
-    let v = meta(c, key, file)?;
-    match v {
-        Value::F32(x) => Ok(f64::from(*x)),
-        Value::F64(x) => Ok(*x),
-        _ => meta_usize(c, key, file).map(|n| n as f64).map_err(|_| {
-            anyhow::anyhow!("{}: metadata {key} is not a number ({v:?})", file.display())
-        }),
-    }
-}
-
-/// The error for metadata `key` of `file` that is not `expected` (candle said only "not a
-/// vec U32(9)", naming neither the file nor the key).
-pub(super) fn wrong_type(
-    file: &Path,
-    key: &str,
-    expected: &str,
-    e: &candle_core::Error,
-) -> anyhow::Error {
-    // candle's message, without the backtrace it appends under RUST_BACKTRACE.
-    let e = e.to_string();
-    let e = e.lines().next().unwrap_or_default();
-    anyhow::anyhow!("{}: metadata {key} is not {expected} ({e})", file.display())
 }

@@ -14,6 +14,7 @@ pub mod gguf_tokenizer;
 pub(crate) mod gguf_vocab;
 mod granite;
 pub mod header;
+mod meta_read;
 pub mod metadata;
 pub(crate) mod native;
 mod native_block;
@@ -23,6 +24,7 @@ mod native_layer;
 mod native_rows;
 mod norm;
 mod rope;
+mod rope_meta;
 mod train_forward;
 
 use std::path::{Path, PathBuf};

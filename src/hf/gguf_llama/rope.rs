@@ -173,7 +173,11 @@ pub(super) fn factors(
         if header.tensor(name).is_none() {
             continue;
         }
-        let f = rope_factors(&read(name)?, name, file)?;
+        let mut f = rope_factors(&read(name)?, name, file)?;
+        // A linear stretch as well: both divide (llama.cpp's frequency scale and factors).
+        if let Some(linear) = &config.rope_factors {
+            f.iter_mut().zip(linear).for_each(|(f, l)| *f *= l);
+        }
         let key = format!("{}.rope.scaling.original_context_length", config.arch);
         let original = match name {
             "rope_factors_short.weight" => optional(c, &key, file, meta_usize)?,
@@ -182,7 +186,7 @@ pub(super) fn factors(
         let context = config.context.min(original.unwrap_or(usize::MAX)).max(1);
         return Ok((Some(f), context));
     }
-    Ok((None, config.context))
+    Ok((config.rope_factors.clone(), config.context))
 }
 
 /// The rows [heads·d_h, d] of a query or key projection reordered within each head so that a
