@@ -85,3 +85,5 @@ for n in gemma gemma2 gemma3_text gemma3_vision; do BPE_VOCAB=1 convert "$F/$n" 
 convert "$F/olmo2" llama-bpe olmo2
 convert "$F/smollm3" llama-bpe smollm3
 convert "$F/granite" llama-bpe granite
+convert "$F/stablelm" llama-bpe stablelm
+convert "$F/olmo" llama-bpe olmo

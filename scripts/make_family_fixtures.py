@@ -552,6 +552,21 @@ def olmo():
     save(model, fast, raw, "olmo")
 
 
+def bpe_with_specials(specials):
+    """A byte-level BPE of VOCAB words trained on the corpus, `specials` first (ids 0, 1, ...),
+    no post-processor: an encoder's vocabulary."""
+    with open(CORPUS, encoding="utf-8") as f:
+        text = f.read(200_000)
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    raw.train_from_iterator([text], trainer)
+    return raw
+
+
 def encoder_reference(base, fast, name, text):
     """Run the encoder `base` (the model under its masked-LM head) on `text` and write its last
     hidden states and every layer's attention as reference.json (no logits: an encoder)."""
@@ -592,16 +607,7 @@ def roberta():
     (names under `roberta.`, the head's tensors beside them). The text holds a `<pad>` in its
     middle: its position is pad_token_id itself, and the tokens after it count on without it."""
     torch.manual_seed(53)
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    with open(CORPUS, encoding="utf-8") as f:
-        text = f.read(200_000)
-    raw = Tokenizer(models.BPE())
-    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    raw.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
-    raw.train_from_iterator([text], trainer)
+    raw = bpe_with_specials(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
     raw.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0),
                                                       trim_offsets=False)
     fast = transformers.PreTrainedTokenizerFast(
@@ -652,20 +658,11 @@ def modernbert():
     """ModernBERT (answerdotai's ModernBERT-base architecture): a pre-LayerNorm encoder without
     biases (norm_bias false), RoPE at two bases (160,000 on the global layers, 10,000 on the
     local ones), local layers attending within |i - j| <= local_attention / 2 (8 here, over a
-    text of about 40 tokens; every third layer global), a GeGLU MLP (exact GELU), no norm before
+    text of 68 tokens; every third layer global), a GeGLU MLP (exact GELU), no norm before
     the first layer's attention, a final norm; saved under its masked-LM head (names under
     `model.`). A [CLS] ... [SEP] BPE vocabulary as ModernBERT's."""
     torch.manual_seed(97)
-    specials = ["[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"]
-    with open(CORPUS, encoding="utf-8") as f:
-        text = f.read(200_000)
-    raw = Tokenizer(models.BPE())
-    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    raw.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
-    raw.train_from_iterator([text], trainer)
+    raw = bpe_with_specials(["[CLS]", "[PAD]", "[SEP]", "[UNK]", "[MASK]"])
     raw.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
         special_tokens=[("[CLS]", 0), ("[SEP]", 2)])

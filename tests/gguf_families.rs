@@ -325,8 +325,11 @@ fn files_from_llama_cpps_converter_match_transformers() {
     // SmolLM3: interleaved RoPE (the converter permutes q and k as for LLaMA) and no RoPE in
     // every fourth layer, a step llama.cpp fixes at 4. Granite: four scales under llama.cpp's
     // names (granite.embedding_scale, …).
+    // StableLM: LayerNorms with biases, q/k/v biases, RoPE on a quarter of each head (NEOX
+    // pairs); OLMo 1: LayerNorms without weights (none in the file), q and k permuted.
     for name in [
-        "llama", "mistral", "qwen2", "qwen3", "phi3", "olmo2", "smollm3", "granite",
+        "llama", "mistral", "qwen2", "qwen3", "phi3", "olmo2", "smollm3", "granite", "stablelm",
+        "olmo",
     ] {
         let m = open(&common::root().join(format!("tests/fixtures/llamacpp/{name}.gguf")));
         let (dl, da) = against_reference(&m, name);

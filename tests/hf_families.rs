@@ -70,8 +70,9 @@ fn decoders() -> Vec<(String, PathBuf, Vec<u32>)> {
         gguf("phi3_longrope"),
         reference("phi3_longrope").ids,
     ));
-    // Gemma 2 and 3 as llama.cpp's converter writes them (caps, window, two RoPE bases), and
-    // OLMo 2 (no pre-norms, q/k norms over all heads).
+    // Gemma 2 and 3 as llama.cpp's converter writes them (caps, window, two RoPE bases, the
+    // ×8 stretch of gemma-3-4b's global layers), OLMo 2 (no pre-norms, q/k norms over all
+    // heads), StableLM and OLMo 1 (LayerNorms).
     for n in [
         "gemma2",
         "gemma3_text",
@@ -79,6 +80,8 @@ fn decoders() -> Vec<(String, PathBuf, Vec<u32>)> {
         "smollm3",
         "granite",
         "gemma3_vision",
+        "stablelm",
+        "olmo",
     ] {
         let file = common::root().join(format!("tests/fixtures/llamacpp/{n}.gguf"));
         out.push((format!("{n}.gguf"), file, reference(n).ids));
@@ -545,7 +548,10 @@ fn gemma3_matches_transformers() {
 fn gemma3_multimodal_checkpoints_run_as_text_decoders() {
     parity_of(&fixture("gemma3_vision"), "gemma3_vision", "gemma3_text");
     let m = open(&fixture("gemma3_vision"));
-    assert_eq!(m.kind_label(), "Gemma 3 decoder (Hugging Face safetensors)");
+    assert_eq!(
+        m.kind_label(),
+        "Gemma 3 decoder (the text part of a multimodal checkpoint; Hugging Face safetensors)"
+    );
     let edited = |edit: &dyn Fn(&mut serde_json::Value)| {
         let dir = common::copy_family_fixture("gemma3_vision");
         common::edit_json(&dir.path().join("config.json"), |c| {

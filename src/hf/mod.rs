@@ -156,7 +156,7 @@ impl ImportedModel {
                 }
             },
             Self::Gpt2(m) => m.family.folder_label(),
-            Self::HfLlama(m) => m.family.folder_label(),
+            Self::HfLlama(m) => m.label(),
             Self::Adapted(_) => "decoder fine-tuned by an adapter (merged into its base)",
         }
     }
@@ -341,6 +341,8 @@ fn gguf_label(arch: &str) -> &'static str {
         "granite" => "Granite decoder (GGUF, weights dequantized to f32)",
         "smollm3" => "SmolLM3 decoder (GGUF, weights dequantized to f32)",
         "olmo2" => "OLMo 2 decoder (GGUF, weights dequantized to f32)",
+        "olmo" => "OLMo decoder (GGUF, weights dequantized to f32)",
+        "stablelm" => "StableLM decoder (GGUF, weights dequantized to f32)",
         "qwen2" => "Qwen2 decoder (GGUF, weights dequantized to f32)",
         "qwen3" => "Qwen3 decoder (GGUF, weights dequantized to f32)",
         "phi3" => "Phi-3 decoder (GGUF, weights dequantized to f32)",

@@ -172,12 +172,7 @@ impl Bert {
         let x = x.unsqueeze(0)?;
         let mut x = self.layer_norm(&x, "embeddings.LayerNorm")?;
         let scale = 1.0 / (dh as f64).sqrt();
-        let mut out = ForwardOutput {
-            logits: Tensor::zeros((1, t, 0), DType::F32, &self.device)?,
-            attention: Vec::with_capacity(c.num_hidden_layers),
-            scores: Vec::new(),
-            queries: Vec::new(),
-        };
+        let mut out = self.encoder_output(t)?;
         for l in 0..c.num_hidden_layers {
             let p = format!("encoder.layer.{l}");
             let heads = |m: &str| -> Result<Tensor, ModelError> {
@@ -213,6 +208,17 @@ impl Bert {
             }
         }
         Ok((x, out))
+    }
+
+    /// What a forward over `t` tokens fills: every layer's attention (and scores), under
+    /// logits that are empty [1,T,0] (an encoder has no head).
+    fn encoder_output(&self, t: usize) -> Result<ForwardOutput, ModelError> {
+        Ok(ForwardOutput {
+            logits: Tensor::zeros((1, t, 0), DType::F32, &self.device)?,
+            attention: Vec::with_capacity(self.config.num_hidden_layers),
+            scores: Vec::new(),
+            queries: Vec::new(),
+        })
     }
 
     /// The sentence embedding of sentence-transformers: the mean of the last hidden states over

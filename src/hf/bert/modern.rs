@@ -294,12 +294,7 @@ impl Bert {
             true => Some(window_mask(t, m.window, &self.device)?),
             false => None,
         };
-        let mut out = ForwardOutput {
-            logits: Tensor::zeros((1, t, 0), DType::F32, &self.device)?,
-            attention: Vec::with_capacity(c.num_hidden_layers),
-            scores: Vec::new(),
-            queries: Vec::new(),
-        };
+        let mut out = self.encoder_output(t)?;
         for l in 0..c.num_hidden_layers {
             let p = format!("layers.{l}");
             let local = m.sliding.get(l).copied().unwrap_or(false);

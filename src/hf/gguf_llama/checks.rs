@@ -104,7 +104,15 @@ fn check_tensors(c: &LlamaConfig, header: &GgufHeader) -> Result<usize, String> 
         }
     };
     let (d, dh) = (c.d_model, c.head_dim);
-    let mut want: Vec<(String, Vec<usize>)> = vec![("output_norm.weight".into(), vec![d])];
+    // OLMo 1's LayerNorms have no weights; StableLM's have biases.
+    let mut want: Vec<(String, Vec<usize>)> = match c.arch {
+        "olmo" => vec![],
+        "stablelm" => vec![
+            ("output_norm.weight".into(), vec![d]),
+            ("output_norm.bias".into(), vec![d]),
+        ],
+        _ => vec![("output_norm.weight".into(), vec![d])],
+    };
     for (name, n) in [
         ("rope_freqs.weight", dh / 2),
         ("rope_factors_short.weight", c.rope_dims / 2),
@@ -162,8 +170,13 @@ fn layer_tensors(c: &LlamaConfig, l: usize) -> Vec<(String, Vec<usize>)> {
     let kv = c.kv_heads * dh;
     let mut want = Vec::new();
     let mut names = vec![("attn_output", vec![d, qd]), ("ffn_down", vec![d, ff])];
-    if c.pre_norms() {
+    if c.pre_norms() && c.arch != "olmo" {
         names.extend([("attn_norm", vec![d]), ("ffn_norm", vec![d])]);
+    }
+    if c.arch == "stablelm" {
+        for name in ["attn_norm", "ffn_norm"] {
+            want.push((format!("blk.{l}.{name}.bias"), vec![d]));
+        }
     }
     if c.fused() {
         names.extend([

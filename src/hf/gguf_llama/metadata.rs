@@ -58,6 +58,8 @@ pub struct LlamaConfig {
     /// subtract the mean and add a bias; `rms_eps` is their ε. The native passes leave these
     /// models to candle's.
     pub layer_norm: bool,
+    /// Whether the layers have biases on q, k and v (Qwen2's, StableLM 2's).
+    pub qkv_biased: bool,
     /// The layers that turn no RoPE at all (SmolLM3's "NoPE" layers, every fourth); None: all
     /// turn.
     pub no_rope: Option<Vec<bool>>,
@@ -120,6 +122,7 @@ impl LlamaConfig {
             _ => check_rope(c, file, arch, head_dim)?,
         };
         let layers = meta_usize(c, &key("block_count"), file)?;
+        let layer_norm = matches!(arch, "stablelm" | "olmo");
         Ok(Self {
             layers,
             d_model,
@@ -128,20 +131,27 @@ impl LlamaConfig {
             kv_heads: kv_heads.unwrap_or(heads),
             ff: meta_usize(c, &key("feed_forward_length"), file)?,
             vocab: 0,
-            rms_eps: meta_f64(c, &key("attention.layer_norm_rms_epsilon"), file)?,
+            // StableLM's and OLMo 1's LayerNorms name their ε without "rms".
+            rms_eps: match layer_norm {
+                true => meta_f64(c, &key("attention.layer_norm_epsilon"), file)?,
+                false => meta_f64(c, &key("attention.layer_norm_rms_epsilon"), file)?,
+            },
             rope_base: rope_base.unwrap_or(10_000.0),
             context: context(c, file, arch)?,
-            // llama.cpp rotates Qwen2's, Qwen3's and Phi-3's halves (its "NEOX" RoPE), as
-            // Hugging Face does, and its converter writes their q and k unpermuted; LLaMA's
-            // and SmolLM3's it permutes for its interleaved pairs.
-            rope_half: !matches!(arch, "llama" | "smollm3" | "granite"),
+            // llama.cpp rotates Qwen2's, Qwen3's, Phi-3's and StableLM's halves (its "NEOX"
+            // RoPE), as Hugging Face does, and its converter writes their q and k unpermuted;
+            // LLaMA's, SmolLM3's, Granite's and OLMo 1's it permutes for its interleaved pairs.
+            rope_half: !matches!(arch, "llama" | "smollm3" | "granite" | "olmo"),
             arch,
             // A linear stretch divides every frequency (the factor tensors of LLaMA-3 and
             // LongRoPE files are read with the weights and multiply these).
             rope_factors: linear_stretch(c, file, arch)?.map(|f| vec![f as f32; head_dim / 2]),
             rope_dims,
             rope_scale: attn_factor(c, file, arch)?,
-            layer_norm: false,
+            layer_norm,
+            // Qwen2's always; StableLM 2's (not StableLM-3B-4E1T's) where the file has them.
+            qkv_biased: arch == "qwen2"
+                || (arch == "stablelm" && c.tensor_infos.contains_key("blk.0.attn_q.bias")),
             // SmolLM3: llama.cpp turns no RoPE in every fourth layer (its step is fixed at 4;
             // the converter writes no key for it). A layer count past the limit is refused by
             // the checks, before anything of that size is made.
@@ -152,9 +162,9 @@ impl LlamaConfig {
         })
     }
 
-    /// Whether the layers have biases on q, k and v (Qwen2).
+    /// Whether the layers have biases on q, k and v (Qwen2, StableLM 2).
     pub fn qkv_bias(&self) -> bool {
-        self.arch == "qwen2"
+        self.qkv_biased
     }
 
     /// Whether q, k and v are one matrix (`attn_qkv`) and the MLP's gate and up one
@@ -210,10 +220,12 @@ fn architecture(c: &gguf_file::Content, file: &Path) -> Result<&'static str> {
         "olmo2" => Ok("olmo2"),
         "smollm3" => Ok("smollm3"),
         "granite" => Ok("granite"),
+        "stablelm" => Ok("stablelm"),
+        "olmo" => Ok("olmo"),
         other => bail!(
             "{}: architecture {other:?} is not supported (the LLaMA-family \"llama\", \
-             \"qwen2\", \"qwen3\", \"phi3\", \"gemma\", \"gemma2\", \"gemma3\", \"olmo2\", \
-             \"smollm3\" and \"granite\" are)",
+             \"qwen2\", \"qwen3\", \"phi3\", \"gemma\", \"gemma2\", \"gemma3\", \"olmo\", \
+             \"olmo2\", \"smollm3\", \"granite\" and \"stablelm\" are)",
             file.display()
         ),
     }

@@ -23,6 +23,7 @@ pub mod native_fast;
 mod native_layer;
 mod native_rows;
 mod norm;
+mod read_layer;
 mod rope;
 mod rope_meta;
 mod train_forward;
@@ -65,69 +66,6 @@ pub(crate) struct Layer {
     pub(crate) gate: Dense,
     pub(crate) up: Dense,
     pub(crate) down: Dense,
-}
-
-impl Layer {
-    /// Layer `l`'s weights through `q` (which reads a named tensor of the file). They are
-    /// dequantized to f32 once: the products then match the reference (transformers on the
-    /// dequantized weights), which quantized products with 8-bit activations do not quite
-    /// (top-5 order moved).
-    /// The q, k and v biases too where `c` has them (Qwen2), and the q/k norms (Qwen3).
-    fn read(q: &mut impl FnMut(&str) -> Result<Tensor>, l: usize, c: &LlamaConfig) -> Result<Self> {
-        let qkv_bias = match c.qkv_bias() {
-            true => {
-                let mut b = |name: &str| q(&format!("blk.{l}.{name}.bias"));
-                Some([b("attn_q")?, b("attn_k")?, b("attn_v")?])
-            }
-            false => None,
-        };
-        let mut f = |name: &str| q(&format!("blk.{l}.{name}.weight"));
-        let qk_norm = match c.qk_norm() {
-            true => Some([f("attn_q_norm")?, f("attn_k_norm")?]),
-            false => None,
-        };
-        let [q, k, v, gate, up] = if c.fused() {
-            let rows = (c.q_width(), c.kv_heads * c.head_dim, c.ff);
-            split_fused(&f("attn_qkv")?, &f("ffn_up")?, rows)?
-        } else {
-            [
-                f("attn_q")?,
-                f("attn_k")?,
-                f("attn_v")?,
-                f("ffn_gate")?,
-                f("ffn_up")?,
-            ]
-        };
-        // Phi-4-mini's partial rotation: each head's turned dimensions first in each half.
-        let (q, k) = (
-            turned_first(&q, c.head_dim, c.rope_dims)?,
-            turned_first(&k, c.head_dim, c.rope_dims)?,
-        );
-        let post_norms = match c.post_norms() {
-            true => Some([f("post_attention_norm")?, f("post_ffw_norm")?]),
-            false => None,
-        };
-        // OLMo 2 has no pre-norms: the slots are never read (`LlamaConfig::pre_norms`).
-        let (attn_norm, ffn_norm) = match (c.pre_norms(), &post_norms) {
-            (false, Some([w, _])) => (w.ones_like()?, w.ones_like()?),
-            _ => (f("attn_norm")?, f("ffn_norm")?),
-        };
-        Ok(Self {
-            attn_norm,
-            q: Dense::new(&q)?,
-            k: Dense::new(&k)?,
-            v: Dense::new(&v)?,
-            qkv_bias,
-            qk_norm,
-            post_norms,
-            o: Dense::new(&f("attn_output")?)?,
-            ffn_norm,
-            norm_bias: None,
-            gate: Dense::new(&gate)?,
-            up: Dense::new(&up)?,
-            down: Dense::new(&f("ffn_down")?)?,
-        })
-    }
 }
 
 /// Phi-3's fused matrices cut by rows, as transformers and llama.cpp cut their outputs: `qkv`
@@ -231,9 +169,9 @@ impl GgufLlama {
             Some(_) => Dense::new(&q("output.weight")?)?,
             None => Dense::new(&embed)?,
         };
-        let out_norm = q("output_norm.weight")?;
+        let (out_norm, out_norm_bias) = read_layer::out_norm(&mut q, &config, device)?;
         let layers = (0..config.layers)
-            .map(|l| Layer::read(&mut q, l, &config))
+            .map(|l| Layer::read(&mut q, l, &config, device))
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
             config: LlamaConfig {
@@ -247,7 +185,7 @@ impl GgufLlama {
             embed,
             head,
             out_norm,
-            out_norm_bias: None,
+            out_norm_bias,
             layers,
             tokenizer,
             device: device.clone(),

@@ -10,7 +10,7 @@ use candle_core::quantized::gguf_file;
 use super::meta_read::{meta, meta_f64, meta_usize, optional, wrong_type};
 
 /// The dimensions of a head RoPE turns (`{arch}.rope.dimension_count`): all, or for Phi-3
-/// files (Phi-4-mini) an even part of them; any other count would change every attention row,
+/// (Phi-4-mini) and StableLM files an even part of them; any other count would change every attention row,
 /// so a file asking for one is refused rather than run without it.
 pub(super) fn check_rope(
     c: &gguf_file::Content,
@@ -21,14 +21,14 @@ pub(super) fn check_rope(
     let refuse = |what: String| -> Result<usize> {
         bail!(
             "{}: {what}; this forward rotates every dimension of a head (part of it only \
-             in Phi-3 files), so its attention would not be the model's",
+             in Phi-3 and StableLM files), so its attention would not be the model's",
             file.display()
         )
     };
     let n = optional(c, &format!("{arch}.rope.dimension_count"), file, meta_usize)?;
     match n.unwrap_or(head_dim) {
         // Phi-4-mini's partial rotation: the turned dimensions first (`rope::turned_first`).
-        n if arch == "phi3" && n >= 2 && n % 2 == 0 && n < head_dim => Ok(n),
+        n if matches!(arch, "phi3" | "stablelm") && n >= 2 && n % 2 == 0 && n < head_dim => Ok(n),
         n if n == head_dim => Ok(n),
         n => refuse(format!(
             "metadata {arch}.rope.dimension_count is {n}, not the head width {head_dim}"

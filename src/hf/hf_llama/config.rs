@@ -311,6 +311,8 @@ impl HfLlamaConfig {
             vocab: self.vocab_size,
             rms_eps: self.eps(),
             layer_norm: matches!(self.model_type.as_str(), "stablelm" | "olmo"),
+            qkv_biased: self.model_type == "qwen2"
+                || (self.model_type == "stablelm" && self.use_qkv_bias),
             rope_base: self.rope_base(),
             context: self.context(),
             rope_half: true,

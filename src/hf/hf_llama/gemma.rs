@@ -231,6 +231,7 @@ impl GemmaConfig {
             rope_dims: self.dh(),
             rope_scale: 1.0,
             layer_norm: false,
+            qkv_biased: false,
             no_rope: None,
             granite: None,
             gemma: Some(GemmaSettings {

@@ -40,6 +40,8 @@ pub struct HfLlama {
     pub family: Family,
     /// The forward pass.
     pub decoder: GgufLlama,
+    /// Whether it is the text decoder of a multimodal checkpoint (Gemma 3's).
+    pub multimodal: bool,
 }
 
 /// A family's config as the loader needs it.
@@ -158,7 +160,19 @@ impl HfLlama {
             dir: dir.to_path_buf(),
             family,
             decoder,
+            multimodal,
         })
+    }
+
+    /// What the folder holds, in a phrase (the studio's "kind").
+    pub fn label(&self) -> &'static str {
+        match self.multimodal {
+            true => {
+                "Gemma 3 decoder (the text part of a multimodal checkpoint; Hugging Face \
+                     safetensors)"
+            }
+            false => self.family.folder_label(),
+        }
     }
 
     /// Token ids of `text` as `transformers` gives them (with the special tokens its
