@@ -536,7 +536,8 @@ def stablelm():
 
 def olmo():
     """OLMo 1 (OLMo-1B-hf's architecture): LLaMA with LayerNorms that have no weights or
-    biases (eps 1e-5, fixed), no clip of q/k/v (clip_qkv null, as OLMo-1B-hf)."""
+    biases (eps 1e-5, fixed), and q, k and v clipped to +-clip_qkv as OLMo-7B-0424's are (1.5
+    here, which clips about a fifth of this model's values; OLMo-1B-hf has none)."""
     torch.manual_seed(89)
     raw = bpe_tokenizer()
     fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>",
@@ -544,7 +545,7 @@ def olmo():
     cfg = transformers.OlmoConfig(
         vocab_size=VOCAB, initializer_range=0.15, hidden_size=64, intermediate_size=96,
         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
-        max_position_embeddings=128, rope_theta=10000.0, clip_qkv=None,
+        max_position_embeddings=128, rope_theta=10000.0, clip_qkv=1.5,
         tie_word_embeddings=True, bos_token_id=None, eos_token_id=0, pad_token_id=0,
         attn_implementation="eager",
     )

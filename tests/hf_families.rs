@@ -877,18 +877,23 @@ fn stablelm_matches_transformers() {
     }
 }
 
-/// OLMo 1 (OLMo-1B-hf's form): LayerNorms with no weights or biases (ε fixed at 1e-5; the
-/// config names none). A clip of q, k and v (OLMo-7B-0424's `clip_qkv`) is refused.
+/// OLMo 1: LayerNorms with no weights or biases (ε fixed at 1e-5; the config names none), and
+/// q, k and v clipped as OLMo-7B-0424's are (`clip_qkv`, 1.5 here: a fifth of the values);
+/// the clip is read (without it the logits move), and one that is not above 0 is refused.
 #[test]
 fn olmo_matches_transformers() {
     parity("olmo");
     let m = open(&fixture("olmo"));
     assert_eq!(m.kind_label(), "OLMo decoder (Hugging Face safetensors)");
     let dir = common::copy_family_fixture("olmo");
-    set_config(dir.path(), "clip_qkv", 8.0.into());
+    set_config(dir.path(), "clip_qkv", serde_json::Value::Null);
+    let (dl, _) = logit_diff(dir.path(), "olmo");
+    assert!(dl > 1e-3, "the clip is read: {dl}");
+    let dir = common::copy_family_fixture("olmo");
+    set_config(dir.path(), "clip_qkv", (-1.0).into());
     let err = open_err(dir.path());
     assert!(
-        err.contains("config.json") && err.contains("clip_qkv"),
+        err.contains("config.json") && err.contains("clip_qkv = -1"),
         "{err}"
     );
 }

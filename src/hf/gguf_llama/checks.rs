@@ -43,7 +43,11 @@ fn check_sizes(c: &LlamaConfig) -> Result<(), String> {
     )?;
     in_range(&format!("{a}.feed_forward_length"), c.ff, 1, MAX_FF)?;
     in_range(&format!("{a}.context_length"), c.context, 1, MAX_POSITIONS)?;
-    positive_eps(&format!("{a}.attention.layer_norm_rms_epsilon"), c.rms_eps)?;
+    let eps_key = match c.layer_norm {
+        true => "layer_norm_epsilon",
+        false => "layer_norm_rms_epsilon",
+    };
+    positive_eps(&format!("{a}.attention.{eps_key}"), c.rms_eps)?;
     if c.head_dim == 0 {
         return Err(format!(
             "{a}.embedding_length = {} is not a multiple of {a}.attention.head_count = {} \

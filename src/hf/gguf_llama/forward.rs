@@ -8,7 +8,7 @@ use candle_core::Tensor;
 
 use crate::hf::dense::{forward_pair, Dense};
 use crate::hf::gguf_llama::gemma;
-use crate::hf::gguf_llama::norm::norm;
+use crate::hf::gguf_llama::norm::{clip, norm};
 use crate::hf::gguf_llama::rope::RopeTables;
 use crate::hf::gguf_llama::{GgufLlama, Layer};
 use crate::model::attention::{biased_attention, AttentionBias};
@@ -196,7 +196,7 @@ impl GgufLlama {
         let t = hx.dim(1)?;
         let dh = c.head_dim;
         let split = |m: &Dense, b: usize, heads: usize| -> candle_core::Result<Tensor> {
-            let x = project(layer, m, b, hx)?.reshape((1, t, heads, dh))?;
+            let x = clip(c, project(layer, m, b, hx)?)?.reshape((1, t, heads, dh))?;
             head_norm(layer, b, x, c.rms_eps)?
                 .transpose(1, 2)?
                 .contiguous()
@@ -281,7 +281,7 @@ impl GgufLlama {
         let (h, kvh, n, t) = (c.heads, c.kv_heads, step.n, step.t);
         let dh = c.head_dim;
         let split = |m: &Dense, b: usize, heads: usize| -> candle_core::Result<Tensor> {
-            let x = project(layer, m, b, hx)?.reshape((1, n, heads, dh))?;
+            let x = clip(c, project(layer, m, b, hx)?)?.reshape((1, n, heads, dh))?;
             head_norm(layer, b, x, c.rms_eps)?
                 .transpose(1, 2)?
                 .contiguous()

@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use candle_core::quantized::gguf_file;
 
 pub(crate) use super::meta_read::{meta, meta_f64, meta_usize, optional, wrong_type};
-use super::rope_meta::{attn_factor, check_rope, linear_stretch};
+use super::rope_meta::{attn_factor, check_rope, clamp_kqv, linear_stretch};
 
 /// Hyper-parameters read from the GGUF metadata.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,6 +60,9 @@ pub struct LlamaConfig {
     pub layer_norm: bool,
     /// Whether the layers have biases on q, k and v (Qwen2's, StableLM 2's).
     pub qkv_biased: bool,
+    /// OLMo's clip of q, k and v to ±this (None: none). The native passes leave such models to
+    /// candle's.
+    pub clip_qkv: Option<f64>,
     /// The layers that turn no RoPE at all (SmolLM3's "NoPE" layers, every fourth); None: all
     /// turn.
     pub no_rope: Option<Vec<bool>>,
@@ -150,6 +153,7 @@ impl LlamaConfig {
             rope_scale: attn_factor(c, file, arch)?,
             layer_norm,
             // Qwen2's always; StableLM 2's (not StableLM-3B-4E1T's) where the file has them.
+            clip_qkv: clamp_kqv(c, file, arch)?,
             qkv_biased: arch == "qwen2"
                 || (arch == "stablelm" && c.tensor_infos.contains_key("blk.0.attn_q.bias")),
             // SmolLM3: llama.cpp turns no RoPE in every fourth layer (its step is fixed at 4;
@@ -194,7 +198,9 @@ impl LlamaConfig {
     /// Whether the native f32 view and streamed passes run this model: every LLaMA-family one,
     /// Gemma and OLMo 2 among them; not a Gemma with the exact GELU, which candle's passes run.
     pub fn native_view(&self) -> bool {
-        !self.layer_norm && self.gemma.as_ref().is_none_or(|g| !g.exact_gelu)
+        !self.layer_norm
+            && self.clip_qkv.is_none()
+            && self.gemma.as_ref().is_none_or(|g| !g.exact_gelu)
     }
 
     /// The width of all heads' queries together, heads·d_h (d unless the config names

@@ -83,3 +83,19 @@ pub(super) fn attn_factor(c: &gguf_file::Content, file: &Path, arch: &str) -> Re
         f => Ok(f.unwrap_or(1.0)),
     }
 }
+
+/// OLMo's clip of q, k and v (`{arch}.attention.clamp_kqv`, as llama.cpp's converter writes
+/// OLMo-7B-0424's `clip_qkv`): a finite number above 0, or None where the file names none.
+/// (Not RoPE, but read with the other attention settings of the metadata here.)
+pub(super) fn clamp_kqv(c: &gguf_file::Content, file: &Path, arch: &str) -> Result<Option<f64>> {
+    let key = format!("{arch}.attention.clamp_kqv");
+    match optional(c, &key, file, meta_f64)? {
+        Some(m) if !(m.is_finite() && m > 0.0) => {
+            bail!(
+                "{}: metadata {key} is {m}, not a finite number above 0",
+                file.display()
+            )
+        }
+        m => Ok(m),
+    }
+}

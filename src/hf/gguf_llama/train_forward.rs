@@ -8,7 +8,7 @@ use candle_core::Tensor;
 
 use crate::hf::dense::Dense;
 use crate::hf::gguf_llama::gemma;
-use crate::hf::gguf_llama::norm::norm as norm_of;
+use crate::hf::gguf_llama::norm::{clip as clip_of, norm as norm_of};
 use crate::hf::gguf_llama::{GgufLlama, Layer};
 use crate::hf::trainable::{
     batch_dims, causal_attention, check_replacement, Projection, ProjectionDelta, TrainForward,
@@ -41,7 +41,13 @@ impl GgufLlama {
         let mut queries = Vec::with_capacity(c.layers);
         let eps = c.rms_eps as f32;
         for (l, layer) in self.layers.iter().enumerate() {
-            let lin = |p: Projection, input: &Tensor| linear(layer, l, p, input, delta);
+            let lin = |p: Projection, input: &Tensor| {
+                let y = linear(layer, l, p, input, delta)?;
+                match p {
+                    Projection::Q | Projection::K | Projection::V => clip_of(c, y),
+                    _ => Ok(y),
+                }
+            };
             let norm = |t: &Tensor, w: &Tensor| candle_nn::ops::rms_norm_slow(t, w, eps);
             let pre =
                 |i: usize| move |t: &Tensor, w: &Tensor| norm_of(c, t, w, layer.norm_bias(i), true);

@@ -105,7 +105,7 @@ pub struct HfLlamaConfig {
     /// StableLM-3B-4E1T have it false).
     #[serde(default)]
     pub use_parallel_residual: bool,
-    /// OLMo 1: q, k and v clipped to ±this (not supported; OLMo-1B-hf has none).
+    /// OLMo 1: q, k and v clipped to ±this (OLMo-7B-0424's 8; OLMo-1B-hf has none).
     #[serde(default)]
     pub clip_qkv: Option<f64>,
 }
@@ -130,11 +130,13 @@ impl HfLlamaConfig {
                 "qk_layernorm = true (per-head LayerNorms of q and k)",
             ),
             (self.use_parallel_residual, "use_parallel_residual = true"),
-            (self.clip_qkv.is_some(), "clip_qkv (q, k and v clipped)"),
         ] {
             if set {
                 return unsupported(what);
             }
+        }
+        if let Some(m) = self.clip_qkv.filter(|m| !(m.is_finite() && *m > 0.0)) {
+            return Err(format!("clip_qkv = {m} must be a finite number above 0"));
         }
         if self.rms_norm_eps.is_none() && self.model_type != "olmo" {
             return Err("rms_norm_eps (the norms' ε) is missing".into());
@@ -311,6 +313,7 @@ impl HfLlamaConfig {
             vocab: self.vocab_size,
             rms_eps: self.eps(),
             layer_norm: matches!(self.model_type.as_str(), "stablelm" | "olmo"),
+            clip_qkv: self.clip_qkv,
             qkv_biased: self.model_type == "qwen2"
                 || (self.model_type == "stablelm" && self.use_qkv_bias),
             rope_base: self.rope_base(),

@@ -232,6 +232,7 @@ impl GemmaConfig {
             rope_scale: 1.0,
             layer_norm: false,
             qkv_biased: false,
+            clip_qkv: None,
             no_rope: None,
             granite: None,
             gemma: Some(GemmaSettings {
