@@ -42,7 +42,7 @@ use crate::model::transformer::{ForwardOutput, ModelError};
 pub use crate::hf::trainable::{NoDelta, Projection, ProjectionDelta, TrainForward};
 use gguf_tokenizer::tokenizer_from_gguf;
 pub use metadata::LlamaConfig;
-pub(crate) use rope::turned_first;
+pub(crate) use rope::turned_qk;
 
 /// One decoder layer's weights, dequantized to f32, the projections stored transposed
 /// ([`Dense`]).

@@ -4,7 +4,8 @@
 use anyhow::Result;
 use candle_core::{DType, Device, Tensor};
 
-use super::{split_fused, turned_first, Layer, LlamaConfig};
+use super::rope::turned_qk;
+use super::{split_fused, Layer, LlamaConfig};
 use crate::hf::dense::Dense;
 
 impl Layer {
@@ -62,15 +63,11 @@ impl Layer {
         };
         // Phi-4-mini's and StableLM's partial rotation: each head's turned dimensions first in
         // each half, in the q and k rows and their biases alike.
-        let turn = |w: &Tensor| turned_first(w, c.head_dim, c.rope_dims);
-        let qkv_bias = match qkv_bias {
-            Some([bq, bk, bv]) => Some([turn(&bq)?, turn(&bk)?, bv]),
-            None => None,
-        };
+        let (wq, wk, qkv_bias) = turned_qk((&wq, &wk), qkv_bias, (c.head_dim, c.rope_dims))?;
         Ok(Self {
             attn_norm,
-            q: Dense::new(&turn(&wq)?)?,
-            k: Dense::new(&turn(&wk)?)?,
+            q: Dense::new(&wq)?,
+            k: Dense::new(&wk)?,
             v: Dense::new(&wv)?,
             qkv_bias,
             qk_norm,

@@ -189,6 +189,21 @@ pub(super) fn factors(
     Ok((config.rope_factors.clone(), config.context))
 }
 
+/// A layer's query and key rows and their biases (q, k, v: v's as it is) reordered for a
+/// rotation of the first `r` of each head's `dh` dimensions ([`turned_first`]).
+pub(crate) fn turned_qk(
+    (q, k): (&Tensor, &Tensor),
+    bias: Option<[Tensor; 3]>,
+    (dh, r): (usize, usize),
+) -> Result<(Tensor, Tensor, Option<[Tensor; 3]>)> {
+    let turn = |w: &Tensor| turned_first(w, dh, r);
+    let bias = match bias {
+        Some([bq, bk, bv]) => Some([turn(&bq)?, turn(&bk)?, bv]),
+        None => None,
+    };
+    Ok((turn(q)?, turn(k)?, bias))
+}
+
 /// The rows [heads·d_h, d] of a query or key projection reordered within each head so that a
 /// rotation of its first `r` dimensions (pairs i, i + r/2, as transformers and llama.cpp turn
 /// Phi-3's) is a full half-rotation's first r/2 pairs (i, i + d_h/2), and the dimensions it

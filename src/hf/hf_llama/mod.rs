@@ -28,9 +28,7 @@ pub use config::HfLlamaConfig;
 use crate::hf::dense::Dense;
 use crate::hf::family::Family;
 use crate::hf::folder;
-use crate::hf::gguf_llama::{
-    split_fused, turned_first, DecoderParts, GgufLlama, Layer, LlamaConfig,
-};
+use crate::hf::gguf_llama::{split_fused, turned_qk, DecoderParts, GgufLlama, Layer, LlamaConfig};
 
 /// A LLaMA, Mistral, Phi-3, Qwen2, Qwen3 or Gemma decoder opened from a Hugging Face folder.
 pub struct HfLlama {
@@ -252,15 +250,7 @@ fn read_layer(
     // half, in the q and k rows and their biases alike.
     let dims = config.rotary_dims().map_err(anyhow::Error::msg)?;
     let dh = config.head_width();
-    let (q, k) = (turned_first(&q, dh, dims)?, turned_first(&k, dh, dims)?);
-    let qkv_bias = match qkv_bias {
-        Some([bq, bk, bv]) => Some([
-            turned_first(&bq, dh, dims)?,
-            turned_first(&bk, dh, dims)?,
-            bv,
-        ]),
-        None => None,
-    };
+    let (q, k, qkv_bias) = turned_qk((&q, &k), qkv_bias, (dh, dims))?;
     Ok(Layer {
         attn_norm,
         q: Dense::new(&q)?,
