@@ -22,30 +22,7 @@ use localist::model::capture::{capture, capture_attention, sequence_biases};
 use localist::model::capture_stream::{capture_streamed, CapturePlan};
 use localist::model::dial::DialSetting;
 
-const FAMILIES: [&str; 22] = [
-    "gpt2",
-    "llama",
-    "qwen2",
-    "mistral",
-    "qwen3",
-    "phi3",
-    "gpt_neox",
-    "gpt_neo",
-    "phi",
-    "gemma",
-    "gemma2",
-    "gemma3_text",
-    "olmo2",
-    "opt",
-    "bloom",
-    "smollm3",
-    "granite",
-    "phi3_longrope",
-    "llama_yarn",
-    "stablelm",
-    "olmo",
-    "gemma3_vision",
-];
+use common::DECODER_FOLDERS as FAMILIES;
 
 fn fixture(name: &str) -> PathBuf {
     common::family_fixture(name)

@@ -10,6 +10,34 @@ use candle_core::Device;
 use localist::data::tokenizer::{Tokenizer, TokenizerSpec};
 use localist::model::checkpoint::{load_checkpoint, Checkpoint};
 
+/// The tiny decoder folders of `tests/fixtures/families/` (made by
+/// `scripts/make_family_fixtures.py`) that every path test and the training-forward check run
+/// on: one per family and per feature that changes the forward.
+pub const DECODER_FOLDERS: [&str; 22] = [
+    "gpt2",
+    "llama",
+    "qwen2",
+    "mistral",
+    "qwen3",
+    "phi3",
+    "gpt_neox",
+    "gpt_neo",
+    "phi",
+    "gemma",
+    "gemma2",
+    "gemma3_text",
+    "olmo2",
+    "opt",
+    "bloom",
+    "smollm3",
+    "granite",
+    "phi3_longrope",
+    "llama_yarn",
+    "stablelm",
+    "olmo",
+    "gemma3_vision",
+];
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
