@@ -570,6 +570,15 @@ fn gemma3_multimodal_checkpoints_run_as_text_decoders() {
     });
     let err = open_err(local.path());
     assert!(err.contains("on the local layers"), "{err}");
+    let dir = common::copy_family_fixture("gemma3_vision");
+    common::edit_json(&dir.path().join("config.json"), |c| {
+        c["text_config"] = "garbage".into();
+    });
+    let err = open_err(dir.path());
+    assert!(
+        err.contains("config.json") && err.contains("without a text_config object"),
+        "{err}"
+    );
     let renamed = common::copy_family_fixture("gemma3_vision");
     let file = renamed.path().join("model.safetensors");
     let tensors: Vec<RawTensor> = raw_tensors(&file)

@@ -19,6 +19,16 @@ impl GemmaConfig {
     pub fn read(path: &Path, family: Family) -> Result<Self> {
         let mut json: serde_json::Value = folder::read_config(path, family.model_type())?;
         let multimodal = json.get("text_config").is_some_and(|t| t.is_object());
+        // A multimodal config without its decoder's: its top level holds none of the sizes,
+        // which the defaults would fill in as another model's.
+        let outer = json.get("model_type").and_then(|t| t.as_str()) == Some("gemma3");
+        if outer && !multimodal {
+            anyhow::bail!(
+                "{}: a multimodal Gemma 3 config (model_type gemma3) without a text_config \
+                 object, which holds its text decoder's settings",
+                path.display()
+            );
+        }
         if multimodal {
             json = json["text_config"].take();
         }
