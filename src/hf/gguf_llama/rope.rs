@@ -24,25 +24,21 @@ pub struct RopeTables {
 }
 
 impl LlamaConfig {
-    /// RoPE's inverse frequencies [d_h/2]: 1 / base^(2i/d_h), each divided by its factor
-    /// when the model has them.
+    /// RoPE's inverse frequencies [d_h/2] at the model's base, each divided by its factor
+    /// when the model has them ([`inv_freq`](Self::inv_freq)).
     pub fn rope_inv_freq(&self) -> Vec<f32> {
-        self.rope_inv_freq_at(self.rope_base)
+        self.inv_freq(self.rope_base, self.rope_factors.as_deref())
     }
 
     /// Gemma 3's local layers' inverse frequencies at their `base`: never stretched (a
     /// Gemma 3's linear stretch is its global layers').
     pub fn rope_inv_freq_local(&self, base: f64) -> Vec<f32> {
-        let plain = Self {
-            rope_factors: None,
-            ..self.clone()
-        };
-        plain.rope_inv_freq_at(base)
+        self.inv_freq(base, None)
     }
 
-    /// [`rope_inv_freq`](Self::rope_inv_freq) at another `base`: 1 / base^(2i/r) for the
-    /// r = `rope_dims` turned dimensions (each divided by its factor), 0 past them.
-    pub fn rope_inv_freq_at(&self, base: f64) -> Vec<f32> {
+    /// 1 / base^(2i/r) for the r = `rope_dims` turned dimensions (each divided by its factor
+    /// in `factors`), 0 past them: [d_h/2].
+    fn inv_freq(&self, base: f64, factors: Option<&[f32]>) -> Vec<f32> {
         let (dh, r) = (self.head_dim, self.rope_dims);
         (0..dh / 2)
             .map(|i| {
@@ -50,7 +46,7 @@ impl LlamaConfig {
                     return 0.0;
                 }
                 let inv = 1.0 / base.powf(2.0 * i as f64 / r as f64) as f32;
-                match &self.rope_factors {
+                match factors {
                     Some(f) => inv / f.get(i).copied().unwrap_or(1.0),
                     None => inv,
                 }
@@ -207,7 +203,7 @@ pub(crate) fn turned_qk(
 /// The rows [heads·d_h, d] of a query or key projection reordered within each head so that a
 /// rotation of its first `r` dimensions (pairs i, i + r/2, as transformers and llama.cpp turn
 /// Phi-3's) is a full half-rotation's first r/2 pairs (i, i + d_h/2), and the dimensions it
-/// leaves as they are pair with each other at frequency 0 ([`LlamaConfig::rope_inv_freq_at`]).
+/// leaves as they are pair with each other at frequency 0 ([`LlamaConfig::rope_inv_freq`]).
 /// Scores are unchanged: queries and keys are reordered alike. The identity where RoPE turns
 /// every dimension.
 pub(crate) fn turned_first(w: &Tensor, dh: usize, r: usize) -> Result<Tensor> {
