@@ -94,7 +94,7 @@ fn compare(m: &GgufLlama, ids: &[u32]) -> (f32, f32, f32) {
 }
 
 /// The LLaMA-family folders the native passes run.
-const NATIVE_FOLDERS: [&str; 11] = [
+const NATIVE_FOLDERS: [&str; 16] = [
     "llama",
     "qwen2",
     "mistral",
@@ -106,6 +106,11 @@ const NATIVE_FOLDERS: [&str; 11] = [
     "olmo2",
     "smollm3",
     "granite",
+    "stablelm",
+    "olmo",
+    "phi3_longrope",
+    "gemma3_vision",
+    "llama_yarn",
 ];
 
 #[test]
@@ -113,7 +118,9 @@ fn the_native_pass_matches_candle_on_the_llama_family_folders() {
     // Qwen3: per-head q/k norms and a head width other than d / heads. Gemma: embeddings ×√d,
     // a GELU gate; Gemma 2: soft caps on scores and logits, query_pre_attn_scalar 24 ≠ d_h;
     // Gemma 3: post-norms, per-head q/k norms, the sliding layers' own RoPE base; OLMo 2: no
-    // pre-norms, post-norms, q/k norms over all heads.
+    // pre-norms, post-norms, q/k norms over all heads. StableLM: LayerNorms with biases, q/k/v
+    // biases, a partial rotation; OLMo 1: LayerNorms without weights, q/k/v clipped;
+    // phi3_longrope: LongRoPE's factors and attention factor on part of each head.
     for name in NATIVE_FOLDERS {
         let im = ImportedModel::open(&common::family_fixture(name), &Device::Cpu).unwrap();
         let m = im.decoder().expect("a LLaMA-family decoder");
@@ -352,11 +359,19 @@ fn the_native_streamed_forward_matches_candle_chunk_by_chunk() {
 /// same attention as the pass with them.
 #[test]
 fn the_bf16_preview_stays_close_to_the_exact_pass() {
-    let mut models: Vec<ImportedModel> =
-        ["llama", "qwen2", "qwen3", "gemma2", "gemma3_text", "olmo2"]
-            .iter()
-            .map(|n| ImportedModel::open(&common::family_fixture(n), &Device::Cpu).unwrap())
-            .collect();
+    let mut models: Vec<ImportedModel> = [
+        "llama",
+        "qwen2",
+        "qwen3",
+        "gemma2",
+        "gemma3_text",
+        "olmo2",
+        "stablelm",
+        "olmo",
+    ]
+    .iter()
+    .map(|n| ImportedModel::open(&common::family_fixture(n), &Device::Cpu).unwrap())
+    .collect();
     if let Some(p) = common::model_file("smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf") {
         models.push(ImportedModel::open(&p, &Device::Cpu).unwrap());
     }

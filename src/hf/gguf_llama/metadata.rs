@@ -196,11 +196,10 @@ impl LlamaConfig {
     }
 
     /// Whether the native f32 view and streamed passes run this model: every LLaMA-family one,
-    /// Gemma and OLMo 2 among them; not a Gemma with the exact GELU, which candle's passes run.
+    /// Gemma, OLMo 1 and 2 and StableLM among them; not a Gemma with the exact GELU, which
+    /// candle's passes run.
     pub fn native_view(&self) -> bool {
-        !self.layer_norm
-            && self.clip_qkv.is_none()
-            && self.gemma.as_ref().is_none_or(|g| !g.exact_gelu)
+        self.gemma.as_ref().is_none_or(|g| !g.exact_gelu)
     }
 
     /// The width of all heads' queries together, heads·d_h (d unless the config names

@@ -11,7 +11,7 @@
 use candle_core::Tensor;
 
 pub(super) use crate::hf::gguf_llama::native_block::{
-    add_output, mlp_layer, project_qkv, RopeCols,
+    add_output, mlp_layer, norm_cols, project_qkv, RopeCols,
 };
 pub(super) use crate::hf::gguf_llama::native_cols::embed;
 use crate::hf::gguf_llama::native_fast::FastWeights;
@@ -21,7 +21,7 @@ pub(super) use crate::hf::gguf_llama::native_layer::{
 };
 use crate::hf::gguf_llama::GgufLlama;
 use crate::model::attention::AttentionBias;
-use crate::model::native::cols::{rms_norm_cols, transpose};
+use crate::model::native::cols::transpose;
 use crate::model::native::gemm::{weight_product, View, ViewMut};
 use crate::model::native::heads::{
     attend, with_kept_scratch, HeadScratch, HeadViews, HostBias, Values, KEEP_HEAD_CELLS,
@@ -77,11 +77,13 @@ impl GgufLlama {
         })
     }
 
-    /// `f` over the weights' f32 slices, as `[embed, out_norm, head, layer 0's (see
-    /// [`LayerSlices`]), layer 1's, ...]`, with each layer's first index; None when a weight
-    /// is not f32 on the CPU.
+    /// `f` over the weights' f32 slices, as `[embed, out_norm, head, (out_norm's LayerNorm
+    /// bias,) layer 0's (see [`LayerSlices`]), layer 1's, ...]`, with each layer's first
+    /// index; None when a weight is not f32 on the CPU.
     pub(super) fn with_weights<R>(&self, f: impl FnOnce(&[&[f32]], &[usize]) -> R) -> Option<R> {
         let mut tensors: Vec<&Tensor> = vec![&self.embed, &self.out_norm, self.head.w()];
+        // The final LayerNorm's bias (StableLM, OLMo 1) fourth, before the layers.
+        tensors.extend(&self.out_norm_bias);
         let mut starts = Vec::with_capacity(self.layers.len());
         for l in &self.layers {
             starts.push(tensors.len());
@@ -119,6 +121,8 @@ impl GgufLlama {
                 .and_then(|g| g.attn_softcap)
                 .map(|k| k as f32),
             residual: c.residual_factor() as f32,
+            layer_norm: c.layer_norm,
+            clip: c.clip_qkv.map(|m| m as f32),
         }
     }
 
@@ -158,7 +162,9 @@ impl GgufLlama {
             }
         }
         let logits = if want_logits {
-            rms_norm_cols(&b.x, get(1), sh.eps, t, &mut b.a, &mut b.sum);
+            let bias = self.out_norm_bias.as_ref().map(|_| get(3));
+            let scratch = (&mut b.sum[..], &mut b.ln[..]);
+            norm_cols(&sh, &b.x, (get(1), bias), &mut b.a, scratch);
             let head = get(2);
             let v = head.len() / sh.d.max(1);
             let mut lt = vec![0f32; v * t];

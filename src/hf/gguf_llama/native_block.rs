@@ -9,7 +9,7 @@ use crate::hf::gguf_llama::metadata::LlamaConfig;
 use crate::hf::gguf_llama::native_cols::rope;
 use crate::hf::gguf_llama::native_layer::{Buffers, LayerSlices, Shape, W};
 use crate::model::native::bf16::Packed;
-use crate::model::native::cols::{bias_rows, rms_norm_cols, silu_mul};
+use crate::model::native::cols::{bias_rows, layer_norm_cols, rms_norm_cols, silu_mul};
 use crate::model::native::gemm::View;
 use crate::model::transformer::ModelError;
 
@@ -50,7 +50,7 @@ pub(super) fn project_qkv(
         eps,
         ..
     } = *sh;
-    pre_norm(sh, lw.attn_norm, b);
+    pre_norm(sh, (lw.attn_norm, lw.norm_bias.map(|[a, _]| a)), b);
     let a = View::full(&b.a, d, t);
     let packed = lw.pack(&mut b.pk, a);
     let bias = |i: usize| lw.qkv_bias.and_then(|bs| bs.get(i).copied());
@@ -75,6 +75,12 @@ pub(super) fn project_qkv(
         project(q, W::Q, 0)?;
         kv(k, v)?;
     }
+    if let Some(m) = sh.clip {
+        // OLMo's clip, after the biases and before any norm or RoPE (as candle's passes).
+        for x in [&mut b.q, &mut b.k, &mut b.v] {
+            x.iter_mut().for_each(|v| *v = v.clamp(-m, m));
+        }
+    }
     if let Some([qn, kn]) = lw.qk_norm {
         // Each head's (a [d_h] weight), or all heads' at once (OLMo 2's [heads·d_h]).
         let width = |w: &[f32]| if w.len() == dh { dh } else { w.len() };
@@ -89,13 +95,29 @@ pub(super) fn project_qkv(
     Ok(())
 }
 
-/// `b.a` ← the residual stream `b.x` as a sub-layer reads it: through the RMSNorm of weight
-/// `w`, or as it is (OLMo 2).
-pub(super) fn pre_norm(sh: &Shape, w: &[f32], b: &mut Buffers) {
+/// `b.a` ← the residual stream `b.x` as a sub-layer reads it: through its norm of weight `w`
+/// (and LayerNorm bias), or as it is (OLMo 2).
+pub(super) fn pre_norm(sh: &Shape, w: (&[f32], Option<&[f32]>), b: &mut Buffers) {
     if sh.pre_norm {
-        rms_norm_cols(&b.x, w, sh.eps, sh.t, &mut b.a, &mut b.sum);
+        norm_cols(sh, &b.x, w, &mut b.a, (&mut b.sum, &mut b.ln));
     } else {
         b.a.copy_from_slice(&b.x);
+    }
+}
+
+/// `out` ← each column of `x` [d, T] through a pre-norm or the final norm of weight `w`: a
+/// LayerNorm with its bias where the model's are LayerNorms (StableLM, OLMo 1), else an
+/// RMSNorm; `sum` [T] and `ln` [18·T] are scratch.
+pub(super) fn norm_cols(
+    sh: &Shape,
+    x: &[f32],
+    (w, bias): (&[f32], Option<&[f32]>),
+    out: &mut [f32],
+    (sum, ln): (&mut [f32], &mut [f32]),
+) {
+    match bias {
+        Some(bias) if sh.layer_norm => layer_norm_cols(x, w, bias, sh.eps, sh.t, out, ln),
+        _ => rms_norm_cols(x, w, sh.eps, sh.t, out, sum),
     }
 }
 
@@ -150,7 +172,7 @@ pub(super) fn mlp_layer(
     b: &mut Buffers,
 ) -> Result<(), ModelError> {
     let Shape { t, d, f, .. } = *sh;
-    pre_norm(sh, lw.ffn_norm, b);
+    pre_norm(sh, (lw.ffn_norm, lw.norm_bias.map(|[_, m]| m)), b);
     let a = View::full(&b.a, d, t);
     let packed = lw.pack(&mut b.pk, a);
     lw.product(W::Gate, &mut b.g, (d, a), packed, false)?;

@@ -30,6 +30,8 @@ pub(super) struct LayerSlices<'a> {
     pub(super) qk_norm: Option<[&'a [f32]; 2]>,
     /// The RMSNorm weights [d] of attention's and the MLP's outputs (Gemma 2 and 3, OLMo 2).
     pub(super) post_norms: Option<[&'a [f32]; 2]>,
+    /// The biases [d] of the pre-norms where they are LayerNorms (StableLM; OLMo 1's zeros).
+    pub(super) norm_bias: Option<[&'a [f32]; 2]>,
     /// The bf16 copies of q, k, v, o, gate, up, down when the pass is a preview.
     fast: Option<&'a LayerBf16>,
 }
@@ -135,12 +137,19 @@ pub(super) fn layer_slices<'a>(
                 + 2 * usize::from(layer.qk_norm.is_some());
             [s(at), s(at + 1)]
         }),
+        norm_bias: layer.norm_bias.as_ref().map(|_| {
+            let at = 9
+                + 3 * usize::from(layer.qkv_bias.is_some())
+                + 2 * usize::from(layer.qk_norm.is_some())
+                + 2 * usize::from(layer.post_norms.is_some());
+            [s(at), s(at + 1)]
+        }),
         fast,
     }
 }
 
 /// The tensors of one layer in the order [`LayerSlices`] reads them (biases, then the q/k
-/// norms, then the post-norms, last).
+/// norms, then the post-norms, then the pre-norms' LayerNorm biases, last).
 pub(super) fn layer_tensors(l: &Layer) -> Vec<&Tensor> {
     let mut out = vec![
         &l.attn_norm,
@@ -160,6 +169,9 @@ pub(super) fn layer_tensors(l: &Layer) -> Vec<&Tensor> {
         out.extend(n.iter());
     }
     if let Some(n) = &l.post_norms {
+        out.extend(n.iter());
+    }
+    if let Some(n) = &l.norm_bias {
         out.extend(n.iter());
     }
     out
@@ -188,6 +200,10 @@ pub(super) struct Shape {
     pub(super) softcap: Option<f32>,
     /// The factor of each sub-layer's output as it joins the residual stream (Granite's; 1).
     pub(super) residual: f32,
+    /// The pre-norms and the final norm are LayerNorms (StableLM, OLMo 1), not RMSNorms.
+    pub(super) layer_norm: bool,
+    /// q, k and v clipped to ± this after their projections (OLMo's `clip_qkv`).
+    pub(super) clip: Option<f32>,
 }
 
 /// Activations and scratch of one pass.
@@ -201,6 +217,8 @@ pub(super) struct Buffers {
     pub(super) g: Vec<f32>,
     pub(super) u: Vec<f32>,
     pub(super) sum: Vec<f32>,
+    /// A LayerNorm's scratch, 18·T (the lane sums and each column's moments).
+    pub(super) ln: Vec<f32>,
     /// One head's queries or keys normed (Qwen3), [d_h, T].
     pub(super) hn: Vec<f32>,
     /// A sub-layer's output before its post-norm, [d, T] (Gemma, OLMo 2).
@@ -224,6 +242,11 @@ impl Buffers {
             g: vec![0.0; s.f * t],
             u: vec![0.0; s.f * t],
             sum: vec![0.0; t],
+            ln: if s.layer_norm {
+                vec![0.0; 18 * t]
+            } else {
+                Vec::new()
+            },
             hn: Vec::new(),
             p: Vec::new(),
             head,
