@@ -16,7 +16,7 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
 Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi, the gemmas, olmo2, opt, bloom, smollm3, granite, roberta, distilbert, phi3_longrope, llama_yarn,
-stablelm, olmo, modernbert and gemma3_vision: 5.25.0), tokenizers 0.23.3 (the versions are also
+stablelm, olmo, modernbert, gemma3_vision, gpt_bigcode and gpt_bigcode_mha: 5.25.0), tokenizers 0.23.3 (the versions are also
 written into each reference.json). The weights are seeded: rerunning with these versions
 writes byte-identical files (checked); other versions may draw other weights, and the tests
 follow whatever is committed.
@@ -410,6 +410,33 @@ def opt():
         json.dump(conf, f, indent=2)
 
 
+def gpt_bigcode(name="gpt_bigcode", multi_query=True):
+    """GPT-BigCode (SantaCoder's and StarCoderBase's architecture): GPT-2's block with Linear
+    projections and, with `multi_query`, one key and one value head shared by every query head;
+    without it, c_attn's rows are each head's q, k, v in turn. Norms and biases drawn, so that
+    a bias or a norm read wrongly shows."""
+    torch.manual_seed(53 if multi_query else 59)
+    raw = bpe_tokenizer()
+    fast = transformers.GPT2TokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>",
+                                          bos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    cfg = transformers.GPTBigCodeConfig(
+        vocab_size=VOCAB, n_positions=128, n_embd=48, n_layer=2, n_head=4, n_inner=96,
+        initializer_range=0.25, multi_query=multi_query, bos_token_id=0, eos_token_id=0,
+        attn_implementation="eager",
+    )
+    model = transformers.GPTBigCodeForCausalLM(cfg).eval()
+    randomise_norms(model, 0.3, bias=0.3)
+    with torch.no_grad():  # GPT-2's names: its norms are ln_1, ln_2 and ln_f
+        for n, p in model.named_parameters():
+            if ".ln_" in n and n.endswith(".weight"):
+                p.copy_(1.0 + 0.3 * torch.randn_like(p))
+    save(model, fast, raw, name)
+
+
+def gpt_bigcode_mha():
+    gpt_bigcode("gpt_bigcode_mha", multi_query=False)
+
+
 def bloom():
     """BLOOM (bloom-560m's architecture): GPT-NeoX's fused q/k/v projection interleaved per
     head, a LayerNorm of the embeddings, a tanh-GELU MLP, a tied head, and ALiBi for positions.
@@ -744,7 +771,7 @@ def main():
                              "gpt_neox_sequential", "gpt_neo", "phi", "gemma", "gemma2",
                              "gemma3_text", "olmo2", "opt", "bloom", "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
                              "llama_yarn", "stablelm", "olmo", "modernbert",
-                             "gemma3_vision"]
+                             "gemma3_vision", "gpt_bigcode", "gpt_bigcode_mha"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -757,7 +784,7 @@ def main():
                  "phi", "gemma", "gemma2", "gemma3_text", "olmo2", "opt", "bloom",
                  "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
                  "llama_yarn", "stablelm", "olmo", "modernbert",
-                 "gemma3_vision"):
+                 "gemma3_vision", "gpt_bigcode", "gpt_bigcode_mha"):
             globals()[n]()
     return 0
 

@@ -884,6 +884,60 @@ fn olmo_matches_transformers() {
     );
 }
 
+/// GPT-BigCode (SantaCoder, StarCoderBase): GPT-2's block with `Linear` projections; with
+/// `multi_query` (every release, and transformers' default when the config names none) one key
+/// and one value head shared by the query heads, repeated for each at load; without it,
+/// `c_attn`'s rows are each head's q, k, v in turn. Both against transformers; the shared
+/// value's bias is read (zeroed, the logits move); a config whose `multi_query` disagrees with the weights
+/// is refused naming the tensor and both shapes.
+#[test]
+fn gpt_bigcode_matches_transformers() {
+    parity("gpt_bigcode");
+    parity_of(
+        &fixture("gpt_bigcode_mha"),
+        "gpt_bigcode_mha",
+        "gpt_bigcode",
+    );
+    let m = open(&fixture("gpt_bigcode"));
+    assert_eq!(
+        m.kind_label(),
+        "GPT-BigCode decoder (Hugging Face safetensors)"
+    );
+    // A config that does not name multi_query shares the key and value.
+    let dir = common::copy_family_fixture("gpt_bigcode");
+    let path = dir.path().join("config.json");
+    let mut cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    cfg.as_object_mut().unwrap().remove("multi_query");
+    std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    assert!(
+        logit_diff(dir.path(), "gpt_bigcode").0 < 1e-4,
+        "default: shared"
+    );
+    let dir = common::copy_family_fixture("gpt_bigcode");
+    let file = dir.path().join("model.safetensors");
+    let mut tensors = raw_tensors(&file);
+    let bias = tensors
+        .iter_mut()
+        .find(|t| t.0 == "transformer.h.0.attn.c_attn.bias")
+        .unwrap();
+    // The value's 12 values after the 48 of the queries and the 12 of the key, as f32 bytes
+    // (a key's bias moves every score of a row alike: the softmax does not see it).
+    bias.3[60 * 4..72 * 4].iter_mut().for_each(|b| *b = 0);
+    write_safetensors(&file, &tensors);
+    assert!(
+        logit_diff(dir.path(), "gpt_bigcode").0 > 1e-3,
+        "v bias read"
+    );
+    let dir = common::copy_family_fixture("gpt_bigcode");
+    set_config(dir.path(), "multi_query", false.into());
+    let err = open_err(dir.path());
+    assert!(
+        err.contains("model.safetensors") && err.contains("h.0.attn.c_attn.weight"),
+        "{err}"
+    );
+}
+
 /// Every value of `tensor` in the safetensors `file` set to 0.
 fn zero_tensor(file: &Path, tensor: &str) {
     let mut tensors = raw_tensors(file);

@@ -147,7 +147,8 @@ fn the_native_pass_matches_candle_on_the_llama_family_folders() {
     }
 }
 
-/// GPT-2's native view pass (GPT-2, GPT-Neo's unscaled scores, OPT's ReLU) against candle's
+/// GPT-2's native view pass (GPT-2, GPT-Neo's unscaled scores, OPT's ReLU, GPT-BigCode's
+/// shared key and value) against candle's
 /// forward in modes A–D with and without rules; the families whose block differs (RoPE,
 /// ALiBi, the parallel residual) step aside. Weights written through the projection interface
 /// reach the native pass (its copy is made again).
@@ -155,7 +156,16 @@ fn the_native_pass_matches_candle_on_the_llama_family_folders() {
 fn the_native_pass_matches_candle_on_the_gpt2_family_folders() {
     use localist::hf::gguf_llama::Projection;
     use localist::model::backend::KvCache;
-    for name in ["gpt2", "gpt_neo", "opt", "gpt_neox", "phi", "bloom"] {
+    for name in [
+        "gpt2",
+        "gpt_neo",
+        "opt",
+        "gpt_bigcode",
+        "gpt_bigcode_mha",
+        "gpt_neox",
+        "phi",
+        "bloom",
+    ] {
         let mut im = ImportedModel::open(&common::family_fixture(name), &Device::Cpu).unwrap();
         let ImportedModel::Gpt2(m) = &im else {
             panic!("{name}: not a GPT-2-family decoder")

@@ -7,8 +7,8 @@ use std::path::Path;
 
 /// The `model_type`s of Hugging Face folders this build opens, for error messages.
 pub const SUPPORTED_TYPES: &str = "bert, roberta, xlm-roberta, camembert, distilbert and \
-     modernbert (BERT-family encoders), bloom, gemma, gemma2, gemma3_text \
-     (Gemma 3's text-only decoders), gpt2, gpt_neo (TinyStories), gpt_neox (Pythia), granite, \
+     modernbert (BERT-family encoders), bloom, gemma, gemma2, gemma3 and gemma3_text, gpt2, \
+     gpt_bigcode (SantaCoder, StarCoderBase), gpt_neo (TinyStories), gpt_neox (Pythia), granite, \
      llama (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, olmo (OLMo 1), olmo2, opt \
      (OPT-125m, 1.3b, ...), phi (phi-1 to phi-2), phi3, qwen2, qwen3, smollm3 and stablelm \
      (StableLM 2)";
@@ -67,6 +67,9 @@ pub enum Family {
     /// OLMo 1 decoders (`olmo`: OLMo-1B-hf, OLMo-7B-hf): LLaMA with LayerNorms that have no
     /// weights or biases.
     Olmo,
+    /// GPT-BigCode decoders (`gpt_bigcode`: SantaCoder, StarCoderBase, tiny_starcoder): GPT-2's
+    /// block with `Linear` projections and one key and value head shared by all query heads.
+    GptBigCode,
     /// StableLM decoders (`stablelm`: Stability AI's StableLM 2 1.6B, StableLM-3B-4E1T): LLaMA's
     /// gated MLP with LayerNorms (weights and biases), biases on q, k and v, and RoPE on the
     /// first quarter of each head.
@@ -97,6 +100,7 @@ impl Family {
             Self::Granite => "Granite decoder (Hugging Face safetensors)",
             Self::Olmo => "OLMo decoder (Hugging Face safetensors)",
             Self::StableLm => "StableLM decoder (Hugging Face safetensors)",
+            Self::GptBigCode => "GPT-BigCode decoder (Hugging Face safetensors)",
         }
     }
 
@@ -128,6 +132,7 @@ impl Family {
             Self::Granite => "granite",
             Self::Olmo => "olmo",
             Self::StableLm => "stablelm",
+            Self::GptBigCode => "gpt_bigcode",
         }
     }
 }
@@ -196,6 +201,7 @@ fn by_type(t: &str) -> Option<Family> {
         "olmo2" => Family::Olmo2,
         "opt" => Family::Opt,
         "bloom" => Family::Bloom,
+        "gpt_bigcode" => Family::GptBigCode,
         "smollm3" => Family::SmolLm3,
         "granite" => Family::Granite,
         "olmo" => Family::Olmo,
@@ -238,6 +244,7 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("Olmo2For", Family::Olmo2),
         ("Olmo2Model", Family::Olmo2),
         ("OPTFor", Family::Opt),
+        ("GPTBigCode", Family::GptBigCode),
         ("OPTModel", Family::Opt),
         ("BloomFor", Family::Bloom),
         ("BloomModel", Family::Bloom),

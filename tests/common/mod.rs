@@ -13,7 +13,7 @@ use localist::model::checkpoint::{load_checkpoint, Checkpoint};
 /// The tiny decoder folders of `tests/fixtures/families/` (made by
 /// `scripts/make_family_fixtures.py`) that every path test and the training-forward check run
 /// on: one per family and per feature that changes the forward.
-pub const DECODER_FOLDERS: [&str; 22] = [
+pub const DECODER_FOLDERS: [&str; 23] = [
     "gpt2",
     "llama",
     "qwen2",
@@ -36,6 +36,7 @@ pub const DECODER_FOLDERS: [&str; 22] = [
     "stablelm",
     "olmo",
     "gemma3_vision",
+    "gpt_bigcode",
 ];
 
 /// The repository root.

@@ -10,8 +10,10 @@
 //! GPT-Neo (TinyStories) the same with unscaled scores and q, k, v apart ([`neo`]); Phi
 //! (phi-1 to phi-2) the parallel block with one LayerNorm and a head bias ([`phi`]); OPT
 //! the same block as GPT-2 with a ReLU MLP and its positions two rows on ([`opt`]); BLOOM
-//! GPT-NeoX's fused projection with ALiBi for positions and normed embeddings ([`bloom`]).
+//! GPT-NeoX's fused projection with ALiBi for positions and normed embeddings ([`bloom`]);
+//! GPT-BigCode is GPT-2's block with a key and value shared by the heads ([`bigcode`]).
 
+pub mod bigcode;
 pub mod bloom;
 mod config;
 mod forward;
@@ -203,6 +205,7 @@ impl Gpt2 {
             Family::Phi => "Phi",
             Family::Opt => "OPT",
             Family::Bloom => "BLOOM",
+            Family::GptBigCode => "GPT-BigCode",
             _ => "GPT-2",
         }
     }

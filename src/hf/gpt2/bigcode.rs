@@ -1,0 +1,169 @@
+//! GPT-BigCode decoders (`model_type` `gpt_bigcode`: BigCode's SantaCoder, StarCoderBase-1b to
+//! 15b, tiny_starcoder, WizardCoder's small models) from a Hugging Face folder. The block is
+//! GPT-2's — learned positions, pre-LayerNorm, a tanh-GELU MLP, a tied head, the same
+//! `config.json` keys — with its projections as `Linear`s ([out, in]) and, with `multi_query`
+//! (every released checkpoint), one key and one value head shared by all query heads. At load
+//! the shared key and value are repeated for each query head and the projections transposed,
+//! so the model runs as GPT-2 does: every pass (the native view, streamed captures, the KV
+//! cache, fine-tuning) without a path of its own. Each head's attention is the model's; the
+//! copy costs 2·d·(d − d_h) weights a layer more memory than the file (StarCoderBase-1b: about
+//! 0.8 GB in f32). Without `multi_query`, `c_attn`'s rows are each head's q, k, v in turn
+//! (transformers splits them per head, not GPT-2's three blocks) and are reordered at load.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Result;
+use candle_core::{Device, Tensor};
+use serde::Deserialize;
+
+use crate::hf::family::Family;
+use crate::hf::folder;
+use crate::hf::gpt2::{load_core, unprefixed, Affine, Block, Gpt2, Gpt2Config, Variant};
+
+/// A GPT-BigCode `config.json`: GPT-2's keys and whether the key and value are shared.
+#[derive(Clone, Debug, Deserialize)]
+pub struct BigCodeConfig {
+    /// The sizes and settings GPT-2's block reads.
+    #[serde(flatten)]
+    pub gpt2: Gpt2Config,
+    /// One key and one value head for all query heads (transformers' default).
+    #[serde(default = "yes")]
+    pub multi_query: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl BigCodeConfig {
+    /// The rows of `c_attn` the key (and the value) takes: one head's, or every head's.
+    fn kv_width(&self) -> usize {
+        let c = &self.gpt2;
+        match self.multi_query {
+            true => c.n_embd / c.n_head.max(1),
+            false => c.n_embd,
+        }
+    }
+
+    /// Every tensor the forward pass reads (names without the `transformer.` prefix), with
+    /// the shape this config implies: GPT-2's, each projection [out, in], `c_attn` q, k, v.
+    fn expected_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let d = self.gpt2.n_embd;
+        let rows = d + 2 * self.kv_width();
+        let linear = |n: &str, s: Vec<usize>| match s.as_slice() {
+            _ if n.ends_with("c_attn.weight") => vec![rows, d],
+            _ if n.ends_with("c_attn.bias") => vec![rows],
+            &[i, o] if n.starts_with("h.") => vec![o, i],
+            _ => s,
+        };
+        (self.gpt2.expected_shapes().into_iter())
+            .map(|(n, s)| {
+                let s = linear(&n, s);
+                (n, s)
+            })
+            .collect()
+    }
+}
+
+impl BigCodeConfig {
+    /// Refuse a model whose weights with the shared key and value repeated for each head
+    /// (2·(d − d_h)·(d + 1) weights a layer more than the file's `want`) do not fit in the
+    /// memory free now, before a weight is read (after the header is checked against `want`,
+    /// so that a config that does not fit the file is named as such first).
+    fn check_copy_fits(&self, dir: &Path, want: &[(String, Vec<usize>)]) -> Result<()> {
+        use crate::hf::memory::{check_weights_fit, file_len, weight_count};
+        let c = &self.gpt2;
+        let (d, kv) = (c.n_embd as u64, self.kv_width() as u64);
+        let copies = 2 * (d - kv) * (d + 1) * c.n_layer as u64;
+        let weights = folder::weights(dir)?;
+        let declared = folder::declared(&weights, unprefixed)?;
+        folder::check_declared(&declared, want, &weights.path)?;
+        let largest = weights.files.iter().map(|f| file_len(f)).max().unwrap_or(0);
+        let count = weight_count(want.iter().map(|(_, s)| s.as_slice()));
+        check_weights_fit(count + copies, largest.saturating_mul(2), &weights.path)
+    }
+}
+
+impl Gpt2 {
+    /// Open the folder `dir` of a GPT-BigCode model. The config is checked against the limits
+    /// and the safetensors header before any weight is read; every weight is checked finite.
+    pub fn open_bigcode(dir: &Path, device: &Device) -> Result<Self> {
+        let cfg_path = dir.join("config.json");
+        let big: BigCodeConfig = folder::read_config(&cfg_path, "GPT-BigCode")?;
+        big.gpt2
+            .check()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?;
+        let want = big.expected_shapes();
+        big.check_copy_fits(dir, &want)?;
+        let names = ["wte.weight", "ln_f.weight", "ln_f.bias", "lm_head.weight"];
+        let (d, h) = (big.gpt2.n_embd, big.gpt2.n_head);
+        let mq = big.multi_query;
+        let mut read = load_core(
+            dir,
+            device,
+            (&big.gpt2, &want, unprefixed),
+            names,
+            |t, l, f| read_bigcode_block(t, l, f, (d, h, mq)),
+        )?;
+        let variant = Variant {
+            family: Family::GptBigCode,
+            wpe: Some(read.take("wpe.weight")?),
+            rotary: None,
+            parallel: false,
+            head_bias: None,
+            alibi: None,
+            embed_norm: None,
+        };
+        Self::assemble(big.gpt2, dir, read.tokenizer, read.core, variant)
+    }
+}
+
+/// `c_attn`'s weight [rows, d] (or bias [rows]) in GPT-2's order, every head's q, then k,
+/// then v ([3d, …]): a shared key and value repeated for each of the `h` heads (`mq`), or each
+/// head's q, k, v in turn regrouped.
+fn gpt2_order(x: &Tensor, (d, h, mq): (usize, usize, bool)) -> candle_core::Result<Tensor> {
+    let dh = d / h.max(1);
+    let rest = x.dims().get(1..).unwrap_or_default().to_vec();
+    if mq {
+        let q = x.narrow(0, 0, d)?;
+        let kv = |at: usize| -> candle_core::Result<Tensor> {
+            let one = x.narrow(0, at, dh)?;
+            Tensor::cat(&vec![&one; h], 0)
+        };
+        return Tensor::cat(&[q, kv(d)?, kv(d + dh)?], 0);
+    }
+    let mut split = vec![h, 3, dh];
+    split.extend(&rest);
+    let mut out = vec![3 * d];
+    out.extend(&rest);
+    x.reshape(split)?
+        .transpose(0, 1)?
+        .contiguous()?
+        .reshape(out)
+}
+
+/// Layer `l`'s weights out of `t` as GPT-2's `Conv1D`s ([in, out]).
+fn read_bigcode_block(
+    t: &mut HashMap<String, Tensor>,
+    l: usize,
+    file: &Path,
+    shape: (usize, usize, bool),
+) -> Result<Block> {
+    let mut pair = |name: &str| -> Result<Affine> {
+        let w = folder::take(t, &format!("h.{l}.{name}.weight"), file);
+        let b = folder::take(t, &format!("h.{l}.{name}.bias"), file);
+        Ok((w?, b?))
+    };
+    let linear = |(w, b): Affine| -> Result<Affine> { Ok((w.t()?.contiguous()?, b)) };
+    let (w, b) = pair("attn.c_attn")?;
+    let c_attn = linear((gpt2_order(&w, shape)?, gpt2_order(&b, shape)?))?;
+    Ok(Block {
+        ln_1: pair("ln_1")?,
+        c_attn,
+        c_proj: linear(pair("attn.c_proj")?)?,
+        ln_2: pair("ln_2")?,
+        c_fc: linear(pair("mlp.c_fc")?)?,
+        mlp_proj: linear(pair("mlp.c_proj")?)?,
+    })
+}
