@@ -498,7 +498,8 @@ def phi3_longrope():
     """Phi-4-mini's and Phi-3.5-mini's RoPE: LongRoPE (each frequency divided by its short
     factor within the original context, cos and sin scaled by sqrt(1 + ln(512/128)/ln(128))),
     and Phi-4-mini's partial rotation (RoPE on the first 0.75 of each head: 12 of 16
-    dimensions, 6 factors). The text (65 tokens) is within the original context of 128."""
+    dimensions, 6 factors). The text (65 tokens) is within the original context of 128; a
+    second reference (reference_long.json) is past it, on the long factors."""
     torch.manual_seed(73)
     raw = bpe_tokenizer(bos="<s>")
     fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>",
@@ -517,6 +518,33 @@ def phi3_longrope():
     model = transformers.Phi3ForCausalLM(cfg).eval()
     randomise_norms(model, 0.1)
     save(model, fast, raw, "phi3_longrope")
+    long_reference(model, fast, "phi3_longrope", 3)
+
+
+def long_reference(model, fast, name, times, tail=4):
+    """reference_long.json beside reference.json: TEXT `times` over, past the original context,
+    where transformers turns every position by LongRoPE's long factors; only the last `tail`
+    positions' logits and attention rows (every layer and head), to keep the file small."""
+    text = " ".join([TEXT] * times)
+    ids = fast(text)["input_ids"]
+    with torch.no_grad():
+        out = model(torch.tensor([ids]), output_attentions=True)
+    ref = {
+        "text": text,
+        "ids": ids,
+        "tail": tail,
+        "logits": out.logits[0, -tail:].tolist(),
+        "attention": [a[0, :, -tail:].tolist() for a in out.attentions],
+        "made_with": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "tokenizers": tokenizers.__version__,
+        },
+    }
+    path = os.path.join(OUT, name, "reference_long.json")
+    with open(path, "w") as f:
+        json.dump(ref, f, separators=(",", ":"))
+    print(f"{name}/reference_long.json: {len(ids)} tokens, {os.path.getsize(path)} bytes")
 
 
 def llama_yarn():

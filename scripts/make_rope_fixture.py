@@ -87,6 +87,14 @@ def main():
             "inv_freq": rot.inv_freq.tolist(),
             "attention": float(rot.attention_scaling),
         })
+        rope = cfg.rope_parameters
+        if rope.get("rope_type") == "longrope":
+            # A pass one position past the original context: transformers switches every
+            # position to the long factors (`longrope_frequency_update`).
+            original = int(rope["original_max_position_embeddings"])
+            rot(torch.zeros(1, dtype=torch.float32), torch.arange(original + 1)[None])
+            out[-1]["original"] = original
+            out[-1]["inv_freq_long"] = rot.inv_freq.tolist()
         print(name, len(out[-1]["inv_freq"]), out[-1]["attention"])
     with open(OUT, "w") as f:
         json.dump({"transformers": transformers.__version__, "cases": out}, f, indent=1)

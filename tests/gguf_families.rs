@@ -47,15 +47,17 @@ fn a_phi3_gguf_matches_transformers() {
 
 /// Phi-3.5's and Phi-4-mini's RoPE in a GGUF file as llama.cpp's converter writes it: RoPE on
 /// 12 of each head's 16 dimensions (`phi3.rope.dimension_count`; q and k reordered at load),
-/// LongRoPE's `rope_factors_short.weight` and `phi3.rope.scaling.attn_factor`; the original
-/// context (`phi3.rope.scaling.original_context_length`, 128 of 512) is the context.
+/// LongRoPE's `rope_factors_short.weight` and `phi3.rope.scaling.attn_factor`, and past the
+/// original context (`phi3.rope.scaling.original_context_length`, 128 of 512) its
+/// `rope_factors_long.weight` at every position.
 #[test]
 fn a_phi3_longrope_gguf_matches_transformers() {
     let m = open(&gguf("phi3_longrope"));
     assert_eq!(m.arch_label(), "phi3");
     let (dl, da) = against_reference(&m, "phi3_longrope");
     eprintln!("phi3_longrope GGUF: logits max |Δ| {dl:.2e}, attention max |Δ| {da:.2e}");
-    assert_eq!(m.model().dims().max_len, 128);
+    assert_eq!(m.model().dims().max_len, 512);
+    common::assert_matches_long_reference(&m, "phi3_longrope");
 }
 
 fn gguf_matches_its_folder(name: &str, label: &str) {

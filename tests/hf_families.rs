@@ -743,16 +743,19 @@ fn granite_matches_transformers() {
     );
 }
 
-/// Phi-4-mini's and Phi-3.5-mini's RoPE: each frequency divided by LongRoPE's short factor,
-/// cos and sin scaled by its attention factor, and RoPE on 12 of each head's 16 dimensions;
-/// the original context (128 of 512 positions) is the context. The older form of the same
+/// Phi-4-mini's and Phi-3.5-mini's RoPE: each frequency divided by LongRoPE's short factor
+/// within the original context (128 of 512 positions) and by its long factor at every position
+/// of a longer text (195 tokens), cos and sin scaled by its attention factor, and RoPE on 12 of
+/// each head's 16 dimensions; the positions are the context. The older form of the same
 /// config (Phi-3.5-mini's own: `rope_scaling` with `type`, the original context and the
-/// partial factor at the top level) reads the same; each setting is read.
+/// partial factor at the top level) reads the same; each setting is read. Without long factors
+/// the original context is the context.
 #[test]
 fn phi3_longrope_matches_transformers() {
     parity_of(&fixture("phi3_longrope"), "phi3_longrope", "phi3");
     let m = open(&fixture("phi3_longrope"));
-    assert_eq!(m.model().dims().max_len, 128, "the original context");
+    assert_eq!(m.model().dims().max_len, 512, "the positions");
+    common::assert_matches_long_reference(&m, "phi3_longrope");
     let old_form = |edit: &dyn Fn(&mut serde_json::Value)| {
         let dir = common::copy_family_fixture("phi3_longrope");
         common::edit_json(&dir.path().join("config.json"), |c| {
@@ -783,12 +786,26 @@ fn phi3_longrope_matches_transformers() {
         ("the partial rotation", |c| {
             c["partial_rotary_factor"] = 0.5.into();
             c["rope_scaling"]["short_factor"] = serde_json::json!([1.0, 1.25, 1.9, 2.6]);
+            c["rope_scaling"]["long_factor"] = serde_json::json!([3.0, 3.75, 5.7, 7.8]);
         }),
     ];
     for (what, edit) in edits {
         let dl = old_form(&edit);
         assert!(dl > 1e-3, "{what} is read: {dl}");
     }
+    let dir = common::copy_family_fixture("phi3_longrope");
+    common::edit_json(&dir.path().join("config.json"), |c| {
+        c["rope_parameters"]["long_factor"] = serde_json::json!([1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
+    });
+    let (dl, _) = common::long_reference_diff(&open(dir.path()), "phi3_longrope");
+    assert!(dl > 1e-3, "the long factors are read: {dl}");
+    common::edit_json(&dir.path().join("config.json"), |c| {
+        c["rope_parameters"]
+            .as_object_mut()
+            .unwrap()
+            .remove("long_factor");
+    });
+    assert_eq!(open(dir.path()).model().dims().max_len, 128);
 }
 
 /// YaRN (as Qwen2.5's and Qwen3's long-context settings turn it on) over a text longer than

@@ -28,7 +28,7 @@ fn rope_scaling_matches_transformers() {
         c.check().unwrap_or_else(|e| panic!("{name}: {e}"));
         let d = c.decoder_config();
         let want: Vec<f64> = serde_json::from_value(case["inv_freq"].clone()).unwrap();
-        let got = d.rope_inv_freq();
+        let got = d.rope_inv_freq(1);
         assert_eq!(got.len(), d.head_dim / 2, "{name}");
         assert_eq!(d.rope_dims, 2 * want.len(), "{name}: turned dimensions");
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
@@ -45,14 +45,45 @@ fn rope_scaling_matches_transformers() {
     }
 }
 
-/// LongRoPE holds texts within its original context only (past it transformers turns every
-/// position by the long factors): that is the context.
+/// LongRoPE past the original context: every position turned by the long factors, as
+/// transformers does for a pass one position past it (`inv_freq_long` of the fixture); within
+/// it, by the short ones. The positions are the context; a config without long factors holds
+/// texts within the original context only, which is then its context.
 #[test]
-fn longrope_takes_the_original_context_as_the_context() {
+fn longrope_turns_a_longer_text_by_its_long_factors() {
+    let mut seen = 0;
+    for case in cases() {
+        let Some(long) = case.get("inv_freq_long") else {
+            continue;
+        };
+        let name = case["name"].as_str().unwrap();
+        let want: Vec<f64> = serde_json::from_value(long.clone()).unwrap();
+        let original = case["original"].as_u64().unwrap() as usize;
+        let d = config(case["config"].clone()).decoder_config();
+        let short: Vec<f64> = serde_json::from_value(case["inv_freq"].clone()).unwrap();
+        for (end, want) in [(original, &short), (original + 1, &want)] {
+            let got = d.rope_inv_freq(end);
+            for (i, (g, w)) in got.iter().zip(want).enumerate() {
+                let rel = (*g as f64 - w).abs() / w.abs();
+                assert!(
+                    rel < 2e-6,
+                    "{name}, to {end}: frequency {i}: {g} against {w}"
+                );
+            }
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 3);
     let c = config(case_config("su (Phi-3's first name for longrope)"));
     assert_eq!(c.max_position_embeddings, 131_072);
-    assert_eq!(c.context(), 4096);
-    assert_eq!(c.decoder_config().context, 4096);
+    assert_eq!(c.context(), 131_072);
+    let mut v = case_config("su (Phi-3's first name for longrope)");
+    v["rope_scaling"]
+        .as_object_mut()
+        .unwrap()
+        .remove("long_factor");
+    assert_eq!(config(v.clone()).context(), 4096);
+    assert_eq!(config(v).decoder_config().context, 4096);
 }
 
 /// The first case's config with `key` set to `value`.
@@ -135,6 +166,24 @@ fn longrope_and_partial_rotation_that_cannot_be_read_are_named() {
                 serde_json::json!({"type": "longrope", "short_factor": negative_fourth}),
             ),
             "short_factor holds -1",
+        ),
+        (
+            with(
+                phi3.clone(),
+                "rope_scaling",
+                serde_json::json!({"type": "longrope", "short_factor": vec![1.0; 16],
+                                   "long_factor": negative_fourth}),
+            ),
+            "long_factor holds -1",
+        ),
+        (
+            with(
+                phi3.clone(),
+                "rope_scaling",
+                serde_json::json!({"type": "longrope", "short_factor": vec![1.0; 16],
+                                   "long_factor": vec![1.0; 15]}),
+            ),
+            "long_factor has 15 values, not 16",
         ),
         (
             with(

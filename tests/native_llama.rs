@@ -147,6 +147,20 @@ fn the_native_pass_matches_candle_on_the_llama_family_folders() {
     }
 }
 
+/// A LongRoPE model over a text past its original context (150 tokens of 128): both passes
+/// turn every position by the long factors.
+#[test]
+fn the_native_pass_matches_candle_past_a_longrope_original_context() {
+    let im = ImportedModel::open(&common::family_fixture("phi3_longrope"), &Device::Cpu).unwrap();
+    let m = im.decoder().expect("a LLaMA-family decoder");
+    let ids: Vec<u32> = (0..150u32)
+        .map(|i| (i * 7 + 3) % m.config.vocab as u32)
+        .collect();
+    let (dl, da, dz) = compare(m, &ids);
+    eprintln!("phi3_longrope, 150 tokens: logits {dl:.2e}, attention {da:.2e}, scores {dz:.2e}");
+    assert!(dl < 1e-4 && da < 1e-5 && dz < 1e-4);
+}
+
 /// GPT-2's native view pass (GPT-2, GPT-Neo's unscaled scores, OPT's ReLU, GPT-BigCode's
 /// shared key and value) against candle's
 /// forward in modes A–D with and without rules; the families whose block differs (RoPE,

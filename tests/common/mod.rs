@@ -280,3 +280,57 @@ pub fn max_diff<'a>(
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// `m` against fixture `name`'s `reference_long.json` (a text past a LongRoPE model's original
+/// context; transformers' logits and attention rows of its last positions only): asserts the
+/// ids, and the logits and attention within 1e-4 and 1e-5; returns both differences.
+pub fn assert_matches_long_reference(m: &localist::hf::ImportedModel, name: &str) -> (f32, f32) {
+    let (dl, da) = long_reference_diff(m, name);
+    assert!(
+        dl < 1e-4,
+        "{name}: logits past the original context differ by {dl}"
+    );
+    assert!(
+        da < 1e-5,
+        "{name}: attention past the original context differs by {da}"
+    );
+    (dl, da)
+}
+
+/// [`assert_matches_long_reference`]'s differences (logits, attention), not asserted.
+pub fn long_reference_diff(m: &localist::hf::ImportedModel, name: &str) -> (f32, f32) {
+    let bytes = std::fs::read(family_fixture(name).join("reference_long.json")).unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let text: String = serde_json::from_value(r["text"].clone()).unwrap();
+    let ids: Vec<u32> = serde_json::from_value(r["ids"].clone()).unwrap();
+    let tail = r["tail"].as_u64().unwrap() as usize;
+    let logits: Vec<Vec<f32>> = serde_json::from_value(r["logits"].clone()).unwrap();
+    let attention: Vec<Vec<Vec<Vec<f32>>>> =
+        serde_json::from_value(r["attention"].clone()).unwrap();
+    assert_eq!(m.tokenizer().encode(&text), ids, "{name}: long text's ids");
+    let out = m.model().forward_biased(&ids, &[], false).unwrap();
+    let t = ids.len();
+    let ours = out.logits.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
+    let diff = |a: &[f32], b: &[f32]| {
+        assert_eq!(a.len(), b.len(), "{name}: shapes");
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    };
+    let dl = (ours[t - tail..].iter().zip(&logits))
+        .map(|(a, b)| diff(a, b))
+        .fold(0f32, f32::max);
+    let mut da = 0f32;
+    for (a, want) in out.attention.iter().zip(&attention) {
+        let a = a.squeeze(0).unwrap().to_vec3::<f32>().unwrap();
+        for (head, want) in a.iter().zip(want) {
+            for (row, want) in head[t - tail..].iter().zip(want) {
+                da = da.max(diff(row, want));
+            }
+        }
+    }
+    assert_eq!(out.attention.len(), attention.len(), "{name}: layers");
+    eprintln!("{name}, {t} tokens: logits max |Δ| {dl:.2e}, attention max |Δ| {da:.2e}");
+    (dl, da)
+}

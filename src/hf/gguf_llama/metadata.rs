@@ -47,6 +47,10 @@ pub struct LlamaConfig {
     /// converter writes LLaMA-3.1's and 3.2's "llama3" scaling): frequency i is divided by
     /// factor i. `None`: the plain frequencies.
     pub rope_factors: Option<Vec<f32>>,
+    /// LongRoPE's long factors [d_h/2] and the original context past which a text turns every
+    /// position by them instead of `rope_factors` (transformers' rule, by the text's length;
+    /// llama.cpp's with its context set to the text's).
+    pub rope_long: Option<(Vec<f32>, usize)>,
     /// The dimensions of a head RoPE turns (d_h but for Phi-3's partial rotation, whose q and
     /// k rows are reordered at load so that the turned ones pair as in a full rotation: the
     /// frequencies past `rope_dims`/2 are 0, turning nothing).
@@ -149,6 +153,7 @@ impl LlamaConfig {
             // A linear stretch divides every frequency (the factor tensors of LLaMA-3 and
             // LongRoPE files are read with the weights and multiply these).
             rope_factors: linear_stretch(c, file, arch)?.map(|f| vec![f as f32; head_dim / 2]),
+            rope_long: None,
             rope_dims,
             rope_scale: attn_factor(c, file, arch)?,
             layer_norm,

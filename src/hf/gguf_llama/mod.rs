@@ -163,7 +163,7 @@ impl GgufLlama {
             ensure_finite(&t, name, path)?;
             Ok(t)
         };
-        let (rope_factors, context) = rope::factors(&header, &c, &config, path, &mut q)?;
+        let (rope_factors, rope_long, context) = rope::factors(&header, &c, &config, path, &mut q)?;
         let embed = q("token_embd.weight")?;
         let head = match header.tensor("output.weight") {
             Some(_) => Dense::new(&q("output.weight")?)?,
@@ -177,6 +177,7 @@ impl GgufLlama {
             config: LlamaConfig {
                 vocab,
                 rope_factors,
+                rope_long,
                 context,
                 ..config
             },

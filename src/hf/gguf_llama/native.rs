@@ -232,7 +232,7 @@ impl GgufLlama {
     /// RoPE's cos and sin of positions 0..T, [d_h/2, T] (as [`GgufLlama::rope_tables`]
     /// computes them: f32 position times f32 inverse frequency, times the attention factor).
     pub(super) fn rope_cols(&self, t: usize) -> (Vec<f32>, Vec<f32>) {
-        self.rope_cols_at(t, self.config.rope_inv_freq())
+        self.rope_cols_at(t, self.config.rope_inv_freq(t))
     }
 
     /// [`rope_cols`](Self::rope_cols) of the inverse frequencies `inv_freq` [d_h/2].

@@ -24,10 +24,17 @@ pub struct RopeTables {
 }
 
 impl LlamaConfig {
-    /// RoPE's inverse frequencies [d_h/2] at the model's base, each divided by its factor
-    /// when the model has them ([`inv_freq`](Self::inv_freq)).
-    pub fn rope_inv_freq(&self) -> Vec<f32> {
-        self.inv_freq(self.rope_base, self.rope_factors.as_deref())
+    /// RoPE's inverse frequencies [d_h/2] at the model's base for a pass whose last position
+    /// is `end` − 1, each divided by its factor when the model has them
+    /// ([`inv_freq`](Self::inv_freq)): LongRoPE's long factors when `end` is past the original
+    /// context, as transformers chooses them (every position of such a pass, and a cached
+    /// step's new positions only).
+    pub fn rope_inv_freq(&self, end: usize) -> Vec<f32> {
+        let factors = match &self.rope_long {
+            Some((long, original)) if end > *original => Some(long.as_slice()),
+            _ => self.rope_factors.as_deref(),
+        };
+        self.inv_freq(self.rope_base, factors)
     }
 
     /// Gemma 3's local layers' inverse frequencies at their `base`: never stretched (a
@@ -81,7 +88,7 @@ impl RopeTables {
 impl GgufLlama {
     /// RoPE tables (cos, sin) [n, d_h/2] of positions p..p+n.
     pub(crate) fn rope_tables(&self, p: usize, n: usize) -> candle_core::Result<(Tensor, Tensor)> {
-        self.rope_tables_of(p, n, self.config.rope_inv_freq())
+        self.rope_tables_of(p, n, self.config.rope_inv_freq(p + n))
     }
 
     /// RoPE tables of positions p..p+n for every layer (Gemma 3's sliding layers at their
@@ -145,17 +152,20 @@ fn rope_factors(t: &Tensor, name: &str, file: &Path) -> Result<Vec<f32>> {
     Ok(f)
 }
 
-/// A GGUF file's per-frequency RoPE divisors, and its context: LLaMA-3.1's `rope_freqs.weight`,
-/// or LongRoPE's `rope_factors_short.weight` (Phi-3.5's, as llama.cpp's converter writes it),
-/// which hold within `{arch}.rope.scaling.original_context_length` only (past it llama.cpp,
-/// as transformers, turns every position by the long factors): that is then the context.
+/// A GGUF file's RoPE factors: LLaMA-3.1's `rope_freqs.weight` or LongRoPE's
+/// `rope_factors_short.weight` (Phi-3.5's, as llama.cpp's converter writes it) as the
+/// per-frequency divisors; LongRoPE's `rope_factors_long.weight` with
+/// `{arch}.rope.scaling.original_context_length`, past which a text turns every position by
+/// them (transformers' rule; llama.cpp's when its context is the text's length); and the
+/// context: the original one where the file has short factors but no long ones or no original
+/// context to switch at.
 pub(super) fn factors(
     header: &super::header::GgufHeader,
     c: &gguf_file::Content,
     config: &LlamaConfig,
     file: &Path,
     read: &mut impl FnMut(&str) -> Result<Tensor>,
-) -> Result<(Option<Vec<f32>>, usize)> {
+) -> Result<GgufRope> {
     if header.tensor("rope_factors_long.weight").is_some()
         && header.tensor("rope_factors_short.weight").is_none()
     {
@@ -165,25 +175,41 @@ pub(super) fn factors(
             file.display()
         );
     }
-    for name in ["rope_freqs.weight", "rope_factors_short.weight"] {
-        if header.tensor(name).is_none() {
-            continue;
-        }
+    // A linear stretch as well: both divide (llama.cpp's frequency scale and factors).
+    let mut divisors = |name: &str| -> Result<Vec<f32>> {
         let mut f = rope_factors(&read(name)?, name, file)?;
-        // A linear stretch as well: both divide (llama.cpp's frequency scale and factors).
         if let Some(linear) = &config.rope_factors {
             f.iter_mut().zip(linear).for_each(|(f, l)| *f *= l);
         }
-        let key = format!("{}.rope.scaling.original_context_length", config.arch);
-        let original = match name {
-            "rope_factors_short.weight" => optional(c, &key, file, meta_usize)?,
-            _ => None,
-        };
-        let context = config.context.min(original.unwrap_or(usize::MAX)).max(1);
-        return Ok((Some(f), context));
+        Ok(f)
+    };
+    if header.tensor("rope_freqs.weight").is_some() {
+        let f = divisors("rope_freqs.weight")?;
+        return Ok((Some(f), None, config.context));
     }
-    Ok((config.rope_factors.clone(), config.context))
+    if header.tensor("rope_factors_short.weight").is_none() {
+        return Ok((config.rope_factors.clone(), None, config.context));
+    }
+    let short = divisors("rope_factors_short.weight")?;
+    let key = format!("{}.rope.scaling.original_context_length", config.arch);
+    let original = optional(c, &key, file, meta_usize)?;
+    Ok(
+        match (original, header.tensor("rope_factors_long.weight")) {
+            (Some(o), Some(_)) if o < config.context => {
+                let long = divisors("rope_factors_long.weight")?;
+                (Some(short), Some((long, o.max(1))), config.context)
+            }
+            (o, _) => {
+                let context = config.context.min(o.unwrap_or(usize::MAX)).max(1);
+                (Some(short), None, context)
+            }
+        },
+    )
 }
+
+/// A GGUF file's RoPE divisors, LongRoPE's long divisors with the original context past which
+/// they turn, and its context ([`factors`]).
+pub(super) type GgufRope = (Option<Vec<f32>>, Option<(Vec<f32>, usize)>, usize);
 
 /// A layer's query and key rows and their biases (q, k, v: v's as it is) reordered for a
 /// rotation of the first `r` of each head's `dh` dimensions ([`turned_first`]).

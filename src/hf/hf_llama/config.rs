@@ -323,6 +323,7 @@ impl HfLlamaConfig {
             // Checked by `check` before the decoder is built.
             rope_dims: self.rotary_dims().unwrap_or(self.head_width()),
             rope_factors: scaled.divisors,
+            rope_long: scaled.long,
             rope_scale: scaled.attention,
             no_rope: self.no_rope().unwrap_or_default(),
             gemma: None,

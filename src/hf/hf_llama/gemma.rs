@@ -228,6 +228,7 @@ impl GemmaConfig {
             rope_half: true,
             arch: family.model_type(),
             rope_factors: factor.map(|f| vec![f as f32; self.dh() / 2]),
+            rope_long: None,
             rope_dims: self.dh(),
             rope_scale: 1.0,
             layer_norm: false,

@@ -31,7 +31,7 @@ pub struct RopeParameters {
     pub partial_rotary_factor: Option<f64>,
     /// "longrope": the divisors of each frequency for texts within the original context.
     pub short_factor: Option<Vec<f64>>,
-    /// "longrope": the divisors beyond it (this studio holds texts within it).
+    /// "longrope": the divisors beyond it.
     pub long_factor: Option<Vec<f64>>,
     /// "yarn", "longrope": the factor on cos and sin (computed from `factor` when absent).
     pub attention_factor: Option<f64>,
@@ -54,9 +54,12 @@ pub struct RopeScaling {
     pub divisors: Option<Vec<f32>>,
     /// The factor on cos and sin (transformers' `attention_scaling`; 1 for most kinds).
     pub attention: f64,
-    /// The longest text it holds exactly, where that is shorter than the positions: LongRoPE's
-    /// original context (past it transformers turns every position by the long factors).
+    /// The longest text it holds exactly, where that is shorter than the positions: a
+    /// LongRoPE config's original context when it names no long factors.
     pub context: Option<usize>,
+    /// LongRoPE's long divisors [dims/2] and the original context past which a text turns
+    /// every position by them (transformers' `longrope_frequency_update`).
+    pub long: Option<(Vec<f32>, usize)>,
 }
 
 /// What RoPE scaling needs of the rest of the config.
@@ -103,7 +106,7 @@ impl RopeParameters {
         let plain = RopeScaling {
             divisors: None,
             attention: 1.0,
-            context: None,
+            ..RopeScaling::default()
         };
         let stretch = |v: Vec<f32>| RopeScaling {
             divisors: Some(v),
@@ -206,33 +209,25 @@ impl RopeParameters {
         Ok(RopeScaling {
             divisors: Some(divisors),
             attention,
-            context: None,
+            ..RopeScaling::default()
         })
     }
 
-    /// LongRoPE within the original context: each frequency divided by its short factor, cos
-    /// and sin scaled by √(1 + ln(s)/ln(original)) with s = positions / original (or the
-    /// config's `attention_factor`); the context is the original one, past which transformers
-    /// turns every position by the long factors instead.
+    /// LongRoPE: within the original context each frequency divided by its short factor,
+    /// past it (a text longer than the original context) by its long factor, at every
+    /// position, as transformers chooses them; cos and sin scaled by √(1 + ln(s)/ln(original))
+    /// with s = positions / original (or the config's `attention_factor`). A config without
+    /// long factors holds texts within the original context only: that is then its context.
     fn longrope(&self, cx: &RopeContext) -> Result<RopeScaling, String> {
-        let half = cx.dims / 2;
         let short = match &self.short_factor {
-            Some(f) if f.len() == half => f,
-            Some(f) => {
-                return Err(format!(
-                    "rope_type \"longrope\": short_factor has {} values, not {half} (half the \
-                     rotated dimensions)",
-                    f.len()
-                ))
-            }
+            Some(f) => longrope_divisors("short_factor", f, cx.dims / 2)?,
             None => return Err("rope_type \"longrope\" needs short_factor".into()),
         };
-        if let Some(bad) = short.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
-            return Err(format!(
-                "rope_type \"longrope\": short_factor holds {bad} (each must be a finite \
-                 number above 0)"
-            ));
-        }
+        let original = cx.original as usize;
+        let long = match &self.long_factor {
+            Some(f) => Some((longrope_divisors("long_factor", f, cx.dims / 2)?, original)),
+            None => None,
+        };
         let factor = match self.factor {
             None => cx.positions as f64 / cx.original,
             f => positive("longrope", "factor", f)?,
@@ -243,9 +238,28 @@ impl RopeParameters {
             None => (1.0 + factor.ln() / cx.original.ln()).sqrt(),
         };
         Ok(RopeScaling {
-            divisors: Some(short.iter().map(|&x| x as f32).collect()),
+            divisors: Some(short),
             attention,
-            context: Some(cx.original as usize),
+            context: long.is_none().then_some(original),
+            long,
         })
     }
+}
+
+/// LongRoPE's divisors of the config's list `key`: `half` of them (one per turned pair), each
+/// a finite number above 0.
+fn longrope_divisors(key: &str, f: &[f64], half: usize) -> Result<Vec<f32>, String> {
+    if f.len() != half {
+        return Err(format!(
+            "rope_type \"longrope\": {key} has {} values, not {half} (half the rotated \
+             dimensions)",
+            f.len()
+        ));
+    }
+    if let Some(bad) = f.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
+        return Err(format!(
+            "rope_type \"longrope\": {key} holds {bad} (each must be a finite number above 0)"
+        ));
+    }
+    Ok(f.iter().map(|&x| x as f32).collect())
 }
