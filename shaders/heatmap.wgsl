@@ -15,9 +15,17 @@ struct Draw {
     cols: u32,
     // 0: viridis, 1: cividis.
     colormap: u32,
-    // Bit 0: causal mask (cells with key > query are dark grey).
+    // Bit 0: causal mask (cells whose keys all come after all their queries are dark grey).
     // Bit 1: the framebuffer is sRGB, so write linear colour.
     flags: u32,
+    // The grid's first query and first key, and the positions per cell side: a cell (i, j)
+    // holds queries row0 + i·stride … and keys key0 + j·stride … (a pooled or zoomed grid).
+    row0: u32,
+    key0: u32,
+    stride: u32,
+    // A local layer's window + 1 (0: none): cells whose keys all lie farther than the window
+    // from all their queries are dark grey. Below 2^30, so the sums below cannot overflow.
+    window: u32,
 };
 
 @group(0) @binding(0) var<uniform> draw: Draw;
@@ -44,7 +52,7 @@ const CIVIDIS = array<vec3<f32>, 7>(
     vec3<f32>(25.77607, 0.688122, -28.262533),
 );
 
-// Masked (future) cells: (40, 40, 40) in sRGB bytes.
+// Masked cells (keys after the query, or outside a local window): (40, 40, 40) in sRGB bytes.
 const MASKED = vec3<f32>(0.15686275, 0.15686275, 0.15686275);
 
 struct VertexOut {
@@ -85,8 +93,19 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
     let cols = max(draw.cols, 1u);
     let i = min(u32(max(rel.y, 0.0) * f32(rows)), rows - 1u);
     let j = min(u32(max(rel.x, 0.0) * f32(cols)), cols - 1u);
+    // The cell's queries q0..q1 and keys k0..k1 in the model's positions.
+    let s = max(draw.stride, 1u);
+    let q0 = draw.row0 + i * s;
+    let q1 = q0 + s - 1u;
+    let k0 = draw.key0 + j * s;
+    let k1 = k0 + s - 1u;
+    var hidden = (draw.flags & 1u) != 0u && k0 > q1;
+    if draw.window != 0u {
+        let w = draw.window - 1u;
+        hidden = hidden || k0 > q1 + w || q0 > k1 + w;
+    }
     var rgb: vec3<f32>;
-    if (draw.flags & 1u) != 0u && j > i {
+    if hidden {
         rgb = MASKED;
     } else {
         let t = clamp(textureLoad(values, vec2<u32>(j, i), 0).r, 0.0, 1.0);

@@ -301,3 +301,46 @@ fn sharded_encoders_open_as_one_file() {
         assert_ne!(whole, sharded, "{name}: the hash follows the files");
     }
 }
+
+/// ModernBERT's local layers in the views: the capture names each layer's window (None for
+/// the global ones), and a cell is masked exactly where the window puts the key out of the
+/// query's reach — there the model's weight is 0 (elsewhere it is above 0) — and the heatmap
+/// image greys those cells and no others; the global layers mask nothing.
+#[test]
+fn modernbert_local_layers_grey_the_keys_outside_their_window() {
+    use localist::engine::figures::{head_pixels, Colormap};
+    let m = open(&common::family_fixture("modernbert"));
+    let tok = m.tokenizer();
+    let text = "But soft, what light through yonder window breaks? It is the east, and Juliet \
+                is the sun. Arise, fair sun, and kill the envious moon, who is already sick.";
+    let ids = tok.encode(text);
+    let t = ids.len();
+    assert!(t > 20, "{t} tokens: longer than the window");
+    let blocks = BlockMap::single(m.model().dims().vocab);
+    let cap = capture(m.model(), &blocks, &ids, &DialSetting::default()).unwrap();
+    assert_eq!(cap.windows, vec![None, Some(8), Some(8), None]);
+    for hc in &cap.heads {
+        let (w, h, rgb) = head_pixels(&cap, hc, Colormap::Viridis, false);
+        assert_eq!((w, h), (t, t));
+        let mut masked = 0;
+        for i in 0..t {
+            for j in 0..t {
+                let hidden = cap.masked(hc.layer, i, j);
+                let weight = hc.attention[i * t + j];
+                let grey = rgb[3 * (i * t + j)..3 * (i * t + j) + 3] == [40, 40, 40];
+                assert_eq!(hidden, grey, "layer {} ({i}, {j})", hc.layer);
+                match cap.window(hc.layer) {
+                    Some(win) => assert_eq!(hidden, i.abs_diff(j) > win),
+                    None => assert!(!hidden),
+                }
+                if hidden {
+                    assert_eq!(weight, 0.0, "layer {} ({i}, {j})", hc.layer);
+                    masked += 1;
+                } else {
+                    assert!(weight > 0.0, "layer {} ({i}, {j})", hc.layer);
+                }
+            }
+        }
+        assert_eq!(masked > 0, cap.window(hc.layer).is_some());
+    }
+}

@@ -9,6 +9,7 @@
 
 mod common;
 
+use localist::model::capture_layout::AttentionLayout;
 use std::sync::Arc;
 
 use eframe::egui_wgpu::wgpu;
@@ -87,7 +88,7 @@ fn data(key: (usize, usize), values: &[f32], rows: usize, cols: usize) -> Heatma
         rows,
         cols,
         colormap: Colormap::Viridis,
-        masked: false,
+        mask: Default::default(),
     }
 }
 
@@ -102,7 +103,14 @@ fn assert_cells_match_cpu(img: &image::RgbaImage, rect: egui::Rect, d: &HeatmapD
                 continue;
             }
             let px = img.get_pixel(x as u32, y as u32).0;
-            let want = if d.masked && j > i {
+            let m = &d.mask;
+            let s = m.stride.max(1);
+            let lay = AttentionLayout {
+                rows: (m.origin.0, m.origin.0 + d.rows * s),
+                keys: (m.origin.1, m.origin.1 + d.cols * s),
+                stride: s,
+            };
+            let want = if lay.masked(i, j, (m.causal, m.window)) {
                 MASKED
             } else {
                 d.colormap.rgb(d.values[i * d.cols + j])
@@ -140,7 +148,7 @@ fn thumbnails_and_an_enlarged_head_in_viridis_with_the_causal_mask() {
             egui::vec2(72.0, 72.0),
         );
         let mut d = data((hc.layer, hc.head), &hc.attention, t, t);
-        d.masked = true;
+        d.mask.causal = true;
         maps.push((rect, d));
     }
     let big = maps
@@ -160,6 +168,43 @@ fn thumbnails_and_an_enlarged_head_in_viridis_with_the_causal_mask() {
         assert_cells_match_cpu(&img, *rect, d);
     }
     h.snapshot_options("heatmap_viridis_causal", &snapshot_options());
+}
+
+/// A local layer's window (an encoder's band, |i − j| ≤ 2) and a zoomed causal grid whose
+/// rows and keys start apart (queries 6.., keys 2.., cells of 2 positions): the shader greys
+/// the cells the layout's own test masks, and no other.
+#[test]
+fn a_local_window_and_a_zoomed_causal_grid_are_greyed_where_the_layout_says() {
+    if !have_adapter("a_local_window_and_a_zoomed_causal_grid_are_greyed_where_the_layout_says") {
+        return;
+    }
+    let ramp: Vec<f32> = (0..64).map(|k| (k % 7) as f32 / 6.0).collect();
+    let mut band = data((0, 0), &ramp, 8, 8);
+    band.mask.window = Some(2);
+    let mut zoom = data((0, 1), &ramp, 8, 8);
+    zoom.mask = localist::studio::gpu_heatmap::CellMask {
+        causal: true,
+        window: None,
+        origin: (6, 2),
+        stride: 2,
+    };
+    let maps = vec![
+        (
+            egui::Rect::from_min_size(egui::pos2(8.0, 8.0), egui::vec2(144.0, 144.0)),
+            band,
+        ),
+        (
+            egui::Rect::from_min_size(egui::pos2(160.0, 8.0), egui::vec2(144.0, 144.0)),
+            zoom,
+        ),
+    ];
+    let mut h = maps_harness(maps.clone());
+    h.run();
+    let img = h.render().unwrap();
+    for (rect, d) in &maps {
+        assert_cells_match_cpu(&img, *rect, d);
+    }
+    h.snapshot_options("heatmap_window_and_zoom", &snapshot_options());
 }
 
 #[test]

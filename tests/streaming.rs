@@ -115,7 +115,7 @@ fn a_pooled_grid_holds_the_mean_row_mass_of_its_cells() {
                 let got = p.attention[r * gc + c];
                 assert!(close(got, want, 1e-5), "cell ({r},{c}): {got} vs {want}");
                 row_sum += got;
-                if lay.masked(r, c, true) {
+                if lay.masked(r, c, (true, None)) {
                     assert_eq!(got, 0.0, "a masked cell holds weight");
                 }
             }

@@ -56,7 +56,7 @@ pub fn capture_csv(cap: &Capture, tokens: &[String]) -> String {
     for hc in cap.heads.iter().filter(|hc| !hc.attention.is_empty()) {
         for r in 0..gr {
             for c in 0..gc {
-                if lay.masked(r, c, cap.causal) {
+                if lay.masked(r, c, (cap.causal, cap.window(hc.layer))) {
                     continue;
                 }
                 // At full resolution a cell is one weight; in a pooled grid it is named by

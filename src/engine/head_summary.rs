@@ -136,6 +136,7 @@ mod tests {
             logits: Vec::new(),
             dial: DialSetting::default(),
             causal: true,
+            windows: Vec::new(),
             layout: None,
             block_stride: 2,
             weak_map: None,

@@ -61,6 +61,13 @@ pub trait AttentionModel: Sync {
         self.forward_biased(ids, biases, keep_scores)
     }
 
+    /// Per layer, the distance |i − j| within which a local layer's queries see their keys
+    /// (ModernBERT's local layers), None for a layer that sees every key its mask allows; empty
+    /// (the default): no local layers. The views grey the cells outside it as masked.
+    fn layer_windows(&self) -> Vec<Option<usize>> {
+        Vec::new()
+    }
+
     /// Whether [`forward_streamed`](Self::forward_streamed) streams (false: the default, which
     /// holds every layer's T×T tables at once, so its memory is a dense capture's).
     fn streams(&self) -> bool {

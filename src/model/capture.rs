@@ -203,6 +203,7 @@ fn capture_pass(
             logits,
             dial: dial.clone(),
             causal: dims.causal,
+            windows: model.layer_windows(),
             layout: None,
             block_stride: 1,
             weak_map: blocks.weak_on(ids),

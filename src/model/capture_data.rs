@@ -55,6 +55,11 @@ pub struct Capture {
     /// Causal attention (a decoder); false for a bidirectional encoder.
     #[serde(default = "yes")]
     pub causal: bool,
+    /// Per layer, the distance |i − j| within which a local layer sees its keys (ModernBERT's
+    /// local layers; [`crate::model::backend::AttentionModel::layer_windows`]); None or absent:
+    /// every key its mask allows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<Option<usize>>,
     /// Where each head's kept attention lies when it is not the whole T×T table at full
     /// resolution (a streamed capture of a long text: [`crate::model::capture_stream`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +91,18 @@ impl Capture {
     /// True for an empty capture.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+
+    /// The window of layer `layer` when it is a local one ([`Capture::windows`]).
+    pub fn window(&self, layer: usize) -> Option<usize> {
+        self.windows.get(layer).copied().flatten()
+    }
+
+    /// Whether cell (r, c) of layer `layer`'s heatmap ([`Capture::attention_layout`]'s grid)
+    /// holds no weight the model can give: past the causal mask or outside a local window.
+    pub fn masked(&self, layer: usize, r: usize, c: usize) -> bool {
+        self.attention_layout()
+            .masked(r, c, (self.causal, self.window(layer)))
     }
 
     /// Where each head's kept attention lies ([`AttentionLayout::full`] unless streamed).

@@ -116,11 +116,16 @@ impl AttentionLayout {
         s.min(self.rows.1.saturating_sub(self.rows.0 + r * s))
     }
 
-    /// True when cell (r, c) holds no visible weight (every key later than every query).
-    pub fn masked(&self, r: usize, c: usize, causal: bool) -> bool {
+    /// True when cell (r, c) holds no visible weight: every key later than every query
+    /// (`causal`), or every key farther than `window` from every query (a local layer).
+    pub fn masked(&self, r: usize, c: usize, (causal, window): (bool, Option<usize>)) -> bool {
         let (q, k) = self.origin(r, c);
+        let s = self.stride.max(1);
         let last_q = q + self.rows_in(r).max(1) - 1;
-        causal && k > last_q
+        let last_k = k + s.min(self.keys.1.saturating_sub(k)).max(1) - 1;
+        let outside =
+            window.is_some_and(|w| k > last_q.saturating_add(w) || q > last_k.saturating_add(w));
+        (causal && k > last_q) || outside
     }
 
     /// True for the whole table at full resolution.

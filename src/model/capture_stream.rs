@@ -300,6 +300,7 @@ pub fn capture_streamed(
         logits: Vec::new(),
         dial: dial.clone(),
         causal: dims.causal,
+        windows: model.layer_windows(),
         layout: (!layout.is_full(t)).then_some(layout),
         block_stride,
         weak_map: blocks.weak_on(ids),

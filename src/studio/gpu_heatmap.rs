@@ -30,8 +30,8 @@ use resources::HeatmapResources;
 /// The shader source, compiled once in [`register`].
 pub const SHADER_WGSL: &str = include_str!("../../shaders/heatmap.wgsl");
 
-/// Bytes of the shader's `Draw` uniform: a vec4 rectangle and four u32.
-const DRAW_BYTES: u64 = 32;
+/// Bytes of the shader's `Draw` uniform: a vec4 rectangle and eight u32.
+const DRAW_BYTES: u64 = 48;
 
 /// Where [`register`] leaves its mark in egui's memory.
 fn marker_id() -> egui::Id {
@@ -78,8 +78,40 @@ pub struct HeatmapData {
     pub cols: usize,
     /// Colormap.
     pub colormap: Colormap,
-    /// Grey out cells above the diagonal (key after query: the causal mask).
-    pub masked: bool,
+    /// Which cells are greyed as masked.
+    pub mask: CellMask,
+}
+
+/// Which cells of a heatmap hold no weight the model can give, greyed: those past the causal
+/// mask, and those outside a local layer's window, over a grid whose first query and key are
+/// `origin` and whose cells are `stride` positions a side (the same test as
+/// [`crate::model::capture_layout::AttentionLayout::masked`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CellMask {
+    /// Keys after every query of a cell are masked.
+    pub causal: bool,
+    /// A local layer's window: keys farther than this from every query of a cell are masked.
+    pub window: Option<usize>,
+    /// The grid's first query and first key.
+    pub origin: (usize, usize),
+    /// Positions per cell side (0 or 1: one weight per cell).
+    pub stride: usize,
+}
+
+impl CellMask {
+    /// The mask of layer `layer`'s heatmap of `cap` (none for block masses, `aggregated`).
+    pub fn of(cap: &crate::model::capture::Capture, layer: usize, aggregated: bool) -> Self {
+        if aggregated {
+            return Self::default();
+        }
+        let lay = cap.attention_layout();
+        Self {
+            causal: cap.causal,
+            window: cap.window(layer),
+            origin: (lay.rows.0, lay.keys.0),
+            stride: lay.stride,
+        }
+    }
 }
 
 /// Paint `data` into `rect` with the shader. Call only when [`is_active`] holds; otherwise the

@@ -27,9 +27,10 @@ pub fn head_pixels(
         (gr, gc, &hc.attention)
     };
     let mut rgb = Vec::with_capacity(w * h * 3);
+    let mask = (cap.causal, cap.window(hc.layer));
     for i in 0..h {
         for j in 0..w {
-            let px = if !aggregated && lay.masked(i, j, cap.causal) {
+            let px = if !aggregated && lay.masked(i, j, mask) {
                 MASKED
             } else {
                 cm.rgb(values.get(i * w + j).copied().unwrap_or(0.0))
@@ -87,6 +88,7 @@ mod tests {
             heads: vec![hc.clone()],
             logits: Vec::new(),
             causal: true,
+            windows: Vec::new(),
             dial: DialSetting::default(),
             layout: None,
             block_stride: 1,

@@ -254,6 +254,15 @@ impl AttentionModel for Bert {
         }
     }
 
+    fn layer_windows(&self) -> Vec<Option<usize>> {
+        match &self.config.modern {
+            Some(m) => (m.sliding.iter())
+                .map(|&local| local.then_some(m.window))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
     fn device(&self) -> &Device {
         &self.device
     }

@@ -113,8 +113,20 @@ fn draw_uniform(
         Colormap::Viridis => 0u32,
         Colormap::Cividis => 1,
     };
-    let flags = u32::from(data.masked) | (u32::from(srgb_target) << 1);
-    let ints = [to_u32(data.rows), to_u32(data.cols), colormap, flags];
+    let m = &data.mask;
+    let flags = u32::from(m.causal) | (u32::from(srgb_target) << 1);
+    // The window + 1 (0: none), kept below 2^30 so that the shader's sums cannot overflow.
+    let window = m.window.map_or(0, |w| to_u32(w.min((1 << 30) - 2)) + 1);
+    let ints = [
+        to_u32(data.rows),
+        to_u32(data.cols),
+        colormap,
+        flags,
+        to_u32(m.origin.0.min(1 << 30)),
+        to_u32(m.origin.1.min(1 << 30)),
+        to_u32(m.stride.clamp(1, 1 << 30)),
+        window,
+    ];
     let mut out = [0u8; DRAW_BYTES as usize];
     let words = r
         .iter()
@@ -140,7 +152,12 @@ mod tests {
             rows: 2,
             cols: 3,
             colormap: Colormap::Cividis,
-            masked: true,
+            mask: crate::studio::gpu_heatmap::CellMask {
+                causal: true,
+                window: Some(4),
+                origin: (7, 5),
+                stride: 2,
+            },
         };
         let rect = egui::Rect::from_min_size(egui::pos2(10.0, 20.0), egui::vec2(30.0, 40.0));
         let u = draw_uniform(rect, 2.0, &data, true);
@@ -155,5 +172,7 @@ mod tests {
         assert_eq!(u32::from_le_bytes(word(5)), 3);
         assert_eq!(u32::from_le_bytes(word(6)), 1);
         assert_eq!(u32::from_le_bytes(word(7)), 0b11);
+        let rest: Vec<u32> = (8..12).map(|k| u32::from_le_bytes(word(k))).collect();
+        assert_eq!(rest, [7, 5, 2, 5], "origin, stride, window + 1");
     }
 }

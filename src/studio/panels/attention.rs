@@ -80,7 +80,7 @@ impl HeatmapCache {
                     rows,
                     cols,
                     colormap: state.colormap,
-                    masked: !state.aggregated && cap.causal,
+                    mask: gpu_heatmap::CellMask::of(cap, hc.layer, state.aggregated),
                 };
                 self.textures
                     .insert((hc.layer, hc.head), Heatmap::Gpu(data));

@@ -202,7 +202,10 @@ impl CompareCache {
                         rows: t,
                         cols: t,
                         colormap,
-                        masked: v.capture.causal,
+                        mask: gpu_heatmap::CellMask {
+                            causal: v.capture.causal,
+                            ..Default::default()
+                        },
                     })
                 } else {
                     SideMap::Texture(texture(

@@ -176,8 +176,15 @@ pub(super) fn hover_text(
     let lay = cap.attention_layout();
     let (i, j) = lay.origin(r, c);
     let w = hc.attention.get(r * cols + c).copied().unwrap_or(0.0);
-    if lay.masked(r, c, cap.causal) {
+    if lay.masked(r, c, (cap.causal, None)) {
         format!("query {i} {} cannot see key {j} (causal mask)", tok(i))
+    } else if let Some(w) = cap.window(hc.layer).filter(|_| cap.masked(hc.layer, r, c)) {
+        format!(
+            "query {i} {} cannot see key {j}: layer {} is a local one, whose queries see \
+             only the keys within {w} positions",
+            tok(i),
+            hc.layer
+        )
     } else if lay.stride > 1 {
         let s = lay.stride;
         format!(

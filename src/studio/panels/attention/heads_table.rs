@@ -267,6 +267,7 @@ mod tests {
             logits: Vec::new(),
             dial: DialSetting::default(),
             causal: true,
+            windows: Vec::new(),
             layout: None,
             block_stride: 1,
             weak_map: None,
