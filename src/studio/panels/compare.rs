@@ -132,7 +132,8 @@ fn show_difference(
     };
     let scale = scale_of(&diff);
     if cache.diff.as_ref().is_none_or(|(k, _)| *k != key) {
-        let tex = difference::texture(ui.ctx(), &diff, a.capture.len(), a.capture.causal, scale);
+        let mask = maps::mask_of(&a.capture, layer);
+        let tex = difference::texture(ui.ctx(), &diff, a.capture.len(), mask, scale);
         cache.diff = Some((key, tex));
     }
     difference::legend(ui, scale);
@@ -204,6 +205,7 @@ impl CompareCache {
                         colormap,
                         mask: gpu_heatmap::CellMask {
                             causal: v.capture.causal,
+                            window: v.capture.window(layer),
                             ..Default::default()
                         },
                     })
@@ -213,7 +215,7 @@ impl CompareCache {
                         &format!("compare-{k}"),
                         &values,
                         t,
-                        v.capture.causal,
+                        maps::mask_of(&v.capture, layer),
                         colormap,
                     ))
                 }
@@ -236,14 +238,14 @@ fn both_sides(
     let (layer, head) = (state.compare.layer, state.compare.head);
     // Room for the query labels left of each map.
     let side = ((ui.available_width() - 2.0 * TOKEN_AXIS_WIDTH - 50.0) / 2.0).clamp(140.0, 520.0);
-    let matrices: Vec<Option<(Vec<f32>, usize, bool)>> = views
+    let matrices: Vec<Option<Side>> = views
         .iter()
         .map(|v| {
             v.as_ref().ok().map(|v| {
                 (
                     side_matrix(&v.capture, layer, head),
                     v.capture.len(),
-                    v.capture.causal,
+                    maps::mask_of(&v.capture, layer),
                 )
             })
         })
@@ -288,6 +290,9 @@ fn both_sides(
     (rects, hovered)
 }
 
+/// One side's matrix in view, its length and its mask ([`maps::mask_of`]).
+type Side = (Vec<f32>, usize, (bool, Option<usize>));
+
 /// One side's heatmap; marks `hover` (from either side) and returns where it was drawn and
 /// the cell under the pointer.
 fn side_heatmap(
@@ -295,7 +300,7 @@ fn side_heatmap(
     tex: &SideMap,
     side: f32,
     view: &CompareView,
-    matrices: &[Option<(Vec<f32>, usize, bool)>],
+    matrices: &[Option<Side>],
     hover: Option<(usize, usize)>,
     sides: &[CompareSide; 2],
 ) -> (egui::Rect, Option<(usize, usize)>) {
@@ -344,14 +349,18 @@ fn side_heatmap(
         for (k, m) in matrices.iter().enumerate() {
             let name = if k == 0 { "A" } else { "B" };
             let label = sides.get(k).map(|s| s.label()).unwrap_or_default();
+            let full = |n: usize| crate::model::capture_layout::AttentionLayout::full(n);
             match m {
-                Some((v, n, causal)) if i < *n && j < *n && (j <= i || !causal) => {
+                Some((v, n, mask)) if i < *n && j < *n && !full(*n).masked(i, j, *mask) => {
                     let w = v.get(i * n + j).copied().unwrap_or(0.0);
                     text.push_str(&format!("\n{name} ({label}): weight {w:.4}"));
                 }
-                Some((_, _, true)) if j > i => {
+                Some((_, n, (true, _))) if i < *n && j < *n && j > i => {
                     text.push_str(&format!("\n{name}: masked (key after query)"));
                 }
+                Some((_, n, (_, Some(w)))) if i < *n && j < *n => text.push_str(&format!(
+                    "\n{name}: masked (a local layer: it sees only the keys within {w} positions)"
+                )),
                 _ => text.push_str(&format!("\n{name}: no such cell")),
             }
         }

@@ -54,15 +54,16 @@ pub fn scale_of(diff: &[f32]) -> f32 {
     diff.iter().fold(0.01f32, |m, d| m.max(d.abs()))
 }
 
-/// A texture of the difference (masked cells dark grey when `causal`).
+/// A texture of the difference (masked cells dark grey, `mask` as
+/// [`crate::model::capture_layout::AttentionLayout::masked`] reads it).
 pub(super) fn texture(
     ctx: &egui::Context,
     diff: &[f32],
     t: usize,
-    causal: bool,
+    mask: (bool, Option<usize>),
     scale: f32,
 ) -> TextureHandle {
-    super::maps::matrix_texture(ctx, "compare-difference", diff, t, causal, |d| {
+    super::maps::matrix_texture(ctx, "compare-difference", diff, t, mask, |d| {
         diverging(d, scale)
     })
 }
