@@ -187,6 +187,24 @@ fn longrope_and_partial_rotation_that_cannot_be_read_are_named() {
         ),
         (
             with(
+                phi3.clone(),
+                "rope_scaling",
+                serde_json::json!({"type": "longrope", "short_factor": vec![1.0; 16],
+                                   "long_factor": ([vec![1.0; 15], vec![1e300]].concat())}),
+            ),
+            "long_factor holds 1e300",
+        ),
+        (
+            with(
+                phi3.clone(),
+                "rope_scaling",
+                serde_json::json!({"type": "longrope", "short_factor":
+                                   ([vec![1e-300], vec![1.0; 15]].concat())}),
+            ),
+            "short_factor holds 1e-300",
+        ),
+        (
+            with(
                 phi3,
                 "rope_scaling",
                 serde_json::json!({"type": "longrope"}),

@@ -256,9 +256,15 @@ fn longrope_divisors(key: &str, f: &[f64], half: usize) -> Result<Vec<f32>, Stri
             f.len()
         ));
     }
-    if let Some(bad) = f.iter().find(|x| !(x.is_finite() && **x > 0.0)) {
+    // Each as the f32 it is computed in: 1e300 or 1e-300 would turn no dimension or every
+    // one at an infinite speed.
+    if let Some(bad) = f.iter().find(|&&x| {
+        let v = x as f32;
+        !(v.is_finite() && v > 0.0 && v.recip().is_finite())
+    }) {
         return Err(format!(
-            "rope_type \"longrope\": {key} holds {bad} (each must be a finite number above 0)"
+            "rope_type \"longrope\": {key} holds {bad:?} (each must be a number above 0 that f32 \
+             holds, as its inverse)"
         ));
     }
     Ok(f.iter().map(|&x| x as f32).collect())
