@@ -65,6 +65,15 @@ def bpe_tokenizer(bos=None):
     return tok
 
 
+def made_with():
+    """The versions a reference was computed with, as each reference file records them."""
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+    }
+
+
 def reference(model, fast, name, extra):
     """Run `model` on TEXT and write reference.json into the fixture folder."""
     ids = fast(TEXT)["input_ids"]
@@ -77,11 +86,7 @@ def reference(model, fast, name, extra):
         "ids": ids,
         "logits": logits,
         "attention": attention,
-        "made_with": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "tokenizers": tokenizers.__version__,
-        },
+        "made_with": made_with(),
         **extra,
     }
     with open(os.path.join(OUT, name, "reference.json"), "w") as f:
@@ -535,11 +540,7 @@ def long_reference(model, fast, name, times, tail=4):
         "tail": tail,
         "logits": out.logits[0, -tail:].tolist(),
         "attention": [a[0, :, -tail:].tolist() for a in out.attentions],
-        "made_with": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "tokenizers": tokenizers.__version__,
-        },
+        "made_with": made_with(),
     }
     path = os.path.join(OUT, name, "reference_long.json")
     with open(path, "w") as f:
@@ -635,11 +636,7 @@ def encoder_reference(base, fast, name, text):
         "logits": [],
         "hidden": out.last_hidden_state[0].tolist(),
         "attention": [a[0].tolist() for a in out.attentions],
-        "made_with": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "tokenizers": tokenizers.__version__,
-        },
+        "made_with": made_with(),
     }
     with open(os.path.join(OUT, name, "reference.json"), "w") as f:
         json.dump(ref, f, separators=(",", ":"))

@@ -122,14 +122,8 @@ fn the_native_pass_matches_candle_on_the_llama_family_folders() {
     // biases, a partial rotation; OLMo 1: LayerNorms without weights, q/k/v clipped;
     // phi3_longrope: LongRoPE's factors and attention factor on part of each head.
     for name in NATIVE_FOLDERS {
-        let im = ImportedModel::open(&common::family_fixture(name), &Device::Cpu).unwrap();
+        let im = folder_matches_candle(name, 23);
         let m = im.decoder().expect("a LLaMA-family decoder");
-        let ids: Vec<u32> = (0..23u32)
-            .map(|i| (i * 7 + 3) % m.config.vocab as u32)
-            .collect();
-        let (dl, da, dz) = compare(m, &ids);
-        eprintln!("{name}: logits {dl:.2e}, attention {da:.2e}, scores {dz:.2e}");
-        assert!(dl < 1e-4 && da < 1e-5 && dz < 1e-4, "{name}");
         // The model's views go through it: an id outside the vocabulary is an error.
         let bad = [0u32, m.config.vocab as u32];
         let biases = sequence_biases(
@@ -151,14 +145,21 @@ fn the_native_pass_matches_candle_on_the_llama_family_folders() {
 /// turn every position by the long factors.
 #[test]
 fn the_native_pass_matches_candle_past_a_longrope_original_context() {
-    let im = ImportedModel::open(&common::family_fixture("phi3_longrope"), &Device::Cpu).unwrap();
+    folder_matches_candle("phi3_longrope", 150);
+}
+
+/// The fixture folder `name`, its native pass checked against candle's ([`compare`]) over `n`
+/// tokens: logits within 1e-4, attention 1e-5, scores 1e-4.
+fn folder_matches_candle(name: &str, n: u32) -> ImportedModel {
+    let im = ImportedModel::open(&common::family_fixture(name), &Device::Cpu).unwrap();
     let m = im.decoder().expect("a LLaMA-family decoder");
-    let ids: Vec<u32> = (0..150u32)
+    let ids: Vec<u32> = (0..n)
         .map(|i| (i * 7 + 3) % m.config.vocab as u32)
         .collect();
     let (dl, da, dz) = compare(m, &ids);
-    eprintln!("phi3_longrope, 150 tokens: logits {dl:.2e}, attention {da:.2e}, scores {dz:.2e}");
-    assert!(dl < 1e-4 && da < 1e-5 && dz < 1e-4);
+    eprintln!("{name}, {n} tokens: logits {dl:.2e}, attention {da:.2e}, scores {dz:.2e}");
+    assert!(dl < 1e-4 && da < 1e-5 && dz < 1e-4, "{name}");
+    im
 }
 
 /// GPT-2's native view pass (GPT-2, GPT-Neo's unscaled scores, OPT's ReLU, GPT-BigCode's

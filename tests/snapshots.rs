@@ -128,6 +128,18 @@ fn assert_cells_match_cpu(img: &image::RgbaImage, rect: egui::Rect, d: &HeatmapD
     assert!(checked > 0, "no cell of {:?} on screen", d.key);
 }
 
+/// `maps` drawn through the shader: every cell on screen has the CPU's colour, and the image
+/// is the snapshot `name`.
+fn render_and_check(maps: Vec<(egui::Rect, HeatmapData)>, name: &str) {
+    let mut h = maps_harness(maps.clone());
+    h.run();
+    let img = h.render().unwrap();
+    for (rect, d) in &maps {
+        assert_cells_match_cpu(&img, *rect, d);
+    }
+    h.snapshot_options(name, &snapshot_options());
+}
+
 fn snapshot_options() -> SnapshotOptions {
     // Same driver, same pixels: a low threshold and a handful of edge pixels at most.
     SnapshotOptions::new().threshold(0.6).max_failed_pixels(8)
@@ -161,13 +173,7 @@ fn thumbnails_and_an_enlarged_head_in_viridis_with_the_causal_mask() {
         egui::Rect::from_min_size(egui::pos2(84.0, 164.0), egui::vec2(148.0, 148.0)),
         big,
     ));
-    let mut h = maps_harness(maps.clone());
-    h.run();
-    let img = h.render().unwrap();
-    for (rect, d) in &maps {
-        assert_cells_match_cpu(&img, *rect, d);
-    }
-    h.snapshot_options("heatmap_viridis_causal", &snapshot_options());
+    render_and_check(maps, "heatmap_viridis_causal");
 }
 
 /// A local layer's window (an encoder's band, |i − j| ≤ 2) and a zoomed causal grid whose
@@ -198,13 +204,7 @@ fn a_local_window_and_a_zoomed_causal_grid_are_greyed_where_the_layout_says() {
             zoom,
         ),
     ];
-    let mut h = maps_harness(maps.clone());
-    h.run();
-    let img = h.render().unwrap();
-    for (rect, d) in &maps {
-        assert_cells_match_cpu(&img, *rect, d);
-    }
-    h.snapshot_options("heatmap_window_and_zoom", &snapshot_options());
+    render_and_check(maps, "heatmap_window_and_zoom");
 }
 
 #[test]
@@ -224,13 +224,7 @@ fn block_masses_in_cividis() {
         d.colormap = Colormap::Cividis;
         maps.push((rect, d));
     }
-    let mut h = maps_harness(maps.clone());
-    h.run();
-    let img = h.render().unwrap();
-    for (rect, d) in &maps {
-        assert_cells_match_cpu(&img, *rect, d);
-    }
-    h.snapshot_options("heatmap_cividis_blocks", &snapshot_options());
+    render_and_check(maps, "heatmap_cividis_blocks");
 }
 
 #[test]
@@ -265,13 +259,7 @@ fn colour_ramps_stay_in_place_when_partly_off_screen() {
             cividis,
         ),
     ];
-    let mut h = maps_harness(maps.clone());
-    h.run();
-    let img = h.render().unwrap();
-    for (rect, d) in &maps {
-        assert_cells_match_cpu(&img, *rect, d);
-    }
-    h.snapshot_options("heatmap_ramps", &snapshot_options());
+    render_and_check(maps, "heatmap_ramps");
 }
 
 /// The Attention panel itself, on `state`.

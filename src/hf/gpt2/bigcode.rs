@@ -106,15 +106,7 @@ impl Gpt2 {
             names,
             |t, l, f| read_bigcode_block(t, l, f, (d, h, mq)),
         )?;
-        let variant = Variant {
-            family: Family::GptBigCode,
-            wpe: Some(read.take("wpe.weight")?),
-            rotary: None,
-            parallel: false,
-            head_bias: None,
-            alibi: None,
-            embed_norm: None,
-        };
+        let variant = Variant::learned(Family::GptBigCode, read.take("wpe.weight")?);
         Self::assemble(big.gpt2, dir, read.tokenizer, read.core, variant)
     }
 }

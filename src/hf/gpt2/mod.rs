@@ -88,6 +88,21 @@ struct Variant {
     embed_norm: Option<Affine>,
 }
 
+impl Variant {
+    /// GPT-2's own block with learned positions `wpe` (GPT-2, GPT-Neo, OPT, GPT-BigCode).
+    fn learned(family: Family, wpe: Tensor) -> Self {
+        Self {
+            family,
+            wpe: Some(wpe),
+            rotary: None,
+            parallel: false,
+            head_bias: None,
+            alibi: None,
+            embed_norm: None,
+        }
+    }
+}
+
 /// The weights every family built on GPT-2's block has.
 struct Core {
     /// The token embedding [V, d].
@@ -155,15 +170,7 @@ impl Gpt2 {
         let want = config.expected_shapes();
         let names = ["wte.weight", "ln_f.weight", "ln_f.bias", "lm_head.weight"];
         let mut read = load_core(dir, device, (&config, &want, unprefixed), names, read_block)?;
-        let variant = Variant {
-            family: Family::Gpt2,
-            wpe: Some(read.take("wpe.weight")?),
-            rotary: None,
-            parallel: false,
-            head_bias: None,
-            alibi: None,
-            embed_norm: None,
-        };
+        let variant = Variant::learned(Family::Gpt2, read.take("wpe.weight")?);
         Self::assemble(config, dir, read.tokenizer, read.core, variant)
     }
 

@@ -232,15 +232,7 @@ impl Gpt2 {
             names,
             read_neo_block,
         )?;
-        let variant = Variant {
-            family: Family::GptNeo,
-            wpe: Some(read.take("wpe.weight")?),
-            rotary: None,
-            parallel: false,
-            head_bias: None,
-            alibi: None,
-            embed_norm: None,
-        };
+        let variant = Variant::learned(Family::GptNeo, read.take("wpe.weight")?);
         Self::assemble(config, dir, read.tokenizer, read.core, variant)
     }
 }

@@ -208,15 +208,7 @@ impl Gpt2 {
             .narrow(0, POSITION_OFFSET, config.n_positions)
             .and_then(|t| t.contiguous())
             .with_context(|| format!("{}: embed_positions", dir.display()))?;
-        let variant = Variant {
-            family: Family::Opt,
-            wpe: Some(wpe),
-            rotary: None,
-            parallel: false,
-            head_bias: None,
-            alibi: None,
-            embed_norm: None,
-        };
+        let variant = Variant::learned(Family::Opt, wpe);
         Self::assemble(config, dir, read.tokenizer, read.core, variant)
     }
 }
