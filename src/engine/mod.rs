@@ -37,6 +37,8 @@ pub mod worker;
 pub use self::protocol::{
     Capture, DialMode, DialParams, DialSetting, EvalReport, HeadCapture, LayerSchedule,
 };
+// Where a capture's kept attention lies and which of its cells are masked (the views grey them).
+pub use crate::model::capture_layout::AttentionLayout;
 // The dial's ranges, which the command line's flags share, and the check of a saved dial.
 pub use crate::model::checkpoint_read::check_dial;
 // Whether a checkpoint holds an optimizer state (`blocks` drops it, `train --resume` reads it).

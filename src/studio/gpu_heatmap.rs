@@ -85,7 +85,7 @@ pub struct HeatmapData {
 /// Which cells of a heatmap hold no weight the model can give, greyed: those past the causal
 /// mask, and those outside a local layer's window, over a grid whose first query and key are
 /// `origin` and whose cells are `stride` positions a side (the same test as
-/// [`crate::model::capture_layout::AttentionLayout::masked`]).
+/// [`crate::engine::AttentionLayout::masked`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CellMask {
     /// Keys after every query of a cell are masked.
@@ -100,7 +100,7 @@ pub struct CellMask {
 
 impl CellMask {
     /// The mask of layer `layer`'s heatmap of `cap` (none for block masses, `aggregated`).
-    pub fn of(cap: &crate::model::capture::Capture, layer: usize, aggregated: bool) -> Self {
+    pub fn of(cap: &crate::engine::Capture, layer: usize, aggregated: bool) -> Self {
         if aggregated {
             return Self::default();
         }

@@ -349,7 +349,7 @@ fn side_heatmap(
         for (k, m) in matrices.iter().enumerate() {
             let name = if k == 0 { "A" } else { "B" };
             let label = sides.get(k).map(|s| s.label()).unwrap_or_default();
-            let full = |n: usize| crate::model::capture_layout::AttentionLayout::full(n);
+            let full = |n: usize| crate::engine::AttentionLayout::full(n);
             match m {
                 Some((v, n, mask)) if i < *n && j < *n && !full(*n).masked(i, j, *mask) => {
                     let w = v.get(i * n + j).copied().unwrap_or(0.0);

@@ -55,7 +55,7 @@ pub fn scale_of(diff: &[f32]) -> f32 {
 }
 
 /// A texture of the difference (masked cells dark grey, `mask` as
-/// [`crate::model::capture_layout::AttentionLayout::masked`] reads it).
+/// [`crate::engine::AttentionLayout::masked`] reads it).
 pub(super) fn texture(
     ctx: &egui::Context,
     diff: &[f32],

@@ -5,7 +5,7 @@ use egui::{ColorImage, TextureHandle, TextureOptions};
 
 use crate::engine::figures::Colormap;
 use crate::engine::Capture;
-use crate::model::capture_layout::AttentionLayout;
+use crate::engine::AttentionLayout;
 
 /// The matrix shown for one side: one head's attention, or the mean over the layer's heads.
 pub fn side_matrix(cap: &Capture, layer: usize, head: Option<usize>) -> Vec<f32> {
