@@ -16,7 +16,8 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
 Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi, the gemmas, olmo2, opt, bloom, smollm3, granite, roberta, distilbert, phi3_longrope, llama_yarn,
-stablelm, olmo, modernbert, gemma3_vision, gpt_bigcode and gpt_bigcode_mha: 5.25.0), tokenizers 0.23.3 (the versions are also
+stablelm, olmo, modernbert, gemma3_vision, gpt_bigcode, gpt_bigcode_mha and the three falcons:
+5.25.0), tokenizers 0.23.3 (the versions are also
 written into each reference.json). The weights are seeded: rerunning with these versions
 writes byte-identical files (checked); other versions may draw other weights, and the tests
 follow whatever is committed.
@@ -442,6 +443,40 @@ def gpt_bigcode_mha():
     gpt_bigcode("gpt_bigcode_mha", multi_query=False)
 
 
+def falcon(name="falcon", **kw):
+    """Falcon in one of its three shapes: falcon-7b's (`multi_query`: one key and value head,
+    RoPE, attention and MLP side by side on one LayerNorm, no biases), falcon-rw-1b's
+    (`falcon_rw`: ALiBi over 16 heads, attention then MLP, biases, q/k/v interleaved per
+    head) or
+    falcon-40b's (`falcon_new`: the new decoder architecture, two key/value groups of two
+    heads, a LayerNorm each for attention and the MLP). Norms and biases drawn."""
+    torch.manual_seed({"falcon": 61, "falcon_rw": 67, "falcon_new": 71}[name])
+    raw = bpe_tokenizer()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>",
+                                                bos_token="<|endoftext|>")
+    args = dict(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                initializer_range=0.2, max_position_embeddings=128, ffn_hidden_size=96,
+                bos_token_id=0, eos_token_id=0, attn_implementation="eager")
+    cfg = transformers.FalconConfig(**{**args, **kw})
+    model = transformers.FalconForCausalLM(cfg).eval()
+    randomise_norms(model, 0.3, bias=0.3)
+    with torch.no_grad():  # Falcon's norms: input_layernorm, ln_attn, ln_mlp, ln_f
+        for n, p in model.named_parameters():
+            if ("layernorm" in n or ".ln_" in n) and n.endswith(".weight"):
+                p.copy_(1.0 + 0.3 * torch.randn_like(p))
+    save(model, fast, raw, name)
+
+
+def falcon_rw():
+    # 16 heads: slopes 2^-0.5k, which bf16 does not hold (4 heads' are powers of 2).
+    falcon("falcon_rw", alibi=True, multi_query=False, parallel_attn=False, bias=True,
+           num_attention_heads=16)
+
+
+def falcon_new():
+    falcon("falcon_new", new_decoder_architecture=True, num_kv_heads=2)
+
+
 def bloom():
     """BLOOM (bloom-560m's architecture): GPT-NeoX's fused q/k/v projection interleaved per
     head, a LayerNorm of the embeddings, a tanh-GELU MLP, a tied head, and ALiBi for positions.
@@ -796,7 +831,8 @@ def main():
                              "gpt_neox_sequential", "gpt_neo", "phi", "gemma", "gemma2",
                              "gemma3_text", "olmo2", "opt", "bloom", "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
                              "llama_yarn", "stablelm", "olmo", "modernbert",
-                             "gemma3_vision", "gpt_bigcode", "gpt_bigcode_mha"]
+                             "gemma3_vision", "gpt_bigcode", "gpt_bigcode_mha", "falcon",
+                             "falcon_rw", "falcon_new"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -809,7 +845,8 @@ def main():
                  "phi", "gemma", "gemma2", "gemma3_text", "olmo2", "opt", "bloom",
                  "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
                  "llama_yarn", "stablelm", "olmo", "modernbert",
-                 "gemma3_vision", "gpt_bigcode", "gpt_bigcode_mha"):
+                 "gemma3_vision", "gpt_bigcode", "gpt_bigcode_mha", "falcon", "falcon_rw",
+                 "falcon_new"):
             globals()[n]()
     return 0
 

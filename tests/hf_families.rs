@@ -955,6 +955,56 @@ fn gpt_bigcode_matches_transformers() {
     );
 }
 
+/// Falcon in its three shapes against transformers: falcon-7b's (one key and value head,
+/// RoPE, attention and MLP side by side on one LayerNorm), falcon-rw-1b's (ALiBi with
+/// transformers' bf16 roundings, attention then MLP, biases, q/k/v interleaved per head) and
+/// falcon-40b's (two key/value groups, a LayerNorm each). ALiBi without those roundings is
+/// visibly off (they are transformers' numbers, not noise); configs it cannot run are named.
+#[test]
+fn falcon_matches_transformers() {
+    for name in ["falcon", "falcon_rw", "falcon_new"] {
+        parity_of(&fixture(name), name, "falcon");
+    }
+    let m = open(&fixture("falcon"));
+    assert_eq!(m.kind_label(), "Falcon decoder (Hugging Face safetensors)");
+    let refused: [(&str, serde_json::Value, &str); 4] = [
+        (
+            "num_kv_heads",
+            3.into(),
+            "num_attention_heads 4 is not a multiple of num_kv_heads 3",
+        ),
+        (
+            "num_ln_in_parallel_attn",
+            3.into(),
+            "num_ln_in_parallel_attn = 3 is not supported",
+        ),
+        (
+            "rope_scaling",
+            serde_json::json!({"type": "linear", "factor": 2.0}),
+            "rope_scaling is not supported for Falcon",
+        ),
+        (
+            "activation",
+            "swish".into(),
+            "activation_function \"swish\"",
+        ),
+    ];
+    for (key, value, fragment) in refused {
+        let dir = common::copy_family_fixture("falcon_new");
+        set_config(dir.path(), key, value);
+        let err = open_err(dir.path());
+        assert!(
+            err.contains("config.json") && err.contains(fragment),
+            "{key}: {err}"
+        );
+    }
+    // A config that says ALiBi where the weights are RoPE's reads the same tensors: the
+    // model runs, its logits far from transformers' (the setting is read).
+    let dir = common::copy_family_fixture("falcon_rw");
+    set_config(dir.path(), "alibi", false.into());
+    assert!(logit_diff(dir.path(), "falcon_rw").0 > 1e-3);
+}
+
 /// Every value of `tensor` in the safetensors `file` set to 0.
 fn zero_tensor(file: &Path, tensor: &str) {
     let mut tensors = raw_tensors(file);
@@ -1209,7 +1259,7 @@ fn set_config(dir: &Path, key: &str, value: serde_json::Value) {
 
 #[test]
 fn an_unsupported_model_type_is_named_with_what_is_supported() {
-    for (model_type, arch) in [("falcon", "FalconForCausalLM"), ("t5", "T5Model")] {
+    for (model_type, arch) in [("mamba", "MambaForCausalLM"), ("t5", "T5Model")] {
         let dir = common::copy_family_fixture("llama");
         set_config(dir.path(), "model_type", model_type.into());
         set_config(dir.path(), "architectures", serde_json::json!([arch]));
@@ -1436,7 +1486,7 @@ fn the_cli_evaluates_a_family_folder_and_names_an_unsupported_one() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.contains("perplexity"), "{out}");
-    set_config(dir.path(), "model_type", "falcon".into());
+    set_config(dir.path(), "model_type", "mamba".into());
     let o = std::process::Command::new(bin)
         .args(["capture", "--text", "hello", "--checkpoint"])
         .arg(dir.path())
@@ -1445,7 +1495,7 @@ fn the_cli_evaluates_a_family_folder_and_names_an_unsupported_one() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && !err.contains("panicked"), "{err}");
     assert!(
-        err.contains("model_type \"falcon\" is not supported"),
+        err.contains("model_type \"mamba\" is not supported"),
         "{err}"
     );
     assert_eq!(err.matches("config.json").count(), 1, "{err}");

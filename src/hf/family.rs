@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// The `model_type`s of Hugging Face folders this build opens, for error messages.
 pub const SUPPORTED_TYPES: &str = "bert, roberta, xlm-roberta, camembert, distilbert and \
-     modernbert (BERT-family encoders), bloom, gemma, gemma2, gemma3 and gemma3_text, gpt2, \
+     modernbert (BERT-family encoders), bloom, falcon, gemma, gemma2, gemma3 and gemma3_text, gpt2, \
      gpt_bigcode (SantaCoder, StarCoderBase), gpt_neo (TinyStories), gpt_neox (Pythia), granite, \
      llama (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, olmo (OLMo 1), olmo2, opt \
      (OPT-125m, 1.3b, ...), phi (phi-1 to phi-2), phi3, qwen2, qwen3, smollm3 and stablelm \
@@ -70,6 +70,9 @@ pub enum Family {
     /// GPT-BigCode decoders (`gpt_bigcode`: SantaCoder, StarCoderBase, tiny_starcoder): GPT-2's
     /// block with `Linear` projections and one key and value head shared by all query heads.
     GptBigCode,
+    /// Falcon decoders (`falcon`: falcon-rw-1b, falcon-7b, falcon-40b): GPT-2's block with a
+    /// fused `Linear` q/k/v projection, ALiBi or RoPE, shared or grouped key/value heads.
+    Falcon,
     /// StableLM decoders (`stablelm`: Stability AI's StableLM 2 1.6B, StableLM-3B-4E1T): LLaMA's
     /// gated MLP with LayerNorms (weights and biases), biases on q, k and v, and RoPE on the
     /// first quarter of each head.
@@ -101,6 +104,7 @@ impl Family {
             Self::Olmo => "OLMo decoder (Hugging Face safetensors)",
             Self::StableLm => "StableLM decoder (Hugging Face safetensors)",
             Self::GptBigCode => "GPT-BigCode decoder (Hugging Face safetensors)",
+            Self::Falcon => "Falcon decoder (Hugging Face safetensors)",
         }
     }
 
@@ -133,6 +137,7 @@ impl Family {
             Self::Olmo => "olmo",
             Self::StableLm => "stablelm",
             Self::GptBigCode => "gpt_bigcode",
+            Self::Falcon => "falcon",
         }
     }
 }
@@ -202,6 +207,7 @@ fn by_type(t: &str) -> Option<Family> {
         "opt" => Family::Opt,
         "bloom" => Family::Bloom,
         "gpt_bigcode" => Family::GptBigCode,
+        "falcon" => Family::Falcon,
         "smollm3" => Family::SmolLm3,
         "granite" => Family::Granite,
         "olmo" => Family::Olmo,
@@ -245,6 +251,8 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("Olmo2Model", Family::Olmo2),
         ("OPTFor", Family::Opt),
         ("GPTBigCode", Family::GptBigCode),
+        ("FalconFor", Family::Falcon),
+        ("FalconModel", Family::Falcon),
         ("OPTModel", Family::Opt),
         ("BloomFor", Family::Bloom),
         ("BloomModel", Family::Bloom),

@@ -76,6 +76,7 @@ impl ImportedModel {
                 Family::Phi => Self::Gpt2(gpt2::Gpt2::open_phi(dir, device)?),
                 Family::Opt => Self::Gpt2(gpt2::Gpt2::open_opt(dir, device)?),
                 Family::GptBigCode => Self::Gpt2(gpt2::Gpt2::open_bigcode(dir, device)?),
+                Family::Falcon => Self::Gpt2(gpt2::Gpt2::open_falcon(dir, device)?),
                 Family::Bloom => Self::Gpt2(gpt2::Gpt2::open_bloom(dir, device)?),
                 f @ (Family::Llama
                 | Family::Qwen2

@@ -13,7 +13,7 @@ use localist::model::checkpoint::{load_checkpoint, Checkpoint};
 /// The tiny decoder folders of `tests/fixtures/families/` (made by
 /// `scripts/make_family_fixtures.py`) that every path test and the training-forward check run
 /// on: one per family and per feature that changes the forward.
-pub const DECODER_FOLDERS: [&str; 23] = [
+pub const DECODER_FOLDERS: [&str; 26] = [
     "gpt2",
     "llama",
     "qwen2",
@@ -37,6 +37,9 @@ pub const DECODER_FOLDERS: [&str; 23] = [
     "olmo",
     "gemma3_vision",
     "gpt_bigcode",
+    "falcon",
+    "falcon_rw",
+    "falcon_new",
 ];
 
 /// The repository root.

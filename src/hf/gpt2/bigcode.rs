@@ -66,25 +66,6 @@ impl BigCodeConfig {
     }
 }
 
-impl BigCodeConfig {
-    /// Refuse a model whose weights with the shared key and value repeated for each head
-    /// (2·(d − d_h)·(d + 1) weights a layer more than the file's `want`) do not fit in the
-    /// memory free now, before a weight is read (after the header is checked against `want`,
-    /// so that a config that does not fit the file is named as such first).
-    fn check_copy_fits(&self, dir: &Path, want: &[(String, Vec<usize>)]) -> Result<()> {
-        use crate::hf::memory::{check_weights_fit, file_len, weight_count};
-        let c = &self.gpt2;
-        let (d, kv) = (c.n_embd as u64, self.kv_width() as u64);
-        let copies = 2 * (d - kv) * (d + 1) * c.n_layer as u64;
-        let weights = folder::weights(dir)?;
-        let declared = folder::declared(&weights, unprefixed)?;
-        folder::check_declared(&declared, want, &weights.path)?;
-        let largest = weights.files.iter().map(|f| file_len(f)).max().unwrap_or(0);
-        let count = weight_count(want.iter().map(|(_, s)| s.as_slice()));
-        check_weights_fit(count + copies, largest.saturating_mul(2), &weights.path)
-    }
-}
-
 impl Gpt2 {
     /// Open the folder `dir` of a GPT-BigCode model. The config is checked against the limits
     /// and the safetensors header before any weight is read; every weight is checked finite.
@@ -95,7 +76,9 @@ impl Gpt2 {
             .check()
             .map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?;
         let want = big.expected_shapes();
-        big.check_copy_fits(dir, &want)?;
+        let c = &big.gpt2;
+        let (d, kv) = (c.n_embd, big.kv_width());
+        check_copy_fits(dir, &want, 2 * (d - kv) * (d + 1) * c.n_layer)?;
         let names = ["wte.weight", "ln_f.weight", "ln_f.bias", "lm_head.weight"];
         let (d, h) = (big.gpt2.n_embd, big.gpt2.n_head);
         let mq = big.multi_query;
@@ -158,4 +141,26 @@ fn read_bigcode_block(
         c_fc: linear(pair("mlp.c_fc")?)?,
         mlp_proj: linear(pair("mlp.c_proj")?)?,
     })
+}
+
+/// Refuse a model whose weights with `copies` more (key and value heads repeated for the query
+/// heads that share them) than the file's `want` do not fit in the memory free now, before a
+/// weight is read (after the header is checked against `want`, so that a config that does not
+/// fit the file is named as such first).
+pub(super) fn check_copy_fits(
+    dir: &Path,
+    want: &[(String, Vec<usize>)],
+    copies: usize,
+) -> Result<()> {
+    use crate::hf::memory::{check_weights_fit, file_len, weight_count};
+    let weights = folder::weights(dir)?;
+    let declared = folder::declared(&weights, unprefixed)?;
+    folder::check_declared(&declared, want, &weights.path)?;
+    let largest = weights.files.iter().map(|f| file_len(f)).max().unwrap_or(0);
+    let count = weight_count(want.iter().map(|(_, s)| s.as_slice()));
+    check_weights_fit(
+        count + copies as u64,
+        largest.saturating_mul(2),
+        &weights.path,
+    )
 }

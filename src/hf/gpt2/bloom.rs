@@ -19,7 +19,7 @@ use serde::Deserialize;
 use crate::hf::family::Family;
 use crate::hf::folder;
 use crate::hf::gpt2::neox::{read_fused_block, FusedNames};
-use crate::hf::gpt2::{load_core, Gpt2, Gpt2Config, Variant};
+use crate::hf::gpt2::{load_core, Alibi, Gpt2, Gpt2Config, Variant};
 use crate::hf::limits::{
     heads_divide, in_range, positive_eps, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB,
     MAX_WIDTH,
@@ -192,7 +192,11 @@ impl Gpt2 {
             rotary: None,
             parallel: false,
             head_bias: None,
-            alibi: Some(alibi_slopes(bloom.n_head)),
+            alibi: Some(Alibi {
+                slopes: alibi_slopes(bloom.n_head),
+                divisor: 1.0,
+                bf16: false,
+            }),
             embed_norm: Some(embed_norm),
         };
         Self::assemble(config, dir, read.tokenizer, read.core, variant)

@@ -49,13 +49,12 @@ impl Gpt2 {
     /// ALiBi's bias [1,H,1,kt] over keys 0..kt (slope · key position), when positions are
     /// ALiBi's: each row's softmax sees slope · (j − i) up to a constant.
     pub(super) fn alibi_bias(&self, kt: usize) -> candle_core::Result<Option<Tensor>> {
-        let Some(slopes) = &self.alibi else {
+        let Some(alibi) = &self.alibi else {
             return Ok(None);
         };
-        let h = slopes.len();
-        let rows: Vec<f32> = slopes
-            .iter()
-            .flat_map(|&m| (0..kt).map(move |j| m * j as f32))
+        let h = alibi.slopes.len();
+        let rows: Vec<f32> = (0..h)
+            .flat_map(|hh| (0..kt).map(move |j| alibi.at(hh, j)))
             .collect();
         Ok(Some(Tensor::from_vec(rows, (1, h, 1, kt), &self.device)?))
     }

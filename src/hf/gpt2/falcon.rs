@@ -1,0 +1,397 @@
+//! Falcon decoders (`model_type` `falcon`: TII's falcon-rw-1b, falcon-7b, falcon-40b,
+//! falcon-11B) from a Hugging Face folder. Each is GPT-2's pre-LayerNorm block with its
+//! projections as `Linear`s in one fused `query_key_value`, an MLP (`dense_h_to_4h`, the exact
+//! GELU, `dense_4h_to_h`), a tied head and no learned positions, in one of three shapes:
+//! - falcon-rw-1b: ALiBi (transformers' Falcon rounds each slope and each slope · position to
+//!   bf16 and divides them by √d_h), attention then MLP, biases, q/k/v interleaved per head;
+//! - falcon-7b (`multi_query`): RoPE on every dimension, attention and MLP side by side
+//!   reading one LayerNorm, one key and one value head shared by all query heads;
+//! - falcon-40b, falcon-11B (`new_decoder_architecture`): RoPE, side by side with a LayerNorm
+//!   each (`ln_attn`, `ln_mlp`) or one (`num_ln_in_parallel_attn` 1), key/value heads in groups
+//!   (each group's queries, then its key and value).
+//!
+//! At load every key and value head is repeated for the query heads that share it and the
+//! rows are put in GPT-2's order (all q, all k, all v), so the model runs through GPT-2's
+//! passes (KV cache, streamed captures, fine-tuning and adapters) without a path of its own;
+//! the copy costs the repeated heads' weights in memory, counted before a weight is read.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Result;
+use candle_core::{DType, Device, Tensor};
+use serde::Deserialize;
+
+use crate::hf::family::Family;
+use crate::hf::folder;
+use crate::hf::gpt2::bigcode::check_copy_fits;
+use crate::hf::gpt2::bloom::alibi_slopes;
+use crate::hf::gpt2::{load_core, unprefixed, Affine, Alibi, Block, Gpt2, Gpt2Config};
+use crate::hf::gpt2::{Rotary, Variant};
+use crate::hf::limits::{
+    heads_divide, in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB,
+    MAX_WIDTH,
+};
+
+/// The fields of a Falcon `config.json` the forward pass needs (transformers' defaults).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct FalconConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Width d.
+    pub hidden_size: usize,
+    /// Layers.
+    pub num_hidden_layers: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// Key/value heads of the new decoder architecture (the query heads when absent).
+    #[serde(default)]
+    pub num_kv_heads: Option<usize>,
+    /// falcon-40b's and falcon-11B's grouped block.
+    #[serde(default)]
+    pub new_decoder_architecture: bool,
+    /// One key and one value head (falcon-7b), outside the new architecture.
+    #[serde(default = "yes")]
+    pub multi_query: bool,
+    /// Attention and the MLP side by side.
+    #[serde(default = "yes")]
+    pub parallel_attn: bool,
+    /// LayerNorms of the new architecture's block: 2 (one each, the default) or 1.
+    #[serde(default)]
+    pub num_ln_in_parallel_attn: Option<usize>,
+    /// Biases on every projection (falcon-rw-1b).
+    #[serde(default)]
+    pub bias: bool,
+    /// ALiBi for positions (falcon-rw-1b) instead of RoPE.
+    #[serde(default)]
+    pub alibi: bool,
+    /// LayerNorm ε.
+    #[serde(default = "ln_eps")]
+    pub layer_norm_epsilon: f64,
+    /// Positions (the context).
+    #[serde(default = "positions")]
+    pub max_position_embeddings: usize,
+    /// MLP width (4d when absent).
+    #[serde(default)]
+    pub ffn_hidden_size: Option<usize>,
+    /// The MLP's activation ("gelu": the exact one).
+    #[serde(default = "gelu")]
+    pub activation: String,
+    /// RoPE's base, older configs.
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    /// RoPE's settings, transformers 5 (`rope_theta`, `rope_type`).
+    #[serde(default)]
+    pub rope_parameters: Option<serde_json::Value>,
+    /// RoPE scaling, older configs (refused).
+    #[serde(default)]
+    pub rope_scaling: Option<serde_json::Value>,
+    /// Whether the output head is the token embedding.
+    #[serde(default = "yes")]
+    pub tie_word_embeddings: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+fn ln_eps() -> f64 {
+    1e-5
+}
+fn positions() -> usize {
+    2048
+}
+fn gelu() -> String {
+    "gelu".into()
+}
+
+impl FalconConfig {
+    /// Every size and feature, or the first problem in a sentence.
+    pub fn check(&self) -> Result<(), String> {
+        in_range("vocab_size", self.vocab_size, 1, MAX_VOCAB)?;
+        let d = in_range("hidden_size", self.hidden_size, 1, MAX_WIDTH)?;
+        in_range("num_hidden_layers", self.num_hidden_layers, 1, MAX_LAYERS)?;
+        let h = in_range(
+            "num_attention_heads",
+            self.num_attention_heads,
+            1,
+            MAX_HEADS,
+        )?;
+        heads_divide(("hidden_size", d), ("num_attention_heads", h))?;
+        let kv = in_range("num_kv_heads", self.kv_heads(), 1, h)?;
+        if h % kv != 0 {
+            return Err(format!(
+                "num_attention_heads {h} is not a multiple of num_kv_heads {kv}"
+            ));
+        }
+        in_range("ffn_hidden_size", self.ff(), 1, MAX_FF)?;
+        in_range(
+            "max_position_embeddings",
+            self.max_position_embeddings,
+            1,
+            MAX_POSITIONS,
+        )?;
+        positive_eps("layer_norm_epsilon", self.layer_norm_epsilon)?;
+        if self.new_decoder_architecture {
+            match self.lns() {
+                2 => {}
+                1 if self.parallel_attn => {}
+                1 => {
+                    return Err(
+                        "num_ln_in_parallel_attn = 1 with parallel_attn = false (which \
+                                transformers cannot run either) is not supported"
+                            .into(),
+                    )
+                }
+                n => {
+                    return Err(format!(
+                        "num_ln_in_parallel_attn = {n} is not supported (1 or 2)"
+                    ))
+                }
+            }
+        }
+        if !self.alibi {
+            self.base()?;
+        }
+        if (self.rope_scaling.as_ref()).is_some_and(|v| !v.is_null()) {
+            return Err("rope_scaling is not supported for Falcon".into());
+        }
+        self.gpt2_config().check()
+    }
+
+    /// Key/value heads: the new architecture's groups, one (`multi_query`), or one a head.
+    pub fn kv_heads(&self) -> usize {
+        let h = self.num_attention_heads;
+        match (self.new_decoder_architecture, self.multi_query) {
+            (true, _) => self.num_kv_heads.unwrap_or(h),
+            (false, true) => 1,
+            (false, false) => h,
+        }
+    }
+
+    /// LayerNorms of a new-architecture block.
+    fn lns(&self) -> usize {
+        self.num_ln_in_parallel_attn.unwrap_or(2)
+    }
+
+    /// MLP width.
+    fn ff(&self) -> usize {
+        self.ffn_hidden_size.unwrap_or(4 * self.hidden_size)
+    }
+
+    /// Attention and the MLP side by side (always in the new architecture).
+    fn parallel(&self) -> bool {
+        self.parallel_attn || self.new_decoder_architecture
+    }
+
+    /// RoPE's base: `rope_parameters`' (the plain rotation only), else `rope_theta`, else
+    /// 10,000.
+    fn base(&self) -> Result<f64, String> {
+        let params = self.rope_parameters.as_ref().filter(|v| !v.is_null());
+        if let Some(kind) = params
+            .and_then(|p| p.get("rope_type"))
+            .and_then(|t| t.as_str())
+        {
+            if kind != "default" {
+                return Err(format!(
+                    "rope_type {kind:?} is not supported for Falcon (the plain rotation only)"
+                ));
+            }
+        }
+        let theta = params
+            .and_then(|p| p.get("rope_theta"))
+            .and_then(|t| t.as_f64())
+            .or(self.rope_theta)
+            .unwrap_or(10_000.0);
+        match theta.is_finite() && theta > 1.0 {
+            true => Ok(theta),
+            false => Err(format!(
+                "rope_theta = {theta} must be a finite number above 1"
+            )),
+        }
+    }
+
+    /// The same model as [`Gpt2`] reads its sizes.
+    fn gpt2_config(&self) -> Gpt2Config {
+        Gpt2Config {
+            vocab_size: self.vocab_size,
+            n_positions: self.max_position_embeddings,
+            n_embd: self.hidden_size,
+            n_layer: self.num_hidden_layers,
+            n_head: self.num_attention_heads,
+            n_inner: Some(self.ff()),
+            layer_norm_epsilon: self.layer_norm_epsilon,
+            activation_function: self.activation.clone(),
+            scale_attn_weights: true,
+            scale_attn_by_inverse_layer_idx: false,
+            tie_word_embeddings: self.tie_word_embeddings,
+        }
+    }
+
+    /// The names of a layer's LayerNorms: attention's, and the MLP's where it has its own.
+    fn norm_names(&self) -> (&'static str, Option<&'static str>) {
+        match (self.new_decoder_architecture, self.lns(), self.parallel()) {
+            (true, 2, _) => ("ln_attn", Some("ln_mlp")),
+            (_, _, true) => ("input_layernorm", None),
+            _ => ("input_layernorm", Some("post_attention_layernorm")),
+        }
+    }
+
+    /// Every tensor the forward pass reads (names without the `transformer.` prefix), with
+    /// the shape this config implies.
+    fn expected_shapes(&self) -> Vec<(String, Vec<usize>)> {
+        let (d, v, f) = (self.hidden_size, self.vocab_size, self.ff());
+        let dh = d / self.num_attention_heads;
+        let qkv = d + 2 * self.kv_heads() * dh;
+        let mut want = vec![
+            ("word_embeddings.weight".to_string(), vec![v, d]),
+            ("ln_f.weight".to_string(), vec![d]),
+            ("ln_f.bias".to_string(), vec![d]),
+        ];
+        if !self.tie_word_embeddings {
+            want.push(("lm_head.weight".to_string(), vec![v, d]));
+        }
+        let (attn_norm, mlp_norm) = self.norm_names();
+        for l in 0..self.num_hidden_layers {
+            let mut layer = Vec::new();
+            for (name, out, inp) in [
+                ("self_attention.query_key_value", qkv, d),
+                ("self_attention.dense", d, d),
+                ("mlp.dense_h_to_4h", f, d),
+                ("mlp.dense_4h_to_h", d, f),
+            ] {
+                layer.push((format!("{name}.weight"), vec![out, inp]));
+                if self.bias {
+                    layer.push((format!("{name}.bias"), vec![out]));
+                }
+            }
+            for norm in std::iter::once(attn_norm).chain(mlp_norm) {
+                layer.push((format!("{norm}.weight"), vec![d]));
+                layer.push((format!("{norm}.bias"), vec![d]));
+            }
+            want.extend(layer.into_iter().map(|(n, s)| (format!("h.{l}.{n}"), s)));
+        }
+        want
+    }
+}
+
+impl Gpt2 {
+    /// Open the folder `dir` of a Falcon model. The config is checked against the limits and
+    /// the safetensors header before any weight is read (with the repeated key and value
+    /// heads counted in the memory check); every weight is checked finite.
+    pub fn open_falcon(dir: &Path, device: &Device) -> Result<Self> {
+        let cfg_path = dir.join("config.json");
+        let falcon: FalconConfig = folder::read_config(&cfg_path, "Falcon")?;
+        falcon
+            .check()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?;
+        let config = falcon.gpt2_config();
+        let want = falcon.expected_shapes();
+        let (d, h, kv) = (
+            falcon.hidden_size,
+            falcon.num_attention_heads,
+            falcon.kv_heads(),
+        );
+        let copies = 2 * (d - kv * (d / h)) * (d + usize::from(falcon.bias));
+        check_copy_fits(dir, &want, copies * config.n_layer)?;
+        let names = [
+            "word_embeddings.weight",
+            "ln_f.weight",
+            "ln_f.bias",
+            "lm_head.weight",
+        ];
+        let read = load_core(
+            dir,
+            device,
+            (&config, &want, unprefixed),
+            names,
+            |t, l, f| read_falcon_block(t, (l, f), &falcon),
+        )?;
+        let dh = d / h;
+        let variant = Variant {
+            family: Family::Falcon,
+            wpe: None,
+            rotary: match falcon.alibi {
+                true => None,
+                false => Some(Rotary::new(dh, falcon.base().map_err(anyhow::Error::msg)?)),
+            },
+            parallel: falcon.parallel(),
+            head_bias: None,
+            alibi: falcon.alibi.then(|| Alibi {
+                slopes: alibi_slopes(h),
+                divisor: (dh as f32).sqrt(),
+                bf16: true,
+            }),
+            embed_norm: None,
+        };
+        Self::assemble(config, dir, read.tokenizer, read.core, variant)
+    }
+}
+
+/// `query_key_value`'s weight [rows, d] (or bias [rows]) in GPT-2's order [3d, …]: every head's
+/// q, then k, then v, each key and value head repeated for the query heads that share it.
+fn gpt2_order(x: &Tensor, c: &FalconConfig) -> candle_core::Result<Tensor> {
+    let (d, h, kv) = (c.hidden_size, c.num_attention_heads, c.kv_heads());
+    let dh = d / h;
+    let tail = x.dims().get(1..).unwrap_or_default().to_vec();
+    let shaped = |dims: &[usize]| -> Vec<usize> { dims.iter().chain(&tail).copied().collect() };
+    if !c.new_decoder_architecture && !c.multi_query {
+        // (head, part, d_h) → (part, head, d_h).
+        let x = x
+            .reshape(shaped(&[h, 3, dh]))?
+            .transpose(0, 1)?
+            .contiguous()?;
+        return x.reshape(shaped(&[3 * d]));
+    }
+    // Groups of (h/kv queries, a key, a value): falcon-7b's is one group.
+    let g = h / kv;
+    let x = x.reshape(shaped(&[kv, g + 2, dh]))?;
+    let part = |at: usize, n: usize, times: usize| -> candle_core::Result<Tensor> {
+        let p = x.narrow(1, at, n)?;
+        let p = Tensor::cat(&vec![&p; times], 1)?;
+        p.reshape(shaped(&[d]))
+    };
+    Tensor::cat(&[part(0, g, 1)?, part(g, 1, g)?, part(g + 1, 1, g)?], 0)
+}
+
+/// Layer `l`'s weights out of `t` as GPT-2's `Conv1D`s ([in, out]), zero biases where the
+/// config has none, the one LayerNorm of a parallel block as both of GPT-2's.
+fn read_falcon_block(
+    t: &mut HashMap<String, Tensor>,
+    (l, file): (usize, &Path),
+    c: &FalconConfig,
+) -> Result<Block> {
+    let mut take = |name: &str| folder::take(t, &format!("h.{l}.{name}"), file);
+    // A `Linear`'s weight and bias (zeros where the config has none).
+    let mut linear = |name: &str| -> Result<Affine> {
+        let w = take(&format!("{name}.weight"))?;
+        let b = match c.bias {
+            true => take(&format!("{name}.bias"))?,
+            false => Tensor::zeros(w.dim(0)?, DType::F32, w.device())?,
+        };
+        Ok((w, b))
+    };
+    let conv = |(w, b): Affine| -> Result<Affine> { Ok((w.t()?.contiguous()?, b)) };
+    let (w, b) = linear("self_attention.query_key_value")?;
+    let c_attn = conv((gpt2_order(&w, c)?, gpt2_order(&b, c)?))?;
+    let c_proj = conv(linear("self_attention.dense")?)?;
+    let c_fc = conv(linear("mlp.dense_h_to_4h")?)?;
+    let mlp_proj = conv(linear("mlp.dense_4h_to_h")?)?;
+    let (attn_norm, mlp_norm) = c.norm_names();
+    let mut norm = |name: &str| -> Result<Affine> {
+        let w = folder::take(t, &format!("h.{l}.{name}.weight"), file)?;
+        Ok((w, folder::take(t, &format!("h.{l}.{name}.bias"), file)?))
+    };
+    let ln_1 = norm(attn_norm)?;
+    let ln_2 = match mlp_norm {
+        Some(name) => norm(name)?,
+        None => ln_1.clone(),
+    };
+    Ok(Block {
+        ln_1,
+        c_attn,
+        c_proj,
+        ln_2,
+        c_fc,
+        mlp_proj,
+    })
+}
