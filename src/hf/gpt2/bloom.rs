@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 use crate::hf::family::Family;
 use crate::hf::folder;
+use crate::hf::gpt2::alibi::alibi_slopes;
 use crate::hf::gpt2::neox::{read_fused_block, FusedNames};
 use crate::hf::gpt2::{load_core, Alibi, Gpt2, Gpt2Config, Variant};
 use crate::hf::limits::{
@@ -137,20 +138,6 @@ impl BloomConfig {
     }
 }
 
-/// ALiBi's slopes for `heads` heads, as transformers' `build_alibi_tensor`: for the largest
-/// power of two p ≤ heads, base^1 … base^p with base = 2^(−8/p); the heads past p take every
-/// other power of 2^(−4/p) (1, 3, 5, …).
-pub fn alibi_slopes(heads: usize) -> Vec<f32> {
-    let p = 1usize << heads.max(1).ilog2();
-    let base = 2f64.powf(-8.0 / p as f64);
-    let mut slopes: Vec<f32> = (1..=p).map(|i| base.powi(i as i32) as f32).collect();
-    if p != heads {
-        let extra = 2f64.powf(-4.0 / p as f64);
-        slopes.extend((0..heads - p).map(|i| extra.powi((2 * i + 1) as i32) as f32));
-    }
-    slopes
-}
-
 /// A tensor name without the `transformer.` prefix of `BloomForCausalLM` exports.
 fn unprefixed(name: &str) -> &str {
     name.strip_prefix("transformer.").unwrap_or(name)
@@ -200,24 +187,5 @@ impl Gpt2 {
             embed_norm: Some(embed_norm),
         };
         Self::assemble(config, dir, read.tokenizer, read.core, variant)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::alibi_slopes;
-
-    /// transformers' slopes: 8 heads 2^-1 … 2^-8; 6 heads the four of 4 (2^-2 … 2^-8) and then
-    /// 2^-1, 2^-3 (every other power of 2^-(4/4)).
-    #[test]
-    fn the_slopes_are_transformers() {
-        let close = |a: &[f32], b: &[f64]| {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (*x as f64 - y).abs() < 1e-7)
-        };
-        let eight: Vec<f64> = (1..=8).map(|i| 2f64.powi(-i)).collect();
-        assert!(close(&alibi_slopes(8), &eight));
-        let six = [0.25, 0.0625, 0.015625, 0.00390625, 0.5, 0.125];
-        assert!(close(&alibi_slopes(6), &six), "{:?}", alibi_slopes(6));
-        assert_eq!(alibi_slopes(1), vec![2f32.powi(-8)]);
     }
 }

@@ -24,8 +24,8 @@ use serde::Deserialize;
 
 use crate::hf::family::Family;
 use crate::hf::folder;
+use crate::hf::gpt2::alibi::alibi_slopes;
 use crate::hf::gpt2::bigcode::check_copy_fits;
-use crate::hf::gpt2::bloom::alibi_slopes;
 use crate::hf::gpt2::{load_core, unprefixed, Affine, Alibi, Block, Gpt2, Gpt2Config};
 use crate::hf::gpt2::{Rotary, Variant};
 use crate::hf::limits::{

@@ -13,6 +13,7 @@
 //! GPT-NeoX's fused projection with ALiBi for positions and normed embeddings ([`bloom`]);
 //! GPT-BigCode is GPT-2's block with a key and value shared by the heads ([`bigcode`]).
 
+mod alibi;
 pub mod bigcode;
 pub mod bloom;
 mod config;
@@ -33,6 +34,8 @@ use anyhow::Result;
 use candle_core::{Device, Tensor};
 
 pub use config::Gpt2Config;
+
+use alibi::Alibi;
 
 use crate::hf::family::Family;
 use crate::hf::folder;
@@ -87,38 +90,6 @@ struct Variant {
     alibi: Option<Alibi>,
     /// A LayerNorm of the embeddings (BLOOM's `word_embeddings_layernorm`).
     embed_norm: Option<Affine>,
-}
-
-/// ALiBi: each score of head h gains slope_h · (key position) / `divisor` — with Falcon's
-/// roundings where `bf16` (transformers' Falcon rounds each slope, and each slope · position,
-/// to bf16 before dividing by √d_h; BLOOM's is exact).
-#[derive(Clone, Debug)]
-pub(super) struct Alibi {
-    /// Per head.
-    pub(super) slopes: Vec<f32>,
-    /// What each slope · position is divided by (1, or Falcon's √d_h).
-    pub(super) divisor: f32,
-    /// Slopes and products rounded to bf16 (Falcon).
-    pub(super) bf16: bool,
-}
-
-impl Alibi {
-    /// The bias of head `h` at key position `j`.
-    pub(super) fn at(&self, h: usize, j: usize) -> f32 {
-        let m = self.slopes.get(h).copied().unwrap_or(0.0);
-        let v = match self.bf16 {
-            true => round_bf16(round_bf16(m) * j as f32),
-            false => m * j as f32,
-        };
-        v / self.divisor
-    }
-}
-
-/// `x` rounded to the nearest bf16 (ties to even), as PyTorch converts a float.
-fn round_bf16(x: f32) -> f32 {
-    let b = x.to_bits();
-    let lsb = (b >> 16) & 1;
-    f32::from_bits(b.wrapping_add(0x7FFF + lsb) & 0xFFFF_0000)
 }
 
 impl Variant {

@@ -4,8 +4,8 @@
 use egui::{ColorImage, TextureHandle, TextureOptions};
 
 use crate::engine::figures::Colormap;
-use crate::engine::Capture;
 use crate::engine::AttentionLayout;
+use crate::engine::Capture;
 
 /// The matrix shown for one side: one head's attention, or the mean over the layer's heads.
 pub fn side_matrix(cap: &Capture, layer: usize, head: Option<usize>) -> Vec<f32> {
