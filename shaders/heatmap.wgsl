@@ -26,6 +26,12 @@ struct Draw {
     // A local layer's window + 1 (0: none): cells whose keys all lie farther than the window
     // from all their queries are dark grey. Below 2^30, so the sums below cannot overflow.
     window: u32,
+    // The grid's last query and last key + 1 (the last row's and column's cells may be cut
+    // short), or 0xFFFFFFFF for no cut; then two words of padding to 64 bytes.
+    row_end: u32,
+    key_end: u32,
+    pad0: u32,
+    pad1: u32,
 };
 
 @group(0) @binding(0) var<uniform> draw: Draw;
@@ -96,9 +102,9 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
     // The cell's queries q0..q1 and keys k0..k1 in the model's positions.
     let s = max(draw.stride, 1u);
     let q0 = draw.row0 + i * s;
-    let q1 = q0 + s - 1u;
+    let q1 = min(q0 + s - 1u, max(draw.row_end, 1u) - 1u);
     let k0 = draw.key0 + j * s;
-    let k1 = k0 + s - 1u;
+    let k1 = min(k0 + s - 1u, max(draw.key_end, 1u) - 1u);
     var hidden = (draw.flags & 1u) != 0u && k0 > q1;
     if draw.window != 0u {
         let w = draw.window - 1u;

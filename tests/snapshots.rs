@@ -105,9 +105,10 @@ fn assert_cells_match_cpu(img: &image::RgbaImage, rect: egui::Rect, d: &HeatmapD
             let px = img.get_pixel(x as u32, y as u32).0;
             let m = &d.mask;
             let s = m.stride.max(1);
+            let cut = |end: usize, full: usize| if end == 0 { full } else { end.min(full) };
             let lay = AttentionLayout {
-                rows: (m.origin.0, m.origin.0 + d.rows * s),
-                keys: (m.origin.1, m.origin.1 + d.cols * s),
+                rows: (m.origin.0, cut(m.end.0, m.origin.0 + d.rows * s)),
+                keys: (m.origin.1, cut(m.end.1, m.origin.1 + d.cols * s)),
                 stride: s,
             };
             let want = if lay.masked(i, j, (m.causal, m.window)) {
@@ -176,9 +177,9 @@ fn thumbnails_and_an_enlarged_head_in_viridis_with_the_causal_mask() {
     render_and_check(maps, "heatmap_viridis_causal");
 }
 
-/// A local layer's window (an encoder's band, |i − j| ≤ 2) and a zoomed causal grid whose
-/// rows and keys start apart (queries 6.., keys 2.., cells of 2 positions): the shader greys
-/// the cells the layout's own test masks, and no other.
+/// A local layer's window (an encoder's band, |i − j| ≤ 2), a zoomed causal grid whose rows and
+/// keys start apart (queries 6.., keys 2.., cells of 2 positions) and a pooled band whose last
+/// row is cut short: the shader greys the cells the layout's own test masks, and no other.
 #[test]
 fn a_local_window_and_a_zoomed_causal_grid_are_greyed_where_the_layout_says() {
     if !have_adapter("a_local_window_and_a_zoomed_causal_grid_are_greyed_where_the_layout_says") {
@@ -193,6 +194,18 @@ fn a_local_window_and_a_zoomed_causal_grid_are_greyed_where_the_layout_says() {
         window: None,
         origin: (6, 2),
         stride: 2,
+        end: (0, 0),
+    };
+    // Pooled 3 a side over queries 0..16 and keys 0..30 of an encoder's local layer (±2): the
+    // last row's cells hold query 15 alone, so key 18 is out of its reach.
+    let ramp60: Vec<f32> = (0..60).map(|k| (k % 5) as f32 / 4.0).collect();
+    let mut cut = data((0, 2), &ramp60, 6, 10);
+    cut.mask = localist::studio::gpu_heatmap::CellMask {
+        causal: false,
+        window: Some(2),
+        origin: (0, 0),
+        stride: 3,
+        end: (16, 30),
     };
     let maps = vec![
         (
@@ -202,6 +215,10 @@ fn a_local_window_and_a_zoomed_causal_grid_are_greyed_where_the_layout_says() {
         (
             egui::Rect::from_min_size(egui::pos2(160.0, 8.0), egui::vec2(144.0, 144.0)),
             zoom,
+        ),
+        (
+            egui::Rect::from_min_size(egui::pos2(8.0, 160.0), egui::vec2(240.0, 144.0)),
+            cut,
         ),
     ];
     render_and_check(maps, "heatmap_window_and_zoom");

@@ -30,8 +30,8 @@ use resources::HeatmapResources;
 /// The shader source, compiled once in [`register`].
 pub const SHADER_WGSL: &str = include_str!("../../shaders/heatmap.wgsl");
 
-/// Bytes of the shader's `Draw` uniform: a vec4 rectangle and eight u32.
-const DRAW_BYTES: u64 = 48;
+/// Bytes of the shader's `Draw` uniform: a vec4 rectangle and twelve u32.
+const DRAW_BYTES: u64 = 64;
 
 /// Where [`register`] leaves its mark in egui's memory.
 fn marker_id() -> egui::Id {
@@ -96,6 +96,9 @@ pub struct CellMask {
     pub origin: (usize, usize),
     /// Positions per cell side (0 or 1: one weight per cell).
     pub stride: usize,
+    /// The grid's last query and last key + 1, which cut its last row's and column's cells
+    /// short (0: no cut).
+    pub end: (usize, usize),
 }
 
 impl CellMask {
@@ -110,6 +113,7 @@ impl CellMask {
             window: cap.window(layer),
             origin: (lay.rows.0, lay.keys.0),
             stride: lay.stride,
+            end: (lay.rows.1, lay.keys.1),
         }
     }
 }

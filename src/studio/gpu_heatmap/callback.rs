@@ -96,6 +96,14 @@ impl egui_wgpu::CallbackTrait for HeatmapCallback {
     }
 }
 
+/// A grid's end for the shader: its last position + 1, or no cut (`u32::MAX`) for 0.
+fn end(e: usize) -> u32 {
+    match e {
+        0 => u32::MAX,
+        e => to_u32(e.min(1 << 30)),
+    }
+}
+
 /// The shader's `Draw` uniform for one heatmap.
 fn draw_uniform(
     rect: egui::Rect,
@@ -126,6 +134,10 @@ fn draw_uniform(
         to_u32(m.origin.1.min(1 << 30)),
         to_u32(m.stride.clamp(1, 1 << 30)),
         window,
+        end(m.end.0),
+        end(m.end.1),
+        0,
+        0,
     ];
     let mut out = [0u8; DRAW_BYTES as usize];
     let words = r
@@ -157,6 +169,7 @@ mod tests {
                 window: Some(4),
                 origin: (7, 5),
                 stride: 2,
+                end: (11, 0),
             },
         };
         let rect = egui::Rect::from_min_size(egui::pos2(10.0, 20.0), egui::vec2(30.0, 40.0));
@@ -172,7 +185,11 @@ mod tests {
         assert_eq!(u32::from_le_bytes(word(5)), 3);
         assert_eq!(u32::from_le_bytes(word(6)), 1);
         assert_eq!(u32::from_le_bytes(word(7)), 0b11);
-        let rest: Vec<u32> = (8..12).map(|k| u32::from_le_bytes(word(k))).collect();
-        assert_eq!(rest, [7, 5, 2, 5], "origin, stride, window + 1");
+        let rest: Vec<u32> = (8..16).map(|k| u32::from_le_bytes(word(k))).collect();
+        assert_eq!(
+            rest,
+            [7, 5, 2, 5, 11, u32::MAX, 0, 0],
+            "origin, stride, window + 1, ends"
+        );
     }
 }
