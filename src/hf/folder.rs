@@ -176,9 +176,21 @@ pub fn load_f32(
     rename: fn(&str) -> &str,
     wanted: &[(String, Vec<usize>)],
 ) -> Result<HashMap<String, Tensor>> {
+    load_f32_copying(weights, device, rename, wanted, 0)
+}
+
+/// [`load_f32`] for a loader that will copy `copies` weights more than the file holds (key and
+/// value heads repeated for the query heads that share them): they count in the memory check.
+pub fn load_f32_copying(
+    weights: &Weights,
+    device: &Device,
+    rename: fn(&str) -> &str,
+    wanted: &[(String, Vec<usize>)],
+    copies: u64,
+) -> Result<HashMap<String, Tensor>> {
     // Each file is read whole, then each wanted tensor copied out of it and converted to f32.
     use crate::hf::memory::{check_weights_fit, file_len, weight_count};
-    let count = weight_count(wanted.iter().map(|(_, s)| s.as_slice()));
+    let count = weight_count(wanted.iter().map(|(_, s)| s.as_slice())) + copies;
     let largest = weights.files.iter().map(|f| file_len(f)).max().unwrap_or(0);
     check_weights_fit(count, largest.saturating_mul(2), &weights.path)?;
     let mut tensors = HashMap::with_capacity(wanted.len());

@@ -19,7 +19,8 @@ use serde::Deserialize;
 
 use crate::hf::family::Family;
 use crate::hf::folder;
-use crate::hf::gpt2::{load_core, unprefixed, Affine, Block, Gpt2, Gpt2Config, Variant};
+use crate::hf::gpt2::qkv::gpt2_order;
+use crate::hf::gpt2::{load_core_copying, unprefixed, Affine, Block, Gpt2, Gpt2Config, Variant};
 
 /// A GPT-BigCode `config.json`: GPT-2's keys and whether the key and value are shared.
 #[derive(Clone, Debug, Deserialize)]
@@ -76,46 +77,22 @@ impl Gpt2 {
             .check()
             .map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?;
         let want = big.expected_shapes();
-        let c = &big.gpt2;
-        let (d, kv) = (c.n_embd, big.kv_width());
-        check_copy_fits(dir, &want, 2 * (d - kv) * (d + 1) * c.n_layer)?;
         let names = ["wte.weight", "ln_f.weight", "ln_f.bias", "lm_head.weight"];
-        let (d, h) = (big.gpt2.n_embd, big.gpt2.n_head);
-        let mq = big.multi_query;
-        let mut read = load_core(
+        let (d, h, kv) = (big.gpt2.n_embd, big.gpt2.n_head, big.kv_width());
+        // The shared key and value repeated for each head: this many weights more than the
+        // file holds, counted in the memory check.
+        let copies = 2 * (d - kv) * (d + 1) * big.gpt2.n_layer;
+        let groups = big.multi_query.then_some(1);
+        let mut read = load_core_copying(
             dir,
             device,
             (&big.gpt2, &want, unprefixed),
-            names,
-            |t, l, f| read_bigcode_block(t, l, f, (d, h, mq)),
+            (names, copies as u64),
+            |t, l, f| read_bigcode_block(t, l, f, ((d, h), groups)),
         )?;
         let variant = Variant::learned(Family::GptBigCode, read.take("wpe.weight")?);
         Self::assemble(big.gpt2, dir, read.tokenizer, read.core, variant)
     }
-}
-
-/// `c_attn`'s weight [rows, d] (or bias [rows]) in GPT-2's order, every head's q, then k,
-/// then v ([3d, …]): a shared key and value repeated for each of the `h` heads (`mq`), or each
-/// head's q, k, v in turn regrouped.
-fn gpt2_order(x: &Tensor, (d, h, mq): (usize, usize, bool)) -> candle_core::Result<Tensor> {
-    let dh = d / h.max(1);
-    let rest = x.dims().get(1..).unwrap_or_default().to_vec();
-    if mq {
-        let q = x.narrow(0, 0, d)?;
-        let kv = |at: usize| -> candle_core::Result<Tensor> {
-            let one = x.narrow(0, at, dh)?;
-            Tensor::cat(&vec![&one; h], 0)
-        };
-        return Tensor::cat(&[q, kv(d)?, kv(d + dh)?], 0);
-    }
-    let mut split = vec![h, 3, dh];
-    split.extend(&rest);
-    let mut out = vec![3 * d];
-    out.extend(&rest);
-    x.reshape(split)?
-        .transpose(0, 1)?
-        .contiguous()?
-        .reshape(out)
 }
 
 /// Layer `l`'s weights out of `t` as GPT-2's `Conv1D`s ([in, out]).
@@ -123,7 +100,7 @@ fn read_bigcode_block(
     t: &mut HashMap<String, Tensor>,
     l: usize,
     file: &Path,
-    shape: (usize, usize, bool),
+    shape: ((usize, usize), Option<usize>),
 ) -> Result<Block> {
     let mut pair = |name: &str| -> Result<Affine> {
         let w = folder::take(t, &format!("h.{l}.{name}.weight"), file);
@@ -132,7 +109,8 @@ fn read_bigcode_block(
     };
     let linear = |(w, b): Affine| -> Result<Affine> { Ok((w.t()?.contiguous()?, b)) };
     let (w, b) = pair("attn.c_attn")?;
-    let c_attn = linear((gpt2_order(&w, shape)?, gpt2_order(&b, shape)?))?;
+    let order = |x: &Tensor| gpt2_order(x, shape.0, shape.1);
+    let c_attn = linear((order(&w)?, order(&b)?))?;
     Ok(Block {
         ln_1: pair("ln_1")?,
         c_attn,
@@ -141,26 +119,4 @@ fn read_bigcode_block(
         c_fc: linear(pair("mlp.c_fc")?)?,
         mlp_proj: linear(pair("mlp.c_proj")?)?,
     })
-}
-
-/// Refuse a model whose weights with `copies` more (key and value heads repeated for the query
-/// heads that share them) than the file's `want` do not fit in the memory free now, before a
-/// weight is read (after the header is checked against `want`, so that a config that does not
-/// fit the file is named as such first).
-pub(super) fn check_copy_fits(
-    dir: &Path,
-    want: &[(String, Vec<usize>)],
-    copies: usize,
-) -> Result<()> {
-    use crate::hf::memory::{check_weights_fit, file_len, weight_count};
-    let weights = folder::weights(dir)?;
-    let declared = folder::declared(&weights, unprefixed)?;
-    folder::check_declared(&declared, want, &weights.path)?;
-    let largest = weights.files.iter().map(|f| file_len(f)).max().unwrap_or(0);
-    let count = weight_count(want.iter().map(|(_, s)| s.as_slice()));
-    check_weights_fit(
-        count + copies as u64,
-        largest.saturating_mul(2),
-        &weights.path,
-    )
 }

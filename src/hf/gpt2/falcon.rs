@@ -25,8 +25,8 @@ use serde::Deserialize;
 use crate::hf::family::Family;
 use crate::hf::folder;
 use crate::hf::gpt2::alibi::alibi_slopes;
-use crate::hf::gpt2::bigcode::check_copy_fits;
-use crate::hf::gpt2::{load_core, unprefixed, Affine, Alibi, Block, Gpt2, Gpt2Config};
+use crate::hf::gpt2::qkv::gpt2_order;
+use crate::hf::gpt2::{load_core_copying, unprefixed, Affine, Alibi, Block, Gpt2, Gpt2Config};
 use crate::hf::gpt2::{Rotary, Variant};
 use crate::hf::limits::{
     heads_divide, in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB,
@@ -291,19 +291,18 @@ impl Gpt2 {
             falcon.num_attention_heads,
             falcon.kv_heads(),
         );
-        let copies = 2 * (d - kv * (d / h)) * (d + usize::from(falcon.bias));
-        check_copy_fits(dir, &want, copies * config.n_layer)?;
+        let copies = 2 * (d - kv * (d / h)) * (d + usize::from(falcon.bias)) * config.n_layer;
         let names = [
             "word_embeddings.weight",
             "ln_f.weight",
             "ln_f.bias",
             "lm_head.weight",
         ];
-        let read = load_core(
+        let read = load_core_copying(
             dir,
             device,
             (&config, &want, unprefixed),
-            names,
+            (names, copies as u64),
             |t, l, f| read_falcon_block(t, (l, f), &falcon),
         )?;
         let dh = d / h;
@@ -327,32 +326,6 @@ impl Gpt2 {
     }
 }
 
-/// `query_key_value`'s weight [rows, d] (or bias [rows]) in GPT-2's order [3d, …]: every head's
-/// q, then k, then v, each key and value head repeated for the query heads that share it.
-fn gpt2_order(x: &Tensor, c: &FalconConfig) -> candle_core::Result<Tensor> {
-    let (d, h, kv) = (c.hidden_size, c.num_attention_heads, c.kv_heads());
-    let dh = d / h;
-    let tail = x.dims().get(1..).unwrap_or_default().to_vec();
-    let shaped = |dims: &[usize]| -> Vec<usize> { dims.iter().chain(&tail).copied().collect() };
-    if !c.new_decoder_architecture && !c.multi_query {
-        // (head, part, d_h) → (part, head, d_h).
-        let x = x
-            .reshape(shaped(&[h, 3, dh]))?
-            .transpose(0, 1)?
-            .contiguous()?;
-        return x.reshape(shaped(&[3 * d]));
-    }
-    // Groups of (h/kv queries, a key, a value): falcon-7b's is one group.
-    let g = h / kv;
-    let x = x.reshape(shaped(&[kv, g + 2, dh]))?;
-    let part = |at: usize, n: usize, times: usize| -> candle_core::Result<Tensor> {
-        let p = x.narrow(1, at, n)?;
-        let p = Tensor::cat(&vec![&p; times], 1)?;
-        p.reshape(shaped(&[d]))
-    };
-    Tensor::cat(&[part(0, g, 1)?, part(g, 1, g)?, part(g + 1, 1, g)?], 0)
-}
-
 /// Layer `l`'s weights out of `t` as GPT-2's `Conv1D`s ([in, out]), zero biases where the
 /// config has none, the one LayerNorm of a parallel block as both of GPT-2's.
 fn read_falcon_block(
@@ -372,7 +345,11 @@ fn read_falcon_block(
     };
     let conv = |(w, b): Affine| -> Result<Affine> { Ok((w.t()?.contiguous()?, b)) };
     let (w, b) = linear("self_attention.query_key_value")?;
-    let c_attn = conv((gpt2_order(&w, c)?, gpt2_order(&b, c)?))?;
+    // Each head's q, k, v in turn (falcon-rw-1b), or groups of queries with their key and
+    // value (falcon-7b's one group, the new architecture's several).
+    let groups = (c.new_decoder_architecture || c.multi_query).then(|| c.kv_heads());
+    let order = |x: &Tensor| gpt2_order(x, (c.hidden_size, c.num_attention_heads), groups);
+    let c_attn = conv((order(&w)?, order(&b)?))?;
     let c_proj = conv(linear("self_attention.dense")?)?;
     let c_fc = conv(linear("mlp.dense_h_to_4h")?)?;
     let mlp_proj = conv(linear("mlp.dense_4h_to_h")?)?;

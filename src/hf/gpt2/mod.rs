@@ -24,6 +24,7 @@ pub mod neo;
 pub mod neox;
 pub mod opt;
 pub mod phi;
+mod qkv;
 pub mod tokenizer;
 mod train_forward;
 
@@ -265,14 +266,26 @@ impl Loaded {
 fn load_core(
     dir: &Path,
     device: &Device,
+    spec: (&Gpt2Config, &[Shape], fn(&str) -> &str),
+    names: [&str; 4],
+    block: impl FnMut(&mut HashMap<String, Tensor>, usize, &Path) -> Result<Block>,
+) -> Result<Loaded> {
+    load_core_copying(dir, device, spec, (names, 0), block)
+}
+
+/// [`load_core`] of a model whose blocks copy `copies` weights more than the file holds (key
+/// and value heads repeated for the query heads that share them), counted in the memory check.
+fn load_core_copying(
+    dir: &Path,
+    device: &Device,
     (config, want, rename): (&Gpt2Config, &[Shape], fn(&str) -> &str),
-    [embed, norm_w, norm_b, head]: [&str; 4],
+    ([embed, norm_w, norm_b, head], copies): ([&str; 4], u64),
     mut block: impl FnMut(&mut HashMap<String, Tensor>, usize, &Path) -> Result<Block>,
 ) -> Result<Loaded> {
     let weights = folder::weights(dir)?;
     let file = weights.path.clone();
     folder::check_declared(&folder::declared(&weights, rename)?, want, &file)?;
-    let mut t = folder::load_f32(&weights, device, rename, want)?;
+    let mut t = folder::load_f32_copying(&weights, device, rename, want, copies)?;
     let tokenizer = tokenizer::read(dir, config.vocab_size)?;
     let parameters = t.values().map(Tensor::elem_count).sum();
     let blocks = (0..config.n_layer)

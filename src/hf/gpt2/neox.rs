@@ -346,17 +346,8 @@ pub(super) fn read_fused_block(
     };
     let linear = |w: Tensor, b: Tensor| -> Result<Affine> { Ok((w.t()?.contiguous()?, b)) };
     // Rows (head, part, d_h) → (part, head, d_h): all q, then all k, then all v.
-    let reorder = |x: &Tensor, tail: &[usize]| -> candle_core::Result<Tensor> {
-        let mut shape = vec![h, 3, d / h];
-        shape.extend_from_slice(tail);
-        let mut flat = vec![3 * d];
-        flat.extend_from_slice(tail);
-        x.reshape(shape)?
-            .transpose(0, 1)?
-            .contiguous()?
-            .reshape(flat)
-    };
-    let c_attn = linear(reorder(&qkv_w, &[d])?, reorder(&qkv_b, &[])?)
+    let reorder = |x: &Tensor| crate::hf::gpt2::qkv::gpt2_order(x, (d, h), None);
+    let c_attn = linear(reorder(&qkv_w)?, reorder(&qkv_b)?)
         .with_context(|| format!("{}: layer {l}'s query_key_value", file.display()))?;
     Ok(Block {
         ln_1: (
