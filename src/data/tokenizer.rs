@@ -44,6 +44,11 @@ pub trait Tokenizer: Send + Sync {
     fn token_str(&self, id: u32) -> String;
     /// The id whose surface string is exactly `token`, if there is one.
     fn token_id(&self, token: &str) -> Option<u32>;
+    /// Why [`Tokenizer::encode`] gave no ids for `text`, where the tokenizer failed on it
+    /// (an imported tokenizer file can); `None` when it did not fail.
+    fn encode_error(&self, _text: &str) -> Option<String> {
+        None
+    }
 }
 
 /// Errors building a tokenizer from a stored [`TokenizerSpec`].

@@ -22,8 +22,9 @@ pub fn capture_side(
     ids.truncate(model.dims().max_len.min(limit));
     if ids.is_empty() {
         return Err(format!(
-            "{}: the text is empty after tokenization",
-            side.label()
+            "{}: {}",
+            side.label(),
+            crate::engine::jobs::capture::no_tokens("the text", text, tokenizer, None)
         ));
     }
     let tokens = ids.iter().map(|&i| tokenizer.token_str(i)).collect();

@@ -352,6 +352,14 @@ fn gguf_label(arch: &str) -> &'static str {
     }
 }
 
+/// The text of `ids`. Contained: the tokenizers crate's decoders may panic on settings it does
+/// not expect (a `Strip` decoder asked to strip more than a token has, say).
+pub fn decode_ids(tok: &tokenizers::Tokenizer, ids: &[u32]) -> Result<String> {
+    crate::contained::contained(|| tok.decode(ids, false))
+        .map_err(|p| anyhow::anyhow!("decoding: the tokenizer failed ({p})"))?
+        .map_err(|e| anyhow::anyhow!("decoding: {e}"))
+}
+
 /// Token ids of `text`, with the tokenizer's special tokens when `add_special` (BERT's \[CLS\] …
 /// \[SEP\]).
 pub fn encode_ids(tok: &tokenizers::Tokenizer, text: &str, add_special: bool) -> Result<Vec<u32>> {

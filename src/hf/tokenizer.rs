@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::data::tokenizer::Tokenizer;
-use crate::hf::encode_ids;
+use crate::hf::{decode_ids, encode_ids};
 
 /// A Hugging Face tokenizer as one of ours: `encode` adds the model's special tokens when it
 /// expects them (BERT's \[CLS\] … \[SEP\]); a token's surface string is its decoded text for
@@ -25,9 +25,7 @@ impl HfTokenizer {
         let strs: Vec<String> = (0..n as u32)
             .map(|i| {
                 if byte_level {
-                    let text = inner
-                        .decode(&[i], false)
-                        .unwrap_or_else(|_| format!("#{i}"));
+                    let text = decode_ids(&inner, &[i]).unwrap_or_else(|_| format!("#{i}"));
                     // A SentencePiece piece ("▁the") decodes alone without its space (the
                     // decoder strips a text's first one), which is part of the token: " the",
                     // as byte-level BPE gives it, and not "the", another token.
@@ -61,9 +59,7 @@ impl Tokenizer for HfTokenizer {
     }
 
     fn decode(&self, ids: &[u32]) -> String {
-        self.inner
-            .decode(ids, false)
-            .unwrap_or_else(|e| format!("<undecodable: {e}>"))
+        decode_ids(&self.inner, ids).unwrap_or_else(|e| format!("<undecodable: {e}>"))
     }
 
     fn vocab_size(&self) -> usize {
@@ -79,5 +75,11 @@ impl Tokenizer for HfTokenizer {
 
     fn token_id(&self, token: &str) -> Option<u32> {
         self.ids.get(token).copied()
+    }
+
+    fn encode_error(&self, text: &str) -> Option<String> {
+        encode_ids(&self.inner, text, self.add_special)
+            .err()
+            .map(|e| format!("{e:#}"))
     }
 }

@@ -149,7 +149,12 @@ pub fn audit_report(job: &AuditJob) -> Result<(AuditReport, Option<String>)> {
     };
     let mut ids = tok.encode(&text);
     if ids.is_empty() {
-        bail!("--text is empty after tokenization");
+        bail!(crate::engine::jobs::capture::no_tokens(
+            "the text",
+            &text,
+            tok.as_ref(),
+            Some(&job.checkpoint)
+        ));
     }
     let warning = crate::engine::jobs::capture::readable(&text, &ck.meta.tokenizer, &ids)?;
     // The report names exactly the text measured (the model's positions at most).

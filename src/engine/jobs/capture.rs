@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
+use crate::data::tokenizer::Tokenizer;
 use crate::engine::jobs::model::OpenModel;
 use crate::engine::protocol::default_clusters;
 use crate::model::capture::{capture, Capture};
@@ -23,6 +24,28 @@ pub struct TextCapture {
     /// A warning when part of the text is unreadable to the model's tokenizer (`?`, `<unk>`),
     /// after a note when CR LF line endings were read as LF.
     pub note: Option<String>,
+}
+
+/// Why `text` gave `tok` no tokens: it is empty, the tokenizer failed on it (an imported
+/// tokenizer file can), or it reads nothing in it — a tokenizer without the text's pieces and
+/// without an unknown token, say. `model` names the model where the caller knows it.
+pub fn no_tokens(what: &str, text: &str, tok: &dyn Tokenizer, model: Option<&Path>) -> String {
+    if text.trim().is_empty() {
+        return format!("{what} is empty");
+    }
+    let by = match model {
+        Some(p) => format!("the tokenizer of {}", p.display()),
+        None => "the model's tokenizer".to_string(),
+    };
+    match tok.encode_error(text) {
+        Some(e) => format!("{what} could not be read: {by} failed on it ({e})"),
+        None => format!(
+            "{what} ({} characters) gives no tokens: {by} reads nothing in it (a tokenizer \
+             without the text's pieces and without an unknown token, or a text in another \
+             script)",
+            text.chars().count()
+        ),
+    }
 }
 
 /// Capture `text` (cut to the model's positions) on the model at `path`: a checkpoint with its
@@ -51,7 +74,7 @@ pub fn capture_text_with(
     let text = text.replace("\r\n", "\n");
     let mut ids = tok.encode(&text);
     if ids.is_empty() {
-        bail!("--text is empty after tokenization");
+        bail!(no_tokens("--text", &text, tok, Some(path)));
     }
     let readable_note = match &opened {
         OpenModel::Checkpoint { checkpoint, .. } => {

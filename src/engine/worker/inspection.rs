@@ -35,7 +35,9 @@ impl Worker {
         let mut ids = tok.encode(&self.text);
         ids.truncate(max_len);
         if ids.is_empty() {
-            self.sink.fail("the text is empty after tokenization");
+            self.sink.fail(crate::engine::jobs::capture::no_tokens(
+                "the text", &self.text, tok, None,
+            ));
             return None;
         }
         Some(ids)

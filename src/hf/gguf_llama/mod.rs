@@ -223,9 +223,7 @@ impl GgufLlama {
 
     /// Text of `ids`.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.tokenizer
-            .decode(ids, false)
-            .map_err(|e| anyhow::anyhow!("decoding: {e}"))
+        crate::hf::decode_ids(&self.tokenizer, ids)
     }
 
     /// The input-embedding rows (for blocks by k-means), one per vocabulary id.
