@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use candle_core::quantized::GgmlDType;
 
 use crate::hf::gguf_llama::cursor::Cursor;
+use crate::hf::gguf_llama::ggml_type::ggml_dtype;
 
 /// The alignment of the tensor data when `general.alignment` is absent.
 pub const DEFAULT_ALIGNMENT: u64 = 32;
@@ -267,7 +268,7 @@ fn read_tensor_infos<R: Read>(r: &mut Cursor<R>, count: u64) -> Result<Vec<(Info
         for _ in 0..n_dims {
             dims.push(r.len(&what)?);
         }
-        let dtype = ggml_dtype(r.u32(&what)?).map_err(|e| format!("{what}: {e}"))?;
+        let dtype = ggml_dtype(r.u32(&what)?).map_err(|e| format!("{what} {e}"))?;
         let offset = r.u64(&what)?;
         let (shape, bytes) = shape_and_bytes(&dims, dtype).map_err(|e| format!("{what}: {e}"))?;
         if !names.insert(name.clone()) {
@@ -355,26 +356,4 @@ fn check_layout(tensors: &[TensorEntry], data_offset: u64, alignment: u64) -> Re
         }
     }
     Ok(())
-}
-
-/// The ggml type with number `t`, as candle reads it.
-fn ggml_dtype(t: u32) -> Result<GgmlDType, String> {
-    Ok(match t {
-        0 => GgmlDType::F32,
-        1 => GgmlDType::F16,
-        2 => GgmlDType::Q4_0,
-        3 => GgmlDType::Q4_1,
-        6 => GgmlDType::Q5_0,
-        7 => GgmlDType::Q5_1,
-        8 => GgmlDType::Q8_0,
-        9 => GgmlDType::Q8_1,
-        10 => GgmlDType::Q2K,
-        11 => GgmlDType::Q3K,
-        12 => GgmlDType::Q4K,
-        13 => GgmlDType::Q5K,
-        14 => GgmlDType::Q6K,
-        15 => GgmlDType::Q8K,
-        30 => GgmlDType::BF16,
-        t => return Err(format!("unknown ggml type {t}")),
-    })
 }

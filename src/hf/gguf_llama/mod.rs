@@ -9,6 +9,7 @@ pub mod checks;
 mod cursor;
 mod forward;
 pub mod gemma;
+mod ggml_type;
 mod gguf_spm;
 pub mod gguf_tokenizer;
 pub(crate) mod gguf_vocab;
