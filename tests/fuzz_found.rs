@@ -96,8 +96,8 @@ fn a_tokenizer_that_fails_on_the_text_is_named_with_its_error() {
     assert_eq!(format!("{err:#}"), "--text is empty");
 }
 
-/// A GGUF of llama.cpp's IQ quantizations (IQ4_XS files are common) said "unknown ggml type
-/// 23": it names the quantization and what to use instead.
+/// A GGUF of llama.cpp's IQ quantizations said "unknown ggml type 21": it names the
+/// quantization and what to use instead (IQ4_NL and IQ4_XS are read: `tests/gguf_iq4.rs`).
 #[test]
 fn a_gguf_of_an_iq_quantization_names_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -114,13 +114,13 @@ fn a_gguf_of_an_iq_quantization_names_it() {
     let dims_at = at + needle.len();
     let n_dims = u32::from_le_bytes(b[dims_at..dims_at + 4].try_into().unwrap()) as usize;
     let t = dims_at + 4 + 8 * n_dims;
-    b[t..t + 4].copy_from_slice(&23u32.to_le_bytes());
+    b[t..t + 4].copy_from_slice(&21u32.to_le_bytes());
     std::fs::write(&file, b).unwrap();
     let err = common::open_imported_err(&file);
     assert!(
         err.contains("llama.gguf")
-            && err.contains("tensor output.weight is stored as IQ4_XS (ggml type 23)")
-            && err.contains("use a Q4_K_M, Q5_K_M, Q8_0 or F16 file"),
+            && err.contains("tensor output.weight is stored as IQ3_S (ggml type 21)")
+            && err.contains("use a Q4_K_M, IQ4_XS, Q8_0 or F16 file"),
         "{err}"
     );
 }

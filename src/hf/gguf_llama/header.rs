@@ -15,10 +15,8 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use candle_core::quantized::GgmlDType;
-
 use crate::hf::gguf_llama::cursor::Cursor;
-use crate::hf::gguf_llama::ggml_type::ggml_dtype;
+use crate::hf::gguf_llama::ggml_type::{tensor_type, TensorType};
 
 /// The alignment of the tensor data when `general.alignment` is absent.
 pub const DEFAULT_ALIGNMENT: u64 = 32;
@@ -52,7 +50,10 @@ pub struct TensorEntry {
     /// Its shape, outermost first (candle's order: GGUF stores the innermost dim first).
     pub shape: Vec<usize>,
     /// Its element type.
-    pub dtype: GgmlDType,
+    pub dtype: TensorType,
+    /// Where its type is written in the file (the IQ4 types are written over for candle's
+    /// reader, which does not know them: [`super::iq4`] reads those).
+    pub type_at: u64,
     /// First byte of its data in the file.
     pub start: u64,
     /// Bytes of its data.
@@ -68,6 +69,8 @@ pub struct GgufHeader {
     pub alignment: u64,
     /// The tensors, in file order.
     pub tensors: Vec<TensorEntry>,
+    /// Where the tensor data starts (the header ends before it).
+    pub data_offset: u64,
 }
 
 impl GgufHeader {
@@ -152,6 +155,7 @@ fn parse<R: Read>(r: &mut Cursor<R>) -> Result<GgufHeader, String> {
         version,
         alignment,
         tensors,
+        data_offset,
     })
 }
 
@@ -249,8 +253,8 @@ fn skip_array<R: Read>(
     }
 }
 
-/// A tensor info as read: name, shape (outermost first), type, byte count.
-type Info = (String, Vec<usize>, GgmlDType, u64);
+/// A tensor info as read: name, shape (outermost first), type, byte count, where the type is.
+type Info = (String, Vec<usize>, TensorType, u64, u64);
 
 fn read_tensor_infos<R: Read>(r: &mut Cursor<R>, count: u64) -> Result<Vec<(Info, u64)>, String> {
     let mut names = HashSet::new();
@@ -268,19 +272,20 @@ fn read_tensor_infos<R: Read>(r: &mut Cursor<R>, count: u64) -> Result<Vec<(Info
         for _ in 0..n_dims {
             dims.push(r.len(&what)?);
         }
-        let dtype = ggml_dtype(r.u32(&what)?).map_err(|e| format!("{what} {e}"))?;
+        let type_at = r.pos;
+        let dtype = tensor_type(r.u32(&what)?).map_err(|e| format!("{what} {e}"))?;
         let offset = r.u64(&what)?;
         let (shape, bytes) = shape_and_bytes(&dims, dtype).map_err(|e| format!("{what}: {e}"))?;
         if !names.insert(name.clone()) {
             return Err(format!("{what} appears twice"));
         }
-        out.push(((name, shape, dtype, bytes), offset));
+        out.push(((name, shape, dtype, bytes, type_at), offset));
     }
     Ok(out)
 }
 
 /// The shape (outermost first) and data bytes of a tensor of `dims` (innermost first).
-fn shape_and_bytes(dims: &[u64], dtype: GgmlDType) -> Result<(Vec<usize>, u64), String> {
+fn shape_and_bytes(dims: &[u64], dtype: TensorType) -> Result<(Vec<usize>, u64), String> {
     if dims.contains(&0) {
         return Err(format!("dims {dims:?} include 0"));
     }
@@ -291,7 +296,7 @@ fn shape_and_bytes(dims: &[u64], dtype: GgmlDType) -> Result<(Vec<usize>, u64), 
     let block = dtype.block_size() as u64;
     if elems % block != 0 || dims.first().is_some_and(|d| d % block != 0) {
         return Err(format!(
-            "dims {dims:?} do not split into blocks of {block} of {dtype:?}"
+            "dims {dims:?} do not split into blocks of {block} of {dtype}"
         ));
     }
     let bytes = (elems / block)
@@ -307,13 +312,14 @@ fn shape_and_bytes(dims: &[u64], dtype: GgmlDType) -> Result<(Vec<usize>, u64), 
 
 /// The tensor with its data placed in the file, or why it does not fit.
 fn place(info: Info, offset: u64, data_offset: u64, size: u64) -> Result<TensorEntry, String> {
-    let (name, shape, dtype, bytes) = info;
+    let (name, shape, dtype, bytes, type_at) = info;
     let start = data_offset.checked_add(offset);
     match start.and_then(|s| s.checked_add(bytes).map(|e| (s, e))) {
         Some((start, end)) if end <= size => Ok(TensorEntry {
             name,
             shape,
             dtype,
+            type_at,
             start,
             bytes,
         }),

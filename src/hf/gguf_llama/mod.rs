@@ -9,12 +9,13 @@ pub mod checks;
 mod cursor;
 mod forward;
 pub mod gemma;
-mod ggml_type;
+pub mod ggml_type;
 mod gguf_spm;
 pub mod gguf_tokenizer;
 pub(crate) mod gguf_vocab;
 mod granite;
 pub mod header;
+pub mod iq4;
 mod meta_read;
 pub mod metadata;
 pub(crate) mod native;
@@ -32,7 +33,6 @@ mod train_forward;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 
 use crate::hf::dense::Dense;
@@ -132,7 +132,7 @@ impl GgufLlama {
     pub fn open(path: &Path, device: &Device) -> Result<Self> {
         let header = header::read_header(path)?;
         let mut file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-        let c = gguf_file::Content::read(&mut file)
+        let c = iq4::content(&mut file, &header)
             .with_context(|| format!("{}: not a readable GGUF file", path.display()))?;
         let mut config = LlamaConfig::from_gguf(&c, path)?;
         gemma::from_gguf(&c, path, &mut config)?;
@@ -157,10 +157,13 @@ impl GgufLlama {
         check_tokenizer(&tokenizer, vocab, path)?;
         let parameters = weights as usize;
         let mut q = |name: &str| -> Result<Tensor> {
-            let t = c
-                .tensor(&mut file, name, device)
-                .and_then(|t| t.dequantize(device))
-                .with_context(|| format!("{}: tensor {name}", path.display()))?;
+            let t = match header.tensor(name).filter(|t| t.dtype.candle().is_none()) {
+                Some(ours) => iq4::read(&mut file, ours, device),
+                None => (c.tensor(&mut file, name, device))
+                    .and_then(|t| t.dequantize(device))
+                    .map_err(anyhow::Error::from),
+            }
+            .with_context(|| format!("{}: tensor {name}", path.display()))?;
             ensure_finite(&t, name, path)?;
             Ok(t)
         };
