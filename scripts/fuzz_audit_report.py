@@ -19,11 +19,9 @@ import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "scripts"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fuzz_json_files as F  # noqa: E402
-
-BIN = os.environ.get("BIN", os.path.join(ROOT, "target", "release", "localist"))
+from fuzz_common import BIN, ROOT, check_binary  # noqa: E402
 # Values the program reads as what they replace (an integer for a float of the same value, a
 # removed null) are the same report; so is a removed key whose default is its value.
 DEFAULTS = {"sigma": 4.0, "tau": 1.0, "tau_min": 0.25, "lambda": 0.0, "mode": "Bias",
@@ -93,5 +91,5 @@ def main():
 
 
 if __name__ == "__main__":
-    os.path.exists(BIN) or sys.exit(f"no binary at {BIN}")
+    check_binary()
     main()

@@ -13,22 +13,16 @@ abort (an allocation refused under the memory limit is one), a signal, a hang pa
 limit, or an error that names no file.
 
 Usage: BIN=target/release/localist python3 scripts/fuzz_gguf_metadata.py [FILE ...]
-  LIMIT_S (default 30), MEM_GB (default 4), JOBS (default 1) as in fuzz_hf_configs.py.
+  LIMIT_S, MEM_GB and JOBS as fuzz_common.py says.
 """
-import concurrent.futures
 import glob
 import os
-import resource
 import struct
-import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.environ.get("BIN", os.path.join(ROOT, "target", "release", "localist"))
-LIMIT_S = float(os.environ.get("LIMIT_S", "30"))
-MEM = int(float(os.environ.get("MEM_GB", "4")) * (1 << 30))
-TEXT = "the quick brown fox jumps over the lazy dog and then the dog sleeps by the warm fire"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fuzz_common import ROOT, TEXT, capture, check_binary, drive  # noqa: E402
 
 # GGUF value types: u8 i8 u16 i16 u32 i32 f32 bool string array u64 i64 f64
 FMT = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q",
@@ -162,56 +156,20 @@ def cases(path):
                 (version, n_tensors, kvs, new, data, align)
 
 
-def first(err):
-    """The lines that say what went wrong, not the backtrace."""
-    keep = [l for l in err.splitlines() if "panicked" in l or "failed" in l or "Error" in l]
-    return " / ".join((keep or err.splitlines() or [""])[:3])[:400]
-
-
-def limit():
-    resource.setrlimit(resource.RLIMIT_AS, (MEM, MEM))
-
-
 def run(path, label, parts):
-    name = os.path.relpath(path, ROOT)
     with tempfile.TemporaryDirectory(prefix="fuzzgguf") as tmp:
         f = os.path.join(tmp, os.path.basename(path))
         write(f, *parts)
-        cmd = [BIN, "capture", "-c", f, "--text", TEXT, "--threads", "1", "--format", "csv"]
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=LIMIT_S,
-                               preexec_fn=limit)
-        except subprocess.TimeoutExpired:
-            return f"{name}: {label}: HANG past {LIMIT_S:.0f} s"
-        err = p.stderr.strip().replace(f, "FILE")
-        if p.returncode == 0:
-            return "captured"
-        if "panicked" in err or p.returncode < 0 or p.returncode in (101, 134):
-            return f"{name}: {label}: rc {p.returncode}: {first(err)}"
-        if "FILE" not in err:
-            return f"{name}: {label}: error names no file: {err[-300:]}"
-        return "refused"
+        return capture(f, TEXT, os.path.relpath(path, ROOT), label, (f,))
 
 
 def main():
     files = sys.argv[1:] or sorted(glob.glob(os.path.join(ROOT, "tests/fixtures/*.gguf")) +
                                    glob.glob(os.path.join(ROOT, "tests/fixtures/llamacpp/*.gguf")))
     jobs = [(f, label, parts) for f in files for label, parts in cases(f)]
-    failures, counts = [], {"captured": 0, "refused": 0}
-    with concurrent.futures.ThreadPoolExecutor(int(os.environ.get("JOBS", "1"))) as ex:
-        for i, r in enumerate(ex.map(lambda j: run(*j), jobs)):
-            if r in counts:
-                counts[r] += 1
-            else:
-                failures.append(r)
-                print(r, flush=True)
-            if (i + 1) % 500 == 0:
-                print(f"... {i + 1} of {len(jobs)}", file=sys.stderr, flush=True)
-    print(f"{len(jobs)} files over {len(files)} GGUF models: {counts['captured']} captured, "
-          f"{counts['refused']} refused naming the file, {len(failures)} failures")
-    sys.exit(1 if failures else 0)
+    drive(jobs, run, f"{len(files)} GGUF models")
 
 
 if __name__ == "__main__":
-    os.path.exists(BIN) or sys.exit(f"no binary at {BIN}")
+    check_binary()
     main()

@@ -13,23 +13,20 @@ allocation refused under the memory limit is one), a signal, a hang past the tim
 error that names neither.
 
 Usage: BIN=target/release/localist python3 scripts/fuzz_json_files.py [DIR/FILE ...]
-  (default: every file above). LIMIT_S (default 30) seconds a run, MEM_GB (default 4) its
-  address-space limit; JOBS (default 1) runs at a time. Prints each failure and a summary;
-  exits 1 if any failed.
+  (default: every file above). LIMIT_S, MEM_GB and JOBS as fuzz_common.py says. Prints each
+  failure and a summary; exits 1 if any failed.
 """
-import concurrent.futures
 import copy
 import glob
 import json
 import os
-import resource
-import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fuzz_common import ROOT, TEXT, capture, check_binary, drive  # noqa: E402
+
 FAMILIES = os.path.join(ROOT, "tests", "fixtures", "families")
 FILES = ["config.json", "tokenizer_config.json", "tokenizer.json", "blocks.json",
          "recruitment.json", "model.safetensors"]
@@ -53,10 +50,7 @@ def save(path, obj, tail):
             fh.write(struct.pack("<Q", len(text)) + text + tail)
         else:
             fh.write(text)
-BIN = os.environ.get("BIN", os.path.join(ROOT, "target", "release", "localist"))
-LIMIT_S = float(os.environ.get("LIMIT_S", "30"))
-MEM = int(float(os.environ.get("MEM_GB", "4")) * (1 << 30))
-TEXT = "the quick brown fox jumps over the lazy dog and then the dog sleeps by the warm fire"
+
 
 SCALARS = [0, -1, 1, 3, 2**31, 2**53, 1e308, -1e308, 0.5, -0.5, None, "abc", True, [], {}]
 
@@ -103,16 +97,6 @@ def mutations(config):
             yield f"{'.'.join(map(str, path))} removed", c
 
 
-def first(err):
-    """The lines that say what went wrong, not the backtrace."""
-    keep = [l for l in err.splitlines() if "panicked" in l or "failed" in l or "Error" in l]
-    return " / ".join((keep or err.splitlines() or [""])[:3])[:400]
-
-
-def limit():
-    resource.setrlimit(resource.RLIMIT_AS, (MEM, MEM))
-
-
 def text_for(folder):
     """A text in the model's vocabulary: a word-level checkpoint knows only its corpus' words."""
     try:
@@ -127,7 +111,6 @@ def text_for(folder):
 
 def run(target, label, config, tail):
     src, name = os.path.split(target)
-    family = os.path.relpath(target, ROOT)
     with tempfile.TemporaryDirectory(prefix="fuzzcfg") as tmp:
         d = os.path.join(tmp, os.path.basename(src))
         os.mkdir(d)
@@ -135,22 +118,7 @@ def run(target, label, config, tail):
             if f != name:
                 os.symlink(os.path.join(src, f), os.path.join(d, f))
         save(os.path.join(d, name), config, tail)
-        cmd = [BIN, "capture", "-c", d, "--text", text_for(src), "--threads", "1", "--format", "csv"]
-        try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=LIMIT_S,
-                               preexec_fn=limit)
-        except subprocess.TimeoutExpired:
-            return f"{family}: {label}: HANG past {LIMIT_S:.0f} s"
-        err = p.stderr.strip().replace(d, "DIR")
-        if p.returncode == 0:
-            return "captured"
-        if "panicked" in err or p.returncode < 0 or p.returncode in (101, 134):
-            return f"{family}: {label}: rc {p.returncode}: {first(err)}"
-        if err.startswith("error: the text:"):
-            return "refused"  # a vocabulary changed so that the text is not in it
-        if "DIR" not in err and name not in err:
-            return f"{family}: {label}: error names no file: {err[-300:]}"
-        return "refused"
+        return capture(d, text_for(src), os.path.relpath(target, ROOT), label, (d, name))
 
 
 def main():
@@ -166,21 +134,9 @@ def main():
     for target in targets:
         base, tail = load(target)
         jobs += [(target, label, c, tail) for label, c in mutations(base)]
-    failures, counts = [], {"captured": 0, "refused": 0}
-    with concurrent.futures.ThreadPoolExecutor(int(os.environ.get("JOBS", "1"))) as ex:
-        for i, r in enumerate(ex.map(lambda j: run(*j), jobs)):
-            if r in counts:
-                counts[r] += 1
-            else:
-                failures.append(r)
-                print(r, flush=True)
-            if (i + 1) % 500 == 0:
-                print(f"... {i + 1} of {len(jobs)}", file=sys.stderr, flush=True)
-    print(f"{len(jobs)} files over {len(targets)} JSON files: {counts['captured']} captured, "
-          f"{counts['refused']} refused naming the file, {len(failures)} failures")
-    sys.exit(1 if failures else 0)
+    drive(jobs, run, f"{len(targets)} JSON files")
 
 
 if __name__ == "__main__":
-    shutil.which(BIN) or os.path.exists(BIN) or sys.exit(f"no binary at {BIN}")
+    check_binary()
     main()

@@ -103,17 +103,7 @@ fn a_gguf_of_an_iq_quantization_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("llama.gguf");
     let mut b = std::fs::read(common::root().join("tests/fixtures/llamacpp/llama.gguf")).unwrap();
-    // The tensor table's entry of output.weight: name, n_dims, dims, then its type.
-    let name = b"output.weight";
-    let mut needle = (name.len() as u64).to_le_bytes().to_vec();
-    needle.extend_from_slice(name);
-    let at = b
-        .windows(needle.len())
-        .rposition(|w| w == needle.as_slice())
-        .unwrap();
-    let dims_at = at + needle.len();
-    let n_dims = u32::from_le_bytes(b[dims_at..dims_at + 4].try_into().unwrap()) as usize;
-    let t = dims_at + 4 + 8 * n_dims;
+    let t = common::gguf_tensor_type_at(&b, "output.weight");
     b[t..t + 4].copy_from_slice(&21u32.to_le_bytes());
     std::fs::write(&file, b).unwrap();
     let err = common::open_imported_err(&file);

@@ -75,14 +75,7 @@ fn an_iq4_xs_tensor_of_rows_shorter_than_its_block_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m.gguf");
     let mut b = std::fs::read(fixture("llama_iq4nl.gguf")).unwrap();
-    let name = b"output.weight";
-    let mut needle = (name.len() as u64).to_le_bytes().to_vec();
-    needle.extend_from_slice(name);
-    let at = b
-        .windows(needle.len())
-        .rposition(|w| w == needle.as_slice())
-        .unwrap();
-    let t = at + needle.len() + 4 + 16;
+    let t = common::gguf_tensor_type_at(&b, "output.weight");
     assert_eq!(
         &b[t..t + 4],
         &20u32.to_le_bytes(),

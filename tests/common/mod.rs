@@ -337,3 +337,17 @@ pub fn long_reference_diff(m: &localist::hf::ImportedModel, name: &str) -> (f32,
     eprintln!("{name}, {t} tokens: logits max |Δ| {dl:.2e}, attention max |Δ| {da:.2e}");
     (dl, da)
 }
+
+/// Where the type of tensor `name` is written in the GGUF file `b` (its tensor table's entry:
+/// name, number of dims, dims, then the type).
+pub fn gguf_tensor_type_at(b: &[u8], name: &str) -> usize {
+    let mut needle = (name.len() as u64).to_le_bytes().to_vec();
+    needle.extend_from_slice(name.as_bytes());
+    let at = b
+        .windows(needle.len())
+        .rposition(|w| w == needle.as_slice())
+        .unwrap_or_else(|| panic!("tensor {name} not in the file"));
+    let dims_at = at + needle.len();
+    let n_dims = u32::from_le_bytes(b[dims_at..dims_at + 4].try_into().unwrap()) as usize;
+    dims_at + 4 + 8 * n_dims
+}
