@@ -96,6 +96,32 @@ pub(crate) enum PreSplit {
     Qwen2,
     /// LLaMA-3's split (llama-bpe): Qwen2's, but digits in runs of up to three.
     Llama3,
+    /// GPT-4o's split (gpt-4o: Phi-4-mini's files): LLaMA-3's, with letter runs cut where a
+    /// lower-case run ends (`HelloWorld` is two), contractions kept with their word, and `/`
+    /// kept after punctuation.
+    Gpt4o,
+}
+
+/// The split of each `tokenizer.ggml.pre` implemented here, grouped as llama.cpp groups them
+/// (`llama-vocab.cpp`: each group one `LLAMA_VOCAB_PRE_TYPE_*`, one regular expression):
+/// STARCODER/REFACT/SMOLLM/COMMAND_R/CODESHELL/EXAONE/MINERVA; GPT2/MPT/OLMO/JAIS/TRILLION;
+/// QWEN2/STABLELM2; LLAMA3/DBRX/SMAUG; GPT4O.
+fn pre_split(pre: &str) -> Option<PreSplit> {
+    Some(match pre {
+        "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b" => {
+            PreSplit::DigitsThenGpt2
+        }
+        "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es" | "jina-v2-de"
+        | "a.x-4.0" | "mellum" | "modern-bert" | "mpt" | "olmo" | "jais" | "trillion"
+        | "granite-docling" | "exaone4" => PreSplit::Gpt2,
+        "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "stablelm2" | "megrez" => {
+            PreSplit::Qwen2
+        }
+        "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "pixtral" | "midm-2.0" | "dbrx"
+        | "smaug-bpe" => PreSplit::Llama3,
+        "gpt-4o" | "llama4" | "kanana2" | "talkie" => PreSplit::Gpt4o,
+        _ => return None,
+    })
 }
 
 /// Qwen2's split as its `tokenizer.json` writes it (llama.cpp's `LLAMA_VOCAB_PRE_TYPE_QWEN2`).
@@ -103,6 +129,14 @@ pub(crate) const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\
 
 /// LLaMA-3's split (its `tokenizer.json`; llama.cpp's `LLAMA_VOCAB_PRE_TYPE_LLAMA3`).
 pub(crate) const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// GPT-4o's split, as its `tokenizer.json` writes it (llama.cpp quotes it for
+/// `LLAMA_VOCAB_PRE_TYPE_GPT4O` and runs an equivalent without the case classes).
+const GPT4O_SPLIT: &str = concat!(
+    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+    r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+    r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+);
 
 impl PreSplit {
     /// The pre-tokenizer doing this split, then the byte-level mapping.
@@ -118,11 +152,11 @@ impl PreSplit {
             Self::DigitsThenGpt2 => {
                 P::Sequence(Sequence::new(vec![P::Digits(Digits::new(true)), gpt2]))
             }
-            Self::Qwen2 | Self::Llama3 => {
-                let regex = if self == Self::Qwen2 {
-                    QWEN2_SPLIT
-                } else {
-                    LLAMA3_SPLIT
+            Self::Qwen2 | Self::Llama3 | Self::Gpt4o => {
+                let regex = match self {
+                    Self::Qwen2 => QWEN2_SPLIT,
+                    Self::Llama3 => LLAMA3_SPLIT,
+                    _ => GPT4O_SPLIT,
                 };
                 let pattern = SplitPattern::Regex(regex.into());
                 let split = Split::new(pattern, SplitDelimiterBehavior::Isolated, false)
@@ -147,16 +181,77 @@ fn pre_tokenizer(c: &gguf_file::Content, file: &Path) -> Result<PreSplit> {
     let pre = v
         .to_string()
         .map_err(|e| wrong_type(file, PRE, "a string", &e))?;
-    match pre.as_str() {
-        "smollm" | "starcoder" | "refact" => Ok(PreSplit::DigitsThenGpt2),
-        "gpt-2" => Ok(PreSplit::Gpt2),
-        "qwen2" => Ok(PreSplit::Qwen2),
-        "llama-bpe" => Ok(PreSplit::Llama3),
-        other => bail!(
-            "{}: metadata {PRE} = {other:?}: this pre-tokenizer is not implemented here (smollm, \
-             starcoder, refact, gpt-2, qwen2 and llama-bpe are), and splitting its text another \
-             way would measure the model on a tokenization that is not its own",
+    match pre_split(pre) {
+        Some(split) => Ok(split),
+        None => bail!(
+            "{}: metadata {PRE} = {pre:?}: this pre-tokenizer is not implemented here (those of \
+             llama.cpp's GPT-2, StarCoder, Qwen2, LLaMA-3 and GPT-4o splits are: gpt-2, phi-2, \
+             olmo, smollm, starcoder, refact, qwen2, deepseek-r1-qwen, stablelm2, llama-bpe, \
+             dbrx, smaug-bpe, gpt-4o …), and splitting its text another way would measure the \
+             model on a tokenization that is not its own",
             file.display()
         ),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tokenizers::{OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
+
+    #[test]
+    fn names_llama_cpp_groups_together_split_alike() {
+        for (names, split) in [
+            (&["gpt-2", "phi-2", "olmo", "mpt"][..], PreSplit::Gpt2),
+            (
+                &["smollm", "starcoder", "refact", "command-r"],
+                PreSplit::DigitsThenGpt2,
+            ),
+            (&["qwen2", "deepseek-r1-qwen", "stablelm2"], PreSplit::Qwen2),
+            (
+                &["llama-bpe", "llama3", "falcon3", "dbrx", "smaug-bpe"],
+                PreSplit::Llama3,
+            ),
+            (&["gpt-4o", "llama4"], PreSplit::Gpt4o),
+        ] {
+            for n in names {
+                assert_eq!(pre_split(n), Some(split), "{n}");
+            }
+        }
+        // Their own expressions or flags (Mistral Nemo's tekken; RoBERTa's with a separator).
+        for n in [
+            "tekken",
+            "roberta-bpe",
+            "jina-v1-en",
+            "deepseek-llm",
+            "falcon",
+            "bloom",
+        ] {
+            assert_eq!(pre_split(n), None, "{n}");
+        }
+    }
+
+    fn pieces(split: PreSplit, text: &str) -> Vec<String> {
+        let pre = split.build(Path::new("t.gguf")).unwrap();
+        let mut s = PreTokenizedString::from(text);
+        pre.pre_tokenize(&mut s).unwrap();
+        (s.get_splits(OffsetReferential::Original, OffsetType::Byte)
+            .into_iter())
+        .map(|(piece, _, _)| piece.to_string())
+        .collect()
+    }
+
+    #[test]
+    fn gpt_4o_cuts_case_runs_and_keeps_contractions_with_their_word() {
+        let text = "HelloWorld's 12345 a/b\n";
+        assert_eq!(
+            pieces(PreSplit::Gpt4o, text),
+            ["Hello", "World's", "Ġ", "123", "45", "Ġa", "/b", "Ċ"]
+        );
+        assert_eq!(
+            pieces(PreSplit::Llama3, text),
+            ["HelloWorld", "'s", "Ġ", "123", "45", "Ġa", "/b", "Ċ"]
+        );
     }
 }
