@@ -1,16 +1,13 @@
 #!/usr/bin/env python3
 """Structured fuzzing of every bundled GGUF file's metadata and tensor table through the CLI.
 
-Each metadata value of each tests/fixtures GGUF file (tests/fixtures/*.gguf and
-tests/fixtures/llamacpp/*.gguf) is replaced in turn by hostile values of its own type (zero,
-the type's largest and smallest, NaN and infinities, an empty or lengthened string, an array cut
+Each metadata value of each GGUF fixture (tests/fixtures/*.gguf, tests/fixtures/llamacpp/*.gguf
+and tests/fixtures/iq4/*.gguf) is replaced in turn by hostile values of its own type (zero, the
+type's largest and smallest, NaN and infinities, an empty or lengthened string, an array cut
 short, emptied or lengthened), by a value of another type, or removed; so is each field of the
 first tensors' entries in the tensor table (a dimension, the number of dimensions, the data
 type, the offset). The file is written again with its tensor data re-aligned, and `localist
-capture` opens and captures a short text. A run
-passes when it captures or refuses with an error that names the file; it fails on a panic, an
-abort (an allocation refused under the memory limit is one), a signal, a hang past the time
-limit, or an error that names no file.
+capture` opens and captures a short text, judged as fuzz_common.py says.
 
 Usage: BIN=target/release/localist python3 scripts/fuzz_gguf_metadata.py [FILE ...]
   LIMIT_S, MEM_GB and JOBS as fuzz_common.py says.
@@ -164,8 +161,10 @@ def run(path, label, parts):
 
 
 def main():
-    files = sys.argv[1:] or sorted(glob.glob(os.path.join(ROOT, "tests/fixtures/*.gguf")) +
-                                   glob.glob(os.path.join(ROOT, "tests/fixtures/llamacpp/*.gguf")))
+    files = sys.argv[1:] or sorted(
+        glob.glob(os.path.join(ROOT, "tests/fixtures/*.gguf")) +
+        glob.glob(os.path.join(ROOT, "tests/fixtures/llamacpp/*.gguf")) +
+        glob.glob(os.path.join(ROOT, "tests/fixtures/iq4/*.gguf")))
     jobs = [(f, label, parts) for f in files for label, parts in cases(f)]
     drive(jobs, run, f"{len(files)} GGUF models")
 
