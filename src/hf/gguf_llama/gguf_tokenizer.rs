@@ -66,12 +66,14 @@ fn byte_level(c: &gguf_file::Content, arch: &str, file: &Path) -> Result<tokeniz
     let (tokens, merges) = tokens_and_merges(c, file)?;
     check_vocab_size(c, arch, tokens.len(), file)?;
     let vocab: tokenizers::models::bpe::Vocab = tokens.iter().cloned().zip(0u32..).collect();
+    let (split, whole) = pre_tokenizer(c, file)?;
     let bpe = BPE::builder()
         .vocab_and_merges(vocab, merges)
+        .ignore_merges(whole)
         .build()
         .map_err(|e| anyhow::anyhow!("{}: BPE from metadata: {e}", file.display()))?;
     let mut tok = tokenizers::Tokenizer::new(bpe);
-    tok.with_pre_tokenizer(Some(pre_tokenizer(c, file)?.build(file)?));
+    tok.with_pre_tokenizer(Some(split.build(file)?));
     // LLaMA-3's files begin every text with their BOS token (`add_bos_token`).
     with_bos(&mut tok, bos_token(c, &tokens, file, false)?, file)?;
     tok.with_decoder(Some(ByteLevel::default()));
@@ -170,19 +172,30 @@ impl PreSplit {
     }
 }
 
-/// The file's pre-tokenizer (`tokenizer.ggml.pre`). Any other than those of [`PreSplit`] is
-/// refused: every byte-level GGUF was once split as SmolLM's, so a LLaMA-3 file ("llama-bpe")
-/// was measured on a tokenization that was not its own.
-fn pre_tokenizer(c: &gguf_file::Content, file: &Path) -> Result<PreSplit> {
+/// Whether a piece found whole in the vocabulary is taken whole, its merges not applied
+/// (llama.cpp's `ignore_merges` for the LLaMA-3 names, as LLaMA-3's `tokenizer.json` has it;
+/// not for `dbrx` or `smaug-bpe`, which share the split).
+fn takes_whole_pieces(pre: &str) -> bool {
+    matches!(
+        pre,
+        "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "pixtral" | "midm-2.0"
+    )
+}
+
+/// The file's pre-tokenizer (`tokenizer.ggml.pre`), and whether its BPE takes a piece found
+/// whole in the vocabulary whole ([`takes_whole_pieces`]). Any other than those of
+/// [`PreSplit`] is refused: every byte-level GGUF was once split as SmolLM's, so a LLaMA-3 file
+/// ("llama-bpe") was measured on a tokenization that was not its own.
+fn pre_tokenizer(c: &gguf_file::Content, file: &Path) -> Result<(PreSplit, bool)> {
     const PRE: &str = "tokenizer.ggml.pre";
     let Some(v) = c.metadata.get(PRE) else {
-        return Ok(PreSplit::DigitsThenGpt2);
+        return Ok((PreSplit::DigitsThenGpt2, false));
     };
     let pre = v
         .to_string()
         .map_err(|e| wrong_type(file, PRE, "a string", &e))?;
     match pre_split(pre) {
-        Some(split) => Ok(split),
+        Some(split) => Ok((split, takes_whole_pieces(pre))),
         None => bail!(
             "{}: metadata {PRE} = {pre:?}: this pre-tokenizer is not implemented here (those of \
              llama.cpp's GPT-2, StarCoder, Qwen2, LLaMA-3 and GPT-4o splits are: gpt-2, phi-2, \
@@ -230,6 +243,33 @@ mod tests {
         ] {
             assert_eq!(pre_split(n), None, "{n}");
         }
+    }
+
+    /// A piece in the vocabulary that its merges do not build ("ab" with no merge a+b): the
+    /// LLaMA-3 names take it whole, as llama.cpp does; the others build it from its merges.
+    #[test]
+    fn llama_3_names_take_a_piece_found_whole_in_the_vocabulary_whole() {
+        use tokenizers::models::bpe::BPE;
+        use tokenizers::Model;
+        let ids = |pre: &str| {
+            let vocab = [("a".to_string(), 0u32), ("b".into(), 1), ("ab".into(), 2)];
+            let bpe = BPE::builder()
+                .vocab_and_merges(
+                    vocab
+                        .into_iter()
+                        .collect::<tokenizers::models::bpe::Vocab>(),
+                    Vec::new(),
+                )
+                .ignore_merges(takes_whole_pieces(pre))
+                .build()
+                .unwrap();
+            let toks = bpe.tokenize("ab").unwrap();
+            toks.iter().map(|t| t.id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids("llama-bpe"), [2]);
+        assert_eq!(ids("falcon3"), [2]);
+        assert_eq!(ids("dbrx"), [0, 1]);
+        assert_eq!(ids("qwen2"), [0, 1]);
     }
 
     fn pieces(split: PreSplit, text: &str) -> Vec<String> {
