@@ -194,10 +194,8 @@ pub(crate) fn from_gguf(
         meta_usize,
     )?
     .unwrap_or(pattern);
-    // Sized by the layer count: one past the limit is refused here, as the checks would.
+    // Sized by the layer count, which `LlamaConfig::from_gguf` has checked within its limit.
     let n = config.layers;
-    crate::hf::limits::in_range(&key("block_count"), n, 1, crate::hf::limits::MAX_LAYERS)
-        .map_err(|p| anyhow::anyhow!("{}: metadata {p}", file.display()))?;
     let sliding: Vec<bool> = match window {
         Some(_) if pattern > 0 => (0..n).map(|l| l % pattern < pattern - 1).collect(),
         Some(_) => vec![true; n],

@@ -7,6 +7,8 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use candle_core::quantized::gguf_file;
 
+use crate::hf::limits::MAX_LAYERS;
+
 pub(crate) use super::meta_read::{meta, meta_f64, meta_usize, optional, wrong_type};
 use super::rope_meta::{attn_factor, check_rope, clamp_kqv, linear_stretch};
 
@@ -130,7 +132,7 @@ impl LlamaConfig {
         };
         let layers = meta_usize(c, &key("block_count"), file)?;
         let layer_norm = matches!(arch, "stablelm" | "olmo");
-        Ok(Self {
+        let mut config = Self {
             layers,
             d_model,
             heads,
@@ -161,14 +163,21 @@ impl LlamaConfig {
             clip_qkv: clamp_kqv(c, file, arch)?,
             qkv_biased: arch == "qwen2"
                 || (arch == "stablelm" && c.tensor_infos.contains_key("blk.0.attn_q.bias")),
-            // SmolLM3: llama.cpp turns no RoPE in every fourth layer (its step is fixed at 4;
-            // the converter writes no key for it). A layer count past the limit is refused by
-            // the checks, before anything of that size is made.
-            no_rope: (arch == "smollm3" && layers <= crate::hf::limits::MAX_LAYERS)
-                .then(|| (0..layers).map(|i| (i + 1) % 4 == 0).collect()),
+            no_rope: None,
             gemma: None,
             granite: None,
-        })
+        };
+        // What is sized by the layer count (here SmolLM3's list, Gemma's windows after) waits
+        // for it to be within the limit: `block_count = u32::MAX` is refused as the checks
+        // refuse it, not allocated.
+        crate::hf::limits::in_range(&key("block_count"), layers, 1, MAX_LAYERS)
+            .map_err(|p| anyhow::anyhow!("{}: metadata {p}", file.display()))?;
+        // SmolLM3: llama.cpp turns no RoPE in every fourth layer (its step is fixed at 4; the
+        // converter writes no key for it).
+        if arch == "smollm3" {
+            config.no_rope = Some((0..layers).map(|i| (i + 1) % 4 == 0).collect());
+        }
+        Ok(config)
     }
 
     /// Whether the layers have biases on q, k and v (Qwen2, StableLM 2).
