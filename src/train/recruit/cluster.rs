@@ -10,6 +10,14 @@ use crate::model::blocks::BlockMap;
 /// `most`): those whose tokens co-occur with them (±`window`), by lift, and for a group of
 /// tokens with a lift at least half the group's lift with itself (a separate topic co-occurs
 /// far more with itself than with any other block). Which one, if any, is decided in bits.
+///
+/// The group's lift with itself counts pairs of two of its tokens, not a token with itself:
+/// a token's repeats say only how bursty it is (a document's theme words recur), so a single
+/// token sets no bar, and a small group of theme words none inflated by its own repeats.
+/// Measured: two topics used 2 : 1, the rarer one's 3 theme words came as a group of their
+/// own, whose lift with the rest of their topic's block was 0.51–0.59 of their lift with
+/// themselves counting repeats, and 1.03–1.32 without; so the block was never tried as their
+/// host, they were recruited apart and the topic stayed two blocks (ARI 0.874).
 pub(super) fn affinity_blocks(
     ids: &[u32],
     blocks: &BlockMap,
@@ -39,16 +47,14 @@ pub(super) fn affinity_blocks(
         }
         let lo = i.saturating_sub(window);
         for (j, &b) in ids.iter().enumerate().take(i + window + 1).skip(lo) {
-            if j != i {
+            if j != i && b != a {
                 co[group(b)] += 1.0;
             }
         }
     }
     let n = ids.len() as f64;
     let lift = |g: usize| co[g] / (freq[g] / n).max(1e-12);
-    // A group's lift with itself says how much more it co-occurs with itself than with another
-    // block; a single token's lift with itself says only how bursty it is, so it sets no bar.
-    let bar = if tokens.len() > 1 { 0.5 * lift(k) } else { 0.0 };
+    let bar = 0.5 * lift(k);
     let mut hosts: Vec<usize> = (1..k)
         .filter(|&b| freq[b] > 0.0 && co[b] > 0.0 && lift(b) >= bar)
         .collect();
@@ -196,4 +202,59 @@ pub fn adjusted_rand_index(a: &[usize], b: &[usize]) -> f64 {
         return 1.0;
     }
     (index - expected) / (max - expected)
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    /// Segments of six words opened by 1: half of topic one (2–6, with its theme words 7–9,
+    /// each repeated two or three times where a segment uses them), half of topic two
+    /// (10–15).
+    fn theme_words_repeated(segments: usize) -> Vec<u32> {
+        let mut x = 17u64;
+        let mut next = |n: u64| {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) % n
+        };
+        let mut ids = Vec::new();
+        for _ in 0..segments {
+            let mut segment = vec![1];
+            if next(2) == 0 {
+                let theme = next(2) == 0;
+                let (a, b) = (7 + next(3) as u32, 7 + next(3) as u32);
+                for i in 0..6 {
+                    segment.push(match (theme, i) {
+                        (true, 0..=2) => a,
+                        (true, 4..) => b,
+                        _ => 2 + next(5) as u32,
+                    });
+                }
+            } else {
+                segment.extend((0..6).map(|_| 10 + next(6) as u32));
+            }
+            ids.extend(segment);
+        }
+        ids
+    }
+
+    /// A topic's theme words, recruited apart, have the rest of their topic as a host, not
+    /// the other topic: their lift with themselves counts no token's own repeats (with them
+    /// it was 17,190 against the host's 4,875, so no block was a host).
+    #[test]
+    fn theme_words_that_repeat_have_their_topic_as_host() {
+        let ids = theme_words_repeated(600);
+        let pairs: Vec<(u32, String)> = (2..16)
+            .filter(|i| !(7..10).contains(i))
+            .map(|i| (i, if i < 7 { "one" } else { "two" }.to_string()))
+            .collect();
+        let map = BlockMap::from_assignments(16, &pairs, "test");
+        assert_eq!(map.num_blocks(), 3);
+        assert_eq!(affinity_blocks(&ids, &map, &[7, 8, 9], 4, 2), vec![1]);
+        // A single token sets no bar: both blocks it stands beside, best first.
+        assert_eq!(affinity_blocks(&ids, &map, &[7], 4, 2), vec![1, 2]);
+    }
 }
