@@ -208,33 +208,29 @@ pub fn adjusted_rand_index(a: &[usize], b: &[usize]) -> f64 {
 #[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use crate::analysis::rng::SplitMix64;
 
     /// Segments of six words opened by 1: half of topic one (2–6, with its theme words 7–9,
     /// each repeated two or three times where a segment uses them), half of topic two
     /// (10–15).
     fn theme_words_repeated(segments: usize) -> Vec<u32> {
-        let mut x = 17u64;
-        let mut next = |n: u64| {
-            x = x
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (x >> 33) % n
-        };
+        let mut rng = SplitMix64::new(17);
+        let mut next = |n: usize| rng.below(n) as u32;
         let mut ids = Vec::new();
         for _ in 0..segments {
             let mut segment = vec![1];
             if next(2) == 0 {
                 let theme = next(2) == 0;
-                let (a, b) = (7 + next(3) as u32, 7 + next(3) as u32);
+                let (a, b) = (7 + next(3), 7 + next(3));
                 for i in 0..6 {
                     segment.push(match (theme, i) {
                         (true, 0..=2) => a,
                         (true, 4..) => b,
-                        _ => 2 + next(5) as u32,
+                        _ => 2 + next(5),
                     });
                 }
             } else {
-                segment.extend((0..6).map(|_| 10 + next(6) as u32));
+                segment.extend((0..6).map(|_| 10 + next(6)));
             }
             ids.extend(segment);
         }
@@ -242,8 +238,9 @@ mod tests {
     }
 
     /// A topic's theme words, recruited apart, have the rest of their topic as a host, not
-    /// the other topic: their lift with themselves counts no token's own repeats (with them
-    /// it was 17,190 against the host's 4,875, so no block was a host).
+    /// the other topic: their lift with themselves counts no token's own repeats (counting
+    /// them, it was more than twice the lift with their topic's block, and no block was a
+    /// host).
     #[test]
     fn theme_words_that_repeat_have_their_topic_as_host() {
         let ids = theme_words_repeated(600);
