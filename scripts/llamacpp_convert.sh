@@ -16,7 +16,13 @@
 #    the SentencePiece folder (llama_spm) is converted with its tokenizer.model, trained again
 #    by scripts/make_spm_gguf_fixture.py (deterministic);
 #  - its Gemma readers take a SentencePiece tokenizer.model (Gemma's own is one); the tiny Gemma
-#    folders' byte-level BPE is written as a BPE vocabulary instead (BPE_VOCAB).
+#    folders' byte-level BPE is written as a BPE vocabulary instead (BPE_VOCAB);
+#  - its Phi-2 reader writes feed_forward_length as 4 × the width (every Phi release has that
+#    MLP), where the tiny Phi folder's is 96 of 64: the folder's intermediate_size is written
+#    instead (FF_FROM_CONFIG);
+#  - the Phi-2 files most downloaded (converted in 2023, from phi-2's first release with q, k
+#    and v in one `Wqkv`) hold one `attn_qkv` per layer where this converter writes three; the
+#    second Phi-2 file is written so, q, k and v joined in that order (FUSED_QKV).
 # Usage: PYTHON=/path/to/python scripts/llamacpp_convert.sh [VERSION=0.3.36]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -52,6 +58,33 @@ for n in dir(b):
 if os.environ.get("BPE_VOCAB"):
     for c in (g.GemmaModel, g.Gemma2Model, g.Gemma3Model):
         c.set_vocab = lambda self: self._set_vocab_gpt2()
+# Phi-2's reader writes 4 × the width as the MLP's; the tiny folder's is its own.
+if os.environ.get("FF_FROM_CONFIG"):
+    import conversion.phi as phi
+    params = phi.Phi2Model.set_gguf_parameters
+    def set_params(self):
+        add = self.gguf_writer.add_feed_forward_length
+        self.gguf_writer.add_feed_forward_length = lambda n: add(self.hparams["intermediate_size"])
+        params(self)
+    phi.Phi2Model.set_gguf_parameters = set_params
+# Phi-2's q, k and v as one attn_qkv, as the converter of 2023 wrote them.
+if os.environ.get("FUSED_QKV"):
+    import conversion.phi as phi
+    import torch
+    modify = phi.Phi2Model.modify_tensors
+    held = {}
+    def fuse(self, data, name, bid):
+        for part in ("q_proj", "k_proj", "v_proj"):
+            if bid is not None and f"self_attn.{part}." in name:
+                kind = name.rsplit(".", 1)[1]
+                got = held.setdefault((bid, kind), {})
+                got[part] = data
+                if len(got) < 3:
+                    return []
+                qkv = torch.cat([got["q_proj"], got["k_proj"], got["v_proj"]], 0)
+                return [(self.format_tensor_name(b.gguf.MODEL_TENSOR.ATTN_QKV, bid, "." + kind), qkv)]
+        return modify(self, data, name, bid)
+    phi.Phi2Model.modify_tensors = fuse
 sys.argv = ["convert_hf_to_gguf.py"] + sys.argv[1:]
 runpy.run_path("$L/convert_hf_to_gguf.py", run_name="__main__")
 PY
@@ -87,3 +120,5 @@ convert "$F/smollm3" llama-bpe smollm3
 convert "$F/granite" llama-bpe granite
 convert "$F/stablelm" llama-bpe stablelm
 convert "$F/olmo" llama-bpe olmo
+FF_FROM_CONFIG=1 convert "$F/phi" phi-2 phi2
+FF_FROM_CONFIG=1 FUSED_QKV=1 convert "$F/phi" phi-2 phi2_fused

@@ -372,3 +372,68 @@ fn a_phi3_gguf_window_of_zero_means_none() {
     let m = open(&common::root().join("tests/fixtures/phi3-window0.gguf"));
     assert_eq!(m.model().dims().max_len, 128);
 }
+
+/// Phi-2 files from llama.cpp's converter (`scripts/llamacpp_convert.sh`): q, k and v apart, as
+/// it writes them now, and joined in one `attn_qkv`, as the converter of 2023 wrote the Phi-2
+/// files most downloaded. Both give transformers' ids, logits and attention for the Phi folder
+/// they were converted from; the label says GGUF, and blocks are saved beside the file.
+#[test]
+fn phi2_files_from_llama_cpps_converter_match_transformers() {
+    for name in ["phi2", "phi2_fused"] {
+        let path = common::root().join(format!("tests/fixtures/llamacpp/{name}.gguf"));
+        let m = open(&path);
+        assert!(
+            m.kind_label().starts_with("Phi-2 decoder (GGUF"),
+            "{}",
+            m.kind_label()
+        );
+        assert_eq!(m.arch_label(), "phi");
+        let beside = format!("{}.blocks.json", path.display());
+        assert_eq!(m.blocks_path(), PathBuf::from(beside));
+        let (dl, da) = against_reference(&m, "phi");
+        eprintln!("llama.cpp's {name}.gguf: logits max |Δ| {dl:.2e}, attention max |Δ| {da:.2e}");
+    }
+}
+
+/// A damaged Phi-2 file is refused naming the file and what is wrong: a tensor missing (its
+/// name written over), a size missing from the metadata, and RoPE over an odd number of a
+/// head's dimensions.
+#[test]
+fn a_damaged_phi2_file_is_refused_naming_what_is_wrong() {
+    let good = std::fs::read(common::root().join("tests/fixtures/llamacpp/phi2.gguf")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let patched = |from: &[u8], to: &[u8]| {
+        let at = good.windows(from.len()).position(|w| w == from).unwrap();
+        let mut b = good.clone();
+        b[at..at + to.len()].copy_from_slice(to);
+        b
+    };
+    // rope.dimension_count is a u32 (type 4) of 6 after its name: 5 is odd.
+    let key = b"phi2.rope.dimension_count";
+    let at = good.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    assert_eq!(&good[at..at + 8], &[4, 0, 0, 0, 6, 0, 0, 0]);
+    let mut odd = good.clone();
+    odd[at + 4] = 5;
+    for (name, bytes, want) in [
+        (
+            "tensor",
+            patched(b"blk.1.ffn_up.weight", b"blk.1.ffn_uq.weight"),
+            "tensor blk.1.ffn_up.weight is missing",
+        ),
+        (
+            "eps",
+            patched(
+                b"phi2.attention.layer_norm_epsilon",
+                b"phi2.attention.layer_norm_epsilox",
+            ),
+            "metadata phi2.attention.layer_norm_epsilon is missing",
+        ),
+        ("rope", odd, "rope.dimension_count = 5"),
+    ] {
+        let path = dir.path().join(format!("{name}.gguf"));
+        std::fs::write(&path, bytes).unwrap();
+        let err = common::open_imported_err(&path);
+        assert!(err.contains(&format!("{name}.gguf")), "{err}");
+        assert!(err.contains(want), "{name}: {err}");
+    }
+}

@@ -67,6 +67,11 @@ impl ImportedModel {
         let found = locate(path)?;
         let dir = &found.path;
         match found.kind {
+            ModelKind::Gguf
+                if gguf_llama::metadata::architecture_of(dir)? == gpt2::phi::gguf::ARCH =>
+            {
+                Ok(Self::Gpt2(gpt2::Gpt2::open_phi_gguf(dir, device)?))
+            }
             ModelKind::Gguf => Ok(Self::Llama(gguf_llama::GgufLlama::open(dir, device)?)),
             ModelKind::HuggingFace => Ok(match family::family_of(dir)? {
                 Family::Bert => Self::Bert(bert::Bert::open(dir, device)?),
@@ -157,6 +162,7 @@ impl ImportedModel {
                     "ModernBERT encoder (bidirectional, local layers; no next-token head)"
                 }
             },
+            Self::Gpt2(m) if m.from_gguf() => "Phi-2 decoder (GGUF, weights dequantized to f32)",
             Self::Gpt2(m) => m.family.folder_label(),
             Self::HfLlama(m) => m.label(),
             Self::Adapted(_) => "decoder fine-tuned by an adapter (merged into its base)",
@@ -295,9 +301,14 @@ impl ImportedModel {
     /// The default place of a block map saved for this model: `<file>.blocks.json` beside a
     /// `.gguf` file, `blocks.json` inside a folder.
     pub fn blocks_path(&self) -> PathBuf {
+        let file = match self {
+            Self::Llama(_) => true,
+            Self::Gpt2(m) => m.from_gguf(),
+            _ => false,
+        };
         match self {
-            Self::Llama(m) => {
-                let mut s = m.path.clone().into_os_string();
+            _ if file => {
+                let mut s = self.path().to_path_buf().into_os_string();
                 s.push(".blocks.json");
                 PathBuf::from(s)
             }

@@ -223,6 +223,17 @@ impl LlamaConfig {
     }
 }
 
+/// The `general.architecture` of the GGUF file `path` (its header checked first), to choose
+/// the forward that runs it: `phi2` is run as the Phi folders are ([`crate::hf::gpt2::phi`]),
+/// every other by [`super::GgufLlama`], which refuses those it does not know.
+pub fn architecture_of(path: &Path) -> Result<String> {
+    const KEY: &str = "general.architecture";
+    let (_, _, c) = super::read_gguf(path)?;
+    (meta(&c, KEY, path)?.to_string())
+        .cloned()
+        .map_err(|e| wrong_type(path, KEY, "a string", &e))
+}
+
 /// `general.architecture`: the LLaMA-family ones this forward runs.
 fn architecture(c: &gguf_file::Content, file: &Path) -> Result<&'static str> {
     const KEY: &str = "general.architecture";
@@ -244,7 +255,8 @@ fn architecture(c: &gguf_file::Content, file: &Path) -> Result<&'static str> {
         other => bail!(
             "{}: architecture {other:?} is not supported (the LLaMA-family \"llama\", \
              \"qwen2\", \"qwen3\", \"phi3\", \"gemma\", \"gemma2\", \"gemma3\", \"olmo\", \
-             \"olmo2\", \"smollm3\", \"granite\" and \"stablelm\" are)",
+             \"olmo2\", \"smollm3\", \"granite\" and \"stablelm\" are, and \"phi2\" as \
+             Phi)",
             file.display()
         ),
     }

@@ -16,7 +16,7 @@ pub(crate) mod gguf_vocab;
 mod granite;
 pub mod header;
 pub mod iq4;
-mod meta_read;
+pub(crate) mod meta_read;
 pub mod metadata;
 pub(crate) mod native;
 mod native_block;
@@ -130,10 +130,7 @@ impl GgufLlama {
     /// ([`checks::check_model`]), before candle reads anything or a vector is sized by them;
     /// every weight is checked finite after dequantization.
     pub fn open(path: &Path, device: &Device) -> Result<Self> {
-        let header = header::read_header(path)?;
-        let mut file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-        let c = iq4::content(&mut file, &header)
-            .with_context(|| format!("{}: not a readable GGUF file", path.display()))?;
+        let (header, mut file, c) = read_gguf(path)?;
         let mut config = LlamaConfig::from_gguf(&c, path)?;
         gemma::from_gguf(&c, path, &mut config)?;
         granite::from_gguf(&c, path, &mut config)?;
@@ -146,27 +143,9 @@ impl GgufLlama {
             None => (vocab * config.d_model) as u64 * 4,
         };
         crate::hf::memory::check_weights_fit(weights, tied, path)?;
-        // Contained: the tokenizers crate may panic on metadata it does not expect.
-        let tokenizer = crate::contained::contained(|| tokenizer_from_gguf(&c, config.arch, path))
-            .map_err(|p| {
-                anyhow::anyhow!(
-                    "{}: the tokenizer in its metadata failed ({p})",
-                    path.display()
-                )
-            })??;
-        check_tokenizer(&tokenizer, vocab, path)?;
+        let tokenizer = metadata_tokenizer(&c, config.arch, vocab, path)?;
         let parameters = weights as usize;
-        let mut q = |name: &str| -> Result<Tensor> {
-            let t = match header.tensor(name).filter(|t| t.dtype.candle().is_none()) {
-                Some(ours) => iq4::read(&mut file, ours, device),
-                None => (c.tensor(&mut file, name, device))
-                    .and_then(|t| t.dequantize(device))
-                    .map_err(anyhow::Error::from),
-            }
-            .with_context(|| format!("{}: tensor {name}", path.display()))?;
-            ensure_finite(&t, name, path)?;
-            Ok(t)
-        };
+        let mut q = |name: &str| read_tensor(&mut file, &header, &c, name, device, path);
         let (rope_factors, rope_long, context) = rope::factors(&header, &c, &config, path, &mut q)?;
         let embed = q("token_embd.weight")?;
         let head = match header.tensor("output.weight") {
@@ -303,6 +282,63 @@ impl AttentionModel for GgufLlama {
     }
 }
 
+/// The GGUF file `path`: its header (checked, [`header::read_header`]), the file open, and
+/// candle's reading of its metadata and tensor table.
+pub(crate) fn read_gguf(
+    path: &Path,
+) -> Result<(
+    header::GgufHeader,
+    std::fs::File,
+    candle_core::quantized::gguf_file::Content,
+)> {
+    let header = header::read_header(path)?;
+    let mut file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+    let c = iq4::content(&mut file, &header)
+        .with_context(|| format!("{}: not a readable GGUF file", path.display()))?;
+    Ok((header, file, c))
+}
+
+/// The tokenizer of `c`'s metadata for architecture `arch`, with no more words than the
+/// embedding's `vocab` rows. Contained: the tokenizers crate may panic on metadata it does not
+/// expect.
+pub(crate) fn metadata_tokenizer(
+    c: &candle_core::quantized::gguf_file::Content,
+    arch: &str,
+    vocab: usize,
+    path: &Path,
+) -> Result<tokenizers::Tokenizer> {
+    let tokenizer =
+        crate::contained::contained(|| tokenizer_from_gguf(c, arch, path)).map_err(|p| {
+            anyhow::anyhow!(
+                "{}: the tokenizer in its metadata failed ({p})",
+                path.display()
+            )
+        })??;
+    check_tokenizer(&tokenizer, vocab, path)?;
+    Ok(tokenizer)
+}
+
+/// Tensor `name` of the GGUF file `path` (open as `file`, its header and candle's reading of
+/// it given), dequantized to f32 on `device` and checked finite; an error names the tensor.
+pub(crate) fn read_tensor(
+    file: &mut std::fs::File,
+    header: &header::GgufHeader,
+    c: &candle_core::quantized::gguf_file::Content,
+    name: &str,
+    device: &Device,
+    path: &Path,
+) -> Result<Tensor> {
+    let t = match header.tensor(name).filter(|t| t.dtype.candle().is_none()) {
+        Some(ours) => iq4::read(file, ours, device),
+        None => (c.tensor(file, name, device))
+            .and_then(|t| t.dequantize(device))
+            .map_err(anyhow::Error::from),
+    }
+    .with_context(|| format!("{}: tensor {name}", path.display()))?;
+    ensure_finite(&t, name, path)?;
+    Ok(t)
+}
+
 /// An error naming `file` and `name` when `t` holds a NaN or an infinity.
 pub fn ensure_finite(t: &Tensor, name: &str, file: &Path) -> Result<()> {
     if !crate::hf::limits::all_finite(t)
@@ -318,7 +354,11 @@ pub fn ensure_finite(t: &Tensor, name: &str, file: &Path) -> Result<()> {
 
 /// An error when the tokenizer has more words than the embedding has rows (ids past the end
 /// would fail deep inside the forward pass, naming nothing).
-fn check_tokenizer(tok: &tokenizers::Tokenizer, vocab: usize, file: &Path) -> Result<()> {
+pub(crate) fn check_tokenizer(
+    tok: &tokenizers::Tokenizer,
+    vocab: usize,
+    file: &Path,
+) -> Result<()> {
     let words = tok.get_vocab_size(true);
     if words > vocab {
         anyhow::bail!(

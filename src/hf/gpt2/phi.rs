@@ -6,6 +6,8 @@
 //! a GELU MLP and an output head with a bias. Phi-3 is another family (`phi3`, the LLaMA
 //! decoder).
 
+pub mod gguf;
+
 use std::collections::HashMap;
 use std::path::Path;
 
