@@ -245,6 +245,51 @@ fn tabs_and_carriage_returns_in_captured_text_are_reported_as_unreadable() {
     );
 }
 
+/// A text typed or pasted with a leading byte-order mark reads as a file's does (files drop
+/// it): the mark is not an unknown first token, and no warning counts it unreadable.
+#[test]
+fn a_byte_order_mark_before_a_captured_text_is_dropped() {
+    let ck = common::sample("tiny-shakespeare-l1");
+    let ck = ck.to_str().unwrap();
+    let o = localist(&["capture", "-c", ck, "--text", "\u{feff}ab cd"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json_stdout(&o);
+    assert_eq!(v["tokens"], serde_json::json!(["a", "b", " ", "c", "d"]));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+}
+
+/// A command that takes one of our checkpoints, given an imported model, says what it was
+/// given and where such a model is measured, not "config.json: Not a directory" (a `.gguf`
+/// file) or "missing field `version`" (a Hugging Face folder).
+#[test]
+fn a_checkpoint_command_given_an_imported_model_says_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = common::root().join("tests/fixtures/llamacpp/phi2.gguf");
+    let folder = common::family_fixture("phi");
+    let rules = common::root().join("assets/rules/clinical_payments.rules");
+    let out = dir.path().join("out");
+    let (gguf, folder, rules, out) = (
+        gguf.to_str().unwrap(),
+        folder.to_str().unwrap(),
+        rules.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
+    for (args, what) in [
+        (
+            vec!["blocks", "-c", gguf, "--kmeans", "4", "--out", out],
+            "a GGUF file",
+        ),
+        (
+            vec!["audit", "report", "-c", folder, "-r", rules, "--out", out],
+            "a Hugging Face folder",
+        ),
+        (vec!["rules", "check", rules, "-c", gguf], "a GGUF file"),
+    ] {
+        let o = localist(&args);
+        common::assert_fails_with(&o, &[what, "not a Localist checkpoint", "localist eval"]);
+    }
+}
+
 /// Recruitment settings that cannot mean what they say are refused, naming the flag, before
 /// any training: rounds every 0 steps, room for no block, an empty buffer, start windows as
 /// wide as the sequence, probes longer than the run.

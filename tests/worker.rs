@@ -146,6 +146,24 @@ fn training_advances_and_stop_lands_within_one_step() {
     );
 }
 
+/// A text pasted with a leading byte-order mark is captured as the same text without it, not
+/// with an unknown first token.
+#[test]
+fn a_pasted_byte_order_mark_is_not_a_token() {
+    let w = spawn();
+    w.send(Command::Load(sample("tiny-shakespeare-l1")));
+    assert!(matches!(next(&w), Event::Loaded(_)));
+    let captured = |text: &str| {
+        w.send(Command::Capture(text.into()));
+        match next(&w) {
+            Event::Snapshot(cap, _, _) => (cap.ids.clone(), cap.mean_entropy_bits(None)),
+            other => panic!("expected a snapshot, got {other:?}"),
+        }
+    };
+    let plain = captured("Good morrow, cousin");
+    assert_eq!(captured("\u{feff}Good morrow, cousin"), plain);
+}
+
 #[test]
 fn a_truncated_checkpoint_fails_and_keeps_the_current_model() {
     let dir = tempfile::tempdir().unwrap();

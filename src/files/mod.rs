@@ -167,6 +167,13 @@ pub fn read_bytes(path: &Path, limit: u64, what: &'static str) -> Result<Vec<u8>
     Ok(buf)
 }
 
+/// `text` without a leading byte-order mark (U+FEFF): a text pasted into the studio or given
+/// with `--text` may start with one copied from a file, and it must read as a file's does
+/// ([`read_text`] drops it), not as an unknown first word.
+pub fn without_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
 /// The text of a regular UTF-8 file of at most `limit` bytes, without a leading byte-order
 /// mark (editors on Windows write one).
 pub fn read_text(path: &Path, limit: u64, what: &'static str) -> Result<String, FileError> {

@@ -147,22 +147,23 @@ pub fn audit_report(job: &AuditJob) -> Result<(AuditReport, Option<String>)> {
             _ => bail!("no text to measure the rules on: pass --text"),
         },
     };
-    let mut ids = tok.encode(&text);
+    let text = crate::files::without_bom(&text);
+    let mut ids = tok.encode(text);
     if ids.is_empty() {
         bail!(crate::engine::jobs::capture::no_tokens(
             "the text",
-            &text,
+            text,
             tok.as_ref(),
             Some(&job.checkpoint)
         ));
     }
-    let warning = crate::engine::jobs::capture::readable(&text, &ck.meta.tokenizer, &ids)?;
+    let warning = crate::engine::jobs::capture::readable(text, &ck.meta.tokenizer, &ids)?;
     // The report names exactly the text measured (the model's positions at most).
     let text = if ids.len() > ck.model.config.max_seq_len {
         ids.truncate(ck.model.config.max_seq_len);
         tok.decode(&ids)
     } else {
-        text
+        text.to_string()
     };
     let rc = capture_with_rules(&ck.model, &ck.blocks, &ids, &job.dial, &rules)?;
     let model_sha = checkpoint_sha256(&job.checkpoint)?;

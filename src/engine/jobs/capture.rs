@@ -70,6 +70,7 @@ pub fn capture_text_with(
     let (model, tok) = (opened.model(), opened.tokenizer());
     // CR LF line endings are newlines, as in a corpus file (a lone CR or a tab stays, and a
     // character tokenizer counts it unreadable).
+    let text = crate::files::without_bom(text);
     let crlf = text.matches("\r\n").count();
     let text = text.replace("\r\n", "\n");
     let mut ids = tok.encode(&text);

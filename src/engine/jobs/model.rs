@@ -81,8 +81,10 @@ impl OpenModel {
     }
 }
 
-/// Load a checkpoint (on the default device) and build its tokenizer.
+/// Load a checkpoint (on the default device) and build its tokenizer. An imported model is
+/// refused saying what it is and where it is measured instead ([`not_imported`]).
 pub fn open_checkpoint(dir: &Path) -> Result<(Checkpoint, Box<dyn Tokenizer>)> {
+    not_imported(dir)?;
     let ck = load_checkpoint(dir, &default_device())?;
     let tok = checkpoint_tokenizer(&ck, dir)?;
     Ok((ck, tok))
@@ -99,4 +101,26 @@ pub fn checkpoint_tokenizer(ck: &Checkpoint, dir: &Path) -> Result<Box<dyn Token
 /// Anchor tokens per block recorded in a checkpoint.
 pub fn checkpoint_anchors(ck: &Checkpoint) -> Vec<(String, Vec<String>)> {
     crate::engine::anchors::recorded_anchor_tokens(&ck.meta.training)
+}
+
+/// An error saying what `path` is when it is an imported model (a `.gguf` file, a Hugging
+/// Face folder, an adapter) where a command takes one of our checkpoints: reading it as a
+/// checkpoint said only "config.json: Not a directory" of a `.gguf` file, or "missing field
+/// `version`" of a folder's config.
+fn not_imported(path: &Path) -> Result<()> {
+    use crate::hf::ModelKind;
+    let what = match crate::hf::detect(path) {
+        Ok(ModelKind::Gguf) => "a GGUF file",
+        Ok(ModelKind::HuggingFace) => "a Hugging Face folder",
+        Ok(ModelKind::Adapter) => "an adapter folder",
+        _ => return Ok(()),
+    };
+    anyhow::bail!(
+        "{}: {what} (an imported model), not a Localist checkpoint: this command takes a folder \
+         `localist train` wrote. An imported model is measured with its blocks (k-means, a \
+         lexicon or those saved beside it) and rules by `localist eval -c {} --clusters K | \
+         --lexicon FILE --rules FILE`, by `capture`, and in the studio",
+        path.display(),
+        path.display()
+    )
 }

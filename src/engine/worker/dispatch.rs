@@ -94,7 +94,7 @@ impl Worker {
                 self.preview_next = false;
             }
             Command::Capture(text) => {
-                self.text = text;
+                self.text = crate::files::without_bom(&text).to_string();
                 self.recapture();
                 self.threshold();
             }
