@@ -17,9 +17,12 @@
 #    by scripts/make_spm_gguf_fixture.py (deterministic);
 #  - its Gemma readers take a SentencePiece tokenizer.model (Gemma's own is one); the tiny Gemma
 #    folders' byte-level BPE is written as a BPE vocabulary instead (BPE_VOCAB);
-#  - its Phi-2 reader writes feed_forward_length as 4 × the width (every Phi release has that
-#    MLP), where the tiny Phi folder's is 96 of 64: the folder's intermediate_size is written
-#    instead (FF_FROM_CONFIG);
+#  - its Phi-2 and StarCoder readers write feed_forward_length as 4 × the width (every Phi and
+#    StarCoder release has that MLP), where the tiny folders' is 96 of 64 and 48: the folder's
+#    own (intermediate_size, n_inner) is written instead (FF_FROM_CONFIG);
+#  - its GPT-2 reader takes the context from n_ctx, which the configs of GPT-2's own releases
+#    have and transformers 5 no longer writes: the GPT-2 folder is converted from a copy that
+#    has it (n_positions);
 #  - the Phi-2 files most downloaded (converted in 2023, from phi-2's first release with q, k
 #    and v in one `Wqkv`) hold one `attn_qkv` per layer where this converter writes three; the
 #    second Phi-2 file is written so, q, k and v joined in that order (FUSED_QKV).
@@ -58,15 +61,20 @@ for n in dir(b):
 if os.environ.get("BPE_VOCAB"):
     for c in (g.GemmaModel, g.Gemma2Model, g.Gemma3Model):
         c.set_vocab = lambda self: self._set_vocab_gpt2()
-# Phi-2's reader writes 4 × the width as the MLP's; the tiny folder's is its own.
+# Phi-2's and StarCoder's readers write 4 × the width as the MLP's; the tiny folders' is their own.
 if os.environ.get("FF_FROM_CONFIG"):
     import conversion.phi as phi
-    params = phi.Phi2Model.set_gguf_parameters
-    def set_params(self):
-        add = self.gguf_writer.add_feed_forward_length
-        self.gguf_writer.add_feed_forward_length = lambda n: add(self.hparams["intermediate_size"])
-        params(self)
-    phi.Phi2Model.set_gguf_parameters = set_params
+    import conversion.starcoder as starcoder
+    def own_ff(model):
+        params = model.set_gguf_parameters
+        def set_params(self):
+            add = self.gguf_writer.add_feed_forward_length
+            own = self.hparams.get("intermediate_size") or self.hparams.get("n_inner")
+            self.gguf_writer.add_feed_forward_length = lambda n: add(own or n)
+            params(self)
+        model.set_gguf_parameters = set_params
+    own_ff(phi.Phi2Model)
+    own_ff(starcoder.StarCoderModel)
 # Phi-2's q, k and v as one attn_qkv, as the converter of 2023 wrote them.
 if os.environ.get("FUSED_QKV"):
     import conversion.phi as phi
@@ -122,3 +130,10 @@ convert "$F/stablelm" llama-bpe stablelm
 convert "$F/olmo" llama-bpe olmo
 FF_FROM_CONFIG=1 convert "$F/phi" phi-2 phi2
 FF_FROM_CONFIG=1 FUSED_QKV=1 convert "$F/phi" phi-2 phi2_fused
+cp -r "$F/gpt2" "$WORK/gpt2"
+"$PY" - "$WORK/gpt2/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]; c = json.load(open(p)); c["n_ctx"] = c["n_positions"]; json.dump(c, open(p, "w"))
+PY
+convert "$WORK/gpt2" gpt-2 gpt2
+FF_FROM_CONFIG=1 convert "$F/gpt_bigcode" gpt-2 starcoder

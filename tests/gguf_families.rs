@@ -373,33 +373,41 @@ fn a_phi3_gguf_window_of_zero_means_none() {
     assert_eq!(m.model().dims().max_len, 128);
 }
 
-/// Phi-2 files from llama.cpp's converter (`scripts/llamacpp_convert.sh`): q, k and v apart, as
-/// it writes them now, and joined in one `attn_qkv`, as the converter of 2023 wrote the Phi-2
-/// files most downloaded. Both give transformers' ids, logits and attention for the Phi folder
-/// they were converted from; the label says GGUF, and blocks are saved beside the file.
+/// Files of the families built on GPT-2's block from llama.cpp's converter
+/// (`scripts/llamacpp_convert.sh`): Phi-2 with q, k and v apart, as it writes them now, and
+/// joined in one `attn_qkv`, as the converter of 2023 wrote the Phi-2 files most downloaded;
+/// GPT-2; GPT-BigCode (`starcoder`: one key and value shared by every head). Each gives
+/// transformers' ids, logits and attention for the folder it was converted from; the label
+/// says GGUF, and blocks are saved beside the file.
 #[test]
-fn phi2_files_from_llama_cpps_converter_match_transformers() {
-    for name in ["phi2", "phi2_fused"] {
+fn gpt2_block_files_from_llama_cpps_converter_match_transformers() {
+    for (name, folder, arch, label) in [
+        ("phi2", "phi", "phi", "Phi-2 decoder (GGUF"),
+        ("phi2_fused", "phi", "phi", "Phi-2 decoder (GGUF"),
+        ("gpt2", "gpt2", "gpt2", "GPT-2 decoder (GGUF"),
+        (
+            "starcoder",
+            "gpt_bigcode",
+            "gpt_bigcode",
+            "GPT-BigCode decoder (GGUF",
+        ),
+    ] {
         let path = common::root().join(format!("tests/fixtures/llamacpp/{name}.gguf"));
         let m = open(&path);
-        assert!(
-            m.kind_label().starts_with("Phi-2 decoder (GGUF"),
-            "{}",
-            m.kind_label()
-        );
-        assert_eq!(m.arch_label(), "phi");
+        assert!(m.kind_label().starts_with(label), "{}", m.kind_label());
+        assert_eq!(m.arch_label(), arch);
         let beside = format!("{}.blocks.json", path.display());
         assert_eq!(m.blocks_path(), PathBuf::from(beside));
-        let (dl, da) = against_reference(&m, "phi");
+        let (dl, da) = against_reference(&m, folder);
         eprintln!("llama.cpp's {name}.gguf: logits max |Δ| {dl:.2e}, attention max |Δ| {da:.2e}");
     }
 }
 
-/// A damaged Phi-2 file is refused naming the file and what is wrong: a tensor missing (its
+/// A damaged file is refused naming the file and what is wrong: of Phi-2, a tensor missing (its
 /// name written over), a size missing from the metadata, and RoPE over an odd number of a
-/// head's dimensions.
+/// head's dimensions; of GPT-BigCode, key/value heads neither one nor one per head.
 #[test]
-fn a_damaged_phi2_file_is_refused_naming_what_is_wrong() {
+fn a_damaged_gpt2_block_file_is_refused_naming_what_is_wrong() {
     let good = std::fs::read(common::root().join("tests/fixtures/llamacpp/phi2.gguf")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let patched = |from: &[u8], to: &[u8]| {
@@ -436,4 +444,18 @@ fn a_damaged_phi2_file_is_refused_naming_what_is_wrong() {
         assert!(err.contains(&format!("{name}.gguf")), "{err}");
         assert!(err.contains(want), "{name}: {err}");
     }
+    // GPT-BigCode with two key/value heads of four: its projection's order is not known here.
+    let sc = std::fs::read(common::root().join("tests/fixtures/llamacpp/starcoder.gguf")).unwrap();
+    let key = b"starcoder.attention.head_count_kv";
+    let at = sc.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    assert_eq!(&sc[at..at + 8], &[4, 0, 0, 0, 1, 0, 0, 0]);
+    let mut two = sc.clone();
+    two[at + 4] = 2;
+    let path = dir.path().join("kv.gguf");
+    std::fs::write(&path, two).unwrap();
+    let err = common::open_imported_err(&path);
+    assert!(
+        err.contains("kv.gguf") && err.contains("head_count_kv = 2"),
+        "{err}"
+    );
 }

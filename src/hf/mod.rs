@@ -67,12 +67,13 @@ impl ImportedModel {
         let found = locate(path)?;
         let dir = &found.path;
         match found.kind {
-            ModelKind::Gguf
-                if gguf_llama::metadata::architecture_of(dir)? == gpt2::phi::gguf::ARCH =>
-            {
-                Ok(Self::Gpt2(gpt2::Gpt2::open_phi_gguf(dir, device)?))
+            ModelKind::Gguf => {
+                let arch = gguf_llama::metadata::architecture_of(dir)?;
+                Ok(match gpt2::gguf::ARCHES.contains(&arch.as_str()) {
+                    true => Self::Gpt2(gpt2::Gpt2::open_gguf(dir, &arch, device)?),
+                    false => Self::Llama(gguf_llama::GgufLlama::open(dir, device)?),
+                })
             }
-            ModelKind::Gguf => Ok(Self::Llama(gguf_llama::GgufLlama::open(dir, device)?)),
             ModelKind::HuggingFace => Ok(match family::family_of(dir)? {
                 Family::Bert => Self::Bert(bert::Bert::open(dir, device)?),
                 Family::Gpt2 => Self::Gpt2(gpt2::Gpt2::open(dir, device)?),
@@ -162,7 +163,11 @@ impl ImportedModel {
                     "ModernBERT encoder (bidirectional, local layers; no next-token head)"
                 }
             },
-            Self::Gpt2(m) if m.from_gguf() => "Phi-2 decoder (GGUF, weights dequantized to f32)",
+            Self::Gpt2(m) if m.from_gguf() => match m.family {
+                Family::Phi => "Phi-2 decoder (GGUF, weights dequantized to f32)",
+                Family::GptBigCode => "GPT-BigCode decoder (GGUF, weights dequantized to f32)",
+                _ => "GPT-2 decoder (GGUF, weights dequantized to f32)",
+            },
             Self::Gpt2(m) => m.family.folder_label(),
             Self::HfLlama(m) => m.label(),
             Self::Adapted(_) => "decoder fine-tuned by an adapter (merged into its base)",

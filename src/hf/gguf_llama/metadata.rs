@@ -224,8 +224,8 @@ impl LlamaConfig {
 }
 
 /// The `general.architecture` of the GGUF file `path` (its header checked first), to choose
-/// the forward that runs it: `phi2` is run as the Phi folders are ([`crate::hf::gpt2::phi`]),
-/// every other by [`super::GgufLlama`], which refuses those it does not know.
+/// the forward that runs it: those of [`crate::hf::gpt2::gguf::ARCHES`] run on GPT-2's block
+/// as their folders do, every other by [`super::GgufLlama`], which refuses those it does not know.
 pub fn architecture_of(path: &Path) -> Result<String> {
     const KEY: &str = "general.architecture";
     let (_, _, c) = super::read_gguf(path)?;
@@ -255,8 +255,8 @@ fn architecture(c: &gguf_file::Content, file: &Path) -> Result<&'static str> {
         other => bail!(
             "{}: architecture {other:?} is not supported (the LLaMA-family \"llama\", \
              \"qwen2\", \"qwen3\", \"phi3\", \"gemma\", \"gemma2\", \"gemma3\", \"olmo\", \
-             \"olmo2\", \"smollm3\", \"granite\" and \"stablelm\" are, and \"phi2\" as \
-             Phi)",
+             \"olmo2\", \"smollm3\", \"granite\" and \"stablelm\" are, and \"phi2\", \"gpt2\" and \
+             \"starcoder\" on GPT-2's block)",
             file.display()
         ),
     }

@@ -19,6 +19,7 @@ pub mod bloom;
 mod config;
 pub mod falcon;
 mod forward;
+pub mod gguf;
 mod native;
 pub mod neo;
 pub mod neox;

@@ -6,8 +6,6 @@
 //! a GELU MLP and an output head with a bias. Phi-3 is another family (`phi3`, the LLaMA
 //! decoder).
 
-pub mod gguf;
-
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -129,7 +127,7 @@ impl PhiConfig {
     }
 
     /// The same model as [`Gpt2`] reads its sizes.
-    fn gpt2_config(&self) -> Gpt2Config {
+    pub(crate) fn gpt2_config(&self) -> Gpt2Config {
         Gpt2Config {
             vocab_size: self.vocab_size,
             n_positions: self.max_position_embeddings,

@@ -1,5 +1,6 @@
 //! Phi-2 (and phi-1, phi-1.5) from a `.gguf` file (`general.architecture` `phi2`), as
-//! llama.cpp's converter writes it: the same parallel block as a Phi folder ([`super`]), its
+//! llama.cpp's converter writes it: the same parallel block as a Phi folder
+//! ([`crate::hf::gpt2::phi`]), its
 //! weights under llama.cpp's names (`blk.N.attn_norm`, `attn_q`/`attn_k`/`attn_v` or one fused
 //! `attn_qkv` as older converters wrote it, `attn_output`, `ffn_up`, `ffn_down`; `output` with
 //! its bias), RoPE on the first `phi2.rope.dimension_count` dimensions of each head, halves
@@ -14,13 +15,12 @@ use anyhow::Result;
 use candle_core::quantized::gguf_file;
 use candle_core::{Device, Tensor};
 
+use super::{conv, core, layer_pair, sized, Opened};
 use crate::hf::family::Family;
-use crate::hf::gguf_llama::header::GgufHeader;
 use crate::hf::gguf_llama::meta_read::{meta_f64, meta_usize, optional, wrong_type};
-use crate::hf::gguf_llama::{metadata_tokenizer, read_gguf, read_tensor};
 use crate::hf::gpt2::phi::PhiConfig;
-use crate::hf::gpt2::{Block, Core, Gpt2, Rotary, Variant};
-use crate::hf::limits::{in_range, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_WIDTH};
+use crate::hf::gpt2::{Block, Gpt2, Rotary, Variant};
+use crate::hf::limits::{MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_WIDTH};
 
 /// The GGUF architecture this file reads.
 pub const ARCH: &str = "phi2";
@@ -36,11 +36,7 @@ struct Phi2Sizes {
 /// `vocab` (the rows of `token_embd.weight`); an error names the file and the key.
 fn sizes(c: &gguf_file::Content, vocab: usize, file: &Path) -> Result<Phi2Sizes> {
     let key = |k: &str| format!("{ARCH}.{k}");
-    let sized = |k: &str, max: usize| -> Result<usize> {
-        let name = key(k);
-        let v = meta_usize(c, &name, file)?;
-        in_range(&name, v, 1, max).map_err(|e| anyhow::anyhow!("{}: metadata {e}", file.display()))
-    };
+    let sized = |k: &str, max: usize| sized(c, &key(k), max, file);
     let layers = sized("block_count", MAX_LAYERS)?;
     let d = sized("embedding_length", MAX_WIDTH)?;
     let heads = sized("attention.head_count", MAX_HEADS)?;
@@ -106,11 +102,6 @@ fn refuse_rope_scaling(c: &gguf_file::Content, file: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Whether layer 0 keeps q, k and v in one tensor (`attn_qkv`, older converters).
-fn fused(header: &GgufHeader) -> bool {
-    header.tensor("blk.0.attn_qkv.weight").is_some()
-}
-
 /// Every tensor the forward pass reads, with the shape (outermost first) `s` implies.
 fn expected_shapes(s: &PhiConfig, fused_qkv: bool, tied: bool) -> Vec<(String, Vec<usize>)> {
     let (d, f, v) = (s.hidden_size, s.intermediate_size, s.vocab_size);
@@ -149,86 +140,34 @@ fn expected_shapes(s: &PhiConfig, fused_qkv: bool, tied: bool) -> Vec<(String, V
     want
 }
 
-/// Each tensor of `want` present in `header` with its shape, or an error naming the first that
-/// is missing or shaped otherwise.
-fn check_shapes(header: &GgufHeader, want: &[(String, Vec<usize>)], file: &Path) -> Result<()> {
-    for (name, shape) in want {
-        match header.tensor(name) {
-            None => anyhow::bail!(
-                "{}: tensor {name} is missing (a {ARCH} file has it)",
-                file.display()
-            ),
-            Some(t) if &t.shape != shape => anyhow::bail!(
-                "{}: tensor {name} has shape {:?} where the metadata implies {shape:?}",
-                file.display(),
-                t.shape
-            ),
-            Some(_) => {}
-        }
-    }
-    Ok(())
-}
-
-impl Gpt2 {
-    /// Open the `.gguf` file `path` of a Phi model (`general.architecture` `phi2`). The header,
-    /// the metadata's sizes and every tensor's shape are checked before a weight is read, and
-    /// the weights against the memory free; every weight is checked finite.
-    pub fn open_phi_gguf(path: &Path, device: &Device) -> Result<Self> {
-        let (header, mut file, c) = read_gguf(path)?;
-        let vocab = match header
-            .tensor("token_embd.weight")
-            .map(|t| t.shape.as_slice())
-        {
-            Some(&[v, _]) => v,
-            _ => anyhow::bail!(
-                "{}: tensor token_embd.weight is missing or not a matrix",
-                path.display()
-            ),
-        };
-        let s = sizes(&c, vocab, path)?;
-        let tied = header.tensor("output.weight").is_none();
-        let fused_qkv = fused(&header);
-        check_shapes(&header, &expected_shapes(&s.config, fused_qkv, tied), path)?;
-        let weights =
-            crate::hf::memory::weight_count(header.tensors.iter().map(|t| t.shape.as_slice()));
-        // The head is kept twice (as read and transposed), and once more when tied.
-        let head = (vocab * s.config.hidden_size) as u64 * 4;
-        crate::hf::memory::check_weights_fit(weights, head * if tied { 2 } else { 1 }, path)?;
-        let tokenizer = metadata_tokenizer(&c, ARCH, vocab, path)?;
-        let mut q = |name: &str| read_tensor(&mut file, &header, &c, name, device, path);
-        let blocks = (0..s.config.num_hidden_layers)
-            .map(|l| read_block(&mut q, l, fused_qkv))
-            .collect::<Result<Vec<_>>>()?;
-        let wte = q("token_embd.weight")?;
-        let core = Core {
-            head: if tied {
-                wte.clone()
-            } else {
-                q("output.weight")?
-            },
-            ln_f: (q("output_norm.weight")?, q("output_norm.bias")?),
-            wte,
-            blocks,
-            parameters: weights as usize,
-        };
-        let variant = Variant {
-            family: Family::Phi,
-            wpe: None,
-            rotary: Some(Rotary::new(s.rope_dims, s.rope_base)),
-            parallel: true,
-            head_bias: Some(q("output.bias")?),
-            alibi: None,
-            embed_norm: None,
-        };
-        let mut config = s.config.gpt2_config();
-        config.tie_word_embeddings = tied;
-        Self::assemble(config, path, tokenizer, core, variant)
-    }
-
-    /// Whether it was read from a `.gguf` file (a Phi-2 one) rather than a folder.
-    pub fn from_gguf(&self) -> bool {
-        self.dir.is_file()
-    }
+/// Open the `phi2` file `path` (the caller read its architecture). The header, the metadata's
+/// sizes and every tensor's shape are checked before a weight is read, and the weights
+/// against the memory free; every weight is checked finite.
+pub(super) fn open(path: &Path, device: &Device) -> Result<Gpt2> {
+    let mut f = Opened::new(path)?;
+    let s = sizes(&f.c, f.vocab, path)?;
+    let tied = f.header.tensor("output.weight").is_none();
+    let fused_qkv = f.header.tensor("blk.0.attn_qkv.weight").is_some();
+    let want = expected_shapes(&s.config, fused_qkv, tied);
+    let tokenizer = f.prepare(&want, (ARCH, s.config.hidden_size, tied), 0)?;
+    let parameters = f.parameters();
+    let mut q = |name: &str| f.tensor(name, device);
+    let blocks = (0..s.config.num_hidden_layers)
+        .map(|l| read_block(&mut q, l, fused_qkv))
+        .collect::<Result<Vec<_>>>()?;
+    let core = core(&mut q, blocks, tied, parameters)?;
+    let variant = Variant {
+        family: Family::Phi,
+        wpe: None,
+        rotary: Some(Rotary::new(s.rope_dims, s.rope_base)),
+        parallel: true,
+        head_bias: Some(q("output.bias")?),
+        alibi: None,
+        embed_norm: None,
+    };
+    let mut config = s.config.gpt2_config();
+    config.tie_word_embeddings = tied;
+    Gpt2::assemble(config, path, tokenizer, core, variant)
 }
 
 /// Layer `l`'s weights read by `q` as GPT-2's `Conv1D`s ([in, out]): q, k and v side by side
@@ -238,12 +177,7 @@ fn read_block(
     l: usize,
     fused_qkv: bool,
 ) -> Result<Block> {
-    let mut pair = |name: &str| -> Result<(Tensor, Tensor)> {
-        let w = q(&format!("blk.{l}.{name}.weight"))?;
-        Ok((w, q(&format!("blk.{l}.{name}.bias"))?))
-    };
-    let conv =
-        |(w, b): (Tensor, Tensor)| -> Result<(Tensor, Tensor)> { Ok((w.t()?.contiguous()?, b)) };
+    let mut pair = |name: &str| layer_pair(q, l, name);
     let c_attn = if fused_qkv {
         conv(pair("attn_qkv")?)?
     } else {
