@@ -129,7 +129,7 @@ pub struct Gpt2 {
     pub config: Gpt2Config,
     /// [`Family::Gpt2`], [`Family::GptNeo`] or [`Family::GptNeox`].
     pub family: Family,
-    /// The folder it came from.
+    /// The folder it came from (the file, for one read from a `.gguf`: [`gguf`]).
     pub dir: PathBuf,
     /// Number of weights.
     pub parameters: usize,
