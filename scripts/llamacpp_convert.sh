@@ -17,9 +17,15 @@
 #    by scripts/make_spm_gguf_fixture.py (deterministic);
 #  - its Gemma readers take a SentencePiece tokenizer.model (Gemma's own is one); the tiny Gemma
 #    folders' byte-level BPE is written as a BPE vocabulary instead (BPE_VOCAB);
-#  - its Phi-2 and StarCoder readers write feed_forward_length as 4 × the width (every Phi and
-#    StarCoder release has that MLP), where the tiny folders' is 96 of 64 and 48: the folder's
-#    own (intermediate_size, n_inner) is written instead (FF_FROM_CONFIG);
+#  - its Phi-2, StarCoder and Falcon readers write feed_forward_length as 4 × the width (every
+#    Phi, StarCoder and Falcon-7B/40B release has that MLP), where the tiny folders' is 96 of 64
+#    and 48: the folder's own (intermediate_size, n_inner, ffn_hidden_size) is written instead
+#    (FF_FROM_CONFIG);
+#  - the converter reads configs through transformers (5 here), which names GPT-NeoX's rotary
+#    share rope_parameters.partial_rotary_factor where the converter reads rotary_pct (Pythia's
+#    own name), and gives every Falcon config num_kv_heads (the query heads) where falcon-7b's
+#    own has none, which the converter takes for one key and value shared by all (multi_query):
+#    both are put back as the models' own configs have them (HF5_CONFIGS, always on);
 #  - its GPT-2 reader takes the context from n_ctx, which the configs of GPT-2's own releases
 #    have and transformers 5 no longer writes: the GPT-2 folder is converted from a copy that
 #    has it (n_positions);
@@ -65,16 +71,19 @@ if os.environ.get("BPE_VOCAB"):
 if os.environ.get("FF_FROM_CONFIG"):
     import conversion.phi as phi
     import conversion.starcoder as starcoder
+    import conversion.falcon as falcon
     def own_ff(model):
         params = model.set_gguf_parameters
         def set_params(self):
             add = self.gguf_writer.add_feed_forward_length
-            own = self.hparams.get("intermediate_size") or self.hparams.get("n_inner")
+            own = self.hparams.get("intermediate_size") or self.hparams.get("n_inner") \
+                or self.hparams.get("ffn_hidden_size")
             self.gguf_writer.add_feed_forward_length = lambda n: add(own or n)
             params(self)
         model.set_gguf_parameters = set_params
     own_ff(phi.Phi2Model)
     own_ff(starcoder.StarCoderModel)
+    own_ff(falcon.FalconModel)
 # Phi-2's q, k and v as one attn_qkv, as the converter of 2023 wrote them.
 if os.environ.get("FUSED_QKV"):
     import conversion.phi as phi
@@ -93,6 +102,22 @@ if os.environ.get("FUSED_QKV"):
                 return [(self.format_tensor_name(b.gguf.MODEL_TENSOR.ATTN_QKV, bid, "." + kind), qkv)]
         return modify(self, data, name, bid)
     phi.Phi2Model.modify_tensors = fuse
+# transformers 5's reading of GPT-NeoX and Falcon configs, put back as the models' own are.
+import conversion.gptneox as gptneox
+import conversion.falcon as falcon_conv
+def own_config(model):
+    init = model.__init__
+    def put_back(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        h = self.hparams
+        share = (h.get("rope_parameters") or {}).get("partial_rotary_factor")
+        if "rotary_pct" not in h and share is not None:
+            h["rotary_pct"] = share
+        if h.get("model_type") == "falcon" and not h.get("new_decoder_architecture"):
+            h.pop("num_kv_heads", None)
+    model.__init__ = put_back
+own_config(gptneox.GPTNeoXModel)
+own_config(falcon_conv.FalconModel)
 sys.argv = ["convert_hf_to_gguf.py"] + sys.argv[1:]
 runpy.run_path("$L/convert_hf_to_gguf.py", run_name="__main__")
 PY
@@ -104,6 +129,14 @@ convert() { # FOLDER PRE NAME
   echo "wrote $OUT/$3.gguf"
 }
 F="$ROOT/tests/fixtures/families"
+# A copy of folder $1 at $WORK/$2 whose config.json the Python statement $3 edits (as `c`).
+patched() {
+  cp -r "$1" "$WORK/$2"
+  "$PY" - "$WORK/$2/config.json" "$3" <<'PY'
+import json, sys
+p = sys.argv[1]; c = json.load(open(p)); exec(sys.argv[2]); json.dump(c, open(p, "w"))
+PY
+}
 convert "$F/llama" llama-bpe llama
 convert "$F/mistral" llama-bpe mistral
 convert "$F/qwen2" qwen2 qwen2
@@ -130,10 +163,11 @@ convert "$F/stablelm" llama-bpe stablelm
 convert "$F/olmo" llama-bpe olmo
 FF_FROM_CONFIG=1 convert "$F/phi" phi-2 phi2
 FF_FROM_CONFIG=1 FUSED_QKV=1 convert "$F/phi" phi-2 phi2_fused
-cp -r "$F/gpt2" "$WORK/gpt2"
-"$PY" - "$WORK/gpt2/config.json" <<'PY'
-import json, sys
-p = sys.argv[1]; c = json.load(open(p)); c["n_ctx"] = c["n_positions"]; json.dump(c, open(p, "w"))
-PY
+patched "$F/gpt2" gpt2 'c["n_ctx"] = c["n_positions"]'
 convert "$WORK/gpt2" gpt-2 gpt2
 FF_FROM_CONFIG=1 convert "$F/gpt_bigcode" gpt-2 starcoder
+convert "$F/gpt_neox" olmo gpt_neox
+convert "$F/gpt_neox_sequential" olmo gpt_neox_sequential
+convert "$F/bloom" bloom bloom
+FF_FROM_CONFIG=1 convert "$F/falcon" falcon falcon
+FF_FROM_CONFIG=1 convert "$F/falcon_new" falcon falcon_new

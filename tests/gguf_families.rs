@@ -376,7 +376,10 @@ fn a_phi3_gguf_window_of_zero_means_none() {
 /// Files of the families built on GPT-2's block from llama.cpp's converter
 /// (`scripts/llamacpp_convert.sh`): Phi-2 with q, k and v apart, as it writes them now, and
 /// joined in one `attn_qkv`, as the converter of 2023 wrote the Phi-2 files most downloaded;
-/// GPT-2; GPT-BigCode (`starcoder`: one key and value shared by every head). Each gives
+/// GPT-2; GPT-BigCode (`starcoder`: one key and value shared by every head); GPT-NeoX with
+/// RoPE on a quarter of each head, side by side, and on half, in sequence without attention
+/// biases; BLOOM (ALiBi, normed embeddings); Falcon as falcon-7b (one key and value shared, one
+/// norm) and as falcon-40b (two key/value groups of four heads, a norm each). Each gives
 /// transformers' ids, logits and attention for the folder it was converted from; the label
 /// says GGUF, and blocks are saved beside the file.
 #[test]
@@ -391,6 +394,16 @@ fn gpt2_block_files_from_llama_cpps_converter_match_transformers() {
             "gpt_bigcode",
             "GPT-BigCode decoder (GGUF",
         ),
+        ("gpt_neox", "gpt_neox", "gpt_neox", "GPT-NeoX decoder (GGUF"),
+        (
+            "gpt_neox_sequential",
+            "gpt_neox_sequential",
+            "gpt_neox",
+            "GPT-NeoX decoder (GGUF",
+        ),
+        ("bloom", "bloom", "bloom", "BLOOM decoder (GGUF"),
+        ("falcon", "falcon", "falcon", "Falcon decoder (GGUF"),
+        ("falcon_new", "falcon_new", "falcon", "Falcon decoder (GGUF"),
     ] {
         let path = common::root().join(format!("tests/fixtures/llamacpp/{name}.gguf"));
         let m = open(&path);
@@ -456,6 +469,50 @@ fn a_damaged_gpt2_block_file_is_refused_naming_what_is_wrong() {
     let err = common::open_imported_err(&path);
     assert!(
         err.contains("kv.gguf") && err.contains("head_count_kv = 2"),
+        "{err}"
+    );
+}
+
+/// A damaged GPT-NeoX, BLOOM or Falcon file is refused naming the file and what is wrong:
+/// Falcon's key/value groups must divide the heads (3 of 4 do not); BLOOM's heads each have
+/// their own key and value; GPT-NeoX's parallel-residual flag is a boolean.
+#[test]
+fn a_damaged_neox_bloom_or_falcon_file_is_refused_naming_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, key, from, to) in [
+        ("falcon_new", "falcon.attention.head_count_kv", 2u8, 3u8),
+        ("bloom", "bloom.attention.head_count_kv", 6, 3),
+    ] {
+        let b = std::fs::read(common::root().join(format!("tests/fixtures/llamacpp/{name}.gguf")));
+        let mut b = b.unwrap();
+        let at = b
+            .windows(key.len())
+            .position(|w| w == key.as_bytes())
+            .unwrap()
+            + key.len();
+        assert_eq!(&b[at..at + 8], &[4, 0, 0, 0, from, 0, 0, 0], "{name}");
+        b[at + 4] = to;
+        let path = dir.path().join(format!("{name}_kv.gguf"));
+        std::fs::write(&path, b).unwrap();
+        let err = common::open_imported_err(&path);
+        assert!(
+            err.contains(&format!("{name}_kv.gguf"))
+                && err.contains(&format!("head_count_kv = {to}")),
+            "{err}"
+        );
+    }
+    // GPT-NeoX's parallel residual is a boolean (type 7); a u8 (type 0) in its place is named.
+    let neox = std::fs::read(common::root().join("tests/fixtures/llamacpp/gpt_neox.gguf")).unwrap();
+    let key = b"gptneox.use_parallel_residual";
+    let at = neox.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    assert_eq!(&neox[at..at + 5], &[7, 0, 0, 0, 1]);
+    let mut b = neox.clone();
+    b[at] = 0;
+    let path = dir.path().join("neox_bool.gguf");
+    std::fs::write(&path, b).unwrap();
+    let err = common::open_imported_err(&path);
+    assert!(
+        err.contains("neox_bool.gguf") && err.contains("use_parallel_residual is not a boolean"),
         "{err}"
     );
 }

@@ -166,6 +166,9 @@ impl ImportedModel {
             Self::Gpt2(m) if m.from_gguf() => match m.family {
                 Family::Phi => "Phi-2 decoder (GGUF, weights dequantized to f32)",
                 Family::GptBigCode => "GPT-BigCode decoder (GGUF, weights dequantized to f32)",
+                Family::GptNeox => "GPT-NeoX decoder (GGUF, weights dequantized to f32)",
+                Family::Bloom => "BLOOM decoder (GGUF, weights dequantized to f32)",
+                Family::Falcon => "Falcon decoder (GGUF, weights dequantized to f32)",
                 _ => "GPT-2 decoder (GGUF, weights dequantized to f32)",
             },
             Self::Gpt2(m) => m.family.folder_label(),

@@ -102,12 +102,18 @@ pub(crate) enum PreSplit {
     /// lower-case run ends (`HelloWorld` is two), contractions kept with their word, and `/`
     /// kept after punctuation.
     Gpt4o,
+    /// Falcon's (falcon): punctuation runs apart, GPT-2's byte-level split, then digit runs
+    /// cut into threes, as falcon-7b's `tokenizer.json` does it.
+    Falcon,
+    /// BLOOM's (bloom, gpt3-finnish): a space and a run of anything but white space and
+    /// `.,!?…。，、।۔،()|`, or those alone; then the byte-level mapping.
+    Bloom,
 }
 
 /// The split of each `tokenizer.ggml.pre` implemented here, grouped as llama.cpp groups them
 /// (`llama-vocab.cpp`: each group one `LLAMA_VOCAB_PRE_TYPE_*`, one regular expression):
 /// STARCODER/REFACT/SMOLLM/COMMAND_R/CODESHELL/EXAONE/MINERVA; GPT2/MPT/OLMO/JAIS/TRILLION;
-/// QWEN2/STABLELM2; LLAMA3/DBRX/SMAUG; GPT4O.
+/// QWEN2/STABLELM2; LLAMA3/DBRX/SMAUG; GPT4O; FALCON; BLOOM/GPT3_FINNISH.
 fn pre_split(pre: &str) -> Option<PreSplit> {
     Some(match pre {
         "smollm" | "starcoder" | "refact" | "command-r" | "codeshell" | "exaone" | "minerva-7b" => {
@@ -122,6 +128,8 @@ fn pre_split(pre: &str) -> Option<PreSplit> {
         "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "pixtral" | "midm-2.0" | "dbrx"
         | "smaug-bpe" => PreSplit::Llama3,
         "gpt-4o" | "llama4" | "kanana2" | "talkie" => PreSplit::Gpt4o,
+        "falcon" => PreSplit::Falcon,
+        "bloom" | "gpt3-finnish" => PreSplit::Bloom,
         _ => return None,
     })
 }
@@ -131,6 +139,10 @@ pub(crate) const QWEN2_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\
 
 /// LLaMA-3's split (its `tokenizer.json`; llama.cpp's `LLAMA_VOCAB_PRE_TYPE_LLAMA3`).
 pub(crate) const LLAMA3_SPLIT: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+/// BLOOM's split, as its `tokenizer.json` writes it (llama.cpp's `LLAMA_VOCAB_PRE_TYPE_BLOOM`
+/// writes the same class without the inner brackets).
+const BLOOM_SPLIT: &str = " ?[^(\\s|[.,!?…。，、।۔،])]+";
 
 /// GPT-4o's split, as its `tokenizer.json` writes it (llama.cpp quotes it for
 /// `LLAMA_VOCAB_PRE_TYPE_GPT4O` and runs an equivalent without the case classes).
@@ -145,12 +157,31 @@ impl PreSplit {
     pub(crate) fn build(self, file: &Path) -> Result<tokenizers::PreTokenizerWrapper> {
         use tokenizers::pre_tokenizers::byte_level::ByteLevel;
         use tokenizers::pre_tokenizers::digits::Digits;
+        use tokenizers::pre_tokenizers::punctuation::Punctuation;
         use tokenizers::pre_tokenizers::sequence::Sequence;
         use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
         use tokenizers::{PreTokenizerWrapper as P, SplitDelimiterBehavior};
         let gpt2 = P::ByteLevel(ByteLevel::new(false, true, true));
+        let isolated = |regex: &str| {
+            Split::new(
+                SplitPattern::Regex(regex.into()),
+                SplitDelimiterBehavior::Isolated,
+                false,
+            )
+            .map_err(|e| anyhow::anyhow!("{}: the split {self:?}: {e}", file.display()))
+        };
         Ok(match self {
             Self::Gpt2 => gpt2,
+            Self::Falcon => P::Sequence(Sequence::new(vec![
+                P::Punctuation(Punctuation::new(SplitDelimiterBehavior::Contiguous)),
+                gpt2,
+                P::Digits(Digits::new(false)),
+                P::Split(isolated(r"[0-9][0-9][0-9]")?),
+            ])),
+            Self::Bloom => P::Sequence(Sequence::new(vec![
+                P::Split(isolated(BLOOM_SPLIT)?),
+                P::ByteLevel(ByteLevel::new(false, true, false)),
+            ])),
             Self::DigitsThenGpt2 => {
                 P::Sequence(Sequence::new(vec![P::Digits(Digits::new(true)), gpt2]))
             }
@@ -160,11 +191,8 @@ impl PreSplit {
                     Self::Llama3 => LLAMA3_SPLIT,
                     _ => GPT4O_SPLIT,
                 };
-                let pattern = SplitPattern::Regex(regex.into());
-                let split = Split::new(pattern, SplitDelimiterBehavior::Isolated, false)
-                    .map_err(|e| anyhow::anyhow!("{}: the split {self:?}: {e}", file.display()))?;
                 P::Sequence(Sequence::new(vec![
-                    P::Split(split),
+                    P::Split(isolated(regex)?),
                     P::ByteLevel(ByteLevel::new(false, false, false)),
                 ]))
             }
@@ -198,9 +226,9 @@ fn pre_tokenizer(c: &gguf_file::Content, file: &Path) -> Result<(PreSplit, bool)
         Some(split) => Ok((split, takes_whole_pieces(pre))),
         None => bail!(
             "{}: metadata {PRE} = {pre:?}: this pre-tokenizer is not implemented here (those of \
-             llama.cpp's GPT-2, StarCoder, Qwen2, LLaMA-3 and GPT-4o splits are: gpt-2, phi-2, \
-             olmo, smollm, starcoder, refact, qwen2, deepseek-r1-qwen, stablelm2, llama-bpe, \
-             dbrx, smaug-bpe, gpt-4o …), and splitting its text another way would measure the \
+             llama.cpp's GPT-2, StarCoder, Qwen2, LLaMA-3, GPT-4o, Falcon and BLOOM splits are: \
+             gpt-2, phi-2, olmo, smollm, starcoder, refact, qwen2, deepseek-r1-qwen, stablelm2, \
+             llama-bpe, dbrx, smaug-bpe, gpt-4o, falcon, bloom …), and splitting its text another way would measure the \
              model on a tokenization that is not its own",
             file.display()
         ),
@@ -227,6 +255,8 @@ mod tests {
                 PreSplit::Llama3,
             ),
             (&["gpt-4o", "llama4"], PreSplit::Gpt4o),
+            (&["falcon"], PreSplit::Falcon),
+            (&["bloom", "gpt3-finnish"], PreSplit::Bloom),
         ] {
             for n in names {
                 assert_eq!(pre_split(n), Some(split), "{n}");
@@ -238,8 +268,7 @@ mod tests {
             "roberta-bpe",
             "jina-v1-en",
             "deepseek-llm",
-            "falcon",
-            "bloom",
+            "chatglm-4",
         ] {
             assert_eq!(pre_split(n), None, "{n}");
         }
@@ -293,5 +322,40 @@ mod tests {
             pieces(PreSplit::Llama3, text),
             ["HelloWorld", "'s", "Ġ", "123", "45", "Ġa", "/b", "Ċ"]
         );
+    }
+
+    /// Falcon's and BLOOM's splits cut text as the `pre_tokenizer` of falcon-7b's and
+    /// bloom-560m's `tokenizer.json` (quoted verbatim) does, on text with punctuation runs,
+    /// digit runs, contractions, brackets and non-Latin script; and, written out, as expected.
+    #[test]
+    fn falcon_and_bloom_split_as_their_tokenizer_json_does() {
+        const FALCON: &str = r#"{"type": "Sequence", "pretokenizers": [{"type": "Punctuation", "behavior": "Contiguous"}, {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}, {"type": "Digits", "individual_digits": false}, {"type": "Split", "pattern": {"Regex": "[0-9][0-9][0-9]"}, "behavior": "Isolated", "invert": false}]}"#;
+        const BLOOM: &str = r#"{"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": " ?[^(\\s|[.,!?…。，、।۔،])]+"}, "behavior": "Isolated", "invert": false}, {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}]}"#;
+        let texts = [
+            "Don't stop at 3.14159265!",
+            "hello, world!! ...ok (555) 123-4567 ext. 89",
+            "  leading and  multiple   spaces\ttabs\nnew line 42   ",
+            "«Ünïcode» мир 999 — 你好，世界。 x²y ½6789",
+        ];
+        for (split, json) in [(PreSplit::Falcon, FALCON), (PreSplit::Bloom, BLOOM)] {
+            let theirs: tokenizers::PreTokenizerWrapper = serde_json::from_str(json).unwrap();
+            for text in texts {
+                let mut s = PreTokenizedString::from(text);
+                theirs.pre_tokenize(&mut s).unwrap();
+                let want: Vec<String> = (s
+                    .get_splits(OffsetReferential::Original, OffsetType::Byte))
+                .into_iter()
+                .map(|(p, _, _)| p.to_string())
+                .collect();
+                assert_eq!(pieces(split, text), want, "{split:?} {text:?}");
+            }
+        }
+        let text = "Don't stop at 3.14159265!";
+        let falcon = [
+            "Don", "'", "t", "Ġstop", "Ġat", "Ġ", "3", ".", "141", "592", "65", "!",
+        ];
+        assert_eq!(pieces(PreSplit::Falcon, text), falcon);
+        let bloom = ["Don't", "Ġstop", "Ġat", "Ġ3", ".", "14159265", "!"];
+        assert_eq!(pieces(PreSplit::Bloom, text), bloom);
     }
 }

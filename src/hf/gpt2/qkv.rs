@@ -34,3 +34,26 @@ pub(super) fn gpt2_order(
     };
     Tensor::cat(&[part(0, g, 1)?, part(g, 1, g)?, part(g + 1, 1, g)?], 0)
 }
+
+/// `x`, a fused projection's weight [rows, d] or bias [rows] in llama.cpp's order — every query
+/// head, then `kv` key heads, then `kv` value heads [d + 2·kv·d_h] (Falcon's `jploski` layout,
+/// GPT-BigCode's, and GPT-2's own where kv = h) — in GPT-2's order: each key and value head
+/// repeated for the h/kv query heads of its group (heads g·j … g·j + g − 1 share head j).
+pub(super) fn repeat_kv(
+    x: &Tensor,
+    (d, h): (usize, usize),
+    kv: usize,
+) -> candle_core::Result<Tensor> {
+    if kv == h {
+        return Ok(x.clone());
+    }
+    let dh = d / h.max(1);
+    let g = h / kv.max(1);
+    let tail = x.dims().get(1..).unwrap_or_default().to_vec();
+    let shaped = |dims: &[usize]| -> Vec<usize> { dims.iter().chain(&tail).copied().collect() };
+    let part = |at: usize| -> candle_core::Result<Tensor> {
+        let p = x.narrow(0, at, kv * dh)?.reshape(shaped(&[kv, 1, dh]))?;
+        Tensor::cat(&vec![&p; g], 1)?.reshape(shaped(&[d]))
+    };
+    Tensor::cat(&[x.narrow(0, 0, d)?, part(d)?, part(d + kv * dh)?], 0)
+}

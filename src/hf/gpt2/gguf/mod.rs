@@ -1,11 +1,12 @@
 //! GGUF files of the families built on GPT-2's block, as llama.cpp's converter writes them:
-//! Phi-2 (`phi2`, [`phi2`]), GPT-2 (`gpt2`) and GPT-BigCode (`starcoder`, [`learned`]). Each
+//! Phi-2 (`phi2`, [`phi2`]); GPT-2 (`gpt2`), GPT-BigCode (`starcoder`), GPT-NeoX (`gptneox`),
+//! BLOOM (`bloom`) and Falcon (`falcon`), each layer's q/k/v in one tensor ([`fused`]). Each
 //! is read into the same [`Gpt2`] decoder as its Hugging Face folder, with the byte-level BPE
 //! of its metadata. The header, the metadata's sizes (each within its limit) and every tensor's
 //! shape are checked before a weight is read, and the weights against the memory free; every
 //! weight is dequantized to f32 and checked finite.
 
-mod learned;
+mod fused;
 mod phi2;
 
 use std::path::{Path, PathBuf};
@@ -21,14 +22,14 @@ use crate::hf::gpt2::{Block, Core, Gpt2};
 use crate::hf::limits::in_range;
 
 /// The GGUF architectures read here (every other goes to the LLaMA-family reader).
-pub const ARCHES: [&str; 3] = ["phi2", "gpt2", "starcoder"];
+pub const ARCHES: [&str; 6] = ["phi2", "gpt2", "starcoder", "gptneox", "bloom", "falcon"];
 
 impl Gpt2 {
     /// Open the `.gguf` file `path` of architecture `arch`, one of [`ARCHES`].
     pub fn open_gguf(path: &Path, arch: &str, device: &Device) -> Result<Self> {
         match arch {
             "phi2" => phi2::open(path, device),
-            _ => learned::open(path, arch, device),
+            _ => fused::open(path, arch, device),
         }
     }
 
