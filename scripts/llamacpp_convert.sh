@@ -118,6 +118,12 @@ def own_config(model):
     model.__init__ = put_back
 own_config(gptneox.GPTNeoXModel)
 own_config(falcon_conv.FalconModel)
+# mpt-7b's config names its class MPTForCausalLM (its own code); transformers' MPT writes
+# MptForCausalLM, which the converter does not know: the same class reads both.
+import conversion
+import conversion.mpt as mpt_conv
+conversion.TEXT_MODEL_MAP["MptForCausalLM"] = "mpt"
+b.ModelBase.register("MptForCausalLM")(mpt_conv.MPTModel)
 sys.argv = ["convert_hf_to_gguf.py"] + sys.argv[1:]
 runpy.run_path("$L/convert_hf_to_gguf.py", run_name="__main__")
 PY
@@ -171,3 +177,4 @@ convert "$F/gpt_neox_sequential" olmo gpt_neox_sequential
 convert "$F/bloom" bloom bloom
 FF_FROM_CONFIG=1 convert "$F/falcon" falcon falcon
 FF_FROM_CONFIG=1 convert "$F/falcon_new" falcon falcon_new
+convert "$F/mpt" mpt mpt

@@ -16,8 +16,8 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
 Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi, the gemmas, olmo2, opt, bloom, smollm3, granite, roberta, distilbert, phi3_longrope, llama_yarn,
-stablelm, olmo, modernbert, gemma3_vision, gpt_bigcode, gpt_bigcode_mha and the three falcons:
-5.25.0), tokenizers 0.23.3 (the versions are also
+stablelm, olmo, modernbert, gemma3_vision, gpt_bigcode, gpt_bigcode_mha, the three falcons and
+mpt: 5.25.0), tokenizers 0.23.3 (the versions are also
 written into each reference.json). The weights are seeded: rerunning with these versions
 writes byte-identical files (checked); other versions may draw other weights, and the tests
 follow whatever is committed.
@@ -477,6 +477,30 @@ def falcon_new():
     falcon("falcon_new", new_decoder_architecture=True, num_kv_heads=2)
 
 
+def mpt():
+    """MPT (mpt-7b's architecture): GPT-2's block with no biases anywhere (LayerNorms with a
+    weight only), one fused q/k/v projection (all q, then k, then v), the exact GELU over 4d,
+    a tied head, and ALiBi with MPT's own slopes (alibi_bias_max 8). Six heads, so the slopes
+    past the largest power of two are tested too."""
+    torch.manual_seed(73)
+    raw = bpe_tokenizer()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>",
+                                                bos_token="<|endoftext|>")
+    cfg = transformers.MptConfig(
+        vocab_size=VOCAB, d_model=96, n_heads=6, n_layers=2, max_seq_len=128,
+        expansion_ratio=4, initializer_range=0.2, layer_norm_epsilon=1e-5,
+        attn_config={"alibi": True, "alibi_bias_max": 8}, bos_token_id=0, eos_token_id=0,
+        attn_implementation="eager",
+    )
+    model = transformers.MptForCausalLM(cfg).eval()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "norm" not in n:
+                p.copy_(0.2 * torch.randn_like(p))
+    randomise_norms(model, 0.3)
+    save(model, fast, raw, "mpt")
+
+
 def bloom():
     """BLOOM (bloom-560m's architecture): GPT-NeoX's fused q/k/v projection interleaved per
     head, a LayerNorm of the embeddings, a tanh-GELU MLP, a tied head, and ALiBi for positions.
@@ -832,7 +856,7 @@ def main():
                              "gemma3_text", "olmo2", "opt", "bloom", "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
                              "llama_yarn", "stablelm", "olmo", "modernbert",
                              "gemma3_vision", "gpt_bigcode", "gpt_bigcode_mha", "falcon",
-                             "falcon_rw", "falcon_new"]
+                             "falcon_rw", "falcon_new", "mpt"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -846,7 +870,7 @@ def main():
                  "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
                  "llama_yarn", "stablelm", "olmo", "modernbert",
                  "gemma3_vision", "gpt_bigcode", "gpt_bigcode_mha", "falcon", "falcon_rw",
-                 "falcon_new"):
+                 "falcon_new", "mpt"):
             globals()[n]()
     return 0
 

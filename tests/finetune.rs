@@ -95,7 +95,7 @@ fn the_training_forward_equals_the_inference_forward() {
 fn projections_round_trip_on_every_family() {
     use localist::hf::gguf_llama::Projection;
     for name in [
-        "llama", "gpt2", "qwen3", "phi3", "gpt_neox", "gpt_neo", "phi", "opt", "bloom",
+        "llama", "gpt2", "qwen3", "phi3", "gpt_neox", "gpt_neo", "phi", "opt", "bloom", "mpt",
     ] {
         let mut m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
         let x = ids(16, 300);

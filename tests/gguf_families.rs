@@ -379,7 +379,8 @@ fn a_phi3_gguf_window_of_zero_means_none() {
 /// GPT-2; GPT-BigCode (`starcoder`: one key and value shared by every head); GPT-NeoX with
 /// RoPE on a quarter of each head, side by side, and on half, in sequence without attention
 /// biases; BLOOM (ALiBi, normed embeddings); Falcon as falcon-7b (one key and value shared, one
-/// norm) and as falcon-40b (two key/value groups of four heads, a norm each). Each gives
+/// norm) and as falcon-40b (two key/value groups of four heads, a norm each); MPT (no biases,
+/// ALiBi of `mpt.attention.max_alibi_bias`). Each gives
 /// transformers' ids, logits and attention for the folder it was converted from; the label
 /// says GGUF, and blocks are saved beside the file.
 #[test]
@@ -404,6 +405,7 @@ fn gpt2_block_files_from_llama_cpps_converter_match_transformers() {
         ("bloom", "bloom", "bloom", "BLOOM decoder (GGUF"),
         ("falcon", "falcon", "falcon", "Falcon decoder (GGUF"),
         ("falcon_new", "falcon_new", "falcon", "Falcon decoder (GGUF"),
+        ("mpt", "mpt", "mpt", "MPT decoder (GGUF"),
     ] {
         let path = common::root().join(format!("tests/fixtures/llamacpp/{name}.gguf"));
         let m = open(&path);
@@ -473,12 +475,26 @@ fn a_damaged_gpt2_block_file_is_refused_naming_what_is_wrong() {
     );
 }
 
-/// A damaged GPT-NeoX, BLOOM or Falcon file is refused naming the file and what is wrong:
+/// A damaged GPT-NeoX, BLOOM, Falcon or MPT file is refused naming the file and what is wrong:
 /// Falcon's key/value groups must divide the heads (3 of 4 do not); BLOOM's heads each have
-/// their own key and value; GPT-NeoX's parallel-residual flag is a boolean.
+/// their own key and value; GPT-NeoX's parallel-residual flag is a boolean; MPT without ALiBi
+/// (`max_alibi_bias` 0: learned positions, which transformers' MPT does not run).
 #[test]
-fn a_damaged_neox_bloom_or_falcon_file_is_refused_naming_what_is_wrong() {
+fn a_damaged_neox_bloom_falcon_or_mpt_file_is_refused_naming_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
+    let mpt = std::fs::read(common::root().join("tests/fixtures/llamacpp/mpt.gguf")).unwrap();
+    let key = b"mpt.attention.max_alibi_bias";
+    let at = mpt.windows(key.len()).position(|w| w == key).unwrap() + key.len();
+    assert_eq!(&mpt[at..at + 8], &[6, 0, 0, 0, 0, 0, 0, 0x41]);
+    let mut b = mpt.clone();
+    b[at + 7] = 0;
+    let path = dir.path().join("mpt_alibi.gguf");
+    std::fs::write(&path, b).unwrap();
+    let err = common::open_imported_err(&path);
+    assert!(
+        err.contains("mpt_alibi.gguf") && err.contains("mpt.attention.max_alibi_bias = 0"),
+        "{err}"
+    );
     for (name, key, from, to) in [
         ("falcon_new", "falcon.attention.head_count_kv", 2u8, 3u8),
         ("bloom", "bloom.attention.head_count_kv", 6, 3),

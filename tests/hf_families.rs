@@ -687,6 +687,47 @@ fn bloom_matches_transformers() {
     );
 }
 
+/// MPT: no biases, LayerNorms with a weight only, q;k;v in one `Wqkv`, the exact GELU, a tied
+/// head, and ALiBi with MPT's slopes (six heads: the slopes past the largest power of two are
+/// used too). What transformers' MPT would ignore is refused naming `config.json` and the key.
+#[test]
+fn mpt_matches_transformers() {
+    parity("mpt");
+    let m = open(&fixture("mpt"));
+    assert_eq!(m.kind_label(), "MPT decoder (Hugging Face safetensors)");
+    assert_eq!(m.model().dims().max_len, 128);
+    for (key, value, fragment) in [
+        ("no_bias", false.into(), "no_bias = false"),
+        ("logit_scale", 0.5.into(), "logit_scale"),
+        ("norm_type", "rmsnorm".into(), "norm_type \"rmsnorm\""),
+        ("expansion_ratio", 2.into(), "shape"),
+    ] {
+        let dir = common::copy_family_fixture("mpt");
+        set_config(dir.path(), key, value);
+        let err = open_err(dir.path());
+        assert!(err.contains(fragment), "{key}: {err}");
+    }
+    for (key, value, fragment) in [
+        ("qk_ln", true.into(), "attn_config.qk_ln"),
+        ("clip_qkv", 8.0.into(), "attn_config.clip_qkv = 8"),
+        ("alibi", false.into(), "attn_config.alibi = false"),
+        ("softmax_scale", 0.5.into(), "softmax_scale"),
+        ("alibi_bias_max", (-1.0).into(), "alibi_bias_max = -1"),
+    ] {
+        let dir = common::copy_family_fixture("mpt");
+        let path = dir.path().join("config.json");
+        let mut cfg: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        cfg["attn_config"][key] = value;
+        std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
+        let err = open_err(dir.path());
+        assert!(
+            err.contains("config.json") && err.contains(fragment),
+            "{key}: {err}"
+        );
+    }
+}
+
 /// SmolLM3: LLaMA with its fourth layer turning no RoPE. Turning it (every layer with RoPE)
 /// moves the logits: the test sees the NoPE layer.
 #[test]

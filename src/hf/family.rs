@@ -9,7 +9,7 @@ use std::path::Path;
 pub const SUPPORTED_TYPES: &str = "bert, roberta, xlm-roberta, camembert, distilbert and \
      modernbert (BERT-family encoders), bloom, falcon, gemma, gemma2, gemma3 and gemma3_text, gpt2, \
      gpt_bigcode (SantaCoder, StarCoderBase), gpt_neo (TinyStories), gpt_neox (Pythia), granite, \
-     llama (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, olmo (OLMo 1), olmo2, opt \
+     llama (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, mpt, olmo (OLMo 1), olmo2, opt \
      (OPT-125m, 1.3b, ...), phi (phi-1 to phi-2), phi3, qwen2, qwen3, smollm3 and stablelm \
      (StableLM 2)";
 
@@ -77,6 +77,9 @@ pub enum Family {
     /// gated MLP with LayerNorms (weights and biases), biases on q, k and v, and RoPE on the
     /// first quarter of each head.
     StableLm,
+    /// MPT decoders (`mpt`: MosaicML's mpt-7b, mpt-30b): GPT-2's block without biases, ALiBi
+    /// with MPT's slopes.
+    Mpt,
 }
 
 impl Family {
@@ -105,6 +108,7 @@ impl Family {
             Self::StableLm => "StableLM decoder (Hugging Face safetensors)",
             Self::GptBigCode => "GPT-BigCode decoder (Hugging Face safetensors)",
             Self::Falcon => "Falcon decoder (Hugging Face safetensors)",
+            Self::Mpt => "MPT decoder (Hugging Face safetensors)",
         }
     }
 
@@ -132,6 +136,7 @@ impl Family {
             Self::Olmo2 => "olmo2",
             Self::Opt => "opt",
             Self::Bloom => "bloom",
+            Self::Mpt => "mpt",
             Self::SmolLm3 => "smollm3",
             Self::Granite => "granite",
             Self::Olmo => "olmo",
@@ -208,6 +213,7 @@ fn by_type(t: &str) -> Option<Family> {
         "bloom" => Family::Bloom,
         "gpt_bigcode" => Family::GptBigCode,
         "falcon" => Family::Falcon,
+        "mpt" => Family::Mpt,
         "smollm3" => Family::SmolLm3,
         "granite" => Family::Granite,
         "olmo" => Family::Olmo,
@@ -253,6 +259,8 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("GPTBigCode", Family::GptBigCode),
         ("FalconFor", Family::Falcon),
         ("FalconModel", Family::Falcon),
+        ("MptFor", Family::Mpt),
+        ("MptModel", Family::Mpt),
         ("OPTModel", Family::Opt),
         ("BloomFor", Family::Bloom),
         ("BloomModel", Family::Bloom),

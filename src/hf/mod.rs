@@ -84,6 +84,7 @@ impl ImportedModel {
                 Family::GptBigCode => Self::Gpt2(gpt2::Gpt2::open_bigcode(dir, device)?),
                 Family::Falcon => Self::Gpt2(gpt2::Gpt2::open_falcon(dir, device)?),
                 Family::Bloom => Self::Gpt2(gpt2::Gpt2::open_bloom(dir, device)?),
+                Family::Mpt => Self::Gpt2(gpt2::Gpt2::open_mpt(dir, device)?),
                 f @ (Family::Llama
                 | Family::Qwen2
                 | Family::Mistral
@@ -169,6 +170,7 @@ impl ImportedModel {
                 Family::GptNeox => "GPT-NeoX decoder (GGUF, weights dequantized to f32)",
                 Family::Bloom => "BLOOM decoder (GGUF, weights dequantized to f32)",
                 Family::Falcon => "Falcon decoder (GGUF, weights dequantized to f32)",
+                Family::Mpt => "MPT decoder (GGUF, weights dequantized to f32)",
                 _ => "GPT-2 decoder (GGUF, weights dequantized to f32)",
             },
             Self::Gpt2(m) => m.family.folder_label(),

@@ -256,7 +256,7 @@ fn architecture(c: &gguf_file::Content, file: &Path) -> Result<&'static str> {
             "{}: architecture {other:?} is not supported (the LLaMA-family \"llama\", \
              \"qwen2\", \"qwen3\", \"phi3\", \"gemma\", \"gemma2\", \"gemma3\", \"olmo\", \
              \"olmo2\", \"smollm3\", \"granite\" and \"stablelm\" are, and \"phi2\", \"gpt2\", \
-             \"starcoder\", \"gptneox\", \"bloom\" and \"falcon\" on GPT-2's block)",
+             \"starcoder\", \"gptneox\", \"bloom\", \"falcon\" and \"mpt\" on GPT-2's block)",
             file.display()
         ),
     }

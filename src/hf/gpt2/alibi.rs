@@ -47,9 +47,47 @@ pub fn alibi_slopes(heads: usize) -> Vec<f32> {
     slopes
 }
 
+/// MPT's slopes for `heads` heads and its `alibi_bias_max` b, as transformers'
+/// `build_mpt_alibi_tensor` and MPT's own code: for n the power of two at or above the heads,
+/// 2^(−b·i/n) for i = 1 … n, and when n is not the heads, the even-numbered (i = 2, 4, …) then
+/// the odd-numbered, cut to the heads: BLOOM's slopes when b is 8, as every MPT release has it.
+pub fn mpt_alibi_slopes(heads: usize, bias_max: f64) -> Vec<f32> {
+    let n = heads.max(1).next_power_of_two();
+    let all: Vec<f32> = (1..=n)
+        .map(|i| 2f64.powf(-(i as f64) * bias_max / n as f64) as f32)
+        .collect();
+    if n == heads {
+        return all;
+    }
+    let even = all.iter().skip(1).step_by(2);
+    even.chain(all.iter().step_by(2))
+        .take(heads)
+        .copied()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{alibi_slopes, round_bf16};
+    use super::{alibi_slopes, mpt_alibi_slopes, round_bf16};
+
+    /// MPT's: 8 heads as BLOOM's; 6 heads from those of 8 (2^-1 … 2^-8), the even-numbered
+    /// (2^-2, 2^-4, 2^-6, 2^-8) then the odd (2^-1, 2^-3), BLOOM's too; b = 4 halves each
+    /// exponent.
+    #[test]
+    fn mpt_slopes_are_transformers() {
+        assert_eq!(mpt_alibi_slopes(8, 8.0), alibi_slopes(8));
+        let six: Vec<f32> = [2, 4, 6, 8, 1, 3].iter().map(|&k| 2f32.powi(-k)).collect();
+        assert_eq!(mpt_alibi_slopes(6, 8.0), six);
+        assert_eq!(mpt_alibi_slopes(6, 8.0), alibi_slopes(6));
+        assert_eq!(mpt_alibi_slopes(1, 8.0), vec![2f32.powi(-8)]);
+        let half = mpt_alibi_slopes(8, 4.0);
+        for (i, s) in half.iter().enumerate() {
+            assert!(
+                (s - 2f32.powf(-(i as f32 + 1.0) / 2.0)).abs() < 1e-7,
+                "{half:?}"
+            );
+        }
+    }
 
     /// transformers' slopes: 8 heads 2^-1 … 2^-8; 6 heads the four of 4 (2^-2 … 2^-8) and then
     /// 2^-1, 2^-3 (every other power of 2^-(4/4)).

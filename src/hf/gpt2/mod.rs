@@ -5,13 +5,10 @@
 //! learned positions, pre-LayerNorm blocks, one fused q/k/v projection, the dial's and rules'
 //! biases through [`biased_attention`](crate::model::attention::biased_attention), a GELU MLP,
 //! the output head tied to the token embedding (or not, as the config says); with a KV cache
-//! and a streamed forward over chunks of query rows, like the LLaMA decoders. GPT-NeoX (Pythia)
-//! is the same block with RoPE for positions and attention and MLP side by side ([`neox`]);
-//! GPT-Neo (TinyStories) the same with unscaled scores and q, k, v apart ([`neo`]); Phi
-//! (phi-1 to phi-2) the parallel block with one LayerNorm and a head bias ([`phi`]); OPT
-//! the same block as GPT-2 with a ReLU MLP and its positions two rows on ([`opt`]); BLOOM
-//! GPT-NeoX's fused projection with ALiBi for positions and normed embeddings ([`bloom`]);
-//! GPT-BigCode is GPT-2's block with a key and value shared by the heads ([`bigcode`]).
+//! and a streamed forward over chunks of query rows, like the LLaMA decoders. The families on
+//! the same block each read their folders in a module of their own: GPT-NeoX ([`neox`]),
+//! GPT-Neo ([`neo`]), Phi ([`phi`]), OPT ([`opt`]), BLOOM ([`bloom`]), GPT-BigCode
+//! ([`bigcode`]), Falcon ([`falcon`]) and MPT ([`mpt`]); their GGUF files in [`gguf`].
 
 mod alibi;
 pub mod bigcode;
@@ -20,6 +17,7 @@ mod config;
 pub mod falcon;
 mod forward;
 pub mod gguf;
+pub mod mpt;
 mod native;
 pub mod neo;
 pub mod neox;
@@ -210,18 +208,10 @@ impl Gpt2 {
         })
     }
 
-    /// Its family's name in a sentence ("GPT-2", "GPT-NeoX").
+    /// Its family's name in a sentence ("GPT-2", "GPT-NeoX"): its folder label's first words.
     pub fn family_name(&self) -> &'static str {
-        match self.family {
-            Family::GptNeox => "GPT-NeoX",
-            Family::GptNeo => "GPT-Neo",
-            Family::Phi => "Phi",
-            Family::Opt => "OPT",
-            Family::Bloom => "BLOOM",
-            Family::GptBigCode => "GPT-BigCode",
-            Family::Falcon => "Falcon",
-            _ => "GPT-2",
-        }
+        let label = self.family.folder_label();
+        label.split(" decoder").next().unwrap_or(label)
     }
 
     /// Its tokenizer.
@@ -263,7 +253,7 @@ impl Loaded {
 /// The weights of a GPT-2-like folder `dir` of `config`: the safetensors headers checked
 /// against `want` (names as `rename` gives them) before any weight is read, the tensors of
 /// `want` loaded (finite), each block read by `block`, and the embedding, final norm (weight,
-/// bias) and untied head taken by `names`; its tokenizer.
+/// bias: "" for none) and untied head taken by `names`; its tokenizer.
 fn load_core(
     dir: &Path,
     device: &Device,
@@ -294,7 +284,12 @@ fn load_core_copying(
         .collect::<Result<Vec<_>>>()?;
     let mut take = |name: &str| folder::take(&mut t, name, &file);
     let wte = take(embed)?;
-    let ln_f = (take(norm_w)?, take(norm_b)?);
+    // An empty name: a final norm without a bias (MPT's), zeros.
+    let ln_f_bias = match norm_b {
+        "" => wte.get(0)?.zeros_like()?,
+        name => take(name)?,
+    };
+    let ln_f = (take(norm_w)?, ln_f_bias);
     let head = if config.tie_word_embeddings {
         wte.clone()
     } else {

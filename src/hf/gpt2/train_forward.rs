@@ -40,6 +40,9 @@ const BLOOM_PROJECTIONS: &str = "attn_q, attn_k, attn_v (parts of \
                                  (self_attention.dense), ffn_up (mlp.dense_h_to_4h), ffn_down \
                                  (mlp.dense_4h_to_h)";
 /// What GPT-NeoX has, for errors.
+/// What MPT has, for errors.
+const MPT_PROJECTIONS: &str = "attn_q, attn_k, attn_v (slices of attn.Wqkv), attn_output \
+                               (attn.out_proj), ffn_up (ffn.up_proj), ffn_down (ffn.down_proj)";
 const NEOX_PROJECTIONS: &str = "attn_q, attn_k, attn_v (parts of attention.query_key_value), \
                                 attn_output (attention.dense), ffn_up (mlp.dense_h_to_4h), \
                                 ffn_down (mlp.dense_4h_to_h)";
@@ -75,6 +78,7 @@ impl Gpt2 {
                     Family::Phi => PHI_PROJECTIONS,
                     Family::Opt => OPT_PROJECTIONS,
                     Family::Bloom => BLOOM_PROJECTIONS,
+                    Family::Mpt => MPT_PROJECTIONS,
                     _ => GPT2_PROJECTIONS,
                 }
             ),

@@ -1,7 +1,7 @@
 //! The GGUF families whose layers hold one fused q/k/v projection, as llama.cpp's converter
 //! writes them: GPT-2 (`gpt2`), GPT-BigCode (`starcoder`: SantaCoder, StarCoderBase,
-//! tiny_starcoder), GPT-NeoX (`gptneox`: Pythia), BLOOM (`bloom`) and Falcon (`falcon`:
-//! falcon-7b, falcon-40b). Each layer's weights under llama.cpp's names: `attn_norm`,
+//! tiny_starcoder), GPT-NeoX (`gptneox`: Pythia), BLOOM (`bloom`), Falcon (`falcon`:
+//! falcon-7b, falcon-40b) and MPT (`mpt`: mpt-7b, its norms without biases). Each layer's weights under llama.cpp's names: `attn_norm`,
 //! `attn_qkv` (every query, then the keys, then the values: the converter reorders GPT-NeoX's
 //! and BLOOM's per-head interleaving and Falcon's groups so), `attn_output`, the MLP's norm
 //! (`ffn_norm`; for Falcon none, its one norm read by both, or for falcon-40b `attn_norm`, its
@@ -21,7 +21,7 @@ use candle_core::{DType, Device, Tensor};
 use super::{conv, core, sized, Opened};
 use crate::hf::family::Family;
 use crate::hf::gguf_llama::meta_read::{meta, meta_f64, meta_usize, optional, wrong_type};
-use crate::hf::gpt2::alibi::{alibi_slopes, Alibi};
+use crate::hf::gpt2::alibi::{alibi_slopes, mpt_alibi_slopes, Alibi};
 use crate::hf::gpt2::qkv::repeat_kv;
 use crate::hf::gpt2::{Affine, Block, Gpt2, Gpt2Config, Rotary, Variant};
 use crate::hf::limits::{MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_WIDTH};
@@ -33,8 +33,8 @@ enum Positions {
     Learned,
     /// RoPE on the first `dims` of each head, halves rotated (GPT-NeoX's share, Falcon's all).
     Rope { dims: usize, base: f64 },
-    /// ALiBi slopes (BLOOM).
-    Alibi,
+    /// ALiBi slopes: BLOOM's (None), or MPT's of its largest exponent (Some).
+    Alibi(Option<f64>),
 }
 
 /// What a family's file holds and how its block runs.
@@ -52,7 +52,7 @@ struct Plan {
     /// The activation as [`Gpt2Config`] names it.
     activation: &'static str,
     /// Biases the file may leave out (zeros then): GPT-NeoX's attention biases
-    /// (`attention_bias` false), Falcon's every one; the others' are required.
+    /// (`attention_bias` false), Falcon's and MPT's every one; the others' are required.
     optional_bias: bool,
     /// A LayerNorm of the embeddings (`token_embd_norm`, BLOOM's).
     embed_norm: bool,
@@ -90,7 +90,7 @@ fn plan(c: &gguf_file::Content, arch: &str, config: &Gpt2Config, file: &Path) ->
         }
         "bloom" => {
             plan.family = Family::Bloom;
-            plan.positions = Positions::Alibi;
+            plan.positions = Positions::Alibi(None);
             plan.activation = "gelu_pytorch_tanh";
             plan.embed_norm = true;
         }
@@ -110,10 +110,47 @@ fn plan(c: &gguf_file::Content, arch: &str, config: &Gpt2Config, file: &Path) ->
             plan.activation = "gelu";
             plan.optional_bias = true;
         }
+        "mpt" => {
+            plan.family = Family::Mpt;
+            plan.positions = Positions::Alibi(Some(mpt_alibi(c, file)?));
+            plan.activation = "gelu";
+            plan.optional_bias = true;
+        }
         _ => {}
     }
     check_heads(&plan, arch, config, file)?;
     Ok(plan)
+}
+
+/// MPT's largest ALiBi exponent (`mpt.attention.max_alibi_bias`), refusing by name what
+/// transformers' MPT does not run: learned positions (0), clipped q/k/v (`clamp_kqv`), q/k
+/// norms, activation scales.
+fn mpt_alibi(c: &gguf_file::Content, file: &Path) -> Result<f64> {
+    const MAX: &str = "mpt.attention.max_alibi_bias";
+    let refuse = |what: String| {
+        anyhow::anyhow!(
+            "{}: {what}: not supported for MPT (transformers' MPT does not run it)",
+            file.display()
+        )
+    };
+    if let Some(clamp) = optional(c, "mpt.attention.clamp_kqv", file, meta_f64)? {
+        return Err(refuse(format!(
+            "metadata mpt.attention.clamp_kqv = {clamp}"
+        )));
+    }
+    let extra = c
+        .tensor_infos
+        .keys()
+        .find(|n| n.contains("attn_q_norm") || n.contains("attn_k_norm") || n.ends_with("scales"));
+    if let Some(name) = extra {
+        return Err(refuse(format!("tensor {name}")));
+    }
+    match optional(c, MAX, file, meta_f64)?.unwrap_or(0.0) {
+        b if b.is_finite() && b > 0.0 => Ok(b),
+        b => Err(refuse(format!(
+            "metadata {MAX} = {b} (learned positions, or none)"
+        ))),
+    }
 }
 
 /// A boolean `key`; an error names the file and the key.
@@ -227,8 +264,8 @@ fn expected_shapes(
     want
 }
 
-/// Open the file `path` of architecture `arch` (`gpt2`, `starcoder`, `gptneox`, `bloom` or
-/// `falcon`; the caller read it).
+/// Open the file `path` of architecture `arch` (`gpt2`, `starcoder`, `gptneox`, `bloom`,
+/// `falcon` or `mpt`; the caller read it).
 pub(super) fn open(path: &Path, arch: &str, device: &Device) -> Result<Gpt2> {
     let mut f = Opened::new(path)?;
     let mut config = sizes(&f.c, arch, f.vocab, path)?;
@@ -237,6 +274,7 @@ pub(super) fn open(path: &Path, arch: &str, device: &Device) -> Result<Gpt2> {
     let kv_rows = p.kv * (d / h);
     let tied = f.header.tensor("output.weight").is_none();
     let has = |name: &str| f.header.tensor(name).is_some();
+    let norm_bias = has("output_norm.bias");
     let want = expected_shapes(&config, &p, tied, &has);
     // The shared keys and values repeated for each head: this many weights more than the file
     // holds.
@@ -248,7 +286,7 @@ pub(super) fn open(path: &Path, arch: &str, device: &Device) -> Result<Gpt2> {
     let blocks = (0..config.n_layer)
         .map(|l| read_block(&mut q, (l, &p, &present), (d, h)))
         .collect::<Result<Vec<_>>>()?;
-    let core = core(&mut q, blocks, tied, parameters)?;
+    let core = core(&mut q, blocks, (tied, norm_bias), parameters)?;
     let variant = Variant {
         family: p.family,
         wpe: match p.positions {
@@ -261,11 +299,14 @@ pub(super) fn open(path: &Path, arch: &str, device: &Device) -> Result<Gpt2> {
         },
         parallel: p.parallel,
         head_bias: None,
-        alibi: (p.positions == Positions::Alibi).then(|| Alibi {
-            slopes: alibi_slopes(h),
-            divisor: 1.0,
-            bf16: false,
-        }),
+        alibi: match p.positions {
+            Positions::Alibi(mpt) => Some(Alibi {
+                slopes: mpt.map_or_else(|| alibi_slopes(h), |b| mpt_alibi_slopes(h, b)),
+                divisor: 1.0,
+                bf16: false,
+            }),
+            _ => None,
+        },
         embed_norm: match p.embed_norm {
             true => Some((q("token_embd_norm.weight")?, q("token_embd_norm.bias")?)),
             false => None,

@@ -1,6 +1,7 @@
 //! GGUF files of the families built on GPT-2's block, as llama.cpp's converter writes them:
 //! Phi-2 (`phi2`, [`phi2`]); GPT-2 (`gpt2`), GPT-BigCode (`starcoder`), GPT-NeoX (`gptneox`),
-//! BLOOM (`bloom`) and Falcon (`falcon`), each layer's q/k/v in one tensor ([`fused`]). Each
+//! BLOOM (`bloom`), Falcon (`falcon`) and MPT (`mpt`), each layer's q/k/v in one tensor
+//! ([`fused`]). Each
 //! is read into the same [`Gpt2`] decoder as its Hugging Face folder, with the byte-level BPE
 //! of its metadata. The header, the metadata's sizes (each within its limit) and every tensor's
 //! shape are checked before a weight is read, and the weights against the memory free; every
@@ -22,7 +23,15 @@ use crate::hf::gpt2::{Block, Core, Gpt2};
 use crate::hf::limits::in_range;
 
 /// The GGUF architectures read here (every other goes to the LLaMA-family reader).
-pub const ARCHES: [&str; 6] = ["phi2", "gpt2", "starcoder", "gptneox", "bloom", "falcon"];
+pub const ARCHES: [&str; 7] = [
+    "phi2",
+    "gpt2",
+    "starcoder",
+    "gptneox",
+    "bloom",
+    "falcon",
+    "mpt",
+];
 
 impl Gpt2 {
     /// Open the `.gguf` file `path` of architecture `arch`, one of [`ARCHES`].
@@ -45,22 +54,28 @@ fn sized(c: &gguf_file::Content, key: &str, max: usize, file: &Path) -> Result<u
     in_range(key, v, 1, max).map_err(|e| anyhow::anyhow!("{}: metadata {e}", file.display()))
 }
 
-/// The weights every family has, read by `q`: the token embedding, the final LayerNorm, and
-/// the head (`output`, or the embedding when `tied`), around `blocks`.
+/// The weights every family has, read by `q`: the token embedding, the final LayerNorm (its
+/// bias zeros unless `norm_bias`), and the head (`output`, or the embedding when `tied`),
+/// around `blocks`.
 fn core(
     q: &mut impl FnMut(&str) -> Result<Tensor>,
     blocks: Vec<Block>,
-    tied: bool,
+    (tied, norm_bias): (bool, bool),
     parameters: usize,
 ) -> Result<Core> {
     let wte = q("token_embd.weight")?;
+    let norm = q("output_norm.weight")?;
+    let bias = match norm_bias {
+        true => q("output_norm.bias")?,
+        false => norm.zeros_like()?,
+    };
     Ok(Core {
         head: if tied {
             wte.clone()
         } else {
             q("output.weight")?
         },
-        ln_f: (q("output_norm.weight")?, q("output_norm.bias")?),
+        ln_f: (norm, bias),
         wte,
         blocks,
         parameters,

@@ -155,7 +155,7 @@ pub(super) fn open(path: &Path, device: &Device) -> Result<Gpt2> {
     let blocks = (0..s.config.num_hidden_layers)
         .map(|l| read_block(&mut q, l, fused_qkv))
         .collect::<Result<Vec<_>>>()?;
-    let core = core(&mut q, blocks, tied, parameters)?;
+    let core = core(&mut q, blocks, (tied, true), parameters)?;
     let variant = Variant {
         family: Family::Phi,
         wpe: None,
