@@ -16,8 +16,8 @@ The tokenizer is a small byte-level BPE trained with the `tokenizers` library on
     /tmp/famvenv/bin/python scripts/make_family_fixtures.py
 
 Made with torch 2.15.0, transformers 5.24.0 (mistral, qwen3, phi3, gpt_neox, gpt_neo, phi, the gemmas, olmo2, opt, bloom, smollm3, granite, roberta, distilbert, phi3_longrope, llama_yarn,
-stablelm, olmo, modernbert, gemma3_vision, gpt_bigcode, gpt_bigcode_mha, the three falcons and
-mpt: 5.25.0), tokenizers 0.23.3 (the versions are also
+stablelm, olmo, modernbert, gemma3_vision, gpt_bigcode, gpt_bigcode_mha, the three falcons,
+mpt and gptj: 5.25.0), tokenizers 0.23.3 (the versions are also
 written into each reference.json). The weights are seeded: rerunning with these versions
 writes byte-identical files (checked); other versions may draw other weights, and the tests
 follow whatever is committed.
@@ -501,6 +501,25 @@ def mpt():
     save(model, fast, raw, "mpt")
 
 
+def gptj():
+    """GPT-J (EleutherAI's GPT-J-6B's architecture): one LayerNorm read by attention and the MLP
+    side by side, q, k and v apart without biases, RoPE on the first rotary_dim dimensions of
+    each head with pairs interleaved (rotate_every_two, not NeoX's halves), a tanh-GELU MLP,
+    an untied head with a bias."""
+    torch.manual_seed(79)
+    raw = bpe_tokenizer()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>",
+                                                bos_token="<|endoftext|>")
+    cfg = transformers.GPTJConfig(
+        vocab_size=VOCAB, n_embd=64, n_head=4, n_layer=2, n_positions=128, rotary_dim=8,
+        n_inner=96, initializer_range=0.2, layer_norm_epsilon=1e-5, bos_token_id=0,
+        eos_token_id=0, tie_word_embeddings=False, attn_implementation="eager",
+    )
+    model = transformers.GPTJForCausalLM(cfg).eval()
+    randomise_norms(model, 0.3, bias=0.3)
+    save(model, fast, raw, "gptj")
+
+
 def bloom():
     """BLOOM (bloom-560m's architecture): GPT-NeoX's fused q/k/v projection interleaved per
     head, a LayerNorm of the embeddings, a tanh-GELU MLP, a tied head, and ALiBi for positions.
@@ -856,7 +875,7 @@ def main():
                              "gemma3_text", "olmo2", "opt", "bloom", "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
                              "llama_yarn", "stablelm", "olmo", "modernbert",
                              "gemma3_vision", "gpt_bigcode", "gpt_bigcode_mha", "falcon",
-                             "falcon_rw", "falcon_new", "mpt"]
+                             "falcon_rw", "falcon_new", "mpt", "gptj"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -870,7 +889,7 @@ def main():
                  "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
                  "llama_yarn", "stablelm", "olmo", "modernbert",
                  "gemma3_vision", "gpt_bigcode", "gpt_bigcode_mha", "falcon", "falcon_rw",
-                 "falcon_new", "mpt"):
+                 "falcon_new", "mpt", "gptj"):
             globals()[n]()
     return 0
 

@@ -96,6 +96,7 @@ fn projections_round_trip_on_every_family() {
     use localist::hf::gguf_llama::Projection;
     for name in [
         "llama", "gpt2", "qwen3", "phi3", "gpt_neox", "gpt_neo", "phi", "opt", "bloom", "mpt",
+        "gptj",
     ] {
         let mut m = ImportedModel::open(&fixture(name), &Device::Cpu).unwrap();
         let x = ids(16, 300);

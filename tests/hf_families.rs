@@ -728,6 +728,26 @@ fn mpt_matches_transformers() {
     }
 }
 
+/// GPT-J: one LayerNorm read by attention and the MLP side by side, q, k and v without biases,
+/// RoPE on 8 of each head's 16 dimensions with neighbouring pairs turned together (with NeoX's
+/// halves instead, the logits move: the test sees the layout), a head with a bias. An odd
+/// `rotary_dim`, or one wider than a head, is refused naming the key.
+#[test]
+fn gptj_matches_transformers() {
+    parity("gptj");
+    let m = open(&fixture("gptj"));
+    assert_eq!(m.kind_label(), "GPT-J decoder (Hugging Face safetensors)");
+    for (value, fragment) in [(7, "rotary_dim = 7 must be even"), (18, "rotary_dim")] {
+        let dir = common::copy_family_fixture("gptj");
+        set_config(dir.path(), "rotary_dim", value.into());
+        let err = open_err(dir.path());
+        assert!(
+            err.contains("config.json") && err.contains(fragment),
+            "{value}: {err}"
+        );
+    }
+}
+
 /// SmolLM3: LLaMA with its fourth layer turning no RoPE. Turning it (every layer with RoPE)
 /// moves the logits: the test sees the NoPE layer.
 #[test]

@@ -8,7 +8,7 @@ use std::path::Path;
 /// The `model_type`s of Hugging Face folders this build opens, for error messages.
 pub const SUPPORTED_TYPES: &str = "bert, roberta, xlm-roberta, camembert, distilbert and \
      modernbert (BERT-family encoders), bloom, falcon, gemma, gemma2, gemma3 and gemma3_text, gpt2, \
-     gpt_bigcode (SantaCoder, StarCoderBase), gpt_neo (TinyStories), gpt_neox (Pythia), granite, \
+     gpt_bigcode (SantaCoder, StarCoderBase), gpt_neo (TinyStories), gpt_neox (Pythia), gptj, granite, \
      llama (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, mpt, olmo (OLMo 1), olmo2, opt \
      (OPT-125m, 1.3b, ...), phi (phi-1 to phi-2), phi3, qwen2, qwen3, smollm3 and stablelm \
      (StableLM 2)";
@@ -80,6 +80,9 @@ pub enum Family {
     /// MPT decoders (`mpt`: MosaicML's mpt-7b, mpt-30b): GPT-2's block without biases, ALiBi
     /// with MPT's slopes.
     Mpt,
+    /// GPT-J decoders (`gptj`: GPT-J-6B): Phi's parallel block with q, k and v apart, RoPE on
+    /// interleaved pairs, a head with a bias.
+    GptJ,
 }
 
 impl Family {
@@ -109,6 +112,7 @@ impl Family {
             Self::GptBigCode => "GPT-BigCode decoder (Hugging Face safetensors)",
             Self::Falcon => "Falcon decoder (Hugging Face safetensors)",
             Self::Mpt => "MPT decoder (Hugging Face safetensors)",
+            Self::GptJ => "GPT-J decoder (Hugging Face safetensors)",
         }
     }
 
@@ -137,6 +141,7 @@ impl Family {
             Self::Opt => "opt",
             Self::Bloom => "bloom",
             Self::Mpt => "mpt",
+            Self::GptJ => "gptj",
             Self::SmolLm3 => "smollm3",
             Self::Granite => "granite",
             Self::Olmo => "olmo",
@@ -214,6 +219,7 @@ fn by_type(t: &str) -> Option<Family> {
         "gpt_bigcode" => Family::GptBigCode,
         "falcon" => Family::Falcon,
         "mpt" => Family::Mpt,
+        "gptj" => Family::GptJ,
         "smollm3" => Family::SmolLm3,
         "granite" => Family::Granite,
         "olmo" => Family::Olmo,
@@ -261,6 +267,8 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("FalconModel", Family::Falcon),
         ("MptFor", Family::Mpt),
         ("MptModel", Family::Mpt),
+        ("GPTJFor", Family::GptJ),
+        ("GPTJModel", Family::GptJ),
         ("OPTModel", Family::Opt),
         ("BloomFor", Family::Bloom),
         ("BloomModel", Family::Bloom),

@@ -85,6 +85,7 @@ impl ImportedModel {
                 Family::Falcon => Self::Gpt2(gpt2::Gpt2::open_falcon(dir, device)?),
                 Family::Bloom => Self::Gpt2(gpt2::Gpt2::open_bloom(dir, device)?),
                 Family::Mpt => Self::Gpt2(gpt2::Gpt2::open_mpt(dir, device)?),
+                Family::GptJ => Self::Gpt2(gpt2::Gpt2::open_gptj(dir, device)?),
                 f @ (Family::Llama
                 | Family::Qwen2
                 | Family::Mistral

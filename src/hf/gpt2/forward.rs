@@ -87,19 +87,19 @@ impl Gpt2 {
         Ok(Some((freqs.cos()?, freqs.sin()?)))
     }
 
-    /// `x` [B,H,n,d_h] with RoPE applied to its first `dims` dimensions by `rope` (candle's
-    /// fused op for inference, its composed one where gradients must flow).
+    /// `x` [B,H,n,d_h] with RoPE applied to its first `dims` dimensions by candle's fused op
+    /// for inference, or its composed one where gradients must flow (`grad`).
     pub(super) fn rotate(
         &self,
         x: Tensor,
         tables: Option<&(Tensor, Tensor)>,
-        rope: fn(&Tensor, &Tensor, &Tensor) -> candle_core::Result<Tensor>,
+        grad: bool,
     ) -> candle_core::Result<Tensor> {
         let (Some(r), Some((cos, sin))) = (&self.rotary, tables) else {
             return Ok(x);
         };
         let dh = x.dim(D::Minus1)?;
-        let turned = rope(&x.narrow(D::Minus1, 0, r.dims)?.contiguous()?, cos, sin)?;
+        let turned = r.op(grad)(&x.narrow(D::Minus1, 0, r.dims)?.contiguous()?, cos, sin)?;
         if r.dims == dh {
             return Ok(turned);
         }
@@ -128,10 +128,9 @@ impl Gpt2 {
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let rope = candle_nn::rotary_emb::rope;
         Ok([
-            self.rotate(head(0)?, tables, rope)?,
-            self.rotate(head(1)?, tables, rope)?,
+            self.rotate(head(0)?, tables, false)?,
+            self.rotate(head(1)?, tables, false)?,
             head(2)?,
         ])
     }

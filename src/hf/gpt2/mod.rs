@@ -8,7 +8,8 @@
 //! and a streamed forward over chunks of query rows, like the LLaMA decoders. The families on
 //! the same block each read their folders in a module of their own: GPT-NeoX ([`neox`]),
 //! GPT-Neo ([`neo`]), Phi ([`phi`]), OPT ([`opt`]), BLOOM ([`bloom`]), GPT-BigCode
-//! ([`bigcode`]), Falcon ([`falcon`]) and MPT ([`mpt`]); their GGUF files in [`gguf`].
+//! ([`bigcode`]), Falcon ([`falcon`]), MPT ([`mpt`]) and GPT-J ([`gptj`]); their GGUF files
+//! in [`gguf`].
 
 mod alibi;
 pub mod bigcode;
@@ -17,6 +18,7 @@ mod config;
 pub mod falcon;
 mod forward;
 pub mod gguf;
+pub mod gptj;
 pub mod mpt;
 mod native;
 pub mod neo;
@@ -24,6 +26,7 @@ pub mod neox;
 pub mod opt;
 pub mod phi;
 mod qkv;
+mod rotary;
 pub mod tokenizer;
 mod train_forward;
 
@@ -36,6 +39,7 @@ use candle_core::{Device, Tensor};
 pub use config::Gpt2Config;
 
 use alibi::Alibi;
+use rotary::Rotary;
 
 use crate::hf::family::Family;
 use crate::hf::folder;
@@ -54,24 +58,6 @@ struct Block {
     ln_2: Affine,
     c_fc: Affine,
     mlp_proj: Affine,
-}
-
-/// RoPE on the first `dims` of each head's dimensions, halves rotated (GPT-NeoX's, Phi's).
-struct Rotary {
-    /// Dimensions rotated (even, at most d_h).
-    dims: usize,
-    /// The inverse frequencies [dims/2].
-    inv_freq: Vec<f32>,
-}
-
-impl Rotary {
-    /// RoPE on `dims` dimensions (even) at `base`, with transformers' frequencies.
-    fn new(dims: usize, base: f64) -> Self {
-        let inv_freq = (0..dims / 2)
-            .map(|i| 1.0 / base.powf(2.0 * i as f64 / dims as f64) as f32)
-            .collect();
-        Self { dims, inv_freq }
-    }
 }
 
 /// What a family built on GPT-2's block changes, beside its weights' names.

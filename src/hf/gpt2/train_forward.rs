@@ -40,6 +40,10 @@ const BLOOM_PROJECTIONS: &str = "attn_q, attn_k, attn_v (parts of \
                                  (self_attention.dense), ffn_up (mlp.dense_h_to_4h), ffn_down \
                                  (mlp.dense_4h_to_h)";
 /// What GPT-NeoX has, for errors.
+/// What GPT-J has, for errors.
+const GPTJ_PROJECTIONS: &str = "attn_q, attn_k, attn_v (attn.q_proj, k_proj, v_proj), \
+                                attn_output (attn.out_proj), ffn_up (mlp.fc_in), ffn_down \
+                                (mlp.fc_out)";
 /// What MPT has, for errors.
 const MPT_PROJECTIONS: &str = "attn_q, attn_k, attn_v (slices of attn.Wqkv), attn_output \
                                (attn.out_proj), ffn_up (ffn.up_proj), ffn_down (ffn.down_proj)";
@@ -79,6 +83,7 @@ impl Gpt2 {
                     Family::Opt => OPT_PROJECTIONS,
                     Family::Bloom => BLOOM_PROJECTIONS,
                     Family::Mpt => MPT_PROJECTIONS,
+                    Family::GptJ => GPTJ_PROJECTIONS,
                     _ => GPT2_PROJECTIONS,
                 }
             ),
@@ -119,10 +124,9 @@ impl Gpt2 {
             }
             y.reshape((b, t, h, d / h))?.transpose(1, 2)?.contiguous()
         };
-        let rope = candle_nn::rotary_emb::rope_slow;
         let (q, k, v) = (
-            self.rotate(head(0, Projection::Q)?, tables, rope)?,
-            self.rotate(head(1, Projection::K)?, tables, rope)?,
+            self.rotate(head(0, Projection::Q)?, tables, true)?,
+            self.rotate(head(1, Projection::K)?, tables, true)?,
             head(2, Projection::V)?,
         );
         let mut raw = q.matmul(&k.t()?)?;
