@@ -68,10 +68,12 @@ impl ImportedModel {
         let dir = &found.path;
         match found.kind {
             ModelKind::Gguf => {
-                let arch = gguf_llama::metadata::architecture_of(dir)?;
+                // Read once: its architecture picks the reader, which takes the reading on.
+                let read = gguf_llama::read_gguf(dir)?;
+                let arch = gguf_llama::metadata::architecture_of(&read.2, dir)?;
                 Ok(match gpt2::gguf::ARCHES.contains(&arch.as_str()) {
-                    true => Self::Gpt2(gpt2::Gpt2::open_gguf(dir, &arch, device)?),
-                    false => Self::Llama(gguf_llama::GgufLlama::open(dir, device)?),
+                    true => Self::Gpt2(gpt2::Gpt2::open_gguf(read, dir, &arch, device)?),
+                    false => Self::Llama(gguf_llama::GgufLlama::from_read(read, dir, device)?),
                 })
             }
             ModelKind::HuggingFace => Ok(match family::family_of(dir)? {

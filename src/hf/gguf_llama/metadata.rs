@@ -223,13 +223,12 @@ impl LlamaConfig {
     }
 }
 
-/// The `general.architecture` of the GGUF file `path` (its header checked first), to choose
+/// The `general.architecture` of the GGUF file `path` (its metadata `c`), to choose
 /// the forward that runs it: those of [`crate::hf::gpt2::gguf::ARCHES`] run on GPT-2's block
 /// as their folders do, every other by [`super::GgufLlama`], which refuses those it does not know.
-pub fn architecture_of(path: &Path) -> Result<String> {
+pub fn architecture_of(c: &gguf_file::Content, path: &Path) -> Result<String> {
     const KEY: &str = "general.architecture";
-    let (_, _, c) = super::read_gguf(path)?;
-    (meta(&c, KEY, path)?.to_string())
+    (meta(c, KEY, path)?.to_string())
         .cloned()
         .map_err(|e| wrong_type(path, KEY, "a string", &e))
 }

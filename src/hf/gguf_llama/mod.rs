@@ -130,7 +130,12 @@ impl GgufLlama {
     /// ([`checks::check_model`]), before candle reads anything or a vector is sized by them;
     /// every weight is checked finite after dequantization.
     pub fn open(path: &Path, device: &Device) -> Result<Self> {
-        let (header, mut file, c) = read_gguf(path)?;
+        Self::from_read(read_gguf(path)?, path, device)
+    }
+
+    /// [`GgufLlama::open`] of the file `path` already read by [`read_gguf`].
+    pub(crate) fn from_read(read: ReadGguf, path: &Path, device: &Device) -> Result<Self> {
+        let (header, mut file, c) = read;
         let mut config = LlamaConfig::from_gguf(&c, path)?;
         gemma::from_gguf(&c, path, &mut config)?;
         granite::from_gguf(&c, path, &mut config)?;
@@ -282,15 +287,17 @@ impl AttentionModel for GgufLlama {
     }
 }
 
-/// The GGUF file `path`: its header (checked, [`header::read_header`]), the file open, and
-/// candle's reading of its metadata and tensor table.
-pub(crate) fn read_gguf(
-    path: &Path,
-) -> Result<(
+/// A GGUF file read by [`read_gguf`]: its header, the file open, candle's reading of its
+/// metadata and tensor table.
+pub(crate) type ReadGguf = (
     header::GgufHeader,
     std::fs::File,
     candle_core::quantized::gguf_file::Content,
-)> {
+);
+
+/// The GGUF file `path`: its header (checked, [`header::read_header`]), the file open, and
+/// candle's reading of its metadata and tensor table.
+pub(crate) fn read_gguf(path: &Path) -> Result<ReadGguf> {
     let header = header::read_header(path)?;
     let mut file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
     let c = iq4::content(&mut file, &header)

@@ -266,8 +266,8 @@ fn expected_shapes(
 
 /// Open the file `path` of architecture `arch` (`gpt2`, `starcoder`, `gptneox`, `bloom`,
 /// `falcon` or `mpt`; the caller read it).
-pub(super) fn open(path: &Path, arch: &str, device: &Device) -> Result<Gpt2> {
-    let mut f = Opened::new(path)?;
+pub(super) fn open(mut f: Opened, arch: &str, device: &Device) -> Result<Gpt2> {
+    let path = &f.path.clone();
     let mut config = sizes(&f.c, arch, f.vocab, path)?;
     let p = plan(&f.c, arch, &config, path)?;
     let (d, h) = (config.n_embd, config.n_head);

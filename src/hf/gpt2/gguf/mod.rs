@@ -18,7 +18,7 @@ use candle_core::{Device, Tensor};
 
 use crate::hf::gguf_llama::header::GgufHeader;
 use crate::hf::gguf_llama::meta_read::meta_usize;
-use crate::hf::gguf_llama::{metadata_tokenizer, read_gguf, read_tensor};
+use crate::hf::gguf_llama::{metadata_tokenizer, read_tensor, ReadGguf};
 use crate::hf::gpt2::{Block, Core, Gpt2};
 use crate::hf::limits::in_range;
 
@@ -34,11 +34,19 @@ pub const ARCHES: [&str; 7] = [
 ];
 
 impl Gpt2 {
-    /// Open the `.gguf` file `path` of architecture `arch`, one of [`ARCHES`].
-    pub fn open_gguf(path: &Path, arch: &str, device: &Device) -> Result<Self> {
+    /// Open the `.gguf` file `path`, already read by
+    /// [`read_gguf`](crate::hf::gguf_llama::read_gguf), of architecture `arch`,
+    /// one of [`ARCHES`].
+    pub(crate) fn open_gguf(
+        read: ReadGguf,
+        path: &Path,
+        arch: &str,
+        device: &Device,
+    ) -> Result<Self> {
+        let f = Opened::new(read, path)?;
         match arch {
-            "phi2" => phi2::open(path, device),
-            _ => fused::open(path, arch, device),
+            "phi2" => phi2::open(f, device),
+            _ => fused::open(f, arch, device),
         }
     }
 
@@ -108,9 +116,8 @@ struct Opened {
 }
 
 impl Opened {
-    /// The file at `path`, its header checked and `token_embd.weight` a matrix.
-    fn new(path: &Path) -> Result<Self> {
-        let (header, file, c) = read_gguf(path)?;
+    /// The file at `path` as [`read_gguf`](crate::hf::gguf_llama::read_gguf) read it, `token_embd.weight` a matrix.
+    fn new((header, file, c): ReadGguf, path: &Path) -> Result<Self> {
         let vocab = match header
             .tensor("token_embd.weight")
             .map(|t| t.shape.as_slice())

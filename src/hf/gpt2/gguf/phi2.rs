@@ -143,8 +143,8 @@ fn expected_shapes(s: &PhiConfig, fused_qkv: bool, tied: bool) -> Vec<(String, V
 /// Open the `phi2` file `path` (the caller read its architecture). The header, the metadata's
 /// sizes and every tensor's shape are checked before a weight is read, and the weights
 /// against the memory free; every weight is checked finite.
-pub(super) fn open(path: &Path, device: &Device) -> Result<Gpt2> {
-    let mut f = Opened::new(path)?;
+pub(super) fn open(mut f: Opened, device: &Device) -> Result<Gpt2> {
+    let path = &f.path.clone();
     let s = sizes(&f.c, f.vocab, path)?;
     let tied = f.header.tensor("output.weight").is_none();
     let fused_qkv = f.header.tensor("blk.0.attn_qkv.weight").is_some();
