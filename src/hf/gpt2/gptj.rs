@@ -120,13 +120,14 @@ fn read_gptj_block(t: &mut HashMap<String, Tensor>, l: usize, file: &Path) -> Re
         .map(|p| conv(take(&format!("attn.{p}.weight"))?))
         .collect::<Result<Vec<_>>>()?;
     let out = conv(take("attn.out_proj.weight")?)?;
-    let zeros = |n: usize| Tensor::zeros(n, DType::F32, out.device());
     let d = out.dim(0)?;
+    let zeros = |n: usize| Tensor::zeros(n, DType::F32, out.device());
+    let (qkv_bias, out_bias) = (zeros(3 * d)?, zeros(d)?);
     let norm = (take("ln_1.weight")?, take("ln_1.bias")?);
     Ok(Block {
         ln_1: norm.clone(),
-        c_attn: (Tensor::cat(&ws, 1)?, zeros(3 * d)?),
-        c_proj: (out.clone(), zeros(d)?),
+        c_attn: (Tensor::cat(&ws, 1)?, qkv_bias),
+        c_proj: (out, out_bias),
         ln_2: norm,
         c_fc: (conv(take("mlp.fc_in.weight")?)?, take("mlp.fc_in.bias")?),
         mlp_proj: (conv(take("mlp.fc_out.weight")?)?, take("mlp.fc_out.bias")?),
