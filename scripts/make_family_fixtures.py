@@ -416,6 +416,29 @@ def opt():
         json.dump(conf, f, indent=2)
 
 
+def opt_350m():
+    """OPT-350m's architecture: LayerNorm after each sub-layer (`do_layer_norm_before` false),
+    so no final LayerNorm, and token embeddings narrower than the blocks (`word_embed_proj_dim`
+    32 against 64), projected in before the positions are added and out before the tied head,
+    both without biases. Norms and biases drawn, so one read wrongly shows."""
+    torch.manual_seed(53)
+    raw = bpe_tokenizer(bos="</s>")
+    fast = transformers.GPT2TokenizerFast(tokenizer_object=raw, eos_token="</s>",
+                                          bos_token="</s>", unk_token="</s>", add_bos_token=True)
+    bos = raw.token_to_id("</s>")
+    cfg = transformers.OPTConfig(
+        vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, ffn_dim=128,
+        num_attention_heads=4, max_position_embeddings=128, word_embed_proj_dim=32,
+        do_layer_norm_before=False, init_std=0.2, bos_token_id=bos, eos_token_id=bos,
+        pad_token_id=0, attn_implementation="eager",
+    )
+    model = transformers.OPTForCausalLM(cfg).eval()
+    assert model.model.decoder.final_layer_norm is None
+    assert model.model.decoder.project_in is not None
+    randomise_norms(model, 0.3, bias=0.3)
+    save(model, fast, raw, "opt_350m")
+
+
 def gpt_bigcode(name="gpt_bigcode", multi_query=True):
     """GPT-BigCode (SantaCoder's and StarCoderBase's architecture): GPT-2's block with Linear
     projections and, with `multi_query`, one key and one value head shared by every query head;
@@ -875,7 +898,7 @@ def main():
                              "gemma3_text", "olmo2", "opt", "bloom", "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
                              "llama_yarn", "stablelm", "olmo", "modernbert",
                              "gemma3_vision", "gpt_bigcode", "gpt_bigcode_mha", "falcon",
-                             "falcon_rw", "falcon_new", "mpt", "gptj"]
+                             "falcon_rw", "falcon_new", "mpt", "gptj", "opt_350m"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -889,7 +912,7 @@ def main():
                  "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
                  "llama_yarn", "stablelm", "olmo", "modernbert",
                  "gemma3_vision", "gpt_bigcode", "gpt_bigcode_mha", "falcon", "falcon_rw",
-                 "falcon_new", "mpt", "gptj"):
+                 "falcon_new", "mpt", "gptj", "opt_350m"):
             globals()[n]()
     return 0
 

@@ -641,18 +641,12 @@ fn opt_matches_transformers() {
         "no tokenizer_config.json: no </s> first"
     );
     for (key, value, fragment) in [
-        ("do_layer_norm_before", false.into(), "do_layer_norm_before"),
-        ("word_embed_proj_dim", 32.into(), "word_embed_proj_dim 32"),
+        ("word_embed_proj_dim", 32.into(), "embed_tokens.weight"),
         ("activation_function", "silu".into(), "\"silu\""),
         (
             "layer_norm_elementwise_affine",
             false.into(),
             "elementwise_affine",
-        ),
-        (
-            "_remove_final_layer_norm",
-            true.into(),
-            "_remove_final_layer_norm",
         ),
         ("max_position_embeddings", 64.into(), "embed_positions"),
     ] {
@@ -661,6 +655,39 @@ fn opt_matches_transformers() {
         let err = open_err(dir.path());
         assert!(err.contains(fragment), "{key}: {err}");
     }
+}
+
+/// OPT-350m's shape: LayerNorm after each sub-layer (so no final LayerNorm) and token
+/// embeddings narrower than the blocks (32 against 64), projected in before the positions and
+/// out before the tied head. A config that says otherwise of the file is refused naming the
+/// tensor; an OPT folder whose config drops its final LayerNorm (`_remove_final_layer_norm`,
+/// as old checkpoints do) runs without it, as transformers does.
+#[test]
+fn opt_350m_matches_transformers() {
+    parity_of(&fixture("opt_350m"), "opt_350m", "opt");
+    let m = open(&fixture("opt_350m"));
+    assert_eq!(m.kind_label(), "OPT decoder (Hugging Face safetensors)");
+    for (key, value, fragment) in [
+        ("word_embed_proj_dim", 64.into(), "embed_tokens.weight"),
+        (
+            "do_layer_norm_before",
+            true.into(),
+            "final_layer_norm.weight",
+        ),
+        ("word_embed_proj_dim", 0.into(), "word_embed_proj_dim"),
+    ] {
+        let dir = common::copy_family_fixture("opt_350m");
+        set_config(dir.path(), key, value);
+        let err = open_err(dir.path());
+        assert!(err.contains(fragment), "{key}: {err}");
+    }
+    let dir = common::copy_family_fixture("opt");
+    set_config(dir.path(), "_remove_final_layer_norm", true.into());
+    let (moved, _) = logit_diff(dir.path(), "opt");
+    assert!(
+        moved > 0.1,
+        "the final LayerNorm left out moves the logits: {moved}"
+    );
 }
 
 /// BLOOM: ALiBi for positions (six heads, so the slopes past the largest power of two are
@@ -696,34 +723,43 @@ fn mpt_matches_transformers() {
     let m = open(&fixture("mpt"));
     assert_eq!(m.kind_label(), "MPT decoder (Hugging Face safetensors)");
     assert_eq!(m.model().dims().max_len, 128);
-    for (key, value, fragment) in [
-        ("no_bias", false.into(), "no_bias = false"),
-        ("logit_scale", 0.5.into(), "logit_scale"),
-        ("norm_type", "rmsnorm".into(), "norm_type \"rmsnorm\""),
-        ("expansion_ratio", 2.into(), "shape"),
-    ] {
-        let dir = common::copy_family_fixture("mpt");
-        set_config(dir.path(), key, value);
-        let err = open_err(dir.path());
-        assert!(err.contains(fragment), "{key}: {err}");
-    }
-    for (key, value, fragment) in [
-        ("qk_ln", true.into(), "attn_config.qk_ln"),
-        ("clip_qkv", 8.0.into(), "attn_config.clip_qkv = 8"),
-        ("alibi", false.into(), "attn_config.alibi = false"),
-        ("softmax_scale", 0.5.into(), "softmax_scale"),
-        ("alibi_bias_max", (-1.0).into(), "alibi_bias_max = -1"),
+    // Each key by its place in config.json ("/attn_config/qk_ln"); all but the last are
+    // refused by the config, the last by the weights' shapes.
+    for (place, value, fragment) in [
+        ("/no_bias", false.into(), "no_bias = false"),
+        ("/logit_scale", 0.5.into(), "logit_scale"),
+        ("/norm_type", "rmsnorm".into(), "norm_type \"rmsnorm\""),
+        ("/attn_config/qk_ln", true.into(), "attn_config.qk_ln"),
+        (
+            "/attn_config/clip_qkv",
+            8.0.into(),
+            "attn_config.clip_qkv = 8",
+        ),
+        (
+            "/attn_config/alibi",
+            false.into(),
+            "attn_config.alibi = false",
+        ),
+        ("/attn_config/softmax_scale", 0.5.into(), "softmax_scale"),
+        (
+            "/attn_config/alibi_bias_max",
+            (-1.0).into(),
+            "alibi_bias_max = -1",
+        ),
+        ("/expansion_ratio", 2.into(), "shape"),
     ] {
         let dir = common::copy_family_fixture("mpt");
         let path = dir.path().join("config.json");
         let mut cfg: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-        cfg["attn_config"][key] = value;
+        let (parent, key) = place.rsplit_once('/').unwrap();
+        cfg.pointer_mut(parent).unwrap()[key] = value;
         std::fs::write(&path, serde_json::to_vec(&cfg).unwrap()).unwrap();
         let err = open_err(dir.path());
+        let by_config = key != "expansion_ratio";
         assert!(
-            err.contains("config.json") && err.contains(fragment),
-            "{key}: {err}"
+            err.contains(fragment) && (!by_config || err.contains("config.json")),
+            "{place}: {err}"
         );
     }
 }

@@ -107,7 +107,8 @@ pub fn kmeans_blocks(
         .enumerate()
         .map(|(id, &c)| {
             let label = names.get(c).map(|n| n.join("/")).unwrap_or_default();
-            (id as u32, format!("c{c} {label}"))
+            // A cluster with no whole word to name it is "c3", not "c3 ".
+            (id as u32, format!("c{c} {label}").trim_end().to_string())
         })
         .collect();
     let mut map = BlockMap::from_assignments(n_rows, &pairs, &format!("k-means k={k}"));

@@ -10,7 +10,7 @@ pub const SUPPORTED_TYPES: &str = "bert, roberta, xlm-roberta, camembert, distil
      modernbert (BERT-family encoders), bloom, falcon, gemma, gemma2, gemma3 and gemma3_text, gpt2, \
      gpt_bigcode (SantaCoder, StarCoderBase), gpt_neo (TinyStories), gpt_neox (Pythia), gptj, granite, \
      llama (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, mpt, olmo (OLMo 1), olmo2, opt \
-     (OPT-125m, 1.3b, ...), phi (phi-1 to phi-2), phi3, qwen2, qwen3, smollm3 and stablelm \
+     (OPT-125m, 350m, 1.3b, ...), phi (phi-1 to phi-2), phi3, qwen2, qwen3, smollm3 and stablelm \
      (StableLM 2)";
 
 /// A family of Hugging Face models with a loader of its own.

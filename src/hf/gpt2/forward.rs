@@ -35,6 +35,10 @@ impl Gpt2 {
         }
         let input = Tensor::from_vec(ids.to_vec(), n, &self.device)?;
         let x = self.wte.embedding(&input)?;
+        let x = match &self.project {
+            Some(project) => x.matmul(&project.input)?,
+            None => x,
+        };
         let x = match &self.wpe {
             Some(wpe) => x.broadcast_add(&wpe.narrow(0, p, n)?)?,
             None => x,
@@ -135,16 +139,50 @@ impl Gpt2 {
         ])
     }
 
+    /// What attention reads of a block's input `x`: `x` normed by the block's `ln_1`, or `x`
+    /// itself where the norm follows the sub-layer (OPT-350m's).
+    fn attention_input(&self, x: &Tensor, block: &Block) -> candle_core::Result<Tensor> {
+        match self.post_norm {
+            true => Ok(x.clone()),
+            false => self.layer_norm(x, &block.ln_1),
+        }
+    }
+
     /// The rest of a block once attention's output `y` [1,n,d] (heads merged) is known: the
     /// MLP reads the block's input `x` beside attention (GPT-NeoX's parallel residual) or what
-    /// attention made of it (GPT-2).
+    /// attention made of it (GPT-2); where the norms follow the sub-layers (OPT-350m), `ln_1`
+    /// norms the sum after attention and `ln_2` the sum after the MLP.
     fn finish_block(&self, block: &Block, x: Tensor, y: &Tensor) -> candle_core::Result<Tensor> {
-        let attended = (&x + conv1d(y, &block.c_proj)?)?;
+        let mut attended = (&x + conv1d(y, &block.c_proj)?)?;
+        if self.post_norm {
+            attended = self.layer_norm(&attended, &block.ln_1)?;
+        }
         let mlp_in = if self.parallel { &x } else { &attended };
-        let hx = self.layer_norm(mlp_in, &block.ln_2)?;
+        let hx = match self.post_norm {
+            true => mlp_in.clone(),
+            false => self.layer_norm(mlp_in, &block.ln_2)?,
+        };
         let f = conv1d(&hx, &block.c_fc)?;
         let f = self.config.activate(&f, Tensor::gelu)?;
-        attended + conv1d(&f, &block.mlp_proj)?
+        let out = (attended + conv1d(&f, &block.mlp_proj)?)?;
+        match self.post_norm {
+            true => self.layer_norm(&out, &block.ln_2),
+            false => Ok(out),
+        }
+    }
+
+    /// The last block's output `x` [1,n,d] as the head reads it: through the final LayerNorm
+    /// where the model has one, and projected out to the embeddings' width where they are
+    /// narrower (OPT-350m's).
+    fn head_input(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let x = match &self.ln_f {
+            Some(norm) => self.layer_norm(x, norm)?,
+            None => x.clone(),
+        };
+        match &self.project {
+            Some(project) => matmul_last(&x, &project.output),
+            None => Ok(x),
+        }
     }
 
     pub(super) fn scale(&self) -> f64 {
@@ -185,7 +223,7 @@ impl Gpt2 {
         };
         cache.layers.resize_with(self.blocks.len(), || None);
         for ((l, block), slot) in self.blocks.iter().enumerate().zip(&mut cache.layers) {
-            let hx = self.layer_norm(&x, &block.ln_1)?;
+            let hx = self.attention_input(&x, block)?;
             let [q, k_new, v_new] = self.qkv(block, &hx, tables.as_ref())?;
             let (k, v) = match slot.take() {
                 Some((k0, v0)) => (
@@ -208,7 +246,7 @@ impl Gpt2 {
         }
         cache.len = t;
         out.logits = if logits {
-            let x = self.layer_norm(&x, &self.ln_f)?;
+            let x = self.head_input(&x)?;
             let logits = x.squeeze(0)?.matmul(&self.head_t)?;
             match &self.head_bias {
                 Some(b) => logits.broadcast_add(b)?.unsqueeze(0)?,
@@ -234,7 +272,7 @@ impl Gpt2 {
         let tables = self.rope_tables(0, t)?;
         let chunk = chunk_rows.max(1);
         for (l, block) in self.blocks.iter().enumerate() {
-            let hx = self.layer_norm(&x, &block.ln_1)?;
+            let hx = self.attention_input(&x, block)?;
             let [q, k, v] = self.qkv(block, &hx, tables.as_ref())?;
             let mut ys = Vec::with_capacity(t.div_ceil(chunk));
             for r0 in (0..t).step_by(chunk) {

@@ -19,6 +19,7 @@ pub mod falcon;
 mod forward;
 pub mod gguf;
 pub mod gptj;
+mod load;
 pub mod mpt;
 mod native;
 pub mod neo;
@@ -39,6 +40,7 @@ use candle_core::{Device, Tensor};
 pub use config::Gpt2Config;
 
 use alibi::Alibi;
+use load::{load_core, load_core_copying, CoreNames};
 use rotary::Rotary;
 
 use crate::hf::family::Family;
@@ -97,8 +99,8 @@ impl Variant {
 struct Core {
     /// The token embedding [V, d].
     wte: Tensor,
-    /// The final LayerNorm.
-    ln_f: Affine,
+    /// The final LayerNorm (none where each sub-layer's output is normed: OPT-350m's).
+    ln_f: Option<Affine>,
     /// The output head [V, d] (`wte` when tied).
     head: Tensor,
     /// The blocks, as GPT-2's.
@@ -129,7 +131,14 @@ pub struct Gpt2 {
     alibi: Option<Alibi>,
     /// A LayerNorm of the embeddings (BLOOM's).
     embed_norm: Option<Affine>,
-    ln_f: Affine,
+    /// LayerNorm after each sub-layer's residual sum instead of before it (OPT-350m's): the
+    /// block's `ln_1` follows attention and its `ln_2` the MLP.
+    post_norm: bool,
+    /// Token embeddings narrower than the blocks, projected in before the positions are added
+    /// and out before the head (OPT-350m's `word_embed_proj_dim`).
+    project: Option<EmbedProjection>,
+    /// The final LayerNorm, where the model has one.
+    ln_f: Option<Affine>,
     /// The output head [V, d] (the token embedding itself when tied), for training.
     head: Tensor,
     /// The output head as [d, V] (the transposed token embedding when tied).
@@ -141,6 +150,15 @@ pub struct Gpt2 {
     /// The weights in the native view pass's layout, made on the first view ([`native`]); None
     /// inside where that pass does not apply.
     native: std::sync::OnceLock<Option<Box<native::NativeCopy>>>,
+}
+
+/// The projections between narrower token embeddings [V, p] and the blocks' width d, as
+/// `Conv1D`s without biases.
+struct EmbedProjection {
+    /// [p, d]: an embedding into the first block.
+    input: Tensor,
+    /// [d, p]: the last block's output to what the head reads.
+    output: Tensor,
 }
 
 /// A tensor name without the `transformer.` prefix of `GPT2LMHeadModel` exports.
@@ -185,6 +203,8 @@ impl Gpt2 {
             head_bias: variant.head_bias,
             alibi: variant.alibi,
             embed_norm: variant.embed_norm,
+            post_norm: false,
+            project: None,
             ln_f: core.ln_f,
             head_t: core.head.t()?.contiguous()?,
             head: core.head,
@@ -218,83 +238,6 @@ impl Gpt2 {
 
 /// A tensor's name and the shape its config implies.
 type Shape = (String, Vec<usize>);
-
-/// What [`load_core`] read: the weights every family has, the tokenizer, and the tensors left
-/// for the family to take (learned positions, a head bias).
-struct Loaded {
-    core: Core,
-    tokenizer: tokenizers::Tokenizer,
-    rest: HashMap<String, Tensor>,
-    /// What errors about the weights name.
-    file: PathBuf,
-}
-
-impl Loaded {
-    /// Tensor `name` of those left.
-    fn take(&mut self, name: &str) -> Result<Tensor> {
-        folder::take(&mut self.rest, name, &self.file)
-    }
-}
-
-/// The weights of a GPT-2-like folder `dir` of `config`: the safetensors headers checked
-/// against `want` (names as `rename` gives them) before any weight is read, the tensors of
-/// `want` loaded (finite), each block read by `block`, and the embedding, final norm (weight,
-/// bias: "" for none) and untied head taken by `names`; its tokenizer.
-fn load_core(
-    dir: &Path,
-    device: &Device,
-    spec: (&Gpt2Config, &[Shape], fn(&str) -> &str),
-    names: [&str; 4],
-    block: impl FnMut(&mut HashMap<String, Tensor>, usize, &Path) -> Result<Block>,
-) -> Result<Loaded> {
-    load_core_copying(dir, device, spec, (names, 0), block)
-}
-
-/// [`load_core`] of a model whose blocks copy `copies` weights more than the file holds (key
-/// and value heads repeated for the query heads that share them), counted in the memory check.
-fn load_core_copying(
-    dir: &Path,
-    device: &Device,
-    (config, want, rename): (&Gpt2Config, &[Shape], fn(&str) -> &str),
-    ([embed, norm_w, norm_b, head], copies): ([&str; 4], u64),
-    mut block: impl FnMut(&mut HashMap<String, Tensor>, usize, &Path) -> Result<Block>,
-) -> Result<Loaded> {
-    let weights = folder::weights(dir)?;
-    let file = weights.path.clone();
-    folder::check_declared(&folder::declared(&weights, rename)?, want, &file)?;
-    let mut t = folder::load_f32_copying(&weights, device, rename, want, copies)?;
-    let tokenizer = tokenizer::read(dir, config.vocab_size)?;
-    let parameters = t.values().map(Tensor::elem_count).sum();
-    let blocks = (0..config.n_layer)
-        .map(|l| block(&mut t, l, &file))
-        .collect::<Result<Vec<_>>>()?;
-    let mut take = |name: &str| folder::take(&mut t, name, &file);
-    let wte = take(embed)?;
-    // An empty name: a final norm without a bias (MPT's), zeros.
-    let ln_f_bias = match norm_b {
-        "" => wte.get(0)?.zeros_like()?,
-        name => take(name)?,
-    };
-    let ln_f = (take(norm_w)?, ln_f_bias);
-    let head = if config.tie_word_embeddings {
-        wte.clone()
-    } else {
-        take(head)?
-    };
-    let core = Core {
-        wte,
-        ln_f,
-        head,
-        blocks,
-        parameters,
-    };
-    Ok(Loaded {
-        core,
-        tokenizer,
-        rest: t,
-        file,
-    })
-}
 
 /// Block `l`'s weights out of `t` (checked present and shaped by the header check).
 fn read_block(t: &mut HashMap<String, Tensor>, l: usize, file: &Path) -> Result<Block> {

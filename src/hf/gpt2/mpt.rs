@@ -18,7 +18,7 @@ use serde::Deserialize;
 use crate::hf::family::Family;
 use crate::hf::folder;
 use crate::hf::gpt2::alibi::{mpt_alibi_slopes, Alibi};
-use crate::hf::gpt2::{load_core, Affine, Block, Gpt2, Gpt2Config, Variant};
+use crate::hf::gpt2::{load_core, Affine, Block, CoreNames, Gpt2, Gpt2Config, Variant};
 use crate::hf::limits::{
     heads_divide, in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB,
     MAX_WIDTH,
@@ -225,8 +225,12 @@ impl Gpt2 {
             .map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?;
         let config = mpt.gpt2_config();
         let want = mpt.expected_shapes();
-        // The final norm has no bias: "" reads as zeros.
-        let names = ["wte.weight", "norm_f.weight", "", "lm_head.weight"];
+        // The final norm has no bias: zeros.
+        let names = CoreNames {
+            embed: "wte.weight",
+            norm: Some(("norm_f.weight", None)),
+            head: "lm_head.weight",
+        };
         let read = load_core(
             dir,
             device,

@@ -7,7 +7,8 @@
 //! on the first view, and only where it fits: at most [`MAX_COPY_BYTES`] and a quarter of the
 //! memory free then (GPT-2 small: 0.5 GB; GPT-2 large and OPT-1.3b stay on candle's pass). The
 //! families whose block differs (RoPE, ALiBi, the parallel residual, a normed embedding, a head
-//! bias, the exact GELU) run on candle's pass. Checked against it in `tests/hf_families.rs`.
+//! bias, the exact GELU, OPT-350m's norms after each sub-layer and projected embeddings) run on
+//! candle's pass. Checked against it in `tests/hf_families.rs`.
 
 use candle_core::Tensor;
 
@@ -55,6 +56,9 @@ impl Gpt2 {
             && self.embed_norm.is_none()
             && !self.parallel
             && self.head_bias.is_none()
+            && !self.post_norm
+            && self.project.is_none()
+            && self.ln_f.is_some()
             && self.wpe.is_some();
         let bytes = 4 * self.parameters as u64;
         let free = crate::hf::memory::available_bytes().unwrap_or(u64::MAX);
@@ -116,7 +120,10 @@ impl Gpt2 {
             });
         }
         let wpe = self.wpe.as_ref().map(flat).transpose()?.unwrap_or_default();
-        let (ln_f_w, ln_f_b) = affine(&self.ln_f)?;
+        let Some(ln_f) = &self.ln_f else {
+            candle_core::bail!("the native pass needs a final LayerNorm");
+        };
+        let (ln_f_w, ln_f_b) = affine(ln_f)?;
         let set = ParamSet {
             tok: flat(&self.wte)?,
             pos: wpe,

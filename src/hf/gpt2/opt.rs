@@ -4,8 +4,12 @@
 //! that `tokenizer_config.json`'s `add_bos_token` puts first). OPT is GPT-2's pre-LayerNorm
 //! block with q, k and v as three `Linear`s with biases (side by side in GPT-2's layout at
 //! load), a ReLU MLP and learned positions whose first two rows are never used (OPT's
-//! position `i` reads row `i + 2`). OPT-350m — the one release that normalises after each
-//! sub-layer and projects its embeddings from 512 to 1,024 — is refused by name.
+//! position `i` reads row `i + 2`). OPT-350m, the one release that normalises after each
+//! sub-layer (`do_layer_norm_before` false, so no final LayerNorm) and whose token embeddings
+//! are narrower than its blocks (`word_embed_proj_dim` 512 against 1,024: projected in before
+//! the positions are added and out before the tied head, without biases), reads the same way
+//! ([`Gpt2`]'s `post_norm` and `project`), as do old checkpoints without the final LayerNorm
+//! (`_remove_final_layer_norm`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,7 +20,9 @@ use serde::Deserialize;
 
 use crate::hf::family::Family;
 use crate::hf::folder;
-use crate::hf::gpt2::{load_core, Affine, Block, Gpt2, Gpt2Config, Variant};
+use crate::hf::gpt2::{
+    load_core, Affine, Block, CoreNames, EmbedProjection, Gpt2, Gpt2Config, Variant,
+};
 use crate::hf::limits::{
     heads_divide, in_range, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH,
 };
@@ -42,10 +48,11 @@ pub struct OptConfig {
     /// "relu" (OPT's), or a GELU.
     #[serde(default = "relu")]
     pub activation_function: String,
-    /// LayerNorm before each sub-layer (every release but OPT-350m).
+    /// LayerNorm before each sub-layer (every release but OPT-350m, which norms after each).
     #[serde(default = "yes")]
     pub do_layer_norm_before: bool,
-    /// The embeddings' width when projected to `hidden_size` (OPT-350m; refused).
+    /// The token embeddings' width, projected to and from `hidden_size` where it differs
+    /// (OPT-350m's 512).
     #[serde(default)]
     pub word_embed_proj_dim: Option<usize>,
     /// Biases on the projections (zeros where absent).
@@ -54,7 +61,7 @@ pub struct OptConfig {
     /// LayerNorms with a weight and a bias (no release has them without; refused).
     #[serde(default = "yes")]
     pub layer_norm_elementwise_affine: bool,
-    /// Old checkpoints without the final LayerNorm (refused).
+    /// Old checkpoints without the final LayerNorm.
     #[serde(default, rename = "_remove_final_layer_norm")]
     pub remove_final_layer_norm: bool,
     /// Whether the output head is the token embedding (OPT's is).
@@ -73,24 +80,11 @@ impl OptConfig {
     /// Every size and feature, or the first problem in a sentence.
     pub fn check(&self) -> Result<(), String> {
         let d = in_range("hidden_size", self.hidden_size, 1, MAX_WIDTH)?;
-        if !self.do_layer_norm_before {
-            return Err(
-                "do_layer_norm_before = false (LayerNorm after each sub-layer, as in \
-                        OPT-350m) is not supported"
-                    .into(),
-            );
-        }
-        if let Some(p) = self.word_embed_proj_dim.filter(|&p| p != d) {
-            return Err(format!(
-                "word_embed_proj_dim {p} differs from hidden_size {d} (embeddings projected in \
-                 and out, as in OPT-350m) is not supported"
-            ));
+        if let Some(p) = self.word_embed_proj_dim {
+            in_range("word_embed_proj_dim", p, 1, MAX_WIDTH)?;
         }
         if !self.layer_norm_elementwise_affine {
             return Err("layer_norm_elementwise_affine = false is not supported".into());
-        }
-        if self.remove_final_layer_norm {
-            return Err("_remove_final_layer_norm = true is not supported".into());
         }
         in_range("vocab_size", self.vocab_size, 1, MAX_VOCAB)?;
         in_range("num_hidden_layers", self.num_hidden_layers, 1, MAX_LAYERS)?;
@@ -109,6 +103,16 @@ impl OptConfig {
         )?;
         heads_divide(("hidden_size", d), ("num_attention_heads", h))?;
         self.gpt2_config().check()
+    }
+
+    /// The token embeddings' width where it differs from the blocks' (projected in and out).
+    fn projected(&self) -> Option<usize> {
+        self.word_embed_proj_dim.filter(|&p| p != self.hidden_size)
+    }
+
+    /// Whether the decoder ends in a LayerNorm (as transformers' `OPTDecoder` decides).
+    fn final_norm(&self) -> bool {
+        self.do_layer_norm_before && !self.remove_final_layer_norm
     }
 
     /// The same model as [`Gpt2`] reads its sizes (OPT's LayerNorms have PyTorch's ε).
@@ -134,14 +138,21 @@ impl OptConfig {
         let (d, f, v) = (self.hidden_size, self.ffn_dim, self.vocab_size);
         let bias = self.enable_bias;
         let table = self.max_position_embeddings + POSITION_OFFSET;
+        let e = self.projected().unwrap_or(d);
         let mut want = vec![
-            ("embed_tokens.weight".to_string(), vec![v, d]),
+            ("embed_tokens.weight".to_string(), vec![v, e]),
             ("embed_positions.weight".to_string(), vec![table, d]),
-            ("final_layer_norm.weight".to_string(), vec![d]),
-            ("final_layer_norm.bias".to_string(), vec![d]),
         ];
+        if self.final_norm() {
+            want.push(("final_layer_norm.weight".to_string(), vec![d]));
+            want.push(("final_layer_norm.bias".to_string(), vec![d]));
+        }
+        if let Some(p) = self.projected() {
+            want.push(("project_in.weight".to_string(), vec![d, p]));
+            want.push(("project_out.weight".to_string(), vec![p, d]));
+        }
         if !self.tie_word_embeddings {
-            want.push(("lm_head.weight".to_string(), vec![v, d]));
+            want.push(("lm_head.weight".to_string(), vec![v, e]));
         }
         for l in 0..self.num_hidden_layers {
             let mut layer = Vec::with_capacity(16);
@@ -190,12 +201,12 @@ impl Gpt2 {
         let config = opt.gpt2_config();
         let want = opt.expected_shapes();
         let bias = opt.enable_bias;
-        let names = [
-            "embed_tokens.weight",
-            "final_layer_norm.weight",
-            "final_layer_norm.bias",
-            "lm_head.weight",
-        ];
+        let names = CoreNames {
+            embed: "embed_tokens.weight",
+            norm: (opt.final_norm())
+                .then_some(("final_layer_norm.weight", Some("final_layer_norm.bias"))),
+            head: "lm_head.weight",
+        };
         let mut read = load_core(
             dir,
             device,
@@ -208,8 +219,18 @@ impl Gpt2 {
             .narrow(0, POSITION_OFFSET, config.n_positions)
             .and_then(|t| t.contiguous())
             .with_context(|| format!("{}: embed_positions", dir.display()))?;
+        let project = match opt.projected() {
+            Some(_) => Some(EmbedProjection {
+                input: read.take("project_in.weight")?.t()?.contiguous()?,
+                output: read.take("project_out.weight")?.t()?.contiguous()?,
+            }),
+            None => None,
+        };
         let variant = Variant::learned(Family::Opt, wpe);
-        Self::assemble(config, dir, read.tokenizer, read.core, variant)
+        let mut model = Self::assemble(config, dir, read.tokenizer, read.core, variant)?;
+        model.post_norm = !opt.do_layer_norm_before;
+        model.project = project;
+        Ok(model)
     }
 }
 

@@ -115,7 +115,10 @@ impl Gpt2 {
         let block = self.block(l)?;
         let (b, t, d) = x.dims3()?;
         let h = self.config.n_head;
-        let hx = self.norm_train(&x, &block.ln_1)?;
+        let hx = match self.post_norm {
+            true => x.clone(),
+            false => self.norm_train(&x, &block.ln_1)?,
+        };
         let fused = frozen_matmul(&hx, &block.c_attn.0)?.broadcast_add(&block.c_attn.1)?;
         let head = |i: usize, p: Projection| -> candle_core::Result<Tensor> {
             let mut y = fused.narrow(D::Minus1, i * d, d)?;
@@ -140,13 +143,23 @@ impl Gpt2 {
             .transpose(1, 2)?
             .contiguous()?
             .reshape((b, t, d))?;
-        let attended =
+        let mut attended =
             (&x + Self::conv_train(&block.c_proj, &y, delta.delta(l, Projection::O, &y)?)?)?;
-        let hx = self.norm_train(if self.parallel { &x } else { &attended }, &block.ln_2)?;
+        if self.post_norm {
+            attended = self.norm_train(&attended, &block.ln_1)?;
+        }
+        let mlp_in = if self.parallel { &x } else { &attended };
+        let hx = match self.post_norm {
+            true => mlp_in.clone(),
+            false => self.norm_train(mlp_in, &block.ln_2)?,
+        };
         let f = Self::conv_train(&block.c_fc, &hx, delta.delta(l, Projection::Up, &hx)?)?;
         let f = self.config.activate(&f, gelu_tanh)?;
         let down = delta.delta(l, Projection::Down, &f)?;
-        let x = (attended + Self::conv_train(&block.mlp_proj, &f, down)?)?;
+        let mut x = (attended + Self::conv_train(&block.mlp_proj, &f, down)?)?;
+        if self.post_norm {
+            x = self.norm_train(&x, &block.ln_2)?;
+        }
         Ok((x, a, q))
     }
 }
@@ -221,10 +234,11 @@ impl TrainableDecoder for Gpt2 {
         let c = &self.config;
         let (b, t) = batch_dims(ids, c.n_positions)?;
         let causal = causal_tensor(b, t, &self.device)?;
-        let mut x = self
-            .wte
-            .embedding(&ids.flatten_all()?)?
-            .reshape((b, t, c.n_embd))?;
+        let mut x = self.wte.embedding(&ids.flatten_all()?)?;
+        if let Some(project) = &self.project {
+            x = frozen_matmul(&x, &project.input)?;
+        }
+        let mut x = x.reshape((b, t, c.n_embd))?;
         if let Some(wpe) = &self.wpe {
             x = x.broadcast_add(&wpe.narrow(0, 0, t)?)?;
         }
@@ -240,7 +254,12 @@ impl TrainableDecoder for Gpt2 {
             attention.push(a);
             queries.push(q);
         }
-        let x = self.norm_train(&x, &self.ln_f)?;
+        if let Some(norm) = &self.ln_f {
+            x = self.norm_train(&x, norm)?;
+        }
+        if let Some(project) = &self.project {
+            x = frozen_matmul(&x, &project.output)?;
+        }
         let mut logits = frozen_linear(&x, &self.head)?.reshape((b * t, c.vocab_size))?;
         if let Some(bias) = &self.head_bias {
             logits = logits.broadcast_add(bias)?;

@@ -274,7 +274,6 @@ pub(super) fn open(mut f: Opened, arch: &str, device: &Device) -> Result<Gpt2> {
     let kv_rows = p.kv * (d / h);
     let tied = f.header.tensor("output.weight").is_none();
     let has = |name: &str| f.header.tensor(name).is_some();
-    let norm_bias = has("output_norm.bias");
     let want = expected_shapes(&config, &p, tied, &has);
     // The shared keys and values repeated for each head: this many weights more than the file
     // holds.
@@ -282,6 +281,7 @@ pub(super) fn open(mut f: Opened, arch: &str, device: &Device) -> Result<Gpt2> {
     let tokenizer = f.prepare(&want, (arch, d, tied), copies as u64)?;
     let parameters = f.parameters();
     let present: std::collections::HashSet<String> = want.into_iter().map(|(n, _)| n).collect();
+    let norm_bias = present.contains("output_norm.bias");
     let mut q = |name: &str| f.tensor(name, device);
     let blocks = (0..config.n_layer)
         .map(|l| read_block(&mut q, (l, &p, &present), (d, h)))

@@ -83,7 +83,7 @@ fn core(
         } else {
             q("output.weight")?
         },
-        ln_f: (norm, bias),
+        ln_f: Some((norm, bias)),
         wte,
         blocks,
         parameters,
