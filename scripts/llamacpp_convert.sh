@@ -178,3 +178,4 @@ convert "$F/bloom" bloom bloom
 FF_FROM_CONFIG=1 convert "$F/falcon" falcon falcon
 FF_FROM_CONFIG=1 convert "$F/falcon_new" falcon falcon_new
 convert "$F/mpt" mpt mpt
+convert "$F/starcoder2" starcoder starcoder2

@@ -543,6 +543,46 @@ def gptj():
     save(model, fast, raw, "gptj")
 
 
+def starcoder2():
+    """StarCoder2 (BigCode's StarCoder2-3B's architecture): GPT-2's pre-LayerNorm block with q,
+    k and v apart with biases, 2 key/value heads for 4 query heads, RoPE on every dimension of
+    each head at a large base, a tanh-GELU MLP (c_fc, c_proj), a tied head, and a sliding
+    window (96) shorter than the positions (128)."""
+    torch.manual_seed(83)
+    raw = bpe_tokenizer()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>",
+                                                bos_token="<|endoftext|>")
+    cfg = transformers.Starcoder2Config(
+        vocab_size=VOCAB, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+        sliding_window=96, rope_parameters={"rope_type": "default", "rope_theta": 999999.4},
+        initializer_range=0.2, norm_epsilon=1e-5, use_bias=True, bos_token_id=0,
+        eos_token_id=0, attn_implementation="eager",
+    )
+    model = transformers.Starcoder2ForCausalLM(cfg).eval()
+    randomise_norms(model, 0.3, bias=0.3)
+    save(model, fast, raw, "starcoder2")
+
+
+def codegen():
+    """CodeGen (Salesforce's codegen-350M's architecture): GPT-J's parallel block with q, k and v
+    in one qkv_proj laid out for 4 shards (each shard's queries, values, keys), RoPE on the first
+    rotary_dim dimensions with pairs interleaved, an untied head with a bias. Eight heads, so
+    each shard holds two and a reading that mixes shards or parts shows."""
+    torch.manual_seed(89)
+    raw = bpe_tokenizer()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>",
+                                                bos_token="<|endoftext|>")
+    cfg = transformers.CodeGenConfig(
+        vocab_size=VOCAB, n_embd=64, n_head=8, n_layer=2, n_positions=128, n_ctx=128,
+        rotary_dim=4, n_inner=96, initializer_range=0.2, layer_norm_epsilon=1e-5,
+        bos_token_id=0, eos_token_id=0, tie_word_embeddings=False, attn_implementation="eager",
+    )
+    model = transformers.CodeGenForCausalLM(cfg).eval()
+    randomise_norms(model, 0.3, bias=0.3)
+    save(model, fast, raw, "codegen")
+
+
 def bloom():
     """BLOOM (bloom-560m's architecture): GPT-NeoX's fused q/k/v projection interleaved per
     head, a LayerNorm of the embeddings, a tanh-GELU MLP, a tied head, and ALiBi for positions.
@@ -898,7 +938,7 @@ def main():
                              "gemma3_text", "olmo2", "opt", "bloom", "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
                              "llama_yarn", "stablelm", "olmo", "modernbert",
                              "gemma3_vision", "gpt_bigcode", "gpt_bigcode_mha", "falcon",
-                             "falcon_rw", "falcon_new", "mpt", "gptj", "opt_350m"]
+                             "falcon_rw", "falcon_new", "mpt", "gptj", "opt_350m", "starcoder2", "codegen"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -912,7 +952,7 @@ def main():
                  "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
                  "llama_yarn", "stablelm", "olmo", "modernbert",
                  "gemma3_vision", "gpt_bigcode", "gpt_bigcode_mha", "falcon", "falcon_rw",
-                 "falcon_new", "mpt", "gptj", "opt_350m"):
+                 "falcon_new", "mpt", "gptj", "opt_350m", "starcoder2", "codegen"):
             globals()[n]()
     return 0
 

@@ -380,7 +380,8 @@ fn a_phi3_gguf_window_of_zero_means_none() {
 /// RoPE on a quarter of each head, side by side, and on half, in sequence without attention
 /// biases; BLOOM (ALiBi, normed embeddings); Falcon as falcon-7b (one key and value shared, one
 /// norm) and as falcon-40b (two key/value groups of four heads, a norm each); MPT (no biases,
-/// ALiBi of `mpt.attention.max_alibi_bias`). Each gives
+/// ALiBi of `mpt.attention.max_alibi_bias`); StarCoder2 (q, k and v written apart, two
+/// key/value heads for four, RoPE on whole heads at a base near 10⁶). Each gives
 /// transformers' ids, logits and attention for the folder it was converted from; the label
 /// says GGUF, and blocks are saved beside the file.
 #[test]
@@ -406,6 +407,12 @@ fn gpt2_block_files_from_llama_cpps_converter_match_transformers() {
         ("falcon", "falcon", "falcon", "Falcon decoder (GGUF"),
         ("falcon_new", "falcon_new", "falcon", "Falcon decoder (GGUF"),
         ("mpt", "mpt", "mpt", "MPT decoder (GGUF"),
+        (
+            "starcoder2",
+            "starcoder2",
+            "starcoder2",
+            "StarCoder2 decoder (GGUF",
+        ),
     ] {
         let path = common::root().join(format!("tests/fixtures/llamacpp/{name}.gguf"));
         let m = open(&path);
@@ -475,12 +482,13 @@ fn a_damaged_gpt2_block_file_is_refused_naming_what_is_wrong() {
     );
 }
 
-/// A damaged GPT-NeoX, BLOOM, Falcon or MPT file is refused naming the file and what is wrong:
-/// Falcon's key/value groups must divide the heads (3 of 4 do not); BLOOM's heads each have
-/// their own key and value; GPT-NeoX's parallel-residual flag is a boolean; MPT without ALiBi
-/// (`max_alibi_bias` 0: learned positions, which transformers' MPT does not run).
+/// A damaged GPT-NeoX, BLOOM, Falcon, MPT or StarCoder2 file is refused naming the file and
+/// what is wrong: Falcon's and StarCoder2's key/value groups must divide the heads (3 of 4 do
+/// not); BLOOM's heads each have their own key and value; GPT-NeoX's parallel-residual flag is
+/// a boolean; MPT without ALiBi (`max_alibi_bias` 0: learned positions, which transformers'
+/// MPT does not run); StarCoder2 without one of its values (its name written over).
 #[test]
-fn a_damaged_neox_bloom_falcon_or_mpt_file_is_refused_naming_what_is_wrong() {
+fn a_damaged_neox_bloom_falcon_mpt_or_starcoder2_file_is_refused_naming_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let mpt = std::fs::read(common::root().join("tests/fixtures/llamacpp/mpt.gguf")).unwrap();
     let key = b"mpt.attention.max_alibi_bias";
@@ -498,6 +506,7 @@ fn a_damaged_neox_bloom_falcon_or_mpt_file_is_refused_naming_what_is_wrong() {
     for (name, key, from, to) in [
         ("falcon_new", "falcon.attention.head_count_kv", 2u8, 3u8),
         ("bloom", "bloom.attention.head_count_kv", 6, 3),
+        ("starcoder2", "starcoder2.attention.head_count_kv", 2, 3),
     ] {
         let b = std::fs::read(common::root().join(format!("tests/fixtures/llamacpp/{name}.gguf")));
         let mut b = b.unwrap();
@@ -529,6 +538,18 @@ fn a_damaged_neox_bloom_falcon_or_mpt_file_is_refused_naming_what_is_wrong() {
     let err = common::open_imported_err(&path);
     assert!(
         err.contains("neox_bool.gguf") && err.contains("use_parallel_residual is not a boolean"),
+        "{err}"
+    );
+    let sc2 = common::root().join("tests/fixtures/llamacpp/starcoder2.gguf");
+    let mut b = std::fs::read(sc2).unwrap();
+    let name = b"blk.1.attn_v.weight";
+    let at = b.windows(name.len()).position(|w| w == name).unwrap();
+    b[at + 11] = b'x';
+    let path = dir.path().join("starcoder2_no_v.gguf");
+    std::fs::write(&path, b).unwrap();
+    let err = common::open_imported_err(&path);
+    assert!(
+        err.contains("starcoder2_no_v.gguf") && err.contains("blk.1.attn_v.weight"),
         "{err}"
     );
 }

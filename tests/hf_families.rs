@@ -764,6 +764,84 @@ fn mpt_matches_transformers() {
     }
 }
 
+/// CodeGen: GPT-J's block with q, k and v in one `qkv_proj` laid out for 4 shards (each its
+/// two heads' queries, values, keys), RoPE on 4 of each head's 8 dimensions with neighbouring
+/// pairs. Heads that do not fall evenly into the shards are refused naming the key.
+#[test]
+fn codegen_matches_transformers() {
+    parity("codegen");
+    let m = open(&fixture("codegen"));
+    assert_eq!(m.kind_label(), "CodeGen decoder (Hugging Face safetensors)");
+    let dir = common::copy_family_fixture("codegen");
+    set_config(dir.path(), "n_head", 2.into());
+    let err = open_err(dir.path());
+    assert!(
+        err.contains("n_head 2") && err.contains("4 shards"),
+        "{err}"
+    );
+    // Read as GPT-J would (its model_type), the same folder is refused: no q_proj.
+    let dir = common::copy_family_fixture("codegen");
+    set_config(dir.path(), "model_type", "gptj".into());
+    set_config(
+        dir.path(),
+        "architectures",
+        serde_json::json!(["GPTJForCausalLM"]),
+    );
+    let err = open_err(dir.path());
+    assert!(err.contains("q_proj"), "{err}");
+}
+
+/// StarCoder2: GPT-2's block with q, k and v apart with biases, 2 key/value heads for 4 query
+/// heads, RoPE on whole heads at a base near 10⁶ (from `rope_parameters`, or the older
+/// `rope_theta`: the same model), a tied head; its sliding window (96) is the context. What the
+/// file or the method cannot be is refused naming the key or the tensor.
+#[test]
+fn starcoder2_matches_transformers() {
+    parity("starcoder2");
+    let m = open(&fixture("starcoder2"));
+    assert_eq!(
+        m.kind_label(),
+        "StarCoder2 decoder (Hugging Face safetensors)"
+    );
+    assert_eq!(
+        m.model().dims().max_len,
+        96,
+        "the sliding window is the context"
+    );
+    let dir = common::copy_family_fixture("starcoder2");
+    set_config(dir.path(), "rope_parameters", serde_json::Value::Null);
+    set_config(dir.path(), "rope_theta", 999_999.4.into());
+    let (older, _) = logit_diff(dir.path(), "starcoder2");
+    assert!(
+        older < 1e-4,
+        "rope_theta as older configs write it: {older}"
+    );
+    set_config(dir.path(), "rope_theta", 10_000.0.into());
+    let (moved, _) = logit_diff(dir.path(), "starcoder2");
+    assert!(moved > 1e-3, "another base moves the logits: {moved}");
+    for (key, value, fragment) in [
+        ("num_key_value_heads", 3.into(), "num_key_value_heads 3"),
+        ("num_key_value_heads", 4.into(), "k_proj"),
+        (
+            "rope_scaling",
+            serde_json::json!({"type": "linear", "factor": 2.0}),
+            "rope_scaling",
+        ),
+        (
+            "rope_parameters",
+            serde_json::json!({"rope_type": "yarn", "rope_theta": 1e6}),
+            "rope_type \"yarn\"",
+        ),
+        ("intermediate_size", 64.into(), "c_fc"),
+        ("sliding_window", 0.into(), "sliding_window"),
+    ] {
+        let dir = common::copy_family_fixture("starcoder2");
+        set_config(dir.path(), key, value);
+        let err = open_err(dir.path());
+        assert!(err.contains(fragment), "{key}: {err}");
+    }
+}
+
 /// GPT-J: one LayerNorm read by attention and the MLP side by side, q, k and v without biases,
 /// RoPE on 8 of each head's 16 dimensions with neighbouring pairs turned together (with NeoX's
 /// halves instead, the logits move: the test sees the layout), a head with a bias. An odd

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 /// What can be opened, for error messages.
 pub const SUPPORTED: &str = "a .gguf file of a LLaMA-family decoder (LLaMA, Qwen2, Qwen3, \
      Phi-3, Gemma 1-3, OLMo 1 and 2, SmolLM3, Granite, StableLM) or of Phi-2, GPT-2, GPT-BigCode, \
-     GPT-NeoX, BLOOM, Falcon or MPT, or a Hugging Face folder (config.json + model.safetensors \
+     StarCoder2, GPT-NeoX, BLOOM, Falcon or MPT, or a Hugging Face folder (config.json + model.safetensors \
      or its shards + tokenizer.json) of a BERT-family encoder (BERT, RoBERTa, DistilBERT, \
-     ModernBERT) or a GPT-2, GPT-Neo, GPT-NeoX, GPT-J, Phi, OPT, BLOOM, GPT-BigCode, Falcon, MPT, \
-     LLaMA-architecture, SmolLM3, Granite, Mistral, Qwen, Phi-3, Gemma, OLMo 1 or 2 or StableLM \
+     ModernBERT) or a GPT-2, GPT-Neo, GPT-NeoX, GPT-J, CodeGen, Phi, OPT, BLOOM, GPT-BigCode, \
+     StarCoder2, Falcon, MPT, LLaMA-architecture, SmolLM3, Granite, Mistral, Qwen, Phi-3, Gemma, OLMo 1 or 2 or StableLM \
      decoder, or an adapter folder (adapter.json) fine-tuned from one";
 
 /// The first four bytes of every GGUF file.

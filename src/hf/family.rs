@@ -7,11 +7,11 @@ use std::path::Path;
 
 /// The `model_type`s of Hugging Face folders this build opens, for error messages.
 pub const SUPPORTED_TYPES: &str = "bert, roberta, xlm-roberta, camembert, distilbert and \
-     modernbert (BERT-family encoders), bloom, falcon, gemma, gemma2, gemma3 and gemma3_text, gpt2, \
+     modernbert (BERT-family encoders), bloom, codegen, falcon, gemma, gemma2, gemma3 and gemma3_text, gpt2, \
      gpt_bigcode (SantaCoder, StarCoderBase), gpt_neo (TinyStories), gpt_neox (Pythia), gptj, granite, \
      llama (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, mpt, olmo (OLMo 1), olmo2, opt \
-     (OPT-125m, 350m, 1.3b, ...), phi (phi-1 to phi-2), phi3, qwen2, qwen3, smollm3 and stablelm \
-     (StableLM 2)";
+     (OPT-125m, 350m, 1.3b, ...), phi (phi-1 to phi-2), phi3, qwen2, qwen3, smollm3, stablelm \
+     (StableLM 2) and starcoder2";
 
 /// A family of Hugging Face models with a loader of its own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +83,12 @@ pub enum Family {
     /// GPT-J decoders (`gptj`: GPT-J-6B): Phi's parallel block with q, k and v apart, RoPE on
     /// interleaved pairs, a head with a bias.
     GptJ,
+    /// StarCoder2 decoders (`starcoder2`: StarCoder2-3B, 7B, 15B): GPT-2's block with q, k and
+    /// v apart, grouped keys and values and RoPE.
+    Starcoder2,
+    /// CodeGen decoders (`codegen`: Salesforce's codegen-350M … 16B): GPT-J with q, k and v in
+    /// one projection laid out for 4 shards.
+    CodeGen,
 }
 
 impl Family {
@@ -113,6 +119,8 @@ impl Family {
             Self::Falcon => "Falcon decoder (Hugging Face safetensors)",
             Self::Mpt => "MPT decoder (Hugging Face safetensors)",
             Self::GptJ => "GPT-J decoder (Hugging Face safetensors)",
+            Self::Starcoder2 => "StarCoder2 decoder (Hugging Face safetensors)",
+            Self::CodeGen => "CodeGen decoder (Hugging Face safetensors)",
         }
     }
 
@@ -142,6 +150,8 @@ impl Family {
             Self::Bloom => "bloom",
             Self::Mpt => "mpt",
             Self::GptJ => "gptj",
+            Self::Starcoder2 => "starcoder2",
+            Self::CodeGen => "codegen",
             Self::SmolLm3 => "smollm3",
             Self::Granite => "granite",
             Self::Olmo => "olmo",
@@ -220,6 +230,8 @@ fn by_type(t: &str) -> Option<Family> {
         "falcon" => Family::Falcon,
         "mpt" => Family::Mpt,
         "gptj" => Family::GptJ,
+        "starcoder2" => Family::Starcoder2,
+        "codegen" => Family::CodeGen,
         "smollm3" => Family::SmolLm3,
         "granite" => Family::Granite,
         "olmo" => Family::Olmo,
@@ -269,6 +281,10 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("MptModel", Family::Mpt),
         ("GPTJFor", Family::GptJ),
         ("GPTJModel", Family::GptJ),
+        ("Starcoder2For", Family::Starcoder2),
+        ("Starcoder2Model", Family::Starcoder2),
+        ("CodeGenFor", Family::CodeGen),
+        ("CodeGenModel", Family::CodeGen),
         ("OPTModel", Family::Opt),
         ("BloomFor", Family::Bloom),
         ("BloomModel", Family::Bloom),

@@ -88,6 +88,8 @@ impl ImportedModel {
                 Family::Bloom => Self::Gpt2(gpt2::Gpt2::open_bloom(dir, device)?),
                 Family::Mpt => Self::Gpt2(gpt2::Gpt2::open_mpt(dir, device)?),
                 Family::GptJ => Self::Gpt2(gpt2::Gpt2::open_gptj(dir, device)?),
+                Family::Starcoder2 => Self::Gpt2(gpt2::Gpt2::open_starcoder2(dir, device)?),
+                Family::CodeGen => Self::Gpt2(gpt2::Gpt2::open_codegen(dir, device)?),
                 f @ (Family::Llama
                 | Family::Qwen2
                 | Family::Mistral
@@ -174,6 +176,7 @@ impl ImportedModel {
                 Family::Bloom => "BLOOM decoder (GGUF, weights dequantized to f32)",
                 Family::Falcon => "Falcon decoder (GGUF, weights dequantized to f32)",
                 Family::Mpt => "MPT decoder (GGUF, weights dequantized to f32)",
+                Family::Starcoder2 => "StarCoder2 decoder (GGUF, weights dequantized to f32)",
                 _ => "GPT-2 decoder (GGUF, weights dequantized to f32)",
             },
             Self::Gpt2(m) => m.family.folder_label(),

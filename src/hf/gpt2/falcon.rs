@@ -26,6 +26,7 @@ use crate::hf::family::Family;
 use crate::hf::folder;
 use crate::hf::gpt2::alibi::alibi_slopes;
 use crate::hf::gpt2::qkv::gpt2_order;
+use crate::hf::gpt2::rotary::rope_base;
 use crate::hf::gpt2::{load_core_copying, unprefixed, Affine, Alibi, Block, Gpt2, Gpt2Config};
 use crate::hf::gpt2::{Rotary, Variant};
 use crate::hf::limits::{
@@ -183,31 +184,9 @@ impl FalconConfig {
         self.parallel_attn || self.new_decoder_architecture
     }
 
-    /// RoPE's base: `rope_parameters`' (the plain rotation only), else `rope_theta`, else
-    /// 10,000.
+    /// RoPE's base ([`rope_base`]).
     fn base(&self) -> Result<f64, String> {
-        let params = self.rope_parameters.as_ref().filter(|v| !v.is_null());
-        if let Some(kind) = params
-            .and_then(|p| p.get("rope_type"))
-            .and_then(|t| t.as_str())
-        {
-            if kind != "default" {
-                return Err(format!(
-                    "rope_type {kind:?} is not supported for Falcon (the plain rotation only)"
-                ));
-            }
-        }
-        let theta = params
-            .and_then(|p| p.get("rope_theta"))
-            .and_then(|t| t.as_f64())
-            .or(self.rope_theta)
-            .unwrap_or(10_000.0);
-        match theta.is_finite() && theta > 1.0 {
-            true => Ok(theta),
-            false => Err(format!(
-                "rope_theta = {theta} must be a finite number above 1"
-            )),
-        }
+        rope_base(self.rope_theta, self.rope_parameters.as_ref(), "Falcon")
     }
 
     /// The same model as [`Gpt2`] reads its sizes.

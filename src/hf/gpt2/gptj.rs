@@ -5,6 +5,11 @@
 //! `rotary_dim` dimensions of each head with pairs interleaved (transformers'
 //! `rotate_every_two`, not NeoX's halves), a tanh-GELU MLP (`fc_in`, `fc_out`) and an untied
 //! head with a bias.
+//!
+//! CodeGen decoders (`model_type` `codegen`: Salesforce's codegen-350M … 16B, mono, multi and
+//! nl) are the same model with q, k and v in one `qkv_proj` laid out for the 4 shards CodeGen
+//! was trained on: four blocks of rows, each its share of the heads' queries, then values, then
+//! keys ([`codegen_order`]).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -51,8 +56,8 @@ impl GptjConfig {
     }
 
     /// Every tensor the forward pass reads (names without the `transformer.` prefix), with the
-    /// shape this config implies.
-    fn expected_shapes(&self) -> Vec<(String, Vec<usize>)> {
+    /// shape this config implies: q, k and v apart (GPT-J) or as CodeGen's one `qkv_proj`.
+    fn expected_shapes(&self, fused: bool) -> Vec<(String, Vec<usize>)> {
         let s = &self.sizes;
         let (d, f, v) = (s.n_embd, s.ff(), s.vocab_size);
         let mut want = vec![
@@ -64,19 +69,26 @@ impl GptjConfig {
         if !s.tie_word_embeddings {
             want.push(("lm_head.weight".to_string(), vec![v, d]));
         }
-        for l in 0..s.n_layer {
-            for (name, shape) in [
-                ("ln_1.weight", vec![d]),
-                ("ln_1.bias", vec![d]),
+        let attention = match fused {
+            true => vec![("attn.qkv_proj.weight", vec![3 * d, d])],
+            false => vec![
                 ("attn.q_proj.weight", vec![d, d]),
                 ("attn.k_proj.weight", vec![d, d]),
                 ("attn.v_proj.weight", vec![d, d]),
-                ("attn.out_proj.weight", vec![d, d]),
-                ("mlp.fc_in.weight", vec![f, d]),
-                ("mlp.fc_in.bias", vec![f]),
-                ("mlp.fc_out.weight", vec![d, f]),
-                ("mlp.fc_out.bias", vec![d]),
-            ] {
+            ],
+        };
+        for l in 0..s.n_layer {
+            for (name, shape) in [("ln_1.weight", vec![d]), ("ln_1.bias", vec![d])]
+                .into_iter()
+                .chain(attention.iter().cloned())
+                .chain([
+                    ("attn.out_proj.weight", vec![d, d]),
+                    ("mlp.fc_in.weight", vec![f, d]),
+                    ("mlp.fc_in.bias", vec![f]),
+                    ("mlp.fc_out.weight", vec![d, f]),
+                    ("mlp.fc_out.bias", vec![d]),
+                ])
+            {
                 want.push((format!("h.{l}.{name}"), shape));
             }
         }
@@ -88,17 +100,36 @@ impl Gpt2 {
     /// Open the folder `dir` of a GPT-J model. The config is checked against the limits and
     /// the safetensors header before any weight is read; every weight is checked finite.
     pub fn open_gptj(dir: &Path, device: &Device) -> Result<Self> {
+        Self::open_gptj_like(dir, device, Family::GptJ)
+    }
+
+    /// Open the folder `dir` of a CodeGen model, checked as [`Gpt2::open_gptj`]'s.
+    pub fn open_codegen(dir: &Path, device: &Device) -> Result<Self> {
+        Self::open_gptj_like(dir, device, Family::CodeGen)
+    }
+
+    /// A GPT-J (`family` [`Family::GptJ`]) or CodeGen folder.
+    fn open_gptj_like(dir: &Path, device: &Device, family: Family) -> Result<Self> {
         let cfg_path = dir.join("config.json");
-        let gptj: GptjConfig = folder::read_config(&cfg_path, "GPT-J")?;
+        let codegen = family == Family::CodeGen;
+        let name = if codegen { "CodeGen" } else { "GPT-J" };
+        let gptj: GptjConfig = folder::read_config(&cfg_path, name)?;
         gptj.check()
+            .and_then(|()| match codegen {
+                true => gptj.check_shards(),
+                false => Ok(()),
+            })
             .map_err(|e| anyhow::anyhow!("{}: {e}", cfg_path.display()))?;
         let config = gptj.sizes.clone();
-        let want = gptj.expected_shapes();
+        let want = gptj.expected_shapes(codegen);
         let names = ["wte.weight", "ln_f.weight", "ln_f.bias", "lm_head.weight"];
         let spec = (&config, want.as_slice(), unprefixed as fn(&str) -> &str);
-        let mut read = load_core(dir, device, spec, names, read_gptj_block)?;
+        let block = |t: &mut HashMap<String, Tensor>, l: usize, file: &Path| {
+            read_gptj_block(t, (l, file), codegen)
+        };
+        let mut read = load_core(dir, device, spec, names, block)?;
         let variant = Variant {
-            family: Family::GptJ,
+            family,
             wpe: None,
             rotary: Some(Rotary::interleaved(gptj.dims(), 10_000.0)),
             parallel: true,
@@ -110,15 +141,51 @@ impl Gpt2 {
     }
 }
 
+/// CodeGen's shards: its `qkv_proj` is cut in 4 blocks of rows, each a share of the heads.
+const CODEGEN_SHARDS: usize = 4;
+
+impl GptjConfig {
+    /// CodeGen's heads fall evenly into its [`CODEGEN_SHARDS`] shards.
+    fn check_shards(&self) -> Result<(), String> {
+        let h = self.sizes.n_head;
+        match h % CODEGEN_SHARDS {
+            0 => Ok(()),
+            _ => Err(format!(
+                "n_head {h} is not a multiple of CodeGen's {CODEGEN_SHARDS} shards"
+            )),
+        }
+    }
+}
+
+/// CodeGen's `qkv_proj` weight [3d, d] in GPT-2's order (every query, then every key, then
+/// every value): its rows are [`CODEGEN_SHARDS`] blocks, each its h/4 heads' queries, then
+/// values, then keys, and head i of shard m is head m·h/4 + i (transformers'
+/// `CodeGenAttention`), so each part's shards in turn are that part's heads in order.
+fn codegen_order(w: &Tensor) -> candle_core::Result<Tensor> {
+    let (rows, d) = w.dims2()?;
+    let local = rows / (3 * CODEGEN_SHARDS);
+    let parts = w.reshape((CODEGEN_SHARDS, 3, local, d))?;
+    let part = |i: usize| parts.narrow(1, i, 1)?.reshape((CODEGEN_SHARDS * local, d));
+    Tensor::cat(&[part(0)?, part(2)?, part(1)?], 0)
+}
+
 /// Layer `l`'s weights out of `t` as GPT-2's `Conv1D`s ([in, out]): q, k and v side by side
-/// in `c_attn` with zero biases; the one LayerNorm both attention and the MLP read.
-fn read_gptj_block(t: &mut HashMap<String, Tensor>, l: usize, file: &Path) -> Result<Block> {
+/// in `c_attn` with zero biases (from CodeGen's `qkv_proj`, reordered, where `codegen`, or
+/// GPT-J's three); the one LayerNorm both attention and the MLP read.
+fn read_gptj_block(
+    t: &mut HashMap<String, Tensor>,
+    (l, file): (usize, &Path),
+    codegen: bool,
+) -> Result<Block> {
     let mut take = |name: &str| folder::take(t, &format!("h.{l}.{name}"), file);
     let conv = |w: Tensor| -> Result<Tensor> { Ok(w.t()?.contiguous()?) };
-    let ws = ["q_proj", "k_proj", "v_proj"]
-        .iter()
-        .map(|p| conv(take(&format!("attn.{p}.weight"))?))
-        .collect::<Result<Vec<_>>>()?;
+    let ws = match codegen {
+        true => vec![conv(codegen_order(&take("attn.qkv_proj.weight")?)?)?],
+        false => ["q_proj", "k_proj", "v_proj"]
+            .iter()
+            .map(|p| conv(take(&format!("attn.{p}.weight"))?))
+            .collect::<Result<Vec<_>>>()?,
+    };
     let out = conv(take("attn.out_proj.weight")?)?;
     let d = out.dim(0)?;
     let zeros = |n: usize| Tensor::zeros(n, DType::F32, out.device());

@@ -8,7 +8,8 @@
 //! and a streamed forward over chunks of query rows, like the LLaMA decoders. The families on
 //! the same block each read their folders in a module of their own: GPT-NeoX ([`neox`]),
 //! GPT-Neo ([`neo`]), Phi ([`phi`]), OPT ([`opt`]), BLOOM ([`bloom`]), GPT-BigCode
-//! ([`bigcode`]), Falcon ([`falcon`]), MPT ([`mpt`]) and GPT-J ([`gptj`]); their GGUF files
+//! ([`bigcode`]), Falcon ([`falcon`]), MPT ([`mpt`]), GPT-J ([`gptj`]) and StarCoder2
+//! ([`starcoder2`]); their GGUF files
 //! in [`gguf`].
 
 mod alibi;
@@ -28,6 +29,7 @@ pub mod opt;
 pub mod phi;
 mod qkv;
 mod rotary;
+pub mod starcoder2;
 pub mod tokenizer;
 mod train_forward;
 

@@ -51,3 +51,34 @@ impl Rotary {
         }
     }
 }
+
+/// RoPE's base from a config: `rope_parameters`' (transformers 5; the plain rotation only,
+/// other kinds refused naming `family`), else `rope_theta` (older configs), else 10,000.
+pub(super) fn rope_base(
+    rope_theta: Option<f64>,
+    rope_parameters: Option<&serde_json::Value>,
+    family: &str,
+) -> Result<f64, String> {
+    let params = rope_parameters.filter(|v| !v.is_null());
+    if let Some(kind) = params
+        .and_then(|p| p.get("rope_type"))
+        .and_then(|t| t.as_str())
+    {
+        if kind != "default" {
+            return Err(format!(
+                "rope_type {kind:?} is not supported for {family} (the plain rotation only)"
+            ));
+        }
+    }
+    let theta = params
+        .and_then(|p| p.get("rope_theta"))
+        .and_then(|t| t.as_f64())
+        .or(rope_theta)
+        .unwrap_or(10_000.0);
+    match theta.is_finite() && theta > 1.0 {
+        true => Ok(theta),
+        false => Err(format!(
+            "rope_theta = {theta} must be a finite number above 1"
+        )),
+    }
+}

@@ -44,6 +44,14 @@ const BLOOM_PROJECTIONS: &str = "attn_q, attn_k, attn_v (parts of \
 const GPTJ_PROJECTIONS: &str = "attn_q, attn_k, attn_v (attn.q_proj, k_proj, v_proj), \
                                 attn_output (attn.out_proj), ffn_up (mlp.fc_in), ffn_down \
                                 (mlp.fc_out)";
+/// What CodeGen has, for errors.
+const CODEGEN_PROJECTIONS: &str = "attn_q, attn_k, attn_v (parts of attn.qkv_proj), \
+                                   attn_output (attn.out_proj), ffn_up (mlp.fc_in), ffn_down \
+                                   (mlp.fc_out)";
+/// What StarCoder2 has, for errors.
+const STARCODER2_PROJECTIONS: &str = "attn_q, attn_k, attn_v (self_attn.q_proj, k_proj, \
+                                      v_proj), attn_output (self_attn.o_proj), ffn_up \
+                                      (mlp.c_fc), ffn_down (mlp.c_proj)";
 /// What MPT has, for errors.
 const MPT_PROJECTIONS: &str = "attn_q, attn_k, attn_v (slices of attn.Wqkv), attn_output \
                                (attn.out_proj), ffn_up (ffn.up_proj), ffn_down (ffn.down_proj)";
@@ -84,6 +92,8 @@ impl Gpt2 {
                     Family::Bloom => BLOOM_PROJECTIONS,
                     Family::Mpt => MPT_PROJECTIONS,
                     Family::GptJ => GPTJ_PROJECTIONS,
+                    Family::CodeGen => CODEGEN_PROJECTIONS,
+                    Family::Starcoder2 => STARCODER2_PROJECTIONS,
                     _ => GPT2_PROJECTIONS,
                 }
             ),

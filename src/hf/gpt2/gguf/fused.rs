@@ -1,9 +1,12 @@
 //! The GGUF families whose layers hold one fused q/k/v projection, as llama.cpp's converter
 //! writes them: GPT-2 (`gpt2`), GPT-BigCode (`starcoder`: SantaCoder, StarCoderBase,
 //! tiny_starcoder), GPT-NeoX (`gptneox`: Pythia), BLOOM (`bloom`), Falcon (`falcon`:
-//! falcon-7b, falcon-40b) and MPT (`mpt`: mpt-7b, its norms without biases). Each layer's weights under llama.cpp's names: `attn_norm`,
-//! `attn_qkv` (every query, then the keys, then the values: the converter reorders GPT-NeoX's
-//! and BLOOM's per-head interleaving and Falcon's groups so), `attn_output`, the MLP's norm
+//! falcon-7b, falcon-40b) and MPT (`mpt`: mpt-7b, its norms without biases), and StarCoder2
+//! (`starcoder2`), whose q, k and v llama.cpp's converter writes apart (`attn_q`, `attn_k`,
+//! `attn_v`: joined at load in the fused order). Each layer's weights under llama.cpp's names:
+//! `attn_norm`, `attn_qkv` (every query, then the keys, then the values: the converter
+//! reorders GPT-NeoX's and BLOOM's per-head interleaving and Falcon's groups so),
+//! `attn_output`, the MLP's norm
 //! (`ffn_norm`; for Falcon none, its one norm read by both, or for falcon-40b `attn_norm`, its
 //! attention's then being `attn_norm_2`),
 //! `ffn_up` and `ffn_down`; `output` or the embedding as the head. What tells them apart is
@@ -58,6 +61,9 @@ struct Plan {
     embed_norm: bool,
     /// Key/value heads (the query heads when each has its own).
     kv: usize,
+    /// q, k and v as three tensors (`attn_q`, `attn_k`, `attn_v`; their biases optional, as
+    /// llama.cpp's loader has them) rather than one `attn_qkv`: StarCoder2's.
+    apart: bool,
 }
 
 /// The family of `arch` and what its metadata says of positions, the block and the heads; an
@@ -77,6 +83,7 @@ fn plan(c: &gguf_file::Content, arch: &str, config: &Gpt2Config, file: &Path) ->
         optional_bias: false,
         embed_norm: false,
         kv,
+        apart: false,
     };
     match arch {
         "starcoder" => plan.family = Family::GptBigCode,
@@ -109,6 +116,17 @@ fn plan(c: &gguf_file::Content, arch: &str, config: &Gpt2Config, file: &Path) ->
             }
             plan.activation = "gelu";
             plan.optional_bias = true;
+        }
+        "starcoder2" => {
+            let dims = optional(c, &key("rope.dimension_count"), file, meta_usize)?;
+            plan.family = Family::Starcoder2;
+            plan.positions = Positions::Rope {
+                dims: dims.unwrap_or(d / heads),
+                base,
+            };
+            plan.activation = "gelu_pytorch_tanh";
+            // llama.cpp reads either form; its converter writes them apart.
+            plan.apart = !c.tensor_infos.contains_key("blk.0.attn_qkv.weight");
         }
         "mpt" => {
             plan.family = Family::Mpt;
@@ -164,13 +182,13 @@ fn meta_bool(c: &gguf_file::Content, key: &str, file: &Path) -> Result<bool> {
 fn check_heads(p: &Plan, arch: &str, config: &Gpt2Config, file: &Path) -> Result<()> {
     let (heads, kv) = (config.n_head, p.kv);
     let fits = match p.family {
-        Family::Falcon => kv >= 1 && heads % kv == 0,
+        Family::Falcon | Family::Starcoder2 => kv >= 1 && heads % kv == 0,
         Family::GptBigCode => kv == 1 || kv == heads,
         _ => kv == heads,
     };
     if !fits {
         let allowed = match p.family {
-            Family::Falcon => "a divisor of the heads",
+            Family::Falcon | Family::Starcoder2 => "a divisor of the heads",
             Family::GptBigCode => "1 (one key and value shared by every head) or the heads",
             _ => "the heads",
         };
@@ -231,7 +249,8 @@ fn expected_shapes(
         // A bias as long as the weight's output (a norm's: its width).
         let out = shape.first().copied().unwrap_or(d);
         let b = format!("{name}.bias");
-        let bias = bias && (!p.optional_bias || has(&b));
+        let optional = p.optional_bias || (p.apart && is_qkv_part(name));
+        let bias = bias && (!optional || has(&b));
         want.push((format!("{name}.weight"), shape));
         if bias {
             want.push((b, vec![out]));
@@ -252,20 +271,35 @@ fn expected_shapes(
         for norm in norms {
             pair(&format!("blk.{l}.{norm}"), vec![d], true);
         }
-        for (name, shape) in [
-            ("attn_qkv", vec![qkv, d]),
+        let kv_rows = p.kv * (d / s.n_head);
+        let attention = match p.apart {
+            true => vec![
+                ("attn_q", vec![d, d]),
+                ("attn_k", vec![kv_rows, d]),
+                ("attn_v", vec![kv_rows, d]),
+            ],
+            false => vec![("attn_qkv", vec![qkv, d])],
+        };
+        for (name, shape) in attention.into_iter().chain([
             ("attn_output", vec![d, d]),
             ("ffn_up", vec![f, d]),
             ("ffn_down", vec![d, f]),
-        ] {
+        ]) {
             pair(&format!("blk.{l}.{name}"), shape, true);
         }
     }
     want
 }
 
+/// Whether a layer's tensor `name` (`blk.{l}.attn_q`) is one of q, k and v held apart.
+fn is_qkv_part(name: &str) -> bool {
+    ["attn_q", "attn_k", "attn_v"]
+        .iter()
+        .any(|part| name.ends_with(&format!(".{part}")))
+}
+
 /// Open the file `path` of architecture `arch` (`gpt2`, `starcoder`, `gptneox`, `bloom`,
-/// `falcon` or `mpt`; the caller read it).
+/// `falcon`, `mpt` or `starcoder2`; the caller read it).
 pub(super) fn open(mut f: Opened, arch: &str, device: &Device) -> Result<Gpt2> {
     let path = &f.path.clone();
     let mut config = sizes(&f.c, arch, f.vocab, path)?;
@@ -334,7 +368,15 @@ fn read_block(
         };
         Ok((w, b))
     };
-    let (w, b) = pair("attn_qkv")?;
+    let (w, b) = match p.apart {
+        // Joined in the fused order: every query, then the keys, then the values.
+        true => {
+            let parts = [pair("attn_q")?, pair("attn_k")?, pair("attn_v")?];
+            let (ws, bs): (Vec<Tensor>, Vec<Tensor>) = parts.into_iter().unzip();
+            (Tensor::cat(&ws, 0)?, Tensor::cat(&bs, 0)?)
+        }
+        false => pair("attn_qkv")?,
+    };
     let ln_1 = pair(p.attn_norm)?;
     let ln_2 = match p.mlp_norm {
         Some(name) => pair(name)?,

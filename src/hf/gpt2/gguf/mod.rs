@@ -23,7 +23,7 @@ use crate::hf::gpt2::{Block, Core, Gpt2};
 use crate::hf::limits::in_range;
 
 /// The GGUF architectures read here (every other goes to the LLaMA-family reader).
-pub const ARCHES: [&str; 7] = [
+pub const ARCHES: [&str; 8] = [
     "phi2",
     "gpt2",
     "starcoder",
@@ -31,6 +31,7 @@ pub const ARCHES: [&str; 7] = [
     "bloom",
     "falcon",
     "mpt",
+    "starcoder2",
 ];
 
 impl Gpt2 {
