@@ -385,6 +385,32 @@ def olmo2():
     save(model, fast, raw, "olmo2")
 
 
+def olmo3():
+    """OLMo 3 (AllenAI): OLMo 2's block, with sliding-window layers (here the first of two;
+    the window, 96, longer than the text) and RoPE per layer kind as the released models
+    have it: YaRN (factor 4 over an original 32 positions) on the full-attention layers, the
+    plain rotation on the sliding ones."""
+    torch.manual_seed(97)
+    raw = bpe_tokenizer()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|endoftext|>")
+    cfg = transformers.Olmo3Config(
+        vocab_size=VOCAB, initializer_range=0.25, hidden_size=32, intermediate_size=48,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=128, rms_norm_eps=1e-6, sliding_window=96,
+        layer_types=["sliding_attention", "full_attention"],
+        rope_parameters={
+            "full_attention": {"rope_type": "yarn", "rope_theta": 500000.0, "factor": 4.0,
+                               "original_max_position_embeddings": 32},
+            "sliding_attention": {"rope_type": "default", "rope_theta": 500000.0},
+        },
+        tie_word_embeddings=False, bos_token_id=None, eos_token_id=0, pad_token_id=0,
+        attn_implementation="eager",
+    )
+    model = transformers.Olmo3ForCausalLM(cfg).eval()
+    randomise_norms(model, 0.3)
+    save(model, fast, raw, "olmo3")
+
+
 def opt():
     """OPT (OPT-125m's architecture): GPT-2's pre-LayerNorm block with q, k and v as three
     Linears with biases, a ReLU MLP, learned positions read two rows on, and `</s>` first in
@@ -938,7 +964,7 @@ def main():
                              "gemma3_text", "olmo2", "opt", "bloom", "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
                              "llama_yarn", "stablelm", "olmo", "modernbert",
                              "gemma3_vision", "gpt_bigcode", "gpt_bigcode_mha", "falcon",
-                             "falcon_rw", "falcon_new", "mpt", "gptj", "opt_350m", "starcoder2", "codegen"]
+                             "falcon_rw", "falcon_new", "mpt", "gptj", "opt_350m", "starcoder2", "codegen", "olmo3"]
     first = [n for n in names if n in ("gpt2", "llama", "qwen2")]
     if first:
         # The first three share one seed, drawn in this order.
@@ -952,7 +978,7 @@ def main():
                  "smollm3", "granite", "roberta", "distilbert", "phi3_longrope",
                  "llama_yarn", "stablelm", "olmo", "modernbert",
                  "gemma3_vision", "gpt_bigcode", "gpt_bigcode_mha", "falcon", "falcon_rw",
-                 "falcon_new", "mpt", "gptj", "opt_350m", "starcoder2", "codegen"):
+                 "falcon_new", "mpt", "gptj", "opt_350m", "starcoder2", "codegen", "olmo3"):
             globals()[n]()
     return 0
 

@@ -605,6 +605,65 @@ fn olmo2_matches_transformers() {
     assert_eq!(m.kind_label(), "OLMo 2 decoder (Hugging Face safetensors)");
 }
 
+/// OLMo 3: OLMo 2's block with a sliding layer and a full one, RoPE per layer kind (YaRN on
+/// the full layer, the plain rotation on the sliding one; the older top-level `rope_scaling`,
+/// which transformers applies to the full layers only, gives the same model); the window is
+/// the context. What the model cannot be is refused naming the key.
+#[test]
+fn olmo3_matches_transformers() {
+    parity("olmo3");
+    let m = open(&fixture("olmo3"));
+    assert_eq!(m.kind_label(), "OLMo 3 decoder (Hugging Face safetensors)");
+    assert_eq!(
+        m.model().dims().max_len,
+        96,
+        "the sliding window is the context"
+    );
+    let dir = common::copy_family_fixture("olmo3");
+    set_config(dir.path(), "rope_parameters", serde_json::Value::Null);
+    set_config(dir.path(), "rope_theta", 500_000.0.into());
+    let yarn = serde_json::json!({"rope_type": "yarn", "factor": 4.0,
+        "original_max_position_embeddings": 32});
+    set_config(dir.path(), "rope_scaling", yarn);
+    let (older, _) = logit_diff(dir.path(), "olmo3");
+    assert!(
+        older < 1e-4,
+        "rope_scaling as older configs write it: {older}"
+    );
+    set_config(dir.path(), "rope_scaling", serde_json::Value::Null);
+    let (plain, _) = logit_diff(dir.path(), "olmo3");
+    assert!(
+        plain > 1e-3,
+        "without YaRN on the full layer the logits move: {plain}"
+    );
+    let sliding_yarn = serde_json::json!({
+        "full_attention": {"rope_type": "default", "rope_theta": 500000.0},
+        "sliding_attention": {"rope_type": "yarn", "rope_theta": 500000.0, "factor": 4.0}});
+    for (key, value, fragment) in [
+        (
+            "layer_types",
+            serde_json::json!(["full_attention"]),
+            "layer_types names 1 layers of 2",
+        ),
+        (
+            "layer_types",
+            serde_json::json!(["chunked_attention", "full_attention"]),
+            "\"chunked_attention\"",
+        ),
+        ("sliding_window", serde_json::Value::Null, "sliding_window"),
+        (
+            "rope_parameters",
+            sliding_yarn,
+            "sliding_attention.rope_type \"yarn\"",
+        ),
+    ] {
+        let dir = common::copy_family_fixture("olmo3");
+        set_config(dir.path(), key, value);
+        let err = open_err(dir.path());
+        assert!(err.contains(fragment), "{key}: {err}");
+    }
+}
+
 /// OPT: GPT-2's block with q, k and v apart with biases, a ReLU MLP, positions read two rows on
 /// and `</s>` first in every text: from tokenizer.json, or from vocab.json + merges.txt with
 /// tokenizer_config.json's `add_bos_token`, as OPT's own folders hold it.

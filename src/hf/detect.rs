@@ -14,7 +14,7 @@ pub const SUPPORTED: &str = "a .gguf file of a LLaMA-family decoder (LLaMA, Qwen
      StarCoder2, GPT-NeoX, BLOOM, Falcon or MPT, or a Hugging Face folder (config.json + model.safetensors \
      or its shards + tokenizer.json) of a BERT-family encoder (BERT, RoBERTa, DistilBERT, \
      ModernBERT) or a GPT-2, GPT-Neo, GPT-NeoX, GPT-J, CodeGen, Phi, OPT, BLOOM, GPT-BigCode, \
-     StarCoder2, Falcon, MPT, LLaMA-architecture, SmolLM3, Granite, Mistral, Qwen, Phi-3, Gemma, OLMo 1 or 2 or StableLM \
+     StarCoder2, Falcon, MPT, LLaMA-architecture, SmolLM3, Granite, Mistral, Qwen, Phi-3, Gemma, OLMo 1, 2 or 3 or StableLM \
      decoder, or an adapter folder (adapter.json) fine-tuned from one";
 
 /// The first four bytes of every GGUF file.

@@ -9,7 +9,7 @@ use std::path::Path;
 pub const SUPPORTED_TYPES: &str = "bert, roberta, xlm-roberta, camembert, distilbert and \
      modernbert (BERT-family encoders), bloom, codegen, falcon, gemma, gemma2, gemma3 and gemma3_text, gpt2, \
      gpt_bigcode (SantaCoder, StarCoderBase), gpt_neo (TinyStories), gpt_neox (Pythia), gptj, granite, \
-     llama (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, mpt, olmo (OLMo 1), olmo2, opt \
+     llama (LLaMA architecture: SmolLM2, TinyLlama, ...), mistral, mpt, olmo (OLMo 1), olmo2, olmo3, opt \
      (OPT-125m, 350m, 1.3b, ...), phi (phi-1 to phi-2), phi3, qwen2, qwen3, smollm3, stablelm \
      (StableLM 2) and starcoder2";
 
@@ -89,6 +89,9 @@ pub enum Family {
     /// CodeGen decoders (`codegen`: Salesforce's codegen-350M … 16B): GPT-J with q, k and v in
     /// one projection laid out for 4 shards.
     CodeGen,
+    /// OLMo 3 decoders (`olmo3`: AllenAI's OLMo-3 7B, 32B): OLMo 2's block with sliding-window
+    /// layers and RoPE per layer kind.
+    Olmo3,
 }
 
 impl Family {
@@ -109,6 +112,7 @@ impl Family {
             Self::Gemma2 => "Gemma 2 decoder (Hugging Face safetensors)",
             Self::Gemma3 => "Gemma 3 decoder (Hugging Face safetensors)",
             Self::Olmo2 => "OLMo 2 decoder (Hugging Face safetensors)",
+            Self::Olmo3 => "OLMo 3 decoder (Hugging Face safetensors)",
             Self::Opt => "OPT decoder (Hugging Face safetensors)",
             Self::Bloom => "BLOOM decoder (Hugging Face safetensors)",
             Self::SmolLm3 => "SmolLM3 decoder (Hugging Face safetensors)",
@@ -146,6 +150,7 @@ impl Family {
             Self::Gemma2 => "gemma2",
             Self::Gemma3 => "gemma3_text",
             Self::Olmo2 => "olmo2",
+            Self::Olmo3 => "olmo3",
             Self::Opt => "opt",
             Self::Bloom => "bloom",
             Self::Mpt => "mpt",
@@ -224,6 +229,7 @@ fn by_type(t: &str) -> Option<Family> {
         // A multimodal Gemma 3 (gemma-3-4b-it and up): its text decoder.
         "gemma3_text" | "gemma3" => Family::Gemma3,
         "olmo2" => Family::Olmo2,
+        "olmo3" => Family::Olmo3,
         "opt" => Family::Opt,
         "bloom" => Family::Bloom,
         "gpt_bigcode" => Family::GptBigCode,
@@ -273,6 +279,8 @@ fn by_architecture(a: &str) -> Option<Family> {
         ("Gemma3TextModel", Family::Gemma3),
         ("Olmo2For", Family::Olmo2),
         ("Olmo2Model", Family::Olmo2),
+        ("Olmo3For", Family::Olmo3),
+        ("Olmo3Model", Family::Olmo3),
         ("OPTFor", Family::Opt),
         ("GPTBigCode", Family::GptBigCode),
         ("FalconFor", Family::Falcon),

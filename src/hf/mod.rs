@@ -99,6 +99,7 @@ impl ImportedModel {
                 | Family::Gemma2
                 | Family::Gemma3
                 | Family::Olmo2
+                | Family::Olmo3
                 | Family::SmolLm3
                 | Family::Granite
                 | Family::Olmo

@@ -13,7 +13,7 @@ use localist::model::checkpoint::{load_checkpoint, Checkpoint};
 /// The tiny decoder folders of `tests/fixtures/families/` (made by
 /// `scripts/make_family_fixtures.py`) that every path test and the training-forward check run
 /// on: one per family and per feature that changes the forward.
-pub const DECODER_FOLDERS: [&str; 31] = [
+pub const DECODER_FOLDERS: [&str; 32] = [
     "gpt2",
     "llama",
     "qwen2",
@@ -45,6 +45,7 @@ pub const DECODER_FOLDERS: [&str; 31] = [
     "opt_350m",
     "starcoder2",
     "codegen",
+    "olmo3",
 ];
 
 /// The repository root.

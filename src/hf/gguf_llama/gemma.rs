@@ -51,11 +51,15 @@ impl LlamaConfig {
             .is_some_and(|off| off.get(l).copied().unwrap_or(false))
     }
 
-    /// The RoPE base of layer `l` when it is not the model's one (Gemma 3's sliding layers).
+    /// The base of the plain, unscaled rotation layer `l` turns by when it is not the model's
+    /// (Gemma 3's and OLMo 3's sliding layers).
     pub fn local_base(&self, l: usize) -> Option<f64> {
+        let sliding = |s: &[bool]| s.get(l).copied().unwrap_or(false);
+        if let Some((layers, base)) = &self.sliding_rope {
+            return sliding(layers).then_some(*base);
+        }
         let g = self.gemma.as_ref()?;
-        g.local_rope_base
-            .filter(|_| g.sliding.get(l).copied().unwrap_or(false))
+        g.local_rope_base.filter(|_| sliding(&g.sliding))
     }
 }
 

@@ -72,6 +72,9 @@ pub struct LlamaConfig {
     /// The layers that turn no RoPE at all (SmolLM3's "NoPE" layers, every fourth); None: all
     /// turn.
     pub no_rope: Option<Vec<bool>>,
+    /// OLMo 3's sliding-window layers (per layer) and the base of the plain rotation they turn
+    /// by, where the other layers' is scaled (YaRN) or at another base; None elsewhere.
+    pub sliding_rope: Option<(Vec<bool>, f64)>,
     /// Gemma's differences from LLaMA ([`super::gemma`]); None for every other family.
     pub gemma: Option<GemmaSettings>,
     /// Granite's four multipliers (applied with Gemma's differences); None for every other
@@ -164,6 +167,7 @@ impl LlamaConfig {
             qkv_biased: arch == "qwen2"
                 || (arch == "stablelm" && c.tensor_infos.contains_key("blk.0.attn_q.bias")),
             no_rope: None,
+            sliding_rope: None,
             gemma: None,
             granite: None,
         };

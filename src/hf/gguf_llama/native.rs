@@ -223,7 +223,7 @@ impl GgufLlama {
         RopeCols {
             local: (0..c.layers)
                 .find_map(|l| c.local_base(l))
-                .map(|base| self.rope_cols_at(t, c.rope_inv_freq_local(base))),
+                .map(|base| self.rope_cols_at(t, c.rope_inv_freq_local(base), false)),
             global,
             none,
         }
@@ -232,14 +232,18 @@ impl GgufLlama {
     /// RoPE's cos and sin of positions 0..T, [d_h/2, T] (as [`GgufLlama::rope_tables`]
     /// computes them: f32 position times f32 inverse frequency, times the attention factor).
     pub(super) fn rope_cols(&self, t: usize) -> (Vec<f32>, Vec<f32>) {
-        self.rope_cols_at(t, self.config.rope_inv_freq(t))
+        self.rope_cols_at(t, self.config.rope_inv_freq(t), true)
     }
 
-    /// [`rope_cols`](Self::rope_cols) of the inverse frequencies `inv_freq` [d_h/2].
-    fn rope_cols_at(&self, t: usize, inv_freq: Vec<f32>) -> (Vec<f32>, Vec<f32>) {
+    /// [`rope_cols`](Self::rope_cols) of the inverse frequencies `inv_freq` [d_h/2], times the
+    /// attention factor where `scaled` (the sliding layers' plain rotation has none).
+    fn rope_cols_at(&self, t: usize, inv_freq: Vec<f32>, scaled: bool) -> (Vec<f32>, Vec<f32>) {
         let dh = self.config.head_dim;
         let (mut cos, mut sin) = (vec![0f32; dh / 2 * t], vec![0f32; dh / 2 * t]);
-        let scales = self.config.rope_col_scales();
+        let scales = match scaled {
+            true => self.config.rope_col_scales(),
+            false => vec![1.0; dh / 2],
+        };
         for (i, (inv, scale)) in inv_freq.into_iter().zip(scales).enumerate() {
             for p in 0..t {
                 let f = p as f32 * inv;

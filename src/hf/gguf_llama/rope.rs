@@ -37,8 +37,8 @@ impl LlamaConfig {
         self.inv_freq(self.rope_base, factors)
     }
 
-    /// Gemma 3's local layers' inverse frequencies at their `base`: never stretched (a
-    /// Gemma 3's linear stretch is its global layers').
+    /// The sliding layers' inverse frequencies at their `base` (Gemma 3's, OLMo 3's): never
+    /// stretched (a Gemma 3's linear stretch, an OLMo 3's YaRN, are its other layers').
     pub fn rope_inv_freq_local(&self, base: f64) -> Vec<f32> {
         self.inv_freq(base, None)
     }
@@ -88,7 +88,7 @@ impl RopeTables {
 impl GgufLlama {
     /// RoPE tables (cos, sin) [n, d_h/2] of positions p..p+n.
     pub(crate) fn rope_tables(&self, p: usize, n: usize) -> candle_core::Result<(Tensor, Tensor)> {
-        self.rope_tables_of(p, n, self.config.rope_inv_freq(p + n))
+        self.rope_tables_of(p, n, self.config.rope_inv_freq(p + n), true)
     }
 
     /// RoPE tables of positions p..p+n for every layer (Gemma 3's sliding layers at their
@@ -102,19 +102,21 @@ impl GgufLlama {
         };
         Ok(RopeTables {
             local: local
-                .map(|b| self.rope_tables_of(p, n, self.config.rope_inv_freq_local(b)))
+                .map(|b| self.rope_tables_of(p, n, self.config.rope_inv_freq_local(b), false))
                 .transpose()?,
             global,
             none,
         })
     }
 
-    /// [`rope_tables`](Self::rope_tables) of the inverse frequencies `inv` [d_h/2].
+    /// [`rope_tables`](Self::rope_tables) of the inverse frequencies `inv` [d_h/2], times the
+    /// attention factor where `scaled` (the sliding layers' plain rotation has none).
     fn rope_tables_of(
         &self,
         p: usize,
         n: usize,
         inv: Vec<f32>,
+        scaled: bool,
     ) -> candle_core::Result<(Tensor, Tensor)> {
         let c = &self.config;
         let dh = c.head_dim;
@@ -125,7 +127,7 @@ impl GgufLlama {
             .reshape((n, 1))?;
         let freqs = pos.broadcast_mul(&inv)?;
         let (cos, sin) = (freqs.cos()?, freqs.sin()?);
-        if c.rope_scale == 1.0 {
+        if c.rope_scale == 1.0 || !scaled {
             return Ok((cos, sin));
         }
         let scale = Tensor::from_vec(c.rope_col_scales(), (1, dh / 2), dev)?;

@@ -98,6 +98,10 @@ pub struct HfLlamaConfig {
     /// StableLM: biases on q, k and v.
     #[serde(default)]
     pub use_qkv_bias: bool,
+    /// Each layer's kind (OLMo 3's `sliding_attention` or `full_attention`; read for OLMo 3
+    /// only).
+    #[serde(default)]
+    pub layer_types: Option<Vec<String>>,
     /// StableLM 2 12B: a LayerNorm of each head's queries and keys (not supported).
     #[serde(default)]
     pub qk_layernorm: bool,
@@ -145,6 +149,7 @@ impl HfLlamaConfig {
             return Err("use_sliding_window = true without a sliding_window".into());
         }
         self.rotary_dims()?;
+        self.check_olmo3()?;
         if self.rope_scaling.is_some() && self.scaling().is_some_and(|k| k.kind().is_none()) {
             return unsupported("rope_scaling without a rope_type");
         }
@@ -233,10 +238,10 @@ impl HfLlamaConfig {
     /// The RoPE settings that scale: `rope_parameters`, or the older `rope_scaling` when
     /// those say nothing but "default".
     pub(super) fn scaling(&self) -> Option<&RopeParameters> {
-        match (&self.rope_parameters, &self.rope_scaling) {
+        match (self.rope_params(), &self.rope_scaling) {
             (Some(p), _) if p.kind().is_some_and(|k| k != "default") => Some(p),
             (_, Some(s)) => Some(s),
-            (p, None) => p.as_ref(),
+            (p, None) => p,
         }
     }
 
@@ -259,6 +264,9 @@ impl HfLlamaConfig {
     fn window(&self) -> Option<usize> {
         match self.model_type.as_str() {
             "mistral" | "phi3" => self.sliding_window,
+            "olmo3" => self
+                .sliding_window
+                .filter(|_| self.olmo3_layers().iter().any(|&s| s)),
             _ if self.use_sliding_window => self.sliding_window,
             _ => None,
         }
@@ -280,8 +288,7 @@ impl HfLlamaConfig {
 
     /// The RoPE base (10,000 when the config names none).
     pub fn rope_base(&self) -> f64 {
-        self.rope_parameters
-            .as_ref()
+        self.rope_params()
             .and_then(|r| r.rope_theta)
             .or(self.rope_theta)
             .unwrap_or(10_000.0)
@@ -293,7 +300,7 @@ impl HfLlamaConfig {
         match self.model_type.as_str() {
             "qwen2" => "qwen2",
             "qwen3" => "qwen3",
-            "olmo2" => "olmo2",
+            "olmo2" | "olmo3" => "olmo2",
             "olmo" => "olmo",
             "stablelm" => "stablelm",
             _ => "llama",
@@ -326,6 +333,7 @@ impl HfLlamaConfig {
             rope_long: scaled.long,
             rope_scale: scaled.attention,
             no_rope: self.no_rope().unwrap_or_default(),
+            sliding_rope: self.sliding_rope(),
             gemma: None,
             granite: self.granite(),
         }

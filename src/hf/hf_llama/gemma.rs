@@ -235,6 +235,7 @@ impl GemmaConfig {
             qkv_biased: false,
             clip_qkv: None,
             no_rope: None,
+            sliding_rope: None,
             granite: None,
             gemma: Some(GemmaSettings {
                 embed_scale: (self.hidden_size as f64).sqrt(),

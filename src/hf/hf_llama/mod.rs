@@ -13,6 +13,7 @@
 mod config;
 pub mod gemma;
 mod gemma3;
+mod olmo3;
 mod rope;
 mod rotary;
 mod shape;
@@ -219,7 +220,7 @@ fn read_layer(
         false => None,
     };
     let qk_norm = match family {
-        Family::Qwen3 | Family::Olmo2 => Some([
+        Family::Qwen3 | Family::Olmo2 | Family::Olmo3 => Some([
             take("self_attn.q_norm.weight")?,
             take("self_attn.k_norm.weight")?,
         ]),
@@ -282,7 +283,7 @@ fn layer_norms(
     // OLMo 2 norms only the sub-layers' outputs: its pre-norm slots are never read
     // (`LlamaConfig::pre_norms`), and hold ones.
     Ok(match family {
-        Family::Olmo2 => {
+        Family::Olmo2 | Family::Olmo3 => {
             let post = [
                 take("post_attention_layernorm.weight")?,
                 take("post_feedforward_layernorm.weight")?,

@@ -45,6 +45,10 @@ pub struct RopeParameters {
     pub mscale_all_dim: Option<f64>,
     /// "yarn": whether the blend's range is rounded outwards to whole dimensions (true).
     pub truncate: Option<bool>,
+    /// OLMo 3's settings per layer kind (transformers 5): the full-attention layers'.
+    pub full_attention: Option<Box<RopeParameters>>,
+    /// OLMo 3's sliding-window layers' (the plain rotation in every release).
+    pub sliding_attention: Option<Box<RopeParameters>>,
 }
 
 /// What a config's RoPE scaling does to the plain rotation of its `dims` rotated dimensions.

@@ -10,7 +10,7 @@ impl HfLlamaConfig {
     /// names none), which must be even and at least 2.
     pub fn rotary_dims(&self) -> Result<usize, String> {
         let dh = self.head_width();
-        let partial = (self.rope_parameters.as_ref())
+        let partial = (self.rope_params())
             .and_then(|r| r.partial_rotary_factor)
             .or(self.partial_rotary_factor)
             .or((self.model_type == "stablelm").then_some(0.25));

@@ -31,7 +31,7 @@ impl HfLlamaConfig {
             ];
             layer.extend(match family {
                 // Norms of attention's and the MLP's outputs only; q/k norms over all heads.
-                Family::Olmo2 => vec![
+                Family::Olmo2 | Family::Olmo3 => vec![
                     ("post_attention_layernorm.weight", vec![d]),
                     ("post_feedforward_layernorm.weight", vec![d]),
                     ("self_attn.q_norm.weight", vec![qd]),
