@@ -104,6 +104,19 @@ pub fn heads_divide(
     ))
 }
 
+/// The key/value heads `kv` (`kv_key`) as groups of the `h` query heads: from 1 to `h`, and
+/// dividing `h` (each key and value head shared by h/kv queries), or the first problem in a
+/// sentence naming the keys.
+pub fn kv_groups(kv_key: &str, kv: usize, h: usize) -> Result<usize, String> {
+    let kv = in_range(kv_key, kv, 1, h)?;
+    match h % kv {
+        0 => Ok(kv),
+        _ => Err(format!(
+            "num_attention_heads {h} is not a multiple of {kv_key} {kv}"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,8 +30,8 @@ use crate::hf::gpt2::rotary::rope_base;
 use crate::hf::gpt2::{load_core_copying, unprefixed, Affine, Alibi, Block, Gpt2, Gpt2Config};
 use crate::hf::gpt2::{Rotary, Variant};
 use crate::hf::limits::{
-    heads_divide, in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB,
-    MAX_WIDTH,
+    heads_divide, in_range, kv_groups, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS,
+    MAX_VOCAB, MAX_WIDTH,
 };
 
 /// The fields of a Falcon `config.json` the forward pass needs (transformers' defaults).
@@ -118,12 +118,7 @@ impl FalconConfig {
             MAX_HEADS,
         )?;
         heads_divide(("hidden_size", d), ("num_attention_heads", h))?;
-        let kv = in_range("num_kv_heads", self.kv_heads(), 1, h)?;
-        if h % kv != 0 {
-            return Err(format!(
-                "num_attention_heads {h} is not a multiple of num_kv_heads {kv}"
-            ));
-        }
+        kv_groups("num_kv_heads", self.kv_heads(), h)?;
         in_range("ffn_hidden_size", self.ff(), 1, MAX_FF)?;
         in_range(
             "max_position_embeddings",

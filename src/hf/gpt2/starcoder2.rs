@@ -22,8 +22,8 @@ use crate::hf::gpt2::qkv::repeat_kv;
 use crate::hf::gpt2::rotary::rope_base;
 use crate::hf::gpt2::{load_core_copying, Affine, Block, Gpt2, Gpt2Config, Rotary, Variant};
 use crate::hf::limits::{
-    heads_divide, in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB,
-    MAX_WIDTH,
+    heads_divide, in_range, kv_groups, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS,
+    MAX_VOCAB, MAX_WIDTH,
 };
 
 /// The fields of a StarCoder2 `config.json` the forward pass needs.
@@ -97,12 +97,7 @@ impl Starcoder2Config {
             MAX_HEADS,
         )?;
         heads_divide(("hidden_size", d), ("num_attention_heads", h))?;
-        let kv = in_range("num_key_value_heads", self.kv_heads(), 1, h)?;
-        if h % kv != 0 {
-            return Err(format!(
-                "num_attention_heads {h} is not a multiple of num_key_value_heads {kv}"
-            ));
-        }
+        kv_groups("num_key_value_heads", self.kv_heads(), h)?;
         if (d / h) % 2 == 1 {
             return Err(format!(
                 "a head of {} dimensions cannot be turned by RoPE",
