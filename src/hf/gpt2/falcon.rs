@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Result;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use serde::Deserialize;
 
 use crate::hf::family::Family;
@@ -309,14 +309,7 @@ fn read_falcon_block(
 ) -> Result<Block> {
     let mut take = |name: &str| folder::take(t, &format!("h.{l}.{name}"), file);
     // A `Linear`'s weight and bias (zeros where the config has none).
-    let mut linear = |name: &str| -> Result<Affine> {
-        let w = take(&format!("{name}.weight"))?;
-        let b = match c.bias {
-            true => take(&format!("{name}.bias"))?,
-            false => Tensor::zeros(w.dim(0)?, DType::F32, w.device())?,
-        };
-        Ok((w, b))
-    };
+    let mut linear = |name: &str| super::linear(&mut take, name, c.bias);
     let conv = |(w, b): Affine| -> Result<Affine> { Ok((w.t()?.contiguous()?, b)) };
     let (w, b) = linear("self_attention.query_key_value")?;
     // Each head's q, k, v in turn (falcon-rw-1b), or groups of queries with their key and

@@ -7,10 +7,30 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 
 use crate::hf::folder;
-use crate::hf::gpt2::{tokenizer, Block, Core, Gpt2Config, Shape};
+use crate::hf::gpt2::{tokenizer, Affine, Block, Core, Gpt2Config, Shape};
+
+/// A tensor name without the `model.` prefix of `…ForCausalLM` exports (Phi's, StarCoder2's).
+pub(super) fn model_unprefixed(name: &str) -> &str {
+    name.strip_prefix("model.").unwrap_or(name)
+}
+
+/// A `Linear`'s weight [out, in] and bias [out] (`{name}.weight`, `{name}.bias`), read by
+/// `take`; the bias zeros where the model has none (`bias` false).
+pub(super) fn linear(
+    take: &mut impl FnMut(&str) -> Result<Tensor>,
+    name: &str,
+    bias: bool,
+) -> Result<Affine> {
+    let w = take(&format!("{name}.weight"))?;
+    let b = match bias {
+        true => take(&format!("{name}.bias"))?,
+        false => Tensor::zeros(w.dim(0)?, DType::F32, w.device())?,
+    };
+    Ok((w, b))
+}
 
 /// Where [`load_core`] finds the weights every family has.
 #[derive(Clone, Copy, Debug)]

@@ -42,7 +42,7 @@ use candle_core::{Device, Tensor};
 pub use config::Gpt2Config;
 
 use alibi::Alibi;
-use load::{load_core, load_core_copying, CoreNames};
+use load::{linear, load_core, load_core_copying, model_unprefixed, CoreNames};
 use rotary::Rotary;
 
 use crate::hf::family::Family;

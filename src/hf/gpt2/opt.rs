@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use serde::Deserialize;
 
 use crate::hf::family::Family;
@@ -244,12 +244,7 @@ fn read_opt_block(
 ) -> Result<Block> {
     let mut take = |name: &str| folder::take(t, &format!("layers.{l}.{name}"), file);
     let mut linear = |name: &str| -> Result<Affine> {
-        let w = take(&format!("{name}.weight"))?;
-        let b = if bias {
-            take(&format!("{name}.bias"))?
-        } else {
-            Tensor::zeros(w.dim(0)?, DType::F32, w.device())?
-        };
+        let (w, b) = super::linear(&mut take, name, bias)?;
         Ok((w.t()?.contiguous()?, b))
     };
     let (q, k, v) = (

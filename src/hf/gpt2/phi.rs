@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::hf::family::Family;
 use crate::hf::folder;
 use crate::hf::gpt2::neox::{NeoxRope, PartialRope};
-use crate::hf::gpt2::{load_core, Block, Gpt2, Gpt2Config, Rotary, Variant};
+use crate::hf::gpt2::{load_core, model_unprefixed, Block, Gpt2, Gpt2Config, Rotary, Variant};
 use crate::hf::limits::{
     heads_divide, in_range, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB,
     MAX_WIDTH,
@@ -180,11 +180,6 @@ impl PhiConfig {
     }
 }
 
-/// A tensor name without the `model.` prefix of `PhiForCausalLM` exports.
-fn unprefixed(name: &str) -> &str {
-    name.strip_prefix("model.").unwrap_or(name)
-}
-
 impl Gpt2 {
     /// Open the folder `dir` of a Phi model (phi-1, phi-1.5, phi-2). The config is checked
     /// against the limits and the safetensors header before any weight is read; every weight
@@ -205,7 +200,7 @@ impl Gpt2 {
         let mut read = load_core(
             dir,
             device,
-            (&config, &want, unprefixed),
+            (&config, &want, model_unprefixed),
             names,
             read_phi_block,
         )?;

@@ -13,14 +13,16 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Result;
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use serde::Deserialize;
 
 use crate::hf::family::Family;
 use crate::hf::folder;
 use crate::hf::gpt2::qkv::repeat_kv;
 use crate::hf::gpt2::rotary::rope_base;
-use crate::hf::gpt2::{load_core_copying, Affine, Block, Gpt2, Gpt2Config, Rotary, Variant};
+use crate::hf::gpt2::{
+    load_core_copying, model_unprefixed, Affine, Block, Gpt2, Gpt2Config, Rotary, Variant,
+};
 use crate::hf::limits::{
     heads_divide, in_range, kv_groups, positive_eps, MAX_FF, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS,
     MAX_VOCAB, MAX_WIDTH,
@@ -193,11 +195,6 @@ impl Starcoder2Config {
     }
 }
 
-/// A tensor name without the `model.` prefix of `Starcoder2ForCausalLM` exports.
-fn unprefixed(name: &str) -> &str {
-    name.strip_prefix("model.").unwrap_or(name)
-}
-
 impl Gpt2 {
     /// Open the folder `dir` of a StarCoder2 model. The config is checked against the limits
     /// and the safetensors header before any weight is read; every weight is checked finite.
@@ -224,7 +221,7 @@ impl Gpt2 {
         let read = load_core_copying(
             dir,
             device,
-            (&config, &want, unprefixed),
+            (&config, &want, model_unprefixed),
             (names, copies as u64),
             |t, l, f| read_starcoder2_block(t, (l, f), (d, h, kv), bias),
         )?;
@@ -252,14 +249,7 @@ fn read_starcoder2_block(
 ) -> Result<Block> {
     let mut take = |name: &str| folder::take(t, &format!("layers.{l}.{name}"), file);
     // A Linear's weight [out, in] and bias [out] (zeros without biases).
-    let mut linear = |name: &str| -> Result<(Tensor, Tensor)> {
-        let w = take(&format!("{name}.weight"))?;
-        let b = match bias {
-            true => take(&format!("{name}.bias"))?,
-            false => Tensor::zeros(w.dim(0)?, DType::F32, w.device())?,
-        };
-        Ok((w, b))
-    };
+    let mut linear = |name: &str| super::linear(&mut take, name, bias);
     let conv = |(w, b): (Tensor, Tensor)| -> Result<Affine> { Ok((w.t()?.contiguous()?, b)) };
     let parts = ["q_proj", "k_proj", "v_proj"]
         .iter()
