@@ -47,15 +47,18 @@ fn minilm_matches_the_reference_embedding() {
 
 #[test]
 fn an_unsupported_folder_gets_a_clear_error() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // A RoBERTa folder whose weights are a pytorch_model.bin that is not one.
+    let dir = common::copy_family_fixture("roberta");
+    std::fs::remove_file(dir.path().join("model.safetensors")).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.path().join("pytorch_model.bin"), b"not unpickled")
         .unwrap_or_else(|e| panic!("{e}"));
     let err = match Bert::open(dir.path(), &Device::Cpu) {
-        Ok(_) => panic!("opened a folder without safetensors"),
+        Ok(_) => panic!("opened a folder whose pytorch_model.bin is not a checkpoint"),
         Err(e) => format!("{e:#}"),
     };
-    assert!(err.contains("only model.safetensors is supported"), "{err}");
-    assert!(err.contains("never loaded"), "{err}");
+    // Read weights-only, and this one is not a zip archive written by torch.save.
+    assert!(err.contains("pytorch_model.bin"), "{err}");
+    assert!(err.contains("not a PyTorch checkpoint"), "{err}");
 }
 
 #[test]
@@ -320,7 +323,7 @@ fn imported_model_errors_name_the_file_and_what_is_supported() {
     };
     let err = open(&bin);
     assert!(
-        err.contains("model.bin") && err.contains("never loaded"),
+        err.contains("model.bin") && err.contains("on its own is not opened"),
         "{err}"
     );
     let txt = dir.path().join("notes.txt");

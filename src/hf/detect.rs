@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 pub const SUPPORTED: &str = "a .gguf file of a LLaMA-family decoder (LLaMA, Qwen2, Qwen3, \
      Phi-3, Gemma 1-3, OLMo 1 and 2, SmolLM3, Granite, StableLM) or of Phi-2, GPT-2, GPT-BigCode, \
      StarCoder2, GPT-NeoX, BLOOM, Falcon or MPT, or a Hugging Face folder (config.json + model.safetensors \
-     or its shards + tokenizer.json) of a BERT-family encoder (BERT, RoBERTa, DistilBERT, \
+     or its shards, or pytorch_model.bin read weights-only, + tokenizer.json) of a BERT-family encoder (BERT, RoBERTa, DistilBERT, \
      ModernBERT) or a GPT-2, GPT-Neo, GPT-NeoX, GPT-J, CodeGen, Phi, OPT, BLOOM, GPT-BigCode, \
      StarCoder2, Falcon, MPT, LLaMA-architecture, SmolLM3, Granite, Mistral, Qwen, Phi-3, Gemma, OLMo 1, 2 or 3 or StableLM \
      decoder, or an adapter folder (adapter.json) fine-tuned from one";
@@ -23,7 +23,8 @@ pub const GGUF_MAGIC: [u8; 4] = *b"GGUF";
 /// The files of a Localist checkpoint besides `config.json`, in the order they are checked.
 const CHECKPOINT_FILES: [&str; 2] = ["blocks.json", "model.safetensors"];
 
-/// File extensions of pickled PyTorch checkpoints, which are never read.
+/// File extensions of pickled PyTorch files, not opened on their own (a Hugging Face folder's
+/// `pytorch_model.bin` is read as the folder's weights).
 const PICKLE_EXTENSIONS: [&str; 5] = ["bin", "pt", "pth", "ckpt", "pkl"];
 
 /// The kind of model a path holds.
@@ -70,10 +71,11 @@ pub enum DetectError {
          not a GGUF file, or a damaged one"
     )]
     BadMagic(PathBuf),
-    /// A pickled PyTorch checkpoint.
+    /// A pickled PyTorch file that is not a Hugging Face folder's weights.
     #[error(
-        "{0}: pickled PyTorch checkpoints are never loaded (unpickling runs code); convert it \
-         to safetensors. Supported: {SUPPORTED}"
+        "{0}: a pickled PyTorch file on its own is not opened: nothing says which model it \
+         holds. A Hugging Face folder's pytorch_model.bin, beside its config.json, is read \
+         weights-only (nothing in it is run). Supported: {SUPPORTED}"
     )]
     Pickled(PathBuf),
     /// A file of no kind we know.
@@ -216,10 +218,11 @@ fn locate_file(path: &Path) -> Result<Located, DetectError> {
     if ext == "gguf" {
         return Err(DetectError::BadMagic(path.to_path_buf()));
     }
-    if PICKLE_EXTENSIONS.contains(&ext.as_str()) {
+    let hf_bin = ext == "bin" && path.with_file_name("config.json").is_file();
+    if PICKLE_EXTENSIONS.contains(&ext.as_str()) && !hf_bin {
         return Err(DetectError::Pickled(path.to_path_buf()));
     }
-    if ext == "safetensors" || ext == "json" {
+    if ext == "safetensors" || ext == "json" || hf_bin {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             return match locate_folder(dir)?.kind {
                 ModelKind::HuggingFace => found(ModelKind::HuggingFace, dir),
@@ -257,9 +260,11 @@ fn locate_folder(dir: &Path) -> Result<Located, DetectError> {
     if dir.join("manifest.json").exists() {
         return Err(DetectError::Pool(dir.to_path_buf()));
     }
-    let pickle = dir.join("pytorch_model.bin");
-    if pickle.exists() {
-        return Err(DetectError::Pickled(pickle));
+    if dir.join("pytorch_model.bin").exists() {
+        return Err(DetectError::MissingConfig {
+            dir: dir.to_path_buf(),
+            found: "pytorch_model.bin",
+        });
     }
     match gguf_files(dir)?.as_slice() {
         [one] if has_gguf_magic(one)? => Ok(Located {

@@ -11,7 +11,7 @@ use crate::hf::folder;
 /// SHA-256 of a model on disk, whatever its kind, without loading it: a Localist checkpoint's
 /// ([`crate::model::checkpoint::checkpoint_sha256`]), or what an imported model computes with
 /// in the same scheme: the `.gguf` file ([`ImportedModel::path`]), or a folder's config.json,
-/// model.safetensors (or its index and shards) and tokenizer.json (or a GPT-2-like folder's
+/// model.safetensors or pytorch_model.bin (or its index and shards) and tokenizer.json (or a GPT-2-like folder's
 /// vocab.json and merges.txt, with its tokenizer_config.json).
 pub fn model_sha256(path: &Path) -> Result<String> {
     let found = locate(path)?;
@@ -42,7 +42,11 @@ pub fn model_sha256(path: &Path) -> Result<String> {
             let mut named: Vec<(String, PathBuf)> =
                 vec![("config.json".into(), found.path.join("config.json"))];
             if weights.files != [weights.path.clone()] {
-                named.push(("model.safetensors.index.json".into(), weights.path.clone()));
+                let index = weights
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned());
+                named.push((index.unwrap_or_default(), weights.path.clone()));
             }
             for f in &weights.files {
                 let name = f.file_name().map(|n| n.to_string_lossy().into_owned());

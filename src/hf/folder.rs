@@ -1,6 +1,6 @@
 //! What every Hugging Face folder model shares, whatever its family: finding its weights (one
-//! `model.safetensors`, or the shards a `model.safetensors.index.json` names: [`shards`];
-//! never a pickle), checking the tensors their headers declare against the shapes its config
+//! `model.safetensors`, or the shards a `model.safetensors.index.json` names: [`shards`]; or
+//! `pytorch_model.bin` and its shards, read weights-only by [`crate::hf::torch_bin`]), checking the tensors their headers declare against the shapes its config
 //! implies before any weight is read, loading the weights as finite f32 tensors, and reading
 //! its `tokenizer.json` within the size limit.
 
@@ -12,53 +12,55 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::hf::safetensors_header::TensorDecl;
 
-/// The `model.safetensors` of `dir`, or an error saying what is there instead (a pickle, which
-/// is never loaded; shards, which are not merged here; nothing).
-pub fn weights_file(dir: &Path) -> Result<PathBuf> {
-    let weights = dir.join("model.safetensors");
-    if weights.exists() {
-        return Ok(weights);
-    }
-    if dir.join("pytorch_model.bin").exists() {
-        bail!(
-            "{}: only model.safetensors is supported; pytorch_model.bin is a pickle and is \
-             never loaded (convert it to safetensors first)",
-            dir.display()
-        );
-    }
-    if dir.join("model.safetensors.index.json").exists() {
-        bail!(
-            "{}: the weights are split into shards (model.safetensors.index.json); an \
-             encoder's are read from one model.safetensors only (merge the shards into one \
-             file; a decoder's shards are read as they are)",
-            dir.display()
-        );
-    }
-    bail!("{}: no model.safetensors", dir.display())
-}
-
-/// A decoder folder's weights: one `model.safetensors`, or the shards its
-/// `model.safetensors.index.json` names ([`shards`]).
+/// A decoder or encoder folder's weights: one file, or the shards an index names ([`shards`]).
 #[derive(Clone, Debug)]
 pub struct Weights {
     /// What errors about the weights as a whole name: the one file, or the index.
     pub path: PathBuf,
-    /// The safetensors files, in the order they are read.
+    /// The weight files (`.safetensors`, or `.bin` read weights-only), in the order read.
     pub files: Vec<PathBuf>,
 }
 
-/// The weights of `dir`: `model.safetensors`, or else the shards of
-/// `model.safetensors.index.json`; otherwise the error [`weights_file`] gives.
+/// The weights of `dir`, the first of: `model.safetensors`; the shards of
+/// `model.safetensors.index.json`; `pytorch_model.bin`, read weights-only
+/// ([`crate::hf::torch_bin`]: nothing in it is run); the shards of
+/// `pytorch_model.bin.index.json`.
 pub fn weights(dir: &Path) -> Result<Weights> {
-    let index = dir.join("model.safetensors.index.json");
-    if !dir.join("model.safetensors").exists() && index.exists() {
-        let files = super::shards::shard_files(&index)?;
-        return Ok(Weights { path: index, files });
+    let kinds = [
+        (
+            "model.safetensors",
+            "model.safetensors.index.json",
+            "safetensors",
+        ),
+        ("pytorch_model.bin", "pytorch_model.bin.index.json", "bin"),
+    ];
+    for (single, index, ext) in kinds {
+        let file = dir.join(single);
+        if file.exists() {
+            return Ok(Weights {
+                path: file.clone(),
+                files: vec![file],
+            });
+        }
+        let index = dir.join(index);
+        if index.exists() {
+            let files = super::shards::shard_files(&index, ext)?;
+            return Ok(Weights { path: index, files });
+        }
     }
-    let file = weights_file(dir)?;
-    Ok(Weights {
-        path: file.clone(),
-        files: vec![file],
+    bail!(
+        "{}: no weights: neither model.safetensors (nor model.safetensors.index.json with its \
+         shards) nor pytorch_model.bin (nor pytorch_model.bin.index.json)",
+        dir.display()
+    )
+}
+
+/// Whether the weights [`weights`] finds in `dir` are `pytorch_model.bin` (or its shards).
+pub fn weights_are_bin(dir: &Path) -> bool {
+    weights(dir).is_ok_and(|w| {
+        w.files
+            .iter()
+            .all(|f| crate::hf::torch_bin::is_torch_bin(f))
     })
 }
 
@@ -150,7 +152,12 @@ pub fn declared(
     let mut out = BTreeMap::new();
     let mut from: HashMap<String, &Path> = HashMap::new();
     for file in &weights.files {
-        for (k, v) in crate::hf::safetensors_header::read_header(file)? {
+        let headers = if crate::hf::torch_bin::is_torch_bin(file) {
+            crate::hf::torch_bin::declared(file)?
+        } else {
+            crate::hf::safetensors_header::read_header(file)?
+        };
+        for (k, v) in headers {
             let name = rename(&k).to_string();
             if let Some(first) = from.insert(name.clone(), file) {
                 bail!(
@@ -208,24 +215,31 @@ fn load_file_f32(
     wanted: &[(String, Vec<usize>)],
     tensors: &mut HashMap<String, Tensor>,
 ) -> Result<()> {
+    let is_wanted = |name: &str| wanted.iter().any(|(w, _)| w == rename(name));
+    let mut keep = |name: &str, t: Tensor| -> Result<()> {
+        crate::hf::gguf_llama::ensure_finite(&t, name, file)?;
+        let t = t
+            .to_dtype(DType::F32)
+            .with_context(|| format!("{}: tensor {name}", file.display()))?;
+        tensors.insert(rename(name).to_string(), t);
+        Ok(())
+    };
+    if crate::hf::torch_bin::is_torch_bin(file) {
+        for (name, t) in crate::hf::torch_bin::load(file, device, is_wanted)? {
+            keep(&name, t)?;
+        }
+        return Ok(());
+    }
     let bytes = std::fs::read(file).with_context(|| format!("{}: cannot read", file.display()))?;
     let st = candle_core::safetensors::SliceSafetensors::new(&bytes)
         .with_context(|| format!("{}: not a readable safetensors file", file.display()))?;
     let mut names: Vec<String> = st.tensors().into_iter().map(|(n, _)| n).collect();
     names.sort();
-    for name in names {
-        let short = rename(&name);
-        if !wanted.iter().any(|(w, _)| w == short) {
-            continue;
-        }
+    for name in names.into_iter().filter(|n| is_wanted(n)) {
         let t = st
             .load(&name, device)
             .with_context(|| format!("{}: tensor {name}", file.display()))?;
-        crate::hf::gguf_llama::ensure_finite(&t, &name, file)?;
-        let t = t
-            .to_dtype(DType::F32)
-            .with_context(|| format!("{}: tensor {name}", file.display()))?;
-        tensors.insert(short.to_string(), t);
+        keep(&name, t)?;
     }
     Ok(())
 }

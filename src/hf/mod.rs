@@ -20,11 +20,13 @@ pub mod folder;
 pub mod gguf_llama;
 pub mod gpt2;
 pub mod hf_llama;
+mod labels;
 pub mod limits;
 pub mod memory;
 pub mod safetensors_header;
 mod shards;
 pub mod tokenizer;
+pub mod torch_bin;
 pub mod trainable;
 
 use std::path::{Path, PathBuf};
@@ -151,49 +153,6 @@ impl ImportedModel {
             Self::Gpt2(m) => &m.dir,
             Self::HfLlama(m) => &m.dir,
             Self::Adapted(a) => &a.dir,
-        }
-    }
-
-    /// What it is, in a phrase.
-    pub fn kind_label(&self) -> &'static str {
-        match self {
-            Self::Llama(m) => gguf_label(m.config.arch),
-            Self::Bert(m) => match m.config.kind {
-                bert::EncoderKind::Bert => {
-                    "BERT-family encoder (bidirectional; no next-token head)"
-                }
-                bert::EncoderKind::Roberta => "RoBERTa encoder (bidirectional; no next-token head)",
-                bert::EncoderKind::DistilBert => {
-                    "DistilBERT encoder (bidirectional; no next-token head)"
-                }
-                bert::EncoderKind::ModernBert => {
-                    "ModernBERT encoder (bidirectional, local layers; no next-token head)"
-                }
-            },
-            Self::Gpt2(m) if m.from_gguf() => match m.family {
-                Family::Phi => "Phi-2 decoder (GGUF, weights dequantized to f32)",
-                Family::GptBigCode => "GPT-BigCode decoder (GGUF, weights dequantized to f32)",
-                Family::GptNeox => "GPT-NeoX decoder (GGUF, weights dequantized to f32)",
-                Family::Bloom => "BLOOM decoder (GGUF, weights dequantized to f32)",
-                Family::Falcon => "Falcon decoder (GGUF, weights dequantized to f32)",
-                Family::Mpt => "MPT decoder (GGUF, weights dequantized to f32)",
-                Family::Starcoder2 => "StarCoder2 decoder (GGUF, weights dequantized to f32)",
-                _ => "GPT-2 decoder (GGUF, weights dequantized to f32)",
-            },
-            Self::Gpt2(m) => m.family.folder_label(),
-            Self::HfLlama(m) => m.label(),
-            Self::Adapted(_) => "decoder fine-tuned by an adapter (merged into its base)",
-        }
-    }
-
-    /// A short name of the architecture.
-    pub fn arch_label(&self) -> &'static str {
-        match self {
-            Self::Llama(m) => m.config.arch,
-            Self::Bert(m) => m.config.kind.name(),
-            Self::Gpt2(m) => m.family.model_type(),
-            Self::HfLlama(m) => m.family.model_type(),
-            Self::Adapted(a) => a.base.arch_label(),
         }
     }
 
@@ -360,24 +319,6 @@ pub fn lexicon_blocks(lex: &Lexicon, tok: &HfTokenizer) -> Result<BlockMap, Lexi
         &pairs,
         &format!("lexicon {}", lex.path.display()),
     ))
-}
-
-/// What a GGUF decoder of architecture `arch` is, in a phrase.
-fn gguf_label(arch: &str) -> &'static str {
-    match arch {
-        "gemma" => "Gemma decoder (GGUF, weights dequantized to f32)",
-        "gemma2" => "Gemma 2 decoder (GGUF, weights dequantized to f32)",
-        "gemma3" => "Gemma 3 decoder (GGUF, weights dequantized to f32)",
-        "granite" => "Granite decoder (GGUF, weights dequantized to f32)",
-        "smollm3" => "SmolLM3 decoder (GGUF, weights dequantized to f32)",
-        "olmo2" => "OLMo 2 decoder (GGUF, weights dequantized to f32)",
-        "olmo" => "OLMo decoder (GGUF, weights dequantized to f32)",
-        "stablelm" => "StableLM decoder (GGUF, weights dequantized to f32)",
-        "qwen2" => "Qwen2 decoder (GGUF, weights dequantized to f32)",
-        "qwen3" => "Qwen3 decoder (GGUF, weights dequantized to f32)",
-        "phi3" => "Phi-3 decoder (GGUF, weights dequantized to f32)",
-        _ => "LLaMA-family decoder (GGUF, weights dequantized to f32)",
-    }
 }
 
 /// The text of `ids`. Contained: the tokenizers crate's decoders may panic on settings it does

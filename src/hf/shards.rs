@@ -1,7 +1,8 @@
 //! The shards of a Hugging Face folder whose weights are split in several files
 //! (`model.safetensors.index.json`, as `save_pretrained` writes any model over its shard size:
-//! phi-2, Gemma-2, Qwen2.5-3B, …). The index is read within the config size limit; each shard
-//! it names must be a plain `.safetensors` file name inside the folder (a name that leads
+//! phi-2, Gemma-2, Qwen2.5-3B, …), or `pytorch_model.bin.index.json` over `.bin` shards as
+//! older exports wrote. The index is read within the config size limit; each shard it names
+//! must be a plain file name of the index's kind inside the folder (a name that leads
 //! elsewhere — `../x.safetensors`, `/etc/passwd` — is refused, never opened) and present.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,13 +20,14 @@ struct Index {
     weight_map: BTreeMap<String, String>,
 }
 
-/// The shard files `index` names, each once, sorted, checked as the module says.
-pub fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
+/// The shard files `index` names, each once, sorted, checked as the module says; each must end
+/// in `.EXT` (`safetensors`, or `bin` for a `pytorch_model.bin.index.json`).
+pub fn shard_files(index: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     let text =
         crate::files::read_text(index, crate::files::MAX_CONFIG_BYTES, "a safetensors index")?;
     let parsed: Index = serde_json::from_str(&text).with_context(|| {
         format!(
-            "{}: not a safetensors index (a weight_map from tensor names to shard files)",
+            "{}: not a shard index (a weight_map from tensor names to shard files)",
             index.display()
         )
     })?;
@@ -48,10 +50,10 @@ pub fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
             && name != ".."
             && Path::new(name)
                 .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+                .is_some_and(|e| e.eq_ignore_ascii_case(ext));
         if !plain {
             bail!(
-                "{}: shard {name:?} is not a .safetensors file name in the model's folder",
+                "{}: shard {name:?} is not a .{ext} file name in the model's folder",
                 index.display()
             );
         }

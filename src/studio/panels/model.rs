@@ -107,7 +107,7 @@ fn open_buttons(
             }
             if ui
                 .button("a Hugging Face folder (BERT, GPT-2, LLaMA, Qwen2)…")
-                .on_hover_text("config.json + model.safetensors + tokenizer.json; pickled .bin files are never loaded")
+                .on_hover_text("config.json + model.safetensors (or pytorch_model.bin, read weights-only: nothing in it is run) + tokenizer.json")
                 .clicked()
             {
                 state.file_request = Some(FileRequest::ModelFolder);
