@@ -79,6 +79,32 @@ fn a_bin_file_inside_its_folder_opens_the_folder_and_a_loose_one_is_refused() {
     );
 }
 
+/// The model's hash (what audit reports name) covers the `.bin` weights: each shard of the
+/// LLaMA folder, changed, changes it.
+#[test]
+fn the_model_hash_covers_every_bin_shard() {
+    let dir = bin_folder("llama");
+    let first = localist::hf::model_sha256(dir.path()).unwrap();
+    assert_ne!(
+        first,
+        localist::hf::model_sha256(&common::family_fixture("llama")).unwrap()
+    );
+    let mut seen = vec![first];
+    for shard in [
+        "pytorch_model-00001-of-00002.bin",
+        "pytorch_model-00002-of-00002.bin",
+    ] {
+        let path = dir.path().join(shard);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 30;
+        bytes[last] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        let sha = localist::hf::model_sha256(dir.path()).unwrap();
+        assert!(!seen.contains(&sha), "{shard}: the hash did not change");
+        seen.push(sha);
+    }
+}
+
 #[test]
 fn views_bin_reads_every_dtype_offset_and_stride_to_its_value() {
     use localist::hf::torch_bin;

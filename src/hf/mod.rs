@@ -63,8 +63,9 @@ impl ImportedModel {
     /// Open `path`: a GGUF file (or a folder holding one), or a Hugging Face folder (or a file
     /// inside it), recognised by their contents ([`detect::locate`]); a folder's family is
     /// its config's `model_type` ([`family::family_of`]), and one we do not run is an error
-    /// naming it and listing those we do. A pickled checkpoint is refused, never read; a
-    /// Localist checkpoint is not an imported model.
+    /// naming it and listing those we do. A folder's `pytorch_model.bin` is read weights-only
+    /// ([`torch_bin`]); a pickled file on its own is refused, never read; a Localist checkpoint
+    /// is not an imported model.
     pub fn open(path: &Path, device: &Device) -> Result<Self> {
         let found = locate(path)?;
         let dir = &found.path;

@@ -21,12 +21,17 @@ use crate::files::{check_regular, read_bytes, MAX_CONFIG_BYTES, MAX_CORPUS_BYTES
 const MAX_MODEL_BYTES: u64 = 1 << 40;
 
 /// The files a model folder's hash may read ([`crate::hf::model_sha256`]).
-const MODEL_FILES: [&str; 5] = [
+const MODEL_FILES: [&str; 10] = [
     "config.json",
     "blocks.json",
     "model.safetensors",
     "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
     "tokenizer.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer_config.json",
 ];
 
 /// Check a report (hashes, chain, signature, model and corpus); see [`verify_report_with`].
@@ -184,10 +189,12 @@ fn model_files_regular(path: &Path) -> Result<(), String> {
     }
     let mut files: Vec<PathBuf> = MODEL_FILES.iter().map(|n| path.join(n)).collect();
     if let Ok(entries) = std::fs::read_dir(path) {
-        // GGUF files, and the shards of split weights.
+        // GGUF files, and the shards of split weights (safetensors or pytorch_model.bin).
         files.extend(entries.flatten().map(|e| e.path()).filter(|p| {
             p.extension().is_some_and(|x| {
-                x.eq_ignore_ascii_case("gguf") || x.eq_ignore_ascii_case("safetensors")
+                ["gguf", "safetensors", "bin"]
+                    .iter()
+                    .any(|k| x.eq_ignore_ascii_case(k))
             })
         }));
     }
@@ -195,8 +202,9 @@ fn model_files_regular(path: &Path) -> Result<(), String> {
         .iter()
         .filter(|f| std::fs::symlink_metadata(f).is_ok())
     {
-        let limit = if f.extension().is_some_and(|x| x == "json") && !f.ends_with("tokenizer.json")
-        {
+        // A tokenizer's JSON files may be large; configs and indexes are small.
+        let vocabulary = f.ends_with("tokenizer.json") || f.ends_with("vocab.json");
+        let limit = if f.extension().is_some_and(|x| x == "json") && !vocabulary {
             MAX_CONFIG_BYTES
         } else {
             MAX_MODEL_BYTES

@@ -1,5 +1,5 @@
 //! BERT-family encoders from a Hugging Face folder: `config.json`, `model.safetensors` (or its
-//! shards; never a pickled `.bin`) and `tokenizer.json`. BERT, RoBERTa (XLM-RoBERTa, CamemBERT)
+//! shards, or `pytorch_model.bin` read weights-only) and `tokenizer.json`. BERT, RoBERTa (XLM-RoBERTa, CamemBERT)
 //! and DistilBERT are one post-LayerNorm block read from their own names ([`config`]);
 //! ModernBERT's pre-LayerNorm block with RoPE and local layers has a forward of its own
 //! ([`modern`]). The forward pass is ours, in candle, and returns every
@@ -38,7 +38,7 @@ pub struct Bert {
 }
 
 impl Bert {
-    /// Open a Hugging Face folder. Missing files, a pickled checkpoint in place of safetensors, or
+    /// Open a Hugging Face folder. Missing files, a damaged or hostile `pytorch_model.bin`, or
     /// another architecture are errors that name the file and say what is supported. The config
     /// is checked against the limits and the safetensors header before any weight is loaded;
     /// every weight is checked finite.
