@@ -12,8 +12,10 @@ config and tokenizer beside them):
   codegen/    the CodeGen fixture's weights, pickle protocol 4 (FRAME, MEMOIZE, short strings)
   gpt2/       GPT-2's, with c_attn.weight stored transposed (a strided view on its storage) and
               lm_head.weight sharing wte's storage (as model.state_dict() saves a tied head)
+  gpt2_legacy/  the same in the format before PyTorch 1.6 (_use_new_zipfile_serialization=False)
   llama/      LLaMA's in two shards with pytorch_model.bin.index.json
   views.bin   small tensors of every dtype read, with offsets and strides, of known values
+  views_legacy.bin  the same in the format before PyTorch 1.6
 and the torch_bin fuzz target's seeds (tests/fuzz/seeds/torch_bin/).
 """
 import json
@@ -52,6 +54,9 @@ def fixtures():
     sd["lm_head.weight"] = sd[wte]
     os.makedirs(os.path.join(OUT, "gpt2"), exist_ok=True)
     torch.save(sd, os.path.join(OUT, "gpt2", "pytorch_model.bin"))
+    os.makedirs(os.path.join(OUT, "gpt2_legacy"), exist_ok=True)
+    torch.save(sd, os.path.join(OUT, "gpt2_legacy", "pytorch_model.bin"),
+               _use_new_zipfile_serialization=False)
     sd = state("llama")
     keys = list(sd)
     half = len(keys) // 2
@@ -75,6 +80,7 @@ def fixtures():
     views["i64"] = torch.arange(5, dtype=torch.int64)
     views["empty"] = torch.zeros(0, 3)
     torch.save(views, os.path.join(OUT, "views.bin"))
+    torch.save(views, os.path.join(OUT, "views_legacy.bin"), _use_new_zipfile_serialization=False)
 
 
 def rewrite(src, dst, edit):
@@ -120,9 +126,15 @@ def hostile():
          ["pytorch_model.bin", "builtins.eval", "never calls"],
          lambda d: rewrite(good, bin_(d), lambda n, b: (
              b"\x80\x04\x8c\x08builtins\x8c\x04eval\x93\x8c\x041+1\x85R." if n.endswith("data.pkl") else b)))
-    case("hf-bin-legacy", "a checkpoint in the format before PyTorch 1.6 (a bare pickle)",
-         ["pytorch_model.bin", "before PyTorch 1.6"],
-         lambda d: torch.save(state("gpt2"), bin_(d), _use_new_zipfile_serialization=False))
+    legacy = os.path.join(OUT, "gpt2_legacy", "pytorch_model.bin")
+    case("hf-bin-legacy-cut", "a checkpoint in the format before PyTorch 1.6, its last storage cut",
+         ["pytorch_model.bin", "cut short"],
+         lambda d: open(bin_(d), "wb").write(open(legacy, "rb").read()[:-100]))
+    head = open(legacy, "rb").read()
+    sys_end = head.index(b".", head.index(b"type_sizes")) + 1  # the third pickle's STOP
+    case("hf-bin-legacy-runs-code", "the old format with os.system in place of the state dict",
+         ["pytorch_model.bin", "os.system", "never calls"],
+         lambda d: open(bin_(d), "wb").write(head[:sys_end] + code + head[sys_end:]))
     case("hf-bin-truncated", "a pytorch_model.bin cut in half",
          ["pytorch_model.bin", "damaged zip archive"],
          lambda d: open(bin_(d), "wb").write(open(good, "rb").read()[: os.path.getsize(good) // 2]))

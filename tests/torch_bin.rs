@@ -23,9 +23,14 @@ fn bin_fixture(name: &str) -> PathBuf {
 /// A folder with family fixture `family`'s config and tokenizer and the `.bin` weights of
 /// `tests/fixtures/torch_bin/family` in place of its `model.safetensors`.
 fn bin_folder(family: &str) -> tempfile::TempDir {
+    bin_folder_of(family, family)
+}
+
+/// [`bin_folder`] with the weights of `tests/fixtures/torch_bin/weights`.
+fn bin_folder_of(family: &str, weights: &str) -> tempfile::TempDir {
     let dir = common::copy_family_fixture(family);
     std::fs::remove_file(dir.path().join("model.safetensors")).unwrap();
-    common::copy_files(&bin_fixture(family), dir.path());
+    common::copy_files(&bin_fixture(weights), dir.path());
     dir
 }
 
@@ -40,8 +45,14 @@ fn logits(dir: &Path, text: &str) -> Vec<f32> {
 #[test]
 fn a_pytorch_model_bin_gives_the_logits_of_the_same_weights_in_safetensors() {
     let text = "The quick brown fox jumps over the lazy dog, then sleeps.";
-    for family in ["opt_350m", "codegen", "gpt2", "llama"] {
-        let dir = bin_folder(family);
+    for (family, weights) in [
+        ("opt_350m", "opt_350m"),
+        ("codegen", "codegen"),
+        ("gpt2", "gpt2"),
+        ("gpt2", "gpt2_legacy"),
+        ("llama", "llama"),
+    ] {
+        let dir = bin_folder_of(family, weights);
         let m = open(dir.path());
         assert!(
             m.kind_label()
@@ -54,8 +65,8 @@ fn a_pytorch_model_bin_gives_the_logits_of_the_same_weights_in_safetensors() {
         let got = logits(dir.path(), text);
         assert_eq!(got.len(), want.len(), "{family}");
         let d = max_diff(&got, &want);
-        eprintln!("{family}: pytorch_model.bin against model.safetensors, max |Δ| {d:e}");
-        assert_eq!(d, 0.0, "{family}: the same weights give other logits");
+        eprintln!("{weights}: pytorch_model.bin against model.safetensors, max |Δ| {d:e}");
+        assert_eq!(d, 0.0, "{weights}: the same weights give other logits");
     }
 }
 
@@ -107,15 +118,19 @@ fn the_model_hash_covers_every_bin_shard() {
 
 #[test]
 fn views_bin_reads_every_dtype_offset_and_stride_to_its_value() {
+    views_read_right(&bin_fixture("views.bin"));
+    views_read_right(&bin_fixture("views_legacy.bin"));
+}
+
+fn views_read_right(path: &Path) {
     use localist::hf::torch_bin;
-    let path = bin_fixture("views.bin");
-    let declared = torch_bin::declared(&path).unwrap();
+    let declared = torch_bin::declared(path).unwrap();
     let dtypes: Vec<(&str, &str)> = declared
         .iter()
         .map(|(k, v)| (k.as_str(), v.dtype.as_str()))
         .collect();
     assert!(dtypes.contains(&("bf16", "BF16")) && dtypes.contains(&("i64", "I64")));
-    let loaded = torch_bin::load(&path, &Device::Cpu, |_| true).unwrap();
+    let loaded = torch_bin::load(path, &Device::Cpu, |_| true).unwrap();
     let get = |name: &str| {
         let t = &loaded.iter().find(|(n, _)| n == name).unwrap().1;
         let v = t.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
@@ -164,20 +179,15 @@ fn views_bin_reads_every_dtype_offset_and_stride_to_its_value() {
     assert_eq!(get("empty"), (vec![0, 3], vec![]));
 }
 
-/// Every byte of the archive's pickle and directory changed, and the file cut at many lengths:
-/// each opens or is refused naming the file; none panics or runs away.
-#[test]
-fn a_damaged_pytorch_model_bin_is_refused_naming_it_and_never_panics() {
-    let good = std::fs::read(bin_fixture("gpt2").join("pytorch_model.bin")).unwrap();
-    let dir = bin_folder("gpt2");
-    let bin = dir.path().join("pytorch_model.bin");
-    let pkl = find(&good, b"data.pklPK").map_or(0, |i| i + 8);
-    let start = find(&good, b"\x80\x02").unwrap();
-    let (mut opened, mut refused) = (0, 0);
+/// The pickle's first 1,500 bytes overwritten (five values every third byte), the file cut at
+/// 40 lengths, and its last 400 bytes (the zip directory, or the old format's last storage)
+/// changed.
+fn damaged_copies(good: &[u8]) -> Vec<Vec<u8>> {
+    let start = find(good, b"\x80\x02").unwrap();
     let mut cases: Vec<Vec<u8>> = Vec::new();
-    for at in (start..pkl.min(start + 1500)).step_by(3) {
+    for at in (start..good.len().min(start + 1500)).step_by(3) {
         for x in [0x00u8, 0xff, b'R', b'(', b'Q'] {
-            let mut b = good.clone();
+            let mut b = good.to_vec();
             b[at] = x;
             cases.push(b);
         }
@@ -185,28 +195,41 @@ fn a_damaged_pytorch_model_bin_is_refused_naming_it_and_never_panics() {
     for cut in (0..good.len()).step_by(good.len() / 40) {
         cases.push(good[..cut].to_vec());
     }
-    let tail = good.len() - 400;
-    for at in (tail..good.len()).step_by(7) {
-        let mut b = good.clone();
+    for at in (good.len() - 400..good.len()).step_by(7) {
+        let mut b = good.to_vec();
         b[at] ^= 0x5a;
         cases.push(b);
     }
-    for b in &cases {
-        std::fs::write(&bin, b).unwrap();
-        match localist::hf::ImportedModel::open(dir.path(), &Device::Cpu) {
-            Ok(_) => opened += 1,
-            Err(e) => {
-                let e = format!("{e:#}");
-                assert!(e.contains("pytorch_model.bin"), "{e}");
-                refused += 1;
+    cases
+}
+
+/// Damaged copies of GPT-2's `.bin`, as a zip archive and in the format before PyTorch 1.6:
+/// each opens or is refused naming the file; none panics or runs away.
+#[test]
+fn a_damaged_pytorch_model_bin_is_refused_naming_it_and_never_panics() {
+    for weights in ["gpt2", "gpt2_legacy"] {
+        let good = std::fs::read(bin_fixture(weights).join("pytorch_model.bin")).unwrap();
+        let dir = bin_folder_of("gpt2", weights);
+        let bin = dir.path().join("pytorch_model.bin");
+        let cases = damaged_copies(&good);
+        let (mut opened, mut refused) = (0, 0);
+        for b in &cases {
+            std::fs::write(&bin, b).unwrap();
+            match localist::hf::ImportedModel::open(dir.path(), &Device::Cpu) {
+                Ok(_) => opened += 1,
+                Err(e) => {
+                    let e = format!("{e:#}");
+                    assert!(e.contains("pytorch_model.bin"), "{e}");
+                    refused += 1;
+                }
             }
         }
+        eprintln!(
+            "{weights}: {} damaged files: {opened} opened, {refused} refused",
+            cases.len()
+        );
+        assert!(refused > cases.len() / 2);
     }
-    eprintln!(
-        "{} damaged files: {opened} opened, {refused} refused",
-        cases.len()
-    );
-    assert!(refused > cases.len() / 2);
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

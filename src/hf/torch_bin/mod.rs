@@ -1,39 +1,43 @@
 //! A Hugging Face folder's `pytorch_model.bin` (or its shards), read without running it. Since
-//! PyTorch 1.6 `torch.save` writes a zip archive: `NAME/data.pkl`, a pickle of the state dict
-//! whose tensors point at storages by key, and each storage's raw bytes uncompressed in
-//! `NAME/data/KEY`. The pickle is read by [`pickle`], which accepts only what a state dict is
-//! made of and runs nothing; every storage entry is checked to exist, be stored uncompressed and
-//! hold exactly the elements the pickle says, and every tensor to lie inside its storage, before
-//! anything is sized by them. Files saved in PyTorch's format before 1.6 (not a zip archive)
-//! are refused by name, as is a big-endian archive.
+//! PyTorch 1.6 `torch.save` writes a zip archive ([`zipped`]): `NAME/data.pkl`, a pickle of the
+//! state dict whose tensors point at storages by key, and each storage's raw bytes
+//! uncompressed in `NAME/data/KEY`; before, a file of pickles followed by the storages
+//! ([`legacy`]). The pickles are read by [`pickle`], which accepts only what a state dict is
+//! made of and runs nothing; every storage is checked to exist and hold exactly the elements
+//! the pickle says, and every tensor to lie inside its storage, before anything is sized by
+//! them. A big-endian file is refused by name.
 
+mod legacy;
 mod pickle;
+mod zipped;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 
-use crate::hf::safetensors_header::{dtype_bytes, TensorDecl};
+use crate::hf::safetensors_header::TensorDecl;
 pub use pickle::{StorageRef, TensorView};
 
 /// Largest `data.pkl` read (a 7-billion-weight model's is under 100 KB).
 const MAX_PICKLE_BYTES: u64 = 64 << 20;
 
-type Archive = zip::ZipArchive<BufReader<File>>;
-
-/// A PyTorch zip checkpoint, its state dict read and checked against its entries.
+/// A PyTorch checkpoint, its state dict read and checked against its storages.
 pub struct Checkpoint {
-    archive: Archive,
-    /// The file's length: no entry can hold more.
-    len: u64,
-    /// The folder inside the archive that holds `data.pkl` and `data/` ("" or "NAME/").
-    prefix: String,
+    source: Source,
     /// The tensors, by name, in the order written.
     pub tensors: Vec<(String, TensorView)>,
+}
+
+/// Where the storages' bytes are.
+enum Source {
+    /// A zip archive (PyTorch 1.6 and later).
+    Zip(zipped::Zipped),
+    /// The format before 1.6: pickles, then the storages one after another.
+    Legacy(legacy::Legacy),
 }
 
 /// Whether `path` names a pickled PyTorch file that [`open`] reads (a `.bin`).
@@ -48,157 +52,34 @@ pub fn open(path: &Path) -> Result<Checkpoint> {
     let mut head = [0u8; 4];
     let mut f = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     let n = f.read(&mut head).unwrap_or(0);
-    if n < 4 || head != *b"PK\x03\x04" {
-        if n >= 2 && head[0] == 0x80 {
-            bail!(
-                "{}: a PyTorch checkpoint in the format written before PyTorch 1.6 (a bare \
-                 pickle, not a zip archive), which is not read here: load it in Python and \
-                 save it again with save_pretrained (or torch.save)",
-                path.display()
-            );
-        }
-        bail!(
-            "{}: not a PyTorch checkpoint (a zip archive written by torch.save), or a damaged \
-             one ({size} bytes)",
-            path.display()
-        );
+    if n == 4 && head == *b"PK\x03\x04" {
+        let (z, tensors) = zipped::open(path, f, size)?;
+        return Ok(Checkpoint {
+            source: Source::Zip(z),
+            tensors,
+        });
     }
-    let reader = BufReader::new(f);
-    let archive = crate::contained::contained(|| zip::ZipArchive::new(reader))
-        .map_err(|p| anyhow::anyhow!("{}: a damaged zip archive ({p})", path.display()))?
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{}: a damaged zip archive ({e}); a download cut short ends this way",
-                path.display()
-            )
-        })?;
-    let mut ck = Checkpoint {
-        archive,
-        len: size,
-        prefix: String::new(),
-        tensors: Vec::new(),
-    };
-    ck.prefix =
-        pickle_prefix(&ck.archive).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    ck.check_byteorder()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let pkl = ck
-        .entry_bytes("data.pkl", MAX_PICKLE_BYTES)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    ck.tensors = pickle::state_dict(&pkl)
-        .map_err(|e| anyhow::anyhow!("{}: {}data.pkl: {e}", path.display(), ck.prefix))?;
-    ck.check_storages()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok(ck)
-}
-
-/// The folder in the archive holding `data.pkl`: exactly one entry may end so.
-fn pickle_prefix(archive: &Archive) -> Result<String, String> {
-    let found: Vec<&[u8]> = archive
-        .file_names_raw()
-        .filter(|n| *n == b"data.pkl" || n.ends_with(b"/data.pkl"))
-        .collect();
-    match found.as_slice() {
-        [one] => {
-            let name = std::str::from_utf8(one).map_err(|_| "a data.pkl entry not UTF-8")?;
-            Ok(name.trim_end_matches("data.pkl").to_string())
-        }
-        [] => Err("a zip archive without data.pkl: not a checkpoint written by torch.save".into()),
-        many => Err(format!(
-            "a zip archive with {} data.pkl entries (torch.save writes one)",
-            many.len()
-        )),
+    if n >= 2 && head[0] == 0x80 {
+        let (l, tensors) = legacy::open(path, f, size)?;
+        return Ok(Checkpoint {
+            source: Source::Legacy(l),
+            tensors,
+        });
     }
+    bail!(
+        "{}: not a PyTorch checkpoint (a zip archive or pickle written by torch.save), or a \
+         damaged one ({size} bytes)",
+        path.display()
+    );
 }
 
 impl Checkpoint {
-    /// The bytes of the entry `name` (under the prefix), stored uncompressed, at most `limit`.
-    fn entry_bytes(&mut self, name: &str, limit: u64) -> Result<Vec<u8>, String> {
-        let full = format!("{}{name}", self.prefix);
-        let mut file = self
-            .archive
-            .by_name(&full)
-            .map_err(|e| format!("entry {full}: {e}"))?;
-        if file.compression() != zip::CompressionMethod::Stored {
-            return Err(format!(
-                "entry {full} is compressed ({}); torch.save stores its entries uncompressed",
-                file.compression()
-            ));
+    /// The bytes of the storage `key` (checked at open to hold its elements).
+    fn storage_bytes(&mut self, key: &str) -> Result<Vec<u8>, String> {
+        match &mut self.source {
+            Source::Zip(z) => z.entry_bytes(&format!("data/{key}"), u64::MAX),
+            Source::Legacy(l) => l.storage_bytes(key),
         }
-        if file.size() > limit.min(self.len) {
-            return Err(format!(
-                "entry {full} says it has {} bytes, more than the {} read here",
-                file.size(),
-                limit.min(self.len)
-            ));
-        }
-        let mut out = Vec::with_capacity(file.size() as usize);
-        let read = crate::contained::contained(|| file.read_to_end(&mut out))
-            .map_err(|p| format!("entry {full}: {p}"))?;
-        read.map_err(|e| format!("entry {full}: {e}"))?;
-        if out.len() as u64 != file.size() {
-            return Err(format!("entry {full} is truncated"));
-        }
-        Ok(out)
-    }
-
-    /// Refuse a big-endian archive (an archive without `byteorder` is little-endian).
-    fn check_byteorder(&mut self) -> Result<(), String> {
-        let name = format!("{}byteorder", self.prefix);
-        if self.archive.index_for_name(&name).is_none() {
-            return Ok(());
-        }
-        let order = self.entry_bytes("byteorder", 16)?;
-        if order != b"little" {
-            return Err(format!(
-                "byteorder {:?}: only little-endian checkpoints are read",
-                String::from_utf8_lossy(&order)
-            ));
-        }
-        Ok(())
-    }
-
-    /// Every storage the tensors use: its entry present, uncompressed, with as many bytes as
-    /// the pickle's element count needs; one key used with two dtypes is refused.
-    fn check_storages(&mut self) -> Result<(), String> {
-        let Checkpoint {
-            archive,
-            len,
-            prefix,
-            tensors,
-        } = self;
-        let mut seen: BTreeMap<&str, &StorageRef> = BTreeMap::new();
-        for (name, t) in tensors.iter() {
-            let s = &t.storage;
-            if let Some(first) = seen.insert(&s.key, s) {
-                if first != s {
-                    return Err(format!(
-                        "tensor {name}: storage {} is declared twice, differently",
-                        s.key
-                    ));
-                }
-                continue;
-            }
-            let full = format!("{prefix}data/{}", s.key);
-            let file = archive
-                .by_name(&full)
-                .map_err(|e| format!("tensor {name}: entry {full}: {e}"))?;
-            let want = dtype_bytes(s.dtype)
-                .and_then(|b| b.checked_mul(s.numel))
-                .ok_or_else(|| format!("tensor {name}: storage {} is too large", s.key))?;
-            let stored = file.compression() == zip::CompressionMethod::Stored;
-            if !stored || file.size() != want || want > *len {
-                return Err(format!(
-                    "tensor {name}: entry {full} holds {} bytes ({}), but its storage of {} {} \
-                     elements needs {want} stored uncompressed",
-                    file.size(),
-                    file.compression(),
-                    s.numel,
-                    s.dtype
-                ));
-            }
-        }
-        Ok(())
     }
 }
 
@@ -239,7 +120,7 @@ pub fn load(
             // The storage held is let go before the next is read.
             held.take();
             let bytes = ck
-                .entry_bytes(&format!("data/{key}"), u64::MAX)
+                .storage_bytes(key)
                 .map_err(|e| anyhow::anyhow!("{}: tensor {name}: {e}", path.display()))?;
             held = Some((key.clone(), bytes));
         }

@@ -17,10 +17,10 @@ use view::Callable;
 pub use view::{StorageRef, TensorView};
 
 /// One object the pickle built.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 enum Obj {
     None,
-    Bool,
+    Bool(bool),
     Int(i64),
     Float,
     Str(String),
@@ -48,47 +48,128 @@ struct Machine<'a> {
 /// tensors itself. Values that are not tensors are passed over. An error says what is wrong
 /// and at which byte.
 pub fn state_dict(data: &[u8]) -> Result<Vec<(String, TensorView)>, String> {
-    let mut m = Machine {
-        data,
-        pos: 0,
-        arena: Vec::new(),
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: HashMap::new(),
-    };
+    let mut m = Machine::at(data, 0);
     let top = m.run()?;
-    let mut tensors = m.tensors_of(top)?;
-    if tensors.is_empty() {
-        if let Obj::Dict(items) = &m.arena[top] {
-            for &(k, v) in items {
-                let nested = matches!(&m.arena[k], Obj::Str(s) if
-                    ["state_dict", "model", "module", "model_state_dict"].contains(&s.as_str()));
-                if nested && matches!(m.arena[v], Obj::Dict(_)) {
-                    tensors = m.tensors_of(v)?;
-                    break;
-                }
-            }
+    m.state_dict_at(top)
+}
+
+/// The pickle with which a checkpoint in the format before PyTorch 1.6 begins: protocol 2,
+/// the magic number 0x1950a86a20f9469cfc6c as a 10-byte LONG1.
+const LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.";
+
+/// What a checkpoint in the format before PyTorch 1.6 holds ahead of its storages.
+#[derive(Debug)]
+pub struct LegacyHead {
+    /// The state dict's tensors.
+    pub tensors: Vec<(String, TensorView)>,
+    /// The storages' keys, in the order their bytes follow.
+    pub keys: Vec<String>,
+    /// Where the first storage begins.
+    pub end: usize,
+}
+
+/// The five pickles of the format before PyTorch 1.6, read from the start of `data`: the magic
+/// number, the protocol version (1001), the system's description (little-endian required), the
+/// state dict (persistent ids of six parts, the last None) and the list of storage keys.
+pub fn legacy_head(data: &[u8]) -> Result<LegacyHead, String> {
+    if !data.starts_with(LEGACY_MAGIC) {
+        return Err("a pickle without PyTorch's magic number: not a checkpoint".into());
+    }
+    let mut m = Machine::at(data, LEGACY_MAGIC.len());
+    let top = m.run()?;
+    if !matches!(m.arena[top], Obj::Int(1001)) {
+        return Err("a protocol version other than 1001, the one torch.save wrote".into());
+    }
+    let mut m = Machine::at(data, m.pos);
+    let top = m.run()?;
+    if m.entry(top, "little_endian").map(|v| &m.arena[v]) != Some(&Obj::Bool(true)) {
+        return Err(
+            "saved on a big-endian machine; only little-endian checkpoints are read".into(),
+        );
+    }
+    let mut m = Machine::at(data, m.pos);
+    let top = m.run()?;
+    let tensors = m.state_dict_at(top)?;
+    let mut m = Machine::at(data, m.pos);
+    let top = m.run()?;
+    let Obj::List(items) = &m.arena[top] else {
+        return Err("the storage keys are not a list".into());
+    };
+    let keys = items
+        .iter()
+        .map(|&i| match &m.arena[i] {
+            Obj::Str(k) => Ok(k.clone()),
+            _ => Err("a storage key that is not a string".to_string()),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(LegacyHead {
+        tensors,
+        keys,
+        end: m.pos,
+    })
+}
+
+impl<'a> Machine<'a> {
+    fn at(data: &'a [u8], pos: usize) -> Self {
+        Machine {
+            data,
+            pos,
+            arena: Vec::new(),
+            stack: Vec::new(),
+            marks: Vec::new(),
+            memo: HashMap::new(),
         }
     }
-    if tensors.is_empty() {
-        return Err("the pickle holds no tensors: not a state dict".into());
-    }
-    Ok(tensors)
 }
 
 impl Machine<'_> {
+    /// The value under the string key `key` of the dict `at`.
+    fn entry(&self, at: usize, key: &str) -> Option<usize> {
+        let Obj::Dict(items) = &self.arena[at] else {
+            return None;
+        };
+        items
+            .iter()
+            .find(|&&(k, _)| matches!(&self.arena[k], Obj::Str(s) if s == key))
+            .map(|&(_, v)| v)
+    }
+
+    /// The tensors of the state dict `top` (see [`state_dict`]).
+    fn state_dict_at(&self, top: usize) -> Result<Vec<(String, TensorView)>, String> {
+        let mut tensors = self.tensors_of(top)?;
+        if tensors.is_empty() {
+            let nested = ["state_dict", "model", "module", "model_state_dict"]
+                .iter()
+                .filter_map(|k| self.entry(top, k))
+                .find(|&v| matches!(self.arena[v], Obj::Dict(_)));
+            if let Some(v) = nested {
+                tensors = self.tensors_of(v)?;
+            }
+        }
+        if tensors.is_empty() {
+            return Err("the pickle holds no tensors: not a state dict".into());
+        }
+        Ok(tensors)
+    }
+
     /// The (name, tensor) pairs of the dict `at`, a later name replacing an earlier one.
     fn tensors_of(&self, at: usize) -> Result<Vec<(String, TensorView)>, String> {
         let Obj::Dict(items) = &self.arena[at] else {
             return Err("the pickle does not hold a dict of tensors (a state dict)".into());
         };
         let mut out: Vec<(String, TensorView)> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
         for &(k, v) in items {
             let (Obj::Str(name), Obj::Tensor(t)) = (&self.arena[k], &self.arena[v]) else {
                 continue;
             };
-            out.retain(|(n, _)| n != name);
-            out.push((name.clone(), t.clone()));
+            match index.get(name.as_str()) {
+                Some(&i) => out[i].1 = t.clone(),
+                None => {
+                    index.insert(name, out.len());
+                    out.push((name.clone(), t.clone()));
+                }
+            }
         }
         Ok(out)
     }
@@ -196,8 +277,8 @@ impl Machine<'_> {
                 self.stack.push(t);
             }
             b'N' => self.push(Obj::None),
-            0x88 => self.push(Obj::Bool),
-            0x89 => self.push(Obj::Bool),
+            0x88 => self.push(Obj::Bool(true)),
+            0x89 => self.push(Obj::Bool(false)),
             _ => return self.step_value(op),
         }
         Ok(false)

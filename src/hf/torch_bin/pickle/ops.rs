@@ -171,17 +171,24 @@ impl Machine<'_> {
         items.iter().map(|&i| self.int(i, what)).collect()
     }
 
-    /// The storage a persistent id `('storage', class, key, location, numel)` names.
+    /// The storage a persistent id `('storage', class, key, location, numel)` names (with a
+    /// sixth part, None, in the format before PyTorch 1.6).
     fn storage(&self, pid: usize) -> Result<StorageRef, String> {
         let items = self.tuple(pid, "a persistent id")?;
-        let [kind, class, key, _location, numel] = items else {
+        if !matches!(items.len(), 5 | 6) {
             return Err(format!(
                 "a persistent id of {} parts, not ('storage', class, key, location, size)",
                 items.len()
             ));
-        };
+        }
+        let (kind, class, key, numel) = (items[0], items[1], items[2], items[4]);
+        if items.len() == 6 && self.arena[items[5]] != Obj::None {
+            return Err(
+                "a persistent id of a storage view (PyTorch before 1.0), which is not read".into(),
+            );
+        }
         let (Obj::Str(kind), Obj::Global(Callable::Storage(dtype)), Obj::Str(key)) =
-            (&self.arena[*kind], &self.arena[*class], &self.arena[*key])
+            (&self.arena[kind], &self.arena[class], &self.arena[key])
         else {
             return Err("a persistent id that is not ('storage', a storage class, key, …)".into());
         };
@@ -196,7 +203,7 @@ impl Machine<'_> {
         Ok(StorageRef {
             dtype,
             key: key.clone(),
-            numel: self.int(*numel, "a storage's size")?,
+            numel: self.int(numel, "a storage's size")?,
         })
     }
 

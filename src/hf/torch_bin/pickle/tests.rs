@@ -137,3 +137,27 @@ fn a_dict_under_state_dict_is_read_and_later_names_replace_earlier() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].1.shape, vec![6]);
 }
+
+#[test]
+fn the_old_formats_head_is_checked_pickle_by_pickle() {
+    use super::{legacy_head, LEGACY_MAGIC};
+    let err = legacy_head(b"\x80\x02K\x01.").unwrap_err();
+    assert!(err.contains("magic number"), "{err}");
+    let with = |rest: &[u8]| [LEGACY_MAGIC, rest].concat();
+    let err = legacy_head(&with(b"\x80\x02M\xe8\x03.")).unwrap_err();
+    assert!(err.contains("protocol version other than 1001"), "{err}");
+    let proto = b"\x80\x02M\xe9\x03.";
+    let big = b"\x80\x02}X\x0d\x00\x00\x00little_endian\x89s.";
+    let err = legacy_head(&with(&[&proto[..], big].concat())).unwrap_err();
+    assert!(err.contains("big-endian"), "{err}");
+    // A persistent id of six parts whose last is not None: a storage view.
+    let mut view = one_tensor(6, b"K\x00K\x06\x85K\x01\x85");
+    let at = view.windows(3).position(|w| w == b"K\x06t").unwrap() + 2;
+    view.splice(at..at, b"K\x00".iter().copied());
+    let err = state_dict(&view).unwrap_err();
+    assert!(err.contains("storage view"), "{err}");
+    // The same with None is the old format's persistent id, read.
+    let mut none = one_tensor(6, b"K\x00K\x06\x85K\x01\x85");
+    none.splice(at..at, b"N".iter().copied());
+    assert_eq!(state_dict(&none).unwrap()[0].1.shape, vec![6]);
+}
