@@ -16,6 +16,8 @@ config and tokenizer beside them):
   llama/      LLaMA's in two shards with pytorch_model.bin.index.json
   views.bin   small tensors of every dtype read, with offsets and strides, of known values
   views_legacy.bin  the same in the format before PyTorch 1.6
+  nested.bin, nested_legacy.bin  a training checkpoint: weights under "model" beside an
+              optimizer's tensors (which the old format's storage list holds too)
 and the torch_bin fuzz target's seeds (tests/fuzz/seeds/torch_bin/).
 """
 import json
@@ -81,6 +83,10 @@ def fixtures():
     views["empty"] = torch.zeros(0, 3)
     torch.save(views, os.path.join(OUT, "views.bin"))
     torch.save(views, os.path.join(OUT, "views_legacy.bin"), _use_new_zipfile_serialization=False)
+    # A training checkpoint: the weights under "model", beside an optimizer's tensors and a step.
+    nested = {"step": 5, "optimizer": {"exp_avg": torch.ones(3)}, "model": {"w": base[1:3]}}
+    torch.save(nested, os.path.join(OUT, "nested.bin"))
+    torch.save(nested, os.path.join(OUT, "nested_legacy.bin"), _use_new_zipfile_serialization=False)
 
 
 def rewrite(src, dst, edit):

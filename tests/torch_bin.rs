@@ -122,6 +122,23 @@ fn views_bin_reads_every_dtype_offset_and_stride_to_its_value() {
     views_read_right(&bin_fixture("views_legacy.bin"));
 }
 
+/// A training checkpoint's weights under `model`, beside an optimizer's tensors: only the
+/// weights are the state dict, and the old format's list of storages, which holds the
+/// optimizer's too, is walked past them.
+#[test]
+fn the_weights_under_model_of_a_training_checkpoint_are_read() {
+    use localist::hf::torch_bin;
+    for file in ["nested.bin", "nested_legacy.bin"] {
+        let path = bin_fixture(file);
+        let names: Vec<String> = torch_bin::declared(&path).unwrap().into_keys().collect();
+        assert_eq!(names, ["w"], "{file}");
+        let loaded = torch_bin::load(&path, &Device::Cpu, |_| true).unwrap();
+        let w = loaded[0].1.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let want: Vec<f32> = (6..18).map(|v| v as f32).collect();
+        assert_eq!(w, want, "{file}");
+    }
+}
+
 fn views_read_right(path: &Path) {
     use localist::hf::torch_bin;
     let declared = torch_bin::declared(path).unwrap();

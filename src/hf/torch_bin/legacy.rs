@@ -39,40 +39,30 @@ pub(super) fn open(
             "a PyTorch checkpoint in the format before PyTorch 1.6 (a bare pickle): {e}"
         ))
     })?;
-    let mut dtypes: HashMap<&str, (&'static str, u64)> = HashMap::new();
-    for (name, t) in &read.tensors {
-        let s = &t.storage;
-        if dtypes
-            .insert(&s.key, (s.dtype, s.numel))
-            .is_some_and(|p| p != (s.dtype, s.numel))
-        {
-            return Err(named(format!(
-                "tensor {name}: storage {} is declared twice, differently",
-                s.key
-            )));
-        }
-    }
+    let named_storages = super::storages_by_key(&read.storages).map_err(named)?;
     let mut storages = HashMap::with_capacity(read.keys.len());
     let mut at = read.end as u64;
     for key in &read.keys {
-        let &(dtype, numel) = dtypes
-            .get(key.as_str())
-            .ok_or_else(|| named(format!("storage {key} is listed but no tensor uses it")))?;
+        let s = named_storages.get(key.as_str()).ok_or_else(|| {
+            named(format!(
+                "storage {key} is listed but the pickle never names it"
+            ))
+        })?;
         let count = count_at(&mut f, at, size).map_err(|e| named(format!("storage {key}: {e}")))?;
-        let bytes = dtype_bytes(dtype).and_then(|b| b.checked_mul(numel));
-        let end = bytes.and_then(|b| b.checked_add(at + 8));
-        match end {
-            Some(end) if count == numel && end <= size => {
-                storages.insert(
-                    key.clone(),
-                    (at + 8, numel * dtype_bytes(dtype).unwrap_or(0)),
-                );
+        let bytes = dtype_bytes(s.dtype).and_then(|b| b.checked_mul(s.numel));
+        let span = bytes.and_then(|b| Some((b, b.checked_add(at + 8)?)));
+        match span {
+            Some((bytes, end)) if count == s.numel && end <= size => {
+                if storages.insert(key.clone(), (at + 8, bytes)).is_some() {
+                    return Err(named(format!("storage {key} is listed twice")));
+                }
                 at = end;
             }
             _ => {
                 return Err(named(format!(
-                    "storage {key} at byte {at} holds {count} elements, the pickle says {numel} \
-                     of {dtype}; the file has {size} bytes (cut short, or damaged)"
+                    "storage {key} at byte {at} holds {count} elements, the pickle says {} of \
+                     {}; the file has {size} bytes (cut short, or damaged)",
+                    s.numel, s.dtype
                 )))
             }
         }

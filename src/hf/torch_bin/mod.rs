@@ -73,6 +73,20 @@ pub fn open(path: &Path) -> Result<Checkpoint> {
     );
 }
 
+/// The storages named, by key, each once: a key named again with another dtype or element
+/// count is refused.
+fn storages_by_key<'a>(
+    named: impl IntoIterator<Item = &'a StorageRef>,
+) -> Result<BTreeMap<&'a str, &'a StorageRef>, String> {
+    let mut out: BTreeMap<&str, &StorageRef> = BTreeMap::new();
+    for s in named {
+        if out.insert(&s.key, s).is_some_and(|first| first != s) {
+            return Err(format!("storage {} is declared twice, differently", s.key));
+        }
+    }
+    Ok(out)
+}
+
 impl Checkpoint {
     /// The bytes of the storage `key` (checked at open to hold its elements).
     fn storage_bytes(&mut self, key: &str) -> Result<Vec<u8>, String> {

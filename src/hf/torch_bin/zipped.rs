@@ -1,14 +1,13 @@
 //! The zip archive `torch.save` writes since PyTorch 1.6: `NAME/data.pkl` and each storage's
 //! bytes uncompressed in `NAME/data/KEY`, read by the `zip` crate (without compression).
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
 use anyhow::Result;
 
-use super::{pickle, StorageRef, TensorView, MAX_PICKLE_BYTES};
+use super::{pickle, TensorView, MAX_PICKLE_BYTES};
 use crate::hf::safetensors_header::dtype_bytes;
 
 type Archive = zip::ZipArchive<BufReader<File>>;
@@ -116,37 +115,27 @@ impl Zipped {
     }
 
     /// Every storage the tensors use: its entry present, uncompressed, with as many bytes as
-    /// the pickle's element count needs; one key used with two dtypes is refused.
+    /// the pickle's element count needs ([`super::storages_by_key`] refuses one key of two
+    /// kinds).
     fn check_storages(&mut self, tensors: &[(String, TensorView)]) -> Result<(), String> {
         let Zipped {
             archive,
             len,
             prefix,
         } = self;
-        let mut seen: BTreeMap<&str, &StorageRef> = BTreeMap::new();
-        for (name, t) in tensors {
-            let s = &t.storage;
-            if let Some(first) = seen.insert(&s.key, s) {
-                if first != s {
-                    return Err(format!(
-                        "tensor {name}: storage {} is declared twice, differently",
-                        s.key
-                    ));
-                }
-                continue;
-            }
+        for s in super::storages_by_key(tensors.iter().map(|(_, t)| &t.storage))?.into_values() {
             let full = format!("{prefix}data/{}", s.key);
             let file = archive
                 .by_name(&full)
-                .map_err(|e| format!("tensor {name}: entry {full}: {e}"))?;
+                .map_err(|e| format!("storage {}: entry {full}: {e}", s.key))?;
             let want = dtype_bytes(s.dtype)
                 .and_then(|b| b.checked_mul(s.numel))
-                .ok_or_else(|| format!("tensor {name}: storage {} is too large", s.key))?;
+                .ok_or_else(|| format!("storage {} is too large", s.key))?;
             let stored = file.compression() == zip::CompressionMethod::Stored;
             if !stored || file.size() != want || want > *len {
                 return Err(format!(
-                    "tensor {name}: entry {full} holds {} bytes ({}), but its storage of {} {} \
-                     elements needs {want} stored uncompressed",
+                    "entry {full} holds {} bytes ({}), but its storage of {} {} elements needs \
+                     {want} stored uncompressed",
                     file.size(),
                     file.compression(),
                     s.numel,

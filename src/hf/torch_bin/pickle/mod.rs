@@ -62,6 +62,9 @@ const LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.";
 pub struct LegacyHead {
     /// The state dict's tensors.
     pub tensors: Vec<(String, TensorView)>,
+    /// Every storage the state dict's pickle names, tensors passed over included (an optimizer's
+    /// beside a nested state dict): the file holds them all, in the order of `keys`.
+    pub storages: Vec<StorageRef>,
     /// The storages' keys, in the order their bytes follow.
     pub keys: Vec<String>,
     /// Where the first storage begins.
@@ -90,6 +93,14 @@ pub fn legacy_head(data: &[u8]) -> Result<LegacyHead, String> {
     let mut m = Machine::at(data, m.pos);
     let top = m.run()?;
     let tensors = m.state_dict_at(top)?;
+    let storages = m
+        .arena
+        .iter()
+        .filter_map(|o| match o {
+            Obj::Storage(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
     let mut m = Machine::at(data, m.pos);
     let top = m.run()?;
     let Obj::List(items) = &m.arena[top] else {
@@ -104,6 +115,7 @@ pub fn legacy_head(data: &[u8]) -> Result<LegacyHead, String> {
         .collect::<Result<_, _>>()?;
     Ok(LegacyHead {
         tensors,
+        storages,
         keys,
         end: m.pos,
     })
