@@ -262,7 +262,8 @@ fn check_layout(entries: &mut [TensorEntry], data_len: usize) -> Result<(), Weig
     Ok(())
 }
 
-fn parse_dtype(s: &str) -> Option<DType> {
+/// The candle dtype of a safetensors dtype name, for those candle reads.
+pub(crate) fn parse_dtype(s: &str) -> Option<DType> {
     Some(match s {
         "F16" => DType::F16,
         "BF16" => DType::BF16,

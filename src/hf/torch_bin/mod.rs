@@ -17,7 +17,7 @@ use std::io::Read;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
 use crate::hf::safetensors_header::TensorDecl;
 pub use pickle::{StorageRef, TensorView};
@@ -148,40 +148,33 @@ pub fn load(
 
 /// The view `v` of `storage` (its bytes, checked to hold the view) as a contiguous tensor.
 fn to_tensor(storage: &[u8], v: &TensorView, device: &Device) -> Result<Tensor> {
-    let dtype = match v.storage.dtype {
-        "F32" => DType::F32,
-        "F16" => DType::F16,
-        "BF16" => DType::BF16,
-        "F64" => DType::F64,
-        "I64" => DType::I64,
-        "U8" => DType::U8,
-        other => bail!("dtype {other} is not read as a weight"),
+    let Some(dtype) = crate::model::weights_file::parse_dtype(v.storage.dtype) else {
+        bail!("dtype {} is not read as a weight", v.storage.dtype);
     };
     let es = dtype.size_in_bytes();
     let n = v.numel() as usize;
-    let bytes: Vec<u8> = if v.is_contiguous() {
+    if v.is_contiguous() {
         let start = v.offset as usize * es;
-        storage[start..start + n * es].to_vec()
-    } else {
-        let mut out = Vec::with_capacity(n * es);
-        let mut index = vec![0usize; v.shape.len()];
-        for _ in 0..n {
-            let at = v.offset as usize
-                + index
-                    .iter()
-                    .zip(&v.stride)
-                    .map(|(&i, &s)| i * s as usize)
-                    .sum::<usize>();
-            out.extend_from_slice(&storage[at * es..(at + 1) * es]);
-            for d in (0..index.len()).rev() {
-                index[d] += 1;
-                if index[d] < v.shape[d] {
-                    break;
-                }
-                index[d] = 0;
+        let bytes = &storage[start..start + n * es];
+        return Ok(Tensor::from_raw_buffer(bytes, dtype, &v.shape, device)?);
+    }
+    let mut out = Vec::with_capacity(n * es);
+    let mut index = vec![0usize; v.shape.len()];
+    for _ in 0..n {
+        let at = v.offset as usize
+            + index
+                .iter()
+                .zip(&v.stride)
+                .map(|(&i, &s)| i * s as usize)
+                .sum::<usize>();
+        out.extend_from_slice(&storage[at * es..(at + 1) * es]);
+        for d in (0..index.len()).rev() {
+            index[d] += 1;
+            if index[d] < v.shape[d] {
+                break;
             }
+            index[d] = 0;
         }
-        out
-    };
-    Ok(Tensor::from_raw_buffer(&bytes, dtype, &v.shape, device)?)
+    }
+    Ok(Tensor::from_raw_buffer(&out, dtype, &v.shape, device)?)
 }
